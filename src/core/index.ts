@@ -1,0 +1,6 @@
+export * from './assert.js';
+export * from './clock.js';
+export * from './ids.js';
+export * from './limits.js';
+export * from './random.js';
+export * from './result.js';

@@ -1,0 +1,64 @@
+import { assert } from './assert.js';
+
+/**
+ * Every bound in the system, by name. A queue, map, cache, table or loop that can grow is capped
+ * by one of these; code that hits a cap drops explicitly, returns a typed error and counts it.
+ * Names end in their unit and `Max` (or `Min`), as the style guide asks.
+ */
+
+/** Length of an id (replica, tenant, user, account, IP subject) in characters; ids are ASCII. */
+export const idLengthMax = 64;
+
+/** Length of a counter scope or metric name: short lowercase identifiers from a fixed vocabulary. */
+export const nameLengthMax = 32;
+
+/**
+ * Distinct replicas one counter state will track. Replicas are mesh members (and their
+ * incarnations); the mesh configuration stays well below this.
+ */
+export const replicasMax = 256;
+
+/** Live keys in one windowed counter map unless its owner asks for fewer. */
+export const counterKeysMax = 4_000_000;
+
+/** Largest amount a single counter entry may reach: doubles hold integers exactly up to here. */
+export const counterValueMax = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Largest batch version of one replica incarnation: versions are stored in 32 bits. At one batch
+ * per 50 ms gossip interval that lasts six years; a replica restarts under a new incarnation
+ * long before.
+ */
+export const counterVersionMax = 0xffff_ffff;
+
+/**
+ * How long a window is kept after it ends before it is expired. It must exceed the worst clock
+ * skew between nodes plus the longest delay a delta can take to arrive, or a late delta for a
+ * window one node has expired would be dropped while another still counts it.
+ */
+export const windowExpiryHorizonMs = 15 * 60_000;
+
+/** Largest frame accepted from the wire (bytes); also the `maxPayload` of the transport. */
+export const frameBytesMax = 4 * 1024 * 1024;
+
+/** Entries (key × replica pairs) in one decoded counter delta frame. */
+export const frameEntriesMax = 262_144;
+
+/** Keys in the key table of one frame. */
+export const frameKeysMax = 262_144;
+
+/** Strings (scopes, subjects, metrics) in the string table of one frame. */
+export const frameStringsMax = 262_144;
+
+/** Distinct windows in the window table of one frame. */
+export const frameWindowsMax = 4_096;
+
+/** Cells of a rights matrix (bounded counter) in one frame. */
+export const frameRightsCellsMax = 262_144;
+
+// Relations between bounds that the code relies on.
+assert(idLengthMax >= nameLengthMax, 'ids must be able to hold names');
+assert(replicasMax <= 0xffff, 'replica indexes must fit the wire tables');
+assert(frameEntriesMax <= frameBytesMax, 'every entry takes at least one byte on the wire');
+assert(frameKeysMax <= frameEntriesMax, 'a key table entry exists only for entries');
+assert(windowExpiryHorizonMs >= 60_000, 'the expiry horizon must cover clock skew and gossip delay');
