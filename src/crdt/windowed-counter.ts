@@ -1,0 +1,470 @@
+import { assert, isCount } from '../core/assert.js';
+import type { ReplicaId } from '../core/ids.js';
+import { counterKeysMax, counterValueMax, counterVersionMax, replicasMax, windowExpiryHorizonMs } from '../core/limits.js';
+import { err, OK_VOID, type Result } from '../core/result.js';
+import { counterKey, type CounterKey } from './counter-key.js';
+import type { PnEntry, PnState } from './pn-counter.js';
+import { windowAt, windowUnitCodes, windowUnits, type WindowUnit } from './window.js';
+
+/**
+ * A map of PN-counters keyed by `(scope, subject, metric, window)`, replicated as one delta-state
+ * CRDT: every key holds one `(p, n)` entry per replica, only the owner writes its entries, and
+ * joins take the point-wise maximum (see `pn-counter.ts` for why that converges).
+ *
+ * Versions and anti-entropy. Each replica numbers its outgoing batches: `takeDelta()` stamps the
+ * entries changed since the last batch with the next version `v` and returns them with the claim
+ * "this holds every change of replica R with version in (v−1, v]" (a `VersionRange`). A receiver
+ * advances its known version of R only when a range starts at or below what it already knows, so
+ * a lost batch leaves a gap that the known version does not skip over. The digest is that vector
+ * of known versions; `deltaSince(digest)` returns exactly the entries the digest's owner lacks,
+ * with ranges that let it advance. A new or long-gone peer sends an empty digest and gets the
+ * full state.
+ *
+ * Memory. Keys map to slots; each slot holds `stride` replica columns in three flat typed arrays
+ * (positive totals, negative totals, versions), so a key with eight replicas costs 160 bytes of
+ * counters instead of eight small objects. `stride` doubles when a new replica arrives past it.
+ *
+ * Expiry. `expire(nowMs)` drops windows that ended more than `horizonMs` ago and raises a
+ * per-unit watermark; joins and increments below the watermark are refused, so a late delta
+ * cannot resurrect an expired window. Memory is bounded by live windows and by `keysMax`.
+ *
+ * A replica that loses its state must rejoin under a new replica id: see `pn-counter.ts`.
+ */
+
+/** One replica's entry for one key, as carried by deltas. */
+export interface CounterEntry {
+  readonly key: CounterKey;
+  readonly replica: ReplicaId;
+  readonly p: number;
+  readonly n: number;
+  /** The owner's batch version at which this entry last changed. */
+  readonly version: number;
+}
+
+/** A claim that a delta holds every change of `replica` with a version in `(from, to]`. */
+export interface VersionRange {
+  readonly replica: ReplicaId;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A delta, a repair or a full state: they have the same shape and the same join. */
+export interface CounterDelta {
+  readonly entries: readonly CounterEntry[];
+  readonly ranges: readonly VersionRange[];
+}
+
+/** Per replica, the highest version up to which the digest's owner holds every change. */
+export type Digest = ReadonlyMap<ReplicaId, number>;
+
+export type CounterError =
+  | { readonly kind: 'keys-full'; readonly keysMax: number }
+  | { readonly kind: 'window-expired'; readonly key: CounterKey };
+
+/** What a join did; entries dropped for overflow mean the state is incomplete (and counted). */
+export interface JoinReport {
+  readonly entriesApplied: number;
+  readonly entriesExpired: number;
+  readonly entriesOverflowed: number;
+}
+
+export interface WindowedCounterOptions {
+  /** Live keys this map may hold; at most `counterKeysMax`. */
+  readonly keysMax?: number;
+  /** How long after its end a window is kept; see `windowExpiryHorizonMs`. */
+  readonly horizonMs?: number;
+}
+
+const emptyDigest: Digest = new Map();
+const strideInitial = 4;
+const slotsInitial = 64;
+
+export class WindowedCounter {
+  readonly keysMax: number;
+  readonly horizonMs: number;
+
+  private readonly slotByKey = new Map<string, number>();
+  private keyBySlot: (CounterKey | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+  private slotCapacity = slotsInitial;
+  private slotsUsed = 0;
+
+  private readonly replicaIds: ReplicaId[] = [];
+  private readonly replicaIndex = new Map<ReplicaId, number>();
+  private stride = strideInitial;
+  private pTotals = new Float64Array(slotsInitial * strideInitial);
+  private nTotals = new Float64Array(slotsInitial * strideInitial);
+  private versions = new Uint32Array(slotsInitial * strideInitial);
+  /** Per replica index: the version up to which this state holds every change of that replica. */
+  private readonly known = new Float64Array(replicasMax);
+
+  /** Slots whose own entry changed since the last stamp. */
+  private dirty: number[] = [];
+  /** Slots stamped since the last `takeDelta`. */
+  private outgoing: number[] = [];
+  /** Per slot: bit 1 = in `dirty`, bit 2 = in `outgoing`. */
+  private marks = new Uint8Array(slotsInitial);
+  private ownVersion = 0;
+  private takenVersion = 0;
+
+  /** Per unit code: windows with a smaller index are expired. */
+  private readonly watermark = new Float64Array(windowUnits.length).fill(-Infinity);
+
+  constructor(
+    readonly self: ReplicaId,
+    options: WindowedCounterOptions = {},
+  ) {
+    this.keysMax = options.keysMax ?? counterKeysMax;
+    this.horizonMs = options.horizonMs ?? windowExpiryHorizonMs;
+    assert(Number.isSafeInteger(this.keysMax) && this.keysMax > 0 && this.keysMax <= counterKeysMax, 'keysMax out of range');
+    assert(this.horizonMs >= 0, 'horizonMs must not be negative');
+    this.replicaIds.push(self);
+    this.replicaIndex.set(self, 0);
+  }
+
+  /** Live keys. */
+  get size(): number {
+    return this.slotByKey.size;
+  }
+
+  /** Replicas this state has entries or versions for, itself included. */
+  get replicaCount(): number {
+    return this.replicaIds.length;
+  }
+
+  /** This replica's latest batch version. */
+  get version(): number {
+    return this.ownVersion;
+  }
+
+  increment(key: CounterKey, amount: number): Result<undefined, CounterError> {
+    return this.change(key, amount, true);
+  }
+
+  /** Adds to the negative total: refunds of reservations. The value may go below zero. */
+  decrement(key: CounterKey, amount: number): Result<undefined, CounterError> {
+    return this.change(key, amount, false);
+  }
+
+  private change(key: CounterKey, amount: number, positive: boolean): Result<undefined, CounterError> {
+    assert(isCount(amount), 'amount must be a non-negative safe integer');
+    if (key.window.index < (this.watermark[windowUnitCodes[key.window.unit]] as number)) {
+      return err({ kind: 'window-expired', key });
+    }
+    let slot = this.slotByKey.get(key.id);
+    if (slot === undefined) {
+      if (this.slotByKey.size >= this.keysMax) return err({ kind: 'keys-full', keysMax: this.keysMax });
+      slot = this.allocateSlot(key);
+    }
+    // Read the array only now: allocating a slot may have replaced it. The own replica is
+    // always column 0.
+    const totals = positive ? this.pTotals : this.nTotals;
+    const i = slot * this.stride;
+    const next = (totals[i] as number) + amount;
+    assert(next <= counterValueMax, 'counter entry overflow');
+    totals[i] = next;
+    const mark = this.marks[slot] as number;
+    if ((mark & 1) === 0) {
+      this.marks[slot] = mark | 1;
+      this.dirty.push(slot);
+    }
+    return OK_VOID;
+  }
+
+  /**
+   * The batch of own changes since the last call, stamped with a new version: what the gossip
+   * layer sends every interval. Returns an empty delta when nothing changed.
+   */
+  takeDelta(): CounterDelta {
+    this.stamp();
+    if (this.outgoing.length === 0) return { entries: [], ranges: [] };
+    const entries: CounterEntry[] = [];
+    for (const slot of this.outgoing) {
+      this.marks[slot] = (this.marks[slot] as number) & ~2;
+      const key = this.keyBySlot[slot];
+      if (key !== undefined) this.pushEntry(entries, key, slot, 0);
+    }
+    this.outgoing = [];
+    const ranges = [{ replica: this.self, from: this.takenVersion, to: this.ownVersion }];
+    this.takenVersion = this.ownVersion;
+    return { entries, ranges };
+  }
+
+  /** Per replica, the version up to which this state holds every change. */
+  digest(): Digest {
+    this.stamp();
+    const digest = new Map<ReplicaId, number>();
+    for (let r = 0; r < this.replicaIds.length; r++) {
+      const version = this.known[r] as number;
+      if (version > 0) digest.set(this.replicaIds[r] as ReplicaId, version);
+    }
+    return digest;
+  }
+
+  /**
+   * Everything this state holds that the owner of `digest` lacks, with the ranges that let it
+   * advance its own digest. An empty digest yields the full state.
+   */
+  deltaSince(digest: Digest): CounterDelta {
+    this.stamp();
+    const replicaCount = this.replicaIds.length;
+    const theirs = new Float64Array(replicaCount);
+    const ranges: VersionRange[] = [];
+    for (let r = 0; r < replicaCount; r++) {
+      const replica = this.replicaIds[r] as ReplicaId;
+      const from = digest.get(replica) ?? 0;
+      theirs[r] = from;
+      const to = this.known[r] as number;
+      if (to > from) ranges.push({ replica, from, to });
+    }
+    const entries: CounterEntry[] = [];
+    for (let slot = 0; slot < this.slotsUsed; slot++) {
+      const key = this.keyBySlot[slot];
+      if (key === undefined) continue;
+      const base = slot * this.stride;
+      for (let r = 0; r < replicaCount; r++) {
+        if ((this.versions[base + r] as number) > (theirs[r] as number)) this.pushEntry(entries, key, slot, r);
+      }
+    }
+    return { entries, ranges };
+  }
+
+  /** The full state, for a new or long-gone peer. */
+  state(): CounterDelta {
+    return this.deltaSince(emptyDigest);
+  }
+
+  /** Merges a delta, a repair or a full state. */
+  join(delta: CounterDelta): JoinReport {
+    let entriesApplied = 0;
+    let entriesExpired = 0;
+    let entriesOverflowed = 0;
+    // Replicas some of whose entries were dropped: their ranges must not advance the digest,
+    // or the missing entries would never be asked for again.
+    let incomplete: Set<ReplicaId> | undefined;
+    // Deltas come mostly from one replica: remember its column instead of looking it up per entry.
+    let lastReplica: ReplicaId | undefined;
+    let lastColumn: number | undefined;
+    const watermark = this.watermark;
+    for (const entry of delta.entries) {
+      const { key, p, n, version } = entry;
+      assert(isCount(p) && isCount(n) && isCount(version), 'joined entries hold counts');
+      if (p === 0 && n === 0) continue;
+      if (key.window.index < (watermark[windowUnitCodes[key.window.unit]] as number)) {
+        entriesExpired++;
+        continue;
+      }
+      if (entry.replica !== lastReplica) {
+        lastReplica = entry.replica;
+        lastColumn = this.replicaColumn(entry.replica);
+      }
+      const r = lastColumn;
+      let slot = this.slotByKey.get(key.id);
+      if (slot === undefined && r !== undefined && this.slotByKey.size < this.keysMax) {
+        slot = this.allocateSlot(key);
+      }
+      if (r === undefined || slot === undefined) {
+        entriesOverflowed++;
+        (incomplete ??= new Set()).add(entry.replica);
+        continue;
+      }
+      const i = slot * this.stride + r;
+      const pTotals = this.pTotals;
+      const nTotals = this.nTotals;
+      if (p > (pTotals[i] as number)) pTotals[i] = p;
+      if (n > (nTotals[i] as number)) nTotals[i] = n;
+      if (version > (this.versions[i] as number)) {
+        assert(version <= counterVersionMax, 'version overflow');
+        this.versions[i] = version;
+        // Our own entry at a version we do not remember means we lost state: number the next
+        // batches above it so that peers do not mistake them for old ones.
+        if (r === 0 && version > this.ownVersion) {
+          this.ownVersion = version;
+          this.takenVersion = version;
+        }
+      }
+      entriesApplied++;
+    }
+    for (const range of delta.ranges) {
+      assert(isCount(range.from) && isCount(range.to) && range.from <= range.to, 'ranges are ordered counts');
+      if (incomplete?.has(range.replica) === true) continue;
+      const r = this.replicaColumn(range.replica);
+      if (r === undefined) continue;
+      if (range.from <= (this.known[r] as number) && range.to > (this.known[r] as number)) this.known[r] = range.to;
+    }
+    if ((this.known[0] as number) > this.ownVersion) {
+      this.ownVersion = this.known[0] as number;
+      this.takenVersion = this.ownVersion;
+    }
+    return { entriesApplied, entriesExpired, entriesOverflowed };
+  }
+
+  /** Σp − Σn over all replicas; zero for an unknown key. */
+  value(key: CounterKey): number {
+    const slot = this.slotByKey.get(key.id);
+    if (slot === undefined) return 0;
+    const base = slot * this.stride;
+    let total = 0;
+    for (let r = 0; r < this.replicaIds.length; r++) {
+      total += (this.pTotals[base + r] as number) - (this.nTotals[base + r] as number);
+    }
+    return total;
+  }
+
+  /** Each replica's entry for one key; replicas without an entry are left out. */
+  contributions(key: CounterKey): PnState {
+    const result = new Map<ReplicaId, PnEntry>();
+    const slot = this.slotByKey.get(key.id);
+    if (slot === undefined) return result;
+    const base = slot * this.stride;
+    for (let r = 0; r < this.replicaIds.length; r++) {
+      const p = this.pTotals[base + r] as number;
+      const n = this.nTotals[base + r] as number;
+      if (p !== 0 || n !== 0) result.set(this.replicaIds[r] as ReplicaId, { p, n });
+    }
+    return result;
+  }
+
+  /**
+   * The sum over the last `spanMs` ending at `nowMs`, from `bucketUnit` sub-buckets (10-second
+   * buckets for per-minute limits). Every bucket that overlaps `(nowMs − spanMs, nowMs]` counts in
+   * full, so the sum errs high by at most one bucket: a limit checked against it can reject
+   * slightly early, never admit over.
+   */
+  slidingSum(scope: string, subject: string, metric: string, spanMs: number, nowMs: number, bucketUnit: WindowUnit = 'sec10'): number {
+    assert(spanMs > 0, 'span must be positive');
+    const first = windowAt(bucketUnit, nowMs - spanMs + 1).index;
+    const last = windowAt(bucketUnit, nowMs).index;
+    let total = 0;
+    for (let index = Math.max(first, 0); index <= last; index++) {
+      total += this.value(counterKey(scope, subject, metric, { unit: bucketUnit, index }));
+    }
+    return total;
+  }
+
+  /** Live keys, in no particular order. */
+  *keys(): IterableIterator<CounterKey> {
+    for (const key of this.keyBySlot) if (key !== undefined) yield key;
+  }
+
+  /**
+   * Drops windows that ended more than `horizonMs` before `nowMs` and refuses them from now on.
+   * Returns how many keys were dropped. Call it every few seconds; it scans the map.
+   */
+  expire(nowMs: number): number {
+    let raised = false;
+    for (const unit of windowUnits) {
+      const code = windowUnitCodes[unit];
+      // The window containing `nowMs − horizon` ends after it, so it is still live.
+      const firstLive = windowAt(unit, nowMs - this.horizonMs).index;
+      if (firstLive > (this.watermark[code] as number)) {
+        this.watermark[code] = firstLive;
+        raised = true;
+      }
+    }
+    if (!raised) return 0;
+    let dropped = 0;
+    for (let slot = 0; slot < this.slotsUsed; slot++) {
+      const key = this.keyBySlot[slot];
+      if (key === undefined) continue;
+      if (key.window.index >= (this.watermark[windowUnitCodes[key.window.unit]] as number)) continue;
+      this.slotByKey.delete(key.id);
+      this.keyBySlot[slot] = undefined;
+      const base = slot * this.stride;
+      this.pTotals.fill(0, base, base + this.stride);
+      this.nTotals.fill(0, base, base + this.stride);
+      this.versions.fill(0, base, base + this.stride);
+      this.marks[slot] = 0;
+      this.freeSlots.push(slot);
+      dropped++;
+    }
+    if (dropped > 0) {
+      // A freed slot may be reused by another key: forget it in the change lists.
+      this.dirty = this.dirty.filter((slot) => this.keyBySlot[slot] !== undefined);
+      this.outgoing = this.outgoing.filter((slot) => this.keyBySlot[slot] !== undefined);
+    }
+    return dropped;
+  }
+
+  /** Stamps own changes with the next version and moves them to the outgoing batch. */
+  private stamp(): void {
+    if (this.dirty.length === 0) return;
+    assert(this.ownVersion < counterVersionMax, 'version overflow');
+    this.ownVersion++;
+    this.known[0] = this.ownVersion;
+    for (const slot of this.dirty) {
+      this.versions[slot * this.stride] = this.ownVersion;
+      const mark = this.marks[slot] as number;
+      if ((mark & 2) === 0) this.outgoing.push(slot);
+      this.marks[slot] = 2;
+    }
+    this.dirty = [];
+  }
+
+  private pushEntry(entries: CounterEntry[], key: CounterKey, slot: number, r: number): void {
+    const i = slot * this.stride + r;
+    entries.push({
+      key,
+      replica: this.replicaIds[r] as ReplicaId,
+      p: this.pTotals[i] as number,
+      n: this.nTotals[i] as number,
+      version: this.versions[i] as number,
+    });
+  }
+
+  /** The column of a replica, added if new; undefined once `replicasMax` replicas are tracked. */
+  private replicaColumn(replica: ReplicaId): number | undefined {
+    const known = this.replicaIndex.get(replica);
+    if (known !== undefined) return known;
+    if (this.replicaIds.length >= replicasMax) return undefined;
+    const r = this.replicaIds.length;
+    this.replicaIds.push(replica);
+    this.replicaIndex.set(replica, r);
+    if (r >= this.stride) this.relayout(this.slotCapacity, this.stride * 2);
+    return r;
+  }
+
+  private allocateSlot(key: CounterKey): number {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      if (this.slotsUsed >= this.slotCapacity) {
+        // Never allocate room for more keys than the map may hold.
+        this.relayout(Math.min(this.slotCapacity * 2, Math.max(this.keysMax, slotsInitial)), this.stride);
+      }
+      slot = this.slotsUsed++;
+    }
+    this.slotByKey.set(key.id, slot);
+    this.keyBySlot[slot] = key;
+    return slot;
+  }
+
+  /** Grows the typed arrays to a new slot capacity and/or replica stride, keeping every entry. */
+  private relayout(slotCapacity: number, stride: number): void {
+    const pTotals = new Float64Array(slotCapacity * stride);
+    const nTotals = new Float64Array(slotCapacity * stride);
+    const versions = new Uint32Array(slotCapacity * stride);
+    if (stride === this.stride) {
+      pTotals.set(this.pTotals);
+      nTotals.set(this.nTotals);
+      versions.set(this.versions);
+    } else {
+      for (let slot = 0; slot < this.slotsUsed; slot++) {
+        const from = slot * this.stride;
+        const to = slot * stride;
+        pTotals.set(this.pTotals.subarray(from, from + this.stride), to);
+        nTotals.set(this.nTotals.subarray(from, from + this.stride), to);
+        versions.set(this.versions.subarray(from, from + this.stride), to);
+      }
+    }
+    this.pTotals = pTotals;
+    this.nTotals = nTotals;
+    this.versions = versions;
+    if (slotCapacity !== this.slotCapacity) {
+      const marks = new Uint8Array(slotCapacity);
+      marks.set(this.marks);
+      this.marks = marks;
+    }
+    this.slotCapacity = slotCapacity;
+    this.stride = stride;
+  }
+}
