@@ -1,0 +1,134 @@
+import { assert } from '../../core/assert.js';
+
+/**
+ * A minimal protocol-buffers writer for the frames in proto/carpool/v1/mesh.proto: varints up to
+ * 2⁵³ (counters are JavaScript numbers, never BigInts), zigzag varints, ASCII strings, packed
+ * repeated fields and nested messages. Hand-written instead of generated because it writes
+ * numbers without Long objects, knows our strings are ASCII, and allocates one buffer per frame;
+ * test/mesh/wire checks its output against protobufjs reading the .proto file.
+ */
+export const wireVarint = 0;
+export const wireLengthDelimited = 2;
+
+export class ProtoWriter {
+  private buffer: Uint8Array;
+  private position = 0;
+
+  constructor(capacity = 256) {
+    this.buffer = new Uint8Array(capacity);
+  }
+
+  get length(): number {
+    return this.position;
+  }
+
+  /** The bytes written so far (a view, valid until the next write). */
+  bytes(): Uint8Array {
+    return this.buffer.subarray(0, this.position);
+  }
+
+  byte(value: number): void {
+    this.reserve(1);
+    this.buffer[this.position++] = value;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.buffer.set(bytes, this.position);
+    this.position += bytes.length;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(field * 8 + wireType);
+  }
+
+  varint(value: number): void {
+    this.reserve(10);
+    let v = value;
+    if (v < 0x8000_0000) {
+      while (v > 0x7f) {
+        this.buffer[this.position++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+      this.buffer[this.position++] = v;
+      return;
+    }
+    assert(Number.isSafeInteger(v) && v >= 0, 'varints encode non-negative safe integers');
+    while (v > 0x7f) {
+      this.buffer[this.position++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buffer[this.position++] = v;
+  }
+
+  /** An ASCII string field (ids and names are ASCII by construction). */
+  string(field: number, text: string): void {
+    this.tag(field, wireLengthDelimited);
+    this.varint(text.length);
+    this.reserve(text.length);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      assert(c < 0x80, 'wire strings are ASCII');
+      this.buffer[this.position++] = c;
+    }
+  }
+
+  /** A packed repeated varint field; nothing is written for an empty column. */
+  packed(field: number, values: ArrayLike<number>): void {
+    if (values.length === 0) return;
+    let size = 0;
+    for (let i = 0; i < values.length; i++) size += varintSize(values[i] as number);
+    this.tag(field, wireLengthDelimited);
+    this.varint(size);
+    for (let i = 0; i < values.length; i++) this.varint(values[i] as number);
+  }
+
+  /** A packed repeated `sint64` field: zigzag-encoded signed values. */
+  packedSigned(field: number, values: ArrayLike<number>): void {
+    const encoded = new Array<number>(values.length);
+    for (let i = 0; i < values.length; i++) encoded[i] = zigzag(values[i] as number);
+    this.packed(field, encoded);
+  }
+
+  /** A nested message field, written by `write` into a scratch writer. */
+  message(field: number, write: (writer: ProtoWriter) => void): void {
+    const nested = new ProtoWriter(64);
+    write(nested);
+    this.tag(field, wireLengthDelimited);
+    this.varint(nested.length);
+    this.raw(nested.bytes());
+  }
+
+  private reserve(extra: number): void {
+    if (this.position + extra <= this.buffer.length) return;
+    let capacity = this.buffer.length * 2;
+    while (capacity < this.position + extra) capacity *= 2;
+    const grown = new Uint8Array(capacity);
+    grown.set(this.buffer.subarray(0, this.position));
+    this.buffer = grown;
+  }
+}
+
+export function varintSize(value: number): number {
+  if (value < 0x80) return 1;
+  if (value < 0x4000) return 2;
+  if (value < 0x20_0000) return 3;
+  if (value < 0x1000_0000) return 4;
+  let size = 4;
+  let v = Math.floor(value / 0x1000_0000);
+  while (v > 0) {
+    size++;
+    v = Math.floor(v / 0x80);
+  }
+  return size;
+}
+
+/** Zigzag maps signed to unsigned so small magnitudes stay small: 0, −1, 1, −2 → 0, 1, 2, 3. */
+export function zigzag(value: number): number {
+  assert(Number.isSafeInteger(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER / 2, 'zigzag range');
+  return value >= 0 ? value * 2 : -value * 2 - 1;
+}
+
+export function unzigzag(value: number): number {
+  return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
+}

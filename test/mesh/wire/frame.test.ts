@@ -1,0 +1,192 @@
+// Proves the frame codec's envelope checks, its compactness, and wire compatibility with
+// protobufjs reading proto/carpool/v1/mesh.proto (so other languages can speak the mesh).
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { asReplicaId } from '../../../src/core/ids.js';
+import { frameBytesMax } from '../../../src/core/limits.js';
+import { counterKey } from '../../../src/crdt/counter-key.js';
+import type { CounterDelta } from '../../../src/crdt/windowed-counter.js';
+import { crc32c } from '../../../src/mesh/wire/crc32c.js';
+import { decodeFrame, encodeFrame, type Frame } from '../../../src/mesh/wire/frame.js';
+
+const root = protobuf.loadSync(new URL('../../../proto/carpool/v1/mesh.proto', import.meta.url).pathname);
+const FrameType = root.lookupType('carpool.v1.Frame');
+
+const a = asReplicaId('us-east-1');
+const b = asReplicaId('eu-west-1');
+const day = { unit: 'day' as const, index: 20418 };
+const tokens = counterKey('tenant', 'acme', 'weighted_tokens', day);
+const requests = counterKey('tenant', 'acme', 'requests', { unit: 'minute', index: 29_401_234 });
+
+const sample: CounterDelta = {
+  entries: [
+    { key: tokens, replica: a, p: 1_234_567, n: 890, version: 7 },
+    { key: tokens, replica: b, p: 9_007_199_254_740_991, n: 0, version: 3 },
+    { key: requests, replica: a, p: 12, n: 0, version: 6 },
+  ],
+  ranges: [{ replica: a, from: 5, to: 7 }],
+};
+
+function encode(frame: Frame): Uint8Array {
+  const result = encodeFrame(frame);
+  if (!result.ok) throw new Error('unexpected frame-too-large');
+  return result.value;
+}
+
+/** Wraps a protobuf `Frame` body in the envelope (magic, version, CRC). */
+function envelope(body: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(body.length + 6);
+  bytes[0] = 0xca;
+  bytes[1] = 0x01;
+  bytes.set(body, 2);
+  const crc = crc32c(bytes, 0, body.length + 2);
+  new DataView(bytes.buffer).setUint32(body.length + 2, crc, true);
+  return bytes;
+}
+
+function reason(bytes: Uint8Array): string {
+  const decoded = decodeFrame(bytes);
+  return decoded.ok ? 'ok' : decoded.error.reason;
+}
+
+describe('frame envelope', () => {
+  it('round-trips a counter delta exactly, including the largest safe integer', () => {
+    const decoded = decodeFrame(encode({ kind: 'counter-delta', delta: sample }));
+    expect(decoded.ok).toBe(true);
+    if (!decoded.ok || decoded.value.kind !== 'counter-delta') return;
+    const byId = (d: CounterDelta) => d.entries.map((e) => [e.key.id, e.replica, e.p, e.n, e.version].join('|')).sort();
+    expect(byId(decoded.value.delta)).toEqual(byId(sample));
+    expect(decoded.value.delta.ranges).toEqual(sample.ranges);
+  });
+
+  it('rejects short, foreign, future-version and corrupted frames with a reason', () => {
+    const good = encode({ kind: 'digest', digest: new Map([[a, 3]]) });
+    expect(reason(good)).toBe('ok');
+    expect(reason(good.subarray(0, 5))).toBe('too-short');
+    expect(reason(Uint8Array.from([0x7b, ...good.subarray(1)]))).toBe('bad-magic');
+    expect(reason(Uint8Array.from([0xca, 0x02, ...good.subarray(2)]))).toBe('bad-version');
+    const flipped = good.slice();
+    flipped[4]! ^= 0x10;
+    expect(reason(flipped)).toBe('checksum');
+    expect(reason(new Uint8Array(frameBytesMax + 1))).toBe('too-long');
+  });
+
+  it('rejects well-checksummed frames whose content is inconsistent', () => {
+    // Two bodies in one frame.
+    const digest = FrameType.encode(FrameType.fromObject({ digest: { replicas: ['a'], versions: [1] } })).finish();
+    expect(reason(envelope(Uint8Array.from([...digest, ...digest])))).toBe('inconsistent');
+    // No body.
+    expect(reason(envelope(new Uint8Array(0)))).toBe('inconsistent');
+    // A digest with more versions than replicas.
+    const uneven = FrameType.encode(FrameType.fromObject({ digest: { replicas: ['a'], versions: [1, 2] } })).finish();
+    expect(reason(envelope(uneven))).toBe('inconsistent');
+    // An entry that refers to a replica the table does not have.
+    const dangling = FrameType.encode(
+      FrameType.fromObject({
+        counterDelta: {
+          table: { replicas: ['a'], strings: ['tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] },
+          entryReplicas: [3],
+          entryP: [1],
+          entryN: [0],
+          entryVersionLags: [0],
+        },
+      }),
+    ).finish();
+    expect(reason(envelope(dangling))).toBe('out-of-range');
+    // A scope that is not a lowercase name.
+    const badScope = FrameType.encode(
+      FrameType.fromObject({
+        counterDelta: {
+          table: { replicas: ['a'], strings: ['Tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] },
+          entryReplicas: [0],
+          entryP: [1],
+          entryN: [0],
+          entryVersionLags: [0],
+        },
+      }),
+    ).finish();
+    expect(reason(envelope(badScope))).toBe('bad-string');
+    // A varint above 2^53 - 1.
+    expect(reason(envelope(Uint8Array.from([0x12, 0x0b, 0x12, 0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])))).toBe('out-of-range');
+  });
+
+  it('refuses to encode a frame over frameBytesMax', () => {
+    // 60,000 keys with 64-character subjects: about 76 bytes each, over 4 MiB in all.
+    const entries = Array.from({ length: 60_000 }, (_, i) => ({
+      key: counterKey('tenant', String(i).padStart(64, 'x'), 'requests', day),
+      replica: a,
+      p: i,
+      n: 0,
+      version: 1,
+    }));
+    const result = encodeFrame({ kind: 'counter-delta', delta: { entries, ranges: [] } });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error.bytes).toBeGreaterThan(frameBytesMax);
+  });
+});
+
+describe('wire compatibility with protobufjs', () => {
+  it('protobufjs reads our counter delta as the .proto describes it', () => {
+    const bytes = encode({ kind: 'counter-delta', delta: sample });
+    const message = FrameType.decode(bytes.subarray(2, bytes.length - 4));
+    const object = FrameType.toObject(message, { longs: Number, arrays: true }) as {
+      counterDelta: {
+        table: { replicas: string[]; strings: string[]; windowUnits: number[]; windowIndexes: number[]; keyScopes: number[]; keySubjects: number[] };
+        keyEntryCounts: number[];
+        entryReplicas: number[];
+        entryP: number[];
+        entryN: number[];
+        entryVersionLags: number[];
+        rangeReplicas: number[];
+        rangeFrom: number[];
+        rangeTo: number[];
+      };
+    };
+    const delta = object.counterDelta;
+    expect(delta.table.replicas).toEqual(['us-east-1', 'eu-west-1']);
+    expect(delta.table.strings).toEqual(['tenant', 'acme', 'weighted_tokens', 'requests']);
+    expect(delta.table.windowUnits).toEqual([4, 1]);
+    expect(delta.table.windowIndexes).toEqual([20418, 29_401_234]);
+    expect(delta.keyEntryCounts).toEqual([2, 1]);
+    expect(delta.entryReplicas).toEqual([0, 1, 0]);
+    expect(delta.entryP).toEqual([1_234_567, 9_007_199_254_740_991, 12]);
+    expect(delta.entryN).toEqual([890, 0, 0]);
+    // Versions relative to the range's `to` (7) for replica 0; replica 1 has no range.
+    expect(delta.entryVersionLags).toEqual([0, -3, 1]);
+    expect([delta.rangeReplicas, delta.rangeFrom, delta.rangeTo]).toEqual([[0], [5], [7]]);
+  });
+
+  it('we read what protobufjs writes, unpacked fields and unknown fields included', () => {
+    const body = FrameType.encode(
+      FrameType.fromObject({
+        rightsDelta: {
+          table: { replicas: ['a', 'b'], strings: ['tenant', 'acme', 'requests'], windowUnits: [6], windowIndexes: [680], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] },
+          rowKeys: [0],
+          rowOwners: [0],
+          rowUsed: [40],
+          rowCellCounts: [2],
+          cellTo: [0, 1],
+          cellAmounts: [100, 25],
+        },
+      }),
+    ).finish();
+    // Append an unknown field (number 15, varint) to the Frame: a newer peer's addition.
+    const decoded = decodeFrame(envelope(Uint8Array.from([...body, 0x78, 0x05])));
+    expect(decoded.ok).toBe(true);
+    if (!decoded.ok || decoded.value.kind !== 'rights-delta') return;
+    const [row] = decoded.value.rows;
+    expect(row?.key.id).toBe(counterKey('tenant', 'acme', 'requests', { unit: 'day30', index: 680 }).id);
+    expect(row?.row.used).toBe(40);
+    expect([...(row?.row.cells ?? [])]).toEqual([
+      ['a', 100],
+      ['b', 25],
+    ]);
+    // An unpacked repeated field (wire type 0, one value per tag) decodes the same as packed.
+    const unpacked = Uint8Array.from([0x12, 0x07, 0x0a, 0x01, 0x61, 0x10, 0x05, 0x10, 0x06]);
+    const digestDecoded = decodeFrame(envelope(unpacked));
+    expect(digestDecoded.ok).toBe(false); // one replica, two versions: inconsistent
+    const unpackedOk = Uint8Array.from([0x12, 0x05, 0x0a, 0x01, 0x61, 0x10, 0x05]);
+    const okDecoded = decodeFrame(envelope(unpackedOk));
+    expect(okDecoded.ok && okDecoded.value.kind === 'digest' ? [...okDecoded.value.digest] : undefined).toEqual([['a', 5]]);
+  });
+});
