@@ -42,7 +42,7 @@ export function counterKey(scope: string, subject: string, metric: string, windo
  * table string once instead of once per key that uses it.
  */
 export function checkedCounterKey(scope: string, subject: string, metric: string, window: Window): CounterKey {
-  const id = scope + sep + subject + sep + metric + sep + String(windowUnitCode(window.unit)) + sep + String(window.index);
+  const id = [scope, subject, metric, windowUnitCode(window.unit), window.index].join(sep);
   // The window object is shared, not copied: keys of one window share one object, which matters
   // when a map holds millions of keys.
   return { scope, subject, metric, window, id };

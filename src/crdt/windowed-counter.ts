@@ -20,9 +20,11 @@ import { windowAt, windowUnitCodes, windowUnits, type WindowUnit } from './windo
  * with ranges that let it advance. A new or long-gone peer sends an empty digest and gets the
  * full state.
  *
- * Memory. Keys map to slots; each slot holds `stride` replica columns in three flat typed arrays
- * (positive totals, negative totals, versions), so a key with eight replicas costs 160 bytes of
- * counters instead of eight small objects. `stride` doubles when a new replica arrives past it.
+ * Memory. Keys map to slots; each slot holds `stride` replica cells of three doubles (p, n,
+ * version) side by side, so a join touches one cache line per entry and a key with eight
+ * replicas costs 192 bytes instead of eight small objects. Slots live in fixed-size pages: the
+ * map grows a page at a time, without copying, so growth never pauses a join and capacity never
+ * overshoots by more than one page. `stride` doubles when a new replica arrives past it.
  *
  * Expiry. `expire(nowMs)` drops windows that ended more than `horizonMs` ago and raises a
  * per-unit watermark; joins and increments below the watermark are refused, so a late delta
@@ -77,7 +79,12 @@ export interface WindowedCounterOptions {
 
 const emptyDigest: Digest = new Map();
 const strideInitial = 4;
-const slotsInitial = 64;
+/** Slots per page: 1,024 slots × 4 replicas × 24 bytes = 96 KiB per page at the initial stride. */
+const pageShift = 10;
+const pageSlots = 1 << pageShift;
+const pageMask = pageSlots - 1;
+/** Doubles per cell: p, n, version. */
+const cellWidth = 3;
 
 export class WindowedCounter {
   readonly keysMax: number;
@@ -86,15 +93,13 @@ export class WindowedCounter {
   private readonly slotByKey = new Map<string, number>();
   private keyBySlot: (CounterKey | undefined)[] = [];
   private readonly freeSlots: number[] = [];
-  private slotCapacity = slotsInitial;
   private slotsUsed = 0;
 
   private readonly replicaIds: ReplicaId[] = [];
   private readonly replicaIndex = new Map<ReplicaId, number>();
   private stride = strideInitial;
-  private pTotals = new Float64Array(slotsInitial * strideInitial);
-  private nTotals = new Float64Array(slotsInitial * strideInitial);
-  private versions = new Uint32Array(slotsInitial * strideInitial);
+  /** Cell (slot, r) is at `pages[slot >> pageShift]`, offset `((slot & pageMask) × stride + r) × 3`. */
+  private pages: Float64Array[] = [];
   /** Per replica index: the version up to which this state holds every change of that replica. */
   private readonly known = new Float64Array(replicasMax);
 
@@ -103,7 +108,7 @@ export class WindowedCounter {
   /** Slots stamped since the last `takeDelta`. */
   private outgoing: number[] = [];
   /** Per slot: bit 1 = in `dirty`, bit 2 = in `outgoing`. */
-  private marks = new Uint8Array(slotsInitial);
+  private marks = new Uint8Array(pageSlots);
   private ownVersion = 0;
   private takenVersion = 0;
 
@@ -158,11 +163,11 @@ export class WindowedCounter {
     }
     // Read the array only now: allocating a slot may have replaced it. The own replica is
     // always column 0.
-    const totals = positive ? this.pTotals : this.nTotals;
-    const i = slot * this.stride;
-    const next = (totals[i] as number) + amount;
+    const page = this.pages[slot >> pageShift] as Float64Array;
+    const i = (slot & pageMask) * this.stride * cellWidth + (positive ? 0 : 1);
+    const next = (page[i] as number) + amount;
     assert(next <= counterValueMax, 'counter entry overflow');
-    totals[i] = next;
+    page[i] = next;
     const mark = this.marks[slot] as number;
     if ((mark & 1) === 0) {
       this.marks[slot] = mark | 1;
@@ -221,9 +226,10 @@ export class WindowedCounter {
     for (let slot = 0; slot < this.slotsUsed; slot++) {
       const key = this.keyBySlot[slot];
       if (key === undefined) continue;
-      const base = slot * this.stride;
+      const page = this.pages[slot >> pageShift] as Float64Array;
+      const base = (slot & pageMask) * this.stride * cellWidth;
       for (let r = 0; r < replicaCount; r++) {
-        if ((this.versions[base + r] as number) > (theirs[r] as number)) this.pushEntry(entries, key, slot, r);
+        if ((page[base + r * cellWidth + 2] as number) > (theirs[r] as number)) this.pushEntry(entries, key, slot, r);
       }
     }
     return { entries, ranges };
@@ -268,14 +274,13 @@ export class WindowedCounter {
         (incomplete ??= new Set()).add(entry.replica);
         continue;
       }
-      const i = slot * this.stride + r;
-      const pTotals = this.pTotals;
-      const nTotals = this.nTotals;
-      if (p > (pTotals[i] as number)) pTotals[i] = p;
-      if (n > (nTotals[i] as number)) nTotals[i] = n;
-      if (version > (this.versions[i] as number)) {
+      const page = this.pages[slot >> pageShift] as Float64Array;
+      const i = ((slot & pageMask) * this.stride + r) * cellWidth;
+      if (p > (page[i] as number)) page[i] = p;
+      if (n > (page[i + 1] as number)) page[i + 1] = n;
+      if (version > (page[i + 2] as number)) {
         assert(version <= counterVersionMax, 'version overflow');
-        this.versions[i] = version;
+        page[i + 2] = version;
         // Our own entry at a version we do not remember means we lost state: number the next
         // batches above it so that peers do not mistake them for old ones.
         if (r === 0 && version > this.ownVersion) {
@@ -303,10 +308,11 @@ export class WindowedCounter {
   value(key: CounterKey): number {
     const slot = this.slotByKey.get(key.id);
     if (slot === undefined) return 0;
-    const base = slot * this.stride;
+    const page = this.pages[slot >> pageShift] as Float64Array;
+    const base = (slot & pageMask) * this.stride * cellWidth;
     let total = 0;
     for (let r = 0; r < this.replicaIds.length; r++) {
-      total += (this.pTotals[base + r] as number) - (this.nTotals[base + r] as number);
+      total += (page[base + r * cellWidth] as number) - (page[base + r * cellWidth + 1] as number);
     }
     return total;
   }
@@ -316,10 +322,11 @@ export class WindowedCounter {
     const result = new Map<ReplicaId, PnEntry>();
     const slot = this.slotByKey.get(key.id);
     if (slot === undefined) return result;
-    const base = slot * this.stride;
+    const page = this.pages[slot >> pageShift] as Float64Array;
+    const base = (slot & pageMask) * this.stride * cellWidth;
     for (let r = 0; r < this.replicaIds.length; r++) {
-      const p = this.pTotals[base + r] as number;
-      const n = this.nTotals[base + r] as number;
+      const p = page[base + r * cellWidth] as number;
+      const n = page[base + r * cellWidth + 1] as number;
       if (p !== 0 || n !== 0) result.set(this.replicaIds[r] as ReplicaId, { p, n });
     }
     return result;
@@ -370,10 +377,8 @@ export class WindowedCounter {
       if (key.window.index >= (this.watermark[windowUnitCodes[key.window.unit]] as number)) continue;
       this.slotByKey.delete(key.id);
       this.keyBySlot[slot] = undefined;
-      const base = slot * this.stride;
-      this.pTotals.fill(0, base, base + this.stride);
-      this.nTotals.fill(0, base, base + this.stride);
-      this.versions.fill(0, base, base + this.stride);
+      const base = (slot & pageMask) * this.stride * cellWidth;
+      (this.pages[slot >> pageShift] as Float64Array).fill(0, base, base + this.stride * cellWidth);
       this.marks[slot] = 0;
       this.freeSlots.push(slot);
       dropped++;
@@ -393,7 +398,7 @@ export class WindowedCounter {
     this.ownVersion++;
     this.known[0] = this.ownVersion;
     for (const slot of this.dirty) {
-      this.versions[slot * this.stride] = this.ownVersion;
+      (this.pages[slot >> pageShift] as Float64Array)[(slot & pageMask) * this.stride * cellWidth + 2] = this.ownVersion;
       const mark = this.marks[slot] as number;
       if ((mark & 2) === 0) this.outgoing.push(slot);
       this.marks[slot] = 2;
@@ -402,13 +407,14 @@ export class WindowedCounter {
   }
 
   private pushEntry(entries: CounterEntry[], key: CounterKey, slot: number, r: number): void {
-    const i = slot * this.stride + r;
+    const page = this.pages[slot >> pageShift] as Float64Array;
+    const i = ((slot & pageMask) * this.stride + r) * cellWidth;
     entries.push({
       key,
       replica: this.replicaIds[r] as ReplicaId,
-      p: this.pTotals[i] as number,
-      n: this.nTotals[i] as number,
-      version: this.versions[i] as number,
+      p: page[i] as number,
+      n: page[i + 1] as number,
+      version: page[i + 2] as number,
     });
   }
 
@@ -420,51 +426,37 @@ export class WindowedCounter {
     const r = this.replicaIds.length;
     this.replicaIds.push(replica);
     this.replicaIndex.set(replica, r);
-    if (r >= this.stride) this.relayout(this.slotCapacity, this.stride * 2);
+    if (r >= this.stride) this.widen(this.stride * 2);
     return r;
   }
 
   private allocateSlot(key: CounterKey): number {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
-      if (this.slotsUsed >= this.slotCapacity) {
-        // Never allocate room for more keys than the map may hold.
-        this.relayout(Math.min(this.slotCapacity * 2, Math.max(this.keysMax, slotsInitial)), this.stride);
-      }
       slot = this.slotsUsed++;
+      if ((slot & pageMask) === 0) {
+        this.pages.push(new Float64Array(pageSlots * this.stride * cellWidth));
+        if (this.marks.length < this.pages.length * pageSlots) {
+          const marks = new Uint8Array(this.marks.length * 2);
+          marks.set(this.marks);
+          this.marks = marks;
+        }
+      }
     }
     this.slotByKey.set(key.id, slot);
     this.keyBySlot[slot] = key;
     return slot;
   }
 
-  /** Grows the typed arrays to a new slot capacity and/or replica stride, keeping every entry. */
-  private relayout(slotCapacity: number, stride: number): void {
-    const pTotals = new Float64Array(slotCapacity * stride);
-    const nTotals = new Float64Array(slotCapacity * stride);
-    const versions = new Uint32Array(slotCapacity * stride);
-    if (stride === this.stride) {
-      pTotals.set(this.pTotals);
-      nTotals.set(this.nTotals);
-      versions.set(this.versions);
-    } else {
-      for (let slot = 0; slot < this.slotsUsed; slot++) {
-        const from = slot * this.stride;
-        const to = slot * stride;
-        pTotals.set(this.pTotals.subarray(from, from + this.stride), to);
-        nTotals.set(this.nTotals.subarray(from, from + this.stride), to);
-        versions.set(this.versions.subarray(from, from + this.stride), to);
-      }
-    }
-    this.pTotals = pTotals;
-    this.nTotals = nTotals;
-    this.versions = versions;
-    if (slotCapacity !== this.slotCapacity) {
-      const marks = new Uint8Array(slotCapacity);
-      marks.set(this.marks);
-      this.marks = marks;
-    }
-    this.slotCapacity = slotCapacity;
+  /** Rebuilds every page with room for `stride` replicas per slot, keeping every cell. */
+  private widen(stride: number): void {
+    const from = this.stride * cellWidth;
+    const to = stride * cellWidth;
+    this.pages = this.pages.map((page) => {
+      const wide = new Float64Array(pageSlots * to);
+      for (let s = 0; s < pageSlots; s++) wide.set(page.subarray(s * from, (s + 1) * from), s * to);
+      return wide;
+    });
     this.stride = stride;
   }
 }
