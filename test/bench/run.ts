@@ -1,0 +1,37 @@
+// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: crdt.
+import { crdtBench } from './crdt.bench.js';
+import { type BenchContext, missedTargets } from './harness.js';
+
+const suites: Record<string, (ctx: BenchContext) => void> = { crdt: crdtBench };
+
+function main(argv: readonly string[]): number {
+  const names: string[] = [];
+  let runs = 5;
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--runs') {
+      runs = Number(argv[++i]);
+      if (!Number.isInteger(runs) || runs < 1 || runs > 100) {
+        console.error('--runs takes an integer from 1 to 100');
+        return 2;
+      }
+    } else if (arg in suites) names.push(arg);
+    else {
+      console.error(`unknown benchmark "${arg}"; suites: ${Object.keys(suites).join(', ')}; options: --quick, --runs N`);
+      return 2;
+    }
+  }
+  const ctx: BenchContext = { runs, quick };
+  for (const name of names.length > 0 ? names : Object.keys(suites)) suites[name]!(ctx);
+  const missed = missedTargets();
+  if (missed.length > 0) {
+    console.log(`\n${missed.length} target(s) missed: ${missed.join('; ')}`);
+    return 1;
+  }
+  console.log('\nall targets met');
+  return 0;
+}
+
+process.exitCode = main(process.argv.slice(2));
