@@ -62,7 +62,7 @@ function buildState(tenants: number): { state: WindowedCounter; keys: CounterKey
   return { state, keys };
 }
 
-export function joinLatency(ctx: BenchContext): void {
+function joinLatency(ctx: BenchContext): void {
   const { state, keys } = buildState(25_000); // 100,000 keys
   const source = new WindowedCounter(replicaIds[3]!);
   const random = new SeededRandom(2);

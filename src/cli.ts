@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// The `carpool` command. Subcommands are added as the parts they drive land; today: `demo`.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCounterDemo } from './node/counter-demo.js';
+
+const usage = `usage: carpool <command> [options]
+
+commands:
+  demo [--seed N] [--ticks N] [--loss P] [--fast]
+      three regions count tokens and gossip deltas through the wire codec over lossy links,
+      then reconcile with one digest exchange (the default of \`npm start\`)
+  help
+      this text`;
+
+interface Flags {
+  readonly [name: string]: string | true;
+}
+
+function parseFlags(args: readonly string[]): Flags | string {
+  const flags: Record<string, string | true> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith('--')) return `unexpected argument "${arg}"`;
+    const name = arg.slice(2);
+    const next = args[i + 1];
+    if (next === undefined || next.startsWith('--')) flags[name] = true;
+    else {
+      flags[name] = next;
+      i++;
+    }
+  }
+  return flags;
+}
+
+function numberFlag(flags: Flags, name: string, fallback: number, min: number, max: number): number | string {
+  const raw = flags[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw === true || !Number.isFinite(value) || value < min || value > max) return `--${name} takes a number from ${min} to ${max}`;
+  return value;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command = 'demo', ...rest] = argv;
+  if (command === 'help' || command === '--help') {
+    console.log(usage);
+    return 0;
+  }
+  if (command !== 'demo') {
+    console.error(`carpool: unknown command "${command}"\n\n${usage}`);
+    return 2;
+  }
+  const flags = parseFlags(rest);
+  if (typeof flags === 'string') {
+    console.error(`carpool demo: ${flags}`);
+    return 2;
+  }
+  for (const name of Object.keys(flags)) {
+    if (!['seed', 'ticks', 'loss', 'fast'].includes(name)) {
+      console.error(`carpool demo: unknown option --${name}\n\n${usage}`);
+      return 2;
+    }
+  }
+  const seed = numberFlag(flags, 'seed', 42, 0, Number.MAX_SAFE_INTEGER);
+  const ticks = numberFlag(flags, 'ticks', 60, 1, 100_000);
+  const loss = numberFlag(flags, 'loss', 0.2, 0, 0.99);
+  for (const value of [seed, ticks, loss]) {
+    if (typeof value === 'string') {
+      console.error(`carpool demo: ${value}`);
+      return 2;
+    }
+  }
+  const converged = await runCounterDemo(
+    { seed: Math.floor(seed as number), ticks: Math.floor(ticks as number), loss: loss as number, tickMs: flags.fast === true ? 0 : 50, print: (line) => console.log(line) },
+    (ms) => sleep(ms),
+  );
+  return converged ? 0 : 1;
+}
+
+process.exitCode = await main(process.argv.slice(2));
