@@ -161,7 +161,7 @@ export class WindowedCounter {
       if (this.slotByKey.size >= this.keysMax) return err({ kind: 'keys-full', keysMax: this.keysMax });
       slot = this.allocateSlot(key);
     }
-    // Read the array only now: allocating a slot may have replaced it. The own replica is
+    // Look the page up only now: allocating the slot may have added it. The own replica is
     // always column 0.
     const page = this.pages[slot >> pageShift] as Float64Array;
     const i = (slot & pageMask) * this.stride * cellWidth + (positive ? 0 : 1);

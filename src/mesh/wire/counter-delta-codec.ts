@@ -116,7 +116,7 @@ export function readCounterDelta(reader: ProtoReader): CounterDelta {
         reader.repeatedVarint(wireType, rangeTo, replicasMax);
         break;
       default:
-        reader.skip(wireType);
+        reader.skipField(wireType);
     }
   }
   const entryCount = replicas.length;

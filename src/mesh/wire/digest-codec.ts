@@ -27,7 +27,7 @@ export function readDigest(reader: ProtoReader): Digest {
     } else if (field === 2) {
       reader.repeatedVarint(wireType, versions, replicasMax);
     } else {
-      reader.skip(wireType);
+      reader.skipField(wireType);
     }
   }
   if (versions.length !== replicas.length) fail('inconsistent', 'digest columns differ in length');

@@ -96,7 +96,7 @@ function decodeOrThrow(bytes: Uint8Array): Frame {
   while (!reader.done) {
     const [field, wireType] = reader.tag();
     if (field < 1 || field > 3) {
-      reader.skip(wireType);
+      reader.skipField(wireType);
       continue;
     }
     if (frame !== undefined) fail('inconsistent', 'a frame carries one body');

@@ -125,7 +125,7 @@ export function readKeyTable(reader: ProtoReader): KeyTable {
         reader.repeatedVarint(wireType, keyWindows, frameKeysMax);
         break;
       default:
-        reader.skip(wireType);
+        reader.skipField(wireType);
     }
   }
   if (new Set(replicas).size !== replicas.length) fail('inconsistent', 'a replica id appears twice');

@@ -117,7 +117,7 @@ export class ProtoReader {
   }
 
   /** Skips a field this decoder does not know (forward compatibility). */
-  skip(wireType: number): void {
+  skipField(wireType: number): void {
     switch (wireType) {
       case 0:
         this.varint();

@@ -67,7 +67,7 @@ export function readRightsDelta(reader: ProtoReader): KeyedRightsRow[] {
         reader.repeatedVarint(wireType, cellAmounts, frameRightsCellsMax);
         break;
       default:
-        reader.skip(wireType);
+        reader.skipField(wireType);
     }
   }
   const rowCount = rowKeys.length;
