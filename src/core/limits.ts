@@ -62,3 +62,43 @@ assert(replicasMax <= 0xffff, 'replica indexes must fit the wire tables');
 assert(frameEntriesMax <= frameBytesMax, 'every entry takes at least one byte on the wire');
 assert(frameKeysMax <= frameEntriesMax, 'a key table entry exists only for entries');
 assert(windowExpiryHorizonMs >= 60_000, 'the expiry horizon must cover clock skew and gossip delay');
+
+// ---- Mesh (replication over WebSockets) ----
+
+/** Configured mesh members (nodes across all regions). */
+export const meshMembersMax = 64;
+
+/** Bytes a link may have queued in its socket before droppable frames (deltas) are dropped. */
+export const linkSendQueueBytesMax = 8 * 1024 * 1024;
+
+/** Unacknowledged delta batches kept per peer for resending; past it the peer is repaired by digest. */
+export const unackedBatchesMax = 256;
+
+/** Inbound frames queued between ticks per link; past it frames are dropped and repaired by digest. */
+export const inboundFramesMax = 4_096;
+
+/** Entries per counter delta frame when a repair or full state is split into chunks. */
+export const repairChunkEntriesMax = 100_000;
+
+/** Initiator nonces remembered to refuse replayed handshakes. */
+export const handshakeNoncesMax = 4_096;
+
+/** Links (open or handshaking) a node holds at once; more are refused. */
+export const linksMax = 4 * meshMembersMax;
+
+// ---- Policy document (Yjs) ----
+
+/** Tenants in the policy document. */
+export const policyTenantsMax = 100_000;
+
+/** Upstream accounts in the policy document. */
+export const policyAccountsMax = 10_000;
+
+/** API keys per tenant. */
+export const tenantKeysMax = 16;
+
+/** Limits per tenant or account. */
+export const limitsPerSubjectMax = 32;
+
+assert(meshMembersMax <= replicasMax, 'every member incarnation must fit the counter replica bound');
+assert(repairChunkEntriesMax <= frameEntriesMax, 'a repair chunk must fit one frame');

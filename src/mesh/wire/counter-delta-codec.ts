@@ -4,7 +4,7 @@ import { counterVersionMax, frameEntriesMax, replicasMax } from '../../core/limi
 import type { CounterDelta, CounterEntry, VersionRange } from '../../crdt/windowed-counter.js';
 import { KeyTableBuilder, readKeyTable, type KeyTable } from './key-table.js';
 import { fail, type ProtoReader } from './proto-reader.js';
-import { type ProtoWriter, unzigzag, wireLengthDelimited } from './proto-writer.js';
+import { type ProtoWriter, unzigzag, wireLengthDelimited, wireVarint } from './proto-writer.js';
 
 /**
  * `CounterDelta` (proto/carpool/v1/mesh.proto): entries grouped by key in key-table order,
@@ -12,7 +12,7 @@ import { type ProtoWriter, unzigzag, wireLengthDelimited } from './proto-writer.
  * Duplicate (key, replica) entries in the input are merged by maximum, which is what a join
  * would do with them anyway.
  */
-export function writeCounterDelta(writer: ProtoWriter, delta: CounterDelta): void {
+export function writeCounterDelta(writer: ProtoWriter, delta: CounterDelta, sentAtMs = 0): void {
   const table = new KeyTableBuilder();
   // Replica indexes first, so entries can be sorted by them inside each key.
   const rangeTo = new Map<number, number>();
@@ -72,9 +72,10 @@ export function writeCounterDelta(writer: ProtoWriter, delta: CounterDelta): voi
   writer.packed(7, rangeReplicas);
   writer.packed(8, rangeFrom);
   writer.packed(9, rangeToColumn);
+  writer.varintField(10, sentAtMs);
 }
 
-export function readCounterDelta(reader: ProtoReader): CounterDelta {
+export function readCounterDelta(reader: ProtoReader): { delta: CounterDelta; sentAtMs: number } {
   let table: KeyTable = { replicas: [], keys: [] };
   const counts: number[] = [];
   const replicas: number[] = [];
@@ -84,6 +85,7 @@ export function readCounterDelta(reader: ProtoReader): CounterDelta {
   const rangeReplicas: number[] = [];
   const rangeFrom: number[] = [];
   const rangeTo: number[] = [];
+  let sentAtMs = 0;
   while (!reader.done) {
     const [field, wireType] = reader.tag();
     switch (field) {
@@ -114,6 +116,10 @@ export function readCounterDelta(reader: ProtoReader): CounterDelta {
         break;
       case 9:
         reader.repeatedVarint(wireType, rangeTo, replicasMax);
+        break;
+      case 10:
+        reader.expectWireType(wireType, wireVarint, 'CounterDelta.sent_at_ms');
+        sentAtMs = reader.varint();
         break;
       default:
         reader.skipField(wireType);
@@ -165,5 +171,5 @@ export function readCounterDelta(reader: ProtoReader): CounterDelta {
     }
   }
   if (e !== entryCount) fail('inconsistent', 'entries left over after the keys');
-  return { entries, ranges };
+  return { delta: { entries, ranges }, sentAtMs };
 }

@@ -7,6 +7,22 @@ import { crc32c } from './crc32c.js';
 import { readDigest, writeDigest } from './digest-codec.js';
 import { DecodeFailure, type DecodeReason, fail, ProtoReader } from './proto-reader.js';
 import { ProtoWriter, wireLengthDelimited } from './proto-writer.js';
+import {
+  type Challenge,
+  type DeltaAck,
+  type Hello,
+  readChallenge,
+  readDeltaAck,
+  readHeartbeat,
+  readHello,
+  readPolicySync,
+  readProof,
+  writeChallenge,
+  writeDeltaAck,
+  writeHello,
+  writePolicySync,
+  writeProof,
+} from './link-codec.js';
 import { readRightsDelta, writeRightsDelta } from './rights-delta-codec.js';
 
 /**
@@ -18,9 +34,19 @@ import { readRightsDelta, writeRightsDelta } from './rights-delta-codec.js';
  * and never throws.
  */
 export type Frame =
-  | { readonly kind: 'counter-delta'; readonly delta: CounterDelta }
+  /** `sentAtMs`: the sender's clock when it made the batch, for lag metrics only (0 = unknown). */
+  | { readonly kind: 'counter-delta'; readonly delta: CounterDelta; readonly sentAtMs?: number }
   | { readonly kind: 'digest'; readonly digest: Digest }
-  | { readonly kind: 'rights-delta'; readonly rows: readonly KeyedRightsRow[] };
+  | { readonly kind: 'rights-delta'; readonly rows: readonly KeyedRightsRow[] }
+  | ({ readonly kind: 'hello' } & Hello)
+  | ({ readonly kind: 'challenge' } & Challenge)
+  | { readonly kind: 'proof'; readonly proof: Uint8Array }
+  | ({ readonly kind: 'delta-ack' } & DeltaAck)
+  | { readonly kind: 'heartbeat' }
+  /** One y-protocols sync message for the policy document. */
+  | { readonly kind: 'policy-sync'; readonly message: Uint8Array };
+
+export type FrameKind = Frame['kind'];
 
 export interface FrameError {
   readonly kind: 'bad-frame';
@@ -41,7 +67,18 @@ const headerBytes = 2;
 const checksumBytes = 4;
 
 /** Field numbers of `Frame.body`: the frame's type tag. */
-const bodyField = { 'counter-delta': 1, digest: 2, 'rights-delta': 3 } as const;
+const bodyField: Readonly<Record<FrameKind, number>> = {
+  'counter-delta': 1,
+  digest: 2,
+  'rights-delta': 3,
+  hello: 4,
+  challenge: 5,
+  proof: 6,
+  'delta-ack': 7,
+  heartbeat: 8,
+  'policy-sync': 9,
+};
+const bodyFieldMax = 9;
 
 /** Encodes a frame; fails if it would exceed `frameBytesMax` (split the batch and retry). */
 export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
@@ -51,13 +88,30 @@ export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
   writer.message(bodyField[frame.kind], (body) => {
     switch (frame.kind) {
       case 'counter-delta':
-        writeCounterDelta(body, frame.delta);
+        writeCounterDelta(body, frame.delta, frame.sentAtMs ?? 0);
         return;
       case 'digest':
         writeDigest(body, frame.digest);
         return;
       case 'rights-delta':
         writeRightsDelta(body, frame.rows);
+        return;
+      case 'hello':
+        writeHello(body, frame);
+        return;
+      case 'challenge':
+        writeChallenge(body, frame);
+        return;
+      case 'proof':
+        writeProof(body, frame.proof);
+        return;
+      case 'delta-ack':
+        writeDeltaAck(body, frame);
+        return;
+      case 'heartbeat':
+        return;
+      case 'policy-sync':
+        writePolicySync(body, frame.message);
         return;
     }
   });
@@ -82,6 +136,32 @@ export function decodeFrame(bytes: Uint8Array): Result<Frame, FrameError> {
   }
 }
 
+function readBody(field: number, body: ProtoReader): Frame {
+  switch (field) {
+    case 1: {
+      const { delta, sentAtMs } = readCounterDelta(body);
+      return { kind: 'counter-delta', delta, sentAtMs };
+    }
+    case 2:
+      return { kind: 'digest', digest: readDigest(body) };
+    case 3:
+      return { kind: 'rights-delta', rows: readRightsDelta(body) };
+    case 4:
+      return { kind: 'hello', ...readHello(body) };
+    case 5:
+      return { kind: 'challenge', ...readChallenge(body) };
+    case 6:
+      return { kind: 'proof', proof: readProof(body) };
+    case 7:
+      return { kind: 'delta-ack', ...readDeltaAck(body) };
+    case 8:
+      readHeartbeat(body);
+      return { kind: 'heartbeat' };
+    default:
+      return { kind: 'policy-sync', message: readPolicySync(body) };
+  }
+}
+
 function decodeOrThrow(bytes: Uint8Array): Frame {
   if (bytes.length < headerBytes + checksumBytes) fail('too-short', `${bytes.length} bytes`);
   if (bytes.length > frameBytesMax) fail('too-long', `${bytes.length} bytes`);
@@ -95,16 +175,13 @@ function decodeOrThrow(bytes: Uint8Array): Frame {
   let frame: Frame | undefined;
   while (!reader.done) {
     const [field, wireType] = reader.tag();
-    if (field < 1 || field > 3) {
+    if (field < 1 || field > bodyFieldMax) {
       reader.skipField(wireType);
       continue;
     }
     if (frame !== undefined) fail('inconsistent', 'a frame carries one body');
     reader.expectWireType(wireType, wireLengthDelimited, 'Frame.body');
-    const body = reader.lengthDelimited();
-    if (field === bodyField['counter-delta']) frame = { kind: 'counter-delta', delta: readCounterDelta(body) };
-    else if (field === bodyField.digest) frame = { kind: 'digest', digest: readDigest(body) };
-    else frame = { kind: 'rights-delta', rows: readRightsDelta(body) };
+    frame = readBody(field, reader.lengthDelimited());
   }
   if (frame === undefined) fail('inconsistent', 'a frame without a body');
   return frame;

@@ -38,9 +38,9 @@ export class ProtoReader {
   private position: number;
 
   constructor(
-    private readonly bytes: Uint8Array,
+    private readonly source: Uint8Array,
     start = 0,
-    private readonly end = bytes.length,
+    private readonly end = source.length,
   ) {
     this.position = start;
   }
@@ -54,7 +54,7 @@ export class ProtoReader {
     let scale = 1;
     for (let i = 0; i < 10; i++) {
       if (this.position >= this.end) fail('truncated', 'varint runs past the end');
-      const b = this.bytes[this.position++] as number;
+      const b = this.source[this.position++] as number;
       value += (b & 0x7f) * scale;
       if (b < 0x80) {
         if (value > Number.MAX_SAFE_INTEGER) fail('out-of-range', 'varint above 2^53 - 1');
@@ -77,7 +77,7 @@ export class ProtoReader {
   lengthDelimited(): ProtoReader {
     const length = this.varint();
     if (length > this.end - this.position) fail('truncated', 'length-delimited field runs past the end');
-    const sub = new ProtoReader(this.bytes, this.position, this.position + length);
+    const sub = new ProtoReader(this.source, this.position, this.position + length);
     this.position += length;
     return sub;
   }
@@ -87,7 +87,7 @@ export class ProtoReader {
     const length = this.varint();
     if (length > this.end - this.position) fail('truncated', 'string runs past the end');
     if (length > lengthMax) fail('bad-string', `string longer than ${lengthMax}`);
-    const chars = this.bytes.subarray(this.position, this.position + length);
+    const chars = this.source.subarray(this.position, this.position + length);
     for (let i = 0; i < length; i++) {
       const c = chars[i] as number;
       if (c < 0x21 || c > 0x7e) fail('bad-string', 'strings are printable ASCII without spaces');
@@ -95,6 +95,16 @@ export class ProtoReader {
     this.position += length;
     // At most `lengthMax` (64) arguments: well inside the engine's argument limit.
     return String.fromCharCode.apply(null, chars as unknown as number[]);
+  }
+
+  /** A bytes field of at most `lengthMax` bytes, copied out of the frame. */
+  bytes(lengthMax: number): Uint8Array {
+    const length = this.varint();
+    if (length > this.end - this.position) fail('truncated', 'bytes field runs past the end');
+    if (length > lengthMax) fail('too-long', `bytes field longer than ${lengthMax}`);
+    const value = this.source.slice(this.position, this.position + length);
+    this.position += length;
+    return value;
   }
 
   /**

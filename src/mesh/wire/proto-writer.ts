@@ -73,6 +73,20 @@ export class ProtoWriter {
     }
   }
 
+  /** A bytes field. */
+  bytesField(field: number, bytes: Uint8Array): void {
+    this.tag(field, wireLengthDelimited);
+    this.varint(bytes.length);
+    this.raw(bytes);
+  }
+
+  /** A singular varint field; proto3 leaves zero unwritten. */
+  varintField(field: number, value: number): void {
+    if (value === 0) return;
+    this.tag(field, wireVarint);
+    this.varint(value);
+  }
+
   /** A packed repeated varint field; nothing is written for an empty column. */
   packed(field: number, values: ArrayLike<number>): void {
     if (values.length === 0) return;

@@ -2,13 +2,13 @@
 // come back as a decode error: never an exception, never a silently wrong value.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ReplicaId } from '../../../src/core/ids.js';
+import type { NodeId, ReplicaId } from '../../../src/core/ids.js';
 import type { KeyedRightsRow } from '../../../src/crdt/bounded-counter.js';
 import type { CounterDelta, Digest } from '../../../src/crdt/windowed-counter.js';
 import { crc32c } from '../../../src/mesh/wire/crc32c.js';
 import { decodeFrame, encodeFrame, type Frame } from '../../../src/mesh/wire/frame.js';
 import { checkProperty } from '../../support/property.js';
-import { arbCount, arbKey, arbReplica, arbVersion, canonicalEntries } from '../../support/counters.js';
+import { arbCount, arbId, arbKey, arbReplica, arbVersion, canonicalEntries } from '../../support/counters.js';
 
 const arbDelta: fc.Arbitrary<CounterDelta> = fc
   .record({
@@ -37,23 +37,46 @@ const arbRights: fc.Arbitrary<KeyedRightsRow[]> = fc.uniqueArray(
   { selector: (row) => `${row.key.id}|${row.owner}`, maxLength: 10 },
 ).map((rows) => rows.map(({ key, owner, used, cells }) => ({ key, row: { owner, used, cells: new Map(cells) } })));
 
+const arbNonce = fc.uint8Array({ minLength: 16, maxLength: 64 });
+const arbProof = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const arbMember = arbId.map((id) => id as NodeId);
+
 const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   arbDelta.map((delta) => ({ kind: 'counter-delta' as const, delta })),
+  fc.tuple(arbDelta, fc.nat()).map(([delta, sentAtMs]) => ({ kind: 'counter-delta' as const, delta, sentAtMs })),
   arbDigest.map((digest) => ({ kind: 'digest' as const, digest })),
   arbRights.map((rows) => ({ kind: 'rights-delta' as const, rows })),
+  fc.record({ kind: fc.constant('hello' as const), protocolVersion: fc.nat(1000), member: arbMember, nonce: arbNonce }),
+  fc.record({ kind: fc.constant('challenge' as const), member: arbMember, nonce: arbNonce, proof: arbProof }),
+  fc.record({ kind: fc.constant('proof' as const), proof: arbProof }),
+  fc.record({ kind: fc.constant('delta-ack' as const), replica: arbReplica, version: arbVersion }),
+  fc.constant({ kind: 'heartbeat' as const }),
+  fc.record({ kind: fc.constant('policy-sync' as const), message: fc.uint8Array({ maxLength: 300 }) }),
 );
 
 /** An order-independent rendering of a frame, for equality after a round trip. */
 function render(frame: Frame): unknown {
   switch (frame.kind) {
     case 'counter-delta':
-      return { entries: canonicalEntries(frame.delta), ranges: [...frame.delta.ranges].sort((x, y) => (x.replica < y.replica ? -1 : 1)) };
+      return {
+        entries: canonicalEntries(frame.delta),
+        ranges: [...frame.delta.ranges].sort((x, y) => (x.replica < y.replica ? -1 : 1)),
+        sentAtMs: frame.sentAtMs ?? 0,
+      };
     case 'digest':
       return [...frame.digest].sort(([x], [y]) => (x < y ? -1 : 1));
     case 'rights-delta':
       return frame.rows
         .map(({ key, row }) => `${key.id}|${row.owner}|${row.used}|${[...row.cells].map(([to, amount]) => `${to}=${amount}`).join(',')}`)
         .sort();
+    case 'hello':
+    case 'challenge':
+    case 'proof':
+    case 'delta-ack':
+    case 'heartbeat':
+    case 'policy-sync':
+      // Plain records: byte arrays compare by content.
+      return JSON.parse(JSON.stringify(frame, (_key, value: unknown) => (value instanceof Uint8Array ? [...value] : value))) as unknown;
   }
 }
 

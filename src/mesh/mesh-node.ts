@@ -1,0 +1,535 @@
+import { assert } from '../core/assert.js';
+import type { NodeId, ReplicaId } from '../core/ids.js';
+import { handshakeNoncesMax, inboundFramesMax, linksMax, repairChunkEntriesMax, unackedBatchesMax } from '../core/limits.js';
+import type { Result } from '../core/result.js';
+import type { CounterDelta, Digest, WindowedCounter } from '../crdt/windowed-counter.js';
+import { constantTimeEqual, handshakeProof, type MeshCrypto, meshProtocolVersion, NonceCache } from './handshake.js';
+import { livenessOf, type Liveness, type Membership } from './membership.js';
+import { type AuthFailure, MeshStats } from './mesh-stats.js';
+import { decodeFrame, encodeFrame, type Frame } from './wire/frame.js';
+
+/**
+ * One mesh node as a state machine (style guide §2): the transport feeds it link events and
+ * frames, `tick(nowMs)` does all the work, and the adapter drains `drainOutbox()` into sockets.
+ * The simulator drives the very same object over a simulated network.
+ *
+ * Message flow per link (also at the top of proto/carpool/v1/mesh.proto):
+ *
+ *   1. Handshake. The dialer sends Hello; the responder answers Challenge with its proof; the
+ *      dialer answers Proof. No other frame is accepted until then; anything else closes the
+ *      link and counts an auth failure.
+ *   2. On open, both sides send their digest and a policy sync step 1. Each answers the other's
+ *      digest with exactly the entries it lacks (a full state for a new or long-gone peer), in
+ *      chunks whose last one carries the version ranges.
+ *   3. Every gossip interval the node takes its own batched delta and sends it to every open
+ *      peer (droppable: a full socket queue drops it). Receivers ack the version they hold
+ *      contiguously; unacked batches are resent after a timeout, and a peer whose buffer
+ *      overflows is left to the digest exchange.
+ *   4. Every digest interval each node sends its digest and a policy step 1 to every peer:
+ *      this repairs whatever the deltas missed, also through a third node when two nodes
+ *      cannot see each other.
+ *   5. Heartbeats keep liveness fresh; frames received are queued and applied on the next tick,
+ *      never inside the socket callback.
+ */
+export type LinkId = number;
+
+/** What the mesh needs from the policy document (src/mesh/policy). */
+export interface PolicyReplica {
+  syncStep1(): Uint8Array;
+  onSyncMessage(bytes: Uint8Array): Result<Uint8Array | undefined, { readonly kind: string }>;
+  takeUpdates(): Uint8Array[];
+  settings(): MeshTimings;
+}
+
+export interface MeshTimings {
+  readonly gossipIntervalMs: number;
+  readonly digestIntervalMs: number;
+  readonly heartbeatIntervalMs: number;
+}
+
+export interface MeshNodeOptions {
+  readonly membership: Membership;
+  /** This incarnation's replica id: a node restarted without its state takes a new one. */
+  readonly replica: ReplicaId;
+  readonly secret: Uint8Array;
+  readonly crypto: MeshCrypto;
+  readonly counter: WindowedCounter;
+  readonly policy: PolicyReplica;
+  readonly handshakeTimeoutMs?: number;
+  readonly expiryIntervalMs?: number;
+}
+
+/** Close codes in the application range: 44xx mirror HTTP where one fits. */
+export const closeCodes = {
+  badFrame: 4400,
+  unauthenticated: 4401,
+  handshakeTimeout: 4408,
+  replaced: 4409,
+  tooManyLinks: 4429,
+} as const;
+
+export type MeshOutput =
+  | { readonly kind: 'send'; readonly link: LinkId; readonly bytes: Uint8Array; readonly droppable: boolean }
+  | { readonly kind: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string };
+
+export interface PeerView {
+  readonly peer: NodeId;
+  readonly connected: boolean;
+  readonly liveness: Liveness;
+}
+
+type Phase = 'awaiting-hello' | 'awaiting-challenge' | 'awaiting-proof' | 'open' | 'closing';
+
+interface LinkState {
+  readonly id: LinkId;
+  readonly direction: 'inbound' | 'outbound';
+  readonly dialedPeer: NodeId | undefined;
+  readonly openedAtMs: number;
+  phase: Phase;
+  peer: NodeId | undefined;
+  nonceDialer: Uint8Array | undefined;
+  nonceResponder: Uint8Array | undefined;
+  inbound: Uint8Array[];
+}
+
+interface UnackedBatch {
+  readonly to: number;
+  readonly bytes: Uint8Array;
+  lastSentMs: number;
+}
+
+interface PeerState {
+  link: LinkId | undefined;
+  lastHeardMs: number | undefined;
+  unacked: UnackedBatch[];
+}
+
+export class MeshNode {
+  readonly stats = new MeshStats();
+  readonly membership: Membership;
+  readonly replica: ReplicaId;
+  readonly counter: WindowedCounter;
+  readonly policy: PolicyReplica;
+
+  private readonly secret: Uint8Array;
+  private readonly crypto: MeshCrypto;
+  private readonly handshakeTimeoutMs: number;
+  private readonly expiryIntervalMs: number;
+  private readonly links = new Map<LinkId, LinkState>();
+  private readonly peers = new Map<NodeId, PeerState>();
+  private readonly nonces = new NonceCache(handshakeNoncesMax);
+  private outbox: MeshOutput[] = [];
+  private started = false;
+  private nextGossipMs = 0;
+  private nextDigestMs = 0;
+  private nextHeartbeatMs = 0;
+  private nextExpiryMs = 0;
+  private pendingFrames = 0;
+
+  constructor(options: MeshNodeOptions) {
+    this.membership = options.membership;
+    this.replica = options.replica;
+    this.counter = options.counter;
+    this.policy = options.policy;
+    this.secret = options.secret;
+    this.crypto = options.crypto;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
+    this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
+    assert(options.counter.self === options.replica, 'the counter must belong to this replica');
+    assert(this.secret.length >= 16, 'the mesh secret must be at least 16 bytes');
+    for (const member of this.membership.peers) this.peers.set(member.id, { link: undefined, lastHeardMs: undefined, unacked: [] });
+  }
+
+  get self(): NodeId {
+    return this.membership.self.id;
+  }
+
+  // ---- Transport events ----
+
+  onLinkOpen(link: LinkId, info: { readonly direction: 'inbound' | 'outbound'; readonly dialedPeer?: NodeId }, nowMs: number): void {
+    assert(!this.links.has(link), `link ${link} opened twice`);
+    const state: LinkState = {
+      id: link,
+      direction: info.direction,
+      dialedPeer: info.dialedPeer,
+      openedAtMs: nowMs,
+      phase: info.direction === 'outbound' ? 'awaiting-challenge' : 'awaiting-hello',
+      peer: undefined,
+      nonceDialer: undefined,
+      nonceResponder: undefined,
+      inbound: [],
+    };
+    this.links.set(link, state);
+    if (this.links.size > linksMax) {
+      this.close(state, closeCodes.tooManyLinks, 'too many links');
+      return;
+    }
+    if (info.direction === 'outbound') {
+      if (info.dialedPeer === undefined || !this.membership.isPeer(info.dialedPeer)) {
+        this.close(state, closeCodes.unauthenticated, 'dialed a non-member');
+        return;
+      }
+      state.nonceDialer = this.crypto.nonce();
+      this.send(state, { kind: 'hello', protocolVersion: meshProtocolVersion, member: this.self, nonce: state.nonceDialer }, false);
+    }
+  }
+
+  /** Queues a frame; it is decoded and applied on the next tick. */
+  onFrame(link: LinkId, bytes: Uint8Array): void {
+    const state = this.links.get(link);
+    if (state === undefined || state.phase === 'closing') return;
+    this.stats.framesReceived++;
+    this.stats.bytesReceived += bytes.length;
+    if (state.inbound.length >= inboundFramesMax) {
+      this.stats.inboundDropped++;
+      return;
+    }
+    state.inbound.push(bytes);
+    this.pendingFrames++;
+  }
+
+  onLinkClosed(link: LinkId): void {
+    const state = this.links.get(link);
+    if (state === undefined) return;
+    this.pendingFrames -= state.inbound.length;
+    this.links.delete(link);
+    this.stats.linksClosed++;
+    if (state.peer !== undefined) {
+      const peer = this.peers.get(state.peer);
+      if (peer !== undefined && peer.link === link) {
+        peer.link = undefined;
+        peer.unacked = [];
+      }
+    }
+  }
+
+  // ---- The clock ----
+
+  /** When the node next wants `tick`: now if frames are waiting, else its next timer. */
+  nextTickMs(): number {
+    if (!this.started) return 0;
+    if (this.pendingFrames > 0) return 0;
+    return Math.min(this.nextGossipMs, this.nextHeartbeatMs, this.nextDigestMs, this.nextExpiryMs);
+  }
+
+  tick(nowMs: number): void {
+    const timings = this.policy.settings();
+    if (!this.started) {
+      this.started = true;
+      this.nextGossipMs = nowMs + timings.gossipIntervalMs;
+      this.nextDigestMs = nowMs + timings.digestIntervalMs;
+      this.nextHeartbeatMs = nowMs + timings.heartbeatIntervalMs;
+      this.nextExpiryMs = nowMs + this.expiryIntervalMs;
+    }
+    for (const state of [...this.links.values()]) this.applyInbound(state, nowMs);
+    for (const state of this.links.values()) {
+      if (state.phase !== 'open' && state.phase !== 'closing' && nowMs - state.openedAtMs > this.handshakeTimeoutMs) {
+        this.authFailure(state, 'handshake-timeout', closeCodes.handshakeTimeout);
+      }
+    }
+    if (nowMs >= this.nextGossipMs) {
+      this.gossip(nowMs);
+      this.resend(nowMs, timings);
+      this.nextGossipMs = Math.max(this.nextGossipMs + timings.gossipIntervalMs, nowMs + 1);
+    }
+    this.broadcastPolicyUpdates();
+    if (nowMs >= this.nextDigestMs) {
+      for (const state of this.openLinks()) this.sendDigestRound(state);
+      this.nextDigestMs = Math.max(this.nextDigestMs + timings.digestIntervalMs, nowMs + 1);
+    }
+    if (nowMs >= this.nextHeartbeatMs) {
+      for (const state of this.openLinks()) this.send(state, { kind: 'heartbeat' }, true);
+      this.nextHeartbeatMs = Math.max(this.nextHeartbeatMs + timings.heartbeatIntervalMs, nowMs + 1);
+    }
+    if (nowMs >= this.nextExpiryMs) {
+      this.counter.expire(nowMs);
+      this.nextExpiryMs = nowMs + this.expiryIntervalMs;
+    }
+  }
+
+  drainOutbox(): MeshOutput[] {
+    const out = this.outbox;
+    this.outbox = [];
+    return out;
+  }
+
+  peerViews(nowMs: number): PeerView[] {
+    const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
+    return [...this.peers].map(([peer, state]) => ({
+      peer,
+      connected: state.link !== undefined,
+      liveness: livenessOf(state.lastHeardMs, nowMs, heartbeatMs),
+    }));
+  }
+
+  // ---- Inbound frames ----
+
+  private applyInbound(state: LinkState, nowMs: number): void {
+    const frames = state.inbound;
+    state.inbound = [];
+    this.pendingFrames -= frames.length;
+    for (const bytes of frames) {
+      if (state.phase === 'closing') return;
+      const decoded = decodeFrame(bytes);
+      if (!decoded.ok) {
+        this.stats.countBadFrame(decoded.error.reason);
+        if (state.phase === 'open') this.close(state, closeCodes.badFrame, `bad frame: ${decoded.error.reason}`);
+        else this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
+        return;
+      }
+      this.applyFrame(state, decoded.value, nowMs);
+    }
+  }
+
+  private applyFrame(state: LinkState, frame: Frame, nowMs: number): void {
+    switch (state.phase) {
+      case 'awaiting-hello':
+        return this.onHello(state, frame);
+      case 'awaiting-challenge':
+        return this.onChallenge(state, frame, nowMs);
+      case 'awaiting-proof':
+        return this.onProof(state, frame, nowMs);
+      case 'open':
+        return this.onOpenFrame(state, frame, nowMs);
+      case 'closing':
+        return;
+    }
+  }
+
+  private onHello(state: LinkState, frame: Frame): void {
+    if (frame.kind !== 'hello') return this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
+    if (frame.protocolVersion !== meshProtocolVersion) return this.authFailure(state, 'bad-protocol-version', closeCodes.unauthenticated);
+    if (!this.membership.isPeer(frame.member)) return this.authFailure(state, 'unknown-member', closeCodes.unauthenticated);
+    if (!this.nonces.remember(frame.nonce)) return this.authFailure(state, 'replayed-handshake', closeCodes.unauthenticated);
+    state.peer = frame.member;
+    state.nonceDialer = frame.nonce;
+    state.nonceResponder = this.crypto.nonce();
+    const proof = handshakeProof(this.crypto, this.secret, 'responder', frame.nonce, state.nonceResponder, frame.member, this.self);
+    state.phase = 'awaiting-proof';
+    this.send(state, { kind: 'challenge', member: this.self, nonce: state.nonceResponder, proof }, false);
+  }
+
+  private onChallenge(state: LinkState, frame: Frame, nowMs: number): void {
+    if (frame.kind !== 'challenge') return this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
+    if (frame.member !== state.dialedPeer) return this.authFailure(state, 'wrong-member', closeCodes.unauthenticated);
+    const nonceDialer = state.nonceDialer as Uint8Array;
+    const expected = handshakeProof(this.crypto, this.secret, 'responder', nonceDialer, frame.nonce, this.self, frame.member);
+    if (!constantTimeEqual(expected, frame.proof)) return this.authFailure(state, 'bad-proof', closeCodes.unauthenticated);
+    const proof = handshakeProof(this.crypto, this.secret, 'dialer', nonceDialer, frame.nonce, this.self, frame.member);
+    this.send(state, { kind: 'proof', proof }, false);
+    state.peer = frame.member;
+    state.nonceResponder = frame.nonce;
+    this.authenticated(state, nowMs);
+  }
+
+  private onProof(state: LinkState, frame: Frame, nowMs: number): void {
+    if (frame.kind !== 'proof') return this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
+    const peer = state.peer as NodeId;
+    const expected = handshakeProof(this.crypto, this.secret, 'dialer', state.nonceDialer as Uint8Array, state.nonceResponder as Uint8Array, peer, this.self);
+    if (!constantTimeEqual(expected, frame.proof)) return this.authFailure(state, 'bad-proof', closeCodes.unauthenticated);
+    this.authenticated(state, nowMs);
+  }
+
+  private authenticated(state: LinkState, nowMs: number): void {
+    const peerId = state.peer as NodeId;
+    const peer = this.peers.get(peerId);
+    assert(peer !== undefined, 'authenticated peers are configured members');
+    // A peer that reconnects replaces its old link: the old one is half-dead or a duplicate.
+    if (peer.link !== undefined && peer.link !== state.id) {
+      const old = this.links.get(peer.link);
+      if (old !== undefined) this.close(old, closeCodes.replaced, 'replaced by a newer link');
+    }
+    state.phase = 'open';
+    state.nonceDialer = undefined;
+    state.nonceResponder = undefined;
+    peer.link = state.id;
+    peer.lastHeardMs = nowMs;
+    peer.unacked = [];
+    this.stats.linksAuthenticated++;
+    // Each side learns what the other lacks from its digest; a new peer gets the full state.
+    this.sendDigestRound(state);
+  }
+
+  private onOpenFrame(state: LinkState, frame: Frame, nowMs: number): void {
+    const peer = this.peers.get(state.peer as NodeId) as PeerState;
+    peer.lastHeardMs = nowMs;
+    switch (frame.kind) {
+      case 'counter-delta':
+        return this.onDelta(state, frame.delta, frame.sentAtMs ?? 0, nowMs);
+      case 'digest':
+        return this.onDigest(state, frame.digest);
+      case 'delta-ack':
+        if (frame.replica === this.replica) peer.unacked = peer.unacked.filter((batch) => batch.to > frame.version);
+        return;
+      case 'heartbeat':
+        return;
+      case 'policy-sync': {
+        this.stats.policyMessagesReceived++;
+        const reply = this.policy.onSyncMessage(frame.message);
+        if (!reply.ok) {
+          this.stats.countBadFrame('policy-sync');
+          return this.close(state, closeCodes.badFrame, `bad policy sync message: ${reply.error.kind}`);
+        }
+        if (reply.value !== undefined) this.sendPolicy(state, reply.value);
+        return;
+      }
+      case 'rights-delta':
+        // Escrow rights replicate once the admission layer keeps bounded counters (a later issue).
+        return;
+      case 'hello':
+      case 'challenge':
+      case 'proof':
+        this.stats.countBadFrame('handshake-after-open');
+        return this.close(state, closeCodes.badFrame, 'handshake frame on an open link');
+    }
+  }
+
+  private onDelta(state: LinkState, delta: CounterDelta, sentAtMs: number, nowMs: number): void {
+    const report = this.counter.join(delta);
+    this.stats.deltasReceived++;
+    this.stats.deltaEntriesReceived += report.entriesApplied;
+    this.stats.entriesOverflowed += report.entriesOverflowed;
+    if (sentAtMs > 0) this.stats.recordLag(nowMs - sentAtMs);
+    if (delta.ranges.length === 0) return;
+    const digest = this.counter.digest();
+    for (const range of delta.ranges) {
+      this.send(state, { kind: 'delta-ack', replica: range.replica, version: digest.get(range.replica) ?? 0 }, true);
+    }
+  }
+
+  private onDigest(state: LinkState, theirs: Digest): void {
+    // Cheap test first: a full scan is only worth it when we hold something they lack.
+    let ahead = false;
+    for (const [replica, version] of this.counter.digest()) {
+      if (version > (theirs.get(replica) ?? 0)) {
+        ahead = true;
+        break;
+      }
+    }
+    if (!ahead) return;
+    const repair = this.counter.deltaSince(theirs);
+    this.stats.digestRepairs++;
+    if (theirs.size === 0) this.stats.fullStateTransfers++;
+    this.stats.repairEntriesSent += repair.entries.length;
+    this.sendChunked(state, repair);
+  }
+
+  // ---- Outbound ----
+
+  private gossip(nowMs: number): void {
+    const delta = this.counter.takeDelta();
+    if (delta.entries.length === 0) return;
+    const open = this.openLinks();
+    if (open.length === 0) return; // peers will get it from the digest exchange when they connect
+    const range = delta.ranges[0];
+    assert(range !== undefined && delta.ranges.length === 1, 'an own batch has exactly one range');
+    // An own batch is at most one gossip interval of changes; it still may not fit one frame.
+    const frames = this.encodeChunks(delta, nowMs);
+    for (const state of open) {
+      const peer = this.peers.get(state.peer as NodeId) as PeerState;
+      for (const bytes of frames) {
+        this.sendBytes(state, bytes, true);
+        this.stats.deltasSent++;
+        this.stats.deltaBytesSent += bytes.length;
+      }
+      this.stats.deltaEntriesSent += delta.entries.length;
+      if (peer.unacked.length + frames.length > unackedBatchesMax) {
+        // A peer this far behind is repaired by the next digest exchange instead.
+        peer.unacked = [];
+        this.stats.unackedOverflows++;
+      } else {
+        for (const bytes of frames) peer.unacked.push({ to: range.to, bytes, lastSentMs: nowMs });
+      }
+    }
+  }
+
+  private resend(nowMs: number, timings: MeshTimings): void {
+    const ackTimeoutMs = Math.max(4 * timings.gossipIntervalMs, 250);
+    for (const state of this.openLinks()) {
+      const peer = this.peers.get(state.peer as NodeId) as PeerState;
+      const oldest = peer.unacked[0];
+      if (oldest === undefined || nowMs - oldest.lastSentMs < ackTimeoutMs) continue;
+      for (const batch of peer.unacked) {
+        this.sendBytes(state, batch.bytes, true);
+        batch.lastSentMs = nowMs;
+        this.stats.deltaResends++;
+      }
+    }
+  }
+
+  private sendDigestRound(state: LinkState): void {
+    this.send(state, { kind: 'digest', digest: this.counter.digest() }, false);
+    this.stats.digestsSent++;
+    this.sendPolicy(state, this.policy.syncStep1());
+  }
+
+  private broadcastPolicyUpdates(): void {
+    const updates = this.policy.takeUpdates();
+    if (updates.length === 0) return;
+    for (const state of this.openLinks()) for (const update of updates) this.sendPolicy(state, update);
+  }
+
+  private sendPolicy(state: LinkState, message: Uint8Array): void {
+    this.stats.policyMessagesSent++;
+    this.send(state, { kind: 'policy-sync', message }, false);
+  }
+
+  /**
+   * Sends a repair in chunks that each fit a frame; only the last carries the version ranges,
+   * so a receiver advances its digest only once it holds every chunk (the link is ordered, and
+   * repairs are never dropped from the send queue: a full queue closes the link instead).
+   */
+  private sendChunked(state: LinkState, delta: CounterDelta): void {
+    for (const bytes of this.encodeChunks(delta, 0)) this.sendBytes(state, bytes, false);
+  }
+
+  private encodeChunks(delta: CounterDelta, sentAtMs: number): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    const split = (entries: CounterDelta['entries'], last: boolean): void => {
+      const chunk: CounterDelta = { entries, ranges: last ? delta.ranges : [] };
+      const encoded = entries.length <= repairChunkEntriesMax ? encodeFrame({ kind: 'counter-delta', delta: chunk, sentAtMs }) : undefined;
+      if (encoded?.ok === true) {
+        frames.push(encoded.value);
+        return;
+      }
+      assert(entries.length > 1, 'a single entry always fits a frame');
+      const middle = Math.ceil(entries.length / 2);
+      split(entries.slice(0, middle), false);
+      split(entries.slice(middle), last);
+    };
+    split(delta.entries, true);
+    return frames;
+  }
+
+  private openLinks(): LinkState[] {
+    const open: LinkState[] = [];
+    for (const state of this.links.values()) if (state.phase === 'open') open.push(state);
+    return open;
+  }
+
+  private send(state: LinkState, frame: Frame, droppable: boolean): void {
+    const encoded = encodeFrame(frame);
+    // Only counter deltas can grow past a frame, and those go through encodeChunks.
+    assert(encoded.ok, `a ${frame.kind} frame exceeded the frame size bound`);
+    this.sendBytes(state, encoded.value, droppable);
+  }
+
+  private sendBytes(state: LinkState, bytes: Uint8Array, droppable: boolean): void {
+    this.stats.framesSent++;
+    this.stats.bytesSent += bytes.length;
+    this.outbox.push({ kind: 'send', link: state.id, bytes, droppable });
+  }
+
+  private authFailure(state: LinkState, reason: AuthFailure, code: number): void {
+    this.stats.countAuthFailure(reason);
+    this.close(state, code, reason);
+  }
+
+  private close(state: LinkState, code: number, reason: string): void {
+    if (state.phase === 'closing') return;
+    state.phase = 'closing';
+    this.pendingFrames -= state.inbound.length;
+    state.inbound = [];
+    this.outbox.push({ kind: 'close', link: state.id, code, reason });
+  }
+}
