@@ -3,8 +3,8 @@ import type { ReplicaId } from '../../core/ids.js';
 import { counterVersionMax, frameEntriesMax, replicasMax } from '../../core/limits.js';
 import type { CounterDelta, CounterEntry, VersionRange } from '../../crdt/windowed-counter.js';
 import { KeyTableBuilder, readKeyTable, type KeyTable } from './key-table.js';
-import { fail, type ProtoReader } from './proto-reader.js';
-import { type ProtoWriter, unzigzag, wireLengthDelimited, wireVarint } from './proto-writer.js';
+import { columnOf, fail, type ProtoReader } from './proto-reader.js';
+import { type ProtoWriter, unzigzag, wireLengthDelimited, wireVarint, zigzag } from './proto-writer.js';
 
 /**
  * `CounterDelta` (proto/carpool/v1/mesh.proto): entries grouped by key in key-table order,
@@ -65,10 +65,10 @@ export function writeCounterDelta(writer: ProtoWriter, delta: CounterDelta, sent
   }
   writer.message(1, (nested) => table.write(nested));
   if (!allSingle) writer.packed(2, counts);
-  writer.packed(3, replicas);
+  writer.packedOrRuns(3, 11, replicas);
   writer.packed(4, pColumn);
-  writer.packed(5, nColumn);
-  writer.packedSigned(6, lags);
+  writer.packedOrRuns(5, 12, nColumn);
+  writer.packedOrRuns(6, 13, lags.map(zigzag));
   writer.packed(7, rangeReplicas);
   writer.packed(8, rangeFrom);
   writer.packed(9, rangeToColumn);
@@ -78,10 +78,13 @@ export function writeCounterDelta(writer: ProtoWriter, delta: CounterDelta, sent
 export function readCounterDelta(reader: ProtoReader): { delta: CounterDelta; sentAtMs: number } {
   let table: KeyTable = { replicas: [], keys: [] };
   const counts: number[] = [];
-  const replicas: number[] = [];
+  const replicasDense: number[] = [];
+  const replicasRuns: number[] = [];
   const pColumn: number[] = [];
-  const nColumn: number[] = [];
-  const lags: number[] = [];
+  const nDense: number[] = [];
+  const nRuns: number[] = [];
+  const lagsDense: number[] = [];
+  const lagsRuns: number[] = [];
   const rangeReplicas: number[] = [];
   const rangeFrom: number[] = [];
   const rangeTo: number[] = [];
@@ -97,16 +100,25 @@ export function readCounterDelta(reader: ProtoReader): { delta: CounterDelta; se
         reader.repeatedVarint(wireType, counts, frameEntriesMax);
         break;
       case 3:
-        reader.repeatedVarint(wireType, replicas, frameEntriesMax);
+        reader.repeatedVarint(wireType, replicasDense, frameEntriesMax);
         break;
       case 4:
         reader.repeatedVarint(wireType, pColumn, frameEntriesMax);
         break;
       case 5:
-        reader.repeatedVarint(wireType, nColumn, frameEntriesMax);
+        reader.repeatedVarint(wireType, nDense, frameEntriesMax);
         break;
       case 6:
-        reader.repeatedVarint(wireType, lags, frameEntriesMax);
+        reader.repeatedVarint(wireType, lagsDense, frameEntriesMax);
+        break;
+      case 11:
+        reader.repeatedVarint(wireType, replicasRuns, 2 * frameEntriesMax);
+        break;
+      case 12:
+        reader.repeatedVarint(wireType, nRuns, 2 * frameEntriesMax);
+        break;
+      case 13:
+        reader.repeatedVarint(wireType, lagsRuns, 2 * frameEntriesMax);
         break;
       case 7:
         reader.repeatedVarint(wireType, rangeReplicas, replicasMax);
@@ -125,6 +137,9 @@ export function readCounterDelta(reader: ProtoReader): { delta: CounterDelta; se
         reader.skipField(wireType);
     }
   }
+  const replicas = columnOf(replicasDense, replicasRuns, frameEntriesMax, 'CounterDelta.entry_replicas');
+  const nColumn = columnOf(nDense, nRuns, frameEntriesMax, 'CounterDelta.entry_n');
+  const lags = columnOf(lagsDense, lagsRuns, frameEntriesMax, 'CounterDelta.entry_version_lags');
   const entryCount = replicas.length;
   if (pColumn.length !== entryCount || nColumn.length !== entryCount || lags.length !== entryCount) {
     fail('inconsistent', 'entry columns differ in length');

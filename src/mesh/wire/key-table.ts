@@ -3,7 +3,7 @@ import { isValidId, isValidName } from '../../core/ids.js';
 import { frameKeysMax, frameStringsMax, frameWindowsMax, idLengthMax, replicasMax } from '../../core/limits.js';
 import { checkedCounterKey, type CounterKey } from '../../crdt/counter-key.js';
 import { type Window, windowUnitCodes, windowUnitFromCode } from '../../crdt/window.js';
-import { fail, type ProtoReader } from './proto-reader.js';
+import { columnOf, fail, type ProtoReader } from './proto-reader.js';
 import { type ProtoWriter, wireLengthDelimited } from './proto-writer.js';
 
 /**
@@ -51,10 +51,10 @@ export class KeyTableBuilder {
     for (const text of this.strings) writer.string(2, text);
     writer.packed(3, this.windowUnits);
     writer.packed(4, this.windowIndexes);
-    writer.packed(5, this.keyScopes);
+    writer.packedOrRuns(5, 9, this.keyScopes);
     writer.packed(6, this.keySubjects);
-    writer.packed(7, this.keyMetrics);
-    writer.packed(8, this.keyWindows);
+    writer.packedOrRuns(7, 10, this.keyMetrics);
+    writer.packedOrRuns(8, 11, this.keyWindows);
   }
 
   private window(window: Window): number {
@@ -89,10 +89,13 @@ export function readKeyTable(reader: ProtoReader): KeyTable {
   const strings: string[] = [];
   const windowUnitCodesRead: number[] = [];
   const windowIndexes: number[] = [];
-  const keyScopes: number[] = [];
+  const scopesDense: number[] = [];
+  const scopesRuns: number[] = [];
   const keySubjects: number[] = [];
-  const keyMetrics: number[] = [];
-  const keyWindows: number[] = [];
+  const metricsDense: number[] = [];
+  const metricsRuns: number[] = [];
+  const windowsDense: number[] = [];
+  const windowsRuns: number[] = [];
   while (!reader.done) {
     const [field, wireType] = reader.tag();
     switch (field) {
@@ -113,16 +116,25 @@ export function readKeyTable(reader: ProtoReader): KeyTable {
         reader.repeatedVarint(wireType, windowIndexes, frameWindowsMax);
         break;
       case 5:
-        reader.repeatedVarint(wireType, keyScopes, frameKeysMax);
+        reader.repeatedVarint(wireType, scopesDense, frameKeysMax);
         break;
       case 6:
         reader.repeatedVarint(wireType, keySubjects, frameKeysMax);
         break;
       case 7:
-        reader.repeatedVarint(wireType, keyMetrics, frameKeysMax);
+        reader.repeatedVarint(wireType, metricsDense, frameKeysMax);
         break;
       case 8:
-        reader.repeatedVarint(wireType, keyWindows, frameKeysMax);
+        reader.repeatedVarint(wireType, windowsDense, frameKeysMax);
+        break;
+      case 9:
+        reader.repeatedVarint(wireType, scopesRuns, 2 * frameKeysMax);
+        break;
+      case 10:
+        reader.repeatedVarint(wireType, metricsRuns, 2 * frameKeysMax);
+        break;
+      case 11:
+        reader.repeatedVarint(wireType, windowsRuns, 2 * frameKeysMax);
         break;
       default:
         reader.skipField(wireType);
@@ -136,6 +148,9 @@ export function readKeyTable(reader: ProtoReader): KeyTable {
     if (unit === undefined) return fail('out-of-range', `unknown window unit ${code}`);
     return { unit, index: windowIndexes[i] as number };
   });
+  const keyScopes = columnOf(scopesDense, scopesRuns, frameKeysMax, 'KeyTable.key_scopes');
+  const keyMetrics = columnOf(metricsDense, metricsRuns, frameKeysMax, 'KeyTable.key_metrics');
+  const keyWindows = columnOf(windowsDense, windowsRuns, frameKeysMax, 'KeyTable.key_windows');
   const keyCount = keyScopes.length;
   if (keySubjects.length !== keyCount || keyMetrics.length !== keyCount || keyWindows.length !== keyCount) {
     fail('inconsistent', 'key columns differ in length');

@@ -155,3 +155,26 @@ export class ProtoReader {
     this.position += count;
   }
 }
+
+/**
+ * The values of a column written by `ProtoWriter.packedOrRuns`: the dense form, or the (value,
+ * run length) pairs expanded, never both, and never more than `countMax` values.
+ */
+export function columnOf(dense: readonly number[], runs: readonly number[], countMax: number, what: string): number[] {
+  if (runs.length === 0) return dense as number[];
+  if (dense.length > 0) fail('inconsistent', `${what} is written both dense and as runs`);
+  if (runs.length % 2 !== 0) fail('inconsistent', `${what} runs come in (value, length) pairs`);
+  let total = 0;
+  for (let i = 1; i < runs.length; i += 2) total += runs[i] as number;
+  if (total > countMax) fail('too-many', `${what} runs expand past ${countMax} values`);
+  const values = new Array<number>(total);
+  let at = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const value = runs[i] as number;
+    const length = runs[i + 1] as number;
+    if (length === 0) fail('inconsistent', `${what} has an empty run`);
+    values.fill(value, at, at + length);
+    at += length;
+  }
+  return values;
+}

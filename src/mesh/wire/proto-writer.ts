@@ -97,6 +97,28 @@ export class ProtoWriter {
     for (let i = 0; i < values.length; i++) this.varint(values[i] as number);
   }
 
+  /**
+   * A column that often repeats one value (the sending replica, zero refunds, one metric): written
+   * packed as `denseField`, or as (value, run length) pairs in `runsField`, whichever is smaller.
+   */
+  packedOrRuns(denseField: number, runsField: number, values: ArrayLike<number>): void {
+    if (values.length === 0) return;
+    let denseSize = 0;
+    let runsSize = 0;
+    const runs: number[] = [];
+    for (let i = 0; i < values.length; ) {
+      const value = values[i] as number;
+      let end = i + 1;
+      while (end < values.length && values[end] === value) end++;
+      runs.push(value, end - i);
+      runsSize += varintSize(value) + varintSize(end - i);
+      for (let k = i; k < end; k++) denseSize += varintSize(value);
+      i = end;
+    }
+    if (runsSize < denseSize) this.packed(runsField, runs);
+    else this.packed(denseField, values);
+  }
+
   /** A packed repeated `sint64` field: zigzag-encoded signed values. */
   packedSigned(field: number, values: ArrayLike<number>): void {
     const encoded = new Array<number>(values.length);

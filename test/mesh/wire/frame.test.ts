@@ -156,6 +156,39 @@ describe('wire compatibility with protobufjs', () => {
     expect([delta.rangeReplicas, delta.rangeFrom, delta.rangeTo]).toEqual([[0], [5], [7]]);
   });
 
+  it('writes repetitive columns as runs, which protobufjs reads and we round-trip', () => {
+    const owner = Array.from({ length: 100 }, (_, i) => ({
+      key: counterKey('tenant', `t${i}`, 'requests', day),
+      replica: a,
+      p: i + 1,
+      n: 0,
+      version: 7,
+    }));
+    const bytes = encode({ kind: 'counter-delta', delta: { entries: owner, ranges: [{ replica: a, from: 6, to: 7 }] } });
+    const object = FrameType.toObject(FrameType.decode(bytes.subarray(2, bytes.length - 4)), { longs: Number, arrays: true }) as {
+      counterDelta: { entryReplicas: number[]; entryReplicasRuns: number[]; entryNRuns: number[]; entryVersionLagsRuns: number[]; table: { keyScopesRuns: number[] } };
+    };
+    expect(object.counterDelta.entryReplicas).toEqual([]);
+    expect(object.counterDelta.entryReplicasRuns).toEqual([0, 100]);
+    expect(object.counterDelta.entryNRuns).toEqual([0, 100]);
+    expect(object.counterDelta.entryVersionLagsRuns).toEqual([0, 100]);
+    expect(object.counterDelta.table.keyScopesRuns).toEqual([0, 100]);
+    const decoded = decodeFrame(bytes);
+    expect(decoded.ok && decoded.value.kind === 'counter-delta' ? decoded.value.delta.entries.map((e) => e.version) : []).toEqual(new Array(100).fill(7));
+  });
+
+  it('rejects a column written both dense and as runs, and runs that expand too far', () => {
+    const table = { replicas: ['a'], strings: ['tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] };
+    const both = FrameType.encode(
+      FrameType.fromObject({ counterDelta: { table, entryReplicas: [0], entryReplicasRuns: [0, 1], entryP: [1], entryN: [0], entryVersionLags: [0] } }),
+    ).finish();
+    expect(reason(envelope(both))).toBe('inconsistent');
+    const huge = FrameType.encode(
+      FrameType.fromObject({ counterDelta: { table, entryReplicasRuns: [0, 2 ** 40], entryP: [1], entryN: [0], entryVersionLags: [0] } }),
+    ).finish();
+    expect(reason(envelope(huge))).toBe('too-many');
+  });
+
   it('we read what protobufjs writes, unpacked fields and unknown fields included', () => {
     const body = FrameType.encode(
       FrameType.fromObject({
