@@ -88,11 +88,21 @@ export const linksMax = 4 * meshMembersMax;
 
 // ---- Policy document (Yjs) ----
 
-/** Tenants in the policy document. */
-export const policyTenantsMax = 100_000;
+/**
+ * Tenants in the policy document. The whole document travels in one sync step 2 frame to a new
+ * peer, so tenants (about 250 bytes each) and accounts must fit `frameBytesMax` together; a
+ * larger policy needs a chunked sync first.
+ */
+export const policyTenantsMax = 10_000;
 
-/** Upstream accounts in the policy document. */
-export const policyAccountsMax = 10_000;
+/** Upstream accounts in the policy document (about 120 bytes each). */
+export const policyAccountsMax = 2_000;
+
+/** Local policy updates kept for broadcast before they are merged into one. */
+export const policyLocalUpdatesMax = 1_024;
+
+/** Policy sync step 1 is sent every this many digest rounds (and whenever a link opens). */
+export const policySyncEveryDigestRounds = 10;
 
 /** API keys per tenant. */
 export const tenantKeysMax = 16;

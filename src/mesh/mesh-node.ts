@@ -1,6 +1,14 @@
 import { assert } from '../core/assert.js';
 import type { NodeId, ReplicaId } from '../core/ids.js';
-import { handshakeNoncesMax, inboundFramesMax, linksMax, repairChunkEntriesMax, unackedBatchesMax } from '../core/limits.js';
+import {
+  frameBytesMax,
+  handshakeNoncesMax,
+  inboundFramesMax,
+  linksMax,
+  policySyncEveryDigestRounds,
+  repairChunkEntriesMax,
+  unackedBatchesMax,
+} from '../core/limits.js';
 import type { Result } from '../core/result.js';
 import type { CounterDelta, Digest, WindowedCounter } from '../crdt/windowed-counter.js';
 import { constantTimeEqual, handshakeProof, type MeshCrypto, meshProtocolVersion, NonceCache } from './handshake.js';
@@ -125,6 +133,7 @@ export class MeshNode {
   private nextHeartbeatMs = 0;
   private nextExpiryMs = 0;
   private pendingFrames = 0;
+  private digestRounds = 0;
 
   constructor(options: MeshNodeOptions) {
     this.membership = options.membership;
@@ -234,7 +243,11 @@ export class MeshNode {
     }
     this.broadcastPolicyUpdates();
     if (nowMs >= this.nextDigestMs) {
-      for (const state of this.openLinks()) this.sendDigestRound(state);
+      // Policy updates are broadcast as they happen; the periodic step 1 only repairs what a
+      // missing link kept from a peer, so it runs less often than the counter digest (a step 2
+      // reply carries the document's whole delete set, even between peers already in sync).
+      const withPolicy = ++this.digestRounds % policySyncEveryDigestRounds === 0;
+      for (const state of this.openLinks()) this.sendDigestRound(state, withPolicy);
       this.nextDigestMs = Math.max(this.nextDigestMs + timings.digestIntervalMs, nowMs + 1);
     }
     if (nowMs >= this.nextHeartbeatMs) {
@@ -347,7 +360,7 @@ export class MeshNode {
     peer.unacked = [];
     this.stats.linksAuthenticated++;
     // Each side learns what the other lacks from its digest; a new peer gets the full state.
-    this.sendDigestRound(state);
+    this.sendDigestRound(state, true);
   }
 
   private onOpenFrame(state: LinkState, frame: Frame, nowMs: number): void {
@@ -457,10 +470,10 @@ export class MeshNode {
     }
   }
 
-  private sendDigestRound(state: LinkState): void {
+  private sendDigestRound(state: LinkState, withPolicy: boolean): void {
     this.send(state, { kind: 'digest', digest: this.counter.digest() }, false);
     this.stats.digestsSent++;
-    this.sendPolicy(state, this.policy.syncStep1());
+    if (withPolicy) this.sendPolicy(state, this.policy.syncStep1());
   }
 
   private broadcastPolicyUpdates(): void {
@@ -470,6 +483,12 @@ export class MeshNode {
   }
 
   private sendPolicy(state: LinkState, message: Uint8Array): void {
+    // The limits keep a whole policy inside one frame; should one still outgrow it, the message
+    // is skipped and counted rather than crashing the node (chunked policy sync is future work).
+    if (message.length > frameBytesMax - 64) {
+      this.stats.policyMessagesTooLarge++;
+      return;
+    }
     this.stats.policyMessagesSent++;
     this.send(state, { kind: 'policy-sync', message }, false);
   }

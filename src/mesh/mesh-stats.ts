@@ -37,6 +37,8 @@ export class MeshStats {
   entriesOverflowed = 0;
   policyMessagesSent = 0;
   policyMessagesReceived = 0;
+  /** Policy sync messages that did not fit a frame and were not sent. */
+  policyMessagesTooLarge = 0;
   linksAuthenticated = 0;
   linksClosed = 0;
   readonly badFrames = new Map<string, number>();

@@ -1,0 +1,318 @@
+import { isCount } from '../../core/assert.js';
+import {
+  type AccountId,
+  isValidId,
+  isValidName,
+  parseAccountId,
+  parseRegionId,
+  parseTenantId,
+  type RegionId,
+  type TenantId,
+} from '../../core/ids.js';
+import { idLengthMax, limitsPerSubjectMax, tenantKeysMax, windowExpiryHorizonMs } from '../../core/limits.js';
+import { err, ok, type Err, type Result } from '../../core/result.js';
+import { windowLengthMs, windowUnits, type WindowUnit } from '../../crdt/window.js';
+
+/**
+ * The typed model of the policy document and its validation.
+ *
+ * Every value that enters the model goes through a `validate*` function, whether it comes from an
+ * admin call or from the replicated document: a peer may run another schema version, and the
+ * document itself cannot enforce anything. The validators take `unknown`, return fresh frozen
+ * objects (so a cached policy cannot be changed behind the document's back) and name the first
+ * bad field by its path, such as `tenants.acme.limits[2].window`.
+ */
+
+export const tiers = ['vip', 'paid', 'free'] as const;
+export type Tier = (typeof tiers)[number];
+
+export const consistencyModes = ['eventual', 'strict', 'escrow'] as const;
+export type ConsistencyMode = (typeof consistencyModes)[number];
+
+export const accountKinds = ['api-key', 'oauth'] as const;
+export type AccountKind = (typeof accountKinds)[number];
+
+/**
+ * Limits count in whole windows; `sec10` exists only as the sub-bucket of sliding limits, so a
+ * limit never names it.
+ */
+export type LimitWindowUnit = Exclude<WindowUnit, 'sec10'>;
+export const limitWindowUnits: readonly LimitWindowUnit[] = windowUnits.filter(
+  (unit): unit is LimitWindowUnit => unit !== 'sec10',
+);
+
+export interface LimitRule {
+  /** A counter metric name such as `requests`, `weighted_tokens` or `cost`. */
+  readonly metric: string;
+  readonly window: LimitWindowUnit;
+  /** Sliding limits sum `sec10` sub-buckets over the last window length instead of the fixed window. */
+  readonly sliding: boolean;
+  readonly limit: number;
+  readonly mode: ConsistencyMode;
+}
+
+/** Token weights in per-mille: 1000 means a token counts once. */
+export interface TokenWeights {
+  readonly input: number;
+  readonly output: number;
+  readonly cacheWrite: number;
+  readonly cacheRead: number;
+}
+
+export interface Tenant {
+  readonly id: TenantId;
+  readonly tier: Tier;
+  /** Lowercase hex SHA-256 digests of the tenant's API keys; the keys themselves are never stored. */
+  readonly apiKeyHashes: readonly string[];
+  readonly requireSignature: boolean;
+  readonly concurrencyMax: number;
+  readonly weights: TokenWeights;
+  readonly limits: readonly LimitRule[];
+}
+
+export interface Account {
+  readonly id: AccountId;
+  readonly kind: AccountKind;
+  /** The region whose nodes make this account's upstream calls. */
+  readonly homeRegion: RegionId;
+  /** Share of traffic in weighted selection, 1 to `accountWeightMax`. */
+  readonly weight: number;
+  readonly concurrencyMax: number;
+  readonly limits: readonly LimitRule[];
+}
+
+export interface MeshSettings {
+  readonly gossipIntervalMs: number;
+  readonly digestIntervalMs: number;
+  readonly heartbeatIntervalMs: number;
+}
+
+export interface PolicyError {
+  readonly kind: 'invalid-policy';
+  /** Path of the bad field, e.g. `tenants.acme.limits[2].window`. */
+  readonly field: string;
+  readonly reason: string;
+}
+
+/** Defaults mirror price ratios: output costs five times input, cache reads a tenth, cache writes 1.25. */
+export const defaultTokenWeights: TokenWeights = Object.freeze({
+  input: 1000,
+  output: 5000,
+  cacheWrite: 1250,
+  cacheRead: 100,
+});
+
+/**
+ * Largest token weight (per-mille, so 1000× a plain token). Weighted amounts are tokens × weight /
+ * 1000; with a few million tokens per request the product stays far below 2^53, so counters never
+ * lose integer precision. (A policy bound; it belongs beside the others in src/core/limits.ts.)
+ */
+export const tokenWeightPerMilleMax = 1_000_000;
+
+export const accountWeightMin = 1;
+export const accountWeightMax = 1000;
+
+/** Allowed range of every mesh setting, inclusive. */
+export const meshSettingsBounds: Readonly<Record<keyof MeshSettings, { readonly min: number; readonly max: number }>> = {
+  gossipIntervalMs: { min: 10, max: 10_000 },
+  digestIntervalMs: { min: 100, max: 600_000 },
+  heartbeatIntervalMs: { min: 10, max: 60_000 },
+};
+
+export const defaultMeshSettings: MeshSettings = Object.freeze({
+  gossipIntervalMs: 50,
+  digestIntervalMs: 1000,
+  heartbeatIntervalMs: 250,
+});
+
+export const meshSettingNames = Object.keys(meshSettingsBounds) as readonly (keyof MeshSettings)[];
+
+const sha256HexPattern = /^[0-9a-f]{64}$/;
+
+function invalid(field: string, reason: string): Err<PolicyError> {
+  return err({ kind: 'invalid-policy', field, reason });
+}
+
+type Fields = Readonly<Record<string, unknown>>;
+
+function isFields(value: unknown): value is Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isOneOf<T extends string>(options: readonly T[], value: unknown): value is T {
+  return typeof value === 'string' && (options as readonly string[]).includes(value);
+}
+
+/** Doubles carry a sign on zero; a stored `-0` would compare unequal to `0` in some places. */
+const unsignedZero = (value: number): number => (value === 0 ? 0 : value);
+
+/**
+ * The path of a subject (tenant or account). Ids may hold any printable ASCII, so an id that is
+ * itself invalid is quoted and cut to a bounded length: paths end up in logs and error replies.
+ */
+export function subjectPath(root: 'tenants' | 'accounts', id: unknown): string {
+  if (typeof id !== 'string') return `${root}[?]`;
+  if (isValidId(id)) return `${root}.${id}`;
+  const cut = id.length > idLengthMax ? `${id.slice(0, idLengthMax)}…` : id;
+  return `${root}[${JSON.stringify(cut)}]`;
+}
+
+function validateCount(value: unknown, field: string): Result<number, PolicyError> {
+  if (typeof value !== 'number' || !isCount(value)) return invalid(field, 'must be a non-negative safe integer');
+  return ok(unsignedZero(value));
+}
+
+function validateIntegerIn(value: unknown, field: string, min: number, max: number): Result<number, PolicyError> {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    return invalid(field, `must be an integer from ${min} to ${max}`);
+  }
+  return ok(unsignedZero(value));
+}
+
+export function validateLimitRule(value: unknown, field: string): Result<LimitRule, PolicyError> {
+  if (!isFields(value)) return invalid(field, 'must be an object');
+  const { metric, window, sliding, limit, mode } = value;
+  if (typeof metric !== 'string' || !isValidName(metric)) {
+    return invalid(`${field}.metric`, 'must be a lowercase name [a-z][a-z0-9_]* of at most 32 characters');
+  }
+  if (window === 'sec10') return invalid(`${field}.window`, 'sec10 is the sub-bucket of sliding limits, not a limit window');
+  if (!isOneOf(limitWindowUnits, window)) return invalid(`${field}.window`, `must be one of ${limitWindowUnits.join(', ')}`);
+  if (typeof sliding !== 'boolean') return invalid(`${field}.sliding`, 'must be a boolean');
+  // A sliding sum reads the sub-buckets of the whole span; counters expire sub-buckets that ended
+  // more than the horizon ago, so a longer span would silently undercount.
+  if (sliding && windowLengthMs[window] > windowExpiryHorizonMs) {
+    return invalid(`${field}.sliding`, `a sliding ${window} limit spans more than the counter expiry horizon`);
+  }
+  const count = validateCount(limit, `${field}.limit`);
+  if (!count.ok) return count;
+  if (!isOneOf(consistencyModes, mode)) return invalid(`${field}.mode`, `must be one of ${consistencyModes.join(', ')}`);
+  return ok(Object.freeze({ metric, window, sliding, limit: count.value, mode }));
+}
+
+/**
+ * A subject's limits. Two rules on the same metric, window and slidingness would count into the
+ * same counter key, possibly under different consistency modes, so they are refused.
+ */
+export function validateLimitRules(value: unknown, field: string): Result<readonly LimitRule[], PolicyError> {
+  if (!Array.isArray(value)) return invalid(field, 'must be an array');
+  if (value.length > limitsPerSubjectMax) return invalid(field, `at most ${limitsPerSubjectMax} limits`);
+  const rules: LimitRule[] = [];
+  const seen = new Map<string, number>();
+  for (let i = 0; i < value.length; i++) {
+    const rule = validateLimitRule(value[i], `${field}[${i}]`);
+    if (!rule.ok) return rule;
+    const key = `${rule.value.metric}/${rule.value.window}/${rule.value.sliding}`;
+    const first = seen.get(key);
+    if (first !== undefined) return invalid(`${field}[${i}]`, `same metric, window and sliding as ${field}[${first}]`);
+    seen.set(key, i);
+    rules.push(rule.value);
+  }
+  return ok(Object.freeze(rules));
+}
+
+/** Missing weights (and missing single weights) take the defaults. */
+export function validateTokenWeights(value: unknown, field: string): Result<TokenWeights, PolicyError> {
+  if (value === undefined) return ok(defaultTokenWeights);
+  if (!isFields(value)) return invalid(field, 'must be an object');
+  const weights: Record<keyof TokenWeights, number> = { ...defaultTokenWeights };
+  for (const name of Object.keys(defaultTokenWeights) as (keyof TokenWeights)[]) {
+    const given = value[name];
+    if (given === undefined) continue;
+    const checked = validateIntegerIn(given, `${field}.${name}`, 0, tokenWeightPerMilleMax);
+    if (!checked.ok) return checked;
+    weights[name] = checked.value;
+  }
+  return ok(Object.freeze(weights));
+}
+
+function validateKeyHashes(value: unknown, field: string): Result<readonly string[], PolicyError> {
+  if (!Array.isArray(value)) return invalid(field, 'must be an array');
+  if (value.length > tenantKeysMax) return invalid(field, `at most ${tenantKeysMax} API keys`);
+  const hashes: string[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const hash: unknown = value[i];
+    if (typeof hash !== 'string' || !sha256HexPattern.test(hash)) {
+      return invalid(`${field}[${i}]`, 'must be a SHA-256 digest in 64 lowercase hex digits');
+    }
+    const first = hashes.indexOf(hash);
+    if (first >= 0) return invalid(`${field}[${i}]`, `same key as ${field}[${first}]`);
+    hashes.push(hash);
+  }
+  return ok(Object.freeze(hashes));
+}
+
+export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
+  if (!isFields(value)) return invalid('tenants', 'a tenant must be an object');
+  const path = subjectPath('tenants', value.id);
+  const id = typeof value.id === 'string' ? parseTenantId(value.id) : undefined;
+  if (id === undefined || !id.ok) return invalid(`${path}.id`, `must be 1 to ${idLengthMax} printable ASCII characters without spaces`);
+  if (!isOneOf(tiers, value.tier)) return invalid(`${path}.tier`, `must be one of ${tiers.join(', ')}`);
+  const apiKeyHashes = validateKeyHashes(value.apiKeyHashes, `${path}.apiKeyHashes`);
+  if (!apiKeyHashes.ok) return apiKeyHashes;
+  if (typeof value.requireSignature !== 'boolean') return invalid(`${path}.requireSignature`, 'must be a boolean');
+  const concurrencyMax = validateCount(value.concurrencyMax, `${path}.concurrencyMax`);
+  if (!concurrencyMax.ok) return concurrencyMax;
+  const weights = validateTokenWeights(value.weights, `${path}.weights`);
+  if (!weights.ok) return weights;
+  const limits = validateLimitRules(value.limits, `${path}.limits`);
+  if (!limits.ok) return limits;
+  return ok(
+    Object.freeze({
+      id: id.value,
+      tier: value.tier,
+      apiKeyHashes: apiKeyHashes.value,
+      requireSignature: value.requireSignature,
+      concurrencyMax: concurrencyMax.value,
+      weights: weights.value,
+      limits: limits.value,
+    }),
+  );
+}
+
+export function validateAccount(value: unknown): Result<Account, PolicyError> {
+  if (!isFields(value)) return invalid('accounts', 'an account must be an object');
+  const path = subjectPath('accounts', value.id);
+  const id = typeof value.id === 'string' ? parseAccountId(value.id) : undefined;
+  if (id === undefined || !id.ok) return invalid(`${path}.id`, `must be 1 to ${idLengthMax} printable ASCII characters without spaces`);
+  if (!isOneOf(accountKinds, value.kind)) return invalid(`${path}.kind`, `must be one of ${accountKinds.join(', ')}`);
+  const homeRegion = typeof value.homeRegion === 'string' ? parseRegionId(value.homeRegion) : undefined;
+  if (homeRegion === undefined || !homeRegion.ok) return invalid(`${path}.homeRegion`, 'must be a region id');
+  const weight = validateIntegerIn(value.weight, `${path}.weight`, accountWeightMin, accountWeightMax);
+  if (!weight.ok) return weight;
+  const concurrencyMax = validateCount(value.concurrencyMax, `${path}.concurrencyMax`);
+  if (!concurrencyMax.ok) return concurrencyMax;
+  const limits = validateLimitRules(value.limits, `${path}.limits`);
+  if (!limits.ok) return limits;
+  return ok(
+    Object.freeze({
+      id: id.value,
+      kind: value.kind,
+      homeRegion: homeRegion.value,
+      weight: weight.value,
+      concurrencyMax: concurrencyMax.value,
+      limits: limits.value,
+    }),
+  );
+}
+
+export function validateMeshSetting(name: keyof MeshSettings, value: unknown): Result<number, PolicyError> {
+  const { min, max } = meshSettingsBounds[name];
+  return validateIntegerIn(value, `settings.${name}`, min, max);
+}
+
+/**
+ * A partial settings update: every given field must be a known setting within its bounds.
+ * Unknown names are refused rather than ignored, so a typo in an admin call is not lost silently.
+ */
+export function validateSettingsPatch(value: unknown): Result<Partial<MeshSettings>, PolicyError> {
+  if (!isFields(value)) return invalid('settings', 'must be an object');
+  const patch: Partial<Record<keyof MeshSettings, number>> = {};
+  for (const [name, given] of Object.entries(value)) {
+    if (given === undefined) continue;
+    if (!isOneOf(meshSettingNames, name)) return invalid(`settings.${name}`, 'unknown setting');
+    const checked = validateMeshSetting(name, given);
+    if (!checked.ok) return checked;
+    patch[name] = checked.value;
+  }
+  return ok(Object.freeze(patch));
+}
