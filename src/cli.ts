@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The `carpool` command. Subcommands are added as the parts they drive land; today: `demo`.
+// The `carpool` command. Subcommands are added as the parts they drive land.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCounterDemo } from './node/counter-demo.js';
+import { runNode } from './node/run-node.js';
 
 const usage = `usage: carpool <command> [options]
 
@@ -9,6 +10,9 @@ commands:
   demo [--seed N] [--ticks N] [--loss P] [--fast]
       three regions count tokens and gossip deltas through the wire codec over lossy links,
       then reconcile with one digest exchange (the default of \`npm start\`)
+  node --config FILE [--status-every SECONDS]
+      run one mesh node: WebSocket mesh endpoint, optional admin HTTP endpoint
+      (the config format is documented in src/node/node-config.ts and README.md)
   help
       this text`;
 
@@ -46,6 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
+  if (command === 'node') return nodeCommand(rest);
   if (command !== 'demo') {
     console.error(`carpool: unknown command "${command}"\n\n${usage}`);
     return 2;
@@ -75,6 +80,31 @@ async function main(argv: readonly string[]): Promise<number> {
     (ms) => sleep(ms),
   );
   return converged ? 0 : 1;
+}
+
+async function nodeCommand(args: readonly string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === 'string') {
+    console.error(`carpool node: ${flags}`);
+    return 2;
+  }
+  for (const name of Object.keys(flags)) {
+    if (!['config', 'status-every'].includes(name)) {
+      console.error(`carpool node: unknown option --${name}\n\n${usage}`);
+      return 2;
+    }
+  }
+  const configPath = flags.config;
+  if (typeof configPath !== 'string') {
+    console.error('carpool node: --config FILE is required');
+    return 2;
+  }
+  const statusEvery = numberFlag(flags, 'status-every', 10, 1, 3600);
+  if (typeof statusEvery === 'string') {
+    console.error(`carpool node: ${statusEvery}`);
+    return 2;
+  }
+  return runNode({ configPath, statusEveryMs: statusEvery * 1000, print: (line) => console.log(line) });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,10 +1,11 @@
-// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: crdt.
+// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: crdt, mesh.
 import { crdtBench } from './crdt.bench.js';
 import { type BenchContext, missedTargets } from './harness.js';
+import { meshBench } from './mesh.bench.js';
 
-const suites: Record<string, (ctx: BenchContext) => void> = { crdt: crdtBench };
+const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = { crdt: crdtBench, mesh: meshBench };
 
-function main(argv: readonly string[]): number {
+async function main(argv: readonly string[]): Promise<number> {
   const names: string[] = [];
   let runs = 5;
   let quick = false;
@@ -24,7 +25,7 @@ function main(argv: readonly string[]): number {
     }
   }
   const ctx: BenchContext = { runs, quick };
-  for (const name of names.length > 0 ? names : Object.keys(suites)) suites[name]!(ctx);
+  for (const name of names.length > 0 ? names : Object.keys(suites)) await suites[name]!(ctx);
   const missed = missedTargets();
   if (missed.length > 0) {
     console.log(`\n${missed.length} target(s) missed: ${missed.join('; ')}`);
@@ -34,4 +35,4 @@ function main(argv: readonly string[]): number {
   return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

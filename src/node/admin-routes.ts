@@ -1,0 +1,156 @@
+import type { AccountId, TenantId } from '../core/ids.js';
+import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-key.js';
+import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
+import { validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
+import type { AdminHandler, AdminReply } from '../net/admin-http.js';
+import type { MeshRuntime } from './mesh-runtime.js';
+
+/** Updates one POST /counters may carry. */
+export const adminUpdatesMax = 100_000;
+/** Longest a GET /counters may wait for a value. */
+export const adminWaitMsMax = 60_000;
+
+const badRequest = (error: string, field?: string): AdminReply => ({ status: 400, body: field === undefined ? { error } : { error, field } });
+const notFound: AdminReply = { status: 404, body: { error: 'no such route' } };
+const notAllowed: AdminReply = { status: 405, body: { error: 'method not allowed on this route' } };
+
+/** The routes of `src/net/admin-http.ts`, answered from one node's mesh runtime. */
+export class AdminRoutes implements AdminHandler {
+  constructor(
+    private readonly runtime: MeshRuntime,
+    private readonly started = Date.now(),
+  ) {}
+
+  async handle(method: string, path: readonly string[], query: URLSearchParams, body: unknown): Promise<AdminReply> {
+    const [first, second, third] = path;
+    if (first === 'status' && path.length === 1) return method === 'GET' ? { status: 200, body: this.status() } : notAllowed;
+    if (first === 'counters' && path.length === 1) {
+      if (method === 'GET') return this.readCounter(query);
+      if (method === 'POST') return this.writeCounters(body);
+      return notAllowed;
+    }
+    if (first === 'policy') {
+      const policy = this.runtime.policy;
+      if (path.length === 1) return method === 'GET' ? { status: 200, body: this.policyView() } : notAllowed;
+      if (second === 'settings' && path.length === 2) {
+        if (method !== 'PATCH') return notAllowed;
+        const patch = validateSettingsPatch(body);
+        if (!patch.ok) return badRequest(patch.error.reason, patch.error.field);
+        const updated = policy.updateSettings(patch.value);
+        return updated.ok ? { status: 200, body: policy.settings() } : badRequest(updated.error.reason, updated.error.field);
+      }
+      if ((second === 'tenants' || second === 'accounts') && third !== undefined && path.length === 3) {
+        if (method === 'DELETE') {
+          const removed = second === 'tenants' ? policy.removeTenant(third as TenantId) : policy.removeAccount(third as AccountId);
+          return removed ? { status: 200, body: { removed: third } } : notFound;
+        }
+        if (method !== 'PUT') return notAllowed;
+        if (typeof body !== 'object' || body === null) return badRequest('the body must be a JSON object');
+        const withId = { ...(body as Record<string, unknown>), id: third };
+        if (second === 'tenants') {
+          const tenant = validateTenant(withId);
+          if (!tenant.ok) return badRequest(tenant.error.reason, tenant.error.field);
+          const saved = policy.upsertTenant(tenant.value);
+          return saved.ok ? { status: 200, body: tenant.value } : badRequest(saved.error.reason, saved.error.field);
+        }
+        const account = validateAccount(withId);
+        if (!account.ok) return badRequest(account.error.reason, account.error.field);
+        const saved = policy.upsertAccount(account.value);
+        return saved.ok ? { status: 200, body: account.value } : badRequest(saved.error.reason, saved.error.field);
+      }
+    }
+    return notFound;
+  }
+
+  private status(): unknown {
+    const now = Date.now();
+    const node = this.runtime.node;
+    const stats = node.stats;
+    return {
+      node: this.runtime.config.node,
+      region: this.runtime.config.region,
+      replica: this.runtime.replica,
+      uptimeMs: now - this.started,
+      peers: node.peerViews(now),
+      quorum: node.membership.quorum(),
+      counter: { keys: this.runtime.counter.size, replicas: this.runtime.counter.replicaCount, version: this.runtime.counter.version },
+      mesh: {
+        ...Object.fromEntries(Object.entries(stats).filter(([, value]) => typeof value === 'number')),
+        badFrames: Object.fromEntries(stats.badFrames),
+        authFailures: Object.fromEntries(stats.authFailures),
+        lagBuckets: stats.lagBuckets,
+      },
+      transport: this.runtime.transportStats(),
+      cpuMicros: process.cpuUsage(),
+      heapBytes: process.memoryUsage().heapUsed,
+    };
+  }
+
+  private async readCounter(query: URLSearchParams): Promise<AdminReply> {
+    const key = parseKey(Object.fromEntries(query), 'query');
+    if (typeof key === 'string') return badRequest(key);
+    const atLeastText = query.get('atLeast');
+    let value = this.runtime.counter.value(key);
+    if (atLeastText !== null) {
+      const atLeast = Number(atLeastText);
+      const waitMs = Number(query.get('waitMs') ?? '0');
+      if (!Number.isSafeInteger(atLeast)) return badRequest('atLeast must be an integer', 'atLeast');
+      if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > adminWaitMsMax) return badRequest(`waitMs must be 0 to ${adminWaitMsMax}`, 'waitMs');
+      const reached = await this.runtime.waitFor(key, atLeast, waitMs);
+      value = reached ?? this.runtime.counter.value(key);
+    }
+    const contributions = [...this.runtime.counter.contributions(key)].map(([replica, { p, n }]) => ({ replica, p, n }));
+    return { status: 200, body: { key: key.id.split('\u001f').join('/'), value, contributions } };
+  }
+
+  private writeCounters(body: unknown): AdminReply {
+    const updates = (body as { updates?: unknown } | undefined)?.updates;
+    if (!Array.isArray(updates) || updates.length > adminUpdatesMax) return badRequest(`updates must be an array of at most ${adminUpdatesMax}`, 'updates');
+    // Validate everything first: a request is applied whole or not at all.
+    const parsed: { key: CounterKey; amount: number; refund: number }[] = [];
+    for (const [i, update] of (updates as unknown[]).entries()) {
+      if (typeof update !== 'object' || update === null) return badRequest('each update is an object', `updates[${i}]`);
+      const fields = update as Record<string, unknown>;
+      const key = parseKey(fields, `updates[${i}]`);
+      if (typeof key === 'string') return badRequest(key, `updates[${i}]`);
+      const amount = fields.amount;
+      const refund = fields.refund ?? 0;
+      if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) return badRequest('amount must be a non-negative integer', `updates[${i}].amount`);
+      if (typeof refund !== 'number' || !Number.isSafeInteger(refund) || refund < 0) return badRequest('refund must be a non-negative integer', `updates[${i}].refund`);
+      parsed.push({ key, amount, refund });
+    }
+    let applied = 0;
+    for (const { key, amount, refund } of parsed) {
+      const up = this.runtime.counter.increment(key, amount);
+      if (!up.ok) return { status: 409, body: { error: up.error.kind, applied } };
+      if (refund > 0) this.runtime.counter.decrement(key, refund);
+      applied++;
+    }
+    return { status: 200, body: { applied } };
+  }
+
+  private policyView(): unknown {
+    const policy = this.runtime.policy;
+    return {
+      tenants: [...policy.tenants().values()],
+      accounts: [...policy.accounts().values()],
+      settings: policy.settings(),
+      invalid: policy.invalidEntries(),
+    };
+  }
+}
+
+/** A key from string or number fields; `index` defaults to the window containing `at` (ms) or now. */
+function parseKey(fields: Record<string, unknown>, where: string): CounterKey | string {
+  const { scope, subject, metric, unit } = fields;
+  if (typeof scope !== 'string' || typeof subject !== 'string' || typeof metric !== 'string') return `${where}: scope, subject and metric are required`;
+  if (typeof unit !== 'string' || !(windowUnits as readonly string[]).includes(unit)) return `${where}: unit must be one of ${windowUnits.join(', ')}`;
+  const indexField = fields.index;
+  const atField = fields.at;
+  let index: number;
+  if (indexField !== undefined) index = Number(indexField);
+  else index = windowAt(unit as WindowUnit, atField === undefined ? Date.now() : Number(atField)).index;
+  const window = { unit: unit as WindowUnit, index };
+  if (!isValidKeyParts(scope, subject, metric, window)) return `${where}: scope and metric are lowercase names, subject an id, index a non-negative integer`;
+  return counterKey(scope, subject, metric, window);
+}

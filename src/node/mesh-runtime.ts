@@ -1,0 +1,198 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { asReplicaId, type ReplicaId } from '../core/ids.js';
+import { frameBytesMax, linkSendQueueBytesMax } from '../core/limits.js';
+import type { CounterKey } from '../crdt/counter-key.js';
+import { WindowedCounter } from '../crdt/windowed-counter.js';
+import type { MeshCrypto } from '../mesh/handshake.js';
+import { Membership } from '../mesh/membership.js';
+import { MeshNode } from '../mesh/mesh-node.js';
+import { PolicyDocument } from '../mesh/policy/policy-document.js';
+import { WsTransport, type WsTransportStats } from '../net/ws-transport.js';
+import type { NodeConfig } from './node-config.js';
+
+/**
+ * One node's mesh, wired to the world: the sans-I/O `MeshNode` driven by the system clock and
+ * timers, its frames carried by `WsTransport`. This is the only place that reads the clock for
+ * the mesh; the simulator replaces exactly this file.
+ *
+ * Scheduling. The node is ticked when its next timer is due, and soon after frames arrive
+ * (`setImmediate`, coalesced), never inside the socket callback. After every tick the outbox is
+ * drained into the transport and waiters on counter values are checked.
+ */
+export interface MeshRuntimeOptions {
+  readonly config: NodeConfig;
+  readonly secret: Uint8Array;
+  readonly tls?: { readonly certPem: string; readonly keyPem: string; readonly caPem?: string };
+  readonly log?: (line: string) => void;
+}
+
+interface Waiter {
+  readonly key: CounterKey;
+  readonly atLeast: number;
+  readonly resolve: (value: number | undefined) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Pending long-polls on counter values; more are refused. */
+const waitersMax = 10_000;
+
+export class MeshRuntime {
+  readonly node: MeshNode;
+  readonly counter: WindowedCounter;
+  readonly policy: PolicyDocument;
+  readonly replica: ReplicaId;
+  readonly config: NodeConfig;
+  meshPort = 0;
+
+  private readonly transport: WsTransport;
+  private readonly log: (line: string) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private waiters = new Set<Waiter>();
+  private stopped = false;
+
+  private constructor(options: MeshRuntimeOptions) {
+    const { config } = options;
+    this.config = config;
+    this.log = options.log ?? (() => {});
+    const membership = Membership.create(config.node, config.members);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    // A node restarted without its state must not reuse its replica id (see pn-counter.ts): the
+    // incarnation suffix makes every start a new replica.
+    this.replica = asReplicaId(`${config.node}~${Date.now().toString(36)}${randomBytes(2).toString('hex')}`);
+    this.counter = new WindowedCounter(this.replica);
+    this.policy = new PolicyDocument(yjsClientId(this.replica));
+    const crypto: MeshCrypto = {
+      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
+      nonce: () => new Uint8Array(randomBytes(16)),
+    };
+    this.node = new MeshNode({ membership: membership.value, replica: this.replica, secret: options.secret, crypto, counter: this.counter, policy: this.policy });
+    const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
+    this.transport = new WsTransport(
+      {
+        listenHost: config.listen.host,
+        listenPort: config.listen.port,
+        ...(options.tls === undefined ? {} : { tls: options.tls }),
+        peers: membership.value.dialTargets().map((m) => ({ peer: m.id, url: m.url })),
+        frameBytesMax,
+        sendQueueBytesMax: linkSendQueueBytesMax,
+        pingIntervalMs: Math.max(heartbeatMs, 250),
+        pongTimeoutMs: Math.max(4 * heartbeatMs, 1_000),
+        // A healed partition must converge within a second, so redials are capped at half of
+        // that; with at most meshMembersMax peers the redial rate stays small.
+        backoffInitialMs: 50,
+        backoffMaxMs: 500,
+        random: Math.random,
+      },
+      {
+        onOpen: (link, info) => {
+          this.node.onLinkOpen(link, { direction: info.direction, ...(info.dialedPeer === undefined ? {} : { dialedPeer: info.dialedPeer as NodeConfig['node'] }) }, Date.now());
+          this.flush();
+        },
+        onMessage: (link, bytes) => {
+          this.node.onFrame(link, bytes);
+          this.soon();
+        },
+        onClose: (link, info) => {
+          this.node.onLinkClosed(link);
+          if (info.code >= 4000) this.log(`link ${link} closed: ${info.reason}`);
+        },
+      },
+    );
+  }
+
+  static async start(options: MeshRuntimeOptions): Promise<MeshRuntime> {
+    const runtime = new MeshRuntime(options);
+    const { port } = await runtime.transport.start();
+    runtime.meshPort = port;
+    runtime.pump();
+    return runtime;
+  }
+
+  transportStats(): WsTransportStats {
+    return this.transport.stats();
+  }
+
+  /**
+   * Resolves with the key's value once it is at least `atLeast`, or with undefined after
+   * `timeoutMs`. Checked after every tick, so the answer is as fresh as the node's own view.
+   */
+  waitFor(key: CounterKey, atLeast: number, timeoutMs: number): Promise<number | undefined> {
+    const now = this.counter.value(key);
+    if (now >= atLeast) return Promise.resolve(now);
+    if (this.waiters.size >= waitersMax || this.stopped) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        key,
+        atLeast,
+        resolve,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          resolve(undefined);
+        }, timeoutMs),
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    for (const waiter of this.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(undefined);
+    }
+    this.waiters.clear();
+    await this.transport.stop();
+  }
+
+  /** Ticks if due, drains the outbox, checks waiters, and sets the next timer. */
+  private pump(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (this.node.nextTickMs() <= now) this.node.tick(now);
+    this.flush();
+    this.checkWaiters();
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const delay = Math.max(1, this.node.nextTickMs() - Date.now());
+    this.timer = setTimeout(() => this.pump(), delay);
+  }
+
+  private soon(): void {
+    if (this.immediate !== undefined || this.stopped) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      this.pump();
+    });
+  }
+
+  private flush(): void {
+    for (const out of this.node.drainOutbox()) {
+      if (out.kind === 'send') this.transport.send(out.link, out.bytes, out.droppable);
+      else this.transport.close(out.link, out.code, out.reason);
+    }
+  }
+
+  private checkWaiters(): void {
+    for (const waiter of this.waiters) {
+      const value = this.counter.value(waiter.key);
+      if (value >= waiter.atLeast) {
+        clearTimeout(waiter.timer);
+        this.waiters.delete(waiter);
+        waiter.resolve(value);
+      }
+    }
+  }
+}
+
+/** Yjs needs a distinct 32-bit client id per incarnation: FNV-1a of the replica id. */
+export function yjsClientId(replica: ReplicaId): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < replica.length; i++) {
+    hash ^= replica.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash === 0 ? 1 : hash;
+}

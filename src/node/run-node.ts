@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { startAdminHttp } from '../net/admin-http.js';
+import { AdminRoutes } from './admin-routes.js';
+import { MeshRuntime } from './mesh-runtime.js';
+import { type NodeConfig, parseNodeConfig } from './node-config.js';
+
+/**
+ * `carpool node --config FILE`: one mesh node process. Prints its endpoints, a status line every
+ * `statusEveryMs`, and stops cleanly on SIGINT or SIGTERM.
+ */
+export interface RunNodeOptions {
+  readonly configPath: string;
+  readonly statusEveryMs: number;
+  readonly print: (line: string) => void;
+}
+
+export async function runNode(options: RunNodeOptions): Promise<number> {
+  const loaded = await loadConfig(options.configPath);
+  if (typeof loaded === 'string') {
+    options.print(`carpool node: ${loaded}`);
+    return 2;
+  }
+  const { config, secret, tls } = loaded;
+  const runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: options.print });
+  const admin = config.admin === undefined ? undefined : await startAdminHttp(config.admin.host, config.admin.port, new AdminRoutes(runtime));
+  const scheme = tls === undefined ? 'ws' : 'wss';
+  options.print(`node ${config.node} (${config.region}) replica ${runtime.replica}`);
+  options.print(`  mesh  ${scheme}://${config.listen.host}:${runtime.meshPort}`);
+  if (admin !== undefined) options.print(`  admin http://${config.admin?.host}:${admin.port}`);
+  let last = { deltas: 0, at: Date.now() };
+  const status = setInterval(() => {
+    const now = Date.now();
+    const peers = runtime.node.peerViews(now);
+    const connected = peers.filter((p) => p.connected).length;
+    const deltas = runtime.node.stats.deltasReceived;
+    const perSecond = ((deltas - last.deltas) * 1000) / Math.max(1, now - last.at);
+    last = { deltas, at: now };
+    options.print(`[${config.node}] peers ${connected}/${peers.length} connected, ${perSecond.toFixed(1)} deltas/s in, ${runtime.counter.size} keys`);
+  }, options.statusEveryMs);
+  await new Promise<void>((done) => {
+    const stop = (): void => done();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  clearInterval(status);
+  await admin?.close();
+  await runtime.stop();
+  options.print(`node ${config.node} stopped`);
+  return 0;
+}
+
+interface Loaded {
+  readonly config: NodeConfig;
+  readonly secret: Uint8Array;
+  readonly tls: { certPem: string; keyPem: string; caPem?: string } | undefined;
+}
+
+async function loadConfig(path: string): Promise<Loaded | string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    return `cannot read the config file ${path}: ${(error as Error).message}`;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return `the config file ${path} is not JSON: ${(error as Error).message}`;
+  }
+  const parsed = parseNodeConfig(raw);
+  if (!parsed.ok) return `${path}: field ${parsed.error.field}: ${parsed.error.reason}`;
+  const config = parsed.value;
+  const base = dirname(resolve(path));
+  let secretText: string;
+  if (config.secret.kind === 'inline') secretText = config.secret.value;
+  else if (config.secret.kind === 'env') {
+    const fromEnv = process.env.CARPOOL_MESH_SECRET;
+    if (fromEnv === undefined || fromEnv.length < 16) return 'no mesh secret: set "secret" or "secretFile" in the config, or CARPOOL_MESH_SECRET (at least 16 characters)';
+    secretText = fromEnv;
+  } else {
+    try {
+      secretText = (await readFile(resolve(base, config.secret.path), 'utf8')).trim();
+    } catch (error) {
+      return `field secretFile: cannot read ${config.secret.path}: ${(error as Error).message}`;
+    }
+    if (secretText.length < 16) return `field secretFile: the secret in ${config.secret.path} is shorter than 16 characters`;
+  }
+  let tls: Loaded['tls'];
+  if (config.tls !== undefined) {
+    try {
+      const certPem = await readFile(resolve(base, config.tls.certFile), 'utf8');
+      const keyPem = await readFile(resolve(base, config.tls.keyFile), 'utf8');
+      const caPem = config.tls.caFile === undefined ? undefined : await readFile(resolve(base, config.tls.caFile), 'utf8');
+      tls = { certPem, keyPem, ...(caPem === undefined ? {} : { caPem }) };
+    } catch (error) {
+      return `field tls: cannot read a certificate or key: ${(error as Error).message}`;
+    }
+  }
+  return { config, secret: new TextEncoder().encode(secretText), tls };
+}

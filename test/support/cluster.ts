@@ -1,0 +1,194 @@
+// Starts real `carpool node` processes on loopback for integration tests and benchmarks, with a
+// LoopbackProxy on every dialed link so a test can cut and heal any pair.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LoopbackProxy } from './loopback-proxy.js';
+
+const repoRoot = new URL('../../', import.meta.url).pathname;
+export const clusterSecret = 'integration-test-mesh-secret';
+
+export interface CounterRef {
+  readonly scope: string;
+  readonly subject: string;
+  readonly metric: string;
+  readonly unit: string;
+  readonly index: number;
+}
+
+export interface ClusterNode {
+  readonly id: string;
+  readonly meshPort: number;
+  readonly adminPort: number;
+  process: ChildProcess | undefined;
+  output: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class Cluster {
+  private readonly dir = mkdtempSync(join(tmpdir(), 'carpool-cluster-'));
+  /** proxies.get(`${i}-${j}`) sits on the link that node i dials to node j (i < j). */
+  private readonly proxies = new Map<string, LoopbackProxy>();
+
+  private constructor(readonly nodes: ClusterNode[]) {}
+
+  static async start(size: number, options: { settle?: boolean } = {}): Promise<Cluster> {
+    const nodes: ClusterNode[] = [];
+    for (let i = 0; i < size; i++) nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), process: undefined, output: '' });
+    const cluster = new Cluster(nodes);
+    for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) cluster.proxies.set(`${i}-${j}`, await LoopbackProxy.start(nodes[j]!.meshPort));
+    for (let i = 0; i < size; i++) cluster.writeConfig(i);
+    await Promise.all(nodes.map((_, i) => cluster.spawn(i)));
+    if (options.settle !== false) await cluster.waitConnected();
+    return cluster;
+  }
+
+  /** Each node sees its dial targets through the proxy of that pair. */
+  private writeConfig(i: number): void {
+    const members = this.nodes.map((node, j) => {
+      const port = j > i ? this.proxies.get(`${i}-${j}`)!.port : node.meshPort;
+      return { id: node.id, region: `region-${j}`, url: `ws://127.0.0.1:${port}` };
+    });
+    const node = this.nodes[i]!;
+    const config = {
+      node: node.id,
+      region: `region-${i}`,
+      listen: { host: '127.0.0.1', port: node.meshPort },
+      admin: { host: '127.0.0.1', port: node.adminPort },
+      members,
+      secret: clusterSecret,
+    };
+    writeFileSync(this.configPath(i), JSON.stringify(config));
+  }
+
+  private configPath(i: number): string {
+    return join(this.dir, `n${i}.json`);
+  }
+
+  /** Starts node i and resolves once its admin endpoint answers. */
+  async spawn(i: number): Promise<void> {
+    const node = this.nodes[i]!;
+    node.output = '';
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', this.configPath(i), '--status-every', '3600'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
+    node.process = child;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`node ${node.id} exited: ${node.output}`);
+      try {
+        await this.status(i);
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`node ${node.id} did not start: ${node.output}`);
+        await sleep(100);
+      }
+    }
+  }
+
+  /** SIGKILL: the process dies without saying goodbye, as in a crash. */
+  async kill(i: number): Promise<void> {
+    const child = this.nodes[i]!.process;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+    this.nodes[i]!.process = undefined;
+  }
+
+  cut(i: number, j: number): void {
+    this.proxy(i, j).cut();
+  }
+
+  heal(i: number, j: number): void {
+    this.proxy(i, j).heal();
+  }
+
+  /** Cuts every link of node i. */
+  isolate(i: number): void {
+    for (let j = 0; j < this.nodes.length; j++) if (j !== i) this.cut(i, j);
+  }
+
+  healAll(): void {
+    for (const proxy of this.proxies.values()) proxy.heal();
+  }
+
+  private proxy(i: number, j: number): LoopbackProxy {
+    const proxy = this.proxies.get(i < j ? `${i}-${j}` : `${j}-${i}`);
+    if (proxy === undefined) throw new Error(`no link between ${i} and ${j}`);
+    return proxy;
+  }
+
+  async waitConnected(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const statuses = await Promise.all(this.nodes.map((_, i) => this.status(i).catch(() => undefined)));
+      if (statuses.every((s) => s !== undefined && s.peers.every((p) => p.connected))) return;
+      if (Date.now() > deadline) throw new Error(`mesh did not connect: ${JSON.stringify(statuses.map((s) => s?.peers))}`);
+      await sleep(100);
+    }
+  }
+
+  async status(i: number): Promise<NodeStatus> {
+    return (await this.request(i, 'GET', '/status')) as NodeStatus;
+  }
+
+  async increment(i: number, ref: CounterRef, amount: number, refund = 0): Promise<void> {
+    await this.request(i, 'POST', '/counters', { updates: [{ ...ref, amount, refund }] });
+  }
+
+  /** The value at node i; with `atLeast`, waits up to `waitMs` for it. */
+  async value(i: number, ref: CounterRef, atLeast?: number, waitMs = 10_000): Promise<number> {
+    const query = new URLSearchParams({ ...ref, index: String(ref.index) } as Record<string, string>);
+    if (atLeast !== undefined) {
+      query.set('atLeast', String(atLeast));
+      query.set('waitMs', String(waitMs));
+    }
+    const body = (await this.request(i, 'GET', `/counters?${query.toString()}`)) as { value: number };
+    return body.value;
+  }
+
+  async request(i: number, method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`http://127.0.0.1:${this.nodes[i]!.adminPort}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const json = (await response.json());
+    if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((_, i) => this.kill(i)));
+    await Promise.all([...this.proxies.values()].map((p) => p.close()));
+  }
+}
+
+export interface NodeStatus {
+  readonly node: string;
+  readonly replica: string;
+  readonly peers: readonly { peer: string; connected: boolean; liveness: string }[];
+  readonly mesh: Record<string, unknown> & { authFailures: Record<string, number>; badFrames: Record<string, number> };
+  readonly transport: Record<string, number>;
+  readonly cpuMicros: { user: number; system: number };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
