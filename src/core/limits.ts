@@ -80,6 +80,9 @@ export const inboundFramesMax = 4_096;
 /** Entries per counter delta frame when a repair or full state is split into chunks. */
 export const repairChunkEntriesMax = 100_000;
 
+/** Frames a link may queue before its handshake completes; more close it as unauthenticated. */
+export const handshakeFramesMax = 64;
+
 /** Initiator nonces remembered to refuse replayed handshakes. */
 export const handshakeNoncesMax = 4_096;
 

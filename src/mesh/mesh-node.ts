@@ -2,6 +2,7 @@ import { assert } from '../core/assert.js';
 import type { NodeId, ReplicaId } from '../core/ids.js';
 import {
   frameBytesMax,
+  handshakeFramesMax,
   handshakeNoncesMax,
   inboundFramesMax,
   linksMax,
@@ -95,6 +96,8 @@ interface LinkState {
   readonly openedAtMs: number;
   phase: Phase;
   peer: NodeId | undefined;
+  /** Digests received on this link; the first one is answered without a grace interval. */
+  digestsReceived: number;
   nonceDialer: Uint8Array | undefined;
   nonceResponder: Uint8Array | undefined;
   inbound: Uint8Array[];
@@ -134,6 +137,8 @@ export class MeshNode {
   private nextExpiryMs = 0;
   private pendingFrames = 0;
   private digestRounds = 0;
+  /** Our digest as of the previous digest round: what every peer should hold by now. */
+  private previousDigest: Digest = new Map();
 
   constructor(options: MeshNodeOptions) {
     this.membership = options.membership;
@@ -167,6 +172,7 @@ export class MeshNode {
       nonceDialer: undefined,
       nonceResponder: undefined,
       inbound: [],
+      digestsReceived: 0,
     };
     this.links.set(link, state);
     if (this.links.size > linksMax) {
@@ -189,6 +195,12 @@ export class MeshNode {
     if (state === undefined || state.phase === 'closing') return;
     this.stats.framesReceived++;
     this.stats.bytesReceived += bytes.length;
+    if (state.phase !== 'open' && state.inbound.length >= handshakeFramesMax) {
+      // A handshake takes two or three frames (and the dialer's first digest, policy and delta
+      // may follow its Proof before we read it); a peer that floods before it is known is cut off.
+      this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
+      return;
+    }
     if (state.inbound.length >= inboundFramesMax) {
       this.stats.inboundDropped++;
       return;
@@ -248,6 +260,7 @@ export class MeshNode {
       // reply carries the document's whole delete set, even between peers already in sync).
       const withPolicy = ++this.digestRounds % policySyncEveryDigestRounds === 0;
       for (const state of this.openLinks()) this.sendDigestRound(state, withPolicy);
+      this.previousDigest = this.counter.digest();
       this.nextDigestMs = Math.max(this.nextDigestMs + timings.digestIntervalMs, nowMs + 1);
     }
     if (nowMs >= this.nextHeartbeatMs) {
@@ -411,9 +424,12 @@ export class MeshNode {
   }
 
   private onDigest(state: LinkState, theirs: Digest): void {
-    // Cheap test first: a full scan is only worth it when we hold something they lack.
+    // Cheap test first: a full scan is only worth it when they lack something. Batches still in
+    // flight make every busy peer look behind, so after the first digest on a link we compare
+    // with what we held one digest interval ago: what gossip alone should have delivered.
+    const reference = state.digestsReceived++ === 0 ? this.counter.digest() : this.previousDigest;
     let ahead = false;
-    for (const [replica, version] of this.counter.digest()) {
+    for (const [replica, version] of reference) {
       if (version > (theirs.get(replica) ?? 0)) {
         ahead = true;
         break;

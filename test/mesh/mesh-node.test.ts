@@ -126,6 +126,13 @@ describe('MeshNode handshake', () => {
     expect(closes(dialer.drainOutbox())[0]?.reason).toBe('bad-proof');
   });
 
+  it('cuts off a link that floods frames before its handshake', () => {
+    const node = makeNode(all[1]!.id, all, random);
+    node.onLinkOpen(1, { direction: 'inbound' }, t0);
+    for (let i = 0; i < 65; i++) node.onFrame(1, bytes({ kind: 'heartbeat' }));
+    expect(closes(node.drainOutbox())).toEqual([{ code: closeCodes.unauthenticated, reason: 'unauthenticated-frame' }]);
+  });
+
   it('closes a link whose handshake does not finish in time', () => {
     const node = makeNode(all[1]!.id, all, random);
     feedInbound(node, 1, []);
