@@ -3,6 +3,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LoopbackProxy } from '../support/loopback-proxy.js';
+import { until, within } from '../support/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 
@@ -41,27 +42,6 @@ function dial(port: number): { socket: Socket; received: () => string; closed: P
   return { socket, received: () => text, closed };
 }
 
-/** `promise`, or a failure after `timeoutMs`, so a broken proxy fails the test instead of hanging it. */
-async function within<T>(promise: Promise<T>, what: string, timeoutMs = 2_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function until(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('LoopbackProxy', () => {
   it('forwards both ways, cuts, refuses while cut, and heals', async () => {
     const proxy = await LoopbackProxy.start(await startEcho());
@@ -69,7 +49,7 @@ describe('LoopbackProxy', () => {
 
     const first = dial(proxy.port);
     first.socket.write('hello');
-    await until(() => first.received() === 'hello');
+    await until(() => first.received() === 'hello', 'the proxy');
 
     proxy.cut();
     await within(first.closed, 'the cut');
@@ -82,14 +62,14 @@ describe('LoopbackProxy', () => {
     proxy.heal();
     const second = dial(proxy.port);
     second.socket.write('again');
-    await until(() => second.received() === 'again');
+    await until(() => second.received() === 'again', 'the proxy');
   });
 
   it('closes open connections and stops listening on close()', async () => {
     const proxy = await LoopbackProxy.start(await startEcho());
     const client = dial(proxy.port);
     client.socket.write('x');
-    await until(() => client.received() === 'x');
+    await until(() => client.received() === 'x', 'the proxy');
 
     await proxy.close();
     await within(client.closed, 'close()');

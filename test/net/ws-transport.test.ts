@@ -11,6 +11,7 @@ import { WebSocket } from 'ws';
 import type { LinkId, LinkInfo, TransportHandler } from '../../src/net/transport.js';
 import { fullJitterDelayMs, WsTransport, type WsTransportOptions } from '../../src/net/ws-transport.js';
 import { LoopbackProxy } from '../support/loopback-proxy.js';
+import { sleep, until, within } from '../support/wait.js';
 
 /** A handler that records every event and lets a test wait for a condition on them. */
 class Recorder implements TransportHandler {
@@ -35,31 +36,6 @@ class Recorder implements TransportHandler {
     if (open === undefined) throw new Error('no link opened');
     return open.link;
   }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-/** `promise`, or a failure after `timeoutMs`, so a broken transport fails the test instead of hanging it. */
-async function within<T>(promise: Promise<T>, what: string, timeoutMs = 3_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoopbackProxy } from './loopback-proxy.js';
+import { sleep } from './wait.js';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 export const clusterSecret = 'integration-test-mesh-secret';
@@ -189,6 +190,4 @@ export interface NodeStatus {
   readonly cpuMicros: { user: number; system: number };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep } from './wait.js';
