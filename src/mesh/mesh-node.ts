@@ -226,11 +226,20 @@ export class MeshNode {
 
   // ---- The clock ----
 
-  /** When the node next wants `tick`: now if frames are waiting, else its next timer. */
-  nextTickMs(): number {
-    if (!this.started) return 0;
-    if (this.pendingFrames > 0) return 0;
-    return Math.min(this.nextGossipMs, this.nextHeartbeatMs, this.nextDigestMs, this.nextExpiryMs);
+  /**
+   * When the node next wants `tick`, on its own clock: now if frames are waiting, else its next
+   * timer. A timer is never further away than its interval, so a clock that jumps backwards
+   * (NTP step, VM migration) delays the node by one interval at most instead of stalling it.
+   */
+  nextTickMs(nowMs: number): number {
+    if (!this.started || this.pendingFrames > 0) return nowMs;
+    const timings = this.policy.settings();
+    return Math.min(
+      Math.min(this.nextGossipMs, nowMs + timings.gossipIntervalMs),
+      Math.min(this.nextHeartbeatMs, nowMs + timings.heartbeatIntervalMs),
+      Math.min(this.nextDigestMs, nowMs + timings.digestIntervalMs),
+      Math.min(this.nextExpiryMs, nowMs + this.expiryIntervalMs),
+    );
   }
 
   tick(nowMs: number): void {
@@ -242,6 +251,12 @@ export class MeshNode {
       this.nextHeartbeatMs = nowMs + timings.heartbeatIntervalMs;
       this.nextExpiryMs = nowMs + this.expiryIntervalMs;
     }
+    // Found by the simulator's clock-skew faults: after the clock stepped back, timers set on
+    // the old clock lay far in the future and the node stopped gossiping until they came due.
+    this.nextGossipMs = Math.min(this.nextGossipMs, nowMs + timings.gossipIntervalMs);
+    this.nextHeartbeatMs = Math.min(this.nextHeartbeatMs, nowMs + timings.heartbeatIntervalMs);
+    this.nextDigestMs = Math.min(this.nextDigestMs, nowMs + timings.digestIntervalMs);
+    this.nextExpiryMs = Math.min(this.nextExpiryMs, nowMs + this.expiryIntervalMs);
     for (const state of [...this.links.values()]) this.applyInbound(state, nowMs);
     for (const state of this.links.values()) {
       if (state.phase !== 'open' && state.phase !== 'closing' && nowMs - state.openedAtMs > this.handshakeTimeoutMs) {
@@ -453,7 +468,7 @@ export class MeshNode {
     const range = delta.ranges[0];
     assert(range !== undefined && delta.ranges.length === 1, 'an own batch has exactly one range');
     // An own batch is at most one gossip interval of changes; it still may not fit one frame.
-    const frames = this.encodeChunks(delta, nowMs);
+    const frames = this.encodeChunks(delta, Math.max(0, Math.floor(nowMs)));
     for (const state of open) {
       const peer = this.peers.get(state.peer as NodeId) as PeerState;
       for (const bytes of frames) {
@@ -477,7 +492,9 @@ export class MeshNode {
     for (const state of this.openLinks()) {
       const peer = this.peers.get(state.peer as NodeId) as PeerState;
       const oldest = peer.unacked[0];
-      if (oldest === undefined || nowMs - oldest.lastSentMs < ackTimeoutMs) continue;
+      // A clock that stepped back (lastSentMs in the future) counts as timed out: better one early
+      // resend than a stall until the clock catches up.
+      if (oldest === undefined || (nowMs >= oldest.lastSentMs && nowMs - oldest.lastSentMs < ackTimeoutMs)) continue;
       for (const batch of peer.unacked) {
         this.sendBytes(state, batch.bytes, true);
         batch.lastSentMs = nowMs;

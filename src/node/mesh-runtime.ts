@@ -152,11 +152,12 @@ export class MeshRuntime {
   private pump(): void {
     if (this.stopped) return;
     const now = Date.now();
-    if (this.node.nextTickMs() <= now) this.node.tick(now);
+    if (this.node.nextTickMs(now) <= now) this.node.tick(now);
     this.flush();
     this.checkWaiters();
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const delay = Math.max(1, this.node.nextTickMs() - Date.now());
+    const later = Date.now();
+    const delay = Math.max(1, this.node.nextTickMs(later) - later);
     this.timer = setTimeout(() => this.pump(), delay);
   }
 

@@ -118,7 +118,7 @@ export class MemoryNetwork {
       const end = toA ? wire.a : wire.b;
       while (wire.up && queue.length > 0 && queue[0]!.atMs <= this.nowMs) this.nodes[end.node]!.onFrame(end.link, queue.shift()!.bytes);
     }
-    for (const node of this.nodes) if (node.nextTickMs() <= this.nowMs) node.tick(this.nowMs);
+    for (const node of this.nodes) if (node.nextTickMs(this.nowMs) <= this.nowMs) node.tick(this.nowMs);
     this.route();
   }
 
