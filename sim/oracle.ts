@@ -1,0 +1,122 @@
+import type { ReplicaId } from '../src/core/ids.js';
+import type { CounterKey } from '../src/crdt/counter-key.js';
+import type { WindowedCounter } from '../src/crdt/windowed-counter.js';
+
+/**
+ * Ground truth for the counters: every increment and refund the workload really applied, per
+ * key and per replica incarnation, kept outside the system under test.
+ *
+ * Crashes. A node that crashes without durable state loses whatever of its own changes no other
+ * node had received yet; those requests are gone (the indeterminate operations of Jepsen's
+ * pn-counter check). At the crash the oracle lowers that incarnation's truth to the most any
+ * surviving replica holds of it; everything else must then converge exactly. A survivor that holds
+ * more than the truth is itself a failure (a replica invented counts), checked by `invented`.
+ */
+export interface Totals {
+  p: number;
+  n: number;
+}
+
+export type TruthSnapshot = ReadonlyMap<string, ReadonlyMap<ReplicaId, Totals>>;
+
+export class Oracle {
+  readonly keys = new Map<string, CounterKey>();
+  private readonly truth = new Map<string, Map<ReplicaId, Totals>>();
+
+  apply(key: CounterKey, replica: ReplicaId, increment: number, refund: number): void {
+    let perReplica = this.truth.get(key.id);
+    if (perReplica === undefined) {
+      perReplica = new Map();
+      this.truth.set(key.id, perReplica);
+      this.keys.set(key.id, key);
+    }
+    let totals = perReplica.get(replica);
+    if (totals === undefined) {
+      totals = { p: 0, n: 0 };
+      perReplica.set(replica, totals);
+    }
+    totals.p += increment;
+    totals.n += refund;
+  }
+
+  /** The crashed incarnation's changes survive only as far as `survivors` hold them. */
+  crashed(replica: ReplicaId, survivors: readonly WindowedCounter[]): void {
+    for (const [keyId, perReplica] of this.truth) {
+      const totals = perReplica.get(replica);
+      if (totals === undefined) continue;
+      const key = this.keys.get(keyId) as CounterKey;
+      let p = 0;
+      let n = 0;
+      for (const counter of survivors) {
+        const held = counter.contributions(key).get(replica);
+        if (held !== undefined) {
+          p = Math.max(p, held.p);
+          n = Math.max(n, held.n);
+        }
+      }
+      totals.p = Math.min(totals.p, p);
+      totals.n = Math.min(totals.n, n);
+    }
+  }
+
+  /**
+   * Lowers what an earlier snapshot expects of `replica` to its current truth: after a crash
+   * without durable state, changes the snapshot counted may be lost for good.
+   */
+  forget(snapshot: TruthSnapshot, replica: ReplicaId): void {
+    for (const [keyId, perReplica] of snapshot) {
+      const expected = perReplica.get(replica);
+      const now = this.truth.get(keyId)?.get(replica);
+      if (expected === undefined || now === undefined) continue;
+      expected.p = Math.min(expected.p, now.p);
+      expected.n = Math.min(expected.n, now.n);
+    }
+  }
+
+  value(key: CounterKey): number {
+    let total = 0;
+    for (const totals of this.truth.get(key.id)?.values() ?? []) total += totals.p - totals.n;
+    return total;
+  }
+
+  snapshot(): TruthSnapshot {
+    const copy = new Map<string, Map<ReplicaId, Totals>>();
+    for (const [keyId, perReplica] of this.truth) {
+      copy.set(keyId, new Map([...perReplica].map(([replica, t]) => [replica, { p: t.p, n: t.n }])));
+    }
+    return copy;
+  }
+
+  /** Whether `counter` holds at least every change in `snapshot` (it may hold newer ones too). */
+  covers(counter: WindowedCounter, snapshot: TruthSnapshot): boolean {
+    for (const [keyId, perReplica] of snapshot) {
+      const held = counter.contributions(this.keys.get(keyId) as CounterKey);
+      for (const [replica, totals] of perReplica) {
+        const entry = held.get(replica);
+        if (totals.p === 0 && totals.n === 0) continue;
+        if (entry === undefined || entry.p < totals.p || entry.n < totals.n) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether `counter` agrees with the truth exactly on every key. */
+  equals(counter: WindowedCounter): boolean {
+    for (const key of this.keys.values()) if (counter.value(key) !== this.value(key)) return false;
+    return true;
+  }
+
+  /** A description of the first entry `counter` holds beyond the truth, if any. */
+  invented(counter: WindowedCounter): string | undefined {
+    for (const [keyId, perReplica] of this.truth) {
+      const key = this.keys.get(keyId) as CounterKey;
+      for (const [replica, held] of counter.contributions(key)) {
+        const totals = perReplica.get(replica);
+        if (totals === undefined || held.p > totals.p || held.n > totals.n) {
+          return `${counter.self} holds ${replica}'s ${keyId.split('\u001f').join('/')} at p=${held.p} n=${held.n}, truth p=${totals?.p ?? 0} n=${totals?.n ?? 0}`;
+        }
+      }
+    }
+    return undefined;
+  }
+}

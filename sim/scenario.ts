@@ -1,0 +1,80 @@
+/**
+ * A scenario is data: which regions run, what traffic they serve, which faults strike when, and
+ * how long the mesh has to converge once the faults heal. Scenario files live in
+ * sim/scenarios/*.json; `parseScenario` validates one and names the field of any mistake.
+ *
+ * Times are simulated milliseconds from the start of the run. A run has two phases: the safety
+ * phase (0 .. durationMs: traffic and faults, invariants checked throughout) and the liveness
+ * phase (durationMs .. durationMs + convergenceBudgetMs: every fault healed, no new traffic,
+ * all live replicas must converge to the oracle's value).
+ */
+export const regionNames = ['us-east', 'us-west', 'eu-west', 'ap-northeast', 'ap-southeast'] as const;
+
+/**
+ * Round-trip times in ms between the regions above, in order (public cloud inter-region figures,
+ * rounded). One-way latency is half, plus jitter.
+ */
+export const rttMatrixMs: readonly (readonly number[])[] = [
+  [1, 65, 75, 150, 215],
+  [65, 1, 135, 105, 165],
+  [75, 135, 1, 220, 160],
+  [150, 105, 220, 1, 70],
+  [215, 165, 160, 70, 1],
+];
+
+export type PartitionKind =
+  /** One node cut from all others. */
+  | 'isolate'
+  /** A majority and a minority half. */
+  | 'majority'
+  /** Each node sees only its ring neighbours (a "majorities ring": every node sees a majority, no two the same). */
+  | 'ring'
+  /** Two halves joined through one bridge node that sees both. */
+  | 'bridge'
+  /** Frames from `node` to the others are dropped, frames to it still arrive. */
+  | 'one-way';
+
+export type Fault =
+  | { readonly kind: 'partition'; readonly atMs: number; readonly durationMs: number; readonly partition: PartitionKind; readonly node?: number }
+  | { readonly kind: 'crash'; readonly atMs: number; readonly durationMs: number; readonly node: number; readonly durable: boolean }
+  | { readonly kind: 'pause'; readonly atMs: number; readonly durationMs: number; readonly node: number }
+  /** The node's clock is off by `skewMs` for the duration. */
+  | { readonly kind: 'skew'; readonly atMs: number; readonly durationMs: number; readonly node: number; readonly skewMs: number }
+  /** The node's clock jumps between +skewMs and −skewMs every `periodMs`. */
+  | { readonly kind: 'strobe'; readonly atMs: number; readonly durationMs: number; readonly node: number; readonly skewMs: number; readonly periodMs: number };
+
+export interface Workload {
+  /** Tenants sharing the mesh. */
+  readonly tenants: number;
+  /** Requests per second per region, summed over tenants. */
+  readonly requestsPerSecond: number;
+  /** Poisson arrivals, or bursts of `burstSize` requests at the same rate on average. */
+  readonly arrivals: 'poisson' | 'bursty';
+  readonly burstSize: number;
+  /** Token sizes: each request reserves `maxTokens` and settles a uniform share of it. */
+  readonly maxTokens: number;
+}
+
+export interface NetworkProfile {
+  /** Uniform extra one-way delay in [0, jitterMs). */
+  readonly jitterMs: number;
+  /** Probability that a droppable frame (a gossip delta, an ack, a heartbeat) is lost. */
+  readonly loss: number;
+  /** Probability that a droppable frame is delivered twice. */
+  readonly duplicate: number;
+  /** Bytes per millisecond per link (bandwidth); 0 = unlimited. */
+  readonly bytesPerMs: number;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  /** 2 to 5 regions, one node each, named after `regionNames`. */
+  readonly regions: number;
+  readonly durationMs: number;
+  readonly convergenceBudgetMs: number;
+  readonly gossipIntervalMs: number;
+  readonly workload: Workload;
+  readonly network: NetworkProfile;
+  readonly faults: readonly Fault[];
+}

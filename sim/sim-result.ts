@@ -1,0 +1,63 @@
+import type { Fault, Scenario } from './scenario.js';
+
+/**
+ * What one simulator run produces: the verdict, the figures for the summary table, and a record
+ * of the run over time for the HTML report.
+ */
+export interface CheckFailure {
+  /** Which checker failed, e.g. 'convergence', 'final-read', 'invariant'. */
+  readonly checker: string;
+  readonly atMs: number;
+  readonly message: string;
+}
+
+export interface ConvergenceFigure {
+  /** The partition kind or fault that was healed, e.g. 'majority', 'crash'. */
+  readonly fault: string;
+  /** Simulated ms from the heal to the moment every live replica agreed (undefined: never). */
+  readonly convergedAfterMs: number | undefined;
+}
+
+/** One sample of the run, taken every `sampleEveryMs` of simulated time. */
+export interface Sample {
+  readonly atMs: number;
+  /** Per region: the value of the watched counter (the busiest tenant's day tokens). */
+  readonly values: readonly number[];
+  /** The oracle's value of the watched counter at that moment. */
+  readonly truth: number;
+  /** max − min over the live regions' values of the watched counter. */
+  readonly divergence: number;
+}
+
+export interface SimRecord {
+  readonly regions: readonly string[];
+  readonly sampleEveryMs: number;
+  readonly samples: readonly Sample[];
+  /** Faults as they actually happened (a fault may be clipped by the end of the safety phase). */
+  readonly faults: readonly Fault[];
+  /** When the safety phase ended and every fault was healed. */
+  readonly healedAtMs: number;
+}
+
+export interface SimResult {
+  readonly scenario: Scenario;
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly failures: readonly CheckFailure[];
+  /** Hash of every event the run processed: equal for equal (seed, scenario). */
+  readonly traceHash: string;
+  readonly convergence: readonly ConvergenceFigure[];
+  /** Simulated time covered and wall time taken. */
+  readonly simulatedMs: number;
+  readonly wallMs: number;
+  readonly stats: {
+    readonly requests: number;
+    readonly framesDelivered: number;
+    readonly framesDropped: number;
+    readonly bytesDelivered: number;
+    readonly events: number;
+  };
+  readonly record: SimRecord;
+  /** The command that replays this run exactly. */
+  readonly replay: string;
+}

@@ -1,0 +1,638 @@
+import { createHmac } from 'node:crypto';
+import { asNodeId, asRegionId, asReplicaId, type NodeId, type ReplicaId } from '../src/core/ids.js';
+import { SeededRandom } from '../src/core/random.js';
+import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
+import { windowAt } from '../src/crdt/window.js';
+import { WindowedCounter } from '../src/crdt/windowed-counter.js';
+import type { MeshCrypto } from '../src/mesh/handshake.js';
+import { type Member, Membership } from '../src/mesh/membership.js';
+import { type LinkId, MeshNode } from '../src/mesh/mesh-node.js';
+import { PolicyDocument } from '../src/mesh/policy/policy-document.js';
+import { yjsClientId } from '../src/node/mesh-runtime.js';
+import { EventQueue } from './event-queue.js';
+import { SimNetwork } from './network.js';
+import { Oracle, type TruthSnapshot } from './oracle.js';
+import { type Fault, regionNames, type Scenario } from './scenario.js';
+import type { CheckFailure, ConvergenceFigure, Sample, SimResult } from './sim-result.js';
+
+/**
+ * The deterministic simulator. It runs the production mesh core (`MeshNode`, `WindowedCounter`,
+ * `PolicyDocument`, the wire codec, the handshake) for every region under one virtual clock, one
+ * seeded PRNG and a simulated network (`network.ts`), injects the scenario's faults, drives the
+ * workload, and checks the results against an oracle (`oracle.ts`). Nothing here re-implements
+ * protocol logic: it only plays the transport and the clock, as `src/node/mesh-runtime.ts` does
+ * in production.
+ *
+ * A run is a pure function of (scenario, seed): events are ordered by (time, insertion order),
+ * every random draw comes from one `SeededRandom`, and the trace hash folds in every event.
+ */
+export interface RunOptions {
+  readonly sampleEveryMs?: number;
+  readonly progress?: (simulatedMs: number, totalMs: number) => void;
+  /**
+   * Test hook: lets a test replace parts of a node's counter (for example a join that drops a
+   * delta but still acknowledges it) to prove the checkers catch a broken replica.
+   */
+  readonly instrument?: (nodeIndex: number, counter: WindowedCounter) => void;
+}
+
+/** Simulated start: a fixed instant, so window indexes are the same in every run. */
+export const simEpochMs = Date.UTC(2026, 10, 26, 8, 0, 0);
+const trafficTickMs = 10;
+const checkEveryMs = 50;
+const secret = new TextEncoder().encode('simulated mesh secret, not a real one');
+
+type SimEvent =
+  | { readonly kind: 'traffic'; readonly node: number }
+  | { readonly kind: 'tick'; readonly node: number }
+  | { readonly kind: 'deliver'; readonly conn: Connection; readonly toDialer: boolean; readonly bytes: Uint8Array }
+  | { readonly kind: 'dial'; readonly dialer: number; readonly responder: number }
+  | { readonly kind: 'open'; readonly dialer: number; readonly responder: number }
+  | { readonly kind: 'notify-closed'; readonly node: number; readonly link: LinkId; readonly conn: Connection }
+  | { readonly kind: 'fault'; readonly fault: Fault; readonly start: boolean }
+  | { readonly kind: 'check' }
+  | { readonly kind: 'sample' };
+
+interface Connection {
+  readonly dialer: number;
+  readonly responder: number;
+  readonly dialerLink: LinkId;
+  readonly responderLink: LinkId;
+  up: boolean;
+}
+
+interface PendingSettle {
+  readonly key: CounterKey;
+  readonly refund: number;
+}
+
+interface SimNode {
+  readonly index: number;
+  readonly id: NodeId;
+  incarnation: number;
+  replica: ReplicaId;
+  counter: WindowedCounter;
+  policy: PolicyDocument;
+  mesh: MeshNode;
+  up: boolean;
+  /** The crash fault that took the node down; only its end restarts it (crashes may overlap). */
+  crashedBy: Fault | undefined;
+  pausedUntilMs: number;
+  /** Actions that arrived while paused, run in order when the pause ends. */
+  deferred: (() => void)[];
+  /** Fixed skew and strobe amplitude/period currently applied to this node's clock. */
+  skewMs: number;
+  strobe: { amplitudeMs: number; periodMs: number } | undefined;
+  /** True time of the tick event already queued for this node (Infinity: none). */
+  tickAtMs: number;
+  readonly links: Map<LinkId, Connection>;
+  /** Settlements due per traffic tick index. */
+  readonly settlements: Map<number, PendingSettle[]>;
+  requests: number;
+}
+
+export function runScenario(scenario: Scenario, seed: number, options: RunOptions = {}): SimResult {
+  return new Simulation(scenario, seed, options).run();
+}
+
+class Simulation {
+  private readonly random: SeededRandom;
+  private readonly network: SimNetwork;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly oracle = new Oracle();
+  private readonly nodes: SimNode[] = [];
+  private readonly members: Member[];
+  private readonly tenantKeys: CounterKey[];
+  private readonly failures: CheckFailure[] = [];
+  private readonly convergence: ConvergenceFigure[] = [];
+  private readonly samples: Sample[] = [];
+  /** Faults healed and not yet converged: the truth when they healed, and the label. */
+  private readonly pendingHeals: { atMs: number; label: string; truth: TruthSnapshot }[] = [];
+  private readonly partitions = new Map<Fault, [number, number][]>();
+  /** Incarnations that crashed without their state: only copies held by others remain. */
+  private readonly deadReplicas: ReplicaId[] = [];
+  private readonly sampleEveryMs: number;
+  private readonly endMs: number;
+  private nowMs = 0;
+  private nextLink = 1;
+  private hashA = 0x811c9dc5;
+  private hashB = 0x01000193;
+  private stats = { requests: 0, framesDelivered: 0, framesDropped: 0, bytesDelivered: 0, events: 0 };
+  private finalConverged: number | undefined;
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly seed: number,
+    private readonly options: RunOptions,
+  ) {
+    this.random = new SeededRandom(seed);
+    this.network = new SimNetwork(scenario.regions, scenario.network, this.random.fork());
+    this.sampleEveryMs = options.sampleEveryMs ?? 1000;
+    this.endMs = scenario.durationMs + scenario.convergenceBudgetMs;
+    this.members = Array.from({ length: scenario.regions }, (_, i) => ({
+      id: asNodeId(regionNames[i] as string),
+      region: asRegionId(regionNames[i] as string),
+      url: `sim://${regionNames[i] as string}`,
+    }));
+    // One counter per tenant: its weighted tokens of the day, the key every request touches.
+    const day = windowAt('day', simEpochMs);
+    this.tenantKeys = Array.from({ length: scenario.workload.tenants }, (_, t) => counterKey('tenant', `tenant-${t}`, 'weighted_tokens', day));
+  }
+
+  run(): SimResult {
+    const wallStart = performance.now();
+    for (let i = 0; i < this.scenario.regions; i++) this.nodes.push(this.createNode(i));
+    for (let i = 0; i < this.scenario.regions; i++) {
+      this.queue.push(this.random.int(trafficTickMs), { kind: 'traffic', node: i });
+      this.scheduleTick(this.nodes[i] as SimNode);
+      for (let j = i + 1; j < this.scenario.regions; j++) this.queue.push(0, { kind: 'dial', dialer: i, responder: j });
+    }
+    for (const fault of this.scenario.faults) {
+      this.queue.push(fault.atMs, { kind: 'fault', fault, start: true });
+      this.queue.push(Math.min(fault.atMs + fault.durationMs, this.scenario.durationMs), { kind: 'fault', fault, start: false });
+    }
+    this.queue.push(0, { kind: 'sample' });
+    this.queue.push(checkEveryMs, { kind: 'check' });
+    let lastProgress = 0;
+    while (this.queue.peekTime() <= this.endMs) {
+      const item = this.queue.pop();
+      if (item === undefined) break;
+      this.nowMs = item.atMs;
+      this.stats.events++;
+      this.hash(item.atMs, item.seq);
+      this.handle(item.event);
+      if (this.options.progress !== undefined && this.nowMs - lastProgress >= 1000) {
+        lastProgress = this.nowMs;
+        this.options.progress(this.nowMs, this.endMs);
+      }
+      if (this.finalConverged !== undefined && this.pendingHeals.length === 0) break;
+    }
+    this.finish();
+    const wallMs = performance.now() - wallStart;
+    return {
+      scenario: this.scenario,
+      seed: this.seed,
+      ok: this.failures.length === 0,
+      failures: this.failures,
+      traceHash: (this.hashA >>> 0).toString(16).padStart(8, '0') + (this.hashB >>> 0).toString(16).padStart(8, '0'),
+      convergence: this.convergence,
+      simulatedMs: this.nowMs,
+      wallMs,
+      stats: this.stats,
+      record: {
+        regions: this.members.map((m) => m.id),
+        sampleEveryMs: this.sampleEveryMs,
+        samples: this.samples,
+        faults: this.scenario.faults,
+        healedAtMs: this.scenario.durationMs,
+      },
+      replay: `npm run sim -- --scenario ${this.scenario.name} --regions ${this.scenario.regions} --seed ${this.seed} --duration ${this.scenario.durationMs}`,
+    };
+  }
+
+  // ---- Nodes ----
+
+  private createNode(index: number, previous?: SimNode, durable = false): SimNode {
+    const id = this.members[index]?.id as NodeId;
+    const incarnation = previous === undefined ? 0 : durable ? previous.incarnation : previous.incarnation + 1;
+    const replica = asReplicaId(`${id}~${incarnation}`);
+    const counter = durable && previous !== undefined ? previous.counter : new WindowedCounter(replica);
+    const policy = durable && previous !== undefined ? previous.policy : new PolicyDocument(yjsClientId(replica));
+    if (policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs && previous === undefined) {
+      policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
+      policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
+    }
+    this.options.instrument?.(index, counter);
+    const membership = Membership.create(id, this.members);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    const nonces = this.random.fork();
+    const crypto: MeshCrypto = {
+      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
+      nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
+    };
+    const mesh = new MeshNode({ membership: membership.value, replica, secret, crypto, counter, policy });
+    return {
+      index,
+      id,
+      incarnation,
+      replica,
+      counter,
+      policy,
+      mesh,
+      up: true,
+      crashedBy: undefined,
+      pausedUntilMs: 0,
+      deferred: [],
+      skewMs: previous?.skewMs ?? 0,
+      strobe: previous?.strobe,
+      tickAtMs: Infinity,
+      links: new Map(),
+      settlements: previous?.settlements ?? new Map<number, PendingSettle[]>(),
+      requests: previous?.requests ?? 0,
+    };
+  }
+
+  /** The node's own clock: true time plus its skew (and strobe). */
+  private localNow(node: SimNode): number {
+    let skew = node.skewMs;
+    if (node.strobe !== undefined) skew += Math.floor(this.nowMs / node.strobe.periodMs) % 2 === 0 ? node.strobe.amplitudeMs : -node.strobe.amplitudeMs;
+    return Math.floor(simEpochMs + this.nowMs + skew);
+  }
+
+  /** Runs `action` now, or when the node's pause ends. */
+  private whenRunning(node: SimNode, action: () => void): void {
+    if (!node.up) return;
+    if (this.nowMs < node.pausedUntilMs) node.deferred.push(action);
+    else action();
+  }
+
+  private scheduleTick(node: SimNode): void {
+    if (!node.up) return;
+    const local = this.localNow(node);
+    const atMs = Math.max(this.nowMs, this.nowMs + (node.mesh.nextTickMs(local) - local), node.pausedUntilMs);
+    if (atMs < node.tickAtMs) {
+      node.tickAtMs = atMs;
+      this.queue.push(atMs, { kind: 'tick', node: node.index });
+    }
+  }
+
+  private flush(node: SimNode): void {
+    for (const out of node.mesh.drainOutbox()) {
+      const conn = node.links.get(out.link);
+      if (conn === undefined) continue;
+      if (out.kind === 'close') {
+        this.cut(conn, 0);
+        continue;
+      }
+      if (!conn.up) continue;
+      const toDialer = node.index === conn.responder;
+      const to = toDialer ? conn.dialer : conn.responder;
+      if (out.droppable && this.network.dropDroppable()) {
+        this.stats.framesDropped++;
+        continue;
+      }
+      const atMs = this.network.deliveryTime(this.nowMs, node.index, to, out.bytes.length);
+      this.queue.push(atMs, { kind: 'deliver', conn, toDialer, bytes: out.bytes });
+      if (out.droppable && this.network.duplicateDroppable()) this.queue.push(atMs, { kind: 'deliver', conn, toDialer, bytes: out.bytes });
+    }
+    this.scheduleTick(node);
+  }
+
+  // ---- Events ----
+
+  private handle(event: SimEvent): void {
+    switch (event.kind) {
+      case 'traffic':
+        return this.traffic(event.node);
+      case 'tick': {
+        const node = this.nodes[event.node] as SimNode;
+        if (node.tickAtMs !== this.nowMs) return; // superseded by an earlier tick
+        node.tickAtMs = Infinity;
+        this.whenRunning(node, () => {
+          node.mesh.tick(this.localNow(node));
+          this.flush(node);
+        });
+        this.scheduleTick(node);
+        return;
+      }
+      case 'deliver': {
+        const { conn, toDialer, bytes } = event;
+        if (!conn.up) {
+          this.stats.framesDropped++;
+          return;
+        }
+        const node = this.nodes[toDialer ? conn.dialer : conn.responder] as SimNode;
+        const link = toDialer ? conn.dialerLink : conn.responderLink;
+        this.stats.framesDelivered++;
+        this.stats.bytesDelivered += bytes.length;
+        this.hash(bytes.length, bytes[bytes.length - 1] as number);
+        this.whenRunning(node, () => {
+          if (!conn.up) return;
+          node.mesh.onFrame(link, bytes);
+          this.scheduleTick(node);
+        });
+        return;
+      }
+      case 'dial':
+        return this.dial(event.dialer, event.responder);
+      case 'open':
+        return this.open(event.dialer, event.responder);
+      case 'notify-closed': {
+        const node = this.nodes[event.node] as SimNode;
+        if (node.links.get(event.link) !== event.conn) return;
+        node.links.delete(event.link);
+        this.whenRunning(node, () => {
+          node.mesh.onLinkClosed(event.link);
+          this.flush(node);
+        });
+        return;
+      }
+      case 'fault':
+        return event.start ? this.startFault(event.fault) : this.endFault(event.fault);
+      case 'check':
+        this.check();
+        this.queue.push(this.nowMs + checkEveryMs, { kind: 'check' });
+        return;
+      case 'sample':
+        this.sample();
+        if (this.nowMs + this.sampleEveryMs <= this.endMs) this.queue.push(this.nowMs + this.sampleEveryMs, { kind: 'sample' });
+        return;
+    }
+  }
+
+  /** Arrivals of one traffic tick at one node: reservations now, settlements when due. */
+  private traffic(index: number): void {
+    const node = this.nodes[index] as SimNode;
+    const tickIndex = Math.floor(this.nowMs / trafficTickMs);
+    // New requests stop with the safety phase; settlements of earlier ones still come due.
+    if (this.nowMs < this.scenario.durationMs || node.settlements.size > 0) {
+      this.queue.push(this.nowMs + trafficTickMs, { kind: 'traffic', node: index });
+    }
+    if (!node.up || this.nowMs < node.pausedUntilMs) {
+      // Settlements due while down or paused are applied at the next tick that runs.
+      const due = node.settlements.get(tickIndex);
+      if (due !== undefined && node.up) {
+        node.settlements.delete(tickIndex);
+        const next = node.settlements.get(tickIndex + 1) ?? [];
+        node.settlements.set(tickIndex + 1, [...due, ...next]);
+      }
+      return;
+    }
+    const due = node.settlements.get(tickIndex);
+    if (due !== undefined) {
+      node.settlements.delete(tickIndex);
+      for (const { key, refund } of due) {
+        node.counter.decrement(key, refund);
+        this.oracle.apply(key, node.replica, 0, refund);
+      }
+    }
+    if (this.nowMs >= this.scenario.durationMs) {
+      // The safety phase is over: requests still in flight finish now, so the liveness phase
+      // measures convergence alone, not the tail of the workload.
+      for (const list of node.settlements.values()) {
+        for (const { key, refund } of list) {
+          node.counter.decrement(key, refund);
+          this.oracle.apply(key, node.replica, 0, refund);
+        }
+      }
+      node.settlements.clear();
+      return;
+    }
+    const { workload } = this.scenario;
+    const mean = (workload.requestsPerSecond * trafficTickMs) / 1000;
+    let arrivals: number;
+    if (workload.arrivals === 'poisson') arrivals = poisson(this.random, mean);
+    else arrivals = this.random.float() < mean / workload.burstSize ? workload.burstSize : 0;
+    for (let r = 0; r < arrivals; r++) {
+      // Zipf-like tenant choice: a few tenants carry most of the traffic.
+      const tenant = Math.floor(workload.tenants * this.random.float() ** 2);
+      const key = this.tenantKeys[tenant] as CounterKey;
+      const reserved = 1 + this.random.int(workload.maxTokens);
+      const used = this.random.int(reserved + 1);
+      const result = node.counter.increment(key, reserved);
+      if (!result.ok) {
+        this.fail('invariant', `increment refused at ${node.id}: ${result.error.kind}`);
+        continue;
+      }
+      this.oracle.apply(key, node.replica, reserved, 0);
+      node.requests++;
+      this.stats.requests++;
+      if (reserved > used) {
+        const settleTick = tickIndex + 1 + this.random.int(500);
+        const list = node.settlements.get(settleTick) ?? [];
+        list.push({ key, refund: reserved - used });
+        node.settlements.set(settleTick, list);
+      }
+    }
+    this.scheduleTick(node);
+  }
+
+  private dial(dialer: number, responder: number): void {
+    const a = this.nodes[dialer] as SimNode;
+    const b = this.nodes[responder] as SimNode;
+    if (!a.up) return; // the restart redials
+    if ([...a.links.values()].some((c) => c.responder === responder && c.up)) return;
+    if (!b.up || !this.network.reachable(dialer, responder)) {
+      // Jittered backoff, capped at 500 ms as in production.
+      this.queue.push(this.nowMs + 50 + this.random.int(450), { kind: 'dial', dialer, responder });
+      return;
+    }
+    // TCP and WebSocket handshakes: about one round trip.
+    this.queue.push(this.nowMs + this.network.rttMs(dialer, responder), { kind: 'open', dialer, responder });
+  }
+
+  private open(dialer: number, responder: number): void {
+    const a = this.nodes[dialer] as SimNode;
+    const b = this.nodes[responder] as SimNode;
+    if (!a.up || !b.up || !this.network.reachable(dialer, responder)) {
+      if (a.up) this.queue.push(this.nowMs + 50 + this.random.int(450), { kind: 'dial', dialer, responder });
+      return;
+    }
+    this.network.resetLink(dialer, responder);
+    const conn: Connection = { dialer, responder, dialerLink: this.nextLink++, responderLink: this.nextLink++, up: true };
+    a.links.set(conn.dialerLink, conn);
+    b.links.set(conn.responderLink, conn);
+    this.whenRunning(a, () => {
+      a.mesh.onLinkOpen(conn.dialerLink, { direction: 'outbound', dialedPeer: b.id }, this.localNow(a));
+      this.flush(a);
+    });
+    this.whenRunning(b, () => {
+      b.mesh.onLinkOpen(conn.responderLink, { direction: 'inbound' }, this.localNow(b));
+      this.flush(b);
+    });
+  }
+
+  /** Takes a connection down now; each side hears of it after `noticeMs`, then the dialer redials. */
+  private cut(conn: Connection, noticeMs: number): void {
+    if (!conn.up) return;
+    conn.up = false;
+    this.queue.push(this.nowMs + noticeMs, { kind: 'notify-closed', node: conn.dialer, link: conn.dialerLink, conn });
+    this.queue.push(this.nowMs + noticeMs, { kind: 'notify-closed', node: conn.responder, link: conn.responderLink, conn });
+    this.queue.push(this.nowMs + noticeMs + 50 + this.random.int(450), { kind: 'dial', dialer: conn.dialer, responder: conn.responder });
+  }
+
+  // ---- Faults ----
+
+  private startFault(fault: Fault): void {
+    switch (fault.kind) {
+      case 'partition': {
+        this.partitions.set(fault, this.network.partition(fault.partition, fault.node));
+        // Peers notice a silent connection by its heartbeat timeout: about a second.
+        for (const node of this.nodes) {
+          for (const conn of node.links.values()) {
+            if (conn.up && !this.network.reachable(conn.dialer, conn.responder)) this.cut(conn, 500 + this.random.int(1000));
+          }
+        }
+        return;
+      }
+      case 'crash': {
+        const node = this.nodes[fault.node] as SimNode;
+        if (!node.up) return;
+        node.up = false;
+        node.crashedBy = fault;
+        for (const conn of node.links.values()) this.cut(conn, (this.network.rttMs(conn.dialer, conn.responder) / 2) | 0);
+        node.links.clear();
+        if (!fault.durable) {
+          const survivors = this.nodes.filter((n) => n !== node && (n.up || this.durablyDown(n))).map((n) => n.counter);
+          // What survives of a dead incarnation is what the survivors hold. This crash may also
+          // have taken the last copy of an earlier dead incarnation's changes.
+          this.deadReplicas.push(node.replica);
+          for (const replica of this.deadReplicas) {
+            this.oracle.crashed(replica, survivors);
+            for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, replica);
+          }
+          node.settlements.clear(); // requests in flight die with the process
+        }
+        return;
+      }
+      case 'pause': {
+        const node = this.nodes[fault.node] as SimNode;
+        node.pausedUntilMs = Math.max(node.pausedUntilMs, fault.atMs + fault.durationMs);
+        return;
+      }
+      case 'skew':
+        (this.nodes[fault.node] as SimNode).skewMs = fault.skewMs;
+        return;
+      case 'strobe':
+        (this.nodes[fault.node] as SimNode).strobe = { amplitudeMs: fault.skewMs, periodMs: fault.periodMs };
+        return;
+    }
+  }
+
+  private endFault(fault: Fault): void {
+    switch (fault.kind) {
+      case 'partition': {
+        const pairs = this.partitions.get(fault);
+        if (pairs !== undefined) this.network.unblock(pairs);
+        this.partitions.delete(fault);
+        this.expectConvergence(`partition:${fault.partition}`);
+        return;
+      }
+      case 'crash': {
+        const previous = this.nodes[fault.node] as SimNode;
+        if (previous.up || previous.crashedBy !== fault) return;
+        const node = this.createNode(fault.node, previous, fault.durable);
+        this.nodes[fault.node] = node;
+        this.scheduleTick(node);
+        for (let j = 0; j < this.nodes.length; j++) {
+          if (j === fault.node) continue;
+          const [dialer, responder] = j < fault.node ? [j, fault.node] : [fault.node, j];
+          this.queue.push(this.nowMs + this.random.int(100), { kind: 'dial', dialer, responder });
+        }
+        this.expectConvergence(fault.durable ? 'crash:durable' : 'crash:amnesia');
+        return;
+      }
+      case 'pause': {
+        const node = this.nodes[fault.node] as SimNode;
+        if (this.nowMs < node.pausedUntilMs) return;
+        const actions = node.deferred;
+        node.deferred = [];
+        for (const action of actions) action();
+        this.scheduleTick(node);
+        this.expectConvergence('pause');
+        return;
+      }
+      case 'skew':
+        (this.nodes[fault.node] as SimNode).skewMs = 0;
+        this.expectConvergence('skew');
+        return;
+      case 'strobe':
+        (this.nodes[fault.node] as SimNode).strobe = undefined;
+        this.expectConvergence('strobe');
+        return;
+    }
+  }
+
+  /** A node that crashed with durable state still holds it, for the oracle's survivors. */
+  private durablyDown(node: SimNode): boolean {
+    return !node.up && node.crashedBy?.kind === 'crash' && node.crashedBy.durable;
+  }
+
+  private expectConvergence(label: string): void {
+    this.pendingHeals.push({ atMs: this.nowMs, label, truth: this.oracle.snapshot() });
+  }
+
+  // ---- Checks ----
+
+  private check(): void {
+    const live = this.nodes.filter((n) => n.up);
+    // Safety, every check: no replica holds counts that were never made.
+    for (const node of live) {
+      const invented = this.oracle.invented(node.counter);
+      if (invented !== undefined) this.fail('invariant', invented);
+    }
+    // Convergence of each healed fault: every live node holds everything counted before the heal.
+    for (let i = this.pendingHeals.length - 1; i >= 0; i--) {
+      const heal = this.pendingHeals[i] as (typeof this.pendingHeals)[number];
+      if (live.every((n) => this.oracle.covers(n.counter, heal.truth))) {
+        this.convergence.push({ fault: heal.label, convergedAfterMs: this.nowMs - heal.atMs });
+        this.pendingHeals.splice(i, 1);
+      }
+    }
+    // Liveness phase: every fault healed, no traffic; all replicas must agree with the oracle.
+    if (this.nowMs >= this.scenario.durationMs && this.finalConverged === undefined) {
+      if (this.nodes.every((n) => n.up) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
+        this.finalConverged = this.nowMs;
+      }
+    }
+  }
+
+  private settlementsDone(): boolean {
+    return this.nodes.every((n) => n.settlements.size === 0);
+  }
+
+  private sample(): void {
+    const watched = this.tenantKeys[0] as CounterKey;
+    const values = this.nodes.map((n) => (n.up ? n.counter.value(watched) : Number.NaN));
+    const live = values.filter((v) => !Number.isNaN(v));
+    this.samples.push({
+      atMs: this.nowMs,
+      values,
+      truth: this.oracle.value(watched),
+      divergence: live.length === 0 ? 0 : Math.max(...live) - Math.min(...live),
+    });
+  }
+
+  private finish(): void {
+    for (const heal of this.pendingHeals) {
+      this.convergence.push({ fault: heal.label, convergedAfterMs: undefined });
+      this.fail('convergence', `after ${heal.label} healed at ${heal.atMs} ms, the replicas never caught up`);
+    }
+    if (this.finalConverged === undefined) {
+      const detail = this.nodes
+        .map((n) => `${n.id}=${n.up ? n.counter.value(this.tenantKeys[0] as CounterKey) : 'down'}`)
+        .join(' ');
+      this.fail('final-read', `replicas did not agree with the oracle within ${this.scenario.convergenceBudgetMs} ms of healing (tenant-0: ${detail}, truth ${this.oracle.value(this.tenantKeys[0] as CounterKey)})`);
+    } else {
+      this.convergence.push({ fault: 'final', convergedAfterMs: this.finalConverged - this.scenario.durationMs });
+    }
+  }
+
+  private fail(checker: string, message: string): void {
+    if (this.failures.length < 20) this.failures.push({ checker, atMs: this.nowMs, message });
+  }
+
+  private hash(a: number, b: number): void {
+    this.hashA = Math.imul(this.hashA ^ (a | 0), 0x01000193) >>> 0;
+    this.hashB = Math.imul(this.hashB ^ (b | 0) ^ (a * 31), 0x5bd1e995) >>> 0;
+  }
+}
+
+/** A Poisson-distributed count with the given mean (Knuth's method; means here are small). */
+function poisson(random: SeededRandom, mean: number): number {
+  if (mean <= 0) return 0;
+  if (mean > 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * gaussian(random)));
+  const limit = Math.exp(-mean);
+  let product = random.float();
+  let count = 0;
+  while (product > limit) {
+    count++;
+    product *= random.float();
+  }
+  return count;
+}
+
+function gaussian(random: SeededRandom): number {
+  const u = Math.max(random.float(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random.float());
+}
