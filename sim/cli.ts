@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// The simulator's command line: `tsx sim/cli.ts [options]` (`--help` lists them). Parsing and
+// formatting live in cli-args.ts and cli-format.ts, which are tested; this file only does the
+// I/O: read scenarios, run them, print, write the report, and set the exit status.
+import { writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import { type CliOptions, defaultScenario, parseArgs, usage } from './cli-args.js';
+import {
+  formatOverrideNote,
+  formatProgress,
+  formatScenarioList,
+  formatSummary,
+  formatSwarmCrash,
+  formatSwarmLine,
+  formatSwarmTally,
+  type ScenarioEntry,
+  type SwarmRun,
+  swarmReplayCommand,
+} from './cli-format.js';
+import { renderReport } from './report/index.js';
+import type { Scenario } from './scenario.js';
+import { describeScenarioError, listScenarios, loadScenario, withOverrides } from './scenario-file.js';
+import type { SimResult } from './sim-result.js';
+import { runScenario } from './simulator.js';
+import { randomScenario } from './swarm.js';
+
+/** Progress lines are printed at most this often (wall time), however often the simulator reports. */
+const progressEveryMs = 1_000;
+
+const exitPassed = 0;
+const exitFailed = 1;
+const exitUsage = 2;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseArgs(argv);
+  if (!parsed.ok) {
+    console.error(`sim: ${parsed.error}`);
+    return exitUsage;
+  }
+  const options = parsed.value;
+  if (options.help) {
+    console.log(usage);
+    return exitPassed;
+  }
+  if (options.list) {
+    console.log(formatScenarioList(await scenarioEntries(), defaultScenario));
+    return exitPassed;
+  }
+
+  const loaded = await loadScenario(options.scenario);
+  if (!loaded.ok) {
+    const known = (await listScenarios()).join(', ');
+    console.error(`sim: --scenario ${options.scenario}: ${describeScenarioError(loaded.error)}\n(shipped scenarios: ${known})`);
+    return exitUsage;
+  }
+  const overrides = {
+    ...(options.regions === undefined ? {} : { regions: options.regions }),
+    ...(options.durationMs === undefined ? {} : { durationMs: options.durationMs }),
+  };
+  const scenario = withOverrides(loaded.value, overrides);
+  if (!scenario.ok) {
+    // parseArgs has checked both flags against the same bounds, so this is a scenario the
+    // overrides made invalid; name the flags as the likeliest cause.
+    console.error(`sim: --regions/--duration: ${describeScenarioError(scenario.error)}`);
+    return exitUsage;
+  }
+  const note = formatOverrideNote(loaded.value, scenario.value);
+  if (note !== undefined) console.log(note);
+
+  const results = options.swarm === undefined ? runOne(scenario.value, options) : runSwarm(scenario.value, options, options.swarm);
+  if (options.report !== undefined) {
+    const title = options.swarm === undefined ? `${scenario.value.name}, seed ${options.seed}` : `swarm of ${options.swarm} on ${scenario.value.name}, seeds from ${options.seed}`;
+    await writeFile(options.report, renderReport(results.completed, { title, generatedAt: new Date().toISOString() }));
+    console.log(`report: ${options.report}`);
+  }
+  return results.allPassed ? exitPassed : exitFailed;
+}
+
+interface Runs {
+  readonly completed: SimResult[];
+  readonly allPassed: boolean;
+}
+
+function runOne(scenario: Scenario, options: CliOptions): Runs {
+  const result = runScenario(scenario, options.seed, options.quiet ? {} : { progress: throttledProgress(scenario.name, options.seed) });
+  console.log(formatSummary(result));
+  return { completed: [result], allPassed: result.ok };
+}
+
+function runSwarm(base: Scenario, options: CliOptions, count: number): Runs {
+  const completed: SimResult[] = [];
+  const runs: SwarmRun[] = [];
+  for (let seed = options.seed; seed < options.seed + count; seed++) {
+    const scenario = randomScenario(seed, base);
+    // The scenario's own `replay` names `swarm-<seed>`, which is no file; replaying a swarm run
+    // means drawing it again from the same base and seed.
+    const replay = swarmReplayCommand(options, seed);
+    try {
+      const result = runScenario(scenario, seed);
+      completed.push(result);
+      runs.push({ seed, ok: result.ok, replay });
+      if (!options.quiet || !result.ok) console.log(formatSwarmLine(result));
+    } catch (error) {
+      // A thrown assertion is a finding like any failed check: record it and keep swarming, so
+      // one bad seed does not hide the rest of the tally.
+      runs.push({ seed, ok: false, replay });
+      console.log(formatSwarmCrash(seed, scenario, error instanceof Error ? (error.stack ?? error.message) : String(error)));
+    }
+  }
+  console.log(formatSwarmTally(runs));
+  return { completed, allPassed: runs.every((run) => run.ok) };
+}
+
+/** A progress callback that prints at most once per `progressEveryMs` of wall time. */
+function throttledProgress(name: string, seed: number): (simulatedMs: number, totalMs: number) => void {
+  let printedAtMs = performance.now();
+  return (simulatedMs, totalMs) => {
+    const nowMs = performance.now();
+    if (nowMs - printedAtMs < progressEveryMs) return;
+    printedAtMs = nowMs;
+    console.log(formatProgress(name, seed, simulatedMs, totalMs));
+  };
+}
+
+async function scenarioEntries(): Promise<ScenarioEntry[]> {
+  const entries: ScenarioEntry[] = [];
+  for (const name of await listScenarios()) {
+    const loaded = await loadScenario(name);
+    entries.push({ name, description: loaded.ok ? loaded.value.description : `(does not load: ${describeScenarioError(loaded.error)})` });
+  }
+  return entries;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,217 @@
+// Proves every shipped scenario file parses, that parseScenario names the field of each mistake, and that overrides clip and drop faults as documented.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Scenario } from '../../sim/scenario.js';
+import { listScenarios, loadScenario, parseScenario, withOverrides } from '../../sim/scenario-file.js';
+
+const valid: Scenario = {
+  name: 'test',
+  description: 'A scenario for tests.',
+  regions: 5,
+  durationMs: 60_000,
+  convergenceBudgetMs: 10_000,
+  gossipIntervalMs: 50,
+  workload: { tenants: 20, requestsPerSecond: 200, arrivals: 'poisson', burstSize: 1, maxTokens: 4096 },
+  network: { jitterMs: 5, loss: 0.01, duplicate: 0, bytesPerMs: 0 },
+  faults: [
+    { kind: 'partition', atMs: 10_000, durationMs: 20_000, partition: 'majority' },
+    { kind: 'crash', atMs: 20_000, durationMs: 5_000, node: 4, durable: false },
+    { kind: 'strobe', atMs: 30_000, durationMs: 30_000, node: 1, skewMs: -5_000, periodMs: 1_000 },
+  ],
+};
+
+/** `valid` with the top-level fields replaced. */
+function withFields(fields: Record<string, unknown>): unknown {
+  return { ...valid, ...fields };
+}
+
+/** `valid` with fault `index` replaced by `valid.faults[index]` merged with `fields`. */
+function withFault(index: number, fields: Record<string, unknown>): unknown {
+  return { ...valid, faults: valid.faults.map((fault, i) => (i === index ? { ...fault, ...fields } : fault)) };
+}
+
+function fieldOf(raw: unknown): string | undefined {
+  const parsed = parseScenario(raw);
+  return parsed.ok ? undefined : parsed.error.field;
+}
+
+const expectedScenarios = [
+  'bridge',
+  'clock-skew',
+  'crash-durable',
+  'crash-restart',
+  'isolate',
+  'majority',
+  'mixed',
+  'one-way',
+  'partition-heal',
+  'pause',
+  'ring',
+  'steady',
+  'strobe',
+];
+
+describe('shipped scenarios', () => {
+  it('lists every expected scenario', async () => {
+    expect(await listScenarios()).toEqual(expectedScenarios);
+  });
+
+  it('loads every scenario file, named after its file', async () => {
+    for (const name of await listScenarios()) {
+      const loaded = await loadScenario(name);
+      expect(loaded.ok ? loaded.value.name : loaded.error, name).toBe(name);
+    }
+  });
+
+  it('has faults where the name says and none in the baseline', async () => {
+    const faultsOf = async (name: string): Promise<Scenario['faults']> => {
+      const loaded = await loadScenario(name);
+      if (!loaded.ok) throw new Error(`${name} does not load`);
+      return loaded.value.faults;
+    };
+    expect(await faultsOf('steady')).toEqual([]);
+    expect((await faultsOf('crash-restart')).map((f) => f.kind === 'crash' && f.durable)).toEqual([false]);
+    expect((await faultsOf('crash-durable')).map((f) => f.kind === 'crash' && f.durable)).toEqual([true]);
+    for (const kind of ['isolate', 'majority', 'ring', 'bridge', 'one-way'] as const) {
+      const faults = await faultsOf(kind);
+      expect(faults.length, kind).toBeGreaterThan(0);
+      expect(faults.every((f) => f.kind === 'partition' && f.partition === kind), kind).toBe(true);
+    }
+    // "Several faults overlapping": some pair of mixed's faults is active at the same moment.
+    const mixed = await faultsOf('mixed');
+    const overlapping = mixed.some((a, i) => mixed.some((b, j) => i !== j && a.atMs < b.atMs + b.durationMs && b.atMs < a.atMs + a.durationMs));
+    expect(overlapping).toBe(true);
+  });
+});
+
+describe('loadScenario', () => {
+  it('reads a path ending in .json and reports a missing or malformed file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'scenario-file-'));
+    try {
+      const good = join(dir, 'good.json');
+      await writeFile(good, JSON.stringify(valid));
+      const loaded = await loadScenario(good);
+      expect(loaded.ok && loaded.value).toEqual(valid);
+
+      const broken = join(dir, 'broken.json');
+      await writeFile(broken, '{ "name": ');
+      const notJson = await loadScenario(broken);
+      expect(!notJson.ok && notJson.error.kind).toBe('unreadable-scenario');
+
+      const missing = await loadScenario(join(dir, 'missing.json'));
+      expect(!missing.ok && missing.error.kind).toBe('unreadable-scenario');
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it('refuses unknown names and names that would leave the scenario folder', async () => {
+    const unknown = await loadScenario('no-such-scenario');
+    expect(!unknown.ok && unknown.error.kind).toBe('unreadable-scenario');
+    const escape = await loadScenario('../scenario');
+    expect(!escape.ok && escape.error.kind).toBe('unreadable-scenario');
+  });
+});
+
+describe('parseScenario', () => {
+  it('accepts a valid scenario unchanged', () => {
+    const parsed = parseScenario(valid);
+    expect(parsed.ok && parsed.value).toEqual(valid);
+  });
+
+  it('names the field of each mistake', () => {
+    expect(fieldOf(null)).toBe('(root)');
+    expect(fieldOf(withFields({ seed: 1 }))).toBe('seed');
+    expect(fieldOf(withFields({ name: 'Has Spaces' }))).toBe('name');
+    expect(fieldOf(withFields({ description: '' }))).toBe('description');
+    expect(fieldOf(withFields({ regions: 1 }))).toBe('regions');
+    expect(fieldOf(withFields({ regions: 6 }))).toBe('regions');
+    expect(fieldOf(withFields({ durationMs: 999 }))).toBe('durationMs');
+    expect(fieldOf(withFields({ durationMs: 86_400_001 }))).toBe('durationMs');
+    expect(fieldOf(withFields({ convergenceBudgetMs: 600_001 }))).toBe('convergenceBudgetMs');
+    expect(fieldOf(withFields({ gossipIntervalMs: 9 }))).toBe('gossipIntervalMs');
+    expect(fieldOf(withFields({ gossipIntervalMs: 50.5 }))).toBe('gossipIntervalMs');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, tenants: 0 } }))).toBe('workload.tenants');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, requestsPerSecond: -1 } }))).toBe('workload.requestsPerSecond');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, requestsPerSecond: 100_001 } }))).toBe('workload.requestsPerSecond');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, arrivals: 'uniform' } }))).toBe('workload.arrivals');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, burstSize: 10_001 } }))).toBe('workload.burstSize');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, maxTokens: 1_000_001 } }))).toBe('workload.maxTokens');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, tokens: 1 } }))).toBe('workload.tokens');
+    expect(fieldOf(withFields({ network: { ...valid.network, jitterMs: 10_001 } }))).toBe('network.jitterMs');
+    expect(fieldOf(withFields({ network: { ...valid.network, loss: 0.91 } }))).toBe('network.loss');
+    expect(fieldOf(withFields({ network: { ...valid.network, duplicate: -0.1 } }))).toBe('network.duplicate');
+    expect(fieldOf(withFields({ network: { ...valid.network, bytesPerMs: -1 } }))).toBe('network.bytesPerMs');
+    expect(fieldOf(withFields({ network: { jitterMs: 5, loss: 0, duplicate: 0 } }))).toBe('network.bytesPerMs');
+    expect(fieldOf(withFields({ faults: {} }))).toBe('faults');
+    expect(fieldOf(withFields({ faults: new Array(1_001).fill(valid.faults[0]) }))).toBe('faults');
+  });
+
+  it('names the fault and the field of each mistake in a fault', () => {
+    expect(fieldOf(withFault(1, { kind: 'reboot' }))).toBe('faults[1].kind');
+    expect(fieldOf(withFault(0, { atMs: -1 }))).toBe('faults[0].atMs');
+    // atMs + durationMs must not pass the end of the safety phase (60 s).
+    expect(fieldOf(withFault(2, { durationMs: 30_001 }))).toBe('faults[2].durationMs');
+    expect(fieldOf(withFault(2, { atMs: 60_000 }))).toBe('faults[2].atMs');
+    expect(fieldOf(withFault(1, { durationMs: 0 }))).toBe('faults[1].durationMs');
+    expect(fieldOf(withFault(1, { node: 5 }))).toBe('faults[1].node');
+    expect(fieldOf(withFault(1, { durable: 'yes' }))).toBe('faults[1].durable');
+    expect(fieldOf(withFault(1, { skewMs: 5 }))).toBe('faults[1].skewMs');
+    expect(fieldOf(withFault(0, { partition: 'split' }))).toBe('faults[0].partition');
+    expect(fieldOf(withFault(0, { partition: 'isolate' }))).toBe('faults[0].node');
+    expect(fieldOf(withFault(0, { partition: 'one-way' }))).toBe('faults[0].node');
+    expect(fieldOf(withFault(0, { node: -1 }))).toBe('faults[0].node');
+    expect(fieldOf(withFault(2, { skewMs: 3_600_001 }))).toBe('faults[2].skewMs');
+    expect(fieldOf(withFault(2, { skewMs: -3_600_001 }))).toBe('faults[2].skewMs');
+    expect(fieldOf(withFault(2, { periodMs: 9 }))).toBe('faults[2].periodMs');
+    expect(fieldOf({ ...valid, regions: 3, faults: [{ kind: 'partition', atMs: 0, durationMs: 1_000, partition: 'ring' }] })).toBe('faults[0].partition');
+    expect(fieldOf({ ...valid, faults: [...valid.faults, 'crash'] })).toBe('faults[3]');
+  });
+
+  it('accepts the boundary values themselves', () => {
+    const edge = {
+      ...valid,
+      regions: 2,
+      durationMs: 1_000,
+      convergenceBudgetMs: 600_000,
+      gossipIntervalMs: 10_000,
+      workload: { tenants: 100_000, requestsPerSecond: 0, arrivals: 'bursty', burstSize: 10_000, maxTokens: 1 },
+      network: { jitterMs: 0, loss: 0.9, duplicate: 0.9, bytesPerMs: 0 },
+      faults: [
+        { kind: 'skew', atMs: 0, durationMs: 1_000, node: 1, skewMs: -3_600_000 },
+        { kind: 'strobe', atMs: 999, durationMs: 1, node: 0, skewMs: 3_600_000, periodMs: 10 },
+        { kind: 'partition', atMs: 0, durationMs: 1_000, partition: 'majority' },
+      ],
+    };
+    expect(parseScenario(edge).ok).toBe(true);
+  });
+});
+
+describe('withOverrides', () => {
+  it('drops faults on removed nodes and partitions that no longer cut anything', () => {
+    const ring = { ...valid, faults: [...valid.faults, { kind: 'partition', atMs: 0, durationMs: 1_000, partition: 'ring' } as const] };
+    const smaller = withOverrides(ring, { regions: 3 });
+    expect(smaller.ok && smaller.value.regions).toBe(3);
+    // The crash on node 4 and the ring (which needs 4 regions) go; the majority and the strobe on node 1 stay.
+    expect(smaller.ok && smaller.value.faults.map((f) => f.kind)).toEqual(['partition', 'strobe']);
+  });
+
+  it('clips faults that run past a shorter duration and drops those that start after it', () => {
+    const shorter = withOverrides(valid, { durationMs: 25_000 });
+    expect(shorter.ok && shorter.value.faults).toEqual([
+      { kind: 'partition', atMs: 10_000, durationMs: 15_000, partition: 'majority' },
+      { kind: 'crash', atMs: 20_000, durationMs: 5_000, node: 4, durable: false },
+    ]);
+  });
+
+  it('leaves faults alone when the scenario grows, and re-validates the overrides', () => {
+    const longer = withOverrides(valid, { durationMs: 120_000 });
+    expect(longer.ok && longer.value.faults).toEqual(valid.faults);
+    const tooMany = withOverrides(valid, { regions: 6 });
+    expect(!tooMany.ok && tooMany.error.field).toBe('regions');
+    const tooShort = withOverrides(valid, { durationMs: 10 });
+    expect(!tooShort.ok && tooShort.error.field).toBe('durationMs');
+  });
+});
