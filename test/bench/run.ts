@@ -1,9 +1,10 @@
-// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: crdt, mesh.
+// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: crdt, mesh, sim.
 import { crdtBench } from './crdt.bench.js';
 import { type BenchContext, missedTargets } from './harness.js';
 import { meshBench } from './mesh.bench.js';
+import { simBench } from './sim.bench.js';
 
-const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = { crdt: crdtBench, mesh: meshBench };
+const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = { crdt: crdtBench, mesh: meshBench, sim: simBench };
 
 async function main(argv: readonly string[]): Promise<number> {
   const names: string[] = [];
