@@ -34,6 +34,20 @@ export interface RunOptions {
    * delta but still acknowledges it) to prove the checkers catch a broken replica.
    */
   readonly instrument?: (nodeIndex: number, counter: WindowedCounter) => void;
+  /**
+   * Extra safety checkers, run with the built-in ones every 50 simulated ms: the hook through
+   * which admission adds its quota checks (strict and escrow never over the limit, eventual
+   * within its bound). A returned message fails the run.
+   */
+  readonly checkers?: readonly ((view: SimView) => string | undefined)[];
+}
+
+/** What a checker may look at: the live replicas and the oracle, read-only. */
+export interface SimView {
+  readonly nowMs: number;
+  readonly phase: 'safety' | 'liveness';
+  readonly replicas: readonly { readonly region: string; readonly up: boolean; readonly counter: WindowedCounter }[];
+  readonly oracle: Oracle;
 }
 
 /** Simulated start: a fixed instant, so window indexes are the same in every run. */
@@ -560,6 +574,18 @@ class Simulation {
     for (const node of live) {
       const invented = this.oracle.invented(node.counter);
       if (invented !== undefined) this.fail('invariant', invented);
+    }
+    if (this.options.checkers !== undefined) {
+      const view: SimView = {
+        nowMs: this.nowMs,
+        phase: this.nowMs < this.scenario.durationMs ? 'safety' : 'liveness',
+        replicas: this.nodes.map((n) => ({ region: n.id, up: n.up, counter: n.counter })),
+        oracle: this.oracle,
+      };
+      for (const checker of this.options.checkers) {
+        const message = checker(view);
+        if (message !== undefined) this.fail('custom', message);
+      }
     }
     // Convergence of each healed fault: every live node holds everything counted before the heal.
     for (let i = this.pendingHeals.length - 1; i >= 0; i--) {

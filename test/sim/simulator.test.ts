@@ -65,4 +65,18 @@ describe('simulator', () => {
     // The same run without the broken replica passes.
     expect(runScenario(smallScenario([]), 5).ok).toBe(true);
   });
+
+  it('runs extra checkers and fails the run on their message', () => {
+    let calls = 0;
+    const result = runScenario(smallScenario([]), 2, {
+      checkers: [
+        (view) => {
+          calls++;
+          return view.phase === 'liveness' && view.replicas.every((r) => r.up) ? 'quota exceeded (test checker)' : undefined;
+        },
+      ],
+    });
+    expect(calls).toBeGreaterThan(100);
+    expect(result.failures.some((f) => f.checker === 'custom' && f.message.includes('quota exceeded'))).toBe(true);
+  });
 });
