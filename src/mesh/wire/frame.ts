@@ -61,6 +61,10 @@ export interface FrameTooLarge {
   readonly bytesMax: number;
 }
 
+const scratchBytesInitial = 64 * 1024;
+const scratchBytesKept = 1024 * 1024;
+let scratch = new ProtoWriter(scratchBytesInitial);
+
 export const frameMagic = 0xca;
 export const frameVersion = 0x01;
 const headerBytes = 2;
@@ -82,7 +86,9 @@ const bodyFieldMax = 9;
 
 /** Encodes a frame; fails if it would exceed `frameBytesMax` (split the batch and retry). */
 export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
-  const writer = new ProtoWriter(1024);
+  // One writer for every frame: encoding is synchronous, and the result is copied out below.
+  const writer = scratch;
+  writer.reset();
   writer.byte(frameMagic);
   writer.byte(frameVersion);
   writer.message(bodyField[frame.kind], (body) => {
@@ -121,6 +127,8 @@ export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
   writer.byte((checksum >>> 16) & 0xff);
   writer.byte(checksum >>> 24);
   const bytes = writer.bytes().slice();
+  // A huge frame (a full state) grows the shared writer; don't keep that memory around.
+  if (writer.capacity > scratchBytesKept) scratch = new ProtoWriter(scratchBytesInitial);
   if (bytes.length > frameBytesMax) return err({ kind: 'frame-too-large', bytes: bytes.length, bytesMax: frameBytesMax });
   return ok(bytes);
 }

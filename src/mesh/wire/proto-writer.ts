@@ -126,13 +126,40 @@ export class ProtoWriter {
     this.packed(field, encoded);
   }
 
-  /** A nested message field, written by `write` into a scratch writer. */
+  /**
+   * A nested message field, written in place: `write` appends the body after room for a
+   * five-byte length, and the body moves back once its length is known. No scratch writer is
+   * allocated, which matters when every gossip frame nests two messages.
+   */
   message(field: number, write: (writer: ProtoWriter) => void): void {
-    const nested = new ProtoWriter(64);
-    write(nested);
     this.tag(field, wireLengthDelimited);
-    this.varint(nested.length);
-    this.raw(nested.bytes());
+    this.reserve(5);
+    const lengthAt = this.position;
+    this.position += 5;
+    write(this);
+    const length = this.position - lengthAt - 5;
+    const lengthBytes = varintSize(length);
+    this.buffer.copyWithin(lengthAt + lengthBytes, lengthAt + 5, this.position);
+    // Written by hand: `varint` may grow the buffer, and a grow keeps only what lies before
+    // the current position, which here would lose the body.
+    let v = length;
+    let at = lengthAt;
+    while (v > 0x7f) {
+      this.buffer[at++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    this.buffer[at++] = v;
+    this.position = at + length;
+  }
+
+  /** Bytes the buffer holds, for callers that bound a reused writer's memory. */
+  get capacity(): number {
+    return this.buffer.length;
+  }
+
+  /** Forgets what was written, keeping the buffer: for a writer reused frame after frame. */
+  reset(): void {
+    this.position = 0;
   }
 
   private reserve(extra: number): void {

@@ -110,6 +110,26 @@ describe('frame envelope', () => {
     expect(reason(envelope(Uint8Array.from([0x12, 0x0b, 0x12, 0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])))).toBe('out-of-range');
   });
 
+  it('round-trips a frame that outgrows the shared writer, and a small one after it', () => {
+    const entries = Array.from({ length: 20_000 }, (_, i) => ({
+      key: counterKey('tenant', `tenant-with-a-long-name-${i}`, 'requests', day),
+      replica: i % 2 === 0 ? a : b,
+      p: i * 1_000_003,
+      n: i,
+      version: 1 + (i % 5),
+    }));
+    const big = encode({ kind: 'counter-delta', delta: { entries, ranges: [] } });
+    expect(big.length).toBeGreaterThan(256 * 1024);
+    const decoded = decodeFrame(big);
+    expect(decoded.ok && decoded.value.kind === 'counter-delta' ? decoded.value.delta.entries.length : 0).toBe(20_000);
+    if (decoded.ok && decoded.value.kind === 'counter-delta') {
+      const last = decoded.value.delta.entries.find((e) => e.key.subject.endsWith('-19999'));
+      expect(last).toMatchObject({ p: 19_999 * 1_000_003, n: 19_999, version: 5, replica: b });
+    }
+    const small = decodeFrame(encode({ kind: 'digest', digest: new Map([[a, 1]]) }));
+    expect(small.ok && small.value.kind === 'digest' ? [...small.value.digest] : []).toEqual([[a, 1]]);
+  });
+
   it('refuses to encode a frame over frameBytesMax', () => {
     // 60,000 keys with 64-character subjects: about 76 bytes each, over 4 MiB in all.
     const entries = Array.from({ length: 60_000 }, (_, i) => ({
