@@ -27,6 +27,7 @@ export function simBench(ctx: BenchContext): void {
       if (simulated % 60_000 < 1_000) process.stdout.write(`  simulated ${Math.round(simulated / 1000)} s of ${Math.round(total / 1000)} s\r`);
     },
   });
+  process.stdout.write('\n');
   const ratio = result.simulatedMs / result.wallMs;
   report(`simulated / wall time (${result.stats.requests} requests, ${result.stats.framesDelivered} frames)`, ratio, '×', '>= 1,000×', ratio >= 1000, {
     baseline: `a quarter as long: ${(short.simulatedMs / short.wallMs).toFixed(0)}×; ${(result.stats.events / (result.wallMs / 1000)).toFixed(0)} events/s`,
