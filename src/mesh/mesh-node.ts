@@ -15,7 +15,7 @@ import type { CounterDelta, Digest, WindowedCounter } from '../crdt/windowed-cou
 import { constantTimeEqual, handshakeProof, type MeshCrypto, meshProtocolVersion, NonceCache } from './handshake.js';
 import { livenessOf, type Liveness, type Membership } from './membership.js';
 import { type AuthFailure, MeshStats } from './mesh-stats.js';
-import { decodeFrame, encodeFrame, type Frame } from './wire/frame.js';
+import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/frame.js';
 
 /**
  * One mesh node as a state machine (style guide §2): the transport feeds it link events and
@@ -66,6 +66,11 @@ export interface MeshNodeOptions {
   readonly policy: PolicyReplica;
   readonly handshakeTimeoutMs?: number;
   readonly expiryIntervalMs?: number;
+  /**
+   * The frame decoder; `decodeFrame` unless replaced. The simulator passes one that remembers
+   * frames it has decoded, because it hands the same bytes to every peer a delta goes to.
+   */
+  readonly decode?: (bytes: Uint8Array) => Result<Frame, FrameError>;
 }
 
 /** Close codes in the application range: 44xx mirror HTTP where one fits. */
@@ -126,6 +131,7 @@ export class MeshNode {
   private readonly crypto: MeshCrypto;
   private readonly handshakeTimeoutMs: number;
   private readonly expiryIntervalMs: number;
+  private readonly decode: (bytes: Uint8Array) => Result<Frame, FrameError>;
   private readonly links = new Map<LinkId, LinkState>();
   private readonly peers = new Map<NodeId, PeerState>();
   private readonly nonces = new NonceCache(handshakeNoncesMax);
@@ -149,6 +155,7 @@ export class MeshNode {
     this.crypto = options.crypto;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
     this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
+    this.decode = options.decode ?? decodeFrame;
     assert(options.counter.self === options.replica, 'the counter must belong to this replica');
     assert(this.secret.length >= 16, 'the mesh secret must be at least 16 bytes');
     for (const member of this.membership.peers) this.peers.set(member.id, { link: undefined, lastHeardMs: undefined, unacked: [] });
@@ -311,7 +318,7 @@ export class MeshNode {
     this.pendingFrames -= frames.length;
     for (const bytes of frames) {
       if (state.phase === 'closing') return;
-      const decoded = decodeFrame(bytes);
+      const decoded = this.decode(bytes);
       if (!decoded.ok) {
         this.stats.countBadFrame(decoded.error.reason);
         if (state.phase === 'open') this.close(state, closeCodes.badFrame, `bad frame: ${decoded.error.reason}`);
