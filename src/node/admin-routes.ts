@@ -1,7 +1,7 @@
 import type { AccountId, TenantId } from '../core/ids.js';
 import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-key.js';
 import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
-import { validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
+import { type Tenant, validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
 import type { AdminHandler, AdminReply } from '../net/admin-http.js';
 import type { MeshRuntime } from './mesh-runtime.js';
 
@@ -51,7 +51,7 @@ export class AdminRoutes implements AdminHandler {
           const tenant = validateTenant(withId);
           if (!tenant.ok) return badRequest(tenant.error.reason, tenant.error.field);
           const saved = policy.upsertTenant(tenant.value);
-          return saved.ok ? { status: 200, body: tenant.value } : badRequest(saved.error.reason, saved.error.field);
+          return saved.ok ? { status: 200, body: redactTenant(tenant.value) } : badRequest(saved.error.reason, saved.error.field);
         }
         const account = validateAccount(withId);
         if (!account.ok) return badRequest(account.error.reason, account.error.field);
@@ -132,12 +132,17 @@ export class AdminRoutes implements AdminHandler {
   private policyView(): unknown {
     const policy = this.runtime.policy;
     return {
-      tenants: [...policy.tenants().values()],
+      tenants: [...policy.tenants().values()].map(redactTenant),
       accounts: [...policy.accounts().values()],
       settings: policy.settings(),
       invalid: policy.invalidEntries(),
     };
   }
+}
+
+/** Key hashes double as signing secrets (src/admission/request-signature.ts): show a prefix only. */
+function redactTenant(tenant: Tenant): unknown {
+  return { ...tenant, apiKeyHashes: tenant.apiKeyHashes.map((hash) => `${hash.slice(0, 8)}…`) };
 }
 
 /** A key from string or number fields; `index` defaults to the window containing `at` (ms) or now. */

@@ -47,6 +47,8 @@ describe('a 3-node mesh', () => {
         if (seen === undefined) await sleep(100);
       }
       expect(seen).toMatchObject({ id: 'globex', tier: 'paid', limits: tenant.limits });
+      // Key hashes are signing secrets: the admin view shows a prefix only.
+      expect((seen as { apiKeyHashes: string[] }).apiKeyHashes).toEqual(['aaaaaaaa…']);
     }
   });
 
