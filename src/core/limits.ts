@@ -115,3 +115,112 @@ export const limitsPerSubjectMax = 32;
 
 assert(meshMembersMax <= replicasMax, 'every member incarnation must fit the counter replica bound');
 assert(repairChunkEntriesMax <= frameEntriesMax, 'a repair chunk must fit one frame');
+
+// ---- Admission ----
+
+/**
+ * Characters in the secret part of an API key (`cp_<tenant>_<secret>`, see
+ * src/admission/api-key.ts). Secrets are base62, so 32 characters carry about 190 bits: far past
+ * guessing, even though the server keeps only an unsalted SHA-256 of the key.
+ */
+export const apiKeySecretLengthMin = 32;
+
+/** Longest accepted secret; bounds the key so a huge header is refused before it is hashed. */
+export const apiKeySecretLengthMax = 128;
+
+/** Longest accepted API key: the `cp_` prefix, a tenant id, the `_` separator and a secret. */
+export const apiKeyLengthMax = 'cp_'.length + idLengthMax + '_'.length + apiKeySecretLengthMax;
+
+/**
+ * How far a signed request's timestamp may lie from the node's clock, either way. It must cover
+ * client clock error plus transit; every nonce is remembered for about this long, so it also sets
+ * the size of the nonce cache at a given signed request rate.
+ */
+export const signatureSkewMsMax = 300_000;
+
+/** Characters in a signed request's nonce (printable ASCII without spaces). */
+export const signatureNonceLengthMin = 16;
+export const signatureNonceLengthMax = 64;
+
+/** Characters in the method of a signed request (`POST`, `GET`, ...). */
+export const signedMethodLengthMax = 16;
+
+/** Characters in the path (request target) of a signed request. */
+export const signedPathLengthMax = 2_048;
+
+/**
+ * Nonces a node remembers for signed requests. A nonce stays until its request's timestamp falls
+ * out of the skew window (300 s after it was sent, for a client with a true clock), so this caps
+ * the sustained signed request rate per node at about entries / 300 s: some 830 requests a
+ * second here, in about 45 MB (some 180 bytes an entry). When the cache is full of live nonces,
+ * new signed requests are refused rather than a nonce forgotten (see
+ * src/admission/nonce-window.ts), so size it above the expected peak.
+ */
+export const nonceCacheEntriesMax = 250_000;
+
+/**
+ * Aged-out nonces one signed request forgets, at most. After an idle spell or a forward clock
+ * step the whole cache can age out at once, and forgetting 250,000 entries in one call would
+ * stall the event loop for a fifth of a second; a few per call spreads that out. It must exceed
+ * one, the most a call adds, so a backlog of aged-out entries always drains.
+ */
+export const nonceEvictionsPerCallMax = 64;
+
+assert(apiKeySecretLengthMin <= apiKeySecretLengthMax, 'the secret length range must not be empty');
+assert(signatureNonceLengthMin >= 16, 'random nonces shorter than 16 characters could collide between honest requests');
+assert(signatureNonceLengthMin <= signatureNonceLengthMax, 'the nonce length range must not be empty');
+assert(signatureSkewMsMax >= 1_000, 'a skew window under a second would refuse honest clients');
+assert(nonceCacheEntriesMax > 0, 'the nonce cache must hold something');
+assert(nonceEvictionsPerCallMax >= 2, 'forgetting must outpace remembering, one nonce a call');
+
+// ---- Admission: limiter and shedding ----
+
+/**
+ * Keys one rate limiter (src/admission/gcra.ts) tracks at once. A key is live only while its
+ * theoretical arrival time lies ahead of the clock, at most `periodMs × burst / rate` after its
+ * last admitted request (a few seconds for request limiters), so this is about the number of
+ * distinct clients active within that span, per node. At some 200 bytes a key (map entry, key
+ * string, heap slot) one limiter stays near 50 MiB. When it is full of live keys, new keys are
+ * refused rather than a throttled key forgotten.
+ */
+export const limiterKeysMax = 262_144;
+
+/**
+ * Stale entries a limiter's idle heap may hold beyond twice its live keys before it is rebuilt;
+ * the heap therefore never exceeds `2 × limiterKeysMax + limiterHeapSlackMax` entries.
+ */
+export const limiterHeapSlackMax = 1_024;
+
+/** Largest limiter rate, in cells per period. */
+export const limiterRateMax = 1_000_000;
+
+/** Longest limiter period: one day. Longer budgets are quotas (windowed counters), not rates. */
+export const limiterPeriodMsMax = 86_400_000;
+
+/** Largest limiter burst, in cells. */
+export const limiterBurstMax = 1_000_000;
+
+/**
+ * Characters in a client IP address as text. The longest IPv6 text with an IPv4 tail is 45
+ * characters; a zone id (`%eth0`) adds an interface name of at most 15.
+ */
+export const clientIpLengthMax = 64;
+
+/** Characters in a per-(client IP, user) limiter key: `<ip length>/<ip>/<user>`. */
+export const rateKeyLengthMax = 2 + '/'.length + clientIpLengthMax + '/'.length + idLengthMax;
+
+/** Shortest retry hint a shed request gets: a sooner retry would meet the same queue. */
+export const shedRetryAfterMsMin = 250;
+
+/** Longest retry hint a shed request gets: past it, a client would rather see an error. */
+export const shedRetryAfterMsMax = 30_000;
+
+// The limiter computes in ticks of 1/rate ms; its largest intermediate is about
+// 2 × periodMs × burst + rate, which must stay an exact integer in a double.
+assert(
+  2 * limiterPeriodMsMax * limiterBurstMax + limiterRateMax <= Number.MAX_SAFE_INTEGER,
+  'limiter arithmetic must stay exact',
+);
+assert(limiterKeysMax > 0 && limiterHeapSlackMax > 0, 'a limiter must hold at least one key');
+assert(clientIpLengthMax < 100, 'the rate key spends two digits on the IP length');
+assert(shedRetryAfterMsMin >= 1 && shedRetryAfterMsMin <= shedRetryAfterMsMax, 'the shed retry range must not be empty');
