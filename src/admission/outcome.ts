@@ -1,0 +1,165 @@
+import { assert, unreachable } from '../core/assert.js';
+import type { LimitWindowUnit } from '../mesh/policy/policy-schema.js';
+
+/**
+ * The typed outcomes of an admission decision, and the one table that maps them to gRPC status
+ * names and HTTP statuses.
+ *
+ * Style guide §8 asks for a single mapping: the gRPC surface, the HTTP surface and anything else
+ * that answers a client must look a rejection up in `rejectionStatus` and take retry hints from
+ * `retryHeaders`, never map kinds on their own. Two hand-written switches would drift, and a
+ * client would then retry a request on one surface that the other calls final.
+ *
+ * The core names gRPC statuses as strings so that it imports no gRPC library (style guide §1);
+ * the adapter turns a name into its code with `grpcStatusCodes` or its library's own enum.
+ */
+
+/** The canonical gRPC status names (grpc/doc/statuscodes.md). */
+export type GrpcStatusName =
+  | 'OK'
+  | 'CANCELLED'
+  | 'UNKNOWN'
+  | 'INVALID_ARGUMENT'
+  | 'DEADLINE_EXCEEDED'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'PERMISSION_DENIED'
+  | 'RESOURCE_EXHAUSTED'
+  | 'FAILED_PRECONDITION'
+  | 'ABORTED'
+  | 'OUT_OF_RANGE'
+  | 'UNIMPLEMENTED'
+  | 'INTERNAL'
+  | 'UNAVAILABLE'
+  | 'DATA_LOSS'
+  | 'UNAUTHENTICATED';
+
+/** The wire codes of the gRPC status names, for an adapter that writes `grpc-status` itself. */
+export const grpcStatusCodes: Readonly<Record<GrpcStatusName, number>> = Object.freeze({
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+});
+
+/**
+ * Why a request was not admitted. Every kind that a retry can cure carries `retryAfterMs`, the
+ * earliest time (from the decision) at which the same request could pass; the kinds that only a
+ * changed request can cure carry none.
+ */
+export type Rejection =
+  /** A tenant quota (a limit rule of the policy) would be exceeded. */
+  | {
+      readonly kind: 'quota';
+      /** The rule's counter metric, such as `requests` or `weighted_tokens`. */
+      readonly metric: string;
+      /** The rule's limit, in the metric's units per window. */
+      readonly limit: number;
+      readonly window: LimitWindowUnit;
+      readonly retryAfterMs: number;
+    }
+  /** A rate limiter (per client IP and user, or the tenant's burst) refused the request. */
+  | { readonly kind: 'rate'; readonly retryAfterMs: number }
+  /** The tenant already has its maximum number of requests in flight. */
+  | { readonly kind: 'concurrency'; readonly retryAfterMs: number }
+  /**
+   * No valid credentials. `reason` is for node-side metrics and logs only: a reply must not say
+   * which check failed, since that helps only a prober (see ./request-auth.ts).
+   */
+  | { readonly kind: 'unauthenticated'; readonly reason: string }
+  /** The node sheds load: its queues are past the thresholds for the request's priority. */
+  | { readonly kind: 'shed'; readonly retryAfterMs: number }
+  /** A strict quota needs a quorum round, and too few mesh members answered. */
+  | { readonly kind: 'no-quorum'; readonly retryAfterMs: number }
+  /** A malformed request: `field` names the offending field by its path. */
+  | { readonly kind: 'invalid'; readonly field: string; readonly reason: string };
+
+export type RejectionKind = Rejection['kind'];
+
+export interface RejectionStatus {
+  readonly grpc: GrpcStatusName;
+  readonly http: number;
+  /** Whether the same request may succeed later; exactly the kinds that carry `retryAfterMs`. */
+  readonly retryable: boolean;
+}
+
+/**
+ * THE mapping of rejections to statuses; see the file comment. Typed as a `Record` over every
+ * kind, so adding a kind without a row does not compile (and test/admission/outcome.test.ts
+ * also checks it at run time).
+ *
+ * Over-quota, rate and concurrency rejections are the client's own consumption: gRPC's
+ * RESOURCE_EXHAUSTED and HTTP 429. Shedding and a missing quorum are the server's trouble:
+ * UNAVAILABLE and 503, which gRPC clients retry by default and proxies understand as transient.
+ */
+export const rejectionStatus: Readonly<Record<RejectionKind, RejectionStatus>> = Object.freeze({
+  quota: Object.freeze({ grpc: 'RESOURCE_EXHAUSTED', http: 429, retryable: true }),
+  rate: Object.freeze({ grpc: 'RESOURCE_EXHAUSTED', http: 429, retryable: true }),
+  concurrency: Object.freeze({ grpc: 'RESOURCE_EXHAUSTED', http: 429, retryable: true }),
+  unauthenticated: Object.freeze({ grpc: 'UNAUTHENTICATED', http: 401, retryable: false }),
+  shed: Object.freeze({ grpc: 'UNAVAILABLE', http: 503, retryable: true }),
+  'no-quorum': Object.freeze({ grpc: 'UNAVAILABLE', http: 503, retryable: true }),
+  invalid: Object.freeze({ grpc: 'INVALID_ARGUMENT', http: 400, retryable: false }),
+} satisfies Record<RejectionKind, RejectionStatus>);
+
+/** Retry hints as response metadata: gRPC trailers and HTTP headers take the same names. */
+export interface RetryHeaders {
+  /** gRPC retry pushback (gRFC A6), whole milliseconds. */
+  readonly 'grpc-retry-pushback-ms'?: string;
+  /** HTTP Retry-After (RFC 9110 §10.2.3), whole seconds. */
+  readonly 'retry-after'?: string;
+}
+
+const noHeaders: RetryHeaders = Object.freeze({});
+
+/** The retry hint of a rejection, or `undefined` for the kinds a retry cannot cure. */
+export function retryAfterMsOf(rejection: Rejection): number | undefined {
+  switch (rejection.kind) {
+    case 'quota':
+    case 'rate':
+    case 'concurrency':
+    case 'shed':
+    case 'no-quorum':
+      return rejection.retryAfterMs;
+    case 'unauthenticated':
+    case 'invalid':
+      return undefined;
+    default:
+      return unreachable(rejection, 'unknown rejection kind');
+  }
+}
+
+/**
+ * The retry headers for a rejection: both names for the retryable kinds, none for the rest.
+ *
+ * Both surfaces get both values, rounded up so a client that obeys them never comes back early:
+ * pushback in whole milliseconds, Retry-After in whole seconds (its only form besides a date).
+ * A hint below zero (a reset already past, by a skewed clock) is sent as zero. Jitter is the
+ * client's business: this hint is deterministic so that the simulator can replay it. A gRPC
+ * client honours pushback only for statuses its retry policy lists; RESOURCE_EXHAUSTED is not
+ * retried by default, which suits a quota that resets in hours.
+ */
+export function retryHeaders(rejection: Rejection): RetryHeaders {
+  const retryAfterMs = retryAfterMsOf(rejection);
+  assert(
+    (retryAfterMs !== undefined) === rejectionStatus[rejection.kind].retryable,
+    'exactly the retryable kinds carry a retry hint',
+  );
+  if (retryAfterMs === undefined) return noHeaders;
+  assert(Number.isFinite(retryAfterMs), 'a retry hint is a finite number of milliseconds');
+  const ms = Math.max(0, Math.ceil(retryAfterMs));
+  return { 'grpc-retry-pushback-ms': String(ms), 'retry-after': String(Math.ceil(ms / 1000)) };
+}

@@ -1,0 +1,82 @@
+// Proves every rejection kind has exactly one row in the status table, with the agreed statuses, and that retry headers come with exactly the retryable kinds.
+import { describe, expect, it } from 'vitest';
+import {
+  grpcStatusCodes,
+  type Rejection,
+  type RejectionKind,
+  rejectionStatus,
+  retryAfterMsOf,
+  retryHeaders,
+} from '../../src/admission/outcome.js';
+
+/**
+ * One sample per kind. The mapped type makes this fail to compile when a kind is added without a
+ * sample, and the key comparison below fails at run time when the table and the kinds disagree.
+ */
+const samples: { readonly [K in RejectionKind]: Extract<Rejection, { kind: K }> } = {
+  quota: { kind: 'quota', metric: 'weighted_tokens', limit: 1_000_000, window: 'day', retryAfterMs: 3_600_000 },
+  rate: { kind: 'rate', retryAfterMs: 100 },
+  concurrency: { kind: 'concurrency', retryAfterMs: 250 },
+  unauthenticated: { kind: 'unauthenticated', reason: 'bad-signature' },
+  shed: { kind: 'shed', retryAfterMs: 1_500 },
+  'no-quorum': { kind: 'no-quorum', retryAfterMs: 1 },
+  invalid: { kind: 'invalid', field: 'max_tokens', reason: 'must be positive' },
+};
+
+describe('rejectionStatus', () => {
+  it('has one row per rejection kind, and no other', () => {
+    expect(Object.keys(rejectionStatus).sort()).toEqual(Object.keys(samples).sort());
+    for (const [kind, sample] of Object.entries(samples)) expect(sample.kind).toBe(kind);
+  });
+
+  it('maps each kind to the agreed gRPC status and HTTP status', () => {
+    const table = Object.fromEntries(Object.entries(rejectionStatus).map(([kind, row]) => [kind, [row.grpc, row.http]]));
+    expect(table).toEqual({
+      quota: ['RESOURCE_EXHAUSTED', 429],
+      rate: ['RESOURCE_EXHAUSTED', 429],
+      concurrency: ['RESOURCE_EXHAUSTED', 429],
+      unauthenticated: ['UNAUTHENTICATED', 401],
+      shed: ['UNAVAILABLE', 503],
+      'no-quorum': ['UNAVAILABLE', 503],
+      invalid: ['INVALID_ARGUMENT', 400],
+    });
+    expect(grpcStatusCodes.RESOURCE_EXHAUSTED).toBe(8);
+    expect(grpcStatusCodes.UNAVAILABLE).toBe(14);
+    expect(grpcStatusCodes.UNAUTHENTICATED).toBe(16);
+    expect(grpcStatusCodes.INVALID_ARGUMENT).toBe(3);
+  });
+
+  it('calls retryable exactly the kinds that carry a retry hint', () => {
+    for (const sample of Object.values(samples)) {
+      expect(rejectionStatus[sample.kind].retryable).toBe(retryAfterMsOf(sample) !== undefined);
+    }
+    expect(Object.values(samples).filter((sample) => !rejectionStatus[sample.kind].retryable).map((sample) => sample.kind).sort()).toEqual([
+      'invalid',
+      'unauthenticated',
+    ]);
+  });
+});
+
+describe('retryHeaders', () => {
+  it('gives pushback in milliseconds and Retry-After in whole seconds, both rounded up', () => {
+    expect(retryHeaders(samples.rate)).toEqual({ 'grpc-retry-pushback-ms': '100', 'retry-after': '1' });
+    expect(retryHeaders(samples.shed)).toEqual({ 'grpc-retry-pushback-ms': '1500', 'retry-after': '2' });
+    expect(retryHeaders(samples.quota)).toEqual({ 'grpc-retry-pushback-ms': '3600000', 'retry-after': '3600' });
+    expect(retryHeaders({ kind: 'concurrency', retryAfterMs: 2_000 })).toEqual({ 'grpc-retry-pushback-ms': '2000', 'retry-after': '2' });
+    expect(retryHeaders({ kind: 'no-quorum', retryAfterMs: 0.2 })).toEqual({ 'grpc-retry-pushback-ms': '1', 'retry-after': '1' });
+  });
+
+  it('sends zero for a hint already past, and nothing for kinds a retry cannot cure', () => {
+    expect(retryHeaders({ kind: 'rate', retryAfterMs: -40 })).toEqual({ 'grpc-retry-pushback-ms': '0', 'retry-after': '0' });
+    expect(retryHeaders(samples.unauthenticated)).toEqual({});
+    expect(retryHeaders(samples.invalid)).toEqual({});
+  });
+
+  it('gives every retryable kind both headers', () => {
+    for (const sample of Object.values(samples)) {
+      const headers = retryHeaders(sample);
+      const expected = rejectionStatus[sample.kind].retryable ? ['grpc-retry-pushback-ms', 'retry-after'] : [];
+      expect(Object.keys(headers).sort()).toEqual(expected);
+    }
+  });
+});
