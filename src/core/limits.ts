@@ -224,3 +224,17 @@ assert(
 assert(limiterKeysMax > 0 && limiterHeapSlackMax > 0, 'a limiter must hold at least one key');
 assert(clientIpLengthMax < 100, 'the rate key spends two digits on the IP length');
 assert(shedRetryAfterMsMin >= 1 && shedRetryAfterMsMin <= shedRetryAfterMsMax, 'the shed retry range must not be empty');
+
+// ---- Admission: reservations ----
+
+/** Open reservations one node holds (requests admitted and not yet settled). */
+export const reservationsOpenMax = 100_000;
+
+/**
+ * Settled request ids remembered for idempotency. A retry arriving after its id was forgotten
+ * is treated as a new request; at 1,000 settlements/s this remembers the last 10 minutes.
+ */
+export const reservationsSettledRememberedMax = 600_000;
+
+/** Longest lease a reservation may carry: the longest a streamed completion may run. */
+export const reservationLeaseMsMax = 60 * 60_000;

@@ -1,0 +1,157 @@
+import { assert, isCount } from '../core/assert.js';
+import type { RequestId, TenantId } from '../core/ids.js';
+import { reservationLeaseMsMax, reservationsOpenMax, reservationsSettledRememberedMax } from '../core/limits.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { CounterKey } from '../crdt/counter-key.js';
+import type { CounterError, WindowedCounter } from '../crdt/windowed-counter.js';
+
+/**
+ * The reservation lifecycle (DESIGN.md §4): estimate → reserve → upstream call → settle.
+ *
+ * `reserve` adds the estimate to every counter the request is charged to (the tenant's and
+ * the account's windows) before the call, so concurrent requests see each other's estimates;
+ * `settle` then refunds the difference through the PN-counter's negative side, or charges the
+ * excess if the request used more than estimated. Every reservation carries a lease: a request
+ * that vanishes (a crashed caller, a lost stream) is settled by `expire`, charged in full, so
+ * a reservation is never kept forever and never refunded without evidence of what was used.
+ *
+ * Settlement is idempotent on the request id: a retried settle, or a settle that races the
+ * lease, changes nothing the second time and returns the first outcome. Ids settled recently
+ * are remembered (bounded), so a late duplicate `reserve` of a settled request is refused
+ * instead of charging it twice.
+ *
+ * Which counters to charge and whether the estimate fits the tenant's limits is the caller's
+ * business (the consistency modes); this table only keeps the books straight.
+ */
+export interface Reservation {
+  readonly requestId: RequestId;
+  readonly tenant: TenantId;
+  readonly keys: readonly CounterKey[];
+  /** Units reserved on every key (weighted tokens, or 1 for a request counter). */
+  readonly amount: number;
+  readonly reservedAtMs: number;
+  readonly leaseExpiresMs: number;
+}
+
+export interface Settlement {
+  readonly requestId: RequestId;
+  readonly reserved: number;
+  /** What the request was finally charged on every key. */
+  readonly charged: number;
+  /** 'usage': settled with the actual usage; 'lease': the lease ran out, charged in full. */
+  readonly by: 'usage' | 'lease';
+}
+
+export type ReserveError =
+  | { readonly kind: 'already-settled'; readonly settlement: Settlement }
+  | { readonly kind: 'reservations-full'; readonly openMax: number }
+  | { readonly kind: 'counter'; readonly error: CounterError };
+
+export type SettleError = { readonly kind: 'unknown-reservation'; readonly requestId: RequestId };
+
+export class ReservationTable {
+  private readonly open = new Map<RequestId, Reservation>();
+  private readonly settled = new Map<RequestId, Settlement>();
+  /** Open reservations by lease expiry, for `expire`; entries of settled ids are skipped. */
+  private leases: { readonly expiresMs: number; readonly requestId: RequestId }[] = [];
+  private leasesSorted = true;
+  private readonly openMax: number;
+
+  constructor(
+    private readonly counter: WindowedCounter,
+    options: { readonly openMax?: number } = {},
+  ) {
+    this.openMax = options.openMax ?? reservationsOpenMax;
+    assert(this.openMax > 0 && this.openMax <= reservationsOpenMax, 'openMax out of range');
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Charges `amount` to every key, or nothing: if one key refuses (a full map, an expired
+   * window), the keys already charged are refunded. Reserving an id that is still open returns
+   * the open reservation unchanged (a retried request is not charged twice).
+   */
+  reserve(
+    requestId: RequestId,
+    tenant: TenantId,
+    keys: readonly CounterKey[],
+    amount: number,
+    nowMs: number,
+    leaseMs: number,
+  ): Result<Reservation, ReserveError> {
+    assert(isCount(amount), 'amount must be a count');
+    assert(leaseMs > 0 && leaseMs <= reservationLeaseMsMax, 'lease out of range');
+    const existing = this.open.get(requestId);
+    if (existing !== undefined) return ok(existing);
+    const settlement = this.settled.get(requestId);
+    if (settlement !== undefined) return err({ kind: 'already-settled', settlement });
+    if (this.open.size >= this.openMax) return err({ kind: 'reservations-full', openMax: this.openMax });
+    for (let i = 0; i < keys.length; i++) {
+      const charged = this.counter.increment(keys[i] as CounterKey, amount);
+      if (!charged.ok) {
+        for (let j = 0; j < i; j++) this.counter.decrement(keys[j] as CounterKey, amount);
+        return err({ kind: 'counter', error: charged.error });
+      }
+    }
+    const reservation: Reservation = { requestId, tenant, keys: [...keys], amount, reservedAtMs: nowMs, leaseExpiresMs: nowMs + leaseMs };
+    this.open.set(requestId, reservation);
+    const last = this.leases.at(-1);
+    if (last !== undefined && last.expiresMs > reservation.leaseExpiresMs) this.leasesSorted = false;
+    this.leases.push({ expiresMs: reservation.leaseExpiresMs, requestId });
+    return ok(reservation);
+  }
+
+  /** Settles with the actual usage; the same outcome again for an id already settled. */
+  settle(requestId: RequestId, used: number): Result<Settlement, SettleError> {
+    assert(isCount(used), 'usage must be a count');
+    const done = this.settled.get(requestId);
+    if (done !== undefined) return ok(done);
+    const reservation = this.open.get(requestId);
+    if (reservation === undefined) return err({ kind: 'unknown-reservation', requestId });
+    return ok(this.close(reservation, used, 'usage'));
+  }
+
+  /** Settles every reservation whose lease ran out by `nowMs`, charged in full. */
+  expire(nowMs: number): Settlement[] {
+    if (!this.leasesSorted) {
+      this.leases.sort((a, b) => a.expiresMs - b.expiresMs);
+      this.leasesSorted = true;
+    }
+    const expired: Settlement[] = [];
+    let i = 0;
+    for (; i < this.leases.length; i++) {
+      const lease = this.leases[i] as (typeof this.leases)[number];
+      if (lease.expiresMs > nowMs) break;
+      const reservation = this.open.get(lease.requestId);
+      if (reservation !== undefined && reservation.leaseExpiresMs === lease.expiresMs) {
+        expired.push(this.close(reservation, reservation.amount, 'lease'));
+      }
+    }
+    if (i > 0) this.leases = this.leases.slice(i);
+    // Leases of reservations settled early are dropped lazily; keep the array bounded anyway.
+    if (this.leases.length > 2 * this.open.size + 1_024) this.leases = this.leases.filter((l) => this.open.has(l.requestId));
+    return expired;
+  }
+
+  private close(reservation: Reservation, used: number, by: Settlement['by']): Settlement {
+    if (used < reservation.amount) {
+      for (const key of reservation.keys) this.counter.decrement(key, reservation.amount - used);
+    } else if (used > reservation.amount) {
+      // More than estimated (for example cache writes priced above input): charge the excess.
+      // The window may have been expired meanwhile; then there is nothing left to charge.
+      for (const key of reservation.keys) this.counter.increment(key, used - reservation.amount);
+    }
+    const settlement: Settlement = { requestId: reservation.requestId, reserved: reservation.amount, charged: used, by };
+    this.open.delete(reservation.requestId);
+    this.settled.set(reservation.requestId, settlement);
+    if (this.settled.size > reservationsSettledRememberedMax) {
+      // Maps iterate in insertion order: the first entry is the oldest settlement.
+      const oldest = this.settled.keys().next().value as RequestId;
+      this.settled.delete(oldest);
+    }
+    return settlement;
+  }
+}
