@@ -11,6 +11,7 @@ import {
 } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Rejection } from './outcome.js';
+import { PriorityHeap } from '../core/priority-heap.js';
 
 /**
  * A rate limiter by the Generic Cell Rate Algorithm (GCRA), as Brandur Leach and redis-cell
@@ -126,9 +127,8 @@ export class GcraLimiter<K extends string> {
   /** The same bound in whole milliseconds, rounded up. */
   private readonly aheadMsMax: number;
   private readonly cells = new Map<K, Cell>();
-  // A binary min-heap on idle time, in two parallel arrays so an entry costs no object of its own.
-  private heapIdleAtMs: number[] = [];
-  private heapKeys: K[] = [];
+  /** Keys by the millisecond they fall idle; an entry is stale once its key has moved on. */
+  private readonly idleHeap = new PriorityHeap<K>();
 
   constructor(config: GcraConfig) {
     const { rate, periodMs, burst } = config;
@@ -151,7 +151,7 @@ export class GcraLimiter<K extends string> {
 
   /** Entries in the idle heap, stale ones included; at most 2 × size + `limiterHeapSlackMax`. */
   get heapLength(): number {
-    return this.heapKeys.length;
+    return this.idleHeap.size;
   }
 
   /** Spends `cost` cells of `key`'s rate at `nowMs`, or says when it could. */
@@ -184,7 +184,7 @@ export class GcraLimiter<K extends string> {
     if (cell === undefined) {
       if (this.cells.size >= this.keysMax && !this.makeRoom(now)) {
         this.stats.refusedFull++;
-        const idleAtMs = this.heapIdleAtMs[0];
+        const idleAtMs = this.idleHeap.peekPriority();
         assert(idleAtMs !== undefined && idleAtMs > now, 'a full limiter has an active key on top of its heap');
         return { allowed: false, reason: 'limiter-full', retryAfterMs: idleAtMs - now };
       }
@@ -221,8 +221,8 @@ export class GcraLimiter<K extends string> {
     // Each pass pops one entry, and pushes one only when clamping a key, which leaves that key
     // within the clamp; so the loop ends within heap length plus key count passes.
     while (this.cells.size >= this.keysMax) {
-      const key = this.heapKeys[0];
-      const atMs = this.heapIdleAtMs[0];
+      const key = this.idleHeap.peekValue();
+      const atMs = this.idleHeap.peekPriority();
       assert(key !== undefined && atMs !== undefined, 'every tracked key has a heap entry');
       const cell = this.cells.get(key);
       if (cell === undefined || idleAtMs(cell) !== atMs) {
@@ -247,55 +247,16 @@ export class GcraLimiter<K extends string> {
 
   /** Files `key` under `atMs`; the caller has already set the key's cell to that idle time. */
   private push(atMs: number, key: K): void {
-    if (this.heapKeys.length >= 2 * this.cells.size + limiterHeapSlackMax) {
+    if (this.idleHeap.size >= 2 * this.cells.size + limiterHeapSlackMax) {
       // The rebuilt heap already holds the key's current entry.
       this.rebuildHeap();
       return;
     }
-    const times = this.heapIdleAtMs;
-    const keys = this.heapKeys;
-    let at = times.length;
-    times.push(atMs);
-    keys.push(key);
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if ((times[parent] as number) <= atMs) break;
-      times[at] = times[parent] as number;
-      keys[at] = keys[parent] as K;
-      at = parent;
-    }
-    times[at] = atMs;
-    keys[at] = key;
+    this.idleHeap.push(atMs, key);
   }
 
   private pop(): void {
-    const times = this.heapIdleAtMs;
-    const keys = this.heapKeys;
-    assert(keys.length > 0, 'pop is called on a non-empty heap');
-    const lastTime = times.pop() as number;
-    const lastKey = keys.pop() as K;
-    const size = times.length;
-    if (size === 0) return;
-    this.siftDown(0, lastTime, lastKey, size);
-  }
-
-  /** Places (atMs, key) at `from` or below, moving smaller children up. */
-  private siftDown(from: number, atMs: number, key: K, size: number): void {
-    const times = this.heapIdleAtMs;
-    const keys = this.heapKeys;
-    let at = from;
-    for (;;) {
-      const left = 2 * at + 1;
-      if (left >= size) break;
-      const right = left + 1;
-      const child = right < size && (times[right] as number) < (times[left] as number) ? right : left;
-      if ((times[child] as number) >= atMs) break;
-      times[at] = times[child] as number;
-      keys[at] = keys[child] as K;
-      at = child;
-    }
-    times[at] = atMs;
-    keys[at] = key;
+    this.idleHeap.pop();
   }
 
   /** One current entry per tracked key, heapified bottom-up in O(keys). */
@@ -307,9 +268,7 @@ export class GcraLimiter<K extends string> {
       times.push(idleAtMs(cell));
       keys.push(key);
     }
-    this.heapIdleAtMs = times;
-    this.heapKeys = keys;
-    for (let i = (keys.length >> 1) - 1; i >= 0; i--) this.siftDown(i, times[i] as number, keys[i] as K, keys.length);
+    this.idleHeap.rebuild(times, keys);
   }
 }
 

@@ -1,5 +1,6 @@
 import { assert } from '../core/assert.js';
 import { nonceEvictionsPerCallMax } from '../core/limits.js';
+import { PriorityHeap } from '../core/priority-heap.js';
 
 /**
  * The nonces of recently accepted signed requests, kept to refuse replays.
@@ -27,9 +28,8 @@ export type NonceOutcome = 'remembered' | 'replayed' | 'full';
 
 export class NonceWindow {
   private readonly timestampsByKey = new Map<string, number>();
-  // A binary min-heap on timestamp, in two parallel arrays so an entry costs no object of its own.
-  private readonly heapTimestampsMs: number[] = [];
-  private readonly heapKeys: string[] = [];
+  /** Remembered nonces by request timestamp, oldest first. */
+  private readonly byTimestamp = new PriorityHeap<string>();
 
   constructor(readonly capacity: number) {
     assert(Number.isSafeInteger(capacity) && capacity > 0, 'a nonce window holds at least one entry');
@@ -52,63 +52,20 @@ export class NonceWindow {
     // any would reopen a replay. (Forgetting even one would have made room.)
     if (this.timestampsByKey.size >= this.capacity) return 'full';
     this.timestampsByKey.set(key, timestampMs);
-    this.push(timestampMs, key);
+    this.byTimestamp.push(timestampMs, key);
     return 'remembered';
   }
 
   /** Forgets up to `countMax` nonces stamped below `floorMs`, oldest first; returns how many. */
   forgetBefore(floorMs: number, countMax: number): number {
     let forgotten = 0;
-    while (forgotten < countMax && this.heapKeys.length > 0 && (this.heapTimestampsMs[0] as number) < floorMs) {
-      const key = this.pop();
+    while (forgotten < countMax && (this.byTimestamp.peekPriority() ?? Infinity) < floorMs) {
+      const key = this.byTimestamp.pop();
       const deleted = this.timestampsByKey.delete(key);
       assert(deleted, 'every heap entry has a map entry');
       forgotten++;
     }
-    assert(this.heapKeys.length === this.timestampsByKey.size, 'heap and map hold the same nonces');
+    assert(this.byTimestamp.size === this.timestampsByKey.size, 'heap and map hold the same nonces');
     return forgotten;
-  }
-
-  private push(timestampMs: number, key: string): void {
-    const times = this.heapTimestampsMs;
-    const keys = this.heapKeys;
-    let at = times.length;
-    times.push(timestampMs);
-    keys.push(key);
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if ((times[parent] as number) <= timestampMs) break;
-      times[at] = times[parent] as number;
-      keys[at] = keys[parent] as string;
-      at = parent;
-    }
-    times[at] = timestampMs;
-    keys[at] = key;
-  }
-
-  private pop(): string {
-    const times = this.heapTimestampsMs;
-    const keys = this.heapKeys;
-    const top = keys[0];
-    assert(top !== undefined, 'pop is called on a non-empty heap');
-    const lastTime = times.pop() as number;
-    const lastKey = keys.pop() as string;
-    const size = times.length;
-    if (size === 0) return top;
-    // Sift the former last entry down from the root.
-    let at = 0;
-    for (;;) {
-      const left = 2 * at + 1;
-      if (left >= size) break;
-      const right = left + 1;
-      const child = right < size && (times[right] as number) < (times[left] as number) ? right : left;
-      if ((times[child] as number) >= lastTime) break;
-      times[at] = times[child] as number;
-      keys[at] = keys[child] as string;
-      at = child;
-    }
-    times[at] = lastTime;
-    keys[at] = lastKey;
-    return top;
   }
 }
