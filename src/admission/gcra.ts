@@ -9,9 +9,9 @@ import {
   limiterRateMax,
   rateKeyLengthMax,
 } from '../core/limits.js';
+import { PriorityHeap } from '../core/priority-heap.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Rejection } from './outcome.js';
-import { PriorityHeap } from '../core/priority-heap.js';
 
 /**
  * A rate limiter by the Generic Cell Rate Algorithm (GCRA), as Brandur Leach and redis-cell
