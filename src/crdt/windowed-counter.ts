@@ -102,6 +102,11 @@ export class WindowedCounter {
   private pages: Float64Array[] = [];
   /** Per replica index: the version up to which this state holds every change of that replica. */
   private readonly known = new Float64Array(replicasMax);
+  /**
+   * Per replica index: the highest version of any entry held, contiguous or not. Entries above
+   * `known` arrived out of order; they can still be repaired to peers (see `heldVersions`).
+   */
+  private readonly held = new Float64Array(replicasMax);
 
   /** Slots whose own entry changed since the last stamp. */
   private dirty: number[] = [];
@@ -207,6 +212,21 @@ export class WindowedCounter {
   }
 
   /**
+   * Per replica, the highest version of any entry held. Where it exceeds a peer's digest this
+   * state may hold changes the peer lacks even when `known` does not say so: changes that
+   * arrived out of order, whose owner may be gone for good and never fill the gap.
+   */
+  heldVersions(): Digest {
+    this.stamp();
+    const held = new Map<ReplicaId, number>();
+    for (let r = 0; r < this.replicaIds.length; r++) {
+      const version = this.held[r] as number;
+      if (version > 0) held.set(this.replicaIds[r] as ReplicaId, version);
+    }
+    return held;
+  }
+
+  /**
    * Everything this state holds that the owner of `digest` lacks, with the ranges that let it
    * advance its own digest. An empty digest yields the full state.
    */
@@ -281,6 +301,7 @@ export class WindowedCounter {
       if (version > (page[i + 2] as number)) {
         assert(version <= counterVersionMax, 'version overflow');
         page[i + 2] = version;
+        if (version > (this.held[r] as number)) this.held[r] = version;
         // Our own entry at a version we do not remember means we lost state: number the next
         // batches above it so that peers do not mistake them for old ones.
         if (r === 0 && version > this.ownVersion) {
@@ -397,6 +418,7 @@ export class WindowedCounter {
     assert(this.ownVersion < counterVersionMax, 'version overflow');
     this.ownVersion++;
     this.known[0] = this.ownVersion;
+    this.held[0] = this.ownVersion;
     for (const slot of this.dirty) {
       (this.pages[slot >> pageShift] as Float64Array)[(slot & pageMask) * this.stride * cellWidth + 2] = this.ownVersion;
       const mark = this.marks[slot] as number;

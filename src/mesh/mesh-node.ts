@@ -103,6 +103,8 @@ interface LinkState {
   peer: NodeId | undefined;
   /** Digests received on this link; the first one is answered without a grace interval. */
   digestsReceived: number;
+  /** Per replica, the held version this link was last repaired up to (see `onDigest`). */
+  repairedHeld: Map<ReplicaId, number>;
   nonceDialer: Uint8Array | undefined;
   nonceResponder: Uint8Array | undefined;
   inbound: Uint8Array[];
@@ -145,6 +147,8 @@ export class MeshNode {
   private digestRounds = 0;
   /** Our digest as of the previous digest round: what every peer should hold by now. */
   private previousDigest: Digest = new Map();
+  /** Our held versions as of the previous digest round. */
+  private previousHeld: Digest = new Map();
 
   constructor(options: MeshNodeOptions) {
     this.membership = options.membership;
@@ -180,6 +184,7 @@ export class MeshNode {
       nonceResponder: undefined,
       inbound: [],
       digestsReceived: 0,
+      repairedHeld: new Map(),
     };
     this.links.set(link, state);
     if (this.links.size > linksMax) {
@@ -283,6 +288,7 @@ export class MeshNode {
       const withPolicy = ++this.digestRounds % policySyncEveryDigestRounds === 0;
       for (const state of this.openLinks()) this.sendDigestRound(state, withPolicy);
       this.previousDigest = this.counter.digest();
+      this.previousHeld = this.counter.heldVersions();
       this.nextDigestMs = Math.max(this.nextDigestMs + timings.digestIntervalMs, nowMs + 1);
     }
     if (nowMs >= this.nextHeartbeatMs) {
@@ -449,7 +455,8 @@ export class MeshNode {
     // Cheap test first: a full scan is only worth it when they lack something. Batches still in
     // flight make every busy peer look behind, so after the first digest on a link we compare
     // with what we held one digest interval ago: what gossip alone should have delivered.
-    const reference = state.digestsReceived++ === 0 ? this.counter.digest() : this.previousDigest;
+    const first = state.digestsReceived++ === 0;
+    const reference = first ? this.counter.digest() : this.previousDigest;
     let ahead = false;
     for (const [replica, version] of reference) {
       if (version > (theirs.get(replica) ?? 0)) {
@@ -457,7 +464,16 @@ export class MeshNode {
         break;
       }
     }
+    // Found by the simulator's swarm: a batch the receiver missed, whose owner then crashed,
+    // was held by others only above their contiguous version, so no digest ever showed the gap.
+    // Entries held above a peer's digest are repaired too, once per link for each held version.
+    const held = first ? this.counter.heldVersions() : this.previousHeld;
+    for (const [replica, version] of held) {
+      if (ahead) break;
+      if (version > (theirs.get(replica) ?? 0) && version > (state.repairedHeld.get(replica) ?? 0)) ahead = true;
+    }
     if (!ahead) return;
+    for (const [replica, version] of held) state.repairedHeld.set(replica, version);
     const repair = this.counter.deltaSince(theirs);
     this.stats.digestRepairs++;
     if (theirs.size === 0) this.stats.fullStateTransfers++;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { asNodeId, asReplicaId, type NodeId } from '../../src/core/ids.js';
 import { SeededRandom } from '../../src/core/random.js';
 import { counterKey } from '../../src/crdt/counter-key.js';
+import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import { handshakeProof, meshProtocolVersion } from '../../src/mesh/handshake.js';
 import { closeCodes, type MeshNode, type MeshOutput } from '../../src/mesh/mesh-node.js';
 import { encodeFrame, type Frame, decodeFrame } from '../../src/mesh/wire/frame.js';
@@ -198,5 +199,29 @@ describe('MeshNode replication', () => {
     expect(three[2]!.counter.value(key)).toBe(7);
     expect(three[0]!.stats.fullStateTransfers + three[1]!.stats.fullStateTransfers).toBeGreaterThan(0);
     expect(three[2]!.counter.digest().get(asReplicaId('n0~1'))).toBeGreaterThan(0);
+  });
+
+  it('repairs changes held out of order whose owner is gone (found by the simulator)', () => {
+    // A dead owner's batches: 1 reached both survivors, 2 reached nobody, 3 reached only n1.
+    const owner = new WindowedCounter(asReplicaId('gone~1'));
+    const [a, b, c] = ['a', 'b', 'c'].map((subject) => counterKey('tenant', subject, 'requests', { unit: 'day', index: 20418 }));
+    owner.increment(a!, 1);
+    const batch1 = owner.takeDelta();
+    owner.increment(b!, 2);
+    owner.takeDelta();
+    owner.increment(c!, 3);
+    const batch3 = owner.takeDelta();
+    const two = all.slice(0, 2);
+    const nodes = two.map((m) => makeNode(m.id, two, random));
+    nodes[0]!.counter.join(batch1);
+    nodes[0]!.counter.join(batch3);
+    nodes[1]!.counter.join(batch1);
+    // Both survivors hold the owner's changes contiguously up to batch 1 only.
+    expect(nodes[0]!.counter.digest().get(asReplicaId('gone~1'))).toBe(1);
+    expect(nodes[1]!.counter.digest().get(asReplicaId('gone~1'))).toBe(1);
+    const network = new MemoryNetwork(nodes, random);
+    network.run(2_500);
+    expect(nodes[1]!.counter.value(c!)).toBe(3);
+    expect(nodes[1]!.counter.value(b!)).toBe(0);
   });
 });
