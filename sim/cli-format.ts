@@ -1,6 +1,6 @@
 import type { CliOptions } from './cli-args.js';
 import type { Fault, Scenario } from './scenario.js';
-import type { SimResult } from './sim-result.js';
+import type { QuotaFigures, SimResult } from './sim-result.js';
 
 /**
  * What the simulator CLI prints, as pure functions of their arguments: no clock, no console, no
@@ -34,6 +34,7 @@ export function formatSummary(result: SimResult): string {
     ['frames', `${formatCount(stats.framesDelivered)} delivered (${formatBytes(stats.bytesDelivered)}), ${formatCount(stats.framesDropped)} dropped`],
     ['events', formatCount(stats.events)],
     ['convergence', formatConvergence(result)],
+    ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
     ['trace hash', result.traceHash],
   ];
   const lines = [formatTable(rows)];
@@ -43,6 +44,15 @@ export function formatSummary(result: SimResult): string {
     lines.push(`replay: ${result.replay}`);
   }
   return lines.join('\n');
+}
+
+/** Admission under the scenario's quota: decisions, false rejections, overshoot against the eventual bound. */
+export function formatQuota(quota: QuotaFigures): string {
+  const ratio = quota.overshootBoundTokens > 0 ? ` (${(quota.overshootTokensMax / quota.overshootBoundTokens).toFixed(2)} of the bound)` : '';
+  return (
+    `${quota.mode} ${formatCount(quota.tokensPerDay)} tokens/day: ${formatCount(quota.admitted)} admitted, ${formatCount(quota.rejected)} rejected ` +
+    `(${formatCount(quota.falseRejections)} falsely), overshoot ${formatCount(quota.overshootTokensMax)} tokens, bound ${formatCount(quota.overshootBoundTokens)}${ratio}`
+  );
 }
 
 /** One line per swarm run: `seed 42  PASS   38.2×  3 faults: crash, partition/majority, skew`. */

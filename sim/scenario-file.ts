@@ -50,6 +50,8 @@ export const convergenceBudgetMsMax = 600_000;
 export const gossipIntervalMsMin = 10;
 export const gossipIntervalMsMax = 10_000;
 export const tenantsMax = 100_000;
+/** Largest simulated daily quota per tenant, in weighted tokens. */
+export const quotaTokensPerDayMax = 1_000_000_000_000;
 /** Per region: at the maximum duration this is already 8.6 billion simulated requests. */
 export const requestsPerSecondMax = 100_000;
 export const burstSizeMax = 10_000;
@@ -143,7 +145,7 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
 }
 
 function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
-  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens']);
+  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'quota']);
   if (!fields.ok) return fields;
   const w = fields.value;
   const tenants = integer(w.tenants, 'workload.tenants', 1, tenantsMax);
@@ -157,7 +159,16 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
   if (!burstSize.ok) return burstSize;
   const maxTokens = integer(w.maxTokens, 'workload.maxTokens', 1, maxTokensMax);
   if (!maxTokens.ok) return maxTokens;
-  return ok({ tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value });
+  const base: Workload = { tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value };
+  if (w.quota === undefined) return ok(base);
+  const quotaFields = record(w.quota, 'workload.quota', ['mode', 'tokensPerDay']);
+  if (!quotaFields.ok) return quotaFields;
+  if (quotaFields.value.mode !== 'eventual') {
+    return bad('workload.quota.mode', 'must be "eventual" (strict and escrow are not simulated yet)');
+  }
+  const tokensPerDay = integer(quotaFields.value.tokensPerDay, 'workload.quota.tokensPerDay', 1, quotaTokensPerDayMax);
+  if (!tokensPerDay.ok) return tokensPerDay;
+  return ok({ ...base, quota: { mode: 'eventual', tokensPerDay: tokensPerDay.value } });
 }
 
 function parseNetwork(raw: unknown): Result<NetworkProfile, ScenarioError> {

@@ -53,6 +53,17 @@ export interface Workload {
   readonly burstSize: number;
   /** Token sizes: each request reserves `maxTokens` and settles a uniform share of it. */
   readonly maxTokens: number;
+  /**
+   * A daily weighted-token quota per tenant, enforced in every region by the admission code.
+   * Only `eventual` is simulated so far; `strict` and `escrow` come with the admission issue.
+   */
+  readonly quota?: QuotaWorkload;
+}
+
+export interface QuotaWorkload {
+  readonly mode: 'eventual';
+  /** Each tenant's limit on weighted tokens per day. */
+  readonly tokensPerDay: number;
 }
 
 export interface NetworkProfile {

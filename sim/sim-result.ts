@@ -39,6 +39,23 @@ export interface SimRecord {
   readonly healedAtMs: number;
 }
 
+export interface QuotaFigures {
+  readonly mode: 'eventual';
+  readonly tokensPerDay: number;
+  readonly admitted: number;
+  readonly rejected: number;
+  /** Rejected while the true total plus the request was still within the limit. */
+  readonly falseRejections: number;
+  /** The largest amount by which a tenant's true total ended over its limit, in tokens. */
+  readonly overshootTokensMax: number;
+  /**
+   * For that tenant, the eventual mode's steady-state bound: Σ over regions of its admit rate
+   * (tokens/s) × the propagation delay (gossip interval + the longest one-way latency + jitter).
+   * Partitions stretch the delay, so overshoot past this bound during a partition is expected.
+   */
+  readonly overshootBoundTokens: number;
+}
+
 export interface SimResult {
   readonly scenario: Scenario;
   readonly seed: number;
@@ -58,6 +75,8 @@ export interface SimResult {
     readonly events: number;
   };
   readonly record: SimRecord;
+  /** Admission figures when the scenario sets a quota. */
+  readonly quota?: QuotaFigures;
   /** The command that replays this run exactly. */
   readonly replay: string;
 }

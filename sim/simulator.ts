@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { asNodeId, asRegionId, asReplicaId, type NodeId, type ReplicaId } from '../src/core/ids.js';
+import { checkEventual } from '../src/admission/quota.js';
+import { ReservationTable } from '../src/admission/reservations.js';
+import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
 import { windowAt } from '../src/crdt/window.js';
@@ -14,7 +16,7 @@ import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
 import { Oracle, type TruthSnapshot } from './oracle.js';
 import { type Fault, regionNames, type Scenario } from './scenario.js';
-import type { CheckFailure, ConvergenceFigure, Sample, SimResult } from './sim-result.js';
+import type { CheckFailure, ConvergenceFigure, QuotaFigures, Sample, SimResult } from './sim-result.js';
 
 /**
  * The deterministic simulator. It runs the production mesh core (`MeshNode`, `WindowedCounter`,
@@ -78,7 +80,8 @@ interface Connection {
 
 interface PendingSettle {
   readonly key: CounterKey;
-  readonly refund: number;
+  readonly requestId: RequestId;
+  readonly used: number;
 }
 
 interface SimNode {
@@ -88,6 +91,8 @@ interface SimNode {
   replica: ReplicaId;
   counter: WindowedCounter;
   policy: PolicyDocument;
+  /** The admission code's reservation books, over this node's counter. */
+  reservations: ReservationTable;
   mesh: MeshNode;
   up: boolean;
   /** The crash fault that took the node down; only its end restarts it (crashes may overlap). */
@@ -133,6 +138,10 @@ class Simulation {
   private hashA = 0x811c9dc5;
   private hashB = 0x01000193;
   private stats = { requests: 0, framesDelivered: 0, framesDropped: 0, bytesDelivered: 0, events: 0 };
+  private readonly quota = { admitted: 0, rejected: 0, falseRejections: 0 };
+  /** Per tenant and region: weighted tokens admitted, for the eventual mode's overshoot bound. */
+  private readonly admittedTokens: number[][];
+  private nextRequest = 0;
   private finalConverged: number | undefined;
   /**
    * A gossip delta goes to every peer as the same bytes, so each is decoded once and the
@@ -165,6 +174,7 @@ class Simulation {
     // One counter per tenant: its weighted tokens of the day, the key every request touches.
     const day = windowAt('day', simEpochMs);
     this.tenantKeys = Array.from({ length: scenario.workload.tenants }, (_, t) => counterKey('tenant', `tenant-${t}`, 'weighted_tokens', day));
+    this.admittedTokens = this.tenantKeys.map(() => new Array<number>(scenario.regions).fill(0));
   }
 
   run(): SimResult {
@@ -214,6 +224,7 @@ class Simulation {
         faults: this.scenario.faults,
         healedAtMs: this.scenario.durationMs,
       },
+      ...(this.scenario.workload.quota === undefined ? {} : { quota: this.quotaFigures() }),
       replay: `npm run sim -- --scenario ${this.scenario.name} --regions ${this.scenario.regions} --seed ${this.seed} --duration ${this.scenario.durationMs}`,
     };
   }
@@ -226,6 +237,7 @@ class Simulation {
     const replica = asReplicaId(`${id}~${incarnation}`);
     const counter = durable && previous !== undefined ? previous.counter : new WindowedCounter(replica);
     const policy = durable && previous !== undefined ? previous.policy : new PolicyDocument(yjsClientId(replica));
+    const reservations = durable && previous !== undefined ? previous.reservations : new ReservationTable(counter);
     if (policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs && previous === undefined) {
       policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
       policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
@@ -246,6 +258,7 @@ class Simulation {
       replica,
       counter,
       policy,
+      reservations,
       mesh,
       up: true,
       crashedBy: undefined,
@@ -389,20 +402,12 @@ class Simulation {
     const due = node.settlements.get(tickIndex);
     if (due !== undefined) {
       node.settlements.delete(tickIndex);
-      for (const { key, refund } of due) {
-        node.counter.decrement(key, refund);
-        this.oracle.apply(key, node.replica, 0, refund);
-      }
+      for (const pending of due) this.settle(node, pending);
     }
     if (this.nowMs >= this.scenario.durationMs) {
       // The safety phase is over: requests still in flight finish now, so the liveness phase
       // measures convergence alone, not the tail of the workload.
-      for (const list of node.settlements.values()) {
-        for (const { key, refund } of list) {
-          node.counter.decrement(key, refund);
-          this.oracle.apply(key, node.replica, 0, refund);
-        }
-      }
+      for (const list of node.settlements.values()) for (const pending of list) this.settle(node, pending);
       node.settlements.clear();
       return;
     }
@@ -417,20 +422,32 @@ class Simulation {
       const key = this.tenantKeys[tenant] as CounterKey;
       const reserved = 1 + this.random.int(workload.maxTokens);
       const used = this.random.int(reserved + 1);
-      const result = node.counter.increment(key, reserved);
+      this.stats.requests++;
+      const quota = workload.quota;
+      if (quota !== undefined) {
+        // The admission code decides on this node's merged view, as it will in production.
+        const rule = { metric: key.metric, window: 'day', sliding: false, limit: quota.tokensPerDay, mode: quota.mode } as const;
+        const decision = checkEventual(node.counter, 'tenant', key.subject, [rule], () => reserved, this.localNow(node));
+        if (!decision.ok) {
+          this.quota.rejected++;
+          if (this.oracle.value(key) + reserved <= quota.tokensPerDay) this.quota.falseRejections++;
+          continue;
+        }
+      }
+      const requestId = `${node.replica}/${this.nextRequest++}` as RequestId;
+      const result = node.reservations.reserve(requestId, asTenantId(key.subject), [key], reserved, this.localNow(node), 3_600_000);
       if (!result.ok) {
-        this.fail('invariant', `increment refused at ${node.id}: ${result.error.kind}`);
+        this.fail('invariant', `reservation refused at ${node.id}: ${result.error.kind}`);
         continue;
       }
       this.oracle.apply(key, node.replica, reserved, 0);
+      this.quota.admitted++;
+      (this.admittedTokens[tenant] as number[])[index] = ((this.admittedTokens[tenant] as number[])[index] as number) + reserved;
       node.requests++;
-      this.stats.requests++;
-      if (reserved > used) {
-        const settleTick = tickIndex + 1 + this.random.int(500);
-        const list = node.settlements.get(settleTick) ?? [];
-        list.push({ key, refund: reserved - used });
-        node.settlements.set(settleTick, list);
-      }
+      const settleTick = tickIndex + 1 + this.random.int(500);
+      const list = node.settlements.get(settleTick) ?? [];
+      list.push({ key, requestId, used });
+      node.settlements.set(settleTick, list);
     }
     this.scheduleTick(node);
   }
@@ -571,6 +588,18 @@ class Simulation {
     }
   }
 
+  /** Settles a request through the reservation books and mirrors the refund in the oracle. */
+  private settle(node: SimNode, pending: PendingSettle): void {
+    const settled = node.reservations.settle(pending.requestId, pending.used);
+    if (!settled.ok) {
+      this.fail('invariant', `settlement of ${pending.requestId} refused: ${settled.error.kind}`);
+      return;
+    }
+    const { reserved, charged } = settled.value;
+    if (charged < reserved) this.oracle.apply(pending.key, node.replica, 0, reserved - charged);
+    else if (charged > reserved) this.oracle.apply(pending.key, node.replica, charged - reserved, 0);
+  }
+
   /** A node that crashed with durable state still holds it, for the oracle's survivors. */
   private durablyDown(node: SimNode): boolean {
     return !node.up && node.crashedBy?.kind === 'crash' && node.crashedBy.durable;
@@ -646,6 +675,25 @@ class Simulation {
     } else {
       this.convergence.push({ fault: 'final', convergedAfterMs: this.finalConverged - this.scenario.durationMs });
     }
+  }
+
+  private quotaFigures(): QuotaFigures {
+    const quota = this.scenario.workload.quota as NonNullable<Scenario['workload']['quota']>;
+    const seconds = Math.max(1, this.scenario.durationMs / 1000);
+    let maxOneWayMs = 0;
+    for (let i = 0; i < this.scenario.regions; i++) for (let j = 0; j < this.scenario.regions; j++) maxOneWayMs = Math.max(maxOneWayMs, this.network.rttMs(i, j) / 2);
+    const delaySeconds = (this.scenario.gossipIntervalMs + maxOneWayMs + this.scenario.network.jitterMs) / 1000;
+    let overshootTokensMax = 0;
+    let overshootBoundTokens = 0;
+    this.tenantKeys.forEach((key, t) => {
+      const over = this.oracle.value(key) - quota.tokensPerDay;
+      const bound = (this.admittedTokens[t] as number[]).reduce((sum, tokens) => sum + tokens / seconds, 0) * delaySeconds;
+      if (over > overshootTokensMax || (overshootTokensMax === 0 && bound > overshootBoundTokens)) {
+        overshootTokensMax = Math.max(overshootTokensMax, over);
+        overshootBoundTokens = Math.round(bound);
+      }
+    });
+    return { mode: quota.mode, tokensPerDay: quota.tokensPerDay, ...this.quota, overshootTokensMax, overshootBoundTokens };
   }
 
   private fail(checker: string, message: string): void {

@@ -48,6 +48,8 @@ const expectedScenarios = [
   'one-way',
   'partition-heal',
   'pause',
+  'quota-eventual',
+  'quota-eventual-steady',
   'ring',
   'steady',
   'strobe',
@@ -138,6 +140,10 @@ describe('parseScenario', () => {
     expect(fieldOf(withFields({ workload: { ...valid.workload, requestsPerSecond: 100_001 } }))).toBe('workload.requestsPerSecond');
     expect(fieldOf(withFields({ workload: { ...valid.workload, arrivals: 'uniform' } }))).toBe('workload.arrivals');
     expect(fieldOf(withFields({ workload: { ...valid.workload, burstSize: 10_001 } }))).toBe('workload.burstSize');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'strict', tokensPerDay: 10 } } }))).toBe('workload.quota.mode');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 0 } } }))).toBe('workload.quota.tokensPerDay');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 10, extra: 1 } } }))).toBe('workload.quota.extra');
+    expect(parseScenario({ ...valid, workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 10 } } }).ok).toBe(true);
     expect(fieldOf(withFields({ workload: { ...valid.workload, maxTokens: 1_000_001 } }))).toBe('workload.maxTokens');
     expect(fieldOf(withFields({ workload: { ...valid.workload, tokens: 1 } }))).toBe('workload.tokens');
     expect(fieldOf(withFields({ network: { ...valid.network, jitterMs: 10_001 } }))).toBe('network.jitterMs');

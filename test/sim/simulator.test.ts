@@ -79,4 +79,17 @@ describe('simulator', () => {
     expect(calls).toBeGreaterThan(100);
     expect(result.failures.some((f) => f.checker === 'custom' && f.message.includes('quota exceeded'))).toBe(true);
   });
+
+  it('runs the eventual admission decision: bounded overshoot in steady state, more under a partition', () => {
+    const quota = { mode: 'eventual' as const, tokensPerDay: 150_000 };
+    const workload = { tenants: 2, requestsPerSecond: 100, arrivals: 'poisson' as const, burstSize: 5, maxTokens: 2_000, quota };
+    const steady = runScenario(smallScenario([], { regions: 3, durationMs: 10_000, workload }), 4);
+    expect(steady.failures).toEqual([]);
+    expect(steady.quota?.admitted).toBeGreaterThan(0);
+    expect(steady.quota?.rejected).toBeGreaterThan(0);
+    expect(steady.quota!.overshootTokensMax).toBeLessThanOrEqual(steady.quota!.overshootBoundTokens);
+    const split = runScenario(smallScenario([{ kind: 'partition', atMs: 500, durationMs: 8_000, partition: 'isolate', node: 0 }], { regions: 3, durationMs: 10_000, workload }), 4);
+    expect(split.failures).toEqual([]);
+    expect(split.quota!.overshootTokensMax).toBeGreaterThan(split.quota!.overshootBoundTokens);
+  });
 });
