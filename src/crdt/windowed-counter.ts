@@ -203,12 +203,16 @@ export class WindowedCounter {
   /** Per replica, the version up to which this state holds every change. */
   digest(): Digest {
     this.stamp();
-    const digest = new Map<ReplicaId, number>();
-    for (let r = 0; r < this.replicaIds.length; r++) {
-      const version = this.known[r] as number;
-      if (version > 0) digest.set(this.replicaIds[r] as ReplicaId, version);
-    }
-    return digest;
+    return this.versionMap(this.known);
+  }
+
+  /**
+   * The version up to which this state holds every change of `replica` (0 if none), without
+   * stamping pending own changes: for acknowledging a delta on the hot path.
+   */
+  knownVersion(replica: ReplicaId): number {
+    const r = this.replicaIndex.get(replica);
+    return r === undefined ? 0 : (this.known[r] as number);
   }
 
   /**
@@ -218,12 +222,7 @@ export class WindowedCounter {
    */
   heldVersions(): Digest {
     this.stamp();
-    const held = new Map<ReplicaId, number>();
-    for (let r = 0; r < this.replicaIds.length; r++) {
-      const version = this.held[r] as number;
-      if (version > 0) held.set(this.replicaIds[r] as ReplicaId, version);
-    }
-    return held;
+    return this.versionMap(this.held);
   }
 
   /**
@@ -410,6 +409,16 @@ export class WindowedCounter {
       this.outgoing = this.outgoing.filter((slot) => this.keyBySlot[slot] !== undefined);
     }
     return dropped;
+  }
+
+  /** The non-zero versions of a per-replica column, by replica id. */
+  private versionMap(versions: Float64Array): Map<ReplicaId, number> {
+    const map = new Map<ReplicaId, number>();
+    for (let r = 0; r < this.replicaIds.length; r++) {
+      const version = versions[r] as number;
+      if (version > 0) map.set(this.replicaIds[r] as ReplicaId, version);
+    }
+    return map;
   }
 
   /** Stamps own changes with the next version and moves them to the outgoing batch. */

@@ -445,9 +445,8 @@ export class MeshNode {
     this.stats.entriesOverflowed += report.entriesOverflowed;
     if (sentAtMs > 0) this.stats.recordLag(nowMs - sentAtMs);
     if (delta.ranges.length === 0) return;
-    const digest = this.counter.digest();
     for (const range of delta.ranges) {
-      this.send(state, { kind: 'delta-ack', replica: range.replica, version: digest.get(range.replica) ?? 0 }, true);
+      this.send(state, { kind: 'delta-ack', replica: range.replica, version: this.counter.knownVersion(range.replica) }, true);
     }
   }
 
