@@ -93,6 +93,19 @@ function expectAuthenticated(result: Result<Authenticated, AuthFailure>, value: 
 
 const keyIdOf = (tenantId: TenantId, key: string): string => formatKeyId(tenantId, apiKeyHashHex(crypto, key));
 
+/** The test crypto, counting SHA-256 calls: to prove which paths hash a key and which do not. */
+function countingCrypto(): { counting: AuthCrypto; hashes: () => number } {
+  let hashed = 0;
+  const counting: AuthCrypto = {
+    sha256: (bytes) => {
+      hashed++;
+      return crypto.sha256(bytes);
+    },
+    hmacSha256: (key, message) => crypto.hmacSha256(key, message),
+  };
+  return { counting, hashes: () => hashed };
+}
+
 describe('API key format', () => {
   it('round-trips tenant and secret, also for tenant ids holding underscores', () => {
     const parsed = parseApiKey(strictKey);
@@ -158,31 +171,17 @@ describe('API key authentication', () => {
     ['over the key length', `cp_acme_${'k'.repeat(apiKeyLengthMax)}`],
   ];
   it.each(malformed)('refuses a malformed key (%s) without hashing it', (_name, apiKey) => {
-    let hashed = 0;
-    const counting: AuthCrypto = {
-      sha256: (bytes) => {
-        hashed++;
-        return crypto.sha256(bytes);
-      },
-      hmacSha256: (key, message) => crypto.hmacSha256(key, message),
-    };
+    const { counting, hashes } = countingCrypto();
     const { auth } = setup(undefined, counting);
     expectReason(auth.authenticate({ ...content, apiKey }, nowMs), 'malformed-key');
-    expect(hashed).toBe(0);
+    expect(hashes()).toBe(0);
   });
 
   it('hashes a well-formed key of an unknown tenant, as it does a wrong key, so timing tells them apart less', () => {
-    let hashed = 0;
-    const counting: AuthCrypto = {
-      sha256: (bytes) => {
-        hashed++;
-        return crypto.sha256(bytes);
-      },
-      hmacSha256: (key, message) => crypto.hmacSha256(key, message),
-    };
+    const { counting, hashes } = countingCrypto();
     const { auth } = setup(undefined, counting);
     auth.authenticate({ ...content, apiKey: formatApiKey(asTenantId('ghost'), 'g'.repeat(32)) }, nowMs);
-    expect(hashed).toBe(1);
+    expect(hashes()).toBe(1);
   });
 
   it('accepts both keys of a tenant during a rotation, and only the new one after it', () => {
