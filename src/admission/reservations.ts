@@ -101,6 +101,7 @@ export class ReservationTable {
     const last = this.leases.at(-1);
     if (last !== undefined && last.expiresMs > reservation.leaseExpiresMs) this.leasesSorted = false;
     this.leases.push({ expiresMs: reservation.leaseExpiresMs, requestId });
+    this.compactLeases();
     return ok(reservation);
   }
 
@@ -131,9 +132,16 @@ export class ReservationTable {
       }
     }
     if (i > 0) this.leases = this.leases.slice(i);
-    // Leases of reservations settled early are dropped lazily; keep the array bounded anyway.
-    if (this.leases.length > 2 * this.open.size + 1_024) this.leases = this.leases.filter((l) => this.open.has(l.requestId));
     return expired;
+  }
+
+  /**
+   * Leases of reservations settled before they expire are dropped lazily. Without this, a caller
+   * that settles everything (and so rarely calls `expire`) would grow the list without bound.
+   * Amortised O(1): it runs only when stale entries outnumber the open ones.
+   */
+  private compactLeases(): void {
+    if (this.leases.length > 2 * this.open.size + 1_024) this.leases = this.leases.filter((l) => this.open.has(l.requestId));
   }
 
   private close(reservation: Reservation, used: number, by: Settlement['by']): Settlement {
