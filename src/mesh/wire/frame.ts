@@ -23,6 +23,18 @@ import {
   writePolicySync,
   writeProof,
 } from './link-codec.js';
+import {
+  type QuorumAck,
+  type QuorumRead,
+  type QuorumReply,
+  type QuorumWrite,
+  readQuorumAck,
+  readQuorumEntries,
+  readQuorumRead,
+  writeQuorumAck,
+  writeQuorumEntries,
+  writeQuorumRead,
+} from './quorum-codec.js';
 import { readRightsDelta, writeRightsDelta } from './rights-delta-codec.js';
 
 /**
@@ -44,7 +56,12 @@ export type Frame =
   | ({ readonly kind: 'delta-ack' } & DeltaAck)
   | { readonly kind: 'heartbeat' }
   /** One y-protocols sync message for the policy document. */
-  | { readonly kind: 'policy-sync'; readonly message: Uint8Array };
+  | { readonly kind: 'policy-sync'; readonly message: Uint8Array }
+  /** Strict-mode quorum rounds (src/mesh/quorum.ts). */
+  | ({ readonly kind: 'quorum-write' } & QuorumWrite)
+  | ({ readonly kind: 'quorum-ack' } & QuorumAck)
+  | ({ readonly kind: 'quorum-read' } & QuorumRead)
+  | ({ readonly kind: 'quorum-reply' } & QuorumReply);
 
 export type FrameKind = Frame['kind'];
 
@@ -81,8 +98,12 @@ const bodyField: Readonly<Record<FrameKind, number>> = {
   'delta-ack': 7,
   heartbeat: 8,
   'policy-sync': 9,
+  'quorum-write': 10,
+  'quorum-ack': 11,
+  'quorum-read': 12,
+  'quorum-reply': 13,
 };
-const bodyFieldMax = 9;
+const bodyFieldMax = 13;
 
 /** Encodes a frame; fails if it would exceed `frameBytesMax` (split the batch and retry). */
 export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
@@ -118,6 +139,16 @@ export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
         return;
       case 'policy-sync':
         writePolicySync(body, frame.message);
+        return;
+      case 'quorum-write':
+      case 'quorum-reply':
+        writeQuorumEntries(body, frame);
+        return;
+      case 'quorum-ack':
+        writeQuorumAck(body, frame);
+        return;
+      case 'quorum-read':
+        writeQuorumRead(body, frame);
         return;
     }
   });
@@ -165,8 +196,16 @@ function readBody(field: number, body: ProtoReader): Frame {
     case 8:
       readHeartbeat(body);
       return { kind: 'heartbeat' };
-    default:
+    case 9:
       return { kind: 'policy-sync', message: readPolicySync(body) };
+    case 10:
+      return { kind: 'quorum-write', ...readQuorumEntries(body, 'QuorumWrite') };
+    case 11:
+      return { kind: 'quorum-ack', ...readQuorumAck(body) };
+    case 12:
+      return { kind: 'quorum-read', ...readQuorumRead(body) };
+    default:
+      return { kind: 'quorum-reply', ...readQuorumEntries(body, 'QuorumReply') };
   }
 }
 

@@ -40,6 +40,7 @@ const arbRights: fc.Arbitrary<KeyedRightsRow[]> = fc.uniqueArray(
 const arbNonce = fc.uint8Array({ minLength: 16, maxLength: 64 });
 const arbProof = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const arbMember = arbId.map((id) => id as NodeId);
+const arbRound = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 
 const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   arbDelta.map((delta) => ({ kind: 'counter-delta' as const, delta })),
@@ -52,6 +53,9 @@ const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ kind: fc.constant('delta-ack' as const), replica: arbReplica, version: arbVersion }),
   fc.constant({ kind: 'heartbeat' as const }),
   fc.record({ kind: fc.constant('policy-sync' as const), message: fc.uint8Array({ maxLength: 300 }) }),
+  fc.tuple(fc.constantFrom('quorum-write' as const, 'quorum-reply' as const), arbRound, arbDelta).map(([kind, round, delta]) => ({ kind, round, entries: delta.entries })),
+  fc.record({ kind: fc.constant('quorum-ack' as const), round: arbRound }),
+  fc.record({ kind: fc.constant('quorum-read' as const), round: arbRound, keys: fc.uniqueArray(arbKey, { selector: (key) => key.id, maxLength: 12 }) }),
 );
 
 /** An order-independent rendering of a frame, for equality after a round trip. */
@@ -69,11 +73,17 @@ function render(frame: Frame): unknown {
       return frame.rows
         .map(({ key, row }) => `${key.id}|${row.owner}|${row.used}|${[...row.cells].map(([to, amount]) => `${to}=${amount}`).join(',')}`)
         .sort();
+    case 'quorum-write':
+    case 'quorum-reply':
+      return { round: frame.round, entries: canonicalEntries({ entries: frame.entries, ranges: [] }) };
+    case 'quorum-read':
+      return { round: frame.round, keys: frame.keys.map((key) => key.id) };
     case 'hello':
     case 'challenge':
     case 'proof':
     case 'delta-ack':
     case 'heartbeat':
+    case 'quorum-ack':
     case 'policy-sync':
       // Plain records: byte arrays compare by content.
       return JSON.parse(JSON.stringify(frame, (_key, value: unknown) => (value instanceof Uint8Array ? [...value] : value))) as unknown;
