@@ -89,6 +89,29 @@ export const handshakeNoncesMax = 4_096;
 /** Links (open or handshaking) a node holds at once; more are refused. */
 export const linksMax = 4 * meshMembersMax;
 
+/**
+ * Strict quorum rounds one node runs at once. Rounds are grouped per tenant (one in flight per
+ * tenant and node, every request that arrived meanwhile joins the next), so this bounds the
+ * tenants with strict requests in flight at one node, not the requests.
+ */
+export const quorumRoundsOpenMax = 4_096;
+
+/**
+ * How long a strict round may wait for its write and read quorums before its requests are
+ * refused as `no-quorum`. Two round trips across the widest region pair take about 450 ms.
+ */
+export const quorumRoundTimeoutMs = 1_500;
+
+/** Keys one strict round writes or reads: the charged windows of one batch of requests. */
+export const quorumRoundKeysMax = 4_096;
+
+/**
+ * Rights-matrix cells (plus one per row) one RightsDelta frame carries: at most about ten bytes
+ * a cell, well inside a frame, and far below the decoder's `frameRightsCellsMax`.
+ */
+export const rightsCellsPerFrameMax = 65_536;
+assert(rightsCellsPerFrameMax <= frameRightsCellsMax, 'a rights chunk must pass the decoder');
+
 // ---- Policy document (Yjs) ----
 
 /**
@@ -238,3 +261,56 @@ export const reservationsSettledRememberedMax = 600_000;
 
 /** Longest lease a reservation may carry: the longest a streamed completion may run. */
 export const reservationLeaseMsMax = 60 * 60_000;
+
+// ---- Admission: concurrency ----
+
+/**
+ * Requests one node's concurrency limiter (src/admission/concurrency.ts) holds at once: every
+ * request admitted and not yet finished on this node. At some 150 bytes a request (map entry, id
+ * string, permit) that is about 15 MB. When it is full, new requests are refused as the node's
+ * capacity, never by forgetting a held request, which would let its tenant past its cap.
+ */
+export const concurrencyHeldMax = 100_000;
+
+/**
+ * Tenant and user keys the concurrency limiter tracks at once. A key lives only while a request
+ * holds it, and a request holds at most two (its tenant and its user), so the limiter can never
+ * use more than twice `concurrencyHeldMax`; that is the default, and an owner may ask for fewer.
+ */
+export const concurrencyKeysMax = 2 * concurrencyHeldMax;
+
+/**
+ * The retry hint of a request refused for its tenant's or user's in-flight cap. The limiter
+ * cannot know when a held request will finish, so the hint is a constant: about the length of a
+ * short completion, since a sooner retry would mostly meet the same full slots. HTTP's
+ * Retry-After counts whole seconds, so a shorter hint would be rounded up to this anyway.
+ */
+export const concurrencyRetryAfterMs = 1_000;
+
+assert(concurrencyHeldMax > 0, 'the concurrency limiter must hold at least one request');
+assert(concurrencyKeysMax >= 2 && concurrencyKeysMax <= 2 * concurrencyHeldMax, 'every key is held by a request, and a request holds at most two');
+assert(concurrencyRetryAfterMs >= 1, 'a hint of zero would invite an immediate retry into the same full slots');
+
+// ---- Admission: escrow and strict ----
+
+/**
+ * Escrowed limit windows one node keeps books for (src/admission/escrow.ts): one bounded counter
+ * each, a few rows of a few cells, about 1 KB with five regions. Windows that ended more than
+ * the counter expiry horizon ago are dropped.
+ */
+export const escrowKeysMax = 100_000;
+
+/** Replicas one rebalance moves a window's rights to at most: the ones furthest below share. */
+export const escrowRebalanceRecipientsMax = 4;
+
+/** How often a node moves escrow rights toward demand. */
+export const escrowRebalanceIntervalMs = 250;
+
+/**
+ * Requests one strict round carries for one tenant (group commit). More wait for the next round
+ * rather than grow a round's frames without bound.
+ */
+export const strictBatchMax = 1_024;
+
+/** Requests waiting for a strict round or an escrow claim at one node; more are shed. */
+export const quotaWaitingMax = 100_000;

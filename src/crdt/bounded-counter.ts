@@ -116,9 +116,10 @@ export class BoundedCounter {
 
   /**
    * Merges rows by point-wise maximum. Returns how many rows were dropped because this state
-   * already tracks `replicasMax` replicas (zero in any correctly configured mesh).
+   * already tracks `replicasMax` replicas (zero in any correctly configured mesh). `raised`, if
+   * given, sees the merged snapshot of every row the join changed: what a relay passes on.
    */
-  join(delta: BoundedState): number {
+  join(delta: BoundedState, raised?: (row: RightsRow) => void): number {
     let dropped = 0;
     for (const incoming of delta) {
       assert(isCount(incoming.used), 'joined rows hold counts');
@@ -133,13 +134,27 @@ export class BoundedCounter {
         row = { cells: new Map(), used: 0 };
         this.rows.set(incoming.owner, row);
       }
+      let changed = false;
       for (const [to, amount] of incoming.cells) {
         assert(isCount(amount), 'joined cells hold counts');
-        if (amount > (row.cells.get(to) ?? 0)) row.cells.set(to, amount);
+        if (amount > (row.cells.get(to) ?? 0)) {
+          if (!row.cells.has(to) && row.cells.size >= replicasMax) continue;
+          row.cells.set(to, amount);
+          changed = true;
+        }
       }
-      if (incoming.used > row.used) row.used = incoming.used;
+      if (incoming.used > row.used) {
+        row.used = incoming.used;
+        changed = true;
+      }
+      if (changed && raised !== undefined) raised(this.snapshot(incoming.owner, row));
     }
     return dropped;
+  }
+
+  /** The replicas with a row in this view. */
+  owners(): ReplicaId[] {
+    return [...this.rows.keys()];
   }
 
   /** Every non-empty row: the full state for a new or long-gone peer. */

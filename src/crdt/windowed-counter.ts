@@ -254,6 +254,37 @@ export class WindowedCounter {
     return { entries, ranges };
   }
 
+  /**
+   * This replica's own entries for `keys`, stamped with a version first: what a strict quorum
+   * round writes to its members. The stamp makes the entries part of the next gossip batch too,
+   * so a member that received them by quorum write can repair them to others (held versions)
+   * even if this replica dies before it gossips.
+   */
+  ownEntries(keys: readonly CounterKey[]): CounterEntry[] {
+    this.stamp();
+    const entries: CounterEntry[] = [];
+    for (const key of keys) {
+      const slot = this.slotByKey.get(key.id);
+      if (slot !== undefined) this.pushEntry(entries, key, slot, 0);
+    }
+    return entries;
+  }
+
+  /** Every replica's entries for `keys` (unknown keys and empty cells left out): a quorum read. */
+  entriesFor(keys: readonly CounterKey[]): CounterEntry[] {
+    const entries: CounterEntry[] = [];
+    for (const key of keys) {
+      const slot = this.slotByKey.get(key.id);
+      if (slot === undefined) continue;
+      const page = this.pages[slot >> pageShift] as Float64Array;
+      const base = (slot & pageMask) * this.stride * cellWidth;
+      for (let r = 0; r < this.replicaIds.length; r++) {
+        if ((page[base + r * cellWidth] as number) !== 0 || (page[base + r * cellWidth + 1] as number) !== 0) this.pushEntry(entries, key, slot, r);
+      }
+    }
+    return entries;
+  }
+
   /** The full state, for a new or long-gone peer. */
   state(): CounterDelta {
     return this.deltaSince(emptyDigest);

@@ -7,14 +7,18 @@ import {
   inboundFramesMax,
   linksMax,
   policySyncEveryDigestRounds,
+  quorumRoundTimeoutMs,
   repairChunkEntriesMax,
+  rightsCellsPerFrameMax,
   unackedBatchesMax,
 } from '../core/limits.js';
 import type { Result } from '../core/result.js';
+import type { KeyedRightsRow } from '../crdt/bounded-counter.js';
 import type { CounterDelta, Digest, WindowedCounter } from '../crdt/windowed-counter.js';
 import { constantTimeEqual, handshakeProof, type MeshCrypto, meshProtocolVersion, NonceCache } from './handshake.js';
-import { livenessOf, type Liveness, type Membership } from './membership.js';
+import { livenessOf, type Liveness, type Membership, type QuorumSizes } from './membership.js';
 import { type AuthFailure, MeshStats } from './mesh-stats.js';
+import { type OpenPeer, QuorumRounds, type RoundOutcome, type RoundRequest, type RoundRunner, type RoundRunnerParts } from './quorum.js';
 import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/frame.js';
 
 /**
@@ -39,6 +43,8 @@ import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/fr
  *      cannot see each other.
  *   5. Heartbeats keep liveness fresh; frames received are queued and applied on the next tick,
  *      never inside the socket callback.
+ *   6. Strict quorum rounds (./quorum.ts) ride on the open links: QuorumWrite/QuorumAck, then
+ *      QuorumRead/QuorumReply.
  */
 export type LinkId = number;
 
@@ -48,6 +54,18 @@ export interface PolicyReplica {
   onSyncMessage(bytes: Uint8Array): Result<Uint8Array | undefined, { readonly kind: string }>;
   takeUpdates(): Uint8Array[];
   settings(): MeshTimings;
+}
+
+/**
+ * What the mesh needs from the escrow rights (src/admission/escrow.ts): bounded-counter rows.
+ * Rows are whole-row snapshots merged by point-wise maximum, so the node sends the rows that
+ * changed each gossip interval (its own writes and rows a join raised, which relays them across
+ * a bridge) and the full state to a peer whose link opens.
+ */
+export interface RightsReplica {
+  takeChanged(): KeyedRightsRow[];
+  state(): KeyedRightsRow[];
+  join(rows: readonly KeyedRightsRow[]): void;
 }
 
 export interface MeshTimings {
@@ -71,6 +89,13 @@ export interface MeshNodeOptions {
    * frames it has decoded, because it hands the same bytes to every peer a delta goes to.
    */
   readonly decode?: (bytes: Uint8Array) => Result<Frame, FrameError>;
+  /** Strict-round quorum sizes; majorities of the configured members unless given (W + R > N). */
+  readonly quorum?: QuorumSizes;
+  readonly quorumTimeoutMs?: number;
+  /** Builds the round protocol; `QuorumRounds` unless a test swaps in a variant. */
+  readonly rounds?: (parts: RoundRunnerParts) => RoundRunner;
+  /** Escrow rights to replicate, if this node keeps any. */
+  readonly rights?: RightsReplica;
 }
 
 /** Close codes in the application range: 44xx mirror HTTP where one fits. */
@@ -128,6 +153,8 @@ export class MeshNode {
   readonly replica: ReplicaId;
   readonly counter: WindowedCounter;
   readonly policy: PolicyReplica;
+  readonly rounds: RoundRunner;
+  readonly rights: RightsReplica | undefined;
 
   private readonly secret: Uint8Array;
   private readonly crypto: MeshCrypto;
@@ -160,9 +187,33 @@ export class MeshNode {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
     this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
     this.decode = options.decode ?? decodeFrame;
+    this.rights = options.rights;
     assert(options.counter.self === options.replica, 'the counter must belong to this replica');
     assert(this.secret.length >= 16, 'the mesh secret must be at least 16 bytes');
     for (const member of this.membership.peers) this.peers.set(member.id, { link: undefined, lastHeardMs: undefined, unacked: [] });
+    const links = {
+      openPeers: (): OpenPeer[] => this.openLinks().map((state) => ({ link: state.id, peer: state.peer as NodeId })),
+      send: (link: LinkId, frame: Frame): void => {
+        const state = this.links.get(link);
+        if (state !== undefined && state.phase === 'open') this.send(state, frame, false);
+      },
+    };
+    const parts: RoundRunnerParts = {
+      self: this.self,
+      counter: this.counter,
+      sizes: options.quorum ?? this.membership.quorum(),
+      links,
+      timeoutMs: options.quorumTimeoutMs ?? quorumRoundTimeoutMs,
+    };
+    this.rounds = options.rounds?.(parts) ?? new QuorumRounds(parts);
+  }
+
+  /**
+   * Starts a strict quorum round over this node's own entries for `request.writeKeys` (raised by
+   * the caller beforehand); `done` is called from a later `tick`.
+   */
+  startRound(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void {
+    this.rounds.start(request, nowMs, done);
   }
 
   get self(): NodeId {
@@ -244,9 +295,10 @@ export class MeshNode {
    * (NTP step, VM migration) delays the node by one interval at most instead of stalling it.
    */
   nextTickMs(nowMs: number): number {
-    if (!this.started || this.pendingFrames > 0) return nowMs;
+    if (!this.started || this.pendingFrames > 0 || this.rounds.hasCompletions) return nowMs;
     const timings = this.policy.settings();
     return Math.min(
+      this.rounds.nextDeadlineMs(),
       Math.min(this.nextGossipMs, nowMs + timings.gossipIntervalMs),
       Math.min(this.nextHeartbeatMs, nowMs + timings.heartbeatIntervalMs),
       Math.min(this.nextDigestMs, nowMs + timings.digestIntervalMs),
@@ -275,8 +327,10 @@ export class MeshNode {
         this.authFailure(state, 'handshake-timeout', closeCodes.handshakeTimeout);
       }
     }
+    this.rounds.tick(nowMs);
     if (nowMs >= this.nextGossipMs) {
       this.gossip(nowMs);
+      if (this.rights !== undefined) this.sendRights(this.openLinks(), this.rights.takeChanged());
       this.resend(nowMs, timings);
       this.nextGossipMs = Math.max(this.nextGossipMs + timings.gossipIntervalMs, nowMs + 1);
     }
@@ -402,6 +456,7 @@ export class MeshNode {
     this.stats.linksAuthenticated++;
     // Each side learns what the other lacks from its digest; a new peer gets the full state.
     this.sendDigestRound(state, true);
+    if (this.rights !== undefined) this.sendRights([state], this.rights.state());
   }
 
   private onOpenFrame(state: LinkState, frame: Frame, nowMs: number): void {
@@ -428,8 +483,17 @@ export class MeshNode {
         return;
       }
       case 'rights-delta':
-        // Escrow rights replicate once the admission layer keeps bounded counters (a later issue).
+        this.stats.rightsRowsReceived += frame.rows.length;
+        this.rights?.join(frame.rows);
         return;
+      case 'quorum-write':
+        return this.rounds.onWrite(state.id, frame.round, frame.entries);
+      case 'quorum-ack':
+        return this.rounds.onAck(state.peer as NodeId, frame.round);
+      case 'quorum-read':
+        return this.rounds.onRead(state.id, frame.round, frame.keys);
+      case 'quorum-reply':
+        return this.rounds.onReply(state.peer as NodeId, frame.round, frame.entries);
       case 'hello':
       case 'challenge':
       case 'proof':
@@ -523,6 +587,32 @@ export class MeshNode {
         this.stats.deltaResends++;
       }
     }
+  }
+
+  /**
+   * Rights rows go out on the ordered link, never dropped: a lost row would only come back with
+   * the owner's next change or a reconnect. Rows are split so every frame stays within bounds.
+   */
+  private sendRights(links: readonly LinkState[], rows: readonly KeyedRightsRow[]): void {
+    if (rows.length === 0 || links.length === 0) return;
+    const frames: Uint8Array[] = [];
+    let chunk: KeyedRightsRow[] = [];
+    let cells = 0;
+    const flush = (): void => {
+      const encoded = encodeFrame({ kind: 'rights-delta', rows: chunk });
+      assert(encoded.ok, 'a rights chunk fits a frame');
+      frames.push(encoded.value);
+      chunk = [];
+      cells = 0;
+    };
+    for (const row of rows) {
+      if (cells + row.row.cells.size + 1 > rightsCellsPerFrameMax && chunk.length > 0) flush();
+      chunk.push(row);
+      cells += row.row.cells.size + 1;
+    }
+    flush();
+    for (const state of links) for (const bytes of frames) this.sendBytes(state, bytes, false);
+    this.stats.rightsRowsSent += rows.length * links.length;
   }
 
   private sendDigestRound(state: LinkState, withPolicy: boolean): void {

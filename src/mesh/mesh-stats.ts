@@ -18,6 +18,8 @@ export class MeshStats {
   framesSent = 0;
   bytesSent = 0;
   framesReceived = 0;
+  rightsRowsSent = 0;
+  rightsRowsReceived = 0;
   bytesReceived = 0;
   deltasSent = 0;
   deltaBytesSent = 0;

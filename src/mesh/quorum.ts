@@ -1,0 +1,229 @@
+import { assert } from '../core/assert.js';
+import type { NodeId } from '../core/ids.js';
+import { quorumRoundKeysMax, quorumRoundsOpenMax } from '../core/limits.js';
+import type { CounterKey } from '../crdt/counter-key.js';
+import type { CounterEntry, WindowedCounter } from '../crdt/windowed-counter.js';
+import type { QuorumSizes } from './membership.js';
+import type { Frame } from './wire/frame.js';
+
+/**
+ * Two-phase quorum rounds for `strict` limits (DESIGN.md §4), run by the mesh node for the
+ * admission layer. The caller has already raised its own reservation entries; a round then
+ *
+ *   1. writes: sends this replica's entries for `writeKeys` to every open peer and waits until
+ *      W members hold them (itself included), then
+ *   2. reads: asks every open peer for every replica's entries for `readKeys`, joins each reply
+ *      into the local counter and completes once R members answered (itself included).
+ *
+ * The caller then reads the totals from its own counter, which now holds at least the join of R
+ * members' states. W + R > N, so every read quorum meets every completed write quorum. A round
+ * that does not reach its quorums within the timeout fails as `no-quorum`; quorum sizes come from
+ * configuration, never from who is reachable, which is exactly why a minority partition cannot
+ * admit strict requests.
+ *
+ * Frames: QuorumWrite{round, entries} → QuorumAck{round}; QuorumRead{round, keys} →
+ * QuorumReply{round, entries}. Writes are joins of point-wise-maximum state, so a duplicated,
+ * late or resent write changes nothing; a reply or ack for a round that is over is ignored. A
+ * peer whose link opens during a round gets the current phase's message on the next tick, so a
+ * round survives a reconnect. Completions are delivered from `tick`, never from `start`, so the
+ * caller never re-enters itself.
+ */
+export type RoundOutcome =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'no-quorum' | 'rounds-full' | 'too-many-keys' };
+
+export interface RoundRequest {
+  /** Keys whose own entries this round makes durable at W members. */
+  readonly writeKeys: readonly CounterKey[];
+  /** Keys whose every replica entry the round collects from R members. */
+  readonly readKeys: readonly CounterKey[];
+}
+
+export interface OpenPeer {
+  readonly link: number;
+  readonly peer: NodeId;
+}
+
+/** What the rounds need from the mesh node: its open links and a way to send on one. */
+export interface QuorumLinks {
+  openPeers(): readonly OpenPeer[];
+  send(link: number, frame: Frame): void;
+}
+
+/** The round protocol as the mesh node drives it; `QuorumRounds` is the one production uses. */
+export interface RoundRunner {
+  readonly stats: QuorumStats;
+  readonly hasCompletions: boolean;
+  start(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void;
+  nextDeadlineMs(): number;
+  tick(nowMs: number): void;
+  onWrite(link: number, round: number, entries: readonly CounterEntry[]): void;
+  onAck(peer: NodeId, round: number): void;
+  onRead(link: number, round: number, keys: readonly CounterKey[]): void;
+  onReply(peer: NodeId, round: number, entries: readonly CounterEntry[]): void;
+}
+
+/** What a round runner is built from: a test may build another kind from the same parts. */
+export interface RoundRunnerParts {
+  readonly self: NodeId;
+  readonly counter: WindowedCounter;
+  readonly sizes: QuorumSizes;
+  readonly links: QuorumLinks;
+  readonly timeoutMs: number;
+}
+
+export interface QuorumStats {
+  roundsStarted: number;
+  roundsSucceeded: number;
+  roundsFailed: number;
+  /** Writes and reads answered for other coordinators. */
+  writesServed: number;
+  readsServed: number;
+}
+
+interface Round {
+  readonly id: number;
+  readonly request: RoundRequest;
+  readonly done: (outcome: RoundOutcome) => void;
+  phase: 'write' | 'read';
+  entries: readonly CounterEntry[];
+  /** Links the current phase's message went out on (a reopened link gets it again). */
+  sentOn: Set<number>;
+  /** Members that answered the current phase, this node included. */
+  answered: Set<NodeId>;
+  deadlineMs: number;
+}
+
+export class QuorumRounds implements RoundRunner {
+  readonly stats: QuorumStats = { roundsStarted: 0, roundsSucceeded: 0, roundsFailed: 0, writesServed: 0, readsServed: 0 };
+  private readonly rounds = new Map<number, Round>();
+  private completions: { done: (outcome: RoundOutcome) => void; outcome: RoundOutcome }[] = [];
+  private nextRound = 1;
+
+  private readonly self: NodeId;
+  private readonly counter: WindowedCounter;
+  private readonly sizes: QuorumSizes;
+  private readonly links: QuorumLinks;
+  private readonly timeoutMs: number;
+
+  constructor(parts: RoundRunnerParts) {
+    ({ self: this.self, counter: this.counter, sizes: this.sizes, links: this.links, timeoutMs: this.timeoutMs } = parts);
+    const { sizes, timeoutMs } = parts;
+    assert(sizes.write >= 1 && sizes.read >= 1 && sizes.write <= sizes.members && sizes.read <= sizes.members, 'quorums within the members');
+    assert(sizes.write + sizes.read > sizes.members, 'W + R must exceed N, or a read could miss a completed write');
+    assert(timeoutMs > 0, 'a round needs time');
+  }
+
+  get open(): number {
+    return this.rounds.size;
+  }
+
+  /** Whether `tick` has work now: completions to deliver. */
+  get hasCompletions(): boolean {
+    return this.completions.length > 0;
+  }
+
+  /** Starts a round; `done` is called from a later `tick`, exactly once. */
+  start(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void {
+    this.stats.roundsStarted++;
+    if (this.rounds.size >= quorumRoundsOpenMax) return this.finish(undefined, done, { ok: false, reason: 'rounds-full' });
+    if (request.writeKeys.length > quorumRoundKeysMax || request.readKeys.length > quorumRoundKeysMax) {
+      return this.finish(undefined, done, { ok: false, reason: 'too-many-keys' });
+    }
+    const round: Round = {
+      id: this.nextRound++,
+      request,
+      done,
+      phase: 'write',
+      entries: this.counter.ownEntries(request.writeKeys),
+      sentOn: new Set(),
+      answered: new Set([this.self]),
+      deadlineMs: nowMs + this.timeoutMs,
+    };
+    this.rounds.set(round.id, round);
+    this.advance(round);
+  }
+
+  /** Earliest time a round times out (Infinity if none). */
+  nextDeadlineMs(): number {
+    let earliest = Infinity;
+    for (const round of this.rounds.values()) earliest = Math.min(earliest, round.deadlineMs);
+    return earliest;
+  }
+
+  /** Sends each phase to links opened since, times rounds out, delivers completions. */
+  tick(nowMs: number): void {
+    for (const round of [...this.rounds.values()]) {
+      // A clock that stepped back must not stretch a round past its timeout.
+      round.deadlineMs = Math.min(round.deadlineMs, nowMs + this.timeoutMs);
+      if (nowMs >= round.deadlineMs) this.finish(round, round.done, { ok: false, reason: 'no-quorum' });
+      else this.broadcast(round);
+    }
+    const completions = this.completions;
+    this.completions = [];
+    for (const { done, outcome } of completions) done(outcome);
+  }
+
+  // ---- Frames from peers ----
+
+  /** A coordinator's write: join it, and ack only if every entry was kept. */
+  onWrite(link: number, round: number, entries: readonly CounterEntry[]): void {
+    const report = this.counter.join({ entries, ranges: [] });
+    this.stats.writesServed++;
+    if (report.entriesOverflowed > 0) return; // not held: the coordinator must find W others
+    this.links.send(link, { kind: 'quorum-ack', round });
+  }
+
+  onAck(peer: NodeId, roundId: number): void {
+    const round = this.rounds.get(roundId);
+    if (round === undefined || round.phase !== 'write') return;
+    round.answered.add(peer);
+    this.advance(round);
+  }
+
+  onRead(link: number, round: number, keys: readonly CounterKey[]): void {
+    this.stats.readsServed++;
+    this.links.send(link, { kind: 'quorum-reply', round, entries: this.counter.entriesFor(keys) });
+  }
+
+  onReply(peer: NodeId, roundId: number, entries: readonly CounterEntry[]): void {
+    const round = this.rounds.get(roundId);
+    if (round === undefined || round.phase !== 'read') return;
+    const report = this.counter.join({ entries, ranges: [] });
+    if (report.entriesOverflowed > 0) return; // this reply is not fully held: it cannot count
+    round.answered.add(peer);
+    this.advance(round);
+  }
+
+  // ---- Internals ----
+
+  private advance(round: Round): void {
+    if (round.phase === 'write' && round.answered.size >= this.sizes.write) {
+      round.phase = 'read';
+      round.answered = new Set([this.self]);
+      round.sentOn = new Set();
+      round.entries = [];
+    }
+    if (round.phase === 'read' && round.answered.size >= this.sizes.read) {
+      this.finish(round, round.done, { ok: true });
+      return;
+    }
+    this.broadcast(round);
+  }
+
+  private broadcast(round: Round): void {
+    for (const { link, peer } of this.links.openPeers()) {
+      if (round.sentOn.has(link) || round.answered.has(peer)) continue;
+      round.sentOn.add(link);
+      if (round.phase === 'write') this.links.send(link, { kind: 'quorum-write', round: round.id, entries: round.entries });
+      else this.links.send(link, { kind: 'quorum-read', round: round.id, keys: round.request.readKeys });
+    }
+  }
+
+  private finish(round: Round | undefined, done: (outcome: RoundOutcome) => void, outcome: RoundOutcome): void {
+    if (round !== undefined) this.rounds.delete(round.id);
+    if (outcome.ok) this.stats.roundsSucceeded++;
+    else this.stats.roundsFailed++;
+    this.completions.push({ done, outcome });
+  }
+}
