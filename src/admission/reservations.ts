@@ -115,6 +115,19 @@ export class ReservationTable {
     return ok(this.close(reservation, used, 'usage'));
   }
 
+  /**
+   * Withdraws an open reservation that was never admitted (a strict round said no, or a later
+   * check failed): the whole amount is refunded and the id is forgotten, so the client may retry
+   * it. Returns false if the id is not open.
+   */
+  cancel(requestId: RequestId): boolean {
+    const reservation = this.open.get(requestId);
+    if (reservation === undefined) return false;
+    for (const key of reservation.keys) this.counter.decrement(key, reservation.amount);
+    this.open.delete(requestId);
+    return true;
+  }
+
   /** Settles every reservation whose lease ran out by `nowMs`, charged in full. */
   expire(nowMs: number): Settlement[] {
     if (!this.leasesSorted) {

@@ -186,6 +186,8 @@ export function validateLimitRule(value: unknown, field: string): Result<LimitRu
   const count = validateCount(limit, `${field}.limit`);
   if (!count.ok) return count;
   if (!isOneOf(consistencyModes, mode)) return invalid(`${field}.mode`, `must be one of ${consistencyModes.join(', ')}`);
+  // Escrow rights are split per fixed window; a sliding sum spans several windows at once.
+  if (mode === 'escrow' && sliding) return invalid(`${field}.mode`, 'escrow limits hold rights per fixed window; a sliding limit cannot be escrowed');
   return ok(Object.freeze({ metric, window, sliding, limit: count.value, mode }));
 }
 

@@ -1,0 +1,409 @@
+import { assert } from '../core/assert.js';
+import type { RequestId, TenantId } from '../core/ids.js';
+import { escrowRebalanceIntervalMs, quotaWaitingMax, strictBatchMax } from '../core/limits.js';
+import { err, ok, type Result } from '../core/result.js';
+import { counterKey, type CounterKey } from '../crdt/counter-key.js';
+import { windowAt, windowLengthMs } from '../crdt/window.js';
+import type { WindowedCounter } from '../crdt/windowed-counter.js';
+import type { RoundOutcome, RoundRequest } from '../mesh/quorum.js';
+import type { LimitRule } from '../mesh/policy/policy-schema.js';
+import { claimKey, type EscrowBook } from './escrow.js';
+import type { Rejection } from './outcome.js';
+import { chargedKey, checkEventual, type QuotaScope, retryAfterMsFor } from './quota.js';
+import type { ReservationTable, Settlement } from './reservations.js';
+
+/**
+ * The quota decision in all three consistency modes (DESIGN.md §4), and the reservations that
+ * follow an admission. One request goes through, in order:
+ *
+ *   1. `eventual` rules: the local merged view must have room (`checkEventual`);
+ *   2. `escrow` rules: the node spends its own rights; if they do not cover the request, it
+ *      claims more from the limit by a strict round on the claims counter (batched per key), and
+ *      refuses the request if even that leaves too few;
+ *   3. the reservation: the estimate is added to every counter the request is charged to;
+ *   4. `strict` rules: the request joins its tenant's next quorum round (group commit: one round
+ *      in flight per tenant and node, every request that arrives meanwhile rides the next one).
+ *      The batch's reservations are written to W members, R members are read, and the requests
+ *      are admitted in arrival order while, for every strict rule, the others' usage plus the
+ *      batch's admitted amounts stay within the limit. The rest are refunded and refused.
+ *
+ * Why admitting part of a batch is safe: the round wrote the whole batch, so any round that
+ * reads after this one completed its write sees at least this batch's reservations (or their
+ * refunds, which leave no more than the admitted part); the DESIGN.md argument applies to the
+ * batch as one writer whose admitted total passed the check.
+ *
+ * Completion: `done` is called exactly once, synchronously for decisions that need no round,
+ * otherwise from the mesh node's `tick`.
+ */
+export interface QuotaSubject {
+  readonly scope: QuotaScope;
+  readonly subject: string;
+  readonly rules: readonly LimitRule[];
+}
+
+export interface QuotaRequest {
+  readonly requestId: RequestId;
+  readonly tenant: TenantId;
+  /** The tenant's rules, and the user's if the policy has any. */
+  readonly subjects: readonly QuotaSubject[];
+  /** The estimate per metric (`requests`: 1, `weighted_tokens`: the weighted estimate); metrics left out count zero. */
+  readonly amounts: ReadonlyMap<string, number>;
+  readonly leaseMs: number;
+}
+
+export type QuotaRejection = Extract<Rejection, { kind: 'quota' | 'no-quorum' | 'shed' }>;
+export type QuotaDecision = Result<undefined, QuotaRejection>;
+
+/** What the gate needs from the mesh node. */
+export interface RoundStarter {
+  startRound(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void;
+}
+
+export interface QuotaGateStats {
+  admitted: number;
+  rejected: number;
+  strictRounds: number;
+  strictBatched: number;
+  claimRounds: number;
+  rightsClaimed: number;
+}
+
+/** One counter a request is charged to, under one rule. */
+interface Charge {
+  readonly key: CounterKey;
+  readonly rule: LimitRule;
+  readonly amount: number;
+  /** Keys whose sum the rule limits: the window's key, or a sliding rule's sub-buckets. */
+  readonly readKeys: readonly CounterKey[];
+}
+
+interface Pending {
+  readonly request: QuotaRequest;
+  readonly nowMs: number;
+  readonly escrow: readonly Charge[];
+  readonly strict: readonly Charge[];
+  readonly done: (decision: QuotaDecision) => void;
+}
+
+interface Batch {
+  inFlight: boolean;
+  waiting: Pending[];
+}
+
+interface OpenRequest {
+  readonly metrics: readonly string[];
+  readonly escrow: readonly Charge[];
+}
+
+/** Retry hint after a failed round: about two round trips across the widest region pair. */
+const noQuorumRetryMs = 1_000;
+
+export class QuotaGate {
+  readonly stats: QuotaGateStats = { admitted: 0, rejected: 0, strictRounds: 0, strictBatched: 0, claimRounds: 0, rightsClaimed: 0 };
+  private readonly strictBatches = new Map<string, Batch>();
+  private readonly claimBatches = new Map<string, Batch>();
+  private readonly open = new Map<RequestId, OpenRequest>();
+  private waitingCount = 0;
+  private nextRebalanceMs = -Infinity;
+
+  constructor(
+    private readonly counter: WindowedCounter,
+    private readonly reservations: ReservationTable,
+    private readonly escrow: EscrowBook,
+    private readonly rounds: RoundStarter,
+    /** Configured mesh members: an escrow claim asks for a share of the limit per member. */
+    private readonly members: number,
+  ) {
+    assert(members >= 1, 'a mesh has members');
+  }
+
+  /** Requests waiting for a strict round or an escrow claim. */
+  get waiting(): number {
+    return this.waitingCount;
+  }
+
+  admit(request: QuotaRequest, nowMs: number, done: (decision: QuotaDecision) => void): void {
+    const escrow: Charge[] = [];
+    const strict: Charge[] = [];
+    for (const { scope, subject, rules } of request.subjects) {
+      const eventual = checkEventual(this.counter, scope, subject, rules, (metric) => request.amounts.get(metric) ?? 0, nowMs);
+      if (!eventual.ok) return this.reject(done, eventual.error);
+      for (const rule of rules) {
+        const amount = request.amounts.get(rule.metric) ?? 0;
+        if (amount === 0 || rule.mode === 'eventual') continue;
+        const key = chargedKey(scope, subject, rule, nowMs);
+        const charge: Charge = { key, rule, amount, readKeys: readKeysOf(scope, subject, rule, key, nowMs) };
+        (rule.mode === 'escrow' ? escrow : strict).push(charge);
+      }
+    }
+    const pending: Pending = { request, nowMs, escrow, strict, done };
+    for (const charge of escrow) this.escrow.recordDemand(charge.key, charge.amount, nowMs);
+    if (escrow.length > 0 && !this.spendEscrow(pending)) {
+      if (!this.enqueue(this.claimBatches, (escrow[0] as Charge).key.id, pending)) return;
+      this.runClaims((escrow[0] as Charge).key.id, nowMs);
+      return;
+    }
+    this.afterEscrow(pending);
+  }
+
+  /**
+   * Settles an admitted request with its actual usage per metric (a metric left out is charged
+   * its estimate). Idempotent on the request id, like the reservation table underneath.
+   */
+  settle(requestId: RequestId, used: ReadonlyMap<string, number>): Settlement[] {
+    // A gate that restarted over durable books has no record of requests admitted before: it
+    // settles the metrics the caller names, without escrow refunds (those rights stay spent).
+    const open = this.open.get(requestId) ?? { metrics: [...used.keys()], escrow: [] };
+    this.open.delete(requestId);
+    const settlements: Settlement[] = [];
+    for (const metric of open.metrics) {
+      const settled = this.reservations.settle(reservationId(requestId, metric), used.get(metric) ?? Number.MAX_SAFE_INTEGER);
+      if (!settled.ok) continue;
+      settlements.push(settled.value);
+      const { reserved, charged } = settled.value;
+      // Rights spent beyond the actual usage go back to this node's escrow.
+      if (charged < reserved) for (const charge of open.escrow) if (charge.rule.metric === metric) this.escrow.refund(charge.key, reserved - charged);
+    }
+    return settlements;
+  }
+
+  /** Lease expiry, rebalancing and escrow expiry; call it from the node's tick. */
+  tick(nowMs: number): void {
+    for (const settlement of this.reservations.expire(nowMs)) {
+      // Expired leases are charged in full: no refund, the open record just goes.
+      this.open.delete(requestOf(settlement.requestId));
+    }
+    if (nowMs >= this.nextRebalanceMs) {
+      this.escrow.rebalance(nowMs);
+      this.escrow.expire(nowMs);
+      this.nextRebalanceMs = nowMs + escrowRebalanceIntervalMs;
+    }
+  }
+
+  /** When `tick` next has timed work (for the owner's scheduler). */
+  nextTickMs(nowMs: number): number {
+    return Math.max(nowMs, Math.min(this.nextRebalanceMs, nowMs + escrowRebalanceIntervalMs));
+  }
+
+  // ---- Escrow ----
+
+  private spendEscrow(pending: Pending): boolean {
+    return this.escrow.spend(
+      pending.escrow.map((c) => c.key),
+      pending.escrow.map((c) => c.amount),
+    );
+  }
+
+  /**
+   * One claim round per escrowed key at a time: it claims what the waiting requests lack, at
+   * least a quarter of a per-member share so that a busy node does not claim per request.
+   */
+  private runClaims(batchId: string, nowMs: number): void {
+    const batch = this.claimBatches.get(batchId);
+    if (batch === undefined || batch.inFlight || batch.waiting.length === 0) return;
+    const riders = batch.waiting.splice(0, strictBatchMax);
+    const need = new Map<string, { charge: Charge; amount: number }>();
+    for (const pending of riders) {
+      for (const charge of pending.escrow) {
+        const known = need.get(charge.key.id);
+        if (known === undefined) need.set(charge.key.id, { charge, amount: charge.amount });
+        else known.amount += charge.amount;
+      }
+    }
+    const claims: { charge: Charge; claimed: number; key: CounterKey }[] = [];
+    for (const { charge, amount } of need.values()) {
+      const lacking = Math.max(0, amount - this.escrow.rights(charge.key));
+      if (lacking === 0) continue;
+      const chunk = Math.ceil(charge.rule.limit / (4 * this.members));
+      const claimed = Math.min(charge.rule.limit, Math.max(lacking, chunk));
+      const key = claimKey(charge.key);
+      if (!this.counter.increment(key, claimed).ok) continue;
+      claims.push({ charge, claimed, key });
+    }
+    batch.inFlight = true;
+    this.stats.claimRounds++;
+    const keys = claims.map((c) => c.key);
+    this.rounds.startRound({ writeKeys: keys, readKeys: keys }, nowMs, (outcome) => {
+      batch.inFlight = false;
+      for (const { charge, claimed, key } of claims) {
+        let kept = 0;
+        if (outcome.ok) {
+          const others = this.counter.value(key) - claimed;
+          kept = Math.max(0, Math.min(claimed, charge.rule.limit - others));
+        }
+        if (claimed > kept) this.counter.decrement(key, claimed - kept);
+        if (kept > 0 && this.escrow.grant(charge.key, kept)) this.stats.rightsClaimed += kept;
+      }
+      for (const pending of riders) {
+        this.waitingCount--;
+        if (this.spendEscrow(pending)) this.afterEscrow(pending);
+        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', retryAfterMs: noQuorumRetryMs });
+        else this.reject(pending.done, quotaRejection((pending.escrow[0] as Charge).rule, pending.nowMs));
+      }
+      this.runClaims(batchId, nowMs);
+    });
+  }
+
+  private refundEscrow(pending: Pending): void {
+    for (const charge of pending.escrow) this.escrow.refund(charge.key, charge.amount);
+  }
+
+  // ---- Reservation and strict ----
+
+  private afterEscrow(pending: Pending): void {
+    if (pending.strict.length === 0) {
+      if (this.reserve(pending)) this.admitted(pending);
+      return;
+    }
+    if (!this.enqueue(this.strictBatches, pending.request.tenant, pending)) {
+      this.refundEscrow(pending);
+      return;
+    }
+    this.runStrict(pending.request.tenant, pending.nowMs);
+  }
+
+  /** Reserves every metric's estimate; on failure everything is undone and the request refused. */
+  private reserve(pending: Pending): boolean {
+    const { request } = pending;
+    const metrics: string[] = [];
+    for (const [metric, amount] of request.amounts) {
+      if (amount === 0) continue;
+      const keys: CounterKey[] = [];
+      for (const { scope, subject, rules } of request.subjects) {
+        for (const rule of rules) if (rule.metric === metric) keys.push(chargedKey(scope, subject, rule, pending.nowMs));
+      }
+      if (keys.length === 0) continue;
+      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs);
+      if (!reserved.ok) {
+        for (const done of metrics) this.reservations.cancel(reservationId(request.requestId, done));
+        this.refundEscrow(pending);
+        this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+        return false;
+      }
+      metrics.push(metric);
+    }
+    this.open.set(request.requestId, { metrics, escrow: pending.escrow });
+    return true;
+  }
+
+  private cancel(pending: Pending): void {
+    const open = this.open.get(pending.request.requestId);
+    if (open === undefined) return;
+    this.open.delete(pending.request.requestId);
+    for (const metric of open.metrics) this.reservations.cancel(reservationId(pending.request.requestId, metric));
+    this.refundEscrow(pending);
+  }
+
+  private runStrict(tenant: string, nowMs: number): void {
+    const batch = this.strictBatches.get(tenant);
+    if (batch === undefined || batch.inFlight || batch.waiting.length === 0) return;
+    const riders: Pending[] = [];
+    for (const pending of batch.waiting.splice(0, strictBatchMax)) {
+      this.waitingCount--;
+      // Reserved when the round starts, not on arrival: a request waiting for the next round must
+      // not count against the one in flight.
+      if (this.reserve(pending)) riders.push(pending);
+    }
+    if (riders.length === 0) return this.runStrict(tenant, nowMs);
+    const writeKeys = new Map<string, CounterKey>();
+    const readKeys = new Map<string, CounterKey>();
+    for (const pending of riders) {
+      for (const charge of pending.strict) {
+        writeKeys.set(charge.key.id, charge.key);
+        for (const key of charge.readKeys) readKeys.set(key.id, key);
+      }
+    }
+    batch.inFlight = true;
+    this.stats.strictRounds++;
+    this.stats.strictBatched += riders.length;
+    this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome) => {
+      batch.inFlight = false;
+      this.decideStrict(riders, outcome);
+      this.runStrict(tenant, nowMs);
+    });
+  }
+
+  private decideStrict(riders: readonly Pending[], outcome: RoundOutcome): void {
+    if (!outcome.ok) {
+      for (const pending of riders) {
+        this.cancel(pending);
+        this.reject(pending.done, { kind: outcome.reason === 'no-quorum' ? 'no-quorum' : 'shed', retryAfterMs: noQuorumRetryMs });
+      }
+      return;
+    }
+    // The whole batch is in the counter; what the others hold is the read total minus the batch.
+    // Every total is read before any decision takes effect: refunding a refused request lowers
+    // the counter, and a total read after it would undercount the others by that refund.
+    const batchByKey = new Map<string, number>();
+    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
+    const sumOver = (keys: readonly CounterKey[], amounts: ReadonlyMap<string, number>): number => keys.reduce((sum, key) => sum + (amounts.get(key.id) ?? 0), 0);
+    const others = riders.map((pending) =>
+      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + this.counter.value(key), 0) - sumOver(charge.readKeys, batchByKey)),
+    );
+    const admittedByKey = new Map<string, number>();
+    const refusals = riders.map((pending, i) => {
+      const refused = pending.strict.find(
+        (charge, j) => (others[i]?.[j] as number) + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit,
+      );
+      if (refused === undefined) {
+        for (const charge of pending.strict) admittedByKey.set(charge.key.id, (admittedByKey.get(charge.key.id) ?? 0) + charge.amount);
+      }
+      return refused;
+    });
+    riders.forEach((pending, i) => {
+      const refused = refusals[i];
+      if (refused === undefined) return this.admitted(pending);
+      this.cancel(pending);
+      this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+    });
+  }
+
+  // ---- Shared ----
+
+  private enqueue(batches: Map<string, Batch>, id: string, pending: Pending): boolean {
+    if (this.waitingCount >= quotaWaitingMax) {
+      this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+      return false;
+    }
+    let batch = batches.get(id);
+    if (batch === undefined) {
+      batch = { inFlight: false, waiting: [] };
+      batches.set(id, batch);
+    }
+    batch.waiting.push(pending);
+    this.waitingCount++;
+    return true;
+  }
+
+  private admitted(pending: Pending): void {
+    this.stats.admitted++;
+    pending.done(ok(undefined));
+  }
+
+  private reject(done: (decision: QuotaDecision) => void, rejection: QuotaRejection): void {
+    this.stats.rejected++;
+    done(err(rejection));
+  }
+}
+
+function quotaRejection(rule: LimitRule, nowMs: number): QuotaRejection {
+  return { kind: 'quota', metric: rule.metric, limit: rule.limit, window: rule.window, retryAfterMs: retryAfterMsFor(rule, nowMs) };
+}
+
+/** A sliding rule sums the sub-buckets over its span; a fixed rule reads its window's key. */
+function readKeysOf(scope: QuotaScope, subject: string, rule: LimitRule, key: CounterKey, nowMs: number): CounterKey[] {
+  if (!rule.sliding) return [key];
+  const first = windowAt('sec10', nowMs - windowLengthMs[rule.window] + 1).index;
+  const keys: CounterKey[] = [];
+  for (let index = Math.max(0, first); index <= key.window.index; index++) keys.push(counterKey(scope, subject, rule.metric, { unit: 'sec10', index }));
+  return keys;
+}
+
+/** One reservation per metric: each settles with its own actual usage. */
+function reservationId(requestId: RequestId, metric: string): RequestId {
+  return `${requestId}#${metric}` as RequestId;
+}
+
+function requestOf(reservation: RequestId): RequestId {
+  return reservation.slice(0, reservation.lastIndexOf('#')) as RequestId;
+}
