@@ -163,12 +163,11 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
   if (w.quota === undefined) return ok(base);
   const quotaFields = record(w.quota, 'workload.quota', ['mode', 'tokensPerDay']);
   if (!quotaFields.ok) return quotaFields;
-  if (quotaFields.value.mode !== 'eventual') {
-    return bad('workload.quota.mode', 'must be "eventual" (strict and escrow are not simulated yet)');
-  }
+  const mode = quotaFields.value.mode;
+  if (mode !== 'eventual' && mode !== 'strict' && mode !== 'escrow') return bad('workload.quota.mode', 'must be "eventual", "strict" or "escrow"');
   const tokensPerDay = integer(quotaFields.value.tokensPerDay, 'workload.quota.tokensPerDay', 1, quotaTokensPerDayMax);
   if (!tokensPerDay.ok) return tokensPerDay;
-  return ok({ ...base, quota: { mode: 'eventual', tokensPerDay: tokensPerDay.value } });
+  return ok({ ...base, quota: { mode, tokensPerDay: tokensPerDay.value } });
 }
 
 function parseNetwork(raw: unknown): Result<NetworkProfile, ScenarioError> {

@@ -1,3 +1,5 @@
+import type { ConsistencyMode } from '../src/mesh/policy/policy-schema.js';
+
 /**
  * A scenario is data: which regions run, what traffic they serve, which faults strike when, and
  * how long the mesh has to converge once the faults heal. Scenario files live in
@@ -53,15 +55,12 @@ export interface Workload {
   readonly burstSize: number;
   /** Token sizes: each request reserves `maxTokens` and settles a uniform share of it. */
   readonly maxTokens: number;
-  /**
-   * A daily weighted-token quota per tenant, enforced in every region by the admission code.
-   * Only `eventual` is simulated so far; `strict` and `escrow` come with the admission issue.
-   */
+  /** A daily weighted-token quota per tenant, enforced in every region by the admission code. */
   readonly quota?: QuotaWorkload;
 }
 
 export interface QuotaWorkload {
-  readonly mode: 'eventual';
+  readonly mode: ConsistencyMode;
   /** Each tenant's limit on weighted tokens per day. */
   readonly tokensPerDay: number;
 }

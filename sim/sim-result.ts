@@ -1,3 +1,4 @@
+import type { ConsistencyMode } from '../src/mesh/policy/policy-schema.js';
 import type { Fault, Scenario } from './scenario.js';
 
 /**
@@ -40,12 +41,17 @@ export interface SimRecord {
 }
 
 export interface QuotaFigures {
-  readonly mode: 'eventual';
+  readonly mode: ConsistencyMode;
   readonly tokensPerDay: number;
   readonly admitted: number;
   readonly rejected: number;
   /** Rejected while the true total plus the request was still within the limit. */
   readonly falseRejections: number;
+  /** Of the rejections, those for want of a quorum (strict rounds and escrow claims). */
+  readonly noQuorum: number;
+  /** Admission latency from arrival to decision, simulated ms, over every decided request. */
+  readonly latencyMsP50: number;
+  readonly latencyMsP99: number;
   /** The largest amount by which a tenant's true total ended over its limit, in tokens. */
   readonly overshootTokensMax: number;
   /**

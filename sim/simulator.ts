@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { checkEventual } from '../src/admission/quota.js';
+import { EscrowBook } from '../src/admission/escrow.js';
+import { QuotaGate, type QuotaRequest } from '../src/admission/quota-gate.js';
 import { ReservationTable } from '../src/admission/reservations.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
@@ -8,7 +9,8 @@ import { windowAt } from '../src/crdt/window.js';
 import { WindowedCounter } from '../src/crdt/windowed-counter.js';
 import type { MeshCrypto } from '../src/mesh/handshake.js';
 import { type Member, Membership } from '../src/mesh/membership.js';
-import { type LinkId, MeshNode } from '../src/mesh/mesh-node.js';
+import { type LinkId, MeshNode, type MeshNodeOptions } from '../src/mesh/mesh-node.js';
+import type { LimitRule } from '../src/mesh/policy/policy-schema.js';
 import { decodeFrame } from '../src/mesh/wire/frame.js';
 import { PolicyDocument } from '../src/mesh/policy/policy-document.js';
 import { yjsClientId } from '../src/node/mesh-runtime.js';
@@ -43,6 +45,11 @@ export interface RunOptions {
    * within its bound). A returned message fails the run.
    */
   readonly checkers?: readonly ((view: SimView) => string | undefined)[];
+  /**
+   * Test hook: replaces the quorum round protocol of every node (for example with an unsafe
+   * single-round variant, to prove the quota checker catches it).
+   */
+  readonly rounds?: MeshNodeOptions['rounds'];
 }
 
 /** What a checker may look at: the live replicas and the oracle, read-only. */
@@ -79,10 +86,14 @@ interface Connection {
 }
 
 interface PendingSettle {
-  readonly key: CounterKey;
+  readonly tenant: number;
   readonly requestId: RequestId;
+  readonly reserved: number;
   readonly used: number;
 }
+
+/** Admission latencies are counted per whole simulated millisecond up to this bound. */
+const latencyBucketsMax = 10_000;
 
 interface SimNode {
   readonly index: number;
@@ -93,6 +104,9 @@ interface SimNode {
   policy: PolicyDocument;
   /** The admission code's reservation books, over this node's counter. */
   reservations: ReservationTable;
+  escrow: EscrowBook;
+  /** The admission code's quota decision in the scenario's mode; new with every MeshNode. */
+  gate: QuotaGate;
   mesh: MeshNode;
   up: boolean;
   /** The crash fault that took the node down; only its end restarts it (crashes may overlap). */
@@ -138,7 +152,13 @@ class Simulation {
   private hashA = 0x811c9dc5;
   private hashB = 0x01000193;
   private stats = { requests: 0, framesDelivered: 0, framesDropped: 0, bytesDelivered: 0, events: 0 };
-  private readonly quota = { admitted: 0, rejected: 0, falseRejections: 0 };
+  private readonly quota = { admitted: 0, rejected: 0, falseRejections: 0, noQuorum: 0 };
+  /** Per tenant: what admitted requests are truly charged (their estimate until settled). */
+  private readonly admittedTruth: number[];
+  private overshootSeenMax = 0;
+  private readonly overshootReported = new Set<number>();
+  private readonly latencyCounts = new Uint32Array(latencyBucketsMax + 1);
+  private readonly rule: LimitRule;
   /** Per tenant and region: weighted tokens admitted, for the eventual mode's overshoot bound. */
   private readonly admittedTokens: number[][];
   private nextRequest = 0;
@@ -175,6 +195,11 @@ class Simulation {
     const day = windowAt('day', simEpochMs);
     this.tenantKeys = Array.from({ length: scenario.workload.tenants }, (_, t) => counterKey('tenant', `tenant-${t}`, 'weighted_tokens', day));
     this.admittedTokens = this.tenantKeys.map(() => new Array<number>(scenario.regions).fill(0));
+    this.admittedTruth = this.tenantKeys.map(() => 0);
+    // Without a quota every request still goes through the admission code, under a limit that
+    // never binds, so the counters carry the same traffic either way.
+    const quota = scenario.workload.quota;
+    this.rule = { metric: 'weighted_tokens', window: 'day', sliding: false, limit: quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER, mode: quota?.mode ?? 'eventual' };
   }
 
   run(): SimResult {
@@ -235,14 +260,16 @@ class Simulation {
     const id = this.members[index]?.id as NodeId;
     const incarnation = previous === undefined ? 0 : durable ? previous.incarnation : previous.incarnation + 1;
     const replica = asReplicaId(`${id}~${incarnation}`);
-    const counter = durable && previous !== undefined ? previous.counter : new WindowedCounter(replica);
-    const policy = durable && previous !== undefined ? previous.policy : new PolicyDocument(yjsClientId(replica));
-    const reservations = durable && previous !== undefined ? previous.reservations : new ReservationTable(counter);
+    const keep = durable && previous !== undefined;
+    const counter = keep ? previous.counter : this.observedCounter(replica);
+    const policy = keep ? previous.policy : new PolicyDocument(yjsClientId(replica));
+    const reservations = keep ? previous.reservations : new ReservationTable(counter);
+    const escrow = keep ? previous.escrow : new EscrowBook(replica, counter);
     if (policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs && previous === undefined) {
       policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
       policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
     }
-    this.options.instrument?.(index, counter);
+    if (!keep) this.options.instrument?.(index, counter);
     const membership = Membership.create(id, this.members);
     if (!membership.ok) throw new Error(membership.error.reason);
     const nonces = this.random.fork();
@@ -250,7 +277,20 @@ class Simulation {
       hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
       nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
     };
-    const mesh = new MeshNode({ membership: membership.value, replica, secret, crypto, counter, policy, decode: this.decode });
+    const mesh = new MeshNode({
+      membership: membership.value,
+      replica,
+      secret,
+      crypto,
+      counter,
+      policy,
+      decode: this.decode,
+      rights: escrow,
+      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
+    });
+    // A restart (durable or not) loses the rounds in flight with the process: a new gate, whose
+    // settlements of requests admitted before the crash fall back to the reservation books.
+    const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions);
     return {
       index,
       id,
@@ -259,6 +299,8 @@ class Simulation {
       counter,
       policy,
       reservations,
+      escrow,
+      gate,
       mesh,
       up: true,
       crashedBy: undefined,
@@ -271,6 +313,28 @@ class Simulation {
       settlements: previous?.settlements ?? new Map<number, PendingSettle[]>(),
       requests: previous?.requests ?? 0,
     };
+  }
+
+  /**
+   * A counter whose every own change is mirrored into the oracle: reservations, refunds, strict
+   * claims and escrow demand all reach the counter through the admission code, and the oracle
+   * must know each of them to tell a real count from an invented one.
+   */
+  private observedCounter(replica: ReplicaId): WindowedCounter {
+    const counter = new WindowedCounter(replica);
+    const increment = counter.increment.bind(counter);
+    const decrement = counter.decrement.bind(counter);
+    counter.increment = (key, amount) => {
+      const result = increment(key, amount);
+      if (result.ok) this.oracle.apply(key, replica, amount, 0);
+      return result;
+    };
+    counter.decrement = (key, amount) => {
+      const result = decrement(key, amount);
+      if (result.ok) this.oracle.apply(key, replica, 0, amount);
+      return result;
+    };
+    return counter;
   }
 
   /** The node's own clock: true time plus its skew (and strobe). */
@@ -290,7 +354,8 @@ class Simulation {
   private scheduleTick(node: SimNode): void {
     if (!node.up) return;
     const local = this.localNow(node);
-    const atMs = Math.max(this.nowMs, this.nowMs + (node.mesh.nextTickMs(local) - local), node.pausedUntilMs);
+    const next = Math.min(node.mesh.nextTickMs(local), node.gate.nextTickMs(local));
+    const atMs = Math.max(this.nowMs, this.nowMs + (next - local), node.pausedUntilMs);
     if (atMs < node.tickAtMs) {
       node.tickAtMs = atMs;
       this.queue.push(atMs, { kind: 'tick', node: node.index });
@@ -330,7 +395,9 @@ class Simulation {
         if (node.tickAtMs !== this.nowMs) return; // superseded by an earlier tick
         node.tickAtMs = Infinity;
         this.whenRunning(node, () => {
-          node.mesh.tick(this.localNow(node));
+          const local = this.localNow(node);
+          node.mesh.tick(local);
+          node.gate.tick(local);
           this.flush(node);
         });
         this.scheduleTick(node);
@@ -423,33 +490,40 @@ class Simulation {
       const reserved = 1 + this.random.int(workload.maxTokens);
       const used = this.random.int(reserved + 1);
       this.stats.requests++;
-      const quota = workload.quota;
-      if (quota !== undefined) {
-        // The admission code decides on this node's merged view, as it will in production.
-        const rule = { metric: key.metric, window: 'day', sliding: false, limit: quota.tokensPerDay, mode: quota.mode } as const;
-        const decision = checkEventual(node.counter, 'tenant', key.subject, [rule], () => reserved, this.localNow(node));
+      const request: QuotaRequest = {
+        requestId: `${node.replica}/${this.nextRequest++}` as RequestId,
+        tenant: asTenantId(key.subject),
+        subjects: [{ scope: 'tenant', subject: key.subject, rules: [this.rule] }],
+        amounts: new Map([[this.rule.metric, reserved]]),
+        leaseMs: 3_600_000,
+      };
+      const arrivedMs = this.nowMs;
+      // The admission code decides as it will in production: at once on the local view
+      // (eventual, escrow rights in hand), or when a quorum round completes (strict, claims).
+      node.gate.admit(request, this.localNow(node), (decision) => {
+        const latencyMs = Math.min(latencyBucketsMax, Math.round(this.nowMs - arrivedMs));
+        this.latencyCounts[latencyMs] = (this.latencyCounts[latencyMs] as number) + 1;
         if (!decision.ok) {
           this.quota.rejected++;
-          if (this.oracle.value(key) + reserved <= quota.tokensPerDay) this.quota.falseRejections++;
-          continue;
+          if (decision.error.kind === 'no-quorum') this.quota.noQuorum++;
+          else if ((this.admittedTruth[tenant] as number) + reserved <= this.rule.limit) this.quota.falseRejections++;
+          return;
         }
-      }
-      const requestId = `${node.replica}/${this.nextRequest++}` as RequestId;
-      const result = node.reservations.reserve(requestId, asTenantId(key.subject), [key], reserved, this.localNow(node), 3_600_000);
-      if (!result.ok) {
-        this.fail('invariant', `reservation refused at ${node.id}: ${result.error.kind}`);
-        continue;
-      }
-      this.oracle.apply(key, node.replica, reserved, 0);
-      this.quota.admitted++;
-      (this.admittedTokens[tenant] as number[])[index] = ((this.admittedTokens[tenant] as number[])[index] as number) + reserved;
-      node.requests++;
-      const settleTick = tickIndex + 1 + this.random.int(500);
-      const list = node.settlements.get(settleTick) ?? [];
-      list.push({ key, requestId, used });
-      node.settlements.set(settleTick, list);
+        this.quota.admitted++;
+        this.admittedTruth[tenant] = (this.admittedTruth[tenant] as number) + reserved;
+        (this.admittedTokens[tenant] as number[])[index] = ((this.admittedTokens[tenant] as number[])[index] as number) + reserved;
+        const current = this.nodes[index] as SimNode;
+        current.requests++;
+        const pending: PendingSettle = { tenant, requestId: request.requestId, reserved, used };
+        // A decision that came after the safety phase settles at once, like the rest (see above).
+        if (this.nowMs >= this.scenario.durationMs) return this.settle(current, pending);
+        const settleTick = Math.floor(this.nowMs / trafficTickMs) + 1 + this.random.int(500);
+        const list = current.settlements.get(settleTick) ?? [];
+        list.push(pending);
+        current.settlements.set(settleTick, list);
+      });
     }
-    this.scheduleTick(node);
+    this.flush(node);
   }
 
   private dial(dialer: number, responder: number): void {
@@ -588,16 +662,14 @@ class Simulation {
     }
   }
 
-  /** Settles a request through the reservation books and mirrors the refund in the oracle. */
+  /** Settles a request through the admission code (the oracle sees the refund via the counter). */
   private settle(node: SimNode, pending: PendingSettle): void {
-    const settled = node.reservations.settle(pending.requestId, pending.used);
-    if (!settled.ok) {
-      this.fail('invariant', `settlement of ${pending.requestId} refused: ${settled.error.kind}`);
+    const settled = node.gate.settle(pending.requestId, new Map([[this.rule.metric, pending.used]]));
+    if (settled.length !== 1) {
+      this.fail('invariant', `settlement of ${pending.requestId} at ${node.id} found no reservation`);
       return;
     }
-    const { reserved, charged } = settled.value;
-    if (charged < reserved) this.oracle.apply(pending.key, node.replica, 0, reserved - charged);
-    else if (charged > reserved) this.oracle.apply(pending.key, node.replica, charged - reserved, 0);
+    this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) - (pending.reserved - pending.used);
   }
 
   /** A node that crashed with durable state still holds it, for the oracle's survivors. */
@@ -618,6 +690,7 @@ class Simulation {
       const invented = this.oracle.invented(node.counter);
       if (invented !== undefined) this.fail('invariant', invented);
     }
+    this.checkQuota();
     if (this.options.checkers !== undefined) {
       const view: SimView = {
         nowMs: this.nowMs,
@@ -644,6 +717,37 @@ class Simulation {
         this.finalConverged = this.nowMs;
       }
     }
+  }
+
+  /**
+   * Strict and escrow: what admitted requests are truly charged never exceeds a tenant's limit,
+   * at any check. Eventual: the largest overshoot is kept for the figures.
+   */
+  private checkQuota(): void {
+    const quota = this.scenario.workload.quota;
+    if (quota === undefined) return;
+    this.admittedTruth.forEach((admitted, tenant) => {
+      const over = admitted - quota.tokensPerDay;
+      if (over <= 0) return;
+      this.overshootSeenMax = Math.max(this.overshootSeenMax, over);
+      if (quota.mode !== 'eventual' && !this.overshootReported.has(tenant)) {
+        this.overshootReported.add(tenant);
+        this.fail('quota', `tenant-${tenant} was admitted ${admitted} tokens under its ${quota.mode} limit of ${quota.tokensPerDay}`);
+      }
+    });
+  }
+
+  private latencyPercentile(fraction: number): number {
+    let total = 0;
+    for (const count of this.latencyCounts) total += count;
+    if (total === 0) return 0;
+    const rank = Math.ceil(total * fraction);
+    let seen = 0;
+    for (let ms = 0; ms < this.latencyCounts.length; ms++) {
+      seen += this.latencyCounts[ms] as number;
+      if (seen >= rank) return ms;
+    }
+    return latencyBucketsMax;
   }
 
   private settlementsDone(): boolean {
@@ -679,21 +783,31 @@ class Simulation {
 
   private quotaFigures(): QuotaFigures {
     const quota = this.scenario.workload.quota as NonNullable<Scenario['workload']['quota']>;
+    this.checkQuota();
     const seconds = Math.max(1, this.scenario.durationMs / 1000);
     let maxOneWayMs = 0;
     for (let i = 0; i < this.scenario.regions; i++) for (let j = 0; j < this.scenario.regions; j++) maxOneWayMs = Math.max(maxOneWayMs, this.network.rttMs(i, j) / 2);
     const delaySeconds = (this.scenario.gossipIntervalMs + maxOneWayMs + this.scenario.network.jitterMs) / 1000;
+    // The bound of the tenant that overshot most (or, with no overshoot, the largest bound).
     let overshootTokensMax = 0;
     let overshootBoundTokens = 0;
-    this.tenantKeys.forEach((key, t) => {
-      const over = this.oracle.value(key) - quota.tokensPerDay;
+    this.admittedTruth.forEach((admitted, t) => {
+      const over = Math.max(0, admitted - quota.tokensPerDay);
       const bound = (this.admittedTokens[t] as number[]).reduce((sum, tokens) => sum + tokens / seconds, 0) * delaySeconds;
       if (over > overshootTokensMax || (overshootTokensMax === 0 && bound > overshootBoundTokens)) {
         overshootTokensMax = Math.max(overshootTokensMax, over);
         overshootBoundTokens = Math.round(bound);
       }
     });
-    return { mode: quota.mode, tokensPerDay: quota.tokensPerDay, ...this.quota, overshootTokensMax, overshootBoundTokens };
+    return {
+      mode: quota.mode,
+      tokensPerDay: quota.tokensPerDay,
+      ...this.quota,
+      overshootTokensMax: Math.max(overshootTokensMax, quota.mode === 'eventual' ? 0 : this.overshootSeenMax),
+      overshootBoundTokens,
+      latencyMsP50: this.latencyPercentile(0.5),
+      latencyMsP99: this.latencyPercentile(0.99),
+    };
   }
 
   private fail(checker: string, message: string): void {

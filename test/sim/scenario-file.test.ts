@@ -48,8 +48,10 @@ const expectedScenarios = [
   'one-way',
   'partition-heal',
   'pause',
+  'quota-escrow',
   'quota-eventual',
   'quota-eventual-steady',
+  'quota-strict',
   'ring',
   'steady',
   'strobe',
@@ -140,7 +142,7 @@ describe('parseScenario', () => {
     expect(fieldOf(withFields({ workload: { ...valid.workload, requestsPerSecond: 100_001 } }))).toBe('workload.requestsPerSecond');
     expect(fieldOf(withFields({ workload: { ...valid.workload, arrivals: 'uniform' } }))).toBe('workload.arrivals');
     expect(fieldOf(withFields({ workload: { ...valid.workload, burstSize: 10_001 } }))).toBe('workload.burstSize');
-    expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'strict', tokensPerDay: 10 } } }))).toBe('workload.quota.mode');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'exact', tokensPerDay: 10 } } }))).toBe('workload.quota.mode');
     expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 0 } } }))).toBe('workload.quota.tokensPerDay');
     expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 10, extra: 1 } } }))).toBe('workload.quota.extra');
     expect(parseScenario({ ...valid, workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 10 } } }).ok).toBe(true);
