@@ -24,6 +24,8 @@ import type { AddressInfo } from 'node:net';
 export interface AdminReply {
   readonly status: number;
   readonly body: unknown;
+  /** Extra response headers, such as `retry-after` on a rejection. */
+  readonly headers?: { readonly [name: string]: string | undefined };
 }
 
 export interface AdminHandler {
@@ -112,6 +114,8 @@ function readBody(req: IncomingMessage): Promise<BodyRead> {
 function reply(res: ServerResponse, answer: AdminReply): void {
   if (res.headersSent) return;
   const text = JSON.stringify(answer.body);
-  res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(answer.headers ?? {})) if (value !== undefined) headers[name] = value;
+  res.writeHead(answer.status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -1,4 +1,6 @@
-import type { AccountId, TenantId } from '../core/ids.js';
+import { rejectionStatus, retryHeaders } from '../admission/outcome.js';
+import { type AccountId, isValidId, type RequestId, type TenantId } from '../core/ids.js';
+import { reservationLeaseMsMax } from '../core/limits.js';
 import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-key.js';
 import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
 import { type Tenant, validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
@@ -28,6 +30,10 @@ export class AdminRoutes implements AdminHandler {
       if (method === 'GET') return this.readCounter(query);
       if (method === 'POST') return this.writeCounters(body);
       return notAllowed;
+    }
+    if (first === 'admission' && path.length === 2 && (second === 'admit' || second === 'settle')) {
+      if (method !== 'POST') return notAllowed;
+      return second === 'admit' ? this.admit(body) : this.settle(body);
     }
     if (first === 'policy') {
       const policy = this.runtime.policy;
@@ -129,6 +135,46 @@ export class AdminRoutes implements AdminHandler {
     return { status: 200, body: { applied } };
   }
 
+  /**
+   * POST /admission/admit {tenant, requestId, amounts: {metric: n}, leaseMs?}: the quota decision
+   * for one request under the tenant's limits, in their modes. 200 with `admitted: true`, or the
+   * rejection with the status of the one mapping table (429, 503) and its retry headers. For
+   * operators and tests; clients go through the gRPC endpoint.
+   */
+  private async admit(body: unknown): Promise<AdminReply> {
+    const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { tenant: tenantId, requestId, amounts, leaseMs = 60_000 } = fields;
+    if (typeof tenantId !== 'string' || !isValidId(tenantId)) return badRequest('tenant must be an id', 'tenant');
+    if (typeof requestId !== 'string' || !isValidId(requestId)) return badRequest('requestId must be an id', 'requestId');
+    if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > reservationLeaseMsMax) {
+      return badRequest(`leaseMs must be 1 to ${reservationLeaseMsMax}`, 'leaseMs');
+    }
+    const parsed = parseAmounts(amounts);
+    if (typeof parsed === 'string') return badRequest(parsed, 'amounts');
+    const tenant = this.runtime.policy.tenant(tenantId as TenantId);
+    if (tenant === undefined) return { status: 404, body: { error: `no tenant ${tenantId}`, field: 'tenant' } };
+    const decision = await this.runtime.admit({
+      requestId: requestId as RequestId,
+      tenant: tenant.id,
+      subjects: [{ scope: 'tenant', subject: tenant.id, rules: tenant.limits }],
+      amounts: parsed,
+      leaseMs,
+    });
+    if (decision.ok) return { status: 200, body: { admitted: true } };
+    return { status: rejectionStatus[decision.error.kind].http, headers: { ...retryHeaders(decision.error) }, body: { admitted: false, rejection: decision.error } };
+  }
+
+  /** POST /admission/settle {requestId, used: {metric: n}}: settles an admitted request. */
+  private settle(body: unknown): AdminReply {
+    const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { requestId, used } = fields;
+    if (typeof requestId !== 'string' || !isValidId(requestId)) return badRequest('requestId must be an id', 'requestId');
+    const parsed = parseAmounts(used);
+    if (typeof parsed === 'string') return badRequest(parsed, 'used');
+    const settlements = this.runtime.settle(requestId as RequestId, parsed);
+    return settlements.length === 0 ? { status: 404, body: { error: `no open reservation ${requestId}` } } : { status: 200, body: { settlements } };
+  }
+
   private policyView(): unknown {
     const policy = this.runtime.policy;
     return {
@@ -143,6 +189,19 @@ export class AdminRoutes implements AdminHandler {
 /** Key hashes double as signing secrets (src/admission/request-signature.ts): show a prefix only. */
 function redactTenant(tenant: Tenant): unknown {
   return { ...tenant, apiKeyHashes: tenant.apiKeyHashes.map((hash) => `${hash.slice(0, 8)}…`) };
+}
+
+/** `{metric: count}` with metric names and non-negative integer counts, or what is wrong. */
+function parseAmounts(value: unknown): Map<string, number> | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be an object of metric to count';
+  const amounts = new Map<string, number>();
+  for (const [metric, count] of Object.entries(value as Record<string, unknown>)) {
+    if (!/^[a-z][a-z0-9_]{0,31}$/.test(metric)) return `${metric} is not a metric name`;
+    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) return `${metric} must be a non-negative integer`;
+    amounts.set(metric, count);
+  }
+  if (amounts.size > 32) return 'at most 32 metrics';
+  return amounts;
 }
 
 /** A key from string or number fields; `index` defaults to the window containing `at` (ms) or now. */

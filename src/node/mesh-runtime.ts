@@ -1,5 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { asReplicaId, type ReplicaId } from '../core/ids.js';
+import { EscrowBook } from '../admission/escrow.js';
+import { type QuotaDecision, QuotaGate, type QuotaRequest } from '../admission/quota-gate.js';
+import { ReservationTable, type Settlement } from '../admission/reservations.js';
+import { asReplicaId, type ReplicaId, type RequestId } from '../core/ids.js';
 import { frameBytesMax, linkSendQueueBytesMax } from '../core/limits.js';
 import type { CounterKey } from '../crdt/counter-key.js';
 import { WindowedCounter } from '../crdt/windowed-counter.js';
@@ -18,6 +21,10 @@ import type { NodeConfig } from './node-config.js';
  * Scheduling. The node is ticked when its next timer is due, and soon after frames arrive
  * (`setImmediate`, coalesced), never inside the socket callback. After every tick the outbox is
  * drained into the transport and waiters on counter values are checked.
+ *
+ * Admission. The runtime also holds the node's quota gate (src/admission/quota-gate.ts) with its
+ * reservation and escrow books: `admit` wraps the gate's callback in a promise and pumps, so a
+ * strict round's frames leave at once instead of at the next timer.
  */
 export interface MeshRuntimeOptions {
   readonly config: NodeConfig;
@@ -40,6 +47,9 @@ export class MeshRuntime {
   readonly node: MeshNode;
   readonly counter: WindowedCounter;
   readonly policy: PolicyDocument;
+  readonly reservations: ReservationTable;
+  readonly escrow: EscrowBook;
+  readonly gate: QuotaGate;
   readonly replica: ReplicaId;
   readonly config: NodeConfig;
   meshPort = 0;
@@ -66,7 +76,18 @@ export class MeshRuntime {
       hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
       nonce: () => new Uint8Array(randomBytes(16)),
     };
-    this.node = new MeshNode({ membership: membership.value, replica: this.replica, secret: options.secret, crypto, counter: this.counter, policy: this.policy });
+    this.reservations = new ReservationTable(this.counter);
+    this.escrow = new EscrowBook(this.replica, this.counter);
+    this.node = new MeshNode({
+      membership: membership.value,
+      replica: this.replica,
+      secret: options.secret,
+      crypto,
+      counter: this.counter,
+      policy: this.policy,
+      rights: this.escrow,
+    });
+    this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length);
     const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
     this.transport = new WsTransport(
       {
@@ -107,6 +128,21 @@ export class MeshRuntime {
     runtime.meshPort = port;
     runtime.pump();
     return runtime;
+  }
+
+  /** The quota decision for one request, in its limits' modes (see QuotaGate). */
+  admit(request: QuotaRequest): Promise<QuotaDecision> {
+    return new Promise((resolve) => {
+      this.gate.admit(request, Date.now(), resolve);
+      this.soon();
+    });
+  }
+
+  /** Settles an admitted request with its actual usage per metric. */
+  settle(requestId: RequestId, used: ReadonlyMap<string, number>): Settlement[] {
+    const settlements = this.gate.settle(requestId, used);
+    this.soon();
+    return settlements;
   }
 
   transportStats(): WsTransportStats {
@@ -153,11 +189,12 @@ export class MeshRuntime {
     if (this.stopped) return;
     const now = Date.now();
     if (this.node.nextTickMs(now) <= now) this.node.tick(now);
+    if (this.gate.nextTickMs(now) <= now) this.gate.tick(now);
     this.flush();
     this.checkWaiters();
     if (this.timer !== undefined) clearTimeout(this.timer);
     const later = Date.now();
-    const delay = Math.max(1, this.node.nextTickMs(later) - later);
+    const delay = Math.max(1, Math.min(this.node.nextTickMs(later), this.gate.nextTickMs(later)) - later);
     this.timer = setTimeout(() => this.pump(), delay);
   }
 
