@@ -286,6 +286,8 @@ class Simulation {
       policy,
       decode: this.decode,
       rights: escrow,
+      // A start without state recovers before it serves strict reads, as in production.
+      recovering: !keep,
       ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
     });
     // A restart (durable or not) loses the rounds in flight with the process: a new gate, whose
@@ -589,6 +591,9 @@ class Simulation {
         if (!node.up) return;
         node.up = false;
         node.crashedBy = fault;
+        // Found by the strict swarm: work deferred by a pause must die with the process, or the
+        // pause's end ran it on the crashed node (a strict batch reserving on a dead replica).
+        node.deferred = [];
         for (const conn of node.links.values()) this.cut(conn, (this.network.rttMs(conn.dialer, conn.responder) / 2) | 0);
         node.links.clear();
         if (!fault.durable) {

@@ -18,7 +18,7 @@ import type { CounterDelta, Digest, WindowedCounter } from '../crdt/windowed-cou
 import { constantTimeEqual, handshakeProof, type MeshCrypto, meshProtocolVersion, NonceCache } from './handshake.js';
 import { livenessOf, type Liveness, type Membership, type QuorumSizes } from './membership.js';
 import { type AuthFailure, MeshStats } from './mesh-stats.js';
-import { type OpenPeer, QuorumRounds, type RoundOutcome, type RoundRequest, type RoundRunner, type RoundRunnerParts } from './quorum.js';
+import { type OpenPeer, QuorumRounds, type RoundDone, type RoundRequest, type RoundRunner, type RoundRunnerParts } from './quorum.js';
 import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/frame.js';
 
 /**
@@ -92,6 +92,12 @@ export interface MeshNodeOptions {
   /** Strict-round quorum sizes; majorities of the configured members unless given (W + R > N). */
   readonly quorum?: QuorumSizes;
   readonly quorumTimeoutMs?: number;
+  /**
+   * Whether this incarnation starts without the state of an earlier one (true in production,
+   * where a start is always a new replica): it then recovers before serving quorum reads (see
+   * ./quorum.ts). Default false, for tests that start every node fresh at once.
+   */
+  readonly recovering?: boolean;
   /** Builds the round protocol; `QuorumRounds` unless a test swaps in a variant. */
   readonly rounds?: (parts: RoundRunnerParts) => RoundRunner;
   /** Escrow rights to replicate, if this node keeps any. */
@@ -204,6 +210,7 @@ export class MeshNode {
       sizes: options.quorum ?? this.membership.quorum(),
       links,
       timeoutMs: options.quorumTimeoutMs ?? quorumRoundTimeoutMs,
+      recovering: options.recovering ?? false,
     };
     this.rounds = options.rounds?.(parts) ?? new QuorumRounds(parts);
   }
@@ -212,7 +219,7 @@ export class MeshNode {
    * Starts a strict quorum round over this node's own entries for `request.writeKeys` (raised by
    * the caller beforehand); `done` is called from a later `tick`.
    */
-  startRound(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void {
+  startRound(request: RoundRequest, nowMs: number, done: RoundDone): void {
     this.rounds.start(request, nowMs, done);
   }
 
@@ -457,6 +464,7 @@ export class MeshNode {
     // Each side learns what the other lacks from its digest; a new peer gets the full state.
     this.sendDigestRound(state, true);
     if (this.rights !== undefined) this.sendRights([state], this.rights.state());
+    this.rounds.onLinkOpened(state.id, peerId);
   }
 
   private onOpenFrame(state: LinkState, frame: Frame, nowMs: number): void {

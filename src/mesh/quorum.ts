@@ -27,10 +27,24 @@ import type { Frame } from './wire/frame.js';
  * peer whose link opens during a round gets the current phase's message on the next tick, so a
  * round survives a reconnect. Completions are delivered from `tick`, never from `start`, so the
  * caller never re-enters itself.
+ *
+ * Recovery. A node that starts without its state (a new replica id) may have been one of the W
+ * members holding a completed write; if it answered reads straight away, a read quorum through
+ * it could miss that write (its R − 1 other members need not meet the W − 1 others). So it
+ * starts `recovering`: it acks writes (it holds what it acks) but answers no reads and does not
+ * count itself in its own read phases until N − W + 1 peers have sent it their whole state;
+ * those must include one of the W − 1 other holders of any completed write. A peer's whole state
+ * is known to have arrived when it answers a recovery probe (a QuorumRead with no keys) sent
+ * after the digest that asked for it: the link is ordered, and the peer answers the digest with
+ * everything the empty state lacks. The guarantee assumes at most N − W members lose their
+ * state at once; beyond that the data is gone and no protocol can count it.
  */
 export type RoundOutcome =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: 'no-quorum' | 'rounds-full' | 'too-many-keys' };
+
+/** A round's completion, with the node's clock at that moment (a follow-up round starts then). */
+export type RoundDone = (outcome: RoundOutcome, nowMs: number) => void;
 
 export interface RoundRequest {
   /** Keys whose own entries this round makes durable at W members. */
@@ -54,13 +68,17 @@ export interface QuorumLinks {
 export interface RoundRunner {
   readonly stats: QuorumStats;
   readonly hasCompletions: boolean;
-  start(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void;
+  start(request: RoundRequest, nowMs: number, done: RoundDone): void;
   nextDeadlineMs(): number;
   tick(nowMs: number): void;
   onWrite(link: number, round: number, entries: readonly CounterEntry[]): void;
   onAck(peer: NodeId, round: number): void;
   onRead(link: number, round: number, keys: readonly CounterKey[]): void;
   onReply(peer: NodeId, round: number, entries: readonly CounterEntry[]): void;
+  /** A link to `peer` was authenticated (after this node's digest went out on it). */
+  onLinkOpened(link: number, peer: NodeId): void;
+  /** Whether the node still recovers its state and serves no reads. */
+  readonly recovering: boolean;
 }
 
 /** What a round runner is built from: a test may build another kind from the same parts. */
@@ -70,6 +88,8 @@ export interface RoundRunnerParts {
   readonly sizes: QuorumSizes;
   readonly links: QuorumLinks;
   readonly timeoutMs: number;
+  /** The node starts without its state and must recover before it serves reads (see above). */
+  readonly recovering: boolean;
 }
 
 export interface QuorumStats {
@@ -84,7 +104,7 @@ export interface QuorumStats {
 interface Round {
   readonly id: number;
   readonly request: RoundRequest;
-  readonly done: (outcome: RoundOutcome) => void;
+  readonly done: RoundDone;
   phase: 'write' | 'read';
   entries: readonly CounterEntry[];
   /** Links the current phase's message went out on (a reopened link gets it again). */
@@ -97,8 +117,13 @@ interface Round {
 export class QuorumRounds implements RoundRunner {
   readonly stats: QuorumStats = { roundsStarted: 0, roundsSucceeded: 0, roundsFailed: 0, writesServed: 0, readsServed: 0 };
   private readonly rounds = new Map<number, Round>();
-  private completions: { done: (outcome: RoundOutcome) => void; outcome: RoundOutcome }[] = [];
+  private completions: { done: RoundDone; outcome: RoundOutcome }[] = [];
   private nextRound = 1;
+  /** Recovery probes in flight, by round number, and the peers whose whole state arrived. */
+  private readonly probes = new Map<number, NodeId>();
+  private readonly synced = new Set<NodeId>();
+  private readonly syncedNeeded: number;
+  private recoveringNow: boolean;
 
   private readonly self: NodeId;
   private readonly counter: WindowedCounter;
@@ -112,6 +137,19 @@ export class QuorumRounds implements RoundRunner {
     assert(sizes.write >= 1 && sizes.read >= 1 && sizes.write <= sizes.members && sizes.read <= sizes.members, 'quorums within the members');
     assert(sizes.write + sizes.read > sizes.members, 'W + R must exceed N, or a read could miss a completed write');
     assert(timeoutMs > 0, 'a round needs time');
+    this.syncedNeeded = Math.min(sizes.members - sizes.write + 1, sizes.members - 1);
+    this.recoveringNow = parts.recovering && this.syncedNeeded > 0;
+  }
+
+  get recovering(): boolean {
+    return this.recoveringNow;
+  }
+
+  onLinkOpened(link: number, peer: NodeId): void {
+    if (!this.recoveringNow) return;
+    const round = this.nextRound++;
+    this.probes.set(round, peer);
+    this.links.send(link, { kind: 'quorum-read', round, keys: [] });
   }
 
   get open(): number {
@@ -124,7 +162,7 @@ export class QuorumRounds implements RoundRunner {
   }
 
   /** Starts a round; `done` is called from a later `tick`, exactly once. */
-  start(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void {
+  start(request: RoundRequest, nowMs: number, done: RoundDone): void {
     this.stats.roundsStarted++;
     if (this.rounds.size >= quorumRoundsOpenMax) return this.finish(undefined, done, { ok: false, reason: 'rounds-full' });
     if (request.writeKeys.length > quorumRoundKeysMax || request.readKeys.length > quorumRoundKeysMax) {
@@ -161,7 +199,7 @@ export class QuorumRounds implements RoundRunner {
     }
     const completions = this.completions;
     this.completions = [];
-    for (const { done, outcome } of completions) done(outcome);
+    for (const { done, outcome } of completions) done(outcome, nowMs);
   }
 
   // ---- Frames from peers ----
@@ -182,11 +220,24 @@ export class QuorumRounds implements RoundRunner {
   }
 
   onRead(link: number, round: number, keys: readonly CounterKey[]): void {
+    // A recovery probe (no keys) is answered even while recovering, or a cold-started mesh,
+    // where every node recovers, would wait forever; real reads wait for the recovery.
+    if (keys.length > 0 && this.recoveringNow) return;
     this.stats.readsServed++;
     this.links.send(link, { kind: 'quorum-reply', round, entries: this.counter.entriesFor(keys) });
   }
 
   onReply(peer: NodeId, roundId: number, entries: readonly CounterEntry[]): void {
+    const probed = this.probes.get(roundId);
+    if (probed !== undefined) {
+      this.probes.delete(roundId);
+      if (probed === peer) this.synced.add(peer);
+      if (this.synced.size >= this.syncedNeeded) {
+        this.recoveringNow = false;
+        this.probes.clear();
+      }
+      return;
+    }
     const round = this.rounds.get(roundId);
     if (round === undefined || round.phase !== 'read') return;
     const report = this.counter.join({ entries, ranges: [] });
@@ -200,7 +251,7 @@ export class QuorumRounds implements RoundRunner {
   private advance(round: Round): void {
     if (round.phase === 'write' && round.answered.size >= this.sizes.write) {
       round.phase = 'read';
-      round.answered = new Set([this.self]);
+      round.answered = new Set(this.recoveringNow ? [] : [this.self]);
       round.sentOn = new Set();
       round.entries = [];
     }
@@ -220,7 +271,7 @@ export class QuorumRounds implements RoundRunner {
     }
   }
 
-  private finish(round: Round | undefined, done: (outcome: RoundOutcome) => void, outcome: RoundOutcome): void {
+  private finish(round: Round | undefined, done: RoundDone, outcome: RoundOutcome): void {
     if (round !== undefined) this.rounds.delete(round.id);
     if (outcome.ok) this.stats.roundsSucceeded++;
     else this.stats.roundsFailed++;

@@ -86,6 +86,8 @@ export class MeshRuntime {
       counter: this.counter,
       policy: this.policy,
       rights: this.escrow,
+      // Every start is a new replica without the old one's state (nothing is persisted yet).
+      recovering: true,
     });
     this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length);
     const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
