@@ -5,7 +5,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { counterKey, type CounterKey } from '../crdt/counter-key.js';
 import { windowAt, windowLengthMs } from '../crdt/window.js';
 import type { WindowedCounter } from '../crdt/windowed-counter.js';
-import type { RoundOutcome, RoundRequest } from '../mesh/quorum.js';
+import type { RoundDone, RoundOutcome, RoundRequest } from '../mesh/quorum.js';
 import type { LimitRule } from '../mesh/policy/policy-schema.js';
 import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
@@ -56,7 +56,7 @@ export type QuotaDecision = Result<undefined, QuotaRejection>;
 
 /** What the gate needs from the mesh node. */
 export interface RoundStarter {
-  startRound(request: RoundRequest, nowMs: number, done: (outcome: RoundOutcome) => void): void;
+  startRound(request: RoundRequest, nowMs: number, done: RoundDone): void;
 }
 
 export interface QuotaGateStats {
@@ -157,7 +157,12 @@ export class QuotaGate {
     this.open.delete(requestId);
     const settlements: Settlement[] = [];
     for (const metric of open.metrics) {
-      const settled = this.reservations.settle(reservationId(requestId, metric), used.get(metric) ?? Number.MAX_SAFE_INTEGER);
+      const id = reservationId(requestId, metric);
+      // A metric the caller does not report is charged its estimate (found by the gate tests:
+      // a missing metric used to be charged as 2^53 of excess usage).
+      const usage = used.get(metric) ?? this.reservations.get(id)?.amount;
+      if (usage === undefined) continue;
+      const settled = this.reservations.settle(id, usage);
       if (!settled.ok) continue;
       settlements.push(settled.value);
       const { reserved, charged } = settled.value;
@@ -223,7 +228,7 @@ export class QuotaGate {
     batch.inFlight = true;
     this.stats.claimRounds++;
     const keys = claims.map((c) => c.key);
-    this.rounds.startRound({ writeKeys: keys, readKeys: keys }, nowMs, (outcome) => {
+    this.rounds.startRound({ writeKeys: keys, readKeys: keys }, nowMs, (outcome, doneMs) => {
       batch.inFlight = false;
       for (const { charge, claimed, key } of claims) {
         let kept = 0;
@@ -240,7 +245,8 @@ export class QuotaGate {
         else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', retryAfterMs: noQuorumRetryMs });
         else this.reject(pending.done, quotaRejection((pending.escrow[0] as Charge).rule, pending.nowMs));
       }
-      this.runClaims(batchId, nowMs);
+      // The next batch starts now, with a whole timeout of its own.
+      this.runClaims(batchId, doneMs);
     });
   }
 
@@ -316,10 +322,12 @@ export class QuotaGate {
     batch.inFlight = true;
     this.stats.strictRounds++;
     this.stats.strictBatched += riders.length;
-    this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome) => {
+    this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
       batch.inFlight = false;
       this.decideStrict(riders, outcome);
-      this.runStrict(tenant, nowMs);
+      // Found by test/admission/quota-gate.test.ts: the next batch used the old start time, so
+      // a request that waited behind a failed round got a round with no time left.
+      this.runStrict(tenant, doneMs);
     });
   }
 

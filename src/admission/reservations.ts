@@ -69,6 +69,11 @@ export class ReservationTable {
     return this.open.size;
   }
 
+  /** The open reservation under `requestId`, if any. */
+  get(requestId: RequestId): Reservation | undefined {
+    return this.open.get(requestId);
+  }
+
   /**
    * Charges `amount` to every key, or nothing: if one key refuses (a full map, an expired
    * window), the keys already charged are refunded. Reserving an id that is still open returns

@@ -1,0 +1,407 @@
+// Proves strict quorum rounds write to W members before reading from R, count each member once per
+// phase, fail as no-quorum in a minority, resend a phase on a reopened link, and complete only from tick.
+import { describe, expect, it } from 'vitest';
+import { AssertionError } from '../../src/core/assert.js';
+import { asNodeId, asReplicaId, type NodeId } from '../../src/core/ids.js';
+import { quorumRoundKeysMax, quorumRoundsOpenMax } from '../../src/core/limits.js';
+import { SeededRandom } from '../../src/core/random.js';
+import { counterKey, type CounterKey } from '../../src/crdt/counter-key.js';
+import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
+import { Membership, type QuorumSizes } from '../../src/mesh/membership.js';
+import { MeshNode, type MeshTimings } from '../../src/mesh/mesh-node.js';
+import { type OpenPeer, type QuorumLinks, QuorumRounds, type RoundOutcome, type RoundRunnerParts } from '../../src/mesh/quorum.js';
+import type { Frame } from '../../src/mesh/wire/frame.js';
+import { emptyPolicy, members, MemoryNetwork, testCrypto, testSecret } from '../support/mesh-network.js';
+
+const key = counterKey('tenant', 'acme', 'requests', { unit: 'day', index: 20416 });
+const t0 = 1_764_000_000_000;
+const timeoutMs = 400;
+
+/** Links that record what the rounds send, with a peer set the test opens and closes. */
+class RecordingLinks implements QuorumLinks {
+  peers: OpenPeer[] = [];
+  sent: { link: number; frame: Frame }[] = [];
+
+  openPeers(): readonly OpenPeer[] {
+    return this.peers;
+  }
+
+  send(link: number, frame: Frame): void {
+    this.sent.push({ link, frame });
+  }
+
+  take(): { link: number; frame: Frame }[] {
+    const sent = this.sent;
+    this.sent = [];
+    return sent;
+  }
+}
+
+const n = (i: number): NodeId => asNodeId(`n${i}`);
+
+/** A coordinator `n0` with peers n1..n(members-1) on links 11, 12, ... */
+function coordinator(sizes: QuorumSizes): { rounds: QuorumRounds; links: RecordingLinks; counter: WindowedCounter } {
+  const links = new RecordingLinks();
+  links.peers = Array.from({ length: sizes.members - 1 }, (_, i) => ({ link: 11 + i, peer: n(i + 1) }));
+  const counter = new WindowedCounter(asReplicaId('n0~1'));
+  return { rounds: new QuorumRounds({ self: n(0), counter, sizes, links, timeoutMs, recovering: false }), links, counter };
+}
+
+/** Starts a round and returns its outcomes so far (a list, so a second call would show). */
+function start(rounds: QuorumRounds, writeKeys: readonly CounterKey[] = [key], readKeys: readonly CounterKey[] = [key], nowMs = t0): RoundOutcome[] {
+  const outcomes: RoundOutcome[] = [];
+  rounds.start({ writeKeys, readKeys }, nowMs, (outcome) => outcomes.push(outcome));
+  return outcomes;
+}
+
+function kinds(sent: { frame: Frame }[]): string[] {
+  return sent.map((s) => s.frame.kind);
+}
+
+describe('QuorumRounds, driven frame by frame', () => {
+  it('waits for W distinct acks, then for R distinct replies, and completes only on tick', () => {
+    const { rounds, links } = coordinator({ members: 5, write: 3, read: 3 });
+    const outcomes = start(rounds);
+    const writes = links.take();
+    expect(kinds(writes)).toEqual(['quorum-write', 'quorum-write', 'quorum-write', 'quorum-write']);
+    const round = writes[0]!.frame.kind === 'quorum-write' ? writes[0]!.frame.round : -1;
+    // A duplicated ack is one member: with the coordinator that makes two of three.
+    rounds.onAck(n(1), round);
+    rounds.onAck(n(1), round);
+    // Replies before the read phase are not acks and not replies.
+    rounds.onReply(n(2), round, []);
+    rounds.tick(t0 + 1);
+    expect(links.take()).toEqual([]);
+    rounds.onAck(n(2), round);
+    // The read goes to every peer, also those that acked.
+    expect(kinds(links.take())).toEqual(['quorum-read', 'quorum-read', 'quorum-read', 'quorum-read']);
+    // A write ack that arrives in the read phase is not a reply.
+    rounds.onAck(n(4), round);
+    rounds.onReply(n(3), round, []);
+    rounds.onReply(n(3), round, []);
+    rounds.tick(t0 + 2);
+    expect(outcomes).toEqual([]);
+    rounds.onReply(n(4), round, []);
+    expect(outcomes).toEqual([]); // not from the frame handler either
+    rounds.tick(t0 + 3);
+    expect(outcomes).toEqual([{ ok: true }]);
+    expect(rounds.stats).toMatchObject({ roundsStarted: 1, roundsSucceeded: 1, roundsFailed: 0 });
+    expect(rounds.open).toBe(0);
+  });
+
+  it('ignores late and duplicate acks and replies for a finished round, and for unknown rounds', () => {
+    const { rounds, links, counter } = coordinator({ members: 3, write: 2, read: 2 });
+    const outcomes = start(rounds);
+    const round = 1;
+    rounds.onAck(n(1), round);
+    rounds.onReply(n(2), round, []);
+    rounds.tick(t0 + 1);
+    expect(outcomes).toEqual([{ ok: true }]);
+    links.take();
+    const late = [{ key, replica: asReplicaId('n2~1'), p: 99, n: 0, version: 1 }];
+    rounds.onAck(n(2), round);
+    rounds.onReply(n(1), round, late);
+    rounds.onReply(n(2), round, late);
+    rounds.onAck(n(1), 77);
+    rounds.onReply(n(1), 77, late);
+    rounds.tick(t0 + 2);
+    rounds.tick(t0 + timeoutMs + 10);
+    expect(outcomes).toEqual([{ ok: true }]);
+    expect(rounds.stats).toMatchObject({ roundsStarted: 1, roundsSucceeded: 1, roundsFailed: 0 });
+    expect(links.take()).toEqual([]);
+    expect(counter.value(key)).toBe(0);
+  });
+
+  it('joins each reply into the counter, so the coordinator reads the R members it heard', () => {
+    const { rounds, counter } = coordinator({ members: 3, write: 2, read: 2 });
+    counter.increment(key, 1);
+    const outcomes = start(rounds);
+    rounds.onAck(n(2), 1);
+    rounds.onReply(n(1), 1, [{ key, replica: asReplicaId('n1~1'), p: 40, n: 5, version: 3 }]);
+    rounds.tick(t0 + 1);
+    expect(outcomes).toEqual([{ ok: true }]);
+    expect(counter.value(key)).toBe(1 + 35);
+  });
+
+  it('fails as no-quorum exactly at the timeout, and a clock stepped back does not stretch it', () => {
+    const { rounds, links } = coordinator({ members: 3, write: 2, read: 2 });
+    const outcomes = start(rounds);
+    expect(rounds.nextDeadlineMs()).toBe(t0 + timeoutMs);
+    rounds.tick(t0 + timeoutMs - 1);
+    expect(outcomes).toEqual([]);
+    rounds.tick(t0 + timeoutMs);
+    expect(outcomes).toEqual([{ ok: false, reason: 'no-quorum' }]);
+    expect(rounds.stats.roundsFailed).toBe(1);
+    expect(rounds.nextDeadlineMs()).toBe(Infinity);
+    // A round started before the clock stepped back ten seconds times out one timeout after the step.
+    links.take();
+    const stepped = start(rounds, [key], [key], t0);
+    rounds.tick(t0 - 10_000);
+    expect(rounds.nextDeadlineMs()).toBe(t0 - 10_000 + timeoutMs);
+    rounds.tick(t0 - 10_000 + timeoutMs);
+    expect(stepped).toEqual([{ ok: false, reason: 'no-quorum' }]);
+  });
+
+  it('sends the current phase on a link opened during the round, once per link, never to a member that answered', () => {
+    const { rounds, links } = coordinator({ members: 3, write: 2, read: 2 });
+    links.peers = [];
+    const outcomes = start(rounds);
+    expect(links.take()).toEqual([]);
+    links.peers = [{ link: 21, peer: n(1) }];
+    rounds.tick(t0 + 1);
+    expect(links.take().map((s) => [s.link, s.frame.kind])).toEqual([[21, 'quorum-write']]);
+    rounds.tick(t0 + 2);
+    expect(links.take()).toEqual([]);
+    // The link to n1 is replaced by a new one: the write goes out again on it.
+    links.peers = [{ link: 22, peer: n(1) }];
+    rounds.tick(t0 + 3);
+    expect(links.take().map((s) => [s.link, s.frame.kind])).toEqual([[22, 'quorum-write']]);
+    rounds.onAck(n(1), 1);
+    expect(links.take().map((s) => [s.link, s.frame.kind])).toEqual([[22, 'quorum-read']]);
+    // n2 connects during the read phase and gets the read, not the write.
+    links.peers = [{ link: 22, peer: n(1) }, { link: 23, peer: n(2) }];
+    rounds.tick(t0 + 4);
+    expect(links.take().map((s) => [s.link, s.frame.kind])).toEqual([[23, 'quorum-read']]);
+    rounds.onReply(n(2), 1, []);
+    // n1 reconnects after the round is decided: nothing more is sent.
+    links.peers = [{ link: 24, peer: n(1) }];
+    rounds.tick(t0 + 5);
+    expect(outcomes).toEqual([{ ok: true }]);
+    expect(links.take()).toEqual([]);
+  });
+
+  it('acks a write only when the member holds every entry, and answers reads with every replica', () => {
+    const links = new RecordingLinks();
+    const full = new WindowedCounter(asReplicaId('n1~1'), { keysMax: 1 });
+    full.increment(counterKey('tenant', 'other', 'requests', { unit: 'day', index: 20416 }), 1);
+    const member = new QuorumRounds({ self: n(1), counter: full, sizes: { members: 3, write: 2, read: 2 }, links, timeoutMs, recovering: false });
+    const entries = [{ key, replica: asReplicaId('n0~1'), p: 5, n: 0, version: 1 }];
+    member.onWrite(7, 3, entries);
+    expect(links.take()).toEqual([]);
+    const roomy = new WindowedCounter(asReplicaId('n2~1'));
+    roomy.increment(key, 2);
+    const other = new QuorumRounds({ self: n(2), counter: roomy, sizes: { members: 3, write: 2, read: 2 }, links, timeoutMs, recovering: false });
+    other.onWrite(8, 3, entries);
+    expect(links.take()).toEqual([{ link: 8, frame: { kind: 'quorum-ack', round: 3 } }]);
+    other.onRead(8, 4, [key]);
+    const reply = links.take();
+    expect(reply.map((s) => [s.link, s.frame.kind])).toEqual([[8, 'quorum-reply']]);
+    const frame = reply[0]!.frame;
+    expect(frame.kind === 'quorum-reply' ? frame.entries.map((e) => [e.replica, e.p]).sort() : []).toEqual([
+      ['n0~1', 5],
+      ['n2~1', 2],
+    ]);
+    expect(other.stats).toMatchObject({ writesServed: 1, readsServed: 1 });
+  });
+
+  it('never calls done synchronously from start, also for a one-member quorum and for refusals', () => {
+    const links = new RecordingLinks();
+    const counter = new WindowedCounter(asReplicaId('solo~1'));
+    const solo = new QuorumRounds({ self: n(0), counter, sizes: { members: 1, write: 1, read: 1 }, links, timeoutMs, recovering: false });
+    expect(solo.hasCompletions).toBe(false);
+    const outcomes = start(solo);
+    expect(outcomes).toEqual([]);
+    expect(solo.hasCompletions).toBe(true);
+    solo.tick(t0);
+    expect(outcomes).toEqual([{ ok: true }]);
+    expect(solo.hasCompletions).toBe(false);
+    const tooMany = Array.from({ length: quorumRoundKeysMax + 1 }, (_, i) => counterKey('tenant', 'acme', 'requests', { unit: 'day', index: i }));
+    const refused = start(solo, tooMany, []);
+    expect(refused).toEqual([]);
+    solo.tick(t0);
+    expect(refused).toEqual([{ ok: false, reason: 'too-many-keys' }]);
+  });
+
+  it('refuses a round with more keys than a round carries, on either side, and accepts exactly the bound', () => {
+    const links = new RecordingLinks();
+    const solo = new QuorumRounds({ self: n(0), counter: new WindowedCounter(asReplicaId('solo~1')), sizes: { members: 1, write: 1, read: 1 }, links, timeoutMs, recovering: false });
+    const keys = Array.from({ length: quorumRoundKeysMax + 1 }, (_, i) => counterKey('tenant', 'acme', 'requests', { unit: 'day', index: i }));
+    const atBound = start(solo, keys.slice(1), keys.slice(1));
+    const tooManyWrites = start(solo, keys, []);
+    const tooManyReads = start(solo, [], keys);
+    solo.tick(t0);
+    expect(atBound).toEqual([{ ok: true }]);
+    expect(tooManyWrites).toEqual([{ ok: false, reason: 'too-many-keys' }]);
+    expect(tooManyReads).toEqual([{ ok: false, reason: 'too-many-keys' }]);
+    expect(solo.stats).toMatchObject({ roundsStarted: 3, roundsSucceeded: 1, roundsFailed: 2 });
+  });
+
+  it('refuses a round past the open-rounds bound, and takes one again once rounds finish', () => {
+    const { rounds } = coordinator({ members: 3, write: 2, read: 2 });
+    const outcomes: RoundOutcome[] = [];
+    for (let i = 0; i < quorumRoundsOpenMax; i++) rounds.start({ writeKeys: [], readKeys: [] }, t0, (o) => outcomes.push(o));
+    expect(rounds.open).toBe(quorumRoundsOpenMax);
+    const refused = start(rounds, [], []);
+    rounds.tick(t0 + 1);
+    expect(refused).toEqual([{ ok: false, reason: 'rounds-full' }]);
+    expect(outcomes).toEqual([]);
+    rounds.tick(t0 + timeoutMs);
+    expect(outcomes.length).toBe(quorumRoundsOpenMax);
+    expect(outcomes.every((o) => !o.ok && o.reason === 'no-quorum')).toBe(true);
+    expect(rounds.open).toBe(0);
+    start(rounds, [], []);
+    expect(rounds.open).toBe(1);
+  });
+
+  it('refuses quorum sizes where W + R does not exceed N, or that exceed the members', () => {
+    const parts = (sizes: QuorumSizes): RoundRunnerParts => ({
+      self: n(0),
+      counter: new WindowedCounter(asReplicaId('n0~1')),
+      sizes,
+      links: new RecordingLinks(),
+      timeoutMs,
+      recovering: false,
+    });
+    expect(() => new QuorumRounds(parts({ members: 4, write: 2, read: 2 }))).toThrow(AssertionError);
+    expect(() => new QuorumRounds(parts({ members: 5, write: 1, read: 4 }))).toThrow(/W \+ R must exceed N/);
+    expect(() => new QuorumRounds(parts({ members: 3, write: 4, read: 1 }))).toThrow(AssertionError);
+    expect(() => new QuorumRounds(parts({ members: 3, write: 2, read: 2 }))).not.toThrow();
+    expect(() => new QuorumRounds(parts({ members: 4, write: 1, read: 4 }))).not.toThrow();
+    // The mesh node passes configured sizes through to the same check.
+    const all = members(3);
+    const membership = Membership.create(all[0]!.id, all);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    const options = {
+      membership: membership.value,
+      replica: asReplicaId('n0~1'),
+      secret: testSecret,
+      crypto: testCrypto(new SeededRandom(1)),
+      counter: new WindowedCounter(asReplicaId('n0~1')),
+      policy: emptyPolicy(),
+    };
+    expect(() => new MeshNode({ ...options, quorum: { members: 3, write: 1, read: 2 } })).toThrow(AssertionError);
+  });
+});
+
+// ---- Rounds between mesh nodes over the in-memory network ----
+
+/** No gossip and no digest rounds after the links open: entries move only by quorum frames. */
+const quiet: MeshTimings = { gossipIntervalMs: 1e9, digestIntervalMs: 1e9, heartbeatIntervalMs: 250 };
+
+interface Mesh {
+  nodes: MeshNode[];
+  network: MemoryNetwork;
+  /** Per node, a hook called when it sends its first QuorumRead of a round. */
+  onReadPhase: ((node: number) => void)[];
+}
+
+function mesh(count: number, seed: number, timings: MeshTimings = quiet): Mesh {
+  const random = new SeededRandom(seed);
+  const all = members(count);
+  const onReadPhase: ((node: number) => void)[] = all.map(() => () => {});
+  const nodes = all.map((m, index) => {
+    const membership = Membership.create(m.id, all);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    const replica = asReplicaId(`${m.id}~1`);
+    return new MeshNode({
+      membership: membership.value,
+      replica,
+      secret: testSecret,
+      crypto: testCrypto(random),
+      counter: new WindowedCounter(replica),
+      policy: emptyPolicy(timings),
+      quorumTimeoutMs: timeoutMs,
+      // The production rounds, with a tap on the links that sees the read phase begin.
+      rounds: (parts) => {
+        const reads = new Set<number>();
+        return new QuorumRounds({
+          ...parts,
+          links: {
+            openPeers: () => parts.links.openPeers(),
+            send: (link, frame) => {
+              if (frame.kind === 'quorum-read' && !reads.has(frame.round)) {
+                reads.add(frame.round);
+                onReadPhase[index]!(index);
+              }
+              parts.links.send(link, frame);
+            },
+          },
+        });
+      },
+    });
+  });
+  const network = new MemoryNetwork(nodes, random);
+  network.run(100);
+  for (const node of nodes) expect(node.stats.linksAuthenticated).toBe(count - 1);
+  return { nodes, network, onReadPhase };
+}
+
+/** Starts a round at node `index` over `key`, and returns its outcomes with the time of each. */
+function round(m: Mesh, index: number): { outcome: RoundOutcome; atMs: number }[] {
+  const outcomes: { outcome: RoundOutcome; atMs: number }[] = [];
+  m.nodes[index]!.startRound({ writeKeys: [key], readKeys: [key] }, m.network.nowMs, (outcome) => outcomes.push({ outcome, atMs: m.network.nowMs }));
+  return outcomes;
+}
+
+function runUntil(m: Mesh, done: () => boolean, limitMs: number): void {
+  for (let t = 0; t < limitMs && !done(); t++) m.network.step(1);
+}
+
+describe('QuorumRounds between mesh nodes', () => {
+  for (const count of [3, 5]) {
+    it(`${count} nodes: the write reaches W members before the read, and the coordinator ends holding R members' entries`, () => {
+      const m = mesh(count, count);
+      const { write, read } = m.nodes[0]!.membership.quorum();
+      const own = (i: number): number => 100 * (i + 1);
+      m.nodes.forEach((node, i) => node.counter.increment(key, own(i)));
+      const coordinator = m.nodes[0]!;
+      expect(m.nodes[1]!.counter.value(key)).toBe(own(1)); // no gossip: each holds only its own
+      let holdersAtRead = -1;
+      m.onReadPhase[0] = () => {
+        holdersAtRead = m.nodes.slice(1).filter((node) => node.counter.contributions(key).get(coordinator.replica)?.p === own(0)).length;
+      };
+      const outcomes = round(m, 0);
+      expect(outcomes).toEqual([]);
+      runUntil(m, () => outcomes.length > 0, timeoutMs - 1);
+      expect(outcomes.map((o) => o.outcome)).toEqual([{ ok: true }]);
+      expect(holdersAtRead).toBeGreaterThanOrEqual(write - 1);
+      const held = coordinator.counter.contributions(key);
+      expect(held.size).toBeGreaterThanOrEqual(read);
+      let total = 0;
+      for (const [replica, entry] of held) {
+        const index = m.nodes.findIndex((node) => node.replica === replica);
+        expect(entry).toEqual({ p: own(index), n: 0 });
+        total += own(index);
+      }
+      expect(coordinator.counter.value(key)).toBe(total);
+      expect(coordinator.rounds.stats).toMatchObject({ roundsStarted: 1, roundsSucceeded: 1, roundsFailed: 0 });
+    });
+  }
+
+  it('5 nodes split 2 | 3: the minority round fails as no-quorum at the timeout, the majority round succeeds', () => {
+    const m = mesh(5, 7, emptyPolicy().settings());
+    for (const a of [0, 1]) for (const b of [2, 3, 4]) m.network.cut(a, b);
+    m.nodes[0]!.counter.increment(key, 3);
+    const startMs = m.network.nowMs;
+    const minority = round(m, 0);
+    const majority = round(m, 3);
+    runUntil(m, () => majority.length > 0, timeoutMs - 1);
+    expect(majority.map((o) => o.outcome)).toEqual([{ ok: true }]);
+    runUntil(m, () => minority.length > 0, timeoutMs + 50);
+    expect(minority.map((o) => o.outcome)).toEqual([{ ok: false, reason: 'no-quorum' }]);
+    expect(minority[0]!.atMs - startMs).toBeGreaterThanOrEqual(timeoutMs);
+    expect(minority[0]!.atMs - startMs).toBeLessThanOrEqual(timeoutMs + 5);
+    expect(m.nodes[0]!.rounds.stats).toMatchObject({ roundsFailed: 1, roundsSucceeded: 0 });
+    // The minority member heard the write; no majority member did.
+    expect(m.nodes[1]!.counter.contributions(key).get(m.nodes[0]!.replica)).toEqual({ p: 3, n: 0 });
+    for (const i of [2, 3, 4]) expect(m.nodes[i]!.counter.contributions(key).get(m.nodes[0]!.replica)).toBeUndefined();
+  });
+
+  it('a round whose messages died with a link completes once the link reopens mid-round', () => {
+    const m = mesh(3, 9);
+    m.nodes[0]!.counter.increment(key, 5);
+    const outcomes = round(m, 0);
+    // The writes sit in n0's outbox for links that are cut before they are routed.
+    m.network.cut(0, 1);
+    m.network.cut(0, 2);
+    m.network.run(100, 1);
+    expect(outcomes).toEqual([]);
+    expect(m.nodes[1]!.counter.value(key)).toBe(0);
+    const healedMs = m.network.nowMs;
+    m.network.heal(0, 1);
+    runUntil(m, () => outcomes.length > 0, timeoutMs);
+    expect(outcomes.map((o) => o.outcome)).toEqual([{ ok: true }]);
+    expect(outcomes[0]!.atMs - healedMs).toBeLessThan(timeoutMs - 100);
+    expect(m.nodes[1]!.counter.contributions(key).get(m.nodes[0]!.replica)).toEqual({ p: 5, n: 0 });
+  });
+});
