@@ -124,6 +124,8 @@ export class QuorumRounds implements RoundRunner {
   private readonly synced = new Set<NodeId>();
   private readonly syncedNeeded: number;
   private recoveringNow: boolean;
+  /** Reads that arrived while recovering: answered once recovered (bounded; more are dropped). */
+  private heldReads: { link: number; round: number; keys: readonly CounterKey[] }[] = [];
 
   private readonly self: NodeId;
   private readonly counter: WindowedCounter;
@@ -222,7 +224,10 @@ export class QuorumRounds implements RoundRunner {
   onRead(link: number, round: number, keys: readonly CounterKey[]): void {
     // A recovery probe (no keys) is answered even while recovering, or a cold-started mesh,
     // where every node recovers, would wait forever; real reads wait for the recovery.
-    if (keys.length > 0 && this.recoveringNow) return;
+    if (keys.length > 0 && this.recoveringNow) {
+      if (this.heldReads.length < quorumRoundsOpenMax) this.heldReads.push({ link, round, keys });
+      return;
+    }
     this.stats.readsServed++;
     this.links.send(link, { kind: 'quorum-reply', round, entries: this.counter.entriesFor(keys) });
   }
@@ -232,10 +237,7 @@ export class QuorumRounds implements RoundRunner {
     if (probed !== undefined) {
       this.probes.delete(roundId);
       if (probed === peer) this.synced.add(peer);
-      if (this.synced.size >= this.syncedNeeded) {
-        this.recoveringNow = false;
-        this.probes.clear();
-      }
+      if (this.synced.size >= this.syncedNeeded) this.recovered();
       return;
     }
     const round = this.rounds.get(roundId);
@@ -247,6 +249,24 @@ export class QuorumRounds implements RoundRunner {
   }
 
   // ---- Internals ----
+
+  /**
+   * Found by the simulator's mode table: at a cold start every node recovers, and reads that
+   * arrived meanwhile went unanswered, so every round started in the first second timed out.
+   * Held reads are answered now, and rounds in their read phase count this node again.
+   */
+  private recovered(): void {
+    this.recoveringNow = false;
+    this.probes.clear();
+    const held = this.heldReads;
+    this.heldReads = [];
+    for (const { link, round, keys } of held) this.onRead(link, round, keys);
+    for (const round of [...this.rounds.values()]) {
+      if (round.phase !== 'read') continue;
+      round.answered.add(this.self);
+      this.advance(round);
+    }
+  }
 
   private advance(round: Round): void {
     if (round.phase === 'write' && round.answered.size >= this.sizes.write) {
