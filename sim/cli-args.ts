@@ -27,6 +27,9 @@ options:
   --swarm N             run N random scenarios built on the chosen one, with seeds
                         S, S+1, ... where S is --seed; each run uses its scenario's seed
   --report FILE.html    write an HTML report of the runs
+  --table               run every consistency mode under every partition kind (3 seeds from
+                        --seed each; --duration sets the run length) and print the
+                        Markdown table of overshoot, false rejections and latency
   --list                list the scenarios with what each shows
   --quiet               no progress lines (a swarm prints only failing runs)
   --help                this text
@@ -42,12 +45,13 @@ export interface CliOptions {
   readonly swarm: number | undefined;
   readonly report: string | undefined;
   readonly list: boolean;
+  readonly table: boolean;
   readonly quiet: boolean;
   readonly help: boolean;
 }
 
 const valueFlags = ['scenario', 'regions', 'seed', 'duration', 'swarm', 'report'] as const;
-const switchFlags = ['list', 'quiet', 'help'] as const;
+const switchFlags = ['list', 'table', 'quiet', 'help'] as const;
 type ValueFlag = (typeof valueFlags)[number];
 type SwitchFlag = (typeof switchFlags)[number];
 
@@ -114,6 +118,7 @@ export function parseArgs(argv: readonly string[]): Result<CliOptions, string> {
     swarm: swarm.value,
     report,
     list: switches.has('list'),
+    table: switches.has('table'),
     quiet: switches.has('quiet'),
     help: switches.has('help'),
   });

@@ -17,6 +17,7 @@ import {
   type SwarmRun,
   swarmReplayCommand,
 } from './cli-format.js';
+import { formatModeTable, modeTable, tableSeedsDefault } from './mode-table.js';
 import { renderReport } from './report/index.js';
 import type { Scenario } from './scenario.js';
 import { describeScenarioError, listScenarios, loadScenario, withOverrides } from './scenario-file.js';
@@ -46,6 +47,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(formatScenarioList(await scenarioEntries(), defaultScenario));
     return exitPassed;
   }
+  if (options.table) return runTable(options);
 
   const loaded = await loadScenario(options.scenario);
   if (!loaded.ok) {
@@ -109,6 +111,17 @@ function runSwarm(base: Scenario, options: CliOptions, count: number): Runs {
   }
   console.log(formatSwarmTally(runs));
   return { completed, allPassed: runs.every((run) => run.ok) };
+}
+
+/** The mode × partition table of README.md; fails if any run failed a check. */
+function runTable(options: CliOptions): number {
+  const seeds = Array.from({ length: tableSeedsDefault }, (_, i) => options.seed + i);
+  const durationMs = options.durationMs ?? 30_000;
+  const cells = modeTable(seeds, durationMs, (cell, seed, result) => {
+    if (!options.quiet || !result.ok) console.log(`table: ${cell} seed ${seed} ${result.ok ? 'passed' : `FAILED: ${result.failures[0]?.message ?? ''}`} in ${(result.wallMs / 1000).toFixed(1)} s`);
+  });
+  console.log(`\n${formatModeTable(cells, seeds, durationMs)}`);
+  return cells.every((cell) => cell.failedRuns === 0) ? exitPassed : exitFailed;
 }
 
 /** A progress callback that prints at most once per `progressEveryMs` of wall time. */

@@ -52,6 +52,7 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
   for (let i = 0; i < faultCount; i++) faults.push(randomFault(random, pick(random, kinds), partitions, base));
   // Sorted by start time so that the scenario reads as a timeline in the summary and the report.
   faults.sort((a, b) => a.atMs - b.atMs);
+  if (base.workload.quota !== undefined && base.workload.quota.mode !== 'eventual') keepOneAmnesiaAtATime(faults);
 
   const network: NetworkProfile = {
     jitterMs: random.int(swarmJitterMsMax + 1),
@@ -91,6 +92,24 @@ function randomFault(random: SeededRandom, kind: Fault['kind'], partitions: read
       return { kind, atMs, durationMs, node, skewMs: signedSkewMs(random) };
     case 'strobe':
       return { kind, atMs, durationMs, node, skewMs: signedSkewMs(random), periodMs: logUniform(random, swarmStrobePeriodMsMin, swarmStrobePeriodMsMax) };
+  }
+}
+
+/**
+ * Strict and escrow are safe while at most N − W members have lost their state at once (see
+ * src/mesh/quorum.ts): data lost on more is gone. The swarm keeps to that model with one: a crash
+ * without state that starts while another one is down, or recovering (a second), is made
+ * durable instead. Durable crashes, partitions and everything else still overlap freely.
+ */
+const amnesiaRecoveryMs = 1_000;
+
+function keepOneAmnesiaAtATime(faults: Fault[]): void {
+  let busyUntilMs = -Infinity;
+  for (let i = 0; i < faults.length; i++) {
+    const fault = faults[i] as Fault;
+    if (fault.kind !== 'crash' || fault.durable) continue;
+    if (fault.atMs < busyUntilMs) faults[i] = { ...fault, durable: true };
+    else busyUntilMs = fault.atMs + fault.durationMs + amnesiaRecoveryMs;
   }
 }
 

@@ -100,13 +100,14 @@ describe('parseArgs', () => {
       swarm: undefined,
       report: undefined,
       list: false,
+      table: false,
       quiet: false,
       help: false,
     });
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
-    expect(parsed(['--scenario', 'isolate', '--regions', '3', '--seed=42', '--duration', '10m', '--swarm', '20', '--report=out.html', '--quiet', '--list', '--help'])).toEqual({
+    expect(parsed(['--scenario', 'isolate', '--regions', '3', '--seed=42', '--duration', '10m', '--swarm', '20', '--report=out.html', '--quiet', '--list', '--table', '--help'])).toEqual({
       scenario: 'isolate',
       regions: 3,
       seed: 42,
@@ -114,6 +115,7 @@ describe('parseArgs', () => {
       swarm: 20,
       report: 'out.html',
       list: true,
+      table: true,
       quiet: true,
       help: true,
     });

@@ -55,6 +55,8 @@ const expectedScenarios = [
   'ring',
   'steady',
   'strobe',
+  'swarm-escrow',
+  'swarm-strict',
 ];
 
 describe('shipped scenarios', () => {
