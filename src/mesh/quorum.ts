@@ -124,6 +124,8 @@ export class QuorumRounds implements RoundRunner {
   private readonly synced = new Set<NodeId>();
   private readonly syncedNeeded: number;
   private recoveringNow: boolean;
+  /** Whether enough links were ever open for a quorum: before that (a cold start) rounds wait. */
+  private hadQuorum = false;
   /** Reads that arrived while recovering: answered once recovered (bounded; more are dropped). */
   private heldReads: { link: number; round: number; keys: readonly CounterKey[] }[] = [];
 
@@ -181,7 +183,20 @@ export class QuorumRounds implements RoundRunner {
       deadlineMs: nowMs + this.timeoutMs,
     };
     this.rounds.set(round.id, round);
+    if (this.quorumUnreachable()) return this.finish(round, done, { ok: false, reason: 'no-quorum' });
     this.advance(round);
+  }
+
+  /**
+   * A node that had a quorum of links and lost it (its peers' links closed: a partition or dead
+   * peers) refuses at once instead of holding each request for the whole timeout; a cold start,
+   * whose links are still opening, waits for them.
+   */
+  private quorumUnreachable(): boolean {
+    const reachable = this.links.openPeers().length + 1;
+    const needed = Math.max(this.sizes.write, this.sizes.read);
+    if (reachable >= needed) this.hadQuorum = true;
+    return this.hadQuorum && reachable < needed;
   }
 
   /** Earliest time a round times out (Infinity if none). */
@@ -193,10 +208,11 @@ export class QuorumRounds implements RoundRunner {
 
   /** Sends each phase to links opened since, times rounds out, delivers completions. */
   tick(nowMs: number): void {
+    const unreachable = this.rounds.size > 0 && this.quorumUnreachable();
     for (const round of [...this.rounds.values()]) {
       // A clock that stepped back must not stretch a round past its timeout.
       round.deadlineMs = Math.min(round.deadlineMs, nowMs + this.timeoutMs);
-      if (nowMs >= round.deadlineMs) this.finish(round, round.done, { ok: false, reason: 'no-quorum' });
+      if (unreachable || nowMs >= round.deadlineMs) this.finish(round, round.done, { ok: false, reason: 'no-quorum' });
       else this.broadcast(round);
     }
     const completions = this.completions;

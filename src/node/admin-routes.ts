@@ -136,14 +136,14 @@ export class AdminRoutes implements AdminHandler {
   }
 
   /**
-   * POST /admission/admit {tenant, requestId, amounts: {metric: n}, leaseMs?}: the quota decision
-   * for one request under the tenant's limits, in their modes. 200 with `admitted: true`, or the
+   * POST /admission/admit {tenant, user?, requestId, amounts: {metric: n}, leaseMs?}: the quota
+   * decision for one request under the tenant's limits (and the user's), in their modes. 200 with `admitted: true`, or the
    * rejection with the status of the one mapping table (429, 503) and its retry headers. For
    * operators and tests; clients go through the gRPC endpoint.
    */
   private async admit(body: unknown): Promise<AdminReply> {
     const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    const { tenant: tenantId, requestId, amounts, leaseMs = 60_000 } = fields;
+    const { tenant: tenantId, user, requestId, amounts, leaseMs = 60_000 } = fields;
     if (typeof tenantId !== 'string' || !isValidId(tenantId)) return badRequest('tenant must be an id', 'tenant');
     if (typeof requestId !== 'string' || !isValidId(requestId)) return badRequest('requestId must be an id', 'requestId');
     if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > reservationLeaseMsMax) {
@@ -151,12 +151,19 @@ export class AdminRoutes implements AdminHandler {
     }
     const parsed = parseAmounts(amounts);
     if (typeof parsed === 'string') return badRequest(parsed, 'amounts');
+    // A user's own limits count under `<tenant>:<user>`, so equal user ids of two tenants differ.
+    if (user !== undefined && typeof user !== 'string') return badRequest('user must be a string', 'user');
+    const userSubject = user === undefined ? undefined : `${tenantId}:${user}`;
+    if (userSubject !== undefined && !isValidId(userSubject)) return badRequest('user must be an id that, joined to the tenant id, stays an id', 'user');
     const tenant = this.runtime.policy.tenant(tenantId as TenantId);
     if (tenant === undefined) return { status: 404, body: { error: `no tenant ${tenantId}`, field: 'tenant' } };
     const decision = await this.runtime.admit({
       requestId: requestId as RequestId,
       tenant: tenant.id,
-      subjects: [{ scope: 'tenant', subject: tenant.id, rules: tenant.limits }],
+      subjects: [
+        { scope: 'tenant', subject: tenant.id, rules: tenant.limits },
+        ...(userSubject === undefined ? [] : [{ scope: 'user' as const, subject: userSubject, rules: tenant.userLimits }]),
+      ],
       amounts: parsed,
       leaseMs,
     });

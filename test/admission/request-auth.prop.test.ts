@@ -79,6 +79,8 @@ function authenticatorFor(tenantId: TenantId, key: string): RequestAuthenticator
     concurrencyMax: 1,
     weights: defaultTokenWeights,
     limits: [],
+    userLimits: [],
+    userConcurrencyMax: 1,
   };
   return new RequestAuthenticator(crypto, (id) => (id === tenantId ? tenant : undefined));
 }

@@ -45,6 +45,8 @@ function tenant(id: TenantId, keys: readonly string[], requireSignature = false)
     concurrencyMax: 4,
     weights: defaultTokenWeights,
     limits: [],
+    userLimits: [],
+    userConcurrencyMax: 1,
   };
 }
 

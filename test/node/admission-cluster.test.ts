@@ -11,7 +11,7 @@ interface Answer {
   readonly body: { admitted?: boolean; rejection?: { kind: string } };
 }
 
-function tenant(limits: readonly object[]): object {
+function tenant(limits: readonly object[], userLimits: readonly object[] = []): object {
   return {
     tier: 'paid',
     apiKeyHashes: [],
@@ -19,6 +19,7 @@ function tenant(limits: readonly object[]): object {
     concurrencyMax: 100,
     weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },
     limits,
+    userLimits,
   };
 }
 
@@ -26,18 +27,18 @@ describe('admission across a 3-node mesh', () => {
   let cluster: Cluster;
   let nextId = 0;
 
-  async function admit(i: number, tenantId: string, amounts: Record<string, number>): Promise<Answer> {
+  async function admit(i: number, tenantId: string, amounts: Record<string, number>, user?: string): Promise<Answer> {
     const response = await fetch(`http://127.0.0.1:${cluster.nodes[i]!.adminPort}/admission/admit`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ tenant: tenantId, requestId: `req-${nextId++}`, amounts }),
+      body: JSON.stringify({ tenant: tenantId, ...(user === undefined ? {} : { user }), requestId: `req-${nextId++}`, amounts }),
     });
     return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Answer['body'] };
   }
 
   /** Puts a tenant at node 0 and waits until every node knows it. */
-  async function putTenant(id: string, limits: readonly object[]): Promise<void> {
-    await cluster.request(0, 'PUT', `/policy/tenants/${id}`, tenant(limits));
+  async function putTenant(id: string, limits: readonly object[], userLimits: readonly object[] = []): Promise<void> {
+    await cluster.request(0, 'PUT', `/policy/tenants/${id}`, tenant(limits, userLimits));
     for (let i = 0; i < 3; i++) {
       for (let attempt = 0; ; attempt++) {
         const policy = (await cluster.request(i, 'GET', '/policy')) as { tenants: { id: string }[] };
@@ -76,7 +77,15 @@ describe('admission across a 3-node mesh', () => {
       expect(admitted).toBe(30);
       const index = Math.floor(Date.now() / 86_400_000);
       const ref = { scope: 'tenant', subject: id, metric: 'requests', unit: 'day', index };
-      for (let i = 0; i < 3; i++) expect(await cluster.value(i, ref, admitted)).toBe(admitted);
+      // Refunds of refused requests arrive by gossip: wait until every node reads exactly that.
+      for (let i = 0; i < 3; i++) {
+        let value = await cluster.value(i, ref);
+        for (let attempt = 0; value !== admitted && attempt < 100; attempt++) {
+          await sleep(50);
+          value = await cluster.value(i, ref);
+        }
+        expect(value).toBe(admitted);
+      }
     }, 30_000);
   }
 
@@ -89,6 +98,14 @@ describe('admission across a 3-node mesh', () => {
     const refused = await admit(1, id, { weighted_tokens: 1 });
     expect(refused.status).toBe(429);
     expect(refused.body.rejection?.kind).toBe('quota');
+  }, 30_000);
+
+  it('user limits: each user of a tenant has its own strict limit inside the tenant limit', async () => {
+    const id = 'users-co';
+    await putTenant(id, [{ metric: 'requests', window: 'day', sliding: false, limit: 100, mode: 'eventual' }], [{ metric: 'requests', window: 'day', sliding: false, limit: 2, mode: 'strict' }]);
+    const first = [await admit(0, id, { requests: 1 }, 'alice'), await admit(1, id, { requests: 1 }, 'alice'), await admit(2, id, { requests: 1 }, 'alice')];
+    expect(first.map((a) => a.status)).toEqual([200, 200, 429]);
+    expect((await admit(2, id, { requests: 1 }, 'bob')).status).toBe(200);
   }, 30_000);
 
   it('strict: a node cut off from the majority answers 503 no-quorum; the majority still admits', async () => {

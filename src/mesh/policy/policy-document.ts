@@ -58,7 +58,7 @@ export interface BadSyncMessage {
 /** The root types this schema writes; an update that names another is not ours. */
 const rootNames = new Set(['tenants', 'accounts', 'settings']);
 
-const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits'] as const;
+const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
 const accountFieldNames = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits'] as const;
 
 type FieldValue = string | number | boolean | readonly FieldValue[] | { readonly [name: string]: FieldValue };
@@ -225,6 +225,8 @@ export class PolicyDocument {
       ['concurrencyMax', t.concurrencyMax],
       ['weights', { ...t.weights }],
       ['limits', t.limits.map((rule) => ({ ...rule }))],
+      ['userLimits', t.userLimits.map((rule) => ({ ...rule }))],
+      ['userConcurrencyMax', t.userConcurrencyMax],
     ]);
     return OK_VOID;
   }

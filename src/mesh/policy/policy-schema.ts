@@ -68,6 +68,13 @@ export interface Tenant {
   readonly concurrencyMax: number;
   readonly weights: TokenWeights;
   readonly limits: readonly LimitRule[];
+  /**
+   * Limits each user of the tenant gets on its own, counted under scope `user` and subject
+   * `<tenant>:<user>` (a user id comes with the request); empty when users are not limited apart.
+   */
+  readonly userLimits: readonly LimitRule[];
+  /** Requests one user may have in flight at a node, within the tenant's `concurrencyMax`. */
+  readonly userConcurrencyMax: number;
 }
 
 export interface Account {
@@ -258,6 +265,11 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
   if (!weights.ok) return weights;
   const limits = validateLimitRules(value.limits, `${path}.limits`);
   if (!limits.ok) return limits;
+  // Both user fields are optional, so documents written before they existed stay valid.
+  const userLimits = value.userLimits === undefined ? ok([]) : validateLimitRules(value.userLimits, `${path}.userLimits`);
+  if (!userLimits.ok) return userLimits;
+  const userConcurrencyMax = value.userConcurrencyMax === undefined ? concurrencyMax : validateCount(value.userConcurrencyMax, `${path}.userConcurrencyMax`);
+  if (!userConcurrencyMax.ok) return userConcurrencyMax;
   return ok(
     Object.freeze({
       id: id.value,
@@ -267,6 +279,8 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
       concurrencyMax: concurrencyMax.value,
       weights: weights.value,
       limits: limits.value,
+      userLimits: userLimits.value,
+      userConcurrencyMax: userConcurrencyMax.value,
     }),
   );
 }

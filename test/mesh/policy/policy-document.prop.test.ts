@@ -44,6 +44,8 @@ const arbTenant = (id: TenantId): fc.Arbitrary<Tenant> =>
     concurrencyMax: fc.nat(64),
     weights: fc.record({ input: fc.nat(5000), output: fc.nat(5000), cacheWrite: fc.nat(5000), cacheRead: fc.nat(5000) }),
     limits: arbLimits,
+    userLimits: arbLimits,
+    userConcurrencyMax: fc.nat(64),
   });
 
 const arbAccount: fc.Arbitrary<Account> = fc.record({
@@ -64,7 +66,7 @@ const arbSettings: fc.Arbitrary<Partial<MeshSettings>> = fc.record(
   { requiredKeys: [] },
 );
 
-const editableFields = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits'] as const;
+const editableFields = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
 
 type Op =
   | { readonly kind: 'upsert-tenant'; readonly at: number; readonly tenant: Tenant }

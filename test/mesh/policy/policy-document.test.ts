@@ -33,6 +33,8 @@ const acme: Tenant = {
     { metric: 'weighted_tokens', window: 'day', sliding: false, limit: 5_000_000, mode: 'escrow' },
     { metric: 'cost', window: 'day30', sliding: false, limit: 100_000, mode: 'strict' },
   ],
+  userLimits: [{ metric: 'requests', window: 'hour', sliding: false, limit: 100, mode: 'eventual' }],
+  userConcurrencyMax: 2,
 };
 
 const account: Account = {
@@ -133,8 +135,20 @@ describe('PolicyDocument edits and reads', () => {
     ['a negative weight', { ...acme, weights: { ...acme.weights, cacheRead: -5 } }, 'tenants.acme.weights.cacheRead'],
     ['a missing signature flag', { ...acme, requireSignature: undefined }, 'tenants.acme.requireSignature'],
     ['a bad concurrency', { ...acme, concurrencyMax: Number.NaN }, 'tenants.acme.concurrencyMax'],
+    ['a bad user concurrency', { ...acme, userConcurrencyMax: -1 }, 'tenants.acme.userConcurrencyMax'],
+    ['a bad user limit', { ...acme, userLimits: [{ ...acme.limits[0]!, window: 'year' }] }, 'tenants.acme.userLimits[0].window'],
+    ['a sliding escrow limit', { ...acme, limits: [{ ...acme.limits[1]!, window: 'minute', sliding: true }] }, 'tenants.acme.limits[0].mode'],
     ['a spaced id', { ...acme, id: 'ac me' }, 'tenants["ac me"].id'],
   ];
+  it('reads a tenant written before user limits existed with none, and the tenant cap for users', () => {
+    const doc = new PolicyDocument(1);
+    const older: Record<string, unknown> = { ...acme };
+    delete older.userLimits;
+    delete older.userConcurrencyMax;
+    expect(doc.upsertTenant(loose(older)).ok).toBe(true);
+    expect(doc.tenant(acme.id)).toMatchObject({ userLimits: [], userConcurrencyMax: acme.concurrencyMax });
+  });
+
   for (const [what, tenant, field] of badTenants) {
     it(`refuses a tenant with ${what}, naming ${field}`, () => {
       const doc = new PolicyDocument(1);
