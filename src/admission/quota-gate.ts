@@ -2,14 +2,14 @@ import { assert } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
 import { escrowRebalanceIntervalMs, quotaWaitingMax, strictBatchMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
-import { counterKey, type CounterKey } from '../crdt/counter-key.js';
+import type { CounterKey } from '../crdt/counter-key.js';
 import { windowAt, windowLengthMs } from '../crdt/window.js';
 import type { WindowedCounter } from '../crdt/windowed-counter.js';
 import type { RoundDone, RoundOutcome, RoundRequest } from '../mesh/quorum.js';
 import type { LimitRule } from '../mesh/policy/policy-schema.js';
 import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
-import { chargedKey, checkEventual, type QuotaScope, retryAfterMsFor } from './quota.js';
+import { chargedKeyIn, checkEventual, type QuotaScope, retryAfterMsFor } from './quota.js';
 import type { ReservationTable, Settlement } from './reservations.js';
 
 /**
@@ -131,8 +131,8 @@ export class QuotaGate {
       for (const rule of rules) {
         const amount = request.amounts.get(rule.metric) ?? 0;
         if (amount === 0 || rule.mode === 'eventual') continue;
-        const key = chargedKey(scope, subject, rule, nowMs);
-        const charge: Charge = { key, rule, amount, readKeys: readKeysOf(scope, subject, rule, key, nowMs) };
+        const key = chargedKeyIn(this.counter, scope, subject, rule, nowMs);
+        const charge: Charge = { key, rule, amount, readKeys: readKeysOf(this.counter, scope, subject, rule, key, nowMs) };
         (rule.mode === 'escrow' ? escrow : strict).push(charge);
       }
     }
@@ -226,9 +226,7 @@ export class QuotaGate {
       claims.push({ charge, claimed, key });
     }
     batch.inFlight = true;
-    this.stats.claimRounds++;
-    const keys = claims.map((c) => c.key);
-    this.rounds.startRound({ writeKeys: keys, readKeys: keys }, nowMs, (outcome, doneMs) => {
+    const finish = (outcome: RoundOutcome, doneMs: number): void => {
       batch.inFlight = false;
       for (const { charge, claimed, key } of claims) {
         let kept = 0;
@@ -247,7 +245,12 @@ export class QuotaGate {
       }
       // The next batch starts now, with a whole timeout of its own.
       this.runClaims(batchId, doneMs);
-    });
+    };
+    // Rights may have arrived meanwhile (a rebalancing transfer): then there is nothing to claim.
+    if (claims.length === 0) return finish({ ok: true }, nowMs);
+    this.stats.claimRounds++;
+    const keys = claims.map((c) => c.key);
+    this.rounds.startRound({ writeKeys: keys, readKeys: keys }, nowMs, finish);
   }
 
   private refundEscrow(pending: Pending): void {
@@ -276,7 +279,7 @@ export class QuotaGate {
       if (amount === 0) continue;
       const keys: CounterKey[] = [];
       for (const { scope, subject, rules } of request.subjects) {
-        for (const rule of rules) if (rule.metric === metric) keys.push(chargedKey(scope, subject, rule, pending.nowMs));
+        for (const rule of rules) if (rule.metric === metric) keys.push(chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs));
       }
       if (keys.length === 0) continue;
       const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs);
@@ -399,11 +402,11 @@ function quotaRejection(rule: LimitRule, nowMs: number): QuotaRejection {
 }
 
 /** A sliding rule sums the sub-buckets over its span; a fixed rule reads its window's key. */
-function readKeysOf(scope: QuotaScope, subject: string, rule: LimitRule, key: CounterKey, nowMs: number): CounterKey[] {
+function readKeysOf(counter: WindowedCounter, scope: QuotaScope, subject: string, rule: LimitRule, key: CounterKey, nowMs: number): CounterKey[] {
   if (!rule.sliding) return [key];
   const first = windowAt('sec10', nowMs - windowLengthMs[rule.window] + 1).index;
   const keys: CounterKey[] = [];
-  for (let index = Math.max(0, first); index <= key.window.index; index++) keys.push(counterKey(scope, subject, rule.metric, { unit: 'sec10', index }));
+  for (let index = Math.max(0, first); index <= key.window.index; index++) keys.push(counter.keyFor(scope, subject, rule.metric, { unit: 'sec10', index }));
   return keys;
 }
 

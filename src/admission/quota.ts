@@ -22,6 +22,14 @@ export function chargedKey(scope: QuotaScope, subject: string, rule: LimitRule, 
   return counterKey(scope, subject, rule.metric, windowAt(rule.sliding ? 'sec10' : rule.window, nowMs));
 }
 
+/**
+ * `chargedKey` from the counter's bounded key cache: the same key, without building and
+ * validating it per request. For the request path, which charges the same few keys over and over.
+ */
+export function chargedKeyIn(counter: WindowedCounter, scope: QuotaScope, subject: string, rule: LimitRule, nowMs: number): CounterKey {
+  return counter.keyFor(scope, subject, rule.metric, windowAt(rule.sliding ? 'sec10' : rule.window, nowMs));
+}
+
 /** Every counter a request is charged to under `rules`, without duplicates. */
 export function chargedKeys(scope: QuotaScope, subject: string, rules: readonly LimitRule[], nowMs: number): CounterKey[] {
   const keys = new Map<string, CounterKey>();
@@ -35,7 +43,8 @@ export function chargedKeys(scope: QuotaScope, subject: string, rules: readonly 
 /** How much of `rule` is used in the local view at `nowMs`. */
 export function usedUnder(counter: WindowedCounter, scope: QuotaScope, subject: string, rule: LimitRule, nowMs: number): number {
   if (rule.sliding) return counter.slidingSum(scope, subject, rule.metric, windowLengthMs[rule.window], nowMs);
-  return counter.value(chargedKey(scope, subject, rule, nowMs));
+  // The counter's key cache, not `chargedKey`: this runs for every request and every rule.
+  return counter.valueAt(scope, subject, rule.metric, windowAt(rule.window, nowMs));
 }
 
 /**

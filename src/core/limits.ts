@@ -314,3 +314,22 @@ export const strictBatchMax = 1_024;
 
 /** Requests waiting for a strict round or an escrow claim at one node; more are shed. */
 export const quotaWaitingMax = 100_000;
+
+// ---- Counter key cache ----
+
+/**
+ * Counter keys one windowed counter caches for its read path (src/crdt/counter-key-cache.ts):
+ * the keys of the windows admission decisions read, so a decision neither builds nor validates
+ * a key. It holds the hot keys of some 15,000 subjects with a daily and a sliding per-minute
+ * rule each. A key costs some 150 bytes (the key, its id string, its window) and a subject's row
+ * some 210 more (rows are bounded by this number too), so a full cache takes about 25 MB, and
+ * 45 MB at worst, when every subject has a single key. When full, the oldest subject is dropped
+ * and counted.
+ */
+export const counterKeyCacheKeysMax = 131_072;
+
+/**
+ * Distinct (scope, metric, window unit) triples the key cache tells apart: scopes and metrics
+ * come from the policy's rules, a few dozen in all. Past this the cache starts over (counted).
+ */
+export const counterKeyCacheSeriesTypesMax = 4_096;

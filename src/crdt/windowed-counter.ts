@@ -2,9 +2,10 @@ import { assert, isCount } from '../core/assert.js';
 import type { ReplicaId } from '../core/ids.js';
 import { counterKeysMax, counterValueMax, counterVersionMax, replicasMax, windowExpiryHorizonMs } from '../core/limits.js';
 import { err, OK_VOID, type Result } from '../core/result.js';
-import { counterKey, type CounterKey } from './counter-key.js';
+import type { CounterKey } from './counter-key.js';
+import { CounterKeyCache } from './counter-key-cache.js';
 import type { PnEntry, PnState } from './pn-counter.js';
-import { windowAt, windowUnitCodes, windowUnits, type WindowUnit } from './window.js';
+import { type Window, windowAt, windowLengthMs, windowOffsetMs, windowUnitCodes, windowUnits, type WindowUnit } from './window.js';
 
 /**
  * A map of PN-counters keyed by `(scope, subject, metric, window)`, replicated as one delta-state
@@ -78,6 +79,8 @@ export interface WindowedCounterOptions {
 }
 
 const emptyDigest: Digest = new Map();
+/** A key cache hint: the key holds no slot (hints ≥ 0 are slots, −1 is no hint). */
+const slotAbsent = -2;
 const strideInitial = 4;
 /** Slots per page: 1,024 slots × 4 replicas × 24 bytes = 96 KiB per page at the initial stride. */
 const pageShift = 10;
@@ -119,6 +122,11 @@ export class WindowedCounter {
 
   /** Per unit code: windows with a smaller index are expired. */
   private readonly watermark = new Float64Array(windowUnits.length).fill(-Infinity);
+
+  /** Keys of the read path by their parts, with their slots as hints; made on first use. */
+  private keyCache: CounterKeyCache | undefined;
+  /** Moves on (wrapping in 32 bits) whenever an expiry frees slots: slot hints older than it may be wrong. */
+  private slotEpoch = 0;
 
   constructor(
     readonly self: ReplicaId,
@@ -391,11 +399,66 @@ export class WindowedCounter {
    */
   slidingSum(scope: string, subject: string, metric: string, spanMs: number, nowMs: number, bucketUnit: WindowUnit = 'sec10'): number {
     assert(spanMs > 0, 'span must be positive');
-    const first = windowAt(bucketUnit, nowMs - spanMs + 1).index;
-    const last = windowAt(bucketUnit, nowMs).index;
+    // `windowAt(bucketUnit, t).index` for both ends, without making two window objects.
+    const offsetMs = windowOffsetMs[bucketUnit];
+    const lengthMs = windowLengthMs[bucketUnit];
+    const first = Math.max(Math.floor((nowMs - spanMs + 1 - offsetMs) / lengthMs), 0);
+    const last = Math.floor((nowMs - offsetMs) / lengthMs);
+    // Written so that a NaN bound, like an empty span, reads nothing (and validates nothing).
+    if (!(first <= last)) return 0;
+    const cache = this.cachedKeys();
+    const series = cache.series(scope, subject, metric, bucketUnit, this.slotEpoch);
     let total = 0;
-    for (let index = Math.max(first, 0); index <= last; index++) {
-      total += this.value(counterKey(scope, subject, metric, { unit: bucketUnit, index }));
+    for (let index = first; index <= last; index++) total += this.cachedValue(cache, cache.entry(series, index));
+    return total;
+  }
+
+  /**
+   * The key of these parts, as `counterKey` builds it (and asserting the same), but from a
+   * bounded cache: for callers on the request path that charge the same few keys again and
+   * again, so that neither the key nor its id string is built per request.
+   */
+  keyFor(scope: string, subject: string, metric: string, window: Window): CounterKey {
+    const cache = this.cachedKeys();
+    return cache.key(cache.entry(cache.series(scope, subject, metric, window.unit, this.slotEpoch), window.index));
+  }
+
+  /** `value(counterKey(scope, subject, metric, window))`, through the key cache. */
+  valueAt(scope: string, subject: string, metric: string, window: Window): number {
+    const cache = this.cachedKeys();
+    return this.cachedValue(cache, cache.entry(cache.series(scope, subject, metric, window.unit, this.slotEpoch), window.index));
+  }
+
+  /** The key cache's size and overflows (see `counterKeyCacheKeysMax`), for metrics. */
+  keyCacheStats(): { readonly keys: number; readonly subjectsEvicted: number; readonly resets: number } {
+    const cache = this.keyCache;
+    return { keys: cache?.size ?? 0, subjectsEvicted: cache?.subjectsEvicted ?? 0, resets: cache?.resets ?? 0 };
+  }
+
+  private cachedKeys(): CounterKeyCache {
+    return (this.keyCache ??= new CounterKeyCache());
+  }
+
+  /**
+   * The value of a cached key: its slot from the hint, else looked up by id. Between two expiries
+   * a key keeps its slot; an expiry frees slots for other keys, so it moves the epoch on, which
+   * drops the hints (see `series`). A key that gains a slot meanwhile has its hint set by
+   * `allocateSlot`, so a hint that says "absent" stays true too.
+   */
+  private cachedValue(cache: CounterKeyCache, entry: number): number {
+    let slot = cache.hint(entry);
+    if (slot === slotAbsent) return 0;
+    if (slot < 0) {
+      const found = this.slotByKey.get(cache.key(entry).id);
+      cache.setHint(entry, found ?? slotAbsent);
+      if (found === undefined) return 0;
+      slot = found;
+    }
+    const page = this.pages[slot >> pageShift] as Float64Array;
+    const base = (slot & pageMask) * this.stride * cellWidth;
+    let total = 0;
+    for (let r = 0; r < this.replicaIds.length; r++) {
+      total += (page[base + r * cellWidth] as number) - (page[base + r * cellWidth + 1] as number);
     }
     return total;
   }
@@ -435,6 +498,7 @@ export class WindowedCounter {
       dropped++;
     }
     if (dropped > 0) {
+      this.slotEpoch = (this.slotEpoch + 1) | 0;
       // A freed slot may be reused by another key: forget it in the change lists.
       this.dirty = this.dirty.filter((slot) => this.keyBySlot[slot] !== undefined);
       this.outgoing = this.outgoing.filter((slot) => this.keyBySlot[slot] !== undefined);
@@ -507,6 +571,7 @@ export class WindowedCounter {
     }
     this.slotByKey.set(key.id, slot);
     this.keyBySlot[slot] = key;
+    this.keyCache?.setHintOf(key, slot);
     return slot;
   }
 
