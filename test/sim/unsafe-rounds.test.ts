@@ -2,9 +2,9 @@
 // round trip, test/support/unsafe-rounds.ts) is caught admitting a tenant past its limit, while
 // the two-phase protocol passes the very same run.
 import { describe, expect, it } from 'vitest';
-import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
 import { runScenario } from '../../sim/simulator.js';
 import { randomScenario } from '../../sim/swarm.js';
+import { quotaSwarmBase } from '../support/scenarios.js';
 import { SingleRoundApplyAndRead } from '../support/unsafe-rounds.js';
 
 /**
@@ -17,11 +17,7 @@ const overshootingSeed = 471;
 
 describe('the strict quota checker', () => {
   it('catches the single-round protocol overshooting, and passes the two-phase one on the same run', async () => {
-    const loaded = await loadScenario('swarm-strict');
-    if (!loaded.ok) throw new Error('the swarm-strict scenario does not load');
-    const base = withOverrides(loaded.value, { durationMs: 5_000 });
-    if (!base.ok) throw new Error('the shortened scenario is invalid');
-    const scenario = randomScenario(overshootingSeed, base.value);
+    const scenario = randomScenario(overshootingSeed, await quotaSwarmBase('strict'));
 
     const unsafe = runScenario(scenario, overshootingSeed, { rounds: (parts) => new SingleRoundApplyAndRead(parts) });
     const overshoots = unsafe.failures.filter((failure) => failure.checker === 'quota');

@@ -1,5 +1,8 @@
 // Small simulator scenarios for tests: three regions, seconds of traffic, quick to run.
 import type { Fault, Scenario } from '../../sim/scenario.js';
+import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
+import { runScenario } from '../../sim/simulator.js';
+import { randomScenario } from '../../sim/swarm.js';
 
 export const smallScenario = (faults: Fault[], overrides: Partial<Scenario> = {}): Scenario => ({
   name: 'test',
@@ -13,3 +16,29 @@ export const smallScenario = (faults: Fault[], overrides: Partial<Scenario> = {}
   faults,
   ...overrides,
 });
+
+/**
+ * The shipped `swarm-strict` or `swarm-escrow` base, shortened to `durationMs`: what the quota
+ * swarms in `npm test` draw their fault mixes on.
+ */
+export async function quotaSwarmBase(mode: 'strict' | 'escrow', durationMs = 5_000): Promise<Scenario> {
+  const loaded = await loadScenario(`swarm-${mode}`);
+  if (!loaded.ok) throw new Error(`the swarm-${mode} scenario does not load`);
+  const base = withOverrides(loaded.value, { durationMs });
+  if (!base.ok) throw new Error(`swarm-${mode} shortened to ${durationMs} ms is invalid`);
+  return base.value;
+}
+
+/** Runs `seeds` swarm seeds on `base`: the failures (with their replay) and the quota decisions. */
+export function runQuotaSwarm(base: Scenario, seeds: number): { failed: string[]; admitted: number; rejected: number } {
+  const failed: string[] = [];
+  let admitted = 0;
+  let rejected = 0;
+  for (let seed = 1; seed <= seeds; seed++) {
+    const result = runScenario(randomScenario(seed, base), seed);
+    if (!result.ok) failed.push(`seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message}`);
+    admitted += result.quota?.admitted ?? 0;
+    rejected += result.quota?.rejected ?? 0;
+  }
+  return { failed, admitted, rejected };
+}
