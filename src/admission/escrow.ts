@@ -62,6 +62,8 @@ export class EscrowBook {
   private readonly entries = new Map<string, Entry>();
   /** Rows changed since `takeChanged`, the latest snapshot per (key, owner): rows only grow. */
   private changed = new Map<string, KeyedRightsRow>();
+  /** Entries whose own row changed since `takeChanged`: snapshotted once per gossip interval. */
+  private ownChanged = new Set<Entry>();
   private lastNowMs = -Infinity;
 
   constructor(
@@ -93,9 +95,9 @@ export class EscrowBook {
     }
     for (let i = 0; i < keys.length; i++) {
       const entry = this.entries.get((keys[i] as CounterKey).id) as Entry;
-      const spent = entry.counter.decrement(amounts[i] as number);
-      assert(spent.ok, 'rights were checked just above');
-      this.queue(entry.key, spent.value);
+      const spent = entry.counter.consume(amounts[i] as number);
+      assert(spent, 'rights were checked just above');
+      this.ownChanged.add(entry);
     }
     return true;
   }
@@ -107,7 +109,8 @@ export class EscrowBook {
     const entry = this.entries.get(key.id);
     // The window was dropped (expired) meanwhile: there is nothing left to refund into.
     if (entry === undefined) return;
-    this.queue(key, entry.counter.increment(amount));
+    entry.counter.create(amount);
+    this.ownChanged.add(entry);
   }
 
   /** Creates rights a claim round won; false if the book is full (the claim is then wasted). */
@@ -115,13 +118,17 @@ export class EscrowBook {
     assert(isCount(amount), 'a grant is a count');
     const entry = this.entry(key);
     if (entry === undefined) return false;
-    if (amount > 0) this.queue(key, entry.counter.increment(amount));
+    if (amount > 0) {
+      entry.counter.create(amount);
+      this.ownChanged.add(entry);
+    }
     return true;
   }
 
   /** Records demand for `key` (admitted or not), for every node's rebalancer. */
   recordDemand(key: CounterKey, amount: number, nowMs: number): void {
-    if (amount > 0) this.counter.increment(demandKey(key, nowMs), amount);
+    // The counter's key cache: this runs for every escrowed request.
+    if (amount > 0) this.counter.increment(this.counter.keyFor(`${key.scope}_demand`, key.subject, key.metric, windowAt('minute', nowMs)), amount);
   }
 
   /**
@@ -186,6 +193,11 @@ export class EscrowBook {
   // ---- RightsReplica (src/mesh/mesh-node.ts) ----
 
   takeChanged(): KeyedRightsRow[] {
+    for (const entry of this.ownChanged) {
+      // A window dropped by expiry since it changed has nothing left to send.
+      if (this.entries.get(entry.key.id) === entry) this.changed.set(rowId(entry.key, this.self), { key: entry.key, row: entry.counter.ownState() });
+    }
+    this.ownChanged.clear();
     if (this.changed.size === 0) return [];
     const rows = [...this.changed.values()];
     this.changed = new Map();

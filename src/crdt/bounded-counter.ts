@@ -56,6 +56,11 @@ interface MutableRow {
 
 export class BoundedCounter {
   private readonly rows = new Map<ReplicaId, MutableRow>();
+  /**
+   * `localRights()` of this replica, kept up to date by its own operations and recomputed after
+   * a join changes a row: the escrow admission path asks it on every request.
+   */
+  private ownRights = 0;
 
   constructor(readonly self: ReplicaId) {
     this.rows.set(self, { cells: new Map(), used: 0 });
@@ -64,37 +69,61 @@ export class BoundedCounter {
   /** Creates `amount` new rights at this replica (the quota grows, or a refund comes back). */
   increment(amount: number): BoundedState {
     assert(isCount(amount), 'amount must be a non-negative safe integer');
+    this.create(amount);
+    return [this.snapshot(this.self, this.ownRow())];
+  }
+
+  /** `increment` without the snapshot: for callers that send rows later, in batches. */
+  create(amount: number): void {
+    assert(isCount(amount), 'amount must be a non-negative safe integer');
     const row = this.ownRow();
     const next = (row.cells.get(this.self) ?? 0) + amount;
     assert(next <= counterValueMax, 'rights overflow');
     row.cells.set(this.self, next);
-    return [this.snapshot(this.self, row)];
+    this.ownRights += amount;
+  }
+
+  /** `decrement` without the snapshot: consumes `amount` of this replica's rights, or returns false. */
+  consume(amount: number): boolean {
+    assert(isCount(amount), 'amount must be a non-negative safe integer');
+    if (amount > this.ownRights) return false;
+    this.ownRow().used += amount;
+    this.ownRights -= amount;
+    return true;
+  }
+
+  /** This replica's own row as it stands: what a batched sender sends. */
+  ownState(): RightsRow {
+    return this.snapshot(this.self, this.ownRow());
   }
 
   /** Consumes `amount` of this replica's rights, or fails without any change. */
   decrement(amount: number): Result<BoundedState, InsufficientRights> {
     assert(isCount(amount), 'amount must be a non-negative safe integer');
-    const available = this.localRights();
-    if (amount > available) return err({ kind: 'insufficient-rights', requested: amount, available });
-    const row = this.ownRow();
-    row.used += amount;
-    return ok([this.snapshot(this.self, row)]);
+    const available = this.ownRights;
+    if (!this.consume(amount)) return err({ kind: 'insufficient-rights', requested: amount, available });
+    return ok([this.snapshot(this.self, this.ownRow())]);
   }
 
   /** Hands `amount` of this replica's rights to `to`, or fails without any change. */
   transfer(to: ReplicaId, amount: number): Result<BoundedState, InsufficientRights> {
     assert(isCount(amount), 'amount must be a non-negative safe integer');
     assert(to !== this.self, 'a replica cannot transfer rights to itself');
-    const available = this.localRights();
+    const available = this.ownRights;
     if (amount > available) return err({ kind: 'insufficient-rights', requested: amount, available });
     const row = this.ownRow();
     if (!row.cells.has(to)) assert(row.cells.size < replicasMax, 'a row holds at most replicasMax cells');
     row.cells.set(to, (row.cells.get(to) ?? 0) + amount);
+    this.ownRights -= amount;
     return ok([this.snapshot(this.self, row)]);
   }
 
   /** The rights `replica` holds in this view (exact for this replica itself). */
   localRights(replica: ReplicaId = this.self): number {
+    return replica === this.self ? this.ownRights : this.rightsInView(replica);
+  }
+
+  private rightsInView(replica: ReplicaId): number {
     let rights = 0;
     for (const [owner, row] of this.rows) {
       if (owner === replica) {
@@ -149,6 +178,8 @@ export class BoundedCounter {
       }
       if (changed && raised !== undefined) raised(this.snapshot(incoming.owner, row));
     }
+    // Others' rows give this replica rights; its own row may come back larger after a restart.
+    this.ownRights = this.rightsInView(this.self);
     return dropped;
   }
 
