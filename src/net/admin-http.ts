@@ -18,6 +18,9 @@ import type { AddressInfo } from 'node:net';
  *   PUT    /policy/accounts/{id}            an account
  *   DELETE /policy/accounts/{id}
  *   PATCH  /policy/settings                 {"gossipIntervalMs": 50, ...}
+ *   POST   /admission/admit                 {tenant, user?, requestId, amounts: {metric: n}, leaseMs?}:
+ *                                           200, or the rejection with 429/503 and Retry-After
+ *   POST   /admission/settle                {requestId, used: {metric: n}}
  *
  * Errors are `{"error": "...", "field": "..."}` with 400 (bad input), 404, 405 or 413.
  */
