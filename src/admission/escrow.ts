@@ -50,7 +50,11 @@ export function claimKey(key: CounterKey): CounterKey {
 
 /** The per-minute demand counter of an escrowed limit, read by every node's rebalancer. */
 export function demandKey(key: CounterKey, nowMs: number): CounterKey {
-  return counterKey(`${key.scope}_demand`, key.subject, key.metric, windowAt('minute', nowMs));
+  return counterKey(demandScope(key), key.subject, key.metric, windowAt('minute', nowMs));
+}
+
+function demandScope(key: CounterKey): string {
+  return `${key.scope}_demand`;
 }
 
 function rowId(key: CounterKey, owner: ReplicaId): string {
@@ -128,7 +132,7 @@ export class EscrowBook {
   /** Records demand for `key` (admitted or not), for every node's rebalancer. */
   recordDemand(key: CounterKey, amount: number, nowMs: number): void {
     // The counter's key cache: this runs for every escrowed request.
-    if (amount > 0) this.counter.increment(this.counter.keyFor(`${key.scope}_demand`, key.subject, key.metric, windowAt('minute', nowMs)), amount);
+    if (amount > 0) this.counter.increment(this.counter.keyFor(demandScope(key), key.subject, key.metric, windowAt('minute', nowMs)), amount);
   }
 
   /**

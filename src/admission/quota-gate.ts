@@ -34,6 +34,12 @@ import type { ReservationTable, Settlement } from './reservations.js';
  *
  * Completion: `done` is called exactly once, synchronously for decisions that need no round,
  * otherwise from the mesh node's `tick`.
+ *
+ * The guarantee of strict and escrow limits is on what was reserved: a settlement above the
+ * estimate is charged to the counters (never lost) but was never checked against the limit.
+ * Estimates are upper bounds by construction (`estimateWeightedTokens` prices every input token
+ * at the dearest weight and counts all of `max_tokens`), so only a caller passing its own
+ * amounts can get there.
  */
 export interface QuotaSubject {
   readonly scope: QuotaScope;
