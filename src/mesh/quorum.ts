@@ -251,8 +251,9 @@ export class QuorumRounds implements RoundRunner {
   onReply(peer: NodeId, roundId: number, entries: readonly CounterEntry[]): void {
     const probed = this.probes.get(roundId);
     if (probed !== undefined) {
+      if (probed !== peer) return; // only the probed peer's answer proves its state arrived
       this.probes.delete(roundId);
-      if (probed === peer) this.synced.add(peer);
+      this.synced.add(peer);
       if (this.synced.size >= this.syncedNeeded) this.recovered();
       return;
     }

@@ -405,3 +405,60 @@ describe('QuorumRounds between mesh nodes', () => {
     expect(m.nodes[1]!.counter.contributions(key).get(m.nodes[0]!.replica)).toEqual({ p: 5, n: 0 });
   });
 });
+
+describe('QuorumRounds, recovering after a start without state', () => {
+  function recovering(sizes: QuorumSizes): { rounds: QuorumRounds; links: RecordingLinks } {
+    const links = new RecordingLinks();
+    links.peers = Array.from({ length: sizes.members - 1 }, (_, i) => ({ link: 11 + i, peer: n(i + 1) }));
+    const counter = new WindowedCounter(asReplicaId('n0~2'));
+    counter.increment(key, 7);
+    return { rounds: new QuorumRounds({ self: n(0), counter, sizes, links, timeoutMs, recovering: true }), links };
+  }
+
+  it('acks writes and answers probes, holds reads until N - W + 1 peers sent their state, then answers them', () => {
+    const { rounds, links } = recovering({ members: 5, write: 3, read: 3 });
+    expect(rounds.recovering).toBe(true);
+    // A probe (a read without keys) goes out on every link as it opens.
+    for (const peer of links.peers) rounds.onLinkOpened(peer.link, peer.peer);
+    const probes = links.take().map((s) => (s.frame.kind === 'quorum-read' ? { link: s.link, round: s.frame.round, keys: s.frame.keys.length } : undefined));
+    expect(probes.map((p) => p?.keys)).toEqual([0, 0, 0, 0]);
+    // Writes are acked (this node holds what it acks); reads wait; probes are answered.
+    rounds.onWrite(11, 70, []);
+    rounds.onRead(12, 71, [key]);
+    rounds.onRead(13, 72, []);
+    expect(links.take().map((s) => `${s.frame.kind}:${s.link}`)).toEqual(['quorum-ack:11', 'quorum-reply:13']);
+    // N - W + 1 = 3 peers must answer; a reply from the wrong peer for a probe does not count.
+    rounds.onReply(n(4), probes[0]!.round, []);
+    rounds.onReply(n(1), probes[0]!.round, []);
+    rounds.onReply(n(2), probes[1]!.round, []);
+    expect(rounds.recovering).toBe(true);
+    expect(links.take()).toEqual([]);
+    rounds.onReply(n(3), probes[2]!.round, []);
+    expect(rounds.recovering).toBe(false);
+    // Recovered: the held read is answered with this node's entries.
+    const answered = links.take();
+    expect(answered.map((s) => `${s.frame.kind}:${s.link}`)).toEqual(['quorum-reply:12']);
+    const reply = answered[0]!.frame;
+    expect(reply.kind === 'quorum-reply' ? [reply.round, reply.entries.map((e) => e.p)] : undefined).toEqual([71, [7]]);
+  });
+
+  it('does not count itself in its own read phase until recovered, then does', () => {
+    const { rounds, links } = recovering({ members: 3, write: 2, read: 2 });
+    for (const peer of links.peers) rounds.onLinkOpened(peer.link, peer.peer);
+    const probes = links.take().flatMap((s) => (s.frame.kind === 'quorum-read' ? [s.frame.round] : []));
+    const outcomes = start(rounds);
+    const write = links.take().find((s) => s.frame.kind === 'quorum-write')!;
+    const round = write.frame.kind === 'quorum-write' ? write.frame.round : -1;
+    rounds.onAck(n(1), round);
+    // Read phase: one reply would do for a recovered node (itself plus one), not for this one.
+    links.take();
+    rounds.onReply(n(1), round, []);
+    rounds.tick(t0 + 1);
+    expect(outcomes).toEqual([]);
+    // N - W + 1 = 2 probes answered: recovered, it counts itself and the round completes.
+    rounds.onReply(n(1), probes[0]!, []);
+    rounds.onReply(n(2), probes[1]!, []);
+    rounds.tick(t0 + 2);
+    expect(outcomes).toEqual([{ ok: true }]);
+  });
+});
