@@ -278,8 +278,14 @@ export class WindowedCounter {
     return entries;
   }
 
-  /** Every replica's entries for `keys` (unknown keys and empty cells left out): a quorum read. */
+  /**
+   * Every replica's entries for `keys` (unknown keys and empty cells left out): a quorum read.
+   * Own changes are stamped first, like everywhere entries leave: found by the strict swarm, an
+   * unstamped own entry went out under its previous version, so a peer held two values under one
+   * version and no digest could ever repair the difference.
+   */
   entriesFor(keys: readonly CounterKey[]): CounterEntry[] {
+    this.stamp();
     const entries: CounterEntry[] = [];
     for (const key of keys) {
       const slot = this.slotByKey.get(key.id);

@@ -37,6 +37,20 @@ describe('WindowedCounter', () => {
     expect(counter.takeDelta().ranges).toEqual([{ replica: a, from: 1, to: 2 }]);
   });
 
+  it('stamps own changes before they leave in a quorum read or write, so one version never holds two values', () => {
+    const counter = new WindowedCounter(a);
+    counter.increment(tokens, 10);
+    expect(counter.takeDelta().entries[0]).toMatchObject({ p: 10, version: 1 });
+    counter.decrement(tokens, 4);
+    const read = counter.entriesFor([tokens]);
+    expect(read).toHaveLength(1);
+    expect(read[0]).toMatchObject({ replica: a, p: 10, n: 4, version: 2 });
+    counter.increment(tokens, 1);
+    expect(counter.ownEntries([tokens])[0]).toMatchObject({ p: 11, n: 4, version: 3 });
+    // Both changes still go out in the next gossip batch.
+    expect(counter.takeDelta()).toMatchObject({ ranges: [{ replica: a, from: 1, to: 3 }] });
+  });
+
   it('does not advance the digest over a lost batch, and a digest exchange repairs it', () => {
     const owner = new WindowedCounter(a);
     const peer = new WindowedCounter(b);
