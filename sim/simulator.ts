@@ -292,7 +292,7 @@ class Simulation {
     });
     // A restart (durable or not) loses the rounds in flight with the process: a new gate, whose
     // settlements of requests admitted before the crash fall back to the reservation books.
-    const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions);
+    const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions, this.random.fork());
     return {
       index,
       id,

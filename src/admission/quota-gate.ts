@@ -1,6 +1,7 @@
 import { assert } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
-import { escrowRebalanceIntervalMs, quotaWaitingMax, strictBatchMax } from '../core/limits.js';
+import { escrowRebalanceIntervalMs, quotaWaitingMax, strictBatchMax, strictRetryDelayMsMax, strictRetryDelayMsMin } from '../core/limits.js';
+import { type Random, SeededRandom } from '../core/random.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { CounterKey } from '../crdt/counter-key.js';
 import { windowAt, windowLengthMs } from '../crdt/window.js';
@@ -70,6 +71,8 @@ export interface QuotaGateStats {
   rejected: number;
   strictRounds: number;
   strictBatched: number;
+  /** Strict requests refused under contention and given their one retry. */
+  strictRetries: number;
   claimRounds: number;
   rightsClaimed: number;
 }
@@ -89,6 +92,8 @@ interface Pending {
   readonly escrow: readonly Charge[];
   readonly strict: readonly Charge[];
   readonly done: (decision: QuotaDecision) => void;
+  /** Whether a strict round already refused it once under contention (it is retried once). */
+  retried: boolean;
 }
 
 interface Batch {
@@ -105,12 +110,14 @@ interface OpenRequest {
 const noQuorumRetryMs = 1_000;
 
 export class QuotaGate {
-  readonly stats: QuotaGateStats = { admitted: 0, rejected: 0, strictRounds: 0, strictBatched: 0, claimRounds: 0, rightsClaimed: 0 };
+  readonly stats: QuotaGateStats = { admitted: 0, rejected: 0, strictRounds: 0, strictBatched: 0, strictRetries: 0, claimRounds: 0, rightsClaimed: 0 };
   private readonly strictBatches = new Map<string, Batch>();
   private readonly claimBatches = new Map<string, Batch>();
   private readonly open = new Map<RequestId, OpenRequest>();
   private waitingCount = 0;
   private nextRebalanceMs = -Infinity;
+  /** Strict requests refused under contention, waiting for their one retry. */
+  private retries: { readonly tenant: string; readonly pending: Pending; readonly atMs: number }[] = [];
 
   constructor(
     private readonly counter: WindowedCounter,
@@ -119,6 +126,8 @@ export class QuotaGate {
     private readonly rounds: RoundStarter,
     /** Configured mesh members: an escrow claim asks for a share of the limit per member. */
     private readonly members: number,
+    /** Jitter of strict retries; every node should draw from its own seed. */
+    private readonly random: Random = new SeededRandom(members),
   ) {
     assert(members >= 1, 'a mesh has members');
   }
@@ -142,7 +151,7 @@ export class QuotaGate {
         (rule.mode === 'escrow' ? escrow : strict).push(charge);
       }
     }
-    const pending: Pending = { request, nowMs, escrow, strict, done };
+    const pending: Pending = { request, nowMs, escrow, strict, done, retried: false };
     for (const charge of escrow) this.escrow.recordDemand(charge.key, charge.amount, nowMs);
     if (escrow.length > 0 && !this.spendEscrow(pending)) {
       if (!this.enqueue(this.claimBatches, (escrow[0] as Charge).key.id, pending)) return;
@@ -184,6 +193,7 @@ export class QuotaGate {
       // Expired leases are charged in full: no refund, the open record just goes.
       this.open.delete(requestOf(settlement.requestId));
     }
+    if (this.retries.length > 0) this.runRetries(nowMs);
     if (nowMs >= this.nextRebalanceMs) {
       this.escrow.rebalance(nowMs);
       this.escrow.expire(nowMs);
@@ -193,7 +203,9 @@ export class QuotaGate {
 
   /** When `tick` next has timed work (for the owner's scheduler). */
   nextTickMs(nowMs: number): number {
-    return Math.max(nowMs, Math.min(this.nextRebalanceMs, nowMs + escrowRebalanceIntervalMs));
+    let next = Math.min(this.nextRebalanceMs, nowMs + escrowRebalanceIntervalMs);
+    for (const retry of this.retries) next = Math.min(next, retry.atMs);
+    return Math.max(nowMs, next);
   }
 
   // ---- Escrow ----
@@ -331,16 +343,30 @@ export class QuotaGate {
     batch.inFlight = true;
     this.stats.strictRounds++;
     this.stats.strictBatched += riders.length;
+    // What this node knew of the others before the round: the round's news is what they gained.
+    const knownBefore = this.othersOf(riders);
     this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
       batch.inFlight = false;
-      this.decideStrict(riders, outcome);
+      this.decideStrict(tenant, riders, knownBefore, outcome, doneMs);
       // Found by test/admission/quota-gate.test.ts: the next batch used the old start time, so
       // a request that waited behind a failed round got a round with no time left.
       this.runStrict(tenant, doneMs);
     });
   }
 
-  private decideStrict(riders: readonly Pending[], outcome: RoundOutcome): void {
+  /**
+   * Per rider and strict charge, what the others hold on the rule's keys in this node's counter:
+   * its total minus the whole batch's reservations.
+   */
+  private othersOf(riders: readonly Pending[]): number[][] {
+    const batchByKey = new Map<string, number>();
+    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
+    return riders.map((pending) =>
+      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + this.counter.value(key) - (batchByKey.get(key.id) ?? 0), 0)),
+    );
+  }
+
+  private decideStrict(tenant: string, riders: readonly Pending[], knownBefore: readonly (readonly number[])[], outcome: RoundOutcome, nowMs: number): void {
     if (!outcome.ok) {
       for (const pending of riders) {
         this.cancel(pending);
@@ -351,28 +377,52 @@ export class QuotaGate {
     // The whole batch is in the counter; what the others hold is the read total minus the batch.
     // Every total is read before any decision takes effect: refunding a refused request lowers
     // the counter, and a total read after it would undercount the others by that refund.
-    const batchByKey = new Map<string, number>();
-    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
+    const others = this.othersOf(riders);
     const sumOver = (keys: readonly CounterKey[], amounts: ReadonlyMap<string, number>): number => keys.reduce((sum, key) => sum + (amounts.get(key.id) ?? 0), 0);
-    const others = riders.map((pending) =>
-      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + this.counter.value(key), 0) - sumOver(charge.readKeys, batchByKey)),
-    );
     const admittedByKey = new Map<string, number>();
     const refusals = riders.map((pending, i) => {
-      const refused = pending.strict.find(
-        (charge, j) => (others[i]?.[j] as number) + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit,
-      );
-      if (refused === undefined) {
+      const j = pending.strict.findIndex((charge, k) => (others[i]?.[k] as number) + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit);
+      if (j === -1) {
         for (const charge of pending.strict) admittedByKey.set(charge.key.id, (admittedByKey.get(charge.key.id) ?? 0) + charge.amount);
+        return undefined;
       }
-      return refused;
+      const charge = pending.strict[j] as Charge;
+      // Contention: concurrent batches at other nodes count each other's reservations before
+      // either is decided, so at the limit they can refuse each other all round. A request that
+      // would have fit without what the others gained during this round (beyond what this node
+      // knew when it started) may be refused only for their pending reservations: it gets one
+      // retry after a random delay, by which their refunds have spread. A tenant steadily over
+      // its limit gained nothing new and is refused at once. (Escrow rights the request spent
+      // are refunded with it; a retry would have to spend them again, so a request with escrow
+      // rules is refused instead.)
+      const gained = Math.max(0, (others[i]?.[j] as number) - (knownBefore[i]?.[j] as number));
+      const fitsWithout = (others[i]?.[j] as number) - gained + sumOver(charge.readKeys, admittedByKey) + charge.amount <= charge.rule.limit;
+      return { rule: charge.rule, retry: fitsWithout && !pending.retried && pending.escrow.length === 0 };
     });
     riders.forEach((pending, i) => {
       const refused = refusals[i];
       if (refused === undefined) return this.admitted(pending);
       this.cancel(pending);
-      this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+      if (!refused.retry || this.waitingCount >= quotaWaitingMax) return this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+      pending.retried = true;
+      this.waitingCount++;
+      this.stats.strictRetries++;
+      this.retries.push({ tenant, pending, atMs: nowMs + strictRetryDelayMsMin + this.random.int(strictRetryDelayMsMax - strictRetryDelayMsMin) });
     });
+  }
+
+  /** Strict retries whose delay is over join their tenant's next batch. */
+  private runRetries(nowMs: number): void {
+    const due = this.retries.filter((retry) => retry.atMs <= nowMs);
+    if (due.length === 0) return;
+    this.retries = this.retries.filter((retry) => retry.atMs > nowMs);
+    const tenants = new Set<string>();
+    for (const { tenant, pending } of due) {
+      // Still counted in `waitingCount` from when it was refused.
+      (this.strictBatches.get(tenant) as Batch).waiting.push(pending);
+      tenants.add(tenant);
+    }
+    for (const tenant of tenants) this.runStrict(tenant, nowMs);
   }
 
   // ---- Shared ----

@@ -312,6 +312,15 @@ export const escrowRebalanceIntervalMs = 250;
  */
 export const strictBatchMax = 1_024;
 
+/**
+ * Delay before a strict request refused under contention is retried, drawn uniformly from this
+ * range: long enough for the refunds of the other nodes' refused batches to arrive by gossip
+ * (one gossip interval plus a cross-region one-way delay), random so that nodes that refused
+ * each other do not meet again in lockstep.
+ */
+export const strictRetryDelayMsMin = 50;
+export const strictRetryDelayMsMax = 250;
+
 /** Requests waiting for a strict round or an escrow claim at one node; more are shed. */
 export const quotaWaitingMax = 100_000;
 

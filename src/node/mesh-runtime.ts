@@ -3,6 +3,7 @@ import { EscrowBook } from '../admission/escrow.js';
 import { type QuotaDecision, QuotaGate, type QuotaRequest } from '../admission/quota-gate.js';
 import { ReservationTable, type Settlement } from '../admission/reservations.js';
 import { asReplicaId, type ReplicaId, type RequestId } from '../core/ids.js';
+import { SeededRandom } from '../core/random.js';
 import { frameBytesMax, linkSendQueueBytesMax } from '../core/limits.js';
 import type { CounterKey } from '../crdt/counter-key.js';
 import { WindowedCounter } from '../crdt/windowed-counter.js';
@@ -89,7 +90,9 @@ export class MeshRuntime {
       // Every start is a new replica without the old one's state (nothing is persisted yet).
       recovering: true,
     });
-    this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length);
+    // Strict retries are jittered per node, so the node's own seed.
+    const seed = randomBytes(4).readUInt32LE(0);
+    this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length, new SeededRandom(seed));
     const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
     this.transport = new WsTransport(
       {

@@ -63,7 +63,9 @@ describe('admission across a 3-node mesh', () => {
       const answers = await Promise.all(Array.from({ length: 90 }, (_, k) => admit(k % 3, id, { requests: 1 })));
       const burst = answers.filter((a) => a.status === 200).length;
       expect(burst).toBeLessThanOrEqual(30);
-      expect(burst).toBeGreaterThan(0);
+      // Strict batches refused only for each other's pending reservations retry once, so a burst
+      // still uses most of the limit (without the retry, 1 to 3 of 30 were admitted here).
+      expect(burst).toBeGreaterThanOrEqual(mode === 'strict' ? 15 : 1);
       for (const refused of answers.filter((a) => a.status !== 200)) {
         expect([429, 503]).toContain(refused.status);
         expect(refused.retryAfter).not.toBeNull();
