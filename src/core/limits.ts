@@ -342,3 +342,18 @@ export const counterKeyCacheKeysMax = 131_072;
  * come from the policy's rules, a few dozen in all. Past this the cache starts over (counted).
  */
 export const counterKeyCacheSeriesTypesMax = 4_096;
+
+// ---- Upstream ----
+
+/**
+ * Longest line a server-sent event stream may send (src/upstream/sse-parser.ts). Anthropic's
+ * events are single JSON lines of at most a few kilobytes, a `message_start` with a long prompt
+ * echo included; a megabyte is far beyond any of them, and a broken upstream that never ends a
+ * line is cut off there instead of growing memory.
+ */
+export const sseLineBytesMax = 1024 * 1024;
+
+/** Largest event (all its `data` lines together) a stream may send. */
+export const sseEventBytesMax = 4 * 1024 * 1024;
+
+assert(sseLineBytesMax <= sseEventBytesMax, 'an event holds at least one whole line');
