@@ -357,3 +357,13 @@ export const sseLineBytesMax = 1024 * 1024;
 export const sseEventBytesMax = 4 * 1024 * 1024;
 
 assert(sseLineBytesMax <= sseEventBytesMax, 'an event holds at least one whole line');
+
+/** Content blocks one upstream message may carry (text, tool use, thinking). */
+export const upstreamContentBlocksMax = 1_024;
+
+/**
+ * Characters of content one streamed message may accumulate: far above the largest output any
+ * model produces (tens of thousands of tokens, a few characters each), low enough that a broken
+ * upstream that never stops cannot exhaust memory.
+ */
+export const upstreamMessageCharsMax = 16 * 1024 * 1024;
