@@ -68,7 +68,10 @@ export const authFailureReasons = [
   'bad-signature',
   /** A correctly signed request whose nonce was already accepted inside the window. */
   'replayed-nonce',
-  /** The nonce cache is full of live nonces; the request is refused rather than one forgotten. */
+  /**
+   * The nonce cache is full of live nonces; the request is refused rather than one forgotten.
+   * Counted here with the others, but answered as `AuthUnavailable` (503), not as a 401.
+   */
   'nonce-cache-full',
 ] as const;
 export type AuthFailureReason = (typeof authFailureReasons)[number];
@@ -80,6 +83,20 @@ export interface AuthFailure {
   /** Resending the same credentials cannot succeed; a client must fix them (or re-sign) first. */
   readonly retryable: false;
 }
+
+/**
+ * The node cannot check a signed request now: its nonce cache is full of live nonces. That is the
+ * node's capacity, not the client's credentials, so it maps like shedding (503, retry later),
+ * never to 401, which would tell an honest client its key is wrong.
+ */
+export interface AuthUnavailable {
+  readonly kind: 'shed';
+  readonly reason: 'nonce-cache-full';
+  readonly retryAfterMs: number;
+}
+
+/** How long a client refused for a full nonce cache should wait: nonces leave it as they age. */
+const nonceCacheFullRetryMs = 1_000;
 
 export interface Authenticated {
   readonly tenant: TenantId;
@@ -153,7 +170,7 @@ export class RequestAuthenticator {
     this.nonces = new NonceWindow(entriesMax);
   }
 
-  authenticate(request: AuthRequest, nowMs: number): Result<Authenticated, AuthFailure> {
+  authenticate(request: AuthRequest, nowMs: number): Result<Authenticated, AuthFailure | AuthUnavailable> {
     assert(Number.isSafeInteger(nowMs), 'nowMs is an integer of milliseconds');
     this.latestNowMs = Math.max(this.latestNowMs, nowMs);
     const outcome =
@@ -162,6 +179,7 @@ export class RequestAuthenticator {
         : this.verifyKeyOnly(request.apiKey);
     if (!outcome.ok) {
       this.failureCounts.set(outcome.error, (this.failureCounts.get(outcome.error) ?? 0) + 1);
+      if (outcome.error === 'nonce-cache-full') return err({ kind: 'shed', reason: outcome.error, retryAfterMs: nonceCacheFullRetryMs });
       return err(failures[outcome.error]);
     }
     this.authenticatedCount++;

@@ -19,6 +19,7 @@ import {
   type AuthFailureReason,
   authFailureReasons,
   type AuthRequest,
+  type AuthUnavailable,
   RequestAuthenticator,
 } from '../../src/admission/request-auth.js';
 import { type SignatureFields, type SignedContent, signRequest } from '../../src/admission/request-signature.js';
@@ -85,11 +86,13 @@ function signed(key: string, timestampMs = nowMs, nonce = freshNonce(), what: Si
   return { ...what, signature: signRequest(crypto, key, what, timestampMs, nonce) };
 }
 
-function expectReason(result: Result<Authenticated, AuthFailure>, reason: AuthFailureReason): void {
-  expect(result).toEqual({ ok: false, error: { kind: 'unauthenticated', reason, retryable: false } });
+function expectReason(result: Result<Authenticated, AuthFailure | AuthUnavailable>, reason: AuthFailureReason): void {
+  // A full nonce cache is the node's capacity: it is answered like shedding (503), not as a 401.
+  if (reason === 'nonce-cache-full') expect(result).toEqual({ ok: false, error: { kind: 'shed', reason, retryAfterMs: 1_000 } });
+  else expect(result).toEqual({ ok: false, error: { kind: 'unauthenticated', reason, retryable: false } });
 }
 
-function expectAuthenticated(result: Result<Authenticated, AuthFailure>, value: Authenticated): void {
+function expectAuthenticated(result: Result<Authenticated, AuthFailure | AuthUnavailable>, value: Authenticated): void {
   expect(result).toEqual({ ok: true, value });
 }
 
