@@ -10,7 +10,7 @@ import type { RoundDone, RoundOutcome, RoundRequest } from '../mesh/quorum.js';
 import type { LimitRule } from '../mesh/policy/policy-schema.js';
 import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
-import { chargedKeyIn, checkEventual, type QuotaScope, retryAfterMsFor } from './quota.js';
+import { chargedKeyIn, checkEventual, type QuotaScope, quotaRejection } from './quota.js';
 import type { ReservationTable, Settlement } from './reservations.js';
 
 /**
@@ -451,10 +451,6 @@ export class QuotaGate {
     this.stats.rejected++;
     done(err(rejection));
   }
-}
-
-function quotaRejection(rule: LimitRule, nowMs: number): QuotaRejection {
-  return { kind: 'quota', metric: rule.metric, limit: rule.limit, window: rule.window, retryAfterMs: retryAfterMsFor(rule, nowMs) };
 }
 
 /** A sliding rule sums the sub-buckets over its span; a fixed rule reads its window's key. */

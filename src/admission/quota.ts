@@ -56,6 +56,11 @@ export function retryAfterMsFor(rule: LimitRule, nowMs: number): number {
   return Math.max(1, windowEndMs(window) - nowMs);
 }
 
+/** The rejection of a request over `rule`, with the hint of when its usage can next fall. */
+export function quotaRejection(rule: LimitRule, nowMs: number): Extract<Rejection, { kind: 'quota' }> {
+  return { kind: 'quota', metric: rule.metric, limit: rule.limit, window: rule.window, retryAfterMs: retryAfterMsFor(rule, nowMs) };
+}
+
 /**
  * The `eventual` decision: admit if, in this node's merged view, every eventual rule still has
  * room for the request's `amount(metric)`. Views lag by the propagation delay, which is where
@@ -74,7 +79,7 @@ export function checkEventual(
     const wanted = amount(rule.metric);
     if (wanted === 0) continue;
     if (usedUnder(counter, scope, subject, rule, nowMs) + wanted > rule.limit) {
-      return err({ kind: 'quota', metric: rule.metric, limit: rule.limit, window: rule.window, retryAfterMs: retryAfterMsFor(rule, nowMs) });
+      return err(quotaRejection(rule, nowMs));
     }
   }
   return OK_VOID;
