@@ -367,3 +367,9 @@ export const upstreamContentBlocksMax = 1_024;
  * upstream that never stops cannot exhaust memory.
  */
 export const upstreamMessageCharsMax = 16 * 1024 * 1024;
+
+// ---- Upstream emulator ----
+
+// ---- Upstream client ----
+
+// ---- Account pool ----
