@@ -373,3 +373,116 @@ export const upstreamMessageCharsMax = 16 * 1024 * 1024;
 // ---- Upstream client ----
 
 // ---- Account pool ----
+
+/**
+ * Tenants one account may be dedicated to (VIP isolation, `Account.dedicatedTenants`). Dedication
+ * is for a handful of large customers; at 65 bytes an id the field adds at most about 0.5 KB to an
+ * account, so 2,000 accounts still fit the one-frame sync of the policy document.
+ */
+export const accountDedicatedTenantsMax = 8;
+
+/**
+ * Requests queued for a permit of one account. A queue longer than a few rounds of a large
+ * account's concurrency only adds latency that a retry on another node would not: past it the
+ * request is refused at once (and counted), so the client's retry spreads the load.
+ */
+export const permitWaitersPerAccountMax = 1_024;
+
+/**
+ * Requests one node keeps waiting for account permits, all accounts together, plus outcomes
+ * (grants, expiries, evictions) decided but not yet taken by the runtime: an outcome holds its
+ * place until taken, so a runtime that stops draining cannot grow the outbox without bound.
+ */
+export const permitWaitersMax = 16_384;
+
+/**
+ * Permits held at once across all accounts on one node. Account concurrency caps are counts the
+ * policy does not bound, so this is the table's own cap; like `concurrencyHeldMax`, far above a
+ * node's real capacity.
+ */
+export const permitsHeldMax = 100_000;
+
+/**
+ * Stale entries (cancelled or granted waiters) the waiters' deadline heap may hold beyond twice
+ * the live waiters before it is rebuilt; bounds the heap at `2 × permitWaitersMax + this`.
+ */
+export const permitDeadlineHeapSlackMax = 1_024;
+
+/**
+ * The retry hint when every eligible account is at its concurrency cap and the request may not
+ * wait: about one short completion, the soonest a permit is likely to free.
+ */
+export const accountBusyRetryAfterMs = 1_000;
+
+/**
+ * The smallest retry hint of a `no-account` refusal. The only accounts left may be free right
+ * now, but this request already failed on them; a sooner retry would meet the same failure.
+ */
+export const noAccountRetryAfterMsMin = 1_000;
+
+/**
+ * Account switches one request may make after a retryable failure (so at most this plus one
+ * upstream attempts). Each switch adds a full upstream round trip to the client's latency; three
+ * survive a throttled, an overloaded and a revoked account in a row.
+ */
+export const accountSwitchesMax = 3;
+
+/**
+ * A 429 whose wait is at most this long is a short throttle (a burst or acceleration limit):
+ * the account is paused for exactly that wait. A longer one is a window exhaustion.
+ */
+export const throttleShortMsMax = 5_000;
+
+/** The pause after a 429 whose headers say nothing about when to come back. */
+export const rateLimitCooldownMsDefault = 10_000;
+
+/**
+ * The longest pause a 429 can cause. Subscription (oauth) accounts have 5-hour windows, which
+ * this covers; a weekly window or a bogus reset stamp (a skewed upstream clock) costs one probe
+ * call every 6 hours instead of sidelining the account for days.
+ */
+export const rateLimitCooldownMsMax = 6 * 3_600_000;
+
+/** The first backoff after a 529 (overloaded); it doubles with each 529 in a row. */
+export const overloadBackoffMsBase = 1_000;
+
+/** The longest backoff after 529s in a row: the upstream's overload episodes last about a minute. */
+export const overloadBackoffMsMax = 60_000;
+
+/** Server errors or network failures in a row (no success between) that open an account's circuit. */
+export const circuitFailuresMax = 3;
+
+/** How long an opened circuit stays open before a single probe call may go; doubles per failed probe. */
+export const circuitOpenMsBase = 5_000;
+
+/** The longest an opened circuit stays open before the next probe. */
+export const circuitOpenMsMax = 120_000;
+
+/**
+ * How long a half-open account waits for its probe's outcome before letting another probe go:
+ * about the longest ordinary completion. A runtime that lost the probe's feedback thus cannot
+ * keep the account out for good.
+ */
+export const circuitProbeTimeoutMs = 120_000;
+
+/**
+ * Nesting levels of a request body walked to derive a prompt-prefix session key. Message content
+ * nests four or five levels deep (tool results inside content blocks); a body nested deeper
+ * gets no session key rather than a deep recursion.
+ */
+export const sessionKeyDepthMax = 32;
+
+/**
+ * Characters of the cached prompt prefix hashed into a session key. Requests whose prefixes
+ * agree this far share most of their prompt cache anyway, so pinning them together is what
+ * affinity wants, and hashing stays cheap for a megabyte-long prompt.
+ */
+export const sessionKeyPrefixCharsMax = 256 * 1024;
+
+assert(accountDedicatedTenantsMax >= 1, 'an account must be able to serve one dedicated tenant');
+assert(permitWaitersPerAccountMax <= permitWaitersMax, 'one account queue must fit the total');
+assert(throttleShortMsMax < rateLimitCooldownMsMax, 'a short throttle is shorter than the longest cooldown');
+assert(rateLimitCooldownMsDefault <= rateLimitCooldownMsMax, 'the default cooldown is within the cap');
+assert(overloadBackoffMsBase >= 1 && overloadBackoffMsBase <= overloadBackoffMsMax, 'the overload backoff range must not be empty');
+assert(circuitOpenMsBase >= 1 && circuitOpenMsBase <= circuitOpenMsMax, 'the circuit open range must not be empty');
+assert(circuitFailuresMax >= 1, 'a circuit opens after at least one failure');

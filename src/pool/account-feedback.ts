@@ -37,8 +37,8 @@ export type AccountFeedback =
   | { readonly kind: 'rate-limited'; readonly retryAfterMs: number | undefined; readonly rateLimits: RateLimitSnapshot }
   /** 529 `overloaded_error`, as a status or as an `error` event mid-stream. */
   | { readonly kind: 'overloaded' }
-  /** 401 or 403: the credential is revoked or lacks permission. */
-  | { readonly kind: 'auth-failed'; readonly status: 401 | 403 }
+  /** 401 or 403: the credential is revoked or lacks permission; 402: the account has no credit. */
+  | { readonly kind: 'auth-failed'; readonly status: 401 | 402 | 403 }
   /** 500 and other 5xx: the upstream failed; the account is not to blame beyond a short pause. */
   | { readonly kind: 'server-error'; readonly status: number }
   /** No usable response: refused, reset, timed out, or a body that broke the protocol. */

@@ -59,9 +59,16 @@ export interface BadSyncMessage {
 const rootNames = new Set(['tenants', 'accounts', 'settings']);
 
 const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
-const accountFieldNames = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits'] as const;
+const accountFieldNames = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
 
 type FieldValue = string | number | boolean | readonly FieldValue[] | { readonly [name: string]: FieldValue };
+
+/**
+ * A field to write; `undefined` removes an optional field. Optional fields are removed rather
+ * than written empty, so an account that never had one makes no update for it and reads the
+ * same on peers of an older schema version.
+ */
+type FieldWrite = readonly [string, FieldValue | undefined];
 
 export class PolicyDocument {
   private readonly doc: Y.Doc;
@@ -249,6 +256,9 @@ export class PolicyDocument {
       ['weight', a.weight],
       ['concurrencyMax', a.concurrencyMax],
       ['limits', a.limits.map((rule) => ({ ...rule }))],
+      // A peer on a schema without this field ignores it and reads the account as shared: VIP
+      // isolation holds only once every node runs a version that knows the field.
+      ['dedicatedTenants', a.dedicatedTenants === undefined ? undefined : [...a.dedicatedTenants]],
     ]);
     return OK_VOID;
   }
@@ -382,17 +392,23 @@ export class PolicyDocument {
   }
 
   /** Writes only the fields whose value differs, so an unchanged upsert makes no update. */
-  private writeSubject(root: Y.Map<unknown>, id: string, fields: readonly (readonly [string, FieldValue])[]): void {
+  private writeSubject(root: Y.Map<unknown>, id: string, fields: readonly FieldWrite[]): void {
     const existing = root.get(id);
     const entry = existing instanceof Y.Map ? (existing as Y.Map<unknown>) : undefined;
-    const changes = entry === undefined ? fields : fields.filter(([name, value]) => !jsonEqual(entry.get(name), value));
+    const changes =
+      entry === undefined
+        ? fields.filter(([, value]) => value !== undefined)
+        : fields.filter(([name, value]) => (value === undefined ? entry.has(name) : !jsonEqual(entry.get(name), value)));
     if (changes.length === 0) return;
     this.doc.transact(() => {
       if (entry === undefined) {
         root.set(id, new Y.Map<unknown>(changes));
       } else {
         // Fields this schema does not know (written by a newer peer) are left in place.
-        for (const [name, value] of changes) entry.set(name, value);
+        for (const [name, value] of changes) {
+          if (value === undefined) entry.delete(name);
+          else entry.set(name, value);
+        }
       }
     }, this.localOrigin);
     this.notifyIfChanged();

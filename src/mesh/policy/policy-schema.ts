@@ -9,7 +9,7 @@ import {
   type RegionId,
   type TenantId,
 } from '../../core/ids.js';
-import { idLengthMax, limitsPerSubjectMax, tenantKeysMax, windowExpiryHorizonMs } from '../../core/limits.js';
+import { accountDedicatedTenantsMax, idLengthMax, limitsPerSubjectMax, tenantKeysMax, windowExpiryHorizonMs } from '../../core/limits.js';
 import { err, ok, type Err, type Result } from '../../core/result.js';
 import { windowLengthMs, windowUnits, type WindowUnit } from '../../crdt/window.js';
 
@@ -86,6 +86,14 @@ export interface Account {
   readonly weight: number;
   readonly concurrencyMax: number;
   readonly limits: readonly LimitRule[];
+  /**
+   * VIP isolation: when present, the account serves only these tenants (1 to
+   * `accountDedicatedTenantsMax` of them); absent, it is shared by every tenant. An empty list
+   * is read as absent, so "shared" has one representation. The ids need not name existing
+   * tenants: a dedication may be written before its tenant, and a removed tenant leaves an
+   * account that serves nobody else rather than one that suddenly serves everybody.
+   */
+  readonly dedicatedTenants?: readonly TenantId[];
 }
 
 export interface MeshSettings {
@@ -299,16 +307,34 @@ export function validateAccount(value: unknown): Result<Account, PolicyError> {
   if (!concurrencyMax.ok) return concurrencyMax;
   const limits = validateLimitRules(value.limits, `${path}.limits`);
   if (!limits.ok) return limits;
-  return ok(
-    Object.freeze({
-      id: id.value,
-      kind: value.kind,
-      homeRegion: homeRegion.value,
-      weight: weight.value,
-      concurrencyMax: concurrencyMax.value,
-      limits: limits.value,
-    }),
-  );
+  // Optional, so documents written before VIP isolation existed stay valid (and shared).
+  const dedicatedTenants = value.dedicatedTenants === undefined ? ok([]) : validateDedicatedTenants(value.dedicatedTenants, `${path}.dedicatedTenants`);
+  if (!dedicatedTenants.ok) return dedicatedTenants;
+  const account: Account = {
+    id: id.value,
+    kind: value.kind,
+    homeRegion: homeRegion.value,
+    weight: weight.value,
+    concurrencyMax: concurrencyMax.value,
+    limits: limits.value,
+    ...(dedicatedTenants.value.length === 0 ? {} : { dedicatedTenants: dedicatedTenants.value }),
+  };
+  return ok(Object.freeze(account));
+}
+
+function validateDedicatedTenants(value: unknown, field: string): Result<readonly TenantId[], PolicyError> {
+  if (!Array.isArray(value)) return invalid(field, 'must be an array of tenant ids');
+  if (value.length > accountDedicatedTenantsMax) return invalid(field, `at most ${accountDedicatedTenantsMax} tenants`);
+  const tenants: TenantId[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const given: unknown = value[i];
+    const tenant = typeof given === 'string' ? parseTenantId(given) : undefined;
+    if (tenant === undefined || !tenant.ok) return invalid(`${field}[${i}]`, `must be 1 to ${idLengthMax} printable ASCII characters without spaces`);
+    const first = tenants.indexOf(tenant.value);
+    if (first >= 0) return invalid(`${field}[${i}]`, `same tenant as ${field}[${first}]`);
+    tenants.push(tenant.value);
+  }
+  return ok(Object.freeze(tenants));
 }
 
 export function validateMeshSetting(name: keyof MeshSettings, value: unknown): Result<number, PolicyError> {

@@ -48,14 +48,19 @@ const arbTenant = (id: TenantId): fc.Arbitrary<Tenant> =>
     userConcurrencyMax: fc.nat(64),
   });
 
-const arbAccount: fc.Arbitrary<Account> = fc.record({
-  id: fc.constantFrom(...accountIds),
-  kind: fc.constantFrom(...accountKinds),
-  homeRegion: fc.constantFrom('us-east', 'eu-west').map(asRegionId),
-  weight: fc.integer({ min: 1, max: 1000 }),
-  concurrencyMax: fc.nat(100),
-  limits: arbLimits,
-});
+const arbAccount: fc.Arbitrary<Account> = fc.record(
+  {
+    id: fc.constantFrom(...accountIds),
+    kind: fc.constantFrom(...accountKinds),
+    homeRegion: fc.constantFrom('us-east', 'eu-west').map(asRegionId),
+    weight: fc.integer({ min: 1, max: 1000 }),
+    concurrencyMax: fc.nat(100),
+    limits: arbLimits,
+    // Absent (shared) or dedicated to some tenants: edits add, change and remove dedications.
+    dedicatedTenants: fc.uniqueArray(fc.constantFrom(...tenantIds), { minLength: 1, maxLength: 3 }),
+  },
+  { requiredKeys: ['id', 'kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits'] },
+);
 
 const arbSettings: fc.Arbitrary<Partial<MeshSettings>> = fc.record(
   {

@@ -1,4 +1,4 @@
-// Proves the policy document round-trips typed tenants, accounts and settings, names the bad field of a refused edit, emits updates only for real changes, and refuses bad sync bytes without changing state.
+// Proves the policy document round-trips typed tenants, accounts (with optional VIP dedication) and settings, names the bad field of a refused edit, emits updates only for real changes, and refuses bad sync bytes without changing state.
 import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
@@ -6,7 +6,7 @@ import * as Y from 'yjs';
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../../src/core/assert.js';
 import { type AccountId, asRegionId, asTenantId } from '../../../src/core/ids.js';
-import { limitsPerSubjectMax, tenantKeysMax } from '../../../src/core/limits.js';
+import { accountDedicatedTenantsMax, limitsPerSubjectMax, tenantKeysMax } from '../../../src/core/limits.js';
 import {
   type Account,
   defaultMeshSettings,
@@ -164,6 +164,15 @@ describe('PolicyDocument edits and reads', () => {
     ['a bad kind', { ...account, kind: 'cookie' }, 'accounts.anthropic-1.kind'],
     ['a bad home region', { ...account, homeRegion: '' }, 'accounts.anthropic-1.homeRegion'],
     ['a sec10 window', { ...account, limits: [{ ...account.limits[0], window: 'sec10' }] }, 'accounts.anthropic-1.limits[0].window'],
+    ['dedicated tenants not in an array', { ...account, dedicatedTenants: 'acme' }, 'accounts.anthropic-1.dedicatedTenants'],
+    ['a spaced dedicated tenant', { ...account, dedicatedTenants: ['acme', 'big co'] }, 'accounts.anthropic-1.dedicatedTenants[1]'],
+    ['a dedicated tenant that is not a string', { ...account, dedicatedTenants: [7] }, 'accounts.anthropic-1.dedicatedTenants[0]'],
+    ['a duplicate dedicated tenant', { ...account, dedicatedTenants: ['acme', 'beta', 'acme'] }, 'accounts.anthropic-1.dedicatedTenants[2]'],
+    [
+      'too many dedicated tenants',
+      { ...account, dedicatedTenants: Array.from({ length: accountDedicatedTenantsMax + 1 }, (_, i) => `t${i}`) },
+      'accounts.anthropic-1.dedicatedTenants',
+    ],
   ];
   for (const [what, bad, field] of badAccounts) {
     it(`refuses an account with ${what}, naming ${field}`, () => {
@@ -172,6 +181,39 @@ describe('PolicyDocument edits and reads', () => {
       expect(doc.accounts().size).toBe(0);
     });
   }
+
+  it('round-trips an account dedicated to tenants, and reads one written before dedication existed as shared', () => {
+    const doc = new PolicyDocument(1);
+    const dedicated: Account = { ...account, dedicatedTenants: [asTenantId('acme'), asTenantId('beta')] };
+    expect(doc.upsertAccount(dedicated).ok).toBe(true);
+    expect(doc.account(account.id)).toEqual(dedicated);
+    const older = new PolicyDocument(2);
+    expect(older.upsertAccount(account).ok).toBe(true);
+    expect(older.account(account.id)).toEqual(account);
+    expect(older.account(account.id)).not.toHaveProperty('dedicatedTenants');
+    // An empty list means shared, and is stored and read as absent.
+    expect(older.upsertAccount({ ...account, dedicatedTenants: [] }).ok).toBe(true);
+    expect(older.takeUpdates()).toHaveLength(1);
+    expect(older.account(account.id)).not.toHaveProperty('dedicatedTenants');
+  });
+
+  it('removes a dedication with a small update that peers apply', () => {
+    const a = new PolicyDocument(1);
+    const b = new PolicyDocument(2);
+    a.upsertAccount({ ...account, dedicatedTenants: [asTenantId('acme')] });
+    const full = a.takeUpdates();
+    for (const message of full) b.onSyncMessage(message);
+    expect(b.account(account.id)?.dedicatedTenants).toEqual(['acme']);
+    a.upsertAccount(account);
+    const change = a.takeUpdates();
+    expect(change).toHaveLength(1);
+    expect(change[0]!.length).toBeLessThan(full[0]!.length / 4);
+    for (const message of change) b.onSyncMessage(message);
+    expect(b.account(account.id)).toEqual(account);
+    expect(a.account(account.id)).toEqual(account);
+    a.upsertAccount(account);
+    expect(a.takeUpdates()).toEqual([]);
+  });
 
   it('keeps an existing tenant when a refused upsert names it', () => {
     const doc = new PolicyDocument(1);

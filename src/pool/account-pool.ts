@@ -1,0 +1,397 @@
+import { assert } from '../core/assert.js';
+import type { AccountId, RegionId, TenantId } from '../core/ids.js';
+import { noAccountRetryAfterMsMin, policyAccountsMax } from '../core/limits.js';
+import type { Random } from '../core/random.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { Account, AccountKind } from '../mesh/policy/policy-schema.js';
+import type { AccountFeedback } from './account-feedback.js';
+import { AccountHealth, type HealthChange, type HealthState, healthStates } from './account-health.js';
+import { type AccountAmounts, type AccountRoom, noAccountAmounts } from './account-usage.js';
+import { type CancelOutcome, type Permit, type PermitError, type PermitEvent, PermitTable, type PermitTableOptions, type WaiterId } from './permits.js';
+import { type BaseStrategyName, type Candidate, Selector } from './strategies.js';
+import { stableHash } from './stable-hash.js';
+
+/**
+ * The carpool: this node's view of the upstream accounts, which one a request should use, the
+ * permits that cap each account's concurrency, and each account's health.
+ *
+ * Picking an account, in order:
+ *  1. Who may use it. An account with `dedicatedTenants` serves only those tenants (VIP
+ *     isolation); a shared account serves anyone. A tenant that has dedicated accounts uses
+ *     them first and spills to the shared ones only when none of its own can take the request
+ *     (unless `vipSpillToShared` is off, for tenants that must never share an account). A
+ *     shared tenant never touches a dedicated account: isolation that gave way under load would
+ *     be no isolation, while spilling a VIP onto the shared pool only costs the shared tenants
+ *     what any busy tenant would.
+ *  2. Where it lives. With `localRegion`, accounts homed there come before accounts that need a
+ *     forward to their home region (DESIGN.md §6), within each of the tiers above. So the
+ *     tiers are: dedicated local, dedicated remote, shared local, shared remote.
+ *  3. Whether it can serve: not tried by this request before, a non-zero cap, healthy (or
+ *     half-open with its probe free), and quota room for the request's estimate in the mesh's
+ *     view of the account's limits (`AccountRoom`).
+ *  4. Capacity. The first tier with an eligible account that has a free permit wins, and the
+ *     strategy picks among its accounts with free permits (sticky: the rendezvous winner, so a
+ *     session spills over only while its pinned account is full, paused or out of room). When
+ *     every eligible account is full, the request queues (if its deadline allows) on the one
+ *     the strategy picks among the first tier's eligible accounts; a half-open account takes
+ *     its single probe and no queue.
+ *  5. Nothing eligible: a typed `no-account` refusal whose retry hint is the earliest moment an
+ *     account the tenant may use comes back (a cooldown's end, a quota window's turn), or none
+ *     when only an operator can help (every account disabled or none configured).
+ *
+ * Waiting and outcomes follow ./permits.ts: `acquire` answers granted or queued; grants,
+ * expiries and evictions of queued requests come out of `takeEvents()`. Waiters queue only on
+ * healthy accounts, and an account that turns unhealthy evicts its waiters at once, so a
+ * grant handed over by a release never sends a call into a paused account.
+ *
+ * Policy changes (`update`) keep the health and permits of accounts that remain: a changed cap
+ * takes effect as permits drain or hands new permits to waiters, a changed dedication evicts
+ * waiters of tenants no longer allowed, and a removed account stops being offered while the
+ * calls it has in flight finish and release normally.
+ */
+export interface AccountPoolOptions {
+  readonly random: Random;
+  /** The strategy when a request has no session key (or the pool is not sticky). */
+  readonly strategy?: BaseStrategyName;
+  /** Whether session keys pin requests to accounts (rendezvous). */
+  readonly sticky?: boolean;
+  /** The accounts' own limits in the mesh counters; without it, quota room is not checked. */
+  readonly room?: AccountRoom;
+  /** Whether a tenant with dedicated accounts may spill onto shared ones. */
+  readonly vipSpillToShared?: boolean;
+  readonly permits?: PermitTableOptions;
+}
+
+export interface AccountRequest {
+  readonly tenant: TenantId;
+  /** Absolute time until which the request may wait for a permit; at or before now: no waiting. */
+  readonly deadlineMs: number;
+  /** From `sessionKeyOf`; undefined for none. */
+  readonly sessionKey?: string | undefined;
+  /** Accounts this request already tried (`AttemptPlan.tried`). */
+  readonly excluded?: ReadonlySet<AccountId> | undefined;
+  /** Prefer accounts homed in this region. */
+  readonly localRegion?: RegionId | undefined;
+  /** What the call will at most take, for the accounts' quota room; none when omitted. */
+  readonly estimate?: AccountAmounts | undefined;
+}
+
+export type AccountSelection =
+  /** `probe`: the account is half-open and this call decides whether its circuit closes. */
+  | { readonly kind: 'granted'; readonly permit: Permit; readonly account: Account; readonly probe: boolean }
+  /** The outcome comes out of `takeEvents()` under `waiterId`; the call will go to `account`. */
+  | { readonly kind: 'queued'; readonly waiterId: WaiterId; readonly account: Account };
+
+export type PoolError =
+  /** No account the tenant may use can serve now; `retryAfterMs` undefined when only an operator can help. */
+  | { readonly kind: 'no-account'; readonly retryAfterMs: number | undefined }
+  | Exclude<PermitError, { readonly kind: 'unknown-account' }>;
+
+/** What happened to an account on feedback: for metrics, logs and the operator's alert. */
+export interface FeedbackReport extends HealthChange {
+  readonly accountId: AccountId;
+  /** Waiters sent elsewhere because the account stopped being healthy. */
+  readonly evicted: number;
+}
+
+export interface AccountStatus {
+  readonly id: AccountId;
+  readonly kind: AccountKind;
+  readonly homeRegion: RegionId;
+  readonly state: HealthState;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly concurrencyMax: number;
+  readonly availableAtMs: number | undefined;
+  readonly dedicated: boolean;
+}
+
+/** Plain counters for the metrics binding. */
+export class PoolStats {
+  granted = 0;
+  probes = 0;
+  queued = 0;
+  noAccount = 0;
+  busy = 0;
+  /** Grants of a VIP tenant's request to a shared account. */
+  vipSpills = 0;
+  /** Grants to an account homed outside the requested local region. */
+  remoteGrants = 0;
+  alerts = 0;
+}
+
+interface Entry {
+  account: Account;
+  dedicated: ReadonlySet<TenantId> | undefined;
+  readonly health: AccountHealth;
+  readonly idHash: number;
+}
+
+interface Scored extends Candidate {
+  readonly entry: Entry;
+  readonly probe: boolean;
+}
+
+/** Tier of an account for a tenant, lower first; undefined when the tenant may not use it. */
+function tierOf(entry: Entry, tenant: TenantId, localRegion: RegionId | undefined): number | undefined {
+  let tier = 0;
+  if (entry.dedicated === undefined) tier += 2;
+  else if (!entry.dedicated.has(tenant)) return undefined;
+  if (localRegion !== undefined && entry.account.homeRegion !== localRegion) tier += 1;
+  return tier;
+}
+
+const tierCount = 4;
+const sharedTierFirst = 2;
+
+function sameTenants(a: ReadonlySet<TenantId> | undefined, b: ReadonlySet<TenantId> | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.size === b.size && [...a].every((tenant) => b.has(tenant));
+}
+
+export class AccountPool {
+  readonly stats = new PoolStats();
+  readonly sticky: boolean;
+  readonly vipSpillToShared: boolean;
+
+  private readonly entries = new Map<AccountId, Entry>();
+  private readonly permits: PermitTable<TenantId>;
+  private readonly selector: Selector;
+  private readonly random: Random;
+  private readonly room: AccountRoom | undefined;
+
+  constructor(options: AccountPoolOptions) {
+    this.random = options.random;
+    this.sticky = options.sticky ?? true;
+    this.vipSpillToShared = options.vipSpillToShared ?? true;
+    this.room = options.room;
+    this.permits = new PermitTable<TenantId>(options.permits);
+    this.selector = new Selector(options.strategy ?? 'least-loaded', options.random);
+  }
+
+  // ---- Policy ----
+
+  /** Makes the pool hold exactly `accounts` (the policy's), keeping the state of those that stay. */
+  update(accounts: Iterable<Account>): void {
+    const next = new Map<AccountId, Account>();
+    for (const account of accounts) {
+      next.set(account.id, account);
+      assert(next.size <= policyAccountsMax, 'the pool holds the policy accounts');
+    }
+    for (const id of [...this.entries.keys()]) {
+      if (next.has(id)) continue;
+      this.entries.delete(id);
+      this.permits.removeAccount(id);
+      this.selector.forget(id);
+    }
+    for (const account of next.values()) {
+      const dedicated = account.dedicatedTenants === undefined || account.dedicatedTenants.length === 0 ? undefined : new Set(account.dedicatedTenants);
+      const entry = this.entries.get(account.id);
+      if (entry === undefined) {
+        this.entries.set(account.id, { account, dedicated, health: new AccountHealth(this.random), idHash: stableHash(account.id) });
+        continue;
+      }
+      entry.account = account;
+      if (!sameTenants(entry.dedicated, dedicated)) {
+        entry.dedicated = dedicated;
+        this.permits.evict(account.id, (tenant) => dedicated !== undefined && !dedicated.has(tenant), 'not-allowed');
+      }
+    }
+    if (!this.vipSpillToShared) {
+      // A tenant that just got dedicated accounts must not be handed a shared one it queued for.
+      const vipTenants = new Set<TenantId>();
+      for (const entry of this.entries.values()) for (const tenant of entry.dedicated ?? []) vipTenants.add(tenant);
+      for (const entry of this.entries.values()) {
+        if (entry.dedicated === undefined) this.permits.evict(entry.account.id, (tenant) => vipTenants.has(tenant), 'not-allowed');
+      }
+    }
+    // Caps last, once every waiter left is allowed: a raised cap hands permits to waiters.
+    for (const account of next.values()) this.permits.setAccount(account.id, account.concurrencyMax);
+  }
+
+  account(id: AccountId): Account | undefined {
+    return this.entries.get(id)?.account;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  // ---- Requests ----
+
+  /** Picks an account for a request and takes (or queues for) one of its permits; see the file comment. */
+  acquire(request: AccountRequest, nowMs: number): Result<AccountSelection, PoolError> {
+    assert(Number.isFinite(request.deadlineMs), 'a permit deadline is a finite time');
+    const keyHash = this.sticky && request.sessionKey !== undefined ? stableHash(request.sessionKey) : undefined;
+    const estimate = request.estimate ?? noAccountAmounts;
+    const tiers: Scored[][] = Array.from({ length: tierCount }, () => []);
+    let hasDedicated = false;
+    let dedicatedBackAtMs = Infinity;
+    let sharedBackAtMs = Infinity;
+
+    // Bounded by the policy's accounts.
+    for (const entry of this.entries.values()) {
+      const tier = tierOf(entry, request.tenant, request.localRegion);
+      if (tier === undefined) continue;
+      if (tier < sharedTierFirst) hasDedicated = true;
+      const backAtMs = this.eligibleAtMs(entry, request.excluded, estimate, nowMs);
+      if (backAtMs === nowMs && request.excluded?.has(entry.account.id) !== true) {
+        const { account } = entry;
+        tiers[tier]?.push({
+          entry,
+          id: account.id,
+          idHash: entry.idHash,
+          weight: account.weight,
+          concurrencyMax: account.concurrencyMax,
+          inFlight: this.permits.inFlight(account.id),
+          queued: this.permits.queued(account.id),
+          probe: entry.health.isProbe(nowMs),
+        });
+      } else if (backAtMs !== undefined) {
+        if (tier < sharedTierFirst) dedicatedBackAtMs = Math.min(dedicatedBackAtMs, backAtMs);
+        else sharedBackAtMs = Math.min(sharedBackAtMs, backAtMs);
+      }
+    }
+
+    const tiersUsed = hasDedicated && !this.vipSpillToShared ? sharedTierFirst : tierCount;
+    for (let tier = 0; tier < tiersUsed; tier++) {
+      const free = (tiers[tier] as Scored[]).filter((candidate) => this.permits.canGrant(candidate.id));
+      if (free.length === 0) continue;
+      const chosen = this.selector.pick(free, keyHash) as Scored;
+      const acquired = this.permits.acquire(chosen.id, request.deadlineMs, request.tenant, nowMs);
+      assert(acquired.ok && acquired.value.kind === 'granted', 'a permit the table can grant is granted');
+      this.stats.granted++;
+      if (chosen.probe) {
+        chosen.entry.health.beginProbe(nowMs);
+        this.stats.probes++;
+      }
+      if (hasDedicated && tier >= sharedTierFirst) this.stats.vipSpills++;
+      if (tier % 2 === 1) this.stats.remoteGrants++;
+      return ok({ kind: 'granted', permit: acquired.value.permit, account: chosen.entry.account, probe: chosen.probe });
+    }
+
+    for (let tier = 0; tier < tiersUsed; tier++) {
+      const queueable = (tiers[tier] as Scored[]).filter((candidate) => !candidate.probe);
+      if (queueable.length === 0) continue;
+      const chosen = this.selector.pick(queueable, keyHash) as Scored;
+      const acquired = this.permits.acquire(chosen.id, request.deadlineMs, request.tenant, nowMs);
+      if (!acquired.ok) {
+        if (acquired.error.kind === 'busy') this.stats.busy++;
+        assert(acquired.error.kind !== 'unknown-account', 'pool accounts are in the permit table');
+        return err(acquired.error);
+      }
+      assert(acquired.value.kind === 'queued', 'an account without a free permit queues');
+      this.stats.queued++;
+      return ok({ kind: 'queued', waiterId: acquired.value.waiterId, account: chosen.entry.account });
+    }
+
+    // Left over: half-open accounts whose permits are all held by calls from before the circuit
+    // opened. They are back as soon as one of those ends.
+    for (let tier = 0; tier < tiersUsed; tier++) {
+      for (const candidate of tiers[tier] as Scored[]) {
+        const atMs = candidate.entry.health.availableAtMs(nowMs) ?? Infinity;
+        if (tier < sharedTierFirst) dedicatedBackAtMs = Math.min(dedicatedBackAtMs, atMs);
+        else sharedBackAtMs = Math.min(sharedBackAtMs, atMs);
+      }
+    }
+    this.stats.noAccount++;
+    const backAtMs = tiersUsed === tierCount ? Math.min(dedicatedBackAtMs, sharedBackAtMs) : dedicatedBackAtMs;
+    const retryAfterMs = Number.isFinite(backAtMs) ? Math.max(noAccountRetryAfterMsMin, backAtMs - nowMs) : undefined;
+    return err({ kind: 'no-account', retryAfterMs });
+  }
+
+  /** Returns a permit after its call ended; see `PermitTable.release`. */
+  release(permit: Permit): Result<undefined, { readonly kind: 'unknown-permit'; readonly permitId: Permit['id'] }> {
+    return this.permits.release(permit.id);
+  }
+
+  /** Withdraws a queued request; see `PermitTable.cancel`. */
+  cancel(waiterId: WaiterId): CancelOutcome {
+    return this.permits.cancel(waiterId);
+  }
+
+  /** Expires waiters past their deadline. */
+  tick(nowMs: number): void {
+    this.permits.tick(nowMs);
+  }
+
+  /** Outcomes of queued requests since the last call; the context is the waiter's tenant. */
+  takeEvents(): PermitEvent<TenantId>[] {
+    return this.permits.takeEvents();
+  }
+
+  // ---- Health ----
+
+  /**
+   * Feeds one call's outcome to its account's health. Undefined for an account no longer in
+   * the pool: its health is gone with it.
+   */
+  onFeedback(accountId: AccountId, feedback: AccountFeedback, nowMs: number): FeedbackReport | undefined {
+    const entry = this.entries.get(accountId);
+    if (entry === undefined) return undefined;
+    const change = entry.health.onFeedback(feedback, nowMs);
+    if (change.alert !== undefined) this.stats.alerts++;
+    const evicted = change.to === 'healthy' ? 0 : this.permits.evict(accountId, () => true, 'account-unavailable');
+    return { ...change, accountId, evicted };
+  }
+
+  /** Operator action: re-enables a disabled account. Returns whether the account exists. */
+  enable(accountId: AccountId): boolean {
+    const entry = this.entries.get(accountId);
+    if (entry === undefined) return false;
+    entry.health.enable();
+    return true;
+  }
+
+  /** Every account's state, in id order: for status pages and gauges. */
+  status(nowMs: number): AccountStatus[] {
+    const statuses: AccountStatus[] = [];
+    for (const entry of this.entries.values()) {
+      const { account } = entry;
+      statuses.push({
+        id: account.id,
+        kind: account.kind,
+        homeRegion: account.homeRegion,
+        state: entry.health.state(nowMs),
+        inFlight: this.permits.inFlight(account.id),
+        queued: this.permits.queued(account.id),
+        concurrencyMax: account.concurrencyMax,
+        availableAtMs: entry.health.availableAtMs(nowMs),
+        dedicated: entry.dedicated !== undefined,
+      });
+    }
+    return statuses.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Accounts per health state: a gauge with a bounded label set. */
+  stateCounts(nowMs: number): Record<HealthState, number> {
+    const counts = Object.fromEntries(healthStates.map((state) => [state, 0])) as Record<HealthState, number>;
+    for (const entry of this.entries.values()) counts[entry.health.state(nowMs)]++;
+    return counts;
+  }
+
+  /** Permits held, waiters queued and outcomes undrained, across accounts: for leak checks and gauges. */
+  totals(): { readonly held: number; readonly waiting: number; readonly pendingEvents: number } {
+    return { held: this.permits.heldCount, waiting: this.permits.waitingCount, pendingEvents: this.permits.pendingEvents };
+  }
+
+  // ---- Internals ----
+
+  /**
+   * When the account could take this request: `nowMs` if it can now (or could, were it not
+   * excluded), a later time if it is paused or out of quota room until then, undefined if
+   * waiting will not help (disabled, or a cap of zero).
+   */
+  private eligibleAtMs(entry: Entry, excluded: ReadonlySet<AccountId> | undefined, estimate: AccountAmounts, nowMs: number): number | undefined {
+    const { account, health } = entry;
+    if (account.concurrencyMax === 0) return undefined;
+    // Paused, circuit open, or half-open with its probe out: back when that ends.
+    const atMs = health.canServe(nowMs) ? nowMs : health.availableAtMs(nowMs);
+    if (atMs === undefined) return undefined;
+    assert(atMs >= nowMs, 'an account that cannot serve now is back later');
+    if (excluded?.has(account.id) === true) return atMs;
+    if (atMs > nowMs || this.room === undefined) return atMs;
+    const room = this.room.hasRoom(account, estimate, nowMs);
+    return room.ok ? nowMs : nowMs + room.error.retryAfterMs;
+  }
+}
