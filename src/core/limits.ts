@@ -372,6 +372,94 @@ export const upstreamMessageCharsMax = 16 * 1024 * 1024;
 
 // ---- Upstream client ----
 
+/**
+ * Connections the upstream client keeps to one origin. An HTTP/1.1 connection carries one call
+ * at a time and a stream holds it to its end, so this caps the node's concurrent calls to one
+ * origin (api.anthropic.com serves every account); calls past it wait in the pool's queue, whose
+ * length `upstreamCallsInFlightMax` bounds.
+ */
+export const upstreamConnectionsPerOriginMax = 512;
+
+/** Origins one client keeps a pool for: the API, perhaps a regional proxy, the emulator in tests. */
+export const upstreamOriginsMax = 16;
+
+/** Calls one client runs or queues at once; more are refused as `unavailable`, never queued unbounded. */
+export const upstreamCallsInFlightMax = 4_096;
+
+/**
+ * How long an idle keep-alive connection is kept for the next call. A POST is not retried when a
+ * reused connection turns out closed by the server, so this stays well under the idle timeouts of
+ * the load balancers in front of the API (a minute or more); a server's `Keep-Alive` hint may
+ * lower it, never raise it.
+ */
+export const upstreamKeepAliveTimeoutMs = 10_000;
+
+/** Time to open a TCP and TLS connection; a healthy region connects in tens of milliseconds. */
+export const upstreamConnectTimeoutMs = 10_000;
+
+/**
+ * Time to the response headers of a non-streaming call. The API sends them only once the whole
+ * message is generated; ten minutes is the longest non-streaming call it accepts.
+ */
+export const upstreamCompleteHeadersTimeoutMs = 600_000;
+
+/** Time to the response headers of a stream: they come before generation starts, after queueing. */
+export const upstreamStreamHeadersTimeoutMs = 60_000;
+
+/**
+ * Longest silence between two chunks of a response body. The API sends `ping` events while the
+ * model works, so a minute without a byte is a stalled connection, not a slow model.
+ */
+export const upstreamIdleTimeoutMs = 60_000;
+
+/**
+ * Longest a call may run, from dispatch to its final usage: the longest lease a reservation
+ * carries, so a reservation never expires under a call that is still running.
+ */
+export const upstreamDeadlineMs = reservationLeaseMsMax;
+
+/**
+ * Silence tolerated after `message_stop` while the rest of the body is read so that its
+ * connection can be reused. The message is complete by then; an upstream that keeps the body
+ * open is cut off quickly rather than holding the call for a full idle timeout.
+ */
+export const upstreamAfterStopIdleMs = 1_000;
+
+/** Response header bytes accepted; the API's headers are a few kilobytes. Past it: a bad response. */
+export const upstreamResponseHeaderBytesMax = 32 * 1024;
+
+/**
+ * Body bytes of a non-streaming response. JSON escaping at most doubles the text of a message
+ * and its blocks, so twice the streamed message bound holds any message a stream could carry.
+ */
+export const upstreamResponseBytesMax = 2 * upstreamMessageCharsMax;
+
+/** Body bytes of an error response read for its type and message; the rest is discarded. */
+export const upstreamErrorBodyBytesMax = 64 * 1024;
+
+/** Characters of an upstream error message kept for the caller and logs. */
+export const upstreamErrorMessageCharsMax = 1_024;
+
+/**
+ * Longest `retry-after` passed on to the pool. Subscription accounts report weekly limits, so a
+ * week is the longest wait an honest upstream asks for; larger values are clamped to it.
+ */
+export const upstreamRetryAfterMsMax = 7 * 24 * 3_600_000;
+
+/** Characters of an upstream `request-id` kept; a longer or non-ASCII one is dropped. */
+export const upstreamRequestIdLengthMax = 128;
+
+/** How long `close()` waits for in-flight calls (draining streams included) before cutting them. */
+export const upstreamCloseGraceMs = 30_000;
+
+assert(upstreamCallsInFlightMax >= upstreamConnectionsPerOriginMax, 'the in-flight bound must let every connection be used');
+assert(
+  Math.max(upstreamConnectTimeoutMs, upstreamCompleteHeadersTimeoutMs, upstreamStreamHeadersTimeoutMs, upstreamIdleTimeoutMs) <= upstreamDeadlineMs,
+  'every per-phase timeout fits inside the deadline',
+);
+assert(upstreamAfterStopIdleMs <= upstreamIdleTimeoutMs, 'the after-stop grace is a shortened idle timeout');
+assert(upstreamErrorBodyBytesMax <= upstreamResponseBytesMax, 'an error body is a response body');
+
 // ---- Account pool ----
 
 /**

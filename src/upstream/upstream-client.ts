@@ -1,0 +1,496 @@
+import { Agent, type Dispatcher } from 'undici';
+import type { TokenUsage } from '../admission/estimate.js';
+import { assert } from '../core/assert.js';
+import type { Clock } from '../core/clock.js';
+import {
+  upstreamAfterStopIdleMs,
+  upstreamCallsInFlightMax,
+  upstreamCloseGraceMs,
+  upstreamCompleteHeadersTimeoutMs,
+  upstreamConnectionsPerOriginMax,
+  upstreamConnectTimeoutMs,
+  upstreamDeadlineMs,
+  upstreamErrorBodyBytesMax,
+  upstreamIdleTimeoutMs,
+  upstreamKeepAliveTimeoutMs,
+  upstreamOriginsMax,
+  upstreamResponseBytesMax,
+  upstreamResponseHeaderBytesMax,
+  upstreamStreamHeadersTimeoutMs,
+} from '../core/limits.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { AccountFeedback } from '../pool/account-feedback.js';
+import { CallGuard, type CancelMode, systemTimers, type Timers } from './call-guard.js';
+import { feedbackOfErrorType, feedbackOfStatus, networkFeedback } from './classify-feedback.js';
+import { parseErrorBody } from './error-body.js';
+import { MessageStream, type StreamError } from './message-stream.js';
+import { parseMessageUsage } from './message-usage.js';
+import { type HeaderMap, headerValue, upstreamRequestId } from './response-headers.js';
+import { type SseEvent, SseParser } from './sse-parser.js';
+import { type BuiltRequest, buildRequest, type Credential, redact, type UpstreamRequest, type UpstreamTarget } from './upstream-request.js';
+import type { Completion, StreamCompletion, UpstreamError } from './upstream-result.js';
+
+/**
+ * The client of the Anthropic Messages API that every upstream call of a node goes through.
+ *
+ * The flow of one call:
+ *
+ *   build    credential and version headers, the JSON body (upstream-request.ts)
+ *   dispatch POST over a keep-alive connection of the origin's pool; timers armed (call-guard.ts)
+ *   headers  status, request-id, rate limits -> AccountFeedback (classify-feedback.ts)
+ *   body     complete(): the JSON message, bounded; stream(): SSE events through SseParser and
+ *            MessageStream, each handed to the caller's sink as it arrives
+ *   result   a Completion / StreamCompletion, or an UpstreamError; both carry usage so far
+ *
+ * Nothing a broken upstream sends makes a call throw: every failure comes back as an
+ * `UpstreamError` value, with the connection closed (not returned to the pool) when the body was
+ * not read to its end, and every timer cleared.
+ *
+ * Why a sink and not an async iterator for streams. The gateway forwards each event to its own
+ * client and must stop reading the upstream while that client is slow. A sink that returns a
+ * promise (resolved when the write has drained) gives exactly that: the client awaits it before
+ * it reads the next chunk, so backpressure reaches the upstream's TCP window. And the client,
+ * not the caller, owns the read loop, which is what cancellation needs: when the caller goes
+ * away the loop stops delivering but keeps reading to the final usage, with no second consumer
+ * to hand the stream over to and no iterator the caller must remember to finish. The final
+ * result is the one promise `stream()` returns.
+ *
+ * Connect timeouts are per client, not per call: a connection is opened for the pool and may
+ * serve many calls. A call's own headers timeout runs from dispatch, so it covers connecting too.
+ */
+
+export interface UpstreamClientOptions {
+  /** Converts `retry-after` dates to a wait; the system clock by default. */
+  readonly clock?: Clock;
+  /** The call timers; tests count them to prove none outlives its call. */
+  readonly timers?: Timers;
+  readonly connectionsPerOriginMax?: number;
+  readonly callsInFlightMax?: number;
+  readonly connectTimeoutMs?: number;
+  readonly keepAliveTimeoutMs?: number;
+  readonly responseHeaderBytesMax?: number;
+  /** Defaults of the per-call timeouts. */
+  readonly completeHeadersTimeoutMs?: number;
+  readonly streamHeadersTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly deadlineMs?: number;
+}
+
+export interface CallTimeouts {
+  /** From dispatch to the response headers (connecting and queueing included). */
+  readonly headersTimeoutMs: number;
+  /** Longest silence while a body chunk is awaited. */
+  readonly idleTimeoutMs: number;
+  /** From dispatch to the end of the call, draining included. */
+  readonly deadlineMs: number;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  readonly timeouts?: Partial<CallTimeouts>;
+  /**
+   * What the caller's abort does once the headers are in: `drain` (the default) reads on to the
+   * final usage without delivering anything more; `abort` closes the connection at once, and the
+   * usage is what was seen so far.
+   */
+  readonly onCancel?: CancelMode;
+}
+
+/** A sink for the events of a stream; a returned promise holds the next read until it settles. */
+export type EventSink = (event: SseEvent) => void | PromiseLike<void>;
+
+export interface StreamOptions extends CallOptions {
+  /**
+   * Receives each event the message accepted, in order: `message_start` through `message_stop`,
+   * pings and unknown event types included. An `error` event is not delivered; it ends the call
+   * with a `stream-error`. A sink that throws or rejects counts as the caller going away.
+   */
+  readonly onEvent: EventSink;
+}
+
+export interface UpstreamClientStats {
+  readonly callsInFlight: number;
+  /** Open connections over all origins, busy or idle. */
+  readonly connectionsOpen: number;
+}
+
+const systemClock: Clock = { nowMs: () => Date.now() };
+const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
+const eventStream = /^text\/event-stream\s*(?:;|$)/i;
+
+/** What one call knows about its response, for building its result. */
+interface CallState {
+  readonly guard: CallGuard;
+  readonly credential: Credential;
+  requestId: string | undefined;
+  headers: HeaderMap;
+  /** Set when the headers arrive: what the status says about the account. */
+  feedback: AccountFeedback | undefined;
+  /** The stream's message, once a 2xx event stream is being read. */
+  message: MessageStream | undefined;
+}
+
+type Body = Dispatcher.ResponseData['body'];
+
+export class UpstreamClient {
+  private readonly agent: Agent;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly callsInFlightMax: number;
+  private readonly defaults: { readonly completeHeadersTimeoutMs: number; readonly streamHeadersTimeoutMs: number; readonly idleTimeoutMs: number; readonly deadlineMs: number };
+  private readonly calls = new Map<CallGuard, Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: UpstreamClientOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.timers = options.timers ?? systemTimers;
+    this.callsInFlightMax = options.callsInFlightMax ?? upstreamCallsInFlightMax;
+    assert(this.callsInFlightMax >= 1 && this.callsInFlightMax <= upstreamCallsInFlightMax, 'calls in flight within 1 and the bound');
+    this.defaults = {
+      completeHeadersTimeoutMs: checkedMs(options.completeHeadersTimeoutMs ?? upstreamCompleteHeadersTimeoutMs),
+      streamHeadersTimeoutMs: checkedMs(options.streamHeadersTimeoutMs ?? upstreamStreamHeadersTimeoutMs),
+      idleTimeoutMs: checkedMs(options.idleTimeoutMs ?? upstreamIdleTimeoutMs),
+      deadlineMs: checkedMs(options.deadlineMs ?? upstreamDeadlineMs),
+    };
+    const connections = options.connectionsPerOriginMax ?? upstreamConnectionsPerOriginMax;
+    assert(connections >= 1 && connections <= upstreamConnectionsPerOriginMax, 'connections per origin within 1 and the bound');
+    const keepAliveTimeoutMs = checkedMs(options.keepAliveTimeoutMs ?? upstreamKeepAliveTimeoutMs);
+    const headerBytesMax = options.responseHeaderBytesMax ?? upstreamResponseHeaderBytesMax;
+    assert(headerBytesMax >= 1_024 && headerBytesMax <= upstreamResponseHeaderBytesMax, 'response header bytes within 1 KiB and the bound');
+    this.agent = new Agent({
+      connections,
+      maxOrigins: upstreamOriginsMax,
+      keepAliveTimeout: keepAliveTimeoutMs,
+      // A server's Keep-Alive hint may shorten the idle time of a connection but not stretch it.
+      keepAliveMaxTimeout: keepAliveTimeoutMs,
+      connect: { timeout: checkedMs(options.connectTimeoutMs ?? upstreamConnectTimeoutMs) },
+      maxHeaderSize: headerBytesMax,
+      // The call guard enforces the real timeouts per call; these are backstops that can only
+      // fire if it failed to, since no per-call timeout may exceed the deadline bound.
+      headersTimeout: upstreamDeadlineMs,
+      bodyTimeout: upstreamDeadlineMs,
+    });
+  }
+
+  /** A non-streaming call: the whole message, its usage, and the account's feedback. */
+  complete(target: UpstreamTarget, request: UpstreamRequest, options: CallOptions = {}): Promise<Result<Completion, UpstreamError>> {
+    const built = buildRequest(target, request, false);
+    if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
+    return this.run(options, this.defaults.completeHeadersTimeoutMs, (guard) => this.runComplete(guard, target.credential, built.value));
+  }
+
+  /** A streaming call: events reach `options.onEvent` as they arrive; the result is the whole message. */
+  stream(target: UpstreamTarget, request: UpstreamRequest, options: StreamOptions): Promise<Result<StreamCompletion, UpstreamError>> {
+    const built = buildRequest(target, request, true);
+    if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
+    return this.run(options, this.defaults.streamHeadersTimeoutMs, (guard) => this.runStream(guard, target.credential, built.value, options.onEvent));
+  }
+
+  stats(): UpstreamClientStats {
+    let connectionsOpen = 0;
+    // The agent makes a Pool per origin (a connection count); a Client factory would report a flag.
+    for (const origin of Object.values(this.agent.stats)) connectionsOpen += Number(origin.connected);
+    return { callsInFlight: this.calls.size, connectionsOpen };
+  }
+
+  /**
+   * Refuses new calls, waits up to `graceMs` for the calls in flight (draining streams
+   * included), then cuts those still running and closes every connection. Calls cut here end
+   * with `unavailable` / `closed` and the usage they had seen.
+   */
+  close(graceMs: number = upstreamCloseGraceMs): Promise<void> {
+    this.closing ??= this.shutDown(checkedMs(graceMs));
+    return this.closing;
+  }
+
+  private async shutDown(graceMs: number): Promise<void> {
+    const inFlight = Promise.allSettled(this.calls.values());
+    let timer: unknown;
+    const graceOver = new Promise<'grace-over'>((resolve) => {
+      timer = this.timers.start(() => resolve('grace-over'), graceMs);
+    });
+    const first = await Promise.race([inFlight.then(() => 'drained' as const), graceOver]);
+    this.timers.cancel(timer);
+    if (first === 'grace-over') for (const guard of this.calls.keys()) guard.stop({ kind: 'closed' });
+    // A stopped call fails its pending read at once, so this wait is short.
+    await Promise.allSettled(this.calls.values());
+    await this.agent.close();
+  }
+
+  private run<T>(options: CallOptions, headersTimeoutMs: number, call: (guard: CallGuard) => Promise<Result<T, UpstreamError>>): Promise<Result<T, UpstreamError>> {
+    if (this.closing !== undefined) return Promise.resolve(err(unavailable('closed')));
+    if (this.calls.size >= this.callsInFlightMax) return Promise.resolve(err(unavailable('calls-in-flight-max')));
+    const timeouts = {
+      headersTimeoutMs: checkedMs(options.timeouts?.headersTimeoutMs ?? headersTimeoutMs),
+      idleTimeoutMs: checkedMs(options.timeouts?.idleTimeoutMs ?? this.defaults.idleTimeoutMs),
+      deadlineMs: checkedMs(options.timeouts?.deadlineMs ?? this.defaults.deadlineMs),
+    };
+    const guard = new CallGuard(this.timers, timeouts, options.onCancel ?? 'drain', options.signal);
+    const done = call(guard).finally(() => {
+      guard.dispose();
+      this.calls.delete(guard);
+    });
+    this.calls.set(guard, done);
+    return done;
+  }
+
+  private async runComplete(guard: CallGuard, credential: Credential, built: BuiltRequest): Promise<Result<Completion, UpstreamError>> {
+    const state = newState(guard, credential);
+    const response = await this.dispatch(state, built);
+    if (!response.ok) return response;
+    const { statusCode, body } = response.value;
+    if (statusCode < 200 || statusCode > 299) return err(await this.readErrorStatus(state, statusCode, body));
+    const contentLength = Number(headerValue(state.headers, 'content-length'));
+    if (contentLength > upstreamResponseBytesMax) {
+      discard(state, body);
+      return err(badResponse(state, `a body of ${contentLength} bytes is over ${upstreamResponseBytesMax}`));
+    }
+    const read = await readBounded(state, body, upstreamResponseBytesMax);
+    if (!read.ok) return err(failure(state, read.error));
+    if (read.value.overflow) {
+      discard(state, body);
+      return err(badResponse(state, `the body is over ${upstreamResponseBytesMax} bytes`));
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(new TextDecoder().decode(read.value.bytes));
+    } catch (error) {
+      return err(badResponse(state, `the body is not JSON: ${error instanceof Error ? error.message : 'parse error'}`));
+    }
+    if (!isObject(message)) return err(badResponse(state, 'the body is not a JSON object'));
+    const usage = parseMessageUsage(message);
+    if (!usage.ok) return err(badResponse(state, usage.error));
+    return ok({ message, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
+  }
+
+  private async runStream(guard: CallGuard, credential: Credential, built: BuiltRequest, onEvent: EventSink): Promise<Result<StreamCompletion, UpstreamError>> {
+    const state = newState(guard, credential);
+    const response = await this.dispatch(state, built);
+    if (!response.ok) return response;
+    const { statusCode, body } = response.value;
+    if (statusCode < 200 || statusCode > 299) return err(await this.readErrorStatus(state, statusCode, body));
+    const contentType = headerValue(state.headers, 'content-type') ?? '';
+    if (!eventStream.test(contentType)) {
+      discard(state, body);
+      return err(badResponse(state, `a stream answered with content-type '${redact(contentType, credential).slice(0, 100)}'`));
+    }
+    const message = new MessageStream();
+    state.message = message;
+    const parser = new SseParser();
+    const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+    // Each turn reads one chunk. The loop ends with the body, or is cut by the message bounds
+    // (MessageStream, SseParser) or, for a body of pings or unknown events, by the deadline.
+    for (;;) {
+      const chunk = await nextChunk(state, chunks);
+      if (!chunk.ok) return err(chunk.error);
+      const events = chunk.value === undefined ? parser.end() : parser.push(chunk.value);
+      if (!events.ok) {
+        discard(state, body);
+        return err(badResponse(state, `${events.error.kind} (${events.error.kind === 'sse-ended' ? events.error.detail : `bound ${events.error.bytesMax} bytes`})`));
+      }
+      for (const event of events.value) {
+        // Anything after message_stop is not part of the message; the body should end here.
+        if (message.done) break;
+        const fed = message.onEvent(event);
+        if (!fed.ok) {
+          discard(state, body);
+          return err(this.streamFailure(state, fed.error));
+        }
+        if (guard.delivering) await deliver(guard, onEvent, event);
+      }
+      if (message.done) break;
+      if (chunk.value === undefined) {
+        return err({ kind: 'truncated', detail: 'the stream ended without message_stop', ...seen(state), feedback: networkFeedback('stream ended without message_stop') });
+      }
+    }
+    await finishBody(state, body, chunks);
+    const streamed = message.message();
+    assert(streamed !== undefined, 'a stream done without failure has reached message_stop');
+    return ok({ message: streamed, usage: streamed.usage, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
+  }
+
+  private async dispatch(state: CallState, built: BuiltRequest): Promise<Result<Dispatcher.ResponseData, UpstreamError>> {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.agent.request({
+        origin: built.origin,
+        path: built.path,
+        method: 'POST',
+        headers: built.headers,
+        body: built.body,
+        signal: state.guard.signal,
+      });
+    } catch (error) {
+      return err(failure(state, error));
+    }
+    // A body is a stream that emits 'error' when the call is stopped; with no listener that
+    // would be an uncaught exception, so every body gets one. Readers see errors by their reads.
+    response.body.on('error', ignore);
+    state.guard.headersArrived();
+    state.headers = response.headers;
+    state.requestId = upstreamRequestId(response.headers);
+    state.feedback = feedbackOfStatus(response.statusCode, response.headers, this.clock.nowMs());
+    return ok(response);
+  }
+
+  /** An error status: the body is read (bounded) for the API's error type and message. */
+  private async readErrorStatus(state: CallState, status: number, body: Body): Promise<UpstreamError> {
+    const read = await readBounded(state, body, upstreamErrorBodyBytesMax);
+    // The status already says what the pool needs; a body cut short only loses the message.
+    const bytes = read.ok ? read.value.bytes : new Uint8Array(0);
+    if (!read.ok || read.value.overflow) discard(state, body);
+    const parsed = parseErrorBody(redact(new TextDecoder().decode(bytes), state.credential));
+    return { kind: 'http-status', status, errorType: parsed.errorType, message: parsed.message, ...seen(state), feedback: state.feedback as AccountFeedback };
+  }
+
+  private streamFailure(state: CallState, error: StreamError): UpstreamError {
+    switch (error.kind) {
+      case 'upstream-error':
+        return {
+          kind: 'stream-error',
+          errorType: error.errorType,
+          message: redact(error.message, state.credential),
+          ...seen(state),
+          feedback: feedbackOfErrorType(error.errorType, state.headers, this.clock.nowMs()),
+        };
+      case 'bad-event':
+        return badResponse(state, `bad ${error.event} event: ${error.detail}`);
+      case 'message-too-large':
+        return badResponse(state, error.detail);
+    }
+  }
+}
+
+function newState(guard: CallGuard, credential: Credential): CallState {
+  return { guard, credential, requestId: undefined, headers: {}, feedback: undefined, message: undefined };
+}
+
+function seen(state: CallState): { readonly requestId: string | undefined; readonly usage: TokenUsage } {
+  return { requestId: state.requestId, usage: state.message?.usage ?? zeroUsage };
+}
+
+function badResponse(state: CallState, detail: string): UpstreamError {
+  const text = redact(detail, state.credential);
+  return { kind: 'bad-response', detail: text, ...seen(state), feedback: networkFeedback(`bad response: ${text}`) };
+}
+
+function unavailable(reason: 'closed' | 'calls-in-flight-max'): UpstreamError {
+  return { kind: 'unavailable', reason, requestId: undefined, usage: zeroUsage, feedback: undefined };
+}
+
+/**
+ * What a failed dispatch or read means. The guard's recorded cause comes first: a timeout or a
+ * cancel shows up as the library's abort error, which says nothing about why. The rest are the
+ * library's own errors, read by their stable codes.
+ */
+function failure(state: CallState, error: unknown): UpstreamError {
+  const base = seen(state);
+  const cause = state.guard.cause;
+  if (cause !== undefined) {
+    switch (cause.kind) {
+      case 'timeout':
+        return { kind: 'timeout', phase: cause.phase, ...base, feedback: networkFeedback(`${cause.phase} timeout after ${cause.afterMs} ms`) };
+      case 'cancelled':
+        return { kind: 'cancelled', ...base, feedback: state.feedback };
+      case 'closed':
+        return { kind: 'unavailable', reason: 'closed', ...base, feedback: state.feedback };
+      case 'discarded':
+        // The client gave up on this body and reports why itself; it reads no further.
+        break;
+    }
+  }
+  const code = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+  const text = redact(`${code ?? (error instanceof Error ? error.name : 'error')}: ${error instanceof Error ? error.message : String(error)}`, state.credential);
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return { kind: 'timeout', phase: 'connect', ...base, feedback: networkFeedback(text) };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return { kind: 'timeout', phase: 'headers', ...base, feedback: networkFeedback(text) };
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { kind: 'timeout', phase: 'idle', ...base, feedback: networkFeedback(text) };
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return badResponse(state, `response headers over the header bound (${text})`);
+  }
+  // A stream whose connection broke is cut short like one that ended early: billing charges the
+  // usage seen, and the pool hears a network failure.
+  if (state.message !== undefined) {
+    const detail = `the connection broke before message_stop: ${text}`;
+    return { kind: 'truncated', detail, ...base, feedback: networkFeedback(detail) };
+  }
+  return { kind: 'network', detail: text, ...base, feedback: networkFeedback(text) };
+}
+
+async function nextChunk(state: CallState, chunks: AsyncIterator<Uint8Array>, idleTimeoutMs?: number): Promise<Result<Uint8Array | undefined, UpstreamError>> {
+  state.guard.awaitingChunk(idleTimeoutMs);
+  try {
+    const step = await chunks.next();
+    return ok(step.done === true ? undefined : step.value);
+  } catch (error) {
+    return err(failure(state, error));
+  } finally {
+    state.guard.chunkArrived();
+  }
+}
+
+/** Reads a body up to `bytesMax`; `overflow` says it had more, which is left unread. */
+async function readBounded(state: CallState, body: Body, bytesMax: number): Promise<Result<{ bytes: Uint8Array; overflow: boolean }, unknown>> {
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  // Bounded by `bytesMax` (each turn adds a non-empty chunk or ends) and by the deadline.
+  for (;;) {
+    state.guard.awaitingChunk();
+    let step: IteratorResult<Uint8Array>;
+    try {
+      step = await chunks.next();
+    } catch (error) {
+      return err(error);
+    } finally {
+      state.guard.chunkArrived();
+    }
+    if (step.done === true) return ok({ bytes: Buffer.concat(parts, length), overflow: false });
+    if (length + step.value.length > bytesMax) return ok({ bytes: Buffer.concat(parts, length), overflow: true });
+    parts.push(step.value);
+    length += step.value.length;
+  }
+}
+
+/**
+ * After `message_stop` the body should end at once; reading that end lets the connection go
+ * back to the pool. Anything else (more bytes, a silence, a broken connection) closes it: the
+ * message is complete either way.
+ */
+async function finishBody(state: CallState, body: Body, chunks: AsyncIterator<Uint8Array>): Promise<void> {
+  const rest = await nextChunk(state, chunks, upstreamAfterStopIdleMs);
+  if (!rest.ok || rest.value !== undefined) discard(state, body);
+}
+
+/** Gives the sink an event and waits for it, unless the caller leaves meanwhile. */
+async function deliver(guard: CallGuard, onEvent: EventSink, event: SseEvent): Promise<void> {
+  let pending: void | PromiseLike<void>;
+  try {
+    pending = onEvent(event);
+  } catch {
+    guard.callerCancelled();
+    return;
+  }
+  if (pending === undefined || typeof pending.then !== 'function') return;
+  if ((await guard.waitForSink(pending)) === 'failed') guard.callerCancelled();
+}
+
+/** Stops reading a body: its connection is closed, not returned to the pool half read. */
+function discard(state: CallState, body: Body): void {
+  state.guard.stop({ kind: 'discarded' });
+  body.destroy();
+}
+
+function checkedMs(value: number): number {
+  assert(Number.isSafeInteger(value) && value >= 1 && value <= upstreamDeadlineMs, 'a timeout is a whole number of milliseconds within the deadline bound');
+  return value;
+}
+
+function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function ignore(): void {}

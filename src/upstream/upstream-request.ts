@@ -1,0 +1,106 @@
+import { err, ok, type Result } from '../core/result.js';
+
+/**
+ * What goes out on an upstream call: the account's credential, the API's version headers and
+ * the JSON body, built into the method, path and headers the HTTP client sends.
+ *
+ *   POST {baseUrl}/v1/messages
+ *   x-api-key: sk-ant-...            (api-key credentials)
+ *   authorization: Bearer ...        (oauth credentials)
+ *   anthropic-version: 2023-06-01    (or the caller's)
+ *   anthropic-beta: ...              (only when the caller sends one)
+ *   content-type: application/json
+ *   accept: application/json | text/event-stream
+ *
+ * Credentials are secrets: nothing here or in the client puts one into an error, a log line or
+ * a thrown message, and `redact` scrubs them from text that came back from the network.
+ */
+export type Credential = { readonly kind: 'api-key'; readonly key: string } | { readonly kind: 'oauth'; readonly token: string };
+
+/** Where an account's calls go, and as whom. */
+export interface UpstreamTarget {
+  /** `https://api.anthropic.com`, or a proxy or emulator; a path prefix is kept. */
+  readonly baseUrl: string;
+  readonly credential: Credential;
+}
+
+export interface UpstreamRequest {
+  /** The Messages API body; the client sets `stream` itself for `complete` and `stream`. */
+  readonly body: Readonly<Record<string, unknown>>;
+  /** The caller's `anthropic-version`, passed through; `defaultAnthropicVersion` otherwise. */
+  readonly anthropicVersion?: string;
+  /** The caller's `anthropic-beta` list, passed through as sent. */
+  readonly anthropicBeta?: string;
+}
+
+export const defaultAnthropicVersion = '2023-06-01';
+export const messagesPath = '/v1/messages';
+
+export interface BuiltRequest {
+  readonly origin: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export interface InvalidRequest {
+  readonly kind: 'invalid-request';
+  readonly detail: string;
+}
+
+/**
+ * Header values must be visible ASCII (and spaces, inside a value) or the HTTP client throws,
+ * and its message could then carry the value; so they are checked here first, and the error
+ * names the header only.
+ */
+const tokenValue = /^[\x21-\x7e]+$/;
+const listValue = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+export function buildRequest(target: UpstreamTarget, request: UpstreamRequest, stream: boolean): Result<BuiltRequest, InvalidRequest> {
+  let url: URL;
+  try {
+    url = new URL(target.baseUrl);
+  } catch {
+    return err({ kind: 'invalid-request', detail: 'the target base URL does not parse' });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return err({ kind: 'invalid-request', detail: 'the target base URL is not http or https' });
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    return err({ kind: 'invalid-request', detail: 'the target base URL has user info, a query or a fragment' });
+  }
+  const secret = secretOf(target.credential);
+  if (!tokenValue.test(secret)) return err({ kind: 'invalid-request', detail: `the ${target.credential.kind} credential is empty or not printable ASCII` });
+  const version = request.anthropicVersion ?? defaultAnthropicVersion;
+  if (!listValue.test(version)) return err({ kind: 'invalid-request', detail: 'anthropic-version is empty or not printable ASCII' });
+  if (request.anthropicBeta !== undefined && !listValue.test(request.anthropicBeta)) {
+    return err({ kind: 'invalid-request', detail: 'anthropic-beta is empty or not printable ASCII' });
+  }
+  let body: string;
+  try {
+    body = JSON.stringify({ ...request.body, stream });
+  } catch (error) {
+    return err({ kind: 'invalid-request', detail: `the body does not serialise: ${error instanceof Error ? error.message : 'unknown error'}` });
+  }
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: stream ? 'text/event-stream' : 'application/json',
+    'anthropic-version': version,
+  };
+  if (request.anthropicBeta !== undefined) headers['anthropic-beta'] = request.anthropicBeta;
+  if (target.credential.kind === 'api-key') headers['x-api-key'] = secret;
+  else headers.authorization = `Bearer ${secret}`;
+  return ok({ origin: url.origin, path: url.pathname.replace(/\/+$/, '') + messagesPath, headers, body });
+}
+
+export function secretOf(credential: Credential): string {
+  return credential.kind === 'api-key' ? credential.key : credential.token;
+}
+
+/**
+ * `text` with every occurrence of the credential's secret replaced. Error texts from the network
+ * (a proxy's page that echoes request headers, a library message) pass through this before they
+ * reach an error value.
+ */
+export function redact(text: string, credential: Credential): string {
+  const secret = secretOf(credential);
+  return secret === '' ? text : text.split(secret).join('[redacted]');
+}

@@ -1,0 +1,90 @@
+// Proves the four anthropic-ratelimit-* groups and retry-after are read exactly, RFC 3339 resets
+// become epoch milliseconds, and missing, repeated or garbage values read as undefined.
+import { describe, expect, it } from 'vitest';
+import { parseRateLimits, parseRetryAfterMs, parseRfc3339Ms } from '../../src/upstream/rate-limit-headers.js';
+
+describe('parseRateLimits', () => {
+  it('reads all four groups', () => {
+    const snapshot = parseRateLimits({
+      'anthropic-ratelimit-requests-limit': '4000',
+      'anthropic-ratelimit-requests-remaining': '3999',
+      'anthropic-ratelimit-requests-reset': '2025-01-01T00:00:05Z',
+      'anthropic-ratelimit-tokens-limit': '400000',
+      'anthropic-ratelimit-tokens-remaining': '0',
+      'anthropic-ratelimit-tokens-reset': '2025-01-01T00:01:00.250Z',
+      'anthropic-ratelimit-input-tokens-limit': '300000',
+      'anthropic-ratelimit-input-tokens-remaining': '12',
+      'anthropic-ratelimit-input-tokens-reset': '2025-01-01T02:00:00+02:00',
+      'anthropic-ratelimit-output-tokens-limit': '100000',
+      'anthropic-ratelimit-output-tokens-remaining': '99000',
+      'anthropic-ratelimit-output-tokens-reset': '2024-12-31T23:30:00-00:30',
+    });
+    const jan1 = Date.UTC(2025, 0, 1);
+    expect(snapshot).toEqual({
+      requests: { limit: 4000, remaining: 3999, resetAtMs: jan1 + 5_000 },
+      tokens: { limit: 400_000, remaining: 0, resetAtMs: jan1 + 60_250 },
+      inputTokens: { limit: 300_000, remaining: 12, resetAtMs: jan1 },
+      outputTokens: { limit: 100_000, remaining: 99_000, resetAtMs: jan1 },
+    });
+  });
+
+  it('leaves out a group that was not sent, and reads garbage fields as undefined', () => {
+    const snapshot = parseRateLimits({
+      'anthropic-ratelimit-requests-limit': '50',
+      'anthropic-ratelimit-requests-remaining': '-3',
+      'anthropic-ratelimit-requests-reset': 'soon',
+      'anthropic-ratelimit-tokens-limit': '1e5',
+      'anthropic-ratelimit-tokens-remaining': '',
+      'anthropic-ratelimit-input-tokens-remaining': ['5', '6'],
+    });
+    expect(snapshot.requests).toEqual({ limit: 50, remaining: undefined, resetAtMs: undefined });
+    // Every field garbage, empty or repeated: as good as absent.
+    expect(snapshot.tokens).toBeUndefined();
+    expect(snapshot.inputTokens).toBeUndefined();
+    expect(snapshot.outputTokens).toBeUndefined();
+    expect(parseRateLimits({})).toEqual({ requests: undefined, tokens: undefined, inputTokens: undefined, outputTokens: undefined });
+  });
+});
+
+describe('parseRfc3339Ms', () => {
+  const cases: [string, number | undefined][] = [
+    ['2025-03-04T05:06:07Z', Date.UTC(2025, 2, 4, 5, 6, 7)],
+    ['2025-03-04t05:06:07z', Date.UTC(2025, 2, 4, 5, 6, 7)],
+    ['2025-03-04T05:06:07.5Z', Date.UTC(2025, 2, 4, 5, 6, 7, 500)],
+    ['2025-03-04T05:06:07.123456789Z', Date.UTC(2025, 2, 4, 5, 6, 7, 123)],
+    ['2025-03-04T05:06:07+05:30', Date.UTC(2025, 2, 3, 23, 36, 7)],
+    ['2024-02-29T00:00:00Z', Date.UTC(2024, 1, 29)],
+    ['2016-12-31T23:59:60Z', Date.UTC(2017, 0, 1) - 1],
+    ['2025-02-29T00:00:00Z', undefined],
+    ['2025-13-01T00:00:00Z', undefined],
+    ['2025-01-01T24:00:00Z', undefined],
+    ['2025-01-01T00:00:00', undefined],
+    ['2025-01-01', undefined],
+    ['1700000000', undefined],
+    ['0099-01-01T00:00:00Z', undefined],
+    ['', undefined],
+  ];
+  for (const [text, expected] of cases) {
+    it(`reads '${text}' as ${String(expected)}`, () => expect(parseRfc3339Ms(text)).toBe(expected));
+  }
+});
+
+describe('parseRetryAfterMs', () => {
+  const nowMs = Date.UTC(2025, 0, 1, 12, 0, 0);
+  it('reads delay-seconds', () => {
+    expect(parseRetryAfterMs('0', nowMs)).toBe(0);
+    expect(parseRetryAfterMs('17', nowMs)).toBe(17_000);
+  });
+  it('reads an HTTP-date relative to now, a past one as zero', () => {
+    expect(parseRetryAfterMs('Wed, 01 Jan 2025 12:00:30 GMT', nowMs)).toBe(30_000);
+    expect(parseRetryAfterMs('Wed, 01 Jan 2025 11:00:00 GMT', nowMs)).toBe(0);
+  });
+  it('clamps a wait past a week', () => {
+    expect(parseRetryAfterMs('999999999999', nowMs)).toBe(7 * 24 * 3_600_000);
+  });
+  it('reads garbage as undefined', () => {
+    for (const text of [undefined, '-1', '1.5', 'soon', '1e3', 'Wed, 32 Jan 2025 12:00:00 GMT', 'Wednesday, 01-Jan-25 12:00:00 GMT']) {
+      expect(parseRetryAfterMs(text, nowMs)).toBeUndefined();
+    }
+  });
+});
