@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCounterDemo } from './node/counter-demo.js';
 import { runNode } from './node/run-node.js';
+import { runEmulator } from './upstream/emulator/run-emulator.js';
 
 const usage = `usage: carpool <command> [options]
 
@@ -13,6 +14,9 @@ commands:
   node --config FILE [--status-every SECONDS]
       run one mesh node: WebSocket mesh endpoint, optional admin HTTP endpoint
       (the config format is documented in src/node/node-config.ts and README.md)
+  emulate --accounts COUNT|FILE [--port N] [--host H] [--ttft-ms N] [--tokens-per-second N] [--seed N]
+      run an Anthropic Messages API emulator until SIGINT/SIGTERM; prints its URL and keys
+      (the accounts file format is documented in src/upstream/emulator/emulator-config.ts)
   help
       this text`;
 
@@ -51,6 +55,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command === 'node') return nodeCommand(rest);
+  if (command === 'emulate') return emulateCommand(rest);
   if (command !== 'demo') {
     console.error(`carpool: unknown command "${command}"\n\n${usage}`);
     return 2;
@@ -105,6 +110,52 @@ async function nodeCommand(args: readonly string[]): Promise<number> {
     return 2;
   }
   return runNode({ configPath, statusEveryMs: statusEvery * 1000, print: (line) => console.log(line) });
+}
+
+async function emulateCommand(args: readonly string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === 'string') {
+    console.error(`carpool emulate: ${flags}\n\n${usage}`);
+    return 2;
+  }
+  for (const name of Object.keys(flags)) {
+    if (!['accounts', 'port', 'host', 'ttft-ms', 'tokens-per-second', 'seed'].includes(name)) {
+      console.error(`carpool emulate: unknown option --${name}\n\n${usage}`);
+      return 2;
+    }
+  }
+  const accounts = flags.accounts;
+  if (typeof accounts !== 'string') {
+    console.error(`carpool emulate: --accounts COUNT|FILE is required\n\n${usage}`);
+    return 2;
+  }
+  const host = flags.host ?? '127.0.0.1';
+  if (typeof host !== 'string') {
+    console.error(`carpool emulate: --host takes a host name or address\n\n${usage}`);
+    return 2;
+  }
+  const port = numberFlag(flags, 'port', 0, 0, 65_535);
+  const ttftMs = numberFlag(flags, 'ttft-ms', 0, 0, 600_000);
+  const tokensPerSecond = numberFlag(flags, 'tokens-per-second', 0, 0, 1_000_000);
+  const seed = numberFlag(flags, 'seed', 0, 0, Number.MAX_SAFE_INTEGER);
+  for (const value of [port, ttftMs, tokensPerSecond, seed]) {
+    if (typeof value === 'string') {
+      console.error(`carpool emulate: ${value}\n\n${usage}`);
+      return 2;
+    }
+  }
+  // A number is a count of generated accounts; anything else names an accounts file.
+  const count = /^\d+$/.test(accounts) ? Number(accounts) : undefined;
+  return runEmulator({
+    host,
+    port: Math.floor(port as number),
+    accounts: count ?? accounts,
+    ttftMs: ttftMs as number,
+    tokensPerSecond: tokensPerSecond as number,
+    seed: Math.floor(seed as number),
+    print: (line) => console.log(line),
+    printError: (line) => console.error(line),
+  });
 }
 
 process.exitCode = await main(process.argv.slice(2));

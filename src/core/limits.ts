@@ -370,6 +370,60 @@ export const upstreamMessageCharsMax = 16 * 1024 * 1024;
 
 // ---- Upstream emulator ----
 
+/**
+ * Largest request body the Messages API emulator (src/upstream/emulator) reads: the real API's own
+ * limit for a Messages request, 32 MB. A larger body is answered 413 while it is read, so no more
+ * than this is ever buffered.
+ */
+export const emulatorRequestBytesMax = 32 * 1024 * 1024;
+
+/** Largest body of an emulator control request (a fault plan): a fault takes a hundred bytes. */
+export const emulatorControlBytesMax = 1024 * 1024;
+
+/**
+ * Accounts (keys) one emulator serves. Rate-limit buckets and statistics are kept per configured
+ * key only, never per presented key, so this bounds both tables; a pool of thousands is far more
+ * than any test or benchmark drives.
+ */
+export const emulatorAccountsMax = 4_096;
+
+/**
+ * Message responses (streamed or not, stalled ones included) the emulator runs at once. Past it a
+ * request is answered 529 `overloaded_error`, which is how the real API sheds load, so a runaway
+ * client meets a realistic error instead of exhausting the process.
+ */
+export const emulatorResponsesInFlightMax = 4_096;
+
+/**
+ * Prompt-cache prefixes one emulator remembers (an LRU over all accounts). An entry is a short key
+ * and an expiry, some 150 bytes, so a full cache takes about 10 MB.
+ */
+export const emulatorCacheEntriesMax = 65_536;
+
+/** Faults queued at once, from the account configuration and the control endpoint together. */
+export const emulatorFaultsMax = 1_024;
+
+/** Largest `max_tokens` a request may ask for: the largest output window of current models. */
+export const emulatorMaxTokensMax = 128_000;
+
+/**
+ * Tokens the emulator generates for one message at most, whatever `max_tokens` allows: it bounds
+ * the generation loop and the events of one stream.
+ */
+export const emulatorOutputTokensMax = 16_384;
+
+/** Messages in one request: the real API's limit. */
+export const emulatorMessagesMax = 100_000;
+
+/** Blocks marked `cache_control` in one request (top-level marker included): the real API's limit. */
+export const emulatorCacheBreakpointsMax = 4;
+
+/** Stop sequences in one request; each is searched for after every generated token. */
+export const emulatorStopSequencesMax = 64;
+
+assert(emulatorControlBytesMax <= emulatorRequestBytesMax, 'a control request is no larger than a message request');
+assert(emulatorOutputTokensMax <= emulatorMaxTokensMax, 'generation never exceeds what max_tokens may allow');
+
 // ---- Upstream client ----
 
 /**

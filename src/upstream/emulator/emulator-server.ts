@@ -1,0 +1,626 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { assert } from '../../core/assert.js';
+import type { Clock } from '../../core/clock.js';
+import {
+  emulatorAccountsMax,
+  emulatorCacheEntriesMax,
+  emulatorControlBytesMax,
+  emulatorOutputTokensMax,
+  emulatorRequestBytesMax,
+  emulatorResponsesInFlightMax,
+} from '../../core/limits.js';
+import { err, ok, type Result } from '../../core/result.js';
+import { apiError, type ApiError, apiErrorStatus, errorBody } from './api-error.js';
+import { type EmulatorAccount, isServedModel } from './emulator-config.js';
+import { EmulatorIds } from './emulator-ids.js';
+import { EmulatorStats, type KeyStats, type StatsSnapshot } from './emulator-stats.js';
+import { type Fault, type FaultAction, FaultPlan, type FaultPlanError, parseFaults } from './fault-plan.js';
+import { errorEventFrame, messageBody, type MessageOutcome, sseFrame, streamEvents, streamHeadEvents } from './message-events.js';
+import { cacheMinTokensDefault, PromptCache } from './prompt-cache.js';
+import { layOutPrompt } from './prompt-segments.js';
+import { type Headers, rateLimitHeaders, retryAfterSeconds, throttledState } from './rate-limit-headers.js';
+import { AccountRateLimiter } from './rate-limiter.js';
+import { invalidRequestMessage, type MessagesRequest, validateCountTokensRequest, validateMessagesRequest } from './request-validation.js';
+import { generateText } from './text-generator.js';
+
+/**
+ * An HTTP server that answers like the Anthropic Messages API, faithfully enough that the
+ * official SDK cannot tell: the pool, the upstream client and benchmarks run against it. This
+ * file is the adapter; what it answers is decided by the pure parts beside it (validation,
+ * tokenizer, prompt cache, rate limiter, text generator, fault plan, event shapes).
+ *
+ *   POST   /v1/messages                JSON, or SSE with `"stream": true`
+ *   POST   /v1/messages/count_tokens   {"input_tokens": n}
+ *   GET    /_emulator/stats            counts (emulator-stats.ts); DELETE resets them
+ *   GET    /_emulator/faults           the queued faults; POST queues a plan (fault-plan.ts);
+ *                                      DELETE clears them all, configured ones included
+ *
+ * A Messages request goes through, in order: the body is read (413 past `requestBytesMax`,
+ * counted while reading, never buffered whole first); the key is checked (401); the
+ * `anthropic-version` header (400); the JSON and its fields (400); the model (404); then a
+ * queued fault may answer instead (429, 529, 500, 401, 403, a dropped connection, or a stream
+ * that breaks later); then capacity (529 past `responsesInFlightMax`); then the account's rate
+ * limits (429 with `retry-after`). An admitted request is billed its input at once and its
+ * output tokens as they are produced. count_tokens is neither faulted nor rate limited.
+ *
+ * Timing: a stream sends its headers, `message_start`, `content_block_start` and `ping` at
+ * once, its first text delta after `ttftMs`, and each later delta when the tokens it carries
+ * would have been generated at `tokensPerSecond`; a JSON answer is sent after the same total
+ * time. Zero means no wait. Time for rate limits and the cache comes from `clock`; waits use
+ * real timers, all cancelled by `close()`, which also ends open streams and connections.
+ *
+ * The control endpoints have no authentication: bind the emulator to loopback.
+ */
+export interface EmulatorOptions {
+  readonly accounts: readonly EmulatorAccount[];
+  /** The exact set of models served; undefined serves any `claude-*` name. */
+  readonly models?: readonly string[] | undefined;
+  /** Defaults to 127.0.0.1. */
+  readonly host?: string;
+  /** Defaults to 0: any free port. */
+  readonly port?: number;
+  /** Seeds generated text and ids; defaults to 0. */
+  readonly seed?: number;
+  readonly ttftMs?: number;
+  /** Output pacing; 0 (the default) sends as fast as possible. */
+  readonly tokensPerSecond?: number;
+  /** The natural length of an answer is drawn from [outputTokensMin, outputTokensMax]: 16 to 256 by default. */
+  readonly outputTokensMin?: number;
+  readonly outputTokensMax?: number;
+  /** The shortest prefix cached; 1024 by default, like the real API. */
+  readonly cacheMinTokens?: number;
+  readonly cacheEntriesMax?: number;
+  readonly requestBytesMax?: number;
+  readonly responsesInFlightMax?: number;
+  readonly clock?: Clock;
+  /** Where an unexpected failure of a request handler is reported; defaults to stderr. */
+  readonly log?: (line: string) => void;
+}
+
+export interface Emulator {
+  /** `http://host:port`, the `baseURL` for the SDK. */
+  readonly url: string;
+  readonly port: number;
+  readonly keys: readonly string[];
+  /** Queues faults after those queued; all or none. */
+  addFaults(faults: readonly Fault[]): Result<number, FaultPlanError>;
+  clearFaults(): void;
+  faults(): Fault[];
+  stats(): StatsSnapshot;
+  resetStats(): void;
+  /** Ends open streams and connections, cancels every wait, and stops listening. */
+  close(): Promise<void>;
+}
+
+const systemClock: Clock = { nowMs: () => Date.now() };
+const anthropicVersionPattern = /^\d{4}-\d{2}-\d{2}$/;
+
+interface AccountState {
+  readonly account: EmulatorAccount;
+  readonly limiter: AccountRateLimiter;
+}
+
+/** A request past authentication and validation, ready to be answered. */
+interface Admitted {
+  readonly requestId: string;
+  readonly state: AccountState;
+  readonly row: KeyStats;
+  readonly request: MessagesRequest;
+}
+
+export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
+  const emulator = new EmulatorServer(options);
+  await emulator.listen(options.host ?? '127.0.0.1', options.port ?? 0);
+  return emulator;
+}
+
+class EmulatorServer implements Emulator {
+  private readonly server: Server;
+  private readonly clock: Clock;
+  private readonly accounts = new Map<string, AccountState>();
+  private readonly plan: FaultPlan;
+  private readonly cache: PromptCache;
+  private readonly statsTable: EmulatorStats;
+  private readonly ids: EmulatorIds;
+  private readonly seed: number;
+  private readonly ttftMs: number;
+  private readonly tokensPerSecond: number;
+  private readonly outputTokensMin: number;
+  private readonly outputTokensMax: number;
+  private readonly requestBytesMax: number;
+  private readonly responsesInFlightMax: number;
+  private readonly log: (line: string) => void;
+  /** One per running answer: aborting it cancels the answer's waits. */
+  private readonly running = new Set<AbortController>();
+  private closing: Promise<void> | undefined;
+  /** Faults injected before the last stats reset, which the stats no longer report. */
+  private faultsInjectedBefore = 0;
+  private boundPort = 0;
+  private boundHost = '';
+
+  constructor(private readonly options: EmulatorOptions) {
+    assert(options.accounts.length >= 1 && options.accounts.length <= emulatorAccountsMax, 'an emulator serves 1 to emulatorAccountsMax accounts');
+    this.clock = options.clock ?? systemClock;
+    this.seed = options.seed ?? 0;
+    this.ttftMs = options.ttftMs ?? 0;
+    this.tokensPerSecond = options.tokensPerSecond ?? 0;
+    this.outputTokensMin = options.outputTokensMin ?? 16;
+    this.outputTokensMax = options.outputTokensMax ?? 256;
+    this.requestBytesMax = options.requestBytesMax ?? emulatorRequestBytesMax;
+    this.responsesInFlightMax = options.responsesInFlightMax ?? emulatorResponsesInFlightMax;
+    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    assert(Number.isSafeInteger(this.seed), 'the seed is a safe integer');
+    assert(Number.isFinite(this.ttftMs) && this.ttftMs >= 0, 'ttftMs is a duration');
+    assert(Number.isFinite(this.tokensPerSecond) && this.tokensPerSecond >= 0, 'tokensPerSecond is a rate');
+    assert(
+      Number.isSafeInteger(this.outputTokensMin) && this.outputTokensMin >= 1 && this.outputTokensMin <= this.outputTokensMax && this.outputTokensMax <= emulatorOutputTokensMax,
+      'output lengths are within 1 to emulatorOutputTokensMax',
+    );
+    assert(this.requestBytesMax >= 1 && this.requestBytesMax <= emulatorRequestBytesMax, 'the body bound is within emulatorRequestBytesMax');
+    assert(this.responsesInFlightMax >= 1 && this.responsesInFlightMax <= emulatorResponsesInFlightMax, 'the in-flight bound is within emulatorResponsesInFlightMax');
+    const nowMs = this.clock.nowMs();
+    const configured: Fault[] = [];
+    for (const account of options.accounts) {
+      assert(!this.accounts.has(account.key), 'account keys are distinct');
+      this.accounts.set(account.key, { account, limiter: new AccountRateLimiter(account.limits, nowMs) });
+      configured.push(...account.faults);
+    }
+    this.plan = new FaultPlan();
+    const queued = this.plan.add(configured);
+    assert(queued.ok, 'configured faults fit the plan');
+    this.cache = new PromptCache(options.cacheMinTokens ?? cacheMinTokensDefault, options.cacheEntriesMax ?? emulatorCacheEntriesMax);
+    this.statsTable = new EmulatorStats([...this.accounts.keys()]);
+    this.ids = new EmulatorIds(this.seed);
+    this.server = createServer((req, res) => {
+      req.on('error', () => undefined);
+      res.on('error', () => undefined);
+      this.handle(req, res).catch((error: unknown) => {
+        this.log(`emulator: ${req.method ?? '?'} ${req.url ?? '?'} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        if (!res.headersSent) this.sendError(res, this.ids.next('req_'), apiError('api_error', 'Internal server error'));
+        else res.destroy();
+      });
+    });
+  }
+
+  get url(): string {
+    return `http://${this.boundHost.includes(':') ? `[${this.boundHost}]` : this.boundHost}:${this.boundPort}`;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get keys(): readonly string[] {
+    return [...this.accounts.keys()];
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    this.boundPort = address.port;
+    this.boundHost = host;
+  }
+
+  addFaults(faults: readonly Fault[]): Result<number, FaultPlanError> {
+    return this.plan.add(faults);
+  }
+
+  clearFaults(): void {
+    this.plan.clear();
+  }
+
+  faults(): Fault[] {
+    return this.plan.list();
+  }
+
+  stats(): StatsSnapshot {
+    return this.statsTable.snapshot({
+      faultsInjected: this.plan.injected - this.faultsInjectedBefore,
+      responsesInFlight: this.running.size,
+      cacheEntries: this.cache.size,
+      cacheEvictions: this.cache.evictions,
+    });
+  }
+
+  resetStats(): void {
+    this.statsTable.reset();
+    this.faultsInjectedBefore = this.plan.injected;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      for (const controller of this.running) controller.abort();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    return this.closing;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] as string;
+    if (path.startsWith('/_emulator/')) return this.control(req, res, path);
+    const requestId = this.ids.next('req_');
+    if (req.method === 'POST' && path === '/v1/messages') return this.messages(req, res, requestId);
+    if (req.method === 'POST' && path === '/v1/messages/count_tokens') return this.countTokens(req, res, requestId);
+    this.sendError(res, requestId, apiError('not_found_error', 'Not Found'));
+  }
+
+  private async messages(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    this.statsTable.onRequest();
+    const checked = await this.checkRequest(req, res, requestId, validateMessagesRequest);
+    if (checked === undefined) return;
+    const { state, request } = checked;
+    const row = this.statsTable.key(state.account.key) as KeyStats;
+    row.requests += 1;
+    const retryCount = Number(req.headers['x-stainless-retry-count'] ?? '0');
+    if (Number.isFinite(retryCount) && retryCount > 0) row.retries += 1;
+    const admitted: Admitted = { requestId, state, row, request };
+
+    const fault = this.plan.take(state.account.key, request.stream);
+    if (fault !== undefined) {
+      row.faults += 1;
+      if (this.answerFault(req, res, admitted, fault)) return;
+    }
+    if (this.running.size >= this.responsesInFlightMax) {
+      this.sendError(res, requestId, apiError('overloaded_error', 'Overloaded'), this.limitHeaders(state));
+      return;
+    }
+
+    const nowMs = this.clock.nowMs();
+    const layout = layOutPrompt(request);
+    const cachePlan = this.cache.plan(state.account.key, layout.segments, nowMs);
+    const billedInput = cachePlan.usage.inputTokens + cachePlan.usage.cacheCreationInputTokens;
+    const admission = state.limiter.admit(billedInput, nowMs);
+    if (!admission.ok) {
+      row.rateLimited += 1;
+      const { limit, retryAfterMs } = admission.error;
+      const [perMinute, unit] =
+        limit === 'requests'
+          ? [state.account.limits.requestsPerMinute, 'requests']
+          : limit === 'input-tokens'
+            ? [state.account.limits.inputTokensPerMinute, 'input tokens']
+            : [state.account.limits.outputTokensPerMinute, 'output tokens'];
+      const message = `This request would exceed your account's rate limit of ${perMinute} ${unit} per minute. Please try again later.`;
+      this.sendError(res, requestId, apiError('rate_limit_error', message), { ...this.limitHeaders(state), 'retry-after': retryAfterSeconds(retryAfterMs) });
+      return;
+    }
+    this.cache.commit(cachePlan, nowMs);
+    this.statsTable.onInput(state.account.key, cachePlan.usage);
+    const generated = generateText({
+      seed: this.seed,
+      promptSeed: layout.seed,
+      maxTokens: request.maxTokens,
+      lengthMin: this.outputTokensMin,
+      lengthMax: this.outputTokensMax,
+      stopSequences: request.stopSequences,
+    });
+    const outcome: MessageOutcome = { id: this.ids.next('msg_'), model: request.model, usage: cachePlan.usage, generated };
+    const midStream = fault !== undefined && (fault.kind === 'drop-mid-stream' || fault.kind === 'stall-mid-stream' || fault.kind === 'error-event') ? fault : undefined;
+
+    const controller = new AbortController();
+    this.running.add(controller);
+    res.once('close', () => controller.abort());
+    try {
+      row.messages += 1;
+      if (request.stream) await this.stream(res, admitted, outcome, midStream, controller.signal);
+      else await this.json(res, admitted, outcome, controller.signal);
+    } finally {
+      this.running.delete(controller);
+    }
+  }
+
+  /**
+   * Answers with the fault when it decides the whole answer; returns false for the mid-stream
+   * faults, which the stream applies as it goes.
+   */
+  private answerFault(req: IncomingMessage, res: ServerResponse, admitted: Admitted, fault: FaultAction): boolean {
+    const { requestId, state } = admitted;
+    switch (fault.kind) {
+      case 'rate-limit': {
+        const nowMs = this.clock.nowMs();
+        const retryAfterMs = fault.retryAfterSeconds * 1000;
+        const headers = rateLimitHeaders(throttledState(state.limiter.state(nowMs), fault.remaining, nowMs, retryAfterMs));
+        admitted.row.rateLimited += 1;
+        this.sendError(res, requestId, apiError('rate_limit_error', 'Rate limited. Please try again later.'), { ...headers, 'retry-after': String(fault.retryAfterSeconds) });
+        return true;
+      }
+      case 'overloaded':
+        this.sendError(res, requestId, apiError('overloaded_error', 'Overloaded'), this.limitHeaders(state));
+        return true;
+      case 'server-error':
+        this.sendError(res, requestId, apiError('api_error', 'Internal server error'), this.limitHeaders(state));
+        return true;
+      case 'unauthorized':
+        this.sendError(res, requestId, apiError('authentication_error', 'invalid x-api-key'));
+        return true;
+      case 'forbidden':
+        this.sendError(res, requestId, apiError('permission_error', 'Your API key does not have permission to use the specified resource.'));
+        return true;
+      case 'drop-before-headers':
+        req.socket.destroy();
+        return true;
+      case 'drop-mid-stream':
+      case 'stall-mid-stream':
+      case 'error-event':
+        return false;
+    }
+  }
+
+  private async stream(
+    res: ServerResponse,
+    admitted: Admitted,
+    outcome: MessageOutcome,
+    fault: Extract<FaultAction, { afterEvents: number }> | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const events = streamEvents(outcome);
+    res.writeHead(200, {
+      ...this.baseHeaders(admitted.requestId),
+      ...this.limitHeaders(admitted.state),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+    });
+    this.statsTable.onStatus(200);
+    let pending = '';
+    const flush = async (): Promise<boolean> => {
+      if (pending === '') return !signal.aborted;
+      const drained = res.write(pending);
+      pending = '';
+      if (!drained) await waitForDrain(res, signal);
+      return !signal.aborted;
+    };
+    // Bounded by the events of one answer, which the generator bounds by emulatorOutputTokensMax.
+    for (let i = 0; i <= events.length; i++) {
+      if (fault !== undefined && i === fault.afterEvents) {
+        await this.breakStream(res, fault, pending, signal);
+        return;
+      }
+      const event = events[i];
+      if (event === undefined) break;
+      // The first text delta comes after the time to first token; every later one when its
+      // tokens would have been generated. Writes are batched between waits.
+      const waitMs = i === streamHeadEvents ? this.ttftMs : this.paceMs(event.outputTokens);
+      if (waitMs > 0) {
+        if (!(await flush())) return;
+        if (!(await sleep(waitMs, signal))) return;
+      }
+      if (event.outputTokens > 0) this.chargeOutput(admitted, event.outputTokens);
+      pending += sseFrame(event.type, event.data);
+    }
+    res.end(pending);
+  }
+
+  private async breakStream(res: ServerResponse, fault: Extract<FaultAction, { afterEvents: number }>, pending: string, signal: AbortSignal): Promise<void> {
+    switch (fault.kind) {
+      case 'error-event': {
+        const message = fault.errorType === 'overloaded_error' ? 'Overloaded' : 'Internal server error';
+        res.end(pending + errorEventFrame(fault.errorType, message));
+        return;
+      }
+      case 'drop-mid-stream':
+        // The events before the drop reach the client; then the connection is cut, not ended.
+        await new Promise<void>((resolve) => res.write(pending, () => resolve()));
+        res.destroy();
+        return;
+      case 'stall-mid-stream':
+        if (pending !== '') res.write(pending);
+        // Never ends: waits for the client to go away or the emulator to close.
+        await sleep(Number.POSITIVE_INFINITY, signal);
+        return;
+    }
+  }
+
+  private async json(res: ServerResponse, admitted: Admitted, outcome: MessageOutcome, signal: AbortSignal): Promise<void> {
+    const waitMs = this.ttftMs + this.paceMs(outcome.generated.outputTokens);
+    if (waitMs > 0 && !(await sleep(waitMs, signal))) {
+      // The client left or the emulator closed: the answer was generated all the same.
+      this.chargeOutput(admitted, outcome.generated.outputTokens);
+      return;
+    }
+    this.chargeOutput(admitted, outcome.generated.outputTokens);
+    this.send(res, 200, { ...this.baseHeaders(admitted.requestId), ...this.limitHeaders(admitted.state), 'content-type': 'application/json' }, JSON.stringify(messageBody(outcome)));
+  }
+
+  private chargeOutput(admitted: Admitted, tokens: number): void {
+    admitted.state.limiter.chargeOutput(tokens, this.clock.nowMs());
+    admitted.row.outputTokens += tokens;
+  }
+
+  private paceMs(tokens: number): number {
+    return this.tokensPerSecond > 0 ? (tokens * 1000) / this.tokensPerSecond : 0;
+  }
+
+  private async countTokens(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const checked = await this.checkRequest(req, res, requestId, validateCountTokensRequest);
+    if (checked === undefined) return;
+    const layout = layOutPrompt(checked.request);
+    this.send(res, 200, { ...this.baseHeaders(requestId), 'content-type': 'application/json' }, JSON.stringify({ input_tokens: layout.totalTokens }));
+  }
+
+  /** Body, key, version, JSON, fields and model; answers and returns undefined on the first failure. */
+  private async checkRequest<T extends { readonly model: string }>(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    validate: (body: unknown) => Result<T, Parameters<typeof invalidRequestMessage>[0]>,
+  ): Promise<{ state: AccountState; request: T } | undefined> {
+    const body = await readBody(req, this.requestBytesMax);
+    if (!body.ok) {
+      if (body.error === 'aborted') return undefined;
+      // The rest of the body is not read: the connection closes after this answer.
+      this.sendError(res, requestId, apiError('request_too_large', `Request exceeds the maximum allowed number of bytes. The maximum request size is ${this.requestBytesMax} bytes.`), { connection: 'close' });
+      return undefined;
+    }
+    const state = this.authenticate(req);
+    if (!state.ok) {
+      this.sendError(res, requestId, state.error);
+      return undefined;
+    }
+    const version = req.headers['anthropic-version'];
+    if (version === undefined || version === '') {
+      this.sendError(res, requestId, apiError('invalid_request_error', 'anthropic-version: header is required'));
+      return undefined;
+    }
+    if (typeof version !== 'string' || !anthropicVersionPattern.test(version)) {
+      this.sendError(res, requestId, apiError('invalid_request_error', `anthropic-version: "${String(version)}" is not a valid version`));
+      return undefined;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body.value.toString('utf8'));
+    } catch (error) {
+      this.sendError(res, requestId, apiError('invalid_request_error', `There was an issue with your request body: ${error instanceof Error ? error.message : 'not JSON'}`));
+      return undefined;
+    }
+    const request = validate(json);
+    if (!request.ok) {
+      this.sendError(res, requestId, apiError('invalid_request_error', invalidRequestMessage(request.error)));
+      return undefined;
+    }
+    if (!isServedModel(request.value.model, this.options.models)) {
+      this.sendError(res, requestId, apiError('not_found_error', `model: ${request.value.model}`));
+      return undefined;
+    }
+    return { state: state.value, request: request.value };
+  }
+
+  /**
+   * An API key may come as `x-api-key` or as a bearer token (SDKs differ); an OAuth token only
+   * as a bearer token. Either header that names a known key of the right kind is enough.
+   */
+  private authenticate(req: IncomingMessage): Result<AccountState, ApiError> {
+    const apiKey = req.headers['x-api-key'];
+    const authorization = req.headers.authorization;
+    const bearer = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
+    if (typeof apiKey === 'string') {
+      const state = this.accounts.get(apiKey);
+      if (state !== undefined && state.account.kind === 'api-key') return ok(state);
+    }
+    if (bearer !== undefined) {
+      const state = this.accounts.get(bearer);
+      if (state !== undefined) return ok(state);
+    }
+    if (apiKey === undefined && authorization === undefined) return err(apiError('authentication_error', 'x-api-key header is required'));
+    return err(apiError('authentication_error', apiKey !== undefined ? 'invalid x-api-key' : 'Invalid bearer token'));
+  }
+
+  private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    // Control answers are not counted: the stats describe the API a client sees.
+    const reply = (status: number, body: unknown): void => this.send(res, status, { 'content-type': 'application/json' }, JSON.stringify(body), false);
+    const refuse = (status: number, message: string): void =>
+      reply(status, { type: 'error', error: { type: status === 404 ? 'not_found_error' : 'invalid_request_error', message } });
+    if (path === '/_emulator/stats' && method === 'GET') return reply(200, this.stats());
+    if (path === '/_emulator/stats' && method === 'DELETE') {
+      this.resetStats();
+      return reply(200, this.stats());
+    }
+    if (path === '/_emulator/faults' && method === 'GET') return reply(200, { faults: this.faults() });
+    if (path === '/_emulator/faults' && method === 'DELETE') {
+      this.clearFaults();
+      return reply(200, { queued: 0 });
+    }
+    if (path === '/_emulator/faults' && method === 'POST') {
+      const body = await readBody(req, emulatorControlBytesMax);
+      if (!body.ok) return body.error === 'aborted' ? undefined : refuse(413, `a fault plan is at most ${emulatorControlBytesMax} bytes`);
+      let json: unknown;
+      try {
+        json = JSON.parse(body.value.toString('utf8'));
+      } catch {
+        return refuse(400, 'the fault plan is not JSON');
+      }
+      const faults = parseFaults(json);
+      const queued = faults.ok ? this.plan.add(faults.value) : faults;
+      if (!queued.ok) {
+        return refuse(400, queued.error.kind === 'bad-fault' ? `${queued.error.field}: ${queued.error.reason}` : `at most ${queued.error.faultsMax} faults may be queued`);
+      }
+      return reply(200, { queued: queued.value });
+    }
+    return refuse(404, 'Not Found');
+  }
+
+  private limitHeaders(state: AccountState): Headers {
+    return rateLimitHeaders(state.limiter.state(this.clock.nowMs()));
+  }
+
+  private baseHeaders(requestId: string): Headers {
+    return { 'request-id': requestId };
+  }
+
+  private sendError(res: ServerResponse, requestId: string, error: ApiError, headers: Headers = {}): void {
+    this.send(res, apiErrorStatus[error.type], { ...headers, ...this.baseHeaders(requestId), 'content-type': 'application/json' }, JSON.stringify(errorBody(error, requestId)));
+  }
+
+  private send(res: ServerResponse, status: number, headers: Headers, body: string, counted = true): void {
+    if (res.destroyed) return;
+    if (counted) this.statsTable.onStatus(status);
+    res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+    res.end(body);
+  }
+}
+
+type ReadError = 'too-large' | 'aborted';
+
+/**
+ * Reads a request body of at most `bytesMax` bytes. A declared length past the bound is refused
+ * before reading; an undeclared one is counted as it arrives and refused as soon as it passes the
+ * bound, dropping what was read, so no more than the bound is ever held.
+ */
+function readBody(req: IncomingMessage, bytesMax: number): Promise<Result<Buffer, ReadError>> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > bytesMax) return Promise.resolve(err('too-large'));
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let settled = false;
+    const settle = (result: Result<Buffer, ReadError>): void => {
+      if (settled) return;
+      settled = true;
+      chunks.length = result.ok ? chunks.length : 0;
+      resolve(result);
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      bytes += chunk.length;
+      if (bytes > bytesMax) settle(err('too-large'));
+      else chunks.push(chunk);
+    });
+    req.on('end', () => settle(ok(Buffer.concat(chunks))));
+    req.on('close', () => settle(err('aborted')));
+  });
+}
+
+/** Waits `ms`; false if `signal` aborted first. An infinite wait lasts until the abort. */
+async function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return false;
+  if (!Number.isFinite(ms)) {
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    return false;
+  }
+  try {
+    await sleepFor(ms, undefined, { signal });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function waitForDrain(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
