@@ -1,0 +1,28 @@
+// The emulator of the upstream benchmark, in a process of its own so that it has one core to
+// itself and the load generator the other. Options come as one JSON argument; the process prints
+// `{"url": …, "keys": […]}` on one line once it listens and closes cleanly on SIGTERM.
+import { generatedAccounts } from '../../src/upstream/emulator/emulator-config.js';
+import { startEmulator } from '../../src/upstream/emulator/emulator-server.js';
+
+interface ChildOptions {
+  readonly accounts: number;
+  readonly outputTokensMin: number;
+  readonly outputTokensMax: number;
+}
+
+const options = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
+// Limits far above anything the benchmark can reach: it measures the emulator, not its 429s.
+const unlimited = { requestsPerMinute: 1_000_000_000, inputTokensPerMinute: 1_000_000_000, outputTokensPerMinute: 1_000_000_000 };
+const accounts = generatedAccounts(options.accounts, 1).map((account) => ({ ...account, limits: unlimited }));
+const emulator = await startEmulator({
+  accounts,
+  outputTokensMin: options.outputTokensMin,
+  outputTokensMax: options.outputTokensMax,
+  log: (line) => console.error(line),
+});
+console.log(JSON.stringify({ url: emulator.url, keys: emulator.keys }));
+const stop = (): void => {
+  void emulator.close().then(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
