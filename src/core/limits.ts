@@ -628,3 +628,32 @@ assert(rateLimitCooldownMsDefault <= rateLimitCooldownMsMax, 'the default cooldo
 assert(overloadBackoffMsBase >= 1 && overloadBackoffMsBase <= overloadBackoffMsMax, 'the overload backoff range must not be empty');
 assert(circuitOpenMsBase >= 1 && circuitOpenMsBase <= circuitOpenMsMax, 'the circuit open range must not be empty');
 assert(circuitFailuresMax >= 1, 'a circuit opens after at least one failure');
+
+// ---- Account caller ----
+
+/**
+ * Calls one account caller (src/node/account-caller.ts) may have parked on a pool permit at
+ * once. Every parked call is a waiter of the pool's permit table, so the table's total bound is
+ * also the caller's; a caller sharing its pool with another party gets fewer, never more.
+ */
+export const accountCallerWaitsMax = permitWaitersMax;
+
+/**
+ * Pool picks one call may make. Every pick ends with the picked account attempted, skipped (no
+ * upstream target, or its queue slot evicted) or the call finished, and the pool never offers an
+ * account this call already attempted or skipped; so a call cannot pick more often than there
+ * are accounts, plus the last pick that finds none.
+ */
+export const accountCallTurnsMax = policyAccountsMax + 1;
+
+/**
+ * Stale deadlines (of calls granted, cancelled or evicted before their deadline) the caller's
+ * wake-up heap may hold beyond twice its parked calls before it is rebuilt.
+ */
+export const accountCallerDeadlineHeapSlackMax = 1_024;
+
+/** Listeners a node runtime notifies after its account pool changed (account callers, status hooks). */
+export const poolChangeListenersMax = 16;
+
+assert(accountCallerWaitsMax <= permitWaitersMax, "the caller's parked calls fit the pool's queues");
+assert(accountCallTurnsMax > accountSwitchesMax, 'a call can make every attempt its switches allow');

@@ -35,6 +35,14 @@ export class AdminRoutes implements AdminHandler {
       if (method !== 'POST') return notAllowed;
       return second === 'admit' ? this.admit(body) : this.settle(body);
     }
+    if (first === 'pool') {
+      if (path.length === 1) return method === 'GET' ? { status: 200, body: this.poolView() } : notAllowed;
+      if (second === 'accounts' && third !== undefined && path[3] === 'enable' && path.length === 4) {
+        if (method !== 'POST') return notAllowed;
+        return this.enableAccount(third as AccountId);
+      }
+      return notFound;
+    }
     if (first === 'policy') {
       const policy = this.runtime.policy;
       if (path.length === 1) return method === 'GET' ? { status: 200, body: this.policyView() } : notAllowed;
@@ -180,6 +188,28 @@ export class AdminRoutes implements AdminHandler {
     if (typeof parsed === 'string') return badRequest(parsed, 'used');
     const settlements = this.runtime.settle(requestId as RequestId, parsed);
     return settlements.length === 0 ? { status: 404, body: { error: `no open reservation ${requestId}` } } : { status: 200, body: { settlements } };
+  }
+
+  /**
+   * GET /pool: every account's health, permits and queue as this node's pool sees them, the
+   * accounts per health state, and the pool's counters. Health is per node: each node learns it
+   * from its own calls.
+   */
+  private poolView(): unknown {
+    const now = Date.now();
+    const pool = this.runtime.pool;
+    return { accounts: pool.status(now), states: pool.stateCounts(now), totals: pool.totals(), stats: { ...pool.stats } };
+  }
+
+  /**
+   * POST /pool/accounts/<id>/enable: the operator's answer to an auth-failed alert, once the
+   * credential is fixed. Enables on this node only; 404 for an account not in the pool.
+   */
+  private enableAccount(id: AccountId): AdminReply {
+    const pool = this.runtime.pool;
+    if (!pool.enable(id)) return { status: 404, body: { error: `no account ${id} in the pool`, field: 'id' } };
+    const now = Date.now();
+    return { status: 200, body: { enabled: id, status: pool.status(now).find((status) => status.id === id) } };
   }
 
   private policyView(): unknown {

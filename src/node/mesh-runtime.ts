@@ -2,9 +2,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { EscrowBook } from '../admission/escrow.js';
 import { type QuotaDecision, QuotaGate, type QuotaRequest } from '../admission/quota-gate.js';
 import { ReservationTable, type Settlement } from '../admission/reservations.js';
+import { assert } from '../core/assert.js';
 import { asReplicaId, type ReplicaId, type RequestId } from '../core/ids.js';
 import { SeededRandom } from '../core/random.js';
-import { frameBytesMax, linkSendQueueBytesMax } from '../core/limits.js';
+import { frameBytesMax, linkSendQueueBytesMax, poolChangeListenersMax } from '../core/limits.js';
 import type { CounterKey } from '../crdt/counter-key.js';
 import { WindowedCounter } from '../crdt/windowed-counter.js';
 import type { MeshCrypto } from '../mesh/handshake.js';
@@ -12,6 +13,9 @@ import { Membership } from '../mesh/membership.js';
 import { MeshNode } from '../mesh/mesh-node.js';
 import { PolicyDocument } from '../mesh/policy/policy-document.js';
 import { WsTransport, type WsTransportStats } from '../net/ws-transport.js';
+import { AccountPool } from '../pool/account-pool.js';
+import { AccountUsage } from '../pool/account-usage.js';
+import type { BaseStrategyName } from '../pool/strategies.js';
 import type { NodeConfig } from './node-config.js';
 
 /**
@@ -26,12 +30,21 @@ import type { NodeConfig } from './node-config.js';
  * Admission. The runtime also holds the node's quota gate (src/admission/quota-gate.ts) with its
  * reservation and escrow books: `admit` wraps the gate's callback in a promise and pumps, so a
  * strict round's frames leave at once instead of at the next timer.
+ *
+ * Accounts. The runtime holds the node's account pool (src/pool/account-pool.ts), kept equal to
+ * the policy's accounts (at start and after every policy change, local or gossiped) and with
+ * the accounts' quota room read from the mesh counter. The pump ticks it, and listeners added
+ * with `onPoolChange` (an `AccountCaller`, which owns the pool's event outbox) hear after every
+ * tick and update, so a queued call learns of an eviction at once. The caller itself is not
+ * built here: it needs the accounts' credentials, which are not in the replicated policy.
  */
 export interface MeshRuntimeOptions {
   readonly config: NodeConfig;
   readonly secret: Uint8Array;
   readonly tls?: { readonly certPem: string; readonly keyPem: string; readonly caPem?: string };
   readonly log?: (line: string) => void;
+  /** How the pool picks among accounts for requests without a session key; sessions stick either way. */
+  readonly poolStrategy?: BaseStrategyName;
 }
 
 interface Waiter {
@@ -51,6 +64,9 @@ export class MeshRuntime {
   readonly reservations: ReservationTable;
   readonly escrow: EscrowBook;
   readonly gate: QuotaGate;
+  readonly pool: AccountPool;
+  /** The accounts' usage in the mesh counter: the pool's quota room, and what account calls charge. */
+  readonly accountUsage: AccountUsage;
   readonly replica: ReplicaId;
   readonly config: NodeConfig;
   meshPort = 0;
@@ -60,6 +76,8 @@ export class MeshRuntime {
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private waiters = new Set<Waiter>();
+  private readonly poolListeners = new Set<() => void>();
+  private readonly unsubscribePolicy: () => void;
   private stopped = false;
 
   private constructor(options: MeshRuntimeOptions) {
@@ -93,6 +111,19 @@ export class MeshRuntime {
     // Strict retries are jittered per node, so the node's own seed.
     const seed = randomBytes(4).readUInt32LE(0);
     this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length, new SeededRandom(seed));
+    // Jitter of account backoffs and tie-breaks, seeded per node like the gate's, from its own seed.
+    this.accountUsage = new AccountUsage(this.counter);
+    this.pool = new AccountPool({
+      random: new SeededRandom(randomBytes(4).readUInt32LE(0)),
+      strategy: options.poolStrategy ?? 'round-robin',
+      sticky: true,
+      room: this.accountUsage,
+    });
+    this.pool.update(this.policy.accounts().values());
+    this.unsubscribePolicy = this.policy.onChange(() => {
+      this.pool.update(this.policy.accounts().values());
+      this.notifyPool();
+    });
     const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
     this.transport = new WsTransport(
       {
@@ -150,6 +181,19 @@ export class MeshRuntime {
     return settlements;
   }
 
+  /**
+   * Calls `listener` after every pool tick and every policy update of the pool; returns the
+   * unsubscribe. At most `poolChangeListenersMax` listeners; listeners must not throw.
+   */
+  onPoolChange(listener: () => void): () => void {
+    const entry = (): void => listener();
+    assert(this.poolListeners.size < poolChangeListenersMax, 'pool listeners stay within poolChangeListenersMax');
+    this.poolListeners.add(entry);
+    return () => {
+      this.poolListeners.delete(entry);
+    };
+  }
+
   transportStats(): WsTransportStats {
     return this.transport.stats();
   }
@@ -186,6 +230,8 @@ export class MeshRuntime {
       waiter.resolve(undefined);
     }
     this.waiters.clear();
+    this.unsubscribePolicy();
+    this.poolListeners.clear();
     await this.transport.stop();
   }
 
@@ -195,6 +241,9 @@ export class MeshRuntime {
     const now = Date.now();
     if (this.node.nextTickMs(now) <= now) this.node.tick(now);
     if (this.gate.nextTickMs(now) <= now) this.gate.tick(now);
+    // Cheap when nothing is due: the pool peeks its deadline heap.
+    this.pool.tick(now);
+    this.notifyPool();
     this.flush();
     this.checkWaiters();
     if (this.timer !== undefined) clearTimeout(this.timer);
@@ -216,6 +265,10 @@ export class MeshRuntime {
       if (out.kind === 'send') this.transport.send(out.link, out.bytes, out.droppable);
       else this.transport.close(out.link, out.code, out.reason);
     }
+  }
+
+  private notifyPool(): void {
+    for (const listener of this.poolListeners) listener();
   }
 
   private checkWaiters(): void {
