@@ -21,6 +21,10 @@ import type { AddressInfo } from 'node:net';
  *   POST   /admission/admit                 {tenant, user?, requestId, amounts: {metric: n}, leaseMs?}:
  *                                           200, or the rejection with 429/503 and Retry-After
  *   POST   /admission/settle                {requestId, used: {metric: n}}
+ *   GET    /pool                            this node's view of the accounts: health state,
+ *                                           permits in flight and queued, when each is back
+ *   POST   /pool/accounts/{id}/enable       re-enable an account a 401/402/403 disabled (on
+ *                                           this node: health is tracked per node)
  *
  * Errors are `{"error": "...", "field": "..."}` with 400 (bad input), 404, 405 or 413.
  */
