@@ -7,7 +7,7 @@ import type { Account, AccountKind } from '../mesh/policy/policy-schema.js';
 import type { AccountFeedback } from './account-feedback.js';
 import { AccountHealth, type HealthChange, type HealthState, healthStates } from './account-health.js';
 import { type AccountAmounts, type AccountRoom, noAccountAmounts } from './account-usage.js';
-import { type CancelOutcome, type Permit, type PermitError, type PermitEvent, PermitTable, type PermitTableOptions, type WaiterId } from './permits.js';
+import { type CancelOutcome, type Permit, type PermitError, type PermitEvent, PermitTable, type PermitTableOptions, type PermitView, type WaiterId } from './permits.js';
 import { type BaseStrategyName, type Candidate, Selector } from './strategies.js';
 import { stableHash } from './stable-hash.js';
 
@@ -120,17 +120,26 @@ export class PoolStats {
   alerts = 0;
 }
 
-interface Entry {
+/**
+ * An account as the pool holds it. It is its own strategy `Candidate`: the fields a strategy
+ * reads are copied from the account at `update`, and the permit counts are refreshed from the
+ * live `permits` view each time the entry is offered, so a pick builds no objects and looks
+ * nothing up.
+ */
+interface Entry extends Candidate {
   account: Account;
   dedicated: ReadonlySet<TenantId> | undefined;
   readonly health: AccountHealth;
-  readonly idHash: number;
+  /** Set by `update` once the account is in the permit table; see `PermitTable.view`. */
+  permits: PermitView;
+  weight: number;
+  concurrencyMax: number;
+  inFlight: number;
+  queued: number;
 }
 
-interface Scored extends Candidate {
-  readonly entry: Entry;
-  readonly probe: boolean;
-}
+/** Which accounts a tier offers the strategy: those with a free permit, or those a request may queue on. */
+type Offer = 'grant' | 'queue';
 
 /** Tier of an account for a tenant, lower first; undefined when the tenant may not use it. */
 function tierOf(entry: Entry, tenant: TenantId, localRegion: RegionId | undefined): number | undefined {
@@ -140,6 +149,9 @@ function tierOf(entry: Entry, tenant: TenantId, localRegion: RegionId | undefine
   if (localRegion !== undefined && entry.account.homeRegion !== localRegion) tier += 1;
   return tier;
 }
+
+/** What an entry sees before `update` has put its account in the permit table: no permits. */
+const retiredView: PermitView = { max: 0, inFlight: 0, retired: true, waiters: { size: 0 } };
 
 const tierCount = 4;
 const sharedTierFirst = 2;
@@ -155,6 +167,15 @@ export class AccountPool {
   readonly vipSpillToShared: boolean;
 
   private readonly entries = new Map<AccountId, Entry>();
+  /**
+   * The entries by who may use them, each list in `entries` order (which the strategies see, and
+   * least loaded's tie-breaking depends on): shared accounts, and each VIP tenant's dedicated
+   * ones. Rebuilt by `update`; bounded by the policy's accounts and their dedications.
+   */
+  private shared: Entry[] = [];
+  private readonly dedicatedByTenant = new Map<TenantId, Entry[]>();
+  /** The entries one tier offers the strategy: scratch reused by every `acquire`, at most the policy's accounts long. */
+  private readonly offered: Entry[] = [];
   private readonly permits: PermitTable<TenantId>;
   private readonly selector: Selector;
   private readonly random: Random;
@@ -188,10 +209,24 @@ export class AccountPool {
       const dedicated = account.dedicatedTenants === undefined || account.dedicatedTenants.length === 0 ? undefined : new Set(account.dedicatedTenants);
       const entry = this.entries.get(account.id);
       if (entry === undefined) {
-        this.entries.set(account.id, { account, dedicated, health: new AccountHealth(this.random), idHash: stableHash(account.id) });
+        this.entries.set(account.id, {
+          account,
+          dedicated,
+          health: new AccountHealth(this.random),
+          // A placeholder until the account is in the permit table, a few lines down.
+          permits: retiredView,
+          id: account.id,
+          idHash: stableHash(account.id),
+          weight: account.weight,
+          concurrencyMax: account.concurrencyMax,
+          inFlight: 0,
+          queued: 0,
+        });
         continue;
       }
       entry.account = account;
+      entry.weight = account.weight;
+      entry.concurrencyMax = account.concurrencyMax;
       if (!sameTenants(entry.dedicated, dedicated)) {
         entry.dedicated = dedicated;
         this.permits.evict(account.id, (tenant) => dedicated !== undefined && !dedicated.has(tenant), 'not-allowed');
@@ -207,6 +242,23 @@ export class AccountPool {
     }
     // Caps last, once every waiter left is allowed: a raised cap hands permits to waiters.
     for (const account of next.values()) this.permits.setAccount(account.id, account.concurrencyMax);
+    for (const entry of this.entries.values()) {
+      const view = this.permits.view(entry.id);
+      assert(view !== undefined, 'pool accounts are in the permit table');
+      entry.permits = view;
+    }
+    this.shared = [];
+    this.dedicatedByTenant.clear();
+    for (const entry of this.entries.values()) {
+      if (entry.dedicated === undefined) this.shared.push(entry);
+      for (const tenant of entry.dedicated ?? []) {
+        const own = this.dedicatedByTenant.get(tenant);
+        if (own === undefined) this.dedicatedByTenant.set(tenant, [entry]);
+        else own.push(entry);
+      }
+    }
+    // Drops references to removed entries; the next acquire grows it again.
+    this.offered.length = 0;
   }
 
   account(id: AccountId): Account | undefined {
@@ -224,56 +276,34 @@ export class AccountPool {
     assert(Number.isFinite(request.deadlineMs), 'a permit deadline is a finite time');
     const keyHash = this.sticky && request.sessionKey !== undefined ? stableHash(request.sessionKey) : undefined;
     const estimate = request.estimate ?? noAccountAmounts;
-    const tiers: Scored[][] = Array.from({ length: tierCount }, () => []);
-    let hasDedicated = false;
-    let dedicatedBackAtMs = Infinity;
-    let sharedBackAtMs = Infinity;
-
-    // Bounded by the policy's accounts.
-    for (const entry of this.entries.values()) {
-      const tier = tierOf(entry, request.tenant, request.localRegion);
-      if (tier === undefined) continue;
-      if (tier < sharedTierFirst) hasDedicated = true;
-      const backAtMs = this.eligibleAtMs(entry, request.excluded, estimate, nowMs);
-      if (backAtMs === nowMs && request.excluded?.has(entry.account.id) !== true) {
-        const { account } = entry;
-        tiers[tier]?.push({
-          entry,
-          id: account.id,
-          idHash: entry.idHash,
-          weight: account.weight,
-          concurrencyMax: account.concurrencyMax,
-          inFlight: this.permits.inFlight(account.id),
-          queued: this.permits.queued(account.id),
-          probe: entry.health.isProbe(nowMs),
-        });
-      } else if (backAtMs !== undefined) {
-        if (tier < sharedTierFirst) dedicatedBackAtMs = Math.min(dedicatedBackAtMs, backAtMs);
-        else sharedBackAtMs = Math.min(sharedBackAtMs, backAtMs);
-      }
-    }
-
+    const { room } = this;
+    // Quota room is the one costly check (a read of the mesh counters per rule), so it is left
+    // to the strategy, which asks it only about the accounts it would take, best first.
+    const admits = room === undefined ? undefined : (entry: Entry): boolean => room.hasRoom(entry.account, estimate, nowMs).ok;
+    const hasDedicated = this.dedicatedByTenant.has(request.tenant);
     const tiersUsed = hasDedicated && !this.vipSpillToShared ? sharedTierFirst : tierCount;
+
     for (let tier = 0; tier < tiersUsed; tier++) {
-      const free = (tiers[tier] as Scored[]).filter((candidate) => this.permits.canGrant(candidate.id));
-      if (free.length === 0) continue;
-      const chosen = this.selector.pick(free, keyHash) as Scored;
+      const count = this.offer(tier, 'grant', request, nowMs);
+      const chosen = this.selector.pickAdmitted(this.offered, count, keyHash, admits);
+      if (chosen === undefined) continue;
       const acquired = this.permits.acquire(chosen.id, request.deadlineMs, request.tenant, nowMs);
       assert(acquired.ok && acquired.value.kind === 'granted', 'a permit the table can grant is granted');
       this.stats.granted++;
-      if (chosen.probe) {
-        chosen.entry.health.beginProbe(nowMs);
+      const probe = chosen.health.isProbe(nowMs);
+      if (probe) {
+        chosen.health.beginProbe(nowMs);
         this.stats.probes++;
       }
       if (hasDedicated && tier >= sharedTierFirst) this.stats.vipSpills++;
       if (tier % 2 === 1) this.stats.remoteGrants++;
-      return ok({ kind: 'granted', permit: acquired.value.permit, account: chosen.entry.account, probe: chosen.probe });
+      return ok({ kind: 'granted', permit: acquired.value.permit, account: chosen.account, probe });
     }
 
     for (let tier = 0; tier < tiersUsed; tier++) {
-      const queueable = (tiers[tier] as Scored[]).filter((candidate) => !candidate.probe);
-      if (queueable.length === 0) continue;
-      const chosen = this.selector.pick(queueable, keyHash) as Scored;
+      const count = this.offer(tier, 'queue', request, nowMs);
+      const chosen = this.selector.pickAdmitted(this.offered, count, keyHash, admits);
+      if (chosen === undefined) continue;
       const acquired = this.permits.acquire(chosen.id, request.deadlineMs, request.tenant, nowMs);
       if (!acquired.ok) {
         if (acquired.error.kind === 'busy') this.stats.busy++;
@@ -282,20 +312,11 @@ export class AccountPool {
       }
       assert(acquired.value.kind === 'queued', 'an account without a free permit queues');
       this.stats.queued++;
-      return ok({ kind: 'queued', waiterId: acquired.value.waiterId, account: chosen.entry.account });
+      return ok({ kind: 'queued', waiterId: acquired.value.waiterId, account: chosen.account });
     }
 
-    // Left over: half-open accounts whose permits are all held by calls from before the circuit
-    // opened. They are back as soon as one of those ends.
-    for (let tier = 0; tier < tiersUsed; tier++) {
-      for (const candidate of tiers[tier] as Scored[]) {
-        const atMs = candidate.entry.health.availableAtMs(nowMs) ?? Infinity;
-        if (tier < sharedTierFirst) dedicatedBackAtMs = Math.min(dedicatedBackAtMs, atMs);
-        else sharedBackAtMs = Math.min(sharedBackAtMs, atMs);
-      }
-    }
     this.stats.noAccount++;
-    const backAtMs = tiersUsed === tierCount ? Math.min(dedicatedBackAtMs, sharedBackAtMs) : dedicatedBackAtMs;
+    const backAtMs = this.backAtMs(request, estimate, tiersUsed, nowMs);
     const retryAfterMs = Number.isFinite(backAtMs) ? Math.max(noAccountRetryAfterMsMin, backAtMs - nowMs) : undefined;
     return err({ kind: 'no-account', retryAfterMs });
   }
@@ -376,6 +397,55 @@ export class AccountPool {
   }
 
   // ---- Internals ----
+
+  /**
+   * Puts into `offered` the accounts of `tier` that could take the request now, quota room aside
+   * (the strategy asks about that): allowed and in the tier, not tried by this request, a
+   * non-zero cap, able to serve, and with a free permit (`grant`) or not a half-open probe
+   * (`queue`). Returns how many, in `entries` order.
+   */
+  private offer(tier: number, purpose: Offer, request: AccountRequest, nowMs: number): number {
+    const { localRegion, excluded } = request;
+    const remote = tier % 2 === 1;
+    if (remote && localRegion === undefined) return 0;
+    const group = tier < sharedTierFirst ? this.dedicatedByTenant.get(request.tenant) : this.shared;
+    if (group === undefined) return 0;
+    let count = 0;
+    for (const entry of group) {
+      if (localRegion !== undefined && (entry.account.homeRegion !== localRegion) !== remote) continue;
+      if (entry.concurrencyMax === 0 || excluded?.has(entry.id) === true || !entry.health.canServe(nowMs)) continue;
+      if (purpose === 'grant' ? !this.permits.canGrantIn(entry.permits) : entry.health.isProbe(nowMs)) continue;
+      entry.inFlight = entry.permits.inFlight;
+      entry.queued = entry.permits.waiters.size;
+      this.offered[count++] = entry;
+    }
+    return count;
+  }
+
+  /**
+   * For a refusal: the earliest time an account the tenant may use in the tiers in use could
+   * take the request, or ∞ when only an operator can help. A full scan, with every quota check,
+   * as only a request that found nothing comes here.
+   */
+  private backAtMs(request: AccountRequest, estimate: AccountAmounts, tiersUsed: number, nowMs: number): number {
+    let dedicatedBackAtMs = Infinity;
+    let sharedBackAtMs = Infinity;
+    // Bounded by the policy's accounts.
+    for (const entry of this.entries.values()) {
+      const tier = tierOf(entry, request.tenant, request.localRegion);
+      if (tier === undefined) continue;
+      let atMs = this.eligibleAtMs(entry, request.excluded, estimate, nowMs);
+      if (atMs === nowMs && request.excluded?.has(entry.id) !== true) {
+        // Eligible, yet neither granted nor queued: a half-open account whose permits are all
+        // held by calls from before the circuit opened. It is back as soon as one of those ends.
+        atMs = entry.health.availableAtMs(nowMs);
+      }
+      if (atMs === undefined) continue;
+      if (tier < sharedTierFirst) dedicatedBackAtMs = Math.min(dedicatedBackAtMs, atMs);
+      else sharedBackAtMs = Math.min(sharedBackAtMs, atMs);
+    }
+    return tiersUsed === tierCount ? Math.min(dedicatedBackAtMs, sharedBackAtMs) : dedicatedBackAtMs;
+  }
 
   /**
    * When the account could take this request: `nowMs` if it can now (or could, were it not

@@ -102,6 +102,18 @@ export class PermitStats {
   refusedPermitsFull = 0;
 }
 
+/**
+ * An account's permits as the table counts them, read live. For a caller that decides on every
+ * request (the pool) and would otherwise pay a map lookup per count; see `PermitTable.view`.
+ */
+export interface PermitView {
+  readonly max: number;
+  readonly inFlight: number;
+  /** Left the policy: takes no new tickets. */
+  readonly retired: boolean;
+  readonly waiters: { readonly size: number };
+}
+
 interface Waiter<C> {
   readonly id: WaiterId;
   readonly accountId: AccountId;
@@ -202,7 +214,21 @@ export class PermitTable<C> {
   /** Whether a permit of the account can be taken right now without overtaking a waiter. */
   canGrant(accountId: AccountId): boolean {
     const slots = this.accounts.get(accountId);
-    return slots !== undefined && !slots.retired && slots.inFlight < slots.max && slots.waiters.size === 0 && this.held.size < this.heldMax;
+    return slots !== undefined && this.canGrantIn(slots);
+  }
+
+  /** `canGrant` for an account whose view the caller holds. */
+  canGrantIn(view: PermitView): boolean {
+    return !view.retired && view.inFlight < view.max && view.waiters.size === 0 && this.held.size < this.heldMax;
+  }
+
+  /**
+   * The account's counts, live: the view changes as permits come and go. It stays the account's
+   * view while the table tracks the account, which is until `removeAccount` and the last of its
+   * permits released; a `setAccount` after that starts a new one. Undefined when not tracked.
+   */
+  view(accountId: AccountId): PermitView | undefined {
+    return this.accounts.get(accountId);
   }
 
   /** Permits held across all accounts, undelivered grants included. */

@@ -1,5 +1,5 @@
 import { assert } from '../core/assert.js';
-import { hashLanes, mix32 } from './stable-hash.js';
+import { hashLaneHi, hashLaneLo, mix32 } from './stable-hash.js';
 
 /**
  * Rendezvous (highest random weight) hashing for sticky sessions: every account gets a
@@ -28,10 +28,15 @@ const unitScale = 1 / 2 ** 53;
  * the low one, so that keys differing in either lane reorder all accounts.
  */
 export function rendezvousUniform(keyHash: number, accountHash: number): number {
-  const [keyLo, keyHi] = hashLanes(keyHash);
-  const [accountLo, accountHi] = hashLanes(accountHash);
-  const lo = mix32(keyLo ^ mix32(accountLo ^ 0x9e3779b9));
-  const hi = mix32(keyHi ^ mix32(accountHi ^ 0x7f4a7c15) ^ lo);
+  return uniformOfLanes(hashLaneLo(keyHash), hashLaneHi(keyHash), accountHash);
+}
+
+/** `rendezvousUniform` with the key's lanes split once, for a loop over accounts. */
+function uniformOfLanes(keyLo: number, keyHi: number, accountHash: number): number {
+  // Lane by lane rather than through `hashLanes`: this runs once per account per sticky pick,
+  // and the pairs that function returns would be garbage on every call.
+  const lo = mix32(keyLo ^ mix32(hashLaneLo(accountHash) ^ 0x9e3779b9));
+  const hi = mix32(keyHi ^ mix32(hashLaneHi(accountHash) ^ 0x7f4a7c15) ^ lo);
   // Adding a half keeps u away from 0 (where −ln u is infinite) and below 1 (where it is 0).
   return ((hi >>> 11) * 0x1_0000_0000 + lo + 0.5) * unitScale;
 }
@@ -41,6 +46,13 @@ export function rendezvousScore(keyHash: number, accountHash: number, weight: nu
   assert(weight > 0, 'rendezvous weights are positive');
   return weight / -Math.log(rendezvousUniform(keyHash, accountHash));
 }
+
+/**
+ * A score bound below this fraction of the best score so far proves an item loses, whatever the
+ * rounding: the bound and the score are each within a few units in the last place (2^-52) of
+ * their exact values, far inside this margin.
+ */
+const boundMargin = 1 - 2 ** -20;
 
 export interface RendezvousItem {
   /** Stable hash of the account id (`stableHash(id)`). */
@@ -67,6 +79,63 @@ export function rendezvousPick<T extends RendezvousItem>(keyHash: number, items:
     }
   }
   return best;
+}
+
+/**
+ * The item `rendezvousPick` would choose among those of `items[0, count)` that `admits`, asking
+ * `admits` in the session's preference order and stopping at the first it accepts; undefined
+ * when it accepts none. This is how the pool checks quota room only for the accounts a sticky
+ * session would actually take: usually just its pinned one. Without `admits`, every item is
+ * accepted. `scores` is scratch space for at least `count` scores, so a pick allocates nothing
+ * unless the first choice is refused.
+ */
+export function rendezvousFirst<T extends RendezvousItem>(
+  keyHash: number,
+  items: readonly T[],
+  count: number,
+  admits: ((item: T) => boolean) | undefined,
+  scores: Float64Array,
+): T | undefined {
+  assert(count <= items.length && count <= scores.length, 'the scores scratch holds every item');
+  const keyLo = hashLaneLo(keyHash);
+  const keyHi = hashLaneHi(keyHash);
+  let best = -1;
+  let bestScore = -Infinity;
+  for (let i = 0; i < count; i++) {
+    const item = items[i] as T;
+    assert(item.weight > 0, 'rendezvous weights are positive');
+    const u = uniformOfLanes(keyLo, keyHi, item.idHash);
+    // The logarithm is most of a score's cost, and most items cannot win: −ln u ≥ 1 − u, so
+    // weight / (1 − u) bounds the score from above, and an item whose bound falls short of the
+    // best score so far is passed over unscored (NaN, scored only if the spill-over needs it).
+    if (item.weight < bestScore * (1 - u) * boundMargin) {
+      scores[i] = NaN;
+      continue;
+    }
+    const score = item.weight / -Math.log(u);
+    scores[i] = score;
+    if (best < 0 || ranksBefore(score, item, bestScore, items[best] as T)) {
+      best = i;
+      bestScore = score;
+    }
+  }
+  if (best < 0) return undefined;
+  const first = items[best] as T;
+  if (admits === undefined || admits(first)) return first;
+  // Spill-over: sort the rest once rather than search for the next best after every refusal, so
+  // a pool whose accounts are mostly out of room costs n log n here, not n².
+  const rest: number[] = [];
+  for (let i = 0; i < count; i++) {
+    if (i === best) continue;
+    if (Number.isNaN(scores[i])) scores[i] = rendezvousScore(keyHash, (items[i] as T).idHash, (items[i] as T).weight);
+    rest.push(i);
+  }
+  rest.sort((a, b) => (ranksBefore(scores[a] as number, items[a] as T, scores[b] as number, items[b] as T) ? -1 : 1));
+  for (const i of rest) {
+    const item = items[i] as T;
+    if (admits(item)) return item;
+  }
+  return undefined;
 }
 
 /** Every item in the session's preference order: for status pages and tests. */

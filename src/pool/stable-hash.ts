@@ -73,5 +73,16 @@ export function stableHash(text: string): number {
 
 /** The low and high 32-bit lanes of a 53-bit hash. */
 export function hashLanes(hash: number): readonly [lo: number, hi: number] {
-  return [hash % twoTo32 >>> 0, Math.floor(hash / twoTo32) >>> 0];
+  return [hashLaneLo(hash), hashLaneHi(hash)];
+}
+
+/** The low 32-bit lane of a 53-bit hash, without the pair `hashLanes` allocates: for hot loops. */
+export function hashLaneLo(hash: number): number {
+  // ToUint32 is the value modulo 2^32: `hash % twoTo32 >>> 0` without the floating-point remainder.
+  return hash >>> 0;
+}
+
+/** The high lane (21 bits) of a 53-bit hash; see `hashLaneLo`. */
+export function hashLaneHi(hash: number): number {
+  return Math.floor(hash / twoTo32) >>> 0;
 }

@@ -2,13 +2,14 @@ import { assert } from '../core/assert.js';
 import type { AccountId } from '../core/ids.js';
 import { policyAccountsMax } from '../core/limits.js';
 import type { Random } from '../core/random.js';
-import { rendezvousPick } from './rendezvous.js';
+import { rendezvousFirst } from './rendezvous.js';
 
 /**
  * How the pool picks one account among the candidates that can take a request now. The pool
- * filters first (health, VIP dedication, quota room, accounts this request already tried) and
- * calls a strategy only with accounts that qualify; a strategy never sees an account it must
- * not pick, so it cannot break isolation however it is written.
+ * filters first (health, VIP dedication, accounts this request already tried) and calls a
+ * strategy only with accounts that qualify, and with a predicate for the last qualification,
+ * quota room (below); a strategy never sees an account it must not pick, and never takes one the
+ * predicate refused, so it cannot break isolation however it is written.
  *
  *  - `round-robin`: the next account after the last one picked, in id order. With a fixed set of
  *    candidates it cycles through them exactly; when the set changes, the cursor is an id, not
@@ -19,12 +20,24 @@ import { rendezvousPick } from './rendezvous.js';
  *    interleaved within it (weights 5, 1, 1 give a a b a c a a, not a a a a a b c). It needs no
  *    randomness, so it is deterministic outright.
  *  - `least-loaded`: the fewest permits in flight (and queued) relative to the account's cap;
- *    ties are broken uniformly at random (from the injected Random), so idle accounts share
- *    the load instead of the first one in id order taking every burst.
+ *    ties are broken uniformly at random (from the injected Random, one draw among the tied),
+ *    so idle accounts share the load instead of the first one in id order taking every burst.
  *
  * Stickiness sits on top of any of them: with a session key the pick is the rendezvous winner
  * among the candidates (see ./rendezvous.ts), which is the pinned account when it qualifies and
  * its predictable spill-over otherwise; without a key the base strategy decides.
+ *
+ * One qualification is costly to check: the account's quota room in the mesh counters. So the
+ * pool hands it over as a predicate (`pickAdmitted`), and the strategy asks it only about the
+ * accounts it would take, in its own order of preference, until one is admitted:
+ *  - sticky: rendezvous order; round robin: id order from the cursor. The pick and the cursor
+ *    are exactly those of `pick` over the admitted candidates alone.
+ *  - least loaded: a draw among the least loaded; a refused one is dropped and the draw
+ *    repeated among the rest of them, then among the next load. That is the same uniform
+ *    choice among the least loaded admitted candidates as `pick` over those alone, though not
+ *    the same draws from the Random.
+ *  - weighted: smooth weighted round robin credits every candidate on every pick, so it asks
+ *    about all of them, and credits only the admitted, exactly as `pick` over those would.
  */
 export const baseStrategyNames = ['round-robin', 'weighted', 'least-loaded'] as const;
 export type BaseStrategyName = (typeof baseStrategyNames)[number];
@@ -52,6 +65,10 @@ export class Selector {
   private cursor: AccountId | undefined;
   /** Smooth weighted round robin credits; one per account the pool holds, dropped by `forget`. */
   private readonly credits = new Map<AccountId, number>();
+  /** Rendezvous scores of the current pick's candidates: scratch, so a pick allocates nothing. */
+  private readonly scores = new Float64Array(policyAccountsMax);
+  /** Indices of the least loaded candidates of the current pick: scratch too. */
+  private readonly tied = new Int32Array(policyAccountsMax);
 
   constructor(
     readonly base: BaseStrategyName,
@@ -64,15 +81,27 @@ export class Selector {
    */
   pick(candidates: readonly Candidate[], keyHash: number | undefined): Candidate {
     assert(candidates.length > 0, 'a strategy picks among at least one candidate');
-    assert(candidates.length <= policyAccountsMax, 'candidates are accounts of the policy');
-    if (keyHash !== undefined) return rendezvousPick(keyHash, candidates) as Candidate;
+    return this.pickAdmitted(candidates, candidates.length, keyHash, undefined) as Candidate;
+  }
+
+  /**
+   * The pick among those of `candidates[0, count)` that `admits`, asking it lazily in the
+   * strategy's order (see the file comment); without it every candidate is admitted, and the
+   * answer is `pick`'s. Undefined when none is admitted, and then the strategy's state is left
+   * as it was (a refused least-loaded draw has still used the Random).
+   */
+  pickAdmitted<T extends Candidate>(candidates: readonly T[], count: number, keyHash: number | undefined, admits: ((candidate: T) => boolean) | undefined): T | undefined {
+    assert(count <= candidates.length, 'the count is within the candidates');
+    assert(count <= policyAccountsMax, 'candidates are accounts of the policy');
+    if (count === 0) return undefined;
+    if (keyHash !== undefined) return rendezvousFirst(keyHash, candidates, count, admits, this.scores);
     switch (this.base) {
       case 'round-robin':
-        return this.roundRobin(candidates);
+        return this.roundRobin(candidates, count, admits);
       case 'weighted':
-        return this.weighted(candidates);
+        return this.weighted(candidates, count, admits);
       case 'least-loaded':
-        return this.leastLoaded(candidates);
+        return this.leastLoaded(candidates, count, admits);
     }
   }
 
@@ -82,23 +111,40 @@ export class Selector {
     // The cursor is only a position in id order, valid whether or not that id still exists.
   }
 
-  private roundRobin(candidates: readonly Candidate[]): Candidate {
-    let next: Candidate | undefined;
-    let first = candidates[0] as Candidate;
-    for (const candidate of candidates) {
-      if (candidate.id < first.id) first = candidate;
-      if (this.cursor !== undefined && candidate.id > this.cursor && (next === undefined || candidate.id < next.id)) next = candidate;
+  /** Whether round robin takes `a` before `b`: ids after the cursor in id order, then from the start. */
+  private cycleBefore(a: Candidate, b: Candidate): boolean {
+    const aAfter = this.cursor !== undefined && a.id > this.cursor;
+    const bAfter = this.cursor !== undefined && b.id > this.cursor;
+    return aAfter === bAfter ? a.id < b.id : aAfter;
+  }
+
+  private roundRobin<T extends Candidate>(candidates: readonly T[], count: number, admits: ((candidate: T) => boolean) | undefined): T | undefined {
+    let chosen = candidates[0] as T;
+    for (let i = 1; i < count; i++) {
+      const candidate = candidates[i] as T;
+      if (this.cycleBefore(candidate, chosen)) chosen = candidate;
     }
-    const chosen = next ?? first;
+    if (admits !== undefined && !admits(chosen)) {
+      // Refused: the rest in cycle order, sorted once (see rendezvousFirst for why not searched).
+      const rest: T[] = [];
+      for (let i = 0; i < count; i++) if (candidates[i] !== chosen) rest.push(candidates[i] as T);
+      rest.sort((a, b) => (this.cycleBefore(a, b) ? -1 : 1));
+      const next = rest.find(admits);
+      if (next === undefined) return undefined;
+      chosen = next;
+    }
     this.cursor = chosen.id;
     return chosen;
   }
 
-  private weighted(candidates: readonly Candidate[]): Candidate {
+  private weighted<T extends Candidate>(candidates: readonly T[], count: number, admits: ((candidate: T) => boolean) | undefined): T | undefined {
     let total = 0;
-    let best: Candidate | undefined;
+    let best: T | undefined;
     let bestCredit = -Infinity;
-    for (const candidate of candidates) {
+    for (let i = 0; i < count; i++) {
+      const candidate = candidates[i] as T;
+      // Every candidate's credit grows on every pick, so each one's room must be known.
+      if (admits !== undefined && !admits(candidate)) continue;
       const credit = (this.credits.get(candidate.id) ?? 0) + candidate.weight;
       this.credits.set(candidate.id, credit);
       total += candidate.weight;
@@ -107,26 +153,56 @@ export class Selector {
         bestCredit = credit;
       }
     }
-    const chosen = best as Candidate;
-    this.credits.set(chosen.id, bestCredit - total);
-    return chosen;
+    if (best !== undefined) this.credits.set(best.id, bestCredit - total);
+    return best;
   }
 
-  private leastLoaded(candidates: readonly Candidate[]): Candidate {
-    let best = candidates[0] as Candidate;
-    let ties = 1;
-    for (let i = 1; i < candidates.length; i++) {
-      const candidate = candidates[i] as Candidate;
-      const order = compareLoad(candidate, best);
+  private leastLoaded<T extends Candidate>(candidates: readonly T[], count: number, admits: ((candidate: T) => boolean) | undefined): T | undefined {
+    // The least loaded candidates, in candidate order.
+    const tied = this.tied;
+    let ties = 0;
+    let best: T | undefined;
+    for (let i = 0; i < count; i++) {
+      const candidate = candidates[i] as T;
+      const order = best === undefined ? -1 : compareLoad(candidate, best);
       if (order < 0) {
         best = candidate;
-        ties = 1;
-      } else if (order === 0) {
-        // Reservoir sampling: each of the k tied candidates ends up chosen with probability 1/k.
-        ties++;
-        if (this.random.int(ties) === 0) best = candidate;
+        ties = 0;
       }
+      if (order <= 0) tied[ties++] = i;
     }
-    return best;
+    const chosen = this.drawAdmitted(candidates, ties, admits);
+    if (chosen !== undefined || admits === undefined) return chosen;
+    // Every least loaded candidate was refused: the others, one load at a time, lightest first.
+    // A stable sort keeps candidate order within a load, as the first pass does.
+    const rest: number[] = [];
+    for (let i = 0; i < count; i++) if (compareLoad(candidates[i] as T, best as T) > 0) rest.push(i);
+    rest.sort((a, b) => compareLoad(candidates[a] as T, candidates[b] as T));
+    // Bounded by the candidates: each turn consumes one load's worth of them.
+    for (let start = 0; start < rest.length; ) {
+      const first = candidates[rest[start] as number] as T;
+      ties = 0;
+      while (start < rest.length && compareLoad(candidates[rest[start] as number] as T, first) === 0) tied[ties++] = rest[start++] as number;
+      const next = this.drawAdmitted(candidates, ties, admits);
+      if (next !== undefined) return next;
+    }
+    return undefined;
+  }
+
+  /**
+   * Draws among the candidates indexed by `tied[0, ties)` until one is admitted, dropping each
+   * refused one (the last takes its place) before the next draw: a uniform choice among the
+   * admitted ones, asking about as few as luck allows. One draw per try, none for a single one.
+   */
+  private drawAdmitted<T extends Candidate>(candidates: readonly T[], ties: number, admits: ((candidate: T) => boolean) | undefined): T | undefined {
+    const tied = this.tied;
+    // Bounded by `ties`: every refusal drops one.
+    while (ties > 0) {
+      const j = ties === 1 ? 0 : this.random.int(ties);
+      const candidate = candidates[tied[j] as number] as T;
+      if (admits === undefined || admits(candidate)) return candidate;
+      tied[j] = tied[--ties] as number;
+    }
+    return undefined;
   }
 }

@@ -1,6 +1,7 @@
-// Proves rendezvous hashing is stable per key, moves only about 1/n of keys when an account joins and only the leaver's keys when one leaves, and follows account weights.
+// Proves rendezvous hashing is stable per key (pinned values), moves only about 1/n of keys when an account joins and only the leaver's keys when one leaves, follows account weights, and that the lazy pick takes the best admitted account while asking only as far as it must.
 import { describe, expect, it } from 'vitest';
-import { rendezvousOrder, rendezvousPick, type RendezvousItem } from '../../src/pool/rendezvous.js';
+import { SeededRandom } from '../../src/core/random.js';
+import { rendezvousFirst, rendezvousOrder, rendezvousPick, type RendezvousItem, rendezvousScore, rendezvousUniform } from '../../src/pool/rendezvous.js';
 import { StableHasher, stableHash } from '../../src/pool/stable-hash.js';
 
 const item = (id: string, weight = 1): RendezvousItem => ({ id, idHash: stableHash(id), weight });
@@ -65,5 +66,40 @@ describe('rendezvous', () => {
   it('orders accounts consistently with the pick', () => {
     const items = accounts(6);
     for (const key of keys.slice(0, 200)) expect(rendezvousOrder(key, items)[0]).toBe(rendezvousPick(key, items));
+  });
+
+  it('keeps its pinned pair hashes and scores: nodes of different releases must agree', () => {
+    // Values of the first release; a change here moves every sticky session at an upgrade.
+    const pairs = [
+      ['session-0', 'acct-0'],
+      ['session-1', 'acct-7'],
+      ['', 'a'],
+      ['x'.repeat(40), 'acct-99'],
+    ] as const;
+    expect(pairs.map(([key, id]) => rendezvousUniform(stableHash(key), stableHash(id)))).toEqual([0.3939420443949087, 0.11699954005228513, 0.8357402513177619, 0.6112676841172098]);
+    expect(pairs.map(([key, id], i) => rendezvousScore(stableHash(key), stableHash(id), 1 + i * 300))).toEqual([1.0734779835780255, 140.28806193601955, 3349.3571494478265, 1830.4811609707015]);
+    expect([rendezvousUniform(0, 0), rendezvousUniform(2 ** 53 - 1, 2 ** 53 - 1), rendezvousUniform(2 ** 32, 2 ** 32 - 1)]).toEqual([0.05175526858043272, 0.1721711689823871, 0.498586773325894]);
+  });
+
+  it('takes the best admitted item, asking in preference order and no further', () => {
+    const random = new SeededRandom(5);
+    const scores = new Float64Array(64);
+    for (let round = 0; round < 2_000; round++) {
+      // Weights from 1 to 1,000 (the policy's range) stress the bound that skips scoring most items.
+      const items = Array.from({ length: 1 + random.int(40) }, (_, i) => item(`acct-${i}`, random.int(4) === 0 ? 1 + random.int(1_000) : 1 + random.int(3)));
+      const refused = new Set(items.filter(() => random.int(3) === 0).map((x) => x.id));
+      const key = keys[round]!;
+      const asked: string[] = [];
+      const admits = (x: RendezvousItem): boolean => {
+        asked.push(x.id);
+        return !refused.has(x.id);
+      };
+      const picked = rendezvousFirst(key, items, items.length, admits, scores);
+      const admitted = items.filter((x) => !refused.has(x.id));
+      expect(picked).toBe(rendezvousPick(key, admitted));
+      const order = rendezvousOrder(key, items).map((x) => x.id);
+      expect(asked).toEqual(order.slice(0, picked === undefined ? items.length : order.indexOf(picked.id) + 1));
+      expect(rendezvousFirst(key, items, items.length, undefined, scores)).toBe(rendezvousPick(key, items));
+    }
   });
 });

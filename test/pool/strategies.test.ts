@@ -1,4 +1,4 @@
-// Proves the selection strategies' distributions: round robin cycles exactly, smooth weighted round robin keeps shares and interleaves, least loaded takes the idle account and splits ties fairly, and a session key overrides them all.
+// Proves the selection strategies' distributions: round robin cycles exactly, smooth weighted round robin keeps shares and interleaves, least loaded takes the idle account and splits ties fairly, and a session key overrides them all; and that a pick with an admission predicate asks only as far as it must and picks as `pick` over the admitted would.
 import { describe, expect, it } from 'vitest';
 import type { AccountId } from '../../src/core/ids.js';
 import { SeededRandom } from '../../src/core/random.js';
@@ -81,5 +81,51 @@ describe('Selector', () => {
         expect(selector.pick(candidates, keyHash)).toBe(rendezvousPick(keyHash, candidates));
       }
     }
+  });
+
+  it('with a predicate, picks as over the admitted alone and asks only as far as the strategy must', () => {
+    const random = new SeededRandom(11);
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+    for (const [base, sticky] of [['round-robin', false], ['weighted', false], ['least-loaded', true]] as const) {
+      const lazy = new Selector(base, new SeededRandom(3));
+      const plain = new Selector(base, new SeededRandom(3));
+      for (let round = 0; round < 500; round++) {
+        const candidates = ids.map((id) => candidate(id, { weight: 1 + random.int(4), inFlight: random.int(3) }));
+        const refused = new Set(ids.filter(() => random.int(3) === 0));
+        const keyHash = sticky ? stableHash(`session-${round}`) : undefined;
+        let asked = 0;
+        const admits = (c: Candidate): boolean => {
+          asked++;
+          return !refused.has(c.id);
+        };
+        const admitted = candidates.filter((c) => !refused.has(c.id));
+        const picked = lazy.pickAdmitted(candidates, candidates.length, keyHash, admits);
+        expect(picked?.id).toBe(admitted.length === 0 ? undefined : plain.pick(admitted, keyHash).id);
+        // Weighted credits every candidate, so it asks about each once; the others stop at the first yes.
+        if (base === 'weighted') expect(asked).toBe(candidates.length);
+        else expect(asked).toBeLessThanOrEqual(refused.size + 1);
+      }
+    }
+  });
+
+  it('least loaded with a predicate draws uniformly among the admitted least loaded, asking about as few as it can', () => {
+    const selector = new Selector('least-loaded', new SeededRandom(8));
+    const candidates = [candidate('x', { inFlight: 1 }), candidate('a'), candidate('b'), candidate('c'), candidate('d')];
+    const counts = new Map<string, number>();
+    let asked = 0;
+    for (let i = 0; i < 9_000; i++) {
+      const picked = selector.pickAdmitted(candidates, candidates.length, undefined, (c) => {
+        asked++;
+        return c.id !== 'b';
+      });
+      counts.set(picked!.id, (counts.get(picked!.id) ?? 0) + 1);
+    }
+    expect(counts.has('b') || counts.has('x')).toBe(false);
+    for (const id of ['a', 'c', 'd']) expect(Math.abs((counts.get(id) ?? 0) - 3_000)).toBeLessThan(200);
+    // One question per pick, plus one more whenever the draw fell on b (a quarter of the time).
+    expect(Math.abs(asked / 9_000 - 1.25)).toBeLessThan(0.03);
+    // Every least loaded account refused: the next load's.
+    expect(selector.pickAdmitted(candidates, candidates.length, undefined, (c) => c.id === 'x')?.id).toBe('x');
+    expect(selector.pickAdmitted(candidates, candidates.length, undefined, () => false)).toBeUndefined();
   });
 });
