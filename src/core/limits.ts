@@ -421,8 +421,16 @@ export const emulatorCacheBreakpointsMax = 4;
 /** Stop sequences in one request; each is searched for after every generated token. */
 export const emulatorStopSequencesMax = 64;
 
+/**
+ * RFC 3339 reset stamps the emulator keeps formatted: one slot per whole second, the slot chosen
+ * by the second modulo this bound. A bucket that is not overdrawn refills within a minute, so the
+ * resets every answer reports fall within 61 seconds and never evict one another.
+ */
+export const emulatorResetStampsMax = 64;
+
 assert(emulatorControlBytesMax <= emulatorRequestBytesMax, 'a control request is no larger than a message request');
 assert(emulatorOutputTokensMax <= emulatorMaxTokensMax, 'generation never exceeds what max_tokens may allow');
+assert(emulatorResetStampsMax > 61, 'the reset stamps of one minute fit the stamp slots');
 
 // ---- Upstream client ----
 

@@ -63,6 +63,8 @@ const perMinuteMax = 1_000_000_000;
 /** Printable ASCII without spaces: what fits a header value untouched. */
 const keyPattern = /^[\x21-\x7e]+$/;
 const modelPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
+/** The names served when no set is configured. */
+const claudeModelPattern = /^claude-[a-z0-9][a-z0-9.-]*$/;
 
 const bad = (field: string, reason: string): Result<never, ConfigError> => err({ kind: 'bad-config', field, reason });
 
@@ -148,5 +150,5 @@ function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, Conf
 /** Whether a model name is served: the configured set, or any `claude-*` name without one. */
 export function isServedModel(model: string, models: readonly string[] | undefined): boolean {
   if (models !== undefined) return models.includes(model);
-  return /^claude-[a-z0-9][a-z0-9.-]*$/.test(model);
+  return claudeModelPattern.test(model);
 }

@@ -174,13 +174,9 @@ class EmulatorServer implements Emulator {
     this.statsTable = new EmulatorStats([...this.accounts.keys()]);
     this.ids = new EmulatorIds(this.seed);
     this.server = createServer((req, res) => {
-      req.on('error', () => undefined);
-      res.on('error', () => undefined);
-      this.handle(req, res).catch((error: unknown) => {
-        this.log(`emulator: ${req.method ?? '?'} ${req.url ?? '?'} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-        if (!res.headersSent) this.sendError(res, this.ids.next('req_'), apiError('api_error', 'Internal server error'));
-        else res.destroy();
-      });
+      req.on('error', ignore);
+      res.on('error', ignore);
+      this.handle(req, res).catch((error: unknown) => this.failed(req, res, error));
     });
   }
 
@@ -244,8 +240,16 @@ class EmulatorServer implements Emulator {
     return this.closing;
   }
 
+  private failed(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    this.log(`emulator: ${req.method ?? '?'} ${req.url ?? '?'} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (!res.headersSent) this.sendError(res, this.ids.next('req_'), apiError('api_error', 'Internal server error'));
+    else res.destroy();
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0] as string;
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
     if (path.startsWith('/_emulator/')) return this.control(req, res, path);
     const requestId = this.ids.next('req_');
     if (req.method === 'POST' && path === '/v1/messages') return this.messages(req, res, requestId);
@@ -289,7 +293,9 @@ class EmulatorServer implements Emulator {
             ? [state.account.limits.inputTokensPerMinute, 'input tokens']
             : [state.account.limits.outputTokensPerMinute, 'output tokens'];
       const message = `This request would exceed your account's rate limit of ${perMinute} ${unit} per minute. Please try again later.`;
-      this.sendError(res, requestId, apiError('rate_limit_error', message), { ...this.limitHeaders(state), 'retry-after': retryAfterSeconds(retryAfterMs) });
+      const headers = this.limitHeaders(state);
+      headers['retry-after'] = retryAfterSeconds(retryAfterMs);
+      this.sendError(res, requestId, apiError('rate_limit_error', message), headers);
       return;
     }
     this.cache.commit(cachePlan, nowMs);
@@ -304,16 +310,26 @@ class EmulatorServer implements Emulator {
     });
     const outcome: MessageOutcome = { id: this.ids.next('msg_'), model: request.model, usage: cachePlan.usage, generated };
     const midStream = fault !== undefined && (fault.kind === 'drop-mid-stream' || fault.kind === 'stall-mid-stream' || fault.kind === 'error-event') ? fault : undefined;
+    row.messages += 1;
 
+    const jsonWaitMs = this.ttftMs + this.paceMs(generated.outputTokens);
+    if (!request.stream && jsonWaitMs === 0) {
+      // Nothing to wait for, so nothing to cancel: the answer goes out now, without the
+      // controller of a running answer (an abort on every close costs a DOMException).
+      this.chargeOutput(admitted, generated.outputTokens);
+      this.sendMessage(res, admitted, outcome);
+      return;
+    }
     const controller = new AbortController();
+    const abort = controller.abort.bind(controller);
     this.running.add(controller);
-    res.once('close', () => controller.abort());
+    res.once('close', abort);
     try {
-      row.messages += 1;
       if (request.stream) await this.stream(res, admitted, outcome, midStream, controller.signal);
-      else await this.json(res, admitted, outcome, controller.signal);
+      else await this.json(res, admitted, outcome, jsonWaitMs, controller.signal);
     } finally {
       this.running.delete(controller);
+      res.off('close', abort);
     }
   }
 
@@ -328,8 +344,9 @@ class EmulatorServer implements Emulator {
         const nowMs = this.clock.nowMs();
         const retryAfterMs = fault.retryAfterSeconds * 1000;
         const headers = rateLimitHeaders(throttledState(state.limiter.state(nowMs), fault.remaining, nowMs, retryAfterMs));
+        headers['retry-after'] = String(fault.retryAfterSeconds);
         admitted.row.rateLimited += 1;
-        this.sendError(res, requestId, apiError('rate_limit_error', 'Rate limited. Please try again later.'), { ...headers, 'retry-after': String(fault.retryAfterSeconds) });
+        this.sendError(res, requestId, apiError('rate_limit_error', 'Rate limited. Please try again later.'), headers);
         return true;
       }
       case 'overloaded':
@@ -362,12 +379,10 @@ class EmulatorServer implements Emulator {
     signal: AbortSignal,
   ): Promise<void> {
     const events = streamEvents(outcome);
-    res.writeHead(200, {
-      ...this.baseHeaders(admitted.requestId),
-      ...this.limitHeaders(admitted.state),
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-    });
+    const headers = this.limitHeaders(admitted.state, { 'request-id': admitted.requestId });
+    headers['content-type'] = 'text/event-stream; charset=utf-8';
+    headers['cache-control'] = 'no-cache';
+    res.writeHead(200, headers);
     this.statsTable.onStatus(200);
     let pending = '';
     const flush = async (): Promise<boolean> => {
@@ -418,15 +433,18 @@ class EmulatorServer implements Emulator {
     }
   }
 
-  private async json(res: ServerResponse, admitted: Admitted, outcome: MessageOutcome, signal: AbortSignal): Promise<void> {
-    const waitMs = this.ttftMs + this.paceMs(outcome.generated.outputTokens);
-    if (waitMs > 0 && !(await sleep(waitMs, signal))) {
-      // The client left or the emulator closed: the answer was generated all the same.
-      this.chargeOutput(admitted, outcome.generated.outputTokens);
-      return;
-    }
+  /** A JSON answer after its wait. */
+  private async json(res: ServerResponse, admitted: Admitted, outcome: MessageOutcome, waitMs: number, signal: AbortSignal): Promise<void> {
+    const sent = await sleep(waitMs, signal);
+    // Charged either way: if the client left or the emulator closed, the answer was generated all the same.
     this.chargeOutput(admitted, outcome.generated.outputTokens);
-    this.send(res, 200, { ...this.baseHeaders(admitted.requestId), ...this.limitHeaders(admitted.state), 'content-type': 'application/json' }, JSON.stringify(messageBody(outcome)));
+    if (sent) this.sendMessage(res, admitted, outcome);
+  }
+
+  private sendMessage(res: ServerResponse, admitted: Admitted, outcome: MessageOutcome): void {
+    const headers = this.limitHeaders(admitted.state, { 'request-id': admitted.requestId });
+    headers['content-type'] = 'application/json';
+    this.send(res, 200, headers, JSON.stringify(messageBody(outcome)));
   }
 
   private chargeOutput(admitted: Admitted, tokens: number): void {
@@ -442,7 +460,7 @@ class EmulatorServer implements Emulator {
     const checked = await this.checkRequest(req, res, requestId, validateCountTokensRequest);
     if (checked === undefined) return;
     const layout = layOutPrompt(checked.request);
-    this.send(res, 200, { ...this.baseHeaders(requestId), 'content-type': 'application/json' }, JSON.stringify({ input_tokens: layout.totalTokens }));
+    this.send(res, 200, { 'request-id': requestId, 'content-type': 'application/json' }, JSON.stringify({ input_tokens: layout.totalTokens }));
   }
 
   /** Body, key, version, JSON, fields and model; answers and returns undefined on the first failure. */
@@ -547,25 +565,32 @@ class EmulatorServer implements Emulator {
     return refuse(404, 'Not Found');
   }
 
-  private limitHeaders(state: AccountState): Headers {
-    return rateLimitHeaders(state.limiter.state(this.clock.nowMs()));
+  /** The account's rate-limit headers, added to `headers` (a fresh object by default). */
+  private limitHeaders(state: AccountState, headers: Headers = {}): Headers {
+    return rateLimitHeaders(state.limiter.state(this.clock.nowMs()), headers);
   }
 
-  private baseHeaders(requestId: string): Headers {
-    return { 'request-id': requestId };
-  }
-
+  /** Answers `error`; `headers`, the caller's fresh object, gets the common ones added. */
   private sendError(res: ServerResponse, requestId: string, error: ApiError, headers: Headers = {}): void {
-    this.send(res, apiErrorStatus[error.type], { ...headers, ...this.baseHeaders(requestId), 'content-type': 'application/json' }, JSON.stringify(errorBody(error, requestId)));
+    headers['request-id'] = requestId;
+    headers['content-type'] = 'application/json';
+    this.send(res, apiErrorStatus[error.type], headers, JSON.stringify(errorBody(error, requestId)));
   }
 
+  /**
+   * Sends a whole answer. `headers` is the caller's fresh object and gets `content-length` added:
+   * headers are built in place, never copied, as every answer carries a dozen of them.
+   */
   private send(res: ServerResponse, status: number, headers: Headers, body: string, counted = true): void {
     if (res.destroyed) return;
     if (counted) this.statsTable.onStatus(status);
-    res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+    headers['content-length'] = String(Buffer.byteLength(body));
+    res.writeHead(status, headers);
     res.end(body);
   }
 }
+
+function ignore(): void {}
 
 type ReadError = 'too-large' | 'aborted';
 
@@ -578,24 +603,48 @@ function readBody(req: IncomingMessage, bytesMax: number): Promise<Result<Buffer
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > bytesMax) return Promise.resolve(err('too-large'));
   return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    let settled = false;
-    const settle = (result: Result<Buffer, ReadError>): void => {
-      if (settled) return;
-      settled = true;
-      chunks.length = result.ok ? chunks.length : 0;
-      resolve(result);
-    };
-    req.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      bytes += chunk.length;
-      if (bytes > bytesMax) settle(err('too-large'));
-      else chunks.push(chunk);
-    });
-    req.on('end', () => settle(ok(Buffer.concat(chunks))));
-    req.on('close', () => settle(err('aborted')));
+    const body = new BodyReader(bytesMax, resolve);
+    req.on('data', (chunk: Buffer) => body.onData(chunk));
+    req.on('end', () => body.onEnd());
+    req.on('close', () => body.onClose());
   });
+}
+
+/** One body being read: a class rather than closures, as every request reads one. */
+class BodyReader {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+  private settled = false;
+
+  constructor(
+    private readonly bytesMax: number,
+    private readonly resolve: (result: Result<Buffer, ReadError>) => void,
+  ) {}
+
+  onData(chunk: Buffer): void {
+    if (this.settled) return;
+    this.bytes += chunk.length;
+    if (this.bytes > this.bytesMax) this.settle(err('too-large'));
+    else this.chunks.push(chunk);
+  }
+
+  onEnd(): void {
+    if (this.settled) return;
+    // A small body arrives in one chunk, which needs no copy.
+    this.settle(ok(this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks)));
+  }
+
+  onClose(): void {
+    this.settle(err('aborted'));
+  }
+
+  private settle(result: Result<Buffer, ReadError>): void {
+    if (this.settled) return;
+    this.settled = true;
+    // A refused body is dropped at once, not held until the request goes.
+    if (!result.ok) this.chunks.length = 0;
+    this.resolve(result);
+  }
 }
 
 /** Waits `ms`; false if `signal` aborted first. An infinite wait lasts until the abort. */

@@ -167,6 +167,7 @@ export class FaultPlan {
 
   /** The fault for a request by `key`, used up by one; undefined when none matches. */
   take(key: string, stream: boolean): FaultAction | undefined {
+    if (this.queued.length === 0) return undefined;
     const index = this.queued.findIndex((fault) => (fault.key === undefined || fault.key === key) && (stream || !isMidStream(fault.action)));
     if (index === -1) return undefined;
     const fault = this.queued[index] as Queued;

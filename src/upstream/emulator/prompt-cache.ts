@@ -83,7 +83,8 @@ export class PromptCache {
     let written5m = 0;
     let written1h = 0;
     let boundary = read;
-    for (const breakpoint of breakpoints.slice(hit + 1)) {
+    for (let i = hit + 1; i < breakpoints.length; i++) {
+      const breakpoint = breakpoints[i] as { prefixTokens: number; ttlMs: number };
       const tokens = breakpoint.prefixTokens - boundary;
       if (breakpoint.ttlMs === cacheTtl1hMs) written1h += tokens;
       else written5m += tokens;
@@ -97,7 +98,7 @@ export class PromptCache {
         cacheCreation5mInputTokens: written5m,
         cacheCreation1hInputTokens: written1h,
       },
-      writes: breakpoints.map(({ key, ttlMs }) => ({ key, ttlMs })),
+      writes: breakpoints,
     };
   }
 

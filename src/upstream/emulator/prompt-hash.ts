@@ -11,9 +11,18 @@ export class PromptHash {
 
   /** Feeds one segment. */
   update(text: string): this {
-    this.unit(text.length & 0xffff);
-    this.unit(text.length >>> 16);
-    for (let i = 0; i < text.length; i++) this.unit(text.charCodeAt(i));
+    // The lanes live in locals for the loop: a prompt is hashed unit by unit on every request.
+    let a = mixA(this.a, text.length & 0xffff);
+    let b = mixB(this.b, text.length & 0xffff);
+    a = mixA(a, text.length >>> 16);
+    b = mixB(b, text.length >>> 16);
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      a = mixA(a, unit);
+      b = mixB(b, unit);
+    }
+    this.a = a;
+    this.b = b;
     return this;
   }
 
@@ -26,11 +35,14 @@ export class PromptHash {
   seed(): number {
     return (this.a >>> 0) * 0x20_0000 + ((this.b >>> 0) >>> 11);
   }
+}
 
-  private unit(unit: number): void {
-    this.a = Math.imul(this.a ^ unit, 0x01000193);
-    // The second lane mixes each unit differently, so the lanes do not fail together.
-    this.b = Math.imul(this.b ^ Math.imul(unit + 0x9e37, 0x85ebca6b), 0x01000193);
-    this.b ^= this.b >>> 15;
-  }
+function mixA(a: number, unit: number): number {
+  return Math.imul(a ^ unit, 0x01000193);
+}
+
+/** The second lane mixes each unit differently, so the lanes do not fail together. */
+function mixB(b: number, unit: number): number {
+  const mixed = Math.imul(b ^ Math.imul(unit + 0x9e37, 0x85ebca6b), 0x01000193);
+  return mixed ^ (mixed >>> 15);
 }

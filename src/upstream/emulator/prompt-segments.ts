@@ -14,18 +14,15 @@ import {
 /**
  * A prompt laid out as the API reads it for caching: tools, then the system prompt, then the
  * messages in order, each cut into segments (a tool, a block, a role marker). Each segment knows
- * its tokens, the hash of the prompt up to and including it, and whether it carries a
- * `cache_control` breakpoint. Prompt caching (prompt-cache.ts) keys prefixes by those hashes;
+ * its tokens, whether it carries a `cache_control` breakpoint and, if it does, the hash of the
+ * prompt up to and including it (a segment without a breakpoint never keys the cache, so its
+ * hash is not spelled out). Prompt caching (prompt-cache.ts) keys prefixes by those hashes;
  * the text generator seeds itself from the hash of the whole prompt, so the same prompt (and
  * model) always gets the same answer, whatever `stream` or `max_tokens` say.
  */
-export interface PromptSegment {
-  readonly tokens: number;
-  /** Hash of the model and every segment up to and including this one. */
-  readonly prefixHash: string;
-  /** The breakpoint this segment carries, if any. */
-  readonly cacheTtl: CacheTtl | undefined;
-}
+export type PromptSegment =
+  | { readonly tokens: number; readonly cacheTtl: undefined; readonly prefixHash: undefined }
+  | { readonly tokens: number; readonly cacheTtl: CacheTtl; readonly prefixHash: string };
 
 export interface PromptLayout {
   readonly segments: readonly PromptSegment[];
@@ -35,39 +32,56 @@ export interface PromptLayout {
 }
 
 export function layOutPrompt(request: PromptRequest): PromptLayout {
-  const hash = new PromptHash().update(request.model);
-  const segments: PromptSegment[] = [];
-  let totalTokens = 0;
-  const push = (tokens: number, canonical: string, cacheTtl: CacheTtl | undefined): void => {
-    hash.update(canonical);
-    totalTokens += tokens;
-    segments.push({ tokens, prefixHash: hash.digest(), cacheTtl });
-  };
-  const pushBlock = (block: Json, extraTokens: number): void => {
-    push(countBlockTokens(block) + extraTokens, canonicalJson(block) ?? '', ttlOf(block));
-  };
-
-  push(requestOverheadTokens + (request.tools.length > 0 ? toolsOverheadTokens : 0), '\u0000request', undefined);
-  for (const tool of request.tools) pushBlock(tool, 0);
-  if (typeof request.system === 'string') push(systemOverheadTokens + countTextTokens(request.system), `\u0000system\u0000${request.system}`, undefined);
+  const layout = new LayoutBuilder(request.model);
+  layout.push(requestOverheadTokens + (request.tools.length > 0 ? toolsOverheadTokens : 0), '\u0000request', undefined);
+  for (const tool of request.tools) layout.pushBlock(tool);
+  if (typeof request.system === 'string') layout.push(systemOverheadTokens + countTextTokens(request.system), `\u0000system\u0000${request.system}`, undefined);
   else if (request.system !== undefined) {
-    push(systemOverheadTokens, '\u0000system', undefined);
-    for (const block of request.system) pushBlock(block, 0);
+    layout.push(systemOverheadTokens, '\u0000system', undefined);
+    for (const block of request.system) layout.pushBlock(block);
   }
   for (const message of request.messages) {
     if (typeof message.content === 'string') {
-      push(messageOverheadTokens + countTextTokens(message.content), `\u0000${message.role}\u0000${message.content}`, undefined);
+      layout.push(messageOverheadTokens + countTextTokens(message.content), `\u0000${message.role}\u0000${message.content}`, undefined);
       continue;
     }
-    push(messageOverheadTokens, `\u0000${message.role}`, undefined);
-    for (const block of message.content) pushBlock(block, 0);
+    layout.push(messageOverheadTokens, `\u0000${message.role}`, undefined);
+    for (const block of message.content) layout.pushBlock(block);
   }
-  // The top-level marker caches the whole prompt: it lands on the last segment.
-  const last = segments.at(-1);
-  if (request.cacheControl !== undefined && last !== undefined && last.cacheTtl === undefined) {
-    segments[segments.length - 1] = { ...last, cacheTtl: request.cacheControl };
+  return layout.finish(request.cacheControl);
+}
+
+/** Feeds segments to the running hash in prompt order (a class, not closures: it runs on every request). */
+class LayoutBuilder {
+  private readonly hash: PromptHash;
+  private readonly segments: PromptSegment[] = [];
+  private totalTokens = 0;
+
+  constructor(model: string) {
+    this.hash = new PromptHash().update(model);
   }
-  return { segments, totalTokens, seed: hash.seed() };
+
+  push(tokens: number, canonical: string, cacheTtl: CacheTtl | undefined): void {
+    this.hash.update(canonical);
+    this.totalTokens += tokens;
+    this.segments.push(cacheTtl === undefined ? { tokens, cacheTtl, prefixHash: undefined } : { tokens, cacheTtl, prefixHash: this.hash.digest() });
+  }
+
+  pushBlock(block: Json): void {
+    const canonical = canonicalJson(block) ?? '';
+    this.push(countBlockTokens(block, 0, canonical), canonical, ttlOf(block));
+  }
+
+  finish(cacheControl: CacheTtl | undefined): PromptLayout {
+    const { segments } = this;
+    // The top-level marker caches the whole prompt: it lands on the last segment, whose prefix
+    // is everything hashed so far.
+    const last = segments.at(-1);
+    if (cacheControl !== undefined && last !== undefined && last.cacheTtl === undefined) {
+      segments[segments.length - 1] = { tokens: last.tokens, cacheTtl: cacheControl, prefixHash: this.hash.digest() };
+    }
+    return { segments, totalTokens: this.totalTokens, seed: this.hash.seed() };
+  }
 }
 
 function ttlOf(block: Json): CacheTtl | undefined {

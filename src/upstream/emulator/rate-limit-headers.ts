@@ -1,3 +1,4 @@
+import { emulatorResetStampsMax } from '../../core/limits.js';
 import type { LimitState, RateLimitState } from './rate-limiter.js';
 
 /**
@@ -19,17 +20,42 @@ export function rfc3339(ms: number): string {
   return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-export function rateLimitHeaders(state: RateLimitState): Headers {
-  const headers: Headers = {};
-  const put = (group: string, limit: LimitState): void => {
-    headers[`anthropic-ratelimit-${group}-limit`] = String(limit.limit);
-    headers[`anthropic-ratelimit-${group}-remaining`] = String(limit.remaining);
-    headers[`anthropic-ratelimit-${group}-reset`] = rfc3339(limit.resetAtMs);
-  };
-  put('requests', state.requests);
-  put('tokens', state.tokens);
-  put('input-tokens', state.inputTokens);
-  put('output-tokens', state.outputTokens);
+/**
+ * Formatted stamps by whole second, direct-mapped: every answer reports four resets and they
+ * repeat within a second, while formatting a date costs more than the rest of the headers.
+ */
+const stampSeconds = new Float64Array(emulatorResetStampsMax).fill(Number.NaN);
+const stampTexts: string[] = new Array<string>(emulatorResetStampsMax).fill('');
+
+/** `rfc3339(ms)`, formatted once per second. */
+export function resetStamp(ms: number): string {
+  const second = Math.ceil(ms / 1000);
+  const slot = ((second % emulatorResetStampsMax) + emulatorResetStampsMax) % emulatorResetStampsMax;
+  if (stampSeconds[slot] === second) return stampTexts[slot] as string;
+  const text = rfc3339(ms);
+  stampSeconds[slot] = second;
+  stampTexts[slot] = text;
+  return text;
+}
+
+/**
+ * The twelve headers of `state`, added to `headers` (a fresh object by default) and returned:
+ * the server adds them to the headers of its answer without copying one object into another.
+ */
+export function rateLimitHeaders(state: RateLimitState, headers: Headers = {}): Headers {
+  const { requests, tokens, inputTokens, outputTokens } = state;
+  headers['anthropic-ratelimit-requests-limit'] = String(requests.limit);
+  headers['anthropic-ratelimit-requests-remaining'] = String(requests.remaining);
+  headers['anthropic-ratelimit-requests-reset'] = resetStamp(requests.resetAtMs);
+  headers['anthropic-ratelimit-tokens-limit'] = String(tokens.limit);
+  headers['anthropic-ratelimit-tokens-remaining'] = String(tokens.remaining);
+  headers['anthropic-ratelimit-tokens-reset'] = resetStamp(tokens.resetAtMs);
+  headers['anthropic-ratelimit-input-tokens-limit'] = String(inputTokens.limit);
+  headers['anthropic-ratelimit-input-tokens-remaining'] = String(inputTokens.remaining);
+  headers['anthropic-ratelimit-input-tokens-reset'] = resetStamp(inputTokens.resetAtMs);
+  headers['anthropic-ratelimit-output-tokens-limit'] = String(outputTokens.limit);
+  headers['anthropic-ratelimit-output-tokens-remaining'] = String(outputTokens.remaining);
+  headers['anthropic-ratelimit-output-tokens-reset'] = resetStamp(outputTokens.resetAtMs);
   return headers;
 }
 

@@ -121,14 +121,20 @@ export class AccountRateLimiter {
   /** Admits a request with `inputTokens` billable input tokens, taking them; or says how long to wait. */
   admit(inputTokens: number, nowMs: number): Result<undefined, RateLimited> {
     assert(isCount(inputTokens), 'input tokens are a count');
-    const waits: readonly [LimitName, number][] = [
-      ['requests', this.requests.waitMs(1, nowMs)],
-      ['input-tokens', this.inputTokens.waitMs(inputTokens, nowMs)],
-      ['output-tokens', this.outputTokens.waitMs(1, nowMs)],
-    ];
-    let worst: [LimitName, number] = ['requests', 0];
-    for (const wait of waits) if (wait[1] > worst[1]) worst = wait;
-    if (worst[1] > 0) return err({ kind: 'rate-limited', limit: worst[0], retryAfterMs: worst[1] });
+    // The longest wait decides; on a tie, the first bucket in this order.
+    let limit: LimitName = 'requests';
+    let retryAfterMs = this.requests.waitMs(1, nowMs);
+    const inputWaitMs = this.inputTokens.waitMs(inputTokens, nowMs);
+    if (inputWaitMs > retryAfterMs) {
+      limit = 'input-tokens';
+      retryAfterMs = inputWaitMs;
+    }
+    const outputWaitMs = this.outputTokens.waitMs(1, nowMs);
+    if (outputWaitMs > retryAfterMs) {
+      limit = 'output-tokens';
+      retryAfterMs = outputWaitMs;
+    }
+    if (retryAfterMs > 0) return err({ kind: 'rate-limited', limit, retryAfterMs });
     this.requests.take(1, nowMs);
     this.inputTokens.take(inputTokens, nowMs);
     return OK_VOID;

@@ -45,6 +45,14 @@ const words = [
   'small', 'large', 'is', 'was', 'will',
 ] as const;
 
+/**
+ * Every word as a piece, made once: capitalized when it opens a sentence, after a space unless it
+ * opens the answer.
+ */
+const capitalizedWords: readonly string[] = words.map((word) => word.charAt(0).toUpperCase() + word.slice(1));
+const spacedWords: readonly string[] = words.map((word) => ` ${word}`);
+const spacedCapitalizedWords: readonly string[] = capitalizedWords.map((word) => ` ${word}`);
+
 /** Words per sentence, at least and at most. */
 const sentenceWordsMin = 5;
 const sentenceWordsMax = 14;
@@ -58,6 +66,8 @@ export function generateText(options: GenerationOptions): GeneratedText {
   const length = Math.min(maxTokens, natural);
 
   const pieces: string[] = [];
+  // The text so far is needed only to look for stop sequences; otherwise it is joined at the end.
+  const watching = stopSequences.length > 0;
   let text = '';
   /** Words left in the current sentence; 0 ends it with a full stop, -1 starts the next one. */
   let sentenceLeft = -1;
@@ -70,23 +80,24 @@ export function generateText(options: GenerationOptions): GeneratedText {
     } else if (sentenceLeft > 1 && previous !== ',' && random.int(10) === 0) {
       piece = ',';
     } else {
-      const word = words[random.int(words.length)] as string;
-      const space = i === 0 ? '' : ' ';
+      const index = random.int(words.length);
       if (sentenceLeft === -1) {
         sentenceLeft = sentenceWordsMin + random.int(sentenceWordsMax - sentenceWordsMin + 1);
-        piece = space + word.charAt(0).toUpperCase() + word.slice(1);
-      } else piece = space + word;
+        piece = (i === 0 ? capitalizedWords : spacedCapitalizedWords)[index] as string;
+      } else piece = (i === 0 ? words : spacedWords)[index] as string;
       sentenceLeft -= 1;
     }
-    const before = text.length;
-    text += piece;
     pieces.push(piece);
     previous = piece;
-    const stop = findStop(text, stopSequences, before);
-    if (stop !== undefined) return cutAtStop(pieces, stop.at, stop.sequence);
+    if (watching) {
+      const before = text.length;
+      text += piece;
+      const stop = findStop(text, stopSequences, before);
+      if (stop !== undefined) return cutAtStop(pieces, stop.at, stop.sequence);
+    }
   }
   const stopReason: StopReason = length === natural ? 'end_turn' : 'max_tokens';
-  return { pieces, text, outputTokens: pieces.length, stopReason, stopSequence: null };
+  return { pieces, text: watching ? text : pieces.join(''), outputTokens: pieces.length, stopReason, stopSequence: null };
 }
 
 /**

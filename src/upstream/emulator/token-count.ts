@@ -54,30 +54,54 @@ function classify(codePoint: number, char: string): CharClass {
   return 'mark';
 }
 
-/** Tokens of a piece of text, by the rules above. */
+/**
+ * The class of every Latin-1 code point, worked out once by `classify`: Latin-1 text (English,
+ * most JSON) never reaches the Unicode property patterns, which cost more than the rest of the count.
+ */
+const latin1Classes: readonly CharClass[] = Array.from({ length: 0x100 }, (_, codePoint) => classify(codePoint, String.fromCharCode(codePoint)));
+
+/** Tokens a run of `length` characters of class `run` counts once it ends. */
+function runTokens(run: CharClass | undefined, length: number): number {
+  if (run === 'word') return Math.ceil(length / wordCharsPerToken);
+  if (run === 'space' && length > 1) return Math.ceil((length - 1) / spaceCharsPerToken);
+  return 0;
+}
+
+/**
+ * Tokens of a piece of text, by the rules above. It walks UTF-16 units and steps over a
+ * surrogate pair as one code point, as iterating the string would, without making a string per
+ * character.
+ */
 export function countTextTokens(text: string): number {
   let tokens = 0;
   let run: CharClass | undefined;
   let runLength = 0;
-  const closeRun = (): void => {
-    if (run === 'word') tokens += Math.ceil(runLength / wordCharsPerToken);
-    else if (run === 'space' && runLength > 1) tokens += Math.ceil((runLength - 1) / spaceCharsPerToken);
-    run = undefined;
-    runLength = 0;
-  };
-  for (const char of text) {
-    const cls = classify(char.codePointAt(0) as number, char);
+  for (let i = 0; i < text.length; ) {
+    const unit = text.charCodeAt(i);
+    let cls: CharClass;
+    if (unit < 0x100) {
+      cls = latin1Classes[unit] as CharClass;
+      i += 1;
+    } else {
+      const codePoint = text.codePointAt(i) as number;
+      const width = codePoint > 0xffff ? 2 : 1;
+      cls = classify(codePoint, text.slice(i, i + width));
+      i += width;
+    }
     if (cls === 'wide' || cls === 'mark') {
-      closeRun();
-      tokens += 1;
+      tokens += runTokens(run, runLength) + 1;
+      run = undefined;
+      runLength = 0;
       continue;
     }
-    if (cls !== run) closeRun();
-    run = cls;
+    if (cls !== run) {
+      tokens += runTokens(run, runLength);
+      run = cls;
+      runLength = 0;
+    }
     runLength += 1;
   }
-  closeRun();
-  return tokens;
+  return tokens + runTokens(run, runLength);
 }
 
 /**
@@ -95,9 +119,11 @@ export function canonicalJson(value: unknown): string | undefined {
 
 /**
  * Tokens of one content block. `depth` guards the one level of nesting the API has (the blocks
- * inside a tool_result); deeper nesting is counted as JSON.
+ * inside a tool_result); deeper nesting is counted as JSON. `canonical` is the block's
+ * `canonicalJson` when the caller has made it already, so that a block counted by its JSON (a
+ * tool definition, say) is not serialized twice.
  */
-export function countBlockTokens(block: Json, depth = 0): number {
+export function countBlockTokens(block: Json, depth = 0, canonical?: string): number {
   switch (block.type) {
     case 'text':
       return typeof block.text === 'string' ? countTextTokens(block.text) : 0;
@@ -119,7 +145,7 @@ export function countBlockTokens(block: Json, depth = 0): number {
       return countTextTokens(canonicalJson(content ?? '') ?? '');
     }
     default:
-      return countTextTokens(canonicalJson(block) ?? '');
+      return countTextTokens(canonical ?? canonicalJson(block) ?? '');
   }
 }
 

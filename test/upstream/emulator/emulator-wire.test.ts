@@ -34,8 +34,8 @@ async function start(options: Partial<EmulatorOptions> = {}, account: Partial<Em
   return emulator;
 }
 
-function post(emulator: Emulator, path: string, payload: unknown, extra: Record<string, string> = headers): Promise<Response> {
-  return fetch(`${emulator.url}${path}`, { method: 'POST', headers: extra, body: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+function post(emulator: Emulator, path: string, payload: unknown, extra: Record<string, string> = headers, signal?: AbortSignal): Promise<Response> {
+  return fetch(`${emulator.url}${path}`, { method: 'POST', headers: extra, body: typeof payload === 'string' ? payload : JSON.stringify(payload), signal: signal ?? null });
 }
 
 async function errorOf(response: Response): Promise<{ status: number; type: string; message: string; requestId: string | null }> {
@@ -99,6 +99,49 @@ describe('the emulator on the wire', () => {
     expect(rebuilt.content[0]!.text).toBe(whole.content[0]!.text);
     expect(rebuilt.usage).toEqual({ input: whole.usage.input_tokens, output: whole.usage.output_tokens, cacheWrite: 0, cacheRead: 0 });
     expect(delta.usage.output_tokens).toBe(whole.usage.output_tokens);
+  });
+
+  it('answers a fixed request, seed and clock with pinned bytes, JSON and streamed', async () => {
+    // Pinned so that work on the emulator's speed cannot change what a client receives.
+    const emulator = await start({ clock: new ManualClock(Date.UTC(2025, 0, 1)), seed: 7, outputTokensMin: 7, outputTokensMax: 7 });
+    const pinned = { model, max_tokens: 40, messages: [{ role: 'user', content: 'Pin these bytes, "please".' }] };
+    const usage = '"usage":{"input_tokens":16,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0}';
+    const json = await post(emulator, '/v1/messages', pinned);
+    expect(await json.text()).toBe(
+      '{"id":"msg_01j9vq93hY34LgQrwdOV7TKW","type":"message","role":"assistant","model":"claude-sonnet-4-6","content":[{"type":"text","text":"Delta the then even fair a."}],' +
+        `"stop_reason":"end_turn","stop_sequence":null,${usage},"output_tokens":7,"service_tier":"standard"}}`,
+    );
+    expect(Object.fromEntries([...json.headers].filter(([name]) => name.startsWith('anthropic-') || name.startsWith('content-')))).toEqual({
+      'anthropic-ratelimit-requests-limit': '4000',
+      'anthropic-ratelimit-requests-remaining': '3999',
+      'anthropic-ratelimit-requests-reset': '2025-01-01T00:00:01Z',
+      'anthropic-ratelimit-tokens-limit': '400000',
+      'anthropic-ratelimit-tokens-remaining': '399993',
+      'anthropic-ratelimit-tokens-reset': '2025-01-01T00:00:01Z',
+      'anthropic-ratelimit-input-tokens-limit': '2000000',
+      'anthropic-ratelimit-input-tokens-remaining': '1999984',
+      'anthropic-ratelimit-input-tokens-reset': '2025-01-01T00:00:01Z',
+      'anthropic-ratelimit-output-tokens-limit': '400000',
+      'anthropic-ratelimit-output-tokens-remaining': '399993',
+      'anthropic-ratelimit-output-tokens-reset': '2025-01-01T00:00:01Z',
+      'content-length': '423',
+      'content-type': 'application/json',
+    });
+    const delta = (text: string): string => `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${text}"}}\n\n`;
+    const { raw } = await readStream(await post(emulator, '/v1/messages', { ...pinned, stream: true }));
+    expect(raw).toBe(
+      'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_01RoXF6LIpdls37oRTGVCjAh","type":"message","role":"assistant","model":"claude-sonnet-4-6",' +
+        `"content":[],"stop_reason":null,"stop_sequence":null,${usage},"output_tokens":1,"service_tier":"standard"}}}\n\n` +
+        'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n' +
+        'event: ping\ndata: {"type":"ping"}\n\n' +
+        delta('Delta the then') +
+        delta(' even fair a') +
+        delta('.') +
+        'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n' +
+        'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},' +
+        '"usage":{"input_tokens":16,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":7}}\n\n' +
+        'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    );
   });
 
   it('answers the API errors with their statuses and bodies', async () => {
@@ -195,6 +238,23 @@ describe('the emulator on the wire', () => {
     const jsonBegan = Date.now();
     expect((await post(emulator, '/v1/messages', body)).status).toBe(200);
     expect(Date.now() - jsonBegan).toBeGreaterThanOrEqual(250 + 145);
+  });
+
+  it('holds a paced JSON answer in flight until it is sent, and charges it when the client leaves first', async () => {
+    const emulator = await start({ ttftMs: 300, outputTokensMin: 10, outputTokensMax: 10 });
+    const controller = new AbortController();
+    const leaving = post(emulator, '/v1/messages', body, headers, controller.signal).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(emulator.stats().responsesInFlight).toBe(1);
+    controller.abort();
+    await leaving;
+    for (let i = 0; i < 300 && emulator.stats().responsesInFlight !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(emulator.stats().responsesInFlight).toBe(0);
+    expect(emulator.stats().keys[key]!.outputTokens).toBe(10);
+    // An answer with no wait is sent at once and never counted in flight.
+    const unpaced = await start({ outputTokensMin: 10, outputTokensMax: 10 });
+    expect((await post(unpaced, '/v1/messages', body)).status).toBe(200);
+    expect(unpaced.stats()).toMatchObject({ responsesInFlight: 0, keys: { [key]: { messages: 1, outputTokens: 10 } } });
   });
 
   it('takes fault plans at the control endpoint and reports stats there', async () => {

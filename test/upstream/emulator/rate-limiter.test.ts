@@ -1,8 +1,10 @@
 // Proves the account rate limiter is a set of continuously refilling token buckets driven by an
 // injected clock: it admits a minute's burst, refuses with the wait until every bucket allows,
-// charges output as produced (even into debt), and reports headers in the real API's format.
+// charges output as produced (even into debt), and reports headers in the real API's format, its
+// memoized reset stamps included.
 import { describe, expect, it } from 'vitest';
-import { rateLimitHeaders, retryAfterSeconds, rfc3339, throttledState } from '../../../src/upstream/emulator/rate-limit-headers.js';
+import { emulatorResetStampsMax } from '../../../src/core/limits.js';
+import { rateLimitHeaders, resetStamp, retryAfterSeconds, rfc3339, throttledState } from '../../../src/upstream/emulator/rate-limit-headers.js';
 import { AccountRateLimiter, TokenBucket } from '../../../src/upstream/emulator/rate-limiter.js';
 
 describe('TokenBucket', () => {
@@ -89,6 +91,13 @@ describe('rate-limit headers', () => {
     expect(rfc3339(Date.UTC(2025, 0, 1, 0, 0, 0) + 1)).toBe('2025-01-01T00:00:01Z');
     expect(retryAfterSeconds(1)).toBe('1');
     expect(retryAfterSeconds(20_000)).toBe('20');
+  });
+
+  it('formats each reset stamp as rfc3339 does, whatever seconds share a slot', () => {
+    const start = Date.UTC(2025, 0, 1);
+    // Seconds a slot count apart share a slot: alternating between them must not mix them up.
+    const instants = [start, start + emulatorResetStampsMax * 1000, start + 1, start - 999, start + emulatorResetStampsMax * 1000 + 1, -1_500, 0, start];
+    for (let round = 0; round < 2; round++) for (const ms of instants) expect(resetStamp(ms)).toBe(rfc3339(ms));
   });
 
   it('sends the four groups of limit, remaining and reset', () => {

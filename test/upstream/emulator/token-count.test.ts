@@ -40,6 +40,16 @@ describe('countTextTokens', () => {
     expect(countTextTokens('café')).toBe(1);
   });
 
+  it('classes Latin-1 by the same rules and steps over a surrogate pair as one character', () => {
+    expect(countTextTokens('naïve café')).toBe(2);
+    expect(countTextTokens('a\u00a0\u00a0\u00a0b')).toBe(3);
+    expect(countTextTokens('×÷¿')).toBe(3);
+    // Six astral letters are one run of six characters (two tokens), not twelve code units.
+    expect(countTextTokens('𝔸'.repeat(6))).toBe(2);
+    expect(countTextTokens('a\ud800b')).toBe(3);
+    expect(countTextTokens('\udc00\ud800')).toBe(2);
+  });
+
   it('is deterministic and grows with the text', () => {
     const text = 'The quick brown fox jumps over the lazy dog. '.repeat(50);
     expect(countTextTokens(text)).toBe(countTextTokens(text));
