@@ -3,7 +3,7 @@ import type { LimitWindowUnit } from '../mesh/policy/policy-schema.js';
 
 /**
  * The typed outcomes of an admission decision, and the one table that maps them to gRPC status
- * names and HTTP statuses.
+ * names and HTTP statuses; below it, the table for upstream errors that reach a client.
  *
  * Style guide §8 asks for a single mapping: the gRPC surface, the HTTP surface and anything else
  * that answers a client must look a rejection up in `rejectionStatus` and take retry hints from
@@ -159,7 +159,106 @@ export function retryHeaders(rejection: Rejection): RetryHeaders {
     'exactly the retryable kinds carry a retry hint',
   );
   if (retryAfterMs === undefined) return noHeaders;
+  return retryHintHeaders(retryAfterMs);
+}
+
+/** The retry headers for a hint in milliseconds, rounded as `retryHeaders` describes. */
+export function retryHintHeaders(retryAfterMs: number): RetryHeaders {
   assert(Number.isFinite(retryAfterMs), 'a retry hint is a finite number of milliseconds');
   const ms = Math.max(0, Math.ceil(retryAfterMs));
   return { 'grpc-retry-pushback-ms': String(ms), 'retry-after': String(Math.ceil(ms / 1000)) };
+}
+
+/**
+ * Upstream errors: what a client is told when the upstream refused its call and the pool could
+ * not serve it elsewhere. They are not rejections (admission let the request in) but they reach
+ * the same two surfaces, so they map here, in the same file, by the class of the upstream's HTTP
+ * status. An `error` event in the middle of a stream has no status; the caller gives it the
+ * status the API answers its error type with (src/upstream/classify-feedback.ts,
+ * `statusOfErrorType`), so both paths meet this one table.
+ *
+ * Two rules shape the rows. First, the account's trouble is never the client's: a 401, 402 or
+ * 403 concerns the pool's credentials, so the client hears UNAVAILABLE (503), never
+ * UNAUTHENTICATED, which would tell it that its own key is wrong; and a 429 means the pool's
+ * accounts are throttled, which the client sees like its own quota, RESOURCE_EXHAUSTED (429),
+ * the status the contract (proto/carpool/v1/carpool.proto) promises. Second, only messages
+ * about the request itself pass through (400, 404, 413: "max_tokens: field required" helps the
+ * client fix it); the others may describe the account, its organisation or its limits, so the
+ * client gets the row's fixed `reply` instead.
+ */
+export type UpstreamStatusClass =
+  /** 400 and any other 4xx without a row: the request's own fault. */
+  | 'bad-request'
+  /** 404: an unknown model or endpoint. */
+  | 'not-found'
+  /** 413: the request is too large for the upstream. */
+  | 'too-large'
+  /** 401, 402, 403: the account's key was refused, its credit is gone, or it lacks permission. */
+  | 'account-refused'
+  /** 429: every account that could take the request is throttled. */
+  | 'rate-limited'
+  /** 529: the upstream sheds load. */
+  | 'overloaded'
+  /** 504 (`timeout_error`): the upstream gave up on the request. */
+  | 'timeout'
+  /** Any other 5xx. */
+  | 'server-error'
+  /** Not an error status at all (1xx, 2xx, 3xx, garbage): something in between answered. */
+  | 'bad-gateway';
+
+export interface UpstreamErrorStatus extends RejectionStatus {
+  /** Whether the upstream's own error message may reach the client; see the comment above. */
+  readonly passesMessage: boolean;
+  /** What the client is told when the upstream's message may not reach it. */
+  readonly reply: string;
+}
+
+/**
+ * THE mapping of upstream errors to statuses. `retryable` says whether the same request may
+ * succeed later or on another account; a retry hint is sent only when the caller has one (the
+ * upstream's `retry-after`, or when the pool expects an account back), via `retryHintHeaders`.
+ *
+ * A 413 maps to INVALID_ARGUMENT, not to RESOURCE_EXHAUSTED as gRPC's own size check does: in this
+ * API RESOURCE_EXHAUSTED means "over a limit, come back later", and no wait cures a request that
+ * is too large. A timeout is DEADLINE_EXCEEDED (504), which gRPC clients do not retry by default:
+ * a request that timed out once is likely to time out again.
+ */
+export const upstreamErrorStatus: Readonly<Record<UpstreamStatusClass, UpstreamErrorStatus>> = Object.freeze({
+  'bad-request': row('INVALID_ARGUMENT', 400, false, true, 'the upstream refused the request'),
+  'not-found': row('NOT_FOUND', 404, false, true, 'the upstream does not know what the request names'),
+  'too-large': row('INVALID_ARGUMENT', 413, false, true, 'the request is too large for the upstream'),
+  'account-refused': row('UNAVAILABLE', 503, true, false, 'no upstream account can serve the request now'),
+  'rate-limited': row('RESOURCE_EXHAUSTED', 429, true, false, 'the upstream accounts are rate limited'),
+  overloaded: row('UNAVAILABLE', 503, true, false, 'the upstream is overloaded'),
+  timeout: row('DEADLINE_EXCEEDED', 504, true, false, 'the upstream timed out'),
+  'server-error': row('UNAVAILABLE', 502, true, false, 'the upstream failed'),
+  'bad-gateway': row('UNAVAILABLE', 502, true, false, 'the upstream gave no usable answer'),
+} satisfies Record<UpstreamStatusClass, UpstreamErrorStatus>);
+
+function row(grpc: GrpcStatusName, http: number, retryable: boolean, passesMessage: boolean, reply: string): UpstreamErrorStatus {
+  return Object.freeze({ grpc, http, retryable, passesMessage, reply });
+}
+
+/** The class of an upstream HTTP status, the key into `upstreamErrorStatus`. */
+export function upstreamStatusClass(status: number): UpstreamStatusClass {
+  switch (status) {
+    case 401:
+    case 402:
+    case 403:
+      return 'account-refused';
+    case 404:
+      return 'not-found';
+    case 413:
+      return 'too-large';
+    case 429:
+      return 'rate-limited';
+    case 504:
+      return 'timeout';
+    case 529:
+      return 'overloaded';
+    default:
+      if (Number.isInteger(status) && status >= 400 && status <= 499) return 'bad-request';
+      if (Number.isInteger(status) && status >= 500 && status <= 599) return 'server-error';
+      return 'bad-gateway';
+  }
 }

@@ -665,3 +665,74 @@ export const poolChangeListenersMax = 16;
 
 assert(accountCallerWaitsMax <= permitWaitersMax, "the caller's parked calls fit the pool's queues");
 assert(accountCallTurnsMax > accountSwitchesMax, 'a call can make every attempt its switches allow');
+
+// ---- gRPC surface ----
+
+/**
+ * Bytes a gRPC message may carry besides its largest payload: the request id, version and beta
+ * headers, user, usage and served region of the messages in proto/carpool/v1/carpool.proto.
+ * Those fields are short text; 64 KiB leaves room for a long `anthropic_beta` list.
+ */
+export const grpcEnvelopeBytesMax = 64 * 1024;
+
+/**
+ * Largest message the gRPC endpoint (src/net/grpc/grpc-server.ts) accepts: a `request_json` as
+ * large as the Messages API itself takes (32 MB) plus its envelope. A larger request is refused
+ * by grpc-js with RESOURCE_EXHAUSTED before any handler sees it, so no more is ever buffered for
+ * one call.
+ */
+export const grpcReceiveMessageBytesMax = 32 * 1024 * 1024 + grpcEnvelopeBytesMax;
+
+/** Largest message the endpoint sends: a whole non-streamed message (its bound) plus envelope. */
+export const grpcSendMessageBytesMax = upstreamResponseBytesMax + grpcEnvelopeBytesMax;
+
+/**
+ * Interval of the server's keepalive pings on an idle connection. A client that vanished without
+ * a FIN (a NAT dropped it, a laptop slept) otherwise holds its streams and their queue slots
+ * until TCP gives up, which takes many minutes; a minute is what load balancers tolerate too.
+ */
+export const grpcKeepaliveTimeMs = 60_000;
+
+/** How long a keepalive ping may go unanswered before the connection is closed. */
+export const grpcKeepaliveTimeoutMs = 20_000;
+
+/**
+ * Streams (calls) one HTTP/2 connection may run at once (SETTINGS_MAX_CONCURRENT_STREAMS). One
+ * client, a relay in front of many users say, gets many calls per connection but cannot open an
+ * unbounded number; it then opens more connections or waits, which the client library does.
+ */
+export const grpcStreamsPerConnectionMax = 1_000;
+
+/** An idle connection (no call for this long) is closed with GOAWAY; the client reconnects. */
+export const grpcConnectionIdleMsMax = 5 * 60_000;
+
+/**
+ * Calls one endpoint runs at once over all connections. The scheduler bounds what reaches the
+ * pool; this is the backstop in front of it, since each call holds a decoded request of up to
+ * `grpcReceiveMessageBytesMax`. Past it a call is refused UNAVAILABLE with a retry hint.
+ */
+export const grpcCallsInFlightMax = 16_384;
+
+/** The retry hint of a call refused at `grpcCallsInFlightMax`: about one short completion. */
+export const grpcCallsInFlightRetryAfterMs = 1_000;
+
+/**
+ * Events one stream may have written and not yet flushed to the connection. grpc-js streams are
+ * Node object-mode writables whose high-water mark is 16 objects; the stream sink waits for
+ * `drain` whenever a write reports the buffer full, and checks that the mark is no higher than
+ * this, so a slow client holds at most this many events (each at most `sseEventBytesMax`) plus the
+ * HTTP/2 flow-control windows.
+ */
+export const grpcStreamEventsBufferedMax = 16;
+
+/**
+ * Characters of a status message sent to a client (`grpc-message`). An upstream error message is
+ * already cut to `upstreamErrorMessageCharsMax`; this leaves room for the prefix naming it.
+ */
+export const grpcStatusMessageCharsMax = 2_048;
+
+assert(grpcReceiveMessageBytesMax > grpcEnvelopeBytesMax, 'a request has room for its payload');
+assert(sseEventBytesMax + grpcEnvelopeBytesMax <= grpcSendMessageBytesMax, 'every stream event the upstream may send fits one message');
+assert(grpcKeepaliveTimeoutMs < grpcKeepaliveTimeMs, 'a ping is given up on before the next one is due');
+assert(grpcStatusMessageCharsMax >= upstreamErrorMessageCharsMax + 128, 'an upstream message fits a status message with its prefix');
+assert(grpcStreamEventsBufferedMax >= 1 && grpcCallsInFlightMax >= grpcStreamsPerConnectionMax, 'the endpoint can run one full connection');

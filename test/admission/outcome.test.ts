@@ -1,4 +1,4 @@
-// Proves every rejection kind has exactly one row in the status table, with the agreed statuses, and that retry headers come with exactly the retryable kinds.
+// Proves every rejection kind and every upstream status class has exactly one row in the status tables, with the agreed statuses, and that retry headers come with exactly the retryable kinds.
 import { describe, expect, it } from 'vitest';
 import {
   grpcStatusCodes,
@@ -7,6 +7,9 @@ import {
   rejectionStatus,
   retryAfterMsOf,
   retryHeaders,
+  retryHintHeaders,
+  upstreamErrorStatus,
+  upstreamStatusClass,
 } from '../../src/admission/outcome.js';
 
 /**
@@ -78,5 +81,70 @@ describe('retryHeaders', () => {
       const expected = rejectionStatus[sample.kind].retryable ? ['grpc-retry-pushback-ms', 'retry-after'] : [];
       expect(Object.keys(headers).sort()).toEqual(expected);
     }
+  });
+});
+
+describe('upstreamErrorStatus', () => {
+  it('classifies upstream statuses: named rows first, then by hundred', () => {
+    const classes = Object.fromEntries([400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529, 200, 302, 0, 600, 429.5].map((status) => [status, upstreamStatusClass(status)]));
+    expect(classes).toEqual({
+      400: 'bad-request',
+      401: 'account-refused',
+      402: 'account-refused',
+      403: 'account-refused',
+      404: 'not-found',
+      409: 'bad-request',
+      413: 'too-large',
+      422: 'bad-request',
+      429: 'rate-limited',
+      500: 'server-error',
+      502: 'server-error',
+      503: 'server-error',
+      504: 'timeout',
+      529: 'overloaded',
+      200: 'bad-gateway',
+      302: 'bad-gateway',
+      0: 'bad-gateway',
+      600: 'bad-gateway',
+      429.5: 'bad-gateway',
+    });
+  });
+
+  it('maps each class to the agreed gRPC status and HTTP status', () => {
+    const table = Object.fromEntries(Object.entries(upstreamErrorStatus).map(([kind, row]) => [kind, [row.grpc, row.http, row.retryable, row.passesMessage]]));
+    expect(table).toEqual({
+      'bad-request': ['INVALID_ARGUMENT', 400, false, true],
+      'not-found': ['NOT_FOUND', 404, false, true],
+      'too-large': ['INVALID_ARGUMENT', 413, false, true],
+      'account-refused': ['UNAVAILABLE', 503, true, false],
+      'rate-limited': ['RESOURCE_EXHAUSTED', 429, true, false],
+      overloaded: ['UNAVAILABLE', 503, true, false],
+      timeout: ['DEADLINE_EXCEEDED', 504, true, false],
+      'server-error': ['UNAVAILABLE', 502, true, false],
+      'bad-gateway': ['UNAVAILABLE', 502, true, false],
+    });
+  });
+
+  it("never answers the account's trouble as the client's credentials", () => {
+    for (const status of [401, 402, 403]) {
+      const row = upstreamErrorStatus[upstreamStatusClass(status)];
+      expect(row.grpc).not.toBe('UNAUTHENTICATED');
+      expect(row.grpc).not.toBe('PERMISSION_DENIED');
+      expect(row.http).not.toBe(401);
+      expect(row.passesMessage).toBe(false);
+    }
+  });
+
+  it('gives a reply to every row, for when the upstream message may not pass', () => {
+    for (const row of Object.values(upstreamErrorStatus)) expect(row.reply.length).toBeGreaterThan(0);
+  });
+});
+
+describe('retryHintHeaders', () => {
+  it('rounds a bare hint the way retryHeaders rounds a rejection', () => {
+    expect(retryHintHeaders(1_500)).toEqual(retryHeaders({ kind: 'shed', retryAfterMs: 1_500 }));
+    expect(retryHintHeaders(0.2)).toEqual({ 'grpc-retry-pushback-ms': '1', 'retry-after': '1' });
+    expect(retryHintHeaders(-5)).toEqual({ 'grpc-retry-pushback-ms': '0', 'retry-after': '0' });
+    expect(() => retryHintHeaders(Number.POSITIVE_INFINITY)).toThrow(/finite/);
   });
 });

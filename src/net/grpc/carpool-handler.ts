@@ -1,0 +1,282 @@
+import type { Rejection } from '../../admission/outcome.js';
+import type { SignatureFields, SignedContent } from '../../admission/request-signature.js';
+import type { Result } from '../../core/result.js';
+
+/**
+ * The transport-neutral interface of a region's public API: what the node implements and the
+ * gRPC adapter (./grpc-server.ts) calls. Nothing here names gRPC. The request and response types
+ * mirror the messages of proto/carpool/v1/carpool.proto field for field, in camelCase, with
+ * `bytes` as Uint8Array and `uint64` as number (token counts stay far below 2^53); the proto's
+ * comments say what each field means.
+ *
+ * A call carries, besides its request, everything the request path needs from the transport and
+ * nothing else: the credentials from metadata, the peer's IP for per-IP rate limits, what a
+ * signature covers, an AbortSignal that fires when the client cancels or the deadline passes,
+ * and the deadline itself. Expected failures come back as `GatewayError` values; the adapter maps
+ * them to statuses through the tables of src/admission/outcome.ts. A handler that throws is a bug:
+ * the adapter answers INTERNAL with a generic message and reports the error.
+ *
+ * Validation of the request's content (request id format, JSON, sizes of text fields) is the
+ * handler's, so every surface applies the same rules; the adapter only refuses what it cannot
+ * translate at all (an enum value this version does not know).
+ */
+
+// ---- Messages of carpool.v1.Carpool ----
+
+export interface CompleteRequest {
+  /** 1 to 64 characters of [A-Za-z0-9._:-], chosen by the client; not yet checked. */
+  readonly requestId: string;
+  /** The Messages API request body as UTF-8 JSON, not yet parsed. */
+  readonly requestJson: Uint8Array;
+  /** Empty when the client sent none. */
+  readonly anthropicVersion: string;
+  readonly anthropicBeta: string;
+  readonly user: string;
+}
+
+export interface Usage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cacheCreationInputTokens: number;
+  readonly cacheReadInputTokens: number;
+}
+
+export interface CompleteResponse {
+  readonly requestId: string;
+  readonly messageJson: Uint8Array;
+  readonly usage: Usage;
+  readonly servedRegion: string;
+}
+
+/** One upstream SSE event: its `event` name and `data` JSON, as the upstream sent them. */
+export interface SseEvent {
+  readonly type: string;
+  readonly dataJson: Uint8Array;
+}
+
+export interface StreamSummary {
+  readonly requestId: string;
+  readonly usage: Usage;
+  readonly servedRegion: string;
+}
+
+/** `StreamEvent` of the proto: its oneof as a discriminated union. */
+export type StreamEvent = { readonly kind: 'event'; readonly event: SseEvent } | { readonly kind: 'summary'; readonly summary: StreamSummary };
+
+export interface CountTokensRequest {
+  readonly requestJson: Uint8Array;
+  readonly anthropicVersion: string;
+  readonly anthropicBeta: string;
+}
+
+export interface CountTokensResponse {
+  readonly inputTokens: number;
+}
+
+/** `Consistency` of the proto without its prefix; `unspecified` is the handler's default. */
+export type Consistency = 'unspecified' | 'local' | 'quorum';
+
+export interface GetUsageRequest {
+  readonly consistency: Consistency;
+  readonly user: string;
+}
+
+export interface LimitUsage {
+  readonly scope: string;
+  readonly metric: string;
+  readonly window: string;
+  readonly sliding: boolean;
+  readonly mode: string;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetsAtMs: number;
+}
+
+export interface GetUsageResponse {
+  readonly tenant: string;
+  readonly limits: readonly LimitUsage[];
+  readonly lastMinute: Usage;
+}
+
+// ---- Messages of carpool.v1.Admin ----
+
+export type GetPolicyRequest = Readonly<Record<string, never>>;
+
+export interface PolicyJson {
+  readonly json: Uint8Array;
+}
+
+export interface PutSubjectRequest {
+  readonly id: string;
+  readonly json: Uint8Array;
+}
+
+export interface RemoveSubjectRequest {
+  readonly id: string;
+}
+
+export interface RemoveSubjectResponse {
+  readonly removed: boolean;
+}
+
+export interface CreateApiKeyRequest {
+  readonly tenant: string;
+}
+
+export interface CreateApiKeyResponse {
+  readonly apiKey: string;
+  readonly keyId: string;
+}
+
+export interface EnableAccountRequest {
+  readonly account: string;
+}
+
+export interface EnableAccountResponse {
+  readonly enabled: boolean;
+}
+
+// ---- Calls ----
+
+/** The full method paths, as signatures cover them (`/<package>.<service>/<method>`). */
+export const carpoolMethodPaths = Object.freeze({
+  complete: '/carpool.v1.Carpool/Complete',
+  streamComplete: '/carpool.v1.Carpool/StreamComplete',
+  countTokens: '/carpool.v1.Carpool/CountTokens',
+  getUsage: '/carpool.v1.Carpool/GetUsage',
+} as const);
+
+export type CarpoolMethodPath = (typeof carpoolMethodPaths)[keyof typeof carpoolMethodPaths];
+
+/** Why a call's signal fired, or why a stream sink refuses further events. */
+export type CallEndReason =
+  /** The client cancelled, its connection broke, or the server was shut down. */
+  | 'cancelled'
+  /** The client's deadline passed. */
+  | 'deadline'
+  /** The handler already returned: the stream is finished. */
+  | 'finished';
+
+/**
+ * The reason an AbortSignal of a call carries, and the error a stream sink rejects with. An
+ * error object rather than a value, because the upstream client (src/upstream/upstream-client.ts)
+ * reads a sink that rejects as "the caller went away", which is exactly what this means.
+ */
+export class CallEndedError extends Error {
+  override readonly name = 'CallEndedError';
+  readonly kind = 'call-ended';
+
+  constructor(readonly reason: CallEndReason) {
+    super(`call ended: ${reason}`);
+  }
+}
+
+/** What every call carries besides its request and credentials. */
+export interface CallContext {
+  /** The full method path, such as `/carpool.v1.Carpool/Complete`. */
+  readonly methodPath: string;
+  /** The client's IP address as text (IPv4-mapped IPv6 reduced to IPv4); undefined when unknown. */
+  readonly peerIp: string | undefined;
+  /** Fires with a `CallEndedError` when the client cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+  /** The client's deadline in milliseconds since the Unix epoch, or undefined for none. */
+  readonly deadlineMs: number | undefined;
+}
+
+/**
+ * A tenant's credentials as the metadata carried them, shaped for
+ * `RequestAuthenticator.authenticate` (src/admission/request-auth.ts). `apiKey` comes from
+ * `x-api-key` or `authorization: Bearer`. `signature` is present as soon as any of the four
+ * `x-carpool-*` fields is; a missing field is the empty string, so the authenticator refuses it
+ * as malformed instead of the request passing as unsigned.
+ */
+export interface CarpoolCredentials {
+  readonly apiKey: string | undefined;
+  readonly signature: SignatureFields | undefined;
+}
+
+export interface CarpoolCall<Request> extends CallContext {
+  readonly request: Request;
+  readonly credentials: CarpoolCredentials;
+  /**
+   * What a signature covers: `POST`, the method path, and the body, which is `request_json` for
+   * Complete, StreamComplete and CountTokens and empty for GetUsage (see the proto's header).
+   */
+  readonly signedContent: SignedContent;
+}
+
+export interface AdminCall<Request> extends CallContext {
+  readonly request: Request;
+  /** The token of `authorization: Bearer <token>`, or undefined when there was none. */
+  readonly adminToken: string | undefined;
+}
+
+// ---- Errors ----
+
+/** The upstream refused the call and the pool could not serve it elsewhere. */
+export interface UpstreamFailure {
+  readonly kind: 'upstream';
+  /**
+   * The upstream's HTTP status; for an `error` event mid-stream, the status the API answers its
+   * type with (`statusOfErrorType` in src/upstream/classify-feedback.ts).
+   */
+  readonly status: number;
+  /** `error.type` of the upstream's error body, for the message; undefined when it had none. */
+  readonly errorType: string | undefined;
+  /** The upstream's message; reaches the client only for the classes the table lets pass. */
+  readonly message: string;
+  /** When the same request could pass, if anyone knows (a `retry-after`, an account's cooldown). */
+  readonly retryAfterMs: number | undefined;
+}
+
+/** A request the handler cannot take: `field` names the offending field by its proto name. */
+export interface InvalidRequest {
+  readonly kind: 'invalid';
+  readonly field: string;
+  readonly reason: string;
+}
+
+export type GatewayError = { readonly kind: 'rejected'; readonly rejection: Rejection } | UpstreamFailure | InvalidRequest;
+
+/** The Admin service calls no upstream. */
+export type AdminError = Exclude<GatewayError, UpstreamFailure>;
+
+// ---- Handlers ----
+
+/**
+ * Where a stream's events go. `send` resolves once the event is written and the transport's
+ * buffer has room again, so a handler that awaits each send never holds more than a bounded
+ * number of unsent events, and a slow client slows the upstream read down instead of growing
+ * memory. It rejects with a `CallEndedError` once the call ended (client gone, deadline, or the
+ * handler already returned). One send at a time: calling it again before the previous promise
+ * settled is a bug.
+ */
+export interface StreamSink {
+  send(event: SseEvent): Promise<void>;
+}
+
+export interface CarpoolHandler {
+  complete(call: CarpoolCall<CompleteRequest>): Promise<Result<CompleteResponse, GatewayError>>;
+  /**
+   * Sends the events through `sink` and returns the summary, which the adapter sends as the last
+   * message. An error ends the stream with its status after the events already sent.
+   */
+  streamComplete(call: CarpoolCall<CompleteRequest>, sink: StreamSink): Promise<Result<StreamSummary, GatewayError>>;
+  countTokens(call: CarpoolCall<CountTokensRequest>): Promise<Result<CountTokensResponse, GatewayError>>;
+  getUsage(call: CarpoolCall<GetUsageRequest>): Promise<Result<GetUsageResponse, GatewayError>>;
+}
+
+/**
+ * The Admin service. Named apart from the admin HTTP endpoint's `AdminHandler` (../admin-http.ts),
+ * which serves routes, not these calls.
+ */
+export interface AdminServiceHandler {
+  getPolicy(call: AdminCall<GetPolicyRequest>): Promise<Result<PolicyJson, AdminError>>;
+  putTenant(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>>;
+  removeTenant(call: AdminCall<RemoveSubjectRequest>): Promise<Result<RemoveSubjectResponse, AdminError>>;
+  putAccount(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>>;
+  removeAccount(call: AdminCall<RemoveSubjectRequest>): Promise<Result<RemoveSubjectResponse, AdminError>>;
+  createApiKey(call: AdminCall<CreateApiKeyRequest>): Promise<Result<CreateApiKeyResponse, AdminError>>;
+  enableAccount(call: AdminCall<EnableAccountRequest>): Promise<Result<EnableAccountResponse, AdminError>>;
+}

@@ -1,0 +1,82 @@
+import {
+  grpcStatusCodes,
+  type Rejection,
+  type RejectionKind,
+  rejectionStatus,
+  retryHeaders,
+  retryHintHeaders,
+  upstreamErrorStatus,
+  upstreamStatusClass,
+} from '../../admission/outcome.js';
+import { unreachable } from '../../core/assert.js';
+import { grpcStatusMessageCharsMax } from '../../core/limits.js';
+import type { GatewayError } from './carpool-handler.js';
+
+/**
+ * What a client is told for a `GatewayError`: the status code, the message, and the retry
+ * pushback. The codes and hints come from the tables of src/admission/outcome.ts and nowhere
+ * else; this file only words the messages. It imports no gRPC library, so a test can check every
+ * kind without a server.
+ *
+ * Messages never carry an authentication failure's reason (a prober would learn which check it
+ * passed), and carry an upstream's own message only for the classes the table lets pass.
+ */
+export interface GatewayStatus {
+  /** The gRPC status code (`grpc-status`). */
+  readonly code: number;
+  /** The status message (`grpc-message`), at most `grpcStatusMessageCharsMax` characters. */
+  readonly details: string;
+  /** The `grpc-retry-pushback-ms` trailer, whole milliseconds as text, when there is a hint. */
+  readonly pushbackMs: string | undefined;
+}
+
+/** The one reply to every authentication failure, whatever the reason. */
+export const unauthenticatedMessage = 'unauthenticated';
+
+/** The reply to a handler that threw: nothing about the bug reaches the client. */
+export const internalMessage = 'internal error';
+
+const rejectionMessages: { readonly [K in RejectionKind]: (rejection: Extract<Rejection, { kind: K }>) => string } = {
+  quota: (rejection) => `quota reached: ${rejection.metric} is limited to ${rejection.limit} per ${rejection.window}`,
+  rate: () => 'rate limit reached',
+  concurrency: () => 'too many requests in flight',
+  unauthenticated: () => unauthenticatedMessage,
+  shed: () => 'the region is overloaded; retry later',
+  'no-quorum': () => 'too few regions answered to check a strict quota; retry later',
+  invalid: (rejection) => invalidMessage(rejection.field, rejection.reason),
+};
+
+export function gatewayStatusOf(error: GatewayError): GatewayStatus {
+  switch (error.kind) {
+    case 'rejected': {
+      const rejection = error.rejection;
+      const message = (rejectionMessages[rejection.kind] as (rejection: Rejection) => string)(rejection);
+      return status(rejectionStatus[rejection.kind].grpc, message, retryHeaders(rejection)['grpc-retry-pushback-ms']);
+    }
+    case 'upstream': {
+      const row = upstreamErrorStatus[upstreamStatusClass(error.status)];
+      const message = row.passesMessage ? upstreamMessage(error.status, error.errorType, error.message) : row.reply;
+      const hint = row.retryable && error.retryAfterMs !== undefined ? retryHintHeaders(error.retryAfterMs)['grpc-retry-pushback-ms'] : undefined;
+      return status(row.grpc, message, hint);
+    }
+    case 'invalid':
+      // The same row as an admission's `invalid` rejection: one mapping for one meaning.
+      return status(rejectionStatus.invalid.grpc, invalidMessage(error.field, error.reason), undefined);
+    default:
+      return unreachable(error, 'unknown gateway error kind');
+  }
+}
+
+function invalidMessage(field: string, reason: string): string {
+  return `invalid ${field}: ${reason}`;
+}
+
+function upstreamMessage(status: number, errorType: string | undefined, message: string): string {
+  const prefix = errorType === undefined ? `upstream ${status}` : `upstream ${status} ${errorType}`;
+  return message.length === 0 ? prefix : `${prefix}: ${message}`;
+}
+
+function status(name: keyof typeof grpcStatusCodes, message: string, pushbackMs: string | undefined): GatewayStatus {
+  const details = message.length <= grpcStatusMessageCharsMax ? message : `${message.slice(0, grpcStatusMessageCharsMax - 1)}…`;
+  return { code: grpcStatusCodes[name], details, pushbackMs };
+}

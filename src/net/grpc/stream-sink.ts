@@ -1,0 +1,86 @@
+import { assert } from '../../core/assert.js';
+import { grpcStreamEventsBufferedMax } from '../../core/limits.js';
+import { CallEndedError, type SseEvent, type StreamSink, type StreamSummary } from './carpool-handler.js';
+import { encodeStreamEvent, type WireStreamEvent } from './carpool-wire.js';
+
+/**
+ * The `StreamSink` of one StreamComplete call, over a grpc-js server stream.
+ *
+ * A grpc-js server stream is an object-mode Writable: `write` always takes the message and returns
+ * false once `writableHighWaterMark` messages wait unflushed, and a message counts as flushed when
+ * HTTP/2 took it, which flow control holds back while the client does not read. So a sink that
+ * waits for `drain` after every write that returned false holds at most the high-water mark in
+ * memory, whatever the handler's pace: a slow client slows the handler (and through it the
+ * upstream's TCP window) instead of growing a buffer. The mark is grpc-js's choice (Node's
+ * object-mode default, 16), so the constructor checks it against the named bound.
+ *
+ * `drain` never comes for a call that ended, since grpc-js stops calling write callbacks once the
+ * call is cancelled; the wait therefore also ends, rejected, when the call's signal fires.
+ */
+
+/** The part of a grpc-js server stream the sink uses. */
+export interface WritableCall {
+  readonly writableHighWaterMark: number;
+  write(message: WireStreamEvent): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
+
+export class GrpcStreamSink implements StreamSink {
+  private sending = false;
+  private finished = false;
+
+  constructor(
+    private readonly call: WritableCall,
+    private readonly signal: AbortSignal,
+  ) {
+    assert(call.writableHighWaterMark <= grpcStreamEventsBufferedMax, 'the stream buffers no more events than grpcStreamEventsBufferedMax');
+  }
+
+  async send(event: SseEvent): Promise<void> {
+    assert(!this.sending, 'one send at a time: await each send before the next');
+    if (this.finished) throw new CallEndedError('finished');
+    this.throwIfEnded();
+    this.sending = true;
+    try {
+      if (!this.call.write(encodeStreamEvent({ kind: 'event', event }))) await this.drained();
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /**
+   * Closes the sink to the handler (later sends reject as `finished`) and, when the call is still
+   * open, writes the summary as the last message. The caller ends the stream after it.
+   */
+  finish(summary: StreamSummary | undefined): void {
+    this.finished = true;
+    if (summary !== undefined && !this.signal.aborted) this.call.write(encodeStreamEvent({ kind: 'summary', summary }));
+  }
+
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        this.signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        this.call.off('drain', onDrain);
+        reject(this.endedError());
+      };
+      this.call.once('drain', onDrain);
+      this.signal.addEventListener('abort', onAbort, { once: true });
+      // The call may have ended between the write and this wait.
+      if (this.signal.aborted) onAbort();
+    });
+  }
+
+  private throwIfEnded(): void {
+    if (this.signal.aborted) throw this.endedError();
+  }
+
+  private endedError(): CallEndedError {
+    const reason: unknown = this.signal.reason;
+    return reason instanceof CallEndedError ? reason : new CallEndedError('cancelled');
+  }
+}

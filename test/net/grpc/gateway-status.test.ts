@@ -1,0 +1,72 @@
+// Proves every GatewayError kind gets its status from the outcome tables, with a message that names an invalid field, never an authentication reason or a withheld upstream message, and pushback exactly when there is a retry hint.
+import { describe, expect, it } from 'vitest';
+import { grpcStatusCodes, type Rejection, type RejectionKind, rejectionStatus } from '../../../src/admission/outcome.js';
+import { grpcStatusMessageCharsMax } from '../../../src/core/limits.js';
+import type { GatewayError } from '../../../src/net/grpc/carpool-handler.js';
+import { gatewayStatusOf } from '../../../src/net/grpc/gateway-status.js';
+
+const rejections: { readonly [K in RejectionKind]: Extract<Rejection, { kind: K }> } = {
+  quota: { kind: 'quota', metric: 'requests', limit: 100, window: 'minute', retryAfterMs: 42_000 },
+  rate: { kind: 'rate', retryAfterMs: 10 },
+  concurrency: { kind: 'concurrency', retryAfterMs: 1_000 },
+  unauthenticated: { kind: 'unauthenticated', reason: 'unknown-tenant' },
+  shed: { kind: 'shed', retryAfterMs: 250.5 },
+  'no-quorum': { kind: 'no-quorum', retryAfterMs: 500 },
+  invalid: { kind: 'invalid', field: 'messages[0].content', reason: 'must not be empty' },
+};
+
+describe('gatewayStatusOf', () => {
+  it('maps every rejection through rejectionStatus, with pushback exactly for the retryable kinds', () => {
+    for (const rejection of Object.values(rejections)) {
+      const status = gatewayStatusOf({ kind: 'rejected', rejection });
+      expect(status.code).toBe(grpcStatusCodes[rejectionStatus[rejection.kind].grpc]);
+      expect(status.pushbackMs !== undefined).toBe(rejectionStatus[rejection.kind].retryable);
+    }
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: rejections.quota }).pushbackMs).toBe('42000');
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: rejections.shed }).pushbackMs).toBe('251');
+  });
+
+  it('says nothing about why authentication failed', () => {
+    const status = gatewayStatusOf({ kind: 'rejected', rejection: rejections.unauthenticated });
+    expect(status).toEqual({ code: grpcStatusCodes.UNAUTHENTICATED, details: 'unauthenticated', pushbackMs: undefined });
+  });
+
+  it('names the field of an invalid request, from the handler or from admission, under INVALID_ARGUMENT', () => {
+    expect(gatewayStatusOf({ kind: 'invalid', field: 'request_id', reason: 'too long' })).toEqual({
+      code: grpcStatusCodes.INVALID_ARGUMENT,
+      details: 'invalid request_id: too long',
+      pushbackMs: undefined,
+    });
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: rejections.invalid }).details).toBe('invalid messages[0].content: must not be empty');
+  });
+
+  it('maps upstream errors by status class, passing only messages about the request, and pushback only with a hint', () => {
+    const upstream = (status: number, retryAfterMs?: number): GatewayError => ({
+      kind: 'upstream',
+      status,
+      errorType: 'some_error',
+      message: 'detail from upstream',
+      retryAfterMs,
+    });
+    expect(gatewayStatusOf(upstream(429, 5_000))).toEqual({
+      code: grpcStatusCodes.RESOURCE_EXHAUSTED,
+      details: 'the upstream accounts are rate limited',
+      pushbackMs: '5000',
+    });
+    expect(gatewayStatusOf(upstream(529))).toEqual({ code: grpcStatusCodes.UNAVAILABLE, details: 'the upstream is overloaded', pushbackMs: undefined });
+    expect(gatewayStatusOf(upstream(400, 5_000))).toEqual({
+      code: grpcStatusCodes.INVALID_ARGUMENT,
+      details: 'upstream 400 some_error: detail from upstream',
+      pushbackMs: undefined,
+    });
+    expect(gatewayStatusOf(upstream(500)).code).toBe(grpcStatusCodes.UNAVAILABLE);
+    expect(gatewayStatusOf(upstream(403)).details).not.toContain('detail from upstream');
+    expect(gatewayStatusOf({ kind: 'upstream', status: 404, errorType: undefined, message: '', retryAfterMs: undefined }).details).toBe('upstream 404');
+  });
+
+  it('cuts a long message to the bound', () => {
+    const status = gatewayStatusOf({ kind: 'invalid', field: 'x', reason: 'y'.repeat(10_000) });
+    expect(status.details).toHaveLength(grpcStatusMessageCharsMax);
+    expect(status.details.endsWith('…')).toBe(true);
+  });
+});
