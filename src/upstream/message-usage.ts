@@ -15,17 +15,20 @@ export function parseMessageUsage(message: Readonly<Record<string, unknown>>): R
   const usage = message.usage;
   if (typeof usage !== 'object' || usage === null || Array.isArray(usage)) return err('the message has no usage object');
   const fields = usage as Readonly<Record<string, unknown>>;
-  const counts = {
-    input: fields.input_tokens,
-    output: fields.output_tokens,
-    cacheWrite: fields.cache_creation_input_tokens,
-    cacheRead: fields.cache_read_input_tokens,
-  };
-  const parsed: Record<keyof TokenUsage, number> = { input: 0, output: 0, cacheWrite: 0, cacheRead: 0 };
-  for (const [name, value] of Object.entries(counts) as [keyof TokenUsage, unknown][]) {
-    if (value === undefined || value === null) continue;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) return err(`usage ${name} is not a count`);
-    parsed[name] = value;
-  }
-  return ok(Object.freeze(parsed));
+  // Field by field, in this order: the first bad count is the one reported.
+  const input = countOf(fields.input_tokens);
+  if (input === undefined) return err('usage input is not a count');
+  const output = countOf(fields.output_tokens);
+  if (output === undefined) return err('usage output is not a count');
+  const cacheWrite = countOf(fields.cache_creation_input_tokens);
+  if (cacheWrite === undefined) return err('usage cacheWrite is not a count');
+  const cacheRead = countOf(fields.cache_read_input_tokens);
+  if (cacheRead === undefined) return err('usage cacheRead is not a count');
+  return ok(Object.freeze({ input, output, cacheWrite, cacheRead }));
+}
+
+/** A count as sent: missing or null is zero; anything but a non-negative safe integer is undefined. */
+function countOf(value: unknown): number | undefined {
+  if (value === undefined || value === null) return 0;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }

@@ -16,31 +16,66 @@ import { type HeaderMap, headerValue } from './response-headers.js';
  * back to its own defaults for what it was not told, which is safer than acting on garbage.
  */
 
-const groups = [
-  ['requests', 'requests'],
-  ['tokens', 'tokens'],
-  ['inputTokens', 'input-tokens'],
-  ['outputTokens', 'output-tokens'],
-] as const;
+interface Group {
+  readonly field: 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
+  readonly limitName: string;
+  readonly remainingName: string;
+  readonly resetName: string;
+  /**
+   * The last reset stamp read for the group, and its value. A stamp has whole seconds and the
+   * same one comes back on every call within that second, while parsing one costs most of a
+   * microsecond; one entry per group keeps this bounded.
+   */
+  lastReset: string | undefined;
+  lastResetAtMs: number | undefined;
+}
+
+/**
+ * The four groups, with their header names built once: a name built per call is a fresh string,
+ * and looking one up in the headers object costs a hash each time.
+ */
+const groups: readonly Group[] = (
+  [
+    ['requests', 'requests'],
+    ['tokens', 'tokens'],
+    ['inputTokens', 'input-tokens'],
+    ['outputTokens', 'output-tokens'],
+  ] as const
+).map(([field, name]) => ({
+  field,
+  limitName: `anthropic-ratelimit-${name}-limit`,
+  remainingName: `anthropic-ratelimit-${name}-remaining`,
+  resetName: `anthropic-ratelimit-${name}-reset`,
+  lastReset: undefined,
+  lastResetAtMs: undefined,
+}));
 
 export function parseRateLimits(headers: HeaderMap): RateLimitSnapshot {
-  const windows: Record<(typeof groups)[number][0], RateLimitWindow | undefined> = {
+  const windows: Record<Group['field'], RateLimitWindow | undefined> = {
     requests: undefined,
     tokens: undefined,
     inputTokens: undefined,
     outputTokens: undefined,
   };
-  for (const [field, name] of groups) {
-    const prefix = `anthropic-ratelimit-${name}-`;
-    const limit = parseCount(headerValue(headers, `${prefix}limit`));
-    const remaining = parseCount(headerValue(headers, `${prefix}remaining`));
-    const resetAtMs = parseRfc3339Ms(headerValue(headers, `${prefix}reset`));
+  for (const group of groups) {
+    const limit = parseCount(headerValue(headers, group.limitName));
+    const remaining = parseCount(headerValue(headers, group.remainingName));
+    const resetAtMs = resetOf(group, headerValue(headers, group.resetName));
     // A group the upstream did not send (or sent only garbage for) is absent, not all-undefined,
     // so the pool can tell "no such limit" from "a limit whose fields we could not read".
     if (limit === undefined && remaining === undefined && resetAtMs === undefined) continue;
-    windows[field] = Object.freeze({ limit, remaining, resetAtMs });
+    windows[group.field] = Object.freeze({ limit, remaining, resetAtMs });
   }
   return Object.freeze(windows);
+}
+
+function resetOf(group: Group, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value !== group.lastReset) {
+    group.lastResetAtMs = parseRfc3339Ms(value);
+    group.lastReset = value;
+  }
+  return group.lastResetAtMs;
 }
 
 /**
@@ -55,9 +90,17 @@ export function parseRetryAfterMs(value: string | undefined, nowMs: number): num
   return Math.min(Math.max(0, atMs - nowMs), upstreamRetryAfterMsMax);
 }
 
-/** A non-negative decimal count; fifteen digits keep it an exact integer in a double. */
+/**
+ * A non-negative decimal count; fifteen digits keep it an exact integer in a double. Checked by
+ * character rather than with /^\d{1,15}$/: eight counts a response, and the loop is cheaper.
+ */
 function parseCount(value: string | undefined): number | undefined {
-  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+  if (value === undefined || value.length === 0 || value.length > 15) return undefined;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x30 || code > 0x39) return undefined;
+  }
+  return Number(value);
 }
 
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
@@ -70,7 +113,12 @@ export function parseRfc3339Ms(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const m = rfc3339.exec(value);
   if (m === null) return undefined;
-  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
   // Years before the epoch are no reset time; they would also meet Date.UTC's two-digit years.
   if (year < 1970 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
   // Second 60 is a leap second; it is read as the last millisecond before the next minute.
@@ -97,11 +145,17 @@ function parseHttpDateMs(value: string): number | undefined {
   const day = Number(m[1]);
   const month = months.indexOf(m[2] as string) + 1;
   const year = Number(m[3]);
-  const [hour, minute, second] = [Number(m[4]), Number(m[5]), Number(m[6])];
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
   if (year < 1970 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) return undefined;
   return Date.UTC(year, month - 1, day, hour, minute, Math.min(second, 59));
 }
 
+const monthDays = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days of `month` (1-12) in the Gregorian calendar, as `Date` counts them, without making one. */
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) return 29;
+  return monthDays[month - 1] ?? 0;
 }

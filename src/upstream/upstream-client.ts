@@ -117,6 +117,8 @@ export interface UpstreamClientStats {
 const systemClock: Clock = { nowMs: () => Date.now() };
 const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 const eventStream = /^text\/event-stream\s*(?:;|$)/i;
+/** One decoder for every body: `decode` without `stream` keeps no state from call to call. */
+const utf8 = new TextDecoder();
 
 /** What one call knows about its response, for building its result. */
 interface CallState {
@@ -138,6 +140,9 @@ export class UpstreamClient {
   private readonly timers: Timers;
   private readonly callsInFlightMax: number;
   private readonly defaults: { readonly completeHeadersTimeoutMs: number; readonly streamHeadersTimeoutMs: number; readonly idleTimeoutMs: number; readonly deadlineMs: number };
+  /** The timeouts of a call that sets none of its own, checked once rather than per call. */
+  private readonly completeTimeouts: CallTimeouts;
+  private readonly streamTimeouts: CallTimeouts;
   private readonly calls = new Map<CallGuard, Promise<unknown>>();
   private closing: Promise<void> | undefined;
 
@@ -152,6 +157,9 @@ export class UpstreamClient {
       idleTimeoutMs: checkedMs(options.idleTimeoutMs ?? upstreamIdleTimeoutMs),
       deadlineMs: checkedMs(options.deadlineMs ?? upstreamDeadlineMs),
     };
+    const { idleTimeoutMs, deadlineMs } = this.defaults;
+    this.completeTimeouts = Object.freeze({ headersTimeoutMs: this.defaults.completeHeadersTimeoutMs, idleTimeoutMs, deadlineMs });
+    this.streamTimeouts = Object.freeze({ headersTimeoutMs: this.defaults.streamHeadersTimeoutMs, idleTimeoutMs, deadlineMs });
     const connections = options.connectionsPerOriginMax ?? upstreamConnectionsPerOriginMax;
     assert(connections >= 1 && connections <= upstreamConnectionsPerOriginMax, 'connections per origin within 1 and the bound');
     const keepAliveTimeoutMs = checkedMs(options.keepAliveTimeoutMs ?? upstreamKeepAliveTimeoutMs);
@@ -176,14 +184,14 @@ export class UpstreamClient {
   complete(target: UpstreamTarget, request: UpstreamRequest, options: CallOptions = {}): Promise<Result<Completion, UpstreamError>> {
     const built = buildRequest(target, request, false);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.defaults.completeHeadersTimeoutMs, (guard) => this.runComplete(guard, target.credential, built.value));
+    return this.run(options, this.completeTimeouts, (guard) => this.runComplete(guard, target.credential, built.value));
   }
 
   /** A streaming call: events reach `options.onEvent` as they arrive; the result is the whole message. */
   stream(target: UpstreamTarget, request: UpstreamRequest, options: StreamOptions): Promise<Result<StreamCompletion, UpstreamError>> {
     const built = buildRequest(target, request, true);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.defaults.streamHeadersTimeoutMs, (guard) => this.runStream(guard, target.credential, built.value, options.onEvent));
+    return this.run(options, this.streamTimeouts, (guard) => this.runStream(guard, target.credential, built.value, options.onEvent));
   }
 
   stats(): UpstreamClientStats {
@@ -217,21 +225,32 @@ export class UpstreamClient {
     await this.agent.close();
   }
 
-  private run<T>(options: CallOptions, headersTimeoutMs: number, call: (guard: CallGuard) => Promise<Result<T, UpstreamError>>): Promise<Result<T, UpstreamError>> {
+  private run<T>(options: CallOptions, defaults: CallTimeouts, call: (guard: CallGuard) => Promise<Result<T, UpstreamError>>): Promise<Result<T, UpstreamError>> {
     if (this.closing !== undefined) return Promise.resolve(err(unavailable('closed')));
     if (this.calls.size >= this.callsInFlightMax) return Promise.resolve(err(unavailable('calls-in-flight-max')));
-    const timeouts = {
-      headersTimeoutMs: checkedMs(options.timeouts?.headersTimeoutMs ?? headersTimeoutMs),
-      idleTimeoutMs: checkedMs(options.timeouts?.idleTimeoutMs ?? this.defaults.idleTimeoutMs),
-      deadlineMs: checkedMs(options.timeouts?.deadlineMs ?? this.defaults.deadlineMs),
-    };
+    const own = options.timeouts;
+    const timeouts =
+      own === undefined
+        ? defaults
+        : {
+            headersTimeoutMs: checkedMs(own.headersTimeoutMs ?? defaults.headersTimeoutMs),
+            idleTimeoutMs: checkedMs(own.idleTimeoutMs ?? defaults.idleTimeoutMs),
+            deadlineMs: checkedMs(own.deadlineMs ?? defaults.deadlineMs),
+          };
     const guard = new CallGuard(this.timers, timeouts, options.onCancel ?? 'drain', options.signal);
-    const done = call(guard).finally(() => {
-      guard.dispose();
-      this.calls.delete(guard);
-    });
+    const done = this.settle(guard, call(guard));
     this.calls.set(guard, done);
     return done;
+  }
+
+  /** Clears the call's timers and forgets it once it ends (an async function: fewer turns than `finally`). */
+  private async settle<T>(guard: CallGuard, call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } finally {
+      guard.dispose();
+      this.calls.delete(guard);
+    }
   }
 
   private async runComplete(guard: CallGuard, credential: Credential, built: BuiltRequest): Promise<Result<Completion, UpstreamError>> {
@@ -253,7 +272,7 @@ export class UpstreamClient {
     }
     let message: unknown;
     try {
-      message = JSON.parse(new TextDecoder().decode(read.value.bytes));
+      message = JSON.parse(utf8.decode(read.value.bytes));
     } catch (error) {
       return err(badResponse(state, `the body is not JSON: ${error instanceof Error ? error.message : 'parse error'}`));
     }
@@ -339,7 +358,7 @@ export class UpstreamClient {
     // The status already says what the pool needs; a body cut short only loses the message.
     const bytes = read.ok ? read.value.bytes : new Uint8Array(0);
     if (!read.ok || read.value.overflow) discard(state, body);
-    const parsed = parseErrorBody(redact(new TextDecoder().decode(bytes), state.credential));
+    const parsed = parseErrorBody(redact(utf8.decode(bytes), state.credential));
     return { kind: 'http-status', status, errorType: parsed.errorType, message: parsed.message, ...seen(state), feedback: state.feedback as AccountFeedback };
   }
 
@@ -432,27 +451,80 @@ async function nextChunk(state: CallState, chunks: AsyncIterator<Uint8Array>, id
   }
 }
 
-/** Reads a body up to `bytesMax`; `overflow` says it had more, which is left unread. */
-async function readBounded(state: CallState, body: Body, bytesMax: number): Promise<Result<{ bytes: Uint8Array; overflow: boolean }, unknown>> {
-  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-  const parts: Uint8Array[] = [];
-  let length = 0;
-  // Bounded by `bytesMax` (each turn adds a non-empty chunk or ends) and by the deadline.
-  for (;;) {
-    state.guard.awaitingChunk();
-    let step: IteratorResult<Uint8Array>;
-    try {
-      step = await chunks.next();
-    } catch (error) {
-      return err(error);
-    } finally {
-      state.guard.chunkArrived();
+/**
+ * Reads a body up to `bytesMax`; `overflow` says it had more, which is left unread (and the body
+ * paused). The idle timer runs while a chunk is awaited, as for a stream.
+ *
+ * The body is read through its events rather than its async iterator, which costs a promise and
+ * a listener round trip per chunk: a JSON answer is one or two chunks, usually buffered already
+ * when reading starts. The listeners are anonymous on purpose (a named closure costs a
+ * `defineProperty` per call under tsx) and stay behind as no-ops once the read has settled: by
+ * then the body has ended or failed, or the caller discards it.
+ *
+ * The idle timer is armed only when the next chunk may have to come from the network. Bytes
+ * already buffered are delivered within this turn of the event loop, and so is the end of a body
+ * whose `content-length` has been read in full (undici ends it in the parse of its last byte),
+ * before any timer could fire; a timer armed for them would only be cleared again, and a Node
+ * timer costs about a microsecond to arm or clear.
+ */
+function readBounded(state: CallState, body: Body, bytesMax: number): Promise<Result<{ bytes: Uint8Array; overflow: boolean }, unknown>> {
+  const guard = state.guard;
+  const lengthHeader = headerValue(state.headers, 'content-length');
+  const expectedBytes = lengthHeader === undefined ? -1 : Number(lengthHeader);
+  return new Promise((resolve) => {
+    // A body already cut has emitted its error, or will to the listener every body has; either
+    // way it is the answer.
+    if (body.destroyed) {
+      resolve(err(body.errored ?? prematureClose()));
+      return;
     }
-    if (step.done === true) return ok({ bytes: Buffer.concat(parts, length), overflow: false });
-    if (length + step.value.length > bytesMax) return ok({ bytes: Buffer.concat(parts, length), overflow: true });
-    parts.push(step.value);
-    length += step.value.length;
-  }
+    const parts: Buffer[] = [];
+    let length = 0;
+    let settled = false;
+    if (body.readableLength === 0 && expectedBytes !== 0) guard.awaitingChunk();
+    // Bounded by `bytesMax` (each chunk is kept or ends the read) and by the deadline.
+    body
+      .on('data', (chunk: Buffer) => {
+        if (settled) return;
+        guard.chunkArrived();
+        if (length + chunk.length > bytesMax) {
+          settled = true;
+          body.pause();
+          resolve(ok({ bytes: joined(parts, length), overflow: true }));
+          return;
+        }
+        parts.push(chunk);
+        length += chunk.length;
+        if (body.readableLength === 0 && length !== expectedBytes) guard.awaitingChunk();
+      })
+      .on('end', () => {
+        if (settled) return;
+        settled = true;
+        guard.chunkArrived();
+        resolve(ok({ bytes: joined(parts, length), overflow: false }));
+      })
+      .on('error', (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        guard.chunkArrived();
+        resolve(err(error));
+      })
+      .on('close', () => {
+        if (settled) return;
+        settled = true;
+        guard.chunkArrived();
+        resolve(err(prematureClose()));
+      });
+  });
+}
+
+function joined(parts: readonly Buffer[], length: number): Uint8Array {
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+}
+
+/** What a body closed without an end or an error reads as; the text Node's own readers give. */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
 /**

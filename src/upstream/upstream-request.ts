@@ -57,16 +57,8 @@ const tokenValue = /^[\x21-\x7e]+$/;
 const listValue = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 export function buildRequest(target: UpstreamTarget, request: UpstreamRequest, stream: boolean): Result<BuiltRequest, InvalidRequest> {
-  let url: URL;
-  try {
-    url = new URL(target.baseUrl);
-  } catch {
-    return err({ kind: 'invalid-request', detail: 'the target base URL does not parse' });
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return err({ kind: 'invalid-request', detail: 'the target base URL is not http or https' });
-  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
-    return err({ kind: 'invalid-request', detail: 'the target base URL has user info, a query or a fragment' });
-  }
+  const base = parseBaseUrl(target.baseUrl);
+  if (!base.ok) return base;
   const secret = secretOf(target.credential);
   if (!tokenValue.test(secret)) return err({ kind: 'invalid-request', detail: `the ${target.credential.kind} credential is empty or not printable ASCII` });
   const version = request.anthropicVersion ?? defaultAnthropicVersion;
@@ -76,7 +68,7 @@ export function buildRequest(target: UpstreamTarget, request: UpstreamRequest, s
   }
   let body: string;
   try {
-    body = JSON.stringify({ ...request.body, stream });
+    body = bodyJson(request.body, stream);
   } catch (error) {
     return err({ kind: 'invalid-request', detail: `the body does not serialise: ${error instanceof Error ? error.message : 'unknown error'}` });
   }
@@ -88,7 +80,63 @@ export function buildRequest(target: UpstreamTarget, request: UpstreamRequest, s
   if (request.anthropicBeta !== undefined) headers['anthropic-beta'] = request.anthropicBeta;
   if (target.credential.kind === 'api-key') headers['x-api-key'] = secret;
   else headers.authorization = `Bearer ${secret}`;
-  return ok({ origin: url.origin, path: url.pathname.replace(/\/+$/, '') + messagesPath, headers, body });
+  return ok({ origin: base.value.origin, path: base.value.path, headers, body });
+}
+
+interface ParsedBase {
+  readonly baseUrl: string;
+  readonly origin: string;
+  /** The messages path under the base URL's own path. */
+  readonly path: string;
+}
+
+/**
+ * The last base URL that parsed. A node's calls go to one origin or a few, and parsing a URL costs
+ * about a microsecond; one entry keeps this bounded without an eviction policy.
+ */
+let lastBase: ParsedBase | undefined;
+
+function parseBaseUrl(baseUrl: string): Result<ParsedBase, InvalidRequest> {
+  if (lastBase !== undefined && lastBase.baseUrl === baseUrl) return ok(lastBase);
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    return err({ kind: 'invalid-request', detail: 'the target base URL does not parse' });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return err({ kind: 'invalid-request', detail: 'the target base URL is not http or https' });
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    return err({ kind: 'invalid-request', detail: 'the target base URL has user info, a query or a fragment' });
+  }
+  lastBase = { baseUrl, origin: url.origin, path: url.pathname.replace(/\/+$/, '') + messagesPath };
+  return ok(lastBase);
+}
+
+/**
+ * The body with `stream` set, exactly as `JSON.stringify({ ...body, stream })` writes it. The
+ * spread copy costs more than the serialising (JSON.stringify takes a slow path on the copy), so
+ * a plain object is written as it is when that gives the same text: with `stream` appended when
+ * it has none, unchanged when its own `stream` already has the value. Anything else (a toJSON, an
+ * accessor or a non-enumerable `stream`, a class instance, a body that does not serialise) takes
+ * the copy, which also throws the error a caller would otherwise see.
+ */
+function bodyJson(body: Readonly<Record<string, unknown>>, stream: boolean): string {
+  if (typeof body === 'object' && body !== null) {
+    const prototype: unknown = Object.getPrototypeOf(body);
+    if ((prototype === Object.prototype || prototype === null) && !('toJSON' in body)) {
+      const own = Object.getOwnPropertyDescriptor(body, 'stream');
+      try {
+        if (own === undefined) {
+          const json = JSON.stringify(body);
+          return json === '{}' ? `{"stream":${stream}}` : `${json.slice(0, -1)},"stream":${stream}}`;
+        }
+        if (own.enumerable === true && own.value === stream) return JSON.stringify(body);
+      } catch {
+        // Serialised again below, for the error the spread copy gives.
+      }
+    }
+  }
+  return JSON.stringify({ ...body, stream });
 }
 
 export function secretOf(credential: Credential): string {

@@ -44,6 +44,26 @@ describe('parseRateLimits', () => {
     expect(snapshot.outputTokens).toBeUndefined();
     expect(parseRateLimits({})).toEqual({ requests: undefined, tokens: undefined, inputTokens: undefined, outputTokens: undefined });
   });
+
+  it('reads counts of up to fifteen digits only', () => {
+    const remaining = (value: string): number | undefined => parseRateLimits({ 'anthropic-ratelimit-requests-remaining': value }).requests?.remaining;
+    expect(remaining('999999999999999')).toBe(999_999_999_999_999);
+    expect(remaining('007')).toBe(7);
+    for (const bad of ['1000000000000000', '5a', '+5', '٣', '0x10']) expect(remaining(bad)).toBeUndefined();
+  });
+
+  it('follows a reset that changes from one response to the next, and back', () => {
+    // Each group remembers the last stamp it parsed; a new stamp, or garbage, must not read as the old one.
+    const resetOf = (value: string): number | undefined => parseRateLimits({ 'anthropic-ratelimit-tokens-reset': value }).tokens?.resetAtMs;
+    const first = Date.UTC(2025, 0, 1, 0, 0, 5);
+    const second = Date.UTC(2025, 0, 1, 0, 0, 6);
+    expect(resetOf('2025-01-01T00:00:05Z')).toBe(first);
+    expect(resetOf('2025-01-01T00:00:05Z')).toBe(first);
+    expect(resetOf('2025-01-01T00:00:06Z')).toBe(second);
+    expect(resetOf('garbage')).toBeUndefined();
+    expect(resetOf('2025-01-01T00:00:05Z')).toBe(first);
+    expect(parseRateLimits({ 'anthropic-ratelimit-requests-reset': '2025-01-01T00:00:06Z' }).requests?.resetAtMs).toBe(second);
+  });
 });
 
 describe('parseRfc3339Ms', () => {
@@ -67,6 +87,17 @@ describe('parseRfc3339Ms', () => {
   for (const [text, expected] of cases) {
     it(`reads '${text}' as ${String(expected)}`, () => expect(parseRfc3339Ms(text)).toBe(expected));
   }
+
+  it('knows the length of every month, leap and century years included', () => {
+    for (const year of [1970, 1999, 2000, 2023, 2024, 2100, 2400]) {
+      for (let month = 1; month <= 12; month++) {
+        const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+        const yearMonth = `${year}-${String(month).padStart(2, '0')}`;
+        expect(parseRfc3339Ms(`${yearMonth}-${days}T00:00:00Z`)).toBe(Date.UTC(year, month - 1, days));
+        expect(parseRfc3339Ms(`${yearMonth}-${days + 1}T00:00:00Z`)).toBeUndefined();
+      }
+    }
+  });
 });
 
 describe('parseRetryAfterMs', () => {
