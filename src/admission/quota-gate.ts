@@ -58,7 +58,7 @@ export interface QuotaRequest {
   readonly leaseMs: number;
 }
 
-export type QuotaRejection = Extract<Rejection, { kind: 'quota' | 'no-quorum' | 'shed' }>;
+export type QuotaRejection = Extract<Rejection, { kind: 'quota' | 'no-quorum' | 'shed' | 'invalid' }>;
 export type QuotaDecision = Result<undefined, QuotaRejection>;
 
 /** What the gate needs from the mesh node. */
@@ -304,7 +304,15 @@ export class QuotaGate {
       if (!reserved.ok) {
         for (const done of metrics) this.reservations.cancel(reservationId(request.requestId, done));
         this.refundEscrow(pending);
-        this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+        // A request id that was already settled is final: its usage is recorded, and admitting it
+        // again would let one id be charged twice. Saying so ends the client's retries, where a
+        // retry hint would loop them forever. A full table or a refused counter key is capacity.
+        this.reject(
+          pending.done,
+          reserved.error.kind === 'already-settled'
+            ? { kind: 'invalid', field: 'request_id', reason: 'this request id was already completed and settled; a new request needs a new id' }
+            : { kind: 'shed', retryAfterMs: noQuorumRetryMs },
+        );
         return false;
       }
       metrics.push(metric);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { claimKey } from '../../src/admission/escrow.js';
 import { chargedKey } from '../../src/admission/quota.js';
+import type { QuotaDecision } from '../../src/admission/quota-gate.js';
 import type { RequestId } from '../../src/core/ids.js';
 import { windowAt, windowEndMs } from '../../src/crdt/window.js';
 import type { LimitRule } from '../../src/mesh/policy/policy-schema.js';
@@ -152,6 +153,24 @@ describe('QuotaGate on one node (N = 1: strict rounds complete on the next tick)
     const settled = node.gate.settle('a' as RequestId, new Map([['weighted_tokens', 200]]));
     expect(settled.find((s) => s.requestId === 'a#requests')).toMatchObject({ reserved: 1, charged: 1 });
     expect(node.counter.value(keyOf(rules[0]!, mesh.nowMs))).toBe(2);
+  });
+
+  it('refuses a settled request id for good, naming the field, and charges it nothing more', () => {
+    const mesh = new GateMesh(1, 8);
+    const rules = [rule('eventual', 'requests', 100)];
+    const node = mesh.nodes[0]!;
+    mesh.admit(0, quotaRequest('a', rules, { requests: 1 }));
+    expect(mesh.decisions.of('a')?.ok).toBe(true);
+    node.gate.settle('a' as RequestId, new Map([['requests', 1]]));
+    // The same id again; the harness records decisions per request, so under a second label.
+    const decisions: QuotaDecision[] = [];
+    node.gate.admit(quotaRequest('a', rules, { requests: 1 }), mesh.nowMs, (decision) => decisions.push(decision));
+    mesh.run(100);
+    expect(decisions).toHaveLength(1);
+    const again = decisions[0];
+    expect(again?.ok).toBe(false);
+    expect(again?.ok === false && again.error).toMatchObject({ kind: 'invalid', field: 'request_id' });
+    expect(node.counter.value(keyOf(rules[0]!, mesh.nowMs))).toBe(1);
   });
 });
 
