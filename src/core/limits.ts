@@ -736,3 +736,61 @@ assert(sseEventBytesMax + grpcEnvelopeBytesMax <= grpcSendMessageBytesMax, 'ever
 assert(grpcKeepaliveTimeoutMs < grpcKeepaliveTimeMs, 'a ping is given up on before the next one is due');
 assert(grpcStatusMessageCharsMax >= upstreamErrorMessageCharsMax + 128, 'an upstream message fits a status message with its prefix');
 assert(grpcStreamEventsBufferedMax >= 1 && grpcCallsInFlightMax >= grpcStreamsPerConnectionMax, 'the endpoint can run one full connection');
+
+// ---- Gateway ----
+
+/**
+ * Requests one priority tier of a node's admission queue (src/schedule/tier-queue.ts) holds
+ * waiting for a call slot. Shedding (src/admission/shedder.ts) refuses requests well before this
+ * under normal thresholds; the bound is what holds when the thresholds are set too loose.
+ */
+export const tierQueueDepthMax = 4_096;
+
+/** Requests waiting in all tiers of a node's admission queue together. */
+export const tierQueueTotalDepthMax = 8_192;
+
+/**
+ * Calls a node runs against the upstream at once, over all tenants: what the admission queue
+ * lets through. A draining stream whose client left no longer holds one of these (it still holds
+ * its account's permit), so the upstream client's own bound covers the difference.
+ */
+export const gatewayCallsInFlightMax = 1_024;
+
+/**
+ * The deficit round robin quantum of the admission queue, in weighted tokens: how much estimated
+ * work one tenant may start per turn within its tier. A request costing more counts as one
+ * quantum, so every turn starts at least one request and a dequeue never loops.
+ */
+export const tierQueueQuantumTokens = 16_384;
+
+/** Longest a request waits in the admission queue before it is refused as shed. */
+export const tierQueueWaitMsMax = 60_000;
+
+/** The retry hint of a request refused because the admission queue is full. */
+export const tierQueueFullRetryAfterMs = 1_000;
+
+/** Longest a call waits for an account's permit once it left the admission queue. */
+export const gatewayAccountWaitMsMax = 30_000;
+
+/**
+ * Largest `request_json` the gateway parses: the Messages API's own request limit (32 MB). The
+ * gRPC endpoint refuses larger messages before the handler; this holds for any other surface.
+ */
+export const gatewayRequestJsonBytesMax = 32 * 1024 * 1024;
+
+/** Longest a count_tokens call to the upstream may wait for its headers, and then between body chunks. */
+export const countTokensTimeoutMs = 10_000;
+
+/** Largest count_tokens answer read: `{"input_tokens": n}`, or an error body. */
+export const countTokensResponseBytesMax = 64 * 1024;
+
+/** Tenants whose last-minute token tally a node keeps (GetUsage's `last_minute`); the oldest goes first. */
+export const recentUsageTenantsMax = policyTenantsMax;
+
+/** Upstream accounts a node's configuration may hold credentials for. */
+export const upstreamCredentialsMax = policyAccountsMax;
+
+assert(tierQueueDepthMax <= tierQueueTotalDepthMax, 'one tier can fill to its bound');
+assert(gatewayCallsInFlightMax <= upstreamCallsInFlightMax, 'the calls the queue lets through fit the upstream client');
+assert(gatewayRequestJsonBytesMax <= grpcReceiveMessageBytesMax, 'every request the gRPC endpoint accepts can be parsed');
+assert(tierQueueQuantumTokens >= 1 && tierQueueWaitMsMax >= 1, 'the queue serves and waits');

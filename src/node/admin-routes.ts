@@ -3,8 +3,9 @@ import { type AccountId, isValidId, type RequestId, type TenantId } from '../cor
 import { reservationLeaseMsMax } from '../core/limits.js';
 import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-key.js';
 import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
-import { type Tenant, validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
+import { validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
 import type { AdminHandler, AdminReply } from '../net/admin-http.js';
+import { policyView, redactTenant } from './gateway/policy-view.js';
 import type { MeshRuntime } from './mesh-runtime.js';
 
 /** Updates one POST /counters may carry. */
@@ -213,19 +214,8 @@ export class AdminRoutes implements AdminHandler {
   }
 
   private policyView(): unknown {
-    const policy = this.runtime.policy;
-    return {
-      tenants: [...policy.tenants().values()].map(redactTenant),
-      accounts: [...policy.accounts().values()],
-      settings: policy.settings(),
-      invalid: policy.invalidEntries(),
-    };
+    return policyView(this.runtime.policy);
   }
-}
-
-/** Key hashes double as signing secrets (src/admission/request-signature.ts): show a prefix only. */
-function redactTenant(tenant: Tenant): unknown {
-  return { ...tenant, apiKeyHashes: tenant.apiKeyHashes.map((hash) => `${hash.slice(0, 8)}…`) };
 }
 
 /** `{metric: count}` with metric names and non-negative integer counts, or what is wrong. */

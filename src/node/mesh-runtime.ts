@@ -11,6 +11,7 @@ import { WindowedCounter } from '../crdt/windowed-counter.js';
 import type { MeshCrypto } from '../mesh/handshake.js';
 import { Membership } from '../mesh/membership.js';
 import { MeshNode } from '../mesh/mesh-node.js';
+import type { RoundOutcome } from '../mesh/quorum.js';
 import { PolicyDocument } from '../mesh/policy/policy-document.js';
 import { WsTransport, type WsTransportStats } from '../net/ws-transport.js';
 import { AccountPool } from '../pool/account-pool.js';
@@ -170,6 +171,19 @@ export class MeshRuntime {
   admit(request: QuotaRequest): Promise<QuotaDecision> {
     return new Promise((resolve) => {
       this.gate.admit(request, Date.now(), resolve);
+      this.soon();
+    });
+  }
+
+  /**
+   * A quorum read of `keys` (DESIGN.md §4's read phase, with nothing of its own to write): joins
+   * every replica's entries that R members hold into this node's counter, so a read of the keys
+   * afterwards includes every strict admission that completed anywhere. For GetUsage at QUORUM.
+   */
+  readRound(keys: readonly CounterKey[]): Promise<RoundOutcome> {
+    if (this.stopped) return Promise.resolve({ ok: false, reason: 'no-quorum' });
+    return new Promise((resolve) => {
+      this.node.startRound({ writeKeys: [], readKeys: keys }, Date.now(), (outcome) => resolve(outcome));
       this.soon();
     });
   }

@@ -1,7 +1,9 @@
-import { isValidId, type NodeId, type RegionId } from '../core/ids.js';
-import { meshMembersMax } from '../core/limits.js';
+import type { GcraConfig } from '../admission/gcra.js';
+import { type AccountId, isValidId, type NodeId, type RegionId } from '../core/ids.js';
+import { limiterBurstMax, limiterPeriodMsMax, limiterRateMax, meshMembersMax, upstreamCredentialsMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Member } from '../mesh/membership.js';
+import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gateway-settings.js';
 
 /**
  * The configuration of one node process, read from a JSON file (`carpool node --config FILE`).
@@ -18,10 +20,31 @@ import type { Member } from '../mesh/membership.js';
  *   ],
  *   "secretFile": "mesh.secret",          // or "secret": "..." (at least 16 characters);
  *                                         // or the CARPOOL_MESH_SECRET environment variable
- *   "tls": { "certFile": "...", "keyFile": "...", "caFile": "..." }   // optional: serve wss,
+ *   "tls": { "certFile": "...", "keyFile": "...", "caFile": "..." },  // optional: serve wss,
  *                                         // trust caFile when dialing wss:// members
+ *   "grpc": { "host": "0.0.0.0", "port": 9401 },       // optional: the public gRPC endpoint
+ *                                         // (carpool.v1.Carpool, Admin, health, reflection)
+ *   "adminTokenFile": "admin.token",      // or "adminToken": "..." (at least 16 characters):
+ *                                         // the Admin service's bearer token; without one the
+ *                                         // Admin service is not served
+ *   "upstream": {                         // optional: where this node's accounts' calls go
+ *     "baseUrl": "https://api.anthropic.com",
+ *     "accounts": {                       // credentials of the accounts homed here, by the
+ *       "acct-1": { "kind": "api-key", "keyEnv": "ACCT1_KEY" },      // account id of the policy
+ *       "acct-2": { "kind": "oauth", "keyFile": "acct-2.token" },
+ *       "acct-3": { "kind": "api-key", "key": "sk-ant-..." }         // inline: tests only
+ *     }
+ *   },
+ *   "rateLimits": {                       // optional; defaults in src/node/gateway/gateway-settings.ts
+ *     "client": { "rate": 1200, "periodMs": 60000, "burst": 100 },  // per client IP and user
+ *     "tenant": { "rate": 12000, "periodMs": 60000, "burst": 1000 } // per tenant at this node
+ *   }
  * }
  * ```
+ *
+ * Credentials never enter the replicated policy document: each node holds the keys of the
+ * accounts it calls, by one of `key`, `keyEnv` (an environment variable) or `keyFile`. An account
+ * of the policy that has no credential here is passed over by this node's calls.
  *
  * Every error names the field it is about. Files are resolved relative to the config file.
  */
@@ -33,6 +56,28 @@ export interface NodeConfig {
   readonly members: readonly Member[];
   readonly secret: { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'env' };
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
+  /** The public gRPC endpoint; none without it. */
+  readonly grpc?: { readonly host: string; readonly port: number } | undefined;
+  readonly adminToken?: { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'file'; readonly path: string } | undefined;
+  readonly upstream?: UpstreamConfig | undefined;
+  readonly rateLimits?: RateLimitSettings | undefined;
+}
+
+/** Where one account's credential comes from; it is read when the node starts. */
+export type CredentialSource =
+  | { readonly kind: 'inline'; readonly value: string }
+  | { readonly kind: 'env'; readonly name: string }
+  | { readonly kind: 'file'; readonly path: string };
+
+export interface UpstreamAccountConfig {
+  /** `api-key` is sent as `x-api-key`, `oauth` as a bearer token. */
+  readonly kind: 'api-key' | 'oauth';
+  readonly credential: CredentialSource;
+}
+
+export interface UpstreamConfig {
+  readonly baseUrl: string;
+  readonly accounts: ReadonlyMap<AccountId, UpstreamAccountConfig>;
 }
 
 export interface ConfigError {
@@ -46,10 +91,15 @@ export const nodeIdLengthMax = 48;
 
 const bad = (field: string, reason: string): Result<never, ConfigError> => err({ kind: 'bad-config', field, reason });
 
+const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'adminToken', 'adminTokenFile', 'upstream', 'rateLimits'];
+
+/** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
+export const adminTokenLengthMin = 16;
+
 export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   if (!isRecord(raw)) return bad('(root)', 'the configuration must be a JSON object');
   for (const field of Object.keys(raw)) {
-    if (!['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls'].includes(field)) return bad(field, 'unknown field');
+    if (!knownFields.includes(field)) return bad(field, 'unknown field');
   }
   const node = raw.node;
   if (typeof node !== 'string' || !isValidId(node) || node.length > nodeIdLengthMax) {
@@ -101,7 +151,106 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     if (caFile !== undefined && typeof caFile !== 'string') return bad('tls.caFile', 'must be a file path');
     tls = { certFile, keyFile, caFile };
   }
-  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, secret, tls });
+  const gateway = parseGatewayFields(raw);
+  if (!gateway.ok) return gateway;
+  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, secret, tls, ...gateway.value });
+}
+
+type GatewayFields = Pick<NodeConfig, 'grpc' | 'adminToken' | 'upstream' | 'rateLimits'>;
+
+/** The request path's fields: all optional, so a mesh-only node needs none of them. */
+function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields, ConfigError> {
+  const fields: { -readonly [K in keyof GatewayFields]: GatewayFields[K] } = {};
+  if (raw.grpc !== undefined) {
+    const grpc = parseEndpoint(raw.grpc, 'grpc');
+    if (!grpc.ok) return grpc;
+    fields.grpc = grpc.value;
+  }
+  if (raw.adminToken !== undefined && raw.adminTokenFile !== undefined) return bad('adminToken', 'give either adminToken or adminTokenFile, not both');
+  if (raw.adminToken !== undefined) {
+    if (typeof raw.adminToken !== 'string' || raw.adminToken.length < adminTokenLengthMin) return bad('adminToken', `must be a string of at least ${adminTokenLengthMin} characters`);
+    fields.adminToken = { kind: 'inline', value: raw.adminToken };
+  } else if (raw.adminTokenFile !== undefined) {
+    if (typeof raw.adminTokenFile !== 'string' || raw.adminTokenFile.length === 0) return bad('adminTokenFile', 'must be a file path');
+    fields.adminToken = { kind: 'file', path: raw.adminTokenFile };
+  }
+  if (raw.upstream !== undefined) {
+    const upstream = parseUpstream(raw.upstream);
+    if (!upstream.ok) return upstream;
+    fields.upstream = upstream.value;
+  }
+  if (raw.rateLimits !== undefined) {
+    const rateLimits = parseRateLimits(raw.rateLimits);
+    if (!rateLimits.ok) return rateLimits;
+    fields.rateLimits = rateLimits.value;
+  }
+  return ok(fields);
+}
+
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const printablePattern = /^[\x21-\x7e]+$/;
+
+function parseUpstream(raw: unknown): Result<UpstreamConfig, ConfigError> {
+  if (!isRecord(raw)) return bad('upstream', 'must be an object with baseUrl and accounts');
+  for (const field of Object.keys(raw)) if (!['baseUrl', 'accounts'].includes(field)) return bad(`upstream.${field}`, 'unknown field');
+  if (typeof raw.baseUrl !== 'string' || !isHttpUrl(raw.baseUrl)) return bad('upstream.baseUrl', 'must be an http:// or https:// URL without query or user info');
+  if (!isRecord(raw.accounts)) return bad('upstream.accounts', 'must be an object of account id to credential');
+  const entries = Object.entries(raw.accounts);
+  if (entries.length > upstreamCredentialsMax) return bad('upstream.accounts', `at most ${upstreamCredentialsMax} accounts`);
+  const accounts = new Map<AccountId, UpstreamAccountConfig>();
+  for (const [id, entry] of entries) {
+    if (!isValidId(id)) return bad('upstream.accounts', `"${id.slice(0, 64)}" is not an account id`);
+    const field = `upstream.accounts.${id}`;
+    if (!isRecord(entry)) return bad(field, 'must be an object with kind and one of key, keyEnv, keyFile');
+    for (const name of Object.keys(entry)) if (!['kind', 'key', 'keyEnv', 'keyFile'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
+    if (entry.kind !== 'api-key' && entry.kind !== 'oauth') return bad(`${field}.kind`, 'must be api-key or oauth');
+    const given = ['key', 'keyEnv', 'keyFile'].filter((name) => entry[name] !== undefined);
+    if (given.length !== 1) return bad(field, 'give exactly one of key, keyEnv, keyFile');
+    let credential: CredentialSource;
+    if (entry.key !== undefined) {
+      if (typeof entry.key !== 'string' || !printablePattern.test(entry.key)) return bad(`${field}.key`, 'must be printable ASCII without spaces');
+      credential = { kind: 'inline', value: entry.key };
+    } else if (entry.keyEnv !== undefined) {
+      if (typeof entry.keyEnv !== 'string' || !envNamePattern.test(entry.keyEnv)) return bad(`${field}.keyEnv`, 'must be an environment variable name');
+      credential = { kind: 'env', name: entry.keyEnv };
+    } else {
+      if (typeof entry.keyFile !== 'string' || entry.keyFile.length === 0) return bad(`${field}.keyFile`, 'must be a file path');
+      credential = { kind: 'file', path: entry.keyFile };
+    }
+    accounts.set(id as AccountId, { kind: entry.kind, credential });
+  }
+  return ok({ baseUrl: raw.baseUrl, accounts });
+}
+
+function parseRateLimits(raw: unknown): Result<RateLimitSettings, ConfigError> {
+  if (!isRecord(raw)) return bad('rateLimits', 'must be an object with client and tenant');
+  for (const field of Object.keys(raw)) if (!['client', 'tenant'].includes(field)) return bad(`rateLimits.${field}`, 'unknown field');
+  const client = raw.client === undefined ? ok(defaultRateLimitSettings.client) : parseGcra(raw.client, 'rateLimits.client');
+  if (!client.ok) return client;
+  const tenant = raw.tenant === undefined ? ok(defaultRateLimitSettings.tenant) : parseGcra(raw.tenant, 'rateLimits.tenant');
+  if (!tenant.ok) return tenant;
+  return ok({ client: client.value, tenant: tenant.value });
+}
+
+function parseGcra(raw: unknown, field: string): Result<GcraConfig, ConfigError> {
+  if (!isRecord(raw)) return bad(field, 'must be an object with rate, periodMs and burst');
+  for (const name of Object.keys(raw)) if (!['rate', 'periodMs', 'burst'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
+  const bounds = { rate: limiterRateMax, periodMs: limiterPeriodMsMax, burst: limiterBurstMax } as const;
+  for (const [name, max] of Object.entries(bounds)) {
+    const value = raw[name];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) return bad(`${field}.${name}`, `must be an integer from 1 to ${max}`);
+  }
+  return ok({ rate: raw.rate as number, periodMs: raw.periodMs as number, burst: raw.burst as number });
+}
+
+function isHttpUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' && url.search === '' && url.hash === '';
 }
 
 function parseEndpoint(raw: unknown, field: string): Result<{ host: string; port: number }, ConfigError> {

@@ -1,13 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import type { AccountId } from '../core/ids.js';
+import { upstreamCloseGraceMs } from '../core/limits.js';
 import { startAdminHttp } from '../net/admin-http.js';
+import type { UpstreamTarget } from '../upstream/upstream-request.js';
 import { AdminRoutes } from './admin-routes.js';
+import { defaultGatewaySettings } from './gateway/gateway-settings.js';
+import { RegionGateway } from './gateway/region-gateway.js';
+import { resolveUpstreamTargets } from './gateway/upstream-targets.js';
 import { MeshRuntime } from './mesh-runtime.js';
-import { type NodeConfig, parseNodeConfig } from './node-config.js';
+import { adminTokenLengthMin, type NodeConfig, parseNodeConfig } from './node-config.js';
 
 /**
  * `carpool node --config FILE`: one mesh node process. Prints its endpoints, a status line every
- * `statusEveryMs`, and stops cleanly on SIGINT or SIGTERM.
+ * `statusEveryMs`, and stops cleanly on SIGINT or SIGTERM: the gRPC endpoint first (running calls
+ * get `upstreamCloseGraceMs` to finish and settle), then the admin endpoint, then the mesh.
  */
 export interface RunNodeOptions {
   readonly configPath: string;
@@ -21,13 +28,28 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     options.print(`carpool node: ${loaded}`);
     return 2;
   }
-  const { config, secret, tls } = loaded;
+  const { config, secret, tls, targets, adminToken } = loaded;
   const runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: options.print });
   const admin = config.admin === undefined ? undefined : await startAdminHttp(config.admin.host, config.admin.port, new AdminRoutes(runtime));
+  const gateway =
+    config.grpc === undefined
+      ? undefined
+      : await RegionGateway.start({
+          runtime,
+          listen: config.grpc,
+          targets,
+          adminToken,
+          settings: { ...defaultGatewaySettings, rateLimits: config.rateLimits ?? defaultGatewaySettings.rateLimits },
+          log: options.print,
+        });
   const scheme = tls === undefined ? 'ws' : 'wss';
   options.print(`node ${config.node} (${config.region}) replica ${runtime.replica}`);
   options.print(`  mesh  ${scheme}://${config.listen.host}:${runtime.meshPort}`);
   if (admin !== undefined) options.print(`  admin http://${config.admin?.host}:${admin.port}`);
+  if (gateway !== undefined) {
+    const adminService = adminToken === undefined ? 'without the Admin service (no admin token)' : 'with the Admin service';
+    options.print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${targets.size} upstream account credential(s), ${adminService}`);
+  }
   let last = { deltas: 0, at: Date.now() };
   const status = setInterval(() => {
     const now = Date.now();
@@ -44,6 +66,7 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     process.once('SIGTERM', stop);
   });
   clearInterval(status);
+  await gateway?.stop(upstreamCloseGraceMs);
   await admin?.close();
   await runtime.stop();
   options.print(`node ${config.node} stopped`);
@@ -54,6 +77,9 @@ interface Loaded {
   readonly config: NodeConfig;
   readonly secret: Uint8Array;
   readonly tls: { certPem: string; keyPem: string; caPem?: string } | undefined;
+  /** The upstream accounts' credentials, read from the config, the environment or files. */
+  readonly targets: ReadonlyMap<AccountId, UpstreamTarget>;
+  readonly adminToken: string | undefined;
 }
 
 async function loadConfig(path: string): Promise<Loaded | string> {
@@ -98,5 +124,17 @@ async function loadConfig(path: string): Promise<Loaded | string> {
       return `field tls: cannot read a certificate or key: ${(error as Error).message}`;
     }
   }
-  return { config, secret: new TextEncoder().encode(secretText), tls };
+  let adminToken: string | undefined;
+  if (config.adminToken?.kind === 'inline') adminToken = config.adminToken.value;
+  else if (config.adminToken?.kind === 'file') {
+    try {
+      adminToken = (await readFile(resolve(base, config.adminToken.path), 'utf8')).trim();
+    } catch (error) {
+      return `field adminTokenFile: cannot read ${config.adminToken.path}: ${(error as Error).message}`;
+    }
+    if (adminToken.length < adminTokenLengthMin) return `field adminTokenFile: the token in ${config.adminToken.path} is shorter than ${adminTokenLengthMin} characters`;
+  }
+  const targets = await resolveUpstreamTargets(config.upstream, { baseDir: base, env: process.env });
+  if (!targets.ok) return `${path}: field ${targets.error.field}: ${targets.error.reason}`;
+  return { config, secret: new TextEncoder().encode(secretText), tls, targets: targets.value, adminToken };
 }

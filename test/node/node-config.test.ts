@@ -1,5 +1,11 @@
-// Proves the node configuration parser accepts a valid file and names the field of every mistake.
+// Proves the node configuration parser accepts a valid file and names the field of every mistake, the gateway's fields (gRPC endpoint, admin token, upstream credentials, rate limits) included, and that credentials resolve from inline text, the environment and files.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { AccountId } from '../../src/core/ids.js';
+import { defaultRateLimitSettings } from '../../src/node/gateway/gateway-settings.js';
+import { resolveUpstreamTargets } from '../../src/node/gateway/upstream-targets.js';
 import { parseNodeConfig } from '../../src/node/node-config.js';
 
 const valid = {
@@ -46,5 +52,75 @@ describe('parseNodeConfig', () => {
     expect(fieldOf({ ...valid, secret: 'short' })).toBe('secret');
     expect(fieldOf({ ...valid, secretFile: 'x' })).toBe('secret');
     expect(fieldOf({ ...valid, tls: { certFile: 'c' } })).toBe('tls.keyFile');
+  });
+});
+
+describe('parseNodeConfig: the gateway fields', () => {
+  const gateway = {
+    ...valid,
+    grpc: { host: '127.0.0.1', port: 9401 },
+    adminTokenFile: 'admin.token',
+    upstream: {
+      baseUrl: 'https://api.anthropic.com',
+      accounts: {
+        'acct-1': { kind: 'api-key', keyEnv: 'ACCT1_KEY' },
+        'acct-2': { kind: 'oauth', keyFile: 'acct-2.token' },
+        'acct-3': { kind: 'api-key', key: 'sk-ant-inline' },
+      },
+    },
+    rateLimits: { client: { rate: 60, periodMs: 60_000, burst: 10 } },
+  };
+
+  it('accepts them, and leaves them out of a mesh-only configuration', () => {
+    const parsed = parseNodeConfig(gateway);
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.value.grpc).toEqual({ host: '127.0.0.1', port: 9401 });
+    expect(parsed.value.adminToken).toEqual({ kind: 'file', path: 'admin.token' });
+    expect(parsed.value.upstream?.baseUrl).toBe('https://api.anthropic.com');
+    expect([...(parsed.value.upstream?.accounts ?? new Map())]).toEqual([
+      ['acct-1', { kind: 'api-key', credential: { kind: 'env', name: 'ACCT1_KEY' } }],
+      ['acct-2', { kind: 'oauth', credential: { kind: 'file', path: 'acct-2.token' } }],
+      ['acct-3', { kind: 'api-key', credential: { kind: 'inline', value: 'sk-ant-inline' } }],
+    ]);
+    expect(parsed.value.rateLimits).toEqual({ client: { rate: 60, periodMs: 60_000, burst: 10 }, tenant: defaultRateLimitSettings.tenant });
+    const meshOnly = parseNodeConfig(valid);
+    expect(meshOnly.ok && [meshOnly.value.grpc, meshOnly.value.upstream, meshOnly.value.adminToken]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('names the field of each mistake', () => {
+    expect(fieldOf({ ...gateway, grpc: { host: '127.0.0.1', port: -1 } })).toBe('grpc.port');
+    expect(fieldOf({ ...gateway, adminToken: 'sixteen-chars-at-least' })).toBe('adminToken');
+    expect(fieldOf({ ...valid, adminToken: 'short' })).toBe('adminToken');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, baseUrl: 'ftp://x' } })).toBe('upstream.baseUrl');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, extra: 1 } })).toBe('upstream.extra');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'cookie', key: 'k' } } } })).toBe('upstream.accounts.acct-1.kind');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', key: 'k', keyEnv: 'K' } } } })).toBe('upstream.accounts.acct-1');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', keyEnv: '1BAD' } } } })).toBe('upstream.accounts.acct-1.keyEnv');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', key: 'has space' } } } })).toBe('upstream.accounts.acct-1.key');
+    expect(fieldOf({ ...gateway, rateLimits: { client: { rate: 0, periodMs: 1, burst: 1 } } })).toBe('rateLimits.client.rate');
+    expect(fieldOf({ ...gateway, rateLimits: { tenant: { rate: 1, periodMs: 1 } } })).toBe('rateLimits.tenant.burst');
+    expect(fieldOf({ ...gateway, rateLimits: { perIp: {} } })).toBe('rateLimits.perIp');
+  });
+
+  it('resolves credentials from inline text, the environment and files, and names a missing one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'carpool-config-'));
+    try {
+      await writeFile(join(dir, 'acct-2.token'), 'oauth-token-from-file\n');
+      const parsed = parseNodeConfig(gateway);
+      if (!parsed.ok) throw new Error(parsed.error.reason);
+      const targets = await resolveUpstreamTargets(parsed.value.upstream, { baseDir: dir, env: { ACCT1_KEY: 'sk-ant-from-env' } });
+      expect(targets.ok).toBe(true);
+      if (!targets.ok) return;
+      expect(targets.value.get('acct-1' as AccountId)).toEqual({ baseUrl: 'https://api.anthropic.com', credential: { kind: 'api-key', key: 'sk-ant-from-env' } });
+      expect(targets.value.get('acct-2' as AccountId)?.credential).toEqual({ kind: 'oauth', token: 'oauth-token-from-file' });
+      expect(targets.value.get('acct-3' as AccountId)?.credential).toEqual({ kind: 'api-key', key: 'sk-ant-inline' });
+      const missingEnv = await resolveUpstreamTargets(parsed.value.upstream, { baseDir: dir, env: {} });
+      expect(missingEnv.ok ? undefined : missingEnv.error.field).toBe('upstream.accounts.acct-1.keyEnv');
+      const missingFile = await resolveUpstreamTargets(parsed.value.upstream, { baseDir: join(dir, 'nowhere'), env: { ACCT1_KEY: 'k' } });
+      expect(missingFile.ok ? undefined : missingFile.error.field).toBe('upstream.accounts.acct-2.keyFile');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

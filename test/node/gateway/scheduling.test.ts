@@ -1,0 +1,73 @@
+// Proves the node's admission queue in the running gateway: with one call slot, a waiting paid request starts before a free one that waited longer, and a client that cancels mid-stream frees its slot at once while the drained call is still settled with its full usage.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Result } from '../../../src/core/result.js';
+import type { ClientError } from '../../../src/net/grpc/carpool-client.js';
+import type { CompleteResponse } from '../../../src/net/grpc/carpool-handler.js';
+import { defaultTierQueueLimits } from '../../../src/schedule/tier-queue.js';
+import { until, within } from '../../support/wait.js';
+import { closeAll, completion, startHarness, weighted } from './gateway-harness.js';
+
+afterEach(closeAll);
+
+/** One call slot for the whole node, so requests visibly wait for each other. */
+const oneSlot = { queue: { ...defaultTierQueueLimits, inFlightMax: 1 } };
+
+describe('the admission queue in the gateway', () => {
+  it('starts a waiting paid request before a free one that queued first', async () => {
+    // 150 output tokens at 1,500 a second: every call holds the slot for about 100 ms.
+    const h = await startHarness({
+      tenants: [
+        { id: 'free-co', tier: 'free' },
+        { id: 'paid-co', tier: 'paid' },
+      ],
+      emulator: { outputTokensMin: 150, outputTokensMax: 150, tokensPerSecond: 1_500 },
+      settings: oneSlot,
+    });
+    const queue = h.gateway.carpool.scheduler.queue;
+    const finished: string[] = [];
+    const track = (name: string, call: Promise<Result<CompleteResponse, ClientError>>): Promise<void> =>
+      call.then((result) => {
+        expect(result.ok).toBe(true);
+        finished.push(name);
+      });
+    const first = track('free-1', h.client('free-co').complete(completion({ maxTokens: 300 })));
+    await until(() => queue.inFlight === 1, 'the first call to hold the slot');
+    const second = track('free-2', h.client('free-co').complete(completion({ maxTokens: 300 })));
+    await until(() => queue.depthOf('free') === 1, 'the free request to queue');
+    const third = track('paid-1', h.client('paid-co').complete(completion({ maxTokens: 300 })));
+    await until(() => queue.depthOf('paid') === 1, 'the paid request to queue');
+    await within(Promise.all([first, second, third]), 'all three calls', 5_000);
+    expect(finished).toEqual(['free-1', 'paid-1', 'free-2']);
+    expect(queue.stats.dequeued).toMatchObject({ paid: 1, free: 2 });
+  });
+
+  it('frees the slot of a client that cancels mid-stream, and settles the drained call with its full usage', async () => {
+    // 300 output tokens at 1,000 a second: the upstream stream runs some 300 ms after the first delta.
+    const h = await startHarness({ emulator: { outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 1_000 }, settings: oneSlot });
+    const queue = h.gateway.carpool.scheduler.queue;
+    const controller = new AbortController();
+    const seen: string[] = [];
+    for await (const item of h.client('acme').streamComplete(completion({ maxTokens: 600 }), { signal: controller.signal })) {
+      if (item.kind === 'event') seen.push(item.event.type);
+      if (item.kind === 'event' && item.event.type === 'content_block_delta') controller.abort();
+      if (item.kind !== 'event') break;
+    }
+    expect(seen).toContain('content_block_delta');
+    expect(seen).not.toContain('message_stop');
+    // The slot comes back while the upstream stream is still being drained.
+    await until(() => queue.inFlight === 0, 'the cancelled call to free its slot', 1_000);
+    expect(h.emulator.stats().responsesInFlight).toBe(1);
+    // Another request can take the slot at once.
+    const next = await within(h.client('acme').complete(completion({ maxTokens: 300 })), 'the next call', 5_000);
+    expect(next.ok).toBe(true);
+    // Both calls are settled with what the emulator produced: the cancelled one in full (300 tokens).
+    await until(() => h.runtime.reservations.openCount === 0, 'both calls to settle', 3_000);
+    const upstream = h.emulatorUsage();
+    expect(upstream.output).toBe(600);
+    expect(h.tenantUsed('acme', 'output_tokens')).toBe(600);
+    expect(h.tenantUsed('acme', 'weighted_tokens')).toBe(weighted(upstream));
+    expect(h.tenantUsed('acme', 'requests')).toBe(2);
+    expect(h.accountsUsed('output_tokens')).toBe(600);
+    expect(h.gateway.carpool.stats.cancelled).toBe(1);
+  });
+});
