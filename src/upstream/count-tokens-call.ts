@@ -5,7 +5,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { parseErrorBody } from './error-body.js';
 import { parseRetryAfterMs } from './rate-limit-headers.js';
 import { headerValue, upstreamRequestId } from './response-headers.js';
-import { defaultAnthropicVersion, redact, secretOf, type UpstreamTarget } from './upstream-request.js';
+import { buildCall, redact, type UpstreamTarget } from './upstream-request.js';
 
 /**
  * One call to the Messages API's token counter, for the gateway's CountTokens:
@@ -61,8 +61,6 @@ export type CountTokensCallError =
 
 export const countTokensPath = '/v1/messages/count_tokens';
 
-const tokenValue = /^[\x21-\x7e]+$/;
-const listValue = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 const utf8 = new TextDecoder();
 
 export async function countTokensCall(
@@ -72,21 +70,12 @@ export async function countTokensCall(
 ): Promise<Result<CountedTokens, CountTokensCallError>> {
   const timeoutMs = options.timeoutMs ?? countTokensTimeoutMs;
   assert(Number.isSafeInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= countTokensTimeoutMs, 'a count_tokens timeout is 1 to countTokensTimeoutMs');
-  const url = urlOf(target.baseUrl);
-  if (url === undefined) return err({ kind: 'invalid-request', detail: 'the target base URL is not an http or https URL without query or user info' });
-  const secret = secretOf(target.credential);
-  if (!tokenValue.test(secret)) return err({ kind: 'invalid-request', detail: `the ${target.credential.kind} credential is empty or not printable ASCII` });
-  const version = call.anthropicVersion ?? defaultAnthropicVersion;
-  if (!listValue.test(version)) return err({ kind: 'invalid-request', detail: 'anthropic-version is empty or not printable ASCII' });
-  if (call.anthropicBeta !== undefined && !listValue.test(call.anthropicBeta)) return err({ kind: 'invalid-request', detail: 'anthropic-beta is empty or not printable ASCII' });
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', 'anthropic-version': version };
-  if (call.anthropicBeta !== undefined) headers['anthropic-beta'] = call.anthropicBeta;
-  if (target.credential.kind === 'api-key') headers['x-api-key'] = secret;
-  else headers.authorization = `Bearer ${secret}`;
-
+  const built = buildCall(target, countTokensPath, 'application/json', call.anthropicVersion, call.anthropicBeta);
+  if (!built.ok) return built;
+  const { origin, path, headers } = built.value;
   let response: Dispatcher.ResponseData;
   try {
-    response = await request(url, {
+    response = await request(new URL(path, origin), {
       method: 'POST',
       headers,
       body: call.body,
@@ -119,19 +108,6 @@ export async function countTokensCall(
   const inputTokens = typeof parsed === 'object' && parsed !== null ? (parsed as { input_tokens?: unknown }).input_tokens : undefined;
   if (typeof inputTokens !== 'number' || !isCount(inputTokens)) return err({ kind: 'bad-response', detail: 'the answer has no input_tokens count' });
   return ok({ inputTokens, requestId });
-}
-
-/** `{baseUrl}/v1/messages/count_tokens`, keeping a path prefix of the base URL; undefined for a bad base. */
-function urlOf(baseUrl: string): URL | undefined {
-  let url: URL;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    return undefined;
-  }
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return undefined;
-  url.pathname = url.pathname.replace(/\/+$/, '') + countTokensPath;
-  return url;
 }
 
 /** The whole body up to the bound; past it the body is destroyed and the answer refused. */

@@ -57,37 +57,49 @@ const tokenValue = /^[\x21-\x7e]+$/;
 const listValue = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 export function buildRequest(target: UpstreamTarget, request: UpstreamRequest, stream: boolean): Result<BuiltRequest, InvalidRequest> {
-  const base = parseBaseUrl(target.baseUrl);
-  if (!base.ok) return base;
-  const secret = secretOf(target.credential);
-  if (!tokenValue.test(secret)) return err({ kind: 'invalid-request', detail: `the ${target.credential.kind} credential is empty or not printable ASCII` });
-  const version = request.anthropicVersion ?? defaultAnthropicVersion;
-  if (!listValue.test(version)) return err({ kind: 'invalid-request', detail: 'anthropic-version is empty or not printable ASCII' });
-  if (request.anthropicBeta !== undefined && !listValue.test(request.anthropicBeta)) {
-    return err({ kind: 'invalid-request', detail: 'anthropic-beta is empty or not printable ASCII' });
-  }
+  const call = buildCall(target, messagesPath, stream ? 'text/event-stream' : 'application/json', request.anthropicVersion, request.anthropicBeta);
+  if (!call.ok) return call;
   let body: string;
   try {
     body = bodyJson(request.body, stream);
   } catch (error) {
     return err({ kind: 'invalid-request', detail: `the body does not serialise: ${error instanceof Error ? error.message : 'unknown error'}` });
   }
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: stream ? 'text/event-stream' : 'application/json',
-    'anthropic-version': version,
-  };
-  if (request.anthropicBeta !== undefined) headers['anthropic-beta'] = request.anthropicBeta;
+  // Fields named, not spread: a spread followed by a field is a slow path on this hot call.
+  return ok({ origin: call.value.origin, path: call.value.path, headers: call.value.headers, body });
+}
+
+/** Where an upstream call goes and the headers it carries, without its body. */
+export type BuiltCall = Omit<BuiltRequest, 'body'>;
+
+/**
+ * The origin, the path (`apiPath` under the base URL's own path) and the headers of a call to
+ * `target`: the credential's header, `anthropic-version` (the caller's, or the default),
+ * `anthropic-beta` when the caller sent one, JSON in and `accept` out. Every call to the API
+ * (messages, count_tokens) is built here, so the checks on what may go into a header live once.
+ */
+export function buildCall(target: UpstreamTarget, apiPath: string, accept: string, anthropicVersion: string | undefined, anthropicBeta: string | undefined): Result<BuiltCall, InvalidRequest> {
+  const base = parseBaseUrl(target.baseUrl);
+  if (!base.ok) return base;
+  const secret = secretOf(target.credential);
+  if (!tokenValue.test(secret)) return err({ kind: 'invalid-request', detail: `the ${target.credential.kind} credential is empty or not printable ASCII` });
+  const version = anthropicVersion ?? defaultAnthropicVersion;
+  if (!listValue.test(version)) return err({ kind: 'invalid-request', detail: 'anthropic-version is empty or not printable ASCII' });
+  if (anthropicBeta !== undefined && !listValue.test(anthropicBeta)) {
+    return err({ kind: 'invalid-request', detail: 'anthropic-beta is empty or not printable ASCII' });
+  }
+  const headers: Record<string, string> = { 'content-type': 'application/json', accept, 'anthropic-version': version };
+  if (anthropicBeta !== undefined) headers['anthropic-beta'] = anthropicBeta;
   if (target.credential.kind === 'api-key') headers['x-api-key'] = secret;
   else headers.authorization = `Bearer ${secret}`;
-  return ok({ origin: base.value.origin, path: base.value.path, headers, body });
+  return ok({ origin: base.value.origin, path: base.value.basePath + apiPath, headers });
 }
 
 interface ParsedBase {
   readonly baseUrl: string;
   readonly origin: string;
-  /** The messages path under the base URL's own path. */
-  readonly path: string;
+  /** The base URL's own path without trailing slashes: the API's paths go under it. */
+  readonly basePath: string;
 }
 
 /**
@@ -108,7 +120,7 @@ function parseBaseUrl(baseUrl: string): Result<ParsedBase, InvalidRequest> {
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
     return err({ kind: 'invalid-request', detail: 'the target base URL has user info, a query or a fragment' });
   }
-  lastBase = { baseUrl, origin: url.origin, path: url.pathname.replace(/\/+$/, '') + messagesPath };
+  lastBase = { baseUrl, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') };
   return ok(lastBase);
 }
 
