@@ -1,7 +1,9 @@
 // Lint rules that carry the house rules of ../shared/STYLE.md:
 // - the sans-I/O cores never read the clock, timers, Math.random or performance, and import no
 //   node: module or I/O library (the simulator must be able to drive them);
-// - no import cycles anywhere.
+// - no import cycles anywhere;
+// - only the Prometheus binding (src/observe/prometheus-*.ts) imports prom-client: everything else
+//   reports to the small interface of src/observe/gateway-observer.ts or keeps plain stats.
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
@@ -38,6 +40,15 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       eqeqeq: ['error', 'always'],
+    },
+  },
+  // Before the cores' block: for a core file that block's no-restricted-imports replaces this one,
+  // and it forbids prom-client too.
+  {
+    files: ['src/**/*.ts', 'sim/**/*.ts'],
+    ignores: ['src/observe/prometheus-*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'prom-client', message: 'Only the Prometheus binding (src/observe/prometheus-*.ts) imports prom-client; report to a metrics interface.' }] }],
     },
   },
   {

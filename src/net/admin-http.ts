@@ -2,12 +2,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 /**
- * A small JSON-over-HTTP endpoint for operators and tests: status, counter reads and writes, and
- * policy edits of one node. It is an adapter: routes call an `AdminHandler` and map its answers
+ * A small JSON-over-HTTP endpoint for operators and tests: status, counter reads and writes,
+ * policy edits, and the Prometheus metrics of one node. It is an adapter: routes call an `AdminHandler` and map its answers
  * to statuses; nothing here knows the mesh. Bind it to loopback or a private interface only: it
  * has no authentication of its own (the public API is the gRPC endpoint of a later issue).
  *
- *   GET    /status                          node, peers, mesh and transport counters
+ *   GET    /status                          node, peers, mesh and transport counters; with a gRPC
+ *                                           endpoint also `gateway`: {requests, completed,
+ *                                           inFlight, queueDepth}
+ *   GET    /metrics                         the Prometheus exposition of the node's one registry
+ *                                           (text/plain; version=0.0.4); 404 when the node
+ *                                           keeps no metrics
  *   GET    /counters?scope=&subject=&metric=&unit=&index=[&atLeast=N&waitMs=M]
  *                                           value and per-replica contributions; with atLeast,
  *                                           waits up to waitMs for the value to reach N
@@ -26,11 +31,17 @@ import type { AddressInfo } from 'node:net';
  *   POST   /pool/accounts/{id}/enable       re-enable an account a 401/402/403 disabled (on
  *                                           this node: health is tracked per node)
  *
- * Errors are `{"error": "...", "field": "..."}` with 400 (bad input), 404, 405 or 413.
+ * Replies are JSON except where a route says otherwise (GET /metrics). Errors are
+ * `{"error": "...", "field": "..."}` with 400 (bad input), 404, 405 or 413.
  */
 export interface AdminReply {
   readonly status: number;
+  /** Sent as JSON, unless `text` is set. */
   readonly body: unknown;
+  /** A reply that is not JSON: sent as it is, with `contentType`, and `body` is ignored. */
+  readonly text?: string;
+  /** The content type of `text`; `text/plain; charset=utf-8` by default. */
+  readonly contentType?: string;
   /** Extra response headers, such as `retry-after` on a rejection. */
   readonly headers?: { readonly [name: string]: string | undefined };
 }
@@ -120,9 +131,11 @@ function readBody(req: IncomingMessage): Promise<BodyRead> {
 
 function reply(res: ServerResponse, answer: AdminReply): void {
   if (res.headersSent) return;
-  const text = JSON.stringify(answer.body);
+  const isText = answer.text !== undefined;
+  const text = answer.text ?? JSON.stringify(answer.body);
+  const contentType = isText ? (answer.contentType ?? 'text/plain; charset=utf-8') : 'application/json';
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(answer.headers ?? {})) if (value !== undefined) headers[name] = value;
-  res.writeHead(answer.status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(answer.status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

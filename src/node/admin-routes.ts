@@ -17,16 +17,67 @@ const badRequest = (error: string, field?: string): AdminReply => ({ status: 400
 const notFound: AdminReply = { status: 404, body: { error: 'no such route' } };
 const notAllowed: AdminReply = { status: 405, body: { error: 'method not allowed on this route' } };
 
+/** What GET /metrics serves: the node's Prometheus registry (src/observe/prometheus-node-metrics.ts). */
+export interface MetricsRenderer {
+  render(): Promise<{ readonly contentType: string; readonly text: string }>;
+}
+
+/**
+ * The `gateway` section of GET /status. The local-mesh launcher reads `requests` (cumulative,
+ * for a rate) and `queueDepth` from it, with `peers`: keep these names.
+ */
+export interface GatewayStatus {
+  /** Carpool service calls received since the start. */
+  readonly requests: number;
+  readonly completed: number;
+  /** Carpool service calls running now. */
+  readonly inFlight: number;
+  /** Requests waiting in the admission queue, all tiers. */
+  readonly queueDepth: number;
+}
+
+/** The gateway's figures for GET /status; `CarpoolGateway` has all of them. */
+export function gatewayStatusOf(carpool: {
+  readonly stats: { readonly requests: number; readonly completed: number };
+  readonly inFlight: number;
+  readonly scheduler: { readonly queue: { readonly depth: number } };
+}): GatewayStatus {
+  return { requests: carpool.stats.requests, completed: carpool.stats.completed, inFlight: carpool.inFlight, queueDepth: carpool.scheduler.queue.depth };
+}
+
+export interface AdminRoutesOptions {
+  /** Serves GET /metrics; without it the route answers 404. */
+  readonly metrics?: MetricsRenderer;
+  /** The gateway's figures for GET /status; undefined (or answering undefined) while the node runs no gateway. */
+  readonly gatewayStatus?: () => GatewayStatus | undefined;
+  /** When the node started, for `uptimeMs`; now by default. */
+  readonly startedMs?: number;
+}
+
 /** The routes of `src/net/admin-http.ts`, answered from one node's mesh runtime. */
 export class AdminRoutes implements AdminHandler {
+  private readonly started: number;
+  private readonly metrics: MetricsRenderer | undefined;
+  private readonly gatewayStatus: (() => GatewayStatus | undefined) | undefined;
+
   constructor(
     private readonly runtime: MeshRuntime,
-    private readonly started = Date.now(),
-  ) {}
+    options: AdminRoutesOptions = {},
+  ) {
+    this.started = options.startedMs ?? Date.now();
+    this.metrics = options.metrics;
+    this.gatewayStatus = options.gatewayStatus;
+  }
 
   async handle(method: string, path: readonly string[], query: URLSearchParams, body: unknown): Promise<AdminReply> {
     const [first, second, third] = path;
     if (first === 'status' && path.length === 1) return method === 'GET' ? { status: 200, body: this.status() } : notAllowed;
+    if (first === 'metrics' && path.length === 1) {
+      if (this.metrics === undefined) return { status: 404, body: { error: 'this node keeps no metrics' } };
+      if (method !== 'GET') return notAllowed;
+      const rendered = await this.metrics.render();
+      return { status: 200, body: null, text: rendered.text, contentType: rendered.contentType };
+    }
     if (first === 'counters' && path.length === 1) {
       if (method === 'GET') return this.readCounter(query);
       if (method === 'POST') return this.writeCounters(body);
@@ -81,6 +132,7 @@ export class AdminRoutes implements AdminHandler {
     const now = Date.now();
     const node = this.runtime.node;
     const stats = node.stats;
+    const gateway = this.gatewayStatus?.();
     return {
       node: this.runtime.config.node,
       region: this.runtime.config.region,
@@ -98,6 +150,7 @@ export class AdminRoutes implements AdminHandler {
       transport: this.runtime.transportStats(),
       cpuMicros: process.cpuUsage(),
       heapBytes: process.memoryUsage().heapUsed,
+      ...(gateway === undefined ? {} : { gateway }),
     };
   }
 

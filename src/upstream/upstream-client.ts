@@ -19,6 +19,7 @@ import {
   upstreamStreamHeadersTimeoutMs,
 } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
+import { noopObserver, type UpstreamMode, type UpstreamObserver } from '../observe/gateway-observer.js';
 import type { AccountFeedback } from '../pool/account-feedback.js';
 import { CallGuard, type CancelMode, systemTimers, type Timers } from './call-guard.js';
 import { feedbackOfErrorType, feedbackOfStatus, networkFeedback } from './classify-feedback.js';
@@ -57,6 +58,12 @@ import type { Completion, StreamCompletion, UpstreamError } from './upstream-res
  *
  * Connect timeouts are per client, not per call: a connection is opened for the pool and may
  * serve many calls. A call's own headers timeout runs from dispatch, so it covers connecting too.
+ *
+ * Timings. The observer hears, for every call that was dispatched, the time to the headers, a
+ * stream's time to its first `content_block_delta`, and the time to the end of the call with
+ * its outcome. A call refused before dispatch (the client closing or full, a request that could
+ * not be built) is not timed. The start is one clock read kept in the call's state, so timing
+ * adds no object and no closure to a call.
  */
 
 export interface UpstreamClientOptions {
@@ -74,6 +81,8 @@ export interface UpstreamClientOptions {
   readonly streamHeadersTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly deadlineMs?: number;
+  /** Told the timings of each call; observes nothing by default. */
+  readonly observer?: UpstreamObserver;
 }
 
 export interface CallTimeouts {
@@ -124,6 +133,11 @@ const utf8 = new TextDecoder();
 interface CallState {
   readonly guard: CallGuard;
   readonly credential: Credential;
+  readonly mode: UpstreamMode;
+  /** When the call was dispatched, on the observer's clock. */
+  readonly startedMs: number;
+  /** Whether a stream's first token (`content_block_delta`) has been timed. */
+  firstTokenSeen: boolean;
   requestId: string | undefined;
   headers: HeaderMap;
   /** Set when the headers arrive: what the status says about the account. */
@@ -138,6 +152,7 @@ export class UpstreamClient {
   private readonly agent: Agent;
   private readonly clock: Clock;
   private readonly timers: Timers;
+  private readonly observer: UpstreamObserver;
   private readonly callsInFlightMax: number;
   private readonly defaults: { readonly completeHeadersTimeoutMs: number; readonly streamHeadersTimeoutMs: number; readonly idleTimeoutMs: number; readonly deadlineMs: number };
   /** The timeouts of a call that sets none of its own, checked once rather than per call. */
@@ -149,6 +164,7 @@ export class UpstreamClient {
   constructor(options: UpstreamClientOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
+    this.observer = options.observer ?? noopObserver;
     this.callsInFlightMax = options.callsInFlightMax ?? upstreamCallsInFlightMax;
     assert(this.callsInFlightMax >= 1 && this.callsInFlightMax <= upstreamCallsInFlightMax, 'calls in flight within 1 and the bound');
     this.defaults = {
@@ -184,14 +200,14 @@ export class UpstreamClient {
   complete(target: UpstreamTarget, request: UpstreamRequest, options: CallOptions = {}): Promise<Result<Completion, UpstreamError>> {
     const built = buildRequest(target, request, false);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.completeTimeouts, (guard) => this.runComplete(guard, target.credential, built.value));
+    return this.run(options, this.completeTimeouts, 'complete', (guard, startedMs) => this.runComplete(guard, startedMs, target.credential, built.value));
   }
 
   /** A streaming call: events reach `options.onEvent` as they arrive; the result is the whole message. */
   stream(target: UpstreamTarget, request: UpstreamRequest, options: StreamOptions): Promise<Result<StreamCompletion, UpstreamError>> {
     const built = buildRequest(target, request, true);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.streamTimeouts, (guard) => this.runStream(guard, target.credential, built.value, options.onEvent));
+    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) => this.runStream(guard, startedMs, target.credential, built.value, options.onEvent));
   }
 
   stats(): UpstreamClientStats {
@@ -225,7 +241,12 @@ export class UpstreamClient {
     await this.agent.close();
   }
 
-  private run<T>(options: CallOptions, defaults: CallTimeouts, call: (guard: CallGuard) => Promise<Result<T, UpstreamError>>): Promise<Result<T, UpstreamError>> {
+  private run<T>(
+    options: CallOptions,
+    defaults: CallTimeouts,
+    mode: UpstreamMode,
+    call: (guard: CallGuard, startedMs: number) => Promise<Result<T, UpstreamError>>,
+  ): Promise<Result<T, UpstreamError>> {
     if (this.closing !== undefined) return Promise.resolve(err(unavailable('closed')));
     if (this.calls.size >= this.callsInFlightMax) return Promise.resolve(err(unavailable('calls-in-flight-max')));
     const own = options.timeouts;
@@ -238,23 +259,29 @@ export class UpstreamClient {
             deadlineMs: checkedMs(own.deadlineMs ?? defaults.deadlineMs),
           };
     const guard = new CallGuard(this.timers, timeouts, options.onCancel ?? 'drain', options.signal);
-    const done = this.settle(guard, call(guard));
+    const startedMs = this.observer.nowMs();
+    const done = this.settle(guard, call(guard, startedMs), mode, startedMs);
     this.calls.set(guard, done);
     return done;
   }
 
-  /** Clears the call's timers and forgets it once it ends (an async function: fewer turns than `finally`). */
-  private async settle<T>(guard: CallGuard, call: Promise<T>): Promise<T> {
+  /**
+   * Clears the call's timers and forgets it once it ends (an async function: fewer turns than
+   * `finally`), and reports how long it took and how it ended.
+   */
+  private async settle<T>(guard: CallGuard, call: Promise<Result<T, UpstreamError>>, mode: UpstreamMode, startedMs: number): Promise<Result<T, UpstreamError>> {
     try {
-      return await call;
+      const result = await call;
+      this.observer.upstreamCall(mode, result.ok ? 'ok' : result.error.kind, this.observer.nowMs() - startedMs);
+      return result;
     } finally {
       guard.dispose();
       this.calls.delete(guard);
     }
   }
 
-  private async runComplete(guard: CallGuard, credential: Credential, built: BuiltRequest): Promise<Result<Completion, UpstreamError>> {
-    const state = newState(guard, credential);
+  private async runComplete(guard: CallGuard, startedMs: number, credential: Credential, built: BuiltRequest): Promise<Result<Completion, UpstreamError>> {
+    const state = newState(guard, credential, 'complete', startedMs);
     const response = await this.dispatch(state, built);
     if (!response.ok) return response;
     const { statusCode, body } = response.value;
@@ -282,8 +309,8 @@ export class UpstreamClient {
     return ok({ message, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
   }
 
-  private async runStream(guard: CallGuard, credential: Credential, built: BuiltRequest, onEvent: EventSink): Promise<Result<StreamCompletion, UpstreamError>> {
-    const state = newState(guard, credential);
+  private async runStream(guard: CallGuard, startedMs: number, credential: Credential, built: BuiltRequest, onEvent: EventSink): Promise<Result<StreamCompletion, UpstreamError>> {
+    const state = newState(guard, credential, 'stream', startedMs);
     const response = await this.dispatch(state, built);
     if (!response.ok) return response;
     const { statusCode, body } = response.value;
@@ -314,6 +341,10 @@ export class UpstreamClient {
         if (!fed.ok) {
           discard(state, body);
           return err(this.streamFailure(state, fed.error));
+        }
+        if (!state.firstTokenSeen && event.event === 'content_block_delta') {
+          state.firstTokenSeen = true;
+          this.observer.upstreamFirstToken(this.observer.nowMs() - startedMs);
         }
         if (guard.delivering) await deliver(guard, onEvent, event);
       }
@@ -346,6 +377,7 @@ export class UpstreamClient {
     // would be an uncaught exception, so every body gets one. Readers see errors by their reads.
     response.body.on('error', ignore);
     state.guard.headersArrived();
+    this.observer.upstreamHeaders(state.mode, this.observer.nowMs() - state.startedMs);
     state.headers = response.headers;
     state.requestId = upstreamRequestId(response.headers);
     state.feedback = feedbackOfStatus(response.statusCode, response.headers, this.clock.nowMs());
@@ -380,8 +412,8 @@ export class UpstreamClient {
   }
 }
 
-function newState(guard: CallGuard, credential: Credential): CallState {
-  return { guard, credential, requestId: undefined, headers: {}, feedback: undefined, message: undefined };
+function newState(guard: CallGuard, credential: Credential, mode: UpstreamMode, startedMs: number): CallState {
+  return { guard, credential, mode, startedMs, firstTokenSeen: false, requestId: undefined, headers: {}, feedback: undefined, message: undefined };
 }
 
 function seen(state: CallState): { readonly requestId: string | undefined; readonly usage: TokenUsage } {

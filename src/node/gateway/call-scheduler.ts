@@ -3,6 +3,8 @@ import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
 import { tierQueueWaitMsMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
+import type { Tier } from '../../mesh/policy/policy-schema.js';
+import { noopObserver, type QueueObserver } from '../../observe/gateway-observer.js';
 import type { QueueFull, QueueRequest, Ticket, TierQueue } from '../../schedule/tier-queue.js';
 import { systemTimers, type Timers } from '../../upstream/call-guard.js';
 
@@ -19,6 +21,9 @@ import { systemTimers, type Timers } from '../../upstream/call-guard.js';
  * The queue decides; this file only keeps the promises and one timer per parked request. Every
  * way out removes the request from the queue and clears its timer and listener, so nothing
  * outlives it: the queue's own `cancel` and `finish` are idempotent, and so is `release`.
+ *
+ * Every parked request's wait is reported to the observer once, when it leaves the queue with a
+ * slot or without one; a request refused as `queue-full` never waited and is not reported.
  */
 export interface CallSlot {
   readonly ticket: Ticket;
@@ -33,6 +38,9 @@ interface Parked {
   readonly timer: unknown;
   readonly signal: AbortSignal;
   readonly onAbort: () => void;
+  readonly tier: Tier;
+  /** When it parked, on the observer's clock. */
+  readonly parkedAtMs: number;
 }
 
 export interface CallSchedulerOptions {
@@ -41,6 +49,8 @@ export interface CallSchedulerOptions {
   readonly waitMs?: number;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /** Told how long each parked request waited; observes nothing by default. */
+  readonly observer?: QueueObserver;
 }
 
 const systemClock: Clock = { nowMs: () => Date.now() };
@@ -50,6 +60,7 @@ export class CallScheduler {
   private readonly waitMs: number;
   private readonly clock: Clock;
   private readonly timers: Timers;
+  private readonly observer: QueueObserver;
   private readonly parked = new Map<Ticket, Parked>();
   private closed = false;
 
@@ -59,6 +70,7 @@ export class CallScheduler {
     assert(Number.isSafeInteger(this.waitMs) && this.waitMs >= 1 && this.waitMs <= tierQueueWaitMsMax, 'waitMs is 1 to tierQueueWaitMsMax');
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
+    this.observer = options.observer ?? noopObserver;
   }
 
   /** Requests parked right now: for leak checks. */
@@ -81,7 +93,7 @@ export class CallScheduler {
     const outcome = new Promise<Result<CallSlot, SchedulerRefusal>>((resolve) => {
       const onAbort = (): void => this.leave(ticket, { kind: 'cancelled' });
       const timer = this.timers.start(() => this.leave(ticket, { kind: 'queue-timeout', waitedMs: this.clock.nowMs() - nowMs }), this.waitMs);
-      this.parked.set(ticket, { resolve, timer, signal, onAbort });
+      this.parked.set(ticket, { resolve, timer, signal, onAbort, tier: request.tier, parkedAtMs: this.observer.nowMs() });
       signal.addEventListener('abort', onAbort, { once: true });
     });
     this.pump();
@@ -104,6 +116,7 @@ export class CallScheduler {
       const parked = this.parked.get(entry.ticket);
       assert(parked !== undefined, 'every queued request has a parked caller');
       this.unpark(entry.ticket, parked);
+      this.observer.queueWait(parked.tier, 'granted', this.observer.nowMs() - parked.parkedAtMs);
       parked.resolve(ok(this.slotOf(entry.ticket)));
     }
   }
@@ -128,6 +141,8 @@ export class CallScheduler {
     this.unpark(ticket, parked);
     const wasQueued = this.queue.cancel(ticket);
     assert(wasQueued, 'a parked request is still queued');
+    // `leave` is only ever given the refusals of a parked request; `queue-full` never parks.
+    if (refusal.kind !== 'queue-full') this.observer.queueWait(parked.tier, refusal.kind, this.observer.nowMs() - parked.parkedAtMs);
     parked.resolve(err(refusal));
   }
 
