@@ -794,3 +794,46 @@ assert(tierQueueDepthMax <= tierQueueTotalDepthMax, 'one tier can fill to its bo
 assert(gatewayCallsInFlightMax <= upstreamCallsInFlightMax, 'the calls the queue lets through fit the upstream client');
 assert(gatewayRequestJsonBytesMax <= grpcReceiveMessageBytesMax, 'every request the gRPC endpoint accepts can be parsed');
 assert(tierQueueQuantumTokens >= 1 && tierQueueWaitMsMax >= 1, 'the queue serves and waits');
+
+// ---- Forwarding to an account's home region ----
+
+/** Widest gap between a forwarding member's timestamp and the home node's clock; older proofs are refused. */
+export const forwardClockSkewMsMax = 60_000;
+
+/**
+ * Forwarded calls a home node remembers by (request id, account id), running or done, so a
+ * repeated forward replays instead of calling the upstream again. The oldest done entry goes first.
+ */
+export const forwardLedgerEntriesMax = 65_536;
+
+/**
+ * How long a done forward is remembered: as long as a reservation may live, so a client retrying
+ * within its request's lease is always answered from the ledger while the entry is still held.
+ */
+export const forwardLedgerTtlMs = reservationLeaseMsMax;
+
+/** Largest answer (message JSON or a stream's events) kept for a replay; a larger one is replayed as usage only. */
+export const forwardReplayBytesMax = 1024 * 1024;
+
+/** All answers the ledger keeps together; past it the oldest go first. */
+export const forwardLedgerBytesMax = 64 * 1024 * 1024;
+
+/** Forwarded calls one home node runs at once; more are refused (the origin tries another account). */
+export const forwardCallsInFlightMax = 4_096;
+
+/**
+ * Times an origin repeats a forward whose connection failed before any answer. The repeat carries
+ * the same request id, so the home node's ledger makes it safe: it runs the call or replays it.
+ */
+export const forwardTransportRetriesMax = 1;
+
+/** Longest a forwarded call may take end to end: the upstream's own deadline and a margin for the hop. */
+export const forwardDeadlineMs = upstreamDeadlineMs + 30_000;
+
+/** Home-region members an origin holds gRPC channels to; one per member at most. */
+export const forwardChannelsMax = meshMembersMax;
+
+assert(forwardReplayBytesMax <= forwardLedgerBytesMax && forwardCallsInFlightMax <= forwardLedgerEntriesMax, 'the ledger holds every running forward and one full answer');
+
+/** How often a region node re-checks whether it reaches a majority, for its gRPC health status. */
+export const gatewayHealthCheckEveryMs = 1_000;

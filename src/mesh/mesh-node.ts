@@ -368,6 +368,11 @@ export class MeshNode {
     return out;
   }
 
+  /** Whether the link to `peer` is open (authenticated) right now. */
+  peerConnected(peer: NodeId): boolean {
+    return this.peers.get(peer)?.link !== undefined;
+  }
+
   peerViews(nowMs: number): PeerView[] {
     const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
     return [...this.peers].map(([peer, state]) => ({

@@ -1,7 +1,7 @@
 import type { TokenUsage } from '../admission/estimate.js';
 import { assert, isCount } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
-import type { AccountId, RegionId, TenantId } from '../core/ids.js';
+import type { AccountId, RegionId, RequestId, TenantId } from '../core/ids.js';
 import { accountBusyRetryAfterMs, accountCallerDeadlineHeapSlackMax, accountCallerWaitsMax, accountCallTurnsMax } from '../core/limits.js';
 import { PriorityHeap } from '../core/priority-heap.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -17,6 +17,7 @@ import type { StreamedMessage } from '../upstream/message-stream.js';
 import type { CallTimeouts, EventSink, UpstreamClient } from '../upstream/upstream-client.js';
 import type { UpstreamRequest, UpstreamTarget } from '../upstream/upstream-request.js';
 import type { Completion, StreamCompletion, UpstreamError } from '../upstream/upstream-result.js';
+import type { ForwardRoute } from './forward/forward-route.js';
 
 /**
  * One Messages request through the account pool to the upstream: the I/O composition the
@@ -30,8 +31,9 @@ import type { Completion, StreamCompletion, UpstreamError } from '../upstream/up
  *       └ queued ─ park until granted ─ expired ─────────────────────▶ queue-timeout
  *                                     ─ evicted: skip the account, pick again
  *                                     ─ signal aborted: cancel ───────▶ cancelled
- *     targets(account) ─ undefined: release, skip the account, pick again
- *     client.complete / client.stream
+ *     targets(account), routes(account, target)
+ *       ─ neither: release, skip the account, pick again
+ *     route.call (the home node's ledger: here, or forwarded) or client.complete / client.stream
  *     pool.onFeedback · usage.charge · release (always)
  *     plan.after(feedback, responseStarted) ─ retry ─▶ loop
  *                                           ─ done ──▶ the completion
@@ -74,6 +76,14 @@ export interface AccountCallerOptions {
    * a node may lack one: undefined makes the account not callable from here.
    */
   readonly targets: (accountId: AccountId) => UpstreamTarget | undefined;
+  /**
+   * How a call with a request id reaches an account, when not straight through `client`: its
+   * home node's ledger (src/node/forward/), directly for an account with a target here (the
+   * target is passed), or over gRPC to the home region for one without (undefined when that
+   * region is unreachable, and the account is passed over). Whoever runs a routed call charges
+   * the account's counters, so this caller does not; it still reports the feedback to its pool.
+   */
+  readonly routes?: (account: Account, target: UpstreamTarget | undefined) => ForwardRoute | undefined;
   /** The same clock as the upstream client's, which turns reset stamps into pool times. */
   readonly clock?: Clock;
   readonly timers?: Timers;
@@ -89,6 +99,8 @@ export interface AccountCallerOptions {
 
 export interface AccountCallRequest {
   readonly tenant: TenantId;
+  /** The client's request id; a call without one is never forwarded (the home node keys its ledger by it). */
+  readonly requestId?: RequestId;
   /** The Messages body and the caller's version headers, passed on as they are. */
   readonly request: UpstreamRequest;
   readonly stream: boolean;
@@ -122,10 +134,14 @@ export type AccountResponse =
 
 export interface AccountCompletion extends CallOutcome {
   readonly accountId: AccountId;
+  /** The region whose node called the upstream: the account's home when forwarded, else undefined (this node). */
+  readonly servedRegion: RegionId | undefined;
   readonly requestId: string | undefined;
   readonly response: AccountResponse;
   /** The caller aborted once the upstream had answered: nothing more reached it, and the call was drained for its usage. */
   readonly cancelled: boolean;
+  /** A replay of a request another region already ran and settled: nothing is to be counted here. */
+  readonly settledElsewhere: boolean;
 }
 
 /** Why a failed call was not tried on another account. */
@@ -206,6 +222,7 @@ export class AccountCaller {
   private readonly usage: Pick<AccountUsage, 'charge'>;
   private readonly client: AccountCallClient;
   private readonly targets: (accountId: AccountId) => UpstreamTarget | undefined;
+  private readonly routes: (account: Account, target: UpstreamTarget | undefined) => ForwardRoute | undefined;
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly localRegion: RegionId | undefined;
@@ -226,6 +243,7 @@ export class AccountCaller {
     this.usage = options.usage;
     this.client = options.client;
     this.targets = options.targets;
+    this.routes = options.routes ?? (() => undefined);
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
     this.localRegion = options.localRegion;
@@ -279,8 +297,9 @@ export class AccountCaller {
       }
       const { permit, account } = held.value;
       const target = this.targets(account.id);
-      if (target === undefined) {
-        this.log(`account ${account.id} has no upstream target on this node: skipped`);
+      const route = request.requestId === undefined ? undefined : this.routes(account, target);
+      if (target === undefined && route === undefined) {
+        this.log(`account ${account.id} has no upstream target on this node and its home region is not reachable: skipped`);
         this.releasePermit(permit);
         skipped.add(account.id);
         this.stats.skipped++;
@@ -293,9 +312,10 @@ export class AccountCaller {
       let started = false;
       let result: Result<Completion | StreamCompletion, UpstreamError>;
       try {
-        result = await this.send(request, target, () => {
+        const onStarted = (): void => {
           started = true;
-        });
+        };
+        result = route !== undefined ? await this.sendRouted(request, account.id, route, onStarted) : await this.send(request, target as UpstreamTarget, onStarted);
         const callUsage = result.ok ? result.value.usage : result.error.usage;
         const feedback = result.ok ? result.value.feedback : result.error.feedback;
         usage = addUsage(usage, callUsage);
@@ -303,7 +323,8 @@ export class AccountCaller {
         // Feedback before the release: an account that just turned unhealthy evicts its
         // waiters instead of handing this permit to one of them.
         this.report(account.id, feedback);
-        if (result.ok || feedback?.kind === 'success' || !isZeroUsage(callUsage)) this.charge(account, callUsage);
+        // A routed attempt is charged by the ledger's owner, which made the call.
+        if (route === undefined && (result.ok || feedback?.kind === 'success' || !isZeroUsage(callUsage))) this.charge(account, callUsage);
       } finally {
         this.releasePermit(permit);
       }
@@ -315,7 +336,7 @@ export class AccountCaller {
         const response: AccountResponse = request.stream
           ? { kind: 'stream', message: (result.value as StreamCompletion).message }
           : { kind: 'message', message: (result.value as Completion).message };
-        return ok({ accountId: account.id, requestId: result.value.requestId, response, cancelled: result.value.cancelled, ...outcome() });
+        return ok({ accountId: account.id, servedRegion: route?.region, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
       }
       const error = result.error;
       if (error.kind === 'cancelled') return this.failed({ kind: 'cancelled', phase: 'upstream', ...outcome() });
@@ -447,6 +468,25 @@ export class AccountCaller {
               onStarted();
               return sink(event);
             },
+    });
+  }
+
+  private sendRouted(request: AccountCallRequest, accountId: AccountId, route: ForwardRoute, onStarted: () => void): Promise<Result<Completion | StreamCompletion, UpstreamError>> {
+    const sink = request.onEvent;
+    return route.call(accountId, {
+      requestId: request.requestId as RequestId,
+      tenant: request.tenant,
+      request: request.request,
+      stream: request.stream,
+      ...(request.signal === undefined ? {} : { signal: request.signal }),
+      ...(sink === undefined
+        ? {}
+        : {
+            onEvent: (event) => {
+              onStarted();
+              return sink(event);
+            },
+          }),
     });
   }
 

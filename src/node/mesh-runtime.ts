@@ -70,6 +70,8 @@ export class MeshRuntime {
   readonly accountUsage: AccountUsage;
   readonly replica: ReplicaId;
   readonly config: NodeConfig;
+  /** The mesh secret, which also authenticates forwarded calls between members (src/node/forward/). */
+  readonly secret: Uint8Array;
   meshPort = 0;
 
   private readonly transport: WsTransport;
@@ -84,6 +86,7 @@ export class MeshRuntime {
   private constructor(options: MeshRuntimeOptions) {
     const { config } = options;
     this.config = config;
+    this.secret = options.secret;
     this.log = options.log ?? (() => {});
     const membership = Membership.create(config.node, config.members);
     if (!membership.ok) throw new Error(membership.error.reason);

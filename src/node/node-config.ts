@@ -15,9 +15,10 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *   "listen": { "host": "127.0.0.1", "port": 7401 },   // mesh WebSocket endpoint
  *   "admin": { "host": "127.0.0.1", "port": 8401 },    // optional admin/status HTTP endpoint
  *   "members": [                          // every member of the mesh, this node included
- *     { "id": "us-east-1", "region": "us-east", "url": "ws://127.0.0.1:7401" },
- *     { "id": "eu-west-1", "region": "eu-west", "url": "ws://127.0.0.1:7402" }
- *   ],
+ *     { "id": "us-east-1", "region": "us-east", "url": "ws://127.0.0.1:7401", "grpc": "127.0.0.1:9401" },
+ *     { "id": "eu-west-1", "region": "eu-west", "url": "ws://127.0.0.1:7402", "grpc": "127.0.0.1:9402" }
+ *   ],                                    // "grpc" (optional): the member's gRPC endpoint; a call
+ *                                         // for an account homed in its region is forwarded there
  *   "secretFile": "mesh.secret",          // or "secret": "..." (at least 16 characters);
  *                                         // or the CARPOOL_MESH_SECRET environment variable
  *   "tls": { "certFile": "...", "keyFile": "...", "caFile": "..." },  // optional: serve wss,
@@ -54,6 +55,8 @@ export interface NodeConfig {
   readonly listen: { readonly host: string; readonly port: number };
   readonly admin: { readonly host: string; readonly port: number } | undefined;
   readonly members: readonly Member[];
+  /** Members' gRPC addresses (host:port), where calls for accounts homed in their region are forwarded. */
+  readonly memberGrpc?: ReadonlyMap<NodeId, string> | undefined;
   readonly secret: { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'env' };
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
   /** The public gRPC endpoint; none without it. */
@@ -91,6 +94,8 @@ export const nodeIdLengthMax = 48;
 
 const bad = (field: string, reason: string): Result<never, ConfigError> => err({ kind: 'bad-config', field, reason });
 
+const memberFields = ['id', 'region', 'url', 'grpc'];
+
 const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'adminToken', 'adminTokenFile', 'upstream', 'rateLimits'];
 
 /** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
@@ -119,6 +124,7 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     return bad('members', `must list 1 to ${meshMembersMax} members, this node included`);
   }
   const members: Member[] = [];
+  const memberGrpc = new Map<NodeId, string>();
   for (const [i, entry] of (raw.members as unknown[]).entries()) {
     const field = `members[${i}]`;
     if (!isRecord(entry)) return bad(field, 'must be an object with id, region and url');
@@ -127,6 +133,12 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     if (typeof entry.url !== 'string' || !/^wss?:\/\/[^\s]+$/.test(entry.url)) return bad(`${field}.url`, 'must be a ws:// or wss:// URL');
     if (members.some((m) => m.id === entry.id)) return bad(`${field}.id`, `"${entry.id}" is listed twice`);
     members.push({ id: entry.id as NodeId, region: entry.region as RegionId, url: entry.url });
+    if (entry.grpc !== undefined) {
+      if (typeof entry.grpc !== 'string' || !isGrpcAddress(entry.grpc)) return bad(`${field}.grpc`, 'must be the member\'s gRPC address as host:port');
+      memberGrpc.set(entry.id as NodeId, entry.grpc);
+    }
+    const unknown = Object.keys(entry).find((key) => !memberFields.includes(key));
+    if (unknown !== undefined) return bad(`${field}.${unknown}`, 'unknown field');
   }
   const self = members.find((m) => m.id === node);
   if (self === undefined) return bad('members', `must include this node "${node}"`);
@@ -153,7 +165,7 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   }
   const gateway = parseGatewayFields(raw);
   if (!gateway.ok) return gateway;
-  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, secret, tls, ...gateway.value });
+  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, memberGrpc, secret, tls, ...gateway.value });
 }
 
 type GatewayFields = Pick<NodeConfig, 'grpc' | 'adminToken' | 'upstream' | 'rateLimits'>;
@@ -260,6 +272,14 @@ function parseEndpoint(raw: unknown, field: string): Result<{ host: string; port
     return bad(`${field}.port`, 'must be an integer from 0 to 65535');
   }
   return ok({ host: raw.host, port: raw.port });
+}
+
+/** `host:port` or `[v6]:port`, as grpc-js dials it; the host is checked by the dial, not here. */
+function isGrpcAddress(text: string): boolean {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (match === null) return false;
+  const port = Number(match[2]);
+  return port >= 1 && port <= 65_535;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -4,7 +4,8 @@ import type { AccountId } from '../core/ids.js';
 import { upstreamCloseGraceMs } from '../core/limits.js';
 import { startAdminHttp } from '../net/admin-http.js';
 import type { UpstreamTarget } from '../upstream/upstream-request.js';
-import { AdminRoutes } from './admin-routes.js';
+import { PrometheusNodeMetrics } from '../observe/prometheus-node-metrics.js';
+import { AdminRoutes, gatewayStatusOf } from './admin-routes.js';
 import { defaultGatewaySettings } from './gateway/gateway-settings.js';
 import { RegionGateway } from './gateway/region-gateway.js';
 import { resolveUpstreamTargets } from './gateway/upstream-targets.js';
@@ -30,8 +31,12 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
   }
   const { config, secret, tls, targets, adminToken } = loaded;
   const runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: options.print });
-  const admin = config.admin === undefined ? undefined : await startAdminHttp(config.admin.host, config.admin.port, new AdminRoutes(runtime));
-  const gateway =
+  const metrics = new PrometheusNodeMetrics({ runtime, region: config.region, node: config.node, processMetrics: true });
+  // Assigned once the endpoint is up; the admin routes read it through the closure.
+  let gateway: RegionGateway | undefined = undefined;
+  const routes = new AdminRoutes(runtime, { metrics, gatewayStatus: () => (gateway === undefined ? undefined : gatewayStatusOf(gateway.carpool)) });
+  const admin = config.admin === undefined ? undefined : await startAdminHttp(config.admin.host, config.admin.port, routes);
+  gateway =
     config.grpc === undefined
       ? undefined
       : await RegionGateway.start({
@@ -40,12 +45,14 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
           targets,
           adminToken,
           settings: { ...defaultGatewaySettings, rateLimits: config.rateLimits ?? defaultGatewaySettings.rateLimits },
+          observer: metrics,
           log: options.print,
         });
+  if (gateway !== undefined) metrics.attachGateway({ carpool: gateway.carpool, caller: gateway.caller, server: gateway.server, client: gateway.client });
   const scheme = tls === undefined ? 'ws' : 'wss';
   options.print(`node ${config.node} (${config.region}) replica ${runtime.replica}`);
   options.print(`  mesh  ${scheme}://${config.listen.host}:${runtime.meshPort}`);
-  if (admin !== undefined) options.print(`  admin http://${config.admin?.host}:${admin.port}`);
+  if (admin !== undefined) options.print(`  admin http://${config.admin?.host}:${admin.port} (metrics at /metrics)`);
   if (gateway !== undefined) {
     const adminService = adminToken === undefined ? 'without the Admin service (no admin token)' : 'with the Admin service';
     options.print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${targets.size} upstream account credential(s), ${adminService}`);

@@ -19,6 +19,11 @@ export interface Completion {
   readonly feedback: AccountFeedback;
   /** The caller cancelled after the headers; the body was read anyway, for its usage. */
   readonly cancelled: boolean;
+  /**
+   * Answered from an account home node's ledger for a request another region already ran and
+   * settled (src/node/forward/forward-executor.ts): `usage` is zero and nothing is to be counted.
+   */
+  readonly settledElsewhere?: boolean;
 }
 
 /** A stream that reached `message_stop`. */
@@ -32,6 +37,8 @@ export interface StreamCompletion {
    * stream was drained to its end so `usage` is the full charge.
    */
   readonly cancelled: boolean;
+  /** As for `Completion`: a replay of a request another region settled. */
+  readonly settledElsewhere?: boolean;
 }
 
 interface ErrorBase {

@@ -20,6 +20,7 @@ import type {
   WireRemoveSubjectResponse,
   WireStreamEvent,
 } from './carpool-wire.js';
+import type { WireForwardReply, WireForwardRequest } from './forward-wire.js';
 
 /**
  * Loads the public contract, proto/carpool/v1/carpool.proto, at run time with @grpc/proto-loader,
@@ -41,6 +42,11 @@ import type {
  */
 export const carpoolProtoPath = fileURLToPath(new URL('../../../proto/carpool/v1/carpool.proto', import.meta.url));
 
+/** The members-only service a node forwards calls through (not part of the public contract). */
+export const forwardProtoPath = fileURLToPath(new URL('../../../proto/carpool/mesh/v1/forward.proto', import.meta.url));
+
+export const forwardServiceName = 'carpool.mesh.v1.Forward';
+
 export const carpoolProtoOptions: Options = Object.freeze({ keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 
 /** The Carpool service's methods by their proto names, typed with the wire messages. */
@@ -59,6 +65,10 @@ export interface AdminServiceMethods {
   readonly RemoveAccount: MethodDefinition<WireRemoveSubjectRequest, WireRemoveSubjectResponse>;
   readonly CreateApiKey: MethodDefinition<WireCreateApiKeyRequest, WireCreateApiKeyResponse>;
   readonly EnableAccount: MethodDefinition<WireEnableAccountRequest, WireEnableAccountResponse>;
+}
+
+export interface ForwardServiceMethods {
+  readonly Execute: MethodDefinition<WireForwardRequest, WireForwardReply>;
 }
 
 export interface CarpoolProto {
@@ -83,6 +93,16 @@ export function loadCarpoolProto(path: string = carpoolProtoPath, extraPaths: re
     carpool: serviceOf(packageDefinition, 'carpool.v1.Carpool', carpoolMethodNames) as CarpoolServiceMethods & ServiceDefinition,
     admin: serviceOf(packageDefinition, 'carpool.v1.Admin', adminMethodNames) as AdminServiceMethods & ServiceDefinition,
   };
+}
+
+/** The Forward service of a definition loaded with `forwardProtoPath` among its files. */
+export function forwardServiceOf(definition: PackageDefinition): ForwardServiceMethods & ServiceDefinition {
+  return serviceOf(definition, forwardServiceName, ['Execute']) as ForwardServiceMethods & ServiceDefinition;
+}
+
+/** Loads the Forward service alone, for the origin's client. */
+export function loadForwardService(): ForwardServiceMethods & ServiceDefinition {
+  return forwardServiceOf(loadSync([forwardProtoPath], { ...carpoolProtoOptions }));
 }
 
 function serviceOf(definition: PackageDefinition, name: string, methods: readonly string[]): ServiceDefinition {

@@ -27,8 +27,21 @@ import {
 } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { AdminCall, AdminServiceHandler, CallContext, CarpoolCredentials, CarpoolHandler, GatewayError } from './carpool-handler.js';
+import type { SseEvent } from '../../upstream/sse-parser.js';
 import { openCall } from './call-context.js';
-import { carpoolProtoPath, loadCarpoolProto, type AdminServiceMethods, type CarpoolServiceMethods } from './carpool-proto.js';
+import { carpoolProtoPath, forwardProtoPath, forwardServiceOf, loadCarpoolProto, type AdminServiceMethods, type CarpoolServiceMethods } from './carpool-proto.js';
+import type { ForwardHandler, ForwardResult } from './forward-handler.js';
+import {
+  decodeForwardProof,
+  decodeForwardRequest,
+  encodeForwardEvent,
+  encodeForwardResult,
+  memberKey,
+  memberMacKey,
+  memberTimestampKey,
+  type WireForwardReply,
+  type WireForwardRequest,
+} from './forward-wire.js';
 import {
   decodeCompleteRequest,
   decodeCountTokensRequest,
@@ -84,6 +97,8 @@ export interface CarpoolGrpcServerOptions {
   readonly carpool: CarpoolHandler;
   /** The Admin service; without it the service is not registered (calls get UNIMPLEMENTED). */
   readonly admin?: AdminServiceHandler;
+  /** The members-only Forward service (proto/carpool/mesh/v1/forward.proto); left out of reflection. */
+  readonly forward?: ForwardHandler;
   readonly log?: (line: string) => void;
   /** Told of every handler that threw, after the client got INTERNAL. Default: a log line. */
   readonly onHandlerError?: (error: unknown, methodPath: string) => void;
@@ -164,12 +179,17 @@ export class CarpoolGrpcServer {
     this.credentials = options.credentials ?? ServerCredentials.createInsecure();
 
     // The health proto is loaded with the contract only so that reflection describes it too.
-    const proto = loadCarpoolProto(options.protoPath ?? carpoolProtoPath, [healthProtoPath]);
+    const proto = loadCarpoolProto(options.protoPath ?? carpoolProtoPath, [healthProtoPath, forwardProtoPath]);
     this.server.addService(proto.carpool, this.carpoolService(options.carpool));
     const names = ['', carpoolServiceName];
     if (options.admin !== undefined) {
       this.server.addService(proto.admin, this.adminService(options.admin));
       names.push(adminServiceName);
+    }
+    const forward = options.forward;
+    if (forward !== undefined) {
+      const execute: handleServerStreamingCall<WireForwardRequest, WireForwardReply> = (call) => void this.forwardExecute(forward, call);
+      this.server.addService(forwardServiceOf(proto.packageDefinition), { Execute: execute });
     }
     this.healthNames = names;
     const initial: ServingStatusMap = {};
@@ -355,6 +375,52 @@ export class CarpoolGrpcServer {
       }),
     };
     return methods;
+  }
+
+  // ---- Forward (members only) ----
+
+  private async forwardExecute(handler: ForwardHandler, call: ServerWritableStream<WireForwardRequest, WireForwardReply>): Promise<void> {
+    if (!this.enter()) {
+      call.emit('error', this.errorResponse(inFlightRefusal));
+      return;
+    }
+    const opened = openCall(call);
+    let sink: GrpcStreamSink<SseEvent, ForwardResult, WireForwardReply> | undefined;
+    try {
+      const first = (key: string): string | undefined => {
+        const values = call.metadata.get(key);
+        return values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined;
+      };
+      const proof = decodeForwardProof(first(memberKey), first(memberTimestampKey), first(memberMacKey));
+      if (!proof.ok) {
+        opened.close();
+        call.emit('error', this.errorResponse({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: proof.error.field } }));
+        return;
+      }
+      const request = decodeForwardRequest(call.request);
+      if (!request.ok) {
+        opened.close();
+        call.emit('error', this.errorResponse({ kind: 'invalid', field: request.error.field, reason: request.error.reason }));
+        return;
+      }
+      sink = new GrpcStreamSink(call, opened.context.signal, { event: encodeForwardEvent, end: encodeForwardResult });
+      const outcome = await handler.execute({ ...opened.context, request: request.value, proof: proof.value }, request.value.stream ? sink : undefined);
+      opened.close();
+      if ('outcome' in outcome) {
+        sink.finish(outcome);
+        call.end();
+      } else {
+        sink.finish(undefined);
+        call.emit('error', this.errorResponse({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: outcome.reason } }));
+      }
+    } catch (error) {
+      opened.close();
+      sink?.finish(undefined);
+      this.handlerFailed(error, opened.context.methodPath);
+      call.emit('error', internalResponse());
+    } finally {
+      this.leave();
+    }
   }
 
   // ---- Plumbing ----

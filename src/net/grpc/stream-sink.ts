@@ -1,10 +1,11 @@
 import { assert } from '../../core/assert.js';
 import { grpcStreamEventsBufferedMax } from '../../core/limits.js';
-import { CallEndedError, type SseEvent, type StreamSink, type StreamSummary } from './carpool-handler.js';
+import { CallEndedError, type SseEvent, type StreamSummary } from './carpool-handler.js';
 import { encodeStreamEvent, type WireStreamEvent } from './carpool-wire.js';
 
 /**
- * The `StreamSink` of one StreamComplete call, over a grpc-js server stream.
+ * The `StreamSink` of one StreamComplete call, over a grpc-js server stream (and, with another
+ * encoding, the sink of a forwarded call's events: ./forward-service.ts).
  *
  * A grpc-js server stream is an object-mode Writable: `write` always takes the message and returns
  * false once `writableHighWaterMark` messages wait unflushed, and a message counts as flushed when
@@ -19,31 +20,44 @@ import { encodeStreamEvent, type WireStreamEvent } from './carpool-wire.js';
  */
 
 /** The part of a grpc-js server stream the sink uses. */
-export interface WritableCall {
+export interface WritableCall<Wire = WireStreamEvent> {
   readonly writableHighWaterMark: number;
-  write(message: WireStreamEvent): boolean;
+  write(message: Wire): boolean;
   once(event: 'drain', listener: () => void): unknown;
   off(event: 'drain', listener: () => void): unknown;
 }
 
-export class GrpcStreamSink implements StreamSink {
+/** How a sink turns its events and its last message into wire messages. */
+export interface StreamEncoding<Event, End, Wire> {
+  event(event: Event): Wire;
+  end(end: End): Wire;
+}
+
+/** carpool.v1 StreamComplete: SSE events, then the summary. */
+export const carpoolStreamEncoding: StreamEncoding<SseEvent, StreamSummary, WireStreamEvent> = Object.freeze({
+  event: (event: SseEvent) => encodeStreamEvent({ kind: 'event', event }),
+  end: (summary: StreamSummary) => encodeStreamEvent({ kind: 'summary', summary }),
+});
+
+export class GrpcStreamSink<Event = SseEvent, End = StreamSummary, Wire = WireStreamEvent> {
   private sending = false;
   private finished = false;
 
   constructor(
-    private readonly call: WritableCall,
+    private readonly call: WritableCall<Wire>,
     private readonly signal: AbortSignal,
+    private readonly encoding: StreamEncoding<Event, End, Wire> = carpoolStreamEncoding as unknown as StreamEncoding<Event, End, Wire>,
   ) {
     assert(call.writableHighWaterMark <= grpcStreamEventsBufferedMax, 'the stream buffers no more events than grpcStreamEventsBufferedMax');
   }
 
-  async send(event: SseEvent): Promise<void> {
+  async send(event: Event): Promise<void> {
     assert(!this.sending, 'one send at a time: await each send before the next');
     if (this.finished) throw new CallEndedError('finished');
     this.throwIfEnded();
     this.sending = true;
     try {
-      if (!this.call.write(encodeStreamEvent({ kind: 'event', event }))) await this.drained();
+      if (!this.call.write(this.encoding.event(event))) await this.drained();
     } finally {
       this.sending = false;
     }
@@ -53,9 +67,9 @@ export class GrpcStreamSink implements StreamSink {
    * Closes the sink to the handler (later sends reject as `finished`) and, when the call is still
    * open, writes the summary as the last message. The caller ends the stream after it.
    */
-  finish(summary: StreamSummary | undefined): void {
+  finish(end: End | undefined): void {
     this.finished = true;
-    if (summary !== undefined && !this.signal.aborted) this.call.write(encodeStreamEvent({ kind: 'summary', summary }));
+    if (end !== undefined && !this.signal.aborted) this.call.write(this.encoding.end(end));
   }
 
   private drained(): Promise<void> {

@@ -30,6 +30,7 @@ import type {
   StreamSummary,
   Usage,
 } from '../../net/grpc/carpool-handler.js';
+import { type GatewayObserver, noopObserver } from '../../observe/gateway-observer.js';
 import { type AccountFeedback, emptyRateLimits } from '../../pool/account-feedback.js';
 import type { AccountPool } from '../../pool/account-pool.js';
 import { TierQueue } from '../../schedule/tier-queue.js';
@@ -76,9 +77,10 @@ import { limitUsages, readKeysOf, type UsageSubject } from './usage-report.js';
  * the upstream call goes on to its final usage (the upstream client drains it) while it still
  * holds its account's permit, so account concurrency stays honest.
  *
- * Regions. Accounts homed in another region are called from here for now: the pool prefers the
- * local ones, and forwarding a call to its home region over gRPC (DESIGN.md §6) is a later part.
- * `servedRegion` is therefore always this node's region, which is where the usage is recorded.
+ * Regions. The pool prefers accounts homed in this region. An account homed elsewhere is called
+ * through its home region's node (src/node/forward/): the home node makes the upstream call and
+ * charges the account's counters; this node settles the tenant's reservation, which it holds.
+ * `servedRegion` names the region whose node called the upstream.
  */
 
 /** What the gateway needs of the node: `MeshRuntime` provides all of it. */
@@ -108,6 +110,8 @@ export interface CarpoolGatewayOptions {
   readonly clock?: Clock;
   readonly timers?: Timers;
   readonly log?: (line: string) => void;
+  /** Told admission and queue timings and settled tokens (upstream timings come from the client); observes nothing by default. */
+  readonly observer?: GatewayObserver;
 }
 
 /** Plain counters for the metrics binding; labels come from bounded sets (kinds, outcomes). */
@@ -160,6 +164,7 @@ export class CarpoolGateway implements CarpoolHandler {
   private readonly shedder: Shedder;
   private readonly clock: Clock;
   private readonly log: (line: string) => void;
+  private readonly observer: GatewayObserver;
   /** Request ids with a request in flight here; bounded by the calls the endpoint runs at once. */
   private readonly inFlightIds = new Set<RequestId>();
   /** Handler calls running, for a drain on shutdown. */
@@ -176,6 +181,7 @@ export class CarpoolGateway implements CarpoolHandler {
     this.settings = options.settings ?? defaultGatewaySettings;
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => {});
+    this.observer = options.observer ?? noopObserver;
     this.shedder = new Shedder(this.settings.shed);
     this.rateLimits = new RequestRateLimits(this.settings.rateLimits);
     this.scheduler = new CallScheduler({
@@ -183,6 +189,7 @@ export class CarpoolGateway implements CarpoolHandler {
       waitMs: this.settings.queueWaitMs,
       clock: this.clock,
       timers: options.timers ?? systemTimers,
+      observer: this.observer,
     });
   }
 
@@ -209,7 +216,7 @@ export class CarpoolGateway implements CarpoolHandler {
       const { input, completion } = done.value;
       // A non-streamed call always answers a whole message; the upstream client guarantees it.
       assert(completion.response.kind === 'message', 'a non-streaming call answers a message');
-      return ok({ requestId: input.requestId, messageJson: utf8.encode(JSON.stringify(completion.response.message)), usage: usageOf(completion.usage), servedRegion: this.region });
+      return ok({ requestId: input.requestId, messageJson: utf8.encode(JSON.stringify(completion.response.message)), usage: usageOf(completion.usage), servedRegion: completion.servedRegion ?? this.region });
     });
   }
 
@@ -221,7 +228,8 @@ export class CarpoolGateway implements CarpoolHandler {
       const onEvent: EventSink = (event) => sink.send({ type: event.event, dataJson: utf8.encode(event.data) });
       const done = await this.completion(call, onEvent);
       if (!done.ok) return done;
-      return ok({ requestId: done.value.input.requestId, usage: usageOf(done.value.completion.usage), servedRegion: this.region });
+      const completion = done.value.completion;
+      return ok({ requestId: done.value.input.requestId, usage: usageOf(completion.usage), servedRegion: completion.servedRegion ?? this.region });
     });
   }
 
@@ -309,6 +317,7 @@ export class CarpoolGateway implements CarpoolHandler {
     const shed = this.shedder.decide(tenant.tier, this.scheduler.load(), nowMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
     const amounts = estimatedAmounts(input.inputTokensEstimate, input.maxTokens, tenant.weights);
+    const admitStartedMs = this.observer.nowMs();
     const decision = await this.runtime.admit({
       requestId: input.requestId,
       tenant: tenant.id,
@@ -316,6 +325,7 @@ export class CarpoolGateway implements CarpoolHandler {
       amounts,
       leaseMs: reservationLeaseMsMax,
     });
+    this.observer.admission(decision.ok ? 'admitted' : 'refused', this.observer.nowMs() - admitStartedMs);
     if (!decision.ok) return this.refuse(decision.error);
 
     // From here the request holds a reservation: every way out below settles it once.
@@ -327,7 +337,10 @@ export class CarpoolGateway implements CarpoolHandler {
     } finally {
       this.runtime.settle(input.requestId, settledAmounts(executed.usage, tenant.weights, executed.reachedModel));
       this.stats.settlements++;
-      if (executed.reachedModel) this.recentUsage.add(tenant.id, executed.usage, this.clock.nowMs());
+      if (executed.reachedModel) {
+        this.recentUsage.add(tenant.id, executed.usage, this.clock.nowMs());
+        this.observer.tokens(executed.usage);
+      }
     }
     if (call.signal.aborted) this.stats.cancelled++;
     const result = executed.result;
@@ -355,6 +368,7 @@ export class CarpoolGateway implements CarpoolHandler {
       };
       const result = await this.caller.call({
         tenant: tenant.id,
+        requestId: input.requestId,
         request,
         stream: onEvent !== undefined,
         ...(onEvent === undefined ? {} : { onEvent }),
@@ -363,8 +377,10 @@ export class CarpoolGateway implements CarpoolHandler {
         inputTokensEstimate: input.inputTokensEstimate,
       });
       const usage = result.ok ? result.value.usage : result.error.usage;
-      // A call that failed without any usage never reached the model on any account.
-      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage, reachedModel: result.ok || !isZero(usage) };
+      // A call that failed without any usage never reached the model on any account; one that
+      // another region already ran and settled is not counted again.
+      const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(usage) : !isZero(usage);
+      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage, reachedModel };
     } finally {
       call.signal.removeEventListener('abort', releaseSlot);
       releaseSlot();

@@ -1,9 +1,16 @@
 import { Agent } from 'undici';
 import { RequestAuthenticator } from '../../admission/request-auth.js';
-import type { AccountId } from '../../core/ids.js';
-import { countTokensTimeoutMs, upstreamCloseGraceMs } from '../../core/limits.js';
+import type { Clock } from '../../core/clock.js';
+import type { AccountId, NodeId } from '../../core/ids.js';
+import { countTokensTimeoutMs, gatewayHealthCheckEveryMs, upstreamCloseGraceMs } from '../../core/limits.js';
+import { ForwardClient } from '../../net/grpc/forward-client.js';
 import { CarpoolGrpcServer, type ListenAddress } from '../../net/grpc/grpc-server.js';
+import type { GatewayObserver } from '../../observe/gateway-observer.js';
+import type { FeedbackReport } from '../../pool/account-pool.js';
 import { AccountCaller } from '../account-caller.js';
+import { ForwardExecutor } from '../forward/forward-executor.js';
+import { ForwardLedger } from '../forward/forward-ledger.js';
+import { ForwardRouter } from '../forward/forward-route.js';
 import type { MeshRuntime } from '../mesh-runtime.js';
 import { nodeAuthCrypto } from '../node-auth-crypto.js';
 import { countTokensCall } from '../../upstream/count-tokens-call.js';
@@ -19,7 +26,15 @@ import type { GatewaySettings } from './gateway-settings.js';
  * small connection pool for count_tokens. `MeshRuntime` stays the mesh; this is what a node adds
  * when its configuration has `grpc`.
  *
- * Start: the endpoint binds, then reports SERVING. Stop, within one grace period:
+ * Forwarding (src/node/forward/): an account homed in another region is called through that
+ * region's node, found in the members' `grpc` addresses; this node serves the members-only
+ * Forward service for the accounts homed here, authenticated by the mesh secret.
+ *
+ * Health: the endpoint reports SERVING while this node reaches a majority of the mesh (itself
+ * included), which strict admission and quorum reads need, and NOT_SERVING otherwise and while
+ * it drains; checked every `gatewayHealthCheckEveryMs`.
+ *
+ * Start: the endpoint binds, then reports its health. Stop, within one grace period:
  *   1. the endpoint reports NOT_SERVING, takes no new calls, and waits for the running ones;
  *      at the end of the grace what is left is cancelled (queued requests leave the queue, and
  *      streams whose client is gone drain for their usage);
@@ -35,11 +50,14 @@ export interface RegionGatewayOptions {
   /** The Admin service's token; without one the service is not served. */
   readonly adminToken?: string | undefined;
   readonly settings?: GatewaySettings;
+  /** Hears the request path's timings and tokens (the node's Prometheus metrics). */
+  readonly observer?: GatewayObserver;
   readonly log?: (line: string) => void;
 }
 
 export class RegionGateway {
   private stopping: Promise<void> | undefined;
+  private readonly healthTimer: NodeJS.Timeout;
 
   private constructor(
     readonly port: number,
@@ -47,25 +65,65 @@ export class RegionGateway {
     readonly carpool: CarpoolGateway,
     readonly admin: AdminGateway | undefined,
     readonly caller: AccountCaller,
-    private readonly client: UpstreamClient,
+    readonly router: ForwardRouter,
+    readonly executor: ForwardExecutor,
+    private readonly runtime: MeshRuntime,
+    readonly client: UpstreamClient,
+    private readonly forwardClient: ForwardClient,
     private readonly countAgent: Agent,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    this.checkHealth();
+    this.healthTimer = setInterval(() => this.checkHealth(), gatewayHealthCheckEveryMs);
+    this.healthTimer.unref();
+  }
 
   static async start(options: RegionGatewayOptions): Promise<RegionGateway> {
     const { runtime, targets } = options;
     const log = options.log ?? (() => {});
-    const region = runtime.config.region;
-    const client = new UpstreamClient();
+    const config = runtime.config;
+    const region = config.region;
+    const clock: Clock = { nowMs: () => Date.now() };
+    const client = new UpstreamClient(options.observer === undefined ? {} : { observer: options.observer });
     const target = (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId);
+    const onAlert = (report: FeedbackReport): void =>
+      log(`account ${report.accountId} disabled after an upstream ${report.alert?.status ?? 'refusal'}: re-enable it with EnableAccount once fixed`);
+    const forwardClient = new ForwardClient();
+    const router = new ForwardRouter({
+      self: config.node,
+      region,
+      members: config.members,
+      memberGrpc: config.memberGrpc ?? new Map(),
+      connected: (member) => runtime.node.peerConnected(member),
+      transport: forwardClient,
+      crypto: nodeAuthCrypto,
+      secret: runtime.secret,
+      clock,
+    });
+    const otherMembers = new Set<NodeId>(config.members.map((member) => member.id).filter((id) => id !== config.node));
+    const executor = new ForwardExecutor({
+      region,
+      crypto: nodeAuthCrypto,
+      secret: runtime.secret,
+      isMember: (id) => otherMembers.has(id),
+      pool: runtime.pool,
+      usage: runtime.accountUsage,
+      client,
+      targets: target,
+      ledger: new ForwardLedger(),
+      clock,
+      onAlert,
+      log,
+    });
     const caller = new AccountCaller({
       pool: runtime.pool,
       usage: runtime.accountUsage,
       client,
       targets: target,
+      routes: (account, accountTarget) => (accountTarget === undefined ? router.route(account) : executor.localRoute(account, accountTarget, config.node)),
       localRegion: region,
       poolChanges: (listener) => runtime.onPoolChange(listener),
-      onAlert: (report) => log(`account ${report.accountId} disabled after an upstream ${report.alert?.status ?? 'refusal'}: re-enable it with EnableAccount once fixed`),
+      onAlert,
       log,
     });
     // Count calls are short and rare; their own small pool keeps them out of the completions' queue.
@@ -79,21 +137,37 @@ export class RegionGateway {
       targets: target,
       countTokens: (upstreamTarget, request, callOptions) => countTokensCall(upstreamTarget, request, { ...callOptions, dispatcher: countAgent }),
       ...(options.settings === undefined ? {} : { settings: options.settings }),
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
       log,
     });
     const admin = options.adminToken === undefined ? undefined : new AdminGateway({ runtime, adminToken: options.adminToken, crypto: nodeAuthCrypto });
-    const server = new CarpoolGrpcServer({ carpool, ...(admin === undefined ? {} : { admin }), log });
+    const server = new CarpoolGrpcServer({ carpool, ...(admin === undefined ? {} : { admin }), forward: executor, log });
     let port: number;
     try {
       port = await server.start(options.listen);
     } catch (error) {
       caller.close();
+      forwardClient.close();
       await client.close(1);
       await countAgent.close();
       throw error;
     }
-    server.setServing(true);
-    return new RegionGateway(port, server, carpool, admin, caller, client, countAgent, log);
+    return new RegionGateway(port, server, carpool, admin, caller, router, executor, runtime, client, forwardClient, countAgent, log);
+  }
+
+  /** Whether this node reaches a majority of the mesh, itself included. */
+  get hasQuorum(): boolean {
+    const membership = this.runtime.node.membership;
+    let reachable = 1;
+    for (const member of membership.members) {
+      if (member.id !== membership.self.id && this.runtime.node.peerConnected(member.id)) reachable++;
+    }
+    return reachable >= membership.quorum().write;
+  }
+
+  private checkHealth(): void {
+    if (this.stopping !== undefined) return;
+    this.server.setServing(this.hasQuorum);
   }
 
   /** Drains and stops within `graceMs`; see the file comment. Idempotent. */
@@ -103,6 +177,7 @@ export class RegionGateway {
   }
 
   private async shutDown(graceMs: number): Promise<void> {
+    clearInterval(this.healthTimer);
     const deadlineMs = Date.now() + graceMs;
     await this.server.stop(graceMs);
     const leftMs = (): number => Math.max(1, deadlineMs - Date.now());
@@ -115,6 +190,7 @@ export class RegionGateway {
     if (settled === 'grace-over') this.log(`gateway: ${this.carpool.inFlight} calls still settling at the end of the grace; the upstream client cuts them`);
     this.carpool.close();
     this.caller.close();
+    this.forwardClient.close();
     await this.client.close(leftMs());
     await this.countAgent.close();
   }

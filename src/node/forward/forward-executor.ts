@@ -1,0 +1,305 @@
+import type { TokenUsage } from '../../admission/estimate.js';
+import type { AuthCrypto } from '../../admission/auth-crypto.js';
+import type { Clock } from '../../core/clock.js';
+import type { AccountId, NodeId, RegionId, RequestId } from '../../core/ids.js';
+import { forwardCallsInFlightMax, forwardReplayBytesMax } from '../../core/limits.js';
+import type { Result } from '../../core/result.js';
+import type { Account } from '../../mesh/policy/policy-schema.js';
+import type { ForwardCall, ForwardHandler, ForwardRefusal, ForwardResult, ForwardSink } from '../../net/grpc/forward-handler.js';
+import type { AccountPool, FeedbackReport } from '../../pool/account-pool.js';
+import { accountAmountsOf, type AccountUsage } from '../../pool/account-usage.js';
+import { MessageStream } from '../../upstream/message-stream.js';
+import type { SseEvent } from '../../upstream/sse-parser.js';
+import type { EventSink } from '../../upstream/upstream-client.js';
+import type { UpstreamRequest, UpstreamTarget } from '../../upstream/upstream-request.js';
+import type { Completion, StreamCompletion, UpstreamError } from '../../upstream/upstream-result.js';
+import type { AccountCallClient } from '../account-caller.js';
+import type { ForwardLedger, StoredAnswer } from './forward-ledger.js';
+import { type ForwardRoute, upstreamResultOf } from './forward-route.js';
+import { verifyForward } from './member-mac.js';
+
+/**
+ * The home side of a forwarded call (proto/carpool/mesh/v1/forward.proto): checks the member's
+ * proof, consults the ledger, makes the one upstream call with the account's credential held
+ * here, tells this node's pool what the account said, charges the account's counters, and
+ * answers with the usage and feedback for the origin.
+ *
+ *   proof ── bad ─────────────────────────────────────────▶ UNAUTHENTICATED (nothing runs)
+ *   account unknown, not homed here, no credential here ──▶ refused (the origin skips it)
+ *   ledger ─ running ─────────────────────────────────────▶ refused
+ *          ─ done ──── same origin ───────────────────────▶ replay with the usage
+ *                   └─ another origin ────────────────────▶ replay with zero usage
+ *          ─ new ───── upstream call ─ feedback, charge ──▶ the result, stored for replays
+ *
+ * Permits: the origin's pool holds the account's permit for the whole forwarded call, so the
+ * account's concurrency is bounded by each calling node's pool, as it is for local calls; the
+ * home node adds only its own bound on forwarded calls in flight.
+ */
+export interface ForwardExecutorOptions {
+  readonly region: RegionId;
+  readonly crypto: AuthCrypto;
+  readonly secret: Uint8Array;
+  readonly isMember: (id: NodeId) => boolean;
+  readonly pool: Pick<AccountPool, 'account' | 'onFeedback'>;
+  readonly usage: Pick<AccountUsage, 'charge'>;
+  readonly client: AccountCallClient;
+  readonly targets: (accountId: AccountId) => UpstreamTarget | undefined;
+  readonly ledger: ForwardLedger;
+  readonly clock: Clock;
+  readonly onAlert?: (report: FeedbackReport) => void;
+  readonly log?: (line: string) => void;
+}
+
+/** One call on an account homed here; see `ForwardExecutor.run`. */
+export interface AccountRun {
+  readonly requestId: RequestId;
+  readonly account: Account;
+  readonly target: UpstreamTarget;
+  /** The member whose request this is: the forwarding origin, or this node. */
+  readonly origin: NodeId;
+  readonly request: UpstreamRequest;
+  readonly stream: boolean;
+  readonly onEvent?: EventSink;
+  readonly signal?: AbortSignal;
+  readonly reportFeedback: boolean;
+}
+
+export type RunOutcome =
+  | { readonly kind: 'ran'; readonly upstream: Result<Completion | StreamCompletion, UpstreamError>; readonly result: ForwardResult }
+  | { readonly kind: 'replayed'; readonly result: ForwardResult; readonly events: readonly SseEvent[] }
+  | { readonly kind: 'refused'; readonly result: ForwardResult };
+
+export class ForwardExecutorStats {
+  executed = 0;
+  replayed = 0;
+  refused = 0;
+  unauthenticated = 0;
+  chargeFailures = 0;
+}
+
+const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
+
+export class ForwardExecutor implements ForwardHandler {
+  readonly stats = new ForwardExecutorStats();
+  private running = 0;
+
+  constructor(private readonly options: ForwardExecutorOptions) {}
+
+  async execute(call: ForwardCall, sink: ForwardSink | undefined): Promise<ForwardResult | ForwardRefusal> {
+    const { request, proof } = call;
+    const { options } = this;
+    const nowMs = options.clock.nowMs();
+    const proven = verifyForward(options.crypto, options.secret, options.isMember, proof, { requestId: request.requestId, accountId: request.accountId, body: request.requestJson }, nowMs);
+    if (!proven.ok) {
+      this.stats.unauthenticated++;
+      options.log?.(`forward from ${proof.member} refused: ${proven.error}`);
+      return { kind: 'unauthenticated', reason: proven.error };
+    }
+    const account = options.pool.account(request.accountId);
+    if (account === undefined) return this.refused(`account ${request.accountId} is not in this node's policy`);
+    if (account.homeRegion !== options.region) return this.refused(`account ${request.accountId} is homed in ${account.homeRegion}, not ${options.region}`);
+    const target = options.targets(request.accountId);
+    if (target === undefined) return this.refused(`this node holds no credential for account ${request.accountId}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request.requestJson));
+    } catch {
+      return this.refused('request_json is not UTF-8 JSON');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return this.refused('request_json is not a JSON object');
+    if (this.running >= forwardCallsInFlightMax) return this.refused('the home node runs its most forwarded calls');
+
+    const upstreamRequest: UpstreamRequest = {
+      body: body as Record<string, unknown>,
+      ...(request.anthropicVersion === undefined ? {} : { anthropicVersion: request.anthropicVersion }),
+      ...(request.anthropicBeta === undefined ? {} : { anthropicBeta: request.anthropicBeta }),
+    };
+    const outcome = await this.run({
+      requestId: request.requestId,
+      account,
+      target,
+      origin: proof.member,
+      request: upstreamRequest,
+      stream: request.stream,
+      ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink.send(event) }),
+      signal: call.signal,
+      reportFeedback: true,
+    });
+    return outcome.result;
+  }
+
+  /**
+   * One call on an account homed here, through the ledger: run once, or replayed. The forward
+   * service runs every forwarded call through it, and this node's own calls on its accounts do
+   * too (`localRoute`), so a request id that reached an account through any region runs on it
+   * once. `reportFeedback` tells this node's pool what the account said; a local caller reports
+   * it itself.
+   */
+  async run(run: AccountRun): Promise<RunOutcome> {
+    const { options } = this;
+    const { requestId, account } = run;
+    const begun = options.ledger.begin(requestId, account.id, run.origin, options.clock.nowMs());
+    switch (begun.kind) {
+      case 'running':
+        return { kind: 'refused', result: this.refused(`request ${requestId} is already running on account ${account.id}`) };
+      case 'full':
+        return { kind: 'refused', result: this.refused('the forward ledger is full of running calls') };
+      case 'done':
+        return { kind: 'replayed', result: await this.replay(begun.answer, begun.origin === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
+      case 'new':
+        break;
+    }
+
+    this.running++;
+    this.stats.executed++;
+    let heldBytes = 0;
+    try {
+      let events: SseEvent[] | undefined = run.stream ? [] : undefined;
+      const sink = run.onEvent;
+      const upstream: Result<Completion | StreamCompletion, UpstreamError> = run.stream
+        ? await options.client.stream(run.target, run.request, {
+            ...(run.signal === undefined ? {} : { signal: run.signal }),
+            onEvent: (event) => {
+              // Kept for a replay while they fit the ledger's bounds; past them, not at all.
+              if (events !== undefined) {
+                const bytes = 2 * (event.event.length + event.data.length);
+                if (heldBytes + bytes <= forwardReplayBytesMax && options.ledger.hold(bytes)) {
+                  heldBytes += bytes;
+                  events.push(event);
+                } else events = undefined;
+              }
+              return sink?.(event);
+            },
+          })
+        : await options.client.complete(run.target, run.request, run.signal === undefined ? {} : { signal: run.signal });
+      const feedback = upstream.ok ? upstream.value.feedback : upstream.error.feedback;
+      const usage = upstream.ok ? upstream.value.usage : upstream.error.usage;
+      if (run.reportFeedback && feedback !== undefined) {
+        const report = options.pool.onFeedback(account.id, feedback, options.clock.nowMs());
+        if (report?.alert !== undefined) options.onAlert?.(report);
+      }
+      if (upstream.ok || feedback?.kind === 'success' || !isZero(usage)) this.charge(account, usage);
+      const result = resultOf(upstream, run.stream, options.region);
+      options.ledger.release(heldBytes);
+      heldBytes = 0;
+      const answerKept = !run.stream || events !== undefined;
+      options.ledger.finish(requestId, account.id, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
+      return { kind: 'ran', upstream, result };
+    } catch (error) {
+      options.ledger.release(heldBytes);
+      options.ledger.abandon(requestId, account.id);
+      throw error;
+    } finally {
+      this.running--;
+    }
+  }
+
+  /**
+   * This node's own calls on an account homed here, as a route for the account caller: through
+   * `run`, so a request that already ran on the account through another region is replayed (with
+   * zero usage, since that region settles it) instead of calling the upstream a second time.
+   */
+  localRoute(account: Account, target: UpstreamTarget, self: NodeId): ForwardRoute {
+    return {
+      region: this.options.region,
+      call: async (_accountId, call) => {
+        const stream = call.stream ? new MessageStream() : undefined;
+        const sink = call.onEvent;
+        const outcome = await this.run({
+          requestId: call.requestId,
+          account,
+          target,
+          origin: self,
+          request: call.request,
+          stream: call.stream,
+          ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink(event) }),
+          ...(call.signal === undefined ? {} : { signal: call.signal }),
+          reportFeedback: false,
+        });
+        if (outcome.kind === 'ran') return outcome.upstream;
+        // A replay: its events went to the sink; the message is rebuilt from them like a forward's.
+        if (stream !== undefined && outcome.kind === 'replayed') for (const event of outcome.events) stream.onEvent(event);
+        return upstreamResultOf(outcome.result, call.stream, stream, call.signal?.aborted === true);
+      },
+    };
+  }
+
+  /**
+   * A repeated forward: the stored answer, with the usage for the origin that sent the first
+   * one and zero for any other (the first origin settles the tenant for it). A stream is replayed
+   * by its stored events; an answer not kept, or kept as the other kind, is replayed as its
+   * outcome without a message, which the origin reports as a failure carrying the usage.
+   */
+  private async replay(answer: StoredAnswer, sameOrigin: boolean, stream: boolean, sink: EventSink | undefined): Promise<ForwardResult> {
+    this.stats.replayed++;
+    const usage = sameOrigin ? answer.result.usage : zeroUsage;
+    const usable = answer.answerKept && answer.stream === stream;
+    if (!usable) {
+      return { ...answer.result, outcome: answer.result.outcome === 'ok' ? 'refused' : answer.result.outcome, usage, messageJson: undefined, detail: 'already executed; the answer is not held for a replay', replayed: true };
+    }
+    if (stream && sink !== undefined) {
+      // Bounded by the stored events, at most forwardReplayBytesMax of them.
+      for (const event of answer.events ?? []) await sink(event);
+    }
+    return { ...answer.result, usage, replayed: true };
+  }
+
+  private refused(detail: string): ForwardResult {
+    this.stats.refused++;
+    return {
+      outcome: 'refused',
+      usage: zeroUsage,
+      feedback: undefined,
+      messageJson: undefined,
+      upstreamRequestId: undefined,
+      status: 0,
+      errorType: '',
+      detail,
+      cancelled: false,
+      replayed: false,
+      servedRegion: this.options.region,
+    };
+  }
+
+  private charge(account: Account, usage: TokenUsage): void {
+    const charged = this.options.usage.charge(account, accountAmountsOf(usage), this.options.clock.nowMs());
+    if (charged.ok) return;
+    this.stats.chargeFailures++;
+    this.options.log?.(`account ${account.id}: forwarded usage not charged (${charged.error.kind})`);
+  }
+}
+
+const utf8 = new TextEncoder();
+
+function resultOf(result: { ok: true; value: Completion | StreamCompletion } | { ok: false; error: UpstreamError }, stream: boolean, region: RegionId): ForwardResult {
+  const base = { upstreamRequestId: undefined, status: 0, errorType: '', detail: '', cancelled: false, replayed: false, servedRegion: region, messageJson: undefined };
+  if (result.ok) {
+    const value = result.value;
+    // A stream's message is rebuilt by the origin from the events it relayed.
+    const messageJson = stream ? undefined : utf8.encode(JSON.stringify((value as Completion).message));
+    return { ...base, outcome: 'ok', usage: value.usage, feedback: value.feedback, messageJson, upstreamRequestId: value.requestId, cancelled: value.cancelled };
+  }
+  const error = result.error;
+  const common = { ...base, outcome: error.kind, usage: error.usage, feedback: error.feedback, upstreamRequestId: error.requestId };
+  switch (error.kind) {
+    case 'http-status':
+      return { ...common, status: error.status, errorType: error.errorType ?? '', detail: error.message };
+    case 'stream-error':
+      return { ...common, errorType: error.errorType, detail: error.message };
+    case 'timeout':
+      return { ...common, detail: error.phase };
+    case 'unavailable':
+      return { ...common, detail: error.reason };
+    case 'network':
+    case 'bad-response':
+    case 'truncated':
+    case 'invalid-request':
+      return { ...common, detail: error.detail };
+    case 'cancelled':
+      return { ...common, cancelled: true };
+  }
+}
+
+function isZero(usage: TokenUsage): boolean {
+  return usage.input === 0 && usage.output === 0 && usage.cacheWrite === 0 && usage.cacheRead === 0;
+}

@@ -1,0 +1,107 @@
+// Proves the home node's ledger runs a (request id, account id) pair once: a repeat while it runs
+// is refused, a repeat after it is replayed with its origin; entries expire and are evicted oldest
+// first within their bounds, running ones never; answers past the replay bound are not kept.
+import { describe, expect, it } from 'vitest';
+import type { AccountId, NodeId, RegionId, RequestId } from '../../../src/core/ids.js';
+import type { ForwardResult } from '../../../src/net/grpc/forward-handler.js';
+import { ForwardLedger, type StoredAnswer } from '../../../src/node/forward/forward-ledger.js';
+
+const account = 'acct-1' as AccountId;
+const origin = 'use-1' as NodeId;
+const other = 'aps-1' as NodeId;
+const id = (n: number): RequestId => `req-${n}` as RequestId;
+
+function answer(messageBytes: number): StoredAnswer {
+  const result: ForwardResult = {
+    outcome: 'ok',
+    usage: { input: 10, output: 5, cacheWrite: 0, cacheRead: 0 },
+    feedback: undefined,
+    messageJson: new Uint8Array(messageBytes),
+    upstreamRequestId: undefined,
+    status: 0,
+    errorType: '',
+    detail: '',
+    cancelled: false,
+    replayed: false,
+    servedRegion: 'eu-west' as RegionId,
+  };
+  return { result, events: undefined, answerKept: true, stream: false };
+}
+
+describe('ForwardLedger', () => {
+  it('runs a pair once: running is refused, done is replayed with the first origin', () => {
+    const ledger = new ForwardLedger();
+    expect(ledger.begin(id(1), account, origin, 0).kind).toBe('new');
+    expect(ledger.begin(id(1), account, other, 1).kind).toBe('running');
+    // Another account is another pair: a retry may go elsewhere.
+    expect(ledger.begin(id(1), 'acct-2' as AccountId, origin, 1).kind).toBe('new');
+    ledger.finish(id(1), account, answer(100), 2);
+    const again = ledger.begin(id(1), account, other, 3);
+    expect(again.kind).toBe('done');
+    if (again.kind === 'done') {
+      expect(again.origin).toBe(origin);
+      expect(again.answer.result.usage.output).toBe(5);
+      expect(again.answer.result.messageJson?.length).toBe(100);
+    }
+    expect(ledger.stats.replayed).toBe(1);
+    expect(ledger.stats.refusedRunning).toBe(1);
+  });
+
+  it('forgets an abandoned pair so that a repeat may run it', () => {
+    const ledger = new ForwardLedger();
+    ledger.begin(id(1), account, origin, 0);
+    ledger.abandon(id(1), account);
+    expect(ledger.begin(id(1), account, origin, 1).kind).toBe('new');
+  });
+
+  it('expires done entries after the time to live, never running ones', () => {
+    const ledger = new ForwardLedger(10, 1_000_000, 100);
+    ledger.begin(id(1), account, origin, 0);
+    ledger.begin(id(2), account, origin, 0);
+    ledger.finish(id(2), account, answer(10), 0);
+    expect(ledger.begin(id(3), account, origin, 150).kind).toBe('new');
+    expect(ledger.stats.expired).toBe(1);
+    expect(ledger.begin(id(2), account, origin, 150).kind).toBe('new');
+    expect(ledger.begin(id(1), account, origin, 150).kind).toBe('running');
+  });
+
+  it('evicts the oldest done entry when full, and refuses when every entry runs', () => {
+    const ledger = new ForwardLedger(2, 1_000_000, 1_000_000);
+    ledger.begin(id(1), account, origin, 0);
+    ledger.finish(id(1), account, answer(1), 0);
+    ledger.begin(id(2), account, origin, 1);
+    expect(ledger.begin(id(3), account, origin, 2).kind).toBe('new');
+    expect(ledger.stats.evicted).toBe(1);
+    expect(ledger.size).toBe(2);
+    expect(ledger.begin(id(4), account, origin, 3).kind).toBe('full');
+    expect(ledger.begin(id(1), account, origin, 3).kind).toBe('full');
+  });
+
+  it('keeps answers within the byte bounds and the outcome of one too large', () => {
+    const ledger = new ForwardLedger(100, 1_000, 1_000_000);
+    for (let n = 1; n <= 3; n++) {
+      ledger.begin(id(n), account, origin, n);
+      ledger.finish(id(n), account, answer(400), n);
+    }
+    // Three answers of 400 bytes do not fit 1,000: the oldest went.
+    expect(ledger.storedBytes).toBe(800);
+    expect(ledger.begin(id(1), account, origin, 10).kind).toBe('new');
+    ledger.finish(id(1), account, answer(5_000), 11);
+    const big = ledger.begin(id(1), account, other, 12);
+    expect(big.kind).toBe('done');
+    if (big.kind === 'done') {
+      expect(big.answer.answerKept).toBe(false);
+      expect(big.answer.result.messageJson).toBeUndefined();
+      expect(big.answer.result.usage.input).toBe(10);
+    }
+    expect(ledger.stats.answersDropped).toBe(1);
+  });
+
+  it('holds bytes for running answers against the same bound', () => {
+    const ledger = new ForwardLedger(100, 1_000, 1_000_000);
+    expect(ledger.hold(600)).toBe(true);
+    expect(ledger.hold(600)).toBe(false);
+    ledger.release(600);
+    expect(ledger.hold(600)).toBe(true);
+  });
+});

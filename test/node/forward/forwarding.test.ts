@@ -1,0 +1,210 @@
+// Proves cross-region forwarding between two real region nodes in one process (mesh over ws, the
+// gRPC endpoints and the Forward service on loopback, one emulator): a call whose account is
+// homed in the other region is served there and counted once for the tenant and the account,
+// streamed or not; a repeated forward replays instead of calling the upstream again; a client
+// retry of the same request id through the home region is not counted again; a forged member
+// proof is refused; and an account whose home region is unreachable is passed over.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usedUnder } from '../../../src/admission/quota.js';
+import { type AccountId, asNodeId, asRegionId, type NodeId, type RegionId, type RequestId, type TenantId } from '../../../src/core/ids.js';
+import { type Account, defaultTokenWeights, type LimitRule, type Tenant } from '../../../src/mesh/policy/policy-schema.js';
+import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
+import { ForwardClient } from '../../../src/net/grpc/forward-client.js';
+import { mintApiKey } from '../../../src/node/gateway/api-key-mint.js';
+import { RegionGateway } from '../../../src/node/gateway/region-gateway.js';
+import { signForward } from '../../../src/node/forward/member-mac.js';
+import { MeshRuntime } from '../../../src/node/mesh-runtime.js';
+import { nodeAuthCrypto } from '../../../src/node/node-auth-crypto.js';
+import { generatedAccounts } from '../../../src/upstream/emulator/emulator-config.js';
+import { type Emulator, startEmulator } from '../../../src/upstream/emulator/emulator-server.js';
+import type { UpstreamTarget } from '../../../src/upstream/upstream-request.js';
+import { freePort } from '../../support/cluster.js';
+import { until } from '../../support/wait.js';
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+const secret = 'forwarding-test-mesh-secret';
+const east: RegionId = asRegionId('us-east');
+const west: RegionId = asRegionId('eu-west');
+const eastNode: NodeId = asNodeId('use-1');
+const westNode: NodeId = asNodeId('euw-1');
+const westAccount = 'acct-west' as AccountId;
+const rules = (limits: Record<string, number>): LimitRule[] => Object.entries(limits).map(([metric, limit]) => ({ metric, window: 'day30', sliding: false, limit, mode: 'eventual' }));
+const tenantRules = rules({ requests: 1_000_000, weighted_tokens: 1_000_000_000 });
+const accountRules = rules({ requests: 1_000_000, input_tokens: 1_000_000_000, output_tokens: 1_000_000_000, weighted_tokens: 1_000_000_000 });
+
+interface Region {
+  readonly runtime: MeshRuntime;
+  readonly gateway: RegionGateway;
+  readonly client: CarpoolClient;
+}
+
+let emulator: Emulator;
+let eastRegion: Region;
+let westRegion: Region;
+let apiKey = '';
+let nextId = 0;
+
+function request(stream = false): { requestId: string; requestJson: Uint8Array; anthropicVersion: string; anthropicBeta: string; user: string } {
+  const body = { model: 'claude-sonnet-4-6', max_tokens: 32, messages: [{ role: 'user', content: `Forward me ${stream ? 'a stream' : 'a message'}` }] };
+  return { requestId: `fwd-${++nextId}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
+}
+
+function used(runtime: MeshRuntime, scope: 'tenant' | 'account', subject: string, metric: string): number {
+  const rule = (scope === 'tenant' ? tenantRules : accountRules).find((r) => r.metric === metric) as LimitRule;
+  return usedUnder(runtime.counter, scope, subject, rule, Date.now());
+}
+
+function upstreamRequests(): number {
+  return Object.values(emulator.stats().keys).reduce((sum, row) => sum + row.messages, 0);
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ accounts: generatedAccounts(1, 5), seed: 5 });
+  const [eastMesh, westMesh, eastGrpc, westGrpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const members = [
+    { id: eastNode, region: east, url: `ws://127.0.0.1:${eastMesh}` },
+    { id: westNode, region: west, url: `ws://127.0.0.1:${westMesh}` },
+  ];
+  const memberGrpc = new Map<NodeId, string>([
+    [eastNode, `127.0.0.1:${eastGrpc}`],
+    [westNode, `127.0.0.1:${westGrpc}`],
+  ]);
+  const start = async (node: NodeId, region: RegionId, meshPort: number, grpcPort: number, targets: Map<AccountId, UpstreamTarget>): Promise<Region> => {
+    const runtime = await MeshRuntime.start({
+      config: { node, region, listen: { host: '127.0.0.1', port: meshPort }, admin: undefined, members, memberGrpc, secret: { kind: 'inline', value: secret }, tls: undefined },
+      secret: utf8.encode(secret),
+    });
+    const gateway = await RegionGateway.start({ runtime, listen: { host: '127.0.0.1', port: grpcPort }, targets });
+    return { runtime, gateway, client: new CarpoolClient({ target: `127.0.0.1:${gateway.port}` }) };
+  };
+  // Only the home region holds the account's credential, as in a real deployment.
+  eastRegion = await start(eastNode, east, eastMesh, eastGrpc, new Map());
+  westRegion = await start(westNode, west, westMesh, westGrpc, new Map([[westAccount, { baseUrl: emulator.url, credential: { kind: 'api-key', key: emulator.keys[0] as string } }]]));
+
+  const account: Account = { id: westAccount, kind: 'api-key', homeRegion: west, weight: 1, concurrencyMax: 8, limits: accountRules };
+  expect(eastRegion.runtime.policy.upsertAccount(account).ok).toBe(true);
+  const minted = mintApiKey(nodeAuthCrypto, 'acme' as TenantId);
+  apiKey = minted.apiKey;
+  const tenant: Tenant = {
+    id: 'acme' as TenantId,
+    tier: 'paid',
+    apiKeyHashes: [minted.keyHashHex],
+    requireSignature: false,
+    concurrencyMax: 100,
+    weights: defaultTokenWeights,
+    limits: tenantRules,
+    userLimits: [],
+    userConcurrencyMax: 100,
+  };
+  expect(eastRegion.runtime.policy.upsertTenant(tenant).ok).toBe(true);
+  await until(() => westRegion.runtime.policy.tenant('acme' as TenantId) !== undefined && westRegion.runtime.pool.account(westAccount) !== undefined, 'the policy reaches eu-west', 10_000);
+  await until(() => eastRegion.runtime.node.peerConnected(westNode), 'the mesh link is up', 10_000);
+}, 30_000);
+
+afterAll(async () => {
+  for (const region of [eastRegion, westRegion]) {
+    if (region === undefined) continue;
+    region.client.close();
+    await region.gateway.stop(2_000);
+    await region.runtime.stop();
+  }
+  await emulator?.close();
+});
+
+describe('forwarding to the home region', () => {
+  it('serves a call through the account home region, counted once for the tenant and the account', async () => {
+    const before = upstreamRequests();
+    const answer = await eastRegion.client.complete(request(), { metadata: { 'x-api-key': apiKey } });
+    if (!answer.ok) throw new Error(JSON.stringify(answer.error));
+    expect(answer.value.servedRegion).toBe('eu-west');
+    const message = JSON.parse(fromUtf8.decode(answer.value.messageJson)) as { type: string; usage: { output_tokens: number } };
+    expect(message.type).toBe('message');
+    expect(upstreamRequests()).toBe(before + 1);
+    expect(eastRegion.gateway.router.stats.forwards).toBeGreaterThanOrEqual(1);
+    // The tenant is charged by the origin, the account by the home node; each once, everywhere.
+    await until(() => used(westRegion.runtime, 'tenant', 'acme', 'requests') === 1 && used(eastRegion.runtime, 'account', westAccount, 'requests') === 1, 'both counters converge', 5_000);
+    expect(used(eastRegion.runtime, 'tenant', 'acme', 'requests')).toBe(1);
+    expect(used(westRegion.runtime, 'account', westAccount, 'requests')).toBe(1);
+    expect(used(westRegion.runtime, 'account', westAccount, 'output_tokens')).toBe(answer.value.usage.outputTokens);
+  });
+
+  it('streams a forwarded call event for event and settles its usage', async () => {
+    const tenantBefore = used(eastRegion.runtime, 'tenant', 'acme', 'requests');
+    const types: string[] = [];
+    let summary: { usage: { outputTokens: number }; servedRegion: string } | undefined;
+    for await (const item of eastRegion.client.streamComplete(request(true), { metadata: { 'x-api-key': apiKey } })) {
+      if (item.kind === 'error') throw new Error(JSON.stringify(item.error));
+      if (item.kind === 'event') types.push(item.event.type);
+      else summary = item.summary;
+    }
+    expect(types[0]).toBe('message_start');
+    expect(types.at(-1)).toBe('message_stop');
+    expect(summary?.servedRegion).toBe('eu-west');
+    expect(summary?.usage.outputTokens).toBeGreaterThan(0);
+    expect(used(eastRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore + 1);
+  });
+
+  it('replays a repeated forward from the ledger without calling the upstream again', async () => {
+    const forward = new ForwardClient();
+    try {
+      const body = utf8.encode(JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'once only' }] }));
+      const requestId = `fwd-direct-${++nextId}` as RequestId;
+      const wire = { requestId, accountId: westAccount, tenant: 'acme' as TenantId, requestJson: body, anthropicVersion: undefined, anthropicBeta: undefined, stream: false, originRegion: east };
+      const address = `127.0.0.1:${westRegion.gateway.port}`;
+      const sign = (): ReturnType<typeof signForward> => signForward(nodeAuthCrypto, utf8.encode(secret), eastNode, Date.now(), { requestId, accountId: westAccount, body });
+      const before = upstreamRequests();
+      const first = await forward.execute(address, wire, sign(), { deadlineMs: Date.now() + 10_000 });
+      const second = await forward.execute(address, wire, sign(), { deadlineMs: Date.now() + 10_000 });
+      if (!first.ok || !second.ok) throw new Error(JSON.stringify([first, second]));
+      expect(first.value.outcome).toBe('ok');
+      expect(first.value.replayed).toBe(false);
+      expect(second.value.replayed).toBe(true);
+      // The same origin asked again: it may never have heard the usage, so it gets it again.
+      expect(second.value.usage).toEqual(first.value.usage);
+      expect(fromUtf8.decode(second.value.messageJson)).toBe(fromUtf8.decode(first.value.messageJson));
+      expect(upstreamRequests()).toBe(before + 1);
+
+      const forged = await forward.execute(address, wire, { ...sign(), mac: 'f'.repeat(64) }, { deadlineMs: Date.now() + 10_000 });
+      expect(forged.ok).toBe(false);
+      if (!forged.ok) expect(forged.error.code).toBe('UNAUTHENTICATED');
+    } finally {
+      forward.close();
+    }
+  });
+
+  it('does not count a client retry through the home region again', async () => {
+    const first = request();
+    const answer = await eastRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
+    expect(answer.ok).toBe(true);
+    await until(() => used(westRegion.runtime, 'tenant', 'acme', 'requests') === used(eastRegion.runtime, 'tenant', 'acme', 'requests'), 'the tenant counter converges', 5_000);
+    const tenantBefore = used(westRegion.runtime, 'tenant', 'acme', 'requests');
+    const accountBefore = used(westRegion.runtime, 'account', westAccount, 'requests');
+    const upstreamBefore = upstreamRequests();
+    // The client did not hear the answer and retries the same id at eu-west, whose own account
+    // already ran it: the ledger replays it with zero usage, since us-east settled it.
+    const retried = await westRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
+    if (!retried.ok) throw new Error(JSON.stringify(retried.error));
+    expect(retried.value.servedRegion).toBe('eu-west');
+    expect(upstreamRequests()).toBe(upstreamBefore);
+    expect(used(westRegion.runtime, 'account', westAccount, 'requests')).toBe(accountBefore);
+    expect(used(westRegion.runtime, 'tenant', 'acme', 'weighted_tokens')).toBe(used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens'));
+    // The request count of the retry's reservation settles at zero: nothing reached the model.
+    expect(used(westRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore);
+  });
+
+  it('passes over an account whose home region is unreachable, and says when to retry', async () => {
+    await westRegion.gateway.stop(1_000);
+    await westRegion.runtime.stop();
+    await until(() => !eastRegion.runtime.node.peerConnected(westNode), 'the mesh link is down', 10_000);
+    const upstreamBefore = upstreamRequests();
+    const answer = await eastRegion.client.complete(request(), { metadata: { 'x-api-key': apiKey } });
+    expect(answer.ok).toBe(false);
+    if (!answer.ok && answer.error.kind === 'status') {
+      expect(answer.error.codeName).toBe('UNAVAILABLE');
+      expect(answer.error.pushbackMs).toBeGreaterThan(0);
+    }
+    expect(upstreamRequests()).toBe(upstreamBefore);
+    expect(eastRegion.gateway.router.stats.noRoute).toBeGreaterThan(0);
+  });
+});
