@@ -3,7 +3,8 @@
 // homed in the other region is served there and counted once for the tenant and the account,
 // streamed or not; a repeated forward replays instead of calling the upstream again; a client
 // retry of the same request id through the home region is not counted again; a forged member
-// proof is refused; and an account whose home region is unreachable is passed over.
+// proof is refused; and an account whose home region is unreachable is passed over, while the
+// node, left without a majority, reports NOT_SERVING.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usedUnder } from '../../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type NodeId, type RegionId, type RequestId, type TenantId } from '../../../src/core/ids.js';
@@ -19,6 +20,7 @@ import { generatedAccounts } from '../../../src/upstream/emulator/emulator-confi
 import { type Emulator, startEmulator } from '../../../src/upstream/emulator/emulator-server.js';
 import type { UpstreamTarget } from '../../../src/upstream/upstream-request.js';
 import { freePort } from '../../support/cluster.js';
+import { healthOf } from '../../support/grpc-health.js';
 import { until } from '../../support/wait.js';
 
 const utf8 = new TextEncoder();
@@ -206,5 +208,13 @@ describe('forwarding to the home region', () => {
     }
     expect(upstreamRequests()).toBe(upstreamBefore);
     expect(eastRegion.gateway.router.stats.noRoute).toBeGreaterThan(0);
+    // One of two members is no majority: the endpoint tells load balancers to look elsewhere.
+    await until(() => !eastRegion.gateway.hasQuorum, 'east sees no quorum');
+    let health = '';
+    for (let tries = 0; tries < 30 && health !== 'NOT_SERVING'; tries++) {
+      health = await healthOf(eastRegion.gateway.port, '');
+      if (health !== 'NOT_SERVING') await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(health).toBe('NOT_SERVING');
   });
 });

@@ -1,23 +1,11 @@
 // Proves the node's gRPC endpoint lifecycle: health answers SERVING once the gateway started, and stopping it lets a running stream finish within the grace, settles it in full, and leaves nothing running.
-import { Client, credentials as grpcCredentials, Metadata, type MethodDefinition } from '@grpc/grpc-js';
-import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
+import { healthOf } from '../../support/grpc-health.js';
 import { until, within } from '../../support/wait.js';
 import { closeAll, completion, startHarness, weighted } from './gateway-harness.js';
 
 afterEach(closeAll);
-
-function healthOf(port: number, service: string): Promise<string> {
-  const check = healthService.Check as MethodDefinition<{ service: string }, { status: string }>;
-  const client = new Client(`127.0.0.1:${port}`, grpcCredentials.createInsecure());
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(check.path, check.requestSerialize, check.responseDeserialize, { service }, new Metadata(), {}, (error, response) => {
-      client.close();
-      resolve(error === null ? (response?.status ?? 'none') : `error ${error.code}`);
-    });
-  });
-}
 
 describe('RegionGateway', () => {
   it('reports SERVING once started, for the endpoint and each service', async () => {
