@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // The `carpool` command. Subcommands are added as the parts they drive land.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { clientUsage, parseClientArgs } from './local/client-args.js';
+import { runClient } from './local/local-client.js';
+import { runLocal } from './local/run-local.js';
 import { runCounterDemo } from './node/counter-demo.js';
 import { runNode } from './node/run-node.js';
 import { runEmulator } from './upstream/emulator/run-emulator.js';
@@ -8,9 +11,18 @@ import { runEmulator } from './upstream/emulator/run-emulator.js';
 const usage = `usage: carpool <command> [options]
 
 commands:
+  local [--config FILE] [--state-dir DIR] [--status-every SECONDS]
+      a local three-region mesh (\`npm start\`): the emulator and one node process per region,
+      policy applied and a key minted per tenant; prints the endpoints and a status line per
+      region until Ctrl-C (the config format is documented in src/local/local-config.ts; without
+      --config the embedded default, the same as deploy/local/carpool.local.json)
+  client [--region R] [--tenant T] [--unary] [--max-tokens N] [--model M] [--usage]
+         [--state FILE] [--target HOST:PORT --api-key KEY] "prompt"
+      one completion through a region of the running local mesh, streamed (\`npm run client\`);
+      --usage also prints the tenant's limits (\`carpool client --help\` for details)
   demo [--seed N] [--ticks N] [--loss P] [--fast]
       three regions count tokens and gossip deltas through the wire codec over lossy links,
-      then reconcile with one digest exchange (the default of \`npm start\`)
+      then reconcile with one digest exchange, all in one process
   node --config FILE [--status-every SECONDS]
       run one mesh node: WebSocket mesh endpoint, optional admin HTTP endpoint
       (the config format is documented in src/node/node-config.ts and README.md)
@@ -18,7 +30,7 @@ commands:
       run an Anthropic Messages API emulator until SIGINT/SIGTERM; prints its URL and keys
       (the accounts file format is documented in src/upstream/emulator/emulator-config.ts)
   help
-      this text`;
+      this text (also what \`carpool\` without a command prints)`;
 
 interface Flags {
   readonly [name: string]: string | true;
@@ -49,11 +61,18 @@ function numberFlag(flags: Flags, name: string, fallback: number, min: number, m
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const [command = 'demo', ...rest] = argv;
+  const [command, ...rest] = argv;
+  // Without a command, the usage: starting four processes is too much for a bare `carpool`.
+  if (command === undefined) {
+    console.log(usage);
+    return 2;
+  }
   if (command === 'help' || command === '--help') {
     console.log(usage);
     return 0;
   }
+  if (command === 'local') return localCommand(rest);
+  if (command === 'client') return clientCommand(rest);
   if (command === 'node') return nodeCommand(rest);
   if (command === 'emulate') return emulateCommand(rest);
   if (command !== 'demo') {
@@ -85,6 +104,62 @@ async function main(argv: readonly string[]): Promise<number> {
     (ms) => sleep(ms),
   );
   return converged ? 0 : 1;
+}
+
+async function localCommand(args: readonly string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === 'string') {
+    console.error(`carpool local: ${flags}\n\n${usage}`);
+    return 2;
+  }
+  for (const name of Object.keys(flags)) {
+    if (!['config', 'state-dir', 'status-every'].includes(name)) {
+      console.error(`carpool local: unknown option --${name}\n\n${usage}`);
+      return 2;
+    }
+  }
+  const { config, 'state-dir': stateDir } = flags;
+  if (config === true || stateDir === true) {
+    console.error(`carpool local: --${config === true ? 'config FILE' : 'state-dir DIR'} needs a value`);
+    return 2;
+  }
+  const statusEvery = numberFlag(flags, 'status-every', 2, 0.5, 3600);
+  if (typeof statusEvery === 'string') {
+    console.error(`carpool local: ${statusEvery}`);
+    return 2;
+  }
+  return runLocal({
+    configPath: config,
+    stateDir,
+    statusEveryMs: statusEvery * 1000,
+    print: (line) => console.log(line),
+    printError: (line) => console.error(line),
+  });
+}
+
+async function clientCommand(args: readonly string[]): Promise<number> {
+  const parsed = parseClientArgs(args);
+  if (!parsed.ok) {
+    console.error(`carpool client: ${parsed.error}\n\n${clientUsage}`);
+    return 2;
+  }
+  if (parsed.value.help) {
+    console.log(clientUsage);
+    return 0;
+  }
+  // Ctrl-C cancels the call (the server stops the upstream stream and settles what was used).
+  const cancel = new AbortController();
+  const onSigint = (): void => cancel.abort();
+  process.on('SIGINT', onSigint);
+  try {
+    return await runClient(parsed.value, {
+      out: (text) => process.stdout.write(text),
+      info: (line) => console.error(line),
+      signal: cancel.signal,
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }
 
 async function nodeCommand(args: readonly string[]): Promise<number> {
