@@ -48,7 +48,16 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
           observer: metrics,
           log: options.print,
         });
-  if (gateway !== undefined) metrics.attachGateway({ carpool: gateway.carpool, caller: gateway.caller, server: gateway.server, client: gateway.client });
+  if (gateway !== undefined) {
+    const { executor } = gateway;
+    metrics.attachGateway({
+      carpool: gateway.carpool,
+      caller: gateway.caller,
+      server: gateway.server,
+      client: gateway.client,
+      forward: { router: gateway.router.stats, executor: executor.stats, ledger: executor.ledger.stats, ledgerEntries: () => executor.ledger.size },
+    });
+  }
   const scheme = tls === undefined ? 'ws' : 'wss';
   options.print(`node ${config.node} (${config.region}) replica ${runtime.replica}`);
   options.print(`  mesh  ${scheme}://${config.listen.host}:${runtime.meshPort}`);

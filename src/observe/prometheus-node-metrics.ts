@@ -10,6 +10,9 @@ import { type Tier, tiers } from '../mesh/policy/policy-schema.js';
 import type { GrpcServerStats } from '../net/grpc/grpc-server.js';
 import type { WsTransportStats } from '../net/ws-transport.js';
 import type { AccountCallerStats } from '../node/account-caller.js';
+import type { ForwardExecutorStats } from '../node/forward/forward-executor.js';
+import type { LedgerStats } from '../node/forward/forward-ledger.js';
+import type { ForwardRouterStats } from '../node/forward/forward-route.js';
 import type { GatewayStats } from '../node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../node/gateway/recent-usage.js';
 import type { AccountPool, PoolStats } from '../pool/account-pool.js';
@@ -65,6 +68,8 @@ export interface GatewayParts {
   readonly caller?: { readonly stats: AccountCallerStats };
   readonly server?: { stats(): GrpcServerStats };
   readonly client?: { stats(): UpstreamClientStats };
+  /** Forwarding: the origin's routes, and the home side's executor and ledger. */
+  readonly forward?: { readonly router: ForwardRouterStats; readonly executor: ForwardExecutorStats; readonly ledger: LedgerStats; readonly ledgerEntries: () => number };
 }
 
 export interface NodeMetricsOptions {
@@ -177,6 +182,20 @@ const callerCounters: readonly (readonly [string, string, Read<AccountCallerStat
   ['carpool_account_orphan_grants_total', 'Grants with no waiting call, released at once.', (s) => s.orphanGrants],
   ['carpool_account_charge_failures_total', "Attempts whose usage could not be charged to the account's counters.", (s) => s.chargeFailures],
   ['carpool_account_alerts_total', 'Auth-failure alerts raised by upstream answers.', (s) => s.alerts],
+];
+
+const forwardCounters: readonly (readonly [string, string, Read<NonNullable<GatewayParts['forward']>>])[] = [
+  ['carpool_forward_sent_total', "Calls forwarded to an account's home region.", (s) => s.router.forwards],
+  ['carpool_forward_transport_retries_total', 'Forwards repeated after a connection failed before any answer.', (s) => s.router.transportRetries],
+  ['carpool_forward_transport_failures_total', 'Forwards that failed for want of a working connection.', (s) => s.router.transportFailures],
+  ['carpool_forward_replays_received_total', "Forwards answered from the home node's ledger.", (s) => s.router.replays],
+  ['carpool_forward_no_route_total', 'Accounts passed over: no member of their home region reachable.', (s) => s.router.noRoute],
+  ['carpool_forward_executed_total', 'Calls this node ran on its accounts through the ledger (forwarded or its own).', (s) => s.executor.executed],
+  ['carpool_forward_replayed_total', 'Repeated requests this node answered from its ledger.', (s) => s.executor.replayed],
+  ['carpool_forward_refused_total', 'Forwards this node could not run (not homed here, no credential, running, full).', (s) => s.executor.refused],
+  ['carpool_forward_unauthenticated_total', 'Forwards refused for a bad member proof.', (s) => s.executor.unauthenticated],
+  ['carpool_forward_ledger_evicted_total', 'Ledger entries evicted before their time to live.', (s) => s.ledger.evicted],
+  ['carpool_forward_ledger_answers_dropped_total', 'Answers too large to keep for a replay.', (s) => s.ledger.answersDropped],
 ];
 
 export class PrometheusNodeMetrics implements GatewayObserver {
@@ -297,6 +316,11 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       for (const [name, help, read] of callerCounters) this.counter(name, help, [], (add) => add(read(caller.stats)));
     }
     if (parts.server !== undefined) this.registerServer(parts.server);
+    if (parts.forward !== undefined) {
+      const forward = parts.forward;
+      for (const [name, help, read] of forwardCounters) this.counter(name, help, [], (add) => add(read(forward)));
+      this.gauge('carpool_forward_ledger_entries', 'Request ids the ledger remembers, running or done.', [], (set) => set(forward.ledgerEntries()));
+    }
     if (parts.client !== undefined) {
       const client = parts.client;
       for (const mode of upstreamModes) {

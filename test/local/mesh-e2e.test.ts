@@ -131,6 +131,10 @@ describe('three region processes end to end', () => {
     // Still one, a moment later, everywhere.
     await sleep(300);
     for (const region of regions) expect(await usedAt(region, 'open', 'quorum')).toBe(usedBefore + 1);
+    // The metrics say where it went: ap-south forwarded, the served region's ledger replayed.
+    const metricsOf = async (region: Region): Promise<string> => (await fetch(mesh.regions.find((r) => r.region === region)?.metrics as string)).text();
+    expect(await metricsOf('ap-south')).toMatch(/^carpool_forward_sent_total\{[^}]*\} [1-9]/m);
+    expect(await metricsOf(served)).toMatch(/^carpool_forward_replayed_total\{[^}]*\} [1-9]/m);
   }, 30_000);
 
   it('streams through every region', async () => {

@@ -85,6 +85,11 @@ export class ForwardExecutor implements ForwardHandler {
 
   constructor(private readonly options: ForwardExecutorOptions) {}
 
+  /** The ledger's figures, for the metrics. */
+  get ledger(): ForwardLedger {
+    return this.options.ledger;
+  }
+
   async execute(call: ForwardCall, sink: ForwardSink | undefined): Promise<ForwardResult | ForwardRefusal> {
     const { request, proof } = call;
     const { options } = this;
