@@ -6,6 +6,7 @@
 // proof is refused; and an account whose home region is unreachable is passed over, while the
 // node, left without a majority, reports NOT_SERVING.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { weightedTokens } from '../../../src/admission/estimate.js';
 import { usedUnder } from '../../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type NodeId, type RegionId, type RequestId, type TenantId } from '../../../src/core/ids.js';
 import { type Account, defaultTokenWeights, type LimitRule, type Tenant } from '../../../src/mesh/policy/policy-schema.js';
@@ -47,8 +48,8 @@ let westRegion: Region;
 let apiKey = '';
 let nextId = 0;
 
-function request(stream = false): { requestId: string; requestJson: Uint8Array; anthropicVersion: string; anthropicBeta: string; user: string } {
-  const body = { model: 'claude-sonnet-4-6', max_tokens: 32, messages: [{ role: 'user', content: `Forward me ${stream ? 'a stream' : 'a message'}` }] };
+function request(stream = false, maxTokens = 32): { requestId: string; requestJson: Uint8Array; anthropicVersion: string; anthropicBeta: string; user: string } {
+  const body = { model: 'claude-sonnet-4-6', max_tokens: maxTokens, messages: [{ role: 'user', content: `Forward me ${stream ? 'a stream' : 'a message'}` }] };
   return { requestId: `fwd-${++nextId}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
 }
 
@@ -57,12 +58,19 @@ function used(runtime: MeshRuntime, scope: 'tenant' | 'account', subject: string
   return usedUnder(runtime.counter, scope, subject, rule, Date.now());
 }
 
+function upstreamUsage(): { input: number; output: number; cacheWrite: number; cacheRead: number } {
+  const rows = Object.values(emulator.stats().keys);
+  const sum = (pick: (row: (typeof rows)[number]) => number): number => rows.reduce((total, row) => total + pick(row), 0);
+  return { input: sum((r) => r.inputTokens), output: sum((r) => r.outputTokens), cacheWrite: sum((r) => r.cacheCreationInputTokens), cacheRead: sum((r) => r.cacheReadInputTokens) };
+}
+
 function upstreamRequests(): number {
   return Object.values(emulator.stats().keys).reduce((sum, row) => sum + row.messages, 0);
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ accounts: generatedAccounts(1, 5), seed: 5 });
+  // 300 output tokens at 3,000 a second: a stream runs about 100 ms, long enough to leave mid-way.
+  emulator = await startEmulator({ accounts: generatedAccounts(1, 5), seed: 5, outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 3_000 });
   const [eastMesh, westMesh, eastGrpc, westGrpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const members = [
     { id: eastNode, region: east, url: `ws://127.0.0.1:${eastMesh}` },
@@ -193,6 +201,25 @@ describe('forwarding to the home region', () => {
     expect(used(westRegion.runtime, 'tenant', 'acme', 'weighted_tokens')).toBe(used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens'));
     // The request count of the retry's reservation settles at zero: nothing reached the model.
     expect(used(westRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore);
+  });
+
+  it('settles a forwarded stream the client left mid-way with its full usage', async () => {
+    const before = upstreamUsage();
+    const weightedBefore = used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens');
+    const controller = new AbortController();
+    const seen: string[] = [];
+    for await (const item of eastRegion.client.streamComplete(request(true, 600), { metadata: { 'x-api-key': apiKey }, signal: controller.signal })) {
+      if (item.kind === 'event') seen.push(item.event.type);
+      if (item.kind === 'event' && item.event.type === 'content_block_delta') controller.abort();
+      if (item.kind !== 'event') break;
+    }
+    expect(seen).not.toContain('message_stop');
+    // The origin reads the forward on to its result, so the reservation settles with all 300 tokens.
+    await until(() => eastRegion.runtime.reservations.openCount === 0 && upstreamUsage().output === before.output + 300, `the drained forward to settle`, 5_000).catch((e: unknown) => { throw new Error(`${String(e)} open=${eastRegion.runtime.reservations.openCount} out=${upstreamUsage().output - before.output} inflight=${emulator.stats().responsesInFlight}`); });
+    const after = upstreamUsage();
+    const delta = { input: after.input - before.input, output: after.output - before.output, cacheWrite: after.cacheWrite - before.cacheWrite, cacheRead: after.cacheRead - before.cacheRead };
+    await until(() => used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens') === weightedBefore + weightedTokens(delta, defaultTokenWeights), 'the tenant charged in full', 3_000);
+    expect(eastRegion.gateway.carpool.stats.cancelled).toBeGreaterThanOrEqual(1);
   });
 
   it('passes over an account whose home region is unreachable, and says when to retry', async () => {
