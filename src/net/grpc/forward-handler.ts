@@ -60,6 +60,8 @@ export interface ForwardResult {
   readonly detail: string;
   readonly cancelled: boolean;
   readonly replayed: boolean;
+  /** A replay to another origin than the first: its usage is zero, and the tenant was settled there. */
+  readonly settledElsewhere: boolean;
   readonly servedRegion: RegionId;
 }
 

@@ -42,6 +42,7 @@ export interface WireForwardResult {
   readonly cancelled: boolean;
   readonly replayed: boolean;
   readonly served_region: string;
+  readonly settled_elsewhere: boolean;
 }
 
 export interface WireForwardReply {
@@ -126,6 +127,7 @@ export function encodeForwardResult(result: ForwardResult): WireForwardReply {
       cancelled: result.cancelled,
       replayed: result.replayed,
       served_region: result.servedRegion,
+      settled_elsewhere: result.settledElsewhere,
     },
   };
 }
@@ -168,6 +170,7 @@ export function decodeForwardReply(wire: WireForwardReply): Result<ForwardReplyV
       cancelled: result.cancelled,
       replayed: result.replayed,
       servedRegion: result.served_region as RegionId,
+      settledElsewhere: result.settled_elsewhere,
     },
   });
 }

@@ -240,13 +240,21 @@ export class ForwardExecutor implements ForwardHandler {
     const usage = sameOrigin ? answer.result.usage : zeroUsage;
     const usable = answer.answerKept && answer.stream === stream;
     if (!usable) {
-      return { ...answer.result, outcome: answer.result.outcome === 'ok' ? 'refused' : answer.result.outcome, usage, messageJson: undefined, detail: 'already executed; the answer is not held for a replay', replayed: true };
+      return {
+        ...answer.result,
+        outcome: answer.result.outcome === 'ok' ? 'refused' : answer.result.outcome,
+        usage,
+        messageJson: undefined,
+        detail: 'already executed; the answer is not held for a replay',
+        replayed: true,
+        settledElsewhere: !sameOrigin,
+      };
     }
     if (stream && sink !== undefined) {
       // Bounded by the stored events, at most forwardReplayBytesMax of them.
       for (const event of answer.events ?? []) await sink(event);
     }
-    return { ...answer.result, usage, replayed: true };
+    return { ...answer.result, usage, replayed: true, settledElsewhere: !sameOrigin };
   }
 
   private refused(detail: string): ForwardResult {
@@ -262,6 +270,7 @@ export class ForwardExecutor implements ForwardHandler {
       detail,
       cancelled: false,
       replayed: false,
+      settledElsewhere: false,
       servedRegion: this.options.region,
     };
   }
@@ -277,7 +286,7 @@ export class ForwardExecutor implements ForwardHandler {
 const utf8 = new TextEncoder();
 
 function resultOf(result: { ok: true; value: Completion | StreamCompletion } | { ok: false; error: UpstreamError }, stream: boolean, region: RegionId): ForwardResult {
-  const base = { upstreamRequestId: undefined, status: 0, errorType: '', detail: '', cancelled: false, replayed: false, servedRegion: region, messageJson: undefined };
+  const base = { upstreamRequestId: undefined, status: 0, errorType: '', detail: '', cancelled: false, replayed: false, settledElsewhere: false, servedRegion: region, messageJson: undefined };
   if (result.ok) {
     const value = result.value;
     // A stream's message is rebuilt by the origin from the events it relayed.

@@ -161,8 +161,8 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
   const usage = result.usage;
   const requestId = result.upstreamRequestId;
   const feedback = result.feedback;
-  // A replay with no usage: the region that first ran the request settled it (see the proto).
-  const settledElsewhere = result.replayed && usage.input === 0 && usage.output === 0 && usage.cacheWrite === 0 && usage.cacheRead === 0;
+  // A replay to another origin: the region that first ran the request settled it (see the proto).
+  const settledElsewhere = result.settledElsewhere;
   switch (result.outcome) {
     case 'ok': {
       if (feedback === undefined) return err({ kind: 'bad-response', detail: 'a forwarded success without feedback', usage, requestId, feedback: networkFeedback('forward: no feedback') });

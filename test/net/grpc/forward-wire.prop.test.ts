@@ -44,6 +44,7 @@ describe('forward wire', () => {
           detail: '',
           cancelled: false,
           replayed,
+          settledElsewhere: !replayed,
           servedRegion: 'eu-west' as RegionId,
         };
         const decoded = decodeForwardReply(encodeForwardResult(result));
@@ -79,6 +80,7 @@ describe('forward wire', () => {
       detail: '',
       cancelled: false,
       replayed: false,
+      settledElsewhere: false,
       servedRegion: 'eu-west' as RegionId,
     }).result as WireForwardResult;
     const bad = (change: Partial<WireForwardResult>): string | undefined => {

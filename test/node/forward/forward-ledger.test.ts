@@ -23,6 +23,7 @@ function answer(messageBytes: number): StoredAnswer {
     detail: '',
     cancelled: false,
     replayed: false,
+    settledElsewhere: false,
     servedRegion: 'eu-west' as RegionId,
   };
   return { result, events: undefined, answerKept: true, stream: false };
