@@ -1,0 +1,234 @@
+// The processes of the gateway benchmark: an emulator (./gateway-emulator.ts) and a real
+// `carpool node` in front of it, each pinned to a core of its own when `taskset` exists, set up
+// as test/node/grpc-node-process.test.ts does (a config file, accounts and a tenant over the admin
+// HTTP endpoint, an API key minted with the Admin service); plus what /proc says about them.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { adminCall } from '../node/gateway/gateway-harness.js';
+import { freePort } from '../support/cluster.js';
+import type { GatewayEmulatorOptions } from './gateway-emulator.js';
+
+const repoRoot = new URL('../..', import.meta.url).pathname;
+const adminToken = 'admin-token-for-the-gateway-bench';
+/** Longest a child may take to start listening (tsx compiles the sources first). */
+const startTimeoutMs = 30_000;
+/** Longest a child may take to exit on SIGTERM before it is killed. */
+const stopTimeoutMs = 10_000;
+
+const tenantId = 'bench';
+
+const clockTicksPerSecond = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** Pinning needs two cores and taskset (util-linux). */
+const hasTaskset = (() => {
+  if (availableParallelism() < 2) return false;
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Which core each process is pinned to, for the report. */
+export function pinning(): string {
+  return hasTaskset ? 'node on CPU 0, emulator on CPU 1, load generator unpinned' : 'no taskset: processes unpinned';
+}
+
+/** `node args…` on `cpu` when taskset exists (it execs, so the pid is node's). */
+function spawnPinned(cpu: number, args: readonly string[], output: 'pipe' | 'inherit'): ChildProcess {
+  const stdio: ['ignore', 'pipe', 'pipe' | 'inherit'] = ['ignore', 'pipe', output];
+  return hasTaskset
+    ? spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { cwd: repoRoot, stdio })
+    : spawn(process.execPath, args, { cwd: repoRoot, stdio });
+}
+
+/** CPU milliseconds a process has used (user + system), from /proc. */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+}
+
+/** Resident memory of a process in bytes (VmRSS), from /proc. */
+export function processRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+export function ownCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+async function stop(child: ChildProcess, now = false): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(now ? 'SIGKILL' : 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, stopTimeoutMs)))]);
+  clearTimeout(timer);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+export interface EmulatorChild {
+  readonly process: ChildProcess;
+  readonly pid: number;
+  readonly url: string;
+  readonly keys: readonly string[];
+  stop(): Promise<void>;
+}
+
+export async function startEmulatorChild(options: GatewayEmulatorOptions): Promise<EmulatorChild> {
+  const child = spawnPinned(1, ['--import', 'tsx', 'test/bench/gateway-emulator.ts', JSON.stringify(options)], 'inherit');
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    const first = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the emulator did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+      child.once('exit', (code) => reject(new Error(`the emulator exited with ${code}`)));
+    });
+    const { url, keys } = JSON.parse(first) as { url: string; keys: string[] };
+    return { process: child, pid: child.pid!, url, keys, stop: () => stop(child) };
+  } catch (error) {
+    await stop(child);
+    throw error;
+  }
+}
+
+export interface NodeChildOptions {
+  readonly emulator: EmulatorChild;
+  /** Per account; the node uses every key of the emulator as one account. */
+  readonly accountConcurrencyMax: number;
+  readonly tenantConcurrencyMax: number;
+  /** vip sheds at three quarters of the queue bound, paid at half (gateway-settings.ts). */
+  readonly tier: 'vip' | 'paid';
+  /** Write a V8 CPU profile (`--cpu-prof`) into this directory when the node exits. */
+  readonly cpuProfileDir?: string | undefined;
+}
+
+export interface NodeChild {
+  readonly process: ChildProcess;
+  readonly pid: number;
+  readonly grpcPort: number;
+  /** The admin HTTP endpoint (`GET /pool`, `GET /status`), for diagnostics. */
+  readonly adminPort: number;
+  readonly apiKey: string;
+  /** `performance.now()` when the process was spawned: where its CPU profile's clock starts, about. */
+  readonly spawnedAtMs: number;
+  /** What the node printed, for a failure message. */
+  output(): string;
+  /** SIGTERM (the node drains, and writes its CPU profile), or with `now` SIGKILL. */
+  stop(options?: { readonly now?: boolean }): Promise<void>;
+}
+
+/**
+ * Rate limits no load of the benchmark meets: a million requests a second per client and per
+ * tenant, with a burst of a million (the largest the config accepts). The benchmark measures
+ * the request path, not the limiter's refusals; the limiter still runs for every request.
+ */
+const unlimitedRate = { rate: 1_000_000, periodMs: 1_000, burst: 1_000_000 };
+/** Quotas no run of the benchmark uses up, so the quota gate still counts every request. */
+const roomyLimits = [
+  { metric: 'requests', window: 'day', sliding: false, limit: 1_000_000_000_000, mode: 'eventual' },
+  { metric: 'weighted_tokens', window: 'day', sliding: false, limit: 1_000_000_000_000_000, mode: 'eventual' },
+];
+
+export async function startNodeChild(options: NodeChildOptions): Promise<NodeChild> {
+  const { emulator } = options;
+  const [meshPort, adminPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), 'carpool-gateway-bench-'));
+  const accounts = Object.fromEntries(emulator.keys.map((key, i) => [`acct-${i}`, { kind: 'api-key', key }]));
+  const config = {
+    node: 'bench-1',
+    region: 'us-east',
+    listen: { host: '127.0.0.1', port: meshPort },
+    admin: { host: '127.0.0.1', port: adminPort },
+    members: [{ id: 'bench-1', region: 'us-east', url: `ws://127.0.0.1:${meshPort}` }],
+    secret: 'gateway-bench-mesh-secret-0123',
+    grpc: { host: '127.0.0.1', port: grpcPort },
+    adminToken,
+    upstream: { baseUrl: emulator.url, accounts },
+    rateLimits: { client: unlimitedRate, tenant: unlimitedRate },
+  };
+  const configPath = join(dir, 'node.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const spawnedAtMs = performance.now();
+  const child = spawnPinned(0, [...profile, '--import', 'tsx', 'src/cli.ts', 'node', '--config', configPath, '--status-every', '3600'], 'pipe');
+  let output = '';
+  const outputMax = 64 * 1024;
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-outputMax);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const stopNode = async (options: { readonly now?: boolean } = {}): Promise<void> => {
+    await stop(child, options.now === true);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const deadline = Date.now() + startTimeoutMs;
+    while (!output.includes('grpc ')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the node did not start: ${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const put = async (path: string, body: unknown): Promise<void> => {
+      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { method: 'PUT', body: JSON.stringify(body) });
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`PUT ${path} answered ${res.status}: ${text}`);
+    };
+    for (const id of Object.keys(accounts)) {
+      await put(`/policy/accounts/${id}`, { kind: 'api-key', homeRegion: 'us-east', weight: 1, concurrencyMax: options.accountConcurrencyMax, limits: roomyLimits });
+    }
+    await put(`/policy/tenants/${tenantId}`, {
+      tier: options.tier,
+      apiKeyHashes: [],
+      requireSignature: false,
+      concurrencyMax: options.tenantConcurrencyMax,
+      weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },
+      limits: roomyLimits,
+    });
+    const minted = await adminCall(grpcPort, 'CreateApiKey', { tenant: tenantId }, adminToken);
+    if (minted.error !== null) throw new Error(`CreateApiKey failed: ${minted.error.message}`);
+    const apiKey = (minted.response as { api_key: string }).api_key;
+    return { process: child, pid: child.pid!, grpcPort, adminPort, apiKey, spawnedAtMs, output: () => output, stop: stopNode };
+  } catch (error) {
+    await stopNode();
+    throw error;
+  }
+}
+
+/**
+ * Where the node holds its calls, from its admin endpoint: account permits held and waited for
+ * (GET /pool), and the admission queue (the `gateway` section of GET /status, when it has one).
+ */
+export async function nodeView(node: NodeChild): Promise<string> {
+  const read = async (path: string): Promise<Record<string, unknown> | undefined> => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${node.adminPort}${path}`);
+      return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const pool = (await read('/pool'))?.totals as { held?: number; waiting?: number } | undefined;
+  const gateway = (await read('/status'))?.gateway as { inFlight?: number; queueDepth?: number } | undefined;
+  const parts = [pool === undefined ? 'pool: unknown' : `account permits ${pool.held ?? '?'} held, ${pool.waiting ?? '?'} waited for`];
+  if (gateway !== undefined) parts.push(`${gateway.inFlight ?? '?'} handler calls running, ${gateway.queueDepth ?? '?'} in the admission queue`);
+  return parts.join('; ');
+}
