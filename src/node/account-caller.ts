@@ -129,7 +129,7 @@ interface CallOutcome {
 }
 
 export type AccountResponse =
-  | { readonly kind: 'message'; readonly message: Completion['message'] }
+  | { readonly kind: 'message'; readonly message: Completion['message']; readonly bodyJson: Uint8Array | undefined }
   | { readonly kind: 'stream'; readonly message: StreamedMessage };
 
 export interface AccountCompletion extends CallOutcome {
@@ -335,7 +335,7 @@ export class AccountCaller {
         this.stats.completed++;
         const response: AccountResponse = request.stream
           ? { kind: 'stream', message: (result.value as StreamCompletion).message }
-          : { kind: 'message', message: (result.value as Completion).message };
+          : { kind: 'message', message: (result.value as Completion).message, bodyJson: (result.value as Completion).bodyJson };
         return ok({ accountId: account.id, servedRegion: route?.region, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
       }
       const error = result.error;

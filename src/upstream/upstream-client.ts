@@ -306,7 +306,7 @@ export class UpstreamClient {
     if (!isObject(message)) return err(badResponse(state, 'the body is not a JSON object'));
     const usage = parseMessageUsage(message);
     if (!usage.ok) return err(badResponse(state, usage.error));
-    return ok({ message, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
+    return ok({ message, bodyJson: read.value.bytes, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
   }
 
   private async runStream(guard: CallGuard, startedMs: number, credential: Credential, built: BuiltRequest, onEvent: EventSink): Promise<Result<StreamCompletion, UpstreamError>> {

@@ -12,8 +12,13 @@ import type { StreamedMessage } from './message-stream.js';
 
 /** A non-streaming call that returned its message. */
 export interface Completion {
-  /** The response body as the API sent it, for the gateway to pass on. */
+  /** The response body as the API sent it, parsed. */
   readonly message: Readonly<Record<string, unknown>>;
+  /**
+   * The same body's bytes as received (UTF-8 JSON), when the one who made the Completion has
+   * them: passed on to the client and kept for replays as they are, never serialized again.
+   */
+  readonly bodyJson?: Uint8Array;
   readonly usage: TokenUsage;
   readonly requestId: string | undefined;
   readonly feedback: AccountFeedback;

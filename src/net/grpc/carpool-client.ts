@@ -92,6 +92,7 @@ export class CarpoolClient {
     this.apiKey = options.apiKey;
     this.client = new Client(options.target, options.credentials ?? grpcCredentials.createInsecure(), {
       'grpc.max_receive_message_length': receiveBytesMax,
+      'grpc.enable_channelz': 0,
     });
   }
 

@@ -81,7 +81,7 @@ export class ForwardClient {
       channel.close();
       this.channels.delete(oldest);
     }
-    client = new Client(address, grpcCredentials.createInsecure(), { 'grpc.max_receive_message_length': grpcSendMessageBytesMax });
+    client = new Client(address, grpcCredentials.createInsecure(), { 'grpc.max_receive_message_length': grpcSendMessageBytesMax, 'grpc.enable_channelz': 0 });
     this.channels.set(address, client);
     return client;
   }

@@ -175,6 +175,8 @@ export class CarpoolGrpcServer {
       'grpc.keepalive_timeout_ms': grpcKeepaliveTimeoutMs,
       'grpc.max_concurrent_streams': grpcStreamsPerConnectionMax,
       'grpc.max_connection_idle_ms': grpcConnectionIdleMsMax,
+      // channelz stays on (clients turn it off): with it off, grpc-js 1.14's forceShutdown no
+      // longer cancels running calls (test/net/grpc/grpc-server.lifecycle.test.ts catches it).
     });
     this.credentials = options.credentials ?? ServerCredentials.createInsecure();
 

@@ -290,7 +290,8 @@ function resultOf(result: { ok: true; value: Completion | StreamCompletion } | {
   if (result.ok) {
     const value = result.value;
     // A stream's message is rebuilt by the origin from the events it relayed.
-    const messageJson = stream ? undefined : utf8.encode(JSON.stringify((value as Completion).message));
+    const completion = value as Completion;
+    const messageJson = stream ? undefined : (completion.bodyJson ?? utf8.encode(JSON.stringify(completion.message)));
     return { ...base, outcome: 'ok', usage: value.usage, feedback: value.feedback, messageJson, upstreamRequestId: value.requestId, cancelled: value.cancelled };
   }
   const error = result.error;

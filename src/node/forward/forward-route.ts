@@ -178,7 +178,7 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
         message = undefined;
       }
       if (typeof message !== 'object' || message === null) return err({ kind: 'bad-response', detail: 'a forwarded message that is not JSON', usage, requestId, feedback });
-      return ok({ message: message as Record<string, unknown>, usage, requestId, feedback, cancelled: cancelled || result.cancelled, settledElsewhere });
+      return ok({ message: message as Record<string, unknown>, ...(result.messageJson === undefined ? {} : { bodyJson: result.messageJson }), usage, requestId, feedback, cancelled: cancelled || result.cancelled, settledElsewhere });
     }
     case 'http-status':
       return err({

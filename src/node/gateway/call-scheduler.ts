@@ -90,6 +90,13 @@ export class CallScheduler {
     const queued = this.queue.enqueue(request, nowMs);
     if (!queued.ok) return Promise.resolve(queued);
     const ticket = queued.value.ticket;
+    // Nobody waits and a slot is free: the request starts now, without a timer or a listener.
+    if (this.parked.size === 0 && this.queue.inFlight < this.queue.limits.inFlightMax) {
+      const entry = this.queue.dequeue();
+      assert(entry?.ticket === ticket, 'with nobody waiting, the request just queued is the next one');
+      this.observer.queueWait(request.tier, 'granted', 0);
+      return Promise.resolve(ok(this.slotOf(ticket)));
+    }
     const outcome = new Promise<Result<CallSlot, SchedulerRefusal>>((resolve) => {
       const onAbort = (): void => this.leave(ticket, { kind: 'cancelled' });
       const timer = this.timers.start(() => this.leave(ticket, { kind: 'queue-timeout', waitedMs: this.clock.nowMs() - nowMs }), this.waitMs);

@@ -216,7 +216,9 @@ export class CarpoolGateway implements CarpoolHandler {
       const { input, completion } = done.value;
       // A non-streamed call always answers a whole message; the upstream client guarantees it.
       assert(completion.response.kind === 'message', 'a non-streaming call answers a message');
-      return ok({ requestId: input.requestId, messageJson: utf8.encode(JSON.stringify(completion.response.message)), usage: usageOf(completion.usage), servedRegion: completion.servedRegion ?? this.region });
+      const response = completion.response;
+      const messageJson = response.bodyJson ?? utf8.encode(JSON.stringify(response.message));
+      return ok({ requestId: input.requestId, messageJson, usage: usageOf(completion.usage), servedRegion: completion.servedRegion ?? this.region });
     });
   }
 
