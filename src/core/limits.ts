@@ -392,7 +392,7 @@ export const emulatorAccountsMax = 4_096;
  * request is answered 529 `overloaded_error`, which is how the real API sheds load, so a runaway
  * client meets a realistic error instead of exhausting the process.
  */
-export const emulatorResponsesInFlightMax = 4_096;
+export const emulatorResponsesInFlightMax = 8_192;
 
 /**
  * Prompt-cache prefixes one emulator remembers (an LRU over all accounts). An entry is a short key
@@ -438,15 +438,16 @@ assert(emulatorResetStampsMax > 61, 'the reset stamps of one minute fit the stam
  * Connections the upstream client keeps to one origin. An HTTP/1.1 connection carries one call
  * at a time and a stream holds it to its end, so this caps the node's concurrent calls to one
  * origin (api.anthropic.com serves every account); calls past it wait in the pool's queue, whose
- * length `upstreamCallsInFlightMax` bounds.
+ * length `upstreamCallsInFlightMax` bounds. A node holds 5,000 streams at once (about 25 KB
+ * each, `npm run bench -- gateway`), so this leaves room above that.
  */
-export const upstreamConnectionsPerOriginMax = 512;
+export const upstreamConnectionsPerOriginMax = 8_192;
 
 /** Origins one client keeps a pool for: the API, perhaps a regional proxy, the emulator in tests. */
 export const upstreamOriginsMax = 16;
 
 /** Calls one client runs or queues at once; more are refused as `unavailable`, never queued unbounded. */
-export const upstreamCallsInFlightMax = 4_096;
+export const upstreamCallsInFlightMax = 16_384;
 
 /**
  * How long an idle keep-alive connection is kept for the next call. A POST is not retried when a
@@ -754,7 +755,7 @@ export const tierQueueTotalDepthMax = 8_192;
  * lets through. A draining stream whose client left no longer holds one of these (it still holds
  * its account's permit), so the upstream client's own bound covers the difference.
  */
-export const gatewayCallsInFlightMax = 1_024;
+export const gatewayCallsInFlightMax = 8_192;
 
 /**
  * The deficit round robin quantum of the admission queue, in weighted tokens: how much estimated
