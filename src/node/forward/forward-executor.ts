@@ -286,33 +286,49 @@ export class ForwardExecutor implements ForwardHandler {
 const utf8 = new TextEncoder();
 
 function resultOf(result: { ok: true; value: Completion | StreamCompletion } | { ok: false; error: UpstreamError }, stream: boolean, region: RegionId): ForwardResult {
-  const base = { upstreamRequestId: undefined, status: 0, errorType: '', detail: '', cancelled: false, replayed: false, settledElsewhere: false, servedRegion: region, messageJson: undefined };
+  // Built field by field, without spreads: this runs for every call on a local account too.
   if (result.ok) {
     const value = result.value;
     // A stream's message is rebuilt by the origin from the events it relayed.
     const completion = value as Completion;
     const messageJson = stream ? undefined : (completion.bodyJson ?? utf8.encode(JSON.stringify(completion.message)));
-    return { ...base, outcome: 'ok', usage: value.usage, feedback: value.feedback, messageJson, upstreamRequestId: value.requestId, cancelled: value.cancelled };
+    return forwardResult('ok', value.usage, value.feedback, messageJson, value.requestId, 0, '', '', value.cancelled, region);
   }
   const error = result.error;
-  const common = { ...base, outcome: error.kind, usage: error.usage, feedback: error.feedback, upstreamRequestId: error.requestId };
+  const failed = (status: number, errorType: string, detail: string, cancelled = false): ForwardResult =>
+    forwardResult(error.kind, error.usage, error.feedback, undefined, error.requestId, status, errorType, detail, cancelled, region);
   switch (error.kind) {
     case 'http-status':
-      return { ...common, status: error.status, errorType: error.errorType ?? '', detail: error.message };
+      return failed(error.status, error.errorType ?? '', error.message);
     case 'stream-error':
-      return { ...common, errorType: error.errorType, detail: error.message };
+      return failed(0, error.errorType, error.message);
     case 'timeout':
-      return { ...common, detail: error.phase };
+      return failed(0, '', error.phase);
     case 'unavailable':
-      return { ...common, detail: error.reason };
+      return failed(0, '', error.reason);
     case 'network':
     case 'bad-response':
     case 'truncated':
     case 'invalid-request':
-      return { ...common, detail: error.detail };
+      return failed(0, '', error.detail);
     case 'cancelled':
-      return { ...common, cancelled: true };
+      return failed(0, '', '', true);
   }
+}
+
+function forwardResult(
+  outcome: ForwardResult['outcome'],
+  usage: TokenUsage,
+  feedback: ForwardResult['feedback'],
+  messageJson: Uint8Array | undefined,
+  upstreamRequestId: string | undefined,
+  status: number,
+  errorType: string,
+  detail: string,
+  cancelled: boolean,
+  servedRegion: RegionId,
+): ForwardResult {
+  return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, replayed: false, settledElsewhere: false, servedRegion };
 }
 
 function isZero(usage: TokenUsage): boolean {
