@@ -71,7 +71,7 @@ describe('ConcurrencyLimiter', () => {
             }
           }
 
-          // One comparison per step keeps 300 runs fast; the caps hold if the model's counts do.
+          // One comparison per step keeps a long soak fast; the caps hold if the model's counts do.
           const inFlight = tenants.map((tenant) => [limiter.inFlight(tenant), ...users.map((user) => limiter.inFlightUser(tenant, user))]);
           expect({ size: limiter.size, keys: limiter.keys, inFlight }).toEqual({
             size: held.size,
@@ -97,7 +97,8 @@ describe('ConcurrencyLimiter', () => {
           for (const user of users) expect(limiter.inFlightUser(tenant, user)).toBe(0);
         }
       }),
-      300,
+      // fast-check's default 100 in `npm test`; `FC_RUNS=1000` soaks it (see ../support/property.ts).
+      100,
     );
   });
 });

@@ -65,7 +65,8 @@ describe('BoundedCounter invariant', () => {
           }
         });
       }),
-      300,
+      // fast-check's default 100 in `npm test`; `FC_RUNS=1000` soaks it (see ../support/property.ts).
+      100,
     );
   });
 });

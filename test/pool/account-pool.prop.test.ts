@@ -209,7 +209,8 @@ describe('AccountPool against its reference model (property)', () => {
         // Both drew the same numbers from their Random, so they are at the same point of it.
         same(randomOf(poolOptions).u32(), randomOf(referenceOptions).u32(), 'the Random after the run');
       }),
-      300,
+      // fast-check's default 100 in `npm test`; `FC_RUNS=1000` soaks it (see ../support/property.ts).
+      100,
     );
   });
 });

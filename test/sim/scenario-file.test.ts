@@ -56,6 +56,7 @@ const expectedScenarios = [
   'steady',
   'strobe',
   'swarm-escrow',
+  'swarm-mesh',
   'swarm-strict',
 ];
 

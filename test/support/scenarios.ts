@@ -1,4 +1,5 @@
 // Small simulator scenarios for tests: three regions, seconds of traffic, quick to run.
+import { swarmReplayCommand } from '../../sim/cli-format.js';
 import type { Fault, Scenario } from '../../sim/scenario.js';
 import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
 import { runScenario } from '../../sim/simulator.js';
@@ -29,14 +30,19 @@ export async function quotaSwarmBase(mode: 'strict' | 'escrow', durationMs = 5_0
   return base.value;
 }
 
-/** Runs `seeds` swarm seeds on `base`: the failures (with their replay) and the quota decisions. */
+/**
+ * Runs swarm seeds 1 to `seeds` on `base` (a `quotaSwarmBase`): the failures (with the command
+ * that replays each) and the quota decisions. They are the first runs of
+ * `npm run sim -- --scenario swarm-<mode> --duration 5000 --swarm N`.
+ */
 export function runQuotaSwarm(base: Scenario, seeds: number): { failed: string[]; admitted: number; rejected: number } {
   const failed: string[] = [];
   let admitted = 0;
   let rejected = 0;
   for (let seed = 1; seed <= seeds; seed++) {
     const result = runScenario(randomScenario(seed, base), seed);
-    if (!result.ok) failed.push(`seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message}`);
+    const replay = swarmReplayCommand({ scenario: base.name, regions: undefined, durationMs: base.durationMs }, seed);
+    if (!result.ok) failed.push(`seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message} (replay: ${replay})`);
     admitted += result.quota?.admitted ?? 0;
     rejected += result.quota?.rejected ?? 0;
   }
