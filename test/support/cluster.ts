@@ -27,17 +27,49 @@ export interface ClusterNode {
   output: string;
 }
 
+/**
+ * Ports for the node processes of tests. A port found by binding port 0 and closing it again is
+ * free only until the kernel hands it out again, which it does to the next port-0 listener and to
+ * the next outgoing connection anywhere on the machine: once, under load, another test took one
+ * before the child bound it. So ports come from a range below the kernel's ephemeral range (Linux:
+ * 32768-60999, /proc/sys/net/ipv4/ip_local_port_range), which the kernel never hands out; each
+ * vitest worker (VITEST_POOL_ID, 1 to maxWorkers) owns its own slice of it, so test files running
+ * side by side never share a port; and a port is probed before use, so one held by anything else
+ * (a leftover process, another test run on the same machine) is skipped. What is left, a process
+ * outside this scheme binding the port between the probe and the child, Cluster.start retries.
+ */
+const portRangeStart = 20_000;
+const portSlicePorts = 1_000;
+/** 20,000 + 12 × 1,000 stays below 32,768; a worker beyond the twelfth shares a slice. */
+const portSlices = 12;
+
+const portSlice = ((): number => {
+  const poolId = Number(process.env.VITEST_POOL_ID);
+  // Outside vitest (the benchmarks) the process id spreads concurrent runs over the slices.
+  return Number.isSafeInteger(poolId) && poolId >= 1 ? (poolId - 1) % portSlices : process.pid % portSlices;
+})();
+// A random start, so two test runs on one machine (same pool ids) rarely probe the same ports.
+let portCursor = Math.floor(Math.random() * portSlicePorts);
+
+/** The next port of this worker's slice that nothing listens on. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let probes = 0; probes < portSlicePorts; probes++) {
+    const port = portRangeStart + portSlice * portSlicePorts + (portCursor++ % portSlicePorts);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${portRangeStart + portSlice * portSlicePorts}-${portRangeStart + (portSlice + 1) * portSlicePorts - 1}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
+
+/** How often Cluster.start tries a whole cluster, each time on fresh ports, before a port taken under it fails the test. */
+const clusterStartsMax = 3;
 
 export class Cluster {
   private readonly dir = mkdtempSync(join(tmpdir(), 'carpool-cluster-'));
@@ -46,15 +78,29 @@ export class Cluster {
 
   private constructor(readonly nodes: ClusterNode[]) {}
 
+  /**
+   * Starts `size` nodes and, unless `settle` is false, waits until they are all connected. Every
+   * member must know every port before any node starts, so a port that another process took in
+   * the meantime cannot be swapped for one node alone: the whole cluster starts again on fresh
+   * ports (see freePort).
+   */
   static async start(size: number, options: { settle?: boolean } = {}): Promise<Cluster> {
-    const nodes: ClusterNode[] = [];
-    for (let i = 0; i < size; i++) nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), process: undefined, output: '' });
-    const cluster = new Cluster(nodes);
-    for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) cluster.proxies.set(`${i}-${j}`, await LoopbackProxy.start(nodes[j]!.meshPort));
-    for (let i = 0; i < size; i++) cluster.writeConfig(i);
-    await Promise.all(nodes.map((_, i) => cluster.spawn(i)));
-    if (options.settle !== false) await cluster.waitConnected();
-    return cluster;
+    for (let attempt = 1; ; attempt++) {
+      const nodes: ClusterNode[] = [];
+      for (let i = 0; i < size; i++) nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), process: undefined, output: '' });
+      const cluster = new Cluster(nodes);
+      for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) cluster.proxies.set(`${i}-${j}`, await LoopbackProxy.start(nodes[j]!.meshPort));
+      for (let i = 0; i < size; i++) cluster.writeConfig(i);
+      const spawned = await Promise.allSettled(nodes.map((_, i) => cluster.spawn(i)));
+      const failure = spawned.find((result) => result.status === 'rejected');
+      if (failure === undefined) {
+        if (options.settle !== false) await cluster.waitConnected();
+        return cluster;
+      }
+      await cluster.stop();
+      const addressInUse = nodes.some((node) => node.output.includes('EADDRINUSE'));
+      if (!addressInUse || attempt >= clusterStartsMax) throw failure.reason;
+    }
   }
 
   /** Each node sees its dial targets through the proxy of that pair. */
