@@ -187,8 +187,10 @@ describe('forwarding to the home region', () => {
     const first = request();
     const answer = await eastRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
     expect(answer.ok).toBe(true);
-    await until(() => used(westRegion.runtime, 'tenant', 'acme', 'requests') === used(eastRegion.runtime, 'tenant', 'acme', 'requests'), 'the tenant counter converges', 5_000);
+    const converged = (metric: string): boolean => used(westRegion.runtime, 'tenant', 'acme', metric) === used(eastRegion.runtime, 'tenant', 'acme', metric);
+    await until(() => converged('requests') && converged('weighted_tokens'), 'the tenant counters converge', 5_000);
     const tenantBefore = used(westRegion.runtime, 'tenant', 'acme', 'requests');
+    const weightedBefore = used(westRegion.runtime, 'tenant', 'acme', 'weighted_tokens');
     const accountBefore = used(westRegion.runtime, 'account', westAccount, 'requests');
     const upstreamBefore = upstreamRequests();
     // The client did not hear the answer and retries the same id at eu-west, whose own account
@@ -198,9 +200,10 @@ describe('forwarding to the home region', () => {
     expect(retried.value.servedRegion).toBe('eu-west');
     expect(upstreamRequests()).toBe(upstreamBefore);
     expect(used(westRegion.runtime, 'account', westAccount, 'requests')).toBe(accountBefore);
-    expect(used(westRegion.runtime, 'tenant', 'acme', 'weighted_tokens')).toBe(used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens'));
-    // The request count of the retry's reservation settles at zero: nothing reached the model.
+    // The retry's reservation settles at zero (nothing reached the model), at both regions.
+    await until(() => converged('requests') && converged('weighted_tokens'), 'the tenant counters converge again', 5_000);
     expect(used(westRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore);
+    expect(used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens')).toBe(weightedBefore);
   });
 
   it('settles a forwarded stream the client left mid-way with its full usage', async () => {
