@@ -6,11 +6,12 @@ import { countTokensTimeoutMs, gatewayHealthCheckEveryMs, upstreamCloseGraceMs }
 import { ForwardClient } from '../../net/grpc/forward-client.js';
 import { CarpoolGrpcServer, type ListenAddress } from '../../net/grpc/grpc-server.js';
 import type { GatewayObserver } from '../../observe/gateway-observer.js';
+import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
 import { AccountCaller } from '../account-caller.js';
 import { ForwardExecutor } from '../forward/forward-executor.js';
 import { ForwardLedger } from '../forward/forward-ledger.js';
-import { ForwardRouter } from '../forward/forward-route.js';
+import { type ForwardRoute, ForwardRouter } from '../forward/forward-route.js';
 import type { MeshRuntime } from '../mesh-runtime.js';
 import { nodeAuthCrypto } from '../node-auth-crypto.js';
 import { countTokensCall } from '../../upstream/count-tokens-call.js';
@@ -115,12 +116,22 @@ export class RegionGateway {
       onAlert,
       log,
     });
+    const localRoutes = new WeakMap<Account, ForwardRoute>();
     const caller = new AccountCaller({
       pool: runtime.pool,
       usage: runtime.accountUsage,
       client,
       targets: target,
-      routes: (account, accountTarget) => (accountTarget === undefined ? router.route(account) : executor.localRoute(account, accountTarget, config.node)),
+      routes: (account, accountTarget) => {
+        if (accountTarget === undefined) return router.route(account);
+        // One route per account (a policy update makes a new account object, and so a new route).
+        let route = localRoutes.get(account);
+        if (route === undefined) {
+          route = executor.localRoute(account, accountTarget, config.node);
+          localRoutes.set(account, route);
+        }
+        return route;
+      },
       localRegion: region,
       poolChanges: (listener) => runtime.onPoolChange(listener),
       onAlert,
