@@ -1,16 +1,19 @@
-// The emulator of the upstream benchmark, in a process of its own so that it has one core to
-// itself and the load generator the other. Options come as one JSON argument; the process prints
-// `{"url": …, "keys": […]}` on one line once it listens and closes cleanly on SIGTERM.
+// The emulator of the upstream and gateway benchmarks, in a process of its own so that it has one
+// core to itself and neither the load generator nor the node bills it. Options come as one JSON
+// argument (the gateway's streams add pacing: time to first token, tokens per second); the
+// process prints `{"url": …, "keys": […]}` on one line once it listens and closes on SIGTERM.
 import { generatedAccounts } from '../../src/upstream/emulator/emulator-config.js';
 import { startEmulator } from '../../src/upstream/emulator/emulator-server.js';
 
-interface ChildOptions {
+export interface EmulatorChildOptions {
   readonly accounts: number;
   readonly outputTokensMin: number;
   readonly outputTokensMax: number;
+  readonly ttftMs?: number;
+  readonly tokensPerSecond?: number;
 }
 
-const options = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
+const options = JSON.parse(process.argv[2] ?? '{}') as EmulatorChildOptions;
 // Limits far above anything the benchmark can reach: it measures the emulator, not its 429s.
 const unlimited = { requestsPerMinute: 1_000_000_000, inputTokensPerMinute: 1_000_000_000, outputTokensPerMinute: 1_000_000_000 };
 const accounts = generatedAccounts(options.accounts, 1).map((account) => ({ ...account, limits: unlimited }));
@@ -18,6 +21,8 @@ const emulator = await startEmulator({
   accounts,
   outputTokensMin: options.outputTokensMin,
   outputTokensMax: options.outputTokensMax,
+  ttftMs: options.ttftMs ?? 0,
+  tokensPerSecond: options.tokensPerSecond ?? 0,
   log: (line) => console.error(line),
 });
 console.log(JSON.stringify({ url: emulator.url, keys: emulator.keys }));

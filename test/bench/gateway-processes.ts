@@ -1,4 +1,4 @@
-// The processes of the gateway benchmark: an emulator (./gateway-emulator.ts) and a real
+// The processes of the gateway benchmark: an emulator (./emulator-process.ts) and a real
 // `carpool node` in front of it, each pinned to a core of its own when `taskset` exists, set up
 // as test/node/grpc-node-process.test.ts does (a config file, accounts and a tenant over the admin
 // HTTP endpoint, an API key minted with the Admin service); plus what /proc says about them.
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { adminCall } from '../node/gateway/gateway-harness.js';
 import { freePort } from '../support/cluster.js';
-import type { GatewayEmulatorOptions } from './gateway-emulator.js';
+import type { EmulatorChildOptions } from './emulator-process.js';
 
 const repoRoot = new URL('../..', import.meta.url).pathname;
 const adminToken = 'admin-token-for-the-gateway-bench';
@@ -90,8 +90,23 @@ export interface EmulatorChild {
   stop(): Promise<void>;
 }
 
+/** Every answer exactly `outputTokens` long (the natural length pinned), so both paths do the same work. */
+export interface GatewayEmulatorOptions {
+  readonly accounts: number;
+  readonly outputTokens: number;
+  readonly ttftMs: number;
+  readonly tokensPerSecond: number;
+}
+
 export async function startEmulatorChild(options: GatewayEmulatorOptions): Promise<EmulatorChild> {
-  const child = spawnPinned(1, ['--import', 'tsx', 'test/bench/gateway-emulator.ts', JSON.stringify(options)], 'inherit');
+  const childOptions: EmulatorChildOptions = {
+    accounts: options.accounts,
+    outputTokensMin: options.outputTokens,
+    outputTokensMax: options.outputTokens,
+    ttftMs: options.ttftMs,
+    tokensPerSecond: options.tokensPerSecond,
+  };
+  const child = spawnPinned(1, ['--import', 'tsx', 'test/bench/emulator-process.ts', JSON.stringify(childOptions)], 'inherit');
   try {
     const lines = createInterface({ input: child.stdout! });
     const first = await new Promise<string>((resolve, reject) => {
