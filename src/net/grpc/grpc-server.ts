@@ -68,7 +68,7 @@ import {
 } from './carpool-wire.js';
 import { gatewayStatusOf, internalMessage } from './gateway-status.js';
 import { adminTokenOf, carpoolCredentialsOf, type CredentialsProblem } from './metadata-credentials.js';
-import { GrpcStreamSink } from './stream-sink.js';
+import { carpoolStreamEncoding, GrpcStreamSink, type StreamEncoding } from './stream-sink.js';
 
 /**
  * The gRPC endpoint of a region node: carpool.v1.Carpool and carpool.v1.Admin translated to the
@@ -285,37 +285,13 @@ export class CarpoolGrpcServer {
     return methods;
   }
 
-  private async streamComplete(handler: CarpoolHandler, call: ServerWritableStream<WireCompleteRequest, WireStreamEvent>): Promise<void> {
-    if (!this.enter()) {
-      call.emit('error', this.errorResponse(inFlightRefusal));
-      return;
-    }
-    const opened = openCall(call);
-    const methodPath = opened.context.methodPath;
-    let sink: GrpcStreamSink | undefined;
-    try {
-      sink = new GrpcStreamSink(call, opened.context.signal);
+  private streamComplete(handler: CarpoolHandler, call: ServerWritableStream<WireCompleteRequest, WireStreamEvent>): Promise<void> {
+    return this.serverStream(call, carpoolStreamEncoding, async (context, sink) => {
       const credentials = this.carpoolCredentials(call.metadata);
+      if (!credentials.ok) return credentials;
       const request = decodeCompleteRequest(call.request);
-      const result = credentials.ok
-        ? await handler.streamComplete({ ...opened.context, request, credentials: credentials.value, signedContent: signed(opened.context, request.requestJson) }, sink)
-        : credentials;
-      opened.close();
-      if (result.ok) {
-        sink.finish(result.value);
-        call.end();
-      } else {
-        sink.finish(undefined);
-        call.emit('error', this.errorResponse(result.error));
-      }
-    } catch (error) {
-      opened.close();
-      sink?.finish(undefined);
-      this.handlerFailed(error, methodPath);
-      call.emit('error', internalResponse());
-    } finally {
-      this.leave();
-    }
+      return handler.streamComplete({ ...context, request, credentials: credentials.value, signedContent: signed(context, request.requestJson) }, sink);
+    });
   }
 
   private carpoolCredentials(metadata: Metadata): Result<CarpoolCredentials, GatewayError> {
@@ -381,39 +357,49 @@ export class CarpoolGrpcServer {
 
   // ---- Forward (members only) ----
 
-  private async forwardExecute(handler: ForwardHandler, call: ServerWritableStream<WireForwardRequest, WireForwardReply>): Promise<void> {
-    if (!this.enter()) {
-      call.emit('error', this.errorResponse(inFlightRefusal));
-      return;
-    }
-    const opened = openCall(call);
-    let sink: GrpcStreamSink<SseEvent, ForwardResult, WireForwardReply> | undefined;
-    try {
+  private forwardExecute(handler: ForwardHandler, call: ServerWritableStream<WireForwardRequest, WireForwardReply>): Promise<void> {
+    return this.serverStream(call, forwardStreamEncoding, async (context, sink) => {
       const first = (key: string): string | undefined => {
         const values = call.metadata.get(key);
         return values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined;
       };
       const proof = decodeForwardProof(first(memberKey), first(memberTimestampKey), first(memberMacKey));
-      if (!proof.ok) {
-        opened.close();
-        call.emit('error', this.errorResponse({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: proof.error.field } }));
-        return;
-      }
+      if (!proof.ok) return err({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: proof.error.field } });
       const request = decodeForwardRequest(call.request);
-      if (!request.ok) {
-        opened.close();
-        call.emit('error', this.errorResponse({ kind: 'invalid', field: request.error.field, reason: request.error.reason }));
-        return;
-      }
-      sink = new GrpcStreamSink(call, opened.context.signal, { event: encodeForwardEvent, end: encodeForwardResult });
-      const outcome = await handler.execute({ ...opened.context, request: request.value, proof: proof.value }, request.value.stream ? sink : undefined);
+      if (!request.ok) return err({ kind: 'invalid', field: request.error.field, reason: request.error.reason });
+      const outcome = await handler.execute({ ...context, request: request.value, proof: proof.value }, request.value.stream ? sink : undefined);
+      return 'outcome' in outcome ? ok(outcome) : err({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: outcome.reason } });
+    });
+  }
+
+  // ---- Plumbing ----
+
+  /**
+   * A server-streaming grpc-js handler around `invoke`: the in-flight bound, the context, a
+   * backpressured sink with the method's encoding, the last message on success, errors to
+   * statuses, and a throwing `invoke` to INTERNAL.
+   */
+  private async serverStream<Request, Wire, Event, End>(
+    call: ServerWritableStream<Request, Wire>,
+    encoding: StreamEncoding<Event, End, Wire>,
+    invoke: (context: CallContext, sink: GrpcStreamSink<Event, End, Wire>) => Promise<Result<End, GatewayError>>,
+  ): Promise<void> {
+    if (!this.enter()) {
+      call.emit('error', this.errorResponse(inFlightRefusal));
+      return;
+    }
+    const opened = openCall(call);
+    let sink: GrpcStreamSink<Event, End, Wire> | undefined;
+    try {
+      sink = new GrpcStreamSink(call, opened.context.signal, encoding);
+      const result = await invoke(opened.context, sink);
       opened.close();
-      if ('outcome' in outcome) {
-        sink.finish(outcome);
+      if (result.ok) {
+        sink.finish(result.value);
         call.end();
       } else {
         sink.finish(undefined);
-        call.emit('error', this.errorResponse({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: outcome.reason } }));
+        call.emit('error', this.errorResponse(result.error));
       }
     } catch (error) {
       opened.close();
@@ -424,8 +410,6 @@ export class CarpoolGrpcServer {
       this.leave();
     }
   }
-
-  // ---- Plumbing ----
 
   /** A unary grpc-js handler around `invoke`: the in-flight bound, the context, errors to statuses. */
   private unary<Wire, Reply>(
@@ -497,6 +481,8 @@ export class CarpoolGrpcServer {
 }
 
 const emptyBody = new Uint8Array(0);
+
+const forwardStreamEncoding: StreamEncoding<SseEvent, ForwardResult, WireForwardReply> = Object.freeze({ event: encodeForwardEvent, end: encodeForwardResult });
 
 const inFlightRefusal: GatewayError = { kind: 'rejected', rejection: { kind: 'shed', retryAfterMs: grpcCallsInFlightRetryAfterMs } };
 
