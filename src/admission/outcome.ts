@@ -77,9 +77,10 @@ export type Rejection =
   | { readonly kind: 'concurrency'; readonly retryAfterMs: number }
   /**
    * No valid credentials. `reason` is for node-side metrics and logs only: a reply must not say
-   * which check failed, since that helps only a prober (see ./request-auth.ts).
+   * which check failed, since that helps only a prober (see ./request-auth.ts). `credential` says
+   * which kind the surface takes, for the reply's wording: a tenant's API key unless said otherwise.
    */
-  | { readonly kind: 'unauthenticated'; readonly reason: string }
+  | { readonly kind: 'unauthenticated'; readonly reason: string; readonly credential?: 'api-key' | 'admin-token' }
   /** The node sheds load: its queues are past the thresholds for the request's priority. */
   | { readonly kind: 'shed'; readonly retryAfterMs: number }
   /** A strict quota needs a quorum round, and too few mesh members answered. */
@@ -114,6 +115,18 @@ export const rejectionStatus: Readonly<Record<RejectionKind, RejectionStatus>> =
   'no-quorum': Object.freeze({ grpc: 'UNAVAILABLE', http: 503, retryable: true }),
   invalid: Object.freeze({ grpc: 'INVALID_ARGUMENT', http: 400, retryable: false }),
 } satisfies Record<RejectionKind, RejectionStatus>);
+
+/**
+ * Refusals of the admin surface (src/node/admin/, src/net/admin-http.ts) that admission never
+ * makes, in the same shape: a known admin token without the role a call needs, and an admin
+ * call naming a tenant, account or key that does not exist. Neither can be cured by waiting.
+ */
+export type AdminRefusalKind = 'forbidden' | 'not-found';
+
+export const adminRefusalStatus: Readonly<Record<AdminRefusalKind, RejectionStatus>> = Object.freeze({
+  forbidden: Object.freeze({ grpc: 'PERMISSION_DENIED', http: 403, retryable: false }),
+  'not-found': Object.freeze({ grpc: 'NOT_FOUND', http: 404, retryable: false }),
+} satisfies Record<AdminRefusalKind, RejectionStatus>);
 
 /** Retry hints as response metadata: gRPC trailers and HTTP headers take the same names. */
 export interface RetryHeaders {

@@ -2,7 +2,7 @@ import { assert } from '../core/assert.js';
 import type { TenantId } from '../core/ids.js';
 import { nonceCacheEntriesMax, signatureSkewMsMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
-import type { Tenant } from '../mesh/policy/policy-schema.js';
+import { type ApiKeyRecord, apiKeyState, type Tenant } from '../mesh/policy/policy-schema.js';
 import { apiKeyDigest, formatKeyId, parseApiKey, parseKeyId } from './api-key.js';
 import { type AuthCrypto, constantTimeEqual, hexToBytes } from './auth-crypto.js';
 import { NonceWindow } from './nonce-window.js';
@@ -22,8 +22,9 @@ import {
  * Request authentication: who is calling, proven by an API key or by a signature made with one.
  *
  * A request presents one of:
- *   - an API key alone (see ./api-key.ts): its SHA-256 must equal one of the tenant's stored
- *     digests. Tenants with `requireSignature` refuse this form, since the key then travels with
+ *   - an API key alone (see ./api-key.ts): its SHA-256 must equal the digest of one of the
+ *     tenant's key records, and that key must be neither revoked nor expired at the request's
+ *     time. Tenants with `requireSignature` refuse this form, since the key then travels with
  *     every request;
  *   - a signature (see ./request-signature.ts), fresh, unreplayed and made with one of the
  *     tenant's keys;
@@ -54,6 +55,10 @@ export const authFailureReasons = [
   'unknown-tenant',
   /** The key's digest is not among its tenant's digests. */
   'wrong-key',
+  /** The key is one of its tenant's, but was revoked (at once, or at the end of a rotation's grace). */
+  'revoked-key',
+  /** The key is one of its tenant's, but its expiry has passed. */
+  'expired-key',
   /** A valid key alone, for a tenant that requires signed requests. */
   'signature-required',
   /** A signature field (key id, timestamp, nonce, signature) or the method or path is malformed. */
@@ -141,6 +146,14 @@ interface KeyMatch {
   readonly keyHashHex: string;
 }
 
+/** Why a record that matched may not authenticate at `nowMs`, if it may not. */
+function inactiveReason(record: ApiKeyRecord, nowMs: number): 'revoked-key' | 'expired-key' | undefined {
+  const state = apiKeyState(record, nowMs);
+  if (state === 'revoked') return 'revoked-key';
+  if (state === 'expired') return 'expired-key';
+  return undefined;
+}
+
 /**
  * Authenticates requests against the tenants of the policy document. It holds the nonce cache,
  * so a node keeps one instance for all its requests; it reads tenants through `lookupTenant` on
@@ -176,7 +189,7 @@ export class RequestAuthenticator {
     const outcome =
       request.signature !== undefined
         ? this.verifySigned(request, request.signature, nowMs)
-        : this.verifyKeyOnly(request.apiKey);
+        : this.verifyKeyOnly(request.apiKey, nowMs);
     if (!outcome.ok) {
       this.failureCounts.set(outcome.error, (this.failureCounts.get(outcome.error) ?? 0) + 1);
       if (outcome.error === 'nonce-cache-full') return err({ kind: 'shed', reason: outcome.error, retryAfterMs: nonceCacheFullRetryMs });
@@ -198,16 +211,16 @@ export class RequestAuthenticator {
     };
   }
 
-  private verifyKeyOnly(apiKey: string | undefined): Result<Authenticated, AuthFailureReason> {
+  private verifyKeyOnly(apiKey: string | undefined, nowMs: number): Result<Authenticated, AuthFailureReason> {
     if (apiKey === undefined) return err('missing-credentials');
-    const match = this.matchApiKey(apiKey);
+    const match = this.matchApiKey(apiKey, nowMs);
     if (!match.ok) return match;
     const { tenant, keyHashHex } = match.value;
     if (tenant.requireSignature) return err('signature-required');
     return ok({ tenant: tenant.id, keyId: formatKeyId(tenant.id, keyHashHex), signed: false });
   }
 
-  private matchApiKey(apiKey: string): Result<KeyMatch, AuthFailureReason> {
+  private matchApiKey(apiKey: string, nowMs: number): Result<KeyMatch, AuthFailureReason> {
     // The parser refuses an over-long key before anything else, so hashing is bounded.
     const parts = parseApiKey(apiKey);
     if (!parts.ok) return err('malformed-key');
@@ -215,14 +228,16 @@ export class RequestAuthenticator {
     const digest = apiKeyDigest(this.crypto, apiKey);
     const tenant = this.tenantById(parts.value.tenant);
     if (tenant === undefined) return err('unknown-tenant');
-    let matched: string | undefined;
+    let matched: ApiKeyRecord | undefined;
     // Every stored digest is compared, even after a match, so timing does not tell which
     // position matched (or how many keys the tenant has before the match).
-    for (const keyHashHex of tenant.apiKeyHashes) {
-      if (constantTimeEqual(digest, hexToBytes(keyHashHex)) && matched === undefined) matched = keyHashHex;
+    for (const record of tenant.apiKeys) {
+      if (constantTimeEqual(digest, hexToBytes(record.hash)) && matched === undefined) matched = record;
     }
     if (matched === undefined) return err('wrong-key');
-    return ok({ tenant, keyHashHex: matched });
+    const inactive = inactiveReason(matched, nowMs);
+    if (inactive !== undefined) return err(inactive);
+    return ok({ tenant, keyHashHex: matched.hash });
   }
 
   private verifySigned(
@@ -248,7 +263,7 @@ export class RequestAuthenticator {
     let tenant: Tenant;
     let candidates: readonly string[];
     if (request.apiKey !== undefined) {
-      const match = this.matchApiKey(request.apiKey);
+      const match = this.matchApiKey(request.apiKey, nowMs);
       if (!match.ok) return match;
       if (match.value.tenant.id !== keyId.value.tenant || !match.value.keyHashHex.startsWith(keyId.value.hashPrefix)) {
         return err('key-mismatch');
@@ -259,8 +274,14 @@ export class RequestAuthenticator {
       const found = this.tenantById(keyId.value.tenant);
       if (found === undefined) return err('unknown-tenant');
       tenant = found;
-      candidates = tenant.apiKeyHashes.filter((keyHashHex) => keyHashHex.startsWith(keyId.value.hashPrefix));
-      if (candidates.length === 0) return err('unknown-key');
+      const named = tenant.apiKeys.filter((record) => record.hash.startsWith(keyId.value.hashPrefix));
+      if (named.length === 0) return err('unknown-key');
+      // A revoked or expired key signs nothing any more. Checked before the HMAC, which reveals
+      // only that the key id names a key of this tenant that no longer works; key ids are not
+      // secrets (they appear in logs and the admin views).
+      const usable = named.filter((record) => inactiveReason(record, nowMs) === undefined);
+      if (usable.length === 0) return err(inactiveReason(named[0] as ApiKeyRecord, nowMs) ?? 'unknown-key');
+      candidates = usable.map((record) => record.hash);
     }
 
     const canonical = canonicalRequest(this.crypto, request, signature.timestamp, signature.nonce);

@@ -34,12 +34,12 @@ import { type AuthCrypto, bytesToHex, hexToBytes, sha256Bytes } from './auth-cry
  * fixed-length digest.
  *
  * Why the HMAC key is SHA-256(apiKey) and not the key: the node stores only the key's digest (the
- * policy document's `apiKeyHashes`), so the digest is the one secret both sides hold. The
+ * policy document's key records), so the digest is the one secret both sides hold. The
  * consequence is that a stored digest is a signing secret. Whoever reads the policy document (any
  * mesh replica, an admin endpoint that lists tenants, a backup) can sign requests as that tenant,
  * though still not present the raw key. The policy document must therefore be guarded like the
  * keys themselves: mesh links authenticated and encrypted, admin reads restricted, backups
- * protected. Rotating a key (adding the new digest, then removing the old) revokes both powers.
+ * protected. Rotating or revoking a key (`carpool admin keys rotate|revoke`) revokes both powers.
  */
 
 /** The parts of a request that a signature covers, besides timestamp and nonce. */

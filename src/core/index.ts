@@ -1,5 +1,6 @@
 export * from './assert.js';
 export * from './clock.js';
+export * from './duration-text.js';
 export * from './ids.js';
 export * from './limits.js';
 export * from './random.js';

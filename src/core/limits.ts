@@ -130,12 +130,51 @@ export const policyLocalUpdatesMax = 1_024;
 /** Policy sync step 1 is sent every this many digest rounds (and whenever a link opens). */
 export const policySyncEveryDigestRounds = 10;
 
-/** API keys per tenant. */
+/** API keys per tenant that may authenticate (not revoked, not expired). */
 export const tenantKeysMax = 16;
+
+/**
+ * Key records per tenant, revoked and expired ones included: they stay listed (and keep a revoked
+ * key refused even where a peer of an older schema still lists its digest) until a new key needs
+ * the room, when the oldest inactive record goes first.
+ */
+export const tenantKeyRecordsMax = 64;
+
+/** Characters in a key's name (`carpool admin keys create --name`). */
+export const apiKeyNameLengthMax = 64;
+
+/** Latest expiry a key may be given, from its creation: about five years. */
+export const apiKeyLifetimeMsMax = 5 * 366 * 24 * 3_600_000;
+
+/** Longest a rotated-out key keeps working after its successor was made. */
+export const apiKeyRotationGraceMsMax = 30 * 24 * 3_600_000;
+
+/**
+ * Entries the replicated audit log keeps (src/mesh/policy/audit-schema.ts); each append trims the
+ * oldest beyond it. Appends made at the same moment on several nodes may exceed it by one entry
+ * per writer until the next append. About 300 bytes each, so the log stays well inside a frame.
+ */
+export const auditEntriesMax = 1_000;
+
+/** Characters of an audit entry's `reason`, `actor`, `target` and each `detail` text value. */
+export const auditTextLengthMax = 512;
+
+/** Fields in an audit entry's `detail`. */
+export const auditDetailFieldsMax = 16;
+
+/** Named admin tokens a node's configuration may hold (`adminTokens`). */
+export const adminTokensMax = 32;
+
+/** Entries of `admin.allowedHosts` and of `admin.allowedOrigins` each. */
+export const adminAllowedHostsMax = 32;
+
+/** Largest amount one usage adjustment may charge or credit. */
+export const usageAdjustmentAmountMax = 1_000_000_000_000;
 
 /** Limits per tenant or account. */
 export const limitsPerSubjectMax = 32;
 
+assert(tenantKeysMax <= tenantKeyRecordsMax, 'every key that may authenticate has a record');
 assert(meshMembersMax <= replicasMax, 'every member incarnation must fit the counter replica bound');
 assert(repairChunkEntriesMax <= frameEntriesMax, 'a repair chunk must fit one frame');
 

@@ -19,7 +19,7 @@ export function createApiKey(target: string, adminToken: string, tenant: string,
   const client = new Client(target, grpcCredentials.createInsecure());
   const metadata = new Metadata();
   metadata.set('authorization', `Bearer ${adminToken}`);
-  const request: WireCreateApiKeyRequest = { tenant };
+  const request: WireCreateApiKeyRequest = { tenant, name: 'local-mesh', expires_at_ms: 0, reason: 'minted by carpool local at start' };
   return new Promise((resolve) => {
     client.makeUnaryRequest<WireCreateApiKeyRequest, WireCreateApiKeyResponse>(
       method.path,

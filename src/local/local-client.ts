@@ -178,8 +178,8 @@ function fail(error: ClientError, resolved: Resolved, io: ClientIo): number {
     io.info(`carpool client: a malformed answer from ${resolved.label}: ${error.detail}`);
     return 1;
   }
-  const retry = error.pushbackMs === undefined ? '' : ` (retry in ${error.pushbackMs} ms)`;
-  io.info(`carpool client: ${error.codeName}: ${error.details}${retry}`);
+  // The server's message already says when to retry, as a duration people read.
+  io.info(`carpool client: ${error.codeName}: ${error.details}`);
   if (error.codeName === 'UNAVAILABLE' && resolved.state !== undefined && !isProcessAlive(resolved.state.pid)) {
     io.info(`the local mesh that wrote ${resolved.stateFile} is no longer running: start the mesh first with npm start`);
   }

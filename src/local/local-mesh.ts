@@ -2,10 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiKeyHashHex } from '../admission/api-key.js';
 import type { AccountId } from '../core/ids.js';
 import { err, ok, type Result } from '../core/result.js';
-import { nodeAuthCrypto } from '../node/node-auth-crypto.js';
 import { createApiKey } from './admin-client.js';
 import type { LocalConfig, LocalRegion } from './local-config.js';
 import { type ChildExit, describeExit, LocalChild } from './local-child.js';
@@ -182,7 +180,7 @@ async function launch(
     return { region: region.name, node: region.node, grpc: grpcTarget(config.host, region.grpcPort), admin, metrics: `${admin}/metrics`, config: region };
   });
   const connected = await settle(regions, interrupted, async (region) => {
-    const status = await getJson(`${region.admin}/status`);
+    const status = await getJson(`${region.admin}/status`, adminToken);
     const peers = isRecord(status) && Array.isArray(status.peers) ? (status.peers as unknown[]) : [];
     const up = peers.filter((peer) => isRecord(peer) && peer.connected === true).length;
     return up === regions.length - 1 ? undefined : `${region.region} has ${up} of ${regions.length - 1} mesh peers connected`;
@@ -193,33 +191,35 @@ async function launch(
   print(`mesh connected; applying the policy at ${config.regions[0]?.name ?? '?'} and minting a key per tenant…`);
   const first = regions[0] as LocalMeshRegion;
   for (const account of emulatorConfig.accounts) {
-    const put = await putJson(`${first.admin}/policy/accounts/${encodeURIComponent(account.id)}`, accountPolicyOf(account));
+    const put = await putJson(`${first.admin}/policy/accounts/${encodeURIComponent(account.id)}`, accountPolicyOf(account), adminToken);
     if (put !== undefined) return abandon(`PUT /policy/accounts/${account.id} at ${first.region}: ${put}`);
   }
   for (const tenant of config.tenants) {
-    const put = await putJson(`${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}`, tenantPolicyOf(tenant));
+    const put = await putJson(`${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}`, tenantPolicyOf(tenant), adminToken);
     if (put !== undefined) return abandon(`PUT /policy/tenants/${tenant.id} at ${first.region}: ${put}`);
   }
 
   // 6. One key per tenant, minted by the Admin service (it stores only the digest).
   const apiKeys: Record<string, string> = {};
+  const keyIds = new Map<string, string>();
   for (const tenant of config.tenants) {
     const minted = await createApiKey(first.grpc, adminToken, tenant.id, adminCallTimeoutMs);
     if (!minted.ok) return abandon(minted.error);
     apiKeys[tenant.id] = minted.value.apiKey;
+    keyIds.set(tenant.id, minted.value.keyId);
   }
 
   // 7. Every node must know every account, tenant and key before a client may pick any region.
-  const shownHash = new Map(Object.entries(apiKeys).map(([tenant, key]) => [tenant, `${apiKeyHashHex(nodeAuthCrypto, key).slice(0, 8)}…`]));
   const replicated = await settle(regions, interrupted, async (region) => {
-    const policy = await getJson(`${region.admin}/policy`);
+    const policy = await getJson(`${region.admin}/policy`, adminToken);
     if (!isRecord(policy) || !Array.isArray(policy.accounts) || !Array.isArray(policy.tenants)) return `${region.region} answered no policy`;
     const accountIds = new Set((policy.accounts as unknown[]).map((account) => (isRecord(account) ? account.id : undefined)));
     const missingAccount = emulatorConfig.accounts.find((account) => !accountIds.has(account.id));
     if (missingAccount !== undefined) return `${region.region} does not know account ${missingAccount.id} yet`;
-    for (const [tenant, hash] of shownHash) {
+    for (const [tenant, keyId] of keyIds) {
       const entry = (policy.tenants as unknown[]).find((t) => isRecord(t) && t.id === tenant);
-      if (!isRecord(entry) || !Array.isArray(entry.apiKeyHashes) || !entry.apiKeyHashes.includes(hash)) return `${region.region} does not know tenant ${tenant}'s key yet`;
+      const keys = isRecord(entry) && Array.isArray(entry.keys) ? (entry.keys as unknown[]) : [];
+      if (!keys.some((key) => isRecord(key) && key.keyId === keyId)) return `${region.region} does not know tenant ${tenant}'s key yet`;
     }
     return undefined;
   });
@@ -315,16 +315,22 @@ async function settle(
   }
 }
 
-async function getJson(url: string): Promise<unknown> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(adminCallTimeoutMs) });
+/** A read of the admin endpoint, with the mesh's admin token (every admin route needs one). */
+async function getJson(url: string, adminToken: string): Promise<unknown> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(adminCallTimeoutMs) });
   if (response.status !== 200) throw new Error(`GET ${url}: HTTP ${response.status}`);
   return response.json();
 }
 
 /** Undefined on 200; otherwise the status and the error the admin endpoint gave. */
-async function putJson(url: string, body: unknown): Promise<string | undefined> {
+async function putJson(url: string, body: unknown, adminToken: string): Promise<string | undefined> {
   try {
-    const response = await fetch(url, { method: 'PUT', body: JSON.stringify(body), signal: AbortSignal.timeout(adminCallTimeoutMs) });
+    const response = await fetch(url, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(adminCallTimeoutMs),
+    });
     const text = await response.text();
     return response.status === 200 ? undefined : `HTTP ${response.status} ${text}`;
   } catch (error) {

@@ -65,7 +65,6 @@ export function accountPolicyOf(account: LocalAccount): Record<string, unknown> 
 export function tenantPolicyOf(tenant: LocalTenant): Record<string, unknown> {
   return {
     tier: tenant.tier,
-    apiKeyHashes: [],
     requireSignature: false,
     concurrencyMax: tenant.concurrencyMax,
     weights: tenant.weights,

@@ -125,7 +125,7 @@ class StatusPrinter {
     if (this.busy) return;
     this.busy = true;
     try {
-      const samples = await Promise.all(this.mesh.regions.map((region) => readSample(region.admin)));
+      const samples = await Promise.all(this.mesh.regions.map((region) => readSample(region.admin, this.mesh.adminToken)));
       const time = new Date().toTimeString().slice(0, 8);
       for (const [i, region] of this.mesh.regions.entries()) {
         const sample = samples[i] as RegionSample;
@@ -138,9 +138,10 @@ class StatusPrinter {
   }
 }
 
-async function readSample(admin: string): Promise<RegionSample> {
+/** GET /status, with the mesh's admin token (every admin route needs one). */
+async function readSample(admin: string, adminToken: string): Promise<RegionSample> {
   try {
-    const response = await fetch(`${admin}/status`, { signal: AbortSignal.timeout(statusReadTimeoutMs) });
+    const response = await fetch(`${admin}/status`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(statusReadTimeoutMs) });
     const body: unknown = await response.json();
     return response.status === 200 ? sampleOf(body, Date.now()) : unreachableSample(Date.now());
   } catch {

@@ -1,38 +1,67 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type AdminPrincipal, roleAllows } from '../admission/admin-access.js';
 
 /**
- * A small JSON-over-HTTP endpoint for operators and tests: status, counter reads and writes,
- * policy edits, and the Prometheus metrics of one node. It is an adapter: routes call an `AdminHandler` and map its answers
- * to statuses; nothing here knows the mesh. Bind it to loopback or a private interface only: it
- * has no authentication of its own (the public API is the gRPC endpoint of a later issue).
+ * The admin endpoint of a node: JSON over HTTP for operators, `carpool admin` and tests. It is an
+ * adapter: it guards every request, then routes call an `AdminHandler` (src/node/admin-routes.ts)
+ * and their answers are mapped to statuses; nothing here knows the mesh.
  *
- *   GET    /status                          node, peers, mesh and transport counters; with a gRPC
- *                                           endpoint also `gateway`: {requests, completed,
- *                                           inFlight, queueDepth}
- *   GET    /metrics                         the Prometheus exposition of the node's one registry
- *                                           (text/plain; version=0.0.4); 404 when the node
- *                                           keeps no metrics
- *   GET    /counters?scope=&subject=&metric=&unit=&index=[&atLeast=N&waitMs=M]
- *                                           value and per-replica contributions; with atLeast,
- *                                           waits up to waitMs for the value to reach N
- *   POST   /counters                        {"updates":[{scope,subject,metric,unit,index,amount,refund?}]}
- *   GET    /policy                          tenants, accounts, settings, invalid entries
- *   PUT    /policy/tenants/{id}             a tenant (see src/mesh/policy/policy-schema.ts)
- *   DELETE /policy/tenants/{id}
- *   PUT    /policy/accounts/{id}            an account
- *   DELETE /policy/accounts/{id}
- *   PATCH  /policy/settings                 {"gossipIntervalMs": 50, ...}
- *   POST   /admission/admit                 {tenant, user?, requestId, amounts: {metric: n}, leaseMs?}:
- *                                           200, or the rejection with 429/503 and Retry-After
- *   POST   /admission/settle                {requestId, used: {metric: n}}
- *   GET    /pool                            this node's view of the accounts: health state,
- *                                           permits in flight and queued, when each is back
- *   POST   /pool/accounts/{id}/enable       re-enable an account a 401/402/403 disabled (on
- *                                           this node: health is tracked per node)
+ * Every request passes these checks, in order, before any handler runs:
+ *   1. `Host` must name this endpoint: its bind address and port, `localhost:<port>`,
+ *      `127.0.0.1:<port>`, `[::1]:<port>`, or one of the configured `admin.allowedHosts`;
+ *      anything else is 421 (a DNS-rebinding page reaches the socket under a foreign name);
+ *   2. a request with an `Origin` not among the configured `admin.allowedOrigins` (none by
+ *      default) is 403. No CORS header is ever sent, so a browser page of another origin cannot
+ *      read an answer either;
+ *   3. `Authorization: Bearer <token>` must carry a configured admin token (compared in constant
+ *      time, src/admission/admin-access.ts); otherwise 401 with `www-authenticate: Bearer` and
+ *      one message whatever failed;
+ *   4. reads (GET) need the `viewer` role or more; every other method is a write and needs
+ *      `admin`: 403 otherwise;
+ *   5. a write must say `content-type: application/json` (415 otherwise; a cross-origin form or
+ *      `text/plain` POST never reaches a handler), and its body, if any, must be JSON of at most
+ *      `adminBodyBytesMax` bytes (400, 413).
  *
- * Replies are JSON except where a route says otherwise (GET /metrics). Errors are
- * `{"error": "...", "field": "..."}` with 400 (bad input), 404, 405 or 413.
+ * Routes (role: v = viewer, a = admin). Every write's JSON body may carry `"reason"`, which the
+ * audit log keeps; it is required for usage adjustments.
+ *
+ *   v GET    /status                         node, peers, mesh and transport counters; with a gRPC
+ *                                            endpoint also `gateway`: {requests, completed,
+ *                                            inFlight, queueDepth}
+ *   v GET    /metrics                        the Prometheus exposition (text/plain; version=0.0.4);
+ *                                            404 when the node keeps no metrics
+ *   v GET    /counters?scope=&subject=&metric=&unit=&index=[&atLeast=N&waitMs=M]
+ *                                            a counter's value and per-replica contributions; with
+ *                                            atLeast, waits up to waitMs for the value to reach N
+ *   v GET    /policy                         tenants (keys as metadata), accounts, settings,
+ *                                            invalid entries
+ *   v GET    /policy/tenants/{id}            one tenant
+ *   a PUT    /policy/tenants/{id}            a tenant's fields (src/mesh/policy/policy-schema.ts,
+ *                                            `tenantWritableFields`); its keys are kept
+ *   a DELETE /policy/tenants/{id}
+ *   v GET    /policy/tenants/{id}/keys       the tenant's keys: key id, name, times, state
+ *   a POST   /policy/tenants/{id}/keys       {name, expiresAtMs?}: a new key, shown in this answer only
+ *   a POST   /policy/tenants/{id}/keys/{keyId}/revoke
+ *   a POST   /policy/tenants/{id}/keys/{keyId}/rotate   {graceMs?, name?, expiresAtMs?}
+ *   v GET    /policy/accounts/{id}
+ *   a PUT    /policy/accounts/{id}           an account
+ *   a DELETE /policy/accounts/{id}
+ *   a PATCH  /policy/settings                {"gossipIntervalMs": 50, ...}
+ *   v GET    /pool                           this node's view of the accounts: health state,
+ *                                            permits in flight and queued, when each is back
+ *   a POST   /pool/accounts/{id}/enable      re-enable an account a 401/402/403 disabled (on this
+ *                                            node: health is tracked per node)
+ *   v GET    /usage/tenants/{id}[?user=U][&consistency=local|quorum]
+ *                                            the tenant's limits, used and remaining
+ *   a POST   /usage/adjustments              {scope, subject, metric, window, index?, kind:
+ *                                            charge|credit, amount, reason}: see
+ *                                            src/node/admin/usage-adjustment.ts
+ *   v GET    /audit[?limit=N]                the audit log, newest first
+ *
+ * No route writes counters directly. Replies are JSON except where a route says otherwise (GET
+ * /metrics). Errors are `{"error": "...", "field": "..."}` with 400 (bad input), 401, 403, 404,
+ * 405, 413, 415, 421 or 503.
  */
 export interface AdminReply {
   readonly status: number;
@@ -46,31 +75,65 @@ export interface AdminReply {
   readonly headers?: { readonly [name: string]: string | undefined };
 }
 
+export interface AdminRequest {
+  readonly method: string;
+  readonly path: readonly string[];
+  readonly query: URLSearchParams;
+  /** The parsed JSON body of a write; undefined for reads and for an empty body. */
+  readonly body: unknown;
+  /** Who is calling, already authenticated and allowed this request's method. */
+  readonly caller: AdminPrincipal;
+}
+
 export interface AdminHandler {
-  handle(method: string, path: readonly string[], query: URLSearchParams, body: unknown): AdminReply | Promise<AdminReply>;
+  handle(request: AdminRequest): AdminReply | Promise<AdminReply>;
+}
+
+/** What the endpoint needs of the configured tokens (src/admission/admin-access.ts `AdminTokens`). */
+export interface AdminAuthenticator {
+  authenticate(token: string | undefined): AdminPrincipal | undefined;
+}
+
+export interface AdminHttpOptions {
+  readonly host: string;
+  /** 0 picks a free port; the server's `port` is the one bound. */
+  readonly port: number;
+  readonly handler: AdminHandler;
+  readonly tokens: AdminAuthenticator;
+  /** More `Host` values to answer for (`name:port`, compared without case), such as a DNS name behind a proxy. */
+  readonly allowedHosts?: readonly string[];
+  /** Origins (`https://ops.example`) whose requests are served; none by default. */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** Largest request body accepted. */
 export const adminBodyBytesMax = 1024 * 1024;
+
+/** The one reply to a missing or unknown token: it does not say which. */
+export const adminUnauthenticatedMessage = 'missing or unknown admin token';
 
 export interface AdminServer {
   readonly port: number;
   close(): Promise<void>;
 }
 
-export async function startAdminHttp(host: string, port: number, handler: AdminHandler): Promise<AdminServer> {
+export async function startAdminHttp(options: AdminHttpOptions): Promise<AdminServer> {
+  let hosts: ReadonlySet<string> = new Set();
+  const origins = new Set(options.allowedOrigins ?? []);
   const server: Server = createServer((req, res) => {
-    serve(req, res, handler).catch((error: unknown) => reply(res, { status: 500, body: { error: String(error) } }));
+    serve(req, res, options, hosts, origins).catch((error: unknown) => reply(res, { status: 500, body: { error: String(error) } }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen(options.port, options.host, () => {
       server.off('error', reject);
       resolve();
     });
   });
+  const port = (server.address() as AddressInfo).port;
+  hosts = allowedHostsOf(options.host, port, options.allowedHosts ?? []);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -79,18 +142,54 @@ export async function startAdminHttp(host: string, port: number, handler: AdminH
   };
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, handler: AdminHandler): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://admin.invalid');
-  const path = url.pathname.split('/').filter((part) => part.length > 0).map(decodeURIComponent);
+/** The `Host` values this endpoint answers for, lowercased. */
+export function allowedHostsOf(bindHost: string, port: number, extra: readonly string[]): ReadonlySet<string> {
+  const bound = bindHost.includes(':') ? `[${bindHost}]` : bindHost;
+  const names = [bound, 'localhost', '127.0.0.1', '[::1]'].map((name) => `${name.toLowerCase()}:${port}`);
+  // A client leaves the default port out of `Host`.
+  if (port === 80) names.push(bound.toLowerCase(), 'localhost', '127.0.0.1', '[::1]');
+  return new Set([...names, ...extra.map((host) => host.toLowerCase())]);
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, options: AdminHttpOptions, hosts: ReadonlySet<string>, origins: ReadonlySet<string>): Promise<void> {
+  const host = req.headers.host?.toLowerCase();
+  if (host === undefined || !hosts.has(host)) return reply(res, { status: 421, body: { error: 'this endpoint does not answer for that Host; add it to admin.allowedHosts' } });
+  const origin = req.headers.origin;
+  if (origin !== undefined && !origins.has(origin)) return reply(res, { status: 403, body: { error: 'requests from another origin are refused; add it to admin.allowedOrigins' } });
+  const caller = options.tokens.authenticate(bearerOf(req.headers.authorization));
+  if (caller === undefined) return reply(res, { status: 401, headers: { 'www-authenticate': 'Bearer realm="carpool-admin"' }, body: { error: adminUnauthenticatedMessage } });
   const method = req.method ?? 'GET';
+  const access = method === 'GET' ? 'read' : 'write';
+  if (!roleAllows(caller.role, access)) return reply(res, { status: 403, body: { error: `the token ${caller.name} has the role ${caller.role}; ${method} needs admin` } });
+  const url = new URL(req.url ?? '/', 'http://admin.invalid');
+  let path: string[];
+  try {
+    path = url.pathname.split('/').filter((part) => part.length > 0).map(decodeURIComponent);
+  } catch {
+    return reply(res, { status: 400, body: { error: 'the path is not valid percent-encoding' } });
+  }
   let body: unknown;
-  if (method !== 'GET' && method !== 'DELETE') {
+  if (access === 'write') {
+    if (!isJson(req.headers['content-type'])) return reply(res, { status: 415, body: { error: 'a write takes content-type: application/json' } });
     const read = await readBody(req);
     if (read.kind === 'too-large') return reply(res, { status: 413, body: { error: `request body over ${adminBodyBytesMax} bytes` } });
     if (read.kind === 'bad-json') return reply(res, { status: 400, body: { error: `request body is not JSON: ${read.detail}` } });
     body = read.value;
   }
-  reply(res, await handler.handle(method, path, url.searchParams, body));
+  reply(res, await options.handler.handle({ method, path, query: url.searchParams, body, caller }));
+}
+
+// RFC 6750 §2.1: the scheme is case-insensitive, then one or more spaces, then the token.
+const bearerPattern = /^bearer +(\S+) *$/i;
+
+function bearerOf(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  return bearerPattern.exec(authorization)?.[1];
+}
+
+function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  return contentType.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 
 type BodyRead = { kind: 'ok'; value: unknown } | { kind: 'too-large' } | { kind: 'bad-json'; detail: string };
@@ -136,6 +235,13 @@ function reply(res: ServerResponse, answer: AdminReply): void {
   const contentType = isText ? (answer.contentType ?? 'text/plain; charset=utf-8') : 'application/json';
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(answer.headers ?? {})) if (value !== undefined) headers[name] = value;
-  res.writeHead(answer.status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.writeHead(answer.status, {
+    ...headers,
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    // Answers hold policy and tokens' names: no cache keeps them, no browser sniffs them.
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
   res.end(text);
 }

@@ -1,15 +1,10 @@
-import { rejectionStatus, retryHeaders } from '../admission/outcome.js';
-import { type AccountId, isValidId, type RequestId, type TenantId } from '../core/ids.js';
-import { reservationLeaseMsMax } from '../core/limits.js';
+import { adminRefusalStatus, rejectionStatus, retryHintHeaders } from '../admission/outcome.js';
 import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-key.js';
 import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
-import { validateAccount, validateSettingsPatch, validateTenant } from '../mesh/policy/policy-schema.js';
-import type { AdminHandler, AdminReply } from '../net/admin-http.js';
-import { policyView, redactTenant } from './gateway/policy-view.js';
+import type { AdminHandler, AdminReply, AdminRequest } from '../net/admin-http.js';
+import type { AdminFailure, AdminService } from './admin/admin-service.js';
 import type { MeshRuntime } from './mesh-runtime.js';
 
-/** Updates one POST /counters may carry. */
-export const adminUpdatesMax = 100_000;
 /** Longest a GET /counters may wait for a value. */
 export const adminWaitMsMax = 60_000;
 
@@ -54,7 +49,12 @@ export interface AdminRoutesOptions {
   readonly startedMs?: number;
 }
 
-/** The routes of `src/net/admin-http.ts`, answered from one node's mesh runtime. */
+/**
+ * The routes of `src/net/admin-http.ts` (listed there with their roles), answered from one node's
+ * mesh runtime and its admin service. The adapter has authenticated the caller and checked its
+ * role by the method before a request gets here; every admin operation goes through the service
+ * (./admin/admin-service.ts), which validates it and records each write in the audit log.
+ */
 export class AdminRoutes implements AdminHandler {
   private readonly started: number;
   private readonly metrics: MetricsRenderer | undefined;
@@ -62,6 +62,7 @@ export class AdminRoutes implements AdminHandler {
 
   constructor(
     private readonly runtime: MeshRuntime,
+    private readonly service: AdminService,
     options: AdminRoutesOptions = {},
   ) {
     this.started = options.startedMs ?? Date.now();
@@ -69,63 +70,110 @@ export class AdminRoutes implements AdminHandler {
     this.gatewayStatus = options.gatewayStatus;
   }
 
-  async handle(method: string, path: readonly string[], query: URLSearchParams, body: unknown): Promise<AdminReply> {
-    const [first, second, third] = path;
+  async handle(request: AdminRequest): Promise<AdminReply> {
+    const { method, path } = request;
+    const [first] = path;
     if (first === 'status' && path.length === 1) return method === 'GET' ? { status: 200, body: this.status() } : notAllowed;
-    if (first === 'metrics' && path.length === 1) {
-      if (this.metrics === undefined) return { status: 404, body: { error: 'this node keeps no metrics' } };
-      if (method !== 'GET') return notAllowed;
-      const rendered = await this.metrics.render();
-      return { status: 200, body: null, text: rendered.text, contentType: rendered.contentType };
-    }
-    if (first === 'counters' && path.length === 1) {
-      if (method === 'GET') return this.readCounter(query);
-      if (method === 'POST') return this.writeCounters(body);
-      return notAllowed;
-    }
-    if (first === 'admission' && path.length === 2 && (second === 'admit' || second === 'settle')) {
+    if (first === 'metrics' && path.length === 1) return this.renderMetrics(method);
+    if (first === 'counters' && path.length === 1) return method === 'GET' ? this.readCounter(request.query) : notAllowed;
+    if (first === 'audit' && path.length === 1) return method === 'GET' ? this.audit(request.query) : notAllowed;
+    if (first === 'pool') return this.pool(request);
+    if (first === 'policy') return this.policy(request);
+    if (first === 'usage') return this.usage(request);
+    return notFound;
+  }
+
+  private async renderMetrics(method: string): Promise<AdminReply> {
+    if (this.metrics === undefined) return { status: 404, body: { error: 'this node keeps no metrics' } };
+    if (method !== 'GET') return notAllowed;
+    const rendered = await this.metrics.render();
+    return { status: 200, body: null, text: rendered.text, contentType: rendered.contentType };
+  }
+
+  private pool({ method, path, body, caller }: AdminRequest): AdminReply {
+    const [, second, third, fourth] = path;
+    if (path.length === 1) return method === 'GET' ? { status: 200, body: this.service.pool() } : notAllowed;
+    if (second === 'accounts' && third !== undefined && fourth === 'enable' && path.length === 4) {
       if (method !== 'POST') return notAllowed;
-      return second === 'admit' ? this.admit(body) : this.settle(body);
-    }
-    if (first === 'pool') {
-      if (path.length === 1) return method === 'GET' ? { status: 200, body: this.poolView() } : notAllowed;
-      if (second === 'accounts' && third !== undefined && path[3] === 'enable' && path.length === 4) {
-        if (method !== 'POST') return notAllowed;
-        return this.enableAccount(third as AccountId);
-      }
-      return notFound;
-    }
-    if (first === 'policy') {
-      const policy = this.runtime.policy;
-      if (path.length === 1) return method === 'GET' ? { status: 200, body: this.policyView() } : notAllowed;
-      if (second === 'settings' && path.length === 2) {
-        if (method !== 'PATCH') return notAllowed;
-        const patch = validateSettingsPatch(body);
-        if (!patch.ok) return badRequest(patch.error.reason, patch.error.field);
-        const updated = policy.updateSettings(patch.value);
-        return updated.ok ? { status: 200, body: policy.settings() } : badRequest(updated.error.reason, updated.error.field);
-      }
-      if ((second === 'tenants' || second === 'accounts') && third !== undefined && path.length === 3) {
-        if (method === 'DELETE') {
-          const removed = second === 'tenants' ? policy.removeTenant(third as TenantId) : policy.removeAccount(third as AccountId);
-          return removed ? { status: 200, body: { removed: third } } : notFound;
-        }
-        if (method !== 'PUT') return notAllowed;
-        if (typeof body !== 'object' || body === null) return badRequest('the body must be a JSON object');
-        const withId = { ...(body as Record<string, unknown>), id: third };
-        if (second === 'tenants') {
-          const tenant = validateTenant(withId);
-          if (!tenant.ok) return badRequest(tenant.error.reason, tenant.error.field);
-          const saved = policy.upsertTenant(tenant.value);
-          return saved.ok ? { status: 200, body: redactTenant(tenant.value) } : badRequest(saved.error.reason, saved.error.field);
-        }
-        const account = validateAccount(withId);
-        if (!account.ok) return badRequest(account.error.reason, account.error.field);
-        const saved = policy.upsertAccount(account.value);
-        return saved.ok ? { status: 200, body: account.value } : badRequest(saved.error.reason, saved.error.field);
-      }
+      const fields = bodyFields(body, []);
+      if (!fields.ok) return fields.reply;
+      const enabled = this.service.enableAccount(caller, third, fields.reason);
+      if (!enabled.ok) return failure(enabled.error);
+      if (!enabled.value.enabled) return { status: 404, body: { error: `no account ${third} in the pool`, field: 'id' } };
+      const now = Date.now();
+      return { status: 200, body: { enabled: third, status: this.runtime.pool.status(now).find((status) => status.id === third) } };
     }
     return notFound;
+  }
+
+  private policy(request: AdminRequest): AdminReply {
+    const { method, path, body, caller } = request;
+    const [, second, third, fourth] = path;
+    if (path.length === 1) return method === 'GET' ? { status: 200, body: this.service.policy() } : notAllowed;
+    if (second === 'settings' && path.length === 2) {
+      if (method !== 'PATCH') return notAllowed;
+      const fields = bodyFields(body, undefined);
+      if (!fields.ok) return fields.reply;
+      return answer(this.service.updateSettings(caller, fields.rest, fields.reason));
+    }
+    if (second === 'tenants' && third !== undefined && fourth === 'keys') return this.keys(request, third);
+    if ((second !== 'tenants' && second !== 'accounts') || third === undefined || path.length !== 3) return notFound;
+    const tenants = second === 'tenants';
+    if (method === 'GET') return answer(tenants ? this.service.tenant(third) : this.service.account(third));
+    if (method === 'DELETE') {
+      const fields = bodyFields(body, []);
+      if (!fields.ok) return fields.reply;
+      const removed = tenants ? this.service.removeTenant(caller, third, fields.reason) : this.service.removeAccount(caller, third, fields.reason);
+      if (!removed.ok) return failure(removed.error);
+      return removed.value.removed ? { status: 200, body: { removed: third } } : { status: 404, body: { error: `no ${tenants ? 'tenant' : 'account'} ${third}`, field: 'id' } };
+    }
+    if (method !== 'PUT') return notAllowed;
+    const fields = bodyFields(body, undefined);
+    if (!fields.ok) return fields.reply;
+    return answer(tenants ? this.service.putTenant(caller, third, fields.rest, fields.reason) : this.service.putAccount(caller, third, fields.rest, fields.reason));
+  }
+
+  /** /policy/tenants/{tenant}/keys[/{keyId}/(revoke|rotate)] */
+  private keys({ method, path, body, caller }: AdminRequest, tenant: string): AdminReply {
+    const [, , , , keyId, action] = path;
+    if (path.length === 4) {
+      if (method === 'GET') return answer(this.service.keys(tenant));
+      if (method !== 'POST') return notAllowed;
+      const fields = bodyFields(body, ['name', 'expiresAtMs']);
+      if (!fields.ok) return fields.reply;
+      return answer(this.service.createKey(caller, tenant, { name: fields.rest.name, expiresAtMs: fields.rest.expiresAtMs }, fields.reason));
+    }
+    if (keyId === undefined || path.length !== 6 || (action !== 'revoke' && action !== 'rotate')) return notFound;
+    if (method !== 'POST') return notAllowed;
+    const fullId = keyId.includes(':') ? keyId : `${tenant}:${keyId}`;
+    if (!fullId.startsWith(`${tenant}:`)) return badRequest(`names a key of another tenant than ${tenant}`, 'keyId');
+    if (action === 'revoke') {
+      const fields = bodyFields(body, []);
+      if (!fields.ok) return fields.reply;
+      return answer(this.service.revokeKey(caller, fullId, fields.reason));
+    }
+    const fields = bodyFields(body, ['graceMs', 'name', 'expiresAtMs']);
+    if (!fields.ok) return fields.reply;
+    return answer(this.service.rotateKey(caller, fullId, fields.rest, fields.reason));
+  }
+
+  private async usage({ method, path, query, body, caller }: AdminRequest): Promise<AdminReply> {
+    const [, second, third] = path;
+    if (second === 'adjustments' && path.length === 2) {
+      if (method !== 'POST') return notAllowed;
+      return answer(await this.service.adjustUsage(caller, body));
+    }
+    if (second !== 'tenants' || third === undefined || path.length !== 3) return notFound;
+    if (method !== 'GET') return notAllowed;
+    const consistency = query.get('consistency') ?? 'local';
+    if (consistency !== 'local' && consistency !== 'quorum') return badRequest('must be local or quorum', 'consistency');
+    return answer(await this.service.usage(third, query.get('user') ?? undefined, consistency));
+  }
+
+  private audit(query: URLSearchParams): AdminReply {
+    const limitText = query.get('limit');
+    const limit = limitText === null ? undefined : Number(limitText);
+    return answer(this.service.audit(limit));
   }
 
   private status(): unknown {
@@ -170,118 +218,45 @@ export class AdminRoutes implements AdminHandler {
     const contributions = [...this.runtime.counter.contributions(key)].map(([replica, { p, n }]) => ({ replica, p, n }));
     return { status: 200, body: { key: key.id.split('\u001f').join('/'), value, contributions } };
   }
-
-  private writeCounters(body: unknown): AdminReply {
-    const updates = (body as { updates?: unknown } | undefined)?.updates;
-    if (!Array.isArray(updates) || updates.length > adminUpdatesMax) return badRequest(`updates must be an array of at most ${adminUpdatesMax}`, 'updates');
-    // Validate everything first: a request is applied whole or not at all.
-    const parsed: { key: CounterKey; amount: number; refund: number }[] = [];
-    for (const [i, update] of (updates as unknown[]).entries()) {
-      if (typeof update !== 'object' || update === null) return badRequest('each update is an object', `updates[${i}]`);
-      const fields = update as Record<string, unknown>;
-      const key = parseKey(fields, `updates[${i}]`);
-      if (typeof key === 'string') return badRequest(key, `updates[${i}]`);
-      const amount = fields.amount;
-      const refund = fields.refund ?? 0;
-      if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) return badRequest('amount must be a non-negative integer', `updates[${i}].amount`);
-      if (typeof refund !== 'number' || !Number.isSafeInteger(refund) || refund < 0) return badRequest('refund must be a non-negative integer', `updates[${i}].refund`);
-      parsed.push({ key, amount, refund });
-    }
-    let applied = 0;
-    for (const { key, amount, refund } of parsed) {
-      const up = this.runtime.counter.increment(key, amount);
-      if (!up.ok) return { status: 409, body: { error: up.error.kind, applied } };
-      if (refund > 0) this.runtime.counter.decrement(key, refund);
-      applied++;
-    }
-    return { status: 200, body: { applied } };
-  }
-
-  /**
-   * POST /admission/admit {tenant, user?, requestId, amounts: {metric: n}, leaseMs?}: the quota
-   * decision for one request under the tenant's limits (and the user's), in their modes. 200 with `admitted: true`, or the
-   * rejection with the status of the one mapping table (429, 503) and its retry headers. For
-   * operators and tests; clients go through the gRPC endpoint.
-   */
-  private async admit(body: unknown): Promise<AdminReply> {
-    const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    const { tenant: tenantId, user, requestId, amounts, leaseMs = 60_000 } = fields;
-    if (typeof tenantId !== 'string' || !isValidId(tenantId)) return badRequest('tenant must be an id', 'tenant');
-    if (typeof requestId !== 'string' || !isValidId(requestId)) return badRequest('requestId must be an id', 'requestId');
-    if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > reservationLeaseMsMax) {
-      return badRequest(`leaseMs must be 1 to ${reservationLeaseMsMax}`, 'leaseMs');
-    }
-    const parsed = parseAmounts(amounts);
-    if (typeof parsed === 'string') return badRequest(parsed, 'amounts');
-    // A user's own limits count under `<tenant>:<user>`, so equal user ids of two tenants differ.
-    if (user !== undefined && typeof user !== 'string') return badRequest('user must be a string', 'user');
-    const userSubject = user === undefined ? undefined : `${tenantId}:${user}`;
-    if (userSubject !== undefined && !isValidId(userSubject)) return badRequest('user must be an id that, joined to the tenant id, stays an id', 'user');
-    const tenant = this.runtime.policy.tenant(tenantId as TenantId);
-    if (tenant === undefined) return { status: 404, body: { error: `no tenant ${tenantId}`, field: 'tenant' } };
-    const decision = await this.runtime.admit({
-      requestId: requestId as RequestId,
-      tenant: tenant.id,
-      subjects: [
-        { scope: 'tenant', subject: tenant.id, rules: tenant.limits },
-        ...(userSubject === undefined ? [] : [{ scope: 'user' as const, subject: userSubject, rules: tenant.userLimits }]),
-      ],
-      amounts: parsed,
-      leaseMs,
-    });
-    if (decision.ok) return { status: 200, body: { admitted: true } };
-    return { status: rejectionStatus[decision.error.kind].http, headers: { ...retryHeaders(decision.error) }, body: { admitted: false, rejection: decision.error } };
-  }
-
-  /** POST /admission/settle {requestId, used: {metric: n}}: settles an admitted request. */
-  private settle(body: unknown): AdminReply {
-    const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    const { requestId, used } = fields;
-    if (typeof requestId !== 'string' || !isValidId(requestId)) return badRequest('requestId must be an id', 'requestId');
-    const parsed = parseAmounts(used);
-    if (typeof parsed === 'string') return badRequest(parsed, 'used');
-    const settlements = this.runtime.settle(requestId as RequestId, parsed);
-    return settlements.length === 0 ? { status: 404, body: { error: `no open reservation ${requestId}` } } : { status: 200, body: { settlements } };
-  }
-
-  /**
-   * GET /pool: every account's health, permits and queue as this node's pool sees them, the
-   * accounts per health state, and the pool's counters. Health is per node: each node learns it
-   * from its own calls.
-   */
-  private poolView(): unknown {
-    const now = Date.now();
-    const pool = this.runtime.pool;
-    return { accounts: pool.status(now), states: pool.stateCounts(now), totals: pool.totals(), stats: { ...pool.stats } };
-  }
-
-  /**
-   * POST /pool/accounts/<id>/enable: the operator's answer to an auth-failed alert, once the
-   * credential is fixed. Enables on this node only; 404 for an account not in the pool.
-   */
-  private enableAccount(id: AccountId): AdminReply {
-    const pool = this.runtime.pool;
-    if (!pool.enable(id)) return { status: 404, body: { error: `no account ${id} in the pool`, field: 'id' } };
-    const now = Date.now();
-    return { status: 200, body: { enabled: id, status: pool.status(now).find((status) => status.id === id) } };
-  }
-
-  private policyView(): unknown {
-    return policyView(this.runtime.policy);
-  }
 }
 
-/** `{metric: count}` with metric names and non-negative integer counts, or what is wrong. */
-function parseAmounts(value: unknown): Map<string, number> | string {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be an object of metric to count';
-  const amounts = new Map<string, number>();
-  for (const [metric, count] of Object.entries(value as Record<string, unknown>)) {
-    if (!/^[a-z][a-z0-9_]{0,31}$/.test(metric)) return `${metric} is not a metric name`;
-    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) return `${metric} must be a non-negative integer`;
-    amounts.set(metric, count);
+type BodyFields = { readonly ok: true; readonly reason: string | undefined; readonly rest: Record<string, unknown> } | { readonly ok: false; readonly reply: AdminReply };
+
+/**
+ * A write's JSON body split into its `reason` and the rest. With `allowed`, any other field is
+ * refused by name; without, the rest is the route's object (a tenant, an account, settings),
+ * which the service checks field by field. An empty body reads as `{}`.
+ */
+function bodyFields(body: unknown, allowed: readonly string[] | undefined): BodyFields {
+  const value = body ?? {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reply: badRequest('the body must be a JSON object') };
+  const { reason, ...rest } = value as Record<string, unknown>;
+  if (reason !== undefined && typeof reason !== 'string') return { ok: false, reply: badRequest('must be text', 'reason') };
+  if (allowed !== undefined) {
+    const unknown = Object.keys(rest).find((name) => !allowed.includes(name));
+    if (unknown !== undefined) return { ok: false, reply: badRequest(`unknown field; this route takes ${[...allowed, 'reason'].join(', ')}`, unknown.slice(0, 64)) };
   }
-  if (amounts.size > 32) return 'at most 32 metrics';
-  return amounts;
+  return { ok: true, reason, rest };
+}
+
+function answer(result: { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: AdminFailure }): AdminReply {
+  return result.ok ? { status: 200, body: result.value } : failure(result.error);
+}
+
+/** An admin failure's status, from the tables of src/admission/outcome.ts. */
+function failure(error: AdminFailure): AdminReply {
+  switch (error.kind) {
+    case 'invalid':
+      return { status: rejectionStatus.invalid.http, body: { error: error.reason, field: error.field } };
+    case 'not-found':
+      return { status: adminRefusalStatus['not-found'].http, body: { error: error.reason, field: error.field } };
+    case 'no-quorum':
+      return {
+        status: rejectionStatus['no-quorum'].http,
+        headers: { ...retryHintHeaders(error.retryAfterMs) },
+        body: { error: 'too few regions answered to check the credit; retry later' },
+      };
+  }
 }
 
 /** A key from string or number fields; `index` defaults to the window containing `at` (ms) or now. */

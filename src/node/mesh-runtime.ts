@@ -184,9 +184,19 @@ export class MeshRuntime {
    * afterwards includes every strict admission that completed anywhere. For GetUsage at QUORUM.
    */
   readRound(keys: readonly CounterKey[]): Promise<RoundOutcome> {
+    return this.round([], keys);
+  }
+
+  /**
+   * A strict round: this node's own entries of `writeKeys` made durable at W members, then every
+   * replica's entries of `readKeys` joined from R members (DESIGN.md §4). An operator's credit
+   * (src/node/admin/admin-service.ts) uses it to check that no concurrent credit took a key
+   * below zero.
+   */
+  round(writeKeys: readonly CounterKey[], readKeys: readonly CounterKey[]): Promise<RoundOutcome> {
     if (this.stopped) return Promise.resolve({ ok: false, reason: 'no-quorum' });
     return new Promise((resolve) => {
-      this.node.startRound({ writeKeys: [], readKeys: keys }, Date.now(), (outcome) => resolve(outcome));
+      this.node.startRound({ writeKeys, readKeys }, Date.now(), (outcome) => resolve(outcome));
       this.soon();
     });
   }

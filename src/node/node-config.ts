@@ -1,6 +1,15 @@
+import { adminRoles, type AdminRole, isAdminRole } from '../admission/admin-access.js';
 import type { GcraConfig } from '../admission/gcra.js';
 import { type AccountId, isValidId, type NodeId, type RegionId } from '../core/ids.js';
-import { limiterBurstMax, limiterPeriodMsMax, limiterRateMax, meshMembersMax, upstreamCredentialsMax } from '../core/limits.js';
+import {
+  adminAllowedHostsMax,
+  adminTokensMax,
+  limiterBurstMax,
+  limiterPeriodMsMax,
+  limiterRateMax,
+  meshMembersMax,
+  upstreamCredentialsMax,
+} from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Member } from '../mesh/membership.js';
 import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gateway-settings.js';
@@ -13,7 +22,9 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *   "node": "us-east-1",                  // this node's member id (1-48 printable ASCII chars)
  *   "region": "us-east",                  // its region id
  *   "listen": { "host": "127.0.0.1", "port": 7401 },   // mesh WebSocket endpoint
- *   "admin": { "host": "127.0.0.1", "port": 8401 },    // optional admin/status HTTP endpoint
+ *   "admin": { "host": "127.0.0.1", "port": 8401,      // optional admin/status HTTP endpoint;
+ *              "allowedHosts": ["admin.internal:8401"],   //   more Host values it answers for
+ *              "allowedOrigins": [] },                    //   origins whose requests it serves
  *   "members": [                          // every member of the mesh, this node included
  *     { "id": "us-east-1", "region": "us-east", "url": "ws://127.0.0.1:7401", "grpc": "127.0.0.1:9401" },
  *     { "id": "eu-west-1", "region": "eu-west", "url": "ws://127.0.0.1:7402", "grpc": "127.0.0.1:9402" }
@@ -26,8 +37,12 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *   "grpc": { "host": "0.0.0.0", "port": 9401 },       // optional: the public gRPC endpoint
  *                                         // (carpool.v1.Carpool, Admin, health, reflection)
  *   "adminTokenFile": "admin.token",      // or "adminToken": "..." (at least 16 characters):
- *                                         // the Admin service's bearer token; without one the
- *                                         // Admin service is not served
+ *                                         // a bearer token of the role admin, named "admin"
+ *   "adminTokens": [                      // optional: more named tokens, each with a role
+ *     { "name": "grafana", "role": "viewer", "tokenFile": "grafana.token" },
+ *     { "name": "oncall", "role": "admin", "token": "..." }
+ *   ],                                    // the admin HTTP endpoint needs at least one token;
+ *                                         // the gRPC Admin service is served when there is one
  *   "upstream": {                         // optional: where this node's accounts' calls go
  *     "baseUrl": "https://api.anthropic.com",
  *     "accounts": {                       // credentials of the accounts homed here, by the
@@ -43,6 +58,10 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  * }
  * ```
  *
+ * Admin tokens: `viewer` may read (status, metrics, counters, policy, keys, pool, usage, audit),
+ * `admin` may also write (src/admission/admin-access.ts). A token's name is what the audit log
+ * records as the actor; names and token values must be distinct.
+ *
  * Credentials never enter the replicated policy document: each node holds the keys of the
  * accounts it calls, by one of `key`, `keyEnv` (an environment variable) or `keyFile`. An account
  * of the policy that has no credential here is passed over by this node's calls.
@@ -53,7 +72,7 @@ export interface NodeConfig {
   readonly node: NodeId;
   readonly region: RegionId;
   readonly listen: { readonly host: string; readonly port: number };
-  readonly admin: { readonly host: string; readonly port: number } | undefined;
+  readonly admin: AdminEndpointConfig | undefined;
   readonly members: readonly Member[];
   /** Members' gRPC addresses (host:port), where calls for accounts homed in their region are forwarded. */
   readonly memberGrpc?: ReadonlyMap<NodeId, string> | undefined;
@@ -61,10 +80,33 @@ export interface NodeConfig {
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
   /** The public gRPC endpoint; none without it. */
   readonly grpc?: { readonly host: string; readonly port: number } | undefined;
-  readonly adminToken?: { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'file'; readonly path: string } | undefined;
+  /** The token named `admin`, of the role admin. */
+  readonly adminToken?: TokenSource | undefined;
+  /** More named tokens with their roles. */
+  readonly adminTokens?: readonly AdminTokenConfig[] | undefined;
   readonly upstream?: UpstreamConfig | undefined;
   readonly rateLimits?: RateLimitSettings | undefined;
 }
+
+export interface AdminEndpointConfig {
+  readonly host: string;
+  readonly port: number;
+  /** `Host` values the endpoint answers for besides its own address and loopback names. */
+  readonly allowedHosts?: readonly string[];
+  /** Origins whose requests it serves; none by default. */
+  readonly allowedOrigins?: readonly string[];
+}
+
+export type TokenSource = { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'file'; readonly path: string };
+
+export interface AdminTokenConfig {
+  readonly name: string;
+  readonly role: AdminRole;
+  readonly token: TokenSource;
+}
+
+/** The name of the token that `adminToken` or `adminTokenFile` configures. */
+export const defaultAdminTokenName = 'admin';
 
 /** Where one account's credential comes from; it is read when the node starts. */
 export type CredentialSource =
@@ -96,10 +138,21 @@ const bad = (field: string, reason: string): Result<never, ConfigError> => err({
 
 const memberFields = ['id', 'region', 'url', 'grpc'];
 
-const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'adminToken', 'adminTokenFile', 'upstream', 'rateLimits'];
+const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits'];
 
 /** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
 export const adminTokenLengthMin = 16;
+
+/** Longest admin token accepted. */
+export const adminTokenLengthMax = 512;
+
+const tokenNamePattern = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+const tokenPattern = /^[\x21-\x7e]+$/;
+
+/** Whether `text` may be an admin token: printable ASCII without spaces (it travels as `Bearer <token>`). */
+export function isValidAdminToken(text: string): boolean {
+  return text.length >= adminTokenLengthMin && text.length <= adminTokenLengthMax && tokenPattern.test(text);
+}
 
 export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   if (!isRecord(raw)) return bad('(root)', 'the configuration must be a JSON object');
@@ -116,7 +169,7 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   if (!listen.ok) return listen;
   let admin: NodeConfig['admin'];
   if (raw.admin !== undefined) {
-    const parsed = parseEndpoint(raw.admin, 'admin');
+    const parsed = parseAdminEndpoint(raw.admin);
     if (!parsed.ok) return parsed;
     admin = parsed.value;
   }
@@ -165,10 +218,13 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   }
   const gateway = parseGatewayFields(raw);
   if (!gateway.ok) return gateway;
+  if (admin !== undefined && gateway.value.adminToken === undefined && (gateway.value.adminTokens ?? []).length === 0) {
+    return bad('admin', 'the admin endpoint refuses every request without a token: set adminToken, adminTokenFile or adminTokens');
+  }
   return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, memberGrpc, secret, tls, ...gateway.value });
 }
 
-type GatewayFields = Pick<NodeConfig, 'grpc' | 'adminToken' | 'upstream' | 'rateLimits'>;
+type GatewayFields = Pick<NodeConfig, 'grpc' | 'adminToken' | 'adminTokens' | 'upstream' | 'rateLimits'>;
 
 /** The request path's fields: all optional, so a mesh-only node needs none of them. */
 function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields, ConfigError> {
@@ -179,12 +235,15 @@ function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields,
     fields.grpc = grpc.value;
   }
   if (raw.adminToken !== undefined && raw.adminTokenFile !== undefined) return bad('adminToken', 'give either adminToken or adminTokenFile, not both');
-  if (raw.adminToken !== undefined) {
-    if (typeof raw.adminToken !== 'string' || raw.adminToken.length < adminTokenLengthMin) return bad('adminToken', `must be a string of at least ${adminTokenLengthMin} characters`);
-    fields.adminToken = { kind: 'inline', value: raw.adminToken };
-  } else if (raw.adminTokenFile !== undefined) {
-    if (typeof raw.adminTokenFile !== 'string' || raw.adminTokenFile.length === 0) return bad('adminTokenFile', 'must be a file path');
-    fields.adminToken = { kind: 'file', path: raw.adminTokenFile };
+  if (raw.adminToken !== undefined || raw.adminTokenFile !== undefined) {
+    const token = parseTokenSource(raw.adminToken, raw.adminTokenFile, 'adminToken', 'adminTokenFile');
+    if (!token.ok) return token;
+    fields.adminToken = token.value;
+  }
+  if (raw.adminTokens !== undefined) {
+    const tokens = parseAdminTokens(raw.adminTokens, fields.adminToken !== undefined);
+    if (!tokens.ok) return tokens;
+    fields.adminTokens = tokens.value;
   }
   if (raw.upstream !== undefined) {
     const upstream = parseUpstream(raw.upstream);
@@ -197,6 +256,66 @@ function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields,
     fields.rateLimits = rateLimits.value;
   }
   return ok(fields);
+}
+
+function parseTokenSource(inline: unknown, file: unknown, inlineField: string, fileField: string): Result<TokenSource, ConfigError> {
+  if (inline !== undefined) {
+    if (typeof inline !== 'string' || !isValidAdminToken(inline)) {
+      return bad(inlineField, `must be ${adminTokenLengthMin} to ${adminTokenLengthMax} printable ASCII characters without spaces`);
+    }
+    return ok({ kind: 'inline', value: inline });
+  }
+  if (typeof file !== 'string' || file.length === 0) return bad(fileField, 'must be a file path');
+  return ok({ kind: 'file', path: file });
+}
+
+function parseAdminTokens(raw: unknown, hasDefault: boolean): Result<AdminTokenConfig[], ConfigError> {
+  if (!Array.isArray(raw) || raw.length > adminTokensMax) return bad('adminTokens', `must be an array of at most ${adminTokensMax} tokens`);
+  const tokens: AdminTokenConfig[] = [];
+  for (const [i, entry] of (raw as unknown[]).entries()) {
+    const field = `adminTokens[${i}]`;
+    if (!isRecord(entry)) return bad(field, 'must be an object with name, role and one of token, tokenFile');
+    const unknown = Object.keys(entry).find((key) => !['name', 'role', 'token', 'tokenFile'].includes(key));
+    if (unknown !== undefined) return bad(`${field}.${unknown}`, 'unknown field');
+    if (typeof entry.name !== 'string' || !tokenNamePattern.test(entry.name)) return bad(`${field}.name`, 'must be 1 to 32 characters of [a-z0-9._-], starting with a letter or digit');
+    if (entry.name === defaultAdminTokenName && hasDefault) return bad(`${field}.name`, `"${defaultAdminTokenName}" is the name of adminToken/adminTokenFile`);
+    if (tokens.some((token) => token.name === entry.name)) return bad(`${field}.name`, `"${entry.name}" is listed twice`);
+    if (!isAdminRole(entry.role)) return bad(`${field}.role`, `must be one of ${adminRoles.join(', ')}`);
+    if ((entry.token === undefined) === (entry.tokenFile === undefined)) return bad(field, 'give exactly one of token, tokenFile');
+    const token = parseTokenSource(entry.token, entry.tokenFile, `${field}.token`, `${field}.tokenFile`);
+    if (!token.ok) return token;
+    if (token.value.kind === 'inline') {
+      const value = token.value.value;
+      const same = tokens.findIndex((other) => other.token.kind === 'inline' && other.token.value === value);
+      if (same >= 0) return bad(`${field}.token`, `the same token as adminTokens[${same}]: each name needs its own token`);
+    }
+    tokens.push({ name: entry.name, role: entry.role, token: token.value });
+  }
+  return ok(tokens);
+}
+
+function parseAdminEndpoint(raw: unknown): Result<AdminEndpointConfig, ConfigError> {
+  const endpoint = parseEndpoint(raw, 'admin');
+  if (!endpoint.ok) return endpoint;
+  const fields = raw as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((key) => !['host', 'port', 'allowedHosts', 'allowedOrigins'].includes(key));
+  if (unknown !== undefined) return bad(`admin.${unknown}`, 'unknown field');
+  const allowedHosts = parseNames(fields.allowedHosts, 'admin.allowedHosts', /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'a host name or address, with an optional :port');
+  if (!allowedHosts.ok) return allowedHosts;
+  const allowedOrigins = parseNames(fields.allowedOrigins, 'admin.allowedOrigins', /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'an origin such as https://ops.example.com');
+  if (!allowedOrigins.ok) return allowedOrigins;
+  return ok({ ...endpoint.value, allowedHosts: allowedHosts.value, allowedOrigins: allowedOrigins.value });
+}
+
+function parseNames(raw: unknown, field: string, pattern: RegExp, what: string): Result<string[], ConfigError> {
+  if (raw === undefined) return ok([]);
+  if (!Array.isArray(raw) || raw.length > adminAllowedHostsMax) return bad(field, `must be an array of at most ${adminAllowedHostsMax} entries`);
+  const names: string[] = [];
+  for (const [i, entry] of (raw as unknown[]).entries()) {
+    if (typeof entry !== 'string' || !pattern.test(entry)) return bad(`${field}[${i}]`, `must be ${what}`);
+    names.push(entry);
+  }
+  return ok(names);
 }
 
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { AccountId } from '../core/ids.js';
 import { upstreamCloseGraceMs } from '../core/limits.js';
-import { startAdminHttp } from '../net/admin-http.js';
+import { type AdminRole, type AdminTokenEntry, AdminTokens } from '../admission/admin-access.js';
+import { type AdminServer, startAdminHttp } from '../net/admin-http.js';
 import type { UpstreamTarget } from '../upstream/upstream-request.js';
 import { PrometheusNodeMetrics } from '../observe/prometheus-node-metrics.js';
 import { AdminRoutes, gatewayStatusOf } from './admin-routes.js';
@@ -10,7 +11,17 @@ import { defaultGatewaySettings } from './gateway/gateway-settings.js';
 import { RegionGateway } from './gateway/region-gateway.js';
 import { resolveUpstreamTargets } from './gateway/upstream-targets.js';
 import { MeshRuntime } from './mesh-runtime.js';
-import { adminTokenLengthMin, type NodeConfig, parseNodeConfig } from './node-config.js';
+import { AdminService } from './admin/admin-service.js';
+import { nodeAuthCrypto } from './node-auth-crypto.js';
+import {
+  adminTokenLengthMax,
+  adminTokenLengthMin,
+  defaultAdminTokenName,
+  isValidAdminToken,
+  type NodeConfig,
+  parseNodeConfig,
+  type TokenSource,
+} from './node-config.js';
 
 /**
  * `carpool node --config FILE`: one mesh node process. Prints its endpoints, a status line every
@@ -24,48 +35,14 @@ export interface RunNodeOptions {
 }
 
 export async function runNode(options: RunNodeOptions): Promise<number> {
-  const loaded = await loadConfig(options.configPath);
+  const loaded = await loadNodeConfig(options.configPath);
   if (typeof loaded === 'string') {
     options.print(`carpool node: ${loaded}`);
     return 2;
   }
-  const { config, secret, tls, targets, adminToken } = loaded;
-  const runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: options.print });
-  const metrics = new PrometheusNodeMetrics({ runtime, region: config.region, node: config.node, processMetrics: true });
-  // Assigned once the endpoint is up; the admin routes read it through the closure.
-  let gateway: RegionGateway | undefined = undefined;
-  const routes = new AdminRoutes(runtime, { metrics, gatewayStatus: () => (gateway === undefined ? undefined : gatewayStatusOf(gateway.carpool)) });
-  const admin = config.admin === undefined ? undefined : await startAdminHttp(config.admin.host, config.admin.port, routes);
-  gateway =
-    config.grpc === undefined
-      ? undefined
-      : await RegionGateway.start({
-          runtime,
-          listen: config.grpc,
-          targets,
-          adminToken,
-          settings: { ...defaultGatewaySettings, rateLimits: config.rateLimits ?? defaultGatewaySettings.rateLimits },
-          observer: metrics,
-          log: options.print,
-        });
-  if (gateway !== undefined) {
-    const { executor } = gateway;
-    metrics.attachGateway({
-      carpool: gateway.carpool,
-      caller: gateway.caller,
-      server: gateway.server,
-      client: gateway.client,
-      forward: { router: gateway.router.stats, executor: executor.stats, ledger: executor.ledger.stats, ledgerEntries: () => executor.ledger.size },
-    });
-  }
-  const scheme = tls === undefined ? 'ws' : 'wss';
-  options.print(`node ${config.node} (${config.region}) replica ${runtime.replica}`);
-  options.print(`  mesh  ${scheme}://${config.listen.host}:${runtime.meshPort}`);
-  if (admin !== undefined) options.print(`  admin http://${config.admin?.host}:${admin.port} (metrics at /metrics)`);
-  if (gateway !== undefined) {
-    const adminService = adminToken === undefined ? 'without the Admin service (no admin token)' : 'with the Admin service';
-    options.print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${targets.size} upstream account credential(s), ${adminService}`);
-  }
+  const node = await startNode(loaded, options.print);
+  const { config } = loaded;
+  const runtime = node.runtime;
   let last = { deltas: 0, at: Date.now() };
   const status = setInterval(() => {
     const now = Date.now();
@@ -82,23 +59,97 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     process.once('SIGTERM', stop);
   });
   clearInterval(status);
-  await gateway?.stop(upstreamCloseGraceMs);
-  await admin?.close();
-  await runtime.stop();
+  await node.stop();
   options.print(`node ${config.node} stopped`);
   return 0;
 }
 
-interface Loaded {
+/** A running node: what `carpool node` starts, and what a test harness may add routes beside. */
+export interface StartedNode {
+  readonly runtime: MeshRuntime;
+  /** The admin HTTP endpoint, when the config has one. */
+  readonly admin: AdminServer | undefined;
+  readonly gateway: RegionGateway | undefined;
+  /** Stops the gRPC endpoint (running calls get `upstreamCloseGraceMs` to settle), the admin endpoint, then the mesh. */
+  stop(): Promise<void>;
+}
+
+/** Starts a node from a loaded config and prints its endpoints. */
+export async function startNode(loaded: LoadedNodeConfig, print: (line: string) => void): Promise<StartedNode> {
+  const { config, secret, tls, targets, adminTokens } = loaded;
+  const runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: print });
+  const metrics = new PrometheusNodeMetrics({ runtime, region: config.region, node: config.node, processMetrics: true });
+  // Assigned once the endpoint is up; the admin routes read it through the closure.
+  let gateway: RegionGateway | undefined = undefined;
+  const service = new AdminService({ runtime, crypto: nodeAuthCrypto });
+  const routes = new AdminRoutes(runtime, service, { metrics, gatewayStatus: () => (gateway === undefined ? undefined : gatewayStatusOf(gateway.carpool)) });
+  const admin =
+    config.admin === undefined
+      ? undefined
+      : await startAdminHttp({
+          host: config.admin.host,
+          port: config.admin.port,
+          handler: routes,
+          tokens: adminTokens,
+          allowedHosts: config.admin.allowedHosts ?? [],
+          allowedOrigins: config.admin.allowedOrigins ?? [],
+        });
+  gateway =
+    config.grpc === undefined
+      ? undefined
+      : await RegionGateway.start({
+          runtime,
+          listen: config.grpc,
+          targets,
+          adminTokens,
+          settings: { ...defaultGatewaySettings, rateLimits: config.rateLimits ?? defaultGatewaySettings.rateLimits },
+          observer: metrics,
+          log: print,
+        });
+  if (gateway !== undefined) {
+    const { executor } = gateway;
+    metrics.attachGateway({
+      carpool: gateway.carpool,
+      caller: gateway.caller,
+      server: gateway.server,
+      client: gateway.client,
+      forward: { router: gateway.router.stats, executor: executor.stats, ledger: executor.ledger.stats, ledgerEntries: () => executor.ledger.size },
+    });
+  }
+  const scheme = tls === undefined ? 'ws' : 'wss';
+  print(`node ${config.node} (${config.region}) replica ${runtime.replica}`);
+  print(`  mesh  ${scheme}://${config.listen.host}:${runtime.meshPort}`);
+  if (admin !== undefined) print(`  admin http://${config.admin?.host}:${admin.port} (metrics at /metrics; ${adminTokens.size} admin token(s))`);
+  if (gateway !== undefined) {
+    const adminService = adminTokens.size === 0 ? 'without the Admin service (no admin token)' : 'with the Admin service';
+    print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${targets.size} upstream account credential(s), ${adminService}`);
+  }
+  const started = gateway;
+  return {
+    runtime,
+    admin,
+    gateway: started,
+    stop: async () => {
+      await started?.stop(upstreamCloseGraceMs);
+      await admin?.close();
+      await runtime.stop();
+    },
+  };
+}
+
+/** A node config read from its file with every secret it names resolved. */
+export interface LoadedNodeConfig {
   readonly config: NodeConfig;
   readonly secret: Uint8Array;
   readonly tls: { certPem: string; keyPem: string; caPem?: string } | undefined;
   /** The upstream accounts' credentials, read from the config, the environment or files. */
   readonly targets: ReadonlyMap<AccountId, UpstreamTarget>;
-  readonly adminToken: string | undefined;
+  /** Every configured admin token, `adminToken` as the one named `admin`. */
+  readonly adminTokens: AdminTokens;
 }
 
-async function loadConfig(path: string): Promise<Loaded | string> {
+/** Reads and checks a node config and what it refers to; a message naming the field otherwise. */
+export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | string> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -129,7 +180,7 @@ async function loadConfig(path: string): Promise<Loaded | string> {
     }
     if (secretText.length < 16) return `field secretFile: the secret in ${config.secret.path} is shorter than 16 characters`;
   }
-  let tls: Loaded['tls'];
+  let tls: LoadedNodeConfig['tls'];
   if (config.tls !== undefined) {
     try {
       const certPem = await readFile(resolve(base, config.tls.certFile), 'utf8');
@@ -140,17 +191,37 @@ async function loadConfig(path: string): Promise<Loaded | string> {
       return `field tls: cannot read a certificate or key: ${(error as Error).message}`;
     }
   }
-  let adminToken: string | undefined;
-  if (config.adminToken?.kind === 'inline') adminToken = config.adminToken.value;
-  else if (config.adminToken?.kind === 'file') {
-    try {
-      adminToken = (await readFile(resolve(base, config.adminToken.path), 'utf8')).trim();
-    } catch (error) {
-      return `field adminTokenFile: cannot read ${config.adminToken.path}: ${(error as Error).message}`;
-    }
-    if (adminToken.length < adminTokenLengthMin) return `field adminTokenFile: the token in ${config.adminToken.path} is shorter than ${adminTokenLengthMin} characters`;
-  }
+  const adminTokens = await resolveAdminTokens(config, base);
+  if (typeof adminTokens === 'string') return adminTokens;
   const targets = await resolveUpstreamTargets(config.upstream, { baseDir: base, env: process.env });
   if (!targets.ok) return `${path}: field ${targets.error.field}: ${targets.error.reason}`;
-  return { config, secret: new TextEncoder().encode(secretText), tls, targets: targets.value, adminToken };
+  return { config, secret: new TextEncoder().encode(secretText), tls, targets: targets.value, adminTokens };
+}
+
+/** Reads every admin token (inline or from its file) and checks that no two names share one. */
+async function resolveAdminTokens(config: NodeConfig, base: string): Promise<AdminTokens | string> {
+  const sources: { readonly name: string; readonly role: AdminRole; readonly source: TokenSource; readonly field: string }[] = [];
+  if (config.adminToken !== undefined) {
+    sources.push({ name: defaultAdminTokenName, role: 'admin', source: config.adminToken, field: config.adminToken.kind === 'file' ? 'adminTokenFile' : 'adminToken' });
+  }
+  for (const [i, entry] of (config.adminTokens ?? []).entries()) {
+    sources.push({ name: entry.name, role: entry.role, source: entry.token, field: `adminTokens[${i}].${entry.token.kind === 'file' ? 'tokenFile' : 'token'}` });
+  }
+  const entries: AdminTokenEntry[] = [];
+  for (const { name, role, source, field } of sources) {
+    let token: string;
+    if (source.kind === 'inline') token = source.value;
+    else {
+      try {
+        token = (await readFile(resolve(base, source.path), 'utf8')).trim();
+      } catch (error) {
+        return `field ${field}: cannot read ${source.path}: ${(error as Error).message}`;
+      }
+      if (!isValidAdminToken(token)) return `field ${field}: the token in ${source.path} must be ${adminTokenLengthMin} to ${adminTokenLengthMax} printable ASCII characters without spaces`;
+    }
+    const same = entries.find((entry) => entry.token === token);
+    if (same !== undefined) return `field ${field}: the same token as the one named ${same.name}; each name needs its own token`;
+    entries.push({ name, role, token });
+  }
+  return new AdminTokens(nodeAuthCrypto, entries);
 }

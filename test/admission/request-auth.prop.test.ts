@@ -74,7 +74,7 @@ function authenticatorFor(tenantId: TenantId, key: string): RequestAuthenticator
   const tenant: Tenant = {
     id: tenantId,
     tier: 'free',
-    apiKeyHashes: [apiKeyHashHex(crypto, key)],
+    apiKeys: [{ hash: apiKeyHashHex(crypto, key), name: 'prop', createdAtMs: 0 }],
     requireSignature: true,
     concurrencyMax: 1,
     weights: defaultTokenWeights,

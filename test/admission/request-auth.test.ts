@@ -41,7 +41,7 @@ function tenant(id: TenantId, keys: readonly string[], requireSignature = false)
   return {
     id,
     tier: 'paid',
-    apiKeyHashes: keys.map((key) => apiKeyHashHex(crypto, key)),
+    apiKeys: keys.map((key, i) => ({ hash: apiKeyHashHex(crypto, key), name: `key-${i}`, createdAtMs: 0 })),
     requireSignature,
     concurrencyMax: 4,
     weights: defaultTokenWeights,

@@ -323,7 +323,7 @@ export function requestAuthentication(ctx: BenchContext): void {
     tenants.set(id, {
       id,
       tier: 'paid',
-      apiKeyHashes: keys.map((key) => apiKeyHashHex(crypto, key)),
+      apiKeys: keys.map((key, i) => ({ hash: apiKeyHashHex(crypto, key), name: `bench-${i}`, createdAtMs: 0 })),
       requireSignature: false,
       concurrencyMax: 64,
       weights: defaultTokenWeights,
@@ -586,7 +586,7 @@ const eventualDailyLoose: LimitRule = { ...strictDaily, mode: 'eventual' };
 
 /** A tenant of the validated policy shape with `limits`. */
 function benchTenant(id: TenantId, limits: readonly LimitRule[]): Tenant {
-  return { id, tier: 'paid', apiKeyHashes: [], requireSignature: false, concurrencyMax: 100_000, weights: defaultTokenWeights, limits, userLimits: [], userConcurrencyMax: 100_000 };
+  return { id, tier: 'paid', apiKeys: [], requireSignature: false, concurrencyMax: 100_000, weights: defaultTokenWeights, limits, userLimits: [], userConcurrencyMax: 100_000 };
 }
 
 /** What one wave of concurrent admissions did. */

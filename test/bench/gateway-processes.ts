@@ -207,7 +207,11 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const put = async (path: string, body: unknown): Promise<void> => {
-      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { method: 'PUT', body: JSON.stringify(body) });
+      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       const text = await res.text();
       if (res.status !== 200) throw new Error(`PUT ${path} answered ${res.status}: ${text}`);
     };
@@ -216,7 +220,6 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
     }
     await put(`/policy/tenants/${tenantId}`, {
       tier: options.tier,
-      apiKeyHashes: [],
       requireSignature: false,
       concurrencyMax: options.tenantConcurrencyMax,
       weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },
@@ -239,7 +242,7 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
 export async function nodeView(node: NodeChild): Promise<string> {
   const read = async (path: string): Promise<Record<string, unknown> | undefined> => {
     try {
-      const res = await fetch(`http://127.0.0.1:${node.adminPort}${path}`);
+      const res = await fetch(`http://127.0.0.1:${node.adminPort}${path}`, { headers: { authorization: `Bearer ${adminToken}` } });
       return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
     } catch {
       return undefined;

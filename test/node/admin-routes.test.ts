@@ -4,7 +4,11 @@ import { usedUnder } from '../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, asTenantId } from '../../src/core/ids.js';
 import type { LimitRule } from '../../src/mesh/policy/policy-schema.js';
 import { AccountCaller } from '../../src/node/account-caller.js';
+import type { AdminPrincipal } from '../../src/admission/admin-access.js';
+import type { AdminReply } from '../../src/net/admin-http.js';
+import { AdminService } from '../../src/node/admin/admin-service.js';
 import { AdminRoutes } from '../../src/node/admin-routes.js';
+import { nodeAuthCrypto } from '../../src/node/node-auth-crypto.js';
 import { MeshRuntime } from '../../src/node/mesh-runtime.js';
 import type { AccountStatus } from '../../src/pool/account-pool.js';
 import { generatedAccounts } from '../../src/upstream/emulator/emulator-config.js';
@@ -45,21 +49,31 @@ interface PoolView {
   readonly totals: { readonly held: number; readonly waiting: number };
 }
 
+const operator: AdminPrincipal = { name: 'admin', role: 'admin' };
+
+function handle(routes: AdminRoutes, method: string, path: string[], body?: unknown): Promise<AdminReply> {
+  return routes.handle({ method, path, query: new URLSearchParams(), body, caller: operator });
+}
+
+function routesOf(mesh: MeshRuntime): AdminRoutes {
+  return new AdminRoutes(mesh, new AdminService({ runtime: mesh, crypto: nodeAuthCrypto }));
+}
+
 async function poolView(routes: AdminRoutes): Promise<PoolView> {
-  const reply = await routes.handle('GET', ['pool'], new URLSearchParams(), undefined);
+  const reply = await handle(routes, 'GET', ['pool']);
   expect(reply.status).toBe(200);
   return reply.body as PoolView;
 }
 
 function putAccount(routes: AdminRoutes, id: string): Promise<unknown> {
   const account = { kind: 'api-key', homeRegion: region, weight: 1, concurrencyMax: 2, limits: [requestsRule] };
-  return routes.handle('PUT', ['policy', 'accounts', id], new URLSearchParams(), account).then((reply) => expect(reply.status).toBe(200));
+  return handle(routes, 'PUT', ['policy', 'accounts', id], account).then((reply) => expect(reply.status).toBe(200));
 }
 
 describe('the pool admin routes', () => {
   it('list the policy accounts as the pool sees them, and follow policy edits', async () => {
     const mesh = await runtime();
-    const routes = new AdminRoutes(mesh);
+    const routes = routesOf(mesh);
     expect((await poolView(routes)).accounts).toEqual([]);
     await putAccount(routes, 'acct-b');
     await putAccount(routes, 'acct-a');
@@ -70,14 +84,14 @@ describe('the pool admin routes', () => {
     ]);
     expect(view.states).toMatchObject({ healthy: 2, disabled: 0 });
     expect(view.totals).toMatchObject({ held: 0, waiting: 0 });
-    await routes.handle('DELETE', ['policy', 'accounts', 'acct-b'], new URLSearchParams(), undefined);
+    await handle(routes, 'DELETE', ['policy', 'accounts', 'acct-b']);
     expect((await poolView(routes)).accounts.map((a) => a.id)).toEqual(['acct-a']);
-    expect((await routes.handle('PUT', ['pool'], new URLSearchParams(), {})).status).toBe(405);
+    expect((await handle(routes, 'PUT', ['pool'], {})).status).toBe(405);
   });
 
   it('show an account a 401 disabled and enable it again; 404 for an unknown account', async () => {
     const mesh = await runtime();
-    const routes = new AdminRoutes(mesh);
+    const routes = routesOf(mesh);
     const emulator: Emulator = await startEmulator({ accounts: generatedAccounts(2, 9) });
     cleanups.push(() => emulator.close());
     const client = new UpstreamClient();
@@ -113,12 +127,12 @@ describe('the pool admin routes', () => {
     expect(view.accounts.find((a) => a.id === revoked)?.state).toBe('disabled');
     expect(view.states).toMatchObject({ healthy: 1, disabled: 1 });
 
-    const enabled = await routes.handle('POST', ['pool', 'accounts', revoked, 'enable'], new URLSearchParams(), undefined);
+    const enabled = await handle(routes, 'POST', ['pool', 'accounts', revoked, 'enable']);
     expect(enabled).toMatchObject({ status: 200, body: { enabled: revoked, status: { id: revoked, state: 'healthy' } } });
     view = await poolView(routes);
     expect(view.states).toMatchObject({ healthy: 2, disabled: 0 });
 
-    expect((await routes.handle('POST', ['pool', 'accounts', 'acct-none', 'enable'], new URLSearchParams(), undefined)).status).toBe(404);
-    expect((await routes.handle('GET', ['pool', 'accounts', revoked, 'enable'], new URLSearchParams(), undefined)).status).toBe(405);
+    expect((await handle(routes, 'POST', ['pool', 'accounts', 'acct-none', 'enable'])).status).toBe(404);
+    expect((await handle(routes, 'GET', ['pool', 'accounts', revoked, 'enable'])).status).toBe(405);
   });
 });

@@ -14,7 +14,6 @@ interface Answer {
 function tenant(limits: readonly object[], userLimits: readonly object[] = []): object {
   return {
     tier: 'paid',
-    apiKeyHashes: [],
     requireSignature: false,
     concurrencyMax: 100,
     weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },
@@ -28,11 +27,8 @@ describe('admission across a 3-node mesh', () => {
   let nextId = 0;
 
   async function admit(i: number, tenantId: string, amounts: Record<string, number>, user?: string): Promise<Answer> {
-    const response = await fetch(`http://127.0.0.1:${cluster.nodes[i]!.adminPort}/admission/admit`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ tenant: tenantId, ...(user === undefined ? {} : { user }), requestId: `req-${nextId++}`, amounts }),
-    });
+    // The test-only route of test/support/test-node.ts: production serves no admission route.
+    const response = await cluster.testFetch(i, '/admission/admit', { tenant: tenantId, ...(user === undefined ? {} : { user }), requestId: `req-${nextId++}`, amounts });
     return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Answer['body'] };
   }
 

@@ -24,7 +24,11 @@ let grpcPort = 0;
 let adminPort = 0;
 
 async function http(method: string, path: string, body: unknown): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { method, body: JSON.stringify(body) });
+  const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -61,7 +65,6 @@ beforeAll(async () => {
   expect(await http('PUT', '/policy/accounts/acct-1', { kind: 'api-key', homeRegion: 'us-east', weight: 1, concurrencyMax: 4, limits: [] })).toBe(200);
   const tenant = {
     tier: 'paid',
-    apiKeyHashes: [],
     requireSignature: false,
     concurrencyMax: 10,
     weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },

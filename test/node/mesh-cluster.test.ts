@@ -8,7 +8,7 @@ import { asNodeId } from '../../src/core/ids.js';
 import { frameBytesMax } from '../../src/core/limits.js';
 import { meshProtocolVersion } from '../../src/mesh/handshake.js';
 import { decodeFrame, encodeFrame, type Frame } from '../../src/mesh/wire/frame.js';
-import { Cluster, type CounterRef, sleep } from '../support/cluster.js';
+import { Cluster, clusterAdminToken, type CounterRef, sleep } from '../support/cluster.js';
 
 const day = Math.floor(Date.now() / 86_400_000);
 const ref = (subject: string): CounterRef => ({ scope: 'tenant', subject, metric: 'requests', unit: 'day', index: day });
@@ -32,23 +32,23 @@ describe('a 3-node mesh', () => {
   it('spreads a policy edit made at one node to all others', async () => {
     const tenant = {
       tier: 'paid',
-      apiKeyHashes: ['a'.repeat(64)],
       requireSignature: false,
       concurrencyMax: 8,
       weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },
       limits: [{ metric: 'weighted_tokens', window: 'day', sliding: false, limit: 1_000_000, mode: 'escrow' }],
     };
     await cluster.request(1, 'PUT', '/policy/tenants/globex', tenant);
+    const created = (await cluster.request(1, 'POST', '/policy/tenants/globex/keys', { name: 'ci' })) as { apiKey: string; key: { keyId: string } };
     for (const i of [0, 2]) {
       let seen: unknown;
       for (let attempt = 0; attempt < 50 && seen === undefined; attempt++) {
-        const policy = (await cluster.request(i, 'GET', '/policy')) as { tenants: { id: string }[] };
-        seen = policy.tenants.find((t) => t.id === 'globex');
+        const policy = (await cluster.request(i, 'GET', '/policy')) as { tenants: { id: string; keys: unknown[] }[] };
+        seen = policy.tenants.find((t) => t.id === 'globex' && t.keys.length === 1);
         if (seen === undefined) await sleep(100);
       }
-      expect(seen).toMatchObject({ id: 'globex', tier: 'paid', limits: tenant.limits });
-      // Key hashes are signing secrets: the admin view shows a prefix only.
-      expect((seen as { apiKeyHashes: string[] }).apiKeyHashes).toEqual(['aaaaaaaa…']);
+      expect(seen).toMatchObject({ id: 'globex', tier: 'paid', limits: tenant.limits, keys: [{ keyId: created.key.keyId, name: 'ci', state: 'active' }] });
+      // Key digests are signing secrets: the admin view shows the key id only.
+      expect(JSON.stringify(seen)).not.toMatch(/[0-9a-f]{64}/);
     }
   });
 
@@ -85,16 +85,20 @@ describe('a 3-node mesh', () => {
 
   it('answers bad admin requests with 4xx and a message naming the problem', async () => {
     const base = `http://127.0.0.1:${cluster.nodes[0]!.adminPort}`;
-    const badJson = await fetch(`${base}/counters`, { method: 'POST', body: '{not json' });
+    const headers = { authorization: `Bearer ${clusterAdminToken}`, 'content-type': 'application/json' };
+    const badJson = await fetch(`${base}/usage/adjustments`, { method: 'POST', headers, body: '{not json' });
     expect(badJson.status).toBe(400);
-    const badUnit = await fetch(`${base}/counters`, { method: 'POST', body: JSON.stringify({ updates: [{ ...ref('x'), unit: 'fortnight', amount: 1 }] }) });
-    expect(badUnit.status).toBe(400);
-    expect(((await badUnit.json()) as { error: string }).error).toContain('unit must be one of');
-    const badTenant = await fetch(`${base}/policy/tenants/acme`, { method: 'PUT', body: JSON.stringify({ tier: 'gold' }) });
+    const badTenant = await fetch(`${base}/policy/tenants/acme`, { method: 'PUT', headers, body: JSON.stringify({ tier: 'gold' }) });
     expect(badTenant.status).toBe(400);
     expect(((await badTenant.json()) as { field: string }).field).toContain('tier');
-    expect((await fetch(`${base}/nowhere`)).status).toBe(404);
-    expect((await fetch(`${base}/status`, { method: 'DELETE' })).status).toBe(405);
+    expect((await fetch(`${base}/nowhere`, { headers })).status).toBe(404);
+    expect((await fetch(`${base}/status`, { method: 'DELETE', headers })).status).toBe(405);
+    // No route writes counters any more: the old one is gone, and the test-only route lives apart.
+    expect((await fetch(`${base}/counters`, { method: 'POST', headers, body: JSON.stringify({ updates: [] }) })).status).toBe(405);
+    expect((await fetch(`${base}/admission/admit`, { method: 'POST', headers, body: '{}' })).status).toBe(404);
+    const badUnit = await cluster.testFetch(0, '/counters', { updates: [{ ...ref('x'), unit: 'fortnight', amount: 1 }] });
+    expect(badUnit.status).toBe(400);
+    expect(((await badUnit.json()) as { error: string }).error).toContain('unit must be one of');
   });
 
   describe('security', () => {

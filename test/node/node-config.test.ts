@@ -18,6 +18,8 @@ const valid = {
     { id: 'n2', region: 'r2', url: 'wss://10.0.0.2:7401' },
   ],
   secret: 'sixteen-chars-at-least',
+  // The admin endpoint needs a token; a named one here, so the gateway cases can add `adminToken`.
+  adminTokens: [{ name: 'ops', role: 'admin', token: 'an-ops-admin-token-0123' }],
 };
 
 function fieldOf(raw: unknown): string | undefined {

@@ -1,5 +1,6 @@
 // Proves GET /metrics end to end: one region node's request path (gRPC endpoint, gateway, account caller, upstream client against the emulator) reports to the Prometheus binding, and the real admin HTTP server on 127.0.0.1 serves its exposition as text/plain; version=0.0.4 with the requests, admission and queue timings, upstream timings and tokens of the calls just made, and no tenant id; GET /status carries the gateway figures the local-mesh launcher reads; a node without metrics answers 404.
 import { afterEach, describe, expect, it } from 'vitest';
+import { AdminTokens } from '../../src/admission/admin-access.js';
 import { RequestAuthenticator } from '../../src/admission/request-auth.js';
 import { type AccountId, asNodeId, asRegionId, type TenantId } from '../../src/core/ids.js';
 import { defaultTokenWeights, type LimitRule } from '../../src/mesh/policy/policy-schema.js';
@@ -7,6 +8,7 @@ import { startAdminHttp } from '../../src/net/admin-http.js';
 import { CarpoolClient, type StreamItem } from '../../src/net/grpc/carpool-client.js';
 import { CarpoolGrpcServer } from '../../src/net/grpc/grpc-server.js';
 import { AccountCaller } from '../../src/node/account-caller.js';
+import { AdminService } from '../../src/node/admin/admin-service.js';
 import { AdminRoutes, gatewayStatusOf } from '../../src/node/admin-routes.js';
 import { mintApiKey } from '../../src/node/gateway/api-key-mint.js';
 import { CarpoolGateway } from '../../src/node/gateway/carpool-gateway.js';
@@ -59,8 +61,13 @@ function completion(maxTokens: number): { requestId: string; requestJson: Uint8A
   return { requestId: `metrics-req-${++nextRequest}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
 }
 
+/** A viewer token, as a Prometheus scrape would carry (`authorization` in its scrape config). */
+const token = 'metrics-test-viewer-token';
+const tokens = new AdminTokens(nodeAuthCrypto, [{ name: 'prometheus', role: 'viewer', token }]);
+const service = (mesh: MeshRuntime): AdminService => new AdminService({ runtime: mesh, crypto: nodeAuthCrypto });
+
 async function get(port: number, path: string): Promise<{ status: number; contentType: string | null; text: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${token}` } });
   return { status: response.status, contentType: response.headers.get('content-type'), text: await response.text() };
 }
 
@@ -76,7 +83,7 @@ describe('GET /metrics on the admin endpoint', () => {
     const saved = mesh.policy.upsertTenant({
       id: tenant,
       tier: 'paid',
-      apiKeyHashes: [minted.keyHashHex],
+      apiKeys: [{ hash: minted.keyHashHex, name: 'test', createdAtMs: 0 }],
       requireSignature: false,
       concurrencyMax: 10,
       weights: defaultTokenWeights,
@@ -110,7 +117,7 @@ describe('GET /metrics on the admin endpoint', () => {
     server.setServing(true);
     cleanups.push(() => server.stop(1_000));
     metrics.attachGateway({ carpool, caller, server, client });
-    const admin = await startAdminHttp('127.0.0.1', 0, new AdminRoutes(mesh, { metrics, gatewayStatus: () => gatewayStatusOf(carpool) }));
+    const admin = await startAdminHttp({ host: '127.0.0.1', port: 0, tokens, handler: new AdminRoutes(mesh, service(mesh), { metrics, gatewayStatus: () => gatewayStatusOf(carpool) }) });
     cleanups.push(() => admin.close());
 
     const carpoolClient = new CarpoolClient({ target: `127.0.0.1:${grpcPort}`, apiKey: minted.apiKey });
@@ -157,12 +164,14 @@ describe('GET /metrics on the admin endpoint', () => {
     const body = JSON.parse(status.text) as { gateway?: unknown; peers?: unknown };
     expect(body.gateway).toEqual({ requests: 3, completed: 2, inFlight: 0, queueDepth: 0 });
     expect(Array.isArray(body.peers)).toBe(true);
-    expect((await fetch(`http://127.0.0.1:${admin.port}/metrics`, { method: 'POST' })).status).toBe(405);
+    const post = await fetch(`http://127.0.0.1:${admin.port}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    // A write, which the viewer token of a scrape may not make.
+    expect(post.status).toBe(403);
   });
 
   it('answers 404 on a node without metrics, and /status has no gateway section without a gateway', async () => {
     const mesh = await runtime();
-    const admin = await startAdminHttp('127.0.0.1', 0, new AdminRoutes(mesh));
+    const admin = await startAdminHttp({ host: '127.0.0.1', port: 0, tokens, handler: new AdminRoutes(mesh, service(mesh)) });
     cleanups.push(() => admin.close());
     const reply = await get(admin.port, '/metrics');
     expect(reply.status).toBe(404);

@@ -1,5 +1,8 @@
-// Starts real `carpool node` processes on loopback for integration tests and benchmarks, with a
-// LoopbackProxy on every dialed link so a test can cut and heal any pair.
+// Starts real node processes on loopback for integration tests and benchmarks, with a
+// LoopbackProxy on every dialed link so a test can cut and heal any pair. Each process is the
+// production node started by test/support/test-node.ts, which adds the test-only counter routes
+// (counter writes, admit and settle) on a loopback port of its own; admin requests carry the
+// cluster's admin token.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,6 +13,8 @@ import { sleep } from './wait.js';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 export const clusterSecret = 'integration-test-mesh-secret';
+/** The admin token (role admin, named `admin`) of every cluster node. */
+export const clusterAdminToken = 'integration-test-admin-token';
 
 export interface CounterRef {
   readonly scope: string;
@@ -23,6 +28,8 @@ export interface ClusterNode {
   readonly id: string;
   readonly meshPort: number;
   readonly adminPort: number;
+  /** The test-only counter routes (test/support/counter-routes.ts). */
+  readonly testPort: number;
   process: ChildProcess | undefined;
   output: string;
 }
@@ -87,7 +94,7 @@ export class Cluster {
   static async start(size: number, options: { settle?: boolean } = {}): Promise<Cluster> {
     for (let attempt = 1; ; attempt++) {
       const nodes: ClusterNode[] = [];
-      for (let i = 0; i < size; i++) nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), process: undefined, output: '' });
+      for (let i = 0; i < size; i++) nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), testPort: await freePort(), process: undefined, output: '' });
       const cluster = new Cluster(nodes);
       for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) cluster.proxies.set(`${i}-${j}`, await LoopbackProxy.start(nodes[j]!.meshPort));
       for (let i = 0; i < size; i++) cluster.writeConfig(i);
@@ -117,6 +124,7 @@ export class Cluster {
       admin: { host: '127.0.0.1', port: node.adminPort },
       members,
       secret: clusterSecret,
+      adminToken: clusterAdminToken,
     };
     writeFileSync(this.configPath(i), JSON.stringify(config));
   }
@@ -129,7 +137,7 @@ export class Cluster {
   async spawn(i: number): Promise<void> {
     const node = this.nodes[i]!;
     node.output = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', this.configPath(i), '--status-every', '3600'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/test-node.ts', '--config', this.configPath(i), '--test-port', String(node.testPort)], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -141,6 +149,7 @@ export class Cluster {
       if (child.exitCode !== null) throw new Error(`node ${node.id} exited: ${node.output}`);
       try {
         await this.status(i);
+        if (!node.output.includes('test routes ')) throw new Error('the test routes are not up yet');
         return;
       } catch {
         if (Date.now() > deadline) throw new Error(`node ${node.id} did not start: ${node.output}`);
@@ -196,8 +205,22 @@ export class Cluster {
     return (await this.request(i, 'GET', '/status')) as NodeStatus;
   }
 
+  /** Writes node i's own counter entry through the test-only route. */
   async increment(i: number, ref: CounterRef, amount: number, refund = 0): Promise<void> {
-    await this.request(i, 'POST', '/counters', { updates: [{ ...ref, amount, refund }] });
+    await this.testRequest(i, '/counters', { updates: [{ ...ref, amount, refund }] });
+  }
+
+  /** A POST to node i's test-only counter routes (`/counters`, `/admission/admit`, `/admission/settle`). */
+  async testRequest(i: number, path: string, body: unknown): Promise<unknown> {
+    const response = await this.testFetch(i, path, body);
+    const json = (await response.json()) as unknown;
+    if (!response.ok) throw new Error(`POST ${path} → ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  /** The raw answer of a test-only route, for tests that check refusals. */
+  testFetch(i: number, path: string, body: unknown): Promise<Response> {
+    return fetch(`http://127.0.0.1:${this.nodes[i]!.testPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   }
 
   /** The value at node i; with `atLeast`, waits up to `waitMs` for it. */
@@ -211,10 +234,12 @@ export class Cluster {
     return body.value;
   }
 
+  /** An admin request to node i, with the cluster's admin token. */
   async request(i: number, method: string, path: string, body?: unknown): Promise<unknown> {
     const response = await fetch(`http://127.0.0.1:${this.nodes[i]!.adminPort}${path}`, {
       method,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headers: { authorization: `Bearer ${clusterAdminToken}`, ...(method === 'GET' ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const json = (await response.json());
     if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);

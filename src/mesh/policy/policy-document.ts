@@ -4,16 +4,20 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as Y from 'yjs';
 import { assert } from '../../core/assert.js';
 import type { AccountId, TenantId } from '../../core/ids.js';
-import { policyAccountsMax, policyLocalUpdatesMax, policyTenantsMax } from '../../core/limits.js';
+import { auditEntriesMax, policyAccountsMax, policyLocalUpdatesMax, policyTenantsMax } from '../../core/limits.js';
 import { err, ok, OK_VOID, type Result } from '../../core/result.js';
+import { type AuditEntry, validateAuditEntry } from './audit-schema.js';
 import {
   type Account,
+  accountWritableFields,
   defaultMeshSettings,
+  legacyKeyHashes,
   type MeshSettings,
   meshSettingNames,
   type PolicyError,
   subjectPath,
   type Tenant,
+  tenantWritableFields,
   validateAccount,
   validateMeshSetting,
   validateSettingsPatch,
@@ -41,7 +45,8 @@ import {
  * causal predecessors are missing, and a later step 1/step 2 exchange repairs whatever was lost.
  *
  * Layout: top-level maps `tenants` (id → Y.Map of fields), `accounts` (id → Y.Map of fields) and
- * `settings` (name → number). A tenant is a nested map rather than one JSON value so that
+ * `settings` (name → number), and the array `audit` of admin audit entries (plain JSON objects,
+ * see ./audit-schema.ts), trimmed to `auditEntriesMax` at each append. A tenant is a nested map rather than one JSON value so that
  * concurrent edits of different fields of one tenant merge field by field. Two nodes that create
  * the same tenant concurrently still produce two nested maps, of which Yjs keeps one everywhere:
  * field-wise merging applies to tenants that already exist on both sides.
@@ -55,11 +60,19 @@ export interface BadSyncMessage {
   readonly detail: string;
 }
 
-/** The root types this schema writes; an update that names another is not ours. */
-const rootNames = new Set(['tenants', 'accounts', 'settings']);
+/**
+ * The root types this schema writes; an update that names another is not ours. A peer of a
+ * version before the audit log refuses updates that name `audit`: mix versions only while no
+ * admin write is made (see the README's admin section).
+ */
+const rootNames = new Set(['tenants', 'accounts', 'settings', 'audit']);
 
-const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
-const accountFieldNames = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
+/**
+ * A tenant's stored fields: what operators write, and its keys twice: `apiKeys` (the records) and
+ * `apiKeyHashes` (the digests of keys not revoked, which peers of the schema before records read).
+ */
+const tenantFieldNames = [...tenantWritableFields, 'apiKeys', 'apiKeyHashes'] as const;
+const accountFieldNames = accountWritableFields;
 
 type FieldValue = string | number | boolean | readonly FieldValue[] | { readonly [name: string]: FieldValue };
 
@@ -75,6 +88,7 @@ export class PolicyDocument {
   private readonly tenantsRoot: Y.Map<unknown>;
   private readonly accountsRoot: Y.Map<unknown>;
   private readonly settingsRoot: Y.Map<unknown>;
+  private readonly auditRoot: Y.Array<unknown>;
   private readonly tenantView: SubjectView<TenantId, Tenant>;
   private readonly accountView: SubjectView<AccountId, Account>;
   /** Transaction origins: they tell local edits (to broadcast) from applied remote messages. */
@@ -103,6 +117,7 @@ export class PolicyDocument {
     this.tenantsRoot = this.doc.getMap<unknown>('tenants');
     this.accountsRoot = this.doc.getMap<unknown>('accounts');
     this.settingsRoot = this.doc.getMap<unknown>('settings');
+    this.auditRoot = this.doc.getArray<unknown>('audit');
     this.tenantView = new SubjectView(this.tenantsRoot, (id, entry) =>
       readSubject(entry, 'tenants', id, tenantFieldNames, validateTenant),
     );
@@ -227,7 +242,8 @@ export class PolicyDocument {
     }
     this.writeSubject(this.tenantsRoot, t.id, [
       ['tier', t.tier],
-      ['apiKeyHashes', [...t.apiKeyHashes]],
+      ['apiKeys', t.apiKeys.map((record) => ({ ...record }))],
+      ['apiKeyHashes', legacyKeyHashes(t.apiKeys)],
       ['requireSignature', t.requireSignature],
       ['concurrencyMax', t.concurrencyMax],
       ['weights', { ...t.weights }],
@@ -280,6 +296,42 @@ export class PolicyDocument {
       this.notifyIfChanged();
     }
     return OK_VOID;
+  }
+
+  // ---- Audit log ----
+
+  /**
+   * Appends an admin audit entry and trims the oldest beyond `auditEntriesMax`. The entry is
+   * validated first; an invalid one is a bug of the caller and is refused.
+   */
+  appendAudit(entry: AuditEntry): Result<void, PolicyError> {
+    const checked = validateAuditEntry(entry, 'audit[+]');
+    if (!checked.ok) return checked;
+    this.doc.transact(() => {
+      this.auditRoot.push([{ ...checked.value, ...(checked.value.detail === undefined ? {} : { detail: { ...checked.value.detail } }) }]);
+      const excess = this.auditRoot.length - auditEntriesMax;
+      if (excess > 0) this.auditRoot.delete(0, excess);
+    }, this.localOrigin);
+    this.notifyIfChanged();
+    return OK_VOID;
+  }
+
+  /**
+   * The audit log, newest first, with the entries that fail validation reported apart (a peer of
+   * another schema version, or a bug, wrote them). Read rarely, so validated on every call.
+   */
+  auditEntries(): { readonly entries: AuditEntry[]; readonly invalid: PolicyError[] } {
+    const entries: AuditEntry[] = [];
+    const invalid: PolicyError[] = [];
+    this.auditRoot.toArray().forEach((value, i) => {
+      const checked = validateAuditEntry(value, `audit[${i}]`);
+      if (checked.ok) entries.push(checked.value);
+      else invalid.push(checked.error);
+    });
+    // The array's order is the same on every replica, but concurrent appends interleave by
+    // client id; the time each node stamped is what a reader expects to see.
+    entries.reverse().sort((a, b) => b.atMs - a.atMs);
+    return { entries, invalid };
   }
 
   /**

@@ -9,7 +9,15 @@ import {
   type RegionId,
   type TenantId,
 } from '../../core/ids.js';
-import { accountDedicatedTenantsMax, idLengthMax, limitsPerSubjectMax, tenantKeysMax, windowExpiryHorizonMs } from '../../core/limits.js';
+import {
+  accountDedicatedTenantsMax,
+  apiKeyNameLengthMax,
+  idLengthMax,
+  limitsPerSubjectMax,
+  tenantKeyRecordsMax,
+  tenantKeysMax,
+  windowExpiryHorizonMs,
+} from '../../core/limits.js';
 import { err, ok, type Err, type Result } from '../../core/result.js';
 import { windowLengthMs, windowUnits, type WindowUnit } from '../../crdt/window.js';
 
@@ -59,11 +67,56 @@ export interface TokenWeights {
   readonly cacheRead: number;
 }
 
+/**
+ * One API key of a tenant. The key itself is never stored: `hash` is its SHA-256 in lowercase hex
+ * (src/admission/api-key.ts), and its key id is `<tenant>:<first 8 hex digits>`.
+ *
+ * A key authenticates from its creation until it expires or is revoked, whichever comes first.
+ * `revokedAtMs` in the future is a rotation's grace period: the key still works until then.
+ *
+ * Documents written before key records existed hold only `apiKeyHashes` (digests); each digest
+ * there that no record names reads as a record with an empty name, created at 0, without expiry.
+ */
+export interface ApiKeyRecord {
+  readonly hash: string;
+  /** The operator's label, up to `apiKeyNameLengthMax` printable ASCII characters; empty for an imported digest. */
+  readonly name: string;
+  /** When the key was made (ms since the epoch); 0 when unknown (an imported digest). */
+  readonly createdAtMs: number;
+  /** When the key stops authenticating; absent: never. */
+  readonly expiresAtMs?: number;
+  /** When the key was (or, in a rotation's grace, will be) revoked; absent: not revoked. */
+  readonly revokedAtMs?: number;
+}
+
+export type ApiKeyState = 'active' | 'revoking' | 'expired' | 'revoked';
+
+/** Whether a key authenticates at `nowMs`: only `active` and `revoking` keys do. */
+export function apiKeyState(record: ApiKeyRecord, nowMs: number): ApiKeyState {
+  if (record.revokedAtMs !== undefined && nowMs >= record.revokedAtMs) return 'revoked';
+  if (record.expiresAtMs !== undefined && nowMs >= record.expiresAtMs) return 'expired';
+  return record.revokedAtMs === undefined ? 'active' : 'revoking';
+}
+
+export function apiKeyAuthenticates(record: ApiKeyRecord, nowMs: number): boolean {
+  const state = apiKeyState(record, nowMs);
+  return state === 'active' || state === 'revoking';
+}
+
+/**
+ * The digests a peer of the schema before key records reads (`apiKeyHashes`): every key not
+ * revoked. Such a peer honours a key's creation and revocation, but not its expiry or a
+ * rotation's grace (it refuses a rotated-out key at once).
+ */
+export function legacyKeyHashes(records: readonly ApiKeyRecord[]): string[] {
+  return records.filter((record) => record.revokedAtMs === undefined).map((record) => record.hash);
+}
+
 export interface Tenant {
   readonly id: TenantId;
   readonly tier: Tier;
-  /** Lowercase hex SHA-256 digests of the tenant's API keys; the keys themselves are never stored. */
-  readonly apiKeyHashes: readonly string[];
+  /** The tenant's API keys, revoked and expired ones included; see `ApiKeyRecord`. */
+  readonly apiKeys: readonly ApiKeyRecord[];
   readonly requireSignature: boolean;
   readonly concurrencyMax: number;
   readonly weights: TokenWeights;
@@ -76,6 +129,16 @@ export interface Tenant {
   /** Requests one user may have in flight at a node, within the tenant's `concurrencyMax`. */
   readonly userConcurrencyMax: number;
 }
+
+/**
+ * The fields of a tenant that an operator writes (PUT /policy/tenants/{id}, PutTenant); its keys
+ * have operations of their own. A field this list does not name is refused in an admin write, so
+ * a misspelt optional field is an error instead of a silently ignored one.
+ */
+export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
+
+/** The fields of an account that an operator writes (PUT /policy/accounts/{id}, PutAccount). */
+export const accountWritableFields = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
 
 export interface Account {
   readonly id: AccountId;
@@ -258,14 +321,81 @@ function validateKeyHashes(value: unknown, field: string): Result<readonly strin
   return ok(Object.freeze(hashes));
 }
 
+const keyNamePattern = /^[\x20-\x7e]*$/;
+
+/** A key's name: printable ASCII, spaces allowed but not at either end; empty only for imported digests. */
+export function isValidKeyName(name: string): boolean {
+  return name.length <= apiKeyNameLengthMax && keyNamePattern.test(name) && name.trim() === name;
+}
+
+function validateOptionalTime(value: unknown, field: string): Result<number | undefined, PolicyError> {
+  if (value === undefined) return ok(undefined);
+  return validateCount(value, field);
+}
+
+export function validateApiKeyRecord(value: unknown, field: string): Result<ApiKeyRecord, PolicyError> {
+  if (!isFields(value)) return invalid(field, 'must be an object');
+  const { hash, name } = value;
+  if (typeof hash !== 'string' || !sha256HexPattern.test(hash)) return invalid(`${field}.hash`, 'must be a SHA-256 digest in 64 lowercase hex digits');
+  if (typeof name !== 'string' || !isValidKeyName(name)) {
+    return invalid(`${field}.name`, `must be at most ${apiKeyNameLengthMax} printable ASCII characters, without spaces at either end`);
+  }
+  const createdAtMs = validateCount(value.createdAtMs, `${field}.createdAtMs`);
+  if (!createdAtMs.ok) return createdAtMs;
+  const expiresAtMs = validateOptionalTime(value.expiresAtMs, `${field}.expiresAtMs`);
+  if (!expiresAtMs.ok) return expiresAtMs;
+  const revokedAtMs = validateOptionalTime(value.revokedAtMs, `${field}.revokedAtMs`);
+  if (!revokedAtMs.ok) return revokedAtMs;
+  const record: ApiKeyRecord = {
+    hash,
+    name,
+    createdAtMs: createdAtMs.value,
+    ...(expiresAtMs.value === undefined ? {} : { expiresAtMs: expiresAtMs.value }),
+    ...(revokedAtMs.value === undefined ? {} : { revokedAtMs: revokedAtMs.value }),
+  };
+  return ok(Object.freeze(record));
+}
+
+/**
+ * A tenant's keys from its two fields: `apiKeys` (records) and `apiKeyHashes` (the digests of the
+ * schema before records, which peers of that version still read and write). Both are optional.
+ * A digest that no record names is a key such a peer made: it reads as an imported record. A
+ * record wins over a digest, so a key revoked here stays refused even if an older peer, writing
+ * from a stale view, lists its digest again.
+ */
+export function validateApiKeys(records: unknown, legacyHashes: unknown, path: string): Result<readonly ApiKeyRecord[], PolicyError> {
+  const keys: ApiKeyRecord[] = [];
+  if (records !== undefined) {
+    if (!Array.isArray(records)) return invalid(`${path}.apiKeys`, 'must be an array');
+    if (records.length > tenantKeyRecordsMax) return invalid(`${path}.apiKeys`, `at most ${tenantKeyRecordsMax} key records`);
+    for (let i = 0; i < records.length; i++) {
+      const record = validateApiKeyRecord(records[i], `${path}.apiKeys[${i}]`);
+      if (!record.ok) return record;
+      const first = keys.findIndex((key) => key.hash === record.value.hash);
+      if (first >= 0) return invalid(`${path}.apiKeys[${i}]`, `same key as ${path}.apiKeys[${first}]`);
+      keys.push(record.value);
+    }
+  }
+  if (legacyHashes !== undefined) {
+    const hashes = validateKeyHashes(legacyHashes, `${path}.apiKeyHashes`);
+    if (!hashes.ok) return hashes;
+    for (const hash of hashes.value) {
+      if (keys.some((key) => key.hash === hash)) continue;
+      if (keys.length >= tenantKeyRecordsMax) return invalid(`${path}.apiKeyHashes`, `with apiKeys, more than ${tenantKeyRecordsMax} keys`);
+      keys.push(Object.freeze({ hash, name: '', createdAtMs: 0 }));
+    }
+  }
+  return ok(Object.freeze(keys));
+}
+
 export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
   if (!isFields(value)) return invalid('tenants', 'a tenant must be an object');
   const path = subjectPath('tenants', value.id);
   const id = typeof value.id === 'string' ? parseTenantId(value.id) : undefined;
   if (id === undefined || !id.ok) return invalid(`${path}.id`, `must be 1 to ${idLengthMax} printable ASCII characters without spaces`);
   if (!isOneOf(tiers, value.tier)) return invalid(`${path}.tier`, `must be one of ${tiers.join(', ')}`);
-  const apiKeyHashes = validateKeyHashes(value.apiKeyHashes, `${path}.apiKeyHashes`);
-  if (!apiKeyHashes.ok) return apiKeyHashes;
+  const apiKeys = validateApiKeys(value.apiKeys, value.apiKeyHashes, path);
+  if (!apiKeys.ok) return apiKeys;
   if (typeof value.requireSignature !== 'boolean') return invalid(`${path}.requireSignature`, 'must be a boolean');
   const concurrencyMax = validateCount(value.concurrencyMax, `${path}.concurrencyMax`);
   if (!concurrencyMax.ok) return concurrencyMax;
@@ -282,7 +412,7 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
     Object.freeze({
       id: id.value,
       tier: value.tier,
-      apiKeyHashes: apiKeyHashes.value,
+      apiKeys: apiKeys.value,
       requireSignature: value.requireSignature,
       concurrencyMax: concurrencyMax.value,
       weights: weights.value,

@@ -110,10 +110,13 @@ export interface PolicyJson {
 export interface PutSubjectRequest {
   readonly id: string;
   readonly json: Uint8Array;
+  /** Empty when the caller gave none. */
+  readonly reason: string;
 }
 
 export interface RemoveSubjectRequest {
   readonly id: string;
+  readonly reason: string;
 }
 
 export interface RemoveSubjectResponse {
@@ -122,19 +125,106 @@ export interface RemoveSubjectResponse {
 
 export interface CreateApiKeyRequest {
   readonly tenant: string;
+  readonly name: string;
+  /** 0: never. */
+  readonly expiresAtMs: number;
+  readonly reason: string;
+}
+
+/** A key's metadata; times are ms since the epoch, 0 for none. */
+export interface ApiKeyInfo {
+  readonly keyId: string;
+  readonly name: string;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly revokedAtMs: number;
+  readonly state: string;
 }
 
 export interface CreateApiKeyResponse {
   readonly apiKey: string;
   readonly keyId: string;
+  readonly key: ApiKeyInfo;
+}
+
+export interface ListApiKeysRequest {
+  readonly tenant: string;
+}
+
+export interface ListApiKeysResponse {
+  readonly keys: readonly ApiKeyInfo[];
+}
+
+export interface RevokeApiKeyRequest {
+  readonly keyId: string;
+  readonly reason: string;
+}
+
+export interface RotateApiKeyRequest {
+  readonly keyId: string;
+  readonly graceMs: number;
+  /** Empty: the old key's name. */
+  readonly name: string;
+  /** 0: never. */
+  readonly expiresAtMs: number;
+  readonly reason: string;
+}
+
+export interface RotateApiKeyResponse {
+  readonly apiKey: string;
+  readonly key: ApiKeyInfo;
+  readonly previous: ApiKeyInfo;
 }
 
 export interface EnableAccountRequest {
   readonly account: string;
+  readonly reason: string;
 }
 
 export interface EnableAccountResponse {
   readonly enabled: boolean;
+}
+
+export interface AdjustUsageRequest {
+  readonly scope: string;
+  readonly subject: string;
+  readonly metric: string;
+  readonly window: string;
+  /** 0: the window containing now. */
+  readonly index: number;
+  readonly kind: string;
+  readonly amount: number;
+  readonly reason: string;
+}
+
+export interface AdjustUsageResponse {
+  readonly key: string;
+  readonly kind: string;
+  readonly amount: number;
+  readonly before: number;
+  readonly after: number;
+  readonly node: string;
+}
+
+export interface GetAuditRequest {
+  /** 0: all. */
+  readonly limit: number;
+}
+
+export interface AuditEntryMessage {
+  readonly atMs: number;
+  readonly node: string;
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  /** Empty when the write gave none. */
+  readonly reason: string;
+  readonly detailJson: Uint8Array;
+}
+
+export interface GetAuditResponse {
+  readonly entries: readonly AuditEntryMessage[];
+  readonly invalidEntries: number;
 }
 
 // ---- Calls ----
@@ -239,8 +329,18 @@ export interface InvalidRequest {
 
 export type GatewayError = { readonly kind: 'rejected'; readonly rejection: Rejection } | UpstreamFailure | InvalidRequest;
 
+/**
+ * What only the admin surface refuses: a known token without the role the call needs
+ * (PERMISSION_DENIED), and a call naming something that does not exist (NOT_FOUND); see
+ * `adminRefusalStatus` in src/admission/outcome.ts.
+ */
+export type AdminRefusal = { readonly kind: 'forbidden'; readonly reason: string } | { readonly kind: 'not-found'; readonly field: string; readonly reason: string };
+
 /** The Admin service calls no upstream. */
-export type AdminError = Exclude<GatewayError, UpstreamFailure>;
+export type AdminError = Exclude<GatewayError, UpstreamFailure> | AdminRefusal;
+
+/** Any error a handler of this contract returns. */
+export type ServiceError = GatewayError | AdminRefusal;
 
 // ---- Handlers ----
 
@@ -278,5 +378,10 @@ export interface AdminServiceHandler {
   putAccount(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>>;
   removeAccount(call: AdminCall<RemoveSubjectRequest>): Promise<Result<RemoveSubjectResponse, AdminError>>;
   createApiKey(call: AdminCall<CreateApiKeyRequest>): Promise<Result<CreateApiKeyResponse, AdminError>>;
+  listApiKeys(call: AdminCall<ListApiKeysRequest>): Promise<Result<ListApiKeysResponse, AdminError>>;
+  revokeApiKey(call: AdminCall<RevokeApiKeyRequest>): Promise<Result<ApiKeyInfo, AdminError>>;
+  rotateApiKey(call: AdminCall<RotateApiKeyRequest>): Promise<Result<RotateApiKeyResponse, AdminError>>;
   enableAccount(call: AdminCall<EnableAccountRequest>): Promise<Result<EnableAccountResponse, AdminError>>;
+  adjustUsage(call: AdminCall<AdjustUsageRequest>): Promise<Result<AdjustUsageResponse, AdminError>>;
+  getAudit(call: AdminCall<GetAuditRequest>): Promise<Result<GetAuditResponse, AdminError>>;
 }

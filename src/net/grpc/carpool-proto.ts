@@ -7,17 +7,27 @@ import type {
   WireCompleteResponse,
   WireCountTokensRequest,
   WireCountTokensResponse,
+  WireAdjustUsageRequest,
+  WireAdjustUsageResponse,
+  WireApiKeyInfo,
   WireCreateApiKeyRequest,
   WireCreateApiKeyResponse,
   WireEnableAccountRequest,
   WireEnableAccountResponse,
+  WireGetAuditRequest,
+  WireGetAuditResponse,
   WireGetPolicyRequest,
   WireGetUsageRequest,
   WireGetUsageResponse,
+  WireListApiKeysRequest,
+  WireListApiKeysResponse,
   WirePolicyJson,
   WirePutSubjectRequest,
   WireRemoveSubjectRequest,
   WireRemoveSubjectResponse,
+  WireRevokeApiKeyRequest,
+  WireRotateApiKeyRequest,
+  WireRotateApiKeyResponse,
   WireStreamEvent,
 } from './carpool-wire.js';
 import type { WireForwardReply, WireForwardRequest } from './forward-wire.js';
@@ -64,7 +74,12 @@ export interface AdminServiceMethods {
   readonly PutAccount: MethodDefinition<WirePutSubjectRequest, WirePolicyJson>;
   readonly RemoveAccount: MethodDefinition<WireRemoveSubjectRequest, WireRemoveSubjectResponse>;
   readonly CreateApiKey: MethodDefinition<WireCreateApiKeyRequest, WireCreateApiKeyResponse>;
+  readonly ListApiKeys: MethodDefinition<WireListApiKeysRequest, WireListApiKeysResponse>;
+  readonly RevokeApiKey: MethodDefinition<WireRevokeApiKeyRequest, WireApiKeyInfo>;
+  readonly RotateApiKey: MethodDefinition<WireRotateApiKeyRequest, WireRotateApiKeyResponse>;
   readonly EnableAccount: MethodDefinition<WireEnableAccountRequest, WireEnableAccountResponse>;
+  readonly AdjustUsage: MethodDefinition<WireAdjustUsageRequest, WireAdjustUsageResponse>;
+  readonly GetAudit: MethodDefinition<WireGetAuditRequest, WireGetAuditResponse>;
 }
 
 export interface ForwardServiceMethods {
@@ -79,7 +94,20 @@ export interface CarpoolProto {
 }
 
 const carpoolMethodNames = ['Complete', 'StreamComplete', 'CountTokens', 'GetUsage'] as const;
-const adminMethodNames = ['GetPolicy', 'PutTenant', 'RemoveTenant', 'PutAccount', 'RemoveAccount', 'CreateApiKey', 'EnableAccount'] as const;
+export const adminMethodNames = [
+  'GetPolicy',
+  'PutTenant',
+  'RemoveTenant',
+  'PutAccount',
+  'RemoveAccount',
+  'CreateApiKey',
+  'ListApiKeys',
+  'RevokeApiKey',
+  'RotateApiKey',
+  'EnableAccount',
+  'AdjustUsage',
+  'GetAudit',
+] as const;
 
 /**
  * Loads the contract, plus `extraPaths` (the server adds grpc.health.v1 so that reflection

@@ -1,6 +1,9 @@
 import { assert, isCount } from '../../core/assert.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type {
+  AdjustUsageRequest,
+  AdjustUsageResponse,
+  ApiKeyInfo,
   CompleteRequest,
   CompleteResponse,
   Consistency,
@@ -10,14 +13,21 @@ import type {
   CreateApiKeyResponse,
   EnableAccountRequest,
   EnableAccountResponse,
+  GetAuditRequest,
+  GetAuditResponse,
   GetUsageRequest,
   GetUsageResponse,
   InvalidRequest,
   LimitUsage,
+  ListApiKeysRequest,
+  ListApiKeysResponse,
   PolicyJson,
   PutSubjectRequest,
   RemoveSubjectRequest,
   RemoveSubjectResponse,
+  RevokeApiKeyRequest,
+  RotateApiKeyRequest,
+  RotateApiKeyResponse,
   StreamEvent,
   StreamSummary,
   Usage,
@@ -119,10 +129,12 @@ export interface WirePolicyJson {
 export interface WirePutSubjectRequest {
   readonly id: string;
   readonly json: Uint8Array;
+  readonly reason: string;
 }
 
 export interface WireRemoveSubjectRequest {
   readonly id: string;
+  readonly reason: string;
 }
 
 export interface WireRemoveSubjectResponse {
@@ -131,19 +143,99 @@ export interface WireRemoveSubjectResponse {
 
 export interface WireCreateApiKeyRequest {
   readonly tenant: string;
+  readonly name: string;
+  readonly expires_at_ms: number;
+  readonly reason: string;
+}
+
+export interface WireApiKeyInfo {
+  readonly key_id: string;
+  readonly name: string;
+  readonly created_at_ms: number;
+  readonly expires_at_ms: number;
+  readonly revoked_at_ms: number;
+  readonly state: string;
 }
 
 export interface WireCreateApiKeyResponse {
   readonly api_key: string;
   readonly key_id: string;
+  readonly key: WireApiKeyInfo | null;
+}
+
+export interface WireListApiKeysRequest {
+  readonly tenant: string;
+}
+
+export interface WireListApiKeysResponse {
+  readonly keys: readonly WireApiKeyInfo[];
+}
+
+export interface WireRevokeApiKeyRequest {
+  readonly key_id: string;
+  readonly reason: string;
+}
+
+export interface WireRotateApiKeyRequest {
+  readonly key_id: string;
+  readonly grace_ms: number;
+  readonly name: string;
+  readonly expires_at_ms: number;
+  readonly reason: string;
+}
+
+export interface WireRotateApiKeyResponse {
+  readonly api_key: string;
+  readonly key: WireApiKeyInfo | null;
+  readonly previous: WireApiKeyInfo | null;
 }
 
 export interface WireEnableAccountRequest {
   readonly account: string;
+  readonly reason: string;
 }
 
 export interface WireEnableAccountResponse {
   readonly enabled: boolean;
+}
+
+export interface WireAdjustUsageRequest {
+  readonly scope: string;
+  readonly subject: string;
+  readonly metric: string;
+  readonly window: string;
+  readonly index: number;
+  readonly kind: string;
+  readonly amount: number;
+  readonly reason: string;
+}
+
+export interface WireAdjustUsageResponse {
+  readonly key: string;
+  readonly kind: string;
+  readonly amount: number;
+  readonly before: number;
+  readonly after: number;
+  readonly node: string;
+}
+
+export interface WireGetAuditRequest {
+  readonly limit: number;
+}
+
+export interface WireAuditEntry {
+  readonly at_ms: number;
+  readonly node: string;
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  readonly reason: string;
+  readonly detail_json: Uint8Array;
+}
+
+export interface WireGetAuditResponse {
+  readonly entries: readonly WireAuditEntry[];
+  readonly invalid_entries: number;
 }
 
 // ---- Usage ----
@@ -321,19 +413,39 @@ export function decodeGetUsageResponse(wire: WireGetUsageResponse): GetUsageResp
 // ---- Admin ----
 
 export function decodePutSubjectRequest(wire: WirePutSubjectRequest): PutSubjectRequest {
-  return { id: wire.id, json: wire.json };
+  return { id: wire.id, json: wire.json, reason: wire.reason };
 }
 
 export function decodeRemoveSubjectRequest(wire: WireRemoveSubjectRequest): RemoveSubjectRequest {
-  return { id: wire.id };
+  return { id: wire.id, reason: wire.reason };
 }
 
 export function decodeCreateApiKeyRequest(wire: WireCreateApiKeyRequest): CreateApiKeyRequest {
+  return { tenant: wire.tenant, name: wire.name, expiresAtMs: wire.expires_at_ms, reason: wire.reason };
+}
+
+export function decodeListApiKeysRequest(wire: WireListApiKeysRequest): ListApiKeysRequest {
   return { tenant: wire.tenant };
 }
 
+export function decodeRevokeApiKeyRequest(wire: WireRevokeApiKeyRequest): RevokeApiKeyRequest {
+  return { keyId: wire.key_id, reason: wire.reason };
+}
+
+export function decodeRotateApiKeyRequest(wire: WireRotateApiKeyRequest): RotateApiKeyRequest {
+  return { keyId: wire.key_id, graceMs: wire.grace_ms, name: wire.name, expiresAtMs: wire.expires_at_ms, reason: wire.reason };
+}
+
 export function decodeEnableAccountRequest(wire: WireEnableAccountRequest): EnableAccountRequest {
-  return { account: wire.account };
+  return { account: wire.account, reason: wire.reason };
+}
+
+export function decodeAdjustUsageRequest(wire: WireAdjustUsageRequest): AdjustUsageRequest {
+  return { scope: wire.scope, subject: wire.subject, metric: wire.metric, window: wire.window, index: wire.index, kind: wire.kind, amount: wire.amount, reason: wire.reason };
+}
+
+export function decodeGetAuditRequest(wire: WireGetAuditRequest): GetAuditRequest {
+  return { limit: wire.limit };
 }
 
 export function encodePolicyJson(policy: PolicyJson): WirePolicyJson {
@@ -344,12 +456,49 @@ export function encodeRemoveSubjectResponse(response: RemoveSubjectResponse): Wi
   return { removed: response.removed };
 }
 
+export function encodeApiKeyInfo(info: ApiKeyInfo): WireApiKeyInfo {
+  assertCount(info.createdAtMs, 'created_at_ms');
+  assertCount(info.expiresAtMs, 'expires_at_ms');
+  assertCount(info.revokedAtMs, 'revoked_at_ms');
+  return { key_id: info.keyId, name: info.name, created_at_ms: info.createdAtMs, expires_at_ms: info.expiresAtMs, revoked_at_ms: info.revokedAtMs, state: info.state };
+}
+
+export function decodeApiKeyInfo(wire: WireApiKeyInfo | null | undefined): ApiKeyInfo {
+  if (wire === null || wire === undefined) return { keyId: '', name: '', createdAtMs: 0, expiresAtMs: 0, revokedAtMs: 0, state: '' };
+  return { keyId: wire.key_id, name: wire.name, createdAtMs: wire.created_at_ms, expiresAtMs: wire.expires_at_ms, revokedAtMs: wire.revoked_at_ms, state: wire.state };
+}
+
 export function encodeCreateApiKeyResponse(response: CreateApiKeyResponse): WireCreateApiKeyResponse {
-  return { api_key: response.apiKey, key_id: response.keyId };
+  return { api_key: response.apiKey, key_id: response.keyId, key: encodeApiKeyInfo(response.key) };
+}
+
+export function encodeListApiKeysResponse(response: ListApiKeysResponse): WireListApiKeysResponse {
+  return { keys: response.keys.map(encodeApiKeyInfo) };
+}
+
+export function encodeRotateApiKeyResponse(response: RotateApiKeyResponse): WireRotateApiKeyResponse {
+  return { api_key: response.apiKey, key: encodeApiKeyInfo(response.key), previous: encodeApiKeyInfo(response.previous) };
 }
 
 export function encodeEnableAccountResponse(response: EnableAccountResponse): WireEnableAccountResponse {
   return { enabled: response.enabled };
+}
+
+export function encodeAdjustUsageResponse(response: AdjustUsageResponse): WireAdjustUsageResponse {
+  assertCount(response.amount, 'amount');
+  // `before` and `after` are int64: a counter may read below zero (refunds racing charges).
+  assert(Number.isSafeInteger(response.before) && Number.isSafeInteger(response.after), 'before and after are safe integers');
+  return { key: response.key, kind: response.kind, amount: response.amount, before: response.before, after: response.after, node: response.node };
+}
+
+export function encodeGetAuditResponse(response: GetAuditResponse): WireGetAuditResponse {
+  return {
+    entries: response.entries.map((entry) => {
+      assertCount(entry.atMs, 'entries.at_ms');
+      return { at_ms: entry.atMs, node: entry.node, actor: entry.actor, action: entry.action, target: entry.target, reason: entry.reason, detail_json: entry.detailJson };
+    }),
+    invalid_entries: response.invalidEntries,
+  };
 }
 
 function assertCount(value: number, field: string): void {

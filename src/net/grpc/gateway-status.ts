@@ -1,4 +1,5 @@
 import {
+  adminRefusalStatus,
   grpcStatusCodes,
   type Rejection,
   type RejectionKind,
@@ -9,17 +10,20 @@ import {
   upstreamStatusClass,
 } from '../../admission/outcome.js';
 import { unreachable } from '../../core/assert.js';
+import { formatDurationMs } from '../../core/duration-text.js';
 import { grpcStatusMessageCharsMax } from '../../core/limits.js';
-import type { GatewayError } from './carpool-handler.js';
+import type { ServiceError } from './carpool-handler.js';
 
 /**
- * What a client is told for a `GatewayError`: the status code, the message, and the retry
- * pushback. The codes and hints come from the tables of src/admission/outcome.ts and nowhere
- * else; this file only words the messages. It imports no gRPC library, so a test can check every
- * kind without a server.
+ * What a client is told for a `GatewayError` (or an Admin service refusal): the status code, the
+ * message, and the retry pushback. The codes and hints come from the tables of
+ * src/admission/outcome.ts and nowhere else; this file only words the messages. It imports no
+ * gRPC library, so a test can check every kind without a server.
  *
  * Messages never carry an authentication failure's reason (a prober would learn which check it
- * passed), and carry an upstream's own message only for the classes the table lets pass.
+ * passed), and carry an upstream's own message only for the classes the table lets pass. A
+ * message with a retry hint says it as a duration people read ("retry in 20 min"); the
+ * `grpc-retry-pushback-ms` trailer carries the exact milliseconds.
  */
 export interface GatewayStatus {
   /** The gRPC status code (`grpc-status`). */
@@ -30,8 +34,11 @@ export interface GatewayStatus {
   readonly pushbackMs: string | undefined;
 }
 
-/** The one reply to every authentication failure, whatever the reason. */
-export const unauthenticatedMessage = 'unauthenticated';
+/** The one reply to every failed tenant authentication, whatever the reason. */
+export const unauthenticatedMessage = 'missing or unknown API key';
+
+/** The one reply to every failed admin authentication, on the Admin service and the admin HTTP endpoint alike. */
+export const adminUnauthenticatedMessage = 'missing or unknown admin token';
 
 /** The reply to a handler that threw: nothing about the bug reaches the client. */
 export const internalMessage = 'internal error';
@@ -40,31 +47,41 @@ const rejectionMessages: { readonly [K in RejectionKind]: (rejection: Extract<Re
   quota: (rejection) => `quota reached: ${rejection.metric} is limited to ${rejection.limit} per ${rejection.window}`,
   rate: () => 'rate limit reached',
   concurrency: () => 'too many requests in flight',
-  unauthenticated: () => unauthenticatedMessage,
-  shed: () => 'the region is overloaded; retry later',
-  'no-quorum': () => 'too few regions answered to check a strict quota; retry later',
+  unauthenticated: (rejection) => (rejection.credential === 'admin-token' ? adminUnauthenticatedMessage : unauthenticatedMessage),
+  shed: () => 'the region is overloaded',
+  'no-quorum': () => 'too few regions answered to check a strict quota',
   invalid: (rejection) => invalidMessage(rejection.field, rejection.reason),
 };
 
-export function gatewayStatusOf(error: GatewayError): GatewayStatus {
+export function gatewayStatusOf(error: ServiceError): GatewayStatus {
   switch (error.kind) {
     case 'rejected': {
       const rejection = error.rejection;
       const message = (rejectionMessages[rejection.kind] as (rejection: Rejection) => string)(rejection);
-      return status(rejectionStatus[rejection.kind].grpc, message, retryHeaders(rejection)['grpc-retry-pushback-ms']);
+      const pushbackMs = retryHeaders(rejection)['grpc-retry-pushback-ms'];
+      return status(rejectionStatus[rejection.kind].grpc, withRetry(message, pushbackMs), pushbackMs);
     }
     case 'upstream': {
       const row = upstreamErrorStatus[upstreamStatusClass(error.status)];
       const message = row.passesMessage ? upstreamMessage(error.status, error.errorType, error.message) : row.reply;
       const hint = row.retryable && error.retryAfterMs !== undefined ? retryHintHeaders(error.retryAfterMs)['grpc-retry-pushback-ms'] : undefined;
-      return status(row.grpc, message, hint);
+      return status(row.grpc, withRetry(message, hint), hint);
     }
     case 'invalid':
       // The same row as an admission's `invalid` rejection: one mapping for one meaning.
       return status(rejectionStatus.invalid.grpc, invalidMessage(error.field, error.reason), undefined);
+    case 'forbidden':
+      return status(adminRefusalStatus.forbidden.grpc, error.reason, undefined);
+    case 'not-found':
+      return status(adminRefusalStatus['not-found'].grpc, `${error.field}: ${error.reason}`, undefined);
     default:
       return unreachable(error, 'unknown gateway error kind');
   }
+}
+
+/** `message; retry in 20 min` when there is a hint. */
+function withRetry(message: string, pushbackMs: string | undefined): string {
+  return pushbackMs === undefined ? message : `${message}; retry in ${formatDurationMs(Number(pushbackMs))}`;
 }
 
 function invalidMessage(field: string, reason: string): string {

@@ -26,7 +26,7 @@ import {
   grpcStreamsPerConnectionMax,
 } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { AdminCall, AdminServiceHandler, CallContext, CarpoolCredentials, CarpoolHandler, GatewayError } from './carpool-handler.js';
+import type { AdminCall, AdminError, AdminServiceHandler, CallContext, CarpoolCredentials, CarpoolHandler, GatewayError, GetPolicyRequest, ServiceError } from './carpool-handler.js';
 import type { SseEvent } from '../../upstream/sse-parser.js';
 import { openCall } from './call-context.js';
 import { carpoolProtoPath, forwardProtoPath, forwardServiceOf, loadCarpoolProto, type AdminServiceMethods, type CarpoolServiceMethods } from './carpool-proto.js';
@@ -43,27 +43,33 @@ import {
   type WireForwardRequest,
 } from './forward-wire.js';
 import {
+  decodeAdjustUsageRequest,
   decodeCompleteRequest,
   decodeCountTokensRequest,
   decodeCreateApiKeyRequest,
   decodeEnableAccountRequest,
+  decodeGetAuditRequest,
   decodeGetUsageRequest,
+  decodeListApiKeysRequest,
   decodePutSubjectRequest,
   decodeRemoveSubjectRequest,
+  decodeRevokeApiKeyRequest,
+  decodeRotateApiKeyRequest,
+  encodeAdjustUsageResponse,
+  encodeApiKeyInfo,
   encodeCompleteResponse,
   encodeCountTokensResponse,
   encodeCreateApiKeyResponse,
   encodeEnableAccountResponse,
+  encodeGetAuditResponse,
   encodeGetUsageResponse,
+  encodeListApiKeysResponse,
   encodePolicyJson,
   encodeRemoveSubjectResponse,
+  encodeRotateApiKeyResponse,
   type WireCompleteRequest,
   type WireCountTokensRequest,
-  type WireCreateApiKeyRequest,
-  type WireEnableAccountRequest,
   type WireGetUsageRequest,
-  type WirePutSubjectRequest,
-  type WireRemoveSubjectRequest,
   type WireStreamEvent,
 } from './carpool-wire.js';
 import { gatewayStatusOf, internalMessage } from './gateway-status.js';
@@ -302,55 +308,36 @@ export class CarpoolGrpcServer {
 
   // ---- Admin ----
 
+  /**
+   * Each Admin method: the token from metadata (a tenant's credentials are refused here), the
+   * request decoded, the handler called, the answer encoded. Roles are the handler's to check,
+   * since it holds the tokens.
+   */
   private adminService(handler: AdminServiceHandler): UntypedServiceImplementation {
-    const adminCall = <Request>(metadata: Metadata, context: CallContext, request: Request): Result<AdminCall<Request>, GatewayError> => {
-      const token = adminTokenOf(metadata);
-      if (!token.ok) return this.credentialsRefusal(token.error);
-      return ok({ ...context, request, adminToken: token.value });
-    };
+    const method = <Wire, Request, Response, Reply>(
+      decode: (wire: Wire) => Request,
+      invoke: (call: AdminCall<Request>) => Promise<Result<Response, AdminError>>,
+      encode: (response: Response) => Reply,
+    ): handleUnaryCall<Wire, Reply> =>
+      this.unary(async (wire: Wire, metadata, context) => {
+        const token = adminTokenOf(metadata);
+        if (!token.ok) return this.credentialsRefusal(token.error, 'admin-token');
+        const result = await invoke({ ...context, request: decode(wire), adminToken: token.value });
+        return result.ok ? ok(encode(result.value)) : result;
+      });
     const methods: { readonly [K in keyof AdminServiceMethods]: UntypedHandleCall } = {
-      GetPolicy: this.unary(async (_wire: unknown, metadata, context) => {
-        const call = adminCall(metadata, context, {});
-        if (!call.ok) return call;
-        const result = await handler.getPolicy(call.value);
-        return result.ok ? ok(encodePolicyJson(result.value)) : result;
-      }),
-      PutTenant: this.unary(async (wire: WirePutSubjectRequest, metadata, context) => {
-        const call = adminCall(metadata, context, decodePutSubjectRequest(wire));
-        if (!call.ok) return call;
-        const result = await handler.putTenant(call.value);
-        return result.ok ? ok(encodePolicyJson(result.value)) : result;
-      }),
-      RemoveTenant: this.unary(async (wire: WireRemoveSubjectRequest, metadata, context) => {
-        const call = adminCall(metadata, context, decodeRemoveSubjectRequest(wire));
-        if (!call.ok) return call;
-        const result = await handler.removeTenant(call.value);
-        return result.ok ? ok(encodeRemoveSubjectResponse(result.value)) : result;
-      }),
-      PutAccount: this.unary(async (wire: WirePutSubjectRequest, metadata, context) => {
-        const call = adminCall(metadata, context, decodePutSubjectRequest(wire));
-        if (!call.ok) return call;
-        const result = await handler.putAccount(call.value);
-        return result.ok ? ok(encodePolicyJson(result.value)) : result;
-      }),
-      RemoveAccount: this.unary(async (wire: WireRemoveSubjectRequest, metadata, context) => {
-        const call = adminCall(metadata, context, decodeRemoveSubjectRequest(wire));
-        if (!call.ok) return call;
-        const result = await handler.removeAccount(call.value);
-        return result.ok ? ok(encodeRemoveSubjectResponse(result.value)) : result;
-      }),
-      CreateApiKey: this.unary(async (wire: WireCreateApiKeyRequest, metadata, context) => {
-        const call = adminCall(metadata, context, decodeCreateApiKeyRequest(wire));
-        if (!call.ok) return call;
-        const result = await handler.createApiKey(call.value);
-        return result.ok ? ok(encodeCreateApiKeyResponse(result.value)) : result;
-      }),
-      EnableAccount: this.unary(async (wire: WireEnableAccountRequest, metadata, context) => {
-        const call = adminCall(metadata, context, decodeEnableAccountRequest(wire));
-        if (!call.ok) return call;
-        const result = await handler.enableAccount(call.value);
-        return result.ok ? ok(encodeEnableAccountResponse(result.value)) : result;
-      }),
+      GetPolicy: method((): GetPolicyRequest => ({}), (call) => handler.getPolicy(call), encodePolicyJson),
+      PutTenant: method(decodePutSubjectRequest, (call) => handler.putTenant(call), encodePolicyJson),
+      RemoveTenant: method(decodeRemoveSubjectRequest, (call) => handler.removeTenant(call), encodeRemoveSubjectResponse),
+      PutAccount: method(decodePutSubjectRequest, (call) => handler.putAccount(call), encodePolicyJson),
+      RemoveAccount: method(decodeRemoveSubjectRequest, (call) => handler.removeAccount(call), encodeRemoveSubjectResponse),
+      CreateApiKey: method(decodeCreateApiKeyRequest, (call) => handler.createApiKey(call), encodeCreateApiKeyResponse),
+      ListApiKeys: method(decodeListApiKeysRequest, (call) => handler.listApiKeys(call), encodeListApiKeysResponse),
+      RevokeApiKey: method(decodeRevokeApiKeyRequest, (call) => handler.revokeApiKey(call), encodeApiKeyInfo),
+      RotateApiKey: method(decodeRotateApiKeyRequest, (call) => handler.rotateApiKey(call), encodeRotateApiKeyResponse),
+      EnableAccount: method(decodeEnableAccountRequest, (call) => handler.enableAccount(call), encodeEnableAccountResponse),
+      AdjustUsage: method(decodeAdjustUsageRequest, (call) => handler.adjustUsage(call), encodeAdjustUsageResponse),
+      GetAudit: method(decodeGetAuditRequest, (call) => handler.getAudit(call), encodeGetAuditResponse),
     };
     return methods;
   }
@@ -413,7 +400,7 @@ export class CarpoolGrpcServer {
 
   /** A unary grpc-js handler around `invoke`: the in-flight bound, the context, errors to statuses. */
   private unary<Wire, Reply>(
-    invoke: (wire: Wire, metadata: Metadata, context: CallContext) => Promise<Result<Reply, GatewayError>>,
+    invoke: (wire: Wire, metadata: Metadata, context: CallContext) => Promise<Result<Reply, ServiceError>>,
   ): handleUnaryCall<Wire, Reply> {
     return (call, callback) => void this.runUnary(call, callback, invoke);
   }
@@ -421,7 +408,7 @@ export class CarpoolGrpcServer {
   private async runUnary<Wire, Reply>(
     call: ServerUnaryCall<Wire, Reply>,
     callback: sendUnaryData<Reply>,
-    invoke: (wire: Wire, metadata: Metadata, context: CallContext) => Promise<Result<Reply, GatewayError>>,
+    invoke: (wire: Wire, metadata: Metadata, context: CallContext) => Promise<Result<Reply, ServiceError>>,
   ): Promise<void> {
     if (!this.enter()) {
       callback(this.errorResponse(inFlightRefusal));
@@ -457,9 +444,9 @@ export class CarpoolGrpcServer {
     assert(this.callsInFlight >= 0, 'every call leaves once');
   }
 
-  private credentialsRefusal(problem: CredentialsProblem): Result<never, GatewayError> {
+  private credentialsRefusal(problem: CredentialsProblem, credential: 'api-key' | 'admin-token' = 'api-key'): Result<never, GatewayError> {
     this.credentialsRefused[problem]++;
-    return err({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: problem } });
+    return err({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: problem, credential } });
   }
 
   private handlerFailed(error: unknown, methodPath: string): void {
@@ -472,7 +459,7 @@ export class CarpoolGrpcServer {
     }
   }
 
-  private errorResponse(error: GatewayError): ServerErrorResponse {
+  private errorResponse(error: ServiceError): ServerErrorResponse {
     const status = gatewayStatusOf(error);
     const metadata = new Metadata();
     if (status.pushbackMs !== undefined) metadata.set('grpc-retry-pushback-ms', status.pushbackMs);

@@ -1,62 +1,71 @@
-import { type AuthCrypto, constantTimeEqual } from '../../admission/auth-crypto.js';
-import { type AccountId, isValidId, type TenantId } from '../../core/ids.js';
-import { gatewayRequestJsonBytesMax, tenantKeysMax } from '../../core/limits.js';
+import { type AdminAccess, type AdminPrincipal, type AdminTokens, roleAllows } from '../../admission/admin-access.js';
+import { gatewayRequestJsonBytesMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
-import { type PolicyError, validateAccount, validateTenant } from '../../mesh/policy/policy-schema.js';
 import type {
+  AdjustUsageRequest,
+  AdjustUsageResponse,
   AdminCall,
   AdminError,
   AdminServiceHandler,
+  ApiKeyInfo,
   CreateApiKeyRequest,
   CreateApiKeyResponse,
   EnableAccountRequest,
   EnableAccountResponse,
+  GetAuditRequest,
+  GetAuditResponse,
   GetPolicyRequest,
+  ListApiKeysRequest,
+  ListApiKeysResponse,
   PolicyJson,
   PutSubjectRequest,
   RemoveSubjectRequest,
   RemoveSubjectResponse,
+  RevokeApiKeyRequest,
+  RotateApiKeyRequest,
+  RotateApiKeyResponse,
 } from '../../net/grpc/carpool-handler.js';
-import type { AccountPool } from '../../pool/account-pool.js';
-import { type MintedKey, mintApiKey } from './api-key-mint.js';
-import { policyView, redactTenant } from './policy-view.js';
+import type { AdminFailure, AdminService } from '../admin/admin-service.js';
+import type { KeyView } from '../admin/key-lifecycle.js';
 
 /**
- * carpool.v1.Admin over the node's policy document and account pool. Every call first proves the
- * node's admin token (`authorization: Bearer <token>`); a missing or wrong token is refused like a
- * tenant's bad key, UNAUTHENTICATED without saying why. The token is compared through SHA-256
- * digests with a constant-time comparison, so neither its length nor a matching prefix shows in
- * the timing.
+ * carpool.v1.Admin over the node's admin service (src/node/admin/admin-service.ts), which the
+ * admin HTTP endpoint shares: the same operations, validation, audit and roles. Every call first
+ * proves a configured admin token (`authorization: Bearer <token>`, compared in constant time by
+ * src/admission/admin-access.ts); a missing or unknown token is refused like a tenant's bad key,
+ * UNAUTHENTICATED without saying why. A known token without the role the method needs (the table
+ * `adminMethodAccess`) gets PERMISSION_DENIED.
  *
- * Edits go through the policy schema's validators (src/mesh/policy/policy-schema.ts), whose
- * errors name the field by its path, such as `tenants.acme.limits[2].window`; they reach every
- * region with the policy document's sync. Two conveniences, both documented in the contract's
- * spirit of "the JSON of Tenant without id":
- *   - PutTenant without `apiKeyHashes` keeps the tenant's current keys (none for a new tenant):
- *     GetPolicy shows digests only in part, so a client could not send them back whole;
- *   - an `id` inside the JSON must equal the request's `id`, or the call is refused.
- *
- * EnableAccount acts on this node's pool only: account health is learned per node.
+ * Conveniences of the contract: an `id` inside PutTenant's or PutAccount's JSON must equal the
+ * request's `id`; CreateApiKey with an empty name names the key `unnamed`, for callers of the
+ * contract before key names; 0 means "none" for times and "now" for an adjustment's index.
  */
-export interface AdminRuntime {
-  readonly policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries' | 'tenant' | 'upsertTenant' | 'removeTenant' | 'upsertAccount' | 'removeAccount'>;
-  readonly pool: Pick<AccountPool, 'enable'>;
-}
+export const adminMethodAccess: { readonly [K in keyof AdminServiceHandler]: AdminAccess } = Object.freeze({
+  getPolicy: 'read',
+  putTenant: 'write',
+  removeTenant: 'write',
+  putAccount: 'write',
+  removeAccount: 'write',
+  createApiKey: 'write',
+  listApiKeys: 'read',
+  revokeApiKey: 'write',
+  rotateApiKey: 'write',
+  enableAccount: 'write',
+  adjustUsage: 'write',
+  getAudit: 'read',
+});
 
 export interface AdminGatewayOptions {
-  readonly runtime: AdminRuntime;
-  /** The node's admin token; at least 16 characters (the configuration checks it). */
-  readonly adminToken: string;
-  readonly crypto: AuthCrypto;
-  /** Mints a key for a tenant; `mintApiKey` with the system's CSPRNG by default. */
-  readonly mint?: (tenant: TenantId) => MintedKey;
+  readonly service: AdminService;
+  /** The configured admin tokens; the service is not served without one. */
+  readonly tokens: Pick<AdminTokens, 'authenticate'>;
 }
 
 /** Plain counters for the metrics binding. */
 export class AdminStats {
   calls = 0;
   unauthenticated = 0;
+  forbidden = 0;
   invalid = 0;
   keysCreated = 0;
 }
@@ -66,117 +75,136 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class AdminGateway implements AdminServiceHandler {
   readonly stats = new AdminStats();
-  private readonly runtime: AdminRuntime;
-  private readonly tokenDigest: Uint8Array;
-  private readonly crypto: AuthCrypto;
-  private readonly mint: (tenant: TenantId) => MintedKey;
+  private readonly service: AdminService;
+  private readonly tokens: Pick<AdminTokens, 'authenticate'>;
 
   constructor(options: AdminGatewayOptions) {
-    this.runtime = options.runtime;
-    this.crypto = options.crypto;
-    this.tokenDigest = options.crypto.sha256(utf8.encode(options.adminToken));
-    this.mint = options.mint ?? ((tenant) => mintApiKey(options.crypto, tenant));
+    this.service = options.service;
+    this.tokens = options.tokens;
   }
 
   getPolicy(call: AdminCall<GetPolicyRequest>): Promise<Result<PolicyJson, AdminError>> {
-    return this.admin(call, () => ok(jsonOf(policyView(this.runtime.policy))));
+    return this.admin(call, 'getPolicy', () => ok(jsonOf(this.service.policy())));
   }
 
   putTenant(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>> {
-    return this.admin(call, ({ id, json }) => {
-      const fields = this.subjectFields(id, json);
+    return this.admin(call, 'putTenant', (caller, { id, json, reason }) => {
+      const fields = this.jsonFields(json);
       if (!fields.ok) return fields;
-      const current = isValidId(id) ? this.runtime.policy.tenant(id as TenantId) : undefined;
-      const withKeys = fields.value.apiKeyHashes === undefined ? { ...fields.value, apiKeyHashes: current?.apiKeyHashes ?? [] } : fields.value;
-      const tenant = validateTenant(withKeys);
-      if (!tenant.ok) return this.invalidPolicy(tenant.error);
-      const saved = this.runtime.policy.upsertTenant(tenant.value);
-      if (!saved.ok) return this.invalidPolicy(saved.error);
-      return ok(jsonOf(redactTenant(tenant.value)));
+      return this.mapped(this.service.putTenant(caller, id, fields.value, reason), jsonOf);
     });
   }
 
   removeTenant(call: AdminCall<RemoveSubjectRequest>): Promise<Result<RemoveSubjectResponse, AdminError>> {
-    return this.admin(call, ({ id }) => {
-      if (!isValidId(id)) return this.invalid('id', 'must be a tenant id');
-      return ok({ removed: this.runtime.policy.removeTenant(id as TenantId) });
-    });
+    return this.admin(call, 'removeTenant', (caller, { id, reason }) => this.mapped(this.service.removeTenant(caller, id, reason), (value) => value));
   }
 
   putAccount(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>> {
-    return this.admin(call, ({ id, json }) => {
-      const fields = this.subjectFields(id, json);
+    return this.admin(call, 'putAccount', (caller, { id, json, reason }) => {
+      const fields = this.jsonFields(json);
       if (!fields.ok) return fields;
-      const account = validateAccount(fields.value);
-      if (!account.ok) return this.invalidPolicy(account.error);
-      const saved = this.runtime.policy.upsertAccount(account.value);
-      if (!saved.ok) return this.invalidPolicy(saved.error);
-      return ok(jsonOf(account.value));
+      return this.mapped(this.service.putAccount(caller, id, fields.value, reason), jsonOf);
     });
   }
 
   removeAccount(call: AdminCall<RemoveSubjectRequest>): Promise<Result<RemoveSubjectResponse, AdminError>> {
-    return this.admin(call, ({ id }) => {
-      if (!isValidId(id)) return this.invalid('id', 'must be an account id');
-      return ok({ removed: this.runtime.policy.removeAccount(id as AccountId) });
-    });
+    return this.admin(call, 'removeAccount', (caller, { id, reason }) => this.mapped(this.service.removeAccount(caller, id, reason), (value) => value));
   }
 
   createApiKey(call: AdminCall<CreateApiKeyRequest>): Promise<Result<CreateApiKeyResponse, AdminError>> {
-    return this.admin(call, ({ tenant: id }) => {
-      const tenant = isValidId(id) ? this.runtime.policy.tenant(id as TenantId) : undefined;
-      if (tenant === undefined) return this.invalid('tenant', 'names no tenant of the policy');
-      if (tenant.apiKeyHashes.length >= tenantKeysMax) return this.invalid('tenant', `has ${tenantKeysMax} API keys already; remove one first`);
-      const minted = this.mint(tenant.id);
-      const saved = this.runtime.policy.upsertTenant({ ...tenant, apiKeyHashes: [...tenant.apiKeyHashes, minted.keyHashHex] });
-      if (!saved.ok) return this.invalidPolicy(saved.error);
-      this.stats.keysCreated++;
-      return ok({ apiKey: minted.apiKey, keyId: minted.keyId });
+    return this.admin(call, 'createApiKey', (caller, { tenant, name, expiresAtMs, reason }) => {
+      const options = { name: name === '' ? 'unnamed' : name, ...(expiresAtMs === 0 ? {} : { expiresAtMs }) };
+      const created = this.mapped(this.service.createKey(caller, tenant, options, reason), (made) => ({ apiKey: made.apiKey, keyId: made.key.keyId, key: infoOf(made.key) }));
+      if (created.ok) this.stats.keysCreated++;
+      return created;
+    });
+  }
+
+  listApiKeys(call: AdminCall<ListApiKeysRequest>): Promise<Result<ListApiKeysResponse, AdminError>> {
+    return this.admin(call, 'listApiKeys', (_caller, { tenant }) => this.mapped(this.service.keys(tenant), (keys) => ({ keys: keys.map(infoOf) })));
+  }
+
+  revokeApiKey(call: AdminCall<RevokeApiKeyRequest>): Promise<Result<ApiKeyInfo, AdminError>> {
+    return this.admin(call, 'revokeApiKey', (caller, { keyId, reason }) => this.mapped(this.service.revokeKey(caller, keyId, reason), infoOf));
+  }
+
+  rotateApiKey(call: AdminCall<RotateApiKeyRequest>): Promise<Result<RotateApiKeyResponse, AdminError>> {
+    return this.admin(call, 'rotateApiKey', (caller, { keyId, graceMs, name, expiresAtMs, reason }) => {
+      const options = { graceMs, ...(name === '' ? {} : { name }), ...(expiresAtMs === 0 ? {} : { expiresAtMs }) };
+      const rotated = this.mapped(this.service.rotateKey(caller, keyId, options, reason), (made) => ({ apiKey: made.apiKey, key: infoOf(made.key), previous: infoOf(made.previous) }));
+      if (rotated.ok) this.stats.keysCreated++;
+      return rotated;
     });
   }
 
   enableAccount(call: AdminCall<EnableAccountRequest>): Promise<Result<EnableAccountResponse, AdminError>> {
-    return this.admin(call, ({ account }) => {
-      if (!isValidId(account)) return this.invalid('account', 'must be an account id');
-      return ok({ enabled: this.runtime.pool.enable(account as AccountId) });
+    return this.admin(call, 'enableAccount', (caller, { account, reason }) => this.mapped(this.service.enableAccount(caller, account, reason), (value) => value));
+  }
+
+  adjustUsage(call: AdminCall<AdjustUsageRequest>): Promise<Result<AdjustUsageResponse, AdminError>> {
+    return this.admin(call, 'adjustUsage', async (caller, { index, ...request }) => {
+      // The contract's 0 is "the window containing now"; the service leaves `index` out for it.
+      const body = { ...request, ...(index === 0 ? {} : { index }) };
+      return this.mapped(await this.service.adjustUsage(caller, body), (view) => view);
     });
+  }
+
+  getAudit(call: AdminCall<GetAuditRequest>): Promise<Result<GetAuditResponse, AdminError>> {
+    return this.admin(call, 'getAudit', (_caller, { limit }) =>
+      this.mapped(this.service.audit(limit === 0 ? undefined : limit), ({ entries, invalid }) => ({
+        entries: entries.map((entry) => ({
+          atMs: entry.atMs,
+          node: entry.node,
+          actor: entry.actor,
+          action: entry.action,
+          target: entry.target,
+          reason: entry.reason ?? '',
+          detailJson: utf8.encode(JSON.stringify(entry.detail ?? {})),
+        })),
+        invalidEntries: invalid.length,
+      })),
+    );
   }
 
   // ---- Internals ----
 
-  /** Checks the admin token, then answers; the edits themselves are synchronous. */
-  private admin<Request, Reply>(call: AdminCall<Request>, answer: (request: Request) => Result<Reply, AdminError>): Promise<Result<Reply, AdminError>> {
+  /** Authenticates the caller and checks the method's role, then answers. */
+  private async admin<Request, Reply>(
+    call: AdminCall<Request>,
+    method: keyof AdminServiceHandler,
+    answer: (caller: AdminPrincipal, request: Request) => Result<Reply, AdminError> | Promise<Result<Reply, AdminError>>,
+  ): Promise<Result<Reply, AdminError>> {
     this.stats.calls++;
-    if (!this.tokenMatches(call.adminToken)) {
+    const caller = this.tokens.authenticate(call.adminToken);
+    if (caller === undefined) {
       this.stats.unauthenticated++;
-      return Promise.resolve(err({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: call.adminToken === undefined ? 'missing-credentials' : 'wrong-admin-token' } }));
+      const reason = call.adminToken === undefined ? 'missing-credentials' : 'unknown-admin-token';
+      return err({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason, credential: 'admin-token' } });
     }
-    return Promise.resolve(answer(call.request));
+    const access = adminMethodAccess[method];
+    if (!roleAllows(caller.role, access)) {
+      this.stats.forbidden++;
+      return err({ kind: 'forbidden', reason: `the token ${caller.name} has the role ${caller.role}; this method needs admin` });
+    }
+    return answer(caller, call.request);
   }
 
-  private tokenMatches(token: string | undefined): boolean {
-    if (token === undefined) return false;
-    // Digests of equal length: the comparison's time tells nothing of the token's length.
-    return constantTimeEqual(this.crypto.sha256(utf8.encode(token)), this.tokenDigest);
+  private mapped<T, Reply>(result: Result<T, AdminFailure>, to: (value: T) => Reply): Result<Reply, AdminError> {
+    if (result.ok) return ok(to(result.value));
+    const failure = result.error;
+    if (failure.kind === 'invalid') this.stats.invalid++;
+    if (failure.kind === 'no-quorum') return err({ kind: 'rejected', rejection: { kind: 'no-quorum', retryAfterMs: failure.retryAfterMs } });
+    return err(failure);
   }
 
-  /** The JSON object of a subject with the request's id put in; an `id` inside must agree. */
-  private subjectFields(id: string, json: Uint8Array): Result<Record<string, unknown>, AdminError> {
+  /** The JSON object of a subject, or the field at fault. */
+  private jsonFields(json: Uint8Array): Result<unknown, AdminError> {
     if (json.length > gatewayRequestJsonBytesMax) return this.invalid('json', `must be at most ${gatewayRequestJsonBytesMax} bytes`);
-    let value: unknown;
     try {
-      value = JSON.parse(strictUtf8.decode(json));
+      return ok(JSON.parse(strictUtf8.decode(json)) as unknown);
     } catch {
       return this.invalid('json', 'is not UTF-8 JSON');
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return this.invalid('json', 'must be a JSON object');
-    const fields = value as Record<string, unknown>;
-    if (fields.id !== undefined && fields.id !== id) return this.invalid('json.id', 'differs from the request id; leave it out');
-    return ok({ ...fields, id });
-  }
-
-  private invalidPolicy(error: PolicyError): Result<never, AdminError> {
-    return this.invalid(error.field, error.reason);
   }
 
   private invalid(field: string, reason: string): Result<never, AdminError> {
@@ -187,4 +215,8 @@ export class AdminGateway implements AdminServiceHandler {
 
 function jsonOf(value: unknown): PolicyJson {
   return { json: utf8.encode(JSON.stringify(value)) };
+}
+
+function infoOf(view: KeyView): ApiKeyInfo {
+  return { keyId: view.keyId, name: view.name, createdAtMs: view.createdAtMs, expiresAtMs: view.expiresAtMs ?? 0, revokedAtMs: view.revokedAtMs ?? 0, state: view.state };
 }

@@ -1,18 +1,21 @@
 import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
 import type { Tenant } from '../../mesh/policy/policy-schema.js';
+import { keyView } from '../admin/key-lifecycle.js';
 
 /**
  * The policy as operators see it, on the admin HTTP routes and the Admin gRPC service alike.
- * Key digests double as signing secrets (src/admission/request-signature.ts), so a tenant shows
- * only the first eight hex digits of each, which is also what its key ids carry.
+ * Key digests double as signing secrets (src/admission/request-signature.ts), so a tenant's keys
+ * show as their metadata only (key id, name, times, state), never a digest: the key id carries
+ * the digest's first eight hex digits, as logs do.
  */
-export function redactTenant(tenant: Tenant): unknown {
-  return { ...tenant, apiKeyHashes: tenant.apiKeyHashes.map((hash) => `${hash.slice(0, 8)}…`) };
+export function redactTenant(tenant: Tenant, nowMs: number): unknown {
+  const { apiKeys, ...settings } = tenant;
+  return { ...settings, keys: apiKeys.map((record) => keyView(tenant.id, record, nowMs)) };
 }
 
-export function policyView(policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'>): unknown {
+export function policyView(policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'>, nowMs: number): unknown {
   return {
-    tenants: [...policy.tenants().values()].map(redactTenant),
+    tenants: [...policy.tenants().values()].map((tenant) => redactTenant(tenant, nowMs)),
     accounts: [...policy.accounts().values()],
     settings: policy.settings(),
     invalid: policy.invalidEntries(),

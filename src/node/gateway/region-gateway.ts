@@ -1,4 +1,5 @@
 import { Agent } from 'undici';
+import type { AdminTokens } from '../../admission/admin-access.js';
 import { RequestAuthenticator } from '../../admission/request-auth.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId } from '../../core/ids.js';
@@ -9,6 +10,7 @@ import type { GatewayObserver } from '../../observe/gateway-observer.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
 import { AccountCaller } from '../account-caller.js';
+import { AdminService } from '../admin/admin-service.js';
 import { ForwardExecutor } from '../forward/forward-executor.js';
 import { ForwardLedger } from '../forward/forward-ledger.js';
 import { type ForwardRoute, ForwardRouter } from '../forward/forward-route.js';
@@ -48,8 +50,8 @@ export interface RegionGatewayOptions {
   readonly listen: ListenAddress;
   /** Where each account this node holds a credential for is called. */
   readonly targets: ReadonlyMap<AccountId, UpstreamTarget>;
-  /** The Admin service's token; without one the service is not served. */
-  readonly adminToken?: string | undefined;
+  /** The admin tokens (src/admission/admin-access.ts); without any, the Admin service is not served. */
+  readonly adminTokens?: AdminTokens | undefined;
   readonly settings?: GatewaySettings;
   /** Hears the request path's timings and tokens (the node's Prometheus metrics). */
   readonly observer?: GatewayObserver;
@@ -151,7 +153,11 @@ export class RegionGateway {
       ...(options.observer === undefined ? {} : { observer: options.observer }),
       log,
     });
-    const admin = options.adminToken === undefined ? undefined : new AdminGateway({ runtime, adminToken: options.adminToken, crypto: nodeAuthCrypto });
+    const adminTokens = options.adminTokens;
+    const admin =
+      adminTokens === undefined || adminTokens.size === 0
+        ? undefined
+        : new AdminGateway({ service: new AdminService({ runtime, crypto: nodeAuthCrypto }), tokens: adminTokens });
     const server = new CarpoolGrpcServer({ carpool, ...(admin === undefined ? {} : { admin }), forward: executor, log });
     let port: number;
     try {

@@ -39,7 +39,11 @@ const arbTenant = (id: TenantId): fc.Arbitrary<Tenant> =>
   fc.record({
     id: fc.constant(id),
     tier: fc.constantFrom(...tiers),
-    apiKeyHashes: fc.uniqueArray(fc.constantFrom(...keyHashes), { maxLength: 3 }),
+    apiKeys: fc
+      .uniqueArray(fc.constantFrom(...keyHashes), { maxLength: 3 })
+      .chain((hashes) =>
+        fc.tuple(...hashes.map((hash) => fc.record({ hash: fc.constant(hash), name: fc.constantFrom('', 'ci', 'laptop'), createdAtMs: fc.nat(1_000), revokedAtMs: fc.nat(2_000) }, { requiredKeys: ['hash', 'name', 'createdAtMs'] }))),
+      ),
     requireSignature: fc.boolean(),
     concurrencyMax: fc.nat(64),
     weights: fc.record({ input: fc.nat(5000), output: fc.nat(5000), cacheWrite: fc.nat(5000), cacheRead: fc.nat(5000) }),
@@ -71,7 +75,7 @@ const arbSettings: fc.Arbitrary<Partial<MeshSettings>> = fc.record(
   { requiredKeys: [] },
 );
 
-const editableFields = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
+const editableFields = ['tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
 
 type Op =
   | { readonly kind: 'upsert-tenant'; readonly at: number; readonly tenant: Tenant }

@@ -24,7 +24,10 @@ const accountId = (text: string): AccountId => text as AccountId;
 const acme: Tenant = {
   id: asTenantId('acme'),
   tier: 'paid',
-  apiKeyHashes: [hash('a'), hash('b')],
+  apiKeys: [
+    { hash: hash('a'), name: 'ci', createdAtMs: 1_000 },
+    { hash: hash('b'), name: 'laptop', createdAtMs: 2_000, expiresAtMs: 9_000, revokedAtMs: 3_000 },
+  ],
   requireSignature: false,
   concurrencyMax: 8,
   weights: defaultTokenWeights,
@@ -232,7 +235,7 @@ describe('PolicyDocument edits and reads', () => {
     doc.updateSettings({ ...defaultMeshSettings });
     const full = doc.takeUpdates();
     expect(full).toHaveLength(3);
-    doc.upsertTenant({ ...acme, apiKeyHashes: [...acme.apiKeyHashes], limits: acme.limits.map((rule) => ({ ...rule })) });
+    doc.upsertTenant({ ...acme, apiKeys: acme.apiKeys.map((record) => ({ ...record })), limits: acme.limits.map((rule) => ({ ...rule })) });
     doc.upsertAccount({ ...account });
     doc.updateSettings({ ...defaultMeshSettings });
     doc.updateSettings({});

@@ -28,7 +28,7 @@ describe('gatewayStatusOf', () => {
 
   it('says nothing about why authentication failed', () => {
     const status = gatewayStatusOf({ kind: 'rejected', rejection: rejections.unauthenticated });
-    expect(status).toEqual({ code: grpcStatusCodes.UNAUTHENTICATED, details: 'unauthenticated', pushbackMs: undefined });
+    expect(status).toEqual({ code: grpcStatusCodes.UNAUTHENTICATED, details: 'missing or unknown API key', pushbackMs: undefined });
   });
 
   it('names the field of an invalid request, from the handler or from admission, under INVALID_ARGUMENT', () => {
@@ -50,7 +50,7 @@ describe('gatewayStatusOf', () => {
     });
     expect(gatewayStatusOf(upstream(429, 5_000))).toEqual({
       code: grpcStatusCodes.RESOURCE_EXHAUSTED,
-      details: 'the upstream accounts are rate limited',
+      details: 'the upstream accounts are rate limited; retry in 5 s',
       pushbackMs: '5000',
     });
     expect(gatewayStatusOf(upstream(529))).toEqual({ code: grpcStatusCodes.UNAVAILABLE, details: 'the upstream is overloaded', pushbackMs: undefined });

@@ -3,9 +3,9 @@ import { Client, credentials as grpcCredentials, Metadata, type MethodDefinition
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rejection } from '../../../src/admission/outcome.js';
 import { err, ok } from '../../../src/core/result.js';
-import type { AdminCall, AdminServiceHandler, CarpoolCall, CompleteRequest, GatewayError, StreamEvent } from '../../../src/net/grpc/carpool-handler.js';
+import type { AdminCall, AdminServiceHandler, ApiKeyInfo, CarpoolCall, CompleteRequest, GatewayError, StreamEvent } from '../../../src/net/grpc/carpool-handler.js';
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
-import { loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
+import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
 import { cannedEvents, cannedUsage, completeRequest, fakeCarpoolHandler, fromUtf8, type Running, startLoopback, testApiKey, utf8 } from './fake-carpool-handler.js';
 
 let running: Running | undefined;
@@ -165,7 +165,7 @@ describe('credentials from metadata', () => {
     expect(result.ok).toBe(false);
     if (result.ok || result.error.kind !== 'status') return;
     expect(result.error.codeName).toBe('UNAUTHENTICATED');
-    expect(result.error.details).toBe('unauthenticated');
+    expect(result.error.details).toBe('missing or unknown API key');
     expect(handler.calls).toHaveLength(0);
     expect(running.server.stats().credentialsRefused['conflicting-keys']).toBe(1);
   });
@@ -204,7 +204,7 @@ const errorCases: readonly ErrorCase[] = [
     name: 'unauthenticated',
     error: rejected({ kind: 'unauthenticated', reason: 'bad-signature' }),
     codeName: 'UNAUTHENTICATED',
-    details: (details) => expect(details).toBe('unauthenticated'),
+    details: (details) => expect(details).toBe('missing or unknown API key'),
     pushbackMs: undefined,
   },
   {
@@ -283,6 +283,7 @@ describe('GatewayError to status', () => {
 });
 
 describe('Admin service', () => {
+  const keyInfo: ApiKeyInfo = { keyId: 'acme:0badf00d', name: 'ci', createdAtMs: 1, expiresAtMs: 0, revokedAtMs: 0, state: 'active' };
   const recorded: Array<AdminCall<unknown>> = [];
   const admin: AdminServiceHandler = {
     getPolicy: (call) => (recorded.push(call), Promise.resolve(ok({ json: utf8.encode('{"tenants":{}}') }))),
@@ -290,11 +291,18 @@ describe('Admin service', () => {
     removeTenant: (call) => (recorded.push(call), Promise.resolve(ok({ removed: call.request.id === 'acme' }))),
     putAccount: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'invalid', field: 'json.limits', reason: 'not a list' }))),
     removeAccount: (call) => (recorded.push(call), Promise.resolve(ok({ removed: false }))),
-    createApiKey: (call) => (recorded.push(call), Promise.resolve(ok({ apiKey: `cp_${call.request.tenant}_secret`, keyId: `${call.request.tenant}:0badf00d` }))),
+    createApiKey: (call) =>
+      (recorded.push(call),
+      Promise.resolve(ok({ apiKey: `cp_${call.request.tenant}_secret`, keyId: `${call.request.tenant}:0badf00d`, key: { ...keyInfo, keyId: `${call.request.tenant}:0badf00d`, name: call.request.name } }))),
+    listApiKeys: (call) => (recorded.push(call), Promise.resolve(ok({ keys: [keyInfo] }))),
+    revokeApiKey: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'not-found', field: 'keyId', reason: 'names no key of tenant acme' }))),
+    rotateApiKey: (call) => (recorded.push(call), Promise.resolve(ok({ apiKey: 'cp_acme_new', key: keyInfo, previous: { ...keyInfo, revokedAtMs: 5, state: 'revoked' } }))),
     enableAccount: (call) => (recorded.push(call), Promise.resolve(ok({ enabled: true }))),
+    adjustUsage: (call) => (recorded.push(call), Promise.resolve(ok({ key: 'tenant/acme/requests/day:1', kind: call.request.kind, amount: call.request.amount, before: 3, after: -1, node: 'n1' }))),
+    getAudit: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'forbidden', reason: 'the token grafana has the role viewer; this method needs admin' }))),
   };
 
-  function adminCall(port: number, method: 'PutTenant' | 'CreateApiKey' | 'PutAccount', request: object, metadata: Record<string, string>): Promise<{ error: ServiceError | null; response: unknown }> {
+  function adminCall(port: number, method: keyof AdminServiceMethods, request: object, metadata: Record<string, string>): Promise<{ error: ServiceError | null; response: unknown }> {
     const definition = loadCarpoolProto().admin[method] as MethodDefinition<object, unknown>;
     const raw = new Client(`127.0.0.1:${port}`, grpcCredentials.createInsecure());
     const md = new Metadata();
@@ -315,13 +323,20 @@ describe('Admin service', () => {
     expect(fromUtf8.decode((put.response as { json: Uint8Array }).json)).toBe('{"tier":"paid"}');
     expect(recorded[0]).toMatchObject({ adminToken: 'admin-token-1', methodPath: '/carpool.v1.Admin/PutTenant', request: { id: 'acme' } });
 
-    const key = await adminCall(running.port, 'CreateApiKey', { tenant: 'acme' }, { authorization: 'Bearer admin-token-1' });
-    expect(key.response).toEqual({ api_key: 'cp_acme_secret', key_id: 'acme:0badf00d' });
+    const key = await adminCall(running.port, 'CreateApiKey', { tenant: 'acme', name: 'ci' }, { authorization: 'Bearer admin-token-1' });
+    expect(key.response).toEqual({ api_key: 'cp_acme_secret', key_id: 'acme:0badf00d', key: { key_id: 'acme:0badf00d', name: 'ci', created_at_ms: 1, expires_at_ms: 0, revoked_at_ms: 0, state: 'active' } });
+    const adjusted = await adminCall(running.port, 'AdjustUsage', { kind: 'credit', amount: 4 }, { authorization: 'Bearer admin-token-1' });
+    // `after` is an int64: a counter may read below zero.
+    expect(adjusted.response).toMatchObject({ kind: 'credit', amount: 4, before: 3, after: -1 });
+    const missing = await adminCall(running.port, 'RevokeApiKey', { key_id: 'acme:00000000' }, { authorization: 'Bearer admin-token-1' });
+    expect([missing.error?.code, missing.error?.details]).toEqual([status.NOT_FOUND, 'keyId: names no key of tenant acme']);
+    const denied = await adminCall(running.port, 'GetAudit', {}, { authorization: 'Bearer admin-token-1' });
+    expect(denied.error?.code).toBe(status.PERMISSION_DENIED);
 
     const bad = await adminCall(running.port, 'PutAccount', { id: 'a1', json: Buffer.from('{}') }, {});
     expect(bad.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(bad.error?.details).toBe('invalid json.limits: not a list');
-    expect(recorded[2]?.adminToken).toBeUndefined();
+    expect(recorded.at(-1)?.adminToken).toBeUndefined();
   });
 
   it("refuses a tenant's key before the handler", async () => {
@@ -329,7 +344,7 @@ describe('Admin service', () => {
     running = await startLoopback({ carpool: fakeCarpoolHandler(), admin });
     const refused = await adminCall(running.port, 'PutTenant', { id: 'acme', json: Buffer.from('{}') }, { 'x-api-key': testApiKey });
     expect(refused.error?.code).toBe(status.UNAUTHENTICATED);
-    expect(refused.error?.details).toBe('unauthenticated');
+    expect(refused.error?.details).toBe('missing or unknown admin token');
     expect(recorded).toHaveLength(0);
   });
 

@@ -99,7 +99,7 @@ beforeAll(async () => {
   const tenant: Tenant = {
     id: 'acme' as TenantId,
     tier: 'paid',
-    apiKeyHashes: [minted.keyHashHex],
+    apiKeys: [{ hash: minted.keyHashHex, name: 'test', createdAtMs: 0 }],
     requireSignature: false,
     concurrencyMax: 100,
     weights: defaultTokenWeights,

@@ -121,7 +121,7 @@ describe('refusals count nothing', () => {
     expect(result.ok).toBe(false);
     if (result.ok || result.error.kind !== 'status') return;
     expect(result.error.codeName).toBe('UNAUTHENTICATED');
-    expect(result.error.details).toBe('unauthenticated');
+    expect(result.error.details).toBe('missing or unknown API key');
     expect(h.tenantUsed('acme', 'requests')).toBe(0);
     expect(h.emulator.stats().requests).toBe(0);
   });

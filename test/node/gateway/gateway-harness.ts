@@ -2,13 +2,14 @@
 // emulator, the RegionGateway (gRPC on 127.0.0.1:0) with targets for the emulator's keys, and a
 // CarpoolClient; plus helpers to read counters and to call the Admin service.
 import { Client, credentials as grpcCredentials, Metadata, type MethodDefinition, type ServiceError } from '@grpc/grpc-js';
+import { AdminTokens } from '../../../src/admission/admin-access.js';
 import { type TokenUsage, weightedTokens } from '../../../src/admission/estimate.js';
 import { usedUnder } from '../../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type RegionId, type TenantId } from '../../../src/core/ids.js';
 import { type Account, defaultTokenWeights, type LimitRule, type Tenant, type Tier } from '../../../src/mesh/policy/policy-schema.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';
-import { loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
+import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
 import { mintApiKey } from '../../../src/node/gateway/api-key-mint.js';
 import { defaultGatewaySettings, type GatewaySettings } from '../../../src/node/gateway/gateway-settings.js';
 import { RegionGateway } from '../../../src/node/gateway/region-gateway.js';
@@ -21,6 +22,16 @@ import type { UpstreamTarget } from '../../../src/upstream/upstream-request.js';
 
 export const region: RegionId = asRegionId('us-east');
 export const adminToken = 'admin-token-for-gateway-tests';
+/** A second token, of the role viewer (named `grafana`): it may read, not write. */
+export const viewerToken = 'viewer-token-for-gateway-tests';
+
+/** The harness's admin tokens: `admin` (role admin) and `grafana` (role viewer). */
+export function harnessAdminTokens(): AdminTokens {
+  return new AdminTokens(nodeAuthCrypto, [
+    { name: 'admin', role: 'admin', token: adminToken },
+    { name: 'grafana', role: 'viewer', token: viewerToken },
+  ]);
+}
 export const model = 'claude-sonnet-4-6';
 export const utf8 = new TextEncoder();
 export const fromUtf8 = new TextDecoder();
@@ -103,7 +114,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const tenant: Tenant = {
       id: spec.id as TenantId,
       tier: spec.tier ?? 'paid',
-      apiKeyHashes: [minted.keyHashHex],
+      apiKeys: [{ hash: minted.keyHashHex, name: 'test', createdAtMs: 0 }],
       requireSignature: false,
       concurrencyMax: 100,
       weights: defaultTokenWeights,
@@ -120,7 +131,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     runtime,
     listen: { host: '127.0.0.1', port: 0 },
     targets,
-    adminToken,
+    adminTokens: harnessAdminTokens(),
     settings: { ...defaultGatewaySettings, ...options.settings },
   });
   const clients: CarpoolClient[] = [];
@@ -193,7 +204,7 @@ export interface AdminAnswer {
   readonly response: unknown;
 }
 
-type AdminMethod = 'GetPolicy' | 'PutTenant' | 'RemoveTenant' | 'PutAccount' | 'RemoveAccount' | 'CreateApiKey' | 'EnableAccount';
+type AdminMethod = keyof AdminServiceMethods;
 
 /** One Admin call over a raw grpc-js client (the typed client serves Carpool only). */
 export function adminCall(port: number, method: AdminMethod, request: object, token: string | undefined): Promise<AdminAnswer> {
