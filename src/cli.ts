@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `carpool` command. Subcommands are added as the parts they drive land.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { adminUsage, parseAdminArgs } from './admin-cli/admin-args.js';
+import { runAdmin } from './admin-cli/run-admin.js';
 import { clientUsage, parseClientArgs } from './local/client-args.js';
 import { runClient } from './local/local-client.js';
 import { runLocal } from './local/run-local.js';
@@ -20,11 +22,14 @@ commands:
          [--state FILE] [--target HOST:PORT --api-key KEY] "prompt"
       one completion through a region of the running local mesh, streamed (\`npm run client\`);
       --usage also prints the tenant's limits (\`carpool client --help\` for details)
+  admin [--url URL --token-file F] [--region R] [--json] <command>
+      the admin surface of a node (tenants, accounts, keys, usage, adjust, pool, audit), by
+      default of the running local mesh; \`carpool admin --help\` lists the commands
   demo [--seed N] [--ticks N] [--loss P] [--fast]
       three regions count tokens and gossip deltas through the wire codec over lossy links,
       then reconcile with one digest exchange, all in one process
   node --config FILE [--status-every SECONDS]
-      run one mesh node: WebSocket mesh endpoint, optional admin HTTP endpoint
+      run one mesh node: WebSocket mesh endpoint, optional authenticated admin HTTP endpoint
       (the config format is documented in src/node/node-config.ts and README.md)
   emulate --accounts COUNT|FILE [--port N] [--host H] [--ttft-ms N] [--tokens-per-second N] [--seed N]
       run an Anthropic Messages API emulator until SIGINT/SIGTERM; prints its URL and keys
@@ -73,6 +78,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'local') return localCommand(rest);
   if (command === 'client') return clientCommand(rest);
+  if (command === 'admin') return adminCommand(rest);
   if (command === 'node') return nodeCommand(rest);
   if (command === 'emulate') return emulateCommand(rest);
   if (command !== 'demo') {
@@ -160,6 +166,15 @@ async function clientCommand(args: readonly string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+async function adminCommand(args: readonly string[]): Promise<number> {
+  const parsed = parseAdminArgs(args);
+  if (!parsed.ok) {
+    console.error(`carpool admin: ${parsed.error}\n\n${adminUsage}`);
+    return 2;
+  }
+  return runAdmin(parsed.value, { out: (line) => console.log(line), err: (line) => console.error(line), env: process.env, nowMs: () => Date.now() });
 }
 
 async function nodeCommand(args: readonly string[]): Promise<number> {

@@ -213,7 +213,7 @@ export class Cluster {
   /** A POST to node i's test-only counter routes (`/counters`, `/admission/admit`, `/admission/settle`). */
   async testRequest(i: number, path: string, body: unknown): Promise<unknown> {
     const response = await this.testFetch(i, path, body);
-    const json = (await response.json()) as unknown;
+    const json = (await response.json());
     if (!response.ok) throw new Error(`POST ${path} → ${response.status} ${JSON.stringify(json)}`);
     return json;
   }
