@@ -232,6 +232,51 @@ describe('API key authentication', () => {
   });
 });
 
+describe('key records: revocation, rotation grace and expiry', () => {
+  /** acme with acmeKey carrying the given record times, acmeKey2 plain. */
+  function withTimes(times: { expiresAtMs?: number; revokedAtMs?: number }): Setup {
+    const setupped = setup();
+    const base = tenant(acmeId, [acmeKey, acmeKey2]);
+    setupped.tenants.set(acmeId, { ...base, apiKeys: base.apiKeys.map((record, i) => (i === 0 ? { ...record, ...times } : record)) });
+    return setupped;
+  }
+
+  it('refuses a revoked key, alone or signed, and counts why', () => {
+    const { auth } = withTimes({ revokedAtMs: nowMs - 1 });
+    expectReason(auth.authenticate({ ...content, apiKey: acmeKey }, nowMs), 'revoked-key');
+    expectReason(auth.authenticate(signed(acmeKey), nowMs), 'revoked-key');
+    expect(auth.authenticate({ ...content, apiKey: acmeKey2 }, nowMs).ok).toBe(true);
+    expect(auth.stats().failures['revoked-key']).toBe(2);
+  });
+
+  it('accepts a rotated-out key until the end of its grace, and refuses it from then on', () => {
+    const { auth } = withTimes({ revokedAtMs: nowMs + 60_000 });
+    expect(auth.authenticate({ ...content, apiKey: acmeKey }, nowMs).ok).toBe(true);
+    expect(auth.authenticate(signed(acmeKey, nowMs + 59_999), nowMs + 59_999).ok).toBe(true);
+    expectReason(auth.authenticate({ ...content, apiKey: acmeKey }, nowMs + 60_000), 'revoked-key');
+    expectReason(auth.authenticate(signed(acmeKey, nowMs + 60_000), nowMs + 60_000), 'revoked-key');
+  });
+
+  it('refuses a key from its expiry on, alone or signed', () => {
+    const { auth } = withTimes({ expiresAtMs: nowMs + 1_000 });
+    expect(auth.authenticate({ ...content, apiKey: acmeKey }, nowMs + 999).ok).toBe(true);
+    expectReason(auth.authenticate({ ...content, apiKey: acmeKey }, nowMs + 1_000), 'expired-key');
+    expectReason(auth.authenticate(signed(acmeKey, nowMs + 1_000), nowMs + 1_000), 'expired-key');
+    expect(auth.authenticate({ ...content, apiKey: acmeKey2 }, nowMs + 1_000).ok).toBe(true);
+  });
+
+  it('gives the caller the same error for a revoked or expired key as for a wrong one', () => {
+    const revoked = withTimes({ revokedAtMs: nowMs }).auth.authenticate({ ...content, apiKey: acmeKey }, nowMs);
+    const expired = withTimes({ expiresAtMs: nowMs }).auth.authenticate({ ...content, apiKey: acmeKey }, nowMs);
+    const wrong = setup().auth.authenticate({ ...content, apiKey: acmeForeignKey }, nowMs);
+    for (const result of [revoked, expired, wrong]) {
+      expect(result.ok).toBe(false);
+      const { kind, retryable } = (result as { error: AuthFailure }).error;
+      expect({ kind, retryable }).toEqual({ kind: 'unauthenticated', retryable: false });
+    }
+  });
+});
+
 describe('signed requests', () => {
   it('accepts a correctly signed request without the key itself', () => {
     const { auth } = setup();

@@ -41,12 +41,15 @@ import { parseUsageAdjustment, type UsageAdjustment } from './usage-adjustment.j
  *   - account health (re-enable): this node's pool only, since health is learned per node;
  *   - counters: only through a usage adjustment, applied to this node's own entries of one key
  *     (a charge increments, a credit decrements). A credit never drives the key below zero: it
- *     may not exceed the value this node sees, and it is then made durable at a write quorum and
- *     the key read back from a read quorum, as a strict admission is (DESIGN.md §4); should
- *     concurrent credits elsewhere have taken the value below zero, this one is undone and
- *     refused. Of credits racing each other, the one whose write completed last sees all the
- *     others, so the credits that stand never exceed what was charged. A credit therefore needs a
- *     quorum (503 without one); a charge does not.
+ *     may not exceed the key's value after a quorum read (so every completed credit anywhere is
+ *     seen), and it is then made durable at a write quorum and the key read back from a read
+ *     quorum, as a strict admission is (DESIGN.md §4); should credits made at the same moment
+ *     elsewhere have taken the value below zero, this one is undone and refused. Of credits racing
+ *     each other, the one whose write completed last sees all the others, so the credits that
+ *     stand never exceed what was charged. (Between such a race's read and its undo, a few
+ *     milliseconds, the key may read below zero; readers must not assume a counter is never
+ *     negative anyway, since a refund may race a charge too.) A credit therefore needs a quorum
+ *     (503 without one); a charge does not.
  *
  * Refused writes change nothing and are not recorded; a write that changes nothing (removing an
  * absent tenant, enabling an account that is not disabled... see each method) is not recorded
@@ -319,6 +322,12 @@ export class AdminService {
     const adjustment = parsed.value;
     const { key, amount } = adjustment;
     const counter = this.runtime.counter;
+    if (adjustment.kind === 'credit') {
+      // Read first, so that a credit checked against a view lacking a completed one is refused
+      // before it touches the counter: only credits truly at the same moment reach the undo.
+      const read = await this.runtime.round([], [key]);
+      if (!read.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs });
+    }
     const before = counter.value(key);
     if (adjustment.kind === 'credit' && amount > before) {
       return invalid('amount', `a credit may not exceed the counter's current value, ${Math.max(0, before)}`);
