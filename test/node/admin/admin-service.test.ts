@@ -29,7 +29,7 @@ interface Setup {
   readonly clock: { nowMs: number };
   readonly auth: RequestAuthenticator;
   /** Whether `apiKey` authenticates at the clock's time. */
-  works(apiKey: string): boolean;
+  readonly works: (apiKey: string) => boolean;
 }
 
 async function setup(): Promise<Setup> {
@@ -224,7 +224,7 @@ describe('usage adjustments', () => {
     const { service } = await setup();
     ok(service.putTenant(admin, 'acme', { ...tenantFields, limits: [{ ...dayRule, window: 'minute', sliding: true }] }, undefined));
     expect(ok(await service.adjustUsage(admin, adjust({ window: 'sec10' }))).key).toMatch(/^tenant\/acme\/requests\/sec10:\d+$/);
-    expect(await service.adjustUsage(admin, adjust({ window: 'minute' }))).toMatchObject({ ok: false, error: { field: 'window', reason: expect.stringContaining('sec10') } });
+    expect(await service.adjustUsage(admin, adjust({ window: 'minute' }))).toMatchObject({ ok: false, error: { field: 'window', reason: expect.stringContaining('sec10') as string } });
   });
 
   it('answers no-quorum for a credit when the mesh cannot form one, and leaves the counter as it was', async () => {
