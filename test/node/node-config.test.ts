@@ -126,3 +126,53 @@ describe('parseNodeConfig: the gateway fields', () => {
     }
   });
 });
+
+describe('parseNodeConfig: the admin surface', () => {
+  const withTokens = (adminTokens: unknown): unknown => ({ ...valid, adminTokens });
+
+  it('reads named tokens with roles and the admin endpoint\'s allowed hosts and origins', () => {
+    const parsed = parseNodeConfig({
+      ...valid,
+      admin: { host: '0.0.0.0', port: 8401, allowedHosts: ['admin.internal:8401', '[fd00::1]:8401'], allowedOrigins: ['https://ops.example.com'] },
+      adminToken: 'the-admin-token-0123',
+      adminTokens: [
+        { name: 'grafana', role: 'viewer', tokenFile: 'grafana.token' },
+        { name: 'oncall', role: 'admin', token: 'the-oncall-token-0123' },
+      ],
+    });
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.value.admin).toEqual({ host: '0.0.0.0', port: 8401, allowedHosts: ['admin.internal:8401', '[fd00::1]:8401'], allowedOrigins: ['https://ops.example.com'] });
+    expect(parsed.value.adminToken).toEqual({ kind: 'inline', value: 'the-admin-token-0123' });
+    expect(parsed.value.adminTokens).toEqual([
+      { name: 'grafana', role: 'viewer', token: { kind: 'file', path: 'grafana.token' } },
+      { name: 'oncall', role: 'admin', token: { kind: 'inline', value: 'the-oncall-token-0123' } },
+    ]);
+  });
+
+  it('refuses an admin endpoint without any token, since it would refuse every request', () => {
+    expect(fieldOf({ ...valid, adminTokens: undefined })).toBe('admin');
+    expect(fieldOf({ ...valid, adminTokens: [] })).toBe('admin');
+    const meshOnly = parseNodeConfig({ ...valid, admin: undefined, adminTokens: undefined });
+    expect(meshOnly.ok).toBe(true);
+  });
+
+  it('names the field of each mistake', () => {
+    expect(fieldOf({ ...valid, adminToken: 'has a space in it, 0123' })).toBe('adminToken');
+    expect(fieldOf(withTokens({}))).toBe('adminTokens');
+    expect(fieldOf(withTokens(Array.from({ length: 33 }, (_, i) => ({ name: `t${i}`, role: 'viewer', token: `token-number-${i}-0123456` }))))).toBe('adminTokens');
+    expect(fieldOf(withTokens([{ name: 'Bad Name', role: 'viewer', token: 'sixteen-chars-at-least' }]))).toBe('adminTokens[0].name');
+    expect(fieldOf(withTokens([{ name: 'ops', role: 'root', token: 'sixteen-chars-at-least' }]))).toBe('adminTokens[0].role');
+    expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer' }]))).toBe('adminTokens[0]');
+    expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'x', tokenFile: 'y' }]))).toBe('adminTokens[0]');
+    expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'short' }]))).toBe('adminTokens[0].token');
+    expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'sixteen-chars-at-least', scope: 'all' }]))).toBe('adminTokens[0].scope');
+    expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'sixteen-chars-at-least' }, { name: 'ops', role: 'admin', token: 'another-token-0123456' }]))).toBe('adminTokens[1].name');
+    expect(fieldOf(withTokens([{ name: 'a', role: 'viewer', token: 'sixteen-chars-at-least' }, { name: 'b', role: 'admin', token: 'sixteen-chars-at-least' }]))).toBe('adminTokens[1].token');
+    expect(fieldOf({ ...withTokens([{ name: 'admin', role: 'viewer', token: 'sixteen-chars-at-least' }]) as object, adminToken: 'the-admin-token-0123' })).toBe('adminTokens[0].name');
+    expect(fieldOf({ ...valid, admin: { ...valid.admin, allowedHosts: ['evil host'] } })).toBe('admin.allowedHosts[0]');
+    expect(fieldOf({ ...valid, admin: { ...valid.admin, allowedOrigins: ['ops.example.com'] } })).toBe('admin.allowedOrigins[0]');
+    expect(fieldOf({ ...valid, admin: { ...valid.admin, cors: true } })).toBe('admin.cors');
+  });
+});
+

@@ -1,4 +1,4 @@
-// Proves every GatewayError kind gets its status from the outcome tables, with a message that names an invalid field, never an authentication reason or a withheld upstream message, and pushback exactly when there is a retry hint.
+// Proves every GatewayError kind (and the Admin service's refusals) gets its status from the outcome tables, with a message that names an invalid field, never an authentication reason or a withheld upstream message, says a retry hint as a duration people read, and pushback exactly when there is a retry hint.
 import { describe, expect, it } from 'vitest';
 import { grpcStatusCodes, type Rejection, type RejectionKind, rejectionStatus } from '../../../src/admission/outcome.js';
 import { grpcStatusMessageCharsMax } from '../../../src/core/limits.js';
@@ -69,4 +69,29 @@ describe('gatewayStatusOf', () => {
     expect(status.details).toHaveLength(grpcStatusMessageCharsMax);
     expect(status.details.endsWith('…')).toBe(true);
   });
+
+  it('says when to retry as a duration, while the pushback stays exact milliseconds', () => {
+    const quota = gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'quota', metric: 'requests', limit: 5, window: 'day', retryAfterMs: 1_218_008 } });
+    expect(quota).toEqual({ code: grpcStatusCodes.RESOURCE_EXHAUSTED, details: 'quota reached: requests is limited to 5 per day; retry in 20 min', pushbackMs: '1218008' });
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'shed', retryAfterMs: 1_500 } }).details).toBe('the region is overloaded; retry in 1.5 s');
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', retryAfterMs: 250 } }).details).toBe('too few regions answered to check a strict quota; retry in 250 ms');
+    for (const rejection of Object.values(rejections)) {
+      expect(gatewayStatusOf({ kind: 'rejected', rejection }).details).not.toMatch(/\d{4,} ?ms/);
+    }
+  });
+
+  it('words an admin token refusal for the admin surface, and maps the admin refusals', () => {
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: 'unknown-admin-token', credential: 'admin-token' } }).details).toBe('missing or unknown admin token');
+    expect(gatewayStatusOf({ kind: 'forbidden', reason: 'the token grafana has the role viewer; this method needs admin' })).toEqual({
+      code: grpcStatusCodes.PERMISSION_DENIED,
+      details: 'the token grafana has the role viewer; this method needs admin',
+      pushbackMs: undefined,
+    });
+    expect(gatewayStatusOf({ kind: 'not-found', field: 'tenant', reason: 'no tenant ghost in the policy' })).toEqual({
+      code: grpcStatusCodes.NOT_FOUND,
+      details: 'tenant: no tenant ghost in the policy',
+      pushbackMs: undefined,
+    });
+  });
 });
+

@@ -1,9 +1,11 @@
-// Proves the Admin service over the running node: a key made by CreateApiKey authenticates a completion at once, a missing or wrong admin token is refused UNAUTHENTICATED, policy edits are validated with errors naming the field, and GetPolicy never shows whole key digests.
+// Proves the Admin service over the running node: a key made by CreateApiKey authenticates a completion at once, a missing or wrong admin token is refused UNAUTHENTICATED, a viewer token is refused PERMISSION_DENIED on every write method and served on every read method, policy edits are validated with errors naming the field, keys are listed, rotated and revoked, adjustments and the audit log work over gRPC with the token's name as the actor, and GetPolicy never shows whole key digests.
 import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asTenantId } from '../../../src/core/ids.js';
+import { adminMethodNames } from '../../../src/net/grpc/carpool-proto.js';
+import { adminMethodAccess } from '../../../src/node/gateway/admin-gateway.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
-import { adminCall, adminToken, closeAll, completion, fromUtf8, startHarness, utf8 } from './gateway-harness.js';
+import { adminCall, adminToken, closeAll, completion, fromUtf8, startHarness, utf8, viewerToken } from './gateway-harness.js';
 
 afterEach(closeAll);
 
@@ -44,7 +46,7 @@ describe('the Admin service', () => {
     const h = await startHarness();
     for (const token of [undefined, 'not-the-admin-token-at-all', `${adminToken}x`]) {
       const answer = await adminCall(h.port, 'CreateApiKey', { tenant: 'acme' }, token);
-      expect(answer.error?.code).toBe(status.UNAUTHENTICATED);
+      expect([answer.error?.code, answer.error?.details]).toEqual([status.UNAUTHENTICATED, 'missing or unknown admin token']);
     }
     expect(h.gateway.admin?.stats.unauthenticated).toBe(3);
     expect(h.gateway.admin?.stats.keysCreated).toBe(0);
@@ -67,5 +69,75 @@ describe('the Admin service', () => {
     expect((await adminCall(h.port, 'RemoveAccount', { id: 'acct-2' }, adminToken)).response).toEqual({ removed: false });
     expect((await adminCall(h.port, 'EnableAccount', { account: 'acct-0' }, adminToken)).response).toEqual({ enabled: true });
     expect((await adminCall(h.port, 'EnableAccount', { account: 'acct-2' }, adminToken)).response).toEqual({ enabled: false });
+  });
+
+  it('applies the roles to every method: a viewer reads, and every write needs an admin token', async () => {
+    const h = await startHarness();
+    // Requests that would succeed for an admin, so that only the role decides.
+    const requests: Record<string, object> = {
+      GetPolicy: {},
+      PutTenant: { id: 'acme', json: Buffer.from('{"tier":"free","requireSignature":false,"concurrencyMax":1,"limits":[]}') },
+      RemoveTenant: { id: 'acme' },
+      PutAccount: { id: 'acct-0', json: Buffer.from('{"kind":"api-key","homeRegion":"us-east","weight":1,"concurrencyMax":1,"limits":[]}') },
+      RemoveAccount: { id: 'acct-0' },
+      CreateApiKey: { tenant: 'acme', name: 'x' },
+      ListApiKeys: { tenant: 'acme' },
+      RevokeApiKey: { key_id: 'acme:00000000' },
+      RotateApiKey: { key_id: 'acme:00000000' },
+      EnableAccount: { account: 'acct-0' },
+      AdjustUsage: { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'charge', amount: 1, reason: 'role test' },
+      GetAudit: {},
+    };
+    expect(Object.keys(requests).sort()).toEqual([...adminMethodNames].sort());
+    const before = JSON.stringify(h.runtime.policy.tenant(asTenantId('acme')));
+    for (const method of adminMethodNames) {
+      const access = adminMethodAccess[(method[0]!.toLowerCase() + method.slice(1)) as keyof typeof adminMethodAccess];
+      const answer = await adminCall(h.port, method, requests[method]!, viewerToken);
+      if (access === 'write') {
+        expect([method, answer.error?.code, answer.error?.details]).toEqual([method, status.PERMISSION_DENIED, 'the token grafana has the role viewer; this method needs admin']);
+      } else {
+        expect([method, answer.error]).toEqual([method, null]);
+      }
+    }
+    expect(h.gateway.admin?.stats.forbidden).toBe(9);
+    expect(JSON.stringify(h.runtime.policy.tenant(asTenantId('acme')))).toBe(before);
+    expect(h.runtime.policy.auditEntries().entries).toEqual([]);
+  });
+
+  it('lists, rotates and revokes keys, adjusts usage and shows the audit log with the actor and the reason', async () => {
+    const h = await startHarness();
+    const created = await adminCall(h.port, 'CreateApiKey', { tenant: 'acme', name: 'ci', reason: 'pipeline' }, adminToken);
+    const { key_id: keyId, api_key: firstKey } = created.response as { key_id: string; api_key: string };
+    const listed = await adminCall(h.port, 'ListApiKeys', { tenant: 'acme' }, viewerToken);
+    expect((listed.response as { keys: { key_id: string; name: string; state: string }[] }).keys.map((k) => [k.name, k.state])).toEqual([
+      ['test', 'active'],
+      ['ci', 'active'],
+    ]);
+    const rotated = await adminCall(h.port, 'RotateApiKey', { key_id: keyId, grace_ms: 60_000 }, adminToken);
+    expect(rotated.response).toMatchObject({ key: { name: 'ci', state: 'active' }, previous: { key_id: keyId, state: 'revoking' } });
+    const revoked = await adminCall(h.port, 'RevokeApiKey', { key_id: keyId, reason: 'rotation done' }, adminToken);
+    expect(revoked.response).toMatchObject({ key_id: keyId, state: 'revoked' });
+    const client = new CarpoolClient({ target: `127.0.0.1:${h.port}`, apiKey: firstKey });
+    try {
+      const refused = await client.getUsage({ consistency: 'local', user: '' });
+      expect(!refused.ok && refused.error.kind === 'status' && refused.error.codeName).toBe('UNAUTHENTICATED');
+    } finally {
+      client.close();
+    }
+    const charged = await adminCall(h.port, 'AdjustUsage', { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'charge', amount: 3, reason: 'manual' }, adminToken);
+    expect(charged.response).toMatchObject({ kind: 'charge', amount: 3, before: 0, after: 3, node: 'gw0' });
+    const overCredit = await adminCall(h.port, 'AdjustUsage', { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'credit', amount: 4, reason: 'too much' }, adminToken);
+    expect([overCredit.error?.code, overCredit.error?.details]).toEqual([status.INVALID_ARGUMENT, "invalid amount: a credit may not exceed the counter's current value, 3"]);
+    const misspelt = await adminCall(h.port, 'AdjustUsage', { scope: 'tenant', subject: 'acme', metric: 'reqs', window: 'day30', kind: 'credit', amount: 1, reason: 'typo' }, adminToken);
+    expect(misspelt.error?.details).toMatch(/^invalid metric: must be a metric of tenant acme's limits/);
+    const audit = await adminCall(h.port, 'GetAudit', { limit: 10 }, viewerToken);
+    const entries = (audit.response as { entries: { actor: string; action: string; target: string; reason: string; detail_json: Uint8Array }[] }).entries;
+    expect(entries.map((e) => [e.actor, e.action, e.target, e.reason])).toEqual([
+      ['admin', 'usage.adjust', 'tenant/acme', 'manual'],
+      ['admin', 'key.revoke', `key/${keyId}`, 'rotation done'],
+      ['admin', 'key.rotate', `key/${keyId}`, ''],
+      ['admin', 'key.create', `key/${keyId}`, 'pipeline'],
+    ]);
+    expect(JSON.parse(fromUtf8.decode(entries[0]!.detail_json))).toMatchObject({ kind: 'charge', amount: 3, before: 0, after: 3 });
   });
 });

@@ -1,0 +1,57 @@
+// Proves a node config's admin tokens load as one set: `adminToken` as the admin named `admin`, each `adminTokens` entry with its name and role, token files read relative to the config, and a token file that is unreadable, too short, or holds a token another name already has, refused with the field named.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadNodeConfig } from '../../src/node/run-node.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function configWith(fields: Record<string, unknown>, files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'carpool-run-node-'));
+  dirs.push(dir);
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  const config = {
+    node: 'n1',
+    region: 'r1',
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    members: [{ id: 'n1', region: 'r1', url: 'ws://127.0.0.1:1' }],
+    secret: 'sixteen-chars-at-least',
+    ...fields,
+  };
+  await writeFile(join(dir, 'node.json'), JSON.stringify(config));
+  return join(dir, 'node.json');
+}
+
+describe('loadNodeConfig: admin tokens', () => {
+  it('loads adminToken as the admin named admin, and each named token with its role', async () => {
+    const path = await configWith(
+      { adminTokenFile: 'admin.token', adminTokens: [{ name: 'grafana', role: 'viewer', tokenFile: 'grafana.token' }, { name: 'oncall', role: 'admin', token: 'the-oncall-token-0123' }] },
+      { 'admin.token': 'the-admin-token-0123\n', 'grafana.token': 'the-grafana-token-0123\n' },
+    );
+    const loaded = await loadNodeConfig(path);
+    if (typeof loaded === 'string') throw new Error(loaded);
+    expect(loaded.adminTokens.size).toBe(3);
+    expect(loaded.adminTokens.authenticate('the-admin-token-0123')).toEqual({ name: 'admin', role: 'admin' });
+    expect(loaded.adminTokens.authenticate('the-grafana-token-0123')).toEqual({ name: 'grafana', role: 'viewer' });
+    expect(loaded.adminTokens.authenticate('the-oncall-token-0123')).toEqual({ name: 'oncall', role: 'admin' });
+  });
+
+  it.each([
+    ['an unreadable token file', { adminTokenFile: 'missing.token' }, {}, /^field adminTokenFile: cannot read missing.token/],
+    ['a short token in a file', { adminTokenFile: 'admin.token' }, { 'admin.token': 'short\n' }, /^field adminTokenFile: the token in admin.token must be 16 to 512/],
+    [
+      'one token under two names',
+      { adminTokenFile: 'admin.token', adminTokens: [{ name: 'grafana', role: 'viewer', tokenFile: 'grafana.token' }] },
+      { 'admin.token': 'the-same-token-0123\n', 'grafana.token': 'the-same-token-0123\n' },
+      /^field adminTokens\[0\]\.tokenFile: the same token as the one named admin/,
+    ],
+  ])('refuses %s, naming the field', async (_name, fields, files, message) => {
+    const loaded = await loadNodeConfig(await configWith(fields, files));
+    expect(loaded).toMatch(message);
+  });
+});
