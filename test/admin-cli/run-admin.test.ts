@@ -118,8 +118,8 @@ beforeAll(async () => {
     writeFileSync(join(dir, `${region}.json`), JSON.stringify(config));
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', join(dir, `${region}.json`), '--status-every', '3600'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     const node: NodeProcess = { name: region, child, grpc: `127.0.0.1:${port.grpc}`, admin: `http://127.0.0.1:${port.admin}`, output: '' };
-    child.stdout!.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
     nodes.push(node);
   }
   const deadline = Date.now() + 30_000;
@@ -183,7 +183,8 @@ describe('carpool admin against running nodes', () => {
     expect(await works(ci2, 1)).toBe(true);
     await sleep(Math.max(0, trialCreatedAt + 4_500 - Date.now()));
     expect(await works(trial, 1)).toBe(false);
-    expect(JSON.parse(await cliOk(['keys', 'list', 'demo', '--json'], { at: 1 })).map((key: { state: string }) => key.state)).toEqual(['revoked', 'expired', 'active']);
+    const states = (JSON.parse(await cliOk(['keys', 'list', 'demo', '--json'], { at: 1 })) as { state: string }[]).map((key) => key.state);
+    expect(states).toEqual(['revoked', 'expired', 'active']);
 
     // What the tenant was charged is what the emulator counted.
     const usage = JSON.parse(await cliOk(['usage', 'demo', '--quorum', '--json'], { token: 'viewer', at: 1 })) as { limits: { used: number }[] };
