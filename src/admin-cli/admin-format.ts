@@ -82,7 +82,7 @@ export function adjustmentLines(answer: unknown): string[] {
 export function auditLines(answer: unknown): string[] {
   const entries = isRecord(answer) ? list(answer.entries) : [];
   const lines = entries.map((entry) => {
-    const detail = isRecord(entry.detail) ? ` ${Object.entries(entry.detail).map(([name, value]) => `${name}=${text(value)}`).join(' ')}` : '';
+    const detail = isRecord(entry.detail) ? ` ${Object.entries(entry.detail).map(([name, value]) => `${name}=${name.endsWith('AtMs') ? formatTime(value) : text(value)}`).join(' ')}` : '';
     const reason = typeof entry.reason === 'string' ? ` — ${entry.reason}` : '';
     return `${formatTime(entry.atMs)}  ${text(entry.node)}  ${text(entry.actor)}  ${text(entry.action)} ${text(entry.target)}${detail}${reason}`;
   });
@@ -98,7 +98,8 @@ export function poolLines(pool: unknown, nowMs: number): string[] {
   return table([
     ['ACCOUNT', 'HOME', 'STATE', 'IN FLIGHT', 'QUEUED', 'BACK IN'],
     ...accounts.map((account) => {
-      const back = typeof account.availableAtMs === 'number' && account.availableAtMs > nowMs ? formatDurationMs(account.availableAtMs - nowMs) : '-';
+      const paused = account.state !== 'healthy' && typeof account.availableAtMs === 'number' && account.availableAtMs > nowMs;
+      const back = paused ? formatDurationMs((account.availableAtMs as number) - nowMs) : '-';
       return [text(account.id), text(account.homeRegion), text(account.state), `${text(account.inFlight)}/${text(account.concurrencyMax)}`, text(account.queued), back];
     }),
   ]);

@@ -88,7 +88,7 @@ async function requestOf(command: AdminCommand, args: AdminArgs, nowMs: number):
       const fields = await subjectJson(command.json, command.file);
       if (typeof fields === 'string') return fields;
       const root = command.kind === 'tenants-put' ? 'tenants' : 'accounts';
-      return { method: 'PUT', path: `/policy/${root}/${segment(command.id)}`, body: { ...fields, ...reason }, print: (answer) => [`${root.slice(0, -1)} ${command.id} stored`, ...json(answer)] };
+      return { method: 'PUT', path: `/policy/${root}/${segment(command.id)}`, body: { ...fields, ...reason }, print: () => [`${root.slice(0, -1)} ${command.id} stored`] };
     }
     case 'tenants-remove':
     case 'accounts-remove': {

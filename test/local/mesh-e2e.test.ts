@@ -132,7 +132,8 @@ describe('three region processes end to end', () => {
     await sleep(300);
     for (const region of regions) expect(await usedAt(region, 'open', 'quorum')).toBe(usedBefore + 1);
     // The metrics say where it went: ap-south forwarded, the served region's ledger replayed.
-    const metricsOf = async (region: Region): Promise<string> => (await fetch(mesh.regions.find((r) => r.region === region)?.metrics as string)).text();
+    const metricsOf = async (region: Region): Promise<string> =>
+      (await fetch(mesh.regions.find((r) => r.region === region)?.metrics as string, { headers: { authorization: `Bearer ${mesh.adminToken}` } })).text();
     expect(await metricsOf('ap-south')).toMatch(/^carpool_forward_sent_total\{[^}]*\} [1-9]/m);
     expect(await metricsOf(served)).toMatch(/^carpool_forward_replayed_total\{[^}]*\} [1-9]/m);
   }, 30_000);
