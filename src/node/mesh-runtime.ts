@@ -198,6 +198,13 @@ export class MeshRuntime {
     return settlements;
   }
 
+  /** Withdraws an admitted request that reached no upstream model; its id may be used again (see QuotaGate). */
+  withdraw(requestId: RequestId): boolean {
+    const withdrawn = this.gate.withdraw(requestId);
+    this.soon();
+    return withdrawn;
+  }
+
   /**
    * Calls `listener` after every pool tick and every policy update of the pool; returns the
    * unsubscribe. At most `poolChangeListenersMax` listeners; listeners must not throw.

@@ -42,8 +42,15 @@ const rejectionMessages: { readonly [K in RejectionKind]: (rejection: Extract<Re
   concurrency: () => 'too many requests in flight',
   unauthenticated: () => unauthenticatedMessage,
   shed: () => 'the region is overloaded; retry later',
-  'no-quorum': () => 'too few regions answered to check a strict quota; retry later',
+  'no-quorum': (rejection) =>
+    rejection.operation === 'read'
+      ? 'too few regions answered the QUORUM read; retry later, or read with LOCAL consistency'
+      : 'too few regions answered the quorum round a strict or escrowed limit needs; retry later',
   invalid: (rejection) => invalidMessage(rejection.field, rejection.reason),
+  'exceeds-limit': (rejection) =>
+    `the request can never fit: its estimate of ${rejection.amount} ${rejection.metric} is over the ${rejection.scope}'s limit of ${rejection.limit} per ${rejection.window}; lower max_tokens or shorten the request`,
+  'request-running': () => 'a request with this id is still running here; retry later with the same id for its answer',
+  'request-done': (rejection) => rejection.reason,
 };
 
 export function gatewayStatusOf(error: GatewayError): GatewayStatus {

@@ -119,7 +119,18 @@ export class GatewayStats {
   requests = 0;
   completed = 0;
   /** Refusals before the call, by rejection kind (`invalid` includes requests that did not validate). */
-  readonly refused: Record<Rejection['kind'], number> = { quota: 0, rate: 0, concurrency: 0, unauthenticated: 0, shed: 0, 'no-quorum': 0, invalid: 0 };
+  readonly refused: Record<Rejection['kind'], number> = {
+    quota: 0,
+    rate: 0,
+    concurrency: 0,
+    unauthenticated: 0,
+    shed: 0,
+    'no-quorum': 0,
+    invalid: 0,
+    'exceeds-limit': 0,
+    'request-running': 0,
+    'request-done': 0,
+  };
   /** Calls that failed after admission, upstream or in the pool. */
   callFailures = 0;
   /** Requests whose client left after admission (settled with whatever they used). */
@@ -263,7 +274,7 @@ export class CarpoolGateway implements CarpoolHandler {
         // Joins R members' states of every key the rows read, so the rows include every strict
         // admission that completed anywhere (W + R > N). The rows are then read locally.
         const round = await this.runtime.readRound(readKeysOf(this.runtime.counter, subjects, nowMs));
-        if (!round.ok) return this.refuse({ kind: round.reason === 'no-quorum' ? 'no-quorum' : 'shed', retryAfterMs: quorumReadRetryAfterMs });
+        if (!round.ok) return this.refuse(round.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'read', retryAfterMs: quorumReadRetryAfterMs } : { kind: 'shed', retryAfterMs: quorumReadRetryAfterMs });
       }
       const readAtMs = this.clock.nowMs();
       const last = this.recentUsage.lastMinute(tenant.value.id, readAtMs);
