@@ -58,7 +58,7 @@ export interface BadSyncMessage {
 /** The root types this schema writes; an update that names another is not ours. */
 const rootNames = new Set(['tenants', 'accounts', 'settings']);
 
-const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
+const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel'] as const;
 const accountFieldNames = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
 
 type FieldValue = string | number | boolean | readonly FieldValue[] | { readonly [name: string]: FieldValue };
@@ -234,6 +234,9 @@ export class PolicyDocument {
       ['limits', t.limits.map((rule) => ({ ...rule }))],
       ['userLimits', t.userLimits.map((rule) => ({ ...rule }))],
       ['userConcurrencyMax', t.userConcurrencyMax],
+      // Written only for `abort`. A peer on a schema without the field reads the tenant as
+      // `drain`: abort holds only once every node that serves the tenant knows the field.
+      ['onClientCancel', t.onClientCancel],
     ]);
     return OK_VOID;
   }
