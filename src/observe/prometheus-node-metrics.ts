@@ -11,7 +11,7 @@ import type { GrpcServerStats } from '../net/grpc/grpc-server.js';
 import type { WsTransportStats } from '../net/ws-transport.js';
 import type { AccountCallerStats } from '../node/account-caller.js';
 import type { ForwardExecutorStats } from '../node/forward/forward-executor.js';
-import type { LedgerStats } from '../node/forward/forward-ledger.js';
+import type { LedgerStats } from '../node/answer-ledger.js';
 import type { ForwardRouterStats } from '../node/forward/forward-route.js';
 import type { GatewayStats } from '../node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../node/gateway/recent-usage.js';

@@ -2,7 +2,7 @@ import type { TokenUsage } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId, RegionId, RequestId } from '../../core/ids.js';
-import { forwardCallsInFlightMax, forwardReplayBytesMax } from '../../core/limits.js';
+import { forwardCallsInFlightMax, forwardLedgerBytesMax, forwardLedgerEntriesMax, forwardLedgerTtlMs, forwardReplayBytesMax } from '../../core/limits.js';
 import type { Result } from '../../core/result.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { ForwardCall, ForwardHandler, ForwardRefusal, ForwardResult, ForwardSink } from '../../net/grpc/forward-handler.js';
@@ -14,7 +14,7 @@ import type { EventSink } from '../../upstream/upstream-client.js';
 import type { UpstreamRequest, UpstreamTarget } from '../../upstream/upstream-request.js';
 import type { Completion, StreamCompletion, UpstreamError } from '../../upstream/upstream-result.js';
 import type { AccountCallClient } from '../account-caller.js';
-import type { ForwardLedger, StoredAnswer } from './forward-ledger.js';
+import { AnswerLedger, type AnswerLedgerBounds } from '../answer-ledger.js';
 import { type ForwardRoute, upstreamResultOf } from './forward-route.js';
 import { verifyForward } from './member-mac.js';
 
@@ -35,6 +35,40 @@ import { verifyForward } from './member-mac.js';
  * account's concurrency is bounded by each calling node's pool, as it is for local calls; the
  * home node adds only its own bound on forwarded calls in flight.
  */
+/** What the home node keeps of a call, by (request id, account id), for a repeated forward. */
+export interface StoredAnswer {
+  readonly result: ForwardResult;
+  /** The events of a stream, in order, when they were kept. */
+  readonly events: readonly SseEvent[] | undefined;
+  /** Whether the answer itself (message or events) was kept; without it a replay carries the usage only. */
+  readonly answerKept: boolean;
+  readonly stream: boolean;
+}
+
+export type ForwardLedger = AnswerLedger<StoredAnswer>;
+
+export const forwardLedgerBounds: AnswerLedgerBounds = Object.freeze({
+  entriesMax: forwardLedgerEntriesMax,
+  bytesMax: forwardLedgerBytesMax,
+  ttlMs: forwardLedgerTtlMs,
+  answerBytesMax: forwardReplayBytesMax,
+});
+
+/** The home node's ledger (src/node/answer-ledger.ts): a repeated forward replays instead of calling the upstream again. */
+export function newForwardLedger(bounds: AnswerLedgerBounds = forwardLedgerBounds): ForwardLedger {
+  return new AnswerLedger<StoredAnswer>(
+    {
+      bytesOf: (answer) => {
+        let bytes = answer.result.messageJson?.length ?? 0;
+        for (const event of answer.events ?? []) bytes += 2 * (event.event.length + event.data.length);
+        return bytes;
+      },
+      withoutAnswer: (answer) => ({ result: { ...answer.result, messageJson: undefined }, events: undefined, answerKept: false, stream: answer.stream }),
+    },
+    bounds,
+  );
+}
+
 export interface ForwardExecutorOptions {
   readonly region: RegionId;
   readonly crypto: AuthCrypto;
@@ -143,14 +177,15 @@ export class ForwardExecutor implements ForwardHandler {
   async run(run: AccountRun): Promise<RunOutcome> {
     const { options } = this;
     const { requestId, account } = run;
-    const begun = options.ledger.begin(requestId, account.id, run.origin, options.clock.nowMs());
+    const key = ledgerKeyOf(requestId, account.id);
+    const begun = options.ledger.begin(key, run.origin, options.clock.nowMs());
     switch (begun.kind) {
       case 'running':
         return { kind: 'refused', result: this.refused(`request ${requestId} is already running on account ${account.id}`) };
       case 'full':
         return { kind: 'refused', result: this.refused('the forward ledger is full of running calls') };
       case 'done':
-        return { kind: 'replayed', result: await this.replay(begun.answer, begun.origin === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
+        return { kind: 'replayed', result: await this.replay(begun.answer, begun.owner === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
       case 'new':
         break;
     }
@@ -188,11 +223,11 @@ export class ForwardExecutor implements ForwardHandler {
       options.ledger.release(heldBytes);
       heldBytes = 0;
       const answerKept = !run.stream || events !== undefined;
-      options.ledger.finish(requestId, account.id, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
+      options.ledger.finish(key, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
       return { kind: 'ran', upstream, result };
     } catch (error) {
       options.ledger.release(heldBytes);
-      options.ledger.abandon(requestId, account.id);
+      options.ledger.abandon(key);
       throw error;
     } finally {
       this.running--;
@@ -329,6 +364,10 @@ function forwardResult(
   servedRegion: RegionId,
 ): ForwardResult {
   return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, replayed: false, settledElsewhere: false, servedRegion };
+}
+
+function ledgerKeyOf(requestId: RequestId, accountId: AccountId): string {
+  return `${requestId}\u001f${accountId}`;
 }
 
 function isZero(usage: TokenUsage): boolean {

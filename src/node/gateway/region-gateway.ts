@@ -9,8 +9,7 @@ import type { GatewayObserver } from '../../observe/gateway-observer.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
 import { AccountCaller } from '../account-caller.js';
-import { ForwardExecutor } from '../forward/forward-executor.js';
-import { ForwardLedger } from '../forward/forward-ledger.js';
+import { ForwardExecutor, newForwardLedger } from '../forward/forward-executor.js';
 import { type ForwardRoute, ForwardRouter } from '../forward/forward-route.js';
 import type { MeshRuntime } from '../mesh-runtime.js';
 import { nodeAuthCrypto } from '../node-auth-crypto.js';
@@ -111,7 +110,7 @@ export class RegionGateway {
       usage: runtime.accountUsage,
       client,
       targets: target,
-      ledger: new ForwardLedger(),
+      ledger: newForwardLedger(),
       clock,
       onAlert,
       log,
