@@ -27,6 +27,7 @@ function answer(messageBytes: number): StoredAnswer {
     errorType: '',
     detail: '',
     cancelled: false,
+    estimated: false,
     replayed: false,
     settledElsewhere: false,
     servedRegion: 'eu-west' as RegionId,

@@ -98,7 +98,7 @@ describe('carpool node with a gRPC endpoint', () => {
       expect(usage.ok && usage.value.limits.find((l) => l.metric === 'requests')?.used).toBe(1);
 
       const again = await client.complete(request);
-      expect(!again.ok && again.error.kind === 'status' && again.error.codeName).toBe('INVALID_ARGUMENT');
+      expect(!again.ok && again.error.kind === 'status' && again.error.codeName).toBe('ALREADY_EXISTS');
       expect(emulator.stats().requests).toBe(1);
     } finally {
       client.close();

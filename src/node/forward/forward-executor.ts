@@ -2,7 +2,15 @@ import type { TokenUsage } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId, RegionId, RequestId } from '../../core/ids.js';
-import { forwardCallsInFlightMax, forwardLedgerBytesMax, forwardLedgerEntriesMax, forwardLedgerTtlMs, forwardReplayBytesMax } from '../../core/limits.js';
+import {
+  forwardCallsInFlightMax,
+  forwardHopMarginMs,
+  forwardLedgerBytesMax,
+  forwardLedgerEntriesMax,
+  forwardLedgerTtlMs,
+  forwardReplayBytesMax,
+  upstreamDeadlineMs,
+} from '../../core/limits.js';
 import type { Result } from '../../core/result.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { ForwardCall, ForwardHandler, ForwardRefusal, ForwardResult, ForwardSink } from '../../net/grpc/forward-handler.js';
@@ -34,6 +42,13 @@ import { verifyForward } from './member-mac.js';
  * Permits: the origin's pool holds the account's permit for the whole forwarded call, so the
  * account's concurrency is bounded by each calling node's pool, as it is for local calls; the
  * home node adds only its own bound on forwarded calls in flight.
+ *
+ * Cancellation: the forward's signal fires when the origin cancels it or goes away. Unless the
+ * request says `abortOnCancel` (a stream of a tenant that aborts), the upstream call drains: it
+ * stops delivering and runs to its result, the account is charged exactly, and the ledger keeps
+ * the answer.
+ * Deadline: the upstream call ends by the forward's gRPC deadline less `forwardHopMarginMs`, so
+ * the result gets back to the origin in time.
  */
 /** What the home node keeps of a call, by (request id, account id), for a repeated forward. */
 export interface StoredAnswer {
@@ -95,6 +110,10 @@ export interface AccountRun {
   readonly stream: boolean;
   readonly onEvent?: EventSink;
   readonly signal?: AbortSignal;
+  /** The signal cancels the upstream call (a stream of a tenant that aborts); otherwise the call ignores it and drains. */
+  readonly abortOnCancel: boolean;
+  /** Absolute time, on the executor's clock, by which the upstream call must end. */
+  readonly deadlineMs?: number;
   readonly reportFeedback: boolean;
 }
 
@@ -162,6 +181,8 @@ export class ForwardExecutor implements ForwardHandler {
       stream: request.stream,
       ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink.send(event) }),
       signal: call.signal,
+      abortOnCancel: request.abortOnCancel && request.stream,
+      ...(call.deadlineMs === undefined ? {} : { deadlineMs: upstreamDeadlineOf(call.deadlineMs, nowMs) }),
       reportFeedback: true,
     });
     return outcome.result;
@@ -196,9 +217,10 @@ export class ForwardExecutor implements ForwardHandler {
     try {
       let events: SseEvent[] | undefined = run.stream ? [] : undefined;
       const sink = run.onEvent;
+      const callOptions = this.callOptionsOf(run);
       const upstream: Result<Completion | StreamCompletion, UpstreamError> = run.stream
         ? await options.client.stream(run.target, run.request, {
-            ...(run.signal === undefined ? {} : { signal: run.signal }),
+            ...callOptions,
             onEvent: (event) => {
               // Kept for a replay while they fit the ledger's bounds; past them, not at all.
               if (events !== undefined) {
@@ -211,7 +233,7 @@ export class ForwardExecutor implements ForwardHandler {
               return sink?.(event);
             },
           })
-        : await options.client.complete(run.target, run.request, run.signal === undefined ? {} : { signal: run.signal });
+        : await options.client.complete(run.target, run.request, callOptions);
       const feedback = upstream.ok ? upstream.value.feedback : upstream.error.feedback;
       const usage = upstream.ok ? upstream.value.usage : upstream.error.usage;
       if (run.reportFeedback && feedback !== undefined) {
@@ -254,6 +276,8 @@ export class ForwardExecutor implements ForwardHandler {
           stream: call.stream,
           ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink(event) }),
           ...(call.signal === undefined ? {} : { signal: call.signal }),
+          abortOnCancel: call.abortOnCancel,
+          ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
           reportFeedback: false,
         });
         if (outcome.kind === 'ran') return outcome.upstream;
@@ -261,6 +285,15 @@ export class ForwardExecutor implements ForwardHandler {
         if (stream !== undefined && outcome.kind === 'replayed') for (const event of outcome.events) stream.onEvent(event);
         return upstreamResultOf(outcome.result, call.stream, stream, call.signal?.aborted === true);
       },
+    };
+  }
+
+  /** The upstream client's options for a run: its signal with the run's cancel mode, its deadline from now. */
+  private callOptionsOf(run: AccountRun): { signal?: AbortSignal; onCancel?: 'abort' | 'drain'; timeouts?: { deadlineMs: number } } {
+    const deadline = run.deadlineMs === undefined ? undefined : Math.min(upstreamDeadlineMs, Math.max(1, Math.ceil(run.deadlineMs - this.options.clock.nowMs())));
+    return {
+      ...(run.signal === undefined ? {} : { signal: run.signal, onCancel: run.abortOnCancel ? ('abort' as const) : ('drain' as const) }),
+      ...(deadline === undefined ? {} : { timeouts: { deadlineMs: deadline } }),
     };
   }
 
@@ -304,6 +337,7 @@ export class ForwardExecutor implements ForwardHandler {
       errorType: '',
       detail,
       cancelled: false,
+      estimated: false,
       replayed: false,
       settledElsewhere: false,
       servedRegion: this.options.region,
@@ -327,11 +361,11 @@ function resultOf(result: { ok: true; value: Completion | StreamCompletion } | {
     // A stream's message is rebuilt by the origin from the events it relayed.
     const completion = value as Completion;
     const messageJson = stream ? undefined : (completion.bodyJson ?? utf8.encode(JSON.stringify(completion.message)));
-    return forwardResult('ok', value.usage, value.feedback, messageJson, value.requestId, 0, '', '', value.cancelled, region);
+    return forwardResult('ok', value.usage, value.feedback, messageJson, value.requestId, 0, '', '', value.cancelled, false, region);
   }
   const error = result.error;
-  const failed = (status: number, errorType: string, detail: string, cancelled = false): ForwardResult =>
-    forwardResult(error.kind, error.usage, error.feedback, undefined, error.requestId, status, errorType, detail, cancelled, region);
+  const failed = (status: number, errorType: string, detail: string, cancelled = false, estimated = false): ForwardResult =>
+    forwardResult(error.kind, error.usage, error.feedback, undefined, error.requestId, status, errorType, detail, cancelled, estimated, region);
   switch (error.kind) {
     case 'http-status':
       return failed(error.status, error.errorType ?? '', error.message);
@@ -347,7 +381,7 @@ function resultOf(result: { ok: true; value: Completion | StreamCompletion } | {
     case 'invalid-request':
       return failed(0, '', error.detail);
     case 'cancelled':
-      return failed(0, '', '', true);
+      return failed(0, '', '', true, error.estimated);
   }
 }
 
@@ -361,9 +395,19 @@ function forwardResult(
   errorType: string,
   detail: string,
   cancelled: boolean,
+  estimated: boolean,
   servedRegion: RegionId,
 ): ForwardResult {
-  return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, replayed: false, settledElsewhere: false, servedRegion };
+  return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, estimated, replayed: false, settledElsewhere: false, servedRegion };
+}
+
+/**
+ * When the upstream call of a forward must end: its gRPC deadline less the hop's margin, so that
+ * the result gets back before the origin gives up. A deadline shorter than twice the margin (a
+ * direct caller's, not an origin's) leaves half the time for the hop.
+ */
+function upstreamDeadlineOf(forwardDeadlineMs: number, nowMs: number): number {
+  return forwardDeadlineMs - Math.min(forwardHopMarginMs, Math.max(0, forwardDeadlineMs - nowMs) / 2);
 }
 
 function ledgerKeyOf(requestId: RequestId, accountId: AccountId): string {

@@ -1,8 +1,11 @@
 // Proves the request path of one region node end to end over gRPC against the emulator: completions and streams are answered and counted exactly once in the tenant's and the accounts' counters, refusals (quota, bad key, bad request) count nothing, a throttled account fails over, GetUsage reports the counters, and CountTokens answers the upstream's count.
 import { afterEach, describe, expect, it } from 'vitest';
+import { estimateWeightedTokens } from '../../../src/admission/estimate.js';
 import { signRequest } from '../../../src/admission/request-signature.js';
+import { defaultTokenWeights } from '../../../src/mesh/policy/policy-schema.js';
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
 import { carpoolMethodPaths } from '../../../src/net/grpc/carpool-handler.js';
+import { inputTokensUpperBound } from '../../../src/node/gateway/request-amounts.js';
 import { nodeAuthCrypto } from '../../../src/node/node-auth-crypto.js';
 import { within } from '../../support/wait.js';
 import { closeAll, completion, fromUtf8, model, region, roomyTenantLimits, rulesOf, startHarness, utf8, weighted } from './gateway-harness.js';
@@ -103,16 +106,23 @@ describe('signed requests', () => {
 
 describe('refusals count nothing', () => {
   it('refuses a tenant over its quota with RESOURCE_EXHAUSTED and a pushback', async () => {
-    const h = await startHarness({ tenants: [{ id: 'tight', limits: rulesOf({ requests: 100, weighted_tokens: 50 }) }] });
+    // Room for one request's estimate, not for a second one beside the first's charge.
+    const request = completion();
+    const estimate = estimateWeightedTokens(inputTokensUpperBound(request.requestJson.length), 64, defaultTokenWeights);
+    const h = await startHarness({ tenants: [{ id: 'tight', limits: rulesOf({ requests: 100, weighted_tokens: estimate + 1 }) }] });
+    const first = await h.client('tight').complete(request);
+    expect(first.ok).toBe(true);
     const result = await h.client('tight').complete(completion());
     expect(result.ok).toBe(false);
     if (result.ok || result.error.kind !== 'status') return;
     expect(result.error.codeName).toBe('RESOURCE_EXHAUSTED');
     expect(result.error.details).toContain('weighted_tokens');
     expect(result.error.pushbackMs).toBeGreaterThan(0);
-    expect(h.tenantUsed('tight', 'requests')).toBe(0);
-    expect(h.tenantUsed('tight', 'weighted_tokens')).toBe(0);
-    expect(h.emulator.stats().requests).toBe(0);
+    // Only the first is counted, as the emulator counted it.
+    const upstream = h.emulatorUsage();
+    expect(upstream.requests).toBe(1);
+    expect(h.tenantUsed('tight', 'requests')).toBe(1);
+    expect(h.tenantUsed('tight', 'weighted_tokens')).toBe(weighted(upstream));
   });
 
   it('refuses a wrong API key with UNAUTHENTICATED and no reason', async () => {
