@@ -14,6 +14,7 @@ import type { Permit, PermitEvent, WaiterId } from '../pool/permits.js';
 import { sessionKeyOf } from '../pool/session-key.js';
 import { type CancelMode, systemTimers, type Timers } from '../upstream/call-guard.js';
 import type { StreamedMessage } from '../upstream/message-stream.js';
+import type { SseEvent } from '../upstream/sse-parser.js';
 import type { CallTimeouts, EventSink, UpstreamClient } from '../upstream/upstream-client.js';
 import type { UpstreamRequest, UpstreamTarget } from '../upstream/upstream-request.js';
 import type { Completion, StreamCompletion, UpstreamError } from '../upstream/upstream-result.js';
@@ -114,6 +115,11 @@ export interface AccountCallRequest {
   readonly stream: boolean;
   /** Receives a stream's events as they arrive; ignored for a non-streaming call. */
   readonly onEvent?: EventSink;
+  /**
+   * Told every event of a stream's answering attempt as it is read, delivered to `onEvent` or not
+   * (the caller left and the stream drains): for keeping the whole answer. Must not throw.
+   */
+  readonly onRead?: (event: SseEvent) => void;
   readonly signal?: AbortSignal;
   /** Absolute time, on the caller's clock, until which the call may wait for a permit. */
   readonly acquireDeadlineMs: number;
@@ -484,6 +490,7 @@ export class AccountCaller {
     // Without a sink nothing reaches the caller before the end, so such a stream stays retryable.
     return this.client.stream(target, request.request, {
       ...base,
+      ...(request.onRead === undefined ? {} : { onRead: request.onRead }),
       onEvent:
         sink === undefined
           ? () => undefined
@@ -503,6 +510,7 @@ export class AccountCaller {
       request: request.request,
       stream: request.stream,
       abortOnCancel: abortsOnCancel(request),
+      ...(request.onRead === undefined ? {} : { onRead: request.onRead }),
       ...(timeouts?.deadlineMs === undefined ? {} : { deadlineMs: this.clock.nowMs() + timeouts.deadlineMs }),
       ...(request.signal === undefined ? {} : { signal: request.signal }),
       ...(sink === undefined

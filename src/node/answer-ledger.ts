@@ -37,7 +37,7 @@ export interface AnswerLedgerBounds {
 
 export type LedgerBegin<Answer> =
   | { readonly kind: 'new' }
-  | { readonly kind: 'running' }
+  | { readonly kind: 'running'; readonly owner: string }
   | { readonly kind: 'done'; readonly owner: string; readonly answer: Answer }
   /** Every entry is a running request: the owner is at its bound. */
   | { readonly kind: 'full' };
@@ -82,7 +82,7 @@ export class AnswerLedger<Answer> {
     const entry = this.entries.get(key);
     if (entry?.state === 'running') {
       this.stats.refusedRunning++;
-      return { kind: 'running' };
+      return { kind: 'running', owner: entry.owner };
     }
     if (entry?.state === 'done') {
       this.stats.replayed++;

@@ -11,7 +11,7 @@ import type { GrpcServerStats } from '../net/grpc/grpc-server.js';
 import type { WsTransportStats } from '../net/ws-transport.js';
 import type { AccountCallerStats } from '../node/account-caller.js';
 import type { ForwardExecutorStats } from '../node/forward/forward-executor.js';
-import type { LedgerStats } from '../node/answer-ledger.js';
+import type { AnswerLedger, LedgerStats } from '../node/answer-ledger.js';
 import type { ForwardRouterStats } from '../node/forward/forward-route.js';
 import type { GatewayStats } from '../node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../node/gateway/recent-usage.js';
@@ -64,6 +64,7 @@ export interface GatewayParts {
     readonly inFlight: number;
     readonly scheduler: { readonly queue: Pick<TierQueue, 'depthOf' | 'inFlight' | 'stats'> };
     readonly recentUsage: Pick<RecentUsage, 'lastMinuteTotal' | 'forgotten'>;
+    readonly answers: { readonly ledger: Pick<AnswerLedger<unknown>, 'size' | 'storedBytes' | 'stats'> };
   };
   readonly caller?: { readonly stats: AccountCallerStats };
   readonly server?: { stats(): GrpcServerStats };
@@ -397,7 +398,21 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       for (const [reason, count] of Object.entries(stats.refused)) add(count, { reason });
     });
     this.counter('carpool_requests_cancelled_total', 'Admitted requests whose client went away.', [], (add) => add(stats.cancelled));
-    this.counter('carpool_settlements_total', 'Reservations settled.', [], (add) => add(stats.settlements));
+    this.counter('carpool_settlements_total', 'Reservations settled with what a request used.', [], (add) => add(stats.settlements));
+    this.counter(
+      'carpool_settlements_estimated_total',
+      "Settlements whose output was estimated from relayed text: streams their client left under a tenant's onClientCancel abort.",
+      [],
+      (add) => add(stats.settlementsEstimated),
+    );
+    this.counter('carpool_requests_withdrawn_total', 'Admitted requests that reached no model: refunded whole, their id free again.', [], (add) => add(stats.withdrawn));
+    this.counter('carpool_answers_replayed_total', 'Retries of a used request id answered from the answer store, with no upstream call.', [], (add) => add(stats.replayed));
+    const answers = carpool.answers.ledger;
+    this.gauge('carpool_answer_store_entries', 'Request ids the answer store remembers, running or done.', [], (set) => set(answers.size));
+    this.gauge('carpool_answer_store_bytes', 'Bytes of answers the answer store keeps.', [], (set) => set(answers.storedBytes));
+    this.counter('carpool_answer_store_evicted_total', 'Answers evicted before their time to live to stay within the bounds.', [], (add) => add(answers.stats.evicted));
+    this.counter('carpool_answer_store_expired_total', 'Answers dropped at the end of their time to live.', [], (add) => add(answers.stats.expired));
+    this.counter('carpool_answer_store_answers_dropped_total', 'Answers too large to keep; their request is remembered as done.', [], (add) => add(answers.stats.answersDropped));
     this.gauge('carpool_requests_in_flight', 'Carpool service calls running.', [], (set) => set(carpool.inFlight));
     this.gauge('carpool_queue_depth', 'Requests waiting in the admission queue, by tier.', ['tier'], (set) => {
       for (const tier of tiers) set(queue.depthOf(tier), { tier });

@@ -118,6 +118,12 @@ export interface StreamOptions extends CallOptions {
    * with a `stream-error`. A sink that throws or rejects counts as the caller going away.
    */
   readonly onEvent: EventSink;
+  /**
+   * Told every event the message accepted, as it is read, whether or not it still reaches
+   * `onEvent`: a stream the caller left is drained to its end, and whoever keeps the answer for a
+   * retry needs all of it. Must not throw.
+   */
+  readonly onRead?: (event: SseEvent) => void;
 }
 
 export interface UpstreamClientStats {
@@ -212,7 +218,7 @@ export class UpstreamClient {
   stream(target: UpstreamTarget, request: UpstreamRequest, options: StreamOptions): Promise<Result<StreamCompletion, UpstreamError>> {
     const built = buildRequest(target, request, true);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) => this.runStream(guard, startedMs, target.credential, built.value, options.onEvent));
+    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) => this.runStream(guard, startedMs, target.credential, built.value, options.onEvent, options.onRead));
   }
 
   stats(): UpstreamClientStats {
@@ -314,7 +320,14 @@ export class UpstreamClient {
     return ok({ message, bodyJson: read.value.bytes, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
   }
 
-  private async runStream(guard: CallGuard, startedMs: number, credential: Credential, built: BuiltRequest, onEvent: EventSink): Promise<Result<StreamCompletion, UpstreamError>> {
+  private async runStream(
+    guard: CallGuard,
+    startedMs: number,
+    credential: Credential,
+    built: BuiltRequest,
+    onEvent: EventSink,
+    onRead: ((event: SseEvent) => void) | undefined,
+  ): Promise<Result<StreamCompletion, UpstreamError>> {
     const state = newState(guard, credential, 'stream', startedMs);
     const response = await this.dispatch(state, built);
     if (!response.ok) return response;
@@ -347,6 +360,7 @@ export class UpstreamClient {
           discard(state, body);
           return err(this.streamFailure(state, fed.error));
         }
+        onRead?.(event);
         if (!state.firstTokenSeen && event.event === 'content_block_delta') {
           state.firstTokenSeen = true;
           this.observer.upstreamFirstToken(this.observer.nowMs() - startedMs);

@@ -8,6 +8,7 @@ import type { GrpcServerStats } from '../../src/net/grpc/grpc-server.js';
 import type { WsTransportStats } from '../../src/net/ws-transport.js';
 import { AccountCallerStats } from '../../src/node/account-caller.js';
 import { CallScheduler } from '../../src/node/gateway/call-scheduler.js';
+import { AnswerStore } from '../../src/node/gateway/answer-store.js';
 import { GatewayStats } from '../../src/node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../../src/node/gateway/recent-usage.js';
 import { type GatewayParts, type MetricsRuntime, PrometheusNodeMetrics } from '../../src/observe/prometheus-node-metrics.js';
@@ -98,6 +99,7 @@ function gateway(): Gateway {
   const queue = new TierQueue({ tierDepthMax: 8, totalDepthMax: 16, inFlightMax: 1, quantumTokens: 100 });
   const recentUsage = new RecentUsage();
   const callerStats = new AccountCallerStats();
+  const answers = new AnswerStore();
   const g: Gateway = {
     stats,
     queue,
@@ -105,7 +107,7 @@ function gateway(): Gateway {
     callerStats,
     server: { callsStarted: 0, callsInFlight: 0, callsRefusedInFlight: 0, credentialsRefused: { 'repeated-credential': 0, 'conflicting-keys': 0, 'unsupported-authorization': 0, 'tenant-credentials-on-admin': 0 }, handlerFailures: 0 },
     parts: {
-      carpool: { stats, inFlight: 2, scheduler: { queue }, recentUsage },
+      carpool: { stats, inFlight: 2, scheduler: { queue }, recentUsage, answers },
       caller: { stats: callerStats },
       server: { stats: () => g.server },
       client: { stats: () => ({ callsInFlight: 3, connectionsOpen: 2 }) },
@@ -134,6 +136,14 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_requests_refused_total: ['counter', ['reason']],
   carpool_requests_cancelled_total: ['counter', []],
   carpool_settlements_total: ['counter', []],
+  carpool_settlements_estimated_total: ['counter', []],
+  carpool_requests_withdrawn_total: ['counter', []],
+  carpool_answers_replayed_total: ['counter', []],
+  carpool_answer_store_entries: ['gauge', []],
+  carpool_answer_store_bytes: ['gauge', []],
+  carpool_answer_store_evicted_total: ['counter', []],
+  carpool_answer_store_expired_total: ['counter', []],
+  carpool_answer_store_answers_dropped_total: ['counter', []],
   carpool_requests_in_flight: ['gauge', []],
   carpool_queue_depth: ['gauge', ['tier']],
   carpool_queue_running: ['gauge', []],
@@ -214,7 +224,7 @@ describe('PrometheusNodeMetrics', () => {
     const f = fixture();
     const g = gateway();
     f.metrics.attachGateway(g.parts);
-    Object.assign(g.stats, { requests: 20, completed: 11, callFailures: 2, cancelled: 1, settlements: 13 });
+    Object.assign(g.stats, { requests: 20, completed: 11, callFailures: 2, cancelled: 1, settlements: 13, settlementsEstimated: 2, withdrawn: 5, replayed: 3 });
     g.stats.refused.quota = 4;
     g.stats.refused.shed = 3;
     let { families } = await scrape(f.metrics);
@@ -225,6 +235,10 @@ describe('PrometheusNodeMetrics', () => {
     expect(sampleOf(families, 'carpool_requests_refused_total', { reason: 'quota' })).toBe(4);
     expect(sampleOf(families, 'carpool_requests_refused_total', { reason: 'no-quorum' })).toBe(0);
     expect(sampleOf(families, 'carpool_settlements_total')).toBe(13);
+    expect(sampleOf(families, 'carpool_settlements_estimated_total')).toBe(2);
+    expect(sampleOf(families, 'carpool_requests_withdrawn_total')).toBe(5);
+    expect(sampleOf(families, 'carpool_answers_replayed_total')).toBe(3);
+    expect(sampleOf(families, 'carpool_answer_store_entries')).toBe(0);
     expect(sampleOf(families, 'carpool_requests_in_flight')).toBe(2);
 
     g.stats.completed = 30;

@@ -109,6 +109,8 @@ export interface AccountRun {
   readonly request: UpstreamRequest;
   readonly stream: boolean;
   readonly onEvent?: EventSink;
+  /** Told every event of the stream as it is read, delivered to `onEvent` or not (the local caller keeps its answer). */
+  readonly onRead?: (event: SseEvent) => void;
   readonly signal?: AbortSignal;
   /** The signal cancels the upstream call (a stream of a tenant that aborts); otherwise the call ignores it and drains. */
   readonly abortOnCancel: boolean;
@@ -221,17 +223,19 @@ export class ForwardExecutor implements ForwardHandler {
       const upstream: Result<Completion | StreamCompletion, UpstreamError> = run.stream
         ? await options.client.stream(run.target, run.request, {
             ...callOptions,
-            onEvent: (event) => {
+            // Every event read, not only those delivered: a stream whose origin left drains to its
+            // end, and a replay must give the whole answer.
+            onRead: (event) => {
+              run.onRead?.(event);
               // Kept for a replay while they fit the ledger's bounds; past them, not at all.
-              if (events !== undefined) {
-                const bytes = 2 * (event.event.length + event.data.length);
-                if (heldBytes + bytes <= forwardReplayBytesMax && options.ledger.hold(bytes)) {
-                  heldBytes += bytes;
-                  events.push(event);
-                } else events = undefined;
-              }
-              return sink?.(event);
+              if (events === undefined) return;
+              const bytes = 2 * (event.event.length + event.data.length);
+              if (heldBytes + bytes <= forwardReplayBytesMax && options.ledger.hold(bytes)) {
+                heldBytes += bytes;
+                events.push(event);
+              } else events = undefined;
             },
+            onEvent: (event) => sink?.(event),
           })
         : await options.client.complete(run.target, run.request, callOptions);
       const feedback = upstream.ok ? upstream.value.feedback : upstream.error.feedback;
@@ -275,6 +279,7 @@ export class ForwardExecutor implements ForwardHandler {
           request: call.request,
           stream: call.stream,
           ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink(event) }),
+          ...(call.onRead === undefined ? {} : { onRead: call.onRead }),
           ...(call.signal === undefined ? {} : { signal: call.signal }),
           abortOnCancel: call.abortOnCancel,
           ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
@@ -282,7 +287,12 @@ export class ForwardExecutor implements ForwardHandler {
         });
         if (outcome.kind === 'ran') return outcome.upstream;
         // A replay: its events went to the sink; the message is rebuilt from them like a forward's.
-        if (stream !== undefined && outcome.kind === 'replayed') for (const event of outcome.events) stream.onEvent(event);
+        if (stream !== undefined && outcome.kind === 'replayed') {
+          for (const event of outcome.events) {
+            stream.onEvent(event);
+            call.onRead?.(event);
+          }
+        }
         return upstreamResultOf(outcome.result, call.stream, stream, call.signal?.aborted === true);
       },
     };

@@ -64,6 +64,8 @@ export interface ForwardedCall {
   readonly request: UpstreamRequest;
   readonly stream: boolean;
   readonly onEvent?: EventSink;
+  /** Told every event of the stream as it arrives, delivered to `onEvent` or not. */
+  readonly onRead?: (event: SseEvent) => void;
   readonly signal?: AbortSignal;
   /** The signal cancels the call at its upstream (a stream of a tenant that aborts); else it drains. */
   readonly abortOnCancel: boolean;
@@ -132,6 +134,7 @@ export class ForwardRouter {
     let relayedBytes = 0;
     const onEvent = async (event: SseEvent): Promise<void> => {
       stream?.onEvent(event);
+      call.onRead?.(event);
       if (!delivering || call.onEvent === undefined) return;
       if (call.signal?.aborted === true) {
         delivering = false;

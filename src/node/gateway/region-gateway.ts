@@ -17,7 +17,7 @@ import { countTokensCall } from '../../upstream/count-tokens-call.js';
 import { UpstreamClient } from '../../upstream/upstream-client.js';
 import type { UpstreamTarget } from '../../upstream/upstream-request.js';
 import { AdminGateway } from './admin-gateway.js';
-import { CarpoolGateway } from './carpool-gateway.js';
+import { CarpoolGateway, type SettledRequest } from './carpool-gateway.js';
 import type { GatewaySettings } from './gateway-settings.js';
 
 /**
@@ -52,6 +52,8 @@ export interface RegionGatewayOptions {
   readonly settings?: GatewaySettings;
   /** Hears the request path's timings and tokens (the node's Prometheus metrics). */
   readonly observer?: GatewayObserver;
+  /** Told the usage record of every settled request (src/node/gateway/carpool-gateway.ts `SettledRequest`). */
+  readonly onSettled?: (settled: SettledRequest) => void;
   readonly log?: (line: string) => void;
 }
 
@@ -148,6 +150,7 @@ export class RegionGateway {
       countTokens: (upstreamTarget, request, callOptions) => countTokensCall(upstreamTarget, request, { ...callOptions, dispatcher: countAgent }),
       ...(options.settings === undefined ? {} : { settings: options.settings }),
       ...(options.observer === undefined ? {} : { observer: options.observer }),
+      ...(options.onSettled === undefined ? {} : { onSettled: options.onSettled }),
       log,
     });
     const admin = options.adminToken === undefined ? undefined : new AdminGateway({ runtime, adminToken: options.adminToken, crypto: nodeAuthCrypto });
