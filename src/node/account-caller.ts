@@ -149,6 +149,8 @@ interface CallOutcome {
   readonly usage: TokenUsage;
   /** Whether an attempt's output was estimated from relayed text (a stream aborted by its caller). */
   readonly estimated: boolean;
+  /** The region whose node called the upstream in the last attempt: an account's home when forwarded, else undefined (this node). */
+  readonly servedRegion: RegionId | undefined;
 }
 
 export type AccountResponse =
@@ -157,8 +159,6 @@ export type AccountResponse =
 
 export interface AccountCompletion extends CallOutcome {
   readonly accountId: AccountId;
-  /** The region whose node called the upstream: the account's home when forwarded, else undefined (this node). */
-  readonly servedRegion: RegionId | undefined;
   readonly requestId: string | undefined;
   readonly response: AccountResponse;
   /** The caller aborted once the upstream had answered: nothing more reached it, and the call was drained for its usage. */
@@ -299,8 +299,9 @@ export class AccountCaller {
     const attempts: AttemptRecord[] = [];
     let usage = zeroUsage;
     let estimated = false;
+    let servedRegion: RegionId | undefined;
     let last: Extract<AccountCallError, { readonly kind: 'upstream' }> | undefined;
-    const outcome = (): CallOutcome => ({ attempts, usage, estimated });
+    const outcome = (): CallOutcome => ({ attempts, usage, estimated, servedRegion });
 
     // Bounded: every turn attempts or skips an account the pool will not offer again, or returns.
     for (let turn = 0; turn < accountCallTurnsMax; turn++) {
@@ -333,6 +334,7 @@ export class AccountCaller {
       assert(plan.canAttempt, 'an attempt follows a retry decision or none');
       if (plan.attempts > 0) this.stats.retries++;
       plan.begin(account.id);
+      servedRegion = route?.region;
       let started = false;
       let result: Result<Completion | StreamCompletion, UpstreamError>;
       try {
@@ -361,7 +363,7 @@ export class AccountCaller {
         const response: AccountResponse = request.stream
           ? { kind: 'stream', message: (result.value as StreamCompletion).message }
           : { kind: 'message', message: (result.value as Completion).message, bodyJson: (result.value as Completion).bodyJson };
-        return ok({ accountId: account.id, servedRegion: route?.region, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
+        return ok({ accountId: account.id, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
       }
       const error = result.error;
       if (error.kind === 'cancelled') return this.failed({ kind: 'cancelled', phase: 'upstream', ...outcome() });

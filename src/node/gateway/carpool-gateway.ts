@@ -477,8 +477,7 @@ export class CarpoolGateway implements CarpoolHandler {
       // A call that failed without any usage never reached the model on any account; one that
       // another region already ran and settled is not counted again.
       const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(outcome.usage) : !isZero(outcome.usage);
-      const servedRegion = (result.ok ? result.value.servedRegion : undefined) ?? this.region;
-      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, estimated: outcome.estimated, servedRegion };
+      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region };
     } finally {
       call.signal.removeEventListener('abort', releaseSlot);
       releaseSlot();
