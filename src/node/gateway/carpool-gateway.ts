@@ -8,7 +8,14 @@ import { Shedder } from '../../admission/shedder.js';
 import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
 import { type AccountId, isValidId, type RegionId, type RequestId, type TenantId, type UserId } from '../../core/ids.js';
-import { accountBusyRetryAfterMs, accountCallTurnsMax, noAccountRetryAfterMsMin, requestRunningRetryAfterMs, tierQueueFullRetryAfterMs } from '../../core/limits.js';
+import {
+  accountBusyRetryAfterMs,
+  accountCallTurnsMax,
+  noAccountRetryAfterMsMin,
+  requestRunningRetryAfterMs,
+  tierQueueFullRetryAfterMs,
+  upstreamDrainGraceMs,
+} from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { CounterKey } from '../../crdt/counter-key.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
@@ -245,6 +252,7 @@ export class CarpoolGateway implements CarpoolHandler {
     this.targets = options.targets;
     this.countTokensCall = options.countTokens;
     this.settings = options.settings ?? defaultGatewaySettings;
+    assert(Number.isSafeInteger(this.settings.drainGraceMs) && this.settings.drainGraceMs >= 1 && this.settings.drainGraceMs <= upstreamDrainGraceMs, 'the drain grace is 1 ms to upstreamDrainGraceMs');
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => {});
     this.observer = options.observer ?? noopObserver;
