@@ -370,7 +370,8 @@ export class QuotaGate {
     const batchByKey = new Map<string, number>();
     for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
     return riders.map((pending) =>
-      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + this.counter.value(key) - (batchByKey.get(key.id) ?? 0), 0)),
+      // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
+      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0)),
     );
   }
 
