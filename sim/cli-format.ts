@@ -33,6 +33,7 @@ export function formatSummary(result: SimResult): string {
     ['requests', formatCount(stats.requests)],
     ['frames', `${formatCount(stats.framesDelivered)} delivered (${formatBytes(stats.bytesDelivered)}), ${formatCount(stats.framesDropped)} dropped`],
     ['events', formatCount(stats.events)],
+    ...((stats.releasedUnits ?? 0) > 0 ? [['released', `${formatCount(stats.releasedUnits ?? 0)} tokens that crashed nodes left reserved, by their successors`] as [string, string]] : []),
     ['convergence', formatConvergence(result)],
     ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
     ...(result.claims === undefined ? [] : [['request ids', formatClaims(result.claims)] as [string, string]]),

@@ -97,6 +97,8 @@ export interface SimResult {
     readonly framesDropped: number;
     readonly bytesDelivered: number;
     readonly events: number;
+    /** Units (weighted tokens) that successors released of what crashed incarnations left reserved. */
+    readonly releasedUnits?: number;
   };
   readonly record: SimRecord;
   /** Admission figures when the scenario sets a quota. */

@@ -12,6 +12,7 @@ import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
 import { chargedKeyIn, checkEventual, type QuotaScope, quotaRejection } from './quota.js';
 import type { ReservationTable, Settlement } from './reservations.js';
+import { holdKeyOf } from './successor-release.js';
 
 /**
  * The quota decision in all three consistency modes (DESIGN.md §4), and the reservations that
@@ -296,11 +297,21 @@ export class QuotaGate {
     for (const [metric, amount] of request.amounts) {
       if (amount === 0) continue;
       const keys: CounterKey[] = [];
+      // Keys charged only under eventual rules take holds: should this node die, its successor
+      // releases them (src/admission/successor-release.ts); strict and escrow estimates stay.
+      const holds: CounterKey[] = [];
       for (const { scope, subject, rules } of request.subjects) {
-        for (const rule of rules) if (rule.metric === metric) keys.push(chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs));
+        for (const rule of rules) {
+          if (rule.metric !== metric) continue;
+          const key = chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs);
+          keys.push(key);
+          if (rule.mode === 'eventual' && !rules.some((other) => other.mode !== 'eventual' && chargedKeyIn(this.counter, scope, subject, other, pending.nowMs).id === key.id)) {
+            holds.push(holdKeyOf(this.counter, key));
+          }
+        }
       }
       if (keys.length === 0) continue;
-      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs);
+      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs, holds);
       if (!reserved.ok) {
         for (const done of metrics) this.reservations.cancel(reservationId(request.requestId, done));
         this.refundEscrow(pending);

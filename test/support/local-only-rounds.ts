@@ -8,6 +8,7 @@ import type { QuorumStats, RoundDone, RoundOutcome, RoundRequest, RoundRunner } 
 export class LocalOnlyRounds implements RoundRunner {
   readonly stats: QuorumStats = { roundsStarted: 0, roundsSucceeded: 0, roundsFailed: 0, writesServed: 0, readsServed: 0 };
   readonly recovering = false;
+  readonly allPeersSynced = true;
   private completions: { done: RoundDone; outcome: RoundOutcome }[] = [];
 
   get hasCompletions(): boolean {
