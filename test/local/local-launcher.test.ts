@@ -7,7 +7,7 @@
 // new one gets one), and `--fresh` refuses it. The launcher runs as its own process, as a user
 // starts it, on free ports with a temporary state directory.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,12 +129,17 @@ function processesUsing(path: string): string[] {
   return listing.split('\n').filter((line) => line.includes(path) && !line.includes('ps -eo'));
 }
 
-const clients: CarpoolClient[] = [];
+/** One client per region and key; every start uses the same ports, so a client outlives a launcher. */
+const clients = new Map<string, CarpoolClient>();
 function clientOf(region: Region, apiKey: string): CarpoolClient {
-  const endpoint = readState().regions.find((r) => r.region === region);
-  if (endpoint === undefined) throw new Error(`no region ${region}`);
-  const made = new CarpoolClient({ target: endpoint.grpc, apiKey });
-  clients.push(made);
+  const name = `${region} ${apiKey}`;
+  let made = clients.get(name);
+  if (made === undefined) {
+    const endpoint = readState().regions.find((r) => r.region === region);
+    if (endpoint === undefined) throw new Error(`no region ${region}`);
+    made = new CarpoolClient({ target: endpoint.grpc, apiKey });
+    clients.set(name, made);
+  }
   return made;
 }
 
@@ -213,16 +218,29 @@ const sumOf = (answers: readonly CompleteResponse[]): Totals => ({
 
 let first: Launcher;
 let firstKeys: Readonly<Record<string, string>>;
+let firstSecrets: Secrets;
 let configFile: string;
+
+interface Secrets {
+  readonly mesh: string;
+  readonly admin: string;
+}
+
+/** The mesh secret and admin token files of the state directory, checked to be the owner's alone. */
+function readSecrets(): Secrets {
+  for (const name of ['mesh.secret', 'admin.token', 'state.json']) expect(statSync(join(stateDir, name)).mode & 0o777, name).toBe(0o600);
+  return { mesh: readFileSync(join(stateDir, 'mesh.secret'), 'utf8'), admin: readFileSync(join(stateDir, 'admin.token'), 'utf8') };
+}
 
 beforeAll(async () => {
   configFile = await writeConfig('carpool.json', ['demo', 'gone']);
   first = await launch(configFile);
   firstKeys = readState().apiKeys;
+  firstSecrets = readSecrets();
 }, launcherUpTimeoutMs + 5_000);
 
 afterAll(async () => {
-  for (const client of clients) client.close();
+  for (const client of clients.values()) client.close();
   for (const launcher of launchers) if (launcher.pid !== undefined && isAlive(launcher.pid)) await launcher.interrupt();
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
@@ -242,12 +260,14 @@ describe('carpool local keeps the mesh running', () => {
     const survivors: Region[] = ['us-east', 'ap-south'];
     const deadline = Date.now() + restartTimeoutMs;
     let during = 0;
-    while (!first.lines.some((line) => /eu-west is back/.test(line)) && Date.now() < deadline) {
+    // Bounded in count and time; paced well under a node's per-client rate limit (20 calls/s).
+    while (!first.lines.some((line) => /eu-west is back/.test(line)) && Date.now() < deadline && during < 1_000) {
       const region = survivors[during % 2] as Region;
       const answer = await complete(clientOf(region, key));
       expect(codeOf(answer), `${region} during the outage`).toBe('OK');
       if (answer.ok) answers.push(answer.value);
       during++;
+      await sleep(50);
     }
     expect(during).toBeGreaterThan(0);
     const died = await first.waitFor(/eu-west died/, 1_000);
@@ -313,6 +333,8 @@ describe('carpool local keeps its keys across starts', () => {
     expect(second.lines.join('\n')).toMatch(/tenant gone is no longer in the configuration/);
     expect(second.lines.join('\n')).toMatch(/tenant newcomer is new: minting its key/);
     const state = readState();
+    expect(readSecrets()).toEqual(firstSecrets);
+    expect(state.adminToken).toBe(firstSecrets.admin.trim());
     expect(state.apiKeys.demo).toBe(firstKeys.demo);
     expect(Object.keys(state.apiKeys)).toEqual(['demo', 'newcomer']);
     const answer = await completeEventually('ap-south', firstKeys.demo as string);
@@ -326,6 +348,9 @@ describe('carpool local keeps its keys across starts', () => {
   it('mints everything anew with --fresh, and the previous key is refused', async () => {
     const fresh = await launch(configFile, '--fresh');
     const state = readState();
+    const secrets = readSecrets();
+    expect(secrets.mesh).not.toBe(firstSecrets.mesh);
+    expect(secrets.admin).not.toBe(firstSecrets.admin);
     expect(state.apiKeys.demo).not.toBe(firstKeys.demo);
     expect(codeOf(await complete(clientOf('eu-west', firstKeys.demo as string)))).toBe('UNAUTHENTICATED');
     const answer = await completeEventually('eu-west', state.apiKeys.demo as string);
