@@ -8,6 +8,7 @@ import { defineConfig } from 'vitest/config';
  * each in its own process. A new test that spawns processes belongs in this list.
  */
 const processTests = [
+  'test/local/local-launcher.test.ts',
   'test/local/local-mesh.test.ts',
   'test/local/mesh-e2e.test.ts',
   'test/net/grpc/python-client.test.ts',

@@ -12,6 +12,7 @@ import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
 import { chargedKeyIn, checkEventual, type QuotaScope, quotaRejection } from './quota.js';
 import type { ReservationTable, Settlement } from './reservations.js';
+import { holdKeyOf } from './successor-release.js';
 
 /**
  * The quota decision in all three consistency modes (DESIGN.md §4), and the reservations that
@@ -317,11 +318,21 @@ export class QuotaGate {
     for (const [metric, amount] of request.amounts) {
       if (amount === 0) continue;
       const keys: CounterKey[] = [];
+      // Keys charged only under eventual rules take holds: should this node die, its successor
+      // releases them (src/admission/successor-release.ts); strict and escrow estimates stay.
+      const holds: CounterKey[] = [];
       for (const { scope, subject, rules } of request.subjects) {
-        for (const rule of rules) if (rule.metric === metric) keys.push(chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs));
+        for (const rule of rules) {
+          if (rule.metric !== metric) continue;
+          const key = chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs);
+          keys.push(key);
+          if (rule.mode === 'eventual' && !rules.some((other) => other.mode !== 'eventual' && chargedKeyIn(this.counter, scope, subject, other, pending.nowMs).id === key.id)) {
+            holds.push(holdKeyOf(this.counter, key));
+          }
+        }
       }
       if (keys.length === 0) continue;
-      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs);
+      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs, holds);
       if (!reserved.ok) {
         for (const done of metrics) this.reservations.cancel(reservationId(request.requestId, done));
         this.refundEscrow(pending);
@@ -389,7 +400,8 @@ export class QuotaGate {
     const batchByKey = new Map<string, number>();
     for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
     return riders.map((pending) =>
-      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + this.counter.value(key) - (batchByKey.get(key.id) ?? 0), 0)),
+      // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
+      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0)),
     );
   }
 

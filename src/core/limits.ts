@@ -338,6 +338,24 @@ export const strictRetryDelayMsMax = 250;
 /** Requests waiting for a strict round or an escrow claim at one node; more are shed. */
 export const quotaWaitingMax = 100_000;
 
+// ---- Request-id claims (src/admission/request-claims.ts) ----
+
+/** Claims one round carries (group commit); more wait for the next round. */
+export const claimBatchMax = 1_024;
+
+/** Claims waiting for a round at one node; more are shed with a retry hint. */
+export const claimsWaitingMax = 100_000;
+
+/**
+ * The window a claim is written in: one hour, the window after the current one, so the claim
+ * stays readable for at least an hour (see request-claims.ts). Claims at most this far apart
+ * always meet; beyond it the id may run again.
+ */
+export const claimHorizonMsMin = 60 * 60_000;
+
+/** Retry hint after a claim round that found no quorum: about two round trips across the widest region pair. */
+export const claimRetryAfterMs = 1_000;
+
 // ---- Counter key cache ----
 
 /**

@@ -1,4 +1,6 @@
+import { apiKeyHashHex } from '../admission/api-key.js';
 import type { AccountId } from '../core/ids.js';
+import { nodeAuthCrypto } from '../node/node-auth-crypto.js';
 import type { LocalAccount, LocalConfig, LocalRegion, LocalTenant } from './local-config.js';
 
 /**
@@ -39,6 +41,7 @@ export function nodeConfigOf(config: LocalConfig, region: LocalRegion, inputs: N
     if (key !== undefined) accounts[account.id] = { kind: 'api-key', key };
   }
   return {
+    $comment: `written by carpool local (npm start) for region ${region.name} at every start: edit the local config instead (src/local/local-config.ts)`,
     node: region.node,
     region: region.name,
     listen: { host, port: region.meshPort },
@@ -61,11 +64,16 @@ export function accountPolicyOf(account: LocalAccount): Record<string, unknown> 
   return { kind: 'api-key', homeRegion: account.homeRegion, weight: account.weight, concurrencyMax: account.concurrencyMax, limits: account.limits };
 }
 
-/** The body of PUT /policy/tenants/{id}; keys are minted afterwards through the Admin service. */
-export function tenantPolicyOf(tenant: LocalTenant): Record<string, unknown> {
+/**
+ * The body of PUT /policy/tenants/{id}, registering `existingKeys` (a previous run's keys, see
+ * src/local/local-credentials.ts) by their digests; a tenant without one gets its key minted
+ * afterwards through the Admin service. The one place that knows how a tenant's keys are stored
+ * in the policy.
+ */
+export function tenantPolicyOf(tenant: LocalTenant, existingKeys: readonly string[] = []): Record<string, unknown> {
   return {
     tier: tenant.tier,
-    apiKeyHashes: [],
+    apiKeyHashes: existingKeys.map((key) => apiKeyHashHex(nodeAuthCrypto, key)),
     requireSignature: false,
     concurrencyMax: tenant.concurrencyMax,
     weights: tenant.weights,

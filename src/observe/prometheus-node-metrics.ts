@@ -3,6 +3,8 @@ import type { TokenUsage } from '../admission/estimate.js';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import type { NodeId, RegionId } from '../core/ids.js';
+import type { ClaimStats } from '../admission/request-claims.js';
+import type { ReleaseReport } from '../admission/successor-release.js';
 import type { WindowedCounter } from '../crdt/windowed-counter.js';
 import type { MeshNode } from '../mesh/mesh-node.js';
 import { lagBucketsMs, type MeshStats } from '../mesh/mesh-stats.js';
@@ -54,6 +56,10 @@ export interface MetricsRuntime {
   readonly node: Pick<MeshNode, 'stats' | 'peerViews'>;
   readonly pool: Pick<AccountPool, 'status' | 'stateCounts' | 'totals' | 'stats'>;
   readonly counter: Pick<WindowedCounter, 'size' | 'replicaCount'>;
+  /** Request-id claims (src/admission/request-claims.ts). */
+  readonly claims: { readonly stats: ClaimStats; readonly pendingCount: number };
+  /** What this node released of its dead predecessors' reservations, once it has. */
+  readonly released: ReleaseReport | undefined;
   transportStats(): WsTransportStats;
 }
 
@@ -265,6 +271,7 @@ export class PrometheusNodeMetrics implements GatewayObserver {
 
     this.registerMesh();
     this.registerPool();
+    this.registerAdmission();
   }
 
   // ---- GatewayObserver ----
@@ -361,6 +368,26 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     this.gauge('carpool_counter_keys', 'Counter keys held by this replica.', [], (set) => set(counter.size));
     this.gauge('carpool_counter_replicas', 'Replicas with entries in this counter.', [], (set) => set(counter.replicaCount));
     for (const [name, help, read] of transportCounters) this.counter(name, help, [], (add) => add(read(this.runtime.transportStats())));
+  }
+
+  private registerAdmission(): void {
+    const { claims } = this.runtime;
+    this.counter('carpool_request_claims_total', 'Request-id claims decided at this node, by outcome (granted, held-here, held-elsewhere, no-quorum, shed).', ['outcome'], (add) => {
+      const stats = claims.stats;
+      add(stats.granted, { outcome: 'granted' });
+      add(stats.heldHere, { outcome: 'held-here' });
+      add(stats.heldElsewhere, { outcome: 'held-elsewhere' });
+      add(stats.noQuorum, { outcome: 'no-quorum' });
+      add(stats.shed, { outcome: 'shed' });
+    });
+    this.counter('carpool_request_claims_withdrawn_total', 'Granted request-id claims given back: the request ended before reaching the model.', [], (add) => add(claims.stats.withdrawn));
+    this.gauge('carpool_request_claims_pending', 'Request-id claims waiting for a quorum round or in one.', [], (set) => set(claims.pendingCount));
+    this.counter(
+      'carpool_reservations_released_total',
+      "Units (weighted tokens, requests) this node's start released of what a dead incarnation of the same node left reserved under eventual limits.",
+      [],
+      (add) => add(this.runtime.released?.amount ?? 0),
+    );
   }
 
   private registerPool(): void {

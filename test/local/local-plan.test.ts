@@ -2,10 +2,12 @@
 // its gRPC address, and hand each node the credentials of its home accounts only; and that the
 // policy entries pass the policy schema.
 import { describe, expect, it } from 'vitest';
+import { apiKeyHashHex } from '../../src/admission/api-key.js';
 import type { AccountId } from '../../src/core/ids.js';
 import { defaultLocalConfig } from '../../src/local/local-config.js';
 import { accountPolicyOf, nodeConfigOf, tenantPolicyOf } from '../../src/local/local-plan.js';
 import { validateAccount, validateTenant } from '../../src/mesh/policy/policy-schema.js';
+import { nodeAuthCrypto } from '../../src/node/node-auth-crypto.js';
 import { parseNodeConfig } from '../../src/node/node-config.js';
 
 const config = defaultLocalConfig();
@@ -36,5 +38,14 @@ describe('policy entries', () => {
   it('pass the policy schema', () => {
     for (const account of config.emulator.accounts) expect(validateAccount({ ...accountPolicyOf(account), id: account.id }).ok).toBe(true);
     for (const tenant of config.tenants) expect(validateTenant({ ...tenantPolicyOf(tenant), id: tenant.id }).ok).toBe(true);
+  });
+
+  it('register the digest of a key saved by a previous run, never the key', () => {
+    const tenant = config.tenants[0]!;
+    const key = `cp_${tenant.id}_${'a1B2'.repeat(8)}`;
+    const body = tenantPolicyOf(tenant, [key]);
+    const validated = validateTenant({ ...body, id: tenant.id });
+    expect(validated.ok && validated.value.apiKeyHashes).toEqual([apiKeyHashHex(nodeAuthCrypto, key)]);
+    expect(JSON.stringify(body)).not.toContain(key);
   });
 });

@@ -1,4 +1,6 @@
 // Proves the Prometheus binding of a node: the exposition parses and holds every family with its type and label names, each sample carrying region and node and never a tenant; counters follow the stats objects they read (every field of the mesh, pool and caller stats has its family); the observed timings and tokens land in their histograms and counter; the token rate is the node-wide last-minute total over its span; and a node without a gateway still exposes its mesh and pool.
+import { ClaimStats } from '../../src/admission/request-claims.js';
+import type { ReleaseReport } from '../../src/admission/successor-release.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { type AccountId, asNodeId, asRegionId, type NodeId, type TenantId } from '../../src/core/ids.js';
@@ -28,6 +30,8 @@ interface Fixture {
   readonly metrics: PrometheusNodeMetrics;
   readonly mesh: MeshStats;
   readonly poolStats: PoolStats;
+  readonly claimStats: ClaimStats;
+  released: ReleaseReport | undefined;
   statuses: AccountStatus[];
   peers: PeerView[];
   transport: WsTransportStats;
@@ -64,7 +68,9 @@ function fixture(): Fixture {
     ] as PeerView[],
     transport: zeroTransport,
     monotonicMs: 0,
+    released: undefined as ReleaseReport | undefined,
   };
+  const claimStats = new ClaimStats();
   const runtime: MetricsRuntime = {
     node: { stats: mesh, peerViews: () => state.peers },
     pool: {
@@ -78,10 +84,14 @@ function fixture(): Fixture {
       stats: poolStats,
     },
     counter: { size: 12, replicaCount: 3 },
+    claims: { stats: claimStats, pendingCount: 2 },
+    get released() {
+      return state.released;
+    },
     transportStats: () => state.transport,
   };
   const metrics = new PrometheusNodeMetrics({ runtime, region, node, clock: new ManualClock(nowMs), monotonicMs: () => fixtureRef.monotonicMs });
-  const fixtureRef: Fixture = Object.assign(state, { metrics, mesh, poolStats });
+  const fixtureRef: Fixture = Object.assign(state, { metrics, mesh, poolStats, claimStats });
   return fixtureRef;
 }
 
@@ -171,6 +181,10 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_mesh_peer_connected: ['gauge', ['peer']],
   carpool_counter_keys: ['gauge', []],
   carpool_counter_replicas: ['gauge', []],
+  carpool_request_claims_total: ['counter', ['outcome']],
+  carpool_request_claims_withdrawn_total: ['counter', []],
+  carpool_request_claims_pending: ['gauge', []],
+  carpool_reservations_released_total: ['counter', []],
 };
 
 /** Families named by pattern: one per field of a stats object, none with labels. */
@@ -250,6 +264,21 @@ describe('PrometheusNodeMetrics', () => {
     expect(sampleOf(families, 'carpool_grpc_calls_started_total')).toBe(41);
     expect(sampleOf(families, 'carpool_grpc_credentials_refused_total', { problem: 'conflicting-keys' })).toBe(2);
     expect(sampleOf(families, 'carpool_upstream_calls_in_flight')).toBe(3);
+  });
+
+  it('shows request-id claims by outcome and what a restart released', async () => {
+    const f = fixture();
+    Object.assign(f.claimStats, { granted: 7, heldHere: 1, heldElsewhere: 2, noQuorum: 3, shed: 4, withdrawn: 5 });
+    let { families } = await scrape(f.metrics);
+    expect(sampleOf(families, 'carpool_request_claims_total', { outcome: 'granted' })).toBe(7);
+    expect(sampleOf(families, 'carpool_request_claims_total', { outcome: 'held-elsewhere' })).toBe(2);
+    expect(sampleOf(families, 'carpool_request_claims_total', { outcome: 'no-quorum' })).toBe(3);
+    expect(sampleOf(families, 'carpool_request_claims_withdrawn_total')).toBe(5);
+    expect(sampleOf(families, 'carpool_request_claims_pending')).toBe(2);
+    expect(sampleOf(families, 'carpool_reservations_released_total')).toBe(0);
+    f.released = { keys: 2, amount: 12_345 };
+    ({ families } = await scrape(f.metrics));
+    expect(sampleOf(families, 'carpool_reservations_released_total')).toBe(12_345);
   });
 
   it('has a family for every field of the mesh, pool, caller and transport stats, showing its value', async () => {
