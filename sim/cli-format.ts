@@ -1,6 +1,6 @@
 import type { CliOptions } from './cli-args.js';
 import type { Fault, Scenario } from './scenario.js';
-import type { QuotaFigures, SimResult } from './sim-result.js';
+import type { ClaimFigures, QuotaFigures, SimResult } from './sim-result.js';
 
 /**
  * What the simulator CLI prints, as pure functions of their arguments: no clock, no console, no
@@ -33,8 +33,10 @@ export function formatSummary(result: SimResult): string {
     ['requests', formatCount(stats.requests)],
     ['frames', `${formatCount(stats.framesDelivered)} delivered (${formatBytes(stats.bytesDelivered)}), ${formatCount(stats.framesDropped)} dropped`],
     ['events', formatCount(stats.events)],
+    ...((stats.releasedUnits ?? 0) > 0 ? [['released', `${formatCount(stats.releasedUnits ?? 0)} tokens that crashed nodes left reserved, by their successors`] as [string, string]] : []),
     ['convergence', formatConvergence(result)],
     ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
+    ...(result.claims === undefined ? [] : [['request ids', formatClaims(result.claims)] as [string, string]]),
     ['trace hash', result.traceHash],
   ];
   const lines = [formatTable(rows)];
@@ -52,6 +54,15 @@ export function formatQuota(quota: QuotaFigures): string {
   return (
     `${quota.mode} ${formatCount(quota.tokensPerDay)} tokens/day: ${formatCount(quota.admitted)} admitted, ${formatCount(quota.rejected)} rejected ` +
     `(${formatCount(quota.falseRejections)} falsely), overshoot ${formatCount(quota.overshootTokensMax)} tokens, bound ${formatCount(quota.overshootBoundTokens)}${ratio}`
+  );
+}
+
+/** Request-id claims: how many were granted, refused and why, and how many ids reached the upstream. */
+export function formatClaims(claims: ClaimFigures): string {
+  return (
+    `${formatCount(claims.claimed)} claimed (${formatCount(claims.retries)} retries): ${formatCount(claims.granted)} granted, ` +
+    `${formatCount(claims.heldElsewhere)} held elsewhere, ${formatCount(claims.heldHere)} held here, ${formatCount(claims.noQuorum)} no quorum, ` +
+    `${formatCount(claims.shed)} shed; ${formatCount(claims.dispatched)} reached the upstream, ${formatCount(claims.withdrawn)} withdrawn`
   );
 }
 

@@ -19,6 +19,8 @@ import type { Fault, NetworkProfile, PartitionKind, Scenario, Workload } from '.
  * }
  * ```
  *
+ * The workload may add `"quota": {"mode", "tokensPerDay"}` (admission under a daily limit) and
+ * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide).
  * Every field is required except a partition's `node`, unknown fields are refused at every level,
  * and every error names the field it is about (`faults[2].node`), so a typo in a hand-written file
  * fails loudly instead of silently running a different scenario. The bounds below keep one run
@@ -145,7 +147,7 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
 }
 
 function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
-  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'quota']);
+  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'quota', 'claims']);
   if (!fields.ok) return fields;
   const w = fields.value;
   const tenants = integer(w.tenants, 'workload.tenants', 1, tenantsMax);
@@ -159,7 +161,16 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
   if (!burstSize.ok) return burstSize;
   const maxTokens = integer(w.maxTokens, 'workload.maxTokens', 1, maxTokensMax);
   if (!maxTokens.ok) return maxTokens;
-  const base: Workload = { tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value };
+  let base: Workload = { tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value };
+  if (w.claims !== undefined) {
+    const claimFields = record(w.claims, 'workload.claims', ['retryShare', 'dispatchShare']);
+    if (!claimFields.ok) return claimFields;
+    const retryShare = real(claimFields.value.retryShare, 'workload.claims.retryShare', 0, 1);
+    if (!retryShare.ok) return retryShare;
+    const dispatchShare = real(claimFields.value.dispatchShare, 'workload.claims.dispatchShare', 0, 1);
+    if (!dispatchShare.ok) return dispatchShare;
+    base = { ...base, claims: { retryShare: retryShare.value, dispatchShare: dispatchShare.value } };
+  }
   if (w.quota === undefined) return ok(base);
   const quotaFields = record(w.quota, 'workload.quota', ['mode', 'tokensPerDay']);
   if (!quotaFields.ok) return quotaFields;

@@ -57,6 +57,19 @@ export interface Workload {
   readonly maxTokens: number;
   /** A daily weighted-token quota per tenant, enforced in every region by the admission code. */
   readonly quota?: QuotaWorkload;
+  /**
+   * Requests carry client-chosen ids that are claimed mesh-wide before they may reach the
+   * upstream (src/admission/request-claims.ts); some arrivals retry a recent id at any region.
+   * The `claims` checker fails the run if an id ever reaches the upstream twice.
+   */
+  readonly claims?: ClaimWorkload;
+}
+
+export interface ClaimWorkload {
+  /** Share of arrivals that reuse one of the recent ids (a client's retry, at whichever region it arrives). */
+  readonly retryShare: number;
+  /** Share of admitted requests that reach the upstream; the rest end before it and withdraw their claim. */
+  readonly dispatchShare: number;
 }
 
 export interface QuotaWorkload {

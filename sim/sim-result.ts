@@ -62,6 +62,24 @@ export interface QuotaFigures {
   readonly overshootBoundTokens: number;
 }
 
+/** Request-id claims when the scenario sets them (`workload.claims`). */
+export interface ClaimFigures {
+  readonly claimed: number;
+  readonly granted: number;
+  /** Refused: another region holds the id. */
+  readonly heldElsewhere: number;
+  /** Refused at once: this node holds the id (or claims it already). */
+  readonly heldHere: number;
+  readonly noQuorum: number;
+  readonly shed: number;
+  /** Granted and admitted requests that reached the upstream. */
+  readonly dispatched: number;
+  /** Granted claims given back: refused by the quota, or ended before the upstream. */
+  readonly withdrawn: number;
+  /** Arrivals that reused a recent id. */
+  readonly retries: number;
+}
+
 export interface SimResult {
   readonly scenario: Scenario;
   readonly seed: number;
@@ -79,10 +97,13 @@ export interface SimResult {
     readonly framesDropped: number;
     readonly bytesDelivered: number;
     readonly events: number;
+    /** Units (weighted tokens) that successors released of what crashed incarnations left reserved. */
+    readonly releasedUnits?: number;
   };
   readonly record: SimRecord;
   /** Admission figures when the scenario sets a quota. */
   readonly quota?: QuotaFigures;
+  readonly claims?: ClaimFigures;
   /** The command that replays this run exactly. */
   readonly replay: string;
 }

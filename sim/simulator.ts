@@ -1,7 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { EscrowBook } from '../src/admission/escrow.js';
 import { QuotaGate, type QuotaRequest } from '../src/admission/quota-gate.js';
+import { type ClaimHandle, RequestClaims } from '../src/admission/request-claims.js';
 import { ReservationTable } from '../src/admission/reservations.js';
+import { holdKeyOf, releasePredecessors } from '../src/admission/successor-release.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
@@ -18,7 +20,7 @@ import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
 import { Oracle, type TruthSnapshot } from './oracle.js';
 import { type Fault, regionNames, type Scenario } from './scenario.js';
-import type { CheckFailure, ConvergenceFigure, QuotaFigures, Sample, SimResult } from './sim-result.js';
+import type { CheckFailure, ClaimFigures, ConvergenceFigure, QuotaFigures, Sample, SimResult } from './sim-result.js';
 
 /**
  * The deterministic simulator. It runs the production mesh core (`MeshNode`, `WindowedCounter`,
@@ -92,6 +94,16 @@ interface PendingSettle {
   readonly used: number;
 }
 
+/** A granted claim riding its request through admission. */
+interface Claimed {
+  readonly id: string;
+  readonly claims: RequestClaims;
+  readonly claim: ClaimHandle;
+}
+
+/** Recent request ids kept for retries to draw from. */
+const recentIdsMax = 256;
+
 /** Admission latencies are counted per whole simulated millisecond up to this bound. */
 const latencyBucketsMax = 10_000;
 
@@ -107,6 +119,10 @@ interface SimNode {
   escrow: EscrowBook;
   /** The admission code's quota decision in the scenario's mode; new with every MeshNode. */
   gate: QuotaGate;
+  /** The request-id claims of the admission code; new with every MeshNode, like the gate. */
+  claims: RequestClaims;
+  /** Whether this incarnation released what its dead predecessors left reserved (as a node runtime does once synced). */
+  released: boolean;
   mesh: MeshNode;
   up: boolean;
   /** The crash fault that took the node down; only its end restarts it (crashes may overlap). */
@@ -153,8 +169,17 @@ class Simulation {
   private hashB = 0x01000193;
   private stats = { requests: 0, framesDelivered: 0, framesDropped: 0, bytesDelivered: 0, events: 0 };
   private readonly quota = { admitted: 0, rejected: 0, falseRejections: 0, noQuorum: 0 };
+  private readonly claimFigures = { claimed: 0, granted: 0, heldElsewhere: 0, heldHere: 0, noQuorum: 0, shed: 0, dispatched: 0, withdrawn: 0, retries: 0 };
+  /** Every request id that reached the upstream, with the region that sent it: the claims checker's truth. */
+  private readonly upstreamCalls = new Map<string, string>();
+  /** Recent request ids (a ring), from which retries are drawn. */
+  private readonly recentIds: string[] = [];
+  private nextClaimId = 0;
+  /** Units the successors of crashed incarnations released (src/admission/successor-release.ts). */
+  private releasedUnits = 0;
   /** Per tenant: what admitted requests are truly charged (their estimate until settled). */
   private readonly admittedTruth: number[];
+
   private overshootSeenMax = 0;
   private readonly overshootReported = new Set<number>();
   private readonly latencyCounts = new Uint32Array(latencyBucketsMax + 1);
@@ -241,7 +266,7 @@ class Simulation {
       convergence: this.convergence,
       simulatedMs: this.nowMs,
       wallMs,
-      stats: this.stats,
+      stats: { ...this.stats, releasedUnits: this.releasedUnits },
       record: {
         regions: this.members.map((m) => m.id),
         sampleEveryMs: this.sampleEveryMs,
@@ -250,6 +275,7 @@ class Simulation {
         healedAtMs: this.scenario.durationMs,
       },
       ...(this.scenario.workload.quota === undefined ? {} : { quota: this.quotaFigures() }),
+      ...(this.scenario.workload.claims === undefined ? {} : { claims: { ...this.claimFigures } satisfies ClaimFigures }),
       replay: `npm run sim -- --scenario ${this.scenario.name} --regions ${this.scenario.regions} --seed ${this.seed} --duration ${this.scenario.durationMs}`,
     };
   }
@@ -288,11 +314,16 @@ class Simulation {
       rights: escrow,
       // A start without state recovers before it serves strict reads, as in production.
       recovering: !keep,
+      // A durable restart that had not yet released its predecessors' reservations must still
+      // hear every peer's whole state before it does.
+      syncPeers: keep && !previous.released,
       ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
     });
     // A restart (durable or not) loses the rounds in flight with the process: a new gate, whose
     // settlements of requests admitted before the crash fall back to the reservation books.
     const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions, this.random.fork());
+    // Scenarios without claims draw nothing for them, so their runs stay what they were.
+    const claims = new RequestClaims(counter, mesh, this.scenario.workload.claims === undefined ? new SeededRandom(index + 1) : this.random.fork());
     return {
       index,
       id,
@@ -303,6 +334,8 @@ class Simulation {
       reservations,
       escrow,
       gate,
+      claims,
+      released: keep && previous.released,
       mesh,
       up: true,
       crashedBy: undefined,
@@ -356,7 +389,7 @@ class Simulation {
   private scheduleTick(node: SimNode): void {
     if (!node.up) return;
     const local = this.localNow(node);
-    const next = Math.min(node.mesh.nextTickMs(local), node.gate.nextTickMs(local));
+    const next = Math.min(node.mesh.nextTickMs(local), node.gate.nextTickMs(local), node.claims.nextTickMs(local));
     const atMs = Math.max(this.nowMs, this.nowMs + (next - local), node.pausedUntilMs);
     if (atMs < node.tickAtMs) {
       node.tickAtMs = atMs;
@@ -400,6 +433,12 @@ class Simulation {
           const local = this.localNow(node);
           node.mesh.tick(local);
           node.gate.tick(local);
+          node.claims.tick(local);
+          if (!node.released && node.mesh.rounds.allPeersSynced) {
+            node.released = true;
+            const report = releasePredecessors(node.counter, node.reservations.openHolds());
+            this.releasedUnits += report.amount;
+          }
           this.flush(node);
         });
         this.scheduleTick(node);
@@ -499,33 +538,95 @@ class Simulation {
         amounts: new Map([[this.rule.metric, reserved]]),
         leaseMs: 3_600_000,
       };
-      const arrivedMs = this.nowMs;
-      // The admission code decides as it will in production: at once on the local view
-      // (eventual, escrow rights in hand), or when a quorum round completes (strict, claims).
-      node.gate.admit(request, this.localNow(node), (decision) => {
-        const latencyMs = Math.min(latencyBucketsMax, Math.round(this.nowMs - arrivedMs));
-        this.latencyCounts[latencyMs] = (this.latencyCounts[latencyMs] as number) + 1;
-        if (!decision.ok) {
-          this.quota.rejected++;
-          if (decision.error.kind === 'no-quorum') this.quota.noQuorum++;
-          else if ((this.admittedTruth[tenant] as number) + reserved <= this.rule.limit) this.quota.falseRejections++;
-          return;
-        }
-        this.quota.admitted++;
-        this.admittedTruth[tenant] = (this.admittedTruth[tenant] as number) + reserved;
-        (this.admittedTokens[tenant] as number[])[index] = ((this.admittedTokens[tenant] as number[])[index] as number) + reserved;
-        const current = this.nodes[index] as SimNode;
-        current.requests++;
-        const pending: PendingSettle = { tenant, requestId: request.requestId, reserved, used };
-        // A decision that came after the safety phase settles at once, like the rest (see above).
-        if (this.nowMs >= this.scenario.durationMs) return this.settle(current, pending);
-        const settleTick = Math.floor(this.nowMs / trafficTickMs) + 1 + this.random.int(500);
-        const list = current.settlements.get(settleTick) ?? [];
-        list.push(pending);
-        current.settlements.set(settleTick, list);
-      });
+      if (workload.claims === undefined) this.admit(node, index, tenant, request, reserved, used, undefined);
+      else this.claimThenAdmit(node, index, tenant, request, reserved, used);
     }
     this.flush(node);
+  }
+
+  /**
+   * A request with a client-chosen id: a new one, or a retry of a recent one (at whichever region
+   * this arrival is), claimed mesh-wide before admission; refused claims go no further.
+   */
+  private claimThenAdmit(node: SimNode, index: number, tenant: number, request: QuotaRequest, reserved: number, used: number): void {
+    const claims = this.scenario.workload.claims as NonNullable<Scenario['workload']['claims']>;
+    let id: string;
+    if (this.recentIds.length > 0 && this.random.float() < claims.retryShare) {
+      id = this.recentIds[this.random.int(this.recentIds.length)] as string;
+      this.claimFigures.retries++;
+    } else {
+      id = `c${this.nextClaimId++}`;
+      if (this.recentIds.length < recentIdsMax) this.recentIds.push(id);
+      else this.recentIds[this.nextClaimId % recentIdsMax] = id;
+    }
+    this.claimFigures.claimed++;
+    const claimer = node.claims;
+    claimer.claim(id, this.localNow(node), (outcome) => {
+      switch (outcome.kind) {
+        case 'granted':
+          this.claimFigures.granted++;
+          return this.admit(this.nodes[index] as SimNode, index, tenant, request, reserved, used, { id, claims: claimer, claim: outcome.claim });
+        case 'held-elsewhere':
+          this.claimFigures.heldElsewhere++;
+          return;
+        case 'held-here':
+          this.claimFigures.heldHere++;
+          return;
+        case 'no-quorum':
+          this.claimFigures.noQuorum++;
+          return;
+        case 'shed':
+          this.claimFigures.shed++;
+          return;
+      }
+    });
+  }
+
+  /**
+   * The quota decision of one request; a claimed one, once admitted, reaches the upstream (or,
+   * for a `dispatchShare` of them, ends before it and gives its claim back), and a request id
+   * that reaches the upstream a second time fails the run.
+   */
+  private admit(node: SimNode, index: number, tenant: number, request: QuotaRequest, reserved: number, used: number, claimed: Claimed | undefined): void {
+    const arrivedMs = this.nowMs;
+    // The admission code decides as it will in production: at once on the local view
+    // (eventual, escrow rights in hand), or when a quorum round completes (strict, claims).
+    node.gate.admit(request, this.localNow(node), (decision) => {
+      if (claimed !== undefined) this.afterClaimedDecision(index, claimed, decision.ok);
+      const latencyMs = Math.min(latencyBucketsMax, Math.round(this.nowMs - arrivedMs));
+      this.latencyCounts[latencyMs] = (this.latencyCounts[latencyMs] as number) + 1;
+      if (!decision.ok) {
+        this.quota.rejected++;
+        if (decision.error.kind === 'no-quorum') this.quota.noQuorum++;
+        else if ((this.admittedTruth[tenant] as number) + reserved <= this.rule.limit) this.quota.falseRejections++;
+        return;
+      }
+      this.quota.admitted++;
+      this.admittedTruth[tenant] = (this.admittedTruth[tenant] as number) + reserved;
+      (this.admittedTokens[tenant] as number[])[index] = ((this.admittedTokens[tenant] as number[])[index] as number) + reserved;
+      const current = this.nodes[index] as SimNode;
+      current.requests++;
+      const pending: PendingSettle = { tenant, requestId: request.requestId, reserved, used };
+      // A decision that came after the safety phase settles at once, like the rest (see above).
+      if (this.nowMs >= this.scenario.durationMs) return this.settle(current, pending);
+      const settleTick = Math.floor(this.nowMs / trafficTickMs) + 1 + this.random.int(500);
+      const list = current.settlements.get(settleTick) ?? [];
+      list.push(pending);
+      current.settlements.set(settleTick, list);
+    });
+  }
+
+  private afterClaimedDecision(index: number, claimed: Claimed, admitted: boolean): void {
+    if (!admitted || this.random.float() >= (this.scenario.workload.claims?.dispatchShare ?? 1)) {
+      this.claimFigures.withdrawn++;
+      claimed.claims.withdraw(claimed.claim);
+      return;
+    }
+    this.claimFigures.dispatched++;
+    const region = this.members[index]?.id as string;
+    const earlier = this.upstreamCalls.get(claimed.id);
+    if (earlier !== undefined) this.fail('claims', `request id ${claimed.id} reached the upstream twice: from ${earlier}, then from ${region}`);
+    else this.upstreamCalls.set(claimed.id, region);
   }
 
   private dial(dialer: number, responder: number): void {
@@ -718,7 +819,8 @@ class Simulation {
     }
     // Liveness phase: every fault healed, no traffic; all replicas must agree with the oracle.
     if (this.nowMs >= this.scenario.durationMs && this.finalConverged === undefined) {
-      if (this.nodes.every((n) => n.up) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
+      // Released first: a successor's release is a change of its own, which must spread too.
+      if (this.nodes.every((n) => n.up && n.released) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
         this.finalConverged = this.nowMs;
       }
     }
@@ -783,6 +885,25 @@ class Simulation {
       this.fail('final-read', `replicas did not agree with the oracle within ${this.scenario.convergenceBudgetMs} ms of healing (tenant-0: ${detail}, truth ${this.oracle.value(this.tenantKeys[0] as CounterKey)})`);
     } else {
       this.convergence.push({ fault: 'final', convergedAfterMs: this.finalConverged - this.scenario.durationMs });
+      if (this.rule.mode === 'eventual') this.checkReleased();
+    }
+  }
+
+  /**
+   * Under an eventual rule, once every replica converged and every request settled, each hold
+   * key (src/admission/successor-release.ts) is back at zero: what live nodes reserved they
+   * settled, and what crashed incarnations left open their successors released, once. Above zero,
+   * the estimates of calls that died are still charged; below, an estimate was released twice.
+   * (The tenant's counter itself may end below its settled usage: a settlement made just before
+   * an amnesia crash, never gossiped, is lost with it, and the successor releases that request's
+   * estimate in full. The durable store of a later issue closes that gap.)
+   */
+  private checkReleased(): void {
+    const node = this.nodes.find((n) => n.up);
+    if (node === undefined) return;
+    for (const key of this.tenantKeys) {
+      const held = node.counter.value(holdKeyOf(node.counter, key));
+      if (held !== 0) this.fail('release', `${key.subject} still holds ${held} on its hold key at the end: ${held > 0 ? 'estimates of calls that died were not released' : 'an estimate was released twice'}`);
     }
   }
 

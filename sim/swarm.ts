@@ -52,7 +52,9 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
   for (let i = 0; i < faultCount; i++) faults.push(randomFault(random, pick(random, kinds), partitions, base));
   // Sorted by start time so that the scenario reads as a timeline in the summary and the report.
   faults.sort((a, b) => a.atMs - b.atMs);
-  if (base.workload.quota !== undefined && base.workload.quota.mode !== 'eventual') keepOneAmnesiaAtATime(faults);
+  // Strict rounds, escrow claims and request-id claims all assume at most N − W members lose
+  // their state at once (src/mesh/quorum.ts); beyond that no protocol can count what was lost.
+  if ((base.workload.quota !== undefined && base.workload.quota.mode !== 'eventual') || base.workload.claims !== undefined) keepOneAmnesiaAtATime(faults);
 
   const network: NetworkProfile = {
     jitterMs: random.int(swarmJitterMsMax + 1),

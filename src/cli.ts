@@ -5,7 +5,7 @@ import { adminUsage, parseAdminArgs } from './admin-cli/admin-args.js';
 import { runAdmin } from './admin-cli/run-admin.js';
 import { clientUsage, parseClientArgs } from './local/client-args.js';
 import { runClient } from './local/local-client.js';
-import { runLocal } from './local/run-local.js';
+import { defaultStatusEverySeconds, runLocal } from './local/run-local.js';
 import { runCounterDemo } from './node/counter-demo.js';
 import { runNode } from './node/run-node.js';
 import { runEmulator } from './upstream/emulator/run-emulator.js';
@@ -13,11 +13,15 @@ import { runEmulator } from './upstream/emulator/run-emulator.js';
 const usage = `usage: carpool <command> [options]
 
 commands:
-  local [--config FILE] [--state-dir DIR] [--status-every SECONDS]
+  local [--config FILE] [--state-dir DIR] [--status-every SECONDS] [--fresh]
       a local three-region mesh (\`npm start\`): the emulator and one node process per region,
-      policy applied and a key minted per tenant; prints the endpoints and a status line per
-      region until Ctrl-C (the config format is documented in src/local/local-config.ts; without
-      --config the embedded default, the same as deploy/local/carpool.local.json)
+      policy applied and a key per tenant; prints the endpoints and a client command per region,
+      restarts a process that dies (with backoff), and runs until Ctrl-C (the config format is
+      documented in src/local/local-config.ts; without --config the embedded default, the same
+      as deploy/local/carpool.local.json). The mesh secret, admin token and API keys are kept in
+      the state directory (default .carpool/local) and reused by the next start; --fresh mints
+      new ones. A region's status line is printed when it changes (peers, restart, queue) and
+      every region's every --status-every seconds (default 30; 0: only on change)
   client [--region R] [--tenant T] [--unary] [--max-tokens N] [--model M] [--usage]
          [--state FILE] [--target HOST:PORT --api-key KEY] "prompt"
       one completion through a region of the running local mesh, streamed (\`npm run client\`);
@@ -118,18 +122,26 @@ async function localCommand(args: readonly string[]): Promise<number> {
     console.error(`carpool local: ${flags}\n\n${usage}`);
     return 2;
   }
+  if (flags.help !== undefined) {
+    console.log(usage);
+    return 0;
+  }
   for (const name of Object.keys(flags)) {
-    if (!['config', 'state-dir', 'status-every'].includes(name)) {
+    if (!['config', 'state-dir', 'status-every', 'fresh'].includes(name)) {
       console.error(`carpool local: unknown option --${name}\n\n${usage}`);
       return 2;
     }
   }
-  const { config, 'state-dir': stateDir } = flags;
+  const { config, 'state-dir': stateDir, fresh } = flags;
   if (config === true || stateDir === true) {
     console.error(`carpool local: --${config === true ? 'config FILE' : 'state-dir DIR'} needs a value`);
     return 2;
   }
-  const statusEvery = numberFlag(flags, 'status-every', 2, 0.5, 3600);
+  if (fresh !== undefined && fresh !== true) {
+    console.error(`carpool local: --fresh takes no value (got "${fresh}")`);
+    return 2;
+  }
+  const statusEvery = numberFlag(flags, 'status-every', defaultStatusEverySeconds, 0, 3600);
   if (typeof statusEvery === 'string') {
     console.error(`carpool local: ${statusEvery}`);
     return 2;
@@ -138,6 +150,7 @@ async function localCommand(args: readonly string[]): Promise<number> {
     configPath: config,
     stateDir,
     statusEveryMs: statusEvery * 1000,
+    fresh: fresh === true,
     print: (line) => console.log(line),
     printError: (line) => console.error(line),
   });

@@ -83,10 +83,36 @@ export type Rejection =
   | { readonly kind: 'unauthenticated'; readonly reason: string; readonly credential?: 'api-key' | 'admin-token' }
   /** The node sheds load: its queues are past the thresholds for the request's priority. */
   | { readonly kind: 'shed'; readonly retryAfterMs: number }
-  /** A strict quota needs a quorum round, and too few mesh members answered. */
-  | { readonly kind: 'no-quorum'; readonly retryAfterMs: number }
+  /**
+   * Too few mesh members answered a quorum round: the round a strict or escrowed limit needs to
+   * admit a request (`admission`), a QUORUM read of usage (`read`), which any tenant may ask for,
+   * or an operator's credit of usage (`credit`, src/node/admin/admin-service.ts).
+   */
+  | { readonly kind: 'no-quorum'; readonly operation: 'admission' | 'read' | 'credit'; readonly retryAfterMs: number }
   /** A malformed request: `field` names the offending field by its path. */
-  | { readonly kind: 'invalid'; readonly field: string; readonly reason: string };
+  | { readonly kind: 'invalid'; readonly field: string; readonly reason: string }
+  /**
+   * The request's estimate alone is over a limit of the tenant (or its user): it could not pass
+   * even in an empty window, so no wait helps; only a smaller request (`max_tokens`, a shorter
+   * body) or a raised limit does.
+   */
+  | {
+      readonly kind: 'exceeds-limit';
+      readonly scope: string;
+      readonly metric: string;
+      readonly limit: number;
+      readonly window: LimitWindowUnit;
+      /** The request's estimate in the metric's units. */
+      readonly amount: number;
+    }
+  /** A request with this id is still running at this node; its answer will be kept for a retry. */
+  | { readonly kind: 'request-running'; readonly retryAfterMs: number }
+  /**
+   * This request id already ran and was settled, and its answer cannot be given again (it is no
+   * longer kept, it failed, or it ran as the other method): `reason` says which. Running it again
+   * would call the upstream twice for one id, so only a new id helps.
+   */
+  | { readonly kind: 'request-done'; readonly reason: string };
 
 export type RejectionKind = Rejection['kind'];
 
@@ -105,6 +131,11 @@ export interface RejectionStatus {
  * Over-quota, rate and concurrency rejections are the client's own consumption: gRPC's
  * RESOURCE_EXHAUSTED and HTTP 429. Shedding and a missing quorum are the server's trouble:
  * UNAVAILABLE and 503, which gRPC clients retry by default and proxies understand as transient.
+ *
+ * A request that can never fit a limit is FAILED_PRECONDITION (400): RESOURCE_EXHAUSTED would
+ * promise that waiting helps. A request id already used answers by where its first request is:
+ * still running, ABORTED (409) with a hint to come back for the answer; done with no answer to
+ * give, ALREADY_EXISTS (409), final.
  */
 export const rejectionStatus: Readonly<Record<RejectionKind, RejectionStatus>> = Object.freeze({
   quota: Object.freeze({ grpc: 'RESOURCE_EXHAUSTED', http: 429, retryable: true }),
@@ -114,6 +145,9 @@ export const rejectionStatus: Readonly<Record<RejectionKind, RejectionStatus>> =
   shed: Object.freeze({ grpc: 'UNAVAILABLE', http: 503, retryable: true }),
   'no-quorum': Object.freeze({ grpc: 'UNAVAILABLE', http: 503, retryable: true }),
   invalid: Object.freeze({ grpc: 'INVALID_ARGUMENT', http: 400, retryable: false }),
+  'exceeds-limit': Object.freeze({ grpc: 'FAILED_PRECONDITION', http: 400, retryable: false }),
+  'request-running': Object.freeze({ grpc: 'ABORTED', http: 409, retryable: true }),
+  'request-done': Object.freeze({ grpc: 'ALREADY_EXISTS', http: 409, retryable: false }),
 } satisfies Record<RejectionKind, RejectionStatus>);
 
 /**
@@ -146,9 +180,12 @@ export function retryAfterMsOf(rejection: Rejection): number | undefined {
     case 'concurrency':
     case 'shed':
     case 'no-quorum':
+    case 'request-running':
       return rejection.retryAfterMs;
     case 'unauthenticated':
     case 'invalid':
+    case 'exceeds-limit':
+    case 'request-done':
       return undefined;
     default:
       return unreachable(rejection, 'unknown rejection kind');

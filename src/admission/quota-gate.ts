@@ -12,6 +12,7 @@ import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
 import { chargedKeyIn, checkEventual, type QuotaScope, quotaRejection } from './quota.js';
 import type { ReservationTable, Settlement } from './reservations.js';
+import { holdKeyOf } from './successor-release.js';
 
 /**
  * The quota decision in all three consistency modes (DESIGN.md §4), and the reservations that
@@ -32,6 +33,10 @@ import type { ReservationTable, Settlement } from './reservations.js';
  * reads after this one completed its write sees at least this batch's reservations (or their
  * refunds, which leave no more than the admitted part); the DESIGN.md argument applies to the
  * batch as one writer whose admitted total passed the check.
+ *
+ * Before all of them, a request whose amount alone is over a rule's limit, in any mode, is
+ * refused `exceeds-limit`: it could not pass even in an empty window, and a `quota` refusal with
+ * a retry hint would send the client back for ever.
  *
  * Completion: `done` is called exactly once, synchronously for decisions that need no round,
  * otherwise from the mesh node's `tick`.
@@ -58,7 +63,7 @@ export interface QuotaRequest {
   readonly leaseMs: number;
 }
 
-export type QuotaRejection = Extract<Rejection, { kind: 'quota' | 'no-quorum' | 'shed' | 'invalid' }>;
+export type QuotaRejection = Extract<Rejection, { kind: 'quota' | 'no-quorum' | 'shed' | 'exceeds-limit' | 'request-done' }>;
 export type QuotaDecision = Result<undefined, QuotaRejection>;
 
 /** What the gate needs from the mesh node. */
@@ -140,6 +145,8 @@ export class QuotaGate {
   admit(request: QuotaRequest, nowMs: number, done: (decision: QuotaDecision) => void): void {
     const escrow: Charge[] = [];
     const strict: Charge[] = [];
+    const never = exceedsLimit(request);
+    if (never !== undefined) return this.reject(done, never);
     for (const { scope, subject, rules } of request.subjects) {
       const eventual = checkEventual(this.counter, scope, subject, rules, (metric) => request.amounts.get(metric) ?? 0, nowMs);
       if (!eventual.ok) return this.reject(done, eventual.error);
@@ -185,6 +192,21 @@ export class QuotaGate {
       if (charged < reserved) for (const charge of open.escrow) if (charge.rule.metric === metric) this.escrow.refund(charge.key, reserved - charged);
     }
     return settlements;
+  }
+
+  /**
+   * Withdraws an admitted request that never reached an upstream model (it left the queue, no
+   * account could take it, or every account refused it before running it): each reservation is
+   * refunded whole, spent escrow rights go back, and the id is forgotten, so the client may send
+   * the same id again. Returns whether the request was open here.
+   */
+  withdraw(requestId: RequestId): boolean {
+    const open = this.open.get(requestId);
+    if (open === undefined) return false;
+    this.open.delete(requestId);
+    for (const metric of open.metrics) this.reservations.cancel(reservationId(requestId, metric));
+    for (const charge of open.escrow) this.escrow.refund(charge.key, charge.amount);
+    return true;
   }
 
   /** Lease expiry, rebalancing and escrow expiry; call it from the node's tick. */
@@ -258,7 +280,7 @@ export class QuotaGate {
       for (const pending of riders) {
         this.waitingCount--;
         if (this.spendEscrow(pending)) this.afterEscrow(pending);
-        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', retryAfterMs: noQuorumRetryMs });
+        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', operation: 'admission', retryAfterMs: noQuorumRetryMs });
         else this.reject(pending.done, quotaRejection((pending.escrow[0] as Charge).rule, pending.nowMs));
       }
       // The next batch starts now, with a whole timeout of its own.
@@ -296,21 +318,33 @@ export class QuotaGate {
     for (const [metric, amount] of request.amounts) {
       if (amount === 0) continue;
       const keys: CounterKey[] = [];
+      // Keys charged only under eventual rules take holds: should this node die, its successor
+      // releases them (src/admission/successor-release.ts); strict and escrow estimates stay.
+      const holds: CounterKey[] = [];
       for (const { scope, subject, rules } of request.subjects) {
-        for (const rule of rules) if (rule.metric === metric) keys.push(chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs));
+        for (const rule of rules) {
+          if (rule.metric !== metric) continue;
+          const key = chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs);
+          keys.push(key);
+          if (rule.mode === 'eventual' && !rules.some((other) => other.mode !== 'eventual' && chargedKeyIn(this.counter, scope, subject, other, pending.nowMs).id === key.id)) {
+            holds.push(holdKeyOf(this.counter, key));
+          }
+        }
       }
       if (keys.length === 0) continue;
-      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs);
+      const reserved = this.reservations.reserve(reservationId(request.requestId, metric), request.tenant, keys, amount, pending.nowMs, request.leaseMs, holds);
       if (!reserved.ok) {
         for (const done of metrics) this.reservations.cancel(reservationId(request.requestId, done));
         this.refundEscrow(pending);
         // A request id that was already settled is final: its usage is recorded, and admitting it
         // again would let one id be charged twice. Saying so ends the client's retries, where a
-        // retry hint would loop them forever. A full table or a refused counter key is capacity.
+        // retry hint would loop them forever. A node that still keeps the answer gives it before
+        // admission (src/node/gateway/answer-store.ts), so one that gets here no longer has it.
+        // A full table or a refused counter key is capacity.
         this.reject(
           pending.done,
           reserved.error.kind === 'already-settled'
-            ? { kind: 'invalid', field: 'request_id', reason: 'this request id was already completed and settled; a new request needs a new id' }
+            ? { kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' }
             : { kind: 'shed', retryAfterMs: noQuorumRetryMs },
         );
         return false;
@@ -322,11 +356,7 @@ export class QuotaGate {
   }
 
   private cancel(pending: Pending): void {
-    const open = this.open.get(pending.request.requestId);
-    if (open === undefined) return;
-    this.open.delete(pending.request.requestId);
-    for (const metric of open.metrics) this.reservations.cancel(reservationId(pending.request.requestId, metric));
-    this.refundEscrow(pending);
+    this.withdraw(pending.request.requestId);
   }
 
   private runStrict(tenant: string, nowMs: number): void {
@@ -370,7 +400,8 @@ export class QuotaGate {
     const batchByKey = new Map<string, number>();
     for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
     return riders.map((pending) =>
-      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + this.counter.value(key) - (batchByKey.get(key.id) ?? 0), 0)),
+      // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
+      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0)),
     );
   }
 
@@ -378,7 +409,7 @@ export class QuotaGate {
     if (!outcome.ok) {
       for (const pending of riders) {
         this.cancel(pending);
-        this.reject(pending.done, { kind: outcome.reason === 'no-quorum' ? 'no-quorum' : 'shed', retryAfterMs: noQuorumRetryMs });
+        this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: noQuorumRetryMs } : { kind: 'shed', retryAfterMs: noQuorumRetryMs });
       }
       return;
     }
@@ -459,6 +490,17 @@ export class QuotaGate {
     this.stats.rejected++;
     done(err(rejection));
   }
+}
+
+/** The first rule whose limit the request's amount alone is over, as the refusal; none when every one could fit. */
+function exceedsLimit(request: QuotaRequest): Extract<Rejection, { kind: 'exceeds-limit' }> | undefined {
+  for (const { scope, rules } of request.subjects) {
+    for (const rule of rules) {
+      const amount = request.amounts.get(rule.metric) ?? 0;
+      if (amount > rule.limit) return { kind: 'exceeds-limit', scope, metric: rule.metric, limit: rule.limit, window: rule.window, amount };
+    }
+  }
+  return undefined;
 }
 
 /** A sliding rule sums the sub-buckets over its span; a fixed rule reads its window's key. */

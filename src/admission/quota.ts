@@ -40,11 +40,19 @@ export function chargedKeys(scope: QuotaScope, subject: string, rules: readonly 
   return [...keys.values()];
 }
 
-/** How much of `rule` is used in the local view at `nowMs`. */
+/**
+ * How much of `rule` is used in the local view at `nowMs`: a count, whatever state the counter
+ * reached. A PN-counter's value may be below zero (a refund larger than its charge: the
+ * reservation books refuse one, but a replica running other code could write it) or, summed
+ * over many replicas, above 2^53; either would lend a tenant room or break the readers of this
+ * figure (GetUsage once failed with INTERNAL for such a tenant), so it is clamped to a count.
+ */
 export function usedUnder(counter: WindowedCounter, scope: QuotaScope, subject: string, rule: LimitRule, nowMs: number): number {
-  if (rule.sliding) return counter.slidingSum(scope, subject, rule.metric, windowLengthMs[rule.window], nowMs);
-  // The counter's key cache, not `chargedKey`: this runs for every request and every rule.
-  return counter.valueAt(scope, subject, rule.metric, windowAt(rule.window, nowMs));
+  const used = rule.sliding
+    ? counter.slidingSum(scope, subject, rule.metric, windowLengthMs[rule.window], nowMs)
+    : // The counter's key cache, not `chargedKey`: this runs for every request and every rule.
+      counter.valueAt(scope, subject, rule.metric, windowAt(rule.window, nowMs));
+  return used <= 0 ? 0 : Math.min(used, Number.MAX_SAFE_INTEGER);
 }
 
 /**

@@ -22,6 +22,13 @@ import type { CounterError, WindowedCounter } from '../crdt/windowed-counter.js'
  *
  * Which counters to charge and whether the estimate fits the tenant's limits is the caller's
  * business (the consistency modes); this table only keeps the books straight.
+ *
+ * Holds. A reservation may also name hold keys (one per charged key the caller wants released
+ * should this node die; see src/admission/successor-release.ts): each is raised by the amount
+ * when the reservation opens and lowered by the same amount when it closes (settled, expired
+ * or cancelled). A replica's own entry on a hold key is thus exactly what its open reservations
+ * hold there, and a successor that finds a dead predecessor's entry above zero knows what that
+ * predecessor left open.
  */
 export interface Reservation {
   readonly requestId: RequestId;
@@ -31,6 +38,8 @@ export interface Reservation {
   readonly amount: number;
   readonly reservedAtMs: number;
   readonly leaseExpiresMs: number;
+  /** Hold keys raised by `amount` while the reservation is open (see Holds above). */
+  readonly holds: readonly CounterKey[];
 }
 
 export interface Settlement {
@@ -86,6 +95,7 @@ export class ReservationTable {
     amount: number,
     nowMs: number,
     leaseMs: number,
+    holds: readonly CounterKey[] = [],
   ): Result<Reservation, ReserveError> {
     assert(isCount(amount), 'amount must be a count');
     assert(leaseMs > 0 && leaseMs <= reservationLeaseMsMax, 'lease out of range');
@@ -101,7 +111,10 @@ export class ReservationTable {
         return err({ kind: 'counter', error: charged.error });
       }
     }
-    const reservation: Reservation = { requestId, tenant, keys: [...keys], amount, reservedAtMs: nowMs, leaseExpiresMs: nowMs + leaseMs };
+    // A hold that cannot be raised is left out (a full counter): that reservation is then simply
+    // not released on this node's death, the behaviour before holds existed.
+    const raised = holds.filter((hold) => amount === 0 || this.counter.increment(hold, amount).ok);
+    const reservation: Reservation = { requestId, tenant, keys: [...keys], amount, reservedAtMs: nowMs, leaseExpiresMs: nowMs + leaseMs, holds: raised };
     this.open.set(requestId, reservation);
     const last = this.leases.at(-1);
     if (last !== undefined && last.expiresMs > reservation.leaseExpiresMs) this.leasesSorted = false;
@@ -129,8 +142,18 @@ export class ReservationTable {
     const reservation = this.open.get(requestId);
     if (reservation === undefined) return false;
     for (const key of reservation.keys) this.counter.decrement(key, reservation.amount);
+    this.lowerHolds(reservation);
     this.open.delete(requestId);
     return true;
+  }
+
+  /** What the open reservations hold on each hold key, by key id. */
+  openHolds(): Map<string, number> {
+    const held = new Map<string, number>();
+    for (const reservation of this.open.values()) {
+      for (const hold of reservation.holds) held.set(hold.id, (held.get(hold.id) ?? 0) + reservation.amount);
+    }
+    return held;
   }
 
   /** Settles every reservation whose lease ran out by `nowMs`, charged in full. */
@@ -171,6 +194,7 @@ export class ReservationTable {
       for (const key of reservation.keys) this.counter.increment(key, used - reservation.amount);
     }
     const settlement: Settlement = { requestId: reservation.requestId, reserved: reservation.amount, charged: used, by };
+    this.lowerHolds(reservation);
     this.open.delete(reservation.requestId);
     this.settled.set(reservation.requestId, settlement);
     if (this.settled.size > reservationsSettledRememberedMax) {
@@ -179,5 +203,10 @@ export class ReservationTable {
       this.settled.delete(oldest);
     }
     return settlement;
+  }
+
+  private lowerHolds(reservation: Reservation): void {
+    if (reservation.amount === 0) return;
+    for (const hold of reservation.holds) this.counter.decrement(hold, reservation.amount);
   }
 }

@@ -298,8 +298,22 @@ export const reservationsOpenMax = 100_000;
  */
 export const reservationsSettledRememberedMax = 600_000;
 
-/** Longest lease a reservation may carry: the longest a streamed completion may run. */
+/**
+ * Longest lease a reservation may carry. A request's own lease is sized to its call (see
+ * `reservationSettleMarginMs`); this bounds it, and so how long a node that dies holds what it
+ * reserved. It covers the longest call there is: the waits before dispatch, the upstream
+ * deadline and the settle margin (asserted in the gateway section).
+ */
 export const reservationLeaseMsMax = 60 * 60_000;
+
+/**
+ * What a reservation's lease allows past its call's upstream deadline: for the result to come
+ * back (over a forward's hop too) and be settled. A request's lease is its upstream deadline plus
+ * this, so a node that dies holds its in-flight reservations about as long as their calls could
+ * have run, not `reservationLeaseMsMax`. A strict round's reservation is taken before the call,
+ * so this also covers the round (asserted in the forwarding section).
+ */
+export const reservationSettleMarginMs = 60_000;
 
 // ---- Admission: concurrency ----
 
@@ -362,6 +376,24 @@ export const strictRetryDelayMsMax = 250;
 
 /** Requests waiting for a strict round or an escrow claim at one node; more are shed. */
 export const quotaWaitingMax = 100_000;
+
+// ---- Request-id claims (src/admission/request-claims.ts) ----
+
+/** Claims one round carries (group commit); more wait for the next round. */
+export const claimBatchMax = 1_024;
+
+/** Claims waiting for a round at one node; more are shed with a retry hint. */
+export const claimsWaitingMax = 100_000;
+
+/**
+ * The window a claim is written in: one hour, the window after the current one, so the claim
+ * stays readable for at least an hour (see request-claims.ts). Claims at most this far apart
+ * always meet; beyond it the id may run again.
+ */
+export const claimHorizonMsMin = 60 * 60_000;
+
+/** Retry hint after a claim round that found no quorum: about two round trips across the widest region pair. */
+export const claimRetryAfterMs = 1_000;
 
 // ---- Counter key cache ----
 
@@ -515,10 +547,11 @@ export const upstreamStreamHeadersTimeoutMs = 60_000;
 export const upstreamIdleTimeoutMs = 60_000;
 
 /**
- * Longest a call may run, from dispatch to its final usage: the longest lease a reservation
- * carries, so a reservation never expires under a call that is still running.
+ * Longest a call may run, from dispatch to its final usage. With the waits before dispatch and
+ * the settle margin it fits the longest lease a reservation carries (asserted in the gateway
+ * section), so a reservation never expires under a call that is still running.
  */
-export const upstreamDeadlineMs = reservationLeaseMsMax;
+export const upstreamDeadlineMs = 55 * 60_000;
 
 /**
  * Silence tolerated after `message_stop` while the rest of the body is read so that its
@@ -813,10 +846,59 @@ export const tierQueueFullRetryAfterMs = 1_000;
 export const gatewayAccountWaitMsMax = 30_000;
 
 /**
- * Largest `request_json` the gateway parses: the Messages API's own request limit (32 MB). The
- * gRPC endpoint refuses larger messages before the handler; this holds for any other surface.
+ * Largest `request_json` the gateway takes; a larger one is refused INVALID_ARGUMENT naming this
+ * bound. The input estimate counts a byte of the body as a token (src/node/gateway/
+ * request-amounts.ts), so the body's size is its reservation: 8 MiB holds the text of the longest
+ * context window (a million tokens at about four bytes each) twice over, and a larger body is a
+ * mistake or an attempt to reserve a tenant's whole window. The Messages API itself takes 32 MB,
+ * which the gRPC endpoint's message bound still admits, so that such a body reaches this check
+ * and gets a status that names the bound rather than grpc-js's own RESOURCE_EXHAUSTED.
  */
-export const gatewayRequestJsonBytesMax = 32 * 1024 * 1024;
+export const gatewayRequestJsonBytesMax = 8 * 1024 * 1024;
+
+/**
+ * Largest `max_tokens` the gateway takes: the largest output window of current models, as the
+ * emulator enforces. A larger one could never be produced and would only inflate the reservation,
+ * so it is refused INVALID_ARGUMENT naming this bound instead of as an over-quota request.
+ */
+export const gatewayMaxTokensMax = emulatorMaxTokensMax;
+
+/**
+ * How long an upstream call may run past its client's gRPC deadline (a node's default; tests
+ * shrink it). A call already dispatched is not aborted when its client goes away (the tenant's
+ * `onClientCancel: drain`): it runs to its result so it is charged what the upstream produced
+ * and its answer is kept for a retry. This grace lets a call that is producing tokens finish; a
+ * call still running at the deadline plus the grace (a stalled upstream) is cut and settled with
+ * the usage seen, so it holds its reservation and its account's permit no longer than that.
+ * Calls without a client deadline keep the upstream timeouts alone.
+ */
+export const upstreamDrainGraceMs = 30_000;
+
+/**
+ * Answers a node keeps of the completions it served, by (tenant, request id), so that a client
+ * retrying an id gets the answer it may have missed (its deadline passed, its connection broke)
+ * instead of a second upstream call (src/node/gateway/answer-store.ts). Past a bound the oldest
+ * go first, counted; a retry of an id whose answer went is told so, and is still never run again.
+ */
+export const answerStoreEntriesMax = 65_536;
+
+/** All answers the store keeps together (message JSON and stream events). */
+export const answerStoreBytesMax = 64 * 1024 * 1024;
+
+/** Largest single answer kept; a larger one is remembered as done without its answer. */
+export const answerStoreAnswerBytesMax = 1024 * 1024;
+
+/**
+ * How long an answer is kept: a client retries within minutes of giving up, and an answer much
+ * older than that is rarely what anyone waits for.
+ */
+export const answerStoreTtlMs = 30 * 60_000;
+
+/**
+ * The retry hint of a streamed request whose id is still running at this node (a retry that
+ * arrived before the first answer ended): about the length of a short completion.
+ */
+export const requestRunningRetryAfterMs = 1_000;
 
 /** Longest a count_tokens call to the upstream may wait for its headers, and then between body chunks. */
 export const countTokensTimeoutMs = 10_000;
@@ -832,7 +914,13 @@ export const upstreamCredentialsMax = policyAccountsMax;
 
 assert(tierQueueDepthMax <= tierQueueTotalDepthMax, 'one tier can fill to its bound');
 assert(gatewayCallsInFlightMax <= upstreamCallsInFlightMax, 'the calls the queue lets through fit the upstream client');
-assert(gatewayRequestJsonBytesMax <= grpcReceiveMessageBytesMax, 'every request the gRPC endpoint accepts can be parsed');
+assert(gatewayRequestJsonBytesMax + grpcEnvelopeBytesMax <= grpcReceiveMessageBytesMax, 'a body over the gateway bound still reaches the gateway, which names the bound');
+assert(answerStoreAnswerBytesMax <= answerStoreBytesMax && grpcCallsInFlightMax <= answerStoreEntriesMax, 'the store holds every running request and one full answer');
+assert(upstreamDrainGraceMs >= 1 && upstreamDrainGraceMs <= upstreamDeadlineMs, 'the drain grace fits inside the upstream deadline');
+assert(
+  tierQueueWaitMsMax + gatewayAccountWaitMsMax + upstreamDeadlineMs + reservationSettleMarginMs <= reservationLeaseMsMax,
+  'the longest call, its waits and the settle margin fit the longest lease',
+);
 assert(tierQueueQuantumTokens >= 1 && tierQueueWaitMsMax >= 1, 'the queue serves and waits');
 
 // ---- Forwarding to an account's home region ----
@@ -867,13 +955,22 @@ export const forwardCallsInFlightMax = 4_096;
  */
 export const forwardTransportRetriesMax = 1;
 
-/** Longest a forwarded call may take end to end: the upstream's own deadline and a margin for the hop. */
-export const forwardDeadlineMs = upstreamDeadlineMs + 30_000;
+/**
+ * Time a forward allows for the hop: the origin gives the forwarded call its upstream deadline
+ * plus this as the gRPC deadline, and the home node bounds its upstream call by the gRPC deadline
+ * minus this, so the home node's result (with the usage) reaches the origin before the origin
+ * gives up on it.
+ */
+export const forwardHopMarginMs = 30_000;
+
+/** Longest a forwarded call may take end to end: the upstream's own deadline and the hop. */
+export const forwardDeadlineMs = upstreamDeadlineMs + forwardHopMarginMs;
 
 /** Home-region members an origin holds gRPC channels to; one per member at most. */
 export const forwardChannelsMax = meshMembersMax;
 
 assert(forwardReplayBytesMax <= forwardLedgerBytesMax && forwardCallsInFlightMax <= forwardLedgerEntriesMax, 'the ledger holds every running forward and one full answer');
+assert(reservationSettleMarginMs >= forwardHopMarginMs + quorumRoundTimeoutMs, "the settle margin covers a forward's hop and a strict round");
 
 /** How often a region node re-checks whether it reaches a majority, for its gRPC health status. */
 export const gatewayHealthCheckEveryMs = 1_000;

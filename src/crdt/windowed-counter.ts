@@ -415,7 +415,9 @@ export class WindowedCounter {
     const cache = this.cachedKeys();
     const series = cache.series(scope, subject, metric, bucketUnit, this.slotEpoch);
     let total = 0;
-    for (let index = first; index <= last; index++) total += this.cachedValue(cache, cache.entry(series, index));
+    // A sub-bucket below zero counts as zero: it could only come from a refund larger than its
+    // charge, which the reservation books refuse, and it must not lend room to its neighbours.
+    for (let index = first; index <= last; index++) total += Math.max(0, this.cachedValue(cache, cache.entry(series, index)));
     return total;
   }
 

@@ -14,6 +14,6 @@ export {
   parseLocalConfig,
   parseLocalConfigText,
 } from './local-config.js';
-export { type ChildFailure, describeFailure, type LocalMesh, type LocalMeshRegion, startLocalMesh, type StartLocalMeshOptions } from './local-mesh.js';
+export { type LocalMesh, type LocalMeshRegion, startLocalMesh, type StartLocalMeshOptions } from './local-mesh.js';
 export { freePorts, withFreePorts } from './local-ports.js';
 export { defaultStateFile, type LocalState, readLocalState, type RegionEndpoints } from './local-state.js';

@@ -44,6 +44,10 @@ export interface LocalChildOptions {
   readonly args: readonly string[];
   readonly logFile: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Append to the log file (a restart) instead of starting it afresh (a new run). */
+  readonly appendLog?: boolean;
+  /** A line written to the log before the child's output, such as why it was restarted. */
+  readonly logHeader?: string;
 }
 
 const running = new Set<LocalChild>();
@@ -73,7 +77,8 @@ export class LocalChild {
   private constructor(options: LocalChildOptions) {
     this.name = options.name;
     this.logFile = options.logFile;
-    this.log = createWriteStream(options.logFile, { flags: 'w', mode: 0o600 });
+    this.log = createWriteStream(options.logFile, { flags: options.appendLog === true ? 'a' : 'w', mode: 0o600 });
+    if (options.logHeader !== undefined) this.log.write(`${options.logHeader}\n`);
     const { command, args } = carpoolCommand();
     this.process = spawn(command, [...args, ...options.args], {
       cwd: packageRoot,

@@ -15,10 +15,13 @@ import { type LimitRule, type Tier, tiers, type TokenWeights, validateLimitRules
  * {
  *   "host": "127.0.0.1",            // optional: every endpoint binds here (keep it loopback:
  *                                   // the admin endpoints have no authentication)
- *   "stateDir": ".carpool/local",   // optional: node configs, logs, state.json; relative to
- *                                   // the current directory (npm runs scripts in the repo root)
- *   "secret": "…",                  // optional, 16+ chars: the mesh secret; generated per run
- *   "adminToken": "…",              // optional, 16+ chars: the Admin service token; generated per run
+ *   "stateDir": ".carpool/local",   // optional: node configs, logs, secrets, state.json (with
+ *                                   // the API keys, reused by the next start unless --fresh);
+ *                                   // relative to the current directory (npm runs scripts in
+ *                                   // the repo root)
+ *   "secret": "…",                  // optional, 16+ chars: the mesh secret; else generated at
+ *                                   // the first start and kept in stateDir
+ *   "adminToken": "…",              // optional, 16+ chars: the Admin service token; likewise
  *   "regions": [                    // 1 to 16 regions, one node process each
  *     { "name": "us-east",          // region id
  *       "node": "us-east-1",        // optional: node id, default "<name>-1"
@@ -330,7 +333,7 @@ function checkFields(raw: Record<string, unknown>, field: string, names: readonl
 function optionalSecret(raw: unknown, field: string): Result<string | undefined, LocalConfigError> {
   if (raw === undefined) return ok(undefined);
   if (typeof raw !== 'string' || raw.length < localSecretLengthMin || !/^[\x21-\x7e]+$/.test(raw)) {
-    return bad(field, `must be at least ${localSecretLengthMin} printable ASCII characters without spaces, or left out to generate one per run`);
+    return bad(field, `must be at least ${localSecretLengthMin} printable ASCII characters without spaces, or left out to generate one (kept in the state directory)`);
   }
   return ok(raw);
 }

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AccountId } from '../core/ids.js';
+import { apiKeyHashHex, formatKeyId } from '../admission/api-key.js';
+import type { AccountId, TenantId } from '../core/ids.js';
 import { err, ok, type Result } from '../core/result.js';
+import { nodeAuthCrypto } from '../node/node-auth-crypto.js';
 import { createApiKey } from './admin-client.js';
 import type { LocalConfig, LocalRegion } from './local-config.js';
-import { type ChildExit, describeExit, LocalChild } from './local-child.js';
+import { forgetSavedCredentials, type KeyPlan, noSavedCredentials, planKeys, readSavedCredentials, type SavedCredentials } from './local-credentials.js';
 import {
   accountPolicyOf,
   adminTokenFileName,
@@ -20,25 +22,35 @@ import {
 } from './local-plan.js';
 import { checkPortsFree, plannedPorts } from './local-ports.js';
 import { type LocalState, orphanHint, type RegionEndpoints, stateFileName, writeLocalState } from './local-state.js';
+import type { RestartPolicy } from './restart-backoff.js';
+import { type ChildEvent, SupervisedChild } from './supervised-child.js';
 
 /**
  * A local mesh: the emulator and one node process per region on this machine, configured,
- * connected, given its policy and a key per tenant. `carpool local` (npm start) drives it, and so
- * can end-to-end tests.
+ * connected, given its policy and a key per tenant, and kept running. `carpool local` (npm start)
+ * drives it, and so can end-to-end tests.
  *
  * Start, in order, each step bounded in time; a failing step stops whatever already runs and
  * returns the reason, with the output tail of the child at fault:
  *   1. check that every port is free;
- *   2. write the secrets (generated unless configured) and each node's config into the state
- *      directory (mode 0600, directory 0700);
+ *   2. take the previous run's mesh secret, admin token and API keys from the state directory
+ *      (src/local/local-credentials.ts; unless `fresh`), generate what is missing, and write the
+ *      secrets and each node's config there (mode 0600, directory 0700);
  *   3. start the emulator, read its URL and keys from its first line;
  *   4. start the nodes, wait for each to report its gRPC endpoint, then for the mesh links;
- *   5. put the accounts and tenants into the policy at the first region's admin endpoint;
- *   6. mint one API key per tenant through the first region's Admin gRPC service;
+ *   5. put the accounts and tenants into the policy at the first region's admin endpoint, with
+ *      the digests of the previous run's keys of tenants still configured;
+ *   6. mint an API key for every other tenant through the first region's Admin gRPC service;
  *   7. wait until every node's policy shows all of it (the document replicates over the mesh);
  *   8. write the state file for clients.
- * After that, a child that exits on its own resolves `failed`; `stop()` stops every child
- * (SIGTERM, a grace period, SIGKILL) and leaves the state directory in place.
+ * After that each child is supervised (src/local/supervised-child.ts): one that exits on its own
+ * is started again, with its ports and config file, after a backoff, while the others keep
+ * serving; a restarted node joins the mesh again and takes the policy from its peers' copies of
+ * the document, and the restarted emulator derives the same keys from the same seed. Nothing in a
+ * node is durable yet: a restarted node starts as a new replica and takes the counters from its
+ * peers, so what it had not gossiped before it died is lost. `stop()` stops every child (SIGTERM,
+ * a grace period, SIGKILL), a restart waiting for its backoff included, and leaves the state
+ * directory in place for the next start.
  */
 
 /** Longest wait for one child to report that it listens. Nodes compile TypeScript through tsx at start. */
@@ -53,6 +65,10 @@ export const childKillWaitMs = 2_000;
 /** Pause between two polls of the nodes while waiting for the mesh to settle. */
 const settlePollMs = 100;
 
+/** The ready line of each kind of child; a restart waits for it again. */
+const emulatorReadyPattern = /^emulator listening on (\S+) keys (\S+)/;
+const nodeReadyPattern = /^\s*grpc\s+\S+/;
+
 export interface StartLocalMeshOptions {
   /** Progress lines; none by default. */
   readonly print?: (line: string) => void;
@@ -60,17 +76,16 @@ export interface StartLocalMeshOptions {
   readonly stateDir?: string;
   /** Aborting it during the start stops what runs and returns an error. */
   readonly signal?: AbortSignal;
+  /** Ignore the previous run's secret, token and keys, and mint everything anew. */
+  readonly fresh?: boolean;
+  /** A child died or came back once the mesh was up (see `formatChildEvent`). */
+  readonly onChildEvent?: (event: ChildEvent) => void;
+  /** How restarts back off; the defaults of src/local/restart-backoff.ts otherwise. */
+  readonly restartPolicy?: RestartPolicy;
 }
 
 export interface LocalMeshRegion extends RegionEndpoints {
   readonly config: LocalRegion;
-}
-
-export interface ChildFailure {
-  readonly name: string;
-  readonly exit: ChildExit;
-  readonly tail: string;
-  readonly logFile: string;
 }
 
 export interface LocalMesh {
@@ -78,11 +93,15 @@ export interface LocalMesh {
   readonly emulator: { readonly url: string; readonly keys: readonly string[] };
   /** One API key per tenant, by tenant id. */
   readonly apiKeys: Readonly<Record<string, string>>;
+  /** Tenants whose key is the one the previous run saved (the others' were minted by this run). */
+  readonly reusedKeys: readonly string[];
   readonly adminToken: string;
   readonly stateDir: string;
   readonly stateFile: string;
-  /** Settles when a child exits while the mesh is not stopping. */
-  readonly failed: Promise<ChildFailure>;
+  /** The current process id of a child (`emulator` or a region name); undefined while it is down. */
+  pidOf(name: string): number | undefined;
+  /** How often a child was restarted and came back. */
+  restartsOf(name: string): number;
   /** The last lines a child printed (`emulator` or a region name). */
   outputOf(name: string): string;
   /** Stops every child; safe to call more than once. */
@@ -90,19 +109,27 @@ export interface LocalMesh {
 }
 
 export async function startLocalMesh(config: LocalConfig, options: StartLocalMeshOptions = {}): Promise<Result<LocalMesh, string>> {
-  const print = options.print ?? (() => {});
-  const stateDir = resolve(options.stateDir ?? config.stateDir);
-  const children: LocalChild[] = [];
+  const children: SupervisedChild[] = [];
   const interrupted = (): boolean => options.signal?.aborted === true;
   const abandon = async (reason: string): Promise<Result<never, string>> => {
-    await Promise.all(children.map((child) => child.stop(childStopGraceMs, childKillWaitMs)));
+    await Promise.all(children.map((child) => child.stop()));
     return err(interrupted() ? 'interrupted while starting; stopped what had started' : reason);
   };
   // An interruption stops the children at once, which ends any wait on them.
   const onAbort = (): void => children.forEach((child) => child.kill('SIGTERM'));
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  const context: LaunchContext = {
+    config,
+    stateDir: resolve(options.stateDir ?? config.stateDir),
+    print: options.print ?? (() => {}),
+    children,
+    interrupted,
+    abandon,
+    options,
+    onChildEvent: undefined,
+  };
   try {
-    return await launch(config, stateDir, print, children, interrupted, abandon);
+    return await launch(context);
   } catch (error) {
     return abandon(`cannot start the local mesh: ${(error as Error).message}`);
   } finally {
@@ -110,14 +137,21 @@ export async function startLocalMesh(config: LocalConfig, options: StartLocalMes
   }
 }
 
-async function launch(
-  config: LocalConfig,
-  stateDir: string,
-  print: (line: string) => void,
-  children: LocalChild[],
-  interrupted: () => boolean,
-  abandon: (reason: string) => Promise<Result<never, string>>,
-): Promise<Result<LocalMesh, string>> {
+interface LaunchContext {
+  readonly config: LocalConfig;
+  readonly stateDir: string;
+  readonly print: (line: string) => void;
+  /** Every child started so far, so a failed start stops them all. */
+  readonly children: SupervisedChild[];
+  readonly interrupted: () => boolean;
+  readonly abandon: (reason: string) => Promise<Result<never, string>>;
+  readonly options: StartLocalMeshOptions;
+  /** Where the children's events go; set once the mesh is up, as no event comes before. */
+  onChildEvent: ((event: ChildEvent) => void) | undefined;
+}
+
+async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>> {
+  const { config, stateDir, print, interrupted, abandon } = context;
   const stateFile = join(stateDir, stateFileName);
   const taken = await checkPortsFree(config.host, plannedPorts(config));
   if (taken !== undefined) {
@@ -125,53 +159,35 @@ async function launch(
     return err(hint === undefined ? taken : `${taken}\n${hint}`);
   }
 
+  // 2. Credentials: the previous run's unless told otherwise.
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const secret = config.secret ?? randomBytes(24).toString('base64url');
-  const adminToken = config.adminToken ?? randomBytes(24).toString('base64url');
-  await writeFile(join(stateDir, secretFileName), `${secret}\n`, { mode: 0o600 });
-  await writeFile(join(stateDir, adminTokenFileName), `${adminToken}\n`, { mode: 0o600 });
+  if (context.options.fresh === true) await forgetSavedCredentials(stateDir);
+  const saved = context.options.fresh === true ? noSavedCredentials : await readSavedCredentials(stateDir);
+  const keyPlan = planKeys(config.tenants, saved.apiKeys);
+  describeReuse(saved, keyPlan, context.options.fresh === true, print);
+  const secret = config.secret ?? saved.secret ?? randomBytes(24).toString('base64url');
+  const adminToken = config.adminToken ?? saved.adminToken ?? randomBytes(24).toString('base64url');
+  await writeSecretFile(join(stateDir, secretFileName), secret);
+  await writeSecretFile(join(stateDir, adminTokenFileName), adminToken);
 
   // 3. The emulator.
-  const { emulator: emulatorConfig } = config;
-  const emulator = LocalChild.start({
-    name: 'emulator',
-    logFile: join(stateDir, logFileName('emulator')),
-    args: [
-      'emulate',
-      '--host', config.host,
-      '--port', String(emulatorConfig.port),
-      '--accounts', String(emulatorConfig.accounts.length),
-      '--seed', String(emulatorConfig.seed),
-      '--ttft-ms', String(emulatorConfig.ttftMs),
-      '--tokens-per-second', String(emulatorConfig.tokensPerSecond),
-    ],
-  });
-  children.push(emulator);
-  print(`starting the emulator on port ${emulatorConfig.port} and ${config.regions.length} region node(s)…`);
-  const emulatorLine = await emulator.waitForLine(/^emulator listening on (\S+) keys (\S+)/, childStartTimeoutMs);
-  if (typeof emulatorLine === 'string') return abandon(childProblem(emulator, emulatorLine));
-  const emulatorUrl = emulatorLine[1] as string;
-  const keys = (emulatorLine[2] as string).split(',');
-  if (keys.length !== emulatorConfig.accounts.length) return abandon(`the emulator printed ${keys.length} keys for ${emulatorConfig.accounts.length} accounts`);
-  const accountKeys = new Map<AccountId, string>(emulatorConfig.accounts.map((account, i) => [account.id, keys[i] as string]));
+  print(`starting the emulator on port ${config.emulator.port} and ${config.regions.length} region node(s)…`);
+  const emulator = await startEmulator(context);
+  if (!emulator.ok) return emulator;
+  const { child: emulatorChild, url: emulatorUrl, keys } = emulator.value;
   if (interrupted()) return abandon('interrupted');
 
   // 4. The nodes, all at once: each dials the others and retries until they listen.
-  const nodes: LocalChild[] = [];
+  const accountKeys = new Map<AccountId, string>(config.emulator.accounts.map((account, i) => [account.id, keys[i] as string]));
+  const nodes: SupervisedChild[] = [];
   for (const region of config.regions) {
     const configFile = join(stateDir, nodeConfigFileName(region));
     await writeFile(configFile, `${JSON.stringify(nodeConfigOf(config, region, { emulatorUrl, accountKeys }), null, 2)}\n`, { mode: 0o600 });
-    const node = LocalChild.start({
-      name: region.name,
-      logFile: join(stateDir, logFileName(region.name)),
-      args: ['node', '--config', configFile, '--status-every', '3600'],
-    });
-    nodes.push(node);
-    children.push(node);
+    nodes.push(startChild(context, region.name, ['node', '--config', configFile, '--status-every', '3600'], nodeReadyPattern));
   }
-  const ready = await Promise.all(nodes.map((node) => node.waitForLine(/^\s*grpc\s+\S+/, childStartTimeoutMs)));
+  const ready = await Promise.all(nodes.map((node) => node.waitUntilReady()));
   for (const [i, answer] of ready.entries()) {
-    if (typeof answer === 'string') return abandon(childProblem(nodes[i] as LocalChild, answer));
+    if (typeof answer === 'string') return abandon(childProblem(nodes[i] as SupervisedChild, answer));
   }
   if (interrupted()) return abandon('interrupted');
   print('nodes listening; waiting for the mesh links…');
@@ -187,29 +203,130 @@ async function launch(
   });
   if (connected !== undefined) return abandon(`the mesh did not connect within ${meshSettleTimeoutMs / 1000} s: ${connected}${tailsOf(nodes)}`);
 
+  // 5 to 7. The policy and the keys.
+  const apiKeys = await applyPolicy(context, regions, adminToken, keyPlan);
+  if (!apiKeys.ok) return abandon(`${apiKeys.error}${tailsOf(nodes)}`);
+
+  // 8. The state file for `carpool client`, then supervision.
+  const state: LocalState = {
+    version: 1,
+    pid: process.pid,
+    startedAtMs: Date.now(),
+    emulator: emulatorUrl,
+    regions: regions.map(({ region, node, grpc, admin, metrics }) => ({ region, node, grpc, admin, metrics })),
+    apiKeys: apiKeys.value,
+    adminToken,
+    pids: pidsOf(context.children),
+  };
+  await writeLocalState(stateFile, state);
+  return ok(superviseMesh(context, { regions, emulatorChild, nodes, emulator: { url: emulatorUrl, keys }, apiKeys: apiKeys.value, keyPlan, adminToken, state, stateFile }));
+}
+
+/** Says which of the previous run's credentials this start takes, and what changed. */
+function describeReuse(saved: SavedCredentials, plan: KeyPlan, fresh: boolean, print: (line: string) => void): void {
+  if (fresh) {
+    print('--fresh: a new mesh secret, admin token and API keys for every tenant');
+    return;
+  }
+  if (saved.problem !== undefined) print(`the previous run's keys cannot be read (${saved.problem}); minting new ones`);
+  if (plan.reused.size > 0) print(`reusing the API keys of ${[...plan.reused.keys()].join(', ')} from the previous run (npm start -- --fresh mints new ones)`);
+  for (const tenant of plan.dropped) print(`tenant ${tenant} is no longer in the configuration: its key from the previous run is not registered`);
+  for (const tenant of plan.replaced) print(`the saved key of tenant ${tenant} is not one of its keys: minting a new one`);
+  if (plan.reused.size > 0) {
+    for (const tenant of plan.toMint) if (!plan.replaced.includes(tenant)) print(`tenant ${tenant} is new: minting its key`);
+  }
+}
+
+/** A secret file of mode 0600, also when it existed with another mode (writeFile's mode is for new files). */
+async function writeSecretFile(path: string, value: string): Promise<void> {
+  await writeFile(path, `${value}\n`, { mode: 0o600 });
+  await chmod(path, 0o600);
+}
+
+function startChild(context: LaunchContext, name: string, args: readonly string[], readyPattern: RegExp, checkReady?: (match: RegExpMatchArray) => string | undefined): SupervisedChild {
+  const child = SupervisedChild.start({
+    name,
+    logFile: join(context.stateDir, logFileName(name)),
+    args,
+    readyPattern,
+    startTimeoutMs: childStartTimeoutMs,
+    stopGraceMs: childStopGraceMs,
+    killWaitMs: childKillWaitMs,
+    ...(context.options.restartPolicy === undefined ? {} : { restartPolicy: context.options.restartPolicy }),
+    ...(checkReady === undefined ? {} : { checkReady }),
+    onEvent: (event) => context.onChildEvent?.(event),
+  });
+  context.children.push(child);
+  return child;
+}
+
+async function startEmulator(context: LaunchContext): Promise<Result<{ child: SupervisedChild; url: string; keys: string[] }, string>> {
+  const { config } = context;
+  const { emulator: emulatorConfig } = config;
+  let firstKeys = '';
+  // The nodes hold the keys of the first start; a restart deriving others would fail every call.
+  const sameKeys = (match: RegExpMatchArray): string | undefined =>
+    match[2] === firstKeys ? undefined : 'it printed other account keys than at the first start: the nodes hold the old ones, so restart the mesh';
+  const child = startChild(
+    context,
+    'emulator',
+    [
+      'emulate',
+      '--host', config.host,
+      '--port', String(emulatorConfig.port),
+      '--accounts', String(emulatorConfig.accounts.length),
+      '--seed', String(emulatorConfig.seed),
+      '--ttft-ms', String(emulatorConfig.ttftMs),
+      '--tokens-per-second', String(emulatorConfig.tokensPerSecond),
+    ],
+    emulatorReadyPattern,
+    sameKeys,
+  );
+  const line = await child.waitUntilReady();
+  if (typeof line === 'string') return context.abandon(childProblem(child, line));
+  firstKeys = line[2] as string;
+  const keys = firstKeys.split(',');
+  if (keys.length !== emulatorConfig.accounts.length) return context.abandon(`the emulator printed ${keys.length} keys for ${emulatorConfig.accounts.length} accounts`);
+  return ok({ child, url: line[1] as string, keys });
+}
+
+/**
+ * Steps 5 to 7: the accounts and tenants into the policy (with the digests of reused keys), a new
+ * key for each tenant that has none, and a wait until every region's policy shows them all.
+ * Answers every tenant's key.
+ */
+async function applyPolicy(context: LaunchContext, regions: readonly LocalMeshRegion[], adminToken: string, keyPlan: KeyPlan): Promise<Result<Record<string, string>, string>> {
+  const { config, print, interrupted } = context;
+  const { emulator: emulatorConfig } = config;
   // 5. The policy, written once at the first region; the document carries it to the others.
-  print(`mesh connected; applying the policy at ${config.regions[0]?.name ?? '?'} and minting a key per tenant…`);
+  print(`mesh connected; applying the policy at ${config.regions[0]?.name ?? '?'}${keyPlan.toMint.length > 0 ? ' and minting keys' : ''}…`);
   const first = regions[0] as LocalMeshRegion;
   for (const account of emulatorConfig.accounts) {
-    const put = await putJson(`${first.admin}/policy/accounts/${encodeURIComponent(account.id)}`, accountPolicyOf(account), adminToken);
-    if (put !== undefined) return abandon(`PUT /policy/accounts/${account.id} at ${first.region}: ${put}`);
+    const put = await sendJson('PUT', `${first.admin}/policy/accounts/${encodeURIComponent(account.id)}`, accountPolicyOf(account), adminToken);
+    if (put !== undefined) return err(`PUT /policy/accounts/${account.id} at ${first.region}: ${put}`);
   }
   for (const tenant of config.tenants) {
-    const put = await putJson(`${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}`, tenantPolicyOf(tenant), adminToken);
-    if (put !== undefined) return abandon(`PUT /policy/tenants/${tenant.id} at ${first.region}: ${put}`);
+    const put = await sendJson('PUT', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}`, tenantPolicyOf(tenant), adminToken);
+    if (put !== undefined) return err(`PUT /policy/tenants/${tenant.id} at ${first.region}: ${put}`);
+    // A previous run's key is registered again (the nodes keep no policy across starts).
+    const reused = keyPlan.reused.get(tenant.id);
+    if (reused === undefined) continue;
+    const registered = await sendJson('POST', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}/keys`, { name: 'local-mesh', apiKey: reused, reason: 'kept from the previous carpool local start' }, adminToken);
+    if (registered !== undefined) return err(`registering the previous key of tenant ${tenant.id} at ${first.region}: ${registered}`);
   }
 
-  // 6. One key per tenant, minted by the Admin service (it stores only the digest).
-  const apiKeys: Record<string, string> = {};
-  const keyIds = new Map<string, string>();
-  for (const tenant of config.tenants) {
-    const minted = await createApiKey(first.grpc, adminToken, tenant.id, adminCallTimeoutMs);
-    if (!minted.ok) return abandon(minted.error);
-    apiKeys[tenant.id] = minted.value.apiKey;
-    keyIds.set(tenant.id, minted.value.keyId);
+  // 6. A key for each tenant without one, minted by the Admin service (it stores only the digest).
+  const apiKeys: Record<string, string> = Object.fromEntries(keyPlan.reused);
+  for (const tenant of keyPlan.toMint) {
+    const minted = await createApiKey(first.grpc, adminToken, tenant, adminCallTimeoutMs);
+    if (!minted.ok) return err(minted.error);
+    apiKeys[tenant] = minted.value.apiKey;
   }
+  // In the config's order, as clients list them.
+  const ordered = Object.fromEntries(config.tenants.map((tenant) => [tenant.id, apiKeys[tenant.id] as string]));
 
   // 7. Every node must know every account, tenant and key before a client may pick any region.
+  const keyIds = new Map(Object.entries(ordered).map(([tenant, key]) => [tenant, formatKeyId(tenant as TenantId, apiKeyHashHex(nodeAuthCrypto, key))]));
   const replicated = await settle(regions, interrupted, async (region) => {
     const policy = await getJson(`${region.admin}/policy`, adminToken);
     if (!isRecord(policy) || !Array.isArray(policy.accounts) || !Array.isArray(policy.tenants)) return `${region.region} answered no policy`;
@@ -223,65 +340,81 @@ async function launch(
     }
     return undefined;
   });
-  if (replicated !== undefined) return abandon(`the policy did not reach every region within ${meshSettleTimeoutMs / 1000} s: ${replicated}${tailsOf(nodes)}`);
+  if (replicated !== undefined) return err(`the policy did not reach every region within ${meshSettleTimeoutMs / 1000} s: ${replicated}`);
+  return ok(ordered);
+}
 
-  // 8. The state file for `carpool client`.
-  const pids: Record<string, number> = {};
-  for (const child of children) if (child.pid !== undefined) pids[child.name] = child.pid;
-  const state: LocalState = {
-    version: 1,
-    pid: process.pid,
-    startedAtMs: Date.now(),
-    emulator: emulatorUrl,
-    regions: regions.map(({ region, node, grpc, admin, metrics }) => ({ region, node, grpc, admin, metrics })),
-    apiKeys,
-    adminToken,
-    pids,
-  };
-  await writeLocalState(stateFile, state);
+interface StartedMesh {
+  readonly regions: readonly LocalMeshRegion[];
+  readonly emulatorChild: SupervisedChild;
+  readonly nodes: readonly SupervisedChild[];
+  readonly emulator: { readonly url: string; readonly keys: readonly string[] };
+  readonly apiKeys: Record<string, string>;
+  readonly keyPlan: KeyPlan;
+  readonly adminToken: string;
+  readonly state: LocalState;
+  readonly stateFile: string;
+}
 
+/**
+ * Arms the restarts and answers the running mesh. The state file follows the children's process
+ * ids, so a user can still find them from it if the launcher itself is killed.
+ */
+function superviseMesh(context: LaunchContext, started: StartedMesh): LocalMesh {
+  const { children } = context;
   let stopping: Promise<void> | undefined;
-  const failed = new Promise<ChildFailure>((resolveFailure) => {
-    for (const child of children) {
-      void child.exited.then((exit) => {
-        if (stopping === undefined) resolveFailure({ name: child.name, exit, tail: child.tail(), logFile: child.logFile });
-      });
-    }
-  });
+  // Events pass in order through one chain, and a `back` is told once the state file has the new
+  // process id, so whoever reads the file on that news finds it.
+  let events = Promise.resolve();
+  context.onChildEvent = (event) => {
+    if (stopping !== undefined) return;
+    const state = event.kind === 'back' ? { ...started.state, pids: pidsOf(children) } : undefined;
+    events = events
+      .then(() => (state === undefined ? undefined : writeLocalState(started.stateFile, state)))
+      .catch(() => {})
+      .then(() => context.options.onChildEvent?.(event));
+  };
+  for (const child of children) child.supervise();
   const byName = new Map(children.map((child) => [child.name, child]));
-  return ok({
-    regions,
-    emulator: { url: emulatorUrl, keys },
-    apiKeys,
-    adminToken,
-    stateDir,
-    stateFile,
-    failed,
+  return {
+    regions: started.regions,
+    emulator: started.emulator,
+    apiKeys: started.apiKeys,
+    reusedKeys: [...started.keyPlan.reused.keys()],
+    adminToken: started.adminToken,
+    stateDir: context.stateDir,
+    stateFile: started.stateFile,
+    pidOf: (name) => byName.get(name)?.pid,
+    restartsOf: (name) => byName.get(name)?.restarts ?? 0,
     outputOf: (name) => byName.get(name)?.tail() ?? '',
     stop: () => {
       // Nodes first, so their last calls still reach the emulator; then the emulator.
       stopping ??= (async () => {
-        await Promise.all(nodes.map((node) => node.stop(childStopGraceMs, childKillWaitMs)));
-        await emulator.stop(childStopGraceMs, childKillWaitMs);
+        await Promise.all(started.nodes.map((node) => node.stop()));
+        await started.emulatorChild.stop();
+        await events;
       })();
       return stopping;
     },
-  });
+  };
+}
+
+function pidsOf(children: readonly SupervisedChild[]): Record<string, number> {
+  const pids: Record<string, number> = {};
+  for (const child of children) {
+    const pid = child.pid;
+    if (pid !== undefined) pids[child.name] = pid;
+  }
+  return pids;
 }
 
 /** A message for a child that failed to start: what went wrong, its output tail, its log. */
-export function childProblem(child: LocalChild, problem: string): string {
+export function childProblem(child: SupervisedChild, problem: string): string {
   const tail = child.tail();
   return `${child.name} ${problem}${tail.length > 0 ? `; its last output:\n${indent(tail)}` : ' (it printed nothing)'}\n(full log: ${child.logFile})`;
 }
 
-/** A child that exited on its own, for the launcher's message. */
-export function describeFailure(failure: ChildFailure): string {
-  const tail = failure.tail.length > 0 ? `; its last output:\n${indent(failure.tail)}` : '';
-  return `${failure.name} exited unexpectedly (${describeExit(failure.exit)})${tail}\n(full log: ${failure.logFile})`;
-}
-
-function tailsOf(nodes: readonly LocalChild[]): string {
+function tailsOf(nodes: readonly SupervisedChild[]): string {
   return nodes.map((node) => `\n--- ${node.name} (${node.logFile}) ---\n${indent(node.tail())}`).join('');
 }
 
@@ -322,11 +455,11 @@ async function getJson(url: string, adminToken: string): Promise<unknown> {
   return response.json();
 }
 
-/** Undefined on 200; otherwise the status and the error the admin endpoint gave. */
-async function putJson(url: string, body: unknown, adminToken: string): Promise<string | undefined> {
+/** A write to the admin endpoint, with the mesh's admin token: undefined on 200, else the status and the error it gave. */
+async function sendJson(method: 'PUT' | 'POST', url: string, body: unknown, adminToken: string): Promise<string | undefined> {
   try {
     const response = await fetch(url, {
-      method: 'PUT',
+      method,
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(adminCallTimeoutMs),

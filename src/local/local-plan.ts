@@ -39,6 +39,7 @@ export function nodeConfigOf(config: LocalConfig, region: LocalRegion, inputs: N
     if (key !== undefined) accounts[account.id] = { kind: 'api-key', key };
   }
   return {
+    $comment: `written by carpool local (npm start) for region ${region.name} at every start: edit the local config instead (src/local/local-config.ts)`,
     node: region.node,
     region: region.name,
     listen: { host, port: region.meshPort },
@@ -61,7 +62,12 @@ export function accountPolicyOf(account: LocalAccount): Record<string, unknown> 
   return { kind: 'api-key', homeRegion: account.homeRegion, weight: account.weight, concurrencyMax: account.concurrencyMax, limits: account.limits };
 }
 
-/** The body of PUT /policy/tenants/{id}; keys are minted afterwards through the Admin service. */
+/**
+ * The body of PUT /policy/tenants/{id}: the tenant without keys, which have operations of their
+ * own. A previous run's key (src/local/local-credentials.ts) is registered afterwards with POST
+ * /policy/tenants/{id}/keys {apiKey}, and a tenant without one gets a key minted through the Admin
+ * service.
+ */
 export function tenantPolicyOf(tenant: LocalTenant): Record<string, unknown> {
   return {
     tier: tenant.tier,

@@ -17,13 +17,13 @@ import { defaultStateDir } from './local-config.js';
  *   "regions": [ { "region": "us-east", "node": "us-east-1", "grpc": "127.0.0.1:17412",
  *                  "admin": "http://127.0.0.1:17411", "metrics": "http://127.0.0.1:17411/metrics" } ],
  *   "apiKeys": { "demo": "cp_demo_…" },
- *   "adminToken": "…",               // the Admin service's bearer token of this run
- *   "pids": { "emulator": 4243, "us-east": 4244 }   // the child processes
+ *   "adminToken": "…",               // the Admin service's bearer token (kept across starts)
+ *   "pids": { "emulator": 4243, "us-east": 4244 }   // the child processes, updated on a restart
  * }
  * ```
  *
- * The file stays after the mesh stops (it is small, and says where the last run's logs are);
- * the next `npm start` overwrites it.
+ * The file stays after the mesh stops: the next `npm start` takes the API keys from it (see
+ * src/local/local-credentials.ts; `--fresh` deletes it first) and writes it anew.
  */
 export interface LocalState {
   readonly version: 1;

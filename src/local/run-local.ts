@@ -1,25 +1,40 @@
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { defaultLocalConfig, type LocalConfig, parseLocalConfigText } from './local-config.js';
-import { describeFailure, type LocalMesh, startLocalMesh } from './local-mesh.js';
+import { type LocalMesh, startLocalMesh } from './local-mesh.js';
 import { defaultStateFile } from './local-state.js';
-import { formatRegionStatus, type RegionSample, sampleOf, unreachableSample } from './region-status.js';
+import { type RegionSample, sampleOf, StatusSchedule, unreachableSample } from './region-status.js';
+import { formatChildEvent } from './supervised-child.js';
 
 /**
  * `carpool local` (`npm start`): validates the configuration (a file, or the embedded default),
- * starts the local mesh, prints its endpoints and how to try it, then a status line per region
- * every `statusEveryMs` until SIGINT, SIGTERM or SIGHUP, and stops every child. Exit codes: 0
- * after a requested stop, 1 when the mesh could not start or a child died, 2 for a bad
- * configuration.
+ * starts the local mesh (reusing the previous run's keys unless `fresh`), prints its endpoints and
+ * a client command per region, then keeps it running until SIGINT, SIGTERM or SIGHUP, and stops
+ * every child. A child that dies is restarted by the mesh (src/local/supervised-child.ts); this
+ * prints one line when it dies and one when it is back.
+ *
+ * Status lines (src/local/region-status.ts): every region is read once a second, and a region's
+ * line is printed when something a reader acts on changes (answering or not, a restart, its
+ * peers, its queue starting or emptying), plus every region's line every `statusEveryMs`
+ * (`--status-every SECONDS`, 30 by default; 0 prints on change only), so the endpoint block
+ * stays on screen. Exit codes: 0 after a requested stop, 1 when the mesh could not start, 2 for a
+ * bad configuration.
  */
 export interface RunLocalOptions {
   readonly configPath: string | undefined;
   readonly stateDir: string | undefined;
+  /** Every region's status line this often; 0: only when something changes. */
   readonly statusEveryMs: number;
+  /** Mint a new secret, token and keys instead of reusing the previous run's. */
+  readonly fresh: boolean;
   readonly print: (line: string) => void;
   readonly printError: (line: string) => void;
 }
 
+/** The default of `--status-every`, in seconds. */
+export const defaultStatusEverySeconds = 30;
+/** How often the regions are read to notice a change; printing is decided by `StatusSchedule`. */
+const statusPollMs = 1_000;
 /** Longest wait for one status read; a slower node shows as not answering for that round. */
 const statusReadTimeoutMs = 1_500;
 
@@ -48,22 +63,28 @@ export async function runLocal(options: RunLocalOptions): Promise<number> {
   for (const signal of signals) process.on(signal, onSignal);
   try {
     const startedAtMs = Date.now();
-    const started = await startLocalMesh(config, { print, signal: interrupt.signal, ...(options.stateDir === undefined ? {} : { stateDir: options.stateDir }) });
+    const started = await startLocalMesh(config, {
+      print,
+      signal: interrupt.signal,
+      fresh: options.fresh,
+      onChildEvent: (event) => print(`[${clock()}] ${formatChildEvent(event, displayPath)}`),
+      ...(options.stateDir === undefined ? {} : { stateDir: options.stateDir }),
+    });
     if (!started.ok) {
       printError(`carpool local: ${started.error}`);
       return interrupt.signal.aborted ? 0 : 1;
     }
     const mesh = started.value;
-    printEndpoints(mesh, config, Date.now() - startedAtMs, print);
-    const status = new StatusPrinter(mesh, print);
-    const timer = setInterval(() => void status.printOnce(), options.statusEveryMs);
-    const outcome = await Promise.race([requested.then((signal) => ({ kind: 'signal' as const, signal })), mesh.failed.then((failure) => ({ kind: 'failed' as const, failure }))]);
+    printEndpoints(mesh, config, Date.now() - startedAtMs, options.statusEveryMs, print);
+    const status = new StatusPrinter(mesh, options.statusEveryMs, print);
+    void status.printOnce();
+    const timer = setInterval(() => void status.printOnce(), statusPollMs);
+    const signal = await requested;
     clearInterval(timer);
-    if (outcome.kind === 'failed') printError(`carpool local: ${describeFailure(outcome.failure)}\nstopping the other processes…`);
-    else print(`\n${outcome.signal}: stopping the nodes and the emulator…`);
+    print(`\n${signal}: stopping the nodes and the emulator…`);
     await mesh.stop();
-    print(`stopped; logs and state are in ${displayPath(mesh.stateDir)}`);
-    return outcome.kind === 'failed' ? 1 : 0;
+    print(`stopped; logs and state are in ${displayPath(mesh.stateDir)} (npm start again reuses the keys; --fresh mints new ones)`);
+    return 0;
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }
@@ -81,23 +102,28 @@ async function loadConfig(path: string | undefined): Promise<LocalConfig | strin
   return parsed.ok ? parsed.value : `carpool local: ${parsed.error}`;
 }
 
-function printEndpoints(mesh: LocalMesh, config: LocalConfig, tookMs: number, print: (line: string) => void): void {
+function printEndpoints(mesh: LocalMesh, config: LocalConfig, tookMs: number, statusEveryMs: number, print: (line: string) => void): void {
   const width = Math.max(...mesh.regions.map((r) => r.region.length));
+  const tenants = Object.keys(mesh.apiKeys);
   print('');
-  print(`local mesh up in ${(tookMs / 1000).toFixed(1)} s: ${mesh.regions.length} regions, ${config.emulator.accounts.length} accounts, ${Object.keys(mesh.apiKeys).length} tenants`);
+  print(`local mesh up in ${(tookMs / 1000).toFixed(1)} s: ${mesh.regions.length} regions, ${config.emulator.accounts.length} accounts, ${tenants.length} tenants`);
   for (const region of mesh.regions) {
     const homed = config.emulator.accounts.filter((a) => a.homeRegion === region.region).map((a) => a.id);
     print(`  ${region.region.padEnd(width)}  grpc ${region.grpc}  admin ${region.admin}  metrics ${region.metrics}  accounts ${homed.join(',') || '(none)'}`);
   }
   print(`  ${'emulator'.padEnd(width)}  ${mesh.emulator.url}  (stats: ${mesh.emulator.url}/_emulator/stats)`);
-  print(`  tenants: ${Object.keys(mesh.apiKeys).join(', ')}; API keys and the admin token are in ${displayPath(mesh.stateFile)} (mode 0600)`);
+  const reused = mesh.reusedKeys.length === 0 ? 'all newly minted' : `${mesh.reusedKeys.length === tenants.length ? 'all' : mesh.reusedKeys.join(', ')} from the previous run`;
+  print(`  tenants: ${tenants.join(', ')}; API keys (${reused}) and the admin token are in ${displayPath(mesh.stateFile)} (mode 0600)`);
   print('');
-  const first = mesh.regions[0];
-  const tenant = Object.keys(mesh.apiKeys).includes('demo') ? 'demo' : (Object.keys(mesh.apiKeys)[0] ?? 'demo');
+  const tenant = tenants.includes('demo') ? 'demo' : (tenants[0] ?? 'demo');
   const stateFlag = displayPath(mesh.stateFile) === defaultStateFile ? '' : ` --state ${displayPath(mesh.stateFile)}`;
-  print(`try:  npm run client -- --region ${first?.region ?? 'us-east'} --tenant ${tenant}${stateFlag} "Say hello"`);
-  print(`      npm run client -- --tenant ${tenant} --usage${stateFlag}`);
-  print('Ctrl-C stops everything.');
+  print('try, in another terminal (one command per region):');
+  for (const region of mesh.regions) print(`  npm run client -- --region ${region.region} --tenant ${tenant}${stateFlag} "Say hello from ${region.region}"`);
+  print(`  npm run client -- --tenant ${tenant} --usage${stateFlag}`);
+  const every = statusEveryMs > 0 ? `, every region's every ${statusEveryMs / 1000} s` : '';
+  print(`Status lines: a region's when it changes (peers, restart, queue)${every} (--status-every SECONDS, 0: on change only).`);
+  print('A process that dies is restarted; the others keep serving.');
+  print('Ctrl-C stops everything; npm start again keeps the keys (npm start -- --fresh mints new ones).');
   print('');
 }
 
@@ -107,17 +133,25 @@ function displayPath(path: string): string {
   return rel.length > 0 && !rel.startsWith('..') ? rel : path;
 }
 
-/** Reads every region's status and prints one line each, keeping the previous samples for rates. */
+/** The time of day for a printed line, `10:10:15`. */
+function clock(): string {
+  return new Date().toTimeString().slice(0, 8);
+}
+
+/** Reads every region's status at each poll and prints the lines `StatusSchedule` decides on. */
 class StatusPrinter {
-  private readonly previous = new Map<string, RegionSample>();
-  private readonly width: number;
+  private readonly schedule: StatusSchedule;
   private busy = false;
 
   constructor(
     private readonly mesh: LocalMesh,
+    everyMs: number,
     private readonly print: (line: string) => void,
   ) {
-    this.width = Math.max(...mesh.regions.map((r) => r.region.length));
+    this.schedule = new StatusSchedule(
+      mesh.regions.map((region) => region.region),
+      everyMs,
+    );
   }
 
   async printOnce(): Promise<void> {
@@ -126,12 +160,7 @@ class StatusPrinter {
     this.busy = true;
     try {
       const samples = await Promise.all(this.mesh.regions.map((region) => readSample(region.admin, this.mesh.adminToken)));
-      const time = new Date().toTimeString().slice(0, 8);
-      for (const [i, region] of this.mesh.regions.entries()) {
-        const sample = samples[i] as RegionSample;
-        this.print(`[${time}] ${formatRegionStatus(region.region, this.width, this.previous.get(region.region), sample)}`);
-        if (sample.reachable) this.previous.set(region.region, sample);
-      }
+      for (const line of this.schedule.lines(Date.now(), samples)) this.print(`[${clock()}] ${line}`);
     } finally {
       this.busy = false;
     }

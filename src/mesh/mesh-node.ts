@@ -98,6 +98,12 @@ export interface MeshNodeOptions {
    * ./quorum.ts). Default false, for tests that start every node fresh at once.
    */
   readonly recovering?: boolean;
+  /**
+   * Whether to collect every peer's whole state once (`RoundRunner.allPeersSynced`) although the
+   * node kept its state: a restart that has not yet released its predecessors' reservations
+   * (src/admission/successor-release.ts). Implied by `recovering`.
+   */
+  readonly syncPeers?: boolean;
   /** Builds the round protocol; `QuorumRounds` unless a test swaps in a variant. */
   readonly rounds?: (parts: RoundRunnerParts) => RoundRunner;
   /** Escrow rights to replicate, if this node keeps any. */
@@ -211,6 +217,7 @@ export class MeshNode {
       links,
       timeoutMs: options.quorumTimeoutMs ?? quorumRoundTimeoutMs,
       recovering: options.recovering ?? false,
+      syncPeers: options.syncPeers ?? false,
     };
     this.rounds = options.rounds?.(parts) ?? new QuorumRounds(parts);
   }

@@ -37,7 +37,9 @@ import type { Frame } from './wire/frame.js';
  * is known to have arrived when it answers a recovery probe (a QuorumRead with no keys) sent
  * after the digest that asked for it: the link is ordered, and the peer answers the digest with
  * everything the empty state lacks. The guarantee assumes at most N − W members lose their
- * state at once; beyond that the data is gone and no protocol can count it.
+ * state at once; beyond that the data is gone and no protocol can count it. Probing goes on
+ * after the recovery until every peer has answered (`allPeersSynced`), which is when a node may
+ * release what its dead predecessor held (src/admission/successor-release.ts).
  */
 export type RoundOutcome =
   | { readonly ok: true }
@@ -79,6 +81,12 @@ export interface RoundRunner {
   onLinkOpened(link: number, peer: NodeId): void;
   /** Whether the node still recovers its state and serves no reads. */
   readonly recovering: boolean;
+  /**
+   * Whether every peer has sent its whole state since this node started without its own (always
+   * true for a node that started with its state): from then on this node holds every write any
+   * member held at its start, including its dead predecessor's (src/admission/successor-release.ts).
+   */
+  readonly allPeersSynced: boolean;
 }
 
 /** What a round runner is built from: a test may build another kind from the same parts. */
@@ -90,6 +98,8 @@ export interface RoundRunnerParts {
   readonly timeoutMs: number;
   /** The node starts without its state and must recover before it serves reads (see above). */
   readonly recovering: boolean;
+  /** Probe every peer once for its whole state even though the node kept its own (see `allPeersSynced`). */
+  readonly syncPeers?: boolean;
 }
 
 export interface QuorumStats {
@@ -123,6 +133,8 @@ export class QuorumRounds implements RoundRunner {
   private readonly probes = new Map<number, NodeId>();
   private readonly synced = new Set<NodeId>();
   private readonly syncedNeeded: number;
+  /** Whether this node started without its state and so probes every peer once. */
+  private readonly probing: boolean;
   private recoveringNow: boolean;
   /** Whether enough links were ever open for a quorum: before that (a cold start) rounds wait. */
   private hadQuorum = false;
@@ -143,14 +155,21 @@ export class QuorumRounds implements RoundRunner {
     assert(timeoutMs > 0, 'a round needs time');
     this.syncedNeeded = Math.min(sizes.members - sizes.write + 1, sizes.members - 1);
     this.recoveringNow = parts.recovering && this.syncedNeeded > 0;
+    this.probing = parts.recovering || parts.syncPeers === true;
   }
 
   get recovering(): boolean {
     return this.recoveringNow;
   }
 
+  get allPeersSynced(): boolean {
+    return !this.probing || this.synced.size >= this.sizes.members - 1;
+  }
+
   onLinkOpened(link: number, peer: NodeId): void {
-    if (!this.recoveringNow) return;
+    if (!this.probing || this.synced.has(peer)) return;
+    // One probe per peer at a time: a link that closed before the answer takes its probe along.
+    for (const [round, probed] of this.probes) if (probed === peer) this.probes.delete(round);
     const round = this.nextRound++;
     this.probes.set(round, peer);
     this.links.send(link, { kind: 'quorum-read', round, keys: [] });
@@ -254,7 +273,7 @@ export class QuorumRounds implements RoundRunner {
       if (probed !== peer) return; // only the probed peer's answer proves its state arrived
       this.probes.delete(roundId);
       this.synced.add(peer);
-      if (this.synced.size >= this.syncedNeeded) this.recovered();
+      if (this.recoveringNow && this.synced.size >= this.syncedNeeded) this.recovered();
       return;
     }
     const round = this.rounds.get(roundId);
@@ -274,7 +293,6 @@ export class QuorumRounds implements RoundRunner {
    */
   private recovered(): void {
     this.recoveringNow = false;
-    this.probes.clear();
     const held = this.heldReads;
     this.heldReads = [];
     for (const { link, round, keys } of held) this.onRead(link, round, keys);

@@ -41,7 +41,8 @@ import { type AdminPrincipal, roleAllows } from '../admission/admin-access.js';
  *                                            `tenantWritableFields`); its keys are kept
  *   a DELETE /policy/tenants/{id}
  *   v GET    /policy/tenants/{id}/keys       the tenant's keys: key id, name, times, state
- *   a POST   /policy/tenants/{id}/keys       {name, expiresAtMs?}: a new key, shown in this answer only
+ *   a POST   /policy/tenants/{id}/keys       {name, expiresAtMs?}: a new key, shown in this answer
+ *                                            only; with {apiKey}, that existing key registered
  *   a POST   /policy/tenants/{id}/keys/{keyId}/revoke
  *   a POST   /policy/tenants/{id}/keys/{keyId}/rotate   {graceMs?, name?, expiresAtMs?}
  *   v GET    /policy/accounts/{id}

@@ -2,7 +2,7 @@ import type { TokenUsage } from '../admission/estimate.js';
 import { assert, isCount } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountId, RegionId, RequestId, TenantId } from '../core/ids.js';
-import { accountBusyRetryAfterMs, accountCallerDeadlineHeapSlackMax, accountCallerWaitsMax, accountCallTurnsMax } from '../core/limits.js';
+import { accountBusyRetryAfterMs, accountCallerDeadlineHeapSlackMax, accountCallerWaitsMax, accountCallTurnsMax, upstreamDeadlineMs } from '../core/limits.js';
 import { PriorityHeap } from '../core/priority-heap.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Account } from '../mesh/policy/policy-schema.js';
@@ -12,8 +12,9 @@ import { type AccountAmounts, accountAmountsOf, type AccountUsage, estimateAccou
 import { type AttemptDecision, AttemptPlan } from '../pool/attempt-plan.js';
 import type { Permit, PermitEvent, WaiterId } from '../pool/permits.js';
 import { sessionKeyOf } from '../pool/session-key.js';
-import { systemTimers, type Timers } from '../upstream/call-guard.js';
+import { type CancelMode, systemTimers, type Timers } from '../upstream/call-guard.js';
 import type { StreamedMessage } from '../upstream/message-stream.js';
+import type { SseEvent } from '../upstream/sse-parser.js';
 import type { CallTimeouts, EventSink, UpstreamClient } from '../upstream/upstream-client.js';
 import type { UpstreamRequest, UpstreamTarget } from '../upstream/upstream-request.js';
 import type { Completion, StreamCompletion, UpstreamError } from '../upstream/upstream-result.js';
@@ -54,6 +55,14 @@ import type { ForwardRoute } from './forward/forward-route.js';
  * truncated or was cancelled and drained; an attempt refused before the model ran (429, 529,
  * 401, a connection refused) charges nothing. The result carries the usage of all attempts
  * together, which is what the tenant is charged.
+ *
+ * The caller's signal. While the call waits for a permit, an abort withdraws it (`cancelled`,
+ * nothing charged). Once an attempt is dispatched, `onClientCancel` decides: `drain` (the default)
+ * lets the upstream call run to its result whatever the client does, delivering nothing more
+ * (the upstream client's drain, before the headers as after them), bounded by `deadlineMs`;
+ * `abort` cancels a streamed attempt at once, charged the usage of src/upstream/relayed-usage.ts
+ * (`estimated` on the outcome). A non-streamed attempt drains in either mode: its answer reaches
+ * the caller whole or not at all, so an abort would have nothing relayed to count.
  *
  * Retries. A stream that delivered an event to the caller's sink is never retried (the client
  * cannot un-receive it); otherwise `AttemptPlan` decides. An account with no upstream target
@@ -106,12 +115,24 @@ export interface AccountCallRequest {
   readonly stream: boolean;
   /** Receives a stream's events as they arrive; ignored for a non-streaming call. */
   readonly onEvent?: EventSink;
+  /**
+   * Told every event of a stream's answering attempt as it is read, delivered to `onEvent` or not
+   * (the caller left and the stream drains): for keeping the whole answer. Must not throw.
+   */
+  readonly onRead?: (event: SseEvent) => void;
   readonly signal?: AbortSignal;
   /** Absolute time, on the caller's clock, until which the call may wait for a permit. */
   readonly acquireDeadlineMs: number;
   /** Input tokens of the body, counted or estimated by the caller: the accounts' quota room. */
   readonly inputTokensEstimate: number;
   readonly timeouts?: Partial<CallTimeouts>;
+  /** What `signal` does once an attempt is dispatched; see the file comment. `drain` by default. */
+  readonly onClientCancel?: CancelMode;
+  /**
+   * Absolute time, on the caller's clock, by which every upstream attempt must end: past it the
+   * attempt is cut and ends with the usage seen. Undefined: the upstream client's own timeouts.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** One attempt on one account, in the order they were made. */
@@ -126,6 +147,10 @@ interface CallOutcome {
   readonly attempts: readonly AttemptRecord[];
   /** The usage of every attempt together: what the tenant is charged however the call ended. */
   readonly usage: TokenUsage;
+  /** Whether an attempt's output was estimated from relayed text (a stream aborted by its caller). */
+  readonly estimated: boolean;
+  /** The region whose node called the upstream in the last attempt: an account's home when forwarded, else undefined (this node). */
+  readonly servedRegion: RegionId | undefined;
 }
 
 export type AccountResponse =
@@ -134,8 +159,6 @@ export type AccountResponse =
 
 export interface AccountCompletion extends CallOutcome {
   readonly accountId: AccountId;
-  /** The region whose node called the upstream: the account's home when forwarded, else undefined (this node). */
-  readonly servedRegion: RegionId | undefined;
   readonly requestId: string | undefined;
   readonly response: AccountResponse;
   /** The caller aborted once the upstream had answered: nothing more reached it, and the call was drained for its usage. */
@@ -275,8 +298,10 @@ export class AccountCaller {
     const skipped = new Set<AccountId>();
     const attempts: AttemptRecord[] = [];
     let usage = zeroUsage;
+    let estimated = false;
+    let servedRegion: RegionId | undefined;
     let last: Extract<AccountCallError, { readonly kind: 'upstream' }> | undefined;
-    const outcome = (): CallOutcome => ({ attempts, usage });
+    const outcome = (): CallOutcome => ({ attempts, usage, estimated, servedRegion });
 
     // Bounded: every turn attempts or skips an account the pool will not offer again, or returns.
     for (let turn = 0; turn < accountCallTurnsMax; turn++) {
@@ -309,6 +334,7 @@ export class AccountCaller {
       assert(plan.canAttempt, 'an attempt follows a retry decision or none');
       if (plan.attempts > 0) this.stats.retries++;
       plan.begin(account.id);
+      servedRegion = route?.region;
       let started = false;
       let result: Result<Completion | StreamCompletion, UpstreamError>;
       try {
@@ -319,6 +345,7 @@ export class AccountCaller {
         const callUsage = result.ok ? result.value.usage : result.error.usage;
         const feedback = result.ok ? result.value.feedback : result.error.feedback;
         usage = addUsage(usage, callUsage);
+        if (!result.ok && result.error.kind === 'cancelled' && result.error.estimated) estimated = true;
         attempts.push({ accountId: account.id, outcome: feedback?.kind ?? 'no-feedback', requestId: result.ok ? result.value.requestId : result.error.requestId });
         // Feedback before the release: an account that just turned unhealthy evicts its
         // waiters instead of handing this permit to one of them.
@@ -336,7 +363,7 @@ export class AccountCaller {
         const response: AccountResponse = request.stream
           ? { kind: 'stream', message: (result.value as StreamCompletion).message }
           : { kind: 'message', message: (result.value as Completion).message, bodyJson: (result.value as Completion).bodyJson };
-        return ok({ accountId: account.id, servedRegion: route?.region, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
+        return ok({ accountId: account.id, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
       }
       const error = result.error;
       if (error.kind === 'cancelled') return this.failed({ kind: 'cancelled', phase: 'upstream', ...outcome() });
@@ -455,12 +482,17 @@ export class AccountCaller {
   }
 
   private send(request: AccountCallRequest, target: UpstreamTarget, onStarted: () => void): Promise<Result<Completion | StreamCompletion, UpstreamError>> {
-    const base = { ...(request.signal === undefined ? {} : { signal: request.signal }), ...(request.timeouts === undefined ? {} : { timeouts: request.timeouts }) };
+    const timeouts = this.timeoutsOf(request);
+    const base = {
+      ...(request.signal === undefined ? {} : { signal: request.signal, onCancel: abortsOnCancel(request) ? ('abort' as const) : ('drain' as const) }),
+      ...(timeouts === undefined ? {} : { timeouts }),
+    };
     if (!request.stream) return this.client.complete(target, request.request, base);
     const sink = request.onEvent;
     // Without a sink nothing reaches the caller before the end, so such a stream stays retryable.
     return this.client.stream(target, request.request, {
       ...base,
+      ...(request.onRead === undefined ? {} : { onRead: request.onRead }),
       onEvent:
         sink === undefined
           ? () => undefined
@@ -473,11 +505,15 @@ export class AccountCaller {
 
   private sendRouted(request: AccountCallRequest, accountId: AccountId, route: ForwardRoute, onStarted: () => void): Promise<Result<Completion | StreamCompletion, UpstreamError>> {
     const sink = request.onEvent;
+    const timeouts = this.timeoutsOf(request);
     return route.call(accountId, {
       requestId: request.requestId as RequestId,
       tenant: request.tenant,
       request: request.request,
       stream: request.stream,
+      abortOnCancel: abortsOnCancel(request),
+      ...(request.onRead === undefined ? {} : { onRead: request.onRead }),
+      ...(timeouts?.deadlineMs === undefined ? {} : { deadlineMs: this.clock.nowMs() + timeouts.deadlineMs }),
       ...(request.signal === undefined ? {} : { signal: request.signal }),
       ...(sink === undefined
         ? {}
@@ -488,6 +524,14 @@ export class AccountCaller {
             },
           }),
     });
+  }
+
+  /** The request's timeouts with its deadline applied from now, the moment of dispatch. */
+  private timeoutsOf(request: AccountCallRequest): Partial<CallTimeouts> | undefined {
+    if (request.deadlineMs === undefined) return request.timeouts;
+    const leftMs = Math.min(upstreamDeadlineMs, Math.max(1, Math.ceil(request.deadlineMs - this.clock.nowMs())));
+    const own = request.timeouts?.deadlineMs;
+    return { ...request.timeouts, deadlineMs: own === undefined ? leftMs : Math.min(own, leftMs) };
   }
 
   private report(accountId: AccountId, feedback: AccountFeedback | undefined): void {
@@ -569,6 +613,11 @@ export class AccountCaller {
     this.timer = undefined;
     this.timerAtMs = undefined;
   }
+}
+
+/** Whether the caller's abort cancels a dispatched attempt: only a stream whose caller asked for it. */
+function abortsOnCancel(request: AccountCallRequest): boolean {
+  return request.stream && request.onClientCancel === 'abort';
 }
 
 function refusalOf(error: PoolError, outcome: CallOutcome): AccountCallError {

@@ -139,9 +139,10 @@ export class AdminRoutes implements AdminHandler {
     if (path.length === 4) {
       if (method === 'GET') return answer(this.service.keys(tenant));
       if (method !== 'POST') return notAllowed;
-      const fields = bodyFields(body, ['name', 'expiresAtMs']);
+      const fields = bodyFields(body, ['name', 'expiresAtMs', 'apiKey']);
       if (!fields.ok) return fields.reply;
-      return answer(this.service.createKey(caller, tenant, { name: fields.rest.name, expiresAtMs: fields.rest.expiresAtMs }, fields.reason));
+      const { name, expiresAtMs, apiKey } = fields.rest;
+      return answer(this.service.createKey(caller, tenant, { name, expiresAtMs, apiKey }, fields.reason));
     }
     if (keyId === undefined || path.length !== 6 || (action !== 'revoke' && action !== 'rotate')) return notFound;
     if (method !== 'POST') return notAllowed;

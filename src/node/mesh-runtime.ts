@@ -1,7 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { EscrowBook } from '../admission/escrow.js';
 import { type QuotaDecision, QuotaGate, type QuotaRequest } from '../admission/quota-gate.js';
+import { type ClaimHandle, type ClaimOutcome, RequestClaims } from '../admission/request-claims.js';
 import { ReservationTable, type Settlement } from '../admission/reservations.js';
+import { releasePredecessors, type ReleaseReport } from '../admission/successor-release.js';
 import { assert } from '../core/assert.js';
 import { asReplicaId, type ReplicaId, type RequestId } from '../core/ids.js';
 import { SeededRandom } from '../core/random.js';
@@ -30,7 +32,12 @@ import type { NodeConfig } from './node-config.js';
  *
  * Admission. The runtime also holds the node's quota gate (src/admission/quota-gate.ts) with its
  * reservation and escrow books: `admit` wraps the gate's callback in a promise and pumps, so a
- * strict round's frames leave at once instead of at the next timer.
+ * strict round's frames leave at once instead of at the next timer. `claim` does the same for
+ * request-id claims (src/admission/request-claims.ts).
+ *
+ * Predecessors. Every start is a new replica of this member; once every peer has sent its whole
+ * state, the runtime releases what the member's dead incarnations left reserved
+ * (src/admission/successor-release.ts), once, and reports it in `released`.
  *
  * Accounts. The runtime holds the node's account pool (src/pool/account-pool.ts), kept equal to
  * the policy's accounts (at start and after every policy change, local or gossiped) and with
@@ -65,6 +72,7 @@ export class MeshRuntime {
   readonly reservations: ReservationTable;
   readonly escrow: EscrowBook;
   readonly gate: QuotaGate;
+  readonly claims: RequestClaims;
   readonly pool: AccountPool;
   /** The accounts' usage in the mesh counter: the pool's quota room, and what account calls charge. */
   readonly accountUsage: AccountUsage;
@@ -82,6 +90,8 @@ export class MeshRuntime {
   private readonly poolListeners = new Set<() => void>();
   private readonly unsubscribePolicy: () => void;
   private stopped = false;
+  /** What the dead incarnations of this member had left reserved, once released. */
+  private releaseReport: (ReleaseReport & { readonly atMs: number }) | undefined;
 
   private constructor(options: MeshRuntimeOptions) {
     const { config } = options;
@@ -115,6 +125,7 @@ export class MeshRuntime {
     // Strict retries are jittered per node, so the node's own seed.
     const seed = randomBytes(4).readUInt32LE(0);
     this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length, new SeededRandom(seed));
+    this.claims = new RequestClaims(this.counter, this.node, new SeededRandom(randomBytes(4).readUInt32LE(0)));
     // Jitter of account backoffs and tie-breaks, seeded per node like the gate's, from its own seed.
     this.accountUsage = new AccountUsage(this.counter);
     this.pool = new AccountPool({
@@ -178,6 +189,26 @@ export class MeshRuntime {
     });
   }
 
+  /** Claims a request id mesh-wide (see RequestClaims); `subject` is the digest of tenant and id. */
+  claim(subject: string): Promise<ClaimOutcome> {
+    if (this.stopped) return Promise.resolve({ kind: 'no-quorum', retryAfterMs: 1_000 });
+    return new Promise((resolve) => {
+      this.claims.claim(subject, Date.now(), resolve);
+      this.soon();
+    });
+  }
+
+  /** Gives back a granted claim of a request that never reached the model. */
+  withdrawClaim(claim: ClaimHandle): void {
+    this.claims.withdraw(claim);
+    this.soon();
+  }
+
+  /** What this node released of its dead predecessors' reservations, once it has (see the file comment). */
+  get released(): (ReleaseReport & { readonly atMs: number }) | undefined {
+    return this.releaseReport;
+  }
+
   /**
    * A quorum read of `keys` (DESIGN.md §4's read phase, with nothing of its own to write): joins
    * every replica's entries that R members hold into this node's counter, so a read of the keys
@@ -206,6 +237,13 @@ export class MeshRuntime {
     const settlements = this.gate.settle(requestId, used);
     this.soon();
     return settlements;
+  }
+
+  /** Withdraws an admitted request that reached no upstream model; its id may be used again (see QuotaGate). */
+  withdraw(requestId: RequestId): boolean {
+    const withdrawn = this.gate.withdraw(requestId);
+    this.soon();
+    return withdrawn;
   }
 
   /**
@@ -268,6 +306,8 @@ export class MeshRuntime {
     const now = Date.now();
     if (this.node.nextTickMs(now) <= now) this.node.tick(now);
     if (this.gate.nextTickMs(now) <= now) this.gate.tick(now);
+    if (this.claims.nextTickMs(now) <= now) this.claims.tick(now);
+    if (this.releaseReport === undefined && this.node.rounds.allPeersSynced) this.releasePredecessors(now);
     // Cheap when nothing is due: the pool peeks its deadline heap.
     this.pool.tick(now);
     this.notifyPool();
@@ -275,8 +315,14 @@ export class MeshRuntime {
     this.checkWaiters();
     if (this.timer !== undefined) clearTimeout(this.timer);
     const later = Date.now();
-    const delay = Math.max(1, Math.min(this.node.nextTickMs(later), this.gate.nextTickMs(later)) - later);
+    const delay = Math.max(1, Math.min(this.node.nextTickMs(later), this.gate.nextTickMs(later), this.claims.nextTickMs(later)) - later);
     this.timer = setTimeout(() => this.pump(), delay);
+  }
+
+  private releasePredecessors(nowMs: number): void {
+    const report = releasePredecessors(this.counter, this.reservations.openHolds());
+    this.releaseReport = { ...report, atMs: nowMs };
+    if (report.amount > 0) this.log(`released ${report.amount} units on ${report.keys} counter key(s) that a dead incarnation of ${this.config.node} left reserved`);
   }
 
   private soon(): void {

@@ -66,7 +66,9 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  * accounts it calls, by one of `key`, `keyEnv` (an environment variable) or `keyFile`. An account
  * of the policy that has no credential here is passed over by this node's calls.
  *
- * Every error names the field it is about. Files are resolved relative to the config file.
+ * A top-level `"$comment"` (a string or an array of strings) is ignored, so a file can say what
+ * it is for; any other unknown field is an error naming it. Every error names the field it is
+ * about. Files are resolved relative to the config file.
  */
 export interface NodeConfig {
   readonly node: NodeId;
@@ -138,6 +140,9 @@ const bad = (field: string, reason: string): Result<never, ConfigError> => err({
 
 const memberFields = ['id', 'region', 'url', 'grpc'];
 
+/** A top-level field the parser skips: a string or an array of strings, for comments. */
+const commentField = '$comment';
+
 const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits'];
 
 /** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
@@ -156,8 +161,14 @@ export function isValidAdminToken(text: string): boolean {
 
 export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   if (!isRecord(raw)) return bad('(root)', 'the configuration must be a JSON object');
-  for (const field of Object.keys(raw)) {
-    if (!knownFields.includes(field)) return bad(field, 'unknown field');
+  for (const [field, value] of Object.entries(raw)) {
+    // A note for people, as the local config allows (src/local/local-config.ts); only at the top,
+    // where a file says what it is for. Anything else unknown is refused so a misspelling is seen.
+    if (field === commentField) {
+      if (typeof value !== 'string' && !(Array.isArray(value) && value.every((line) => typeof line === 'string'))) return bad(field, 'must be a string or an array of strings');
+      continue;
+    }
+    if (!knownFields.includes(field)) return bad(field, `unknown field (known: ${knownFields.join(', ')}, ${commentField})`);
   }
   const node = raw.node;
   if (typeof node !== 'string' || !isValidId(node) || node.length > nodeIdLengthMax) {

@@ -3,6 +3,8 @@ import type { TokenUsage } from '../admission/estimate.js';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import type { NodeId, RegionId } from '../core/ids.js';
+import type { ClaimStats } from '../admission/request-claims.js';
+import type { ReleaseReport } from '../admission/successor-release.js';
 import type { WindowedCounter } from '../crdt/windowed-counter.js';
 import type { MeshNode } from '../mesh/mesh-node.js';
 import { lagBucketsMs, type MeshStats } from '../mesh/mesh-stats.js';
@@ -11,7 +13,7 @@ import type { GrpcServerStats } from '../net/grpc/grpc-server.js';
 import type { WsTransportStats } from '../net/ws-transport.js';
 import type { AccountCallerStats } from '../node/account-caller.js';
 import type { ForwardExecutorStats } from '../node/forward/forward-executor.js';
-import type { LedgerStats } from '../node/forward/forward-ledger.js';
+import type { AnswerLedger, LedgerStats } from '../node/answer-ledger.js';
 import type { ForwardRouterStats } from '../node/forward/forward-route.js';
 import type { GatewayStats } from '../node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../node/gateway/recent-usage.js';
@@ -54,6 +56,10 @@ export interface MetricsRuntime {
   readonly node: Pick<MeshNode, 'stats' | 'peerViews'>;
   readonly pool: Pick<AccountPool, 'status' | 'stateCounts' | 'totals' | 'stats'>;
   readonly counter: Pick<WindowedCounter, 'size' | 'replicaCount'>;
+  /** Request-id claims (src/admission/request-claims.ts). */
+  readonly claims: { readonly stats: ClaimStats; readonly pendingCount: number };
+  /** What this node released of its dead predecessors' reservations, once it has. */
+  readonly released: ReleaseReport | undefined;
   transportStats(): WsTransportStats;
 }
 
@@ -64,6 +70,7 @@ export interface GatewayParts {
     readonly inFlight: number;
     readonly scheduler: { readonly queue: Pick<TierQueue, 'depthOf' | 'inFlight' | 'stats'> };
     readonly recentUsage: Pick<RecentUsage, 'lastMinuteTotal' | 'forgotten'>;
+    readonly answers: { readonly ledger: Pick<AnswerLedger<unknown>, 'size' | 'storedBytes' | 'stats'> };
   };
   readonly caller?: { readonly stats: AccountCallerStats };
   readonly server?: { stats(): GrpcServerStats };
@@ -264,6 +271,7 @@ export class PrometheusNodeMetrics implements GatewayObserver {
 
     this.registerMesh();
     this.registerPool();
+    this.registerAdmission();
   }
 
   // ---- GatewayObserver ----
@@ -362,6 +370,26 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     for (const [name, help, read] of transportCounters) this.counter(name, help, [], (add) => add(read(this.runtime.transportStats())));
   }
 
+  private registerAdmission(): void {
+    const { claims } = this.runtime;
+    this.counter('carpool_request_claims_total', 'Request-id claims decided at this node, by outcome (granted, held-here, held-elsewhere, no-quorum, shed).', ['outcome'], (add) => {
+      const stats = claims.stats;
+      add(stats.granted, { outcome: 'granted' });
+      add(stats.heldHere, { outcome: 'held-here' });
+      add(stats.heldElsewhere, { outcome: 'held-elsewhere' });
+      add(stats.noQuorum, { outcome: 'no-quorum' });
+      add(stats.shed, { outcome: 'shed' });
+    });
+    this.counter('carpool_request_claims_withdrawn_total', 'Granted request-id claims given back: the request ended before reaching the model.', [], (add) => add(claims.stats.withdrawn));
+    this.gauge('carpool_request_claims_pending', 'Request-id claims waiting for a quorum round or in one.', [], (set) => set(claims.pendingCount));
+    this.counter(
+      'carpool_reservations_released_total',
+      "Units (weighted tokens, requests) this node's start released of what a dead incarnation of the same node left reserved under eventual limits.",
+      [],
+      (add) => add(this.runtime.released?.amount ?? 0),
+    );
+  }
+
   private registerPool(): void {
     const pool = this.runtime.pool;
     this.gauge('carpool_account_state', "Each upstream account's health state as this node sees it: 1 on the account's current state.", ['account', 'state'], (set) => {
@@ -397,7 +425,21 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       for (const [reason, count] of Object.entries(stats.refused)) add(count, { reason });
     });
     this.counter('carpool_requests_cancelled_total', 'Admitted requests whose client went away.', [], (add) => add(stats.cancelled));
-    this.counter('carpool_settlements_total', 'Reservations settled.', [], (add) => add(stats.settlements));
+    this.counter('carpool_settlements_total', 'Reservations settled with what a request used.', [], (add) => add(stats.settlements));
+    this.counter(
+      'carpool_settlements_estimated_total',
+      "Settlements whose output was estimated from relayed text: streams their client left under a tenant's onClientCancel abort.",
+      [],
+      (add) => add(stats.settlementsEstimated),
+    );
+    this.counter('carpool_requests_withdrawn_total', 'Admitted requests that reached no model: refunded whole, their id free again.', [], (add) => add(stats.withdrawn));
+    this.counter('carpool_answers_replayed_total', 'Retries of a used request id answered from the answer store, with no upstream call.', [], (add) => add(stats.replayed));
+    const answers = carpool.answers.ledger;
+    this.gauge('carpool_answer_store_entries', 'Request ids the answer store remembers, running or done.', [], (set) => set(answers.size));
+    this.gauge('carpool_answer_store_bytes', 'Bytes of answers the answer store keeps.', [], (set) => set(answers.storedBytes));
+    this.counter('carpool_answer_store_evicted_total', 'Answers evicted before their time to live to stay within the bounds.', [], (add) => add(answers.stats.evicted));
+    this.counter('carpool_answer_store_expired_total', 'Answers dropped at the end of their time to live.', [], (add) => add(answers.stats.expired));
+    this.counter('carpool_answer_store_answers_dropped_total', 'Answers too large to keep; their request is remembered as done.', [], (add) => add(answers.stats.answersDropped));
     this.gauge('carpool_requests_in_flight', 'Carpool service calls running.', [], (set) => set(carpool.inFlight));
     this.gauge('carpool_queue_depth', 'Requests waiting in the admission queue, by tier.', ['tier'], (set) => {
       for (const tier of tiers) set(queue.depthOf(tier), { tier });

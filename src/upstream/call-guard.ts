@@ -15,9 +15,11 @@ import { assert } from '../core/assert.js';
  *                   forwarding an event (backpressure) never counts as upstream silence
  *   deadline timer  armed at dispatch, cleared when the call ends
  *
- * The caller's signal. Before the headers, it stops the call. After them, in `drain` mode, it
- * only marks the call cancelled: the client stops delivering events but reads on to the final
- * usage, so billing stays right; in `abort` mode it stops the call at once.
+ * The caller's signal. Aborted before the call is dispatched, the call is not sent at all. Once
+ * it was sent, in `drain` mode the signal only marks the call cancelled: the client stops
+ * delivering events but reads on to the final usage, before the headers as after them, because
+ * an upstream that received the request generates (and bills) its answer whether or not anyone
+ * waits for it, and billing must match. In `abort` mode the signal stops the call at once.
  */
 export interface Timers {
   start(callback: () => void, delayMs: number): unknown;
@@ -79,7 +81,6 @@ export class CallAbort extends EventEmitter {
 export class CallGuard {
   private readonly abortable = new CallAbort();
   private stopCause: StopCause | undefined;
-  private headersSeen = false;
   private callerGone = false;
   private headersTimer: unknown;
   private idleTimer: unknown;
@@ -98,8 +99,11 @@ export class CallGuard {
     this.deadlineTimer = timers.start(() => this.stop({ kind: 'timeout', phase: 'deadline', afterMs: timeouts.deadlineMs }), timeouts.deadlineMs);
     this.headersTimer = timers.start(() => this.stop({ kind: 'timeout', phase: 'headers', afterMs: timeouts.headersTimeoutMs }), timeouts.headersTimeoutMs);
     if (callerSignal !== undefined) {
-      if (callerSignal.aborted) this.callerCancelled();
-      else {
+      if (callerSignal.aborted) {
+        // Not yet dispatched: nothing reached the upstream, so the call is not made at all.
+        this.callerGone = true;
+        this.stop({ kind: 'cancelled' });
+      } else {
         this.onCallerAbort = () => this.callerCancelled();
         callerSignal.addEventListener('abort', this.onCallerAbort, { once: true });
       }
@@ -127,7 +131,6 @@ export class CallGuard {
   }
 
   headersArrived(): void {
-    this.headersSeen = true;
     this.timers.cancel(this.headersTimer);
     this.headersTimer = undefined;
   }
@@ -149,7 +152,7 @@ export class CallGuard {
   callerCancelled(): void {
     if (this.callerGone) return;
     this.callerGone = true;
-    if (!this.headersSeen || this.mode === 'abort') this.stop({ kind: 'cancelled' });
+    if (this.mode === 'abort') this.stop({ kind: 'cancelled' });
     else this.interruptWait();
   }
 

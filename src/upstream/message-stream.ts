@@ -61,6 +61,8 @@ export class MessageStream {
   private failure: StreamError | undefined;
   private readonly blocks: Block[] = [];
   private chars = 0;
+  private textBytes = 0;
+  private outputReported = false;
   private stopReason: string | null = null;
   private stopSequence: string | null = null;
   private currentUsage: TokenUsage = zeroUsage;
@@ -68,6 +70,19 @@ export class MessageStream {
   /** Usage as far as the stream told it: what a cut-off stream is charged. */
   get usage(): TokenUsage {
     return this.currentUsage;
+  }
+
+  /**
+   * UTF-8 bytes of the content read so far (text, thinking, and tool input JSON): what a stream's
+   * output is estimated from when it ends before its usage (src/upstream/relayed-usage.ts).
+   */
+  get contentBytes(): number {
+    return this.textBytes;
+  }
+
+  /** Whether a message_delta reported the output tokens, which then are the exact count so far. */
+  get outputTokensReported(): boolean {
+    return this.outputReported;
   }
 
   /** Whether the stream ended, by message_stop or an error event. */
@@ -174,7 +189,10 @@ export class MessageStream {
     const delta = isJson(body.delta) ? body.delta : {};
     if (typeof delta.stop_reason === 'string') this.stopReason = delta.stop_reason;
     if (typeof delta.stop_sequence === 'string') this.stopSequence = delta.stop_sequence;
-    return body.usage === undefined ? OK_VOID : this.takeUsage('message_delta', body.usage);
+    if (body.usage === undefined) return OK_VOID;
+    const taken = this.takeUsage('message_delta', body.usage);
+    if (taken.ok && isJson(body.usage) && typeof body.usage.output_tokens === 'number') this.outputReported = true;
+    return taken;
   }
 
   /**
@@ -210,6 +228,7 @@ export class MessageStream {
   private append(index: number, piece: string): Result<undefined, StreamError> {
     if (piece === '') return OK_VOID;
     this.chars += piece.length;
+    this.textBytes += utf8Length(piece);
     if (this.chars > upstreamMessageCharsMax) return this.tooLarge(`more than ${upstreamMessageCharsMax} characters of content`);
     (this.blocks[index] as Block).parts.push(piece);
     return OK_VOID;
@@ -224,6 +243,24 @@ export class MessageStream {
     this.failure = { kind: 'message-too-large', detail };
     return err(this.failure);
   }
+}
+
+/** UTF-8 length of a string without encoding it: 1 to 3 bytes a UTF-16 unit, 4 a surrogate pair. */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 function isJson(value: unknown): value is Json {

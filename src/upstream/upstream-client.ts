@@ -26,6 +26,7 @@ import { feedbackOfErrorType, feedbackOfStatus, networkFeedback } from './classi
 import { parseErrorBody } from './error-body.js';
 import { MessageStream, type StreamError } from './message-stream.js';
 import { parseMessageUsage } from './message-usage.js';
+import { relayedUsage } from './relayed-usage.js';
 import { type HeaderMap, headerValue, upstreamRequestId } from './response-headers.js';
 import { type SseEvent, SseParser } from './sse-parser.js';
 import { type BuiltRequest, buildRequest, type Credential, redact, type UpstreamRequest, type UpstreamTarget } from './upstream-request.js';
@@ -98,9 +99,11 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   readonly timeouts?: Partial<CallTimeouts>;
   /**
-   * What the caller's abort does once the headers are in: `drain` (the default) reads on to the
-   * final usage without delivering anything more; `abort` closes the connection at once, and the
-   * usage is what was seen so far.
+   * What the caller's abort does once the call was sent: `drain` (the default) reads on to the
+   * final usage without delivering anything more, whether the headers had arrived or not;
+   * `abort` closes the connection at once, and the usage is what was seen so far (for a stream,
+   * its input and the output relayed: src/upstream/relayed-usage.ts). A signal already aborted
+   * when the call is made sends nothing, in either mode.
    */
   readonly onCancel?: CancelMode;
 }
@@ -115,6 +118,12 @@ export interface StreamOptions extends CallOptions {
    * with a `stream-error`. A sink that throws or rejects counts as the caller going away.
    */
   readonly onEvent: EventSink;
+  /**
+   * Told every event the message accepted, as it is read, whether or not it still reaches
+   * `onEvent`: a stream the caller left is drained to its end, and whoever keeps the answer for a
+   * retry needs all of it. Must not throw.
+   */
+  readonly onRead?: (event: SseEvent) => void;
 }
 
 export interface UpstreamClientStats {
@@ -144,6 +153,8 @@ interface CallState {
   feedback: AccountFeedback | undefined;
   /** The stream's message, once a 2xx event stream is being read. */
   message: MessageStream | undefined;
+  /** Content bytes of the events the caller's sink accepted: a cancelled stream's output estimate. */
+  relayedBytes: number;
 }
 
 type Body = Dispatcher.ResponseData['body'];
@@ -207,7 +218,7 @@ export class UpstreamClient {
   stream(target: UpstreamTarget, request: UpstreamRequest, options: StreamOptions): Promise<Result<StreamCompletion, UpstreamError>> {
     const built = buildRequest(target, request, true);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) => this.runStream(guard, startedMs, target.credential, built.value, options.onEvent));
+    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) => this.runStream(guard, startedMs, target.credential, built.value, options.onEvent, options.onRead));
   }
 
   stats(): UpstreamClientStats {
@@ -309,7 +320,14 @@ export class UpstreamClient {
     return ok({ message, bodyJson: read.value.bytes, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
   }
 
-  private async runStream(guard: CallGuard, startedMs: number, credential: Credential, built: BuiltRequest, onEvent: EventSink): Promise<Result<StreamCompletion, UpstreamError>> {
+  private async runStream(
+    guard: CallGuard,
+    startedMs: number,
+    credential: Credential,
+    built: BuiltRequest,
+    onEvent: EventSink,
+    onRead: ((event: SseEvent) => void) | undefined,
+  ): Promise<Result<StreamCompletion, UpstreamError>> {
     const state = newState(guard, credential, 'stream', startedMs);
     const response = await this.dispatch(state, built);
     if (!response.ok) return response;
@@ -342,11 +360,12 @@ export class UpstreamClient {
           discard(state, body);
           return err(this.streamFailure(state, fed.error));
         }
+        onRead?.(event);
         if (!state.firstTokenSeen && event.event === 'content_block_delta') {
           state.firstTokenSeen = true;
           this.observer.upstreamFirstToken(this.observer.nowMs() - startedMs);
         }
-        if (guard.delivering) await deliver(guard, onEvent, event);
+        if (guard.delivering && (await deliver(guard, onEvent, event))) state.relayedBytes = message.contentBytes;
       }
       if (message.done) break;
       if (chunk.value === undefined) {
@@ -413,7 +432,7 @@ export class UpstreamClient {
 }
 
 function newState(guard: CallGuard, credential: Credential, mode: UpstreamMode, startedMs: number): CallState {
-  return { guard, credential, mode, startedMs, firstTokenSeen: false, requestId: undefined, headers: {}, feedback: undefined, message: undefined };
+  return { guard, credential, mode, startedMs, firstTokenSeen: false, requestId: undefined, headers: {}, feedback: undefined, message: undefined, relayedBytes: 0 };
 }
 
 function seen(state: CallState): { readonly requestId: string | undefined; readonly usage: TokenUsage } {
@@ -441,8 +460,12 @@ function failure(state: CallState, error: unknown): UpstreamError {
     switch (cause.kind) {
       case 'timeout':
         return { kind: 'timeout', phase: cause.phase, ...base, feedback: networkFeedback(`${cause.phase} timeout after ${cause.afterMs} ms`) };
-      case 'cancelled':
-        return { kind: 'cancelled', ...base, feedback: state.feedback };
+      case 'cancelled': {
+        // A stream that was being read is charged what it relayed (relayed-usage.ts); before that, nothing.
+        if (state.message === undefined) return { kind: 'cancelled', ...base, feedback: state.feedback, estimated: false };
+        const relayed = relayedUsage(state.message, state.relayedBytes);
+        return { kind: 'cancelled', requestId: state.requestId, usage: relayed.usage, feedback: state.feedback, estimated: relayed.estimated };
+      }
       case 'closed':
         return { kind: 'unavailable', reason: 'closed', ...base, feedback: state.feedback };
       case 'discarded':
@@ -569,17 +592,22 @@ async function finishBody(state: CallState, body: Body, chunks: AsyncIterator<Ui
   if (!rest.ok || rest.value !== undefined) discard(state, body);
 }
 
-/** Gives the sink an event and waits for it, unless the caller leaves meanwhile. */
-async function deliver(guard: CallGuard, onEvent: EventSink, event: SseEvent): Promise<void> {
+/**
+ * Gives the sink an event and waits for it, unless the caller leaves meanwhile. True when the sink
+ * accepted it (returned, or its promise resolved): the event was relayed.
+ */
+async function deliver(guard: CallGuard, onEvent: EventSink, event: SseEvent): Promise<boolean> {
   let pending: void | PromiseLike<void>;
   try {
     pending = onEvent(event);
   } catch {
     guard.callerCancelled();
-    return;
+    return false;
   }
-  if (pending === undefined || typeof pending.then !== 'function') return;
-  if ((await guard.waitForSink(pending)) === 'failed') guard.callerCancelled();
+  if (pending === undefined || typeof pending.then !== 'function') return true;
+  const waited = await guard.waitForSink(pending);
+  if (waited === 'failed') guard.callerCancelled();
+  return waited === 'done';
 }
 
 /** Stops reading a body: its connection is closed, not returned to the pool half read. */

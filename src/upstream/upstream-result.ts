@@ -107,10 +107,16 @@ export interface StreamEventError extends ErrorBase {
  * The caller cancelled before the headers, or after them with `onCancel: 'abort'`. Feedback is
  * the headers' (success) when they had arrived, and undefined before: the call said nothing
  * about the account then.
+ *
+ * A stream cancelled after its headers carries the usage of src/upstream/relayed-usage.ts: its
+ * input as reported and its output counted from the text relayed to the caller, with `estimated`
+ * set unless a `message_delta` had reported the output. Before the headers nothing was relayed:
+ * zero usage, not estimated.
  */
 export interface CancelledError extends ErrorBase {
   readonly kind: 'cancelled';
   readonly feedback: AccountFeedback | undefined;
+  readonly estimated: boolean;
 }
 
 /** The call could not be built: a bad base URL, a credential or header with bytes HTTP forbids. */

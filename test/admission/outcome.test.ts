@@ -22,8 +22,11 @@ const samples: { readonly [K in RejectionKind]: Extract<Rejection, { kind: K }> 
   concurrency: { kind: 'concurrency', retryAfterMs: 250 },
   unauthenticated: { kind: 'unauthenticated', reason: 'bad-signature' },
   shed: { kind: 'shed', retryAfterMs: 1_500 },
-  'no-quorum': { kind: 'no-quorum', retryAfterMs: 1 },
+  'no-quorum': { kind: 'no-quorum', operation: 'admission', retryAfterMs: 1 },
   invalid: { kind: 'invalid', field: 'max_tokens', reason: 'must be positive' },
+  'exceeds-limit': { kind: 'exceeds-limit', scope: 'tenant', metric: 'weighted_tokens', limit: 1_000, window: 'day', amount: 5_000 },
+  'request-running': { kind: 'request-running', retryAfterMs: 1_000 },
+  'request-done': { kind: 'request-done', reason: 'already completed' },
 };
 
 describe('rejectionStatus', () => {
@@ -42,6 +45,9 @@ describe('rejectionStatus', () => {
       shed: ['UNAVAILABLE', 503],
       'no-quorum': ['UNAVAILABLE', 503],
       invalid: ['INVALID_ARGUMENT', 400],
+      'exceeds-limit': ['FAILED_PRECONDITION', 400],
+      'request-running': ['ABORTED', 409],
+      'request-done': ['ALREADY_EXISTS', 409],
     });
     expect(grpcStatusCodes.RESOURCE_EXHAUSTED).toBe(8);
     expect(grpcStatusCodes.UNAVAILABLE).toBe(14);
@@ -54,7 +60,9 @@ describe('rejectionStatus', () => {
       expect(rejectionStatus[sample.kind].retryable).toBe(retryAfterMsOf(sample) !== undefined);
     }
     expect(Object.values(samples).filter((sample) => !rejectionStatus[sample.kind].retryable).map((sample) => sample.kind).sort()).toEqual([
+      'exceeds-limit',
       'invalid',
+      'request-done',
       'unauthenticated',
     ]);
   });
@@ -66,7 +74,7 @@ describe('retryHeaders', () => {
     expect(retryHeaders(samples.shed)).toEqual({ 'grpc-retry-pushback-ms': '1500', 'retry-after': '2' });
     expect(retryHeaders(samples.quota)).toEqual({ 'grpc-retry-pushback-ms': '3600000', 'retry-after': '3600' });
     expect(retryHeaders({ kind: 'concurrency', retryAfterMs: 2_000 })).toEqual({ 'grpc-retry-pushback-ms': '2000', 'retry-after': '2' });
-    expect(retryHeaders({ kind: 'no-quorum', retryAfterMs: 0.2 })).toEqual({ 'grpc-retry-pushback-ms': '1', 'retry-after': '1' });
+    expect(retryHeaders({ kind: 'no-quorum', operation: 'admission', retryAfterMs: 0.2 })).toEqual({ 'grpc-retry-pushback-ms': '1', 'retry-after': '1' });
   });
 
   it('sends zero for a hint already past, and nothing for kinds a retry cannot cure', () => {

@@ -155,7 +155,40 @@ describe('QuotaGate on one node (N = 1: strict rounds complete on the next tick)
     expect(node.counter.value(keyOf(rules[0]!, mesh.nowMs))).toBe(2);
   });
 
-  it('refuses a settled request id for good, naming the field, and charges it nothing more', () => {
+  it('refuses a request whose estimate alone is over a limit as one that can never fit, in every mode, before any round', () => {
+    for (const mode of ['eventual', 'strict', 'escrow'] as const) {
+      const mesh = new GateMesh(1, 9);
+      const rules = [rule(mode, 'weighted_tokens', 1_000)];
+      mesh.admit(0, quotaRequest('big', rules, { weighted_tokens: 1_001 }));
+      expect(mesh.decisions.lastSynchronous).toBe(true);
+      expect(mesh.decisions.of('big')).toEqual({ ok: false, error: { kind: 'exceeds-limit', scope: 'tenant', metric: 'weighted_tokens', limit: 1_000, window: 'day', amount: 1_001 } });
+      expect(mesh.nodes[0]!.gate.stats).toMatchObject({ strictRounds: 0, claimRounds: 0 });
+      // At the limit it fits an empty window.
+      mesh.admit(0, quotaRequest('fits', rules, { weighted_tokens: 1_000 }));
+      expect(mesh.runUntil(() => mesh.decisions.of('fits') !== undefined, 3_000)).toBe(true);
+      expect(mesh.decisions.of('fits')?.ok).toBe(true);
+    }
+  });
+
+  it('withdraws a request that reached no model: refunded whole, and its id may be admitted again', () => {
+    const mesh = new GateMesh(1, 10);
+    const rules = [rule('eventual', 'requests', 100), rule('escrow', 'weighted_tokens', 10_000)];
+    const node = mesh.nodes[0]!;
+    mesh.admit(0, quotaRequest('w', rules, { requests: 1, weighted_tokens: 500 }));
+    expect(mesh.runUntil(() => mesh.decisions.of('w') !== undefined, 3_000)).toBe(true);
+    const rights = node.escrow.rights(keyOf(rules[1]!, mesh.nowMs));
+    expect(node.gate.withdraw('w' as RequestId)).toBe(true);
+    expect(node.gate.withdraw('w' as RequestId)).toBe(false);
+    expect(node.counter.value(keyOf(rules[0]!, mesh.nowMs))).toBe(0);
+    expect(node.counter.value(keyOf(rules[1]!, mesh.nowMs))).toBe(0);
+    expect(node.escrow.rights(keyOf(rules[1]!, mesh.nowMs))).toBe(rights + 500);
+    const decisions: QuotaDecision[] = [];
+    node.gate.admit(quotaRequest('w', rules, { requests: 1, weighted_tokens: 500 }), mesh.nowMs, (decision) => decisions.push(decision));
+    mesh.run(100);
+    expect(decisions).toEqual([{ ok: true, value: undefined }]);
+  });
+
+  it('refuses a settled request id for good, saying so, and charges it nothing more', () => {
     const mesh = new GateMesh(1, 8);
     const rules = [rule('eventual', 'requests', 100)];
     const node = mesh.nodes[0]!;
@@ -169,7 +202,7 @@ describe('QuotaGate on one node (N = 1: strict rounds complete on the next tick)
     expect(decisions).toHaveLength(1);
     const again = decisions[0];
     expect(again?.ok).toBe(false);
-    expect(again?.ok === false && again.error).toMatchObject({ kind: 'invalid', field: 'request_id' });
+    expect(again?.ok === false && again.error).toEqual({ kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' });
     expect(node.counter.value(keyOf(rules[0]!, mesh.nowMs))).toBe(1);
   });
 });
@@ -218,7 +251,7 @@ describe('QuotaGate on three nodes over the mesh', () => {
     expect(mesh.decisions.of('majority')).toEqual({ ok: true, value: undefined });
     expect(mesh.decisions.of('minority')).toBeUndefined();
     expect(mesh.runUntil(() => mesh.decisions.of('minority') !== undefined, 500)).toBe(true);
-    expect(mesh.decisions.of('minority')).toEqual({ ok: false, error: { kind: 'no-quorum', retryAfterMs: 1_000 } });
+    expect(mesh.decisions.of('minority')).toEqual({ ok: false, error: { kind: 'no-quorum', operation: 'admission', retryAfterMs: 1_000 } });
     expect(mesh.nodes[0]!.counter.value(keyOf(limit, mesh.nowMs))).toBe(0);
     expect(mesh.nodes[0]!.reservations.openCount).toBe(0);
   });

@@ -1,6 +1,7 @@
 // Proves `carpool node` wires its gRPC endpoint from the config file: a real node process serves
 // a completion through the emulator with a key minted by its Admin service, counts it once in
-// GetUsage, refuses a retried request id for good, and exits cleanly on SIGTERM.
+// GetUsage, answers a retried request id from what it kept (no second upstream call, nothing
+// charged), and exits cleanly on SIGTERM.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,7 +80,7 @@ afterAll(async () => {
 });
 
 describe('carpool node with a gRPC endpoint', () => {
-  it('serves a completion with a minted key, counts it once, and refuses the id again', async () => {
+  it('serves a completion with a minted key, counts it once, and answers the id again from what it kept', async () => {
     const minted = await adminCall(grpcPort, 'CreateApiKey', { tenant: 'demo' }, adminToken);
     expect(minted.error).toBeNull();
     const apiKey = (minted.response as { api_key: string }).api_key;
@@ -100,9 +101,12 @@ describe('carpool node with a gRPC endpoint', () => {
       const usage = await client.getUsage({ consistency: 'local', user: '' });
       expect(usage.ok && usage.value.limits.find((l) => l.metric === 'requests')?.used).toBe(1);
 
+      // The same id again: the kept answer, with no second upstream call and nothing charged.
       const again = await client.complete(request);
-      expect(!again.ok && again.error.kind === 'status' && again.error.codeName).toBe('INVALID_ARGUMENT');
+      expect(again.ok && again.value).toEqual(answer.ok && answer.value);
       expect(emulator.stats().requests).toBe(1);
+      const after = await client.getUsage({ consistency: 'local', user: '' });
+      expect(after.ok && after.value.limits.find((l) => l.metric === 'requests')?.used).toBe(1);
     } finally {
       client.close();
     }

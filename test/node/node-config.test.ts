@@ -55,6 +55,16 @@ describe('parseNodeConfig', () => {
     expect(fieldOf({ ...valid, secretFile: 'x' })).toBe('secret');
     expect(fieldOf({ ...valid, tls: { certFile: 'c' } })).toBe('tls.keyFile');
   });
+
+  it('takes a top-level "$comment" (a string or lines) and still refuses a misspelt field', () => {
+    expect(parseNodeConfig({ ...valid, $comment: 'node n1 of the example mesh' }).ok).toBe(true);
+    expect(parseNodeConfig({ ...valid, $comment: ['two', 'lines'] }).ok).toBe(true);
+    expect(parseNodeConfig({ ...valid, $comment: 42 })).toMatchObject({ ok: false, error: { field: '$comment' } });
+    expect(parseNodeConfig({ ...valid, $comment: ['ok', 7] })).toMatchObject({ ok: false, error: { field: '$comment' } });
+    const misspelt = parseNodeConfig({ ...valid, $comment: 'x', secertFile: 'mesh.secret' });
+    expect(misspelt).toMatchObject({ ok: false, error: { field: 'secertFile' } });
+    expect(misspelt.ok ? '' : misspelt.error.reason).toMatch(/unknown field/);
+  });
 });
 
 describe('parseNodeConfig: the gateway fields', () => {

@@ -1,4 +1,6 @@
 // Proves the Prometheus binding of a node: the exposition parses and holds every family with its type and label names, each sample carrying region and node and never a tenant; counters follow the stats objects they read (every field of the mesh, pool and caller stats has its family); the observed timings and tokens land in their histograms and counter; the token rate is the node-wide last-minute total over its span; and a node without a gateway still exposes its mesh and pool.
+import { ClaimStats } from '../../src/admission/request-claims.js';
+import type { ReleaseReport } from '../../src/admission/successor-release.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { type AccountId, asNodeId, asRegionId, type NodeId, type TenantId } from '../../src/core/ids.js';
@@ -8,6 +10,7 @@ import type { GrpcServerStats } from '../../src/net/grpc/grpc-server.js';
 import type { WsTransportStats } from '../../src/net/ws-transport.js';
 import { AccountCallerStats } from '../../src/node/account-caller.js';
 import { CallScheduler } from '../../src/node/gateway/call-scheduler.js';
+import { AnswerStore } from '../../src/node/gateway/answer-store.js';
 import { GatewayStats } from '../../src/node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../../src/node/gateway/recent-usage.js';
 import { type GatewayParts, type MetricsRuntime, PrometheusNodeMetrics } from '../../src/observe/prometheus-node-metrics.js';
@@ -27,6 +30,8 @@ interface Fixture {
   readonly metrics: PrometheusNodeMetrics;
   readonly mesh: MeshStats;
   readonly poolStats: PoolStats;
+  readonly claimStats: ClaimStats;
+  released: ReleaseReport | undefined;
   statuses: AccountStatus[];
   peers: PeerView[];
   transport: WsTransportStats;
@@ -63,7 +68,9 @@ function fixture(): Fixture {
     ] as PeerView[],
     transport: zeroTransport,
     monotonicMs: 0,
+    released: undefined as ReleaseReport | undefined,
   };
+  const claimStats = new ClaimStats();
   const runtime: MetricsRuntime = {
     node: { stats: mesh, peerViews: () => state.peers },
     pool: {
@@ -77,10 +84,14 @@ function fixture(): Fixture {
       stats: poolStats,
     },
     counter: { size: 12, replicaCount: 3 },
+    claims: { stats: claimStats, pendingCount: 2 },
+    get released() {
+      return state.released;
+    },
     transportStats: () => state.transport,
   };
   const metrics = new PrometheusNodeMetrics({ runtime, region, node, clock: new ManualClock(nowMs), monotonicMs: () => fixtureRef.monotonicMs });
-  const fixtureRef: Fixture = Object.assign(state, { metrics, mesh, poolStats });
+  const fixtureRef: Fixture = Object.assign(state, { metrics, mesh, poolStats, claimStats });
   return fixtureRef;
 }
 
@@ -98,6 +109,7 @@ function gateway(): Gateway {
   const queue = new TierQueue({ tierDepthMax: 8, totalDepthMax: 16, inFlightMax: 1, quantumTokens: 100 });
   const recentUsage = new RecentUsage();
   const callerStats = new AccountCallerStats();
+  const answers = new AnswerStore();
   const g: Gateway = {
     stats,
     queue,
@@ -105,7 +117,7 @@ function gateway(): Gateway {
     callerStats,
     server: { callsStarted: 0, callsInFlight: 0, callsRefusedInFlight: 0, credentialsRefused: { 'repeated-credential': 0, 'conflicting-keys': 0, 'unsupported-authorization': 0, 'tenant-credentials-on-admin': 0 }, handlerFailures: 0 },
     parts: {
-      carpool: { stats, inFlight: 2, scheduler: { queue }, recentUsage },
+      carpool: { stats, inFlight: 2, scheduler: { queue }, recentUsage, answers },
       caller: { stats: callerStats },
       server: { stats: () => g.server },
       client: { stats: () => ({ callsInFlight: 3, connectionsOpen: 2 }) },
@@ -134,6 +146,14 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_requests_refused_total: ['counter', ['reason']],
   carpool_requests_cancelled_total: ['counter', []],
   carpool_settlements_total: ['counter', []],
+  carpool_settlements_estimated_total: ['counter', []],
+  carpool_requests_withdrawn_total: ['counter', []],
+  carpool_answers_replayed_total: ['counter', []],
+  carpool_answer_store_entries: ['gauge', []],
+  carpool_answer_store_bytes: ['gauge', []],
+  carpool_answer_store_evicted_total: ['counter', []],
+  carpool_answer_store_expired_total: ['counter', []],
+  carpool_answer_store_answers_dropped_total: ['counter', []],
   carpool_requests_in_flight: ['gauge', []],
   carpool_queue_depth: ['gauge', ['tier']],
   carpool_queue_running: ['gauge', []],
@@ -161,6 +181,10 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_mesh_peer_connected: ['gauge', ['peer']],
   carpool_counter_keys: ['gauge', []],
   carpool_counter_replicas: ['gauge', []],
+  carpool_request_claims_total: ['counter', ['outcome']],
+  carpool_request_claims_withdrawn_total: ['counter', []],
+  carpool_request_claims_pending: ['gauge', []],
+  carpool_reservations_released_total: ['counter', []],
 };
 
 /** Families named by pattern: one per field of a stats object, none with labels. */
@@ -214,7 +238,7 @@ describe('PrometheusNodeMetrics', () => {
     const f = fixture();
     const g = gateway();
     f.metrics.attachGateway(g.parts);
-    Object.assign(g.stats, { requests: 20, completed: 11, callFailures: 2, cancelled: 1, settlements: 13 });
+    Object.assign(g.stats, { requests: 20, completed: 11, callFailures: 2, cancelled: 1, settlements: 13, settlementsEstimated: 2, withdrawn: 5, replayed: 3 });
     g.stats.refused.quota = 4;
     g.stats.refused.shed = 3;
     let { families } = await scrape(f.metrics);
@@ -225,6 +249,10 @@ describe('PrometheusNodeMetrics', () => {
     expect(sampleOf(families, 'carpool_requests_refused_total', { reason: 'quota' })).toBe(4);
     expect(sampleOf(families, 'carpool_requests_refused_total', { reason: 'no-quorum' })).toBe(0);
     expect(sampleOf(families, 'carpool_settlements_total')).toBe(13);
+    expect(sampleOf(families, 'carpool_settlements_estimated_total')).toBe(2);
+    expect(sampleOf(families, 'carpool_requests_withdrawn_total')).toBe(5);
+    expect(sampleOf(families, 'carpool_answers_replayed_total')).toBe(3);
+    expect(sampleOf(families, 'carpool_answer_store_entries')).toBe(0);
     expect(sampleOf(families, 'carpool_requests_in_flight')).toBe(2);
 
     g.stats.completed = 30;
@@ -236,6 +264,21 @@ describe('PrometheusNodeMetrics', () => {
     expect(sampleOf(families, 'carpool_grpc_calls_started_total')).toBe(41);
     expect(sampleOf(families, 'carpool_grpc_credentials_refused_total', { problem: 'conflicting-keys' })).toBe(2);
     expect(sampleOf(families, 'carpool_upstream_calls_in_flight')).toBe(3);
+  });
+
+  it('shows request-id claims by outcome and what a restart released', async () => {
+    const f = fixture();
+    Object.assign(f.claimStats, { granted: 7, heldHere: 1, heldElsewhere: 2, noQuorum: 3, shed: 4, withdrawn: 5 });
+    let { families } = await scrape(f.metrics);
+    expect(sampleOf(families, 'carpool_request_claims_total', { outcome: 'granted' })).toBe(7);
+    expect(sampleOf(families, 'carpool_request_claims_total', { outcome: 'held-elsewhere' })).toBe(2);
+    expect(sampleOf(families, 'carpool_request_claims_total', { outcome: 'no-quorum' })).toBe(3);
+    expect(sampleOf(families, 'carpool_request_claims_withdrawn_total')).toBe(5);
+    expect(sampleOf(families, 'carpool_request_claims_pending')).toBe(2);
+    expect(sampleOf(families, 'carpool_reservations_released_total')).toBe(0);
+    f.released = { keys: 2, amount: 12_345 };
+    ({ families } = await scrape(f.metrics));
+    expect(sampleOf(families, 'carpool_reservations_released_total')).toBe(12_345);
   });
 
   it('has a family for every field of the mesh, pool, caller and transport stats, showing its value', async () => {

@@ -55,6 +55,7 @@ const expectedScenarios = [
   'ring',
   'steady',
   'strobe',
+  'swarm-claims',
   'swarm-escrow',
   'swarm-mesh',
   'swarm-strict',
@@ -149,6 +150,10 @@ describe('parseScenario', () => {
     expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 0 } } }))).toBe('workload.quota.tokensPerDay');
     expect(fieldOf(withFields({ workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 10, extra: 1 } } }))).toBe('workload.quota.extra');
     expect(parseScenario({ ...valid, workload: { ...valid.workload, quota: { mode: 'eventual', tokensPerDay: 10 } } }).ok).toBe(true);
+    expect(fieldOf(withFields({ workload: { ...valid.workload, claims: { retryShare: 1.5, dispatchShare: 1 } } }))).toBe('workload.claims.retryShare');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, claims: { retryShare: 0.5 } } }))).toBe('workload.claims.dispatchShare');
+    expect(fieldOf(withFields({ workload: { ...valid.workload, claims: { retryShare: 0.5, dispatchShare: 1, retries: 2 } } }))).toBe('workload.claims.retries');
+    expect(parseScenario({ ...valid, workload: { ...valid.workload, claims: { retryShare: 0.5, dispatchShare: 0.9 } } }).ok).toBe(true);
     expect(fieldOf(withFields({ workload: { ...valid.workload, maxTokens: 1_000_001 } }))).toBe('workload.maxTokens');
     expect(fieldOf(withFields({ workload: { ...valid.workload, tokens: 1 } }))).toBe('workload.tokens');
     expect(fieldOf(withFields({ network: { ...valid.network, jitterMs: 10_001 } }))).toBe('network.jitterMs');

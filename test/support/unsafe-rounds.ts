@@ -20,6 +20,7 @@ interface Round {
 export class SingleRoundApplyAndRead implements RoundRunner {
   readonly stats: QuorumStats = { roundsStarted: 0, roundsSucceeded: 0, roundsFailed: 0, writesServed: 0, readsServed: 0 };
   readonly recovering = false;
+  readonly allPeersSynced = true;
   private readonly rounds = new Map<number, Round>();
   private completions: { done: RoundDone; outcome: RoundOutcome }[] = [];
   private nextRound = 1;

@@ -1,6 +1,8 @@
-// Proves the caller's abort cancels a call before its headers, drains a started stream to its
-// final usage by default (the server writes it to the end while the caller sees nothing more,
-// even with a sink stuck on a write), and cuts the connection at once in hard-abort mode.
+// Proves a call whose signal aborted before it was sent is never sent; once sent, the caller's
+// abort drains it to its final usage by default, before the headers as after them (the server
+// writes it to the end while the caller sees nothing more, even with a sink stuck on a write);
+// in abort mode it cuts the connection at once, before the headers too, and a stream is charged
+// its input and the output it relayed, flagged estimated.
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamClient } from '../../src/upstream/upstream-client.js';
@@ -31,18 +33,36 @@ async function paced(_req: RecordedRequest, res: ServerResponse): Promise<void> 
 }
 
 describe('cancellation', () => {
-  it('cancels before the headers: the request is aborted and the feedback is empty', async () => {
+  it('in abort mode, cancels before the headers: the request is aborted and the feedback is empty', async () => {
     server = await startUpstream(() => undefined);
     const timers = countingTimers();
     client = new UpstreamClient({ timers });
     const controller = new AbortController();
-    const pending = client.complete(target(server), request, { signal: controller.signal });
+    const pending = client.complete(target(server), request, { signal: controller.signal, onCancel: 'abort' });
     await sleep(50);
     controller.abort();
     const result = await pending;
-    expect(result).toMatchObject({ ok: false, error: { kind: 'cancelled', feedback: undefined, usage: { input: 0, output: 0 } } });
+    expect(result).toMatchObject({ ok: false, error: { kind: 'cancelled', feedback: undefined, usage: { input: 0, output: 0 }, estimated: false } });
     expect(await server.responseEnds[0]).toBe('closed-early');
     expect(await server.settleConnections()).toBe(0);
+    expect(timers.pending()).toBe(0);
+  });
+
+  it('drains a call cancelled before its headers: the answer is read when it comes, for its usage', async () => {
+    const controller = new AbortController();
+    server = await startUpstream(async (_req, res) => {
+      // The caller leaves while the upstream still generates the whole answer.
+      await sleep(30);
+      controller.abort();
+      await sleep(30);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(recordedMessage));
+    });
+    const timers = countingTimers();
+    client = new UpstreamClient({ timers });
+    const result = await client.complete(target(server), request, { signal: controller.signal });
+    expect(result).toMatchObject({ ok: true, value: { cancelled: true, usage: { input: 30, output: 7 } } });
+    expect(await server.responseEnds[0]).toBe('finished');
     expect(timers.pending()).toBe(0);
   });
 
@@ -108,21 +128,32 @@ describe('cancellation', () => {
     expect(result).toMatchObject({ ok: true, value: { cancelled: true, usage: { output: 42 } } });
   });
 
-  it('cuts the connection at once in hard-abort mode, with the usage seen so far', async () => {
+  it('cuts the connection at once in hard-abort mode, charging the input and the output relayed, estimated', async () => {
     server = await startUpstream(paced);
     const timers = countingTimers();
     client = new UpstreamClient({ timers });
     const controller = new AbortController();
+    let relayedText = '';
     const result = await client.stream(target(server), request, {
       signal: controller.signal,
       onCancel: 'abort',
       onEvent: (event) => {
-        if (event.event === 'content_block_start') controller.abort();
+        const data = JSON.parse(event.data) as { delta?: { text?: string } };
+        relayedText += data.delta?.text ?? '';
+        if (event.event === 'content_block_delta') controller.abort();
       },
     });
+    // message_start's output placeholder is not counted; the relayed delta's text is, at four bytes a token.
+    expect(relayedText.length).toBeGreaterThan(0);
     expect(result).toMatchObject({
       ok: false,
-      error: { kind: 'cancelled', usage: { input: 25, output: 1, cacheWrite: 100, cacheRead: 2000 }, feedback: { kind: 'success' }, requestId: 'req_stream_1' },
+      error: {
+        kind: 'cancelled',
+        usage: { input: 25, output: Math.ceil(new TextEncoder().encode(relayedText).length / 4), cacheWrite: 100, cacheRead: 2000 },
+        estimated: true,
+        feedback: { kind: 'success' },
+        requestId: 'req_stream_1',
+      },
     });
     expect(await server.responseEnds[0]).toBe('closed-early');
     expect(await server.settleConnections()).toBe(0);

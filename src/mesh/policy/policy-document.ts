@@ -250,6 +250,9 @@ export class PolicyDocument {
       ['limits', t.limits.map((rule) => ({ ...rule }))],
       ['userLimits', t.userLimits.map((rule) => ({ ...rule }))],
       ['userConcurrencyMax', t.userConcurrencyMax],
+      // Written only for `abort`. A peer on a schema without the field reads the tenant as
+      // `drain`: abort holds only once every node that serves the tenant knows the field.
+      ['onClientCancel', t.onClientCancel],
     ]);
     return OK_VOID;
   }

@@ -37,6 +37,22 @@ export type Tier = (typeof tiers)[number];
 export const consistencyModes = ['eventual', 'strict', 'escrow'] as const;
 export type ConsistencyMode = (typeof consistencyModes)[number];
 
+/**
+ * What a tenant's client going away does to its call once the call was dispatched to an upstream
+ * (before that, a request is simply withdrawn and charged nothing):
+ *
+ *   drain   the call runs to its result (bounded by the client's deadline plus a grace): the
+ *           tenant and the account are charged exactly what the upstream reported, and the answer
+ *           is kept for a retry of the same request id. The default.
+ *   abort   a streamed call is cancelled at once, also at an account's home region across a
+ *           forward, and charged the input the upstream reported plus the output tokens relayed
+ *           to the client so far, counted from the relayed text (src/upstream/relayed-usage.ts):
+ *           the one charge that is an estimate. A non-streamed call drains even so, because its
+ *           answer is relayed whole or not at all, so nothing would be left to count.
+ */
+export const clientCancelModes = ['drain', 'abort'] as const;
+export type ClientCancelMode = (typeof clientCancelModes)[number];
+
 export const accountKinds = ['api-key', 'oauth'] as const;
 export type AccountKind = (typeof accountKinds)[number];
 
@@ -128,6 +144,16 @@ export interface Tenant {
   readonly userLimits: readonly LimitRule[];
   /** Requests one user may have in flight at a node, within the tenant's `concurrencyMax`. */
   readonly userConcurrencyMax: number;
+  /**
+   * See `ClientCancelMode`. Absent means `drain`, which is how documents written before the field
+   * existed read; a given `drain` is stored as absent, so the default has one representation.
+   */
+  readonly onClientCancel?: ClientCancelMode;
+}
+
+/** The tenant's `onClientCancel`, with the default filled in. */
+export function clientCancelModeOf(tenant: Tenant): ClientCancelMode {
+  return tenant.onClientCancel ?? 'drain';
 }
 
 /**
@@ -135,7 +161,7 @@ export interface Tenant {
  * have operations of their own. A field this list does not name is refused in an admin write, so
  * a misspelt optional field is an error instead of a silently ignored one.
  */
-export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
+export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel'] as const;
 
 /** The fields of an account that an operator writes (PUT /policy/accounts/{id}, PutAccount). */
 export const accountWritableFields = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
@@ -408,19 +434,22 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
   if (!userLimits.ok) return userLimits;
   const userConcurrencyMax = value.userConcurrencyMax === undefined ? concurrencyMax : validateCount(value.userConcurrencyMax, `${path}.userConcurrencyMax`);
   if (!userConcurrencyMax.ok) return userConcurrencyMax;
-  return ok(
-    Object.freeze({
-      id: id.value,
-      tier: value.tier,
-      apiKeys: apiKeys.value,
-      requireSignature: value.requireSignature,
-      concurrencyMax: concurrencyMax.value,
-      weights: weights.value,
-      limits: limits.value,
-      userLimits: userLimits.value,
-      userConcurrencyMax: userConcurrencyMax.value,
-    }),
-  );
+  // Optional, so documents written before it existed read as `drain`.
+  const onClientCancel = value.onClientCancel ?? 'drain';
+  if (!isOneOf(clientCancelModes, onClientCancel)) return invalid(`${path}.onClientCancel`, `must be one of ${clientCancelModes.join(', ')}`);
+  const tenant: Tenant = {
+    id: id.value,
+    tier: value.tier,
+    apiKeys: apiKeys.value,
+    requireSignature: value.requireSignature,
+    concurrencyMax: concurrencyMax.value,
+    weights: weights.value,
+    limits: limits.value,
+    userLimits: userLimits.value,
+    userConcurrencyMax: userConcurrencyMax.value,
+    ...(onClientCancel === 'drain' ? {} : { onClientCancel }),
+  };
+  return ok(Object.freeze(tenant));
 }
 
 export function validateAccount(value: unknown): Result<Account, PolicyError> {

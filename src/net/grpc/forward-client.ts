@@ -27,6 +27,8 @@ export interface ForwardTransportError {
 export interface ForwardExecuteOptions {
   readonly deadlineMs: number;
   readonly onEvent?: (event: SseEvent) => void | PromiseLike<void>;
+  /** Cancels the call when it fires: the home node sees its Execute cancelled. */
+  readonly signal?: AbortSignal;
 }
 
 export class ForwardClient {
@@ -46,6 +48,9 @@ export class ForwardClient {
       deadline: options.deadlineMs,
     });
     let eventsSeen = 0;
+    const cancel = (): void => call.cancel();
+    options.signal?.addEventListener('abort', cancel, { once: true });
+    if (options.signal?.aborted === true) cancel();
     try {
       for await (const wire of call) {
         const reply = decodeForwardReply(wire as WireForwardReply);
@@ -60,6 +65,7 @@ export class ForwardClient {
       const code = typeof serviceError.code === 'number' ? (grpcStatus[serviceError.code] ?? 'UNKNOWN') : 'UNKNOWN';
       return err({ kind: 'transport', code, detail: serviceError.details ?? String(error), eventsSeen });
     } finally {
+      options.signal?.removeEventListener('abort', cancel);
       // No-op once the result arrived; otherwise the reader left early and the call must end.
       call.cancel();
     }

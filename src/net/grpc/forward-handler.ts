@@ -19,6 +19,13 @@ export interface ForwardRequest {
   readonly anthropicBeta: string | undefined;
   readonly stream: boolean;
   readonly originRegion: RegionId;
+  /**
+   * The tenant's `onClientCancel` is `abort` and the call streams: when the origin cancels the
+   * forward (its client left), the home node cancels the upstream call too. Otherwise the home
+   * node reads the call to its end whatever becomes of the forward, so the account is charged
+   * exactly.
+   */
+  readonly abortOnCancel: boolean;
 }
 
 /** The member proof from the call's metadata; checked by the handler, which holds the secret. */
@@ -59,6 +66,8 @@ export interface ForwardResult {
   /** What went wrong, for logs and the upstream error's message; a timeout's phase. */
   readonly detail: string;
   readonly cancelled: boolean;
+  /** The usage of a stream cancelled under `abort`: output counted from relayed text (src/upstream/relayed-usage.ts). */
+  readonly estimated: boolean;
   readonly replayed: boolean;
   /** A replay to another origin than the first: its usage is zero, and the tenant was settled there. */
   readonly settledElsewhere: boolean;

@@ -21,6 +21,7 @@ export interface WireForwardRequest {
   readonly anthropic_beta: string;
   readonly stream: boolean;
   readonly origin_region: string;
+  readonly abort_on_cancel: boolean;
 }
 
 export interface WireForwardUsage {
@@ -43,6 +44,7 @@ export interface WireForwardResult {
   readonly replayed: boolean;
   readonly served_region: string;
   readonly settled_elsewhere: boolean;
+  readonly estimated: boolean;
 }
 
 export interface WireForwardReply {
@@ -77,6 +79,7 @@ export function encodeForwardRequest(request: ForwardRequest): WireForwardReques
     anthropic_beta: request.anthropicBeta ?? '',
     stream: request.stream,
     origin_region: request.originRegion,
+    abort_on_cancel: request.abortOnCancel,
   };
 }
 
@@ -94,6 +97,8 @@ export function decodeForwardRequest(wire: WireForwardRequest): Result<ForwardRe
     anthropicBeta: wire.anthropic_beta === '' ? undefined : wire.anthropic_beta,
     stream: wire.stream,
     originRegion: wire.origin_region as RegionId,
+    // A member of an older version sends none, which reads as false: drain, the default.
+    abortOnCancel: wire.abort_on_cancel === true,
   });
 }
 
@@ -128,6 +133,7 @@ export function encodeForwardResult(result: ForwardResult): WireForwardReply {
       replayed: result.replayed,
       served_region: result.servedRegion,
       settled_elsewhere: result.settledElsewhere,
+      estimated: result.estimated,
     },
   };
 }
@@ -171,6 +177,7 @@ export function decodeForwardReply(wire: WireForwardReply): Result<ForwardReplyV
       replayed: result.replayed,
       servedRegion: result.served_region as RegionId,
       settledElsewhere: result.settled_elsewhere,
+      estimated: result.estimated === true,
     },
   });
 }

@@ -43,14 +43,25 @@ export const adminUnauthenticatedMessage = 'missing or unknown admin token';
 /** The reply to a handler that threw: nothing about the bug reaches the client. */
 export const internalMessage = 'internal error';
 
+/** What a quorum was needed for: a strict or escrowed admission, a QUORUM read, an operator's credit. */
+const noQuorumMessages: Readonly<Record<Extract<Rejection, { kind: 'no-quorum' }>['operation'], string>> = {
+  admission: 'too few regions answered the quorum round a strict or escrowed limit needs',
+  read: 'too few regions answered the QUORUM read (a LOCAL read answers now)',
+  credit: 'too few regions answered the quorum round a credit needs',
+};
+
 const rejectionMessages: { readonly [K in RejectionKind]: (rejection: Extract<Rejection, { kind: K }>) => string } = {
   quota: (rejection) => `quota reached: ${rejection.metric} is limited to ${rejection.limit} per ${rejection.window}`,
   rate: () => 'rate limit reached',
   concurrency: () => 'too many requests in flight',
   unauthenticated: (rejection) => (rejection.credential === 'admin-token' ? adminUnauthenticatedMessage : unauthenticatedMessage),
   shed: () => 'the region is overloaded',
-  'no-quorum': () => 'too few regions answered to check a strict quota',
+  'no-quorum': (rejection) => noQuorumMessages[rejection.operation],
   invalid: (rejection) => invalidMessage(rejection.field, rejection.reason),
+  'exceeds-limit': (rejection) =>
+    `the request can never fit: its estimate of ${rejection.amount} ${rejection.metric} is over the ${rejection.scope}'s limit of ${rejection.limit} per ${rejection.window}; lower max_tokens or shorten the request`,
+  'request-running': () => 'a request with this id is still running here: ask again with the same id for its answer',
+  'request-done': (rejection) => rejection.reason,
 };
 
 export function gatewayStatusOf(error: ServiceError): GatewayStatus {

@@ -1,5 +1,5 @@
 import type { AdminPrincipal } from '../../admission/admin-access.js';
-import { parseKeyId } from '../../admission/api-key.js';
+import { apiKeyHashHex, formatKeyId, parseApiKey, parseKeyId } from '../../admission/api-key.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import { type NodeId, parseAccountId, parseTenantId, type TenantId } from '../../core/ids.js';
 import { apiKeyNameLengthMax, auditEntriesMax } from '../../core/limits.js';
@@ -111,11 +111,13 @@ const keyFieldNames = ['apiKeys', 'apiKeyHashes', 'keys'];
 
 export class AdminService {
   private readonly runtime: AdminServiceRuntime;
+  private readonly crypto: AuthCrypto;
   private readonly mint: (tenant: TenantId) => MintedKey;
   private readonly now: () => number;
 
   constructor(options: AdminServiceOptions) {
     this.runtime = options.runtime;
+    this.crypto = options.crypto;
     this.mint = options.mint ?? ((tenant) => mintApiKey(options.crypto, tenant));
     this.now = options.nowMs ?? (() => Date.now());
   }
@@ -242,16 +244,29 @@ export class AdminService {
 
   // ---- Keys ----
 
-  createKey(caller: AdminPrincipal, tenantId: string, options: { readonly name: unknown; readonly expiresAtMs?: unknown }, reason: string | undefined): Result<NewKey, AdminFailure> {
+  /**
+   * A new key for the tenant, minted here; or, with `apiKey`, that existing key registered (the
+   * local launcher keeps its keys across starts, and a key moves between meshes this way). Only
+   * the digest is stored either way.
+   */
+  createKey(
+    caller: AdminPrincipal,
+    tenantId: string,
+    options: { readonly name: unknown; readonly expiresAtMs?: unknown; readonly apiKey?: unknown },
+    reason: string | undefined,
+  ): Result<NewKey, AdminFailure> {
     const checkedReason = checkReason(reason);
     if (!checkedReason.ok) return checkedReason;
     const tenant = this.findTenant(tenantId, 'tenant');
     if (!tenant.ok) return tenant;
+    const given = options.apiKey === undefined ? ok(undefined) : this.importedKey(tenant.value, options.apiKey);
+    if (!given.ok) return given;
     const nowMs = this.now();
-    const made = this.addKey(tenant.value, options.name, options.expiresAtMs, nowMs);
+    const made = this.addKey(tenant.value, options.name, options.expiresAtMs, nowMs, given.value);
     if (!made.ok) return made;
     const view = keyView(tenant.value.id, made.value.record, nowMs);
-    this.record(caller, 'key.create', `key/${view.keyId}`, checkedReason.value, { name: view.name, ...(view.expiresAtMs === undefined ? {} : { expiresAtMs: view.expiresAtMs }) });
+    const detail = { name: view.name, ...(view.expiresAtMs === undefined ? {} : { expiresAtMs: view.expiresAtMs }), ...(given.value === undefined ? {} : { imported: true }) };
+    this.record(caller, 'key.create', `key/${view.keyId}`, checkedReason.value, detail);
     return ok({ apiKey: made.value.apiKey, key: view });
   }
 
@@ -365,14 +380,31 @@ export class AdminService {
     return invalid('amount', `a credit may not exceed the counter's value, ${Math.max(0, after + amount)} after a quorum read (other credits were made at the same time)`);
   }
 
-  private addKey(tenant: Tenant, name: unknown, expiresAtMs: unknown, nowMs: number): Result<{ readonly apiKey: string; readonly record: Tenant['apiKeys'][number] }, AdminFailure> {
+  /** An existing key to register: well-formed, of this tenant, and not one of its keys yet. */
+  private importedKey(tenant: Tenant, apiKey: unknown): Result<MintedKey, AdminFailure> {
+    if (typeof apiKey !== 'string') return invalid('apiKey', 'must be a key cp_<tenant>_<secret>');
+    const parts = parseApiKey(apiKey);
+    if (!parts.ok || parts.value.tenant !== tenant.id) return invalid('apiKey', `must be a key cp_${tenant.id}_<secret> of 32 to 128 base62 characters`);
+    const keyHashHex = apiKeyHashHex(this.crypto, apiKey);
+    if (tenant.apiKeys.some((record) => record.hash === keyHashHex)) return invalid('apiKey', 'is one of the tenant\'s keys already');
+    if (keyIdTaken(tenant, keyHashHex)) return invalid('apiKey', 'has the key id of another key of the tenant; mint a new key instead');
+    return ok({ apiKey, keyHashHex, keyId: formatKeyId(tenant.id, keyHashHex) });
+  }
+
+  private addKey(
+    tenant: Tenant,
+    name: unknown,
+    expiresAtMs: unknown,
+    nowMs: number,
+    given?: MintedKey,
+  ): Result<{ readonly apiKey: string; readonly record: Tenant['apiKeys'][number] }, AdminFailure> {
     if (typeof name !== 'string' || name.length === 0 || !isValidKeyName(name)) {
       return invalid('name', `must be 1 to ${apiKeyNameLengthMax} printable ASCII characters, without spaces at either end`);
     }
     if (expiresAtMs !== undefined && typeof expiresAtMs !== 'number') return invalid('expiresAtMs', 'must be a time in ms since the epoch');
     const expiry = checkExpiry(expiresAtMs, nowMs);
     if (!expiry.ok) return invalidKey(expiry.error);
-    let minted = this.mint(tenant.id);
+    let minted = given ?? this.mint(tenant.id);
     // Key ids must name one key; a clash of eight hex digits is one in tens of millions.
     for (let attempt = 1; attempt < mintAttemptsMax && keyIdTaken(tenant, minted.keyHashHex); attempt++) minted = this.mint(tenant.id);
     if (keyIdTaken(tenant, minted.keyHashHex)) return invalid('tenant', 'no fresh key id could be drawn; try again');

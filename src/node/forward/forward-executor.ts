@@ -2,7 +2,15 @@ import type { TokenUsage } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId, RegionId, RequestId } from '../../core/ids.js';
-import { forwardCallsInFlightMax, forwardReplayBytesMax } from '../../core/limits.js';
+import {
+  forwardCallsInFlightMax,
+  forwardHopMarginMs,
+  forwardLedgerBytesMax,
+  forwardLedgerEntriesMax,
+  forwardLedgerTtlMs,
+  forwardReplayBytesMax,
+  upstreamDeadlineMs,
+} from '../../core/limits.js';
 import type { Result } from '../../core/result.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { ForwardCall, ForwardHandler, ForwardRefusal, ForwardResult, ForwardSink } from '../../net/grpc/forward-handler.js';
@@ -14,7 +22,7 @@ import type { EventSink } from '../../upstream/upstream-client.js';
 import type { UpstreamRequest, UpstreamTarget } from '../../upstream/upstream-request.js';
 import type { Completion, StreamCompletion, UpstreamError } from '../../upstream/upstream-result.js';
 import type { AccountCallClient } from '../account-caller.js';
-import type { ForwardLedger, StoredAnswer } from './forward-ledger.js';
+import { AnswerLedger, type AnswerLedgerBounds } from '../answer-ledger.js';
 import { type ForwardRoute, upstreamResultOf } from './forward-route.js';
 import { verifyForward } from './member-mac.js';
 
@@ -34,7 +42,48 @@ import { verifyForward } from './member-mac.js';
  * Permits: the origin's pool holds the account's permit for the whole forwarded call, so the
  * account's concurrency is bounded by each calling node's pool, as it is for local calls; the
  * home node adds only its own bound on forwarded calls in flight.
+ *
+ * Cancellation: the forward's signal fires when the origin cancels it or goes away. Unless the
+ * request says `abortOnCancel` (a stream of a tenant that aborts), the upstream call drains: it
+ * stops delivering and runs to its result, the account is charged exactly, and the ledger keeps
+ * the answer.
+ * Deadline: the upstream call ends by the forward's gRPC deadline less `forwardHopMarginMs`, so
+ * the result gets back to the origin in time.
  */
+/** What the home node keeps of a call, by (request id, account id), for a repeated forward. */
+export interface StoredAnswer {
+  readonly result: ForwardResult;
+  /** The events of a stream, in order, when they were kept. */
+  readonly events: readonly SseEvent[] | undefined;
+  /** Whether the answer itself (message or events) was kept; without it a replay carries the usage only. */
+  readonly answerKept: boolean;
+  readonly stream: boolean;
+}
+
+export type ForwardLedger = AnswerLedger<StoredAnswer>;
+
+export const forwardLedgerBounds: AnswerLedgerBounds = Object.freeze({
+  entriesMax: forwardLedgerEntriesMax,
+  bytesMax: forwardLedgerBytesMax,
+  ttlMs: forwardLedgerTtlMs,
+  answerBytesMax: forwardReplayBytesMax,
+});
+
+/** The home node's ledger (src/node/answer-ledger.ts): a repeated forward replays instead of calling the upstream again. */
+export function newForwardLedger(bounds: AnswerLedgerBounds = forwardLedgerBounds): ForwardLedger {
+  return new AnswerLedger<StoredAnswer>(
+    {
+      bytesOf: (answer) => {
+        let bytes = answer.result.messageJson?.length ?? 0;
+        for (const event of answer.events ?? []) bytes += 2 * (event.event.length + event.data.length);
+        return bytes;
+      },
+      withoutAnswer: (answer) => ({ result: { ...answer.result, messageJson: undefined }, events: undefined, answerKept: false, stream: answer.stream }),
+    },
+    bounds,
+  );
+}
+
 export interface ForwardExecutorOptions {
   readonly region: RegionId;
   readonly crypto: AuthCrypto;
@@ -60,7 +109,13 @@ export interface AccountRun {
   readonly request: UpstreamRequest;
   readonly stream: boolean;
   readonly onEvent?: EventSink;
+  /** Told every event of the stream as it is read, delivered to `onEvent` or not (the local caller keeps its answer). */
+  readonly onRead?: (event: SseEvent) => void;
   readonly signal?: AbortSignal;
+  /** The signal cancels the upstream call (a stream of a tenant that aborts); otherwise the call ignores it and drains. */
+  readonly abortOnCancel: boolean;
+  /** Absolute time, on the executor's clock, by which the upstream call must end. */
+  readonly deadlineMs?: number;
   readonly reportFeedback: boolean;
 }
 
@@ -128,6 +183,8 @@ export class ForwardExecutor implements ForwardHandler {
       stream: request.stream,
       ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink.send(event) }),
       signal: call.signal,
+      abortOnCancel: request.abortOnCancel && request.stream,
+      ...(call.deadlineMs === undefined ? {} : { deadlineMs: upstreamDeadlineOf(call.deadlineMs, nowMs) }),
       reportFeedback: true,
     });
     return outcome.result;
@@ -143,14 +200,15 @@ export class ForwardExecutor implements ForwardHandler {
   async run(run: AccountRun): Promise<RunOutcome> {
     const { options } = this;
     const { requestId, account } = run;
-    const begun = options.ledger.begin(requestId, account.id, run.origin, options.clock.nowMs());
+    const key = ledgerKeyOf(requestId, account.id);
+    const begun = options.ledger.begin(key, run.origin, options.clock.nowMs());
     switch (begun.kind) {
       case 'running':
         return { kind: 'refused', result: this.refused(`request ${requestId} is already running on account ${account.id}`) };
       case 'full':
         return { kind: 'refused', result: this.refused('the forward ledger is full of running calls') };
       case 'done':
-        return { kind: 'replayed', result: await this.replay(begun.answer, begun.origin === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
+        return { kind: 'replayed', result: await this.replay(begun.answer, begun.owner === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
       case 'new':
         break;
     }
@@ -161,22 +219,25 @@ export class ForwardExecutor implements ForwardHandler {
     try {
       let events: SseEvent[] | undefined = run.stream ? [] : undefined;
       const sink = run.onEvent;
+      const callOptions = this.callOptionsOf(run);
       const upstream: Result<Completion | StreamCompletion, UpstreamError> = run.stream
         ? await options.client.stream(run.target, run.request, {
-            ...(run.signal === undefined ? {} : { signal: run.signal }),
-            onEvent: (event) => {
+            ...callOptions,
+            // Every event read, not only those delivered: a stream whose origin left drains to its
+            // end, and a replay must give the whole answer.
+            onRead: (event) => {
+              run.onRead?.(event);
               // Kept for a replay while they fit the ledger's bounds; past them, not at all.
-              if (events !== undefined) {
-                const bytes = 2 * (event.event.length + event.data.length);
-                if (heldBytes + bytes <= forwardReplayBytesMax && options.ledger.hold(bytes)) {
-                  heldBytes += bytes;
-                  events.push(event);
-                } else events = undefined;
-              }
-              return sink?.(event);
+              if (events === undefined) return;
+              const bytes = 2 * (event.event.length + event.data.length);
+              if (heldBytes + bytes <= forwardReplayBytesMax && options.ledger.hold(bytes)) {
+                heldBytes += bytes;
+                events.push(event);
+              } else events = undefined;
             },
+            onEvent: (event) => sink?.(event),
           })
-        : await options.client.complete(run.target, run.request, run.signal === undefined ? {} : { signal: run.signal });
+        : await options.client.complete(run.target, run.request, callOptions);
       const feedback = upstream.ok ? upstream.value.feedback : upstream.error.feedback;
       const usage = upstream.ok ? upstream.value.usage : upstream.error.usage;
       if (run.reportFeedback && feedback !== undefined) {
@@ -188,11 +249,11 @@ export class ForwardExecutor implements ForwardHandler {
       options.ledger.release(heldBytes);
       heldBytes = 0;
       const answerKept = !run.stream || events !== undefined;
-      options.ledger.finish(requestId, account.id, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
+      options.ledger.finish(key, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
       return { kind: 'ran', upstream, result };
     } catch (error) {
       options.ledger.release(heldBytes);
-      options.ledger.abandon(requestId, account.id);
+      options.ledger.abandon(key);
       throw error;
     } finally {
       this.running--;
@@ -218,14 +279,31 @@ export class ForwardExecutor implements ForwardHandler {
           request: call.request,
           stream: call.stream,
           ...(sink === undefined ? {} : { onEvent: (event: SseEvent) => sink(event) }),
+          ...(call.onRead === undefined ? {} : { onRead: call.onRead }),
           ...(call.signal === undefined ? {} : { signal: call.signal }),
+          abortOnCancel: call.abortOnCancel,
+          ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
           reportFeedback: false,
         });
         if (outcome.kind === 'ran') return outcome.upstream;
         // A replay: its events went to the sink; the message is rebuilt from them like a forward's.
-        if (stream !== undefined && outcome.kind === 'replayed') for (const event of outcome.events) stream.onEvent(event);
+        if (stream !== undefined && outcome.kind === 'replayed') {
+          for (const event of outcome.events) {
+            stream.onEvent(event);
+            call.onRead?.(event);
+          }
+        }
         return upstreamResultOf(outcome.result, call.stream, stream, call.signal?.aborted === true);
       },
+    };
+  }
+
+  /** The upstream client's options for a run: its signal with the run's cancel mode, its deadline from now. */
+  private callOptionsOf(run: AccountRun): { signal?: AbortSignal; onCancel?: 'abort' | 'drain'; timeouts?: { deadlineMs: number } } {
+    const deadline = run.deadlineMs === undefined ? undefined : Math.min(upstreamDeadlineMs, Math.max(1, Math.ceil(run.deadlineMs - this.options.clock.nowMs())));
+    return {
+      ...(run.signal === undefined ? {} : { signal: run.signal, onCancel: run.abortOnCancel ? ('abort' as const) : ('drain' as const) }),
+      ...(deadline === undefined ? {} : { timeouts: { deadlineMs: deadline } }),
     };
   }
 
@@ -269,6 +347,7 @@ export class ForwardExecutor implements ForwardHandler {
       errorType: '',
       detail,
       cancelled: false,
+      estimated: false,
       replayed: false,
       settledElsewhere: false,
       servedRegion: this.options.region,
@@ -292,11 +371,11 @@ function resultOf(result: { ok: true; value: Completion | StreamCompletion } | {
     // A stream's message is rebuilt by the origin from the events it relayed.
     const completion = value as Completion;
     const messageJson = stream ? undefined : (completion.bodyJson ?? utf8.encode(JSON.stringify(completion.message)));
-    return forwardResult('ok', value.usage, value.feedback, messageJson, value.requestId, 0, '', '', value.cancelled, region);
+    return forwardResult('ok', value.usage, value.feedback, messageJson, value.requestId, 0, '', '', value.cancelled, false, region);
   }
   const error = result.error;
-  const failed = (status: number, errorType: string, detail: string, cancelled = false): ForwardResult =>
-    forwardResult(error.kind, error.usage, error.feedback, undefined, error.requestId, status, errorType, detail, cancelled, region);
+  const failed = (status: number, errorType: string, detail: string, cancelled = false, estimated = false): ForwardResult =>
+    forwardResult(error.kind, error.usage, error.feedback, undefined, error.requestId, status, errorType, detail, cancelled, estimated, region);
   switch (error.kind) {
     case 'http-status':
       return failed(error.status, error.errorType ?? '', error.message);
@@ -312,7 +391,7 @@ function resultOf(result: { ok: true; value: Completion | StreamCompletion } | {
     case 'invalid-request':
       return failed(0, '', error.detail);
     case 'cancelled':
-      return failed(0, '', '', true);
+      return failed(0, '', '', true, error.estimated);
   }
 }
 
@@ -326,9 +405,23 @@ function forwardResult(
   errorType: string,
   detail: string,
   cancelled: boolean,
+  estimated: boolean,
   servedRegion: RegionId,
 ): ForwardResult {
-  return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, replayed: false, settledElsewhere: false, servedRegion };
+  return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, estimated, replayed: false, settledElsewhere: false, servedRegion };
+}
+
+/**
+ * When the upstream call of a forward must end: its gRPC deadline less the hop's margin, so that
+ * the result gets back before the origin gives up. A deadline shorter than twice the margin (a
+ * direct caller's, not an origin's) leaves half the time for the hop.
+ */
+function upstreamDeadlineOf(forwardDeadlineMs: number, nowMs: number): number {
+  return forwardDeadlineMs - Math.min(forwardHopMarginMs, Math.max(0, forwardDeadlineMs - nowMs) / 2);
+}
+
+function ledgerKeyOf(requestId: RequestId, accountId: AccountId): string {
+  return `${requestId}\u001f${accountId}`;
 }
 
 function isZero(usage: TokenUsage): boolean {

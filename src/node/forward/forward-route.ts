@@ -2,7 +2,7 @@ import type { TokenUsage } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId, RegionId, RequestId, TenantId } from '../../core/ids.js';
-import { forwardDeadlineMs, forwardTransportRetriesMax } from '../../core/limits.js';
+import { forwardDeadlineMs, forwardHopMarginMs, forwardTransportRetriesMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { Member } from '../../mesh/membership.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
@@ -10,6 +10,7 @@ import type { ForwardExecuteOptions, ForwardTransportError } from '../../net/grp
 import type { ForwardProof, ForwardRequest, ForwardResult } from '../../net/grpc/forward-handler.js';
 import { networkFeedback } from '../../upstream/classify-feedback.js';
 import { MessageStream } from '../../upstream/message-stream.js';
+import { relayedUsage } from '../../upstream/relayed-usage.js';
 import type { SseEvent } from '../../upstream/sse-parser.js';
 import type { EventSink } from '../../upstream/upstream-client.js';
 import type { UpstreamRequest } from '../../upstream/upstream-request.js';
@@ -28,9 +29,16 @@ import { signForward } from './member-mac.js';
  * region when there is one, with the same request id (the home node's ledger runs it once);
  * after that the attempt fails as a network error, which the pool counts against the account.
  *
- * A caller that aborts does not cancel the forward: like the upstream client's drain, the events
- * stop reaching the caller and the forward runs to its result, so the usage the origin settles
- * is the whole of it.
+ * A caller that aborts does not cancel the forward (drain, the default): like the upstream
+ * client's drain, the events stop reaching the caller and the forward runs to its result, so the
+ * usage the origin settles is the whole of it. A stream under `abortOnCancel` is cancelled instead,
+ * at the origin and (by the request's `abort_on_cancel`) at the home node, which cancels its
+ * upstream call; the origin never hears the home node's result then, so it settles the estimate
+ * of src/upstream/relayed-usage.ts over the events it relayed to its own caller.
+ *
+ * Deadlines: the forward's gRPC deadline is the call's upstream deadline plus `forwardHopMarginMs`,
+ * and the home node bounds its upstream call by that deadline less the margin, so the result
+ * with the usage comes back before the origin stops waiting for it.
  */
 export interface ForwardTransport {
   execute(address: string, request: ForwardRequest, proof: ForwardProof, options: ForwardExecuteOptions): Promise<Result<ForwardResult, ForwardTransportError>>;
@@ -56,7 +64,13 @@ export interface ForwardedCall {
   readonly request: UpstreamRequest;
   readonly stream: boolean;
   readonly onEvent?: EventSink;
+  /** Told every event of the stream as it arrives, delivered to `onEvent` or not. */
+  readonly onRead?: (event: SseEvent) => void;
   readonly signal?: AbortSignal;
+  /** The signal cancels the call at its upstream (a stream of a tenant that aborts); else it drains. */
+  readonly abortOnCancel: boolean;
+  /** Absolute time, on the caller's clock, by which the upstream call must end; undefined: the default timeouts. */
+  readonly deadlineMs?: number;
 }
 
 export interface ForwardRoute {
@@ -112,11 +126,15 @@ export class ForwardRouter {
       anthropicBeta: call.request.anthropicBeta,
       stream: call.stream,
       originRegion: this.options.region,
+      abortOnCancel: call.abortOnCancel,
     };
     const stream = call.stream ? new MessageStream() : undefined;
     let delivering = true;
+    // Content bytes of the events the caller accepted: an aborted stream's output estimate.
+    let relayedBytes = 0;
     const onEvent = async (event: SseEvent): Promise<void> => {
       stream?.onEvent(event);
+      call.onRead?.(event);
       if (!delivering || call.onEvent === undefined) return;
       if (call.signal?.aborted === true) {
         delivering = false;
@@ -124,11 +142,13 @@ export class ForwardRouter {
       }
       try {
         await call.onEvent(event);
+        relayedBytes = stream?.contentBytes ?? 0;
       } catch {
         // The caller's sink failed (its client left): stop delivering, read on for the usage.
         delivering = false;
       }
     };
+    const aborting = call.abortOnCancel ? call.signal : undefined;
     const candidates = (this.byRegion.get(region) ?? []).filter((member) => this.options.connected(member.id));
     let failure: ForwardTransportError | undefined;
     // Bounded: one try and at most forwardTransportRetriesMax repeats.
@@ -138,10 +158,16 @@ export class ForwardRouter {
       if (attempt > 0) this.stats.transportRetries++;
       const nowMs = this.options.clock.nowMs();
       const proof = signForward(this.options.crypto, this.options.secret, this.options.self, nowMs, { requestId: call.requestId, accountId, body });
-      const result = await this.options.transport.execute(member.address, request, proof, { deadlineMs: nowMs + forwardDeadlineMs, onEvent });
+      const deadlineMs = Math.min(nowMs + forwardDeadlineMs, (call.deadlineMs ?? Number.POSITIVE_INFINITY) + forwardHopMarginMs);
+      const result = await this.options.transport.execute(member.address, request, proof, { deadlineMs, onEvent, ...(aborting === undefined ? {} : { signal: aborting }) });
       if (result.ok) {
         if (result.value.replayed) this.stats.replays++;
         return upstreamResultOf(result.value, call.stream, stream, call.signal?.aborted === true || !delivering);
+      }
+      if (aborting?.aborted === true) {
+        // This node cancelled the forward for its caller; the home node cancels the upstream call.
+        const relayed = stream === undefined ? { usage: zeroUsage, estimated: false } : relayedUsage(stream, relayedBytes);
+        return err({ kind: 'cancelled', usage: relayed.usage, estimated: relayed.estimated, requestId: undefined, feedback: undefined });
       }
       failure = result.error;
       // Once an event reached the caller the call cannot be repeated as if it never happened.
@@ -199,7 +225,7 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
     case 'truncated':
       return err({ kind: result.outcome, detail: result.detail, usage, requestId, feedback: feedback ?? networkFeedback(result.detail) });
     case 'cancelled':
-      return err({ kind: 'cancelled', usage, requestId, feedback });
+      return err({ kind: 'cancelled', usage, requestId, feedback, estimated: result.estimated });
     case 'unavailable':
     case 'invalid-request':
     case 'refused':

@@ -193,7 +193,7 @@ export class AdminGateway implements AdminServiceHandler {
     if (result.ok) return ok(to(result.value));
     const failure = result.error;
     if (failure.kind === 'invalid') this.stats.invalid++;
-    if (failure.kind === 'no-quorum') return err({ kind: 'rejected', rejection: { kind: 'no-quorum', retryAfterMs: failure.retryAfterMs } });
+    if (failure.kind === 'no-quorum') return err({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'credit', retryAfterMs: failure.retryAfterMs } });
     return err(failure);
   }
 

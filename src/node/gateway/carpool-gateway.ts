@@ -8,13 +8,20 @@ import { Shedder } from '../../admission/shedder.js';
 import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
 import { type AccountId, isValidId, type RegionId, type RequestId, type TenantId, type UserId } from '../../core/ids.js';
-import { accountBusyRetryAfterMs, accountCallTurnsMax, grpcCallsInFlightMax, noAccountRetryAfterMsMin, reservationLeaseMsMax, tierQueueFullRetryAfterMs } from '../../core/limits.js';
+import {
+  accountBusyRetryAfterMs,
+  accountCallTurnsMax,
+  noAccountRetryAfterMsMin,
+  requestRunningRetryAfterMs,
+  tierQueueFullRetryAfterMs,
+  upstreamDrainGraceMs,
+} from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { CounterKey } from '../../crdt/counter-key.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../../mesh/quorum.js';
 import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
-import type { Tenant } from '../../mesh/policy/policy-schema.js';
+import { clientCancelModeOf, type Tenant } from '../../mesh/policy/policy-schema.js';
 import type {
   CarpoolCall,
   CarpoolCredentials,
@@ -37,9 +44,13 @@ import { TierQueue } from '../../schedule/tier-queue.js';
 import { systemTimers, type Timers } from '../../upstream/call-guard.js';
 import { feedbackOfStatus, networkFeedback } from '../../upstream/classify-feedback.js';
 import type { CountedTokens, CountTokensCallError, CountTokensCallOptions, CountTokensCallRequest } from '../../upstream/count-tokens-call.js';
+import type { SseEvent } from '../../upstream/sse-parser.js';
 import type { EventSink } from '../../upstream/upstream-client.js';
+import { gatewayStatusOf } from '../../net/grpc/gateway-status.js';
 import type { UpstreamRequest, UpstreamTarget } from '../../upstream/upstream-request.js';
 import type { AccountCaller, AccountCompletion } from '../account-caller.js';
+import { type AnswerRecord, AnswerStore, replayAnswer, type ServedMethod } from './answer-store.js';
+import { type CallSpan, callSpanOf } from './call-span.js';
 import { CallScheduler, type SchedulerRefusal } from './call-scheduler.js';
 import { defaultGatewaySettings, type GatewaySettings } from './gateway-settings.js';
 import { RecentUsage } from './recent-usage.js';
@@ -53,34 +64,45 @@ import { limitUsages, readKeysOf, type UsageSubject } from './usage-report.js';
  * The request path of one region node: carpool.v1.Carpool as a transport-neutral handler
  * (src/net/grpc/carpool-handler.ts). One completion goes through, in order:
  *
- *   validate     request id, JSON, model, max_tokens, messages ─────────▶ INVALID_ARGUMENT
+ *   validate     request id, JSON, model, max_tokens and body within their bounds, messages ▶ INVALID_ARGUMENT
  *   authenticate API key or signature over request_json ──────────────────▶ UNAUTHENTICATED
+ *   request id   the answer store (answer-store.ts): a kept answer is served again, nothing
+ *                charged and no upstream call; an id still running: a unary retry waits for it,
+ *                a stream ▶ ABORTED + pushback; an id used and its answer gone ▶ ALREADY_EXISTS
  *   rate limit   per client IP and user, then per tenant ────────────────▶ RESOURCE_EXHAUSTED
  *   concurrency  the tenant's (and user's) requests in flight at this node ▶ RESOURCE_EXHAUSTED
  *   shed         the queues at and above the tenant's tier ──────────────▶ UNAVAILABLE
  *   estimate     input upper bound + max_tokens, weighted by the tenant
- *   quota        QuotaGate in the tenant's modes; reserves the estimate ───▶ RESOURCE_EXHAUSTED
+ *   quota        QuotaGate in the tenant's modes; reserves the estimate, with a lease sized to the
+ *                call (call-span.ts) ──▶ RESOURCE_EXHAUSTED, or FAILED_PRECONDITION if it can never fit
  *   queue        tier queue, fair by tokens; waits with the call's signal ▶ UNAVAILABLE
  *   call         AccountCaller: an account, retries across accounts; stream events reach the
- *                sink one for one, each send awaited (backpressure up to the upstream's socket)
+ *                sink one for one, each send awaited (backpressure up to the upstream's socket).
+ *                `execute` dispatches through `caller.call`: the request reaches an upstream there.
  *   settle       the reservation with the actual weighted usage, on every way out
+ *   keep         the answer (or the failure) under the request id, for a retry
  *
- * Nothing is counted for a request refused before the quota step (no reservation exists), and a
- * request refused by the gate left none behind. From the reservation on, every way out settles
- * exactly once: with the usage the calls reported, whether the call succeeded, failed after
- * using tokens, was truncated, or was cancelled by the client and drained; with zero when no
- * account answered (refused in the queue, every account throttled, the client gone before the
- * headers). Settlement is idempotent on the request id, and a request id may have one request in
- * flight at a node at a time, so a client's retry is never counted twice.
+ * What is charged. Nothing for a request refused before the quota step (no reservation exists),
+ * and a request refused by the gate left none behind. From the reservation on, every way out ends
+ * it exactly once: a request that reached a model is settled with the usage its calls reported,
+ * whether it succeeded, failed after using tokens, was truncated, or its client left; one that
+ * reached none (left the queue, no account could take it, every account refused it) is withdrawn,
+ * refunded whole, and its id may be sent again. Settlement is idempotent on the request id, and a
+ * request id has one request in flight at a node at a time, so a retry is never counted twice.
  *
- * A client that goes away mid-stream frees its queue slot at once, so the next request starts;
- * the upstream call goes on to its final usage (the upstream client drains it) while it still
- * holds its account's permit, so account concurrency stays honest.
+ * A client that leaves. Before dispatch (queued, or waiting for a permit) its request is simply
+ * withdrawn. After it, under the tenant's `onClientCancel: drain` (the default), the call is not
+ * aborted: its queue slot is freed at once so the next request starts, and the call goes on (with
+ * its account's permit, so account concurrency stays honest) to its result, bounded by the
+ * client's deadline plus the drain grace; it is charged in full and its answer kept. Under
+ * `abort`, a stream is cancelled (at its home region too) and charged its input plus the output
+ * relayed so far, the one estimate (src/upstream/relayed-usage.ts), flagged in the settlement.
  *
  * Regions. The pool prefers accounts homed in this region. An account homed elsewhere is called
  * through its home region's node (src/node/forward/): the home node makes the upstream call and
- * charges the account's counters; this node settles the tenant's reservation, which it holds.
- * `servedRegion` names the region whose node called the upstream.
+ * charges the account's counters; this node settles the tenant's reservation, which it holds, and
+ * keeps the answer for the client's retries here. `servedRegion` names the region whose node
+ * called the upstream.
  */
 
 /** What the gateway needs of the node: `MeshRuntime` provides all of it. */
@@ -90,6 +112,8 @@ export interface GatewayRuntime {
   readonly pool: Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'onFeedback'>;
   admit(request: QuotaRequest): Promise<QuotaDecision>;
   settle(requestId: RequestId, used: ReadonlyMap<string, number>): Settlement[];
+  /** Withdraws an admitted request that reached no model: refunded whole, its id free again. */
+  withdraw(requestId: RequestId): boolean;
   /** A quorum read: joins what R members hold for `keys` into the counter. */
   readRound(keys: readonly CounterKey[]): Promise<RoundOutcome>;
 }
@@ -112,19 +136,42 @@ export interface CarpoolGatewayOptions {
   readonly log?: (line: string) => void;
   /** Told admission and queue timings and settled tokens (upstream timings come from the client); observes nothing by default. */
   readonly observer?: GatewayObserver;
+  /** Told the usage record of every settlement (where a usage ledger writes its rows); nothing by default. */
+  readonly onSettled?: (settled: SettledRequest) => void;
 }
+
+/** What a completion served: a whole message, or the summary after a stream's events. */
+type Served = { readonly kind: 'message'; readonly response: CompleteResponse } | { readonly kind: 'stream'; readonly summary: StreamSummary };
 
 /** Plain counters for the metrics binding; labels come from bounded sets (kinds, outcomes). */
 export class GatewayStats {
   requests = 0;
   completed = 0;
   /** Refusals before the call, by rejection kind (`invalid` includes requests that did not validate). */
-  readonly refused: Record<Rejection['kind'], number> = { quota: 0, rate: 0, concurrency: 0, unauthenticated: 0, shed: 0, 'no-quorum': 0, invalid: 0 };
+  readonly refused: Record<Rejection['kind'], number> = {
+    quota: 0,
+    rate: 0,
+    concurrency: 0,
+    unauthenticated: 0,
+    shed: 0,
+    'no-quorum': 0,
+    invalid: 0,
+    'exceeds-limit': 0,
+    'request-running': 0,
+    'request-done': 0,
+  };
   /** Calls that failed after admission, upstream or in the pool. */
   callFailures = 0;
   /** Requests whose client left after admission (settled with whatever they used). */
   cancelled = 0;
+  /** Reservations settled with what a request used. */
   settlements = 0;
+  /** Of them, the ones whose output was estimated from relayed text (streams aborted under `abort`). */
+  settlementsEstimated = 0;
+  /** Admitted requests that reached no model: refunded whole, their id free again. */
+  withdrawn = 0;
+  /** Requests answered from the answer store: a kept answer, or the status of a used id. */
+  replayed = 0;
 }
 
 /** A request past admission: what the call and the settlement need. */
@@ -132,6 +179,8 @@ interface Admitted {
   readonly input: CompletionInput;
   readonly tenant: Tenant;
   readonly estimateTokens: number;
+  readonly span: CallSpan;
+  readonly record: AnswerRecord;
 }
 
 /** What one admitted request's call came to, however it ended. */
@@ -139,6 +188,29 @@ interface Executed {
   readonly result: Result<AccountCompletion, GatewayError>;
   readonly usage: TokenUsage;
   readonly reachedModel: boolean;
+  /** The output was estimated from relayed text: a stream its client left under `abort`. */
+  readonly estimated: boolean;
+  readonly servedRegion: RegionId;
+}
+
+/**
+ * The usage record of one settled request: what the gateway charged the tenant, and how. A
+ * request that reached no model is withdrawn, not settled, and has none.
+ */
+export interface SettledRequest {
+  readonly requestId: RequestId;
+  readonly tenant: TenantId;
+  /** The region whose node called the upstream. */
+  readonly servedRegion: RegionId;
+  /** Tokens by kind: the upstream's report, or with `estimated` the relayed-text estimate of the output. */
+  readonly usage: TokenUsage;
+  /** Weighted tokens charged to the tenant's counters. */
+  readonly weightedTokens: number;
+  /** The one charge that is an estimate: a stream its client cancelled under `onClientCancel: abort`. */
+  readonly estimated: boolean;
+  readonly outcome: 'ok' | 'failed';
+  /** The client went away (deadline, cancel, disconnect) before the answer was in. */
+  readonly clientLeft: boolean;
 }
 
 const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
@@ -153,6 +225,8 @@ export class CarpoolGateway implements CarpoolHandler {
   readonly recentUsage = new RecentUsage();
   readonly concurrency = new ConcurrencyLimiter();
   readonly rateLimits: RequestRateLimits;
+  /** The answers served here, by request id, for retries; bounded by `settings.answers`. */
+  readonly answers: AnswerStore;
 
   private readonly runtime: GatewayRuntime;
   private readonly region: RegionId;
@@ -165,8 +239,7 @@ export class CarpoolGateway implements CarpoolHandler {
   private readonly clock: Clock;
   private readonly log: (line: string) => void;
   private readonly observer: GatewayObserver;
-  /** Request ids with a request in flight here; bounded by the calls the endpoint runs at once. */
-  private readonly inFlightIds = new Set<RequestId>();
+  private readonly onSettled: (settled: SettledRequest) => void;
   /** Handler calls running, for a drain on shutdown. */
   private running = 0;
   private idleWaiters: (() => void)[] = [];
@@ -179,9 +252,12 @@ export class CarpoolGateway implements CarpoolHandler {
     this.targets = options.targets;
     this.countTokensCall = options.countTokens;
     this.settings = options.settings ?? defaultGatewaySettings;
+    assert(Number.isSafeInteger(this.settings.drainGraceMs) && this.settings.drainGraceMs >= 1 && this.settings.drainGraceMs <= upstreamDrainGraceMs, 'the drain grace is 1 ms to upstreamDrainGraceMs');
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => {});
     this.observer = options.observer ?? noopObserver;
+    this.onSettled = options.onSettled ?? (() => {});
+    this.answers = new AnswerStore(this.settings.answers);
     this.shedder = new Shedder(this.settings.shed);
     this.rateLimits = new RequestRateLimits(this.settings.rateLimits);
     this.scheduler = new CallScheduler({
@@ -211,27 +287,19 @@ export class CarpoolGateway implements CarpoolHandler {
 
   complete(call: CarpoolCall<CompleteRequest>): Promise<Result<CompleteResponse, GatewayError>> {
     return this.track(async () => {
-      const done = await this.completion(call, undefined);
-      if (!done.ok) return done;
-      const { input, completion } = done.value;
-      // A non-streamed call always answers a whole message; the upstream client guarantees it.
-      assert(completion.response.kind === 'message', 'a non-streaming call answers a message');
-      const response = completion.response;
-      const messageJson = response.bodyJson ?? utf8.encode(JSON.stringify(response.message));
-      return ok({ requestId: input.requestId, messageJson, usage: usageOf(completion.usage), servedRegion: completion.servedRegion ?? this.region });
+      const served = await this.completion(call, undefined);
+      if (!served.ok) return served;
+      assert(served.value.kind === 'message', 'a non-streaming request is served a message');
+      return ok(served.value.response);
     });
   }
 
   streamComplete(call: CarpoolCall<CompleteRequest>, sink: StreamSink): Promise<Result<StreamSummary, GatewayError>> {
     return this.track(async () => {
-      // Each upstream SSE event becomes one `event`, its data passed on as sent. The send's
-      // promise goes back to the upstream client, which reads no further until it settles; a
-      // send that rejects (the client left) makes it stop delivering and drain for the usage.
-      const onEvent: EventSink = (event) => sink.send({ type: event.event, dataJson: utf8.encode(event.data) });
-      const done = await this.completion(call, onEvent);
-      if (!done.ok) return done;
-      const completion = done.value.completion;
-      return ok({ requestId: done.value.input.requestId, usage: usageOf(completion.usage), servedRegion: completion.servedRegion ?? this.region });
+      const served = await this.completion(call, sink);
+      if (!served.ok) return served;
+      assert(served.value.kind === 'stream', 'a streaming request is served a stream');
+      return ok(served.value.summary);
     });
   }
 
@@ -263,7 +331,7 @@ export class CarpoolGateway implements CarpoolHandler {
         // Joins R members' states of every key the rows read, so the rows include every strict
         // admission that completed anywhere (W + R > N). The rows are then read locally.
         const round = await this.runtime.readRound(readKeysOf(this.runtime.counter, subjects, nowMs));
-        if (!round.ok) return this.refuse({ kind: round.reason === 'no-quorum' ? 'no-quorum' : 'shed', retryAfterMs: quorumReadRetryAfterMs });
+        if (!round.ok) return this.refuse(round.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'read', retryAfterMs: quorumReadRetryAfterMs } : { kind: 'shed', retryAfterMs: quorumReadRetryAfterMs });
       }
       const readAtMs = this.clock.nowMs();
       const last = this.recentUsage.lastMinute(tenant.value.id, readAtMs);
@@ -273,11 +341,13 @@ export class CarpoolGateway implements CarpoolHandler {
 
   // ---- Completions ----
 
-  /** Admission, the call and the settlement of one completion; see the file comment. */
-  private async completion(
-    call: CarpoolCall<CompleteRequest>,
-    onEvent: EventSink | undefined,
-  ): Promise<Result<{ readonly input: CompletionInput; readonly completion: AccountCompletion }, GatewayError>> {
+  /**
+   * One completion: validation, authentication, then its request id in the answer store. A new id
+   * runs (`run`); an id whose answer is kept is answered from it, with nothing charged and no
+   * upstream call; an id still running makes a non-streamed retry wait for the first request and
+   * then look again (once: two turns), and a streamed one is told to come back (request-running).
+   */
+  private async completion(call: CarpoolCall<CompleteRequest>, sink: StreamSink | undefined): Promise<Result<Served, GatewayError>> {
     const parsed = parseCompleteRequest(call.request);
     if (!parsed.ok) return this.refuse({ kind: 'invalid', field: parsed.error.field, reason: parsed.error.reason });
     const input = parsed.value;
@@ -286,26 +356,59 @@ export class CarpoolGateway implements CarpoolHandler {
     if (!tenant.ok) return tenant;
     const userSubject = input.user === undefined ? tenant.value.id : `${tenant.value.id}:${input.user}`;
     if (!isValidId(userSubject)) return this.refuse({ kind: 'invalid', field: 'user', reason: 'joined to the tenant id as <tenant>:<user>, must be at most 64 printable ASCII characters' });
-    if (this.inFlightIds.has(input.requestId)) return this.refuse({ kind: 'invalid', field: 'request_id', reason: 'a request with this id is already running' });
-    assert(this.inFlightIds.size < grpcCallsInFlightMax, 'request ids in flight are bounded by the calls the endpoint runs');
-    this.inFlightIds.add(input.requestId);
+    const method: ServedMethod = sink === undefined ? 'complete' : 'stream';
+    for (let turn = 0; turn < 2; turn++) {
+      const begun = this.answers.begin(input.requestId, tenant.value.id, this.clock.nowMs());
+      switch (begun.kind) {
+        case 'new':
+          return this.run(call, input, tenant.value, userSubject as UserId, begun.record, sink);
+        case 'done': {
+          this.stats.replayed++;
+          const replayed = await replayAnswer(begun.answer, method, sink);
+          return replayed.ok ? replayed : this.refuse(replayed.error);
+        }
+        case 'running':
+          if (sink !== undefined || turn > 0) return this.refuse({ kind: 'request-running', retryAfterMs: requestRunningRetryAfterMs });
+          // Nobody reads the answer once this client is gone; the first request keeps running.
+          if (!(await untilDoneOrGone(begun.done, call.signal))) return this.refuse({ kind: 'shed', retryAfterMs: accountBusyRetryAfterMs });
+          break;
+        case 'other':
+          return this.refuse({ kind: 'invalid', field: 'request_id', reason: 'is already used by another request; a new request needs a new id' });
+        case 'full':
+          return this.refuse({ kind: 'shed', retryAfterMs: accountBusyRetryAfterMs });
+      }
+    }
+    return this.refuse({ kind: 'request-running', retryAfterMs: requestRunningRetryAfterMs });
+  }
+
+  /** A request with a new id: rate limits and concurrency, then admission; its record always ends. */
+  private async run(
+    call: CarpoolCall<CompleteRequest>,
+    input: CompletionInput,
+    tenant: Tenant,
+    userSubject: UserId,
+    record: AnswerRecord,
+    sink: StreamSink | undefined,
+  ): Promise<Result<Served, GatewayError>> {
     try {
-      const rate = this.rateLimits.take(call.peerIp, tenant.value.id, userSubject as UserId, nowMs);
+      const nowMs = this.clock.nowMs();
+      const rate = this.rateLimits.take(call.peerIp, tenant.id, userSubject, nowMs);
       if (!rate.ok) return this.refuse(rate.error);
-      const userCap = input.user === undefined ? undefined : { id: userSubject as UserId, max: tenant.value.userConcurrencyMax };
-      const slot = this.concurrency.acquire(input.requestId, tenant.value.id, tenant.value.concurrencyMax, userCap);
+      const userCap = input.user === undefined ? undefined : { id: userSubject, max: tenant.userConcurrencyMax };
+      const slot = this.concurrency.acquire(input.requestId, tenant.id, tenant.concurrencyMax, userCap);
       if (!slot.ok) {
         const error = slot.error;
         // A full table is this node's capacity, not the tenant's cap: shed, as concurrency.ts asks.
         return this.refuse(error.kind === 'concurrency-full' ? { kind: 'shed', retryAfterMs: accountBusyRetryAfterMs } : error.kind === 'concurrency' ? { kind: 'concurrency', retryAfterMs: error.retryAfterMs } : error);
       }
       try {
-        return await this.admitted(call, input, tenant.value, nowMs, onEvent);
+        return await this.admitted(call, input, tenant, nowMs, record, sink);
       } finally {
         this.concurrency.release(input.requestId);
       }
     } finally {
-      this.inFlightIds.delete(input.requestId);
+      // A no-op once the request's answer was kept; otherwise the id was never run and is free again.
+      record.withdraw();
     }
   }
 
@@ -314,51 +417,44 @@ export class CarpoolGateway implements CarpoolHandler {
     input: CompletionInput,
     tenant: Tenant,
     nowMs: number,
-    onEvent: EventSink | undefined,
-  ): Promise<Result<{ readonly input: CompletionInput; readonly completion: AccountCompletion }, GatewayError>> {
+    record: AnswerRecord,
+    sink: StreamSink | undefined,
+  ): Promise<Result<Served, GatewayError>> {
     const shed = this.shedder.decide(tenant.tier, this.scheduler.load(), nowMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
     const amounts = estimatedAmounts(input.inputTokensEstimate, input.maxTokens, tenant.weights);
+    const span = callSpanOf(nowMs, call.deadlineMs, this.settings);
     const admitStartedMs = this.observer.nowMs();
-    const decision = await this.runtime.admit({
-      requestId: input.requestId,
-      tenant: tenant.id,
-      subjects: subjectsOf(tenant, input.user),
-      amounts,
-      leaseMs: reservationLeaseMsMax,
-    });
+    const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects: subjectsOf(tenant, input.user), amounts, leaseMs: span.leaseMs });
     this.observer.admission(decision.ok ? 'admitted' : 'refused', this.observer.nowMs() - admitStartedMs);
     if (!decision.ok) return this.refuse(decision.error);
 
-    // From here the request holds a reservation: every way out below settles it once.
-    const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0 };
-    // What settles if `execute` throws (a bug): nothing reached the model as far as anyone knows.
-    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false };
+    // From here the request holds a reservation: every way out below settles or withdraws it once.
+    const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record };
+    // What ends it if `execute` throws (a bug): nothing reached the model as far as anyone knows.
+    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false, estimated: false, servedRegion: this.region };
     try {
-      executed = await this.execute(call, admitted, onEvent);
+      executed = await this.execute(call, admitted, sink);
     } finally {
-      this.runtime.settle(input.requestId, settledAmounts(executed.usage, tenant.weights, executed.reachedModel));
-      this.stats.settlements++;
-      if (executed.reachedModel) {
-        this.recentUsage.add(tenant.id, executed.usage, this.clock.nowMs());
-        this.observer.tokens(executed.usage);
-      }
+      this.settle(input.requestId, tenant, executed, call.signal.aborted);
     }
     if (call.signal.aborted) this.stats.cancelled++;
-    const result = executed.result;
-    if (result.ok) {
-      this.stats.completed++;
-      return ok({ input, completion: result.value });
-    }
-    this.stats.callFailures++;
-    return result;
+    const served = this.servedOf(input, executed, sink !== undefined);
+    if (served.ok) this.stats.completed++;
+    else this.stats.callFailures++;
+    this.keep(record, executed, served, sink === undefined ? 'complete' : 'stream');
+    return served;
   }
 
-  /** The queue, then the account call; the slot is freed when the call ends or the client leaves. */
-  private async execute(call: CarpoolCall<CompleteRequest>, admitted: Admitted, onEvent: EventSink | undefined): Promise<Executed> {
-    const { input, tenant } = admitted;
+  /**
+   * The queue, then the account call; the slot is freed when the call ends or the client leaves.
+   * Once `caller.call` dispatched the request the client's leaving no longer stops it (unless the
+   * tenant aborts a stream): it drains to its usage, bounded by `span.upstreamEndByMs`.
+   */
+  private async execute(call: CarpoolCall<CompleteRequest>, admitted: Admitted, sink: StreamSink | undefined): Promise<Executed> {
+    const { input, tenant, record } = admitted;
     const slot = await this.scheduler.acquire({ tier: tenant.tier, tenant: tenant.id, costTokens: admitted.estimateTokens }, call.signal);
-    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false };
+    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false, estimated: false, servedRegion: this.region };
     const releaseSlot = (): void => slot.value.release();
     call.signal.addEventListener('abort', releaseSlot, { once: true });
     try {
@@ -368,24 +464,87 @@ export class CarpoolGateway implements CarpoolHandler {
         ...(input.anthropicVersion === undefined ? {} : { anthropicVersion: input.anthropicVersion }),
         ...(input.anthropicBeta === undefined ? {} : { anthropicBeta: input.anthropicBeta }),
       };
+      // Each upstream SSE event becomes one `event`, its data passed on as sent. The send's
+      // promise goes back to the upstream client, which reads no further until it settles; a send
+      // that rejects (the client left) makes it stop delivering. Every event read is recorded,
+      // delivered or not, so a drained stream is kept whole for a retry.
+      const onEvent: EventSink | undefined = sink === undefined ? undefined : (event) => sink.send({ type: event.event, dataJson: utf8.encode(event.data) });
       const result = await this.caller.call({
         tenant: tenant.id,
         requestId: input.requestId,
         request,
-        stream: onEvent !== undefined,
-        ...(onEvent === undefined ? {} : { onEvent }),
+        stream: sink !== undefined,
+        ...(onEvent === undefined ? {} : { onEvent, onRead: (event: SseEvent) => record.read(event) }),
         signal: call.signal,
+        onClientCancel: clientCancelModeOf(tenant),
+        ...(admitted.span.upstreamEndByMs === undefined ? {} : { deadlineMs: admitted.span.upstreamEndByMs }),
         acquireDeadlineMs: Math.min(call.deadlineMs ?? Number.POSITIVE_INFINITY, nowMs + this.settings.accountWaitMs),
         inputTokensEstimate: input.inputTokensEstimate,
       });
-      const usage = result.ok ? result.value.usage : result.error.usage;
+      const outcome = result.ok ? result.value : result.error;
       // A call that failed without any usage never reached the model on any account; one that
       // another region already ran and settled is not counted again.
-      const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(usage) : !isZero(usage);
-      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage, reachedModel };
+      const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(outcome.usage) : !isZero(outcome.usage);
+      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region };
     } finally {
       call.signal.removeEventListener('abort', releaseSlot);
       releaseSlot();
+    }
+  }
+
+  /**
+   * Settles a request that reached a model with what it used (the estimate of
+   * src/upstream/relayed-usage.ts for a stream aborted by its client), or withdraws one that did
+   * not: refunded whole, and its id free again. Tells `onSettled` of every settlement.
+   */
+  private settle(requestId: RequestId, tenant: Tenant, executed: Executed, clientLeft: boolean): void {
+    if (!executed.reachedModel) {
+      this.runtime.withdraw(requestId);
+      this.stats.withdrawn++;
+      return;
+    }
+    const amounts = settledAmounts(executed.usage, tenant.weights, true);
+    this.runtime.settle(requestId, amounts);
+    this.stats.settlements++;
+    if (executed.estimated) this.stats.settlementsEstimated++;
+    this.recentUsage.add(tenant.id, executed.usage, this.clock.nowMs());
+    this.observer.tokens(executed.usage);
+    this.onSettled({
+      requestId,
+      tenant: tenant.id,
+      servedRegion: executed.servedRegion,
+      usage: executed.usage,
+      weightedTokens: amounts.get('weighted_tokens') ?? 0,
+      estimated: executed.estimated,
+      outcome: executed.result.ok ? 'ok' : 'failed',
+      clientLeft,
+    });
+  }
+
+  /** What the client is answered: the message or the stream's summary, or the call's error. */
+  private servedOf(input: CompletionInput, executed: Executed, stream: boolean): Result<Served, GatewayError> {
+    const result = executed.result;
+    if (!result.ok) return result;
+    const completion = result.value;
+    const usage = usageOf(completion.usage);
+    const servedRegion = completion.servedRegion ?? this.region;
+    if (stream) return ok({ kind: 'stream', summary: { requestId: input.requestId, usage, servedRegion } });
+    // A non-streamed call always answers a whole message; the upstream client guarantees it.
+    assert(completion.response.kind === 'message', 'a non-streaming call answers a message');
+    const response = completion.response;
+    const messageJson = response.bodyJson ?? utf8.encode(JSON.stringify(response.message));
+    return ok({ kind: 'message', response: { requestId: input.requestId, messageJson, usage, servedRegion } });
+  }
+
+  /** Keeps what a request that reached a model came to, for a retry of its id; one that did not is forgotten. */
+  private keep(record: AnswerRecord, executed: Executed, served: Result<Served, GatewayError>, method: ServedMethod): void {
+    const nowMs = this.clock.nowMs();
+    if (!executed.reachedModel) record.withdraw();
+    else if (served.ok && served.value.kind === 'message') record.answeredMessage(served.value.response, nowMs);
+    else if (served.ok && served.value.kind === 'stream') record.answeredStream(served.value.summary, nowMs);
+    else if (!served.ok) {
+      const status = executed.estimated ? 'its client cancelled the stream, and it was charged its input and the output relayed so far (an estimate)' : gatewayStatusOf(served.error).details;
+      record.failed(method, status, nowMs);
     }
   }
 
@@ -506,6 +665,19 @@ function queueErrorOf(refusal: SchedulerRefusal): GatewayError {
     case 'closed':
       return { kind: 'rejected', rejection: { kind: 'shed', retryAfterMs: accountBusyRetryAfterMs } };
   }
+}
+
+/** Resolves true when `done` does, false as soon as `signal` aborts (the client left). */
+function untilDoneOrGone(done: Promise<void>, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = (): void => resolve(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void done.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    });
+  });
 }
 
 function usageOf(usage: TokenUsage): Usage {

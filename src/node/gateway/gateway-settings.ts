@@ -1,6 +1,8 @@
 import type { GcraConfig } from '../../admission/gcra.js';
 import type { ShedThresholds } from '../../admission/shedder.js';
-import { gatewayAccountWaitMsMax, tierQueueWaitMsMax } from '../../core/limits.js';
+import { gatewayAccountWaitMsMax, tierQueueWaitMsMax, upstreamDrainGraceMs } from '../../core/limits.js';
+import type { AnswerLedgerBounds } from '../answer-ledger.js';
+import { answerStoreBounds } from './answer-store.js';
 import { defaultTierQueueLimits, type TierQueueLimits } from '../../schedule/tier-queue.js';
 
 /**
@@ -24,6 +26,10 @@ export interface GatewaySettings {
   readonly queueWaitMs: number;
   /** Longest a call waits for an account's permit, at most `gatewayAccountWaitMsMax`. */
   readonly accountWaitMs: number;
+  /** How long an upstream call may run past its client's deadline, at most `upstreamDrainGraceMs`. */
+  readonly drainGraceMs: number;
+  /** Bounds of the answers kept for retries (src/node/gateway/answer-store.ts). */
+  readonly answers: AnswerLedgerBounds;
 }
 
 /**
@@ -54,4 +60,6 @@ export const defaultGatewaySettings: GatewaySettings = Object.freeze({
   queue: defaultTierQueueLimits,
   queueWaitMs: tierQueueWaitMsMax,
   accountWaitMs: gatewayAccountWaitMsMax,
+  drainGraceMs: upstreamDrainGraceMs,
+  answers: answerStoreBounds,
 });

@@ -11,8 +11,7 @@ import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
 import { AccountCaller } from '../account-caller.js';
 import { AdminService } from '../admin/admin-service.js';
-import { ForwardExecutor } from '../forward/forward-executor.js';
-import { ForwardLedger } from '../forward/forward-ledger.js';
+import { ForwardExecutor, newForwardLedger } from '../forward/forward-executor.js';
 import { type ForwardRoute, ForwardRouter } from '../forward/forward-route.js';
 import type { MeshRuntime } from '../mesh-runtime.js';
 import { nodeAuthCrypto } from '../node-auth-crypto.js';
@@ -20,7 +19,7 @@ import { countTokensCall } from '../../upstream/count-tokens-call.js';
 import { UpstreamClient } from '../../upstream/upstream-client.js';
 import type { UpstreamTarget } from '../../upstream/upstream-request.js';
 import { AdminGateway } from './admin-gateway.js';
-import { CarpoolGateway } from './carpool-gateway.js';
+import { CarpoolGateway, type SettledRequest } from './carpool-gateway.js';
 import type { GatewaySettings } from './gateway-settings.js';
 
 /**
@@ -55,6 +54,8 @@ export interface RegionGatewayOptions {
   readonly settings?: GatewaySettings;
   /** Hears the request path's timings and tokens (the node's Prometheus metrics). */
   readonly observer?: GatewayObserver;
+  /** Told the usage record of every settled request (src/node/gateway/carpool-gateway.ts `SettledRequest`). */
+  readonly onSettled?: (settled: SettledRequest) => void;
   readonly log?: (line: string) => void;
 }
 
@@ -113,7 +114,7 @@ export class RegionGateway {
       usage: runtime.accountUsage,
       client,
       targets: target,
-      ledger: new ForwardLedger(),
+      ledger: newForwardLedger(),
       clock,
       onAlert,
       log,
@@ -151,6 +152,7 @@ export class RegionGateway {
       countTokens: (upstreamTarget, request, callOptions) => countTokensCall(upstreamTarget, request, { ...callOptions, dispatcher: countAgent }),
       ...(options.settings === undefined ? {} : { settings: options.settings }),
       ...(options.observer === undefined ? {} : { observer: options.observer }),
+      ...(options.onSettled === undefined ? {} : { onSettled: options.onSettled }),
       log,
     });
     const adminTokens = options.adminTokens;

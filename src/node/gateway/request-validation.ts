@@ -1,5 +1,5 @@
 import { isValidId, type RequestId } from '../../core/ids.js';
-import { gatewayRequestJsonBytesMax } from '../../core/limits.js';
+import { gatewayMaxTokensMax, gatewayRequestJsonBytesMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { CompleteRequest, CountTokensRequest, InvalidRequest } from '../../net/grpc/carpool-handler.js';
 import { inputTokensUpperBound } from './request-amounts.js';
@@ -13,6 +13,11 @@ import { inputTokensUpperBound } from './request-amounts.js';
  * Only what admission itself needs is checked: the request id (the key of reservations and
  * settlement), the JSON shape, `model`, `max_tokens` (the output part of the estimate) and
  * `messages`. Everything else is the upstream's to judge; its 400 passes its own message on.
+ *
+ * The two parts of the estimate are bounded here, each by a named bound the message states: the
+ * body's bytes (`gatewayRequestJsonBytesMax`, the input part) and `max_tokens`
+ * (`gatewayMaxTokensMax`). Past them a request is malformed, not over quota: no wait would let it
+ * through, so it must not get RESOURCE_EXHAUSTED and a retry hint.
  */
 export interface CompletionInput {
   readonly requestId: RequestId;
@@ -53,6 +58,7 @@ export function parseCompleteRequest(request: CompleteRequest): Result<Completio
   if (typeof body.model !== 'string' || body.model.length === 0) return invalid('request_json.model', 'is required: a non-empty string');
   const maxTokens = body.max_tokens;
   if (typeof maxTokens !== 'number' || !Number.isSafeInteger(maxTokens) || maxTokens < 1) return invalid('request_json.max_tokens', 'is required: a positive integer');
+  if (maxTokens > gatewayMaxTokensMax) return invalid('request_json.max_tokens', `is ${maxTokens}, over the bound of ${gatewayMaxTokensMax} (the largest output window of current models)`);
   if (!Array.isArray(body.messages) || body.messages.length === 0) return invalid('request_json.messages', 'is required: a non-empty array');
   return ok({
     requestId: request.requestId as RequestId,
@@ -89,7 +95,7 @@ function parseHeaders(request: { readonly anthropicVersion: string; readonly ant
  */
 function parseJsonObject(bytes: Uint8Array): Result<Readonly<Record<string, unknown>>, InvalidRequest> {
   if (bytes.length === 0) return invalid('request_json', 'is required: the Messages API request body as JSON');
-  if (bytes.length > gatewayRequestJsonBytesMax) return invalid('request_json', `must be at most ${gatewayRequestJsonBytesMax} bytes`);
+  if (bytes.length > gatewayRequestJsonBytesMax) return invalid('request_json', `is ${bytes.length} bytes, over the bound of ${gatewayRequestJsonBytesMax} bytes a request may carry`);
   let text: string;
   try {
     text = strictUtf8.decode(bytes);

@@ -330,6 +330,8 @@ class EmulatorServer implements Emulator {
     } finally {
       this.running.delete(controller);
       res.off('close', abort);
+      // Aborted before the answer ended, and not by close(): the client hung up on it.
+      if (controller.signal.aborted && this.closing === undefined) row.clientClosed += 1;
     }
   }
 

@@ -19,6 +19,11 @@ export interface KeyStats {
   cacheReadInputTokens: number;
   /** Output tokens produced (and charged), including those of streams cut short. */
   outputTokens: number;
+  /**
+   * Answers (streamed or JSON) whose client closed the connection before the answer ended: a
+   * caller that cancelled its upstream call. Not counted when the emulator itself closes.
+   */
+  clientClosed: number;
 }
 
 export interface StatsSnapshot {
@@ -41,6 +46,7 @@ const emptyKey = (): KeyStats => ({
   cacheCreationInputTokens: 0,
   cacheReadInputTokens: 0,
   outputTokens: 0,
+  clientClosed: 0,
 });
 
 export class EmulatorStats {

@@ -36,21 +36,26 @@ const arbLimit: fc.Arbitrary<LimitRule> = fc
 const arbLimits = fc.uniqueArray(arbLimit, { maxLength: 3, selector: (rule) => `${rule.metric}/${rule.window}/${rule.sliding}` });
 
 const arbTenant = (id: TenantId): fc.Arbitrary<Tenant> =>
-  fc.record({
-    id: fc.constant(id),
-    tier: fc.constantFrom(...tiers),
-    apiKeys: fc
-      .uniqueArray(fc.constantFrom(...keyHashes), { maxLength: 3 })
-      .chain((hashes) =>
-        fc.tuple(...hashes.map((hash) => fc.record({ hash: fc.constant(hash), name: fc.constantFrom('', 'ci', 'laptop'), createdAtMs: fc.nat(1_000), revokedAtMs: fc.nat(2_000) }, { requiredKeys: ['hash', 'name', 'createdAtMs'] }))),
-      ),
-    requireSignature: fc.boolean(),
-    concurrencyMax: fc.nat(64),
-    weights: fc.record({ input: fc.nat(5000), output: fc.nat(5000), cacheWrite: fc.nat(5000), cacheRead: fc.nat(5000) }),
-    limits: arbLimits,
-    userLimits: arbLimits,
-    userConcurrencyMax: fc.nat(64),
-  });
+  fc.record(
+    {
+      id: fc.constant(id),
+      tier: fc.constantFrom(...tiers),
+      apiKeys: fc
+        .uniqueArray(fc.constantFrom(...keyHashes), { maxLength: 3 })
+        .chain((hashes) =>
+          fc.tuple(...hashes.map((hash) => fc.record({ hash: fc.constant(hash), name: fc.constantFrom('', 'ci', 'laptop'), createdAtMs: fc.nat(1_000), revokedAtMs: fc.nat(2_000) }, { requiredKeys: ['hash', 'name', 'createdAtMs'] }))),
+        ),
+      requireSignature: fc.boolean(),
+      concurrencyMax: fc.nat(64),
+      weights: fc.record({ input: fc.nat(5000), output: fc.nat(5000), cacheWrite: fc.nat(5000), cacheRead: fc.nat(5000) }),
+      limits: arbLimits,
+      userLimits: arbLimits,
+      userConcurrencyMax: fc.nat(64),
+      // Absent (drain) or abort: edits set and remove it.
+      onClientCancel: fc.constant('abort' as const),
+    },
+    { requiredKeys: ['id', 'tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] },
+  );
 
 const arbAccount: fc.Arbitrary<Account> = fc.record(
   {
@@ -75,7 +80,7 @@ const arbSettings: fc.Arbitrary<Partial<MeshSettings>> = fc.record(
   { requiredKeys: [] },
 );
 
-const editableFields = ['tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] as const;
+const editableFields = ['tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel'] as const;
 
 type Op =
   | { readonly kind: 'upsert-tenant'; readonly at: number; readonly tenant: Tenant }

@@ -1,4 +1,4 @@
-// Proves the policy document round-trips typed tenants, accounts (with optional VIP dedication) and settings, names the bad field of a refused edit, emits updates only for real changes, and refuses bad sync bytes without changing state.
+// Proves the policy document round-trips typed tenants (their client-cancel mode included, absent reading as drain), accounts (with optional VIP dedication) and settings, names the bad field of a refused edit, emits updates only for real changes, and refuses bad sync bytes without changing state.
 import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
@@ -10,6 +10,7 @@ import { accountDedicatedTenantsMax, limitsPerSubjectMax, tenantKeysMax } from '
 import {
   type Account,
   defaultMeshSettings,
+  clientCancelModeOf,
   defaultTokenWeights,
   type LimitRule,
   PolicyDocument,
@@ -142,7 +143,25 @@ describe('PolicyDocument edits and reads', () => {
     ['a bad user limit', { ...acme, userLimits: [{ ...acme.limits[0]!, window: 'year' }] }, 'tenants.acme.userLimits[0].window'],
     ['a sliding escrow limit', { ...acme, limits: [{ ...acme.limits[1]!, window: 'minute', sliding: true }] }, 'tenants.acme.limits[0].mode'],
     ['a spaced id', { ...acme, id: 'ac me' }, 'tenants["ac me"].id'],
+    ['an unknown client-cancel mode', { ...acme, onClientCancel: 'hang-up' }, 'tenants.acme.onClientCancel'],
   ];
+  it('reads a tenant written before onClientCancel existed as drain, stores abort, and reads drain back as absent', () => {
+    const doc = new PolicyDocument(1);
+    expect(doc.upsertTenant(acme).ok).toBe(true);
+    expect(doc.tenant(acme.id)?.onClientCancel).toBeUndefined();
+    expect(clientCancelModeOf(doc.tenant(acme.id)!)).toBe('drain');
+    expect(doc.upsertTenant({ ...acme, onClientCancel: 'abort' }).ok).toBe(true);
+    expect(doc.tenant(acme.id)?.onClientCancel).toBe('abort');
+    // Replicated like any field.
+    const peer = new PolicyDocument(2);
+    for (const message of doc.takeUpdates()) expect(peer.onSyncMessage(message).ok).toBe(true);
+    expect(peer.tenant(acme.id)?.onClientCancel).toBe('abort');
+    // Back to drain: the field is removed, not written as 'drain'.
+    expect(doc.upsertTenant({ ...acme, onClientCancel: 'drain' }).ok).toBe(true);
+    expect(doc.tenant(acme.id)).toEqual(acme);
+    expect(clientCancelModeOf(doc.tenant(acme.id)!)).toBe('drain');
+  });
+
   it('reads a tenant written before user limits existed with none, and the tenant cap for users', () => {
     const doc = new PolicyDocument(1);
     const older: Record<string, unknown> = { ...acme };

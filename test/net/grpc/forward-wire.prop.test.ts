@@ -3,9 +3,17 @@
 // throw or a value the pool would misread.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { RegionId } from '../../../src/core/ids.js';
+import type { AccountId, RegionId, RequestId, TenantId } from '../../../src/core/ids.js';
 import type { ForwardResult } from '../../../src/net/grpc/forward-handler.js';
-import { decodeFeedback, decodeForwardReply, encodeForwardResult, type WireForwardResult } from '../../../src/net/grpc/forward-wire.js';
+import {
+  decodeFeedback,
+  decodeForwardReply,
+  decodeForwardRequest,
+  encodeForwardRequest,
+  encodeForwardResult,
+  type WireForwardRequest,
+  type WireForwardResult,
+} from '../../../src/net/grpc/forward-wire.js';
 import type { AccountFeedback, RateLimitWindow } from '../../../src/pool/account-feedback.js';
 import { checkProperty } from '../../support/property.js';
 
@@ -32,9 +40,9 @@ const normal = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 describe('forward wire', () => {
   it('carries every feedback and result unchanged', () => {
     checkProperty(
-      fc.property(feedback, count, count, fc.boolean(), (fb, input, output, replayed) => {
+      fc.property(feedback, count, count, fc.boolean(), fc.boolean(), (fb, input, output, replayed, estimated) => {
         const result: ForwardResult = {
-          outcome: 'ok',
+          outcome: estimated ? 'cancelled' : 'ok',
           usage: { input, output, cacheWrite: 0, cacheRead: 3 },
           feedback: fb,
           messageJson: utf8.encode('{"type":"message"}'),
@@ -42,7 +50,8 @@ describe('forward wire', () => {
           status: 0,
           errorType: '',
           detail: '',
-          cancelled: false,
+          cancelled: estimated,
+          estimated,
           replayed,
           settledElsewhere: !replayed,
           servedRegion: 'eu-west' as RegionId,
@@ -79,6 +88,7 @@ describe('forward wire', () => {
       errorType: '',
       detail: '',
       cancelled: false,
+      estimated: false,
       replayed: false,
       settledElsewhere: false,
       servedRegion: 'eu-west' as RegionId,
@@ -93,5 +103,15 @@ describe('forward wire', () => {
     expect(bad({ served_region: '' })).toBe('result.served_region');
     expect(bad({ status: 700 })).toBe('result.status');
     expect(decodeForwardReply({}).ok).toBe(false);
+  });
+
+  it('reads a request from a member that sends no abort_on_cancel as draining', () => {
+    const request = { requestId: 'r1' as RequestId, accountId: 'a1' as AccountId, tenant: 't1' as TenantId, requestJson: utf8.encode('{}'), anthropicVersion: undefined, anthropicBeta: undefined, stream: true, originRegion: 'us-east' as RegionId, abortOnCancel: true };
+    const wire = encodeForwardRequest(request);
+    expect(decodeForwardRequest(wire)).toEqual({ ok: true, value: request });
+    const older: Record<string, unknown> = { ...wire };
+    delete older.abort_on_cancel;
+    const decoded = decodeForwardRequest(older as unknown as WireForwardRequest);
+    expect(decoded.ok && decoded.value.abortOnCancel).toBe(false);
   });
 });

@@ -11,8 +11,11 @@ const rejections: { readonly [K in RejectionKind]: Extract<Rejection, { kind: K 
   concurrency: { kind: 'concurrency', retryAfterMs: 1_000 },
   unauthenticated: { kind: 'unauthenticated', reason: 'unknown-tenant' },
   shed: { kind: 'shed', retryAfterMs: 250.5 },
-  'no-quorum': { kind: 'no-quorum', retryAfterMs: 500 },
+  'no-quorum': { kind: 'no-quorum', operation: 'admission', retryAfterMs: 500 },
   invalid: { kind: 'invalid', field: 'messages[0].content', reason: 'must not be empty' },
+  'exceeds-limit': { kind: 'exceeds-limit', scope: 'tenant', metric: 'weighted_tokens', limit: 1_000, window: 'day', amount: 5_000 },
+  'request-running': { kind: 'request-running', retryAfterMs: 1_000 },
+  'request-done': { kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept' },
 };
 
 describe('gatewayStatusOf', () => {
@@ -24,6 +27,20 @@ describe('gatewayStatusOf', () => {
     }
     expect(gatewayStatusOf({ kind: 'rejected', rejection: rejections.quota }).pushbackMs).toBe('42000');
     expect(gatewayStatusOf({ kind: 'rejected', rejection: rejections.shed }).pushbackMs).toBe('251');
+  });
+
+  it('speaks of a strict or escrowed limit only when admission needed the round, not for a QUORUM read', () => {
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: rejections['no-quorum'] }).details).toContain('strict');
+    const read = gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'read', retryAfterMs: 500 } });
+    expect(read.details).toBe('too few regions answered the QUORUM read (a LOCAL read answers now); retry in 500 ms');
+    expect(read.code).toBe(grpcStatusCodes.UNAVAILABLE);
+  });
+
+  it('tells a request that can never fit from one over quota, and says which limit and by how much', () => {
+    const status = gatewayStatusOf({ kind: 'rejected', rejection: rejections['exceeds-limit'] });
+    expect(status.code).toBe(grpcStatusCodes.FAILED_PRECONDITION);
+    expect(status.details).toBe("the request can never fit: its estimate of 5000 weighted_tokens is over the tenant's limit of 1000 per day; lower max_tokens or shorten the request");
+    expect(status.pushbackMs).toBeUndefined();
   });
 
   it('says nothing about why authentication failed', () => {
@@ -74,7 +91,10 @@ describe('gatewayStatusOf', () => {
     const quota = gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'quota', metric: 'requests', limit: 5, window: 'day', retryAfterMs: 1_218_008 } });
     expect(quota).toEqual({ code: grpcStatusCodes.RESOURCE_EXHAUSTED, details: 'quota reached: requests is limited to 5 per day; retry in 20 min', pushbackMs: '1218008' });
     expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'shed', retryAfterMs: 1_500 } }).details).toBe('the region is overloaded; retry in 1.5 s');
-    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', retryAfterMs: 250 } }).details).toBe('too few regions answered to check a strict quota; retry in 250 ms');
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'admission', retryAfterMs: 250 } }).details).toBe(
+      'too few regions answered the quorum round a strict or escrowed limit needs; retry in 250 ms',
+    );
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'credit', retryAfterMs: 2_000 } }).details).toBe('too few regions answered the quorum round a credit needs; retry in 2 s');
     for (const rejection of Object.values(rejections)) {
       expect(gatewayStatusOf({ kind: 'rejected', rejection }).details).not.toMatch(/\d{4,} ?ms/);
     }

@@ -199,7 +199,7 @@ const errorCases: readonly ErrorCase[] = [
   { name: 'rate', error: rejected({ kind: 'rate', retryAfterMs: 120.4 }), codeName: 'RESOURCE_EXHAUSTED', details: () => {}, pushbackMs: 121 },
   { name: 'concurrency', error: rejected({ kind: 'concurrency', retryAfterMs: 1_000 }), codeName: 'RESOURCE_EXHAUSTED', details: () => {}, pushbackMs: 1_000 },
   { name: 'shed', error: rejected({ kind: 'shed', retryAfterMs: 750 }), codeName: 'UNAVAILABLE', details: () => {}, pushbackMs: 750 },
-  { name: 'no quorum', error: rejected({ kind: 'no-quorum', retryAfterMs: 250 }), codeName: 'UNAVAILABLE', details: () => {}, pushbackMs: 250 },
+  { name: 'no quorum', error: rejected({ kind: 'no-quorum', operation: 'admission', retryAfterMs: 250 }), codeName: 'UNAVAILABLE', details: () => {}, pushbackMs: 250 },
   {
     name: 'unauthenticated',
     error: rejected({ kind: 'unauthenticated', reason: 'bad-signature' }),

@@ -160,7 +160,7 @@ describe('forwarding to the home region', () => {
     try {
       const body = utf8.encode(JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'once only' }] }));
       const requestId = `fwd-direct-${++nextId}` as RequestId;
-      const wire = { requestId, accountId: westAccount, tenant: 'acme' as TenantId, requestJson: body, anthropicVersion: undefined, anthropicBeta: undefined, stream: false, originRegion: east };
+      const wire = { requestId, accountId: westAccount, tenant: 'acme' as TenantId, requestJson: body, anthropicVersion: undefined, anthropicBeta: undefined, stream: false, originRegion: east, abortOnCancel: false };
       const address = `127.0.0.1:${westRegion.gateway.port}`;
       const sign = (): ReturnType<typeof signForward> => signForward(nodeAuthCrypto, utf8.encode(secret), eastNode, Date.now(), { requestId, accountId: westAccount, body });
       const before = upstreamRequests();

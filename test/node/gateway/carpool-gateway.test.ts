@@ -1,8 +1,13 @@
 // Proves the request path of one region node end to end over gRPC against the emulator: completions and streams are answered and counted exactly once in the tenant's and the accounts' counters, refusals (quota, bad key, bad request) count nothing, a throttled account fails over, GetUsage reports the counters, and CountTokens answers the upstream's count.
 import { afterEach, describe, expect, it } from 'vitest';
+import { estimateWeightedTokens } from '../../../src/admission/estimate.js';
+import { chargedKey } from '../../../src/admission/quota.js';
 import { signRequest } from '../../../src/admission/request-signature.js';
+import type { TenantId } from '../../../src/core/ids.js';
+import { defaultTokenWeights, type LimitRule } from '../../../src/mesh/policy/policy-schema.js';
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
 import { carpoolMethodPaths } from '../../../src/net/grpc/carpool-handler.js';
+import { inputTokensUpperBound } from '../../../src/node/gateway/request-amounts.js';
 import { nodeAuthCrypto } from '../../../src/node/node-auth-crypto.js';
 import { within } from '../../support/wait.js';
 import { closeAll, completion, fromUtf8, model, region, roomyTenantLimits, rulesOf, startHarness, utf8, weighted } from './gateway-harness.js';
@@ -103,16 +108,23 @@ describe('signed requests', () => {
 
 describe('refusals count nothing', () => {
   it('refuses a tenant over its quota with RESOURCE_EXHAUSTED and a pushback', async () => {
-    const h = await startHarness({ tenants: [{ id: 'tight', limits: rulesOf({ requests: 100, weighted_tokens: 50 }) }] });
+    // Room for one request's estimate, not for a second one beside the first's charge.
+    const request = completion();
+    const estimate = estimateWeightedTokens(inputTokensUpperBound(request.requestJson.length), 64, defaultTokenWeights);
+    const h = await startHarness({ tenants: [{ id: 'tight', limits: rulesOf({ requests: 100, weighted_tokens: estimate + 1 }) }] });
+    const first = await h.client('tight').complete(request);
+    expect(first.ok).toBe(true);
     const result = await h.client('tight').complete(completion());
     expect(result.ok).toBe(false);
     if (result.ok || result.error.kind !== 'status') return;
     expect(result.error.codeName).toBe('RESOURCE_EXHAUSTED');
     expect(result.error.details).toContain('weighted_tokens');
     expect(result.error.pushbackMs).toBeGreaterThan(0);
-    expect(h.tenantUsed('tight', 'requests')).toBe(0);
-    expect(h.tenantUsed('tight', 'weighted_tokens')).toBe(0);
-    expect(h.emulator.stats().requests).toBe(0);
+    // Only the first is counted, as the emulator counted it.
+    const upstream = h.emulatorUsage();
+    expect(upstream.requests).toBe(1);
+    expect(h.tenantUsed('tight', 'requests')).toBe(1);
+    expect(h.tenantUsed('tight', 'weighted_tokens')).toBe(weighted(upstream));
   });
 
   it('refuses a wrong API key with UNAUTHENTICATED and no reason', async () => {
@@ -163,6 +175,23 @@ describe('GetUsage and CountTokens', () => {
       expect(byMetric.get('weighted_tokens')).toMatchObject({ used: weighted(upstream), remaining: roomyTenantLimits.weighted_tokens - weighted(upstream) });
       expect(byMetric.get('requests')?.resetsAtMs).toBeGreaterThan(Date.now());
       expect(usage.value.lastMinute).toEqual({ inputTokens: upstream.input, outputTokens: upstream.output, cacheCreationInputTokens: upstream.cacheWrite, cacheReadInputTokens: upstream.cacheRead });
+    }
+  });
+
+  it('answers GetUsage for a tenant whose counter went below zero, in both consistencies', async () => {
+    // Issue 13: an over-refund of 10^9 left a tenant at -999,999,999 and GetUsage failed with
+    // INTERNAL (an assertion of the wire encoder) in every region. The reservation books never
+    // refund more than they charged (test/admission/reservations.prop.test.ts), but the CRDT can
+    // hold such a state (a replica's own entry with N > P, from a replica running other code),
+    // so the read path must answer for any of them.
+    const h = await startHarness({ tenants: [{ id: 'acme', limits: [...rulesOf({ requests: 2 }), ...rulesOf({ weighted_tokens: 1_000_000_000 })] }] });
+    const rule = h.runtime.policy.tenant('acme' as TenantId)?.limits.find((r) => r.metric === 'requests') as LimitRule;
+    h.runtime.counter.decrement(chargedKey('tenant', 'acme', rule, Date.now()), 1_000_000_000);
+    for (const consistency of ['local', 'quorum'] as const) {
+      const usage = await h.client('acme').getUsage({ consistency, user: '' });
+      expect(usage.ok).toBe(true);
+      if (!usage.ok) return;
+      expect(usage.value.limits.find((row) => row.metric === 'requests')).toMatchObject({ limit: 2, used: 0, remaining: 2 });
     }
   });
 

@@ -6,11 +6,12 @@ import { AdminTokens } from '../../../src/admission/admin-access.js';
 import { type TokenUsage, weightedTokens } from '../../../src/admission/estimate.js';
 import { usedUnder } from '../../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type RegionId, type TenantId } from '../../../src/core/ids.js';
-import { type Account, defaultTokenWeights, type LimitRule, type Tenant, type Tier } from '../../../src/mesh/policy/policy-schema.js';
+import { type Account, type ClientCancelMode, defaultTokenWeights, type LimitRule, type Tenant, type Tier } from '../../../src/mesh/policy/policy-schema.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';
 import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
 import { mintApiKey } from '../../../src/node/gateway/api-key-mint.js';
+import type { SettledRequest } from '../../../src/node/gateway/carpool-gateway.js';
 import { defaultGatewaySettings, type GatewaySettings } from '../../../src/node/gateway/gateway-settings.js';
 import { RegionGateway } from '../../../src/node/gateway/region-gateway.js';
 import { MeshRuntime } from '../../../src/node/mesh-runtime.js';
@@ -48,6 +49,7 @@ export interface TenantSpec {
   readonly id: string;
   readonly tier?: Tier;
   readonly limits?: readonly LimitRule[];
+  readonly onClientCancel?: ClientCancelMode;
 }
 
 export interface HarnessOptions {
@@ -55,6 +57,8 @@ export interface HarnessOptions {
   readonly accounts?: number;
   readonly emulator?: Partial<EmulatorOptions>;
   readonly settings?: Partial<GatewaySettings>;
+  /** Mesh members that never answer, besides this node: with two, the node has no majority. */
+  readonly absentMembers?: number;
 }
 
 export interface Harness {
@@ -65,6 +69,8 @@ export interface Harness {
   readonly accountIds: readonly AccountId[];
   /** The API key of each tenant, by tenant id. */
   readonly keys: ReadonlyMap<string, string>;
+  /** Every usage record the gateway settled, in order. */
+  readonly settled: readonly SettledRequest[];
   /** A client sending the key of `tenant`. */
   client(tenant: string): CarpoolClient;
   keyOf(account: AccountId): string;
@@ -94,7 +100,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       region,
       listen: { host: '127.0.0.1', port: 0 },
       admin: undefined,
-      members: [{ id: node, region, url: 'ws://127.0.0.1:1' }],
+      // Absent members listen nowhere (port 1 refuses): their links never come up.
+      members: [{ id: node, region, url: 'ws://127.0.0.1:1' }, ...Array.from({ length: options.absentMembers ?? 0 }, (_, i) => ({ id: asNodeId(`gone${i}`), region, url: 'ws://127.0.0.1:1' }))],
       secret: { kind: 'inline', value: secret },
       tls: undefined,
     },
@@ -121,18 +128,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       limits: spec.limits ?? rulesOf(roomyTenantLimits),
       userLimits: [],
       userConcurrencyMax: 100,
+      ...(spec.onClientCancel === undefined ? {} : { onClientCancel: spec.onClientCancel }),
     };
     const saved = runtime.policy.upsertTenant(tenant);
     if (!saved.ok) throw new Error(saved.error.reason);
     keys.set(spec.id, minted.apiKey);
   }
   const targets = new Map<AccountId, UpstreamTarget>(accountIds.map((id) => [id, { baseUrl: emulator.url, credential: { kind: 'api-key', key: keyByAccount.get(id) as string } }]));
+  const settled: SettledRequest[] = [];
   const gateway = await RegionGateway.start({
     runtime,
     listen: { host: '127.0.0.1', port: 0 },
     targets,
     adminTokens: harnessAdminTokens(),
     settings: { ...defaultGatewaySettings, ...options.settings },
+    onSettled: (record) => settled.push(record),
   });
   const clients: CarpoolClient[] = [];
   const harness: Harness = {
@@ -142,6 +152,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     port: gateway.port,
     accountIds,
     keys,
+    settled,
     client(tenant) {
       const client = new CarpoolClient({ target: `127.0.0.1:${gateway.port}`, apiKey: keys.get(tenant) ?? 'cp_nobody_00000000000000000000000000000000' });
       clients.push(client);

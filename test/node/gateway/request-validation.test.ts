@@ -1,5 +1,6 @@
-// Proves the gateway's request checks name the offending field for each mistake the contract lists, accept what it allows, and that the input estimate bounds the emulator's token count for plain and multi-byte text.
+// Proves the gateway's request checks name the offending field for each mistake the contract lists, refuse a body or max_tokens past their named bounds, accept what it allows, and that the input estimate bounds the emulator's token count for plain and multi-byte text.
 import { describe, expect, it } from 'vitest';
+import { gatewayMaxTokensMax, gatewayRequestJsonBytesMax } from '../../../src/core/limits.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';
 import { inputTokensUpperBound } from '../../../src/node/gateway/request-amounts.js';
 import { parseCompleteRequest, parseCountTokensRequest } from '../../../src/node/gateway/request-validation.js';
@@ -45,6 +46,22 @@ describe('parseCompleteRequest', () => {
     expect(fieldOf(request({ anthropicVersion: 'bad\nversion' }))).toBe('anthropic_version');
     // Deeply nested input is refused by field, not a crash of the parser.
     expect(fieldOf(request({ requestJson: utf8.encode(`${'['.repeat(200_000)}${']'.repeat(200_000)}`) }))).toBe('request_json');
+  });
+
+  it('refuses max_tokens and a body past their bounds, naming the bound, and takes them at the bound', () => {
+    const reasonOf = (candidate: CompleteRequest): string => {
+      const parsed = parseCompleteRequest(candidate);
+      return parsed.ok ? '' : `${parsed.error.field}: ${parsed.error.reason}`;
+    };
+    expect(reasonOf(request({ json: { ...body, max_tokens: 1e9 } }))).toBe(`request_json.max_tokens: is 1000000000, over the bound of ${gatewayMaxTokensMax} (the largest output window of current models)`);
+    expect(parseCompleteRequest(request({ json: { ...body, max_tokens: gatewayMaxTokensMax } })).ok).toBe(true);
+    const padded = (bytes: number): CompleteRequest => {
+      const json = JSON.stringify({ ...body, system: '' });
+      return request({ requestJson: utf8.encode(json.replace('"system":""', `"system":"${'x'.repeat(bytes - json.length)}"`)) });
+    };
+    expect(padded(gatewayRequestJsonBytesMax).requestJson.length).toBe(gatewayRequestJsonBytesMax);
+    expect(parseCompleteRequest(padded(gatewayRequestJsonBytesMax)).ok).toBe(true);
+    expect(reasonOf(padded(10 * 1024 * 1024))).toBe(`request_json: is ${10 * 1024 * 1024} bytes, over the bound of ${gatewayRequestJsonBytesMax} bytes a request may carry`);
   });
 
   it('checks count_tokens bodies for model and messages', () => {

@@ -326,5 +326,26 @@ describe('the emulator on the wire', () => {
     await within(emulator.close(), 'close() with a stalled stream open');
     const { events } = await within(reading, 'the stalled stream to end');
     expect(events.map((e) => e.event)).toEqual(['message_start', 'content_block_start']);
+    // The emulator ended it, not the client.
+    expect(emulator.stats().keys[key]!.clientClosed).toBe(0);
+  });
+
+  it('counts the answers whose client hung up before the end, streamed or JSON, and not those that ended', async () => {
+    const emulator = await start({ ttftMs: 50, tokensPerSecond: 100 });
+    await readStream(await post(emulator, '/v1/messages', { ...body, stream: true }));
+    expect(emulator.stats().keys[key]!.clientClosed).toBe(0);
+    const leaving = new AbortController();
+    const response = await post(emulator, '/v1/messages', { ...body, stream: true }, headers, leaving.signal);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    leaving.abort();
+    const quitter = new AbortController();
+    const json = post(emulator, '/v1/messages', body, headers, quitter.signal);
+    setTimeout(() => quitter.abort(), 20);
+    await expect(json).rejects.toThrow();
+    const row = (): number => emulator.stats().keys[key]!.clientClosed;
+    for (let waits = 0; waits < 100 && (row() < 2 || emulator.stats().responsesInFlight > 0); waits++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(row()).toBe(2);
+    expect(emulator.stats().responsesInFlight).toBe(0);
   });
 });
