@@ -156,6 +156,22 @@ describe('the key lifecycle', () => {
     expect(service.createKey(admin, 'acme', { name: 42 }, undefined)).toMatchObject({ ok: false, error: { field: 'name' } });
   });
 
+  it('registers an existing key instead of minting one, once, and only for its own tenant', async () => {
+    const { service, works } = await setup();
+    ok(service.putTenant(admin, 'acme', tenantFields, undefined));
+    const existing = `cp_acme_${'Kept'.repeat(10)}`;
+    expect(works(existing)).toBe(false);
+    const imported = ok(service.createKey(admin, 'acme', { name: 'kept', apiKey: existing }, 'from the previous start'));
+    expect(imported.apiKey).toBe(existing);
+    expect(works(existing)).toBe(true);
+    expect(service.createKey(admin, 'acme', { name: 'again', apiKey: existing }, undefined)).toMatchObject({ ok: false, error: { field: 'apiKey', reason: "is one of the tenant's keys already" } });
+    expect(service.createKey(admin, 'acme', { name: 'other', apiKey: `cp_globex_${'K'.repeat(40)}` }, undefined)).toMatchObject({ ok: false, error: { field: 'apiKey' } });
+    expect(service.createKey(admin, 'acme', { name: 'bad', apiKey: 'sk-not-a-carpool-key' }, undefined)).toMatchObject({ ok: false, error: { field: 'apiKey' } });
+    const entry = ok(service.audit()).entries.find((e) => e.action === 'key.create');
+    expect(entry).toMatchObject({ reason: 'from the previous start', detail: { name: 'kept', imported: true } });
+    expect(JSON.stringify(ok(service.audit()))).not.toContain(existing);
+  });
+
   it(`keeps at most ${tenantKeysMax} working keys, and makes room among the records by dropping the oldest inactive one`, async () => {
     const { service } = await setup();
     ok(service.putTenant(admin, 'acme', tenantFields, undefined));
