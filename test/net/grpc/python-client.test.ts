@@ -93,7 +93,7 @@ describe('Python client', () => {
     const run = await runClient(running.port, ['--request-id', 'py-2', '--request-json', '{}']);
     expect(run.code).toBe(1);
     expect(JSON.parse(run.stdout)).toEqual({
-      error: { code: 'RESOURCE_EXHAUSTED', details: 'quota reached: requests is limited to 10 per minute', pushback_ms: '60000' },
+      error: { code: 'RESOURCE_EXHAUSTED', details: 'quota reached: requests is limited to 10 per minute; retry in 1 min', pushback_ms: '60000' },
     });
   });
 });
