@@ -86,7 +86,7 @@ export type Rejection =
    * Too few mesh members answered a quorum round: the round a strict or escrowed limit needs to
    * admit a request (`admission`), or a QUORUM read of usage (`read`), which any tenant may ask for.
    */
-  | { readonly kind: 'no-quorum'; readonly operation: 'admission' | 'read'; readonly retryAfterMs: number }
+  | { readonly kind: 'no-quorum'; readonly operation: 'admission' | 'read' | 'claim'; readonly retryAfterMs: number }
   /** A malformed request: `field` names the offending field by its path. */
   | { readonly kind: 'invalid'; readonly field: string; readonly reason: string }
   /**

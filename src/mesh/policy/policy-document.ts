@@ -58,7 +58,7 @@ export interface BadSyncMessage {
 /** The root types this schema writes; an update that names another is not ours. */
 const rootNames = new Set(['tenants', 'accounts', 'settings']);
 
-const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel'] as const;
+const tenantFieldNames = ['tier', 'apiKeyHashes', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency'] as const;
 const accountFieldNames = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
 
 type FieldValue = string | number | boolean | readonly FieldValue[] | { readonly [name: string]: FieldValue };
@@ -237,6 +237,8 @@ export class PolicyDocument {
       // Written only for `abort`. A peer on a schema without the field reads the tenant as
       // `drain`: abort holds only once every node that serves the tenant knows the field.
       ['onClientCancel', t.onClientCancel],
+      // Written only for `region`; a peer without the field claims ids mesh-wide, the safe side.
+      ['idempotency', t.idempotency],
     ]);
     return OK_VOID;
   }

@@ -36,16 +36,19 @@ export const unauthenticatedMessage = 'unauthenticated';
 /** The reply to a handler that threw: nothing about the bug reaches the client. */
 export const internalMessage = 'internal error';
 
+const noQuorumMessages: { readonly [O in Extract<Rejection, { kind: 'no-quorum' }>['operation']]: string } = {
+  read: 'too few regions answered the QUORUM read; retry later, or read with LOCAL consistency',
+  admission: 'too few regions answered the quorum round a strict or escrowed limit needs; retry later',
+  claim: 'too few regions answered the quorum round that claims this request id mesh-wide; retry later (at a region that reaches most of the mesh)',
+};
+
 const rejectionMessages: { readonly [K in RejectionKind]: (rejection: Extract<Rejection, { kind: K }>) => string } = {
   quota: (rejection) => `quota reached: ${rejection.metric} is limited to ${rejection.limit} per ${rejection.window}`,
   rate: () => 'rate limit reached',
   concurrency: () => 'too many requests in flight',
   unauthenticated: () => unauthenticatedMessage,
   shed: () => 'the region is overloaded; retry later',
-  'no-quorum': (rejection) =>
-    rejection.operation === 'read'
-      ? 'too few regions answered the QUORUM read; retry later, or read with LOCAL consistency'
-      : 'too few regions answered the quorum round a strict or escrowed limit needs; retry later',
+  'no-quorum': (rejection) => noQuorumMessages[rejection.operation],
   invalid: (rejection) => invalidMessage(rejection.field, rejection.reason),
   'exceeds-limit': (rejection) =>
     `the request can never fit: its estimate of ${rejection.amount} ${rejection.metric} is over the ${rejection.scope}'s limit of ${rejection.limit} per ${rejection.window}; lower max_tokens or shorten the request`,
