@@ -88,7 +88,7 @@ export type Rejection =
    * admit a request (`admission`), a QUORUM read of usage (`read`), which any tenant may ask for,
    * or an operator's credit of usage (`credit`, src/node/admin/admin-service.ts).
    */
-  | { readonly kind: 'no-quorum'; readonly operation: 'admission' | 'read' | 'credit'; readonly retryAfterMs: number }
+  | { readonly kind: 'no-quorum'; readonly operation: 'admission' | 'read' | 'claim' | 'credit'; readonly retryAfterMs: number }
   /** A malformed request: `field` names the offending field by its path. */
   | { readonly kind: 'invalid'; readonly field: string; readonly reason: string }
   /**

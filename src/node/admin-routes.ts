@@ -1,4 +1,5 @@
 import { adminRefusalStatus, rejectionStatus, retryHintHeaders } from '../admission/outcome.js';
+import { formatDurationMs } from '../core/duration-text.js';
 import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-key.js';
 import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
 import type { AdminHandler, AdminReply, AdminRequest } from '../net/admin-http.js';
@@ -255,7 +256,7 @@ function failure(error: AdminFailure): AdminReply {
       return {
         status: rejectionStatus['no-quorum'].http,
         headers: { ...retryHintHeaders(error.retryAfterMs) },
-        body: { error: 'too few regions answered to check the credit; retry later' },
+        body: { error: `too few regions answered the quorum round a credit needs; retry in ${formatDurationMs(error.retryAfterMs)}` },
       };
   }
 }

@@ -2,6 +2,7 @@
 // keeps its keys across starts: a region node killed with SIGKILL is restarted while the other
 // regions keep serving, rejoins the mesh, takes the policy from its peers and serves again, with
 // the tenant charged what the upstream counted; the emulator killed comes back with the same keys;
+// a node killed with calls in flight is restarted and releases what they had reserved;
 // Ctrl-C during a restart's backoff stops every process; a second start on the same state
 // directory accepts the first start's API key (a tenant removed from the config loses its key, a
 // new one gets one), and `--fresh` refuses it. The launcher runs as its own process, as a user
@@ -308,6 +309,44 @@ describe('carpool local keeps the mesh running', () => {
       input: (chargedBefore?.input ?? 0) + sum.input,
       output: (chargedBefore?.output ?? 0) + sum.output,
     });
+  }, 60_000);
+
+  it('releases what a region node killed mid-call had reserved, once it is back, so only finished calls stay charged', async () => {
+    // Issue 13, item 6: a node killed with calls in flight left their estimates charged for good.
+    const key = firstKeys.demo as string;
+    const before = await chargedAt('eu-west', key);
+    if (before === undefined) throw new Error('no usage at eu-west');
+    // Three streams stall at us-east's account after three events, holding their reservations.
+    const emulator = readState().emulator;
+    await fetch(`${emulator}/_emulator/faults`, { method: 'POST', body: JSON.stringify({ kind: 'stall-mid-stream', afterEvents: 3, count: 3 }) });
+    const client = clientOf('us-east', key);
+    const started = [false, false, false];
+    const streams = started.map(async (_, i) => {
+      const body = { model: 'claude-sonnet-4-6', max_tokens: 500, messages: [{ role: 'user', content: `A long ride, stream ${i}` }] };
+      const request = { requestId: `launcher-${process.pid}-stall-${i}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
+      try {
+        for await (const item of client.streamComplete(request, { deadlineMs: Date.now() + 60_000 })) {
+          if (item.kind === 'event') started[i] = true;
+          else break;
+        }
+      } catch {
+        // The node dies under the stream: how the stream ends is not what this test is about.
+      }
+    });
+    for (let waited = 0; waited < 200 && !started.every(Boolean); waited++) await sleep(50);
+    expect(started).toEqual([true, true, true]);
+    // The estimates are charged while the streams hang.
+    const during = await chargedAt('us-east', key);
+    expect(during?.requests).toBe(before.requests + 3);
+
+    const victim = readState().pids['us-east'] as number;
+    process.kill(victim, 'SIGKILL');
+    await Promise.all(streams);
+    await first.waitFor(/us-east is back \(pid \d+, restart 1\)/, restartTimeoutMs);
+    await fetch(`${emulator}/_emulator/faults`, { method: 'DELETE' });
+    // Once every peer has sent it its state, the new us-east node releases the dead one's estimates.
+    await expectChargedEverywhere(key, before);
+    expect(readFileSync(join(stateDir, 'us-east.log'), 'utf8')).toMatch(/released \d+ units on \d+ counter key\(s\) that a dead incarnation of us-east-1 left reserved/);
   }, 60_000);
 
   it('stops every process on Ctrl-C, also while a restart waits for its backoff', async () => {

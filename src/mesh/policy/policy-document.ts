@@ -253,6 +253,8 @@ export class PolicyDocument {
       // Written only for `abort`. A peer on a schema without the field reads the tenant as
       // `drain`: abort holds only once every node that serves the tenant knows the field.
       ['onClientCancel', t.onClientCancel],
+      // Written only for `region`; a peer without the field claims ids mesh-wide, the safe side.
+      ['idempotency', t.idempotency],
     ]);
     return OK_VOID;
   }

@@ -53,6 +53,18 @@ export type ConsistencyMode = (typeof consistencyModes)[number];
 export const clientCancelModes = ['drain', 'abort'] as const;
 export type ClientCancelMode = (typeof clientCancelModes)[number];
 
+/**
+ * How far a tenant's request ids are kept from running twice (src/admission/request-claims.ts):
+ *   - `mesh` (the default): a client-chosen id is claimed by a quorum round before it may reach
+ *           an upstream, so it runs at most once in the whole mesh (within the claims' horizon,
+ *           at least an hour). The price: a round trip to a majority per request, and a region
+ *           cut off from the majority refuses such requests (UNAVAILABLE, with a retry hint).
+ *   - `region`: only the node's own answer store guards the id, so a retry at another region may
+ *           run it again; no round trip, and a region keeps serving while cut off.
+ */
+export const idempotencyScopes = ['mesh', 'region'] as const;
+export type IdempotencyScope = (typeof idempotencyScopes)[number];
+
 export const accountKinds = ['api-key', 'oauth'] as const;
 export type AccountKind = (typeof accountKinds)[number];
 
@@ -149,6 +161,13 @@ export interface Tenant {
    * existed read; a given `drain` is stored as absent, so the default has one representation.
    */
   readonly onClientCancel?: ClientCancelMode;
+  /** See `IdempotencyScope`. Absent means `mesh`, stored as absent like `onClientCancel`'s default. */
+  readonly idempotency?: IdempotencyScope;
+}
+
+/** The tenant's `idempotency`, with the default filled in. */
+export function idempotencyOf(tenant: Tenant): IdempotencyScope {
+  return tenant.idempotency ?? 'mesh';
 }
 
 /** The tenant's `onClientCancel`, with the default filled in. */
@@ -161,7 +180,7 @@ export function clientCancelModeOf(tenant: Tenant): ClientCancelMode {
  * have operations of their own. A field this list does not name is refused in an admin write, so
  * a misspelt optional field is an error instead of a silently ignored one.
  */
-export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel'] as const;
+export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency'] as const;
 
 /** The fields of an account that an operator writes (PUT /policy/accounts/{id}, PutAccount). */
 export const accountWritableFields = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
@@ -437,6 +456,8 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
   // Optional, so documents written before it existed read as `drain`.
   const onClientCancel = value.onClientCancel ?? 'drain';
   if (!isOneOf(clientCancelModes, onClientCancel)) return invalid(`${path}.onClientCancel`, `must be one of ${clientCancelModes.join(', ')}`);
+  const idempotency = value.idempotency ?? 'mesh';
+  if (!isOneOf(idempotencyScopes, idempotency)) return invalid(`${path}.idempotency`, `must be one of ${idempotencyScopes.join(', ')}`);
   const tenant: Tenant = {
     id: id.value,
     tier: value.tier,
@@ -448,6 +469,7 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
     userLimits: userLimits.value,
     userConcurrencyMax: userConcurrencyMax.value,
     ...(onClientCancel === 'drain' ? {} : { onClientCancel }),
+    ...(idempotency === 'mesh' ? {} : { idempotency }),
   };
   return ok(Object.freeze(tenant));
 }

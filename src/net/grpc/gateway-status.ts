@@ -43,10 +43,11 @@ export const adminUnauthenticatedMessage = 'missing or unknown admin token';
 /** The reply to a handler that threw: nothing about the bug reaches the client. */
 export const internalMessage = 'internal error';
 
-/** What a quorum was needed for: a strict or escrowed admission, a QUORUM read, an operator's credit. */
-const noQuorumMessages: Readonly<Record<Extract<Rejection, { kind: 'no-quorum' }>['operation'], string>> = {
-  admission: 'too few regions answered the quorum round a strict or escrowed limit needs',
+/** What a quorum was needed for: a strict or escrowed admission, a QUORUM read, a request id's claim, an operator's credit. */
+const noQuorumMessages: { readonly [O in Extract<Rejection, { kind: 'no-quorum' }>['operation']]: string } = {
   read: 'too few regions answered the QUORUM read (a LOCAL read answers now)',
+  admission: 'too few regions answered the quorum round a strict or escrowed limit needs',
+  claim: 'too few regions answered the quorum round that claims this request id mesh-wide (a region that reaches most of the mesh can)',
   credit: 'too few regions answered the quorum round a credit needs',
 };
 

@@ -3,11 +3,13 @@ import type { TokenUsage } from '../../admission/estimate.js';
 import type { Rejection } from '../../admission/outcome.js';
 import type { QuotaDecision, QuotaRequest, QuotaSubject } from '../../admission/quota-gate.js';
 import type { RequestAuthenticator } from '../../admission/request-auth.js';
+import type { ClaimHandle, ClaimOutcome } from '../../admission/request-claims.js';
+import { nodeOfReplica } from '../../admission/successor-release.js';
 import type { Settlement } from '../../admission/reservations.js';
 import { Shedder } from '../../admission/shedder.js';
 import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
-import { type AccountId, isValidId, type RegionId, type RequestId, type TenantId, type UserId } from '../../core/ids.js';
+import { type AccountId, isValidId, type NodeId, type RegionId, type RequestId, type TenantId, type UserId } from '../../core/ids.js';
 import {
   accountBusyRetryAfterMs,
   accountCallTurnsMax,
@@ -21,7 +23,7 @@ import type { CounterKey } from '../../crdt/counter-key.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../../mesh/quorum.js';
 import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
-import { clientCancelModeOf, type Tenant } from '../../mesh/policy/policy-schema.js';
+import { clientCancelModeOf, idempotencyOf, type Tenant } from '../../mesh/policy/policy-schema.js';
 import type {
   CarpoolCall,
   CarpoolCredentials,
@@ -52,6 +54,7 @@ import type { AccountCaller, AccountCompletion } from '../account-caller.js';
 import { type AnswerRecord, AnswerStore, replayAnswer, type ServedMethod } from './answer-store.js';
 import { type CallSpan, callSpanOf } from './call-span.js';
 import { CallScheduler, type SchedulerRefusal } from './call-scheduler.js';
+import { claimSubjectOf } from './claim-subject.js';
 import { defaultGatewaySettings, type GatewaySettings } from './gateway-settings.js';
 import { RecentUsage } from './recent-usage.js';
 import { estimatedAmounts, settledAmounts } from './request-amounts.js';
@@ -114,6 +117,10 @@ export interface GatewayRuntime {
   settle(requestId: RequestId, used: ReadonlyMap<string, number>): Settlement[];
   /** Withdraws an admitted request that reached no model: refunded whole, its id free again. */
   withdraw(requestId: RequestId): boolean;
+  /** Claims a request id mesh-wide before it may reach an upstream (src/admission/request-claims.ts). */
+  claim(subject: string): Promise<ClaimOutcome>;
+  /** Gives back a granted claim of a request that reached no model. */
+  withdrawClaim(claim: ClaimHandle): void;
   /** A quorum read: joins what R members hold for `keys` into the counter. */
   readRound(keys: readonly CounterKey[]): Promise<RoundOutcome>;
 }
@@ -125,6 +132,8 @@ export interface CarpoolGatewayOptions {
   readonly runtime: GatewayRuntime;
   /** This node's region: `servedRegion` of every answer. */
   readonly region: RegionId;
+  /** The region of a mesh member, to tell a client where its request id ran; none by default. */
+  readonly regionOf?: (node: NodeId) => RegionId | undefined;
   readonly authenticator: RequestAuthenticator;
   readonly caller: Pick<AccountCaller, 'call' | 'pump'>;
   /** Where an account's calls go and as whom; undefined for an account this node has no key for. */
@@ -188,6 +197,8 @@ interface Executed {
   readonly result: Result<AccountCompletion, GatewayError>;
   readonly usage: TokenUsage;
   readonly reachedModel: boolean;
+  /** Some account answered the call with a success status: a model ran for it, used tokens or not. */
+  readonly answered: boolean;
   /** The output was estimated from relayed text: a stream its client left under `abort`. */
   readonly estimated: boolean;
   readonly servedRegion: RegionId;
@@ -230,6 +241,7 @@ export class CarpoolGateway implements CarpoolHandler {
 
   private readonly runtime: GatewayRuntime;
   private readonly region: RegionId;
+  private readonly regionOf: (node: NodeId) => RegionId | undefined;
   private readonly authenticator: RequestAuthenticator;
   private readonly caller: Pick<AccountCaller, 'call' | 'pump'>;
   private readonly targets: (accountId: AccountId) => UpstreamTarget | undefined;
@@ -247,6 +259,7 @@ export class CarpoolGateway implements CarpoolHandler {
   constructor(options: CarpoolGatewayOptions) {
     this.runtime = options.runtime;
     this.region = options.region;
+    this.regionOf = options.regionOf ?? (() => undefined);
     this.authenticator = options.authenticator;
     this.caller = options.caller;
     this.targets = options.targets;
@@ -422,17 +435,68 @@ export class CarpoolGateway implements CarpoolHandler {
   ): Promise<Result<Served, GatewayError>> {
     const shed = this.shedder.decide(tenant.tier, this.scheduler.load(), nowMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
+    // A tenant whose ids need only this node's answer store skips the mesh-wide claim.
+    if (idempotencyOf(tenant) === 'region') return (await this.reserveAndCall(call, input, tenant, record, sink)).result;
+    const claimed = await this.claimId(input.requestId, tenant);
+    if (!claimed.ok) return claimed;
+    // The claim is kept once a model may have run for the id; otherwise it is given back, so that
+    // a retry anywhere may run it.
+    let keepClaim = false;
+    try {
+      const served = await this.reserveAndCall(call, input, tenant, record, sink);
+      keepClaim = served.keepClaim;
+      return served.result;
+    } finally {
+      if (!keepClaim) this.runtime.withdrawClaim(claimed.value);
+    }
+  }
+
+  /**
+   * Claims the request id mesh-wide before anything may reach an upstream: the id then runs at
+   * most once in the whole mesh (within the claims' horizon), not only at this node, whose own
+   * answer store has already answered the retries it knows of.
+   */
+  private async claimId(requestId: RequestId, tenant: Tenant): Promise<Result<ClaimHandle, GatewayError>> {
+    const outcome = await this.runtime.claim(claimSubjectOf(tenant.id, requestId));
+    switch (outcome.kind) {
+      case 'granted':
+        return ok(outcome.claim);
+      case 'held-here':
+        // This node ran the id, and its answer store no longer holds the answer.
+        return this.refuse({ kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' });
+      case 'held-elsewhere': {
+        const node = nodeOfReplica(outcome.holder);
+        const region = this.regionOf(node);
+        const where = region === undefined ? `node ${node}` : `region ${region} (node ${node})`;
+        return this.refuse({ kind: 'request-done', reason: `this request id already ran at ${where}; send the retry there for its answer, or use a new id for a new request` });
+      }
+      case 'no-quorum':
+        return this.refuse({ kind: 'no-quorum', operation: 'claim', retryAfterMs: outcome.retryAfterMs });
+      case 'shed':
+        return this.refuse({ kind: 'shed', retryAfterMs: outcome.retryAfterMs });
+    }
+  }
+
+  /** The quota, the call and its settlement, for a request whose id is claimed. */
+  private async reserveAndCall(
+    call: CarpoolCall<CompleteRequest>,
+    input: CompletionInput,
+    tenant: Tenant,
+    record: AnswerRecord,
+    sink: StreamSink | undefined,
+  ): Promise<{ readonly result: Result<Served, GatewayError>; readonly keepClaim: boolean }> {
+    const nowMs = this.clock.nowMs();
     const amounts = estimatedAmounts(input.inputTokensEstimate, input.maxTokens, tenant.weights);
     const span = callSpanOf(nowMs, call.deadlineMs, this.settings);
     const admitStartedMs = this.observer.nowMs();
     const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects: subjectsOf(tenant, input.user), amounts, leaseMs: span.leaseMs });
     this.observer.admission(decision.ok ? 'admitted' : 'refused', this.observer.nowMs() - admitStartedMs);
-    if (!decision.ok) return this.refuse(decision.error);
+    if (!decision.ok) return { result: this.refuse(decision.error), keepClaim: false };
 
     // From here the request holds a reservation: every way out below settles or withdraws it once.
     const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record };
     // What ends it if `execute` throws (a bug): nothing reached the model as far as anyone knows.
-    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false, estimated: false, servedRegion: this.region };
+    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region };
     try {
       executed = await this.execute(call, admitted, sink);
     } finally {
@@ -443,7 +507,7 @@ export class CarpoolGateway implements CarpoolHandler {
     if (served.ok) this.stats.completed++;
     else this.stats.callFailures++;
     this.keep(record, executed, served, sink === undefined ? 'complete' : 'stream');
-    return served;
+    return { result: served, keepClaim: executed.reachedModel || executed.answered };
   }
 
   /**
@@ -454,7 +518,7 @@ export class CarpoolGateway implements CarpoolHandler {
   private async execute(call: CarpoolCall<CompleteRequest>, admitted: Admitted, sink: StreamSink | undefined): Promise<Executed> {
     const { input, tenant, record } = admitted;
     const slot = await this.scheduler.acquire({ tier: tenant.tier, tenant: tenant.id, costTokens: admitted.estimateTokens }, call.signal);
-    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false, estimated: false, servedRegion: this.region };
+    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region };
     const releaseSlot = (): void => slot.value.release();
     call.signal.addEventListener('abort', releaseSlot, { once: true });
     try {
@@ -485,7 +549,8 @@ export class CarpoolGateway implements CarpoolHandler {
       // A call that failed without any usage never reached the model on any account; one that
       // another region already ran and settled is not counted again.
       const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(outcome.usage) : !isZero(outcome.usage);
-      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region };
+      const answered = outcome.attempts.some((attempt) => attempt.outcome === 'success');
+      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, answered, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region };
     } finally {
       call.signal.removeEventListener('abort', releaseSlot);
       releaseSlot();

@@ -146,6 +146,7 @@ export class RegionGateway {
     const carpool = new CarpoolGateway({
       runtime,
       region,
+      regionOf: (node) => config.members.find((member) => member.id === node)?.region,
       authenticator,
       caller,
       targets: target,

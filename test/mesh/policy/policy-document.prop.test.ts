@@ -53,6 +53,8 @@ const arbTenant = (id: TenantId): fc.Arbitrary<Tenant> =>
       userConcurrencyMax: fc.nat(64),
       // Absent (drain) or abort: edits set and remove it.
       onClientCancel: fc.constant('abort' as const),
+      // Absent (mesh) or region, likewise.
+      idempotency: fc.constant('region' as const),
     },
     { requiredKeys: ['id', 'tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax'] },
   );
@@ -80,7 +82,7 @@ const arbSettings: fc.Arbitrary<Partial<MeshSettings>> = fc.record(
   { requiredKeys: [] },
 );
 
-const editableFields = ['tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel'] as const;
+const editableFields = ['tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency'] as const;
 
 type Op =
   | { readonly kind: 'upsert-tenant'; readonly at: number; readonly tenant: Tenant }

@@ -11,6 +11,7 @@ import {
   type Account,
   defaultMeshSettings,
   clientCancelModeOf,
+  idempotencyOf,
   defaultTokenWeights,
   type LimitRule,
   PolicyDocument,
@@ -144,6 +145,7 @@ describe('PolicyDocument edits and reads', () => {
     ['a sliding escrow limit', { ...acme, limits: [{ ...acme.limits[1]!, window: 'minute', sliding: true }] }, 'tenants.acme.limits[0].mode'],
     ['a spaced id', { ...acme, id: 'ac me' }, 'tenants["ac me"].id'],
     ['an unknown client-cancel mode', { ...acme, onClientCancel: 'hang-up' }, 'tenants.acme.onClientCancel'],
+    ['an unknown idempotency scope', { ...acme, idempotency: 'planet' }, 'tenants.acme.idempotency'],
   ];
   it('reads a tenant written before onClientCancel existed as drain, stores abort, and reads drain back as absent', () => {
     const doc = new PolicyDocument(1);
@@ -160,6 +162,18 @@ describe('PolicyDocument edits and reads', () => {
     expect(doc.upsertTenant({ ...acme, onClientCancel: 'drain' }).ok).toBe(true);
     expect(doc.tenant(acme.id)).toEqual(acme);
     expect(clientCancelModeOf(doc.tenant(acme.id)!)).toBe('drain');
+  });
+
+  it('reads a tenant written before idempotency existed as mesh, stores region, and reads mesh back as absent', () => {
+    const doc = new PolicyDocument(1);
+    expect(doc.upsertTenant(acme).ok).toBe(true);
+    expect(idempotencyOf(doc.tenant(acme.id)!)).toBe('mesh');
+    expect(doc.upsertTenant({ ...acme, idempotency: 'region' }).ok).toBe(true);
+    const peer = new PolicyDocument(2);
+    for (const message of doc.takeUpdates()) expect(peer.onSyncMessage(message).ok).toBe(true);
+    expect(peer.tenant(acme.id)?.idempotency).toBe('region');
+    expect(doc.upsertTenant({ ...acme, idempotency: 'mesh' }).ok).toBe(true);
+    expect(doc.tenant(acme.id)).toEqual(acme);
   });
 
   it('reads a tenant written before user limits existed with none, and the tenant cap for users', () => {

@@ -108,6 +108,18 @@ describe('the audit log of admin writes', () => {
   });
 });
 
+describe('tenant writes', () => {
+  it('take every field an operator may write, other merged branches\' included, and keep the keys', async () => {
+    const { runtime, service } = await setup();
+    ok(service.putTenant(admin, 'acme', tenantFields, undefined));
+    const key = ok(service.createKey(admin, 'acme', { name: 'ci' }, undefined));
+    ok(service.putTenant(admin, 'acme', { ...tenantFields, onClientCancel: 'abort', idempotency: 'region' }, 'per-region ids'));
+    expect(runtime.policy.tenants().get('acme' as never)).toMatchObject({ onClientCancel: 'abort', idempotency: 'region', apiKeys: [expect.objectContaining({ name: 'ci' })] });
+    expect(ok(service.keys('acme')).map((view) => view.keyId)).toEqual([key.key.keyId]);
+    expect(service.putTenant(admin, 'acme', { ...tenantFields, idempotency: 'planet' }, undefined)).toMatchObject({ ok: false, error: { field: 'tenants.acme.idempotency' } });
+  });
+});
+
 describe('the key lifecycle', () => {
   it('creates a named key that works at once, lists it without secrets, and revokes it', async () => {
     const { service, works } = await setup();

@@ -183,7 +183,7 @@ describe('forwarding to the home region', () => {
     }
   });
 
-  it('does not count a client retry through the home region again', async () => {
+  it('refuses a client retry through another region, naming the region that ran it, and counts nothing again', async () => {
     const first = request();
     const answer = await eastRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
     expect(answer.ok).toBe(true);
@@ -193,14 +193,19 @@ describe('forwarding to the home region', () => {
     const weightedBefore = used(westRegion.runtime, 'tenant', 'acme', 'weighted_tokens');
     const accountBefore = used(westRegion.runtime, 'account', westAccount, 'requests');
     const upstreamBefore = upstreamRequests();
-    // The client did not hear the answer and retries the same id at eu-west, whose own account
-    // already ran it: the ledger replays it with zero usage, since us-east settled it.
+    // The client did not hear the answer and retries the same id at eu-west: the id's claim is
+    // held by us-east, which ran it and keeps its answer (issue 13: it used to run again).
     const retried = await westRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
-    if (!retried.ok) throw new Error(JSON.stringify(retried.error));
-    expect(retried.value.servedRegion).toBe('eu-west');
+    expect(!retried.ok && retried.error.kind === 'status' && { code: retried.error.codeName, details: retried.error.details }).toEqual({
+      code: 'ALREADY_EXISTS',
+      details: 'this request id already ran at region us-east (node use-1); send the retry there for its answer, or use a new id for a new request',
+    });
+    // There it gets the answer it missed, with nothing charged again.
+    const again = await eastRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
+    if (!again.ok || !answer.ok) throw new Error(JSON.stringify(again));
+    expect(again.value.messageJson).toEqual(answer.value.messageJson);
     expect(upstreamRequests()).toBe(upstreamBefore);
     expect(used(westRegion.runtime, 'account', westAccount, 'requests')).toBe(accountBefore);
-    // The retry's reservation settles at zero (nothing reached the model), at both regions.
     await until(() => converged('requests') && converged('weighted_tokens'), 'the tenant counters converge again', 5_000);
     expect(used(westRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore);
     expect(used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens')).toBe(weightedBefore);
@@ -225,10 +230,24 @@ describe('forwarding to the home region', () => {
     expect(eastRegion.gateway.carpool.stats.cancelled).toBeGreaterThanOrEqual(1);
   });
 
-  it('passes over an account whose home region is unreachable, and says when to retry', async () => {
+  it('refuses a request id it cannot claim without a majority, and says when to retry', async () => {
     await westRegion.gateway.stop(1_000);
     await westRegion.runtime.stop();
     await until(() => !eastRegion.runtime.node.peerConnected(westNode), 'the mesh link is down', 10_000);
+    const upstreamBefore = upstreamRequests();
+    const answer = await eastRegion.client.complete(request(), { metadata: { 'x-api-key': apiKey } });
+    expect(!answer.ok && answer.error.kind === 'status' && { code: answer.error.codeName, details: answer.error.details }).toEqual({
+      code: 'UNAVAILABLE',
+      details: expect.stringMatching(/^too few regions answered the quorum round that claims this request id mesh-wide \(a region that reaches most of the mesh can\); retry in \d/) as string,
+    });
+    expect(upstreamRequests()).toBe(upstreamBefore);
+    expect(eastRegion.runtime.reservations.openCount).toBe(0);
+  });
+
+  it('passes over an account whose home region is unreachable, and says when to retry', async () => {
+    // West is down since the test above. Ids guarded by the answering node alone need no
+    // majority, so this tenant's call reaches the pool, which has no account to call.
+    expect(eastRegion.runtime.policy.upsertTenant({ ...(eastRegion.runtime.policy.tenant('acme' as TenantId) as Tenant), idempotency: 'region' }).ok).toBe(true);
     const upstreamBefore = upstreamRequests();
     const answer = await eastRegion.client.complete(request(), { metadata: { 'x-api-key': apiKey } });
     expect(answer.ok).toBe(false);

@@ -6,7 +6,7 @@ import { AdminTokens } from '../../../src/admission/admin-access.js';
 import { type TokenUsage, weightedTokens } from '../../../src/admission/estimate.js';
 import { usedUnder } from '../../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type RegionId, type TenantId } from '../../../src/core/ids.js';
-import { type Account, type ClientCancelMode, defaultTokenWeights, type LimitRule, type Tenant, type Tier } from '../../../src/mesh/policy/policy-schema.js';
+import { type Account, type ClientCancelMode, type IdempotencyScope, defaultTokenWeights, type LimitRule, type Tenant, type Tier } from '../../../src/mesh/policy/policy-schema.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';
 import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
@@ -50,6 +50,7 @@ export interface TenantSpec {
   readonly tier?: Tier;
   readonly limits?: readonly LimitRule[];
   readonly onClientCancel?: ClientCancelMode;
+  readonly idempotency?: IdempotencyScope;
 }
 
 export interface HarnessOptions {
@@ -129,6 +130,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       userLimits: [],
       userConcurrencyMax: 100,
       ...(spec.onClientCancel === undefined ? {} : { onClientCancel: spec.onClientCancel }),
+      ...(spec.idempotency === undefined ? {} : { idempotency: spec.idempotency }),
     };
     const saved = runtime.policy.upsertTenant(tenant);
     if (!saved.ok) throw new Error(saved.error.reason);

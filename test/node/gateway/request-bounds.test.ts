@@ -70,8 +70,9 @@ describe('requests past a bound', () => {
 
 describe('GetUsage at QUORUM without a quorum', () => {
   it('says the QUORUM read failed, not that a strict quota could not be checked, for a tenant with only eventual limits', async () => {
-    // Two members that never answer: this node alone is no majority of three.
-    const h = await startHarness({ absentMembers: 2 });
+    // Two members that never answer: this node alone is no majority of three. The tenant's ids
+    // are guarded by this node alone (`idempotency: region`), so its completions need no round.
+    const h = await startHarness({ absentMembers: 2, tenants: [{ id: 'acme', idempotency: 'region' }] });
     const client = h.client('acme');
     const local = await client.getUsage({ consistency: 'local', user: '' });
     expect(local.ok).toBe(true);
@@ -81,7 +82,7 @@ describe('GetUsage at QUORUM without a quorum', () => {
       details: 'too few regions answered the QUORUM read (a LOCAL read answers now); retry in 1 s',
       pushbackMs: 1_000,
     });
-    // Eventual admission needs no round: a completion is still served and counted once.
+    // Eventual admission needs no round either: a completion is still served and counted once.
     const served = await client.complete(completion());
     expect(served.ok).toBe(true);
     const upstream = h.emulatorUsage();
