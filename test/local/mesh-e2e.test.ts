@@ -119,24 +119,27 @@ describe('three region processes end to end', () => {
     expect(await upstreamMessages()).toBe(upstreamBefore + 1);
 
     // The client missed the answer and retries the same id: where it first went, the answer
-    // kept there is given again; at the region that served it, the home node's ledger replays it.
+    // kept there is given again; any other region, the one that served it included, refuses to
+    // run it again (the id is claimed mesh-wide) and names where to ask.
     const again = await complete('ap-south', 'open', first);
     if (!again.ok) throw new Error(JSON.stringify(again.error));
     expect(fromUtf8.decode(again.value.messageJson)).toBe(fromUtf8.decode(answer.value.messageJson));
     const served = answer.value.servedRegion as Region;
-    const replayed = await complete(served, 'open', first);
-    if (!replayed.ok) throw new Error(JSON.stringify(replayed.error));
-    expect(fromUtf8.decode(replayed.value.messageJson)).toBe(fromUtf8.decode(answer.value.messageJson));
+    const elsewhere = await complete(served, 'open', first);
+    expect(!elsewhere.ok && elsewhere.error.kind === 'status' && [elsewhere.error.codeName, elsewhere.error.details]).toEqual([
+      'ALREADY_EXISTS',
+      'this request id already ran at region ap-south (node ap-south-1); send the retry there for its answer, or use a new id for a new request',
+    ]);
     expect(await upstreamMessages()).toBe(upstreamBefore + 1);
     expect(await waitUsed('eu-west', 'open', 'quorum', usedBefore + 1)).toBe(usedBefore + 1);
     // Still one, a moment later, everywhere.
     await sleep(300);
     for (const region of regions) expect(await usedAt(region, 'open', 'quorum')).toBe(usedBefore + 1);
-    // The metrics say where it went: ap-south forwarded, the served region's ledger replayed.
+    // The metrics say where it went: ap-south forwarded, the served region refused the id's claim.
     const metricsOf = async (region: Region): Promise<string> =>
       (await fetch(mesh.regions.find((r) => r.region === region)?.metrics as string, { headers: { authorization: `Bearer ${mesh.adminToken}` } })).text();
     expect(await metricsOf('ap-south')).toMatch(/^carpool_forward_sent_total\{[^}]*\} [1-9]/m);
-    expect(await metricsOf(served)).toMatch(/^carpool_forward_replayed_total\{[^}]*\} [1-9]/m);
+    expect(await metricsOf(served)).toMatch(/^carpool_request_claims_total\{[^}]*outcome="held-elsewhere"[^}]*\} [1-9]/m);
   }, 30_000);
 
   it('streams through every region', async () => {
