@@ -346,7 +346,10 @@ describe('carpool local keeps the mesh running', () => {
     await fetch(`${emulator}/_emulator/faults`, { method: 'DELETE' });
     // Once every peer has sent it its state, the new us-east node releases the dead one's estimates.
     await expectChargedEverywhere(key, before);
-    expect(readFileSync(join(stateDir, 'us-east.log'), 'utf8')).toMatch(/released \d+ units on \d+ counter key\(s\) that a dead incarnation of us-east-1 left reserved/);
+    // The node says so in its log, which the launcher writes as the lines arrive (bounded wait).
+    const released = /released \d+ units on \d+ counter key\(s\) that a dead incarnation of us-east-1 left reserved/;
+    for (let waited = 0; waited < 50 && !released.test(readFileSync(join(stateDir, 'us-east.log'), 'utf8')); waited++) await sleep(100);
+    expect(readFileSync(join(stateDir, 'us-east.log'), 'utf8')).toMatch(released);
   }, 60_000);
 
   it('stops every process on Ctrl-C, also while a restart waits for its backoff', async () => {
