@@ -8,48 +8,24 @@
 // (at the origin) and the account's (at the home node) with what the emulator counted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TokenUsage, weightedTokens } from '../../../src/admission/estimate.js';
-import { usedUnder } from '../../../src/admission/quota.js';
-import { type AccountId, asNodeId, asRegionId, type NodeId, type RegionId, type TenantId } from '../../../src/core/ids.js';
-import { type Account, defaultTokenWeights, type LimitRule, type Tenant } from '../../../src/mesh/policy/policy-schema.js';
-import { CarpoolClient, type StreamItem } from '../../../src/net/grpc/carpool-client.js';
+import { defaultTokenWeights } from '../../../src/mesh/policy/policy-schema.js';
+import type { CarpoolClient, StreamItem } from '../../../src/net/grpc/carpool-client.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';
-import { mintApiKey } from '../../../src/node/gateway/api-key-mint.js';
-import type { SettledRequest } from '../../../src/node/gateway/carpool-gateway.js';
-import { RegionGateway } from '../../../src/node/gateway/region-gateway.js';
-import { MeshRuntime } from '../../../src/node/mesh-runtime.js';
-import { nodeAuthCrypto } from '../../../src/node/node-auth-crypto.js';
-import { generatedAccounts } from '../../../src/upstream/emulator/emulator-config.js';
-import { type Emulator, startEmulator } from '../../../src/upstream/emulator/emulator-server.js';
+import type { Emulator } from '../../../src/upstream/emulator/emulator-server.js';
 import { relayedBytesPerToken } from '../../../src/upstream/relayed-usage.js';
-import type { UpstreamTarget } from '../../../src/upstream/upstream-request.js';
-import { freePort } from '../../support/cluster.js';
+import { type RegionNode, roomyRules, startTwoRegions, type TwoRegions, westAccount } from '../../support/two-regions.js';
 import { until, within } from '../../support/wait.js';
 
-const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
-const secret = 'forward-cancel-test-mesh-secret';
-const east: RegionId = asRegionId('us-east');
-const west: RegionId = asRegionId('eu-west');
-const eastNode: NodeId = asNodeId('use-1');
-const westNode: NodeId = asNodeId('euw-1');
-const westAccount = 'acct-west' as AccountId;
-const rules = (limits: Record<string, number>): LimitRule[] => Object.entries(limits).map(([metric, limit]) => ({ metric, window: 'day30', sliding: false, limit, mode: 'eventual' }));
-const tenantRules = rules({ requests: 1_000_000, output_tokens: 1_000_000_000, weighted_tokens: 1_000_000_000 });
-const accountRules = rules({ requests: 1_000_000, input_tokens: 1_000_000_000, output_tokens: 1_000_000_000, weighted_tokens: 1_000_000_000 });
+const utf8 = new TextEncoder();
+const tenantRules = roomyRules({ requests: 1_000_000, output_tokens: 1_000_000_000, weighted_tokens: 1_000_000_000 });
 /** 45 output tokens at 15 a second: a delta of 3 tokens every 200 ms, an answer in 3 s. */
 const outputTokens = 45;
 
-interface Region {
-  readonly runtime: MeshRuntime;
-  readonly gateway: RegionGateway;
-  readonly settled: SettledRequest[];
-}
-
+let regions: TwoRegions;
 let emulator: Emulator;
-let eastRegion: Region;
-let westRegion: Region;
-const keys = new Map<string, string>();
-const clients: CarpoolClient[] = [];
+let eastRegion: RegionNode;
+let westRegion: RegionNode;
 let nextId = 0;
 
 function request(): CompleteRequest {
@@ -58,14 +34,11 @@ function request(): CompleteRequest {
 }
 
 function client(tenant: string): CarpoolClient {
-  const made = new CarpoolClient({ target: `127.0.0.1:${eastRegion.gateway.port}`, apiKey: keys.get(tenant) as string });
-  clients.push(made);
-  return made;
+  return regions.client(eastRegion, tenant);
 }
 
-function used(region: Region, scope: 'tenant' | 'account', subject: string, metric: string): number {
-  const rule = (scope === 'tenant' ? tenantRules : accountRules).find((r) => r.metric === metric) as LimitRule;
-  return usedUnder(region.runtime.counter, scope, subject, rule, Date.now());
+function used(region: RegionNode, scope: 'tenant' | 'account', subject: string, metric: string): number {
+  return regions.used(region, scope, subject, metric);
 }
 
 function upstream(): TokenUsage & { readonly requests: number; readonly clientClosed: number } {
@@ -132,59 +105,17 @@ function textOf(items: readonly StreamItem[]): string {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ accounts: generatedAccounts(1, 11), seed: 11, outputTokensMin: outputTokens, outputTokensMax: outputTokens, tokensPerSecond: 15 });
-  const [eastMesh, westMesh, eastGrpc, westGrpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const members = [
-    { id: eastNode, region: east, url: `ws://127.0.0.1:${eastMesh}` },
-    { id: westNode, region: west, url: `ws://127.0.0.1:${westMesh}` },
-  ];
-  const memberGrpc = new Map<NodeId, string>([
-    [eastNode, `127.0.0.1:${eastGrpc}`],
-    [westNode, `127.0.0.1:${westGrpc}`],
-  ]);
-  const start = async (node: NodeId, region: RegionId, meshPort: number, grpcPort: number, targets: Map<AccountId, UpstreamTarget>): Promise<Region> => {
-    const runtime = await MeshRuntime.start({
-      config: { node, region, listen: { host: '127.0.0.1', port: meshPort }, admin: undefined, members, memberGrpc, secret: { kind: 'inline', value: secret }, tls: undefined },
-      secret: utf8.encode(secret),
-    });
-    const records: SettledRequest[] = [];
-    const gateway = await RegionGateway.start({ runtime, listen: { host: '127.0.0.1', port: grpcPort }, targets, onSettled: (record) => records.push(record) });
-    return { runtime, gateway, settled: records };
-  };
-  // Only the home region holds the account's credential.
-  eastRegion = await start(eastNode, east, eastMesh, eastGrpc, new Map());
-  westRegion = await start(westNode, west, westMesh, westGrpc, new Map([[westAccount, { baseUrl: emulator.url, credential: { kind: 'api-key', key: emulator.keys[0] as string } }]]));
-  const account: Account = { id: westAccount, kind: 'api-key', homeRegion: west, weight: 1, concurrencyMax: 8, limits: accountRules };
-  expect(eastRegion.runtime.policy.upsertAccount(account).ok).toBe(true);
-  for (const [id, onClientCancel] of [['acme', 'drain'], ['quitter', 'abort']] as const) {
-    const minted = mintApiKey(nodeAuthCrypto, id as TenantId);
-    keys.set(id, minted.apiKey);
-    const tenant: Tenant = {
-      id: id as TenantId,
-      tier: 'paid',
-      apiKeys: [{ hash: minted.keyHashHex, name: 'test', createdAtMs: 0 }],
-      requireSignature: false,
-      concurrencyMax: 100,
-      weights: defaultTokenWeights,
-      limits: tenantRules,
-      userLimits: [],
-      userConcurrencyMax: 100,
-      onClientCancel,
-    };
-    expect(eastRegion.runtime.policy.upsertTenant(tenant).ok).toBe(true);
-  }
-  await until(() => westRegion.runtime.policy.tenant('quitter' as TenantId)?.onClientCancel === 'abort' && westRegion.runtime.pool.account(westAccount) !== undefined, 'the policy reaches eu-west', 10_000);
-  await until(() => eastRegion.runtime.node.peerConnected(westNode), 'the mesh link is up', 10_000);
+  regions = await startTwoRegions({
+    secret: 'forward-cancel-test-mesh-secret',
+    emulator: { seed: 11, outputTokensMin: outputTokens, outputTokensMax: outputTokens, tokensPerSecond: 15 },
+    tenants: [{ id: 'acme', onClientCancel: 'drain' }, { id: 'quitter', onClientCancel: 'abort' }],
+    tenantRules,
+  });
+  ({ emulator, east: eastRegion, west: westRegion } = regions);
 }, 30_000);
 
 afterAll(async () => {
-  for (const made of clients) made.close();
-  for (const region of [eastRegion, westRegion]) {
-    if (region === undefined) continue;
-    await region.gateway.stop(2_000);
-    await region.runtime.stop();
-  }
-  await emulator?.close();
+  await regions?.close();
 });
 
 describe('a client that leaves a forwarded call', () => {

@@ -2,46 +2,33 @@
 // gRPC endpoints and the Forward service on loopback, one emulator): a call whose account is
 // homed in the other region is served there and counted once for the tenant and the account,
 // streamed or not; a repeated forward replays instead of calling the upstream again; a client
-// retry of the same request id through the home region is not counted again; a forged member
-// proof is refused; and an account whose home region is unreachable is passed over, while the
-// node, left without a majority, reports NOT_SERVING.
+// retry of the same request id at another region is refused naming the region that ran it (the
+// id is claimed mesh-wide) and counted nowhere again; a forged member proof is refused; a node
+// without a majority cannot claim an id; and an account whose home region is unreachable is
+// passed over, while the node, left without a majority, reports NOT_SERVING.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { weightedTokens } from '../../../src/admission/estimate.js';
-import { usedUnder } from '../../../src/admission/quota.js';
-import { type AccountId, asNodeId, asRegionId, type NodeId, type RegionId, type RequestId, type TenantId } from '../../../src/core/ids.js';
-import { type Account, defaultTokenWeights, type LimitRule, type Tenant } from '../../../src/mesh/policy/policy-schema.js';
-import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
+import type { RequestId, TenantId } from '../../../src/core/ids.js';
+import { defaultTokenWeights, type Tenant } from '../../../src/mesh/policy/policy-schema.js';
+import type { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
 import { ForwardClient } from '../../../src/net/grpc/forward-client.js';
-import { mintApiKey } from '../../../src/node/gateway/api-key-mint.js';
-import { RegionGateway } from '../../../src/node/gateway/region-gateway.js';
 import { signForward } from '../../../src/node/forward/member-mac.js';
-import { MeshRuntime } from '../../../src/node/mesh-runtime.js';
 import { nodeAuthCrypto } from '../../../src/node/node-auth-crypto.js';
-import { generatedAccounts } from '../../../src/upstream/emulator/emulator-config.js';
-import { type Emulator, startEmulator } from '../../../src/upstream/emulator/emulator-server.js';
-import type { UpstreamTarget } from '../../../src/upstream/upstream-request.js';
-import { freePort } from '../../support/cluster.js';
+import type { Emulator } from '../../../src/upstream/emulator/emulator-server.js';
 import { healthOf } from '../../support/grpc-health.js';
+import { east, eastNode, type RegionNode, roomyRules, startTwoRegions, type TwoRegions, westAccount, westNode } from '../../support/two-regions.js';
 import { until } from '../../support/wait.js';
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 const secret = 'forwarding-test-mesh-secret';
-const east: RegionId = asRegionId('us-east');
-const west: RegionId = asRegionId('eu-west');
-const eastNode: NodeId = asNodeId('use-1');
-const westNode: NodeId = asNodeId('euw-1');
-const westAccount = 'acct-west' as AccountId;
-const rules = (limits: Record<string, number>): LimitRule[] => Object.entries(limits).map(([metric, limit]) => ({ metric, window: 'day30', sliding: false, limit, mode: 'eventual' }));
-const tenantRules = rules({ requests: 1_000_000, weighted_tokens: 1_000_000_000 });
-const accountRules = rules({ requests: 1_000_000, input_tokens: 1_000_000_000, output_tokens: 1_000_000_000, weighted_tokens: 1_000_000_000 });
+const tenantRules = roomyRules({ requests: 1_000_000, weighted_tokens: 1_000_000_000 });
 
-interface Region {
-  readonly runtime: MeshRuntime;
-  readonly gateway: RegionGateway;
+interface Region extends RegionNode {
   readonly client: CarpoolClient;
 }
 
+let regions: TwoRegions;
 let emulator: Emulator;
 let eastRegion: Region;
 let westRegion: Region;
@@ -53,9 +40,8 @@ function request(stream = false, maxTokens = 32): { requestId: string; requestJs
   return { requestId: `fwd-${++nextId}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
 }
 
-function used(runtime: MeshRuntime, scope: 'tenant' | 'account', subject: string, metric: string): number {
-  const rule = (scope === 'tenant' ? tenantRules : accountRules).find((r) => r.metric === metric) as LimitRule;
-  return usedUnder(runtime.counter, scope, subject, rule, Date.now());
+function used(region: Region, scope: 'tenant' | 'account', subject: string, metric: string): number {
+  return regions.used(region, scope, subject, metric);
 }
 
 function upstreamUsage(): { input: number; output: number; cacheWrite: number; cacheRead: number } {
@@ -70,56 +56,21 @@ function upstreamRequests(): number {
 
 beforeAll(async () => {
   // 300 output tokens at 3,000 a second: a stream runs about 100 ms, long enough to leave mid-way.
-  emulator = await startEmulator({ accounts: generatedAccounts(1, 5), seed: 5, outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 3_000 });
-  const [eastMesh, westMesh, eastGrpc, westGrpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const members = [
-    { id: eastNode, region: east, url: `ws://127.0.0.1:${eastMesh}` },
-    { id: westNode, region: west, url: `ws://127.0.0.1:${westMesh}` },
-  ];
-  const memberGrpc = new Map<NodeId, string>([
-    [eastNode, `127.0.0.1:${eastGrpc}`],
-    [westNode, `127.0.0.1:${westGrpc}`],
-  ]);
-  const start = async (node: NodeId, region: RegionId, meshPort: number, grpcPort: number, targets: Map<AccountId, UpstreamTarget>): Promise<Region> => {
-    const runtime = await MeshRuntime.start({
-      config: { node, region, listen: { host: '127.0.0.1', port: meshPort }, admin: undefined, members, memberGrpc, secret: { kind: 'inline', value: secret }, tls: undefined },
-      secret: utf8.encode(secret),
-    });
-    const gateway = await RegionGateway.start({ runtime, listen: { host: '127.0.0.1', port: grpcPort }, targets });
-    return { runtime, gateway, client: new CarpoolClient({ target: `127.0.0.1:${gateway.port}` }) };
-  };
-  // Only the home region holds the account's credential, as in a real deployment.
-  eastRegion = await start(eastNode, east, eastMesh, eastGrpc, new Map());
-  westRegion = await start(westNode, west, westMesh, westGrpc, new Map([[westAccount, { baseUrl: emulator.url, credential: { kind: 'api-key', key: emulator.keys[0] as string } }]]));
-
-  const account: Account = { id: westAccount, kind: 'api-key', homeRegion: west, weight: 1, concurrencyMax: 8, limits: accountRules };
-  expect(eastRegion.runtime.policy.upsertAccount(account).ok).toBe(true);
-  const minted = mintApiKey(nodeAuthCrypto, 'acme' as TenantId);
-  apiKey = minted.apiKey;
-  const tenant: Tenant = {
-    id: 'acme' as TenantId,
-    tier: 'paid',
-    apiKeys: [{ hash: minted.keyHashHex, name: 'test', createdAtMs: 0 }],
-    requireSignature: false,
-    concurrencyMax: 100,
-    weights: defaultTokenWeights,
-    limits: tenantRules,
-    userLimits: [],
-    userConcurrencyMax: 100,
-  };
-  expect(eastRegion.runtime.policy.upsertTenant(tenant).ok).toBe(true);
-  await until(() => westRegion.runtime.policy.tenant('acme' as TenantId) !== undefined && westRegion.runtime.pool.account(westAccount) !== undefined, 'the policy reaches eu-west', 10_000);
-  await until(() => eastRegion.runtime.node.peerConnected(westNode), 'the mesh link is up', 10_000);
+  regions = await startTwoRegions({
+    secret,
+    emulator: { seed: 5, outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 3_000 },
+    tenants: [{ id: 'acme' }],
+    tenantRules,
+  });
+  emulator = regions.emulator;
+  apiKey = regions.keys.get('acme') as string;
+  // Clients without a key: each call sends it as metadata.
+  eastRegion = { ...regions.east, client: regions.client(regions.east) };
+  westRegion = { ...regions.west, client: regions.client(regions.west) };
 }, 30_000);
 
 afterAll(async () => {
-  for (const region of [eastRegion, westRegion]) {
-    if (region === undefined) continue;
-    region.client.close();
-    await region.gateway.stop(2_000);
-    await region.runtime.stop();
-  }
-  await emulator?.close();
+  await regions?.close();
 });
 
 describe('forwarding to the home region', () => {
@@ -133,14 +84,14 @@ describe('forwarding to the home region', () => {
     expect(upstreamRequests()).toBe(before + 1);
     expect(eastRegion.gateway.router.stats.forwards).toBeGreaterThanOrEqual(1);
     // The tenant is charged by the origin, the account by the home node; each once, everywhere.
-    await until(() => used(westRegion.runtime, 'tenant', 'acme', 'requests') === 1 && used(eastRegion.runtime, 'account', westAccount, 'requests') === 1, 'both counters converge', 5_000);
-    expect(used(eastRegion.runtime, 'tenant', 'acme', 'requests')).toBe(1);
-    expect(used(westRegion.runtime, 'account', westAccount, 'requests')).toBe(1);
-    expect(used(westRegion.runtime, 'account', westAccount, 'output_tokens')).toBe(answer.value.usage.outputTokens);
+    await until(() => used(westRegion, 'tenant', 'acme', 'requests') === 1 && used(eastRegion, 'account', westAccount, 'requests') === 1, 'both counters converge', 5_000);
+    expect(used(eastRegion, 'tenant', 'acme', 'requests')).toBe(1);
+    expect(used(westRegion, 'account', westAccount, 'requests')).toBe(1);
+    expect(used(westRegion, 'account', westAccount, 'output_tokens')).toBe(answer.value.usage.outputTokens);
   });
 
   it('streams a forwarded call event for event and settles its usage', async () => {
-    const tenantBefore = used(eastRegion.runtime, 'tenant', 'acme', 'requests');
+    const tenantBefore = used(eastRegion, 'tenant', 'acme', 'requests');
     const types: string[] = [];
     let summary: { usage: { outputTokens: number }; servedRegion: string } | undefined;
     for await (const item of eastRegion.client.streamComplete(request(true), { metadata: { 'x-api-key': apiKey } })) {
@@ -152,7 +103,7 @@ describe('forwarding to the home region', () => {
     expect(types.at(-1)).toBe('message_stop');
     expect(summary?.servedRegion).toBe('eu-west');
     expect(summary?.usage.outputTokens).toBeGreaterThan(0);
-    expect(used(eastRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore + 1);
+    expect(used(eastRegion, 'tenant', 'acme', 'requests')).toBe(tenantBefore + 1);
   });
 
   it('replays a repeated forward from the ledger without calling the upstream again', async () => {
@@ -187,11 +138,11 @@ describe('forwarding to the home region', () => {
     const first = request();
     const answer = await eastRegion.client.complete(first, { metadata: { 'x-api-key': apiKey } });
     expect(answer.ok).toBe(true);
-    const converged = (metric: string): boolean => used(westRegion.runtime, 'tenant', 'acme', metric) === used(eastRegion.runtime, 'tenant', 'acme', metric);
+    const converged = (metric: string): boolean => used(westRegion, 'tenant', 'acme', metric) === used(eastRegion, 'tenant', 'acme', metric);
     await until(() => converged('requests') && converged('weighted_tokens'), 'the tenant counters converge', 5_000);
-    const tenantBefore = used(westRegion.runtime, 'tenant', 'acme', 'requests');
-    const weightedBefore = used(westRegion.runtime, 'tenant', 'acme', 'weighted_tokens');
-    const accountBefore = used(westRegion.runtime, 'account', westAccount, 'requests');
+    const tenantBefore = used(westRegion, 'tenant', 'acme', 'requests');
+    const weightedBefore = used(westRegion, 'tenant', 'acme', 'weighted_tokens');
+    const accountBefore = used(westRegion, 'account', westAccount, 'requests');
     const upstreamBefore = upstreamRequests();
     // The client did not hear the answer and retries the same id at eu-west: the id's claim is
     // held by us-east, which ran it and keeps its answer (issue 13: it used to run again).
@@ -205,15 +156,15 @@ describe('forwarding to the home region', () => {
     if (!again.ok || !answer.ok) throw new Error(JSON.stringify(again));
     expect(again.value.messageJson).toEqual(answer.value.messageJson);
     expect(upstreamRequests()).toBe(upstreamBefore);
-    expect(used(westRegion.runtime, 'account', westAccount, 'requests')).toBe(accountBefore);
+    expect(used(westRegion, 'account', westAccount, 'requests')).toBe(accountBefore);
     await until(() => converged('requests') && converged('weighted_tokens'), 'the tenant counters converge again', 5_000);
-    expect(used(westRegion.runtime, 'tenant', 'acme', 'requests')).toBe(tenantBefore);
-    expect(used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens')).toBe(weightedBefore);
+    expect(used(westRegion, 'tenant', 'acme', 'requests')).toBe(tenantBefore);
+    expect(used(eastRegion, 'tenant', 'acme', 'weighted_tokens')).toBe(weightedBefore);
   });
 
   it('settles a forwarded stream the client left mid-way with its full usage', async () => {
     const before = upstreamUsage();
-    const weightedBefore = used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens');
+    const weightedBefore = used(eastRegion, 'tenant', 'acme', 'weighted_tokens');
     const controller = new AbortController();
     const seen: string[] = [];
     for await (const item of eastRegion.client.streamComplete(request(true, 600), { metadata: { 'x-api-key': apiKey }, signal: controller.signal })) {
@@ -226,7 +177,7 @@ describe('forwarding to the home region', () => {
     await until(() => eastRegion.runtime.reservations.openCount === 0 && upstreamUsage().output === before.output + 300, `the drained forward to settle`, 5_000).catch((e: unknown) => { throw new Error(`${String(e)} open=${eastRegion.runtime.reservations.openCount} out=${upstreamUsage().output - before.output} inflight=${emulator.stats().responsesInFlight}`); });
     const after = upstreamUsage();
     const delta = { input: after.input - before.input, output: after.output - before.output, cacheWrite: after.cacheWrite - before.cacheWrite, cacheRead: after.cacheRead - before.cacheRead };
-    await until(() => used(eastRegion.runtime, 'tenant', 'acme', 'weighted_tokens') === weightedBefore + weightedTokens(delta, defaultTokenWeights), 'the tenant charged in full', 3_000);
+    await until(() => used(eastRegion, 'tenant', 'acme', 'weighted_tokens') === weightedBefore + weightedTokens(delta, defaultTokenWeights), 'the tenant charged in full', 3_000);
     expect(eastRegion.gateway.carpool.stats.cancelled).toBeGreaterThanOrEqual(1);
   });
 
