@@ -1,4 +1,5 @@
 import { err, ok, type Result } from '../core/result.js';
+import { splitCommandOptions } from '../local/command-options.js';
 import { defaultStateFile } from '../local/local-state.js';
 
 /**
@@ -98,39 +99,8 @@ const commandOptions: Readonly<Record<string, readonly string[]>> = {
 };
 const globalOptions = ['url', 'region', 'token', 'token-file', 'state', 'reason', 'json', 'help'];
 
-interface Split {
-  readonly words: readonly string[];
-  readonly values: ReadonlyMap<string, string>;
-  readonly flags: ReadonlySet<string>;
-}
-
-function split(argv: readonly string[]): Result<Split, string> {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  const words: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (!arg.startsWith('--')) {
-      words.push(arg);
-      continue;
-    }
-    const [name = '', inline] = arg.slice(2).split(/=(.*)/s, 2);
-    if (switches.includes(name)) {
-      if (inline !== undefined) return err(`--${name} takes no value`);
-      flags.add(name);
-      continue;
-    }
-    if (!valued.includes(name)) return err(`unknown option --${name}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined || (inline === undefined && value.startsWith('--'))) return err(`--${name} needs a value`);
-    if (values.has(name)) return err(`--${name} is given twice`);
-    values.set(name, value);
-  }
-  return ok({ words, values, flags });
-}
-
 export function parseAdminArgs(argv: readonly string[]): Result<AdminArgs, string> {
-  const parts = split(argv);
+  const parts = splitCommandOptions(argv, { valued, switches });
   if (!parts.ok) return parts;
   const { words, values, flags } = parts.value;
   const help = flags.has('help');

@@ -1,4 +1,5 @@
 import { err, ok, type Result } from '../core/result.js';
+import { splitCommandOptions } from './command-options.js';
 import { defaultStateFile } from './local-state.js';
 
 /**
@@ -48,31 +49,9 @@ const valued = ['region', 'tenant', 'max-tokens', 'model', 'state', 'target', 'a
 const switches = ['unary', 'usage', 'help'];
 
 export function parseClientArgs(argv: readonly string[]): Result<ClientArgs, string> {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  const words: string[] = [];
-  let optionsEnded = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (optionsEnded || !arg.startsWith('--')) {
-      words.push(arg);
-      continue;
-    }
-    if (arg === '--') {
-      optionsEnded = true;
-      continue;
-    }
-    const [name = '', inline] = arg.slice(2).split(/=(.*)/s, 2);
-    if (switches.includes(name)) {
-      if (inline !== undefined) return err(`--${name} takes no value`);
-      flags.add(name);
-      continue;
-    }
-    if (!valued.includes(name)) return err(`unknown option --${name}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined || (inline === undefined && value.startsWith('--'))) return err(`--${name} needs a value`);
-    values.set(name, value);
-  }
+  const parts = splitCommandOptions(argv, { valued, switches });
+  if (!parts.ok) return parts;
+  const { words, values, flags } = parts.value;
   let maxTokens = defaultClientMaxTokens;
   const maxTokensText = values.get('max-tokens');
   if (maxTokensText !== undefined) {
