@@ -2,7 +2,7 @@ import { assert } from '../core/assert.js';
 import { isValidId, type ReplicaId } from '../core/ids.js';
 import { claimBatchMax, claimRetryAfterMs, claimsWaitingMax, strictRetryDelayMsMax, strictRetryDelayMsMin } from '../core/limits.js';
 import type { Random } from '../core/random.js';
-import type { CounterKey } from '../crdt/counter-key.js';
+import { counterKey, type CounterKey } from '../crdt/counter-key.js';
 import { windowAt } from '../crdt/window.js';
 import type { WindowedCounter } from '../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../mesh/quorum.js';
@@ -145,7 +145,9 @@ export class RequestClaims {
     assert(isValidId(subject), 'a claim subject is an id');
     this.stats.claims++;
     const hour = windowAt('hour', nowMs).index;
-    const readKeys = [0, 1, 2].map((offset) => this.counter.keyFor(claimScope, subject, claimMetric, { unit: 'hour', index: hour + offset }));
+    // Built, not taken from the counter's key cache: a subject is claimed once or twice, and
+    // caching one per request would only evict the tenants' hot keys from the cache.
+    const readKeys = [0, 1, 2].map((offset) => counterKey(claimScope, subject, claimMetric, { unit: 'hour', index: hour + offset }));
     if (this.pending.has(subject) || this.activeOf(this.replica, readKeys) > 0) {
       this.stats.heldHere++;
       return done({ kind: 'held-here' });
