@@ -974,3 +974,48 @@ assert(reservationSettleMarginMs >= forwardHopMarginMs + quorumRoundTimeoutMs, "
 
 /** How often a region node re-checks whether it reaches a majority, for its gRPC health status. */
 export const gatewayHealthCheckEveryMs = 1_000;
+
+// ---- HTTP front door (src/net/http/) ----
+
+/**
+ * Largest request body the HTTP front door reads; a node may configure less (`http.bodyBytesMax`).
+ * The gateway's own bound on a Messages body, so a body the front door takes is never refused by
+ * the gateway for its size, and one past it is 413 before a byte more is buffered.
+ */
+export const httpBodyBytesMax = gatewayRequestJsonBytesMax;
+
+/**
+ * Largest request head (request line and headers) accepted, Node's `maxHeaderSize`; past it Node
+ * answers 431 and closes. Claude Code's and the SDKs' heads are about 1 KiB; a long
+ * `anthropic-beta` list stays far below.
+ */
+export const httpHeaderBytesMax = 32 * 1024;
+
+/** Longest a client may take to send its request head (slowloris), Node's `headersTimeout`. */
+export const httpHeadersTimeoutMs = 10_000;
+
+/** Longest a client may take to send its whole request, head and body (Node's `requestTimeout`); 408 then. */
+export const httpRequestTimeoutMs = 60_000;
+
+/** How long an idle keep-alive connection stays open after its last response. */
+export const httpKeepAliveTimeoutMs = 30_000;
+
+/**
+ * Connections the front door holds open; a node may configure fewer (`http.connectionsMax`). At
+ * the bound a new connection closes the one idle the longest; when none is idle it is refused
+ * (closed at once). 5,000 held streams fit with room for the idle rest.
+ */
+export const httpConnectionsMax = 10_000;
+
+/** Requests the front door runs at once; past it a request is refused 503 with a retry hint. */
+export const httpCallsInFlightMax = 16_384;
+
+/** The retry hint of a request refused at `httpCallsInFlightMax`, as for gRPC's bound. */
+export const httpCallsInFlightRetryAfterMs = grpcCallsInFlightRetryAfterMs;
+
+/** Models a node may list in `http.models` (GET /v1/models). */
+export const httpModelsMax = 256;
+
+assert(httpBodyBytesMax <= gatewayRequestJsonBytesMax, 'a body the front door reads is one the gateway judges by its content');
+assert(grpcCallsInFlightMax + httpCallsInFlightMax <= answerStoreEntriesMax, 'the answer store holds every request running on both surfaces');
+assert(httpHeadersTimeoutMs < httpRequestTimeoutMs, 'the head arrives within the time for the whole request');

@@ -4,6 +4,7 @@ import { type AccountId, isValidId, type NodeId, type RegionId } from '../core/i
 import {
   adminAllowedHostsMax,
   adminTokensMax,
+  httpModelsMax,
   limiterBurstMax,
   limiterPeriodMsMax,
   limiterRateMax,
@@ -12,6 +13,8 @@ import {
 } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Member } from '../mesh/membership.js';
+import { defaultHttpBounds, type HttpBounds } from '../net/http/http-server.js';
+import type { ModelEntry } from '../net/http/model-catalogue.js';
 import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gateway-settings.js';
 
 /**
@@ -36,6 +39,17 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *                                         // trust caFile when dialing wss:// members
  *   "grpc": { "host": "0.0.0.0", "port": 9401 },       // optional: the public gRPC endpoint
  *                                         // (carpool.v1.Carpool, Admin, health, reflection)
+ *   "http": { "host": "0.0.0.0", "port": 9501,         // optional (needs grpc): the HTTP front
+ *                                         // door, the Anthropic Messages API (src/net/http/)
+ *             "bodyBytesMax": 8388608,    // optional bounds, each at most its default of
+ *             "headersTimeoutMs": 10000,  //   src/core/limits.ts (http*): request body bytes,
+ *             "requestTimeoutMs": 60000,  //   time for the head, for the whole request, for an
+ *             "keepAliveTimeoutMs": 30000, //  idle keep-alive connection, and open connections
+ *             "connectionsMax": 10000,    //   (the longest idle closes first at the bound)
+ *             "models": ["claude-sonnet-4-5-20250929", { "id": "claude-haiku-4-5-20251001", "displayName": "Claude Haiku 4.5" }] },
+ *                                         // optional: the only models taken and listed by
+ *                                         // GET /v1/models; without it a default list is shown
+ *                                         // and any model name goes to the upstream
  *   "adminTokenFile": "admin.token",      // or "adminToken": "..." (at least 16 characters):
  *                                         // a bearer token of the role admin, named "admin"
  *   "adminTokens": [                      // optional: more named tokens, each with a role
@@ -82,6 +96,8 @@ export interface NodeConfig {
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string | undefined } | undefined;
   /** The public gRPC endpoint; none without it. */
   readonly grpc?: { readonly host: string; readonly port: number } | undefined;
+  /** The HTTP front door; none without it. Needs `grpc`. */
+  readonly http?: HttpEndpointConfig | undefined;
   /** The token named `admin`, of the role admin. */
   readonly adminToken?: TokenSource | undefined;
   /** More named tokens with their roles. */
@@ -97,6 +113,15 @@ export interface AdminEndpointConfig {
   readonly allowedHosts?: readonly string[];
   /** Origins whose requests it serves; none by default. */
   readonly allowedOrigins?: readonly string[];
+}
+
+export interface HttpEndpointConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Bounds below the defaults of src/core/limits.ts; a field left out keeps its default. */
+  readonly bounds: Partial<HttpBounds>;
+  /** The model catalogue; undefined: the default list, any model taken. */
+  readonly models: readonly ModelEntry[] | undefined;
 }
 
 export type TokenSource = { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'file'; readonly path: string };
@@ -143,7 +168,7 @@ const memberFields = ['id', 'region', 'url', 'grpc'];
 /** A top-level field the parser skips: a string or an array of strings, for comments. */
 const commentField = '$comment';
 
-const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits'];
+const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'http', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits'];
 
 /** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
 export const adminTokenLengthMin = 16;
@@ -235,7 +260,7 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, memberGrpc, secret, tls, ...gateway.value });
 }
 
-type GatewayFields = Pick<NodeConfig, 'grpc' | 'adminToken' | 'adminTokens' | 'upstream' | 'rateLimits'>;
+type GatewayFields = Pick<NodeConfig, 'grpc' | 'http' | 'adminToken' | 'adminTokens' | 'upstream' | 'rateLimits'>;
 
 /** The request path's fields: all optional, so a mesh-only node needs none of them. */
 function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields, ConfigError> {
@@ -244,6 +269,12 @@ function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields,
     const grpc = parseEndpoint(raw.grpc, 'grpc');
     if (!grpc.ok) return grpc;
     fields.grpc = grpc.value;
+  }
+  if (raw.http !== undefined) {
+    if (fields.grpc === undefined) return bad('http', 'needs grpc: the front door runs the gRPC endpoint\'s request path, and forwarding and the Admin service are served there');
+    const http = parseHttpEndpoint(raw.http);
+    if (!http.ok) return http;
+    fields.http = http.value;
   }
   if (raw.adminToken !== undefined && raw.adminTokenFile !== undefined) return bad('adminToken', 'give either adminToken or adminTokenFile, not both');
   if (raw.adminToken !== undefined || raw.adminTokenFile !== undefined) {
@@ -316,6 +347,53 @@ function parseAdminEndpoint(raw: unknown): Result<AdminEndpointConfig, ConfigErr
   const allowedOrigins = parseNames(fields.allowedOrigins, 'admin.allowedOrigins', /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'an origin such as https://ops.example.com');
   if (!allowedOrigins.ok) return allowedOrigins;
   return ok({ ...endpoint.value, allowedHosts: allowedHosts.value, allowedOrigins: allowedOrigins.value });
+}
+
+const httpBoundFields = {
+  bodyBytesMax: defaultHttpBounds.bodyBytesMax,
+  headersTimeoutMs: defaultHttpBounds.headersTimeoutMs,
+  requestTimeoutMs: defaultHttpBounds.requestTimeoutMs,
+  keepAliveTimeoutMs: defaultHttpBounds.keepAliveTimeoutMs,
+  connectionsMax: defaultHttpBounds.connectionsMax,
+} as const satisfies HttpBounds;
+
+const modelIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+function parseHttpEndpoint(raw: unknown): Result<HttpEndpointConfig, ConfigError> {
+  const endpoint = parseEndpoint(raw, 'http');
+  if (!endpoint.ok) return endpoint;
+  const fields = raw as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((key) => !['host', 'port', 'models', ...Object.keys(httpBoundFields)].includes(key));
+  if (unknown !== undefined) return bad(`http.${unknown}`, 'unknown field');
+  const bounds: { -readonly [K in keyof HttpBounds]?: number } = {};
+  for (const [name, max] of Object.entries(httpBoundFields) as [keyof HttpBounds, number][]) {
+    const value = fields[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) return bad(`http.${name}`, `must be an integer from 1 to ${max}`);
+    bounds[name] = value;
+  }
+  if ((bounds.headersTimeoutMs ?? httpBoundFields.headersTimeoutMs) > (bounds.requestTimeoutMs ?? httpBoundFields.requestTimeoutMs)) {
+    return bad('http.headersTimeoutMs', 'must not be over requestTimeoutMs: the head is part of the request');
+  }
+  let models: ModelEntry[] | undefined;
+  if (fields.models !== undefined) {
+    if (!Array.isArray(fields.models) || fields.models.length === 0 || fields.models.length > httpModelsMax) return bad('http.models', `must be an array of 1 to ${httpModelsMax} models`);
+    models = [];
+    for (const [i, entry] of (fields.models as unknown[]).entries()) {
+      const field = `http.models[${i}]`;
+      const id = typeof entry === 'string' ? entry : isRecord(entry) ? entry.id : undefined;
+      const displayName = isRecord(entry) ? entry.displayName : undefined;
+      if (isRecord(entry)) {
+        const extra = Object.keys(entry).find((key) => !['id', 'displayName'].includes(key));
+        if (extra !== undefined) return bad(`${field}.${extra}`, 'unknown field');
+      }
+      if (typeof id !== 'string' || !modelIdPattern.test(id)) return bad(field, 'must be a model id, or an object with id and an optional displayName');
+      if (displayName !== undefined && (typeof displayName !== 'string' || displayName.length === 0 || displayName.length > 128)) return bad(`${field}.displayName`, 'must be 1 to 128 characters');
+      if (models.some((model) => model.id === id)) return bad(field, `"${id}" is listed twice`);
+      models.push({ id, ...(typeof displayName === 'string' ? { displayName } : {}) });
+    }
+  }
+  return ok({ ...endpoint.value, bounds, models });
 }
 
 function parseNames(raw: unknown, field: string, pattern: RegExp, what: string): Result<string[], ConfigError> {

@@ -105,6 +105,7 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
           settings: { ...defaultGatewaySettings, rateLimits: config.rateLimits ?? defaultGatewaySettings.rateLimits },
           observer: metrics,
           log: print,
+          http: config.http === undefined ? undefined : { listen: config.http, bounds: config.http.bounds, models: config.http.models },
         });
   if (gateway !== undefined) {
     const { executor } = gateway;
@@ -123,6 +124,7 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
   if (gateway !== undefined) {
     const adminService = adminTokens.size === 0 ? 'without the Admin service (no admin token)' : 'with the Admin service';
     print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${targets.size} upstream account credential(s), ${adminService}`);
+    if (gateway.http !== undefined) print(`  http  http://${config.http?.host}:${gateway.http.port} (Anthropic Messages API: ANTHROPIC_BASE_URL)`);
   }
   const started = gateway;
   return {

@@ -32,6 +32,14 @@ export interface CompleteRequest {
   readonly anthropicVersion: string;
   readonly anthropicBeta: string;
   readonly user: string;
+  /**
+   * Not a proto field: true when the transport made the id itself because the client sent none
+   * (the HTTP front door without an `Idempotency-Key`, src/net/http/request-id.ts). Such an id is
+   * unique by construction and no client can send it again, so the gateway neither claims it
+   * mesh-wide (no quorum round) nor keeps its answer for a retry. The gRPC adapter never sets it:
+   * a gRPC client always chooses its id.
+   */
+  readonly requestIdAssigned?: boolean;
 }
 
 export interface Usage {
@@ -294,6 +302,13 @@ export interface CarpoolCall<Request> extends CallContext {
    * Complete, StreamComplete and CountTokens and empty for GetUsage (see the proto's header).
    */
   readonly signedContent: SignedContent;
+  /**
+   * Told, at most once, the limits of the tenant (and of the request's user) as this node sees
+   * them right after the quota step of a completion: admitted (the request's own estimate
+   * included in `used`) or refused over a quota. A transport that shows clients their remaining
+   * quota (the HTTP front door's `carpool-ratelimit-*` headers) sets it; gRPC does not.
+   */
+  readonly onLimits?: (limits: readonly LimitUsage[]) => void;
 }
 
 export interface AdminCall<Request> extends CallContext {

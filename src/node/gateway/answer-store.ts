@@ -101,6 +101,15 @@ export class AnswerStore {
     }
   }
 
+  /**
+   * A record for a request whose id no client can send again (an id the transport assigned): it
+   * takes no entry and keeps nothing, so such requests never evict the answers of ids a client
+   * may retry, and a stream holds none of its events for a replay that cannot come.
+   */
+  unkept(requestId: string): AnswerRecord {
+    return new AnswerRecord(this, requestId, false);
+  }
+
   /** @internal The record's end: the entry is done or forgotten, and waiting retries go on. */
   ended(requestId: string): void {
     const running = this.running.get(requestId);
@@ -118,7 +127,11 @@ export class AnswerRecord {
   constructor(
     private readonly store: AnswerStore,
     private readonly requestId: string,
-  ) {}
+    /** False for `AnswerStore.unkept`: the record has no entry in the ledger and keeps nothing. */
+    private readonly kept = true,
+  ) {
+    if (!kept) this.events = undefined;
+  }
 
   /** One event a stream read; kept while it fits the bounds, and none are once one does not. */
   read(event: SseEvent): void {
@@ -154,6 +167,7 @@ export class AnswerRecord {
   withdraw(): void {
     if (!this.open) return;
     this.open = false;
+    if (!this.kept) return;
     this.release();
     this.store.ledger.abandon(this.requestId);
     this.store.ended(this.requestId);
@@ -162,6 +176,7 @@ export class AnswerRecord {
   private end(answer: ServedAnswer, nowMs: number): void {
     if (!this.open) return;
     this.open = false;
+    if (!this.kept) return;
     this.release();
     this.store.ledger.finish(this.requestId, answer, nowMs);
     this.store.ended(this.requestId);

@@ -352,6 +352,15 @@ export class CarpoolGateway implements CarpoolHandler {
     });
   }
 
+  /**
+   * Authenticates a call that reaches no upstream and charges nothing (the HTTP front door's model
+   * list): the tenant its credentials prove, or the refusal every failure gets alike.
+   */
+  identify(call: CarpoolCall<unknown>): Result<TenantId, GatewayError> {
+    const tenant = this.authenticate(call, this.clock.nowMs());
+    return tenant.ok ? ok(tenant.value.id) : tenant;
+  }
+
   // ---- Completions ----
 
   /**
@@ -370,6 +379,8 @@ export class CarpoolGateway implements CarpoolHandler {
     const userSubject = input.user === undefined ? tenant.value.id : `${tenant.value.id}:${input.user}`;
     if (!isValidId(userSubject)) return this.refuse({ kind: 'invalid', field: 'user', reason: 'joined to the tenant id as <tenant>:<user>, must be at most 64 printable ASCII characters' });
     const method: ServedMethod = sink === undefined ? 'complete' : 'stream';
+    // An id the transport made itself cannot come again: its request runs without a kept answer.
+    if (input.requestIdAssigned) return this.run(call, input, tenant.value, userSubject as UserId, this.answers.unkept(input.requestId), sink);
     for (let turn = 0; turn < 2; turn++) {
       const begun = this.answers.begin(input.requestId, tenant.value.id, this.clock.nowMs());
       switch (begun.kind) {
@@ -435,8 +446,9 @@ export class CarpoolGateway implements CarpoolHandler {
   ): Promise<Result<Served, GatewayError>> {
     const shed = this.shedder.decide(tenant.tier, this.scheduler.load(), nowMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
-    // A tenant whose ids need only this node's answer store skips the mesh-wide claim.
-    if (idempotencyOf(tenant) === 'region') return (await this.reserveAndCall(call, input, tenant, record, sink)).result;
+    // A tenant whose ids need only this node's answer store skips the mesh-wide claim, and so does
+    // an id this node assigned: unique by construction, no other request can ever carry it.
+    if (idempotencyOf(tenant) === 'region' || input.requestIdAssigned) return (await this.reserveAndCall(call, input, tenant, record, sink)).result;
     const claimed = await this.claimId(input.requestId, tenant);
     if (!claimed.ok) return claimed;
     // The claim is kept once a model may have run for the id; otherwise it is given back, so that
@@ -489,8 +501,10 @@ export class CarpoolGateway implements CarpoolHandler {
     const amounts = estimatedAmounts(input.inputTokensEstimate, input.maxTokens, tenant.weights);
     const span = callSpanOf(nowMs, call.deadlineMs, this.settings);
     const admitStartedMs = this.observer.nowMs();
-    const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects: subjectsOf(tenant, input.user), amounts, leaseMs: span.leaseMs });
+    const subjects = subjectsOf(tenant, input.user);
+    const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects, amounts, leaseMs: span.leaseMs });
     this.observer.admission(decision.ok ? 'admitted' : 'refused', this.observer.nowMs() - admitStartedMs);
+    if (call.onLimits !== undefined && (decision.ok || decision.error.kind === 'quota')) call.onLimits(limitUsages(this.runtime.counter, subjects, this.clock.nowMs()));
     if (!decision.ok) return { result: this.refuse(decision.error), keepClaim: false };
 
     // From here the request holds a reservation: every way out below settles or withdraws it once.

@@ -6,6 +6,9 @@ import type { AccountId, NodeId } from '../../core/ids.js';
 import { countTokensTimeoutMs, gatewayHealthCheckEveryMs, upstreamCloseGraceMs } from '../../core/limits.js';
 import { ForwardClient } from '../../net/grpc/forward-client.js';
 import { CarpoolGrpcServer, type ListenAddress } from '../../net/grpc/grpc-server.js';
+import { anthropicRoutes } from '../../net/http/anthropic-routes.js';
+import { type HttpBounds, HttpFrontDoor, type HttpRoute } from '../../net/http/http-server.js';
+import { type ModelEntry, modelCatalogueOf } from '../../net/http/model-catalogue.js';
 import type { GatewayObserver } from '../../observe/gateway-observer.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
@@ -57,6 +60,17 @@ export interface RegionGatewayOptions {
   /** Told the usage record of every settled request (src/node/gateway/carpool-gateway.ts `SettledRequest`). */
   readonly onSettled?: (settled: SettledRequest) => void;
   readonly log?: (line: string) => void;
+  /** The HTTP front door (src/net/http/): Anthropic routes over the same gateway; none without it. */
+  readonly http?: RegionHttpOptions | undefined;
+}
+
+export interface RegionHttpOptions {
+  readonly listen: ListenAddress;
+  readonly bounds?: Partial<HttpBounds>;
+  /** The node's model catalogue (src/net/http/model-catalogue.ts); the default list when undefined. */
+  readonly models?: readonly ModelEntry[] | undefined;
+  /** More routes beside the Anthropic ones (an OpenAI-compatible route), over the same gateway. */
+  readonly routes?: (carpool: CarpoolGateway) => readonly HttpRoute[];
 }
 
 export class RegionGateway {
@@ -76,6 +90,8 @@ export class RegionGateway {
     private readonly forwardClient: ForwardClient,
     private readonly countAgent: Agent,
     private readonly log: (line: string) => void,
+    /** The HTTP front door and its port, when the node serves one. */
+    readonly http: { readonly server: HttpFrontDoor; readonly port: number } | undefined,
   ) {
     this.checkHealth();
     this.healthTimer = setInterval(() => this.checkHealth(), gatewayHealthCheckEveryMs);
@@ -163,16 +179,19 @@ export class RegionGateway {
         : new AdminGateway({ service: new AdminService({ runtime, crypto: nodeAuthCrypto }), tokens: adminTokens });
     const server = new CarpoolGrpcServer({ carpool, ...(admin === undefined ? {} : { admin }), forward: executor, log });
     let port: number;
+    let http: { server: HttpFrontDoor; port: number } | undefined;
     try {
       port = await server.start(options.listen);
+      if (options.http !== undefined) http = await startHttp(options.http, carpool, region, log);
     } catch (error) {
+      await server.stop(0);
       caller.close();
       forwardClient.close();
       await client.close(1);
       await countAgent.close();
       throw error;
     }
-    return new RegionGateway(port, server, carpool, admin, caller, router, executor, runtime, client, forwardClient, countAgent, log);
+    return new RegionGateway(port, server, carpool, admin, caller, router, executor, runtime, client, forwardClient, countAgent, log, http);
   }
 
   /** Whether this node reaches a majority of the mesh, itself included. */
@@ -199,7 +218,8 @@ export class RegionGateway {
   private async shutDown(graceMs: number): Promise<void> {
     clearInterval(this.healthTimer);
     const deadlineMs = Date.now() + graceMs;
-    await this.server.stop(graceMs);
+    // Both endpoints stop taking calls and wait for their running ones within the one grace.
+    await Promise.all([this.server.stop(graceMs), this.http?.server.stop(graceMs)]);
     const leftMs = (): number => Math.max(1, deadlineMs - Date.now());
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'grace-over'>((resolve) => {
@@ -214,4 +234,15 @@ export class RegionGateway {
     await this.client.close(leftMs());
     await this.countAgent.close();
   }
+}
+
+/** The front door over the gateway: the Anthropic routes, then any the node adds. */
+async function startHttp(options: RegionHttpOptions, carpool: CarpoolGateway, region: string, log: (line: string) => void): Promise<{ server: HttpFrontDoor; port: number }> {
+  const routes = [
+    ...anthropicRoutes({ carpool, identify: (call) => carpool.identify(call), models: modelCatalogueOf(options.models) }),
+    ...(options.routes?.(carpool) ?? []),
+  ];
+  const server = new HttpFrontDoor({ routes, serverHeaders: { 'carpool-region': region }, log, ...(options.bounds === undefined ? {} : { bounds: options.bounds }) });
+  const port = await server.start(options.listen);
+  return { server, port };
 }

@@ -30,6 +30,8 @@ export interface CompletionInput {
   readonly anthropicBeta: string | undefined;
   /** An upper bound of the request's input tokens (see ./request-amounts.ts). */
   readonly inputTokensEstimate: number;
+  /** The transport made the id (carpool-handler.ts `requestIdAssigned`): not claimed, not kept. */
+  readonly requestIdAssigned: boolean;
 }
 
 export interface CountTokensInput {
@@ -46,6 +48,11 @@ const headerValuePattern = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 const invalid = (field: string, reason: string): Result<never, InvalidRequest> => err({ kind: 'invalid', field, reason });
+
+/** Whether `text` may be a request id (the proto's `request_id`, an HTTP `Idempotency-Key`). */
+export function isValidRequestId(text: string): boolean {
+  return requestIdPattern.test(text);
+}
 
 export function parseCompleteRequest(request: CompleteRequest): Result<CompletionInput, InvalidRequest> {
   if (!requestIdPattern.test(request.requestId)) return invalid('request_id', 'must be 1 to 64 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"');
@@ -67,6 +74,7 @@ export function parseCompleteRequest(request: CompleteRequest): Result<Completio
     user: request.user === '' ? undefined : request.user,
     ...headers.value,
     inputTokensEstimate: inputTokensUpperBound(request.requestJson.length),
+    requestIdAssigned: request.requestIdAssigned === true,
   });
 }
 
