@@ -13,7 +13,7 @@ import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grp
 import { mintApiKey } from '../../../src/node/gateway/api-key-mint.js';
 import type { SettledRequest } from '../../../src/node/gateway/carpool-gateway.js';
 import { defaultGatewaySettings, type GatewaySettings } from '../../../src/node/gateway/gateway-settings.js';
-import { RegionGateway } from '../../../src/node/gateway/region-gateway.js';
+import { RegionGateway, type RegionHttpOptions } from '../../../src/node/gateway/region-gateway.js';
 import { MeshRuntime } from '../../../src/node/mesh-runtime.js';
 import { nodeAuthCrypto } from '../../../src/node/node-auth-crypto.js';
 import { generatedAccounts } from '../../../src/upstream/emulator/emulator-config.js';
@@ -51,6 +51,8 @@ export interface TenantSpec {
   readonly limits?: readonly LimitRule[];
   readonly onClientCancel?: ClientCancelMode;
   readonly idempotency?: IdempotencyScope;
+  /** Limits of each user within the tenant (`<tenant>:<user>`). */
+  readonly userLimits?: readonly LimitRule[];
 }
 
 export interface HarnessOptions {
@@ -60,6 +62,8 @@ export interface HarnessOptions {
   readonly settings?: Partial<GatewaySettings>;
   /** Mesh members that never answer, besides this node: with two, the node has no majority. */
   readonly absentMembers?: number;
+  /** Serve the HTTP front door too (on 127.0.0.1:0), with these options. */
+  readonly http?: Omit<RegionHttpOptions, 'listen'>;
 }
 
 export interface Harness {
@@ -67,6 +71,8 @@ export interface Harness {
   readonly emulator: Emulator;
   readonly gateway: RegionGateway;
   readonly port: number;
+  /** `http://127.0.0.1:<port>` of the HTTP front door, when the harness serves one. */
+  readonly httpUrl: string;
   readonly accountIds: readonly AccountId[];
   /** The API key of each tenant, by tenant id. */
   readonly keys: ReadonlyMap<string, string>;
@@ -127,7 +133,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       concurrencyMax: 100,
       weights: defaultTokenWeights,
       limits: spec.limits ?? rulesOf(roomyTenantLimits),
-      userLimits: [],
+      userLimits: spec.userLimits ?? [],
       userConcurrencyMax: 100,
       ...(spec.onClientCancel === undefined ? {} : { onClientCancel: spec.onClientCancel }),
       ...(spec.idempotency === undefined ? {} : { idempotency: spec.idempotency }),
@@ -145,6 +151,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     adminTokens: harnessAdminTokens(),
     settings: { ...defaultGatewaySettings, ...options.settings },
     onSettled: (record) => settled.push(record),
+    ...(options.http === undefined ? {} : { http: { ...options.http, listen: { host: '127.0.0.1', port: 0 } } }),
   });
   const clients: CarpoolClient[] = [];
   const harness: Harness = {
@@ -152,6 +159,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     emulator,
     gateway,
     port: gateway.port,
+    httpUrl: gateway.http === undefined ? '' : `http://127.0.0.1:${gateway.http.port}`,
     accountIds,
     keys,
     settled,
