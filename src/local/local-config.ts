@@ -25,9 +25,10 @@ import { type LimitRule, type Tier, tiers, type TokenWeights, validateLimitRules
  *   "regions": [                    // 1 to 16 regions, one node process each
  *     { "name": "us-east",          // region id
  *       "node": "us-east-1",        // optional: node id, default "<name>-1"
- *       "basePort": 17410 },        // mesh = basePort, admin = basePort+1, grpc = basePort+2
- *     { "name": "eu-west",          // or the three ports explicitly (each overrides basePort's)
- *       "meshPort": 17420, "adminPort": 17421, "grpcPort": 17422 }
+ *       "basePort": 17410 },        // mesh = basePort, admin = basePort+1, grpc = basePort+2,
+ *                                   // http = basePort+3 (the Anthropic API: ANTHROPIC_BASE_URL)
+ *     { "name": "eu-west",          // or the four ports explicitly (each overrides basePort's)
+ *       "meshPort": 17420, "adminPort": 17421, "grpcPort": 17422, "httpPort": 17423 }
  *   ],
  *   "emulator": {                   // the Anthropic API emulator the accounts live in
  *     "port": 17400,
@@ -72,6 +73,8 @@ export interface LocalRegion {
   readonly meshPort: number;
   readonly adminPort: number;
   readonly grpcPort: number;
+  /** The HTTP front door (the Anthropic Messages API). */
+  readonly httpPort: number;
 }
 
 export interface LocalEmulator {
@@ -124,6 +127,9 @@ export const defaultAccountConcurrency = 8;
 
 /** The metrics the gateway charges (src/node/gateway/request-amounts.ts); a limit on any other would never fill. */
 export const gatewayMetrics = ['requests', 'input_tokens', 'output_tokens', 'weighted_tokens'] as const;
+
+/** A region's ports, in the order `basePort` numbers them. */
+const regionPortFields = ['meshPort', 'adminPort', 'grpcPort', 'httpPort'] as const;
 
 const regionNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 
@@ -185,7 +191,7 @@ function parseRegions(raw: unknown): Result<LocalRegion[], LocalConfigError> {
   for (const [i, entry] of (raw as unknown[]).entries()) {
     const field = `regions[${i}]`;
     if (!isRecord(entry)) return bad(field, 'must be an object with name and ports');
-    const known = checkFields(entry, field, ['name', 'node', 'basePort', 'meshPort', 'adminPort', 'grpcPort']);
+    const known = checkFields(entry, field, ['name', 'node', 'basePort', 'meshPort', 'adminPort', 'grpcPort', 'httpPort']);
     if (!known.ok) return known;
     // Narrower than a region id: the name also names the node's config and log files.
     if (typeof entry.name !== 'string' || !regionNamePattern.test(entry.name)) return bad(`${field}.name`, 'must be 1 to 32 letters, digits, ".", "_" or "-", starting with a letter or digit');
@@ -199,11 +205,11 @@ function parseRegions(raw: unknown): Result<LocalRegion[], LocalConfigError> {
     if (sameNode >= 0) return bad(`${field}.node`, `"${node}" is also the node of regions[${sameNode}]`);
     let base: number | undefined;
     if (entry.basePort !== undefined) {
-      if (!isPort(entry.basePort) || entry.basePort > 65_533) return bad(`${field}.basePort`, 'must be a port number 1-65533 (it and the next two are used)');
+      if (!isPort(entry.basePort) || entry.basePort > 65_532) return bad(`${field}.basePort`, 'must be a port number 1-65532 (it and the next three are used)');
       base = entry.basePort;
     }
-    const ports: Record<'meshPort' | 'adminPort' | 'grpcPort', number> = { meshPort: 0, adminPort: 0, grpcPort: 0 };
-    for (const [offset, name] of (['meshPort', 'adminPort', 'grpcPort'] as const).entries()) {
+    const ports: Record<(typeof regionPortFields)[number], number> = { meshPort: 0, adminPort: 0, grpcPort: 0, httpPort: 0 };
+    for (const [offset, name] of regionPortFields.entries()) {
       const given = entry[name];
       if (given === undefined) {
         if (base === undefined) return bad(`${field}.${name}`, 'is required unless basePort is given');
@@ -307,7 +313,7 @@ function parseLimits(raw: unknown, field: string): Result<readonly LimitRule[], 
 function checkDistinctPorts(regions: readonly LocalRegion[], emulator: LocalEmulator): Result<undefined, LocalConfigError> {
   const seen = new Map<number, string>([[emulator.port, 'emulator.port']]);
   for (const [i, region] of regions.entries()) {
-    for (const name of ['meshPort', 'adminPort', 'grpcPort'] as const) {
+    for (const name of regionPortFields) {
       const field = `regions[${i}].${name}`;
       const other = seen.get(region[name]);
       if (other !== undefined) return bad(field, `port ${region[name]} is also ${other}`);

@@ -14,6 +14,7 @@ import {
   adminTokenFileName,
   adminUrl,
   grpcTarget,
+  httpBaseUrl,
   logFileName,
   nodeConfigFileName,
   nodeConfigOf,
@@ -37,7 +38,8 @@ import { type ChildEvent, SupervisedChild } from './supervised-child.js';
  *      (src/local/local-credentials.ts; unless `fresh`), generate what is missing, and write the
  *      secrets and each node's config there (mode 0600, directory 0700);
  *   3. start the emulator, read its URL and keys from its first line;
- *   4. start the nodes, wait for each to report its gRPC endpoint, then for the mesh links;
+ *   4. start the nodes (each with its gRPC endpoint and HTTP front door), wait for each to report
+ *      its gRPC endpoint, then for the mesh links;
  *   5. put the accounts and tenants into the policy at the first region's admin endpoint, with
  *      the digests of the previous run's keys of tenants still configured;
  *   6. mint an API key for every other tenant through the first region's Admin gRPC service;
@@ -85,6 +87,8 @@ export interface StartLocalMeshOptions {
 }
 
 export interface LocalMeshRegion extends RegionEndpoints {
+  /** The HTTP front door's base URL: ANTHROPIC_BASE_URL for Claude Code and the SDKs. */
+  readonly http: string;
   readonly config: LocalRegion;
 }
 
@@ -193,7 +197,7 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
   print('nodes listening; waiting for the mesh links…');
   const regions: LocalMeshRegion[] = config.regions.map((region) => {
     const admin = adminUrl(config.host, region.adminPort);
-    return { region: region.name, node: region.node, grpc: grpcTarget(config.host, region.grpcPort), admin, metrics: `${admin}/metrics`, config: region };
+    return { region: region.name, node: region.node, grpc: grpcTarget(config.host, region.grpcPort), http: httpBaseUrl(config.host, region.httpPort), admin, metrics: `${admin}/metrics`, config: region };
   });
   const connected = await settle(regions, interrupted, async (region) => {
     const status = await getJson(`${region.admin}/status`, adminToken);
@@ -213,7 +217,7 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
     pid: process.pid,
     startedAtMs: Date.now(),
     emulator: emulatorUrl,
-    regions: regions.map(({ region, node, grpc, admin, metrics }) => ({ region, node, grpc, admin, metrics })),
+    regions: regions.map(({ region, node, grpc, http, admin, metrics }) => ({ region, node, grpc, http, admin, metrics })),
     apiKeys: apiKeys.value,
     adminToken,
     pids: pidsOf(context.children),

@@ -24,6 +24,11 @@ export function adminUrl(host: string, port: number): string {
   return `http://${host}:${port}`;
 }
 
+/** The base URL of a region's HTTP front door: ANTHROPIC_BASE_URL for Claude Code and the SDKs. */
+export function httpBaseUrl(host: string, port: number): string {
+  return `http://${host}:${port}`;
+}
+
 export interface NodeConfigInputs {
   readonly emulatorUrl: string;
   /** The emulator key of each account, by account id. */
@@ -52,6 +57,7 @@ export function nodeConfigOf(config: LocalConfig, region: LocalRegion, inputs: N
     })),
     secretFile: secretFileName,
     grpc: { host, port: region.grpcPort },
+    http: { host, port: region.httpPort },
     adminTokenFile: adminTokenFileName,
     upstream: { baseUrl: inputs.emulatorUrl, accounts },
   };

@@ -21,6 +21,7 @@ export function plannedPorts(config: LocalConfig): PlannedPort[] {
     ports.push({ port: region.meshPort, field: `regions[${i}].meshPort`, what: `${region.name} mesh` });
     ports.push({ port: region.adminPort, field: `regions[${i}].adminPort`, what: `${region.name} admin` });
     ports.push({ port: region.grpcPort, field: `regions[${i}].grpcPort`, what: `${region.name} gRPC` });
+    ports.push({ port: region.httpPort, field: `regions[${i}].httpPort`, what: `${region.name} HTTP` });
   }
   return ports;
 }
@@ -76,11 +77,11 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
 
 /** The same configuration with the emulator and every region on free ports: for tests. */
 export async function withFreePorts(config: LocalConfig): Promise<LocalConfig> {
-  const ports = await freePorts(1 + 3 * config.regions.length, config.host);
+  const ports = await freePorts(1 + 4 * config.regions.length, config.host);
   const take = (): number => ports.shift() as number;
   return {
     ...config,
     emulator: { ...config.emulator, port: take() },
-    regions: config.regions.map((region) => ({ ...region, meshPort: take(), adminPort: take(), grpcPort: take() })),
+    regions: config.regions.map((region) => ({ ...region, meshPort: take(), adminPort: take(), grpcPort: take(), httpPort: take() })),
   };
 }

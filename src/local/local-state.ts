@@ -15,6 +15,7 @@ import { defaultStateDir } from './local-config.js';
  *   "startedAtMs": 1767225600000,
  *   "emulator": "http://127.0.0.1:17400",
  *   "regions": [ { "region": "us-east", "node": "us-east-1", "grpc": "127.0.0.1:17412",
+ *                  "http": "http://127.0.0.1:17413",   // ANTHROPIC_BASE_URL of the region
  *                  "admin": "http://127.0.0.1:17411", "metrics": "http://127.0.0.1:17411/metrics" } ],
  *   "apiKeys": { "demo": "cp_demo_…" },
  *   "adminToken": "…",               // the Admin service's bearer token (kept across starts)
@@ -42,6 +43,11 @@ export interface RegionEndpoints {
   readonly node: string;
   /** `host:port` of the public gRPC endpoint. */
   readonly grpc: string;
+  /**
+   * `http://host:port` of the HTTP front door (the Anthropic Messages API), the base URL for
+   * Claude Code and the SDKs; undefined in a state file written before the front door existed.
+   */
+  readonly http?: string | undefined;
   /** `http://host:port` of the admin endpoint. */
   readonly admin: string;
   readonly metrics: string;
@@ -85,9 +91,10 @@ export function parseLocalState(raw: unknown): LocalState | undefined {
   const regions: RegionEndpoints[] = [];
   for (const entry of raw.regions as unknown[]) {
     if (!isRecord(entry)) return undefined;
-    const { region, node, grpc, admin, metrics } = entry;
+    const { region, node, grpc, http, admin, metrics } = entry;
     if (typeof region !== 'string' || typeof node !== 'string' || typeof grpc !== 'string' || typeof admin !== 'string' || typeof metrics !== 'string') return undefined;
-    regions.push({ region, node, grpc, admin, metrics });
+    if (http !== undefined && typeof http !== 'string') return undefined;
+    regions.push({ region, node, grpc, ...(http === undefined ? {} : { http }), admin, metrics });
   }
   const apiKeys: Record<string, string> = {};
   for (const [tenant, key] of Object.entries(raw.apiKeys)) {

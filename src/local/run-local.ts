@@ -109,7 +109,7 @@ function printEndpoints(mesh: LocalMesh, config: LocalConfig, tookMs: number, st
   print(`local mesh up in ${(tookMs / 1000).toFixed(1)} s: ${mesh.regions.length} regions, ${config.emulator.accounts.length} accounts, ${tenants.length} tenants`);
   for (const region of mesh.regions) {
     const homed = config.emulator.accounts.filter((a) => a.homeRegion === region.region).map((a) => a.id);
-    print(`  ${region.region.padEnd(width)}  grpc ${region.grpc}  admin ${region.admin}  metrics ${region.metrics}  accounts ${homed.join(',') || '(none)'}`);
+    print(`  ${region.region.padEnd(width)}  http ${region.http}  grpc ${region.grpc}  admin ${region.admin}  metrics ${region.metrics}  accounts ${homed.join(',') || '(none)'}`);
   }
   print(`  ${'emulator'.padEnd(width)}  ${mesh.emulator.url}  (stats: ${mesh.emulator.url}/_emulator/stats)`);
   const reused = mesh.reusedKeys.length === 0 ? 'all newly minted' : `${mesh.reusedKeys.length === tenants.length ? 'all' : mesh.reusedKeys.join(', ')} from the previous run`;
@@ -117,7 +117,13 @@ function printEndpoints(mesh: LocalMesh, config: LocalConfig, tookMs: number, st
   print('');
   const tenant = tenants.includes('demo') ? 'demo' : (tenants[0] ?? 'demo');
   const stateFlag = displayPath(mesh.stateFile) === defaultStateFile ? '' : ` --state ${displayPath(mesh.stateFile)}`;
-  print('try, in another terminal (one command per region):');
+  // The key is read from the state file by the line itself, so it is never printed.
+  const statePath = displayPath(mesh.stateFile);
+  const keyOf = `$(node -p "require('${statePath.startsWith('/') ? statePath : `./${statePath}`}').apiKeys['${tenant}']")`;
+  print(`use it from Claude Code or the Anthropic SDKs (tenant ${tenant}'s key; any region serves it, one line per region):`);
+  for (const region of mesh.regions) print(`  ANTHROPIC_BASE_URL=${region.http} ANTHROPIC_AUTH_TOKEN=${keyOf} claude`);
+  print('');
+  print('or the gRPC client, in another terminal (one command per region):');
   for (const region of mesh.regions) print(`  npm run client -- --region ${region.region} --tenant ${tenant}${stateFlag} "Say hello from ${region.region}"`);
   print(`  npm run client -- --tenant ${tenant} --usage${stateFlag}`);
   const every = statusEveryMs > 0 ? `, every region's every ${statusEveryMs / 1000} s` : '';

@@ -63,7 +63,7 @@ describe('parseLocalConfig', () => {
     );
     expect(parsed.ok).toBe(true);
     if (!parsed.ok) return;
-    expect(parsed.value.regions[1]).toEqual({ name: 'eu-west', node: 'eu-west-1', meshPort: 20000, adminPort: 20001, grpcPort: 20100 });
+    expect(parsed.value.regions[1]).toEqual({ name: 'eu-west', node: 'eu-west-1', meshPort: 20000, adminPort: 20001, grpcPort: 20100, httpPort: 20003 });
     expect(parsed.value.host).toBe('127.0.0.1');
     expect(parsed.value.emulator.seed).toBe(1);
     expect(parsed.value.tenants[0]?.concurrencyMax).toBe(16);
@@ -74,6 +74,8 @@ describe('parseLocalConfig', () => {
     ['a port out of range', (raw) => (raw.regions[1] = { name: 'eu-west', meshPort: 1, adminPort: 2, grpcPort: 70000 }), 'regions[1].grpcPort', /port number 1-65535/],
     ['port 0', (raw) => (raw.emulator.port = 0), 'emulator.port', /port number 1-65535/],
     ['a missing port', (raw) => (raw.regions[2] = { name: 'ap-south', meshPort: 30000, adminPort: 30001 }), 'regions[2].grpcPort', /required unless basePort/],
+    ['a missing HTTP port', (raw) => (raw.regions[2] = { name: 'ap-south', meshPort: 30000, adminPort: 30001, grpcPort: 30002 }), 'regions[2].httpPort', /required unless basePort/],
+    ['an HTTP port taken', (raw) => (raw.regions[1] = { name: 'eu-west', basePort: 20000, httpPort: 17413 }), 'regions[1].httpPort', /17413 is also regions\[0\].httpPort/],
     ['two endpoints on one port', (raw) => (raw.regions[1].basePort = 17412), 'regions[1].meshPort', /17412 is also regions\[0\].grpcPort/],
     ['the emulator on a region port', (raw) => (raw.emulator.port = 17421), 'regions[1].adminPort', /is also emulator.port/],
     ['an unknown field', (raw) => (raw.regions[0].grpcport = 1), 'regions[0].grpcport', /unknown field/],

@@ -21,6 +21,8 @@ describe('nodeConfigOf', () => {
       expect(parsed.value.node).toBe(region.node);
       expect(parsed.value.members.map((m) => m.url)).toEqual(config.regions.map((r) => `ws://127.0.0.1:${r.meshPort}`));
       expect(parsed.value.grpc).toEqual({ host: '127.0.0.1', port: region.grpcPort });
+      // Every region serves the HTTP front door on basePort + 3.
+      expect(parsed.value.http).toMatchObject({ host: '127.0.0.1', port: region.grpcPort + 1 });
       const homed = config.emulator.accounts.filter((a) => a.homeRegion === region.name).map((a) => a.id);
       expect([...(parsed.value.upstream?.accounts.keys() ?? [])].sort()).toEqual([...homed].sort());
     }

@@ -115,6 +115,22 @@ describe('parseNodeConfig: the gateway fields', () => {
     expect(fieldOf({ ...gateway, rateLimits: { perIp: {} } })).toBe('rateLimits.perIp');
   });
 
+  it('reads the HTTP front door with its bounds and models, and names the field of each mistake', () => {
+    const http = { host: '127.0.0.1', port: 9501, bodyBytesMax: 65_536, connectionsMax: 100, models: ['claude-a', { id: 'claude-b', displayName: 'B' }] };
+    const parsed = parseNodeConfig({ ...gateway, http });
+    expect(parsed.ok && parsed.value.http).toEqual({ host: '127.0.0.1', port: 9501, bounds: { bodyBytesMax: 65_536, connectionsMax: 100 }, models: [{ id: 'claude-a' }, { id: 'claude-b', displayName: 'B' }] });
+    const plain = parseNodeConfig({ ...gateway, http: { host: '127.0.0.1', port: 9501 } });
+    expect(plain.ok && plain.value.http).toEqual({ host: '127.0.0.1', port: 9501, bounds: {}, models: undefined });
+    expect(fieldOf({ ...valid, http })).toBe('http');
+    expect(fieldOf({ ...gateway, http: { ...http, port: 70_000 } })).toBe('http.port');
+    expect(fieldOf({ ...gateway, http: { ...http, bodyBytesMax: 1e9 } })).toBe('http.bodyBytesMax');
+    expect(fieldOf({ ...gateway, http: { ...http, headersTimeoutMs: 9_000, requestTimeoutMs: 5_000 } })).toBe('http.headersTimeoutMs');
+    expect(fieldOf({ ...gateway, http: { ...http, models: [] } })).toBe('http.models');
+    expect(fieldOf({ ...gateway, http: { ...http, models: ['claude-a', 'claude-a'] } })).toBe('http.models[1]');
+    expect(fieldOf({ ...gateway, http: { ...http, models: [{ id: 'x', name: 'y' }] } })).toBe('http.models[0].name');
+    expect(fieldOf({ ...gateway, http: { ...http, tls: true } })).toBe('http.tls');
+  });
+
   it('resolves credentials from inline text, the environment and files, and names a missing one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'carpool-config-'));
     try {
