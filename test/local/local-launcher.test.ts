@@ -51,7 +51,7 @@ async function writeConfig(name: string, tenants: readonly string[]): Promise<st
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
   ports ??= await withFreePorts(parsed.value);
   const raw = rawConfig(tenants) as { regions: unknown[]; emulator: Record<string, unknown> };
-  raw.regions = ports.regions.map(({ name: region, meshPort, adminPort, grpcPort }) => ({ name: region, meshPort, adminPort, grpcPort }));
+  raw.regions = ports.regions.map(({ name: region, meshPort, adminPort, grpcPort, httpPort }) => ({ name: region, meshPort, adminPort, grpcPort, httpPort }));
   raw.emulator.port = ports.emulator.port;
   const path = join(dir, name);
   writeFileSync(path, JSON.stringify(raw));
@@ -247,6 +247,18 @@ afterAll(async () => {
 }, 60_000);
 
 describe('carpool local keeps the mesh running', () => {
+  it('prints per region a Claude Code line whose base URL serves the Anthropic API and whose key part reads the tenant\'s key', async () => {
+    const pattern = /^ {2}ANTHROPIC_BASE_URL=(\S+) ANTHROPIC_AUTH_TOKEN=\$\((node -p "[^"]+")\) claude$/;
+    const printed = first.lines.map((line) => pattern.exec(line)).filter((match) => match !== null);
+    const state = readState();
+    expect(printed.map((match) => match[1])).toEqual(state.regions.map((region) => region.http));
+    // The command substitution, run as a shell would from the launcher's directory, gives the key.
+    const command = printed[0]?.[2] as string;
+    expect(execFileSync('sh', ['-c', command], { cwd: packageRoot, encoding: 'utf8' }).trim()).toBe(firstKeys.demo);
+    const models = await fetch(`${state.regions[0]?.http ?? ''}/v1/models`, { headers: { authorization: `Bearer ${firstKeys.demo as string}` } });
+    expect(models.status).toBe(200);
+  });
+
   it('restarts a killed region node while the other regions keep serving; it serves again and the charges match the upstream', async () => {
     const key = firstKeys.demo as string;
     const answers: CompleteResponse[] = [];
