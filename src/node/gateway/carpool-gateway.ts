@@ -71,7 +71,9 @@ import { limitUsages, readKeysOf, type UsageSubject } from './usage-report.js';
  *   authenticate API key or signature over request_json ──────────────────▶ UNAUTHENTICATED
  *   request id   the answer store (answer-store.ts): a kept answer is served again, nothing
  *                charged and no upstream call; an id still running: a unary retry waits for it,
- *                a stream ▶ ABORTED + pushback; an id used and its answer gone ▶ ALREADY_EXISTS
+ *                a stream ▶ ABORTED + pushback; an id used and its answer gone ▶ ALREADY_EXISTS.
+ *                An id the transport assigned (HTTP without Idempotency-Key) skips the store
+ *                and the claim below: no client can send it again
  *   rate limit   per client IP and user, then per tenant ────────────────▶ RESOURCE_EXHAUSTED
  *   concurrency  the tenant's (and user's) requests in flight at this node ▶ RESOURCE_EXHAUSTED
  *   shed         the queues at and above the tenant's tier ──────────────▶ UNAVAILABLE

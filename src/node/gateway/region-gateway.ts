@@ -27,7 +27,8 @@ import type { GatewaySettings } from './gateway-settings.js';
 
 /**
  * The public side of one region node, wired together: the gRPC endpoint over the carpool and
- * admin handlers, an upstream client and the account caller that uses the runtime's pool, and a
+ * admin handlers, the HTTP front door (src/net/http/, when configured) over the same carpool
+ * handler, an upstream client and the account caller that uses the runtime's pool, and a
  * small connection pool for count_tokens. `MeshRuntime` stays the mesh; this is what a node adds
  * when its configuration has `grpc`.
  *
@@ -39,8 +40,9 @@ import type { GatewaySettings } from './gateway-settings.js';
  * included), which strict admission and quorum reads need, and NOT_SERVING otherwise and while
  * it drains; checked every `gatewayHealthCheckEveryMs`.
  *
- * Start: the endpoint binds, then reports its health. Stop, within one grace period:
- *   1. the endpoint reports NOT_SERVING, takes no new calls, and waits for the running ones;
+ * Start: the gRPC endpoint binds, then the HTTP front door, then health is reported. Stop, within
+ * one grace period:
+ *   1. both endpoints take no new calls (gRPC reports NOT_SERVING) and wait for the running ones;
  *      at the end of the grace what is left is cancelled (queued requests leave the queue, and
  *      streams whose client is gone drain for their usage);
  *   2. handlers finish settling (draining calls included), as long as the grace lasts;
