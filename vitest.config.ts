@@ -13,6 +13,7 @@ const processTests = [
   'test/local/local-mesh.test.ts',
   'test/local/mesh-e2e.test.ts',
   'test/net/grpc/python-client.test.ts',
+  'test/net/http/claude-code-front-door.test.ts',
   'test/node/admission-cluster.test.ts',
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
