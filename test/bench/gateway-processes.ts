@@ -125,6 +125,39 @@ export async function startEmulatorChild(options: GatewayEmulatorOptions): Promi
   }
 }
 
+export interface PassthroughChild {
+  readonly pid: number;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** The bare passthrough proxy of test/bench/passthrough-process.ts, on the node's core. */
+export async function startPassthroughChild(emulator: EmulatorChild): Promise<PassthroughChild> {
+  const child = spawnPinned(0, ['--import', 'tsx', 'test/bench/passthrough-process.ts', JSON.stringify({ upstream: emulator.url, key: emulator.keys[0] })], 'inherit');
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    const first = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the passthrough proxy did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      });
+      child.once('exit', (code) => reject(new Error(`the passthrough proxy exited with ${code}`)));
+    });
+    const { port } = JSON.parse(first) as { port: number };
+    return { pid: child.pid!, port, stop: () => stop(child) };
+  } catch (error) {
+    await stop(child);
+    throw error;
+  }
+}
+
+/** The node's Prometheus exposition (its admin endpoint's GET /metrics). */
+export async function nodeMetricsText(node: NodeChild): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${node.adminPort}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+  return res.text();
+}
+
 export interface NodeChildOptions {
   readonly emulator: EmulatorChild;
   /** Per account; the node uses every key of the emulator as one account. */
@@ -134,12 +167,16 @@ export interface NodeChildOptions {
   readonly tier: 'vip' | 'paid';
   /** Write a V8 CPU profile (`--cpu-prof`) into this directory when the node exits. */
   readonly cpuProfileDir?: string | undefined;
+  /** Serve the HTTP front door too (`httpPort` of the child). */
+  readonly http?: boolean;
 }
 
 export interface NodeChild {
   readonly process: ChildProcess;
   readonly pid: number;
   readonly grpcPort: number;
+  /** The HTTP front door's port; 0 without `http`. */
+  readonly httpPort: number;
   /** The admin HTTP endpoint (`GET /pool`, `GET /status`), for diagnostics. */
   readonly adminPort: number;
   readonly apiKey: string;
@@ -166,6 +203,7 @@ const roomyLimits = [
 export async function startNodeChild(options: NodeChildOptions): Promise<NodeChild> {
   const { emulator } = options;
   const [meshPort, adminPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
+  const httpPort = options.http === true ? await freePort() : 0;
   const dir = mkdtempSync(join(tmpdir(), 'carpool-gateway-bench-'));
   const accounts = Object.fromEntries(emulator.keys.map((key, i) => [`acct-${i}`, { kind: 'api-key', key }]));
   const config = {
@@ -176,6 +214,7 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
     members: [{ id: 'bench-1', region: 'us-east', url: `ws://127.0.0.1:${meshPort}` }],
     secret: 'gateway-bench-mesh-secret-0123',
     grpc: { host: '127.0.0.1', port: grpcPort },
+    ...(httpPort === 0 ? {} : { http: { host: '127.0.0.1', port: httpPort } }),
     adminToken,
     upstream: { baseUrl: emulator.url, accounts },
     rateLimits: { client: unlimitedRate, tenant: unlimitedRate },
@@ -228,7 +267,7 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
     const minted = await adminCall(grpcPort, 'CreateApiKey', { tenant: tenantId }, adminToken);
     if (minted.error !== null) throw new Error(`CreateApiKey failed: ${minted.error.message}`);
     const apiKey = (minted.response as { api_key: string }).api_key;
-    return { process: child, pid: child.pid!, grpcPort, adminPort, apiKey, spawnedAtMs, output: () => output, stop: stopNode };
+    return { process: child, pid: child.pid!, grpcPort, httpPort, adminPort, apiKey, spawnedAtMs, output: () => output, stop: stopNode };
   } catch (error) {
     await stopNode();
     throw error;

@@ -17,18 +17,16 @@ import { CarpoolClient } from '../../src/net/grpc/carpool-client.js';
 import { type BenchContext, report } from './harness.js';
 import { type OpenLoopRun, openLoop, percentile, sortedCopy } from './gateway-load.js';
 import {
-  type EmulatorChild,
   type NodeChild,
-  nodeView,
   ownCpuMs,
   pinning,
   processCpuMs,
-  processRssBytes,
   startEmulatorChild,
   startNodeChild,
 } from './gateway-processes.js';
 import { mainThreadProfile, printProfileSummary } from './gateway-profile.js';
-import { GatewayChannels, type HeldStream, openDirectStream, openStreams } from './gateway-streams.js';
+import { GatewayChannels } from './gateway-streams.js';
+import { type NodeStreamPath, reportStreams, streamBody, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
 
 const model = 'claude-sonnet-4-6';
 const utf8 = new TextEncoder();
@@ -43,7 +41,6 @@ function body(maxTokens: number, stream: boolean): string {
 
 const msText = (ms: number): string => `${ms.toFixed(2)} ms`;
 const pct = (share: number): string => `${Math.round(share * 100)}%`;
-const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 /**
  * The machine's 1-minute load average: on two cores, anything much above 2 (the three processes
  * of the benchmark) means other work shared the cores and the wall-clock figures are inflated.
@@ -212,123 +209,19 @@ function reportUnary(rate: number, gateway: PathTotals, direct: PathTotals, idle
 
 // ---- Streams ----
 
-/** The stream emulator: first token after 50 ms, then one delta (3 tokens) a second for 32 s. */
-const streamTtftMs = 50;
-const streamTokens = 96;
-const streamTokensPerSecond = 3;
-/**
- * Streams opened per second: slow enough that the node's admission of new streams is not what
- * the time to first token measures (a stream costs the node a few ms of CPU to open), fast
- * enough that 5,000 are open (20 s) within a stream's life (32 s).
- */
-const streamOpenPerSecond = 250;
-/** How long a stream phase waits for first tokens after the last stream was opened. */
-const firstTokenWaitMs = 3_000;
 /** gRPC connections the streams are spread over: 5,000 / 8 stays below the endpoint's 1,000 per connection. */
 const streamChannels = 8;
 
-interface StreamFigures {
-  readonly streams: readonly HeldStream[];
-  /** TTFT of every stream, the ones that never got a first token counted as held that long (a lower bound). */
-  readonly ttftsMs: number[];
-  readonly withoutFirstToken: number;
-  readonly rssIdleBytes: number;
-  readonly rssHeldBytes: number;
-  readonly held: number;
-  readonly failures: ReadonlyMap<string, number>;
-  /** Where the node held the calls at the moment RSS was read (its admin endpoint's view). */
-  readonly view: string;
-}
-
-function ttftsOf(streams: readonly HeldStream[]): { ttftsMs: number[]; withoutFirstToken: number } {
-  const now = performance.now();
-  let withoutFirstToken = 0;
-  const ttftsMs = streams
-    .filter((s) => s.state !== 'failed')
-    .map((s) => {
-      if (s.ttftMs !== undefined) return s.ttftMs;
-      withoutFirstToken++;
-      return now - s.sentAt;
-    });
-  return { ttftsMs: sortedCopy(ttftsMs), withoutFirstToken };
-}
-
-function failuresOf(streams: readonly HeldStream[]): Map<string, number> {
-  const failures = new Map<string, number>();
-  for (const s of streams) if (s.state === 'failed') failures.set(s.failure ?? '?', (failures.get(s.failure ?? '?') ?? 0) + 1);
-  return failures;
-}
-
-/** RSS of `pid`: the median of five samples 200 ms apart. */
-async function rssOf(pid: number): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    samples.push(processRssBytes(pid));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  return sortedCopy(samples)[2]!;
-}
-
-/** What the direct streams of a phase came to: their times to first token, nothing of the node. */
-interface DirectFigures {
-  readonly ttftsMs: number[];
-  readonly withoutFirstToken: number;
-  readonly failures: ReadonlyMap<string, number>;
-}
-
-/**
- * One phase on a fresh node: `count` streams through it, and with `directCount` > 0 as many
- * streams straight at the emulator interleaved with them one for one (each path at
- * `streamOpenPerSecond`), so that both meet the same machine at the same moments.
- */
-async function streamPhase(emulator: EmulatorChild, count: number, directCount: number, label: string): Promise<{ gateway: StreamFigures; direct: DirectFigures }> {
-  const node = await startNodeChild({ emulator, accountConcurrencyMax: 10_000, tenantConcurrencyMax: 100_000, tier: 'vip' });
+/** Streams through the node's gRPC endpoint, spread over `streamChannels` connections. */
+export function grpcStreamPath(node: NodeChild): NodeStreamPath {
   const channels = new GatewayChannels(node.grpcPort, streamChannels, node.apiKey);
-  const pool = new Pool(emulator.url, { connections: Math.max(1, directCount) });
-  let streams: HeldStream[] = [];
-  try {
-    // Warm up the stream path with short streams (3 tokens: one delta, over after the first
-    // token) so the idle RSS already holds the code and the connections.
-    const short = utf8.encode(body(3, true));
-    const warm = await openStreams(200, 500, 10_000, (i) => channels.open(`warm-${label}-${i}`, short));
-    const warmDeadline = performance.now() + 10_000;
-    while (performance.now() < warmDeadline && warm.some((s) => s.state === 'open')) await new Promise((resolve) => setTimeout(resolve, 50));
-    if (warm.some((s) => s.state !== 'ended')) throw new Error(`warm-up streams did not all end: ${JSON.stringify([...failuresOf(warm)])}\n${node.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const rssIdleBytes = await rssOf(node.pid);
-
-    const requestJson = utf8.encode(body(streamTokens, true));
-    const directBody = body(streamTokens, true);
-    // Stream i goes direct when i is odd and a direct one is still due, else through the node.
-    const paired = 2 * directCount;
-    const isDirect = (i: number): boolean => i < paired && i % 2 === 1;
-    const total = count + directCount;
-    const rate = (streamOpenPerSecond * total) / count;
-    streams = await openStreams(total, rate, firstTokenWaitMs, (i) =>
-      isDirect(i) ? openDirectStream(pool, emulator.keys[i % emulator.keys.length]!, directBody) : channels.open(`${label}-${i}`, requestJson),
-    );
-    const rssHeldBytes = await rssOf(node.pid);
-    const view = await nodeView(node);
-    const viaNode = streams.filter((_, i) => !isDirect(i));
-    const direct = streams.filter((_, i) => isDirect(i));
-    const gateway: StreamFigures = {
-      streams: viaNode,
-      ...ttftsOf(viaNode),
-      rssIdleBytes,
-      rssHeldBytes,
-      held: viaNode.filter((s) => s.state === 'open').length,
-      failures: failuresOf(viaNode),
-      view,
-    };
-    return { gateway, direct: { ...ttftsOf(direct), failures: failuresOf(direct) } };
-  } finally {
-    for (const s of streams) s.cancel();
-    channels.close();
-    await pool.destroy();
-    // Cancelled streams drain upstream for their usage (up to a stream's 32 s); nothing is
-    // measured after this, so the node is not waited for.
-    await node.stop({ now: true });
-  }
+  return {
+    open: (id, maxTokens) => channels.open(id, utf8.encode(streamBody(maxTokens))),
+    close: () => {
+      channels.close();
+      return Promise.resolve();
+    },
+  };
 }
 
 async function streaming(ctx: BenchContext): Promise<void> {
@@ -343,40 +236,14 @@ async function streaming(ctx: BenchContext): Promise<void> {
     // the smaller phase, opened interleaved with that phase's streams through the node. It is
     // also what the 5,000-stream phase is compared with: the emulator refuses past 4,096
     // responses at once, so it cannot hold 5,000 streams itself.
-    const { gateway: few, direct } = await streamPhase(emulator, fewCount, fewCount, 'few');
-    const { gateway: many } = await streamPhase(emulator, heldCount, 0, 'many');
+    const { node: few, direct } = await streamPhase(emulator, fewCount, fewCount, 'few', grpcStreamPath);
+    const { node: many } = await streamPhase(emulator, heldCount, 0, 'many', grpcStreamPath);
     console.log(`    (${machineLoad()})`);
-    const directP99 = percentile(direct.ttftsMs, 99);
-    const line = (f: StreamFigures): string =>
-      `${f.streams.length - f.withoutFirstToken - sum(f.failures)} streaming, ${f.withoutFirstToken} held without a first token, ${sum(f.failures)} refused${f.failures.size === 0 ? '' : ` (${[...f.failures].map(([why, n]) => `${n}× ${why}`).join('; ')})`}`;
-    for (const [f, count, targeted] of [
-      [few, fewCount, false],
-      [many, heldCount, true],
-    ] as const) {
-      const perStream = (f.rssHeldBytes - f.rssIdleBytes) / Math.max(1, f.held);
-      const kb = perStream / 1000;
-      const name = `${count.toLocaleString('en-US')} streams`;
-      report(`  node RSS per held stream, ${name} offered`, kb, 'KB', targeted ? '≤ 100 KB' : 'reported', perStream <= 100_000, {
-        baseline: `idle ${mib(f.rssIdleBytes)}, holding ${mib(f.rssHeldBytes)} over ${f.held} open streams: ${line(f)}; node: ${f.view}`,
-      });
-      const p99 = percentile(f.ttftsMs, 99);
-      const lowerBound =
-        f.withoutFirstToken > f.ttftsMs.length / 100
-          ? ` (a lower bound: more than 1% never got a first token while held; p99 of the ${f.ttftsMs.length - f.withoutFirstToken} that did: ${msText(percentile(sortedCopy(f.streams.flatMap((s) => (s.ttftMs === undefined ? [] : [s.ttftMs]))), 99))})`
-          : '';
-      report(`  added TTFT p99, ${name} offered`, p99 - directP99, 'ms', targeted ? '≤ 5 ms' : 'reported', p99 - directP99 <= 5, {
-        baseline: `gateway TTFT p50 ${msText(percentile(f.ttftsMs, 50))}, p99 ${msText(p99)}${lowerBound}; direct to the emulator, ${fewCount} streams held (opened interleaved with the ${fewCount.toLocaleString('en-US')}-stream phase): p50 ${msText(percentile(direct.ttftsMs, 50))}, p99 ${msText(directP99)} (${direct.withoutFirstToken} without a first token, ${sum(direct.failures)} failed)`,
-      });
-    }
+    reportStreams(few, fewCount, direct, fewCount, false, 'node');
+    reportStreams(many, heldCount, direct, fewCount, true, 'node');
   } finally {
     await emulator.stop();
   }
-}
-
-function sum(map: ReadonlyMap<string, number>): number {
-  let total = 0;
-  for (const n of map.values()) total += n;
-  return total;
 }
 
 export async function gatewayBench(ctx: BenchContext): Promise<void> {
