@@ -193,7 +193,8 @@ function checkOtherParameters(body: Fields): Result<void, TranslationError> {
   for (const [name, value] of Object.entries(body)) {
     if (translatedParameters.has(name) || isAbsent(value)) continue;
     const rule = otherParameters.get(name);
-    if (rule === undefined) return unsupported(name, `'${name}' is not a Chat Completions parameter this endpoint knows; leave it out.`);
+    // The empty key is a key too; a param must name something a reader can see.
+    if (rule === undefined) return unsupported(name.length > 0 ? name : '""', `'${name}' is not a Chat Completions parameter this endpoint knows; leave it out.`);
     const refusal = rule(value, name);
     if (refusal !== undefined) return err(refusal);
   }
