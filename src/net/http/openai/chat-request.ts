@@ -40,6 +40,13 @@ import { invalid, type TranslationError, unsupported } from './translation-error
  * calling: use tools), web_search_options, verbosity, moderation; and any parameter this file
  * does not know, as OpenAI refuses an unrecognised argument.
  *
+ * Refused inside messages and tools (each file says why): a message's `name`; `function`
+ * messages and an assistant's `function_call` or `audio`; `input_audio` parts; files by
+ * `file_id` and files that are not PDF; images that are not JPEG, PNG, GIF or WebP; tool call
+ * arguments that are not a JSON object; custom tools and custom tool calls; `strict: true`;
+ * `tool_choice` of type `allowed_tools` or `custom`; a conversation that opens with an assistant
+ * message; tool calls left without a tool message answering them.
+ *
  * Accepted and without effect, because they cannot change the answer a client is promised:
  *   seed (OpenAI itself promises only best-effort determinism), metadata (tags for OpenAI's
  *   stored completions, and store is refused), prompt_cache_key, prompt_cache_retention and
