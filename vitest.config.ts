@@ -17,6 +17,7 @@ const processTests = [
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
   'test/upstream/emulator/emulate-command.test.ts',
+  'test/upstream/emulator/emulator-claude-code.test.ts',
 ];
 
 const excluded = ['test/bench/**', 'node_modules/**'];

@@ -22,7 +22,7 @@ import { cacheMinTokensDefault, PromptCache } from './prompt-cache.js';
 import { layOutPrompt } from './prompt-segments.js';
 import { type Headers, rateLimitHeaders, retryAfterSeconds, throttledState } from './rate-limit-headers.js';
 import { AccountRateLimiter } from './rate-limiter.js';
-import { invalidRequestMessage, type MessagesRequest, validateCountTokensRequest, validateMessagesRequest } from './request-validation.js';
+import { invalidRequestMessage, type MessagesRequest, type RequestBetas, requestBetas, validateCountTokensRequest, validateMessagesRequest } from './request-validation.js';
 import { generateText } from './text-generator.js';
 
 /**
@@ -470,7 +470,7 @@ class EmulatorServer implements Emulator {
     req: IncomingMessage,
     res: ServerResponse,
     requestId: string,
-    validate: (body: unknown) => Result<T, Parameters<typeof invalidRequestMessage>[0]>,
+    validate: (body: unknown, betas: RequestBetas) => Result<T, Parameters<typeof invalidRequestMessage>[0]>,
   ): Promise<{ state: AccountState; request: T } | undefined> {
     const body = await readBody(req, this.requestBytesMax);
     if (!body.ok) {
@@ -500,7 +500,8 @@ class EmulatorServer implements Emulator {
       this.sendError(res, requestId, apiError('invalid_request_error', `There was an issue with your request body: ${error instanceof Error ? error.message : 'not JSON'}`));
       return undefined;
     }
-    const request = validate(json);
+    // Some betas change what a body may hold (mid-conversation system messages, request-validation.ts).
+    const request = validate(json, requestBetas(req.headers['anthropic-beta']));
     if (!request.ok) {
       this.sendError(res, requestId, apiError('invalid_request_error', invalidRequestMessage(request.error)));
       return undefined;

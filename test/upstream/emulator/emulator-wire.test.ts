@@ -166,7 +166,7 @@ describe('the emulator on the wire', () => {
     expect(await errorOf(await post(emulator, '/v1/messages', '{"model":'))).toMatchObject({ status: 400, type: 'invalid_request_error' });
     expect(await errorOf(await post(emulator, '/v1/messages', { ...body, messages: [{ role: 'bot', content: 'x' }] }))).toMatchObject({
       status: 400,
-      message: "messages.0.role: Input should be 'user' or 'assistant'",
+      message: "messages.0.role: Input should be 'user', 'assistant' or 'system'",
     });
     expect(await errorOf(await post(emulator, '/v1/messages', { ...body, model: 'claude-haiku-4-5' }))).toMatchObject({ status: 404, type: 'not_found_error', message: 'model: claude-haiku-4-5' });
     expect(await errorOf(await post(emulator, '/v1/complete', body))).toMatchObject({ status: 404, type: 'not_found_error' });
@@ -192,6 +192,37 @@ describe('the emulator on the wire', () => {
     );
     expect(status).toBe(413);
     expect(emulator.stats().statuses['413']).toBe(2);
+  });
+
+  it("reads anthropic-beta for what a body may hold: Claude Code's per-turn system message, streamed and counted", async () => {
+    const emulator = await start();
+    // The shape of Claude Code's first request (2.1.332): the environment as a system message after
+    // the user's turn, carrying the turn's effort, under the per-turn-control beta.
+    const turn = {
+      ...body,
+      stream: true,
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'Say hello' }] },
+        { role: 'system', content: [{ type: 'text', text: '# Environment', cache_control: { type: 'ephemeral' } }], output_config: { effort: 'medium' } },
+      ],
+    };
+    const betas = { ...headers, 'anthropic-beta': 'claude-code-20250219,per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01' };
+    const streamed = await post(emulator, '/v1/messages?beta=true', turn, betas);
+    expect(streamed.status).toBe(200);
+    const { events, failed } = await readStream(streamed);
+    expect(failed).toBe(false);
+    expect(events.at(-1)?.event).toBe('message_stop');
+    const counted = await post(emulator, '/v1/messages/count_tokens?beta=true', { model, messages: turn.messages }, betas);
+    const alone = await post(emulator, '/v1/messages/count_tokens', { model, messages: turn.messages.slice(0, 1) });
+    const tokens = ((await counted.json()) as { input_tokens: number }).input_tokens;
+    expect(tokens).toBeGreaterThan(((await alone.json()) as { input_tokens: number }).input_tokens);
+    // Without the beta, the effort on the system message is an input the API does not know.
+    expect(await errorOf(await post(emulator, '/v1/messages', turn))).toMatchObject({
+      status: 400,
+      type: 'invalid_request_error',
+      message: 'messages.1.output_config: Extra inputs are not permitted',
+    });
+    expect(emulator.stats().statuses).toEqual({ '200': 3, '400': 1 });
   });
 
   it('enforces the account limits on an injected clock, with the headers and retry-after of a 429', async () => {
