@@ -7,8 +7,11 @@ import { invalid, type TranslationError, unsupported } from './translation-error
 /**
  * A Chat Completions `messages` array into the Messages API's `system` and `messages`.
  *
- *   system, developer   → text blocks of `system`, in order, wherever they stand: the Messages
- *                         API has one system prompt, before the conversation
+ *   system, developer   → text blocks of `system`, in order, wherever they stand. The Messages
+ *                         API takes a system message inside `messages` only after a user turn
+ *                         and before an assistant turn (or at the end), a rule an OpenAI
+ *                         conversation need not follow; one rule for all of them (the system
+ *                         prompt) beats one that moves some and not others
  *   user                → a user turn (content parts: ./chat-content.ts)
  *   assistant           → an assistant turn: its text (and `refusal` text), then one `tool_use`
  *                         block per tool call, `input` parsed from `function.arguments`
