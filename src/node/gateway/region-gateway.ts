@@ -7,6 +7,7 @@ import { countTokensTimeoutMs, gatewayHealthCheckEveryMs, upstreamCloseGraceMs }
 import { ForwardClient } from '../../net/grpc/forward-client.js';
 import { CarpoolGrpcServer, type ListenAddress } from '../../net/grpc/grpc-server.js';
 import { anthropicRoutes } from '../../net/http/anthropic-routes.js';
+import { openAiRoutes } from '../../net/http/openai-routes.js';
 import { type HttpBounds, HttpFrontDoor, type HttpRoute } from '../../net/http/http-server.js';
 import { type ModelEntry, modelCatalogueOf } from '../../net/http/model-catalogue.js';
 import type { GatewayObserver } from '../../observe/gateway-observer.js';
@@ -238,12 +239,10 @@ export class RegionGateway {
   }
 }
 
-/** The front door over the gateway: the Anthropic routes, then any the node adds. */
+/** The front door over the gateway: the Anthropic routes, the OpenAI-compatible one, then any the node adds. */
 async function startHttp(options: RegionHttpOptions, carpool: CarpoolGateway, region: string, log: (line: string) => void): Promise<{ server: HttpFrontDoor; port: number }> {
-  const routes = [
-    ...anthropicRoutes({ carpool, identify: (call) => carpool.identify(call), models: modelCatalogueOf(options.models) }),
-    ...(options.routes?.(carpool) ?? []),
-  ];
+  const models = modelCatalogueOf(options.models);
+  const routes = [...anthropicRoutes({ carpool, identify: (call) => carpool.identify(call), models }), ...openAiRoutes({ carpool, models }), ...(options.routes?.(carpool) ?? [])];
   const server = new HttpFrontDoor({ routes, serverHeaders: { 'carpool-region': region }, log, ...(options.bounds === undefined ? {} : { bounds: options.bounds }) });
   const port = await server.start(options.listen);
   return { server, port };
