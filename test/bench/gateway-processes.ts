@@ -221,7 +221,9 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
   };
   const configPath = join(dir, 'node.json');
   writeFileSync(configPath, JSON.stringify(config));
-  const profile = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  // BENCH_NODE_ARGS adds Node flags to the node process, for a diagnosis (`--trace-gc`, say).
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  const profile = [...extra, ...(options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`])];
   const spawnedAtMs = performance.now();
   // GATEWAY_BENCH_COMPILED=1 runs the tsc build (`npm run build` first) instead of tsx, whose
   // esbuild transform names every inner closure at run time (about a microsecond each).
