@@ -3,9 +3,11 @@
 // and the call is counted once, also when the client retries the same request id at either
 // region; a quota reached through one region holds in the others in each consistency mode; a
 // throttled account fails over to another region's; bad input gets the right status and nothing
-// is counted; every region serves the Anthropic API over HTTP to the official SDK, forwarding
+// is counted; every region serves the Anthropic API over HTTP to the official SDK (and chat
+// completions to the official openai SDK), forwarding
 // from a region without accounts, each call counted once.
 import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -145,7 +147,7 @@ describe('three region processes end to end', () => {
     expect(await metricsOf(served)).toMatch(/^carpool_request_claims_total\{[^}]*outcome="held-elsewhere"[^}]*\} [1-9]/m);
   }, 30_000);
 
-  it('serves the Anthropic API over HTTP in every region: the SDK from ap-south is forwarded home and counted once', async () => {
+  it('serves the Anthropic API (and the OpenAI-compatible route) over HTTP in every region: the SDKs from ap-south are forwarded home and counted once', async () => {
     const usedBefore = (await waitUsed('us-east', 'open', 'quorum', (await usedAt('us-east', 'open', 'local')) ?? 0)) ?? -1;
     const upstreamBefore = await upstreamMessages();
     for (const region of mesh.regions) {
@@ -158,12 +160,16 @@ describe('three region processes end to end', () => {
       expect(region.region === 'ap-south' ? ['us-east', 'eu-west'].includes(servedRegion ?? '') : servedRegion === region.region).toBe(true);
       const final = await sdk.messages.stream({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `Stream over HTTP from ${region.region}` }] }).finalMessage();
       expect(final.usage.output_tokens).toBeGreaterThan(0);
+      // The OpenAI-compatible route of the same region, with the official openai SDK.
+      const openai = new OpenAI({ apiKey: mesh.apiKeys.open as string, baseURL: `${region.http}/v1`, maxRetries: 0, timeout: 15_000 });
+      const chat = await openai.chat.completions.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `Chat from ${region.region}` }] });
+      expect(chat.choices[0]?.message.content?.length).toBeGreaterThan(0);
     }
     // The state file names every region's base URL, as `npm start` prints it.
     const state = JSON.parse(await readFile(mesh.stateFile, 'utf8')) as { regions: { region: string; http: string }[] };
     expect(state.regions.map((r) => r.http)).toEqual(mesh.regions.map((r) => r.http));
-    expect(await upstreamMessages()).toBe(upstreamBefore + 6);
-    expect(await waitUsed('ap-south', 'open', 'quorum', usedBefore + 6)).toBe(usedBefore + 6);
+    expect(await upstreamMessages()).toBe(upstreamBefore + 9);
+    expect(await waitUsed('ap-south', 'open', 'quorum', usedBefore + 9)).toBe(usedBefore + 9);
   }, 30_000);
 
   it('streams through every region', async () => {
