@@ -37,15 +37,31 @@ const signatureHeaders = {
 // RFC 6750 §2.1: the scheme is case-insensitive, then one or more spaces, then the token.
 const bearerPattern = /^bearer +(\S+) *$/i;
 
+/** Every value a request sent for a header name (lowercase), as sent; empty when none. */
+export type HeaderValues = (name: string) => readonly string[];
+
 export function carpoolCredentialsOf(metadata: Metadata): Result<CarpoolCredentials, CredentialsProblem> {
-  const apiKey = single(metadata, 'x-api-key');
-  const bearer = bearerOf(metadata);
+  return credentialsFrom(metadataValues(metadata));
+}
+
+/**
+ * The credentials of a request whatever carries its headers (gRPC metadata here, HTTP headers in
+ * src/net/http/http-credentials.ts): one rule for every surface.
+ */
+export function credentialsFrom(valuesOf: HeaderValues): Result<CarpoolCredentials, CredentialsProblem> {
+  const apiKey = single(valuesOf, 'x-api-key');
+  const bearer = bearerOf(valuesOf);
   if (!apiKey.ok) return apiKey;
   if (!bearer.ok) return bearer;
   if (apiKey.value !== undefined && bearer.value !== undefined && apiKey.value !== bearer.value) return err('conflicting-keys');
-  const signature = signatureOf(metadata);
+  const signature = signatureOf(valuesOf);
   if (!signature.ok) return signature;
   return ok({ apiKey: apiKey.value ?? bearer.value, signature: signature.value });
+}
+
+/** Binary (`-bin`) values never name a credential; read as latin1 they simply fail to match. */
+function metadataValues(metadata: Metadata): HeaderValues {
+  return (name) => metadata.get(name).map((value) => (typeof value === 'string' ? value : value.toString('latin1')));
 }
 
 /** The admin token of `authorization: Bearer <token>`; undefined when the call had none. */
@@ -54,14 +70,15 @@ export function adminTokenOf(metadata: Metadata): Result<string | undefined, Cre
   for (const header of Object.values(signatureHeaders)) {
     if (metadata.get(header).length > 0) return err('tenant-credentials-on-admin');
   }
-  return bearerOf(metadata);
+  return bearerOf(metadataValues(metadata));
 }
 
-function signatureOf(metadata: Metadata): Result<SignatureFields | undefined, CredentialsProblem> {
-  const keyId = single(metadata, signatureHeaders.keyId);
-  const timestamp = single(metadata, signatureHeaders.timestamp);
-  const nonce = single(metadata, signatureHeaders.nonce);
-  const signature = single(metadata, signatureHeaders.signature);
+/** A missing field of a signature is the empty string, so the authenticator refuses it as malformed instead of the request passing as unsigned. */
+function signatureOf(valuesOf: HeaderValues): Result<SignatureFields | undefined, CredentialsProblem> {
+  const keyId = single(valuesOf, signatureHeaders.keyId);
+  const timestamp = single(valuesOf, signatureHeaders.timestamp);
+  const nonce = single(valuesOf, signatureHeaders.nonce);
+  const signature = single(valuesOf, signatureHeaders.signature);
   if (!keyId.ok) return keyId;
   if (!timestamp.ok) return timestamp;
   if (!nonce.ok) return nonce;
@@ -71,19 +88,17 @@ function signatureOf(metadata: Metadata): Result<SignatureFields | undefined, Cr
   return ok({ keyId: keyId.value ?? '', timestamp: timestamp.value ?? '', nonce: nonce.value ?? '', signature: signature.value ?? '' });
 }
 
-function bearerOf(metadata: Metadata): Result<string | undefined, CredentialsProblem> {
-  const authorization = single(metadata, 'authorization');
+function bearerOf(valuesOf: HeaderValues): Result<string | undefined, CredentialsProblem> {
+  const authorization = single(valuesOf, 'authorization');
   if (!authorization.ok || authorization.value === undefined) return authorization;
   const match = bearerPattern.exec(authorization.value);
   if (match === null) return err('unsupported-authorization');
   return ok(match[1]);
 }
 
-/** The one text value of a header, undefined when absent. Binary (`-bin`) values never name a credential. */
-function single(metadata: Metadata, name: string): Result<string | undefined, CredentialsProblem> {
-  const values = metadata.get(name);
+/** The one value of a header, undefined when absent; sent twice, it is refused. */
+function single(valuesOf: HeaderValues, name: string): Result<string | undefined, CredentialsProblem> {
+  const values = valuesOf(name);
   if (values.length > 1) return err('repeated-credential');
-  const value = values[0];
-  if (value === undefined) return ok(undefined);
-  return ok(typeof value === 'string' ? value : value.toString('latin1'));
+  return ok(values[0]);
 }

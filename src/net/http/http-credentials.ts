@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { SignatureFields } from '../../admission/request-signature.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { CarpoolCredentials } from '../grpc/carpool-handler.js';
-import type { CredentialsProblem } from '../grpc/metadata-credentials.js';
+import { type CredentialsProblem, credentialsFrom } from '../grpc/metadata-credentials.js';
 
 /**
  * A tenant's credentials from HTTP request headers, by the rules the gRPC metadata follows
@@ -23,42 +22,8 @@ import type { CredentialsProblem } from '../grpc/metadata-credentials.js';
  */
 export type DistinctHeaders = Readonly<Record<string, readonly string[] | undefined>>;
 
-const signatureHeaders = {
-  keyId: 'x-carpool-key-id',
-  timestamp: 'x-carpool-timestamp',
-  nonce: 'x-carpool-nonce',
-  signature: 'x-carpool-signature',
-} as const satisfies Record<keyof SignatureFields, string>;
-
-// RFC 6750 §2.1: the scheme is case-insensitive, then one or more spaces, then the token.
-const bearerPattern = /^bearer +(\S+) *$/i;
-
 export function httpCredentialsOf(headers: DistinctHeaders): Result<CarpoolCredentials, CredentialsProblem> {
-  const apiKey = single(headers, 'x-api-key');
-  if (!apiKey.ok) return apiKey;
-  const authorization = single(headers, 'authorization');
-  if (!authorization.ok) return authorization;
-  let bearer: string | undefined;
-  if (authorization.value !== undefined) {
-    const match = bearerPattern.exec(authorization.value);
-    if (match === null) return err('unsupported-authorization');
-    bearer = match[1];
-  }
-  if (apiKey.value !== undefined && bearer !== undefined && apiKey.value !== bearer) return err('conflicting-keys');
-  const fields: Partial<Record<keyof SignatureFields, string>> = {};
-  let anySignature = false;
-  for (const [field, header] of Object.entries(signatureHeaders) as [keyof SignatureFields, string][]) {
-    const value = single(headers, header);
-    if (!value.ok) return value;
-    if (value.value !== undefined) anySignature = true;
-    fields[field] = value.value ?? '';
-  }
-  // A missing field of a signature is the empty string, so the authenticator refuses it as
-  // malformed instead of the request passing as unsigned.
-  const signature: SignatureFields | undefined = anySignature
-    ? { keyId: fields.keyId ?? '', timestamp: fields.timestamp ?? '', nonce: fields.nonce ?? '', signature: fields.signature ?? '' }
-    : undefined;
-  return ok({ apiKey: apiKey.value ?? bearer, signature });
+  return credentialsFrom((name) => headers[name] ?? []);
 }
 
 /** The value of a header sent at most once; undefined when absent. */
@@ -68,9 +33,4 @@ export function singleHeader(headers: DistinctHeaders | IncomingHttpHeaders, nam
   if (typeof values === 'string') return ok(values);
   if (values.length > 1) return err('repeated');
   return ok(values[0]);
-}
-
-function single(headers: DistinctHeaders, name: string): Result<string | undefined, CredentialsProblem> {
-  const value = singleHeader(headers, name);
-  return value.ok ? value : err('repeated-credential');
 }
