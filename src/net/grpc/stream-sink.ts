@@ -1,4 +1,5 @@
 import { assert } from '../../core/assert.js';
+import { drainOrEnd, endedErrorOf } from '../drain-or-end.js';
 import { grpcStreamEventsBufferedMax } from '../../core/limits.js';
 import { CallEndedError, type SseEvent, type StreamSummary } from './carpool-handler.js';
 import { encodeStreamEvent, type WireStreamEvent } from './carpool-wire.js';
@@ -73,20 +74,7 @@ export class GrpcStreamSink<Event = SseEvent, End = StreamSummary, Wire = WireSt
   }
 
   private drained(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        this.signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        this.call.off('drain', onDrain);
-        reject(this.endedError());
-      };
-      this.call.once('drain', onDrain);
-      this.signal.addEventListener('abort', onAbort, { once: true });
-      // The call may have ended between the write and this wait.
-      if (this.signal.aborted) onAbort();
-    });
+    return drainOrEnd(this.call, this.signal);
   }
 
   private throwIfEnded(): void {
@@ -94,7 +82,6 @@ export class GrpcStreamSink<Event = SseEvent, End = StreamSummary, Wire = WireSt
   }
 
   private endedError(): CallEndedError {
-    const reason: unknown = this.signal.reason;
-    return reason instanceof CallEndedError ? reason : new CallEndedError('cancelled');
+    return endedErrorOf(this.signal);
   }
 }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { drainOrEnd, endedErrorOf } from '../drain-or-end.js';
 import { assert } from '../../core/assert.js';
 import { CallEndedError, type SseEvent, type StreamSink } from '../grpc/carpool-handler.js';
 
@@ -52,24 +53,11 @@ export class SseWriter {
   }
 
   private drained(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        this.signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        this.res.off('drain', onDrain);
-        reject(this.endedError());
-      };
-      this.res.once('drain', onDrain);
-      this.signal.addEventListener('abort', onAbort, { once: true });
-      if (this.signal.aborted) onAbort();
-    });
+    return drainOrEnd(this.res, this.signal);
   }
 
   private endedError(): CallEndedError {
-    const reason: unknown = this.signal.reason;
-    return reason instanceof CallEndedError ? reason : new CallEndedError('cancelled');
+    return endedErrorOf(this.signal);
   }
 }
 
