@@ -25,8 +25,7 @@ import {
   startNodeChild,
 } from './gateway-processes.js';
 import { mainThreadProfile, printProfileSummary } from './gateway-profile.js';
-import { GatewayChannels } from './gateway-streams.js';
-import { type NodeStreamPath, reportStreams, streamBody, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
+import { grpcStreamPath, reportStreams, streamChannels, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
 
 const model = 'claude-sonnet-4-6';
 const utf8 = new TextEncoder();
@@ -208,21 +207,6 @@ function reportUnary(rate: number, gateway: PathTotals, direct: PathTotals, idle
 }
 
 // ---- Streams ----
-
-/** gRPC connections the streams are spread over: 5,000 / 8 stays below the endpoint's 1,000 per connection. */
-const streamChannels = 8;
-
-/** Streams through the node's gRPC endpoint, spread over `streamChannels` connections. */
-export function grpcStreamPath(node: NodeChild): NodeStreamPath {
-  const channels = new GatewayChannels(node.grpcPort, streamChannels, node.apiKey);
-  return {
-    open: (id, maxTokens) => channels.open(id, utf8.encode(streamBody(maxTokens))),
-    close: () => {
-      channels.close();
-      return Promise.resolve();
-    },
-  };
-}
 
 async function streaming(ctx: BenchContext): Promise<void> {
   const emulator = await startEmulatorChild({ accounts, outputTokens: streamTokens, ttftMs: streamTtftMs, tokensPerSecond: streamTokensPerSecond });

@@ -30,9 +30,8 @@ import {
   startPassthroughChild,
 } from './gateway-processes.js';
 import { openDirectStream } from './gateway-streams.js';
-import { grpcStreamPath } from './gateway.bench.js';
 import { mainThreadProfile, printProfileSummary } from './gateway-profile.js';
-import { type NodeStreamPath, reportStreams, streamBody, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
+import { grpcStreamPath, type NodeStreamPath, reportStreams, streamBody, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
 
 const model = 'claude-sonnet-4-6';
 const utf8 = new TextEncoder();

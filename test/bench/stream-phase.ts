@@ -7,7 +7,7 @@ import { Pool } from 'undici';
 import { report } from './harness.js';
 import { percentile, sortedCopy } from './gateway-load.js';
 import { type EmulatorChild, type NodeChild, type NodeChildOptions, nodeView, processRssBytes, startNodeChild } from './gateway-processes.js';
-import { type HeldStream, openDirectStream, openStreams } from './gateway-streams.js';
+import { GatewayChannels, type HeldStream, openDirectStream, openStreams } from './gateway-streams.js';
 
 export const streamModel = 'claude-sonnet-4-6';
 /** The stream emulator: first token after 50 ms, then one delta (3 tokens) a second for 32 s. */
@@ -172,4 +172,19 @@ export function reportStreams(f: StreamFigures, count: number, direct: DirectFig
   report(`  ${endpoint} added TTFT p99, ${name} offered`, p99 - directP99, 'ms', targeted ? '≤ 5 ms' : 'reported', p99 - directP99 <= 5, {
     baseline: `TTFT p50 ${msText(percentile(f.ttftsMs, 50))}, p99 ${msText(p99)}${lowerBound}; direct to the emulator, ${directCount} streams held (opened interleaved with a ${directCount.toLocaleString('en-US')}-stream phase): p50 ${msText(percentile(direct.ttftsMs, 50))}, p99 ${msText(directP99)} (${direct.withoutFirstToken} without a first token, ${sum(direct.failures)} failed)`,
   });
+}
+
+/** gRPC connections the streams are spread over: 5,000 / 8 stays below the endpoint's 1,000 per connection. */
+export const streamChannels = 8;
+
+/** Streams through the node's gRPC endpoint, spread over `streamChannels` connections. */
+export function grpcStreamPath(node: NodeChild): NodeStreamPath {
+  const channels = new GatewayChannels(node.grpcPort, streamChannels, node.apiKey);
+  return {
+    open: (id, maxTokens) => channels.open(id, new TextEncoder().encode(streamBody(maxTokens))),
+    close: () => {
+      channels.close();
+      return Promise.resolve();
+    },
+  };
 }
