@@ -1,0 +1,100 @@
+import type { LedgerRow } from './ledger-row.js';
+
+/**
+ * What a node keeps on disk, as plain records: the seam between the cores (which say what changed
+ * since the last commit, see `durable-journal.ts`) and a store (SQLite in production,
+ * src/ledger/sqlite-store.ts; memory in the simulator). Nothing here does I/O.
+ *
+ *   meta              the node's replica id, its start count, the schema's own bookkeeping
+ *   counter entries   this replica's own (p, n, version) per counter key; peers' entries are not
+ *                     kept: every peer holds its own and sends it again after a restart
+ *   rights rows       this replica's own row of each escrowed limit's rights matrix
+ *   open requests     the quota gate's admitted or admitting requests, with their reservations
+ *                     and leases, as the gate's own JSON (src/admission/quota-gate.ts)
+ *   policy updates    Yjs updates of the policy document, compacted now and then to one
+ *   answers           entries of the answer ledgers (gateway answers, the forward ledger), as
+ *                     their owner's JSON
+ *   ledger rows       one per settled request (ledger-row.ts); appended, never updated
+ *
+ * Counter keys are stored by their parts, window by unit and index, so a store can drop expired
+ * windows with one range delete.
+ */
+export interface StoredCounterEntry {
+  readonly scope: string;
+  readonly subject: string;
+  readonly metric: string;
+  readonly unit: string;
+  readonly index: number;
+  /** When the key's window ends; rows whose window ended before the expiry horizon are deleted. */
+  readonly endMs: number;
+  readonly p: number;
+  readonly n: number;
+  readonly version: number;
+}
+
+export interface StoredRightsRow {
+  /** The counter key id the escrowed limit is keyed by (src/crdt/counter-key.ts). */
+  readonly keyId: string;
+  readonly endMs: number;
+  /** The row as JSON: `{ scope, subject, metric, unit, index, cells: [[replica, amount]...], used }`. */
+  readonly json: string;
+}
+
+export interface StoredOpenRequest {
+  readonly requestId: string;
+  readonly json: string;
+}
+
+/** Which answer ledger an answer belongs to. */
+export type AnswerBook = 'answers' | 'forward';
+
+export interface StoredAnswer {
+  readonly book: AnswerBook;
+  readonly key: string;
+  readonly atMs: number;
+  readonly json: string;
+}
+
+/** Everything one group commit writes, in one transaction. */
+export interface StateBatch {
+  readonly meta: readonly (readonly [string, string])[];
+  readonly counterEntries: readonly StoredCounterEntry[];
+  readonly rightsRows: readonly StoredRightsRow[];
+  readonly openRequestsPut: readonly StoredOpenRequest[];
+  readonly openRequestsDeleted: readonly string[];
+  readonly policyUpdates: readonly Uint8Array[];
+  readonly answersPut: readonly StoredAnswer[];
+  readonly answersDeleted: readonly { readonly book: AnswerBook; readonly key: string }[];
+  readonly ledgerRows: readonly LedgerRow[];
+}
+
+/** What a node reads back at start; everything but the ledger rows, which stay on disk. */
+export interface NodeSnapshot {
+  readonly meta: ReadonlyMap<string, string>;
+  readonly counterEntries: readonly StoredCounterEntry[];
+  readonly rightsRows: readonly StoredRightsRow[];
+  readonly openRequests: readonly StoredOpenRequest[];
+  readonly policyUpdates: readonly Uint8Array[];
+  readonly answers: readonly StoredAnswer[];
+}
+
+/** Why a store refused a write or a read: each is a node that must stop taking work, never a silent loss. */
+export type StoreError =
+  | { readonly kind: 'full'; readonly message: string }
+  | { readonly kind: 'read-only'; readonly message: string }
+  | { readonly kind: 'corrupt'; readonly message: string }
+  | { readonly kind: 'locked'; readonly message: string }
+  | { readonly kind: 'io'; readonly message: string };
+
+/**
+ * A node's durable state. `commit` writes a batch in one transaction, all or nothing; after it
+ * returns ok, the batch survives the process's death (and, with `sync: 'full'`, the machine's).
+ */
+export interface StateStore {
+  load(): NodeSnapshot;
+  commit(batch: StateBatch): { readonly ok: true } | { readonly ok: false; readonly error: StoreError };
+  /** Deletes counter entries and rights rows whose window ended before `beforeMs`; returns how many. */
+  dropExpired(beforeMs: number): number;
+  /** Replaces every stored policy update with one (the document's whole state). */
+  compactPolicy(state: Uint8Array): void;
+}
