@@ -123,10 +123,11 @@ describe('SqliteStore retention', () => {
     const rows = Array.from({ length: ledgerRollUpRowsMax + 500 }, (_, i) =>
       ledgerRow({ requestId: `r${i}`, tenant: i % 2 === 0 ? 'acme' : 'globex', chargedAtMs: day0Ms + (i % 3) * dayMs + i }),
     );
-    store.commit(batchOf({ ledgerRows: [...rows, ledgerRow({ requestId: 'young', chargedAtMs: day0Ms + 40 * dayMs })] }));
+    const young = [ledgerRow({ requestId: 'cut-day', chargedAtMs: day0Ms + 10 * dayMs }), ledgerRow({ requestId: 'young', chargedAtMs: day0Ms + 40 * dayMs })];
+    store.commit(batchOf({ ledgerRows: [...rows, ...young] }));
     const before = store.queryUsage({ filter: { side: 'tenant' }, groupBy: ['tenant', 'day'] });
     const now = day0Ms + 40 * dayMs + 5;
-    // The cut is the start of the day holding now - 30 days (day 10): the 40th day's row stays.
+    // The cut is the start of the day holding now - 30 days (day 10): that day's rows stay rows.
     expect(store.rollUp(now)).toEqual({ ok: true, value: ledgerRollUpRowsMax });
     expect(store.rollUp(now)).toEqual({ ok: true, value: 500 });
     expect(store.rollUp(now)).toEqual({ ok: true, value: 0 });
@@ -134,8 +135,22 @@ describe('SqliteStore retention', () => {
     expect(after.totals).toEqual(before.totals);
     expect(after.groups).toEqual(before.groups);
     expect(after.fromAggregates).toBe(rows.length);
-    expect(after.rows.map((r) => r.requestId)).toEqual(['young']);
-    expect(store.stats()).toMatchObject({ ledgerRows: 1, aggregateRows: 6 });
+    expect(after.rows.map((r) => r.requestId)).toEqual(['young', 'cut-day']);
+    expect(store.stats()).toMatchObject({ ledgerRows: 2, aggregateRows: 6 });
+  });
+
+  it('counts an aggregate at the start of its day in time ranges', () => {
+    store = openStore(join(folder.path, 'state.db'), { ...storeOptions, retentionMs: 30 * dayMs });
+    const hourMs = 3_600_000;
+    store.commit(batchOf({ ledgerRows: [1, 23, 25].map((h) => ledgerRow({ requestId: `h${h}`, chargedAtMs: day0Ms + h * hourMs })) }));
+    // Day 0 rolls up, day 1 stays live.
+    expect(store.rollUp(day0Ms + 31 * dayMs)).toEqual({ ok: true, value: 2 });
+    const since = store.queryUsage({ filter: { side: 'tenant', sinceMs: day0Ms + 2 * hourMs } });
+    expect([since.totals.requests, since.fromAggregates]).toEqual([1, 0]);
+    const until = store.queryUsage({ filter: { side: 'tenant', untilMs: day0Ms + 2 * hourMs } });
+    expect([until.totals.requests, until.fromAggregates]).toEqual([2, 2]);
+    const wholeDay = store.queryUsage({ filter: { side: 'tenant', sinceMs: day0Ms, untilMs: day0Ms + dayMs }, groupBy: ['hour', 'window:minute', 'window:week'] });
+    expect(wholeDay.groups.map((g) => [g.key, g.totals.requests])).toEqual([[{ hour: 'rolled-up', 'window:minute': 'rolled-up', 'window:week': 'week:2969' }, 2]]);
   });
 });
 

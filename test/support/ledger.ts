@@ -78,10 +78,11 @@ export function ledgerRow(overrides: Partial<LedgerRow> = {}): LedgerRow {
 const small = fc.integer({ min: 0, max: 100_000 });
 
 /**
- * Ledger rows over a small vocabulary, so random filters match some rows and groups repeat, and
- * over 200 days from 100 days before day 0 (times before 1970 are covered by the usage-sql tests).
+ * Ledger rows over a small vocabulary, so random filters match some rows and groups repeat, charged
+ * within `spanDays` days either side of day 0 (times before 1970 are covered by the usage-sql tests).
  */
-export const arbLedgerRow: fc.Arbitrary<LedgerRow> = fc
+export function arbLedgerRowWithin(spanDays: number): fc.Arbitrary<LedgerRow> {
+  return fc
   .record({
     requestId: fc.string({ minLength: 1, maxLength: 8 }),
     role: fc.constantFrom('local' as const, 'origin' as const, 'home' as const),
@@ -101,7 +102,7 @@ export const arbLedgerRow: fc.Arbitrary<LedgerRow> = fc
     estimated: fc.boolean(),
     clientLeft: fc.boolean(),
     drained: fc.boolean(),
-    chargedAtMs: fc.integer({ min: day0Ms - 100 * dayMs, max: day0Ms + 100 * dayMs }),
+    chargedAtMs: fc.integer({ min: day0Ms - spanDays * dayMs, max: day0Ms + spanDays * dayMs }),
     durationMs: fc.integer({ min: 0, max: 600_000 }),
   })
   .map((r) => ({
@@ -112,6 +113,9 @@ export const arbLedgerRow: fc.Arbitrary<LedgerRow> = fc
     status: r.outcome === 'ok' ? 'ok' : 'UNAVAILABLE',
     settledAtMs: r.chargedAtMs + r.durationMs,
   }));
+}
+
+export const arbLedgerRow = arbLedgerRowWithin(100);
 
 const arbKeyPart = fc.constantFrom('a', 'b', 'c');
 const arbJson = fc.string({ maxLength: 12 }).map((s) => JSON.stringify({ s }));
