@@ -455,7 +455,25 @@ export const storeBytesMin = 1024 * 1024;
  */
 export const storeWalBytesKeptMax = 16 * 1024 * 1024;
 
+/**
+ * How often a store's checkpoint thread copies the write-ahead log back into the database file
+ * (src/ledger/store-checkpointer.ts). At 500 settlements a second the log grows some 20 MB a
+ * second (every commit writes whole pages of the table and each index), so a second between
+ * checkpoints keeps it near that size.
+ */
+export const storeCheckpointEveryMs = 1_000;
+
+/**
+ * The log size past which a commit checkpoints inline, on the event loop: only when the
+ * checkpoint thread has fallen behind or failed, so disk use stays bounded whatever it does.
+ */
+export const storeWalBytesMax = 512 * 1024 * 1024;
+
+/** Commits between two looks at the log's size (one stat call). */
+export const storeWalCheckEveryCommits = 256;
+
 assert(ledgerRetentionMsMin <= ledgerRetentionMsDefault, 'the default retention is one a store accepts');
+assert(storeWalBytesKeptMax < storeWalBytesMax, 'the log kept after a checkpoint is below the size that forces one');
 
 // ---- Upstream ----
 

@@ -14,7 +14,12 @@ export function tempFolder(prefix = 'carpool-store-'): { readonly path: string; 
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export const storeOptions: StoreOptions = { sync: 'normal', maxBytes: 256 * 1024 * 1024 };
+/**
+ * Checkpoints inline: a test opens hundreds of stores, and a checkpoint thread per store would
+ * cost a thread start each and race the removal of the folder. The tests of the thread itself
+ * (and the child processes) use the default, background checkpoints.
+ */
+export const storeOptions: StoreOptions = { sync: 'normal', maxBytes: 256 * 1024 * 1024, checkpoints: 'inline' };
 
 /** Opens a store and fails the test with the store's own message if it cannot. */
 export function openStore(path: string, options: StoreOptions = storeOptions): SqliteStore {
