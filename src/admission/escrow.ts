@@ -68,6 +68,8 @@ export class EscrowBook {
   private changed = new Map<string, KeyedRightsRow>();
   /** Entries whose own row changed since `takeChanged`: snapshotted once per gossip interval. */
   private ownChanged = new Set<Entry>();
+  /** Entries whose own row changed since `takeUnsaved`: what a durable node writes before it sends (see below). */
+  private unsaved = new Set<Entry>();
   private lastNowMs = -Infinity;
 
   constructor(
@@ -101,7 +103,7 @@ export class EscrowBook {
       const entry = this.entries.get((keys[i] as CounterKey).id) as Entry;
       const spent = entry.counter.consume(amounts[i] as number);
       assert(spent, 'rights were checked just above');
-      this.ownChanged.add(entry);
+      this.changedOwn(entry);
     }
     return true;
   }
@@ -114,7 +116,7 @@ export class EscrowBook {
     // The window was dropped (expired) meanwhile: there is nothing left to refund into.
     if (entry === undefined) return;
     entry.counter.create(amount);
-    this.ownChanged.add(entry);
+    this.changedOwn(entry);
   }
 
   /** Creates rights a claim round won; false if the book is full (the claim is then wasted). */
@@ -124,7 +126,7 @@ export class EscrowBook {
     if (entry === undefined) return false;
     if (amount > 0) {
       entry.counter.create(amount);
-      this.ownChanged.add(entry);
+      this.changedOwn(entry);
     }
     return true;
   }
@@ -173,6 +175,7 @@ export class EscrowBook {
         const moved = entry.counter.transfer(replica, amount);
         if (!moved.ok) break;
         this.queue(entry.key, moved.value);
+        this.unsaved.add(entry);
         this.stats.transfers++;
         this.stats.rightsTransferred += amount;
         transfers++;
@@ -221,11 +224,47 @@ export class EscrowBook {
       if (this.expired(key)) continue;
       const entry = this.entry(key);
       if (entry === undefined) continue;
-      this.stats.rowsDropped += entry.counter.join([row], (raised: RightsRow) => this.changed.set(rowId(key, raised.owner), { key, row: raised }));
+      this.stats.rowsDropped += entry.counter.join([row], (raised: RightsRow) => {
+        this.changed.set(rowId(key, raised.owner), { key, row: raised });
+        if (raised.owner === this.self) this.unsaved.add(entry);
+      });
+    }
+  }
+
+  // ---- Durability ----
+
+  /**
+   * This node's own rows changed since the last call. A node that resumes under its own replica
+   * id after a restart writes them before it sends any frame, as it does its counter entries
+   * (src/crdt/windowed-counter.ts, "Durability"): a row a peer saw must never be larger than the
+   * one on disk, or rights spent before the crash would be spent again.
+   */
+  takeUnsaved(): KeyedRightsRow[] {
+    const rows: KeyedRightsRow[] = [];
+    for (const entry of this.unsaved) {
+      if (this.entries.get(entry.key.id) === entry) rows.push({ key: entry.key, row: entry.counter.ownState() });
+    }
+    this.unsaved.clear();
+    return rows;
+  }
+
+  /** Puts back this node's own rows as a durable store kept them, at start; expired windows are left out. */
+  restoreOwn(rows: readonly KeyedRightsRow[], nowMs: number): void {
+    this.lastNowMs = Math.max(this.lastNowMs, nowMs);
+    for (const { key, row } of rows) {
+      assert(row.owner === this.self, 'a node restores only its own rights rows');
+      if (this.expired(key)) continue;
+      const entry = this.entry(key);
+      if (entry !== undefined) this.stats.rowsDropped += entry.counter.join([row], () => {});
     }
   }
 
   // ---- Internals ----
+
+  private changedOwn(entry: Entry): void {
+    this.ownChanged.add(entry);
+    this.unsaved.add(entry);
+  }
 
   private entry(key: CounterKey): Entry | undefined {
     let entry = this.entries.get(key.id);

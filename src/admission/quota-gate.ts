@@ -11,6 +11,7 @@ import type { LimitRule } from '../mesh/policy/policy-schema.js';
 import { claimKey, type EscrowBook } from './escrow.js';
 import type { Rejection } from './outcome.js';
 import { chargedKeyIn, checkEventual, type QuotaScope, quotaRejection } from './quota.js';
+import type { EscrowSpend, OpenRequestRecord } from './open-request-record.js';
 import type { ReservationTable, Settlement } from './reservations.js';
 import { holdKeyOf } from './successor-release.js';
 
@@ -61,6 +62,8 @@ export interface QuotaRequest {
   /** The estimate per metric (`requests`: 1, `weighted_tokens`: the weighted estimate); metrics left out count zero. */
   readonly amounts: ReadonlyMap<string, number>;
   readonly leaseMs: number;
+  /** The caller's record of the request, kept with it on a durable node (see "Durability" below). */
+  readonly context?: string;
 }
 
 export type QuotaRejection = Extract<Rejection, { kind: 'quota' | 'no-quorum' | 'shed' | 'exceeds-limit' | 'request-done' }>;
@@ -107,8 +110,18 @@ interface Batch {
 }
 
 interface OpenRequest {
+  readonly tenant: TenantId;
   readonly metrics: readonly string[];
-  readonly escrow: readonly Charge[];
+  readonly escrow: readonly EscrowSpend[];
+  admitted: boolean;
+  readonly context: string | undefined;
+}
+
+/** A request that was open when a durable node died, as `recoverInterrupted` ended it. */
+export interface InterruptedRequest {
+  readonly record: OpenRequestRecord;
+  /** Admitted before the death: charged its whole estimate (these settlements). Not admitted: withdrawn, refunded whole. */
+  readonly settlements: readonly Settlement[];
 }
 
 /** Retry hint after a failed round: about two round trips across the widest region pair. */
@@ -119,6 +132,10 @@ export class QuotaGate {
   private readonly strictBatches = new Map<string, Batch>();
   private readonly claimBatches = new Map<string, Batch>();
   private readonly open = new Map<RequestId, OpenRequest>();
+  /** Open requests changed (opened, admitted, ended) since `takeOpenChanges`. */
+  private openChanged = new Set<RequestId>();
+  /** Whether anyone takes `openChanged` (a node with a durable store); else it is not kept. */
+  private durable = false;
   private waitingCount = 0;
   private nextRebalanceMs = -Infinity;
   /** Strict requests refused under contention, waiting for their one retry. */
@@ -176,7 +193,7 @@ export class QuotaGate {
     // A gate that restarted over durable books has no record of requests admitted before: it
     // settles the metrics the caller names, without escrow refunds (those rights stay spent).
     const open = this.open.get(requestId) ?? { metrics: [...used.keys()], escrow: [] };
-    this.open.delete(requestId);
+    this.closeOpen(requestId);
     const settlements: Settlement[] = [];
     for (const metric of open.metrics) {
       const id = reservationId(requestId, metric);
@@ -189,7 +206,7 @@ export class QuotaGate {
       settlements.push(settled.value);
       const { reserved, charged } = settled.value;
       // Rights spent beyond the actual usage go back to this node's escrow.
-      if (charged < reserved) for (const charge of open.escrow) if (charge.rule.metric === metric) this.escrow.refund(charge.key, reserved - charged);
+      if (charged < reserved) for (const spend of open.escrow) if (spend.metric === metric) this.escrow.refund(spend.key, reserved - charged);
     }
     return settlements;
   }
@@ -203,7 +220,7 @@ export class QuotaGate {
   withdraw(requestId: RequestId): boolean {
     const open = this.open.get(requestId);
     if (open === undefined) return false;
-    this.open.delete(requestId);
+    this.closeOpen(requestId);
     for (const metric of open.metrics) this.reservations.cancel(reservationId(requestId, metric));
     for (const charge of open.escrow) this.escrow.refund(charge.key, charge.amount);
     return true;
@@ -213,7 +230,7 @@ export class QuotaGate {
   tick(nowMs: number): void {
     for (const settlement of this.reservations.expire(nowMs)) {
       // Expired leases are charged in full: no refund, the open record just goes.
-      this.open.delete(requestOf(settlement.requestId));
+      this.closeOpen(requestOf(settlement.requestId));
     }
     if (this.retries.length > 0) this.runRetries(nowMs);
     if (nowMs >= this.nextRebalanceMs) {
@@ -228,6 +245,73 @@ export class QuotaGate {
     let next = Math.min(this.nextRebalanceMs, nowMs + escrowRebalanceIntervalMs);
     for (const retry of this.retries) next = Math.min(next, retry.atMs);
     return Math.max(nowMs, next);
+  }
+
+  // ---- Durability ----
+  //
+  // A node that keeps its state on disk writes its open requests (reservations with their
+  // leases, escrow rights spent, and whether the gate said yes) in the same commit as the counter
+  // entries they charged, so the two never disagree on disk. At a restart it puts them back
+  // (`restoreOpen`) and ends them at once (`recoverInterrupted`): one the gate had not yet
+  // admitted reached no upstream (the gateway waits for the commit of the admission before it
+  // dispatches), so it is withdrawn; one it had admitted may have, and what the upstream produced
+  // is unknown, so it is charged its whole estimate, an upper bound.
+
+  /** Keeps the changes `takeOpenChanges` hands out from now on; the owner must then take them every commit. */
+  keepDurable(): void {
+    this.durable = true;
+  }
+
+  /** Open requests opened, admitted or ended since the last call: records to write, ids to delete. */
+  takeOpenChanges(): { readonly put: OpenRequestRecord[]; readonly deleted: RequestId[] } {
+    const put: OpenRequestRecord[] = [];
+    const deleted: RequestId[] = [];
+    for (const requestId of this.openChanged) {
+      const open = this.open.get(requestId);
+      if (open === undefined) {
+        deleted.push(requestId);
+        continue;
+      }
+      const reservations = open.metrics.map((metric) => this.reservations.get(reservationId(requestId, metric))).filter((r) => r !== undefined);
+      put.push({ requestId, tenant: open.tenant, admitted: open.admitted, context: open.context, reservations, escrow: open.escrow });
+    }
+    this.openChanged = new Set();
+    return { put, deleted };
+  }
+
+  /** Puts back the open requests a durable store kept, before any admission; see above. */
+  restoreOpen(records: readonly OpenRequestRecord[]): void {
+    for (const record of records) {
+      if (this.open.has(record.requestId)) continue;
+      const metrics: string[] = [];
+      for (const reservation of record.reservations) {
+        if (this.reservations.get(reservation.requestId) !== undefined) continue;
+        this.reservations.restore(reservation);
+        metrics.push(reservation.requestId.slice(reservation.requestId.lastIndexOf('#') + 1));
+      }
+      this.open.set(record.requestId, { tenant: record.tenant, metrics, escrow: record.escrow, admitted: record.admitted, context: record.context });
+    }
+  }
+
+  /** Ends every restored request (see above); call it once, right after `restoreOpen`. */
+  recoverInterrupted(): InterruptedRequest[] {
+    const ended: InterruptedRequest[] = [];
+    for (const [requestId, open] of [...this.open]) {
+      const reservations = open.metrics.map((metric) => this.reservations.get(reservationId(requestId, metric))).filter((r) => r !== undefined);
+      const record: OpenRequestRecord = { requestId, tenant: open.tenant, admitted: open.admitted, context: open.context, reservations, escrow: open.escrow };
+      if (!open.admitted) {
+        this.withdraw(requestId);
+        ended.push({ record, settlements: [] });
+        continue;
+      }
+      // Every metric left out of `used` is charged its estimate.
+      ended.push({ record, settlements: this.settle(requestId, new Map()) });
+    }
+    return ended;
+  }
+
+  private closeOpen(requestId: RequestId): void {
+    if (this.open.delete(requestId) && this.durable) this.openChanged.add(requestId);
   }
 
   // ---- Escrow ----
@@ -351,7 +435,14 @@ export class QuotaGate {
       }
       metrics.push(metric);
     }
-    this.open.set(request.requestId, { metrics, escrow: pending.escrow });
+    this.open.set(request.requestId, {
+      tenant: request.tenant,
+      metrics,
+      escrow: pending.escrow.map((charge) => ({ key: charge.key, metric: charge.rule.metric, amount: charge.amount })),
+      admitted: false,
+      context: request.context,
+    });
+    if (this.durable) this.openChanged.add(request.requestId);
     return true;
   }
 
@@ -482,6 +573,11 @@ export class QuotaGate {
   }
 
   private admitted(pending: Pending): void {
+    const open = this.open.get(pending.request.requestId);
+    if (open !== undefined) {
+      open.admitted = true;
+      if (this.durable) this.openChanged.add(pending.request.requestId);
+    }
     this.stats.admitted++;
     pending.done(ok(undefined));
   }

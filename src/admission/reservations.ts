@@ -123,6 +123,19 @@ export class ReservationTable {
     return ok(reservation);
   }
 
+  /**
+   * Puts back an open reservation a durable store kept (see QuotaGate's durability): the counters
+   * already hold its amount and holds, so nothing is charged again.
+   */
+  restore(reservation: Reservation): void {
+    assert(!this.open.has(reservation.requestId), 'a reservation is restored once');
+    assert(this.open.size < this.openMax, 'restored reservations fit the table');
+    this.open.set(reservation.requestId, reservation);
+    const last = this.leases.at(-1);
+    if (last !== undefined && last.expiresMs > reservation.leaseExpiresMs) this.leasesSorted = false;
+    this.leases.push({ expiresMs: reservation.leaseExpiresMs, requestId: reservation.requestId });
+  }
+
   /** Settles with the actual usage; the same outcome again for an id already settled. */
   settle(requestId: RequestId, used: number): Result<Settlement, SettleError> {
     assert(isCount(used), 'usage must be a count');

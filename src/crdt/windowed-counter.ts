@@ -32,6 +32,12 @@ import { type Window, windowAt, windowLengthMs, windowOffsetMs, windowUnitCodes,
  * cannot resurrect an expired window. Memory is bounded by live windows and by `keysMax`.
  *
  * A replica that loses its state must rejoin under a new replica id: see `pn-counter.ts`.
+ *
+ * Durability. A node that keeps its state on disk resumes under its own replica id, which is
+ * safe only if no peer ever saw an own entry larger than the disk holds. `takeUnsaved()` hands
+ * the owner every own entry changed since the last call, stamped first so that the version saved
+ * is the version sent; the owner writes them before it sends any frame (src/node/mesh-runtime.ts
+ * commits, then flushes). `restoreOwn` puts them back at start.
  */
 
 /** One replica's entry for one key, as carried by deltas. */
@@ -115,7 +121,9 @@ export class WindowedCounter {
   private dirty: number[] = [];
   /** Slots stamped since the last `takeDelta`. */
   private outgoing: number[] = [];
-  /** Per slot: bit 1 = in `dirty`, bit 2 = in `outgoing`. */
+  /** Slots whose own entry changed since the last `takeUnsaved` (see "Durability" above). */
+  private unsaved: number[] = [];
+  /** Per slot: bit 1 = in `dirty`, bit 2 = in `outgoing`, bit 4 = in `unsaved`. */
   private marks = new Uint8Array(pageSlots);
   private ownVersion = 0;
   private takenVersion = 0;
@@ -186,7 +194,63 @@ export class WindowedCounter {
       this.marks[slot] = mark | 1;
       this.dirty.push(slot);
     }
+    this.markUnsaved(slot);
     return OK_VOID;
+  }
+
+  /**
+   * This replica's own entries changed since the last call, stamped first: what the owner must
+   * make durable before any of them leaves in a frame (see "Durability" above).
+   */
+  takeUnsaved(): CounterEntry[] {
+    this.stamp();
+    if (this.unsaved.length === 0) return [];
+    const entries: CounterEntry[] = [];
+    for (const slot of this.unsaved) {
+      this.marks[slot] = (this.marks[slot] as number) & ~4;
+      const key = this.keyBySlot[slot];
+      if (key !== undefined) this.pushEntry(entries, key, slot, 0);
+    }
+    this.unsaved = [];
+    return entries;
+  }
+
+  /**
+   * Puts back this replica's own entries as a durable store kept them, before any join or change:
+   * the next batches are numbered above the highest version restored, so peers that hold some of
+   * them ask only for what they lack. Entries of expired windows are left out; returns how many
+   * were restored.
+   */
+  restoreOwn(entries: readonly Omit<CounterEntry, 'replica'>[]): number {
+    let restored = 0;
+    for (const { key, p, n, version } of entries) {
+      assert(isCount(p) && isCount(n) && isCount(version) && version <= counterVersionMax, 'restored entries hold counts');
+      if (key.window.index < (this.watermark[windowUnitCodes[key.window.unit]] as number)) continue;
+      let slot = this.slotByKey.get(key.id);
+      if (slot === undefined) {
+        if (this.slotByKey.size >= this.keysMax) continue;
+        slot = this.allocateSlot(key);
+      }
+      const page = this.pages[slot >> pageShift] as Float64Array;
+      const i = (slot & pageMask) * this.stride * cellWidth;
+      page[i] = Math.max(page[i] as number, p);
+      page[i + 1] = Math.max(page[i + 1] as number, n);
+      page[i + 2] = Math.max(page[i + 2] as number, version);
+      if (version > this.ownVersion) this.ownVersion = version;
+      restored++;
+    }
+    this.takenVersion = this.ownVersion;
+    this.known[0] = this.ownVersion;
+    this.held[0] = this.ownVersion;
+    return restored;
+  }
+
+  private markUnsaved(slot: number): void {
+    const mark = this.marks[slot] as number;
+    if ((mark & 4) === 0) {
+      this.marks[slot] = mark | 4;
+      this.unsaved.push(slot);
+    }
   }
 
   /**
@@ -340,6 +404,8 @@ export class WindowedCounter {
       }
       const page = this.pages[slot >> pageShift] as Float64Array;
       const i = ((slot & pageMask) * this.stride + r) * cellWidth;
+      // Our own entry raised by a peer (it held more than our disk): saved like an own change.
+      if (r === 0 && (p > (page[i] as number) || n > (page[i + 1] as number))) this.markUnsaved(slot);
       if (p > (page[i] as number)) page[i] = p;
       if (n > (page[i + 1] as number)) page[i + 1] = n;
       if (version > (page[i + 2] as number)) {
@@ -510,6 +576,7 @@ export class WindowedCounter {
       // A freed slot may be reused by another key: forget it in the change lists.
       this.dirty = this.dirty.filter((slot) => this.keyBySlot[slot] !== undefined);
       this.outgoing = this.outgoing.filter((slot) => this.keyBySlot[slot] !== undefined);
+      this.unsaved = this.unsaved.filter((slot) => this.keyBySlot[slot] !== undefined);
     }
     return dropped;
   }
@@ -535,7 +602,7 @@ export class WindowedCounter {
       (this.pages[slot >> pageShift] as Float64Array)[(slot & pageMask) * this.stride * cellWidth + 2] = this.ownVersion;
       const mark = this.marks[slot] as number;
       if ((mark & 2) === 0) this.outgoing.push(slot);
-      this.marks[slot] = 2;
+      this.marks[slot] = (mark & 4) | 2;
     }
     this.dirty = [];
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { apiKeyHashHex, formatKeyId } from '../admission/api-key.js';
@@ -12,6 +12,7 @@ import { forgetSavedCredentials, type KeyPlan, noSavedCredentials, planKeys, rea
 import {
   accountPolicyOf,
   adminTokenFileName,
+  dataDirName,
   adminUrl,
   grpcTarget,
   httpBaseUrl,
@@ -165,7 +166,11 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
 
   // 2. Credentials: the previous run's unless told otherwise.
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  if (context.options.fresh === true) await forgetSavedCredentials(stateDir);
+  if (context.options.fresh === true) {
+    await forgetSavedCredentials(stateDir);
+    // A fresh mesh starts without the nodes' stores too: their policy names the old keys.
+    await rm(join(stateDir, dataDirName), { recursive: true, force: true });
+  }
   const saved = context.options.fresh === true ? noSavedCredentials : await readSavedCredentials(stateDir);
   const keyPlan = planKeys(config.tenants, saved.apiKeys);
   describeReuse(saved, keyPlan, context.options.fresh === true, print);

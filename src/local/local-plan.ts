@@ -15,6 +15,8 @@ import type { LocalAccount, LocalConfig, LocalRegion, LocalTenant } from './loca
 /** Names of the secret files in the state directory, referenced by every node config. */
 export const secretFileName = 'mesh.secret';
 export const adminTokenFileName = 'admin.token';
+/** The folder under stateDir that holds every node's data directory. */
+export const dataDirName = 'data';
 
 export function grpcTarget(host: string, port: number): string {
   return `${host}:${port}`;
@@ -60,6 +62,8 @@ export function nodeConfigOf(config: LocalConfig, region: LocalRegion, inputs: N
     http: { host, port: region.httpPort },
     adminTokenFile: adminTokenFileName,
     upstream: { baseUrl: inputs.emulatorUrl, accounts },
+    // Each node's durable store, beside its config: a restarted node resumes with its state.
+    dataDir: `${dataDirName}/${region.node}`,
   };
 }
 

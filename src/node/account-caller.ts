@@ -112,6 +112,8 @@ export interface AccountCallRequest {
   readonly requestId?: RequestId;
   /** The Messages body and the caller's version headers, passed on as they are. */
   readonly request: UpstreamRequest;
+  /** When the account's counters are charged for the call (the request's admission); its end by default. */
+  readonly chargeAtMs?: number;
   readonly stream: boolean;
   /** Receives a stream's events as they arrive; ignored for a non-streaming call. */
   readonly onEvent?: EventSink;
@@ -512,6 +514,7 @@ export class AccountCaller {
       request: request.request,
       stream: request.stream,
       abortOnCancel: abortsOnCancel(request),
+      ...(request.chargeAtMs === undefined ? {} : { chargeAtMs: request.chargeAtMs }),
       ...(request.onRead === undefined ? {} : { onRead: request.onRead }),
       ...(timeouts?.deadlineMs === undefined ? {} : { deadlineMs: this.clock.nowMs() + timeouts.deadlineMs }),
       ...(request.signal === undefined ? {} : { signal: request.signal }),

@@ -1,3 +1,5 @@
+import { assert } from '../core/assert.js';
+
 /**
  * Answers kept by a key, so that a request repeated for any reason reaches the upstream at most
  * once and the repeat gets the first answer. Two parts of a node keep one:
@@ -18,6 +20,12 @@
  * time to live and the first evicted when the ledger is full (by entries or by bytes); both are
  * counted. Running entries are never evicted: the caller bounds them by the requests it runs at
  * once. Sans-I/O: time comes in as `nowMs`.
+ *
+ * Durability. On a node with a durable store (`keepDurable`), every entry begun, finished or
+ * dropped is journaled and written in the node's next group commit, which the caller awaits
+ * before it calls the upstream. A restart puts the entries back (`restore`); one that was still
+ * running when the node died becomes done with the codec's `interrupted` answer, so a repeat of
+ * its key is refused, never run a second time.
  */
 export interface AnswerShape<Answer> {
   /** Bytes an answer holds (UTF-16 text at two bytes a character, byte arrays as they are). */
@@ -33,6 +41,28 @@ export interface AnswerLedgerBounds {
   readonly ttlMs: number;
   /** Largest single answer kept. */
   readonly answerBytesMax: number;
+}
+
+/** How a durable node writes an answer to disk and reads it back (JSON; the decoder checks what it reads). */
+export interface AnswerCodec<Answer> {
+  encode(answer: Answer): string;
+  decode(json: string): Answer | undefined;
+  /** The answer of a request that was running when the node died. */
+  interrupted(): Answer;
+}
+
+/** One journaled change: an entry to write (`json` undefined for a running one) or to delete. */
+export type LedgerChange =
+  | { readonly kind: 'put'; readonly key: string; readonly owner: string; readonly atMs: number; readonly json: string | undefined }
+  | { readonly kind: 'delete'; readonly key: string };
+
+/** An entry as a durable store kept it. */
+export interface KeptEntry {
+  readonly key: string;
+  readonly owner: string;
+  readonly atMs: number;
+  /** The encoded answer; undefined for a request that was running. */
+  readonly json: string | undefined;
 }
 
 export type LedgerBegin<Answer> =
@@ -63,6 +93,9 @@ export class AnswerLedger<Answer> {
   private bytes = 0;
   /** Bytes running requests hold for answers they may store: counted against the same bound. */
   private heldBytes = 0;
+  private codec: AnswerCodec<Answer> | undefined;
+  /** Changes since `takeChanges`, the latest per key; kept only once `keepDurable` was called. */
+  private changes = new Map<string, LedgerChange>();
 
   constructor(
     private readonly shape: AnswerShape<Answer>,
@@ -71,6 +104,47 @@ export class AnswerLedger<Answer> {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Journals every change from now on (see "Durability"); the owner must take them every commit. */
+  keepDurable(codec: AnswerCodec<Answer>): void {
+    this.codec = codec;
+  }
+
+  /** The changes since the last call, at most one per key. */
+  takeChanges(): LedgerChange[] {
+    if (this.changes.size === 0) return [];
+    const taken = [...this.changes.values()];
+    this.changes = new Map();
+    return taken;
+  }
+
+  /**
+   * Puts back entries a durable store kept, before any `begin`, oldest first; a running one
+   * becomes done with the codec's `interrupted` answer (and is journaled so). Entries past their
+   * time to live or the bounds are dropped. Returns how many running entries were interrupted.
+   */
+  restore(kept: readonly KeptEntry[], nowMs: number): number {
+    const codec = this.codec;
+    assert(codec !== undefined && this.entries.size === 0, 'restore once, on a durable ledger, before any begin');
+    let interrupted = 0;
+    for (const entry of [...kept].sort((a, b) => a.atMs - b.atMs)) {
+      if (nowMs - entry.atMs >= this.bounds.ttlMs) {
+        this.journal({ kind: 'delete', key: entry.key });
+        continue;
+      }
+      let answer = entry.json === undefined ? undefined : codec.decode(entry.json);
+      if (answer === undefined) {
+        answer = codec.interrupted();
+        interrupted++;
+      }
+      const bytes = Math.min(this.shape.bytesOf(answer), this.bounds.answerBytesMax);
+      while ((this.entries.size >= this.bounds.entriesMax || this.bytes + bytes > this.bounds.bytesMax) && this.evictOne());
+      this.entries.set(entry.key, { state: 'done', owner: entry.owner, atMs: entry.atMs, answer, bytes });
+      this.bytes += bytes;
+      if (entry.json === undefined) this.journal({ kind: 'put', key: entry.key, owner: entry.owner, atMs: entry.atMs, json: codec.encode(answer) });
+    }
+    return interrupted;
   }
 
   get storedBytes(): number {
@@ -93,6 +167,7 @@ export class AnswerLedger<Answer> {
       return { kind: 'full' };
     }
     this.entries.set(key, { state: 'running', owner });
+    this.journal({ kind: 'put', key, owner, atMs: nowMs, json: undefined });
     this.stats.begun++;
     return { kind: 'new' };
   }
@@ -113,6 +188,7 @@ export class AnswerLedger<Answer> {
     while (this.bytes + this.heldBytes + bytes > this.bounds.bytesMax && this.evictOne());
     this.entries.set(key, { state: 'done', owner: entry.owner, atMs: nowMs, answer: kept, bytes });
     this.bytes += bytes;
+    if (this.codec !== undefined) this.journal({ kind: 'put', key, owner: entry.owner, atMs: nowMs, json: this.codec.encode(kept) });
   }
 
   /**
@@ -136,7 +212,17 @@ export class AnswerLedger<Answer> {
 
   /** Forgets a begun request that never reached the upstream, so a repeat may run it. */
   abandon(key: string): void {
-    if (this.entries.get(key)?.state === 'running') this.entries.delete(key);
+    if (this.entries.get(key)?.state === 'running') {
+      this.entries.delete(key);
+      this.journal({ kind: 'delete', key });
+    }
+  }
+
+  private journal(change: LedgerChange): void {
+    if (this.codec === undefined) return;
+    // Bounded by the entries: one change per key.
+    this.changes.delete(change.key);
+    this.changes.set(change.key, change);
   }
 
   private expire(nowMs: number): void {
@@ -163,5 +249,6 @@ export class AnswerLedger<Answer> {
   private remove(key: string, entry: Entry<Answer> & { readonly state: 'done' }): void {
     this.entries.delete(key);
     this.bytes -= entry.bytes;
+    this.journal({ kind: 'delete', key });
   }
 }

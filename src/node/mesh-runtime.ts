@@ -19,6 +19,13 @@ import { WsTransport, type WsTransportStats } from '../net/ws-transport.js';
 import { AccountPool } from '../pool/account-pool.js';
 import { AccountUsage } from '../pool/account-usage.js';
 import type { BaseStrategyName } from '../pool/strategies.js';
+import { decodeStoredAnswer, DurableJournal } from '../ledger/durable-journal.js';
+import type { LedgerRow } from '../ledger/ledger-row.js';
+import type { AnswerBook, NodeSnapshot, StateStore, StoreError } from '../ledger/node-state.js';
+import { interruptedRow } from '../ledger/request-context.js';
+import { restoreNode, type RestoreReport } from '../ledger/restore-node.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { AnswerCodec, AnswerLedger, KeptEntry } from './answer-ledger.js';
 import type { NodeConfig } from './node-config.js';
 
 /**
@@ -45,6 +52,13 @@ import type { NodeConfig } from './node-config.js';
  * with `onPoolChange` (an `AccountCaller`, which owns the pool's event outbox) hear after every
  * tick and update, so a queued call learns of an eviction at once. The caller itself is not
  * built here: it needs the accounts' credentials, which are not in the replicated policy.
+ *
+ * Durability. With a store (`dataDir` in the config, src/ledger/), the node resumes under the
+ * replica id the store names, with its own counter entries, rights rows, open requests and policy
+ * put back (src/ledger/restore-node.ts), and every pump commits what changed before it sends a
+ * frame (src/ledger/durable-journal.ts). While the store refuses writes the node sends nothing
+ * and `storeFailing` says why, so the gateway refuses work. Without a store, or with an empty
+ * one, every start is a new replica, the safe path of a lost disk.
  */
 export interface MeshRuntimeOptions {
   readonly config: NodeConfig;
@@ -53,7 +67,22 @@ export interface MeshRuntimeOptions {
   readonly log?: (line: string) => void;
   /** How the pool picks among accounts for requests without a session key; sessions stick either way. */
   readonly poolStrategy?: BaseStrategyName;
+  /** The node's durable store, opened; none keeps nothing across restarts. */
+  readonly store?: StateStore;
 }
+
+/** What the store gave back at start. */
+export interface RestartReport extends RestoreReport {
+  /** This start's number for the replica id (1 for its first). */
+  readonly starts: number;
+  /** Whether the replica id came from the store (a restart with state). */
+  readonly resumed: boolean;
+}
+
+/** A store retries a refused commit this often, while it keeps refusing. */
+const storeRetryMs = 1_000;
+/** Expired counter windows leave the store this often. */
+const storeExpiryEveryMs = 60_000;
 
 interface Waiter {
   readonly key: CounterKey;
@@ -92,6 +121,14 @@ export class MeshRuntime {
   private stopped = false;
   /** What the dead incarnations of this member had left reserved, once released. */
   private releaseReport: (ReleaseReport & { readonly atMs: number }) | undefined;
+  /** The group commit, with a store. */
+  readonly journal: DurableJournal | undefined;
+  /** What the store gave back at start, with a store. */
+  readonly restart: RestartReport | undefined;
+  private readonly store: StateStore | undefined;
+  /** Stored answers by book, until their ledger attaches (`attachBook`). */
+  private keptAnswers = new Map<AnswerBook, KeptEntry[]>();
+  private nextStoreExpiryMs = 0;
 
   private constructor(options: MeshRuntimeOptions) {
     const { config } = options;
@@ -101,10 +138,17 @@ export class MeshRuntime {
     const membership = Membership.create(config.node, config.members);
     if (!membership.ok) throw new Error(membership.error.reason);
     // A node restarted without its state must not reuse its replica id (see pn-counter.ts): the
-    // incarnation suffix makes every start a new replica.
-    this.replica = asReplicaId(`${config.node}~${Date.now().toString(36)}${randomBytes(2).toString('hex')}`);
+    // incarnation suffix makes every start a new replica. One with its state resumes its own.
+    this.store = options.store;
+    const snapshot = options.store?.load();
+    const kept = snapshot?.meta.get('replica');
+    const resumed = kept !== undefined && kept.startsWith(`${config.node}~`);
+    if (kept !== undefined && !resumed) throw new Error(`the data directory holds the state of replica ${kept}, not of node ${config.node}: give each node its own dataDir`);
+    this.replica = resumed ? asReplicaId(kept) : asReplicaId(`${config.node}~${Date.now().toString(36)}${randomBytes(2).toString('hex')}`);
+    const starts = resumed ? Number(snapshot?.meta.get('starts') ?? '0') + 1 : 1;
     this.counter = new WindowedCounter(this.replica);
-    this.policy = new PolicyDocument(yjsClientId(this.replica));
+    // A new Yjs client id per start: structs an earlier start wrote but never saved cannot collide.
+    this.policy = new PolicyDocument(yjsClientId(asReplicaId(starts === 1 ? this.replica : `${this.replica}#${starts}`)));
     const crypto: MeshCrypto = {
       hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
       nonce: () => new Uint8Array(randomBytes(16)),
@@ -119,7 +163,8 @@ export class MeshRuntime {
       counter: this.counter,
       policy: this.policy,
       rights: this.escrow,
-      // Every start is a new replica without the old one's state (nothing is persisted yet).
+      // Peers' entries are not kept on disk: a restarted node answers no quorum read until every
+      // peer has sent its state, with or without its own.
       recovering: true,
     });
     // Strict retries are jittered per node, so the node's own seed.
@@ -134,6 +179,21 @@ export class MeshRuntime {
       sticky: true,
       room: this.accountUsage,
     });
+    if (options.store !== undefined && snapshot !== undefined) {
+      const parts = { counter: this.counter, escrow: this.escrow, gate: this.gate, policy: this.policy };
+      this.journal = new DurableJournal(options.store, parts, () => performance.now());
+      const restored = resumed ? restoreNode(snapshot, parts, Date.now()) : ok(emptyRestore);
+      if (!restored.ok) throw new Error(restored.error);
+      this.restart = { ...restored.value, starts, resumed };
+      this.journal.setMeta('replica', this.replica);
+      this.journal.setMeta('starts', String(starts));
+      if (resumed) this.keepAnswers(snapshot);
+      const nowMs = Date.now();
+      for (const ended of restored.value.interrupted) {
+        const row = interruptedRow(ended, config.node, config.region, nowMs);
+        if (row !== undefined) this.journal.appendRow(row);
+      }
+    }
     this.pool.update(this.policy.accounts().values());
     this.unsubscribePolicy = this.policy.onChange(() => {
       this.pool.update(this.policy.accounts().values());
@@ -182,9 +242,9 @@ export class MeshRuntime {
   }
 
   /** The quota decision for one request, in its limits' modes (see QuotaGate). */
-  admit(request: QuotaRequest): Promise<QuotaDecision> {
+  admit(request: QuotaRequest, nowMs: number = Date.now()): Promise<QuotaDecision> {
     return new Promise((resolve) => {
-      this.gate.admit(request, Date.now(), resolve);
+      this.gate.admit(request, nowMs, resolve);
       this.soon();
     });
   }
@@ -202,6 +262,47 @@ export class MeshRuntime {
   withdrawClaim(claim: ClaimHandle): void {
     this.claims.withdraw(claim);
     this.soon();
+  }
+
+  /**
+   * Resolves once everything this node did before the call is on disk (the next group commit), or
+   * with the store's error; at once without a store. See src/ledger/durable-journal.ts.
+   */
+  durable(): Promise<Result<undefined, StoreError>> {
+    if (this.journal === undefined) return Promise.resolve(ok(undefined));
+    if (this.stopped) return Promise.resolve(err({ kind: 'io', message: 'the node is stopping' }));
+    const done = this.journal.durable();
+    this.soon();
+    return done;
+  }
+
+  /** Whether this node keeps a durable store. */
+  get keepsState(): boolean {
+    return this.journal !== undefined;
+  }
+
+  /** Why the store refuses writes now (the node must refuse work), or undefined. */
+  get storeFailing(): StoreError | undefined {
+    return this.journal?.failing;
+  }
+
+  /** Appends a usage row to the next group commit; nothing without a store. */
+  appendRow(row: LedgerRow): void {
+    if (this.journal === undefined) return;
+    this.journal.appendRow(row);
+    this.soon();
+  }
+
+  /**
+   * Makes an answer ledger durable: its kept entries come back from the store (a running one as
+   * the codec's interrupted answer) and its changes join every group commit. Nothing without a store.
+   */
+  attachBook<Answer>(book: AnswerBook, ledger: AnswerLedger<Answer>, codec: AnswerCodec<Answer>): void {
+    if (this.journal === undefined) return;
+    ledger.keepDurable(codec);
+    ledger.restore(this.keptAnswers.get(book) ?? [], Date.now());
+    this.keptAnswers.delete(book);
+    this.journal.addBook(book, ledger);
   }
 
   /** What this node released of its dead predecessors' reservations, once it has (see the file comment). */
@@ -287,6 +388,8 @@ export class MeshRuntime {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    // What the last requests settled is written before the node goes.
+    this.journal?.commit();
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.immediate !== undefined) clearImmediate(this.immediate);
@@ -311,12 +414,29 @@ export class MeshRuntime {
     // Cheap when nothing is due: the pool peeks its deadline heap.
     this.pool.tick(now);
     this.notifyPool();
-    this.flush();
+    // The group commit, then the frames: no peer may see what the disk does not hold.
+    const saved = this.journal === undefined || this.journal.commit();
+    if (saved) this.flush();
+    if (saved && this.store !== undefined && now >= this.nextStoreExpiryMs) {
+      this.nextStoreExpiryMs = now + storeExpiryEveryMs;
+      this.store.dropExpired(now - this.counter.horizonMs);
+    }
     this.checkWaiters();
     if (this.timer !== undefined) clearTimeout(this.timer);
     const later = Date.now();
-    const delay = Math.max(1, Math.min(this.node.nextTickMs(later), this.gate.nextTickMs(later), this.claims.nextTickMs(later)) - later);
+    const due = Math.min(this.node.nextTickMs(later), this.gate.nextTickMs(later), this.claims.nextTickMs(later), saved ? Number.POSITIVE_INFINITY : later + storeRetryMs);
+    const delay = Math.max(1, due - later);
     this.timer = setTimeout(() => this.pump(), delay);
+  }
+
+  private keepAnswers(snapshot: NodeSnapshot): void {
+    for (const answer of snapshot.answers) {
+      const decoded = decodeStoredAnswer(answer);
+      if (decoded === undefined) continue;
+      let kept = this.keptAnswers.get(answer.book);
+      if (kept === undefined) this.keptAnswers.set(answer.book, (kept = []));
+      kept.push({ key: answer.key, owner: decoded.owner, atMs: answer.atMs, json: decoded.json });
+    }
   }
 
   private releasePredecessors(nowMs: number): void {
@@ -355,6 +475,8 @@ export class MeshRuntime {
     }
   }
 }
+
+const emptyRestore: RestoreReport = Object.freeze({ counterEntries: 0, rightsRows: 0, policyUpdates: 0, interrupted: [], skipped: 0 });
 
 /** Yjs needs a distinct 32-bit client id per incarnation: FNV-1a of the replica id. */
 export function yjsClientId(replica: ReplicaId): number {

@@ -65,6 +65,14 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *       "acct-3": { "kind": "api-key", "key": "sk-ant-..." }         // inline: tests only
  *     }
  *   },
+ *   "dataDir": "data/eu-1",               // optional: the node's durable store (src/ledger/), one
+ *                                         // SQLite file node.sqlite in this folder; without it the
+ *                                         // node keeps nothing across restarts
+ *   "store": {                            // optional, with dataDir
+ *     "sync": "normal",                   // "normal" survives kill -9; "full" also a power cut
+ *     "retentionDays": 90,                // usage rows older roll up into daily aggregates
+ *     "maxBytes": 10737418240             // the file's bound: past it the node refuses work
+ *   },
  *   "rateLimits": {                       // optional; defaults in src/node/gateway/gateway-settings.ts
  *     "client": { "rate": 1200, "periodMs": 60000, "burst": 100 },  // per client IP and user
  *     "tenant": { "rate": 12000, "periodMs": 60000, "burst": 1000 } // per tenant at this node
@@ -104,7 +112,19 @@ export interface NodeConfig {
   readonly adminTokens?: readonly AdminTokenConfig[] | undefined;
   readonly upstream?: UpstreamConfig | undefined;
   readonly rateLimits?: RateLimitSettings | undefined;
+  /** The folder of the node's durable store, relative to the config file; none keeps nothing. */
+  readonly dataDir?: string | undefined;
+  readonly store?: StoreConfig | undefined;
 }
+
+/** How the durable store writes (src/ledger/sqlite-store.ts); each field has a default. */
+export interface StoreConfig {
+  readonly sync: 'normal' | 'full';
+  readonly retentionDays: number;
+  readonly maxBytes: number;
+}
+
+export const defaultStoreConfig: StoreConfig = Object.freeze({ sync: 'normal', retentionDays: 90, maxBytes: 10 * 1024 ** 3 });
 
 export interface AdminEndpointConfig {
   readonly host: string;
@@ -168,7 +188,7 @@ const memberFields = ['id', 'region', 'url', 'grpc'];
 /** A top-level field the parser skips: a string or an array of strings, for comments. */
 const commentField = '$comment';
 
-const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'http', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits'];
+const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'http', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits', 'dataDir', 'store'];
 
 /** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
 export const adminTokenLengthMin = 16;
@@ -257,7 +277,27 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   if (admin !== undefined && gateway.value.adminToken === undefined && (gateway.value.adminTokens ?? []).length === 0) {
     return bad('admin', 'the admin endpoint refuses every request without a token: set adminToken, adminTokenFile or adminTokens');
   }
-  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, memberGrpc, secret, tls, ...gateway.value });
+  const stored = parseStore(raw);
+  if (!stored.ok) return stored;
+  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, memberGrpc, secret, tls, ...gateway.value, ...stored.value });
+}
+
+/** `dataDir` and `store`: where and how the node keeps its state. */
+function parseStore(raw: Record<string, unknown>): Result<Pick<NodeConfig, 'dataDir' | 'store'>, ConfigError> {
+  if (raw.dataDir === undefined) {
+    if (raw.store !== undefined) return bad('store', 'needs dataDir: the store is a file in the data directory');
+    return ok({});
+  }
+  if (typeof raw.dataDir !== 'string' || raw.dataDir.length === 0 || raw.dataDir.includes('\0')) return bad('dataDir', 'must be a folder path');
+  if (raw.store === undefined) return ok({ dataDir: raw.dataDir, store: defaultStoreConfig });
+  if (!isRecord(raw.store)) return bad('store', 'must be an object with sync, retentionDays and maxBytes (each optional)');
+  const { sync = defaultStoreConfig.sync, retentionDays = defaultStoreConfig.retentionDays, maxBytes = defaultStoreConfig.maxBytes } = raw.store;
+  const unknown = Object.keys(raw.store).find((key) => !['sync', 'retentionDays', 'maxBytes'].includes(key));
+  if (unknown !== undefined) return bad(`store.${unknown}`, 'unknown field (known: sync, retentionDays, maxBytes)');
+  if (sync !== 'normal' && sync !== 'full') return bad('store.sync', 'must be "normal" (survives a killed process) or "full" (also a power cut)');
+  if (typeof retentionDays !== 'number' || !Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3_650) return bad('store.retentionDays', 'must be a whole number of days from 1 to 3650');
+  if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) return bad('store.maxBytes', 'must be a whole number of bytes, at least 1048576 (1 MiB)');
+  return ok({ dataDir: raw.dataDir, store: { sync, retentionDays, maxBytes } });
 }
 
 type GatewayFields = Pick<NodeConfig, 'grpc' | 'http' | 'adminToken' | 'adminTokens' | 'upstream' | 'rateLimits'>;

@@ -96,6 +96,9 @@ export class PolicyDocument {
   private readonly remoteOrigin = { origin: 'remote' };
   /** Yjs v1 updates of local edits not yet taken; at most `policyLocalUpdatesMax`. */
   private pendingUpdates: Uint8Array[] = [];
+  /** Every update (local or a peer's) not yet taken by a durable owner; kept only once `keepDurable` was called. */
+  private unsavedUpdates: Uint8Array[] | undefined;
+  private readonly restoreOrigin = { origin: 'restore' };
   private readonly listeners = new Set<() => void>();
   /** Counts document changes, so listeners run once per public call that changed something. */
   private changeCount = 0;
@@ -126,12 +129,52 @@ export class PolicyDocument {
     );
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
       this.changeCount++;
+      if (this.unsavedUpdates !== undefined && origin !== this.restoreOrigin) {
+        this.unsavedUpdates.push(update);
+        if (this.unsavedUpdates.length > policyLocalUpdatesMax) this.unsavedUpdates = [Y.mergeUpdates(this.unsavedUpdates)];
+      }
       if (origin !== this.localOrigin) return;
       this.pendingUpdates.push(update);
       // Merging keeps the count bounded; the merged update holds the same structs, so peers
       // receive exactly what they would have from the separate updates.
       if (this.pendingUpdates.length > policyLocalUpdatesMax) this.pendingUpdates = [Y.mergeUpdates(this.pendingUpdates)];
     });
+  }
+
+  // ---- Durability ----
+
+  /**
+   * From now on, keeps every update, local or a peer's, for `takeUnsaved`: a node with a durable
+   * store writes them before it sends any frame, so a restarted node has the policy it last had
+   * even if every peer is down. The restarted node takes a new Yjs client id (the caller derives
+   * it from the replica id and its start count), so nothing it writes can collide with structs an
+   * earlier start wrote but did not save.
+   */
+  keepDurable(): void {
+    this.unsavedUpdates ??= [];
+  }
+
+  takeUnsaved(): Uint8Array[] {
+    if (this.unsavedUpdates === undefined || this.unsavedUpdates.length === 0) return [];
+    const taken = this.unsavedUpdates;
+    this.unsavedUpdates = [];
+    return taken;
+  }
+
+  /** Applies updates a durable store kept, at start; a bad one is refused as a peer's would be. */
+  restore(updates: readonly Uint8Array[]): Result<undefined, BadSyncMessage> {
+    for (const update of updates) {
+      const problem = this.checkRemoteUpdate(update);
+      if (problem !== undefined) return badSyncMessage(problem);
+      try {
+        Y.applyUpdate(this.doc, update, this.restoreOrigin);
+      } catch (error) {
+        return badSyncMessage(`stored update failed to apply: ${describe(error)}`);
+      }
+    }
+    assert(this.doc.clientID === this.clientId, 'the Yjs client id changed');
+    this.notifyIfChanged();
+    return ok(undefined);
   }
 
   // ---- Sync ----

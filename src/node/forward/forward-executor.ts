@@ -1,7 +1,7 @@
-import type { TokenUsage } from '../../admission/estimate.js';
+import { type TokenUsage, weightedTokens } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
-import type { AccountId, NodeId, RegionId, RequestId } from '../../core/ids.js';
+import type { AccountId, NodeId, RegionId, RequestId, TenantId } from '../../core/ids.js';
 import {
   forwardCallsInFlightMax,
   forwardHopMarginMs,
@@ -12,7 +12,10 @@ import {
   upstreamDeadlineMs,
 } from '../../core/limits.js';
 import type { Result } from '../../core/result.js';
-import type { Account } from '../../mesh/policy/policy-schema.js';
+import type { LedgerRow } from '../../ledger/ledger-row.js';
+import { costMicrosOf } from '../../ledger/model-prices.js';
+import type { StoreError } from '../../ledger/node-state.js';
+import { type Account, defaultTokenWeights } from '../../mesh/policy/policy-schema.js';
 import type { ForwardCall, ForwardHandler, ForwardRefusal, ForwardResult, ForwardSink } from '../../net/grpc/forward-handler.js';
 import type { AccountPool, FeedbackReport } from '../../pool/account-pool.js';
 import { accountAmountsOf, type AccountUsage } from '../../pool/account-usage.js';
@@ -22,7 +25,8 @@ import type { EventSink } from '../../upstream/upstream-client.js';
 import type { UpstreamRequest, UpstreamTarget } from '../../upstream/upstream-request.js';
 import type { Completion, StreamCompletion, UpstreamError } from '../../upstream/upstream-result.js';
 import type { AccountCallClient } from '../account-caller.js';
-import { AnswerLedger, type AnswerLedgerBounds } from '../answer-ledger.js';
+import { type AnswerCodec, AnswerLedger, type AnswerLedgerBounds } from '../answer-ledger.js';
+import { decodeStored, encodeStored, isRecord } from '../stored-json.js';
 import { type ForwardRoute, upstreamResultOf } from './forward-route.js';
 import { verifyForward } from './member-mac.js';
 
@@ -62,6 +66,47 @@ export interface StoredAnswer {
 
 export type ForwardLedger = AnswerLedger<StoredAnswer>;
 
+/**
+ * How a durable home node keeps forward answers on disk (src/node/answer-ledger.ts). The account
+ * feedback is not kept (a replay after a restart teaches the origin's pool nothing); a call that
+ * was running when the node died comes back as a failure with zero usage: its account was
+ * charged nothing here, since the charge is made after the call (and would have been written
+ * with the answer), and the origin, which settles the tenant, charges its own estimate.
+ */
+export function storedAnswerCodec(region: RegionId): AnswerCodec<StoredAnswer> {
+  return {
+  encode: (answer) => encodeStored({ ...answer, result: { ...answer.result, feedback: undefined } }),
+  decode: (json) => {
+    const raw = decodeStored(json);
+    if (!isRecord(raw) || !isRecord(raw.result) || typeof raw.answerKept !== 'boolean' || typeof raw.stream !== 'boolean') return undefined;
+    const result = raw.result;
+    if (typeof result.outcome !== 'string' || !isRecord(result.usage) || typeof result.servedRegion !== 'string') return undefined;
+    if (raw.events !== undefined && !Array.isArray(raw.events)) return undefined;
+    return { result: { ...(result as unknown as ForwardResult), feedback: undefined }, events: raw.events as SseEvent[] | undefined, answerKept: raw.answerKept, stream: raw.stream };
+  },
+  interrupted: () => ({
+    result: {
+      outcome: 'network',
+      usage: zeroUsage,
+      feedback: undefined,
+      messageJson: undefined,
+      upstreamRequestId: undefined,
+      status: 0,
+      errorType: '',
+      detail: 'the home node restarted while this call ran',
+      cancelled: false,
+      estimated: false,
+      replayed: true,
+      settledElsewhere: false,
+      servedRegion: region,
+    },
+    events: undefined,
+    answerKept: false,
+    stream: false,
+  }),
+  };
+}
+
 export const forwardLedgerBounds: AnswerLedgerBounds = Object.freeze({
   entriesMax: forwardLedgerEntriesMax,
   bytesMax: forwardLedgerBytesMax,
@@ -97,6 +142,17 @@ export interface ForwardExecutorOptions {
   readonly clock: Clock;
   readonly onAlert?: (report: FeedbackReport) => void;
   readonly log?: (line: string) => void;
+  /** This member's id: a run whose origin is another member writes a `home` usage row. */
+  readonly self?: NodeId;
+  /**
+   * The node's durable store, if it keeps one (src/ledger/durable-journal.ts): a forwarded call's
+   * ledger entry is on disk before the upstream call, and its usage row before its answer.
+   */
+  readonly durable?: {
+    readonly keepsState: boolean;
+    durable(): Promise<Result<undefined, StoreError>>;
+    appendRow(row: LedgerRow): void;
+  };
 }
 
 /** One call on an account homed here; see `ForwardExecutor.run`. */
@@ -117,6 +173,10 @@ export interface AccountRun {
   /** Absolute time, on the executor's clock, by which the upstream call must end. */
   readonly deadlineMs?: number;
   readonly reportFeedback: boolean;
+  /** When the account's counters are charged; the call's end by default. */
+  readonly chargeAtMs?: number;
+  /** The tenant and region a forwarded call came from, for its `home` usage row. */
+  readonly forwardedFor?: { readonly tenant: TenantId; readonly originRegion: RegionId };
 }
 
 export type RunOutcome =
@@ -186,6 +246,7 @@ export class ForwardExecutor implements ForwardHandler {
       abortOnCancel: request.abortOnCancel && request.stream,
       ...(call.deadlineMs === undefined ? {} : { deadlineMs: upstreamDeadlineOf(call.deadlineMs, nowMs) }),
       reportFeedback: true,
+      forwardedFor: { tenant: request.tenant, originRegion: request.originRegion },
     });
     return outcome.result;
   }
@@ -212,10 +273,21 @@ export class ForwardExecutor implements ForwardHandler {
       case 'new':
         break;
     }
+    // A forwarded call's ledger entry is on disk before the upstream sees the call: a home node
+    // that dies mid-call answers a repeat of it as interrupted instead of calling again.
+    const forwarded = run.origin !== options.self && options.durable?.keepsState === true ? options.durable : undefined;
+    if (forwarded !== undefined) {
+      const begun = await forwarded.durable();
+      if (!begun.ok) {
+        options.ledger.abandon(key);
+        return { kind: 'refused', result: this.refused(`the home node's store refused a write (${begun.error.kind})`) };
+      }
+    }
 
     this.running++;
     this.stats.executed++;
     let heldBytes = 0;
+    const startedMs = options.clock.nowMs();
     try {
       let events: SseEvent[] | undefined = run.stream ? [] : undefined;
       const sink = run.onEvent;
@@ -244,12 +316,19 @@ export class ForwardExecutor implements ForwardHandler {
         const report = options.pool.onFeedback(account.id, feedback, options.clock.nowMs());
         if (report?.alert !== undefined) options.onAlert?.(report);
       }
-      if (upstream.ok || feedback?.kind === 'success' || !isZero(usage)) this.charge(account, usage);
+      const chargedAtMs = run.chargeAtMs ?? options.clock.nowMs();
+      const charged = upstream.ok || feedback?.kind === 'success' || !isZero(usage);
+      if (charged) this.charge(account, usage, chargedAtMs);
       const result = resultOf(upstream, run.stream, options.region);
       options.ledger.release(heldBytes);
       heldBytes = 0;
       const answerKept = !run.stream || events !== undefined;
       options.ledger.finish(key, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
+      if (forwarded !== undefined && charged && run.forwardedFor !== undefined) {
+        forwarded.appendRow(homeRowOf(run, run.forwardedFor, usage, result, { node: options.self ?? '', region: options.region, chargedAtMs, startedMs, endedMs: options.clock.nowMs() }));
+      }
+      // The account's charge and the kept answer are on disk before the origin hears of them.
+      if (forwarded !== undefined && !(await forwarded.durable()).ok) return { kind: 'refused', result: this.refused("the home node's store refused a write") };
       return { kind: 'ran', upstream, result };
     } catch (error) {
       options.ledger.release(heldBytes);
@@ -283,6 +362,7 @@ export class ForwardExecutor implements ForwardHandler {
           ...(call.signal === undefined ? {} : { signal: call.signal }),
           abortOnCancel: call.abortOnCancel,
           ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
+          ...(call.chargeAtMs === undefined ? {} : { chargeAtMs: call.chargeAtMs }),
           reportFeedback: false,
         });
         if (outcome.kind === 'ran') return outcome.upstream;
@@ -354,8 +434,8 @@ export class ForwardExecutor implements ForwardHandler {
     };
   }
 
-  private charge(account: Account, usage: TokenUsage): void {
-    const charged = this.options.usage.charge(account, accountAmountsOf(usage), this.options.clock.nowMs());
+  private charge(account: Account, usage: TokenUsage, atMs: number): void {
+    const charged = this.options.usage.charge(account, accountAmountsOf(usage), atMs);
     if (charged.ok) return;
     this.stats.chargeFailures++;
     this.options.log?.(`account ${account.id}: forwarded usage not charged (${charged.error.kind})`);
@@ -426,4 +506,44 @@ function ledgerKeyOf(requestId: RequestId, accountId: AccountId): string {
 
 function isZero(usage: TokenUsage): boolean {
   return usage.input === 0 && usage.output === 0 && usage.cacheWrite === 0 && usage.cacheRead === 0;
+}
+
+/** The `home` usage row of a forwarded call: the account's charge, linked to the origin's row by the request id. */
+function homeRowOf(
+  run: AccountRun,
+  origin: { readonly tenant: TenantId; readonly originRegion: RegionId },
+  usage: TokenUsage,
+  result: ForwardResult,
+  at: { readonly node: string; readonly region: RegionId; readonly chargedAtMs: number; readonly startedMs: number; readonly endedMs: number },
+): LedgerRow {
+  const model = typeof run.request.body.model === 'string' ? run.request.body.model : '';
+  // The tenant's weights are the origin's business (its row); the home row weighs by the defaults.
+  const weighted = weightedTokens(usage, defaultTokenWeights);
+  return {
+    requestId: run.requestId,
+    role: 'home',
+    tenant: origin.tenant,
+    user: null,
+    apiKeyId: null,
+    account: run.account.id,
+    originRegion: origin.originRegion,
+    servedRegion: at.region,
+    node: at.node,
+    model,
+    stream: run.stream,
+    inputTokens: usage.input,
+    outputTokens: usage.output,
+    cacheWriteTokens: usage.cacheWrite,
+    cacheReadTokens: usage.cacheRead,
+    weightedTokens: weighted,
+    costMicros: costMicrosOf(model, weighted),
+    outcome: result.outcome === 'ok' ? 'ok' : 'failed',
+    status: result.outcome,
+    estimated: result.estimated,
+    clientLeft: result.cancelled,
+    drained: result.cancelled && !result.estimated,
+    chargedAtMs: at.chargedAtMs,
+    settledAtMs: at.endedMs,
+    durationMs: Math.max(0, at.endedMs - at.startedMs),
+  };
 }

@@ -71,6 +71,8 @@ export interface ForwardedCall {
   readonly abortOnCancel: boolean;
   /** Absolute time, on the caller's clock, by which the upstream call must end; undefined: the default timeouts. */
   readonly deadlineMs?: number;
+  /** When a local call charges the account (the request's admission, so its usage row and the counters agree on windows); a forward's home charges at its own time. */
+  readonly chargeAtMs?: number;
 }
 
 export interface ForwardRoute {

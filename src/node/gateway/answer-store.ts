@@ -4,7 +4,8 @@ import { accountBusyRetryAfterMs, answerStoreAnswerBytesMax, answerStoreBytesMax
 import { err, ok, type Result } from '../../core/result.js';
 import type { CompleteResponse, StreamSink, StreamSummary } from '../../net/grpc/carpool-handler.js';
 import type { SseEvent } from '../../upstream/sse-parser.js';
-import { AnswerLedger, type AnswerLedgerBounds } from '../answer-ledger.js';
+import { type AnswerCodec, AnswerLedger, type AnswerLedgerBounds } from '../answer-ledger.js';
+import { decodeStored, encodeStored, isRecord } from '../stored-json.js';
 
 /**
  * The answers this node's gateway served, by request id, so that a client retrying an id gets
@@ -53,6 +54,31 @@ export const answerStoreBounds: AnswerLedgerBounds = Object.freeze({
 function eventBytes(event: SseEvent): number {
   return 2 * (event.event.length + event.data.length);
 }
+
+/**
+ * How a durable node keeps served answers on disk. A request that was running when the node died
+ * comes back as `failed`: its retry is told it ran (it was charged its estimate at the restart,
+ * src/admission/quota-gate.ts) and is never run a second time.
+ */
+export const servedAnswerCodec: AnswerCodec<ServedAnswer> = {
+  encode: (answer) => encodeStored(answer),
+  decode: (json) => {
+    const raw = decodeStored(json);
+    if (!isRecord(raw)) return undefined;
+    switch (raw.kind) {
+      case 'message':
+        return isRecord(raw.response) && raw.response.messageJson instanceof Uint8Array && isRecord(raw.response.usage) ? (raw as ServedAnswer) : undefined;
+      case 'stream':
+        return Array.isArray(raw.events) && isRecord(raw.summary) ? (raw as ServedAnswer) : undefined;
+      case 'failed':
+      case 'not-kept':
+        return raw.method === 'complete' || raw.method === 'stream' ? (raw as ServedAnswer) : undefined;
+      default:
+        return undefined;
+    }
+  },
+  interrupted: () => ({ kind: 'failed', method: 'complete', status: 'the node restarted while this request ran; it was charged its reserved estimate' }),
+};
 
 export class AnswerStore {
   readonly ledger: AnswerLedger<ServedAnswer>;

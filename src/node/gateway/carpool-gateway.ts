@@ -49,6 +49,10 @@ import type { CountedTokens, CountTokensCallError, CountTokensCallOptions, Count
 import type { SseEvent } from '../../upstream/sse-parser.js';
 import type { EventSink } from '../../upstream/upstream-client.js';
 import { gatewayStatusOf } from '../../net/grpc/gateway-status.js';
+import type { LedgerRow } from '../../ledger/ledger-row.js';
+import { costMicrosOf } from '../../ledger/model-prices.js';
+import type { StoreError } from '../../ledger/node-state.js';
+import { encodeRequestContext } from '../../ledger/request-context.js';
 import type { UpstreamRequest, UpstreamTarget } from '../../upstream/upstream-request.js';
 import type { AccountCaller, AccountCompletion } from '../account-caller.js';
 import { type AnswerRecord, AnswerStore, replayAnswer, type ServedMethod } from './answer-store.js';
@@ -115,7 +119,8 @@ export interface GatewayRuntime {
   readonly policy: Pick<PolicyDocument, 'tenant'>;
   readonly counter: WindowedCounter;
   readonly pool: Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'onFeedback'>;
-  admit(request: QuotaRequest): Promise<QuotaDecision>;
+  /** `nowMs` picks the windows the request is charged in: its usage row names the same time. */
+  admit(request: QuotaRequest, nowMs: number): Promise<QuotaDecision>;
   settle(requestId: RequestId, used: ReadonlyMap<string, number>): Settlement[];
   /** Withdraws an admitted request that reached no model: refunded whole, its id free again. */
   withdraw(requestId: RequestId): boolean;
@@ -125,6 +130,17 @@ export interface GatewayRuntime {
   withdrawClaim(claim: ClaimHandle): void;
   /** A quorum read: joins what R members hold for `keys` into the counter. */
   readRound(keys: readonly CounterKey[]): Promise<RoundOutcome>;
+  /**
+   * Resolves once everything done so far is on the node's disk (one group commit), or with the
+   * store's error; at once on a node without a store (src/ledger/durable-journal.ts).
+   */
+  durable?(): Promise<Result<undefined, StoreError>>;
+  /** Whether the node keeps a durable store (then the two waits above happen, and requests carry their ledger context). */
+  readonly keepsState?: boolean;
+  /** Why the node's store refuses writes now; the gateway then admits nothing. */
+  readonly storeFailing?: StoreError | undefined;
+  /** Appends a usage row to the node's next group commit (src/ledger/ledger-row.ts). */
+  appendRow?(row: LedgerRow): void;
 }
 
 /** The count_tokens call; `countTokensCall` of src/upstream/count-tokens-call.ts in production. */
@@ -134,6 +150,8 @@ export interface CarpoolGatewayOptions {
   readonly runtime: GatewayRuntime;
   /** This node's region: `servedRegion` of every answer. */
   readonly region: RegionId;
+  /** This node's member id, for its usage rows; the region's name by default. */
+  readonly node?: NodeId;
   /** The region of a mesh member, to tell a client where its request id ran; none by default. */
   readonly regionOf?: (node: NodeId) => RegionId | undefined;
   readonly authenticator: RequestAuthenticator;
@@ -183,6 +201,8 @@ export class GatewayStats {
   withdrawn = 0;
   /** Requests answered from the answer store: a kept answer, or the status of a used id. */
   replayed = 0;
+  /** Requests refused, or answers withheld, because the node's store refused a write. */
+  storeRefusals = 0;
 }
 
 /** A request past admission: what the call and the settlement need. */
@@ -192,6 +212,7 @@ interface Admitted {
   readonly estimateTokens: number;
   readonly span: CallSpan;
   readonly record: AnswerRecord;
+  readonly admittedAtMs: number;
 }
 
 /** What one admitted request's call came to, however it ended. */
@@ -204,6 +225,8 @@ interface Executed {
   /** The output was estimated from relayed text: a stream its client left under `abort`. */
   readonly estimated: boolean;
   readonly servedRegion: RegionId;
+  /** The account of the last attempt, which made the usage (earlier attempts were refused before a model ran); null when none was tried. */
+  readonly account: AccountId | null;
 }
 
 /**
@@ -224,11 +247,24 @@ export interface SettledRequest {
   readonly outcome: 'ok' | 'failed';
   /** The client went away (deadline, cancel, disconnect) before the answer was in. */
   readonly clientLeft: boolean;
+  /** The usage row written for it on a node with a store. */
+  readonly row: LedgerRow;
+}
+
+/** Who a request is and when it was admitted: what its usage row says besides the usage. */
+interface RequestFacts {
+  readonly input: CompletionInput;
+  readonly tenant: Tenant;
+  readonly apiKeyId: string | null;
+  readonly admittedAtMs: number;
+  readonly stream: boolean;
 }
 
 const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 /** Retry hint after a failed quorum read: about two round trips across the widest region pair, as for strict admission. */
 const quorumReadRetryAfterMs = 1_000;
+/** Retry hint while the node's store refuses writes: an operator has to act, so not soon. */
+const storeFailingRetryAfterMs = 5_000;
 const utf8 = new TextEncoder();
 const systemClock: Clock = { nowMs: () => Date.now() };
 
@@ -243,6 +279,7 @@ export class CarpoolGateway implements CarpoolHandler {
 
   private readonly runtime: GatewayRuntime;
   private readonly region: RegionId;
+  private readonly node: string;
   private readonly regionOf: (node: NodeId) => RegionId | undefined;
   private readonly authenticator: RequestAuthenticator;
   private readonly caller: Pick<AccountCaller, 'call' | 'pump'>;
@@ -254,6 +291,8 @@ export class CarpoolGateway implements CarpoolHandler {
   private readonly log: (line: string) => void;
   private readonly observer: GatewayObserver;
   private readonly onSettled: (settled: SettledRequest) => void;
+  /** The API key id each call authenticated with, for its usage row; entries go with their calls. */
+  private readonly keyIds = new WeakMap<object, string>();
   /** Handler calls running, for a drain on shutdown. */
   private running = 0;
   private idleWaiters: (() => void)[] = [];
@@ -261,6 +300,7 @@ export class CarpoolGateway implements CarpoolHandler {
   constructor(options: CarpoolGatewayOptions) {
     this.runtime = options.runtime;
     this.region = options.region;
+    this.node = options.node ?? options.region;
     this.regionOf = options.regionOf ?? (() => undefined);
     this.authenticator = options.authenticator;
     this.caller = options.caller;
@@ -504,26 +544,44 @@ export class CarpoolGateway implements CarpoolHandler {
     const span = callSpanOf(nowMs, call.deadlineMs, this.settings);
     const admitStartedMs = this.observer.nowMs();
     const subjects = subjectsOf(tenant, input.user);
-    const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects, amounts, leaseMs: span.leaseMs });
+    // A node whose disk refuses writes takes no work: what it would charge could not be kept.
+    if (this.runtime.storeFailing !== undefined) {
+      this.stats.storeRefusals++;
+      return { result: this.refuse({ kind: 'shed', retryAfterMs: storeFailingRetryAfterMs }), keepClaim: false };
+    }
+    const facts: RequestFacts = { input, tenant, apiKeyId: this.keyIds.get(call) ?? null, admittedAtMs: nowMs, stream: sink !== undefined };
+    const context = this.runtime.keepsState !== true ? undefined : encodeRequestContext({ user: input.user ?? null, apiKeyId: facts.apiKeyId, model: modelOf(input), stream: facts.stream, admittedAtMs: nowMs });
+    const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects, amounts, leaseMs: span.leaseMs, ...(context === undefined ? {} : { context }) }, nowMs);
     this.observer.admission(decision.ok ? 'admitted' : 'refused', this.observer.nowMs() - admitStartedMs);
     if (call.onLimits !== undefined && (decision.ok || decision.error.kind === 'quota')) call.onLimits(limitUsages(this.runtime.counter, subjects, this.clock.nowMs()));
     if (!decision.ok) return { result: this.refuse(decision.error), keepClaim: false };
+    // The reservation is on disk before anything may reach an upstream: a node that dies now
+    // comes back knowing the request was admitted, and charges its estimate.
+    const reserved = await this.whenDurable();
+    if (!reserved.ok) {
+      this.runtime.withdraw(input.requestId);
+      return { result: reserved, keepClaim: false };
+    }
 
     // From here the request holds a reservation: every way out below settles or withdraws it once.
-    const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record };
+    const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record, admittedAtMs: nowMs };
     // What ends it if `execute` throws (a bug): nothing reached the model as far as anyone knows.
-    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region };
+    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region, account: null };
     try {
       executed = await this.execute(call, admitted, sink);
     } finally {
-      this.settle(input.requestId, tenant, executed, call.signal.aborted);
+      this.settle(facts, executed, call.signal.aborted);
     }
     if (call.signal.aborted) this.stats.cancelled++;
     const served = this.servedOf(input, executed, sink !== undefined);
     if (served.ok) this.stats.completed++;
     else this.stats.callFailures++;
     this.keep(record, executed, served, sink === undefined ? 'complete' : 'stream');
-    return { result: served, keepClaim: executed.reachedModel || executed.answered };
+    const keepClaim = executed.reachedModel || executed.answered;
+    // The request is settled for its client when its answer ends (the unary reply, a stream's
+    // final status): its usage row and kept answer are on disk before that.
+    const settled = await this.whenDurable();
+    return { result: settled.ok ? served : settled, keepClaim };
   }
 
   /**
@@ -534,7 +592,7 @@ export class CarpoolGateway implements CarpoolHandler {
   private async execute(call: CarpoolCall<CompleteRequest>, admitted: Admitted, sink: StreamSink | undefined): Promise<Executed> {
     const { input, tenant, record } = admitted;
     const slot = await this.scheduler.acquire({ tier: tenant.tier, tenant: tenant.id, costTokens: admitted.estimateTokens }, call.signal);
-    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region };
+    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region, account: null };
     const releaseSlot = (): void => slot.value.release();
     call.signal.addEventListener('abort', releaseSlot, { once: true });
     try {
@@ -553,6 +611,7 @@ export class CarpoolGateway implements CarpoolHandler {
         tenant: tenant.id,
         requestId: input.requestId,
         request,
+        chargeAtMs: admitted.admittedAtMs,
         stream: sink !== undefined,
         ...(onEvent === undefined ? {} : { onEvent, onRead: (event: SseEvent) => record.read(event) }),
         signal: call.signal,
@@ -566,7 +625,8 @@ export class CarpoolGateway implements CarpoolHandler {
       // another region already ran and settled is not counted again.
       const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(outcome.usage) : !isZero(outcome.usage);
       const answered = outcome.attempts.some((attempt) => attempt.outcome === 'success');
-      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, answered, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region };
+      const account = result.ok ? result.value.accountId : (outcome.attempts.at(-1)?.accountId ?? null);
+      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, answered, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region, account };
     } finally {
       call.signal.removeEventListener('abort', releaseSlot);
       releaseSlot();
@@ -578,28 +638,75 @@ export class CarpoolGateway implements CarpoolHandler {
    * src/upstream/relayed-usage.ts for a stream aborted by its client), or withdraws one that did
    * not: refunded whole, and its id free again. Tells `onSettled` of every settlement.
    */
-  private settle(requestId: RequestId, tenant: Tenant, executed: Executed, clientLeft: boolean): void {
+  private settle(facts: RequestFacts, executed: Executed, clientLeft: boolean): void {
+    const { input, tenant } = facts;
+    const requestId = input.requestId;
     if (!executed.reachedModel) {
       this.runtime.withdraw(requestId);
       this.stats.withdrawn++;
       return;
     }
     const amounts = settledAmounts(executed.usage, tenant.weights, true);
-    this.runtime.settle(requestId, amounts);
+    const settlements = this.runtime.settle(requestId, amounts);
     this.stats.settlements++;
     if (executed.estimated) this.stats.settlementsEstimated++;
-    this.recentUsage.add(tenant.id, executed.usage, this.clock.nowMs());
+    const nowMs = this.clock.nowMs();
+    this.recentUsage.add(tenant.id, executed.usage, nowMs);
     this.observer.tokens(executed.usage);
+    // A lease that ran out first charged the estimate: the row says what the counters hold.
+    const byLease = settlements.some((settlement) => settlement.by === 'lease');
+    const chargedOf = (metric: string, actual: number): number => settlements.find((s) => s.requestId.endsWith(`#${metric}`))?.charged ?? actual;
+    const weightedTokens = chargedOf('weighted_tokens', amounts.get('weighted_tokens') ?? 0);
+    const model = modelOf(input);
+    const row: LedgerRow = {
+      requestId,
+      role: executed.servedRegion === this.region ? 'local' : 'origin',
+      tenant: tenant.id,
+      user: input.user ?? null,
+      apiKeyId: facts.apiKeyId,
+      account: executed.account,
+      originRegion: this.region,
+      servedRegion: executed.servedRegion,
+      node: this.node,
+      model,
+      stream: facts.stream,
+      inputTokens: byLease ? chargedOf('input_tokens', 0) - executed.usage.cacheWrite : executed.usage.input,
+      outputTokens: byLease ? chargedOf('output_tokens', 0) : executed.usage.output,
+      cacheWriteTokens: executed.usage.cacheWrite,
+      cacheReadTokens: executed.usage.cacheRead,
+      weightedTokens,
+      costMicros: costMicrosOf(model, weightedTokens),
+      outcome: executed.result.ok ? 'ok' : 'failed',
+      status: executed.result.ok ? 'ok' : statusNameOf(executed.result.error),
+      estimated: executed.estimated || byLease,
+      clientLeft,
+      drained: clientLeft && !executed.estimated,
+      chargedAtMs: facts.admittedAtMs,
+      settledAtMs: nowMs,
+      durationMs: Math.max(0, nowMs - facts.admittedAtMs),
+    };
+    this.runtime.appendRow?.(row);
     this.onSettled({
       requestId,
       tenant: tenant.id,
       servedRegion: executed.servedRegion,
       usage: executed.usage,
-      weightedTokens: amounts.get('weighted_tokens') ?? 0,
+      weightedTokens,
       estimated: executed.estimated,
       outcome: executed.result.ok ? 'ok' : 'failed',
       clientLeft,
+      row,
     });
+  }
+
+  /** One group commit of the node's store; an error to answer the client with if the store refused it. */
+  private async whenDurable(): Promise<Result<undefined, GatewayError>> {
+    if (this.runtime.keepsState !== true || this.runtime.durable === undefined) return ok(undefined);
+    const written = await this.runtime.durable();
+    if (written.ok) return written;
+    this.stats.storeRefusals++;
+    this.log(`the node's store refused a write (${written.error.kind}): ${written.error.message}`);
+    return this.refuse({ kind: 'shed', retryAfterMs: storeFailingRetryAfterMs });
   }
 
   /** What the client is answered: the message or the stream's summary, or the call's error. */
@@ -702,6 +809,7 @@ export class CarpoolGateway implements CarpoolHandler {
     // Looked up again: the tenant may have been removed between the two reads.
     const tenant = this.runtime.policy.tenant(authenticated.value.tenant);
     if (tenant === undefined) return this.refuse({ kind: 'unauthenticated', reason: 'unknown-tenant' });
+    this.keyIds.set(call, authenticated.value.keyId);
     return ok(tenant);
   }
 
@@ -759,6 +867,17 @@ function untilDoneOrGone(done: Promise<void>, signal: AbortSignal): Promise<bool
       resolve(true);
     });
   });
+}
+
+/** The model a request names (validated non-empty by request-validation.ts). */
+function modelOf(input: CompletionInput): string {
+  const model = input.body.model;
+  return typeof model === 'string' ? model : '';
+}
+
+/** A short name of what a failed call answered, for its usage row. */
+function statusNameOf(error: GatewayError): string {
+  return error.kind === 'rejected' ? error.rejection.kind : error.kind;
 }
 
 function usageOf(usage: TokenUsage): Usage {

@@ -15,7 +15,8 @@ import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
 import { AccountCaller } from '../account-caller.js';
 import { AdminService } from '../admin/admin-service.js';
-import { ForwardExecutor, newForwardLedger } from '../forward/forward-executor.js';
+import { ForwardExecutor, newForwardLedger, storedAnswerCodec } from '../forward/forward-executor.js';
+import { servedAnswerCodec } from './answer-store.js';
 import { type ForwardRoute, ForwardRouter } from '../forward/forward-route.js';
 import type { MeshRuntime } from '../mesh-runtime.js';
 import { nodeAuthCrypto } from '../node-auth-crypto.js';
@@ -140,7 +141,10 @@ export class RegionGateway {
       clock,
       onAlert,
       log,
+      self: config.node,
+      durable: runtime,
     });
+    runtime.attachBook('forward', executor.ledger, storedAnswerCodec(region));
     const localRoutes = new WeakMap<Account, ForwardRoute>();
     const caller = new AccountCaller({
       pool: runtime.pool,
@@ -168,6 +172,7 @@ export class RegionGateway {
     const carpool = new CarpoolGateway({
       runtime,
       region,
+      node: config.node,
       regionOf: (node) => config.members.find((member) => member.id === node)?.region,
       authenticator,
       caller,
@@ -178,6 +183,7 @@ export class RegionGateway {
       ...(options.onSettled === undefined ? {} : { onSettled: options.onSettled }),
       log,
     });
+    runtime.attachBook('answers', carpool.answers.ledger, servedAnswerCodec);
     const adminTokens = options.adminTokens;
     const admin =
       adminTokens === undefined || adminTokens.size === 0
