@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 const processTests = [
   'test/admin-cli/run-admin.test.ts',
+  'test/ledger/sqlite-store-processes.test.ts',
   'test/local/local-launcher.test.ts',
   'test/local/local-mesh.test.ts',
   'test/local/mesh-e2e.test.ts',
