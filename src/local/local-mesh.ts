@@ -317,11 +317,14 @@ async function applyPolicy(context: LaunchContext, regions: readonly LocalMeshRe
   for (const tenant of config.tenants) {
     const put = await sendJson('PUT', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}`, tenantPolicyOf(tenant), adminToken);
     if (put !== undefined) return err(`PUT /policy/tenants/${tenant.id} at ${first.region}: ${put}`);
-    // A previous run's key is registered again (the nodes keep no policy across starts).
+    // A previous run's key is registered again: a node started without its store (a new data
+    // directory, --fresh) has no policy; one with its store already holds the key, which the
+    // endpoint answers with 400 on the field apiKey, "already" (src/node/admin/admin-service.ts).
     const reused = keyPlan.reused.get(tenant.id);
     if (reused === undefined) continue;
     const registered = await sendJson('POST', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}/keys`, { name: 'local-mesh', apiKey: reused, reason: 'kept from the previous carpool local start' }, adminToken);
-    if (registered !== undefined) return err(`registering the previous key of tenant ${tenant.id} at ${first.region}: ${registered}`);
+    const alreadyThere = registered !== undefined && registered.startsWith('HTTP 400') && registered.includes('"field":"apiKey"') && registered.includes('already');
+    if (registered !== undefined && !alreadyThere) return err(`registering the previous key of tenant ${tenant.id} at ${first.region}: ${registered}`);
   }
 
   // 6. A key for each tenant without one, minted by the Admin service (it stores only the digest).

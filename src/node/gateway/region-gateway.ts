@@ -218,7 +218,9 @@ export class RegionGateway {
 
   private checkHealth(): void {
     if (this.stopping !== undefined) return;
-    this.server.setServing(this.hasQuorum);
+    // A node whose store refuses writes takes no work (the gateway refuses it), so a balancer
+    // should send it none either.
+    this.server.setServing(this.hasQuorum && this.runtime.storeFailing === undefined);
   }
 
   /** Drains and stops within `graceMs`; see the file comment. Idempotent. */
