@@ -1,5 +1,5 @@
 import { err, ok, type Result } from '../core/result.js';
-import { usageGroupByFieldsMax, usageQueryRowsMax } from '../core/limits.js';
+import { usageQueryGroupFieldsMax, usageQueryRowsMax } from '../core/limits.js';
 import { splitCommandOptions } from '../local/command-options.js';
 import { defaultStateFile } from '../local/local-state.js';
 import { parseTime } from '../node/admin/usage-query-params.js';
@@ -33,7 +33,7 @@ filters (both commands):
                           UTC), a date and time with its offset (2027-01-31T12:00:00Z) or epoch ms
 
 query options:
-  --group-by F[,F...]     up to ${usageGroupByFieldsMax} of tenant, user, apiKeyId, model, account, day, hour,
+  --group-by F[,F...]     up to ${usageQueryGroupFieldsMax} of tenant, user, apiKeyId, model, account, day, hour,
                           window:<unit> (sec10, minute, hour, hour5, day, week, day30)
   --rows N                list the newest N rows (0 to ${usageQueryRowsMax}; default 0)
   --json                  print the endpoint's JSON answer

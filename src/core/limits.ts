@@ -172,21 +172,6 @@ export const adminAllowedHostsMax = 32;
 export const usageAdjustmentAmountMax = 1_000_000_000_000;
 
 /**
- * Ledger rows one usage query lists (`rows=N` of GET /usage/ledger, QueryUsage's `rows`). A query
- * answers whole, so a listing stays a page; an export (GET /usage/export) streams any number.
- */
-export const usageQueryRowsMax = 1_000;
-
-/** Fields one usage query may group by (`groupBy=tenant,model,window:day`). */
-export const usageGroupByFieldsMax = 4;
-
-/**
- * Groups one usage query answers; more are left out and the answer says so (`groupsTruncated`).
- * A group is some 200 bytes of JSON, so a full answer is about 2 MB.
- */
-export const usageQueryGroupsMax = 10_000;
-
-/**
  * Ledger rows an export holds at once: it reads the ledger in time slices of at most this many
  * rows (counted first) and writes each slice out, waiting for the client to take it, before it
  * reads the next. A row is some 500 bytes as text, so a slice is about 1 MB however large the

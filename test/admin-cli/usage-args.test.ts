@@ -49,7 +49,7 @@ describe('parseUsageArgs', () => {
     expect(errorOf(['export', '--since', '2027-01-31T12:00', '--format', 'csv'])).toContain('--since takes');
     expect(errorOf(['export', '--since', '1h', '--format', 'csv', '--rows', '5'])).toBe('usage export takes no --rows');
     expect(errorOf(['query', '--out', 'f'])).toBe('usage query takes no --out');
-    expect(errorOf(['query', '--rows', '1001'])).toBe('--rows takes a number from 0 to 1000');
+    expect(errorOf(['query', '--rows', '10001'])).toBe('--rows takes a number from 0 to 10000');
     expect(errorOf(['query', '--side', 'both'])).toBe('--side takes tenant or account');
     expect(errorOf(['query', 'acme'])).toContain('takes options only');
     expect(errorOf(['query', '--url', 'http://a:1', '--region', 'x'])).toBe('give --url or --region, not both');

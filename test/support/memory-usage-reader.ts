@@ -1,4 +1,5 @@
 import { assert } from '../../src/core/assert.js';
+import { usageQueryGroupsMax } from '../../src/core/limits.js';
 import { windowAt, type WindowUnit, windowUnits } from '../../src/crdt/window.js';
 import type { LedgerRow, UsageTotals } from '../../src/ledger/ledger-row.js';
 import type { UsageAnswer, UsageFilter, UsageGroup, UsageGroupField, UsageQuery, UsageReader } from '../../src/ledger/usage-query.js';
@@ -10,8 +11,10 @@ import type { UsageAnswer, UsageFilter, UsageGroup, UsageGroupField, UsageQuery,
  *
  *   side     tenant: rows with role local or origin; account: local or home
  *   filters  exact matches; the time range half-open [sinceMs, untilMs) on chargedAtMs
- *   groups   per distinct tuple of the groupBy fields; a null field groups as ''; `day` as
- *            YYYY-MM-DD and `hour` as YYYY-MM-DDTHH (UTC), `window:<unit>` as `<unit>:<index>`
+ *   groups   per distinct tuple of the groupBy fields, in the order of their values (numbers as
+ *            numbers); a null field groups as ''; `day` as YYYY-MM-DD and `hour` as
+ *            YYYY-MM-DDTHH:00Z (UTC), `window:<unit>` as `<unit>:<index>`, as the SQLite store has them;
+ *            the first `usageQueryGroupsMax` in key order, `groupsTruncated` when more matched
  *   rows     newest first (by chargedAtMs, then the later added), at most rowsLimit
  *   eachRow  oldest first, in the same order reversed
  */
@@ -31,25 +34,31 @@ export class MemoryUsageReader implements UsageReader {
   queryUsage(query: UsageQuery): UsageAnswer {
     this.calls.queryUsage++;
     const matching = this.matching(query.filter);
-    const groups = new Map<string, { key: Record<string, string>; rows: LedgerRow[] }>();
+    const groups = new Map<string, { raws: (string | number)[]; rows: LedgerRow[] }>();
     const fields = query.groupBy ?? [];
     if (fields.length > 0) {
       for (const row of matching) {
-        const key = Object.fromEntries(fields.map((field) => [field, groupValue(row, field)]));
-        const id = JSON.stringify(fields.map((field) => key[field]));
+        const raws = fields.map((field) => rawValue(row, field));
+        const id = JSON.stringify(raws);
         let group = groups.get(id);
         if (group === undefined) {
-          group = { key, rows: [] };
+          group = { raws, rows: [] };
           groups.set(id, group);
         }
         group.rows.push(row);
       }
     }
-    const ordered: UsageGroup[] = [...groups.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([, group]) => ({ key: group.key, totals: totalsOf(group.rows) }));
+    const ordered: UsageGroup[] = [...groups.values()]
+      .sort((a, b) => compareRaws(a.raws, b.raws))
+      .map((group) => ({ key: Object.fromEntries(fields.map((field, i) => [field, formatted(field, group.raws[i] as string | number)])), totals: totalsOf(group.rows) }));
     const newestFirst = [...matching].reverse();
-    return { totals: totalsOf(matching), groups: ordered, rows: newestFirst.slice(0, query.rowsLimit ?? 0), fromAggregates: 0 };
+    return {
+      totals: totalsOf(matching),
+      groups: ordered.slice(0, usageQueryGroupsMax),
+      rows: newestFirst.slice(0, query.rowsLimit ?? 0),
+      fromAggregates: 0,
+      groupsTruncated: ordered.length > usageQueryGroupsMax,
+    };
   }
 
   eachRow(filter: UsageFilter, visit: (row: LedgerRow) => void): number {
@@ -92,7 +101,11 @@ export function totalsOf(rows: readonly LedgerRow[]): UsageTotals {
   return totals;
 }
 
-function groupValue(row: LedgerRow, field: UsageGroupField): string {
+const hourMs = 3_600_000;
+const dayMs = 24 * hourMs;
+
+/** A group's value before it is formatted: text, or a number (a day, an hour, a window index) that sorts as one. */
+function rawValue(row: LedgerRow, field: UsageGroupField): string | number {
   switch (field) {
     case 'tenant':
       return row.tenant;
@@ -105,15 +118,37 @@ function groupValue(row: LedgerRow, field: UsageGroupField): string {
     case 'account':
       return row.account ?? '';
     case 'day':
-      return new Date(row.chargedAtMs).toISOString().slice(0, 10);
+      return Math.floor(row.chargedAtMs / dayMs);
     case 'hour':
-      return new Date(row.chargedAtMs).toISOString().slice(0, 13);
-    default: {
-      const unit = field.slice('window:'.length) as WindowUnit;
-      assert(field.startsWith('window:') && windowUnits.includes(unit), `a group field the query checked: ${field}`);
-      return `${unit}:${windowAt(unit, row.chargedAtMs).index}`;
-    }
+      return Math.floor(row.chargedAtMs / hourMs);
+    default:
+      return windowAt(unitOf(field), row.chargedAtMs).index;
   }
+}
+
+function formatted(field: UsageGroupField, raw: string | number): string {
+  if (typeof raw === 'string') return raw;
+  if (field === 'day') return new Date(raw * dayMs).toISOString().slice(0, 10);
+  if (field === 'hour') return `${new Date(raw * hourMs).toISOString().slice(0, 13)}:00Z`;
+  return `${unitOf(field)}:${raw}`;
+}
+
+function unitOf(field: UsageGroupField): WindowUnit {
+  const unit = field.slice('window:'.length) as WindowUnit;
+  assert(field.startsWith('window:') && windowUnits.includes(unit), `a group field the query checked: ${field}`);
+  return unit;
+}
+
+/** Numbers in numeric order, text in code-point order, field by field. */
+function compareRaws(a: readonly (string | number)[], b: readonly (string | number)[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as string | number;
+    const y = b[i] as string | number;
+    if (x === y) continue;
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    return String(x) < String(y) ? -1 : 1;
+  }
+  return 0;
 }
 
 /** A ledger row with every field given a plain value; `fields` overrides any of them. */

@@ -239,7 +239,8 @@ export class AdminService {
       ...(untilMs === undefined ? {} : { untilMs }),
       totals: answer.totals,
       groups: answer.groups.slice(0, usageQueryGroupsMax),
-      groupsTruncated: answer.groups.length > usageQueryGroupsMax,
+      // The store stops at the bound itself and says so; a reader that does not is cut here.
+      groupsTruncated: answer.groupsTruncated === true || answer.groups.length > usageQueryGroupsMax,
       rows: answer.rows,
       fromAggregates: answer.fromAggregates,
     });

@@ -1,5 +1,5 @@
 import { isValidId } from '../../core/ids.js';
-import { usageGroupByFieldsMax, usageQueryRowsMax } from '../../core/limits.js';
+import { usageQueryGroupFieldsMax, usageQueryRowsMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { windowUnits } from '../../crdt/window.js';
 import type { UsageFilter, UsageGroupField, UsageQuery } from '../../ledger/usage-query.js';
@@ -17,7 +17,7 @@ import type { UsageFilter, UsageGroupField, UsageQuery } from '../../ledger/usag
  *             milliseconds, a date (`2027-01-31`, midnight UTC) or a date and time with its offset
  *             (`2027-01-31T12:00:00Z`, `...+02:00`); a time without an offset is refused, since
  *             its meaning would depend on the node's time zone
- *   groupBy   up to `usageGroupByFieldsMax` of tenant, user, apiKeyId, model, account, day, hour,
+ *   groupBy   up to `usageQueryGroupFieldsMax` of tenant, user, apiKeyId, model, account, day, hour,
  *             window:<unit> (the counter windows, src/crdt/window.ts), comma-separated
  *   rows      ledger rows to list, newest first: 0 (default) to `usageQueryRowsMax`
  *
@@ -151,7 +151,7 @@ export function parseTime(value: string | number, field: string): Result<number,
 function parseGroupBy(value: string | undefined, name: string): Result<UsageGroupField[], UsageParamProblem> {
   if (value === undefined || value === '') return ok([]);
   const fields = value.split(',');
-  if (fields.length > usageGroupByFieldsMax) return problem(name, `takes at most ${usageGroupByFieldsMax} fields`);
+  if (fields.length > usageQueryGroupFieldsMax) return problem(name, `takes at most ${usageQueryGroupFieldsMax} fields`);
   for (const field of fields) {
     if (!groupFields.includes(field)) return problem(name, `${JSON.stringify(field.slice(0, 64))} is none of ${groupFields.join(', ')}`);
   }

@@ -1,6 +1,6 @@
 // Proves the checks of a usage question (GET /usage/ledger, /usage/export, QueryUsage): every parameter is validated and a problem names it; times take epoch ms, a date or a date and time with its offset and nothing else; groupBy takes the known fields (window units included) without repeats and within its bound; rows stays within usageQueryRowsMax; an export needs since and a format, and ends now when until is left out.
 import { describe, expect, it } from 'vitest';
-import { usageGroupByFieldsMax, usageQueryRowsMax } from '../../../src/core/limits.js';
+import { usageQueryGroupFieldsMax, usageQueryRowsMax } from '../../../src/core/limits.js';
 import { parseTime, parseUsageExport, parseUsageQuery, usageParamsOf } from '../../../src/node/admin/usage-query-params.js';
 
 const query = (text: string): ReturnType<typeof parseUsageQuery> => {
@@ -41,7 +41,7 @@ describe('a usage query', () => {
       ['groupBy=window:fortnight', 'groupBy'],
       ['groupBy=model,model', 'groupBy'],
       ['groupBy=', 'none'],
-      [`groupBy=${['tenant', 'user', 'model', 'account', 'day'].slice(0, usageGroupByFieldsMax + 1).join(',')}`, 'groupBy'],
+      [`groupBy=${['tenant', 'user', 'apiKeyId', 'model', 'account', 'day', 'hour', 'window:day', 'window:minute'].slice(0, usageQueryGroupFieldsMax + 1).join(',')}`, 'groupBy'],
       [`rows=${usageQueryRowsMax + 1}`, 'rows'],
       ['rows=-1', 'rows'],
       ['rows=1.5', 'rows'],

@@ -125,7 +125,7 @@ describe('the Admin service', () => {
       [{ side: 'both' }, 'side'],
       [{ group_by: ['model', 'fortnight'] }, 'group_by'],
       [{ group_by: ['model,tenant'] }, 'group_by'],
-      [{ rows: 1_001 }, 'rows'],
+      [{ rows: 10_001 }, 'rows'],
       [{ since_ms: 5_000, until_ms: 4_000 }, 'until_ms'],
       [{ api_key_id: 'cp_acme_0123456789abcdef0123456789abcdef' }, 'api_key_id'],
     ] as const) {
