@@ -221,7 +221,7 @@ function describeRestart(runtime: MeshRuntime, print: (line: string) => void): v
   const withdrawn = restart.interrupted.length - interrupted;
   print(
     `  store: resumed as ${runtime.replica} (start ${restart.starts}): ${restart.counterEntries} counter entries, ${restart.rightsRows} rights rows, ${restart.policyUpdates} policy updates;` +
-      ` ${interrupted} request(s) interrupted by the last stop charged their estimate, ${withdrawn} never dispatched withdrawn` +
+      ` ${interrupted} request(s) interrupted mid-call ended (released on eventual limits, the estimate kept on strict and escrow ones), ${withdrawn} never dispatched withdrawn` +
       (restart.skipped > 0 ? `; ${restart.skipped} stored record(s) did not decode and were skipped` : ''),
   );
 }
