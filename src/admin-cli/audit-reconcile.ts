@@ -44,6 +44,14 @@ import { formatKeyText } from '../node/admin/counter-key-text.js';
  * upstream may differ from the ledger by up to those rows' amounts: it agrees when
  * ledger − estimated ≤ upstream ≤ ledger. Counters were charged the same estimate, so the
  * counter comparison stays exact.
+ *
+ * Interrupted calls. A row with outcome `interrupted` is a call a node had admitted when it died
+ * (src/ledger/request-context.ts): at its restart the call's keys of eventual rules were released
+ * and those of strict and escrow rules kept the estimate, so such a row counts toward keys of
+ * strict and escrow limits only. No node learnt what the upstream did for it or which account ran
+ * it, so the upstream may count more than the account-side ledger: by at most one request per
+ * interrupted call over all accounts, and tokens only on an account whose request count is
+ * above the ledger. Those lines read `interrupted`, not `differs`.
  */
 export type AuditScope = 'tenant' | 'account';
 
@@ -65,6 +73,8 @@ export interface AuditLimit {
   readonly metric: string;
   readonly window: LimitWindowUnit;
   readonly sliding: boolean;
+  /** The limit's consistency mode, from the policy; eventual when absent. */
+  readonly mode?: 'eventual' | 'strict' | 'escrow';
 }
 
 /** A tenant or an account of the policy, with its limits. */
@@ -82,6 +92,8 @@ export interface AuditCell {
   readonly metric: string;
   readonly unit: WindowUnit;
   readonly index: number;
+  /** The key's limit is strict or escrow: interrupted calls stay charged on it (see the file comment). */
+  readonly keepsInterrupted?: boolean;
 }
 
 export interface AuditPlan {
@@ -125,6 +137,7 @@ export function planAudit(subjects: readonly AuditSubject[], range: { readonly s
       const unit: WindowUnit = limit.sliding ? 'sec10' : limit.window;
       if (seen.has(`${limit.metric}/${unit}`)) continue;
       seen.add(`${limit.metric}/${unit}`);
+      const kept = limit.mode === 'strict' || limit.mode === 'escrow';
       const first = windowAt(unit, sinceMs).index;
       const last = windowAt(unit, untilMs - 1).index;
       for (let index = first; index <= last; index++) {
@@ -136,7 +149,7 @@ export function planAudit(subjects: readonly AuditSubject[], range: { readonly s
         if (cells.length >= keysMax) return err(`the range holds more than ${keysMax} counter keys to read (sliding limits count in 10-second windows): narrow it with --since and --until`);
         fetchSinceMs = Math.min(fetchSinceMs, windowStartMs(window));
         fetchUntilMs = Math.max(fetchUntilMs, windowEndMs(window));
-        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index });
+        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index, keepsInterrupted: kept });
       }
     }
   }
@@ -177,7 +190,9 @@ export class LedgerTally {
   /** Rows added per side. */
   readonly rows = { tenant: 0, account: 0 };
   private readonly sums = new Map<string, Sum>();
-  private readonly rules = new Map<string, { readonly metric: string; readonly unit: WindowUnit }[]>();
+  private readonly rules = new Map<string, { readonly metric: string; readonly unit: WindowUnit; readonly keepsInterrupted: boolean }[]>();
+  /** Tenant-side rows of calls interrupted by a node's death. */
+  interrupted = 0;
   private readonly upstream = new Map<string, Record<UpstreamMetric, Sum>>();
   /** Accounts seen on the account side, at most `policyAccountsMax` (the policy holds no more). */
   private readonly seen = new Set<string>();
@@ -187,7 +202,7 @@ export class LedgerTally {
       this.sums.set(cell.key, { amount: 0, estimated: 0 });
       const subject = `${cell.scope}/${cell.subject}`;
       const rules = this.rules.get(subject) ?? [];
-      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit });
+      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit, keepsInterrupted: cell.keepsInterrupted === true });
       this.rules.set(subject, rules);
     }
     for (const account of upstreamAccounts) {
@@ -200,13 +215,15 @@ export class LedgerTally {
     const onSide = side === 'tenant' ? row.role !== 'home' : row.role !== 'origin';
     if (!onSide) return;
     this.rows[side]++;
+    const interrupted = row.outcome === 'interrupted';
+    if (interrupted && side === 'tenant') this.interrupted++;
     const subject = side === 'tenant' ? row.tenant : row.account;
     if (subject === null) return;
     if (side === 'account' && this.seen.size < policyAccountsMax) this.seen.add(subject);
     for (const rule of this.rules.get(`${side}/${subject}`) ?? []) {
       const key = formatKeyText({ scope: side, subject, metric: rule.metric, window: windowAt(rule.unit, row.chargedAtMs) });
       const sum = this.sums.get(key);
-      if (sum === undefined) continue;
+      if (sum === undefined || (interrupted && !rule.keepsInterrupted)) continue;
       const amount = rowAmount(row, side, rule.metric);
       sum.amount += amount;
       if (row.estimated) sum.estimated += amount;
@@ -253,7 +270,7 @@ export function adjustmentsOf(entries: readonly unknown[]): Map<string, number> 
   return sums;
 }
 
-export type Verdict = 'agrees' | 'within-estimate' | 'differs' | 'unchecked';
+export type Verdict = 'agrees' | 'within-estimate' | 'interrupted' | 'differs' | 'unchecked';
 
 export interface AuditLine {
   /** `tenant acme`, `account acct-1`, or `upstream key <prefix>…` for a key no account holds. */
@@ -308,8 +325,14 @@ export function reconcile(input: ReconcileInput): AuditReport {
 function upstreamLines(tally: LedgerTally, upstream: ReadonlyMap<string, UpstreamTotals>, unclaimed: ReadonlyMap<string, UpstreamTotals>): AuditLine[] {
   const lines: AuditLine[] = [];
   const accounts = [...new Set([...upstream.keys(), ...tally.accounts()])].sort();
+  // Upstream requests above the ledger that interrupted calls may explain, over all accounts.
+  let unexplained = tally.interrupted;
   for (const account of accounts) {
     const counted = upstream.get(account);
+    const requests = tally.upstreamSum(account, 'requests');
+    const extraRequests = counted === undefined || requests === undefined ? 0 : counted.requests - requests.amount;
+    const explained = extraRequests > 0 && extraRequests <= unexplained;
+    if (explained) unexplained -= extraRequests;
     for (const metric of upstreamMetrics) {
       const sum = tally.upstreamSum(account, metric);
       const line = { subject: `account ${account}`, window: 'range', metric, adjustments: 0, counters: undefined };
@@ -320,7 +343,7 @@ function upstreamLines(tally: LedgerTally, upstream: ReadonlyMap<string, Upstrea
       }
       const value = counted[metric];
       const diff = value - sum.amount;
-      const verdict: Verdict = diff === 0 ? 'agrees' : diff < 0 && -diff <= sum.estimated ? 'within-estimate' : 'differs';
+      const verdict: Verdict = diff === 0 ? 'agrees' : diff < 0 && -diff <= sum.estimated ? 'within-estimate' : diff > 0 && explained ? 'interrupted' : 'differs';
       lines.push({ ...line, ledger: sum.amount, estimated: sum.estimated, upstream: value, diff, verdict });
     }
   }
