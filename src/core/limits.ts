@@ -435,10 +435,11 @@ export const ledgerRetentionMsDefault = 90 * 24 * 3_600_000;
 export const ledgerRetentionMsMin = 24 * 3_600_000;
 
 /**
- * Ledger rows one `rollUp` call moves into the daily aggregates. A chunk takes some 50 ms of the
- * event loop; a caller repeats until a call returns fewer, yielding between calls.
+ * Ledger rows one `rollUp` call moves into the daily aggregates: some 20 ms of the event loop on
+ * the 2-core machine (`npm run bench -- ledger`). A caller repeats until a call returns fewer,
+ * yielding between calls; at 500 settlements a second a day's rows take a call every 4 seconds.
  */
-export const ledgerRollUpRowsMax = 10_000;
+export const ledgerRollUpRowsMax = 2_000;
 
 /**
  * Counter entries read per step when a store loads a node's state: one JSON string of some 80
@@ -468,6 +469,13 @@ export const storeCheckpointEveryMs = 1_000;
  * checkpoint thread has fallen behind or failed, so disk use stays bounded whatever it does.
  */
 export const storeWalBytesMax = 512 * 1024 * 1024;
+
+/**
+ * Longest a store's statement waits for SQLite's lock on its file. Only a checkpoint thread of a
+ * store closed a moment before in the same process can hold it (while it ends with a last
+ * checkpoint); past the wait the statement fails as `locked`.
+ */
+export const storeBusyWaitMsMax = 2_000;
 
 /** Commits between two looks at the log's size (one stat call). */
 export const storeWalCheckEveryCommits = 256;

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { assert } from '../core/assert.js';
-import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storeWalBytesKeptMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
+import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storeWalBytesKeptMax, storeBusyWaitMsMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import { LedgerRetention } from './ledger-retention.js';
 import type { LedgerRow } from './ledger-row.js';
@@ -137,8 +137,9 @@ export class SqliteStore implements StateStore, UsageReader {
     let db: Database.Database | undefined;
     try {
       lock = takeLock(path);
-      // No busy wait: the lock above keeps other stores out, so a busy file is another program's.
-      db = new Database(path, { timeout: 0 });
+      // The lock above keeps other stores out; what can still hold the file a moment is the
+      // checkpoint thread of a store closed in this process just before (its last checkpoint).
+      db = new Database(path, { timeout: storeBusyWaitMsMax });
       const refused = prepareDatabase(db, path, options);
       if (refused !== undefined) {
         db.close();

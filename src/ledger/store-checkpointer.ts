@@ -74,8 +74,13 @@ export class StoreCheckpointer {
     return this.stats;
   }
 
-  /** Asks the thread to close its connection and end; resolves once it has. */
+  /**
+   * Asks the thread to close its connection and end; resolves once it has. From here the thread
+   * holds the process open, so a process that is ending waits for its last checkpoint (bounded by
+   * the time that checkpoint takes) rather than leaving `closed()` unresolved.
+   */
   stop(): Promise<void> {
+    this.worker.ref();
     this.worker.postMessage('stop');
     return this.exited;
   }

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeCheckpointEveryMs, storeWalBytesKeptMax } from '../../src/core/limits.js';
 import type { SqliteStore } from '../../src/ledger/sqlite-store.js';
 import { batchOf, ledgerRow, openStore, storeOptions, tempFolder } from '../support/ledger.js';
-import { until } from '../support/wait.js';
+import { sleep, until } from '../support/wait.js';
 
 let folder: ReturnType<typeof tempFolder>;
 let store: SqliteStore | undefined;
@@ -52,6 +52,20 @@ describe('store checkpoints', () => {
     await store.closed();
     store = openStore(join(folder.path, 'state.db'));
     expect(store.queryUsage({ filter: { side: 'tenant' } }).totals.requests).toBeGreaterThan(200 * 50);
+  });
+
+  it('let a store reopen at once in the same process while the thread of the last one still checkpoints', async () => {
+    const path = join(folder.path, 'state.db');
+    const first = openStore(path, { ...storeOptions, checkpoints: 'background' });
+    for (let b = 0; b < 20; b++) first.commit(batchOf({ ledgerRows: Array.from({ length: 10_000 }, (_, i) => ledgerRow({ requestId: `r${b}.${i}`, tenant: `t${i % 50}` })) }));
+    first.close();
+    // The closed store's thread now closes the last connection, which checkpoints the whole log
+    // (some 50 MB of it) under an exclusive lock; the new store opens while that runs.
+    await sleep(5);
+    store = openStore(path, { ...storeOptions, checkpoints: 'background' });
+    expect(store.commit(batchOf({ meta: [['reopened', 'yes']] }))).toEqual({ ok: true });
+    expect(store.queryUsage({ filter: { side: 'tenant' } }).totals.requests).toBe(200_000);
+    await first.closed();
   });
 
   it('checkpoint inline when the log passes its bound all the same', () => {
