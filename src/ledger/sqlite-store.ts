@@ -99,7 +99,8 @@ export class SqliteStore implements StateStore, UsageReader {
   private commitFailures = 0;
   private inlineCheckpoints = 0;
   private inlineCheckpointFailures = 0;
-  private readonly checkpointer: StoreCheckpointer | null;
+  /** Started once open() has read the state, so a file refused there leaves no thread behind. */
+  private checkpointer: StoreCheckpointer | null = null;
   private stopped: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -114,7 +115,6 @@ export class SqliteStore implements StateStore, UsageReader {
     this.countLedger = db.prepare('SELECT count(*) FROM ledger').pluck();
     this.countAggregates = db.prepare('SELECT count(*) FROM ledger_daily').pluck();
     this.countCounters = db.prepare('SELECT count(*) FROM counter_entries').pluck();
-    this.checkpointer = options.checkpoints === 'inline' ? null : new StoreCheckpointer(path);
   }
 
   /**
@@ -148,6 +148,7 @@ export class SqliteStore implements StateStore, UsageReader {
       }
       const store = new SqliteStore(db, lock, path, options);
       store.opened = store.tables.read();
+      if (options.checkpoints !== 'inline') store.checkpointer = new StoreCheckpointer(path);
       return ok(store);
     } catch (cause) {
       db?.close();
