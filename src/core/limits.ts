@@ -451,10 +451,12 @@ export const storeLoadChunkEntriesMax = 50_000;
 export const storeBytesMin = 1024 * 1024;
 
 /**
- * Bytes the write-ahead log keeps on disk after a checkpoint (SQLite's `journal_size_limit`):
- * one long transaction may grow the log past this, the next checkpoint truncates it back.
+ * Bytes of write-ahead log a store lets stand. Past it, once its checkpoint thread has copied the
+ * log, the store copies the last few commits itself so the log starts over (a pause of two fsyncs
+ * on the event loop, src/ledger/store-checkpointer.ts); a log started over is cut back to this
+ * size (SQLite's `journal_size_limit`). At 500 settlements a second, one pause every 5 seconds.
  */
-export const storeWalBytesKeptMax = 16 * 1024 * 1024;
+export const storeWalBytesKeptMax = 64 * 1024 * 1024;
 
 /**
  * How often a store's checkpoint thread copies the write-ahead log back into the database file
