@@ -19,7 +19,7 @@ const retentionMs = 2 * dayMs;
 
 interface Held {
   readonly row: LedgerRow;
-  /** Insertion order: the store's autoincrement id. */
+  /** Insertion order: the store's row id. */
   readonly seq: number;
   readonly aggregated: boolean;
 }
