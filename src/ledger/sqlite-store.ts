@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { assert } from '../core/assert.js';
-import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storeWalBytesKeptMax, storeBusyWaitMsMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
+import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storePageBytes, storeWalBytesKeptMax, storeBusyWaitMsMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import { LedgerRetention } from './ledger-retention.js';
 import type { LedgerRow } from './ledger-row.js';
@@ -309,6 +309,8 @@ export class SqliteStore implements StateStore, UsageReader {
  * Returns the refusal of a file this build cannot use; SQLite errors propagate to open().
  */
 function prepareDatabase(db: Database.Database, path: string, options: StoreOptions): StoreError | undefined {
+  // Takes effect on a new file only (before its first write); an existing file keeps its size.
+  db.pragma(`page_size = ${storePageBytes}`);
   const mode = db.pragma('journal_mode = WAL', { simple: true });
   if (mode !== 'wal') return { kind: 'io', message: `the database file ${path} could not be switched to WAL mode (it stayed in ${String(mode)} mode)` };
   db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);

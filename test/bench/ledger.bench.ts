@@ -15,10 +15,11 @@
 //   (d) restart: a file with 1,000,000 ledger rows and 100,000 counter entries (--quick: 200,000
 //       rows), then open()+load() timed; beside it a bare open and read of the counter table, a
 //       roll-up chunk and a usage query over all the rows
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { ledgerRollUpRowsMax } from '../../src/core/limits.js';
+import { ledgerRollUpRowsMax, storePageBytes } from '../../src/core/limits.js';
 import { insertLedgerSql, ledgerValues } from '../../src/ledger/ledger-columns.js';
 import type { LedgerRow } from '../../src/ledger/ledger-row.js';
 import type { StateBatch, StoredCounterEntry } from '../../src/ledger/node-state.js';
@@ -135,7 +136,7 @@ function committer(store: SqliteStore): (batch: StateBatch) => void {
 /** (a) The floor: a bare insert loop into the same table under the same pragmas. */
 function bareInsertsPerSecond(path: string, count: number): number {
   const db = new Database(path);
-  db.pragma('locking_mode = EXCLUSIVE');
+  db.pragma(`page_size = ${storePageBytes}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   migrate(db);
@@ -219,6 +220,31 @@ async function interleavedLatency(write: (batch: StateBatch) => void, rate: numb
   return { durable: merge(runs.durable), hop: merge(runs.hop) };
 }
 
+/**
+ * How much of a window some task on this machine waited for a CPU (Linux PSI, /proc/pressure/cpu),
+ * in percent, with the load average: tails measured beside other busy processes on 2 cores are
+ * the scheduler's as much as the store's, and this says how busy the machine was. Null where the
+ * kernel does not report it.
+ */
+function cpuPressure(): () => string {
+  const read = (): number | null => {
+    try {
+      const some = /some .*total=(\d+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+      return some === null ? null : Number(some[1]);
+    } catch {
+      return null;
+    }
+  };
+  const startUs = read();
+  const startMs = performance.now();
+  return () => {
+    const endUs = read();
+    const load = loadavg()[0]!.toFixed(1);
+    if (startUs === null || endUs === null) return `load average ${load}`;
+    return `CPU pressure ${(((endUs - startUs) / 1000 / (performance.now() - startMs)) * 100).toFixed(0)}% (some task waited for a CPU), load average ${load}`;
+  };
+}
+
 /** (d) A file as a node that served for a while leaves it. */
 async function buildRestartFile(path: string, rows: number, counters: number): Promise<void> {
   const store = openBenchStore(path);
@@ -282,16 +308,18 @@ export async function ledgerBench(ctx: BenchContext): Promise<void> {
     console.log('\nledger: the SQLite store (src/ledger/sqlite-store.ts)');
     const count = ctx.quick ? 100_000 : 400_000;
     const bare = bareInsertsPerSecond(`${folder.path}/bare.db`, count);
-    report('bare better-sqlite3 inserts, 1,000 rows per transaction (the baseline)', bare, 'rows/s', 'reported', true, { baseline: 'the same table, indexes and pragmas as the store' });
+    report('bare better-sqlite3 inserts, 1,000 rows per transaction (the baseline)', bare, 'rows/s', 'reported', true, { baseline: 'the same table and indexes, WAL, synchronous NORMAL, 1 KiB pages, SQLite checkpointing in the commits' });
     const target = 50_000;
     const sustainSeconds = ctx.quick ? 3 : 10;
+    const sustainedPressure = cpuPressure();
     const sustained = await groupCommitRun(`${folder.path}/sustained.db`, target, sustainSeconds);
+    const sustainedMachine = sustainedPressure();
     // Kept pace: the last commit ended within 2% of the run's length after the schedule's end.
     const kept = sustained.lateMs <= 0.02 * sustainSeconds * 1000;
     report(`ledger rows through commit(), requests settling at ${fmt(target)}/s for ${sustainSeconds} s, one group commit per turn`, sustained.rowsPerSecond, 'rows/s', `keeps pace with ${fmt(target)} rows/s`, kept, {
       baseline:
         `bare inserts ${fmt(bare)} rows/s; ${sustained.rowsPerCommit.toFixed(0)} rows per commit, each with its requests' open-request deletes and counter entries; ` +
-        `ended ${sustained.lateMs.toFixed(0)} ms behind schedule`,
+        `ended ${sustained.lateMs.toFixed(0)} ms behind schedule; the machine meanwhile: ${sustainedMachine}`,
     });
     const saturated = await groupCommitRun(`${folder.path}/saturated.db`, Number.POSITIVE_INFINITY, sustainSeconds);
     report('  the same as fast as it goes (2,000 requests settling per turn)', saturated.rowsPerSecond, 'rows/s', 'reported', true, {
@@ -301,7 +329,9 @@ export async function ledgerBench(ctx: BenchContext): Promise<void> {
     const seconds = Number(process.env.BENCH_LEDGER_SECONDS ?? (ctx.quick ? 10 : 60));
     if (!Number.isFinite(seconds) || seconds < 1 || seconds > 3_600) throw new Error('BENCH_LEDGER_SECONDS takes 1 to 3600');
     const store = openBenchStore(`${folder.path}/latency.db`);
+    const pressure = cpuPressure();
     const { durable, hop } = await interleavedLatency(committer(store), 500, seconds);
+    const machine = pressure();
     const storeStats = store.stats();
     store.close();
     await store.closed();
@@ -321,7 +351,7 @@ export async function ledgerBench(ctx: BenchContext): Promise<void> {
         `${storeStats.checkpoint.checkpoints} checkpoints on the thread, ${storeStats.inlineCheckpoints} catch-ups on the event loop (the last ${ms(storeStats.lastInlineCheckpointMs)}), ` +
         `log ${(storeStats.walBytes / 1024 / 1024).toFixed(0)} MB at the end; ` +
         `the same loop committing nothing, in alternating 5 s blocks for ${seconds} s: p50 ${ms(p(hop, 50))}, p99 ${ms(p(hop, 99))}, p99.9 ${ms(p(hop, 99.9))}, max ${ms(p(hop, 100))}, ` +
-        `longest event-loop stall ${ms(hop.stallMs)}`,
+        `longest event-loop stall ${ms(hop.stallMs)}; the machine meanwhile: ${machine}`,
     });
     report(`  the same with sync full (an fsync per commit) over ${fullSeconds} s: p99`, p(synced, 99), 'ms', 'reported', true, {
       baseline: `p50 ${ms(p(synced, 50))}, p99.9 ${ms(p(synced, 99.9))}, max ${ms(p(synced, 100))}, longest event-loop stall ${ms(synced.stallMs)}`,

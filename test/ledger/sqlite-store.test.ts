@@ -177,8 +177,9 @@ describe('SqliteStore failures', () => {
     // Keep the 100-byte header and page 1 (the schema) intact, scribble over the rest.
     const db = new Database(path);
     const pageCount = db.pragma('page_count', { simple: true }) as number;
+    const pageBytes = db.pragma('page_size', { simple: true }) as number;
     db.close();
-    writeFileSync(path, Buffer.concat([readFileSync(path).subarray(0, 4096), Buffer.alloc((pageCount - 1) * 4096, 0xa5)]));
+    writeFileSync(path, Buffer.concat([readFileSync(path).subarray(0, pageBytes), Buffer.alloc((pageCount - 1) * pageBytes, 0xa5)]));
     const opened = SqliteStore.open(path, storeOptions);
     expect(opened.ok ? 'opened' : opened.error.kind).toBe('corrupt');
   });
