@@ -268,13 +268,17 @@ export class SqliteStore implements StateStore, UsageReader {
   }
 
   /**
-   * After the thread's checkpoint: when the log holds more than the store lets stand, copy the
-   * commits made during that checkpoint so the next commit starts the log over (see
+   * After the thread's checkpoint: when the log holds more than the store lets stand and commits
+   * came in while the thread copied, copy those so the next commit starts the log over (see
    * store-checkpointer.ts for why the thread alone cannot).
    */
   private afterThreadCheckpoint(report: CheckpointReport): void {
     if (report.kind !== 'checkpointed' || !this.db.open) return;
-    if (report.logPages * this.pageBytes > (this.options.walBytesKept ?? storeWalBytesKeptMax)) this.checkpointInline();
+    if (report.logPages * this.pageBytes <= (this.options.walBytesKept ?? storeWalBytesKeptMax)) return;
+    // The thread copied the log as it stood when it began. If no commit came since, the next
+    // commit starts the log over by itself (and then the file is cut back below that length).
+    const walPages = Math.floor((walFileBytes(this.path) - walHeaderBytes) / (this.pageBytes + walFrameHeaderBytes));
+    if (walPages > report.logPages) this.checkpointInline();
   }
 
   /**
@@ -347,6 +351,10 @@ function takeLock(path: string): Database.Database {
     throw cause;
   }
 }
+
+/** SQLite's WAL format: a 32-byte file header, then frames of a 24-byte header and one page. */
+const walHeaderBytes = 32;
+const walFrameHeaderBytes = 24;
 
 function walFileBytes(path: string): number {
   try {

@@ -16,11 +16,11 @@ import { storeCheckpointEveryMs } from '../core/limits.js';
  * stood when the checkpoint began; the node appends meanwhile (every 2 ms at 500 requests/s,
  * while a checkpoint takes some 50 ms), so the thread alone never finds the log fully copied, and
  * SQLite starts the log over only then: it grew by 12 MB a second without end (found by
- * `npm run bench -- ledger`). So when the thread reports a checkpoint and the log holds more
- * than the store keeps (`walBytesKept`), the store checkpoints once more on its own connection,
- * between two commits: that copies only the pages of the last few commits, plus the two fsyncs,
- * and the next commit starts the log over. At 500 requests/s that is one short pause every few
- * seconds instead of one per hundred settlements.
+ * `npm run bench -- ledger`). So when the thread reports a checkpoint of a log longer than the
+ * store keeps (`walBytesKept`) and commits came in meanwhile, the store checkpoints once more on
+ * its own connection, between two commits: that copies only the pages of those commits, plus the
+ * two fsyncs, and the next commit starts the log over. At 500 requests/s that is one short pause
+ * every few seconds instead of one per hundred settlements.
  *
  * The worker runs plain JavaScript (no TypeScript loader is needed in the thread) and loads
  * better-sqlite3 from the path the main thread resolved. It reports each checkpoint and each
@@ -37,9 +37,9 @@ export interface CheckpointStats {
   readonly lastCheckpointMs: number;
 }
 
-/** What the thread says after a checkpoint: the log's length and how much of it is copied, in pages. */
+/** What the thread says after a checkpoint: how long the log was, in pages, when the checkpoint began (all of it copied). */
 export type CheckpointReport =
-  | { readonly kind: 'checkpointed'; readonly ms: number; readonly logPages: number; readonly copiedPages: number }
+  | { readonly kind: 'checkpointed'; readonly ms: number; readonly logPages: number }
   | { readonly kind: 'failed'; readonly message: string };
 
 const workerSource = `
@@ -56,7 +56,7 @@ const timer = db && setInterval(() => {
   const start = performance.now();
   try {
     const [result] = db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ kind: 'checkpointed', ms: performance.now() - start, logPages: result.log, copiedPages: result.checkpointed });
+    parentPort.postMessage({ kind: 'checkpointed', ms: performance.now() - start, logPages: result.log });
   } catch (cause) {
     parentPort.postMessage({ kind: 'failed', message: String(cause && cause.message || cause) });
   }

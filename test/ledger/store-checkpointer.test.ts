@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { storeCheckpointEveryMs } from '../../src/core/limits.js';
 import type { SqliteStore } from '../../src/ledger/sqlite-store.js';
 import { batchOf, ledgerRow, openStore, storeOptions, tempFolder } from '../support/ledger.js';
-import { sleep } from '../support/wait.js';
+import { sleep, until } from '../support/wait.js';
 
 let folder: ReturnType<typeof tempFolder>;
 let store: SqliteStore | undefined;
@@ -59,6 +59,25 @@ describe('store checkpoints', () => {
     await store.closed();
     store = openStore(join(folder.path, 'state.db'));
     expect(store.queryUsage({ filter: { side: 'tenant' } }).totals.requests).toBe(200 * 50 + 50 * batch);
+  });
+
+  it('catch up only when commits came in while the thread copied the log', async () => {
+    store = openStore(join(folder.path, 'state.db'), { ...storeOptions, checkpoints: 'background', walBytesKept: 1024 * 1024 });
+    commitRows(store, 200);
+    expect(store.stats().walBytes).toBeGreaterThan(2 * 1024 * 1024);
+    // No commits now: the thread copies the whole log, and the next commit starts it over alone.
+    // (A checkpoint that ran during the commits above may have caught up once; from the first
+    // quiet one on, none does.)
+    const checkpointsAfter = (n: number): Promise<void> => {
+      const target = store!.stats().checkpoint.checkpoints + n;
+      return until(() => store!.stats().checkpoint.checkpoints >= target, `${n} checkpoints on the thread`, 10 * storeCheckpointEveryMs);
+    };
+    await checkpointsAfter(2);
+    const caughtUp = store.stats().inlineCheckpoints;
+    await checkpointsAfter(2);
+    expect(store.stats().inlineCheckpoints).toBe(caughtUp);
+    commitRows(store, 1, 100_000);
+    expect(store.stats().walBytes).toBeLessThanOrEqual(1024 * 1024);
   });
 
   it('let a store reopen at once in the same process while the thread of the last one still checkpoints', async () => {
