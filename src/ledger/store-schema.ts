@@ -20,7 +20,7 @@ import { assert } from '../core/assert.js';
  *   open_requests    request_id → json
  *   policy_updates   seq → bytes (Yjs updates in the order they were made)
  *   answers          (book, key) → at_ms, json
- *   ledger           id (autoincrement, never reused) → every field of a LedgerRow
+ *   ledger           id (rowid: one more than the largest, so in insertion order) → every field of a LedgerRow
  *   ledger_daily     (day, role, tenant, user, api_key_id, model, account) → sums and a count
  *
  * Booleans are 0/1 integers. In `ledger_daily` an absent user, key or account is '' rather than
@@ -55,8 +55,11 @@ export const migrations: readonly Migration[] = [
         book TEXT NOT NULL, key TEXT NOT NULL, at_ms INTEGER NOT NULL, json TEXT NOT NULL,
         PRIMARY KEY (book, key)
       ) WITHOUT ROWID;
+      -- The id is a plain rowid, not AUTOINCREMENT: that would write sqlite_sequence's page in
+      -- every commit for nothing (the id only orders rows of the same millisecond; roll-ups delete
+      -- the oldest rows, so the largest id, which the next one follows, stays).
       CREATE TABLE ledger (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         request_id TEXT NOT NULL, role TEXT NOT NULL, tenant TEXT NOT NULL, user TEXT, api_key_id TEXT, account TEXT,
         origin_region TEXT NOT NULL, served_region TEXT NOT NULL, node TEXT NOT NULL, model TEXT NOT NULL, stream INTEGER NOT NULL,
         input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
