@@ -11,6 +11,12 @@ import type { WindowedCounter } from '../src/crdt/windowed-counter.js';
  * pn-counter check). At the crash the oracle lowers that incarnation's truth to the most any
  * surviving replica holds of it; everything else must then converge exactly. A survivor that holds
  * more than the truth is itself a failure (a replica invented counts), checked by `invented`.
+ *
+ * A node that crashes with its state resumes its replica from its disk (sim/sim-disk.ts): the
+ * changes it had not committed are gone, so the oracle lowers that replica's truth to what the
+ * disk holds (`restarted`). Nothing is lost that anyone saw, because a node commits before it
+ * sends; a node that broke that rule leaves peers holding more of it than the truth, which
+ * `invented` reports.
  */
 export interface Totals {
   p: number;
@@ -60,8 +66,23 @@ export class Oracle {
   }
 
   /**
-   * Lowers what an earlier snapshot expects of `replica` to its current truth: after a crash
-   * without durable state, changes the snapshot counted may be lost for good.
+   * The replica restarts from its disk: its truth becomes what the disk holds of each key (at
+   * most what was counted; a disk holding more is found by `invented` once it is restored).
+   */
+  restarted(replica: ReplicaId, stored: ReadonlyMap<string, Totals>): void {
+    for (const [keyId, perReplica] of this.truth) {
+      const totals = perReplica.get(replica);
+      if (totals === undefined) continue;
+      const kept = stored.get(keyId) ?? { p: 0, n: 0 };
+      totals.p = Math.min(totals.p, kept.p);
+      totals.n = Math.min(totals.n, kept.n);
+    }
+  }
+
+  /**
+   * Lowers what an earlier snapshot expects of `replica` to its current truth: after a crash,
+   * changes the snapshot counted may be lost for good (all of them without state, the
+   * uncommitted ones with it).
    */
   forget(snapshot: TruthSnapshot, replica: ReplicaId): void {
     for (const [keyId, perReplica] of snapshot) {
