@@ -11,7 +11,7 @@ import { encodeRightsRow } from './stored-rights.js';
 
 /**
  * The group commit of a durable node. Everything that changed since the last commit — the
- * counter's own entries, own rights rows, open requests, policy updates, answer-ledger entries
+ * counter's entries (its own, and the others' that joins raised), own rights rows, open requests, policy updates, answer-ledger entries
  * and the usage rows appended meanwhile — goes to the store in one transaction, and only then:
  *
  *   - the node's frames leave (the runtime flushes its outbox after `commit`), so no peer ever
@@ -74,6 +74,7 @@ export class DurableJournal {
     /** Reads a monotonic clock in ms, for the commit timings only. */
     private readonly elapsedMs: () => number = () => 0,
   ) {
+    parts.counter.keepDurable();
     parts.gate.keepDurable();
     parts.policy.keepDurable();
   }
@@ -146,7 +147,8 @@ export class DurableJournal {
 
   private collect(): StateBatch {
     const { counter, escrow, gate, policy } = this.parts;
-    const counterEntries: StoredCounterEntry[] = counter.takeUnsaved().map(({ key, p, n, version }) => ({
+    const counterEntries: StoredCounterEntry[] = counter.takeUnsaved().map(({ key, replica, p, n, version }) => ({
+      replica,
       scope: key.scope,
       subject: key.subject,
       metric: key.metric,
