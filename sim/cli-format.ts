@@ -71,7 +71,8 @@ export function formatClaims(claims: ClaimFigures): string {
 export function formatDurability(durability: DurabilityFigures): string {
   return (
     `${formatCount(durability.commits)} commits, ${formatCount(durability.restarts)} restart${durability.restarts === 1 ? '' : 's'} from disk; ` +
-    `${formatCount(durability.interrupted)} requests interrupted (charged their estimate), ${formatCount(durability.undispatched)} admitted but never dispatched`
+    `${formatCount(durability.interrupted)} requests interrupted (charged their estimate; ${formatCount(durability.settlementsLost)} of them had settled), ` +
+    `${formatCount(durability.undispatched)} admitted but never dispatched`
   );
 }
 

@@ -88,6 +88,8 @@ export interface DurabilityFigures {
   readonly restarts: number;
   /** Requests a restart charged their whole estimate: admitted on disk, settlement not. */
   readonly interrupted: number;
+  /** Of those, requests that had settled but whose settlement the crash caught before its commit. */
+  readonly settlementsLost: number;
   /** Admitted requests whose node crashed before committing the admission: they never reached the upstream. */
   readonly undispatched: number;
 }

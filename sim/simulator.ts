@@ -26,8 +26,8 @@ import { yjsClientId } from '../src/node/mesh-runtime.js';
 import { DurableBooks } from './durable-books.js';
 import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
-import { Oracle, type Totals, type TruthSnapshot } from './oracle.js';
-import { type Fault, regionNames, type Scenario } from './scenario.js';
+import { counterHolder, type Holder, Oracle, storedHolder, type Totals, type TruthSnapshot } from './oracle.js';
+import { defaultDisk, type Fault, regionNames, type Scenario } from './scenario.js';
 import { SimDisk } from './sim-disk.js';
 import type { CheckFailure, ClaimFigures, ConvergenceFigure, DurabilityFigures, QuotaFigures, Sample, SimResult } from './sim-result.js';
 
@@ -96,11 +96,13 @@ const secret = new TextEncoder().encode('simulated mesh secret, not a real one')
 type SimEvent =
   | { readonly kind: 'traffic'; readonly node: number }
   | { readonly kind: 'tick'; readonly node: number }
+  | { readonly kind: 'pump'; readonly node: number }
   | { readonly kind: 'deliver'; readonly conn: Connection; readonly toDialer: boolean; readonly bytes: Uint8Array }
   | { readonly kind: 'dial'; readonly dialer: number; readonly responder: number }
   | { readonly kind: 'open'; readonly dialer: number; readonly responder: number }
   | { readonly kind: 'notify-closed'; readonly node: number; readonly link: LinkId; readonly conn: Connection }
   | { readonly kind: 'fault'; readonly fault: Fault; readonly start: boolean }
+  | { readonly kind: 'copies-lost' }
   | { readonly kind: 'check' }
   | { readonly kind: 'sample' };
 
@@ -110,6 +112,11 @@ interface Connection {
   readonly dialerLink: LinkId;
   readonly responderLink: LinkId;
   up: boolean;
+  /**
+   * A node that crashed on this connection: what its process had already sent still arrives (the
+   * kernel sends a dead process's buffered data before it closes the socket), nothing else does.
+   */
+  drainingFrom?: number;
 }
 
 interface PendingSettle {
@@ -132,8 +139,10 @@ interface Unsynced {
   readonly dispatchId: string | undefined;
 }
 
-/** How often a node drops expired windows from its disk, as src/node/mesh-runtime.ts does. */
+/** How often a node drops expired windows from its disk, and retries a refused commit, as src/node/mesh-runtime.ts does. */
 const storeExpiryEveryMs = 60_000;
+const storeRetryMs = 1_000;
+
 /** The model named in the simulated requests' contexts and usage rows. */
 const simModel = 'simulated';
 
@@ -178,6 +187,8 @@ interface SimNode {
   strobe: { amplitudeMs: number; periodMs: number } | undefined;
   /** True time of the tick event already queued for this node (Infinity: none). */
   tickAtMs: number;
+  /** True time of the pump (commit, then frames) already queued for this node (Infinity: none). */
+  pumpAtMs: number;
   readonly links: Map<LinkId, Connection>;
   /** Settlements due per traffic tick index. */
   readonly settlements: Map<number, PendingSettle[]>;
@@ -192,6 +203,8 @@ interface SimNode {
   deciding: number;
   /** Requests a restart from this node's disk must find interrupted: set at a crash with state. */
   interruptedExpected: ReadonlySet<RequestId>;
+  /** Requests this start found interrupted, until a commit holds their end (a crash before it finds them again). */
+  restoredUncommitted: ReadonlySet<RequestId>;
   nextStoreExpiryMs: number;
 }
 
@@ -215,6 +228,8 @@ class Simulation {
   private readonly partitions = new Map<Fault, [number, number][]>();
   /** Incarnations that crashed without their state: only copies held by others remain. */
   private readonly deadReplicas: ReplicaId[] = [];
+  /** When the last frame a crashed process had sent arrives, and is read (see `closeAfterCrash`). */
+  private drainedAtMs = 0;
   private readonly sampleEveryMs: number;
   private readonly endMs: number;
   private nowMs = 0;
@@ -235,7 +250,7 @@ class Simulation {
   private readonly admittedTruth: number[];
   /** What every request was finally charged, per replica: the durable books' truth. */
   private readonly books: DurableBooks;
-  private readonly durability = { commits: 0, restarts: 0, interrupted: 0, undispatched: 0 };
+  private readonly durability = { commits: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0 };
 
   private overshootSeenMax = 0;
   private readonly overshootReported = new Set<number>();
@@ -360,35 +375,10 @@ class Simulation {
     const starts = resumed === undefined ? 1 : Number(snapshot.meta.get('starts') ?? '0') + 1;
     const counter = this.observedCounter(replica);
     this.options.instrument?.(index, counter);
-    const policy = new PolicyDocument(yjsClientId(starts === 1 ? replica : asReplicaId(`${replica}#${starts}`)));
-    // Kept for the disk from the start, so the first commit holds the settings below.
-    policy.keepDurable();
-    if (policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs && previous === undefined) {
-      policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
-      policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
-    }
+    const policy = this.newPolicy(replica, starts, previous === undefined);
     const reservations = new ReservationTable(counter);
     const escrow = new EscrowBook(replica, counter);
-    const membership = Membership.create(id, this.members);
-    if (!membership.ok) throw new Error(membership.error.reason);
-    const nonces = this.random.fork();
-    const crypto: MeshCrypto = {
-      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
-      nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
-    };
-    const mesh = new MeshNode({
-      membership: membership.value,
-      replica,
-      secret,
-      crypto,
-      counter,
-      policy,
-      decode: this.decode,
-      rights: escrow,
-      // Peers' entries are not on the disk: every start recovers before it serves strict reads.
-      recovering: true,
-      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
-    });
+    const mesh = this.newMesh(id, replica, counter, policy, escrow);
     // A restart loses the rounds in flight with the process, and the requests in flight with them.
     const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions, this.random.fork());
     // Scenarios without claims draw nothing for them, so their runs stay what they were.
@@ -414,6 +404,7 @@ class Simulation {
       skewMs: previous?.skewMs ?? 0,
       strobe: previous?.strobe,
       tickAtMs: Infinity,
+      pumpAtMs: Infinity,
       links: new Map(),
       settlements: new Map<number, PendingSettle[]>(),
       requests: previous?.requests ?? 0,
@@ -423,12 +414,51 @@ class Simulation {
       unsynced: [],
       deciding: 0,
       interruptedExpected: new Set(),
+      restoredUncommitted: new Set(),
       nextStoreExpiryMs: 0,
     };
-    if (resumed !== undefined) this.restoreFromDisk(node, snapshot, previous?.interruptedExpected ?? new Set());
+    if (resumed !== undefined) {
+      node.restoredUncommitted = previous?.interruptedExpected ?? new Set();
+      this.restoreFromDisk(node, snapshot, node.restoredUncommitted);
+    }
     journal.setMeta('replica', replica);
     journal.setMeta('starts', String(starts));
     return node;
+  }
+
+  /** A start's policy document, with a new Yjs client id per start (src/node/mesh-runtime.ts). */
+  private newPolicy(replica: ReplicaId, starts: number, first: boolean): PolicyDocument {
+    const policy = new PolicyDocument(yjsClientId(starts === 1 ? replica : asReplicaId(`${replica}#${starts}`)));
+    // Kept for the disk from the start, so the first commit holds the settings below.
+    policy.keepDurable();
+    if (first && policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs) {
+      policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
+      policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
+    }
+    return policy;
+  }
+
+  private newMesh(id: NodeId, replica: ReplicaId, counter: WindowedCounter, policy: PolicyDocument, escrow: EscrowBook): MeshNode {
+    const membership = Membership.create(id, this.members);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    const nonces = this.random.fork();
+    const crypto: MeshCrypto = {
+      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
+      nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
+    };
+    return new MeshNode({
+      membership: membership.value,
+      replica,
+      secret,
+      crypto,
+      counter,
+      policy,
+      decode: this.decode,
+      rights: escrow,
+      // Every start recovers before it serves strict reads, with its disk or without, as in production.
+      recovering: true,
+      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
+    });
   }
 
   /**
@@ -507,12 +537,26 @@ class Simulation {
   }
 
   /**
+   * Asks for the node's pump (`pump`), which runs one commit's latency later (the scenario's
+   * disk: production's pump turn plus the sync); whatever the node changes meanwhile joins the
+   * same group commit, and a crash before it loses all of it.
+   */
+  private flush(node: SimNode): void {
+    if (node.pumpAtMs !== Infinity || !node.up) return;
+    const { commitMsMin, commitMsMax } = this.scenario.disk ?? defaultDisk;
+    node.pumpAtMs = this.nowMs + commitMsMin + this.random.int(commitMsMax - commitMsMin + 1);
+    this.queue.push(node.pumpAtMs, { kind: 'pump', node: node.index });
+  }
+
+  /**
    * The node's pump, as production's: the group commit, then the frames (no peer may see what
    * the disk does not hold), then the requests the commit let go on.
    */
-  private flush(node: SimNode): void {
+  private pump(node: SimNode): void {
     if (!this.commit(node)) {
-      this.scheduleTick(node);
+      // A store that refuses writes is tried again later, as production does; nothing is sent.
+      node.pumpAtMs = this.nowMs + storeRetryMs;
+      this.queue.push(node.pumpAtMs, { kind: 'pump', node: node.index });
       return;
     }
     for (const out of node.mesh.drainOutbox()) {
@@ -547,6 +591,7 @@ class Simulation {
     const commits = node.disk.commits;
     if (!node.journal.commit()) return false;
     if (node.disk.commits > commits) this.durability.commits++;
+    node.restoredUncommitted = new Set();
     const local = this.localNow(node);
     if (local >= node.nextStoreExpiryMs) {
       node.nextStoreExpiryMs = local + storeExpiryEveryMs;
@@ -576,24 +621,17 @@ class Simulation {
         this.scheduleTick(node);
         return;
       }
-      case 'deliver': {
-        const { conn, toDialer, bytes } = event;
-        if (!conn.up) {
-          this.stats.framesDropped++;
-          return;
-        }
-        const node = this.nodes[toDialer ? conn.dialer : conn.responder] as SimNode;
-        const link = toDialer ? conn.dialerLink : conn.responderLink;
-        this.stats.framesDelivered++;
-        this.stats.bytesDelivered += bytes.length;
-        this.hash(bytes.length, bytes[bytes.length - 1] as number);
-        this.whenRunning(node, () => {
-          if (!conn.up) return;
-          node.mesh.onFrame(link, bytes);
-          this.scheduleTick(node);
-        });
+      case 'pump': {
+        const node = this.nodes[event.node] as SimNode;
+        if (node.pumpAtMs !== this.nowMs) return; // a pump of an incarnation that crashed
+        node.pumpAtMs = Infinity;
+        this.whenRunning(node, () => this.pump(node));
         return;
       }
+      case 'deliver':
+        return this.deliver(event.conn, event.toDialer, event.bytes);
+      case 'copies-lost':
+        return this.copiesLost();
       case 'dial':
         return this.dial(event.dialer, event.responder);
       case 'open':
@@ -827,6 +865,43 @@ class Simulation {
     });
   }
 
+  private deliver(conn: Connection, toDialer: boolean, bytes: Uint8Array): void {
+    const node = this.nodes[toDialer ? conn.dialer : conn.responder] as SimNode;
+    const link = toDialer ? conn.dialerLink : conn.responderLink;
+    if (!this.carries(conn, toDialer, node, link)) {
+      this.stats.framesDropped++;
+      return;
+    }
+    this.stats.framesDelivered++;
+    this.stats.bytesDelivered += bytes.length;
+    this.hash(bytes.length, bytes[bytes.length - 1] as number);
+    this.whenRunning(node, () => {
+      if (!this.carries(conn, toDialer, node, link)) return;
+      node.mesh.onFrame(link, bytes);
+      this.scheduleTick(node);
+    });
+  }
+
+  /** Whether a frame on `conn` still reaches `node`: the connection is up, or its sender crashed after sending it. */
+  private carries(conn: Connection, toDialer: boolean, node: SimNode, link: LinkId): boolean {
+    if (conn.up) return true;
+    return conn.drainingFrom === (toDialer ? conn.responder : conn.dialer) && node.links.get(link) === conn;
+  }
+
+  /**
+   * The connections of a node whose process just died: the peer still receives what the process
+   * had sent, then hears the connection close (a reset after the last frame, at least one way
+   * later), then redials.
+   */
+  private closeAfterCrash(conn: Connection, crashed: number): void {
+    if (!conn.up) return;
+    const peer = crashed === conn.dialer ? conn.responder : conn.dialer;
+    // One ms after the last frame: the peer's tick at that frame's arrival reads it first.
+    const noticeMs = Math.max((this.network.rttMs(conn.dialer, conn.responder) / 2) | 0, this.network.lastDeliveryMs(crashed, peer) + 1 - this.nowMs);
+    this.cut(conn, noticeMs);
+    conn.drainingFrom = crashed;
+  }
+
   /** Takes a connection down now; each side hears of it after `noticeMs`, then the dialer redials. */
   private cut(conn: Connection, noticeMs: number): void {
     if (!conn.up) return;
@@ -858,7 +933,7 @@ class Simulation {
         // Found by the strict swarm: work deferred by a pause must die with the process, or the
         // pause's end ran it on the crashed node (a strict batch reserving on a dead replica).
         node.deferred = [];
-        for (const conn of node.links.values()) this.cut(conn, (this.network.rttMs(conn.dialer, conn.responder) / 2) | 0);
+        for (const conn of node.links.values()) this.closeAfterCrash(conn, fault.node);
         node.links.clear();
         this.loseProcess(node, fault.durable);
         return;
@@ -946,14 +1021,37 @@ class Simulation {
     const resumes = stored !== undefined && stored.meta.get('replica') === node.replica;
     this.endRequests(node, resumes);
     if (resumes) {
-      this.oracle.restarted(node.replica, ownTotals(stored));
+      this.oracle.restarted(node.replica, storedTotals(stored));
       for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, node.replica);
     } else {
       this.deadReplicas.push(node.replica);
     }
-    // A disk holds only its node's own entries, so this crash may have taken the last copy of a
-    // dead incarnation's changes, with or without its own state.
-    const survivors = this.nodes.filter((n) => n !== node && n.up).map((n) => n.counter);
+    // This crash may have taken the last copy of a dead incarnation's changes. What survives is
+    // known once the frames the process had sent have arrived and been read (a node reads its
+    // frames at its next tick, at their arrival; see `closeAfterCrash`).
+    for (let peer = 0; peer < this.nodes.length; peer++) {
+      if (peer !== node.index) this.drainedAtMs = Math.max(this.drainedAtMs, this.network.lastDeliveryMs(node.index, peer) + 1);
+    }
+    this.queue.push(Math.max(this.nowMs, this.drainedAtMs), { kind: 'copies-lost' });
+  }
+
+  /**
+   * Lowers the truth of every dead incarnation to what survives of it: what the running nodes
+   * hold, and what the disks of stopped nodes hold (committed before they stopped).
+   */
+  private copiesLost(): void {
+    // Every crashed node's last frames must have arrived (they may carry a dead incarnation's
+    // entries), and a paused node reads what it holds when its pause ends.
+    const waitUntilMs = Math.max(this.drainedAtMs, ...this.nodes.map((n) => (n.up && n.pausedUntilMs >= this.nowMs ? n.pausedUntilMs + 1 : 0)));
+    if (waitUntilMs > this.nowMs) {
+      this.queue.push(waitUntilMs, { kind: 'copies-lost' });
+      return;
+    }
+    const survivors: Holder[] = [];
+    for (const node of this.nodes) {
+      if (node.up) survivors.push(counterHolder(node.counter));
+      else if (node.crashedBy?.kind === 'crash' && node.crashedBy.durable) survivors.push(storedHolder(storedTotals(node.store.load())));
+    }
     for (const replica of this.deadReplicas) {
       this.oracle.crashed(replica, survivors);
       for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, replica);
@@ -964,10 +1062,12 @@ class Simulation {
    * The requests a crash catches (sim/durable-books.ts): an admission not yet committed never
    * reached the upstream and is charged nothing. If the replica resumes from its disk, a request
    * running, or settled but not yet committed, is charged its estimate by the restart, which must
-   * find exactly these (`interruptedExpected`); otherwise their charges went with the replica.
+   * find exactly these (`interruptedExpected`), with those the last restart ended but had not yet
+   * committed; otherwise their charges went with the replica.
    */
   private endRequests(node: SimNode, resumes: boolean): void {
-    const interrupted = new Set<RequestId>();
+    // A restart's ends of interrupted requests not yet committed: the next restart ends them again.
+    const interrupted = new Set<RequestId>(resumes ? node.restoredUncommitted : []);
     const interrupt = (pending: PendingSettle): void => {
       interrupted.add(pending.requestId);
       this.books.charge(node.replica, pending.tenant, pending.reserved, 'interrupted');
@@ -979,6 +1079,7 @@ class Simulation {
         this.durability.undispatched++;
       } else if (resumes) {
         this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) + (pending.reserved - pending.used);
+        this.durability.settlementsLost++;
         interrupt(pending);
       }
     }
@@ -1206,12 +1307,15 @@ function usageRow(pending: PendingSettle, tenant: string, node: string, nowMs: n
   };
 }
 
-/** A disk's own counter entries by key id, as the oracle counts them. */
-function ownTotals(snapshot: NodeSnapshot): Map<string, Totals> {
-  const totals = new Map<string, Totals>();
+/** A disk's counter entries by key id and replica, as the oracle counts them. */
+function storedTotals(snapshot: NodeSnapshot): Map<string, Map<ReplicaId, Totals>> {
+  const totals = new Map<string, Map<ReplicaId, Totals>>();
   for (const entry of snapshot.counterEntries) {
     const key = keyOf([entry.scope, entry.subject, entry.metric, entry.unit, entry.index]);
-    if (key !== undefined) totals.set(key.id, { p: entry.p, n: entry.n });
+    if (key === undefined) continue;
+    let perReplica = totals.get(key.id);
+    if (perReplica === undefined) totals.set(key.id, (perReplica = new Map<ReplicaId, Totals>()));
+    perReplica.set(entry.replica as ReplicaId, { p: entry.p, n: entry.n });
   }
   return totals;
 }
