@@ -244,9 +244,11 @@ export class WindowedCounter {
    * only for what they lack. Other replicas' entries count again as held, but claim no contiguous
    * history of their owner (its digest entry stays as it was), so anti-entropy with a live owner
    * starts over. Entries of expired windows, and of replicas past `replicasMax`, are left out;
-   * returns how many were restored.
+   * returns how many were restored. `versionFloor` is the own version last saved (`version`):
+   * the newest own entries may have expired from the store, but their versions were seen.
    */
-  restore(entries: readonly CounterEntry[]): number {
+  restore(entries: readonly CounterEntry[], versionFloor = 0): number {
+    assert(isCount(versionFloor) && versionFloor <= counterVersionMax, 'a version floor is a version');
     let restored = 0;
     for (const { key, replica, p, n, version } of entries) {
       assert(isCount(p) && isCount(n) && isCount(version) && version <= counterVersionMax, 'restored entries hold counts');
@@ -268,6 +270,7 @@ export class WindowedCounter {
       if (r !== 0 && version > (this.held[r] as number)) this.held[r] = version;
       restored++;
     }
+    if (versionFloor > this.ownVersion) this.ownVersion = versionFloor;
     this.takenVersion = this.ownVersion;
     this.known[0] = this.ownVersion;
     this.held[0] = this.ownVersion;

@@ -30,6 +30,8 @@ import { encodeRightsRow } from './stored-rights.js';
  */
 /** Policy updates a store holds before they are compacted into one. */
 const policyUpdatesStoredMax = 256;
+/** The meta key of the counter's own version (src/crdt/windowed-counter.ts `restore`). */
+export const counterVersionMeta = 'counterVersion';
 
 export interface JournalParts {
   readonly counter: WindowedCounter;
@@ -67,6 +69,8 @@ export class DurableJournal {
   private failure: StoreError | undefined;
   /** Policy updates written since the store's policy was last compacted to one. */
   private policyWrites = 0;
+  /** The counter's own version last put in a batch's meta (`counterVersion`, see `collect`). */
+  private versionTaken = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -173,6 +177,12 @@ export class DurableJournal {
     this.rows = [];
     const meta = this.meta;
     this.meta = [];
+    // The own version goes with the entries it numbers: an expired window may take the newest
+    // entries off the disk, but peers saw their versions, and a restart must number above them.
+    if (counter.version > this.versionTaken) {
+      this.versionTaken = counter.version;
+      meta.push([counterVersionMeta, String(this.versionTaken)]);
+    }
     return {
       meta,
       counterEntries,

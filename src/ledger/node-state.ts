@@ -5,7 +5,8 @@ import type { LedgerRow } from './ledger-row.js';
  * since the last commit, see `durable-journal.ts`) and a store (SQLite in production,
  * src/ledger/sqlite-store.ts; memory in the simulator). Nothing here does I/O.
  *
- *   meta              the node's replica id, its start count, the schema's own bookkeeping
+ *   meta              the node's replica id, its start count, its counter's own version
+ *                     (`counterVersion`), the schema's own bookkeeping
  *   counter entries   (p, n, version) per counter key and replica: this replica's own, and every
  *                     other replica's it holds, for a dead incarnation (one that lost its disk)
  *                     never sends its own again, and a quorum write this node acknowledged must

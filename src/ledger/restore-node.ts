@@ -5,7 +5,7 @@ import { isValidId, type ReplicaId } from '../core/ids.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { KeyedRightsRow } from '../crdt/bounded-counter.js';
 import type { CounterEntry } from '../crdt/windowed-counter.js';
-import type { JournalParts } from './durable-journal.js';
+import { counterVersionMeta, type JournalParts } from './durable-journal.js';
 import type { NodeSnapshot } from './node-state.js';
 import { decodeRightsRow } from './stored-rights.js';
 
@@ -40,7 +40,9 @@ export function restoreNode(snapshot: NodeSnapshot, parts: JournalParts, nowMs: 
     }
     entries.push({ key, replica: stored.replica as ReplicaId, p: stored.p, n: stored.n, version: stored.version });
   }
-  const counterEntries = counter.restore(entries);
+  const floor = Number(snapshot.meta.get(counterVersionMeta) ?? '0');
+  if (!isCount(floor)) skipped++;
+  const counterEntries = counter.restore(entries, isCount(floor) ? floor : 0);
   counter.expire(nowMs);
   const rows: KeyedRightsRow[] = [];
   for (const stored of snapshot.rightsRows) {

@@ -77,3 +77,32 @@ describe('a node restarted from its store', () => {
     expect(after.counter.digest().get(dead)).toBeUndefined();
   });
 });
+
+describe('a node restarted after its newest entries expired', () => {
+  it('numbers its next batches above every version its peers saw', () => {
+    const store = new MemoryStore();
+    const parts = partsOn(self, 1);
+    const journal = new DurableJournal(store, parts);
+    parts.counter.increment(key, 1);
+    expect(journal.commit()).toBe(true);
+    parts.counter.takeDelta();
+    // The newest change is in a minute window, which expires long before the day's.
+    const minute = counterKey('tenant', 'acme', 'requests', windowAt('minute', nowMs));
+    parts.counter.increment(minute, 1);
+    expect(journal.commit()).toBe(true);
+    const seen = parts.counter.takeDelta().ranges[0]?.to ?? 0;
+    expect(seen).toBeGreaterThan(0);
+    // The node is down past the expiry horizon; its store drops the minute window, as a running
+    // node's does every minute.
+    const laterMs = nowMs + 60 * 60_000;
+    expect(store.dropExpired(laterMs - parts.counter.horizonMs)).toBe(1);
+
+    const after = partsOn(self, 2);
+    expect(restoreNode(store.load(), after, laterMs).ok).toBe(true);
+    // Peers know this replica up to `seen`: a batch numbered at or below it would claim changes
+    // they think they hold, and a lost one would never be repaired.
+    expect(after.counter.version).toBeGreaterThanOrEqual(seen);
+    after.counter.increment(key, 1);
+    expect(after.counter.takeDelta().ranges[0]?.from).toBeGreaterThanOrEqual(seen);
+  });
+});
