@@ -9,7 +9,7 @@ import { assert } from '../src/core/assert.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
-import { windowAt } from '../src/crdt/window.js';
+import { windowAt, windowEndMs } from '../src/crdt/window.js';
 import { WindowedCounter } from '../src/crdt/windowed-counter.js';
 import type { MeshCrypto } from '../src/mesh/handshake.js';
 import { type Member, Membership } from '../src/mesh/membership.js';
@@ -206,6 +206,8 @@ interface SimNode {
   /** Requests this start found interrupted, until a commit holds their end (a crash before it finds them again). */
   restoredUncommitted: ReadonlySet<RequestId>;
   nextStoreExpiryMs: number;
+  /** The disk may have dropped every window that ended before this (its expiry, by the node's clock). */
+  droppedBeforeMs: number;
 }
 
 export function runScenario(scenario: Scenario, seed: number, options: RunOptions = {}): SimResult {
@@ -360,8 +362,7 @@ class Simulation {
    * A node's start, as production starts one (src/node/mesh-runtime.ts): on a disk that names a
    * replica it resumes that replica, with a new Yjs client id per start, and restores its state
    * (`restoreFromDisk`); on an empty disk (the first start, or after a lost disk) it is a new
-   * incarnation. Either way it recovers before it serves strict reads: peers' entries are not on
-   * its disk.
+   * incarnation. Either way it recovers before it serves strict reads, as production does.
    */
   private createNode(index: number, previous?: SimNode, keepDisk = false): SimNode {
     const id = this.members[index]?.id as NodeId;
@@ -416,6 +417,7 @@ class Simulation {
       interruptedExpected: new Set(),
       restoredUncommitted: new Set(),
       nextStoreExpiryMs: 0,
+      droppedBeforeMs: previous !== undefined && kept ? previous.droppedBeforeMs : -Infinity,
     };
     if (resumed !== undefined) {
       node.restoredUncommitted = previous?.interruptedExpected ?? new Set();
@@ -591,10 +593,11 @@ class Simulation {
     const commits = node.disk.commits;
     if (!node.journal.commit()) return false;
     if (node.disk.commits > commits) this.durability.commits++;
-    node.restoredUncommitted = new Set();
+    if (node.restoredUncommitted.size > 0) node.restoredUncommitted = new Set();
     const local = this.localNow(node);
     if (local >= node.nextStoreExpiryMs) {
       node.nextStoreExpiryMs = local + storeExpiryEveryMs;
+      node.droppedBeforeMs = Math.max(node.droppedBeforeMs, local - node.counter.horizonMs);
       node.store.dropExpired(local - node.counter.horizonMs);
     }
     return true;
@@ -1050,7 +1053,7 @@ class Simulation {
     const survivors: Holder[] = [];
     for (const node of this.nodes) {
       if (node.up) survivors.push(counterHolder(node.counter));
-      else if (node.crashedBy?.kind === 'crash' && node.crashedBy.durable) survivors.push(storedHolder(storedTotals(node.store.load())));
+      else if (node.crashedBy?.kind === 'crash' && node.crashedBy.durable) survivors.push(storedHolder(storedTotals(node.disk.load())));
     }
     for (const replica of this.deadReplicas) {
       this.oracle.crashed(replica, survivors);
@@ -1097,11 +1100,13 @@ class Simulation {
 
   private check(): void {
     const live = this.nodes.filter((n) => n.up);
-    // Safety, every check: no replica holds counts that were never made.
+    // Safety, every check: no replica holds counts that were never made, nor more of another
+    // replica than that replica's disk.
     for (const node of live) {
       const invented = this.oracle.invented(node.counter);
       if (invented !== undefined) this.fail('invariant', invented);
     }
+    this.checkSentCommitted(live);
     this.checkQuota();
     if (this.options.checkers !== undefined) {
       const view: SimView = {
@@ -1128,6 +1133,30 @@ class Simulation {
       // Released first: a successor's release is a change of its own, which must spread too.
       if (this.nodes.every((n) => n.up && n.released) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
         this.finalConverged = this.nowMs;
+      }
+    }
+  }
+
+  /**
+   * The rule that makes resuming a replica id safe (src/crdt/windowed-counter.ts, "Durability"):
+   * a node commits before it sends, so no node ever holds more of another replica's entries than
+   * that replica's disk does. Windows the disk may have dropped as expired are left out.
+   */
+  private checkSentCommitted(live: readonly SimNode[]): void {
+    for (const owner of live) {
+      let stored: Map<string, Map<ReplicaId, Totals>> | undefined;
+      for (const holder of live) {
+        if (holder === owner) continue;
+        for (const key of holder.counter.keys()) {
+          const held = holder.counter.contributions(key).get(owner.replica);
+          if (held === undefined || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+          stored ??= storedTotals(owner.disk.load());
+          const kept = stored.get(key.id)?.get(owner.replica) ?? { p: 0, n: 0 };
+          if (held.p > kept.p || held.n > kept.n) {
+            this.fail('durability', `${holder.replica} holds ${owner.replica}'s ${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`);
+            return;
+          }
+        }
       }
     }
   }
