@@ -8,6 +8,7 @@ import { holdKeyOf, releasePredecessors } from '../src/admission/successor-relea
 import { assert } from '../src/core/assert.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
+import type { RightsRow } from '../src/crdt/bounded-counter.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
 import { windowAt, windowEndMs } from '../src/crdt/window.js';
 import { WindowedCounter } from '../src/crdt/windowed-counter.js';
@@ -22,6 +23,7 @@ import type { LedgerRow } from '../src/ledger/ledger-row.js';
 import type { NodeSnapshot, StateStore } from '../src/ledger/node-state.js';
 import { encodeRequestContext, interruptedRow } from '../src/ledger/request-context.js';
 import { restoreNode } from '../src/ledger/restore-node.js';
+import { decodeRightsRow } from '../src/ledger/stored-rights.js';
 import { yjsClientId } from '../src/node/mesh-runtime.js';
 import { DurableBooks } from './durable-books.js';
 import { EventQueue } from './event-queue.js';
@@ -1139,26 +1141,43 @@ class Simulation {
 
   /**
    * The rule that makes resuming a replica id safe (src/crdt/windowed-counter.ts, "Durability"):
-   * a node commits before it sends, so no node ever holds more of another replica's entries than
-   * that replica's disk does. Windows the disk may have dropped as expired are left out.
+   * a node commits before it sends, so no node ever holds more of another replica's counter
+   * entries, or of its rights rows, than that replica's disk does. Windows the disk may have
+   * dropped as expired are left out.
    */
   private checkSentCommitted(live: readonly SimNode[]): void {
     for (const owner of live) {
-      let stored: Map<string, Map<ReplicaId, Totals>> | undefined;
+      let disk: NodeSnapshot | undefined;
       for (const holder of live) {
         if (holder === owner) continue;
-        for (const key of holder.counter.keys()) {
-          const held = holder.counter.contributions(key).get(owner.replica);
-          if (held === undefined || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
-          stored ??= storedTotals(owner.disk.load());
-          const kept = stored.get(key.id)?.get(owner.replica) ?? { p: 0, n: 0 };
-          if (held.p > kept.p || held.n > kept.n) {
-            this.fail('durability', `${holder.replica} holds ${owner.replica}'s ${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`);
-            return;
-          }
+        const wrong = this.heldBeyondDisk(holder, owner, () => (disk ??= owner.disk.load()));
+        if (wrong !== undefined) {
+          this.fail('durability', `${holder.replica} holds ${owner.replica}'s ${wrong}`);
+          return;
         }
       }
     }
+  }
+
+  /** The first of `owner`'s entries or rights rows that `holder` holds beyond `owner`'s disk, described. */
+  private heldBeyondDisk(holder: SimNode, owner: SimNode, disk: () => NodeSnapshot): string | undefined {
+    let entries: Map<string, Map<ReplicaId, Totals>> | undefined;
+    for (const key of holder.counter.keys()) {
+      const held = holder.counter.contributions(key).get(owner.replica);
+      if (held === undefined || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+      entries ??= storedTotals(disk());
+      const kept = entries.get(key.id)?.get(owner.replica) ?? { p: 0, n: 0 };
+      if (held.p > kept.p || held.n > kept.n) return `${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`;
+    }
+    let rows: Map<string, RightsRow> | undefined;
+    for (const { key, row } of holder.escrow.state()) {
+      if (row.owner !== owner.replica || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+      rows ??= new Map(disk().rightsRows.flatMap((stored) => decodedRow(stored.json)));
+      const kept = rows.get(key.id);
+      const beyond = row.used > (kept?.used ?? 0) || [...row.cells].some(([to, amount]) => amount > (kept?.cells.get(to) ?? 0));
+      if (beyond) return `rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
+    }
+    return undefined;
   }
 
   /**
@@ -1334,6 +1353,12 @@ function usageRow(pending: PendingSettle, tenant: string, node: string, nowMs: n
     settledAtMs: nowMs,
     durationMs: Math.max(0, nowMs - pending.admittedAtMs),
   };
+}
+
+/** A stored rights row by its key id, or nothing if it does not decode. */
+function decodedRow(json: string): [string, RightsRow][] {
+  const decoded = decodeRightsRow(json);
+  return decoded === undefined ? [] : [[decoded.key.id, decoded.row]];
 }
 
 /** A disk's counter entries by key id and replica, as the oracle counts them. */
