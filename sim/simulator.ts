@@ -8,7 +8,6 @@ import { holdKeyOf, releasePredecessors } from '../src/admission/successor-relea
 import { assert } from '../src/core/assert.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
-import type { RightsRow } from '../src/crdt/bounded-counter.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
 import { windowAt, windowEndMs } from '../src/crdt/window.js';
 import { WindowedCounter } from '../src/crdt/windowed-counter.js';
@@ -1146,36 +1145,33 @@ class Simulation {
    * dropped as expired are left out.
    */
   private checkSentCommitted(live: readonly SimNode[]): void {
-    for (const owner of live) {
-      let disk: NodeSnapshot | undefined;
-      for (const holder of live) {
-        if (holder === owner) continue;
-        const wrong = this.heldBeyondDisk(holder, owner, () => (disk ??= owner.disk.load()));
-        if (wrong !== undefined) {
-          this.fail('durability', `${holder.replica} holds ${owner.replica}'s ${wrong}`);
-          return;
-        }
+    const owners = new Map(live.map((node) => [node.replica, node]));
+    for (const holder of live) {
+      const wrong = this.heldBeyondDisk(holder, owners);
+      if (wrong !== undefined) {
+        this.fail('durability', `${holder.replica} holds ${wrong}`);
+        return;
       }
     }
   }
 
-  /** The first of `owner`'s entries or rights rows that `holder` holds beyond `owner`'s disk, described. */
-  private heldBeyondDisk(holder: SimNode, owner: SimNode, disk: () => NodeSnapshot): string | undefined {
-    let entries: Map<string, Map<ReplicaId, Totals>> | undefined;
+  /** The first entry or rights row of another running replica that `holder` holds beyond that replica's disk, described. */
+  private heldBeyondDisk(holder: SimNode, owners: ReadonlyMap<ReplicaId, SimNode>): string | undefined {
     for (const key of holder.counter.keys()) {
-      const held = holder.counter.contributions(key).get(owner.replica);
-      if (held === undefined || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
-      entries ??= storedTotals(disk());
-      const kept = entries.get(key.id)?.get(owner.replica) ?? { p: 0, n: 0 };
-      if (held.p > kept.p || held.n > kept.n) return `${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`;
+      for (const [replica, held] of holder.counter.contributions(key)) {
+        const owner = owners.get(replica);
+        if (owner === undefined || owner === holder || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+        const kept = owner.disk.ownEntry(key) ?? { p: 0, n: 0 };
+        if (held.p > kept.p || held.n > kept.n) return `${replica}'s ${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`;
+      }
     }
-    let rows: Map<string, RightsRow> | undefined;
     for (const { key, row } of holder.escrow.state()) {
-      if (row.owner !== owner.replica || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
-      rows ??= new Map(disk().rightsRows.flatMap((stored) => decodedRow(stored.json)));
-      const kept = rows.get(key.id);
+      const owner = owners.get(row.owner);
+      if (owner === undefined || owner === holder || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+      const stored = owner.disk.rightsRow(key);
+      const kept = stored === undefined ? undefined : decodeRightsRow(stored.json)?.row;
       const beyond = row.used > (kept?.used ?? 0) || [...row.cells].some(([to, amount]) => amount > (kept?.cells.get(to) ?? 0));
-      if (beyond) return `rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
+      if (beyond) return `${row.owner}'s rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
     }
     return undefined;
   }
@@ -1353,12 +1349,6 @@ function usageRow(pending: PendingSettle, tenant: string, node: string, nowMs: n
     settledAtMs: nowMs,
     durationMs: Math.max(0, nowMs - pending.admittedAtMs),
   };
-}
-
-/** A stored rights row by its key id, or nothing if it does not decode. */
-function decodedRow(json: string): [string, RightsRow][] {
-  const decoded = decodeRightsRow(json);
-  return decoded === undefined ? [] : [[decoded.key.id, decoded.row]];
 }
 
 /** A disk's counter entries by key id and replica, as the oracle counts them. */
