@@ -35,10 +35,10 @@ assert(swarmFaultsMax <= faultsMax, 'a swarm scenario must pass parseScenario');
 assert(swarmLossMax <= frameProbabilityMax && swarmDuplicateMax <= frameProbabilityMax, 'a swarm network profile must pass parseScenario');
 
 /**
- * A random scenario built on `base` (regions, durations, workload and bandwidth are kept; faults
- * of the kinds `base.swarmFaults` names, all by default, and the loss, duplication and jitter of
- * the network are drawn). `base.durationMs` must leave
- * room for the shortest fault, which every valid scenario does (durationMs ≥ 1,000).
+ * A random scenario built on `base` (regions, durations, workload, disks and bandwidth are kept;
+ * faults of the kinds `base.swarmFaults` names, all by default, and the loss, duplication and
+ * jitter of the network are drawn). `base.durationMs` must leave room for the shortest fault,
+ * which every valid scenario does (durationMs ≥ 1,000).
  */
 export function randomScenario(seed: number, base: Scenario): Scenario {
   assert(base.durationMs > swarmFaultMsMin, `the base scenario is shorter than one fault (${base.durationMs} ms)`);
