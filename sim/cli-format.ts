@@ -72,7 +72,8 @@ export function formatDurability(durability: DurabilityFigures): string {
   return (
     `${formatCount(durability.commits)} commits, ${formatCount(durability.restarts)} restart${durability.restarts === 1 ? '' : 's'} from disk; ` +
     `${formatCount(durability.interrupted)} requests interrupted (charged their estimate; ${formatCount(durability.settlementsLost)} of them had settled), ` +
-    `${formatCount(durability.undispatched)} admitted but never dispatched`
+    `${formatCount(durability.undispatched)} admitted but never dispatched` +
+    (durability.commitsRefused > 0 ? `; ${formatCount(durability.commitsRefused)} commits refused, ${formatCount(durability.refusedDiskFailing)} requests refused meanwhile` : '')
   );
 }
 

@@ -84,6 +84,8 @@ export interface ClaimFigures {
 export interface DurabilityFigures {
   /** Group commits that wrote something, over every node's disk. */
   readonly commits: number;
+  /** Commits a disk refused (each is tried again, first, at the node's next pump). */
+  readonly commitsRefused: number;
   /** Crashes with state after which the node resumed its replica from its disk. */
   readonly restarts: number;
   /** Requests a restart charged their whole estimate: admitted on disk, settlement not. */
@@ -92,6 +94,8 @@ export interface DurabilityFigures {
   readonly settlementsLost: number;
   /** Admitted requests whose node crashed before committing the admission: they never reached the upstream. */
   readonly undispatched: number;
+  /** Arrivals refused because their node's disk refused writes. */
+  readonly refusedDiskFailing: number;
 }
 
 export interface SimResult {

@@ -75,9 +75,10 @@ export interface RunOptions {
   /**
    * Test hook: wraps each node's disk, once per disk (the wrapper lives as long as the disk, across
    * crashes with state), for example with one that acknowledges a commit before it is durable, to
-   * prove the checkers catch a node that sent what its disk then lost.
+   * prove the checkers catch a node that sent what its disk then lost, or one that refuses writes
+   * for a while, as a full disk does.
    */
-  readonly store?: (disk: SimDisk) => StateStore;
+  readonly store?: (disk: SimDisk, nodeIndex: number) => StateStore;
 }
 
 /** What a checker may look at: the live replicas and the oracle, read-only. */
@@ -253,7 +254,7 @@ class Simulation {
   private readonly admittedTruth: number[];
   /** What every request was finally charged, per replica: the durable books' truth. */
   private readonly books: DurableBooks;
-  private readonly durability = { commits: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0 };
+  private readonly durability = { commits: 0, commitsRefused: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0, refusedDiskFailing: 0 };
 
   private overshootSeenMax = 0;
   private readonly overshootReported = new Set<number>();
@@ -369,7 +370,7 @@ class Simulation {
     const id = this.members[index]?.id as NodeId;
     const kept = keepDisk && previous !== undefined;
     const disk = kept ? previous.disk : new SimDisk();
-    const store = kept ? previous.store : (this.options.store?.(disk) ?? disk);
+    const store = kept ? previous.store : (this.options.store?.(disk, index) ?? disk);
     const snapshot = store.load();
     const resumed = snapshot.meta.get('replica');
     const incarnation = previous === undefined ? 0 : resumed !== undefined ? previous.incarnation : previous.incarnation + 1;
@@ -592,7 +593,10 @@ class Simulation {
   /** The group commit of the node's journal; false when the store refused it (then nothing may be sent). */
   private commit(node: SimNode): boolean {
     const commits = node.disk.commits;
-    if (!node.journal.commit()) return false;
+    if (!node.journal.commit()) {
+      this.durability.commitsRefused++;
+      return false;
+    }
     if (node.disk.commits > commits) this.durability.commits++;
     if (node.restoredUncommitted.size > 0) node.restoredUncommitted = new Set();
     const local = this.localNow(node);
@@ -715,6 +719,11 @@ class Simulation {
     let arrivals: number;
     if (workload.arrivals === 'poisson') arrivals = poisson(this.random, mean);
     else arrivals = this.random.float() < mean / workload.burstSize ? workload.burstSize : 0;
+    if (node.journal.failing !== undefined) {
+      // The gateway refuses work while its disk refuses writes: nothing it admitted could be kept.
+      this.durability.refusedDiskFailing += arrivals;
+      arrivals = 0;
+    }
     for (let r = 0; r < arrivals; r++) {
       // Zipf-like tenant choice: a few tenants carry most of the traffic.
       const tenant = Math.floor(workload.tenants * this.random.float() ** 2);

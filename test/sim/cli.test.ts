@@ -47,7 +47,7 @@ const passed: SimResult = {
   simulatedMs: 610_000,
   wallMs: 20_000,
   stats: { requests: 600_000, framesDelivered: 1_234_567, framesDropped: 12_345, bytesDelivered: 45_600_000, events: 9_876_543 },
-  durability: { commits: 123_456, restarts: 1, interrupted: 17, settlementsLost: 3, undispatched: 2 },
+  durability: { commits: 123_456, commitsRefused: 0, restarts: 1, interrupted: 17, settlementsLost: 3, undispatched: 2, refusedDiskFailing: 0 },
   record: { regions: ['us-east', 'us-west', 'eu-west', 'ap-northeast', 'ap-southeast'], sampleEveryMs: 1_000, samples: [], faults: scenario.faults, healedAtMs: 600_000 },
   replay: 'npm run sim -- --scenario partition-heal --regions 5 --seed 42 --duration 600000',
 };

@@ -13,7 +13,7 @@ describe('durability swarm', () => {
   it(`passes ${seeds} random seeds of crashes with and without state`, async () => {
     const base = await quotaSwarmBase('durable');
     const failed: string[] = [];
-    const totals: { -readonly [K in keyof DurabilityFigures]: number } = { commits: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0 };
+    const totals: { -readonly [K in keyof DurabilityFigures]: number } = { commits: 0, commitsRefused: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0, refusedDiskFailing: 0 };
     let amnesia = 0;
     for (let seed = 1; seed <= seeds; seed++) {
       const scenario = randomScenario(seed, base);
