@@ -122,6 +122,8 @@ export interface InterruptedRequest {
   readonly record: OpenRequestRecord;
   /** Admitted before the death: charged its whole estimate (these settlements). Not admitted: withdrawn, refunded whole. */
   readonly settlements: readonly Settlement[];
+  /** Of an admitted one, the keys charged under eventual rules only, released again (what a successor releases). */
+  readonly released: readonly { readonly key: CounterKey; readonly amount: number }[];
 }
 
 /** Retry hint after a failed round: about two round trips across the widest region pair. */
@@ -255,7 +257,11 @@ export class QuotaGate {
   // (`restoreOpen`) and ends them at once (`recoverInterrupted`): one the gate had not yet
   // admitted reached no upstream (the gateway waits for the commit of the admission before it
   // dispatches), so it is withdrawn; one it had admitted may have, and what the upstream produced
-  // is unknown, so it is charged its whole estimate, an upper bound.
+  // is unknown. It ends as a dead node's reservations end when its successor releases them
+  // (src/admission/successor-release.ts): keys charged under eventual rules only are released (a
+  // tenant is not charged an estimate for a call it may never have had), and keys of strict and
+  // escrow rules keep the whole estimate (a call that may have run counts in full against a
+  // limit that must never be passed).
 
   /** Keeps the changes `takeOpenChanges` hands out from now on; the owner must then take them every commit. */
   keepDurable(): void {
@@ -301,11 +307,20 @@ export class QuotaGate {
       const record: OpenRequestRecord = { requestId, tenant: open.tenant, admitted: open.admitted, context: open.context, reservations, escrow: open.escrow };
       if (!open.admitted) {
         this.withdraw(requestId);
-        ended.push({ record, settlements: [] });
+        ended.push({ record, settlements: [], released: [] });
         continue;
       }
-      // Every metric left out of `used` is charged its estimate.
-      ended.push({ record, settlements: this.settle(requestId, new Map()) });
+      // Every metric left out of `used` is charged its estimate; then the held keys are released.
+      const settlements = this.settle(requestId, new Map());
+      const released: { key: CounterKey; amount: number }[] = [];
+      for (const reservation of reservations) {
+        const held = new Set(reservation.holds.map((hold) => hold.id));
+        for (const key of reservation.keys) {
+          if (reservation.amount === 0 || !held.has(holdKeyOf(this.counter, key).id)) continue;
+          if (this.counter.decrement(key, reservation.amount).ok) released.push({ key, amount: reservation.amount });
+        }
+      }
+      ended.push({ record, settlements, released });
     }
     return ended;
   }

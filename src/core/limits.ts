@@ -171,6 +171,24 @@ export const adminAllowedHostsMax = 32;
 /** Largest amount one usage adjustment may charge or credit. */
 export const usageAdjustmentAmountMax = 1_000_000_000_000;
 
+/**
+ * Ledger rows an export holds at once: it reads the ledger in time slices of at most this many
+ * rows (counted first) and writes each slice out, waiting for the client to take it, before it
+ * reads the next. A row is some 500 bytes as text, so a slice is about 1 MB however large the
+ * export. A single millisecond holding more rows than this is read whole (it cannot be split).
+ */
+export const usageExportSliceRowsMax = 2_000;
+
+/** Counter keys one read of GET /counters/read names; a URL of that many keys stays under 16 KB. */
+export const adminCounterReadKeysMax = 100;
+
+/**
+ * Counter keys one `carpool audit` reads (per subject, limit and window in its time range): a
+ * range with sliding limits (10-second sub-buckets) over many hours would otherwise mean a
+ * quorum round per 100 of tens of thousands of keys.
+ */
+export const auditCounterKeysMax = 20_000;
+
 /** Limits per tenant or account. */
 export const limitsPerSubjectMax = 32;
 
@@ -413,6 +431,67 @@ export const counterKeyCacheKeysMax = 131_072;
  * come from the policy's rules, a few dozen in all. Past this the cache starts over (counted).
  */
 export const counterKeyCacheSeriesTypesMax = 4_096;
+
+// ---- Durable store and usage ledger (src/ledger/) ----
+
+/** Ledger rows one usage query lists, newest first; the totals and groups cover every matching row. */
+export const usageQueryRowsMax = 10_000;
+
+/**
+ * Groups one usage query returns. Grouping by user or key can produce as many groups as there are
+ * users; past this the answer says it left groups out (`groupsTruncated`) instead of growing.
+ */
+export const usageQueryGroupsMax = 10_000;
+
+/** Fields one usage query may group by (tenant, user, key, model, account, day, hour, a window). */
+export const usageQueryGroupFieldsMax = 8;
+
+/** How long ledger rows stay rows before they roll up into daily aggregates, unless configured. */
+export const ledgerRetentionMsDefault = 90 * 24 * 3_600_000;
+
+/** The shortest retention a store accepts: rows roll up by whole days, so a shorter age buys nothing. */
+export const ledgerRetentionMsMin = 24 * 3_600_000;
+
+/**
+ * Ledger rows one `rollUp` call moves into the daily aggregates. A chunk takes some 50 ms of the
+ * event loop; a caller repeats until a call returns fewer, yielding between calls.
+ */
+export const ledgerRollUpRowsMax = 10_000;
+
+/**
+ * Counter entries read per step when a store loads a node's state: one JSON string of some 80
+ * bytes an entry, so a chunk is about 4 MB however many keys the node holds.
+ */
+export const storeLoadChunkEntriesMax = 50_000;
+
+/** The smallest disk bound a store accepts: the schema alone takes some 100 KiB. */
+export const storeBytesMin = 1024 * 1024;
+
+/**
+ * Bytes the write-ahead log keeps on disk after a checkpoint (SQLite's `journal_size_limit`):
+ * one long transaction may grow the log past this, the next checkpoint truncates it back.
+ */
+export const storeWalBytesKeptMax = 16 * 1024 * 1024;
+
+/**
+ * How often a store's checkpoint thread copies the write-ahead log back into the database file
+ * (src/ledger/store-checkpointer.ts). At 500 settlements a second the log grows some 20 MB a
+ * second (every commit writes whole pages of the table and each index), so a second between
+ * checkpoints keeps it near that size.
+ */
+export const storeCheckpointEveryMs = 1_000;
+
+/**
+ * The log size past which a commit checkpoints inline, on the event loop: only when the
+ * checkpoint thread has fallen behind or failed, so disk use stays bounded whatever it does.
+ */
+export const storeWalBytesMax = 512 * 1024 * 1024;
+
+/** Commits between two looks at the log's size (one stat call). */
+export const storeWalCheckEveryCommits = 256;
+
+assert(ledgerRetentionMsMin <= ledgerRetentionMsDefault, 'the default retention is one a store accepts');
+assert(storeWalBytesKeptMax < storeWalBytesMax, 'the log kept after a checkpoint is below the size that forces one');
 
 // ---- Upstream ----
 

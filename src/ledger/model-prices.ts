@@ -1,33 +1,61 @@
-/**
- * List prices of Claude models for the usage ledger's cost column, in US dollars per million
- * input tokens, from Anthropic's pricing page (https://docs.anthropic.com/en/docs/about-claude/pricing,
- * "Model pricing"). Only the input price is needed: weighted tokens (DESIGN.md §3) already carry
- * the other kinds at their price ratios (output 5×, cache write 1.25×, cache read 0.1×), so
- * cost = weighted tokens × input price per token. A tenant whose weights are not price ratios
- * gets a cost that follows its weights, which is what it is billed by.
- *
- * Ids are matched by prefix, most specific first, so dated ids (`claude-sonnet-4-5-20250929`) and
- * aliases (`claude-sonnet-4-5`) find their family. A model not listed has no cost (null), never a
- * guessed one.
- */
-const inputDollarsPerMillion: readonly (readonly [string, number])[] = [
-  ['claude-opus-4-5', 5],
-  ['claude-opus-4-1', 15],
-  ['claude-opus-4', 15],
-  ['claude-sonnet-4', 3],
-  ['claude-3-7-sonnet', 3],
-  ['claude-3-5-sonnet', 3],
-  ['claude-haiku-4-5', 1],
-  ['claude-3-5-haiku', 0.8],
-  ['claude-3-haiku', 0.25],
-  ['claude-3-opus', 15],
-];
+import { assert, isCount } from '../core/assert.js';
 
-/** Micro-dollars for `weightedTokens` of `model`, rounded; null for a model without a listed price. */
+/**
+ * List prices of the Claude models, for the `costMicros` of a ledger row.
+ *
+ * Source: Anthropic's pricing page, https://platform.claude.com/docs/en/about-claude/pricing
+ * ("Model pricing", "Base input tokens" column), read in December 2026. Prices are in US cents
+ * per million input tokens, so every listed price is an integer.
+ *
+ * Why one price per model is enough. For every model listed here the page prices output at 5×
+ * the input price, 5-minute cache writes at 1.25× and cache hits at 0.1×: exactly the default
+ * token weights of DESIGN.md §3 (`defaultTokenWeights`: 1000, 5000, 1250, 100 per mille). So
+ * tokens weighted with the default weights, times the input price, are the list price of the
+ * call. Models whose prices break those ratios are left out on purpose (Haiku 3's cache prices
+ * are 1.2× and 0.12×; Opus 5.5 and Sonnet 5.5 read the cache at 0.05×): a price from the input
+ * rate alone would misstate them, and an unknown price (null) is honest where a wrong one is not.
+ * One-hour cache writes (2× on the page) are not told apart by the upstream's usage report and
+ * are priced as 5-minute writes.
+ */
+const listPriceCentsPerMillion: ReadonlyMap<string, number> = new Map([
+  ['claude-opus-4-8', 500],
+  ['claude-opus-4-7', 500],
+  ['claude-opus-4-6', 500],
+  ['claude-opus-4-5', 500],
+  ['claude-opus-4-1', 1500],
+  ['claude-opus-4-0', 1500],
+  ['claude-opus-4', 1500],
+  ['claude-sonnet-4-6', 300],
+  ['claude-sonnet-4-5', 300],
+  ['claude-sonnet-4-0', 300],
+  ['claude-sonnet-4', 300],
+  ['claude-3-7-sonnet', 300],
+  ['claude-haiku-4-5', 100],
+  ['claude-3-5-haiku', 80],
+]);
+
+/** A dated snapshot id (`claude-sonnet-4-5-20250929`) is priced as its model (`claude-sonnet-4-5`). */
+const datedSuffix = /-\d{8}$/;
+
+/** The model's list price in US cents per million input tokens, or null for a model not listed. */
+export function listPriceCentsPerMillionOf(model: string): number | null {
+  return listPriceCentsPerMillion.get(model) ?? listPriceCentsPerMillion.get(model.replace(datedSuffix, '')) ?? null;
+}
+
+/**
+ * What `weightedTokens` cost at the model's list price, in micro-dollars (millionths of a US
+ * dollar), rounded to the nearest; null for a model without a known price.
+ *
+ * Pass tokens weighted with the default weights (`weightedTokens(usage, defaultTokenWeights)`,
+ * src/admission/estimate.ts): those carry the list price ratios. A tenant's own weights may
+ * differ from them, and tokens under those weights would give a cost in the tenant's units, not
+ * in dollars.
+ *
+ * A cent per million tokens is a hundredth of a micro-dollar per token, hence the division.
+ */
 export function costMicrosOf(model: string, weightedTokens: number): number | null {
-  for (const [prefix, dollars] of inputDollarsPerMillion) {
-    // Dollars per million tokens are micro-dollars per token.
-    if (model.startsWith(prefix)) return Math.round(weightedTokens * dollars);
-  }
-  return null;
+  assert(isCount(weightedTokens), 'weighted tokens are a count');
+  const cents = listPriceCentsPerMillionOf(model);
+  if (cents === null) return null;
+  return Math.round((weightedTokens * cents) / 100);
 }

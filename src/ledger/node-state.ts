@@ -60,7 +60,11 @@ export interface StoredAnswer {
   readonly json: string;
 }
 
-/** Everything one group commit writes, in one transaction. */
+/**
+ * Everything one group commit writes, in one transaction. Within a batch the puts are applied
+ * before the deletes, so a key both put and deleted (a request admitted and settled between two
+ * commits) ends deleted; a later put of the same key belongs in a later batch.
+ */
 export interface StateBatch {
   readonly meta: readonly (readonly [string, string])[];
   readonly counterEntries: readonly StoredCounterEntry[];

@@ -34,14 +34,24 @@ export function decodeRequestContext(json: string | undefined): RequestContext |
 }
 
 /**
- * The usage row of a request the node had admitted when it died, charged its estimate at the
- * restart: outcome `interrupted`, `estimated`, the account unknown. None for one it had not
+ * The usage row of a request the node had admitted when it died: outcome `interrupted`,
+ * `estimated`, the account unknown. Its tokens are what it stays charged: the reserved estimate
+ * on keys of strict and escrow rules, nothing on keys of eventual rules, which were released
+ * (src/admission/quota-gate.ts, "Durability"). A request all of whose keys were released shows
+ * zero tokens; one with both kinds shows the estimate, which its strict and escrow keys hold (the
+ * audit counts interrupted rows on those keys only). None for a request the node had not
  * admitted (withdrawn: it reached no upstream).
  */
 export function interruptedRow(ended: InterruptedRequest, node: string, region: string, nowMs: number): LedgerRow | undefined {
   if (ended.settlements.length === 0) return undefined;
   const context = decodeRequestContext(ended.record.context);
-  const charged = (metric: string): number => ended.settlements.find((s) => s.requestId.endsWith(`#${metric}`))?.charged ?? 0;
+  const releasedKeys = new Set(ended.released.map((r) => r.key.id));
+  // Per metric: the estimate if some key of it stays charged, else nothing.
+  const charged = (metric: string): number => {
+    const reservation = ended.record.reservations.find((r) => r.requestId.endsWith(`#${metric}`));
+    if (reservation === undefined || reservation.keys.every((key) => releasedKeys.has(key.id))) return 0;
+    return ended.settlements.find((s) => s.requestId.endsWith(`#${metric}`))?.charged ?? 0;
+  };
   const admittedAtMs = context?.admittedAtMs ?? Math.min(...ended.record.reservations.map((r) => r.reservedAtMs));
   return {
     requestId: ended.record.requestId,

@@ -47,6 +47,11 @@ export interface UsageAnswer {
   readonly rows: readonly LedgerRow[];
   /** Of `totals.requests`, those counted from daily aggregates of rows past retention. */
   readonly fromAggregates: number;
+  /**
+   * More groups matched than `usageQueryGroupsMax`: `groups` holds the first of them (in the order
+   * of their keys) and the totals still cover every row. Absent means false.
+   */
+  readonly groupsTruncated?: boolean;
 }
 
 /** The ledger as its readers see it: implemented by the SQLite store, faked in unit tests. */

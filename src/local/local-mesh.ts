@@ -314,14 +314,21 @@ async function applyPolicy(context: LaunchContext, regions: readonly LocalMeshRe
     const put = await sendJson('PUT', `${first.admin}/policy/accounts/${encodeURIComponent(account.id)}`, accountPolicyOf(account), adminToken);
     if (put !== undefined) return err(`PUT /policy/accounts/${account.id} at ${first.region}: ${put}`);
   }
+  // The nodes keep their policy across starts; the config is what the local mesh runs, so a tenant
+  // or account it no longer lists is removed (and with it, a removed tenant's keys).
+  const pruned = await pruneUnlisted(first.admin, adminToken, new Set(config.tenants.map((t) => t.id)), new Set(emulatorConfig.accounts.map((a) => a.id)));
+  if (pruned !== undefined) return err(`removing what the config no longer lists at ${first.region}: ${pruned}`);
   for (const tenant of config.tenants) {
     const put = await sendJson('PUT', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}`, tenantPolicyOf(tenant), adminToken);
     if (put !== undefined) return err(`PUT /policy/tenants/${tenant.id} at ${first.region}: ${put}`);
-    // A previous run's key is registered again (the nodes keep no policy across starts).
+    // A previous run's key is registered again: a node started without its store (a new data
+    // directory, --fresh) has no policy; one with its store already holds the key, which the
+    // endpoint answers with 400 on the field apiKey, "already" (src/node/admin/admin-service.ts).
     const reused = keyPlan.reused.get(tenant.id);
     if (reused === undefined) continue;
     const registered = await sendJson('POST', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}/keys`, { name: 'local-mesh', apiKey: reused, reason: 'kept from the previous carpool local start' }, adminToken);
-    if (registered !== undefined) return err(`registering the previous key of tenant ${tenant.id} at ${first.region}: ${registered}`);
+    const alreadyThere = registered !== undefined && registered.startsWith('HTTP 400') && registered.includes('"field":"apiKey"') && registered.includes('already');
+    if (registered !== undefined && !alreadyThere) return err(`registering the previous key of tenant ${tenant.id} at ${first.region}: ${registered}`);
   }
 
   // 6. A key for each tenant without one, minted by the Admin service (it stores only the digest).
@@ -465,7 +472,32 @@ async function getJson(url: string, adminToken: string): Promise<unknown> {
 }
 
 /** A write to the admin endpoint, with the mesh's admin token: undefined on 200, else the status and the error it gave. */
-async function sendJson(method: 'PUT' | 'POST', url: string, body: unknown, adminToken: string): Promise<string | undefined> {
+/** Removes the policy's tenants and accounts that are not in `tenants` and `accounts`; an error message, or undefined. */
+async function pruneUnlisted(admin: string, adminToken: string, tenants: ReadonlySet<string>, accounts: ReadonlySet<string>): Promise<string | undefined> {
+  let policy: unknown;
+  try {
+    const response = await fetch(`${admin}/policy`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(adminCallTimeoutMs) });
+    if (response.status !== 200) return `GET /policy: HTTP ${response.status}`;
+    policy = await response.json();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  if (!isRecord(policy) || !Array.isArray(policy.tenants) || !Array.isArray(policy.accounts)) return 'GET /policy: not a policy';
+  const ids = (entries: unknown[]): string[] => entries.flatMap((entry) => (isRecord(entry) && typeof entry.id === 'string' ? [entry.id] : []));
+  for (const [kind, listed, present] of [
+    ['tenants', tenants, ids(policy.tenants as unknown[])],
+    ['accounts', accounts, ids(policy.accounts as unknown[])],
+  ] as const) {
+    for (const id of present) {
+      if (listed.has(id)) continue;
+      const removed = await sendJson('DELETE', `${admin}/policy/${kind}/${encodeURIComponent(id)}`, { reason: 'no longer in the carpool local config' }, adminToken);
+      if (removed !== undefined) return `DELETE /policy/${kind}/${id}: ${removed}`;
+    }
+  }
+  return undefined;
+}
+
+async function sendJson(method: 'PUT' | 'POST' | 'DELETE', url: string, body: unknown, adminToken: string): Promise<string | undefined> {
   try {
     const response = await fetch(url, {
       method,

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { err, ok, type Result } from '../core/result.js';
+import { SqliteStore } from '../ledger/sqlite-store.js';
 import type { AccountId } from '../core/ids.js';
 import { upstreamCloseGraceMs } from '../core/limits.js';
 import { type AdminRole, type AdminTokenEntry, AdminTokens } from '../admission/admin-access.js';
@@ -17,6 +19,7 @@ import {
   adminTokenLengthMax,
   adminTokenLengthMin,
   defaultAdminTokenName,
+  defaultStoreConfig,
   isValidAdminToken,
   type NodeConfig,
   parseNodeConfig,
@@ -40,7 +43,21 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     options.print(`carpool node: ${loaded}`);
     return 2;
   }
-  const node = await startNode(loaded, options.print);
+  const opened = openNodeStore(loaded);
+  if (!opened.ok) {
+    // A store that cannot be read or written is never replaced by an empty one: the node would
+    // serve requests whose usage it cannot keep. It stops, saying what an operator can do.
+    options.print(`carpool node: ${opened.error}`);
+    return 3;
+  }
+  let node: StartedNode;
+  try {
+    node = await startNode(loaded, options.print, opened.value);
+  } catch (error) {
+    opened.value?.close();
+    options.print(`carpool node: ${(error as Error).message}`);
+    return 3;
+  }
   const { config } = loaded;
   const runtime = node.runtime;
   let last = { deltas: 0, at: Date.now() };
@@ -70,18 +87,48 @@ export interface StartedNode {
   /** The admin HTTP endpoint, when the config has one. */
   readonly admin: AdminServer | undefined;
   readonly gateway: RegionGateway | undefined;
+  /** The node's durable store, with a `dataDir`. */
+  readonly store: SqliteStore | undefined;
   /** Stops the gRPC endpoint (running calls get `upstreamCloseGraceMs` to settle), the admin endpoint, then the mesh. */
   stop(): Promise<void>;
 }
 
-/** Starts a node from a loaded config and prints its endpoints. */
-export async function startNode(loaded: LoadedNodeConfig, print: (line: string) => void): Promise<StartedNode> {
+/**
+ * Opens the node's durable store in its data directory (`dataDir/node.sqlite`), or none without a
+ * `dataDir`; a message an operator can act on when it cannot be opened.
+ */
+export function openNodeStore(loaded: LoadedNodeConfig): Result<SqliteStore | undefined, string> {
+  const { config } = loaded;
+  if (config.dataDir === undefined) return ok(undefined);
+  const store = config.store ?? defaultStoreConfig;
+  const path = join(resolve(loaded.baseDir, config.dataDir), storeFileName);
+  const opened = SqliteStore.open(path, { sync: store.sync, maxBytes: store.maxBytes, retentionMs: store.retentionDays * dayMs });
+  if (!opened.ok) return err(`the store ${path} cannot be used (${opened.error.kind}): ${opened.error.message}`);
+  return ok(opened.value);
+}
+
+/** Starts a node from a loaded config and prints its endpoints; `store` is its opened durable store, if any. */
+export async function startNode(loaded: LoadedNodeConfig, print: (line: string) => void, store?: SqliteStore): Promise<StartedNode> {
   const { config, secret, tls, targets, adminTokens } = loaded;
-  const runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: print });
+  let runtime: MeshRuntime;
+  try {
+    runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: print, ...(store === undefined ? {} : { store }) });
+  } catch (error) {
+    store?.close();
+    throw error;
+  }
+  if (runtime.restart !== undefined) describeRestart(runtime, print);
+  const rollUp = store === undefined ? undefined : setInterval(() => rollUpLedger(store, print), storeRollUpEveryMs);
+  rollUp?.unref();
   const metrics = new PrometheusNodeMetrics({ runtime, region: config.region, node: config.node, processMetrics: true });
+  if (store !== undefined && runtime.journal !== undefined) {
+    const journal = runtime.journal;
+    metrics.attachStore({ stats: () => store.stats(), journal: journal.stats, failing: () => journal.failing });
+  }
   // Assigned once the endpoint is up; the admin routes read it through the closure.
   let gateway: RegionGateway | undefined = undefined;
-  const service = new AdminService({ runtime, crypto: nodeAuthCrypto });
+  // The store is also the node's usage ledger, which the admin surfaces read (usage queries, exports).
+  const service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: store });
   const routes = new AdminRoutes(runtime, service, { metrics, gatewayStatus: () => (gateway === undefined ? undefined : gatewayStatusOf(gateway.carpool)) });
   const admin =
     config.admin === undefined
@@ -106,6 +153,7 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
           observer: metrics,
           log: print,
           http: config.http === undefined ? undefined : { listen: config.http, bounds: config.http.bounds, models: config.http.models },
+          usage: store,
         });
   if (gateway !== undefined) {
     const { executor } = gateway;
@@ -131,10 +179,14 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
     runtime,
     admin,
     gateway: started,
+    store,
     stop: async () => {
+      if (rollUp !== undefined) clearInterval(rollUp);
       await started?.stop(upstreamCloseGraceMs);
       await admin?.close();
+      // The runtime commits what the last requests settled before it stops; the store closes after.
       await runtime.stop();
+      store?.close();
     },
   };
 }
@@ -148,6 +200,35 @@ export interface LoadedNodeConfig {
   readonly targets: ReadonlyMap<AccountId, UpstreamTarget>;
   /** Every configured admin token, `adminToken` as the one named `admin`. */
   readonly adminTokens: AdminTokens;
+  /** The config file's folder: relative paths in it resolve against it. */
+  readonly baseDir: string;
+}
+
+/** The store's file in a node's data directory. */
+export const storeFileName = 'node.sqlite';
+const dayMs = 86_400_000;
+/** How often usage rows past retention are rolled into daily aggregates (in bounded chunks). */
+const storeRollUpEveryMs = 60_000;
+
+function describeRestart(runtime: MeshRuntime, print: (line: string) => void): void {
+  const restart = runtime.restart;
+  if (restart === undefined) return;
+  if (!restart.resumed) {
+    print(`  store: a new replica (start ${restart.starts}); nothing to restore`);
+    return;
+  }
+  const interrupted = restart.interrupted.filter((ended) => ended.settlements.length > 0).length;
+  const withdrawn = restart.interrupted.length - interrupted;
+  print(
+    `  store: resumed as ${runtime.replica} (start ${restart.starts}): ${restart.counterEntries} counter entries, ${restart.rightsRows} rights rows, ${restart.policyUpdates} policy updates;` +
+      ` ${interrupted} request(s) interrupted mid-call ended (released on eventual limits, the estimate kept on strict and escrow ones), ${withdrawn} never dispatched withdrawn` +
+      (restart.skipped > 0 ? `; ${restart.skipped} stored record(s) did not decode and were skipped` : ''),
+  );
+}
+
+function rollUpLedger(store: SqliteStore, print: (line: string) => void): void {
+  const rolled = store.rollUp(Date.now());
+  if (!rolled.ok) print(`store: rolling up usage rows failed (${rolled.error.kind}): ${rolled.error.message}`);
 }
 
 /** Reads and checks a node config and what it refers to; a message naming the field otherwise. */
@@ -197,7 +278,7 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
   if (typeof adminTokens === 'string') return adminTokens;
   const targets = await resolveUpstreamTargets(config.upstream, { baseDir: base, env: process.env });
   if (!targets.ok) return `${path}: field ${targets.error.field}: ${targets.error.reason}`;
-  return { config, secret: new TextEncoder().encode(secretText), tls, targets: targets.value, adminTokens };
+  return { config, secret: new TextEncoder().encode(secretText), tls, targets: targets.value, adminTokens, baseDir: base };
 }
 
 /** Reads every admin token (inline or from its file) and checks that no two names share one. */

@@ -6,6 +6,9 @@ import type { NodeId, RegionId } from '../core/ids.js';
 import type { ClaimStats } from '../admission/request-claims.js';
 import type { ReleaseReport } from '../admission/successor-release.js';
 import type { WindowedCounter } from '../crdt/windowed-counter.js';
+import type { JournalStats } from '../ledger/durable-journal.js';
+import type { StoreError } from '../ledger/node-state.js';
+import type { StoreStats } from '../ledger/sqlite-store.js';
 import type { MeshNode } from '../mesh/mesh-node.js';
 import { lagBucketsMs, type MeshStats } from '../mesh/mesh-stats.js';
 import { type Tier, tiers } from '../mesh/policy/policy-schema.js';
@@ -472,6 +475,26 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     this.counter('carpool_grpc_handler_failures_total', 'gRPC handlers that threw (answered INTERNAL).', [], (add) => add(server.stats().handlerFailures));
   }
 
+  /**
+   * The durable store's families: its size against its bound, rows, commits and whether it
+   * refuses writes now (the node then refuses work). Once per node, with a store.
+   */
+  attachStore(store: StoreParts): void {
+    const stats = (): StoreStats => store.stats();
+    this.gauge('carpool_store_bytes', 'Bytes the durable store takes on disk (database pages and write-ahead log).', [], (set) => set(stats().fileBytes + stats().walBytes));
+    this.gauge('carpool_store_bytes_max', 'The store file\'s bound (store.maxBytes); past it the node refuses work.', [], (set) => set(stats().maxBytes));
+    this.gauge('carpool_ledger_rows', 'Usage rows in the ledger, by kind: rows, and daily aggregates of rows past retention.', ['kind'], (set) => {
+      const now = stats();
+      set(now.ledgerRows, { kind: 'rows' });
+      set(now.aggregateRows, { kind: 'daily_aggregates' });
+    });
+    this.gauge('carpool_store_failing', '1 while the store refuses writes (full, read-only, corrupt): the node sends nothing and admits nothing.', [], (set) => set(store.failing() === undefined ? 0 : 1));
+    this.counter('carpool_store_commits_total', 'Group commits written.', [], (add) => add(store.journal.commits));
+    this.counter('carpool_store_commit_failures_total', 'Group commits the store refused (kept and written again).', [], (add) => add(store.journal.commitFailures));
+    this.counter('carpool_ledger_rows_written_total', 'Usage rows written.', [], (add) => add(store.journal.rowsWritten));
+    this.gauge('carpool_store_commit_seconds_max', 'The longest group commit since the node started.', [], (set) => set(secondsOf(store.journal.commitMsMax)));
+  }
+
   /** A counter that copies a stats object's monotonic counts at each scrape; see the file comment. */
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[], read: (add: (value: number, labels?: LabelValues<L>) => void) => void): void {
     new Counter<L>({
@@ -499,6 +522,13 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       },
     });
   }
+}
+
+/** What `attachStore` reads. */
+export interface StoreParts {
+  stats(): StoreStats;
+  readonly journal: JournalStats;
+  failing(): StoreError | undefined;
 }
 
 function secondsOf(ms: number): number {

@@ -23,7 +23,8 @@ import type { CounterKey } from '../../crdt/counter-key.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../../mesh/quorum.js';
 import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
-import { clientCancelModeOf, idempotencyOf, type Tenant } from '../../mesh/policy/policy-schema.js';
+import { clientCancelModeOf, defaultTokenWeights, idempotencyOf, type Tenant } from '../../mesh/policy/policy-schema.js';
+import { weightedTokens as weightedTokensOf } from '../../admission/estimate.js';
 import type {
   CarpoolCall,
   CarpoolCredentials,
@@ -675,7 +676,8 @@ export class CarpoolGateway implements CarpoolHandler {
       cacheWriteTokens: executed.usage.cacheWrite,
       cacheReadTokens: executed.usage.cacheRead,
       weightedTokens,
-      costMicros: costMicrosOf(model, weightedTokens),
+      // List prices follow the default weights, whatever the tenant's own (src/ledger/model-prices.ts).
+      costMicros: costMicrosOf(model, weightedTokensOf(executed.usage, defaultTokenWeights)),
       outcome: executed.result.ok ? 'ok' : 'failed',
       status: executed.result.ok ? 'ok' : statusNameOf(executed.result.error),
       estimated: executed.estimated || byLease,
