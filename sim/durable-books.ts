@@ -12,9 +12,10 @@ import { emptyTallies, type RowTallies } from './sim-disk.js';
  * that follows its admission, and its client hears the end only after the commit that follows
  * its settlement, which carries its usage row. So a request is charged
  *   - its usage, with one `ok` row, once its settlement is committed;
- *   - its whole estimate, with one `interrupted` row written at the restart, if its node crashed
- *     with its state between those two commits (src/admission/quota-gate.ts,
- *     `recoverInterrupted`);
+ *   - if its node crashed with its state between those two commits, what the restart leaves
+ *     charged (src/admission/quota-gate.ts, `recoverInterrupted`): its whole estimate on strict
+ *     and escrow keys, nothing on eventual ones (released, as a successor would), with one
+ *     `interrupted` row of that amount;
  *   - nothing, and no row, if its node crashed before its admission was committed: it never
  *     reached the upstream, and the restart withdraws whatever of it the disk held.
  *
@@ -37,7 +38,7 @@ export class DurableBooks {
 
   constructor(private readonly tenants: number) {}
 
-  /** A request's final charge (see above): `ok` at its usage, `interrupted` at its estimate. */
+  /** A request's final charge (see above): `ok` at its usage, `interrupted` at what the restart left charged. */
   charge(replica: ReplicaId, tenant: number, amount: number, outcome: 'ok' | 'interrupted'): void {
     const books = this.of(replica);
     books.charged[tenant] = (books.charged[tenant] as number) + amount;

@@ -1074,16 +1074,20 @@ class Simulation {
   /**
    * The requests a crash catches (sim/durable-books.ts): an admission not yet committed never
    * reached the upstream and is charged nothing. If the replica resumes from its disk, a request
-   * running, or settled but not yet committed, is charged its estimate by the restart, which must
+   * running, or settled but not yet committed, is ended as interrupted by the restart, which must
    * find exactly these (`interruptedExpected`), with those the last restart ended but had not yet
    * committed; otherwise their charges went with the replica.
    */
   private endRequests(node: SimNode, resumes: boolean): void {
     // A restart's ends of interrupted requests not yet committed: the next restart ends them again.
     const interrupted = new Set<RequestId>(resumes ? node.restoredUncommitted : []);
-    const interrupt = (pending: PendingSettle): void => {
+    // What the restart charges it (src/admission/quota-gate.ts, "Durability"): the estimate on a
+    // strict or escrow key, nothing on an eventual one, released as a successor would release it.
+    const interrupt = (pending: PendingSettle, truthBefore: number): void => {
+      const charged = this.rule.mode === 'eventual' ? 0 : pending.reserved;
       interrupted.add(pending.requestId);
-      this.books.charge(node.replica, pending.tenant, pending.reserved, 'interrupted');
+      this.books.charge(node.replica, pending.tenant, charged, 'interrupted');
+      this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) + (charged - truthBefore);
       this.durability.interrupted++;
     };
     for (const { step, pending } of node.unsynced) {
@@ -1091,12 +1095,11 @@ class Simulation {
         this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) - pending.reserved;
         this.durability.undispatched++;
       } else if (resumes) {
-        this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) + (pending.reserved - pending.used);
         this.durability.settlementsLost++;
-        interrupt(pending);
+        interrupt(pending, pending.used);
       }
     }
-    if (resumes) for (const list of node.settlements.values()) for (const pending of list) interrupt(pending);
+    if (resumes) for (const list of node.settlements.values()) for (const pending of list) interrupt(pending, pending.reserved);
     node.unsynced = [];
     node.settlements.clear();
     node.interruptedExpected = interrupted;
