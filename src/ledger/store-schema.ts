@@ -15,7 +15,7 @@ import { assert } from '../core/assert.js';
  * Tables (node-state.ts says what each record is):
  *
  *   meta             key → value
- *   counter_entries  (scope, subject, metric, unit, window_index) → p, n, version, end_ms
+ *   counter_entries  (replica, scope, subject, metric, unit, window_index) → p, n, version, end_ms
  *   rights_rows      key_id → end_ms, json
  *   open_requests    request_id → json
  *   policy_updates   seq → bytes (Yjs updates in the order they were made)
@@ -87,6 +87,23 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX ledger_tenant ON ledger (tenant, charged_at_ms);
       CREATE INDEX ledger_account ON ledger (account, charged_at_ms);
       CREATE INDEX ledger_request ON ledger (request_id);
+    `,
+  },
+  {
+    version: 3,
+    purpose: "every replica's counter entries, not only the node's own: the replica joins the key (rows kept so far are the node's own, the replica its meta names)",
+    sql: `
+      CREATE TABLE counter_entries_by_replica (
+        replica TEXT NOT NULL, scope TEXT NOT NULL, subject TEXT NOT NULL, metric TEXT NOT NULL, unit TEXT NOT NULL, window_index INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY (replica, scope, subject, metric, unit, window_index)
+      ) WITHOUT ROWID;
+      INSERT INTO counter_entries_by_replica
+        SELECT coalesce((SELECT value FROM meta WHERE key = 'replica'), ''), scope, subject, metric, unit, window_index, end_ms, p, n, version
+        FROM counter_entries;
+      DROP TABLE counter_entries;
+      ALTER TABLE counter_entries_by_replica RENAME TO counter_entries;
+      CREATE INDEX counter_entries_end ON counter_entries (end_ms);
     `,
   },
 ];

@@ -26,7 +26,7 @@ afterEach(() => {
 });
 
 function counterEntry(i: number, endMs = day0Ms + dayMs): StoredCounterEntry {
-  return { scope: 'tenant', subject: `tenant-${i}`, metric: 'weighted_tokens', unit: 'day', index: 20_423, endMs, p: i * 3, n: i, version: 7 };
+  return { replica: 'eu-1~r1', scope: 'tenant', subject: `tenant-${i}`, metric: 'weighted_tokens', unit: 'day', index: 20_423, endMs, p: i * 3, n: i, version: 7 };
 }
 
 describe('SqliteStore round trip', () => {
