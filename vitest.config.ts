@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 const processTests = [
   'test/admin-cli/run-admin.test.ts',
+  'test/chaos/crash-mesh.test.ts',
   'test/ledger/sqlite-store-processes.test.ts',
   'test/local/local-launcher.test.ts',
   'test/local/local-mesh.test.ts',
@@ -18,6 +19,7 @@ const processTests = [
   'test/node/admission-cluster.test.ts',
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
+  'test/node/store-failures.test.ts',
   'test/upstream/emulator/emulate-command.test.ts',
   'test/upstream/emulator/emulator-claude-code.test.ts',
 ];

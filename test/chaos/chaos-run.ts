@@ -41,6 +41,8 @@ export interface ChaosSummary {
   readonly seed: number;
   readonly durationMs: number;
   readonly requests: Record<SentRequest['outcome'], number> & { readonly sent: number };
+  /** How often each code ended an attempt that did not complete, most frequent first. */
+  readonly failureCodes: readonly (readonly [string, number])[];
   readonly ledger: LedgerFigures & { readonly rows: number };
   readonly kills: number;
   /** Restarts the launcher made that came back serving. */
@@ -101,6 +103,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosSummary> 
       seed: options.seed,
       durationMs: Date.now() - startedMs,
       requests: { sent: sent.length, ...countsOf(sent) },
+      failureCodes: failureCodesOf(sent),
       ledger: { rows: rows.length, ...verdict.figures },
       kills: kills.count,
       restarts,
@@ -135,7 +138,7 @@ async function killRounds(mesh: LocalMesh, load: ChaosLoad, random: SeededRandom
     report.slowestMs = Math.max(report.slowestMs, back.tookMs);
     if (back.problem !== undefined) report.problems.push(`round ${round}: ${back.problem}`);
     const what = victims.length === chaosRegions.length ? 'the whole mesh' : victims.join(',');
-    options.log(`round ${round}/${options.rounds}: killed ${what}; serving again after ${seconds(back.tookMs)}; ${describeCounts(load)}`);
+    options.log(`round ${round}/${options.rounds}: killed ${what}; restarted in ${seconds(back.backMs)}, serving again after ${seconds(back.tookMs)}; ${describeCounts(load)}`);
     if (back.problem !== undefined) break;
   }
   return report;
@@ -162,6 +165,12 @@ function countsOf(sent: readonly SentRequest[]): Record<SentRequest['outcome'], 
   const counts = { completed: 0, refused: 0, failed: 0, running: 0 };
   for (const request of sent) counts[request.outcome]++;
   return counts;
+}
+
+function failureCodesOf(sent: readonly SentRequest[]): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const request of sent) for (const code of request.codes) if (code !== 'OK') counts.set(code, (counts.get(code) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]);
 }
 
 function describeCounts(load: ChaosLoad): string {

@@ -6,6 +6,7 @@ export function formatSummary(summary: ChaosSummary): string {
   const lines = [
     `seed ${summary.seed}: ${(summary.durationMs / 1000).toFixed(1)} s`,
     `  requests   ${requests.sent} sent: ${requests.completed} completed, ${requests.refused} refused at admission, ${requests.failed} failed`,
+    `  failures   ${summary.failureCodes.map(([code, n]) => `${code} ×${n}`).join(', ') || 'none'}`,
     `  ledger     ${ledger.rows} rows: ${ledger.tenantRows} tenant-side (${ledger.interrupted} interrupted), ${ledger.accountRows} account-side, ${ledger.forwarded} forwarded`,
     ...ledger.busiestWindows.map((w) => `  limit      ${w.tenant}: at most ${w.requests} of ${w.limit} requests in one window (${w.window})`),
     `  kills      ${summary.kills} SIGKILL(s), ${summary.restarts} restart(s), the slowest back serving in ${(summary.slowestRestartMs / 1000).toFixed(1)} s`,

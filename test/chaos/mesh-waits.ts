@@ -38,15 +38,17 @@ export function grpcPortOf(region: LocalMeshRegion): number {
 }
 
 /** SIGKILL to each victim at once, then the waits above; how long until all served again. */
-export async function killAndWait(mesh: LocalMesh, victims: readonly string[]): Promise<{ tookMs: number; problem: string | undefined }> {
+export async function killAndWait(mesh: LocalMesh, victims: readonly string[]): Promise<{ tookMs: number; backMs: number; problem: string | undefined }> {
   const killedMs = Date.now();
   const before = new Map(victims.map((region) => [region, mesh.restartsOf(region)]));
   for (const region of victims) {
     const pid = mesh.pidOf(region);
-    if (pid === undefined) return { tookMs: 0, problem: `${region} had no process to kill` };
+    if (pid === undefined) return { tookMs: 0, backMs: 0, problem: `${region} had no process to kill` };
     process.kill(pid, 'SIGKILL');
   }
   const deadline = killedMs + restartServingTimeoutMs;
-  const problem = (await waitRestarted(mesh, before, deadline)) ?? (await waitAllServing(mesh, deadline));
-  return { tookMs: Date.now() - killedMs, problem };
+  const notBack = await waitRestarted(mesh, before, deadline);
+  const backMs = Date.now() - killedMs;
+  const problem = notBack ?? (await waitAllServing(mesh, deadline));
+  return { tookMs: Date.now() - killedMs, backMs, problem };
 }
