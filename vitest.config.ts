@@ -8,6 +8,7 @@ import { defineConfig } from 'vitest/config';
  * each in its own process. A new test that spawns processes belongs in this list.
  */
 const processTests = [
+  'test/admin-cli/audit-e2e.test.ts',
   'test/admin-cli/run-admin.test.ts',
   'test/chaos/crash-mesh.test.ts',
   'test/ledger/sqlite-store-processes.test.ts',

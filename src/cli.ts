@@ -2,7 +2,11 @@
 // The `carpool` command. Subcommands are added as the parts they drive land.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminUsage, parseAdminArgs } from './admin-cli/admin-args.js';
+import { auditUsage, parseAuditArgs } from './admin-cli/audit-args.js';
 import { runAdmin } from './admin-cli/run-admin.js';
+import { runAudit } from './admin-cli/run-audit.js';
+import { runUsage } from './admin-cli/run-usage.js';
+import { parseUsageArgs, usageUsage } from './admin-cli/usage-args.js';
 import { clientUsage, parseClientArgs } from './local/client-args.js';
 import { runClient } from './local/local-client.js';
 import { defaultStatusEverySeconds, runLocal } from './local/run-local.js';
@@ -29,6 +33,13 @@ commands:
   admin [--url URL --token-file F] [--region R] [--json] <command>
       the admin surface of a node (tenants, accounts, keys, usage, adjust, pool, audit), by
       default of the running local mesh; \`carpool admin --help\` lists the commands
+  usage query|export [--since WHEN] [--tenant T] [--side tenant|account] [--format csv|jsonl] [--out FILE]
+      one node's usage ledger (it needs a dataDir): totals and groups, or every row of a range
+      streamed as CSV or JSON lines; \`carpool usage --help\` for the filters
+  audit [--admin URL ...] [--since WHEN] [--emulator URL --node-config FILE ...]
+      reconciles, per tenant, account and counter window, the ledger rows of every node, the mesh
+      counters read at QUORUM and the emulator's own tally; exit 1 on any difference, 2 when it
+      cannot run; by default the running local mesh (\`carpool audit --help\`)
   demo [--seed N] [--ticks N] [--loss P] [--fast]
       three regions count tokens and gossip deltas through the wire codec over lossy links,
       then reconcile with one digest exchange, all in one process
@@ -83,6 +94,8 @@ async function main(argv: readonly string[]): Promise<number> {
   if (command === 'local') return localCommand(rest);
   if (command === 'client') return clientCommand(rest);
   if (command === 'admin') return adminCommand(rest);
+  if (command === 'usage') return usageCommand(rest);
+  if (command === 'audit') return auditCommand(rest);
   if (command === 'node') return nodeCommand(rest);
   if (command === 'emulate') return emulateCommand(rest);
   if (command !== 'demo') {
@@ -188,6 +201,24 @@ async function adminCommand(args: readonly string[]): Promise<number> {
     return 2;
   }
   return runAdmin(parsed.value, { out: (line) => console.log(line), err: (line) => console.error(line), env: process.env, nowMs: () => Date.now() });
+}
+
+async function usageCommand(args: readonly string[]): Promise<number> {
+  const parsed = parseUsageArgs(args);
+  if (!parsed.ok) {
+    console.error(`carpool usage: ${parsed.error}\n\n${usageUsage}`);
+    return 2;
+  }
+  return runUsage(parsed.value, { out: (line) => console.log(line), err: (line) => console.error(line), stdout: process.stdout, env: process.env, nowMs: () => Date.now() });
+}
+
+async function auditCommand(args: readonly string[]): Promise<number> {
+  const parsed = parseAuditArgs(args);
+  if (!parsed.ok) {
+    console.error(`carpool audit: ${parsed.error}\n\n${auditUsage}`);
+    return 2;
+  }
+  return runAudit(parsed.value, { out: (line) => console.log(line), err: (line) => console.error(line), env: process.env, nowMs: () => Date.now() });
 }
 
 async function nodeCommand(args: readonly string[]): Promise<number> {

@@ -8,9 +8,9 @@ import { formatDurationMs } from '../core/duration-text.js';
  */
 type Json = Record<string, unknown>;
 
-const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
-const list = (value: unknown): Json[] => (Array.isArray(value) ? value.filter(isRecord) : []);
-const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : '?');
+export const isRecord = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+export const list = (value: unknown): Json[] => (Array.isArray(value) ? value.filter(isRecord) : []);
+export const text = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : '?');
 
 /** An epoch time as `2027-01-31 12:00:00Z`; `-` for none. */
 export function formatTime(ms: unknown): string {
@@ -18,7 +18,8 @@ export function formatTime(ms: unknown): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
 }
 
-function table(rows: readonly (readonly string[])[]): string[] {
+/** Rows as aligned columns, two spaces apart; the first row is the header. */
+export function table(rows: readonly (readonly string[])[]): string[] {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
   return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd());
 }

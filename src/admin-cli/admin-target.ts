@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { err, ok, type Result } from '../core/result.js';
 import { isProcessAlive, readLocalState } from '../local/local-state.js';
-import type { AdminArgs } from './admin-args.js';
 
 /**
  * Where `carpool admin` sends its requests and with which token: `--url` (or CARPOOL_ADMIN_URL)
@@ -17,7 +16,16 @@ export interface AdminTarget {
   readonly label: string;
 }
 
-export async function resolveAdminTarget(args: AdminArgs, env: NodeJS.ProcessEnv): Promise<Result<AdminTarget, string>> {
+/** What a command line says about its target (`carpool admin`, `carpool usage`). */
+export interface TargetArgs {
+  readonly url: string | undefined;
+  readonly region: string | undefined;
+  readonly token: string | undefined;
+  readonly tokenFile: string | undefined;
+  readonly stateFile: string;
+}
+
+export async function resolveAdminTarget(args: TargetArgs, env: NodeJS.ProcessEnv): Promise<Result<AdminTarget, string>> {
   const url = args.url ?? (args.region === undefined ? env.CARPOOL_ADMIN_URL : undefined);
   const tokenFile = args.tokenFile ?? (args.token === undefined ? env.CARPOOL_ADMIN_TOKEN_FILE : undefined);
   let token = args.token;

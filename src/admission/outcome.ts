@@ -152,14 +152,18 @@ export const rejectionStatus: Readonly<Record<RejectionKind, RejectionStatus>> =
 
 /**
  * Refusals of the admin surface (src/node/admin/, src/net/admin-http.ts) that admission never
- * makes, in the same shape: a known admin token without the role a call needs, and an admin
- * call naming a tenant, account or key that does not exist. Neither can be cured by waiting.
+ * makes, in the same shape: a known admin token without the role a call needs, an admin call
+ * naming a tenant, account or key that does not exist, and a usage-ledger question put to a node
+ * that keeps no ledger (it has no `dataDir`; another node of the mesh may). None can be cured by
+ * waiting. The last is FAILED_PRECONDITION in gRPC, the state of this node rather than anything
+ * the request named, and 404 in HTTP, where the routes it asks for are not served here.
  */
-export type AdminRefusalKind = 'forbidden' | 'not-found';
+export type AdminRefusalKind = 'forbidden' | 'not-found' | 'no-ledger';
 
 export const adminRefusalStatus: Readonly<Record<AdminRefusalKind, RejectionStatus>> = Object.freeze({
   forbidden: Object.freeze({ grpc: 'PERMISSION_DENIED', http: 403, retryable: false }),
   'not-found': Object.freeze({ grpc: 'NOT_FOUND', http: 404, retryable: false }),
+  'no-ledger': Object.freeze({ grpc: 'FAILED_PRECONDITION', http: 404, retryable: false }),
 } satisfies Record<AdminRefusalKind, RejectionStatus>);
 
 /** Retry hints as response metadata: gRPC trailers and HTTP headers take the same names. */

@@ -171,6 +171,24 @@ export const adminAllowedHostsMax = 32;
 /** Largest amount one usage adjustment may charge or credit. */
 export const usageAdjustmentAmountMax = 1_000_000_000_000;
 
+/**
+ * Ledger rows an export holds at once: it reads the ledger in time slices of at most this many
+ * rows (counted first) and writes each slice out, waiting for the client to take it, before it
+ * reads the next. A row is some 500 bytes as text, so a slice is about 1 MB however large the
+ * export. A single millisecond holding more rows than this is read whole (it cannot be split).
+ */
+export const usageExportSliceRowsMax = 2_000;
+
+/** Counter keys one read of GET /counters/read names; a URL of that many keys stays under 16 KB. */
+export const adminCounterReadKeysMax = 100;
+
+/**
+ * Counter keys one `carpool audit` reads (per subject, limit and window in its time range): a
+ * range with sliding limits (10-second sub-buckets) over many hours would otherwise mean a
+ * quorum round per 100 of tens of thousands of keys.
+ */
+export const auditCounterKeysMax = 20_000;
+
 /** Limits per tenant or account. */
 export const limitsPerSubjectMax = 32;
 

@@ -89,7 +89,7 @@ export function tenantPolicyOf(tenant: LocalTenant): Record<string, unknown> {
 }
 
 /** The file name of a region's node config and log inside the state directory. */
-export function nodeConfigFileName(region: LocalRegion): string {
+export function nodeConfigFileName(region: Pick<LocalRegion, 'name'>): string {
   return `node-${region.name}.json`;
 }
 

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type AdminPrincipal, roleAllows } from '../admission/admin-access.js';
+import { drainOrEnd } from './drain-or-end.js';
+import { CallEndedError } from './grpc/carpool-handler.js';
 
 /**
  * The admin endpoint of a node: JSON over HTTP for operators, `carpool admin` and tests. It is an
@@ -34,6 +36,10 @@ import { type AdminPrincipal, roleAllows } from '../admission/admin-access.js';
  *   v GET    /counters?scope=&subject=&metric=&unit=&index=[&atLeast=N&waitMs=M]
  *                                            a counter's value and per-replica contributions; with
  *                                            atLeast, waits up to waitMs for the value to reach N
+ *   v GET    /counters/read?key=K[&key=K...][&consistency=local|quorum]
+ *                                            the values of up to 100 counter keys, each
+ *                                            `<scope>/<subject>/<metric>/<unit>:<index>`; at
+ *                                            quorum after a read round (what `carpool audit` reads)
  *   v GET    /policy                         tenants (keys as metadata), accounts, settings,
  *                                            invalid entries
  *   v GET    /policy/tenants/{id}            one tenant
@@ -58,10 +64,21 @@ import { type AdminPrincipal, roleAllows } from '../admission/admin-access.js';
  *   a POST   /usage/adjustments              {scope, subject, metric, window, index?, kind:
  *                                            charge|credit, amount, reason}: see
  *                                            src/node/admin/usage-adjustment.ts
+ *   v GET    /usage/ledger[?side=tenant|account&tenant=&user=&apiKey=&model=&account=
+ *                   &since=&until=&groupBy=a,b&rows=N]
+ *                                            this node's usage ledger: totals, groups, the newest
+ *                                            rows, and which node answered (each node keeps the
+ *                                            rows of the requests it settled); parameters in
+ *                                            src/node/admin/usage-query-params.ts; 404 on a node
+ *                                            without a ledger (no dataDir)
+ *   v GET    /usage/export?since=&format=csv|jsonl[&until=&side=&tenant=...]
+ *                                            this node's ledger rows, oldest first, streamed
+ *                                            (src/node/admin/ledger-export.ts); the answering node
+ *                                            in the `carpool-node` header
  *   v GET    /audit[?limit=N]                the audit log, newest first
  *
  * No route writes counters directly. Replies are JSON except where a route says otherwise (GET
- * /metrics). Errors are `{"error": "...", "field": "..."}` with 400 (bad input), 401, 403, 404,
+ * /metrics, GET /usage/export). Errors are `{"error": "...", "field": "..."}` with 400 (bad input), 401, 403, 404,
  * 405, 413, 415, 421 or 503.
  */
 export interface AdminReply {
@@ -74,6 +91,20 @@ export interface AdminReply {
   readonly contentType?: string;
   /** Extra response headers, such as `retry-after` on a rejection. */
   readonly headers?: { readonly [name: string]: string | undefined };
+  /** A reply written as it is produced (an export): sent chunked, and `body` and `text` are ignored. */
+  readonly stream?: AdminStream;
+}
+
+/**
+ * A body too large to hold: `produce` writes it chunk by chunk. `write` resolves once the chunk is
+ * handed to the socket and its buffer has room again (the backpressure that keeps a slow client
+ * from filling memory), and rejects once the client has gone. Should `produce` fail halfway, the
+ * connection is cut before the end of the chunked body, so the client sees a broken answer
+ * instead of a short one that looks whole.
+ */
+export interface AdminStream {
+  readonly contentType: string;
+  produce(write: (chunk: string) => Promise<void>): Promise<void>;
 }
 
 export interface AdminRequest {
@@ -185,7 +216,33 @@ async function serve(req: IncomingMessage, res: ServerResponse, options: AdminHt
   } else {
     await readBody(req);
   }
-  reply(res, await options.handler.handle({ method, path, query: url.searchParams, body, caller }));
+  const answer = await options.handler.handle({ method, path, query: url.searchParams, body, caller });
+  if (answer.stream === undefined) reply(res, answer);
+  else await streamReply(res, answer, answer.stream);
+}
+
+async function streamReply(res: ServerResponse, answer: AdminReply, stream: AdminStream): Promise<void> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(answer.headers ?? {})) if (value !== undefined) headers[name] = value;
+  res.writeHead(answer.status, { ...headers, 'content-type': stream.contentType, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  const gone = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableFinished) gone.abort(new CallEndedError('cancelled'));
+  };
+  res.once('close', onClose);
+  const write = async (chunk: string): Promise<void> => {
+    if (gone.signal.aborted) throw gone.signal.reason;
+    if (!res.write(chunk)) await drainOrEnd(res, gone.signal);
+  };
+  try {
+    await stream.produce(write);
+    res.end();
+  } catch {
+    // Headers are out: the one way left to say "this is not the whole answer" is to cut it.
+    res.destroy();
+  } finally {
+    res.off('close', onClose);
+  }
 }
 
 // RFC 6750 §2.1: the scheme is case-insensitive, then one or more spaces, then the token.

@@ -4,6 +4,8 @@ import { counterKey, type CounterKey, isValidKeyParts } from '../crdt/counter-ke
 import { windowAt, windowUnits, type WindowUnit } from '../crdt/window.js';
 import type { AdminHandler, AdminReply, AdminRequest } from '../net/admin-http.js';
 import type { AdminFailure, AdminService } from './admin/admin-service.js';
+import { exportContentTypes, writeExport } from './admin/ledger-export.js';
+import { usageParamsOf } from './admin/usage-query-params.js';
 import type { MeshRuntime } from './mesh-runtime.js';
 
 /** Longest a GET /counters may wait for a value. */
@@ -77,6 +79,7 @@ export class AdminRoutes implements AdminHandler {
     if (first === 'status' && path.length === 1) return method === 'GET' ? { status: 200, body: this.status() } : notAllowed;
     if (first === 'metrics' && path.length === 1) return this.renderMetrics(method);
     if (first === 'counters' && path.length === 1) return method === 'GET' ? this.readCounter(request.query) : notAllowed;
+    if (first === 'counters' && path.length === 2 && path[1] === 'read') return method === 'GET' ? this.readCounters(request.query) : notAllowed;
     if (first === 'audit' && path.length === 1) return method === 'GET' ? this.audit(request.query) : notAllowed;
     if (first === 'pool') return this.pool(request);
     if (first === 'policy') return this.policy(request);
@@ -165,11 +168,52 @@ export class AdminRoutes implements AdminHandler {
       if (method !== 'POST') return notAllowed;
       return answer(await this.service.adjustUsage(caller, body));
     }
+    if ((second === 'ledger' || second === 'export') && path.length === 2) {
+      if (method !== 'GET') return notAllowed;
+      return second === 'ledger' ? this.usageLedger(query) : this.usageExport(query);
+    }
     if (second !== 'tenants' || third === undefined || path.length !== 3) return notFound;
     if (method !== 'GET') return notAllowed;
     const consistency = query.get('consistency') ?? 'local';
     if (consistency !== 'local' && consistency !== 'quorum') return badRequest('must be local or quorum', 'consistency');
     return answer(await this.service.usage(third, query.get('user') ?? undefined, consistency));
+  }
+
+  /** GET /usage/ledger: totals, groups and rows of this node's ledger (./admin/usage-query-params.ts). */
+  private usageLedger(query: URLSearchParams): AdminReply {
+    const params = usageParamsOf(query, 'query');
+    if (!params.ok) return badRequest(params.error.reason, params.error.field);
+    return answer(this.service.queryUsage(params.value));
+  }
+
+  /** GET /usage/export: this node's ledger rows streamed as CSV or JSON lines (./admin/ledger-export.ts). */
+  private usageExport(query: URLSearchParams): AdminReply {
+    const params = usageParamsOf(query, 'export');
+    if (!params.ok) return badRequest(params.error.reason, params.error.field);
+    const checked = this.service.usageExport(params.value);
+    if (!checked.ok) return failure(checked.error);
+    const { request, reader, node } = checked.value;
+    return {
+      status: 200,
+      body: null,
+      // Which node's ledger this is: every node keeps only the rows of the requests it settled.
+      headers: { 'carpool-node': node },
+      stream: {
+        contentType: exportContentTypes[request.format],
+        produce: async (write) => {
+          await writeExport(reader, request.filter, request.format, write);
+        },
+      },
+    };
+  }
+
+  /** GET /counters/read?key=...&key=...[&consistency=quorum]: several counter values, at QUORUM for the audit. */
+  private async readCounters(query: URLSearchParams): Promise<AdminReply> {
+    const unknown = [...query.keys()].find((name) => name !== 'key' && name !== 'consistency');
+    if (unknown !== undefined) return badRequest('unknown parameter; this route takes key (repeated) and consistency', unknown.slice(0, 64));
+    const consistency = query.get('consistency') ?? 'local';
+    if (consistency !== 'local' && consistency !== 'quorum') return badRequest('must be local or quorum', 'consistency');
+    return answer(await this.service.readCounters(query.getAll('key'), consistency));
   }
 
   private audit(query: URLSearchParams): AdminReply {
@@ -252,12 +296,16 @@ function failure(error: AdminFailure): AdminReply {
       return { status: rejectionStatus.invalid.http, body: { error: error.reason, field: error.field } };
     case 'not-found':
       return { status: adminRefusalStatus['not-found'].http, body: { error: error.reason, field: error.field } };
-    case 'no-quorum':
+    case 'no-quorum': {
+      const what = error.operation === 'credit' ? 'the quorum round a credit needs' : 'the QUORUM read (a local read answers now)';
       return {
         status: rejectionStatus['no-quorum'].http,
         headers: { ...retryHintHeaders(error.retryAfterMs) },
-        body: { error: `too few regions answered the quorum round a credit needs; retry in ${formatDurationMs(error.retryAfterMs)}` },
+        body: { error: `too few regions answered ${what}; retry in ${formatDurationMs(error.retryAfterMs)}` },
       };
+    }
+    case 'no-ledger':
+      return { status: adminRefusalStatus['no-ledger'].http, body: { error: error.reason } };
   }
 }
 

@@ -127,7 +127,8 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
   }
   // Assigned once the endpoint is up; the admin routes read it through the closure.
   let gateway: RegionGateway | undefined = undefined;
-  const service = new AdminService({ runtime, crypto: nodeAuthCrypto });
+  // The store is also the node's usage ledger, which the admin surfaces read (usage queries, exports).
+  const service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: store });
   const routes = new AdminRoutes(runtime, service, { metrics, gatewayStatus: () => (gateway === undefined ? undefined : gatewayStatusOf(gateway.carpool)) });
   const admin =
     config.admin === undefined
@@ -152,6 +153,7 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
           observer: metrics,
           log: print,
           http: config.http === undefined ? undefined : { listen: config.http, bounds: config.http.bounds, models: config.http.models },
+          usage: store,
         });
   if (gateway !== undefined) {
     const { executor } = gateway;

@@ -218,6 +218,8 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
     adminToken,
     upstream: { baseUrl: emulator.url, accounts },
     rateLimits: { client: unlimitedRate, tenant: unlimitedRate },
+    // BENCH_DURABLE=1 gives the node its durable store, to measure what the group commits cost.
+    ...(process.env.BENCH_DURABLE === '1' ? { dataDir: 'data' } : {}),
   };
   const configPath = join(dir, 'node.json');
   writeFileSync(configPath, JSON.stringify(config));

@@ -9,6 +9,7 @@ import { AdminService } from '../../src/node/admin/admin-service.js';
 import { AdminRoutes } from '../../src/node/admin-routes.js';
 import { MeshRuntime } from '../../src/node/mesh-runtime.js';
 import { nodeAuthCrypto } from '../../src/node/node-auth-crypto.js';
+import { ledgerRow, MemoryUsageReader } from '../support/memory-usage-reader.js';
 
 const adminToken = 'http-test-admin-token-0123';
 const viewerToken = 'http-test-viewer-token-0123';
@@ -21,6 +22,13 @@ interface Route {
   readonly path: string;
 }
 
+/** The query a route cannot be answered without. */
+const withQuery: Readonly<Record<string, string>> = {
+  '/counters': '/counters?scope=tenant&subject=acme&metric=requests&unit=day',
+  '/counters/read': '/counters/read?key=tenant/acme/requests/day:20454',
+  '/usage/export': '/usage/export?since=0&format=csv',
+};
+
 /** Every route of the documented list, with its placeholders filled in. */
 function documentedRoutes(keyId: string): Route[] {
   const source = readFileSync(new URL('../../src/net/admin-http.ts', import.meta.url), 'utf8');
@@ -32,7 +40,7 @@ function documentedRoutes(keyId: string): Route[] {
       .replace('/pool/accounts/{id}', '/pool/accounts/acct-1')
       .replace('{id}', 'acme')
       .replace('{keyId}', keyId.split(':')[1] as string);
-    routes.push({ role: match[1] as 'v' | 'a', method: match[2] as string, path: path === '/counters' ? '/counters?scope=tenant&subject=acme&metric=requests&unit=day' : path });
+    routes.push({ role: match[1] as 'v' | 'a', method: match[2] as string, path: withQuery[path] ?? path });
   }
   return routes;
 }
@@ -80,7 +88,7 @@ beforeAll(async () => {
     config: { node, region, listen: { host: '127.0.0.1', port: 0 }, admin: undefined, members: [{ id: node, region, url: 'ws://127.0.0.1:1' }], secret: { kind: 'inline', value: secret }, tls: undefined },
     secret: new TextEncoder().encode(secret),
   });
-  const service = new AdminService({ runtime, crypto: nodeAuthCrypto });
+  const service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: new MemoryUsageReader([ledgerRow({ requestId: 'r1' })]) });
   const tokens = new AdminTokens(nodeAuthCrypto, [
     { name: 'admin', role: 'admin', token: adminToken },
     { name: 'grafana', role: 'viewer', token: viewerToken },

@@ -1,6 +1,8 @@
 import type { Rejection } from '../../admission/outcome.js';
 import type { SignatureFields, SignedContent } from '../../admission/request-signature.js';
 import type { Result } from '../../core/result.js';
+import type { LedgerRow, UsageTotals } from '../../ledger/ledger-row.js';
+import type { UsageGroup } from '../../ledger/usage-query.js';
 
 /**
  * The transport-neutral interface of a region's public API: what the node implements and the
@@ -235,6 +237,32 @@ export interface GetAuditResponse {
   readonly invalidEntries: number;
 }
 
+/** QueryUsage's request as sent: '' and 0 for what the caller left out, checked by the service. */
+export interface QueryUsageRequest {
+  readonly side: string;
+  readonly tenant: string;
+  readonly user: string;
+  readonly apiKeyId: string;
+  readonly model: string;
+  readonly account: string;
+  /** 0: no bound. */
+  readonly sinceMs: number;
+  /** 0: no bound. */
+  readonly untilMs: number;
+  readonly groupBy: readonly string[];
+  readonly rows: number;
+}
+
+export interface QueryUsageResponse {
+  readonly node: string;
+  readonly side: string;
+  readonly totals: UsageTotals;
+  readonly groups: readonly UsageGroup[];
+  readonly groupsTruncated: boolean;
+  readonly rows: readonly LedgerRow[];
+  readonly fromAggregates: number;
+}
+
 // ---- Calls ----
 
 /** The full method paths, as signatures cover them (`/<package>.<service>/<method>`). */
@@ -346,10 +374,14 @@ export type GatewayError = { readonly kind: 'rejected'; readonly rejection: Reje
 
 /**
  * What only the admin surface refuses: a known token without the role the call needs
- * (PERMISSION_DENIED), and a call naming something that does not exist (NOT_FOUND); see
- * `adminRefusalStatus` in src/admission/outcome.ts.
+ * (PERMISSION_DENIED), a call naming something that does not exist (NOT_FOUND), and a usage
+ * question to a node that keeps no usage ledger (FAILED_PRECONDITION); see `adminRefusalStatus`
+ * in src/admission/outcome.ts.
  */
-export type AdminRefusal = { readonly kind: 'forbidden'; readonly reason: string } | { readonly kind: 'not-found'; readonly field: string; readonly reason: string };
+export type AdminRefusal =
+  | { readonly kind: 'forbidden'; readonly reason: string }
+  | { readonly kind: 'not-found'; readonly field: string; readonly reason: string }
+  | { readonly kind: 'no-ledger'; readonly reason: string };
 
 /** The Admin service calls no upstream. */
 export type AdminError = Exclude<GatewayError, UpstreamFailure> | AdminRefusal;
@@ -399,4 +431,5 @@ export interface AdminServiceHandler {
   enableAccount(call: AdminCall<EnableAccountRequest>): Promise<Result<EnableAccountResponse, AdminError>>;
   adjustUsage(call: AdminCall<AdjustUsageRequest>): Promise<Result<AdjustUsageResponse, AdminError>>;
   getAudit(call: AdminCall<GetAuditRequest>): Promise<Result<GetAuditResponse, AdminError>>;
+  queryUsage(call: AdminCall<QueryUsageRequest>): Promise<Result<QueryUsageResponse, AdminError>>;
 }

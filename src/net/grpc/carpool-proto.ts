@@ -23,6 +23,8 @@ import type {
   WireListApiKeysResponse,
   WirePolicyJson,
   WirePutSubjectRequest,
+  WireQueryUsageRequest,
+  WireQueryUsageResponse,
   WireRemoveSubjectRequest,
   WireRemoveSubjectResponse,
   WireRevokeApiKeyRequest,
@@ -80,6 +82,7 @@ export interface AdminServiceMethods {
   readonly EnableAccount: MethodDefinition<WireEnableAccountRequest, WireEnableAccountResponse>;
   readonly AdjustUsage: MethodDefinition<WireAdjustUsageRequest, WireAdjustUsageResponse>;
   readonly GetAudit: MethodDefinition<WireGetAuditRequest, WireGetAuditResponse>;
+  readonly QueryUsage: MethodDefinition<WireQueryUsageRequest, WireQueryUsageResponse>;
 }
 
 export interface ForwardServiceMethods {
@@ -107,6 +110,7 @@ export const adminMethodNames = [
   'EnableAccount',
   'AdjustUsage',
   'GetAudit',
+  'QueryUsage',
 ] as const;
 
 /**

@@ -1,5 +1,6 @@
 import { assert, isCount } from '../../core/assert.js';
 import { err, ok, type Result } from '../../core/result.js';
+import type { LedgerRow, UsageTotals } from '../../ledger/ledger-row.js';
 import type {
   AdjustUsageRequest,
   AdjustUsageResponse,
@@ -23,6 +24,8 @@ import type {
   ListApiKeysResponse,
   PolicyJson,
   PutSubjectRequest,
+  QueryUsageRequest,
+  QueryUsageResponse,
   RemoveSubjectRequest,
   RemoveSubjectResponse,
   RevokeApiKeyRequest,
@@ -238,6 +241,72 @@ export interface WireGetAuditResponse {
   readonly invalid_entries: number;
 }
 
+export interface WireQueryUsageRequest {
+  readonly side: string;
+  readonly tenant: string;
+  readonly user: string;
+  readonly api_key_id: string;
+  readonly model: string;
+  readonly account: string;
+  readonly since_ms: number;
+  readonly until_ms: number;
+  readonly group_by: readonly string[];
+  readonly rows: number;
+}
+
+export interface WireUsageTotals {
+  readonly requests: number;
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cache_write_tokens: number;
+  readonly cache_read_tokens: number;
+  readonly weighted_tokens: number;
+  readonly cost_micros: number;
+}
+
+export interface WireUsageGroup {
+  readonly key: Readonly<Record<string, string>>;
+  readonly totals: WireUsageTotals | null;
+}
+
+export interface WireUsageRow {
+  readonly request_id: string;
+  readonly role: string;
+  readonly tenant: string;
+  readonly user: string;
+  readonly api_key_id: string;
+  readonly account: string;
+  readonly origin_region: string;
+  readonly served_region: string;
+  readonly node: string;
+  readonly model: string;
+  readonly stream: boolean;
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cache_write_tokens: number;
+  readonly cache_read_tokens: number;
+  readonly weighted_tokens: number;
+  readonly cost_micros: number;
+  readonly outcome: string;
+  readonly status: string;
+  readonly estimated: boolean;
+  readonly client_left: boolean;
+  readonly drained: boolean;
+  readonly charged_at_ms: number;
+  readonly settled_at_ms: number;
+  readonly duration_ms: number;
+}
+
+export interface WireQueryUsageResponse {
+  readonly node: string;
+  readonly side: string;
+  readonly totals: WireUsageTotals | null;
+  readonly groups: readonly WireUsageGroup[];
+  readonly groups_truncated: boolean;
+  readonly rows: readonly WireUsageRow[];
+  readonly from_aggregates: number;
+}
+
 // ---- Usage ----
 
 const zeroUsage: Usage = Object.freeze({ inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 });
@@ -446,6 +515,135 @@ export function decodeAdjustUsageRequest(wire: WireAdjustUsageRequest): AdjustUs
 
 export function decodeGetAuditRequest(wire: WireGetAuditRequest): GetAuditRequest {
   return { limit: wire.limit };
+}
+
+export function decodeQueryUsageRequest(wire: WireQueryUsageRequest): QueryUsageRequest {
+  return {
+    side: wire.side,
+    tenant: wire.tenant,
+    user: wire.user,
+    apiKeyId: wire.api_key_id,
+    model: wire.model,
+    account: wire.account,
+    sinceMs: wire.since_ms,
+    untilMs: wire.until_ms,
+    groupBy: [...wire.group_by],
+    rows: wire.rows,
+  };
+}
+
+export function encodeQueryUsageResponse(response: QueryUsageResponse): WireQueryUsageResponse {
+  return {
+    node: response.node,
+    side: response.side,
+    totals: encodeUsageTotals(response.totals, 'totals'),
+    groups: response.groups.map((group) => ({ key: { ...group.key }, totals: encodeUsageTotals(group.totals, 'groups.totals') })),
+    groups_truncated: response.groupsTruncated,
+    rows: response.rows.map(encodeUsageRow),
+    from_aggregates: response.fromAggregates,
+  };
+}
+
+export function decodeQueryUsageResponse(wire: WireQueryUsageResponse): QueryUsageResponse {
+  return {
+    node: wire.node,
+    side: wire.side,
+    totals: decodeUsageTotals(wire.totals),
+    groups: wire.groups.map((group) => ({ key: { ...group.key }, totals: decodeUsageTotals(group.totals) })),
+    groupsTruncated: wire.groups_truncated,
+    rows: wire.rows.map(decodeUsageRow),
+    fromAggregates: wire.from_aggregates,
+  };
+}
+
+function encodeUsageTotals(totals: UsageTotals, field: string): WireUsageTotals {
+  for (const [name, value] of Object.entries(totals)) assertCount(value as number, `${field}.${name}`);
+  return {
+    requests: totals.requests,
+    input_tokens: totals.inputTokens,
+    output_tokens: totals.outputTokens,
+    cache_write_tokens: totals.cacheWriteTokens,
+    cache_read_tokens: totals.cacheReadTokens,
+    weighted_tokens: totals.weightedTokens,
+    cost_micros: totals.costMicros,
+  };
+}
+
+function decodeUsageTotals(wire: WireUsageTotals | null | undefined): UsageTotals {
+  if (wire === null || wire === undefined) return { requests: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, weightedTokens: 0, costMicros: 0 };
+  return {
+    requests: wire.requests,
+    inputTokens: wire.input_tokens,
+    outputTokens: wire.output_tokens,
+    cacheWriteTokens: wire.cache_write_tokens,
+    cacheReadTokens: wire.cache_read_tokens,
+    weightedTokens: wire.weighted_tokens,
+    costMicros: wire.cost_micros,
+  };
+}
+
+/** A row on the wire: a missing user, key, account or price is '' (or -1 for the price), as proto3 has no null. */
+function encodeUsageRow(row: LedgerRow): WireUsageRow {
+  for (const name of ['inputTokens', 'outputTokens', 'cacheWriteTokens', 'cacheReadTokens', 'weightedTokens', 'chargedAtMs', 'settledAtMs', 'durationMs'] as const) assertCount(row[name], `rows.${name}`);
+  assert(row.costMicros === null || isCount(row.costMicros), 'rows.costMicros is a count or null');
+  return {
+    request_id: row.requestId,
+    role: row.role,
+    tenant: row.tenant,
+    user: row.user ?? '',
+    api_key_id: row.apiKeyId ?? '',
+    account: row.account ?? '',
+    origin_region: row.originRegion,
+    served_region: row.servedRegion,
+    node: row.node,
+    model: row.model,
+    stream: row.stream,
+    input_tokens: row.inputTokens,
+    output_tokens: row.outputTokens,
+    cache_write_tokens: row.cacheWriteTokens,
+    cache_read_tokens: row.cacheReadTokens,
+    weighted_tokens: row.weightedTokens,
+    cost_micros: row.costMicros ?? -1,
+    outcome: row.outcome,
+    status: row.status,
+    estimated: row.estimated,
+    client_left: row.clientLeft,
+    drained: row.drained,
+    charged_at_ms: row.chargedAtMs,
+    settled_at_ms: row.settledAtMs,
+    duration_ms: row.durationMs,
+  };
+}
+
+/** A row as a client reads it; fields the server never sends as other values are taken as given. */
+function decodeUsageRow(wire: WireUsageRow): LedgerRow {
+  return {
+    requestId: wire.request_id,
+    role: wire.role as LedgerRow['role'],
+    tenant: wire.tenant,
+    user: wire.user === '' ? null : wire.user,
+    apiKeyId: wire.api_key_id === '' ? null : wire.api_key_id,
+    account: wire.account === '' ? null : wire.account,
+    originRegion: wire.origin_region,
+    servedRegion: wire.served_region,
+    node: wire.node,
+    model: wire.model,
+    stream: wire.stream,
+    inputTokens: wire.input_tokens,
+    outputTokens: wire.output_tokens,
+    cacheWriteTokens: wire.cache_write_tokens,
+    cacheReadTokens: wire.cache_read_tokens,
+    weightedTokens: wire.weighted_tokens,
+    costMicros: wire.cost_micros < 0 ? null : wire.cost_micros,
+    outcome: wire.outcome as LedgerRow['outcome'],
+    status: wire.status,
+    estimated: wire.estimated,
+    clientLeft: wire.client_left,
+    drained: wire.drained,
+    chargedAtMs: wire.charged_at_ms,
+    settledAtMs: wire.settled_at_ms,
+    durationMs: wire.duration_ms,
+  };
 }
 
 export function encodePolicyJson(policy: PolicyJson): WirePolicyJson {

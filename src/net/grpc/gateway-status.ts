@@ -86,6 +86,8 @@ export function gatewayStatusOf(error: ServiceError): GatewayStatus {
       return status(adminRefusalStatus.forbidden.grpc, error.reason, undefined);
     case 'not-found':
       return status(adminRefusalStatus['not-found'].grpc, `${error.field}: ${error.reason}`, undefined);
+    case 'no-ledger':
+      return status(adminRefusalStatus['no-ledger'].grpc, error.reason, undefined);
     default:
       return unreachable(error, 'unknown gateway error kind');
   }

@@ -49,6 +49,7 @@ import {
   decodeCreateApiKeyRequest,
   decodeEnableAccountRequest,
   decodeGetAuditRequest,
+  decodeQueryUsageRequest,
   decodeGetUsageRequest,
   decodeListApiKeysRequest,
   decodePutSubjectRequest,
@@ -62,6 +63,7 @@ import {
   encodeCreateApiKeyResponse,
   encodeEnableAccountResponse,
   encodeGetAuditResponse,
+  encodeQueryUsageResponse,
   encodeGetUsageResponse,
   encodeListApiKeysResponse,
   encodePolicyJson,
@@ -338,6 +340,7 @@ export class CarpoolGrpcServer {
       EnableAccount: method(decodeEnableAccountRequest, (call) => handler.enableAccount(call), encodeEnableAccountResponse),
       AdjustUsage: method(decodeAdjustUsageRequest, (call) => handler.adjustUsage(call), encodeAdjustUsageResponse),
       GetAudit: method(decodeGetAuditRequest, (call) => handler.getAudit(call), encodeGetAuditResponse),
+      QueryUsage: method(decodeQueryUsageRequest, (call) => handler.queryUsage(call), encodeQueryUsageResponse),
     };
     return methods;
   }

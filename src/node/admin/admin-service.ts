@@ -2,9 +2,11 @@ import type { AdminPrincipal } from '../../admission/admin-access.js';
 import { apiKeyHashHex, formatKeyId, parseApiKey, parseKeyId } from '../../admission/api-key.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import { type NodeId, parseAccountId, parseTenantId, type TenantId } from '../../core/ids.js';
-import { apiKeyNameLengthMax, auditEntriesMax } from '../../core/limits.js';
+import { adminCounterReadKeysMax, apiKeyNameLengthMax, auditEntriesMax, usageQueryGroupsMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { CounterKey } from '../../crdt/counter-key.js';
+import type { LedgerRow, UsageTotals } from '../../ledger/ledger-row.js';
+import type { UsageGroup, UsageReader, UsageSide } from '../../ledger/usage-query.js';
 import { formatWindow } from '../../crdt/window.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../../mesh/quorum.js';
@@ -25,8 +27,10 @@ import type { AccountPool } from '../../pool/account-pool.js';
 import { type MintedKey, mintApiKey } from '../gateway/api-key-mint.js';
 import { policyView, redactTenant } from '../gateway/policy-view.js';
 import { limitUsages, readKeysOf, type UsageSubject } from '../gateway/usage-report.js';
+import { formatKeyText, parseKeyText } from './counter-key-text.js';
 import { checkExpiry, checkGrace, findKey, keyIdTaken, type KeyProblem, type KeyView, keyView, withKey, withRevoked } from './key-lifecycle.js';
 import { parseUsageAdjustment, type UsageAdjustment } from './usage-adjustment.js';
+import { parseUsageExport, parseUsageQuery, type UsageExportRequest, type UsageParamNames, type UsageParams, usageQueryParamNames } from './usage-query-params.js';
 
 /**
  * Every admin operation of a node, once, for both admin surfaces: the HTTP routes
@@ -51,6 +55,11 @@ import { parseUsageAdjustment, type UsageAdjustment } from './usage-adjustment.j
  *     negative anyway, since a refund may race a charge too.) A credit therefore needs a quorum
  *     (503 without one); a charge does not.
  *
+ * Reads of the usage ledger (queries, exports) answer from this node's own ledger: each node
+ * keeps the rows of the requests it settled, so a mesh-wide figure is the sum over every node's
+ * answer (what `carpool audit` adds up). A node without a ledger (no `dataDir`) answers
+ * `no-ledger`.
+ *
  * Refused writes change nothing and are not recorded; a write that changes nothing (removing an
  * absent tenant, enabling an account that is not disabled... see each method) is not recorded
  * either.
@@ -58,7 +67,12 @@ import { parseUsageAdjustment, type UsageAdjustment } from './usage-adjustment.j
 export type AdminFailure =
   | { readonly kind: 'invalid'; readonly field: string; readonly reason: string }
   | { readonly kind: 'not-found'; readonly field: string; readonly reason: string }
-  | { readonly kind: 'no-quorum'; readonly retryAfterMs: number };
+  /** Too few members answered the round a credit (`credit`) or a QUORUM read (`read`) needs. */
+  | { readonly kind: 'no-quorum'; readonly retryAfterMs: number; readonly operation: 'credit' | 'read' }
+  | { readonly kind: 'no-ledger'; readonly reason: string };
+
+/** What a node without a usage ledger answers a question about it. */
+export const noLedgerReason = 'this node keeps no usage ledger (no dataDir)';
 
 export interface AdminServiceRuntime {
   readonly config: { readonly node: NodeId };
@@ -76,6 +90,8 @@ export interface AdminServiceOptions {
   readonly mint?: (tenant: TenantId) => MintedKey;
   /** The clock of audit entries and key times; the system clock by default. */
   readonly nowMs?: () => number;
+  /** This node's usage ledger; undefined when the node keeps none (no `dataDir`). */
+  readonly usage?: UsageReader | undefined;
 }
 
 export interface NewKey {
@@ -102,6 +118,35 @@ export interface UsageView {
   readonly limits: ReturnType<typeof limitUsages>;
 }
 
+/** An answer to a usage question: the ledger's, with the node that answered it. */
+export interface UsageLedgerView {
+  /** Every node keeps its own ledger: this answer is this node's part of the mesh's usage. */
+  readonly node: string;
+  readonly side: UsageSide;
+  readonly sinceMs?: number;
+  readonly untilMs?: number;
+  readonly totals: UsageTotals;
+  /** At most `usageQueryGroupsMax`; `groupsTruncated` says whether any were left out. */
+  readonly groups: readonly UsageGroup[];
+  readonly groupsTruncated: boolean;
+  readonly rows: readonly LedgerRow[];
+  readonly fromAggregates: number;
+}
+
+/** An export, checked: what to read and how to write it, and the ledger to read it from. */
+export interface UsageExport {
+  readonly request: UsageExportRequest;
+  readonly reader: UsageReader;
+  readonly node: string;
+}
+
+export interface CounterReadView {
+  readonly node: string;
+  readonly consistency: 'local' | 'quorum';
+  /** In the order asked, each key once: `<scope>/<subject>/<metric>/<unit>:<index>` and its value. */
+  readonly counters: readonly { readonly key: string; readonly value: number }[];
+}
+
 /** Retry hint of a credit refused for want of a quorum: about one round's timeout. */
 const noQuorumRetryAfterMs = 2_000;
 /** Fresh keys drawn before giving up on a key id that no other key of the tenant has. */
@@ -114,10 +159,12 @@ export class AdminService {
   private readonly crypto: AuthCrypto;
   private readonly mint: (tenant: TenantId) => MintedKey;
   private readonly now: () => number;
+  private readonly ledger: UsageReader | undefined;
 
   constructor(options: AdminServiceOptions) {
     this.runtime = options.runtime;
     this.crypto = options.crypto;
+    this.ledger = options.usage;
     this.mint = options.mint ?? ((tenant) => mintApiKey(options.crypto, tenant));
     this.now = options.nowMs ?? (() => Date.now());
   }
@@ -173,9 +220,59 @@ export class AdminService {
     const counter = this.runtime.counter;
     if (consistency === 'quorum') {
       const read = await this.runtime.round([], readKeysOf(counter, subjects, this.now()));
-      if (!read.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs });
+      if (!read.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs, operation: 'read' });
     }
     return ok({ tenant: tenant.value.id, ...(user === undefined ? {} : { user }), consistency, limits: limitUsages(counter, subjects, this.now()) });
+  }
+
+  /** A question to this node's usage ledger, every parameter checked first (./usage-query-params.ts). */
+  queryUsage(params: UsageParams, names: UsageParamNames = usageQueryParamNames): Result<UsageLedgerView, AdminFailure> {
+    if (this.ledger === undefined) return err({ kind: 'no-ledger', reason: noLedgerReason });
+    const query = parseUsageQuery(params, names);
+    if (!query.ok) return invalid(query.error.field, query.error.reason);
+    const answer = this.ledger.queryUsage(query.value);
+    const { side, sinceMs, untilMs } = query.value.filter;
+    return ok({
+      node: this.runtime.config.node,
+      side,
+      ...(sinceMs === undefined ? {} : { sinceMs }),
+      ...(untilMs === undefined ? {} : { untilMs }),
+      totals: answer.totals,
+      groups: answer.groups.slice(0, usageQueryGroupsMax),
+      // The store stops at the bound itself and says so; a reader that does not is cut here.
+      groupsTruncated: answer.groupsTruncated === true || answer.groups.length > usageQueryGroupsMax,
+      rows: answer.rows,
+      fromAggregates: answer.fromAggregates,
+    });
+  }
+
+  /** An export of this node's ledger rows, checked; the caller streams it (./ledger-export.ts). */
+  usageExport(params: UsageParams, names: UsageParamNames = usageQueryParamNames): Result<UsageExport, AdminFailure> {
+    if (this.ledger === undefined) return err({ kind: 'no-ledger', reason: noLedgerReason });
+    const request = parseUsageExport(params, this.now(), names);
+    if (!request.ok) return invalid(request.error.field, request.error.reason);
+    return ok({ request: request.value, reader: this.ledger, node: this.runtime.config.node });
+  }
+
+  /**
+   * The values of the counter keys named (`<scope>/<subject>/<metric>/<unit>:<index>`, 1 to
+   * `adminCounterReadKeysMax`); at `quorum` after a read round, so that every charge that
+   * reached a read quorum of the mesh is in them (what `carpool audit` compares the ledger with).
+   */
+  async readCounters(keyTexts: readonly string[], consistency: 'local' | 'quorum'): Promise<Result<CounterReadView, AdminFailure>> {
+    if (keyTexts.length === 0 || keyTexts.length > adminCounterReadKeysMax) return invalid('key', `give 1 to ${adminCounterReadKeysMax} keys`);
+    const keys = new Map<string, CounterKey>();
+    for (const text of keyTexts) {
+      const key = parseKeyText(text);
+      if (!key.ok) return invalid('key', `${JSON.stringify(text.slice(0, 200))} ${key.error}`);
+      keys.set(key.value.id, key.value);
+    }
+    if (consistency === 'quorum') {
+      const read = await this.runtime.round([], [...keys.values()]);
+      if (!read.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs, operation: 'read' });
+    }
+    const counters = [...keys.values()].map((key) => ({ key: formatKeyText(key), value: this.runtime.counter.value(key) }));
+    return ok({ node: this.runtime.config.node, consistency, counters });
   }
 
   // ---- Policy writes ----
@@ -341,7 +438,7 @@ export class AdminService {
       // Read first, so that a credit checked against a view lacking a completed one is refused
       // before it touches the counter: only credits truly at the same moment reach the undo.
       const read = await this.runtime.round([], [key]);
-      if (!read.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs });
+      if (!read.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs, operation: 'credit' });
     }
     const before = counter.value(key);
     if (adjustment.kind === 'credit' && amount > before) {
@@ -376,7 +473,7 @@ export class AdminService {
     // The undo only raises the value, so it needs no round: gossip carries it.
     const undone = this.runtime.counter.increment(key, amount);
     if (!undone.ok) return invalid('index', 'the window expired while the credit was checked');
-    if (!round.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs });
+    if (!round.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs, operation: 'credit' });
     return invalid('amount', `a credit may not exceed the counter's value, ${Math.max(0, after + amount)} after a quorum read (other credits were made at the same time)`);
   }
 

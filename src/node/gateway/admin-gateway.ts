@@ -19,6 +19,8 @@ import type {
   ListApiKeysResponse,
   PolicyJson,
   PutSubjectRequest,
+  QueryUsageRequest,
+  QueryUsageResponse,
   RemoveSubjectRequest,
   RemoveSubjectResponse,
   RevokeApiKeyRequest,
@@ -27,6 +29,7 @@ import type {
 } from '../../net/grpc/carpool-handler.js';
 import type { AdminFailure, AdminService } from '../admin/admin-service.js';
 import type { KeyView } from '../admin/key-lifecycle.js';
+import type { UsageParamNames } from '../admin/usage-query-params.js';
 
 /**
  * carpool.v1.Admin over the node's admin service (src/node/admin/admin-service.ts), which the
@@ -53,6 +56,7 @@ export const adminMethodAccess: { readonly [K in keyof AdminServiceHandler]: Adm
   enableAccount: 'write',
   adjustUsage: 'write',
   getAudit: 'read',
+  queryUsage: 'read',
 });
 
 export interface AdminGatewayOptions {
@@ -166,6 +170,35 @@ export class AdminGateway implements AdminServiceHandler {
     );
   }
 
+  queryUsage(call: AdminCall<QueryUsageRequest>): Promise<Result<QueryUsageResponse, AdminError>> {
+    return this.admin(call, 'queryUsage', (_caller, request) => {
+      // The repeated field joins into the query's list; an element that is empty or holds the
+      // separator would split differently, so it is refused here by its own name.
+      if (request.groupBy.some((field) => field.length === 0 || field.includes(','))) return this.invalid('group_by', 'each field is one name, such as tenant or window:day');
+      const params = {
+        side: request.side,
+        tenant: request.tenant,
+        user: request.user,
+        apiKey: request.apiKeyId,
+        model: request.model,
+        account: request.account,
+        since: request.sinceMs === 0 ? undefined : request.sinceMs,
+        until: request.untilMs === 0 ? undefined : request.untilMs,
+        groupBy: request.groupBy.join(','),
+        rows: request.rows,
+      };
+      return this.mapped(this.service.queryUsage(params, queryUsageFieldNames), (view) => ({
+        node: view.node,
+        side: view.side,
+        totals: view.totals,
+        groups: view.groups,
+        groupsTruncated: view.groupsTruncated,
+        rows: view.rows,
+        fromAggregates: view.fromAggregates,
+      }));
+    });
+  }
+
   // ---- Internals ----
 
   /** Authenticates the caller and checks the method's role, then answers. */
@@ -193,7 +226,7 @@ export class AdminGateway implements AdminServiceHandler {
     if (result.ok) return ok(to(result.value));
     const failure = result.error;
     if (failure.kind === 'invalid') this.stats.invalid++;
-    if (failure.kind === 'no-quorum') return err({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'credit', retryAfterMs: failure.retryAfterMs } });
+    if (failure.kind === 'no-quorum') return err({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: failure.operation, retryAfterMs: failure.retryAfterMs } });
     return err(failure);
   }
 
@@ -212,6 +245,21 @@ export class AdminGateway implements AdminServiceHandler {
     return err({ kind: 'invalid', field, reason });
   }
 }
+
+/** QueryUsage's fields by their proto names, for the messages of refused parameters. */
+const queryUsageFieldNames: UsageParamNames = Object.freeze({
+  side: 'side',
+  tenant: 'tenant',
+  user: 'user',
+  apiKey: 'api_key_id',
+  model: 'model',
+  account: 'account',
+  since: 'since_ms',
+  until: 'until_ms',
+  groupBy: 'group_by',
+  rows: 'rows',
+  format: 'format',
+});
 
 function jsonOf(value: unknown): PolicyJson {
   return { json: utf8.encode(JSON.stringify(value)) };

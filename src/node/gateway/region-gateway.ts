@@ -23,6 +23,7 @@ import { nodeAuthCrypto } from '../node-auth-crypto.js';
 import { countTokensCall } from '../../upstream/count-tokens-call.js';
 import { UpstreamClient } from '../../upstream/upstream-client.js';
 import type { UpstreamTarget } from '../../upstream/upstream-request.js';
+import type { UsageReader } from '../../ledger/usage-query.js';
 import { AdminGateway } from './admin-gateway.js';
 import { CarpoolGateway, type SettledRequest } from './carpool-gateway.js';
 import type { GatewaySettings } from './gateway-settings.js';
@@ -66,6 +67,8 @@ export interface RegionGatewayOptions {
   readonly log?: (line: string) => void;
   /** The HTTP front door (src/net/http/): Anthropic routes over the same gateway; none without it. */
   readonly http?: RegionHttpOptions | undefined;
+  /** The node's usage ledger, which the Admin service's QueryUsage reads; none without a `dataDir`. */
+  readonly usage?: UsageReader | undefined;
 }
 
 export interface RegionHttpOptions {
@@ -185,7 +188,7 @@ export class RegionGateway {
     const admin =
       adminTokens === undefined || adminTokens.size === 0
         ? undefined
-        : new AdminGateway({ service: new AdminService({ runtime, crypto: nodeAuthCrypto }), tokens: adminTokens });
+        : new AdminGateway({ service: new AdminService({ runtime, crypto: nodeAuthCrypto, usage: options.usage }), tokens: adminTokens });
     const server = new CarpoolGrpcServer({ carpool, ...(admin === undefined ? {} : { admin }), forward: executor, log });
     let port: number;
     let http: { server: HttpFrontDoor; port: number } | undefined;

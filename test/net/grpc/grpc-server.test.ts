@@ -7,6 +7,7 @@ import type { AdminCall, AdminServiceHandler, ApiKeyInfo, CarpoolCall, CompleteR
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
 import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
 import { cannedEvents, cannedUsage, completeRequest, fakeCarpoolHandler, fromUtf8, type Running, startLoopback, testApiKey, utf8 } from './fake-carpool-handler.js';
+import { ledgerRow } from '../../support/memory-usage-reader.js';
 
 let running: Running | undefined;
 
@@ -300,6 +301,12 @@ describe('Admin service', () => {
     enableAccount: (call) => (recorded.push(call), Promise.resolve(ok({ enabled: true }))),
     adjustUsage: (call) => (recorded.push(call), Promise.resolve(ok({ key: 'tenant/acme/requests/day:1', kind: call.request.kind, amount: call.request.amount, before: 3, after: -1, node: 'n1' }))),
     getAudit: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'forbidden', reason: 'the token grafana has the role viewer; this method needs admin' }))),
+    queryUsage: (call) => {
+      recorded.push(call);
+      if (call.request.tenant === 'ghost') return Promise.resolve(err({ kind: 'no-ledger', reason: 'this node keeps no usage ledger (no dataDir)' }));
+      const totals = { requests: 1, inputTokens: 10, outputTokens: 20, cacheWriteTokens: 3, cacheReadTokens: 4, weightedTokens: 115, costMicros: 0 };
+      return Promise.resolve(ok({ node: 'n1', side: 'tenant', totals, groups: [{ key: { model: 'claude-sonnet-4-6' }, totals }], groupsTruncated: false, rows: [ledgerRow({ requestId: 'r1', costMicros: null })], fromAggregates: 0 }));
+    },
   };
 
   function adminCall(port: number, method: keyof AdminServiceMethods, request: object, metadata: Record<string, string>): Promise<{ error: ServiceError | null; response: unknown }> {
@@ -332,6 +339,15 @@ describe('Admin service', () => {
     expect([missing.error?.code, missing.error?.details]).toEqual([status.NOT_FOUND, 'keyId: names no key of tenant acme']);
     const denied = await adminCall(running.port, 'GetAudit', {}, { authorization: 'Bearer admin-token-1' });
     expect(denied.error?.code).toBe(status.PERMISSION_DENIED);
+
+    const usage = await adminCall(running.port, 'QueryUsage', { tenant: 'acme', group_by: ['model'], since_ms: 5, rows: 1 }, { authorization: 'Bearer admin-token-1' });
+    expect(recorded.at(-1)?.request).toEqual({ side: '', tenant: 'acme', user: '', apiKeyId: '', model: '', account: '', sinceMs: 5, untilMs: 0, groupBy: ['model'], rows: 1 });
+    const wireTotals = { requests: 1, input_tokens: 10, output_tokens: 20, cache_write_tokens: 3, cache_read_tokens: 4, weighted_tokens: 115, cost_micros: 0 };
+    expect(usage.response).toMatchObject({ node: 'n1', side: 'tenant', totals: wireTotals, groups: [{ key: { model: 'claude-sonnet-4-6' }, totals: wireTotals }], from_aggregates: 0 });
+    // proto3 has no null: a row without a user, key or price says so with '' and -1.
+    expect((usage.response as { rows: unknown[] }).rows[0]).toMatchObject({ request_id: 'r1', role: 'local', user: '', api_key_id: '', account: 'acct-1', cost_micros: -1, estimated: false });
+    const noLedger = await adminCall(running.port, 'QueryUsage', { tenant: 'ghost' }, { authorization: 'Bearer admin-token-1' });
+    expect([noLedger.error?.code, noLedger.error?.details]).toEqual([status.FAILED_PRECONDITION, 'this node keeps no usage ledger (no dataDir)']);
 
     const bad = await adminCall(running.port, 'PutAccount', { id: 'a1', json: Buffer.from('{}') }, {});
     expect(bad.error?.code).toBe(status.INVALID_ARGUMENT);

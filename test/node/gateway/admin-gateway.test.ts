@@ -5,6 +5,7 @@ import { asTenantId } from '../../../src/core/ids.js';
 import { adminMethodNames } from '../../../src/net/grpc/carpool-proto.js';
 import { adminMethodAccess } from '../../../src/node/gateway/admin-gateway.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
+import { ledgerRow, MemoryUsageReader } from '../../support/memory-usage-reader.js';
 import { adminCall, adminToken, closeAll, completion, fromUtf8, startHarness, utf8, viewerToken } from './gateway-harness.js';
 
 afterEach(closeAll);
@@ -72,7 +73,7 @@ describe('the Admin service', () => {
   });
 
   it('applies the roles to every method: a viewer reads, and every write needs an admin token', async () => {
-    const h = await startHarness();
+    const h = await startHarness({ usage: new MemoryUsageReader([ledgerRow({ requestId: 'r1' })]) });
     // Requests that would succeed for an admin, so that only the role decides.
     const requests: Record<string, object> = {
       GetPolicy: {},
@@ -87,6 +88,7 @@ describe('the Admin service', () => {
       EnableAccount: { account: 'acct-0' },
       AdjustUsage: { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'charge', amount: 1, reason: 'role test' },
       GetAudit: {},
+      QueryUsage: { tenant: 'acme' },
     };
     expect(Object.keys(requests).sort()).toEqual([...adminMethodNames].sort());
     const before = JSON.stringify(h.runtime.policy.tenant(asTenantId('acme')));
@@ -102,6 +104,37 @@ describe('the Admin service', () => {
     expect(h.gateway.admin?.stats.forbidden).toBe(9);
     expect(JSON.stringify(h.runtime.policy.tenant(asTenantId('acme')))).toBe(before);
     expect(h.runtime.policy.auditEntries().entries).toEqual([]);
+  });
+
+  it('answers QueryUsage from the node\'s ledger with the node named, refuses a bad parameter by its proto name, and says when the node keeps no ledger', async () => {
+    const rows = [
+      ledgerRow({ requestId: 'r1', tenant: 'acme', model: 'claude-sonnet-4-6', chargedAtMs: 1_000 }),
+      ledgerRow({ requestId: 'r2', tenant: 'acme', model: 'claude-haiku-4-5', chargedAtMs: 2_000, inputTokens: 5 }),
+      ledgerRow({ requestId: 'r3', tenant: 'acme', role: 'home', chargedAtMs: 3_000 }),
+    ];
+    const h = await startHarness({ usage: new MemoryUsageReader(rows) });
+    const answer = await adminCall(h.port, 'QueryUsage', { tenant: 'acme', group_by: ['model'], rows: 1 }, viewerToken);
+    expect(answer.error).toBeNull();
+    // The home row is the account's side of a forwarded call: not a tenant charge.
+    expect(answer.response).toMatchObject({ node: 'gw0', side: 'tenant', totals: { requests: 2, input_tokens: 15 }, groups_truncated: false, from_aggregates: 0 });
+    expect((answer.response as { groups: { key: Record<string, string> }[] }).groups.map((g) => g.key.model)).toEqual(['claude-haiku-4-5', 'claude-sonnet-4-6']);
+    expect((answer.response as { rows: { request_id: string }[] }).rows.map((r) => r.request_id)).toEqual(['r2']);
+    const accountSide = await adminCall(h.port, 'QueryUsage', { side: 'account', since_ms: 1_500 }, viewerToken);
+    expect(accountSide.response).toMatchObject({ side: 'account', totals: { requests: 2 } });
+    for (const [request, field] of [
+      [{ side: 'both' }, 'side'],
+      [{ group_by: ['model', 'fortnight'] }, 'group_by'],
+      [{ group_by: ['model,tenant'] }, 'group_by'],
+      [{ rows: 10_001 }, 'rows'],
+      [{ since_ms: 5_000, until_ms: 4_000 }, 'until_ms'],
+      [{ api_key_id: 'cp_acme_0123456789abcdef0123456789abcdef' }, 'api_key_id'],
+    ] as const) {
+      const refused = await adminCall(h.port, 'QueryUsage', request, viewerToken);
+      expect([field, refused.error?.code, refused.error?.details.startsWith(`invalid ${field}: `)]).toEqual([field, status.INVALID_ARGUMENT, true]);
+    }
+    const none = await startHarness();
+    const noLedger = await adminCall(none.port, 'QueryUsage', {}, viewerToken);
+    expect([noLedger.error?.code, noLedger.error?.details]).toEqual([status.FAILED_PRECONDITION, 'this node keeps no usage ledger (no dataDir)']);
   });
 
   it('lists, rotates and revokes keys, adjusts usage and shows the audit log with the actor and the reason', async () => {

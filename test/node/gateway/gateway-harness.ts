@@ -20,6 +20,7 @@ import { generatedAccounts } from '../../../src/upstream/emulator/emulator-confi
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../../src/upstream/emulator/emulator-server.js';
 import { parseFaults } from '../../../src/upstream/emulator/fault-plan.js';
 import type { UpstreamTarget } from '../../../src/upstream/upstream-request.js';
+import type { UsageReader } from '../../../src/ledger/usage-query.js';
 
 export const region: RegionId = asRegionId('us-east');
 export const adminToken = 'admin-token-for-gateway-tests';
@@ -64,6 +65,8 @@ export interface HarnessOptions {
   readonly absentMembers?: number;
   /** Serve the HTTP front door too (on 127.0.0.1:0), with these options. */
   readonly http?: Omit<RegionHttpOptions, 'listen'>;
+  /** The usage ledger the Admin service's QueryUsage reads; none by default, as a node without a dataDir. */
+  readonly usage?: UsageReader;
 }
 
 export interface Harness {
@@ -152,6 +155,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     settings: { ...defaultGatewaySettings, ...options.settings },
     onSettled: (record) => settled.push(record),
     ...(options.http === undefined ? {} : { http: { ...options.http, listen: { host: '127.0.0.1', port: 0 } } }),
+    usage: options.usage,
   });
   const clients: CarpoolClient[] = [];
   const harness: Harness = {
