@@ -44,6 +44,14 @@ import { formatKeyText } from '../node/admin/counter-key-text.js';
  * upstream may differ from the ledger by up to those rows' amounts: it agrees when
  * ledger − estimated ≤ upstream ≤ ledger. Counters were charged the same estimate, so the
  * counter comparison stays exact.
+ *
+ * Interrupted requests. A node that died running a request ends it at its restart as a successor
+ * would (src/admission/quota-gate.ts, "Durability"): the keys of the tenant's eventual limits are
+ * released, those of its strict and escrow limits keep the estimate, and the row (outcome
+ * `interrupted`, src/ledger/request-context.ts) holds that estimate. So an interrupted row counts
+ * only on keys a strict or escrow limit counts on. It names no account (the node died before the
+ * call's usage was known, and accounts are charged when a call ends), so the upstream may count
+ * such calls above the account's rows.
  */
 export type AuditScope = 'tenant' | 'account';
 
@@ -65,6 +73,8 @@ export interface AuditLimit {
   readonly metric: string;
   readonly window: LimitWindowUnit;
   readonly sliding: boolean;
+  /** The limit's consistency mode, as the policy has it; decides how interrupted rows count (above). */
+  readonly mode?: string;
 }
 
 /** A tenant or an account of the policy, with its limits. */
@@ -82,6 +92,8 @@ export interface AuditCell {
   readonly metric: string;
   readonly unit: WindowUnit;
   readonly index: number;
+  /** A strict or escrow limit counts on the key, so it kept the estimates of interrupted requests. */
+  readonly keepsInterrupted: boolean;
 }
 
 export interface AuditPlan {
@@ -136,11 +148,17 @@ export function planAudit(subjects: readonly AuditSubject[], range: { readonly s
         if (cells.length >= keysMax) return err(`the range holds more than ${keysMax} counter keys to read (sliding limits count in 10-second windows): narrow it with --since and --until`);
         fetchSinceMs = Math.min(fetchSinceMs, windowStartMs(window));
         fetchUntilMs = Math.max(fetchUntilMs, windowEndMs(window));
-        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index });
+        const keepsInterrupted = subject.limits.some((other) => other.metric === limit.metric && (other.sliding ? 'sec10' : other.window) === unit && keepsEstimates(other));
+        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index, keepsInterrupted });
       }
     }
   }
   return ok({ sinceMs, untilMs, fetchSinceMs, fetchUntilMs, cells, expired, uncounted });
+}
+
+/** Strict and escrow limits keep an interrupted request's estimate; eventual ones release it. */
+function keepsEstimates(limit: AuditLimit): boolean {
+  return limit.mode === 'strict' || limit.mode === 'escrow';
 }
 
 /** What one side of a row adds to a counter metric; see the file comment. */
@@ -177,7 +195,7 @@ export class LedgerTally {
   /** Rows added per side. */
   readonly rows = { tenant: 0, account: 0 };
   private readonly sums = new Map<string, Sum>();
-  private readonly rules = new Map<string, { readonly metric: string; readonly unit: WindowUnit }[]>();
+  private readonly rules = new Map<string, { readonly metric: string; readonly unit: WindowUnit; readonly keepsInterrupted: boolean }[]>();
   private readonly upstream = new Map<string, Record<UpstreamMetric, Sum>>();
   /** Accounts seen on the account side, at most `policyAccountsMax` (the policy holds no more). */
   private readonly seen = new Set<string>();
@@ -187,7 +205,7 @@ export class LedgerTally {
       this.sums.set(cell.key, { amount: 0, estimated: 0 });
       const subject = `${cell.scope}/${cell.subject}`;
       const rules = this.rules.get(subject) ?? [];
-      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit });
+      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit, keepsInterrupted: cell.keepsInterrupted });
       this.rules.set(subject, rules);
     }
     for (const account of upstreamAccounts) {
@@ -204,6 +222,8 @@ export class LedgerTally {
     if (subject === null) return;
     if (side === 'account' && this.seen.size < policyAccountsMax) this.seen.add(subject);
     for (const rule of this.rules.get(`${side}/${subject}`) ?? []) {
+      // The restart released an interrupted request's charge on eventual keys (see the file comment).
+      if (row.outcome === 'interrupted' && !rule.keepsInterrupted) continue;
       const key = formatKeyText({ scope: side, subject, metric: rule.metric, window: windowAt(rule.unit, row.chargedAtMs) });
       const sum = this.sums.get(key);
       if (sum === undefined) continue;

@@ -149,3 +149,45 @@ describe('the verdicts', () => {
     expect(report.lines.filter((line) => line.subject === 'account acct-2' && line.window === 'range').map((line) => line.verdict)).toEqual(['unchecked', 'unchecked', 'unchecked', 'unchecked']);
   });
 });
+
+describe('an interrupted request', () => {
+  // A node that died running a request ends it at restart as issue 13 has it: the keys of its
+  // eventual limits released, those of its strict and escrow limits charged the estimate. Its row
+  // (src/ledger/request-context.ts `interruptedRow`) carries the estimate, account unknown.
+  const mixed: AuditSubject = {
+    scope: 'tenant',
+    id: 'acme',
+    limits: [
+      { metric: 'requests', window: 'day', sliding: false, mode: 'eventual' },
+      { metric: 'requests', window: 'minute', sliding: false, mode: 'strict' },
+      { metric: 'output_tokens', window: 'hour', sliding: false, mode: 'escrow' },
+      { metric: 'output_tokens', window: 'day', sliding: false, mode: 'eventual' },
+    ],
+  };
+  const planned = planAudit([mixed], { sinceMs: nowMs - 1_000, untilMs: nowMs }, nowMs);
+  if (!planned.ok) throw new Error(planned.error);
+  const at = nowMs - 500;
+  const key = (metric: string, unit: 'day' | 'hour' | 'minute'): string => `tenant/acme/${metric}/${unit}:${windowAt(unit, at).index}`;
+
+  it('is counted on the keys of its strict and escrow limits only, as the counters kept it', () => {
+    const tally = new LedgerTally(planned.value);
+    tally.add(ledgerRow({ requestId: 'done', chargedAtMs: at, outputTokens: 20 }), 'tenant');
+    tally.add(ledgerRow({ requestId: 'cut', account: null, chargedAtMs: at, outputTokens: 64, outcome: 'interrupted', status: 'interrupted', estimated: true }), 'tenant');
+    // The counters after the restart: the finished request everywhere, the interrupted one's
+    // estimate on the strict and escrow keys only.
+    const counters = new Map([
+      [key('requests', 'day'), 1],
+      [key('requests', 'minute'), 2],
+      [key('output_tokens', 'hour'), 84],
+      [key('output_tokens', 'day'), 20],
+    ]);
+    const report = reconcile({ plan: planned.value, tally, counters, adjustments: new Map() });
+    expect(report.lines.map((line) => [line.window.split(':')[0], line.metric, line.ledger, line.estimated, line.verdict])).toEqual([
+      ['day', 'requests', 1, 0, 'agrees'],
+      ['minute', 'requests', 2, 1, 'agrees'],
+      ['hour', 'output_tokens', 84, 64, 'agrees'],
+      ['day', 'output_tokens', 20, 0, 'agrees'],
+    ]);
+    expect(report.differences).toBe(0);
+  });
+});
