@@ -137,3 +137,60 @@ class Problems {
     return lines;
   }
 }
+
+/** A line of `carpool audit --json` (src/admin-cli/audit-reconcile.ts `AuditLine`). */
+export interface AuditJsonLine {
+  readonly subject: string;
+  readonly window: string;
+  readonly metric: string;
+  readonly ledger?: number;
+  readonly estimated: number;
+  readonly counters?: number;
+  readonly upstream?: number;
+  readonly diff: number;
+  readonly verdict: string;
+}
+
+export interface AuditExplanation {
+  readonly problems: readonly string[];
+  /** What the differences were and what explains them, for the summary. */
+  readonly note: string;
+}
+
+/**
+ * Which of the audit's differences a crash explains. A request a node was running when it died is
+ * ended at restart with an `interrupted` row that names no account (src/ledger/request-context.ts),
+ * and the account's counters are charged only when a call ends, so the upstream may have counted
+ * such a call that no account-side row holds: the audit then finds an account's upstream tally
+ * above its rows. That excess, summed over the accounts, must fit within the requests admitted
+ * (a tenant-side row) that have no account-side row: at most one call each, at most its
+ * max_tokens of output and the input the emulator counts for its body. Any other difference (a
+ * counter against the ledger, a tenant's key, the upstream below the ledger beyond the estimated
+ * rows, cache reads) is a problem.
+ */
+export function explainAudit(lines: readonly AuditJsonLine[], sent: readonly SentRequest[], rows: readonly LedgerRow[]): AuditExplanation {
+  const problems: string[] = [];
+  const excess = { requests: 0, input_tokens: 0, output_tokens: 0 };
+  const differing = lines.filter((line) => line.verdict === 'differs');
+  for (const line of differing) {
+    const explainable = line.subject.startsWith('account ') && line.window === 'range' && line.diff > 0 && line.metric in excess;
+    if (explainable) excess[line.metric as keyof typeof excess] += line.diff;
+    else problems.push(`carpool audit: ${line.subject} ${line.window} ${line.metric}: ledger ${line.ledger ?? '-'}, counters ${line.counters ?? '-'}, upstream ${line.upstream ?? '-'}, diff ${line.diff}: no crash explains it`);
+  }
+  const tenantSide = new Set(rows.filter(isTenantSide).map((row) => row.requestId));
+  const accountSide = new Set(rows.filter(isAccountSide).map((row) => row.requestId));
+  const unaccounted = sent.filter((request) => tenantSide.has(request.id) && !accountSide.has(request.id));
+  const bound = {
+    requests: unaccounted.length,
+    input_tokens: unaccounted.reduce((sum, request) => sum + request.inputTokens, 0),
+    output_tokens: unaccounted.reduce((sum, request) => sum + request.maxTokens, 0),
+  };
+  for (const metric of Object.keys(excess) as (keyof typeof excess)[]) {
+    if (excess[metric] > bound[metric]) problems.push(`carpool audit: the upstream counted ${excess[metric]} ${metric} above the accounts' rows, more than the ${bound[metric]} the ${unaccounted.length} admitted request(s) without an account row could have used`);
+  }
+  const note =
+    differing.length === 0
+      ? 'no difference'
+      : `${differing.length} line(s) differ: the upstream counted ${excess.requests} call(s), ${excess.input_tokens} input and ${excess.output_tokens} output tokens above the accounts' rows; ${unaccounted.length} admitted request(s) have no account row (a node died running them), which bounds that at ${bound.requests} call(s), ${bound.input_tokens} input and ${bound.output_tokens} output tokens`;
+  return { problems, note };
+}

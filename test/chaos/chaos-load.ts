@@ -6,6 +6,7 @@ import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError } fr
 import { SeededRandom } from '../../src/core/random.js';
 import { CarpoolClient, type ClientError } from '../../src/net/grpc/carpool-client.js';
 import type { CompleteRequest, Usage } from '../../src/net/grpc/carpool-handler.js';
+import { countTextTokens, messageOverheadTokens, requestOverheadTokens } from '../../src/upstream/emulator/token-count.js';
 import { sleep } from '../support/wait.js';
 import { type ChaosRegion, chaosRegions, type ChaosTenant, chaosTenants } from './chaos-config.js';
 
@@ -18,6 +19,10 @@ export interface SentRequest {
   readonly region: ChaosRegion;
   readonly transport: Transport;
   readonly stream: boolean;
+  /** The body's max_tokens: the most output the upstream may have produced for it. */
+  readonly maxTokens: number;
+  /** The input tokens the emulator counts for the body (its own tokenizer). */
+  readonly inputTokens: number;
   /**
    * completed: an attempt ended with the answer (the unary reply, a stream that ended OK);
    * refused: the last attempt was refused at admission (quota, rate: RESOURCE_EXHAUSTED / 429);
@@ -97,19 +102,14 @@ export class ChaosLoad {
 
   private async work(worker: number, random: SeededRandom): Promise<void> {
     while (!this.stopping && this.next < this.options.requestsMax) {
-      const request: SentRequest = {
-        id: `${this.options.idPrefix}-${this.next++}`,
-        tenant: chaosTenants[random.int(chaosTenants.length)] as ChaosTenant,
-        region: chaosRegions[random.int(chaosRegions.length)] as ChaosRegion,
-        transport: random.float() < 0.6 ? 'grpc' : 'http',
-        stream: random.float() < 0.5,
-        outcome: 'running',
-        codes: [],
-        usage: undefined,
-        servedRegion: undefined,
-      };
+      const id = `${this.options.idPrefix}-${this.next++}`;
+      const tenant = chaosTenants[random.int(chaosTenants.length)] as ChaosTenant;
+      const region = chaosRegions[random.int(chaosRegions.length)] as ChaosRegion;
+      const transport: Transport = random.float() < 0.6 ? 'grpc' : 'http';
+      const stream = random.float() < 0.5;
+      const body: MessageBody = { model: 'claude-sonnet-4-6', max_tokens: 8 + random.int(40), messages: [{ role: 'user', content: sentence(random, id) }], metadata: { user_id: `w${worker}` } };
+      const request: SentRequest = { ...sentRequest(id, tenant, region, body.max_tokens, body.messages[0]?.content ?? ''), transport, stream };
       this.sent.push(request);
-      const body: MessageBody = { model: 'claude-sonnet-4-6', max_tokens: 8 + random.int(40), messages: [{ role: 'user', content: sentence(random, request.id) }], metadata: { user_id: `w${worker}` } };
       await this.run(request, body, random);
     }
   }
@@ -216,6 +216,23 @@ interface MessageBody {
   max_tokens: number;
   messages: { role: 'user'; content: string }[];
   metadata: { user_id: string };
+}
+
+/** A request about to be sent, with what the emulator will count of its input. */
+export function sentRequest(id: string, tenant: ChaosTenant, region: ChaosRegion, maxTokens: number, content: string): SentRequest {
+  return {
+    id,
+    tenant,
+    region,
+    transport: 'grpc',
+    stream: false,
+    maxTokens,
+    inputTokens: requestOverheadTokens + messageOverheadTokens + countTextTokens(content),
+    outcome: 'running',
+    codes: [],
+    usage: undefined,
+    servedRegion: undefined,
+  };
 }
 
 function grpcFailure(error: ClientError): Attempt {

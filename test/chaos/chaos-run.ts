@@ -16,7 +16,7 @@ import { dataDirName } from '../../src/local/local-plan.js';
 import { storeFileName } from '../../src/node/run-node.js';
 import { sleep } from '../support/wait.js';
 import { bindingLimits, type ChaosMeshShape, chaosMeshConfig, type ChaosRegion, chaosRegions } from './chaos-config.js';
-import { checkLedger, type LedgerFigures } from './chaos-checks.js';
+import { type AuditJsonLine, checkLedger, explainAudit, type LedgerFigures } from './chaos-checks.js';
 import { ChaosLoad, type SentRequest } from './chaos-load.js';
 import { readLedgerFile } from './ledger-source.js';
 import { killAndWait } from './mesh-waits.js';
@@ -56,6 +56,9 @@ export interface ChaosSummary {
 
 export interface AuditRun {
   readonly exitCode: number | null;
+  /** What the differences were and what explains them (chaos-checks.ts `explainAudit`). */
+  readonly note: string;
+  /** The output when it was not the JSON report (the audit could not run). */
   readonly output: string;
 }
 
@@ -96,8 +99,10 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosSummary> 
     const sent = [...load.sent, ...restart.sent];
     const rows = readLedgers(mesh);
     const verdict = checkLedger(sent, rows, bindingLimits(options.shape));
-    const audit = await runAudit(mesh, startedMs);
-    options.log(`carpool audit exited ${audit.exitCode}`);
+    const audited = await runAudit(mesh, startedMs);
+    const explained = audited.lines === undefined ? { problems: [`carpool audit exited ${audited.exitCode} without a report: ${audited.output}`], note: 'no report' } : explainAudit(audited.lines, sent, rows);
+    const audit: AuditRun = { exitCode: audited.exitCode, note: explained.note, output: audited.lines === undefined ? audited.output : '' };
+    options.log(`carpool audit exited ${audit.exitCode}: ${audit.note}`);
     const restarts = chaosRegions.reduce((sum, region) => sum + mesh.restartsOf(region), 0);
     return {
       seed: options.seed,
@@ -108,7 +113,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosSummary> 
       kills: kills.count,
       restarts,
       audit,
-      problems: [...kills.problems, ...restart.problems, ...verdict.problems],
+      problems: [...kills.problems, ...restart.problems, ...verdict.problems, ...explained.problems],
       slowestRestartMs: kills.slowestMs,
     };
   } finally {
@@ -148,17 +153,25 @@ function readLedgers(mesh: LocalMesh): LedgerRow[] {
   return mesh.regions.flatMap((region) => readLedgerFile(join(mesh.stateDir, dataDirName, region.node, storeFileName)));
 }
 
-/** `carpool audit` as a user runs it against the local mesh: its state file names the nodes and the emulator. */
-async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<AuditRun> {
+/**
+ * `carpool audit --json` as a user runs it against the local mesh: its state file names the nodes
+ * and the emulator. The report's lines, or the output when there is no report.
+ */
+async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<{ exitCode: number | null; lines: AuditJsonLine[] | undefined; output: string }> {
   const { command, args } = carpoolCommand();
-  const child = spawn(command, [...args, 'audit', '--state', mesh.stateFile, '--since', String(sinceMs - 60_000)], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, [...args, 'audit', '--json', '--state', mesh.stateFile, '--since', String(sinceMs - 60_000)], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), auditTimeoutMs);
   const exitCode = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   clearTimeout(timer);
-  return { exitCode, output };
+  try {
+    const report = JSON.parse(output) as { lines?: AuditJsonLine[] };
+    return { exitCode, lines: report.lines, output };
+  } catch {
+    return { exitCode, lines: undefined, output };
+  }
 }
 
 function countsOf(sent: readonly SentRequest[]): Record<SentRequest['outcome'], number> {

@@ -28,7 +28,8 @@ describe('a mesh whose nodes are killed under load', () => {
     });
     const report = `seed ${seed} (replay its choices: CHAOS_SEED=${seed} npx vitest run test/chaos/crash-mesh.test.ts)\n${lines.join('\n')}\n${formatSummary(summary)}`;
     expect(summary.problems, report).toEqual([]);
-    expect(summary.audit.exitCode, report).toBe(0);
+    // 0, or 1 for differences that the checks above found explained by the crashes.
+    expect([0, 1], report).toContain(summary.audit.exitCode);
     // The run did what it claims: kills happened, requests completed and some were forwarded.
     expect(summary.kills, report).toBeGreaterThanOrEqual(3 + 2);
     expect(summary.requests.completed, report).toBeGreaterThan(50);

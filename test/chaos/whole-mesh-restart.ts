@@ -8,7 +8,7 @@ import type { LimitUsage } from '../../src/net/grpc/carpool-handler.js';
 import type { LocalMesh } from '../../src/local/local-mesh.js';
 import { sleep } from '../support/wait.js';
 import { type ChaosRegion, chaosRegions, type ChaosTenant, chaosTenants } from './chaos-config.js';
-import type { SentRequest } from './chaos-load.js';
+import { type SentRequest, sentRequest } from './chaos-load.js';
 import { killAndWait } from './mesh-waits.js';
 
 export interface WholeMeshRestartOptions {
@@ -111,18 +111,15 @@ async function sendWithOldKeys(client: (region: ChaosRegion, tenant: ChaosTenant
   for (const region of chaosRegions) {
     for (const tenant of chaosTenants) {
       const id = `${idPrefix}-${region}-${tenant}`;
-      const body = { model: 'claude-sonnet-4-6', max_tokens: 12, messages: [{ role: 'user', content: `after the restart, ${id}` }] };
+      const content = `after the restart, ${id}`;
+      const body = { model: 'claude-sonnet-4-6', max_tokens: 12, messages: [{ role: 'user', content }] };
       const answer = await client(region, tenant).complete({ requestId: id, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' }, { deadlineMs: Date.now() + 15_000 });
       const code = answer.ok ? 'OK' : answer.error.kind === 'status' ? answer.error.codeName : 'MALFORMED';
       // The strict and escrow tenants may have spent this minute's requests; their keys must still be known.
       const fine = code === 'OK' || (tenant !== 'riders' && code === 'RESOURCE_EXHAUSTED');
       if (!fine) problems.push(`${tenant}'s key from before the restart at ${region}: ${code}${answer.ok ? '' : ` ${answer.error.kind === 'status' ? answer.error.details : ''}`}`);
       sent.push({
-        id,
-        tenant,
-        region,
-        transport: 'grpc',
-        stream: false,
+        ...sentRequest(id, tenant, region, body.max_tokens, content),
         outcome: code === 'OK' ? 'completed' : code === 'RESOURCE_EXHAUSTED' ? 'refused' : 'failed',
         codes: [code],
         usage: answer.ok ? answer.value.usage : undefined,
