@@ -18,6 +18,7 @@ const processTests = [
   'test/net/grpc/python-client.test.ts',
   'test/net/http/claude-code-front-door.test.ts',
   'test/node/admission-cluster.test.ts',
+  'test/node/forward-home-death.test.ts',
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
   'test/node/store-failures.test.ts',

@@ -100,7 +100,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosSummary> 
     const rows = readLedgers(mesh);
     const verdict = checkLedger(sent, rows, bindingLimits(options.shape));
     const audited = await runAudit(mesh, startedMs);
-    const explained = audited.lines === undefined ? { problems: [`carpool audit exited ${audited.exitCode} without a report: ${audited.output}`], note: 'no report' } : explainAudit(audited.lines, sent, rows);
+    const cutCalls = await callsCutByDeath(mesh);
+    const explained = audited.lines === undefined ? { problems: [`carpool audit exited ${audited.exitCode} without a report: ${audited.output}`], note: 'no report' } : explainAudit(audited.lines, sent, rows, cutCalls);
     const audit: AuditRun = { exitCode: audited.exitCode, note: explained.note, output: audited.lines === undefined ? audited.output : '' };
     options.log(`carpool audit exited ${audit.exitCode}: ${audit.note}`);
     const restarts = chaosRegions.reduce((sum, region) => sum + mesh.restartsOf(region), 0);
@@ -172,6 +173,12 @@ async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<{ exitCode: n
   } catch {
     return { exitCode, lines: undefined, output };
   }
+}
+
+/** Upstream answers whose caller closed the connection mid-way: with drain the default, only a node's death does. */
+async function callsCutByDeath(mesh: LocalMesh): Promise<number> {
+  const stats = (await (await fetch(`${mesh.emulator.url}/_emulator/stats`)).json()) as { keys: Record<string, { clientClosed: number }> };
+  return Object.values(stats.keys).reduce((sum, key) => sum + key.clientClosed, 0);
 }
 
 function countsOf(sent: readonly SentRequest[]): Record<SentRequest['outcome'], number> {
