@@ -10,6 +10,7 @@ import { defineConfig } from 'vitest/config';
 const processTests = [
   'test/admin-cli/audit-e2e.test.ts',
   'test/admin-cli/run-admin.test.ts',
+  'test/chaos/crash-mesh.test.ts',
   'test/ledger/sqlite-store-processes.test.ts',
   'test/local/local-launcher.test.ts',
   'test/local/local-mesh.test.ts',
@@ -17,8 +18,10 @@ const processTests = [
   'test/net/grpc/python-client.test.ts',
   'test/net/http/claude-code-front-door.test.ts',
   'test/node/admission-cluster.test.ts',
+  'test/node/forward-home-death.test.ts',
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
+  'test/node/store-failures.test.ts',
   'test/upstream/emulator/emulate-command.test.ts',
   'test/upstream/emulator/emulator-claude-code.test.ts',
 ];

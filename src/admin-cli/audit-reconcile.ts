@@ -45,13 +45,13 @@ import { formatKeyText } from '../node/admin/counter-key-text.js';
  * ledger − estimated ≤ upstream ≤ ledger. Counters were charged the same estimate, so the
  * counter comparison stays exact.
  *
- * Interrupted calls. A row with outcome `interrupted` is a call a node had admitted when it died
- * (src/ledger/request-context.ts): at its restart the call's keys of eventual rules were released
- * and those of strict and escrow rules kept the estimate, so such a row counts toward keys of
- * strict and escrow limits only. No node learnt what the upstream did for it or which account ran
- * it, so the upstream may count more than the account-side ledger: by at most one request per
- * interrupted call over all accounts, and tokens only on an account whose request count is
- * above the ledger. Those lines read `interrupted`, not `differs`.
+ * Interrupted requests. A node that died running a request ends it at its restart as a successor
+ * would (src/admission/quota-gate.ts, "Durability"): the keys of the tenant's eventual limits are
+ * released, those of its strict and escrow limits keep the estimate, and the row (outcome
+ * `interrupted`, src/ledger/request-context.ts) holds that estimate. So an interrupted row counts
+ * only on keys a strict or escrow limit counts on. It names no account (the node died before the
+ * call's usage was known, and accounts are charged when a call ends), so the upstream may count
+ * such calls above the account's rows.
  */
 export type AuditScope = 'tenant' | 'account';
 
@@ -73,8 +73,8 @@ export interface AuditLimit {
   readonly metric: string;
   readonly window: LimitWindowUnit;
   readonly sliding: boolean;
-  /** The limit's consistency mode, from the policy; eventual when absent. */
-  readonly mode?: 'eventual' | 'strict' | 'escrow';
+  /** The limit's consistency mode, as the policy has it; decides how interrupted rows count (above). */
+  readonly mode?: string;
 }
 
 /** A tenant or an account of the policy, with its limits. */
@@ -92,8 +92,8 @@ export interface AuditCell {
   readonly metric: string;
   readonly unit: WindowUnit;
   readonly index: number;
-  /** The key's limit is strict or escrow: interrupted calls stay charged on it (see the file comment). */
-  readonly keepsInterrupted?: boolean;
+  /** A strict or escrow limit counts on the key, so it kept the estimates of interrupted requests. */
+  readonly keepsInterrupted: boolean;
 }
 
 export interface AuditPlan {
@@ -137,7 +137,6 @@ export function planAudit(subjects: readonly AuditSubject[], range: { readonly s
       const unit: WindowUnit = limit.sliding ? 'sec10' : limit.window;
       if (seen.has(`${limit.metric}/${unit}`)) continue;
       seen.add(`${limit.metric}/${unit}`);
-      const kept = limit.mode === 'strict' || limit.mode === 'escrow';
       const first = windowAt(unit, sinceMs).index;
       const last = windowAt(unit, untilMs - 1).index;
       for (let index = first; index <= last; index++) {
@@ -149,11 +148,17 @@ export function planAudit(subjects: readonly AuditSubject[], range: { readonly s
         if (cells.length >= keysMax) return err(`the range holds more than ${keysMax} counter keys to read (sliding limits count in 10-second windows): narrow it with --since and --until`);
         fetchSinceMs = Math.min(fetchSinceMs, windowStartMs(window));
         fetchUntilMs = Math.max(fetchUntilMs, windowEndMs(window));
-        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index, keepsInterrupted: kept });
+        const keepsInterrupted = subject.limits.some((other) => other.metric === limit.metric && (other.sliding ? 'sec10' : other.window) === unit && keepsEstimates(other));
+        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index, keepsInterrupted });
       }
     }
   }
   return ok({ sinceMs, untilMs, fetchSinceMs, fetchUntilMs, cells, expired, uncounted });
+}
+
+/** Strict and escrow limits keep an interrupted request's estimate; eventual ones release it. */
+function keepsEstimates(limit: AuditLimit): boolean {
+  return limit.mode === 'strict' || limit.mode === 'escrow';
 }
 
 /** What one side of a row adds to a counter metric; see the file comment. */
@@ -191,18 +196,22 @@ export class LedgerTally {
   readonly rows = { tenant: 0, account: 0 };
   private readonly sums = new Map<string, Sum>();
   private readonly rules = new Map<string, { readonly metric: string; readonly unit: WindowUnit; readonly keepsInterrupted: boolean }[]>();
-  /** Tenant-side rows of calls interrupted by a node's death. */
-  interrupted = 0;
   private readonly upstream = new Map<string, Record<UpstreamMetric, Sum>>();
   /** Accounts seen on the account side, at most `policyAccountsMax` (the policy holds no more). */
   private readonly seen = new Set<string>();
+  /**
+   * Tenant-side rows of calls interrupted by a node's death. No node learnt their account or
+   * usage, so the upstream may count up to one request per such call more than the account-side
+   * rows; `upstreamLines` marks what they explain `interrupted`.
+   */
+  interrupted = 0;
 
   constructor(plan: AuditPlan, upstreamAccounts: Iterable<string> = []) {
     for (const cell of plan.cells) {
       this.sums.set(cell.key, { amount: 0, estimated: 0 });
       const subject = `${cell.scope}/${cell.subject}`;
       const rules = this.rules.get(subject) ?? [];
-      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit, keepsInterrupted: cell.keepsInterrupted === true });
+      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit, keepsInterrupted: cell.keepsInterrupted });
       this.rules.set(subject, rules);
     }
     for (const account of upstreamAccounts) {
@@ -215,15 +224,16 @@ export class LedgerTally {
     const onSide = side === 'tenant' ? row.role !== 'home' : row.role !== 'origin';
     if (!onSide) return;
     this.rows[side]++;
-    const interrupted = row.outcome === 'interrupted';
-    if (interrupted && side === 'tenant') this.interrupted++;
+    if (side === 'tenant' && row.outcome === 'interrupted') this.interrupted++;
     const subject = side === 'tenant' ? row.tenant : row.account;
     if (subject === null) return;
     if (side === 'account' && this.seen.size < policyAccountsMax) this.seen.add(subject);
     for (const rule of this.rules.get(`${side}/${subject}`) ?? []) {
+      // The restart released an interrupted request's charge on eventual keys (see the file comment).
+      if (row.outcome === 'interrupted' && !rule.keepsInterrupted) continue;
       const key = formatKeyText({ scope: side, subject, metric: rule.metric, window: windowAt(rule.unit, row.chargedAtMs) });
       const sum = this.sums.get(key);
-      if (sum === undefined || (interrupted && !rule.keepsInterrupted)) continue;
+      if (sum === undefined) continue;
       const amount = rowAmount(row, side, rule.metric);
       sum.amount += amount;
       if (row.estimated) sum.estimated += amount;
@@ -325,7 +335,8 @@ export function reconcile(input: ReconcileInput): AuditReport {
 function upstreamLines(tally: LedgerTally, upstream: ReadonlyMap<string, UpstreamTotals>, unclaimed: ReadonlyMap<string, UpstreamTotals>): AuditLine[] {
   const lines: AuditLine[] = [];
   const accounts = [...new Set([...upstream.keys(), ...tally.accounts()])].sort();
-  // Upstream requests above the ledger that interrupted calls may explain, over all accounts.
+  // Upstream requests above the ledger that interrupted calls may explain, over all accounts:
+  // one each; tokens only on an account whose request count they explain.
   let unexplained = tally.interrupted;
   for (const account of accounts) {
     const counted = upstream.get(account);

@@ -40,6 +40,11 @@ export type ChildEvent =
       readonly exit: ChildExit;
       /** Why the supervisor ended it, when it did (a restart that never became ready). */
       readonly reason: string | undefined;
+      /**
+       * Why the child stopped itself, when it said so as `carpool node` does before a non-zero exit
+       * (`carpool node: the store … cannot be used (corrupt): …`, exit code 3): its last such line.
+       */
+      readonly refusal: string | undefined;
       readonly logFile: string;
       readonly restartInMs: number;
       /** Deaths since the child last ran for a stable while (1 for a first crash). */
@@ -156,7 +161,8 @@ export class SupervisedChild {
       const upMs = this.readyAtMs === undefined ? 0 : this.now() - this.readyAtMs;
       this.readyAtMs = undefined;
       const restartInMs = this.backoff.onExit(upMs);
-      this.options.onEvent?.({ kind: 'died', name: this.name, exit, reason, logFile: this.logFile, restartInMs, failures: this.backoff.consecutiveFailures });
+      const refusal = refusalOf(exit, this.current.tail());
+      this.options.onEvent?.({ kind: 'died', name: this.name, exit, reason, refusal, logFile: this.logFile, restartInMs, failures: this.backoff.consecutiveFailures });
       reason = undefined;
       await this.wait(restartInMs);
       if (this.stopping) return;
@@ -199,6 +205,19 @@ export class SupervisedChild {
 }
 
 /**
+ * The line a child that exited with a non-zero code gave as its reason: `carpool node` prints
+ * `carpool node: <what and what to do>` before it exits 2 (a bad config) or 3 (a store it cannot
+ * use), neither of which goes away by itself, so the launcher's line says it, not only the log.
+ */
+function refusalOf(exit: ChildExit, tail: string): string | undefined {
+  if (exit.code === null || exit.code === 0) return undefined;
+  return tail
+    .split('\n')
+    .reverse()
+    .find((line) => line.startsWith('carpool node: '));
+}
+
+/**
  * The launcher's line for an event: `us-east died (signal SIGKILL); restarting it in 0.5 s (log
  * .carpool/local/us-east.log)` and `us-east is back (pid 4242, restart 1)`.
  */
@@ -206,7 +225,8 @@ export function formatChildEvent(event: ChildEvent, displayPath: (path: string) 
   if (event.kind === 'back') return `${event.name} is back (pid ${event.pid ?? '?'}, restart ${event.restarts})${event.warning === undefined ? '' : `; but ${event.warning}`}`;
   const why = event.reason === undefined ? describeExit(event.exit) : `${describeExit(event.exit)}: ${event.reason}`;
   const streak = event.failures > 1 ? `, failure ${event.failures} in a row` : '';
-  return `${event.name} died (${why}${streak}); restarting it in ${formatDelay(event.restartInMs)} (log ${displayPath(event.logFile)})`;
+  const said = event.refusal === undefined ? '' : `: ${event.refusal}`;
+  return `${event.name} died (${why}${streak})${said}; restarting it in ${formatDelay(event.restartInMs)} (log ${displayPath(event.logFile)})`;
 }
 
 function formatDelay(ms: number): string {

@@ -481,7 +481,8 @@ export class PrometheusNodeMetrics implements GatewayObserver {
    */
   attachStore(store: StoreParts): void {
     const stats = (): StoreStats => store.stats();
-    this.gauge('carpool_store_bytes', 'Bytes the durable store takes on disk (database pages and write-ahead log).', [], (set) => set(stats().fileBytes + stats().walBytes));
+    // fileBytes already holds the log (StoreStats): adding walBytes again counted it twice.
+    this.gauge('carpool_store_bytes', 'Bytes the durable store takes on disk (database pages and write-ahead log).', [], (set) => set(stats().fileBytes));
     this.gauge('carpool_store_bytes_max', 'The store file\'s bound (store.maxBytes); past it the node refuses work.', [], (set) => set(stats().maxBytes));
     this.gauge('carpool_ledger_rows', 'Usage rows in the ledger, by kind: rows, and daily aggregates of rows past retention.', ['kind'], (set) => {
       const now = stats();

@@ -67,7 +67,7 @@ function rowOf(i: number, chargedAtMs = nowMs - (i % 86_400) * 1000): LedgerRow 
 function countersOf(row: LedgerRow, i: number): StoredCounterEntry[] {
   const entry = (scope: string, subject: string, metric: string, unit: string, lengthMs: number): StoredCounterEntry => {
     const index = Math.floor(row.chargedAtMs / lengthMs);
-    return { scope, subject, metric, unit, index, endMs: (index + 1) * lengthMs, p: i * 7, n: 0, version: i };
+    return { scope, subject, metric, unit, index, replica: 'bench-1~r1', endMs: (index + 1) * lengthMs, p: i * 7, n: 0, version: i };
   };
   return [
     entry('tenant', row.tenant, 'weighted_tokens', 'minute', 60_000),
@@ -257,6 +257,7 @@ async function buildRestartFile(path: string, rows: number, counters: number): P
       metric: 'weighted_tokens',
       unit: 'day',
       index: 20_428,
+      replica: 'bench-1~r1',
       endMs: nowMs + dayMs,
       p: i + j,
       n: 0,

@@ -7,7 +7,10 @@ import type { ChildExit, LocalChildOptions } from '../../src/local/local-child.j
 import { type ChildEvent, type ChildHandle, formatChildEvent, SupervisedChild, type SupervisedChildOptions } from '../../src/local/supervised-child.js';
 import { sleep, until } from '../support/wait.js';
 
-type Behaviour = 'ready' | 'crash' | 'hang';
+type Behaviour = 'ready' | 'crash' | 'hang' | 'refuse';
+
+/** What `carpool node` prints before it exits 3 on a store it cannot use (src/node/run-node.ts). */
+const storeRefusal = 'carpool node: the store /data/node.sqlite cannot be used (corrupt): move it away, with its -wal file, to start the node without state';
 
 let nextPid = 1000;
 
@@ -25,6 +28,7 @@ class FakeChild implements ChildHandle {
   ) {
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
     if (behaviour === 'crash') setTimeout(() => this.exit({ code: 1, signal: null }), 1);
+    if (behaviour === 'refuse') setTimeout(() => this.exit({ code: 3, signal: null }), 1);
   }
 
   exit(exit: ChildExit): void {
@@ -34,7 +38,7 @@ class FakeChild implements ChildHandle {
   }
 
   tail(): string {
-    return '';
+    return this.behaviour === 'refuse' ? `starting\n${storeRefusal}` : '';
   }
 
   waitForLine(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray | string> {
@@ -115,6 +119,18 @@ describe('SupervisedChild', () => {
     expect(delays.slice(0, 5)).toEqual([20, 40, 80, 80, 80]);
     // 500 ms at one start per 80 ms at most, after 140 ms of shorter waits.
     expect(spawned.length).toBeLessThanOrEqual(10);
+    expect(events.some((event) => event.kind === 'back')).toBe(false);
+  });
+
+  it('says why a child that stopped itself did so (carpool node exits 3 on a store it cannot use), not only in its log', async () => {
+    const { child, spawned, events } = supervised((n) => (n === 0 ? 'ready' : 'refuse'));
+    await child.waitUntilReady();
+    child.supervise();
+    (spawned[0] as FakeChild).exit({ code: null, signal: 'SIGKILL' });
+    await until(() => events.length >= 3, 'the kill and two refusals');
+    await child.stop();
+    expect(events.slice(0, 3).map((event) => (event.kind === 'died' ? event.refusal : 'back'))).toEqual([undefined, storeRefusal, storeRefusal]);
+    expect(formatChildEvent(events[1] as ChildEvent)).toBe(`us-east died (code 3, failure 2 in a row): ${storeRefusal}; restarting it in 0.0 s (log /nowhere/us-east.log)`);
     expect(events.some((event) => event.kind === 'back')).toBe(false);
   });
 

@@ -18,6 +18,9 @@ import { type HealthState, healthStates } from '../../src/pool/account-health.js
 import { type AccountStatus, PoolStats } from '../../src/pool/account-pool.js';
 import { TierQueue } from '../../src/schedule/tier-queue.js';
 import type { Timers } from '../../src/upstream/call-guard.js';
+import { JournalStats } from '../../src/ledger/durable-journal.js';
+import type { StoreError } from '../../src/ledger/node-state.js';
+import type { StoreStats } from '../../src/ledger/sqlite-store.js';
 import { type Family, parseExposition, sampleOf } from './exposition.js';
 
 const region = asRegionId('eu-west');
@@ -424,6 +427,39 @@ describe('PrometheusNodeMetrics', () => {
     }
     // The request-path histograms exist but hold no series until a gateway reports.
     expect(families.get('carpool_admission_duration_seconds')?.samples).toEqual([]);
+  });
+
+  it('shows the store\'s size on disk once (its pages and its log), its bound, rows and whether it fails', async () => {
+    const f = fixture();
+    const journal = new JournalStats();
+    journal.commits = 7;
+    const state: { failing: StoreError | undefined } = { failing: undefined };
+    // fileBytes is the pages and the log together (src/ledger/sqlite-store.ts `StoreStats`).
+    const stats: StoreStats = {
+      fileBytes: 5_000,
+      walBytes: 1_000,
+      maxBytes: 1_048_576,
+      ledgerRows: 12,
+      aggregateRows: 3,
+      counterEntries: 40,
+      lastCommitMs: 0.5,
+      lastInlineCheckpointMs: 0,
+      commits: 7,
+      commitFailures: 0,
+      inlineCheckpoints: 0,
+      inlineCheckpointFailures: 0,
+      checkpoint: { checkpoints: 0, checkpointFailures: 0, lastCheckpointError: null, lastCheckpointMs: 0 },
+    };
+    f.metrics.attachStore({ stats: () => stats, journal, failing: () => state.failing });
+    let families = (await scrape(f.metrics)).families;
+    expect(sampleOf(families, 'carpool_store_bytes')).toBe(5_000);
+    expect(sampleOf(families, 'carpool_store_bytes_max')).toBe(1_048_576);
+    expect(sampleOf(families, 'carpool_ledger_rows', { kind: 'rows' })).toBe(12);
+    expect(sampleOf(families, 'carpool_store_commits_total')).toBe(7);
+    expect(sampleOf(families, 'carpool_store_failing')).toBe(0);
+    state.failing = { kind: 'full', message: 'full' };
+    families = (await scrape(f.metrics)).families;
+    expect(sampleOf(families, 'carpool_store_failing')).toBe(1);
   });
 
   it('keeps one registry per node, so two nodes in one process do not collide', async () => {

@@ -1,0 +1,74 @@
+// Entry point of `npm run chaos -- [--seed N] [--rounds N] [--workers N] [--gap-ms MIN,MAX]`: the
+// long crash run (chaos-run.ts) with a progress line per kill round and a closing summary with
+// its figures. Exit 0 when every rule held, 1 when one broke (the seed is printed to replay its
+// choices), 2 for a bad command line. Its temporary state directory is removed at the end.
+import { formatSummary } from './chaos-summary.js';
+import { type ChaosRunOptions, runChaos } from './chaos-run.js';
+
+const usage = `usage: npm run chaos -- [options]
+  --seed N          the seed of every random choice (default: from the clock); printed at the start
+  --rounds N        kill rounds, each of one random region node (default 12, at least 10 for the
+                    issue's figure); round N/2 kills all three at once
+  --workers N       concurrent clients (default 8)
+  --gap-ms MIN,MAX  load between two kills, in ms (default 2000,6000)`;
+
+function parse(argv: readonly string[]): ChaosRunOptions | string {
+  const given = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--help') return usage;
+    if (!['--seed', '--rounds', '--workers', '--gap-ms'].includes(arg) || i + 1 >= argv.length) return `unknown option or missing value: ${arg}\n${usage}`;
+    given.set(arg, argv[++i] as string);
+  }
+  const integer = (name: string, fallback: number, min: number, max: number): number | undefined => {
+    const text = given.get(name);
+    const value = text === undefined ? fallback : Number(text);
+    return Number.isSafeInteger(value) && value >= min && value <= max ? value : undefined;
+  };
+  const seed = integer('--seed', Date.now() % 1_000_000, 0, Number.MAX_SAFE_INTEGER);
+  const rounds = integer('--rounds', 12, 1, 1_000);
+  const workers = integer('--workers', 8, 1, 64);
+  const [gapMin, gapMax] = (given.get('--gap-ms') ?? '2000,6000').split(',').map(Number);
+  if (seed === undefined || rounds === undefined || workers === undefined) return `--seed, --rounds and --workers take whole numbers (rounds 1-1000, workers 1-64)\n${usage}`;
+  if (gapMin === undefined || gapMax === undefined || !Number.isSafeInteger(gapMin) || !Number.isSafeInteger(gapMax) || gapMin < 100 || gapMax < gapMin || gapMax > 600_000) {
+    return `--gap-ms takes MIN,MAX in ms, 100 <= MIN <= MAX <= 600000\n${usage}`;
+  }
+  return {
+    seed,
+    rounds,
+    meshKillAfterRound: Math.max(1, Math.floor(rounds / 2)),
+    workers,
+    loadBetweenKillsMs: [gapMin, gapMax],
+    // Bounded: far more than the rounds' load needs at this pace.
+    requestsMax: 200_000,
+    shape: { strictPerMinute: 120, escrowPerMinute: 120, ttftMs: 20, tokensPerSecond: 300 },
+    log: (line) => console.log(`[${((Date.now() - startedMs) / 1000).toFixed(1).padStart(6)} s] ${line}`),
+  };
+}
+
+const startedMs = Date.now();
+
+async function main(argv: readonly string[]): Promise<number> {
+  const options = parse(argv);
+  if (typeof options === 'string') {
+    console.error(options);
+    return options === usage ? 0 : 2;
+  }
+  console.log(`chaos: ${options.rounds} kill rounds (the whole mesh at round ${options.meshKillAfterRound}), ${options.workers} clients, seed ${options.seed}`);
+  const summary = await runChaos(options);
+  console.log(formatSummary(summary));
+  if (summary.problems.length > 0 || (summary.audit.exitCode !== 0 && summary.audit.exitCode !== 1)) {
+    console.log(`FAILED; replay its choices with: npm run chaos -- --seed ${options.seed} --rounds ${options.rounds} --workers ${options.workers}`);
+    return 1;
+  }
+  console.log('passed');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
