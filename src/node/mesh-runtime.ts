@@ -163,8 +163,8 @@ export class MeshRuntime {
       counter: this.counter,
       policy: this.policy,
       rights: this.escrow,
-      // Peers' entries are not kept on disk: a restarted node answers no quorum read until every
-      // peer has sent its state, with or without its own.
+      // What a restarted node holds of its peers is what its last commit had, not what they hold
+      // now: it answers no quorum read until every peer has sent its state, with or without a store.
       recovering: true,
     });
     // Strict retries are jittered per node, so the node's own seed.
