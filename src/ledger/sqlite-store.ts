@@ -232,10 +232,10 @@ export class SqliteStore implements StateStore, UsageReader {
 
   stats(): StoreStats {
     this.ledgerRows ??= this.countLedger.get() as number;
-    const pageBytes = (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+    const databaseBytes = (this.db.pragma('page_count', { simple: true }) as number) * this.pageBytes;
     const walBytes = walFileBytes(this.path);
     return {
-      fileBytes: pageBytes + walBytes,
+      fileBytes: databaseBytes + walBytes,
       walBytes,
       maxBytes: this.options.maxBytes,
       ledgerRows: this.ledgerRows,
