@@ -56,6 +56,8 @@ export class JournalStats {
   /** Duration of the last successful commit. */
   lastCommitMs = 0;
   commitMsMax = 0;
+  /** Policy compactions the store refused (retried at the next commit). */
+  compactionFailures = 0;
 }
 
 export class DurableJournal {
@@ -139,9 +141,14 @@ export class DurableJournal {
     this.stats.rowsWritten += batch.ledgerRows.length;
     this.policyWrites += batch.policyUpdates.length;
     if (this.policyWrites > policyUpdatesStoredMax) {
-      // The whole document as one update: the store's policy stays as small as the document.
-      this.store.compactPolicy(this.parts.policy.encodeState());
-      this.policyWrites = 0;
+      // The whole document as one update: the store's policy stays as small as the document. A
+      // store that refuses it now keeps the updates it has, and the next commit tries again.
+      try {
+        this.store.compactPolicy(this.parts.policy.encodeState());
+        this.policyWrites = 0;
+      } catch {
+        this.stats.compactionFailures++;
+      }
     }
     this.stats.lastCommitMs = tookMs;
     this.stats.commitMsMax = Math.max(this.stats.commitMsMax, tookMs);

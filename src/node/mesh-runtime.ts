@@ -419,7 +419,13 @@ export class MeshRuntime {
     if (saved) this.flush();
     if (saved && this.store !== undefined && now >= this.nextStoreExpiryMs) {
       this.nextStoreExpiryMs = now + storeExpiryEveryMs;
-      this.store.dropExpired(now - this.counter.horizonMs);
+      try {
+        this.store.dropExpired(now - this.counter.horizonMs);
+      } catch (error) {
+        // A store that cannot delete now (full, read-only) keeps the expired rows until the next
+        // try; restore skips expired windows anyway.
+        this.log(`store: dropping expired counter windows failed: ${(error as Error).message}`);
+      }
     }
     this.checkWaiters();
     if (this.timer !== undefined) clearTimeout(this.timer);

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { err, ok, type Result } from '../core/result.js';
 import { SqliteStore } from '../ledger/sqlite-store.js';
 import type { AccountId } from '../core/ids.js';
-import { upstreamCloseGraceMs } from '../core/limits.js';
+import { ledgerRollUpRowsMax, upstreamCloseGraceMs } from '../core/limits.js';
 import { type AdminRole, type AdminTokenEntry, AdminTokens } from '../admission/admin-access.js';
 import { type AdminServer, startAdminHttp } from '../net/admin-http.js';
 import type { UpstreamTarget } from '../upstream/upstream-request.js';
@@ -118,7 +118,8 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
     throw error;
   }
   if (runtime.restart !== undefined) describeRestart(runtime, print);
-  const rollUp = store === undefined ? undefined : setInterval(() => rollUpLedger(store, print), storeRollUpEveryMs);
+  const rollUp = store === undefined ? undefined : setInterval(() => void rollUpLedger(store, print, () => !storeClosing), storeRollUpEveryMs);
+  let storeClosing = false;
   rollUp?.unref();
   const metrics = new PrometheusNodeMetrics({ runtime, region: config.region, node: config.node, processMetrics: true });
   if (store !== undefined && runtime.journal !== undefined) {
@@ -182,6 +183,7 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
     store,
     stop: async () => {
       if (rollUp !== undefined) clearInterval(rollUp);
+      storeClosing = true;
       await started?.stop(upstreamCloseGraceMs);
       await admin?.close();
       // The runtime commits what the last requests settled before it stops; the store closes after.
@@ -209,6 +211,8 @@ export const storeFileName = 'node.sqlite';
 const dayMs = 86_400_000;
 /** How often usage rows past retention are rolled into daily aggregates (in bounded chunks). */
 const storeRollUpEveryMs = 60_000;
+/** Chunks of `ledgerRollUpRowsMax` rows one roll-up run takes at most: 200,000 rows a minute. */
+const storeRollUpChunksMax = 100;
 
 function describeRestart(runtime: MeshRuntime, print: (line: string) => void): void {
   const restart = runtime.restart;
@@ -226,9 +230,21 @@ function describeRestart(runtime: MeshRuntime, print: (line: string) => void): v
   );
 }
 
-function rollUpLedger(store: SqliteStore, print: (line: string) => void): void {
-  const rolled = store.rollUp(Date.now());
-  if (!rolled.ok) print(`store: rolling up usage rows failed (${rolled.error.kind}): ${rolled.error.message}`);
+/**
+ * Rolls every usage row past retention into the daily aggregates, a bounded chunk at a time with
+ * the event loop free between chunks, up to `storeRollUpChunksMax` chunks a run (the next run goes
+ * on from there).
+ */
+async function rollUpLedger(store: SqliteStore, print: (line: string) => void, open: () => boolean): Promise<void> {
+  for (let chunk = 0; chunk < storeRollUpChunksMax && open(); chunk++) {
+    const rolled = store.rollUp(Date.now());
+    if (!rolled.ok) {
+      print(`store: rolling up usage rows failed (${rolled.error.kind}): ${rolled.error.message}`);
+      return;
+    }
+    if (rolled.value < ledgerRollUpRowsMax) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 /** Reads and checks a node config and what it refers to; a message naming the field otherwise. */
