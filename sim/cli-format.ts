@@ -1,6 +1,6 @@
 import type { CliOptions } from './cli-args.js';
 import type { Fault, Scenario } from './scenario.js';
-import type { ClaimFigures, QuotaFigures, SimResult } from './sim-result.js';
+import type { ClaimFigures, DurabilityFigures, QuotaFigures, SimResult } from './sim-result.js';
 
 /**
  * What the simulator CLI prints, as pure functions of their arguments: no clock, no console, no
@@ -37,6 +37,7 @@ export function formatSummary(result: SimResult): string {
     ['convergence', formatConvergence(result)],
     ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
     ...(result.claims === undefined ? [] : [['request ids', formatClaims(result.claims)] as [string, string]]),
+    ['disks', formatDurability(result.durability)],
     ['trace hash', result.traceHash],
   ];
   const lines = [formatTable(rows)];
@@ -63,6 +64,16 @@ export function formatClaims(claims: ClaimFigures): string {
     `${formatCount(claims.claimed)} claimed (${formatCount(claims.retries)} retries): ${formatCount(claims.granted)} granted, ` +
     `${formatCount(claims.heldElsewhere)} held elsewhere, ${formatCount(claims.heldHere)} held here, ${formatCount(claims.noQuorum)} no quorum, ` +
     `${formatCount(claims.shed)} shed; ${formatCount(claims.dispatched)} reached the upstream, ${formatCount(claims.withdrawn)} withdrawn`
+  );
+}
+
+/** The nodes' disks: commits, restarts from them, and the requests those restarts caught. */
+export function formatDurability(durability: DurabilityFigures): string {
+  return (
+    `${formatCount(durability.commits)} commits, ${formatCount(durability.restarts)} restart${durability.restarts === 1 ? '' : 's'} from disk; ` +
+    `${formatCount(durability.interrupted)} requests interrupted (charged their estimate; ${formatCount(durability.settlementsLost)} of them had settled), ` +
+    `${formatCount(durability.undispatched)} admitted but never dispatched` +
+    (durability.commitsRefused > 0 ? `; ${formatCount(durability.commitsRefused)} commits refused, ${formatCount(durability.refusedDiskFailing)} requests refused meanwhile` : '')
   );
 }
 

@@ -13,7 +13,7 @@ import { rttMatrixMs } from './scenario.js';
  * A partition makes a pair unreachable in one or both directions; TCP needs both directions, so
  * any partition between two nodes cuts their connection once the peers notice (the heartbeat
  * timeout) and stops new ones from opening until it heals. Frames in flight on a cut connection
- * are lost.
+ * are lost, except those a crashed node had sent: its kernel still delivers them.
  */
 export class SimNetwork {
   /** blocked[i][j]: frames from i to j are dropped. */
@@ -38,6 +38,11 @@ export class SimNetwork {
 
   rttMs(i: number, j: number): number {
     return (rttMatrixMs[i] as readonly number[])[j] as number;
+  }
+
+  /** When the last frame sent so far from i to j arrives (0 if none). */
+  lastDeliveryMs(i: number, j: number): number {
+    return (this.lastDelivery[i] as number[])[j] as number;
   }
 
   /**

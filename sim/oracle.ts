@@ -11,6 +11,13 @@ import type { WindowedCounter } from '../src/crdt/windowed-counter.js';
  * pn-counter check). At the crash the oracle lowers that incarnation's truth to the most any
  * surviving replica holds of it; everything else must then converge exactly. A survivor that holds
  * more than the truth is itself a failure (a replica invented counts), checked by `invented`.
+ *
+ * A node that crashes with its state resumes its replica from its disk (sim/sim-disk.ts): the
+ * changes it had not committed are gone, so the oracle lowers that replica's truth to what the
+ * disk holds (`restarted`). Nothing is lost that anyone saw, because a node commits before it
+ * sends; a node that broke that rule leaves peers holding more of it than the truth, which
+ * `invented` reports. A disk also holds the other replicas' entries its node had committed, so
+ * what survives of a dead incarnation includes what the disks of stopped nodes hold.
  */
 export interface Totals {
   p: number;
@@ -18,6 +25,19 @@ export interface Totals {
 }
 
 export type TruthSnapshot = ReadonlyMap<string, ReadonlyMap<ReplicaId, Totals>>;
+
+/** Where copies of replicas' entries survive a crash: a running node's counter, or a node's disk. */
+export type Holder = (key: CounterKey, replica: ReplicaId) => Totals | undefined;
+
+/** A counter as a holder. */
+export function counterHolder(counter: WindowedCounter): Holder {
+  return (key, replica) => counter.contributions(key).get(replica);
+}
+
+/** Stored entries (key id → replica → totals) as a holder. */
+export function storedHolder(stored: TruthSnapshot): Holder {
+  return (key, replica) => stored.get(key.id)?.get(replica);
+}
 
 export class Oracle {
   readonly keys = new Map<string, CounterKey>();
@@ -40,15 +60,15 @@ export class Oracle {
   }
 
   /** The crashed incarnation's changes survive only as far as `survivors` hold them. */
-  crashed(replica: ReplicaId, survivors: readonly WindowedCounter[]): void {
+  crashed(replica: ReplicaId, survivors: readonly Holder[]): void {
     for (const [keyId, perReplica] of this.truth) {
       const totals = perReplica.get(replica);
       if (totals === undefined) continue;
       const key = this.keys.get(keyId) as CounterKey;
       let p = 0;
       let n = 0;
-      for (const counter of survivors) {
-        const held = counter.contributions(key).get(replica);
+      for (const holds of survivors) {
+        const held = holds(key, replica);
         if (held !== undefined) {
           p = Math.max(p, held.p);
           n = Math.max(n, held.n);
@@ -60,8 +80,23 @@ export class Oracle {
   }
 
   /**
-   * Lowers what an earlier snapshot expects of `replica` to its current truth: after a crash
-   * without durable state, changes the snapshot counted may be lost for good.
+   * The replica restarts from its disk: its truth becomes what the disk holds of each key (at
+   * most what was counted; a disk holding more is found by `invented` once it is restored).
+   */
+  restarted(replica: ReplicaId, stored: TruthSnapshot): void {
+    for (const [keyId, perReplica] of this.truth) {
+      const totals = perReplica.get(replica);
+      if (totals === undefined) continue;
+      const kept = stored.get(keyId)?.get(replica) ?? { p: 0, n: 0 };
+      totals.p = Math.min(totals.p, kept.p);
+      totals.n = Math.min(totals.n, kept.n);
+    }
+  }
+
+  /**
+   * Lowers what an earlier snapshot expects of `replica` to its current truth: after a crash,
+   * changes the snapshot counted may be lost for good (all of them without state, the
+   * uncommitted ones with it).
    */
   forget(snapshot: TruthSnapshot, replica: ReplicaId): void {
     for (const [keyId, perReplica] of snapshot) {

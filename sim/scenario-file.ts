@@ -2,7 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { err, ok, type Result } from '../src/core/result.js';
-import type { Fault, NetworkProfile, PartitionKind, Scenario, Workload } from './scenario.js';
+import type { DiskProfile, Fault, NetworkProfile, PartitionKind, Scenario, Workload } from './scenario.js';
 
 /**
  * Reading and validating scenario files (sim/scenarios/*.json). A scenario file is the JSON form
@@ -20,7 +20,10 @@ import type { Fault, NetworkProfile, PartitionKind, Scenario, Workload } from '.
  * ```
  *
  * The workload may add `"quota": {"mode", "tokensPerDay"}` (admission under a daily limit) and
- * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide).
+ * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide). A
+ * scenario meant as a swarm's base may name the fault kinds its swarm draws from in
+ * `"swarmFaults": ["crash", "pause"]` (all kinds when left out), and any scenario may give its
+ * nodes slower disks with `"disk": {"commitMsMin", "commitMsMax"}` (1 to 2 ms when left out).
  * Every field is required except a partition's `node`, unknown fields are refused at every level,
  * and every error names the field it is about (`faults[2].node`), so a typo in a hand-written file
  * fails loudly instead of silently running a different scenario. The bounds below keep one run
@@ -68,6 +71,8 @@ export const skewMsMax = 3_600_000;
 export const strobePeriodMsMin = 10;
 export const strobePeriodMsMax = durationMsMax;
 export const scenarioNameLengthMax = 64;
+/** A commit slower than a second is a failing disk, not a slow one. */
+export const commitMsMax = 1_000;
 export const scenarioDescriptionLengthMax = 1_000;
 
 export const partitionKinds: readonly PartitionKind[] = ['isolate', 'majority', 'ring', 'bridge', 'one-way'];
@@ -102,7 +107,7 @@ type Fields = Record<string, unknown>;
 const bad = (field: string, reason: string): Result<never, ScenarioError> => err({ kind: 'bad-scenario', field, reason });
 
 export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
-  const root = record(raw, '(root)', ['name', 'description', 'regions', 'durationMs', 'convergenceBudgetMs', 'gossipIntervalMs', 'workload', 'network', 'faults']);
+  const root = record(raw, '(root)', ['name', 'description', 'regions', 'durationMs', 'convergenceBudgetMs', 'gossipIntervalMs', 'workload', 'network', 'disk', 'faults', 'swarmFaults']);
   if (!root.ok) return root;
   const r = root.value;
   const { name, description } = r;
@@ -124,6 +129,8 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
   if (!workload.ok) return workload;
   const network = parseNetwork(r.network);
   if (!network.ok) return network;
+  const disk = parseDisk(r.disk);
+  if (!disk.ok) return disk;
   if (!Array.isArray(r.faults)) return bad('faults', 'must be an array (empty for a run without faults)');
   const rawFaults = r.faults as unknown[];
   if (rawFaults.length > faultsMax) return bad('faults', `must list at most ${faultsMax} faults, not ${rawFaults.length}`);
@@ -133,6 +140,8 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
     if (!fault.ok) return fault;
     faults.push(fault.value);
   }
+  const swarmFaults = parseSwarmFaults(r.swarmFaults);
+  if (!swarmFaults.ok) return swarmFaults;
   return ok({
     name,
     description,
@@ -142,8 +151,34 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
     gossipIntervalMs: gossipIntervalMs.value,
     workload: workload.value,
     network: network.value,
+    ...(disk.value === undefined ? {} : { disk: disk.value }),
     faults,
+    ...(swarmFaults.value === undefined ? {} : { swarmFaults: swarmFaults.value }),
   });
+}
+
+function parseDisk(raw: unknown): Result<DiskProfile | undefined, ScenarioError> {
+  if (raw === undefined) return ok(undefined);
+  const fields = record(raw, 'disk', ['commitMsMin', 'commitMsMax']);
+  if (!fields.ok) return fields;
+  const min = integer(fields.value.commitMsMin, 'disk.commitMsMin', 1, commitMsMax);
+  if (!min.ok) return min;
+  const max = integer(fields.value.commitMsMax, 'disk.commitMsMax', min.value, commitMsMax);
+  if (!max.ok) return max;
+  return ok({ commitMsMin: min.value, commitMsMax: max.value });
+}
+
+function parseSwarmFaults(raw: unknown): Result<Fault['kind'][] | undefined, ScenarioError> {
+  if (raw === undefined) return ok(undefined);
+  const kinds = faultKinds.map((k) => `"${k}"`).join(', ');
+  if (!Array.isArray(raw) || raw.length === 0) return bad('swarmFaults', `must be a non-empty array of fault kinds (${kinds})`);
+  const chosen: Fault['kind'][] = [];
+  for (const [i, kind] of (raw as unknown[]).entries()) {
+    if (typeof kind !== 'string' || !(faultKinds as readonly string[]).includes(kind)) return bad(`swarmFaults[${i}]`, `must be one of ${kinds}`);
+    if (chosen.includes(kind as Fault['kind'])) return bad(`swarmFaults[${i}]`, `names "${kind}" twice`);
+    chosen.push(kind as Fault['kind']);
+  }
+  return ok(chosen);
 }
 
 function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {

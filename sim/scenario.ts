@@ -89,6 +89,19 @@ export interface NetworkProfile {
   readonly bytesPerMs: number;
 }
 
+/**
+ * Every node's disk: a pump's group commit completes a whole number of ms after the change that
+ * asked for it, drawn uniformly from [commitMsMin, commitMsMax] (sim/simulator.ts). Frames wait
+ * for it, and a crash within it loses what it would have written.
+ */
+export interface DiskProfile {
+  readonly commitMsMin: number;
+  readonly commitMsMax: number;
+}
+
+/** A fast local disk: production's pump turn plus its sync, ≤ 1 ms at p99, in whole ms. */
+export const defaultDisk: DiskProfile = { commitMsMin: 1, commitMsMax: 2 };
+
 export interface Scenario {
   readonly name: string;
   readonly description: string;
@@ -99,5 +112,12 @@ export interface Scenario {
   readonly gossipIntervalMs: number;
   readonly workload: Workload;
   readonly network: NetworkProfile;
+  /** The nodes' disks; `defaultDisk` when left out. */
+  readonly disk?: DiskProfile;
   readonly faults: readonly Fault[];
+  /**
+   * The fault kinds a swarm built on this scenario draws from (sim/swarm.ts); every kind when
+   * left out. A run of the scenario itself ignores it: it has its own `faults`.
+   */
+  readonly swarmFaults?: readonly Fault['kind'][];
 }

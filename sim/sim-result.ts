@@ -80,6 +80,24 @@ export interface ClaimFigures {
   readonly retries: number;
 }
 
+/** The nodes' disks and what their crashes did to requests (see sim/durable-books.ts). */
+export interface DurabilityFigures {
+  /** Group commits that wrote something, over every node's disk. */
+  readonly commits: number;
+  /** Commits a disk refused (each is tried again, first, at the node's next pump). */
+  readonly commitsRefused: number;
+  /** Crashes with state after which the node resumed its replica from its disk. */
+  readonly restarts: number;
+  /** Requests a restart charged their whole estimate: admitted on disk, settlement not. */
+  readonly interrupted: number;
+  /** Of those, requests that had settled but whose settlement the crash caught before its commit. */
+  readonly settlementsLost: number;
+  /** Admitted requests whose node crashed before committing the admission: they never reached the upstream. */
+  readonly undispatched: number;
+  /** Arrivals refused because their node's disk refused writes. */
+  readonly refusedDiskFailing: number;
+}
+
 export interface SimResult {
   readonly scenario: Scenario;
   readonly seed: number;
@@ -104,6 +122,7 @@ export interface SimResult {
   /** Admission figures when the scenario sets a quota. */
   readonly quota?: QuotaFigures;
   readonly claims?: ClaimFigures;
+  readonly durability: DurabilityFigures;
   /** The command that replays this run exactly. */
   readonly replay: string;
 }

@@ -1,13 +1,15 @@
 import { createHmac } from 'node:crypto';
 import { EscrowBook } from '../src/admission/escrow.js';
+import { keyOf } from '../src/admission/open-request-record.js';
 import { QuotaGate, type QuotaRequest } from '../src/admission/quota-gate.js';
 import { type ClaimHandle, RequestClaims } from '../src/admission/request-claims.js';
 import { ReservationTable } from '../src/admission/reservations.js';
 import { holdKeyOf, releasePredecessors } from '../src/admission/successor-release.js';
+import { assert } from '../src/core/assert.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
-import { windowAt } from '../src/crdt/window.js';
+import { windowAt, windowEndMs } from '../src/crdt/window.js';
 import { WindowedCounter } from '../src/crdt/windowed-counter.js';
 import type { MeshCrypto } from '../src/mesh/handshake.js';
 import { type Member, Membership } from '../src/mesh/membership.js';
@@ -15,12 +17,20 @@ import { type LinkId, MeshNode, type MeshNodeOptions } from '../src/mesh/mesh-no
 import type { LimitRule } from '../src/mesh/policy/policy-schema.js';
 import { decodeFrame } from '../src/mesh/wire/frame.js';
 import { PolicyDocument } from '../src/mesh/policy/policy-document.js';
+import { DurableJournal } from '../src/ledger/durable-journal.js';
+import type { LedgerRow } from '../src/ledger/ledger-row.js';
+import type { NodeSnapshot, StateStore } from '../src/ledger/node-state.js';
+import { encodeRequestContext, interruptedRow } from '../src/ledger/request-context.js';
+import { restoreNode } from '../src/ledger/restore-node.js';
+import { decodeRightsRow } from '../src/ledger/stored-rights.js';
 import { yjsClientId } from '../src/node/mesh-runtime.js';
+import { DurableBooks } from './durable-books.js';
 import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
-import { Oracle, type TruthSnapshot } from './oracle.js';
-import { type Fault, regionNames, type Scenario } from './scenario.js';
-import type { CheckFailure, ClaimFigures, ConvergenceFigure, QuotaFigures, Sample, SimResult } from './sim-result.js';
+import { counterHolder, type Holder, Oracle, storedHolder, type Totals, type TruthSnapshot } from './oracle.js';
+import { defaultDisk, type Fault, regionNames, type Scenario } from './scenario.js';
+import { SimDisk } from './sim-disk.js';
+import type { CheckFailure, ClaimFigures, ConvergenceFigure, DurabilityFigures, QuotaFigures, Sample, SimResult } from './sim-result.js';
 
 /**
  * The deterministic simulator. It runs the production mesh core (`MeshNode`, `WindowedCounter`,
@@ -32,6 +42,16 @@ import type { CheckFailure, ClaimFigures, ConvergenceFigure, QuotaFigures, Sampl
  *
  * A run is a pure function of (scenario, seed): events are ordered by (time, insertion order),
  * every random draw comes from one `SeededRandom`, and the trace hash folds in every event.
+ *
+ * Durability. Every node keeps its state on a simulated disk (sim/sim-disk.ts, the production
+ * in-memory store) through the production group commit (src/ledger/durable-journal.ts), and its
+ * pump commits before it hands a single frame to the network, as src/node/mesh-runtime.ts does:
+ * the commit is the sync point. A crash drops the node's cores; what was not committed is lost.
+ * A crash with state (`durable: true`) restarts the node from its disk under its own replica id
+ * through `restoreNode`, as production does; a crash without (`durable: false`, a lost disk)
+ * starts a new incarnation on an empty disk. The simulated gateway waits for a commit after each
+ * admission (before the upstream call) and after each settlement (before the client hears the
+ * end), and the durable books (sim/durable-books.ts) check what every request was charged.
  */
 export interface RunOptions {
   readonly sampleEveryMs?: number;
@@ -52,6 +72,13 @@ export interface RunOptions {
    * single-round variant, to prove the quota checker catches it).
    */
   readonly rounds?: MeshNodeOptions['rounds'];
+  /**
+   * Test hook: wraps each node's disk, once per disk (the wrapper lives as long as the disk, across
+   * crashes with state), for example with one that acknowledges a commit before it is durable, to
+   * prove the checkers catch a node that sent what its disk then lost, or one that refuses writes
+   * for a while, as a full disk does.
+   */
+  readonly store?: (disk: SimDisk, nodeIndex: number) => StateStore;
 }
 
 /** What a checker may look at: the live replicas and the oracle, read-only. */
@@ -71,11 +98,13 @@ const secret = new TextEncoder().encode('simulated mesh secret, not a real one')
 type SimEvent =
   | { readonly kind: 'traffic'; readonly node: number }
   | { readonly kind: 'tick'; readonly node: number }
+  | { readonly kind: 'pump'; readonly node: number }
   | { readonly kind: 'deliver'; readonly conn: Connection; readonly toDialer: boolean; readonly bytes: Uint8Array }
   | { readonly kind: 'dial'; readonly dialer: number; readonly responder: number }
   | { readonly kind: 'open'; readonly dialer: number; readonly responder: number }
   | { readonly kind: 'notify-closed'; readonly node: number; readonly link: LinkId; readonly conn: Connection }
   | { readonly kind: 'fault'; readonly fault: Fault; readonly start: boolean }
+  | { readonly kind: 'copies-lost' }
   | { readonly kind: 'check' }
   | { readonly kind: 'sample' };
 
@@ -85,6 +114,11 @@ interface Connection {
   readonly dialerLink: LinkId;
   readonly responderLink: LinkId;
   up: boolean;
+  /**
+   * A node that crashed on this connection: what its process had already sent still arrives (the
+   * kernel sends a dead process's buffered data before it closes the socket), nothing else does.
+   */
+  drainingFrom?: number;
 }
 
 interface PendingSettle {
@@ -92,7 +126,27 @@ interface PendingSettle {
   readonly requestId: RequestId;
   readonly reserved: number;
   readonly used: number;
+  /** The node's clock at admission, for the usage row. */
+  readonly admittedAtMs: number;
 }
+
+/**
+ * A request whose last step waits for its node's next commit: an admission (then it may reach
+ * the upstream) or a settlement (then its client hears the end). See sim/durable-books.ts.
+ */
+interface Unsynced {
+  readonly step: 'admitted' | 'settled';
+  readonly pending: PendingSettle;
+  /** The claimed id of an admitted request that will reach the upstream once dispatched. */
+  readonly dispatchId: string | undefined;
+}
+
+/** How often a node drops expired windows from its disk, and retries a refused commit, as src/node/mesh-runtime.ts does. */
+const storeExpiryEveryMs = 60_000;
+const storeRetryMs = 1_000;
+
+/** The model named in the simulated requests' contexts and usage rows. */
+const simModel = 'simulated';
 
 /** A granted claim riding its request through admission. */
 interface Claimed {
@@ -135,10 +189,27 @@ interface SimNode {
   strobe: { amplitudeMs: number; periodMs: number } | undefined;
   /** True time of the tick event already queued for this node (Infinity: none). */
   tickAtMs: number;
+  /** True time of the pump (commit, then frames) already queued for this node (Infinity: none). */
+  pumpAtMs: number;
   readonly links: Map<LinkId, Connection>;
   /** Settlements due per traffic tick index. */
   readonly settlements: Map<number, PendingSettle[]>;
   requests: number;
+  /** The node's disk, kept across its crashes with state, and the store it writes through (the disk or a test's wrapper). */
+  readonly disk: SimDisk;
+  readonly store: StateStore;
+  readonly journal: DurableJournal;
+  /** Requests waiting for this node's next commit. */
+  unsynced: Unsynced[];
+  /** Requests this incarnation's gate has not decided yet (a strict round or an escrow claim in flight). */
+  deciding: number;
+  /** Requests a restart from this node's disk must find interrupted: set at a crash with state. */
+  interruptedExpected: ReadonlySet<RequestId>;
+  /** Requests this start found interrupted, until a commit holds their end (a crash before it finds them again). */
+  restoredUncommitted: ReadonlySet<RequestId>;
+  nextStoreExpiryMs: number;
+  /** The disk may have dropped every window that ended before this (its expiry, by the node's clock). */
+  droppedBeforeMs: number;
 }
 
 export function runScenario(scenario: Scenario, seed: number, options: RunOptions = {}): SimResult {
@@ -161,6 +232,8 @@ class Simulation {
   private readonly partitions = new Map<Fault, [number, number][]>();
   /** Incarnations that crashed without their state: only copies held by others remain. */
   private readonly deadReplicas: ReplicaId[] = [];
+  /** When the last frame a crashed process had sent arrives, and is read (see `closeAfterCrash`). */
+  private drainedAtMs = 0;
   private readonly sampleEveryMs: number;
   private readonly endMs: number;
   private nowMs = 0;
@@ -179,6 +252,9 @@ class Simulation {
   private releasedUnits = 0;
   /** Per tenant: what admitted requests are truly charged (their estimate until settled). */
   private readonly admittedTruth: number[];
+  /** What every request was finally charged, per replica: the durable books' truth. */
+  private readonly books: DurableBooks;
+  private readonly durability = { commits: 0, commitsRefused: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0, refusedDiskFailing: 0 };
 
   private overshootSeenMax = 0;
   private readonly overshootReported = new Set<number>();
@@ -221,6 +297,7 @@ class Simulation {
     this.tenantKeys = Array.from({ length: scenario.workload.tenants }, (_, t) => counterKey('tenant', `tenant-${t}`, 'weighted_tokens', day));
     this.admittedTokens = this.tenantKeys.map(() => new Array<number>(scenario.regions).fill(0));
     this.admittedTruth = this.tenantKeys.map(() => 0);
+    this.books = new DurableBooks(this.tenantKeys.length);
     // Without a quota every request still goes through the admission code, under a limit that
     // never binds, so the counters carry the same traffic either way.
     const quota = scenario.workload.quota;
@@ -276,55 +353,41 @@ class Simulation {
       },
       ...(this.scenario.workload.quota === undefined ? {} : { quota: this.quotaFigures() }),
       ...(this.scenario.workload.claims === undefined ? {} : { claims: { ...this.claimFigures } satisfies ClaimFigures }),
+      durability: { ...this.durability } satisfies DurabilityFigures,
       replay: `npm run sim -- --scenario ${this.scenario.name} --regions ${this.scenario.regions} --seed ${this.seed} --duration ${this.scenario.durationMs}`,
     };
   }
 
   // ---- Nodes ----
 
-  private createNode(index: number, previous?: SimNode, durable = false): SimNode {
+  /**
+   * A node's start, as production starts one (src/node/mesh-runtime.ts): on a disk that names a
+   * replica it resumes that replica, with a new Yjs client id per start, and restores its state
+   * (`restoreFromDisk`); on an empty disk (the first start, or after a lost disk) it is a new
+   * incarnation. Either way it recovers before it serves strict reads, as production does.
+   */
+  private createNode(index: number, previous?: SimNode, keepDisk = false): SimNode {
     const id = this.members[index]?.id as NodeId;
-    const incarnation = previous === undefined ? 0 : durable ? previous.incarnation : previous.incarnation + 1;
-    const replica = asReplicaId(`${id}~${incarnation}`);
-    const keep = durable && previous !== undefined;
-    const counter = keep ? previous.counter : this.observedCounter(replica);
-    const policy = keep ? previous.policy : new PolicyDocument(yjsClientId(replica));
-    const reservations = keep ? previous.reservations : new ReservationTable(counter);
-    const escrow = keep ? previous.escrow : new EscrowBook(replica, counter);
-    if (policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs && previous === undefined) {
-      policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
-      policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
-    }
-    if (!keep) this.options.instrument?.(index, counter);
-    const membership = Membership.create(id, this.members);
-    if (!membership.ok) throw new Error(membership.error.reason);
-    const nonces = this.random.fork();
-    const crypto: MeshCrypto = {
-      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
-      nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
-    };
-    const mesh = new MeshNode({
-      membership: membership.value,
-      replica,
-      secret,
-      crypto,
-      counter,
-      policy,
-      decode: this.decode,
-      rights: escrow,
-      // A start without state recovers before it serves strict reads, as in production.
-      recovering: !keep,
-      // A durable restart that had not yet released its predecessors' reservations must still
-      // hear every peer's whole state before it does.
-      syncPeers: keep && !previous.released,
-      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
-    });
-    // A restart (durable or not) loses the rounds in flight with the process: a new gate, whose
-    // settlements of requests admitted before the crash fall back to the reservation books.
+    const kept = keepDisk && previous !== undefined;
+    const disk = kept ? previous.disk : new SimDisk();
+    const store = kept ? previous.store : (this.options.store?.(disk, index) ?? disk);
+    const snapshot = store.load();
+    const resumed = snapshot.meta.get('replica');
+    const incarnation = previous === undefined ? 0 : resumed !== undefined ? previous.incarnation : previous.incarnation + 1;
+    const replica = asReplicaId(resumed ?? `${id}~${incarnation}`);
+    const starts = resumed === undefined ? 1 : Number(snapshot.meta.get('starts') ?? '0') + 1;
+    const counter = this.observedCounter(replica);
+    this.options.instrument?.(index, counter);
+    const policy = this.newPolicy(replica, starts, previous === undefined);
+    const reservations = new ReservationTable(counter);
+    const escrow = new EscrowBook(replica, counter);
+    const mesh = this.newMesh(id, replica, counter, policy, escrow);
+    // A restart loses the rounds in flight with the process, and the requests in flight with them.
     const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions, this.random.fork());
     // Scenarios without claims draw nothing for them, so their runs stay what they were.
     const claims = new RequestClaims(counter, mesh, this.scenario.workload.claims === undefined ? new SeededRandom(index + 1) : this.random.fork());
-    return {
+    const journal = new DurableJournal(store, { counter, escrow, gate, policy });
+    const node: SimNode = {
       index,
       id,
       incarnation,
@@ -335,7 +398,7 @@ class Simulation {
       escrow,
       gate,
       claims,
-      released: keep && previous.released,
+      released: false,
       mesh,
       up: true,
       crashedBy: undefined,
@@ -344,10 +407,90 @@ class Simulation {
       skewMs: previous?.skewMs ?? 0,
       strobe: previous?.strobe,
       tickAtMs: Infinity,
+      pumpAtMs: Infinity,
       links: new Map(),
-      settlements: previous?.settlements ?? new Map<number, PendingSettle[]>(),
+      settlements: new Map<number, PendingSettle[]>(),
       requests: previous?.requests ?? 0,
+      disk,
+      store,
+      journal,
+      unsynced: [],
+      deciding: 0,
+      interruptedExpected: new Set(),
+      restoredUncommitted: new Set(),
+      nextStoreExpiryMs: 0,
+      droppedBeforeMs: previous !== undefined && kept ? previous.droppedBeforeMs : -Infinity,
     };
+    if (resumed !== undefined) {
+      node.restoredUncommitted = previous?.interruptedExpected ?? new Set();
+      this.restoreFromDisk(node, snapshot, node.restoredUncommitted);
+    }
+    journal.setMeta('replica', replica);
+    journal.setMeta('starts', String(starts));
+    return node;
+  }
+
+  /** A start's policy document, with a new Yjs client id per start (src/node/mesh-runtime.ts). */
+  private newPolicy(replica: ReplicaId, starts: number, first: boolean): PolicyDocument {
+    const policy = new PolicyDocument(yjsClientId(starts === 1 ? replica : asReplicaId(`${replica}#${starts}`)));
+    // Kept for the disk from the start, so the first commit holds the settings below.
+    policy.keepDurable();
+    if (first && policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs) {
+      policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
+      policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
+    }
+    return policy;
+  }
+
+  private newMesh(id: NodeId, replica: ReplicaId, counter: WindowedCounter, policy: PolicyDocument, escrow: EscrowBook): MeshNode {
+    const membership = Membership.create(id, this.members);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    const nonces = this.random.fork();
+    const crypto: MeshCrypto = {
+      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
+      nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
+    };
+    return new MeshNode({
+      membership: membership.value,
+      replica,
+      secret,
+      crypto,
+      counter,
+      policy,
+      decode: this.decode,
+      rights: escrow,
+      // Every start recovers before it serves strict reads, with its disk or without, as in production.
+      recovering: true,
+      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
+    });
+  }
+
+  /**
+   * A restart with state: `restoreNode` puts the disk's state back into the new cores, as in
+   * production, and ends the requests that were open. Checked against the model at once: the
+   * requests it charges as interrupted are exactly those whose admission was committed and whose
+   * settlement was not, and no reservation stays open. Each interrupted one leaves its usage row.
+   */
+  private restoreFromDisk(node: SimNode, snapshot: NodeSnapshot, expected: ReadonlySet<RequestId>): void {
+    const nowMs = this.localNow(node);
+    const restored = restoreNode(snapshot, { counter: node.counter, escrow: node.escrow, gate: node.gate, policy: node.policy }, nowMs);
+    this.durability.restarts++;
+    if (!restored.ok) {
+      this.fail('durability', `${node.replica} could not restart from its disk: ${restored.error}`);
+      return;
+    }
+    if (restored.value.skipped > 0) this.fail('durability', `${node.replica} skipped ${restored.value.skipped} records of its disk that did not decode`);
+    const charged = restored.value.interrupted.filter((ended) => ended.settlements.length > 0).map((ended) => ended.record.requestId);
+    const missing = [...expected].filter((requestId) => !charged.includes(requestId));
+    const extra = charged.filter((requestId) => !expected.has(requestId));
+    if (missing.length > 0 || extra.length > 0) {
+      this.fail('durability', `${node.replica} restarted charging ${charged.length} interrupted requests, the model expects ${expected.size} (missing ${missing.slice(0, 3).join(', ') || 'none'}, unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
+    }
+    if (node.reservations.openCount > 0) this.fail('durability', `${node.replica} restarted with ${node.reservations.openCount} reservations still open`);
+    for (const ended of restored.value.interrupted) {
+      const row = interruptedRow(ended, node.id, node.id, nowMs);
+      if (row !== undefined) node.journal.appendRow(row);
+    }
   }
 
   /**
@@ -397,7 +540,29 @@ class Simulation {
     }
   }
 
+  /**
+   * Asks for the node's pump (`pump`), which runs one commit's latency later (the scenario's
+   * disk: production's pump turn plus the sync); whatever the node changes meanwhile joins the
+   * same group commit, and a crash before it loses all of it.
+   */
   private flush(node: SimNode): void {
+    if (node.pumpAtMs !== Infinity || !node.up) return;
+    const { commitMsMin, commitMsMax } = this.scenario.disk ?? defaultDisk;
+    node.pumpAtMs = this.nowMs + commitMsMin + this.random.int(commitMsMax - commitMsMin + 1);
+    this.queue.push(node.pumpAtMs, { kind: 'pump', node: node.index });
+  }
+
+  /**
+   * The node's pump, as production's: the group commit, then the frames (no peer may see what
+   * the disk does not hold), then the requests the commit let go on.
+   */
+  private pump(node: SimNode): void {
+    if (!this.commit(node)) {
+      // A store that refuses writes is tried again later, as production does; nothing is sent.
+      node.pumpAtMs = this.nowMs + storeRetryMs;
+      this.queue.push(node.pumpAtMs, { kind: 'pump', node: node.index });
+      return;
+    }
     for (const out of node.mesh.drainOutbox()) {
       const conn = node.links.get(out.link);
       if (conn === undefined) continue;
@@ -416,7 +581,31 @@ class Simulation {
       this.queue.push(atMs, { kind: 'deliver', conn, toDialer, bytes: out.bytes });
       if (out.droppable && this.network.duplicateDroppable()) this.queue.push(atMs, { kind: 'deliver', conn, toDialer, bytes: out.bytes });
     }
+    const synced = node.unsynced;
+    node.unsynced = [];
+    for (const { step, pending, dispatchId } of synced) {
+      if (step === 'admitted') this.dispatch(node, pending, dispatchId);
+      else this.books.charge(node.replica, pending.tenant, pending.used, 'ok');
+    }
     this.scheduleTick(node);
+  }
+
+  /** The group commit of the node's journal; false when the store refused it (then nothing may be sent). */
+  private commit(node: SimNode): boolean {
+    const commits = node.disk.commits;
+    if (!node.journal.commit()) {
+      this.durability.commitsRefused++;
+      return false;
+    }
+    if (node.disk.commits > commits) this.durability.commits++;
+    if (node.restoredUncommitted.size > 0) node.restoredUncommitted = new Set();
+    const local = this.localNow(node);
+    if (local >= node.nextStoreExpiryMs) {
+      node.nextStoreExpiryMs = local + storeExpiryEveryMs;
+      node.droppedBeforeMs = Math.max(node.droppedBeforeMs, local - node.counter.horizonMs);
+      node.store.dropExpired(local - node.counter.horizonMs);
+    }
+    return true;
   }
 
   // ---- Events ----
@@ -434,34 +623,23 @@ class Simulation {
           node.mesh.tick(local);
           node.gate.tick(local);
           node.claims.tick(local);
-          if (!node.released && node.mesh.rounds.allPeersSynced) {
-            node.released = true;
-            const report = releasePredecessors(node.counter, node.reservations.openHolds());
-            this.releasedUnits += report.amount;
-          }
+          if (!node.released && node.mesh.rounds.allPeersSynced) this.releasePredecessors(node);
           this.flush(node);
         });
         this.scheduleTick(node);
         return;
       }
-      case 'deliver': {
-        const { conn, toDialer, bytes } = event;
-        if (!conn.up) {
-          this.stats.framesDropped++;
-          return;
-        }
-        const node = this.nodes[toDialer ? conn.dialer : conn.responder] as SimNode;
-        const link = toDialer ? conn.dialerLink : conn.responderLink;
-        this.stats.framesDelivered++;
-        this.stats.bytesDelivered += bytes.length;
-        this.hash(bytes.length, bytes[bytes.length - 1] as number);
-        this.whenRunning(node, () => {
-          if (!conn.up) return;
-          node.mesh.onFrame(link, bytes);
-          this.scheduleTick(node);
-        });
+      case 'pump': {
+        const node = this.nodes[event.node] as SimNode;
+        if (node.pumpAtMs !== this.nowMs) return; // a pump of an incarnation that crashed
+        node.pumpAtMs = Infinity;
+        this.whenRunning(node, () => this.pump(node));
         return;
       }
+      case 'deliver':
+        return this.deliver(event.conn, event.toDialer, event.bytes);
+      case 'copies-lost':
+        return this.copiesLost();
       case 'dial':
         return this.dial(event.dialer, event.responder);
       case 'open':
@@ -487,6 +665,23 @@ class Simulation {
         if (this.nowMs + this.sampleEveryMs <= this.endMs) this.queue.push(this.nowMs + this.sampleEveryMs, { kind: 'sample' });
         return;
     }
+  }
+
+  /**
+   * What the node's dead predecessors left reserved, released once it holds every peer's state
+   * (src/admission/successor-release.ts), as production does after every start. What it released
+   * of each tenant's key goes into the durable books: it is a change of this replica's own entry.
+   */
+  private releasePredecessors(node: SimNode): void {
+    node.released = true;
+    const before = this.tenantKeys.map((key) => node.counter.contributions(key).get(node.replica)?.n ?? 0);
+    const report = releasePredecessors(node.counter, node.reservations.openHolds());
+    this.releasedUnits += report.amount;
+    if (report.amount === 0) return;
+    this.tenantKeys.forEach((key, tenant) => {
+      const released = (node.counter.contributions(key).get(node.replica)?.n ?? 0) - (before[tenant] as number);
+      if (released > 0) this.books.release(node.replica, tenant, released);
+    });
   }
 
   /** Arrivals of one traffic tick at one node: reservations now, settlements when due. */
@@ -524,6 +719,11 @@ class Simulation {
     let arrivals: number;
     if (workload.arrivals === 'poisson') arrivals = poisson(this.random, mean);
     else arrivals = this.random.float() < mean / workload.burstSize ? workload.burstSize : 0;
+    if (node.journal.failing !== undefined) {
+      // The gateway refuses work while its disk refuses writes: nothing it admitted could be kept.
+      this.durability.refusedDiskFailing += arrivals;
+      arrivals = 0;
+    }
     for (let r = 0; r < arrivals; r++) {
       // Zipf-like tenant choice: a few tenants carry most of the traffic.
       const tenant = Math.floor(workload.tenants * this.random.float() ** 2);
@@ -537,6 +737,8 @@ class Simulation {
         subjects: [{ scope: 'tenant', subject: key.subject, rules: [this.rule] }],
         amounts: new Map([[this.rule.metric, reserved]]),
         leaseMs: 3_600_000,
+        // What the gateway keeps with an open request, for the row of an interrupted one.
+        context: encodeRequestContext({ user: null, apiKeyId: null, model: simModel, stream: false, admittedAtMs: this.localNow(node) }),
       };
       if (workload.claims === undefined) this.admit(node, index, tenant, request, reserved, used, undefined);
       else this.claimThenAdmit(node, index, tenant, request, reserved, used);
@@ -583,16 +785,22 @@ class Simulation {
   }
 
   /**
-   * The quota decision of one request; a claimed one, once admitted, reaches the upstream (or,
-   * for a `dispatchShare` of them, ends before it and gives its claim back), and a request id
-   * that reaches the upstream a second time fails the run.
+   * The quota decision of one request. An admitted one waits for its node's next commit, then
+   * reaches the upstream (`dispatch`); a claimed one may instead end before it (a
+   * `dispatchShare`) and give its claim back. A request id that reaches the upstream a second
+   * time fails the run.
    */
   private admit(node: SimNode, index: number, tenant: number, request: QuotaRequest, reserved: number, used: number, claimed: Claimed | undefined): void {
     const arrivedMs = this.nowMs;
+    const admittedAtMs = this.localNow(node);
+    node.deciding++;
     // The admission code decides as it will in production: at once on the local view
     // (eventual, escrow rights in hand), or when a quorum round completes (strict, claims).
-    node.gate.admit(request, this.localNow(node), (decision) => {
-      if (claimed !== undefined) this.afterClaimedDecision(index, claimed, decision.ok);
+    node.gate.admit(request, admittedAtMs, (decision) => {
+      // A gate decides only while its incarnation runs: a crash drops it with its rounds.
+      assert(node.up && this.nodes[index] === node, 'a quota decision comes from a running node');
+      node.deciding--;
+      const dispatchId = claimed === undefined ? undefined : this.afterClaimedDecision(claimed, decision.ok);
       const latencyMs = Math.min(latencyBucketsMax, Math.round(this.nowMs - arrivedMs));
       this.latencyCounts[latencyMs] = (this.latencyCounts[latencyMs] as number) + 1;
       if (!decision.ok) {
@@ -604,29 +812,35 @@ class Simulation {
       this.quota.admitted++;
       this.admittedTruth[tenant] = (this.admittedTruth[tenant] as number) + reserved;
       (this.admittedTokens[tenant] as number[])[index] = ((this.admittedTokens[tenant] as number[])[index] as number) + reserved;
-      const current = this.nodes[index] as SimNode;
-      current.requests++;
-      const pending: PendingSettle = { tenant, requestId: request.requestId, reserved, used };
-      // A decision that came after the safety phase settles at once, like the rest (see above).
-      if (this.nowMs >= this.scenario.durationMs) return this.settle(current, pending);
-      const settleTick = Math.floor(this.nowMs / trafficTickMs) + 1 + this.random.int(500);
-      const list = current.settlements.get(settleTick) ?? [];
-      list.push(pending);
-      current.settlements.set(settleTick, list);
+      node.requests++;
+      node.unsynced.push({ step: 'admitted', pending: { tenant, requestId: request.requestId, reserved, used, admittedAtMs }, dispatchId });
     });
   }
 
-  private afterClaimedDecision(index: number, claimed: Claimed, admitted: boolean): void {
+  /** An admitted request whose admission is on disk goes to the upstream; it settles later. */
+  private dispatch(node: SimNode, pending: PendingSettle, dispatchId: string | undefined): void {
+    if (dispatchId !== undefined) {
+      this.claimFigures.dispatched++;
+      const earlier = this.upstreamCalls.get(dispatchId);
+      if (earlier !== undefined) this.fail('claims', `request id ${dispatchId} reached the upstream twice: from ${earlier}, then from ${node.id}`);
+      else this.upstreamCalls.set(dispatchId, node.id);
+    }
+    // A request dispatched after the safety phase settles at once, like the rest (see `traffic`).
+    if (this.nowMs >= this.scenario.durationMs) return this.settle(node, pending);
+    const settleTick = Math.floor(this.nowMs / trafficTickMs) + 1 + this.random.int(500);
+    const list = node.settlements.get(settleTick) ?? [];
+    list.push(pending);
+    node.settlements.set(settleTick, list);
+  }
+
+  /** A claimed request's claim is given back unless it will reach the upstream; returns its id if it will. */
+  private afterClaimedDecision(claimed: Claimed, admitted: boolean): string | undefined {
     if (!admitted || this.random.float() >= (this.scenario.workload.claims?.dispatchShare ?? 1)) {
       this.claimFigures.withdrawn++;
       claimed.claims.withdraw(claimed.claim);
-      return;
+      return undefined;
     }
-    this.claimFigures.dispatched++;
-    const region = this.members[index]?.id as string;
-    const earlier = this.upstreamCalls.get(claimed.id);
-    if (earlier !== undefined) this.fail('claims', `request id ${claimed.id} reached the upstream twice: from ${earlier}, then from ${region}`);
-    else this.upstreamCalls.set(claimed.id, region);
+    return claimed.id;
   }
 
   private dial(dialer: number, responder: number): void {
@@ -664,6 +878,43 @@ class Simulation {
     });
   }
 
+  private deliver(conn: Connection, toDialer: boolean, bytes: Uint8Array): void {
+    const node = this.nodes[toDialer ? conn.dialer : conn.responder] as SimNode;
+    const link = toDialer ? conn.dialerLink : conn.responderLink;
+    if (!this.carries(conn, toDialer, node, link)) {
+      this.stats.framesDropped++;
+      return;
+    }
+    this.stats.framesDelivered++;
+    this.stats.bytesDelivered += bytes.length;
+    this.hash(bytes.length, bytes[bytes.length - 1] as number);
+    this.whenRunning(node, () => {
+      if (!this.carries(conn, toDialer, node, link)) return;
+      node.mesh.onFrame(link, bytes);
+      this.scheduleTick(node);
+    });
+  }
+
+  /** Whether a frame on `conn` still reaches `node`: the connection is up, or its sender crashed after sending it. */
+  private carries(conn: Connection, toDialer: boolean, node: SimNode, link: LinkId): boolean {
+    if (conn.up) return true;
+    return conn.drainingFrom === (toDialer ? conn.responder : conn.dialer) && node.links.get(link) === conn;
+  }
+
+  /**
+   * The connections of a node whose process just died: the peer still receives what the process
+   * had sent, then hears the connection close (a reset after the last frame, at least one way
+   * later), then redials.
+   */
+  private closeAfterCrash(conn: Connection, crashed: number): void {
+    if (!conn.up) return;
+    const peer = crashed === conn.dialer ? conn.responder : conn.dialer;
+    // One ms after the last frame: the peer's tick at that frame's arrival reads it first.
+    const noticeMs = Math.max((this.network.rttMs(conn.dialer, conn.responder) / 2) | 0, this.network.lastDeliveryMs(crashed, peer) + 1 - this.nowMs);
+    this.cut(conn, noticeMs);
+    conn.drainingFrom = crashed;
+  }
+
   /** Takes a connection down now; each side hears of it after `noticeMs`, then the dialer redials. */
   private cut(conn: Connection, noticeMs: number): void {
     if (!conn.up) return;
@@ -695,19 +946,9 @@ class Simulation {
         // Found by the strict swarm: work deferred by a pause must die with the process, or the
         // pause's end ran it on the crashed node (a strict batch reserving on a dead replica).
         node.deferred = [];
-        for (const conn of node.links.values()) this.cut(conn, (this.network.rttMs(conn.dialer, conn.responder) / 2) | 0);
+        for (const conn of node.links.values()) this.closeAfterCrash(conn, fault.node);
         node.links.clear();
-        if (!fault.durable) {
-          const survivors = this.nodes.filter((n) => n !== node && (n.up || this.durablyDown(n))).map((n) => n.counter);
-          // What survives of a dead incarnation is what the survivors hold. This crash may also
-          // have taken the last copy of an earlier dead incarnation's changes.
-          this.deadReplicas.push(node.replica);
-          for (const replica of this.deadReplicas) {
-            this.oracle.crashed(replica, survivors);
-            for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, replica);
-          }
-          node.settlements.clear(); // requests in flight die with the process
-        }
+        this.loseProcess(node, fault.durable);
         return;
       }
       case 'pause': {
@@ -768,7 +1009,10 @@ class Simulation {
     }
   }
 
-  /** Settles a request through the admission code (the oracle sees the refund via the counter). */
+  /**
+   * Settles a request through the admission code (the oracle sees the refund via the counter)
+   * and appends its usage row, as the gateway does; the client hears the end after the next commit.
+   */
   private settle(node: SimNode, pending: PendingSettle): void {
     const settled = node.gate.settle(pending.requestId, new Map([[this.rule.metric, pending.used]]));
     if (settled.length !== 1) {
@@ -776,11 +1020,89 @@ class Simulation {
       return;
     }
     this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) - (pending.reserved - pending.used);
+    node.journal.appendRow(usageRow(pending, (this.tenantKeys[pending.tenant] as CounterKey).subject, node.id, this.localNow(node)));
+    node.unsynced.push({ step: 'settled', pending, dispatchId: undefined });
   }
 
-  /** A node that crashed with durable state still holds it, for the oracle's survivors. */
-  private durablyDown(node: SimNode): boolean {
-    return !node.up && node.crashedBy?.kind === 'crash' && node.crashedBy.durable;
+  /**
+   * What dies with a node's process: its cores, with every change not yet committed, and the
+   * requests in flight. With its disk kept the replica goes on from what the disk holds; without,
+   * the replica is dead and lives on only in what the running nodes hold.
+   */
+  private loseProcess(node: SimNode, keepDisk: boolean): void {
+    const stored = keepDisk ? node.store.load() : undefined;
+    const resumes = stored !== undefined && stored.meta.get('replica') === node.replica;
+    this.endRequests(node, resumes);
+    if (resumes) {
+      this.oracle.restarted(node.replica, storedTotals(stored));
+      for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, node.replica);
+    } else {
+      this.deadReplicas.push(node.replica);
+    }
+    // This crash may have taken the last copy of a dead incarnation's changes. What survives is
+    // known once the frames the process had sent have arrived and been read (a node reads its
+    // frames at its next tick, at their arrival; see `closeAfterCrash`).
+    for (let peer = 0; peer < this.nodes.length; peer++) {
+      if (peer !== node.index) this.drainedAtMs = Math.max(this.drainedAtMs, this.network.lastDeliveryMs(node.index, peer) + 1);
+    }
+    this.queue.push(Math.max(this.nowMs, this.drainedAtMs), { kind: 'copies-lost' });
+  }
+
+  /**
+   * Lowers the truth of every dead incarnation to what survives of it: what the running nodes
+   * hold, and what the disks of stopped nodes hold (committed before they stopped).
+   */
+  private copiesLost(): void {
+    // Every crashed node's last frames must have arrived (they may carry a dead incarnation's
+    // entries), and a paused node reads what it holds when its pause ends.
+    const waitUntilMs = Math.max(this.drainedAtMs, ...this.nodes.map((n) => (n.up && n.pausedUntilMs >= this.nowMs ? n.pausedUntilMs + 1 : 0)));
+    if (waitUntilMs > this.nowMs) {
+      this.queue.push(waitUntilMs, { kind: 'copies-lost' });
+      return;
+    }
+    const survivors: Holder[] = [];
+    for (const node of this.nodes) {
+      if (node.up) survivors.push(counterHolder(node.counter));
+      else if (node.crashedBy?.kind === 'crash' && node.crashedBy.durable) survivors.push(storedHolder(storedTotals(node.disk.load())));
+    }
+    for (const replica of this.deadReplicas) {
+      this.oracle.crashed(replica, survivors);
+      for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, replica);
+    }
+  }
+
+  /**
+   * The requests a crash catches (sim/durable-books.ts): an admission not yet committed never
+   * reached the upstream and is charged nothing. If the replica resumes from its disk, a request
+   * running, or settled but not yet committed, is ended as interrupted by the restart, which must
+   * find exactly these (`interruptedExpected`), with those the last restart ended but had not yet
+   * committed; otherwise their charges went with the replica.
+   */
+  private endRequests(node: SimNode, resumes: boolean): void {
+    // A restart's ends of interrupted requests not yet committed: the next restart ends them again.
+    const interrupted = new Set<RequestId>(resumes ? node.restoredUncommitted : []);
+    // What the restart charges it (src/admission/quota-gate.ts, "Durability"): the estimate on a
+    // strict or escrow key, nothing on an eventual one, released as a successor would release it.
+    const interrupt = (pending: PendingSettle, truthBefore: number): void => {
+      const charged = this.rule.mode === 'eventual' ? 0 : pending.reserved;
+      interrupted.add(pending.requestId);
+      this.books.charge(node.replica, pending.tenant, charged, 'interrupted');
+      this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) + (charged - truthBefore);
+      this.durability.interrupted++;
+    };
+    for (const { step, pending } of node.unsynced) {
+      if (step === 'admitted') {
+        this.admittedTruth[pending.tenant] = (this.admittedTruth[pending.tenant] as number) - pending.reserved;
+        this.durability.undispatched++;
+      } else if (resumes) {
+        this.durability.settlementsLost++;
+        interrupt(pending, pending.used);
+      }
+    }
+    if (resumes) for (const list of node.settlements.values()) for (const pending of list) interrupt(pending, pending.reserved);
+    node.unsynced = [];
+    node.settlements.clear();
+    node.interruptedExpected = interrupted;
   }
 
   private expectConvergence(label: string): void {
@@ -791,11 +1113,13 @@ class Simulation {
 
   private check(): void {
     const live = this.nodes.filter((n) => n.up);
-    // Safety, every check: no replica holds counts that were never made.
+    // Safety, every check: no replica holds counts that were never made, nor more of another
+    // replica than that replica's disk.
     for (const node of live) {
       const invented = this.oracle.invented(node.counter);
       if (invented !== undefined) this.fail('invariant', invented);
     }
+    this.checkSentCommitted(live);
     this.checkQuota();
     if (this.options.checkers !== undefined) {
       const view: SimView = {
@@ -824,6 +1148,44 @@ class Simulation {
         this.finalConverged = this.nowMs;
       }
     }
+  }
+
+  /**
+   * The rule that makes resuming a replica id safe (src/crdt/windowed-counter.ts, "Durability"):
+   * a node commits before it sends, so no node ever holds more of another replica's counter
+   * entries, or of its rights rows, than that replica's disk does. Windows the disk may have
+   * dropped as expired are left out.
+   */
+  private checkSentCommitted(live: readonly SimNode[]): void {
+    const owners = new Map(live.map((node) => [node.replica, node]));
+    for (const holder of live) {
+      const wrong = this.heldBeyondDisk(holder, owners);
+      if (wrong !== undefined) {
+        this.fail('durability', `${holder.replica} holds ${wrong}`);
+        return;
+      }
+    }
+  }
+
+  /** The first entry or rights row of another running replica that `holder` holds beyond that replica's disk, described. */
+  private heldBeyondDisk(holder: SimNode, owners: ReadonlyMap<ReplicaId, SimNode>): string | undefined {
+    for (const key of holder.counter.keys()) {
+      for (const [replica, held] of holder.counter.contributions(key)) {
+        const owner = owners.get(replica);
+        if (owner === undefined || owner === holder || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+        const kept = owner.disk.ownEntry(key) ?? { p: 0, n: 0 };
+        if (held.p > kept.p || held.n > kept.n) return `${replica}'s ${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`;
+      }
+    }
+    for (const { key, row } of holder.escrow.state()) {
+      const owner = owners.get(row.owner);
+      if (owner === undefined || owner === holder || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
+      const stored = owner.disk.rightsRow(key);
+      const kept = stored === undefined ? undefined : decodeRightsRow(stored.json)?.row;
+      const beyond = row.used > (kept?.used ?? 0) || [...row.cells].some(([to, amount]) => amount > (kept?.cells.get(to) ?? 0));
+      if (beyond) return `${row.owner}'s rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
+    }
+    return undefined;
   }
 
   /**
@@ -857,8 +1219,20 @@ class Simulation {
     return latencyBucketsMax;
   }
 
+  /** What keeps a node from the end, for the final-read message: ` (2 undecided, not released)`. */
+  private stillWaiting(node: SimNode): string {
+    const waits = [
+      ...(node.deciding > 0 ? [`${node.deciding} undecided`] : []),
+      ...(node.settlements.size + node.unsynced.length > 0 ? ['requests unsettled'] : []),
+      ...(node.released ? [] : ['not released']),
+    ];
+    return waits.length === 0 ? '' : ` (${waits.join(', ')})`;
+  }
+
   private settlementsDone(): boolean {
-    return this.nodes.every((n) => n.settlements.size === 0);
+    // Undecided requests holding a reservation (a strict round in flight) must be decided first;
+    // those waiting without one (a strict retry, a batch not yet started) are charged nothing.
+    return this.nodes.every((n) => n.settlements.size === 0 && n.unsynced.length === 0 && n.reservations.openCount === 0);
   }
 
   private sample(): void {
@@ -879,13 +1253,25 @@ class Simulation {
       this.fail('convergence', `after ${heal.label} healed at ${heal.atMs} ms, the replicas never caught up`);
     }
     if (this.finalConverged === undefined) {
-      const detail = this.nodes
-        .map((n) => `${n.id}=${n.up ? n.counter.value(this.tenantKeys[0] as CounterKey) : 'down'}`)
-        .join(' ');
+      const detail = this.nodes.map((n) => `${n.id}=${n.up ? n.counter.value(this.tenantKeys[0] as CounterKey) : 'down'}${this.stillWaiting(n)}`).join(' ');
       this.fail('final-read', `replicas did not agree with the oracle within ${this.scenario.convergenceBudgetMs} ms of healing (tenant-0: ${detail}, truth ${this.oracle.value(this.tenantKeys[0] as CounterKey)})`);
     } else {
       this.convergence.push({ fault: 'final', convergedAfterMs: this.finalConverged - this.scenario.durationMs });
       if (this.rule.mode === 'eventual') this.checkReleased();
+      this.checkBooks();
+    }
+  }
+
+  /**
+   * Once converged, every request is final: each live replica's own entries are what its
+   * requests were charged, its disk holds their usage rows, and nothing is left reserved
+   * (sim/durable-books.ts).
+   */
+  private checkBooks(): void {
+    for (const node of this.nodes) {
+      const wrong = this.books.check(node.replica, node.counter, this.tenantKeys, node.disk.rows);
+      if (wrong !== undefined) this.fail('accounting', wrong);
+      if (node.reservations.openCount > 0) this.fail('accounting', `${node.replica} still holds ${node.reservations.openCount} open reservations at the end`);
     }
   }
 
@@ -895,8 +1281,8 @@ class Simulation {
    * settled, and what crashed incarnations left open their successors released, once. Above zero,
    * the estimates of calls that died are still charged; below, an estimate was released twice.
    * (The tenant's counter itself may end below its settled usage: a settlement made just before
-   * an amnesia crash, never gossiped, is lost with it, and the successor releases that request's
-   * estimate in full. The durable store of a later issue closes that gap.)
+   * a crash without state, never gossiped, is lost with the disk, and the successor releases that
+   * request's estimate in full. A crash with state loses nothing committed: see `checkBooks`.)
    */
   private checkReleased(): void {
     const node = this.nodes.find((n) => n.up);
@@ -944,6 +1330,50 @@ class Simulation {
     this.hashA = Math.imul(this.hashA ^ (a | 0), 0x01000193) >>> 0;
     this.hashB = Math.imul(this.hashB ^ (b | 0) ^ (a * 31), 0x5bd1e995) >>> 0;
   }
+}
+
+/** The usage row the gateway writes for a settled request (src/ledger/ledger-row.ts), with what the simulator knows. */
+function usageRow(pending: PendingSettle, tenant: string, node: string, nowMs: number): LedgerRow {
+  return {
+    requestId: pending.requestId,
+    role: 'local',
+    tenant,
+    user: null,
+    apiKeyId: null,
+    account: null,
+    originRegion: node,
+    servedRegion: node,
+    node,
+    model: simModel,
+    stream: false,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheWriteTokens: 0,
+    cacheReadTokens: 0,
+    weightedTokens: pending.used,
+    costMicros: null,
+    outcome: 'ok',
+    status: 'ok',
+    estimated: false,
+    clientLeft: false,
+    drained: false,
+    chargedAtMs: pending.admittedAtMs,
+    settledAtMs: nowMs,
+    durationMs: Math.max(0, nowMs - pending.admittedAtMs),
+  };
+}
+
+/** A disk's counter entries by key id and replica, as the oracle counts them. */
+function storedTotals(snapshot: NodeSnapshot): Map<string, Map<ReplicaId, Totals>> {
+  const totals = new Map<string, Map<ReplicaId, Totals>>();
+  for (const entry of snapshot.counterEntries) {
+    const key = keyOf([entry.scope, entry.subject, entry.metric, entry.unit, entry.index]);
+    if (key === undefined) continue;
+    let perReplica = totals.get(key.id);
+    if (perReplica === undefined) totals.set(key.id, (perReplica = new Map<ReplicaId, Totals>()));
+    perReplica.set(entry.replica as ReplicaId, { p: entry.p, n: entry.n });
+  }
+  return totals;
 }
 
 /** A Poisson-distributed count with the given mean (Knuth's method; means here are small). */

@@ -35,9 +35,10 @@ assert(swarmFaultsMax <= faultsMax, 'a swarm scenario must pass parseScenario');
 assert(swarmLossMax <= frameProbabilityMax && swarmDuplicateMax <= frameProbabilityMax, 'a swarm network profile must pass parseScenario');
 
 /**
- * A random scenario built on `base` (regions, durations, workload and bandwidth are kept; faults
- * and the loss, duplication and jitter of the network are drawn). `base.durationMs` must leave
- * room for the shortest fault, which every valid scenario does (durationMs ≥ 1,000).
+ * A random scenario built on `base` (regions, durations, workload, disks and bandwidth are kept;
+ * faults of the kinds `base.swarmFaults` names, all by default, and the loss, duplication and
+ * jitter of the network are drawn). `base.durationMs` must leave room for the shortest fault,
+ * which every valid scenario does (durationMs ≥ 1,000).
  */
 export function randomScenario(seed: number, base: Scenario): Scenario {
   assert(base.durationMs > swarmFaultMsMin, `the base scenario is shorter than one fault (${base.durationMs} ms)`);
@@ -45,7 +46,7 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
 
   const possiblePartitions = partitionKinds.filter((kind) => base.regions >= partitionRegionsMin(kind));
   const partitions = pickSubset(random, possiblePartitions);
-  const kinds = pickSubset(random, faultKinds);
+  const kinds = pickSubset(random, base.swarmFaults ?? faultKinds);
 
   const faultCount = 1 + random.int(swarmFaultsMax);
   const faults: Fault[] = [];
@@ -101,7 +102,9 @@ function randomFault(random: SeededRandom, kind: Fault['kind'], partitions: read
  * Strict and escrow are safe while at most N − W members have lost their state at once (see
  * src/mesh/quorum.ts): data lost on more is gone. The swarm keeps to that model with one: a crash
  * without state that starts while another one is down, or recovering (a second), is made
- * durable instead. Durable crashes, partitions and everything else still overlap freely.
+ * durable instead. Durable crashes, partitions and everything else still overlap freely: a disk
+ * keeps every replica's entries its node had acknowledged, so restarts with state lose nothing
+ * a quorum counted.
  */
 const amnesiaRecoveryMs = 1_000;
 

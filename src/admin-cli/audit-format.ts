@@ -21,6 +21,7 @@ export interface AuditContext {
 const verdictText: Readonly<Record<Verdict, string>> = {
   agrees: 'ok',
   'within-estimate': 'ok (estimate)',
+  interrupted: 'ok (interrupted)',
   differs: 'DIFFERS',
   unchecked: 'unchecked',
 };
@@ -61,11 +62,15 @@ function notes(plan: AuditPlan, report: AuditReport, context: AuditContext): str
     'COUNTERS must equal LEDGER + ADJUSTED (usage adjustments in the audit log); DIFF is COUNTERS - LEDGER - ADJUSTED.',
     'UPSTREAM (window "range": the emulator has no windows) is compared with the account\'s rows over the whole range read;',
     '  DIFF is UPSTREAM - LEDGER. ESTIMATED is the part of LEDGER that rows charged as an estimate (a stream its client',
-    '  aborted, a request a node died running): the upstream may fall short of the ledger by up to that much, never exceed it.',
+    '  aborted): the upstream may fall short of the ledger by up to that much.',
+    'A call a node died running (an interrupted row) counts toward strict and escrow limits only (its eventual keys were released),',
+    '  and no node learnt its account or usage: the upstream may exceed the ledger by one request per interrupted call (ok (interrupted)).',
   ];
   if (plan.expired > 0) notes.push(`${plan.expired} keys of windows the counters have expired (ended over ${formatDurationMs(windowExpiryHorizonMs - auditExpiryMarginMs)} ago) were not compared.`);
   if (plan.uncounted.length > 0) notes.push(`limits on metrics the gateway does not charge, so nothing to compare: ${plan.uncounted.join('; ')}.`);
   if (report.lines.some((line) => line.verdict === 'unchecked' && line.window === 'range')) notes.push('an account marked unchecked has rows but no known emulator key: give the --node-config of the node that holds it.');
+  const interrupted = report.lines.filter((line) => line.verdict === 'interrupted');
+  if (interrupted.length > 0) notes.push(`${interrupted.length} upstream line(s) are above the ledger by what calls interrupted by a node's death used: their usage is known only to the upstream.`);
   if (context.auditLogFull) notes.push('the audit log is full: adjustments older than its oldest entry are not known, and would show as differences.');
   return notes;
 }

@@ -199,6 +199,12 @@ export class LedgerTally {
   private readonly upstream = new Map<string, Record<UpstreamMetric, Sum>>();
   /** Accounts seen on the account side, at most `policyAccountsMax` (the policy holds no more). */
   private readonly seen = new Set<string>();
+  /**
+   * Tenant-side rows of calls interrupted by a node's death. No node learnt their account or
+   * usage, so the upstream may count up to one request per such call more than the account-side
+   * rows; `upstreamLines` marks what they explain `interrupted`.
+   */
+  interrupted = 0;
 
   constructor(plan: AuditPlan, upstreamAccounts: Iterable<string> = []) {
     for (const cell of plan.cells) {
@@ -218,6 +224,7 @@ export class LedgerTally {
     const onSide = side === 'tenant' ? row.role !== 'home' : row.role !== 'origin';
     if (!onSide) return;
     this.rows[side]++;
+    if (side === 'tenant' && row.outcome === 'interrupted') this.interrupted++;
     const subject = side === 'tenant' ? row.tenant : row.account;
     if (subject === null) return;
     if (side === 'account' && this.seen.size < policyAccountsMax) this.seen.add(subject);
@@ -273,7 +280,7 @@ export function adjustmentsOf(entries: readonly unknown[]): Map<string, number> 
   return sums;
 }
 
-export type Verdict = 'agrees' | 'within-estimate' | 'differs' | 'unchecked';
+export type Verdict = 'agrees' | 'within-estimate' | 'interrupted' | 'differs' | 'unchecked';
 
 export interface AuditLine {
   /** `tenant acme`, `account acct-1`, or `upstream key <prefix>…` for a key no account holds. */
@@ -328,8 +335,15 @@ export function reconcile(input: ReconcileInput): AuditReport {
 function upstreamLines(tally: LedgerTally, upstream: ReadonlyMap<string, UpstreamTotals>, unclaimed: ReadonlyMap<string, UpstreamTotals>): AuditLine[] {
   const lines: AuditLine[] = [];
   const accounts = [...new Set([...upstream.keys(), ...tally.accounts()])].sort();
+  // Upstream requests above the ledger that interrupted calls may explain, over all accounts:
+  // one each; tokens only on an account whose request count they explain.
+  let unexplained = tally.interrupted;
   for (const account of accounts) {
     const counted = upstream.get(account);
+    const requests = tally.upstreamSum(account, 'requests');
+    const extraRequests = counted === undefined || requests === undefined ? 0 : counted.requests - requests.amount;
+    const explained = extraRequests > 0 && extraRequests <= unexplained;
+    if (explained) unexplained -= extraRequests;
     for (const metric of upstreamMetrics) {
       const sum = tally.upstreamSum(account, metric);
       const line = { subject: `account ${account}`, window: 'range', metric, adjustments: 0, counters: undefined };
@@ -340,7 +354,7 @@ function upstreamLines(tally: LedgerTally, upstream: ReadonlyMap<string, Upstrea
       }
       const value = counted[metric];
       const diff = value - sum.amount;
-      const verdict: Verdict = diff === 0 ? 'agrees' : diff < 0 && -diff <= sum.estimated ? 'within-estimate' : 'differs';
+      const verdict: Verdict = diff === 0 ? 'agrees' : diff < 0 && -diff <= sum.estimated ? 'within-estimate' : diff > 0 && explained ? 'interrupted' : 'differs';
       lines.push({ ...line, ledger: sum.amount, estimated: sum.estimated, upstream: value, diff, verdict });
     }
   }

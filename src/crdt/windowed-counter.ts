@@ -36,8 +36,13 @@ import { type Window, windowAt, windowLengthMs, windowOffsetMs, windowUnitCodes,
  * Durability. A node that keeps its state on disk resumes under its own replica id, which is
  * safe only if no peer ever saw an own entry larger than the disk holds. `takeUnsaved()` hands
  * the owner every own entry changed since the last call, stamped first so that the version saved
- * is the version sent; the owner writes them before it sends any frame (src/node/mesh-runtime.ts
- * commits, then flushes). `restoreOwn` puts them back at start.
+ * is the version sent, and every other replica's entry a join raised; the owner writes them before
+ * it sends any frame (src/node/mesh-runtime.ts commits, then flushes), so an acknowledged write is
+ * on disk. `restore` puts them back at start. Other replicas' entries are kept too because a dead
+ * incarnation (one that lost its disk) never sends its own again: found by the simulator's
+ * durability swarm, its counts lived only in the memory of the nodes that held them, and a few
+ * overlapping restarts with state lost them for good (an escrow claims counter that forgot a
+ * claim handed the same rights out twice).
  */
 
 /** One replica's entry for one key, as carried by deltas. */
@@ -123,6 +128,12 @@ export class WindowedCounter {
   private outgoing: number[] = [];
   /** Slots whose own entry changed since the last `takeUnsaved` (see "Durability" above). */
   private unsaved: number[] = [];
+  /**
+   * Other replicas' cells a join raised since the last `takeUnsaved`, as `slot × replicasMax +
+   * column`; kept only once `keepDurable` was called (an owner then takes them every commit).
+   */
+  private readonly unsavedPeers = new Set<number>();
+  private durable = false;
   /** Per slot: bit 1 = in `dirty`, bit 2 = in `outgoing`, bit 4 = in `unsaved`. */
   private marks = new Uint8Array(pageSlots);
   private ownVersion = 0;
@@ -198,13 +209,19 @@ export class WindowedCounter {
     return OK_VOID;
   }
 
+  /** Keeps the other replicas' entries joins raise for `takeUnsaved` from now on (see "Durability" above). */
+  keepDurable(): void {
+    this.durable = true;
+  }
+
   /**
-   * This replica's own entries changed since the last call, stamped first: what the owner must
-   * make durable before any of them leaves in a frame (see "Durability" above).
+   * This replica's own entries changed since the last call, stamped first, and the other
+   * replicas' entries joins raised meanwhile: what the owner must make durable before any frame
+   * leaves (see "Durability" above).
    */
   takeUnsaved(): CounterEntry[] {
     this.stamp();
-    if (this.unsaved.length === 0) return [];
+    if (this.unsaved.length === 0 && this.unsavedPeers.size === 0) return [];
     const entries: CounterEntry[] = [];
     for (const slot of this.unsaved) {
       this.marks[slot] = (this.marks[slot] as number) & ~4;
@@ -212,33 +229,48 @@ export class WindowedCounter {
       if (key !== undefined) this.pushEntry(entries, key, slot, 0);
     }
     this.unsaved = [];
+    for (const cell of this.unsavedPeers) {
+      const slot = Math.floor(cell / replicasMax);
+      const key = this.keyBySlot[slot];
+      if (key !== undefined) this.pushEntry(entries, key, slot, cell % replicasMax);
+    }
+    this.unsavedPeers.clear();
     return entries;
   }
 
   /**
-   * Puts back this replica's own entries as a durable store kept them, before any join or change:
-   * the next batches are numbered above the highest version restored, so peers that hold some of
-   * them ask only for what they lack. Entries of expired windows are left out; returns how many
-   * were restored.
+   * Puts back the entries a durable store kept, before any join or change. Own entries: the next
+   * batches are numbered above the highest version restored, so peers that hold some of them ask
+   * only for what they lack. Other replicas' entries count again as held, but claim no contiguous
+   * history of their owner (its digest entry stays as it was), so anti-entropy with a live owner
+   * starts over. Entries of expired windows, and of replicas past `replicasMax`, are left out;
+   * returns how many were restored. `versionFloor` is the own version last saved (`version`):
+   * the newest own entries may have expired from the store, but their versions were seen.
    */
-  restoreOwn(entries: readonly Omit<CounterEntry, 'replica'>[]): number {
+  restore(entries: readonly CounterEntry[], versionFloor = 0): number {
+    assert(isCount(versionFloor) && versionFloor <= counterVersionMax, 'a version floor is a version');
     let restored = 0;
-    for (const { key, p, n, version } of entries) {
+    for (const { key, replica, p, n, version } of entries) {
       assert(isCount(p) && isCount(n) && isCount(version) && version <= counterVersionMax, 'restored entries hold counts');
       if (key.window.index < (this.watermark[windowUnitCodes[key.window.unit]] as number)) continue;
+      // The column first: adding one may widen the pages.
+      const r = this.replicaColumn(replica);
+      if (r === undefined) continue;
       let slot = this.slotByKey.get(key.id);
       if (slot === undefined) {
         if (this.slotByKey.size >= this.keysMax) continue;
         slot = this.allocateSlot(key);
       }
       const page = this.pages[slot >> pageShift] as Float64Array;
-      const i = (slot & pageMask) * this.stride * cellWidth;
+      const i = ((slot & pageMask) * this.stride + r) * cellWidth;
       page[i] = Math.max(page[i] as number, p);
       page[i + 1] = Math.max(page[i + 1] as number, n);
       page[i + 2] = Math.max(page[i + 2] as number, version);
-      if (version > this.ownVersion) this.ownVersion = version;
+      if (r === 0 && version > this.ownVersion) this.ownVersion = version;
+      if (r !== 0 && version > (this.held[r] as number)) this.held[r] = version;
       restored++;
     }
+    if (versionFloor > this.ownVersion) this.ownVersion = versionFloor;
     this.takenVersion = this.ownVersion;
     this.known[0] = this.ownVersion;
     this.held[0] = this.ownVersion;
@@ -404,8 +436,12 @@ export class WindowedCounter {
       }
       const page = this.pages[slot >> pageShift] as Float64Array;
       const i = ((slot & pageMask) * this.stride + r) * cellWidth;
-      // Our own entry raised by a peer (it held more than our disk): saved like an own change.
-      if (r === 0 && (p > (page[i] as number) || n > (page[i + 1] as number))) this.markUnsaved(slot);
+      // Any entry a join raises is saved (see "Durability" above); our own raised by a peer (it
+      // held more than our disk) like an own change.
+      if (p > (page[i] as number) || n > (page[i + 1] as number)) {
+        if (r === 0) this.markUnsaved(slot);
+        else if (this.durable) this.unsavedPeers.add(slot * replicasMax + r);
+      }
       if (p > (page[i] as number)) page[i] = p;
       if (n > (page[i + 1] as number)) page[i + 1] = n;
       if (version > (page[i + 2] as number)) {
@@ -577,6 +613,7 @@ export class WindowedCounter {
       this.dirty = this.dirty.filter((slot) => this.keyBySlot[slot] !== undefined);
       this.outgoing = this.outgoing.filter((slot) => this.keyBySlot[slot] !== undefined);
       this.unsaved = this.unsaved.filter((slot) => this.keyBySlot[slot] !== undefined);
+      for (const cell of this.unsavedPeers) if (this.keyBySlot[Math.floor(cell / replicasMax)] === undefined) this.unsavedPeers.delete(cell);
     }
     return dropped;
   }

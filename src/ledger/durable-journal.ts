@@ -11,7 +11,7 @@ import { encodeRightsRow } from './stored-rights.js';
 
 /**
  * The group commit of a durable node. Everything that changed since the last commit — the
- * counter's own entries, own rights rows, open requests, policy updates, answer-ledger entries
+ * counter's entries (its own, and the others' that joins raised), own rights rows, open requests, policy updates, answer-ledger entries
  * and the usage rows appended meanwhile — goes to the store in one transaction, and only then:
  *
  *   - the node's frames leave (the runtime flushes its outbox after `commit`), so no peer ever
@@ -30,6 +30,8 @@ import { encodeRightsRow } from './stored-rights.js';
  */
 /** Policy updates a store holds before they are compacted into one. */
 const policyUpdatesStoredMax = 256;
+/** The meta key of the counter's own version (src/crdt/windowed-counter.ts `restore`). */
+export const counterVersionMeta = 'counterVersion';
 
 export interface JournalParts {
   readonly counter: WindowedCounter;
@@ -67,6 +69,8 @@ export class DurableJournal {
   private failure: StoreError | undefined;
   /** Policy updates written since the store's policy was last compacted to one. */
   private policyWrites = 0;
+  /** The counter's own version last put in a batch's meta (`counterVersion`, see `collect`). */
+  private versionTaken = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -74,6 +78,7 @@ export class DurableJournal {
     /** Reads a monotonic clock in ms, for the commit timings only. */
     private readonly elapsedMs: () => number = () => 0,
   ) {
+    parts.counter.keepDurable();
     parts.gate.keepDurable();
     parts.policy.keepDurable();
   }
@@ -146,7 +151,8 @@ export class DurableJournal {
 
   private collect(): StateBatch {
     const { counter, escrow, gate, policy } = this.parts;
-    const counterEntries: StoredCounterEntry[] = counter.takeUnsaved().map(({ key, p, n, version }) => ({
+    const counterEntries: StoredCounterEntry[] = counter.takeUnsaved().map(({ key, replica, p, n, version }) => ({
+      replica,
       scope: key.scope,
       subject: key.subject,
       metric: key.metric,
@@ -171,6 +177,12 @@ export class DurableJournal {
     this.rows = [];
     const meta = this.meta;
     this.meta = [];
+    // The own version goes with the entries it numbers: an expired window may take the newest
+    // entries off the disk, but peers saw their versions, and a restart must number above them.
+    if (counter.version > this.versionTaken) {
+      this.versionTaken = counter.version;
+      meta.push([counterVersionMeta, String(this.versionTaken)]);
+    }
     return {
       meta,
       counterEntries,

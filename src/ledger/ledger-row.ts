@@ -22,7 +22,7 @@ export interface LedgerRow {
   readonly tenant: string;
   /** The request's user within the tenant, when it named one. */
   readonly user: string | null;
-  /** The API key's id (`<tenant>.<hash prefix>`) the request authenticated with, when it used a key. */
+  /** The id of the API key the request authenticated with (`<tenant>:<8 hex of its hash>`, as `carpool admin keys list` shows it), when it used one. */
   readonly apiKeyId: string | null;
   /** The account that served the call; null when the node died before it knew. */
   readonly account: string | null;

@@ -36,7 +36,8 @@ export class MemoryStore implements StateStore {
   commit(batch: StateBatch): { readonly ok: true } | { readonly ok: false; readonly error: StoreError } {
     if (this.failWith !== undefined) return { ok: false, error: this.failWith };
     for (const [key, value] of batch.meta) this.meta.set(key, value);
-    for (const entry of batch.counterEntries) this.counters.set([entry.scope, entry.subject, entry.metric, entry.unit, entry.index].join('\u001f'), entry);
+    // A template, not an array joined: the simulator commits every node's changed entries this way.
+    for (const entry of batch.counterEntries) this.counters.set(`${entry.replica}\u001f${entry.scope}\u001f${entry.subject}\u001f${entry.metric}\u001f${entry.unit}\u001f${entry.index}`, entry);
     for (const row of batch.rightsRows) this.rights.set(row.keyId, row);
     for (const request of batch.openRequestsPut) this.open.set(request.requestId, request);
     this.policy.push(...batch.policyUpdates);

@@ -5,9 +5,12 @@ import type { LedgerRow } from './ledger-row.js';
  * since the last commit, see `durable-journal.ts`) and a store (SQLite in production,
  * src/ledger/sqlite-store.ts; memory in the simulator). Nothing here does I/O.
  *
- *   meta              the node's replica id, its start count, the schema's own bookkeeping
- *   counter entries   this replica's own (p, n, version) per counter key; peers' entries are not
- *                     kept: every peer holds its own and sends it again after a restart
+ *   meta              the node's replica id, its start count, its counter's own version
+ *                     (`counterVersion`), the schema's own bookkeeping
+ *   counter entries   (p, n, version) per counter key and replica: this replica's own, and every
+ *                     other replica's it holds, for a dead incarnation (one that lost its disk)
+ *                     never sends its own again, and a quorum write this node acknowledged must
+ *                     survive its restart (see src/crdt/windowed-counter.ts, "Durability")
  *   rights rows       this replica's own row of each escrowed limit's rights matrix
  *   open requests     the quota gate's admitted or admitting requests, with their reservations
  *                     and leases, as the gate's own JSON (src/admission/quota-gate.ts)
@@ -17,9 +20,11 @@ import type { LedgerRow } from './ledger-row.js';
  *   ledger rows       one per settled request (ledger-row.ts); appended, never updated
  *
  * Counter keys are stored by their parts, window by unit and index, so a store can drop expired
- * windows with one range delete.
+ * windows with one range delete; a counter entry is keyed by its key and its replica.
  */
 export interface StoredCounterEntry {
+  /** The replica whose entry it is: this node's own, or another's it held. */
+  readonly replica: string;
   readonly scope: string;
   readonly subject: string;
   readonly metric: string;

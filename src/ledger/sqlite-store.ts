@@ -3,13 +3,13 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { assert } from '../core/assert.js';
-import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storeWalBytesKeptMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
+import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storePageBytes, storeWalBytesKeptMax, storeBusyWaitMsMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import { LedgerRetention } from './ledger-retention.js';
 import type { LedgerRow } from './ledger-row.js';
 import type { NodeSnapshot, StateBatch, StateStore, StoreError } from './node-state.js';
 import { SqliteUsageReader } from './sqlite-usage-reader.js';
-import { type CheckpointStats, StoreCheckpointer } from './store-checkpointer.js';
+import { type CheckpointReport, type CheckpointStats, StoreCheckpointer } from './store-checkpointer.js';
 import { StateTables } from './state-tables.js';
 import { folderErrorOf, StoreFailure, storeErrorOf } from './store-error.js';
 import { migrate, schemaVersion, userVersion } from './store-schema.js';
@@ -33,14 +33,15 @@ import type { UsageAnswer, UsageFilter, UsageQuery, UsageReader } from './usage-
  * SQLite's normal locking mode so that the checkpoint thread can work beside the node.)
  *
  * Checkpoints. With `checkpoints: 'background'` (the default) a worker thread copies the log back
- * into the file every `storeCheckpointEveryMs` (store-checkpointer.ts), so commits never wait for
- * a flush; `'inline'` leaves it to SQLite, inside the commit that crosses 1,000 log pages (no
- * thread, and a commit now and then that takes the flushes' time: tests, tools).
+ * into the file every `storeCheckpointEveryMs`, so commits never wait for a flush, and the store
+ * lets the log start over every `walBytesKept` with a short catch-up between two commits
+ * (store-checkpointer.ts); `'inline'` leaves it to SQLite, inside the commit that crosses 1,000
+ * log pages (no thread, and a commit now and then that takes the flushes' time: tests, tools).
  *
  * Bounds. `maxBytes` caps the database (SQLite's max_page_count): a commit that would grow it
- * past the bound fails whole with `full`, as does one on a full disk. The log is truncated back to
- * `storeWalBytesKeptMax` after each checkpoint, and a commit checkpoints inline when the log has
- * grown past `storeWalBytesMax` all the same (a checkpoint thread that failed or fell behind).
+ * past the bound fails whole with `full`, as does one on a full disk. The log starts over at
+ * `walBytesKept` and is cut back to that size, and a commit checkpoints inline when the log has
+ * grown past `walBytesMax` all the same (a checkpoint thread that failed or fell behind).
  * Ledger rows older than `retentionMs` roll up into daily aggregates through `rollUp`
  * (ledger-retention.ts).
  *
@@ -50,12 +51,14 @@ import type { UsageAnswer, UsageFilter, UsageQuery, UsageReader } from './usage-
  */
 export interface StoreOptions {
   readonly sync: 'normal' | 'full';
-  /** The disk bound of the database file in bytes (the log comes on top, see storeWalBytesKeptMax). */
+  /** The disk bound of the database file in bytes (the log comes on top, up to `walBytesKept` in steady state). */
   readonly maxBytes: number;
   /** How long ledger rows stay rows before `rollUp` folds them into daily aggregates. */
   readonly retentionMs?: number;
   /** Where checkpoints run (see above); 'background' unless set. */
   readonly checkpoints?: 'background' | 'inline';
+  /** The log a store lets stand before it has the log start over; `storeWalBytesKeptMax` unless set. */
+  readonly walBytesKept?: number;
   /** The log size past which a commit checkpoints inline; `storeWalBytesMax` unless set. */
   readonly walBytesMax?: number;
 }
@@ -73,9 +76,14 @@ export interface StoreStats {
   readonly lastCommitMs: number;
   readonly commits: number;
   readonly commitFailures: number;
-  /** Checkpoints the node had to run on its event loop because the log passed its bound. */
+  /**
+   * Checkpoints run on the event loop: the catch-ups after the thread's checkpoints that let the
+   * log start over, and any a commit ran because the log passed `walBytesMax`.
+   */
   readonly inlineCheckpoints: number;
   readonly inlineCheckpointFailures: number;
+  /** How long the last of them held the event loop, in milliseconds. */
+  readonly lastInlineCheckpointMs: number;
   readonly checkpoint: CheckpointStats;
 }
 
@@ -90,6 +98,7 @@ export class SqliteStore implements StateStore, UsageReader {
   private readonly countLedger: Database.Statement;
   private readonly countAggregates: Database.Statement;
   private readonly countCounters: Database.Statement;
+  private readonly pageBytes: number;
   /** The state as open() read it, handed over by the first load() unless a commit made it stale. */
   private opened: NodeSnapshot | null = null;
   /** Live ledger rows, counted on first use and then kept up to date; null until then. */
@@ -99,7 +108,9 @@ export class SqliteStore implements StateStore, UsageReader {
   private commitFailures = 0;
   private inlineCheckpoints = 0;
   private inlineCheckpointFailures = 0;
-  private readonly checkpointer: StoreCheckpointer | null;
+  private lastInlineCheckpointMs = 0;
+  /** Started once open() has read the state, so a file refused there leaves no thread behind. */
+  private checkpointer: StoreCheckpointer | null = null;
   private stopped: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -114,7 +125,7 @@ export class SqliteStore implements StateStore, UsageReader {
     this.countLedger = db.prepare('SELECT count(*) FROM ledger').pluck();
     this.countAggregates = db.prepare('SELECT count(*) FROM ledger_daily').pluck();
     this.countCounters = db.prepare('SELECT count(*) FROM counter_entries').pluck();
-    this.checkpointer = options.checkpoints === 'inline' ? null : new StoreCheckpointer(path);
+    this.pageBytes = db.pragma('page_size', { simple: true }) as number;
   }
 
   /**
@@ -137,8 +148,9 @@ export class SqliteStore implements StateStore, UsageReader {
     let db: Database.Database | undefined;
     try {
       lock = takeLock(path);
-      // No busy wait: the lock above keeps other stores out, so a busy file is another program's.
-      db = new Database(path, { timeout: 0 });
+      // The lock above keeps other stores out; what can still hold the file a moment is the
+      // checkpoint thread of a store closed in this process just before (its last checkpoint).
+      db = new Database(path, { timeout: storeBusyWaitMsMax });
       const refused = prepareDatabase(db, path, options);
       if (refused !== undefined) {
         db.close();
@@ -147,6 +159,7 @@ export class SqliteStore implements StateStore, UsageReader {
       }
       const store = new SqliteStore(db, lock, path, options);
       store.opened = store.tables.read();
+      if (options.checkpoints !== 'inline') store.checkpointer = new StoreCheckpointer(path, (report) => store.afterThreadCheckpoint(report));
       return ok(store);
     } catch (cause) {
       db?.close();
@@ -233,6 +246,7 @@ export class SqliteStore implements StateStore, UsageReader {
       commitFailures: this.commitFailures,
       inlineCheckpoints: this.inlineCheckpoints,
       inlineCheckpointFailures: this.inlineCheckpointFailures,
+      lastInlineCheckpointMs: this.lastInlineCheckpointMs,
       checkpoint: this.checkpointer?.current() ?? { checkpoints: 0, checkpointFailures: 0, lastCheckpointError: null, lastCheckpointMs: 0 },
     };
   }
@@ -254,10 +268,25 @@ export class SqliteStore implements StateStore, UsageReader {
   }
 
   /**
-   * The checkpoint thread failed or fell behind: bound the disk now, at the cost of this commit's
-   * time. The batch is already committed, so a failure here is only counted (the next look retries).
+   * After the thread's checkpoint: when the log holds more than the store lets stand and commits
+   * came in while the thread copied, copy those so the next commit starts the log over (see
+   * store-checkpointer.ts for why the thread alone cannot).
+   */
+  private afterThreadCheckpoint(report: CheckpointReport): void {
+    if (report.kind !== 'checkpointed' || !this.db.open) return;
+    if (report.logPages * this.pageBytes <= (this.options.walBytesKept ?? storeWalBytesKeptMax)) return;
+    // The thread copied the log as it stood when it began. If no commit came since, the next
+    // commit starts the log over by itself (and then the file is cut back below that length).
+    const walPages = Math.floor((walFileBytes(this.path) - walHeaderBytes) / (this.pageBytes + walFrameHeaderBytes));
+    if (walPages > report.logPages) this.checkpointInline();
+  }
+
+  /**
+   * A checkpoint on this connection, on the event loop. Whatever batch came before is already
+   * committed, so a failure here is only counted (the next report or look retries).
    */
   private checkpointInline(): void {
+    const start = performance.now();
     this.inlineCheckpoints++;
     try {
       this.db.pragma('wal_checkpoint(PASSIVE)');
@@ -265,6 +294,7 @@ export class SqliteStore implements StateStore, UsageReader {
       if (storeErrorOf(cause, this.path) === undefined) throw cause;
       this.inlineCheckpointFailures++;
     }
+    this.lastInlineCheckpointMs = performance.now() - start;
   }
 
   private housekeeping<T>(work: () => T): T {
@@ -283,6 +313,8 @@ export class SqliteStore implements StateStore, UsageReader {
  * Returns the refusal of a file this build cannot use; SQLite errors propagate to open().
  */
 function prepareDatabase(db: Database.Database, path: string, options: StoreOptions): StoreError | undefined {
+  // Takes effect on a new file only (before its first write); an existing file keeps its size.
+  db.pragma(`page_size = ${storePageBytes}`);
   const mode = db.pragma('journal_mode = WAL', { simple: true });
   if (mode !== 'wal') return { kind: 'io', message: `the database file ${path} could not be switched to WAL mode (it stayed in ${String(mode)} mode)` };
   db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -297,7 +329,7 @@ function prepareDatabase(db: Database.Database, path: string, options: StoreOpti
   migrate(db);
   const pageBytes = db.pragma('page_size', { simple: true }) as number;
   db.pragma(`max_page_count = ${Math.floor(options.maxBytes / pageBytes)}`);
-  db.pragma(`journal_size_limit = ${storeWalBytesKeptMax}`);
+  db.pragma(`journal_size_limit = ${options.walBytesKept ?? storeWalBytesKeptMax}`);
   // Checkpoints belong to the checkpoint thread unless the store was asked to run them inline.
   if (options.checkpoints !== 'inline') db.pragma('wal_autocheckpoint = 0');
   return undefined;
@@ -319,6 +351,10 @@ function takeLock(path: string): Database.Database {
     throw cause;
   }
 }
+
+/** SQLite's WAL format: a 32-byte file header, then frames of a 24-byte header and one page. */
+const walHeaderBytes = 32;
+const walFrameHeaderBytes = 24;
 
 function walFileBytes(path: string): number {
   try {

@@ -35,6 +35,11 @@ export class SqliteUsageReader implements UsageReader {
     };
   }
 
+  /**
+   * Streams the rows from SQLite one at a time (memory stays flat however many match). The
+   * connection is busy until the last row: `visit` must not use the store, and the whole walk runs
+   * on the event loop, so an export of millions of rows holds it for seconds.
+   */
   eachRow(filter: UsageFilter, visit: (row: LedgerRow) => void): number {
     const where = liveWhere(filter);
     const statement = this.db.prepare(`SELECT ${ledgerColumnList} FROM ledger WHERE ${where.sql} ORDER BY charged_at_ms, id`).raw();

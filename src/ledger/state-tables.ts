@@ -27,8 +27,8 @@ export class StateTables {
     const put = {
       meta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       counter: db.prepare(
-        `INSERT INTO counter_entries (scope, subject, metric, unit, window_index, end_ms, p, n, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (scope, subject, metric, unit, window_index) DO UPDATE SET end_ms = excluded.end_ms, p = excluded.p, n = excluded.n, version = excluded.version`,
+        `INSERT INTO counter_entries (replica, scope, subject, metric, unit, window_index, end_ms, p, n, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (replica, scope, subject, metric, unit, window_index) DO UPDATE SET end_ms = excluded.end_ms, p = excluded.p, n = excluded.n, version = excluded.version`,
       ),
       rights: db.prepare('INSERT INTO rights_rows (key_id, end_ms, json) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET end_ms = excluded.end_ms, json = excluded.json'),
       open: db.prepare('INSERT INTO open_requests (request_id, json) VALUES (?, ?) ON CONFLICT (request_id) DO UPDATE SET json = excluded.json'),
@@ -47,7 +47,7 @@ export class StateTables {
       for (const [key, value] of batch.meta) put.meta.run(key, value);
       for (const e of batch.counterEntries) {
         assert(Number.isSafeInteger(e.index) && Number.isSafeInteger(e.endMs) && isCount(e.p) && isCount(e.n) && isCount(e.version), 'a counter entry holds counts');
-        put.counter.run(e.scope, e.subject, e.metric, e.unit, e.index, e.endMs, e.p, e.n, e.version);
+        put.counter.run(e.replica, e.scope, e.subject, e.metric, e.unit, e.index, e.endMs, e.p, e.n, e.version);
       }
       for (const r of batch.rightsRows) put.rights.run(r.keyId, r.endMs, r.json);
       for (const o of batch.openRequestsPut) put.open.run(o.requestId, o.json);
@@ -66,9 +66,9 @@ export class StateTables {
       meta: db.prepare('SELECT key, value FROM meta').raw(),
       counters: db
         .prepare(
-          `SELECT json_group_array(json_array(scope, subject, metric, unit, window_index, end_ms, p, n, version)) FROM (
-             SELECT * FROM counter_entries WHERE (scope, subject, metric, unit, window_index) > (?, ?, ?, ?, ?)
-             ORDER BY scope, subject, metric, unit, window_index LIMIT ${storeLoadChunkEntriesMax})`,
+          `SELECT json_group_array(json_array(replica, scope, subject, metric, unit, window_index, end_ms, p, n, version)) FROM (
+             SELECT * FROM counter_entries WHERE (replica, scope, subject, metric, unit, window_index) > (?, ?, ?, ?, ?, ?)
+             ORDER BY replica, scope, subject, metric, unit, window_index LIMIT ${storeLoadChunkEntriesMax})`,
         )
         .pluck(),
       rights: db.prepare('SELECT key_id, end_ms, json FROM rights_rows').raw(),
@@ -79,19 +79,20 @@ export class StateTables {
   }
 
   /**
-   * Own counter entries, the largest table a node loads (100,000 keys and more). A row crossing
-   * from SQLite to JavaScript costs about a microsecond in better-sqlite3, while one JSON string of
-   * many rows is parsed by V8 several times faster; so the entries come as JSON arrays of
+   * Counter entries (every replica's the node held), the largest table a node loads (100,000 keys
+   * and more). A row crossing from SQLite to JavaScript costs about a microsecond in
+   * better-sqlite3, while one JSON string of many rows is parsed by V8 several times faster; so the
+   * entries come as JSON arrays of
    * `storeLoadChunkEntriesMax` rows, each chunk starting after the last key of the one before.
    */
   private readCounterEntries(): StoredCounterEntry[] {
     const entries: StoredCounterEntry[] = [];
     let after = beforeFirstKey;
     for (;;) {
-      const chunk = JSON.parse(this.reads.counters.get(after) as string) as [string, string, string, string, number, number, number, number, number][];
-      for (const [scope, subject, metric, unit, index, endMs, p, n, version] of chunk) entries.push({ scope, subject, metric, unit, index, endMs, p, n, version });
+      const chunk = JSON.parse(this.reads.counters.get(after) as string) as [string, string, string, string, string, number, number, number, number, number][];
+      for (const [replica, scope, subject, metric, unit, index, endMs, p, n, version] of chunk) entries.push({ replica, scope, subject, metric, unit, index, endMs, p, n, version });
       if (chunk.length < storeLoadChunkEntriesMax) return entries;
-      after = chunk[chunk.length - 1]!.slice(0, 5);
+      after = chunk[chunk.length - 1]!.slice(0, 6);
     }
   }
 
@@ -113,7 +114,7 @@ export class StateTables {
 }
 
 /** The first key of the counter table's order: every stored key compares greater. */
-const beforeFirstKey: readonly SqlValue[] = ['', '', '', '', Number.MIN_SAFE_INTEGER];
+const beforeFirstKey: readonly SqlValue[] = ['', '', '', '', '', Number.MIN_SAFE_INTEGER];
 
 /** better-sqlite3 binds Buffers as BLOBs; a view over the same memory costs no copy. */
 function asBuffer(bytes: Uint8Array): Buffer {

@@ -15,12 +15,12 @@ import { assert } from '../core/assert.js';
  * Tables (node-state.ts says what each record is):
  *
  *   meta             key → value
- *   counter_entries  (scope, subject, metric, unit, window_index) → p, n, version, end_ms
+ *   counter_entries  (replica, scope, subject, metric, unit, window_index) → p, n, version, end_ms
  *   rights_rows      key_id → end_ms, json
  *   open_requests    request_id → json
  *   policy_updates   seq → bytes (Yjs updates in the order they were made)
  *   answers          (book, key) → at_ms, json
- *   ledger           id (autoincrement, never reused) → every field of a LedgerRow
+ *   ledger           id (rowid: one more than the largest, so in insertion order) → every field of a LedgerRow
  *   ledger_daily     (day, role, tenant, user, api_key_id, model, account) → sums and a count
  *
  * Booleans are 0/1 integers. In `ledger_daily` an absent user, key or account is '' rather than
@@ -55,8 +55,11 @@ export const migrations: readonly Migration[] = [
         book TEXT NOT NULL, key TEXT NOT NULL, at_ms INTEGER NOT NULL, json TEXT NOT NULL,
         PRIMARY KEY (book, key)
       ) WITHOUT ROWID;
+      -- The id is a plain rowid, not AUTOINCREMENT: that would write sqlite_sequence's page in
+      -- every commit for nothing (the id only orders rows of the same millisecond; roll-ups delete
+      -- the oldest rows, so the largest id, which the next one follows, stays).
       CREATE TABLE ledger (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         request_id TEXT NOT NULL, role TEXT NOT NULL, tenant TEXT NOT NULL, user TEXT, api_key_id TEXT, account TEXT,
         origin_region TEXT NOT NULL, served_region TEXT NOT NULL, node TEXT NOT NULL, model TEXT NOT NULL, stream INTEGER NOT NULL,
         input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL,
@@ -84,6 +87,23 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX ledger_tenant ON ledger (tenant, charged_at_ms);
       CREATE INDEX ledger_account ON ledger (account, charged_at_ms);
       CREATE INDEX ledger_request ON ledger (request_id);
+    `,
+  },
+  {
+    version: 3,
+    purpose: "every replica's counter entries, not only the node's own: the replica joins the key (rows kept so far are the node's own, the replica its meta names)",
+    sql: `
+      CREATE TABLE counter_entries_by_replica (
+        replica TEXT NOT NULL, scope TEXT NOT NULL, subject TEXT NOT NULL, metric TEXT NOT NULL, unit TEXT NOT NULL, window_index INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY (replica, scope, subject, metric, unit, window_index)
+      ) WITHOUT ROWID;
+      INSERT INTO counter_entries_by_replica
+        SELECT coalesce((SELECT value FROM meta WHERE key = 'replica'), ''), scope, subject, metric, unit, window_index, end_ms, p, n, version
+        FROM counter_entries;
+      DROP TABLE counter_entries;
+      ALTER TABLE counter_entries_by_replica RENAME TO counter_entries;
+      CREATE INDEX counter_entries_end ON counter_entries (end_ms);
     `,
   },
 ];

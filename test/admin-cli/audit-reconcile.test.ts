@@ -191,3 +191,34 @@ describe('an interrupted request', () => {
     expect(report.differences).toBe(0);
   });
 });
+
+describe('the upstream beside interrupted calls', () => {
+  const day = windowAt('day', nowMs).index;
+  const account: AuditSubject = { scope: 'account', id: 'acct-1', limits: [{ metric: 'requests', window: 'day', sliding: false, mode: 'eventual' }] };
+  const plan = planAudit([account], { sinceMs: nowMs - minuteMs, untilMs: nowMs }, nowMs);
+  if (!plan.ok) throw new Error(plan.error);
+  const tallyOf = (interrupted: number): LedgerTally => {
+    const tally = new LedgerTally(plan.value, ['acct-1']);
+    const done = ledgerRow({ requestId: 'done', account: 'acct-1', chargedAtMs: nowMs - 1_000, inputTokens: 0, outputTokens: 10 });
+    tally.add(done, 'tenant');
+    tally.add(done, 'account');
+    for (let i = 0; i < interrupted; i++) {
+      const row = ledgerRow({ requestId: `cut-${i}`, account: null, chargedAtMs: nowMs - 500, weightedTokens: 0, inputTokens: 0, outputTokens: 0, outcome: 'interrupted', estimated: true });
+      tally.add(row, 'tenant');
+      tally.add(row, 'account');
+    }
+    return tally;
+  };
+  const counters = new Map([[`account/acct-1/requests/day:${day}`, 1]]);
+  const upstream = (requests: number, output: number): Map<string, UpstreamTotals> => new Map([['acct-1', { requests, input_tokens: 0, output_tokens: output, cache_read_tokens: 0 }]]);
+  const rangeLine = (lines: readonly { subject: string; window: string; metric: string }[], metric: string) => lines.find((line) => line.subject === 'account acct-1' && line.window === 'range' && line.metric === metric);
+
+  it('may exceed the ledger by one request per interrupted call (and its tokens), and no more', () => {
+    const explained = reconcile({ plan: plan.value, tally: tallyOf(1), counters, adjustments: new Map(), upstream: upstream(2, 30) });
+    expect(rangeLine(explained.lines, 'requests')).toMatchObject({ diff: 1, verdict: 'interrupted' });
+    expect(rangeLine(explained.lines, 'output_tokens')).toMatchObject({ diff: 20, verdict: 'interrupted' });
+    expect(explained.differences).toBe(0);
+    expect(reconcile({ plan: plan.value, tally: tallyOf(1), counters, adjustments: new Map(), upstream: upstream(3, 30) }).differences).toBeGreaterThan(0);
+    expect(reconcile({ plan: plan.value, tally: tallyOf(0), counters, adjustments: new Map(), upstream: upstream(2, 30) }).differences).toBeGreaterThan(0);
+  });
+});

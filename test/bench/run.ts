@@ -1,14 +1,15 @@
-// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: admission, crdt, gateway, http, mesh, sim, upstream.
+// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: admission, crdt, gateway, http, ledger, mesh, sim, upstream.
 import { admissionBench } from './admission.bench.js';
 import { crdtBench } from './crdt.bench.js';
 import { gatewayBench } from './gateway.bench.js';
 import { type BenchContext, missedTargets } from './harness.js';
 import { httpBench } from './http.bench.js';
+import { ledgerBench } from './ledger.bench.js';
 import { meshBench } from './mesh.bench.js';
 import { simBench } from './sim.bench.js';
 import { upstreamBench } from './upstream.bench.js';
 
-const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = { admission: admissionBench, crdt: crdtBench, gateway: gatewayBench, http: httpBench, mesh: meshBench, sim: simBench, upstream: upstreamBench };
+const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = { admission: admissionBench, crdt: crdtBench, gateway: gatewayBench, http: httpBench, ledger: ledgerBench, mesh: meshBench, sim: simBench, upstream: upstreamBench };
 
 async function main(argv: readonly string[]): Promise<number> {
   const names: string[] = [];

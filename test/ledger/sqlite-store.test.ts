@@ -26,7 +26,7 @@ afterEach(() => {
 });
 
 function counterEntry(i: number, endMs = day0Ms + dayMs): StoredCounterEntry {
-  return { scope: 'tenant', subject: `tenant-${i}`, metric: 'weighted_tokens', unit: 'day', index: 20_423, endMs, p: i * 3, n: i, version: 7 };
+  return { replica: 'eu-1~r1', scope: 'tenant', subject: `tenant-${i}`, metric: 'weighted_tokens', unit: 'day', index: 20_423, endMs, p: i * 3, n: i, version: 7 };
 }
 
 describe('SqliteStore round trip', () => {
@@ -94,15 +94,17 @@ describe('SqliteStore round trip', () => {
     const entries = Array.from({ length: 100_000 }, (_, i) => counterEntry(i));
     expect(store.commit(batchOf({ counterEntries: entries }))).toEqual({ ok: true });
     store.close();
-    const start = performance.now();
+    // CPU time, not wall time: beside other test files and other work on a 2-core machine the wall
+    // clock measures the scheduler (3 s were seen), while the work itself takes some 150 ms of CPU
+    // (`npm run bench -- ledger` measures the wall time of a restart on its own).
+    const before = process.cpuUsage();
     store = openStore(join(folder.path, 'state.db'));
     const loaded = store.load().counterEntries;
-    const elapsedMs = performance.now() - start;
+    const used = process.cpuUsage(before);
+    const cpuMs = (used.user + used.system) / 1000;
     expect(loaded.length).toBe(100_000);
     expect(loaded[500]).toEqual(entries.find((e) => e.subject === loaded[500]!.subject));
-    // Some 300 ms on the 2-core machine with other work beside it (`npm run bench -- ledger`
-    // measures it alone); the bound is the issue's "well under a second" with a loaded machine's slack.
-    expect(elapsedMs).toBeLessThan(1_000);
+    expect(cpuMs).toBeLessThan(1_000);
   });
 
   it('reports its size, rows and commit time for metrics', () => {
@@ -175,8 +177,9 @@ describe('SqliteStore failures', () => {
     // Keep the 100-byte header and page 1 (the schema) intact, scribble over the rest.
     const db = new Database(path);
     const pageCount = db.pragma('page_count', { simple: true }) as number;
+    const pageBytes = db.pragma('page_size', { simple: true }) as number;
     db.close();
-    writeFileSync(path, Buffer.concat([readFileSync(path).subarray(0, 4096), Buffer.alloc((pageCount - 1) * 4096, 0xa5)]));
+    writeFileSync(path, Buffer.concat([readFileSync(path).subarray(0, pageBytes), Buffer.alloc((pageCount - 1) * pageBytes, 0xa5)]));
     const opened = SqliteStore.open(path, storeOptions);
     expect(opened.ok ? 'opened' : opened.error.kind).toBe('corrupt');
   });

@@ -19,7 +19,7 @@ const retentionMs = 2 * dayMs;
 
 interface Held {
   readonly row: LedgerRow;
-  /** Insertion order: the store's autoincrement id. */
+  /** Insertion order: the store's row id. */
   readonly seq: number;
   readonly aggregated: boolean;
 }
@@ -103,6 +103,13 @@ function reference(held: readonly Held[], query: UsageQuery): UsageAnswer {
   };
 }
 
+/** The query with its range widened to whole UTC days. */
+function overWholeDays(query: UsageQuery): UsageQuery {
+  const { sinceMs, untilMs, ...rest } = query.filter;
+  const day = (ms: number): number => Math.floor(ms / dayMs) * dayMs;
+  return { ...query, filter: { ...rest, ...(sinceMs === undefined ? {} : { sinceMs: day(sinceMs) }), ...(untilMs === undefined ? {} : { untilMs: day(untilMs) }) } };
+}
+
 const byKey = (a: { key: Record<string, string> }, b: { key: Record<string, string> }): number => JSON.stringify(a.key).localeCompare(JSON.stringify(b.key));
 
 const arbTime = fc.integer({ min: day0Ms - (spanDays + 1) * dayMs, max: day0Ms + (spanDays + 1) * dayMs });
@@ -143,12 +150,16 @@ describe('SqliteStore usage queries', () => {
         try {
           expect(store.commit(batchOf({ ledgerRows: rows.slice(0, 30) }))).toEqual({ ok: true });
           expect(store.commit(batchOf({ ledgerRows: rows.slice(30) }))).toEqual({ ok: true });
+          // Totals over whole days (or no range) are the same before and after a roll-up.
+          const wholeDays = queries.map(overWholeDays);
+          const totalsBefore = wholeDays.map((q) => store.queryUsage(q).totals);
           let cutoffMs = Number.NEGATIVE_INFINITY;
           if (rollUpAt !== undefined) {
             const rolled = store.rollUp(rollUpAt);
             cutoffMs = Math.floor((rollUpAt - retentionMs) / dayMs) * dayMs;
             expect(rolled).toEqual({ ok: true, value: rows.filter((r) => r.chargedAtMs < cutoffMs).length });
           }
+          expect(wholeDays.map((q) => store.queryUsage(q).totals)).toEqual(totalsBefore);
           const held = rows.map((row, seq) => ({ row, seq, aggregated: row.chargedAtMs < cutoffMs }));
           for (const query of queries) {
             const got = store.queryUsage(query);

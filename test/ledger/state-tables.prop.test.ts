@@ -20,7 +20,7 @@ function fold(batches: readonly StateBatch[]): { snapshot: NodeSnapshot; rows: L
   const rows: LedgerRow[] = [];
   for (const batch of batches) {
     for (const [key, value] of batch.meta) meta.set(key, value);
-    for (const e of batch.counterEntries) counters.set(JSON.stringify([e.scope, e.subject, e.metric, e.unit, e.index]), e);
+    for (const e of batch.counterEntries) counters.set(JSON.stringify([e.replica, e.scope, e.subject, e.metric, e.unit, e.index]), e);
     for (const r of batch.rightsRows) rights.set(r.keyId, r);
     for (const o of batch.openRequestsPut) open.set(o.requestId, o);
     for (const a of batch.answersPut) answers.set(JSON.stringify([a.book, a.key]), a);

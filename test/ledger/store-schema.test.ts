@@ -15,21 +15,27 @@ const dayMs = 86_400_000;
  */
 const writeAtVersion: Record<number, (db: Database.Database) => void> = {
   0: () => {},
-  1: (db) => {
-    db.prepare("INSERT INTO meta (key, value) VALUES ('replicaId', 'eu/node-1#2')").run();
-    db.prepare("INSERT INTO counter_entries VALUES ('tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)").run(day0Ms + dayMs);
-    db.prepare("INSERT INTO rights_rows VALUES ('k1', ?, '{\"used\":3}')").run(day0Ms);
-    db.prepare("INSERT INTO open_requests VALUES ('r7', '{\"lease\":1}')").run();
-    db.prepare('INSERT INTO policy_updates (bytes) VALUES (?)').run(Buffer.from([7, 7]));
-    db.prepare("INSERT INTO answers VALUES ('forward', 'r6:acct-1', 12, '{}')").run();
-    const insert = db.prepare(`INSERT INTO ledger (request_id, role, tenant, user, api_key_id, account, origin_region, served_region, node, model, stream,
-      input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, weighted_tokens, cost_micros, outcome, status, estimated, client_left,
-      drained, charged_at_ms, settled_at_ms, duration_ms) VALUES (?, 'local', 'acme', 'ada', NULL, 'acct-1', 'eu', 'eu', 'eu/node-1',
-      'claude-sonnet-4-6', 0, 100, 20, 0, 0, 200, 600, 'ok', 'ok', 0, 0, 0, ?, ?, 40)`);
-    insert.run('old', day0Ms - 200 * dayMs, day0Ms - 200 * dayMs + 40);
-    insert.run('new', day0Ms, day0Ms + 40);
-  },
+  1: (db) => writeOwnEntriesOnly(db),
+  // Version 2 added the aggregates; the tables a node wrote were those of version 1.
+  2: (db) => writeOwnEntriesOnly(db),
 };
+
+/** Versions 1 and 2 kept the node's own counter entries only, keyed without their replica (the one meta names). */
+function writeOwnEntriesOnly(db: Database.Database): void {
+  db.prepare("INSERT INTO meta (key, value) VALUES ('replicaId', 'eu/node-1#2')").run();
+  db.prepare("INSERT INTO meta (key, value) VALUES ('replica', 'eu-1~r1')").run();
+  db.prepare("INSERT INTO counter_entries VALUES ('tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)").run(day0Ms + dayMs);
+  db.prepare("INSERT INTO rights_rows VALUES ('k1', ?, '{\"used\":3}')").run(day0Ms);
+  db.prepare("INSERT INTO open_requests VALUES ('r7', '{\"lease\":1}')").run();
+  db.prepare('INSERT INTO policy_updates (bytes) VALUES (?)').run(Buffer.from([7, 7]));
+  db.prepare("INSERT INTO answers VALUES ('forward', 'r6:acct-1', 12, '{}')").run();
+  const insert = db.prepare(`INSERT INTO ledger (request_id, role, tenant, user, api_key_id, account, origin_region, served_region, node, model, stream,
+    input_tokens, output_tokens, cache_write_tokens, cache_read_tokens, weighted_tokens, cost_micros, outcome, status, estimated, client_left,
+    drained, charged_at_ms, settled_at_ms, duration_ms) VALUES (?, 'local', 'acme', 'ada', NULL, 'acct-1', 'eu', 'eu', 'eu/node-1',
+    'claude-sonnet-4-6', 0, 100, 20, 0, 0, 200, 600, 'ok', 'ok', 0, 0, 0, ?, ?, 40)`);
+  insert.run('old', day0Ms - 200 * dayMs, day0Ms - 200 * dayMs + 40);
+  insert.run('new', day0Ms, day0Ms + 40);
+}
 
 let folder: ReturnType<typeof tempFolder>;
 beforeEach(() => {
@@ -66,7 +72,8 @@ describe('store migrations', () => {
         const snapshot = store.load();
         if (version >= 1) {
           expect(snapshot.meta.get('replicaId')).toBe('eu/node-1#2');
-          expect(snapshot.counterEntries).toEqual([{ scope: 'tenant', subject: 'acme', metric: 'weighted_tokens', unit: 'day', index: 20423, endMs: day0Ms + dayMs, p: 50, n: 5, version: 9 }]);
+          // Entries kept before version 3 are the node's own: the replica its meta names.
+          expect(snapshot.counterEntries).toEqual([{ replica: 'eu-1~r1', scope: 'tenant', subject: 'acme', metric: 'weighted_tokens', unit: 'day', index: 20423, endMs: day0Ms + dayMs, p: 50, n: 5, version: 9 }]);
           expect(snapshot.rightsRows).toEqual([{ keyId: 'k1', endMs: day0Ms, json: '{"used":3}' }]);
           expect(snapshot.openRequests).toEqual([{ requestId: 'r7', json: '{"lease":1}' }]);
           expect(snapshot.policyUpdates).toEqual([Uint8Array.of(7, 7)]);

@@ -443,6 +443,7 @@ describe('PrometheusNodeMetrics', () => {
       aggregateRows: 3,
       counterEntries: 40,
       lastCommitMs: 0.5,
+      lastInlineCheckpointMs: 0,
       commits: 7,
       commitFailures: 0,
       inlineCheckpoints: 0,

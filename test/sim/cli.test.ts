@@ -47,6 +47,7 @@ const passed: SimResult = {
   simulatedMs: 610_000,
   wallMs: 20_000,
   stats: { requests: 600_000, framesDelivered: 1_234_567, framesDropped: 12_345, bytesDelivered: 45_600_000, events: 9_876_543 },
+  durability: { commits: 123_456, commitsRefused: 0, restarts: 1, interrupted: 17, settlementsLost: 3, undispatched: 2, refusedDiskFailing: 0 },
   record: { regions: ['us-east', 'us-west', 'eu-west', 'ap-northeast', 'ap-southeast'], sampleEveryMs: 1_000, samples: [], faults: scenario.faults, healedAtMs: 600_000 },
   replay: 'npm run sim -- --scenario partition-heal --regions 5 --seed 42 --duration 600000',
 };
@@ -180,6 +181,7 @@ describe('formatting', () => {
     expect(summary).toMatch(/^requests +600,000$/m);
     expect(summary).toContain('1,234,567 delivered (45.6 MB), 12,345 dropped');
     expect(summary).toContain('majority after 320ms, crash after 1.2s');
+    expect(summary).toContain('123,456 commits, 1 restart from disk; 17 requests interrupted (charged their estimate; 3 of them had settled), 2 admitted but never dispatched');
     expect(summary).toMatch(/^trace hash +9f1c0ffee$/m);
     expect(summary).not.toContain('replay');
     expect(summary).not.toContain('failures');

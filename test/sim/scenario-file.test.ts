@@ -56,6 +56,7 @@ const expectedScenarios = [
   'steady',
   'strobe',
   'swarm-claims',
+  'swarm-durable',
   'swarm-escrow',
   'swarm-mesh',
   'swarm-strict',
@@ -163,6 +164,15 @@ describe('parseScenario', () => {
     expect(fieldOf(withFields({ network: { jitterMs: 5, loss: 0, duplicate: 0 } }))).toBe('network.bytesPerMs');
     expect(fieldOf(withFields({ faults: {} }))).toBe('faults');
     expect(fieldOf(withFields({ faults: new Array(1_001).fill(valid.faults[0]) }))).toBe('faults');
+    expect(fieldOf(withFields({ swarmFaults: [] }))).toBe('swarmFaults');
+    expect(fieldOf(withFields({ swarmFaults: 'crash' }))).toBe('swarmFaults');
+    expect(fieldOf(withFields({ swarmFaults: ['crash', 'reboot'] }))).toBe('swarmFaults[1]');
+    expect(fieldOf(withFields({ swarmFaults: ['crash', 'pause', 'crash'] }))).toBe('swarmFaults[2]');
+    const chosen = parseScenario({ ...valid, swarmFaults: ['crash', 'pause'] });
+    expect(chosen.ok && chosen.value.swarmFaults).toEqual(['crash', 'pause']);
+    // Left out, it stays out: a swarm on the scenario draws every kind.
+    const plain = parseScenario(valid);
+    expect(plain.ok && plain.value.swarmFaults).toBeUndefined();
   });
 
   it('names the fault and the field of each mistake in a fault', () => {

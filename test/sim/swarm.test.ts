@@ -63,6 +63,16 @@ describe('randomScenario', () => {
     expect(durable).toEqual(new Set([true, false]));
   });
 
+  it('draws only the fault kinds the base names in swarmFaults', () => {
+    const crashes: Scenario = { ...base, swarmFaults: ['crash'] };
+    const kinds = new Set(seeds.flatMap((seed) => randomScenario(seed, crashes).faults.map((f) => f.kind)));
+    expect([...kinds]).toEqual(['crash']);
+    const durable = new Set(seeds.flatMap((seed) => randomScenario(seed, crashes).faults.flatMap((f) => (f.kind === 'crash' ? [f.durable] : []))));
+    expect(durable).toEqual(new Set([true, false]));
+    // The base's own list is kept, so the drawn scenario replays from its file.
+    expect(randomScenario(1, crashes).swarmFaults).toEqual(['crash']);
+  });
+
   it('varies how many fault kinds a scenario mixes, the point of swarm testing', () => {
     const kindCounts = new Set(seeds.map((seed) => new Set(randomScenario(seed, base).faults.map((f) => f.kind)).size));
     expect(kindCounts.has(1)).toBe(true);

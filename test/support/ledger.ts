@@ -126,6 +126,7 @@ const arbKeyPart = fc.constantFrom('a', 'b', 'c');
 const arbJson = fc.string({ maxLength: 12 }).map((s) => JSON.stringify({ s }));
 
 const arbCounterEntry: fc.Arbitrary<StoredCounterEntry> = fc.record({
+  replica: fc.constantFrom('eu-1~r1', 'us-1~r0'),
   scope: fc.constantFrom('tenant', 'account'),
   subject: arbKeyPart,
   metric: fc.constantFrom('weighted_tokens', 'requests'),

@@ -19,10 +19,10 @@ export const smallScenario = (faults: Fault[], overrides: Partial<Scenario> = {}
 });
 
 /**
- * The shipped `swarm-strict`, `swarm-escrow` or `swarm-claims` base, shortened to `durationMs`:
- * what the admission swarms in `npm test` draw their fault mixes on.
+ * The shipped `swarm-strict`, `swarm-escrow`, `swarm-claims` or `swarm-durable` base, shortened
+ * to `durationMs`: what the admission swarms in `npm test` draw their fault mixes on.
  */
-export async function quotaSwarmBase(mode: 'strict' | 'escrow' | 'claims', durationMs = 5_000): Promise<Scenario> {
+export async function quotaSwarmBase(mode: 'strict' | 'escrow' | 'claims' | 'durable', durationMs = 5_000): Promise<Scenario> {
   const loaded = await loadScenario(`swarm-${mode}`);
   if (!loaded.ok) throw new Error(`the swarm-${mode} scenario does not load`);
   const base = withOverrides(loaded.value, { durationMs });

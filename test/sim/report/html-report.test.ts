@@ -53,6 +53,7 @@ function syntheticResult(build: Build = {}): SimResult {
     simulatedMs: sampleCount * 100,
     wallMs: 150,
     stats: { requests: 12_000, framesDelivered: 48_000, framesDropped: 480, bytesDelivered: 3_500_000, events: 90_000 },
+    durability: { commits: 9_000, commitsRefused: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0, refusedDiskFailing: 0 },
     record: { regions, sampleEveryMs: 100, samples, faults, healedAtMs: 20_000 },
     replay: `npx tsx sim/cli.ts run sim/scenarios/${build.name ?? 'majority-partition'}.json --seed ${seed}`,
   };
