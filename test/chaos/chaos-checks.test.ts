@@ -70,7 +70,12 @@ describe('the audit explanation', () => {
   it('accepts the upstream above the accounts\' rows within the interrupted calls', () => {
     const explained = explainAudit([line({}), line({ metric: 'output_tokens', diff: c.maxTokens }), line({ metric: 'input_tokens', diff: c.inputTokens }), line({ verdict: 'agrees', diff: 0 })], sent, rows, 0);
     expect(explained.problems).toEqual([]);
-    expect(explained.note).toMatch(/^3 line\(s\) differ: the upstream counted 1 call\(s\)/);
+    expect(explained.note).toMatch(/^3 line\(s\) differ or read interrupted: the upstream counted 1 call\(s\)/);
+  });
+
+  it('checks the lines the audit itself reads as interrupted with the same bound', () => {
+    expect(explainAudit([line({ verdict: 'interrupted' })], sent, rows, 0).problems).toEqual([]);
+    expect(explainAudit([line({ verdict: 'interrupted', metric: 'output_tokens', diff: c.maxTokens + 1 })], sent, rows, 0).problems).toEqual([expect.stringMatching(/output_tokens above the accounts' rows, more than/)]);
   });
 
   it('accepts calls beyond them only up to the calls a dying node cut (the known forwarding issue), and says so', () => {

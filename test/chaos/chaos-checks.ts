@@ -179,7 +179,9 @@ export interface AuditExplanation {
 export function explainAudit(lines: readonly AuditJsonLine[], sent: readonly SentRequest[], rows: readonly LedgerRow[], cutCalls: number): AuditExplanation {
   const problems: string[] = [];
   const excess = { requests: 0, input_tokens: 0, output_tokens: 0 };
-  const differing = lines.filter((line) => line.verdict === 'differs');
+  // The audit itself reads an upstream excess that interrupted calls may explain as `interrupted`
+  // (one request each over all accounts): checked here too, with each call's own tokens.
+  const differing = lines.filter((line) => line.verdict === 'differs' || line.verdict === 'interrupted');
   for (const line of differing) {
     const explainable = line.subject.startsWith('account ') && line.window === 'range' && line.diff > 0 && line.metric in excess;
     if (explainable) excess[line.metric as keyof typeof excess] += line.diff;
@@ -209,7 +211,7 @@ export function explainAudit(lines: readonly AuditJsonLine[], sent: readonly Sen
   const note =
     differing.length === 0
       ? 'no difference'
-      : `${differing.length} line(s) differ: the upstream counted ${excess.requests} call(s), ${excess.input_tokens} input and ${excess.output_tokens} output tokens above the accounts' rows; ${unaccounted.length} admitted request(s) without an account row (a node died running them) explain up to ${interrupted.requests} call(s), ${interrupted.input_tokens} input and ${interrupted.output_tokens} output tokens` +
+      : `${differing.length} line(s) differ or read interrupted: the upstream counted ${excess.requests} call(s), ${excess.input_tokens} input and ${excess.output_tokens} output tokens above the accounts' rows; ${unaccounted.length} admitted request(s) without an account row (a node died running them) explain up to ${interrupted.requests} call(s), ${interrupted.input_tokens} input and ${interrupted.output_tokens} output tokens` +
         (beyond > 0 ? `; ${beyond} call(s) beyond them, of the ${cutCalls} the upstream saw cut by a dying node: calls forwarded to a home that died, retried on another account (known issue, test/node/forward-home-death.test.ts)` : '');
   return { problems, note };
 }
