@@ -51,9 +51,10 @@ function clientOf(node: SoloNode): CarpoolClient {
 
 type Answer = { readonly ok: true; readonly usage: Usage } | { readonly ok: false; readonly code: string; readonly pushbackMs: number | undefined };
 
-async function complete(client: CarpoolClient, requestId: string, maxTokens = 256): Promise<Answer> {
+/** `user` names the request's user: each filling worker is its own, so no client rate (100 a burst) stops the fill. */
+async function complete(client: CarpoolClient, requestId: string, maxTokens = 256, user = ''): Promise<Answer> {
   const body = { model: 'claude-sonnet-4-6', max_tokens: maxTokens, messages: [{ role: 'user', content: `Keep this: ${requestId}` }] };
-  const answer = await client.complete({ requestId, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' }, { deadlineMs: Date.now() + 15_000 });
+  const answer = await client.complete({ requestId, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user }, { deadlineMs: Date.now() + 15_000 });
   return answer.ok ? { ok: true, usage: answer.value.usage } : { ok: false, ...failureOf(answer.error) };
 }
 
@@ -78,10 +79,10 @@ async function fillUntilRefused(client: CarpoolClient, prefix: string): Promise<
   const deadline = Date.now() + 60_000;
   let next = 0;
   let full = false;
-  const worker = async (): Promise<void> => {
+  const worker = async (user: string): Promise<void> => {
     while (!full && next < 3_000 && Date.now() < deadline) {
       const id = `${prefix}-${next++}`;
-      const answer = await complete(client, id);
+      const answer = await complete(client, id, 256, user);
       if (answer.ok) filled.completed.set(id, answer.usage);
       else if (answer.code === 'UNAVAILABLE') {
         filled.refused.push(id);
@@ -89,7 +90,7 @@ async function fillUntilRefused(client: CarpoolClient, prefix: string): Promise<
       } else throw new Error(`${id}: ${answer.code}`);
     }
   };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  await Promise.all(Array.from({ length: 8 }, (_, i) => worker(`filler-${i}`)));
   return { ...filled, sent: next };
 }
 
