@@ -293,7 +293,7 @@ export class QuotaGate {
       for (const reservation of record.reservations) {
         if (this.reservations.get(reservation.requestId) !== undefined) continue;
         this.reservations.restore(reservation);
-        metrics.push(reservation.requestId.slice(reservation.requestId.lastIndexOf('#') + 1));
+        metrics.push(metricOfReservation(reservation.requestId));
       }
       this.open.set(record.requestId, { tenant: record.tenant, metrics, escrow: record.escrow, admitted: record.admitted, context: record.context });
     }
@@ -630,4 +630,9 @@ function reservationId(requestId: RequestId, metric: string): RequestId {
 
 function requestOf(reservation: RequestId): RequestId {
   return reservation.slice(0, reservation.lastIndexOf('#')) as RequestId;
+}
+
+/** The metric a settlement or reservation of the gate is for: the other half of `reservationId`. */
+export function metricOfReservation(reservation: RequestId): string {
+  return reservation.slice(reservation.lastIndexOf('#') + 1);
 }

@@ -1,4 +1,4 @@
-import type { InterruptedRequest } from '../admission/quota-gate.js';
+import { type InterruptedRequest, metricOfReservation } from '../admission/quota-gate.js';
 import type { LedgerRow } from './ledger-row.js';
 
 /**
@@ -48,9 +48,9 @@ export function interruptedRow(ended: InterruptedRequest, node: string, region: 
   const releasedKeys = new Set(ended.released.map((r) => r.key.id));
   // Per metric: the estimate if some key of it stays charged, else nothing.
   const charged = (metric: string): number => {
-    const reservation = ended.record.reservations.find((r) => r.requestId.endsWith(`#${metric}`));
+    const reservation = ended.record.reservations.find((r) => metricOfReservation(r.requestId) === metric);
     if (reservation === undefined || reservation.keys.every((key) => releasedKeys.has(key.id))) return 0;
-    return ended.settlements.find((s) => s.requestId.endsWith(`#${metric}`))?.charged ?? 0;
+    return ended.settlements.find((s) => metricOfReservation(s.requestId) === metric)?.charged ?? 0;
   };
   const admittedAtMs = context?.admittedAtMs ?? Math.min(...ended.record.reservations.map((r) => r.reservedAtMs));
   return {

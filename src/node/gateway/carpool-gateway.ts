@@ -1,7 +1,7 @@
 import { ConcurrencyLimiter } from '../../admission/concurrency.js';
 import type { TokenUsage } from '../../admission/estimate.js';
 import type { Rejection } from '../../admission/outcome.js';
-import type { QuotaDecision, QuotaRequest, QuotaSubject } from '../../admission/quota-gate.js';
+import { metricOfReservation, type QuotaDecision, type QuotaRequest, type QuotaSubject } from '../../admission/quota-gate.js';
 import type { RequestAuthenticator } from '../../admission/request-auth.js';
 import type { ClaimHandle, ClaimOutcome } from '../../admission/request-claims.js';
 import { nodeOfReplica } from '../../admission/successor-release.js';
@@ -656,7 +656,7 @@ export class CarpoolGateway implements CarpoolHandler {
     this.observer.tokens(executed.usage);
     // A lease that ran out first charged the estimate: the row says what the counters hold.
     const byLease = settlements.some((settlement) => settlement.by === 'lease');
-    const chargedOf = (metric: string, actual: number): number => settlements.find((s) => s.requestId.endsWith(`#${metric}`))?.charged ?? actual;
+    const chargedOf = (metric: string, actual: number): number => settlements.find((s) => metricOfReservation(s.requestId) === metric)?.charged ?? actual;
     const weightedTokens = chargedOf('weighted_tokens', amounts.get('weighted_tokens') ?? 0);
     const model = modelOf(input);
     const row: LedgerRow = {
