@@ -7,6 +7,7 @@ import { PriorityHeap } from '../core/priority-heap.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Account } from '../mesh/policy/policy-schema.js';
 import type { AccountFeedback } from '../pool/account-feedback.js';
+import { disableReasonText } from '../pool/account-health.js';
 import type { AccountPool, FeedbackReport, PoolError } from '../pool/account-pool.js';
 import { type AccountAmounts, accountAmountsOf, type AccountUsage, estimateAccountAmounts } from '../pool/account-usage.js';
 import { type AttemptDecision, AttemptPlan } from '../pool/attempt-plan.js';
@@ -542,7 +543,7 @@ export class AccountCaller {
     const report = this.pool.onFeedback(accountId, feedback, this.clock.nowMs());
     if (report?.alert === undefined) return;
     this.stats.alerts++;
-    this.log(`account ${accountId} disabled: the upstream answered ${report.alert.status}; an operator must re-enable it`);
+    this.log(`account ${accountId} disabled (${disableReasonText(report.alert)}); an operator must re-enable it`);
     this.onAlert(report);
   }
 

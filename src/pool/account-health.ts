@@ -54,13 +54,27 @@ export interface RateLimitPause {
   readonly untilMs: number;
 }
 
+/**
+ * Why an account is disabled: the upstream refused its credential (401, 403) or its credit
+ * (402), or the node could not renew the credential (an OAuth refresh that failed for good).
+ * `detail` is bounded text fit for an operator, never a secret.
+ */
+export type DisableReason =
+  | { readonly kind: 'auth-failed'; readonly status: 401 | 402 | 403 }
+  | { readonly kind: 'credential'; readonly detail: string };
+
+/** The operator's one-line account of a disable reason. */
+export function disableReasonText(reason: DisableReason): string {
+  return reason.kind === 'auth-failed' ? `the upstream answered ${reason.status}` : `credential: ${reason.detail}`;
+}
+
 export interface HealthChange {
   readonly from: HealthState;
   readonly to: HealthState;
   /** When the account can next take a call; undefined while disabled. */
   readonly availableAtMs: number | undefined;
-  /** Set when the feedback disabled the account: the operator must be told. */
-  readonly alert: { readonly kind: 'auth-failed'; readonly status: 401 | 402 | 403 } | undefined;
+  /** Set when this change disabled the account: the operator must be told. */
+  readonly alert: DisableReason | undefined;
 }
 
 /** The largest streak that still changes a doubling delay: 2^20 × any base is past every cap. */
@@ -109,7 +123,7 @@ function doubling(baseMs: number, maxMs: number, streak: number): number {
 }
 
 export class AccountHealth {
-  private disabledBy: 401 | 402 | 403 | undefined;
+  private disabledBy: DisableReason | undefined;
   private rateLimitedUntilMs = -Infinity;
   private rateLimitKind: RateLimitKind = 'throttled';
   private overloadStreak = 0;
@@ -163,9 +177,20 @@ export class AccountHealth {
     return atMs;
   }
 
-  /** The status a 401 or 403 left, if the account is disabled. */
-  get disabledStatus(): 401 | 402 | 403 | undefined {
+  /** Why the account is disabled; undefined when it is not. */
+  get disabledReason(): DisableReason | undefined {
     return this.disabledBy;
+  }
+
+  /**
+   * Disables the account for a reason found outside a call's answer (a credential that cannot
+   * be renewed). The alert is raised once, by the change that disabled it.
+   */
+  disable(reason: DisableReason, nowMs: number): HealthChange {
+    const from = this.state(nowMs);
+    const alert = this.disabledBy === undefined ? reason : undefined;
+    this.disabledBy = reason;
+    return { from, to: this.state(nowMs), availableAtMs: this.availableAtMs(nowMs), alert };
   }
 
   /** Operator action after a credential was fixed: back to healthy, with no history. */
@@ -205,7 +230,7 @@ export class AccountHealth {
       }
       case 'auth-failed':
         if (this.disabledBy === undefined) alert = { kind: 'auth-failed', status: feedback.status };
-        this.disabledBy = feedback.status;
+        this.disabledBy = { kind: 'auth-failed', status: feedback.status };
         break;
       case 'server-error':
       case 'network':

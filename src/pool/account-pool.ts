@@ -5,7 +5,7 @@ import type { Random } from '../core/random.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Account, AccountKind } from '../mesh/policy/policy-schema.js';
 import type { AccountFeedback } from './account-feedback.js';
-import { AccountHealth, type HealthChange, type HealthState, healthStates } from './account-health.js';
+import { AccountHealth, type DisableReason, disableReasonText, type HealthChange, type HealthState, healthStates } from './account-health.js';
 import { type AccountAmounts, type AccountRoom, noAccountAmounts } from './account-usage.js';
 import { type CancelOutcome, type Permit, type PermitError, type PermitEvent, PermitTable, type PermitTableOptions, type PermitView, type WaiterId } from './permits.js';
 import { type BaseStrategyName, type Candidate, Selector } from './strategies.js';
@@ -104,6 +104,8 @@ export interface AccountStatus {
   readonly concurrencyMax: number;
   readonly availableAtMs: number | undefined;
   readonly dedicated: boolean;
+  /** Why the account is disabled, for the operator; undefined when it is not. */
+  readonly disabledReason: string | undefined;
 }
 
 /** Plain counters for the metrics binding. */
@@ -356,6 +358,19 @@ export class AccountPool {
     return { ...change, accountId, evicted };
   }
 
+  /**
+   * Disables an account for a reason no call reported (a credential that cannot be renewed);
+   * its waiters go elsewhere. Undefined for an account not in the pool.
+   */
+  disable(accountId: AccountId, reason: DisableReason, nowMs: number): FeedbackReport | undefined {
+    const entry = this.entries.get(accountId);
+    if (entry === undefined) return undefined;
+    const change = entry.health.disable(reason, nowMs);
+    if (change.alert !== undefined) this.stats.alerts++;
+    const evicted = this.permits.evict(accountId, () => true, 'account-unavailable');
+    return { ...change, accountId, evicted };
+  }
+
   /** Operator action: re-enables a disabled account. Returns whether the account exists. */
   enable(accountId: AccountId): boolean {
     const entry = this.entries.get(accountId);
@@ -379,6 +394,7 @@ export class AccountPool {
         concurrencyMax: account.concurrencyMax,
         availableAtMs: entry.health.availableAtMs(nowMs),
         dedicated: entry.dedicated !== undefined,
+        disabledReason: entry.health.disabledReason === undefined ? undefined : disableReasonText(entry.health.disabledReason),
       });
     }
     return statuses.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

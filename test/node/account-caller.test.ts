@@ -224,7 +224,7 @@ describe('AccountCaller: account health and retries', () => {
     const revoked = done.attempts[0]?.accountId as AccountId;
     expect(done.attempts.map((a) => a.outcome)).toEqual(['auth-failed', 'success']);
     expect(statusOf(h, revoked).state).toBe('disabled');
-    expect(h.alerts.map((a) => [a.accountId, a.alert?.status])).toEqual([[revoked, 401]]);
+    expect(h.alerts.map((a) => [a.accountId, a.alert])).toEqual([[revoked, { kind: 'auth-failed', status: 401 }]]);
     for (let i = 0; i < 4; i++) expect(completion(await call(h)).accountId).not.toBe(revoked);
     expect(h.emulator.stats().keys[h.keyOf(revoked)]?.requests).toBe(1);
 

@@ -42,7 +42,7 @@ interface Fixture {
 }
 
 function status(id: string, state: HealthState, inFlight = 0, queued = 0): AccountStatus {
-  return { id: id as AccountId, kind: 'api-key', homeRegion: region, state, inFlight, queued, concurrencyMax: 4, availableAtMs: undefined, dedicated: false };
+  return { id: id as AccountId, kind: 'api-key', homeRegion: region, state, inFlight, queued, concurrencyMax: 4, availableAtMs: undefined, dedicated: false, disabledReason: undefined };
 }
 
 const zeroTransport: WsTransportStats = {

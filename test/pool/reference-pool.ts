@@ -11,7 +11,7 @@ import type { Random } from '../../src/core/random.js';
 import { err, ok, type Result } from '../../src/core/result.js';
 import type { Account } from '../../src/mesh/policy/policy-schema.js';
 import type { AccountFeedback } from '../../src/pool/account-feedback.js';
-import { AccountHealth } from '../../src/pool/account-health.js';
+import { AccountHealth, disableReasonText } from '../../src/pool/account-health.js';
 import type { AccountPoolOptions, AccountRequest, AccountSelection, AccountStatus, FeedbackReport, PoolError } from '../../src/pool/account-pool.js';
 import { PoolStats } from '../../src/pool/account-pool.js';
 import { type AccountRoom, noAccountAmounts } from '../../src/pool/account-usage.js';
@@ -323,6 +323,7 @@ export class ReferencePool {
         concurrencyMax: account.concurrencyMax,
         availableAtMs: entry.health.availableAtMs(nowMs),
         dedicated: entry.dedicated !== undefined,
+        disabledReason: entry.health.disabledReason === undefined ? undefined : disableReasonText(entry.health.disabledReason),
       });
     }
     return statuses.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -13,6 +13,7 @@ import { type ModelEntry, modelCatalogueOf } from '../../net/http/model-catalogu
 import type { GatewayObserver } from '../../observe/gateway-observer.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
+import { disableReasonText } from '../../pool/account-health.js';
 import { AccountCaller } from '../account-caller.js';
 import { AdminService } from '../admin/admin-service.js';
 import { ForwardExecutor, newForwardLedger, storedAnswerCodec } from '../forward/forward-executor.js';
@@ -114,7 +115,7 @@ export class RegionGateway {
     const client = new UpstreamClient(options.observer === undefined ? {} : { observer: options.observer });
     const target = (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId);
     const onAlert = (report: FeedbackReport): void =>
-      log(`account ${report.accountId} disabled after an upstream ${report.alert?.status ?? 'refusal'}: re-enable it with EnableAccount once fixed`);
+      log(`account ${report.accountId} disabled (${report.alert === undefined ? 'refused' : disableReasonText(report.alert)}): re-enable it with EnableAccount once fixed`);
     const forwardClient = new ForwardClient();
     const router = new ForwardRouter({
       self: config.node,
