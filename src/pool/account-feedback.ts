@@ -15,12 +15,40 @@ export interface RateLimitWindow {
   readonly resetAtMs: number | undefined;
 }
 
-/** The `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*` header groups. */
+/**
+ * What a subscription (OAuth) account's answer says about its usage windows, from the
+ * `anthropic-ratelimit-unified-*` headers (parsed in src/upstream/rate-limit-headers.ts, where
+ * the sources of the names are cited). `rejected` means the window is exhausted until its reset.
+ */
+export type UnifiedStatus = 'allowed' | 'allowed_warning' | 'rejected';
+
+/** The subscription windows the pool tracks: a bounded set, fit for a metrics label. */
+export const unifiedWindowNames = ['five-hour', 'seven-day'] as const;
+export type UnifiedWindowName = (typeof unifiedWindowNames)[number];
+
+export interface UnifiedWindow {
+  readonly status: UnifiedStatus | undefined;
+  /** The share of the window used, 0 to 1 (it may read above 1 once exhausted). */
+  readonly utilization: number | undefined;
+  readonly resetAtMs: number | undefined;
+}
+
+export interface UnifiedLimits {
+  /** The account as a whole: `rejected` when any window is. */
+  readonly status: UnifiedStatus | undefined;
+  /** When the binding window resets (`anthropic-ratelimit-unified-reset`). */
+  readonly resetAtMs: number | undefined;
+  readonly windows: Readonly<Record<UnifiedWindowName, UnifiedWindow | undefined>>;
+}
+
+/** The `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*` header groups, and the unified ones. */
 export interface RateLimitSnapshot {
   readonly requests: RateLimitWindow | undefined;
   readonly tokens: RateLimitWindow | undefined;
   readonly inputTokens: RateLimitWindow | undefined;
   readonly outputTokens: RateLimitWindow | undefined;
+  /** Only a subscription account's answers carry these. */
+  readonly unified: UnifiedLimits | undefined;
 }
 
 export const emptyRateLimits: RateLimitSnapshot = Object.freeze({
@@ -28,6 +56,7 @@ export const emptyRateLimits: RateLimitSnapshot = Object.freeze({
   tokens: undefined,
   inputTokens: undefined,
   outputTokens: undefined,
+  unified: undefined,
 });
 
 export type AccountFeedback =

@@ -66,7 +66,7 @@ export function parseRateLimits(headers: HeaderMap): RateLimitSnapshot {
     if (limit === undefined && remaining === undefined && resetAtMs === undefined) continue;
     windows[group.field] = Object.freeze({ limit, remaining, resetAtMs });
   }
-  return Object.freeze(windows);
+  return Object.freeze({ ...windows, unified: undefined });
 }
 
 function resetOf(group: Group, value: string | undefined): number | undefined {

@@ -226,8 +226,8 @@ export function decodeFeedback(bytes: Uint8Array): AccountFeedback | undefined {
 function decodeRateLimits(value: unknown): RateLimitSnapshot | undefined {
   // JSON drops undefined fields, so a snapshot with no windows arrives as {}.
   if (!isRecord(value)) return undefined;
-  const windows: Record<keyof RateLimitSnapshot, RateLimitWindow | undefined> = { requests: undefined, tokens: undefined, inputTokens: undefined, outputTokens: undefined };
-  for (const name of Object.keys(windows) as (keyof RateLimitSnapshot)[]) {
+  const windows: Record<Exclude<keyof RateLimitSnapshot, 'unified'>, RateLimitWindow | undefined> = { requests: undefined, tokens: undefined, inputTokens: undefined, outputTokens: undefined };
+  for (const name of Object.keys(windows) as (keyof typeof windows)[]) {
     const window = value[name];
     if (window === undefined) continue;
     if (!isRecord(window)) return undefined;
@@ -235,7 +235,7 @@ function decodeRateLimits(value: unknown): RateLimitSnapshot | undefined {
     if (!fields.every((field) => field === undefined || (typeof field === 'number' && Number.isFinite(field) && field >= 0))) return undefined;
     windows[name] = { limit: window.limit as number | undefined, remaining: window.remaining as number | undefined, resetAtMs: window.resetAtMs as number | undefined };
   }
-  return windows;
+  return { ...windows, unified: undefined };
 }
 
 function isCount(value: unknown): value is number {

@@ -23,7 +23,7 @@ const window: fc.Arbitrary<RateLimitWindow | undefined> = fc.option(
   fc.record({ limit: fc.option(count, { nil: undefined }), remaining: fc.option(count, { nil: undefined }), resetAtMs: fc.option(count, { nil: undefined }) }),
   { nil: undefined },
 );
-const rateLimits = fc.record({ requests: window, tokens: window, inputTokens: window, outputTokens: window });
+const rateLimits = fc.record({ requests: window, tokens: window, inputTokens: window, outputTokens: window, unified: fc.constant(undefined) });
 const feedback: fc.Arbitrary<AccountFeedback> = fc.oneof(
   rateLimits.map((r) => ({ kind: 'success' as const, rateLimits: r })),
   fc.record({ retryAfterMs: fc.option(count, { nil: undefined }), rateLimits }).map((f) => ({ kind: 'rate-limited' as const, ...f })),
