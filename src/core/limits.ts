@@ -124,6 +124,26 @@ export const policyTenantsMax = 10_000;
 /** Upstream accounts in the policy document (about 120 bytes each). */
 export const policyAccountsMax = 2_000;
 
+/**
+ * Accounts' shared health records (src/pool/health-register.ts) a node keeps: the policy's
+ * accounts, and as many again for records heard before the policy that names their account
+ * (a record may outrun the policy update that adds the account). Past it the oldest go first.
+ */
+export const healthRecordsMax = 2 * policyAccountsMax;
+
+/** Health records per mesh frame: each is at most a few hundred bytes, so a chunk stays far inside a frame. */
+export const healthRowsPerFrameMax = 500;
+
+/** Characters of an account's disable reason carried in a health record: a line for an operator. */
+export const healthDetailLengthMax = 200;
+
+/**
+ * How far ahead of the local clock a peer's hybrid-clock stamp may be and still move the local
+ * clock (src/core/hlc.ts): a minute covers any sane skew, and a peer with a clock gone wrong
+ * cannot make every later local write lose to its writes.
+ */
+export const hlcAheadMsMax = 60_000;
+
 /** Local policy updates kept for broadcast before they are merged into one. */
 export const policyLocalUpdatesMax = 1_024;
 

@@ -7,6 +7,7 @@ import {
   inboundFramesMax,
   linksMax,
   policySyncEveryDigestRounds,
+  healthRowsPerFrameMax,
   quorumRoundTimeoutMs,
   repairChunkEntriesMax,
   rightsCellsPerFrameMax,
@@ -15,6 +16,7 @@ import {
 import type { Result } from '../core/result.js';
 import type { KeyedRightsRow } from '../crdt/bounded-counter.js';
 import type { CounterDelta, Digest, WindowedCounter } from '../crdt/windowed-counter.js';
+import type { HealthRecord, HealthReplica } from '../pool/health-register.js';
 import { constantTimeEqual, handshakeProof, type MeshCrypto, meshProtocolVersion, NonceCache } from './handshake.js';
 import { livenessOf, type Liveness, type Membership, type QuorumSizes } from './membership.js';
 import { type AuthFailure, MeshStats } from './mesh-stats.js';
@@ -45,6 +47,8 @@ import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/fr
  *      never inside the socket callback.
  *   6. Strict quorum rounds (./quorum.ts) ride on the open links: QuorumWrite/QuorumAck, then
  *      QuorumRead/QuorumReply.
+ *   7. Escrow rights rows and the accounts' shared health records go, like policy updates, on
+ *      the ordered link: what changed each gossip interval, the whole state when a link opens.
  */
 export type LinkId = number;
 
@@ -108,6 +112,8 @@ export interface MeshNodeOptions {
   readonly rounds?: (parts: RoundRunnerParts) => RoundRunner;
   /** Escrow rights to replicate, if this node keeps any. */
   readonly rights?: RightsReplica;
+  /** The accounts' shared health register (src/pool/health-register.ts), replicated like the rights. */
+  readonly health?: HealthReplica;
 }
 
 /** Close codes in the application range: 44xx mirror HTTP where one fits. */
@@ -167,6 +173,7 @@ export class MeshNode {
   readonly policy: PolicyReplica;
   readonly rounds: RoundRunner;
   readonly rights: RightsReplica | undefined;
+  readonly health: HealthReplica | undefined;
 
   private readonly secret: Uint8Array;
   private readonly crypto: MeshCrypto;
@@ -200,6 +207,7 @@ export class MeshNode {
     this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
     this.decode = options.decode ?? decodeFrame;
     this.rights = options.rights;
+    this.health = options.health;
     assert(options.counter.self === options.replica, 'the counter must belong to this replica');
     assert(this.secret.length >= 16, 'the mesh secret must be at least 16 bytes');
     for (const member of this.membership.peers) this.peers.set(member.id, { link: undefined, lastHeardMs: undefined, unacked: [] });
@@ -345,6 +353,7 @@ export class MeshNode {
     if (nowMs >= this.nextGossipMs) {
       this.gossip(nowMs);
       if (this.rights !== undefined) this.sendRights(this.openLinks(), this.rights.takeChanged());
+      if (this.health !== undefined) this.sendHealth(this.openLinks(), this.health.takeChanged());
       this.resend(nowMs, timings);
       this.nextGossipMs = Math.max(this.nextGossipMs + timings.gossipIntervalMs, nowMs + 1);
     }
@@ -476,6 +485,7 @@ export class MeshNode {
     // Each side learns what the other lacks from its digest; a new peer gets the full state.
     this.sendDigestRound(state, true);
     if (this.rights !== undefined) this.sendRights([state], this.rights.state());
+    if (this.health !== undefined) this.sendHealth([state], this.health.state());
     this.rounds.onLinkOpened(state.id, peerId);
   }
 
@@ -505,6 +515,10 @@ export class MeshNode {
       case 'rights-delta':
         this.stats.rightsRowsReceived += frame.rows.length;
         this.rights?.join(frame.rows);
+        return;
+      case 'health-delta':
+        this.stats.healthRecordsReceived += frame.records.length;
+        this.health?.join(frame.records, nowMs);
         return;
       case 'quorum-write':
         return this.rounds.onWrite(state.id, frame.round, frame.entries);
@@ -633,6 +647,17 @@ export class MeshNode {
     flush();
     for (const state of links) for (const bytes of frames) this.sendBytes(state, bytes, false);
     this.stats.rightsRowsSent += rows.length * links.length;
+  }
+
+  /** Health records, like rights rows, go on the ordered link and are never dropped. */
+  private sendHealth(links: readonly LinkState[], records: readonly HealthRecord[]): void {
+    if (records.length === 0 || links.length === 0) return;
+    for (let start = 0; start < records.length; start += healthRowsPerFrameMax) {
+      const encoded = encodeFrame({ kind: 'health-delta', records: records.slice(start, start + healthRowsPerFrameMax) });
+      assert(encoded.ok, 'a health chunk fits a frame');
+      for (const state of links) this.sendBytes(state, encoded.value, false);
+    }
+    this.stats.healthRecordsSent += records.length * links.length;
   }
 
   private sendDigestRound(state: LinkState, withPolicy: boolean): void {

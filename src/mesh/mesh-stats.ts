@@ -20,6 +20,8 @@ export class MeshStats {
   framesReceived = 0;
   rightsRowsSent = 0;
   rightsRowsReceived = 0;
+  healthRecordsSent = 0;
+  healthRecordsReceived = 0;
   bytesReceived = 0;
   deltasSent = 0;
   deltaBytesSent = 0;

@@ -7,7 +7,7 @@ import { ok } from '../../src/core/result.js';
 import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import type { MeshCrypto } from '../../src/mesh/handshake.js';
 import { type Member, Membership } from '../../src/mesh/membership.js';
-import { type LinkId, MeshNode, type MeshTimings, type PolicyReplica } from '../../src/mesh/mesh-node.js';
+import { type LinkId, MeshNode, type MeshNodeOptions, type MeshTimings, type PolicyReplica } from '../../src/mesh/mesh-node.js';
 
 export const testSecret = new TextEncoder().encode('a mesh secret of at least 16 bytes');
 
@@ -32,11 +32,18 @@ export function members(count: number): Member[] {
   return Array.from({ length: count }, (_, i) => ({ id: asNodeId(`n${i}`), region: asRegionId(`r${i}`), url: `mem://n${i}` }));
 }
 
-export function makeNode(id: NodeId, all: readonly Member[], random: SeededRandom, policy: PolicyReplica = emptyPolicy(), secret = testSecret): MeshNode {
+export function makeNode(
+  id: NodeId,
+  all: readonly Member[],
+  random: SeededRandom,
+  policy: PolicyReplica = emptyPolicy(),
+  secret = testSecret,
+  extra: Pick<MeshNodeOptions, 'health'> = {},
+): MeshNode {
   const membership = Membership.create(id, all);
   if (!membership.ok) throw new Error(membership.error.reason);
   const replica = asReplicaId(`${id}~1`);
-  return new MeshNode({ membership: membership.value, replica, secret, crypto: testCrypto(random), counter: new WindowedCounter(replica), policy });
+  return new MeshNode({ membership: membership.value, replica, secret, crypto: testCrypto(random), counter: new WindowedCounter(replica), policy, ...extra });
 }
 
 interface Wire {

@@ -36,6 +36,8 @@ import {
   writeQuorumRead,
 } from './quorum-codec.js';
 import { readRightsDelta, writeRightsDelta } from './rights-delta-codec.js';
+import { readHealthDelta, writeHealthDelta } from './health-codec.js';
+import type { HealthRecord } from '../../pool/health-register.js';
 
 /**
  * The mesh frame envelope (see the top of proto/carpool/v1/mesh.proto):
@@ -61,7 +63,9 @@ export type Frame =
   | ({ readonly kind: 'quorum-write' } & QuorumWrite)
   | ({ readonly kind: 'quorum-ack' } & QuorumAck)
   | ({ readonly kind: 'quorum-read' } & QuorumRead)
-  | ({ readonly kind: 'quorum-reply' } & QuorumReply);
+  | ({ readonly kind: 'quorum-reply' } & QuorumReply)
+  /** Records of the accounts' shared health register (src/pool/health-register.ts). */
+  | { readonly kind: 'health-delta'; readonly records: readonly HealthRecord[] };
 
 export type FrameKind = Frame['kind'];
 
@@ -102,8 +106,9 @@ const bodyField: Readonly<Record<FrameKind, number>> = {
   'quorum-ack': 11,
   'quorum-read': 12,
   'quorum-reply': 13,
+  'health-delta': 14,
 };
-const bodyFieldMax = 13;
+const bodyFieldMax = 14;
 
 /** Encodes a frame; fails if it would exceed `frameBytesMax` (split the batch and retry). */
 export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
@@ -149,6 +154,9 @@ export function encodeFrame(frame: Frame): Result<Uint8Array, FrameTooLarge> {
         return;
       case 'quorum-read':
         writeQuorumRead(body, frame);
+        return;
+      case 'health-delta':
+        writeHealthDelta(body, frame.records);
         return;
     }
   });
@@ -204,6 +212,8 @@ function readBody(field: number, body: ProtoReader): Frame {
       return { kind: 'quorum-ack', ...readQuorumAck(body) };
     case 12:
       return { kind: 'quorum-read', ...readQuorumRead(body) };
+    case 14:
+      return { kind: 'health-delta', records: readHealthDelta(body) };
     default:
       return { kind: 'quorum-reply', ...readQuorumEntries(body, 'QuorumReply') };
   }

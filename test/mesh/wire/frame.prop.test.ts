@@ -9,6 +9,7 @@ import { crc32c } from '../../../src/mesh/wire/crc32c.js';
 import { decodeFrame, encodeFrame, type Frame } from '../../../src/mesh/wire/frame.js';
 import { checkProperty } from '../../support/property.js';
 import { arbCount, arbId, arbKey, arbReplica, arbVersion, canonicalEntries } from '../../support/counters.js';
+import { arbHealthRecord } from '../../support/health-records.js';
 
 const arbDelta: fc.Arbitrary<CounterDelta> = fc
   .record({
@@ -56,6 +57,7 @@ const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.tuple(fc.constantFrom('quorum-write' as const, 'quorum-reply' as const), arbRound, arbDelta).map(([kind, round, delta]) => ({ kind, round, entries: delta.entries })),
   fc.record({ kind: fc.constant('quorum-ack' as const), round: arbRound }),
   fc.record({ kind: fc.constant('quorum-read' as const), round: arbRound, keys: fc.uniqueArray(arbKey, { selector: (key) => key.id, maxLength: 12 }) }),
+  fc.array(arbHealthRecord, { maxLength: 8 }).map((records) => ({ kind: 'health-delta' as const, records })),
 );
 
 /** An order-independent rendering of a frame, for equality after a round trip. */
@@ -85,6 +87,7 @@ function render(frame: Frame): unknown {
     case 'heartbeat':
     case 'quorum-ack':
     case 'policy-sync':
+    case 'health-delta':
       // Plain records: byte arrays compare by content.
       return JSON.parse(JSON.stringify(frame, (_key, value: unknown) => (value instanceof Uint8Array ? [...value] : value))) as unknown;
   }
