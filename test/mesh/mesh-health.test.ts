@@ -12,7 +12,7 @@ const account = 'acct-1' as AccountId;
 function meshOf(count: number) {
   const random = new SeededRandom(7);
   const all = members(count);
-  const registers = all.map((m) => new HealthRegister(m.id, m.region as RegionId));
+  const registers = all.map((m) => new HealthRegister(m.id, m.region));
   const nodes = all.map((m, i) => makeNode(m.id, all, random, undefined, undefined, { health: registers[i]! }));
   const network = new MemoryNetwork(nodes, random, { loss: 0, duplicate: 0, latencyMsMax: 5 });
   network.run(200);

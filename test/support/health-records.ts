@@ -10,7 +10,7 @@ export const arbNodeId = fc.constantFrom('us-1', 'eu-1', 'ap-1').map((id) => id 
 export const arbRegionId = fc.constantFrom('us', 'eu', 'ap').map((id) => id as RegionId);
 
 const arbReason: fc.Arbitrary<DisableReason> = fc.oneof(
-  fc.constantFrom(401, 402, 403).map((status) => ({ kind: 'auth-failed' as const, status: status as 401 | 402 | 403 })),
+  fc.constantFrom(401, 402, 403).map((status) => ({ kind: 'auth-failed' as const, status: status })),
   fc.string({ maxLength: 40, unit: 'grapheme' }).map((detail) => ({ kind: 'credential' as const, detail })),
 );
 
