@@ -2,7 +2,7 @@
 // gossip interval, crosses a partition through a bridge node, reaches a peer that joins late
 // with the whole register, and a node cut off keeps the last record it heard.
 import { describe, expect, it } from 'vitest';
-import type { AccountId, RegionId } from '../../src/core/ids.js';
+import type { AccountId } from '../../src/core/ids.js';
 import { SeededRandom } from '../../src/core/random.js';
 import { HealthRegister } from '../../src/pool/health-register.js';
 import { makeNode, members, MemoryNetwork } from '../support/mesh-network.js';
