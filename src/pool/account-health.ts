@@ -11,7 +11,37 @@ import {
   throttleShortMsMax,
 } from '../core/limits.js';
 import type { Random } from '../core/random.js';
-import type { AccountFeedback, RateLimitSnapshot, RateLimitWindow } from './account-feedback.js';
+import type { AccountFeedback, RateLimitSnapshot, RateLimitWindow, UnifiedLimits } from './account-feedback.js';
+import { unifiedWindowNames } from './account-feedback.js';
+
+/**
+ * The pauses and backoffs of account health, as the policy's `settings.pool` sets them; each
+ * defaults to its constant in src/core/limits.ts.
+ */
+export interface HealthTimings {
+  /** A 429 whose pause ends within this is a short throttle, not an exhausted window. */
+  readonly throttleShortMsMax: number;
+  /** The pause of a 429 that says nothing of when to come back. */
+  readonly rateLimitCooldownMs: number;
+  /** No pause is longer, whatever a header says. */
+  readonly rateLimitCooldownMsMax: number;
+  readonly overloadBackoffMsBase: number;
+  readonly overloadBackoffMsMax: number;
+  readonly circuitFailuresMax: number;
+  readonly circuitOpenMsBase: number;
+  readonly circuitOpenMsMax: number;
+}
+
+export const defaultHealthTimings: HealthTimings = Object.freeze({
+  throttleShortMsMax,
+  rateLimitCooldownMs: rateLimitCooldownMsDefault,
+  rateLimitCooldownMsMax,
+  overloadBackoffMsBase,
+  overloadBackoffMsMax,
+  circuitFailuresMax,
+  circuitOpenMsBase,
+  circuitOpenMsMax,
+});
 
 /**
  * The health of one upstream account, as a state machine fed by `AccountFeedback` and read at a
@@ -24,7 +54,9 @@ import type { AccountFeedback, RateLimitSnapshot, RateLimitWindow } from './acco
  *    answer of a call that started before the 429 or the 401, and the headers of that 429 said
  *    when to come back.
  *  - `rate-limited` pauses the account until the upstream said it may be used again, and tells
- *    a short throttle from an exhausted window (see `rateLimitPause`).
+ *    a short throttle from an exhausted window (see `rateLimitPause`). An exhausted window's
+ *    pause ends half-open: one probe call goes first, and only its success lets the rest follow,
+ *    so the moment a window resets is not met by every waiting request (and every region) at once.
  *  - `overloaded` (529) pauses it for an exponential backoff with equal jitter: half the step
  *    fixed, half drawn from the injected Random, so nodes that saw the same 529 do not return in
  *    lockstep. The step doubles with each 529 in a row and starts over after a success.
@@ -96,9 +128,10 @@ function windowsOf(limits: RateLimitSnapshot): RateLimitWindow[] {
  * `rateLimitCooldownMsDefault` when they say nothing at all. Every pause is capped at
  * `rateLimitCooldownMsMax` against bogus stamps. Resets already past (a skewed clock) are ignored.
  */
-export function rateLimitPause(retryAfterMs: number | undefined, limits: RateLimitSnapshot, nowMs: number): RateLimitPause {
+export function rateLimitPause(retryAfterMs: number | undefined, limits: RateLimitSnapshot, nowMs: number, timings: HealthTimings = defaultHealthTimings): RateLimitPause {
+  const { throttleShortMsMax, rateLimitCooldownMsMax } = timings;
   const windows = windowsOf(limits);
-  let latestResetMs: number | undefined;
+  let latestResetMs = unifiedRejectedResetMs(limits.unified, nowMs);
   for (const window of windows) {
     if (window.remaining !== 0 || window.resetAtMs === undefined || !(window.resetAtMs > nowMs)) continue;
     latestResetMs = Math.max(latestResetMs ?? -Infinity, window.resetAtMs);
@@ -113,8 +146,27 @@ export function rateLimitPause(retryAfterMs: number | undefined, limits: RateLim
   let untilMs: number;
   if (retryAtMs !== undefined || latestResetMs !== undefined) untilMs = Math.max(retryAtMs ?? -Infinity, latestResetMs ?? -Infinity);
   else if (roomLeft) untilMs = nowMs + throttleShortMsMax;
-  else untilMs = nowMs + rateLimitCooldownMsDefault;
+  else untilMs = nowMs + timings.rateLimitCooldownMs;
   return { kind, untilMs: Math.min(untilMs, nowMs + rateLimitCooldownMsMax) };
+}
+
+/**
+ * A subscription's windows: when the answer says a window (or the account as a whole) is
+ * `rejected`, the latest reset of those rejected, still ahead; undefined otherwise. A rejected
+ * window is an exhausted one, whatever its reset, so the pause lasts until its real end.
+ */
+function unifiedRejectedResetMs(unified: UnifiedLimits | undefined, nowMs: number): number | undefined {
+  if (unified === undefined) return undefined;
+  let latestMs: number | undefined;
+  const consider = (status: string | undefined, resetAtMs: number | undefined): void => {
+    if (status === 'rejected' && resetAtMs !== undefined && resetAtMs > nowMs) latestMs = Math.max(latestMs ?? -Infinity, resetAtMs);
+  };
+  consider(unified.status, unified.resetAtMs);
+  for (const name of unifiedWindowNames) {
+    const window = unified.windows[name];
+    if (window !== undefined) consider(window.status, window.resetAtMs);
+  }
+  return latestMs;
 }
 
 /** The doubling delay of the `streak`-th failure in a row: base, 2 × base, ... capped. */
@@ -136,14 +188,25 @@ export class AccountHealth {
   private circuitOpenUntilMs = -Infinity;
   private circuitOpen = false;
   private probeStartedAtMs: number | undefined;
+  /** An exhausted window's pause is over, and its first call is a probe (see the file comment). */
+  private probeAfterPause = false;
 
-  constructor(private readonly random: Random) {}
+  constructor(
+    private readonly random: Random,
+    private timings: HealthTimings = defaultHealthTimings,
+  ) {}
+
+  /** New timings from the policy: they shape pauses decided from now on. */
+  configure(timings: HealthTimings): void {
+    this.timings = timings;
+  }
 
   state(nowMs: number): HealthState {
     if (this.disabledBy !== undefined) return 'disabled';
     if (nowMs < this.rateLimitedUntilMs) return this.rateLimitKind;
     if (nowMs < this.overloadedUntilMs) return 'overloaded';
     if (this.circuitOpen) return nowMs < this.circuitOpenUntilMs ? 'circuit-open' : 'half-open';
+    if (this.probeAfterPause) return 'half-open';
     return 'healthy';
   }
 
@@ -170,10 +233,8 @@ export class AccountHealth {
   availableAtMs(nowMs: number): number | undefined {
     if (this.disabledBy !== undefined) return undefined;
     let atMs = Math.max(nowMs, this.rateLimitedUntilMs, this.overloadedUntilMs);
-    if (this.circuitOpen) {
-      atMs = Math.max(atMs, this.circuitOpenUntilMs);
-      if (this.probeOut(atMs)) atMs = Math.max(atMs, (this.probeStartedAtMs as number) + circuitProbeTimeoutMs);
-    }
+    if (this.circuitOpen) atMs = Math.max(atMs, this.circuitOpenUntilMs);
+    if ((this.circuitOpen || this.probeAfterPause) && this.probeOut(atMs)) atMs = Math.max(atMs, (this.probeStartedAtMs as number) + circuitProbeTimeoutMs);
     return atMs;
   }
 
@@ -209,21 +270,25 @@ export class AccountHealth {
         this.overloadStreak = 0;
         this.overloadedUntilMs = -Infinity;
         this.closeCircuit();
+        // A success after the pause ended answers the probe; one from a call that started
+        // before the 429 (still inside the pause) proves nothing about the window.
+        if (nowMs >= this.rateLimitedUntilMs) this.probeAfterPause = false;
         break;
       case 'rate-limited': {
         this.closeCircuit();
-        const pause = rateLimitPause(feedback.retryAfterMs, feedback.rateLimits, nowMs);
+        const pause = rateLimitPause(feedback.retryAfterMs, feedback.rateLimits, nowMs, this.timings);
         // A late 429 from an older call must not shorten a pause already decided.
         if (pause.untilMs > this.rateLimitedUntilMs) {
           this.rateLimitedUntilMs = pause.untilMs;
           this.rateLimitKind = pause.kind;
+          if (pause.kind === 'exhausted') this.probeAfterPause = true;
         }
         break;
       }
       case 'overloaded': {
         this.closeCircuit();
         this.overloadStreak = Math.min(this.overloadStreak + 1, streakMax);
-        const stepMs = doubling(overloadBackoffMsBase, overloadBackoffMsMax, this.overloadStreak);
+        const stepMs = doubling(this.timings.overloadBackoffMsBase, this.timings.overloadBackoffMsMax, this.overloadStreak);
         const delayMs = stepMs / 2 + this.random.float() * (stepMs / 2);
         this.overloadedUntilMs = Math.max(this.overloadedUntilMs, nowMs + Math.ceil(delayMs));
         break;
@@ -234,6 +299,8 @@ export class AccountHealth {
         break;
       case 'server-error':
       case 'network':
+        // A failed probe after a pause frees the slot for the next one at once.
+        if (this.probeAfterPause && !this.circuitOpen) this.probeStartedAtMs = undefined;
         this.onFailure(nowMs);
         break;
       case 'client-error':
@@ -246,6 +313,7 @@ export class AccountHealth {
   }
 
   private onFailure(nowMs: number): void {
+    const { circuitFailuresMax, circuitOpenMsBase, circuitOpenMsMax } = this.timings;
     this.failureStreak = Math.min(this.failureStreak + 1, circuitFailuresMax);
     const state = this.state(nowMs);
     // While open, failures of calls started before it opened change nothing; a half-open
@@ -261,6 +329,7 @@ export class AccountHealth {
 
   private closeCircuit(): void {
     this.failureStreak = 0;
+    // (probeAfterPause is not the circuit's: only a success after the pause answers it.)
     this.circuitOpenings = 0;
     this.circuitOpen = false;
     this.circuitOpenUntilMs = -Infinity;

@@ -12,7 +12,7 @@ import {
   throttleShortMsMax,
 } from '../../src/core/limits.js';
 import { type AccountFeedback, emptyRateLimits, type RateLimitSnapshot, type RateLimitWindow } from '../../src/pool/account-feedback.js';
-import { AccountHealth, rateLimitPause } from '../../src/pool/account-health.js';
+import { AccountHealth, defaultHealthTimings, rateLimitPause } from '../../src/pool/account-health.js';
 
 const t0 = 1_800_000_000_000;
 
@@ -64,10 +64,49 @@ describe('AccountHealth', () => {
     health.onFeedback(success, t0 + 30_000);
     expect(health.state(t0 + 30_000)).toBe('exhausted');
     expect(health.state(t0 + 59_999)).toBe('exhausted');
-    expect(health.state(t0 + 60_000)).toBe('healthy');
+    // An exhausted window ends half-open: one probe first, not every waiting call at once.
+    expect(health.state(t0 + 60_000)).toBe('half-open');
     // A late 429 with a shorter pause does not shorten the one decided.
     health.onFeedback(rateLimited(1_000), t0 + 59_000);
     expect(health.availableAtMs(t0 + 59_000)).toBe(t0 + 60_000);
+    health.beginProbe(t0 + 60_000);
+    expect(health.canServe(t0 + 60_001)).toBe(false);
+    health.onFeedback(success, t0 + 60_500);
+    expect(health.state(t0 + 60_500)).toBe('healthy');
+  });
+
+  it('probes once after an exhausted window: a failed probe frees the slot, another 429 pauses again', () => {
+    const health = new AccountHealth(new SeededRandom(1));
+    health.onFeedback(rateLimited(undefined, limits({ tokens: window(0, t0 + 60_000) })), t0);
+    health.beginProbe(t0 + 60_000);
+    expect(health.canServe(t0 + 60_000)).toBe(false);
+    health.onFeedback({ kind: 'server-error', status: 500 }, t0 + 60_100);
+    expect(health.canServe(t0 + 60_100)).toBe(true);
+    health.beginProbe(t0 + 60_100);
+    health.onFeedback(rateLimited(undefined, limits({ tokens: window(0, t0 + 120_000) })), t0 + 60_200);
+    expect(health.state(t0 + 60_200)).toBe('exhausted');
+    expect(health.state(t0 + 120_000)).toBe('half-open');
+  });
+
+  it('a short throttle ends healthy, with no probe', () => {
+    const health = new AccountHealth(new SeededRandom(1));
+    health.onFeedback(rateLimited(2_000), t0);
+    expect(health.state(t0 + 2_000)).toBe('healthy');
+  });
+
+  it('pauses a subscription until its rejected window really resets, and takes its timings from the policy', () => {
+    const unified = (status: 'allowed' | 'rejected', resetAtMs: number) => ({
+      ...emptyRateLimits,
+      unified: { status, resetAtMs, windows: { 'five-hour': { status, utilization: 1, resetAtMs }, 'seven-day': { status: 'allowed' as const, utilization: 0.4, resetAtMs: t0 + 5 * 86_400_000 } } },
+    });
+    // retry-after says a few seconds; the 5-hour window says 3 hours: the window wins.
+    expect(rateLimitPause(4_000, unified('rejected', t0 + 3 * 3_600_000), t0)).toEqual({ kind: 'exhausted', untilMs: t0 + 3 * 3_600_000 });
+    // An allowed window sets no pause of its own.
+    expect(rateLimitPause(2_000, unified('allowed', t0 + 3 * 3_600_000), t0)).toEqual({ kind: 'throttled', untilMs: t0 + 2_000 });
+    const timings = { ...defaultHealthTimings, rateLimitCooldownMs: 1_234, overloadBackoffMsBase: 10, overloadBackoffMsMax: 10 };
+    expect(rateLimitPause(undefined, emptyRateLimits, t0, timings)).toEqual({ kind: 'throttled', untilMs: t0 + 1_234 });
+    const health = new AccountHealth(new SeededRandom(3), timings);
+    expect(health.onFeedback({ kind: 'overloaded' }, t0).availableAtMs).toBeLessThanOrEqual(t0 + 10);
   });
 
   it('backs off 529s exponentially with jitter, capped, and starts over after a success', () => {
