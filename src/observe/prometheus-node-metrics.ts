@@ -20,7 +20,8 @@ import type { AnswerLedger, LedgerStats } from '../node/answer-ledger.js';
 import type { ForwardRouterStats } from '../node/forward/forward-route.js';
 import type { GatewayStats } from '../node/gateway/carpool-gateway.js';
 import { RecentUsage } from '../node/gateway/recent-usage.js';
-import type { AccountPool, PoolStats } from '../pool/account-pool.js';
+import { type AccountPool, type PoolStats, windowUtilizations } from '../pool/account-pool.js';
+import { unifiedWindowNames } from '../pool/account-feedback.js';
 import { healthStates } from '../pool/account-health.js';
 import type { TierQueue } from '../schedule/tier-queue.js';
 import type { UpstreamClientStats } from '../upstream/upstream-client.js';
@@ -179,7 +180,9 @@ const poolCounters: readonly (readonly [string, string, Read<PoolStats>])[] = [
   ['carpool_pool_busy_total', 'Account requests refused: every account busy and its queue full.', (s) => s.busy],
   ['carpool_pool_vip_spills_total', "Grants of a VIP tenant's request to a shared account.", (s) => s.vipSpills],
   ['carpool_pool_remote_grants_total', 'Grants to an account homed in another region.', (s) => s.remoteGrants],
-  ['carpool_pool_alerts_total', 'Accounts disabled by an authentication failure.', (s) => s.alerts],
+  ['carpool_pool_alerts_total', 'Accounts disabled by an authentication failure or a credential that could not be renewed.', (s) => s.alerts],
+  ['carpool_pool_shared_health_writes_total', "Records this node wrote to the mesh's account health register.", (s) => s.sharedWrites],
+  ['carpool_pool_forwards_refused_total', 'Forwarded calls the home node turned away: the account was paused, disabled or had its probe out.', (s) => s.forwardsRefused],
 ];
 
 const callerCounters: readonly (readonly [string, string, Read<AccountCallerStats>])[] = [
@@ -410,6 +413,32 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     this.gauge('carpool_account_waiters', "Requests queued for each account's permit.", ['account'], (set) => {
       for (const status of pool.status(this.clock.nowMs())) set(status.queued, { account: status.id });
     });
+    this.gauge(
+      'carpool_account_window_utilization',
+      "A subscription account's share of each usage window used (0 to 1, from its last answer's anthropic-ratelimit-unified-* headers).",
+      ['account', 'window'],
+      (set) => {
+        for (const status of pool.status(this.clock.nowMs())) for (const { window, utilization } of windowUtilizations(status)) set(utilization, { account: status.id, window });
+      },
+    );
+    this.gauge('carpool_account_window_reset_seconds', "When each subscription window of an account resets (Unix seconds), from its last answer.", ['account', 'window'], (set) => {
+      for (const status of pool.status(this.clock.nowMs())) {
+        for (const window of unifiedWindowNames) {
+          const resetAtMs = status.windows?.windows[window]?.resetAtMs;
+          if (resetAtMs !== undefined) set(Math.floor(resetAtMs / 1000), { account: status.id, window });
+        }
+      }
+    });
+    this.gauge(
+      'carpool_account_disabled',
+      'Accounts disabled until an operator acts, by reason: auth-failed (the upstream refused the credential) or credential (it could not be renewed). An alert.',
+      ['account', 'reason'],
+      (set) => {
+        for (const status of pool.status(this.clock.nowMs())) {
+          if (status.disabled !== undefined) set(1, { account: status.id, reason: status.disabled.kind });
+        }
+      },
+    );
     this.gauge('carpool_pool_permits_held', 'Account permits held, over all accounts.', [], (set) => set(pool.totals().held));
     this.gauge('carpool_pool_waiters', 'Requests queued for an account permit, over all accounts.', [], (set) => set(pool.totals().waiting));
     for (const [name, help, read] of poolCounters) this.counter(name, help, [], (add) => add(read(pool.stats)));

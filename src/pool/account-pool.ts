@@ -1,14 +1,25 @@
 import { assert } from '../core/assert.js';
-import type { AccountId, RegionId, TenantId } from '../core/ids.js';
+import type { AccountId, NodeId, RegionId, TenantId } from '../core/ids.js';
 import { noAccountRetryAfterMsMin, policyAccountsMax } from '../core/limits.js';
 import type { Random } from '../core/random.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Account, AccountKind } from '../mesh/policy/policy-schema.js';
-import type { AccountFeedback } from './account-feedback.js';
-import { AccountHealth, type DisableReason, disableReasonText, type HealthChange, type HealthState, healthStates } from './account-health.js';
+import type { AccountFeedback, UnifiedLimits } from './account-feedback.js';
+import { unifiedWindowNames } from './account-feedback.js';
+import {
+  AccountHealth,
+  defaultHealthTimings,
+  type DisableReason,
+  disableReasonText,
+  type HealthChange,
+  type HealthState,
+  healthStates,
+  type HealthTimings,
+} from './account-health.js';
+import { type HealthRecord, HealthRegister, type SharedHealth } from './health-register.js';
 import { type AccountAmounts, type AccountRoom, noAccountAmounts } from './account-usage.js';
 import { type CancelOutcome, type Permit, type PermitError, type PermitEvent, PermitTable, type PermitTableOptions, type PermitView, type WaiterId } from './permits.js';
-import { type BaseStrategyName, type Candidate, Selector } from './strategies.js';
+import { type BaseStrategyName, baseStrategyNames, type Candidate, headroomOf, Selector } from './strategies.js';
 import { stableHash } from './stable-hash.js';
 
 /**
@@ -60,6 +71,20 @@ export interface AccountPoolOptions {
   /** Whether a tenant with dedicated accounts may spill onto shared ones. */
   readonly vipSpillToShared?: boolean;
   readonly permits?: PermitTableOptions;
+  readonly timings?: HealthTimings;
+  /**
+   * This node, for the mesh-wide health register (./health-register.ts); without it health is
+   * this node's own. The region decides which accounts are homed here: only their home region
+   * publishes an account's pauses, and only it probes an account whose pause has ended.
+   */
+  readonly shared?: { readonly node: NodeId; readonly region: RegionId };
+}
+
+/** Which strategy and stickiness the pool uses, and its health timings; the policy's `settings.pool`. */
+export interface PoolConfig {
+  readonly strategy: BaseStrategyName;
+  readonly sticky: boolean;
+  readonly timings: HealthTimings;
 }
 
 export interface AccountRequest {
@@ -74,6 +99,8 @@ export interface AccountRequest {
   readonly localRegion?: RegionId | undefined;
   /** What the call will at most take, for the accounts' quota room; none when omitted. */
   readonly estimate?: AccountAmounts | undefined;
+  /** The tenant's own strategy (its policy override); the pool's when omitted. */
+  readonly strategy?: BaseStrategyName | undefined;
 }
 
 export type AccountSelection =
@@ -106,7 +133,15 @@ export interface AccountStatus {
   readonly dedicated: boolean;
   /** Why the account is disabled, for the operator; undefined when it is not. */
   readonly disabledReason: string | undefined;
+  readonly disabled: DisableReason | undefined;
+  /** The mesh's last word on the account (./health-register.ts); undefined when none was heard. */
+  readonly shared: SharedHealth | undefined;
+  /** A subscription's windows as its last answer reported them; undefined for none. */
+  readonly windows: UnifiedLimits | undefined;
 }
+
+/** What a forwarded call's home node decides before it calls an account homed here. */
+export type ForwardAdmission = { readonly ok: true; readonly probe: boolean } | { readonly ok: false; readonly retryAfterMs: number | undefined };
 
 /** Plain counters for the metrics binding. */
 export class PoolStats {
@@ -120,6 +155,10 @@ export class PoolStats {
   /** Grants to an account homed outside the requested local region. */
   remoteGrants = 0;
   alerts = 0;
+  /** Health records this node wrote to the mesh's register. */
+  sharedWrites = 0;
+  /** Forwarded calls the home node turned away because the account could not serve. */
+  forwardsRefused = 0;
 }
 
 /**
@@ -138,6 +177,11 @@ interface Entry extends Candidate {
   concurrencyMax: number;
   inFlight: number;
   queued: number;
+  /** Per-ten of the subscription window left (./strategies.ts `headroomOf`); 10 when unknown. */
+  headroom: number;
+  /** The mesh's last word on the account; undefined when none was heard. */
+  shared: SharedHealth | undefined;
+  windows: UnifiedLimits | undefined;
 }
 
 /** Which accounts a tier offers the strategy: those with a free permit, or those a request may queue on. */
@@ -165,8 +209,10 @@ function sameTenants(a: ReadonlySet<TenantId> | undefined, b: ReadonlySet<Tenant
 
 export class AccountPool {
   readonly stats = new PoolStats();
-  readonly sticky: boolean;
+  sticky: boolean;
   readonly vipSpillToShared: boolean;
+  /** The mesh-wide health register, when the pool has one; the mesh node replicates it. */
+  readonly register: HealthRegister | undefined;
 
   private readonly entries = new Map<AccountId, Entry>();
   /**
@@ -179,9 +225,13 @@ export class AccountPool {
   /** The entries one tier offers the strategy: scratch reused by every `acquire`, at most the policy's accounts long. */
   private readonly offered: Entry[] = [];
   private readonly permits: PermitTable<TenantId>;
-  private readonly selector: Selector;
+  /** One selector per strategy (each keeps its own cursor or credits), made when first used. */
+  private readonly selectors = new Map<BaseStrategyName, Selector>();
+  private strategy: BaseStrategyName;
+  private timings: HealthTimings;
   private readonly random: Random;
   private readonly room: AccountRoom | undefined;
+  private readonly region: RegionId | undefined;
 
   constructor(options: AccountPoolOptions) {
     this.random = options.random;
@@ -189,7 +239,22 @@ export class AccountPool {
     this.vipSpillToShared = options.vipSpillToShared ?? true;
     this.room = options.room;
     this.permits = new PermitTable<TenantId>(options.permits);
-    this.selector = new Selector(options.strategy ?? 'least-loaded', options.random);
+    this.strategy = options.strategy ?? 'least-loaded';
+    this.timings = options.timings ?? defaultHealthTimings;
+    this.region = options.shared?.region;
+    this.register = options.shared === undefined ? undefined : new HealthRegister(options.shared.node, options.shared.region, (record, nowMs) => this.onShared(record, nowMs));
+  }
+
+  /** The policy's pool settings: the default strategy and stickiness, and health timings for pauses decided from now on. */
+  configure(config: PoolConfig): void {
+    this.strategy = config.strategy;
+    this.sticky = config.sticky;
+    this.timings = config.timings;
+    for (const entry of this.entries.values()) entry.health.configure(config.timings);
+  }
+
+  get defaultStrategy(): BaseStrategyName {
+    return this.strategy;
   }
 
   // ---- Policy ----
@@ -205,7 +270,7 @@ export class AccountPool {
       if (next.has(id)) continue;
       this.entries.delete(id);
       this.permits.removeAccount(id);
-      this.selector.forget(id);
+      for (const selector of this.selectors.values()) selector.forget(id);
     }
     for (const account of next.values()) {
       const dedicated = account.dedicatedTenants === undefined || account.dedicatedTenants.length === 0 ? undefined : new Set(account.dedicatedTenants);
@@ -214,7 +279,7 @@ export class AccountPool {
         this.entries.set(account.id, {
           account,
           dedicated,
-          health: new AccountHealth(this.random),
+          health: new AccountHealth(this.random, this.timings),
           // A placeholder until the account is in the permit table, a few lines down.
           permits: retiredView,
           id: account.id,
@@ -223,6 +288,10 @@ export class AccountPool {
           concurrencyMax: account.concurrencyMax,
           inFlight: 0,
           queued: 0,
+          headroom: headroomOf(undefined),
+          // A record heard before the policy named the account applies from the start.
+          shared: this.register?.get(account.id)?.health,
+          windows: undefined,
         });
         continue;
       }
@@ -276,6 +345,7 @@ export class AccountPool {
   /** Picks an account for a request and takes (or queues for) one of its permits; see the file comment. */
   acquire(request: AccountRequest, nowMs: number): Result<AccountSelection, PoolError> {
     assert(Number.isFinite(request.deadlineMs), 'a permit deadline is a finite time');
+    const selector = this.selectorOf(request.strategy ?? this.strategy);
     const keyHash = this.sticky && request.sessionKey !== undefined ? stableHash(request.sessionKey) : undefined;
     const estimate = request.estimate ?? noAccountAmounts;
     const { room } = this;
@@ -287,7 +357,7 @@ export class AccountPool {
 
     for (let tier = 0; tier < tiersUsed; tier++) {
       const count = this.offer(tier, 'grant', request, nowMs);
-      const chosen = this.selector.pickAdmitted(this.offered, count, keyHash, admits);
+      const chosen = selector.pickAdmitted(this.offered, count, keyHash, admits);
       if (chosen === undefined) continue;
       const acquired = this.permits.acquire(chosen.id, request.deadlineMs, request.tenant, nowMs);
       assert(acquired.ok && acquired.value.kind === 'granted', 'a permit the table can grant is granted');
@@ -304,7 +374,7 @@ export class AccountPool {
 
     for (let tier = 0; tier < tiersUsed; tier++) {
       const count = this.offer(tier, 'queue', request, nowMs);
-      const chosen = this.selector.pickAdmitted(this.offered, count, keyHash, admits);
+      const chosen = selector.pickAdmitted(this.offered, count, keyHash, admits);
       if (chosen === undefined) continue;
       const acquired = this.permits.acquire(chosen.id, request.deadlineMs, request.tenant, nowMs);
       if (!acquired.ok) {
@@ -347,36 +417,68 @@ export class AccountPool {
 
   /**
    * Feeds one call's outcome to its account's health. Undefined for an account no longer in
-   * the pool: its health is gone with it.
+   * the pool: its health is gone with it. At the account's home region, a change the rest of the
+   * mesh must know (a pause, a disable, the end of one) is written to the shared register.
    */
   onFeedback(accountId: AccountId, feedback: AccountFeedback, nowMs: number): FeedbackReport | undefined {
     const entry = this.entries.get(accountId);
     if (entry === undefined) return undefined;
+    if ((feedback.kind === 'success' || feedback.kind === 'rate-limited') && feedback.rateLimits.unified !== undefined) {
+      entry.windows = feedback.rateLimits.unified;
+      entry.headroom = headroomOf(entry.windows);
+    }
     const change = entry.health.onFeedback(feedback, nowMs);
     if (change.alert !== undefined) this.stats.alerts++;
-    const evicted = change.to === 'healthy' ? 0 : this.permits.evict(accountId, () => true, 'account-unavailable');
+    this.publish(entry, nowMs);
+    const evicted = this.canServe(entry, nowMs) ? 0 : this.permits.evict(accountId, () => true, 'account-unavailable');
     return { ...change, accountId, evicted };
   }
 
   /**
    * Disables an account for a reason no call reported (a credential that cannot be renewed);
-   * its waiters go elsewhere. Undefined for an account not in the pool.
+   * its waiters go elsewhere, and the whole mesh hears it. Undefined for an account not in the pool.
    */
   disable(accountId: AccountId, reason: DisableReason, nowMs: number): FeedbackReport | undefined {
     const entry = this.entries.get(accountId);
     if (entry === undefined) return undefined;
     const change = entry.health.disable(reason, nowMs);
     if (change.alert !== undefined) this.stats.alerts++;
+    this.write(entry, { kind: 'disabled', reason }, nowMs);
     const evicted = this.permits.evict(accountId, () => true, 'account-unavailable');
     return { ...change, accountId, evicted };
   }
 
-  /** Operator action: re-enables a disabled account. Returns whether the account exists. */
-  enable(accountId: AccountId): boolean {
+  /**
+   * Operator action: re-enables a disabled account, here and (through the register) in every
+   * region, from whichever region it is called. Returns whether the account exists.
+   */
+  enable(accountId: AccountId, nowMs = 0): boolean {
     const entry = this.entries.get(accountId);
     if (entry === undefined) return false;
     entry.health.enable();
+    this.write(entry, { kind: 'available' }, nowMs);
     return true;
+  }
+
+  /**
+   * For the home node of a forwarded call: whether the account may take it now. The origin's pool
+   * has decided on its own view; this is the home's, which alone grants the one probe of a
+   * half-open account, so however many regions see a pause end, one call tests the upstream.
+   */
+  admitForward(accountId: AccountId, nowMs: number): ForwardAdmission {
+    const entry = this.entries.get(accountId);
+    if (entry === undefined) return { ok: false, retryAfterMs: undefined };
+    if (!this.canServe(entry, nowMs)) {
+      this.stats.forwardsRefused++;
+      const atMs = this.availableAtMs(entry, nowMs);
+      return { ok: false, retryAfterMs: atMs === undefined ? undefined : Math.max(noAccountRetryAfterMsMin, atMs - nowMs) };
+    }
+    const probe = entry.health.isProbe(nowMs);
+    if (probe) {
+      entry.health.beginProbe(nowMs);
+      this.stats.probes++;
+    }
+    return { ok: true, probe };
   }
 
   /** Every account's state, in id order: for status pages and gauges. */
@@ -384,17 +486,22 @@ export class AccountPool {
     const statuses: AccountStatus[] = [];
     for (const entry of this.entries.values()) {
       const { account } = entry;
+      const reason = entry.shared?.kind === 'disabled' ? entry.shared.reason : entry.health.disabledReason;
+      // (a disable of this node's own that the mesh has not yet heard still shows)
       statuses.push({
         id: account.id,
         kind: account.kind,
         homeRegion: account.homeRegion,
-        state: entry.health.state(nowMs),
+        state: this.stateOf(entry, nowMs),
         inFlight: this.permits.inFlight(account.id),
         queued: this.permits.queued(account.id),
         concurrencyMax: account.concurrencyMax,
-        availableAtMs: entry.health.availableAtMs(nowMs),
+        availableAtMs: this.availableAtMs(entry, nowMs),
         dedicated: entry.dedicated !== undefined,
-        disabledReason: entry.health.disabledReason === undefined ? undefined : disableReasonText(entry.health.disabledReason),
+        disabledReason: reason === undefined ? undefined : disableReasonText(reason),
+        disabled: reason,
+        shared: entry.shared,
+        windows: entry.windows,
       });
     }
     return statuses.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -403,7 +510,7 @@ export class AccountPool {
   /** Accounts per health state: a gauge with a bounded label set. */
   stateCounts(nowMs: number): Record<HealthState, number> {
     const counts = Object.fromEntries(healthStates.map((state) => [state, 0])) as Record<HealthState, number>;
-    for (const entry of this.entries.values()) counts[entry.health.state(nowMs)]++;
+    for (const entry of this.entries.values()) counts[this.stateOf(entry, nowMs)]++;
     return counts;
   }
 
@@ -429,7 +536,7 @@ export class AccountPool {
     let count = 0;
     for (const entry of group) {
       if (localRegion !== undefined && (entry.account.homeRegion !== localRegion) !== remote) continue;
-      if (entry.concurrencyMax === 0 || excluded?.has(entry.id) === true || !entry.health.canServe(nowMs)) continue;
+      if (entry.concurrencyMax === 0 || excluded?.has(entry.id) === true || !this.canServe(entry, nowMs)) continue;
       if (purpose === 'grant' ? !this.permits.canGrantIn(entry.permits) : entry.health.isProbe(nowMs)) continue;
       entry.inFlight = entry.permits.inFlight;
       entry.queued = entry.permits.waiters.size;
@@ -454,7 +561,7 @@ export class AccountPool {
       if (atMs === nowMs && request.excluded?.has(entry.id) !== true) {
         // Eligible, yet neither granted nor queued: a half-open account whose permits are all
         // held by calls from before the circuit opened. It is back as soon as one of those ends.
-        atMs = entry.health.availableAtMs(nowMs);
+        atMs = this.availableAtMs(entry, nowMs);
       }
       if (atMs === undefined) continue;
       if (tier < sharedTierFirst) dedicatedBackAtMs = Math.min(dedicatedBackAtMs, atMs);
@@ -469,10 +576,10 @@ export class AccountPool {
    * waiting will not help (disabled, or a cap of zero).
    */
   private eligibleAtMs(entry: Entry, excluded: ReadonlySet<AccountId> | undefined, estimate: AccountAmounts, nowMs: number): number | undefined {
-    const { account, health } = entry;
+    const { account } = entry;
     if (account.concurrencyMax === 0) return undefined;
     // Paused, circuit open, or half-open with its probe out: back when that ends.
-    const atMs = health.canServe(nowMs) ? nowMs : health.availableAtMs(nowMs);
+    const atMs = this.canServe(entry, nowMs) ? nowMs : this.availableAtMs(entry, nowMs);
     if (atMs === undefined) return undefined;
     assert(atMs >= nowMs, 'an account that cannot serve now is back later');
     if (excluded?.has(account.id) === true) return atMs;
@@ -480,4 +587,115 @@ export class AccountPool {
     const room = this.room.hasRoom(account, estimate, nowMs);
     return room.ok ? nowMs : nowMs + room.error.retryAfterMs;
   }
+
+  // ---- Shared health ----
+
+  /** Whether a call may go to the account now: its own health and the mesh's word agree. */
+  private canServe(entry: Entry, nowMs: number): boolean {
+    return entry.health.canServe(nowMs) && sharedAllows(entry.shared, nowMs);
+  }
+
+  /** When the account can next take a call, by its own health and the mesh's word; undefined while disabled. */
+  private availableAtMs(entry: Entry, nowMs: number): number | undefined {
+    const own = entry.health.availableAtMs(nowMs);
+    const { shared } = entry;
+    if (own === undefined || shared?.kind === 'disabled') return undefined;
+    return shared?.kind === 'paused' ? Math.max(own, shared.untilMs) : own;
+  }
+
+  /** The state shown for the account: the mesh's pause or disable while it lasts, else its own. */
+  private stateOf(entry: Entry, nowMs: number): HealthState {
+    const { shared } = entry;
+    if (shared?.kind === 'disabled') return 'disabled';
+    const own = entry.health.state(nowMs);
+    if (shared?.kind === 'paused' && nowMs < shared.untilMs && own !== 'disabled') return shared.cause;
+    return own;
+  }
+
+  /**
+   * At the account's home region, tells the mesh what its health now says, when that differs
+   * from the register's word: a pause (until when, and why), a disable, or the end of a pause
+   * once the account served again. Elsewhere nothing is written: the home saw the same answer
+   * (it made the call), and one writer per account keeps the register quiet.
+   */
+  private publish(entry: Entry, nowMs: number): void {
+    if (this.register === undefined || entry.account.homeRegion !== this.region) return;
+    const state = entry.health.state(nowMs);
+    const { shared } = entry;
+    switch (state) {
+      case 'disabled': {
+        const reason = entry.health.disabledReason;
+        if (reason !== undefined && shared?.kind !== 'disabled') this.write(entry, { kind: 'disabled', reason }, nowMs);
+        return;
+      }
+      case 'throttled':
+      case 'exhausted':
+      case 'overloaded':
+      case 'circuit-open': {
+        const untilMs = entry.health.availableAtMs(nowMs);
+        if (untilMs === undefined) return;
+        // The same pause heard again (every 429 of a burst) is not news; a longer one is.
+        if (shared?.kind === 'paused' && shared.cause === state && untilMs - shared.untilMs < sharedPauseNewsMs) return;
+        this.write(entry, { kind: 'paused', cause: state, untilMs }, nowMs);
+        return;
+      }
+      case 'healthy':
+        if (shared !== undefined && shared.kind !== 'available' && (shared.kind !== 'paused' || nowMs >= shared.untilMs)) this.write(entry, { kind: 'available' }, nowMs);
+        return;
+      case 'half-open':
+        return;
+    }
+  }
+
+  private write(entry: Entry, health: SharedHealth, nowMs: number): void {
+    if (this.register === undefined) return;
+    this.register.write(entry.account.id, health, nowMs);
+    this.stats.sharedWrites++;
+  }
+
+  /**
+   * A record the register took (a peer's, or this node's own): the account follows it. An
+   * operator's re-enable, from any region, lifts a disable this node had seen for itself; a
+   * pause or disable sends the account's waiters elsewhere at once.
+   */
+  private onShared(record: HealthRecord, nowMs: number): void {
+    const entry = this.entries.get(record.account);
+    if (entry === undefined) return;
+    entry.shared = record.health;
+    if (record.health.kind === 'available' && entry.health.disabledReason !== undefined) entry.health.enable();
+    if (!this.canServe(entry, nowMs)) this.permits.evict(entry.id, () => true, 'account-unavailable');
+  }
+
+  private selectorOf(strategy: BaseStrategyName): Selector {
+    let selector = this.selectors.get(strategy);
+    if (selector === undefined) {
+      selector = new Selector(strategy, this.random);
+      this.selectors.set(strategy, selector);
+      assert(this.selectors.size <= baseStrategyNames.length, 'one selector per strategy');
+    }
+    return selector;
+  }
+}
+
+/**
+ * Whether the mesh's word lets a call go: a pause holds until its time (the home region's probe
+ * decides after it: see `admitForward`), a disable until someone re-enables.
+ */
+function sharedAllows(shared: SharedHealth | undefined, nowMs: number): boolean {
+  if (shared === undefined || shared.kind === 'available') return true;
+  if (shared.kind === 'disabled') return false;
+  return nowMs >= shared.untilMs;
+}
+
+/** A pause longer than the one the register holds by less than this is not written again. */
+const sharedPauseNewsMs = 1_000;
+
+/** The windows of a subscription as a status page lists them, for the metrics binding. */
+export function windowUtilizations(status: AccountStatus): { readonly window: (typeof unifiedWindowNames)[number]; readonly utilization: number }[] {
+  const out: { window: (typeof unifiedWindowNames)[number]; utilization: number }[] = [];
+  for (const window of unifiedWindowNames) {
+    const utilization = status.windows?.windows[window]?.utilization;
+    if (utilization !== undefined) out.push({ window, utilization });
+  }
+  return out;
 }

@@ -2,6 +2,8 @@ import { assert } from '../core/assert.js';
 import type { AccountId } from '../core/ids.js';
 import { policyAccountsMax } from '../core/limits.js';
 import type { Random } from '../core/random.js';
+import type { UnifiedLimits } from './account-feedback.js';
+import { unifiedWindowNames } from './account-feedback.js';
 import { rendezvousFirst } from './rendezvous.js';
 
 /**
@@ -20,8 +22,17 @@ import { rendezvousFirst } from './rendezvous.js';
  *    interleaved within it (weights 5, 1, 1 give a a b a c a a, not a a a a a b c). It needs no
  *    randomness, so it is deterministic outright.
  *  - `least-loaded`: the fewest permits in flight (and queued) relative to the account's cap;
- *    ties are broken uniformly at random (from the injected Random, one draw among the tied),
- *    so idle accounts share the load instead of the first one in id order taking every burst.
+ *    among equal loads, the most subscription window left (`headroom`, in tenths: accounts
+ *    about as full are alike); remaining ties are broken uniformly at random (from the injected
+ *    Random, one draw among the tied), so idle accounts share the load instead of the first one
+ *    in id order taking every burst.
+ *
+ * Window headroom. A subscription reports how much of its 5-hour and 7-day windows is used; an
+ * account near the end of a window should be spared while others have room, so the window lasts
+ * and the pool does not run into a 429 it could see coming. Least loaded prefers the most headroom
+ * among equal loads; weighted scales each account's weight by (headroom + 1) / 11, so a nearly
+ * spent account still gets a trickle (and keeps reporting its windows); round robin and sticky
+ * sessions keep their order (a session pinned for its prompt cache is worth more than the room).
  *
  * Stickiness sits on top of any of them: with a session key the pick is the rendezvous winner
  * among the candidates (see ./rendezvous.ts), which is the pinned account when it qualifies and
@@ -51,6 +62,26 @@ export interface Candidate {
   readonly concurrencyMax: number;
   readonly inFlight: number;
   readonly queued: number;
+  /** Tenths of the subscription window left, 0 to 10 (`headroomOf`); 10 for an account without windows. */
+  readonly headroom: number;
+}
+
+export const headroomMax = 10;
+
+/** Tenths of the tightest window left, from a subscription's last answer; full when unknown. */
+export function headroomOf(unified: UnifiedLimits | undefined): number {
+  if (unified === undefined) return headroomMax;
+  let used = 0;
+  for (const name of unifiedWindowNames) {
+    const utilization = unified.windows[name]?.utilization;
+    if (utilization !== undefined && utilization > used) used = utilization;
+  }
+  return Math.max(0, Math.min(headroomMax, Math.floor((1 - used) * headroomMax + 1e-9)));
+}
+
+/** Least loaded's order: load, then the most headroom. */
+function compareLeastLoaded(a: Candidate, b: Candidate): number {
+  return compareLoad(a, b) || b.headroom - a.headroom;
 }
 
 /** Compares the loads `a.inFlight+queued / a.max` and the same of `b` without dividing. */
@@ -145,9 +176,10 @@ export class Selector {
       const candidate = candidates[i] as T;
       // Every candidate's credit grows on every pick, so each one's room must be known.
       if (admits !== undefined && !admits(candidate)) continue;
-      const credit = (this.credits.get(candidate.id) ?? 0) + candidate.weight;
+      const weight = candidate.headroom >= headroomMax ? candidate.weight : (candidate.weight * (candidate.headroom + 1)) / (headroomMax + 1);
+      const credit = (this.credits.get(candidate.id) ?? 0) + weight;
       this.credits.set(candidate.id, credit);
-      total += candidate.weight;
+      total += weight;
       if (credit > bestCredit || (credit === bestCredit && best !== undefined && candidate.id < best.id)) {
         best = candidate;
         bestCredit = credit;
@@ -164,7 +196,7 @@ export class Selector {
     let best: T | undefined;
     for (let i = 0; i < count; i++) {
       const candidate = candidates[i] as T;
-      const order = best === undefined ? -1 : compareLoad(candidate, best);
+      const order = best === undefined ? -1 : compareLeastLoaded(candidate, best);
       if (order < 0) {
         best = candidate;
         ties = 0;
@@ -176,13 +208,13 @@ export class Selector {
     // Every least loaded candidate was refused: the others, one load at a time, lightest first.
     // A stable sort keeps candidate order within a load, as the first pass does.
     const rest: number[] = [];
-    for (let i = 0; i < count; i++) if (compareLoad(candidates[i] as T, best as T) > 0) rest.push(i);
-    rest.sort((a, b) => compareLoad(candidates[a] as T, candidates[b] as T));
+    for (let i = 0; i < count; i++) if (compareLeastLoaded(candidates[i] as T, best as T) > 0) rest.push(i);
+    rest.sort((a, b) => compareLeastLoaded(candidates[a] as T, candidates[b] as T));
     // Bounded by the candidates: each turn consumes one load's worth of them.
     for (let start = 0; start < rest.length; ) {
       const first = candidates[rest[start] as number] as T;
       ties = 0;
-      while (start < rest.length && compareLoad(candidates[rest[start] as number] as T, first) === 0) tied[ties++] = rest[start++] as number;
+      while (start < rest.length && compareLeastLoaded(candidates[rest[start] as number] as T, first) === 0) tied[ties++] = rest[start++] as number;
       const next = this.drawAdmitted(candidates, ties, admits);
       if (next !== undefined) return next;
     }

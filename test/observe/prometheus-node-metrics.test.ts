@@ -42,7 +42,7 @@ interface Fixture {
 }
 
 function status(id: string, state: HealthState, inFlight = 0, queued = 0): AccountStatus {
-  return { id: id as AccountId, kind: 'api-key', homeRegion: region, state, inFlight, queued, concurrencyMax: 4, availableAtMs: undefined, dedicated: false, disabledReason: undefined };
+  return { id: id as AccountId, kind: 'api-key', homeRegion: region, state, inFlight, queued, concurrencyMax: 4, availableAtMs: undefined, dedicated: false, disabledReason: undefined, disabled: undefined, shared: undefined, windows: undefined };
 }
 
 const zeroTransport: WsTransportStats = {
@@ -64,7 +64,17 @@ function fixture(): Fixture {
   const mesh = new MeshStats();
   const poolStats = new PoolStats();
   const state = {
-    statuses: [status('acct-a', 'healthy', 2, 1), status('acct-b', 'throttled')],
+    statuses: [
+      status('acct-a', 'healthy', 2, 1),
+      status('acct-b', 'throttled'),
+      {
+        ...status('acct-c', 'disabled'),
+        kind: 'oauth',
+        disabled: { kind: 'credential', detail: 'refresh refused: invalid_grant' },
+        disabledReason: 'credential: refresh refused: invalid_grant',
+        windows: { status: 'allowed', resetAtMs: 1_800_000_000_000, windows: { 'five-hour': { status: 'allowed', utilization: 0.25, resetAtMs: 1_800_000_000_000 }, 'seven-day': undefined } },
+      } satisfies AccountStatus,
+    ],
     peers: [
       { peer: 'n8' as NodeId, connected: true, liveness: 'alive' },
       { peer: 'n9' as NodeId, connected: false, liveness: 'dead' },
@@ -167,6 +177,9 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_accounts: ['gauge', ['state']],
   carpool_account_permits_in_flight: ['gauge', ['account']],
   carpool_account_waiters: ['gauge', ['account']],
+  carpool_account_window_utilization: ['gauge', ['account', 'window']],
+  carpool_account_window_reset_seconds: ['gauge', ['account', 'window']],
+  carpool_account_disabled: ['gauge', ['account', 'reason']],
   carpool_pool_permits_held: ['gauge', []],
   carpool_pool_waiters: ['gauge', []],
   carpool_upstream_calls_in_flight: ['gauge', []],
@@ -319,9 +332,13 @@ describe('PrometheusNodeMetrics', () => {
     let { families } = await scrape(f.metrics);
     expect(sampleOf(families, 'carpool_account_state', { account: 'acct-a', state: 'healthy' })).toBe(1);
     expect(sampleOf(families, 'carpool_account_state', { account: 'acct-b', state: 'throttled' })).toBe(1);
-    expect(families.get('carpool_account_state')?.samples).toHaveLength(2);
+    expect(families.get('carpool_account_state')?.samples).toHaveLength(3);
+    expect(sampleOf(families, 'carpool_account_disabled', { account: 'acct-c', reason: 'credential' })).toBe(1);
+    expect(families.get('carpool_account_disabled')?.samples).toHaveLength(1);
+    expect(sampleOf(families, 'carpool_account_window_utilization', { account: 'acct-c', window: 'five-hour' })).toBe(0.25);
+    expect(sampleOf(families, 'carpool_account_window_reset_seconds', { account: 'acct-c', window: 'five-hour' })).toBe(1_800_000_000);
     expect(sampleOf(families, 'carpool_accounts', { state: 'throttled' })).toBe(1);
-    expect(sampleOf(families, 'carpool_accounts', { state: 'disabled' })).toBe(0);
+    expect(sampleOf(families, 'carpool_accounts', { state: 'disabled' })).toBe(1);
     expect(sampleOf(families, 'carpool_account_permits_in_flight', { account: 'acct-a' })).toBe(2);
     expect(sampleOf(families, 'carpool_pool_waiters')).toBe(1);
     expect(sampleOf(families, 'carpool_mesh_peers')).toBe(2);

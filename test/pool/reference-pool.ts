@@ -34,6 +34,8 @@ interface Scored {
   readonly concurrencyMax: number;
   readonly inFlight: number;
   readonly queued: number;
+  /** Window headroom: the reference pool's accounts have no windows (full). */
+  readonly headroom: number;
   readonly probe: boolean;
   /** Quota room for the request's estimate. */
   readonly room: boolean;
@@ -228,6 +230,7 @@ export class ReferencePool {
           concurrencyMax: account.concurrencyMax,
           inFlight: this.permits.inFlight(account.id),
           queued: this.permits.queued(account.id),
+          headroom: 10,
           probe: entry.health.isProbe(nowMs),
           room: room === undefined || room.ok,
         });
@@ -324,6 +327,9 @@ export class ReferencePool {
         availableAtMs: entry.health.availableAtMs(nowMs),
         dedicated: entry.dedicated !== undefined,
         disabledReason: entry.health.disabledReason === undefined ? undefined : disableReasonText(entry.health.disabledReason),
+        disabled: entry.health.disabledReason,
+        shared: undefined,
+        windows: undefined,
       });
     }
     return statuses.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -7,7 +7,7 @@ import { stableHash } from '../../src/pool/stable-hash.js';
 import { type Candidate, Selector } from '../../src/pool/strategies.js';
 
 function candidate(id: string, parts: Partial<Omit<Candidate, 'id' | 'idHash'>> = {}): Candidate {
-  return { id: id as AccountId, idHash: stableHash(id), weight: 1, concurrencyMax: 10, inFlight: 0, queued: 0, ...parts };
+  return { id: id as AccountId, idHash: stableHash(id), weight: 1, concurrencyMax: 10, inFlight: 0, queued: 0, headroom: 10, ...parts };
 }
 
 function tally(picks: readonly string[]): Map<string, number> {
