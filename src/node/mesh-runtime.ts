@@ -155,6 +155,15 @@ export class MeshRuntime {
     };
     this.reservations = new ReservationTable(this.counter);
     this.escrow = new EscrowBook(this.replica, this.counter);
+    // Jitter of account backoffs and tie-breaks, seeded per node like the gate's, from its own seed.
+    this.accountUsage = new AccountUsage(this.counter);
+    this.pool = new AccountPool({
+      random: new SeededRandom(randomBytes(4).readUInt32LE(0)),
+      strategy: options.poolStrategy ?? 'round-robin',
+      sticky: true,
+      room: this.accountUsage,
+      shared: { node: config.node, region: config.region },
+    });
     this.node = new MeshNode({
       membership: membership.value,
       replica: this.replica,
@@ -163,6 +172,7 @@ export class MeshRuntime {
       counter: this.counter,
       policy: this.policy,
       rights: this.escrow,
+      ...(this.pool.register === undefined ? {} : { health: this.pool.register }),
       // What a restarted node holds of its peers is what its last commit had, not what they hold
       // now: it answers no quorum read until every peer has sent its state, with or without a store.
       recovering: true,
@@ -171,14 +181,6 @@ export class MeshRuntime {
     const seed = randomBytes(4).readUInt32LE(0);
     this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.node, membership.value.members.length, new SeededRandom(seed));
     this.claims = new RequestClaims(this.counter, this.node, new SeededRandom(randomBytes(4).readUInt32LE(0)));
-    // Jitter of account backoffs and tie-breaks, seeded per node like the gate's, from its own seed.
-    this.accountUsage = new AccountUsage(this.counter);
-    this.pool = new AccountPool({
-      random: new SeededRandom(randomBytes(4).readUInt32LE(0)),
-      strategy: options.poolStrategy ?? 'round-robin',
-      sticky: true,
-      room: this.accountUsage,
-    });
     if (options.store !== undefined && snapshot !== undefined) {
       const parts = { counter: this.counter, escrow: this.escrow, gate: this.gate, policy: this.policy };
       this.journal = new DurableJournal(options.store, parts, () => performance.now());

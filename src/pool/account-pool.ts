@@ -452,7 +452,7 @@ export class AccountPool {
    * Operator action: re-enables a disabled account, here and (through the register) in every
    * region, from whichever region it is called. Returns whether the account exists.
    */
-  enable(accountId: AccountId, nowMs = 0): boolean {
+  enable(accountId: AccountId, nowMs: number): boolean {
     const entry = this.entries.get(accountId);
     if (entry === undefined) return false;
     entry.health.enable();

@@ -228,7 +228,7 @@ describe('AccountCaller: account health and retries', () => {
     for (let i = 0; i < 4; i++) expect(completion(await call(h)).accountId).not.toBe(revoked);
     expect(h.emulator.stats().keys[h.keyOf(revoked)]?.requests).toBe(1);
 
-    expect(h.pool.enable(revoked)).toBe(true);
+    expect(h.pool.enable(revoked, Date.now())).toBe(true);
     expect(statusOf(h, revoked).state).toBe('healthy');
     // Round robin over three accounts: three calls in a row visit each.
     const served: AccountId[] = [];

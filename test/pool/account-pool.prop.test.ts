@@ -185,7 +185,7 @@ describe('AccountPool against its reference model (property)', () => {
               break;
             }
             case 'enable':
-              same(pool.enable(`a${op.account}` as AccountId), reference.enable(`a${op.account}` as AccountId), at);
+              same(pool.enable(`a${op.account}` as AccountId, nowMs), reference.enable(`a${op.account}` as AccountId), at);
               break;
             case 'policy':
               specs[op.account] = op.change;

@@ -157,7 +157,7 @@ describe('AccountPool queueing and health', () => {
     p.onFeedback('a2' as AccountId, { kind: 'auth-failed', status: 401 }, t0);
     expect(p.acquire(request(), t0 + 40_000)).toEqual({ ok: false, error: { kind: 'no-account', retryAfterMs: undefined } });
     expect(p.stats.alerts).toBe(2);
-    expect(p.enable('a2' as AccountId)).toBe(true);
+    expect(p.enable('a2' as AccountId, t0)).toBe(true);
     expect(grant(p.acquire(request(), t0 + 40_000)).account.id).toBe('a2');
   });
 

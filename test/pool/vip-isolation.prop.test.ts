@@ -130,7 +130,7 @@ describe('AccountPool VIP isolation (property)', () => {
             }
             case 'feedback':
               pool.onFeedback(accountIds[op.account]!, feedbacks[op.feedback]!, nowMs);
-              if (feedbacks[op.feedback]!.kind === 'auth-failed' && op.feedback % 2 === 0) pool.enable(accountIds[op.account]!);
+              if (feedbacks[op.feedback]!.kind === 'auth-failed' && op.feedback % 2 === 0) pool.enable(accountIds[op.account]!, nowMs);
               break;
             case 'dedicate': {
               const dedication = dedications[op.dedication];

@@ -42,7 +42,8 @@ import { parseUsageExport, parseUsageQuery, type UsageExportRequest, type UsageP
  * What a write may touch:
  *   - policy (tenants, accounts, settings, keys): the replicated policy document, so the edit
  *     reaches every node within a gossip interval; the audit entry travels with it;
- *   - account health (re-enable): this node's pool only, since health is learned per node;
+ *   - account health (re-enable): the mesh's shared health register (src/pool/health-register.ts),
+ *     so one re-enable, at any node, brings the account back in every region within a gossip interval;
  *   - counters: only through a usage adjustment, applied to this node's own entries of one key
  *     (a charge increments, a credit decrements). A credit never drives the key below zero: it
  *     may not exceed the key's value after a quorum read (so every completed credit anywhere is
@@ -416,13 +417,13 @@ export class AdminService {
 
   // ---- Pool and counters ----
 
-  /** Re-enables an account that a 401, 402 or 403 disabled, on this node; false for an account not in the pool. */
+  /** Re-enables a disabled account (a 401, 402 or 403, or a credential not renewed), mesh-wide; false for an account not in the pool. */
   enableAccount(caller: AdminPrincipal, id: string, reason: string | undefined): Result<{ readonly enabled: boolean }, AdminFailure> {
     const checkedReason = checkReason(reason);
     if (!checkedReason.ok) return checkedReason;
     const parsed = parseAccountId(id);
     if (!parsed.ok) return invalid('account', 'must be an account id');
-    const enabled = this.runtime.pool.enable(parsed.value);
+    const enabled = this.runtime.pool.enable(parsed.value, this.now());
     if (enabled) this.record(caller, 'account.enable', `account/${parsed.value}`, checkedReason.value);
     return ok({ enabled });
   }

@@ -17,6 +17,7 @@ import { costMicrosOf } from '../../ledger/model-prices.js';
 import type { StoreError } from '../../ledger/node-state.js';
 import { type Account, defaultTokenWeights } from '../../mesh/policy/policy-schema.js';
 import type { ForwardCall, ForwardHandler, ForwardRefusal, ForwardResult, ForwardSink } from '../../net/grpc/forward-handler.js';
+import { type AccountFeedback, emptyRateLimits } from '../../pool/account-feedback.js';
 import type { AccountPool, FeedbackReport } from '../../pool/account-pool.js';
 import { accountAmountsOf, type AccountUsage } from '../../pool/account-usage.js';
 import { MessageStream } from '../../upstream/message-stream.js';
@@ -38,6 +39,7 @@ import { verifyForward } from './member-mac.js';
  *
  *   proof ── bad ─────────────────────────────────────────▶ UNAUTHENTICATED (nothing runs)
  *   account unknown, not homed here, no credential here ──▶ refused (the origin skips it)
+ *   account paused or disabled here, or its probe out ────▶ refused, with a pause for the origin
  *   ledger ─ running ─────────────────────────────────────▶ refused
  *          ─ done ──── same origin ───────────────────────▶ replay with the usage
  *                   └─ another origin ────────────────────▶ replay with zero usage
@@ -134,7 +136,7 @@ export interface ForwardExecutorOptions {
   readonly crypto: AuthCrypto;
   readonly secret: Uint8Array;
   readonly isMember: (id: NodeId) => boolean;
-  readonly pool: Pick<AccountPool, 'account' | 'onFeedback'>;
+  readonly pool: Pick<AccountPool, 'account' | 'onFeedback' | 'admitForward'>;
   readonly usage: Pick<AccountUsage, 'charge'>;
   readonly client: AccountCallClient;
   readonly targets: (accountId: AccountId) => UpstreamTarget | undefined;
@@ -272,6 +274,16 @@ export class ForwardExecutor implements ForwardHandler {
         return { kind: 'replayed', result: await this.replay(begun.answer, begun.owner === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
       case 'new':
         break;
+    }
+    // A forwarded call meets the home's view of the account: the origin decided on its own, and
+    // only the home grants the one probe after a pause, however many regions saw the pause end.
+    if (run.forwardedFor !== undefined) {
+      const admitted = options.pool.admitForward(account.id, options.clock.nowMs());
+      if (!admitted.ok) {
+        options.ledger.abandon(key);
+        const feedback: AccountFeedback = { kind: 'rate-limited', retryAfterMs: admitted.retryAfterMs, rateLimits: emptyRateLimits };
+        return { kind: 'refused', result: { ...this.refused(`account ${account.id} cannot take calls now (paused, disabled, or its probe is out)`), feedback } };
+      }
     }
     // A forwarded call's ledger entry is on disk before the upstream sees the call: a home node
     // that dies mid-call answers a repeat of it as interrupted instead of calling again.

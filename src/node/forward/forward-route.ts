@@ -232,8 +232,9 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
     case 'invalid-request':
     case 'refused':
       // The home node could not call the account (closing, full, misconfigured, or the pair is
-      // running elsewhere): the account is unavailable from here for now.
-      return err({ kind: 'network', detail: `home node: ${result.outcome}: ${result.detail}`, usage, requestId, feedback: networkFeedback(`home node ${result.outcome}`) });
+      // running elsewhere): the account is unavailable from here for now. A home that turned the
+      // call away for the account's health says for how long, as a 429 would.
+      return err({ kind: 'network', detail: `home node: ${result.outcome}: ${result.detail}`, usage, requestId, feedback: feedback ?? networkFeedback(`home node ${result.outcome}`) });
   }
 }
 
