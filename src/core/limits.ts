@@ -617,9 +617,30 @@ export const emulatorStopSequencesMax = 64;
  */
 export const emulatorResetStampsMax = 64;
 
+/**
+ * Access tokens an OAuth account of the emulator remembers: the newest ones it issued, live or
+ * expired. Older ones are forgotten and answered as unknown (401 "Invalid authentication
+ * credentials") rather than expired. A refresher issues one per period, so a client holding a
+ * token that many refreshes old has long since been told to refresh; the table stays bounded by
+ * this times emulatorAccountsMax.
+ */
+export const emulatorAccessTokensPerAccountMax = 8;
+
+/**
+ * Retired refresh tokens an account remembers, so that a reused one is refused (`invalid_grant`)
+ * *and* counted against its account in the stats; older ones are refused just the same, counted
+ * only in the emulator-wide figure.
+ */
+export const emulatorRetiredRefreshTokensPerAccountMax = 8;
+
+/** Largest body of a token request: a refresh token and a client id take a few hundred bytes. */
+export const emulatorTokenRequestBytesMax = 16 * 1024;
+
 assert(emulatorControlBytesMax <= emulatorRequestBytesMax, 'a control request is no larger than a message request');
 assert(emulatorOutputTokensMax <= emulatorMaxTokensMax, 'generation never exceeds what max_tokens may allow');
 assert(emulatorResetStampsMax > 61, 'the reset stamps of one minute fit the stamp slots');
+assert(emulatorAccessTokensPerAccountMax >= 2, 'an account keeps its previous access token alive beside the new one, as the real API does');
+assert(emulatorTokenRequestBytesMax <= emulatorControlBytesMax, 'a token request is no larger than a control request');
 
 // ---- Upstream client ----
 

@@ -1,8 +1,10 @@
 import { emulatorAccountsMax, emulatorFaultsMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { type Fault, parseFault } from './fault-plan.js';
+import type { OAuthAccountConfig } from './oauth-tokens.js';
 import { PromptHash } from './prompt-hash.js';
 import type { AccountLimits } from './rate-limiter.js';
+import { fiveHourMs, sevenDayMs, type SubscriptionLimits } from './subscription-windows.js';
 import { isJson } from './token-count.js';
 
 /**
@@ -15,7 +17,11 @@ import { isJson } from './token-count.js';
  *     { "key": "sk-ant-api03-first", "kind": "api-key",
  *       "requestsPerMinute": 50, "inputTokensPerMinute": 30000, "outputTokensPerMinute": 8000 },
  *     { "key": "sk-ant-oat01-second", "kind": "oauth",
- *       "faults": [{ "kind": "overloaded", "count": 2 }] }
+ *       "faults": [{ "kind": "overloaded", "count": 2 }] },
+ *     { "key": "sk-ant-oat01-third", "kind": "oauth",
+ *       "oauth": { "refreshToken": "sk-ant-ort01-third", "accessTokenLifetimeMs": 5000 },
+ *       "windows": { "unit": "requests", "fiveHourBudget": 200, "sevenDayBudget": 2000,
+ *                    "fiveHourMs": 18000000, "sevenDayMs": 604800000, "warningUtilization": 0.8 } }
  *   ],
  *   "models": ["claude-sonnet-4-6"]
  * }
@@ -26,6 +32,17 @@ import { isJson } from './token-count.js';
  * API has it. Limits left out take `defaultAccountLimits`; `faults` (see fault-plan.ts) are aimed
  * at the account's own key. `models`, when given, is the exact set of model names served;
  * otherwise any name shaped like `claude-*` is. Every error names the field it is about.
+ *
+ * OAuth accounts only:
+ *   - `oauth` makes the login renewable (oauth-tokens.ts): `key` is then the first access token,
+ *     valid `accessTokenLifetimeMs` (1 s or more) from start; `refreshToken` is honoured once at
+ *     `POST /v1/oauth/token`, which answers a new access token and a new refresh token. Without
+ *     `oauth`, `key` is a static token that never expires, as before.
+ *   - `windows` are the subscription's 5-hour and 7-day budgets (subscription-windows.ts), in
+ *     `requests` (the default unit) or `weighted-tokens`; lengths default to 5 h and 7 days, the
+ *     warning share to 0.8. Left out, an OAuth account gets `defaultSubscriptionLimits`, budgets
+ *     no test reaches, so its answers still carry the `anthropic-ratelimit-unified-*` headers.
+ *     A key and a refresh token are distinct across the whole file.
  */
 export type AccountKind = 'api-key' | 'oauth';
 
@@ -34,6 +51,10 @@ export interface EmulatorAccount {
   readonly kind: AccountKind;
   readonly limits: AccountLimits;
   readonly faults: readonly Fault[];
+  /** OAuth accounts only: a renewable login; absent, the key is a static token. */
+  readonly oauth?: OAuthAccountConfig | undefined;
+  /** OAuth accounts only: the subscription windows; absent, `defaultSubscriptionLimits`. */
+  readonly windows?: SubscriptionLimits | undefined;
 }
 
 export interface AccountsFile {
@@ -53,6 +74,21 @@ export const defaultAccountLimits: AccountLimits = Object.freeze({
   inputTokensPerMinute: 2_000_000,
   outputTokensPerMinute: 400_000,
 });
+
+/** Windows of a subscription that no test reaches, so an OAuth account left unconfigured still reports them. */
+export const defaultSubscriptionLimits: SubscriptionLimits = Object.freeze({
+  unit: 'requests',
+  fiveHour: Object.freeze({ budget: 1_000_000, lengthMs: fiveHourMs }),
+  sevenDay: Object.freeze({ budget: 10_000_000, lengthMs: sevenDayMs }),
+  warningUtilization: 0.8,
+});
+
+/** Longest access-token lifetime configurable: a year, the life of Claude Code's long-lived setup token. */
+const accessTokenLifetimeMsMax = 365 * 24 * 60 * 60 * 1000;
+/** Longest window configurable: far past the real weekly window, short of anything a timer cannot hold. */
+const windowMsMax = 4 * sevenDayMs;
+/** A budget above this is no budget a test could spend. */
+const windowBudgetMax = 1_000_000_000_000;
 
 /** Key lengths accepted: long enough not to be guessed by accident, short enough for a header. */
 const keyLengthMin = 8;
@@ -91,6 +127,11 @@ export function parseAccountsFile(raw: unknown): Result<AccountsFile, ConfigErro
     if (!parsed.ok) return parsed;
     if (keys.has(parsed.value.key)) return bad(`accounts[${i}].key`, 'is listed twice');
     keys.add(parsed.value.key);
+    const refreshToken = parsed.value.oauth?.refreshToken;
+    if (refreshToken !== undefined) {
+      if (keys.has(refreshToken)) return bad(`accounts[${i}].oauth.refreshToken`, 'is listed twice (as a key or a refresh token)');
+      keys.add(refreshToken);
+    }
     accounts.push(parsed.value);
   }
   const faults = accounts.reduce((sum, account) => sum + account.faults.length, 0);
@@ -110,7 +151,7 @@ export function parseAccountsFile(raw: unknown): Result<AccountsFile, ConfigErro
 function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, ConfigError> {
   if (!isJson(raw)) return bad(field, 'must be an object with a key');
   for (const name of Object.keys(raw)) {
-    if (!['key', 'kind', 'requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute', 'faults'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
+    if (!['key', 'kind', 'requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute', 'faults', 'oauth', 'windows'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
   }
   const key = raw.key;
   if (typeof key !== 'string' || key.length < keyLengthMin || key.length > keyLengthMax || !keyPattern.test(key)) {
@@ -139,11 +180,65 @@ function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, Conf
       faults.push(fault.value);
     }
   }
+  if (kind !== 'oauth' && (raw.oauth !== undefined || raw.windows !== undefined)) {
+    return bad(`${field}.${raw.oauth !== undefined ? 'oauth' : 'windows'}`, 'is for "oauth" accounts only');
+  }
+  const oauth = raw.oauth === undefined ? ok(undefined) : parseOAuth(raw.oauth, `${field}.oauth`);
+  if (!oauth.ok) return oauth;
+  if (oauth.value !== undefined && oauth.value.refreshToken === key) return bad(`${field}.oauth.refreshToken`, 'must differ from the key');
+  const windows = raw.windows === undefined ? ok(undefined) : parseWindows(raw.windows, `${field}.windows`);
+  if (!windows.ok) return windows;
   return ok({
     key,
     kind,
     limits: { requestsPerMinute: requestsPerMinute.value, inputTokensPerMinute: inputTokensPerMinute.value, outputTokensPerMinute: outputTokensPerMinute.value },
     faults,
+    oauth: oauth.value,
+    windows: windows.value,
+  });
+}
+
+/** A whole number within [min, max], or `fallback` when absent. */
+function wholeNumber(raw: Record<string, unknown>, name: string, field: string, min: number, max: number, fallback?: number): Result<number, ConfigError> {
+  const value = raw[name];
+  if (value === undefined && fallback !== undefined) return ok(fallback);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) return bad(`${field}.${name}`, `must be an integer from ${min} to ${max}`);
+  return ok(value);
+}
+
+function parseOAuth(raw: unknown, field: string): Result<OAuthAccountConfig, ConfigError> {
+  if (!isJson(raw)) return bad(field, 'must be an object with a refreshToken and an accessTokenLifetimeMs');
+  for (const name of Object.keys(raw)) if (!['refreshToken', 'accessTokenLifetimeMs'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
+  const refreshToken = raw.refreshToken;
+  if (typeof refreshToken !== 'string' || refreshToken.length < keyLengthMin || refreshToken.length > keyLengthMax || !keyPattern.test(refreshToken)) {
+    return bad(`${field}.refreshToken`, `must be ${keyLengthMin} to ${keyLengthMax} printable ASCII characters without spaces`);
+  }
+  const lifetime = wholeNumber(raw, 'accessTokenLifetimeMs', field, 1000, accessTokenLifetimeMsMax);
+  if (!lifetime.ok) return lifetime;
+  return ok({ refreshToken, accessTokenLifetimeMs: lifetime.value });
+}
+
+function parseWindows(raw: unknown, field: string): Result<SubscriptionLimits, ConfigError> {
+  if (!isJson(raw)) return bad(field, 'must be an object with fiveHourBudget and sevenDayBudget');
+  const names = ['unit', 'fiveHourBudget', 'sevenDayBudget', 'fiveHourMs', 'sevenDayMs', 'warningUtilization'];
+  for (const name of Object.keys(raw)) if (!names.includes(name)) return bad(`${field}.${name}`, 'unknown field');
+  const unit = raw.unit ?? 'requests';
+  if (unit !== 'requests' && unit !== 'weighted-tokens') return bad(`${field}.unit`, 'must be "requests" or "weighted-tokens"');
+  const fiveHourBudget = wholeNumber(raw, 'fiveHourBudget', field, 1, windowBudgetMax);
+  if (!fiveHourBudget.ok) return fiveHourBudget;
+  const sevenDayBudget = wholeNumber(raw, 'sevenDayBudget', field, 1, windowBudgetMax);
+  if (!sevenDayBudget.ok) return sevenDayBudget;
+  const fiveHourLength = wholeNumber(raw, 'fiveHourMs', field, 1000, windowMsMax, fiveHourMs);
+  if (!fiveHourLength.ok) return fiveHourLength;
+  const sevenDayLength = wholeNumber(raw, 'sevenDayMs', field, 1000, windowMsMax, sevenDayMs);
+  if (!sevenDayLength.ok) return sevenDayLength;
+  const warning = raw.warningUtilization ?? 0.8;
+  if (typeof warning !== 'number' || !(warning > 0 && warning <= 1)) return bad(`${field}.warningUtilization`, 'must be a number above 0 and at most 1');
+  return ok({
+    unit,
+    fiveHour: { budget: fiveHourBudget.value, lengthMs: fiveHourLength.value },
+    sevenDay: { budget: sevenDayBudget.value, lengthMs: sevenDayLength.value },
+    warningUtilization: warning,
   });
 }
 

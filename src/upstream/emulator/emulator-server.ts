@@ -10,18 +10,22 @@ import {
   emulatorOutputTokensMax,
   emulatorRequestBytesMax,
   emulatorResponsesInFlightMax,
+  emulatorTokenRequestBytesMax,
 } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { apiError, type ApiError, apiErrorStatus, errorBody } from './api-error.js';
-import { type EmulatorAccount, isServedModel } from './emulator-config.js';
+import { defaultSubscriptionLimits, type EmulatorAccount, isServedModel } from './emulator-config.js';
 import { EmulatorIds } from './emulator-ids.js';
 import { EmulatorStats, type KeyStats, type StatsSnapshot } from './emulator-stats.js';
 import { type Fault, type FaultAction, FaultPlan, type FaultPlanError, parseFaults } from './fault-plan.js';
 import { errorEventFrame, messageBody, type MessageOutcome, sseFrame, streamEvents, streamHeadEvents } from './message-events.js';
 import { cacheMinTokensDefault, PromptCache } from './prompt-cache.js';
 import { layOutPrompt } from './prompt-segments.js';
-import { type Headers, rateLimitHeaders, retryAfterSeconds, throttledState } from './rate-limit-headers.js';
+import { OAuthTokens } from './oauth-tokens.js';
+import { type Headers, rateLimitHeaders, retryAfterSeconds, throttledState, unifiedHeaders } from './rate-limit-headers.js';
 import { AccountRateLimiter } from './rate-limiter.js';
+import { inputCharge, outputCharge, SubscriptionWindows, type WindowName } from './subscription-windows.js';
+import { parseTokenRequest, type TokenError, tokenErrorBody } from './token-request.js';
 import { invalidRequestMessage, type MessagesRequest, type RequestBetas, requestBetas, validateCountTokensRequest, validateMessagesRequest } from './request-validation.js';
 import { generateText } from './text-generator.js';
 
@@ -33,9 +37,20 @@ import { generateText } from './text-generator.js';
  *
  *   POST   /v1/messages                JSON, or SSE with `"stream": true`
  *   POST   /v1/messages/count_tokens   {"input_tokens": n}
+ *   POST   /v1/oauth/token             refresh an OAuth login (token-request.ts, oauth-tokens.ts)
  *   GET    /_emulator/stats            counts (emulator-stats.ts); DELETE resets them
  *   GET    /_emulator/faults           the queued faults; POST queues a plan (fault-plan.ts);
  *                                      DELETE clears them all, configured ones included
+ *   POST   /_emulator/oauth/revoke     {"account": KEY}: its refresh token is refused from now on
+ *   POST   /_emulator/oauth/expire     {"account": KEY}: its access tokens expire now
+ *   POST   /_emulator/windows/exhaust  {"account": KEY, "window": "5h"|"7d", "resetInMs": n}:
+ *                                      the window is spent now and ends n ms from now
+ *
+ * An account is named in the hooks by its configured key. OAuth accounts: a bearer token is looked
+ * up among the issued access tokens first (401 "OAuth token has expired" past its life, the
+ * real body), then among static keys; each answer carries the subscription windows'
+ * `anthropic-ratelimit-unified-*` headers (rate-limit-headers.ts), and a spent window answers 429
+ * until its end, before the per-minute limits are consulted.
  *
  * A Messages request goes through, in order: the body is read (413 past `requestBytesMax`,
  * counted while reading, never buffered whole first); the key is checked (401); the
@@ -88,6 +103,14 @@ export interface Emulator {
   addFaults(faults: readonly Fault[]): Result<number, FaultPlanError>;
   clearFaults(): void;
   faults(): Fault[];
+  /** Refuses the account's refresh token from now on; false for a key that is not a renewable OAuth login. */
+  revokeRefreshToken(key: string): boolean;
+  /** Expires every access token of the account now; false for a key that is not a renewable OAuth login. */
+  expireAccessTokens(key: string): boolean;
+  /** The refresh token the account honours now; undefined once revoked or for any other key. */
+  currentRefreshToken(key: string): string | undefined;
+  /** Spends the window now, ending it `resetInMs` from now; false for a key that is not an OAuth account or a reset past the window's length. */
+  exhaustWindow(key: string, window: WindowName, resetInMs: number): boolean;
   stats(): StatsSnapshot;
   resetStats(): void;
   /** Ends open streams and connections, cancels every wait, and stops listening. */
@@ -100,7 +123,28 @@ const anthropicVersionPattern = /^\d{4}-\d{2}-\d{2}$/;
 interface AccountState {
   readonly account: EmulatorAccount;
   readonly limiter: AccountRateLimiter;
+  /** OAuth accounts only. */
+  readonly windows: SubscriptionWindows | undefined;
 }
+
+/**
+ * The 401 bodies of a subscription token. Expired: the message Claude Code users and relays
+ * quote, `{"type":"error","error":{"type":"authentication_error","message":"OAuth token has
+ * expired. Please obtain a new token or refresh your existing token."},"request_id":"req_..."}`
+ * (https://github.com/anthropics/claude-code/issues/6459, also #33879, #44930). Unknown or
+ * revoked: `{"type":"error","error":{"type":"authentication_error","message":"Invalid
+ * authentication credentials"},"request_id":"req_..."}`
+ * (https://github.com/anthropics/claude-code/issues/44930, https://github.com/vybestack/llxprt-code/issues/2035).
+ */
+const expiredTokenMessage = 'OAuth token has expired. Please obtain a new token or refresh your existing token.';
+const invalidTokenMessage = 'Invalid authentication credentials';
+/**
+ * The 429 of a spent subscription window: the real message
+ * (https://github.com/anthropics/claude-code/issues/71670 quotes it in full).
+ */
+const windowRefusedMessage = "This request would exceed your account's rate limit. Please try again later.";
+/** The scopes the token endpoint grants: those a Claude Code login holds for inference. */
+const grantedScope = 'user:inference user:profile';
 
 /** A request past authentication and validation, ready to be answered. */
 interface Admitted {
@@ -120,6 +164,7 @@ class EmulatorServer implements Emulator {
   private readonly server: Server;
   private readonly clock: Clock;
   private readonly accounts = new Map<string, AccountState>();
+  private readonly tokens: OAuthTokens;
   private readonly plan: FaultPlan;
   private readonly cache: PromptCache;
   private readonly statsTable: EmulatorStats;
@@ -162,9 +207,13 @@ class EmulatorServer implements Emulator {
     assert(this.responsesInFlightMax >= 1 && this.responsesInFlightMax <= emulatorResponsesInFlightMax, 'the in-flight bound is within emulatorResponsesInFlightMax');
     const nowMs = this.clock.nowMs();
     const configured: Fault[] = [];
+    this.tokens = new OAuthTokens(this.seed);
     for (const account of options.accounts) {
       assert(!this.accounts.has(account.key), 'account keys are distinct');
-      this.accounts.set(account.key, { account, limiter: new AccountRateLimiter(account.limits, nowMs) });
+      assert(account.kind === 'oauth' || (account.oauth === undefined && account.windows === undefined), 'only OAuth accounts have logins and windows');
+      const windows = account.kind === 'oauth' ? new SubscriptionWindows(account.windows ?? defaultSubscriptionLimits) : undefined;
+      this.accounts.set(account.key, { account, limiter: new AccountRateLimiter(account.limits, nowMs), windows });
+      if (account.oauth !== undefined) this.tokens.register(account.key, account.oauth, nowMs);
       configured.push(...account.faults);
     }
     this.plan = new FaultPlan();
@@ -213,6 +262,27 @@ class EmulatorServer implements Emulator {
     this.plan.clear();
   }
 
+  revokeRefreshToken(key: string): boolean {
+    return this.tokens.revoke(key);
+  }
+
+  expireAccessTokens(key: string): boolean {
+    return this.tokens.expireAccessTokens(key, this.clock.nowMs());
+  }
+
+  currentRefreshToken(key: string): string | undefined {
+    return this.tokens.currentRefreshToken(key);
+  }
+
+  exhaustWindow(key: string, window: WindowName, resetInMs: number): boolean {
+    const windows = this.accounts.get(key)?.windows;
+    if (windows === undefined || !Number.isSafeInteger(resetInMs) || resetInMs < 1) return false;
+    const limits = window === 'five_hour' ? windows.limits.fiveHour : windows.limits.sevenDay;
+    if (resetInMs > limits.lengthMs) return false;
+    windows.exhaust(window, this.clock.nowMs(), resetInMs);
+    return true;
+  }
+
   faults(): Fault[] {
     return this.plan.list();
   }
@@ -254,6 +324,7 @@ class EmulatorServer implements Emulator {
     const requestId = this.ids.next('req_');
     if (req.method === 'POST' && path === '/v1/messages') return this.messages(req, res, requestId);
     if (req.method === 'POST' && path === '/v1/messages/count_tokens') return this.countTokens(req, res, requestId);
+    if (req.method === 'POST' && path === '/v1/oauth/token') return this.token(req, res);
     this.sendError(res, requestId, apiError('not_found_error', 'Not Found'));
   }
 
@@ -282,6 +353,17 @@ class EmulatorServer implements Emulator {
     const layout = layOutPrompt(request);
     const cachePlan = this.cache.plan(state.account.key, layout.segments, nowMs);
     const billedInput = cachePlan.usage.inputTokens + cachePlan.usage.cacheCreationInputTokens;
+    if (state.windows !== undefined) {
+      const window = state.windows.admit(nowMs);
+      if (!window.ok) {
+        row.rateLimited += 1;
+        row.windowRefusals += 1;
+        const headers = this.limitHeaders(state);
+        headers['retry-after'] = retryAfterSeconds(window.error.resetAtMs - nowMs);
+        this.sendError(res, requestId, apiError('rate_limit_error', windowRefusedMessage), headers);
+        return;
+      }
+    }
     const admission = state.limiter.admit(billedInput, nowMs);
     if (!admission.ok) {
       row.rateLimited += 1;
@@ -299,6 +381,7 @@ class EmulatorServer implements Emulator {
       return;
     }
     this.cache.commit(cachePlan, nowMs);
+    state.windows?.charge(inputCharge(state.windows.limits.unit, cachePlan.usage), nowMs);
     this.statsTable.onInput(state.account.key, cachePlan.usage);
     const generated = generateText({
       seed: this.seed,
@@ -346,6 +429,7 @@ class EmulatorServer implements Emulator {
         const nowMs = this.clock.nowMs();
         const retryAfterMs = fault.retryAfterSeconds * 1000;
         const headers = rateLimitHeaders(throttledState(state.limiter.state(nowMs), fault.remaining, nowMs, retryAfterMs));
+        if (state.windows !== undefined) unifiedHeaders(state.windows.state(nowMs), headers);
         headers['retry-after'] = String(fault.retryAfterSeconds);
         admitted.row.rateLimited += 1;
         this.sendError(res, requestId, apiError('rate_limit_error', 'Rate limited. Please try again later.'), headers);
@@ -450,7 +534,10 @@ class EmulatorServer implements Emulator {
   }
 
   private chargeOutput(admitted: Admitted, tokens: number): void {
-    admitted.state.limiter.chargeOutput(tokens, this.clock.nowMs());
+    const nowMs = this.clock.nowMs();
+    admitted.state.limiter.chargeOutput(tokens, nowMs);
+    const windows = admitted.state.windows;
+    if (windows !== undefined) windows.charge(outputCharge(windows.limits.unit, tokens), nowMs);
     admitted.row.outputTokens += tokens;
   }
 
@@ -515,7 +602,10 @@ class EmulatorServer implements Emulator {
 
   /**
    * An API key may come as `x-api-key` or as a bearer token (SDKs differ); an OAuth token only
-   * as a bearer token. Either header that names a known key of the right kind is enough.
+   * as a bearer token. Either header that names a known key of the right kind is enough. A
+   * bearer token is first looked up among the issued OAuth access tokens: one past its life is
+   * refused as expired (and counted against its account); then among static keys, where the key
+   * of a renewable login does not count once forgotten by the token table.
    */
   private authenticate(req: IncomingMessage): Result<AccountState, ApiError> {
     const apiKey = req.headers['x-api-key'];
@@ -526,11 +616,50 @@ class EmulatorServer implements Emulator {
       if (state !== undefined && state.account.kind === 'api-key') return ok(state);
     }
     if (bearer !== undefined) {
+      const issued = this.tokens.lookup(bearer, this.clock.nowMs());
+      if (issued.kind === 'live') return ok(this.accounts.get(issued.account) as AccountState);
+      if (issued.kind === 'expired') {
+        (this.statsTable.key(issued.account) as KeyStats).expiredTokenRefusals += 1;
+        return err(apiError('authentication_error', expiredTokenMessage));
+      }
       const state = this.accounts.get(bearer);
-      if (state !== undefined) return ok(state);
+      if (state !== undefined && state.account.oauth === undefined) return ok(state);
     }
     if (apiKey === undefined && authorization === undefined) return err(apiError('authentication_error', 'x-api-key header is required'));
-    return err(apiError('authentication_error', apiKey !== undefined ? 'invalid x-api-key' : 'Invalid bearer token'));
+    return err(apiError('authentication_error', apiKey !== undefined ? 'invalid x-api-key' : invalidTokenMessage));
+  }
+
+  /** `POST /v1/oauth/token`: a refresh, answered as the real endpoint does (token-request.ts has the shapes). */
+  private async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const headers = (): Headers => ({ 'content-type': 'application/json', 'cache-control': 'no-store' });
+    const refuse = (error: TokenError): void => this.send(res, 400, headers(), JSON.stringify(tokenErrorBody(error)));
+    const body = await readBody(req, emulatorTokenRequestBytesMax);
+    if (!body.ok) {
+      if (body.error === 'aborted') return;
+      this.send(res, 413, { ...headers(), connection: 'close' }, JSON.stringify(tokenErrorBody({ error: 'invalid_request', description: `The request body exceeds ${emulatorTokenRequestBytesMax} bytes.` })));
+      return;
+    }
+    const request = parseTokenRequest(req.headers['content-type'], body.value.toString('utf8'));
+    if (!request.ok) return refuse(request.error);
+    const issued = this.tokens.refresh(request.value.refreshToken, this.clock.nowMs());
+    if (!issued.ok) {
+      const account = issued.error.account;
+      if (account === undefined) this.statsTable.onUnknownRefreshToken();
+      else (this.statsTable.key(account) as KeyStats).refreshesRefused += 1;
+      // The real endpoint's words: https://github.com/ex-machina-co/opencode-anthropic-auth/issues/162
+      return refuse({ error: 'invalid_grant', description: 'Refresh token not found or invalid' });
+    }
+    (this.statsTable.key(issued.value.account) as KeyStats).refreshes += 1;
+    // The fields of the real answer: Wei-Shaw/sub2api backend/internal/pkg/oauth/oauth.go `TokenResponse`
+    // (access_token, token_type, expires_in in seconds, refresh_token, scope).
+    const answer = {
+      token_type: 'Bearer',
+      access_token: issued.value.accessToken,
+      expires_in: issued.value.expiresInSeconds,
+      refresh_token: issued.value.refreshToken,
+      scope: grantedScope,
+    };
+    this.send(res, 200, headers(), JSON.stringify(answer));
   }
 
   private async control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -543,6 +672,10 @@ class EmulatorServer implements Emulator {
     if (path === '/_emulator/stats' && method === 'DELETE') {
       this.resetStats();
       return reply(200, this.stats());
+    }
+    if (path.startsWith('/_emulator/oauth/') || path === '/_emulator/windows/exhaust') {
+      if (method !== 'POST') return refuse(404, 'Not Found');
+      return this.hook(req, path, reply, refuse);
     }
     if (path === '/_emulator/faults' && method === 'GET') return reply(200, { faults: this.faults() });
     if (path === '/_emulator/faults' && method === 'DELETE') {
@@ -568,9 +701,38 @@ class EmulatorServer implements Emulator {
     return refuse(404, 'Not Found');
   }
 
+  /** The test hooks on OAuth accounts: revoke a refresh token, expire access tokens, spend a window. */
+  private async hook(req: IncomingMessage, path: string, reply: (status: number, body: unknown) => void, refuse: (status: number, message: string) => void): Promise<void> {
+    const body = await readBody(req, emulatorControlBytesMax);
+    if (!body.ok) return body.error === 'aborted' ? undefined : refuse(413, `a hook request is at most ${emulatorControlBytesMax} bytes`);
+    let json: unknown;
+    try {
+      json = JSON.parse(body.value.toString('utf8'));
+    } catch {
+      return refuse(400, 'the hook request is not JSON');
+    }
+    const fields = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : {};
+    const account = fields.account;
+    if (typeof account !== 'string' || !this.accounts.has(account)) return refuse(400, 'account: must be the key of a configured account');
+    if (path === '/_emulator/oauth/revoke' || path === '/_emulator/oauth/expire') {
+      const done = path === '/_emulator/oauth/revoke' ? this.revokeRefreshToken(account) : this.expireAccessTokens(account);
+      return done ? reply(200, { account }) : refuse(400, 'account: has no renewable OAuth login (no "oauth" in its configuration)');
+    }
+    if (path !== '/_emulator/windows/exhaust') return refuse(404, 'Not Found');
+    const window = fields.window === '5h' ? 'five_hour' : fields.window === '7d' ? 'seven_day' : undefined;
+    if (window === undefined) return refuse(400, 'window: must be "5h" or "7d"');
+    const resetInMs = fields.resetInMs;
+    if (typeof resetInMs !== 'number' || !Number.isSafeInteger(resetInMs) || resetInMs < 1) return refuse(400, 'resetInMs: must be a positive whole number of milliseconds');
+    if (!this.exhaustWindow(account, window, resetInMs)) return refuse(400, 'account: is not an OAuth account, or resetInMs is longer than the window');
+    return reply(200, { account, window: fields.window, resetAtMs: this.clock.nowMs() + resetInMs });
+  }
+
   /** The account's rate-limit headers, added to `headers` (a fresh object by default). */
   private limitHeaders(state: AccountState, headers: Headers = {}): Headers {
-    return rateLimitHeaders(state.limiter.state(this.clock.nowMs()), headers);
+    const nowMs = this.clock.nowMs();
+    rateLimitHeaders(state.limiter.state(nowMs), headers);
+    if (state.windows !== undefined) unifiedHeaders(state.windows.state(nowMs), headers);
+    return headers;
   }
 
   /** Answers `error`; `headers`, the caller's fresh object, gets the common ones added. */

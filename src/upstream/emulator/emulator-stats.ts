@@ -20,6 +20,16 @@ export interface KeyStats {
   /** Output tokens produced (and charged), including those of streams cut short. */
   outputTokens: number;
   /**
+   * OAuth accounts: token refreshes granted (`POST /v1/oauth/token`), and refused as
+   * `invalid_grant` with a retired or revoked refresh token of this account.
+   */
+  refreshes: number;
+  refreshesRefused: number;
+  /** Requests refused 401 because they carried an expired access token of this account. */
+  expiredTokenRefusals: number;
+  /** Of `rateLimited`, the 429s of an exhausted subscription window (5-hour or 7-day). */
+  windowRefusals: number;
+  /**
    * Answers (streamed or JSON) whose client closed the connection before the answer ended: a
    * caller that cancelled its upstream call. Not counted when the emulator itself closes.
    */
@@ -33,6 +43,8 @@ export interface StatsSnapshot {
   readonly responsesInFlight: number;
   readonly cacheEntries: number;
   readonly cacheEvictions: number;
+  /** Refreshes refused with a refresh token no account remembers (never issued, or retired long ago). */
+  readonly refreshesRefusedUnknown: number;
   readonly keys: Readonly<Record<string, Readonly<KeyStats>>>;
 }
 
@@ -46,11 +58,16 @@ const emptyKey = (): KeyStats => ({
   cacheCreationInputTokens: 0,
   cacheReadInputTokens: 0,
   outputTokens: 0,
+  refreshes: 0,
+  refreshesRefused: 0,
+  expiredTokenRefusals: 0,
+  windowRefusals: 0,
   clientClosed: 0,
 });
 
 export class EmulatorStats {
   private requestCount = 0;
+  private refusedUnknown = 0;
   private readonly statuses = new Map<number, number>();
   private readonly keys = new Map<string, KeyStats>();
 
@@ -60,6 +77,7 @@ export class EmulatorStats {
 
   reset(): void {
     this.requestCount = 0;
+    this.refusedUnknown = 0;
     this.statuses.clear();
     this.keys.clear();
     for (const key of this.configuredKeys) this.keys.set(key, emptyKey());
@@ -72,6 +90,11 @@ export class EmulatorStats {
 
   onRequest(): void {
     this.requestCount += 1;
+  }
+
+  /** A refresh refused with a token no account remembers. */
+  onUnknownRefreshToken(): void {
+    this.refusedUnknown += 1;
   }
 
   onStatus(status: number): void {
@@ -91,6 +114,6 @@ export class EmulatorStats {
     for (const [status, count] of [...this.statuses].sort((a, b) => a[0] - b[0])) statuses[String(status)] = count;
     const keys: Record<string, KeyStats> = {};
     for (const [key, row] of this.keys) keys[key] = { ...row };
-    return { requests: this.requestCount, statuses, ...extra, keys };
+    return { requests: this.requestCount, statuses, ...extra, refreshesRefusedUnknown: this.refusedUnknown, keys };
   }
 }
