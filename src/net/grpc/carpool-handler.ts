@@ -420,6 +420,8 @@ export interface CarpoolHandler {
  */
 export interface AdminServiceHandler {
   getPolicy(call: AdminCall<GetPolicyRequest>): Promise<Result<PolicyJson, AdminError>>;
+  /** The pool's status as JSON: GET /pool's body. */
+  getPool(call: AdminCall<GetPolicyRequest>): Promise<Result<PolicyJson, AdminError>>;
   putTenant(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>>;
   removeTenant(call: AdminCall<RemoveSubjectRequest>): Promise<Result<RemoveSubjectResponse, AdminError>>;
   putAccount(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>>;

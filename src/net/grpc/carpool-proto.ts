@@ -71,6 +71,7 @@ export interface CarpoolServiceMethods {
 
 export interface AdminServiceMethods {
   readonly GetPolicy: MethodDefinition<WireGetPolicyRequest, WirePolicyJson>;
+  readonly GetPool: MethodDefinition<WireGetPolicyRequest, WirePolicyJson>;
   readonly PutTenant: MethodDefinition<WirePutSubjectRequest, WirePolicyJson>;
   readonly RemoveTenant: MethodDefinition<WireRemoveSubjectRequest, WireRemoveSubjectResponse>;
   readonly PutAccount: MethodDefinition<WirePutSubjectRequest, WirePolicyJson>;
@@ -99,6 +100,7 @@ export interface CarpoolProto {
 const carpoolMethodNames = ['Complete', 'StreamComplete', 'CountTokens', 'GetUsage'] as const;
 export const adminMethodNames = [
   'GetPolicy',
+  'GetPool',
   'PutTenant',
   'RemoveTenant',
   'PutAccount',

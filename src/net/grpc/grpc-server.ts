@@ -329,6 +329,7 @@ export class CarpoolGrpcServer {
       });
     const methods: { readonly [K in keyof AdminServiceMethods]: UntypedHandleCall } = {
       GetPolicy: method((): GetPolicyRequest => ({}), (call) => handler.getPolicy(call), encodePolicyJson),
+      GetPool: method((): GetPolicyRequest => ({}), (call) => handler.getPool(call), encodePolicyJson),
       PutTenant: method(decodePutSubjectRequest, (call) => handler.putTenant(call), encodePolicyJson),
       RemoveTenant: method(decodeRemoveSubjectRequest, (call) => handler.removeTenant(call), encodeRemoveSubjectResponse),
       PutAccount: method(decodePutSubjectRequest, (call) => handler.putAccount(call), encodePolicyJson),

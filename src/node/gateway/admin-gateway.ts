@@ -45,6 +45,7 @@ import type { UsageParamNames } from '../admin/usage-query-params.js';
  */
 export const adminMethodAccess: { readonly [K in keyof AdminServiceHandler]: AdminAccess } = Object.freeze({
   getPolicy: 'read',
+  getPool: 'read',
   putTenant: 'write',
   removeTenant: 'write',
   putAccount: 'write',
@@ -89,6 +90,10 @@ export class AdminGateway implements AdminServiceHandler {
 
   getPolicy(call: AdminCall<GetPolicyRequest>): Promise<Result<PolicyJson, AdminError>> {
     return this.admin(call, 'getPolicy', () => ok(jsonOf(this.service.policy())));
+  }
+
+  getPool(call: AdminCall<GetPolicyRequest>): Promise<Result<PolicyJson, AdminError>> {
+    return this.admin(call, 'getPool', () => ok(jsonOf(this.service.pool())));
   }
 
   putTenant(call: AdminCall<PutSubjectRequest>): Promise<Result<PolicyJson, AdminError>> {

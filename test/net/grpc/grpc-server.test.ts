@@ -288,6 +288,7 @@ describe('Admin service', () => {
   const recorded: Array<AdminCall<unknown>> = [];
   const admin: AdminServiceHandler = {
     getPolicy: (call) => (recorded.push(call), Promise.resolve(ok({ json: utf8.encode('{"tenants":{}}') }))),
+    getPool: (call) => (recorded.push(call), Promise.resolve(ok({ json: utf8.encode('{"accounts":[]}') }))),
     putTenant: (call) => (recorded.push(call), Promise.resolve(ok({ json: call.request.json }))),
     removeTenant: (call) => (recorded.push(call), Promise.resolve(ok({ removed: call.request.id === 'acme' }))),
     putAccount: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'invalid', field: 'json.limits', reason: 'not a list' }))),

@@ -77,6 +77,7 @@ describe('the Admin service', () => {
     // Requests that would succeed for an admin, so that only the role decides.
     const requests: Record<string, object> = {
       GetPolicy: {},
+      GetPool: {},
       PutTenant: { id: 'acme', json: Buffer.from('{"tier":"free","requireSignature":false,"concurrencyMax":1,"limits":[]}') },
       RemoveTenant: { id: 'acme' },
       PutAccount: { id: 'acct-0', json: Buffer.from('{"kind":"api-key","homeRegion":"us-east","weight":1,"concurrencyMax":1,"limits":[]}') },
