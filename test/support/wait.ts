@@ -25,3 +25,12 @@ export async function within<T>(promise: Promise<T>, what: string, timeoutMs = 3
     clearTimeout(timer);
   }
 }
+
+/** Resolves once the asynchronous `condition()` holds, polling every `intervalMs`; fails after `timeoutMs`. */
+export async function untilAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 3_000, intervalMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
