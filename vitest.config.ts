@@ -21,6 +21,7 @@ const processTests = [
   'test/node/forward-home-death.test.ts',
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
+  'test/node/oauth-credentials-process.test.ts',
   'test/node/store-failures.test.ts',
   'test/upstream/emulator/emulate-command.test.ts',
   'test/upstream/emulator/emulator-claude-code.test.ts',
