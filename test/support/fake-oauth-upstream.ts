@@ -11,7 +11,7 @@
  * The test can expire the current access token early (`expireNow`), refuse every refresh
  * (`refuseAll`), and issue a credential out of band (`issue`, an operator's fresh login).
  */
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface IssuedCredential {
@@ -47,14 +47,15 @@ export class FakeOAuthUpstream {
   ) {}
 
   static async start(emulatorUrl: string, emulatorKey: string, lifetimeMs: number): Promise<FakeOAuthUpstream> {
-    let fake: FakeOAuthUpstream | undefined;
+    const holder: { fake?: FakeOAuthUpstream } = {};
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => fake?.handle(req.method ?? 'GET', req.url ?? '/', req.headers, Buffer.concat(chunks), res, emulatorUrl, emulatorKey));
+      req.on('end', () => holder.fake?.handle(req.method ?? 'GET', req.url ?? '/', req.headers, Buffer.concat(chunks), res, emulatorUrl, emulatorKey));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake = new FakeOAuthUpstream(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, lifetimeMs);
+    const fake = new FakeOAuthUpstream(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, lifetimeMs);
+    holder.fake = fake;
     return fake;
   }
 
@@ -80,7 +81,7 @@ export class FakeOAuthUpstream {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private handle(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: Buffer, res: import('node:http').ServerResponse, emulatorUrl: string, emulatorKey: string): void {
+  private handle(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: Buffer, res: ServerResponse, emulatorUrl: string, emulatorKey: string): void {
     if (method === 'POST' && url === '/v1/oauth/token') {
       this.token(body, res);
       return;
@@ -101,7 +102,7 @@ export class FakeOAuthUpstream {
     upstream.end(body);
   }
 
-  private token(body: Buffer, res: import('node:http').ServerResponse): void {
+  private token(body: Buffer, res: ServerResponse): void {
     const fields = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
     const presented = String(fields.refresh_token);
     const access = this.refresh.get(presented);

@@ -48,7 +48,7 @@ beforeEach(async () => {
       res.writeHead(401, { 'content-type': 'application/json' }).end(bearer !== undefined && revoked.has(bearer) ? invalidBody : expiredBody);
       return;
     }
-    if (JSON.parse(req.body).stream === true) res.writeHead(200, sseHeaders).end(recordedStream);
+    if ((JSON.parse(req.body) as { stream?: boolean }).stream === true) res.writeHead(200, sseHeaders).end(recordedStream);
     else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(recordedMessage));
   });
   client = new UpstreamClient();
