@@ -68,7 +68,9 @@ export class HttpTokenEndpoint implements TokenEndpoint {
     } catch (error) {
       // Network errors name the host at most; the body (with the token) is never part of them.
       const name = error instanceof Error ? error.name : 'error';
-      return err({ kind: 'transient', detail: name === 'TimeoutError' ? 'the token endpoint did not answer in time' : `the token endpoint could not be reached (${name})` });
+      if (name === 'TimeoutError') return err({ kind: 'transient', detail: 'the token endpoint did not answer in time' });
+      if (name === 'OversizedAnswer') return err({ kind: 'transient', detail: `the token endpoint's answer is over ${oauthTokenResponseBytesMax} bytes` });
+      return err({ kind: 'transient', detail: `the token endpoint could not be reached (${name})` });
     }
     if (response.status === 400 || response.status === 401 || response.status === 403) {
       return err({ kind: 'refused', status: response.status, code: errorCodeOf(text) ?? `http-${response.status}` });
