@@ -699,6 +699,36 @@ export const upstreamDeadlineMs = 55 * 60_000;
  */
 export const upstreamAfterStopIdleMs = 1_000;
 
+// ---- OAuth credentials (src/node/credentials/) ----
+
+/** How long before an access token's expiry its refresh starts, unless `upstream.oauth.refreshLeadMs` says otherwise. */
+export const oauthRefreshLeadMsDefault = 5 * 60_000;
+
+/** Bounds of `upstream.oauth.refreshLeadMs`: tests use about a second; a day is longer than any token lives. */
+export const oauthRefreshLeadMsMin = 100;
+export const oauthRefreshLeadMsMax = 24 * 3_600_000;
+
+/**
+ * The first wait after a refresh that failed for a passing reason (the network, a 5xx, a 429),
+ * doubled at each failure up to `oauthRefreshBackoffMsMax`: a token endpoint that is down gets a
+ * request a minute per account, not a storm, and one that comes back is used within that minute.
+ */
+export const oauthRefreshBackoffMsMin = 500;
+export const oauthRefreshBackoffMsMax = 60_000;
+
+/** Longest one call to the token endpoint may take, connecting included. */
+export const oauthTokenTimeoutMs = 15_000;
+
+/** Largest token endpoint answer read; a real one is under 2 KiB. */
+export const oauthTokenResponseBytesMax = 64 * 1024;
+
+/** Largest OAuth credential (file, environment variable, admin body) read, and longest token in it. */
+export const oauthCredentialBytesMax = 64 * 1024;
+export const oauthTokenLengthMax = 8 * 1024;
+
+assert(oauthRefreshBackoffMsMin <= oauthRefreshBackoffMsMax, 'the backoff starts at or below its cap');
+assert(oauthTokenLengthMax * 2 < oauthCredentialBytesMax, 'a credential of two tokens fits its bound');
+
 /** Response header bytes accepted; the API's headers are a few kilobytes. Past it: a bad response. */
 export const upstreamResponseHeaderBytesMax = 32 * 1024;
 

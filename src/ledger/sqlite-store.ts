@@ -87,6 +87,15 @@ export interface StoreStats {
   readonly checkpoint: CheckpointStats;
 }
 
+/** One row of the `credentials` table (store-schema.ts, version 4). `json` holds secrets. */
+export interface StoredCredentialRow {
+  readonly account: string;
+  readonly kind: string;
+  readonly json: string;
+  readonly origin: string;
+  readonly updatedMs: number;
+}
+
 export type CommitResult = { readonly ok: true } | { readonly ok: false; readonly error: StoreError };
 
 const committed: CommitResult = Object.freeze({ ok: true });
@@ -215,6 +224,34 @@ export class SqliteStore implements StateStore, UsageReader {
       const rolled = this.retention.rollUp(nowMs);
       if (this.ledgerRows !== null) this.ledgerRows -= rolled;
       return ok(rolled);
+    } catch (cause) {
+      const error = storeErrorOf(cause, this.path);
+      if (error === undefined) throw cause;
+      return err(error);
+    }
+  }
+
+  /**
+   * Keeps one account's upstream credential (src/node/credentials/credential-vault.ts), committed
+   * at once in a transaction of its own: a rotated refresh token must be on disk before the
+   * access token that came with it is used, since the one it replaced is void.
+   */
+  putCredential(row: StoredCredentialRow): Result<undefined, StoreError> {
+    try {
+      this.db.prepare('INSERT INTO credentials (account, kind, json, origin, updated_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET kind = excluded.kind, json = excluded.json, origin = excluded.origin, updated_ms = excluded.updated_ms').run(row.account, row.kind, row.json, row.origin, row.updatedMs);
+      return ok(undefined);
+    } catch (cause) {
+      const error = storeErrorOf(cause, this.path);
+      if (error === undefined) throw cause;
+      return err(error);
+    }
+  }
+
+  /** The credential kept for one account, if any. */
+  credential(account: string): Result<StoredCredentialRow | undefined, StoreError> {
+    try {
+      const row = this.db.prepare('SELECT account, kind, json, origin, updated_ms AS updatedMs FROM credentials WHERE account = ?').get(account) as StoredCredentialRow | undefined;
+      return ok(row);
     } catch (cause) {
       const error = storeErrorOf(cause, this.path);
       if (error === undefined) throw cause;

@@ -22,6 +22,9 @@ import { assert } from '../core/assert.js';
  *   answers          (book, key) → at_ms, json
  *   ledger           id (rowid: one more than the largest, so in insertion order) → every field of a LedgerRow
  *   ledger_daily     (day, role, tenant, user, api_key_id, model, account) → sums and a count
+ *   credentials      account → kind, json, origin, updated_ms: the upstream credentials this node
+ *                    renewed or an operator replaced (src/node/credentials/credential-vault.ts);
+ *                    secrets, so the data folder must be private to the node's user
  *
  * Booleans are 0/1 integers. In `ledger_daily` an absent user, key or account is '' rather than
  * NULL: NULLs are distinct in a primary key, so rows without a user would never fold into one
@@ -104,6 +107,15 @@ export const migrations: readonly Migration[] = [
       DROP TABLE counter_entries;
       ALTER TABLE counter_entries_by_replica RENAME TO counter_entries;
       CREATE INDEX counter_entries_end ON counter_entries (end_ms);
+    `,
+  },
+  {
+    version: 4,
+    purpose: "the upstream credentials the node renewed (rotated OAuth refresh tokens) or an operator replaced, each with the fingerprint of the configured credential it descends from",
+    sql: `
+      CREATE TABLE credentials (
+        account TEXT PRIMARY KEY, kind TEXT NOT NULL, json TEXT NOT NULL, origin TEXT NOT NULL, updated_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
     `,
   },
 ];

@@ -59,6 +59,11 @@ import { CallEndedError } from './grpc/carpool-handler.js';
  *                                            permits in flight and queued, when each is back
  *   a POST   /pool/accounts/{id}/enable      re-enable an account a 401/402/403 disabled (on this
  *                                            node: health is tracked per node)
+ *   a PUT    /pool/accounts/{id}/credential  {kind: "oauth", accessToken, refreshToken, expiresAt}
+ *                                            or {kind: "api-key", key}: the account's new upstream
+ *                                            credential on its home node, kept in the store or its
+ *                                            file (src/node/credentials/); re-enables an account
+ *                                            disabled for its credential. Never echoed or logged
  *   v GET    /usage/tenants/{id}[?user=U][&consistency=local|quorum]
  *                                            the tenant's limits, used and remaining
  *   a POST   /usage/adjustments              {scope, subject, metric, window, index?, kind:

@@ -94,9 +94,15 @@ export class AdminRoutes implements AdminHandler {
     return { status: 200, body: null, text: rendered.text, contentType: rendered.contentType };
   }
 
-  private pool({ method, path, body, caller }: AdminRequest): AdminReply {
+  private async pool({ method, path, body, caller }: AdminRequest): Promise<AdminReply> {
     const [, second, third, fourth] = path;
     if (path.length === 1) return method === 'GET' ? { status: 200, body: this.service.pool() } : notAllowed;
+    if (second === 'accounts' && third !== undefined && fourth === 'credential' && path.length === 4) {
+      if (method !== 'PUT') return notAllowed;
+      const fields = bodyFields(body, undefined);
+      if (!fields.ok) return fields.reply;
+      return answer(await this.service.replaceCredential(caller, third, fields.rest, fields.reason));
+    }
     if (second === 'accounts' && third !== undefined && fourth === 'enable' && path.length === 4) {
       if (method !== 'POST') return notAllowed;
       const fields = bodyFields(body, []);

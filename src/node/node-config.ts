@@ -9,6 +9,9 @@ import {
   limiterPeriodMsMax,
   limiterRateMax,
   meshMembersMax,
+  oauthRefreshLeadMsDefault,
+  oauthRefreshLeadMsMax,
+  oauthRefreshLeadMsMin,
   upstreamCredentialsMax,
 } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -61,8 +64,15 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *     "baseUrl": "https://api.anthropic.com",
  *     "accounts": {                       // credentials of the accounts homed here, by the
  *       "acct-1": { "kind": "api-key", "keyEnv": "ACCT1_KEY" },      // account id of the policy
- *       "acct-2": { "kind": "oauth", "keyFile": "acct-2.token" },
+ *       "acct-2": { "kind": "oauth", "credentialsFile": "acct-2.credentials.json" },
+ *       "acct-4": { "kind": "oauth", "credentialsEnv": "ACCT4_CREDENTIALS" },
+ *       "acct-5": { "kind": "oauth", "keyFile": "acct-5.token" },   // a bare token: never renewed
  *       "acct-3": { "kind": "api-key", "key": "sk-ant-..." }         // inline: tests only
+ *     },
+ *     "oauth": {                          // optional: how subscription credentials are renewed
+ *       "tokenUrl": "https://platform.claude.com/v1/oauth/token",   // the defaults
+ *       "clientId": "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+ *       "refreshLeadMs": 300000           // refresh this long before the access token expires
  *     }
  *   },
  *   "dataDir": "data/eu-1",               // optional: the node's durable store (src/ledger/), one
@@ -87,6 +97,13 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  * Credentials never enter the replicated policy document: each node holds the keys of the
  * accounts it calls, by one of `key`, `keyEnv` (an environment variable) or `keyFile`. An account
  * of the policy that has no credential here is passed over by this node's calls.
+ *
+ * A subscription (`oauth`) account given by `credentialsFile` or `credentialsEnv` holds JSON with
+ * an access token, a refresh token and the expiry (src/node/credentials/oauth-credential.ts: the
+ * shape of Claude Code's ~/.claude/.credentials.json); the node renews it before it expires
+ * (src/node/credentials/). Its file must not be readable by group or others (mode 0600 or
+ * stricter). A bare token (`key`, `keyEnv`, `keyFile` on an `oauth` account) is used as it is and
+ * never renewed: when it expires the account is disabled until an operator replaces it.
  *
  * A top-level `"$comment"` (a string or an array of strings) is ignored, so a file can say what
  * it is for; any other unknown field is an error naming it. Every error names the field it is
@@ -155,7 +172,7 @@ export interface AdminTokenConfig {
 /** The name of the token that `adminToken` or `adminTokenFile` configures. */
 export const defaultAdminTokenName = 'admin';
 
-/** Where one account's credential comes from; it is read when the node starts. */
+/** Where one account's credential comes from; it is read when the node starts (and on SIGHUP). */
 export type CredentialSource =
   | { readonly kind: 'inline'; readonly value: string }
   | { readonly kind: 'env'; readonly name: string }
@@ -165,11 +182,37 @@ export interface UpstreamAccountConfig {
   /** `api-key` is sent as `x-api-key`, `oauth` as a bearer token. */
   readonly kind: 'api-key' | 'oauth';
   readonly credential: CredentialSource;
+  /**
+   * `token`: the source holds the bare key or token (`key`, `keyEnv`, `keyFile`); `renewable`: an
+   * `oauth` account's JSON credential with its refresh token (`credentialsFile`, `credentialsEnv`).
+   */
+  readonly format: 'token' | 'renewable';
 }
+
+/** How renewable OAuth credentials are refreshed (src/node/credentials/). */
+export interface OAuthSettings {
+  readonly tokenUrl: string;
+  readonly clientId: string;
+  /** How long before an access token's expiry the refresh starts. */
+  readonly refreshLeadMs: number;
+}
+
+/**
+ * The token endpoint and public client id Claude Code itself uses: `TOKEN_URL` and `CLIENT_ID` in
+ * the Claude Code 2.1.332 binary installed under node_modules/@anthropic-ai/claude-code (older
+ * releases and the relays use https://console.anthropic.com/v1/oauth/token with the same client
+ * id, e.g. notforyou23/evobrew anthropic-oauth-flow.md, "Key Constants").
+ */
+export const defaultOAuthSettings: OAuthSettings = Object.freeze({
+  tokenUrl: 'https://platform.claude.com/v1/oauth/token',
+  clientId: '9d1c250a-e61b-44d9-88ed-5944d1962f5e',
+  refreshLeadMs: oauthRefreshLeadMsDefault,
+});
 
 export interface UpstreamConfig {
   readonly baseUrl: string;
   readonly accounts: ReadonlyMap<AccountId, UpstreamAccountConfig>;
+  readonly oauth: OAuthSettings;
 }
 
 export interface ConfigError {
@@ -452,7 +495,7 @@ const printablePattern = /^[\x21-\x7e]+$/;
 
 function parseUpstream(raw: unknown): Result<UpstreamConfig, ConfigError> {
   if (!isRecord(raw)) return bad('upstream', 'must be an object with baseUrl and accounts');
-  for (const field of Object.keys(raw)) if (!['baseUrl', 'accounts'].includes(field)) return bad(`upstream.${field}`, 'unknown field');
+  for (const field of Object.keys(raw)) if (!['baseUrl', 'accounts', 'oauth'].includes(field)) return bad(`upstream.${field}`, 'unknown field');
   if (typeof raw.baseUrl !== 'string' || !isHttpUrl(raw.baseUrl)) return bad('upstream.baseUrl', 'must be an http:// or https:// URL without query or user info');
   if (!isRecord(raw.accounts)) return bad('upstream.accounts', 'must be an object of account id to credential');
   const entries = Object.entries(raw.accounts);
@@ -460,26 +503,52 @@ function parseUpstream(raw: unknown): Result<UpstreamConfig, ConfigError> {
   const accounts = new Map<AccountId, UpstreamAccountConfig>();
   for (const [id, entry] of entries) {
     if (!isValidId(id)) return bad('upstream.accounts', `"${id.slice(0, 64)}" is not an account id`);
-    const field = `upstream.accounts.${id}`;
-    if (!isRecord(entry)) return bad(field, 'must be an object with kind and one of key, keyEnv, keyFile');
-    for (const name of Object.keys(entry)) if (!['kind', 'key', 'keyEnv', 'keyFile'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
-    if (entry.kind !== 'api-key' && entry.kind !== 'oauth') return bad(`${field}.kind`, 'must be api-key or oauth');
-    const given = ['key', 'keyEnv', 'keyFile'].filter((name) => entry[name] !== undefined);
-    if (given.length !== 1) return bad(field, 'give exactly one of key, keyEnv, keyFile');
-    let credential: CredentialSource;
-    if (entry.key !== undefined) {
-      if (typeof entry.key !== 'string' || !printablePattern.test(entry.key)) return bad(`${field}.key`, 'must be printable ASCII without spaces');
-      credential = { kind: 'inline', value: entry.key };
-    } else if (entry.keyEnv !== undefined) {
-      if (typeof entry.keyEnv !== 'string' || !envNamePattern.test(entry.keyEnv)) return bad(`${field}.keyEnv`, 'must be an environment variable name');
-      credential = { kind: 'env', name: entry.keyEnv };
-    } else {
-      if (typeof entry.keyFile !== 'string' || entry.keyFile.length === 0) return bad(`${field}.keyFile`, 'must be a file path');
-      credential = { kind: 'file', path: entry.keyFile };
-    }
-    accounts.set(id as AccountId, { kind: entry.kind, credential });
+    const account = parseUpstreamAccount(entry, `upstream.accounts.${id}`);
+    if (!account.ok) return account;
+    accounts.set(id as AccountId, account.value);
   }
-  return ok({ baseUrl: raw.baseUrl, accounts });
+  const oauth = raw.oauth === undefined ? ok(defaultOAuthSettings) : parseOAuthSettings(raw.oauth);
+  if (!oauth.ok) return oauth;
+  return ok({ baseUrl: raw.baseUrl, accounts, oauth: oauth.value });
+}
+
+const credentialFields = ['key', 'keyEnv', 'keyFile', 'credentialsFile', 'credentialsEnv'];
+
+function parseUpstreamAccount(entry: unknown, field: string): Result<UpstreamAccountConfig, ConfigError> {
+  if (!isRecord(entry)) return bad(field, `must be an object with kind and one of ${credentialFields.join(', ')}`);
+  for (const name of Object.keys(entry)) if (!['kind', ...credentialFields].includes(name)) return bad(`${field}.${name}`, 'unknown field');
+  if (entry.kind !== 'api-key' && entry.kind !== 'oauth') return bad(`${field}.kind`, 'must be api-key or oauth');
+  const given = credentialFields.filter((name) => entry[name] !== undefined);
+  if (given.length !== 1) return bad(field, `give exactly one of ${credentialFields.join(', ')}`);
+  if (entry.key !== undefined) {
+    if (typeof entry.key !== 'string' || !printablePattern.test(entry.key)) return bad(`${field}.key`, 'must be printable ASCII without spaces');
+    return ok({ kind: entry.kind, credential: { kind: 'inline', value: entry.key }, format: 'token' });
+  }
+  const renewable = entry.credentialsFile !== undefined || entry.credentialsEnv !== undefined;
+  if (renewable && entry.kind !== 'oauth') return bad(`${field}.${given[0]}`, 'holds a renewable OAuth credential: for kind oauth only (an api-key takes key, keyEnv or keyFile)');
+  const format = renewable ? 'renewable' : 'token';
+  const envField = renewable ? 'credentialsEnv' : 'keyEnv';
+  const fileField = renewable ? 'credentialsFile' : 'keyFile';
+  const env = entry[envField];
+  if (env !== undefined) {
+    if (typeof env !== 'string' || !envNamePattern.test(env)) return bad(`${field}.${envField}`, 'must be an environment variable name');
+    return ok({ kind: entry.kind, credential: { kind: 'env', name: env }, format });
+  }
+  const file = entry[fileField];
+  if (typeof file !== 'string' || file.length === 0) return bad(`${field}.${fileField}`, 'must be a file path');
+  return ok({ kind: entry.kind, credential: { kind: 'file', path: file }, format });
+}
+
+function parseOAuthSettings(raw: unknown): Result<OAuthSettings, ConfigError> {
+  if (!isRecord(raw)) return bad('upstream.oauth', 'must be an object with tokenUrl, clientId and refreshLeadMs (each optional)');
+  for (const field of Object.keys(raw)) if (!['tokenUrl', 'clientId', 'refreshLeadMs'].includes(field)) return bad(`upstream.oauth.${field}`, 'unknown field (known: tokenUrl, clientId, refreshLeadMs)');
+  const { tokenUrl = defaultOAuthSettings.tokenUrl, clientId = defaultOAuthSettings.clientId, refreshLeadMs = defaultOAuthSettings.refreshLeadMs } = raw;
+  if (typeof tokenUrl !== 'string' || !isHttpUrl(tokenUrl)) return bad('upstream.oauth.tokenUrl', 'must be an http:// or https:// URL without query or user info');
+  if (typeof clientId !== 'string' || clientId.length > 256 || !printablePattern.test(clientId)) return bad('upstream.oauth.clientId', 'must be 1 to 256 printable ASCII characters without spaces');
+  if (typeof refreshLeadMs !== 'number' || !Number.isSafeInteger(refreshLeadMs) || refreshLeadMs < oauthRefreshLeadMsMin || refreshLeadMs > oauthRefreshLeadMsMax) {
+    return bad('upstream.oauth.refreshLeadMs', `must be a whole number of milliseconds from ${oauthRefreshLeadMsMin} to ${oauthRefreshLeadMsMax}`);
+  }
+  return ok({ tokenUrl, clientId, refreshLeadMs });
 }
 
 function parseRateLimits(raw: unknown): Result<RateLimitSettings, ConfigError> {

@@ -11,7 +11,12 @@ import { PrometheusNodeMetrics } from '../observe/prometheus-node-metrics.js';
 import { AdminRoutes, gatewayStatusOf } from './admin-routes.js';
 import { defaultGatewaySettings } from './gateway/gateway-settings.js';
 import { RegionGateway } from './gateway/region-gateway.js';
-import { resolveUpstreamTargets } from './gateway/upstream-targets.js';
+import { readAccountCredentials, type SourcedCredential } from './gateway/upstream-targets.js';
+import { AccountCredentials } from './credentials/account-credentials.js';
+import { CredentialVault } from './credentials/credential-vault.js';
+import { upstreamCredentialOf } from './credentials/held-credential.js';
+import { HttpTokenEndpoint } from './credentials/token-endpoint.js';
+import { systemTimers } from '../upstream/call-guard.js';
 import { MeshRuntime } from './mesh-runtime.js';
 import { AdminService } from './admin/admin-service.js';
 import { nodeAuthCrypto } from './node-auth-crypto.js';
@@ -70,11 +75,15 @@ export async function runNode(options: RunNodeOptions): Promise<number> {
     last = { deltas, at: now };
     options.print(`[${config.node}] peers ${connected}/${peers.length} connected, ${perSecond.toFixed(1)} deltas/s in, ${runtime.counter.size} keys`);
   }, options.statusEveryMs);
+  // SIGHUP re-reads the config's upstream credentials (only those: the rest needs a restart).
+  const reload = (): void => void reloadCredentials(options.configPath, node, options.print);
+  process.on('SIGHUP', reload);
   await new Promise<void>((done) => {
     const stop = (): void => done();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  process.off('SIGHUP', reload);
   clearInterval(status);
   await node.stop();
   options.print(`node ${config.node} stopped`);
@@ -89,6 +98,8 @@ export interface StartedNode {
   readonly gateway: RegionGateway | undefined;
   /** The node's durable store, with a `dataDir`. */
   readonly store: SqliteStore | undefined;
+  /** The upstream credentials of the accounts this node calls, renewed as they expire; none without `upstream`. */
+  readonly credentials: AccountCredentials | undefined;
   /** Stops the gRPC endpoint (running calls get `upstreamCloseGraceMs` to settle), the admin endpoint, then the mesh. */
   stop(): Promise<void>;
 }
@@ -109,7 +120,7 @@ export function openNodeStore(loaded: LoadedNodeConfig): Result<SqliteStore | un
 
 /** Starts a node from a loaded config and prints its endpoints; `store` is its opened durable store, if any. */
 export async function startNode(loaded: LoadedNodeConfig, print: (line: string) => void, store?: SqliteStore): Promise<StartedNode> {
-  const { config, secret, tls, targets, adminTokens } = loaded;
+  const { config, secret, tls, adminTokens } = loaded;
   let runtime: MeshRuntime;
   try {
     runtime = await MeshRuntime.start({ config, secret, ...(tls === undefined ? {} : { tls }), log: print, ...(store === undefined ? {} : { store }) });
@@ -126,10 +137,22 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
     const journal = runtime.journal;
     metrics.attachStore({ stats: () => store.stats(), journal: journal.stats, failing: () => journal.failing });
   }
+  let credentials: AccountCredentials | undefined;
+  try {
+    credentials = startCredentials(loaded, runtime, store, print);
+  } catch (error) {
+    await runtime.stop();
+    store?.close();
+    throw error;
+  }
+  if (credentials !== undefined) {
+    const live = credentials;
+    metrics.attachCredentials({ refreshes: live.stats.refreshes, refusedCount: () => live.refusedCount(), retried: () => gateway?.credentialed?.stats.retried ?? 0 });
+  }
   // Assigned once the endpoint is up; the admin routes read it through the closure.
   let gateway: RegionGateway | undefined = undefined;
   // The store is also the node's usage ledger, which the admin surfaces read (usage queries, exports).
-  const service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: store });
+  const service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: store, credentials });
   const routes = new AdminRoutes(runtime, service, { metrics, gatewayStatus: () => (gateway === undefined ? undefined : gatewayStatusOf(gateway.carpool)) });
   const admin =
     config.admin === undefined
@@ -148,7 +171,8 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
       : await RegionGateway.start({
           runtime,
           listen: config.grpc,
-          targets,
+          targets: new Map(),
+          credentials,
           adminTokens,
           settings: { ...defaultGatewaySettings, rateLimits: config.rateLimits ?? defaultGatewaySettings.rateLimits },
           observer: metrics,
@@ -172,7 +196,7 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
   if (admin !== undefined) print(`  admin http://${config.admin?.host}:${admin.port} (metrics at /metrics; ${adminTokens.size} admin token(s))`);
   if (gateway !== undefined) {
     const adminService = adminTokens.size === 0 ? 'without the Admin service (no admin token)' : 'with the Admin service';
-    print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${targets.size} upstream account credential(s), ${adminService}`);
+    print(`  grpc  ${config.grpc?.host}:${gateway.port}, ${credentials?.size ?? 0} upstream account credential(s), ${adminService}`);
     if (gateway.http !== undefined) print(`  http  http://${config.http?.host}:${gateway.http.port} (Anthropic Messages API: ANTHROPIC_BASE_URL)`);
   }
   const started = gateway;
@@ -181,8 +205,10 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
     admin,
     gateway: started,
     store,
+    credentials,
     stop: async () => {
       if (rollUp !== undefined) clearInterval(rollUp);
+      credentials?.close();
       storeClosing = true;
       await started?.stop(upstreamCloseGraceMs);
       await admin?.close();
@@ -198,7 +224,9 @@ export interface LoadedNodeConfig {
   readonly config: NodeConfig;
   readonly secret: Uint8Array;
   readonly tls: { certPem: string; keyPem: string; caPem?: string } | undefined;
-  /** The upstream accounts' credentials, read from the config, the environment or files. */
+  /** The upstream accounts' credentials as configured now (the config, the environment or files). */
+  readonly credentials: ReadonlyMap<AccountId, SourcedCredential>;
+  /** The same as targets, with the access tokens they hold now (no renewal): for tools that only read. */
   readonly targets: ReadonlyMap<AccountId, UpstreamTarget>;
   /** Every configured admin token, `adminToken` as the one named `admin`. */
   readonly adminTokens: AdminTokens;
@@ -292,9 +320,53 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
   }
   const adminTokens = await resolveAdminTokens(config, base);
   if (typeof adminTokens === 'string') return adminTokens;
-  const targets = await resolveUpstreamTargets(config.upstream, { baseDir: base, env: process.env });
-  if (!targets.ok) return `${path}: field ${targets.error.field}: ${targets.error.reason}`;
-  return { config, secret: new TextEncoder().encode(secretText), tls, targets: targets.value, adminTokens, baseDir: base };
+  const credentials = await readAccountCredentials(config.upstream, { baseDir: base, env: process.env });
+  if (!credentials.ok) return `${path}: field ${credentials.error.field}: ${credentials.error.reason}`;
+  const targets = new Map<AccountId, UpstreamTarget>();
+  for (const [id, sourced] of credentials.value) targets.set(id, { baseUrl: config.upstream?.baseUrl ?? '', credential: upstreamCredentialOf(sourced.held) });
+  return { config, secret: new TextEncoder().encode(secretText), tls, credentials: credentials.value, targets, adminTokens, baseDir: base };
+}
+
+/**
+ * The node's upstream credentials, kept in its store when it has one (else written back to their
+ * files), renewed before they expire; a refused renewal disables the account in the pool.
+ * Undefined on a node without `upstream`. Throws with a message naming the account when the store
+ * cannot be read.
+ */
+function startCredentials(loaded: LoadedNodeConfig, runtime: MeshRuntime, store: SqliteStore | undefined, print: (line: string) => void): AccountCredentials | undefined {
+  const upstream = loaded.config.upstream;
+  if (upstream === undefined) return undefined;
+  const clock = { nowMs: () => Date.now() };
+  const started = AccountCredentials.start(
+    {
+      baseUrl: upstream.baseUrl,
+      refreshLeadMs: upstream.oauth.refreshLeadMs,
+      endpoint: new HttpTokenEndpoint(upstream.oauth, { clock }),
+      vault: new CredentialVault(store, clock.nowMs),
+      pool: runtime.pool,
+      clock,
+      timers: systemTimers,
+      log: print,
+    },
+    loaded.credentials,
+  );
+  if (!started.ok) throw new Error(started.error);
+  return started.value;
+}
+
+/** SIGHUP: the config file's credentials read again and handed to the running node. */
+async function reloadCredentials(configPath: string, node: StartedNode, print: (line: string) => void): Promise<void> {
+  if (node.credentials === undefined) {
+    print('SIGHUP: this node has no upstream credentials to re-read');
+    return;
+  }
+  const loaded = await loadNodeConfig(configPath);
+  if (typeof loaded === 'string') {
+    print(`SIGHUP: the credentials were not re-read: ${loaded}`);
+    return;
+  }
+  const { changed, removed } = node.credentials.reload(loaded.credentials);
+  print(`SIGHUP: credentials re-read: ${changed.length} new or changed${changed.length === 0 ? '' : ` (${changed.join(', ')})`}, ${removed.length} removed${removed.length === 0 ? '' : ` (${removed.join(', ')})`}`);
 }
 
 /** Reads every admin token (inline or from its file) and checks that no two names share one. */

@@ -527,6 +527,20 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     this.gauge('carpool_store_commit_seconds_max', 'The longest group commit since the node started.', [], (set) => set(secondsOf(store.journal.commitMsMax)));
   }
 
+  /**
+   * The upstream credentials' families: OAuth refreshes per account and outcome (ok, transient,
+   * refused), calls sent again after a renewal, and the alert gauge of accounts whose renewal was
+   * refused (disabled until an operator gives a new credential). Account ids are the node's
+   * configured accounts, a bounded set; no label or value ever holds a credential.
+   */
+  attachCredentials(credentials: CredentialParts): void {
+    this.counter('carpool_account_credential_refreshes_total', 'OAuth credential refreshes, by account and outcome (ok, transient: retried, refused: the account is disabled).', ['account', 'outcome'], (add) => {
+      for (const [account, counts] of credentials.refreshes) for (const [outcome, count] of Object.entries(counts)) add(count, { account, outcome });
+    });
+    this.gauge('carpool_accounts_credential_refused', 'Accounts whose credential renewal was refused and that have no new credential yet: alert on > 0.', [], (set) => set(credentials.refusedCount()));
+    this.counter('carpool_account_credential_retries_total', 'Calls answered "OAuth token expired" and sent again after a renewal.', [], (add) => add(credentials.retried()));
+  }
+
   /** A counter that copies a stats object's monotonic counts at each scrape; see the file comment. */
   private counter<L extends string>(name: string, help: string, labelNames: readonly L[], read: (add: (value: number, labels?: LabelValues<L>) => void) => void): void {
     new Counter<L>({
@@ -554,6 +568,13 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       },
     });
   }
+}
+
+/** What `attachCredentials` reads (src/node/credentials/account-credentials.ts). */
+export interface CredentialParts {
+  readonly refreshes: ReadonlyMap<string, Readonly<Record<string, number>>>;
+  refusedCount(): number;
+  retried(): number;
 }
 
 /** What `attachStore` reads. */

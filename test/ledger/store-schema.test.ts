@@ -18,13 +18,20 @@ const writeAtVersion: Record<number, (db: Database.Database) => void> = {
   1: (db) => writeOwnEntriesOnly(db),
   // Version 2 added the aggregates; the tables a node wrote were those of version 1.
   2: (db) => writeOwnEntriesOnly(db),
+  // Version 3 keyed counter entries by replica; the rest is as before.
+  3: (db) => writeEntriesByReplica(db),
 };
 
+/** Version 3: every replica's counter entries, the replica in the key; the rest as before. */
+function writeEntriesByReplica(db: Database.Database): void {
+  writeOwnEntriesOnly(db, "INSERT INTO counter_entries VALUES ('eu-1~r1', 'tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)");
+}
+
 /** Versions 1 and 2 kept the node's own counter entries only, keyed without their replica (the one meta names). */
-function writeOwnEntriesOnly(db: Database.Database): void {
+function writeOwnEntriesOnly(db: Database.Database, counterInsert = "INSERT INTO counter_entries VALUES ('tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)"): void {
   db.prepare("INSERT INTO meta (key, value) VALUES ('replicaId', 'eu/node-1#2')").run();
   db.prepare("INSERT INTO meta (key, value) VALUES ('replica', 'eu-1~r1')").run();
-  db.prepare("INSERT INTO counter_entries VALUES ('tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)").run(day0Ms + dayMs);
+  db.prepare(counterInsert).run(day0Ms + dayMs);
   db.prepare("INSERT INTO rights_rows VALUES ('k1', ?, '{\"used\":3}')").run(day0Ms);
   db.prepare("INSERT INTO open_requests VALUES ('r7', '{\"lease\":1}')").run();
   db.prepare('INSERT INTO policy_updates (bytes) VALUES (?)').run(Buffer.from([7, 7]));
@@ -87,6 +94,10 @@ describe('store migrations', () => {
         const before = store.queryUsage({ filter: { side: 'account', account: 'acct-1' } }).totals;
         expect(store.rollUp(day0Ms)).toEqual({ ok: true, value: version >= 1 ? 1 : 0 });
         expect(store.queryUsage({ filter: { side: 'account', account: 'acct-1' } })).toMatchObject({ totals: before, fromAggregates: version >= 1 ? 1 : 0 });
+        // Version 4's credentials table is there and empty, and takes a credential.
+        expect(store.credential('acct-1')).toEqual({ ok: true, value: undefined });
+        expect(store.putCredential({ account: 'acct-1', kind: 'oauth', json: '{}', origin: 'none', updatedMs: 5 })).toEqual({ ok: true, value: undefined });
+        expect(store.credential('acct-1')).toEqual({ ok: true, value: { account: 'acct-1', kind: 'oauth', json: '{}', origin: 'none', updatedMs: 5 } });
         expect(store.commit({ meta: [['after', 'migration']], counterEntries: [], rightsRows: [], openRequestsPut: [], openRequestsDeleted: [], policyUpdates: [], answersPut: [], answersDeleted: [], ledgerRows: [ledgerRow()] })).toEqual({ ok: true });
       } finally {
         store.close();

@@ -91,9 +91,9 @@ describe('parseNodeConfig: the gateway fields', () => {
     expect(parsed.value.adminToken).toEqual({ kind: 'file', path: 'admin.token' });
     expect(parsed.value.upstream?.baseUrl).toBe('https://api.anthropic.com');
     expect([...(parsed.value.upstream?.accounts ?? new Map())]).toEqual([
-      ['acct-1', { kind: 'api-key', credential: { kind: 'env', name: 'ACCT1_KEY' } }],
-      ['acct-2', { kind: 'oauth', credential: { kind: 'file', path: 'acct-2.token' } }],
-      ['acct-3', { kind: 'api-key', credential: { kind: 'inline', value: 'sk-ant-inline' } }],
+      ['acct-1', { kind: 'api-key', credential: { kind: 'env', name: 'ACCT1_KEY' }, format: 'token' }],
+      ['acct-2', { kind: 'oauth', credential: { kind: 'file', path: 'acct-2.token' }, format: 'token' }],
+      ['acct-3', { kind: 'api-key', credential: { kind: 'inline', value: 'sk-ant-inline' }, format: 'token' }],
     ]);
     expect(parsed.value.rateLimits).toEqual({ client: { rate: 60, periodMs: 60_000, burst: 10 }, tenant: defaultRateLimitSettings.tenant });
     const meshOnly = parseNodeConfig(valid);

@@ -1,7 +1,7 @@
 import type { AdminPrincipal } from '../../admission/admin-access.js';
 import { apiKeyHashHex, formatKeyId, parseApiKey, parseKeyId } from '../../admission/api-key.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
-import { type NodeId, parseAccountId, parseTenantId, type TenantId } from '../../core/ids.js';
+import { type AccountId, type NodeId, parseAccountId, parseTenantId, type TenantId } from '../../core/ids.js';
 import { adminCounterReadKeysMax, apiKeyNameLengthMax, auditEntriesMax, usageQueryGroupsMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { CounterKey } from '../../crdt/counter-key.js';
@@ -24,6 +24,10 @@ import {
   validateTenant,
 } from '../../mesh/policy/policy-schema.js';
 import type { AccountPool } from '../../pool/account-pool.js';
+import { disableReasonText } from '../../pool/account-health.js';
+import { parseCredentialBody } from '../credentials/credential-body.js';
+import type { KeptIn } from '../credentials/credential-vault.js';
+import type { HeldCredential } from '../credentials/held-credential.js';
 import { type MintedKey, mintApiKey } from '../gateway/api-key-mint.js';
 import { policyView, redactTenant } from '../gateway/policy-view.js';
 import { limitUsages, readKeysOf, type UsageSubject } from '../gateway/usage-report.js';
@@ -93,7 +97,32 @@ export interface AdminServiceOptions {
   readonly nowMs?: () => number;
   /** This node's usage ledger; undefined when the node keeps none (no `dataDir`). */
   readonly usage?: UsageReader | undefined;
+  /** This node's upstream credentials, which `replaceCredential` writes; undefined on a node that calls no upstream. */
+  readonly credentials?: CredentialReplacer | undefined;
 }
+
+/** What `replaceCredential` needs of the node's credentials (src/node/credentials/account-credentials.ts). */
+export interface CredentialReplacer {
+  replace(accountId: AccountId, held: HeldCredential): Promise<Result<KeptIn, string>>;
+}
+
+/** What a credential replacement answers: never the credential. */
+export interface CredentialView {
+  readonly account: string;
+  readonly kind: HeldCredential['kind'];
+  /** Where the node keeps it: its store, the account's credential file, or memory only (lost at a restart). */
+  readonly kept: KeptIn;
+  /** Whether the account had been disabled for its credential and is enabled again. */
+  readonly reenabled: boolean;
+  readonly expiresAtMs?: number;
+}
+
+/**
+ * The audit action of a credential replacement. It belongs in `auditActions`
+ * (src/mesh/policy/audit-schema.ts, which accepts any dotted name from a peer already); until it
+ * is listed there it is added here.
+ */
+type ServiceAuditAction = AuditAction | 'account.credential';
 
 export interface NewKey {
   /** `cp_<tenant>_<secret>`: shown in this answer only. */
@@ -161,9 +190,11 @@ export class AdminService {
   private readonly mint: (tenant: TenantId) => MintedKey;
   private readonly now: () => number;
   private readonly ledger: UsageReader | undefined;
+  private readonly credentials: CredentialReplacer | undefined;
 
   constructor(options: AdminServiceOptions) {
     this.runtime = options.runtime;
+    this.credentials = options.credentials;
     this.crypto = options.crypto;
     this.ledger = options.usage;
     this.mint = options.mint ?? ((tenant) => mintApiKey(options.crypto, tenant));
@@ -428,6 +459,32 @@ export class AdminService {
     return ok({ enabled });
   }
 
+  /**
+   * Puts a new credential in place for an account this node calls (kept in its store, the
+   * account's credential file, or memory: the answer says which), and enables the account again
+   * if it was disabled for its credential: a refused renewal, or a 401 or 403 from the upstream.
+   * The audit entry and the answer name the account and the kind, never the credential.
+   */
+  async replaceCredential(caller: AdminPrincipal, id: string, body: Readonly<Record<string, unknown>>, reason: string | undefined): Promise<Result<CredentialView, AdminFailure>> {
+    const checkedReason = checkReason(reason);
+    if (!checkedReason.ok) return checkedReason;
+    const parsed = parseAccountId(id);
+    if (!parsed.ok) return invalid('account', 'must be an account id');
+    const accountId = parsed.value;
+    if (this.credentials === undefined) return invalid('account', 'this node calls no upstream (no upstream in its config): its credentials live on the account\'s home node');
+    const held = parseCredentialBody(body);
+    if (!held.ok) return invalid(held.error.field, held.error.reason);
+    const account = this.runtime.policy.account(accountId);
+    if (account !== undefined && (account.kind === 'api-key') !== (held.value.kind === 'api-key')) return invalid('kind', `account ${accountId} is of kind ${account.kind} in the policy`);
+    const kept = await this.credentials.replace(accountId, held.value);
+    if (!kept.ok) return invalid('account', `the credential could not be kept: ${kept.error}`);
+    const status = this.runtime.pool.status(this.now()).find((entry) => entry.id === accountId);
+    const reenabled = status?.state === 'disabled' && isCredentialReason(status.disabledReason) && this.runtime.pool.enable(accountId);
+    const detail = { kind: held.value.kind, kept: kept.value, reenabled };
+    this.record(caller, 'account.credential', `account/${accountId}`, checkedReason.value, detail);
+    return ok({ account: accountId, ...detail, ...(held.value.kind === 'oauth' ? { expiresAtMs: held.value.credential.expiresAtMs } : {}) });
+  }
+
   /** A charge or credit of one counter key; see the class comment and ./usage-adjustment.ts. */
   async adjustUsage(caller: AdminPrincipal, body: unknown): Promise<Result<AdjustmentView, AdminFailure>> {
     const parsed = parseUsageAdjustment(body, this.runtime.policy, this.now());
@@ -530,7 +587,7 @@ export class AdminService {
     return ok({ tenant: tenant.value, record: record.value });
   }
 
-  private record(caller: AdminPrincipal, action: AuditAction, target: string, reason: string | undefined, detail?: Readonly<Record<string, AuditDetailValue>>): void {
+  private record(caller: AdminPrincipal, action: ServiceAuditAction, target: string, reason: string | undefined, detail?: Readonly<Record<string, AuditDetailValue>>): void {
     const entry: AuditEntry = {
       atMs: this.now(),
       node: this.runtime.config.node,
@@ -561,6 +618,13 @@ function subjectFields(value: unknown, id: string, path: string, writable: reado
     if (!writable.includes(name)) return invalid(`${path}.${name.slice(0, 64)}`, `unknown field; the fields are ${writable.join(', ')}`);
   }
   return ok(fields);
+}
+
+/** Reasons a new credential cures: a refused renewal, and a 401 or 403 (not a 402: no credit left). */
+const credentialReasons = new Set([disableReasonText({ kind: 'auth-failed', status: 401 }), disableReasonText({ kind: 'auth-failed', status: 403 })]);
+
+function isCredentialReason(text: string | undefined): boolean {
+  return text !== undefined && (credentialReasons.has(text) || text.startsWith(disableReasonText({ kind: 'credential', detail: '' })));
 }
 
 function checkReason(reason: string | undefined): Result<string | undefined, AdminFailure> {

@@ -14,7 +14,8 @@ import type { GatewayObserver } from '../../observe/gateway-observer.js';
 import type { Account } from '../../mesh/policy/policy-schema.js';
 import type { FeedbackReport } from '../../pool/account-pool.js';
 import { disableReasonText } from '../../pool/account-health.js';
-import { AccountCaller } from '../account-caller.js';
+import { AccountCaller, type AccountCallClient } from '../account-caller.js';
+import { CredentialedClient, type CredentialSource } from '../credentials/credentialed-client.js';
 import { AdminService } from '../admin/admin-service.js';
 import { ForwardExecutor, newForwardLedger, storedAnswerCodec } from '../forward/forward-executor.js';
 import { servedAnswerCodec } from './answer-store.js';
@@ -58,6 +59,12 @@ export interface RegionGatewayOptions {
   readonly listen: ListenAddress;
   /** Where each account this node holds a credential for is called. */
   readonly targets: ReadonlyMap<AccountId, UpstreamTarget>;
+  /**
+   * The node's live credentials (src/node/credentials/account-credentials.ts), looked up before
+   * `targets`: their targets carry the access token held at each call, and calls on renewable
+   * OAuth accounts renew and retry once on an expired token (local and forwarded calls alike).
+   */
+  readonly credentials?: (CredentialSource & { target(accountId: AccountId): UpstreamTarget | undefined }) | undefined;
   /** The admin tokens (src/admission/admin-access.ts); without any, the Admin service is not served. */
   readonly adminTokens?: AdminTokens | undefined;
   readonly settings?: GatewaySettings;
@@ -100,6 +107,8 @@ export class RegionGateway {
     private readonly log: (line: string) => void,
     /** The HTTP front door and its port, when the node serves one. */
     readonly http: { readonly server: HttpFrontDoor; readonly port: number } | undefined,
+    /** The client wrapper that renews expired OAuth tokens, with its retry count; none without credentials. */
+    readonly credentialed: CredentialedClient | undefined,
   ) {
     this.checkHealth();
     this.healthTimer = setInterval(() => this.checkHealth(), gatewayHealthCheckEveryMs);
@@ -113,7 +122,11 @@ export class RegionGateway {
     const region = config.region;
     const clock: Clock = { nowMs: () => Date.now() };
     const client = new UpstreamClient(options.observer === undefined ? {} : { observer: options.observer });
-    const target = (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId);
+    const credentials = options.credentials;
+    const target = credentials === undefined ? (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId) : (accountId: AccountId): UpstreamTarget | undefined => credentials.target(accountId) ?? targets.get(accountId);
+    // The home node's calls on its accounts, its own and forwarded ones, go through the renewal.
+    const credentialed = credentials === undefined ? undefined : new CredentialedClient(client, credentials, clock);
+    const callClient: AccountCallClient = credentialed ?? client;
     const onAlert = (report: FeedbackReport): void =>
       log(`account ${report.accountId} disabled (${report.alert === undefined ? 'refused' : disableReasonText(report.alert)}): re-enable it with EnableAccount once fixed`);
     const forwardClient = new ForwardClient();
@@ -136,7 +149,7 @@ export class RegionGateway {
       isMember: (id) => otherMembers.has(id),
       pool: runtime.pool,
       usage: runtime.accountUsage,
-      client,
+      client: callClient,
       targets: target,
       ledger: newForwardLedger(),
       clock,
@@ -150,7 +163,7 @@ export class RegionGateway {
     const caller = new AccountCaller({
       pool: runtime.pool,
       usage: runtime.accountUsage,
-      client,
+      client: callClient,
       targets: target,
       routes: (account, accountTarget) => {
         if (accountTarget === undefined) return router.route(account);
@@ -204,7 +217,7 @@ export class RegionGateway {
       await countAgent.close();
       throw error;
     }
-    return new RegionGateway(port, server, carpool, admin, caller, router, executor, runtime, client, forwardClient, countAgent, log, http);
+    return new RegionGateway(port, server, carpool, admin, caller, router, executor, runtime, client, forwardClient, countAgent, log, http, credentialed);
   }
 
   /** Whether this node reaches a majority of the mesh, itself included. */
