@@ -24,6 +24,7 @@ export const auditActions = [
   'account.put',
   'account.remove',
   'account.enable',
+  'account.credential',
   'settings.update',
   'key.create',
   'key.revoke',

@@ -24,7 +24,7 @@ import {
   validateTenant,
 } from '../../mesh/policy/policy-schema.js';
 import type { AccountPool } from '../../pool/account-pool.js';
-import { disableReasonText } from '../../pool/account-health.js';
+import type { DisableReason } from '../../pool/account-health.js';
 import { parseCredentialBody } from '../credentials/credential-body.js';
 import type { KeptIn } from '../credentials/credential-vault.js';
 import type { HeldCredential } from '../credentials/held-credential.js';
@@ -116,13 +116,6 @@ export interface CredentialView {
   readonly reenabled: boolean;
   readonly expiresAtMs?: number;
 }
-
-/**
- * The audit action of a credential replacement. It belongs in `auditActions`
- * (src/mesh/policy/audit-schema.ts, which accepts any dotted name from a peer already); until it
- * is listed there it is added here.
- */
-type ServiceAuditAction = AuditAction | 'account.credential';
 
 export interface NewKey {
   /** `cp_<tenant>_<secret>`: shown in this answer only. */
@@ -479,7 +472,7 @@ export class AdminService {
     const kept = await this.credentials.replace(accountId, held.value);
     if (!kept.ok) return invalid('account', `the credential could not be kept: ${kept.error}`);
     const status = this.runtime.pool.status(this.now()).find((entry) => entry.id === accountId);
-    const reenabled = status?.state === 'disabled' && isCredentialReason(status.disabledReason) && this.runtime.pool.enable(accountId);
+    const reenabled = status?.state === 'disabled' && isCredentialReason(status.disabled) && this.runtime.pool.enable(accountId, this.now());
     const detail = { kind: held.value.kind, kept: kept.value, reenabled };
     this.record(caller, 'account.credential', `account/${accountId}`, checkedReason.value, detail);
     return ok({ account: accountId, ...detail, ...(held.value.kind === 'oauth' ? { expiresAtMs: held.value.credential.expiresAtMs } : {}) });
@@ -587,7 +580,7 @@ export class AdminService {
     return ok({ tenant: tenant.value, record: record.value });
   }
 
-  private record(caller: AdminPrincipal, action: ServiceAuditAction, target: string, reason: string | undefined, detail?: Readonly<Record<string, AuditDetailValue>>): void {
+  private record(caller: AdminPrincipal, action: AuditAction, target: string, reason: string | undefined, detail?: Readonly<Record<string, AuditDetailValue>>): void {
     const entry: AuditEntry = {
       atMs: this.now(),
       node: this.runtime.config.node,
@@ -620,11 +613,9 @@ function subjectFields(value: unknown, id: string, path: string, writable: reado
   return ok(fields);
 }
 
-/** Reasons a new credential cures: a refused renewal, and a 401 or 403 (not a 402: no credit left). */
-const credentialReasons = new Set([disableReasonText({ kind: 'auth-failed', status: 401 }), disableReasonText({ kind: 'auth-failed', status: 403 })]);
-
-function isCredentialReason(text: string | undefined): boolean {
-  return text !== undefined && (credentialReasons.has(text) || text.startsWith(disableReasonText({ kind: 'credential', detail: '' })));
+/** Whether a new credential cures the disable: a refused renewal, or a 401 or 403 (not a 402: no credit left). */
+function isCredentialReason(reason: DisableReason | undefined): boolean {
+  return reason !== undefined && (reason.kind === 'credential' || reason.status === 401 || reason.status === 403);
 }
 
 function checkReason(reason: string | undefined): Result<string | undefined, AdminFailure> {

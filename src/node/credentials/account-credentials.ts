@@ -46,7 +46,7 @@ export interface AccountCredentialsOptions {
   readonly endpoint: TokenEndpoint;
   readonly vault: CredentialVault;
   /** Where a refused refresh disables the account. */
-  readonly pool: { disable(accountId: AccountId, reason: DisableReason, nowMs: number): FeedbackReport | undefined; enable(accountId: AccountId): boolean };
+  readonly pool: { disable(accountId: AccountId, reason: DisableReason, nowMs: number): FeedbackReport | undefined; enable(accountId: AccountId, nowMs: number): boolean };
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: (line: string) => void;
@@ -211,7 +211,7 @@ export class AccountCredentials {
         changed.push(id);
       } else if (entry.vault.origin !== origin) {
         // The refresher disabled the account for the credential just replaced: the new one gets its chance.
-        if (entry.refused) this.options.pool.enable(id);
+        if (entry.refused) this.options.pool.enable(id, this.options.clock.nowMs());
         this.swap(entry, vault);
         changed.push(id);
       }

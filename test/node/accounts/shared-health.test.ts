@@ -56,7 +56,7 @@ describe('account health shared by the mesh (real processes)', () => {
   it('pauses an exhausted subscription in every region within a second, and nobody calls it until the reset', async () => {
     const sub = mesh.accounts.find((a) => a.id === 'sub-us')!;
     const resetInMs = 6_000;
-    expect(mesh.emulator.exhaustWindow(sub.key, '5h', resetInMs)).toBe(true);
+    expect(mesh.emulator.exhaustWindow(sub.key, 'five_hour', resetInMs)).toBe(true);
     const resetAtMs = Date.now() + resetInMs;
     // us-east tries its own account first: the 429 comes back there, and the call moves to sub-eu.
     await ask('us-east');
