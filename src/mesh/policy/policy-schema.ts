@@ -555,7 +555,7 @@ export function validateMeshSetting(name: keyof MeshSettings, value: unknown): R
  *       "strategy": "round-robin",            the mesh's default (src/pool/strategies.ts)
  *       "sticky": true,                        session keys pin a request to an account
  *       "regionStrategy": { "eu-west": "least-loaded" },   a region's own default
- *       "health": { "rateLimitCooldownMsDefault": 10000, ... }   see HealthTimings
+ *       "health": { "rateLimitCooldownMs": 10000, ... }   see HealthTimings
  *     },
  *     "shed": { "vip": { "depthMax": 3072, "waitMsMax": 30000 }, "paid": {...}, "free": {...} }
  *   }
@@ -573,14 +573,16 @@ export function validateMeshSetting(name: keyof MeshSettings, value: unknown): R
  */
 
 /**
- * How long an account rests after the upstream pushed back (read by src/pool/account-health.ts).
- * Each defaults to the constant of the same name in src/core/limits.ts.
+ * How long an account rests after the upstream pushed back (read by src/pool/account-health.ts,
+ * whose own `HealthTimings` has the same fields, so these pass to the pool as they are). Each
+ * defaults to the constant of the same name in src/core/limits.ts (`rateLimitCooldownMs`: to
+ * `rateLimitCooldownMsDefault`).
  */
 export interface HealthTimings {
   /** A 429 whose wait is at most this is a short throttle, paused for exactly that wait. */
   readonly throttleShortMsMax: number;
   /** The pause after a 429 whose headers say nothing about when to come back. */
-  readonly rateLimitCooldownMsDefault: number;
+  readonly rateLimitCooldownMs: number;
   /** The longest pause a 429 can cause, whatever its headers say. */
   readonly rateLimitCooldownMsMax: number;
   /** The first backoff after a 529; it doubles with each 529 in a row. */
@@ -597,7 +599,7 @@ export interface HealthTimings {
 
 export const defaultHealthTimings: HealthTimings = Object.freeze({
   throttleShortMsMax,
-  rateLimitCooldownMsDefault,
+  rateLimitCooldownMs: rateLimitCooldownMsDefault,
   rateLimitCooldownMsMax,
   overloadBackoffMsBase,
   overloadBackoffMsMax,
@@ -613,7 +615,7 @@ export const defaultHealthTimings: HealthTimings = Object.freeze({
  */
 export const healthTimingsBounds: Readonly<Record<keyof HealthTimings, { readonly min: number; readonly max: number }>> = {
   throttleShortMsMax: { min: 0, max: 60_000 },
-  rateLimitCooldownMsDefault: { min: 1_000, max: upstreamRetryAfterMsMax },
+  rateLimitCooldownMs: { min: 1_000, max: upstreamRetryAfterMsMax },
   rateLimitCooldownMsMax: { min: 1_000, max: upstreamRetryAfterMsMax },
   overloadBackoffMsBase: { min: 1, max: 3_600_000 },
   overloadBackoffMsMax: { min: 1, max: 3_600_000 },
@@ -803,7 +805,7 @@ function validateHealthTimings(value: unknown, field: string, nulls: boolean): R
 export function checkHealthTimings(timings: HealthTimings, field: string, given: ReadonlySet<string> = new Set()): Result<HealthTimings, PolicyError> {
   const pairs: readonly [keyof HealthTimings, keyof HealthTimings, boolean, string][] = [
     ['throttleShortMsMax', 'rateLimitCooldownMsMax', timings.throttleShortMsMax < timings.rateLimitCooldownMsMax, 'a short throttle must be shorter than the longest cooldown'],
-    ['rateLimitCooldownMsDefault', 'rateLimitCooldownMsMax', timings.rateLimitCooldownMsDefault <= timings.rateLimitCooldownMsMax, 'the default cooldown must not exceed the longest'],
+    ['rateLimitCooldownMs', 'rateLimitCooldownMsMax', timings.rateLimitCooldownMs <= timings.rateLimitCooldownMsMax, 'the default cooldown must not exceed the longest'],
     ['overloadBackoffMsBase', 'overloadBackoffMsMax', timings.overloadBackoffMsBase <= timings.overloadBackoffMsMax, 'the first overload backoff must not exceed the longest'],
     ['circuitOpenMsBase', 'circuitOpenMsMax', timings.circuitOpenMsBase <= timings.circuitOpenMsMax, 'the first circuit opening must not exceed the longest'],
   ];

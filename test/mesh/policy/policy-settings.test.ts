@@ -51,7 +51,7 @@ describe('pool and shedding settings: defaults', () => {
     expect(doc.poolSettings()).toEqual({ strategy: 'round-robin', sticky: true, regionStrategy: {}, health: defaultHealthTimings });
     expect(defaultHealthTimings).toEqual({
       throttleShortMsMax: limits.throttleShortMsMax,
-      rateLimitCooldownMsDefault: limits.rateLimitCooldownMsDefault,
+      rateLimitCooldownMs: limits.rateLimitCooldownMsDefault,
       rateLimitCooldownMsMax: limits.rateLimitCooldownMsMax,
       overloadBackoffMsBase: limits.overloadBackoffMsBase,
       overloadBackoffMsMax: limits.overloadBackoffMsMax,
@@ -101,7 +101,7 @@ describe('pool and shedding settings: validation names the bad field', () => {
     ['health that is not an object', { pool: { health: 5 } }, 'settings.pool.health'],
     ['an unknown health timing', { pool: { health: { cooldownMs: 5 } } }, 'settings.pool.health.cooldownMs'],
     ['a cap below the default cooldown', { pool: { health: { rateLimitCooldownMsMax: 5_000 } } }, 'settings.pool.health.rateLimitCooldownMsMax'],
-    ['a default cooldown above the cap', { pool: { health: { rateLimitCooldownMsDefault: 7 * 3_600_000 } } }, 'settings.pool.health.rateLimitCooldownMsDefault'],
+    ['a default cooldown above the cap', { pool: { health: { rateLimitCooldownMs: 7 * 3_600_000 } } }, 'settings.pool.health.rateLimitCooldownMs'],
     ['a short throttle as long as the cap', { pool: { health: { throttleShortMsMax: 60_000, rateLimitCooldownMsMax: 60_000 } } }, 'settings.pool.health.throttleShortMsMax'],
     ['an overload base above its cap', { pool: { health: { overloadBackoffMsBase: 120_000 } } }, 'settings.pool.health.overloadBackoffMsBase'],
     ['a circuit cap below its base', { pool: { health: { circuitOpenMsMax: 1_000 } } }, 'settings.pool.health.circuitOpenMsMax'],
@@ -153,20 +153,20 @@ describe('pool and shedding settings: partial updates merge', () => {
     expect(doc.updateSettings({ pool: { strategy: 'weighted' } }).ok).toBe(true);
     expect(doc.updateSettings({ pool: { sticky: false } }).ok).toBe(true);
     expect(doc.updateSettings({ pool: { health: { rateLimitCooldownMsMax: 3_600_000 } } }).ok).toBe(true);
-    expect(doc.updateSettings({ pool: { health: { rateLimitCooldownMsDefault: 60_000 } } }).ok).toBe(true);
+    expect(doc.updateSettings({ pool: { health: { rateLimitCooldownMs: 60_000 } } }).ok).toBe(true);
     expect(doc.updateSettings({ pool: { regionStrategy: { 'eu-west': 'least-loaded' } } }).ok).toBe(true);
     expect(doc.updateSettings({ pool: { regionStrategy: { 'us-east': 'weighted' } } }).ok).toBe(true);
     const expected: PoolSettings = {
       strategy: 'weighted',
       sticky: false,
       regionStrategy: { 'eu-west': 'least-loaded', 'us-east': 'weighted' },
-      health: { ...defaultHealthTimings, rateLimitCooldownMsMax: 3_600_000, rateLimitCooldownMsDefault: 60_000 },
+      health: { ...defaultHealthTimings, rateLimitCooldownMsMax: 3_600_000, rateLimitCooldownMs: 60_000 },
     };
     expect(doc.poolSettings()).toEqual(expected);
     // A cap below the stored default is refused even though the patch names only the cap.
     expect(refusedField(doc, { pool: { health: { rateLimitCooldownMsMax: 30_000 } } })).toBe('settings.pool.health.rateLimitCooldownMsMax');
 
-    expect(doc.updateSettings(loose({ pool: { regionStrategy: { 'eu-west': null }, health: { rateLimitCooldownMsDefault: null }, strategy: null } })).ok).toBe(true);
+    expect(doc.updateSettings(loose({ pool: { regionStrategy: { 'eu-west': null }, health: { rateLimitCooldownMs: null }, strategy: null } })).ok).toBe(true);
     expect(doc.poolSettings()).toEqual({ ...expected, strategy: 'round-robin', regionStrategy: { 'us-east': 'weighted' }, health: { ...defaultHealthTimings, rateLimitCooldownMsMax: 3_600_000 } });
     expect(doc.updateSettings({ pool: { health: null, regionStrategy: null, sticky: null } }).ok).toBe(true);
     expect(doc.poolSettings()).toEqual(defaultPoolSettings);
@@ -218,17 +218,17 @@ describe('pool and shedding settings across replicas', () => {
     const settings = peer.getMap<unknown>('settings');
     settings.set('pool.strategy', 'random');
     settings.set('pool.sticky', true);
-    settings.set('pool.health', { rateLimitCooldownMsDefault: 60_000, rateLimitCooldownMsMax: 30_000 });
+    settings.set('pool.health', { rateLimitCooldownMs: 60_000, rateLimitCooldownMsMax: 30_000 });
     settings.set('shed', { vip: { depthMax: 1, waitMsMax: 1 } });
     const encoder = encoding.createEncoder();
     syncProtocol.writeUpdate(encoder, Y.encodeStateAsUpdate(peer));
     expect(doc.onSyncMessage(encoding.toUint8Array(encoder)).ok).toBe(true);
     expect(doc.poolSettings()).toEqual(defaultPoolSettings);
     expect(doc.shedSettings()).toBeUndefined();
-    expect(doc.invalidEntries().map((error) => error.field).sort()).toEqual(['settings.pool.health.rateLimitCooldownMsDefault', 'settings.pool.strategy', 'settings.shed.paid.depthMax']);
+    expect(doc.invalidEntries().map((error) => error.field).sort()).toEqual(['settings.pool.health.rateLimitCooldownMs', 'settings.pool.strategy', 'settings.shed.paid.depthMax']);
     // An operator's valid update replaces the garbage.
     expect(doc.updateSettings({ pool: { strategy: 'weighted', health: { rateLimitCooldownMsMax: 60_000 } } }).ok).toBe(true);
-    expect(doc.poolSettings()).toMatchObject({ strategy: 'weighted', health: { rateLimitCooldownMsDefault: 60_000, rateLimitCooldownMsMax: 60_000 } });
+    expect(doc.poolSettings()).toMatchObject({ strategy: 'weighted', health: { rateLimitCooldownMs: 60_000, rateLimitCooldownMsMax: 60_000 } });
   });
 });
 

@@ -95,9 +95,9 @@ describe('the audit log of admin writes', () => {
   it('accepts the pool and shedding settings, shows them in effect, and audits them flat', async () => {
     const { runtime, service } = await setup();
     const shed = { vip: { depthMax: 300, waitMsMax: 30_000 }, paid: { depthMax: 200, waitMsMax: 20_000 }, free: { depthMax: 100, waitMsMax: 10_000 } };
-    const patch = { pool: { strategy: 'least-loaded', regionStrategy: { 'eu-west': 'weighted' }, health: { rateLimitCooldownMsDefault: 30_000, circuitFailuresMax: 5 } }, shed };
+    const patch = { pool: { strategy: 'least-loaded', regionStrategy: { 'eu-west': 'weighted' }, health: { rateLimitCooldownMs: 30_000, circuitFailuresMax: 5 } }, shed };
     const view = ok(service.updateSettings(admin, patch, 'tune the pool'));
-    expect(view).toMatchObject({ gossipIntervalMs: 50, pool: { strategy: 'least-loaded', sticky: true, regionStrategy: { 'eu-west': 'weighted' }, health: { rateLimitCooldownMsDefault: 30_000, circuitFailuresMax: 5, rateLimitCooldownMsMax: 6 * 3_600_000 } }, shed });
+    expect(view).toMatchObject({ gossipIntervalMs: 50, pool: { strategy: 'least-loaded', sticky: true, regionStrategy: { 'eu-west': 'weighted' }, health: { rateLimitCooldownMs: 30_000, circuitFailuresMax: 5, rateLimitCooldownMsMax: 6 * 3_600_000 } }, shed });
     expect(runtime.policy.poolSettings().strategy).toBe('least-loaded');
     expect(runtime.policy.shedSettings()).toEqual(shed);
     expect(service.policy()).toMatchObject({ settings: { pool: { strategy: 'least-loaded' }, shed } });
@@ -115,7 +115,7 @@ describe('the audit log of admin writes', () => {
     expect(entries[1]?.detail).toEqual({
       poolStrategy: 'least-loaded',
       regionStrategy: 'eu-west=weighted',
-      rateLimitCooldownMsDefault: 30_000,
+      rateLimitCooldownMs: 30_000,
       circuitFailuresMax: 5,
       shed: 'vip.depthMax=300 vip.waitMsMax=30000 paid.depthMax=200 paid.waitMsMax=20000 free.depthMax=100 free.waitMsMax=10000',
     });
