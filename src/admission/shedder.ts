@@ -1,7 +1,7 @@
 import { assert } from '../core/assert.js';
 import { shedRetryAfterMsMax, shedRetryAfterMsMin } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
-import { tiers, type Tier } from '../mesh/policy/policy-schema.js';
+import { tiers, type Tier, validateShedSettings } from '../mesh/policy/policy-schema.js';
 import type { Rejection } from './outcome.js';
 
 /**
@@ -60,33 +60,14 @@ export type ShedThresholdError = Extract<Rejection, { kind: 'invalid' }>;
 const admitted: ShedDecision = Object.freeze({ admit: true });
 
 /**
- * Checks thresholds from configuration: whole numbers, a depth of at least one (zero would shed a
- * tier entirely, which is a policy decision and not a load threshold), and no tier above the tier
- * before it in `tiers` order.
+ * Checks thresholds from configuration or the policy: whole numbers within a tier queue's bounds,
+ * a depth of at least one (zero would shed a tier entirely, which is a policy decision and not a
+ * load threshold), and no tier above the tier before it in `tiers` order. The rules are the
+ * policy schema's (`validateShedSettings`), so a node's own thresholds and the policy's agree.
  */
 export function checkShedThresholds(thresholds: ShedThresholds): Result<ShedThresholds, ShedThresholdError> {
-  let above: ShedThreshold | undefined;
-  let aboveTier: Tier | undefined;
-  for (const tier of tiers) {
-    const { depthMax, waitMsMax } = thresholds[tier];
-    if (!Number.isSafeInteger(depthMax) || depthMax < 1) {
-      return err({ kind: 'invalid', field: `shed.${tier}.depthMax`, reason: 'must be a whole number of at least 1' });
-    }
-    if (!Number.isSafeInteger(waitMsMax) || waitMsMax < 0) {
-      return err({ kind: 'invalid', field: `shed.${tier}.waitMsMax`, reason: 'must be a whole number of at least 0' });
-    }
-    if (above !== undefined && aboveTier !== undefined) {
-      if (depthMax > above.depthMax) {
-        return err({ kind: 'invalid', field: `shed.${tier}.depthMax`, reason: `must not exceed ${aboveTier}'s` });
-      }
-      if (waitMsMax > above.waitMsMax) {
-        return err({ kind: 'invalid', field: `shed.${tier}.waitMsMax`, reason: `must not exceed ${aboveTier}'s` });
-      }
-    }
-    above = thresholds[tier];
-    aboveTier = tier;
-  }
-  return ok(thresholds);
+  const checked = validateShedSettings(thresholds, 'shed');
+  return checked.ok ? ok(checked.value) : err({ kind: 'invalid', field: checked.error.field, reason: checked.error.reason });
 }
 
 /** Plain counters for the metrics binding: labels come from the tier and reason sets. */
@@ -100,18 +81,24 @@ export class ShedStats {
 }
 
 export class Shedder {
-  readonly thresholds: ShedThresholds;
+  private current: ShedThresholds;
   readonly stats = new ShedStats();
 
   /** `thresholds` must pass `checkShedThresholds`; the configuration loader checks them first. */
   constructor(thresholds: ShedThresholds) {
-    const checked = checkShedThresholds(thresholds);
-    assert(checked.ok, checked.ok ? '' : `shed thresholds: ${checked.error.field} ${checked.error.reason}`);
-    this.thresholds = Object.freeze({
-      vip: Object.freeze({ ...thresholds.vip }),
-      paid: Object.freeze({ ...thresholds.paid }),
-      free: Object.freeze({ ...thresholds.free }),
-    });
+    this.current = checkedCopy(thresholds);
+  }
+
+  get thresholds(): ShedThresholds {
+    return this.current;
+  }
+
+  /**
+   * Replaces the thresholds (an operator changed the policy's), keeping the counts. They must
+   * pass `checkShedThresholds`, as the constructor's must: the policy validated them already.
+   */
+  setThresholds(thresholds: ShedThresholds): void {
+    this.current = checkedCopy(thresholds);
   }
 
   /** Admits or sheds a request of `priority` given the queues' load at `nowMs`. */
@@ -127,7 +114,7 @@ export class Shedder {
       if (queue.oldestEnqueuedAtMs !== undefined) waitAheadMs = Math.max(waitAheadMs, nowMs - queue.oldestEnqueuedAtMs);
       if (tier === priority) break;
     }
-    const { depthMax, waitMsMax } = this.thresholds[priority];
+    const { depthMax, waitMsMax } = this.current[priority];
     const overWait = waitAheadMs > waitMsMax;
     const overDepth = depthAhead >= depthMax;
     if (!overWait && !overDepth) {
@@ -143,4 +130,14 @@ export class Shedder {
     this.stats.shed[priority][reason]++;
     return { admit: false, retryAfterMs, reason };
   }
+}
+
+function checkedCopy(thresholds: ShedThresholds): ShedThresholds {
+  const checked = checkShedThresholds(thresholds);
+  assert(checked.ok, checked.ok ? '' : `shed thresholds: ${checked.error.field} ${checked.error.reason}`);
+  return Object.freeze({
+    vip: Object.freeze({ ...thresholds.vip }),
+    paid: Object.freeze({ ...thresholds.paid }),
+    free: Object.freeze({ ...thresholds.free }),
+  });
 }

@@ -750,6 +750,13 @@ export const upstreamErrorMessageCharsMax = 1_024;
  */
 export const upstreamRetryAfterMsMax = 7 * 24 * 3_600_000;
 
+/**
+ * Largest subscription-window utilisation read from `anthropic-ratelimit-unified-*-utilization`.
+ * The upstream reports a share of the window, 0 to 1, and a little above 1 once a window is
+ * overrun; a value past ten times the window is no share at all but garbage, and reads as unknown.
+ */
+export const unifiedUtilizationMax = 10;
+
 /** Characters of an upstream `request-id` kept; a longer or non-ASCII one is dropped. */
 export const upstreamRequestIdLengthMax = 128;
 

@@ -54,7 +54,8 @@ import { CallEndedError } from './grpc/carpool-handler.js';
  *   v GET    /policy/accounts/{id}
  *   a PUT    /policy/accounts/{id}           an account
  *   a DELETE /policy/accounts/{id}
- *   a PATCH  /policy/settings                {"gossipIntervalMs": 50, ...}
+ *   a PATCH  /policy/settings                {"gossipIntervalMs": 50, "pool": {...}, "shed": {...}}; merged
+ *                                            over what is set (policy-schema.ts SettingsPatch)
  *   v GET    /pool                           this node's view of the accounts: health state,
  *                                            permits in flight and queued, when each is back
  *   a POST   /pool/accounts/{id}/enable      re-enable an account a 401/402/403 disabled (on this

@@ -1,7 +1,8 @@
-// Proves the four anthropic-ratelimit-* groups and retry-after are read exactly, RFC 3339 resets
-// become epoch milliseconds, and missing, repeated or garbage values read as undefined.
+// Proves the four anthropic-ratelimit-* groups, the unified subscription windows and retry-after
+// are read exactly, resets become epoch milliseconds, and missing, repeated or garbage values read
+// as undefined.
 import { describe, expect, it } from 'vitest';
-import { parseRateLimits, parseRetryAfterMs, parseRfc3339Ms } from '../../src/upstream/rate-limit-headers.js';
+import { parseRateLimits, parseRetryAfterMs, parseRfc3339Ms, parseUtilization } from '../../src/upstream/rate-limit-headers.js';
 
 describe('parseRateLimits', () => {
   it('reads all four groups', () => {
@@ -63,6 +64,89 @@ describe('parseRateLimits', () => {
     expect(resetOf('garbage')).toBeUndefined();
     expect(resetOf('2025-01-01T00:00:05Z')).toBe(first);
     expect(parseRateLimits({ 'anthropic-ratelimit-requests-reset': '2025-01-01T00:00:06Z' }).requests?.resetAtMs).toBe(second);
+  });
+});
+
+describe('parseRateLimits: unified subscription windows', () => {
+  // A subscription account's answer as Claude Code and the relays see it (see the source file).
+  const subscription = {
+    'anthropic-ratelimit-unified-status': 'allowed_warning',
+    'anthropic-ratelimit-unified-reset': '1770685200',
+    'anthropic-ratelimit-unified-5h-status': 'allowed_warning',
+    'anthropic-ratelimit-unified-5h-utilization': '0.92',
+    'anthropic-ratelimit-unified-5h-reset': '1770685200',
+    'anthropic-ratelimit-unified-7d-status': 'allowed',
+    'anthropic-ratelimit-unified-7d-utilization': '0.13',
+    'anthropic-ratelimit-unified-7d-reset': '1771189200',
+    'anthropic-ratelimit-unified-7d_sonnet-utilization': '0.01',
+    'anthropic-ratelimit-unified-representative-claim': 'five_hour',
+  };
+
+  it('reads the account status, its reset and both windows, resets in epoch milliseconds', () => {
+    expect(parseRateLimits(subscription).unified).toEqual({
+      status: 'allowed_warning',
+      resetAtMs: 1_770_685_200_000,
+      windows: {
+        'five-hour': { status: 'allowed_warning', utilization: 0.92, resetAtMs: 1_770_685_200_000 },
+        'seven-day': { status: 'allowed', utilization: 0.13, resetAtMs: 1_771_189_200_000 },
+      },
+    });
+    // The API-key groups are absent, not empty, on such an answer.
+    expect(parseRateLimits(subscription).requests).toBeUndefined();
+  });
+
+  it('reads an exhausted window as rejected, with its utilisation above one', () => {
+    const unified = parseRateLimits({
+      'anthropic-ratelimit-unified-status': 'rejected',
+      'anthropic-ratelimit-unified-reset': '1770685200',
+      'anthropic-ratelimit-unified-5h-status': 'rejected',
+      'anthropic-ratelimit-unified-5h-utilization': '1.02',
+    }).unified;
+    expect(unified?.status).toBe('rejected');
+    expect(unified?.windows['five-hour']).toEqual({ status: 'rejected', utilization: 1.02, resetAtMs: undefined });
+    expect(unified?.windows['seven-day']).toBeUndefined();
+  });
+
+  it('is absent on an API key answer, and on an answer whose unified headers are all garbage', () => {
+    expect(parseRateLimits({ 'anthropic-ratelimit-requests-limit': '50' }).unified).toBeUndefined();
+    expect(
+      parseRateLimits({
+        'anthropic-ratelimit-unified-status': 'throttled',
+        'anthropic-ratelimit-unified-reset': 'soon',
+        'anthropic-ratelimit-unified-5h-utilization': '-0.5',
+        'anthropic-ratelimit-unified-7d-status': ['allowed', 'rejected'],
+      }).unified,
+    ).toBeUndefined();
+  });
+
+  it('reads each garbage field as undefined and keeps the rest', () => {
+    const unified = parseRateLimits({
+      'anthropic-ratelimit-unified-status': 'Allowed',
+      'anthropic-ratelimit-unified-reset': '1770685200',
+      'anthropic-ratelimit-unified-5h-status': 'allowed',
+      'anthropic-ratelimit-unified-5h-utilization': '42%',
+      'anthropic-ratelimit-unified-5h-reset': '17706852001234',
+    }).unified;
+    expect(unified).toEqual({
+      status: undefined,
+      resetAtMs: 1_770_685_200_000,
+      windows: { 'five-hour': { status: 'allowed', utilization: undefined, resetAtMs: undefined }, 'seven-day': undefined },
+    });
+  });
+
+  it('takes an RFC 3339 reset too, and follows a reset that changes between answers', () => {
+    const resetOf = (value: string): number | undefined => parseRateLimits({ 'anthropic-ratelimit-unified-7d-reset': value }).unified?.windows['seven-day']?.resetAtMs;
+    expect(resetOf('2026-02-16T00:00:00Z')).toBe(Date.UTC(2026, 1, 16));
+    expect(resetOf('1771189200')).toBe(1_771_189_200_000);
+    expect(resetOf('1771189200')).toBe(1_771_189_200_000);
+    expect(resetOf('1771189201')).toBe(1_771_189_201_000);
+    expect(resetOf('garbage')).toBeUndefined();
+    expect(resetOf('1771189200')).toBe(1_771_189_200_000);
+  });
+
+  it('reads a utilisation only as a plain decimal from 0 to 10', () => {
+    for (const [text, share] of [['0', 0], ['1', 1], ['0.5', 0.5], ['1.000', 1], ['10', 10], ['000.25', 0.25]] as const) expect(parseUtilization(text)).toBe(share);
+    for (const bad of [undefined, '', '-0', '+0.5', '.5', '5.', '1e-3', 'NaN', 'Infinity', '0x1', '10.5', '1234567', '0.5 ', '٠.5']) expect(parseUtilization(bad)).toBeUndefined();
   });
 });
 

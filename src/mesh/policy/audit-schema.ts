@@ -1,7 +1,7 @@
 import { isCount } from '../../core/assert.js';
 import { auditDetailFieldsMax, auditTextLengthMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { PolicyError } from './policy-schema.js';
+import type { PolicyError, SettingsPatch } from './policy-schema.js';
 
 /**
  * The admin audit log's entries: who changed what in the carpool, where, when and why. The log is
@@ -113,4 +113,42 @@ function validateDetail(value: unknown, field: string): Result<Readonly<Record<s
     detail[name] = given;
   }
   return ok(Object.freeze(detail));
+}
+
+/** How a setting returned to its default shows in an audit entry. */
+const auditDefault = 'default';
+
+/**
+ * The audit detail of a settings update: a flat record, as every detail is. Mesh timings and
+ * health timings appear under their own names; the pool's strategy and stickiness as
+ * `poolStrategy` and `poolSticky`; region strategies and shedding thresholds as one text each
+ * (`eu-west=least-loaded us-east=default`, `free.depthMax=10`); a setting returned to its default
+ * as `default`. At most 15 fields, within `auditDetailFieldsMax`.
+ */
+export function settingsAuditDetail(patch: SettingsPatch): Record<string, AuditDetailValue> {
+  const detail: Record<string, AuditDetailValue> = {};
+  for (const name of ['gossipIntervalMs', 'digestIntervalMs', 'heartbeatIntervalMs'] as const) {
+    const value = patch[name];
+    if (value !== undefined) detail[name] = value;
+  }
+  const pool = patch.pool;
+  if (pool?.strategy !== undefined) detail.poolStrategy = pool.strategy ?? auditDefault;
+  if (pool?.sticky !== undefined) detail.poolSticky = pool.sticky ?? auditDefault;
+  if (pool?.regionStrategy !== undefined) {
+    const regions = pool.regionStrategy === null ? auditDefault : Object.entries(pool.regionStrategy).map(([region, strategy]) => `${region}=${strategy ?? auditDefault}`).join(' ');
+    detail.regionStrategy = auditText(regions);
+  }
+  if (pool?.health === null) detail.health = auditDefault;
+  else if (pool?.health !== undefined) for (const [name, value] of Object.entries(pool.health)) if (value !== undefined) detail[name] = value ?? auditDefault;
+  if (patch.shed === null) detail.shed = auditDefault;
+  else if (patch.shed !== undefined) {
+    const parts = Object.entries(patch.shed).flatMap(([tier, thresholds]) => Object.entries(thresholds ?? {}).map(([name, value]) => `${tier}.${name}=${String(value)}`));
+    detail.shed = auditText(parts.join(' '));
+  }
+  return detail;
+}
+
+/** Text cut to fit an audit field; the cut is marked, so a reader knows there was more. */
+function auditText(text: string): string {
+  return text.length <= auditTextLengthMax ? text : `${text.slice(0, auditTextLengthMax - 1)}…`;
 }

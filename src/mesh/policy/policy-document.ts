@@ -11,10 +11,17 @@ import {
   type Account,
   accountWritableFields,
   defaultMeshSettings,
+  defaultPoolSettings,
   legacyKeyHashes,
   type MeshSettings,
   meshSettingNames,
   type PolicyError,
+  type PoolSettings,
+  readPoolSettings,
+  readShedSettings,
+  type SettingsPatch,
+  settingsWrites,
+  type ShedSettings,
   subjectPath,
   type Tenant,
   tenantWritableFields,
@@ -45,7 +52,8 @@ import {
  * causal predecessors are missing, and a later step 1/step 2 exchange repairs whatever was lost.
  *
  * Layout: top-level maps `tenants` (id → Y.Map of fields), `accounts` (id → Y.Map of fields) and
- * `settings` (name → number), and the array `audit` of admin audit entries (plain JSON objects,
+ * `settings` (name → number, or a JSON value for the pool and shedding settings, see
+ * ./policy-schema.ts), and the array `audit` of admin audit entries (plain JSON objects,
  * see ./audit-schema.ts), trimmed to `auditEntriesMax` at each append. A tenant is a nested map rather than one JSON value so that
  * concurrent edits of different fields of one tenant merge field by field. Two nodes that create
  * the same tenant concurrently still produce two nested maps, of which Yjs keeps one everywhere:
@@ -103,6 +111,11 @@ export class PolicyDocument {
   /** Counts document changes, so listeners run once per public call that changed something. */
   private changeCount = 0;
   private notifiedChangeCount = 0;
+  /**
+   * The pool and shedding settings as last read, dropped whenever the settings map changes: the
+   * gateway reads them on every request, and an unchanged object tells it nothing moved.
+   */
+  private settingsCache: { readonly pool: PoolSettings; readonly shed: ShedSettings | undefined; readonly errors: readonly PolicyError[] } | undefined;
 
   /**
    * `clientId` is this incarnation's Yjs client id, a u32 the caller derives from the replica id.
@@ -121,6 +134,9 @@ export class PolicyDocument {
     this.accountsRoot = this.doc.getMap<unknown>('accounts');
     this.settingsRoot = this.doc.getMap<unknown>('settings');
     this.auditRoot = this.doc.getArray<unknown>('audit');
+    this.settingsRoot.observe(() => {
+      this.settingsCache = undefined;
+    });
     this.tenantView = new SubjectView(this.tenantsRoot, (id, entry) =>
       readSubject(entry, 'tenants', id, tenantFieldNames, validateTenant),
     );
@@ -260,11 +276,27 @@ export class PolicyDocument {
   }
 
   /**
+   * How the pool picks and rests accounts, every field filled (its default when the policy does
+   * not set it, or sets it invalidly); the same object until the settings change.
+   */
+  poolSettings(): PoolSettings {
+    return this.readSettings().pool;
+  }
+
+  /**
+   * The policy's load-shedding thresholds, or undefined when it sets none: then each node keeps
+   * its own. The same object until the settings change.
+   */
+  shedSettings(): ShedSettings | undefined {
+    return this.readSettings().shed;
+  }
+
+  /**
    * Entries present in the document that fail validation (written by a peer on another schema
    * version, or by a bug), which the typed reads leave out or replace by defaults.
    */
   invalidEntries(): PolicyError[] {
-    const errors = [...this.tenantView.errors(), ...this.accountView.errors()];
+    const errors = [...this.tenantView.errors(), ...this.accountView.errors(), ...this.readSettings().errors];
     for (const name of meshSettingNames) {
       const stored = this.settingsRoot.get(name);
       if (stored === undefined) continue;
@@ -298,6 +330,8 @@ export class PolicyDocument {
       ['onClientCancel', t.onClientCancel],
       // Written only for `region`; a peer without the field claims ids mesh-wide, the safe side.
       ['idempotency', t.idempotency],
+      // Written only when the tenant has its own; a peer without the field uses the default.
+      ['poolStrategy', t.poolStrategy],
     ]);
     return OK_VOID;
   }
@@ -332,14 +366,22 @@ export class PolicyDocument {
     return this.removeSubject(this.accountsRoot, id);
   }
 
-  /** Sets the given settings; all of them or, if one is invalid, none. */
-  updateSettings(partial: Partial<MeshSettings>): Result<void, PolicyError> {
-    const checked = validateSettingsPatch(partial);
+  /**
+   * Sets the given settings, merged over the stored ones (see `SettingsPatch`); all of them or,
+   * if one is invalid alone or with what is stored, none.
+   */
+  updateSettings(patch: SettingsPatch): Result<void, PolicyError> {
+    const checked = validateSettingsPatch(patch);
     if (!checked.ok) return checked;
-    const changes = Object.entries(checked.value).filter(([name, value]) => this.settingsRoot.get(name) !== value);
+    const writes = settingsWrites((key) => this.settingsRoot.get(key), checked.value);
+    if (!writes.ok) return writes;
+    const changes = writes.value.filter(([key, value]) => (value === undefined ? this.settingsRoot.has(key) : !jsonEqual(this.settingsRoot.get(key), value)));
     if (changes.length > 0) {
       this.doc.transact(() => {
-        for (const [name, value] of changes) this.settingsRoot.set(name, value);
+        for (const [key, value] of changes) {
+          if (value === undefined) this.settingsRoot.delete(key);
+          else this.settingsRoot.set(key, value);
+        }
       }, this.localOrigin);
       this.notifyIfChanged();
     }
@@ -397,6 +439,16 @@ export class PolicyDocument {
   }
 
   // ---- Internals ----
+
+  private readSettings(): NonNullable<PolicyDocument['settingsCache']> {
+    if (this.settingsCache === undefined) {
+      const stored = (key: string): unknown => this.settingsRoot.get(key);
+      const pool = readPoolSettings(stored);
+      const shed = readShedSettings(stored);
+      this.settingsCache = { pool: pool.settings, shed: shed.settings, errors: [...pool.errors, ...shed.errors] };
+    }
+    return this.settingsCache;
+  }
 
   private readSyncMessage(bytes: Uint8Array): Result<Uint8Array | undefined, BadSyncMessage> {
     let type: number;
@@ -636,4 +688,12 @@ function badSyncMessage(detail: string): Result<never, BadSyncMessage> {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The pool settings a runtime reads, complete with defaults: the policy's, or the defaults
+ * outright for a runtime whose policy is a stand-in without settings (a test's).
+ */
+export function poolSettingsOf(policy: Partial<Pick<PolicyDocument, 'poolSettings'>> | undefined): PoolSettings {
+  return policy?.poolSettings?.() ?? defaultPoolSettings;
 }

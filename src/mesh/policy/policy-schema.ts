@@ -12,14 +12,27 @@ import {
 import {
   accountDedicatedTenantsMax,
   apiKeyNameLengthMax,
+  circuitFailuresMax,
+  circuitOpenMsBase,
+  circuitOpenMsMax,
   idLengthMax,
   limitsPerSubjectMax,
+  meshMembersMax,
+  overloadBackoffMsBase,
+  overloadBackoffMsMax,
+  rateLimitCooldownMsDefault,
+  rateLimitCooldownMsMax,
   tenantKeyRecordsMax,
   tenantKeysMax,
+  throttleShortMsMax,
+  tierQueueDepthMax,
+  tierQueueWaitMsMax,
+  upstreamRetryAfterMsMax,
   windowExpiryHorizonMs,
 } from '../../core/limits.js';
 import { err, ok, type Err, type Result } from '../../core/result.js';
 import { windowLengthMs, windowUnits, type WindowUnit } from '../../crdt/window.js';
+import { type BaseStrategyName, baseStrategyNames } from '../../pool/strategies.js';
 
 /**
  * The typed model of the policy document and its validation.
@@ -163,6 +176,11 @@ export interface Tenant {
   readonly onClientCancel?: ClientCancelMode;
   /** See `IdempotencyScope`. Absent means `mesh`, stored as absent like `onClientCancel`'s default. */
   readonly idempotency?: IdempotencyScope;
+  /**
+   * How the pool picks an account for this tenant's requests, over the region's and the mesh's
+   * default (`settings.pool`, see `strategyFor`); absent: the default applies.
+   */
+  readonly poolStrategy?: BaseStrategyName;
 }
 
 /** The tenant's `idempotency`, with the default filled in. */
@@ -180,7 +198,7 @@ export function clientCancelModeOf(tenant: Tenant): ClientCancelMode {
  * have operations of their own. A field this list does not name is refused in an admin write, so
  * a misspelt optional field is an error instead of a silently ignored one.
  */
-export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency'] as const;
+export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency', 'poolStrategy'] as const;
 
 /** The fields of an account that an operator writes (PUT /policy/accounts/{id}, PutAccount). */
 export const accountWritableFields = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
@@ -458,6 +476,8 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
   if (!isOneOf(clientCancelModes, onClientCancel)) return invalid(`${path}.onClientCancel`, `must be one of ${clientCancelModes.join(', ')}`);
   const idempotency = value.idempotency ?? 'mesh';
   if (!isOneOf(idempotencyScopes, idempotency)) return invalid(`${path}.idempotency`, `must be one of ${idempotencyScopes.join(', ')}`);
+  const poolStrategy = value.poolStrategy;
+  if (poolStrategy !== undefined && !isOneOf(baseStrategyNames, poolStrategy)) return invalid(`${path}.poolStrategy`, `must be one of ${baseStrategyNames.join(', ')}`);
   const tenant: Tenant = {
     id: id.value,
     tier: value.tier,
@@ -470,6 +490,7 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
     userConcurrencyMax: userConcurrencyMax.value,
     ...(onClientCancel === 'drain' ? {} : { onClientCancel }),
     ...(idempotency === 'mesh' ? {} : { idempotency }),
+    ...(poolStrategy === undefined ? {} : { poolStrategy }),
   };
   return ok(Object.freeze(tenant));
 }
@@ -523,19 +544,425 @@ export function validateMeshSetting(name: keyof MeshSettings, value: unknown): R
   return validateIntegerIn(value, `settings.${name}`, min, max);
 }
 
+// ---- Pool and shedding settings ----
+
+/*
+ * Besides the mesh timings above, the settings hold how the pool picks and rests accounts and
+ * when the gateway sheds load, so an operator tunes them mesh-wide without a restart:
+ *
+ *   "settings": {
+ *     "pool": {
+ *       "strategy": "round-robin",            the mesh's default (src/pool/strategies.ts)
+ *       "sticky": true,                        session keys pin a request to an account
+ *       "regionStrategy": { "eu-west": "least-loaded" },   a region's own default
+ *       "health": { "rateLimitCooldownMs": 10000, ... }   see HealthTimings
+ *     },
+ *     "shed": { "vip": { "depthMax": 3072, "waitMsMax": 30000 }, "paid": {...}, "free": {...} }
+ *   }
+ *
+ * and a tenant may name its own `poolStrategy`. Every field is optional: what is not set reads
+ * as its default, which is what the code did before the setting existed (the constants of
+ * src/core/limits.ts; `shed` absent means each node's own thresholds, see `ShedSettings`).
+ *
+ * Storage. The document's `settings` map holds one entry per independent part: `pool.strategy`,
+ * `pool.sticky`, `pool.regionStrategy`, `pool.health` and `shed`, so two operators changing
+ * different parts at once both keep their change. Numbers that must agree with each other (a
+ * cooldown and its cap, a tier's thresholds and the next tier's) live in one entry, so a
+ * concurrent merge cannot pair values that were never validated together. Peers of a version
+ * before these settings ignore the entries and keep their constants.
+ */
+
+/**
+ * How long an account rests after the upstream pushed back (read by src/pool/account-health.ts,
+ * whose own `HealthTimings` has the same fields, so these pass to the pool as they are). Each
+ * defaults to the constant of the same name in src/core/limits.ts (`rateLimitCooldownMs`: to
+ * `rateLimitCooldownMsDefault`).
+ */
+export interface HealthTimings {
+  /** A 429 whose wait is at most this is a short throttle, paused for exactly that wait. */
+  readonly throttleShortMsMax: number;
+  /** The pause after a 429 whose headers say nothing about when to come back. */
+  readonly rateLimitCooldownMs: number;
+  /** The longest pause a 429 can cause, whatever its headers say. */
+  readonly rateLimitCooldownMsMax: number;
+  /** The first backoff after a 529; it doubles with each 529 in a row. */
+  readonly overloadBackoffMsBase: number;
+  /** The longest backoff after 529s in a row. */
+  readonly overloadBackoffMsMax: number;
+  /** Server errors or network failures in a row that open an account's circuit. */
+  readonly circuitFailuresMax: number;
+  /** How long an opened circuit stays open before one probe; doubles per failed probe. */
+  readonly circuitOpenMsBase: number;
+  /** The longest an opened circuit stays open before the next probe. */
+  readonly circuitOpenMsMax: number;
+}
+
+export const defaultHealthTimings: HealthTimings = Object.freeze({
+  throttleShortMsMax,
+  rateLimitCooldownMs: rateLimitCooldownMsDefault,
+  rateLimitCooldownMsMax,
+  overloadBackoffMsBase,
+  overloadBackoffMsMax,
+  circuitFailuresMax,
+  circuitOpenMsBase,
+  circuitOpenMsMax,
+});
+
+/**
+ * Allowed range of every health timing, inclusive. A cooldown may reach a week, the longest
+ * `retry-after` the upstream client passes on (a subscription's weekly window); backoffs and
+ * circuits stay within an hour, past which an account is better disabled by an operator.
+ */
+export const healthTimingsBounds: Readonly<Record<keyof HealthTimings, { readonly min: number; readonly max: number }>> = {
+  throttleShortMsMax: { min: 0, max: 60_000 },
+  rateLimitCooldownMs: { min: 1_000, max: upstreamRetryAfterMsMax },
+  rateLimitCooldownMsMax: { min: 1_000, max: upstreamRetryAfterMsMax },
+  overloadBackoffMsBase: { min: 1, max: 3_600_000 },
+  overloadBackoffMsMax: { min: 1, max: 3_600_000 },
+  circuitFailuresMax: { min: 1, max: 100 },
+  circuitOpenMsBase: { min: 1, max: 3_600_000 },
+  circuitOpenMsMax: { min: 1, max: 3_600_000 },
+};
+
+export const healthTimingNames = Object.keys(healthTimingsBounds) as readonly (keyof HealthTimings)[];
+
+export interface PoolSettings {
+  /** The mesh's default strategy; `round-robin`, as nodes used before it was a setting. */
+  readonly strategy: BaseStrategyName;
+  /** Whether a request's session key pins it to an account (src/pool/rendezvous.ts). */
+  readonly sticky: boolean;
+  /**
+   * A region's own default strategy, by region id, over `strategy`; empty when no region has one.
+   * Read it through `strategyFor`: a plain index would also find `Object.prototype`'s members.
+   */
+  readonly regionStrategy: Readonly<Record<string, BaseStrategyName>>;
+  readonly health: HealthTimings;
+}
+
+export const defaultPoolSettings: PoolSettings = Object.freeze({
+  strategy: 'round-robin',
+  sticky: true,
+  regionStrategy: Object.freeze({}),
+  health: defaultHealthTimings,
+});
+
+/**
+ * The strategy for a request of `tenant` at a node of `region`: the tenant's own, else the
+ * region's, else the mesh's.
+ */
+export function strategyFor(settings: PoolSettings, region: string, tenant?: Pick<Tenant, 'poolStrategy'>): BaseStrategyName {
+  if (tenant?.poolStrategy !== undefined) return tenant.poolStrategy;
+  return Object.hasOwn(settings.regionStrategy, region) ? (settings.regionStrategy[region] as BaseStrategyName) : settings.strategy;
+}
+
+export interface ShedTierSettings {
+  /** Shed once this many requests are queued at this tier and above (at least 1). */
+  readonly depthMax: number;
+  /** Shed once the oldest of those has waited longer than this. */
+  readonly waitMsMax: number;
+}
+
+/**
+ * Load-shedding thresholds per tier (src/admission/shedder.ts, which documents their meaning).
+ * When the policy sets them, every gateway of the mesh uses them; when it does not, each node
+ * uses its own (src/node/gateway/gateway-settings.ts `defaultShedThresholds` unless a test or a
+ * launcher set others). They are set whole, all three tiers, so a tier's thresholds are never
+ * checked against another tier's that were set elsewhere.
+ */
+export type ShedSettings = Readonly<Record<Tier, ShedTierSettings>>;
+
+/** The document's `settings` entries of the pool and shedding settings (see Storage above). */
+export const poolSettingKeys = Object.freeze({
+  strategy: 'pool.strategy',
+  sticky: 'pool.sticky',
+  regionStrategy: 'pool.regionStrategy',
+  health: 'pool.health',
+} as const);
+export const shedSettingKey = 'shed';
+
+/**
+ * A settings update as an operator sends it (PATCH /policy/settings). Given fields are set,
+ * others kept. `null` returns a pool field to its default: `pool.strategy`, `pool.sticky`, one
+ * region of `pool.regionStrategy` or all of it, one timing of `pool.health` or all of them; and
+ * `shed: null` returns each node to its own thresholds. `shed` fields merge over the policy's
+ * current thresholds; the first `shed` update names all three tiers.
+ */
+export interface SettingsPatch extends Partial<MeshSettings> {
+  readonly pool?: PoolSettingsPatch;
+  readonly shed?: ShedSettingsPatch | null;
+}
+
+export interface PoolSettingsPatch {
+  readonly strategy?: BaseStrategyName | null;
+  readonly sticky?: boolean | null;
+  readonly regionStrategy?: Readonly<Record<string, BaseStrategyName | null>> | null;
+  readonly health?: Readonly<Partial<Record<keyof HealthTimings, number | null>>> | null;
+}
+
+export type ShedSettingsPatch = Readonly<Partial<Record<Tier, Readonly<Partial<ShedTierSettings>>>>>;
+
 /**
  * A partial settings update: every given field must be a known setting within its bounds.
  * Unknown names are refused rather than ignored, so a typo in an admin call is not lost silently.
+ * Checks that depend on what is stored (a cooldown against its cap) are `settingsWrites`'.
  */
-export function validateSettingsPatch(value: unknown): Result<Partial<MeshSettings>, PolicyError> {
+export function validateSettingsPatch(value: unknown): Result<SettingsPatch, PolicyError> {
   if (!isFields(value)) return invalid('settings', 'must be an object');
-  const patch: Partial<Record<keyof MeshSettings, number>> = {};
+  const patch: { -readonly [K in keyof SettingsPatch]: SettingsPatch[K] } = {};
   for (const [name, given] of Object.entries(value)) {
     if (given === undefined) continue;
-    if (!isOneOf(meshSettingNames, name)) return invalid(`settings.${name}`, 'unknown setting');
-    const checked = validateMeshSetting(name, given);
-    if (!checked.ok) return checked;
-    patch[name] = checked.value;
+    if (name === 'pool') {
+      const pool = validatePoolPatch(given, 'settings.pool');
+      if (!pool.ok) return pool;
+      patch.pool = pool.value;
+    } else if (name === 'shed') {
+      const shed = given === null ? ok(null) : validateShedPatch(given, 'settings.shed');
+      if (!shed.ok) return shed;
+      patch.shed = shed.value;
+    } else {
+      if (!isOneOf(meshSettingNames, name)) return invalid(`settings.${name}`, 'unknown setting');
+      const checked = validateMeshSetting(name, given);
+      if (!checked.ok) return checked;
+      patch[name] = checked.value;
+    }
   }
   return ok(Object.freeze(patch));
+}
+
+function validatePoolPatch(value: unknown, field: string): Result<PoolSettingsPatch, PolicyError> {
+  if (!isFields(value)) return invalid(field, 'must be an object');
+  const patch: { -readonly [K in keyof PoolSettingsPatch]: PoolSettingsPatch[K] } = {};
+  for (const [name, given] of Object.entries(value)) {
+    if (given === undefined) continue;
+    const path = `${field}.${name}`;
+    if (name === 'strategy') {
+      if (given !== null && !isOneOf(baseStrategyNames, given)) return invalid(path, `must be one of ${baseStrategyNames.join(', ')}`);
+      patch.strategy = given;
+    } else if (name === 'sticky') {
+      if (given !== null && typeof given !== 'boolean') return invalid(path, 'must be a boolean');
+      patch.sticky = given;
+    } else if (name === 'regionStrategy') {
+      const regions = given === null ? ok(null) : validateRegionStrategies(given, path, true);
+      if (!regions.ok) return regions;
+      patch.regionStrategy = regions.value;
+    } else if (name === 'health') {
+      const health = given === null ? ok(null) : validateHealthTimings(given, path, true);
+      if (!health.ok) return health;
+      patch.health = health.value;
+    } else {
+      return invalid(path, 'unknown setting');
+    }
+  }
+  return ok(Object.freeze(patch));
+}
+
+/** Region id → strategy; in a patch (`nulls`) a region may map to null, to drop its override. */
+function validateRegionStrategies(value: unknown, field: string, nulls: true): Result<Readonly<Record<string, BaseStrategyName | null>>, PolicyError>;
+function validateRegionStrategies(value: unknown, field: string, nulls: false): Result<Readonly<Record<string, BaseStrategyName>>, PolicyError>;
+function validateRegionStrategies(value: unknown, field: string, nulls: boolean): Result<Readonly<Record<string, BaseStrategyName | null>>, PolicyError> {
+  if (!isFields(value)) return invalid(field, 'must be an object of region id to strategy');
+  const entries = Object.entries(value);
+  // Regions are at most the mesh's members, so more entries than that name regions that cannot exist.
+  if (entries.length > meshMembersMax) return invalid(field, `at most ${meshMembersMax} regions`);
+  const checked: [string, BaseStrategyName | null][] = [];
+  for (const [region, strategy] of entries) {
+    if (!parseRegionId(region).ok) return invalid(`${field}[${JSON.stringify(region.slice(0, idLengthMax))}]`, 'must be a region id');
+    if (strategy === null && nulls) checked.push([region, null]);
+    else if (isOneOf(baseStrategyNames, strategy)) checked.push([region, strategy]);
+    else return invalid(`${field}.${region}`, `must be one of ${baseStrategyNames.join(', ')}${nulls ? ', or null' : ''}`);
+  }
+  // fromEntries defines own properties, so a region named `__proto__` stays a region.
+  return ok(Object.freeze(Object.fromEntries(checked)));
+}
+
+/**
+ * Health timings, each optional; in a patch (`nulls`) a timing may be null, back to its default.
+ * Whether they agree with each other is `checkHealthTimings`', once merged with what is stored.
+ */
+function validateHealthTimings(value: unknown, field: string, nulls: boolean): Result<Readonly<Partial<Record<keyof HealthTimings, number | null>>>, PolicyError> {
+  if (!isFields(value)) return invalid(field, 'must be an object');
+  const timings: Partial<Record<keyof HealthTimings, number | null>> = {};
+  for (const [name, given] of Object.entries(value)) {
+    if (given === undefined) continue;
+    if (!isOneOf(healthTimingNames, name)) return invalid(`${field}.${name}`, 'unknown setting');
+    if (given === null && nulls) {
+      timings[name] = null;
+      continue;
+    }
+    const { min, max } = healthTimingsBounds[name];
+    const checked = validateIntegerIn(given, `${field}.${name}`, min, max);
+    if (!checked.ok) return checked;
+    timings[name] = checked.value;
+  }
+  return ok(Object.freeze(timings));
+}
+
+/**
+ * The relations the pool relies on, as src/core/limits.ts asserts them of the defaults. A broken
+ * relation names the field of the pair that `given` names (the one the operator just changed),
+ * or the first of the pair when both or neither were given.
+ */
+export function checkHealthTimings(timings: HealthTimings, field: string, given: ReadonlySet<string> = new Set()): Result<HealthTimings, PolicyError> {
+  const pairs: readonly [keyof HealthTimings, keyof HealthTimings, boolean, string][] = [
+    ['throttleShortMsMax', 'rateLimitCooldownMsMax', timings.throttleShortMsMax < timings.rateLimitCooldownMsMax, 'a short throttle must be shorter than the longest cooldown'],
+    ['rateLimitCooldownMs', 'rateLimitCooldownMsMax', timings.rateLimitCooldownMs <= timings.rateLimitCooldownMsMax, 'the default cooldown must not exceed the longest'],
+    ['overloadBackoffMsBase', 'overloadBackoffMsMax', timings.overloadBackoffMsBase <= timings.overloadBackoffMsMax, 'the first overload backoff must not exceed the longest'],
+    ['circuitOpenMsBase', 'circuitOpenMsMax', timings.circuitOpenMsBase <= timings.circuitOpenMsMax, 'the first circuit opening must not exceed the longest'],
+  ];
+  for (const [first, second, holds, reason] of pairs) {
+    if (holds) continue;
+    const named = given.has(second) && !given.has(first) ? second : first;
+    return invalid(`${field}.${named}`, reason);
+  }
+  return ok(timings);
+}
+
+function validateShedPatch(value: unknown, field: string): Result<ShedSettingsPatch, PolicyError> {
+  if (!isFields(value)) return invalid(field, 'must be an object of tier to thresholds');
+  const patch: Partial<Record<Tier, Partial<ShedTierSettings>>> = {};
+  for (const [tier, given] of Object.entries(value)) {
+    if (given === undefined) continue;
+    if (!isOneOf(tiers, tier)) return invalid(`${field}.${tier}`, `unknown tier; tiers are ${tiers.join(', ')}`);
+    if (!isFields(given)) return invalid(`${field}.${tier}`, 'must be an object');
+    const thresholds: Partial<Record<keyof ShedTierSettings, number>> = {};
+    for (const [name, number] of Object.entries(given)) {
+      if (number === undefined) continue;
+      if (name !== 'depthMax' && name !== 'waitMsMax') return invalid(`${field}.${tier}.${name}`, 'unknown setting');
+      const checked = name === 'depthMax' ? validateIntegerIn(number, `${field}.${tier}.depthMax`, 1, tierQueueDepthMax) : validateIntegerIn(number, `${field}.${tier}.waitMsMax`, 0, tierQueueWaitMsMax);
+      if (!checked.ok) return checked;
+      thresholds[name] = checked.value;
+    }
+    patch[tier] = Object.freeze(thresholds);
+  }
+  return ok(Object.freeze(patch));
+}
+
+/**
+ * Whole shedding thresholds: every tier with both numbers within bounds (a depth of at least one:
+ * zero would shed a tier entirely, which is a policy decision and not a load threshold; at most a
+ * tier queue's depth and wait, past which the queue refuses first), and no tier above the tier
+ * before it in `tiers` order, so that shedding a tier sheds every lower one. `field` prefixes the
+ * paths: `settings.shed` for the policy, `shed` for a node's own thresholds.
+ */
+export function validateShedSettings(value: unknown, field: string): Result<ShedSettings, PolicyError> {
+  const patch = validateShedPatch(value, field);
+  if (!patch.ok) return patch;
+  const thresholds: Partial<Record<Tier, ShedTierSettings>> = {};
+  let above: Tier | undefined;
+  for (const tier of tiers) {
+    const given = patch.value[tier];
+    if (given?.depthMax === undefined) return invalid(`${field}.${tier}.depthMax`, 'is required');
+    if (given.waitMsMax === undefined) return invalid(`${field}.${tier}.waitMsMax`, 'is required');
+    const aboveThresholds = above === undefined ? undefined : thresholds[above];
+    if (aboveThresholds !== undefined && given.depthMax > aboveThresholds.depthMax) return invalid(`${field}.${tier}.depthMax`, `must not exceed ${above}'s`);
+    if (aboveThresholds !== undefined && given.waitMsMax > aboveThresholds.waitMsMax) return invalid(`${field}.${tier}.waitMsMax`, `must not exceed ${above}'s`);
+    thresholds[tier] = Object.freeze({ depthMax: given.depthMax, waitMsMax: given.waitMsMax });
+    above = tier;
+  }
+  return ok(Object.freeze(thresholds as Record<Tier, ShedTierSettings>));
+}
+
+/** A settings entry of the document, by its key; undefined when absent. */
+export type StoredSetting = (key: string) => unknown;
+
+export interface SettingsRead<T> {
+  readonly settings: T;
+  /** Stored entries that failed validation and read as their defaults. */
+  readonly errors: readonly PolicyError[];
+}
+
+/**
+ * The pool settings from the document's entries, defaults filled. A stored entry that does not
+ * validate (a newer peer's, or a bug's) reads as its default and is reported, as a bad mesh
+ * setting is; so are timings that do not agree with each other, which read as the defaults whole.
+ */
+export function readPoolSettings(stored: StoredSetting): SettingsRead<PoolSettings> {
+  const errors: PolicyError[] = [];
+  const keep = <T>(result: Result<T, PolicyError>, fallback: T): T => {
+    if (result.ok) return result.value;
+    errors.push(result.error);
+    return fallback;
+  };
+  const strategyEntry = stored(poolSettingKeys.strategy);
+  const strategy = strategyEntry === undefined ? defaultPoolSettings.strategy : keep(isOneOf(baseStrategyNames, strategyEntry) ? ok(strategyEntry) : invalid('settings.pool.strategy', `must be one of ${baseStrategyNames.join(', ')}`), defaultPoolSettings.strategy);
+  const stickyEntry = stored(poolSettingKeys.sticky);
+  const sticky = stickyEntry === undefined ? defaultPoolSettings.sticky : keep(typeof stickyEntry === 'boolean' ? ok(stickyEntry) : invalid('settings.pool.sticky', 'must be a boolean'), defaultPoolSettings.sticky);
+  const regionsEntry = stored(poolSettingKeys.regionStrategy);
+  const regionStrategy = regionsEntry === undefined ? defaultPoolSettings.regionStrategy : keep(validateRegionStrategies(regionsEntry, 'settings.pool.regionStrategy', false), defaultPoolSettings.regionStrategy);
+  const healthEntry = stored(poolSettingKeys.health);
+  let health = defaultHealthTimings;
+  if (healthEntry !== undefined) {
+    const given = keep(validateHealthTimings(healthEntry, 'settings.pool.health', false), {});
+    health = keep(checkHealthTimings({ ...defaultHealthTimings, ...(given as Partial<HealthTimings>) }, 'settings.pool.health'), defaultHealthTimings);
+  }
+  const settings: PoolSettings = { strategy, sticky, regionStrategy, health: Object.freeze({ ...health }) };
+  return { settings: Object.freeze(settings), errors };
+}
+
+/** The policy's shedding thresholds, or undefined when it sets none (or stores invalid ones, reported). */
+export function readShedSettings(stored: StoredSetting): SettingsRead<ShedSettings | undefined> {
+  const entry = stored(shedSettingKey);
+  if (entry === undefined) return { settings: undefined, errors: [] };
+  const checked = validateShedSettings(entry, 'settings.shed');
+  return checked.ok ? { settings: checked.value, errors: [] } : { settings: undefined, errors: [checked.error] };
+}
+
+/** A settings entry to write; `undefined` removes it (the setting reads as its default again). */
+export type SettingWrite = readonly [key: string, value: StoredValue | undefined];
+type StoredValue = string | number | boolean | { readonly [name: string]: StoredValue };
+
+/**
+ * The entries a (validated) patch writes, merged over what is stored, or the first field that
+ * makes the merged settings invalid. All or nothing: the caller writes every entry or none.
+ */
+export function settingsWrites(stored: StoredSetting, patch: SettingsPatch): Result<readonly SettingWrite[], PolicyError> {
+  const writes: SettingWrite[] = [];
+  for (const name of meshSettingNames) {
+    const value = patch[name];
+    if (value !== undefined) writes.push([name, value]);
+  }
+  const pool = patch.pool;
+  if (pool?.strategy !== undefined) writes.push([poolSettingKeys.strategy, pool.strategy ?? undefined]);
+  if (pool?.sticky !== undefined) writes.push([poolSettingKeys.sticky, pool.sticky ?? undefined]);
+  if (pool?.regionStrategy !== undefined) {
+    const current = readPoolSettings(stored).settings.regionStrategy;
+    const merged = pool.regionStrategy === null ? [] : Object.entries({ ...current, ...pool.regionStrategy }).filter(([, strategy]) => strategy !== null);
+    if (merged.length > meshMembersMax) return invalid('settings.pool.regionStrategy', `at most ${meshMembersMax} regions`);
+    writes.push([poolSettingKeys.regionStrategy, merged.length === 0 ? undefined : (Object.fromEntries(merged) as Record<string, string>)]);
+  }
+  if (pool?.health !== undefined) {
+    const health = healthWrite(stored, pool.health);
+    if (!health.ok) return health;
+    writes.push([poolSettingKeys.health, health.value]);
+  }
+  if (patch.shed !== undefined) {
+    const shed = shedWrite(stored, patch.shed);
+    if (!shed.ok) return shed;
+    writes.push([shedSettingKey, shed.value]);
+  }
+  return ok(writes);
+}
+
+/** The stored timings (only those set, so later defaults still apply to the rest) after `patch`. */
+function healthWrite(stored: StoredSetting, patch: NonNullable<PoolSettingsPatch['health']> | null): Result<Record<string, number> | undefined, PolicyError> {
+  if (patch === null) return ok(undefined);
+  const entry = stored(poolSettingKeys.health);
+  const current = entry === undefined ? undefined : validateHealthTimings(entry, 'settings.pool.health', false);
+  // Stored timings that no longer validate are dropped by the write rather than kept.
+  const merged: Record<string, number | null> = { ...(current?.ok === true ? current.value : {}), ...patch };
+  const set = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, number] => entry[1] !== null));
+  const checked = checkHealthTimings({ ...defaultHealthTimings, ...set }, 'settings.pool.health', new Set(Object.keys(patch)));
+  if (!checked.ok) return checked;
+  return ok(Object.keys(set).length === 0 ? undefined : set);
+}
+
+/** The policy's whole thresholds after `patch`: merged over the stored ones, complete, ordered. */
+function shedWrite(stored: StoredSetting, patch: ShedSettingsPatch | null): Result<Record<string, { depthMax: number; waitMsMax: number }> | undefined, PolicyError> {
+  if (patch === null) return ok(undefined);
+  const current = readShedSettings(stored).settings;
+  const merged: Record<string, Partial<ShedTierSettings>> = {};
+  for (const tier of tiers) merged[tier] = { ...current?.[tier], ...patch[tier] };
+  const checked = validateShedSettings(merged, 'settings.shed');
+  if (!checked.ok) return checked;
+  return ok(Object.fromEntries(tiers.map((tier) => [tier, { ...checked.value[tier] }])));
 }

@@ -1,8 +1,16 @@
 import type { TokenUsage } from '../../admission/estimate.js';
 import { type AccountId, isValidId, type NodeId, type RegionId, type RequestId, type TenantId } from '../../core/ids.js';
-import { upstreamRequestIdLengthMax } from '../../core/limits.js';
+import { unifiedUtilizationMax, upstreamRequestIdLengthMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { AccountFeedback, RateLimitSnapshot, RateLimitWindow } from '../../pool/account-feedback.js';
+import {
+  type AccountFeedback,
+  type RateLimitSnapshot,
+  type RateLimitWindow,
+  type UnifiedLimits,
+  type UnifiedStatus,
+  type UnifiedWindow,
+  unifiedWindowNames,
+} from '../../pool/account-feedback.js';
 import type { SseEvent } from '../../upstream/sse-parser.js';
 import { type ForwardOutcome, forwardOutcomes, type ForwardProof, type ForwardRequest, type ForwardResult } from './forward-handler.js';
 
@@ -235,7 +243,38 @@ function decodeRateLimits(value: unknown): RateLimitSnapshot | undefined {
     if (!fields.every((field) => field === undefined || (typeof field === 'number' && Number.isFinite(field) && field >= 0))) return undefined;
     windows[name] = { limit: window.limit as number | undefined, remaining: window.remaining as number | undefined, resetAtMs: window.resetAtMs as number | undefined };
   }
-  return { ...windows, unified: undefined };
+  if (value.unified === undefined) return { ...windows, unified: undefined };
+  const unified = decodeUnified(value.unified);
+  return unified === undefined ? undefined : { ...windows, unified };
+}
+
+/**
+ * The subscription windows, checked as the header parser would have made them: a known status,
+ * a utilisation within its bound, resets as times, and only the two known windows. A value the
+ * parser could not have produced refuses the whole feedback, as a bad limit window does.
+ */
+function decodeUnified(value: unknown): UnifiedLimits | undefined {
+  if (!isRecord(value) || !isUnifiedStatus(value.status) || !isOptionalTime(value.resetAtMs)) return undefined;
+  const given = value.windows;
+  if (!isRecord(given) || !Object.keys(given).every((name) => (unifiedWindowNames as readonly string[]).includes(name))) return undefined;
+  const windows: Record<(typeof unifiedWindowNames)[number], UnifiedWindow | undefined> = { 'five-hour': undefined, 'seven-day': undefined };
+  for (const name of unifiedWindowNames) {
+    const window = given[name];
+    if (window === undefined) continue;
+    if (!isRecord(window) || !isUnifiedStatus(window.status) || !isOptionalTime(window.resetAtMs)) return undefined;
+    const utilization = window.utilization;
+    if (!(utilization === undefined || (typeof utilization === 'number' && utilization >= 0 && utilization <= unifiedUtilizationMax))) return undefined;
+    windows[name] = { status: window.status, utilization, resetAtMs: window.resetAtMs };
+  }
+  return { status: value.status, resetAtMs: value.resetAtMs, windows };
+}
+
+function isUnifiedStatus(value: unknown): value is UnifiedStatus | undefined {
+  return value === undefined || value === 'allowed' || value === 'allowed_warning' || value === 'rejected';
+}
+
+function isOptionalTime(value: unknown): value is number | undefined {
+  return value === undefined || isCount(value);
 }
 
 function isCount(value: unknown): value is number {

@@ -10,7 +10,7 @@ import type { UsageGroup, UsageReader, UsageSide } from '../../ledger/usage-quer
 import { formatWindow } from '../../crdt/window.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../../mesh/quorum.js';
-import { type AuditAction, type AuditDetailValue, type AuditEntry, isValidAuditReason } from '../../mesh/policy/audit-schema.js';
+import { type AuditAction, type AuditDetailValue, type AuditEntry, isValidAuditReason, settingsAuditDetail } from '../../mesh/policy/audit-schema.js';
 import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
 import {
   accountWritableFields,
@@ -29,7 +29,7 @@ import { parseCredentialBody } from '../credentials/credential-body.js';
 import type { KeptIn } from '../credentials/credential-vault.js';
 import type { HeldCredential } from '../credentials/held-credential.js';
 import { type MintedKey, mintApiKey } from '../gateway/api-key-mint.js';
-import { policyView, redactTenant } from '../gateway/policy-view.js';
+import { policyView, redactTenant, settingsView } from '../gateway/policy-view.js';
 import { limitUsages, readKeysOf, type UsageSubject } from '../gateway/usage-report.js';
 import { formatKeyText, parseKeyText } from './counter-key-text.js';
 import { checkExpiry, checkGrace, findKey, keyIdTaken, type KeyProblem, type KeyView, keyView, withKey, withRevoked } from './key-lifecycle.js';
@@ -360,8 +360,8 @@ export class AdminService {
     if (!checked.ok) return invalidPolicy(checked.error);
     const updated = this.runtime.policy.updateSettings(checked.value);
     if (!updated.ok) return invalidPolicy(updated.error);
-    this.record(caller, 'settings.update', 'settings', checkedReason.value, { ...checked.value });
-    return ok(this.runtime.policy.settings());
+    this.record(caller, 'settings.update', 'settings', checkedReason.value, settingsAuditDetail(checked.value));
+    return ok(settingsView(this.runtime.policy));
   }
 
   // ---- Keys ----

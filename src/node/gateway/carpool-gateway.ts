@@ -23,7 +23,7 @@ import type { CounterKey } from '../../crdt/counter-key.js';
 import type { WindowedCounter } from '../../crdt/windowed-counter.js';
 import type { RoundOutcome } from '../../mesh/quorum.js';
 import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
-import { clientCancelModeOf, defaultTokenWeights, idempotencyOf, type Tenant } from '../../mesh/policy/policy-schema.js';
+import { clientCancelModeOf, defaultTokenWeights, idempotencyOf, type ShedSettings, type Tenant } from '../../mesh/policy/policy-schema.js';
 import { weightedTokens as weightedTokensOf } from '../../admission/estimate.js';
 import type {
   CarpoolCall,
@@ -117,7 +117,8 @@ import { limitUsages, readKeysOf, type UsageSubject } from './usage-report.js';
 
 /** What the gateway needs of the node: `MeshRuntime` provides all of it. */
 export interface GatewayRuntime {
-  readonly policy: Pick<PolicyDocument, 'tenant'>;
+  /** `shedSettings`, when present, puts the policy's shedding thresholds over the node's own. */
+  readonly policy: Pick<PolicyDocument, 'tenant'> & Partial<Pick<PolicyDocument, 'shedSettings'>>;
   readonly counter: WindowedCounter;
   readonly pool: Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'onFeedback'>;
   /** `nowMs` picks the windows the request is charged in: its usage row names the same time. */
@@ -288,6 +289,8 @@ export class CarpoolGateway implements CarpoolHandler {
   private readonly countTokensCall: CountTokensFn;
   private readonly settings: GatewaySettings;
   private readonly shedder: Shedder;
+  /** The policy's thresholds the shedder holds now; undefined while it holds the node's own. */
+  private policyShed: ShedSettings | undefined;
   private readonly clock: Clock;
   private readonly log: (line: string) => void;
   private readonly observer: GatewayObserver;
@@ -479,6 +482,20 @@ export class CarpoolGateway implements CarpoolHandler {
     }
   }
 
+  /**
+   * The shedder with the policy's thresholds when the policy sets them, the node's own
+   * (`settings.shed`) otherwise. The policy hands out the same object until its settings change,
+   * so per request this is one comparison.
+   */
+  private currentShedder(): Shedder {
+    const fromPolicy = this.runtime.policy.shedSettings?.();
+    if (fromPolicy !== this.policyShed) {
+      this.policyShed = fromPolicy;
+      this.shedder.setThresholds(fromPolicy ?? this.settings.shed);
+    }
+    return this.shedder;
+  }
+
   private async admitted(
     call: CarpoolCall<CompleteRequest>,
     input: CompletionInput,
@@ -487,7 +504,7 @@ export class CarpoolGateway implements CarpoolHandler {
     record: AnswerRecord,
     sink: StreamSink | undefined,
   ): Promise<Result<Served, GatewayError>> {
-    const shed = this.shedder.decide(tenant.tier, this.scheduler.load(), nowMs);
+    const shed = this.currentShedder().decide(tenant.tier, this.scheduler.load(), nowMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
     // A tenant whose ids need only this node's answer store skips the mesh-wide claim, and so does
     // an id this node assigned: unique by construction, no other request can ever carry it.

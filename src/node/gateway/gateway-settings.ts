@@ -19,7 +19,11 @@ export interface RateLimitSettings {
 
 export interface GatewaySettings {
   readonly rateLimits: RateLimitSettings;
-  /** Shedding by queue depth and wait per tier; lower tiers no higher than the tiers above. */
+  /**
+   * Shedding by queue depth and wait per tier; lower tiers no higher than the tiers above. The
+   * policy's `settings.shed`, when set, replaces these at every node (src/mesh/policy/policy-schema.ts
+   * `ShedSettings`); these apply while it is not.
+   */
   readonly shed: ShedThresholds;
   readonly queue: TierQueueLimits;
   /** Longest a request waits in the admission queue before it is shed, at most `tierQueueWaitMsMax`. */

@@ -1,4 +1,4 @@
-import type { PolicyDocument } from '../../mesh/policy/policy-document.js';
+import { type PolicyDocument, poolSettingsOf } from '../../mesh/policy/policy-document.js';
 import type { Tenant } from '../../mesh/policy/policy-schema.js';
 import { keyView } from '../admin/key-lifecycle.js';
 
@@ -13,11 +13,20 @@ export function redactTenant(tenant: Tenant, nowMs: number): unknown {
   return { ...settings, keys: apiKeys.map((record) => keyView(tenant.id, record, nowMs)) };
 }
 
-export function policyView(policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'>, nowMs: number): unknown {
+export function policyView(policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'> & Partial<Pick<PolicyDocument, 'poolSettings' | 'shedSettings'>>, nowMs: number): unknown {
   return {
     tenants: [...policy.tenants().values()].map((tenant) => redactTenant(tenant, nowMs)),
     accounts: [...policy.accounts().values()],
-    settings: policy.settings(),
+    settings: settingsView(policy),
     invalid: policy.invalidEntries(),
   };
+}
+
+/**
+ * Every setting as it is in effect, defaults filled: the mesh timings, `pool`, and `shed` when the
+ * policy sets thresholds (absent: each node uses its own).
+ */
+export function settingsView(policy: Pick<PolicyDocument, 'settings'> & Partial<Pick<PolicyDocument, 'poolSettings' | 'shedSettings'>>): unknown {
+  const shed = policy.shedSettings?.();
+  return { ...policy.settings(), pool: poolSettingsOf(policy), ...(shed === undefined ? {} : { shed }) };
 }

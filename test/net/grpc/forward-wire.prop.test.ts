@@ -1,5 +1,5 @@
-// Proves the Forward service's decoders: every account feedback and result survives the wire
-// unchanged, and mutated feedback JSON or out-of-range fields decode to an error value, never a
+// Proves the Forward service's decoders: every account feedback (subscription windows included)
+// and result survives the wire unchanged, and mutated feedback JSON or out-of-range fields decode to an error value, never a
 // throw or a value the pool would misread.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import {
   type WireForwardRequest,
   type WireForwardResult,
 } from '../../../src/net/grpc/forward-wire.js';
-import type { AccountFeedback, RateLimitWindow } from '../../../src/pool/account-feedback.js';
+import type { AccountFeedback, RateLimitWindow, UnifiedLimits, UnifiedWindow } from '../../../src/pool/account-feedback.js';
 import { checkProperty } from '../../support/property.js';
 
 const utf8 = new TextEncoder();
@@ -23,7 +23,16 @@ const window: fc.Arbitrary<RateLimitWindow | undefined> = fc.option(
   fc.record({ limit: fc.option(count, { nil: undefined }), remaining: fc.option(count, { nil: undefined }), resetAtMs: fc.option(count, { nil: undefined }) }),
   { nil: undefined },
 );
-const rateLimits = fc.record({ requests: window, tokens: window, inputTokens: window, outputTokens: window, unified: fc.constant(undefined) });
+const status = fc.option(fc.constantFrom('allowed' as const, 'allowed_warning' as const, 'rejected' as const), { nil: undefined });
+const unifiedWindow: fc.Arbitrary<UnifiedWindow | undefined> = fc.option(
+  fc.record({ status, utilization: fc.option(fc.double({ min: 0, max: 10, noNaN: true }), { nil: undefined }), resetAtMs: fc.option(count, { nil: undefined }) }),
+  { nil: undefined },
+);
+const unified: fc.Arbitrary<UnifiedLimits | undefined> = fc.option(
+  fc.record({ status, resetAtMs: fc.option(count, { nil: undefined }), windows: fc.record({ 'five-hour': unifiedWindow, 'seven-day': unifiedWindow }) }),
+  { nil: undefined },
+);
+const rateLimits = fc.record({ requests: window, tokens: window, inputTokens: window, outputTokens: window, unified });
 const feedback: fc.Arbitrary<AccountFeedback> = fc.oneof(
   rateLimits.map((r) => ({ kind: 'success' as const, rateLimits: r })),
   fc.record({ retryAfterMs: fc.option(count, { nil: undefined }), rateLimits }).map((f) => ({ kind: 'rate-limited' as const, ...f })),
@@ -100,6 +109,21 @@ describe('forward wire', () => {
     expect(bad({ outcome: 'exploded' })).toBe('result.outcome');
     expect(bad({ usage: { input_tokens: -1, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } })).toBe('result.usage');
     expect(bad({ feedback_json: utf8.encode('{"kind":"auth-failed","status":500}') })).toBe('result.feedback_json');
+    // Subscription windows the header parser could not have produced.
+    const limited = (unified: unknown): string => JSON.stringify({ kind: 'rate-limited', rateLimits: { unified } });
+    for (const unified of [
+      { status: 'throttled', windows: {} },
+      { resetAtMs: -1, windows: {} },
+      { windows: { 'five-hour': { utilization: 10.5 } } },
+      { windows: { 'five-hour': { utilization: -0.1 } } },
+      { windows: { 'one-day': { status: 'allowed' } } },
+      { windows: { 'seven-day': { resetAtMs: 1.5 } } },
+      { status: 'allowed' },
+      'rejected',
+    ]) {
+      expect(bad({ feedback_json: utf8.encode(limited(unified)) })).toBe('result.feedback_json');
+    }
+    expect(bad({ feedback_json: utf8.encode(limited({ status: 'rejected', windows: { 'seven-day': { utilization: 1 } } })) })).toBeUndefined();
     expect(bad({ served_region: '' })).toBe('result.served_region');
     expect(bad({ status: 700 })).toBe('result.status');
     expect(decodeForwardReply({}).ok).toBe(false);

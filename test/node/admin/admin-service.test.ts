@@ -1,4 +1,4 @@
-// Proves the admin service of one node: every write (tenant and account put/remove, settings, key create/revoke/rotate, account enable, usage adjustment) lands in the audit log with the caller's token name, the node, the time and the reason, and never a key or digest; refused writes change nothing and are not recorded; the key lifecycle (create, list, revoke, rotate with grace, expiry) decides what the request authenticator accepts; and an adjustment validates every field and never credits a counter below zero.
+// Proves the admin service of one node: every write (tenant and account put/remove, settings (the pool and shedding ones included), key create/revoke/rotate, account enable, usage adjustment) lands in the audit log with the caller's token name, the node, the time and the reason, and never a key or digest; refused writes change nothing and are not recorded; the key lifecycle (create, list, revoke, rotate with grace, expiry) decides what the request authenticator accepts; and an adjustment validates every field and never credits a counter below zero.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AdminPrincipal } from '../../../src/admission/admin-access.js';
 import { RequestAuthenticator } from '../../../src/admission/request-auth.js';
@@ -90,6 +90,36 @@ describe('the audit log of admin writes', () => {
     expect(text).not.toContain(created.apiKey);
     expect(text).not.toContain(rotated.apiKey);
     expect(text).not.toMatch(/[0-9a-f]{64}/);
+  });
+
+  it('accepts the pool and shedding settings, shows them in effect, and audits them flat', async () => {
+    const { runtime, service } = await setup();
+    const shed = { vip: { depthMax: 300, waitMsMax: 30_000 }, paid: { depthMax: 200, waitMsMax: 20_000 }, free: { depthMax: 100, waitMsMax: 10_000 } };
+    const patch = { pool: { strategy: 'least-loaded', regionStrategy: { 'eu-west': 'weighted' }, health: { rateLimitCooldownMs: 30_000, circuitFailuresMax: 5 } }, shed };
+    const view = ok(service.updateSettings(admin, patch, 'tune the pool'));
+    expect(view).toMatchObject({ gossipIntervalMs: 50, pool: { strategy: 'least-loaded', sticky: true, regionStrategy: { 'eu-west': 'weighted' }, health: { rateLimitCooldownMs: 30_000, circuitFailuresMax: 5, rateLimitCooldownMsMax: 6 * 3_600_000 } }, shed });
+    expect(runtime.policy.poolSettings().strategy).toBe('least-loaded');
+    expect(runtime.policy.shedSettings()).toEqual(shed);
+    expect(service.policy()).toMatchObject({ settings: { pool: { strategy: 'least-loaded' }, shed } });
+    // Refused updates name the bad field, change nothing and are not recorded.
+    expect(service.updateSettings(admin, { pool: { strategy: 'random' } }, undefined)).toMatchObject({ ok: false, error: { kind: 'invalid', field: 'settings.pool.strategy' } });
+    expect(service.updateSettings(admin, { pool: { health: { rateLimitCooldownMsMax: 20_000 } } }, undefined)).toMatchObject({ ok: false, error: { field: 'settings.pool.health.rateLimitCooldownMsMax' } });
+    expect(service.updateSettings(admin, { shed: { free: { depthMax: 250 } } }, undefined)).toMatchObject({ ok: false, error: { field: 'settings.shed.free.depthMax' } });
+    ok(service.updateSettings(admin, { pool: { strategy: null, regionStrategy: { 'eu-west': null } }, shed: null }, 'back to defaults'));
+    expect(runtime.policy.poolSettings()).toMatchObject({ strategy: 'round-robin', regionStrategy: {} });
+    expect(runtime.policy.shedSettings()).toBeUndefined();
+
+    const { entries, invalid } = ok(service.audit());
+    expect(invalid).toEqual([]);
+    expect(entries.map((entry) => entry.reason)).toEqual(['back to defaults', 'tune the pool']);
+    expect(entries[1]?.detail).toEqual({
+      poolStrategy: 'least-loaded',
+      regionStrategy: 'eu-west=weighted',
+      rateLimitCooldownMs: 30_000,
+      circuitFailuresMax: 5,
+      shed: 'vip.depthMax=300 vip.waitMsMax=30000 paid.depthMax=200 paid.waitMsMax=20000 free.depthMax=100 free.waitMsMax=10000',
+    });
+    expect(entries[0]?.detail).toEqual({ poolStrategy: 'default', regionStrategy: 'eu-west=default', shed: 'default' });
   });
 
   it('records nothing for a refused write or one that changes nothing', async () => {

@@ -1,4 +1,4 @@
-// Proves the node's admission queue in the running gateway: with one call slot, a waiting paid request starts before a free one that waited longer, and a client that cancels mid-stream frees its slot at once while the drained call is still settled with its full usage.
+// Proves the node's admission queue in the running gateway: with one call slot, a waiting paid request starts before a free one that waited longer, a client that cancels mid-stream frees its slot at once while the drained call is still settled with its full usage, and the policy's shedding thresholds replace the node's own while set.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Result } from '../../../src/core/result.js';
 import type { ClientError } from '../../../src/net/grpc/carpool-client.js';
@@ -69,5 +69,37 @@ describe('the admission queue in the gateway', () => {
     expect(h.tenantUsed('acme', 'requests')).toBe(2);
     expect(h.accountsUsed('output_tokens')).toBe(600);
     expect(h.gateway.carpool.stats.cancelled).toBe(1);
+  });
+
+  it("sheds by the policy's thresholds while the policy sets them, and by the node's own again once they are removed", async () => {
+    // 300 output tokens at 500 a second: every call holds the slot for about 600 ms, long enough
+    // for the requests below to find the second one still queued.
+    const h = await startHarness({ tenants: [{ id: 'free-co', tier: 'free' }], emulator: { outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 500 }, settings: oneSlot });
+    const queue = h.gateway.carpool.scheduler.queue;
+    // The node's own thresholds let a free tier queue hundreds; the policy's shed it at one queued request.
+    const updated = h.runtime.policy.updateSettings({ shed: { vip: { depthMax: 8, waitMsMax: 30_000 }, paid: { depthMax: 4, waitMsMax: 30_000 }, free: { depthMax: 1, waitMsMax: 30_000 } } });
+    expect(updated.ok).toBe(true);
+    const first = h.client('free-co').complete(completion({ maxTokens: 300 }));
+    await until(() => queue.inFlight === 1, 'the first call to hold the slot');
+    const second = h.client('free-co').complete(completion({ maxTokens: 300 }));
+    await until(() => queue.depthOf('free') === 1, 'the second request to queue');
+    const third = await within(h.client('free-co').complete(completion({ maxTokens: 300 })), 'the third request', 5_000);
+    expect(third).toMatchObject({ ok: false, error: { kind: 'status', codeName: 'UNAVAILABLE' } });
+    expect(h.gateway.carpool.stats.refused.shed).toBe(1);
+    // Removed from the policy: the node's own thresholds apply again, and the next request queues.
+    expect(h.runtime.policy.updateSettings({ shed: null }).ok).toBe(true);
+    expect(queue.depthOf('free')).toBe(1);
+    const fourth = h.client('free-co').complete(completion({ maxTokens: 300 }));
+    await until(() => queue.depthOf('free') === 2, 'the fourth request to queue');
+    const results = await within(Promise.all([first, second, fourth]), 'the three admitted calls', 10_000);
+    for (const result of results) expect(result.ok).toBe(true);
+    expect(h.gateway.carpool.stats.refused.shed).toBe(1);
+    // The shed request reached no upstream and was charged nothing: the tenant paid what the emulator produced.
+    await until(() => h.runtime.reservations.openCount === 0, 'the calls to settle', 3_000);
+    const upstream = h.emulatorUsage();
+    expect(upstream.requests).toBe(3);
+    expect(h.tenantUsed('free-co', 'requests')).toBe(3);
+    expect(h.tenantUsed('free-co', 'output_tokens')).toBe(upstream.output);
+    expect(h.tenantUsed('free-co', 'weighted_tokens')).toBe(weighted(upstream));
   });
 });
