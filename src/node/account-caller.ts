@@ -13,6 +13,7 @@ import { type AccountAmounts, accountAmountsOf, type AccountUsage, estimateAccou
 import { type AttemptDecision, AttemptPlan } from '../pool/attempt-plan.js';
 import type { Permit, PermitEvent, WaiterId } from '../pool/permits.js';
 import { sessionKeyOf } from '../pool/session-key.js';
+import type { BaseStrategyName } from '../pool/strategies.js';
 import { type CancelMode, systemTimers, type Timers } from '../upstream/call-guard.js';
 import type { StreamedMessage } from '../upstream/message-stream.js';
 import type { SseEvent } from '../upstream/sse-parser.js';
@@ -99,6 +100,8 @@ export interface AccountCallerOptions {
   readonly timers?: Timers;
   /** This node's region: accounts homed here are preferred. */
   readonly localRegion?: RegionId;
+  /** A tenant's own pool strategy (its policy's `poolStrategy`); undefined: the pool's default. */
+  readonly strategyOf?: (tenant: TenantId) => BaseStrategyName | undefined;
   readonly switchesMax?: number;
   /** Subscribes to changes of the pool made outside this caller; returns the unsubscribe. */
   readonly poolChanges?: (listener: () => void) => () => void;
@@ -251,6 +254,7 @@ export class AccountCaller {
   private readonly routes: (account: Account, target: UpstreamTarget | undefined) => ForwardRoute | undefined;
   private readonly clock: Clock;
   private readonly timers: Timers;
+  private readonly strategyOf: (tenant: TenantId) => BaseStrategyName | undefined;
   private readonly localRegion: RegionId | undefined;
   private readonly onAlert: (report: FeedbackReport) => void;
   private readonly log: (line: string) => void;
@@ -273,6 +277,7 @@ export class AccountCaller {
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
     this.localRegion = options.localRegion;
+    this.strategyOf = options.strategyOf ?? (() => undefined);
     this.switchesMax = options.switchesMax;
     this.onAlert = options.onAlert ?? (() => {});
     this.log = options.log ?? (() => {});
@@ -427,7 +432,7 @@ export class AccountCaller {
     outcome: () => CallOutcome,
   ): Promise<Result<Held, Refusal>> {
     const picked = this.pool.acquire(
-      { tenant: request.tenant, deadlineMs: request.acquireDeadlineMs, sessionKey, excluded, localRegion: this.localRegion, estimate },
+      { tenant: request.tenant, deadlineMs: request.acquireDeadlineMs, sessionKey, excluded, localRegion: this.localRegion, estimate, strategy: this.strategyOf(request.tenant) },
       this.clock.nowMs(),
     );
     if (!picked.ok) return err({ kind: 'refused', error: refusalOf(picked.error, outcome()) });

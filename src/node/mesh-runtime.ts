@@ -17,6 +17,7 @@ import type { RoundOutcome } from '../mesh/quorum.js';
 import { PolicyDocument } from '../mesh/policy/policy-document.js';
 import { WsTransport, type WsTransportStats } from '../net/ws-transport.js';
 import { AccountPool } from '../pool/account-pool.js';
+import { defaultPoolSettings, type PoolSettings, strategyFor } from '../mesh/policy/policy-schema.js';
 import { AccountUsage } from '../pool/account-usage.js';
 import type { BaseStrategyName } from '../pool/strategies.js';
 import { decodeStoredAnswer, DurableJournal } from '../ledger/durable-journal.js';
@@ -102,6 +103,8 @@ export class MeshRuntime {
   readonly escrow: EscrowBook;
   readonly gate: QuotaGate;
   readonly claims: RequestClaims;
+  private poolSettingsApplied: PoolSettings | undefined;
+  private readonly poolStrategyOption: BaseStrategyName | undefined;
   readonly pool: AccountPool;
   /** The accounts' usage in the mesh counter: the pool's quota room, and what account calls charge. */
   readonly accountUsage: AccountUsage;
@@ -156,10 +159,11 @@ export class MeshRuntime {
     this.reservations = new ReservationTable(this.counter);
     this.escrow = new EscrowBook(this.replica, this.counter);
     // Jitter of account backoffs and tie-breaks, seeded per node like the gate's, from its own seed.
+    this.poolStrategyOption = options.poolStrategy;
     this.accountUsage = new AccountUsage(this.counter);
     this.pool = new AccountPool({
       random: new SeededRandom(randomBytes(4).readUInt32LE(0)),
-      strategy: options.poolStrategy ?? 'round-robin',
+      strategy: options.poolStrategy ?? defaultPoolSettings.strategy,
       sticky: true,
       room: this.accountUsage,
       shared: { node: config.node, region: config.region },
@@ -197,8 +201,10 @@ export class MeshRuntime {
       }
     }
     this.pool.update(this.policy.accounts().values());
+    this.configurePool();
     this.unsubscribePolicy = this.policy.onChange(() => {
       this.pool.update(this.policy.accounts().values());
+      this.configurePool();
       this.notifyPool();
     });
     const heartbeatMs = this.policy.settings().heartbeatIntervalMs;
@@ -403,6 +409,17 @@ export class MeshRuntime {
     this.unsubscribePolicy();
     this.poolListeners.clear();
     await this.transport.stop();
+  }
+
+  /**
+   * The policy's pool settings into the pool, when they changed: the strategy for this region
+   * (the node's option, for tests, over the policy's), stickiness and health timings.
+   */
+  private configurePool(): void {
+    const settings = this.policy.poolSettings();
+    if (settings === this.poolSettingsApplied) return;
+    this.poolSettingsApplied = settings;
+    this.pool.configure({ strategy: this.poolStrategyOption ?? strategyFor(settings, this.config.region), sticky: settings.sticky, timings: settings.health });
   }
 
   /** Ticks if due, drains the outbox, checks waiters, and sets the next timer. */

@@ -176,6 +176,7 @@ export class RegionGateway {
         return route;
       },
       localRegion: region,
+      strategyOf: (tenant) => runtime.policy.tenant(tenant)?.poolStrategy,
       poolChanges: (listener) => runtime.onPoolChange(listener),
       onAlert,
       log,

@@ -62,18 +62,15 @@ describe('account health shared by the mesh (real processes)', () => {
     await ask('us-east');
     expect(keyStats('sub-us').windowRefusals).toBe(1);
     const heardAtMs = Date.now();
-    await sleep(500);
-    console.log('states', JSON.stringify(await Promise.all(meshRegions.map((r) => accountIn(r, 'sub-us')))));
     await untilAsync(
       async () => {
         for (const region of meshRegions) if ((await accountIn(region, 'sub-us')).state !== 'exhausted') return false;
         return true;
       },
       'every region to hold sub-us exhausted',
-      10_000,
+      1_000,
       20,
     );
-    console.log('heard after', Date.now() - heardAtMs, JSON.stringify(await Promise.all(meshRegions.map((r) => accountIn(r, 'sub-us')))));
     expect(Date.now() - heardAtMs).toBeLessThan(1_000);
     for (const region of meshRegions) {
       const status = await accountIn(region, 'sub-us');
@@ -117,7 +114,7 @@ describe('account health shared by the mesh (real processes)', () => {
     const metrics = await (await fetch(`${mesh.region('ap-south').admin}/metrics`, { headers: { authorization: 'Bearer subscription-mesh-admin-token' } })).text();
     expect(metrics).toMatch(/carpool_account_disabled\{[^}]*account="sub-eu"[^}]*reason="auth-failed"[^}]*\} 1/);
     // The operator re-enables it once, at ap-south (a region that does not even hold its credential).
-    const enabled = await mesh.admin('ap-south', 'POST', '/accounts/sub-eu/enable', { reason: 'credential fixed' });
+    const enabled = await mesh.admin('ap-south', 'POST', '/pool/accounts/sub-eu/enable', { reason: 'credential fixed' });
     expect(enabled.status).toBe(200);
     await untilAsync(
       async () => {
