@@ -119,7 +119,7 @@ export async function startSubscriptionMesh(options: SubscriptionMeshOptions): P
   };
   const pool = async (region: MeshRegion): Promise<Record<string, unknown>[]> => {
     const answer = await admin(region, 'GET', '/pool');
-    return ((answer.body as { accounts?: Record<string, unknown>[] }).accounts ?? []) as Record<string, unknown>[];
+    return ((answer.body as { accounts?: Record<string, unknown>[] }).accounts ?? []);
   };
   const stop = async (): Promise<void> => {
     await Promise.all(
