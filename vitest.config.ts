@@ -22,6 +22,7 @@ const processTests = [
   'test/node/grpc-node-process.test.ts',
   'test/node/mesh-cluster.test.ts',
   'test/node/accounts/shared-health.test.ts',
+  'test/node/accounts/subscription-renewal.test.ts',
   'test/node/oauth-credentials-process.test.ts',
   'test/node/store-failures.test.ts',
   'test/upstream/emulator/emulate-command.test.ts',

@@ -96,6 +96,8 @@ export async function startSubscriptionMesh(options: SubscriptionMeshOptions): P
       adminToken,
       upstream: { baseUrl: emulator.url, accounts: own, ...options.upstream?.(emulator) },
       dataDir: `data-${process.region}`,
+      // Every client here is one IP and one user: the per-client limit is not what is tested.
+      rateLimits: { client: { rate: 60_000, periodMs: 60_000, burst: 1_000 }, tenant: { rate: 120_000, periodMs: 60_000, burst: 2_000 } },
     };
     writeFileSync(join(dir, `${process.region}.json`), JSON.stringify(config), { mode: 0o600 });
   }
