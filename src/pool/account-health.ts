@@ -1,47 +1,12 @@
 import { unreachable } from '../core/assert.js';
-import {
-  circuitFailuresMax,
-  circuitOpenMsBase,
-  circuitOpenMsMax,
-  circuitProbeTimeoutMs,
-  overloadBackoffMsBase,
-  overloadBackoffMsMax,
-  rateLimitCooldownMsDefault,
-  rateLimitCooldownMsMax,
-  throttleShortMsMax,
-} from '../core/limits.js';
+import { circuitProbeTimeoutMs } from '../core/limits.js';
 import type { Random } from '../core/random.js';
+// The pauses and backoffs: the policy's `settings.pool.health`, defaults from src/core/limits.ts.
+import { defaultHealthTimings, type HealthTimings } from '../mesh/policy/policy-schema.js';
 import type { AccountFeedback, RateLimitSnapshot, RateLimitWindow, UnifiedLimits } from './account-feedback.js';
 import { unifiedWindowNames } from './account-feedback.js';
 
-/**
- * The pauses and backoffs of account health, as the policy's `settings.pool` sets them; each
- * defaults to its constant in src/core/limits.ts.
- */
-export interface HealthTimings {
-  /** A 429 whose pause ends within this is a short throttle, not an exhausted window. */
-  readonly throttleShortMsMax: number;
-  /** The pause of a 429 that says nothing of when to come back. */
-  readonly rateLimitCooldownMs: number;
-  /** No pause is longer, whatever a header says. */
-  readonly rateLimitCooldownMsMax: number;
-  readonly overloadBackoffMsBase: number;
-  readonly overloadBackoffMsMax: number;
-  readonly circuitFailuresMax: number;
-  readonly circuitOpenMsBase: number;
-  readonly circuitOpenMsMax: number;
-}
-
-export const defaultHealthTimings: HealthTimings = Object.freeze({
-  throttleShortMsMax,
-  rateLimitCooldownMs: rateLimitCooldownMsDefault,
-  rateLimitCooldownMsMax,
-  overloadBackoffMsBase,
-  overloadBackoffMsMax,
-  circuitFailuresMax,
-  circuitOpenMsBase,
-  circuitOpenMsMax,
-});
+export { defaultHealthTimings, type HealthTimings };
 
 /**
  * The health of one upstream account, as a state machine fed by `AccountFeedback` and read at a
