@@ -230,16 +230,22 @@ function decodeOrThrow(bytes: Uint8Array): Frame {
   if (crc32c(bytes, 0, end) !== expected) fail('checksum', 'CRC-32C mismatch');
   const reader = new ProtoReader(bytes, headerBytes, end);
   let frame: Frame | undefined;
+  let unknownBody = false;
   while (!reader.done) {
     const [field, wireType] = reader.tag();
     if (field < 1 || field > bodyFieldMax) {
       reader.skipField(wireType);
+      unknownBody ||= field > bodyFieldMax && wireType === wireLengthDelimited;
       continue;
     }
     if (frame !== undefined) fail('inconsistent', 'a frame carries one body');
     reader.expectWireType(wireType, wireLengthDelimited, 'Frame.body');
     frame = readBody(field, reader.lengthDelimited());
   }
+  // A body of a kind a newer build added (this build added `health-delta` after others were
+  // deployed) is read as a heartbeat: the peer is alive and its frame intact, and closing the
+  // link over it would make every rolling upgrade flap the mesh. Nothing else is taken from it.
+  if (frame === undefined && unknownBody) return { kind: 'heartbeat' };
   if (frame === undefined) fail('inconsistent', 'a frame without a body');
   return frame;
 }

@@ -71,6 +71,16 @@ describe('frame envelope', () => {
     expect(reason(new Uint8Array(frameBytesMax + 1))).toBe('too-long');
   });
 
+  it('reads a body of a kind a newer build added as a heartbeat, so a rolling upgrade does not close links', () => {
+    // Field 99, length-delimited, three bytes: a Frame.body this build does not know.
+    const decoded = decodeFrame(envelope(Uint8Array.from([(99 << 3) | 2, 0x03, 1, 2, 3].flatMap((b) => (b > 0x7f ? [(b & 0x7f) | 0x80, b >> 7] : [b])))));
+    expect(decoded.ok && decoded.value).toEqual({ kind: 'heartbeat' });
+    // The health records of this build round-trip as themselves.
+    const health: Frame = { kind: 'health-delta', records: [] };
+    const encoded = encodeFrame(health);
+    expect(encoded.ok && decodeFrame(encoded.value)).toEqual({ ok: true, value: health });
+  });
+
   it('rejects well-checksummed frames whose content is inconsistent', () => {
     // Two bodies in one frame.
     const digest = FrameType.encode(FrameType.fromObject({ digest: { replicas: ['a'], versions: [1] } })).finish();

@@ -1,5 +1,6 @@
 // Proves subscription logins that stay alive, with real node processes and the emulator's token
-// endpoint: under 60 s of load from three regions, with access tokens that expire every four
+// endpoint: under load from three regions (20 s in `npm test`; the issue's 60 s with
+// RENEWAL_LOAD_MS=60000 npx vitest run test/node/accounts/subscription-renewal.test.ts), with access tokens that expire every four
 // seconds, no client request fails because of expiry, each account is refreshed once per token
 // period by its home region alone (no storm, no second region refreshing, no rotated-away token
 // reused), and what the tenant was charged matches what the emulator counted. A refresh token
@@ -16,7 +17,9 @@ const lifetimeMs = 4_000;
 const leadMs = 1_000;
 /** A refreshed token lives `lifetimeMs`; the next refresh is `leadMs` before it expires. */
 const periodMs = lifetimeMs - leadMs;
-const loadMs = 60_000;
+/** The load's length; `npm test` keeps to 20 s for its time budget. */
+const loadMs = Number(process.env.RENEWAL_LOAD_MS ?? 20_000);
+if (!Number.isSafeInteger(loadMs) || loadMs < 5_000 || loadMs > 600_000) throw new Error('RENEWAL_LOAD_MS takes 5000 to 600000 ms');
 const workersPerRegion = 3;
 const requestsPerWorkerMax = 2_000;
 
@@ -53,7 +56,7 @@ function keyStats(id: string) {
 }
 
 describe('subscription logins kept alive (real processes)', () => {
-  it('serves 60 s of load across token expiries with one refresh per account per period, from its home region only', async () => {
+  it('serves load across token expiries with one refresh per account per period, from its home region only', async () => {
     const failures: string[] = [];
     let served = 0;
     let reportedOutput = 0;
@@ -77,7 +80,7 @@ describe('subscription logins kept alive (real processes)', () => {
     const refreshes = mesh.accounts.map((a) => `${a.id} ${keyStats(a.id).refreshes}`).join(', ');
     console.log(`renewal: ${served} requests served in ${loadMs / 1000} s from 3 regions, ${failures.length} failed; refreshes over ${(elapsedMs / 1000).toFixed(1)} s (${(elapsedMs / periodMs).toFixed(1)} periods): ${refreshes}`);
     expect(failures.slice(0, 5)).toEqual([]);
-    expect(served).toBeGreaterThan(300);
+    expect(served).toBeGreaterThan(loadMs / 200);
     for (const account of mesh.accounts) {
       const stats = keyStats(account.id);
       // No call met an expired token: each was refreshed before it expired.
@@ -98,7 +101,7 @@ describe('subscription logins kept alive (real processes)', () => {
     expect(charged.output).toBe(counted.output);
     expect(charged.input).toBe(counted.input);
     expect(reportedOutput).toBe(counted.output);
-  }, 120_000);
+  }, loadMs + 60_000);
 
   it('a refresh token revoked upstream disables its account in every region, the reason in GET /pool and the metrics', async () => {
     const sub = mesh.accounts.find((a) => a.id === 'sub-ap')!;
