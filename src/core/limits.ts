@@ -131,6 +131,12 @@ export const policyAccountsMax = 2_000;
  */
 export const healthRecordsMax = 2 * policyAccountsMax;
 
+/** A pause longer than the one the health register holds by less than this is not written again. */
+export const sharedPauseNewsMs = 1_000;
+
+/** The retry hint of a forwarded call its home turned away while the account's one probe is out. */
+export const probeOutRetryAfterMs = 1_000;
+
 /** Health records per mesh frame: each is at most a few hundred bytes, so a chunk stays far inside a frame. */
 export const healthRowsPerFrameMax = 500;
 

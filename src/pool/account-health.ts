@@ -219,6 +219,16 @@ export class AccountHealth {
     return { from, to: this.state(nowMs), availableAtMs: this.availableAtMs(nowMs), alert };
   }
 
+  /**
+   * The mesh's word that the account serves again (its home region saw it succeed after a pause,
+   * or an operator re-enabled it): every pause this node had from its own view ends now.
+   */
+  resume(): void {
+    this.enable();
+    this.rateLimitedUntilMs = -Infinity;
+    this.probeAfterPause = false;
+  }
+
   /** Operator action after a credential was fixed: back to healthy, with no history. */
   enable(): void {
     this.disabledBy = undefined;

@@ -1,6 +1,6 @@
 import { assert } from '../core/assert.js';
 import type { AccountId, NodeId, RegionId, TenantId } from '../core/ids.js';
-import { noAccountRetryAfterMsMin, policyAccountsMax } from '../core/limits.js';
+import { noAccountRetryAfterMsMin, policyAccountsMax, probeOutRetryAfterMs, sharedPauseNewsMs } from '../core/limits.js';
 import type { Random } from '../core/random.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { Account, AccountKind } from '../mesh/policy/policy-schema.js';
@@ -470,6 +470,9 @@ export class AccountPool {
     if (entry === undefined) return { ok: false, retryAfterMs: undefined };
     if (!this.canServe(entry, nowMs)) {
       this.stats.forwardsRefused++;
+      // While the one probe is out the answer is seconds away, not the probe's timeout: the origin
+      // asks again soon (and hears `available` through the register as soon as the probe succeeds).
+      if (this.stateOf(entry, nowMs) === 'half-open') return { ok: false, retryAfterMs: probeOutRetryAfterMs };
       const atMs = this.availableAtMs(entry, nowMs);
       return { ok: false, retryAfterMs: atMs === undefined ? undefined : Math.max(noAccountRetryAfterMsMin, atMs - nowMs) };
     }
@@ -654,15 +657,18 @@ export class AccountPool {
   }
 
   /**
-   * A record the register took (a peer's, or this node's own): the account follows it. An
-   * operator's re-enable, from any region, lifts a disable this node had seen for itself; a
-   * pause or disable sends the account's waiters elsewhere at once.
+   * A record the register took (a peer's, or this node's own): the account follows it. `available`
+   * (an operator's re-enable from any region, or the home's success after a pause) lifts what
+   * this node had disabled or paused for itself; a pause or disable sends the account's waiters
+   * elsewhere at once.
    */
   private onShared(record: HealthRecord, nowMs: number): void {
     const entry = this.entries.get(record.account);
     if (entry === undefined) return;
     entry.shared = record.health;
-    if (record.health.kind === 'available' && entry.health.disabledReason !== undefined) entry.health.enable();
+    // The home saw it serve after a pause, or an operator re-enabled it: what this node had paused
+    // on its own view (a forwarded 429, the home turning calls away while its probe was out) ends.
+    if (record.health.kind === 'available') entry.health.resume();
     if (!this.canServe(entry, nowMs)) this.permits.evict(entry.id, () => true, 'account-unavailable');
   }
 
@@ -687,8 +693,6 @@ function sharedAllows(shared: SharedHealth | undefined, nowMs: number): boolean 
   return nowMs >= shared.untilMs;
 }
 
-/** A pause longer than the one the register holds by less than this is not written again. */
-const sharedPauseNewsMs = 1_000;
 
 /** The windows of a subscription as a status page lists them, for the metrics binding. */
 export function windowUtilizations(status: AccountStatus): { readonly window: (typeof unifiedWindowNames)[number]; readonly utilization: number }[] {

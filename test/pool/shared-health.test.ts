@@ -176,3 +176,23 @@ describe('window headroom and policy settings in the pool', () => {
     expect(ids).toEqual(['sub-a', 'sub-b', 'sub-a', 'sub-b']);
   });
 });
+
+describe('after a pause, in the regions that did not probe', () => {
+  it('a region the home turned away while its probe was out takes the account back as soon as the probe succeeds', () => {
+    const m = mesh([account('sub-1')]);
+    const resetAtMs = t0 + 60_000;
+    m.home.onFeedback(subscription, { kind: 'rate-limited', retryAfterMs: undefined, rateLimits: exhausted(resetAtMs) }, t0);
+    m.gossip(t0 + 10);
+    const after = resetAtMs + 1;
+    expect(m.home.admitForward(subscription, after)).toEqual({ ok: true, probe: true });
+    // A second region's forward meets the probe out: a short hint, not the probe's timeout.
+    const refused = m.home.admitForward(subscription, after);
+    expect(refused).toEqual({ ok: false, retryAfterMs: 1_000 });
+    m.south.onFeedback(subscription, { kind: 'rate-limited', retryAfterMs: 1_000, rateLimits: emptyRateLimits }, after);
+    expect(m.south.acquire(request(), after + 10).ok).toBe(false);
+    // The probe succeeds at the home; its word reaches the others, which serve at once.
+    m.home.onFeedback(subscription, { kind: 'success', rateLimits: windows(0.01) }, after + 200);
+    m.gossip(after + 210);
+    expect(m.south.acquire(request(), after + 220).ok).toBe(true);
+  });
+});
