@@ -97,13 +97,26 @@ export function poolLines(pool: unknown, nowMs: number): string[] {
   const accounts = isRecord(pool) ? list(pool.accounts) : [];
   if (accounts.length === 0) return ['no accounts in the pool'];
   return table([
-    ['ACCOUNT', 'HOME', 'STATE', 'IN FLIGHT', 'QUEUED', 'BACK IN'],
+    ['ACCOUNT', 'HOME', 'STATE', 'IN FLIGHT', 'QUEUED', 'BACK IN', 'WINDOWS', 'WHY'],
     ...accounts.map((account) => {
       const paused = account.state !== 'healthy' && typeof account.availableAtMs === 'number' && account.availableAtMs > nowMs;
       const back = paused ? formatDurationMs((account.availableAtMs as number) - nowMs) : '-';
-      return [text(account.id), text(account.homeRegion), text(account.state), `${text(account.inFlight)}/${text(account.concurrencyMax)}`, text(account.queued), back];
+      const why = typeof account.disabledReason === 'string' ? account.disabledReason : '-';
+      return [text(account.id), text(account.homeRegion), text(account.state), `${text(account.inFlight)}/${text(account.concurrencyMax)}`, text(account.queued), back, windowsText(account.windows), why];
     }),
   ]);
+}
+
+/** A subscription's windows as `5h 42% 7d 10%`; `-` for an account without them. */
+function windowsText(windows: unknown): string {
+  const byName = isRecord(windows) && isRecord(windows.windows) ? windows.windows : undefined;
+  if (byName === undefined) return '-';
+  const parts: string[] = [];
+  for (const [name, label] of [['five-hour', '5h'], ['seven-day', '7d']] as const) {
+    const window = byName[name];
+    if (isRecord(window) && typeof window.utilization === 'number') parts.push(`${label} ${Math.round(window.utilization * 100)}%`);
+  }
+  return parts.length === 0 ? '-' : parts.join(' ');
 }
 
 export function statusLines(status: unknown): string[] {
