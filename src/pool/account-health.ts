@@ -96,7 +96,8 @@ function windowsOf(limits: RateLimitSnapshot): RateLimitWindow[] {
 export function rateLimitPause(retryAfterMs: number | undefined, limits: RateLimitSnapshot, nowMs: number, timings: HealthTimings = defaultHealthTimings): RateLimitPause {
   const { throttleShortMsMax, rateLimitCooldownMsMax } = timings;
   const windows = windowsOf(limits);
-  let latestResetMs = unifiedRejectedResetMs(limits.unified, nowMs);
+  const unifiedResetMs = unifiedRejectedResetMs(limits.unified, nowMs);
+  let latestResetMs = unifiedResetMs;
   for (const window of windows) {
     if (window.remaining !== 0 || window.resetAtMs === undefined || !(window.resetAtMs > nowMs)) continue;
     latestResetMs = Math.max(latestResetMs ?? -Infinity, window.resetAtMs);
@@ -106,7 +107,7 @@ export function rateLimitPause(retryAfterMs: number | undefined, limits: RateLim
 
   const windowExhausted = latestResetMs !== undefined && latestResetMs - nowMs > throttleShortMsMax;
   const longWait = retryAfterMs !== undefined && retryAfterMs > throttleShortMsMax && !roomLeft;
-  const kind: RateLimitKind = windowExhausted || longWait ? 'exhausted' : 'throttled';
+  const kind: RateLimitKind = windowExhausted || longWait || unifiedResetMs !== undefined ? 'exhausted' : 'throttled';
 
   let untilMs: number;
   if (retryAtMs !== undefined || latestResetMs !== undefined) untilMs = Math.max(retryAtMs ?? -Infinity, latestResetMs ?? -Infinity);

@@ -101,6 +101,8 @@ describe('AccountHealth', () => {
     });
     // retry-after says a few seconds; the 5-hour window says 3 hours: the window wins.
     expect(rateLimitPause(4_000, unified('rejected', t0 + 3 * 3_600_000), t0)).toEqual({ kind: 'exhausted', untilMs: t0 + 3 * 3_600_000 });
+    // Rejected is exhausted, however soon the window resets.
+    expect(rateLimitPause(undefined, unified('rejected', t0 + 2_000), t0)).toEqual({ kind: 'exhausted', untilMs: t0 + 2_000 });
     // An allowed window sets no pause of its own.
     expect(rateLimitPause(2_000, unified('allowed', t0 + 3 * 3_600_000), t0)).toEqual({ kind: 'throttled', untilMs: t0 + 2_000 });
     const timings = { ...defaultHealthTimings, rateLimitCooldownMs: 1_234, overloadBackoffMsBase: 10, overloadBackoffMsMax: 10 };

@@ -55,7 +55,7 @@ async function reconcile(): Promise<void> {
 describe('account health shared by the mesh (real processes)', () => {
   it('pauses an exhausted subscription in every region within a second, and nobody calls it until the reset', async () => {
     const sub = mesh.accounts.find((a) => a.id === 'sub-us')!;
-    const resetInMs = 6_000;
+    const resetInMs = 4_500;
     expect(mesh.emulator.exhaustWindow(sub.key, 'five_hour', resetInMs)).toBe(true);
     const resetAtMs = Date.now() + resetInMs;
     // us-east tries its own account first: the 429 comes back there, and the call moves to sub-eu.
