@@ -40,7 +40,7 @@ export async function checkWholeMeshRestart(mesh: LocalMesh, options: WholeMeshR
   try {
     const policyBefore = await policies(mesh);
     if (new Set(policyBefore).size !== 1) problems.push('before the restart the nodes do not hold the same policy');
-    const usageBefore = await usageEverywhere(client);
+    const usageBefore = await usageEverywhere(client, options.log);
     const back = await killAndWait(mesh, chaosRegions);
     if (back.problem !== undefined) return { sent: [], problems: [...problems, `after killing every node at once: ${back.problem}`] };
     options.log(`whole mesh killed at once (quiet) and serving again after ${(back.tookMs / 1000).toFixed(1)} s`);
@@ -48,7 +48,7 @@ export async function checkWholeMeshRestart(mesh: LocalMesh, options: WholeMeshR
     for (const [i, region] of chaosRegions.entries()) {
       if (policyAfter[i] !== policyBefore[0]) problems.push(`${region}'s policy after the restart differs from the one before: ${policyAfter[i]?.slice(0, 400)}`);
     }
-    const usageAfter = await usageEverywhere(client);
+    const usageAfter = await usageEverywhere(client, options.log);
     problems.push(...compareUsage(usageBefore, usageAfter));
     const sent = await sendWithOldKeys(client, options.idPrefix, problems);
     await checkCarried(client, usageBefore, sent, problems);
@@ -76,17 +76,35 @@ async function policies(mesh: LocalMesh): Promise<string[]> {
 
 type UsageTable = Map<string, readonly LimitUsage[] | string>;
 
-/** Every tenant's limits as each region reads them at QUORUM with the tenant's key. */
-async function usageEverywhere(client: (region: ChaosRegion, tenant: ChaosTenant) => CarpoolClient): Promise<UsageTable> {
+/**
+ * Every tenant's limits as each region reads them at QUORUM with the tenant's key. A node killed
+ * in the last round may still be recovering (it answers no quorum read until every peer has sent
+ * its state, src/mesh/quorum.ts): UNAVAILABLE is asked again, for up to `quorumWaitMs`, since
+ * what is compared is the value across the restart, not how soon a restarted node reads.
+ */
+async function usageEverywhere(client: (region: ChaosRegion, tenant: ChaosTenant) => CarpoolClient, log: (line: string) => void): Promise<UsageTable> {
   const table: UsageTable = new Map();
   for (const region of chaosRegions) {
     for (const tenant of chaosTenants) {
-      const answer = await client(region, tenant).getUsage({ consistency: 'quorum', user: '' }, { deadlineMs: Date.now() + 10_000 });
-      table.set(`${region}/${tenant}`, answer.ok ? answer.value.limits : answer.error.kind === 'status' ? answer.error.codeName : 'MALFORMED');
+      const startedMs = Date.now();
+      const deadlineMs = startedMs + quorumWaitMs;
+      let read: readonly LimitUsage[] | string = 'UNAVAILABLE';
+      // Bounded by the deadline: one read per half second at most.
+      while (read === 'UNAVAILABLE' && Date.now() < deadlineMs) {
+        const answer = await client(region, tenant).getUsage({ consistency: 'quorum', user: '' }, { deadlineMs: Date.now() + 10_000 });
+        read = answer.ok ? answer.value.limits : answer.error.kind === 'status' ? answer.error.codeName : 'MALFORMED';
+        if (read === 'UNAVAILABLE') await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      table.set(`${region}/${tenant}`, read);
+      const waitedMs = Date.now() - startedMs;
+      if (waitedMs >= 1_000) log(`${region}/${tenant}: the quorum read waited ${(waitedMs / 1000).toFixed(1)} s for a recovering node`);
     }
   }
   return table;
 }
+
+/** How long a quorum read may stay UNAVAILABLE after a restart before it counts as a problem. */
+const quorumWaitMs = 15_000;
 
 /** Every limit whose window did not turn meanwhile must read the same after the restart. */
 function compareUsage(before: UsageTable, after: UsageTable): string[] {
