@@ -344,7 +344,13 @@ export class QuotaGate {
    */
   private runClaims(batchId: string, nowMs: number): void {
     const batch = this.claimBatches.get(batchId);
-    if (batch === undefined || batch.inFlight || batch.waiting.length === 0) return;
+    if (batch === undefined || batch.inFlight) return;
+    // Nothing in flight and nothing waiting: the batch goes (one per escrowed key and window
+    // would otherwise stay for the life of the process); the next request makes a new one.
+    if (batch.waiting.length === 0) {
+      this.claimBatches.delete(batchId);
+      return;
+    }
     const riders = batch.waiting.splice(0, strictBatchMax);
     const need = new Map<string, { charge: Charge; amount: number }>();
     for (const pending of riders) {
@@ -467,7 +473,12 @@ export class QuotaGate {
 
   private runStrict(tenant: string, nowMs: number): void {
     const batch = this.strictBatches.get(tenant);
-    if (batch === undefined || batch.inFlight || batch.waiting.length === 0) return;
+    if (batch === undefined || batch.inFlight) return;
+    // Idle (its strict retries wait in `retries`, and rejoin through `batchOf`): the batch goes.
+    if (batch.waiting.length === 0) {
+      this.strictBatches.delete(tenant);
+      return;
+    }
     const riders: Pending[] = [];
     for (const pending of batch.waiting.splice(0, strictBatchMax)) {
       this.waitingCount--;
@@ -564,7 +575,7 @@ export class QuotaGate {
     const tenants = new Set<string>();
     for (const { tenant, pending } of due) {
       // Still counted in `waitingCount` from when it was refused.
-      (this.strictBatches.get(tenant) as Batch).waiting.push(pending);
+      this.batchOf(this.strictBatches, tenant).waiting.push(pending);
       tenants.add(tenant);
     }
     for (const tenant of tenants) this.runStrict(tenant, nowMs);
@@ -577,14 +588,24 @@ export class QuotaGate {
       this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
       return false;
     }
+    this.batchOf(batches, id).waiting.push(pending);
+    this.waitingCount++;
+    return true;
+  }
+
+  /** The batch of `id`, made when there is none (an idle batch is dropped by its runner). */
+  private batchOf(batches: Map<string, Batch>, id: string): Batch {
     let batch = batches.get(id);
     if (batch === undefined) {
       batch = { inFlight: false, waiting: [] };
       batches.set(id, batch);
     }
-    batch.waiting.push(pending);
-    this.waitingCount++;
-    return true;
+    return batch;
+  }
+
+  /** Batches held: for the bound tests (each goes once it has nothing in flight or waiting). */
+  get batchCounts(): { readonly strict: number; readonly claims: number } {
+    return { strict: this.strictBatches.size, claims: this.claimBatches.size };
   }
 
   private admitted(pending: Pending): void {

@@ -295,3 +295,25 @@ describe('QuotaGate on three nodes over the mesh', () => {
     expect(mesh.decisions.of('b')).toEqual({ ok: true, value: undefined });
   });
 });
+
+describe('QuotaGate batches stay bounded', () => {
+  it('drops a strict or claim batch once it has nothing in flight and nothing waiting, over many windows and keys', () => {
+    const mesh = new GateMesh(3, 21);
+    mesh.run(100);
+    const gate = mesh.nodes[0]!.gate;
+    // Each round a fresh escrow key (a new minute window) and a strict one: before, every key
+    // left a batch behind for the life of the process.
+    for (let round = 0; round < 30; round++) {
+      const escrow: LimitRule = { metric: 'requests', window: 'minute', sliding: false, limit: 50 + round, mode: 'escrow' };
+      const strict: LimitRule = { metric: 'input_tokens', window: 'minute', sliding: false, limit: 1_000 + round, mode: 'strict' };
+      admitInTurn(mesh, 0, [`e${round}`], [escrow], { requests: 1 });
+      admitInTurn(mesh, 0, [`s${round}`], [strict], { input_tokens: 1 });
+      expect(mesh.decisions.of(`e${round}`)?.ok).toBe(true);
+      expect(mesh.decisions.of(`s${round}`)?.ok).toBe(true);
+      mesh.run(61_000, 500);
+    }
+    expect(gate.stats.claimRounds).toBeGreaterThanOrEqual(30);
+    expect(gate.stats.strictRounds).toBeGreaterThanOrEqual(30);
+    expect(gate.batchCounts).toEqual({ strict: 0, claims: 0 });
+  });
+});
