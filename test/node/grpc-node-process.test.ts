@@ -3,7 +3,7 @@
 // GetUsage, answers a retried request id from what it kept (no second upstream call, nothing
 // charged), and exits cleanly on SIGTERM.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,12 +34,15 @@ async function http(method: string, path: string, body: unknown): Promise<number
   return res.status;
 }
 
+/** The node's config folder: removed after the tests. */
+let dir = '';
+
 beforeAll(async () => {
   emulator = await startEmulator({ accounts: generatedAccounts(1, 3) });
   const [meshPort, admin, grpc] = [await freePort(), await freePort(), await freePort()];
   adminPort = admin;
   grpcPort = grpc;
-  const dir = mkdtempSync(join(tmpdir(), 'carpool-grpc-node-'));
+  dir = mkdtempSync(join(tmpdir(), 'carpool-grpc-node-'));
   const config = {
     node: 'solo-1',
     region: 'us-east',
@@ -75,8 +78,14 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  if (node.exitCode === null) node.kill('SIGKILL');
+  if (node.exitCode === null) {
+    const exited = new Promise((resolve) => node.once('exit', resolve));
+    node.kill('SIGKILL');
+    await exited;
+  }
   await emulator.close();
+  // The folder holds the node's config, mesh secret and admin token.
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('carpool node with a gRPC endpoint', () => {

@@ -4,7 +4,7 @@
 // (counter writes, admit and settle) on a loopback port of its own; admin requests carry the
 // cluster's admin token.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,6 +249,8 @@ export class Cluster {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((_, i) => this.kill(i)));
     await Promise.all([...this.proxies.values()].map((p) => p.close()));
+    // The folder holds every node's config with the mesh secret and admin token.
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
