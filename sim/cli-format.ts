@@ -43,7 +43,7 @@ export function formatSummary(result: SimResult): string {
   const lines = [formatTable(rows)];
   if (!result.ok) {
     lines.push('failures:');
-    for (const failure of result.failures) lines.push(`  ${failure.checker} at ${formatDuration(failure.atMs)}: ${failure.message}`);
+    for (const failure of result.failures) lines.push(`  ${failureLine(failure)}`);
     lines.push(`replay: ${result.replay}`);
   }
   return lines.join('\n');
@@ -77,9 +77,19 @@ export function formatDurability(durability: DurabilityFigures): string {
   );
 }
 
-/** One line per swarm run: `seed 42  PASS   38.2×  3 faults: crash, partition/majority, skew`. */
+/**
+ * One line per swarm run: `seed 42  PASS   38.2×  3 faults: crash, partition/majority, skew`. A
+ * failed run adds, indented below, each failure with the checker that fired, so a replayed seed
+ * (`--swarm 1 --seed N`) says what broke, not only FAIL.
+ */
 export function formatSwarmLine(result: SimResult): string {
-  return swarmLine(result.seed, result.ok ? 'PASS' : 'FAIL', formatSpeedUp(result), result.scenario);
+  const line = swarmLine(result.seed, result.ok ? 'PASS' : 'FAIL', formatSpeedUp(result), result.scenario);
+  return result.ok ? line : [line, ...result.failures.map((failure) => `    ${failureLine(failure)}`)].join('\n');
+}
+
+/** `convergence at 10m5s: us-east reads 10 tokens, the oracle 12`. */
+function failureLine(failure: SimResult['failures'][number]): string {
+  return `${failure.checker} at ${formatDuration(failure.atMs)}: ${failure.message}`;
 }
 
 /** The line for a swarm run that threw instead of returning a result (an assertion tripped). */

@@ -196,12 +196,12 @@ describe('formatting', () => {
     expect(summary).toContain(`replay: ${failed.replay}`);
   });
 
-  it('writes one swarm line per run with seed, verdict, speed-up and fault kinds', () => {
+  it('writes one swarm line per run with seed, verdict, speed-up and fault kinds, and under a failed one each checker that fired', () => {
     expect(faultKindsOf(scenario.faults)).toEqual(['crash', 'crash/durable', 'partition/majority']);
     const line = formatSwarmLine(passed);
     expect(line).not.toContain('\n');
     expect(line).toMatch(/^seed 42 +PASS +30\.5× +3 faults: crash, crash\/durable, partition\/majority$/);
-    expect(formatSwarmLine(failed)).toMatch(/^seed 7 +FAIL /);
+    expect(formatSwarmLine(failed)).toMatch(/^seed 7 +FAIL [^\n]+\n {4}convergence at 10m5s: us-east reads 10 tokens, the oracle 12\n {4}final-read at 10m10s: eu-west never converged$/);
     expect(formatSwarmCrash(9, scenario, 'AssertionError: boom')).toMatch(/^seed 9 +CRASH[^\n]+\n {4}AssertionError: boom$/);
   });
 
