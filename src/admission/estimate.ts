@@ -13,6 +13,9 @@ export interface TokenUsage {
   readonly cacheRead: number;
 }
 
+/** No tokens at all: what a call that never reached a model is charged. */
+export const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
+
 export function weightedTokens(usage: TokenUsage, weights: TokenWeights): number {
   for (const value of [usage.input, usage.output, usage.cacheWrite, usage.cacheRead]) assert(isCount(value), 'token counts are counts');
   const perMille = usage.input * weights.input + usage.output * weights.output + usage.cacheWrite * weights.cacheWrite + usage.cacheRead * weights.cacheRead;

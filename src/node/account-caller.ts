@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../admission/estimate.js';
+import { type TokenUsage, zeroUsage } from '../admission/estimate.js';
 import { assert, isCount } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountId, RegionId, RequestId, TenantId } from '../core/ids.js';
@@ -238,7 +238,6 @@ interface Held {
 
 type Refusal = { readonly kind: 'refused'; readonly error: AccountCallError } | { readonly kind: 'skip'; readonly accountId: AccountId };
 
-const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 const systemClock: Clock = { nowMs: () => Date.now() };
 /** The longest delay a Node timer takes; a later deadline is re-checked when it fires. */
 const timerDelayMsMax = 2_147_483_647;

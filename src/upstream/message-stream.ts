@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../admission/estimate.js';
+import { type TokenUsage, zeroUsage } from '../admission/estimate.js';
 import { upstreamContentBlocksMax, upstreamMessageCharsMax } from '../core/limits.js';
 import { err, OK_VOID, type Result } from '../core/result.js';
 import type { SseEvent } from './sse-parser.js';
@@ -51,7 +51,6 @@ interface Block {
   stopped: boolean;
 }
 
-const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 
 export class MessageStream {
   private id = '';

@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { TokenUsage } from '../admission/estimate.js';
+import { type TokenUsage, zeroUsage } from '../admission/estimate.js';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
 import {
@@ -133,7 +133,6 @@ export interface UpstreamClientStats {
 }
 
 const systemClock: Clock = { nowMs: () => Date.now() };
-const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 const eventStream = /^text\/event-stream\s*(?:;|$)/i;
 /** One decoder for every body: `decode` without `stream` keeps no state from call to call. */
 const utf8 = new TextDecoder();

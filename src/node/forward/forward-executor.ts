@@ -1,4 +1,4 @@
-import { type TokenUsage, weightedTokens } from '../../admission/estimate.js';
+import { type TokenUsage, weightedTokens, zeroUsage } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId, RegionId, RequestId, TenantId } from '../../core/ids.js';
@@ -194,7 +194,6 @@ export class ForwardExecutorStats {
   chargeFailures = 0;
 }
 
-const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 
 export class ForwardExecutor implements ForwardHandler {
   readonly stats = new ForwardExecutorStats();

@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../../admission/estimate.js';
+import { zeroUsage } from '../../admission/estimate.js';
 import type { AuthCrypto } from '../../admission/auth-crypto.js';
 import type { Clock } from '../../core/clock.js';
 import type { AccountId, NodeId, RegionId, RequestId, TenantId } from '../../core/ids.js';
@@ -88,7 +88,6 @@ export class ForwardRouterStats {
   noRoute = 0;
 }
 
-const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 

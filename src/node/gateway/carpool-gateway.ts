@@ -1,5 +1,5 @@
 import { ConcurrencyLimiter } from '../../admission/concurrency.js';
-import type { TokenUsage } from '../../admission/estimate.js';
+import { type TokenUsage, zeroUsage } from '../../admission/estimate.js';
 import type { Rejection } from '../../admission/outcome.js';
 import { metricOfReservation, type QuotaDecision, type QuotaRequest, type QuotaSubject } from '../../admission/quota-gate.js';
 import type { RequestAuthenticator } from '../../admission/request-auth.js';
@@ -262,7 +262,6 @@ interface RequestFacts {
   readonly stream: boolean;
 }
 
-const zeroUsage: TokenUsage = Object.freeze({ input: 0, output: 0, cacheWrite: 0, cacheRead: 0 });
 /** Retry hint after a failed quorum read: about two round trips across the widest region pair, as for strict admission. */
 const quorumReadRetryAfterMs = 1_000;
 /** Retry hint while the node's store refuses writes: an operator has to act, so not soon. */
