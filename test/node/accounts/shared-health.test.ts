@@ -44,6 +44,15 @@ async function accountIn(region: MeshRegion, id: string): Promise<Record<string,
   return (await mesh.pool(region)).find((a) => a.id === id)!;
 }
 
+/** Waits until every region's pool shows the account in `state`; at most a second, polled every 20 ms. */
+async function everyRegionHolds(id: string, state: string): Promise<void> {
+  const all = async (): Promise<boolean> => {
+    for (const region of meshRegions) if ((await accountIn(region, id)).state !== state) return false;
+    return true;
+  };
+  await untilAsync(all, `every region to hold ${id} ${state}`, 1_000, 20);
+}
+
 async function reconcile(): Promise<void> {
   await untilAsync(async () => (await mesh.charged()).output === mesh.counted().output, 'the ledgers to settle', 5_000);
   const charged = await mesh.charged();
@@ -62,15 +71,7 @@ describe('account health shared by the mesh (real processes)', () => {
     await ask('us-east');
     expect(keyStats('sub-us').windowRefusals).toBe(1);
     const heardAtMs = Date.now();
-    await untilAsync(
-      async () => {
-        for (const region of meshRegions) if ((await accountIn(region, 'sub-us')).state !== 'exhausted') return false;
-        return true;
-      },
-      'every region to hold sub-us exhausted',
-      1_000,
-      20,
-    );
+    await everyRegionHolds('sub-us', 'exhausted');
     expect(Date.now() - heardAtMs).toBeLessThan(1_000);
     for (const region of meshRegions) {
       const status = await accountIn(region, 'sub-us');
@@ -101,30 +102,14 @@ describe('account health shared by the mesh (real processes)', () => {
     expect(mesh.emulator.addFaults([{ key: sub.key, count: 1, action: { kind: 'unauthorized' } }]).ok).toBe(true);
     // eu-west tries its own account first and meets the 401.
     await ask('eu-west');
-    await untilAsync(
-      async () => {
-        for (const region of meshRegions) if ((await accountIn(region, 'sub-eu')).state !== 'disabled') return false;
-        return true;
-      },
-      'every region to hold sub-eu disabled',
-      1_000,
-      20,
-    );
+    await everyRegionHolds('sub-eu', 'disabled');
     for (const region of meshRegions) expect((await accountIn(region, 'sub-eu')).disabledReason).toBe('the upstream answered 401');
     const metrics = await (await fetch(`${mesh.region('ap-south').admin}/metrics`, { headers: { authorization: 'Bearer subscription-mesh-admin-token' } })).text();
     expect(metrics).toMatch(/carpool_account_disabled\{[^}]*account="sub-eu"[^}]*reason="auth-failed"[^}]*\} 1/);
     // The operator re-enables it once, at ap-south (a region that does not even hold its credential).
     const enabled = await mesh.admin('ap-south', 'POST', '/pool/accounts/sub-eu/enable', { reason: 'credential fixed' });
     expect(enabled.status).toBe(200);
-    await untilAsync(
-      async () => {
-        for (const region of meshRegions) if ((await accountIn(region, 'sub-eu')).state !== 'healthy') return false;
-        return true;
-      },
-      'every region to hold sub-eu healthy again',
-      1_000,
-      20,
-    );
+    await everyRegionHolds('sub-eu', 'healthy');
     const served = keyStats('sub-eu').messages;
     await ask('eu-west');
     expect(keyStats('sub-eu').messages).toBe(served + 1);
