@@ -1,4 +1,7 @@
-// Proves `carpool admin` reads its command line without surprises: each command with its arguments and options, durations and dates for expiries, and a message for every mistake (which the CLI answers with exit code 2), including an option a command does not take.
+// Proves `carpool admin` reads its command line without surprises.
+// Each command with its arguments and options, durations and dates for expiries, and a message for
+// every mistake (which the CLI answers with exit code 2), including an option a command does not
+// take.
 import { describe, expect, it } from 'vitest';
 import { parseAdminArgs, parseDurationMs, parseWhen } from '../../src/admin-cli/admin-args.js';
 

@@ -1,4 +1,6 @@
-// Proves `carpool audit` reads its command line without surprises: repeated --admin and --node-config, times as for carpool usage with the last hour by default, and a message for every mistake (exit code 2), an --admin URL given twice among them.
+// Proves `carpool audit` reads its command line without surprises.
+// Repeated --admin and --node-config, times as for carpool usage with the last hour by default, and
+// a message for every mistake (exit code 2), an --admin URL given twice among them.
 import { describe, expect, it } from 'vitest';
 import { parseAuditArgs } from '../../src/admin-cli/audit-args.js';
 

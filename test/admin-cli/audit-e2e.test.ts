@@ -1,4 +1,11 @@
-// Proves the usage ledger's readers end to end with real node processes: two regions (each with a dataDir and an authenticated admin endpoint; eu-west holds both accounts' keys) in front of the emulator serve unary and streamed completions from both regions, those taken at us-east forwarded to eu-west; then `carpool usage query` names each node's rows on each side, `carpool usage export` (its own process) writes one CSV row per request the node settled, and `carpool audit` (its own process) reads both ledgers, the counters at QUORUM and the emulator's tally and finds them equal, exit 0. Without one region's admin URL it refuses to run, exit 2.
+// Proves the usage ledger's readers end to end, with real node processes.
+// Two regions (each with a dataDir and an authenticated admin endpoint; eu-west holds both
+// accounts' keys) in front of the emulator serve unary and streamed completions from both regions,
+// those taken at us-east forwarded to eu-west. Then `carpool usage query` names each node's rows on
+// each side, `carpool usage export` (its own process) writes one CSV row per request the node
+// settled, and `carpool audit` (its own process) reads both ledgers, the counters at QUORUM and the
+// emulator's tally and finds them equal, exit 0. Without one region's admin URL it refuses to run,
+// exit 2.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

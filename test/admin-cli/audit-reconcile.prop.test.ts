@@ -1,4 +1,8 @@
-// Proves, for any policy, any ledger rows split across nodes and sides and any usage adjustments, that the audit finds no difference against counters and an upstream built from the same rows (the upstream short of the estimated rows by any amount within them), and that a single changed number (a counter, an upstream count, a row lost from a node's ledger) is always reported, at the key it changed.
+// Proves the audit finds no difference where there is none, and reports every single change.
+// For any policy, any ledger rows split across nodes and sides and any usage adjustments, the audit
+// finds no difference against counters and an upstream built from the same rows (the upstream short
+// of the estimated rows by any amount within them); and a single changed number (a counter, an
+// upstream count, a row lost from a node's ledger) is always reported, at the key it changed.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type AuditPlan, type AuditScope, type AuditSubject, LedgerTally, planAudit, reconcile, upstreamMetrics, type UpstreamTotals } from '../../src/admin-cli/audit-reconcile.js';

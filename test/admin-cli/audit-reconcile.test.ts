@@ -1,4 +1,10 @@
-// Proves the audit's arithmetic on cases worked by hand: which keys a range checks (every overlapping window whole, sliding limits in 10-second windows, expired windows and uncounted metrics set apart, the key bound), how each side of a row is charged (a forwarded request counted once per side, account weights the default ones), usage adjustments from the audit log, and the verdicts: counters = ledger + adjustments exactly, the upstream within the estimated rows' amounts below the ledger and never above, an upstream key no account holds and an account without a known key.
+// Proves the audit's arithmetic on cases worked by hand.
+// Which keys a range checks (every overlapping window whole, sliding limits in 10-second windows,
+// expired windows and uncounted metrics set apart, the key bound); how each side of a row is
+// charged (a forwarded request counted once per side, account weights the default ones); usage
+// adjustments from the audit log; and the verdicts: counters = ledger + adjustments exactly, the
+// upstream within the estimated rows' amounts below the ledger and never above, an upstream key no
+// account holds and an account without a known key.
 import { describe, expect, it } from 'vitest';
 import { adjustmentsOf, type AuditSubject, LedgerTally, planAudit, reconcile, rowAmount, type UpstreamTotals } from '../../src/admin-cli/audit-reconcile.js';
 import { windowAt, windowStartMs } from '../../src/crdt/window.js';

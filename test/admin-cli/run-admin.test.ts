@@ -1,4 +1,10 @@
-// Proves the key lifecycle and the admin surface end to end through real node processes and the `carpool admin` command: two region nodes (mesh, gRPC, authenticated admin HTTP) in front of the emulator; accounts, a tenant and keys made with the CLI; a key created at one region works at the other, a rotated-out key works until revoked, a revoked key and an expired key are refused at the other region, a viewer token cannot write (exit 1, HTTP 403), a mistake on the command line exits 2, an over-credit is refused naming the bound, and the audit log, read at the other region, names the actor and the reasons. What the tenant was charged matches what the emulator counted.
+// Proves the key lifecycle and the admin surface end to end through the `carpool admin` command.
+// Two real region node processes (mesh, gRPC, authenticated admin HTTP) run in front of the
+// emulator; accounts, a tenant and keys are made with the CLI. A key created at one region works at
+// the other, a rotated-out key works until revoked, a revoked key and an expired key are refused at
+// the other region, a viewer token cannot write (exit 1, HTTP 403), a mistake on the command line
+// exits 2, an over-credit is refused naming the bound, and the audit log, read at the other region,
+// names the actor and the reasons. What the tenant was charged matches what the emulator counted.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,11 @@
-// Proves `carpool audit` over two real mesh nodes (in this process), each with its admin endpoint and its own ledger, and a real emulator: calls made to the emulator are recorded as ledger rows where a gateway would write them (a local call at its region, a forwarded one at both ends) and charged to the mesh counters; the audit reads every node's rows, the counters at QUORUM and the emulator's tally and finds them equal (exit 0), counts a usage adjustment from the audit log, reports a row lost from one node's ledger as differences in counters and upstream (exit 1), and refuses to run (exit 2) without every member's ledger, on a node that keeps none, or when an --admin URL names a node twice.
+// Proves `carpool audit` over two real mesh nodes (in this process) and a real emulator.
+// Each node has its admin endpoint and its own ledger. Calls made to the emulator are recorded as
+// ledger rows where a gateway would write them (a local call at its region, a forwarded one at both
+// ends) and charged to the mesh counters. The audit reads every node's rows, the counters at QUORUM
+// and the emulator's tally and finds them equal (exit 0), counts a usage adjustment from the audit
+// log, reports a row lost from one node's ledger as differences in counters and upstream (exit 1),
+// and refuses to run (exit 2) without every member's ledger, on a node that keeps none, or when an
+// --admin URL names a node twice.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

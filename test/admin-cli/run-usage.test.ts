@@ -1,4 +1,10 @@
-// Proves `carpool usage` against a node's admin endpoint over a ledger: a query prints the node that answered, the totals, groups and rows (or the JSON); an export copies every row to a file, written whole or not at all, or to stdout with progress lines on stderr; an export that breaks off halfway exits 1 saying after how many rows and leaves no file; a node without a ledger, a parameter the node refuses and a node that cannot be reached each exit 1 with a message; the CSV record count is right whatever the chunking and line breaks inside quoted fields.
+// Proves `carpool usage` against a node's admin endpoint over a ledger.
+// A query prints the node that answered, the totals, groups and rows (or the JSON); an export
+// copies every row to a file, written whole or not at all, or to stdout with progress lines on
+// stderr; an export that breaks off halfway exits 1 saying after how many rows and leaves no file;
+// a node without a ledger, a parameter the node refuses and a node that cannot be reached each exit
+// 1 with a message; the CSV record count is right whatever the chunking and line breaks inside
+// quoted fields.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

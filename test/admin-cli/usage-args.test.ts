@@ -1,4 +1,7 @@
-// Proves `carpool usage` reads its command line without surprises: query and export with their filters, times as a duration ago, a date, a date and time with its offset or epoch ms, the node options of `carpool admin`, and a message for every mistake (exit code 2), including an option the command does not take.
+// Proves `carpool usage` reads its command line without surprises.
+// Query and export with their filters; times as a duration ago, a date, a date and time with its
+// offset or epoch ms; the node options of `carpool admin`; and a message for every mistake (exit
+// code 2), including an option the command does not take.
 import { describe, expect, it } from 'vitest';
 import { filterParams, parseTimeArg, parseUsageArgs } from '../../src/admin-cli/usage-args.js';
 

@@ -1,4 +1,7 @@
-// Proves the admin role model: a viewer reads and never writes, an admin does both; a token authenticates as its configured name and role only when it is one of the configured tokens, every configured token is compared (no early exit), and two names sharing a token are refused.
+// Proves the admin role model: a viewer reads and never writes, an admin does both.
+// A token authenticates as its configured name and role only when it is one of the configured
+// tokens, every configured token is compared (no early exit), and two names sharing a token are
+// refused.
 import { describe, expect, it } from 'vitest';
 import { AdminTokens, roleAllows } from '../../src/admission/admin-access.js';
 import type { AuthCrypto } from '../../src/admission/auth-crypto.js';

@@ -1,4 +1,6 @@
-// Proves that under any sequence of acquires, retries and releases the limiter agrees with a model, never passes a cap or bound, and leaks nothing once every request is released.
+// Proves the concurrency limiter agrees with a model under any sequence of acquires and releases.
+// The sequences mix acquires, retries and releases; the limiter never passes a cap or bound, and
+// leaks nothing once every request is released.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConcurrencyLimiter, type ConcurrencyPermit } from '../../src/admission/concurrency.js';

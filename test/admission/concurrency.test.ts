@@ -1,4 +1,5 @@
-// Proves the concurrency limiter caps tenants and users per node, is idempotent on request ids, reads a zero cap as none, and bounds its tables with typed errors.
+// Proves the concurrency limiter caps tenants and users per node and is idempotent on request ids.
+// It reads a zero cap as none, and bounds its tables with typed errors.
 import { describe, expect, it } from 'vitest';
 import { ConcurrencyLimiter } from '../../src/admission/concurrency.js';
 import { retryHeaders } from '../../src/admission/outcome.js';

@@ -1,5 +1,6 @@
-// Proves the escrow book spends only rights it holds (all keys or none), replicates each changed row
-// once per take, relays raised rows, rebalances at most half a surplus toward demand, and expires windows.
+// Proves the escrow book spends only rights it holds (all keys or none).
+// It replicates each changed row once per take, relays raised rows, rebalances at most half a
+// surplus toward demand, and expires windows.
 import { describe, expect, it } from 'vitest';
 import { claimKey, demandKey, EscrowBook } from '../../src/admission/escrow.js';
 import { asReplicaId, type ReplicaId } from '../../src/core/ids.js';

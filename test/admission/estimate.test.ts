@@ -1,4 +1,4 @@
-// Proves weighted tokens follow the tenant's weights and that an estimate bounds every possible final charge.
+// Proves weighted tokens follow the tenant's weights and an estimate bounds any final charge.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { estimateWeightedTokens, weightedTokens } from '../../src/admission/estimate.js';

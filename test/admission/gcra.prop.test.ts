@@ -1,4 +1,7 @@
-// Proves the GCRA limiter never admits more than burst + rate × W in any window, always admits a request spaced a full interval after the last, decides exactly like an unbounded reference while its key bound is not reached, and cannot be tricked by a backwards clock.
+// Proves the GCRA limiter never admits more than burst + rate × W in any window.
+// It always admits a request spaced a full interval after the last, decides exactly like an
+// unbounded reference while its key bound is not reached, and cannot be tricked by a backwards
+// clock.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GcraLimiter, type GcraDecision } from '../../src/admission/gcra.js';

@@ -1,4 +1,5 @@
-// Proves the GCRA limiter admits exactly rate and burst, weighs cost, survives a backwards clock, and bounds its keys exactly.
+// Proves the GCRA limiter admits exactly rate and burst and weighs cost.
+// It survives a backwards clock, and bounds its keys exactly.
 import { describe, expect, it } from 'vitest';
 import { parseUserId, type UserId } from '../../src/core/ids.js';
 import { clientIpLengthMax, limiterHeapSlackMax, rateKeyLengthMax } from '../../src/core/limits.js';

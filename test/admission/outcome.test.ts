@@ -1,4 +1,5 @@
-// Proves every rejection kind and every upstream status class has exactly one row in the status tables, with the agreed statuses, and that retry headers come with exactly the retryable kinds.
+// Proves every rejection kind and upstream status class has exactly one row in the status tables.
+// Each row has the agreed statuses, and retry headers come with exactly the retryable kinds.
 import { describe, expect, it } from 'vitest';
 import {
   grpcStatusCodes,

@@ -1,5 +1,6 @@
-// Proves the quota gate's three modes on one node and on three over the in-memory mesh: eventual and
-// strict admit up to the limit, strict batches per tenant, escrow claims rights, settle refunds once.
+// Proves the quota gate's three modes, on one node and on three over the in-memory mesh.
+// Eventual and strict admit up to the limit, strict batches per tenant, escrow claims rights,
+// settle refunds once.
 import { describe, expect, it } from 'vitest';
 import { claimKey } from '../../src/admission/escrow.js';
 import { chargedKey } from '../../src/admission/quota.js';

@@ -1,4 +1,6 @@
-// Proves that for random requests a correct signature verifies, and that changing any one byte of any signed field (method, path, body, timestamp, nonce, key id, signature) makes it fail without burning the nonce.
+// Proves a correct signature verifies and a change to any signed byte makes it fail.
+// For random requests, changing any one byte of any signed field (method, path, body, timestamp,
+// nonce, key id, signature) makes verification fail without burning the nonce.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { asTenantId, type TenantId } from '../../src/core/ids.js';

@@ -1,4 +1,6 @@
-// Proves requests authenticate only with a current key or a fresh, unreplayed, untampered signature made with one, and that every refusal is the same outward error with the right counted reason.
+// Proves requests authenticate only with a current key or a valid signature made with one.
+// A signature must be fresh, unreplayed and untampered; every refusal is the same outward error
+// with the right counted reason.
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../src/core/assert.js';
 import { asTenantId, type TenantId } from '../../src/core/ids.js';

@@ -1,4 +1,8 @@
-// Proves the request-id claims over real MeshNodes on the in-memory network: one claim of an id is granted mesh-wide and every later one, at any node, is refused naming the holder; concurrent claims at several nodes grant at most one; a withdrawn claim frees the id; a node cut off from the majority refuses with no-quorum and holds nothing afterwards; claims an hour apart still meet.
+// Proves the request-id claims over real MeshNodes on the in-memory network.
+// One claim of an id is granted mesh-wide and every later one, at any node, is refused naming the
+// holder; concurrent claims at several nodes grant at most one; a withdrawn claim frees the id; a
+// node cut off from the majority refuses with no-quorum and holds nothing afterwards; claims an
+// hour apart still meet.
 import { describe, expect, it } from 'vitest';
 import { type ClaimOutcome, RequestClaims } from '../../src/admission/request-claims.js';
 import { SeededRandom } from '../../src/core/random.js';

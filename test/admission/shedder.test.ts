@@ -1,4 +1,6 @@
-// Proves the shedder drops free before paid before vip as load rises, judges each tier by the queues ahead of it, and gives bounded retry hints that grow with the overload.
+// Proves the shedder drops free before paid before vip as load rises.
+// It judges each tier by the queues ahead of it, and gives bounded retry hints that grow with the
+// overload.
 import { describe, expect, it } from 'vitest';
 import { shedRetryAfterMsMax, shedRetryAfterMsMin } from '../../src/core/limits.js';
 import { tiers, type Tier } from '../../src/mesh/policy/policy-schema.js';

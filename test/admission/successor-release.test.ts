@@ -1,4 +1,7 @@
-// Proves the successor's release: a new incarnation of a member refunds exactly what its dead predecessors left reserved under eventual limits, never another member's reservations or its own open ones, and never twice (not by itself, not by a later successor); the quota gate takes holds for eventual limits only.
+// Proves the successor's release: a new incarnation refunds what its dead predecessors reserved.
+// A new incarnation of a member refunds exactly what its dead predecessors left reserved under
+// eventual limits, never another member's reservations or its own open ones, and never twice (not
+// by itself, not by a later successor). The quota gate takes holds for eventual limits only.
 import { describe, expect, it } from 'vitest';
 import { ReservationTable } from '../../src/admission/reservations.js';
 import { holdKeyOf, nodeOfReplica, releasePredecessors } from '../../src/admission/successor-release.js';

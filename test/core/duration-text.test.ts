@@ -1,4 +1,6 @@
-// Proves retry hints and other durations read as people say them: milliseconds below a second, then seconds, minutes, hours and days, with one decimal below ten of a unit.
+// Proves retry hints and other durations read as people say them.
+// Milliseconds below a second, then seconds, minutes, hours and days, with one decimal below ten of
+// a unit.
 import { describe, expect, it } from 'vitest';
 import { formatDurationMs } from '../../src/core/duration-text.js';
 

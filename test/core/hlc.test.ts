@@ -1,3 +1,4 @@
+// Proves the hybrid logical clock follows wall time and orders stamps, within its drift bound.
 import { describe, expect, it } from 'vitest';
 import { compareStamps, HybridClock } from '../../src/core/hlc.js';
 import type { NodeId } from '../../src/core/ids.js';

@@ -1,4 +1,4 @@
-// Proves id parsing accepts exactly printable ASCII ids of bounded length, and names the problem otherwise.
+// Proves id parsing accepts exactly printable ASCII ids of bounded length, else names the problem.
 import { describe, expect, it } from 'vitest';
 import { isValidName, parseReplicaId, parseTenantId } from '../../src/core/ids.js';
 import { idLengthMax } from '../../src/core/limits.js';

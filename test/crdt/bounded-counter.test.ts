@@ -1,4 +1,5 @@
-// Proves the escrow counter spends only local rights, moves rights by transfer, and merges rows by maximum.
+// Proves the escrow counter spends only local rights and moves rights by transfer.
+// It merges rows by maximum.
 import { describe, expect, it } from 'vitest';
 import { asReplicaId } from '../../src/core/ids.js';
 import { BoundedCounter } from '../../src/crdt/bounded-counter.js';

@@ -1,4 +1,5 @@
-// Proves the PN-counter join is commutative, associative and idempotent, and that joining deltas equals joining states.
+// Proves the PN-counter join is commutative, associative and idempotent.
+// Joining deltas equals joining states.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ReplicaId } from '../../src/core/ids.js';

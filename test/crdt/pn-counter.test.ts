@@ -1,4 +1,5 @@
-// Proves the PN-counter's mutations return the owner's entry as a delta and that joins keep per-replica maxima.
+// Proves the PN-counter's mutations return the owner's entry as a delta.
+// Joins keep per-replica maxima.
 import { describe, expect, it } from 'vitest';
 import { asReplicaId } from '../../src/core/ids.js';
 import { replicasMax } from '../../src/core/limits.js';

@@ -1,4 +1,5 @@
-// Proves windows are epoch-aligned: every instant falls in exactly one window per unit, weeks start on Monday UTC.
+// Proves windows are epoch-aligned: every instant falls in exactly one window per unit.
+// Weeks start on Monday UTC.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { windowAt, windowEndMs, windowStartMs, windowUnits, windowUnitCode, windowUnitFromCode } from '../../src/crdt/window.js';

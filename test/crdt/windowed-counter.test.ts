@@ -1,4 +1,5 @@
-// Proves the windowed counter's bookkeeping: values, batches and versions, digest repair, expiry, and its bounds.
+// Proves the windowed counter's bookkeeping.
+// Values, batches and versions, digest repair, expiry, and its bounds.
 import { describe, expect, it } from 'vitest';
 import { asReplicaId } from '../../src/core/ids.js';
 import { replicasMax } from '../../src/core/limits.js';

@@ -1,4 +1,5 @@
-// Proves a node restarted from its store keeps what it held of other replicas, not only its own entries: a dead incarnation's counts survive restarts of every node that holds them.
+// Proves a node restarted from its store keeps what it held of other replicas, not only its own.
+// A dead incarnation's counts survive restarts of every node that holds them.
 import { describe, expect, it } from 'vitest';
 import { EscrowBook } from '../../src/admission/escrow.js';
 import { QuotaGate, type RoundStarter } from '../../src/admission/quota-gate.js';

@@ -1,4 +1,8 @@
-// Proves that the in-memory usage reader the readers' tests use (test/support/memory-usage-reader.ts) answers as the SQLite store does: for any rows and any query (side, filters, range, groups, rows listed), the same totals, groups in the same order with the same keys, the same newest rows, and the same rows in the same order for an export; so what the admin routes, the export and the audit are tested against is what a node serves.
+// Proves the in-memory usage reader of the readers' tests answers as the SQLite store does.
+// The reader is test/support/memory-usage-reader.ts. For any rows and any query (side, filters,
+// range, groups, rows listed) both give the same totals, groups in the same order with the same
+// keys, the same newest rows, and the same rows in the same order for an export; so what the admin
+// routes, the export and the audit are tested against is what a node serves.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LedgerRow } from '../../src/ledger/ledger-row.js';

@@ -1,4 +1,10 @@
-// Proves the admin HTTP endpoint's guard on every route it documents (the route list at the top of src/net/admin-http.ts, read from the source so the two cannot drift): no token, a wrong one or another scheme is 401 with one message and `www-authenticate: Bearer`; a viewer token is 403 on every write route and served on every read route; an admin token is served everywhere; a foreign Host is 421 and a foreign Origin 403 before any token is looked at; a write without content-type application/json is 415; no answer carries a CORS header; and none of the refused requests changes the policy.
+// Proves the admin HTTP endpoint's guard on every route it documents.
+// The route list is read from the top of src/net/admin-http.ts, so the two cannot drift. No token,
+// a wrong one or another scheme is 401 with one message and `www-authenticate: Bearer`; a viewer
+// token is 403 on every write route and served on every read route; an admin token is served
+// everywhere; a foreign Host is 421 and a foreign Origin 403 before any token is looked at; a write
+// without content-type application/json is 415; no answer carries a CORS header; and none of the
+// refused requests changes the policy.
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,8 @@
-// Proves AccountCaller against the real emulator: calls charge the account counters (streams cut by the client too), 429/529/401 move the request to another account and set that account's health, failures stop after the bounded switches, client errors are not retried, queued calls run FIFO, cancel, time out and close without leaking a permit or a timer, and sessions stick.
+// Proves AccountCaller against the real emulator.
+// Calls charge the account counters (streams cut by the client too); 429/529/401 move the request
+// to another account and set that account's health; failures stop after the bounded switches;
+// client errors are not retried; queued calls run FIFO, cancel, time out and close without leaking
+// a permit or a timer; and sessions stick.
 import { afterEach, describe, expect, it } from 'vitest';
 import { usedUnder } from '../../src/admission/quota.js';
 import { type AccountId, asRegionId, asReplicaId, asTenantId } from '../../src/core/ids.js';

@@ -1,4 +1,6 @@
-// Proves the node runtime keeps its account pool equal to the policy's accounts and that the admin routes show the pool's health (GET /pool) and re-enable an account an auth failure disabled (POST /pool/accounts/<id>/enable), with an AccountCaller built from the runtime's parts.
+// Proves the node runtime keeps its account pool equal to the policy's accounts.
+// The admin routes show the pool's health (GET /pool) and re-enable an account an auth failure
+// disabled (POST /pool/accounts/<id>/enable), with an AccountCaller built from the runtime's parts.
 import { afterEach, describe, expect, it } from 'vitest';
 import { usedUnder } from '../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, asTenantId } from '../../src/core/ids.js';

@@ -1,4 +1,10 @@
-// Proves the usage routes of the admin HTTP endpoint over a ledger: GET /usage/ledger answers totals, groups and the newest rows of one side with the node that answered, a viewer token suffices, a bad parameter is 400 naming it, and a node without a ledger answers 404 saying so; GET /usage/export streams CSV or JSON lines chunked, reads no further while the client does not take what was sent, and stops reading when the client goes; GET /counters/read answers several counter values, at QUORUM too, and refuses a malformed key or too many.
+// Proves the usage routes of the admin HTTP endpoint over a ledger.
+// GET /usage/ledger answers totals, groups and the newest rows of one side with the node that
+// answered, a viewer token suffices, a bad parameter is 400 naming it, and a node without a ledger
+// answers 404 saying so. GET /usage/export streams CSV or JSON lines chunked, reads no further
+// while the client does not take what was sent, and stops reading when the client goes. GET
+// /counters/read answers several counter values, at QUORUM too, and refuses a malformed key or too
+// many.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminTokens } from '../../src/admission/admin-access.js';

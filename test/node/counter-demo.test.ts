@@ -1,4 +1,5 @@
-// Proves the `npm start` demo reconciles lossy gossip to the exact total, and reports the outcome it printed.
+// Proves the `npm start` demo reconciles lossy gossip to the exact total.
+// The demo also reports the outcome it printed.
 import { describe, expect, it } from 'vitest';
 import { runCounterDemo } from '../../src/node/counter-demo.js';
 

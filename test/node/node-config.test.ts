@@ -1,4 +1,6 @@
-// Proves the node configuration parser accepts a valid file and names the field of every mistake, the gateway's fields (gRPC endpoint, admin token, upstream credentials, rate limits) included, and that credentials resolve from inline text, the environment and files.
+// Proves the node configuration parser accepts a valid file and names the field of every mistake.
+// The gateway's fields are covered too (gRPC endpoint, admin token, upstream credentials, rate
+// limits), and credentials resolve from inline text, the environment and files.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,7 @@
-// Proves a node config's admin tokens load as one set: `adminToken` as the admin named `admin`, each `adminTokens` entry with its name and role, token files read relative to the config, and a token file that is unreadable, too short, or holds a token another name already has, refused with the field named.
+// Proves a node config's admin tokens load as one set.
+// `adminToken` loads as the admin named `admin`, each `adminTokens` entry with its name and role,
+// token files are read relative to the config, and a token file that is unreadable, too short, or
+// holds a token another name already has is refused with the field named.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,9 @@
-// Proves GET /metrics end to end: one region node's request path (gRPC endpoint, gateway, account caller, upstream client against the emulator) reports to the Prometheus binding, and the real admin HTTP server on 127.0.0.1 serves its exposition as text/plain; version=0.0.4 with the requests, admission and queue timings, upstream timings and tokens of the calls just made, and no tenant id; GET /status carries the gateway figures the local-mesh launcher reads; a node without metrics answers 404.
+// Proves GET /metrics end to end, from one region node's request path to the exposition.
+// The request path (gRPC endpoint, gateway, account caller, upstream client against the emulator)
+// reports to the Prometheus binding, and the real admin HTTP server on 127.0.0.1 serves its
+// exposition as text/plain; version=0.0.4 with the requests, admission and queue timings, upstream
+// timings and tokens of the calls just made, and no tenant id. GET /status carries the gateway
+// figures the local-mesh launcher reads; a node without metrics answers 404.
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdminTokens } from '../../src/admission/admin-access.js';
 import { RequestAuthenticator } from '../../src/admission/request-auth.js';

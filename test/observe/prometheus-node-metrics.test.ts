@@ -1,4 +1,9 @@
-// Proves the Prometheus binding of a node: the exposition parses and holds every family with its type and label names, each sample carrying region and node and never a tenant; counters follow the stats objects they read (every field of the mesh, pool and caller stats has its family); the observed timings and tokens land in their histograms and counter; the token rate is the node-wide last-minute total over its span; and a node without a gateway still exposes its mesh and pool.
+// Proves the Prometheus binding of a node.
+// The exposition parses and holds every family with its type and label names, each sample carrying
+// region and node and never a tenant; counters follow the stats objects they read (every field of
+// the mesh, pool and caller stats has its family); the observed timings and tokens land in their
+// histograms and counter; the token rate is the node-wide last-minute total over its span; and a
+// node without a gateway still exposes its mesh and pool.
 import { ClaimStats } from '../../src/admission/request-claims.js';
 import type { ReleaseReport } from '../../src/admission/successor-release.js';
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,7 @@
-// Proves account health reads 429s as short throttles or exhausted windows with the pause the headers give, backs off 529s exponentially with jitter, opens and probes a circuit on repeated failures, and disables on 401/403 until enabled.
+// Proves how account health answers 429s, 529s, repeated failures and 401/403.
+// It reads 429s as short throttles or exhausted windows with the pause the headers give, backs off
+// 529s exponentially with jitter, opens and probes a circuit on repeated failures, and disables on
+// 401/403 until enabled.
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/core/random.js';
 import {

@@ -1,4 +1,8 @@
-// Proves that AccountPool's optimized acquire (lazy quota checks in the strategy's order, reused scratch, precomputed groups) decides exactly as the plain reference model in ./reference-pool.ts: the same grants, queues, refusals and retry hints, permit and waiter ids, events, stats, statuses and draws from the Random, over random pools, health, loads, quota room, policy changes and requests.
+// Proves AccountPool's optimized acquire decides exactly as the plain reference model.
+// The optimizations are lazy quota checks in the strategy's order, reused scratch and precomputed
+// groups; the model is ./reference-pool.ts. Both give the same grants, queues, refusals and retry
+// hints, permit and waiter ids, events, stats, statuses and draws from the Random, over random
+// pools, health, loads, quota room, policy changes and requests.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type AccountId, asRegionId, asTenantId } from '../../src/core/ids.js';

@@ -1,4 +1,6 @@
-// Proves the pool's selection end to end: sticky sessions spill over in rendezvous order and return, VIP and local-region tiers, queueing and eviction, no-account hints, probes, and policy updates that keep health and permits.
+// Proves the pool's selection end to end.
+// Sticky sessions spill over in rendezvous order and return, VIP and local-region tiers, queueing
+// and eviction, no-account hints, probes, and policy updates that keep health and permits.
 import { describe, expect, it } from 'vitest';
 import { type AccountId, asRegionId, asTenantId, type RegionId } from '../../src/core/ids.js';
 import { noAccountRetryAfterMsMin } from '../../src/core/limits.js';

@@ -1,4 +1,5 @@
-// Proves account usage is counted in the replicated windowed counter under scope `account`, so a charge at one replica restricts the account at another once their states join.
+// Proves account usage is counted in the replicated windowed counter under scope `account`.
+// So a charge at one replica restricts the account at another once their states join.
 import { describe, expect, it } from 'vitest';
 import { usedUnder } from '../../src/admission/quota.js';
 import { type AccountId, asRegionId, asReplicaId } from '../../src/core/ids.js';

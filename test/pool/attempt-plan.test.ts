@@ -1,4 +1,7 @@
-// Proves a request's attempt plan retries retryable failures on other accounts, never the same account twice, within the switch bound, never after a client error or a started response, and ends in a no-account refusal with a hint when the pool runs dry.
+// Proves a request's attempt plan retries retryable failures on other accounts.
+// It never tries the same account twice, stays within the switch bound, never retries after a
+// client error or a started response, and ends in a no-account refusal with a hint when the pool
+// runs dry.
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../src/core/assert.js';
 import { type AccountId, asRegionId, asTenantId } from '../../src/core/ids.js';

@@ -1,4 +1,6 @@
-// Proves that under random acquire/cancel/release/tick/cap/remove sequences the permit table matches a simple FIFO model, never grants past a cap, releases every grant exactly once, and leaks nothing.
+// Proves the permit table matches a simple FIFO model under random sequences of operations.
+// Under random acquire/cancel/release/tick/cap/remove sequences it never grants past a cap,
+// releases every grant exactly once, and leaks nothing.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AccountId } from '../../src/core/ids.js';

@@ -1,4 +1,5 @@
-// Proves account permits cap concurrency, queue FIFO with deadlines, hand freed permits to the oldest waiter, and make cancel, release and removal safe to repeat.
+// Proves account permits cap concurrency and queue FIFO with deadlines.
+// Freed permits go to the oldest waiter, and cancel, release and removal are safe to repeat.
 import { describe, expect, it } from 'vitest';
 import type { AccountId } from '../../src/core/ids.js';
 import { accountBusyRetryAfterMs } from '../../src/core/limits.js';

@@ -1,4 +1,7 @@
-// Proves rendezvous hashing is stable per key (pinned values), moves only about 1/n of keys when an account joins and only the leaver's keys when one leaves, follows account weights, and that the lazy pick takes the best admitted account while asking only as far as it must.
+// Proves rendezvous hashing is stable per key and moves few keys when accounts change.
+// Picks are stable per key (pinned values); about 1/n of keys move when an account joins and only
+// the leaver's keys when one leaves; picks follow account weights; and the lazy pick takes the best
+// admitted account while asking only as far as it must.
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/core/random.js';
 import { rendezvousFirst, rendezvousOrder, rendezvousPick, type RendezvousItem, rendezvousScore, rendezvousUniform } from '../../src/pool/rendezvous.js';

@@ -1,4 +1,6 @@
-// Proves session keys come from metadata.user_id first, else from the stable head of the cached prompt prefix (same across turns of one conversation, different between conversations), else none.
+// Proves session keys come from metadata.user_id first, else the cached prompt prefix, else none.
+// From the prompt the key is the stable head of the cached prefix: the same across turns of one
+// conversation, different between conversations.
 import { describe, expect, it } from 'vitest';
 import { sessionKeyDepthMax } from '../../src/core/limits.js';
 import { sessionKeyOf, sessionKeySource } from '../../src/pool/session-key.js';

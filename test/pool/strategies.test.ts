@@ -1,4 +1,8 @@
-// Proves the selection strategies' distributions: round robin cycles exactly, smooth weighted round robin keeps shares and interleaves, least loaded takes the idle account and splits ties fairly, and a session key overrides them all; and that a pick with an admission predicate asks only as far as it must and picks as `pick` over the admitted would.
+// Proves the selection strategies' distributions, and picks limited by an admission predicate.
+// Round robin cycles exactly, smooth weighted round robin keeps shares and interleaves, least
+// loaded takes the idle account and splits ties fairly, and a session key overrides them all. A
+// pick with an admission predicate asks only as far as it must and picks as `pick` over the
+// admitted would.
 import { describe, expect, it } from 'vitest';
 import type { AccountId } from '../../src/core/ids.js';
 import { SeededRandom } from '../../src/core/random.js';

@@ -1,4 +1,7 @@
-// Proves VIP isolation: under any strategy, session key, health changes and dedication edits, a dedicated account never serves (or queues) a tenant it is not dedicated to, and a no-spill VIP tenant never lands on a shared account.
+// Proves VIP isolation: dedicated accounts and no-spill VIP tenants stay apart from the rest.
+// Under any strategy, session key, health changes and dedication edits, a dedicated account never
+// serves (or queues) a tenant it is not dedicated to, and a no-spill VIP tenant never lands on a
+// shared account.
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { type AccountId, asRegionId, asTenantId, type TenantId } from '../../src/core/ids.js';

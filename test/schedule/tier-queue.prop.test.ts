@@ -1,4 +1,8 @@
-// Proves that under random enqueue/dequeue/cancel/finish sequences the tier queue never exceeds its bounds, serves the highest non-empty tier, keeps each tenant's requests FIFO, leaks no slot on cancel, and serves a lower tier's queued request within a bound once higher tiers are empty, even while other tenants keep arriving.
+// Proves the tier queue keeps bounds, order and fairness, and starves no tier, under random use.
+// Under random enqueue/dequeue/cancel/finish sequences the queue never exceeds its bounds, serves
+// the highest non-empty tier, keeps each tenant's requests FIFO, leaks no slot on cancel, and
+// serves a lower tier's queued request within a bound once higher tiers are empty, even while other
+// tenants keep arriving.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { TenantId } from '../../src/core/ids.js';

@@ -1,4 +1,6 @@
-// Proves the tier queue's rules on small cases: paid before free, fair turns by estimated tokens between tenants of one tier, the call slot bound, refusals at the tier and total bounds, and the load the Shedder reads.
+// Proves the tier queue's rules on small cases.
+// Paid before free, fair turns by estimated tokens between tenants of one tier, the call slot
+// bound, refusals at the tier and total bounds, and the load the Shedder reads.
 import { describe, expect, it } from 'vitest';
 import type { TenantId } from '../../src/core/ids.js';
 import { type QueuedRequest, TierQueue } from '../../src/schedule/tier-queue.js';

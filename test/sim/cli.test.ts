@@ -1,4 +1,5 @@
-// Proves the simulator CLI parses its flags (naming the flag of every mistake) and formats runs, without running a simulation.
+// Proves the simulator CLI parses its flags and formats runs, without running a simulation.
+// Every mistake is refused naming its flag.
 import { describe, expect, it } from 'vitest';
 import { type CliOptions, parseArgs, parseDuration } from '../../sim/cli-args.js';
 import {

@@ -1,4 +1,6 @@
-// Proves a node whose disk refuses writes sends nothing and admits nothing until its disk takes them again, and that a crash while it refuses loses only what no one saw: every checker passes, and the requests it had settled meanwhile are charged their estimates.
+// Proves a node whose disk refuses writes sends and admits nothing until the disk takes them again.
+// A crash while it refuses loses only what no one saw: every checker passes, and the requests it
+// had settled meanwhile are charged their estimates.
 import { describe, expect, it } from 'vitest';
 import type { Scenario } from '../../sim/scenario.js';
 import { runScenario, type SimView } from '../../sim/simulator.js';

@@ -1,4 +1,5 @@
-// Proves every shipped scenario file parses, that parseScenario names the field of each mistake, and that overrides clip and drop faults as documented.
+// Proves every shipped scenario file parses and parseScenario names the field of each mistake.
+// Overrides clip and drop faults as documented.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,8 @@
-// Proves that no request id reaches the upstream twice over a swarm of random fault mixes (partitions of every kind, crashes with and without state, pauses, skew, strobe, loss and duplication) while a third of the arrivals retry a recent id at whichever region they reach. The runs are seeds 1 to 40 of `npm run sim -- --scenario swarm-claims --duration 5000 --swarm N`; `--swarm 2000` is the long version.
+// Proves no request id reaches the upstream twice over a swarm of random fault mixes.
+// The mixes hold partitions of every kind, crashes with and without state, pauses, skew, strobe,
+// loss and duplication, while a third of the arrivals retry a recent id at whichever region they
+// reach. The runs are seeds 1 to 40 of `npm run sim -- --scenario swarm-claims --duration 5000
+// --swarm N`; `--swarm 2000` is the long version.
 import { describe, expect, it } from 'vitest';
 import { swarmReplayCommand } from '../../sim/cli-format.js';
 import { runScenario } from '../../sim/simulator.js';

@@ -1,4 +1,5 @@
-// Proves swarm scenarios are a function of their seed, always valid, and varied enough to cover every fault and partition kind.
+// Proves swarm scenarios are a function of their seed and always valid.
+// They are varied enough to cover every fault and partition kind.
 import { describe, expect, it } from 'vitest';
 import type { Scenario } from '../../sim/scenario.js';
 import { faultKinds, parseScenario, partitionKinds } from '../../sim/scenario-file.js';

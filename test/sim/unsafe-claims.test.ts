@@ -1,4 +1,7 @@
-// Proves the request-id checker can fail: claims that only consult their own region's view (the region-scoped idempotency the mesh had before, test/support/local-only-rounds.ts) are caught sending one id to the upstream twice, while quorum claims pass the very same run.
+// Proves the request-id checker can fail, on claims that consult only their own region.
+// Claims that only consult their own region's view (the region-scoped idempotency the mesh had
+// before, test/support/local-only-rounds.ts) are caught sending one id to the upstream twice, while
+// quorum claims pass the very same run.
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../../sim/simulator.js';
 import { randomScenario } from '../../sim/swarm.js';

@@ -1,4 +1,7 @@
-// Proves the durability checkers can fail: a disk that acknowledges each commit before it is durable (test/support/lagging-store.ts) lets a node resume its replica id after losing state its peers already saw, and the same run on the real disk passes.
+// Proves the durability checkers can fail, on a disk that acknowledges commits too early.
+// A disk that acknowledges each commit before it is durable (test/support/lagging-store.ts) lets a
+// node resume its replica id after losing state its peers already saw, and the same run on the real
+// disk passes.
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../../sim/simulator.js';
 import { randomScenario } from '../../sim/swarm.js';

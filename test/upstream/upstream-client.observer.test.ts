@@ -1,4 +1,7 @@
-// Proves the upstream client reports each dispatched call's timings to its observer once, in the order they happen: the time to the headers, a stream's time to its first content_block_delta (after the headers, not before the delay the server put before that event), and the whole call with its outcome; and that a call refused before dispatch is not timed.
+// Proves the upstream client reports each dispatched call's timings to its observer once.
+// They come in the order they happen: the time to the headers, a stream's time to its first
+// content_block_delta (after the headers, not before the delay the server put before that event),
+// and the whole call with its outcome. A call refused before dispatch is not timed.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UpstreamMode, UpstreamObserver, UpstreamOutcome } from '../../src/observe/gateway-observer.js';
 import { UpstreamClient } from '../../src/upstream/upstream-client.js';

@@ -1,4 +1,7 @@
-// Proves the admin audit log of the policy document: entries are validated when written and again when read (naming the bad field), the log keeps the newest auditEntriesMax entries, reads newest first, and replicates to another document like every other policy edit.
+// Proves the policy document's admin audit log validates, bounds, orders and replicates entries.
+// Entries are validated when written and again when read (naming the bad field), the log keeps the
+// newest auditEntriesMax entries, reads newest first, and replicates to another document like every
+// other policy edit.
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import * as Y from 'yjs';

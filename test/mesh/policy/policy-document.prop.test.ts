@@ -1,4 +1,6 @@
-// Proves three policy documents converge to identical tenants, accounts and settings after random concurrent edits over a network that reorders, duplicates and loses sync messages, once a final step 1/step 2 round runs.
+// Proves three policy documents converge after random concurrent edits over a faulty network.
+// They reach identical tenants, accounts and settings after edits over a network that reorders,
+// duplicates and loses sync messages, once a final step 1/step 2 round runs.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type AccountId, asRegionId, asTenantId, type TenantId } from '../../../src/core/ids.js';

@@ -1,4 +1,7 @@
-// Proves the policy document round-trips typed tenants (their client-cancel mode included, absent reading as drain), accounts (with optional VIP dedication) and settings, names the bad field of a refused edit, emits updates only for real changes, and refuses bad sync bytes without changing state.
+// Proves the policy document round-trips typed tenants, accounts and settings.
+// Tenants keep their client-cancel mode (absent reading as drain), accounts their optional VIP
+// dedication. The document names the bad field of a refused edit, emits updates only for real
+// changes, and refuses bad sync bytes without changing state.
 import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';

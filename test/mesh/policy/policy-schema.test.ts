@@ -1,4 +1,7 @@
-// Proves a tenant's API keys as records: validation names the bad field, documents of the schema before records (digests in apiKeyHashes) still read and authenticate, a record wins over a digest an older peer lists again, and the digests of keys not revoked are still written for such peers.
+// Proves a tenant's API keys as records, beside the digests that documents held before them.
+// Validation names the bad field; documents of the schema before records (digests in apiKeyHashes)
+// still read and authenticate; a record wins over a digest an older peer lists again; and the
+// digests of keys not revoked are still written for such peers.
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
 import * as Y from 'yjs';

@@ -1,4 +1,6 @@
-// Proves a call's context: peer strings from grpc-js become IPs (IPv6 without brackets included), and the signal fires on cancellation or at the deadline with the right reason, and never after close().
+// Proves a call's context turns grpc-js peers into IPs and fires its signal for the right reason.
+// Peer strings from grpc-js become IPs (IPv6 without brackets included); the signal fires on
+// cancellation or at the deadline with the right reason, and never after close().
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { CallEndedError } from '../../../src/net/grpc/carpool-handler.js';

@@ -1,4 +1,7 @@
-// Proves every GatewayError kind (and the Admin service's refusals) gets its status from the outcome tables, with a message that names an invalid field, never an authentication reason or a withheld upstream message, says a retry hint as a duration people read, and pushback exactly when there is a retry hint.
+// Proves every GatewayError kind gets its status from the outcome tables.
+// So do the Admin service's refusals. The message names an invalid field, never an authentication
+// reason or a withheld upstream message, and says a retry hint as a duration people read; pushback
+// comes exactly when there is a retry hint.
 import { describe, expect, it } from 'vitest';
 import { grpcStatusCodes, type Rejection, type RejectionKind, rejectionStatus } from '../../../src/admission/outcome.js';
 import { grpcStatusMessageCharsMax } from '../../../src/core/limits.js';

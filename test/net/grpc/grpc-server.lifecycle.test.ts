@@ -1,4 +1,8 @@
-// Proves the gRPC endpoint's behaviour around the handler: cancellation and deadlines fire the handler's signal and end a waiting sink, a throwing handler becomes INTERNAL while the server keeps serving, grpc-js enforces the message bounds, the in-flight bound refuses with pushback, a slow reader makes the sink wait instead of buffering, stop() cancels stragglers, and health and reflection answer over the wire.
+// Proves the gRPC endpoint's behaviour around the handler.
+// Cancellation and deadlines fire the handler's signal and end a waiting sink; a throwing handler
+// becomes INTERNAL while the server keeps serving; grpc-js enforces the message bounds; the
+// in-flight bound refuses with pushback; a slow reader makes the sink wait instead of buffering;
+// stop() cancels stragglers; and health and reflection answer over the wire.
 import { fileURLToPath } from 'node:url';
 import { Client, credentials as grpcCredentials, Metadata, type MethodDefinition, type ServiceError, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';

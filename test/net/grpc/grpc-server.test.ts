@@ -1,4 +1,8 @@
-// Proves the gRPC adapter over loopback: every Carpool method round-trips with bytes intact and the call context filled in, streams keep event order with the summary last, each GatewayError kind reaches the client with the table's status, message and pushback, credentials are read from metadata, and the Admin service translates too.
+// Proves the gRPC adapter over loopback.
+// Every Carpool method round-trips with bytes intact and the call context filled in, streams keep
+// event order with the summary last, each GatewayError kind reaches the client with the table's
+// status, message and pushback, credentials are read from metadata, and the Admin service
+// translates too.
 import { Client, credentials as grpcCredentials, Metadata, type MethodDefinition, type ServiceError, status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rejection } from '../../../src/admission/outcome.js';

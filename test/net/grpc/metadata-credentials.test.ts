@@ -1,4 +1,5 @@
-// Proves credentials are read from metadata as the contract describes, and that metadata which could be read two ways is refused rather than half ignored.
+// Proves credentials are read from metadata as the contract describes.
+// Metadata which could be read two ways is refused rather than half ignored.
 import { Metadata } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { adminTokenOf, carpoolCredentialsOf } from '../../../src/net/grpc/metadata-credentials.js';

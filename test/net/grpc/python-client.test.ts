@@ -1,4 +1,6 @@
-// Proves the contract serves a client in another language: a Python client compiled from carpool.proto at run time calls Complete with an API key and gets the response, or the status with its pushback, exactly as the Node client does.
+// Proves the contract serves a client in another language, Python.
+// A Python client compiled from carpool.proto at run time calls Complete with an API key and gets
+// the response, or the status with its pushback, exactly as the Node client does.
 import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,7 @@
-// Proves the stream sink's backpressure contract on a fake writable: it waits for drain exactly when a write reports the buffer full, is released with CallEndedError when the call ends, refuses overlapping sends and sends after finish, and writes the summary last.
+// Proves the stream sink's backpressure contract on a fake writable.
+// It waits for drain exactly when a write reports the buffer full, is released with CallEndedError
+// when the call ends, refuses overlapping sends and sends after finish, and writes the summary
+// last.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../../src/core/assert.js';

@@ -1,4 +1,10 @@
-// Proves the official `openai` SDK works against a region node's OpenAI-compatible route (POST /v1/chat/completions), through the same gateway as the Anthropic routes: a chat completion with a system prompt and several turns, a stream with its usage chunk rebuilt by the SDK's own accumulator, a request with tools and an image, the SDK's typed errors (a refused parameter names it, an unknown key, a quota) and a retry carrying an Idempotency-Key header charged once (the SDK sends none of its own). Each completion test ends reconciling the tenant's counters with what the emulator counted, and the usage the SDK saw with both.
+// Proves the official `openai` SDK works against a region node's OpenAI-compatible route.
+// The route is POST /v1/chat/completions, through the same gateway as the Anthropic routes: a chat
+// completion with a system prompt and several turns, a stream with its usage chunk rebuilt by the
+// SDK's own accumulator, a request with tools and an image, the SDK's typed errors (a refused
+// parameter names it, an unknown key, a quota) and a retry carrying an Idempotency-Key header
+// charged once (the SDK sends none of its own). Each completion test ends reconciling the tenant's
+// counters with what the emulator counted, and the usage the SDK saw with both.
 import OpenAI, { AuthenticationError, BadRequestError, NotFoundError, RateLimitError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, type Harness, model, rulesOf, startHarness, weighted } from '../../node/gateway/gateway-harness.js';

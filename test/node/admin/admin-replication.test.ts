@@ -1,4 +1,8 @@
-// Proves what the admin surface promises across nodes, on two region nodes in one process (mesh over WebSockets on loopback): an adjustment made at one node, and its audit entry, reach the other; credits made at both nodes at once never take a counter below zero (the quorum check undoes the one that would); and a key revoked at one node is refused by the other's gRPC endpoint within one gossip interval (50 ms), plus scheduling slack.
+// Proves what the admin surface promises across nodes.
+// Two region nodes run in one process (mesh over WebSockets on loopback). An adjustment made at one
+// node, and its audit entry, reach the other; credits made at both nodes at once never take a
+// counter below zero (the quorum check undoes the one that would); and a key revoked at one node is
+// refused by the other's gRPC endpoint within one gossip interval (50 ms), plus scheduling slack.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminPrincipal } from '../../../src/admission/admin-access.js';
 import { usedUnder } from '../../../src/admission/quota.js';

@@ -1,4 +1,10 @@
-// Proves the admin service of one node: every write (tenant and account put/remove, settings (the pool and shedding ones included), key create/revoke/rotate, account enable, usage adjustment) lands in the audit log with the caller's token name, the node, the time and the reason, and never a key or digest; refused writes change nothing and are not recorded; the key lifecycle (create, list, revoke, rotate with grace, expiry) decides what the request authenticator accepts; and an adjustment validates every field and never credits a counter below zero.
+// Proves the admin service of one node: its audit log, its key lifecycle and its adjustments.
+// Every write (tenant and account put/remove, settings (the pool and shedding ones included), key
+// create/revoke/rotate, account enable, usage adjustment) lands in the audit log with the caller's
+// token name, the node, the time and the reason, and never a key or digest; refused writes change
+// nothing and are not recorded; the key lifecycle (create, list, revoke, rotate with grace, expiry)
+// decides what the request authenticator accepts; and an adjustment validates every field and never
+// credits a counter below zero.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AdminPrincipal } from '../../../src/admission/admin-access.js';
 import { RequestAuthenticator } from '../../../src/admission/request-auth.js';

@@ -1,4 +1,6 @@
-// Proves, for any rows and any slice bound, that an export's slices hold every row of the side and range exactly once, oldest first, each slice within the bound unless it is a single millisecond.
+// Proves an export's slices hold every row of the side and range exactly once, oldest first.
+// This holds for any rows and any slice bound, and each slice stays within the bound unless it is a
+// single millisecond.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { LedgerRow } from '../../../src/ledger/ledger-row.js';

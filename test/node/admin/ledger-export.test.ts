@@ -1,4 +1,8 @@
-// Proves the export's formats and reading: CSV has the header of every row field, quotes a field holding a comma, a quote, CR or LF per RFC 4180 (quotes doubled) and leaves nulls empty; JSONL is a row per line that parses back to the row; the range is read in slices of at most the bound, each counted before it is read, and an export writes each slice before it reads the next.
+// Proves the export's formats (CSV and JSONL) and how it reads the range.
+// CSV has the header of every row field, quotes a field holding a comma, a quote, CR or LF per RFC
+// 4180 (quotes doubled) and leaves nulls empty; JSONL is a row per line that parses back to the
+// row; the range is read in slices of at most the bound, each counted before it is read, and an
+// export writes each slice before it reads the next.
 import { describe, expect, it } from 'vitest';
 import type { LedgerRow } from '../../../src/ledger/ledger-row.js';
 import { csvHeader, csvLine, exportColumns, jsonLine, ledgerSlices, writeExport } from '../../../src/node/admin/ledger-export.js';

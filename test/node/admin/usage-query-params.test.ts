@@ -1,4 +1,8 @@
-// Proves the checks of a usage question (GET /usage/ledger, /usage/export, QueryUsage): every parameter is validated and a problem names it; times take epoch ms, a date or a date and time with its offset and nothing else; groupBy takes the known fields (window units included) without repeats and within its bound; rows stays within usageQueryRowsMax; an export needs since and a format, and ends now when until is left out.
+// Proves the checks of a usage question (GET /usage/ledger, /usage/export, QueryUsage).
+// Every parameter is validated and a problem names it; times take epoch ms, a date or a date and
+// time with its offset and nothing else; groupBy takes the known fields (window units included)
+// without repeats and within its bound; rows stays within usageQueryRowsMax; an export needs since
+// and a format, and ends now when until is left out.
 import { describe, expect, it } from 'vitest';
 import { usageQueryGroupFieldsMax, usageQueryRowsMax } from '../../../src/core/limits.js';
 import { parseTime, parseUsageExport, parseUsageQuery, usageParamsOf } from '../../../src/node/admin/usage-query-params.js';

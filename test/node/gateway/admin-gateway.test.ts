@@ -1,4 +1,9 @@
-// Proves the Admin service over the running node: a key made by CreateApiKey authenticates a completion at once, a missing or wrong admin token is refused UNAUTHENTICATED, a viewer token is refused PERMISSION_DENIED on every write method and served on every read method, policy edits are validated with errors naming the field, keys are listed, rotated and revoked, adjustments and the audit log work over gRPC with the token's name as the actor, and GetPolicy never shows whole key digests.
+// Proves the Admin service over the running node.
+// A key made by CreateApiKey authenticates a completion at once; a missing or wrong admin token is
+// refused UNAUTHENTICATED; a viewer token is refused PERMISSION_DENIED on every write method and
+// served on every read method; policy edits are validated with errors naming the field; keys are
+// listed, rotated and revoked; adjustments and the audit log work over gRPC with the token's name
+// as the actor; and GetPolicy never shows whole key digests.
 import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { asTenantId } from '../../../src/core/ids.js';

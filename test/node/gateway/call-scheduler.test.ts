@@ -1,4 +1,7 @@
-// Proves the waiting side of the admission queue: a parked request starts when a slot frees, leaves the queue when its signal aborts or its wait runs out, ends with `closed` on close, and in every case leaves no queued entry, timer or listener behind.
+// Proves the waiting side of the admission queue leaves nothing behind, however a wait ends.
+// A parked request starts when a slot frees, leaves the queue when its signal aborts or its wait
+// runs out, ends with `closed` on close, and in every case leaves no queued entry, timer or
+// listener behind.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import type { TenantId } from '../../../src/core/ids.js';

@@ -1,4 +1,7 @@
-// Proves the request path of one region node end to end over gRPC against the emulator: completions and streams are answered and counted exactly once in the tenant's and the accounts' counters, refusals (quota, bad key, bad request) count nothing, a throttled account fails over, GetUsage reports the counters, and CountTokens answers the upstream's count.
+// Proves the request path of one region node end to end over gRPC against the emulator.
+// Completions and streams are answered and counted exactly once in the tenant's and the accounts'
+// counters, refusals (quota, bad key, bad request) count nothing, a throttled account fails over,
+// GetUsage reports the counters, and CountTokens answers the upstream's count.
 import { afterEach, describe, expect, it } from 'vitest';
 import { estimateWeightedTokens } from '../../../src/admission/estimate.js';
 import { chargedKey } from '../../../src/admission/quota.js';

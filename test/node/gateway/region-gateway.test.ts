@@ -1,4 +1,6 @@
-// Proves the node's gRPC endpoint lifecycle: health answers SERVING once the gateway started, and stopping it lets a running stream finish within the grace, settles it in full, and leaves nothing running.
+// Proves the node's gRPC endpoint lifecycle, from health answering SERVING to a graceful stop.
+// Health answers SERVING once the gateway started, and stopping it lets a running stream finish
+// within the grace, settles it in full, and leaves nothing running.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
 import { healthOf } from '../../support/grpc-health.js';

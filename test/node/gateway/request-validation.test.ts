@@ -1,4 +1,6 @@
-// Proves the gateway's request checks name the offending field for each mistake the contract lists, refuse a body or max_tokens past their named bounds, accept what it allows, and that the input estimate bounds the emulator's token count for plain and multi-byte text.
+// Proves the gateway's request checks name the offending field for each mistake in the contract.
+// They refuse a body or max_tokens past their named bounds and accept what the contract allows; the
+// input estimate bounds the emulator's token count for plain and multi-byte text.
 import { describe, expect, it } from 'vitest';
 import { gatewayMaxTokensMax, gatewayRequestJsonBytesMax } from '../../../src/core/limits.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';

@@ -1,4 +1,7 @@
-// Proves the node's admission queue in the running gateway: with one call slot, a waiting paid request starts before a free one that waited longer, a client that cancels mid-stream frees its slot at once while the drained call is still settled with its full usage, and the policy's shedding thresholds replace the node's own while set.
+// Proves the node's admission queue in the running gateway.
+// With one call slot, a waiting paid request starts before a free one that waited longer; a client
+// that cancels mid-stream frees its slot at once while the drained call is still settled with its
+// full usage; and the policy's shedding thresholds replace the node's own while set.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Result } from '../../../src/core/result.js';
 import type { ClientError } from '../../../src/net/grpc/carpool-client.js';

@@ -1,4 +1,6 @@
-// Proves that GetUsage's rows are counts that the wire encoder accepts for every counter state the CRDT can reach (entries with N above P, totals over many replicas near 2^53), fixed and sliding limits alike.
+// Proves GetUsage's rows are counts the wire encoder accepts for every reachable counter state.
+// That is every counter state the CRDT can reach (entries with N above P, totals over many replicas
+// near 2^53), for fixed and sliding limits alike.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chargedKey } from '../../../src/admission/quota.js';

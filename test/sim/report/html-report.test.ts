@@ -1,4 +1,5 @@
-// Proves the simulator report is one self-contained, escaped, deterministic HTML page whose charts show faults, the heal and spikes.
+// Proves the simulator report is one self-contained, escaped, deterministic HTML page.
+// Its charts show faults, the heal and spikes.
 import { describe, expect, it } from 'vitest';
 import { downsampleMinMax, escapeHtml, formatCompact, formatDuration, renderReport, samplesPlottedMax } from '../../../sim/report/html-report.js';
 import type { Fault, Scenario } from '../../../sim/scenario.js';
