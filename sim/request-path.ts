@@ -193,6 +193,12 @@ export class RequestPath {
     this.drainPool();
   }
 
+  /** The pool changed outside the path (a health record joined from the mesh, a policy update): its outcomes are drained. */
+  poolChanged(nowMs: number): void {
+    this.nowMs = nowMs;
+    this.drainPool();
+  }
+
   // ---- Steps ----
 
   private decided(flight: Flight, decision: QuotaDecision): void {

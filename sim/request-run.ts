@@ -9,6 +9,7 @@ import { WindowedCounter } from '../src/crdt/windowed-counter.js';
 import type { Account, LimitRule } from '../src/mesh/policy/policy-schema.js';
 import { tiers } from '../src/mesh/policy/policy-schema.js';
 import { AccountPool } from '../src/pool/account-pool.js';
+import type { HealthRecord } from '../src/pool/health-register.js';
 import { defaultTierQueueLimits, TierQueue, type TierQueueLimits } from '../src/schedule/tier-queue.js';
 import { EventQueue } from './event-queue.js';
 import { type GatePort, RequestBooks } from './request-books.js';
@@ -30,8 +31,12 @@ import { type SimAccountSpec, SimUpstream, type UpstreamStats } from './upstream
  * A pure function of (config, seed): one `SeededRandom`, forked per component in a fixed order,
  * and one event queue ordered by (time, insertion). The trace hash folds in every event.
  *
- * What it leaves out, for the NodeCore simulator to add: the mesh (each region's eventual counter
- * sees only its own admissions, and the pools' health register is not replicated), strict and
+ * The pools' health registers replicate as the mesh would carry them: what one region's register
+ * changed reaches every other one network delay later (a pause decided at an account's home is
+ * heard by the regions that forward to it).
+ *
+ * What it leaves out, for the NodeCore simulator to add: the mesh itself (each region's eventual
+ * counter sees only its own admissions, and health records are never lost), strict and
  * escrow rounds, crashes and partitions, and the accounts' own limits in the mesh counters (the
  * pools run without `AccountRoom`, so the upstream's 429s alone teach them).
  */
@@ -99,7 +104,12 @@ const tickEveryMs = 10;
 /** Events one run may process (sim only): a run past it has a bug that loops. */
 export const requestRunEventsMax = 50_000_000;
 
-type RunEvent = { readonly kind: 'arrival' } | { readonly kind: 'tick' } | { readonly kind: 'path'; readonly region: number; readonly event: PathEvent };
+type RunEvent =
+  | { readonly kind: 'arrival' }
+  | { readonly kind: 'tick' }
+  | { readonly kind: 'path'; readonly region: number; readonly event: PathEvent }
+  /** Account health records one region's register wrote or took, reaching another: the mesh's replication, played directly. */
+  | { readonly kind: 'health'; readonly region: number; readonly records: readonly HealthRecord[] };
 
 /** `count` accounts per region, homed there, alternating API keys and subscriptions. */
 export function simAccounts(regions: number, perRegion: number, shape: Omit<SimAccountSpec, 'account'>, concurrencyMax: number): SimAccountSpec[] {
@@ -238,7 +248,12 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
       if (next < endArrivalsMs) queue.push(next, { kind: 'arrival' });
     } else if (event.kind === 'tick') {
       for (const region of regions) region.path.tick(nowMs);
+      replicateHealth(regions, () => nowMs + config.networkDelayMsMin + network.int(config.networkDelayMsMax - config.networkDelayMsMin + 1), queue);
       if (nowMs < endArrivalsMs || !drained()) queue.push(nowMs + tickEveryMs, { kind: 'tick' });
+    } else if (event.kind === 'health') {
+      const region = regions[event.region] as Region;
+      region.pool.register?.join(event.records, nowMs);
+      region.path.poolChanged(nowMs);
     } else (regions[event.region] as Region).path.handle(event.event, nowMs);
   }
   books.checkDrained(
@@ -254,6 +269,17 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
     simulatedMs: nowMs - requestEpochMs,
     wallMs: performance.now() - wallStart,
   };
+}
+
+/** Sends what each region's health register changed to every other region, one network delay later. */
+function replicateHealth(regions: readonly Region[], arriveAtMs: () => number, queue: EventQueue<RunEvent>): void {
+  regions.forEach((region, from) => {
+    const records = region.pool.register?.takeChanged() ?? [];
+    if (records.length === 0) return;
+    regions.forEach((_, to) => {
+      if (to !== from) queue.push(arriveAtMs(), { kind: 'health', region: to, records });
+    });
+  });
 }
 
 function figuresOf(regions: readonly Region[], books: RequestBooks, upstream: SimUpstream, events: number): RequestRunFigures {
