@@ -77,6 +77,26 @@ export class RequestBooks implements UpstreamObserver {
   settled = 0;
   withdrawn = 0;
 
+  /**
+   * The accounts as they truly are: the books hold the upstream to these limits, whatever the
+   * upstream itself was told (a test may hand it looser ones).
+   */
+  constructor(specs: readonly SimAccountSpec[]) {
+    assert(specs.length <= booksAccountsMax, 'the books sum a bounded set of accounts');
+    for (const spec of specs) {
+      this.accounts.set(spec.account.id, {
+        spec,
+        perOrigin: new Map(),
+        accepted: 0,
+        minute: { index: -1, requests: 0, tokens: 0 },
+        fiveHour: { index: -1, tokens: 0 },
+        sevenDay: { index: -1, tokens: 0 },
+        produced: { input: 0, output: 0 },
+        charged: { input: 0, output: 0 },
+      });
+    }
+  }
+
   /** Wraps a region's gate so every admission and end passes through the books. */
   observeGate(gate: GatePort): GatePort {
     return {
@@ -113,9 +133,10 @@ export class RequestBooks implements UpstreamObserver {
 
   // ---- Upstream observer ----
 
-  started(call: UpstreamCall, spec: SimAccountSpec, accepted: boolean, nowMs: number): void {
+  started(call: UpstreamCall, accepted: boolean, nowMs: number): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
-    const book = this.bookOf(spec);
+    const book = this.bookOf(call.accountId);
+    const { spec } = book;
     const inFlight = (book.perOrigin.get(call.origin) ?? 0) + 1;
     book.perOrigin.set(call.origin, inFlight);
     if (inFlight > spec.account.concurrencyMax) {
@@ -145,7 +166,7 @@ export class RequestBooks implements UpstreamObserver {
 
   ended(call: UpstreamCall, answer: UpstreamAnswer, accepted: boolean, nowMs: number): void {
     this.nowMs = Math.max(this.nowMs, nowMs);
-    const book = this.bookOf(this.accounts.get(call.accountId)?.spec as SimAccountSpec);
+    const book = this.bookOf(call.accountId);
     const inFlight = (book.perOrigin.get(call.origin) ?? 0) - 1;
     assert(inFlight >= 0, 'a call ends after it started');
     book.perOrigin.set(call.origin, inFlight);
@@ -242,23 +263,9 @@ export class RequestBooks implements UpstreamObserver {
     return book;
   }
 
-  private bookOf(spec: SimAccountSpec): AccountBook {
-    assert(spec !== undefined, 'a call names a simulated account');
-    let book = this.accounts.get(spec.account.id);
-    if (book === undefined) {
-      assert(this.accounts.size < booksAccountsMax, 'the books sum a bounded set of accounts');
-      book = {
-        spec,
-        perOrigin: new Map(),
-        accepted: 0,
-        minute: { index: -1, requests: 0, tokens: 0 },
-        fiveHour: { index: -1, tokens: 0 },
-        sevenDay: { index: -1, tokens: 0 },
-        produced: { input: 0, output: 0 },
-        charged: { input: 0, output: 0 },
-      };
-      this.accounts.set(spec.account.id, book);
-    }
+  private bookOf(accountId: AccountId): AccountBook {
+    const book = this.accounts.get(accountId);
+    assert(book !== undefined, `a call names a simulated account (${accountId})`);
     return book;
   }
 

@@ -13,7 +13,7 @@ import type { HealthRecord } from '../src/pool/health-register.js';
 import { defaultTierQueueLimits, TierQueue, type TierQueueLimits } from '../src/schedule/tier-queue.js';
 import { EventQueue } from './event-queue.js';
 import { type GatePort, RequestBooks } from './request-books.js';
-import { type PathEvent, type PoolPort, RequestPath } from './request-path.js';
+import { type PathEvent, type PathRequest, type PoolPort, RequestPath } from './request-path.js';
 import type { CheckFailure } from './sim-result.js';
 import { type SimAccountSpec, SimUpstream, type UpstreamStats } from './upstream-accounts.js';
 
@@ -63,6 +63,8 @@ export interface RequestRunConfig {
 export interface RequestRunHooks {
   readonly gate?: (gate: GatePort, region: RegionId) => GatePort;
   readonly pool?: (pool: PoolPort, region: RegionId) => PoolPort;
+  /** The limits the simulated upstream enforces, in place of the accounts' own (which the books keep checking). */
+  readonly upstreamSpecs?: (specs: readonly SimAccountSpec[]) => readonly SimAccountSpec[];
 }
 
 export interface RequestRunFigures {
@@ -169,21 +171,24 @@ interface Region {
   readonly path: RequestPath;
 }
 
-export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: RequestRunHooks = {}): RequestRunResult {
-  assert(config.regions >= 1 && config.regions <= requestRegionNames.length, 'one to five regions');
-  assert(config.tenants >= 1 && config.requestsPerSecond > 0, 'a workload');
-  assert(config.networkDelayMsMax >= config.networkDelayMsMin && config.networkDelayMsMin >= 0, 'a delay range');
-  const wallStart = performance.now();
-  const random = new SeededRandom(seed);
-  const workload = random.fork();
-  const network = random.fork();
-  const books = new RequestBooks();
-  const upstream = new SimUpstream(config.accounts, random.fork(), books);
-  const queue = new EventQueue<RunEvent>();
+/** What every region shares: the books, the upstream, the event queue and the draws. */
+interface Shared {
+  readonly config: RequestRunConfig;
+  readonly hooks: RequestRunHooks;
+  readonly random: SeededRandom;
+  readonly network: SeededRandom;
+  readonly books: RequestBooks;
+  readonly upstream: SimUpstream;
+  readonly queue: EventQueue<RunEvent>;
+}
+
+/** Each region's gate, pool, queue and path, in region order (their draws forked in that order). */
+function buildRegions(shared: Shared): Region[] {
+  const { config, hooks, random, network, books, upstream, queue } = shared;
   const accounts = config.accounts.map((spec) => spec.account);
   const subjects = tenantSubjects(config);
+  // Long enough that settlement, never lease expiry, ends every request of the run.
   const leaseMs = Math.min(reservationLeaseMsMax, config.durationMs + config.drainBudgetMs + 60_000);
-  let nowMs = requestEpochMs;
   const regions: Region[] = [];
   const byName = new Map<RegionId, Region>();
   for (let r = 0; r < config.regions; r++) {
@@ -210,6 +215,22 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
     regions.push(region);
     byName.set(id, region);
   }
+  return regions;
+}
+
+export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: RequestRunHooks = {}): RequestRunResult {
+  assert(config.regions >= 1 && config.regions <= requestRegionNames.length, 'one to five regions');
+  assert(config.tenants >= 1 && config.requestsPerSecond > 0, 'a workload');
+  assert(config.networkDelayMsMax >= config.networkDelayMsMin && config.networkDelayMsMin >= 0, 'a delay range');
+  const wallStart = performance.now();
+  const random = new SeededRandom(seed);
+  const workload = random.fork();
+  const network = random.fork();
+  const books = new RequestBooks(config.accounts);
+  const upstream = new SimUpstream(hooks.upstreamSpecs?.(config.accounts) ?? config.accounts, random.fork(), books);
+  const queue = new EventQueue<RunEvent>();
+  const regions = buildRegions({ config, hooks, random, network, books, upstream, queue });
+  let nowMs = requestEpochMs;
 
   const endArrivalsMs = requestEpochMs + config.durationMs;
   const endMs = endArrivalsMs + config.drainBudgetMs;
@@ -231,19 +252,8 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
     hashB = Math.imul(hashB ^ item.seq, 2246822519) ^ (hashA >>> 7);
     const { event } = item;
     if (event.kind === 'arrival') {
-      const r = workload.int(config.regions);
-      const t = workload.int(config.tenants);
-      const region = regions[r] as Region;
-      region.path.submit(
-        {
-          requestId: `req-${nextRequest++}` as RequestId,
-          tenant: tenantName(t),
-          tier: tiers[t % tiers.length] as (typeof tiers)[number],
-          inputTokens: 1 + workload.int(config.inputTokensMax),
-          maxTokens: 1 + workload.int(config.maxTokensMax),
-        },
-        nowMs,
-      );
+      const region = regions[workload.int(config.regions)] as Region;
+      region.path.submit(newRequest(config, workload, nextRequest++), nowMs);
       const next = nowMs + nextGapMs();
       if (next < endArrivalsMs) queue.push(next, { kind: 'arrival' });
     } else if (event.kind === 'tick') {
@@ -302,6 +312,18 @@ function figuresOf(regions: readonly Region[], books: RequestBooks, upstream: Si
     upstream: { ...upstream.stats },
     producedTokens: books.producedTotal(),
     events,
+  };
+}
+
+/** One arrival: its tenant (and so its tier) and its size, drawn from the workload's stream. */
+function newRequest(config: RequestRunConfig, workload: SeededRandom, index: number): PathRequest {
+  const t = workload.int(config.tenants);
+  return {
+    requestId: `req-${index}` as RequestId,
+    tenant: tenantName(t),
+    tier: tiers[t % tiers.length] as (typeof tiers)[number],
+    inputTokens: 1 + workload.int(config.inputTokensMax),
+    maxTokens: 1 + workload.int(config.maxTokensMax),
   };
 }
 

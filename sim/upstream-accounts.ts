@@ -77,7 +77,7 @@ export type CallId = number & { readonly __callId: true };
  * permits a pool holds cover both, the account's own limits only the calls it took.
  */
 export interface UpstreamObserver {
-  started(call: UpstreamCall, spec: SimAccountSpec, accepted: boolean, nowMs: number): void;
+  started(call: UpstreamCall, accepted: boolean, nowMs: number): void;
   ended(call: UpstreamCall, answer: UpstreamAnswer, accepted: boolean, nowMs: number): void;
 }
 
@@ -164,7 +164,7 @@ export class SimUpstream {
     const refusal = this.refusalOf(state, call, nowMs);
     if (refusal !== undefined) {
       this.running.set(callId, { call, state, answer: { feedback: refusal, usage: zeroUsage, started: false }, accepted: false });
-      this.observer.started(call, spec, false, nowMs);
+      this.observer.started(call, false, nowMs);
       return { callId, endAtMs: nowMs + spec.latencyMsMin };
     }
     const reservedTokens = call.inputTokens + call.maxTokens;
@@ -182,7 +182,7 @@ export class SimUpstream {
       : { feedback: { kind: 'success', rateLimits: this.snapshot(state, nowMs) }, usage, started: false };
     if (cut) this.stats.cutStreams++;
     this.running.set(callId, { call, state, answer, accepted: true });
-    this.observer.started(call, spec, true, nowMs);
+    this.observer.started(call, true, nowMs);
     return { callId, endAtMs: nowMs + latencyMs + output * spec.msPerOutputToken };
   }
 

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { RegionId, RequestId } from '../../src/core/ids.js';
 import type { GatePort } from '../../sim/request-books.js';
 import type { PoolPort } from '../../sim/request-path.js';
-import { defaultRequestRunConfig, type RequestRunResult, runRequestPaths } from '../../sim/request-run.js';
+import { defaultRequestRunConfig, type RequestRunResult, runRequestPaths, simAccounts } from '../../sim/request-run.js';
+import type { SimAccountSpec } from '../../sim/upstream-accounts.js';
 
 /** A short, busy run: every fault on, forwards to every home, retries and cut streams. */
 const config = defaultRequestRunConfig({ durationMs: 8_000, requestsPerSecond: 120 });
@@ -72,6 +73,17 @@ function withdrawsCutStreams(gate: GatePort): GatePort {
   };
 }
 
+/** Mutant: the upstream enforces ten times the account's real limits (a limit it forgets to count). */
+function looserUpstream(specs: readonly SimAccountSpec[]): SimAccountSpec[] {
+  return specs.map((spec) => ({
+    ...spec,
+    concurrencyMax: spec.concurrencyMax * 10,
+    requestsPerMinute: spec.requestsPerMinute * 10,
+    tokensPerMinute: spec.tokensPerMinute * 10,
+    windows: spec.windows === undefined ? undefined : { fiveHourTokens: spec.windows.fiveHourTokens * 10, sevenDayTokens: spec.windows.sevenDayTokens * 10 },
+  }));
+}
+
 describe('the simulated request path', () => {
   it('is a pure function of (config, seed)', () => {
     const a = runRequestPaths(config, 7);
@@ -114,6 +126,18 @@ describe('the simulated request path', () => {
     const result = runRequestPaths(config, 1, { pool: releasesAtGrant });
     expect(checkersOf(result)).toContain('account-limits');
     expect(result.failures.map((f) => f.message).join('\n')).toMatch(/calls in flight on .*, over its concurrencyMax/);
+  });
+
+  it('catches an upstream that takes calls past its account limits', () => {
+    // Accounts whose tokens per minute bind within the run: the real upstream answers 429 at the limit.
+    const shape = { ...(config.accounts[0] as SimAccountSpec), tokensPerMinute: 100_000 };
+    const tight = { ...config, accounts: simAccounts(config.regions, 3, shape, 4) };
+    const real = runRequestPaths(tight, 1);
+    expect(real.failures).toEqual([]);
+    expect(real.figures.upstream.rateLimited).toBeGreaterThan(0);
+    const result = runRequestPaths(tight, 1, { upstreamSpecs: looserUpstream });
+    expect(checkersOf(result)).toEqual(['account-limits']);
+    expect(result.failures[0]?.message).toMatch(/the upstream took a call on .* past its limits: \d+ tokens in a minute \(limit 100000\)/);
   });
 
   it('catches a request settled twice', () => {
