@@ -95,11 +95,17 @@ export interface RequestPathOptions {
 /** Requests a path carries at once, admission to end (sim only): it refuses past this. */
 export const pathFlightsMax = 100_000;
 
+/** Where a request is; every phase after admission holds its queue ticket (queued, or a running slot). */
 type Phase =
+  /** Waiting for the gate's decision: nothing held yet. */
   | { readonly kind: 'admitting' }
+  /** Admitted, waiting in the tier queue for a slot. */
   | { readonly kind: 'queued'; readonly ticket: Ticket }
+  /** Holding a slot, between pool steps. */
   | { readonly kind: 'running'; readonly ticket: Ticket }
+  /** Parked on a pool ticket until its grant, expiry or eviction comes out of `takeEvents`. */
   | { readonly kind: 'acquiring'; readonly ticket: Ticket; readonly waiterId: WaiterId }
+  /** Holding a permit of `account`, its call (or forward) under way. */
   | { readonly kind: 'calling'; readonly ticket: Ticket; readonly permit: Permit; readonly account: Account };
 
 interface Flight {
@@ -114,6 +120,7 @@ interface Flight {
 export class PathStats {
   submitted = 0;
   refusedQuota = 0;
+  /** Refused before admission: `pathFlightsMax` open already, or the same id open. */
   refusedFull = 0;
   admitted = 0;
   queueFull = 0;
@@ -137,6 +144,7 @@ export class RequestPath {
   /** Queued flights by their queue ticket; a subset of `flights`. */
   private readonly tickets = new Map<Ticket, RequestId>();
   private nowMs = 0;
+  private pumping = false;
 
   constructor(private readonly options: RequestPathOptions) {}
 
@@ -173,7 +181,7 @@ export class RequestPath {
         return this.decided(flight, event.decision);
       case 'answer': {
         const answer = this.options.upstream.finish(event.callId, nowMs);
-            this.chargeAccount(flight, answer);
+        this.chargeAccount(flight, answer);
         return this.answered(flight, answer);
       }
       case 'forward-arrive':
@@ -221,14 +229,24 @@ export class RequestPath {
     this.pumpQueue();
   }
 
-  /** Starts queued requests while the queue has slots; bounded by the queue's depth. */
+  /**
+   * Starts queued requests while the queue has slots; bounded by the queue's depth. Not re-entered:
+   * a request that ends at once (no account) frees its slot for this same loop, where a nested
+   * pump per ending request would stack as deep as the queue.
+   */
   private pumpQueue(): void {
-    for (;;) {
-      const next = this.options.queue.dequeue();
-      if (next === undefined) return;
-      const flight = this.flightOfTicket(next.ticket);
-      flight.phase = { kind: 'running', ticket: next.ticket };
-      this.acquire(flight);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        const next = this.options.queue.dequeue();
+        if (next === undefined) return;
+        const flight = this.flightOfTicket(next.ticket);
+        flight.phase = { kind: 'running', ticket: next.ticket };
+        this.acquire(flight);
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 
