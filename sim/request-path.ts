@@ -193,10 +193,13 @@ export class RequestPath {
     }
   }
 
-  /** Expires permit waiters past their deadline and ticks the gate. */
+  /**
+   * Expires permit waiters past their deadline and drains what that decided. The gate is not
+   * ticked here: it belongs to the node's core, which ticks it (and its rounds' callbacks reach
+   * the path as `decided` events).
+   */
   tick(nowMs: number): void {
     this.nowMs = nowMs;
-    this.options.gate.tick(nowMs);
     this.options.pool.tick(nowMs);
     this.drainPool();
   }

@@ -166,6 +166,8 @@ export function defaultRequestRunConfig(overrides: Partial<RequestRunConfig> = {
 
 interface Region {
   readonly id: RegionId;
+  /** The gate as the books observe it: the runner ticks it, as a node core would. */
+  readonly gate: GatePort;
   readonly pool: AccountPool;
   readonly queue: TierQueue;
   readonly path: RequestPath;
@@ -211,7 +213,7 @@ function buildRegions(shared: Shared): Region[] {
       accountWaitMs: config.accountWaitMs,
       leaseMs,
     });
-    const region = { id, pool, queue: tierQueue, path };
+    const region = { id, gate, pool, queue: tierQueue, path };
     regions.push(region);
     byName.set(id, region);
   }
@@ -257,7 +259,10 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
       const next = nowMs + nextGapMs();
       if (next < endArrivalsMs) queue.push(next, { kind: 'arrival' });
     } else if (event.kind === 'tick') {
-      for (const region of regions) region.path.tick(nowMs);
+      for (const region of regions) {
+        region.gate.tick(nowMs);
+        region.path.tick(nowMs);
+      }
       replicateHealth(regions, () => nowMs + config.networkDelayMsMin + network.int(config.networkDelayMsMax - config.networkDelayMsMin + 1), queue);
       if (nowMs < endArrivalsMs || !drained()) queue.push(nowMs + tickEveryMs, { kind: 'tick' });
     } else if (event.kind === 'health') {
