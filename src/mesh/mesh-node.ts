@@ -217,6 +217,13 @@ export class MeshNode {
         const state = this.links.get(link);
         if (state !== undefined && state.phase === 'open') this.send(state, frame, false);
       },
+      sendState: (link: LinkId, since: Digest): void => {
+        const state = this.links.get(link);
+        if (state === undefined || state.phase !== 'open') return;
+        const repair = this.counter.deltaSince(since);
+        this.stats.repairEntriesSent += repair.entries.length;
+        this.sendChunked(state, repair);
+      },
     };
     const parts: RoundRunnerParts = {
       self: this.self,
@@ -226,6 +233,7 @@ export class MeshNode {
       timeoutMs: options.quorumTimeoutMs ?? quorumRoundTimeoutMs,
       recovering: options.recovering ?? false,
       syncPeers: options.syncPeers ?? false,
+      peers: this.membership.peers.map((member) => member.id),
     };
     this.rounds = options.rounds?.(parts) ?? new QuorumRounds(parts);
   }
@@ -525,9 +533,9 @@ export class MeshNode {
       case 'quorum-ack':
         return this.rounds.onAck(state.peer as NodeId, frame.round);
       case 'quorum-read':
-        return this.rounds.onRead(state.id, frame.round, frame.keys);
+        return this.rounds.onRead(state.id, frame.round, frame.keys, frame);
       case 'quorum-reply':
-        return this.rounds.onReply(state.peer as NodeId, frame.round, frame.entries);
+        return this.rounds.onReply(state.peer as NodeId, frame.round, frame.entries, frame.relayed);
       case 'hello':
       case 'challenge':
       case 'proof':
