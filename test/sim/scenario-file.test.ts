@@ -39,6 +39,7 @@ function fieldOf(raw: unknown): string | undefined {
 
 const expectedScenarios = [
   'bridge',
+  'bridge-cold-strict',
   'clock-skew',
   'crash-durable',
   'crash-restart',
