@@ -46,7 +46,8 @@ import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/fr
  *   5. Heartbeats keep liveness fresh; frames received are queued and applied on the next tick,
  *      never inside the socket callback.
  *   6. Strict quorum rounds (./quorum.ts) ride on the open links: QuorumWrite/QuorumAck, then
- *      QuorumRead/QuorumReply.
+ *      QuorumRead/QuorumReply. A node that started without its state probes each peer for its
+ *      whole state, through a synced peer that relays it for a peer it cannot reach.
  *   7. Escrow rights rows and the accounts' shared health records go, like policy updates, on
  *      the ordered link: what changed each gossip interval, the whole state when a link opens.
  */
