@@ -102,6 +102,13 @@ export const quorumRoundsOpenMax = 4_096;
  */
 export const quorumRoundTimeoutMs = 1_500;
 
+/**
+ * Recovery probes one node relays at once for peers that cannot reach each other (a bridge
+ * partition; src/mesh/quorum.ts): a prober keeps one relay in flight per peer it lacks, so this
+ * covers every pair of members; more are dropped, and the prober asks again after its timeout.
+ */
+export const quorumRelaysOpenMax = meshMembersMax * meshMembersMax;
+
 /** Keys one strict round writes or reads: the charged windows of one batch of requests. */
 export const quorumRoundKeysMax = 4_096;
 

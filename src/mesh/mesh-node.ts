@@ -46,7 +46,8 @@ import { decodeFrame, encodeFrame, type Frame, type FrameError } from './wire/fr
  *   5. Heartbeats keep liveness fresh; frames received are queued and applied on the next tick,
  *      never inside the socket callback.
  *   6. Strict quorum rounds (./quorum.ts) ride on the open links: QuorumWrite/QuorumAck, then
- *      QuorumRead/QuorumReply.
+ *      QuorumRead/QuorumReply. A node that started without its state probes each peer for its
+ *      whole state, through a synced peer that relays it for a peer it cannot reach.
  *   7. Escrow rights rows and the accounts' shared health records go, like policy updates, on
  *      the ordered link: what changed each gossip interval, the whole state when a link opens.
  */
@@ -217,6 +218,13 @@ export class MeshNode {
         const state = this.links.get(link);
         if (state !== undefined && state.phase === 'open') this.send(state, frame, false);
       },
+      sendState: (link: LinkId, since: Digest): void => {
+        const state = this.links.get(link);
+        if (state === undefined || state.phase !== 'open') return;
+        const repair = this.counter.deltaSince(since);
+        this.stats.repairEntriesSent += repair.entries.length;
+        this.sendChunked(state, repair);
+      },
     };
     const parts: RoundRunnerParts = {
       self: this.self,
@@ -226,6 +234,7 @@ export class MeshNode {
       timeoutMs: options.quorumTimeoutMs ?? quorumRoundTimeoutMs,
       recovering: options.recovering ?? false,
       syncPeers: options.syncPeers ?? false,
+      peers: this.membership.peers.map((member) => member.id),
     };
     this.rounds = options.rounds?.(parts) ?? new QuorumRounds(parts);
   }
@@ -525,9 +534,9 @@ export class MeshNode {
       case 'quorum-ack':
         return this.rounds.onAck(state.peer as NodeId, frame.round);
       case 'quorum-read':
-        return this.rounds.onRead(state.id, frame.round, frame.keys);
+        return this.rounds.onRead(state.id, frame.round, frame.keys, frame);
       case 'quorum-reply':
-        return this.rounds.onReply(state.peer as NodeId, frame.round, frame.entries);
+        return this.rounds.onReply(state.peer as NodeId, frame.round, frame.entries, frame.relayed);
       case 'hello':
       case 'challenge':
       case 'proof':

@@ -1,8 +1,8 @@
 import { assert } from '../core/assert.js';
 import type { NodeId } from '../core/ids.js';
-import { quorumRoundKeysMax, quorumRoundsOpenMax } from '../core/limits.js';
+import { quorumRelaysOpenMax, quorumRoundKeysMax, quorumRoundsOpenMax } from '../core/limits.js';
 import type { CounterKey } from '../crdt/counter-key.js';
-import type { CounterEntry, WindowedCounter } from '../crdt/windowed-counter.js';
+import type { CounterEntry, Digest, WindowedCounter } from '../crdt/windowed-counter.js';
 import type { QuorumSizes } from './membership.js';
 import type { Frame } from './wire/frame.js';
 
@@ -40,6 +40,23 @@ import type { Frame } from './wire/frame.js';
  * state at once; beyond that the data is gone and no protocol can count it. Probing goes on
  * after the recovery until every peer has answered (`allPeersSynced`), which is when a node may
  * release what its dead predecessor held (src/admission/successor-release.ts).
+ *
+ * Recovery through a relay. What the count needs from a peer C is not a link but a fact: this
+ * node holds C's whole state as of some moment after this node started (states only grow, so
+ * that state holds every write C held at the start). A bridge partition (A–B–C, A and C cut
+ * apart) leaves A one direct peer, fewer than N − W + 1 = 2 of three, and before this rule the
+ * edge nodes of a mesh that started inside a bridge never recovered, so strict admitted nothing
+ * anywhere (issue 17). So a recovering node asks a peer B it has synced to relay C: it sends B a
+ * probe naming C with its own digest (`since`); B probes C with B's digest, C sends B everything
+ * B lacks and then its reply, and B, holding C's state as of after A's request, sends A
+ * everything beyond A's digest and then a reply naming C (`relayed`). Both links are ordered, so
+ * when that reply arrives A holds B's state, which holds C's, which holds every write C held when
+ * A started: C counts as synced exactly as if it had answered directly, and the argument above is
+ * unchanged (it counts distinct peers whose start-time state arrived, whatever the path). A reply
+ * that names no peer (an older member, or one that answered a plain probe) proves nothing about
+ * C; a relay whose member cannot reach C, or whose link closes, is asked again after the round
+ * timeout of another synced peer. The relay moves no more than digest repair would eventually
+ * move across the bridge; what it adds is the proof that it arrived.
  */
 export type RoundOutcome =
   | { readonly ok: true }
@@ -64,6 +81,14 @@ export interface OpenPeer {
 export interface QuorumLinks {
   openPeers(): readonly OpenPeer[];
   send(link: number, frame: Frame): void;
+  /** Sends on `link` every counter entry beyond `since`, in repair chunks (the answer to a probe). */
+  sendState(link: number, since: Digest): void;
+}
+
+/** The recovery-probe fields of a QuorumRead without keys (src/mesh/wire/quorum-codec.ts). */
+export interface ProbeFields {
+  readonly since?: Digest;
+  readonly relay?: NodeId;
 }
 
 /** The round protocol as the mesh node drives it; `QuorumRounds` is the one production uses. */
@@ -75,8 +100,8 @@ export interface RoundRunner {
   tick(nowMs: number): void;
   onWrite(link: number, round: number, entries: readonly CounterEntry[]): void;
   onAck(peer: NodeId, round: number): void;
-  onRead(link: number, round: number, keys: readonly CounterKey[]): void;
-  onReply(peer: NodeId, round: number, entries: readonly CounterEntry[]): void;
+  onRead(link: number, round: number, keys: readonly CounterKey[], probe?: ProbeFields): void;
+  onReply(peer: NodeId, round: number, entries: readonly CounterEntry[], relayed?: NodeId): void;
   /** A link to `peer` was authenticated (after this node's digest went out on it). */
   onLinkOpened(link: number, peer: NodeId): void;
   /** Whether the node still recovers its state and serves no reads. */
@@ -100,6 +125,8 @@ export interface RoundRunnerParts {
   readonly recovering: boolean;
   /** Probe every peer once for its whole state even though the node kept its own (see `allPeersSynced`). */
   readonly syncPeers?: boolean;
+  /** The configured peers: a peer without a link is probed through a relay. Without them, only directly. */
+  readonly peers?: readonly NodeId[];
 }
 
 export interface QuorumStats {
@@ -109,6 +136,21 @@ export interface QuorumStats {
   /** Writes and reads answered for other coordinators. */
   writesServed: number;
   readsServed: number;
+}
+
+/** A recovery probe in flight: the peer whose state its answer proves, and the relay if any. */
+interface Probe {
+  readonly peer: NodeId;
+  readonly via?: { readonly link: number; readonly peer: NodeId; readonly sentAtMs: number };
+}
+
+/** A probe this node relays: whom to answer, with what digest, once `target` answered. */
+interface Relay {
+  readonly link: number;
+  readonly round: number;
+  readonly since: Digest;
+  readonly target: NodeId;
+  readonly targetLink: number;
 }
 
 interface Round {
@@ -130,8 +172,13 @@ export class QuorumRounds implements RoundRunner {
   private completions: { done: RoundDone; outcome: RoundOutcome }[] = [];
   private nextRound = 1;
   /** Recovery probes in flight, by round number, and the peers whose whole state arrived. */
-  private readonly probes = new Map<number, NodeId>();
+  private readonly probes = new Map<number, Probe>();
   private readonly synced = new Set<NodeId>();
+  /** Probes this node relays for a peer (bounded by `quorumRelaysOpenMax`), by its own round. */
+  private readonly relays = new Map<number, Relay>();
+  /** Turns through the synced peers a relayed probe may go through, so a retry asks another. */
+  private relayTurn = 0;
+  private readonly peers: readonly NodeId[];
   private readonly syncedNeeded: number;
   /** Whether this node started without its state and so probes every peer once. */
   private readonly probing: boolean;
@@ -156,6 +203,7 @@ export class QuorumRounds implements RoundRunner {
     this.syncedNeeded = Math.min(sizes.members - sizes.write + 1, sizes.members - 1);
     this.recoveringNow = parts.recovering && this.syncedNeeded > 0;
     this.probing = parts.recovering || parts.syncPeers === true;
+    this.peers = parts.peers ?? [];
   }
 
   get recovering(): boolean {
@@ -169,9 +217,9 @@ export class QuorumRounds implements RoundRunner {
   onLinkOpened(link: number, peer: NodeId): void {
     if (!this.probing || this.synced.has(peer)) return;
     // One probe per peer at a time: a link that closed before the answer takes its probe along.
-    for (const [round, probed] of this.probes) if (probed === peer) this.probes.delete(round);
+    for (const [round, probed] of this.probes) if (probed.peer === peer) this.probes.delete(round);
     const round = this.nextRound++;
-    this.probes.set(round, peer);
+    this.probes.set(round, { peer });
     this.links.send(link, { kind: 'quorum-read', round, keys: [] });
   }
 
@@ -227,6 +275,8 @@ export class QuorumRounds implements RoundRunner {
 
   /** Sends each phase to links opened since, times rounds out, delivers completions. */
   tick(nowMs: number): void {
+    if (this.relays.size > 0) this.dropDeadRelays();
+    if (this.probing && !this.allPeersSynced) this.probeThroughRelays(nowMs);
     const unreachable = this.rounds.size > 0 && this.quorumUnreachable();
     for (const round of [...this.rounds.values()]) {
       // A clock that stepped back must not stretch a round past its timeout.
@@ -256,23 +306,42 @@ export class QuorumRounds implements RoundRunner {
     this.advance(round);
   }
 
-  onRead(link: number, round: number, keys: readonly CounterKey[]): void {
+  onRead(link: number, round: number, keys: readonly CounterKey[], probe: ProbeFields = {}): void {
     // A recovery probe (no keys) is answered even while recovering, or a cold-started mesh,
     // where every node recovers, would wait forever; real reads wait for the recovery.
     if (keys.length > 0 && this.recoveringNow) {
       if (this.heldReads.length < quorumRoundsOpenMax) this.heldReads.push({ link, round, keys });
       return;
     }
+    if (keys.length === 0 && probe.since !== undefined && probe.relay !== undefined) return this.relayProbe(link, round, probe.since, probe.relay);
     this.stats.readsServed++;
+    if (keys.length === 0 && probe.since !== undefined) {
+      // A probe with a digest: everything beyond it goes first, and the reply says whose state it was.
+      this.links.sendState(link, probe.since);
+      this.links.send(link, { kind: 'quorum-reply', round, entries: [], relayed: this.self });
+      return;
+    }
     this.links.send(link, { kind: 'quorum-reply', round, entries: this.counter.entriesFor(keys) });
   }
 
-  onReply(peer: NodeId, roundId: number, entries: readonly CounterEntry[]): void {
-    const probed = this.probes.get(roundId);
-    if (probed !== undefined) {
-      if (probed !== peer) return; // only the probed peer's answer proves its state arrived
+  onReply(peer: NodeId, roundId: number, entries: readonly CounterEntry[], relayed?: NodeId): void {
+    const relay = this.relays.get(roundId);
+    if (relay !== undefined) {
+      if (peer !== relay.target || relayed !== relay.target) return;
+      this.relays.delete(roundId);
+      // The target's whole state arrived ahead of its reply (the link is ordered): pass on what
+      // the prober lacks of this node's state, which now holds it, then answer.
+      this.links.sendState(relay.link, relay.since);
+      this.links.send(relay.link, { kind: 'quorum-reply', round: relay.round, entries: [], relayed: relay.target });
+      return;
+    }
+    const probe = this.probes.get(roundId);
+    if (probe !== undefined) {
+      // Only the probed peer's answer proves its state arrived; through a relay, only a reply
+      // from the member asked that names the peer.
+      if (probe.via === undefined ? probe.peer !== peer : probe.via.peer !== peer || relayed !== probe.peer) return;
       this.probes.delete(roundId);
-      this.synced.add(peer);
+      this.synced.add(probe.peer);
       if (this.recoveringNow && this.synced.size >= this.syncedNeeded) this.recovered();
       return;
     }
@@ -285,6 +354,55 @@ export class QuorumRounds implements RoundRunner {
   }
 
   // ---- Internals ----
+
+  /**
+   * Sends a relayed probe for each configured peer that has no open link, is not synced and has
+   * none in flight, through a peer already synced (its state is here, so the relay's repair
+   * carries only what it got from the target). A relayed probe unanswered after the round
+   * timeout, or whose link closed, is sent again through the next synced peer.
+   */
+  private probeThroughRelays(nowMs: number): void {
+    const open = this.links.openPeers();
+    const through = open.filter(({ peer }) => this.synced.has(peer));
+    for (const [round, probe] of this.probes) {
+      // A direct probe whose link closed is never answered (a reopened link sends a new one).
+      if (probe.via === undefined) {
+        if (!open.some(({ peer }) => peer === probe.peer)) this.probes.delete(round);
+        continue;
+      }
+      const linkOpen = open.some(({ link }) => link === probe.via?.link);
+      if (!linkOpen || nowMs < probe.via.sentAtMs || nowMs - probe.via.sentAtMs >= this.timeoutMs) this.probes.delete(round);
+    }
+    if (through.length === 0) return;
+    const inFlight = new Set<NodeId>();
+    for (const probe of this.probes.values()) inFlight.add(probe.peer);
+    for (const peer of this.peers) {
+      if (this.synced.has(peer) || inFlight.has(peer) || open.some((p) => p.peer === peer)) continue;
+      const via = through[this.relayTurn++ % through.length] as OpenPeer;
+      const round = this.nextRound++;
+      this.probes.set(round, { peer, via: { link: via.link, peer: via.peer, sentAtMs: nowMs } });
+      this.links.send(via.link, { kind: 'quorum-read', round, keys: [], since: this.counter.digest(), relay: peer });
+    }
+  }
+
+  /**
+   * A peer asks this node to relay `target`'s whole state: probe the target with this node's
+   * digest and answer the peer once the target's reply came (`onReply`). A target this node
+   * cannot reach gets no probe and the peer no answer: it asks another member after its timeout.
+   */
+  private relayProbe(link: number, round: number, since: Digest, target: NodeId): void {
+    const to = this.links.openPeers().find(({ peer }) => peer === target);
+    if (to === undefined || to.link === link || target === this.self || this.relays.size >= quorumRelaysOpenMax) return;
+    const own = this.nextRound++;
+    this.relays.set(own, { link, round, since, target, targetLink: to.link });
+    this.links.send(to.link, { kind: 'quorum-read', round: own, keys: [], since: this.counter.digest() });
+  }
+
+  /** Relays whose prober's or target's link closed can no longer be answered in order. */
+  private dropDeadRelays(): void {
+    const open = new Set(this.links.openPeers().map(({ link }) => link));
+    for (const [round, relay] of this.relays) if (!open.has(relay.link) || !open.has(relay.targetLink)) this.relays.delete(round);
+  }
 
   /**
    * Found by the simulator's mode table: at a cold start every node recovers, and reads that

@@ -6,7 +6,7 @@ import { asNodeId, asReplicaId, type NodeId } from '../../src/core/ids.js';
 import { quorumRoundKeysMax, quorumRoundsOpenMax } from '../../src/core/limits.js';
 import { SeededRandom } from '../../src/core/random.js';
 import { counterKey, type CounterKey } from '../../src/crdt/counter-key.js';
-import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
+import { type Digest, WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import { Membership, type QuorumSizes } from '../../src/mesh/membership.js';
 import { MeshNode, type MeshTimings } from '../../src/mesh/mesh-node.js';
 import { type OpenPeer, type QuorumLinks, QuorumRounds, type RoundOutcome, type RoundRunnerParts } from '../../src/mesh/quorum.js';
@@ -21,6 +21,9 @@ const timeoutMs = 400;
 class RecordingLinks implements QuorumLinks {
   peers: OpenPeer[] = [];
   sent: { link: number; frame: Frame }[] = [];
+  /** Every send and state transfer in order, as `kind:link` (`state:link` for `sendState`). */
+  log: string[] = [];
+  states: { link: number; since: Digest }[] = [];
 
   openPeers(): readonly OpenPeer[] {
     return this.peers;
@@ -28,6 +31,12 @@ class RecordingLinks implements QuorumLinks {
 
   send(link: number, frame: Frame): void {
     this.sent.push({ link, frame });
+    this.log.push(`${frame.kind}:${link}`);
+  }
+
+  sendState(link: number, since: Digest): void {
+    this.states.push({ link, since });
+    this.log.push(`state:${link}`);
   }
 
   take(): { link: number; frame: Frame }[] {
@@ -308,6 +317,7 @@ function mesh(count: number, seed: number, timings: MeshTimings = quiet): Mesh {
           ...parts,
           links: {
             openPeers: () => parts.links.openPeers(),
+            sendState: (link, since) => parts.links.sendState(link, since),
             send: (link, frame) => {
               if (frame.kind === 'quorum-read' && !reads.has(frame.round)) {
                 reads.add(frame.round);
@@ -460,5 +470,216 @@ describe('QuorumRounds, recovering after a start without state', () => {
     rounds.onReply(n(2), probes[1]!, []);
     rounds.tick(t0 + 2);
     expect(outcomes).toEqual([{ ok: true }]);
+  });
+});
+
+describe('QuorumRounds, recovering through a relay (a bridge partition: n0 reaches n2 only through n1)', () => {
+  const sizes: QuorumSizes = { members: 3, write: 2, read: 2 };
+
+  /** A recovering n0 whose only open link goes to n1 (link 11); n2 (and n3 in a larger mesh) is configured but not linked. */
+  function edge(members = sizes): { rounds: QuorumRounds; links: RecordingLinks; counter: WindowedCounter; probeN1: number } {
+    const links = new RecordingLinks();
+    links.peers = [{ link: 11, peer: n(1) }];
+    const counter = new WindowedCounter(asReplicaId('n0~2'));
+    const peers = Array.from({ length: members.members - 1 }, (_, i) => n(i + 1));
+    const rounds = new QuorumRounds({ self: n(0), counter, sizes: members, links, timeoutMs, recovering: true, peers });
+    rounds.onLinkOpened(11, n(1));
+    const probe = links.take()[0]!.frame;
+    return { rounds, links, counter, probeN1: probe.kind === 'quorum-read' ? probe.round : -1 };
+  }
+
+  function relayedProbes(links: RecordingLinks): { link: number; round: number; relay: string | undefined; since: boolean }[] {
+    return links.take().flatMap(({ link, frame }) => (frame.kind === 'quorum-read' ? [{ link, round: frame.round, relay: frame.relay, since: frame.since !== undefined }] : []));
+  }
+
+  it('asks a synced peer to relay the unreachable one, and recovers on a reply that names it', () => {
+    const { rounds, links, probeN1 } = edge();
+    // No relay before a peer is synced: its repair would carry its whole state a second time.
+    rounds.tick(t0);
+    expect(links.take()).toEqual([]);
+    rounds.onReply(n(1), probeN1, []);
+    expect(rounds.recovering).toBe(true); // one peer of the N - W + 1 = 2 needed
+    rounds.tick(t0 + 1);
+    const [relayed] = relayedProbes(links);
+    expect(relayed && [relayed.link, relayed.relay, relayed.since]).toEqual([11, 'n2', true]);
+    // One relay in flight per peer: the next tick sends none.
+    rounds.tick(t0 + 2);
+    expect(links.take()).toEqual([]);
+    // A reply that names no peer (an older member answering a plain probe) proves nothing about n2,
+    // nor does one naming another peer, nor one from a member that was not asked.
+    rounds.onReply(n(1), relayed!.round, []);
+    rounds.onReply(n(1), relayed!.round, [], n(1));
+    rounds.onReply(n(2), relayed!.round, [], n(2));
+    expect(rounds.recovering).toBe(true);
+    expect(rounds.allPeersSynced).toBe(false);
+    rounds.onReply(n(1), relayed!.round, [], n(2));
+    expect(rounds.recovering).toBe(false);
+    expect(rounds.allPeersSynced).toBe(true);
+  });
+
+  it('goes on through relays after the recovery until every peer is synced, asks again after the timeout and when the relay link closes', () => {
+    // Four members, W = 3: N - W + 1 = 2 direct peers recover the node; n2 still counts for allPeersSynced.
+    const { rounds, links, probeN1 } = edge({ members: 4, write: 3, read: 2 });
+    links.peers = [...links.peers, { link: 13, peer: n(3) }];
+    rounds.onLinkOpened(13, n(3));
+    const probeN3 = links.take()[0]!.frame;
+    rounds.onReply(n(1), probeN1, []);
+    rounds.onReply(n(3), probeN3.kind === 'quorum-read' ? probeN3.round : -1, []);
+    expect(rounds.recovering).toBe(false);
+    expect(rounds.allPeersSynced).toBe(false);
+    rounds.tick(t0);
+    const first = relayedProbes(links);
+    expect(first.map((p) => [p.link, p.relay])).toEqual([[11, 'n2']]);
+    rounds.tick(t0 + timeoutMs - 1);
+    expect(links.take()).toEqual([]);
+    // Unanswered for the timeout: the next synced peer is asked, and a late answer to the first no longer counts.
+    rounds.tick(t0 + timeoutMs);
+    const second = relayedProbes(links);
+    expect(second.map((p) => [p.link, p.relay])).toEqual([[13, 'n2']]);
+    rounds.onReply(n(1), first[0]!.round, [], n(2));
+    expect(rounds.allPeersSynced).toBe(false);
+    // The link to n3 closes: the relay goes through n1 again at once.
+    links.peers = [{ link: 11, peer: n(1) }];
+    rounds.tick(t0 + timeoutMs + 1);
+    const third = relayedProbes(links);
+    expect(third.map((p) => [p.link, p.relay])).toEqual([[11, 'n2']]);
+    rounds.onReply(n(1), third[0]!.round, [], n(2));
+    expect(rounds.allPeersSynced).toBe(true);
+  });
+
+  it('as the bridge: probes the target with its own digest, then passes on what the prober lacks before the reply', () => {
+    const links = new RecordingLinks();
+    links.peers = [
+      { link: 21, peer: n(0) },
+      { link: 22, peer: n(2) },
+    ];
+    const counter = new WindowedCounter(asReplicaId('n1~1'));
+    counter.increment(key, 3);
+    const rounds = new QuorumRounds({ self: n(1), counter, sizes, links, timeoutMs, recovering: false, peers: [n(0), n(2)] });
+    const proberDigest: Digest = new Map([[asReplicaId('n0~2'), 4]]);
+    rounds.onRead(21, 90, [], { since: proberDigest, relay: n(2) });
+    const [toTarget] = links.take();
+    expect(toTarget!.link).toBe(22);
+    const probe = toTarget!.frame;
+    expect(probe.kind === 'quorum-read' ? [probe.keys.length, probe.relay, [...(probe.since ?? [])]] : undefined).toEqual([0, undefined, [...counter.digest()]]);
+    const own = probe.kind === 'quorum-read' ? probe.round : -1;
+    // Only the target's reply naming itself (its state went first) completes the relay.
+    rounds.onReply(n(0), own, [], n(2));
+    rounds.onReply(n(2), own, []);
+    expect(links.log).toEqual(['quorum-read:22']);
+    rounds.onReply(n(2), own, [], n(2));
+    expect(links.log.slice(1)).toEqual(['state:21', 'quorum-reply:21']);
+    expect(links.states[0]!.since).toBe(proberDigest);
+    const reply = links.sent.at(-1)!.frame;
+    expect(reply.kind === 'quorum-reply' ? [reply.round, reply.relayed, reply.entries.length] : undefined).toEqual([90, 'n2', 0]);
+    // Once: a duplicated reply relays nothing more.
+    rounds.onReply(n(2), own, [], n(2));
+    expect(links.log).toHaveLength(3);
+  });
+
+  it('as the bridge: relays nothing for a target it cannot reach, or whose link closed before its answer', () => {
+    const links = new RecordingLinks();
+    links.peers = [
+      { link: 21, peer: n(0) },
+      { link: 22, peer: n(2) },
+    ];
+    const rounds = new QuorumRounds({ self: n(1), counter: new WindowedCounter(asReplicaId('n1~1')), sizes, links, timeoutMs, recovering: false });
+    rounds.onRead(21, 90, [], { since: new Map(), relay: n(3) });
+    rounds.onRead(21, 91, [], { since: new Map(), relay: n(0) });
+    expect(links.log).toEqual([]);
+    rounds.onRead(21, 92, [], { since: new Map(), relay: n(2) });
+    const probe = links.take()[0]!.frame;
+    links.peers = [{ link: 21, peer: n(0) }];
+    rounds.tick(t0);
+    rounds.onReply(n(2), probe.kind === 'quorum-read' ? probe.round : -1, [], n(2));
+    expect(links.log).toEqual(['quorum-read:22']);
+  });
+
+  it('a probe with a digest is answered with the state beyond it, then a reply naming this node', () => {
+    const links = new RecordingLinks();
+    const rounds = new QuorumRounds({ self: n(2), counter: new WindowedCounter(asReplicaId('n2~1')), sizes, links, timeoutMs, recovering: true });
+    const since: Digest = new Map();
+    rounds.onRead(22, 7, [], { since });
+    expect(links.log).toEqual(['state:22', 'quorum-reply:22']);
+    const reply = links.sent[0]!.frame;
+    expect(reply.kind === 'quorum-reply' ? [reply.round, reply.relayed] : undefined).toEqual([7, 'n2']);
+  });
+});
+
+describe('QuorumRounds between mesh nodes that start inside a bridge partition', () => {
+  /** Three nodes n0–n1–n2 that start without state; n0 and n2 never reach each other. */
+  function bridgeMesh(seed: number, replicaOf: (i: number) => string = (i) => `n${i}~1`): { nodes: MeshNode[]; network: MemoryNetwork; all: ReturnType<typeof members> } {
+    const random = new SeededRandom(seed);
+    const all = members(3);
+    const timings: MeshTimings = { gossipIntervalMs: 50, digestIntervalMs: 1000, heartbeatIntervalMs: 250 };
+    const nodes = all.map((_, i) => recoveringNode(all, i, replicaOf(i), random, timings));
+    const network = new MemoryNetwork(nodes, random);
+    network.cut(0, 2);
+    return { nodes, network, all };
+  }
+
+  function recoveringNode(all: ReturnType<typeof members>, i: number, replicaId: string, random: SeededRandom, timings: MeshTimings, recovering = true): MeshNode {
+    const membership = Membership.create(all[i]!.id, all);
+    if (!membership.ok) throw new Error(membership.error.reason);
+    const replica = asReplicaId(replicaId);
+    return new MeshNode({
+      membership: membership.value,
+      replica,
+      secret: testSecret,
+      crypto: testCrypto(random),
+      counter: new WindowedCounter(replica),
+      policy: emptyPolicy(timings),
+      quorumTimeoutMs: timeoutMs,
+      recovering,
+    });
+  }
+
+  it('every node recovers (the edges through the bridge), and strict rounds then succeed at every node', () => {
+    const { nodes, network } = bridgeMesh(17);
+    for (let t = 0; t < 3_000 && nodes.some((node) => node.rounds.recovering); t += 10) network.step(10);
+    expect(nodes.map((node) => node.rounds.recovering)).toEqual([false, false, false]);
+    expect(nodes.map((node) => node.rounds.allPeersSynced)).toEqual([true, true, true]);
+    expect(nodes[0]!.peerConnected(asNodeId('n2'))).toBe(false);
+    const outcomes = nodes.map((node, i) => {
+      node.counter.increment(key, 10 * (i + 1));
+      const seen: RoundOutcome[] = [];
+      node.startRound({ writeKeys: [key], readKeys: [key] }, network.nowMs, (outcome) => seen.push(outcome));
+      return seen;
+    });
+    for (let t = 0; t < timeoutMs && outcomes.some((seen) => seen.length === 0); t++) network.step(1);
+    expect(outcomes).toEqual([[{ ok: true }], [{ ok: true }], [{ ok: true }]]);
+    // Each edge read the bridge, and the bridge holds both edges' writes.
+    expect(nodes[1]!.counter.value(key)).toBe(60);
+  });
+
+  it('a node restarted without its state inside the bridge recovers only once it holds the write its predecessor held with the far edge', () => {
+    const random = new SeededRandom(23);
+    const all = members(3);
+    const timings: MeshTimings = { gossipIntervalMs: 1e9, digestIntervalMs: 1e9, heartbeatIntervalMs: 250 };
+    const nodes = all.map((_, i) => recoveringNode(all, i, `n${i}~1`, random, timings, false));
+    const network = new MemoryNetwork(nodes, random);
+    // n1 is cut off while n2's write completes at {n2, n0}: only n0's first incarnation and n2 hold it.
+    network.cut(0, 1);
+    network.cut(1, 2);
+    network.run(100);
+    nodes[2]!.counter.increment(key, 5);
+    const write: RoundOutcome[] = [];
+    nodes[2]!.startRound({ writeKeys: [key], readKeys: [key] }, network.nowMs, (outcome) => write.push(outcome));
+    for (let t = 0; t < timeoutMs && write.length === 0; t++) network.step(1);
+    expect(write).toEqual([{ ok: true }]);
+    expect(nodes[1]!.counter.value(key)).toBe(0);
+    // n0 restarts without its state, inside a bridge: it reaches n1 only, and n1 reaches n2.
+    network.cut(0, 2);
+    nodes[0] = recoveringNode(all, 0, 'n0~2', random, timings);
+    network.heal(0, 1);
+    let heldAtRecovery: number | undefined;
+    // n1 reaches n2 only 300 ms later: a relay asked before then must wait for it (or be asked again).
+    for (let t = 0; t < 3_000 && heldAtRecovery === undefined; t++) {
+      if (t === 300) network.heal(1, 2);
+      network.step(1);
+      if (!nodes[0].rounds.recovering) heldAtRecovery = nodes[0].counter.value(key);
+    }
+    expect(heldAtRecovery).toBe(5);
+    expect(nodes[0].peerConnected(asNodeId('n2'))).toBe(false);
   });
 });

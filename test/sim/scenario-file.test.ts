@@ -40,6 +40,7 @@ function fieldOf(raw: unknown): string | undefined {
 
 const expectedScenarios = [
   'bridge',
+  'bridge-cold-strict',
   'clock-skew',
   'crash-durable',
   'crash-restart',

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import type { Fault } from '../../sim/scenario.js';
+import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
 import { runScenario } from '../../sim/simulator.js';
 import { smallScenario } from '../support/scenarios.js';
 
@@ -91,5 +92,19 @@ describe('simulator', () => {
     const split = runScenario(smallScenario([{ kind: 'partition', atMs: 500, durationMs: 8_000, partition: 'isolate', node: 0 }], { regions: 3, durationMs: 10_000, workload }), 4);
     expect(split.failures).toEqual([]);
     expect(split.quota!.overshootTokensMax).toBeGreaterThan(split.quota!.overshootBoundTokens);
+  });
+
+  it('admits strict requests in a mesh that starts inside a bridge partition: the edges recover through the bridge (issue 17)', async () => {
+    // Before the relayed recovery the edges never recovered and nothing was admitted until the heal.
+    const loaded = await loadScenario('bridge-cold-strict');
+    if (!loaded.ok) throw new Error('bridge-cold-strict does not load');
+    const scenario = withOverrides(loaded.value, { durationMs: 6_000 });
+    if (!scenario.ok) throw new Error('bridge-cold-strict does not shorten');
+    const result = runScenario(scenario.value, 3);
+    expect(result.failures).toEqual([]);
+    const quota = result.quota!;
+    expect(quota.admitted).toBeGreaterThan(0.8 * (quota.admitted + quota.rejected));
+    expect(quota.noQuorum).toBeLessThan(0.02 * (quota.admitted + quota.rejected));
+    expect(quota.overshootTokensMax).toBe(0);
   });
 });

@@ -55,8 +55,17 @@ const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.constant({ kind: 'heartbeat' as const }),
   fc.record({ kind: fc.constant('policy-sync' as const), message: fc.uint8Array({ maxLength: 300 }) }),
   fc.tuple(fc.constantFrom('quorum-write' as const, 'quorum-reply' as const), arbRound, arbDelta).map(([kind, round, delta]) => ({ kind, round, entries: delta.entries })),
+  fc.tuple(arbRound, arbDelta, arbMember).map(([round, delta, relayed]) => ({ kind: 'quorum-reply' as const, round, entries: delta.entries, relayed })),
   fc.record({ kind: fc.constant('quorum-ack' as const), round: arbRound }),
   fc.record({ kind: fc.constant('quorum-read' as const), round: arbRound, keys: fc.uniqueArray(arbKey, { selector: (key) => key.id, maxLength: 12 }) }),
+  // Recovery probes: no keys, the prober's digest, and for a relay the peer to collect first.
+  fc.record({ round: arbRound, since: arbDigest, relay: fc.option(arbMember, { nil: undefined }) }).map(({ round, since, relay }) => ({
+    kind: 'quorum-read' as const,
+    round,
+    keys: [],
+    since,
+    ...(relay === undefined ? {} : { relay }),
+  })),
   fc.array(arbHealthRecord, { maxLength: 8 }).map((records) => ({ kind: 'health-delta' as const, records })),
 );
 
@@ -76,10 +85,16 @@ function render(frame: Frame): unknown {
         .map(({ key, row }) => `${key.id}|${row.owner}|${row.used}|${[...row.cells].map(([to, amount]) => `${to}=${amount}`).join(',')}`)
         .sort();
     case 'quorum-write':
-    case 'quorum-reply':
       return { round: frame.round, entries: canonicalEntries({ entries: frame.entries, ranges: [] }) };
+    case 'quorum-reply':
+      return { round: frame.round, entries: canonicalEntries({ entries: frame.entries, ranges: [] }), relayed: frame.relayed };
     case 'quorum-read':
-      return { round: frame.round, keys: frame.keys.map((key) => key.id) };
+      return {
+        round: frame.round,
+        keys: frame.keys.map((key) => key.id),
+        since: frame.since === undefined ? undefined : [...frame.since].sort(([x], [y]) => (x < y ? -1 : 1)),
+        relay: frame.relay,
+      };
     case 'hello':
     case 'challenge':
     case 'proof':

@@ -2,7 +2,7 @@
 // protobufjs reading proto/carpool/v1/mesh.proto (so other languages can speak the mesh).
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { asReplicaId } from '../../../src/core/ids.js';
+import { asNodeId, asReplicaId } from '../../../src/core/ids.js';
 import { frameBytesMax } from '../../../src/core/limits.js';
 import { counterKey } from '../../../src/crdt/counter-key.js';
 import type { CounterDelta } from '../../../src/crdt/windowed-counter.js';
@@ -156,6 +156,29 @@ describe('frame envelope', () => {
 });
 
 describe('wire compatibility with protobufjs', () => {
+  it('protobufjs reads a relayed recovery probe and its reply as the .proto describes them; inconsistent probes are refused', () => {
+    const probe = encode({ kind: 'quorum-read', round: 41, keys: [], since: new Map([[a, 9]]), relay: asNodeId('eu-west') });
+    const read = FrameType.toObject(FrameType.decode(probe.subarray(2, probe.length - 4)), { longs: Number, arrays: true }) as {
+      quorumRead: { round: number; since: { replicas: string[]; versions: number[] }; relay: string };
+    };
+    expect(read.quorumRead).toMatchObject({ round: 41, since: { replicas: ['us-east-1'], versions: [9] }, relay: 'eu-west' });
+    const reply = encode({ kind: 'quorum-reply', round: 41, entries: [], relayed: asNodeId('eu-west') });
+    const answered = FrameType.toObject(FrameType.decode(reply.subarray(2, reply.length - 4)), { longs: Number }) as { quorumReply: { round: number; relayed: string } };
+    expect(answered.quorumReply).toMatchObject({ round: 41, relayed: 'eu-west' });
+    const decoded = decodeFrame(reply);
+    expect(decoded.ok && decoded.value).toEqual({ kind: 'quorum-reply', round: 41, entries: [], relayed: 'eu-west' });
+    // A read with keys is no probe; a relay needs the prober's digest (its answer is what the prober lacks).
+    const keys = { replicas: [], strings: ['tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] };
+    const read1 = FrameType.encode(FrameType.fromObject({ quorumRead: { round: 1, keys } })).finish();
+    expect(reason(envelope(read1))).toBe('ok');
+    const withKeys = FrameType.encode(FrameType.fromObject({ quorumRead: { round: 1, keys, since: { replicas: ['a'], versions: [1] } } })).finish();
+    expect(reason(envelope(withKeys))).toBe('inconsistent');
+    const noDigest = FrameType.encode(FrameType.fromObject({ quorumRead: { round: 1, relay: 'eu-west' } })).finish();
+    expect(reason(envelope(noDigest))).toBe('inconsistent');
+    const badRelay = FrameType.encode(FrameType.fromObject({ quorumRead: { round: 1, since: {}, relay: 'eu west' } })).finish();
+    expect(reason(envelope(badRelay))).toBe('bad-string');
+  });
+
   it('protobufjs reads our counter delta as the .proto describes it', () => {
     const bytes = encode({ kind: 'counter-delta', delta: sample });
     const message = FrameType.decode(bytes.subarray(2, bytes.length - 4));
