@@ -170,7 +170,10 @@ export class NodeCore {
     const identity = replicaIdentity(options.self, stored?.snapshot, options.incarnation);
     this.replica = identity.replica;
     const observer = options.onOwnChange;
-    this.counter = new WindowedCounter(this.replica, observer === undefined ? {} : { onOwnChange: (key, increment, decrement) => observer(key, increment, decrement, this.releasing) });
+    this.counter = new WindowedCounter(
+      this.replica,
+      observer === undefined ? {} : { onOwnChange: (key, increment, decrement) => observer(key, increment, decrement, this.releasing) },
+    );
     options.instrumentCounter?.(this.counter);
     this.policy = new PolicyDocument(identity.policyClientId);
     options.preparePolicy?.(this.policy);
@@ -387,7 +390,9 @@ export class NodeCore {
   /** Puts a resumed replica's state back, and appends the rows of the requests it ended. */
   private restore(snapshot: NodeSnapshot, nowMs: number, resumed: boolean, starts: number): Result<RestartReport, string> {
     const journal = this.journal as DurableJournal;
-    const restored = resumed ? restoreNode(snapshot, { counter: this.counter, escrow: this.escrow, gate: this.gate, policy: this.policy }, nowMs) : ok(emptyRestore);
+    const restored = resumed
+      ? restoreNode(snapshot, { counter: this.counter, escrow: this.escrow, gate: this.gate, policy: this.policy }, nowMs)
+      : ok(emptyRestore);
     if (!restored.ok) return err(restored.error);
     for (const ended of restored.value.interrupted) {
       const row = interruptedRow(ended, this.self, this.region, nowMs);

@@ -26,7 +26,8 @@ export interface ReplicaIdentity {
 export function replicaIdentity(member: NodeId, snapshot: NodeSnapshot | undefined, incarnation: string): ReplicaIdentity {
   const kept = snapshot?.meta.get('replica');
   const resumed = kept !== undefined && kept.startsWith(`${member}~`);
-  if (kept !== undefined && !resumed) throw new Error(`the data directory holds the state of replica ${kept}, not of node ${member}: give each node its own dataDir`);
+  if (kept !== undefined && !resumed)
+    throw new Error(`the data directory holds the state of replica ${kept}, not of node ${member}: give each node its own dataDir`);
   const replica = resumed ? asReplicaId(kept) : asReplicaId(`${member}~${incarnation}`);
   const starts = resumed ? Number(snapshot?.meta.get('starts') ?? '0') + 1 : 1;
   return { replica, starts, resumed, policyClientId: yjsClientId(starts === 1 ? replica : asReplicaId(`${replica}#${starts}`)) };

@@ -1,4 +1,4 @@
-// Proves NodeCore's contract: no completion runs inside its call, no frame leaves before a commit holds it, and cores on a network converge and decide strict admissions.
+// NodeCore: completions never inside a call, frames only after a commit, cores converge.
 import { describe, expect, it } from 'vitest';
 import type { QuotaDecision } from '../../src/admission/quota-gate.js';
 import { chargedKey } from '../../src/admission/quota.js';
@@ -121,7 +121,9 @@ describe('NodeCore', () => {
     expect(second.replica).toBe(first.replica);
     expect(second.restart).toMatchObject({ ok: true, value: { starts: 2, resumed: true } });
     expect(yjsClientId(first.replica)).not.toBe(yjsClientId(`${first.replica}#2` as typeof first.replica));
-    expect(() => core(all[1]!.id, all, new SeededRandom(6), { store: { store, snapshot: store.load(), nowMs: startMs } })).toThrow(/give each node its own dataDir/);
+    expect(() => core(all[1]!.id, all, new SeededRandom(6), { store: { store, snapshot: store.load(), nowMs: startMs } })).toThrow(
+      /give each node its own dataDir/,
+    );
   });
 
   it('says when its timers are due, and tick does nothing early', () => {
