@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
-const cores = ['src/core', 'src/crdt', 'src/mesh', 'src/admission', 'src/schedule', 'src/pool'];
+const cores = ['src/core', 'src/crdt', 'src/mesh', 'src/admission', 'src/schedule', 'src/pool', 'src/engine'];
 
 const impureGlobals = [
   'setTimeout',

@@ -1,29 +1,27 @@
-import { createHmac } from 'node:crypto';
-import { EscrowBook } from '../src/admission/escrow.js';
+import type { EscrowBook } from '../src/admission/escrow.js';
 import { keyOf } from '../src/admission/open-request-record.js';
-import { QuotaGate, type QuotaRequest } from '../src/admission/quota-gate.js';
-import { type ClaimHandle, RequestClaims } from '../src/admission/request-claims.js';
-import { ReservationTable } from '../src/admission/reservations.js';
-import { holdKeyOf, releasePredecessors } from '../src/admission/successor-release.js';
+import type { QuotaGate, QuotaRequest } from '../src/admission/quota-gate.js';
+import type { ClaimHandle, RequestClaims } from '../src/admission/request-claims.js';
+import type { ReservationTable } from '../src/admission/reservations.js';
+import { holdKeyOf } from '../src/admission/successor-release.js';
 import { assert } from '../src/core/assert.js';
-import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type ReplicaId, type RequestId } from '../src/core/ids.js';
+import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type RegionId, type ReplicaId, type RequestId } from '../src/core/ids.js';
 import { SeededRandom } from '../src/core/random.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
 import { windowAt, windowEndMs } from '../src/crdt/window.js';
-import { WindowedCounter } from '../src/crdt/windowed-counter.js';
-import type { MeshCrypto } from '../src/mesh/handshake.js';
-import { type Member, Membership } from '../src/mesh/membership.js';
-import { type LinkId, MeshNode, type MeshNodeOptions } from '../src/mesh/mesh-node.js';
+import type { WindowedCounter } from '../src/crdt/windowed-counter.js';
+import { NodeCore, storeRetryMs } from '../src/engine/node-core.js';
+import type { Member } from '../src/mesh/membership.js';
+import type { LinkId, MeshNode, MeshNodeOptions } from '../src/mesh/mesh-node.js';
 import type { LimitRule } from '../src/mesh/policy/policy-schema.js';
 import { decodeFrame } from '../src/mesh/wire/frame.js';
-import { PolicyDocument } from '../src/mesh/policy/policy-document.js';
-import { DurableJournal } from '../src/ledger/durable-journal.js';
+import type { PolicyDocument } from '../src/mesh/policy/policy-document.js';
+import type { DurableJournal } from '../src/ledger/durable-journal.js';
 import type { LedgerRow } from '../src/ledger/ledger-row.js';
 import type { NodeSnapshot, StateStore } from '../src/ledger/node-state.js';
-import { encodeRequestContext, interruptedRow } from '../src/ledger/request-context.js';
-import { restoreNode } from '../src/ledger/restore-node.js';
+import { encodeRequestContext } from '../src/ledger/request-context.js';
 import { decodeRightsRow } from '../src/ledger/stored-rights.js';
-import { yjsClientId } from '../src/node/mesh-runtime.js';
+import { hmacMeshCrypto, seededNonces } from '../src/platform/mesh-crypto.js';
 import { DurableBooks } from './durable-books.js';
 import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
@@ -33,12 +31,13 @@ import { SimDisk } from './sim-disk.js';
 import type { CheckFailure, ClaimFigures, ConvergenceFigure, DurabilityFigures, QuotaFigures, Sample, SimResult } from './sim-result.js';
 
 /**
- * The deterministic simulator. It runs the production mesh core (`MeshNode`, `WindowedCounter`,
- * `PolicyDocument`, the wire codec, the handshake) for every region under one virtual clock, one
- * seeded PRNG and a simulated network (`network.ts`), injects the scenario's faults, drives the
- * workload, and checks the results against an oracle (`oracle.ts`). Nothing here re-implements
- * protocol logic: it only plays the transport and the clock, as `src/node/mesh-runtime.ts` does
- * in production.
+ * The deterministic simulator. It runs the production node core (src/engine/node-core.ts: the
+ * `MeshNode`, `WindowedCounter`, `PolicyDocument`, quota gate, claims, books, pool and durable
+ * journal, the wire codec, the handshake) for every region under one virtual clock, one seeded
+ * PRNG and a simulated network (`network.ts`), injects the scenario's faults, drives the workload,
+ * and checks the results against an oracle (`oracle.ts`), which hears every replica's own changes
+ * through the core's `onOwnChange` seam. Nothing here re-implements protocol logic: it only plays
+ * the transport, the clock and the disk, as `src/node/mesh-runtime.ts` does in production.
  *
  * A run is a pure function of (scenario, seed): events are ordered by (time, insertion order),
  * every random draw comes from one `SeededRandom`, and the trace hash folds in every event.
@@ -141,9 +140,6 @@ interface Unsynced {
   readonly dispatchId: string | undefined;
 }
 
-/** How often a node drops expired windows from its disk, and retries a refused commit, as src/node/mesh-runtime.ts does. */
-const storeExpiryEveryMs = 60_000;
-const storeRetryMs = 1_000;
 
 /** The model named in the simulated requests' contexts and usage rows. */
 const simModel = 'simulated';
@@ -163,6 +159,8 @@ const latencyBucketsMax = 10_000;
 
 interface SimNode {
   readonly index: number;
+  /** This incarnation's cores, as production runs them; the fields below are its parts. */
+  readonly core: NodeCore;
   readonly id: NodeId;
   incarnation: number;
   replica: ReplicaId;
@@ -175,8 +173,6 @@ interface SimNode {
   gate: QuotaGate;
   /** The request-id claims of the admission code; new with every MeshNode, like the gate. */
   claims: RequestClaims;
-  /** Whether this incarnation released what its dead predecessors left reserved (as a node runtime does once synced). */
-  released: boolean;
   mesh: MeshNode;
   up: boolean;
   /** The crash fault that took the node down; only its end restarts it (crashes may overlap). */
@@ -207,7 +203,6 @@ interface SimNode {
   interruptedExpected: ReadonlySet<RequestId>;
   /** Requests this start found interrupted, until a commit holds their end (a crash before it finds them again). */
   restoredUncommitted: ReadonlySet<RequestId>;
-  nextStoreExpiryMs: number;
   /** The disk may have dropped every window that ended before this (its expiry, by the node's clock). */
   droppedBeforeMs: number;
 }
@@ -224,6 +219,8 @@ class Simulation {
   private readonly nodes: SimNode[] = [];
   private readonly members: Member[];
   private readonly tenantKeys: CounterKey[];
+  /** Each tenant key's index by key id: a successor's release names the key it lowered. */
+  private readonly tenantIndex: Map<string, number>;
   private readonly failures: CheckFailure[] = [];
   private readonly convergence: ConvergenceFigure[] = [];
   private readonly samples: Sample[] = [];
@@ -295,6 +292,7 @@ class Simulation {
     // One counter per tenant: its weighted tokens of the day, the key every request touches.
     const day = windowAt('day', simEpochMs);
     this.tenantKeys = Array.from({ length: scenario.workload.tenants }, (_, t) => counterKey('tenant', `tenant-${t}`, 'weighted_tokens', day));
+    this.tenantIndex = new Map(this.tenantKeys.map((key, tenant) => [key.id, tenant]));
     this.admittedTokens = this.tenantKeys.map(() => new Array<number>(scenario.regions).fill(0));
     this.admittedTruth = this.tenantKeys.map(() => 0);
     this.books = new DurableBooks(this.tenantKeys.length);
@@ -361,10 +359,11 @@ class Simulation {
   // ---- Nodes ----
 
   /**
-   * A node's start, as production starts one (src/node/mesh-runtime.ts): on a disk that names a
-   * replica it resumes that replica, with a new Yjs client id per start, and restores its state
-   * (`restoreFromDisk`); on an empty disk (the first start, or after a lost disk) it is a new
-   * incarnation. Either way it recovers before it serves strict reads, as production does.
+   * A node's start, as production starts one (src/node/mesh-runtime.ts), through the same
+   * `NodeCore`: on a disk that names a replica it resumes that replica, with a new Yjs client id
+   * per start, and restores its state (checked in `checkRestore`); on an empty disk (the first
+   * start, or after a lost disk) it is a new incarnation. Either way it recovers before it serves
+   * strict reads, as production does.
    */
   private createNode(index: number, previous?: SimNode, keepDisk = false): SimNode {
     const id = this.members[index]?.id as NodeId;
@@ -375,37 +374,59 @@ class Simulation {
     const resumed = snapshot.meta.get('replica');
     const incarnation = previous === undefined ? 0 : resumed !== undefined ? previous.incarnation : previous.incarnation + 1;
     const replica = asReplicaId(resumed ?? `${id}~${incarnation}`);
-    const starts = resumed === undefined ? 1 : Number(snapshot.meta.get('starts') ?? '0') + 1;
-    const counter = this.observedCounter(replica);
-    this.options.instrument?.(index, counter);
-    const policy = this.newPolicy(replica, starts, previous === undefined);
-    const reservations = new ReservationTable(counter);
-    const escrow = new EscrowBook(replica, counter);
-    const mesh = this.newMesh(id, replica, counter, policy, escrow);
-    // A restart loses the rounds in flight with the process, and the requests in flight with them.
-    const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions, this.random.fork());
+    const skewMs = previous?.skewMs ?? 0;
+    const strobe = previous?.strobe;
+    // Drawn in this order, so a seed's runs stay what they were: nonces, the gate, the claims.
+    const nonces = this.random.fork();
+    const gateRandom = this.random.fork();
     // Scenarios without claims draw nothing for them, so their runs stay what they were.
-    const claims = new RequestClaims(counter, mesh, this.scenario.workload.claims === undefined ? new SeededRandom(index + 1) : this.random.fork());
-    const journal = new DurableJournal(store, { counter, escrow, gate, policy });
+    const claimsRandom = this.scenario.workload.claims === undefined ? new SeededRandom(index + 1) : this.random.fork();
+    const instrument = this.options.instrument;
+    const core = new NodeCore({
+      self: id,
+      region: this.members[index]?.region as RegionId,
+      members: this.members,
+      secret,
+      crypto: hmacMeshCrypto(seededNonces(nonces)),
+      incarnation: String(incarnation),
+      // The pool has no traffic in the simulator yet: a fixed seed per node, drawn from nothing shared.
+      randoms: { gate: gateRandom, claims: claimsRandom, pool: new SeededRandom(index + 1) },
+      store: { store, snapshot, nowMs: this.clockAt(skewMs, strobe) },
+      decode: this.decode,
+      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
+      preparePolicy: (policy) => this.preparePolicy(policy, previous === undefined),
+      ...(instrument === undefined ? {} : { instrumentCounter: (counter: WindowedCounter) => instrument(index, counter) }),
+      // Reservations, refunds, strict claims, escrow demand and releases all reach the counter
+      // through the cores, and the oracle must know each of them to tell a real count from an
+      // invented one; a release is also a change the durable books must hear of.
+      onOwnChange: (key, increment, decrement, byRelease) => {
+        this.oracle.apply(key, replica, increment, decrement);
+        if (byRelease && decrement > 0) {
+          const tenant = this.tenantIndex.get(key.id);
+          if (tenant !== undefined) this.books.release(replica, tenant, decrement);
+        }
+      },
+    });
+    assert(core.replica === replica, 'the core resumes the replica the disk names');
     const node: SimNode = {
       index,
+      core,
       id,
       incarnation,
       replica,
-      counter,
-      policy,
-      reservations,
-      escrow,
-      gate,
-      claims,
-      released: false,
-      mesh,
+      counter: core.counter,
+      policy: core.policy,
+      reservations: core.reservations,
+      escrow: core.escrow,
+      gate: core.gate,
+      claims: core.claims,
+      mesh: core.mesh,
       up: true,
       crashedBy: undefined,
       pausedUntilMs: 0,
       deferred: [],
-      skewMs: previous?.skewMs ?? 0,
-      strobe: previous?.strobe,
+      skewMs,
+      strobe,
       tickAtMs: Infinity,
       pumpAtMs: Infinity,
       links: new Map(),
@@ -413,70 +434,40 @@ class Simulation {
       requests: previous?.requests ?? 0,
       disk,
       store,
-      journal,
+      journal: core.journal as DurableJournal,
       unsynced: [],
       deciding: 0,
       interruptedExpected: new Set(),
       restoredUncommitted: new Set(),
-      nextStoreExpiryMs: 0,
       droppedBeforeMs: previous !== undefined && kept ? previous.droppedBeforeMs : -Infinity,
     };
     if (resumed !== undefined) {
       node.restoredUncommitted = previous?.interruptedExpected ?? new Set();
-      this.restoreFromDisk(node, snapshot, node.restoredUncommitted);
+      this.checkRestore(node, node.restoredUncommitted);
     }
-    journal.setMeta('replica', replica);
-    journal.setMeta('starts', String(starts));
     return node;
   }
 
-  /** A start's policy document, with a new Yjs client id per start (src/node/mesh-runtime.ts). */
-  private newPolicy(replica: ReplicaId, starts: number, first: boolean): PolicyDocument {
-    const policy = new PolicyDocument(yjsClientId(starts === 1 ? replica : asReplicaId(`${replica}#${starts}`)));
-    // Kept for the disk from the start, so the first commit holds the settings below.
+  /** A start's policy document before anything reads it: kept for the disk from the start, so the first commit holds the settings below. */
+  private preparePolicy(policy: PolicyDocument, first: boolean): void {
     policy.keepDurable();
     if (first && policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs) {
       policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
       policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
     }
-    return policy;
-  }
-
-  private newMesh(id: NodeId, replica: ReplicaId, counter: WindowedCounter, policy: PolicyDocument, escrow: EscrowBook): MeshNode {
-    const membership = Membership.create(id, this.members);
-    if (!membership.ok) throw new Error(membership.error.reason);
-    const nonces = this.random.fork();
-    const crypto: MeshCrypto = {
-      hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
-      nonce: () => Uint8Array.from({ length: 16 }, () => nonces.int(256)),
-    };
-    return new MeshNode({
-      membership: membership.value,
-      replica,
-      secret,
-      crypto,
-      counter,
-      policy,
-      decode: this.decode,
-      rights: escrow,
-      // Every start recovers before it serves strict reads, with its disk or without, as in production.
-      recovering: true,
-      ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
-    });
   }
 
   /**
-   * A restart with state: `restoreNode` puts the disk's state back into the new cores, as in
-   * production, and ends the requests that were open. Checked against the model at once: the
-   * requests it charges as interrupted are exactly those whose admission was committed and whose
-   * settlement was not, and no reservation stays open. Each interrupted one leaves its usage row.
+   * A restart with state: the core put the disk's state back (`restoreNode`, as in production)
+   * and ended the requests that were open, each with its usage row. Checked against the model at
+   * once: the requests it charges as interrupted are exactly those whose admission was committed
+   * and whose settlement was not, and no reservation stays open.
    */
-  private restoreFromDisk(node: SimNode, snapshot: NodeSnapshot, expected: ReadonlySet<RequestId>): void {
-    const nowMs = this.localNow(node);
-    const restored = restoreNode(snapshot, { counter: node.counter, escrow: node.escrow, gate: node.gate, policy: node.policy }, nowMs);
+  private checkRestore(node: SimNode, expected: ReadonlySet<RequestId>): void {
+    const restored = node.core.restart;
     this.durability.restarts++;
-    if (!restored.ok) {
-      this.fail('durability', `${node.replica} could not restart from its disk: ${restored.error}`);
+    if (restored === undefined || !restored.ok) {
+      this.fail('durability', `${node.replica} could not restart from its disk: ${restored?.ok === false ? restored.error : 'no store'}`);
       return;
     }
     if (restored.value.skipped > 0) this.fail('durability', `${node.replica} skipped ${restored.value.skipped} records of its disk that did not decode`);
@@ -487,38 +478,16 @@ class Simulation {
       this.fail('durability', `${node.replica} restarted charging ${charged.length} interrupted requests, the model expects ${expected.size} (missing ${missing.slice(0, 3).join(', ') || 'none'}, unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
     }
     if (node.reservations.openCount > 0) this.fail('durability', `${node.replica} restarted with ${node.reservations.openCount} reservations still open`);
-    for (const ended of restored.value.interrupted) {
-      const row = interruptedRow(ended, node.id, node.id, nowMs);
-      if (row !== undefined) node.journal.appendRow(row);
-    }
-  }
-
-  /**
-   * A counter whose every own change is mirrored into the oracle: reservations, refunds, strict
-   * claims and escrow demand all reach the counter through the admission code, and the oracle
-   * must know each of them to tell a real count from an invented one.
-   */
-  private observedCounter(replica: ReplicaId): WindowedCounter {
-    const counter = new WindowedCounter(replica);
-    const increment = counter.increment.bind(counter);
-    const decrement = counter.decrement.bind(counter);
-    counter.increment = (key, amount) => {
-      const result = increment(key, amount);
-      if (result.ok) this.oracle.apply(key, replica, amount, 0);
-      return result;
-    };
-    counter.decrement = (key, amount) => {
-      const result = decrement(key, amount);
-      if (result.ok) this.oracle.apply(key, replica, 0, amount);
-      return result;
-    };
-    return counter;
   }
 
   /** The node's own clock: true time plus its skew (and strobe). */
   private localNow(node: SimNode): number {
-    let skew = node.skewMs;
-    if (node.strobe !== undefined) skew += Math.floor(this.nowMs / node.strobe.periodMs) % 2 === 0 ? node.strobe.amplitudeMs : -node.strobe.amplitudeMs;
+    return this.clockAt(node.skewMs, node.strobe);
+  }
+
+  private clockAt(skewMs: number, strobe: SimNode['strobe']): number {
+    let skew = skewMs;
+    if (strobe !== undefined) skew += Math.floor(this.nowMs / strobe.periodMs) % 2 === 0 ? strobe.amplitudeMs : -strobe.amplitudeMs;
     return Math.floor(simEpochMs + this.nowMs + skew);
   }
 
@@ -532,7 +501,7 @@ class Simulation {
   private scheduleTick(node: SimNode): void {
     if (!node.up) return;
     const local = this.localNow(node);
-    const next = Math.min(node.mesh.nextTickMs(local), node.gate.nextTickMs(local), node.claims.nextTickMs(local));
+    const next = node.core.nextTickMs(local);
     const atMs = Math.max(this.nowMs, this.nowMs + (next - local), node.pausedUntilMs);
     if (atMs < node.tickAtMs) {
       node.tickAtMs = atMs;
@@ -563,7 +532,7 @@ class Simulation {
       this.queue.push(node.pumpAtMs, { kind: 'pump', node: node.index });
       return;
     }
-    for (const out of node.mesh.drainOutbox()) {
+    for (const out of node.core.drainOutbox()) {
       const conn = node.links.get(out.link);
       if (conn === undefined) continue;
       if (out.kind === 'close') {
@@ -590,21 +559,16 @@ class Simulation {
     this.scheduleTick(node);
   }
 
-  /** The group commit of the node's journal; false when the store refused it (then nothing may be sent). */
+  /** The core's group commit (with the store's expiry); false when the store refused it (then nothing may be sent). */
   private commit(node: SimNode): boolean {
     const commits = node.disk.commits;
-    if (!node.journal.commit()) {
+    if (!node.core.commit(this.localNow(node))) {
       this.durability.commitsRefused++;
       return false;
     }
     if (node.disk.commits > commits) this.durability.commits++;
     if (node.restoredUncommitted.size > 0) node.restoredUncommitted = new Set();
-    const local = this.localNow(node);
-    if (local >= node.nextStoreExpiryMs) {
-      node.nextStoreExpiryMs = local + storeExpiryEveryMs;
-      node.droppedBeforeMs = Math.max(node.droppedBeforeMs, local - node.counter.horizonMs);
-      node.store.dropExpired(local - node.counter.horizonMs);
-    }
+    node.droppedBeforeMs = Math.max(node.droppedBeforeMs, node.core.expiredBeforeMs);
     return true;
   }
 
@@ -619,11 +583,13 @@ class Simulation {
         if (node.tickAtMs !== this.nowMs) return; // superseded by an earlier tick
         node.tickAtMs = Infinity;
         this.whenRunning(node, () => {
-          const local = this.localNow(node);
-          node.mesh.tick(local);
-          node.gate.tick(local);
-          node.claims.tick(local);
-          if (!node.released && node.mesh.rounds.allPeersSynced) this.releasePredecessors(node);
+          // The timers (and the release of dead predecessors' reservations, once synced), then
+          // the answers they gave; the commit and the frames come with the pump.
+          const releasing = node.core.released === undefined;
+          node.core.advance(this.localNow(node));
+          const released = node.core.released;
+          if (releasing && released !== undefined) this.releasedUnits += released.amount;
+          node.core.drainCompletions();
           this.flush(node);
         });
         this.scheduleTick(node);
@@ -649,7 +615,7 @@ class Simulation {
         if (node.links.get(event.link) !== event.conn) return;
         node.links.delete(event.link);
         this.whenRunning(node, () => {
-          node.mesh.onLinkClosed(event.link);
+          node.core.onLinkClosed(event.link);
           this.flush(node);
         });
         return;
@@ -665,23 +631,6 @@ class Simulation {
         if (this.nowMs + this.sampleEveryMs <= this.endMs) this.queue.push(this.nowMs + this.sampleEveryMs, { kind: 'sample' });
         return;
     }
-  }
-
-  /**
-   * What the node's dead predecessors left reserved, released once it holds every peer's state
-   * (src/admission/successor-release.ts), as production does after every start. What it released
-   * of each tenant's key goes into the durable books: it is a change of this replica's own entry.
-   */
-  private releasePredecessors(node: SimNode): void {
-    node.released = true;
-    const before = this.tenantKeys.map((key) => node.counter.contributions(key).get(node.replica)?.n ?? 0);
-    const report = releasePredecessors(node.counter, node.reservations.openHolds());
-    this.releasedUnits += report.amount;
-    if (report.amount === 0) return;
-    this.tenantKeys.forEach((key, tenant) => {
-      const released = (node.counter.contributions(key).get(node.replica)?.n ?? 0) - (before[tenant] as number);
-      if (released > 0) this.books.release(node.replica, tenant, released);
-    });
   }
 
   /** Arrivals of one traffic tick at one node: reservations now, settlements when due. */
@@ -763,7 +712,8 @@ class Simulation {
     }
     this.claimFigures.claimed++;
     const claimer = node.claims;
-    claimer.claim(id, this.localNow(node), (outcome) => {
+    // The core answers from its drain, never from inside the call; drained at once, as production does.
+    node.core.claim(id, this.localNow(node), (outcome) => {
       switch (outcome.kind) {
         case 'granted':
           this.claimFigures.granted++;
@@ -782,6 +732,7 @@ class Simulation {
           return;
       }
     });
+    node.core.drainCompletions();
   }
 
   /**
@@ -796,7 +747,7 @@ class Simulation {
     node.deciding++;
     // The admission code decides as it will in production: at once on the local view
     // (eventual, escrow rights in hand), or when a quorum round completes (strict, claims).
-    node.gate.admit(request, admittedAtMs, (decision) => {
+    node.core.admit(request, admittedAtMs, (decision) => {
       // A gate decides only while its incarnation runs: a crash drops it with its rounds.
       assert(node.up && this.nodes[index] === node, 'a quota decision comes from a running node');
       node.deciding--;
@@ -815,6 +766,8 @@ class Simulation {
       node.requests++;
       node.unsynced.push({ step: 'admitted', pending: { tenant, requestId: request.requestId, reserved, used, admittedAtMs }, dispatchId });
     });
+    // A decision on the local view is delivered now, outside the call, as production does.
+    node.core.drainCompletions();
   }
 
   /** An admitted request whose admission is on disk goes to the upstream; it settles later. */
@@ -869,11 +822,11 @@ class Simulation {
     a.links.set(conn.dialerLink, conn);
     b.links.set(conn.responderLink, conn);
     this.whenRunning(a, () => {
-      a.mesh.onLinkOpen(conn.dialerLink, { direction: 'outbound', dialedPeer: b.id }, this.localNow(a));
+      a.core.onLinkOpen(conn.dialerLink, { direction: 'outbound', dialedPeer: b.id }, this.localNow(a));
       this.flush(a);
     });
     this.whenRunning(b, () => {
-      b.mesh.onLinkOpen(conn.responderLink, { direction: 'inbound' }, this.localNow(b));
+      b.core.onLinkOpen(conn.responderLink, { direction: 'inbound' }, this.localNow(b));
       this.flush(b);
     });
   }
@@ -890,7 +843,9 @@ class Simulation {
     this.hash(bytes.length, bytes[bytes.length - 1] as number);
     this.whenRunning(node, () => {
       if (!this.carries(conn, toDialer, node, link)) return;
-      node.mesh.onFrame(link, bytes);
+      node.core.onFrame(link, bytes);
+      // A round this frame completed answers now, at the frame's arrival.
+      node.core.drainCompletions();
       this.scheduleTick(node);
     });
   }
@@ -1144,7 +1099,7 @@ class Simulation {
     // Liveness phase: every fault healed, no traffic; all replicas must agree with the oracle.
     if (this.nowMs >= this.scenario.durationMs && this.finalConverged === undefined) {
       // Released first: a successor's release is a change of its own, which must spread too.
-      if (this.nodes.every((n) => n.up && n.released) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
+      if (this.nodes.every((n) => n.up && n.core.released !== undefined) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
         this.finalConverged = this.nowMs;
       }
     }
@@ -1224,7 +1179,7 @@ class Simulation {
     const waits = [
       ...(node.deciding > 0 ? [`${node.deciding} undecided`] : []),
       ...(node.settlements.size + node.unsynced.length > 0 ? ['requests unsettled'] : []),
-      ...(node.released ? [] : ['not released']),
+      ...(node.core.released !== undefined ? [] : ['not released']),
     ];
     return waits.length === 0 ? '' : ` (${waits.join(', ')})`;
   }

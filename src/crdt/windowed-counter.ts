@@ -87,7 +87,15 @@ export interface WindowedCounterOptions {
   readonly keysMax?: number;
   /** How long after its end a window is kept; see `windowExpiryHorizonMs`. */
   readonly horizonMs?: number;
+  /**
+   * Hears every change of this replica's own entries (`increment`, `decrement`), after it is
+   * made: the simulator's oracle counts what each replica truly did through it. Must not throw.
+   */
+  readonly onOwnChange?: OwnChangeObserver;
 }
+
+/** A change of a replica's own entry of `key`: `increment` added to p, `decrement` to n. */
+export type OwnChangeObserver = (key: CounterKey, increment: number, decrement: number) => void;
 
 const emptyDigest: Digest = new Map();
 /** A key cache hint: the key holds no slot (hints ≥ 0 are slots, −1 is no hint). */
@@ -103,6 +111,7 @@ const cellWidth = 3;
 export class WindowedCounter {
   readonly keysMax: number;
   readonly horizonMs: number;
+  private readonly onOwnChange: OwnChangeObserver | undefined;
 
   private readonly slotByKey = new Map<string, number>();
   private keyBySlot: (CounterKey | undefined)[] = [];
@@ -153,6 +162,7 @@ export class WindowedCounter {
   ) {
     this.keysMax = options.keysMax ?? counterKeysMax;
     this.horizonMs = options.horizonMs ?? windowExpiryHorizonMs;
+    this.onOwnChange = options.onOwnChange;
     assert(Number.isSafeInteger(this.keysMax) && this.keysMax > 0 && this.keysMax <= counterKeysMax, 'keysMax out of range');
     assert(this.horizonMs >= 0, 'horizonMs must not be negative');
     this.replicaIds.push(self);
@@ -206,6 +216,7 @@ export class WindowedCounter {
       this.dirty.push(slot);
     }
     this.markUnsaved(slot);
+    if (this.onOwnChange !== undefined) this.onOwnChange(key, positive ? amount : 0, positive ? 0 : amount);
     return OK_VOID;
   }
 

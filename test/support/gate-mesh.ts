@@ -1,17 +1,19 @@
-// Quota gates on MeshNodes over the in-memory network: the admission stack of one node per member
-// (counter, reservations, escrow book replicated as rights, quota gate), driven by virtual time.
-import { EscrowBook } from '../../src/admission/escrow.js';
-import { type QuotaDecision, QuotaGate, type QuotaRequest } from '../../src/admission/quota-gate.js';
-import { ReservationTable } from '../../src/admission/reservations.js';
-import { asReplicaId, asTenantId, type NodeId, type RequestId } from '../../src/core/ids.js';
+// Quota gates on NodeCores over the in-memory network: one node core per member (counter,
+// reservations, escrow book replicated as rights, quota gate, claims, pool), driven by virtual time.
+import type { EscrowBook } from '../../src/admission/escrow.js';
+import type { QuotaDecision, QuotaGate, QuotaRequest } from '../../src/admission/quota-gate.js';
+import type { ReservationTable } from '../../src/admission/reservations.js';
+import { asTenantId, type NodeId, type RequestId } from '../../src/core/ids.js';
 import { SeededRandom } from '../../src/core/random.js';
-import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
-import { type Member, Membership } from '../../src/mesh/membership.js';
-import { MeshNode, type PolicyReplica } from '../../src/mesh/mesh-node.js';
+import type { WindowedCounter } from '../../src/crdt/windowed-counter.js';
+import { NodeCore } from '../../src/engine/node-core.js';
+import type { Member } from '../../src/mesh/membership.js';
+import type { MeshNode, PolicyReplica } from '../../src/mesh/mesh-node.js';
 import type { LimitRule } from '../../src/mesh/policy/policy-schema.js';
 import { emptyPolicy, members, MemoryNetwork, type NetworkFaults, testCrypto, testSecret } from './mesh-network.js';
 
 export interface GateNode {
+  readonly core: NodeCore;
   readonly mesh: MeshNode;
   readonly counter: WindowedCounter;
   readonly escrow: EscrowBook;
@@ -21,29 +23,28 @@ export interface GateNode {
 
 export interface GateNodeOptions {
   readonly quorumTimeoutMs?: number;
+  /** What the mesh replicates as policy; a stub that holds nothing unless given. */
   readonly policy?: PolicyReplica;
 }
 
-/** One member's admission stack, wired as src/node/mesh-runtime.ts wires it. */
+/** One member's node core, started fresh (no recovery: every node starts at once, empty). */
 export function makeGateNode(id: NodeId, all: readonly Member[], random: SeededRandom, options: GateNodeOptions = {}): GateNode {
-  const membership = Membership.create(id, all);
-  if (!membership.ok) throw new Error(membership.error.reason);
-  const replica = asReplicaId(`${id}~1`);
-  const counter = new WindowedCounter(replica);
-  const escrow = new EscrowBook(replica, counter);
-  const reservations = new ReservationTable(counter);
-  const mesh = new MeshNode({
-    membership: membership.value,
-    replica,
+  const member = all.find((m) => m.id === id);
+  if (member === undefined) throw new Error(`${id} is not a member`);
+  const core = new NodeCore({
+    self: id,
+    region: member.region,
+    members: all,
     secret: testSecret,
     crypto: testCrypto(random),
-    counter,
-    policy: options.policy ?? emptyPolicy(),
-    rights: escrow,
+    incarnation: '1',
+    // The gate's jitter as QuotaGate seeds it by default; the claims' and pool's from the member count too.
+    randoms: { gate: new SeededRandom(all.length), claims: new SeededRandom(all.length + 1), pool: new SeededRandom(all.length + 2) },
+    recovering: false,
+    meshPolicy: options.policy ?? emptyPolicy(),
     ...(options.quorumTimeoutMs === undefined ? {} : { quorumTimeoutMs: options.quorumTimeoutMs }),
   });
-  const gate = new QuotaGate(counter, reservations, escrow, mesh, all.length);
-  return { mesh, counter, escrow, reservations, gate };
+  return { core, mesh: core.mesh, counter: core.counter, escrow: core.escrow, reservations: core.reservations, gate: core.gate };
 }
 
 /** Every decision a gate delivered, by request id: a request must get exactly one. */
@@ -51,7 +52,7 @@ export class Decisions {
   readonly byId = new Map<string, QuotaDecision[]>();
   /** When each request arrived: rejections carry retry hints from that time. */
   readonly arrivedAtMs = new Map<string, number>();
-  /** Whether the last `admit` was decided before it returned. */
+  /** Whether the last `admit` was decided on the node's own view: by the drain right after the call, with no frame or tick between. */
   lastSynchronous = false;
 
   record(id: string): (decision: QuotaDecision) => void {
@@ -72,7 +73,7 @@ export class Decisions {
 
 export class GateMesh {
   readonly nodes: GateNode[];
-  readonly network: MemoryNetwork;
+  readonly network: MemoryNetwork<NodeCore>;
   readonly decisions = new Decisions();
 
   constructor(count: number, seed: number, faults: NetworkFaults = { loss: 0, duplicate: 0, latencyMsMax: 5 }, options: GateNodeOptions = {}) {
@@ -80,7 +81,7 @@ export class GateMesh {
     const all = members(count);
     this.nodes = all.map((m) => makeGateNode(m.id, all, random, options));
     this.network = new MemoryNetwork(
-      this.nodes.map((n) => n.mesh),
+      this.nodes.map((n) => n.core),
       random,
       faults,
     );
@@ -96,17 +97,19 @@ export class GateMesh {
     let decided = false;
     const record = this.decisions.record(id);
     this.decisions.arrivedAtMs.set(id, this.nowMs);
-    this.nodes[index]!.gate.admit(request, this.nowMs, (decision) => {
+    const { core } = this.nodes[index]!;
+    core.admit(request, this.nowMs, (decision) => {
       decided = true;
       record(decision);
     });
+    // The core never answers from inside the call; a decision on its own view is ready at once.
+    core.drainCompletions();
     this.decisions.lastSynchronous = decided;
   }
 
-  /** Advances virtual time: the network (which ticks the mesh nodes), then each gate's timers. */
+  /** Advances virtual time: the network routes frames and ticks each node core when due (its mesh, gate and claims). */
   step(stepMs = 5): void {
     this.network.step(stepMs);
-    for (const { gate } of this.nodes) if (gate.nextTickMs(this.nowMs) <= this.nowMs) gate.tick(this.nowMs);
   }
 
   run(durationMs: number, stepMs = 5): void {

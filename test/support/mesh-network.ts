@@ -1,6 +1,5 @@
 // An in-memory network for MeshNode tests: links between every pair of nodes, virtual time,
 // seeded random interleaving, loss and duplication of droppable frames, and link cuts.
-import { createHmac } from 'node:crypto';
 import { asNodeId, asRegionId, asReplicaId, type NodeId } from '../../src/core/ids.js';
 import type { SeededRandom } from '../../src/core/random.js';
 import { ok } from '../../src/core/result.js';
@@ -8,14 +7,12 @@ import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import type { MeshCrypto } from '../../src/mesh/handshake.js';
 import { type Member, Membership } from '../../src/mesh/membership.js';
 import { type LinkId, MeshNode, type MeshNodeOptions, type MeshTimings, type PolicyReplica } from '../../src/mesh/mesh-node.js';
+import { hmacMeshCrypto, seededNonces } from '../../src/platform/mesh-crypto.js';
 
 export const testSecret = new TextEncoder().encode('a mesh secret of at least 16 bytes');
 
 export function testCrypto(random: SeededRandom): MeshCrypto {
-  return {
-    hmacSha256: (key, message) => new Uint8Array(createHmac('sha256', key).update(message).digest()),
-    nonce: () => Uint8Array.from({ length: 16 }, () => random.int(256)),
-  };
+  return hmacMeshCrypto(seededNonces(random));
 }
 
 /** A policy replica that holds nothing: for tests of the counter path alone. */
@@ -64,14 +61,17 @@ export interface NetworkFaults {
   readonly latencyMsMax: number;
 }
 
-export class MemoryNetwork {
+/** What the network drives: a `MeshNode`, or a `NodeCore` (src/engine/node-core.ts), which has the same surface. */
+export type MeshEndpoint = Pick<MeshNode, 'self' | 'onLinkOpen' | 'onLinkClosed' | 'onFrame' | 'nextTickMs' | 'tick' | 'drainOutbox'>;
+
+export class MemoryNetwork<Node extends MeshEndpoint = MeshNode> {
   nowMs = 1_764_000_000_000;
   readonly faults: { loss: number; duplicate: number; latencyMsMax: number };
   private readonly wires: Wire[] = [];
   private nextLink = 1;
 
   constructor(
-    readonly nodes: MeshNode[],
+    readonly nodes: Node[],
     private readonly random: SeededRandom,
     faults: NetworkFaults = { loss: 0, duplicate: 0, latencyMsMax: 5 },
   ) {
