@@ -10,7 +10,7 @@ import { estimateAccountAmounts } from '../src/pool/account-usage.js';
 import { AttemptPlan } from '../src/pool/attempt-plan.js';
 import type { Permit, WaiterId } from '../src/pool/permits.js';
 import type { Ticket, TierQueue } from '../src/schedule/tier-queue.js';
-import { estimatedAmounts, settledAmounts } from '../src/node/gateway/request-amounts.js';
+import { estimatedAmounts, settledAmounts } from '../src/admission/request-amounts.js';
 import type { GatePort, RequestBooks } from './request-books.js';
 import type { CallId, SimUpstream, UpstreamAnswer, UpstreamCall } from './upstream-accounts.js';
 

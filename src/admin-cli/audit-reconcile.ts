@@ -27,7 +27,7 @@ import { formatKeyText } from '../node/admin/counter-key-text.js';
  * for every window that overlaps the asked range, read whole (so the ledger is read from the
  * start of the first window to the end of the last). A window that ended more than the counters'
  * expiry horizon ago is gone from the counters: its keys are counted as expired and not compared.
- * The metrics the gateway charges (src/node/gateway/request-amounts.ts, src/pool/account-usage.ts):
+ * The metrics the gateway charges (src/admission/request-amounts.ts, src/pool/account-usage.ts):
  *
  *   requests         1 per row
  *   input_tokens     input + cache write

@@ -125,7 +125,7 @@ export const defaultStateDir = '.carpool/local';
 export const defaultTenantConcurrency = 16;
 export const defaultAccountConcurrency = 8;
 
-/** The metrics the gateway charges (src/node/gateway/request-amounts.ts); a limit on any other would never fill. */
+/** The metrics the gateway charges (src/admission/request-amounts.ts); a limit on any other would never fill. */
 export const gatewayMetrics = ['requests', 'input_tokens', 'output_tokens', 'weighted_tokens'] as const;
 
 /** A region's ports, in the order `basePort` numbers them. */

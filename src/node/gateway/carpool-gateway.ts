@@ -62,7 +62,7 @@ import { CallScheduler, type SchedulerRefusal } from './call-scheduler.js';
 import { claimSubjectOf } from './claim-subject.js';
 import { defaultGatewaySettings, type GatewaySettings } from './gateway-settings.js';
 import { RecentUsage } from './recent-usage.js';
-import { estimatedAmounts, settledAmounts } from './request-amounts.js';
+import { estimatedAmounts, settledAmounts } from '../../admission/request-amounts.js';
 import { RequestRateLimits } from './request-rate-limits.js';
 import { type CompletionInput, parseCompleteRequest, parseCountTokensRequest } from './request-validation.js';
 import { gatewayErrorOfCall, gatewayErrorOfCount } from './upstream-failure.js';
