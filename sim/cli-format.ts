@@ -1,6 +1,6 @@
 import type { CliOptions } from './cli-args.js';
 import type { Fault, Scenario } from './scenario.js';
-import type { ClaimFigures, DurabilityFigures, QuotaFigures, SimResult } from './sim-result.js';
+import type { ClaimFigures, DurabilityFigures, QuotaFigures, RequestPathFigures, SimResult } from './sim-result.js';
 
 /**
  * What the simulator CLI prints, as pure functions of their arguments: no clock, no console, no
@@ -37,6 +37,7 @@ export function formatSummary(result: SimResult): string {
     ['convergence', formatConvergence(result)],
     ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
     ...(result.claims === undefined ? [] : [['request ids', formatClaims(result.claims)] as [string, string]]),
+    ...(result.requestPath === undefined ? [] : [['request path', formatRequestPath(result.requestPath)] as [string, string]]),
     ['disks', formatDurability(result.durability)],
     ['trace hash', result.traceHash],
   ];
@@ -64,6 +65,16 @@ export function formatClaims(claims: ClaimFigures): string {
     `${formatCount(claims.claimed)} claimed (${formatCount(claims.retries)} retries): ${formatCount(claims.granted)} granted, ` +
     `${formatCount(claims.heldElsewhere)} held elsewhere, ${formatCount(claims.heldHere)} held here, ${formatCount(claims.noQuorum)} no quorum, ` +
     `${formatCount(claims.shed)} shed; ${formatCount(claims.dispatched)} reached the upstream, ${formatCount(claims.withdrawn)} withdrawn`
+  );
+}
+
+/** The request path: what was admitted and how it ended, the calls, forwards and tokens. */
+export function formatRequestPath(path: RequestPathFigures): string {
+  return (
+    `${formatCount(path.submitted)} submitted, ${formatCount(path.admitted)} admitted (${formatCount(path.refusedQuota)} over quota, ${formatCount(path.queueFull)} queue full); ` +
+    `${formatCount(path.completed)} completed, ${formatCount(path.failed)} failed; ${formatCount(path.settled)} settled, ${formatCount(path.withdrawn)} withdrawn; ` +
+    `${formatCount(path.attempts)} calls (${formatCount(path.retries)} retries, ${formatCount(path.forwards)} forwarded, ${formatCount(path.forwardsRefused)} forwards refused), ` +
+    `${formatCount(path.upstreamAccepted)} taken upstream, ${formatCount(path.producedTokens.input + path.producedTokens.output)} tokens produced`
   );
 }
 

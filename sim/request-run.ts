@@ -133,19 +133,22 @@ export function simAccounts(regions: number, perRegion: number, shape: Omit<SimA
   return specs;
 }
 
+/** How the default accounts behave: every fault on, limits that bind within a run (also sim/sim-requests.ts's). */
+export const defaultAccountShape: Omit<SimAccountSpec, 'account'> = {
+  latencyMsMin: 50,
+  latencyMsMax: 400,
+  msPerOutputToken: 2,
+  concurrencyMax: 12,
+  requestsPerMinute: 1_200,
+  tokensPerMinute: 1_500_000,
+  windows: { fiveHourTokens: 2_000_000, sevenDayTokens: 20_000_000 },
+  faults: { overloaded: 20, serverError: 10, rateLimited: 10, cutStream: 20 },
+};
+
 /** A small, busy default: every fault on, limits that bind within the run. */
 export function defaultRequestRunConfig(overrides: Partial<RequestRunConfig> = {}): RequestRunConfig {
   const regions = overrides.regions ?? 3;
-  const shape: Omit<SimAccountSpec, 'account'> = {
-    latencyMsMin: 50,
-    latencyMsMax: 400,
-    msPerOutputToken: 2,
-    concurrencyMax: 12,
-    requestsPerMinute: 1_200,
-    tokensPerMinute: 1_500_000,
-    windows: { fiveHourTokens: 2_000_000, sevenDayTokens: 20_000_000 },
-    faults: { overloaded: 20, serverError: 10, rateLimited: 10, cutStream: 20 },
-  };
+  const shape = defaultAccountShape;
   return {
     regions,
     durationMs: 20_000,

@@ -2,7 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { err, ok, type Result } from '../src/core/result.js';
-import type { DiskProfile, Fault, NetworkProfile, PartitionKind, Scenario, Workload } from './scenario.js';
+import type { DiskProfile, Fault, NetworkProfile, PartitionKind, RequestPathWorkload, Scenario, Workload } from './scenario.js';
 
 /**
  * Reading and validating scenario files (sim/scenarios/*.json). A scenario file is the JSON form
@@ -19,8 +19,10 @@ import type { DiskProfile, Fault, NetworkProfile, PartitionKind, Scenario, Workl
  * }
  * ```
  *
- * The workload may add `"quota": {"mode", "tokensPerDay"}` (admission under a daily limit) and
- * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide). A
+ * The workload may add `"quota": {"mode", "tokensPerDay"}` (admission under a daily limit),
+ * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide) or
+ * `"requestPath": {"accountsPerRegion", "concurrencyMax", "inputTokensMax", "accountWaitMs"}`
+ * (the whole request path over simulated upstream accounts; no crash faults, no claims). A
  * scenario meant as a swarm's base may name the fault kinds its swarm draws from in
  * `"swarmFaults": ["crash", "pause"]` (all kinds when left out), and any scenario may give its
  * nodes slower disks with `"disk": {"commitMsMin", "commitMsMax"}` (1 to 2 ms when left out).
@@ -55,6 +57,9 @@ export const convergenceBudgetMsMax = 600_000;
 export const gossipIntervalMsMin = 10;
 export const gossipIntervalMsMax = 10_000;
 export const tenantsMax = 100_000;
+/** A request path's accounts per region (the books sum at most 256 accounts) and permits per account. */
+export const requestPathAccountsPerRegionMax = 50;
+export const requestPathConcurrencyMax = 1_000;
 /** Largest simulated daily quota per tenant, in weighted tokens. */
 export const quotaTokensPerDayMax = 1_000_000_000_000;
 /** Per region: at the maximum duration this is already 8.6 billion simulated requests. */
@@ -142,6 +147,13 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
   }
   const swarmFaults = parseSwarmFaults(r.swarmFaults);
   if (!swarmFaults.ok) return swarmFaults;
+  if (workload.value.requestPath !== undefined) {
+    // A crashed node's open requests would end by lease or a successor's release, which the
+    // request books do not model yet (sim/sim-requests.ts).
+    const crash = faults.findIndex((fault) => fault.kind === 'crash');
+    if (crash >= 0) return bad(`faults[${crash}]`, 'a workload with a requestPath runs without crash faults for now');
+    if ((swarmFaults.value ?? faultKinds).includes('crash')) return bad('swarmFaults', 'a workload with a requestPath must name its swarm faults, without "crash"');
+  }
   return ok({
     name,
     description,
@@ -182,7 +194,7 @@ function parseSwarmFaults(raw: unknown): Result<Fault['kind'][] | undefined, Sce
 }
 
 function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
-  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'quota', 'claims']);
+  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'quota', 'claims', 'requestPath']);
   if (!fields.ok) return fields;
   const w = fields.value;
   const tenants = integer(w.tenants, 'workload.tenants', 1, tenantsMax);
@@ -206,6 +218,12 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
     if (!dispatchShare.ok) return dispatchShare;
     base = { ...base, claims: { retryShare: retryShare.value, dispatchShare: dispatchShare.value } };
   }
+  if (w.requestPath !== undefined) {
+    const requestPath = parseRequestPath(w.requestPath);
+    if (!requestPath.ok) return requestPath;
+    if (w.claims !== undefined) return bad('workload.requestPath', 'runs without claims for now');
+    base = { ...base, requestPath: requestPath.value };
+  }
   if (w.quota === undefined) return ok(base);
   const quotaFields = record(w.quota, 'workload.quota', ['mode', 'tokensPerDay']);
   if (!quotaFields.ok) return quotaFields;
@@ -213,7 +231,23 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
   if (mode !== 'eventual' && mode !== 'strict' && mode !== 'escrow') return bad('workload.quota.mode', 'must be "eventual", "strict" or "escrow"');
   const tokensPerDay = integer(quotaFields.value.tokensPerDay, 'workload.quota.tokensPerDay', 1, quotaTokensPerDayMax);
   if (!tokensPerDay.ok) return tokensPerDay;
+  if (base.requestPath !== undefined && mode !== 'eventual') return bad('workload.quota.mode', 'must be "eventual" with a requestPath for now');
   return ok({ ...base, quota: { mode, tokensPerDay: tokensPerDay.value } });
+}
+
+function parseRequestPath(raw: unknown): Result<RequestPathWorkload, ScenarioError> {
+  const fields = record(raw, 'workload.requestPath', ['accountsPerRegion', 'concurrencyMax', 'inputTokensMax', 'accountWaitMs']);
+  if (!fields.ok) return fields;
+  const p = fields.value;
+  const accountsPerRegion = integer(p.accountsPerRegion, 'workload.requestPath.accountsPerRegion', 1, requestPathAccountsPerRegionMax);
+  if (!accountsPerRegion.ok) return accountsPerRegion;
+  const concurrencyMax = integer(p.concurrencyMax, 'workload.requestPath.concurrencyMax', 1, requestPathConcurrencyMax);
+  if (!concurrencyMax.ok) return concurrencyMax;
+  const inputTokensMax = integer(p.inputTokensMax, 'workload.requestPath.inputTokensMax', 1, maxTokensMax);
+  if (!inputTokensMax.ok) return inputTokensMax;
+  const accountWaitMs = integer(p.accountWaitMs, 'workload.requestPath.accountWaitMs', 0, convergenceBudgetMsMax);
+  if (!accountWaitMs.ok) return accountWaitMs;
+  return ok({ accountsPerRegion: accountsPerRegion.value, concurrencyMax: concurrencyMax.value, inputTokensMax: inputTokensMax.value, accountWaitMs: accountWaitMs.value });
 }
 
 function parseNetwork(raw: unknown): Result<NetworkProfile, ScenarioError> {

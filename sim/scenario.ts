@@ -63,6 +63,26 @@ export interface Workload {
    * The `claims` checker fails the run if an id ever reaches the upstream twice.
    */
   readonly claims?: ClaimWorkload;
+  /**
+   * Arrivals run the whole request path (sim/sim-requests.ts) through each node's core instead of
+   * a bare quota admission: gate, tier queue, account pool, simulated upstream accounts, forwards.
+   */
+  readonly requestPath?: RequestPathWorkload;
+}
+
+/**
+ * The request path's accounts and sizes. Its requests reserve their input (uniform in
+ * [1, inputTokensMax]) and `maxTokens` (uniform in [1, workload.maxTokens]); a quota, if any,
+ * must be eventual and binds their weighted tokens. Crash faults are refused with it for now.
+ */
+export interface RequestPathWorkload {
+  /** Simulated upstream accounts homed in each region, alternating API keys and subscriptions. */
+  readonly accountsPerRegion: number;
+  /** Each account's `concurrencyMax` in the policy: the permits one node's pool hands out. */
+  readonly concurrencyMax: number;
+  readonly inputTokensMax: number;
+  /** How long a request waits for a permit (the gateway's `accountWaitMs`). */
+  readonly accountWaitMs: number;
 }
 
 export interface ClaimWorkload {

@@ -98,6 +98,27 @@ export interface DurabilityFigures {
   readonly refusedDiskFailing: number;
 }
 
+/** What the request path did over every node (sim/sim-requests.ts). */
+export interface RequestPathFigures {
+  readonly submitted: number;
+  readonly admitted: number;
+  readonly refusedQuota: number;
+  readonly queueFull: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly settled: number;
+  readonly withdrawn: number;
+  readonly attempts: number;
+  readonly retries: number;
+  readonly forwards: number;
+  readonly forwardsRefused: number;
+  readonly noAccount: number;
+  readonly permitExpired: number;
+  /** Calls the simulated upstream took, and the input and output tokens they produced. */
+  readonly upstreamAccepted: number;
+  readonly producedTokens: { readonly input: number; readonly output: number };
+}
+
 export interface SimResult {
   readonly scenario: Scenario;
   readonly seed: number;
@@ -122,6 +143,8 @@ export interface SimResult {
   /** Admission figures when the scenario sets a quota. */
   readonly quota?: QuotaFigures;
   readonly claims?: ClaimFigures;
+  /** The request path's figures when the workload runs it (sim/sim-requests.ts). */
+  readonly requestPath?: RequestPathFigures;
   readonly durability: DurabilityFigures;
   /** The command that replays this run exactly. */
   readonly replay: string;

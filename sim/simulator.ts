@@ -27,7 +27,9 @@ import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
 import { counterHolder, type Holder, Oracle, storedHolder, type Totals, type TruthSnapshot } from './oracle.js';
 import { defaultDisk, type Fault, regionNames, type Scenario } from './scenario.js';
+import type { PathEvent } from './request-path.js';
 import { SimDisk } from './sim-disk.js';
+import { type SimRequestHooks, SimRequests } from './sim-requests.js';
 import type { CheckFailure, ClaimFigures, ConvergenceFigure, DurabilityFigures, QuotaFigures, Sample, SimResult } from './sim-result.js';
 
 /**
@@ -78,6 +80,8 @@ export interface RunOptions {
    * for a while, as a full disk does.
    */
   readonly store?: (disk: SimDisk, nodeIndex: number) => StateStore;
+  /** Test hook: a mutant gate or pool under a request-path workload's paths (sim/sim-requests.ts). */
+  readonly requests?: SimRequestHooks;
 }
 
 /** What a checker may look at: the live replicas and the oracle, read-only. */
@@ -96,6 +100,8 @@ const secret = new TextEncoder().encode('simulated mesh secret, not a real one')
 
 type SimEvent =
   | { readonly kind: 'traffic'; readonly node: number }
+  /** A step of a request on node `node`'s request path (sim/sim-requests.ts). */
+  | { readonly kind: 'path'; readonly node: number; readonly event: PathEvent }
   | { readonly kind: 'tick'; readonly node: number }
   | { readonly kind: 'pump'; readonly node: number }
   | { readonly kind: 'deliver'; readonly conn: Connection; readonly toDialer: boolean; readonly bytes: Uint8Array }
@@ -261,6 +267,8 @@ class Simulation {
   private readonly admittedTokens: number[][];
   private nextRequest = 0;
   private finalConverged: number | undefined;
+  /** The whole request path, when the workload asks for it; its draws come from their own fork. */
+  private readonly requests: SimRequests | undefined;
   /**
    * A gossip delta goes to every peer as the same bytes, so each is decoded once and the
    * (immutable) frame shared: the same decoder, called fewer times.
@@ -282,6 +290,7 @@ class Simulation {
   ) {
     this.random = new SeededRandom(seed);
     this.network = new SimNetwork(scenario.regions, scenario.network, this.random.fork());
+    this.requests = this.newRequests();
     this.sampleEveryMs = options.sampleEveryMs ?? 1000;
     this.endMs = scenario.durationMs + scenario.convergenceBudgetMs;
     this.members = Array.from({ length: scenario.regions }, (_, i) => ({
@@ -300,6 +309,27 @@ class Simulation {
     // never binds, so the counters carry the same traffic either way.
     const quota = scenario.workload.quota;
     this.rule = { metric: 'weighted_tokens', window: 'day', sliding: false, limit: quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER, mode: quota?.mode ?? 'eventual' };
+  }
+
+  /** The request path over every node, when the workload has one; forks the PRNG only then, so other scenarios' runs stay what they were. */
+  private newRequests(): SimRequests | undefined {
+    const workload = this.scenario.workload.requestPath;
+    if (workload === undefined) return undefined;
+    assert(
+      this.scenario.faults.every((fault) => fault.kind !== 'crash'),
+      'a request-path workload runs without crash faults (see sim/sim-requests.ts)',
+    );
+    const host = {
+      running: (index: number) => {
+        const node = this.nodes[index];
+        return node !== undefined && node.up && this.nowMs >= node.pausedUntilMs ? node.core : undefined;
+      },
+      reachable: (from: number, to: number) => this.network.reachable(from, to),
+      rttMs: (from: number, to: number) => this.network.rttMs(from, to),
+      jitterMs: this.scenario.network.jitterMs,
+      schedule: (index: number, atMs: number, event: PathEvent) => this.queue.push(Math.max(atMs, this.nowMs), { kind: 'path', node: index, event }),
+    };
+    return new SimRequests(this.scenario, workload, this.random.fork(), host, this.options.requests);
   }
 
   run(): SimResult {
@@ -349,7 +379,9 @@ class Simulation {
         faults: this.scenario.faults,
         healedAtMs: this.scenario.durationMs,
       },
-      ...(this.scenario.workload.quota === undefined ? {} : { quota: this.quotaFigures() }),
+      // Under a request path the quota binds the paths' requests, which the books check instead.
+      ...(this.scenario.workload.quota === undefined || this.requests !== undefined ? {} : { quota: this.quotaFigures() }),
+      ...(this.requests === undefined ? {} : { requestPath: this.requests.figures() }),
       ...(this.scenario.workload.claims === undefined ? {} : { claims: { ...this.claimFigures } satisfies ClaimFigures }),
       durability: { ...this.durability } satisfies DurabilityFigures,
       replay: `npm run sim -- --scenario ${this.scenario.name} --regions ${this.scenario.regions} --seed ${this.seed} --duration ${this.scenario.durationMs}`,
@@ -393,6 +425,7 @@ class Simulation {
       randoms: { gate: gateRandom, claims: claimsRandom, pool: new SeededRandom(index + 1) },
       store: { store, snapshot, nowMs: this.clockAt(skewMs, strobe) },
       decode: this.decode,
+      ...(this.requests === undefined ? {} : { queueLimits: this.requests.queueLimits }),
       ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
       preparePolicy: (policy) => this.preparePolicy(policy, previous === undefined),
       ...(instrument === undefined ? {} : { instrumentCounter: (counter: WindowedCounter) => instrument(index, counter) }),
@@ -408,6 +441,7 @@ class Simulation {
       },
     });
     assert(core.replica === replica, 'the core resumes the replica the disk names');
+    this.requests?.attach(index, core);
     const node: SimNode = {
       index,
       core,
@@ -451,6 +485,7 @@ class Simulation {
   /** A start's policy document before anything reads it: kept for the disk from the start, so the first commit holds the settings below. */
   private preparePolicy(policy: PolicyDocument, first: boolean): void {
     policy.keepDurable();
+    if (first) this.requests?.preparePolicy(policy);
     if (first && policy.settings().gossipIntervalMs !== this.scenario.gossipIntervalMs) {
       policy.updateSettings({ gossipIntervalMs: this.scenario.gossipIntervalMs });
       policy.takeUpdates(); // every node starts with the same settings; nothing to broadcast
@@ -590,6 +625,16 @@ class Simulation {
           const released = node.core.released;
           if (releasing && released !== undefined) this.releasedUnits += released.amount;
           node.core.drainCompletions();
+          this.requests?.tick(node.index, this.localNow(node), this.nowMs);
+          this.flush(node);
+        });
+        this.scheduleTick(node);
+        return;
+      }
+      case 'path': {
+        const node = this.nodes[event.node] as SimNode;
+        this.whenRunning(node, () => {
+          (this.requests as SimRequests).handle(node.index, event.event, this.localNow(node), this.nowMs);
           this.flush(node);
         });
         this.scheduleTick(node);
@@ -671,6 +716,11 @@ class Simulation {
     if (node.journal.failing !== undefined) {
       // The gateway refuses work while its disk refuses writes: nothing it admitted could be kept.
       this.durability.refusedDiskFailing += arrivals;
+      arrivals = 0;
+    }
+    if (this.requests !== undefined) {
+      this.stats.requests += arrivals;
+      this.requests.arrive(index, arrivals, this.localNow(node), this.nowMs);
       arrivals = 0;
     }
     for (let r = 0; r < arrivals; r++) {
@@ -1099,7 +1149,7 @@ class Simulation {
     // Liveness phase: every fault healed, no traffic; all replicas must agree with the oracle.
     if (this.nowMs >= this.scenario.durationMs && this.finalConverged === undefined) {
       // Released first: a successor's release is a change of its own, which must spread too.
-      if (this.nodes.every((n) => n.up && n.core.released !== undefined) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone()) {
+      if (this.nodes.every((n) => n.up && n.core.released !== undefined) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone() && (this.requests?.flightsOpen ?? 0) === 0) {
         this.finalConverged = this.nowMs;
       }
     }
@@ -1203,6 +1253,8 @@ class Simulation {
   }
 
   private finish(): void {
+    // The request books' checks run whatever else happened: an open request is a finding too.
+    for (const failure of this.requests?.finish(simEpochMs) ?? []) this.fail(failure.checker, failure.message);
     for (const heal of this.pendingHeals) {
       this.convergence.push({ fault: heal.label, convergedAfterMs: undefined });
       this.fail('convergence', `after ${heal.label} healed at ${heal.atMs} ms, the replicas never caught up`);

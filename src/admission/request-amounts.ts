@@ -34,7 +34,13 @@ export function estimatedAmounts(inputTokens: number, maxTokens: number, weights
  * metric is named, so the gate charges none of them its estimate.
  */
 export function settledAmounts(usage: TokenUsage, weights: TokenWeights, reachedModel: boolean): ReadonlyMap<string, number> {
-  if (!reachedModel) return new Map([['requests', 0], ['input_tokens', 0], ['output_tokens', 0], ['weighted_tokens', 0]]);
+  if (!reachedModel)
+    return new Map([
+      ['requests', 0],
+      ['input_tokens', 0],
+      ['output_tokens', 0],
+      ['weighted_tokens', 0],
+    ]);
   return new Map([
     ['requests', 1],
     ['input_tokens', usage.input + usage.cacheWrite],

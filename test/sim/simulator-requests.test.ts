@@ -1,0 +1,73 @@
+// The simulator runs the whole request path through every node's core, and its books catch a break.
+import { describe, expect, it } from 'vitest';
+import type { RequestId } from '../../src/core/ids.js';
+import type { GatePort } from '../../sim/request-books.js';
+import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
+import type { Scenario } from '../../sim/scenario.js';
+import type { SimResult } from '../../sim/sim-result.js';
+import { runScenario } from '../../sim/simulator.js';
+
+/** The shipped `requests` scenario cut to 7 simulated seconds: the isolation and part of the bridge partition. */
+async function requestsScenario(): Promise<Scenario> {
+  const loaded = await loadScenario('requests');
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.error));
+  const short = withOverrides(loaded.value, { durationMs: 7_000 });
+  if (!short.ok) throw new Error(JSON.stringify(short.error));
+  return short.value;
+}
+
+/** Mutant, as in test/sim/request-path.test.ts: every settlement is made twice (the gate itself ignores the second). */
+function settlesTwice(gate: GatePort): GatePort {
+  return {
+    ...gate,
+    settle: (requestId: RequestId, used) => {
+      const settlements = gate.settle(requestId, used);
+      gate.settle(requestId, used);
+      return settlements;
+    },
+  };
+}
+
+function checkersOf(result: SimResult): string[] {
+  return [...new Set(result.failures.map((failure) => failure.checker))].sort();
+}
+
+describe('the simulator with a request-path workload', () => {
+  it('is deterministic, passes every checker on each seed, and forwards across regions', async () => {
+    const scenario = await requestsScenario();
+    for (const seed of [1, 2, 3]) {
+      const result = runScenario(scenario, seed);
+      expect(result.failures, `seed ${seed}`).toEqual([]);
+      const path = result.requestPath;
+      expect(path).toBeDefined();
+      if (path === undefined) return;
+      // Every admitted request ended once, and the path did real work: calls, retries, forwards,
+      // and forwards refused while eu-west was cut off.
+      expect(path.submitted).toBeGreaterThan(400);
+      expect(path.settled + path.withdrawn).toBe(path.admitted);
+      expect(path.completed).toBeGreaterThan(path.admitted / 2);
+      expect(path.forwards).toBeGreaterThan(0);
+      expect(path.forwardsRefused).toBeGreaterThan(0);
+      expect(path.retries).toBeGreaterThan(0);
+      expect(path.producedTokens.output).toBeGreaterThan(0);
+    }
+    const again = runScenario(scenario, 2);
+    const first = runScenario(scenario, 2);
+    expect(again.traceHash).toBe(first.traceHash);
+    expect(again.requestPath).toEqual(first.requestPath);
+    expect(runScenario(scenario, 3).traceHash).not.toBe(first.traceHash);
+  });
+
+  it('fails the settled-once checker on a gate that settles twice', async () => {
+    const result = runScenario(await requestsScenario(), 1, { requests: { gate: settlesTwice } });
+    expect(result.ok).toBe(false);
+    expect(checkersOf(result)).toEqual(['settled-once']);
+    expect(result.failures.map((failure) => failure.message).join('\n')).toMatch(/settled after it had already been settled/);
+  });
+
+  it('refuses crash faults with a request path', async () => {
+    const scenario = await requestsScenario();
+    const crash = { kind: 'crash', atMs: 1_000, durationMs: 500, node: 1, durable: true } as const;
+    expect(() => runScenario({ ...scenario, faults: [crash] }, 1)).toThrow(/without crash faults/);
+  });
+});
