@@ -6,6 +6,7 @@ import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
 import type { Scenario } from '../../sim/scenario.js';
 import type { SimResult } from '../../sim/sim-result.js';
 import { runScenario } from '../../sim/simulator.js';
+import { randomScenario } from '../../sim/swarm.js';
 
 /** The shipped `requests` scenario cut to 7 simulated seconds: the isolation and part of the bridge partition. */
 async function requestsScenario(): Promise<Scenario> {
@@ -63,6 +64,15 @@ describe('the simulator with a request-path workload', () => {
     expect(result.ok).toBe(false);
     expect(checkersOf(result)).toEqual(['settled-once']);
     expect(result.failures.map((failure) => failure.message).join('\n')).toMatch(/settled after it had already been settled/);
+  });
+
+  it('passes on swarm scenarios built on it (partitions, pauses and skews drawn per seed)', async () => {
+    const base = await requestsScenario();
+    for (const seed of [1, 2]) {
+      const result = runScenario(randomScenario(seed, base), seed);
+      expect(result.failures, `swarm seed ${seed}`).toEqual([]);
+      expect(result.requestPath?.settled).toBeGreaterThan(0);
+    }
   });
 
   it('refuses crash faults with a request path', async () => {
