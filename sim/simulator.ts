@@ -26,6 +26,7 @@ import { restoreNode } from '../src/ledger/restore-node.js';
 import { decodeRightsRow } from '../src/ledger/stored-rights.js';
 import { yjsClientId } from '../src/node/mesh-runtime.js';
 import { DurableBooks } from './durable-books.js';
+import { QuorumFloor } from './quorum-floor.js';
 import { RightsLedger, rightsDisagree } from './rights-ledger.js';
 import { WholeMajority } from './whole-majority.js';
 import { EventQueue } from './event-queue.js';
@@ -286,6 +287,9 @@ class Simulation {
   private readonly rightsLedger = new RightsLedger();
   private rightsReported = false;
   private availabilityReported = false;
+  /** The quorum checker's truth: what completed rounds wrote (sim/quorum-floor.ts). */
+  private readonly quorumFloor = new QuorumFloor();
+  private quorumReported = false;
   /** The availability checker's model: when a majority around a node is whole (sim/whole-majority.ts). */
   private readonly whole: WholeMajority;
   private overshootSeenMax = 0;
@@ -334,7 +338,7 @@ class Simulation {
     // never binds, so the counters carry the same traffic either way.
     const quota = scenario.workload.quota;
     this.rule = { metric: 'weighted_tokens', window: 'day', sliding: false, limit: quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER, mode: quota?.mode ?? 'eventual' };
-    this.whole = new WholeMajority(scenario.regions, scenario.faults, scenario.durationMs, availabilityQuietMs);
+    this.whole = new WholeMajority(scenario.regions, scenario.faults, scenario.durationMs, availabilityQuietMs, scenario.network.slowLinks);
   }
 
   run(): SimResult {
@@ -414,7 +418,7 @@ class Simulation {
     const policy = this.newPolicy(replica, starts, previous === undefined);
     const reservations = new ReservationTable(counter);
     const escrow = this.observedEscrow(this.options.escrow?.(replica, counter) ?? new EscrowBook(replica, counter));
-    const mesh = this.newMesh(id, replica, counter, policy, escrow);
+    const mesh = this.observedRounds(this.newMesh(id, replica, counter, policy, escrow), counter);
     // A restart loses the rounds in flight with the process, and the requests in flight with them.
     const gate = new QuotaGate(counter, reservations, escrow, mesh, this.scenario.regions, this.random.fork());
     // Scenarios without claims draw nothing for them, so their runs stay what they were.
@@ -547,6 +551,30 @@ class Simulation {
       return result;
     };
     return counter;
+  }
+
+  /**
+   * A mesh whose every quorum round is checked against the rounds completed before it began
+   * (sim/quorum-floor.ts): the reader must hold what they wrote.
+   */
+  private observedRounds(mesh: MeshNode, counter: WindowedCounter): MeshNode {
+    const startRound = mesh.startRound.bind(mesh);
+    mesh.startRound = (request, nowMs, done) => {
+      const written = counter.ownEntries(request.writeKeys);
+      const required = this.quorumFloor.snapshot(request.readKeys);
+      startRound(request, nowMs, (outcome, doneMs) => {
+        if (outcome.ok) {
+          const missing = QuorumFloor.missing(counter, required);
+          if (missing !== undefined && !this.quorumReported) {
+            this.quorumReported = true;
+            this.fail('quorum', `${counter.self} completed a round without reading ${missing}, written by a round completed before it began`);
+          }
+          this.quorumFloor.completed(written);
+        }
+        done(outcome, doneMs);
+      });
+    };
+    return mesh;
   }
 
   /** An escrow book whose every granted claim is counted in the rights ledger: the conservation checker's truth. */

@@ -1,4 +1,4 @@
-import type { Fault } from './scenario.js';
+import type { Fault, SlowLink } from './scenario.js';
 import { partitionPairs } from './network.js';
 
 /**
@@ -22,6 +22,9 @@ import { partitionPairs } from './network.js';
  * Everything here is read off the scenario's fault list, so the model does not depend on what
  * the code under test did.
  */
+/** Extra round-trip delay on a pair beyond which its rounds may time out (a third of `quorumRoundTimeoutMs`). */
+export const slowPairMsMax = 500;
+
 export class WholeMajority {
   /** Per node: intervals in which it is disturbed (a fault on it is active). */
   private readonly disturbed: { fromMs: number; toMs: number }[][];
@@ -34,6 +37,7 @@ export class WholeMajority {
     faults: readonly Fault[],
     endMs: number,
     private readonly quietMs: number,
+    slowLinks: readonly SlowLink[] | undefined,
   ) {
     this.disturbed = Array.from({ length: regions }, () => []);
     for (const fault of faults) {
@@ -41,7 +45,9 @@ export class WholeMajority {
       if (fault.kind === 'partition') this.partitions.push({ ...interval, pairs: partitionPairs(regions, fault.partition, fault.node) });
       else this.disturbed[fault.node]?.push(interval);
     }
-    this.majorities = subsets(regions).filter((set) => set.length > regions / 2);
+    // A pair whose links are slowed by more than a round's timeout allows is never whole.
+    const slow = (a: number, b: number): boolean => (slowLinks ?? []).filter((link) => (link.from === a && link.to === b) || (link.from === b && link.to === a)).reduce((sum, link) => sum + link.extraMs, 0) > slowPairMsMax;
+    this.majorities = subsets(regions).filter((set) => set.length > regions / 2 && !set.some((a) => set.some((b) => a < b && slow(a, b))));
   }
 
   /** Whether `node` belonged to a majority that was whole from `quietMs` before `fromMs` until `toMs`. */

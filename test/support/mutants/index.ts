@@ -16,14 +16,22 @@ export interface Mutant {
   /** What the one-line change is, and why it is wrong. */
   readonly change: string;
   readonly swarm: MutantSwarm;
+  /** The swarm's base shortened to this many simulated ms, if set (`--duration`). */
+  readonly durationMs?: number;
   /** The checkers expected to fire (any one of them catching it counts). */
   readonly caughtBy: readonly string[];
+  /**
+   * The first seed of `swarm` (1, 2, …) on which the checkers catch it, as `MUTANT_SEEDS=100`
+   * found it: what `npm test` replays. Undefined: not caught within the budget yet.
+   */
+  readonly witness: number | undefined;
   readonly options: (scenario: Scenario) => RunOptions;
 }
 
 export const mutants: readonly Mutant[] = [
   {
     name: 'single-round',
+    witness: undefined,
     change: 'strict rounds apply the write and read in the same round trip (test/support/unsafe-rounds.ts): three concurrent batches can each see only one other',
     swarm: 'swarm-hot-strict',
     caughtBy: ['quota'],
@@ -31,6 +39,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'recovery-fence-off',
+    witness: undefined,
     change: 'a node that starts without the state of its earlier incarnation serves quorum reads at once instead of recovering first (MeshNodeOptions.recovering false)',
     swarm: 'swarm-hot-strict',
     caughtBy: ['quota'],
@@ -38,6 +47,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'escrow-overdraw',
+    witness: 3,
     change: 'an escrow spend may take a replica’s rights one unit below zero (test/support/mutants/overdrawing-escrow.ts)',
     swarm: 'swarm-hot-escrow',
     caughtBy: ['escrow', 'quota'],
@@ -45,6 +55,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'rights-delta-dropped',
+    witness: 1,
     change: 'every rights-delta frame is lost on the wire: escrow transfers and claims never reach the other nodes',
     swarm: 'swarm-hot-escrow',
     caughtBy: ['rights', 'final-read'],
@@ -52,6 +63,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'no-held-repair',
+    witness: undefined,
     change: 'the digest exchange no longer repairs entries held above a peer’s digest (MeshNode.heldAbove always false, test/support/mutants/no-held-repair.ts)',
     swarm: 'swarm-hot-mesh',
     caughtBy: ['convergence', 'final-read', 'invariant'],
@@ -59,13 +71,16 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'local-only-claims',
+    witness: 1,
     change: 'request-id claims consult only their own region (test/support/local-only-rounds.ts)',
     swarm: 'swarm-claims',
+    durationMs: 5_000,
     caughtBy: ['claims'],
     options: () => ({ rounds: () => new LocalOnlyRounds() }),
   },
   {
     name: 'lagging-disk',
+    witness: 1,
     change: 'the disk acknowledges a commit before it is durable (test/support/lagging-store.ts): a restarted node resumes its replica after losing what it sent',
     swarm: 'swarm-hot-durable',
     caughtBy: ['durability', 'invariant', 'quota', 'escrow', 'accounting'],
@@ -73,6 +88,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'all-member-writes',
+    witness: 7,
     change: 'strict writes wait for every member instead of a majority (W = N, R = 1: still safe, since W + R > N), so one node down stops admission',
     swarm: 'swarm-hot-strict',
     caughtBy: ['availability'],
