@@ -31,10 +31,10 @@ export interface Mutant {
 export const mutants: readonly Mutant[] = [
   {
     name: 'single-round',
-    witness: undefined,
+    witness: 5,
     change: 'strict rounds apply the write and read in the same round trip (test/support/unsafe-rounds.ts): three concurrent batches can each see only one other',
     swarm: 'swarm-hot-strict',
-    caughtBy: ['quota'],
+    caughtBy: ['quota', 'quorum'],
     options: () => ({ rounds: (parts) => new SingleRoundApplyAndRead(parts) }),
   },
   {
@@ -42,7 +42,7 @@ export const mutants: readonly Mutant[] = [
     witness: undefined,
     change: 'a node that starts without the state of its earlier incarnation serves quorum reads at once instead of recovering first (MeshNodeOptions.recovering false)',
     swarm: 'swarm-hot-strict',
-    caughtBy: ['quota'],
+    caughtBy: ['quota', 'quorum'],
     options: () => ({ mesh: (options) => new MeshNode({ ...options, recovering: false, syncPeers: true }) }),
   },
   {
@@ -75,7 +75,7 @@ export const mutants: readonly Mutant[] = [
     change: 'request-id claims consult only their own region (test/support/local-only-rounds.ts)',
     swarm: 'swarm-claims',
     durationMs: 5_000,
-    caughtBy: ['claims'],
+    caughtBy: ['claims', 'quorum'],
     options: () => ({ rounds: () => new LocalOnlyRounds() }),
   },
   {
