@@ -12,7 +12,7 @@ import { quotaSwarmBase } from '../support/scenarios.js';
  * Two crashes with state of one node on the 5 s `swarm-durable` base (escrow, slow disks), found
  * by swarming the lagging disk over its first 400 seeds: the restart and disk checks caught it on
  * most seeds with a restart, the oracle on about one in four, an overshoot on 6; this seed trips
- * every kind.
+ * the durability, escrow and invariant checkers (seed 281 since NodeCore changed the traces; it was 286).
  * The restarted node had sent counter entries and rights rows its disk then lost, and under the
  * same replica id it spent those rights again.
  */
