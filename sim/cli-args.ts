@@ -1,5 +1,6 @@
 import { err, ok, type Result } from '../src/core/result.js';
 import { durationMsMax, durationMsMin, regionsMax, regionsMin } from './scenario-file.js';
+import { swarmWorkersMax } from './swarm-pool.js';
 
 /**
  * The command line of the simulator (`tsx sim/cli.ts`), parsed without touching the simulator so
@@ -26,6 +27,8 @@ options:
                         faults past it are clipped or dropped
   --swarm N             run N random scenarios built on the chosen one, with seeds
                         S, S+1, ... where S is --seed; each run uses its scenario's seed
+  --workers N           run the swarm's seeds on N worker threads (1 to ${swarmWorkersMax}; default: one
+                        per core; 1 runs them in this thread); the output is the same
   --report FILE.html    write an HTML report of the runs
   --table               run every consistency mode under every partition kind (3 seeds from
                         --seed each; --duration sets the run length) and print the
@@ -43,6 +46,8 @@ export interface CliOptions {
   readonly durationMs: number | undefined;
   /** Number of swarm runs, or undefined for one run of the scenario itself. */
   readonly swarm: number | undefined;
+  /** Worker threads for a swarm, or undefined for one per core. */
+  readonly workers: number | undefined;
   readonly report: string | undefined;
   readonly list: boolean;
   readonly table: boolean;
@@ -50,7 +55,7 @@ export interface CliOptions {
   readonly help: boolean;
 }
 
-const valueFlags = ['scenario', 'regions', 'seed', 'duration', 'swarm', 'report'] as const;
+const valueFlags = ['scenario', 'regions', 'seed', 'duration', 'swarm', 'workers', 'report'] as const;
 const switchFlags = ['list', 'table', 'quiet', 'help'] as const;
 type ValueFlag = (typeof valueFlags)[number];
 type SwitchFlag = (typeof switchFlags)[number];
@@ -96,6 +101,8 @@ export function parseArgs(argv: readonly string[]): Result<CliOptions, string> {
   if (!seed.ok) return seed;
   const swarm = integerFlag(values, 'swarm', 1, swarmRunsMax);
   if (!swarm.ok) return swarm;
+  const workers = integerFlag(values, 'workers', 1, swarmWorkersMax);
+  if (!workers.ok) return workers;
   // Written as a difference: near 2^53 the sum seed + swarm would round and pass the check.
   if (seed.value !== undefined && swarm.value !== undefined && swarm.value - 1 > Number.MAX_SAFE_INTEGER - seed.value) {
     return err(`--seed ${seed.value} leaves no room for ${swarm.value} swarm seeds below 2^53`);
@@ -116,6 +123,7 @@ export function parseArgs(argv: readonly string[]): Result<CliOptions, string> {
     seed: seed.value ?? defaultSeed,
     durationMs,
     swarm: swarm.value,
+    workers: workers.value,
     report,
     list: switches.has('list'),
     table: switches.has('table'),

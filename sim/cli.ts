@@ -23,7 +23,7 @@ import type { Scenario } from './scenario.js';
 import { describeScenarioError, listScenarios, loadScenario, withOverrides } from './scenario-file.js';
 import type { SimResult } from './sim-result.js';
 import { runScenario } from './simulator.js';
-import { randomScenario } from './swarm.js';
+import { defaultSwarmWorkers, runSwarmSeeds } from './swarm-pool.js';
 
 /** Progress lines are printed at most this often (wall time), however often the simulator reports. */
 const progressEveryMs = 1_000;
@@ -69,7 +69,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const note = formatOverrideNote(loaded.value, scenario.value);
   if (note !== undefined) console.log(note);
 
-  const results = options.swarm === undefined ? runOne(scenario.value, options) : runSwarm(scenario.value, options, options.swarm);
+  const results = options.swarm === undefined ? runOne(scenario.value, options) : await runSwarm(scenario.value, options, options.swarm);
   if (options.report !== undefined) {
     const title = options.swarm === undefined ? `${scenario.value.name}, seed ${options.seed}` : `swarm of ${options.swarm} on ${scenario.value.name}, seeds from ${options.seed}`;
     await writeFile(options.report, renderReport(results.completed, { title, generatedAt: new Date().toISOString() }));
@@ -89,26 +89,26 @@ function runOne(scenario: Scenario, options: CliOptions): Runs {
   return { completed: [result], allPassed: result.ok };
 }
 
-function runSwarm(base: Scenario, options: CliOptions, count: number): Runs {
+async function runSwarm(base: Scenario, options: CliOptions, count: number): Promise<Runs> {
   const completed: SimResult[] = [];
   const runs: SwarmRun[] = [];
-  for (let seed = options.seed; seed < options.seed + count; seed++) {
-    const scenario = randomScenario(seed, base);
+  // Seeds run on worker threads; outcomes come back in seed order, so the lines below are the
+  // same whatever the worker count.
+  await runSwarmSeeds(base, options.seed, count, options.workers ?? defaultSwarmWorkers(), (outcome) => {
     // The scenario's own `replay` names `swarm-<seed>`, which is no file; replaying a swarm run
     // means drawing it again from the same base and seed.
-    const replay = swarmReplayCommand(options, seed);
-    try {
-      const result = runScenario(scenario, seed);
-      completed.push(result);
-      runs.push({ seed, ok: result.ok, replay });
-      if (!options.quiet || !result.ok) console.log(formatSwarmLine(result));
-    } catch (error) {
+    const replay = swarmReplayCommand(options, outcome.seed);
+    if (outcome.kind === 'result') {
+      completed.push(outcome.result);
+      runs.push({ seed: outcome.seed, ok: outcome.result.ok, replay });
+      if (!options.quiet || !outcome.result.ok) console.log(formatSwarmLine(outcome.result));
+    } else {
       // A thrown assertion is a finding like any failed check: record it and keep swarming, so
       // one bad seed does not hide the rest of the tally.
-      runs.push({ seed, ok: false, replay });
-      console.log(formatSwarmCrash(seed, scenario, error instanceof Error ? (error.stack ?? error.message) : String(error)));
+      runs.push({ seed: outcome.seed, ok: false, replay });
+      console.log(formatSwarmCrash(outcome.seed, outcome.scenario, outcome.error));
     }
-  }
+  });
   console.log(formatSwarmTally(runs));
   return { completed, allPassed: runs.every((run) => run.ok) };
 }

@@ -57,9 +57,16 @@ export class SimNetwork {
     busy[j] = start + transmitMs;
     const jitter = this.profile.jitterMs > 0 ? this.random.float() * this.profile.jitterMs : 0;
     // Whole milliseconds, like the clocks the nodes read in production.
-    const at = Math.max(Math.ceil(start + transmitMs + this.rttMs(i, j) / 2 + jitter), last[j] as number);
+    const at = Math.max(Math.ceil(start + transmitMs + this.rttMs(i, j) / 2 + jitter + this.extraMs(i, j)), last[j] as number);
     last[j] = at;
     return at;
+  }
+
+  /** The scenario's extra one-way delay from i to j (`NetworkProfile.slowLinks`). */
+  private extraMs(i: number, j: number): number {
+    let extra = 0;
+    for (const link of this.profile.slowLinks ?? []) if (link.from === i && link.to === j) extra += link.extraMs;
+    return extra;
   }
 
   /** Whether a droppable frame is lost, and whether it is duplicated, drawn in that order. */

@@ -112,7 +112,7 @@ type Fields = Record<string, unknown>;
 const bad = (field: string, reason: string): Result<never, ScenarioError> => err({ kind: 'bad-scenario', field, reason });
 
 export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
-  const root = record(raw, '(root)', ['name', 'description', 'regions', 'durationMs', 'convergenceBudgetMs', 'gossipIntervalMs', 'workload', 'network', 'disk', 'faults', 'swarmFaults']);
+  const root = record(raw, '(root)', ['name', 'description', 'regions', 'durationMs', 'convergenceBudgetMs', 'gossipIntervalMs', 'workload', 'network', 'disk', 'faults', 'swarmFaults', 'buggify']);
   if (!root.ok) return root;
   const r = root.value;
   const { name, description } = r;
@@ -154,6 +154,7 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
     if (crash >= 0) return bad(`faults[${crash}]`, 'a workload with a requestPath runs without crash faults for now');
     if ((swarmFaults.value ?? faultKinds).includes('crash')) return bad('swarmFaults', 'a workload with a requestPath must name its swarm faults, without "crash"');
   }
+  if (r.buggify !== undefined && typeof r.buggify !== 'boolean') return bad('buggify', 'must be true or false');
   return ok({
     name,
     description,
@@ -166,6 +167,7 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
     ...(disk.value === undefined ? {} : { disk: disk.value }),
     faults,
     ...(swarmFaults.value === undefined ? {} : { swarmFaults: swarmFaults.value }),
+    ...(r.buggify === true ? { buggify: true } : {}),
   });
 }
 
@@ -194,7 +196,7 @@ function parseSwarmFaults(raw: unknown): Result<Fault['kind'][] | undefined, Sce
 }
 
 function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
-  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'quota', 'claims', 'requestPath']);
+  const fields = record(raw, 'workload', ['tenants', 'requestsPerSecond', 'arrivals', 'burstSize', 'maxTokens', 'refunds', 'quota', 'claims', 'requestPath']);
   if (!fields.ok) return fields;
   const w = fields.value;
   const tenants = integer(w.tenants, 'workload.tenants', 1, tenantsMax);
@@ -208,7 +210,8 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
   if (!burstSize.ok) return burstSize;
   const maxTokens = integer(w.maxTokens, 'workload.maxTokens', 1, maxTokensMax);
   if (!maxTokens.ok) return maxTokens;
-  let base: Workload = { tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value };
+  if (w.refunds !== undefined && typeof w.refunds !== 'boolean') return bad('workload.refunds', 'must be true or false');
+  let base: Workload = { tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value, ...(w.refunds === false ? { refunds: false } : {}) };
   if (w.claims !== undefined) {
     const claimFields = record(w.claims, 'workload.claims', ['retryShare', 'dispatchShare']);
     if (!claimFields.ok) return claimFields;

@@ -55,6 +55,12 @@ export interface Workload {
   readonly burstSize: number;
   /** Token sizes: each request reserves `maxTokens` and settles a uniform share of it. */
   readonly maxTokens: number;
+  /**
+   * Whether a settled request gives back what it reserved beyond what it used (the default). Off,
+   * every request uses its whole estimate: nothing flows back, so a count a protocol lost is
+   * never made up by later refunds (sim/buggify.ts).
+   */
+  readonly refunds?: boolean;
   /** A daily weighted-token quota per tenant, enforced in every region by the admission code. */
   readonly quota?: QuotaWorkload;
   /**
@@ -107,6 +113,14 @@ export interface NetworkProfile {
   readonly duplicate: number;
   /** Bytes per millisecond per link (bandwidth); 0 = unlimited. */
   readonly bytesPerMs: number;
+  /** Extra one-way delay on some directed links (from → to), which reorders what crosses them (sim/buggify.ts). */
+  readonly slowLinks?: readonly SlowLink[];
+}
+
+export interface SlowLink {
+  readonly from: number;
+  readonly to: number;
+  readonly extraMs: number;
 }
 
 /**
@@ -140,4 +154,10 @@ export interface Scenario {
    * left out. A run of the scenario itself ignores it: it has its own `faults`.
    */
   readonly swarmFaults?: readonly Fault['kind'][];
+  /**
+   * Whether a swarm built on this scenario also aims at the dangerous interleavings
+   * (sim/buggify.ts): tight limits, no refunds, amnesia during rounds, slow links. A run of the
+   * scenario itself ignores it.
+   */
+  readonly buggify?: boolean;
 }

@@ -1,6 +1,7 @@
 import type { LedgerOutcome } from '../src/ledger/ledger-row.js';
 import { MemoryStore } from '../src/ledger/memory-store.js';
-import type { CounterKey } from '../src/crdt/counter-key.js';
+import { checkedCounterKey, type CounterKey } from '../src/crdt/counter-key.js';
+import type { WindowUnit } from '../src/crdt/window.js';
 import type { NodeSnapshot, StateBatch, StateStore, StoreError, StoredCounterEntry, StoredRightsRow } from '../src/ledger/node-state.js';
 
 /**
@@ -46,7 +47,7 @@ export class SimDisk implements StateStore {
     const written = this.store.commit(batch);
     if (!written.ok) return written;
     for (const [key, value] of batch.meta) if (key === 'replica') this.self = value;
-    for (const entry of batch.counterEntries) if (entry.replica === this.self) this.ownEntries.set(entryId(entry.scope, entry.subject, entry.metric, entry.unit, entry.index), entry);
+    for (const entry of batch.counterEntries) if (entry.replica === this.self) this.ownEntries.set(entry.keyId ?? storedKeyId(entry), entry);
     for (const row of batch.rightsRows) this.rights.set(row.keyId, row);
     for (const row of batch.ledgerRows) {
       const tally = this.rows[row.outcome];
@@ -64,9 +65,7 @@ export class SimDisk implements StateStore {
 
   /** What the disk holds of its own node's entry for `key`. */
   ownEntry(key: CounterKey): StoredCounterEntry | undefined {
-    let id = storedIds.get(key);
-    if (id === undefined) storedIds.set(key, (id = entryId(key.scope, key.subject, key.metric, key.window.unit, key.window.index)));
-    return this.ownEntries.get(id);
+    return this.ownEntries.get(key.id);
   }
 
   /** The rights row the disk holds under `key`: its node's own. */
@@ -79,9 +78,7 @@ export class SimDisk implements StateStore {
   }
 }
 
-/** A counter key's id as its stored parts spell it, per key object: the check asks for the same keys at every step. */
-const storedIds = new WeakMap<CounterKey, string>();
-
-function entryId(scope: string, subject: string, metric: string, unit: string, index: number): string {
-  return `${scope}\u001f${subject}\u001f${metric}\u001f${unit}\u001f${index}`;
+/** The id of a stored entry's key, for an entry written without it (the journal writes it). */
+function storedKeyId(entry: StoredCounterEntry): string {
+  return checkedCounterKey(entry.scope, entry.subject, entry.metric, { unit: entry.unit as WindowUnit, index: entry.index }).id;
 }

@@ -1,4 +1,4 @@
-import type { EscrowBook } from '../src/admission/escrow.js';
+import { EscrowBook } from '../src/admission/escrow.js';
 import { keyOf } from '../src/admission/open-request-record.js';
 import type { QuotaGate, QuotaRequest } from '../src/admission/quota-gate.js';
 import type { ClaimHandle, RequestClaims } from '../src/admission/request-claims.js';
@@ -6,15 +6,16 @@ import type { ReservationTable } from '../src/admission/reservations.js';
 import { holdKeyOf } from '../src/admission/successor-release.js';
 import { assert } from '../src/core/assert.js';
 import { asNodeId, asRegionId, asReplicaId, asTenantId, type NodeId, type RegionId, type ReplicaId, type RequestId } from '../src/core/ids.js';
+import { quorumRoundTimeoutMs } from '../src/core/limits.js';
 import { SeededRandom } from '../src/core/random.js';
 import { counterKey, type CounterKey } from '../src/crdt/counter-key.js';
 import { windowAt, windowEndMs } from '../src/crdt/window.js';
 import type { WindowedCounter } from '../src/crdt/windowed-counter.js';
 import { NodeCore, storeRetryMs } from '../src/engine/node-core.js';
 import type { Member } from '../src/mesh/membership.js';
-import type { LinkId, MeshNode, MeshNodeOptions } from '../src/mesh/mesh-node.js';
+import { type LinkId, MeshNode, type MeshNodeOptions } from '../src/mesh/mesh-node.js';
 import type { LimitRule } from '../src/mesh/policy/policy-schema.js';
-import { decodeFrame } from '../src/mesh/wire/frame.js';
+import { decodeFrame, type Frame } from '../src/mesh/wire/frame.js';
 import type { PolicyDocument } from '../src/mesh/policy/policy-document.js';
 import type { DurableJournal } from '../src/ledger/durable-journal.js';
 import type { LedgerRow } from '../src/ledger/ledger-row.js';
@@ -23,6 +24,9 @@ import { encodeRequestContext } from '../src/ledger/request-context.js';
 import { decodeRightsRow } from '../src/ledger/stored-rights.js';
 import { hmacMeshCrypto, seededNonces } from '../src/platform/mesh-crypto.js';
 import { DurableBooks } from './durable-books.js';
+import { QuorumFloor } from './quorum-floor.js';
+import { RightsLedger, rightsDisagree } from './rights-ledger.js';
+import { WholeMajority } from './whole-majority.js';
 import { EventQueue } from './event-queue.js';
 import { SimNetwork } from './network.js';
 import { counterHolder, type Holder, Oracle, storedHolder, type Totals, type TruthSnapshot } from './oracle.js';
@@ -80,6 +84,22 @@ export interface RunOptions {
    * for a while, as a full disk does.
    */
   readonly store?: (disk: SimDisk, nodeIndex: number) => StateStore;
+  /**
+   * Test hook: builds each start's escrow book (a subclass with a broken rule, to prove the
+   * escrow checkers catch it); `new EscrowBook(replica, counter)` when left out.
+   */
+  readonly escrow?: (replica: ReplicaId, counter: WindowedCounter) => EscrowBook;
+  /**
+   * Test hook: builds each start's mesh node from the options the simulator chose (other options,
+   * or a subclass with a broken repair, to prove the checkers catch it); `new MeshNode(options)`
+   * when left out.
+   */
+  readonly mesh?: (options: MeshNodeOptions) => MeshNode;
+  /**
+   * Test hook: frames the simulated network loses on purpose, decoded (for example every rights
+   * delta), to prove the checkers notice what the frames carried never arriving.
+   */
+  readonly dropFrame?: (frame: Frame) => boolean;
   /** Test hook: a mutant gate or pool under a request-path workload's paths (sim/sim-requests.ts). */
   readonly requests?: SimRequestHooks;
 }
@@ -159,6 +179,13 @@ interface Claimed {
 
 /** Recent request ids kept for retries to draw from. */
 const recentIdsMax = 256;
+
+/**
+ * The lead-in before a request in which its majority must have been whole for the availability
+ * checker to expect a quorum (sim/whole-majority.ts): a round's timeout, a redial's backoff and
+ * handshake, and a restarted node's recovery, with room to spare.
+ */
+const availabilityQuietMs = 2 * quorumRoundTimeoutMs;
 
 /** Admission latencies are counted per whole simulated millisecond up to this bound. */
 const latencyBucketsMax = 10_000;
@@ -259,6 +286,15 @@ class Simulation {
   private readonly books: DurableBooks;
   private readonly durability = { commits: 0, commitsRefused: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0, refusedDiskFailing: 0 };
 
+  /** The escrow checkers' truth: every rights row seen, and the rights claims granted. */
+  private readonly rightsLedger = new RightsLedger();
+  private rightsReported = false;
+  private availabilityReported = false;
+  /** The quorum checker's truth: what completed rounds wrote (sim/quorum-floor.ts). */
+  private readonly quorumFloor = new QuorumFloor();
+  private quorumReported = false;
+  /** The availability checker's model: when a majority around a node is whole (sim/whole-majority.ts). */
+  private readonly whole: WholeMajority;
   private overshootSeenMax = 0;
   private readonly overshootReported = new Set<number>();
   private readonly latencyCounts = new Uint32Array(latencyBucketsMax + 1);
@@ -309,6 +345,7 @@ class Simulation {
     // never binds, so the counters carry the same traffic either way.
     const quota = scenario.workload.quota;
     this.rule = { metric: 'weighted_tokens', window: 'day', sliding: false, limit: quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER, mode: quota?.mode ?? 'eventual' };
+    this.whole = new WholeMajority(scenario.regions, scenario.faults, scenario.durationMs, availabilityQuietMs, scenario.network.slowLinks);
   }
 
   /** The request path over every node, when the workload has one; forks the PRNG only then, so other scenarios' runs stay what they were. */
@@ -427,6 +464,8 @@ class Simulation {
       decode: this.decode,
       ...(this.requests === undefined ? {} : { queueLimits: this.requests.queueLimits }),
       ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
+      escrowBook: (replica, counter) => this.observedEscrow(this.options.escrow?.(replica, counter) ?? new EscrowBook(replica, counter)),
+      meshNode: (options) => this.observedRounds(this.options.mesh?.(options) ?? new MeshNode(options), options.counter),
       preparePolicy: (policy) => this.preparePolicy(policy, previous === undefined),
       ...(instrument === undefined ? {} : { instrumentCounter: (counter: WindowedCounter) => instrument(index, counter) }),
       // Reservations, refunds, strict claims, escrow demand and releases all reach the counter
@@ -515,6 +554,47 @@ class Simulation {
     if (node.reservations.openCount > 0) this.fail('durability', `${node.replica} restarted with ${node.reservations.openCount} reservations still open`);
   }
 
+  /**
+   * A mesh whose every quorum round is checked against the rounds completed before it began
+   * (sim/quorum-floor.ts): the reader must hold what they wrote.
+   */
+  private observedRounds(mesh: MeshNode, counter: WindowedCounter): MeshNode {
+    const startRound = mesh.startRound.bind(mesh);
+    mesh.startRound = (request, nowMs, done) => {
+      const written = counter.ownEntries(request.writeKeys);
+      const required = this.quorumFloor.snapshot(request.readKeys);
+      startRound(request, nowMs, (outcome, doneMs) => {
+        if (outcome.ok) {
+          const missing = QuorumFloor.missing(counter, required);
+          if (missing !== undefined && !this.quorumReported) {
+            this.quorumReported = true;
+            this.fail('quorum', `${counter.self} completed a round without reading ${missing}, written by a round completed before it began`);
+          }
+          this.quorumFloor.completed(written);
+        }
+        done(outcome, doneMs);
+      });
+    };
+    return mesh;
+  }
+
+  /** An escrow book whose every granted claim is counted in the rights ledger: the conservation checker's truth. */
+  private observedEscrow(escrow: EscrowBook): EscrowBook {
+    const grant = escrow.grant.bind(escrow);
+    escrow.grant = (key, amount) => {
+      const granted = grant(key, amount);
+      if (granted) this.rightsLedger.granted(key, amount);
+      return granted;
+    };
+    return escrow;
+  }
+
+  /** Whether the test's frame filter drops these bytes (`RunOptions.dropFrame`). */
+  private dropsOnPurpose(bytes: Uint8Array): boolean {
+    const frame = this.decode(bytes);
+    return frame.ok && this.options.dropFrame !== undefined && this.options.dropFrame(frame.value);
+  }
+
   /** The node's own clock: true time plus its skew (and strobe). */
   private localNow(node: SimNode): number {
     return this.clockAt(node.skewMs, node.strobe);
@@ -577,6 +657,10 @@ class Simulation {
       if (!conn.up) continue;
       const toDialer = node.index === conn.responder;
       const to = toDialer ? conn.dialer : conn.responder;
+      if (this.options.dropFrame !== undefined && this.dropsOnPurpose(out.bytes)) {
+        this.stats.framesDropped++;
+        continue;
+      }
       if (out.droppable && this.network.dropDroppable()) {
         this.stats.framesDropped++;
         continue;
@@ -728,7 +812,7 @@ class Simulation {
       const tenant = Math.floor(workload.tenants * this.random.float() ** 2);
       const key = this.tenantKeys[tenant] as CounterKey;
       const reserved = 1 + this.random.int(workload.maxTokens);
-      const used = this.random.int(reserved + 1);
+      const used = workload.refunds === false ? reserved : this.random.int(reserved + 1);
       this.stats.requests++;
       const request: QuotaRequest = {
         requestId: `${node.replica}/${this.nextRequest++}` as RequestId,
@@ -806,7 +890,7 @@ class Simulation {
       this.latencyCounts[latencyMs] = (this.latencyCounts[latencyMs] as number) + 1;
       if (!decision.ok) {
         this.quota.rejected++;
-        if (decision.error.kind === 'no-quorum') this.quota.noQuorum++;
+        if (decision.error.kind === 'no-quorum') this.noQuorum(index, arrivedMs);
         else if ((this.admittedTruth[tenant] as number) + reserved <= this.rule.limit) this.quota.falseRejections++;
         return;
       }
@@ -818,6 +902,17 @@ class Simulation {
     });
     // A decision on the local view is delivered now, outside the call, as production does.
     node.core.drainCompletions();
+  }
+
+  /**
+   * A refusal for want of a quorum: the strict availability checker fails the run if the node
+   * belonged to a whole majority from before the request arrived until it was refused.
+   */
+  private noQuorum(index: number, arrivedMs: number): void {
+    this.quota.noQuorum++;
+    if (this.rule.mode === 'eventual' || this.availabilityReported || !this.whole.holds(index, arrivedMs, this.nowMs)) return;
+    this.availabilityReported = true;
+    this.fail('availability', `${this.members[index]?.id} refused a request for want of a quorum (arrived at ${arrivedMs} ms, refused at ${this.nowMs} ms) while it and a majority around it were whole`);
   }
 
   /** An admitted request whose admission is on disk goes to the upstream; it settles later. */
@@ -1038,8 +1133,15 @@ class Simulation {
     const stored = keepDisk ? node.store.load() : undefined;
     const resumes = stored !== undefined && stored.meta.get('replica') === node.replica;
     this.endRequests(node, resumes);
+    // The rights ledger sees the rows as the process left them: without its disk, its last
+    // spends are charged and live on nowhere else (sim/rights-ledger.ts).
+    if (this.rule.mode === 'escrow') this.rightsLedger.observe(node.escrow.state());
     if (resumes) {
       this.oracle.restarted(node.replica, storedTotals(stored));
+      this.rightsLedger.resumed(node.replica, (key) => {
+        const row = node.disk.rightsRow(key);
+        return row === undefined ? undefined : decodeRightsRow(row.json)?.row;
+      });
       for (const heal of this.pendingHeals) this.oracle.forget(heal.truth, node.replica);
     } else {
       this.deadReplicas.push(node.replica);
@@ -1126,6 +1228,7 @@ class Simulation {
     }
     this.checkSentCommitted(live);
     this.checkQuota();
+    this.checkRights(live);
     if (this.options.checkers !== undefined) {
       const view: SimView = {
         nowMs: this.nowMs,
@@ -1149,7 +1252,13 @@ class Simulation {
     // Liveness phase: every fault healed, no traffic; all replicas must agree with the oracle.
     if (this.nowMs >= this.scenario.durationMs && this.finalConverged === undefined) {
       // Released first: a successor's release is a change of its own, which must spread too.
-      if (this.nodes.every((n) => n.up && n.core.released !== undefined) && this.nodes.every((n) => this.oracle.equals(n.counter)) && this.settlementsDone() && (this.requests?.flightsOpen ?? 0) === 0) {
+      if (
+        this.nodes.every((n) => n.up && n.core.released !== undefined) &&
+        this.nodes.every((n) => this.oracle.equals(n.counter)) &&
+        this.settlementsDone() &&
+        this.rightsSettled() === undefined &&
+        (this.requests?.flightsOpen ?? 0) === 0
+      ) {
         this.finalConverged = this.nowMs;
       }
     }
@@ -1191,6 +1300,25 @@ class Simulation {
       if (beyond) return `${row.owner}'s rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
     }
     return undefined;
+  }
+
+  /** Escrow: rights are conserved and never below zero (sim/rights-ledger.ts), reported once a run. */
+  private checkRights(live: readonly SimNode[]): void {
+    if (this.rule.mode !== 'escrow' || this.rightsReported) return;
+    for (const node of live) this.rightsLedger.observe(node.escrow.state());
+    for (const [tenant, key] of this.tenantKeys.entries()) {
+      const wrong = this.rightsLedger.check(key, this.admittedTruth[tenant] as number);
+      if (wrong === undefined) continue;
+      this.rightsReported = true;
+      this.fail('escrow', wrong);
+      return;
+    }
+  }
+
+  /** Escrow, once the mesh is whole and quiet: the first difference between two nodes' rights rows, or undefined. */
+  private rightsSettled(): string | undefined {
+    if (this.rule.mode !== 'escrow') return undefined;
+    return rightsDisagree(this.nodes.map((n) => ({ name: n.replica, rows: n.escrow.state() })));
   }
 
   /**
@@ -1259,7 +1387,10 @@ class Simulation {
       this.convergence.push({ fault: heal.label, convergedAfterMs: undefined });
       this.fail('convergence', `after ${heal.label} healed at ${heal.atMs} ms, the replicas never caught up`);
     }
-    if (this.finalConverged === undefined) {
+    const rightsApart = this.finalConverged === undefined && this.nodes.every((n) => n.up && this.oracle.equals(n.counter)) ? this.rightsSettled() : undefined;
+    if (rightsApart !== undefined) {
+      this.fail('rights', `rights rows did not converge within ${this.scenario.convergenceBudgetMs} ms of healing: ${rightsApart}`);
+    } else if (this.finalConverged === undefined) {
       const detail = this.nodes.map((n) => `${n.id}=${n.up ? n.counter.value(this.tenantKeys[0] as CounterKey) : 'down'}${this.stillWaiting(n)}`).join(' ');
       this.fail('final-read', `replicas did not agree with the oracle within ${this.scenario.convergenceBudgetMs} ms of healing (tenant-0: ${detail}, truth ${this.oracle.value(this.tenantKeys[0] as CounterKey)})`);
     } else {

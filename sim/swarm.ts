@@ -1,6 +1,7 @@
 import { assert } from '../src/core/assert.js';
 import { SeededRandom } from '../src/core/random.js';
 import type { Fault, NetworkProfile, PartitionKind, Scenario } from './scenario.js';
+import { buggify } from './buggify.js';
 import { faultKinds, faultsMax, frameProbabilityMax, partitionKinds, partitionRegionsMin } from './scenario-file.js';
 
 /**
@@ -53,9 +54,6 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
   for (let i = 0; i < faultCount; i++) faults.push(randomFault(random, pick(random, kinds), partitions, base));
   // Sorted by start time so that the scenario reads as a timeline in the summary and the report.
   faults.sort((a, b) => a.atMs - b.atMs);
-  // Strict rounds, escrow claims and request-id claims all assume at most N − W members lose
-  // their state at once (src/mesh/quorum.ts); beyond that no protocol can count what was lost.
-  if ((base.workload.quota !== undefined && base.workload.quota.mode !== 'eventual') || base.workload.claims !== undefined) keepOneAmnesiaAtATime(faults);
 
   const network: NetworkProfile = {
     jitterMs: random.int(swarmJitterMsMax + 1),
@@ -64,13 +62,19 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
     bytesPerMs: base.network.bytesPerMs,
   };
   const used = [...new Set(faults.map((f) => (f.kind === 'partition' ? `partition/${f.partition}` : f.kind)))].sort();
-  return {
+  const drawn: Scenario = {
     ...base,
     name: `swarm-${seed}`,
     description: `A swarm run drawn from seed ${seed} on top of "${base.name}": ${faults.length} fault${faults.length === 1 ? '' : 's'} (${used.join(', ')}), loss ${network.loss}, duplication ${network.duplicate}, jitter ${network.jitterMs} ms.`,
     network,
     faults,
   };
+  const aimed = base.buggify === true ? buggify(random, drawn) : drawn;
+  // Strict rounds, escrow claims and request-id claims all assume at most N − W members lose
+  // their state at once (src/mesh/quorum.ts); beyond that no protocol can count what was lost.
+  const kept = [...aimed.faults];
+  if ((aimed.workload.quota !== undefined && aimed.workload.quota.mode !== 'eventual') || aimed.workload.claims !== undefined) keepOneAmnesiaAtATime(kept);
+  return { ...aimed, faults: kept };
 }
 
 function randomFault(random: SeededRandom, kind: Fault['kind'], partitions: readonly PartitionKind[], base: Scenario): Fault {

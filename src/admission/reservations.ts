@@ -1,5 +1,6 @@
 import { assert, isCount } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
+import { PriorityHeap } from '../core/priority-heap.js';
 import { reservationLeaseMsMax, reservationsOpenMax, reservationsSettledRememberedMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { CounterKey } from '../crdt/counter-key.js';
@@ -58,12 +59,23 @@ export type ReserveError =
 
 export type SettleError = { readonly kind: 'unknown-reservation'; readonly requestId: RequestId };
 
+interface Lease {
+  readonly expiresMs: number;
+  readonly requestId: RequestId;
+  readonly arrival: number;
+}
+
 export class ReservationTable {
   private readonly open = new Map<RequestId, Reservation>();
   private readonly settled = new Map<RequestId, Settlement>();
-  /** Open reservations by lease expiry, for `expire`; entries of settled ids are skipped. */
-  private leases: { readonly expiresMs: number; readonly requestId: RequestId }[] = [];
-  private leasesSorted = true;
+  /**
+   * Open reservations by lease expiry, for `expire`: a heap, so that an expire takes off only the
+   * leases that ran out (a list re-sorted at every expire cost strict mode most of its time when
+   * leases arrived out of order: issue 17). Entries of settled ids stay until popped or compacted
+   * and are skipped; `arrival` orders leases that end in the same millisecond as they came.
+   */
+  private readonly leases = new PriorityHeap<Lease>();
+  private arrivals = 0;
   private readonly openMax: number;
 
   constructor(
@@ -72,6 +84,11 @@ export class ReservationTable {
   ) {
     this.openMax = options.openMax ?? reservationsOpenMax;
     assert(this.openMax > 0 && this.openMax <= reservationsOpenMax, 'openMax out of range');
+  }
+
+  /** Entries in the lease book, open or awaiting removal (bounded by the compaction). */
+  get leasesHeld(): number {
+    return this.leases.size;
   }
 
   get openCount(): number {
@@ -116,9 +133,7 @@ export class ReservationTable {
     const raised = holds.filter((hold) => amount === 0 || this.counter.increment(hold, amount).ok);
     const reservation: Reservation = { requestId, tenant, keys: [...keys], amount, reservedAtMs: nowMs, leaseExpiresMs: nowMs + leaseMs, holds: raised };
     this.open.set(requestId, reservation);
-    const last = this.leases.at(-1);
-    if (last !== undefined && last.expiresMs > reservation.leaseExpiresMs) this.leasesSorted = false;
-    this.leases.push({ expiresMs: reservation.leaseExpiresMs, requestId });
+    this.addLease(reservation);
     this.compactLeases();
     return ok(reservation);
   }
@@ -131,9 +146,7 @@ export class ReservationTable {
     assert(!this.open.has(reservation.requestId), 'a reservation is restored once');
     assert(this.open.size < this.openMax, 'restored reservations fit the table');
     this.open.set(reservation.requestId, reservation);
-    const last = this.leases.at(-1);
-    if (last !== undefined && last.expiresMs > reservation.leaseExpiresMs) this.leasesSorted = false;
-    this.leases.push({ expiresMs: reservation.leaseExpiresMs, requestId: reservation.requestId });
+    this.addLease(reservation);
   }
 
   /** Settles with the actual usage; the same outcome again for an id already settled. */
@@ -169,33 +182,35 @@ export class ReservationTable {
     return held;
   }
 
-  /** Settles every reservation whose lease ran out by `nowMs`, charged in full. */
+  /** Settles every reservation whose lease ran out by `nowMs`, charged in full, in lease order. */
   expire(nowMs: number): Settlement[] {
-    if (!this.leasesSorted) {
-      this.leases.sort((a, b) => a.expiresMs - b.expiresMs);
-      this.leasesSorted = true;
-    }
+    const due: Lease[] = [];
+    while ((this.leases.peekPriority() ?? Infinity) <= nowMs) due.push(this.leases.pop());
+    if (due.length === 0) return [];
+    // The heap pops equal expiries in no set order; arrival order keeps the outcome that of a
+    // stably sorted list, whatever the heap's shape.
+    if (due.length > 1) due.sort((a, b) => a.expiresMs - b.expiresMs || a.arrival - b.arrival);
     const expired: Settlement[] = [];
-    let i = 0;
-    for (; i < this.leases.length; i++) {
-      const lease = this.leases[i] as (typeof this.leases)[number];
-      if (lease.expiresMs > nowMs) break;
+    for (const lease of due) {
       const reservation = this.open.get(lease.requestId);
       if (reservation !== undefined && reservation.leaseExpiresMs === lease.expiresMs) {
         expired.push(this.close(reservation, reservation.amount, 'lease'));
       }
     }
-    if (i > 0) this.leases = this.leases.slice(i);
     return expired;
+  }
+
+  private addLease(reservation: Reservation): void {
+    this.leases.push(reservation.leaseExpiresMs, { expiresMs: reservation.leaseExpiresMs, requestId: reservation.requestId, arrival: this.arrivals++ });
   }
 
   /**
    * Leases of reservations settled before they expire are dropped lazily. Without this, a caller
-   * that settles everything (and so rarely calls `expire`) would grow the list without bound.
+   * that settles everything (and so rarely calls `expire`) would grow the book without bound.
    * Amortised O(1): it runs only when stale entries outnumber the open ones.
    */
   private compactLeases(): void {
-    if (this.leases.length > 2 * this.open.size + 1_024) this.leases = this.leases.filter((l) => this.open.has(l.requestId));
+    if (this.leases.size > 2 * this.open.size + 1_024) this.leases.retain((_, lease) => this.open.has(lease.requestId));
   }
 
   private close(reservation: Reservation, used: number, by: Settlement['by']): Settlement {

@@ -60,6 +60,18 @@ export class PriorityHeap<V> {
     for (let i = (values.length >> 1) - 1; i >= 0; i--) this.siftDown(i, priorities[i] as number, values[i] as V);
   }
 
+  /** Keeps only the entries `keep` accepts, heapified again in O(n) (for lazily deleted entries). */
+  retain(keep: (priority: number, value: V) => boolean): void {
+    const priorities: number[] = [];
+    const values: V[] = [];
+    for (let i = 0; i < this.values.length; i++) {
+      if (!keep(this.priorities[i] as number, this.values[i] as V)) continue;
+      priorities.push(this.priorities[i] as number);
+      values.push(this.values[i] as V);
+    }
+    this.rebuild(priorities, values);
+  }
+
   /** Places (priority, value) at `from` or below, moving smaller children up. */
   private siftDown(from: number, priority: number, value: V): void {
     const priorities = this.priorities;

@@ -89,6 +89,10 @@ export interface NodeCoreOptions {
   readonly preparePolicy?: (policy: PolicyDocument) => void;
   /** Runs on the new counter before anything uses it: a test's broken replica. */
   readonly instrumentCounter?: (counter: WindowedCounter) => void;
+  /** Builds the escrow book over the new counter (the simulator's observed book, a test's mutant); a plain one by default. */
+  readonly escrowBook?: (replica: ReplicaId, counter: WindowedCounter) => EscrowBook;
+  /** Builds the mesh node from the options the core chose (the simulator's observed node, a test's mutant); a plain one by default. */
+  readonly meshNode?: (options: MeshNodeOptions) => MeshNode;
   /** Hears every change of this replica's own counter entries (the simulator's oracle and books). */
   readonly onOwnChange?: NodeOwnChange;
 }
@@ -178,7 +182,7 @@ export class NodeCore {
     this.policy = new PolicyDocument(identity.policyClientId);
     options.preparePolicy?.(this.policy);
     this.reservations = new ReservationTable(this.counter);
-    this.escrow = new EscrowBook(this.replica, this.counter);
+    this.escrow = options.escrowBook?.(this.replica, this.counter) ?? new EscrowBook(this.replica, this.counter);
     this.accountUsage = new AccountUsage(this.counter);
     this.pool = new AccountPool({
       random: options.randoms.pool,
@@ -188,7 +192,7 @@ export class NodeCore {
       shared: { node: options.self, region: options.region },
     });
     this.queue = options.queueLimits === undefined ? undefined : new TierQueue(options.queueLimits);
-    this.mesh = new MeshNode({
+    const meshOptions: MeshNodeOptions = {
       membership: membership.value,
       replica: this.replica,
       secret: options.secret,
@@ -203,7 +207,8 @@ export class NodeCore {
       ...(options.decode === undefined ? {} : { decode: options.decode }),
       ...(options.rounds === undefined ? {} : { rounds: options.rounds }),
       ...(options.quorumTimeoutMs === undefined ? {} : { quorumTimeoutMs: options.quorumTimeoutMs }),
-    });
+    };
+    this.mesh = options.meshNode?.(meshOptions) ?? new MeshNode(meshOptions);
     this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.mesh, membership.value.members.length, options.randoms.gate);
     this.claims = new RequestClaims(this.counter, this.mesh, options.randoms.claims);
     if (stored === undefined) {

@@ -166,6 +166,7 @@ export class DurableJournal {
       unit: key.window.unit,
       index: key.window.index,
       endMs: windowEndMs(key.window),
+      keyId: key.id,
       p,
       n,
       version,

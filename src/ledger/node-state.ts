@@ -32,6 +32,12 @@ export interface StoredCounterEntry {
   readonly index: number;
   /** When the key's window ends; rows whose window ended before the expiry horizon are deleted. */
   readonly endMs: number;
+  /**
+   * The key's id (src/crdt/counter-key.ts), when the writer has it at hand (the journal does): an
+   * in-memory store indexes by it instead of building a string from the parts at every commit.
+   * A store reads it from the parts, never from here.
+   */
+  readonly keyId?: string;
   readonly p: number;
   readonly n: number;
   readonly version: number;

@@ -574,17 +574,25 @@ export class MeshNode {
     // was held by others only above their contiguous version, so no digest ever showed the gap.
     // Entries held above a peer's digest are repaired too, once per link for each held version.
     const held = first ? this.counter.heldVersions() : this.previousHeld;
-    for (const [replica, version] of held) {
-      if (ahead) break;
-      if (version > (theirs.get(replica) ?? 0) && version > (state.repairedHeld.get(replica) ?? 0)) ahead = true;
-    }
-    if (!ahead) return;
+    if (!ahead && !this.heldAbove(held, theirs, state.repairedHeld)) return;
     for (const [replica, version] of held) state.repairedHeld.set(replica, version);
     const repair = this.counter.deltaSince(theirs);
     this.stats.digestRepairs++;
     if (theirs.size === 0) this.stats.fullStateTransfers++;
     this.stats.repairEntriesSent += repair.entries.length;
     this.sendChunked(state, repair);
+  }
+
+  /**
+   * Whether we hold entries of some replica above the peer's digest (`theirs`) that this link was
+   * not yet repaired up to (`repaired`). Protected so that a test's mutant can switch the repair
+   * off and prove the simulator's checkers notice (test/support/mutants).
+   */
+  protected heldAbove(held: Digest, theirs: Digest, repaired: ReadonlyMap<ReplicaId, number>): boolean {
+    for (const [replica, version] of held) {
+      if (version > (theirs.get(replica) ?? 0) && version > (repaired.get(replica) ?? 0)) return true;
+    }
+    return false;
   }
 
   // ---- Outbound ----

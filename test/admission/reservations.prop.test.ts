@@ -65,3 +65,53 @@ describe('ReservationTable books', () => {
     );
   });
 });
+
+type OrderOp =
+  | { kind: 'reserve'; id: number; leaseMs: number }
+  | { kind: 'settle'; id: number }
+  | { kind: 'cancel'; id: number }
+  | { kind: 'advance'; ms: number };
+
+const arbOrderOp: fc.Arbitrary<OrderOp> = fc.oneof(
+  // Few distinct leases, so that many end in the same millisecond and the tie-break matters.
+  fc.record({ kind: fc.constant('reserve' as const), id: fc.nat(30), leaseMs: fc.constantFrom(1, 5, 10, 50) }),
+  fc.record({ kind: fc.constant('settle' as const), id: fc.nat(30) }),
+  fc.record({ kind: fc.constant('cancel' as const), id: fc.nat(30) }),
+  fc.record({ kind: fc.constant('advance' as const), ms: fc.nat(20) }),
+);
+
+describe('ReservationTable expiry order', () => {
+  it('expires what a stably sorted list of leases would, in the same order', () => {
+    checkProperty(
+      fc.property(fc.array(arbOrderOp, { maxLength: 150, size: 'max' }), (ops) => {
+        const key = counterKey('tenant', 'acme', 'weighted_tokens', { unit: 'day', index: 1 });
+        const table = new ReservationTable(new WindowedCounter(asReplicaId('n~1')));
+        // The reference: every lease in arrival order, sorted stably at each expire.
+        const leases: { expiresMs: number; id: RequestId }[] = [];
+        const open = new Map<RequestId, number>();
+        let now = 0;
+        for (const op of ops) {
+          if (op.kind === 'advance') {
+            now += op.ms;
+            const due = leases.filter((l) => l.expiresMs <= now).sort((a, b) => a.expiresMs - b.expiresMs);
+            const expected = due.filter((l) => open.get(l.id) === l.expiresMs && open.delete(l.id)).map((l) => l.id);
+            leases.splice(0, leases.length, ...leases.filter((l) => l.expiresMs > now));
+            expect(table.expire(now).map((s) => s.requestId)).toEqual(expected);
+            continue;
+          }
+          const requestId = `req-${op.id}` as RequestId;
+          if (op.kind === 'reserve') {
+            const result = table.reserve(requestId, asTenantId('acme'), [key], 1, now, op.leaseMs);
+            if (result.ok && !open.has(requestId)) {
+              open.set(requestId, now + op.leaseMs);
+              leases.push({ expiresMs: now + op.leaseMs, id: requestId });
+            }
+          } else if (op.kind === 'settle') {
+            if (table.settle(requestId, 1).ok) open.delete(requestId);
+          } else if (table.cancel(requestId)) open.delete(requestId);
+        }
+      }),
+      300,
+    );
+  });
+});

@@ -2,7 +2,9 @@
 // deterministic simulator runs the real mesh code, and how many swarm seeds it gets through.
 import { runScenario } from '../../sim/simulator.js';
 import type { Scenario } from '../../sim/scenario.js';
+import { loadScenario } from '../../sim/scenario-file.js';
 import { randomScenario } from '../../sim/swarm.js';
+import { defaultSwarmWorkers, runSwarmSeeds } from '../../sim/swarm-pool.js';
 import { type BenchContext, report } from './harness.js';
 
 const steady = (durationMs: number): Scenario => ({
@@ -17,7 +19,7 @@ const steady = (durationMs: number): Scenario => ({
   faults: [],
 });
 
-export function simBench(ctx: BenchContext): void {
+export async function simBench(ctx: BenchContext): Promise<void> {
   const minutes = ctx.quick ? 1 : 10;
   console.log(`sim benchmark: 5 regions, 1,000 requests/s, 50 ms gossip, ${minutes} simulated minute(s)…`);
   // Baseline: the same scenario's workload and clock with a quarter of the time, to show scaling.
@@ -40,5 +42,31 @@ export function simBench(ctx: BenchContext): void {
   const perMinute = (seeds / (performance.now() - start)) * 60_000;
   report(`swarm of 60 s scenarios with random faults (${seeds} seeds, ${failed} failed)`, perMinute, 'seeds/min', 'reported', true, {
     baseline: `one steady 60 s scenario alone: ${((60_000 / (result.wallMs / minutes)) ).toFixed(0)} runs/min`,
+  });
+  for (const name of ['swarm-strict', 'swarm-escrow']) await quotaSwarm(ctx, name);
+}
+
+/**
+ * The quota swarms as `npm run sim -- --scenario NAME --duration 8000 --swarm N` runs them: seeds
+ * per minute on the default worker threads (one per core), beside the same seeds in one thread.
+ */
+async function quotaSwarm(ctx: BenchContext, name: string): Promise<void> {
+  const loaded = await loadScenario(name);
+  if (!loaded.ok) throw new Error(`the ${name} scenario does not load`);
+  const base = { ...loaded.value, durationMs: 8_000 };
+  const seeds = ctx.quick ? 8 : 40;
+  const perMinute = async (workers: number): Promise<{ perMinute: number; failed: number }> => {
+    let failed = 0;
+    const start = performance.now();
+    await runSwarmSeeds(base, 1, seeds, workers, (outcome) => {
+      if (outcome.kind === 'crash' || !outcome.result.ok) failed++;
+    });
+    return { perMinute: (seeds / (performance.now() - start)) * 60_000, failed };
+  };
+  const alone = await perMinute(1);
+  const workers = defaultSwarmWorkers();
+  const pooled = await perMinute(workers);
+  report(`${name} swarm, 8 s runs on ${workers} worker(s) (${seeds} seeds, ${pooled.failed} failed)`, pooled.perMinute, 'seeds/min', '>= 150 seeds/min', pooled.perMinute >= 150, {
+    baseline: `the same seeds in one thread: ${alone.perMinute.toFixed(0)} seeds/min`,
   });
 }

@@ -1,4 +1,4 @@
-// Proves the priority heap pops in priority order after any mix of pushes, pops and rebuilds.
+// Proves the priority heap pops in priority order after any mix of pushes, pops, rebuilds and retains.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PriorityHeap } from '../../src/core/priority-heap.js';
@@ -6,7 +6,7 @@ import { checkProperty } from '../support/property.js';
 
 describe('PriorityHeap', () => {
   it('always pops the smallest priority, like a sorted list', () => {
-    const op = fc.oneof(fc.record({ push: fc.integer({ min: -1000, max: 1000 }) }), fc.constant({ pop: true as const }), fc.constant({ rebuild: true as const }));
+    const op = fc.oneof(fc.record({ push: fc.integer({ min: -1000, max: 1000 }) }), fc.constant({ pop: true as const }), fc.constant({ rebuild: true as const }), fc.record({ retainAbove: fc.integer({ min: -1000, max: 1000 }) }));
     checkProperty(
       fc.property(fc.array(op, { maxLength: 200, size: 'max' }), (ops) => {
         const heap = new PriorityHeap<string>();
@@ -21,6 +21,9 @@ describe('PriorityHeap', () => {
             const smallest = model.shift()!;
             expect(heap.peekPriority()).toBe(smallest);
             expect(heap.pop()).toBe(`v${smallest}`);
+          } else if ('retainAbove' in o) {
+            heap.retain((p, v) => p > o.retainAbove && v === `v${p}`);
+            model = model.filter((p) => p > o.retainAbove);
           } else {
             heap.rebuild([...model], model.map((p) => `v${p}`));
           }

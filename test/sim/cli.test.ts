@@ -100,6 +100,7 @@ describe('parseArgs', () => {
       seed: 1,
       durationMs: undefined,
       swarm: undefined,
+      workers: undefined,
       report: undefined,
       list: false,
       table: false,
@@ -109,12 +110,13 @@ describe('parseArgs', () => {
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
-    expect(parsed(['--scenario', 'isolate', '--regions', '3', '--seed=42', '--duration', '10m', '--swarm', '20', '--report=out.html', '--quiet', '--list', '--table', '--help'])).toEqual({
+    expect(parsed(['--scenario', 'isolate', '--regions', '3', '--seed=42', '--duration', '10m', '--swarm', '20', '--workers', '3', '--report=out.html', '--quiet', '--list', '--table', '--help'])).toEqual({
       scenario: 'isolate',
       regions: 3,
       seed: 42,
       durationMs: 600_000,
       swarm: 20,
+      workers: 3,
       report: 'out.html',
       list: true,
       table: true,
@@ -140,6 +142,8 @@ describe('parseArgs', () => {
       [['--duration', '25h'], '--duration'],
       [['--swarm', '0'], '--swarm'],
       [['--swarm', 'many'], '--swarm'],
+      [['--workers', '0'], '--workers'],
+      [['--workers', '65'], '--workers'],
       [['--report', 'out.txt'], '--report'],
       [['--quiet=yes'], '--quiet'],
       [['--scenario='], '--scenario'],

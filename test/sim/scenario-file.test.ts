@@ -60,6 +60,10 @@ const expectedScenarios = [
   'swarm-claims',
   'swarm-durable',
   'swarm-escrow',
+  'swarm-hot-durable',
+  'swarm-hot-escrow',
+  'swarm-hot-mesh',
+  'swarm-hot-strict',
   'swarm-mesh',
   'swarm-strict',
 ];
