@@ -54,6 +54,7 @@ const expectedScenarios = [
   'quota-eventual',
   'quota-eventual-steady',
   'quota-strict',
+  'requests',
   'ring',
   'steady',
   'strobe',

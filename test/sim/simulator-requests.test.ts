@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RequestId } from '../../src/core/ids.js';
 import type { GatePort } from '../../sim/request-books.js';
-import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
+import { loadScenario, parseScenario, withOverrides } from '../../sim/scenario-file.js';
 import type { Scenario } from '../../sim/scenario.js';
 import type { SimResult } from '../../sim/sim-result.js';
 import { runScenario } from '../../sim/simulator.js';
@@ -77,6 +77,12 @@ describe('the simulator with a request-path workload', () => {
 
   it('refuses crash faults with a request path', async () => {
     const scenario = await requestsScenario();
+    const file = { ...scenario, swarmFaults: ['partition'] };
+    const crashing = parseScenario({ ...file, faults: [{ kind: 'crash', atMs: 1_000, durationMs: 500, node: 1, durable: true }] });
+    expect(crashing.ok ? 'parsed' : crashing.error.field).toBe('faults[0]');
+    const swarming = parseScenario({ ...file, swarmFaults: ['partition', 'crash'] });
+    expect(swarming.ok ? 'parsed' : swarming.error.field).toBe('swarmFaults');
+    expect(parseScenario(file).ok).toBe(true);
     const crash = { kind: 'crash', atMs: 1_000, durationMs: 500, node: 1, durable: true } as const;
     expect(() => runScenario({ ...scenario, faults: [crash] }, 1)).toThrow(/without crash faults/);
   });
