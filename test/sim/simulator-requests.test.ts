@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RequestId } from '../../src/core/ids.js';
 import type { GatePort } from '../../sim/request-books.js';
+import { MeshNode, type MeshNodeOptions } from '../../src/mesh/mesh-node.js';
 import { loadScenario, parseScenario, withOverrides } from '../../sim/scenario-file.js';
 import type { Scenario } from '../../sim/scenario.js';
 import type { SimResult } from '../../sim/sim-result.js';
@@ -37,7 +38,14 @@ describe('the simulator with a request-path workload', () => {
   it('is deterministic, passes every checker on each seed, and forwards across regions', async () => {
     const scenario = await requestsScenario();
     for (const seed of [1, 2, 3]) {
-      const result = runScenario(scenario, seed);
+      // The mesh nodes as the simulator builds them, to count the health records they carried.
+      const meshes: MeshNode[] = [];
+      const mesh = (options: MeshNodeOptions): MeshNode => {
+        const node = new MeshNode(options);
+        meshes.push(node);
+        return node;
+      };
+      const result = runScenario(scenario, seed, { mesh });
       expect(result.failures, `seed ${seed}`).toEqual([]);
       const path = result.requestPath;
       expect(path).toBeDefined();
@@ -51,6 +59,8 @@ describe('the simulator with a request-path workload', () => {
       expect(path.forwardsRefused).toBeGreaterThan(0);
       expect(path.retries).toBeGreaterThan(0);
       expect(path.producedTokens.output).toBeGreaterThan(0);
+      // The pools' health records travel as mesh frames, to every region.
+      expect(meshes.every((node) => node.stats.healthRecordsReceived > 0)).toBe(true);
     }
     const again = runScenario(scenario, 2);
     const first = runScenario(scenario, 2);
