@@ -419,6 +419,14 @@ export class QuotaGate {
   /** Reserves every metric's estimate; on failure everything is undone and the request refused. */
   private reserve(pending: Pending): boolean {
     const { request } = pending;
+    // An open request holds a reservation per charged metric, or none when no rule charges it
+    // (a tenant without limits): those would otherwise be bounded only by the caller settling.
+    // So the open requests share the reservation table's bound (found by the bounds audit).
+    if (this.open.size >= this.reservations.openMax && !this.open.has(request.requestId)) {
+      this.refundEscrow(pending);
+      this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+      return false;
+    }
     const metrics: string[] = [];
     for (const [metric, amount] of request.amounts) {
       if (amount === 0) continue;
@@ -601,6 +609,16 @@ export class QuotaGate {
       batches.set(id, batch);
     }
     return batch;
+  }
+
+  /**
+   * The gate's tables, for the bound tests: `open` ≤ the reservation table's `openMax` (refused
+   * past it); `openChanged` only on a durable node, emptied every commit; each batch has a request
+   * waiting (≤ `quotaWaitingMax` in all) or a round in flight (≤ `quorumRoundsOpenMax`), and goes
+   * when it has neither; `retries` count in `quotaWaitingMax`.
+   */
+  tableSizes(): { readonly open: number; readonly openChanged: number; readonly strictBatches: number; readonly claimBatches: number; readonly retries: number; readonly waiting: number } {
+    return { open: this.open.size, openChanged: this.openChanged.size, strictBatches: this.strictBatches.size, claimBatches: this.claimBatches.size, retries: this.retries.length, waiting: this.waitingCount };
   }
 
   /** Batches held: for the bound tests (each goes once it has nothing in flight or waiting). */

@@ -64,7 +64,8 @@ export class ReservationTable {
   /** Open reservations by lease expiry, for `expire`; entries of settled ids are skipped. */
   private leases: { readonly expiresMs: number; readonly requestId: RequestId }[] = [];
   private leasesSorted = true;
-  private readonly openMax: number;
+  /** Open reservations held at once: 1 to `reservationsOpenMax`. */
+  readonly openMax: number;
 
   constructor(
     private readonly counter: WindowedCounter,
