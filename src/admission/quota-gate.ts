@@ -1,6 +1,6 @@
 import { assert } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
-import { escrowRebalanceIntervalMs, quotaWaitingMax, strictBatchMax, strictRetryDelayMsMax, strictRetryDelayMsMin } from '../core/limits.js';
+import { escrowRebalanceIntervalMs, quotaRetryAfterMs, quotaWaitingMax, strictBatchMax, strictRetryDelayMsMax, strictRetryDelayMsMin } from '../core/limits.js';
 import { type Random, SeededRandom } from '../core/random.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { CounterKey } from '../crdt/counter-key.js';
@@ -125,9 +125,6 @@ export interface InterruptedRequest {
   /** Of an admitted one, the keys charged under eventual rules only, released again (what a successor releases). */
   readonly released: readonly { readonly key: CounterKey; readonly amount: number }[];
 }
-
-/** Retry hint after a failed round: about two round trips across the widest region pair. */
-const noQuorumRetryMs = 1_000;
 
 export class QuotaGate {
   readonly stats: QuotaGateStats = { admitted: 0, rejected: 0, strictRounds: 0, strictBatched: 0, strictRetries: 0, claimRounds: 0, rightsClaimed: 0 };
@@ -385,7 +382,7 @@ export class QuotaGate {
       for (const pending of riders) {
         this.waitingCount--;
         if (this.spendEscrow(pending)) this.afterEscrow(pending);
-        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', operation: 'admission', retryAfterMs: noQuorumRetryMs });
+        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs });
         else this.reject(pending.done, quotaRejection((pending.escrow[0] as Charge).rule, pending.nowMs));
       }
       // The next batch starts now, with a whole timeout of its own.
@@ -424,7 +421,7 @@ export class QuotaGate {
     // So the open requests share the reservation table's bound (found by the bounds audit).
     if (this.open.size >= this.reservations.openMax && !this.open.has(request.requestId)) {
       this.refundEscrow(pending);
-      this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+      this.reject(pending.done, { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
       return false;
     }
     const metrics: string[] = [];
@@ -458,7 +455,7 @@ export class QuotaGate {
           pending.done,
           reserved.error.kind === 'already-settled'
             ? { kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' }
-            : { kind: 'shed', retryAfterMs: noQuorumRetryMs },
+            : { kind: 'shed', retryAfterMs: quotaRetryAfterMs },
         );
         return false;
       }
@@ -534,7 +531,7 @@ export class QuotaGate {
     if (!outcome.ok) {
       for (const pending of riders) {
         this.cancel(pending);
-        this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: noQuorumRetryMs } : { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+        this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs } : { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
       }
       return;
     }
@@ -593,7 +590,7 @@ export class QuotaGate {
 
   private enqueue(batches: Map<string, Batch>, id: string, pending: Pending): boolean {
     if (this.waitingCount >= quotaWaitingMax) {
-      this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+      this.reject(pending.done, { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
       return false;
     }
     this.batchOf(batches, id).waiting.push(pending);

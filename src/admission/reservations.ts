@@ -1,6 +1,6 @@
 import { assert, isCount } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
-import { reservationLeaseMsMax, reservationsOpenMax, reservationsSettledRememberedMax } from '../core/limits.js';
+import { reservationLeaseMsMax, reservationLeaseSlackMax, reservationsOpenMax, reservationsSettledRememberedMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { CounterKey } from '../crdt/counter-key.js';
 import type { CounterError, WindowedCounter } from '../crdt/windowed-counter.js';
@@ -196,7 +196,7 @@ export class ReservationTable {
    * Amortised O(1): it runs only when stale entries outnumber the open ones.
    */
   private compactLeases(): void {
-    if (this.leases.length > 2 * this.open.size + 1_024) this.leases = this.leases.filter((l) => this.open.has(l.requestId));
+    if (this.leases.length > 2 * this.open.size + reservationLeaseSlackMax) this.leases = this.leases.filter((l) => this.open.has(l.requestId));
   }
 
   private close(reservation: Reservation, used: number, by: Settlement['by']): Settlement {

@@ -1,9 +1,13 @@
 import { assert } from '../core/assert.js';
 import type { NodeId, ReplicaId } from '../core/ids.js';
 import {
+  counterExpiryIntervalMs,
+  deltaAckTimeoutGossipIntervals,
+  deltaAckTimeoutMsMin,
   frameBytesMax,
   handshakeFramesMax,
   handshakeNoncesMax,
+  handshakeTimeoutMs,
   inboundFramesMax,
   linksMax,
   policySyncEveryDigestRounds,
@@ -203,8 +207,8 @@ export class MeshNode {
     this.policy = options.policy;
     this.secret = options.secret;
     this.crypto = options.crypto;
-    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
-    this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMs;
+    this.expiryIntervalMs = options.expiryIntervalMs ?? counterExpiryIntervalMs;
     this.decode = options.decode ?? decodeFrame;
     this.rights = options.rights;
     this.health = options.health;
@@ -608,7 +612,7 @@ export class MeshNode {
   }
 
   private resend(nowMs: number, timings: MeshTimings): void {
-    const ackTimeoutMs = Math.max(4 * timings.gossipIntervalMs, 250);
+    const ackTimeoutMs = Math.max(deltaAckTimeoutGossipIntervals * timings.gossipIntervalMs, deltaAckTimeoutMsMin);
     for (const state of this.openLinks()) {
       const peer = this.peers.get(state.peer as NodeId) as PeerState;
       const oldest = peer.unacked[0];
