@@ -141,6 +141,14 @@ export class RequestClaims {
     return this.pending.size;
   }
 
+  /**
+   * The claims' tables, for the bound tests: `pending` ≤ `claimsWaitingMax` (shed past it), and
+   * every rider waiting or retrying has its subject in `pending`, so `waiting` and `retries` follow it.
+   */
+  tableSizes(): { readonly pending: number; readonly waiting: number; readonly retries: number } {
+    return { pending: this.pending.size, waiting: this.waiting.length, retries: this.retries.length };
+  }
+
   claim(subject: string, nowMs: number, done: (outcome: ClaimOutcome) => void): void {
     assert(isValidId(subject), 'a claim subject is an id');
     this.stats.claims++;

@@ -79,6 +79,15 @@ export class ReservationTable {
     return this.open.size;
   }
 
+  /**
+   * The table's tables, for the bound tests: `open` ≤ `openMax` (refused past it), `settled` ≤
+   * `reservationsSettledRememberedMax` (the oldest forgotten), `leases` ≤ 2 × open +
+   * `reservationLeaseSlackMax` after a reserve (compacted past it) and shrinking with every expiry.
+   */
+  tableSizes(): { readonly open: number; readonly settled: number; readonly leases: number } {
+    return { open: this.open.size, settled: this.settled.size, leases: this.leases.length };
+  }
+
   /** The open reservation under `requestId`, if any. */
   get(requestId: RequestId): Reservation | undefined {
     return this.open.get(requestId);

@@ -388,6 +388,17 @@ export class MeshNode {
     return out;
   }
 
+  /**
+   * The node's tables, for the bound tests: `links` ≤ `linksMax` (closed past it); `inbound` the
+   * frames queued on all links (≤ `inboundFramesMax` each); `unacked` the batches kept for resending
+   * (≤ `unackedBatchesMax` per peer); `outbox` what the owner has not drained since the last tick.
+   */
+  tableSizes(): { readonly links: number; readonly inbound: number; readonly unacked: number; readonly outbox: number } {
+    let unacked = 0;
+    for (const peer of this.peers.values()) unacked += peer.unacked.length;
+    return { links: this.links.size, inbound: this.pendingFrames, unacked, outbox: this.outbox.length };
+  }
+
   /** Whether the link to `peer` is open (authenticated) right now. */
   peerConnected(peer: NodeId): boolean {
     return this.peers.get(peer)?.link !== undefined;
