@@ -104,6 +104,15 @@ interface Pending {
   retried: boolean;
 }
 
+/**
+ * A strict rider as its round decides it: each strict charge with what the others held on its
+ * keys when the round started (`othersBefore`), so the round's news is what they gained since.
+ */
+interface StrictRider {
+  readonly pending: Pending;
+  readonly charges: readonly { readonly charge: Charge; readonly othersBefore: number }[];
+}
+
 interface Batch {
   inFlight: boolean;
   waiting: Pending[];
@@ -504,32 +513,38 @@ export class QuotaGate {
     this.stats.strictRounds++;
     this.stats.strictBatched += riders.length;
     // What this node knew of the others before the round: the round's news is what they gained.
-    const knownBefore = this.othersOf(riders);
+    const strict = this.strictViews(riders);
     this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
       batch.inFlight = false;
-      this.decideStrict(tenant, riders, knownBefore, outcome, doneMs);
+      this.decideStrict(tenant, strict, outcome, doneMs);
       // Found by test/admission/quota-gate.test.ts: the next batch used the old start time, so
       // a request that waited behind a failed round got a round with no time left.
       this.runStrict(tenant, doneMs);
     });
   }
 
-  /**
-   * Per rider and strict charge, what the others hold on the rule's keys in this node's counter:
-   * its total minus the whole batch's reservations.
-   */
-  private othersOf(riders: readonly Pending[]): number[][] {
-    const batchByKey = new Map<string, number>();
-    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
-    return riders.map((pending) =>
-      // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
-      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0)),
-    );
+  /** Per rider, each strict charge with what the others held on its keys when the round started. */
+  private strictViews(riders: readonly Pending[]): StrictRider[] {
+    const batchByKey = this.batchByKey(riders);
+    return riders.map((pending) => ({ pending, charges: pending.strict.map((charge) => ({ charge, othersBefore: this.othersOn(charge, batchByKey) })) }));
   }
 
-  private decideStrict(tenant: string, riders: readonly Pending[], knownBefore: readonly (readonly number[])[], outcome: RoundOutcome, nowMs: number): void {
+  /** What the whole batch reserved on each key. */
+  private batchByKey(riders: readonly Pending[]): Map<string, number> {
+    const batchByKey = new Map<string, number>();
+    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
+    return batchByKey;
+  }
+
+  /** What the others hold on a charge's read keys in this node's counter: its total minus the whole batch's reservations. */
+  private othersOn(charge: Charge, batchByKey: ReadonlyMap<string, number>): number {
+    // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
+    return charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0);
+  }
+
+  private decideStrict(tenant: string, strict: readonly StrictRider[], outcome: RoundOutcome, nowMs: number): void {
     if (!outcome.ok) {
-      for (const pending of riders) {
+      for (const { pending } of strict) {
         this.cancel(pending);
         this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs } : { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
       }
@@ -538,16 +553,18 @@ export class QuotaGate {
     // The whole batch is in the counter; what the others hold is the read total minus the batch.
     // Every total is read before any decision takes effect: refunding a refused request lowers
     // the counter, and a total read after it would undercount the others by that refund.
-    const others = this.othersOf(riders);
+    const batchByKey = this.batchByKey(strict.map((rider) => rider.pending));
+    const decided = strict.map(({ pending, charges }) => ({ pending, charges: charges.map((view) => ({ ...view, othersNow: this.othersOn(view.charge, batchByKey) })) }));
     const sumOver = (keys: readonly CounterKey[], amounts: ReadonlyMap<string, number>): number => keys.reduce((sum, key) => sum + (amounts.get(key.id) ?? 0), 0);
     const admittedByKey = new Map<string, number>();
-    const refusals = riders.map((pending, i) => {
-      const j = pending.strict.findIndex((charge, k) => (others[i]?.[k] as number) + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit);
-      if (j === -1) {
+    // In arrival order: each admitted request counts against the ones after it.
+    const verdicts = decided.map(({ pending, charges }) => {
+      const over = charges.find(({ charge, othersNow }) => othersNow + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit);
+      if (over === undefined) {
         for (const charge of pending.strict) admittedByKey.set(charge.key.id, (admittedByKey.get(charge.key.id) ?? 0) + charge.amount);
-        return undefined;
+        return { pending, refused: undefined };
       }
-      const charge = pending.strict[j] as Charge;
+      const { charge, othersBefore, othersNow } = over;
       // Contention: concurrent batches at other nodes count each other's reservations before
       // either is decided, so at the limit they can refuse each other all round. A request that
       // would have fit without what the others gained during this round (beyond what this node
@@ -556,20 +573,25 @@ export class QuotaGate {
       // its limit gained nothing new and is refused at once. (Escrow rights the request spent
       // are refunded with it; a retry would have to spend them again, so a request with escrow
       // rules is refused instead.)
-      const gained = Math.max(0, (others[i]?.[j] as number) - (knownBefore[i]?.[j] as number));
-      const fitsWithout = (others[i]?.[j] as number) - gained + sumOver(charge.readKeys, admittedByKey) + charge.amount <= charge.rule.limit;
-      return { rule: charge.rule, retry: fitsWithout && !pending.retried && pending.escrow.length === 0 };
+      const gained = Math.max(0, othersNow - othersBefore);
+      const fitsWithout = othersNow - gained + sumOver(charge.readKeys, admittedByKey) + charge.amount <= charge.rule.limit;
+      return { pending, refused: { rule: charge.rule, retry: fitsWithout && !pending.retried && pending.escrow.length === 0 } };
     });
-    riders.forEach((pending, i) => {
-      const refused = refusals[i];
-      if (refused === undefined) return this.admitted(pending);
+    for (const { pending, refused } of verdicts) {
+      if (refused === undefined) {
+        this.admitted(pending);
+        continue;
+      }
       this.cancel(pending);
-      if (!refused.retry || this.waitingCount >= quotaWaitingMax) return this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+      if (!refused.retry || this.waitingCount >= quotaWaitingMax) {
+        this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+        continue;
+      }
       pending.retried = true;
       this.waitingCount++;
       this.stats.strictRetries++;
       this.retries.push({ tenant, pending, atMs: nowMs + strictRetryDelayMsMin + this.random.int(strictRetryDelayMsMax - strictRetryDelayMsMin) });
-    });
+    }
   }
 
   /** Strict retries whose delay is over join their tenant's next batch. */
