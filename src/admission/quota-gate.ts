@@ -378,6 +378,7 @@ export class QuotaGate {
     }
     batch.inFlight = true;
     const finish = (outcome: RoundOutcome, doneMs: number): void => {
+      assert(batch.inFlight, 'a claim round completes once');
       batch.inFlight = false;
       for (const { charge, claimed, key } of claims) {
         let kept = 0;
@@ -515,6 +516,7 @@ export class QuotaGate {
     // What this node knew of the others before the round: the round's news is what they gained.
     const strict = this.strictViews(riders);
     this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
+      assert(batch.inFlight, 'a strict round completes once');
       batch.inFlight = false;
       this.decideStrict(tenant, strict, outcome, doneMs);
       // Found by test/admission/quota-gate.test.ts: the next batch used the old start time, so

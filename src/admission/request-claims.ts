@@ -195,6 +195,7 @@ export class RequestClaims {
     this.inFlight = true;
     this.stats.rounds++;
     this.rounds.startRound({ writeKeys: riders.map((rider) => rider.writeKey), readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
+      assert(this.inFlight, 'a claim round completes once');
       this.inFlight = false;
       for (const rider of riders) this.decide(rider, outcome, doneMs);
       this.run(doneMs);

@@ -337,7 +337,7 @@ export class QuorumRounds implements RoundRunner {
   }
 
   private finish(round: Round | undefined, done: RoundDone, outcome: RoundOutcome): void {
-    if (round !== undefined) this.rounds.delete(round.id);
+    if (round !== undefined) assert(this.rounds.delete(round.id), 'a round finishes once');
     if (outcome.ok) this.stats.roundsSucceeded++;
     else this.stats.roundsFailed++;
     this.completions.push({ done, outcome });

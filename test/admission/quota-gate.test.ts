@@ -339,5 +339,17 @@ describe('QuotaGate bounds', () => {
     expect(decisions.get('d')?.ok).toBe(true);
     expect(gate.tableSizes().open).toBe(2);
   });
+
+  it('stops on a round that completes twice instead of deciding its batch again', () => {
+    // An impossible transition (a round runner calling back twice) used to decide the batch
+    // twice, admitting its requests a second time; it is asserted now.
+    const counter = new WindowedCounter(asReplicaId('n1~1'));
+    let done: ((outcome: { ok: true }, nowMs: number) => void) | undefined;
+    const gate = new QuotaGate(counter, new ReservationTable(counter), new EscrowBook(counter.self, counter), { startRound: (_request, _nowMs, callback) => (done = callback) }, 1);
+    gate.admit(quotaRequest('s1', [rule('strict', 'requests', 5)], { requests: 1 }), 1_764_000_000_000, () => {});
+    expect(done).toBeDefined();
+    done!({ ok: true }, 1_764_000_000_010);
+    expect(() => done!({ ok: true }, 1_764_000_000_020)).toThrow(/completes once/);
+  });
 });
 
