@@ -112,7 +112,7 @@ describe('the cores of a node over a simulated day', () => {
     const accounts = ['a1', 'a2', 'a3', 'a4'].map((id) => poolAccount(id, 4));
     const nodes = all.map((m, i) => buildNodeCores(m.id, all, 100 + 10 * i, { accounts, quorumTimeoutMs: 60_000, handshakeTimeoutMs: 60_000, timings }));
     const network = new MemoryNetwork(
-      nodes.map((n) => n.mesh),
+      nodes.map((n) => n.core),
       random,
     );
     const startMs = network.nowMs;

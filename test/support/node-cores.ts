@@ -1,23 +1,24 @@
-// The cores of one region node built by hand over the in-memory mesh (counter, MeshNode, escrow,
-// reservations, quota gate, request claims, tier queue, account pool), with one table of the sizes
-// of everything each holds. Built here rather than through a NodeCore so the bound tests can run
-// today; once src/engine/node-core.ts owns these cores, `buildNodeCores` can build one of those.
-import { EscrowBook } from '../../src/admission/escrow.js';
-import { QuotaGate } from '../../src/admission/quota-gate.js';
-import { RequestClaims } from '../../src/admission/request-claims.js';
-import { ReservationTable } from '../../src/admission/reservations.js';
-import { asRegionId, asReplicaId, type AccountId, type NodeId } from '../../src/core/ids.js';
+// One region node's cores as a NodeCore over the in-memory mesh, with one table of the sizes of
+// everything its cores hold: what the bound tests drive and watch.
+import type { EscrowBook } from '../../src/admission/escrow.js';
+import type { QuotaGate } from '../../src/admission/quota-gate.js';
+import type { RequestClaims } from '../../src/admission/request-claims.js';
+import type { ReservationTable } from '../../src/admission/reservations.js';
+import { asRegionId, type AccountId, type NodeId } from '../../src/core/ids.js';
 import { SeededRandom } from '../../src/core/random.js';
-import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
-import { type Member, Membership } from '../../src/mesh/membership.js';
-import { MeshNode, type MeshTimings } from '../../src/mesh/mesh-node.js';
+import type { WindowedCounter } from '../../src/crdt/windowed-counter.js';
+import { NodeCore } from '../../src/engine/node-core.js';
+import type { Member } from '../../src/mesh/membership.js';
+import type { MeshNode, MeshTimings } from '../../src/mesh/mesh-node.js';
 import { QuorumRounds } from '../../src/mesh/quorum.js';
 import type { Account } from '../../src/mesh/policy/policy-schema.js';
-import { AccountPool } from '../../src/pool/account-pool.js';
-import { TierQueue } from '../../src/schedule/tier-queue.js';
+import type { AccountPool } from '../../src/pool/account-pool.js';
+import { defaultTierQueueLimits, type TierQueue } from '../../src/schedule/tier-queue.js';
 import { emptyPolicy, testCrypto, testSecret } from './mesh-network.js';
 
 export interface NodeCores {
+  /** The node core that owns every table below; the mesh network drives it. */
+  readonly core: NodeCore;
   readonly mesh: MeshNode;
   readonly rounds: QuorumRounds;
   readonly counter: WindowedCounter;
@@ -46,42 +47,35 @@ export function poolAccount(id: string, concurrencyMax: number): Account {
   return { id: id as AccountId, kind: 'api-key', homeRegion: region, weight: 1, concurrencyMax, limits: [] };
 }
 
-/** One member's cores, wired as src/node/mesh-runtime.ts wires them (the gateway's call path aside). */
+/** One member's node core, as src/node/mesh-runtime.ts builds it (the gateway's call path aside). */
 export function buildNodeCores(id: NodeId, all: readonly Member[], seed: number, options: NodeCoresOptions): NodeCores {
-  const membership = Membership.create(id, all);
-  if (!membership.ok) throw new Error(membership.error.reason);
   const random = new SeededRandom(seed);
-  const replica = asReplicaId(`${id}~1`);
-  const counter = new WindowedCounter(replica);
-  const escrow = new EscrowBook(replica, counter);
-  const reservations = new ReservationTable(counter);
   let rounds: QuorumRounds | undefined;
-  const mesh = new MeshNode({
-    membership: membership.value,
-    replica,
+  const core = new NodeCore({
+    self: id,
+    region,
+    members: all,
     secret: testSecret,
     crypto: testCrypto(random),
-    counter,
-    policy: emptyPolicy(options.timings),
-    rights: escrow,
+    incarnation: '1',
+    randoms: { gate: new SeededRandom(seed + 1), claims: new SeededRandom(seed + 2), pool: new SeededRandom(seed + 3) },
+    meshPolicy: emptyPolicy(options.timings),
+    queueLimits: defaultTierQueueLimits,
+    // Every node starts fresh at once: nothing to recover.
+    recovering: false,
     rounds: (parts) => (rounds = new QuorumRounds(parts)),
     ...(options.quorumTimeoutMs === undefined ? {} : { quorumTimeoutMs: options.quorumTimeoutMs }),
     ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
   });
-  if (rounds === undefined) throw new Error('the mesh node builds its rounds in its constructor');
-  const gate = new QuotaGate(counter, reservations, escrow, mesh, all.length, new SeededRandom(seed + 1));
-  const claims = new RequestClaims(counter, mesh, new SeededRandom(seed + 2));
-  const queue = new TierQueue();
-  const pool = new AccountPool({ random: new SeededRandom(seed + 3), shared: { node: id, region } });
-  pool.update(options.accounts);
-  return { mesh, rounds, counter, escrow, reservations, gate, claims, queue, pool };
+  if (rounds === undefined || core.queue === undefined) throw new Error('the core builds its rounds and its queue in its constructor');
+  core.pool.update(options.accounts);
+  const { mesh, counter, escrow, reservations, gate, claims, pool, queue } = core;
+  return { core, mesh, rounds, counter, escrow, reservations, gate, claims, queue, pool };
 }
 
-/** Runs the cores' timers that the mesh network does not (it ticks the MeshNodes). */
+/** Hands out what the core's calls completed; the mesh network ticks the core itself (mesh, gate, claims, pool). */
 export function tickCores(cores: NodeCores, nowMs: number): void {
-  if (cores.gate.nextTickMs(nowMs) <= nowMs) cores.gate.tick(nowMs);
-  if (cores.claims.nextTickMs(nowMs) <= nowMs) cores.claims.tick(nowMs);
-  cores.pool.tick(nowMs);
+  if (cores.core.nextTickMs(nowMs) <= nowMs) cores.core.tick(nowMs);
 }
 
 /** Every table the node's cores hold, by `core.table`: what a bound test watches. */
