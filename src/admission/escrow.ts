@@ -68,8 +68,13 @@ export class EscrowBook {
   private changed = new Map<string, KeyedRightsRow>();
   /** Entries whose own row changed since `takeChanged`: snapshotted once per gossip interval. */
   private ownChanged = new Set<Entry>();
-  /** Entries whose own row changed since `takeUnsaved`: what a durable node writes before it sends (see below). */
+  /**
+   * Entries whose own row changed since `takeUnsaved`: what a durable node writes before it sends
+   * (see below). Kept only once `keepDurable` was called: on a node without a store nobody takes
+   * them, and the set held every window's entry the node ever changed, expired ones included.
+   */
   private unsaved = new Set<Entry>();
+  private durable = false;
   private lastNowMs = -Infinity;
 
   constructor(
@@ -83,6 +88,15 @@ export class EscrowBook {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /**
+   * The book's tables, for the bound tests: `entries` ≤ `keysMax`; `ownChanged` and `unsaved` are
+   * sets of live entries (an expired window leaves them too); `changed` holds at most a row per
+   * owner of each live window (≤ `replicasMax` each) and empties every gossip interval.
+   */
+  tableSizes(): { readonly entries: number; readonly changed: number; readonly ownChanged: number; readonly unsaved: number } {
+    return { entries: this.entries.size, changed: this.changed.size, ownChanged: this.ownChanged.size, unsaved: this.unsaved.size };
   }
 
   /** This node's rights under `key` in its own view. */
@@ -175,7 +189,7 @@ export class EscrowBook {
         const moved = entry.counter.transfer(replica, amount);
         if (!moved.ok) break;
         this.queue(entry.key, moved.value);
-        this.unsaved.add(entry);
+        if (this.durable) this.unsaved.add(entry);
         this.stats.transfers++;
         this.stats.rightsTransferred += amount;
         transfers++;
@@ -191,6 +205,8 @@ export class EscrowBook {
     for (const [id, entry] of this.entries) {
       if (this.expired(entry.key)) {
         this.entries.delete(id);
+        this.ownChanged.delete(entry);
+        this.unsaved.delete(entry);
         dropped++;
       }
     }
@@ -226,12 +242,17 @@ export class EscrowBook {
       if (entry === undefined) continue;
       this.stats.rowsDropped += entry.counter.join([row], (raised: RightsRow) => {
         this.changed.set(rowId(key, raised.owner), { key, row: raised });
-        if (raised.owner === this.self) this.unsaved.add(entry);
+        if (raised.owner === this.self && this.durable) this.unsaved.add(entry);
       });
     }
   }
 
   // ---- Durability ----
+
+  /** Keeps the rows `takeUnsaved` hands out from now on; the owner must then take them every commit. */
+  keepDurable(): void {
+    this.durable = true;
+  }
 
   /**
    * This node's own rows changed since the last call. A node that resumes under its own replica
@@ -263,7 +284,7 @@ export class EscrowBook {
 
   private changedOwn(entry: Entry): void {
     this.ownChanged.add(entry);
-    this.unsaved.add(entry);
+    if (this.durable) this.unsaved.add(entry);
   }
 
   private entry(key: CounterKey): Entry | undefined {

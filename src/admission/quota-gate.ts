@@ -1,6 +1,6 @@
 import { assert } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
-import { escrowRebalanceIntervalMs, quotaWaitingMax, strictBatchMax, strictRetryDelayMsMax, strictRetryDelayMsMin } from '../core/limits.js';
+import { escrowRebalanceIntervalMs, quotaRetryAfterMs, quotaWaitingMax, strictBatchMax, strictRetryDelayMsMax, strictRetryDelayMsMin } from '../core/limits.js';
 import { type Random, SeededRandom } from '../core/random.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { CounterKey } from '../crdt/counter-key.js';
@@ -104,6 +104,15 @@ interface Pending {
   retried: boolean;
 }
 
+/**
+ * A strict rider as its round decides it: each strict charge with what the others held on its
+ * keys when the round started (`othersBefore`), so the round's news is what they gained since.
+ */
+interface StrictRider {
+  readonly pending: Pending;
+  readonly charges: readonly { readonly charge: Charge; readonly othersBefore: number }[];
+}
+
 interface Batch {
   inFlight: boolean;
   waiting: Pending[];
@@ -125,9 +134,6 @@ export interface InterruptedRequest {
   /** Of an admitted one, the keys charged under eventual rules only, released again (what a successor releases). */
   readonly released: readonly { readonly key: CounterKey; readonly amount: number }[];
 }
-
-/** Retry hint after a failed round: about two round trips across the widest region pair. */
-const noQuorumRetryMs = 1_000;
 
 export class QuotaGate {
   readonly stats: QuotaGateStats = { admitted: 0, rejected: 0, strictRounds: 0, strictBatched: 0, strictRetries: 0, claimRounds: 0, rightsClaimed: 0 };
@@ -372,6 +378,7 @@ export class QuotaGate {
     }
     batch.inFlight = true;
     const finish = (outcome: RoundOutcome, doneMs: number): void => {
+      assert(batch.inFlight, 'a claim round completes once');
       batch.inFlight = false;
       for (const { charge, claimed, key } of claims) {
         let kept = 0;
@@ -385,7 +392,7 @@ export class QuotaGate {
       for (const pending of riders) {
         this.waitingCount--;
         if (this.spendEscrow(pending)) this.afterEscrow(pending);
-        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', operation: 'admission', retryAfterMs: noQuorumRetryMs });
+        else if (!outcome.ok) this.reject(pending.done, { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs });
         else this.reject(pending.done, quotaRejection((pending.escrow[0] as Charge).rule, pending.nowMs));
       }
       // The next batch starts now, with a whole timeout of its own.
@@ -419,6 +426,14 @@ export class QuotaGate {
   /** Reserves every metric's estimate; on failure everything is undone and the request refused. */
   private reserve(pending: Pending): boolean {
     const { request } = pending;
+    // An open request holds a reservation per charged metric, or none when no rule charges it
+    // (a tenant without limits): those would otherwise be bounded only by the caller settling.
+    // So the open requests share the reservation table's bound (found by the bounds audit).
+    if (this.open.size >= this.reservations.openMax && !this.open.has(request.requestId)) {
+      this.refundEscrow(pending);
+      this.reject(pending.done, { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
+      return false;
+    }
     const metrics: string[] = [];
     for (const [metric, amount] of request.amounts) {
       if (amount === 0) continue;
@@ -450,7 +465,7 @@ export class QuotaGate {
           pending.done,
           reserved.error.kind === 'already-settled'
             ? { kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' }
-            : { kind: 'shed', retryAfterMs: noQuorumRetryMs },
+            : { kind: 'shed', retryAfterMs: quotaRetryAfterMs },
         );
         return false;
       }
@@ -499,50 +514,59 @@ export class QuotaGate {
     this.stats.strictRounds++;
     this.stats.strictBatched += riders.length;
     // What this node knew of the others before the round: the round's news is what they gained.
-    const knownBefore = this.othersOf(riders);
+    const strict = this.strictViews(riders);
     this.rounds.startRound({ writeKeys: [...writeKeys.values()], readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
+      assert(batch.inFlight, 'a strict round completes once');
       batch.inFlight = false;
-      this.decideStrict(tenant, riders, knownBefore, outcome, doneMs);
+      this.decideStrict(tenant, strict, outcome, doneMs);
       // Found by test/admission/quota-gate.test.ts: the next batch used the old start time, so
       // a request that waited behind a failed round got a round with no time left.
       this.runStrict(tenant, doneMs);
     });
   }
 
-  /**
-   * Per rider and strict charge, what the others hold on the rule's keys in this node's counter:
-   * its total minus the whole batch's reservations.
-   */
-  private othersOf(riders: readonly Pending[]): number[][] {
-    const batchByKey = new Map<string, number>();
-    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
-    return riders.map((pending) =>
-      // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
-      pending.strict.map((charge) => charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0)),
-    );
+  /** Per rider, each strict charge with what the others held on its keys when the round started. */
+  private strictViews(riders: readonly Pending[]): StrictRider[] {
+    const batchByKey = this.batchByKey(riders);
+    return riders.map((pending) => ({ pending, charges: pending.strict.map((charge) => ({ charge, othersBefore: this.othersOn(charge, batchByKey) })) }));
   }
 
-  private decideStrict(tenant: string, riders: readonly Pending[], knownBefore: readonly (readonly number[])[], outcome: RoundOutcome, nowMs: number): void {
+  /** What the whole batch reserved on each key. */
+  private batchByKey(riders: readonly Pending[]): Map<string, number> {
+    const batchByKey = new Map<string, number>();
+    for (const pending of riders) for (const charge of pending.strict) batchByKey.set(charge.key.id, (batchByKey.get(charge.key.id) ?? 0) + charge.amount);
+    return batchByKey;
+  }
+
+  /** What the others hold on a charge's read keys in this node's counter: its total minus the whole batch's reservations. */
+  private othersOn(charge: Charge, batchByKey: ReadonlyMap<string, number>): number {
+    // Per key never below zero: a key driven negative (see `usedUnder`) must not lend room.
+    return charge.readKeys.reduce((sum, key) => sum + Math.max(0, this.counter.value(key) - (batchByKey.get(key.id) ?? 0)), 0);
+  }
+
+  private decideStrict(tenant: string, strict: readonly StrictRider[], outcome: RoundOutcome, nowMs: number): void {
     if (!outcome.ok) {
-      for (const pending of riders) {
+      for (const { pending } of strict) {
         this.cancel(pending);
-        this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: noQuorumRetryMs } : { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+        this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs } : { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
       }
       return;
     }
     // The whole batch is in the counter; what the others hold is the read total minus the batch.
     // Every total is read before any decision takes effect: refunding a refused request lowers
     // the counter, and a total read after it would undercount the others by that refund.
-    const others = this.othersOf(riders);
+    const batchByKey = this.batchByKey(strict.map((rider) => rider.pending));
+    const decided = strict.map(({ pending, charges }) => ({ pending, charges: charges.map((view) => ({ ...view, othersNow: this.othersOn(view.charge, batchByKey) })) }));
     const sumOver = (keys: readonly CounterKey[], amounts: ReadonlyMap<string, number>): number => keys.reduce((sum, key) => sum + (amounts.get(key.id) ?? 0), 0);
     const admittedByKey = new Map<string, number>();
-    const refusals = riders.map((pending, i) => {
-      const j = pending.strict.findIndex((charge, k) => (others[i]?.[k] as number) + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit);
-      if (j === -1) {
+    // In arrival order: each admitted request counts against the ones after it.
+    const verdicts = decided.map(({ pending, charges }) => {
+      const over = charges.find(({ charge, othersNow }) => othersNow + sumOver(charge.readKeys, admittedByKey) + charge.amount > charge.rule.limit);
+      if (over === undefined) {
         for (const charge of pending.strict) admittedByKey.set(charge.key.id, (admittedByKey.get(charge.key.id) ?? 0) + charge.amount);
-        return undefined;
+        return { pending, refused: undefined };
       }
-      const charge = pending.strict[j] as Charge;
+      const { charge, othersBefore, othersNow } = over;
       // Contention: concurrent batches at other nodes count each other's reservations before
       // either is decided, so at the limit they can refuse each other all round. A request that
       // would have fit without what the others gained during this round (beyond what this node
@@ -551,20 +575,25 @@ export class QuotaGate {
       // its limit gained nothing new and is refused at once. (Escrow rights the request spent
       // are refunded with it; a retry would have to spend them again, so a request with escrow
       // rules is refused instead.)
-      const gained = Math.max(0, (others[i]?.[j] as number) - (knownBefore[i]?.[j] as number));
-      const fitsWithout = (others[i]?.[j] as number) - gained + sumOver(charge.readKeys, admittedByKey) + charge.amount <= charge.rule.limit;
-      return { rule: charge.rule, retry: fitsWithout && !pending.retried && pending.escrow.length === 0 };
+      const gained = Math.max(0, othersNow - othersBefore);
+      const fitsWithout = othersNow - gained + sumOver(charge.readKeys, admittedByKey) + charge.amount <= charge.rule.limit;
+      return { pending, refused: { rule: charge.rule, retry: fitsWithout && !pending.retried && pending.escrow.length === 0 } };
     });
-    riders.forEach((pending, i) => {
-      const refused = refusals[i];
-      if (refused === undefined) return this.admitted(pending);
+    for (const { pending, refused } of verdicts) {
+      if (refused === undefined) {
+        this.admitted(pending);
+        continue;
+      }
       this.cancel(pending);
-      if (!refused.retry || this.waitingCount >= quotaWaitingMax) return this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+      if (!refused.retry || this.waitingCount >= quotaWaitingMax) {
+        this.reject(pending.done, quotaRejection(refused.rule, pending.nowMs));
+        continue;
+      }
       pending.retried = true;
       this.waitingCount++;
       this.stats.strictRetries++;
       this.retries.push({ tenant, pending, atMs: nowMs + strictRetryDelayMsMin + this.random.int(strictRetryDelayMsMax - strictRetryDelayMsMin) });
-    });
+    }
   }
 
   /** Strict retries whose delay is over join their tenant's next batch. */
@@ -585,7 +614,7 @@ export class QuotaGate {
 
   private enqueue(batches: Map<string, Batch>, id: string, pending: Pending): boolean {
     if (this.waitingCount >= quotaWaitingMax) {
-      this.reject(pending.done, { kind: 'shed', retryAfterMs: noQuorumRetryMs });
+      this.reject(pending.done, { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
       return false;
     }
     this.batchOf(batches, id).waiting.push(pending);
@@ -601,6 +630,16 @@ export class QuotaGate {
       batches.set(id, batch);
     }
     return batch;
+  }
+
+  /**
+   * The gate's tables, for the bound tests: `open` ≤ the reservation table's `openMax` (refused
+   * past it); `openChanged` only on a durable node, emptied every commit; each batch has a request
+   * waiting (≤ `quotaWaitingMax` in all) or a round in flight (≤ `quorumRoundsOpenMax`), and goes
+   * when it has neither; `retries` count in `quotaWaitingMax`.
+   */
+  tableSizes(): { readonly open: number; readonly openChanged: number; readonly strictBatches: number; readonly claimBatches: number; readonly retries: number; readonly waiting: number } {
+    return { open: this.open.size, openChanged: this.openChanged.size, strictBatches: this.strictBatches.size, claimBatches: this.claimBatches.size, retries: this.retries.length, waiting: this.waitingCount };
   }
 
   /** Batches held: for the bound tests (each goes once it has nothing in flight or waiting). */

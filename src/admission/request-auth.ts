@@ -1,6 +1,6 @@
 import { assert } from '../core/assert.js';
 import type { TenantId } from '../core/ids.js';
-import { nonceCacheEntriesMax, signatureSkewMsMax } from '../core/limits.js';
+import { nonceCacheEntriesMax, nonceCacheFullRetryAfterMs, signatureSkewMsMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import { type ApiKeyRecord, apiKeyState, type Tenant } from '../mesh/policy/policy-schema.js';
 import { apiKeyDigest, formatKeyId, parseApiKey, parseKeyId } from './api-key.js';
@@ -100,9 +100,6 @@ export interface AuthUnavailable {
   readonly retryAfterMs: number;
 }
 
-/** How long a client refused for a full nonce cache should wait: nonces leave it as they age. */
-const nonceCacheFullRetryMs = 1_000;
-
 export interface Authenticated {
   readonly tenant: TenantId;
   /** `<tenant>:<8 hex digits of the key digest>`, see ./api-key.ts; safe to log. */
@@ -192,7 +189,7 @@ export class RequestAuthenticator {
         : this.verifyKeyOnly(request.apiKey, nowMs);
     if (!outcome.ok) {
       this.failureCounts.set(outcome.error, (this.failureCounts.get(outcome.error) ?? 0) + 1);
-      if (outcome.error === 'nonce-cache-full') return err({ kind: 'shed', reason: outcome.error, retryAfterMs: nonceCacheFullRetryMs });
+      if (outcome.error === 'nonce-cache-full') return err({ kind: 'shed', reason: outcome.error, retryAfterMs: nonceCacheFullRetryAfterMs });
       return err(failures[outcome.error]);
     }
     this.authenticatedCount++;

@@ -141,6 +141,14 @@ export class RequestClaims {
     return this.pending.size;
   }
 
+  /**
+   * The claims' tables, for the bound tests: `pending` ≤ `claimsWaitingMax` (shed past it), and
+   * every rider waiting or retrying has its subject in `pending`, so `waiting` and `retries` follow it.
+   */
+  tableSizes(): { readonly pending: number; readonly waiting: number; readonly retries: number } {
+    return { pending: this.pending.size, waiting: this.waiting.length, retries: this.retries.length };
+  }
+
   claim(subject: string, nowMs: number, done: (outcome: ClaimOutcome) => void): void {
     assert(isValidId(subject), 'a claim subject is an id');
     this.stats.claims++;
@@ -187,6 +195,7 @@ export class RequestClaims {
     this.inFlight = true;
     this.stats.rounds++;
     this.rounds.startRound({ writeKeys: riders.map((rider) => rider.writeKey), readKeys: [...readKeys.values()] }, nowMs, (outcome, doneMs) => {
+      assert(this.inFlight, 'a claim round completes once');
       this.inFlight = false;
       for (const rider of riders) this.decide(rider, outcome, doneMs);
       this.run(doneMs);

@@ -1,7 +1,7 @@
 import { assert, isCount } from '../core/assert.js';
 import type { RequestId, TenantId } from '../core/ids.js';
 import { PriorityHeap } from '../core/priority-heap.js';
-import { reservationLeaseMsMax, reservationsOpenMax, reservationsSettledRememberedMax } from '../core/limits.js';
+import { reservationLeaseMsMax, reservationLeaseSlackMax, reservationsOpenMax, reservationsSettledRememberedMax } from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { CounterKey } from '../crdt/counter-key.js';
 import type { CounterError, WindowedCounter } from '../crdt/windowed-counter.js';
@@ -76,7 +76,8 @@ export class ReservationTable {
    */
   private readonly leases = new PriorityHeap<Lease>();
   private arrivals = 0;
-  private readonly openMax: number;
+  /** Open reservations held at once: 1 to `reservationsOpenMax`. */
+  readonly openMax: number;
 
   constructor(
     private readonly counter: WindowedCounter,
@@ -93,6 +94,15 @@ export class ReservationTable {
 
   get openCount(): number {
     return this.open.size;
+  }
+
+  /**
+   * The table's tables, for the bound tests: `open` ≤ `openMax` (refused past it), `settled` ≤
+   * `reservationsSettledRememberedMax` (the oldest forgotten), `leases` ≤ 2 × open +
+   * `reservationLeaseSlackMax` after a reserve (compacted past it) and shrinking with every expiry.
+   */
+  tableSizes(): { readonly open: number; readonly settled: number; readonly leases: number } {
+    return { open: this.open.size, settled: this.settled.size, leases: this.leases.size };
   }
 
   /** The open reservation under `requestId`, if any. */
@@ -210,7 +220,7 @@ export class ReservationTable {
    * Amortised O(1): it runs only when stale entries outnumber the open ones.
    */
   private compactLeases(): void {
-    if (this.leases.size > 2 * this.open.size + 1_024) this.leases.retain((_, lease) => this.open.has(lease.requestId));
+    if (this.leases.size > 2 * this.open.size + reservationLeaseSlackMax) this.leases.retain((_, lease) => this.open.has(lease.requestId));
   }
 
   private close(reservation: Reservation, used: number, by: Settlement['by']): Settlement {

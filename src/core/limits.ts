@@ -89,6 +89,22 @@ export const handshakeNoncesMax = 4_096;
 /** Links (open or handshaking) a node holds at once; more are refused. */
 export const linksMax = 4 * meshMembersMax;
 
+/** How long a link may take to authenticate (hello, challenge, proof) before it is closed. */
+export const handshakeTimeoutMs = 5_000;
+
+/** How often a mesh node expires the counter windows past `windowExpiryHorizonMs`. */
+export const counterExpiryIntervalMs = 5_000;
+
+/**
+ * A delta batch unacknowledged for this many gossip intervals is sent again (a peer's ack takes
+ * a round trip plus its next tick), and never sooner than `deltaAckTimeoutMsMin`.
+ */
+export const deltaAckTimeoutGossipIntervals = 4;
+export const deltaAckTimeoutMsMin = 250;
+
+/** Longest error detail a bad policy sync message carries: details go to logs. */
+export const policySyncErrorDetailLengthMax = 200;
+
 /**
  * Strict quorum rounds one node runs at once. Rounds are grouped per tenant (one in flight per
  * tenant and node, every request that arrived meanwhile joins the next), so this bounds the
@@ -279,6 +295,9 @@ export const nonceCacheEntriesMax = 250_000;
  */
 export const nonceEvictionsPerCallMax = 64;
 
+/** The retry hint of a signed request refused because the nonce cache is full of live nonces: they leave as they age. */
+export const nonceCacheFullRetryAfterMs = 1_000;
+
 assert(apiKeySecretLengthMin <= apiKeySecretLengthMax, 'the secret length range must not be empty');
 assert(signatureNonceLengthMin >= 16, 'random nonces shorter than 16 characters could collide between honest requests');
 assert(signatureNonceLengthMin <= signatureNonceLengthMax, 'the nonce length range must not be empty');
@@ -365,6 +384,19 @@ export const reservationLeaseMsMax = 60 * 60_000;
  * so this also covers the round (asserted in the forwarding section).
  */
 export const reservationSettleMarginMs = 60_000;
+
+/**
+ * Lease entries of settled reservations the table's expiry list may hold beyond twice its open
+ * ones before it is compacted (settled leases are dropped lazily); the list therefore never
+ * exceeds `2 × reservationsOpenMax + reservationLeaseSlackMax` entries.
+ */
+export const reservationLeaseSlackMax = 1_024;
+
+/**
+ * The retry hint of a request the quota gate refused for capacity (its tables full) or for a
+ * strict round or claim that found no quorum: about two round trips across the widest region pair.
+ */
+export const quotaRetryAfterMs = 1_000;
 
 // ---- Admission: concurrency ----
 
@@ -464,6 +496,14 @@ export const counterKeyCacheKeysMax = 131_072;
  * come from the policy's rules, a few dozen in all. Past this the cache starts over (counted).
  */
 export const counterKeyCacheSeriesTypesMax = 4_096;
+
+/**
+ * Series one subject keeps in the key cache: a subject's rules (`limitsPerSubjectMax`) in the
+ * scopes an escrow rule reads (the limit, its claims, its demand), rounded up. A subject that uses
+ * more drops its oldest series to make a new one.
+ */
+export const counterKeyCacheSeriesPerSubjectMax = 128;
+assert(counterKeyCacheSeriesPerSubjectMax >= 3 * limitsPerSubjectMax, "a subject's escrow rules, claims and demand fit its series");
 
 // ---- Durable store and usage ledger (src/ledger/) ----
 

@@ -1,5 +1,5 @@
 import { assert } from '../core/assert.js';
-import { counterKeyCacheKeysMax, counterKeyCacheSeriesTypesMax } from '../core/limits.js';
+import { counterKeyCacheKeysMax, counterKeyCacheSeriesPerSubjectMax, counterKeyCacheSeriesTypesMax } from '../core/limits.js';
 import { checkedCounterKey, type CounterKey, isValidKeyParts } from './counter-key.js';
 import { windowUnitCodes, type WindowUnit } from './window.js';
 
@@ -32,7 +32,7 @@ import { windowUnitCodes, type WindowUnit } from './window.js';
  * Bounds: at most `keysMax` keys and as many rows. To make room the cache drops its oldest
  * subject whole (maps iterate in insertion order) and counts it in `subjectsEvicted`; a dropped
  * key is built again on its next use, so eviction costs time, never correctness. One subject
- * holds at most `seriesPerSubjectMax` series, far fewer keys than `keysMax`, so there is always
+ * holds at most `counterKeyCacheSeriesPerSubjectMax` series, far fewer keys than `keysMax`, so there is always
  * another subject to drop. Series types are bounded by `counterKeyCacheSeriesTypesMax`; past it
  * the whole cache is cleared (counted in `resets`).
  */
@@ -40,12 +40,6 @@ import { windowUnitCodes, type WindowUnit } from './window.js';
 /** Windows a series holds: the seven 10-second sub-buckets a sliding minute reads, rounded up. */
 const seriesRing = 8;
 const seriesRingMask = seriesRing - 1;
-/**
- * Series one subject keeps: a subject's rules (`limitsPerSubjectMax`) in the scopes an escrow
- * rule reads (the limit, its claims, its demand), rounded up. A subject that uses more drops its
- * oldest series to make a new one.
- */
-const seriesPerSubjectMax = 128;
 /** Series per row: a decision under a fixed and a sliding rule reads one row. */
 const seriesPerRow = 2;
 
@@ -95,7 +89,7 @@ export class CounterKeyCache {
   private lastRow = -1;
 
   constructor(readonly keysMax: number = counterKeyCacheKeysMax) {
-    assert(Number.isSafeInteger(keysMax) && keysMax > seriesPerSubjectMax * seriesRing && keysMax <= counterKeyCacheKeysMax, 'keysMax out of range');
+    assert(Number.isSafeInteger(keysMax) && keysMax > counterKeyCacheSeriesPerSubjectMax * seriesRing && keysMax <= counterKeyCacheKeysMax, 'keysMax out of range');
   }
 
   /** Keys held. */
@@ -205,7 +199,7 @@ export class CounterKeyCache {
         count++;
       }
     }
-    if (count >= seriesPerSubjectMax) {
+    if (count >= counterKeyCacheSeriesPerSubjectMax) {
       const s = first * rowCells + rowHeader;
       this.dropKeys(s, first);
       return this.initSeries(s, type, epoch);

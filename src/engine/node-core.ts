@@ -83,6 +83,7 @@ export interface NodeCoreOptions {
   readonly rounds?: MeshNodeOptions['rounds'];
   readonly decode?: MeshNodeOptions['decode'];
   readonly quorumTimeoutMs?: number;
+  readonly handshakeTimeoutMs?: number;
   /** What the mesh replicates as policy, in place of the core's own document: for tests of the counter path alone. */
   readonly meshPolicy?: PolicyReplica;
   /** Runs on the new policy document before anything reads it (the simulator's common settings). */
@@ -207,6 +208,7 @@ export class NodeCore {
       ...(options.decode === undefined ? {} : { decode: options.decode }),
       ...(options.rounds === undefined ? {} : { rounds: options.rounds }),
       ...(options.quorumTimeoutMs === undefined ? {} : { quorumTimeoutMs: options.quorumTimeoutMs }),
+      ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
     };
     this.mesh = options.meshNode?.(meshOptions) ?? new MeshNode(meshOptions);
     this.gate = new QuotaGate(this.counter, this.reservations, this.escrow, this.mesh, membership.value.members.length, options.randoms.gate);

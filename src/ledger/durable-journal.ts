@@ -82,6 +82,7 @@ export class DurableJournal {
   ) {
     parts.counter.keepDurable();
     parts.gate.keepDurable();
+    parts.escrow.keepDurable();
     parts.policy.keepDurable();
   }
 

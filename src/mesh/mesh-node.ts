@@ -1,9 +1,13 @@
 import { assert } from '../core/assert.js';
 import type { NodeId, ReplicaId } from '../core/ids.js';
 import {
+  counterExpiryIntervalMs,
+  deltaAckTimeoutGossipIntervals,
+  deltaAckTimeoutMsMin,
   frameBytesMax,
   handshakeFramesMax,
   handshakeNoncesMax,
+  handshakeTimeoutMs,
   inboundFramesMax,
   linksMax,
   policySyncEveryDigestRounds,
@@ -136,22 +140,36 @@ export interface PeerView {
   readonly liveness: Liveness;
 }
 
-type Phase = 'awaiting-hello' | 'awaiting-challenge' | 'awaiting-proof' | 'open' | 'closing';
+/**
+ * A link's phase, with what that phase knows: the responder waits for a Hello; the dialer, which
+ * sent its nonce, waits for the Challenge of the member it dialed; the responder, which knows the
+ * claimed member and both nonces, waits for the Proof; an open link carries its authenticated
+ * peer; a closing one keeps the peer it had when open (to free that peer's slot when it closes).
+ */
+type LinkPhase =
+  | { readonly kind: 'awaiting-hello' }
+  | { readonly kind: 'awaiting-challenge'; readonly dialedPeer: NodeId; readonly nonceDialer: Uint8Array }
+  | { readonly kind: 'awaiting-proof'; readonly peer: NodeId; readonly nonceDialer: Uint8Array; readonly nonceResponder: Uint8Array }
+  | { readonly kind: 'open'; readonly peer: NodeId }
+  | { readonly kind: 'closing'; readonly peer: NodeId | undefined };
 
 interface LinkState {
   readonly id: LinkId;
   readonly direction: 'inbound' | 'outbound';
-  readonly dialedPeer: NodeId | undefined;
   readonly openedAtMs: number;
-  phase: Phase;
-  peer: NodeId | undefined;
+  phase: LinkPhase;
   /** Digests received on this link; the first one is answered without a grace interval. */
   digestsReceived: number;
   /** Per replica, the held version this link was last repaired up to (see `onDigest`). */
   repairedHeld: Map<ReplicaId, number>;
-  nonceDialer: Uint8Array | undefined;
-  nonceResponder: Uint8Array | undefined;
   inbound: Uint8Array[];
+}
+
+/** A link in its open phase: its peer is known without a cast. */
+type OpenLink = LinkState & { phase: Extract<LinkPhase, { kind: 'open' }> };
+
+function isOpen(state: LinkState): state is OpenLink {
+  return state.phase.kind === 'open';
 }
 
 interface UnackedBatch {
@@ -204,8 +222,8 @@ export class MeshNode {
     this.policy = options.policy;
     this.secret = options.secret;
     this.crypto = options.crypto;
-    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
-    this.expiryIntervalMs = options.expiryIntervalMs ?? 5_000;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? handshakeTimeoutMs;
+    this.expiryIntervalMs = options.expiryIntervalMs ?? counterExpiryIntervalMs;
     this.decode = options.decode ?? decodeFrame;
     this.rights = options.rights;
     this.health = options.health;
@@ -213,14 +231,14 @@ export class MeshNode {
     assert(this.secret.length >= 16, 'the mesh secret must be at least 16 bytes');
     for (const member of this.membership.peers) this.peers.set(member.id, { link: undefined, lastHeardMs: undefined, unacked: [] });
     const links = {
-      openPeers: (): OpenPeer[] => this.openLinks().map((state) => ({ link: state.id, peer: state.peer as NodeId })),
+      openPeers: (): OpenPeer[] => this.openLinks().map((state) => ({ link: state.id, peer: state.phase.peer })),
       send: (link: LinkId, frame: Frame): void => {
         const state = this.links.get(link);
-        if (state !== undefined && state.phase === 'open') this.send(state, frame, false);
+        if (state !== undefined && isOpen(state)) this.send(state, frame, false);
       },
       sendState: (link: LinkId, since: Digest): void => {
         const state = this.links.get(link);
-        if (state === undefined || state.phase !== 'open') return;
+        if (state === undefined || !isOpen(state)) return;
         const repair = this.counter.deltaSince(since);
         this.stats.repairEntriesSent += repair.entries.length;
         this.sendChunked(state, repair);
@@ -258,12 +276,8 @@ export class MeshNode {
     const state: LinkState = {
       id: link,
       direction: info.direction,
-      dialedPeer: info.dialedPeer,
       openedAtMs: nowMs,
-      phase: info.direction === 'outbound' ? 'awaiting-challenge' : 'awaiting-hello',
-      peer: undefined,
-      nonceDialer: undefined,
-      nonceResponder: undefined,
+      phase: { kind: 'awaiting-hello' },
       inbound: [],
       digestsReceived: 0,
       repairedHeld: new Map(),
@@ -278,18 +292,19 @@ export class MeshNode {
         this.close(state, closeCodes.unauthenticated, 'dialed a non-member');
         return;
       }
-      state.nonceDialer = this.crypto.nonce();
-      this.send(state, { kind: 'hello', protocolVersion: meshProtocolVersion, member: this.self, nonce: state.nonceDialer }, false);
+      const nonceDialer = this.crypto.nonce();
+      state.phase = { kind: 'awaiting-challenge', dialedPeer: info.dialedPeer, nonceDialer };
+      this.send(state, { kind: 'hello', protocolVersion: meshProtocolVersion, member: this.self, nonce: nonceDialer }, false);
     }
   }
 
   /** Queues a frame; it is decoded and applied on the next tick. */
   onFrame(link: LinkId, bytes: Uint8Array): void {
     const state = this.links.get(link);
-    if (state === undefined || state.phase === 'closing') return;
+    if (state === undefined || state.phase.kind === 'closing') return;
     this.stats.framesReceived++;
     this.stats.bytesReceived += bytes.length;
-    if (state.phase !== 'open' && state.inbound.length >= handshakeFramesMax) {
+    if (!isOpen(state) && state.inbound.length >= handshakeFramesMax) {
       // A handshake takes two or three frames (and the dialer's first digest, policy and delta
       // may follow its Proof before we read it); a peer that floods before it is known is cut off.
       this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
@@ -309,8 +324,9 @@ export class MeshNode {
     this.pendingFrames -= state.inbound.length;
     this.links.delete(link);
     this.stats.linksClosed++;
-    if (state.peer !== undefined) {
-      const peer = this.peers.get(state.peer);
+    const peerId = state.phase.kind === 'open' || state.phase.kind === 'closing' ? state.phase.peer : undefined;
+    if (peerId !== undefined) {
+      const peer = this.peers.get(peerId);
       if (peer !== undefined && peer.link === link) {
         peer.link = undefined;
         peer.unacked = [];
@@ -354,7 +370,7 @@ export class MeshNode {
     this.nextExpiryMs = Math.min(this.nextExpiryMs, nowMs + this.expiryIntervalMs);
     for (const state of [...this.links.values()]) this.applyInbound(state, nowMs);
     for (const state of this.links.values()) {
-      if (state.phase !== 'open' && state.phase !== 'closing' && nowMs - state.openedAtMs > this.handshakeTimeoutMs) {
+      if (state.phase.kind !== 'open' && state.phase.kind !== 'closing' && nowMs - state.openedAtMs > this.handshakeTimeoutMs) {
         this.authFailure(state, 'handshake-timeout', closeCodes.handshakeTimeout);
       }
     }
@@ -393,6 +409,17 @@ export class MeshNode {
     return out;
   }
 
+  /**
+   * The node's tables, for the bound tests: `links` ≤ `linksMax` (closed past it); `inbound` the
+   * frames queued on all links (≤ `inboundFramesMax` each); `unacked` the batches kept for resending
+   * (≤ `unackedBatchesMax` per peer); `outbox` what the owner has not drained since the last tick.
+   */
+  tableSizes(): { readonly links: number; readonly inbound: number; readonly unacked: number; readonly outbox: number } {
+    let unacked = 0;
+    for (const peer of this.peers.values()) unacked += peer.unacked.length;
+    return { links: this.links.size, inbound: this.pendingFrames, unacked, outbox: this.outbox.length };
+  }
+
   /** Whether the link to `peer` is open (authenticated) right now. */
   peerConnected(peer: NodeId): boolean {
     return this.peers.get(peer)?.link !== undefined;
@@ -414,11 +441,11 @@ export class MeshNode {
     state.inbound = [];
     this.pendingFrames -= frames.length;
     for (const bytes of frames) {
-      if (state.phase === 'closing') return;
+      if (state.phase.kind === 'closing') return;
       const decoded = this.decode(bytes);
       if (!decoded.ok) {
         this.stats.countBadFrame(decoded.error.reason);
-        if (state.phase === 'open') this.close(state, closeCodes.badFrame, `bad frame: ${decoded.error.reason}`);
+        if (isOpen(state)) this.close(state, closeCodes.badFrame, `bad frame: ${decoded.error.reason}`);
         else this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
         return;
       }
@@ -427,15 +454,16 @@ export class MeshNode {
   }
 
   private applyFrame(state: LinkState, frame: Frame, nowMs: number): void {
-    switch (state.phase) {
+    if (isOpen(state)) return this.onOpenFrame(state, frame, nowMs);
+    const phase = state.phase;
+    switch (phase.kind) {
       case 'awaiting-hello':
         return this.onHello(state, frame);
       case 'awaiting-challenge':
-        return this.onChallenge(state, frame, nowMs);
+        return this.onChallenge(state, phase, frame, nowMs);
       case 'awaiting-proof':
-        return this.onProof(state, frame, nowMs);
+        return this.onProof(state, phase, frame, nowMs);
       case 'open':
-        return this.onOpenFrame(state, frame, nowMs);
       case 'closing':
         return;
     }
@@ -446,37 +474,32 @@ export class MeshNode {
     if (frame.protocolVersion !== meshProtocolVersion) return this.authFailure(state, 'bad-protocol-version', closeCodes.unauthenticated);
     if (!this.membership.isPeer(frame.member)) return this.authFailure(state, 'unknown-member', closeCodes.unauthenticated);
     if (!this.nonces.remember(frame.nonce)) return this.authFailure(state, 'replayed-handshake', closeCodes.unauthenticated);
-    state.peer = frame.member;
-    state.nonceDialer = frame.nonce;
-    state.nonceResponder = this.crypto.nonce();
-    const proof = handshakeProof(this.crypto, this.secret, 'responder', frame.nonce, state.nonceResponder, frame.member, this.self);
-    state.phase = 'awaiting-proof';
-    this.send(state, { kind: 'challenge', member: this.self, nonce: state.nonceResponder, proof }, false);
+    const nonceResponder = this.crypto.nonce();
+    const proof = handshakeProof(this.crypto, this.secret, 'responder', frame.nonce, nonceResponder, frame.member, this.self);
+    state.phase = { kind: 'awaiting-proof', peer: frame.member, nonceDialer: frame.nonce, nonceResponder };
+    this.send(state, { kind: 'challenge', member: this.self, nonce: nonceResponder, proof }, false);
   }
 
-  private onChallenge(state: LinkState, frame: Frame, nowMs: number): void {
+  private onChallenge(state: LinkState, phase: Extract<LinkPhase, { kind: 'awaiting-challenge' }>, frame: Frame, nowMs: number): void {
     if (frame.kind !== 'challenge') return this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
-    if (frame.member !== state.dialedPeer) return this.authFailure(state, 'wrong-member', closeCodes.unauthenticated);
-    const nonceDialer = state.nonceDialer as Uint8Array;
+    if (frame.member !== phase.dialedPeer) return this.authFailure(state, 'wrong-member', closeCodes.unauthenticated);
+    const { nonceDialer } = phase;
     const expected = handshakeProof(this.crypto, this.secret, 'responder', nonceDialer, frame.nonce, this.self, frame.member);
     if (!constantTimeEqual(expected, frame.proof)) return this.authFailure(state, 'bad-proof', closeCodes.unauthenticated);
     const proof = handshakeProof(this.crypto, this.secret, 'dialer', nonceDialer, frame.nonce, this.self, frame.member);
     this.send(state, { kind: 'proof', proof }, false);
-    state.peer = frame.member;
-    state.nonceResponder = frame.nonce;
-    this.authenticated(state, nowMs);
+    this.authenticated(state, frame.member, nowMs);
   }
 
-  private onProof(state: LinkState, frame: Frame, nowMs: number): void {
+  private onProof(state: LinkState, phase: Extract<LinkPhase, { kind: 'awaiting-proof' }>, frame: Frame, nowMs: number): void {
     if (frame.kind !== 'proof') return this.authFailure(state, 'unauthenticated-frame', closeCodes.unauthenticated);
-    const peer = state.peer as NodeId;
-    const expected = handshakeProof(this.crypto, this.secret, 'dialer', state.nonceDialer as Uint8Array, state.nonceResponder as Uint8Array, peer, this.self);
+    const expected = handshakeProof(this.crypto, this.secret, 'dialer', phase.nonceDialer, phase.nonceResponder, phase.peer, this.self);
     if (!constantTimeEqual(expected, frame.proof)) return this.authFailure(state, 'bad-proof', closeCodes.unauthenticated);
-    this.authenticated(state, nowMs);
+    this.authenticated(state, phase.peer, nowMs);
   }
 
-  private authenticated(state: LinkState, nowMs: number): void {
-    const peerId = state.peer as NodeId;
+  private authenticated(state: LinkState, peerId: NodeId, nowMs: number): void {
+    assert(state.phase.kind === 'awaiting-challenge' || state.phase.kind === 'awaiting-proof', 'a link authenticates once, from its handshake');
     const peer = this.peers.get(peerId);
     assert(peer !== undefined, 'authenticated peers are configured members');
     // A peer that reconnects replaces its old link: the old one is half-dead or a duplicate.
@@ -484,9 +507,7 @@ export class MeshNode {
       const old = this.links.get(peer.link);
       if (old !== undefined) this.close(old, closeCodes.replaced, 'replaced by a newer link');
     }
-    state.phase = 'open';
-    state.nonceDialer = undefined;
-    state.nonceResponder = undefined;
+    state.phase = { kind: 'open', peer: peerId };
     peer.link = state.id;
     peer.lastHeardMs = nowMs;
     peer.unacked = [];
@@ -498,8 +519,8 @@ export class MeshNode {
     this.rounds.onLinkOpened(state.id, peerId);
   }
 
-  private onOpenFrame(state: LinkState, frame: Frame, nowMs: number): void {
-    const peer = this.peers.get(state.peer as NodeId) as PeerState;
+  private onOpenFrame(state: OpenLink, frame: Frame, nowMs: number): void {
+    const peer = this.peerOf(state);
     peer.lastHeardMs = nowMs;
     switch (frame.kind) {
       case 'counter-delta':
@@ -532,11 +553,11 @@ export class MeshNode {
       case 'quorum-write':
         return this.rounds.onWrite(state.id, frame.round, frame.entries);
       case 'quorum-ack':
-        return this.rounds.onAck(state.peer as NodeId, frame.round);
+        return this.rounds.onAck(state.phase.peer, frame.round);
       case 'quorum-read':
         return this.rounds.onRead(state.id, frame.round, frame.keys, frame);
       case 'quorum-reply':
-        return this.rounds.onReply(state.peer as NodeId, frame.round, frame.entries, frame.relayed);
+        return this.rounds.onReply(state.phase.peer, frame.round, frame.entries, frame.relayed);
       case 'hello':
       case 'challenge':
       case 'proof':
@@ -607,7 +628,7 @@ export class MeshNode {
     // An own batch is at most one gossip interval of changes; it still may not fit one frame.
     const frames = this.encodeChunks(delta, Math.max(0, Math.floor(nowMs)));
     for (const state of open) {
-      const peer = this.peers.get(state.peer as NodeId) as PeerState;
+      const peer = this.peerOf(state);
       for (const bytes of frames) {
         this.sendBytes(state, bytes, true);
         this.stats.deltasSent++;
@@ -625,9 +646,9 @@ export class MeshNode {
   }
 
   private resend(nowMs: number, timings: MeshTimings): void {
-    const ackTimeoutMs = Math.max(4 * timings.gossipIntervalMs, 250);
+    const ackTimeoutMs = Math.max(deltaAckTimeoutGossipIntervals * timings.gossipIntervalMs, deltaAckTimeoutMsMin);
     for (const state of this.openLinks()) {
-      const peer = this.peers.get(state.peer as NodeId) as PeerState;
+      const peer = this.peerOf(state);
       const oldest = peer.unacked[0];
       // A clock that stepped back (lastSentMs in the future) counts as timed out: better one early
       // resend than a stall until the clock catches up.
@@ -727,9 +748,16 @@ export class MeshNode {
     return frames;
   }
 
-  private openLinks(): LinkState[] {
-    const open: LinkState[] = [];
-    for (const state of this.links.values()) if (state.phase === 'open') open.push(state);
+  /** The peer state of an open link's peer: every authenticated peer is a configured member. */
+  private peerOf(state: OpenLink): PeerState {
+    const peer = this.peers.get(state.phase.peer);
+    assert(peer !== undefined, 'an open link belongs to a configured member');
+    return peer;
+  }
+
+  private openLinks(): OpenLink[] {
+    const open: OpenLink[] = [];
+    for (const state of this.links.values()) if (isOpen(state)) open.push(state);
     return open;
   }
 
@@ -752,8 +780,8 @@ export class MeshNode {
   }
 
   private close(state: LinkState, code: number, reason: string): void {
-    if (state.phase === 'closing') return;
-    state.phase = 'closing';
+    if (state.phase.kind === 'closing') return;
+    state.phase = { kind: 'closing', peer: state.phase.kind === 'open' ? state.phase.peer : undefined };
     this.pendingFrames -= state.inbound.length;
     state.inbound = [];
     this.outbox.push({ kind: 'close', link: state.id, code, reason });

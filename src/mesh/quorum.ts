@@ -227,6 +227,16 @@ export class QuorumRounds implements RoundRunner {
     return this.rounds.size;
   }
 
+  /**
+   * The rounds' tables, for the bound tests: `rounds` ≤ `quorumRoundsOpenMax` (refused past it),
+   * `heldReads` ≤ `quorumRoundsOpenMax` (dropped past it), `probes` ≤ one per peer, and
+   * `completions` empties every tick (one per round started since, so it follows the callers:
+   * a batch of the quota gate or the claims starts one round at a time).
+   */
+  tableSizes(): { readonly rounds: number; readonly completions: number; readonly probes: number; readonly heldReads: number } {
+    return { rounds: this.rounds.size, completions: this.completions.length, probes: this.probes.size, heldReads: this.heldReads.length };
+  }
+
   /** Whether `tick` has work now: completions to deliver. */
   get hasCompletions(): boolean {
     return this.completions.length > 0;
@@ -445,7 +455,7 @@ export class QuorumRounds implements RoundRunner {
   }
 
   private finish(round: Round | undefined, done: RoundDone, outcome: RoundOutcome): void {
-    if (round !== undefined) this.rounds.delete(round.id);
+    if (round !== undefined) assert(this.rounds.delete(round.id), 'a round finishes once');
     if (outcome.ok) this.stats.roundsSucceeded++;
     else this.stats.roundsFailed++;
     this.completions.push({ done, outcome });

@@ -1,6 +1,7 @@
 import { type TokenUsage, zeroUsage } from '../admission/estimate.js';
 import { assert, isCount } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
+import { systemClock } from '../platform/system-clock.js';
 import type { AccountId, RegionId, RequestId, TenantId } from '../core/ids.js';
 import { accountBusyRetryAfterMs, accountCallerDeadlineHeapSlackMax, accountCallerWaitsMax, accountCallTurnsMax, upstreamDeadlineMs } from '../core/limits.js';
 import { PriorityHeap } from '../core/priority-heap.js';
@@ -238,7 +239,6 @@ interface Held {
 
 type Refusal = { readonly kind: 'refused'; readonly error: AccountCallError } | { readonly kind: 'skip'; readonly accountId: AccountId };
 
-const systemClock: Clock = { nowMs: () => Date.now() };
 /** The longest delay a Node timer takes; a later deadline is re-checked when it fires. */
 const timerDelayMsMax = 2_147_483_647;
 

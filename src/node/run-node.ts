@@ -17,6 +17,7 @@ import { CredentialVault } from './credentials/credential-vault.js';
 import { upstreamCredentialOf } from './credentials/held-credential.js';
 import { HttpTokenEndpoint } from './credentials/token-endpoint.js';
 import { systemTimers } from '../upstream/call-guard.js';
+import { systemClock } from '../platform/system-clock.js';
 import { MeshRuntime } from './mesh-runtime.js';
 import { AdminService } from './admin/admin-service.js';
 import { nodeAuthCrypto } from './node-auth-crypto.js';
@@ -336,13 +337,13 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
 function startCredentials(loaded: LoadedNodeConfig, runtime: MeshRuntime, store: SqliteStore | undefined, print: (line: string) => void): AccountCredentials | undefined {
   const upstream = loaded.config.upstream;
   if (upstream === undefined) return undefined;
-  const clock = { nowMs: () => Date.now() };
+  const clock = systemClock;
   const started = AccountCredentials.start(
     {
       baseUrl: upstream.baseUrl,
       refreshLeadMs: upstream.oauth.refreshLeadMs,
       endpoint: new HttpTokenEndpoint(upstream.oauth, { clock }),
-      vault: new CredentialVault(store, clock.nowMs),
+      vault: new CredentialVault(store, () => clock.nowMs()),
       pool: runtime.pool,
       clock,
       timers: systemTimers,

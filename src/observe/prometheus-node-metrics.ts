@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, type LabelValues, Reg
 import type { TokenUsage } from '../admission/estimate.js';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
+import { systemClock } from '../platform/system-clock.js';
 import type { NodeId, RegionId } from '../core/ids.js';
 import type { ClaimStats } from '../admission/request-claims.js';
 import type { ReleaseReport } from '../admission/successor-release.js';
@@ -228,7 +229,7 @@ export class PrometheusNodeMetrics implements GatewayObserver {
 
   constructor(options: NodeMetricsOptions) {
     this.runtime = options.runtime;
-    this.clock = options.clock ?? { nowMs: () => Date.now() };
+    this.clock = options.clock ?? systemClock;
     this.monotonicMs = options.monotonicMs ?? (() => performance.now());
     this.registry.setDefaultLabels({ region: options.region, node: options.node });
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });

@@ -130,6 +130,16 @@ export class TierQueue {
     return this.queuedCount;
   }
 
+  /**
+   * The queue's tables, for the bound tests: `queued` ≤ `totalDepthMax` (refused past it), `lanes`
+   * ≤ queued (a lane goes with its last request), `running` ≤ `inFlightMax` (not dequeued past it).
+   */
+  tableSizes(): { readonly queued: number; readonly lanes: number; readonly running: number } {
+    let lanes = 0;
+    for (const state of Object.values(this.tiers)) lanes += state.lanes.size;
+    return { queued: this.queuedCount, lanes, running: this.running.size };
+  }
+
   /** Requests running (dequeued and not finished). */
   get inFlight(): number {
     return this.running.size;

@@ -2,6 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { type TokenUsage, zeroUsage } from '../admission/estimate.js';
 import { assert } from '../core/assert.js';
 import type { Clock } from '../core/clock.js';
+import { systemClock } from '../platform/system-clock.js';
 import {
   upstreamAfterStopIdleMs,
   upstreamCallsInFlightMax,
@@ -132,7 +133,6 @@ export interface UpstreamClientStats {
   readonly connectionsOpen: number;
 }
 
-const systemClock: Clock = { nowMs: () => Date.now() };
 const eventStream = /^text\/event-stream\s*(?:;|$)/i;
 /** One decoder for every body: `decode` without `stream` keeps no state from call to call. */
 const utf8 = new TextDecoder();

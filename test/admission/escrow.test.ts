@@ -286,4 +286,30 @@ describe('EscrowBook expiry', () => {
     expect(a.rights(minute)).toBe(0);
     expect(a.state().every((r) => r.key.id === tokens.id)).toBe(true);
   });
+
+  it('keeps no unsaved rows without a durable owner, and forgets expired windows in its change sets', () => {
+    // Found by the bounds audit (issue 17): on a node without a store nobody took `unsaved`, so
+    // it held the entry of every window the node ever changed, expired ones included.
+    const { book: volatile } = book(A);
+    const { book: durable } = book(B);
+    durable.keepDurable();
+    const startMs = t0;
+    for (let minute = 0; minute < 60; minute++) {
+      const nowMs = startMs + minute * 60_000;
+      const key = counterKey('tenant', 'acme', 'requests', windowAt('minute', nowMs));
+      for (const x of [volatile, durable]) {
+        x.grant(key, 10);
+        expect(x.spend([key], [1])).toBe(true);
+        x.expire(nowMs);
+      }
+    }
+    expect(volatile.tableSizes().unsaved).toBe(0);
+    // Without a gossip take (no mesh) the own-changed set still follows the live windows only.
+    const live = volatile.size;
+    expect(live).toBeLessThan(60);
+    expect(volatile.tableSizes().ownChanged).toBeLessThanOrEqual(live);
+    expect(durable.tableSizes().unsaved).toBeLessThanOrEqual(durable.size);
+    expect(durable.takeUnsaved().length).toBe(durable.size);
+    expect(durable.tableSizes().unsaved).toBe(0);
+  });
 });

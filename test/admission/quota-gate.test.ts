@@ -2,10 +2,12 @@
 // Eventual and strict admit up to the limit, strict batches per tenant, escrow claims rights,
 // settle refunds once.
 import { describe, expect, it } from 'vitest';
-import { claimKey } from '../../src/admission/escrow.js';
+import { claimKey, EscrowBook } from '../../src/admission/escrow.js';
 import { chargedKey } from '../../src/admission/quota.js';
-import type { QuotaDecision } from '../../src/admission/quota-gate.js';
-import type { RequestId } from '../../src/core/ids.js';
+import { type QuotaDecision, QuotaGate } from '../../src/admission/quota-gate.js';
+import { ReservationTable } from '../../src/admission/reservations.js';
+import { asReplicaId, type RequestId } from '../../src/core/ids.js';
+import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import { windowAt, windowEndMs } from '../../src/crdt/window.js';
 import type { LimitRule } from '../../src/mesh/policy/policy-schema.js';
 import { GateMesh, quotaRequest } from '../support/gate-mesh.js';
@@ -318,3 +320,37 @@ describe('QuotaGate batches stay bounded', () => {
     expect(gate.batchCounts).toEqual({ strict: 0, claims: 0 });
   });
 });
+
+describe('QuotaGate bounds', () => {
+  it('refuses a request as shed once its open requests fill the reservation table, even one no rule charges', () => {
+    // Found by the bounds audit (issue 17): a request no rule charges opened no reservation, so
+    // its open record was bounded only by the caller settling it.
+    const counter = new WindowedCounter(asReplicaId('n1~1'));
+    const reservations = new ReservationTable(counter, { openMax: 2 });
+    const gate = new QuotaGate(counter, reservations, new EscrowBook(counter.self, counter), { startRound: () => expect.unreachable('no round without strict rules') }, 1);
+    const decisions = new Map<string, QuotaDecision>();
+    const admit = (id: string): void => gate.admit(quotaRequest(id, [], { requests: 1 }), 1_764_000_000_000, (d) => decisions.set(id, d));
+    for (const id of ['a', 'b', 'c']) admit(id);
+    expect(decisions.get('a')?.ok).toBe(true);
+    expect(decisions.get('b')?.ok).toBe(true);
+    expect(decisions.get('c')).toEqual({ ok: false, error: { kind: 'shed', retryAfterMs: expect.any(Number) as number } });
+    expect(gate.tableSizes().open).toBe(2);
+    gate.settle('a' as RequestId, new Map());
+    admit('d');
+    expect(decisions.get('d')?.ok).toBe(true);
+    expect(gate.tableSizes().open).toBe(2);
+  });
+
+  it('stops on a round that completes twice instead of deciding its batch again', () => {
+    // An impossible transition (a round runner calling back twice) used to decide the batch
+    // twice, admitting its requests a second time; it is asserted now.
+    const counter = new WindowedCounter(asReplicaId('n1~1'));
+    let done: ((outcome: { ok: true }, nowMs: number) => void) | undefined;
+    const gate = new QuotaGate(counter, new ReservationTable(counter), new EscrowBook(counter.self, counter), { startRound: (_request, _nowMs, callback) => (done = callback) }, 1);
+    gate.admit(quotaRequest('s1', [rule('strict', 'requests', 5)], { requests: 1 }), 1_764_000_000_000, () => {});
+    expect(done).toBeDefined();
+    done!({ ok: true }, 1_764_000_000_010);
+    expect(() => done!({ ok: true }, 1_764_000_000_020)).toThrow(/completes once/);
+  });
+});
+

@@ -4,7 +4,7 @@ import * as syncProtocol from 'y-protocols/sync';
 import * as Y from 'yjs';
 import { assert } from '../../core/assert.js';
 import type { AccountId, TenantId } from '../../core/ids.js';
-import { auditEntriesMax, policyAccountsMax, policyLocalUpdatesMax, policyTenantsMax } from '../../core/limits.js';
+import { auditEntriesMax, policyAccountsMax, policyLocalUpdatesMax, policySyncErrorDetailLengthMax, policyTenantsMax } from '../../core/limits.js';
 import { err, ok, OK_VOID, type Result } from '../../core/result.js';
 import { type AuditEntry, validateAuditEntry } from './audit-schema.js';
 import {
@@ -59,9 +59,6 @@ import {
  * the same tenant concurrently still produce two nested maps, of which Yjs keeps one everywhere:
  * field-wise merging applies to tenants that already exist on both sides.
  */
-
-/** Longest error detail carried in a `bad-sync-message`: details go to logs. */
-const detailLengthMax = 200;
 
 export interface BadSyncMessage {
   readonly kind: 'bad-sync-message';
@@ -683,7 +680,7 @@ function isPlainObject(value: unknown): value is Readonly<Record<string, unknown
 }
 
 function badSyncMessage(detail: string): Result<never, BadSyncMessage> {
-  return err({ kind: 'bad-sync-message', detail: detail.slice(0, detailLengthMax) });
+  return err({ kind: 'bad-sync-message', detail: detail.slice(0, policySyncErrorDetailLengthMax) });
 }
 
 function describe(error: unknown): string {

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Clock } from '../../core/clock.js';
+import { systemClock } from '../../platform/system-clock.js';
 import type { CarpoolHandler, CompleteRequest, GatewayError, SseEvent, StreamSink } from '../grpc/carpool-handler.js';
 import { errorHeadersOf, type HttpExchange } from './http-exchange.js';
 import type { HttpRoute } from './http-server.js';
@@ -46,7 +47,6 @@ export function openAiRoutes(options: OpenAiRoutesOptions): HttpRoute[] {
 
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8 = new TextEncoder();
-const systemClock: Clock = { nowMs: () => Date.now() };
 
 function sendFailure(exchange: HttpExchange, failure: ChatFailure, headers: OutgoingHttpHeaders = { 'x-should-retry': 'false' }): void {
   exchange.sendJson(failure.status, JSON.stringify(chatErrorBody(failure)), headers);

@@ -1,6 +1,7 @@
 import type { ShedLoad } from '../../admission/shedder.js';
 import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
+import { systemClock } from '../../platform/system-clock.js';
 import { tierQueueWaitMsMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import type { Tier } from '../../mesh/policy/policy-schema.js';
@@ -52,8 +53,6 @@ export interface CallSchedulerOptions {
   /** Told how long each parked request waited; observes nothing by default. */
   readonly observer?: QueueObserver;
 }
-
-const systemClock: Clock = { nowMs: () => Date.now() };
 
 export class CallScheduler {
   readonly queue: TierQueue;

@@ -9,6 +9,7 @@ import type { Settlement } from '../../admission/reservations.js';
 import { Shedder } from '../../admission/shedder.js';
 import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
+import { systemClock } from '../../platform/system-clock.js';
 import { type AccountId, isValidId, type NodeId, type RegionId, type RequestId, type TenantId, type UserId } from '../../core/ids.js';
 import {
   accountBusyRetryAfterMs,
@@ -267,7 +268,6 @@ const quorumReadRetryAfterMs = 1_000;
 /** Retry hint while the node's store refuses writes: an operator has to act, so not soon. */
 const storeFailingRetryAfterMs = 5_000;
 const utf8 = new TextEncoder();
-const systemClock: Clock = { nowMs: () => Date.now() };
 
 export class CarpoolGateway implements CarpoolHandler {
   readonly stats = new GatewayStats();

@@ -2,6 +2,7 @@ import { Agent } from 'undici';
 import type { AdminTokens } from '../../admission/admin-access.js';
 import { RequestAuthenticator } from '../../admission/request-auth.js';
 import type { Clock } from '../../core/clock.js';
+import { systemClock } from '../../platform/system-clock.js';
 import type { AccountId, NodeId } from '../../core/ids.js';
 import { countTokensTimeoutMs, gatewayHealthCheckEveryMs, upstreamCloseGraceMs } from '../../core/limits.js';
 import { ForwardClient } from '../../net/grpc/forward-client.js';
@@ -120,7 +121,7 @@ export class RegionGateway {
     const log = options.log ?? (() => {});
     const config = runtime.config;
     const region = config.region;
-    const clock: Clock = { nowMs: () => Date.now() };
+    const clock: Clock = systemClock;
     const client = new UpstreamClient(options.observer === undefined ? {} : { observer: options.observer });
     const credentials = options.credentials;
     const target = credentials === undefined ? (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId) : (accountId: AccountId): UpstreamTarget | undefined => credentials.target(accountId) ?? targets.get(accountId);

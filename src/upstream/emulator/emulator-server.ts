@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { assert } from '../../core/assert.js';
 import type { Clock } from '../../core/clock.js';
+import { systemClock } from '../../platform/system-clock.js';
 import {
   emulatorAccountsMax,
   emulatorCacheEntriesMax,
@@ -117,7 +118,6 @@ export interface Emulator {
   close(): Promise<void>;
 }
 
-const systemClock: Clock = { nowMs: () => Date.now() };
 const anthropicVersionPattern = /^\d{4}-\d{2}-\d{2}$/;
 
 interface AccountState {

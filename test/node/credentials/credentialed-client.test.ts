@@ -10,6 +10,7 @@ import { AccountCredentials } from '../../../src/node/credentials/account-creden
 import { CredentialVault } from '../../../src/node/credentials/credential-vault.js';
 import { CredentialedClient } from '../../../src/node/credentials/credentialed-client.js';
 import type { OAuthCredential } from '../../../src/node/credentials/oauth-credential.js';
+import { systemClock } from '../../../src/platform/system-clock.js';
 import type { RefreshFailure, TokenEndpoint } from '../../../src/node/credentials/token-endpoint.js';
 import { systemTimers } from '../../../src/upstream/call-guard.js';
 import type { SseEvent } from '../../../src/upstream/sse-parser.js';
@@ -71,7 +72,7 @@ beforeEach(async () => {
       endpoint,
       vault: new CredentialVault(undefined, () => Date.now()),
       pool: { disable: (id) => void disabled.push(id), enable: () => true },
-      clock: { nowMs: () => Date.now() },
+      clock: systemClock,
       timers: systemTimers,
       log: () => {},
     },
@@ -82,7 +83,7 @@ beforeEach(async () => {
   );
   if (!started.ok) throw new Error(started.error);
   credentials = started.value;
-  credentialed = new CredentialedClient(client, credentials, { nowMs: () => Date.now() });
+  credentialed = new CredentialedClient(client, credentials, systemClock);
 });
 
 afterEach(async () => {
