@@ -1,4 +1,5 @@
-// Proves the hand-written open-request encoder writes exactly the JSON of the record's object form, and that decoding gives the record back.
+// Proves the hand-written open-request encoder writes the record's exact JSON, which decodes back.
+// (Byte for byte the JSON of the record's object form.)
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeOpenRequest, encodeOpenRequest, type OpenRequestRecord } from '../../src/admission/open-request-record.js';

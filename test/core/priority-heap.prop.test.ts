@@ -1,4 +1,4 @@
-// Proves the priority heap pops in priority order after any mix of pushes, pops, rebuilds and retains.
+// Proves the heap pops in priority order after any mix of pushes, pops, rebuilds and retains.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PriorityHeap } from '../../src/core/priority-heap.js';

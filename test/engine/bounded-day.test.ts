@@ -1,4 +1,5 @@
-// Proves that a node's cores stay bounded over a simulated day: every table stays under its named bound and flat in the second half.
+// Proves a node core stays bounded over a simulated day of traffic.
+// Every table stays under its named bound and flat in the second half of the day.
 import { describe, expect, it } from 'vitest';
 import type { QuotaRequest } from '../../src/admission/quota-gate.js';
 import { asTenantId, type RequestId, type TenantId } from '../../src/core/ids.js';

@@ -1,4 +1,4 @@
-// Proves the in-memory store keeps one entry per replica and key whether or not the writer passed the key's id.
+// Proves the in-memory store keeps one entry per replica and key, with or without the key's id.
 import { describe, expect, it } from 'vitest';
 import { counterKey } from '../../src/crdt/counter-key.js';
 import { MemoryStore } from '../../src/ledger/memory-store.js';

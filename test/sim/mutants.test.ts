@@ -1,4 +1,5 @@
-// Each mutant of the catalogue (test/support/mutants) is caught by its swarm, and the real code passes the same seeds; MUTANT_SEEDS=100 runs the full budget.
+// Proves each mutant of the catalogue (test/support/mutants) is caught by its swarm.
+// The real code passes the same seeds; MUTANT_SEEDS=100 runs the full budget.
 import { describe, expect, it } from 'vitest';
 import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
 import type { Scenario } from '../../sim/scenario.js';

@@ -1,4 +1,6 @@
-// Over random seeds and shapes, the simulated request path settles every request once, keeps every account within its limits, and charges exactly what was produced.
+// Proves the simulated request path's laws over random seeds and shapes.
+// It settles every request once, keeps every account within its limits, and charges exactly
+// what was produced.
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { defaultRequestRunConfig, runRequestPaths, simAccounts } from '../../sim/request-run.js';

@@ -1,4 +1,4 @@
-// Proves the simulated request path's books: they pass on the production cores and catch each break of the path.
+// Proves the request path's books pass on the production cores and catch each break of the path.
 import { describe, expect, it } from 'vitest';
 import type { RegionId, RequestId } from '../../src/core/ids.js';
 import type { GatePort } from '../../sim/request-books.js';

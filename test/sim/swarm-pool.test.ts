@@ -1,4 +1,4 @@
-// Proves a swarm run on worker threads reports the same per-seed outcomes, in seed order, as one run in this thread.
+// Proves a swarm on worker threads reports the same per-seed outcomes, in order, as one thread.
 import { describe, expect, it } from 'vitest';
 import { loadScenario } from '../../sim/scenario-file.js';
 import { runSwarmSeeds, type SwarmOutcome } from '../../sim/swarm-pool.js';
