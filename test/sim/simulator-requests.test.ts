@@ -1,4 +1,4 @@
-// The simulator runs the whole request path through every node's core, and its books catch a break.
+// The simulator runs the request path through every node core, and its books catch a break.
 import { describe, expect, it } from 'vitest';
 import type { RequestId } from '../../src/core/ids.js';
 import type { GatePort } from '../../sim/request-books.js';
