@@ -48,7 +48,14 @@ export default tseslint.config(
     files: ['src/**/*.ts', 'sim/**/*.ts'],
     ignores: ['src/observe/prometheus-*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { paths: [{ name: 'prom-client', message: 'Only the Prometheus binding (src/observe/prometheus-*.ts) imports prom-client; report to a metrics interface.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'prom-client', message: 'Only the Prometheus binding (src/observe/prometheus-*.ts) imports prom-client; report to a metrics interface.' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -76,7 +76,13 @@ export function buggify(random: Random, scenario: Scenario): Scenario {
     const crash = earlyAmnesia(random, scenario, bridge);
     const lead = 50 + random.int(500);
     const atMs = Math.max(0, crash.atMs - lead);
-    faults.push({ kind: 'partition', partition: 'bridge', node: bridge, atMs, durationMs: Math.min(scenario.durationMs - atMs, lead + crash.durationMs + random.int(2_000)) });
+    faults.push({
+      kind: 'partition',
+      partition: 'bridge',
+      node: bridge,
+      atMs,
+      durationMs: Math.min(scenario.durationMs - atMs, lead + crash.durationMs + random.int(2_000)),
+    });
     faults.push(crash);
     knobs.push('bridged amnesia');
   }
@@ -87,7 +93,8 @@ export function buggify(random: Random, scenario: Scenario): Scenario {
     let farthest = 0;
     for (let i = 0; i < scenario.regions; i++) for (let j = 0; j < scenario.regions; j++) if (i !== j) farthest = Math.max(farthest, rttOf(i, j));
     for (let i = 0; i < scenario.regions; i++) {
-      for (let j = 0; j < scenario.regions; j++) if (i !== j && rttOf(i, j) < farthest) slowLinks.push({ from: i, to: j, extraMs: Math.floor((farthest - rttOf(i, j)) / 2) });
+      for (let j = 0; j < scenario.regions; j++)
+        if (i !== j && rttOf(i, j) < farthest) slowLinks.push({ from: i, to: j, extraMs: Math.floor((farthest - rttOf(i, j)) / 2) });
     }
     network = { ...network, slowLinks, jitterMs: buggifyEvenJitterMsMin + random.int(buggifyEvenJitterMsMax - buggifyEvenJitterMsMin + 1) };
     knobs.push('even round trips');

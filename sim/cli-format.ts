@@ -33,7 +33,9 @@ export function formatSummary(result: SimResult): string {
     ['requests', formatCount(stats.requests)],
     ['frames', `${formatCount(stats.framesDelivered)} delivered (${formatBytes(stats.bytesDelivered)}), ${formatCount(stats.framesDropped)} dropped`],
     ['events', formatCount(stats.events)],
-    ...((stats.releasedUnits ?? 0) > 0 ? [['released', `${formatCount(stats.releasedUnits ?? 0)} tokens that crashed nodes left reserved, by their successors`] as [string, string]] : []),
+    ...((stats.releasedUnits ?? 0) > 0
+      ? [['released', `${formatCount(stats.releasedUnits ?? 0)} tokens that crashed nodes left reserved, by their successors`] as [string, string]]
+      : []),
     ['convergence', formatConvergence(result)],
     ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
     ...(result.claims === undefined ? [] : [['request ids', formatClaims(result.claims)] as [string, string]]),
@@ -84,7 +86,9 @@ export function formatDurability(durability: DurabilityFigures): string {
     `${formatCount(durability.commits)} commits, ${formatCount(durability.restarts)} restart${durability.restarts === 1 ? '' : 's'} from disk; ` +
     `${formatCount(durability.interrupted)} requests interrupted (charged their estimate; ${formatCount(durability.settlementsLost)} of them had settled), ` +
     `${formatCount(durability.undispatched)} admitted but never dispatched` +
-    (durability.commitsRefused > 0 ? `; ${formatCount(durability.commitsRefused)} commits refused, ${formatCount(durability.refusedDiskFailing)} requests refused meanwhile` : '')
+    (durability.commitsRefused > 0
+      ? `; ${formatCount(durability.commitsRefused)} commits refused, ${formatCount(durability.refusedDiskFailing)} requests refused meanwhile`
+      : '')
   );
 }
 

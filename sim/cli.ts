@@ -71,7 +71,10 @@ async function main(argv: readonly string[]): Promise<number> {
 
   const results = options.swarm === undefined ? runOne(scenario.value, options) : await runSwarm(scenario.value, options, options.swarm);
   if (options.report !== undefined) {
-    const title = options.swarm === undefined ? `${scenario.value.name}, seed ${options.seed}` : `swarm of ${options.swarm} on ${scenario.value.name}, seeds from ${options.seed}`;
+    const title =
+      options.swarm === undefined
+        ? `${scenario.value.name}, seed ${options.seed}`
+        : `swarm of ${options.swarm} on ${scenario.value.name}, seeds from ${options.seed}`;
     await writeFile(options.report, renderReport(results.completed, { title, generatedAt: new Date().toISOString() }));
     console.log(`report: ${options.report}`);
   }
@@ -118,7 +121,10 @@ function runTable(options: CliOptions): number {
   const seeds = Array.from({ length: tableSeedsDefault }, (_, i) => options.seed + i);
   const durationMs = options.durationMs ?? 30_000;
   const cells = modeTable(seeds, durationMs, (cell, seed, result) => {
-    if (!options.quiet || !result.ok) console.log(`table: ${cell} seed ${seed} ${result.ok ? 'passed' : `FAILED: ${result.failures[0]?.message ?? ''}`} in ${(result.wallMs / 1000).toFixed(1)} s`);
+    if (!options.quiet || !result.ok)
+      console.log(
+        `table: ${cell} seed ${seed} ${result.ok ? 'passed' : `FAILED: ${result.failures[0]?.message ?? ''}`} in ${(result.wallMs / 1000).toFixed(1)} s`,
+      );
   });
   console.log(`\n${formatModeTable(cells, seeds, durationMs)}`);
   return cells.every((cell) => cell.failedRuns === 0) ? exitPassed : exitFailed;

@@ -142,7 +142,8 @@ export function formatModeTable(cells: readonly TableCell[], seeds: readonly num
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const cell of cells) {
-    const bound = cell.mode === 'eventual' && cell.overshootBoundTokens > 0 ? ` (${(cell.overshootTokensMax / cell.overshootBoundTokens).toFixed(1)}× bound)` : '';
+    const bound =
+      cell.mode === 'eventual' && cell.overshootBoundTokens > 0 ? ` (${(cell.overshootTokensMax / cell.overshootBoundTokens).toFixed(1)}× bound)` : '';
     lines.push(
       `| ${cell.mode} | ${cell.partition} | ${percent(cell.admitted, cell.requests)} | ${cell.overshootTokensMax.toLocaleString('en-US')}${bound} | ` +
         `${percent(cell.falseRejections, cell.requests)} | ${percent(cell.noQuorum, cell.requests)} | ${cell.latencyMsP50} ms | ${cell.latencyMsP99} ms | ${cell.failedRuns}/${cell.runs} |`,

@@ -140,7 +140,10 @@ export class RequestBooks implements UpstreamObserver {
     const inFlight = (book.perOrigin.get(call.origin) ?? 0) + 1;
     book.perOrigin.set(call.origin, inFlight);
     if (inFlight > spec.account.concurrencyMax) {
-      this.fail('account-limits', `${call.origin} has ${inFlight} calls in flight on ${call.accountId}, over its concurrencyMax ${spec.account.concurrencyMax} (request ${call.requestId})`);
+      this.fail(
+        'account-limits',
+        `${call.origin} has ${inFlight} calls in flight on ${call.accountId}, over its concurrencyMax ${spec.account.concurrencyMax} (request ${call.requestId})`,
+      );
     }
     if (!accepted) return;
     book.accepted++;
@@ -159,8 +162,10 @@ export class RequestBooks implements UpstreamObserver {
     if (book.accepted > spec.concurrencyMax) over.push(`${book.accepted} calls at once (limit ${spec.concurrencyMax})`);
     if (book.minute.requests > spec.requestsPerMinute) over.push(`${book.minute.requests} requests in a minute (limit ${spec.requestsPerMinute})`);
     if (book.minute.tokens > spec.tokensPerMinute) over.push(`${book.minute.tokens} tokens in a minute (limit ${spec.tokensPerMinute})`);
-    if (spec.windows !== undefined && book.fiveHour.tokens > spec.windows.fiveHourTokens) over.push(`${book.fiveHour.tokens} tokens in five hours (limit ${spec.windows.fiveHourTokens})`);
-    if (spec.windows !== undefined && book.sevenDay.tokens > spec.windows.sevenDayTokens) over.push(`${book.sevenDay.tokens} tokens in seven days (limit ${spec.windows.sevenDayTokens})`);
+    if (spec.windows !== undefined && book.fiveHour.tokens > spec.windows.fiveHourTokens)
+      over.push(`${book.fiveHour.tokens} tokens in five hours (limit ${spec.windows.fiveHourTokens})`);
+    if (spec.windows !== undefined && book.sevenDay.tokens > spec.windows.sevenDayTokens)
+      over.push(`${book.sevenDay.tokens} tokens in seven days (limit ${spec.windows.sevenDayTokens})`);
     if (over.length > 0) this.fail('account-limits', `the upstream took a call on ${call.accountId} past its limits: ${over.join(', ')}`);
   }
 
@@ -194,10 +199,16 @@ export class RequestBooks implements UpstreamObserver {
     for (const region of regions) {
       const { pool, queue } = region;
       if (pool.held > 0 || pool.waiting > 0 || pool.pendingEvents > 0) {
-        this.fail('account-limits', `${region.region}'s pool still holds ${pool.held} permits, ${pool.waiting} waiters and ${pool.pendingEvents} undrained outcomes after the run drained`);
+        this.fail(
+          'account-limits',
+          `${region.region}'s pool still holds ${pool.held} permits, ${pool.waiting} waiters and ${pool.pendingEvents} undrained outcomes after the run drained`,
+        );
       }
       if (queue.depth > 0 || queue.inFlight > 0 || region.flightsOpen > 0) {
-        this.fail('settled-once', `${region.region} still has ${queue.depth} queued, ${queue.inFlight} running and ${region.flightsOpen} open requests after the run drained`);
+        this.fail(
+          'settled-once',
+          `${region.region} still has ${queue.depth} queued, ${queue.inFlight} running and ${region.flightsOpen} open requests after the run drained`,
+        );
       }
     }
     for (const [tenant, book] of this.tenants) this.compare(`tenant ${tenant}`, book.charged, book.produced);
@@ -250,7 +261,10 @@ export class RequestBooks implements UpstreamObserver {
 
   private compare(who: string, charged: Tokens, produced: Tokens): void {
     if (charged.input === produced.input && charged.output === produced.output) return;
-    this.fail('charges', `${who} was charged ${charged.input} input and ${charged.output} output tokens; the upstream produced ${produced.input} and ${produced.output}`);
+    this.fail(
+      'charges',
+      `${who} was charged ${charged.input} input and ${charged.output} output tokens; the upstream produced ${produced.input} and ${produced.output}`,
+    );
   }
 
   private tenantOf(tenant: TenantId): { readonly produced: Tokens; readonly charged: Tokens } {

@@ -166,7 +166,13 @@ export class RequestPath {
     }
     this.flights.set(request.requestId, { request, phase: { kind: 'admitting' }, plan: new AttemptPlan(), skipped: new Set(), usage: zeroUsage, turns: 0 });
     const amounts = estimatedAmounts(request.inputTokens, request.maxTokens, defaultTokenWeights);
-    const quota = { requestId: request.requestId, tenant: request.tenant, subjects: this.options.subjectsOf(request.tenant), amounts, leaseMs: this.options.leaseMs };
+    const quota = {
+      requestId: request.requestId,
+      tenant: request.tenant,
+      subjects: this.options.subjectsOf(request.tenant),
+      amounts,
+      leaseMs: this.options.leaseMs,
+    };
     // The decision goes through the owner's queue even when the gate decides at once: completions
     // are delivered as events, never from inside a call.
     this.options.gate.admit(quota, nowMs, (decision) => this.options.schedule(this.nowMs, { kind: 'decided', requestId: request.requestId, decision }));
@@ -322,7 +328,11 @@ export class RequestPath {
 
   private sendBack(flight: Flight, answer: UpstreamAnswer): void {
     const { account } = callingOf(flight);
-    this.options.schedule(this.nowMs + this.options.delayMs(account.homeRegion, this.options.region), { kind: 'forward-answer', requestId: flight.request.requestId, answer });
+    this.options.schedule(this.nowMs + this.options.delayMs(account.homeRegion, this.options.region), {
+      kind: 'forward-answer',
+      requestId: flight.request.requestId,
+      answer,
+    });
   }
 
   /** The origin hears the account: feedback, release, then the plan decides. */
@@ -397,7 +407,15 @@ export class RequestPath {
 
   private callOf(flight: Flight, account: Account, executing: RegionId): UpstreamCall {
     const { request } = flight;
-    return { requestId: request.requestId, tenant: request.tenant, accountId: account.id, origin: this.options.region, executing, inputTokens: request.inputTokens, maxTokens: request.maxTokens };
+    return {
+      requestId: request.requestId,
+      tenant: request.tenant,
+      accountId: account.id,
+      origin: this.options.region,
+      executing,
+      inputTokens: request.inputTokens,
+      maxTokens: request.maxTokens,
+    };
   }
 
   private flightOfTicket(ticket: Ticket): Flight {

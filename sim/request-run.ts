@@ -275,7 +275,12 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
     } else (regions[event.region] as Region).path.handle(event.event, nowMs);
   }
   books.checkDrained(
-    regions.map((region) => ({ region: region.id, pool: region.pool.totals(), queue: { depth: region.queue.depth, inFlight: region.queue.inFlight }, flightsOpen: region.path.flightsOpen })),
+    regions.map((region) => ({
+      region: region.id,
+      pool: region.pool.totals(),
+      queue: { depth: region.queue.depth, inFlight: region.queue.inFlight },
+      flightsOpen: region.path.flightsOpen,
+    })),
   );
   const failures = books.failures.map((failure) => ({ ...failure, atMs: failure.atMs - requestEpochMs }));
   return {
@@ -346,7 +351,11 @@ function tenantName(index: number): TenantId {
  */
 function tenantSubjects(config: RequestRunConfig): Map<TenantId, readonly QuotaSubject[]> {
   const rule = (metric: string, limit: number): LimitRule => ({ metric, window: 'day', sliding: false, limit, mode: 'eventual' });
-  const rules = [rule('weighted_tokens', config.quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER), rule('input_tokens', Number.MAX_SAFE_INTEGER), rule('output_tokens', Number.MAX_SAFE_INTEGER)];
+  const rules = [
+    rule('weighted_tokens', config.quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER),
+    rule('input_tokens', Number.MAX_SAFE_INTEGER),
+    rule('output_tokens', Number.MAX_SAFE_INTEGER),
+  ];
   const subjects = new Map<TenantId, readonly QuotaSubject[]>();
   for (let t = 0; t < config.tenants; t++) subjects.set(tenantName(t), [{ scope: 'tenant', subject: tenantName(t), rules }]);
   return subjects;

@@ -62,7 +62,8 @@ export class RightsLedger {
         total += rights;
       }
     }
-    if (total + charged > granted) return `${key.subject}'s rights (${total}) and charges (${charged}) add up to more than its claims granted (${granted}): rights came from nowhere`;
+    if (total + charged > granted)
+      return `${key.subject}'s rights (${total}) and charges (${charged}) add up to more than its claims granted (${granted}): rights came from nowhere`;
     return undefined;
   }
 

@@ -112,7 +112,20 @@ type Fields = Record<string, unknown>;
 const bad = (field: string, reason: string): Result<never, ScenarioError> => err({ kind: 'bad-scenario', field, reason });
 
 export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
-  const root = record(raw, '(root)', ['name', 'description', 'regions', 'durationMs', 'convergenceBudgetMs', 'gossipIntervalMs', 'workload', 'network', 'disk', 'faults', 'swarmFaults', 'buggify']);
+  const root = record(raw, '(root)', [
+    'name',
+    'description',
+    'regions',
+    'durationMs',
+    'convergenceBudgetMs',
+    'gossipIntervalMs',
+    'workload',
+    'network',
+    'disk',
+    'faults',
+    'swarmFaults',
+    'buggify',
+  ]);
   if (!root.ok) return root;
   const r = root.value;
   const { name, description } = r;
@@ -152,7 +165,8 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
     // request books do not model yet (sim/sim-requests.ts).
     const crash = faults.findIndex((fault) => fault.kind === 'crash');
     if (crash >= 0) return bad(`faults[${crash}]`, 'a workload with a requestPath runs without crash faults for now');
-    if ((swarmFaults.value ?? faultKinds).includes('crash')) return bad('swarmFaults', 'a workload with a requestPath must name its swarm faults, without "crash"');
+    if ((swarmFaults.value ?? faultKinds).includes('crash'))
+      return bad('swarmFaults', 'a workload with a requestPath must name its swarm faults, without "crash"');
   }
   if (r.buggify !== undefined && typeof r.buggify !== 'boolean') return bad('buggify', 'must be true or false');
   return ok({
@@ -211,7 +225,14 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
   const maxTokens = integer(w.maxTokens, 'workload.maxTokens', 1, maxTokensMax);
   if (!maxTokens.ok) return maxTokens;
   if (w.refunds !== undefined && typeof w.refunds !== 'boolean') return bad('workload.refunds', 'must be true or false');
-  let base: Workload = { tenants: tenants.value, requestsPerSecond: requestsPerSecond.value, arrivals, burstSize: burstSize.value, maxTokens: maxTokens.value, ...(w.refunds === false ? { refunds: false } : {}) };
+  let base: Workload = {
+    tenants: tenants.value,
+    requestsPerSecond: requestsPerSecond.value,
+    arrivals,
+    burstSize: burstSize.value,
+    maxTokens: maxTokens.value,
+    ...(w.refunds === false ? { refunds: false } : {}),
+  };
   if (w.claims !== undefined) {
     const claimFields = record(w.claims, 'workload.claims', ['retryShare', 'dispatchShare']);
     if (!claimFields.ok) return claimFields;
@@ -250,7 +271,12 @@ function parseRequestPath(raw: unknown): Result<RequestPathWorkload, ScenarioErr
   if (!inputTokensMax.ok) return inputTokensMax;
   const accountWaitMs = integer(p.accountWaitMs, 'workload.requestPath.accountWaitMs', 0, convergenceBudgetMsMax);
   if (!accountWaitMs.ok) return accountWaitMs;
-  return ok({ accountsPerRegion: accountsPerRegion.value, concurrencyMax: concurrencyMax.value, inputTokensMax: inputTokensMax.value, accountWaitMs: accountWaitMs.value });
+  return ok({
+    accountsPerRegion: accountsPerRegion.value,
+    concurrencyMax: concurrencyMax.value,
+    inputTokensMax: inputTokensMax.value,
+    accountWaitMs: accountWaitMs.value,
+  });
 }
 
 function parseNetwork(raw: unknown): Result<NetworkProfile, ScenarioError> {
@@ -305,10 +331,15 @@ function parseFault(raw: unknown, field: string, regions: number, scenarioMs: nu
       }
       const partitionKind = partition as PartitionKind;
       if (regions < partitionRegionsMin(partitionKind)) {
-        return bad(`${field}.partition`, `"${partitionKind}" needs at least ${partitionRegionsMin(partitionKind)} regions to cut anything, the scenario has ${regions}`);
+        return bad(
+          `${field}.partition`,
+          `"${partitionKind}" needs at least ${partitionRegionsMin(partitionKind)} regions to cut anything, the scenario has ${regions}`,
+        );
       }
       if (node === undefined && partitionNeedsNode.has(partitionKind)) return bad(`${field}.node`, `is required for a "${partitionKind}" partition`);
-      return ok(node === undefined ? { kind: 'partition', ...timing, partition: partitionKind } : { kind: 'partition', ...timing, partition: partitionKind, node });
+      return ok(
+        node === undefined ? { kind: 'partition', ...timing, partition: partitionKind } : { kind: 'partition', ...timing, partition: partitionKind, node },
+      );
     }
     case 'crash': {
       if (typeof raw.durable !== 'boolean') return bad(`${field}.durable`, 'must be true (the node restarts from its stored state) or false (from nothing)');
@@ -368,7 +399,12 @@ export async function loadScenario(nameOrPath: string): Promise<Result<Scenario,
   if (nameOrPath.endsWith('.json')) path = resolve(nameOrPath);
   else if (namePattern.test(nameOrPath)) path = resolve(scenariosDir, `${nameOrPath}.json`);
   // Refusing other names keeps `../secrets` from being read as a scenario name.
-  else return err({ kind: 'unreadable-scenario', path: nameOrPath, reason: 'is neither a scenario name (lowercase letters, digits, dashes) nor a path ending in .json' });
+  else
+    return err({
+      kind: 'unreadable-scenario',
+      path: nameOrPath,
+      reason: 'is neither a scenario name (lowercase letters, digits, dashes) nor a path ending in .json',
+    });
   let text: string;
   try {
     text = await readFile(path, 'utf8');

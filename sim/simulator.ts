@@ -166,7 +166,6 @@ interface Unsynced {
   readonly dispatchId: string | undefined;
 }
 
-
 /** The model named in the simulated requests' contexts and usage rows. */
 const simModel = 'simulated';
 
@@ -344,7 +343,13 @@ class Simulation {
     // Without a quota every request still goes through the admission code, under a limit that
     // never binds, so the counters carry the same traffic either way.
     const quota = scenario.workload.quota;
-    this.rule = { metric: 'weighted_tokens', window: 'day', sliding: false, limit: quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER, mode: quota?.mode ?? 'eventual' };
+    this.rule = {
+      metric: 'weighted_tokens',
+      window: 'day',
+      sliding: false,
+      limit: quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER,
+      mode: quota?.mode ?? 'eventual',
+    };
     this.whole = new WholeMajority(scenario.regions, scenario.faults, scenario.durationMs, availabilityQuietMs, scenario.network.slowLinks);
   }
 
@@ -549,7 +554,10 @@ class Simulation {
     const missing = [...expected].filter((requestId) => !charged.includes(requestId));
     const extra = charged.filter((requestId) => !expected.has(requestId));
     if (missing.length > 0 || extra.length > 0) {
-      this.fail('durability', `${node.replica} restarted charging ${charged.length} interrupted requests, the model expects ${expected.size} (missing ${missing.slice(0, 3).join(', ') || 'none'}, unexpected ${extra.slice(0, 3).join(', ') || 'none'})`);
+      this.fail(
+        'durability',
+        `${node.replica} restarted charging ${charged.length} interrupted requests, the model expects ${expected.size} (missing ${missing.slice(0, 3).join(', ') || 'none'}, unexpected ${extra.slice(0, 3).join(', ') || 'none'})`,
+      );
     }
     if (node.reservations.openCount > 0) this.fail('durability', `${node.replica} restarted with ${node.reservations.openCount} reservations still open`);
   }
@@ -912,7 +920,10 @@ class Simulation {
     this.quota.noQuorum++;
     if (this.rule.mode === 'eventual' || this.availabilityReported || !this.whole.holds(index, arrivedMs, this.nowMs)) return;
     this.availabilityReported = true;
-    this.fail('availability', `${this.members[index]?.id} refused a request for want of a quorum (arrived at ${arrivedMs} ms, refused at ${this.nowMs} ms) while it and a majority around it were whole`);
+    this.fail(
+      'availability',
+      `${this.members[index]?.id} refused a request for want of a quorum (arrived at ${arrivedMs} ms, refused at ${this.nowMs} ms) while it and a majority around it were whole`,
+    );
   }
 
   /** An admitted request whose admission is on disk goes to the upstream; it settles later. */
@@ -1288,7 +1299,8 @@ class Simulation {
         const owner = owners.get(replica);
         if (owner === undefined || owner === holder || windowEndMs(key.window) < owner.droppedBeforeMs) continue;
         const kept = owner.disk.ownEntry(key) ?? { p: 0, n: 0 };
-        if (held.p > kept.p || held.n > kept.n) return `${replica}'s ${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`;
+        if (held.p > kept.p || held.n > kept.n)
+          return `${replica}'s ${key.id.split('\u001f').join('/')} at p=${held.p} n=${held.n}, more than its disk (p=${kept.p} n=${kept.n})`;
       }
     }
     for (const { key, row } of holder.escrow.state()) {
@@ -1297,7 +1309,8 @@ class Simulation {
       const stored = owner.disk.rightsRow(key);
       const kept = stored === undefined ? undefined : decodeRightsRow(stored.json)?.row;
       const beyond = row.used > (kept?.used ?? 0) || [...row.cells].some(([to, amount]) => amount > (kept?.cells.get(to) ?? 0));
-      if (beyond) return `${row.owner}'s rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
+      if (beyond)
+        return `${row.owner}'s rights row of ${key.id.split('\u001f').join('/')} (used ${row.used}), more than its disk (used ${kept?.used ?? 'none'})`;
     }
     return undefined;
   }
@@ -1392,7 +1405,10 @@ class Simulation {
       this.fail('rights', `rights rows did not converge within ${this.scenario.convergenceBudgetMs} ms of healing: ${rightsApart}`);
     } else if (this.finalConverged === undefined) {
       const detail = this.nodes.map((n) => `${n.id}=${n.up ? n.counter.value(this.tenantKeys[0] as CounterKey) : 'down'}${this.stillWaiting(n)}`).join(' ');
-      this.fail('final-read', `replicas did not agree with the oracle within ${this.scenario.convergenceBudgetMs} ms of healing (tenant-0: ${detail}, truth ${this.oracle.value(this.tenantKeys[0] as CounterKey)})`);
+      this.fail(
+        'final-read',
+        `replicas did not agree with the oracle within ${this.scenario.convergenceBudgetMs} ms of healing (tenant-0: ${detail}, truth ${this.oracle.value(this.tenantKeys[0] as CounterKey)})`,
+      );
     } else {
       this.convergence.push({ fault: 'final', convergedAfterMs: this.finalConverged - this.scenario.durationMs });
       if (this.rule.mode === 'eventual') this.checkReleased();
@@ -1427,7 +1443,11 @@ class Simulation {
     if (node === undefined) return;
     for (const key of this.tenantKeys) {
       const held = node.counter.value(holdKeyOf(node.counter, key));
-      if (held !== 0) this.fail('release', `${key.subject} still holds ${held} on its hold key at the end: ${held > 0 ? 'estimates of calls that died were not released' : 'an estimate was released twice'}`);
+      if (held !== 0)
+        this.fail(
+          'release',
+          `${key.subject} still holds ${held} on its hold key at the end: ${held > 0 ? 'estimates of calls that died were not released' : 'an estimate was released twice'}`,
+        );
     }
   }
 
@@ -1436,7 +1456,8 @@ class Simulation {
     this.checkQuota();
     const seconds = Math.max(1, this.scenario.durationMs / 1000);
     let maxOneWayMs = 0;
-    for (let i = 0; i < this.scenario.regions; i++) for (let j = 0; j < this.scenario.regions; j++) maxOneWayMs = Math.max(maxOneWayMs, this.network.rttMs(i, j) / 2);
+    for (let i = 0; i < this.scenario.regions; i++)
+      for (let j = 0; j < this.scenario.regions; j++) maxOneWayMs = Math.max(maxOneWayMs, this.network.rttMs(i, j) / 2);
     const delaySeconds = (this.scenario.gossipIntervalMs + maxOneWayMs + this.scenario.network.jitterMs) / 1000;
     // The bound of the tenant that overshot most (or, with no overshoot, the largest bound).
     let overshootTokensMax = 0;

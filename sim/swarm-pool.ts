@@ -34,7 +34,8 @@ export type SwarmOutcome =
 export interface SwarmTask {
   readonly seed: number;
 }
-export type SwarmReply = { readonly seed: number; readonly kind: 'result'; readonly result: SimResult } | { readonly seed: number; readonly kind: 'crash'; readonly error: string };
+export type SwarmReply =
+  { readonly seed: number; readonly kind: 'result'; readonly result: SimResult } | { readonly seed: number; readonly kind: 'crash'; readonly error: string };
 
 /** Seed `seed` of the swarm on `base`, run here; what a worker does for each task. */
 export function runSwarmSeed(base: Scenario, seed: number): SwarmReply {
@@ -50,7 +51,13 @@ export function runSwarmSeed(base: Scenario, seed: number): SwarmReply {
  * Runs seeds `firstSeed` … `firstSeed + count − 1` on `workers` threads and calls `onOutcome` for
  * each, in seed order.
  */
-export async function runSwarmSeeds(base: Scenario, firstSeed: number, count: number, workers: number, onOutcome: (outcome: SwarmOutcome) => void): Promise<void> {
+export async function runSwarmSeeds(
+  base: Scenario,
+  firstSeed: number,
+  count: number,
+  workers: number,
+  onOutcome: (outcome: SwarmOutcome) => void,
+): Promise<void> {
   assert(Number.isInteger(workers) && workers >= 1 && workers <= swarmWorkersMax, 'worker count out of range');
   const deliver = inSeedOrder(base, firstSeed, onOutcome);
   if (workers === 1 || count === 1) {

@@ -216,9 +216,12 @@ export class SimUpstream {
     const tokens = call.inputTokens + call.maxTokens;
     let retryAfterMs: number | undefined;
     if (state.running >= spec.concurrencyMax) retryAfterMs = shortRetryAfterMs;
-    else if (state.minuteRequests.used + 1 > spec.requestsPerMinute || state.minuteTokens.used + tokens > spec.tokensPerMinute) retryAfterMs = (minute + 1) * minuteMs - nowMs;
-    else if (spec.windows !== undefined && state.fiveHour.used + tokens > spec.windows.fiveHourTokens) retryAfterMs = (state.fiveHour.index + 1) * fiveHoursMs - nowMs;
-    else if (spec.windows !== undefined && state.sevenDay.used + tokens > spec.windows.sevenDayTokens) retryAfterMs = (state.sevenDay.index + 1) * sevenDaysMs - nowMs;
+    else if (state.minuteRequests.used + 1 > spec.requestsPerMinute || state.minuteTokens.used + tokens > spec.tokensPerMinute)
+      retryAfterMs = (minute + 1) * minuteMs - nowMs;
+    else if (spec.windows !== undefined && state.fiveHour.used + tokens > spec.windows.fiveHourTokens)
+      retryAfterMs = (state.fiveHour.index + 1) * fiveHoursMs - nowMs;
+    else if (spec.windows !== undefined && state.sevenDay.used + tokens > spec.windows.sevenDayTokens)
+      retryAfterMs = (state.sevenDay.index + 1) * sevenDaysMs - nowMs;
     else if (draw < spec.faults.overloaded + spec.faults.serverError + spec.faults.rateLimited) retryAfterMs = shortRetryAfterMs;
     if (retryAfterMs === undefined) return undefined;
     this.stats.rateLimited++;
@@ -255,7 +258,14 @@ function unifiedOf(state: AccountState, limits: { readonly fiveHourTokens: numbe
   };
   const fiveHour = windowOf(state.fiveHour, limits.fiveHourTokens, fiveHoursMs);
   const sevenDay = windowOf(state.sevenDay, limits.sevenDayTokens, sevenDaysMs);
-  const binding = sevenDay.status === 'rejected' ? sevenDay : fiveHour.status === 'rejected' ? fiveHour : (fiveHour.utilization ?? 0) >= (sevenDay.utilization ?? 0) ? fiveHour : sevenDay;
+  const binding =
+    sevenDay.status === 'rejected'
+      ? sevenDay
+      : fiveHour.status === 'rejected'
+        ? fiveHour
+        : (fiveHour.utilization ?? 0) >= (sevenDay.utilization ?? 0)
+          ? fiveHour
+          : sevenDay;
   const status = fiveHour.status === 'rejected' || sevenDay.status === 'rejected' ? 'rejected' : binding.status;
   return { status, resetAtMs: binding.resetAtMs, windows: { 'five-hour': fiveHour, 'seven-day': sevenDay } };
 }

@@ -46,7 +46,10 @@ export class WholeMajority {
       else this.disturbed[fault.node]?.push(interval);
     }
     // A pair whose links are slowed by more than a round's timeout allows is never whole.
-    const slow = (a: number, b: number): boolean => (slowLinks ?? []).filter((link) => (link.from === a && link.to === b) || (link.from === b && link.to === a)).reduce((sum, link) => sum + link.extraMs, 0) > slowPairMsMax;
+    const slow = (a: number, b: number): boolean =>
+      (slowLinks ?? [])
+        .filter((link) => (link.from === a && link.to === b) || (link.from === b && link.to === a))
+        .reduce((sum, link) => sum + link.extraMs, 0) > slowPairMsMax;
     this.majorities = subsets(regions).filter((set) => set.length > regions / 2 && !set.some((a) => set.some((b) => a < b && slow(a, b))));
   }
 

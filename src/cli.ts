@@ -123,7 +123,13 @@ async function main(argv: readonly string[]): Promise<number> {
     }
   }
   const converged = await runCounterDemo(
-    { seed: Math.floor(seed as number), ticks: Math.floor(ticks as number), loss: loss as number, tickMs: flags.fast === true ? 0 : 50, print: (line) => console.log(line) },
+    {
+      seed: Math.floor(seed as number),
+      ticks: Math.floor(ticks as number),
+      loss: loss as number,
+      tickMs: flags.fast === true ? 0 : 50,
+      print: (line) => console.log(line),
+    },
     (ms) => sleep(ms),
   );
   return converged ? 0 : 1;
@@ -209,7 +215,13 @@ async function usageCommand(args: readonly string[]): Promise<number> {
     console.error(`carpool usage: ${parsed.error}\n\n${usageUsage}`);
     return 2;
   }
-  return runUsage(parsed.value, { out: (line) => console.log(line), err: (line) => console.error(line), stdout: process.stdout, env: process.env, nowMs: () => Date.now() });
+  return runUsage(parsed.value, {
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+    stdout: process.stdout,
+    env: process.env,
+    nowMs: () => Date.now(),
+  });
 }
 
 async function auditCommand(args: readonly string[]): Promise<number> {

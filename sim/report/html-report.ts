@@ -103,9 +103,7 @@ export function renderReport(results: readonly SimResult[], options: ReportOptio
     `<span class="${failed > 0 ? 'failed' : 'failed none'}">${failed} failed</span>`,
   ].filter((part) => part !== '');
 
-  const sections = results.map((result, index) =>
-    renderRun(result, index, chartsForAll || index < runsChartedFirst || !result.ok),
-  );
+  const sections = results.map((result, index) => renderRun(result, index, chartsForAll || index < runsChartedFirst || !result.ok));
 
   return [
     '<!DOCTYPE html>',
@@ -168,7 +166,9 @@ function renderSummaryTable(results: readonly SimResult[]): string {
 function renderConvergenceInline(r: SimResult): string {
   if (r.convergence.length === 0) return '<span class="muted">—</span>';
   return r.convergence
-    .map((c) => `<span class="conv${c.convergedAfterMs === undefined ? ' never' : ''}">${escapeHtml(c.fault)} ${formatConvergedAfter(c.convergedAfterMs)}</span>`)
+    .map(
+      (c) => `<span class="conv${c.convergedAfterMs === undefined ? ' never' : ''}">${escapeHtml(c.fault)} ${formatConvergedAfter(c.convergedAfterMs)}</span>`,
+    )
     .join('<br>');
 }
 
@@ -254,8 +254,7 @@ function renderConvergenceTable(r: SimResult): string {
 function renderFailures(r: SimResult): string {
   if (r.failures.length === 0) return '';
   const rows = r.failures.map(
-    (f) =>
-      `<tr><td>${escapeHtml(f.checker)}</td><td class="num">${formatDuration(f.atMs)}</td><td class="message">${escapeHtml(f.message)}</td></tr>`,
+    (f) => `<tr><td>${escapeHtml(f.checker)}</td><td class="num">${formatDuration(f.atMs)}</td><td class="message">${escapeHtml(f.message)}</td></tr>`,
   );
   return [
     `<h3>Failures (${r.failures.length})</h3>`,
@@ -417,10 +416,7 @@ function renderChart(title: string, series: readonly Series[], record: SimRecord
   const healedPx = px(Math.min(record.healedAtMs, xMaxMs));
   const healedX = coord(healedPx);
   // The label goes right of the line unless that would run off the plot.
-  const healedLabel =
-    healedPx > plotRight - 3 * edgeLabelPx
-      ? `x="${coord(healedPx - 4)}" text-anchor="end"`
-      : `x="${coord(healedPx + 4)}"`;
+  const healedLabel = healedPx > plotRight - 3 * edgeLabelPx ? `x="${coord(healedPx - 4)}" text-anchor="end"` : `x="${coord(healedPx + 4)}"`;
   parts.push(
     `<g class="healed"><line x1="${healedX}" x2="${healedX}" y1="${plotTop}" y2="${plotBottom}" stroke="#111" stroke-width="1.2" stroke-dasharray="3 3"/>` +
       `<text ${healedLabel} y="${plotBottom - 6}" fill="#111" font-weight="600" stroke="#fff" stroke-width="3" paint-order="stroke">healed</text></g>`,

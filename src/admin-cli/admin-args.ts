@@ -63,7 +63,13 @@ export type AdminCommand =
   | { readonly kind: 'keys-list'; readonly tenant: string }
   | { readonly kind: 'keys-create'; readonly tenant: string; readonly name: string; readonly expires: When | undefined }
   | { readonly kind: 'keys-revoke'; readonly keyId: string }
-  | { readonly kind: 'keys-rotate'; readonly keyId: string; readonly graceMs: number | undefined; readonly name: string | undefined; readonly expires: When | undefined }
+  | {
+      readonly kind: 'keys-rotate';
+      readonly keyId: string;
+      readonly graceMs: number | undefined;
+      readonly name: string | undefined;
+      readonly expires: When | undefined;
+    }
   | { readonly kind: 'usage'; readonly tenant: string; readonly user: string | undefined; readonly quorum: boolean }
   | { readonly kind: 'adjust'; readonly body: Readonly<Record<string, string | number>> }
   | { readonly kind: 'pool' }
@@ -84,7 +90,26 @@ export interface AdminArgs {
   readonly help: boolean;
 }
 
-const valued = ['url', 'region', 'token', 'token-file', 'state', 'reason', 'file', 'name', 'expires', 'grace', 'user', 'limit', 'scope', 'subject', 'metric', 'window', 'amount', 'index'];
+const valued = [
+  'url',
+  'region',
+  'token',
+  'token-file',
+  'state',
+  'reason',
+  'file',
+  'name',
+  'expires',
+  'grace',
+  'user',
+  'limit',
+  'scope',
+  'subject',
+  'metric',
+  'window',
+  'amount',
+  'index',
+];
 const switches = ['json', 'help', 'quorum'];
 
 /** The options each command takes besides the global ones. */
@@ -190,7 +215,11 @@ function parseSubjectCommand(
   return err(`${group} takes one of ${verbs}`);
 }
 
-function parseKeysCommand(verb: string | undefined, values: ReadonlyMap<string, string>, one: (names: string) => Result<string, string>): Result<AdminCommand, string> {
+function parseKeysCommand(
+  verb: string | undefined,
+  values: ReadonlyMap<string, string>,
+  one: (names: string) => Result<string, string>,
+): Result<AdminCommand, string> {
   const expires = values.get('expires') === undefined ? ok(undefined) : parseWhen(values.get('expires') as string);
   if (!expires.ok) return expires;
   switch (verb) {

@@ -39,11 +39,18 @@ export async function resolveAdminTarget(args: TargetArgs, env: NodeJS.ProcessEn
   }
   if (url !== undefined && token !== undefined) return ok({ url: url.replace(/\/$/, ''), token, label: url });
   const read = await readLocalState(args.stateFile);
-  if (!read.ok) return err(url === undefined ? `${read.error}; or give --url and --token-file` : `--url needs --token or --token-file, or a state file with the token (${read.error})`);
+  if (!read.ok)
+    return err(
+      url === undefined
+        ? `${read.error}; or give --url and --token-file`
+        : `--url needs --token or --token-file, or a state file with the token (${read.error})`,
+    );
   const state = read.value;
   if (url !== undefined) return ok({ url: url.replace(/\/$/, ''), token: token ?? state.adminToken, label: url });
-  if (!isProcessAlive(state.pid)) return err(`the local mesh that wrote ${args.stateFile} (pid ${state.pid}) is not running: start it with npm start, or give --url`);
+  if (!isProcessAlive(state.pid))
+    return err(`the local mesh that wrote ${args.stateFile} (pid ${state.pid}) is not running: start it with npm start, or give --url`);
   const region = args.region === undefined ? state.regions[0] : state.regions.find((r) => r.region === args.region);
-  if (region === undefined) return err(`unknown region "${args.region ?? ''}"; the local mesh has ${state.regions.map((r) => r.region).join(', ') || 'no regions'}`);
+  if (region === undefined)
+    return err(`unknown region "${args.region ?? ''}"; the local mesh has ${state.regions.map((r) => r.region).join(', ') || 'no regions'}`);
   return ok({ url: region.admin, token: token ?? state.adminToken, label: region.region });
 }

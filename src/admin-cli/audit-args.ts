@@ -59,7 +59,11 @@ const defaultSince: TimeArg = { kind: 'ago', ms: 3_600_000 };
 const urlPattern = /^https?:\/\/[^\s/]+\/?$/;
 
 export function parseAuditArgs(argv: readonly string[]): Result<AuditArgs, string> {
-  const parts = splitCommandOptions(argv, { valued: ['token', 'token-file', 'state', 'since', 'until', 'emulator'], switches: ['json', 'help'], repeated: ['admin', 'node-config'] });
+  const parts = splitCommandOptions(argv, {
+    valued: ['token', 'token-file', 'state', 'since', 'until', 'emulator'],
+    switches: ['json', 'help'],
+    repeated: ['admin', 'node-config'],
+  });
   if (!parts.ok) return parts;
   const { words, values, flags, lists } = parts.value;
   if (words.length > 0) return err(`audit takes options only, not "${words[0] ?? ''}"`);
@@ -67,11 +71,13 @@ export function parseAuditArgs(argv: readonly string[]): Result<AuditArgs, strin
   const admins = lists.get('admin') ?? [];
   const bad = admins.find((url) => !urlPattern.test(url));
   if (bad !== undefined) return err(`--admin takes http://host:port, not "${bad}"`);
-  if (new Set(admins.map((url) => url.replace(/\/$/, ''))).size !== admins.length) return err('an --admin URL is given twice: each node\'s rows would be counted twice');
+  if (new Set(admins.map((url) => url.replace(/\/$/, ''))).size !== admins.length)
+    return err("an --admin URL is given twice: each node's rows would be counted twice");
   const emulator = values.get('emulator');
   if (emulator !== undefined && !urlPattern.test(emulator)) return err('--emulator takes http://host:port');
   const nodeConfigs = lists.get('node-config') ?? [];
-  if (nodeConfigs.length > 0 && emulator === undefined && admins.length > 0) return err('--node-config tells which emulator key is which account: it goes with --emulator');
+  if (nodeConfigs.length > 0 && emulator === undefined && admins.length > 0)
+    return err('--node-config tells which emulator key is which account: it goes with --emulator');
   const since = values.has('since') ? parseTimeArg(values.get('since') as string, 'since') : ok(defaultSince);
   if (!since.ok) return since;
   const until = values.has('until') ? parseTimeArg(values.get('until') as string, 'until') : ok(undefined);

@@ -47,7 +47,18 @@ export function auditLines(plan: AuditPlan, report: AuditReport, context: AuditC
     lines.push(
       ...table([
         ['SUBJECT', 'WINDOW', 'METRIC', 'LEDGER', 'ESTIMATED', 'ADJUSTED', 'COUNTERS', 'UPSTREAM', 'DIFF', ''],
-        ...printed.map((line) => [line.subject, line.window, line.metric, cell(line.ledger), String(line.estimated), String(line.adjustments), cell(line.counters), cell(line.upstream), String(line.diff), verdictText[line.verdict]]),
+        ...printed.map((line) => [
+          line.subject,
+          line.window,
+          line.metric,
+          cell(line.ledger),
+          String(line.estimated),
+          String(line.adjustments),
+          cell(line.counters),
+          cell(line.upstream),
+          String(line.diff),
+          verdictText[line.verdict],
+        ]),
       ]),
     );
     if (printed.length < report.lines.length) lines.push(`(${report.lines.length - printed.length} keys checked with no usage anywhere are not shown)`);
@@ -66,11 +77,18 @@ function notes(plan: AuditPlan, report: AuditReport, context: AuditContext): str
     'A call a node died running (an interrupted row) counts toward strict and escrow limits only (its eventual keys were released),',
     '  and no node learnt its account or usage: the upstream may exceed the ledger by one request per interrupted call (ok (interrupted)).',
   ];
-  if (plan.expired > 0) notes.push(`${plan.expired} keys of windows the counters have expired (ended over ${formatDurationMs(windowExpiryHorizonMs - auditExpiryMarginMs)} ago) were not compared.`);
+  if (plan.expired > 0)
+    notes.push(
+      `${plan.expired} keys of windows the counters have expired (ended over ${formatDurationMs(windowExpiryHorizonMs - auditExpiryMarginMs)} ago) were not compared.`,
+    );
   if (plan.uncounted.length > 0) notes.push(`limits on metrics the gateway does not charge, so nothing to compare: ${plan.uncounted.join('; ')}.`);
-  if (report.lines.some((line) => line.verdict === 'unchecked' && line.window === 'range')) notes.push('an account marked unchecked has rows but no known emulator key: give the --node-config of the node that holds it.');
+  if (report.lines.some((line) => line.verdict === 'unchecked' && line.window === 'range'))
+    notes.push('an account marked unchecked has rows but no known emulator key: give the --node-config of the node that holds it.');
   const interrupted = report.lines.filter((line) => line.verdict === 'interrupted');
-  if (interrupted.length > 0) notes.push(`${interrupted.length} upstream line(s) are above the ledger by what calls interrupted by a node's death used: their usage is known only to the upstream.`);
+  if (interrupted.length > 0)
+    notes.push(
+      `${interrupted.length} upstream line(s) are above the ledger by what calls interrupted by a node's death used: their usage is known only to the upstream.`,
+    );
   if (context.auditLogFull) notes.push('the audit log is full: adjustments older than its oldest entry are not known, and would show as differences.');
   return notes;
 }

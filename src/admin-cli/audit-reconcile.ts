@@ -117,7 +117,12 @@ export interface PlanOptions {
 }
 
 /** The keys to compare for `subjects` over [sinceMs, untilMs) at `nowMs`; a message when there are too many. */
-export function planAudit(subjects: readonly AuditSubject[], range: { readonly sinceMs: number; readonly untilMs: number }, nowMs: number, options: PlanOptions = {}): Result<AuditPlan, string> {
+export function planAudit(
+  subjects: readonly AuditSubject[],
+  range: { readonly sinceMs: number; readonly untilMs: number },
+  nowMs: number,
+  options: PlanOptions = {},
+): Result<AuditPlan, string> {
   const horizonMs = options.horizonMs ?? windowExpiryHorizonMs;
   const keysMax = options.keysMax ?? auditCounterKeysMax;
   const { sinceMs, untilMs } = range;
@@ -145,11 +150,24 @@ export function planAudit(subjects: readonly AuditSubject[], range: { readonly s
           expired++;
           continue;
         }
-        if (cells.length >= keysMax) return err(`the range holds more than ${keysMax} counter keys to read (sliding limits count in 10-second windows): narrow it with --since and --until`);
+        if (cells.length >= keysMax)
+          return err(
+            `the range holds more than ${keysMax} counter keys to read (sliding limits count in 10-second windows): narrow it with --since and --until`,
+          );
         fetchSinceMs = Math.min(fetchSinceMs, windowStartMs(window));
         fetchUntilMs = Math.max(fetchUntilMs, windowEndMs(window));
-        const keepsInterrupted = subject.limits.some((other) => other.metric === limit.metric && (other.sliding ? 'sec10' : other.window) === unit && keepsEstimates(other));
-        cells.push({ key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }), scope: subject.scope, subject: subject.id, metric: limit.metric, unit, index, keepsInterrupted });
+        const keepsInterrupted = subject.limits.some(
+          (other) => other.metric === limit.metric && (other.sliding ? 'sec10' : other.window) === unit && keepsEstimates(other),
+        );
+        cells.push({
+          key: formatKeyText({ scope: subject.scope, subject: subject.id, metric: limit.metric, window }),
+          scope: subject.scope,
+          subject: subject.id,
+          metric: limit.metric,
+          unit,
+          index,
+          keepsInterrupted,
+        });
       }
     }
   }
@@ -171,7 +189,12 @@ export function rowAmount(row: LedgerRow, scope: AuditScope, metric: string): nu
     case 'output_tokens':
       return row.outputTokens;
     case 'weighted_tokens':
-      return scope === 'tenant' ? row.weightedTokens : weightedTokens({ input: row.inputTokens, output: row.outputTokens, cacheWrite: row.cacheWriteTokens, cacheRead: row.cacheReadTokens }, defaultTokenWeights);
+      return scope === 'tenant'
+        ? row.weightedTokens
+        : weightedTokens(
+            { input: row.inputTokens, output: row.outputTokens, cacheWrite: row.cacheWriteTokens, cacheRead: row.cacheReadTokens },
+            defaultTokenWeights,
+          );
     default:
       return 0;
   }
@@ -211,7 +234,8 @@ export class LedgerTally {
       this.sums.set(cell.key, { amount: 0, estimated: 0 });
       const subject = `${cell.scope}/${cell.subject}`;
       const rules = this.rules.get(subject) ?? [];
-      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit)) rules.push({ metric: cell.metric, unit: cell.unit, keepsInterrupted: cell.keepsInterrupted });
+      if (!rules.some((rule) => rule.metric === cell.metric && rule.unit === cell.unit))
+        rules.push({ metric: cell.metric, unit: cell.unit, keepsInterrupted: cell.keepsInterrupted });
       this.rules.set(subject, rules);
     }
     for (const account of upstreamAccounts) {
@@ -326,7 +350,18 @@ export function reconcile(input: ReconcileInput): AuditReport {
     const counters = input.counters.get(cell.key);
     const diff = counters === undefined ? 0 : counters - (amount + adjustments);
     const verdict: Verdict = counters === undefined ? 'unchecked' : diff === 0 ? 'agrees' : 'differs';
-    lines.push({ subject: `${cell.scope} ${cell.subject}`, window: formatWindow(cell), metric: cell.metric, ledger: amount, estimated, adjustments, counters, upstream: undefined, diff, verdict });
+    lines.push({
+      subject: `${cell.scope} ${cell.subject}`,
+      window: formatWindow(cell),
+      metric: cell.metric,
+      ledger: amount,
+      estimated,
+      adjustments,
+      counters,
+      upstream: undefined,
+      diff,
+      verdict,
+    });
   }
   if (input.upstream !== undefined) lines.push(...upstreamLines(input.tally, input.upstream, input.unclaimedUpstream ?? new Map()));
   return { lines, differences: lines.filter((line) => line.verdict === 'differs').length };
@@ -354,14 +389,26 @@ function upstreamLines(tally: LedgerTally, upstream: ReadonlyMap<string, Upstrea
       }
       const value = counted[metric];
       const diff = value - sum.amount;
-      const verdict: Verdict = diff === 0 ? 'agrees' : diff < 0 && -diff <= sum.estimated ? 'within-estimate' : diff > 0 && explained ? 'interrupted' : 'differs';
+      const verdict: Verdict =
+        diff === 0 ? 'agrees' : diff < 0 && -diff <= sum.estimated ? 'within-estimate' : diff > 0 && explained ? 'interrupted' : 'differs';
       lines.push({ ...line, ledger: sum.amount, estimated: sum.estimated, upstream: value, diff, verdict });
     }
   }
   for (const [label, counted] of unclaimed) {
     for (const metric of upstreamMetrics) {
       const value = counted[metric];
-      lines.push({ subject: `upstream key ${label}`, window: 'range', metric, ledger: undefined, estimated: 0, adjustments: 0, counters: undefined, upstream: value, diff: value, verdict: value === 0 ? 'agrees' : 'differs' });
+      lines.push({
+        subject: `upstream key ${label}`,
+        window: 'range',
+        metric,
+        ledger: undefined,
+        estimated: 0,
+        adjustments: 0,
+        counters: undefined,
+        upstream: value,
+        diff: value,
+        verdict: value === 0 ? 'agrees' : 'differs',
+      });
     }
   }
   return lines;

@@ -26,7 +26,10 @@ export interface AuditNode {
 async function getJson(url: string, token: string | undefined): Promise<Result<unknown, string>> {
   let response: Response;
   try {
-    response = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(adminRequestTimeoutMs) });
+    response = await fetch(url, {
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(adminRequestTimeoutMs),
+    });
   } catch (error) {
     return err(`cannot reach ${new URL(url).host}: ${causeOf(error)}`);
   }
@@ -40,7 +43,8 @@ async function getJson(url: string, token: string | undefined): Promise<Result<u
   return response.status === 200 ? ok(body) : err(`GET ${new URL(url).pathname} at ${new URL(url).host}: ${refusalOf(response.status, body)}`);
 }
 
-const record = (value: unknown): Record<string, unknown> => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+const record = (value: unknown): Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 const array = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 /** The tenants and accounts of the policy, with their limits. */
@@ -49,7 +53,10 @@ export async function readSubjects(node: AuditNode, token: string): Promise<Resu
   if (!policy.ok) return policy;
   const { tenants, accounts } = record(policy.value);
   const subjects: AuditSubject[] = [];
-  for (const [scope, list] of [['tenant', tenants], ['account', accounts]] as const) {
+  for (const [scope, list] of [
+    ['tenant', tenants],
+    ['account', accounts],
+  ] as const) {
     for (const entry of array(list)) {
       const { id, limits } = record(entry);
       if (typeof id !== 'string') continue;
@@ -86,7 +93,9 @@ export async function readLedgerSide(node: AuditNode, token: string, plan: Audit
   if (!totals.ok) return totals;
   const { fromAggregates, node: name } = record(totals.value);
   if (typeof fromAggregates === 'number' && fromAggregates > 0) {
-    return err(`${String(name)}: ${fromAggregates} requests of the range read are kept only as daily aggregates (past the retention age); audit a more recent range`);
+    return err(
+      `${String(name)}: ${fromAggregates} requests of the range read are kept only as daily aggregates (past the retention age); audit a more recent range`,
+    );
   }
   let response: Response;
   try {
@@ -94,7 +103,8 @@ export async function readLedgerSide(node: AuditNode, token: string, plan: Audit
   } catch (error) {
     return err(`cannot reach ${node.label}: ${causeOf(error)}`);
   }
-  if (response.status !== 200 || response.body === null) return err(`GET /usage/export at ${node.label}: ${refusalOf(response.status, await response.text().catch(() => ''))}`);
+  if (response.status !== 200 || response.body === null)
+    return err(`GET /usage/export at ${node.label}: ${refusalOf(response.status, await response.text().catch(() => ''))}`);
   const decoder = new TextDecoder();
   let rest = '';
   try {
@@ -166,7 +176,12 @@ export async function readEmulator(url: string, accountKeys: ReadonlyMap<string,
     const r = record(row);
     const count = (name: string): number => (typeof r[name] === 'number' ? r[name] : 0);
     // `messages` are the answers that began a message: the calls that reached a model.
-    const totals = { requests: count('messages'), input_tokens: count('inputTokens') + count('cacheCreationInputTokens'), output_tokens: count('outputTokens'), cache_read_tokens: count('cacheReadInputTokens') };
+    const totals = {
+      requests: count('messages'),
+      input_tokens: count('inputTokens') + count('cacheCreationInputTokens'),
+      output_tokens: count('outputTokens'),
+      cache_read_tokens: count('cacheReadInputTokens'),
+    };
     const account = accountOf.get(key);
     if (account !== undefined) byAccount.set(account, totals);
     else if (Object.values(totals).some((value) => value > 0)) unclaimed.set(`${key.slice(0, 12)}…${key.slice(-4)}`, totals);

@@ -88,7 +88,12 @@ async function requestOf(command: AdminCommand, args: AdminArgs, nowMs: number):
       const fields = await subjectJson(command.json, command.file);
       if (typeof fields === 'string') return fields;
       const root = command.kind === 'tenants-put' ? 'tenants' : 'accounts';
-      return { method: 'PUT', path: `/policy/${root}/${segment(command.id)}`, body: { ...fields, ...reason }, print: () => [`${root.slice(0, -1)} ${command.id} stored`] };
+      return {
+        method: 'PUT',
+        path: `/policy/${root}/${segment(command.id)}`,
+        body: { ...fields, ...reason },
+        print: () => [`${root.slice(0, -1)} ${command.id} stored`],
+      };
     }
     case 'tenants-remove':
     case 'accounts-remove': {
@@ -96,7 +101,12 @@ async function requestOf(command: AdminCommand, args: AdminArgs, nowMs: number):
       return { method: 'DELETE', path: `/policy/${root}/${segment(command.id)}`, body: reason, print: () => [`${root.slice(0, -1)} ${command.id} removed`] };
     }
     case 'accounts-enable':
-      return { method: 'POST', path: `/pool/accounts/${segment(command.id)}/enable`, body: reason, print: () => [`account ${command.id} enabled at this node`] };
+      return {
+        method: 'POST',
+        path: `/pool/accounts/${segment(command.id)}/enable`,
+        body: reason,
+        print: () => [`account ${command.id} enabled at this node`],
+      };
     default:
       return keysOrUsage(command, reason, nowMs);
   }
@@ -115,11 +125,21 @@ function keysOrUsage(command: AdminCommand, reason: { reason?: string }, nowMs: 
       };
     case 'keys-revoke': {
       const { tenant, id } = splitKeyId(command.keyId);
-      return { method: 'POST', path: `/policy/tenants/${segment(tenant)}/keys/${segment(id)}/revoke`, body: reason, print: () => [`key ${command.keyId} revoked; every region refuses it once the policy reaches it (one gossip interval)`] };
+      return {
+        method: 'POST',
+        path: `/policy/tenants/${segment(tenant)}/keys/${segment(id)}/revoke`,
+        body: reason,
+        print: () => [`key ${command.keyId} revoked; every region refuses it once the policy reaches it (one gossip interval)`],
+      };
     }
     case 'keys-rotate': {
       const { tenant, id } = splitKeyId(command.keyId);
-      const body = { ...(command.graceMs === undefined ? {} : { graceMs: command.graceMs }), ...(command.name === undefined ? {} : { name: command.name }), ...expiryOf(command.expires, nowMs), ...reason };
+      const body = {
+        ...(command.graceMs === undefined ? {} : { graceMs: command.graceMs }),
+        ...(command.name === undefined ? {} : { name: command.name }),
+        ...expiryOf(command.expires, nowMs),
+        ...reason,
+      };
       return { method: 'POST', path: `/policy/tenants/${segment(tenant)}/keys/${segment(id)}/rotate`, body, print: (answer) => newKeyLines(answer, 'rotated') };
     }
     case 'usage': {

@@ -8,7 +8,17 @@ import { isProcessAlive, readLocalState } from '../local/local-state.js';
 import { type AuditArgs, auditUsage } from './audit-args.js';
 import { auditLines } from './audit-format.js';
 import { adjustmentsOf, type AuditPlan, type AuditReport, LedgerTally, planAudit, reconcile } from './audit-reconcile.js';
-import { type AuditNode, readAccountKeys, readAuditLog, readCounters, readEmulator, readLedgerSide, readMembers, readSubjects, type UpstreamTally } from './audit-sources.js';
+import {
+  type AuditNode,
+  readAccountKeys,
+  readAuditLog,
+  readCounters,
+  readEmulator,
+  readLedgerSide,
+  readMembers,
+  readSubjects,
+  type UpstreamTally,
+} from './audit-sources.js';
 import { resolveTime } from './usage-args.js';
 
 /**
@@ -67,7 +77,8 @@ export async function runAudit(args: AuditArgs, io: AuditIo): Promise<number> {
   if (!plan.ok) return failed(plan.error);
   const log = await readAuditLog(first, token);
   if (!log.ok) return failed(log.error);
-  const upstreamKeys = sources.value.emulator === undefined ? ok(new Map<string, string>()) : await readAccountKeys(sources.value.nodeConfigs, sources.value.emulator, io.env);
+  const upstreamKeys =
+    sources.value.emulator === undefined ? ok(new Map<string, string>()) : await readAccountKeys(sources.value.nodeConfigs, sources.value.emulator, io.env);
   if (!upstreamKeys.ok) return failed(upstreamKeys.error);
   const tally = new LedgerTally(plan.value, upstreamKeys.value.keys());
   const names = await readLedgers(nodes, token, plan.value, tally);
@@ -82,7 +93,14 @@ export async function runAudit(args: AuditArgs, io: AuditIo): Promise<number> {
     if (!counters.ok) return failed(counters.error);
     const upstream = await upstreamOf(sources.value.emulator, upstreamKeys.value);
     if (!upstream.ok) return failed(upstream.error);
-    report = reconcile({ plan: plan.value, tally, counters: counters.value, adjustments, upstream: upstream.value?.byAccount, unclaimedUpstream: upstream.value?.unclaimed });
+    report = reconcile({
+      plan: plan.value,
+      tally,
+      counters: counters.value,
+      adjustments,
+      upstream: upstream.value?.byAccount,
+      unclaimedUpstream: upstream.value?.unclaimed,
+    });
   }
   const context = {
     nodes: names.value,
@@ -92,7 +110,10 @@ export async function runAudit(args: AuditArgs, io: AuditIo): Promise<number> {
     auditLogFull: log.value.full,
     counterReads: reads,
   };
-  if (args.json) io.out(JSON.stringify({ ...context, plan: { ...plan.value, cells: plan.value.cells.length }, differences: report.differences, lines: report.lines }, null, 2));
+  if (args.json)
+    io.out(
+      JSON.stringify({ ...context, plan: { ...plan.value, cells: plan.value.cells.length }, differences: report.differences, lines: report.lines }, null, 2),
+    );
   else for (const line of auditLines(plan.value, report, context)) io.out(line);
   return report.differences === 0 ? 0 : 1;
 }
@@ -117,7 +138,8 @@ async function readLedgers(nodes: readonly AuditNode[], token: string, plan: Aud
     names.push(name ?? node.label);
   }
   const missing = members.value.filter((member) => !names.includes(member));
-  if (missing.length > 0) return err(`the mesh's member(s) ${missing.join(', ')} were not read: give an --admin URL for every node (each keeps the rows of the requests it settled)`);
+  if (missing.length > 0)
+    return err(`the mesh's member(s) ${missing.join(', ')} were not read: give an --admin URL for every node (each keeps the rows of the requests it settled)`);
   return ok(names);
 }
 
@@ -136,11 +158,29 @@ async function sourcesOf(args: AuditArgs, env: NodeJS.ProcessEnv): Promise<Resul
     return ok({ nodes: args.admins.map((url) => ({ url, label: url })), token, emulator: args.emulator, nodeConfigs: args.nodeConfigs });
   }
   const state = await readLocalState(args.stateFile);
-  if (!state.ok) return err(args.admins.length > 0 ? `--admin needs --token or --token-file (${state.error})` : `${state.error}; or give --admin for every node and --token-file`);
-  if (args.admins.length > 0) return ok({ nodes: args.admins.map((url) => ({ url, label: url })), token: token ?? state.value.adminToken, emulator: args.emulator, nodeConfigs: args.nodeConfigs });
-  if (!isProcessAlive(state.value.pid)) return err(`the local mesh that wrote ${args.stateFile} (pid ${state.value.pid}) is not running: start it with npm start, or give --admin`);
+  if (!state.ok)
+    return err(
+      args.admins.length > 0 ? `--admin needs --token or --token-file (${state.error})` : `${state.error}; or give --admin for every node and --token-file`,
+    );
+  if (args.admins.length > 0)
+    return ok({
+      nodes: args.admins.map((url) => ({ url, label: url })),
+      token: token ?? state.value.adminToken,
+      emulator: args.emulator,
+      nodeConfigs: args.nodeConfigs,
+    });
+  if (!isProcessAlive(state.value.pid))
+    return err(`the local mesh that wrote ${args.stateFile} (pid ${state.value.pid}) is not running: start it with npm start, or give --admin`);
   const regions = state.value.regions;
   // The launcher writes each region's node config beside its state file.
-  const nodeConfigs = args.nodeConfigs.length > 0 ? args.nodeConfigs : regions.map((region) => join(dirname(args.stateFile), nodeConfigFileName({ name: asRegionId(region.region) })));
-  return ok({ nodes: regions.map((region) => ({ url: region.admin, label: region.region })), token: token ?? state.value.adminToken, emulator: args.emulator ?? state.value.emulator, nodeConfigs });
+  const nodeConfigs =
+    args.nodeConfigs.length > 0
+      ? args.nodeConfigs
+      : regions.map((region) => join(dirname(args.stateFile), nodeConfigFileName({ name: asRegionId(region.region) })));
+  return ok({
+    nodes: regions.map((region) => ({ url: region.admin, label: region.region })),
+    token: token ?? state.value.adminToken,
+    emulator: args.emulator ?? state.value.emulator,
+    nodeConfigs,
+  });
 }

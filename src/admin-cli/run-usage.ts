@@ -57,7 +57,10 @@ async function query(command: Extract<UsageCommand, { kind: 'query' }>, target: 
   let response: Response;
   let body: unknown;
   try {
-    response = await fetch(`${target.url}${path}`, { headers: { authorization: `Bearer ${target.token}` }, signal: AbortSignal.timeout(adminRequestTimeoutMs) });
+    response = await fetch(`${target.url}${path}`, {
+      headers: { authorization: `Bearer ${target.token}` },
+      signal: AbortSignal.timeout(adminRequestTimeoutMs),
+    });
     body = await jsonOrText(response);
   } catch (error) {
     io.err(`carpool usage: cannot reach ${target.label} (${target.url}): ${causeOf(error)}`);
@@ -118,7 +121,9 @@ async function exportRows(command: Extract<UsageCommand, { kind: 'export' }>, ta
       (destination as WriteStream).destroy();
       await rm(partial, { force: true });
     }
-    io.err(`carpool usage: the export from ${node} broke off after ${counter.rows} rows: ${causeOf(error)}${partial === undefined ? '' : '; nothing was written'}`);
+    io.err(
+      `carpool usage: the export from ${node} broke off after ${counter.rows} rows: ${causeOf(error)}${partial === undefined ? '' : '; nothing was written'}`,
+    );
     return 1;
   }
   idle.stop();

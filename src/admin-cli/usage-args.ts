@@ -62,8 +62,19 @@ export interface UsageFilterArgs {
 }
 
 export type UsageCommand =
-  | { readonly kind: 'query'; readonly filter: UsageFilterArgs; readonly groupBy: string | undefined; readonly rows: number | undefined; readonly json: boolean }
-  | { readonly kind: 'export'; readonly filter: UsageFilterArgs & { readonly since: TimeArg }; readonly format: 'csv' | 'jsonl'; readonly out: string | undefined };
+  | {
+      readonly kind: 'query';
+      readonly filter: UsageFilterArgs;
+      readonly groupBy: string | undefined;
+      readonly rows: number | undefined;
+      readonly json: boolean;
+    }
+  | {
+      readonly kind: 'export';
+      readonly filter: UsageFilterArgs & { readonly since: TimeArg };
+      readonly format: 'csv' | 'jsonl';
+      readonly out: string | undefined;
+    };
 
 export interface UsageArgs extends TargetArgs {
   readonly command: UsageCommand | undefined;
@@ -86,7 +97,8 @@ export function parseUsageArgs(argv: readonly string[]): Result<UsageArgs, strin
   if (!target.ok) return target;
   if (flags.has('help')) return ok({ ...target.value, command: undefined, help: true });
   const [verb, ...rest] = words;
-  if (verb !== 'query' && verb !== 'export') return err(verb === undefined ? 'give a command: query or export' : `unknown command "${verb}"; the commands are query and export`);
+  if (verb !== 'query' && verb !== 'export')
+    return err(verb === undefined ? 'give a command: query or export' : `unknown command "${verb}"; the commands are query and export`);
   if (rest.length > 0) return err(`usage ${verb} takes options only, not "${rest[0] ?? ''}"`);
   const allowed = [...targetOptions, ...filterOptions, ...commandOptions[verb]];
   const extra = [...values.keys(), ...flags].find((name) => !allowed.includes(name));
@@ -103,12 +115,19 @@ export function parseTargetArgs(values: ReadonlyMap<string, string>): Result<Tar
   const url = values.get('url');
   if (url !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(url)) return err('--url takes http://host:port');
   if (url !== undefined && values.has('region')) return err('give --url or --region, not both');
-  return ok({ url, region: values.get('region'), token: values.get('token'), tokenFile: values.get('token-file'), stateFile: values.get('state') ?? defaultStateFile });
+  return ok({
+    url,
+    region: values.get('region'),
+    token: values.get('token'),
+    tokenFile: values.get('token-file'),
+    stateFile: values.get('state') ?? defaultStateFile,
+  });
 }
 
 function parseQuery(filter: UsageFilterArgs, values: ReadonlyMap<string, string>, flags: ReadonlySet<string>): Result<UsageCommand, string> {
   const rowsText = values.get('rows');
-  if (rowsText !== undefined && (!/^\d{1,9}$/.test(rowsText) || Number(rowsText) > usageQueryRowsMax)) return err(`--rows takes a number from 0 to ${usageQueryRowsMax}`);
+  if (rowsText !== undefined && (!/^\d{1,9}$/.test(rowsText) || Number(rowsText) > usageQueryRowsMax))
+    return err(`--rows takes a number from 0 to ${usageQueryRowsMax}`);
   return ok({ kind: 'query', filter, groupBy: values.get('group-by'), rows: rowsText === undefined ? undefined : Number(rowsText), json: flags.has('json') });
 }
 
@@ -151,7 +170,9 @@ export function parseTimeArg(text: string, name: string): Result<TimeArg, string
   if (ago !== null) return ok({ kind: 'ago', ms: ago });
   const at = parseTime(text, name);
   if (at.ok) return ok({ kind: 'at', ms: at.value });
-  return err(`--${name} takes a time ago (90s, 15m, 12h, 30d), a date (2027-01-31), a date and time with its offset (2027-01-31T12:00:00Z) or epoch milliseconds`);
+  return err(
+    `--${name} takes a time ago (90s, 15m, 12h, 30d), a date (2027-01-31), a date and time with its offset (2027-01-31T12:00:00Z) or epoch milliseconds`,
+  );
 }
 
 export function resolveTime(time: TimeArg, nowMs: number): number {

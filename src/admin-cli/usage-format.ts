@@ -15,10 +15,16 @@ function totalCells(totals: unknown): string[] {
 
 export function ledgerLines(answer: unknown): string[] {
   if (!isRecord(answer)) return ['?'];
-  const range = [typeof answer.sinceMs === 'number' ? `from ${formatTime(answer.sinceMs)}` : '', typeof answer.untilMs === 'number' ? `until ${formatTime(answer.untilMs)}` : ''].filter((part) => part !== '').join(' ');
+  const range = [
+    typeof answer.sinceMs === 'number' ? `from ${formatTime(answer.sinceMs)}` : '',
+    typeof answer.untilMs === 'number' ? `until ${formatTime(answer.untilMs)}` : '',
+  ]
+    .filter((part) => part !== '')
+    .join(' ');
   const lines = [`the ${text(answer.side)} side of node ${text(answer.node)}'s ledger${range === '' ? '' : `, ${range}`} (other nodes keep their own rows):`];
   lines.push(...table([[...totalColumns], totalCells(answer.totals)]).map((line) => `  ${line}`));
-  if (typeof answer.fromAggregates === 'number' && answer.fromAggregates > 0) lines.push(`  (${answer.fromAggregates} of the requests are counted from daily aggregates of rows past the retention age)`);
+  if (typeof answer.fromAggregates === 'number' && answer.fromAggregates > 0)
+    lines.push(`  (${answer.fromAggregates} of the requests are counted from daily aggregates of rows past the retention age)`);
   const groups = list(answer.groups);
   if (groups.length > 0) {
     const first = groups[0]?.key;
@@ -44,7 +50,11 @@ export function ledgerLines(answer: unknown): string[] {
       text(row.weightedTokens),
       `${text(row.outcome)}${row.estimated === true ? ' (estimated)' : ''}`,
     ]);
-    lines.push(...table([['CHARGED', 'REQUEST', 'ROLE', 'TENANT', 'USER', 'MODEL', 'ACCOUNT', 'INPUT', 'OUTPUT', 'WEIGHTED', 'OUTCOME'], ...cells]).map((line) => `  ${line}`));
+    lines.push(
+      ...table([['CHARGED', 'REQUEST', 'ROLE', 'TENANT', 'USER', 'MODEL', 'ACCOUNT', 'INPUT', 'OUTPUT', 'WEIGHTED', 'OUTCOME'], ...cells]).map(
+        (line) => `  ${line}`,
+      ),
+    );
   }
   return lines;
 }

@@ -109,7 +109,8 @@ function keysOf(raw: unknown): CounterKey[] | undefined {
 export function keyOf(raw: unknown): CounterKey | undefined {
   if (!Array.isArray(raw) || raw.length !== 5) return undefined;
   const [scope, subject, metric, unit, index] = raw as unknown[];
-  if (typeof scope !== 'string' || typeof subject !== 'string' || typeof metric !== 'string' || typeof unit !== 'string' || typeof index !== 'number') return undefined;
+  if (typeof scope !== 'string' || typeof subject !== 'string' || typeof metric !== 'string' || typeof unit !== 'string' || typeof index !== 'number')
+    return undefined;
   if (!(windowUnits as readonly string[]).includes(unit)) return undefined;
   const window = { unit: unit as WindowUnit, index };
   if (!isValidKeyParts(scope, subject, metric, window)) return undefined;

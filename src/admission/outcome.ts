@@ -208,10 +208,7 @@ export function retryAfterMsOf(rejection: Rejection): number | undefined {
  */
 export function retryHeaders(rejection: Rejection): RetryHeaders {
   const retryAfterMs = retryAfterMsOf(rejection);
-  assert(
-    (retryAfterMs !== undefined) === rejectionStatus[rejection.kind].retryable,
-    'exactly the retryable kinds carry a retry hint',
-  );
+  assert((retryAfterMs !== undefined) === rejectionStatus[rejection.kind].retryable, 'exactly the retryable kinds carry a retry hint');
   if (retryAfterMs === undefined) return noHeaders;
   return retryHintHeaders(retryAfterMs);
 }

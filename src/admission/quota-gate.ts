@@ -446,7 +446,10 @@ export class QuotaGate {
           if (rule.metric !== metric) continue;
           const key = chargedKeyIn(this.counter, scope, subject, rule, pending.nowMs);
           keys.push(key);
-          if (rule.mode === 'eventual' && !rules.some((other) => other.mode !== 'eventual' && chargedKeyIn(this.counter, scope, subject, other, pending.nowMs).id === key.id)) {
+          if (
+            rule.mode === 'eventual' &&
+            !rules.some((other) => other.mode !== 'eventual' && chargedKeyIn(this.counter, scope, subject, other, pending.nowMs).id === key.id)
+          ) {
             holds.push(holdKeyOf(this.counter, key));
           }
         }
@@ -548,7 +551,12 @@ export class QuotaGate {
     if (!outcome.ok) {
       for (const { pending } of strict) {
         this.cancel(pending);
-        this.reject(pending.done, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs } : { kind: 'shed', retryAfterMs: quotaRetryAfterMs });
+        this.reject(
+          pending.done,
+          outcome.reason === 'no-quorum'
+            ? { kind: 'no-quorum', operation: 'admission', retryAfterMs: quotaRetryAfterMs }
+            : { kind: 'shed', retryAfterMs: quotaRetryAfterMs },
+        );
       }
       return;
     }
@@ -556,8 +564,12 @@ export class QuotaGate {
     // Every total is read before any decision takes effect: refunding a refused request lowers
     // the counter, and a total read after it would undercount the others by that refund.
     const batchByKey = this.batchByKey(strict.map((rider) => rider.pending));
-    const decided = strict.map(({ pending, charges }) => ({ pending, charges: charges.map((view) => ({ ...view, othersNow: this.othersOn(view.charge, batchByKey) })) }));
-    const sumOver = (keys: readonly CounterKey[], amounts: ReadonlyMap<string, number>): number => keys.reduce((sum, key) => sum + (amounts.get(key.id) ?? 0), 0);
+    const decided = strict.map(({ pending, charges }) => ({
+      pending,
+      charges: charges.map((view) => ({ ...view, othersNow: this.othersOn(view.charge, batchByKey) })),
+    }));
+    const sumOver = (keys: readonly CounterKey[], amounts: ReadonlyMap<string, number>): number =>
+      keys.reduce((sum, key) => sum + (amounts.get(key.id) ?? 0), 0);
     const admittedByKey = new Map<string, number>();
     // In arrival order: each admitted request counts against the ones after it.
     const verdicts = decided.map(({ pending, charges }) => {
@@ -638,8 +650,22 @@ export class QuotaGate {
    * waiting (≤ `quotaWaitingMax` in all) or a round in flight (≤ `quorumRoundsOpenMax`), and goes
    * when it has neither; `retries` count in `quotaWaitingMax`.
    */
-  tableSizes(): { readonly open: number; readonly openChanged: number; readonly strictBatches: number; readonly claimBatches: number; readonly retries: number; readonly waiting: number } {
-    return { open: this.open.size, openChanged: this.openChanged.size, strictBatches: this.strictBatches.size, claimBatches: this.claimBatches.size, retries: this.retries.length, waiting: this.waitingCount };
+  tableSizes(): {
+    readonly open: number;
+    readonly openChanged: number;
+    readonly strictBatches: number;
+    readonly claimBatches: number;
+    readonly retries: number;
+    readonly waiting: number;
+  } {
+    return {
+      open: this.open.size,
+      openChanged: this.openChanged.size,
+      strictBatches: this.strictBatches.size,
+      claimBatches: this.claimBatches.size,
+      retries: this.retries.length,
+      waiting: this.waitingCount,
+    };
   }
 
   /** Batches held: for the bound tests (each goes once it has nothing in flight or waiting). */

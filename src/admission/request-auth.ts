@@ -132,9 +132,10 @@ export interface RequestAuthenticatorOptions {
 
 /** One frozen failure per reason: refusing a flood of bad requests allocates nothing. */
 const failures: Readonly<Record<AuthFailureReason, AuthFailure>> = Object.freeze(
-  Object.fromEntries(
-    authFailureReasons.map((reason) => [reason, Object.freeze({ kind: 'unauthenticated', reason, retryable: false })]),
-  ) as Record<AuthFailureReason, AuthFailure>,
+  Object.fromEntries(authFailureReasons.map((reason) => [reason, Object.freeze({ kind: 'unauthenticated', reason, retryable: false })])) as Record<
+    AuthFailureReason,
+    AuthFailure
+  >,
 );
 
 interface KeyMatch {
@@ -183,10 +184,7 @@ export class RequestAuthenticator {
   authenticate(request: AuthRequest, nowMs: number): Result<Authenticated, AuthFailure | AuthUnavailable> {
     assert(Number.isSafeInteger(nowMs), 'nowMs is an integer of milliseconds');
     this.latestNowMs = Math.max(this.latestNowMs, nowMs);
-    const outcome =
-      request.signature !== undefined
-        ? this.verifySigned(request, request.signature, nowMs)
-        : this.verifyKeyOnly(request.apiKey, nowMs);
+    const outcome = request.signature !== undefined ? this.verifySigned(request, request.signature, nowMs) : this.verifyKeyOnly(request.apiKey, nowMs);
     if (!outcome.ok) {
       this.failureCounts.set(outcome.error, (this.failureCounts.get(outcome.error) ?? 0) + 1);
       if (outcome.error === 'nonce-cache-full') return err({ kind: 'shed', reason: outcome.error, retryAfterMs: nonceCacheFullRetryAfterMs });
@@ -237,11 +235,7 @@ export class RequestAuthenticator {
     return ok({ tenant, keyHashHex: matched.hash });
   }
 
-  private verifySigned(
-    request: AuthRequest,
-    signature: SignatureFields,
-    nowMs: number,
-  ): Result<Authenticated, AuthFailureReason> {
+  private verifySigned(request: AuthRequest, signature: SignatureFields, nowMs: number): Result<Authenticated, AuthFailureReason> {
     const keyId = parseKeyId(signature.keyId);
     const timestampMs = parseTimestampMs(signature.timestamp);
     if (

@@ -205,7 +205,10 @@ export class RequestClaims {
   private decide(rider: Rider, outcome: RoundOutcome, nowMs: number): void {
     if (!outcome.ok) {
       this.counter.decrement(rider.writeKey, 1);
-      return this.finish(rider, outcome.reason === 'no-quorum' ? { kind: 'no-quorum', retryAfterMs: claimRetryAfterMs } : { kind: 'shed', retryAfterMs: claimRetryAfterMs });
+      return this.finish(
+        rider,
+        outcome.reason === 'no-quorum' ? { kind: 'no-quorum', retryAfterMs: claimRetryAfterMs } : { kind: 'shed', retryAfterMs: claimRetryAfterMs },
+      );
     }
     const holder = this.otherHolder(rider.readKeys);
     if (holder !== undefined) {

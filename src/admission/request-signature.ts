@@ -1,10 +1,5 @@
 import { assert } from '../core/assert.js';
-import {
-  signatureNonceLengthMax,
-  signatureNonceLengthMin,
-  signedMethodLengthMax,
-  signedPathLengthMax,
-} from '../core/limits.js';
+import { signatureNonceLengthMax, signatureNonceLengthMin, signedMethodLengthMax, signedPathLengthMax } from '../core/limits.js';
 import { apiKeyHashHex, formatKeyId, parseApiKey } from './api-key.js';
 import { type AuthCrypto, bytesToHex, hexToBytes, sha256Bytes } from './auth-crypto.js';
 
@@ -104,13 +99,7 @@ export function signatureOf(crypto: AuthCrypto, keyHash: Uint8Array, canonical: 
  * The client side: signs a request with an API key. Clients build their own requests, so an
  * invalid key, method, path or nonce here is a bug in the caller, not an operating failure.
  */
-export function signRequest(
-  crypto: AuthCrypto,
-  apiKey: string,
-  content: SignedContent,
-  timestampMs: number,
-  nonce: string,
-): SignatureFields {
+export function signRequest(crypto: AuthCrypto, apiKey: string, content: SignedContent, timestampMs: number, nonce: string): SignatureFields {
   const parts = parseApiKey(apiKey);
   assert(parts.ok, 'signRequest takes a well-formed API key');
   assert(Number.isSafeInteger(timestampMs) && timestampMs >= 0, 'a timestamp is a non-negative integer of milliseconds');

@@ -51,9 +51,7 @@ export type ShedThresholds = Readonly<Record<Tier, ShedThreshold>>;
 export type ShedReason = 'queue-depth' | 'queue-wait';
 export const shedReasons: readonly ShedReason[] = ['queue-depth', 'queue-wait'];
 
-export type ShedDecision =
-  | { readonly admit: true }
-  | { readonly admit: false; readonly retryAfterMs: number; readonly reason: ShedReason };
+export type ShedDecision = { readonly admit: true } | { readonly admit: false; readonly retryAfterMs: number; readonly reason: ShedReason };
 
 export type ShedThresholdError = Extract<Rejection, { kind: 'invalid' }>;
 

@@ -349,10 +349,7 @@ export const shedRetryAfterMsMax = 30_000;
 
 // The limiter computes in ticks of 1/rate ms; its largest intermediate is about
 // 2 × periodMs × burst + rate, which must stay an exact integer in a double.
-assert(
-  2 * limiterPeriodMsMax * limiterBurstMax + limiterRateMax <= Number.MAX_SAFE_INTEGER,
-  'limiter arithmetic must stay exact',
-);
+assert(2 * limiterPeriodMsMax * limiterBurstMax + limiterRateMax <= Number.MAX_SAFE_INTEGER, 'limiter arithmetic must stay exact');
 assert(limiterKeysMax > 0 && limiterHeapSlackMax > 0, 'a limiter must hold at least one key');
 assert(clientIpLengthMax < 100, 'the rate key spends two digits on the IP length');
 assert(shedRetryAfterMsMin >= 1 && shedRetryAfterMsMin <= shedRetryAfterMsMax, 'the shed retry range must not be empty');
@@ -1143,8 +1140,14 @@ export const upstreamCredentialsMax = policyAccountsMax;
 
 assert(tierQueueDepthMax <= tierQueueTotalDepthMax, 'one tier can fill to its bound');
 assert(gatewayCallsInFlightMax <= upstreamCallsInFlightMax, 'the calls the queue lets through fit the upstream client');
-assert(gatewayRequestJsonBytesMax + grpcEnvelopeBytesMax <= grpcReceiveMessageBytesMax, 'a body over the gateway bound still reaches the gateway, which names the bound');
-assert(answerStoreAnswerBytesMax <= answerStoreBytesMax && grpcCallsInFlightMax <= answerStoreEntriesMax, 'the store holds every running request and one full answer');
+assert(
+  gatewayRequestJsonBytesMax + grpcEnvelopeBytesMax <= grpcReceiveMessageBytesMax,
+  'a body over the gateway bound still reaches the gateway, which names the bound',
+);
+assert(
+  answerStoreAnswerBytesMax <= answerStoreBytesMax && grpcCallsInFlightMax <= answerStoreEntriesMax,
+  'the store holds every running request and one full answer',
+);
 assert(upstreamDrainGraceMs >= 1 && upstreamDrainGraceMs <= upstreamDeadlineMs, 'the drain grace fits inside the upstream deadline');
 assert(
   tierQueueWaitMsMax + gatewayAccountWaitMsMax + upstreamDeadlineMs + reservationSettleMarginMs <= reservationLeaseMsMax,
@@ -1198,7 +1201,10 @@ export const forwardDeadlineMs = upstreamDeadlineMs + forwardHopMarginMs;
 /** Home-region members an origin holds gRPC channels to; one per member at most. */
 export const forwardChannelsMax = meshMembersMax;
 
-assert(forwardReplayBytesMax <= forwardLedgerBytesMax && forwardCallsInFlightMax <= forwardLedgerEntriesMax, 'the ledger holds every running forward and one full answer');
+assert(
+  forwardReplayBytesMax <= forwardLedgerBytesMax && forwardCallsInFlightMax <= forwardLedgerEntriesMax,
+  'the ledger holds every running forward and one full answer',
+);
 assert(reservationSettleMarginMs >= forwardHopMarginMs + quorumRoundTimeoutMs, "the settle margin covers a forward's hop and a strict round");
 
 /** How often a region node re-checks whether it reaches a majority, for its gRPC health status. */

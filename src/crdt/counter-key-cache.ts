@@ -89,7 +89,10 @@ export class CounterKeyCache {
   private lastRow = -1;
 
   constructor(readonly keysMax: number = counterKeyCacheKeysMax) {
-    assert(Number.isSafeInteger(keysMax) && keysMax > counterKeyCacheSeriesPerSubjectMax * seriesRing && keysMax <= counterKeyCacheKeysMax, 'keysMax out of range');
+    assert(
+      Number.isSafeInteger(keysMax) && keysMax > counterKeyCacheSeriesPerSubjectMax * seriesRing && keysMax <= counterKeyCacheKeysMax,
+      'keysMax out of range',
+    );
   }
 
   /** Keys held. */

@@ -22,13 +22,7 @@ export interface CounterKey {
 const sep = '\u001f';
 
 export function isValidKeyParts(scope: string, subject: string, metric: string, window: Window): boolean {
-  return (
-    isValidName(scope) &&
-    isValidId(subject) &&
-    isValidName(metric) &&
-    Number.isSafeInteger(window.index) &&
-    window.index >= 0
-  );
+  return isValidName(scope) && isValidId(subject) && isValidName(metric) && Number.isSafeInteger(window.index) && window.index >= 0;
 }
 
 /** Builds a key from parts the caller has validated (see `isValidKeyParts`); asserts they are valid. */

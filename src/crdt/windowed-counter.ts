@@ -71,9 +71,7 @@ export interface CounterDelta {
 /** Per replica, the highest version up to which the digest's owner holds every change. */
 export type Digest = ReadonlyMap<ReplicaId, number>;
 
-export type CounterError =
-  | { readonly kind: 'keys-full'; readonly keysMax: number }
-  | { readonly kind: 'window-expired'; readonly key: CounterKey };
+export type CounterError = { readonly kind: 'keys-full'; readonly keysMax: number } | { readonly kind: 'window-expired'; readonly key: CounterKey };
 
 /** What a join did; entries dropped for overflow mean the state is incomplete (and counted). */
 export interface JoinReport {

@@ -172,7 +172,9 @@ export class DurableJournal {
       n,
       version,
     }));
-    const rightsRows: StoredRightsRow[] = escrow.takeUnsaved().map(({ key, row }) => ({ keyId: key.id, endMs: windowEndMs(key.window), json: encodeRightsRow(key, row) }));
+    const rightsRows: StoredRightsRow[] = escrow
+      .takeUnsaved()
+      .map(({ key, row }) => ({ keyId: key.id, endMs: windowEndMs(key.window), json: encodeRightsRow(key, row) }));
     const open = gate.takeOpenChanges();
     const answersPut: StoredAnswer[] = [];
     const answersDeleted: { book: AnswerBook; key: string }[] = [];

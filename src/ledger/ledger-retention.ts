@@ -22,7 +22,10 @@ export class LedgerRetention {
   private readonly clear: Database.Statement;
   private readonly step: (cutoffMs: number) => number;
 
-  constructor(db: Database.Database, private readonly retentionMs: number) {
+  constructor(
+    db: Database.Database,
+    private readonly retentionMs: number,
+  ) {
     db.exec('CREATE TEMP TABLE IF NOT EXISTS rollup_chunk (id INTEGER PRIMARY KEY)');
     this.pick = db.prepare('INSERT INTO temp.rollup_chunk (id) SELECT id FROM ledger WHERE charged_at_ms < ? ORDER BY charged_at_ms LIMIT ?');
     // The WHERE clause also keeps SQLite's parser from reading ON CONFLICT as a join constraint.

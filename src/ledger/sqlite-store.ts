@@ -3,7 +3,16 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { assert } from '../core/assert.js';
-import { ledgerRetentionMsDefault, ledgerRetentionMsMin, storeBytesMin, storePageBytes, storeWalBytesKeptMax, storeBusyWaitMsMax, storeWalBytesMax, storeWalCheckEveryCommits } from '../core/limits.js';
+import {
+  ledgerRetentionMsDefault,
+  ledgerRetentionMsMin,
+  storeBytesMin,
+  storePageBytes,
+  storeWalBytesKeptMax,
+  storeBusyWaitMsMax,
+  storeWalBytesMax,
+  storeWalCheckEveryCommits,
+} from '../core/limits.js';
 import { err, ok, type Result } from '../core/result.js';
 import { LedgerRetention } from './ledger-retention.js';
 import type { LedgerRow } from './ledger-row.js';
@@ -238,7 +247,11 @@ export class SqliteStore implements StateStore, UsageReader {
    */
   putCredential(row: StoredCredentialRow): Result<undefined, StoreError> {
     try {
-      this.db.prepare('INSERT INTO credentials (account, kind, json, origin, updated_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET kind = excluded.kind, json = excluded.json, origin = excluded.origin, updated_ms = excluded.updated_ms').run(row.account, row.kind, row.json, row.origin, row.updatedMs);
+      this.db
+        .prepare(
+          'INSERT INTO credentials (account, kind, json, origin, updated_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET kind = excluded.kind, json = excluded.json, origin = excluded.origin, updated_ms = excluded.updated_ms',
+        )
+        .run(row.account, row.kind, row.json, row.origin, row.updatedMs);
       return ok(undefined);
     } catch (cause) {
       const error = storeErrorOf(cause, this.path);
@@ -250,7 +263,8 @@ export class SqliteStore implements StateStore, UsageReader {
   /** The credential kept for one account, if any. */
   credential(account: string): Result<StoredCredentialRow | undefined, StoreError> {
     try {
-      const row = this.db.prepare('SELECT account, kind, json, origin, updated_ms AS updatedMs FROM credentials WHERE account = ?').get(account) as StoredCredentialRow | undefined;
+      const row = this.db.prepare('SELECT account, kind, json, origin, updated_ms AS updatedMs FROM credentials WHERE account = ?').get(account) as
+        StoredCredentialRow | undefined;
       return ok(row);
     } catch (cause) {
       const error = storeErrorOf(cause, this.path);

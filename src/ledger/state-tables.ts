@@ -30,9 +30,13 @@ export class StateTables {
         `INSERT INTO counter_entries (replica, scope, subject, metric, unit, window_index, end_ms, p, n, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (replica, scope, subject, metric, unit, window_index) DO UPDATE SET end_ms = excluded.end_ms, p = excluded.p, n = excluded.n, version = excluded.version`,
       ),
-      rights: db.prepare('INSERT INTO rights_rows (key_id, end_ms, json) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET end_ms = excluded.end_ms, json = excluded.json'),
+      rights: db.prepare(
+        'INSERT INTO rights_rows (key_id, end_ms, json) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET end_ms = excluded.end_ms, json = excluded.json',
+      ),
       open: db.prepare('INSERT INTO open_requests (request_id, json) VALUES (?, ?) ON CONFLICT (request_id) DO UPDATE SET json = excluded.json'),
-      answer: db.prepare('INSERT INTO answers (book, key, at_ms, json) VALUES (?, ?, ?, ?) ON CONFLICT (book, key) DO UPDATE SET at_ms = excluded.at_ms, json = excluded.json'),
+      answer: db.prepare(
+        'INSERT INTO answers (book, key, at_ms, json) VALUES (?, ?, ?, ?) ON CONFLICT (book, key) DO UPDATE SET at_ms = excluded.at_ms, json = excluded.json',
+      ),
       policy: db.prepare('INSERT INTO policy_updates (bytes) VALUES (?)'),
       ledger: db.prepare(insertLedgerSql),
     };
@@ -46,7 +50,10 @@ export class StateTables {
     this.apply = db.transaction((batch: StateBatch) => {
       for (const [key, value] of batch.meta) put.meta.run(key, value);
       for (const e of batch.counterEntries) {
-        assert(Number.isSafeInteger(e.index) && Number.isSafeInteger(e.endMs) && isCount(e.p) && isCount(e.n) && isCount(e.version), 'a counter entry holds counts');
+        assert(
+          Number.isSafeInteger(e.index) && Number.isSafeInteger(e.endMs) && isCount(e.p) && isCount(e.n) && isCount(e.version),
+          'a counter entry holds counts',
+        );
         put.counter.run(e.replica, e.scope, e.subject, e.metric, e.unit, e.index, e.endMs, e.p, e.n, e.version);
       }
       for (const r of batch.rightsRows) put.rights.run(r.keyId, r.endMs, r.json);
@@ -90,7 +97,8 @@ export class StateTables {
     let after = beforeFirstKey;
     for (;;) {
       const chunk = JSON.parse(this.reads.counters.get(after) as string) as [string, string, string, string, string, number, number, number, number, number][];
-      for (const [replica, scope, subject, metric, unit, index, endMs, p, n, version] of chunk) entries.push({ replica, scope, subject, metric, unit, index, endMs, p, n, version });
+      for (const [replica, scope, subject, metric, unit, index, endMs, p, n, version] of chunk)
+        entries.push({ replica, scope, subject, metric, unit, index, endMs, p, n, version });
       if (chunk.length < storeLoadChunkEntriesMax) return entries;
       after = chunk[chunk.length - 1]!.slice(0, 6);
     }
@@ -108,7 +116,12 @@ export class StateTables {
         const bytes = r[0] as Buffer;
         return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       }),
-      answers: rows(this.reads.answers).map((r): StoredAnswer => ({ book: r[0] as AnswerBook, key: r[1] as string, atMs: r[2] as number, json: r[3] as string })),
+      answers: rows(this.reads.answers).map((r): StoredAnswer => ({
+        book: r[0] as AnswerBook,
+        key: r[1] as string,
+        atMs: r[2] as number,
+        json: r[3] as string,
+      })),
     };
   }
 }

@@ -39,8 +39,7 @@ export interface CheckpointStats {
 
 /** What the thread says after a checkpoint: how long the log was, in pages, when the checkpoint began (all of it copied). */
 export type CheckpointReport =
-  | { readonly kind: 'checkpointed'; readonly ms: number; readonly logPages: number }
-  | { readonly kind: 'failed'; readonly message: string };
+  { readonly kind: 'checkpointed'; readonly ms: number; readonly logPages: number } | { readonly kind: 'failed'; readonly message: string };
 
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');

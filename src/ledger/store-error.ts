@@ -40,12 +40,22 @@ function fromSqlite(code: string, detail: string, path: string): StoreError | un
         message: `the database file ${path} is in use by another process (${detail}): one node per data directory; stop the other node or give this one its own dataDir`,
       };
     case 'SQLITE_CANTOPEN':
-      return unwritable(path, detail) ?? { kind: 'io', message: `the database file ${path} could not be opened (${detail}); check that its folder exists and is reachable` };
+      return (
+        unwritable(path, detail) ?? {
+          kind: 'io',
+          message: `the database file ${path} could not be opened (${detail}); check that its folder exists and is reachable`,
+        }
+      );
     case 'SQLITE_IOERR':
     case 'SQLITE_PROTOCOL':
     case 'SQLITE_NOLFS':
       // A file SQLite had to open read-only fails its first write as an I/O error, not as read-only.
-      return unwritable(path, detail) ?? { kind: 'io', message: `the database file ${path} could not be read or written (${detail}); check the disk and its kernel log` };
+      return (
+        unwritable(path, detail) ?? {
+          kind: 'io',
+          message: `the database file ${path} could not be read or written (${detail}); check the disk and its kernel log`,
+        }
+      );
     default:
       return undefined;
   }

@@ -94,7 +94,8 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 3,
-    purpose: "every replica's counter entries, not only the node's own: the replica joins the key (rows kept so far are the node's own, the replica its meta names)",
+    purpose:
+      "every replica's counter entries, not only the node's own: the replica joins the key (rows kept so far are the node's own, the replica its meta names)",
     sql: `
       CREATE TABLE counter_entries_by_replica (
         replica TEXT NOT NULL, scope TEXT NOT NULL, subject TEXT NOT NULL, metric TEXT NOT NULL, unit TEXT NOT NULL, window_index INTEGER NOT NULL,
@@ -111,7 +112,8 @@ export const migrations: readonly Migration[] = [
   },
   {
     version: 4,
-    purpose: "the upstream credentials the node renewed (rotated OAuth refresh tokens) or an operator replaced, each with the fingerprint of the configured credential it descends from",
+    purpose:
+      'the upstream credentials the node renewed (rotated OAuth refresh tokens) or an operator replaced, each with the fingerprint of the configured credential it descends from',
     sql: `
       CREATE TABLE credentials (
         account TEXT PRIMARY KEY, kind TEXT NOT NULL, json TEXT NOT NULL, origin TEXT NOT NULL, updated_ms INTEGER NOT NULL

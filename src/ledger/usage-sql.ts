@@ -109,9 +109,19 @@ export function groupColumn(field: UsageGroupField): GroupColumn {
     case 'account':
       return { live: "coalesce(account, '')", aggregate: 'account', fromAggregate: same, format: text };
     case 'day':
-      return { live: sqlFloorDiv('charged_at_ms', dayMs), aggregate: 'day', fromAggregate: same, format: (v) => (v === null ? rolledUpGroupValue : isoDay(v as number)) };
+      return {
+        live: sqlFloorDiv('charged_at_ms', dayMs),
+        aggregate: 'day',
+        fromAggregate: same,
+        format: (v) => (v === null ? rolledUpGroupValue : isoDay(v as number)),
+      };
     case 'hour':
-      return { live: sqlFloorDiv('charged_at_ms', hourMs), aggregate: 'NULL', fromAggregate: same, format: (v) => (v === null ? rolledUpGroupValue : isoHour(v as number)) };
+      return {
+        live: sqlFloorDiv('charged_at_ms', hourMs),
+        aggregate: 'NULL',
+        fromAggregate: same,
+        format: (v) => (v === null ? rolledUpGroupValue : isoHour(v as number)),
+      };
     default:
       return windowColumn(windowUnitOf(field));
   }

@@ -56,7 +56,8 @@ export function parseClientArgs(argv: readonly string[]): Result<ClientArgs, str
   const maxTokensText = values.get('max-tokens');
   if (maxTokensText !== undefined) {
     maxTokens = Number(maxTokensText);
-    if (!/^\d+$/.test(maxTokensText) || maxTokens < 1 || maxTokens > clientMaxTokensMax) return err(`--max-tokens takes a number from 1 to ${clientMaxTokensMax}`);
+    if (!/^\d+$/.test(maxTokensText) || maxTokens < 1 || maxTokens > clientMaxTokensMax)
+      return err(`--max-tokens takes a number from 1 to ${clientMaxTokensMax}`);
   }
   const target = values.get('target');
   if (target !== undefined && !/^[^\s/]+:\d{1,5}$/.test(target)) return err('--target takes host:port');

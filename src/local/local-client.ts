@@ -169,7 +169,9 @@ export function usageLines(usage: GetUsageResponse, label: string): string[] {
     lines.push(`  ${row.scope} ${row.metric} per ${window} (${row.mode}): used ${row.used} of ${row.limit}, remaining ${row.remaining}, resets ${resets}`);
   }
   const minute = usage.lastMinute;
-  lines.push(`  last minute: input ${minute.inputTokens}, output ${minute.outputTokens}, cache write ${minute.cacheCreationInputTokens}, cache read ${minute.cacheReadInputTokens}`);
+  lines.push(
+    `  last minute: input ${minute.inputTokens}, output ${minute.outputTokens}, cache write ${minute.cacheCreationInputTokens}, cache read ${minute.cacheReadInputTokens}`,
+  );
   return lines;
 }
 

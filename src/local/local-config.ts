@@ -194,7 +194,8 @@ function parseRegions(raw: unknown): Result<LocalRegion[], LocalConfigError> {
     const known = checkFields(entry, field, ['name', 'node', 'basePort', 'meshPort', 'adminPort', 'grpcPort', 'httpPort']);
     if (!known.ok) return known;
     // Narrower than a region id: the name also names the node's config and log files.
-    if (typeof entry.name !== 'string' || !regionNamePattern.test(entry.name)) return bad(`${field}.name`, 'must be 1 to 32 letters, digits, ".", "_" or "-", starting with a letter or digit');
+    if (typeof entry.name !== 'string' || !regionNamePattern.test(entry.name))
+      return bad(`${field}.name`, 'must be 1 to 32 letters, digits, ".", "_" or "-", starting with a letter or digit');
     const first = regions.findIndex((r) => r.name === entry.name);
     if (first >= 0) return bad(`${field}.name`, `"${entry.name}" is also regions[${first}].name`);
     const node = entry.node ?? `${entry.name}-1`;
@@ -257,7 +258,13 @@ function parseEmulator(raw: unknown, regions: readonly LocalRegion[]): Result<Lo
     if (!concurrencyMax.ok) return concurrencyMax;
     const limits = parseLimits(entry.limits, `${field}.limits`);
     if (!limits.ok) return limits;
-    accounts.push({ id: entry.id as AccountId, homeRegion: entry.homeRegion as RegionId, weight: weight.value, concurrencyMax: concurrencyMax.value, limits: limits.value });
+    accounts.push({
+      id: entry.id as AccountId,
+      homeRegion: entry.homeRegion as RegionId,
+      weight: weight.value,
+      concurrencyMax: concurrencyMax.value,
+      limits: limits.value,
+    });
   }
   return ok({ port: raw.port, seed: seed.value, ttftMs: ttftMs.value, tokensPerSecond: tokensPerSecond.value, accounts });
 }
@@ -339,7 +346,10 @@ function checkFields(raw: Record<string, unknown>, field: string, names: readonl
 function optionalSecret(raw: unknown, field: string): Result<string | undefined, LocalConfigError> {
   if (raw === undefined) return ok(undefined);
   if (typeof raw !== 'string' || raw.length < localSecretLengthMin || !/^[\x21-\x7e]+$/.test(raw)) {
-    return bad(field, `must be at least ${localSecretLengthMin} printable ASCII characters without spaces, or left out to generate one (kept in the state directory)`);
+    return bad(
+      field,
+      `must be at least ${localSecretLengthMin} printable ASCII characters without spaces, or left out to generate one (kept in the state directory)`,
+    );
   }
   return ok(raw);
 }

@@ -202,7 +202,15 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
   print('nodes listening; waiting for the mesh links…');
   const regions: LocalMeshRegion[] = config.regions.map((region) => {
     const admin = adminUrl(config.host, region.adminPort);
-    return { region: region.name, node: region.node, grpc: grpcTarget(config.host, region.grpcPort), http: httpBaseUrl(config.host, region.httpPort), admin, metrics: `${admin}/metrics`, config: region };
+    return {
+      region: region.name,
+      node: region.node,
+      grpc: grpcTarget(config.host, region.grpcPort),
+      http: httpBaseUrl(config.host, region.httpPort),
+      admin,
+      metrics: `${admin}/metrics`,
+      config: region,
+    };
   });
   const connected = await settle(regions, interrupted, async (region) => {
     const status = await getJson(`${region.admin}/status`, adminToken);
@@ -228,7 +236,19 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
     pids: pidsOf(context.children),
   };
   await writeLocalState(stateFile, state);
-  return ok(superviseMesh(context, { regions, emulatorChild, nodes, emulator: { url: emulatorUrl, keys }, apiKeys: apiKeys.value, keyPlan, adminToken, state, stateFile }));
+  return ok(
+    superviseMesh(context, {
+      regions,
+      emulatorChild,
+      nodes,
+      emulator: { url: emulatorUrl, keys },
+      apiKeys: apiKeys.value,
+      keyPlan,
+      adminToken,
+      state,
+      stateFile,
+    }),
+  );
 }
 
 /** Says which of the previous run's credentials this start takes, and what changed. */
@@ -252,7 +272,13 @@ async function writeSecretFile(path: string, value: string): Promise<void> {
   await chmod(path, 0o600);
 }
 
-function startChild(context: LaunchContext, name: string, args: readonly string[], readyPattern: RegExp, checkReady?: (match: RegExpMatchArray) => string | undefined): SupervisedChild {
+function startChild(
+  context: LaunchContext,
+  name: string,
+  args: readonly string[],
+  readyPattern: RegExp,
+  checkReady?: (match: RegExpMatchArray) => string | undefined,
+): SupervisedChild {
   const child = SupervisedChild.start({
     name,
     logFile: join(context.stateDir, logFileName(name)),
@@ -281,12 +307,18 @@ async function startEmulator(context: LaunchContext): Promise<Result<{ child: Su
     'emulator',
     [
       'emulate',
-      '--host', config.host,
-      '--port', String(emulatorConfig.port),
-      '--accounts', String(emulatorConfig.accounts.length),
-      '--seed', String(emulatorConfig.seed),
-      '--ttft-ms', String(emulatorConfig.ttftMs),
-      '--tokens-per-second', String(emulatorConfig.tokensPerSecond),
+      '--host',
+      config.host,
+      '--port',
+      String(emulatorConfig.port),
+      '--accounts',
+      String(emulatorConfig.accounts.length),
+      '--seed',
+      String(emulatorConfig.seed),
+      '--ttft-ms',
+      String(emulatorConfig.ttftMs),
+      '--tokens-per-second',
+      String(emulatorConfig.tokensPerSecond),
     ],
     emulatorReadyPattern,
     sameKeys,
@@ -295,7 +327,8 @@ async function startEmulator(context: LaunchContext): Promise<Result<{ child: Su
   if (typeof line === 'string') return context.abandon(childProblem(child, line));
   firstKeys = line[2] as string;
   const keys = firstKeys.split(',');
-  if (keys.length !== emulatorConfig.accounts.length) return context.abandon(`the emulator printed ${keys.length} keys for ${emulatorConfig.accounts.length} accounts`);
+  if (keys.length !== emulatorConfig.accounts.length)
+    return context.abandon(`the emulator printed ${keys.length} keys for ${emulatorConfig.accounts.length} accounts`);
   return ok({ child, url: line[1] as string, keys });
 }
 
@@ -304,7 +337,12 @@ async function startEmulator(context: LaunchContext): Promise<Result<{ child: Su
  * key for each tenant that has none, and a wait until every region's policy shows them all.
  * Answers every tenant's key.
  */
-async function applyPolicy(context: LaunchContext, regions: readonly LocalMeshRegion[], adminToken: string, keyPlan: KeyPlan): Promise<Result<Record<string, string>, string>> {
+async function applyPolicy(
+  context: LaunchContext,
+  regions: readonly LocalMeshRegion[],
+  adminToken: string,
+  keyPlan: KeyPlan,
+): Promise<Result<Record<string, string>, string>> {
   const { config, print, interrupted } = context;
   const { emulator: emulatorConfig } = config;
   // 5. The policy, written once at the first region; the document carries it to the others.
@@ -326,8 +364,14 @@ async function applyPolicy(context: LaunchContext, regions: readonly LocalMeshRe
     // endpoint answers with 400 on the field apiKey, "already" (src/node/admin/admin-service.ts).
     const reused = keyPlan.reused.get(tenant.id);
     if (reused === undefined) continue;
-    const registered = await sendJson('POST', `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}/keys`, { name: 'local-mesh', apiKey: reused, reason: 'kept from the previous carpool local start' }, adminToken);
-    const alreadyThere = registered !== undefined && registered.startsWith('HTTP 400') && registered.includes('"field":"apiKey"') && registered.includes('already');
+    const registered = await sendJson(
+      'POST',
+      `${first.admin}/policy/tenants/${encodeURIComponent(tenant.id)}/keys`,
+      { name: 'local-mesh', apiKey: reused, reason: 'kept from the previous carpool local start' },
+      adminToken,
+    );
+    const alreadyThere =
+      registered !== undefined && registered.startsWith('HTTP 400') && registered.includes('"field":"apiKey"') && registered.includes('already');
     if (registered !== undefined && !alreadyThere) return err(`registering the previous key of tenant ${tenant.id} at ${first.region}: ${registered}`);
   }
 
@@ -490,7 +534,12 @@ async function pruneUnlisted(admin: string, adminToken: string, tenants: Readonl
   ] as const) {
     for (const id of present) {
       if (listed.has(id)) continue;
-      const removed = await sendJson('DELETE', `${admin}/policy/${kind}/${encodeURIComponent(id)}`, { reason: 'no longer in the carpool local config' }, adminToken);
+      const removed = await sendJson(
+        'DELETE',
+        `${admin}/policy/${kind}/${encodeURIComponent(id)}`,
+        { reason: 'no longer in the carpool local config' },
+        adminToken,
+      );
       if (removed !== undefined) return `DELETE /policy/${kind}/${id}: ${removed}`;
     }
   }

@@ -34,17 +34,18 @@ export async function checkPortsFree(host: string, ports: readonly PlannedPort[]
     if (problem !== undefined) problems.push(`port ${planned.port} (${planned.what}, field ${planned.field}) ${problem}`);
   }
   if (problems.length === 0) return undefined;
-  return [
-    ...problems,
-    'Another local mesh (npm start) may still be running; stop it, or change the ports in a config file (npm start -- --config FILE).',
-  ].join('\n');
+  return [...problems, 'Another local mesh (npm start) may still be running; stop it, or change the ports in a config file (npm start -- --config FILE).'].join(
+    '\n',
+  );
 }
 
 function tryBind(host: string, port: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', (error: NodeJS.ErrnoException) => {
-      resolve(error.code === 'EADDRINUSE' ? 'is already in use' : error.code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound: ${error.message}`);
+      resolve(
+        error.code === 'EADDRINUSE' ? 'is already in use' : error.code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound: ${error.message}`,
+      );
     });
     server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(undefined)));
   });

@@ -70,7 +70,8 @@ export async function readLocalState(path: string): Promise<Result<LocalState, s
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return err(`no local mesh state at ${path}: start the mesh first with npm start (or pass --state FILE, or --target and --api-key)`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      return err(`no local mesh state at ${path}: start the mesh first with npm start (or pass --state FILE, or --target and --api-key)`);
     return err(`cannot read ${path}: ${(error as Error).message}`);
   }
   let raw: unknown;
@@ -86,13 +87,15 @@ export async function readLocalState(path: string): Promise<Result<LocalState, s
 
 export function parseLocalState(raw: unknown): LocalState | undefined {
   if (!isRecord(raw) || raw.version !== 1) return undefined;
-  if (typeof raw.pid !== 'number' || typeof raw.startedAtMs !== 'number' || typeof raw.emulator !== 'string' || typeof raw.adminToken !== 'string') return undefined;
+  if (typeof raw.pid !== 'number' || typeof raw.startedAtMs !== 'number' || typeof raw.emulator !== 'string' || typeof raw.adminToken !== 'string')
+    return undefined;
   if (!Array.isArray(raw.regions) || !isRecord(raw.apiKeys)) return undefined;
   const regions: RegionEndpoints[] = [];
   for (const entry of raw.regions as unknown[]) {
     if (!isRecord(entry)) return undefined;
     const { region, node, grpc, http, admin, metrics } = entry;
-    if (typeof region !== 'string' || typeof node !== 'string' || typeof grpc !== 'string' || typeof admin !== 'string' || typeof metrics !== 'string') return undefined;
+    if (typeof region !== 'string' || typeof node !== 'string' || typeof grpc !== 'string' || typeof admin !== 'string' || typeof metrics !== 'string')
+      return undefined;
     if (http !== undefined && typeof http !== 'string') return undefined;
     regions.push({ region, node, grpc, ...(http === undefined ? {} : { http }), admin, metrics });
   }

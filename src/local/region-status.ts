@@ -26,7 +26,16 @@ export interface RegionSample {
 }
 
 export function unreachableSample(atMs: number): RegionSample {
-  return { atMs, reachable: false, requests: undefined, queueDepth: undefined, inFlight: undefined, peersConnected: undefined, peersTotal: undefined, replica: undefined };
+  return {
+    atMs,
+    reachable: false,
+    requests: undefined,
+    queueDepth: undefined,
+    inFlight: undefined,
+    peersConnected: undefined,
+    peersTotal: undefined,
+    replica: undefined,
+  };
 }
 
 /** Reads a `GET /status` body, taking only numbers it finds where they belong. */

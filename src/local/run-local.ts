@@ -106,13 +106,20 @@ function printEndpoints(mesh: LocalMesh, config: LocalConfig, tookMs: number, st
   const width = Math.max(...mesh.regions.map((r) => r.region.length));
   const tenants = Object.keys(mesh.apiKeys);
   print('');
-  print(`local mesh up in ${(tookMs / 1000).toFixed(1)} s: ${mesh.regions.length} regions, ${config.emulator.accounts.length} accounts, ${tenants.length} tenants`);
+  print(
+    `local mesh up in ${(tookMs / 1000).toFixed(1)} s: ${mesh.regions.length} regions, ${config.emulator.accounts.length} accounts, ${tenants.length} tenants`,
+  );
   for (const region of mesh.regions) {
     const homed = config.emulator.accounts.filter((a) => a.homeRegion === region.region).map((a) => a.id);
-    print(`  ${region.region.padEnd(width)}  http ${region.http}  grpc ${region.grpc}  admin ${region.admin}  metrics ${region.metrics}  accounts ${homed.join(',') || '(none)'}`);
+    print(
+      `  ${region.region.padEnd(width)}  http ${region.http}  grpc ${region.grpc}  admin ${region.admin}  metrics ${region.metrics}  accounts ${homed.join(',') || '(none)'}`,
+    );
   }
   print(`  ${'emulator'.padEnd(width)}  ${mesh.emulator.url}  (stats: ${mesh.emulator.url}/_emulator/stats)`);
-  const reused = mesh.reusedKeys.length === 0 ? 'all newly minted' : `${mesh.reusedKeys.length === tenants.length ? 'all' : mesh.reusedKeys.join(', ')} from the previous run`;
+  const reused =
+    mesh.reusedKeys.length === 0
+      ? 'all newly minted'
+      : `${mesh.reusedKeys.length === tenants.length ? 'all' : mesh.reusedKeys.join(', ')} from the previous run`;
   print(`  tenants: ${tenants.join(', ')}; API keys (${reused}) and the admin token are in ${displayPath(mesh.stateFile)} (mode 0600)`);
   print('');
   const tenant = tenants.includes('demo') ? 'demo' : (tenants[0] ?? 'demo');

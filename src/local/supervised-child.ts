@@ -162,7 +162,16 @@ export class SupervisedChild {
       this.readyAtMs = undefined;
       const restartInMs = this.backoff.onExit(upMs);
       const refusal = refusalOf(exit, this.current.tail());
-      this.options.onEvent?.({ kind: 'died', name: this.name, exit, reason, refusal, logFile: this.logFile, restartInMs, failures: this.backoff.consecutiveFailures });
+      this.options.onEvent?.({
+        kind: 'died',
+        name: this.name,
+        exit,
+        reason,
+        refusal,
+        logFile: this.logFile,
+        restartInMs,
+        failures: this.backoff.consecutiveFailures,
+      });
       reason = undefined;
       await this.wait(restartInMs);
       if (this.stopping) return;
@@ -222,7 +231,8 @@ function refusalOf(exit: ChildExit, tail: string): string | undefined {
  * .carpool/local/us-east.log)` and `us-east is back (pid 4242, restart 1)`.
  */
 export function formatChildEvent(event: ChildEvent, displayPath: (path: string) => string = (path) => path): string {
-  if (event.kind === 'back') return `${event.name} is back (pid ${event.pid ?? '?'}, restart ${event.restarts})${event.warning === undefined ? '' : `; but ${event.warning}`}`;
+  if (event.kind === 'back')
+    return `${event.name} is back (pid ${event.pid ?? '?'}, restart ${event.restarts})${event.warning === undefined ? '' : `; but ${event.warning}`}`;
   const why = event.reason === undefined ? describeExit(event.exit) : `${describeExit(event.exit)}: ${event.reason}`;
   const streak = event.failures > 1 ? `, failure ${event.failures} in a row` : '';
   const said = event.refusal === undefined ? '' : `: ${event.refusal}`;

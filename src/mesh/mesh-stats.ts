@@ -3,13 +3,7 @@
  * the Prometheus binding reads these. Every map is keyed by a bounded set of reasons.
  */
 export type AuthFailure =
-  | 'unauthenticated-frame'
-  | 'unknown-member'
-  | 'wrong-member'
-  | 'bad-proof'
-  | 'replayed-handshake'
-  | 'bad-protocol-version'
-  | 'handshake-timeout';
+  'unauthenticated-frame' | 'unknown-member' | 'wrong-member' | 'bad-proof' | 'replayed-handshake' | 'bad-protocol-version' | 'handshake-timeout';
 
 /** Convergence-lag buckets (upper bounds in ms); the last bucket is everything slower. */
 export const lagBucketsMs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] as const;

@@ -58,9 +58,7 @@ import type { Frame } from './wire/frame.js';
  * timeout of another synced peer. The relay moves no more than digest repair would eventually
  * move across the bridge; what it adds is the proof that it arrived.
  */
-export type RoundOutcome =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly reason: 'no-quorum' | 'rounds-full' | 'too-many-keys' };
+export type RoundOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: 'no-quorum' | 'rounds-full' | 'too-many-keys' };
 
 /** A round's completion, with the node's clock at that moment (a follow-up round starts then). */
 export type RoundDone = (outcome: RoundOutcome, nowMs: number) => void;

@@ -189,7 +189,13 @@ export function allowedHostsOf(bindHost: string, port: number, extra: readonly s
   return new Set([...names, ...extra.map((host) => host.toLowerCase())]);
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, options: AdminHttpOptions, hosts: ReadonlySet<string>, origins: ReadonlySet<string>): Promise<void> {
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: AdminHttpOptions,
+  hosts: ReadonlySet<string>,
+  origins: ReadonlySet<string>,
+): Promise<void> {
   // A refused request's body is read (up to the bound) and dropped before the answer, so a client
   // that keeps its connection alive finds it in a clean state for its next request.
   const refuse = async (answer: AdminReply): Promise<void> => {
@@ -197,18 +203,25 @@ async function serve(req: IncomingMessage, res: ServerResponse, options: AdminHt
     reply(res, answer);
   };
   const host = req.headers.host?.toLowerCase();
-  if (host === undefined || !hosts.has(host)) return refuse({ status: 421, body: { error: 'this endpoint does not answer for that Host; add it to admin.allowedHosts' } });
+  if (host === undefined || !hosts.has(host))
+    return refuse({ status: 421, body: { error: 'this endpoint does not answer for that Host; add it to admin.allowedHosts' } });
   const origin = req.headers.origin;
-  if (origin !== undefined && !origins.has(origin)) return refuse({ status: 403, body: { error: 'requests from another origin are refused; add it to admin.allowedOrigins' } });
+  if (origin !== undefined && !origins.has(origin))
+    return refuse({ status: 403, body: { error: 'requests from another origin are refused; add it to admin.allowedOrigins' } });
   const caller = options.tokens.authenticate(bearerOf(req.headers.authorization));
-  if (caller === undefined) return refuse({ status: 401, headers: { 'www-authenticate': 'Bearer realm="carpool-admin"' }, body: { error: adminUnauthenticatedMessage } });
+  if (caller === undefined)
+    return refuse({ status: 401, headers: { 'www-authenticate': 'Bearer realm="carpool-admin"' }, body: { error: adminUnauthenticatedMessage } });
   const method = req.method ?? 'GET';
   const access = method === 'GET' ? 'read' : 'write';
-  if (!roleAllows(caller.role, access)) return refuse({ status: 403, body: { error: `the token ${caller.name} has the role ${caller.role}; ${method} needs admin` } });
+  if (!roleAllows(caller.role, access))
+    return refuse({ status: 403, body: { error: `the token ${caller.name} has the role ${caller.role}; ${method} needs admin` } });
   const url = new URL(req.url ?? '/', 'http://admin.invalid');
   let path: string[];
   try {
-    path = url.pathname.split('/').filter((part) => part.length > 0).map(decodeURIComponent);
+    path = url.pathname
+      .split('/')
+      .filter((part) => part.length > 0)
+      .map(decodeURIComponent);
   } catch {
     return refuse({ status: 400, body: { error: 'the path is not valid percent-encoding' } });
   }

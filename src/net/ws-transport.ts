@@ -20,12 +20,7 @@
  * the process.
  */
 import { Buffer } from 'node:buffer';
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server as HttpServer,
-  type ServerResponse,
-} from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -165,10 +160,7 @@ export class WsTransport implements Transport {
       assert(URL.canParse(url) && /^wss?:$/.test(new URL(url).protocol), `peer ${peer}: not a ws:// or wss:// url: ${url}`);
     }
     assert(options.frameBytesMax >= 1 && options.frameBytesMax <= frameBytesMax, 'frameBytesMax out of range');
-    assert(
-      options.sendQueueBytesMax >= 0 && options.sendQueueBytesMax <= linkSendQueueBytesMax,
-      'sendQueueBytesMax out of range',
-    );
+    assert(options.sendQueueBytesMax >= 0 && options.sendQueueBytesMax <= linkSendQueueBytesMax, 'sendQueueBytesMax out of range');
     assert(options.pingIntervalMs > 0 && options.pongTimeoutMs > 0, 'heartbeat intervals must be positive');
     assert(options.backoffInitialMs > 0 && options.backoffMaxMs >= options.backoffInitialMs, 'bad backoff bounds');
     this.linksMax = options.linksMax ?? linksMax;
@@ -246,10 +238,7 @@ export class WsTransport implements Transport {
       res.writeHead(426, { 'Content-Type': 'text/plain' });
       res.end('Upgrade Required');
     };
-    const server: HttpServer =
-      tls === undefined
-        ? createHttpServer(onRequest)
-        : createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, onRequest);
+    const server: HttpServer = tls === undefined ? createHttpServer(onRequest) : createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, onRequest);
     const wss = new WebSocketServer({
       server,
       perMessageDeflate: false,
@@ -447,10 +436,11 @@ export class WsTransport implements Transport {
       dialer.retryTimer = null;
     }
     const closed = [...this.sockets].map(
-      (socket) => new Promise<void>((resolve) => {
-        if (socket.readyState === WebSocket.CLOSED) resolve();
-        else socket.once('close', () => resolve());
-      }),
+      (socket) =>
+        new Promise<void>((resolve) => {
+          if (socket.readyState === WebSocket.CLOSED) resolve();
+          else socket.once('close', () => resolve());
+        }),
     );
     for (const socket of this.sockets) {
       // Open links get a closing handshake, so the peer sees 1001 and not a reset; sockets still

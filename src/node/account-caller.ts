@@ -348,12 +348,17 @@ export class AccountCaller {
         const onStarted = (): void => {
           started = true;
         };
-        result = route !== undefined ? await this.sendRouted(request, account.id, route, onStarted) : await this.send(request, target as UpstreamTarget, onStarted);
+        result =
+          route !== undefined ? await this.sendRouted(request, account.id, route, onStarted) : await this.send(request, target as UpstreamTarget, onStarted);
         const callUsage = result.ok ? result.value.usage : result.error.usage;
         const feedback = result.ok ? result.value.feedback : result.error.feedback;
         usage = addUsage(usage, callUsage);
         if (!result.ok && result.error.kind === 'cancelled' && result.error.estimated) estimated = true;
-        attempts.push({ accountId: account.id, outcome: feedback?.kind ?? 'no-feedback', requestId: result.ok ? result.value.requestId : result.error.requestId });
+        attempts.push({
+          accountId: account.id,
+          outcome: feedback?.kind ?? 'no-feedback',
+          requestId: result.ok ? result.value.requestId : result.error.requestId,
+        });
         // Feedback before the release: an account that just turned unhealthy evicts its
         // waiters instead of handing this permit to one of them.
         this.report(account.id, feedback);
@@ -370,7 +375,14 @@ export class AccountCaller {
         const response: AccountResponse = request.stream
           ? { kind: 'stream', message: (result.value as StreamCompletion).message }
           : { kind: 'message', message: (result.value as Completion).message, bodyJson: (result.value as Completion).bodyJson };
-        return ok({ accountId: account.id, requestId: result.value.requestId, response, cancelled: result.value.cancelled, settledElsewhere: result.value.settledElsewhere === true, ...outcome() });
+        return ok({
+          accountId: account.id,
+          requestId: result.value.requestId,
+          response,
+          cancelled: result.value.cancelled,
+          settledElsewhere: result.value.settledElsewhere === true,
+          ...outcome(),
+        });
       }
       const error = result.error;
       if (error.kind === 'cancelled') return this.failed({ kind: 'cancelled', phase: 'upstream', ...outcome() });
@@ -431,7 +443,15 @@ export class AccountCaller {
     outcome: () => CallOutcome,
   ): Promise<Result<Held, Refusal>> {
     const picked = this.pool.acquire(
-      { tenant: request.tenant, deadlineMs: request.acquireDeadlineMs, sessionKey, excluded, localRegion: this.localRegion, estimate, strategy: this.strategyOf(request.tenant) },
+      {
+        tenant: request.tenant,
+        deadlineMs: request.acquireDeadlineMs,
+        sessionKey,
+        excluded,
+        localRegion: this.localRegion,
+        estimate,
+        strategy: this.strategyOf(request.tenant),
+      },
       this.clock.nowMs(),
     );
     if (!picked.ok) return err({ kind: 'refused', error: refusalOf(picked.error, outcome()) });
@@ -510,7 +530,12 @@ export class AccountCaller {
     });
   }
 
-  private sendRouted(request: AccountCallRequest, accountId: AccountId, route: ForwardRoute, onStarted: () => void): Promise<Result<Completion | StreamCompletion, UpstreamError>> {
+  private sendRouted(
+    request: AccountCallRequest,
+    accountId: AccountId,
+    route: ForwardRoute,
+    onStarted: () => void,
+  ): Promise<Result<Completion | StreamCompletion, UpstreamError>> {
     const sink = request.onEvent;
     const timeouts = this.timeoutsOf(request);
     return route.call(accountId, {

@@ -135,12 +135,16 @@ export class AdminRoutes implements AdminHandler {
       if (!fields.ok) return fields.reply;
       const removed = tenants ? this.service.removeTenant(caller, third, fields.reason) : this.service.removeAccount(caller, third, fields.reason);
       if (!removed.ok) return failure(removed.error);
-      return removed.value.removed ? { status: 200, body: { removed: third } } : { status: 404, body: { error: `no ${tenants ? 'tenant' : 'account'} ${third}`, field: 'id' } };
+      return removed.value.removed
+        ? { status: 200, body: { removed: third } }
+        : { status: 404, body: { error: `no ${tenants ? 'tenant' : 'account'} ${third}`, field: 'id' } };
     }
     if (method !== 'PUT') return notAllowed;
     const fields = bodyFields(body, undefined);
     if (!fields.ok) return fields.reply;
-    return answer(tenants ? this.service.putTenant(caller, third, fields.rest, fields.reason) : this.service.putAccount(caller, third, fields.rest, fields.reason));
+    return answer(
+      tenants ? this.service.putTenant(caller, third, fields.rest, fields.reason) : this.service.putAccount(caller, third, fields.rest, fields.reason),
+    );
   }
 
   /** /policy/tenants/{tenant}/keys[/{keyId}/(revoke|rotate)] */
@@ -272,7 +276,8 @@ export class AdminRoutes implements AdminHandler {
   }
 }
 
-type BodyFields = { readonly ok: true; readonly reason: string | undefined; readonly rest: Record<string, unknown> } | { readonly ok: false; readonly reply: AdminReply };
+type BodyFields =
+  { readonly ok: true; readonly reason: string | undefined; readonly rest: Record<string, unknown> } | { readonly ok: false; readonly reply: AdminReply };
 
 /**
  * A write's JSON body split into its `reason` and the rest. With `allowed`, any other field is
@@ -286,7 +291,8 @@ function bodyFields(body: unknown, allowed: readonly string[] | undefined): Body
   if (reason !== undefined && typeof reason !== 'string') return { ok: false, reply: badRequest('must be text', 'reason') };
   if (allowed !== undefined) {
     const unknown = Object.keys(rest).find((name) => !allowed.includes(name));
-    if (unknown !== undefined) return { ok: false, reply: badRequest(`unknown field; this route takes ${[...allowed, 'reason'].join(', ')}`, unknown.slice(0, 64)) };
+    if (unknown !== undefined)
+      return { ok: false, reply: badRequest(`unknown field; this route takes ${[...allowed, 'reason'].join(', ')}`, unknown.slice(0, 64)) };
   }
   return { ok: true, reason, rest };
 }

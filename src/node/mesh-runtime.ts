@@ -149,7 +149,11 @@ export class MeshRuntime {
       },
       {
         onOpen: (link, info) => {
-          this.core.onLinkOpen(link, { direction: info.direction, ...(info.dialedPeer === undefined ? {} : { dialedPeer: info.dialedPeer as NodeConfig['node'] }) }, Date.now());
+          this.core.onLinkOpen(
+            link,
+            { direction: info.direction, ...(info.dialedPeer === undefined ? {} : { dialedPeer: info.dialedPeer as NodeConfig['node'] }) },
+            Date.now(),
+          );
           this.soon();
         },
         onMessage: (link, bytes) => {

@@ -7,6 +7,5 @@ import type { AuthCrypto } from '../admission/auth-crypto.js';
  */
 export const nodeAuthCrypto: AuthCrypto = Object.freeze({
   sha256: (bytes: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(bytes).digest()),
-  hmacSha256: (key: Uint8Array, message: Uint8Array): Uint8Array =>
-    new Uint8Array(createHmac('sha256', key).update(message).digest()),
+  hmacSha256: (key: Uint8Array, message: Uint8Array): Uint8Array => new Uint8Array(createHmac('sha256', key).update(message).digest()),
 });

@@ -174,9 +174,7 @@ export const defaultAdminTokenName = 'admin';
 
 /** Where one account's credential comes from; it is read when the node starts (and on SIGHUP). */
 export type CredentialSource =
-  | { readonly kind: 'inline'; readonly value: string }
-  | { readonly kind: 'env'; readonly name: string }
-  | { readonly kind: 'file'; readonly path: string };
+  { readonly kind: 'inline'; readonly value: string } | { readonly kind: 'env'; readonly name: string } | { readonly kind: 'file'; readonly path: string };
 
 export interface UpstreamAccountConfig {
   /** `api-key` is sent as `x-api-key`, `oauth` as a bearer token. */
@@ -231,7 +229,25 @@ const memberFields = ['id', 'region', 'url', 'grpc'];
 /** A top-level field the parser skips: a string or an array of strings, for comments. */
 const commentField = '$comment';
 
-const knownFields = ['node', 'region', 'listen', 'admin', 'members', 'secret', 'secretFile', 'tls', 'grpc', 'http', 'adminToken', 'adminTokenFile', 'adminTokens', 'upstream', 'rateLimits', 'dataDir', 'store'];
+const knownFields = [
+  'node',
+  'region',
+  'listen',
+  'admin',
+  'members',
+  'secret',
+  'secretFile',
+  'tls',
+  'grpc',
+  'http',
+  'adminToken',
+  'adminTokenFile',
+  'adminTokens',
+  'upstream',
+  'rateLimits',
+  'dataDir',
+  'store',
+];
 
 /** Shortest admin token accepted, as for the mesh secret: long enough not to be guessed. */
 export const adminTokenLengthMin = 16;
@@ -253,7 +269,8 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     // A note for people, as the local config allows (src/local/local-config.ts); only at the top,
     // where a file says what it is for. Anything else unknown is refused so a misspelling is seen.
     if (field === commentField) {
-      if (typeof value !== 'string' && !(Array.isArray(value) && value.every((line) => typeof line === 'string'))) return bad(field, 'must be a string or an array of strings');
+      if (typeof value !== 'string' && !(Array.isArray(value) && value.every((line) => typeof line === 'string')))
+        return bad(field, 'must be a string or an array of strings');
       continue;
     }
     if (!knownFields.includes(field)) return bad(field, `unknown field (known: ${knownFields.join(', ')}, ${commentField})`);
@@ -286,7 +303,7 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     if (members.some((m) => m.id === entry.id)) return bad(`${field}.id`, `"${entry.id}" is listed twice`);
     members.push({ id: entry.id as NodeId, region: entry.region as RegionId, url: entry.url });
     if (entry.grpc !== undefined) {
-      if (typeof entry.grpc !== 'string' || !isGrpcAddress(entry.grpc)) return bad(`${field}.grpc`, 'must be the member\'s gRPC address as host:port');
+      if (typeof entry.grpc !== 'string' || !isGrpcAddress(entry.grpc)) return bad(`${field}.grpc`, "must be the member's gRPC address as host:port");
       memberGrpc.set(entry.id as NodeId, entry.grpc);
     }
     const unknown = Object.keys(entry).find((key) => !memberFields.includes(key));
@@ -322,7 +339,18 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
   }
   const stored = parseStore(raw);
   if (!stored.ok) return stored;
-  return ok({ node: node as NodeId, region: region as RegionId, listen: listen.value, admin, members, memberGrpc, secret, tls, ...gateway.value, ...stored.value });
+  return ok({
+    node: node as NodeId,
+    region: region as RegionId,
+    listen: listen.value,
+    admin,
+    members,
+    memberGrpc,
+    secret,
+    tls,
+    ...gateway.value,
+    ...stored.value,
+  });
 }
 
 /** `dataDir` and `store`: where and how the node keeps its state. */
@@ -338,8 +366,10 @@ function parseStore(raw: Record<string, unknown>): Result<Pick<NodeConfig, 'data
   const unknown = Object.keys(raw.store).find((key) => !['sync', 'retentionDays', 'maxBytes'].includes(key));
   if (unknown !== undefined) return bad(`store.${unknown}`, 'unknown field (known: sync, retentionDays, maxBytes)');
   if (sync !== 'normal' && sync !== 'full') return bad('store.sync', 'must be "normal" (survives a killed process) or "full" (also a power cut)');
-  if (typeof retentionDays !== 'number' || !Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3_650) return bad('store.retentionDays', 'must be a whole number of days from 1 to 3650');
-  if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024) return bad('store.maxBytes', 'must be a whole number of bytes, at least 1048576 (1 MiB)');
+  if (typeof retentionDays !== 'number' || !Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3_650)
+    return bad('store.retentionDays', 'must be a whole number of days from 1 to 3650');
+  if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 1024 * 1024)
+    return bad('store.maxBytes', 'must be a whole number of bytes, at least 1048576 (1 MiB)');
   return ok({ dataDir: raw.dataDir, store: { sync, retentionDays, maxBytes } });
 }
 
@@ -354,7 +384,8 @@ function parseGatewayFields(raw: Record<string, unknown>): Result<GatewayFields,
     fields.grpc = grpc.value;
   }
   if (raw.http !== undefined) {
-    if (fields.grpc === undefined) return bad('http', 'needs grpc: the front door runs the gRPC endpoint\'s request path, and forwarding and the Admin service are served there');
+    if (fields.grpc === undefined)
+      return bad('http', "needs grpc: the front door runs the gRPC endpoint's request path, and forwarding and the Admin service are served there");
     const http = parseHttpEndpoint(raw.http);
     if (!http.ok) return http;
     fields.http = http.value;
@@ -402,7 +433,8 @@ function parseAdminTokens(raw: unknown, hasDefault: boolean): Result<AdminTokenC
     if (!isRecord(entry)) return bad(field, 'must be an object with name, role and one of token, tokenFile');
     const unknown = Object.keys(entry).find((key) => !['name', 'role', 'token', 'tokenFile'].includes(key));
     if (unknown !== undefined) return bad(`${field}.${unknown}`, 'unknown field');
-    if (typeof entry.name !== 'string' || !tokenNamePattern.test(entry.name)) return bad(`${field}.name`, 'must be 1 to 32 characters of [a-z0-9._-], starting with a letter or digit');
+    if (typeof entry.name !== 'string' || !tokenNamePattern.test(entry.name))
+      return bad(`${field}.name`, 'must be 1 to 32 characters of [a-z0-9._-], starting with a letter or digit');
     if (entry.name === defaultAdminTokenName && hasDefault) return bad(`${field}.name`, `"${defaultAdminTokenName}" is the name of adminToken/adminTokenFile`);
     if (tokens.some((token) => token.name === entry.name)) return bad(`${field}.name`, `"${entry.name}" is listed twice`);
     if (!isAdminRole(entry.role)) return bad(`${field}.role`, `must be one of ${adminRoles.join(', ')}`);
@@ -425,9 +457,19 @@ function parseAdminEndpoint(raw: unknown): Result<AdminEndpointConfig, ConfigErr
   const fields = raw as Record<string, unknown>;
   const unknown = Object.keys(fields).find((key) => !['host', 'port', 'allowedHosts', 'allowedOrigins'].includes(key));
   if (unknown !== undefined) return bad(`admin.${unknown}`, 'unknown field');
-  const allowedHosts = parseNames(fields.allowedHosts, 'admin.allowedHosts', /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, 'a host name or address, with an optional :port');
+  const allowedHosts = parseNames(
+    fields.allowedHosts,
+    'admin.allowedHosts',
+    /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/,
+    'a host name or address, with an optional :port',
+  );
   if (!allowedHosts.ok) return allowedHosts;
-  const allowedOrigins = parseNames(fields.allowedOrigins, 'admin.allowedOrigins', /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, 'an origin such as https://ops.example.com');
+  const allowedOrigins = parseNames(
+    fields.allowedOrigins,
+    'admin.allowedOrigins',
+    /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/,
+    'an origin such as https://ops.example.com',
+  );
   if (!allowedOrigins.ok) return allowedOrigins;
   return ok({ ...endpoint.value, allowedHosts: allowedHosts.value, allowedOrigins: allowedOrigins.value });
 }
@@ -452,7 +494,8 @@ function parseHttpEndpoint(raw: unknown): Result<HttpEndpointConfig, ConfigError
   for (const [name, max] of Object.entries(httpBoundFields) as [keyof HttpBounds, number][]) {
     const value = fields[name];
     if (value === undefined) continue;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) return bad(`http.${name}`, `must be an integer from 1 to ${max}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max)
+      return bad(`http.${name}`, `must be an integer from 1 to ${max}`);
     bounds[name] = value;
   }
   if ((bounds.headersTimeoutMs ?? httpBoundFields.headersTimeoutMs) > (bounds.requestTimeoutMs ?? httpBoundFields.requestTimeoutMs)) {
@@ -460,7 +503,8 @@ function parseHttpEndpoint(raw: unknown): Result<HttpEndpointConfig, ConfigError
   }
   let models: ModelEntry[] | undefined;
   if (fields.models !== undefined) {
-    if (!Array.isArray(fields.models) || fields.models.length === 0 || fields.models.length > httpModelsMax) return bad('http.models', `must be an array of 1 to ${httpModelsMax} models`);
+    if (!Array.isArray(fields.models) || fields.models.length === 0 || fields.models.length > httpModelsMax)
+      return bad('http.models', `must be an array of 1 to ${httpModelsMax} models`);
     models = [];
     for (const [i, entry] of (fields.models as unknown[]).entries()) {
       const field = `http.models[${i}]`;
@@ -471,7 +515,8 @@ function parseHttpEndpoint(raw: unknown): Result<HttpEndpointConfig, ConfigError
         if (extra !== undefined) return bad(`${field}.${extra}`, 'unknown field');
       }
       if (typeof id !== 'string' || !modelIdPattern.test(id)) return bad(field, 'must be a model id, or an object with id and an optional displayName');
-      if (displayName !== undefined && (typeof displayName !== 'string' || displayName.length === 0 || displayName.length > 128)) return bad(`${field}.displayName`, 'must be 1 to 128 characters');
+      if (displayName !== undefined && (typeof displayName !== 'string' || displayName.length === 0 || displayName.length > 128))
+        return bad(`${field}.displayName`, 'must be 1 to 128 characters');
       if (models.some((model) => model.id === id)) return bad(field, `"${id}" is listed twice`);
       models.push({ id, ...(typeof displayName === 'string' ? { displayName } : {}) });
     }
@@ -496,7 +541,8 @@ const printablePattern = /^[\x21-\x7e]+$/;
 function parseUpstream(raw: unknown): Result<UpstreamConfig, ConfigError> {
   if (!isRecord(raw)) return bad('upstream', 'must be an object with baseUrl and accounts');
   for (const field of Object.keys(raw)) if (!['baseUrl', 'accounts', 'oauth'].includes(field)) return bad(`upstream.${field}`, 'unknown field');
-  if (typeof raw.baseUrl !== 'string' || !isHttpUrl(raw.baseUrl)) return bad('upstream.baseUrl', 'must be an http:// or https:// URL without query or user info');
+  if (typeof raw.baseUrl !== 'string' || !isHttpUrl(raw.baseUrl))
+    return bad('upstream.baseUrl', 'must be an http:// or https:// URL without query or user info');
   if (!isRecord(raw.accounts)) return bad('upstream.accounts', 'must be an object of account id to credential');
   const entries = Object.entries(raw.accounts);
   if (entries.length > upstreamCredentialsMax) return bad('upstream.accounts', `at most ${upstreamCredentialsMax} accounts`);
@@ -525,7 +571,8 @@ function parseUpstreamAccount(entry: unknown, field: string): Result<UpstreamAcc
     return ok({ kind: entry.kind, credential: { kind: 'inline', value: entry.key }, format: 'token' });
   }
   const renewable = entry.credentialsFile !== undefined || entry.credentialsEnv !== undefined;
-  if (renewable && entry.kind !== 'oauth') return bad(`${field}.${given[0]}`, 'holds a renewable OAuth credential: for kind oauth only (an api-key takes key, keyEnv or keyFile)');
+  if (renewable && entry.kind !== 'oauth')
+    return bad(`${field}.${given[0]}`, 'holds a renewable OAuth credential: for kind oauth only (an api-key takes key, keyEnv or keyFile)');
   const format = renewable ? 'renewable' : 'token';
   const envField = renewable ? 'credentialsEnv' : 'keyEnv';
   const fileField = renewable ? 'credentialsFile' : 'keyFile';
@@ -541,11 +588,20 @@ function parseUpstreamAccount(entry: unknown, field: string): Result<UpstreamAcc
 
 function parseOAuthSettings(raw: unknown): Result<OAuthSettings, ConfigError> {
   if (!isRecord(raw)) return bad('upstream.oauth', 'must be an object with tokenUrl, clientId and refreshLeadMs (each optional)');
-  for (const field of Object.keys(raw)) if (!['tokenUrl', 'clientId', 'refreshLeadMs'].includes(field)) return bad(`upstream.oauth.${field}`, 'unknown field (known: tokenUrl, clientId, refreshLeadMs)');
+  for (const field of Object.keys(raw))
+    if (!['tokenUrl', 'clientId', 'refreshLeadMs'].includes(field))
+      return bad(`upstream.oauth.${field}`, 'unknown field (known: tokenUrl, clientId, refreshLeadMs)');
   const { tokenUrl = defaultOAuthSettings.tokenUrl, clientId = defaultOAuthSettings.clientId, refreshLeadMs = defaultOAuthSettings.refreshLeadMs } = raw;
-  if (typeof tokenUrl !== 'string' || !isHttpUrl(tokenUrl)) return bad('upstream.oauth.tokenUrl', 'must be an http:// or https:// URL without query or user info');
-  if (typeof clientId !== 'string' || clientId.length > 256 || !printablePattern.test(clientId)) return bad('upstream.oauth.clientId', 'must be 1 to 256 printable ASCII characters without spaces');
-  if (typeof refreshLeadMs !== 'number' || !Number.isSafeInteger(refreshLeadMs) || refreshLeadMs < oauthRefreshLeadMsMin || refreshLeadMs > oauthRefreshLeadMsMax) {
+  if (typeof tokenUrl !== 'string' || !isHttpUrl(tokenUrl))
+    return bad('upstream.oauth.tokenUrl', 'must be an http:// or https:// URL without query or user info');
+  if (typeof clientId !== 'string' || clientId.length > 256 || !printablePattern.test(clientId))
+    return bad('upstream.oauth.clientId', 'must be 1 to 256 printable ASCII characters without spaces');
+  if (
+    typeof refreshLeadMs !== 'number' ||
+    !Number.isSafeInteger(refreshLeadMs) ||
+    refreshLeadMs < oauthRefreshLeadMsMin ||
+    refreshLeadMs > oauthRefreshLeadMsMax
+  ) {
     return bad('upstream.oauth.refreshLeadMs', `must be a whole number of milliseconds from ${oauthRefreshLeadMsMin} to ${oauthRefreshLeadMsMax}`);
   }
   return ok({ tokenUrl, clientId, refreshLeadMs });
@@ -567,7 +623,8 @@ function parseGcra(raw: unknown, field: string): Result<GcraConfig, ConfigError>
   const bounds = { rate: limiterRateMax, periodMs: limiterPeriodMsMax, burst: limiterBurstMax } as const;
   for (const [name, max] of Object.entries(bounds)) {
     const value = raw[name];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) return bad(`${field}.${name}`, `must be an integer from 1 to ${max}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max)
+      return bad(`${field}.${name}`, `must be an integer from 1 to ${max}`);
   }
   return ok({ rate: raw.rate as number, periodMs: raw.periodMs as number, burst: raw.burst as number });
 }

@@ -148,7 +148,11 @@ export async function startNode(loaded: LoadedNodeConfig, print: (line: string) 
   }
   if (credentials !== undefined) {
     const live = credentials;
-    metrics.attachCredentials({ refreshes: live.stats.refreshes, refusedCount: () => live.refusedCount(), retried: () => gateway?.credentialed?.stats.retried ?? 0 });
+    metrics.attachCredentials({
+      refreshes: live.stats.refreshes,
+      refusedCount: () => live.refusedCount(),
+      retried: () => gateway?.credentialed?.stats.retried ?? 0,
+    });
   }
   // Assigned once the endpoint is up; the admin routes read it through the closure.
   let gateway: RegionGateway | undefined = undefined;
@@ -298,7 +302,8 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
   if (config.secret.kind === 'inline') secretText = config.secret.value;
   else if (config.secret.kind === 'env') {
     const fromEnv = process.env.CARPOOL_MESH_SECRET;
-    if (fromEnv === undefined || fromEnv.length < 16) return 'no mesh secret: set "secret" or "secretFile" in the config, or CARPOOL_MESH_SECRET (at least 16 characters)';
+    if (fromEnv === undefined || fromEnv.length < 16)
+      return 'no mesh secret: set "secret" or "secretFile" in the config, or CARPOOL_MESH_SECRET (at least 16 characters)';
     secretText = fromEnv;
   } else {
     try {
@@ -334,7 +339,12 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
  * Undefined on a node without `upstream`. Throws with a message naming the account when the store
  * cannot be read.
  */
-function startCredentials(loaded: LoadedNodeConfig, runtime: MeshRuntime, store: SqliteStore | undefined, print: (line: string) => void): AccountCredentials | undefined {
+function startCredentials(
+  loaded: LoadedNodeConfig,
+  runtime: MeshRuntime,
+  store: SqliteStore | undefined,
+  print: (line: string) => void,
+): AccountCredentials | undefined {
   const upstream = loaded.config.upstream;
   if (upstream === undefined) return undefined;
   const clock = systemClock;
@@ -367,17 +377,29 @@ async function reloadCredentials(configPath: string, node: StartedNode, print: (
     return;
   }
   const { changed, removed } = node.credentials.reload(loaded.credentials);
-  print(`SIGHUP: credentials re-read: ${changed.length} new or changed${changed.length === 0 ? '' : ` (${changed.join(', ')})`}, ${removed.length} removed${removed.length === 0 ? '' : ` (${removed.join(', ')})`}`);
+  print(
+    `SIGHUP: credentials re-read: ${changed.length} new or changed${changed.length === 0 ? '' : ` (${changed.join(', ')})`}, ${removed.length} removed${removed.length === 0 ? '' : ` (${removed.join(', ')})`}`,
+  );
 }
 
 /** Reads every admin token (inline or from its file) and checks that no two names share one. */
 async function resolveAdminTokens(config: NodeConfig, base: string): Promise<AdminTokens | string> {
   const sources: { readonly name: string; readonly role: AdminRole; readonly source: TokenSource; readonly field: string }[] = [];
   if (config.adminToken !== undefined) {
-    sources.push({ name: defaultAdminTokenName, role: 'admin', source: config.adminToken, field: config.adminToken.kind === 'file' ? 'adminTokenFile' : 'adminToken' });
+    sources.push({
+      name: defaultAdminTokenName,
+      role: 'admin',
+      source: config.adminToken,
+      field: config.adminToken.kind === 'file' ? 'adminTokenFile' : 'adminToken',
+    });
   }
   for (const [i, entry] of (config.adminTokens ?? []).entries()) {
-    sources.push({ name: entry.name, role: entry.role, source: entry.token, field: `adminTokens[${i}].${entry.token.kind === 'file' ? 'tokenFile' : 'token'}` });
+    sources.push({
+      name: entry.name,
+      role: entry.role,
+      source: entry.token,
+      field: `adminTokens[${i}].${entry.token.kind === 'file' ? 'tokenFile' : 'token'}`,
+    });
   }
   const entries: AdminTokenEntry[] = [];
   for (const { name, role, source, field } of sources) {
@@ -389,7 +411,8 @@ async function resolveAdminTokens(config: NodeConfig, base: string): Promise<Adm
       } catch (error) {
         return `field ${field}: cannot read ${source.path}: ${(error as Error).message}`;
       }
-      if (!isValidAdminToken(token)) return `field ${field}: the token in ${source.path} must be ${adminTokenLengthMin} to ${adminTokenLengthMax} printable ASCII characters without spaces`;
+      if (!isValidAdminToken(token))
+        return `field ${field}: the token in ${source.path} must be ${adminTokenLengthMin} to ${adminTokenLengthMax} printable ASCII characters without spaces`;
     }
     const same = entries.find((entry) => entry.token === token);
     if (same !== undefined) return `field ${field}: the same token as the one named ${same.name}; each name needs its own token`;

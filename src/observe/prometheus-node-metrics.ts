@@ -26,7 +26,14 @@ import { unifiedWindowNames } from '../pool/account-feedback.js';
 import { healthStates } from '../pool/account-health.js';
 import type { TierQueue } from '../schedule/tier-queue.js';
 import type { UpstreamClientStats } from '../upstream/upstream-client.js';
-import { type AdmissionOutcome, type GatewayObserver, type QueueWaitOutcome, type UpstreamMode, upstreamModes, type UpstreamOutcome } from './gateway-observer.js';
+import {
+  type AdmissionOutcome,
+  type GatewayObserver,
+  type QueueWaitOutcome,
+  type UpstreamMode,
+  upstreamModes,
+  type UpstreamOutcome,
+} from './gateway-observer.js';
 
 /**
  * The Prometheus binding of one node: ONE prom-client `Registry` (never the global default, so a
@@ -81,7 +88,12 @@ export interface GatewayParts {
   readonly server?: { stats(): GrpcServerStats };
   readonly client?: { stats(): UpstreamClientStats };
   /** Forwarding: the origin's routes, and the home side's executor and ledger. */
-  readonly forward?: { readonly router: ForwardRouterStats; readonly executor: ForwardExecutorStats; readonly ledger: LedgerStats; readonly ledgerEntries: () => number };
+  readonly forward?: {
+    readonly router: ForwardRouterStats;
+    readonly executor: ForwardExecutorStats;
+    readonly ledger: LedgerStats;
+    readonly ledgerEntries: () => number;
+  };
 }
 
 export interface NodeMetricsOptions {
@@ -183,7 +195,11 @@ const poolCounters: readonly (readonly [string, string, Read<PoolStats>])[] = [
   ['carpool_pool_remote_grants_total', 'Grants to an account homed in another region.', (s) => s.remoteGrants],
   ['carpool_pool_alerts_total', 'Accounts disabled by an authentication failure or a credential that could not be renewed.', (s) => s.alerts],
   ['carpool_pool_shared_health_writes_total', "Records this node wrote to the mesh's account health register.", (s) => s.sharedWrites],
-  ['carpool_pool_forwards_refused_total', 'Forwarded calls the home node turned away: the account was paused, disabled or had its probe out.', (s) => s.forwardsRefused],
+  [
+    'carpool_pool_forwards_refused_total',
+    'Forwarded calls the home node turned away: the account was paused, disabled or had its probe out.',
+    (s) => s.forwardsRefused,
+  ],
 ];
 
 const callerCounters: readonly (readonly [string, string, Read<AccountCallerStats>])[] = [
@@ -345,7 +361,9 @@ export class PrometheusNodeMetrics implements GatewayObserver {
         this.upstreamCallSeconds.zero({ mode, outcome: 'ok' });
       }
       this.gauge('carpool_upstream_calls_in_flight', 'Upstream calls running (draining streams included).', [], (set) => set(client.stats().callsInFlight));
-      this.gauge('carpool_upstream_connections_open', 'Open upstream connections over all origins, busy or idle.', [], (set) => set(client.stats().connectionsOpen));
+      this.gauge('carpool_upstream_connections_open', 'Open upstream connections over all origins, busy or idle.', [], (set) =>
+        set(client.stats().connectionsOpen),
+      );
     }
   }
 
@@ -367,10 +385,17 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       'carpool_mesh_convergence_lag_seconds',
       'Time from a peer sending a counter delta to its being applied here (sender and receiver clocks; skew included).',
       this.registry,
-      () => ({ counts: node.stats.lagBuckets, boundsSeconds: lagBucketsMs.map((ms) => ms / 1_000), sum: node.stats.lagSumMs / 1_000, count: node.stats.lagCount }),
+      () => ({
+        counts: node.stats.lagBuckets,
+        boundsSeconds: lagBucketsMs.map((ms) => ms / 1_000),
+        sum: node.stats.lagSumMs / 1_000,
+        count: node.stats.lagCount,
+      }),
     );
     this.gauge('carpool_mesh_peers', 'Peers in the configured membership.', [], (set) => set(node.peerViews(this.clock.nowMs()).length));
-    this.gauge('carpool_mesh_peers_connected', 'Peers with an open, authenticated link.', [], (set) => set(node.peerViews(this.clock.nowMs()).filter((peer) => peer.connected).length));
+    this.gauge('carpool_mesh_peers_connected', 'Peers with an open, authenticated link.', [], (set) =>
+      set(node.peerViews(this.clock.nowMs()).filter((peer) => peer.connected).length),
+    );
     this.gauge('carpool_mesh_peer_connected', 'Whether each configured peer has an open, authenticated link (1) or not (0).', ['peer'], (set) => {
       for (const view of node.peerViews(this.clock.nowMs())) set(view.connected ? 1 : 0, { peer: view.peer });
     });
@@ -381,15 +406,22 @@ export class PrometheusNodeMetrics implements GatewayObserver {
 
   private registerAdmission(): void {
     const { claims } = this.runtime;
-    this.counter('carpool_request_claims_total', 'Request-id claims decided at this node, by outcome (granted, held-here, held-elsewhere, no-quorum, shed).', ['outcome'], (add) => {
-      const stats = claims.stats;
-      add(stats.granted, { outcome: 'granted' });
-      add(stats.heldHere, { outcome: 'held-here' });
-      add(stats.heldElsewhere, { outcome: 'held-elsewhere' });
-      add(stats.noQuorum, { outcome: 'no-quorum' });
-      add(stats.shed, { outcome: 'shed' });
-    });
-    this.counter('carpool_request_claims_withdrawn_total', 'Granted request-id claims given back: the request ended before reaching the model.', [], (add) => add(claims.stats.withdrawn));
+    this.counter(
+      'carpool_request_claims_total',
+      'Request-id claims decided at this node, by outcome (granted, held-here, held-elsewhere, no-quorum, shed).',
+      ['outcome'],
+      (add) => {
+        const stats = claims.stats;
+        add(stats.granted, { outcome: 'granted' });
+        add(stats.heldHere, { outcome: 'held-here' });
+        add(stats.heldElsewhere, { outcome: 'held-elsewhere' });
+        add(stats.noQuorum, { outcome: 'no-quorum' });
+        add(stats.shed, { outcome: 'shed' });
+      },
+    );
+    this.counter('carpool_request_claims_withdrawn_total', 'Granted request-id claims given back: the request ended before reaching the model.', [], (add) =>
+      add(claims.stats.withdrawn),
+    );
     this.gauge('carpool_request_claims_pending', 'Request-id claims waiting for a quorum round or in one.', [], (set) => set(claims.pendingCount));
     this.counter(
       'carpool_reservations_released_total',
@@ -401,9 +433,14 @@ export class PrometheusNodeMetrics implements GatewayObserver {
 
   private registerPool(): void {
     const pool = this.runtime.pool;
-    this.gauge('carpool_account_state', "Each upstream account's health state as this node sees it: 1 on the account's current state.", ['account', 'state'], (set) => {
-      for (const status of pool.status(this.clock.nowMs())) set(1, { account: status.id, state: status.state });
-    });
+    this.gauge(
+      'carpool_account_state',
+      "Each upstream account's health state as this node sees it: 1 on the account's current state.",
+      ['account', 'state'],
+      (set) => {
+        for (const status of pool.status(this.clock.nowMs())) set(1, { account: status.id, state: status.state });
+      },
+    );
     this.gauge('carpool_accounts', 'Upstream accounts per health state.', ['state'], (set) => {
       const counts = pool.stateCounts(this.clock.nowMs());
       for (const state of healthStates) set(counts[state], { state });
@@ -419,17 +456,23 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       "A subscription account's share of each usage window used (0 to 1, from its last answer's anthropic-ratelimit-unified-* headers).",
       ['account', 'window'],
       (set) => {
-        for (const status of pool.status(this.clock.nowMs())) for (const { window, utilization } of windowUtilizations(status)) set(utilization, { account: status.id, window });
+        for (const status of pool.status(this.clock.nowMs()))
+          for (const { window, utilization } of windowUtilizations(status)) set(utilization, { account: status.id, window });
       },
     );
-    this.gauge('carpool_account_window_reset_seconds', "When each subscription window of an account resets (Unix seconds), from its last answer.", ['account', 'window'], (set) => {
-      for (const status of pool.status(this.clock.nowMs())) {
-        for (const window of unifiedWindowNames) {
-          const resetAtMs = status.windows?.windows[window]?.resetAtMs;
-          if (resetAtMs !== undefined) set(Math.floor(resetAtMs / 1000), { account: status.id, window });
+    this.gauge(
+      'carpool_account_window_reset_seconds',
+      'When each subscription window of an account resets (Unix seconds), from its last answer.',
+      ['account', 'window'],
+      (set) => {
+        for (const status of pool.status(this.clock.nowMs())) {
+          for (const window of unifiedWindowNames) {
+            const resetAtMs = status.windows?.windows[window]?.resetAtMs;
+            if (resetAtMs !== undefined) set(Math.floor(resetAtMs / 1000), { account: status.id, window });
+          }
         }
-      }
-    });
+      },
+    );
     this.gauge(
       'carpool_account_disabled',
       'Accounts disabled until an operator acts, by reason: auth-failed (the upstream refused the credential) or credential (it could not be renewed). An alert.',
@@ -448,14 +491,21 @@ export class PrometheusNodeMetrics implements GatewayObserver {
   private registerCarpool(carpool: NonNullable<GatewayParts['carpool']>): void {
     const stats = carpool.stats;
     const queue = carpool.scheduler.queue;
-    this.counter('carpool_requests_received_total', 'Calls to the Carpool service (completions, streams, counts, usage reads).', [], (add) => add(stats.requests));
-    this.counter('carpool_requests_total', 'Requests that ended, by outcome: completed, failed after admission (queue, pool or upstream), or refused before the call.', ['outcome'], (add) => {
-      let refused = 0;
-      for (const count of Object.values(stats.refused)) refused += count;
-      add(stats.completed, { outcome: 'completed' });
-      add(stats.callFailures, { outcome: 'failed' });
-      add(refused, { outcome: 'refused' });
-    });
+    this.counter('carpool_requests_received_total', 'Calls to the Carpool service (completions, streams, counts, usage reads).', [], (add) =>
+      add(stats.requests),
+    );
+    this.counter(
+      'carpool_requests_total',
+      'Requests that ended, by outcome: completed, failed after admission (queue, pool or upstream), or refused before the call.',
+      ['outcome'],
+      (add) => {
+        let refused = 0;
+        for (const count of Object.values(stats.refused)) refused += count;
+        add(stats.completed, { outcome: 'completed' });
+        add(stats.callFailures, { outcome: 'failed' });
+        add(refused, { outcome: 'refused' });
+      },
+    );
     this.counter('carpool_requests_refused_total', 'Requests refused before the call, by reason (the rejection kind).', ['reason'], (add) => {
       for (const [reason, count] of Object.entries(stats.refused)) add(count, { reason });
     });
@@ -467,14 +517,22 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       [],
       (add) => add(stats.settlementsEstimated),
     );
-    this.counter('carpool_requests_withdrawn_total', 'Admitted requests that reached no model: refunded whole, their id free again.', [], (add) => add(stats.withdrawn));
-    this.counter('carpool_answers_replayed_total', 'Retries of a used request id answered from the answer store, with no upstream call.', [], (add) => add(stats.replayed));
+    this.counter('carpool_requests_withdrawn_total', 'Admitted requests that reached no model: refunded whole, their id free again.', [], (add) =>
+      add(stats.withdrawn),
+    );
+    this.counter('carpool_answers_replayed_total', 'Retries of a used request id answered from the answer store, with no upstream call.', [], (add) =>
+      add(stats.replayed),
+    );
     const answers = carpool.answers.ledger;
     this.gauge('carpool_answer_store_entries', 'Request ids the answer store remembers, running or done.', [], (set) => set(answers.size));
     this.gauge('carpool_answer_store_bytes', 'Bytes of answers the answer store keeps.', [], (set) => set(answers.storedBytes));
-    this.counter('carpool_answer_store_evicted_total', 'Answers evicted before their time to live to stay within the bounds.', [], (add) => add(answers.stats.evicted));
+    this.counter('carpool_answer_store_evicted_total', 'Answers evicted before their time to live to stay within the bounds.', [], (add) =>
+      add(answers.stats.evicted),
+    );
     this.counter('carpool_answer_store_expired_total', 'Answers dropped at the end of their time to live.', [], (add) => add(answers.stats.expired));
-    this.counter('carpool_answer_store_answers_dropped_total', 'Answers too large to keep; their request is remembered as done.', [], (add) => add(answers.stats.answersDropped));
+    this.counter('carpool_answer_store_answers_dropped_total', 'Answers too large to keep; their request is remembered as done.', [], (add) =>
+      add(answers.stats.answersDropped),
+    );
     this.gauge('carpool_requests_in_flight', 'Carpool service calls running.', [], (set) => set(carpool.inFlight));
     this.gauge('carpool_queue_depth', 'Requests waiting in the admission queue, by tier.', ['tier'], (set) => {
       for (const tier of tiers) set(queue.depthOf(tier), { tier });
@@ -492,15 +550,20 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       const spanSeconds = RecentUsage.lastMinuteSpanMs(nowMs) / 1_000;
       for (const kind of tokenKinds) set(tokensOf(total, kind) / spanSeconds, { kind });
     });
-    this.counter('carpool_recent_usage_tenants_forgotten_total', "Tenants dropped from the last-minute tally at its bound (their tokens stay in the node's rate).", [], (add) =>
-      add(carpool.recentUsage.forgotten),
+    this.counter(
+      'carpool_recent_usage_tenants_forgotten_total',
+      "Tenants dropped from the last-minute tally at its bound (their tokens stay in the node's rate).",
+      [],
+      (add) => add(carpool.recentUsage.forgotten),
     );
   }
 
   private registerServer(server: NonNullable<GatewayParts['server']>): void {
     this.counter('carpool_grpc_calls_started_total', 'gRPC calls started.', [], (add) => add(server.stats().callsStarted));
     this.gauge('carpool_grpc_calls_in_flight', 'gRPC calls running.', [], (set) => set(server.stats().callsInFlight));
-    this.counter('carpool_grpc_calls_refused_in_flight_total', 'gRPC calls refused at the in-flight bound.', [], (add) => add(server.stats().callsRefusedInFlight));
+    this.counter('carpool_grpc_calls_refused_in_flight_total', 'gRPC calls refused at the in-flight bound.', [], (add) =>
+      add(server.stats().callsRefusedInFlight),
+    );
     this.counter('carpool_grpc_credentials_refused_total', 'gRPC calls refused for ambiguous credentials, by problem.', ['problem'], (add) => {
       for (const [problem, count] of Object.entries(server.stats().credentialsRefused)) add(count, { problem });
     });
@@ -515,15 +578,19 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     const stats = (): StoreStats => store.stats();
     // fileBytes already holds the log (StoreStats): adding walBytes again counted it twice.
     this.gauge('carpool_store_bytes', 'Bytes the durable store takes on disk (database pages and write-ahead log).', [], (set) => set(stats().fileBytes));
-    this.gauge('carpool_store_bytes_max', 'The store file\'s bound (store.maxBytes); past it the node refuses work.', [], (set) => set(stats().maxBytes));
+    this.gauge('carpool_store_bytes_max', "The store file's bound (store.maxBytes); past it the node refuses work.", [], (set) => set(stats().maxBytes));
     this.gauge('carpool_ledger_rows', 'Usage rows in the ledger, by kind: rows, and daily aggregates of rows past retention.', ['kind'], (set) => {
       const now = stats();
       set(now.ledgerRows, { kind: 'rows' });
       set(now.aggregateRows, { kind: 'daily_aggregates' });
     });
-    this.gauge('carpool_store_failing', '1 while the store refuses writes (full, read-only, corrupt): the node sends nothing and admits nothing.', [], (set) => set(store.failing() === undefined ? 0 : 1));
+    this.gauge('carpool_store_failing', '1 while the store refuses writes (full, read-only, corrupt): the node sends nothing and admits nothing.', [], (set) =>
+      set(store.failing() === undefined ? 0 : 1),
+    );
     this.counter('carpool_store_commits_total', 'Group commits written.', [], (add) => add(store.journal.commits));
-    this.counter('carpool_store_commit_failures_total', 'Group commits the store refused (kept and written again).', [], (add) => add(store.journal.commitFailures));
+    this.counter('carpool_store_commit_failures_total', 'Group commits the store refused (kept and written again).', [], (add) =>
+      add(store.journal.commitFailures),
+    );
     this.counter('carpool_ledger_rows_written_total', 'Usage rows written.', [], (add) => add(store.journal.rowsWritten));
     this.gauge('carpool_store_commit_seconds_max', 'The longest group commit since the node started.', [], (set) => set(secondsOf(store.journal.commitMsMax)));
   }
@@ -535,15 +602,32 @@ export class PrometheusNodeMetrics implements GatewayObserver {
    * configured accounts, a bounded set; no label or value ever holds a credential.
    */
   attachCredentials(credentials: CredentialParts): void {
-    this.counter('carpool_account_credential_refreshes_total', 'OAuth credential refreshes, by account and outcome (ok, transient: retried, refused: the account is disabled).', ['account', 'outcome'], (add) => {
-      for (const [account, counts] of credentials.refreshes) for (const [outcome, count] of Object.entries(counts)) add(count, { account, outcome });
-    });
-    this.gauge('carpool_accounts_credential_refused', 'Accounts whose credential renewal was refused and that have no new credential yet: alert on > 0.', [], (set) => set(credentials.refusedCount()));
-    this.counter('carpool_account_credential_retries_total', 'Calls answered "OAuth token expired" and sent again after a renewal.', [], (add) => add(credentials.retried()));
+    this.counter(
+      'carpool_account_credential_refreshes_total',
+      'OAuth credential refreshes, by account and outcome (ok, transient: retried, refused: the account is disabled).',
+      ['account', 'outcome'],
+      (add) => {
+        for (const [account, counts] of credentials.refreshes) for (const [outcome, count] of Object.entries(counts)) add(count, { account, outcome });
+      },
+    );
+    this.gauge(
+      'carpool_accounts_credential_refused',
+      'Accounts whose credential renewal was refused and that have no new credential yet: alert on > 0.',
+      [],
+      (set) => set(credentials.refusedCount()),
+    );
+    this.counter('carpool_account_credential_retries_total', 'Calls answered "OAuth token expired" and sent again after a renewal.', [], (add) =>
+      add(credentials.retried()),
+    );
   }
 
   /** A counter that copies a stats object's monotonic counts at each scrape; see the file comment. */
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[], read: (add: (value: number, labels?: LabelValues<L>) => void) => void): void {
+  private counter<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    read: (add: (value: number, labels?: LabelValues<L>) => void) => void,
+  ): void {
     new Counter<L>({
       name,
       help,
@@ -557,7 +641,12 @@ export class PrometheusNodeMetrics implements GatewayObserver {
   }
 
   /** A gauge read from its source at each scrape; label sets not set this time disappear. */
-  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[], read: (set: (value: number, labels?: LabelValues<L>) => void) => void): void {
+  private gauge<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    read: (set: (value: number, labels?: LabelValues<L>) => void) => void,
+  ): void {
     new Gauge<L>({
       name,
       help,
@@ -625,7 +714,9 @@ class StatsHistogram extends Histogram {
     values.push({ value: sum, labels: {}, metricName: `${this.familyName}_sum` });
     values.push({ value: count, labels: {}, metricName: `${this.familyName}_count` });
     // The registry reads `type` as the text of `# TYPE`; the typings declare it a numeric enum.
-    return Promise.resolve({ name: this.familyName, help: this.familyHelp, type: 'histogram', aggregator: 'sum', values } as unknown as Awaited<ReturnType<Histogram['get']>>);
+    return Promise.resolve({ name: this.familyName, help: this.familyHelp, type: 'histogram', aggregator: 'sum', values } as unknown as Awaited<
+      ReturnType<Histogram['get']>
+    >);
   }
 
   /** What the registry prints from, when a metric has it (prom-client's Histogram does). */

@@ -56,9 +56,7 @@ export interface RateLimitPause {
  * (402), or the node could not renew the credential (an OAuth refresh that failed for good).
  * `detail` is bounded text fit for an operator, never a secret.
  */
-export type DisableReason =
-  | { readonly kind: 'auth-failed'; readonly status: 401 | 402 | 403 }
-  | { readonly kind: 'credential'; readonly detail: string };
+export type DisableReason = { readonly kind: 'auth-failed'; readonly status: 401 | 402 | 403 } | { readonly kind: 'credential'; readonly detail: string };
 
 /** The operator's one-line account of a disable reason. */
 export function disableReasonText(reason: DisableReason): string {
@@ -93,7 +91,12 @@ function windowsOf(limits: RateLimitSnapshot): RateLimitWindow[] {
  * `rateLimitCooldownMsDefault` when they say nothing at all. Every pause is capped at
  * `rateLimitCooldownMsMax` against bogus stamps. Resets already past (a skewed clock) are ignored.
  */
-export function rateLimitPause(retryAfterMs: number | undefined, limits: RateLimitSnapshot, nowMs: number, timings: HealthTimings = defaultHealthTimings): RateLimitPause {
+export function rateLimitPause(
+  retryAfterMs: number | undefined,
+  limits: RateLimitSnapshot,
+  nowMs: number,
+  timings: HealthTimings = defaultHealthTimings,
+): RateLimitPause {
   const { throttleShortMsMax, rateLimitCooldownMsMax } = timings;
   const windows = windowsOf(limits);
   const unifiedResetMs = unifiedRejectedResetMs(limits.unified, nowMs);

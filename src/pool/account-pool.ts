@@ -18,7 +18,16 @@ import {
 } from './account-health.js';
 import { type HealthRecord, HealthRegister, type SharedHealth } from './health-register.js';
 import { type AccountAmounts, type AccountRoom, noAccountAmounts } from './account-usage.js';
-import { type CancelOutcome, type Permit, type PermitError, type PermitEvent, PermitTable, type PermitTableOptions, type PermitView, type WaiterId } from './permits.js';
+import {
+  type CancelOutcome,
+  type Permit,
+  type PermitError,
+  type PermitEvent,
+  PermitTable,
+  type PermitTableOptions,
+  type PermitView,
+  type WaiterId,
+} from './permits.js';
 import { type BaseStrategyName, baseStrategyNames, type Candidate, headroomOf, Selector } from './strategies.js';
 import { stableHash } from './stable-hash.js';
 
@@ -111,8 +120,7 @@ export type AccountSelection =
 
 export type PoolError =
   /** No account the tenant may use can serve now; `retryAfterMs` undefined when only an operator can help. */
-  | { readonly kind: 'no-account'; readonly retryAfterMs: number | undefined }
-  | Exclude<PermitError, { readonly kind: 'unknown-account' }>;
+  { readonly kind: 'no-account'; readonly retryAfterMs: number | undefined } | Exclude<PermitError, { readonly kind: 'unknown-account' }>;
 
 /** What happened to an account on feedback: for metrics, logs and the operator's alert. */
 export interface FeedbackReport extends HealthChange {
@@ -242,7 +250,10 @@ export class AccountPool {
     this.strategy = options.strategy ?? 'least-loaded';
     this.timings = options.timings ?? defaultHealthTimings;
     this.region = options.shared?.region;
-    this.register = options.shared === undefined ? undefined : new HealthRegister(options.shared.node, options.shared.region, (record, nowMs) => this.onShared(record, nowMs));
+    this.register =
+      options.shared === undefined
+        ? undefined
+        : new HealthRegister(options.shared.node, options.shared.region, (record, nowMs) => this.onShared(record, nowMs));
   }
 
   /** The policy's pool settings: the default strategy and stickiness, and health timings for pauses decided from now on. */
@@ -643,7 +654,8 @@ export class AccountPool {
         return;
       }
       case 'healthy':
-        if (shared !== undefined && shared.kind !== 'available' && (shared.kind !== 'paused' || nowMs >= shared.untilMs)) this.write(entry, { kind: 'available' }, nowMs);
+        if (shared !== undefined && shared.kind !== 'available' && (shared.kind !== 'paused' || nowMs >= shared.untilMs))
+          this.write(entry, { kind: 'available' }, nowMs);
         return;
       case 'half-open':
         return;
@@ -692,7 +704,6 @@ function sharedAllows(shared: SharedHealth | undefined, nowMs: number): boolean 
   if (shared.kind === 'disabled') return false;
   return nowMs >= shared.untilMs;
 }
-
 
 /** The windows of a subscription as a status page lists them, for the metrics binding. */
 export function windowUtilizations(status: AccountStatus): { readonly window: (typeof unifiedWindowNames)[number]; readonly utilization: number }[] {

@@ -121,7 +121,12 @@ export class Selector {
    * answer is `pick`'s. Undefined when none is admitted, and then the strategy's state is left
    * as it was (a refused least-loaded draw has still used the Random).
    */
-  pickAdmitted<T extends Candidate>(candidates: readonly T[], count: number, keyHash: number | undefined, admits: ((candidate: T) => boolean) | undefined): T | undefined {
+  pickAdmitted<T extends Candidate>(
+    candidates: readonly T[],
+    count: number,
+    keyHash: number | undefined,
+    admits: ((candidate: T) => boolean) | undefined,
+  ): T | undefined {
     assert(count <= candidates.length, 'the count is within the candidates');
     assert(count <= policyAccountsMax, 'candidates are accounts of the policy');
     if (count === 0) return undefined;
@@ -211,7 +216,7 @@ export class Selector {
     for (let i = 0; i < count; i++) if (compareLeastLoaded(candidates[i] as T, best as T) > 0) rest.push(i);
     rest.sort((a, b) => compareLeastLoaded(candidates[a] as T, candidates[b] as T));
     // Bounded by the candidates: each turn consumes one load's worth of them.
-    for (let start = 0; start < rest.length; ) {
+    for (let start = 0; start < rest.length;) {
       const first = candidates[rest[start] as number] as T;
       ties = 0;
       while (start < rest.length && compareLeastLoaded(candidates[rest[start] as number] as T, first) === 0) tied[ties++] = rest[start++] as number;

@@ -117,9 +117,15 @@ export class TierQueue {
   constructor(limits: TierQueueLimits = defaultTierQueueLimits) {
     const { tierDepthMax, totalDepthMax, inFlightMax, quantumTokens } = limits;
     assert(Number.isSafeInteger(tierDepthMax) && tierDepthMax >= 1 && tierDepthMax <= tierQueueDepthMax, 'tierDepthMax is 1 to tierQueueDepthMax');
-    assert(Number.isSafeInteger(totalDepthMax) && totalDepthMax >= tierDepthMax && totalDepthMax <= tierQueueTotalDepthMax, 'totalDepthMax is tierDepthMax to tierQueueTotalDepthMax');
+    assert(
+      Number.isSafeInteger(totalDepthMax) && totalDepthMax >= tierDepthMax && totalDepthMax <= tierQueueTotalDepthMax,
+      'totalDepthMax is tierDepthMax to tierQueueTotalDepthMax',
+    );
     assert(Number.isSafeInteger(inFlightMax) && inFlightMax >= 1 && inFlightMax <= gatewayCallsInFlightMax, 'inFlightMax is 1 to gatewayCallsInFlightMax');
-    assert(Number.isSafeInteger(quantumTokens) && quantumTokens >= 1 && quantumTokens <= tierQueueQuantumTokens, 'quantumTokens is 1 to tierQueueQuantumTokens');
+    assert(
+      Number.isSafeInteger(quantumTokens) && quantumTokens >= 1 && quantumTokens <= tierQueueQuantumTokens,
+      'quantumTokens is 1 to tierQueueQuantumTokens',
+    );
     this.limits = Object.freeze({ ...limits });
     const state = (): TierState => ({ lanes: new Map(), queued: new Map(), turnOpen: false });
     this.tiers = { vip: state(), paid: state(), free: state() };

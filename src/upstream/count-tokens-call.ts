@@ -133,7 +133,10 @@ async function readBounded(body: Dispatcher.ResponseData['body']): Promise<Resul
 function failureOf(error: unknown, signal: AbortSignal | undefined, target: UpstreamTarget): CountTokensCallError {
   if (signal?.aborted === true) return { kind: 'cancelled' };
   const code = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-  const text = redact(`${code ?? (error instanceof Error ? error.name : 'error')}: ${error instanceof Error ? error.message : String(error)}`, target.credential);
+  const text = redact(
+    `${code ?? (error instanceof Error ? error.name : 'error')}: ${error instanceof Error ? error.message : String(error)}`,
+    target.credential,
+  );
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', detail: text };
   return { kind: 'network', detail: text };
 }

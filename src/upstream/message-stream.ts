@@ -51,7 +51,6 @@ interface Block {
   stopped: boolean;
 }
 
-
 export class MessageStream {
   private id = '';
   private model = '';
@@ -169,7 +168,13 @@ export class MessageStream {
     const delta = body.delta;
     if (!isJson(delta) || typeof delta.type !== 'string') return this.bad('content_block_delta', 'no delta with a type');
     const piece =
-      delta.type === 'text_delta' ? delta.text : delta.type === 'input_json_delta' ? delta.partial_json : delta.type === 'thinking_delta' ? delta.thinking : undefined;
+      delta.type === 'text_delta'
+        ? delta.text
+        : delta.type === 'input_json_delta'
+          ? delta.partial_json
+          : delta.type === 'thinking_delta'
+            ? delta.thinking
+            : undefined;
     // signature_delta and delta types newer than this code carry no text of the block.
     if (piece === undefined) return OK_VOID;
     if (typeof piece !== 'string') return this.bad('content_block_delta', `${delta.type} without its text`);

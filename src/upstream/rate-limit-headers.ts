@@ -1,12 +1,5 @@
 import { unifiedUtilizationMax, upstreamRetryAfterMsMax } from '../core/limits.js';
-import type {
-  RateLimitSnapshot,
-  RateLimitWindow,
-  UnifiedLimits,
-  UnifiedStatus,
-  UnifiedWindow,
-  UnifiedWindowName,
-} from '../pool/account-feedback.js';
+import type { RateLimitSnapshot, RateLimitWindow, UnifiedLimits, UnifiedStatus, UnifiedWindow, UnifiedWindowName } from '../pool/account-feedback.js';
 import { type HeaderMap, headerValue } from './response-headers.js';
 
 /**
@@ -111,10 +104,9 @@ export const unifiedHeaderNames = Object.freeze({
   status: unifiedStatusName,
   reset: unifiedReset.name,
   windows: Object.freeze(
-    Object.fromEntries(unifiedWindowHeaders.map((w) => [w.name, Object.freeze({ status: w.statusName, utilization: w.utilizationName, reset: w.reset.name })])) as Record<
-      UnifiedWindowName,
-      { readonly status: string; readonly utilization: string; readonly reset: string }
-    >,
+    Object.fromEntries(
+      unifiedWindowHeaders.map((w) => [w.name, Object.freeze({ status: w.statusName, utilization: w.utilizationName, reset: w.reset.name })]),
+    ) as Record<UnifiedWindowName, { readonly status: string; readonly utilization: string; readonly reset: string }>,
   ),
 });
 

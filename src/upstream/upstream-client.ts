@@ -164,7 +164,12 @@ export class UpstreamClient {
   private readonly timers: Timers;
   private readonly observer: UpstreamObserver;
   private readonly callsInFlightMax: number;
-  private readonly defaults: { readonly completeHeadersTimeoutMs: number; readonly streamHeadersTimeoutMs: number; readonly idleTimeoutMs: number; readonly deadlineMs: number };
+  private readonly defaults: {
+    readonly completeHeadersTimeoutMs: number;
+    readonly streamHeadersTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly deadlineMs: number;
+  };
   /** The timeouts of a call that sets none of its own, checked once rather than per call. */
   private readonly completeTimeouts: CallTimeouts;
   private readonly streamTimeouts: CallTimeouts;
@@ -217,7 +222,9 @@ export class UpstreamClient {
   stream(target: UpstreamTarget, request: UpstreamRequest, options: StreamOptions): Promise<Result<StreamCompletion, UpstreamError>> {
     const built = buildRequest(target, request, true);
     if (!built.ok) return Promise.resolve(err({ ...built.error, requestId: undefined, usage: zeroUsage, feedback: undefined }));
-    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) => this.runStream(guard, startedMs, target.credential, built.value, options.onEvent, options.onRead));
+    return this.run(options, this.streamTimeouts, 'stream', (guard, startedMs) =>
+      this.runStream(guard, startedMs, target.credential, built.value, options.onEvent, options.onRead),
+    );
   }
 
   stats(): UpstreamClientStats {
@@ -316,7 +323,14 @@ export class UpstreamClient {
     if (!isObject(message)) return err(badResponse(state, 'the body is not a JSON object'));
     const usage = parseMessageUsage(message);
     if (!usage.ok) return err(badResponse(state, usage.error));
-    return ok({ message, bodyJson: read.value.bytes, usage: usage.value, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
+    return ok({
+      message,
+      bodyJson: read.value.bytes,
+      usage: usage.value,
+      requestId: state.requestId,
+      feedback: state.feedback as AccountFeedback,
+      cancelled: guard.cancelled,
+    });
   }
 
   private async runStream(
@@ -349,7 +363,9 @@ export class UpstreamClient {
       const events = chunk.value === undefined ? parser.end() : parser.push(chunk.value);
       if (!events.ok) {
         discard(state, body);
-        return err(badResponse(state, `${events.error.kind} (${events.error.kind === 'sse-ended' ? events.error.detail : `bound ${events.error.bytesMax} bytes`})`));
+        return err(
+          badResponse(state, `${events.error.kind} (${events.error.kind === 'sse-ended' ? events.error.detail : `bound ${events.error.bytesMax} bytes`})`),
+        );
       }
       for (const event of events.value) {
         // Anything after message_stop is not part of the message; the body should end here.
@@ -368,13 +384,24 @@ export class UpstreamClient {
       }
       if (message.done) break;
       if (chunk.value === undefined) {
-        return err({ kind: 'truncated', detail: 'the stream ended without message_stop', ...seen(state), feedback: networkFeedback('stream ended without message_stop') });
+        return err({
+          kind: 'truncated',
+          detail: 'the stream ended without message_stop',
+          ...seen(state),
+          feedback: networkFeedback('stream ended without message_stop'),
+        });
       }
     }
     await finishBody(state, body, chunks);
     const streamed = message.message();
     assert(streamed !== undefined, 'a stream done without failure has reached message_stop');
-    return ok({ message: streamed, usage: streamed.usage, requestId: state.requestId, feedback: state.feedback as AccountFeedback, cancelled: guard.cancelled });
+    return ok({
+      message: streamed,
+      usage: streamed.usage,
+      requestId: state.requestId,
+      feedback: state.feedback as AccountFeedback,
+      cancelled: guard.cancelled,
+    });
   }
 
   private async dispatch(state: CallState, built: BuiltRequest): Promise<Result<Dispatcher.ResponseData, UpstreamError>> {
@@ -431,7 +458,18 @@ export class UpstreamClient {
 }
 
 function newState(guard: CallGuard, credential: Credential, mode: UpstreamMode, startedMs: number): CallState {
-  return { guard, credential, mode, startedMs, firstTokenSeen: false, requestId: undefined, headers: {}, feedback: undefined, message: undefined, relayedBytes: 0 };
+  return {
+    guard,
+    credential,
+    mode,
+    startedMs,
+    firstTokenSeen: false,
+    requestId: undefined,
+    headers: {},
+    feedback: undefined,
+    message: undefined,
+    relayedBytes: 0,
+  };
 }
 
 function seen(state: CallState): { readonly requestId: string | undefined; readonly usage: TokenUsage } {
@@ -473,7 +511,10 @@ function failure(state: CallState, error: unknown): UpstreamError {
     }
   }
   const code = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-  const text = redact(`${code ?? (error instanceof Error ? error.name : 'error')}: ${error instanceof Error ? error.message : String(error)}`, state.credential);
+  const text = redact(
+    `${code ?? (error instanceof Error ? error.name : 'error')}: ${error instanceof Error ? error.message : String(error)}`,
+    state.credential,
+  );
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
       return { kind: 'timeout', phase: 'connect', ...base, feedback: networkFeedback(text) };

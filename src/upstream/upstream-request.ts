@@ -78,7 +78,13 @@ export type BuiltCall = Omit<BuiltRequest, 'body'>;
  * `anthropic-beta` when the caller sent one, JSON in and `accept` out. Every call to the API
  * (messages, count_tokens) is built here, so the checks on what may go into a header live once.
  */
-export function buildCall(target: UpstreamTarget, apiPath: string, accept: string, anthropicVersion: string | undefined, anthropicBeta: string | undefined): Result<BuiltCall, InvalidRequest> {
+export function buildCall(
+  target: UpstreamTarget,
+  apiPath: string,
+  accept: string,
+  anthropicVersion: string | undefined,
+  anthropicBeta: string | undefined,
+): Result<BuiltCall, InvalidRequest> {
   const base = parseBaseUrl(target.baseUrl);
   if (!base.ok) return base;
   const secret = secretOf(target.credential);

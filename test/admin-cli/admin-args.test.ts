@@ -25,10 +25,38 @@ describe('parseAdminArgs', () => {
     expect(commandOf(['tenants', 'put', 'acme', '--file', 't.json'])).toEqual({ kind: 'tenants-put', id: 'acme', json: undefined, file: 't.json' });
     expect(commandOf(['tenants', 'put', 'acme', '{"tier":"paid"}'])).toEqual({ kind: 'tenants-put', id: 'acme', json: '{"tier":"paid"}', file: undefined });
     expect(commandOf(['accounts', 'enable', 'acct-1', '--reason', 'key replaced'])).toEqual({ kind: 'accounts-enable', id: 'acct-1' });
-    expect(commandOf(['keys', 'create', 'acme', '--name', 'ci bot', '--expires', '30d'])).toEqual({ kind: 'keys-create', tenant: 'acme', name: 'ci bot', expires: { kind: 'in', ms: 30 * 86_400_000 } });
-    expect(commandOf(['keys', 'rotate', 'acme:0badf00d', '--grace', '1h'])).toEqual({ kind: 'keys-rotate', keyId: 'acme:0badf00d', graceMs: 3_600_000, name: undefined, expires: undefined });
+    expect(commandOf(['keys', 'create', 'acme', '--name', 'ci bot', '--expires', '30d'])).toEqual({
+      kind: 'keys-create',
+      tenant: 'acme',
+      name: 'ci bot',
+      expires: { kind: 'in', ms: 30 * 86_400_000 },
+    });
+    expect(commandOf(['keys', 'rotate', 'acme:0badf00d', '--grace', '1h'])).toEqual({
+      kind: 'keys-rotate',
+      keyId: 'acme:0badf00d',
+      graceMs: 3_600_000,
+      name: undefined,
+      expires: undefined,
+    });
     expect(commandOf(['usage', 'acme', '--quorum', '--user', 'u1'])).toEqual({ kind: 'usage', tenant: 'acme', user: 'u1', quorum: true });
-    expect(commandOf(['adjust', 'credit', '--scope', 'tenant', '--subject', 'acme', '--metric', 'requests', '--window', 'day', '--amount', '5', '--reason', 'refund'])).toEqual({
+    expect(
+      commandOf([
+        'adjust',
+        'credit',
+        '--scope',
+        'tenant',
+        '--subject',
+        'acme',
+        '--metric',
+        'requests',
+        '--window',
+        'day',
+        '--amount',
+        '5',
+        '--reason',
+        'refund',
+      ]),
+    ).toEqual({
       kind: 'adjust',
       body: { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day', kind: 'credit', amount: 5 },
     });
@@ -38,7 +66,10 @@ describe('parseAdminArgs', () => {
 
   it('reads the global options, in any place', () => {
     const parsed = parseAdminArgs(['--url', 'http://127.0.0.1:8401', 'keys', 'list', 'acme', '--token-file', '/tmp/t', '--json']);
-    expect(parsed).toMatchObject({ ok: true, value: { url: 'http://127.0.0.1:8401', tokenFile: '/tmp/t', json: true, command: { kind: 'keys-list', tenant: 'acme' } } });
+    expect(parsed).toMatchObject({
+      ok: true,
+      value: { url: 'http://127.0.0.1:8401', tokenFile: '/tmp/t', json: true, command: { kind: 'keys-list', tenant: 'acme' } },
+    });
     expect(parseAdminArgs(['--help'])).toMatchObject({ ok: true, value: { help: true, command: undefined } });
   });
 
@@ -56,7 +87,10 @@ describe('parseAdminArgs', () => {
     [['adjust', 'refund', '--reason', 'x'], /charge or credit/],
     [['adjust', 'credit', '--scope', 'tenant', '--subject', 'acme', '--metric', 'requests', '--window', 'day', '--amount', '5'], /needs --reason/],
     [['adjust', 'credit', '--scope', 'tenant', '--reason', 'x'], /needs --subject, --metric, --window, --amount/],
-    [['adjust', 'credit', '--scope', 'tenant', '--subject', 'a', '--metric', 'm', '--window', 'day', '--amount', '-5', '--reason', 'x'], /--amount takes a whole number/],
+    [
+      ['adjust', 'credit', '--scope', 'tenant', '--subject', 'a', '--metric', 'm', '--window', 'day', '--amount', '-5', '--reason', 'x'],
+      /--amount takes a whole number/,
+    ],
     [['audit', '--limit', '0'], /--limit takes a number from 1 to 1000/],
     [['status', '--name', 'x'], /takes no --name/],
     [['keys', 'list', 'acme', '--quorum'], /takes no --quorum/],
@@ -74,7 +108,9 @@ describe('parseAdminArgs', () => {
 
 describe('durations and dates', () => {
   it('reads durations in ms, s, m, h and d', () => {
-    expect([parseDurationMs('500ms'), parseDurationMs('90s'), parseDurationMs('15m'), parseDurationMs('12h'), parseDurationMs('7d')]).toEqual([500, 90_000, 900_000, 43_200_000, 604_800_000]);
+    expect([parseDurationMs('500ms'), parseDurationMs('90s'), parseDurationMs('15m'), parseDurationMs('12h'), parseDurationMs('7d')]).toEqual([
+      500, 90_000, 900_000, 43_200_000, 604_800_000,
+    ]);
     expect(parseDurationMs('1.5h')).toBeNull();
     expect(parseDurationMs('-1h')).toBeNull();
   });

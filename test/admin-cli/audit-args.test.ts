@@ -12,7 +12,24 @@ function errorOf(argv: string[]): string {
 
 describe('parseAuditArgs', () => {
   it('reads every node, the emulator and the node configs, in the order given', () => {
-    const parsed = parseAuditArgs(['--admin', 'http://127.0.0.1:8401', '--admin=http://127.0.0.1:8402/', '--token-file', '/tmp/t', '--since', '2h', '--until', '2027-01-31', '--emulator', 'http://127.0.0.1:17400/', '--node-config', 'a.json', '--node-config', 'b.json', '--json']);
+    const parsed = parseAuditArgs([
+      '--admin',
+      'http://127.0.0.1:8401',
+      '--admin=http://127.0.0.1:8402/',
+      '--token-file',
+      '/tmp/t',
+      '--since',
+      '2h',
+      '--until',
+      '2027-01-31',
+      '--emulator',
+      'http://127.0.0.1:17400/',
+      '--node-config',
+      'a.json',
+      '--node-config',
+      'b.json',
+      '--json',
+    ]);
     expect(parsed).toEqual({
       ok: true,
       value: {
@@ -31,7 +48,10 @@ describe('parseAuditArgs', () => {
   });
 
   it('audits the last hour of the local mesh when told nothing', () => {
-    expect(parseAuditArgs([])).toMatchObject({ ok: true, value: { admins: [], since: { kind: 'ago', ms: 3_600_000 }, until: undefined, emulator: undefined, nodeConfigs: [] } });
+    expect(parseAuditArgs([])).toMatchObject({
+      ok: true,
+      value: { admins: [], since: { kind: 'ago', ms: 3_600_000 }, until: undefined, emulator: undefined, nodeConfigs: [] },
+    });
     expect(parseAuditArgs(['--help'])).toMatchObject({ ok: true, value: { help: true } });
   });
 

@@ -65,7 +65,8 @@ async function eventually(condition: () => Promise<boolean>, what: string, timeo
   }
 }
 
-const limits = (metrics: Record<string, string>): unknown[] => Object.entries(metrics).map(([metric, window]) => ({ metric, window, sliding: window === 'minute', limit: 1_000_000_000, mode: 'eventual' }));
+const limits = (metrics: Record<string, string>): unknown[] =>
+  Object.entries(metrics).map(([metric, window]) => ({ metric, window, sliding: window === 'minute', limit: 1_000_000_000, mode: 'eventual' }));
 
 beforeAll(async () => {
   emulator = await startEmulator({ accounts: generatedAccounts(2, 21), seed: 21 });
@@ -89,11 +90,17 @@ beforeAll(async () => {
       dataDir: `data-${region}`,
       // Both accounts are homed in eu-west, which alone holds their keys: every call taken at
       // us-east is forwarded there, so the ledgers hold local, origin and home rows.
-      upstream: { baseUrl: emulator.url, accounts: region === 'eu-west' ? { 'acct-0': { kind: 'api-key', key: emulator.keys[0] }, 'acct-1': { kind: 'api-key', key: emulator.keys[1] } } : {} },
+      upstream: {
+        baseUrl: emulator.url,
+        accounts: region === 'eu-west' ? { 'acct-0': { kind: 'api-key', key: emulator.keys[0] }, 'acct-1': { kind: 'api-key', key: emulator.keys[1] } } : {},
+      },
     };
     const file = join(dir, `${region}.json`);
     writeFileSync(file, JSON.stringify(config));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', file, '--status-every', '3600'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', file, '--status-every', '3600'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const node: NodeProcess = { region, child, grpc: `127.0.0.1:${port.grpc}`, admin: `http://127.0.0.1:${port.admin}`, config: file, output: '' };
     child.stdout.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
@@ -118,9 +125,20 @@ describe('the usage ledger read end to end', () => {
   it('answers queries and exports per node, and the audit finds ledgers, counters and the emulator equal', async () => {
     const [east, west] = nodes as [NodeProcess, NodeProcess];
     for (const account of ['acct-0', 'acct-1']) {
-      await admin(east, 'PUT', `/policy/accounts/${account}`, { kind: 'api-key', homeRegion: 'eu-west', weight: 1, concurrencyMax: 4, limits: limits({ requests: 'day', input_tokens: 'day', weighted_tokens: 'hour' }) });
+      await admin(east, 'PUT', `/policy/accounts/${account}`, {
+        kind: 'api-key',
+        homeRegion: 'eu-west',
+        weight: 1,
+        concurrencyMax: 4,
+        limits: limits({ requests: 'day', input_tokens: 'day', weighted_tokens: 'hour' }),
+      });
     }
-    await admin(east, 'PUT', '/policy/tenants/acme', { tier: 'paid', requireSignature: false, concurrencyMax: 16, limits: limits({ requests: 'day', weighted_tokens: 'hour', output_tokens: 'minute' }) });
+    await admin(east, 'PUT', '/policy/tenants/acme', {
+      tier: 'paid',
+      requireSignature: false,
+      concurrencyMax: 16,
+      limits: limits({ requests: 'day', weighted_tokens: 'hour', output_tokens: 'minute' }),
+    });
     const { apiKey } = (await admin(east, 'POST', '/policy/tenants/acme/keys', { name: 'e2e' })) as { apiKey: string };
     await eventually(async () => ((await admin(west, 'GET', '/pool')) as { accounts: unknown[] }).accounts.length === 2, 'the policy at eu-west');
 
@@ -131,7 +149,15 @@ describe('the usage ledger read end to end', () => {
       try {
         await eventually(async () => (await client.getUsage({ consistency: 'local', user: '' })).ok, `the key at ${node.region}`);
         for (let i = 0; i < 4; i++) {
-          const request = { requestId: `${node.region}-${i}`, requestJson: utf8.encode(JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 32, messages: [{ role: 'user', content: `Carpool audit ${i}` }] })), anthropicVersion: '', anthropicBeta: '', user: i % 2 === 0 ? 'ann' : '' };
+          const request = {
+            requestId: `${node.region}-${i}`,
+            requestJson: utf8.encode(
+              JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 32, messages: [{ role: 'user', content: `Carpool audit ${i}` }] }),
+            ),
+            anthropicVersion: '',
+            anthropicBeta: '',
+            user: i % 2 === 0 ? 'ann' : '',
+          };
           if (i % 2 === 0) {
             const answer = await client.complete(request);
             if (!answer.ok) throw new Error(JSON.stringify(answer.error));
@@ -149,18 +175,43 @@ describe('the usage ledger read end to end', () => {
     expect(Object.values(emulator.stats().keys).reduce((sum, row) => sum + row.messages, 0)).toBe(sent);
 
     // Each node answers for the rows it settled; the two add up to every request, on each side.
-    const tenantSide = await Promise.all(nodes.map(async (node) => ((await admin(node, 'GET', '/usage/ledger?tenant=acme&groupBy=user')) as { node: string; totals: { requests: number } }).totals.requests));
-    const accountSide = await Promise.all(nodes.map(async (node) => ((await admin(node, 'GET', '/usage/ledger?side=account&groupBy=account')) as { totals: { requests: number } }).totals.requests));
+    const tenantSide = await Promise.all(
+      nodes.map(
+        async (node) =>
+          ((await admin(node, 'GET', '/usage/ledger?tenant=acme&groupBy=user')) as { node: string; totals: { requests: number } }).totals.requests,
+      ),
+    );
+    const accountSide = await Promise.all(
+      nodes.map(async (node) => ((await admin(node, 'GET', '/usage/ledger?side=account&groupBy=account')) as { totals: { requests: number } }).totals.requests),
+    );
     expect([tenantSide, accountSide]).toEqual([
       [4, 4],
       [0, sent],
     ]);
 
     const csv = join(dir, 'us-east.csv');
-    const exported = await carpool(['usage', 'export', '--url', east.admin, '--token-file', join(dir, 'viewer.token'), '--since', '1h', '--format', 'csv', '--out', csv]);
+    const exported = await carpool([
+      'usage',
+      'export',
+      '--url',
+      east.admin,
+      '--token-file',
+      join(dir, 'viewer.token'),
+      '--since',
+      '1h',
+      '--format',
+      'csv',
+      '--out',
+      csv,
+    ]);
     expect([exported.code, exported.err.trim().split('\n').at(-1)]).toEqual([0, `carpool usage: exported 4 rows (0.0 MB) from us-east-1 to ${csv}`]);
     const lines = readFileSync(csv, 'utf8').trimEnd().split('\r\n');
-    expect(lines.slice(1).map((line) => line.split(',')[0]).sort()).toEqual(['us-east-0', 'us-east-1', 'us-east-2', 'us-east-3']);
+    expect(
+      lines
+        .slice(1)
+        .map((line) => line.split(',')[0])
+        .sort(),
+    ).toEqual(['us-east-0', 'us-east-1', 'us-east-2', 'us-east-3']);
     // They ran at eu-west: their rows here are the tenant's side only.
     expect(lines.slice(1).map((line) => line.split(',')[1])).toEqual(['origin', 'origin', 'origin', 'origin']);
 

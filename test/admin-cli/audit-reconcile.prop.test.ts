@@ -5,7 +5,16 @@
 // upstream count, a row lost from a node's ledger) is always reported, at the key it changed.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type AuditPlan, type AuditScope, type AuditSubject, LedgerTally, planAudit, reconcile, upstreamMetrics, type UpstreamTotals } from '../../src/admin-cli/audit-reconcile.js';
+import {
+  type AuditPlan,
+  type AuditScope,
+  type AuditSubject,
+  LedgerTally,
+  planAudit,
+  reconcile,
+  upstreamMetrics,
+  type UpstreamTotals,
+} from '../../src/admin-cli/audit-reconcile.js';
 import { windowAt } from '../../src/crdt/window.js';
 import type { LedgerRow } from '../../src/ledger/ledger-row.js';
 import type { LimitWindowUnit } from '../../src/mesh/policy/policy-schema.js';
@@ -24,7 +33,10 @@ const limitArbitrary = fc.record({
 });
 
 const subjectsArbitrary = fc
-  .tuple(fc.array(fc.array(limitArbitrary, { maxLength: 3 }), { minLength: 3, maxLength: 3 }), fc.array(fc.array(limitArbitrary, { maxLength: 3 }), { minLength: 3, maxLength: 3 }))
+  .tuple(
+    fc.array(fc.array(limitArbitrary, { maxLength: 3 }), { minLength: 3, maxLength: 3 }),
+    fc.array(fc.array(limitArbitrary, { maxLength: 3 }), { minLength: 3, maxLength: 3 }),
+  )
   .map(([tenantLimits, accountLimits]): AuditSubject[] => [
     ...tenants.map((id, i) => ({ scope: 'tenant' as const, id, limits: tenantLimits[i] ?? [] })),
     ...accounts.map((id, i) => ({ scope: 'account' as const, id, limits: accountLimits[i] ?? [] })),
@@ -65,7 +77,8 @@ function countersOf(plan: AuditPlan, rows: readonly LedgerRow[], adjustments: Re
     let value = adjustments.get(cell.key) ?? 0;
     for (const row of rows) {
       const subject = cell.scope === 'tenant' ? row.tenant : row.account;
-      if (onSide(row, cell.scope) && subject === cell.subject && windowAt(cell.unit, row.chargedAtMs).index === cell.index) value += charged(row, cell.scope, cell.metric);
+      if (onSide(row, cell.scope) && subject === cell.subject && windowAt(cell.unit, row.chargedAtMs).index === cell.index)
+        value += charged(row, cell.scope, cell.metric);
     }
     counters.set(cell.key, value);
   }
@@ -74,7 +87,9 @@ function countersOf(plan: AuditPlan, rows: readonly LedgerRow[], adjustments: Re
 
 /** What the upstream counted: exactly the rows' usage, less any part of the estimated rows' (`share` of it, 0 to 1). */
 function upstreamOf(rows: readonly LedgerRow[], share: number): Map<string, UpstreamTotals> {
-  const upstream = new Map<string, Record<string, number>>(accounts.map((account) => [account, Object.fromEntries(upstreamMetrics.map((metric) => [metric, 0]))]));
+  const upstream = new Map<string, Record<string, number>>(
+    accounts.map((account) => [account, Object.fromEntries(upstreamMetrics.map((metric) => [metric, 0]))]),
+  );
   for (const row of rows) {
     if (!onSide(row, 'account') || row.account === null) continue;
     const totals = upstream.get(row.account) as Record<string, number>;
@@ -129,7 +144,13 @@ describe('the audit', () => {
     checkProperty(
       fc.property(scenario, (input) => {
         const { plan, adjustments } = consistent(input);
-        const report = reconcile({ plan, tally: tallyOf(plan, input.rows), counters: countersOf(plan, input.rows, adjustments), adjustments, upstream: upstreamOf(input.rows, input.share) });
+        const report = reconcile({
+          plan,
+          tally: tallyOf(plan, input.rows),
+          counters: countersOf(plan, input.rows, adjustments),
+          adjustments,
+          upstream: upstreamOf(input.rows, input.share),
+        });
         expect(report.lines.filter((line) => line.verdict === 'differs')).toEqual([]);
         expect(report.lines.filter((line) => line.window !== 'range')).toHaveLength(plan.cells.length);
       }),
@@ -169,7 +190,7 @@ describe('the audit', () => {
     );
   });
 
-  it('reports a row lost from one node\'s ledger wherever it was counted', () => {
+  it("reports a row lost from one node's ledger wherever it was counted", () => {
     checkProperty(
       fc.property(scenario, (input) => {
         const { plan, adjustments } = consistent(input);
@@ -177,16 +198,33 @@ describe('the audit', () => {
         if (lost === undefined) return;
         const counted = plan.cells.filter((cell) => {
           const subject = cell.scope === 'tenant' ? lost.tenant : lost.account;
-          return onSide(lost, cell.scope) && subject === cell.subject && windowAt(cell.unit, lost.chargedAtMs).index === cell.index && charged(lost, cell.scope, cell.metric) > 0;
+          return (
+            onSide(lost, cell.scope) &&
+            subject === cell.subject &&
+            windowAt(cell.unit, lost.chargedAtMs).index === cell.index &&
+            charged(lost, cell.scope, cell.metric) > 0
+          );
         });
         const upstreamCounted = onSide(lost, 'account') && lost.account !== null;
         const kept = input.rows.filter((row) => row !== lost);
-        const report = reconcile({ plan, tally: tallyOf(plan, kept), counters: countersOf(plan, input.rows, adjustments), adjustments, upstream: upstreamOf(input.rows, 1) });
+        const report = reconcile({
+          plan,
+          tally: tallyOf(plan, kept),
+          counters: countersOf(plan, input.rows, adjustments),
+          adjustments,
+          upstream: upstreamOf(input.rows, 1),
+        });
         const differing = report.lines.filter((line) => line.verdict === 'differs');
         const expectedKeys = counted.map((cell) => cell.key).sort();
-        expect(differing.filter((line) => line.window !== 'range').map((line) => `${line.subject.replace(' ', '/')}/${line.metric}/${line.window}`).sort()).toEqual(expectedKeys);
+        expect(
+          differing
+            .filter((line) => line.window !== 'range')
+            .map((line) => `${line.subject.replace(' ', '/')}/${line.metric}/${line.window}`)
+            .sort(),
+        ).toEqual(expectedKeys);
         // Its requests at least: the upstream saw a call the ledger no longer has.
-        if (upstreamCounted) expect(differing.some((line) => line.window === 'range' && line.subject === `account ${lost.account}` && line.metric === 'requests')).toBe(true);
+        if (upstreamCounted)
+          expect(differing.some((line) => line.window === 'range' && line.subject === `account ${lost.account}` && line.metric === 'requests')).toBe(true);
       }),
     );
   });

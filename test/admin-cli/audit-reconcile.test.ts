@@ -37,7 +37,12 @@ describe('the plan', () => {
       ...Array.from({ length: 6 }, (_, i) => `tenant/acme/weighted_tokens/sec10:${firstSec10 + i}`),
       `account/acct-1/weighted_tokens/hour:${hour - 1}`,
     ]);
-    expect(plan.value).toMatchObject({ fetchSinceMs: windowStartMs({ unit: 'day', index: day }), fetchUntilMs: windowStartMs({ unit: 'day', index: day + 1 }), expired: 0, uncounted: ['tenant acme: cost per day'] });
+    expect(plan.value).toMatchObject({
+      fetchSinceMs: windowStartMs({ unit: 'day', index: day }),
+      fetchUntilMs: windowStartMs({ unit: 'day', index: day + 1 }),
+      expired: 0,
+      uncounted: ['tenant acme: cost per day'],
+    });
   });
 
   it('sets apart the windows the counters have expired, and names the key bound', () => {
@@ -56,14 +61,16 @@ describe('the plan', () => {
 describe('a row', () => {
   it('adds to each counted metric as the gateway charges it, accounts under the default weights', () => {
     const row = ledgerRow({ requestId: 'r', inputTokens: 10, outputTokens: 3, cacheWriteTokens: 4, cacheReadTokens: 7, weightedTokens: 999 });
-    expect(['requests', 'input_tokens', 'output_tokens', 'weighted_tokens', 'cost'].map((metric) => rowAmount(row, 'tenant', metric))).toEqual([1, 14, 3, 999, 0]);
+    expect(['requests', 'input_tokens', 'output_tokens', 'weighted_tokens', 'cost'].map((metric) => rowAmount(row, 'tenant', metric))).toEqual([
+      1, 14, 3, 999, 0,
+    ]);
     // ceil((10×1000 + 3×5000 + 4×1250 + 7×100) / 1000) = ceil(30.7)
     expect(rowAmount(row, 'account', 'weighted_tokens')).toBe(31);
   });
 });
 
 describe('adjustments', () => {
-  it('sum the audit log\'s charges and credits per key, skipping other entries', () => {
+  it("sum the audit log's charges and credits per key, skipping other entries", () => {
     const entries = [
       { action: 'usage.adjust', target: 'tenant/acme', detail: { metric: 'requests', window: 'day:5', kind: 'charge', amount: 7 } },
       { action: 'usage.adjust', target: 'tenant/acme', detail: { metric: 'requests', window: 'day:5', kind: 'credit', amount: 2 } },
@@ -94,13 +101,28 @@ describe('the verdicts', () => {
   const at = nowMs - 1_000;
   // A local request at us-east on acct-1, and one forwarded from us-east to eu-west's acct-2,
   // which has a row at each end; the second was aborted by its client, so its usage is estimated.
-  const usEast = [ledgerRow({ requestId: 'r1', chargedAtMs: at, outputTokens: 20 }), ledgerRow({ requestId: 'r2', role: 'origin', account: 'acct-2', chargedAtMs: at, outputTokens: 8, estimated: true })];
-  const euWest = [ledgerRow({ requestId: 'r2', role: 'home', account: 'acct-2', node: 'eu-west-1', servedRegion: 'eu-west', chargedAtMs: at, outputTokens: 8, estimated: true })];
+  const usEast = [
+    ledgerRow({ requestId: 'r1', chargedAtMs: at, outputTokens: 20 }),
+    ledgerRow({ requestId: 'r2', role: 'origin', account: 'acct-2', chargedAtMs: at, outputTokens: 8, estimated: true }),
+  ];
+  const euWest = [
+    ledgerRow({
+      requestId: 'r2',
+      role: 'home',
+      account: 'acct-2',
+      node: 'eu-west-1',
+      servedRegion: 'eu-west',
+      chargedAtMs: at,
+      outputTokens: 8,
+      estimated: true,
+    }),
+  ];
 
   function tallyOf(): LedgerTally {
     const tally = new LedgerTally(plan, ['acct-1', 'acct-2']);
     for (const rows of [usEast, euWest]) {
-      for (const side of ['tenant', 'account'] as const) for (const row of rows) if (side === 'tenant' ? row.role !== 'home' : row.role !== 'origin') tally.add(row, side);
+      for (const side of ['tenant', 'account'] as const)
+        for (const row of rows) if (side === 'tenant' ? row.role !== 'home' : row.role !== 'origin') tally.add(row, side);
     }
     return tally;
   }
@@ -128,7 +150,11 @@ describe('the verdicts', () => {
 
   it('let the upstream fall short of the ledger by the estimated rows, never go above it', () => {
     const short = reconcile({ plan, tally: tallyOf(), counters, adjustments, upstream: upstreamOf(3) });
-    expect(short.lines.find((line) => line.subject === 'account acct-2' && line.metric === 'output_tokens')).toMatchObject({ upstream: 3, diff: -5, verdict: 'within-estimate' });
+    expect(short.lines.find((line) => line.subject === 'account acct-2' && line.metric === 'output_tokens')).toMatchObject({
+      upstream: 3,
+      diff: -5,
+      verdict: 'within-estimate',
+    });
     expect(short.differences).toBe(0);
     const over = reconcile({ plan, tally: tallyOf(), counters, adjustments, upstream: upstreamOf(9) });
     expect(over.lines.find((line) => line.subject === 'account acct-2' && line.metric === 'output_tokens')).toMatchObject({ diff: 1, verdict: 'differs' });
@@ -143,7 +169,9 @@ describe('the verdicts', () => {
     const drifted = new Map(counters);
     drifted.set(`account/acct-1/requests/day:${day}`, 2);
     const report = reconcile({ plan, tally: tallyOf(), counters: drifted, adjustments });
-    expect(report.lines.filter((line) => line.verdict === 'differs')).toEqual([expect.objectContaining({ subject: 'account acct-1', metric: 'requests', ledger: 1, counters: 2, diff: 1 })]);
+    expect(report.lines.filter((line) => line.verdict === 'differs')).toEqual([
+      expect.objectContaining({ subject: 'account acct-1', metric: 'requests', ledger: 1, counters: 2, diff: 1 }),
+    ]);
   });
 
   it('report upstream usage under a key no account holds, and leave an account without a known key unchecked', () => {
@@ -151,8 +179,15 @@ describe('the verdicts', () => {
     const upstream = new Map(upstreamOf(8));
     upstream.delete('acct-2');
     const report = reconcile({ plan, tally: tallyOf(), counters, adjustments, upstream, unclaimedUpstream: unclaimed });
-    expect(report.lines.filter((line) => line.verdict === 'differs')).toEqual([expect.objectContaining({ subject: 'upstream key sk-ant-emu-9…', metric: 'requests', upstream: 2, diff: 2 })]);
-    expect(report.lines.filter((line) => line.subject === 'account acct-2' && line.window === 'range').map((line) => line.verdict)).toEqual(['unchecked', 'unchecked', 'unchecked', 'unchecked']);
+    expect(report.lines.filter((line) => line.verdict === 'differs')).toEqual([
+      expect.objectContaining({ subject: 'upstream key sk-ant-emu-9…', metric: 'requests', upstream: 2, diff: 2 }),
+    ]);
+    expect(report.lines.filter((line) => line.subject === 'account acct-2' && line.window === 'range').map((line) => line.verdict)).toEqual([
+      'unchecked',
+      'unchecked',
+      'unchecked',
+      'unchecked',
+    ]);
   });
 });
 
@@ -178,7 +213,10 @@ describe('an interrupted request', () => {
   it('is counted on the keys of its strict and escrow limits only, as the counters kept it', () => {
     const tally = new LedgerTally(planned.value);
     tally.add(ledgerRow({ requestId: 'done', chargedAtMs: at, outputTokens: 20 }), 'tenant');
-    tally.add(ledgerRow({ requestId: 'cut', account: null, chargedAtMs: at, outputTokens: 64, outcome: 'interrupted', status: 'interrupted', estimated: true }), 'tenant');
+    tally.add(
+      ledgerRow({ requestId: 'cut', account: null, chargedAtMs: at, outputTokens: 64, outcome: 'interrupted', status: 'interrupted', estimated: true }),
+      'tenant',
+    );
     // The counters after the restart: the finished request everywhere, the interrupted one's
     // estimate on the strict and escrow keys only.
     const counters = new Map([
@@ -209,15 +247,26 @@ describe('the upstream beside interrupted calls', () => {
     tally.add(done, 'tenant');
     tally.add(done, 'account');
     for (let i = 0; i < interrupted; i++) {
-      const row = ledgerRow({ requestId: `cut-${i}`, account: null, chargedAtMs: nowMs - 500, weightedTokens: 0, inputTokens: 0, outputTokens: 0, outcome: 'interrupted', estimated: true });
+      const row = ledgerRow({
+        requestId: `cut-${i}`,
+        account: null,
+        chargedAtMs: nowMs - 500,
+        weightedTokens: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        outcome: 'interrupted',
+        estimated: true,
+      });
       tally.add(row, 'tenant');
       tally.add(row, 'account');
     }
     return tally;
   };
   const counters = new Map([[`account/acct-1/requests/day:${day}`, 1]]);
-  const upstream = (requests: number, output: number): Map<string, UpstreamTotals> => new Map([['acct-1', { requests, input_tokens: 0, output_tokens: output, cache_read_tokens: 0 }]]);
-  const rangeLine = (lines: readonly { subject: string; window: string; metric: string }[], metric: string) => lines.find((line) => line.subject === 'account acct-1' && line.window === 'range' && line.metric === metric);
+  const upstream = (requests: number, output: number): Map<string, UpstreamTotals> =>
+    new Map([['acct-1', { requests, input_tokens: 0, output_tokens: output, cache_read_tokens: 0 }]]);
+  const rangeLine = (lines: readonly { subject: string; window: string; metric: string }[], metric: string) =>
+    lines.find((line) => line.subject === 'account acct-1' && line.window === 'range' && line.metric === metric);
 
   it('may exceed the ledger by one request per interrupted call (and its tokens), and no more', () => {
     const explained = reconcile({ plan: plan.value, tally: tallyOf(1), counters, adjustments: new Map(), upstream: upstream(2, 30) });

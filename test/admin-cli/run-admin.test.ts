@@ -122,7 +122,10 @@ beforeAll(async () => {
       upstream: { baseUrl: emulator.url, accounts: { [`acct-${i}`]: { kind: 'api-key', key: emulator.keys[i] } } },
     };
     writeFileSync(join(dir, `${region}.json`), JSON.stringify(config));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', join(dir, `${region}.json`), '--status-every', '3600'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', join(dir, `${region}.json`), '--status-every', '3600'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const node: NodeProcess = { name: region, child, grpc: `127.0.0.1:${port.grpc}`, admin: `http://127.0.0.1:${port.admin}`, output: '' };
     child.stdout.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
@@ -150,7 +153,15 @@ describe('carpool admin against running nodes', () => {
       writeFileSync(join(dir, `acct-${i}.json`), JSON.stringify({ kind: 'api-key', homeRegion: region, weight: 1, concurrencyMax: 4, limits: [] }));
       await cliOk(['accounts', 'put', `acct-${i}`, '--file', join(dir, `acct-${i}.json`)]);
     }
-    writeFileSync(join(dir, 'demo.json'), JSON.stringify({ tier: 'paid', requireSignature: false, concurrencyMax: 10, limits: [{ metric: 'requests', window: 'day', sliding: false, limit: 1000, mode: 'eventual' }] }));
+    writeFileSync(
+      join(dir, 'demo.json'),
+      JSON.stringify({
+        tier: 'paid',
+        requireSignature: false,
+        concurrencyMax: 10,
+        limits: [{ metric: 'requests', window: 'day', sliding: false, limit: 1000, mode: 'eventual' }],
+      }),
+    );
     expect(await cliOk(['tenants', 'put', 'demo', '--file', join(dir, 'demo.json'), '--reason', 'first customer'])).toContain('tenant demo stored');
     const ci = printedKey(await cliOk(['keys', 'create', 'demo', '--name', 'ci', '--reason', 'pipeline'], { spawn: true }));
     const trial = printedKey(await cliOk(['keys', 'create', 'demo', '--name', 'trial', '--expires', '4s']));
@@ -198,7 +209,9 @@ describe('carpool admin against running nodes', () => {
     expect(upstream).toBe(1);
     expect(usage.limits[0]?.used).toBe(upstream);
 
-    const audit = JSON.parse(await cliOk(['audit', '--json'], { token: 'viewer', at: 1 })) as { entries: { node: string; actor: string; action: string; reason?: string }[] };
+    const audit = JSON.parse(await cliOk(['audit', '--json'], { token: 'viewer', at: 1 })) as {
+      entries: { node: string; actor: string; action: string; reason?: string }[];
+    };
     expect(audit.entries.map((entry) => [entry.node, entry.actor, entry.action, entry.reason]).reverse()).toEqual([
       ['us-east-1', 'admin', 'account.put', undefined],
       ['us-east-1', 'admin', 'account.put', undefined],
@@ -220,12 +233,21 @@ describe('carpool admin against running nodes', () => {
     expect([over.code, over.err]).toEqual([1, expect.stringContaining("HTTP 400: amount: a credit may not exceed the counter's current value, 1")]);
     const typo = await cli([...adjust.slice(0, 7), 'requets', '--window', 'day', '--amount', '1', '--reason', 'typo']);
     expect([typo.code, typo.err]).toEqual([1, expect.stringContaining("HTTP 400: metric: must be a metric of tenant demo's limits: requests")]);
-    expect(await cliOk([...adjust, '--amount', '1', '--reason', 'refund for a failed request'], { at: 1 })).toContain('credit of 1 on tenant/demo/requests/day:');
+    expect(await cliOk([...adjust, '--amount', '1', '--reason', 'refund for a failed request'], { at: 1 })).toContain(
+      'credit of 1 on tenant/demo/requests/day:',
+    );
     // Made at eu-west, read at us-east once the policy document carried it over.
     type Entries = { node: string; action: string; reason: string; detail: Record<string, unknown> }[];
     const newest = async (): Promise<Entries> => (JSON.parse(await cliOk(['audit', '--limit', '1', '--json'])) as { entries: Entries }).entries;
-    await eventually(async () => (await newest())[0]?.action === 'usage.adjust', 'the adjustment in us-east\'s audit log');
+    await eventually(async () => (await newest())[0]?.action === 'usage.adjust', "the adjustment in us-east's audit log");
     const entries = await newest();
-    expect(entries).toEqual([expect.objectContaining({ node: 'eu-west-1', action: 'usage.adjust', reason: 'refund for a failed request', detail: expect.objectContaining({ kind: 'credit', amount: 1, before: 1, after: 0 }) as unknown })]);
+    expect(entries).toEqual([
+      expect.objectContaining({
+        node: 'eu-west-1',
+        action: 'usage.adjust',
+        reason: 'refund for a failed request',
+        detail: expect.objectContaining({ kind: 'credit', amount: 1, before: 1, after: 0 }) as unknown,
+      }),
+    ]);
   }, 30_000);
 });

@@ -67,7 +67,15 @@ async function startNodes(): Promise<void> {
   const tokens = new AdminTokens(nodeAuthCrypto, [{ name: 'grafana', role: 'viewer', token }]);
   for (const spec of specs) {
     const runtime = await MeshRuntime.start({
-      config: { node: spec.id, region: spec.region, listen: { host: '127.0.0.1', port: spec.port }, admin: undefined, members, secret: { kind: 'inline', value: secret }, tls: undefined },
+      config: {
+        node: spec.id,
+        region: spec.region,
+        listen: { host: '127.0.0.1', port: spec.port },
+        admin: undefined,
+        members,
+        secret: { kind: 'inline', value: secret },
+        tls: undefined,
+      },
       secret: new TextEncoder().encode(secret),
     });
     const ledger = new MemoryUsageReader();
@@ -76,16 +84,39 @@ async function startNodes(): Promise<void> {
     nodes.push({ ...spec, runtime, ledger, service, admin, url: `http://127.0.0.1:${admin.port}` });
     // Each node's config holds the key of the account homed in its region, as a deployment's does.
     const index = nodes.length - 1;
-    const config = { node: spec.id, region: spec.region, listen: { host: '127.0.0.1', port: spec.port }, members, secret, upstream: { baseUrl: emulator.url, accounts: { [`acct-${index}`]: { kind: 'api-key', key: emulator.keys[index] } } } };
+    const config = {
+      node: spec.id,
+      region: spec.region,
+      listen: { host: '127.0.0.1', port: spec.port },
+      members,
+      secret,
+      upstream: { baseUrl: emulator.url, accounts: { [`acct-${index}`]: { kind: 'api-key', key: emulator.keys[index] } } },
+    };
     writeFileSync(join(dir, `${spec.region}.json`), JSON.stringify(config));
   }
   const east = nodes[0] as AuditedNode;
   expect(east.service.putTenant(operator, 'acme', { tier: 'paid', requireSignature: false, concurrencyMax: 8, limits: tenantRules }, undefined).ok).toBe(true);
   for (const [i, node] of nodes.entries()) {
-    expect(east.service.putAccount(operator, `acct-${i}`, { kind: 'api-key', homeRegion: node.region, weight: 1, concurrencyMax: 4, limits: accountRules }, undefined).ok).toBe(true);
+    expect(
+      east.service.putAccount(
+        operator,
+        `acct-${i}`,
+        { kind: 'api-key', homeRegion: node.region, weight: 1, concurrencyMax: 4, limits: accountRules },
+        undefined,
+      ).ok,
+    ).toBe(true);
   }
-  await until(() => nodes.every((node) => node.runtime.policy.account('acct-1' as never) !== undefined) && east.runtime.node.peerConnected(asNodeId('euw-1')), 'the mesh and its policy', 10_000);
-  bare = await startAdminHttp({ host: '127.0.0.1', port: 0, handler: new AdminRoutes(east.runtime, new AdminService({ runtime: east.runtime, crypto: nodeAuthCrypto })), tokens });
+  await until(
+    () => nodes.every((node) => node.runtime.policy.account('acct-1' as never) !== undefined) && east.runtime.node.peerConnected(asNodeId('euw-1')),
+    'the mesh and its policy',
+    10_000,
+  );
+  bare = await startAdminHttp({
+    host: '127.0.0.1',
+    port: 0,
+    handler: new AdminRoutes(east.runtime, new AdminService({ runtime: east.runtime, crypto: nodeAuthCrypto })),
+    tokens,
+  });
 }
 
 /** Charges each rule's key of the window containing `atMs`, as the gateway and the pool do. */
@@ -108,7 +139,9 @@ async function complete(requestId: string, origin: AuditedNode, account: number)
     body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 24, messages: [{ role: 'user', content: `Audit me, ${requestId}` }] }),
   });
   expect(response.status).toBe(200);
-  const { usage } = (await response.json()) as { usage: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number } };
+  const { usage } = (await response.json()) as {
+    usage: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number };
+  };
   const home = nodes[account] as AuditedNode;
   const fields = {
     requestId,
@@ -138,13 +171,30 @@ async function complete(requestId: string, origin: AuditedNode, account: number)
   charge(home, 'account', homeRow.account as string, accountRules, homeRow);
 }
 
-async function audit(extra: readonly string[] = [], admins: readonly string[] = nodes.map((node) => node.url)): Promise<{ code: number; out: string; err: string }> {
-  const argv = [...admins.flatMap((url) => ['--admin', url]), '--token', token, '--emulator', emulator.url, ...nodes.flatMap((node) => ['--node-config', join(dir, `${node.region}.json`)]), ...extra];
+async function audit(
+  extra: readonly string[] = [],
+  admins: readonly string[] = nodes.map((node) => node.url),
+): Promise<{ code: number; out: string; err: string }> {
+  const argv = [
+    ...admins.flatMap((url) => ['--admin', url]),
+    '--token',
+    token,
+    '--emulator',
+    emulator.url,
+    ...nodes.flatMap((node) => ['--node-config', join(dir, `${node.region}.json`)]),
+    ...extra,
+  ];
   const parsed = parseAuditArgs(argv);
   if (!parsed.ok) throw new Error(parsed.error);
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runAudit(parsed.value, { out: (line) => out.push(line), err: (line) => err.push(line), env: {}, nowMs: () => Date.now(), sleep: () => new Promise((resolve) => setTimeout(resolve, 50)) });
+  const code = await runAudit(parsed.value, {
+    out: (line) => out.push(line),
+    err: (line) => err.push(line),
+    env: {},
+    nowMs: () => Date.now(),
+    sleep: () => new Promise((resolve) => setTimeout(resolve, 50)),
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -181,25 +231,40 @@ describe('carpool audit', () => {
     expect(run.out.split('\n').at(-1)).toBe('result: ledger, counters and upstream agree');
   });
 
-  it('counts a usage adjustment from the audit log on the counters\' side', async () => {
+  it("counts a usage adjustment from the audit log on the counters' side", async () => {
     const east = nodes[0] as AuditedNode;
-    const adjusted = await east.service.adjustUsage(operator, { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day', kind: 'charge', amount: 2, reason: 'goodwill, for the audit test' });
+    const adjusted = await east.service.adjustUsage(operator, {
+      scope: 'tenant',
+      subject: 'acme',
+      metric: 'requests',
+      window: 'day',
+      kind: 'charge',
+      amount: 2,
+      reason: 'goodwill, for the audit test',
+    });
     expect(adjusted.ok).toBe(true);
     const run = await audit(['--json']);
     expect(run.code).toBe(0);
-    const report = JSON.parse(run.out) as { differences: number; lines: { subject: string; metric: string; window: string; ledger: number; adjustments: number; counters: number }[] };
+    const report = JSON.parse(run.out) as {
+      differences: number;
+      lines: { subject: string; metric: string; window: string; ledger: number; adjustments: number; counters: number }[];
+    };
     // The audit spans the last day, so just after midnight it also lists yesterday's (empty) window: today's is the one charged.
     const today = `day:${Math.floor(Date.now() / 86_400_000)}`;
-    expect(report.lines.find((line) => line.subject === 'tenant acme' && line.metric === 'requests' && line.window === today)).toMatchObject({ ledger: 5, adjustments: 2, counters: 7 });
+    expect(report.lines.find((line) => line.subject === 'tenant acme' && line.metric === 'requests' && line.window === today)).toMatchObject({
+      ledger: 5,
+      adjustments: 2,
+      counters: 7,
+    });
   });
 
-  it('reports a row lost from one node\'s ledger, in the counters and at the upstream', async () => {
+  it("reports a row lost from one node's ledger, in the counters and at the upstream", async () => {
     const west = nodes[1] as AuditedNode;
     const lost = west.ledger.rows.findIndex((row) => row.requestId === 'forwarded-1');
     const [row] = west.ledger.rows.splice(lost, 1);
     try {
       const run = await audit();
-        expect(run.code).toBe(1);
+      expect(run.code).toBe(1);
       const differing = run.out.split('\n').filter((line) => line.endsWith('DIFFERS'));
       expect(differing.length).toBeGreaterThanOrEqual(4);
       expect(differing.every((line) => line.startsWith('account acct-1'))).toBe(true);
@@ -210,7 +275,7 @@ describe('carpool audit', () => {
     }
   });
 
-  it('refuses to run without every member\'s ledger, on a node without one, and with a node named twice', async () => {
+  it("refuses to run without every member's ledger, on a node without one, and with a node named twice", async () => {
     const [east, west] = nodes as [AuditedNode, AuditedNode];
     const one = await audit([], [east.url]);
     expect([one.code, one.err]).toEqual([2, expect.stringContaining("the mesh's member(s) euw-1 were not read")]);

@@ -31,7 +31,13 @@ const region = asRegionId('us-east');
 const t0 = 1_767_225_600_000;
 const rowCount = 5_000;
 const rows = Array.from({ length: rowCount }, (_, i) =>
-  ledgerRow({ requestId: `r${i}`, tenant: i % 2 === 0 ? 'acme' : 'globex', user: i % 7 === 0 ? 'line\nbreak, "quoted"' : `u${i % 3}`, chargedAtMs: t0 + i * 10, inputTokens: i }),
+  ledgerRow({
+    requestId: `r${i}`,
+    tenant: i % 2 === 0 ? 'acme' : 'globex',
+    user: i % 7 === 0 ? 'line\nbreak, "quoted"' : `u${i % 3}`,
+    chargedAtMs: t0 + i * 10,
+    inputTokens: i,
+  }),
 );
 
 /** Throws once the export has read `okReads` slices: a store that fails halfway. */
@@ -53,7 +59,15 @@ let dir: string;
 beforeAll(async () => {
   const secret = 'run-usage-test-secret';
   runtime = await MeshRuntime.start({
-    config: { node, region, listen: { host: '127.0.0.1', port: 0 }, admin: undefined, members: [{ id: node, region, url: 'ws://127.0.0.1:1' }], secret: { kind: 'inline', value: secret }, tls: undefined },
+    config: {
+      node,
+      region,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: undefined,
+      members: [{ id: node, region, url: 'ws://127.0.0.1:1' }],
+      secret: { kind: 'inline', value: secret },
+      tls: undefined,
+    },
     secret: new TextEncoder().encode(secret),
   });
   const tokens = new AdminTokens(nodeAuthCrypto, [{ name: 'grafana', role: 'viewer', token }]);
@@ -101,7 +115,9 @@ describe('carpool usage query', () => {
   it('prints the node that answered, the totals and the groups', async () => {
     const run = await usage(['query', '--tenant', 'acme', '--group-by', 'user', '--rows', '2', '--since', String(t0)]);
     expect(run.code).toBe(0);
-    expect(run.out[0]).toBe(`the tenant side of node usage-1's ledger, from ${new Date(t0).toISOString().replace('T', ' ').replace('.000Z', 'Z')} (other nodes keep their own rows):`);
+    expect(run.out[0]).toBe(
+      `the tenant side of node usage-1's ledger, from ${new Date(t0).toISOString().replace('T', ' ').replace('.000Z', 'Z')} (other nodes keep their own rows):`,
+    );
     expect(run.out[2]).toMatch(/^ {2}2500 {2}/);
     expect(run.out.join('\n')).toContain('groups:');
     expect(run.out.join('\n')).toContain('rows, newest first:');
@@ -128,7 +144,12 @@ describe('carpool usage export', () => {
     const out = join(dir, 'acme.csv');
     const run = await usage(['export', '--since', String(t0), '--format', 'csv', '--tenant', 'acme', '--out', out]);
     expect(run.code).toBe(0);
-    const expected = csvHeader() + rows.filter((row) => row.tenant === 'acme').map(csvLine).join('');
+    const expected =
+      csvHeader() +
+      rows
+        .filter((row) => row.tenant === 'acme')
+        .map(csvLine)
+        .join('');
     expect(readFileSync(out, 'utf8')).toBe(expected);
     expect(run.err.at(-1)).toMatch(new RegExp(`^carpool usage: exported 2500 rows \\(\\d+\\.\\d MB\\) from usage-1 to ${out}$`));
     expect(readdirSync(dir).filter((name) => name.endsWith('.part'))).toEqual([]);
@@ -138,7 +159,10 @@ describe('carpool usage export', () => {
   it('streams JSON lines to stdout at the pace stdout takes them, with progress on stderr', async () => {
     const run = await usage(['export', '--since', String(t0), '--until', String(t0 + 10 * 1_000), '--format', 'jsonl'], 'ledger', { progressEveryMs: 0 });
     expect(run.code).toBe(0);
-    const lines = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as LedgerRow);
+    const lines = run.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as LedgerRow);
     expect(lines.map((row) => row.requestId)).toEqual(rows.slice(0, 1_000).map((row) => row.requestId));
     expect(run.err.filter((line) => / rows \(.*\) from usage-1 so far/.test(line)).length).toBeGreaterThan(0);
     expect(run.err.at(-1)).toMatch(/^carpool usage: exported 1000 rows/);

@@ -13,7 +13,23 @@ function errorOf(argv: string[]): string {
 
 describe('parseUsageArgs', () => {
   it('reads an export with its filters and the node options', () => {
-    const parsed = parseUsageArgs(['export', '--since', '12h', '--until', '2027-01-31T12:00:00Z', '--tenant', 'acme', '--side', 'account', '--format', 'csv', '--out', '/tmp/u.csv', '--region', 'eu-west']);
+    const parsed = parseUsageArgs([
+      'export',
+      '--since',
+      '12h',
+      '--until',
+      '2027-01-31T12:00:00Z',
+      '--tenant',
+      'acme',
+      '--side',
+      'account',
+      '--format',
+      'csv',
+      '--out',
+      '/tmp/u.csv',
+      '--region',
+      'eu-west',
+    ]);
     expect(parsed).toEqual({
       ok: true,
       value: {
@@ -25,7 +41,16 @@ describe('parseUsageArgs', () => {
         help: false,
         command: {
           kind: 'export',
-          filter: { side: 'account', tenant: 'acme', user: undefined, apiKey: undefined, model: undefined, account: undefined, since: { kind: 'ago', ms: 12 * 3_600_000 }, until: { kind: 'at', ms: Date.UTC(2027, 0, 31, 12) } },
+          filter: {
+            side: 'account',
+            tenant: 'acme',
+            user: undefined,
+            apiKey: undefined,
+            model: undefined,
+            account: undefined,
+            since: { kind: 'ago', ms: 12 * 3_600_000 },
+            until: { kind: 'at', ms: Date.UTC(2027, 0, 31, 12) },
+          },
           format: 'csv',
           out: '/tmp/u.csv',
         },
@@ -34,10 +59,35 @@ describe('parseUsageArgs', () => {
   });
 
   it('reads a query with groups, rows and --json', () => {
-    const parsed = parseUsageArgs(['query', '--url', 'http://127.0.0.1:8401', '--token-file', '/tmp/t', '--group-by', 'model,window:day', '--rows', '10', '--json', '--api-key', 'acme:0badf00d', '--since', '1767225600000']);
+    const parsed = parseUsageArgs([
+      'query',
+      '--url',
+      'http://127.0.0.1:8401',
+      '--token-file',
+      '/tmp/t',
+      '--group-by',
+      'model,window:day',
+      '--rows',
+      '10',
+      '--json',
+      '--api-key',
+      'acme:0badf00d',
+      '--since',
+      '1767225600000',
+    ]);
     expect(parsed).toMatchObject({
       ok: true,
-      value: { url: 'http://127.0.0.1:8401', tokenFile: '/tmp/t', command: { kind: 'query', groupBy: 'model,window:day', rows: 10, json: true, filter: { apiKey: 'acme:0badf00d', since: { kind: 'at', ms: 1_767_225_600_000 } } } },
+      value: {
+        url: 'http://127.0.0.1:8401',
+        tokenFile: '/tmp/t',
+        command: {
+          kind: 'query',
+          groupBy: 'model,window:day',
+          rows: 10,
+          json: true,
+          filter: { apiKey: 'acme:0badf00d', since: { kind: 'at', ms: 1_767_225_600_000 } },
+        },
+      },
     });
     expect(parseUsageArgs(['--help'])).toMatchObject({ ok: true, value: { help: true, command: undefined } });
   });
@@ -64,7 +114,28 @@ describe('parseUsageArgs', () => {
 describe('times and the query string', () => {
   it('resolve a time ago when the command runs, and send every filter by its parameter name', () => {
     expect(parseTimeArg('90s', 'since')).toEqual({ ok: true, value: { kind: 'ago', ms: 90_000 } });
-    const params = filterParams({ side: 'tenant', tenant: 'acme', user: 'u1', apiKey: 'acme:0badf00d', model: 'm', account: 'a', since: { kind: 'ago', ms: 1_000 }, until: { kind: 'at', ms: 50_000 } }, 10_000);
-    expect(Object.fromEntries(params)).toEqual({ side: 'tenant', tenant: 'acme', user: 'u1', apiKey: 'acme:0badf00d', model: 'm', account: 'a', since: '9000', until: '50000' });
+    const params = filterParams(
+      {
+        side: 'tenant',
+        tenant: 'acme',
+        user: 'u1',
+        apiKey: 'acme:0badf00d',
+        model: 'm',
+        account: 'a',
+        since: { kind: 'ago', ms: 1_000 },
+        until: { kind: 'at', ms: 50_000 },
+      },
+      10_000,
+    );
+    expect(Object.fromEntries(params)).toEqual({
+      side: 'tenant',
+      tenant: 'acme',
+      user: 'u1',
+      apiKey: 'acme:0badf00d',
+      model: 'm',
+      account: 'a',
+      since: '9000',
+      until: '50000',
+    });
   });
 });

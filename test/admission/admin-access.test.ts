@@ -33,7 +33,10 @@ describe('AdminTokens', () => {
 
   it('hashes the presented token once and compares it with every configured digest', () => {
     let hashed = 0;
-    const counting: AuthCrypto = { sha256: (bytes) => (hashed++, nodeAuthCrypto.sha256(bytes)), hmacSha256: (key, message) => nodeAuthCrypto.hmacSha256(key, message) };
+    const counting: AuthCrypto = {
+      sha256: (bytes) => (hashed++, nodeAuthCrypto.sha256(bytes)),
+      hmacSha256: (key, message) => nodeAuthCrypto.hmacSha256(key, message),
+    };
     const tokens = new AdminTokens(counting, entries);
     hashed = 0;
     tokens.authenticate('the-admin-token-0123');

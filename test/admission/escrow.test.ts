@@ -106,7 +106,17 @@ describe('EscrowBook as a rights replica', () => {
     const { book: a } = book(A);
     const { book: c } = book(C);
     // B created 10 rights and handed 4 of them to C; the row reaches C only through A.
-    const fromB: KeyedRightsRow = { key: tokens, row: row(B, [[B, 10], [C, 4]], 1) };
+    const fromB: KeyedRightsRow = {
+      key: tokens,
+      row: row(
+        B,
+        [
+          [B, 10],
+          [C, 4],
+        ],
+        1,
+      ),
+    };
     a.join([fromB]);
     const relayed = a.takeChanged();
     expect(relayed).toEqual([fromB]);
@@ -117,7 +127,19 @@ describe('EscrowBook as a rights replica', () => {
     expect(a.takeChanged()).toEqual([]);
     // A row raised in one cell is relayed whole, merged with what A held.
     a.join([{ key: tokens, row: row(B, [[B, 12]], 0) }]);
-    expect(a.takeChanged()).toEqual([{ key: tokens, row: row(B, [[B, 12], [C, 4]], 1) }]);
+    expect(a.takeChanged()).toEqual([
+      {
+        key: tokens,
+        row: row(
+          B,
+          [
+            [B, 12],
+            [C, 4],
+          ],
+          1,
+        ),
+      },
+    ]);
   });
 
   it('gives a new peer the full state: every non-empty row of every window', () => {
@@ -280,7 +302,15 @@ describe('EscrowBook expiry', () => {
     expect(a.rights(minute)).toBe(0);
     expect(a.rights(tokens)).toBe(10);
     // A late row for the dropped window does not bring it back; a refund into it goes nowhere.
-    a.join([{ key: minute, row: row(B, [[B, 5], [A, 5]]) }]);
+    a.join([
+      {
+        key: minute,
+        row: row(B, [
+          [B, 5],
+          [A, 5],
+        ]),
+      },
+    ]);
     a.refund(minute, 3);
     expect(a.size).toBe(1);
     expect(a.rights(minute)).toBe(0);

@@ -39,8 +39,7 @@ function arbOps(config: Config, backwards: boolean): fc.Arbitrary<Op[]> {
   });
 }
 
-const arbRun = (backwards: boolean): fc.Arbitrary<[Config, Op[]]> =>
-  arbConfig.chain((config) => fc.tuple(fc.constant(config), arbOps(config, backwards)));
+const arbRun = (backwards: boolean): fc.Arbitrary<[Config, Op[]]> => arbConfig.chain((config) => fc.tuple(fc.constant(config), arbOps(config, backwards)));
 
 /** The textbook algorithm over integer ticks of 1/rate ms, with no key bound: the reference. */
 class ReferenceGcra {
@@ -146,7 +145,7 @@ describe('GcraLimiter properties', () => {
     );
   });
 
-  it('grants no more than the burst while the clock stands or steps back, and never hints past the request\'s own cost', () => {
+  it("grants no more than the burst while the clock stands or steps back, and never hints past the request's own cost", () => {
     checkProperty(
       fc.property(arbRun(true), ([config, ops]) => {
         const limiter = new GcraLimiter<string>(config);

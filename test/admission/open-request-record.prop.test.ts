@@ -16,17 +16,26 @@ const arbKey: fc.Arbitrary<CounterKey> = fc
   .map(({ scope, subject, metric, unit, index }) => counterKey(scope, subject, metric, { unit, index }));
 
 function arbRecord(id: fc.Arbitrary<string>, text: fc.Arbitrary<string>): fc.Arbitrary<OpenRequestRecord> {
-  return fc.record({
-    requestId: id.map((v) => v as RequestId),
-    tenant: id.map((v) => v as TenantId),
-    admitted: fc.boolean(),
-    context: fc.option(text, { nil: undefined }),
-    reservations: fc.array(
-      fc.record({ requestId: id.map((v) => v as RequestId), keys: fc.array(arbKey, { maxLength: 3 }), amount: arbCount, reservedAtMs: arbCount, leaseExpiresMs: arbCount, holds: fc.array(arbKey, { maxLength: 3 }) }),
-      { maxLength: 3 },
-    ),
-    escrow: fc.array(fc.record({ key: arbKey, metric: text, amount: arbCount }), { maxLength: 3 }),
-  }).map((r) => ({ ...r, reservations: r.reservations.map((v) => ({ ...v, tenant: r.tenant })) }));
+  return fc
+    .record({
+      requestId: id.map((v) => v as RequestId),
+      tenant: id.map((v) => v as TenantId),
+      admitted: fc.boolean(),
+      context: fc.option(text, { nil: undefined }),
+      reservations: fc.array(
+        fc.record({
+          requestId: id.map((v) => v as RequestId),
+          keys: fc.array(arbKey, { maxLength: 3 }),
+          amount: arbCount,
+          reservedAtMs: arbCount,
+          leaseExpiresMs: arbCount,
+          holds: fc.array(arbKey, { maxLength: 3 }),
+        }),
+        { maxLength: 3 },
+      ),
+      escrow: fc.array(fc.record({ key: arbKey, metric: text, amount: arbCount }), { maxLength: 3 }),
+    })
+    .map((r) => ({ ...r, reservations: r.reservations.map((v) => ({ ...v, tenant: r.tenant })) }));
 }
 
 /** The object form the encoder used to build for JSON.stringify: the format's definition. */
@@ -36,7 +45,14 @@ function reference(record: OpenRequestRecord): string {
     t: record.tenant,
     a: record.admitted,
     c: record.context ?? null,
-    r: record.reservations.map((r) => ({ id: r.requestId, k: r.keys.map(keyJson), n: r.amount, at: r.reservedAtMs, until: r.leaseExpiresMs, h: r.holds.map(keyJson) })),
+    r: record.reservations.map((r) => ({
+      id: r.requestId,
+      k: r.keys.map(keyJson),
+      n: r.amount,
+      at: r.reservedAtMs,
+      until: r.leaseExpiresMs,
+      h: r.holds.map(keyJson),
+    })),
     e: record.escrow.map((e) => ({ k: keyJson(e.key), m: e.metric, n: e.amount })),
   });
 }
@@ -47,8 +63,8 @@ describe('open request records', () => {
     const anyText = fc.string({ unit: 'binary', maxLength: 20 });
     checkProperty(
       fc.property(arbRecord(anyText, anyText), (record) => {
-          expect(encodeOpenRequest(record)).toBe(reference(record));
-        }),
+        expect(encodeOpenRequest(record)).toBe(reference(record));
+      }),
       500,
     );
   });

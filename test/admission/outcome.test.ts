@@ -60,12 +60,12 @@ describe('rejectionStatus', () => {
     for (const sample of Object.values(samples)) {
       expect(rejectionStatus[sample.kind].retryable).toBe(retryAfterMsOf(sample) !== undefined);
     }
-    expect(Object.values(samples).filter((sample) => !rejectionStatus[sample.kind].retryable).map((sample) => sample.kind).sort()).toEqual([
-      'exceeds-limit',
-      'invalid',
-      'request-done',
-      'unauthenticated',
-    ]);
+    expect(
+      Object.values(samples)
+        .filter((sample) => !rejectionStatus[sample.kind].retryable)
+        .map((sample) => sample.kind)
+        .sort(),
+    ).toEqual(['exceeds-limit', 'invalid', 'request-done', 'unauthenticated']);
   });
 });
 
@@ -95,7 +95,9 @@ describe('retryHeaders', () => {
 
 describe('upstreamErrorStatus', () => {
   it('classifies upstream statuses: named rows first, then by hundred', () => {
-    const classes = Object.fromEntries([400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529, 200, 302, 0, 600, 429.5].map((status) => [status, upstreamStatusClass(status)]));
+    const classes = Object.fromEntries(
+      [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529, 200, 302, 0, 600, 429.5].map((status) => [status, upstreamStatusClass(status)]),
+    );
     expect(classes).toEqual({
       400: 'bad-request',
       401: 'account-refused',

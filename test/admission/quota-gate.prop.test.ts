@@ -79,7 +79,8 @@ function runScenario(mode: 'strict' | 'escrow', scenario: Scenario): void {
   const others = (node: number): number[] => [0, 1, 2].filter((n) => n !== node);
   const lastEventMs = Math.max(arrivals.at(-1)!.atMs + 400, partition === null ? 0 : partition.fromMs + partition.lengthMs);
   for (let elapsed = 0; elapsed <= lastEventMs + drainMs; elapsed += stepMs) {
-    if (partition !== null && elapsed === partition.fromMs - (partition.fromMs % stepMs)) for (const o of others(partition.node)) mesh.network.cut(partition.node, o);
+    if (partition !== null && elapsed === partition.fromMs - (partition.fromMs % stepMs))
+      for (const o of others(partition.node)) mesh.network.cut(partition.node, o);
     if (partition !== null && elapsed >= partition.fromMs + partition.lengthMs) mesh.network.healAll();
     while (next < arrivals.length && arrivals[next]!.atMs <= elapsed) {
       const arrival = arrivals[next]!;

@@ -164,7 +164,10 @@ describe('QuotaGate on one node (N = 1: strict rounds complete on the next tick)
       const rules = [rule(mode, 'weighted_tokens', 1_000)];
       mesh.admit(0, quotaRequest('big', rules, { weighted_tokens: 1_001 }));
       expect(mesh.decisions.lastSynchronous).toBe(true);
-      expect(mesh.decisions.of('big')).toEqual({ ok: false, error: { kind: 'exceeds-limit', scope: 'tenant', metric: 'weighted_tokens', limit: 1_000, window: 'day', amount: 1_001 } });
+      expect(mesh.decisions.of('big')).toEqual({
+        ok: false,
+        error: { kind: 'exceeds-limit', scope: 'tenant', metric: 'weighted_tokens', limit: 1_000, window: 'day', amount: 1_001 },
+      });
       expect(mesh.nodes[0]!.gate.stats).toMatchObject({ strictRounds: 0, claimRounds: 0 });
       // At the limit it fits an empty window.
       mesh.admit(0, quotaRequest('fits', rules, { weighted_tokens: 1_000 }));
@@ -205,7 +208,10 @@ describe('QuotaGate on one node (N = 1: strict rounds complete on the next tick)
     expect(decisions).toHaveLength(1);
     const again = decisions[0];
     expect(again?.ok).toBe(false);
-    expect(again?.ok === false && again.error).toEqual({ kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' });
+    expect(again?.ok === false && again.error).toEqual({
+      kind: 'request-done',
+      reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id',
+    });
     expect(node.counter.value(keyOf(rules[0]!, mesh.nowMs))).toBe(1);
   });
 });
@@ -327,7 +333,13 @@ describe('QuotaGate bounds', () => {
     // its open record was bounded only by the caller settling it.
     const counter = new WindowedCounter(asReplicaId('n1~1'));
     const reservations = new ReservationTable(counter, { openMax: 2 });
-    const gate = new QuotaGate(counter, reservations, new EscrowBook(counter.self, counter), { startRound: () => expect.unreachable('no round without strict rules') }, 1);
+    const gate = new QuotaGate(
+      counter,
+      reservations,
+      new EscrowBook(counter.self, counter),
+      { startRound: () => expect.unreachable('no round without strict rules') },
+      1,
+    );
     const decisions = new Map<string, QuotaDecision>();
     const admit = (id: string): void => gate.admit(quotaRequest(id, [], { requests: 1 }), 1_764_000_000_000, (d) => decisions.set(id, d));
     for (const id of ['a', 'b', 'c']) admit(id);
@@ -346,11 +358,16 @@ describe('QuotaGate bounds', () => {
     // twice, admitting its requests a second time; it is asserted now.
     const counter = new WindowedCounter(asReplicaId('n1~1'));
     let done: ((outcome: { ok: true }, nowMs: number) => void) | undefined;
-    const gate = new QuotaGate(counter, new ReservationTable(counter), new EscrowBook(counter.self, counter), { startRound: (_request, _nowMs, callback) => (done = callback) }, 1);
+    const gate = new QuotaGate(
+      counter,
+      new ReservationTable(counter),
+      new EscrowBook(counter.self, counter),
+      { startRound: (_request, _nowMs, callback) => (done = callback) },
+      1,
+    );
     gate.admit(quotaRequest('s1', [rule('strict', 'requests', 5)], { requests: 1 }), 1_764_000_000_000, () => {});
     expect(done).toBeDefined();
     done!({ ok: true }, 1_764_000_000_010);
     expect(() => done!({ ok: true }, 1_764_000_000_020)).toThrow(/completes once/);
   });
 });
-

@@ -16,8 +16,7 @@ const crypto = nodeAuthCrypto;
 const nowMs = 1_750_000_000_000;
 
 const printableChar = fc.integer({ min: 0x21, max: 0x7e }).map((code) => String.fromCharCode(code));
-const printable = (minLength: number, maxLength: number): fc.Arbitrary<string> =>
-  fc.string({ unit: printableChar, minLength, maxLength });
+const printable = (minLength: number, maxLength: number): fc.Arbitrary<string> => fc.string({ unit: printableChar, minLength, maxLength });
 
 const arbTenantId = printable(1, idLengthMax).map(asTenantId);
 const arbSecret = fc.stringMatching(/^[A-Za-z0-9]{32,64}$/);

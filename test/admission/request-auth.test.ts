@@ -63,11 +63,7 @@ function setup(nonceEntriesMax?: number, authCrypto: AuthCrypto = crypto): Setup
     [acmeId, tenant(acmeId, [acmeKey, acmeKey2])],
     [strictId, tenant(strictId, [strictKey], true)],
   ]);
-  const auth = new RequestAuthenticator(
-    authCrypto,
-    (id) => tenants.get(id),
-    nonceEntriesMax === undefined ? {} : { nonceEntriesMax },
-  );
+  const auth = new RequestAuthenticator(authCrypto, (id) => tenants.get(id), nonceEntriesMax === undefined ? {} : { nonceEntriesMax });
   return { auth, tenants };
 }
 

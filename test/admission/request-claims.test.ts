@@ -71,7 +71,10 @@ describe('request claims', () => {
       if (granted.length === 1) grantedOnce++;
       // Refused claimers withdrew: once gossip settles, only the granted claim is active anywhere.
       m.mesh.run(500);
-      const late = m.claim(outcomes.findIndex((list) => list[0]?.kind !== 'granted'), `race-${seed}`);
+      const late = m.claim(
+        outcomes.findIndex((list) => list[0]?.kind !== 'granted'),
+        `race-${seed}`,
+      );
       expect(m.mesh.runUntil(() => late.length > 0, 2_000)).toBe(true);
       expect(late[0]?.kind).toBe(granted.length === 1 ? 'held-elsewhere' : 'granted');
     }

@@ -8,10 +8,7 @@ import { counterKey } from '../../src/crdt/counter-key.js';
 import { WindowedCounter } from '../../src/crdt/windowed-counter.js';
 import { checkProperty } from '../support/property.js';
 
-type Op =
-  | { kind: 'reserve'; id: number; amount: number; leaseMs: number }
-  | { kind: 'settle'; id: number; used: number }
-  | { kind: 'advance'; ms: number };
+type Op = { kind: 'reserve'; id: number; amount: number; leaseMs: number } | { kind: 'settle'; id: number; used: number } | { kind: 'advance'; ms: number };
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('reserve' as const), id: fc.nat(15), amount: fc.nat(10_000), leaseMs: fc.integer({ min: 1, max: 5_000 }) }),
@@ -67,10 +64,7 @@ describe('ReservationTable books', () => {
 });
 
 type OrderOp =
-  | { kind: 'reserve'; id: number; leaseMs: number }
-  | { kind: 'settle'; id: number }
-  | { kind: 'cancel'; id: number }
-  | { kind: 'advance'; ms: number };
+  { kind: 'reserve'; id: number; leaseMs: number } | { kind: 'settle'; id: number } | { kind: 'cancel'; id: number } | { kind: 'advance'; ms: number };
 
 const arbOrderOp: fc.Arbitrary<OrderOp> = fc.oneof(
   // Few distinct leases, so that many end in the same millisecond and the tie-break matters.

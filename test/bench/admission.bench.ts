@@ -226,9 +226,13 @@ export function eventualDecisions(ctx: BenchContext): void {
 
   const baselineText = (ours: Tally): string =>
     `plain Map<string, number> lookup + compare per rule, same requests ${fmt(baseline)} decisions/s; admitted: ours ${share(ours)}, plain ${share(plain)}`;
-  console.log(`eventual quota decisions, ${fmt(eventualTenants)} tenants × (daily weighted_tokens + sliding per-minute requests), ${eventualReplicas} replicas in the view:`);
+  console.log(
+    `eventual quota decisions, ${fmt(eventualTenants)} tenants × (daily weighted_tokens + sliding per-minute requests), ${eventualReplicas} replicas in the view:`,
+  );
   report('  eventual decision only', decisionOnly, 'decisions/s', '>= 1,000,000 decisions/s', decisionOnly >= 1_000_000, { baseline: baselineText(decided) });
-  report(`  eventual decision + reserve + settle (${fmt(inFlight)} in flight)`, withReservation, 'decisions/s', 'reported', true, { baseline: baselineText(reserved) });
+  report(`  eventual decision + reserve + settle (${fmt(inFlight)} in flight)`, withReservation, 'decisions/s', 'reported', true, {
+    baseline: baselineText(reserved),
+  });
 }
 
 // ─── Section 2: the per-(IP, user) GCRA limiter ─────────────────────────────────────────────────
@@ -395,7 +399,10 @@ export function requestAuthentication(ctx: BenchContext): void {
   const sha256Rate = median(ctx.runs, () => {
     digestBytes = 0;
     return opsPerSecond(count, timeMsMax, (from, to) => {
-      for (let i = from; i < to; i++) digestBytes += createHash('sha256').update(apiKeys[i % apiKeys.length]!).digest().length;
+      for (let i = from; i < to; i++)
+        digestBytes += createHash('sha256')
+          .update(apiKeys[i % apiKeys.length]!)
+          .digest().length;
     });
   });
   if (digestBytes === 0) throw new Error('auth bench: the SHA-256 baseline did no work');
@@ -452,7 +459,8 @@ export function escrowDecisions(ctx: BenchContext): void {
   const gateCounter = new WindowedCounter(replica);
   const gateEscrow = new EscrowBook(replica, gateCounter);
   for (const tenant of tenantIds) {
-    if (!gateEscrow.grant(chargedKey('tenant', tenant, escrowDaily, nowMs), escrowRightsPerTenant)) throw new Error('escrow bench: the escrow book refused a grant');
+    if (!gateEscrow.grant(chargedKey('tenant', tenant, escrowDaily, nowMs), escrowRightsPerTenant))
+      throw new Error('escrow bench: the escrow book refused a grant');
   }
   const gate = new QuotaGate(gateCounter, new ReservationTable(gateCounter), gateEscrow, noRounds, 3);
   let sample = 0;
@@ -586,7 +594,17 @@ const eventualDailyLoose: LimitRule = { ...strictDaily, mode: 'eventual' };
 
 /** A tenant of the validated policy shape with `limits`. */
 function benchTenant(id: TenantId, limits: readonly LimitRule[]): Tenant {
-  return { id, tier: 'paid', apiKeys: [], requireSignature: false, concurrencyMax: 100_000, weights: defaultTokenWeights, limits, userLimits: [], userConcurrencyMax: 100_000 };
+  return {
+    id,
+    tier: 'paid',
+    apiKeys: [],
+    requireSignature: false,
+    concurrencyMax: 100_000,
+    weights: defaultTokenWeights,
+    limits,
+    userLimits: [],
+    userConcurrencyMax: 100_000,
+  };
 }
 
 /** What one wave of concurrent admissions did. */
@@ -684,7 +702,13 @@ export async function strictAdmissions(ctx: BenchContext): Promise<void> {
   const runtimes: MeshRuntime[] = [];
   try {
     for (let i = 0; i < strictMeshSize; i++) {
-      const config = parseNodeConfig({ node: `bench-n${i}`, region: `region-${i}`, listen: { host: '127.0.0.1', port: ports[i] }, members, secret: strictSecret });
+      const config = parseNodeConfig({
+        node: `bench-n${i}`,
+        region: `region-${i}`,
+        listen: { host: '127.0.0.1', port: ports[i] },
+        members,
+        secret: strictSecret,
+      });
       if (!config.ok) throw new Error(`strict bench: bad node config: ${config.error.field}: ${config.error.reason}`);
       runtimes.push(await MeshRuntime.start({ config: config.value, secret: new TextEncoder().encode(strictSecret) }));
     }
@@ -697,7 +721,11 @@ export async function strictAdmissions(ctx: BenchContext): Promise<void> {
       const put = node.policy.upsertTenant(tenant);
       if (!put.ok) throw new Error(`strict bench: the policy refused tenant ${tenant.id}: ${put.error.reason}`);
     }
-    await until(() => runtimes.every((r) => r.policy.tenant(strictTenant.id) !== undefined && r.policy.tenant(eventualTenant.id) !== undefined), 'strict bench: every node to see the tenants', 20_000);
+    await until(
+      () => runtimes.every((r) => r.policy.tenant(strictTenant.id) !== undefined && r.policy.tenant(eventualTenant.id) !== undefined),
+      'strict bench: every node to see the tenants',
+      20_000,
+    );
 
     // Lone requests, one at a time: the first ones wait while the fresh nodes recover (a recovering
     // node serves no quorum reads), so rounds are timed only once one has been admitted.

@@ -15,7 +15,13 @@ const now = Date.UTC(2026, 10, 26, 10, 0, 0);
 function incrementsPerSecond(ctx: BenchContext): void {
   const opCount = ctx.quick ? 1_000_000 : 4_000_000;
   const keys = Array.from({ length: 10_000 }, (_, i) => counterKey('tenant', `tenant-${i}`, 'weighted_tokens', windowAt('day', now)));
-  const order = Uint32Array.from({ length: opCount }, ((r) => () => r.int(keys.length))(new SeededRandom(1)));
+  const order = Uint32Array.from(
+    { length: opCount },
+    (
+      (r) => () =>
+        r.int(keys.length)
+    )(new SeededRandom(1)),
+  );
   const batch = 100_000;
 
   const ours = median(ctx.runs, () => {
@@ -145,7 +151,10 @@ function realisticBatch(requests: number, warmup: number): { delta: CounterDelta
     const account = `acct-${random.int(60)}`;
     const input = 200 + random.int(8000);
     const output = 50 + random.int(1500);
-    for (const scope of [['tenant', tenant], ['account', account]] as const) {
+    for (const scope of [
+      ['tenant', tenant],
+      ['account', account],
+    ] as const) {
       const keys = keysOf(scope[0], scope[1]);
       for (let w = 0; w < 4; w++) {
         counter.increment(keys[w]!, 1);
@@ -164,9 +173,16 @@ function codec(ctx: BenchContext): void {
   const { delta: small } = realisticBatch(50, 20_000);
   const smallBytes = frameBytes(small);
   const json = new TextEncoder().encode(JSON.stringify(small)).length;
-  report(`wire size of a batched delta (50 requests, ${fmt(small.entries.length)} changed entries)`, smallBytes / small.entries.length, 'bytes/entry', '<= 16 bytes/entry', smallBytes / small.entries.length <= 16, {
-    baseline: `JSON ${(json / small.entries.length).toFixed(1)} bytes/entry`,
-  });
+  report(
+    `wire size of a batched delta (50 requests, ${fmt(small.entries.length)} changed entries)`,
+    smallBytes / small.entries.length,
+    'bytes/entry',
+    '<= 16 bytes/entry',
+    smallBytes / small.entries.length <= 16,
+    {
+      baseline: `JSON ${(json / small.entries.length).toFixed(1)} bytes/entry`,
+    },
+  );
 
   const { delta: large } = realisticBatch(2_000, 20_000);
   const encoded = frameBytes(large);
@@ -181,7 +197,9 @@ function codec(ctx: BenchContext): void {
   const entriesPerSecond = (ms: number): string => `${fmt((large.entries.length / ms) * 1000)} entries/s`;
   console.log(`  codec on a ${fmt(large.entries.length)}-entry delta (${(encoded / 1024).toFixed(0)} KiB):`);
   report('  encode', mbps(encodeMs), 'MB/s', 'reported', true, { baseline: `${entriesPerSecond(encodeMs)}; JSON.stringify ${entriesPerSecond(jsonEncodeMs)}` });
-  report('  decode (checksum, validation, keys rebuilt)', mbps(decodeMs), 'MB/s', 'reported', true, { baseline: `${entriesPerSecond(decodeMs)}; JSON.parse ${entriesPerSecond(jsonDecodeMs)}` });
+  report('  decode (checksum, validation, keys rebuilt)', mbps(decodeMs), 'MB/s', 'reported', true, {
+    baseline: `${entriesPerSecond(decodeMs)}; JSON.parse ${entriesPerSecond(jsonDecodeMs)}`,
+  });
 }
 
 function frameBytes(delta: CounterDelta): number {

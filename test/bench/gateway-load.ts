@@ -52,26 +52,25 @@ export async function openLoop(ratePerSecond: number, count: number, send: (i: n
       outstanding++;
       const sentAt = performance.now();
       lagsMs.push(sentAt - (start + i * intervalMs));
-      send(i).then(
-        (ok) => {
-          if (ok) latenciesMs.push(performance.now() - sentAt);
-          else failed++;
-        },
-        () => failed++,
-      ).finally(() => {
-        outstanding--;
-        if (outstanding === 0) wake?.();
-      });
+      send(i)
+        .then(
+          (ok) => {
+            if (ok) latenciesMs.push(performance.now() - sentAt);
+            else failed++;
+          },
+          () => failed++,
+        )
+        .finally(() => {
+          outstanding--;
+          if (outstanding === 0) wake?.();
+        });
     }
     if (next < count) await new Promise((resolve) => setTimeout(resolve, 1));
   }
   skipped += count - next;
   if (outstanding > 0) {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => (wake = resolve)),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMsMax))),
-    ]);
+    await Promise.race([new Promise<void>((resolve) => (wake = resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMsMax)))]);
     clearTimeout(timer);
   }
   return { latenciesMs, lagsMs, failed, skipped, abandoned: outstanding, elapsedMs: performance.now() - start };

@@ -133,7 +133,11 @@ export interface PassthroughChild {
 
 /** The bare passthrough proxy of test/bench/passthrough-process.ts, on the node's core. */
 export async function startPassthroughChild(emulator: EmulatorChild): Promise<PassthroughChild> {
-  const child = spawnPinned(0, ['--import', 'tsx', 'test/bench/passthrough-process.ts', JSON.stringify({ upstream: emulator.url, key: emulator.keys[0] })], 'inherit');
+  const child = spawnPinned(
+    0,
+    ['--import', 'tsx', 'test/bench/passthrough-process.ts', JSON.stringify({ upstream: emulator.url, key: emulator.keys[0] })],
+    'inherit',
+  );
   try {
     const lines = createInterface({ input: child.stdout! });
     const first = await new Promise<string>((resolve, reject) => {
@@ -230,7 +234,8 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
   // GATEWAY_BENCH_COMPILED=1 runs the tsc build (`npm run build` first) instead of tsx, whose
   // esbuild transform names every inner closure at run time (about a microsecond each).
   const entry = process.env.GATEWAY_BENCH_COMPILED === '1' ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
-  if (entry[0] === 'dist/cli.js' && !existsSync(join(repoRoot, 'dist/cli.js'))) throw new Error('GATEWAY_BENCH_COMPILED=1 needs the build: run npm run build first');
+  if (entry[0] === 'dist/cli.js' && !existsSync(join(repoRoot, 'dist/cli.js')))
+    throw new Error('GATEWAY_BENCH_COMPILED=1 needs the build: run npm run build first');
   const child = spawnPinned(0, [...profile, ...entry, 'node', '--config', configPath, '--status-every', '3600'], 'pipe');
   let output = '';
   const outputMax = 64 * 1024;
@@ -259,7 +264,13 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
       if (res.status !== 200) throw new Error(`PUT ${path} answered ${res.status}: ${text}`);
     };
     for (const id of Object.keys(accounts)) {
-      await put(`/policy/accounts/${id}`, { kind: 'api-key', homeRegion: 'us-east', weight: 1, concurrencyMax: options.accountConcurrencyMax, limits: roomyLimits });
+      await put(`/policy/accounts/${id}`, {
+        kind: 'api-key',
+        homeRegion: 'us-east',
+        weight: 1,
+        concurrencyMax: options.accountConcurrencyMax,
+        limits: roomyLimits,
+      });
     }
     await put(`/policy/tenants/${tenantId}`, {
       tier: options.tier,

@@ -81,7 +81,8 @@ function lineMapper(esbuild: Esbuild | undefined): (frame: CallFrame) => string 
   return (frame) => {
     const short = frame.url.replace(/^file:\/\/.*?\/(node_modules|src|test)\//, '$1/');
     if (frame.url === '') return '';
-    if (esbuild === undefined || !frame.url.startsWith('file://') || !frame.url.endsWith('.ts') || frame.lineNumber !== 0) return `${short}:${frame.lineNumber + 1}`;
+    if (esbuild === undefined || !frame.url.startsWith('file://') || !frame.url.endsWith('.ts') || frame.lineNumber !== 0)
+      return `${short}:${frame.lineNumber + 1}`;
     if (!cache.has(frame.url)) {
       try {
         const path = fileURLToPath(frame.url);

@@ -16,16 +16,18 @@ import { Pool } from 'undici';
 import { CarpoolClient } from '../../src/net/grpc/carpool-client.js';
 import { type BenchContext, report } from './harness.js';
 import { type OpenLoopRun, openLoop, percentile, sortedCopy } from './gateway-load.js';
-import {
-  type NodeChild,
-  ownCpuMs,
-  pinning,
-  processCpuMs,
-  startEmulatorChild,
-  startNodeChild,
-} from './gateway-processes.js';
+import { type NodeChild, ownCpuMs, pinning, processCpuMs, startEmulatorChild, startNodeChild } from './gateway-processes.js';
 import { mainThreadProfile, printProfileSummary } from './gateway-profile.js';
-import { grpcStreamPath, reportStreams, streamChannels, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
+import {
+  grpcStreamPath,
+  reportStreams,
+  streamChannels,
+  streamOpenPerSecond,
+  streamPhase,
+  streamTokens,
+  streamTokensPerSecond,
+  streamTtftMs,
+} from './stream-phase.js';
 
 const model = 'claude-sonnet-4-6';
 const utf8 = new TextEncoder();
@@ -60,7 +62,17 @@ interface PathTotals {
   nodeCpuMs: number;
 }
 
-const emptyTotals = (): PathTotals => ({ latenciesMs: [], lagsMs: [], failed: 0, skipped: 0, abandoned: 0, elapsedMs: 0, ownCpuMs: 0, emulatorCpuMs: 0, nodeCpuMs: 0 });
+const emptyTotals = (): PathTotals => ({
+  latenciesMs: [],
+  lagsMs: [],
+  failed: 0,
+  skipped: 0,
+  abandoned: 0,
+  elapsedMs: 0,
+  ownCpuMs: 0,
+  emulatorCpuMs: 0,
+  nodeCpuMs: 0,
+});
 
 function add(totals: PathTotals, run: OpenLoopRun, cpu: { own: number; emulator: number; node: number }): void {
   for (const value of run.latenciesMs) totals.latenciesMs.push(value);

@@ -31,7 +31,17 @@ import {
 } from './gateway-processes.js';
 import { openDirectStream } from './gateway-streams.js';
 import { mainThreadProfile, printProfileSummary } from './gateway-profile.js';
-import { grpcStreamPath, type NodeStreamPath, reportStreams, streamBody, streamOpenPerSecond, streamPhase, streamTokens, streamTokensPerSecond, streamTtftMs } from './stream-phase.js';
+import {
+  grpcStreamPath,
+  type NodeStreamPath,
+  reportStreams,
+  streamBody,
+  streamOpenPerSecond,
+  streamPhase,
+  streamTokens,
+  streamTokensPerSecond,
+  streamTtftMs,
+} from './stream-phase.js';
 
 const model = 'claude-sonnet-4-6';
 const utf8 = new TextEncoder();
@@ -76,7 +86,13 @@ function sampleSum(text: string, name: string): number {
  * registry's event-loop histogram is reset by each scrape, so the scrape before the window starts
  * it and the one after reads its maximum.
  */
-async function window(durationS: number, send: (i: number) => Promise<boolean>, front: number, emulator: EmulatorChild, node: NodeChild | undefined): Promise<Window> {
+async function window(
+  durationS: number,
+  send: (i: number) => Promise<boolean>,
+  front: number,
+  emulator: EmulatorChild,
+  node: NodeChild | undefined,
+): Promise<Window> {
   const before = node === undefined ? undefined : await nodeMetricsText(node);
   const cpu = { own: ownCpuMs(), front: front === 0 ? 0 : processCpuMs(front), emulator: processCpuMs(emulator.pid) };
   const run = await openLoop(rate, rate * durationS, send);
@@ -119,7 +135,9 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
   let warmMs = 0;
   let nodePid = 0;
   try {
-    console.log(`unary completions (${unaryTokens} output tokens, no think time; ${pinning()}; one continuous window of ${durationS} s per path at ${rate}/s, open loop):`);
+    console.log(
+      `unary completions (${unaryTokens} output tokens, no think time; ${pinning()}; one continuous window of ${durationS} s per path at ${rate}/s, open loop):`,
+    );
     const toEmulator = httpSender(direct, (i) => emulator.keys[i % emulator.keys.length]!);
     await warm(ctx, toEmulator, 'to the emulator');
     windows.set('direct', await window(durationS, toEmulator, 0, emulator, undefined));
@@ -136,7 +154,14 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
       await proxy.stop();
     }
 
-    const node = await startNodeChild({ emulator, accountConcurrencyMax: 1_000, tenantConcurrencyMax: 10_000, tier: 'paid', http: true, cpuProfileDir: profileDir });
+    const node = await startNodeChild({
+      emulator,
+      accountConcurrencyMax: 1_000,
+      tenantConcurrencyMax: 10_000,
+      tier: 'paid',
+      http: true,
+      cpuProfileDir: profileDir,
+    });
     const viaHttpPool = new Pool(`http://127.0.0.1:${node.httpPort}`, { connections: 64 });
     const grpc = new CarpoolClient({ target: `127.0.0.1:${node.grpcPort}`, apiKey: node.apiKey });
     try {
@@ -184,17 +209,38 @@ function reportUnary(windows: ReadonlyMap<PathName, Window>): void {
   for (const path of ['http', 'grpc', 'passthrough'] as const) {
     const targeted = path === 'http';
     const label = path === 'http' ? 'HTTP front door' : path === 'grpc' ? 'gRPC endpoint' : 'passthrough proxy';
-    report(`  ${label}: added latency p50 at ${rate}/s`, lat(path, 50) - lat('direct', 50), 'ms', targeted ? '≤ 0.5 ms' : 'reported', lat(path, 50) - lat('direct', 50) <= 0.5, { baseline: `${tail(path)}; ${direct}` });
-    report(`  ${label}: added latency p99 at ${rate}/s`, lat(path, 99) - lat('direct', 99), 'ms', targeted ? '≤ 3 ms' : 'reported', lat(path, 99) - lat('direct', 99) <= 3, { baseline: `over one continuous window; ${direct}` });
+    report(
+      `  ${label}: added latency p50 at ${rate}/s`,
+      lat(path, 50) - lat('direct', 50),
+      'ms',
+      targeted ? '≤ 0.5 ms' : 'reported',
+      lat(path, 50) - lat('direct', 50) <= 0.5,
+      { baseline: `${tail(path)}; ${direct}` },
+    );
+    report(
+      `  ${label}: added latency p99 at ${rate}/s`,
+      lat(path, 99) - lat('direct', 99),
+      'ms',
+      targeted ? '≤ 3 ms' : 'reported',
+      lat(path, 99) - lat('direct', 99) <= 3,
+      { baseline: `over one continuous window; ${direct}` },
+    );
   }
   const perCall = (w: Window, cpuMs: number): number => (cpuMs * 1000) / Math.max(1, w.run.latenciesMs.length);
   const proxyUs = perCall(of('passthrough'), of('passthrough').frontCpuMs);
   for (const path of ['http', 'grpc'] as const) {
     const nodeUs = perCall(of(path), of(path).frontCpuMs);
     const targeted = path === 'http';
-    report(`  node CPU per completion over ${path === 'http' ? 'HTTP' : 'gRPC'}`, nodeUs, `µs (${(nodeUs / proxyUs).toFixed(2)}× the proxy)`, targeted ? '≤ 1.5× the passthrough proxy' : 'reported', nodeUs <= 1.5 * proxyUs, {
-      baseline: `the passthrough proxy spent ${proxyUs.toFixed(0)} µs per request in the same run; the emulator ${perCall(of('direct'), of('direct').emulatorCpuMs).toFixed(0)} µs per direct request; load generator ${perCall(of(path), of(path).ownCpuMs).toFixed(0)} µs per call`,
-    });
+    report(
+      `  node CPU per completion over ${path === 'http' ? 'HTTP' : 'gRPC'}`,
+      nodeUs,
+      `µs (${(nodeUs / proxyUs).toFixed(2)}× the proxy)`,
+      targeted ? '≤ 1.5× the passthrough proxy' : 'reported',
+      nodeUs <= 1.5 * proxyUs,
+      {
+        baseline: `the passthrough proxy spent ${proxyUs.toFixed(0)} µs per request in the same run; the emulator ${perCall(of('direct'), of('direct').emulatorCpuMs).toFixed(0)} µs per direct request; load generator ${perCall(of(path), of(path).ownCpuMs).toFixed(0)} µs per call`,
+      },
+    );
   }
 }
 

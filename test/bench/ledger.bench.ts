@@ -294,9 +294,16 @@ async function restart(path: string, rows: number, counters: number): Promise<vo
   const bare = db.prepare('SELECT * FROM counter_entries').raw().all().length;
   const bareMs = performance.now() - start;
   db.close();
-  report(`restart: open()+load() of a file with ${fmt(rows)} ledger rows and ${fmt(counters)} counter entries`, restartMs, 'ms', '<= 2,000 ms', restartMs <= 2_000, {
-    baseline: `bare better-sqlite3 open and raw read of the ${fmt(bare)} counter rows ${ms(bareMs)}`,
-  });
+  report(
+    `restart: open()+load() of a file with ${fmt(rows)} ledger rows and ${fmt(counters)} counter entries`,
+    restartMs,
+    'ms',
+    '<= 2,000 ms',
+    restartMs <= 2_000,
+    {
+      baseline: `bare better-sqlite3 open and raw read of the ${fmt(bare)} counter rows ${ms(bareMs)}`,
+    },
+  );
   report(`  usage query over all ${fmt(rows)} rows, grouped by tenant`, queryMs, 'ms', 'reported', true, { baseline: `${answer.groups.length} groups` });
   report(`  one roll-up chunk (${fmt(rolled.ok ? rolled.value : 0)} rows, ledgerRollUpRowsMax ${fmt(ledgerRollUpRowsMax)})`, rollUpMs, 'ms', 'reported', true, {
     baseline: 'the event loop is held this long per chunk',
@@ -309,7 +316,9 @@ export async function ledgerBench(ctx: BenchContext): Promise<void> {
     console.log('\nledger: the SQLite store (src/ledger/sqlite-store.ts)');
     const count = ctx.quick ? 100_000 : 400_000;
     const bare = bareInsertsPerSecond(`${folder.path}/bare.db`, count);
-    report('bare better-sqlite3 inserts, 1,000 rows per transaction (the baseline)', bare, 'rows/s', 'reported', true, { baseline: 'the same table and indexes, WAL, synchronous NORMAL, 1 KiB pages, SQLite checkpointing in the commits' });
+    report('bare better-sqlite3 inserts, 1,000 rows per transaction (the baseline)', bare, 'rows/s', 'reported', true, {
+      baseline: 'the same table and indexes, WAL, synchronous NORMAL, 1 KiB pages, SQLite checkpointing in the commits',
+    });
     const target = 50_000;
     const sustainSeconds = ctx.quick ? 3 : 10;
     const sustainedPressure = cpuPressure();
@@ -317,11 +326,18 @@ export async function ledgerBench(ctx: BenchContext): Promise<void> {
     const sustainedMachine = sustainedPressure();
     // Kept pace: the last commit ended within 2% of the run's length after the schedule's end.
     const kept = sustained.lateMs <= 0.02 * sustainSeconds * 1000;
-    report(`ledger rows through commit(), requests settling at ${fmt(target)}/s for ${sustainSeconds} s, one group commit per turn`, sustained.rowsPerSecond, 'rows/s', `keeps pace with ${fmt(target)} rows/s`, kept, {
-      baseline:
-        `bare inserts ${fmt(bare)} rows/s; ${sustained.rowsPerCommit.toFixed(0)} rows per commit, each with its requests' open-request deletes and counter entries; ` +
-        `ended ${sustained.lateMs.toFixed(0)} ms behind schedule; the machine meanwhile: ${sustainedMachine}`,
-    });
+    report(
+      `ledger rows through commit(), requests settling at ${fmt(target)}/s for ${sustainSeconds} s, one group commit per turn`,
+      sustained.rowsPerSecond,
+      'rows/s',
+      `keeps pace with ${fmt(target)} rows/s`,
+      kept,
+      {
+        baseline:
+          `bare inserts ${fmt(bare)} rows/s; ${sustained.rowsPerCommit.toFixed(0)} rows per commit, each with its requests' open-request deletes and counter entries; ` +
+          `ended ${sustained.lateMs.toFixed(0)} ms behind schedule; the machine meanwhile: ${sustainedMachine}`,
+      },
+    );
     const saturated = await groupCommitRun(`${folder.path}/saturated.db`, Number.POSITIVE_INFINITY, sustainSeconds);
     report('  the same as fast as it goes (2,000 requests settling per turn)', saturated.rowsPerSecond, 'rows/s', 'reported', true, {
       baseline: `bare inserts ${fmt(bare)} rows/s; ${saturated.rowsPerCommit.toFixed(0)} rows per commit`,
@@ -345,15 +361,22 @@ export async function ledgerBench(ctx: BenchContext): Promise<void> {
     synced.sorted.sort((a, b) => a - b);
     const p = (run: LatencyRun, q: number): number => percentile(run.sorted, q);
     const added = p(durable, 99) - p(hop, 99);
-    report(`durable settlement at 500 requests/s over ${seconds} s (sync normal): added latency p99`, added, 'ms', '<= 1 ms', added <= 1 && durable.skipped === 0, {
-      baseline:
-        `with the commit: p50 ${ms(p(durable, 50))}, p99 ${ms(p(durable, 99))}, p99.9 ${ms(p(durable, 99.9))}, max ${ms(p(durable, 100))}, ` +
-        `longest event-loop stall ${ms(durable.stallMs)}, ${durable.sorted.length} requests, ${durable.skipped} skipped; ` +
-        `${storeStats.checkpoint.checkpoints} checkpoints on the thread, ${storeStats.inlineCheckpoints} catch-ups on the event loop (the last ${ms(storeStats.lastInlineCheckpointMs)}), ` +
-        `log ${(storeStats.walBytes / 1024 / 1024).toFixed(0)} MB at the end; ` +
-        `the same loop committing nothing, in alternating 5 s blocks for ${seconds} s: p50 ${ms(p(hop, 50))}, p99 ${ms(p(hop, 99))}, p99.9 ${ms(p(hop, 99.9))}, max ${ms(p(hop, 100))}, ` +
-        `longest event-loop stall ${ms(hop.stallMs)}; the machine meanwhile: ${machine}`,
-    });
+    report(
+      `durable settlement at 500 requests/s over ${seconds} s (sync normal): added latency p99`,
+      added,
+      'ms',
+      '<= 1 ms',
+      added <= 1 && durable.skipped === 0,
+      {
+        baseline:
+          `with the commit: p50 ${ms(p(durable, 50))}, p99 ${ms(p(durable, 99))}, p99.9 ${ms(p(durable, 99.9))}, max ${ms(p(durable, 100))}, ` +
+          `longest event-loop stall ${ms(durable.stallMs)}, ${durable.sorted.length} requests, ${durable.skipped} skipped; ` +
+          `${storeStats.checkpoint.checkpoints} checkpoints on the thread, ${storeStats.inlineCheckpoints} catch-ups on the event loop (the last ${ms(storeStats.lastInlineCheckpointMs)}), ` +
+          `log ${(storeStats.walBytes / 1024 / 1024).toFixed(0)} MB at the end; ` +
+          `the same loop committing nothing, in alternating 5 s blocks for ${seconds} s: p50 ${ms(p(hop, 50))}, p99 ${ms(p(hop, 99))}, p99.9 ${ms(p(hop, 99.9))}, max ${ms(p(hop, 100))}, ` +
+          `longest event-loop stall ${ms(hop.stallMs)}; the machine meanwhile: ${machine}`,
+      },
+    );
     report(`  the same with sync full (an fsync per commit) over ${fullSeconds} s: p99`, p(synced, 99), 'ms', 'reported', true, {
       baseline: `p50 ${ms(p(synced, 50))}, p99.9 ${ms(p(synced, 99.9))}, max ${ms(p(synced, 100))}, longest event-loop stall ${ms(synced.stallMs)}`,
     });

@@ -55,7 +55,10 @@ async function partitionHeal(cluster: Cluster, ctx: BenchContext): Promise<void>
   console.log(`partition: {n0,n1,n2} | {n3,n4} for ${partitionMs / 1000} s with traffic on both sides…`);
   while (Date.now() - start < partitionMs) {
     const batch: Promise<void>[] = [];
-    for (const side of [[0, 1, 2], [3, 4]]) {
+    for (const side of [
+      [0, 1, 2],
+      [3, 4],
+    ]) {
       const node = side[updates % side.length]!;
       const key = keys[(updates * 31) % keys.length]!;
       expected.set(key.subject, (expected.get(key.subject) ?? 0) + 1);
@@ -67,9 +70,7 @@ async function partitionHeal(cluster: Cluster, ctx: BenchContext): Promise<void>
   }
   const healedAt = performance.now();
   cluster.healAll();
-  await Promise.all(
-    [0, 1, 2, 3, 4].flatMap((i) => keys.map((key) => cluster.value(i, key, expected.get(key.subject) ?? 0, 30_000))),
-  );
+  await Promise.all([0, 1, 2, 3, 4].flatMap((i) => keys.map((key) => cluster.value(i, key, expected.get(key.subject) ?? 0, 30_000))));
   const convergeMs = performance.now() - healedAt;
   report(`time to converge after healing (${updates} updates on 100 keys during the partition)`, convergeMs, 'ms', '<= 1000 ms', convergeMs <= 1000, {
     baseline: 'includes the redial after the cut (jittered backoff capped at 500 ms) and the digest repair',
@@ -114,8 +115,12 @@ async function wireAndCpu(cluster: Cluster, ctx: BenchContext): Promise<void> {
   const originCpu = (cpuMs(after[0]!) - cpuMs(before[0]!)) / elapsed;
   const receiverCpu = [1, 2, 3, 4].map((i) => (cpuMs(after[i]!) - cpuMs(before[i]!)) / elapsed);
   const receiverMean = receiverCpu.reduce((a, b) => a + b, 0) / receiverCpu.length;
-  report('  CPU of the originating node (mesh + admin HTTP ingest)', originCpu, 'ms CPU per s', 'reported', true, { baseline: `idle node ${idleCpu.toFixed(1)} ms CPU per s` });
-  report('  CPU of each receiving node (mesh only)', receiverMean, 'ms CPU per s', 'reported', true, { baseline: `idle node ${idleCpu.toFixed(1)} ms CPU per s` });
+  report('  CPU of the originating node (mesh + admin HTTP ingest)', originCpu, 'ms CPU per s', 'reported', true, {
+    baseline: `idle node ${idleCpu.toFixed(1)} ms CPU per s`,
+  });
+  report('  CPU of each receiving node (mesh only)', receiverMean, 'ms CPU per s', 'reported', true, {
+    baseline: `idle node ${idleCpu.toFixed(1)} ms CPU per s`,
+  });
 }
 
 export async function meshBench(ctx: BenchContext): Promise<void> {

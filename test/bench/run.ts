@@ -9,7 +9,16 @@ import { meshBench } from './mesh.bench.js';
 import { simBench } from './sim.bench.js';
 import { upstreamBench } from './upstream.bench.js';
 
-const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = { admission: admissionBench, crdt: crdtBench, gateway: gatewayBench, http: httpBench, ledger: ledgerBench, mesh: meshBench, sim: simBench, upstream: upstreamBench };
+const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = {
+  admission: admissionBench,
+  crdt: crdtBench,
+  gateway: gatewayBench,
+  http: httpBench,
+  ledger: ledgerBench,
+  mesh: meshBench,
+  sim: simBench,
+  upstream: upstreamBench,
+};
 
 async function main(argv: readonly string[]): Promise<number> {
   const names: string[] = [];

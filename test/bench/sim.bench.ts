@@ -41,7 +41,7 @@ export async function simBench(ctx: BenchContext): Promise<void> {
   for (let seed = 1; seed <= seeds; seed++) if (!runScenario(randomScenario(seed, base), seed).ok) failed++;
   const perMinute = (seeds / (performance.now() - start)) * 60_000;
   report(`swarm of 60 s scenarios with random faults (${seeds} seeds, ${failed} failed)`, perMinute, 'seeds/min', 'reported', true, {
-    baseline: `one steady 60 s scenario alone: ${((60_000 / (result.wallMs / minutes)) ).toFixed(0)} runs/min`,
+    baseline: `one steady 60 s scenario alone: ${(60_000 / (result.wallMs / minutes)).toFixed(0)} runs/min`,
   });
   for (const name of ['swarm-strict', 'swarm-escrow']) await quotaSwarm(ctx, name);
 }
@@ -66,7 +66,14 @@ async function quotaSwarm(ctx: BenchContext, name: string): Promise<void> {
   const alone = await perMinute(1);
   const workers = defaultSwarmWorkers();
   const pooled = await perMinute(workers);
-  report(`${name} swarm, 8 s runs on ${workers} worker(s) (${seeds} seeds, ${pooled.failed} failed)`, pooled.perMinute, 'seeds/min', '>= 150 seeds/min', pooled.perMinute >= 150, {
-    baseline: `the same seeds in one thread: ${alone.perMinute.toFixed(0)} seeds/min`,
-  });
+  report(
+    `${name} swarm, 8 s runs on ${workers} worker(s) (${seeds} seeds, ${pooled.failed} failed)`,
+    pooled.perMinute,
+    'seeds/min',
+    '>= 150 seeds/min',
+    pooled.perMinute >= 150,
+    {
+      baseline: `the same seeds in one thread: ${alone.perMinute.toFixed(0)} seeds/min`,
+    },
+  );
 }

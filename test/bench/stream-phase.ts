@@ -24,7 +24,12 @@ export const streamOpenPerSecond = 250;
 const firstTokenWaitMs = 3_000;
 
 export function streamBody(maxTokens: number): string {
-  return JSON.stringify({ model: streamModel, max_tokens: maxTokens, stream: true, messages: [{ role: 'user', content: 'Benchmark question: share a ride to the station?' }] });
+  return JSON.stringify({
+    model: streamModel,
+    max_tokens: maxTokens,
+    stream: true,
+    messages: [{ role: 'user', content: 'Benchmark question: share a ride to the station?' }],
+  });
 }
 
 /** How streams reach one node: opened on its endpoint, closed with the phase. */

@@ -127,7 +127,11 @@ async function emulatorCapacity(child: EmulatorChild, ctx: BenchContext): Promis
   const pool = new Pool(child.url, { connections: 64, pipelining: 1 });
   const budgetMs = ctx.quick ? 2_000 : 6_000;
   try {
-    const headers = (i: number): Record<string, string> => ({ 'x-api-key': child.keys[i % child.keys.length]!, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' });
+    const headers = (i: number): Record<string, string> => ({
+      'x-api-key': child.keys[i % child.keys.length]!,
+      'anthropic-version': '2023-06-01',
+      'content-type': 'application/json',
+    });
     // Warm up the emulator's JIT and the connections.
     await load(64, 2_000, 5_000, async (i) => {
       const res = await pool.request({ method: 'POST', path: '/v1/messages', headers: headers(i), body: messageBody(shortTokens, i, false) });
@@ -164,7 +168,7 @@ async function emulatorCapacity(child: EmulatorChild, ctx: BenchContext): Promis
       return { units: deltas, elapsedMs: run.elapsedMs };
     });
     report('  streamed deltas', streamed.perSecond, 'content_block_delta events/s', 'reported', true, {
-      baseline: `${streams} streams of ${streamTokens} tokens at 16 in flight, ${((bytes / 1e6) * 1000 / (ctx.quick ? 2_000 : 6_000)).toFixed(1)} MB/s of SSE; emulator CPU ${pct(streamed.emulatorCpu)}, load generator (parsing) ${pct(streamed.loadCpu)}`,
+      baseline: `${streams} streams of ${streamTokens} tokens at 16 in flight, ${(((bytes / 1e6) * 1000) / (ctx.quick ? 2_000 : 6_000)).toFixed(1)} MB/s of SSE; emulator CPU ${pct(streamed.emulatorCpu)}, load generator (parsing) ${pct(streamed.loadCpu)}`,
     });
   } finally {
     await pool.close();

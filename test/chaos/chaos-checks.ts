@@ -82,10 +82,16 @@ function checkRequest(request: SentRequest, rows: readonly LedgerRow[], problems
       return;
     }
     const row = tenantSide[0] as LedgerRow;
-    if (row.outcome !== 'ok' || row.tenant !== request.tenant) problems.add('completed row differs', `request ${request.id} (${seen}) completed for ${request.tenant} but its row says ${describeRows([row])}`);
+    if (row.outcome !== 'ok' || row.tenant !== request.tenant)
+      problems.add('completed row differs', `request ${request.id} (${seen}) completed for ${request.tenant} but its row says ${describeRows([row])}`);
     const usage = request.usage;
     if (usage === undefined) problems.add('completed without usage', `request ${request.id} (${seen}) completed without telling its usage`);
-    else if (row.inputTokens !== usage.inputTokens || row.outputTokens !== usage.outputTokens || row.cacheWriteTokens !== usage.cacheCreationInputTokens || row.cacheReadTokens !== usage.cacheReadInputTokens) {
+    else if (
+      row.inputTokens !== usage.inputTokens ||
+      row.outputTokens !== usage.outputTokens ||
+      row.cacheWriteTokens !== usage.cacheCreationInputTokens ||
+      row.cacheReadTokens !== usage.cacheReadInputTokens
+    ) {
       problems.add('completed tokens differ', `request ${request.id} (${seen}) was told ${JSON.stringify(usage)} but its row holds ${describeRows([row])}`);
     }
   }
@@ -104,14 +110,21 @@ function checkLimit(limit: BindingLimit, rows: readonly LedgerRow[], problems: P
   let busiest = { tenant: limit.tenant, window: '-', requests: 0, limit: limit.limit };
   for (const [window, requests] of perWindow) {
     if (requests > busiest.requests) busiest = { tenant: limit.tenant, window, requests, limit: limit.limit };
-    if (requests > limit.limit) problems.add(`${limit.mode} limit exceeded`, `${limit.tenant}'s ${limit.mode} limit of ${limit.limit} ${limit.metric} per ${limit.window} admitted ${requests} in ${window}`);
+    if (requests > limit.limit)
+      problems.add(
+        `${limit.mode} limit exceeded`,
+        `${limit.tenant}'s ${limit.mode} limit of ${limit.limit} ${limit.metric} per ${limit.window} admitted ${requests} in ${window}`,
+      );
   }
   return busiest;
 }
 
 function describeRows(rows: readonly LedgerRow[]): string {
   return rows
-    .map((row) => `[${row.role} at ${row.node}, ${row.outcome}/${row.status}, tenant ${row.tenant}, account ${row.account ?? '-'}, in ${row.inputTokens} out ${row.outputTokens} cw ${row.cacheWriteTokens} cr ${row.cacheReadTokens}]`)
+    .map(
+      (row) =>
+        `[${row.role} at ${row.node}, ${row.outcome}/${row.status}, tenant ${row.tenant}, account ${row.account ?? '-'}, in ${row.inputTokens} out ${row.outputTokens} cw ${row.cacheWriteTokens} cr ${row.cacheReadTokens}]`,
+    )
     .join(' ');
 }
 
@@ -185,7 +198,10 @@ export function explainAudit(lines: readonly AuditJsonLine[], sent: readonly Sen
   for (const line of differing) {
     const explainable = line.subject.startsWith('account ') && line.window === 'range' && line.diff > 0 && line.metric in excess;
     if (explainable) excess[line.metric as keyof typeof excess] += line.diff;
-    else problems.push(`carpool audit: ${line.subject} ${line.window} ${line.metric}: ledger ${line.ledger ?? '-'}, counters ${line.counters ?? '-'}, upstream ${line.upstream ?? '-'}, diff ${line.diff}: no crash explains it`);
+    else
+      problems.push(
+        `carpool audit: ${line.subject} ${line.window} ${line.metric}: ledger ${line.ledger ?? '-'}, counters ${line.counters ?? '-'}, upstream ${line.upstream ?? '-'}, diff ${line.diff}: no crash explains it`,
+      );
   }
   const tenantSide = new Set(rows.filter(isTenantSide).map((row) => row.requestId));
   const accountSide = new Set(rows.filter(isAccountSide).map((row) => row.requestId));
@@ -212,6 +228,8 @@ export function explainAudit(lines: readonly AuditJsonLine[], sent: readonly Sen
     differing.length === 0
       ? 'no difference'
       : `${differing.length} line(s) differ or read interrupted: the upstream counted ${excess.requests} call(s), ${excess.input_tokens} input and ${excess.output_tokens} output tokens above the accounts' rows; ${unaccounted.length} admitted request(s) without an account row (a node died running them) explain up to ${interrupted.requests} call(s), ${interrupted.input_tokens} input and ${interrupted.output_tokens} output tokens` +
-        (beyond > 0 ? `; ${beyond} call(s) beyond them, of the ${cutCalls} the upstream saw cut by a dying node: calls forwarded to a home that died, retried on another account (known issue, test/node/forward-home-death.test.ts)` : '');
+        (beyond > 0
+          ? `; ${beyond} call(s) beyond them, of the ${cutCalls} the upstream saw cut by a dying node: calls forwarded to a home that died, retried on another account (known issue, test/node/forward-home-death.test.ts)`
+          : '');
   return { problems, note };
 }

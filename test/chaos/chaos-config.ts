@@ -51,7 +51,15 @@ export async function chaosMeshConfig(shape: ChaosMeshShape): Promise<LocalConfi
   const binding = (limit: BindingLimit): unknown => ({ metric: limit.metric, window: limit.window, limit: limit.limit, mode: limit.mode });
   const [strict, escrow] = bindingLimits(shape);
   const parsed = parseLocalConfig({
-    regions: await Promise.all(chaosRegions.map(async (name) => ({ name, meshPort: await freePort(), adminPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort() }))),
+    regions: await Promise.all(
+      chaosRegions.map(async (name) => ({
+        name,
+        meshPort: await freePort(),
+        adminPort: await freePort(),
+        grpcPort: await freePort(),
+        httpPort: await freePort(),
+      })),
+    ),
     emulator: {
       port: await freePort(),
       seed: 7,

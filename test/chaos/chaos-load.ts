@@ -58,14 +58,25 @@ export interface ChaosLoadOptions {
 }
 
 /** Codes after which a client would not send the same id again: the answer is final. */
-const finalCodes = new Set(['RESOURCE_EXHAUSTED', 'INVALID_ARGUMENT', 'UNAUTHENTICATED', 'FAILED_PRECONDITION', 'HTTP 429', 'HTTP 400', 'HTTP 401', 'HTTP 403']);
+const finalCodes = new Set([
+  'RESOURCE_EXHAUSTED',
+  'INVALID_ARGUMENT',
+  'UNAUTHENTICATED',
+  'FAILED_PRECONDITION',
+  'HTTP 429',
+  'HTTP 400',
+  'HTTP 401',
+  'HTTP 403',
+]);
 const refusalCodes = new Set(['RESOURCE_EXHAUSTED', 'HTTP 429']);
 /** Attempts of one id: the first and up to two retries with the same id, as a careful client makes. */
 const attemptsMax = 3;
 const utf8 = new TextEncoder();
 const words = ['share', 'a', 'ride', 'to', 'the', 'coast', 'pool', 'lane', 'early', 'seat', 'window', 'map'];
 
-type Attempt = { readonly code: 'OK'; readonly usage: Usage | undefined; readonly servedRegion: string | undefined } | { readonly code: string; readonly pushbackMs: number | undefined };
+type Attempt =
+  | { readonly code: 'OK'; readonly usage: Usage | undefined; readonly servedRegion: string | undefined }
+  | { readonly code: string; readonly pushbackMs: number | undefined };
 
 export class ChaosLoad {
   readonly sent: SentRequest[] = [];
@@ -107,7 +118,12 @@ export class ChaosLoad {
       const region = chaosRegions[random.int(chaosRegions.length)] as ChaosRegion;
       const transport: Transport = random.float() < 0.6 ? 'grpc' : 'http';
       const stream = random.float() < 0.5;
-      const body: MessageBody = { model: 'claude-sonnet-4-6', max_tokens: 8 + random.int(40), messages: [{ role: 'user', content: sentence(random, id) }], metadata: { user_id: `w${worker}` } };
+      const body: MessageBody = {
+        model: 'claude-sonnet-4-6',
+        max_tokens: 8 + random.int(40),
+        messages: [{ role: 'user', content: sentence(random, id) }],
+        metadata: { user_id: `w${worker}` },
+      };
       const request: SentRequest = { ...sentRequest(id, tenant, region, body.max_tokens, body.messages[0]?.content ?? ''), transport, stream };
       this.sent.push(request);
       await this.run(request, body, random);
@@ -143,7 +159,13 @@ export class ChaosLoad {
   private async grpcAttempt(request: SentRequest, body: MessageBody): Promise<Attempt> {
     const client = this.grpcClient(request.region, request.tenant);
     const { metadata, ...rest } = body;
-    const call: CompleteRequest = { requestId: request.id, requestJson: utf8.encode(JSON.stringify(rest)), anthropicVersion: '', anthropicBeta: '', user: metadata.user_id };
+    const call: CompleteRequest = {
+      requestId: request.id,
+      requestJson: utf8.encode(JSON.stringify(rest)),
+      anthropicVersion: '',
+      anthropicBeta: '',
+      user: metadata.user_id,
+    };
     const deadlineMs = Date.now() + this.options.callTimeoutMs;
     if (!request.stream) {
       const answer = await client.complete(call, { deadlineMs });
@@ -198,7 +220,12 @@ export class ChaosLoad {
     let client = this.httpClients.get(name);
     if (client === undefined) {
       // No retries of the SDK's own: the workers retry, with the same id, and record each attempt.
-      client = new Anthropic({ apiKey: this.options.apiKeys[tenant] as string, baseURL: this.endpoint(region).http, maxRetries: 0, timeout: this.options.callTimeoutMs });
+      client = new Anthropic({
+        apiKey: this.options.apiKeys[tenant] as string,
+        baseURL: this.endpoint(region).http,
+        maxRetries: 0,
+        timeout: this.options.callTimeoutMs,
+      });
       this.httpClients.set(name, client);
     }
     return client;

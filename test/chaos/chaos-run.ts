@@ -101,7 +101,10 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosSummary> 
     const verdict = checkLedger(sent, rows, bindingLimits(options.shape));
     const audited = await runAudit(mesh, startedMs);
     const cutCalls = await callsCutByDeath(mesh);
-    const explained = audited.lines === undefined ? { problems: [`carpool audit exited ${audited.exitCode} without a report: ${audited.output}`], note: 'no report' } : explainAudit(audited.lines, sent, rows, cutCalls);
+    const explained =
+      audited.lines === undefined
+        ? { problems: [`carpool audit exited ${audited.exitCode} without a report: ${audited.output}`], note: 'no report' }
+        : explainAudit(audited.lines, sent, rows, cutCalls);
     const audit: AuditRun = { exitCode: audited.exitCode, note: explained.note, output: audited.lines === undefined ? audited.output : '' };
     options.log(`carpool audit exited ${audit.exitCode}: ${audit.note}`);
     const restarts = chaosRegions.reduce((sum, region) => sum + mesh.restartsOf(region), 0);
@@ -144,7 +147,9 @@ async function killRounds(mesh: LocalMesh, load: ChaosLoad, random: SeededRandom
     report.slowestMs = Math.max(report.slowestMs, back.tookMs);
     if (back.problem !== undefined) report.problems.push(`round ${round}: ${back.problem}`);
     const what = victims.length === chaosRegions.length ? 'the whole mesh' : victims.join(',');
-    options.log(`round ${round}/${options.rounds}: killed ${what}; restarted in ${seconds(back.backMs)}, serving again after ${seconds(back.tookMs)}; ${describeCounts(load)}`);
+    options.log(
+      `round ${round}/${options.rounds}: killed ${what}; restarted in ${seconds(back.backMs)}, serving again after ${seconds(back.tookMs)}; ${describeCounts(load)}`,
+    );
     if (back.problem !== undefined) break;
   }
   return report;
@@ -160,7 +165,10 @@ function readLedgers(mesh: LocalMesh): LedgerRow[] {
  */
 async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<{ exitCode: number | null; lines: AuditJsonLine[] | undefined; output: string }> {
   const { command, args } = carpoolCommand();
-  const child = spawn(command, [...args, 'audit', '--json', '--state', mesh.stateFile, '--since', String(sinceMs - 60_000)], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, [...args, 'audit', '--json', '--state', mesh.stateFile, '--since', String(sinceMs - 60_000)], {
+    cwd: packageRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

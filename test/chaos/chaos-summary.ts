@@ -11,7 +11,9 @@ export function formatSummary(summary: ChaosSummary): string {
     ...ledger.busiestWindows.map((w) => `  limit      ${w.tenant}: at most ${w.requests} of ${w.limit} requests in one window (${w.window})`),
     `  kills      ${summary.kills} SIGKILL(s), ${summary.restarts} restart(s), the slowest back serving in ${(summary.slowestRestartMs / 1000).toFixed(1)} s`,
     `  audit      carpool audit exited ${summary.audit.exitCode}: ${summary.audit.note}`,
-    summary.problems.length === 0 ? '  verdict    no rule broken' : `  verdict    ${summary.problems.length} problem(s):\n${summary.problems.map((p) => `    - ${p}`).join('\n')}`,
+    summary.problems.length === 0
+      ? '  verdict    no rule broken'
+      : `  verdict    ${summary.problems.length} problem(s):\n${summary.problems.map((p) => `    - ${p}`).join('\n')}`,
   ];
   if (summary.audit.output !== '') lines.push('  audit output:', ...summary.audit.output.split('\n').map((line) => `    ${line}`));
   return lines.join('\n');

@@ -29,8 +29,17 @@ function parse(argv: readonly string[]): ChaosRunOptions | string {
   const rounds = integer('--rounds', 12, 1, 1_000);
   const workers = integer('--workers', 8, 1, 64);
   const [gapMin, gapMax] = (given.get('--gap-ms') ?? '2000,6000').split(',').map(Number);
-  if (seed === undefined || rounds === undefined || workers === undefined) return `--seed, --rounds and --workers take whole numbers (rounds 1-1000, workers 1-64)\n${usage}`;
-  if (gapMin === undefined || gapMax === undefined || !Number.isSafeInteger(gapMin) || !Number.isSafeInteger(gapMax) || gapMin < 100 || gapMax < gapMin || gapMax > 600_000) {
+  if (seed === undefined || rounds === undefined || workers === undefined)
+    return `--seed, --rounds and --workers take whole numbers (rounds 1-1000, workers 1-64)\n${usage}`;
+  if (
+    gapMin === undefined ||
+    gapMax === undefined ||
+    !Number.isSafeInteger(gapMin) ||
+    !Number.isSafeInteger(gapMax) ||
+    gapMin < 100 ||
+    gapMax < gapMin ||
+    gapMax > 600_000
+  ) {
     return `--gap-ms takes MIN,MAX in ms, 100 <= MIN <= MAX <= 600000\n${usage}`;
   }
   return {

@@ -46,7 +46,8 @@ export async function checkWholeMeshRestart(mesh: LocalMesh, options: WholeMeshR
     options.log(`whole mesh killed at once (quiet) and serving again after ${(back.tookMs / 1000).toFixed(1)} s`);
     const policyAfter = await policies(mesh);
     for (const [i, region] of chaosRegions.entries()) {
-      if (policyAfter[i] !== policyBefore[0]) problems.push(`${region}'s policy after the restart differs from the one before: ${policyAfter[i]?.slice(0, 400)}`);
+      if (policyAfter[i] !== policyBefore[0])
+        problems.push(`${region}'s policy after the restart differs from the one before: ${policyAfter[i]?.slice(0, 400)}`);
     }
     const usageAfter = await usageEverywhere(client, options.log);
     problems.push(...compareUsage(usageBefore, usageAfter));
@@ -112,30 +113,43 @@ function compareUsage(before: UsageTable, after: UsageTable): string[] {
   for (const [name, was] of before) {
     const now = after.get(name);
     if (typeof was === 'string' || typeof now === 'string' || now === undefined) {
-      problems.push(`${name}: GetUsage at QUORUM answered ${typeof was === 'string' ? was : 'OK'} before the restart and ${typeof now === 'string' ? now : 'OK'} after`);
+      problems.push(
+        `${name}: GetUsage at QUORUM answered ${typeof was === 'string' ? was : 'OK'} before the restart and ${typeof now === 'string' ? now : 'OK'} after`,
+      );
       continue;
     }
     for (const limit of was) {
       const same = now.find((l) => l.metric === limit.metric && l.window === limit.window && l.resetsAtMs === limit.resetsAtMs);
-      if (same !== undefined && same.used !== limit.used) problems.push(`${name}: ${limit.metric} per ${limit.window} read ${limit.used} before the restart and ${same.used} after`);
+      if (same !== undefined && same.used !== limit.used)
+        problems.push(`${name}: ${limit.metric} per ${limit.window} read ${limit.used} before the restart and ${same.used} after`);
     }
   }
   return problems;
 }
 
 /** One completion per tenant and region with the keys minted before the restart. */
-async function sendWithOldKeys(client: (region: ChaosRegion, tenant: ChaosTenant) => CarpoolClient, idPrefix: string, problems: string[]): Promise<SentRequest[]> {
+async function sendWithOldKeys(
+  client: (region: ChaosRegion, tenant: ChaosTenant) => CarpoolClient,
+  idPrefix: string,
+  problems: string[],
+): Promise<SentRequest[]> {
   const sent: SentRequest[] = [];
   for (const region of chaosRegions) {
     for (const tenant of chaosTenants) {
       const id = `${idPrefix}-${region}-${tenant}`;
       const content = `after the restart, ${id}`;
       const body = { model: 'claude-sonnet-4-6', max_tokens: 12, messages: [{ role: 'user', content }] };
-      const answer = await client(region, tenant).complete({ requestId: id, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' }, { deadlineMs: Date.now() + 15_000 });
+      const answer = await client(region, tenant).complete(
+        { requestId: id, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' },
+        { deadlineMs: Date.now() + 15_000 },
+      );
       const code = answer.ok ? 'OK' : answer.error.kind === 'status' ? answer.error.codeName : 'MALFORMED';
       // The strict and escrow tenants may have spent this minute's requests; their keys must still be known.
       const fine = code === 'OK' || (tenant !== 'riders' && code === 'RESOURCE_EXHAUSTED');
-      if (!fine) problems.push(`${tenant}'s key from before the restart at ${region}: ${code}${answer.ok ? '' : ` ${answer.error.kind === 'status' ? answer.error.details : ''}`}`);
+      if (!fine)
+        problems.push(
+          `${tenant}'s key from before the restart at ${region}: ${code}${answer.ok ? '' : ` ${answer.error.kind === 'status' ? answer.error.details : ''}`}`,
+        );
       sent.push({
         ...sentRequest(id, tenant, region, body.max_tokens, content),
         outcome: code === 'OK' ? 'completed' : code === 'RESOURCE_EXHAUSTED' ? 'refused' : 'failed',
@@ -149,7 +163,12 @@ async function sendWithOldKeys(client: (region: ChaosRegion, tenant: ChaosTenant
 }
 
 /** The riders' daily requests go on from where they were: before + what completed since, at every region (bounded wait). */
-async function checkCarried(client: (region: ChaosRegion, tenant: ChaosTenant) => CarpoolClient, before: UsageTable, sent: readonly SentRequest[], problems: string[]): Promise<void> {
+async function checkCarried(
+  client: (region: ChaosRegion, tenant: ChaosTenant) => CarpoolClient,
+  before: UsageTable,
+  sent: readonly SentRequest[],
+  problems: string[],
+): Promise<void> {
   const was = before.get('us-east/riders');
   const daily = typeof was === 'string' ? undefined : was?.find((limit) => limit.metric === 'requests' && limit.window === 'day');
   if (daily === undefined) return;
@@ -164,6 +183,9 @@ async function checkCarried(client: (region: ChaosRegion, tenant: ChaosTenant) =
       if (now !== undefined && now.resetsAtMs !== daily.resetsAtMs) return;
       used = now?.used;
     }
-    if (used !== expected) problems.push(`riders' requests per day at ${region} after the restart: ${used} at QUORUM, expected ${expected} (${daily.used} before it and the completions since)`);
+    if (used !== expected)
+      problems.push(
+        `riders' requests per day at ${region} after the restart: ${used} at QUORUM, expected ${expected} (${daily.used} before it and the completions since)`,
+      );
   }
 }

@@ -13,7 +13,12 @@ describe('hybrid logical clock', () => {
     const b = clock.now(1000);
     const c = clock.now(900);
     const d = clock.now(1001);
-    expect([a, b, c, d].map((s) => [s.wallMs, s.logical])).toEqual([[1000, 0], [1000, 1], [1000, 2], [1001, 0]]);
+    expect([a, b, c, d].map((s) => [s.wallMs, s.logical])).toEqual([
+      [1000, 0],
+      [1000, 1],
+      [1000, 2],
+      [1001, 0],
+    ]);
     expect(compareStamps(a, b)).toBeLessThan(0);
     expect(compareStamps(c, d)).toBeLessThan(0);
   });

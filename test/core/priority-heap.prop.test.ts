@@ -6,7 +6,12 @@ import { checkProperty } from '../support/property.js';
 
 describe('PriorityHeap', () => {
   it('always pops the smallest priority, like a sorted list', () => {
-    const op = fc.oneof(fc.record({ push: fc.integer({ min: -1000, max: 1000 }) }), fc.constant({ pop: true as const }), fc.constant({ rebuild: true as const }), fc.record({ retainAbove: fc.integer({ min: -1000, max: 1000 }) }));
+    const op = fc.oneof(
+      fc.record({ push: fc.integer({ min: -1000, max: 1000 }) }),
+      fc.constant({ pop: true as const }),
+      fc.constant({ rebuild: true as const }),
+      fc.record({ retainAbove: fc.integer({ min: -1000, max: 1000 }) }),
+    );
     checkProperty(
       fc.property(fc.array(op, { maxLength: 200, size: 'max' }), (ops) => {
         const heap = new PriorityHeap<string>();
@@ -25,7 +30,10 @@ describe('PriorityHeap', () => {
             heap.retain((p, v) => p > o.retainAbove && v === `v${p}`);
             model = model.filter((p) => p > o.retainAbove);
           } else {
-            heap.rebuild([...model], model.map((p) => `v${p}`));
+            heap.rebuild(
+              [...model],
+              model.map((p) => `v${p}`),
+            );
           }
           expect(heap.size).toBe(model.length);
         }

@@ -12,8 +12,20 @@ describe('SeededRandom', () => {
   });
 
   it('gives unrelated streams for neighbouring seeds', () => {
-    const a = Array.from({ length: 16 }, ((r) => () => r.u32())(new SeededRandom(1)));
-    const b = Array.from({ length: 16 }, ((r) => () => r.u32())(new SeededRandom(2)));
+    const a = Array.from(
+      { length: 16 },
+      (
+        (r) => () =>
+          r.u32()
+      )(new SeededRandom(1)),
+    );
+    const b = Array.from(
+      { length: 16 },
+      (
+        (r) => () =>
+          r.u32()
+      )(new SeededRandom(2)),
+    );
     const same = a.filter((value, i) => value === b[i]).length;
     expect(same).toBe(0);
   });

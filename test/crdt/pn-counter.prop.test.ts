@@ -17,8 +17,7 @@ function joined(self: ReplicaId, ...states: PnState[]): PnCounter {
   return counter;
 }
 
-const canonical = (counter: PnCounter): string[] =>
-  [...counter.state()].map(([replica, { p, n }]) => `${replica}:${p}:${n}`).sort();
+const canonical = (counter: PnCounter): string[] => [...counter.state()].map(([replica, { p, n }]) => `${replica}:${p}:${n}`).sort();
 
 const self = replicaNames[0]!;
 

@@ -87,9 +87,25 @@ type Step =
 
 const arbStep = (replicas: number): fc.Arbitrary<Step> =>
   fc.oneof(
-    { weight: 5, arbitrary: fc.record({ kind: fc.constant('op' as const), replica: fc.nat(replicas - 1), key: fc.nat(keyPool.length - 1), up: fc.boolean(), amount: fc.integer({ min: 1, max: 500 }) }) },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant('op' as const),
+        replica: fc.nat(replicas - 1),
+        key: fc.nat(keyPool.length - 1),
+        up: fc.boolean(),
+        amount: fc.integer({ min: 1, max: 500 }),
+      }),
+    },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('send' as const), replica: fc.nat(replicas - 1) }) },
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant('deliver' as const), pick: fc.nat(), fate: fc.constantFrom('deliver' as const, 'duplicate' as const, 'drop' as const) }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant('deliver' as const),
+        pick: fc.nat(),
+        fate: fc.constantFrom('deliver' as const, 'duplicate' as const, 'drop' as const),
+      }),
+    },
   );
 
 describe('WindowedCounter convergence', () => {

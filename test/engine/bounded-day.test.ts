@@ -137,7 +137,16 @@ describe('the cores of a node over a simulated day', () => {
     const send = (node: NodeCores, tenant: TenantId, rules: readonly LimitRule[], nowMs: number): void => {
       const requestId = `req-${next++}` as RequestId;
       const tokens = 500 + random.int(2_000);
-      const request: QuotaRequest = { requestId, tenant, subjects: [{ scope: 'tenant', subject: tenant, rules }], amounts: new Map([['requests', 1], ['weighted_tokens', tokens]]), leaseMs: 120_000 };
+      const request: QuotaRequest = {
+        requestId,
+        tenant,
+        subjects: [{ scope: 'tenant', subject: tenant, rules }],
+        amounts: new Map([
+          ['requests', 1],
+          ['weighted_tokens', tokens],
+        ]),
+        leaseMs: 120_000,
+      };
       node.claims.claim(requestId, nowMs, (claim) => {
         if (claim.kind !== 'granted') return void outcomes.claimRefused++;
         node.gate.admit(request, network.nowMs, (decision) => {
@@ -152,7 +161,14 @@ describe('the cores of a node over a simulated day', () => {
           if (entry === undefined) return refuse(node, requestId, queued.value.ticket);
           const selection = node.pool.acquire({ tenant, deadlineMs: network.nowMs }, network.nowMs);
           if (!selection.ok || selection.value.kind !== 'granted') return refuse(node, requestId, entry.ticket);
-          calls.push({ node, requestId, ticket: entry.ticket, permit: selection.value.permit, endsAtMs: network.nowMs + 200 + random.int(3_000), used: random.int(tokens + 1) });
+          calls.push({
+            node,
+            requestId,
+            ticket: entry.ticket,
+            permit: selection.value.permit,
+            endsAtMs: network.nowMs + 200 + random.int(3_000),
+            used: random.int(tokens + 1),
+          });
         });
       });
     };
@@ -163,7 +179,13 @@ describe('the cores of a node over a simulated day', () => {
         calls.splice(i, 1);
         call.node.pool.release(call.permit);
         call.node.queue.finish(call.ticket);
-        call.node.gate.settle(call.requestId, new Map([['requests', 1], ['weighted_tokens', call.used]]));
+        call.node.gate.settle(
+          call.requestId,
+          new Map([
+            ['requests', 1],
+            ['weighted_tokens', call.used],
+          ]),
+        );
         outcomes.settled++;
       }
     };

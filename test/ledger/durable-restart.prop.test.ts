@@ -62,7 +62,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 );
 
 /** What the model says each request was charged, per state. */
-type RequestState = { readonly kind: 'admitted'; readonly amount: number } | { readonly kind: 'settled'; readonly used: number } | { readonly kind: 'withdrawn' };
+type RequestState =
+  { readonly kind: 'admitted'; readonly amount: number } | { readonly kind: 'settled'; readonly used: number } | { readonly kind: 'withdrawn' };
 
 describe('a durable node restarted at any point (real cores, in-memory store)', () => {
   it('never sent more than its disk holds, and restores exactly what committed requests were charged', () => {
@@ -83,14 +84,24 @@ describe('a durable node restarted at any point (real cores, in-memory store)', 
           if (step.kind === 'admit') {
             const id = `q${next++}`;
             let decision: QuotaDecision | undefined;
-            node.parts.gate.admit({ ...quotaRequest(id, rules, { weighted_tokens: step.amount, requests: 1 }), context: JSON.stringify([null, null, 'm', false, nowMs]) }, nowMs, (d) => (decision = d));
+            node.parts.gate.admit(
+              { ...quotaRequest(id, rules, { weighted_tokens: step.amount, requests: 1 }), context: JSON.stringify([null, null, 'm', false, nowMs]) },
+              nowMs,
+              (d) => (decision = d),
+            );
             expect(decision).toEqual(ok(undefined));
             live.set(id, { kind: 'admitted', amount: step.amount });
           } else if (step.kind === 'settle' && open.length > 0) {
             const id = open[step.pick % open.length] as string;
             const amount = (live.get(id) as { amount: number }).amount;
             const used = Math.floor((amount * step.usedPercent) / 100);
-            node.parts.gate.settle(id as RequestId, new Map([['weighted_tokens', used], ['requests', 1]]));
+            node.parts.gate.settle(
+              id as RequestId,
+              new Map([
+                ['weighted_tokens', used],
+                ['requests', 1],
+              ]),
+            );
             live.set(id, { kind: 'settled', used });
           } else if (step.kind === 'withdraw' && open.length > 0) {
             const id = open[step.pick % open.length] as string;
@@ -134,7 +145,9 @@ describe('a durable node restarted at any point (real cores, in-memory store)', 
             expect(node.parts.counter.value(node.parts.counter.keyFor('tenant', 'acme', 'weighted_tokens', day))).toBe(weighted);
             // Requests are limited by a strict rule: an interrupted one stays charged.
             expect(node.parts.counter.value(node.parts.counter.keyFor('tenant', 'acme', 'requests', day))).toBe(requests);
-            live = new Map([...committed].map(([id, state]) => [id, state.kind === 'admitted' ? { kind: 'settled', used: 0 } : state] as [string, RequestState]));
+            live = new Map(
+              [...committed].map(([id, state]) => [id, state.kind === 'admitted' ? { kind: 'settled', used: 0 } : state] as [string, RequestState]),
+            );
             expect(node.journal.commit()).toBe(true);
             committed = new Map(live);
           }

@@ -22,7 +22,11 @@ afterEach(() => {
 });
 
 /** Starts the child script and hands each JSON line it says to `onLine`; resolves with its exit. */
-function runChild(args: readonly string[], onLine: (event: Record<string, unknown>, child: ChildProcess) => void, command: readonly string[] = [process.execPath]): Promise<number | null> {
+function runChild(
+  args: readonly string[],
+  onLine: (event: Record<string, unknown>, child: ChildProcess) => void,
+  command: readonly string[] = [process.execPath],
+): Promise<number | null> {
   const [file, ...pre] = command;
   const child = spawn(file!, [...pre, '--import', 'tsx', childScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
@@ -99,7 +103,16 @@ describe('SqliteStore across processes', () => {
     const bytesBefore = readFileSync(existing);
     const events: Record<string, unknown>[] = [];
     const mountReadOnly = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"';
-    const code = await runChild(['read-only', folder.path], (event) => events.push(event), ['unshare', '-m', '-r', 'sh', '-c', mountReadOnly, folder.path, process.execPath]);
+    const code = await runChild(['read-only', folder.path], (event) => events.push(event), [
+      'unshare',
+      '-m',
+      '-r',
+      'sh',
+      '-c',
+      mountReadOnly,
+      folder.path,
+      process.execPath,
+    ]);
     expect(code).toBe(0);
     for (const name of ['existing.db', 'new.db', join('missing', 'new.db')]) {
       const result = events.find((e) => e.step === name)?.result as { kind?: string; message?: string } | undefined;

@@ -26,7 +26,18 @@ afterEach(() => {
 });
 
 function counterEntry(i: number, endMs = day0Ms + dayMs): StoredCounterEntry {
-  return { replica: 'eu-1~r1', scope: 'tenant', subject: `tenant-${i}`, metric: 'weighted_tokens', unit: 'day', index: 20_423, endMs, p: i * 3, n: i, version: 7 };
+  return {
+    replica: 'eu-1~r1',
+    scope: 'tenant',
+    subject: `tenant-${i}`,
+    metric: 'weighted_tokens',
+    unit: 'day',
+    index: 20_423,
+    endMs,
+    p: i * 3,
+    n: i,
+    version: 7,
+  };
 }
 
 describe('SqliteStore round trip', () => {
@@ -61,7 +72,13 @@ describe('SqliteStore round trip', () => {
 
   it('applies puts before deletes within a batch, and a later put after an earlier delete', () => {
     store = openStore(join(folder.path, 'state.db'));
-    store.commit(batchOf({ openRequestsPut: [{ requestId: 'r1', json: 'a' }], openRequestsDeleted: ['r1'], answersPut: [{ book: 'answers', key: 'x', atMs: 1, json: '1' }] }));
+    store.commit(
+      batchOf({
+        openRequestsPut: [{ requestId: 'r1', json: 'a' }],
+        openRequestsDeleted: ['r1'],
+        answersPut: [{ book: 'answers', key: 'x', atMs: 1, json: '1' }],
+      }),
+    );
     expect(store.load().openRequests).toEqual([]);
     store.commit(batchOf({ answersDeleted: [{ book: 'answers', key: 'x' }] }));
     store.commit(batchOf({ answersPut: [{ book: 'answers', key: 'x', atMs: 2, json: '2' }] }));
@@ -151,8 +168,13 @@ describe('SqliteStore retention', () => {
     expect([since.totals.requests, since.fromAggregates]).toEqual([1, 0]);
     const until = store.queryUsage({ filter: { side: 'tenant', untilMs: day0Ms + 2 * hourMs } });
     expect([until.totals.requests, until.fromAggregates]).toEqual([2, 2]);
-    const wholeDay = store.queryUsage({ filter: { side: 'tenant', sinceMs: day0Ms, untilMs: day0Ms + dayMs }, groupBy: ['hour', 'window:minute', 'window:week'] });
-    expect(wholeDay.groups.map((g) => [g.key, g.totals.requests])).toEqual([[{ hour: 'rolled-up', 'window:minute': 'rolled-up', 'window:week': 'week:2969' }, 2]]);
+    const wholeDay = store.queryUsage({
+      filter: { side: 'tenant', sinceMs: day0Ms, untilMs: day0Ms + dayMs },
+      groupBy: ['hour', 'window:minute', 'window:week'],
+    });
+    expect(wholeDay.groups.map((g) => [g.key, g.totals.requests])).toEqual([
+      [{ hour: 'rolled-up', 'window:minute': 'rolled-up', 'window:week': 'week:2969' }, 2],
+    ]);
   });
 });
 

@@ -107,13 +107,25 @@ function reference(held: readonly Held[], query: UsageQuery): UsageAnswer {
 function overWholeDays(query: UsageQuery): UsageQuery {
   const { sinceMs, untilMs, ...rest } = query.filter;
   const day = (ms: number): number => Math.floor(ms / dayMs) * dayMs;
-  return { ...query, filter: { ...rest, ...(sinceMs === undefined ? {} : { sinceMs: day(sinceMs) }), ...(untilMs === undefined ? {} : { untilMs: day(untilMs) }) } };
+  return {
+    ...query,
+    filter: { ...rest, ...(sinceMs === undefined ? {} : { sinceMs: day(sinceMs) }), ...(untilMs === undefined ? {} : { untilMs: day(untilMs) }) },
+  };
 }
 
 const byKey = (a: { key: Record<string, string> }, b: { key: Record<string, string> }): number => JSON.stringify(a.key).localeCompare(JSON.stringify(b.key));
 
 const arbTime = fc.integer({ min: day0Ms - (spanDays + 1) * dayMs, max: day0Ms + (spanDays + 1) * dayMs });
-const arbField: fc.Arbitrary<UsageGroupField> = fc.constantFrom<UsageGroupField>('tenant', 'user', 'apiKeyId', 'model', 'account', 'day', 'hour', ...windowUnits.map((u) => `window:${u}` as const));
+const arbField: fc.Arbitrary<UsageGroupField> = fc.constantFrom<UsageGroupField>(
+  'tenant',
+  'user',
+  'apiKeyId',
+  'model',
+  'account',
+  'day',
+  'hour',
+  ...windowUnits.map((u) => `window:${u}` as const),
+);
 const arbQuery: fc.Arbitrary<UsageQuery> = fc.record(
   {
     filter: fc.record(
@@ -145,39 +157,44 @@ describe('SqliteStore usage queries', () => {
 
   it('answer as an in-memory reading of the same rows, with and without a roll-up', () => {
     checkProperty(
-      fc.property(fc.array(arbLedgerRowWithin(spanDays), { maxLength: 60, size: 'max' }), fc.option(arbTime, { nil: undefined }), fc.array(arbQuery, { minLength: 1, maxLength: 6 }), (rows, rollUpAt, queries) => {
-        const store = openStore(join(folder.path, `run-${run++}.db`), { ...storeOptions, retentionMs });
-        try {
-          expect(store.commit(batchOf({ ledgerRows: rows.slice(0, 30) }))).toEqual({ ok: true });
-          expect(store.commit(batchOf({ ledgerRows: rows.slice(30) }))).toEqual({ ok: true });
-          // Totals over whole days (or no range) are the same before and after a roll-up.
-          const wholeDays = queries.map(overWholeDays);
-          const totalsBefore = wholeDays.map((q) => store.queryUsage(q).totals);
-          let cutoffMs = Number.NEGATIVE_INFINITY;
-          if (rollUpAt !== undefined) {
-            const rolled = store.rollUp(rollUpAt);
-            cutoffMs = Math.floor((rollUpAt - retentionMs) / dayMs) * dayMs;
-            expect(rolled).toEqual({ ok: true, value: rows.filter((r) => r.chargedAtMs < cutoffMs).length });
+      fc.property(
+        fc.array(arbLedgerRowWithin(spanDays), { maxLength: 60, size: 'max' }),
+        fc.option(arbTime, { nil: undefined }),
+        fc.array(arbQuery, { minLength: 1, maxLength: 6 }),
+        (rows, rollUpAt, queries) => {
+          const store = openStore(join(folder.path, `run-${run++}.db`), { ...storeOptions, retentionMs });
+          try {
+            expect(store.commit(batchOf({ ledgerRows: rows.slice(0, 30) }))).toEqual({ ok: true });
+            expect(store.commit(batchOf({ ledgerRows: rows.slice(30) }))).toEqual({ ok: true });
+            // Totals over whole days (or no range) are the same before and after a roll-up.
+            const wholeDays = queries.map(overWholeDays);
+            const totalsBefore = wholeDays.map((q) => store.queryUsage(q).totals);
+            let cutoffMs = Number.NEGATIVE_INFINITY;
+            if (rollUpAt !== undefined) {
+              const rolled = store.rollUp(rollUpAt);
+              cutoffMs = Math.floor((rollUpAt - retentionMs) / dayMs) * dayMs;
+              expect(rolled).toEqual({ ok: true, value: rows.filter((r) => r.chargedAtMs < cutoffMs).length });
+            }
+            expect(wholeDays.map((q) => store.queryUsage(q).totals)).toEqual(totalsBefore);
+            const held = rows.map((row, seq) => ({ row, seq, aggregated: row.chargedAtMs < cutoffMs }));
+            for (const query of queries) {
+              const got = store.queryUsage(query);
+              const want = reference(held, query);
+              expect(got.totals).toEqual(want.totals);
+              expect(got.fromAggregates).toBe(want.fromAggregates);
+              expect([...got.groups].sort(byKey)).toEqual([...want.groups].sort(byKey));
+              expect(got.rows).toEqual(want.rows);
+              expect(got.groupsTruncated).toBe(false);
+              const exported: LedgerRow[] = [];
+              expect(store.eachRow(query.filter, (row) => exported.push(row))).toBe(exported.length);
+              const live = held.filter((h) => !h.aggregated && matches(h, query.filter));
+              expect(exported).toEqual(live.sort((a, b) => a.row.chargedAtMs - b.row.chargedAtMs || a.seq - b.seq).map((h) => h.row));
+            }
+          } finally {
+            store.close();
           }
-          expect(wholeDays.map((q) => store.queryUsage(q).totals)).toEqual(totalsBefore);
-          const held = rows.map((row, seq) => ({ row, seq, aggregated: row.chargedAtMs < cutoffMs }));
-          for (const query of queries) {
-            const got = store.queryUsage(query);
-            const want = reference(held, query);
-            expect(got.totals).toEqual(want.totals);
-            expect(got.fromAggregates).toBe(want.fromAggregates);
-            expect([...got.groups].sort(byKey)).toEqual([...want.groups].sort(byKey));
-            expect(got.rows).toEqual(want.rows);
-            expect(got.groupsTruncated).toBe(false);
-            const exported: LedgerRow[] = [];
-            expect(store.eachRow(query.filter, (row) => exported.push(row))).toBe(exported.length);
-            const live = held.filter((h) => !h.aggregated && matches(h, query.filter));
-            expect(exported).toEqual(live.sort((a, b) => a.row.chargedAtMs - b.row.chargedAtMs || a.seq - b.seq).map((h) => h.row));
-          }
-        } finally {
-          store.close();
-        }
-      }),
+        },
+      ),
       100,
     );
   });

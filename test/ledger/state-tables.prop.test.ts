@@ -30,7 +30,14 @@ function fold(batches: readonly StateBatch[]): { snapshot: NodeSnapshot; rows: L
     rows.push(...batch.ledgerRows);
   }
   return {
-    snapshot: { meta, counterEntries: [...counters.values()], rightsRows: [...rights.values()], openRequests: [...open.values()], policyUpdates: policy, answers: [...answers.values()] },
+    snapshot: {
+      meta,
+      counterEntries: [...counters.values()],
+      rightsRows: [...rights.values()],
+      openRequests: [...open.values()],
+      policyUpdates: policy,
+      answers: [...answers.values()],
+    },
     rows,
   };
 }

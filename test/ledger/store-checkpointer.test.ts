@@ -83,7 +83,8 @@ describe('store checkpoints', () => {
   it('let a store reopen at once in the same process while the thread of the last one still checkpoints', async () => {
     const path = join(folder.path, 'state.db');
     const first = openStore(path, { ...storeOptions, checkpoints: 'background' });
-    for (let b = 0; b < 20; b++) first.commit(batchOf({ ledgerRows: Array.from({ length: 10_000 }, (_, i) => ledgerRow({ requestId: `r${b}.${i}`, tenant: `t${i % 50}` })) }));
+    for (let b = 0; b < 20; b++)
+      first.commit(batchOf({ ledgerRows: Array.from({ length: 10_000 }, (_, i) => ledgerRow({ requestId: `r${b}.${i}`, tenant: `t${i % 50}` })) }));
     first.close();
     // The closed store's thread now closes the last connection, which checkpoints the whole log
     // (some 50 MB of it) under an exclusive lock; the new store opens while that runs.

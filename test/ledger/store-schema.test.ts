@@ -28,7 +28,10 @@ function writeEntriesByReplica(db: Database.Database): void {
 }
 
 /** Versions 1 and 2 kept the node's own counter entries only, keyed without their replica (the one meta names). */
-function writeOwnEntriesOnly(db: Database.Database, counterInsert = "INSERT INTO counter_entries VALUES ('tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)"): void {
+function writeOwnEntriesOnly(
+  db: Database.Database,
+  counterInsert = "INSERT INTO counter_entries VALUES ('tenant', 'acme', 'weighted_tokens', 'day', 20423, ?, 50, 5, 9)",
+): void {
   db.prepare("INSERT INTO meta (key, value) VALUES ('replicaId', 'eu/node-1#2')").run();
   db.prepare("INSERT INTO meta (key, value) VALUES ('replica', 'eu-1~r1')").run();
   db.prepare(counterInsert).run(day0Ms + dayMs);
@@ -53,7 +56,9 @@ afterEach(() => folder.remove());
 function schemaOf(path: string): string[] {
   const db = new Database(path, { readonly: true });
   try {
-    return (db.prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY name").pluck().all() as string[]).map((s) => s.replace(/\s+/g, ' '));
+    return (db.prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY name").pluck().all() as string[]).map((s) =>
+      s.replace(/\s+/g, ' '),
+    );
   } finally {
     db.close();
   }
@@ -80,7 +85,20 @@ describe('store migrations', () => {
         if (version >= 1) {
           expect(snapshot.meta.get('replicaId')).toBe('eu/node-1#2');
           // Entries kept before version 3 are the node's own: the replica its meta names.
-          expect(snapshot.counterEntries).toEqual([{ replica: 'eu-1~r1', scope: 'tenant', subject: 'acme', metric: 'weighted_tokens', unit: 'day', index: 20423, endMs: day0Ms + dayMs, p: 50, n: 5, version: 9 }]);
+          expect(snapshot.counterEntries).toEqual([
+            {
+              replica: 'eu-1~r1',
+              scope: 'tenant',
+              subject: 'acme',
+              metric: 'weighted_tokens',
+              unit: 'day',
+              index: 20423,
+              endMs: day0Ms + dayMs,
+              p: 50,
+              n: 5,
+              version: 9,
+            },
+          ]);
           expect(snapshot.rightsRows).toEqual([{ keyId: 'k1', endMs: day0Ms, json: '{"used":3}' }]);
           expect(snapshot.openRequests).toEqual([{ requestId: 'r7', json: '{"lease":1}' }]);
           expect(snapshot.policyUpdates).toEqual([Uint8Array.of(7, 7)]);
@@ -98,7 +116,19 @@ describe('store migrations', () => {
         expect(store.credential('acct-1')).toEqual({ ok: true, value: undefined });
         expect(store.putCredential({ account: 'acct-1', kind: 'oauth', json: '{}', origin: 'none', updatedMs: 5 })).toEqual({ ok: true, value: undefined });
         expect(store.credential('acct-1')).toEqual({ ok: true, value: { account: 'acct-1', kind: 'oauth', json: '{}', origin: 'none', updatedMs: 5 } });
-        expect(store.commit({ meta: [['after', 'migration']], counterEntries: [], rightsRows: [], openRequestsPut: [], openRequestsDeleted: [], policyUpdates: [], answersPut: [], answersDeleted: [], ledgerRows: [ledgerRow()] })).toEqual({ ok: true });
+        expect(
+          store.commit({
+            meta: [['after', 'migration']],
+            counterEntries: [],
+            rightsRows: [],
+            openRequestsPut: [],
+            openRequestsDeleted: [],
+            policyUpdates: [],
+            answersPut: [],
+            answersDeleted: [],
+            ledgerRows: [ledgerRow()],
+          }),
+        ).toEqual({ ok: true });
       } finally {
         store.close();
       }

@@ -15,7 +15,19 @@ const folder = tempFolder('carpool-usage-contract-');
 afterAll(() => folder.remove());
 
 const dayMs = 86_400_000;
-const groupFields: UsageGroupField[] = ['tenant', 'user', 'apiKeyId', 'model', 'account', 'day', 'hour', 'window:day', 'window:week', 'window:hour5', 'window:minute'];
+const groupFields: UsageGroupField[] = [
+  'tenant',
+  'user',
+  'apiKeyId',
+  'model',
+  'account',
+  'day',
+  'hour',
+  'window:day',
+  'window:week',
+  'window:hour5',
+  'window:minute',
+];
 
 const queryArbitrary: fc.Arbitrary<UsageQuery> = fc
   .record({
@@ -31,7 +43,15 @@ const queryArbitrary: fc.Arbitrary<UsageQuery> = fc
   })
   .map(({ side, tenant, user, account, model, sinceMs, spanMs, groupBy, rowsLimit }) => {
     const untilMs = spanMs === undefined ? undefined : (sinceMs ?? day0Ms) + spanMs;
-    const filter = { side, ...(tenant === undefined ? {} : { tenant }), ...(user === undefined ? {} : { user }), ...(account === undefined ? {} : { account }), ...(model === undefined ? {} : { model }), ...(sinceMs === undefined ? {} : { sinceMs }), ...(untilMs === undefined ? {} : { untilMs }) };
+    const filter = {
+      side,
+      ...(tenant === undefined ? {} : { tenant }),
+      ...(user === undefined ? {} : { user }),
+      ...(account === undefined ? {} : { account }),
+      ...(model === undefined ? {} : { model }),
+      ...(sinceMs === undefined ? {} : { sinceMs }),
+      ...(untilMs === undefined ? {} : { untilMs }),
+    };
     return { filter, ...(groupBy.length === 0 ? {} : { groupBy }), rowsLimit };
   });
 
@@ -39,23 +59,27 @@ describe('the memory usage reader', () => {
   it('answers every query as the SQLite store does', () => {
     let run = 0;
     checkProperty(
-      fc.property(fc.array(arbLedgerRowWithin(3), { minLength: 5, maxLength: 40 }), fc.array(queryArbitrary, { minLength: 4, maxLength: 12 }), (rows, queries) => {
-        const store = openStore(`${folder.path}/contract-${run++}.sqlite`);
-        try {
-          expect(store.commit(batchOf({ ledgerRows: rows })).ok).toBe(true);
-          const memory = new MemoryUsageReader(rows);
-          for (const query of queries) {
-            expect(memory.queryUsage(query)).toEqual({ groupsTruncated: false, ...store.queryUsage(query) });
-            const fromStore: LedgerRow[] = [];
-            const fromMemory: LedgerRow[] = [];
-            store.eachRow(query.filter, (row) => fromStore.push(row));
-            memory.eachRow(query.filter, (row) => fromMemory.push(row));
-            expect(fromMemory).toEqual(fromStore);
+      fc.property(
+        fc.array(arbLedgerRowWithin(3), { minLength: 5, maxLength: 40 }),
+        fc.array(queryArbitrary, { minLength: 4, maxLength: 12 }),
+        (rows, queries) => {
+          const store = openStore(`${folder.path}/contract-${run++}.sqlite`);
+          try {
+            expect(store.commit(batchOf({ ledgerRows: rows })).ok).toBe(true);
+            const memory = new MemoryUsageReader(rows);
+            for (const query of queries) {
+              expect(memory.queryUsage(query)).toEqual({ groupsTruncated: false, ...store.queryUsage(query) });
+              const fromStore: LedgerRow[] = [];
+              const fromMemory: LedgerRow[] = [];
+              store.eachRow(query.filter, (row) => fromStore.push(row));
+              memory.eachRow(query.filter, (row) => fromMemory.push(row));
+              expect(fromMemory).toEqual(fromStore);
+            }
+          } finally {
+            store.close();
           }
-        } finally {
-          store.close();
-        }
-      }),
+        },
+      ),
       60,
     );
   });

@@ -9,7 +9,9 @@ import { checkProperty } from '../support/property.js';
 
 const db = new Database(':memory:');
 afterAll(() => db.close());
-const statements = new Map(windowUnits.map((unit) => [unit, db.prepare(`SELECT ${groupColumn(`window:${unit}`).live} FROM (SELECT ? AS charged_at_ms)`).pluck()]));
+const statements = new Map(
+  windowUnits.map((unit) => [unit, db.prepare(`SELECT ${groupColumn(`window:${unit}`).live} FROM (SELECT ? AS charged_at_ms)`).pluck()]),
+);
 
 describe('usage window buckets', () => {
   it('equal windowAt for every unit, at any time', () => {
@@ -25,7 +27,8 @@ describe('usage window buckets', () => {
     for (const unit of windowUnits) {
       for (const index of [-2, -1, 0, 1, 20_000]) {
         const startMs = index * windowLengthMs[unit] + windowOffsetMs[unit];
-        for (const timeMs of [startMs - 1, startMs, startMs + 1]) expect([unit, timeMs, statements.get(unit)!.get(timeMs)]).toEqual([unit, timeMs, windowAt(unit, timeMs).index]);
+        for (const timeMs of [startMs - 1, startMs, startMs + 1])
+          expect([unit, timeMs, statements.get(unit)!.get(timeMs)]).toEqual([unit, timeMs, windowAt(unit, timeMs).index]);
       }
     }
   });

@@ -10,7 +10,15 @@ describe('parseClientArgs', () => {
 
   it('has defaults, and takes a prompt after -- even if it looks like an option', () => {
     const parsed = parseClientArgs(['--', '--not-an-option']);
-    expect(parsed.ok && parsed.value).toMatchObject({ region: undefined, tenant: undefined, unary: false, maxTokens: 128, model: 'claude-sonnet-4-6', stateFile: '.carpool/local/state.json', prompt: '--not-an-option' });
+    expect(parsed.ok && parsed.value).toMatchObject({
+      region: undefined,
+      tenant: undefined,
+      unary: false,
+      maxTokens: 128,
+      model: 'claude-sonnet-4-6',
+      stateFile: '.carpool/local/state.json',
+      prompt: '--not-an-option',
+    });
   });
 
   it('takes --usage without a prompt', () => {

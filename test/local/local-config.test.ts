@@ -3,13 +3,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- the cases edit an untyped JSON document, as a user would edit the file */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  defaultLocalConfig,
-  defaultLocalConfigJson,
-  type LocalConfigError,
-  parseLocalConfig,
-  parseLocalConfigText,
-} from '../../src/local/local-config.js';
+import { defaultLocalConfig, defaultLocalConfigJson, type LocalConfigError, parseLocalConfig, parseLocalConfigText } from '../../src/local/local-config.js';
 
 const samplePath = new URL('../../deploy/local/carpool.local.json', import.meta.url);
 
@@ -71,11 +65,26 @@ describe('parseLocalConfig', () => {
   });
 
   const cases: [string, (raw: Record<string, any>) => void, string, RegExp][] = [
-    ['a port out of range', (raw) => (raw.regions[1] = { name: 'eu-west', meshPort: 1, adminPort: 2, grpcPort: 70000 }), 'regions[1].grpcPort', /port number 1-65535/],
+    [
+      'a port out of range',
+      (raw) => (raw.regions[1] = { name: 'eu-west', meshPort: 1, adminPort: 2, grpcPort: 70000 }),
+      'regions[1].grpcPort',
+      /port number 1-65535/,
+    ],
     ['port 0', (raw) => (raw.emulator.port = 0), 'emulator.port', /port number 1-65535/],
     ['a missing port', (raw) => (raw.regions[2] = { name: 'ap-south', meshPort: 30000, adminPort: 30001 }), 'regions[2].grpcPort', /required unless basePort/],
-    ['a missing HTTP port', (raw) => (raw.regions[2] = { name: 'ap-south', meshPort: 30000, adminPort: 30001, grpcPort: 30002 }), 'regions[2].httpPort', /required unless basePort/],
-    ['an HTTP port taken', (raw) => (raw.regions[1] = { name: 'eu-west', basePort: 20000, httpPort: 17413 }), 'regions[1].httpPort', /17413 is also regions\[0\].httpPort/],
+    [
+      'a missing HTTP port',
+      (raw) => (raw.regions[2] = { name: 'ap-south', meshPort: 30000, adminPort: 30001, grpcPort: 30002 }),
+      'regions[2].httpPort',
+      /required unless basePort/,
+    ],
+    [
+      'an HTTP port taken',
+      (raw) => (raw.regions[1] = { name: 'eu-west', basePort: 20000, httpPort: 17413 }),
+      'regions[1].httpPort',
+      /17413 is also regions\[0\].httpPort/,
+    ],
     ['two endpoints on one port', (raw) => (raw.regions[1].basePort = 17412), 'regions[1].meshPort', /17412 is also regions\[0\].grpcPort/],
     ['the emulator on a region port', (raw) => (raw.emulator.port = 17421), 'regions[1].adminPort', /is also emulator.port/],
     ['an unknown field', (raw) => (raw.regions[0].grpcport = 1), 'regions[0].grpcport', /unknown field/],
@@ -94,7 +103,12 @@ describe('parseLocalConfig', () => {
     ['a metric the gateway never charges', (raw) => (raw.tenants[0].limits[0].metric = 'cost'), 'tenants[0].limits[0].metric', /requests, input_tokens/],
     ['an unknown window', (raw) => (raw.tenants[0].limits[1].window = 'fortnight'), 'tenants[0].limits[1].window', /must be one of/],
     ['a negative limit', (raw) => (raw.tenants[0].limits[1].limit = -5), 'tenants[0].limits[1].limit', /non-negative/],
-    ['an escrowed sliding limit', (raw) => (raw.tenants[0].limits[1] = { metric: 'requests', window: 'minute', sliding: true, limit: 5, mode: 'escrow' }), 'tenants[0].limits[1].mode', /sliding limit cannot be escrowed/],
+    [
+      'an escrowed sliding limit',
+      (raw) => (raw.tenants[0].limits[1] = { metric: 'requests', window: 'minute', sliding: true, limit: 5, mode: 'escrow' }),
+      'tenants[0].limits[1].mode',
+      /sliding limit cannot be escrowed/,
+    ],
     ['a weight out of range', (raw) => (raw.tenants[0].weights = { output: -1 }), 'tenants[0].weights.output', /integer from 0/],
     ['an unknown weight', (raw) => (raw.tenants[0].weights = { outptu: 5000 }), 'tenants[0].weights.outptu', /unknown field/],
     ['a tenant id twice', (raw) => (raw.tenants[1].id = 'demo'), 'tenants[1].id', /also tenants\[0\].id/],

@@ -56,7 +56,12 @@ describe('readSavedCredentials', () => {
       pids: {},
     });
     // A token too short for the config is not reused: a new one is generated instead.
-    expect(await readSavedCredentials(dir)).toEqual({ secret: 'a-saved-mesh-secret-0123', adminToken: undefined, apiKeys: { demo: keyOf('demo') }, problem: undefined });
+    expect(await readSavedCredentials(dir)).toEqual({
+      secret: 'a-saved-mesh-secret-0123',
+      adminToken: undefined,
+      apiKeys: { demo: keyOf('demo') },
+      problem: undefined,
+    });
     await forgetSavedCredentials(dir);
     expect((await readSavedCredentials(dir)).apiKeys).toEqual({});
   });

@@ -88,7 +88,8 @@ class Launcher {
     for (;;) {
       const line = this.lines.find((candidate) => pattern.test(candidate));
       if (line !== undefined) return line;
-      if (Date.now() > deadline || this.process.exitCode !== null) throw new Error(`no line ${pattern} from the launcher; it printed:\n${this.lines.join('\n')}`);
+      if (Date.now() > deadline || this.process.exitCode !== null)
+        throw new Error(`no line ${pattern} from the launcher; it printed:\n${this.lines.join('\n')}`);
       await sleep(20);
     }
   }
@@ -205,7 +206,12 @@ async function expectChargedEverywhere(apiKey: string, expected: Totals): Promis
   let seen: (Totals | undefined)[] = [];
   for (let attempt = 0; attempt < 50; attempt++) {
     seen = await Promise.all(regionNames.map((region) => chargedAt(region, apiKey)));
-    if (seen.every((totals) => totals !== undefined && totals.requests === expected.requests && totals.input === expected.input && totals.output === expected.output)) return;
+    if (
+      seen.every(
+        (totals) => totals !== undefined && totals.requests === expected.requests && totals.input === expected.input && totals.output === expected.output,
+      )
+    )
+      return;
     await sleep(200);
   }
   expect(seen).toEqual(regionNames.map(() => expected));
@@ -247,7 +253,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('carpool local keeps the mesh running', () => {
-  it('prints per region a Claude Code line whose base URL serves the Anthropic API and whose key part reads the tenant\'s key', async () => {
+  it("prints per region a Claude Code line whose base URL serves the Anthropic API and whose key part reads the tenant's key", async () => {
     const pattern = /^ {2}ANTHROPIC_BASE_URL=(\S+) ANTHROPIC_AUTH_TOKEN=\$\((node -p "[^"]+")\) claude$/;
     const printed = first.lines.map((line) => pattern.exec(line)).filter((match) => match !== null);
     const state = readState();
@@ -335,7 +341,13 @@ describe('carpool local keeps the mesh running', () => {
     const started = [false, false, false];
     const streams = started.map(async (_, i) => {
       const body = { model: 'claude-sonnet-4-6', max_tokens: 500, messages: [{ role: 'user', content: `A long ride, stream ${i}` }] };
-      const request = { requestId: `launcher-${process.pid}-stall-${i}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
+      const request = {
+        requestId: `launcher-${process.pid}-stall-${i}`,
+        requestJson: utf8.encode(JSON.stringify(body)),
+        anthropicVersion: '',
+        anthropicBeta: '',
+        user: '',
+      };
       try {
         for await (const item of client.streamComplete(request, { deadlineMs: Date.now() + 60_000 })) {
           if (item.kind === 'event') started[i] = true;
@@ -385,7 +397,7 @@ describe('carpool local keeps the mesh running', () => {
 let chargedAtEnd: Totals | undefined;
 
 describe('carpool local keeps its keys across starts', () => {
-  it('accepts the previous start\'s key, drops the key of a tenant removed from the config, mints one for a new tenant', async () => {
+  it("accepts the previous start's key, drops the key of a tenant removed from the config, mints one for a new tenant", async () => {
     const changed = await writeConfig('carpool-changed.json', ['demo', 'newcomer']);
     const second = await launch(changed);
     expect(second.lines.join('\n')).toMatch(/reusing the API keys of demo from the previous run/);
@@ -403,7 +415,11 @@ describe('carpool local keeps its keys across starts', () => {
     const carried = chargedAtEnd;
     if (carried === undefined) throw new Error('the first mesh left no charges to carry');
     const added = sumOf([answer]);
-    await expectChargedEverywhere(firstKeys.demo as string, { requests: carried.requests + added.requests, input: carried.input + added.input, output: carried.output + added.output });
+    await expectChargedEverywhere(firstKeys.demo as string, {
+      requests: carried.requests + added.requests,
+      input: carried.input + added.input,
+      output: carried.output + added.output,
+    });
     expect(await second.interrupt()).toBe(0);
   }, 90_000);
 

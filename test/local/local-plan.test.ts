@@ -40,7 +40,7 @@ describe('policy entries', () => {
     for (const tenant of config.tenants) expect(validateTenant({ ...tenantPolicyOf(tenant), id: tenant.id }).ok).toBe(true);
   });
 
-  it('leave a tenant\'s keys out: the admin endpoint refuses key fields in a tenant, keys have their own route', () => {
+  it("leave a tenant's keys out: the admin endpoint refuses key fields in a tenant, keys have their own route", () => {
     for (const tenant of config.tenants) expect(Object.keys(tenantPolicyOf(tenant)).filter((field) => /key/i.test(field))).toEqual([]);
   });
 });

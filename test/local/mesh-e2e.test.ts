@@ -70,7 +70,12 @@ function request(text = 'Share a ride?', requestId = `e2e-${++nextId}`): Complet
   return { requestId, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
 }
 
-function complete(region: Region, tenant: string, req: CompleteRequest = request(), options: CarpoolCallOptions = {}): Promise<Result<CompleteResponse, ClientError>> {
+function complete(
+  region: Region,
+  tenant: string,
+  req: CompleteRequest = request(),
+  options: CarpoolCallOptions = {},
+): Promise<Result<CompleteResponse, ClientError>> {
   return client(region, tenant).complete(req, { deadlineMs: Date.now() + 15_000, ...options });
 }
 
@@ -152,17 +157,25 @@ describe('three region processes end to end', () => {
     const upstreamBefore = await upstreamMessages();
     for (const region of mesh.regions) {
       const sdk = new Anthropic({ apiKey: mesh.apiKeys.open as string, baseURL: region.http, maxRetries: 0, timeout: 15_000 });
-      const answer = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `HTTP from ${region.region}` }] }).withResponse();
+      const answer = await sdk.messages
+        .create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `HTTP from ${region.region}` }] })
+        .withResponse();
       expect(answer.data.type).toBe('message');
       expect(answer.response.headers.get('carpool-region')).toBe(region.region);
       const servedRegion = answer.response.headers.get('carpool-served-region');
       // us-east and eu-west serve from home; ap-south, with no account, forwards to one.
       expect(region.region === 'ap-south' ? ['us-east', 'eu-west'].includes(servedRegion ?? '') : servedRegion === region.region).toBe(true);
-      const final = await sdk.messages.stream({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `Stream over HTTP from ${region.region}` }] }).finalMessage();
+      const final = await sdk.messages
+        .stream({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `Stream over HTTP from ${region.region}` }] })
+        .finalMessage();
       expect(final.usage.output_tokens).toBeGreaterThan(0);
       // The OpenAI-compatible route of the same region, with the official openai SDK.
       const openai = new OpenAI({ apiKey: mesh.apiKeys.open as string, baseURL: `${region.http}/v1`, maxRetries: 0, timeout: 15_000 });
-      const chat = await openai.chat.completions.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `Chat from ${region.region}` }] });
+      const chat = await openai.chat.completions.create({
+        model: 'claude-sonnet-4-6',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: `Chat from ${region.region}` }],
+      });
       expect(chat.choices[0]?.message.content?.length).toBeGreaterThan(0);
     }
     // The state file names every region's base URL, as `npm start` prints it.

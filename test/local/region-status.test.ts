@@ -3,7 +3,15 @@
 // when something a reader acts on changes (answering, restart, peers, queue crossing zero) or at
 // the periodic interval, not at every poll.
 import { describe, expect, it } from 'vitest';
-import { formatRegionStatus, type RegionSample, requestsPerSecond, sampleOf, StatusSchedule, statusChange, unreachableSample } from '../../src/local/region-status.js';
+import {
+  formatRegionStatus,
+  type RegionSample,
+  requestsPerSecond,
+  sampleOf,
+  StatusSchedule,
+  statusChange,
+  unreachableSample,
+} from '../../src/local/region-status.js';
 
 const status = (requests: number | undefined, connected: number, extra: { queueDepth?: number; replica?: string } = {}): unknown => ({
   replica: extra.replica ?? 'us-east-1~a',
@@ -63,7 +71,9 @@ describe('StatusSchedule', () => {
     // Traffic alone is no reason to print between the periodic lines.
     for (let second = 1; second < 30; second++) expect(schedule.lines(second * 1_000, both(second * 1_000, status(second * 10, 1), status(0, 1)))).toEqual([]);
     // A lost peer at us-east: its line alone, saying why.
-    expect(schedule.lines(29_500, both(29_500, status(290, 0), status(0, 1)))).toEqual(['us-east     9.8 req/s  queue 3  in flight 1  peers 0/2  (peers were 1/2)']);
+    expect(schedule.lines(29_500, both(29_500, status(290, 0), status(0, 1)))).toEqual([
+      'us-east     9.8 req/s  queue 3  in flight 1  peers 0/2  (peers were 1/2)',
+    ]);
     expect(schedule.lines(29_800, both(29_800, status(298, 0), status(0, 1)))).toEqual([]);
     // 30 s after the last full print: every region, rates since each region's last line.
     expect(schedule.lines(30_000, both(30_000, status(300, 0), status(0, 1)))).toEqual([

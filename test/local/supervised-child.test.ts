@@ -87,14 +87,23 @@ describe('SupervisedChild', () => {
   it('restarts a child that died, with the same arguments, appending to its log, and reports both', async () => {
     // The check compares a restart's ready line with the first one's, as the emulator's keys are.
     let firstPid = '';
-    const { child, spawned, events } = supervised(() => 'ready', { checkReady: (match) => (match[1] === firstPid ? undefined : `pid ${match[1]}, not ${firstPid}`) });
+    const { child, spawned, events } = supervised(() => 'ready', {
+      checkReady: (match) => (match[1] === firstPid ? undefined : `pid ${match[1]}, not ${firstPid}`),
+    });
     firstPid = String(spawned[0]?.pid);
     expect(typeof (await child.waitUntilReady())).not.toBe('string');
     child.supervise();
     const first = spawned[0] as FakeChild;
     first.exit({ code: null, signal: 'SIGKILL' });
     await until(() => events.length === 2, 'died and back');
-    expect(events[0]).toMatchObject({ kind: 'died', name: 'us-east', exit: { signal: 'SIGKILL' }, logFile: '/nowhere/us-east.log', restartInMs: 20, failures: 1 });
+    expect(events[0]).toMatchObject({
+      kind: 'died',
+      name: 'us-east',
+      exit: { signal: 'SIGKILL' },
+      logFile: '/nowhere/us-east.log',
+      restartInMs: 20,
+      failures: 1,
+    });
     expect(events[1]).toMatchObject({ kind: 'back', name: 'us-east', pid: spawned[1]?.pid, restarts: 1, warning: `pid ${spawned[1]?.pid}, not ${firstPid}` });
     expect(spawned[1]?.options.args).toEqual(first.options.args);
     expect(spawned[1]?.options.appendLog).toBe(true);
@@ -130,7 +139,9 @@ describe('SupervisedChild', () => {
     await until(() => events.length >= 3, 'the kill and two refusals');
     await child.stop();
     expect(events.slice(0, 3).map((event) => (event.kind === 'died' ? event.refusal : 'back'))).toEqual([undefined, storeRefusal, storeRefusal]);
-    expect(formatChildEvent(events[1] as ChildEvent)).toBe(`us-east died (code 3, failure 2 in a row): ${storeRefusal}; restarting it in 0.0 s (log /nowhere/us-east.log)`);
+    expect(formatChildEvent(events[1] as ChildEvent)).toBe(
+      `us-east died (code 3, failure 2 in a row): ${storeRefusal}; restarting it in 0.0 s (log /nowhere/us-east.log)`,
+    );
     expect(events.some((event) => event.kind === 'back')).toBe(false);
   });
 
@@ -142,8 +153,15 @@ describe('SupervisedChild', () => {
     await until(() => events.filter((event) => event.kind === 'back').length === 1, 'the third start to be back', 3_000);
     expect(spawned[1]?.signals).toEqual(['SIGKILL']);
     expect(events.map((event) => event.kind)).toEqual(['died', 'died', 'back']);
-    expect(events[1]).toMatchObject({ kind: 'died', reason: expect.stringMatching(/was not ready within 0.2 s, so it was killed/) as unknown, restartInMs: 40, failures: 2 });
-    expect(formatChildEvent(events[1] as ChildEvent)).toBe('us-east died (signal SIGKILL: it was not ready within 0.2 s, so it was killed, failure 2 in a row); restarting it in 0.0 s (log /nowhere/us-east.log)');
+    expect(events[1]).toMatchObject({
+      kind: 'died',
+      reason: expect.stringMatching(/was not ready within 0.2 s, so it was killed/) as unknown,
+      restartInMs: 40,
+      failures: 2,
+    });
+    expect(formatChildEvent(events[1] as ChildEvent)).toBe(
+      'us-east died (signal SIGKILL: it was not ready within 0.2 s, so it was killed, failure 2 in a row); restarting it in 0.0 s (log /nowhere/us-east.log)',
+    );
     await child.stop();
   });
 

@@ -24,7 +24,8 @@ describe('shared account health over the mesh', () => {
     const { registers, network } = meshOf(3);
     registers[0]!.write(account, { kind: 'paused', cause: 'exhausted', untilMs: network.nowMs + 60_000 }, network.nowMs);
     network.run(70);
-    for (const register of registers) expect(register.get(account)?.health).toEqual({ kind: 'paused', cause: 'exhausted', untilMs: network.nowMs - 70 + 60_000 });
+    for (const register of registers)
+      expect(register.get(account)?.health).toEqual({ kind: 'paused', cause: 'exhausted', untilMs: network.nowMs - 70 + 60_000 });
   });
 
   it('crosses a partition through a node that sees both sides', () => {

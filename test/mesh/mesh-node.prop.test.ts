@@ -8,25 +8,34 @@ import { keyPool } from '../support/counters.js';
 import { makeNode, members, MemoryNetwork } from '../support/mesh-network.js';
 
 type Step =
-  | { kind: 'inc'; node: number; key: number; amount: number; refund: number }
-  | { kind: 'wait'; ms: number }
-  | { kind: 'cut' | 'heal'; a: number; b: number };
+  { kind: 'inc'; node: number; key: number; amount: number; refund: number } | { kind: 'wait'; ms: number } | { kind: 'cut' | 'heal'; a: number; b: number };
 
 const arbStep = (n: number): fc.Arbitrary<Step> =>
   fc.oneof(
-    { weight: 6, arbitrary: fc.record({ kind: fc.constant('inc' as const), node: fc.nat(n - 1), key: fc.nat(keyPool.length - 1), amount: fc.integer({ min: 1, max: 5000 }), refund: fc.nat(5000) }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        kind: fc.constant('inc' as const),
+        node: fc.nat(n - 1),
+        key: fc.nat(keyPool.length - 1),
+        amount: fc.integer({ min: 1, max: 5000 }),
+        refund: fc.nat(5000),
+      }),
+    },
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 10, max: 400 }) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('cut' as const, 'heal' as const), a: fc.nat(n - 1), b: fc.nat(n - 1) }) },
   );
 
 describe('MeshNode convergence', () => {
   it('converges to the true sums after lossy, duplicating, partitioned gossip heals', () => {
-    const arbRun = fc.record({
-      n: fc.integer({ min: 2, max: 5 }),
-      seed: fc.nat(),
-      loss: fc.constantFrom(0, 0.1, 0.5),
-      duplicate: fc.constantFrom(0, 0.2),
-    }).chain((cfg) => fc.tuple(fc.constant(cfg), fc.array(arbStep(cfg.n), { maxLength: 80, size: 'max' })));
+    const arbRun = fc
+      .record({
+        n: fc.integer({ min: 2, max: 5 }),
+        seed: fc.nat(),
+        loss: fc.constantFrom(0, 0.1, 0.5),
+        duplicate: fc.constantFrom(0, 0.2),
+      })
+      .chain((cfg) => fc.tuple(fc.constant(cfg), fc.array(arbStep(cfg.n), { maxLength: 80, size: 'max' })));
     checkProperty(
       fc.property(arbRun, ([cfg, steps]) => {
         const random = new SeededRandom(cfg.seed);

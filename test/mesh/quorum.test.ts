@@ -168,7 +168,10 @@ describe('QuorumRounds, driven frame by frame', () => {
     rounds.onAck(n(1), 1);
     expect(links.take().map((s) => [s.link, s.frame.kind])).toEqual([[22, 'quorum-read']]);
     // n2 connects during the read phase and gets the read, not the write.
-    links.peers = [{ link: 22, peer: n(1) }, { link: 23, peer: n(2) }];
+    links.peers = [
+      { link: 22, peer: n(1) },
+      { link: 23, peer: n(2) },
+    ];
     rounds.tick(t0 + 4);
     expect(links.take().map((s) => [s.link, s.frame.kind])).toEqual([[23, 'quorum-read']]);
     rounds.onReply(n(2), 1, []);
@@ -223,7 +226,14 @@ describe('QuorumRounds, driven frame by frame', () => {
 
   it('refuses a round with more keys than a round carries, on either side, and accepts exactly the bound', () => {
     const links = new RecordingLinks();
-    const solo = new QuorumRounds({ self: n(0), counter: new WindowedCounter(asReplicaId('solo~1')), sizes: { members: 1, write: 1, read: 1 }, links, timeoutMs, recovering: false });
+    const solo = new QuorumRounds({
+      self: n(0),
+      counter: new WindowedCounter(asReplicaId('solo~1')),
+      sizes: { members: 1, write: 1, read: 1 },
+      links,
+      timeoutMs,
+      recovering: false,
+    });
     const keys = Array.from({ length: quorumRoundKeysMax + 1 }, (_, i) => counterKey('tenant', 'acme', 'requests', { unit: 'day', index: i }));
     const atBound = start(solo, keys.slice(1), keys.slice(1));
     const tooManyWrites = start(solo, keys, []);
@@ -489,7 +499,9 @@ describe('QuorumRounds, recovering through a relay (a bridge partition: n0 reach
   }
 
   function relayedProbes(links: RecordingLinks): { link: number; round: number; relay: string | undefined; since: boolean }[] {
-    return links.take().flatMap(({ link, frame }) => (frame.kind === 'quorum-read' ? [{ link, round: frame.round, relay: frame.relay, since: frame.since !== undefined }] : []));
+    return links
+      .take()
+      .flatMap(({ link, frame }) => (frame.kind === 'quorum-read' ? [{ link, round: frame.round, relay: frame.relay, since: frame.since !== undefined }] : []));
   }
 
   it('asks a synced peer to relay the unreachable one, and recovers on a reply that names it', () => {
@@ -561,7 +573,11 @@ describe('QuorumRounds, recovering through a relay (a bridge partition: n0 reach
     const [toTarget] = links.take();
     expect(toTarget!.link).toBe(22);
     const probe = toTarget!.frame;
-    expect(probe.kind === 'quorum-read' ? [probe.keys.length, probe.relay, [...(probe.since ?? [])]] : undefined).toEqual([0, undefined, [...counter.digest()]]);
+    expect(probe.kind === 'quorum-read' ? [probe.keys.length, probe.relay, [...(probe.since ?? [])]] : undefined).toEqual([
+      0,
+      undefined,
+      [...counter.digest()],
+    ]);
     const own = probe.kind === 'quorum-read' ? probe.round : -1;
     // Only the target's reply naming itself (its state went first) completes the relay.
     rounds.onReply(n(0), own, [], n(2));
@@ -608,7 +624,10 @@ describe('QuorumRounds, recovering through a relay (a bridge partition: n0 reach
 
 describe('QuorumRounds between mesh nodes that start inside a bridge partition', () => {
   /** Three nodes n0–n1–n2 that start without state; n0 and n2 never reach each other. */
-  function bridgeMesh(seed: number, replicaOf: (i: number) => string = (i) => `n${i}~1`): { nodes: MeshNode[]; network: MemoryNetwork; all: ReturnType<typeof members> } {
+  function bridgeMesh(
+    seed: number,
+    replicaOf: (i: number) => string = (i) => `n${i}~1`,
+  ): { nodes: MeshNode[]; network: MemoryNetwork; all: ReturnType<typeof members> } {
     const random = new SeededRandom(seed);
     const all = members(3);
     const timings: MeshTimings = { gossipIntervalMs: 50, digestIntervalMs: 1000, heartbeatIntervalMs: 250 };
@@ -618,7 +637,14 @@ describe('QuorumRounds between mesh nodes that start inside a bridge partition',
     return { nodes, network, all };
   }
 
-  function recoveringNode(all: ReturnType<typeof members>, i: number, replicaId: string, random: SeededRandom, timings: MeshTimings, recovering = true): MeshNode {
+  function recoveringNode(
+    all: ReturnType<typeof members>,
+    i: number,
+    replicaId: string,
+    random: SeededRandom,
+    timings: MeshTimings,
+    recovering = true,
+  ): MeshNode {
     const membership = Membership.create(all[i]!.id, all);
     if (!membership.ok) throw new Error(membership.error.reason);
     const replica = asReplicaId(replicaId);

@@ -91,7 +91,15 @@ const bodyOf = (route: Route): string | undefined => (route.method === 'GET' ? u
 beforeAll(async () => {
   const secret = 'admin-http-test-secret';
   runtime = await MeshRuntime.start({
-    config: { node, region, listen: { host: '127.0.0.1', port: 0 }, admin: undefined, members: [{ id: node, region, url: 'ws://127.0.0.1:1' }], secret: { kind: 'inline', value: secret }, tls: undefined },
+    config: {
+      node,
+      region,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: undefined,
+      members: [{ id: node, region, url: 'ws://127.0.0.1:1' }],
+      secret: { kind: 'inline', value: secret },
+      tls: undefined,
+    },
     secret: new TextEncoder().encode(secret),
   });
   const service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: new MemoryUsageReader([ledgerRow({ requestId: 'r1' })]) });
@@ -102,7 +110,9 @@ beforeAll(async () => {
   server = await startAdminHttp({
     host: '127.0.0.1',
     port: 0,
-    handler: new AdminRoutes(runtime, service, { metrics: { render: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', text: '# no samples\n' }) } }),
+    handler: new AdminRoutes(runtime, service, {
+      metrics: { render: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4', text: '# no samples\n' }) },
+    }),
     tokens,
     allowedHosts: ['carpool-admin.internal:8401'],
     allowedOrigins: ['https://ops.example'],
@@ -130,7 +140,13 @@ describe('the admin HTTP guard, on every documented route', () => {
   it('refuses a missing token, a wrong one and another scheme with 401 and one message', async () => {
     const policyBefore = JSON.stringify(runtime.policy.tenants().get('acme' as TenantId));
     for (const route of routes) {
-      for (const headers of [{}, bearer('not-a-configured-token'), bearer(`${adminToken}x`), { authorization: `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}` }, { authorization: adminToken }]) {
+      for (const headers of [
+        {},
+        bearer('not-a-configured-token'),
+        bearer(`${adminToken}x`),
+        { authorization: `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}` },
+        { authorization: adminToken },
+      ]) {
         const answer = await send(server.port, route.method, route.path, { ...json, ...headers }, bodyOf(route));
         expect([route.method, route.path, answer.status, answer.body.error]).toEqual([route.method, route.path, 401, 'missing or unknown admin token']);
         expect(answer.headers['www-authenticate']).toBe('Bearer realm="carpool-admin"');
@@ -142,12 +158,12 @@ describe('the admin HTTP guard, on every documented route', () => {
   it('lets a viewer read every read route and refuses it every write route with 403', async () => {
     for (const route of routes) {
       const answer = await send(server.port, route.method, route.path, { ...json, ...bearer(viewerToken) }, bodyOf(route));
-      if (route.role === 'a') expect([route.path, answer.status, answer.body.error]).toEqual([route.path, 403, `the token grafana has the role viewer; ${route.method} needs admin`]);
+      if (route.role === 'a')
+        expect([route.path, answer.status, answer.body.error]).toEqual([route.path, 403, `the token grafana has the role viewer; ${route.method} needs admin`]);
       else expect([route.path, answer.status]).toEqual([route.path, 200]);
     }
     expect(runtime.policy.tenant('acme' as TenantId)).toBeDefined();
   });
-
 });
 
 describe('the admin HTTP guard against other origins', () => {
@@ -156,7 +172,13 @@ describe('the admin HTTP guard against other origins', () => {
       const answer = await send(server.port, 'GET', '/policy', { host, ...bearer(adminToken) });
       expect([host, answer.status]).toEqual([host, 421]);
     }
-    for (const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, `LOCALHOST:${server.port}`, `[::1]:${server.port}`, 'carpool-admin.internal:8401']) {
+    for (const host of [
+      `127.0.0.1:${server.port}`,
+      `localhost:${server.port}`,
+      `LOCALHOST:${server.port}`,
+      `[::1]:${server.port}`,
+      'carpool-admin.internal:8401',
+    ]) {
       const answer = await send(server.port, 'GET', '/policy', { host, ...bearer(adminToken) });
       expect([host, answer.status]).toEqual([host, 200]);
     }
@@ -184,7 +206,13 @@ describe('the admin HTTP guard against other origins', () => {
     const forged = await send(server.port, 'POST', '/usage/adjustments', { 'content-type': 'text/plain', origin: 'https://evil.example' }, body);
     expect(forged.status).toBe(403);
     expect(runtime.policy.tenant('acme' as TenantId)?.tier).toBe('paid');
-    const withCharset = await send(server.port, 'PUT', '/policy/tenants/acme', { 'content-type': 'application/json; charset=utf-8', ...bearer(adminToken) }, body);
+    const withCharset = await send(
+      server.port,
+      'PUT',
+      '/policy/tenants/acme',
+      { 'content-type': 'application/json; charset=utf-8', ...bearer(adminToken) },
+      body,
+    );
     expect(withCharset.status).toBe(200);
     expect(runtime.policy.tenant('acme' as TenantId)?.tier).toBe('vip');
   });
@@ -196,7 +224,12 @@ describe('the admin HTTP endpoint with an admin token', () => {
     const ordered = [...routes].sort((a, b) => Number(a.method === 'DELETE') - Number(b.method === 'DELETE'));
     for (const route of ordered) {
       const answer = await send(server.port, route.method, route.path, { ...json, ...bearer(adminToken) }, bodyOf(route));
-      expect([route.method, route.path, [401, 403, 405].includes(answer.status), answer.body.error === 'no such route']).toEqual([route.method, route.path, false, false]);
+      expect([route.method, route.path, [401, 403, 405].includes(answer.status), answer.body.error === 'no such route']).toEqual([
+        route.method,
+        route.path,
+        false,
+        false,
+      ]);
     }
   });
 });

@@ -74,10 +74,7 @@ describe('LoopbackProxy', () => {
     await proxy.close();
     await within(client.closed, 'close()');
     const late = connect({ host: '127.0.0.1', port: proxy.port });
-    const error = await within(
-      new Promise<NodeJS.ErrnoException>((resolve) => late.once('error', resolve)),
-      'refused connect',
-    );
+    const error = await within(new Promise<NodeJS.ErrnoException>((resolve) => late.once('error', resolve)), 'refused connect');
     expect(error.code).toBe('ECONNREFUSED');
   });
 });

@@ -59,9 +59,7 @@ function baseOptions(): WsTransportOptions {
   };
 }
 
-async function startTransport(
-  overrides: Partial<WsTransportOptions> = {},
-): Promise<{ transport: WsTransport; recorder: Recorder; port: number }> {
+async function startTransport(overrides: Partial<WsTransportOptions> = {}): Promise<{ transport: WsTransport; recorder: Recorder; port: number }> {
   const recorder = new Recorder();
   const transport = new WsTransport({ ...baseOptions(), ...overrides }, recorder);
   cleanups.push(() => transport.stop());
@@ -300,9 +298,21 @@ describeWss(hasOpenssl ? 'WsTransport over wss' : 'WsTransport over wss (SKIPPED
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=IP:127.0.0.1',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ],
       { stdio: 'ignore' },
     );

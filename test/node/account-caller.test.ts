@@ -73,7 +73,14 @@ async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const usage = new AccountUsage(counter);
   const pool = new AccountPool({ random: new SeededRandom(5), strategy: 'round-robin', sticky: true, room: usage });
   const ids = emulator.keys.map((_, i) => `acct-${i}` as AccountId);
-  const accounts: Account[] = ids.map((id) => ({ id, kind: 'api-key', homeRegion: region, weight: 1, concurrencyMax: options.concurrencyMax ?? 4, limits: rules }));
+  const accounts: Account[] = ids.map((id) => ({
+    id,
+    kind: 'api-key',
+    homeRegion: region,
+    weight: 1,
+    concurrencyMax: options.concurrencyMax ?? 4,
+    limits: rules,
+  }));
   pool.update(accounts);
   const keys = new Map(ids.map((id, i) => [id, emulator.keys[i] as string]));
   const hidden = new Set((options.withoutTarget ?? []).map((i) => ids[i]));

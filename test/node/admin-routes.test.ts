@@ -116,7 +116,13 @@ describe('the pool admin routes', () => {
     const faults = parseFaults({ kind: 'unauthorized' });
     expect(faults.ok && emulator.addFaults(faults.value).ok).toBe(true);
     const result = await within(
-      caller.call({ tenant: asTenantId('acme'), request: { body: { model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] } }, stream: false, acquireDeadlineMs: Date.now() + 1_000, inputTokensEstimate: 5 }),
+      caller.call({
+        tenant: asTenantId('acme'),
+        request: { body: { model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] } },
+        stream: false,
+        acquireDeadlineMs: Date.now() + 1_000,
+        inputTokensEstimate: 5,
+      }),
       'a call through the runtime pool',
     );
     if (!result.ok) throw new Error(JSON.stringify(result.error));

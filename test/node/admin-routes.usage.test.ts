@@ -67,7 +67,15 @@ const json = async (server: AdminServer, path: string): Promise<{ status: number
 beforeAll(async () => {
   const secret = 'usage-routes-test-secret';
   runtime = await MeshRuntime.start({
-    config: { node, region, listen: { host: '127.0.0.1', port: 0 }, admin: undefined, members: [{ id: node, region, url: 'ws://127.0.0.1:1' }], secret: { kind: 'inline', value: secret }, tls: undefined },
+    config: {
+      node,
+      region,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: undefined,
+      members: [{ id: node, region, url: 'ws://127.0.0.1:1' }],
+      secret: { kind: 'inline', value: secret },
+      tls: undefined,
+    },
     secret: new TextEncoder().encode(secret),
   });
   const tokens = new AdminTokens(nodeAuthCrypto, [
@@ -76,7 +84,12 @@ beforeAll(async () => {
   ]);
   service = new AdminService({ runtime, crypto: nodeAuthCrypto, usage: reader });
   withLedger = await startAdminHttp({ host: '127.0.0.1', port: 0, handler: new AdminRoutes(runtime, service), tokens });
-  withoutLedger = await startAdminHttp({ host: '127.0.0.1', port: 0, handler: new AdminRoutes(runtime, new AdminService({ runtime, crypto: nodeAuthCrypto })), tokens });
+  withoutLedger = await startAdminHttp({
+    host: '127.0.0.1',
+    port: 0,
+    handler: new AdminRoutes(runtime, new AdminService({ runtime, crypto: nodeAuthCrypto })),
+    tokens,
+  });
 }, 20_000);
 
 afterAll(async () => {
@@ -89,8 +102,16 @@ describe('GET /usage/ledger', () => {
   it('answers totals, groups and the newest rows of the tenant side, with the node that answered', async () => {
     const { status, body } = await json(withLedger, '/usage/ledger?tenant=acme&groupBy=user,window:day&rows=2');
     expect(status).toBe(200);
-    expect(body).toMatchObject({ node: 'ledger-1', side: 'tenant', totals: { requests: 4, inputTokens: 158, outputTokens: 17 }, groupsTruncated: false, fromAggregates: 0 });
-    expect((body.groups as { key: Record<string, string>; totals: { requests: number } }[]).map((g) => [g.key.user, g.key['window:day'], g.totals.requests])).toEqual([
+    expect(body).toMatchObject({
+      node: 'ledger-1',
+      side: 'tenant',
+      totals: { requests: 4, inputTokens: 158, outputTokens: 17 },
+      groupsTruncated: false,
+      fromAggregates: 0,
+    });
+    expect(
+      (body.groups as { key: Record<string, string>; totals: { requests: number } }[]).map((g) => [g.key.user, g.key['window:day'], g.totals.requests]),
+    ).toEqual([
       ['', 'day:20454', 1],
       ['ann', 'day:20454', 1],
       ['ann', 'day:20455', 1],
@@ -143,7 +164,12 @@ describe('GET /usage/export', () => {
   it('streams JSON lines of the account side', async () => {
     const answer = await get(withLedger, `/usage/export?since=${day0}&format=jsonl&side=account`);
     expect(answer.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
-    expect(answer.text.trimEnd().split('\n').map((line) => (JSON.parse(line) as LedgerRow).requestId)).toEqual(['a1', 'a2', 'h1', 'a3']);
+    expect(
+      answer.text
+        .trimEnd()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as LedgerRow).requestId),
+    ).toEqual(['a1', 'a2', 'h1', 'a3']);
   });
 
   it('refuses an export without since or format, naming it', async () => {
@@ -155,12 +181,19 @@ describe('GET /usage/export', () => {
 
 describe('an export that does not fit in memory', () => {
   const rowCount = 30 * usageExportSliceRowsMax;
-  const big = new MemoryUsageReader(Array.from({ length: rowCount }, (_, i) => ledgerRow({ requestId: `big-${i}`, tenant: 'bigco', chargedAtMs: day0 + i, user: 'u'.repeat(40) })));
+  const big = new MemoryUsageReader(
+    Array.from({ length: rowCount }, (_, i) => ledgerRow({ requestId: `big-${i}`, tenant: 'bigco', chargedAtMs: day0 + i, user: 'u'.repeat(40) })),
+  );
   let server: AdminServer;
 
   beforeAll(async () => {
     const tokens = new AdminTokens(nodeAuthCrypto, [{ name: 'grafana', role: 'viewer', token: viewerToken }]);
-    server = await startAdminHttp({ host: '127.0.0.1', port: 0, handler: new AdminRoutes(runtime, new AdminService({ runtime, crypto: nodeAuthCrypto, usage: big })), tokens });
+    server = await startAdminHttp({
+      host: '127.0.0.1',
+      port: 0,
+      handler: new AdminRoutes(runtime, new AdminService({ runtime, crypto: nodeAuthCrypto, usage: big })),
+      tokens,
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -218,13 +251,41 @@ describe('an export that does not fit in memory', () => {
 describe('GET /counters/read', () => {
   it('answers several counter values, locally and at QUORUM, each key once in the order asked', async () => {
     const operator = { name: 'setup', role: 'admin' as const };
-    expect(service.putTenant(operator, 'acme', { tier: 'paid', requireSignature: false, concurrencyMax: 4, limits: [{ metric: 'requests', window: 'day', sliding: false, limit: 100, mode: 'eventual' }] }, undefined).ok).toBe(true);
-    const charged = await service.adjustUsage(operator, { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day', kind: 'charge', amount: 3, reason: 'counters/read test' });
+    expect(
+      service.putTenant(
+        operator,
+        'acme',
+        {
+          tier: 'paid',
+          requireSignature: false,
+          concurrencyMax: 4,
+          limits: [{ metric: 'requests', window: 'day', sliding: false, limit: 100, mode: 'eventual' }],
+        },
+        undefined,
+      ).ok,
+    ).toBe(true);
+    const charged = await service.adjustUsage(operator, {
+      scope: 'tenant',
+      subject: 'acme',
+      metric: 'requests',
+      window: 'day',
+      kind: 'charge',
+      amount: 3,
+      reason: 'counters/read test',
+    });
     expect(charged.ok).toBe(true);
     const today = windowAt('day', Date.now()).index;
-    const keys = [`tenant/acme/requests/day:${today}`, `tenant/acme/requests/day:${today - 1}`, 'account/a/b/output_tokens/hour:7', `tenant/acme/requests/day:${today}`];
+    const keys = [
+      `tenant/acme/requests/day:${today}`,
+      `tenant/acme/requests/day:${today - 1}`,
+      'account/a/b/output_tokens/hour:7',
+      `tenant/acme/requests/day:${today}`,
+    ];
     for (const consistency of ['local', 'quorum']) {
-      const { status, body } = await json(withLedger, `/counters/read?${keys.map((key) => `key=${encodeURIComponent(key)}`).join('&')}&consistency=${consistency}`);
+      const { status, body } = await json(
+        withLedger,
+        `/counters/read?${keys.map((key) => `key=${encodeURIComponent(key)}`).join('&')}&consistency=${consistency}`,
+      );
       expect(status).toBe(200);
       expect(body).toEqual({
         node: 'ledger-1',

@@ -28,7 +28,12 @@ describe('admission across a 3-node mesh', () => {
 
   async function admit(i: number, tenantId: string, amounts: Record<string, number>, user?: string): Promise<Answer> {
     // The test-only route of test/support/test-node.ts: production serves no admission route.
-    const response = await cluster.testFetch(i, '/admission/admit', { tenant: tenantId, ...(user === undefined ? {} : { user }), requestId: `req-${nextId++}`, amounts });
+    const response = await cluster.testFetch(i, '/admission/admit', {
+      tenant: tenantId,
+      ...(user === undefined ? {} : { user }),
+      requestId: `req-${nextId++}`,
+      amounts,
+    });
     return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Answer['body'] };
   }
 
@@ -100,7 +105,11 @@ describe('admission across a 3-node mesh', () => {
 
   it('user limits: each user of a tenant has its own strict limit inside the tenant limit', async () => {
     const id = 'users-co';
-    await putTenant(id, [{ metric: 'requests', window: 'day', sliding: false, limit: 100, mode: 'eventual' }], [{ metric: 'requests', window: 'day', sliding: false, limit: 2, mode: 'strict' }]);
+    await putTenant(
+      id,
+      [{ metric: 'requests', window: 'day', sliding: false, limit: 100, mode: 'eventual' }],
+      [{ metric: 'requests', window: 'day', sliding: false, limit: 2, mode: 'strict' }],
+    );
     const first = [await admit(0, id, { requests: 1 }, 'alice'), await admit(1, id, { requests: 1 }, 'alice'), await admit(2, id, { requests: 1 }, 'alice')];
     expect(first.map((a) => a.status)).toEqual([200, 200, 429]);
     expect((await admit(2, id, { requests: 1 }, 'bob')).status).toBe(200);

@@ -31,9 +31,19 @@ let observed: { readonly answered: boolean; readonly upstreamCalls: number; read
 beforeAll(async () => {
   const regions = ['us-east', 'eu-west', 'ap-south'];
   const parsed = parseLocalConfig({
-    regions: await Promise.all(regions.map(async (name) => ({ name, meshPort: await freePort(), adminPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort() }))),
+    regions: await Promise.all(
+      regions.map(async (name) => ({ name, meshPort: await freePort(), adminPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort() })),
+    ),
     // Answers take 3 s to start: long enough to kill the home node while its call runs.
-    emulator: { port: await freePort(), ttftMs: 3_000, tokensPerSecond: 0, accounts: [{ id: 'acct-east', homeRegion: 'us-east' }, { id: 'acct-west', homeRegion: 'eu-west' }] },
+    emulator: {
+      port: await freePort(),
+      ttftMs: 3_000,
+      tokensPerSecond: 0,
+      accounts: [
+        { id: 'acct-east', homeRegion: 'us-east' },
+        { id: 'acct-west', homeRegion: 'eu-west' },
+      ],
+    },
     tenants: [{ id: 'riders', tier: 'paid', limits: [{ metric: 'requests', window: 'day', limit: 1_000_000, mode: 'eventual' }] }],
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.error));
@@ -52,11 +62,14 @@ async function tally(): Promise<Tally> {
 }
 
 describe('a unary call forwarded to a home node that dies while the upstream answers', () => {
-  it('is answered once to its client, after the upstream saw the home node\'s call cut', async () => {
+  it("is answered once to its client, after the upstream saw the home node's call cut", async () => {
     const client = new CarpoolClient({ target: mesh.regions[2]?.grpc as string, apiKey: mesh.apiKeys.riders as string });
     try {
       const body = { model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'Forwarded, then its home dies' }] };
-      const pending = client.complete({ requestId: 'home-dies-1', requestJson: new TextEncoder().encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' }, { deadlineMs: Date.now() + 30_000 });
+      const pending = client.complete(
+        { requestId: 'home-dies-1', requestJson: new TextEncoder().encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' },
+        { deadlineMs: Date.now() + 30_000 },
+      );
       let now = await tally();
       for (let waited = 0; waited < 200 && now.responsesInFlight === 0; waited++) {
         await sleep(25);

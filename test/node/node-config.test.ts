@@ -108,10 +108,18 @@ describe('parseNodeConfig: the gateway fields', () => {
     expect(fieldOf({ ...valid, adminToken: 'short' })).toBe('adminToken');
     expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, baseUrl: 'ftp://x' } })).toBe('upstream.baseUrl');
     expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, extra: 1 } })).toBe('upstream.extra');
-    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'cookie', key: 'k' } } } })).toBe('upstream.accounts.acct-1.kind');
-    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', key: 'k', keyEnv: 'K' } } } })).toBe('upstream.accounts.acct-1');
-    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', keyEnv: '1BAD' } } } })).toBe('upstream.accounts.acct-1.keyEnv');
-    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', key: 'has space' } } } })).toBe('upstream.accounts.acct-1.key');
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'cookie', key: 'k' } } } })).toBe(
+      'upstream.accounts.acct-1.kind',
+    );
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', key: 'k', keyEnv: 'K' } } } })).toBe(
+      'upstream.accounts.acct-1',
+    );
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', keyEnv: '1BAD' } } } })).toBe(
+      'upstream.accounts.acct-1.keyEnv',
+    );
+    expect(fieldOf({ ...gateway, upstream: { ...gateway.upstream, accounts: { 'acct-1': { kind: 'oauth', key: 'has space' } } } })).toBe(
+      'upstream.accounts.acct-1.key',
+    );
     expect(fieldOf({ ...gateway, rateLimits: { client: { rate: 0, periodMs: 1, burst: 1 } } })).toBe('rateLimits.client.rate');
     expect(fieldOf({ ...gateway, rateLimits: { tenant: { rate: 1, periodMs: 1 } } })).toBe('rateLimits.tenant.burst');
     expect(fieldOf({ ...gateway, rateLimits: { perIp: {} } })).toBe('rateLimits.perIp');
@@ -120,7 +128,12 @@ describe('parseNodeConfig: the gateway fields', () => {
   it('reads the HTTP front door with its bounds and models, and names the field of each mistake', () => {
     const http = { host: '127.0.0.1', port: 9501, bodyBytesMax: 65_536, connectionsMax: 100, models: ['claude-a', { id: 'claude-b', displayName: 'B' }] };
     const parsed = parseNodeConfig({ ...gateway, http });
-    expect(parsed.ok && parsed.value.http).toEqual({ host: '127.0.0.1', port: 9501, bounds: { bodyBytesMax: 65_536, connectionsMax: 100 }, models: [{ id: 'claude-a' }, { id: 'claude-b', displayName: 'B' }] });
+    expect(parsed.ok && parsed.value.http).toEqual({
+      host: '127.0.0.1',
+      port: 9501,
+      bounds: { bodyBytesMax: 65_536, connectionsMax: 100 },
+      models: [{ id: 'claude-a' }, { id: 'claude-b', displayName: 'B' }],
+    });
     const plain = parseNodeConfig({ ...gateway, http: { host: '127.0.0.1', port: 9501 } });
     expect(plain.ok && plain.value.http).toEqual({ host: '127.0.0.1', port: 9501, bounds: {}, models: undefined });
     expect(fieldOf({ ...valid, http })).toBe('http');
@@ -142,7 +155,10 @@ describe('parseNodeConfig: the gateway fields', () => {
       const targets = await resolveUpstreamTargets(parsed.value.upstream, { baseDir: dir, env: { ACCT1_KEY: 'sk-ant-from-env' } });
       expect(targets.ok).toBe(true);
       if (!targets.ok) return;
-      expect(targets.value.get('acct-1' as AccountId)).toEqual({ baseUrl: 'https://api.anthropic.com', credential: { kind: 'api-key', key: 'sk-ant-from-env' } });
+      expect(targets.value.get('acct-1' as AccountId)).toEqual({
+        baseUrl: 'https://api.anthropic.com',
+        credential: { kind: 'api-key', key: 'sk-ant-from-env' },
+      });
       expect(targets.value.get('acct-2' as AccountId)?.credential).toEqual({ kind: 'oauth', token: 'oauth-token-from-file' });
       expect(targets.value.get('acct-3' as AccountId)?.credential).toEqual({ kind: 'api-key', key: 'sk-ant-inline' });
       const missingEnv = await resolveUpstreamTargets(parsed.value.upstream, { baseDir: dir, env: {} });
@@ -158,7 +174,7 @@ describe('parseNodeConfig: the gateway fields', () => {
 describe('parseNodeConfig: the admin surface', () => {
   const withTokens = (adminTokens: unknown): unknown => ({ ...valid, adminTokens });
 
-  it('reads named tokens with roles and the admin endpoint\'s allowed hosts and origins', () => {
+  it("reads named tokens with roles and the admin endpoint's allowed hosts and origins", () => {
     const parsed = parseNodeConfig({
       ...valid,
       admin: { host: '0.0.0.0', port: 8401, allowedHosts: ['admin.internal:8401', '[fd00::1]:8401'], allowedOrigins: ['https://ops.example.com'] },
@@ -170,7 +186,12 @@ describe('parseNodeConfig: the admin surface', () => {
     });
     expect(parsed.ok).toBe(true);
     if (!parsed.ok) return;
-    expect(parsed.value.admin).toEqual({ host: '0.0.0.0', port: 8401, allowedHosts: ['admin.internal:8401', '[fd00::1]:8401'], allowedOrigins: ['https://ops.example.com'] });
+    expect(parsed.value.admin).toEqual({
+      host: '0.0.0.0',
+      port: 8401,
+      allowedHosts: ['admin.internal:8401', '[fd00::1]:8401'],
+      allowedOrigins: ['https://ops.example.com'],
+    });
     expect(parsed.value.adminToken).toEqual({ kind: 'inline', value: 'the-admin-token-0123' });
     expect(parsed.value.adminTokens).toEqual([
       { name: 'grafana', role: 'viewer', token: { kind: 'file', path: 'grafana.token' } },
@@ -188,19 +209,36 @@ describe('parseNodeConfig: the admin surface', () => {
   it('names the field of each mistake', () => {
     expect(fieldOf({ ...valid, adminToken: 'has a space in it, 0123' })).toBe('adminToken');
     expect(fieldOf(withTokens({}))).toBe('adminTokens');
-    expect(fieldOf(withTokens(Array.from({ length: 33 }, (_, i) => ({ name: `t${i}`, role: 'viewer', token: `token-number-${i}-0123456` }))))).toBe('adminTokens');
+    expect(fieldOf(withTokens(Array.from({ length: 33 }, (_, i) => ({ name: `t${i}`, role: 'viewer', token: `token-number-${i}-0123456` }))))).toBe(
+      'adminTokens',
+    );
     expect(fieldOf(withTokens([{ name: 'Bad Name', role: 'viewer', token: 'sixteen-chars-at-least' }]))).toBe('adminTokens[0].name');
     expect(fieldOf(withTokens([{ name: 'ops', role: 'root', token: 'sixteen-chars-at-least' }]))).toBe('adminTokens[0].role');
     expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer' }]))).toBe('adminTokens[0]');
     expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'x', tokenFile: 'y' }]))).toBe('adminTokens[0]');
     expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'short' }]))).toBe('adminTokens[0].token');
     expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'sixteen-chars-at-least', scope: 'all' }]))).toBe('adminTokens[0].scope');
-    expect(fieldOf(withTokens([{ name: 'ops', role: 'viewer', token: 'sixteen-chars-at-least' }, { name: 'ops', role: 'admin', token: 'another-token-0123456' }]))).toBe('adminTokens[1].name');
-    expect(fieldOf(withTokens([{ name: 'a', role: 'viewer', token: 'sixteen-chars-at-least' }, { name: 'b', role: 'admin', token: 'sixteen-chars-at-least' }]))).toBe('adminTokens[1].token');
-    expect(fieldOf({ ...withTokens([{ name: 'admin', role: 'viewer', token: 'sixteen-chars-at-least' }]) as object, adminToken: 'the-admin-token-0123' })).toBe('adminTokens[0].name');
+    expect(
+      fieldOf(
+        withTokens([
+          { name: 'ops', role: 'viewer', token: 'sixteen-chars-at-least' },
+          { name: 'ops', role: 'admin', token: 'another-token-0123456' },
+        ]),
+      ),
+    ).toBe('adminTokens[1].name');
+    expect(
+      fieldOf(
+        withTokens([
+          { name: 'a', role: 'viewer', token: 'sixteen-chars-at-least' },
+          { name: 'b', role: 'admin', token: 'sixteen-chars-at-least' },
+        ]),
+      ),
+    ).toBe('adminTokens[1].token');
+    expect(
+      fieldOf({ ...(withTokens([{ name: 'admin', role: 'viewer', token: 'sixteen-chars-at-least' }]) as object), adminToken: 'the-admin-token-0123' }),
+    ).toBe('adminTokens[0].name');
     expect(fieldOf({ ...valid, admin: { ...valid.admin, allowedHosts: ['evil host'] } })).toBe('admin.allowedHosts[0]');
     expect(fieldOf({ ...valid, admin: { ...valid.admin, allowedOrigins: ['ops.example.com'] } })).toBe('admin.allowedOrigins[0]');
     expect(fieldOf({ ...valid, admin: { ...valid.admin, cors: true } })).toBe('admin.cors');
   });
 });
-

@@ -38,12 +38,17 @@ let requestNumber = 0;
 
 function writeCredential(credential: IssuedCredential): void {
   // Claude Code's file as it is, scopes and all, with the owner-only mode the node requires.
-  writeFileSync(join(dir, 'sub-1.json'), JSON.stringify({ claudeAiOauth: { ...credential, scopes: ['user:inference'], subscriptionType: 'max' } }), { mode: 0o600 });
+  writeFileSync(join(dir, 'sub-1.json'), JSON.stringify({ claudeAiOauth: { ...credential, scopes: ['user:inference'], subscriptionType: 'max' } }), {
+    mode: 0o600,
+  });
 }
 
 async function startNodeProcess(): Promise<void> {
   output = '';
-  node = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', join(dir, 'node.json'), '--status-every', '3600'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  node = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'node', '--config', join(dir, 'node.json'), '--status-every', '3600'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   node.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   node.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const deadline = Date.now() + 20_000;
@@ -221,11 +226,22 @@ describe('carpool node with a renewable OAuth account', () => {
   }, 30_000);
 
   it('never shows a token in its output, metrics, audit log, pool or status', async () => {
-    const texts = [output, (await admin('GET', '/metrics')).text, (await admin('GET', '/audit')).text, (await admin('GET', '/pool')).text, (await admin('GET', '/status')).text];
+    const texts = [
+      output,
+      (await admin('GET', '/metrics')).text,
+      (await admin('GET', '/audit')).text,
+      (await admin('GET', '/pool')).text,
+      (await admin('GET', '/status')).text,
+    ];
     expect(texts[2]).toContain('account.credential');
     for (const token of fake.issuedTokens) for (const text of texts) expect(text.includes(token)).toBe(false);
     // A refused admin body names the field, not the value.
-    const refused = await admin('PUT', '/pool/accounts/sub-1/credential', { kind: 'oauth', accessToken: fake.issuedTokens[0], refreshToken: 'has space', expiresAt: 1 });
+    const refused = await admin('PUT', '/pool/accounts/sub-1/credential', {
+      kind: 'oauth',
+      accessToken: fake.issuedTokens[0],
+      refreshToken: 'has space',
+      expiresAt: 1,
+    });
     expect(refused.status).toBe(400);
     expect(refused.text).not.toContain(fake.issuedTokens[0] as string);
     await stopNodeProcess();

@@ -33,7 +33,13 @@ async function configWith(fields: Record<string, unknown>, files: Record<string,
 describe('loadNodeConfig: admin tokens', () => {
   it('loads adminToken as the admin named admin, and each named token with its role', async () => {
     const path = await configWith(
-      { adminTokenFile: 'admin.token', adminTokens: [{ name: 'grafana', role: 'viewer', tokenFile: 'grafana.token' }, { name: 'oncall', role: 'admin', token: 'the-oncall-token-0123' }] },
+      {
+        adminTokenFile: 'admin.token',
+        adminTokens: [
+          { name: 'grafana', role: 'viewer', tokenFile: 'grafana.token' },
+          { name: 'oncall', role: 'admin', token: 'the-oncall-token-0123' },
+        ],
+      },
       { 'admin.token': 'the-admin-token-0123\n', 'grafana.token': 'the-grafana-token-0123\n' },
     );
     const loaded = await loadNodeConfig(path);
@@ -46,7 +52,12 @@ describe('loadNodeConfig: admin tokens', () => {
 
   it.each([
     ['an unreadable token file', { adminTokenFile: 'missing.token' }, {}, /^field adminTokenFile: cannot read missing.token/],
-    ['a short token in a file', { adminTokenFile: 'admin.token' }, { 'admin.token': 'short\n' }, /^field adminTokenFile: the token in admin.token must be 16 to 512/],
+    [
+      'a short token in a file',
+      { adminTokenFile: 'admin.token' },
+      { 'admin.token': 'short\n' },
+      /^field adminTokenFile: the token in admin.token must be 16 to 512/,
+    ],
     [
       'one token under two names',
       { adminTokenFile: 'admin.token', adminTokens: [{ name: 'grafana', role: 'viewer', tokenFile: 'grafana.token' }] },

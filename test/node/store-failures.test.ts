@@ -54,7 +54,10 @@ type Answer = { readonly ok: true; readonly usage: Usage } | { readonly ok: fals
 /** `user` names the request's user: each filling worker is its own, so no client rate (100 a burst) stops the fill. */
 async function complete(client: CarpoolClient, requestId: string, maxTokens = 256, user = ''): Promise<Answer> {
   const body = { model: 'claude-sonnet-4-6', max_tokens: maxTokens, messages: [{ role: 'user', content: `Keep this: ${requestId}` }] };
-  const answer = await client.complete({ requestId, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user }, { deadlineMs: Date.now() + 15_000 });
+  const answer = await client.complete(
+    { requestId, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user },
+    { deadlineMs: Date.now() + 15_000 },
+  );
   return answer.ok ? { ok: true, usage: answer.value.usage } : { ok: false, ...failureOf(answer.error) };
 }
 
@@ -165,7 +168,10 @@ describe('a node whose store is full', () => {
     await sleep(2_500);
     expect(await node.metric('carpool_store_commit_failures_total')).toBeGreaterThan(failuresBefore);
     expect(await node.metric('carpool_store_failing')).toBe(1);
-    expectRowsOf(filled.completed, readLedgerFile(node.storePath).filter((row) => row.outcome === 'ok'));
+    expectRowsOf(
+      filled.completed,
+      readLedgerFile(node.storePath).filter((row) => row.outcome === 'ok'),
+    );
 
     // The operator's fix (the message says so): raise the bound in the config, restart the node.
     expect(await node.stop()).toEqual({ code: 0, signal: null });
@@ -176,7 +182,10 @@ describe('a node whose store is full', () => {
     expect(after.ok).toBe(true);
     if (after.ok) filled.completed.set('after-restart', after.usage);
     const rows = readLedgerFile(node.storePath);
-    expectRowsOf(filled.completed, rows.filter((row) => row.outcome === 'ok'));
+    expectRowsOf(
+      filled.completed,
+      rows.filter((row) => row.outcome === 'ok'),
+    );
     // The requests refused at their settlement's commit come back as interrupted, charged once.
     const interrupted = rows.filter((row) => row.outcome === 'interrupted').map((row) => row.requestId);
     for (const id of interrupted) expect(filled.refused).toContain(id);
@@ -185,43 +194,55 @@ describe('a node whose store is full', () => {
 
   // A real full disk: the node's data directory on a small tmpfs that other files fill up. Root
   // can mount one (CI runs as root); elsewhere the test says why it is skipped.
-  const canMount = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d" && umount "$d"; s=$?; rmdir "$d"; exit $s']).status === 0;
-  it.skipIf(!canMount)('refuses new work on a full disk and serves again, without a restart, once space is freed (needs root to mount a tmpfs)', async () => {
-    const node = (solo = await SoloNode.create());
-    const mounted = node.dataDir;
-    execFileSync('sh', ['-c', `mkdir -p "${mounted}" && mount -t tmpfs -o size=3m tmpfs "${mounted}"`]);
-    try {
-      // Other files take most of the disk, as logs or another program's would.
-      const ballast = join(mounted, 'ballast');
-      const fd = openSync(ballast, 'w');
-      writeSync(fd, Buffer.alloc(2 * 1024 * 1024 + 512 * 1024, 1));
-      closeSync(fd);
-      node.writeConfig();
-      expect(await node.start()).toBe('serving');
-      await node.applyPolicy();
-      const client = clientOf(node);
-      const filled = await fillUntilRefused(client, 'disk');
-      expect(filled.completed.size).toBeGreaterThan(5);
-      await expectRefusingWork(node, client, 'disk-full');
-      expectRowsOf(filled.completed, readLedgerFile(node.storePath).filter((row) => row.outcome === 'ok'));
-      // The operator frees space; the node's next retry (every second) commits, and it serves again.
-      rmSync(ballast);
-      await expectServingAgain(node, 5_000);
-      const after = await complete(client, 'disk-after', 16);
-      expect(after.ok).toBe(true);
-      if (after.ok) filled.completed.set('disk-after', after.usage);
-      // The settlements the full disk refused were kept and written at the retry: no restart, so
-      // nothing is interrupted, and the requests refused in flight still have their rows.
-      const rows = readLedgerFile(node.storePath);
-      expect(rows.filter((row) => row.outcome === 'interrupted')).toEqual([]);
-      expectRowsOf(filled.completed, rows.filter((row) => filled.completed.has(row.requestId)));
-      expect(await node.stop()).toEqual({ code: 0, signal: null });
-    } finally {
-      // The node first (it holds files on the tmpfs), then the mount, then the folder.
-      await node.stop();
-      spawnSync('umount', ['-l', mounted]);
-    }
-  }, 120_000);
+  const canMount =
+    process.getuid?.() === 0 &&
+    spawnSync('sh', ['-c', 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d" && umount "$d"; s=$?; rmdir "$d"; exit $s']).status === 0;
+  it.skipIf(!canMount)(
+    'refuses new work on a full disk and serves again, without a restart, once space is freed (needs root to mount a tmpfs)',
+    async () => {
+      const node = (solo = await SoloNode.create());
+      const mounted = node.dataDir;
+      execFileSync('sh', ['-c', `mkdir -p "${mounted}" && mount -t tmpfs -o size=3m tmpfs "${mounted}"`]);
+      try {
+        // Other files take most of the disk, as logs or another program's would.
+        const ballast = join(mounted, 'ballast');
+        const fd = openSync(ballast, 'w');
+        writeSync(fd, Buffer.alloc(2 * 1024 * 1024 + 512 * 1024, 1));
+        closeSync(fd);
+        node.writeConfig();
+        expect(await node.start()).toBe('serving');
+        await node.applyPolicy();
+        const client = clientOf(node);
+        const filled = await fillUntilRefused(client, 'disk');
+        expect(filled.completed.size).toBeGreaterThan(5);
+        await expectRefusingWork(node, client, 'disk-full');
+        expectRowsOf(
+          filled.completed,
+          readLedgerFile(node.storePath).filter((row) => row.outcome === 'ok'),
+        );
+        // The operator frees space; the node's next retry (every second) commits, and it serves again.
+        rmSync(ballast);
+        await expectServingAgain(node, 5_000);
+        const after = await complete(client, 'disk-after', 16);
+        expect(after.ok).toBe(true);
+        if (after.ok) filled.completed.set('disk-after', after.usage);
+        // The settlements the full disk refused were kept and written at the retry: no restart, so
+        // nothing is interrupted, and the requests refused in flight still have their rows.
+        const rows = readLedgerFile(node.storePath);
+        expect(rows.filter((row) => row.outcome === 'interrupted')).toEqual([]);
+        expectRowsOf(
+          filled.completed,
+          rows.filter((row) => filled.completed.has(row.requestId)),
+        );
+        expect(await node.stop()).toEqual({ code: 0, signal: null });
+      } finally {
+        // The node first (it holds files on the tmpfs), then the mount, then the folder.
+        await node.stop();
+        spawnSync('umount', ['-l', mounted]);
+      }
+    },
+    120_000,
+  );
 });
 
 /** A node with a store that served two requests and stopped cleanly: the file a later start finds. */
@@ -253,25 +274,33 @@ describe('a node whose database file cannot be used', () => {
   }, 60_000);
 
   const canUnshare = spawnSync('unshare', ['-m', '-r', 'true']).status === 0;
-  it.skipIf(!canUnshare)('stops at start with exit code 3 and a message naming a read-only file system (needs unshare -m -r)', async () => {
-    const node = await storeWithHistory();
-    // Root writes through file modes, so the honest way to deny writes is a read-only mount of
-    // the data directory in a private mount namespace, as a disk remounted read-only after errors.
-    const readOnly = ['unshare', '-m', '-r', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"', node.dataDir];
-    const exit = await node.start({ wrap: readOnly });
-    expect(exit).toEqual({ code: 3, signal: null });
-    expect(node.output).toContain(node.storePath);
-    expect(node.output).toMatch(/\(read-only\)/);
-    expect(node.output).toMatch(/make it writable and restart the node/);
-    await expectNothingListening(node);
-    // The file is as the last clean stop left it: a later start on a writable disk resumes it.
-    expect(existsSync(node.storePath)).toBe(true);
-    expect(await node.start()).toBe('serving');
-    expect(node.output).toMatch(/store: resumed as solo-1~\S+ \(start 2\)/);
-    const client = clientOf(node);
-    expect((await complete(client, 'after-read-only', 16)).ok).toBe(true);
-    expect(readLedgerFile(node.storePath).map((row) => row.requestId).sort()).toEqual(['after-read-only', 'before-1', 'before-2']);
-  }, 60_000);
+  it.skipIf(!canUnshare)(
+    'stops at start with exit code 3 and a message naming a read-only file system (needs unshare -m -r)',
+    async () => {
+      const node = await storeWithHistory();
+      // Root writes through file modes, so the honest way to deny writes is a read-only mount of
+      // the data directory in a private mount namespace, as a disk remounted read-only after errors.
+      const readOnly = ['unshare', '-m', '-r', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"', node.dataDir];
+      const exit = await node.start({ wrap: readOnly });
+      expect(exit).toEqual({ code: 3, signal: null });
+      expect(node.output).toContain(node.storePath);
+      expect(node.output).toMatch(/\(read-only\)/);
+      expect(node.output).toMatch(/make it writable and restart the node/);
+      await expectNothingListening(node);
+      // The file is as the last clean stop left it: a later start on a writable disk resumes it.
+      expect(existsSync(node.storePath)).toBe(true);
+      expect(await node.start()).toBe('serving');
+      expect(node.output).toMatch(/store: resumed as solo-1~\S+ \(start 2\)/);
+      const client = clientOf(node);
+      expect((await complete(client, 'after-read-only', 16)).ok).toBe(true);
+      expect(
+        readLedgerFile(node.storePath)
+          .map((row) => row.requestId)
+          .sort(),
+      ).toEqual(['after-read-only', 'before-1', 'before-2']);
+    },
+    60_000,
+  );
 });
 
 describe('the local mesh launcher, when a node cannot use its store', () => {
@@ -280,7 +309,15 @@ describe('the local mesh launcher, when a node cannot use its store', () => {
     // Three regions: the two others keep a majority, so they serve on while us-east is down.
     const regions = ['us-east', 'eu-west', 'ap-south'];
     const parsed = parseLocalConfig({
-      regions: await Promise.all(regions.map(async (name) => ({ name, meshPort: await freePort(), adminPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort() }))),
+      regions: await Promise.all(
+        regions.map(async (name) => ({
+          name,
+          meshPort: await freePort(),
+          adminPort: await freePort(),
+          grpcPort: await freePort(),
+          httpPort: await freePort(),
+        })),
+      ),
       emulator: { port: await freePort(), ttftMs: 0, tokensPerSecond: 0, accounts: regions.map((homeRegion, i) => ({ id: `acct-${i}`, homeRegion })) },
       tenants: [{ id: 'riders', tier: 'paid', limits: [{ metric: 'requests', window: 'day', limit: 1_000_000, mode: 'eventual' }] }],
     });
@@ -320,7 +357,9 @@ describe('the local mesh launcher, when a node cannot use its store', () => {
       expect(events.some((event) => event.kind === 'back' && event.name === 'us-east')).toBe(false);
       expect(await complete(west, 'launcher-west', 16)).toMatchObject({ ok: true });
       // The launcher's line says why, as the node did before it stopped.
-      expect(formatChildEvent(exits[0] as ChildEvent)).toContain(`us-east died (code 3, failure 2 in a row): carpool node: the store ${storePath} cannot be used (corrupt)`);
+      expect(formatChildEvent(exits[0] as ChildEvent)).toContain(
+        `us-east died (code 3, failure 2 in a row): carpool node: the store ${storePath} cannot be used (corrupt)`,
+      );
       expect(readFileSync(join(stateDir, 'us-east.log'), 'utf8')).toContain(`the store ${storePath} cannot be used (corrupt)`);
 
       // The operator does what the message says: moves the file away. The next start has no state.
@@ -348,7 +387,10 @@ describe('the local mesh launcher, when a node cannot use its store', () => {
  * header from there, and a node killed with SIGKILL leaves its log behind.
  */
 function corruptHeader(path: string): void {
-  for (const [file, bytes] of [[path, 100], [`${path}-wal`, 32]] as const) {
+  for (const [file, bytes] of [
+    [path, 100],
+    [`${path}-wal`, 32],
+  ] as const) {
     if (!existsSync(file)) continue;
     const fd = openSync(file, 'r+');
     writeSync(fd, Buffer.from('this is not what SQLite wrote here'.padEnd(bytes, '!').slice(0, bytes)), 0, bytes, 0);

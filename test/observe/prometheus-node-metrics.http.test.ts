@@ -83,7 +83,8 @@ describe('GET /metrics on the admin endpoint', () => {
     cleanups.push(() => emulator.close());
     const accountIds = emulator.keys.map((_, i) => `acct-${i}` as AccountId);
     const rule = rules({ requests: 1_000_000, input_tokens: 1_000_000_000, output_tokens: 1_000_000_000, weighted_tokens: 1_000_000_000 });
-    for (const id of accountIds) expect(mesh.policy.upsertAccount({ id, kind: 'api-key', homeRegion: region, weight: 1, concurrencyMax: 4, limits: rule }).ok).toBe(true);
+    for (const id of accountIds)
+      expect(mesh.policy.upsertAccount({ id, kind: 'api-key', homeRegion: region, weight: 1, concurrencyMax: 4, limits: rule }).ok).toBe(true);
     const minted = mintApiKey(nodeAuthCrypto, tenant);
     const saved = mesh.policy.upsertTenant({
       id: tenant,
@@ -106,7 +107,14 @@ describe('GET /metrics on the admin endpoint', () => {
     };
     const client = new UpstreamClient({ observer: metrics });
     cleanups.push(() => client.close(1_000));
-    const caller = new AccountCaller({ pool: mesh.pool, usage: mesh.accountUsage, client, targets, localRegion: region, poolChanges: (listener) => mesh.onPoolChange(listener) });
+    const caller = new AccountCaller({
+      pool: mesh.pool,
+      usage: mesh.accountUsage,
+      client,
+      targets,
+      localRegion: region,
+      poolChanges: (listener) => mesh.onPoolChange(listener),
+    });
     cleanups.push(() => caller.close());
     const carpool = new CarpoolGateway({
       runtime: mesh,
@@ -122,7 +130,12 @@ describe('GET /metrics on the admin endpoint', () => {
     server.setServing(true);
     cleanups.push(() => server.stop(1_000));
     metrics.attachGateway({ carpool, caller, server, client });
-    const admin = await startAdminHttp({ host: '127.0.0.1', port: 0, tokens, handler: new AdminRoutes(mesh, service(mesh), { metrics, gatewayStatus: () => gatewayStatusOf(carpool) }) });
+    const admin = await startAdminHttp({
+      host: '127.0.0.1',
+      port: 0,
+      tokens,
+      handler: new AdminRoutes(mesh, service(mesh), { metrics, gatewayStatus: () => gatewayStatusOf(carpool) }),
+    });
     cleanups.push(() => admin.close());
 
     const carpoolClient = new CarpoolClient({ target: `127.0.0.1:${grpcPort}`, apiKey: minted.apiKey });
@@ -169,7 +182,10 @@ describe('GET /metrics on the admin endpoint', () => {
     const body = JSON.parse(status.text) as { gateway?: unknown; peers?: unknown };
     expect(body.gateway).toEqual({ requests: 3, completed: 2, inFlight: 0, queueDepth: 0 });
     expect(Array.isArray(body.peers)).toBe(true);
-    const post = await fetch(`http://127.0.0.1:${admin.port}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    const post = await fetch(`http://127.0.0.1:${admin.port}/metrics`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    });
     // A write, which the viewer token of a scrape may not make.
     expect(post.status).toBe(403);
   });

@@ -47,7 +47,21 @@ interface Fixture {
 }
 
 function status(id: string, state: HealthState, inFlight = 0, queued = 0): AccountStatus {
-  return { id: id as AccountId, kind: 'api-key', homeRegion: region, state, inFlight, queued, concurrencyMax: 4, availableAtMs: undefined, dedicated: false, disabledReason: undefined, disabled: undefined, shared: undefined, windows: undefined };
+  return {
+    id: id as AccountId,
+    kind: 'api-key',
+    homeRegion: region,
+    state,
+    inFlight,
+    queued,
+    concurrencyMax: 4,
+    availableAtMs: undefined,
+    dedicated: false,
+    disabledReason: undefined,
+    disabled: undefined,
+    shared: undefined,
+    windows: undefined,
+  };
 }
 
 const zeroTransport: WsTransportStats = {
@@ -77,7 +91,11 @@ function fixture(): Fixture {
         kind: 'oauth',
         disabled: { kind: 'credential', detail: 'refresh refused: invalid_grant' },
         disabledReason: 'credential: refresh refused: invalid_grant',
-        windows: { status: 'allowed', resetAtMs: 1_800_000_000_000, windows: { 'five-hour': { status: 'allowed', utilization: 0.25, resetAtMs: 1_800_000_000_000 }, 'seven-day': undefined } },
+        windows: {
+          status: 'allowed',
+          resetAtMs: 1_800_000_000_000,
+          windows: { 'five-hour': { status: 'allowed', utilization: 0.25, resetAtMs: 1_800_000_000_000 }, 'seven-day': undefined },
+        },
       } satisfies AccountStatus,
     ],
     peers: [
@@ -98,7 +116,11 @@ function fixture(): Fixture {
         for (const s of state.statuses) counts[s.state]++;
         return counts;
       },
-      totals: () => ({ held: state.statuses.reduce((sum, s) => sum + s.inFlight, 0), waiting: state.statuses.reduce((sum, s) => sum + s.queued, 0), pendingEvents: 0 }),
+      totals: () => ({
+        held: state.statuses.reduce((sum, s) => sum + s.inFlight, 0),
+        waiting: state.statuses.reduce((sum, s) => sum + s.queued, 0),
+        pendingEvents: 0,
+      }),
       stats: poolStats,
     },
     counter: { size: 12, replicaCount: 3 },
@@ -133,7 +155,13 @@ function gateway(): Gateway {
     queue,
     recentUsage,
     callerStats,
-    server: { callsStarted: 0, callsInFlight: 0, callsRefusedInFlight: 0, credentialsRefused: { 'repeated-credential': 0, 'conflicting-keys': 0, 'unsupported-authorization': 0, 'tenant-credentials-on-admin': 0 }, handlerFailures: 0 },
+    server: {
+      callsStarted: 0,
+      callsInFlight: 0,
+      callsRefusedInFlight: 0,
+      credentialsRefused: { 'repeated-credential': 0, 'conflicting-keys': 0, 'unsupported-authorization': 0, 'tenant-credentials-on-admin': 0 },
+      handlerFailures: 0,
+    },
     parts: {
       carpool: { stats, inFlight: 2, scheduler: { queue }, recentUsage, answers },
       caller: { stats: callerStats },
@@ -232,7 +260,9 @@ describe('PrometheusNodeMetrics', () => {
       expect(family?.help.length, name).toBeGreaterThan(10);
       expect(family?.samples.length, `${name} has samples`).toBeGreaterThan(0);
       for (const sample of family?.samples ?? []) {
-        const own = Object.keys(sample.labels).filter((label) => label !== 'region' && label !== 'node' && !(label === 'le' && sample.name.endsWith('_bucket')));
+        const own = Object.keys(sample.labels).filter(
+          (label) => label !== 'region' && label !== 'node' && !(label === 'le' && sample.name.endsWith('_bucket')),
+        );
         expect(own.sort(), `${sample.name} labels`).toEqual([...labels].sort());
       }
     }
@@ -325,7 +355,15 @@ describe('PrometheusNodeMetrics', () => {
     f.transport = transport;
     const { families } = await scrape(f.metrics);
     const valuesUnder = (prefix: string): number[] =>
-      [...families.values()].filter((family) => family.name.startsWith(prefix) && family.type === 'counter' && family.samples.length === 1 && Object.keys(family.samples[0]?.labels ?? {}).length === 2).map((family) => family.samples[0]?.value ?? -1);
+      [...families.values()]
+        .filter(
+          (family) =>
+            family.name.startsWith(prefix) &&
+            family.type === 'counter' &&
+            family.samples.length === 1 &&
+            Object.keys(family.samples[0]?.labels ?? {}).length === 2,
+        )
+        .map((family) => family.samples[0]?.value ?? -1);
     expect(valuesUnder('carpool_mesh_').sort()).toEqual(meshValues.sort());
     expect(valuesUnder('carpool_pool_').sort()).toEqual(poolValues.sort());
     expect(valuesUnder('carpool_account_').sort()).toEqual(callerValues.sort());
@@ -444,14 +482,21 @@ describe('PrometheusNodeMetrics', () => {
     expect(sampleOf(families, 'carpool_mesh_convergence_lag_seconds_bucket', { le: '5' })).toBe(1);
     expect(sampleOf(families, 'carpool_mesh_convergence_lag_seconds_bucket', { le: '+Inf' })).toBe(2);
     expect(sampleOf(families, 'carpool_mesh_convergence_lag_seconds_sum')).toBeCloseTo(30.003);
-    for (const name of ['carpool_requests_total', 'carpool_queue_depth', 'carpool_token_usage_rate', 'carpool_grpc_calls_in_flight', 'carpool_upstream_calls_in_flight', 'carpool_account_calls_total']) {
+    for (const name of [
+      'carpool_requests_total',
+      'carpool_queue_depth',
+      'carpool_token_usage_rate',
+      'carpool_grpc_calls_in_flight',
+      'carpool_upstream_calls_in_flight',
+      'carpool_account_calls_total',
+    ]) {
       expect(families.has(name), name).toBe(false);
     }
     // The request-path histograms exist but hold no series until a gateway reports.
     expect(families.get('carpool_admission_duration_seconds')?.samples).toEqual([]);
   });
 
-  it('shows the store\'s size on disk once (its pages and its log), its bound, rows and whether it fails', async () => {
+  it("shows the store's size on disk once (its pages and its log), its bound, rows and whether it fails", async () => {
     const f = fixture();
     const journal = new JournalStats();
     journal.commits = 7;

@@ -19,9 +19,17 @@ import { AccountHealth, defaultHealthTimings, rateLimitPause } from '../../src/p
 
 const t0 = 1_800_000_000_000;
 
-const window = (remaining: number | undefined, resetAtMs: number | undefined, limit: number | undefined = 1000): RateLimitWindow => ({ limit, remaining, resetAtMs });
+const window = (remaining: number | undefined, resetAtMs: number | undefined, limit: number | undefined = 1000): RateLimitWindow => ({
+  limit,
+  remaining,
+  resetAtMs,
+});
 const limits = (parts: Partial<RateLimitSnapshot>): RateLimitSnapshot => ({ ...emptyRateLimits, ...parts });
-const rateLimited = (retryAfterMs: number | undefined, rateLimits: RateLimitSnapshot = emptyRateLimits): AccountFeedback => ({ kind: 'rate-limited', retryAfterMs, rateLimits });
+const rateLimited = (retryAfterMs: number | undefined, rateLimits: RateLimitSnapshot = emptyRateLimits): AccountFeedback => ({
+  kind: 'rate-limited',
+  retryAfterMs,
+  rateLimits,
+});
 const success: AccountFeedback = { kind: 'success', rateLimits: emptyRateLimits };
 const serverError: AccountFeedback = { kind: 'server-error', status: 500 };
 
@@ -100,7 +108,14 @@ describe('AccountHealth', () => {
   it('pauses a subscription until its rejected window really resets, and takes its timings from the policy', () => {
     const unified = (status: 'allowed' | 'rejected', resetAtMs: number) => ({
       ...emptyRateLimits,
-      unified: { status, resetAtMs, windows: { 'five-hour': { status, utilization: 1, resetAtMs }, 'seven-day': { status: 'allowed' as const, utilization: 0.4, resetAtMs: t0 + 5 * 86_400_000 } } },
+      unified: {
+        status,
+        resetAtMs,
+        windows: {
+          'five-hour': { status, utilization: 1, resetAtMs },
+          'seven-day': { status: 'allowed' as const, utilization: 0.4, resetAtMs: t0 + 5 * 86_400_000 },
+        },
+      },
     });
     // retry-after says a few seconds; the 5-hour window says 3 hours: the window wins.
     expect(rateLimitPause(4_000, unified('rejected', t0 + 3 * 3_600_000), t0)).toEqual({ kind: 'exhausted', untilMs: t0 + 3 * 3_600_000 });

@@ -52,7 +52,7 @@ const arbAccount = fc.record({
   region: fc.nat(regions.length - 1),
   weight: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 1_000 })),
 });
-type AccountSpec = (typeof arbAccount) extends fc.Arbitrary<infer T> ? T : never;
+type AccountSpec = typeof arbAccount extends fc.Arbitrary<infer T> ? T : never;
 
 type Op =
   | { kind: 'acquire'; tenant: number; session: number; region: number; waitMs: number; exclude: number; estimate: boolean }
@@ -82,11 +82,28 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('feedback' as const), account: arbIndex, feedback: fc.nat(feedbacks.length - 1), times: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('feedback' as const),
+      account: arbIndex,
+      feedback: fc.nat(feedbacks.length - 1),
+      times: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('enable' as const), account: arbIndex }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('policy' as const), account: arbIndex, change: fc.option(arbAccount, { nil: null }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('room' as const), account: arbIndex, outMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 20_000 })) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const), advanceMs: fc.oneof(fc.integer({ min: 0, max: 3_000 }), fc.integer({ min: 3_000, max: 15_000 })) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('room' as const), account: arbIndex, outMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 20_000 })) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('tick' as const),
+      advanceMs: fc.oneof(fc.integer({ min: 0, max: 3_000 }), fc.integer({ min: 3_000, max: 15_000 })),
+    }),
+  },
 );
 
 const arbSetup = fc.record({
@@ -156,7 +173,13 @@ describe('AccountPool against its reference model (property)', () => {
           const at = `step ${step} (${op.kind})`;
           switch (op.kind) {
             case 'acquire': {
-              const excluded = op.exclude < 0 ? undefined : new Set([`a${op.exclude % accountsMax}` as AccountId, ...(op.exclude >= accountsMax ? [`a${(op.exclude + 3) % accountsMax}` as AccountId] : [])]);
+              const excluded =
+                op.exclude < 0
+                  ? undefined
+                  : new Set([
+                      `a${op.exclude % accountsMax}` as AccountId,
+                      ...(op.exclude >= accountsMax ? [`a${(op.exclude + 3) % accountsMax}` as AccountId] : []),
+                    ]);
               const request: AccountRequest = {
                 tenant: tenants[op.tenant]!,
                 deadlineMs: nowMs + op.waitMs,
@@ -185,7 +208,8 @@ describe('AccountPool against its reference model (property)', () => {
             }
             case 'feedback': {
               const id = `a${op.account}` as AccountId;
-              for (let i = 0; i < op.times; i++) same(pool.onFeedback(id, feedbacks[op.feedback]!, nowMs), reference.onFeedback(id, feedbacks[op.feedback]!, nowMs), at);
+              for (let i = 0; i < op.times; i++)
+                same(pool.onFeedback(id, feedbacks[op.feedback]!, nowMs), reference.onFeedback(id, feedbacks[op.feedback]!, nowMs), at);
               break;
             }
             case 'enable':

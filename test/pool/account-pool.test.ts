@@ -182,7 +182,10 @@ describe('AccountPool queueing and health', () => {
     const before = grant(p.acquire(request(), t0));
     for (let i = 0; i < 3; i++) p.onFeedback('a1' as AccountId, { kind: 'server-error', status: 503 }, t0);
     // Half-open at t0 + 5 s: its probe may go, but the one permit is still out, and a probe never queues.
-    expect(p.acquire(request({ deadlineMs: t0 + 9_000 }), t0 + 5_000)).toEqual({ ok: false, error: { kind: 'no-account', retryAfterMs: noAccountRetryAfterMsMin } });
+    expect(p.acquire(request({ deadlineMs: t0 + 9_000 }), t0 + 5_000)).toEqual({
+      ok: false,
+      error: { kind: 'no-account', retryAfterMs: noAccountRetryAfterMsMin },
+    });
     p.release(before.permit);
     expect(grant(p.acquire(request(), t0 + 5_000)).probe).toBe(true);
   });

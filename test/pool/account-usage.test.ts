@@ -37,7 +37,7 @@ describe('account amounts', () => {
 });
 
 describe('AccountUsage', () => {
-  it('restricts the account at a second replica after joining the first one\'s charges', () => {
+  it("restricts the account at a second replica after joining the first one's charges", () => {
     const east = new WindowedCounter(asReplicaId('us-east~1'));
     const west = new WindowedCounter(asReplicaId('eu-west~1'));
     const eastUsage = new AccountUsage(east);

@@ -57,7 +57,7 @@ function run(p: AccountPool, script: readonly AccountFeedback[], plan = new Atte
 }
 
 describe('AttemptPlan', () => {
-  it('classifies failures: the account\'s trouble is retried, the request\'s is not', () => {
+  it("classifies failures: the account's trouble is retried, the request's is not", () => {
     expect(['rate-limited', 'overloaded', 'server-error', 'network', 'auth-failed'].every((k) => isRetryable(k as AccountFeedback['kind']))).toBe(true);
     expect(isRetryable('client-error')).toBe(false);
     expect(isRetryable('success')).toBe(false);
@@ -72,7 +72,10 @@ describe('AttemptPlan', () => {
 
   it('gives up after the switch bound, with no account tried twice', () => {
     const failure: AccountFeedback = { kind: 'network', detail: 'reset' };
-    const ending = run(pool(10), Array.from({ length: 10 }, () => failure));
+    const ending = run(
+      pool(10),
+      Array.from({ length: 10 }, () => failure),
+    );
     expect(ending).toMatchObject({ kind: 'give-up', detail: 'switches-exhausted' });
     expect(ending.accounts).toHaveLength(accountSwitchesMax + 1);
     expect(new Set(ending.accounts).size).toBe(accountSwitchesMax + 1);

@@ -53,7 +53,12 @@ describe('health register merge', () => {
       fc.property(arbRecords, (records) => {
         const register = registerOf([records]);
         const changed = register.takeChanged();
-        expect(changed.map((r) => r.account).sort()).toEqual(register.state().map((r) => r.account).sort());
+        expect(changed.map((r) => r.account).sort()).toEqual(
+          register
+            .state()
+            .map((r) => r.account)
+            .sort(),
+        );
         register.join(records, 0);
         expect(register.takeChanged()).toEqual([]);
       }),

@@ -20,7 +20,10 @@ type Op =
 
 const arbAccount = fc.nat(accounts.length - 1);
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('acquire' as const), account: arbAccount, waitMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 })) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ kind: fc.constant('acquire' as const), account: arbAccount, waitMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 })) }),
+  },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const), advanceMs: fc.integer({ min: 0, max: 25 }) }) },
@@ -133,7 +136,11 @@ describe('PermitTable (property)', () => {
           // ...and check FIFO directly: per account, grants come out oldest ticket first.
           for (const id of accounts) {
             const order = events.filter((e) => e.kind === 'granted' && e.permit.accountId === id).map((e) => e.waiterId);
-            eq(order, [...order].sort((x, y) => x - y), `grant order of ${id}`);
+            eq(
+              order,
+              [...order].sort((x, y) => x - y),
+              `grant order of ${id}`,
+            );
           }
           for (const event of events) if (event.kind === 'granted') owned.push(event.permit.id);
         };
@@ -253,9 +260,17 @@ describe('PermitTable (property)', () => {
           // Plain comparisons on the hot path: `expect` per step would dominate a 10,000-run soak.
           for (const id of accounts) {
             const account = model.accounts.get(id);
-            same([table.inFlight(id), table.queued(id), table.has(id)], [account?.inFlight ?? 0, account?.queue.length ?? 0, account !== undefined && !account.retired], `account ${id}`);
+            same(
+              [table.inFlight(id), table.queued(id), table.has(id)],
+              [account?.inFlight ?? 0, account?.queue.length ?? 0, account !== undefined && !account.retired],
+              `account ${id}`,
+            );
           }
-          same([table.heldCount, table.waitingCount, table.pendingEvents, table.accountCount], [model.held.size, model.waiting(), model.outbox.size, model.accounts.size], 'totals');
+          same(
+            [table.heldCount, table.waitingCount, table.pendingEvents, table.accountCount],
+            [model.held.size, model.waiting(), model.outbox.size, model.accounts.size],
+            'totals',
+          );
           if (table.waitingCount + table.pendingEvents > setup.waitersMax || table.heldCount > setup.heldMax) throw new Error('a bound was passed');
         }
 

@@ -43,7 +43,7 @@ interface Scored {
 
 /** The rendezvous score as first written (pairs of lanes, a floating-point remainder). */
 function referenceScore(keyHash: number, accountHash: number, weight: number): number {
-  const lanes = (hash: number): [number, number] => [hash % 0x1_0000_0000 >>> 0, Math.floor(hash / 0x1_0000_0000) >>> 0];
+  const lanes = (hash: number): [number, number] => [(hash % 0x1_0000_0000) >>> 0, Math.floor(hash / 0x1_0000_0000) >>> 0];
   const [keyLo, keyHi] = lanes(keyHash);
   const [accountLo, accountHi] = lanes(accountHash);
   const lo = mix32(keyLo ^ mix32(accountLo ^ 0x9e3779b9));
@@ -114,7 +114,7 @@ class ReferenceSelector {
   private leastLoaded(candidates: readonly Scored[]): Scored | undefined {
     // Array.prototype.sort is stable: candidate order within a load.
     const sorted = [...candidates].sort((a, b) => load(a) - load(b));
-    for (let start = 0; start < sorted.length; ) {
+    for (let start = 0; start < sorted.length;) {
       let end = start;
       while (end < sorted.length && load(sorted[end] as Scored) === load(sorted[start] as Scored)) end++;
       const group = sorted.slice(start, end);

@@ -79,9 +79,15 @@ describe('rendezvous', () => {
       ['', 'a'],
       ['x'.repeat(40), 'acct-99'],
     ] as const;
-    expect(pairs.map(([key, id]) => rendezvousUniform(stableHash(key), stableHash(id)))).toEqual([0.3939420443949087, 0.11699954005228513, 0.8357402513177619, 0.6112676841172098]);
-    expect(pairs.map(([key, id], i) => rendezvousScore(stableHash(key), stableHash(id), 1 + i * 300))).toEqual([1.0734779835780255, 140.28806193601955, 3349.3571494478265, 1830.4811609707015]);
-    expect([rendezvousUniform(0, 0), rendezvousUniform(2 ** 53 - 1, 2 ** 53 - 1), rendezvousUniform(2 ** 32, 2 ** 32 - 1)]).toEqual([0.05175526858043272, 0.1721711689823871, 0.498586773325894]);
+    expect(pairs.map(([key, id]) => rendezvousUniform(stableHash(key), stableHash(id)))).toEqual([
+      0.3939420443949087, 0.11699954005228513, 0.8357402513177619, 0.6112676841172098,
+    ]);
+    expect(pairs.map(([key, id], i) => rendezvousScore(stableHash(key), stableHash(id), 1 + i * 300))).toEqual([
+      1.0734779835780255, 140.28806193601955, 3349.3571494478265, 1830.4811609707015,
+    ]);
+    expect([rendezvousUniform(0, 0), rendezvousUniform(2 ** 53 - 1, 2 ** 53 - 1), rendezvousUniform(2 ** 32, 2 ** 32 - 1)]).toEqual([
+      0.05175526858043272, 0.1721711689823871, 0.498586773325894,
+    ]);
   });
 
   it('takes the best admitted item, asking in preference order and no further', () => {

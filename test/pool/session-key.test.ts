@@ -46,8 +46,20 @@ describe('sessionKeyOf', () => {
   });
 
   it('reads string content as the text block it stands for, and ignores cache_control details', () => {
-    const asString = sessionKeyOf({ system, messages: [{ role: 'user', content: 'hello' }, { role: 'user', content: [{ type: 'text', text: 'x', cache_control: cached }] }] });
-    const asBlocks = sessionKeyOf({ system, messages: [{ role: 'user', content: [{ type: 'text', text: 'hello' }] }, { role: 'user', content: [{ type: 'text', text: 'y', cache_control: { type: 'ephemeral', ttl: '1h' } }] }] });
+    const asString = sessionKeyOf({
+      system,
+      messages: [
+        { role: 'user', content: 'hello' },
+        { role: 'user', content: [{ type: 'text', text: 'x', cache_control: cached }] },
+      ],
+    });
+    const asBlocks = sessionKeyOf({
+      system,
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'hello' }] },
+        { role: 'user', content: [{ type: 'text', text: 'y', cache_control: { type: 'ephemeral', ttl: '1h' } }] },
+      ],
+    });
     expect(asString).toBe(asBlocks);
   });
 

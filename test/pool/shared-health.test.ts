@@ -41,12 +41,26 @@ const request = (parts: Partial<AccountRequest> = {}): AccountRequest => ({ tena
 function exhausted(resetAtMs: number): RateLimitSnapshot {
   return {
     ...emptyRateLimits,
-    unified: { status: 'rejected', resetAtMs, windows: { 'five-hour': { status: 'rejected', utilization: 1, resetAtMs }, 'seven-day': { status: 'allowed', utilization: 0.3, resetAtMs: resetAtMs + 86_400_000 } } },
+    unified: {
+      status: 'rejected',
+      resetAtMs,
+      windows: {
+        'five-hour': { status: 'rejected', utilization: 1, resetAtMs },
+        'seven-day': { status: 'allowed', utilization: 0.3, resetAtMs: resetAtMs + 86_400_000 },
+      },
+    },
   };
 }
 
 function windows(fiveHour: number): RateLimitSnapshot {
-  return { ...emptyRateLimits, unified: { status: 'allowed', resetAtMs: t0 + 3_600_000, windows: { 'five-hour': { status: 'allowed', utilization: fiveHour, resetAtMs: t0 + 3_600_000 }, 'seven-day': undefined } } };
+  return {
+    ...emptyRateLimits,
+    unified: {
+      status: 'allowed',
+      resetAtMs: t0 + 3_600_000,
+      windows: { 'five-hour': { status: 'allowed', utilization: fiveHour, resetAtMs: t0 + 3_600_000 }, 'seven-day': undefined },
+    },
+  };
 }
 
 describe('mesh-wide account health in the pool', () => {
@@ -104,7 +118,12 @@ describe('mesh-wide account health in the pool', () => {
     const report = m.home.disable(subscription, { kind: 'credential', detail: 'refresh refused: invalid_grant' }, t0);
     expect(report?.alert).toEqual({ kind: 'credential', detail: 'refresh refused: invalid_grant' });
     m.gossip(t0 + 10);
-    for (const pool of m.pools) expect(pool.status(t0 + 20)[0]).toMatchObject({ state: 'disabled', disabledReason: 'credential: refresh refused: invalid_grant', disabled: { kind: 'credential' } });
+    for (const pool of m.pools)
+      expect(pool.status(t0 + 20)[0]).toMatchObject({
+        state: 'disabled',
+        disabledReason: 'credential: refresh refused: invalid_grant',
+        disabled: { kind: 'credential' },
+      });
   });
 
   it('a record heard before the policy names its account applies once it does', () => {

@@ -62,7 +62,9 @@ describe('Selector', () => {
     const noIdle = candidates.filter((x) => x.id !== 'idle');
     expect(selector.pick(noIdle, undefined).id).toBe('big');
     // Queued requests count as load too.
-    expect(selector.pick([candidate('p', { inFlight: 1, queued: 3, concurrencyMax: 4 }), candidate('q', { inFlight: 3, concurrencyMax: 4 })], undefined).id).toBe('q');
+    expect(
+      selector.pick([candidate('p', { inFlight: 1, queued: 3, concurrencyMax: 4 }), candidate('q', { inFlight: 3, concurrencyMax: 4 })], undefined).id,
+    ).toBe('q');
   });
 
   it('least loaded splits ties evenly at random, and the same seed makes the same choices', () => {
@@ -90,7 +92,11 @@ describe('Selector', () => {
   it('with a predicate, picks as over the admitted alone and asks only as far as the strategy must', () => {
     const random = new SeededRandom(11);
     const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
-    for (const [base, sticky] of [['round-robin', false], ['weighted', false], ['least-loaded', true]] as const) {
+    for (const [base, sticky] of [
+      ['round-robin', false],
+      ['weighted', false],
+      ['least-loaded', true],
+    ] as const) {
       const lazy = new Selector(base, new SeededRandom(3));
       const plain = new Selector(base, new SeededRandom(3));
       for (let round = 0; round < 500; round++) {

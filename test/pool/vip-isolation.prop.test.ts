@@ -51,8 +51,14 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('feedback' as const), account: fc.nat(accountIds.length - 1), feedback: fc.nat(feedbacks.length - 1) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dedicate' as const), account: fc.nat(accountIds.length - 1), dedication: fc.nat(dedications.length - 1) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('feedback' as const), account: fc.nat(accountIds.length - 1), feedback: fc.nat(feedbacks.length - 1) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('dedicate' as const), account: fc.nat(accountIds.length - 1), dedication: fc.nat(dedications.length - 1) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('tick' as const), advanceMs: fc.integer({ min: 0, max: 4_000 }) }) },
 );
 
@@ -61,10 +67,13 @@ const arbSetup = fc.record({
   sticky: fc.boolean(),
   vipSpillToShared: fc.boolean(),
   seed: fc.nat(),
-  accounts: fc.array(fc.record({ dedication: fc.nat(dedications.length - 1), cap: fc.nat(2), region: fc.nat(regions.length - 1), weight: fc.integer({ min: 1, max: 5 }) }), {
-    minLength: accountIds.length,
-    maxLength: accountIds.length,
-  }),
+  accounts: fc.array(
+    fc.record({ dedication: fc.nat(dedications.length - 1), cap: fc.nat(2), region: fc.nat(regions.length - 1), weight: fc.integer({ min: 1, max: 5 }) }),
+    {
+      minLength: accountIds.length,
+      maxLength: accountIds.length,
+    },
+  ),
 });
 
 describe('AccountPool VIP isolation (property)', () => {
@@ -83,7 +92,12 @@ describe('AccountPool VIP isolation (property)', () => {
             ...(dedication === undefined ? {} : { dedicatedTenants: dedication }),
           };
         });
-        const pool = new AccountPool({ random: new SeededRandom(setup.seed), strategy: setup.strategy, sticky: setup.sticky, vipSpillToShared: setup.vipSpillToShared });
+        const pool = new AccountPool({
+          random: new SeededRandom(setup.seed),
+          strategy: setup.strategy,
+          sticky: setup.sticky,
+          vipSpillToShared: setup.vipSpillToShared,
+        });
         pool.update(accounts);
         let nowMs = t0;
         const held: Permit[] = [];

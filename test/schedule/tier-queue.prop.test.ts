@@ -20,14 +20,27 @@ type Op =
   | { readonly kind: 'finish'; readonly pick: number };
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('enqueue' as const), tier: fc.nat(2), tenant: fc.nat(tenants.length - 1), cost: fc.integer({ min: 0, max: 3_000 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('enqueue' as const),
+      tier: fc.nat(2),
+      tenant: fc.nat(tenants.length - 1),
+      cost: fc.integer({ min: 0, max: 3_000 }),
+    }),
+  },
   { weight: 4, arbitrary: fc.constant({ kind: 'dequeue' as const }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat() }) },
 );
 
 const arbLimits: fc.Arbitrary<TierQueueLimits> = fc
-  .record({ tierDepthMax: fc.integer({ min: 1, max: 6 }), extra: fc.nat(6), inFlightMax: fc.integer({ min: 1, max: 4 }), quantumTokens: fc.integer({ min: 1, max: 2_000 }) })
+  .record({
+    tierDepthMax: fc.integer({ min: 1, max: 6 }),
+    extra: fc.nat(6),
+    inFlightMax: fc.integer({ min: 1, max: 4 }),
+    quantumTokens: fc.integer({ min: 1, max: 2_000 }),
+  })
   .map(({ tierDepthMax, extra, inFlightMax, quantumTokens }) => ({ tierDepthMax, totalDepthMax: tierDepthMax + extra, inFlightMax, quantumTokens }));
 
 /** The reference: which tickets are queued (in order) and running, kept as plainly as possible. */

@@ -54,9 +54,15 @@ describe('TierQueue', () => {
     const queue = new TierQueue({ tierDepthMax: 2, totalDepthMax: 3, inFlightMax: 1, quantumTokens: 10 });
     expect(queue.enqueue({ tier: 'free', tenant: a, costTokens: 1 }, 0).ok).toBe(true);
     expect(queue.enqueue({ tier: 'free', tenant: b, costTokens: 1 }, 0).ok).toBe(true);
-    expect(queue.enqueue({ tier: 'free', tenant: a, costTokens: 1 }, 0)).toMatchObject({ ok: false, error: { kind: 'queue-full', scope: 'tier', tier: 'free' } });
+    expect(queue.enqueue({ tier: 'free', tenant: a, costTokens: 1 }, 0)).toMatchObject({
+      ok: false,
+      error: { kind: 'queue-full', scope: 'tier', tier: 'free' },
+    });
     expect(queue.enqueue({ tier: 'paid', tenant: a, costTokens: 1 }, 0).ok).toBe(true);
-    expect(queue.enqueue({ tier: 'vip', tenant: a, costTokens: 1 }, 0)).toMatchObject({ ok: false, error: { kind: 'queue-full', scope: 'total', tier: 'vip' } });
+    expect(queue.enqueue({ tier: 'vip', tenant: a, costTokens: 1 }, 0)).toMatchObject({
+      ok: false,
+      error: { kind: 'queue-full', scope: 'total', tier: 'vip' },
+    });
     expect(queue.stats.refusedFull).toEqual({ vip: 1, paid: 0, free: 1 });
   });
 
@@ -64,7 +70,11 @@ describe('TierQueue', () => {
     const queue = new TierQueue({ tierDepthMax: 4, totalDepthMax: 8, inFlightMax: 1, quantumTokens: 10 });
     const early = queue.enqueue({ tier: 'paid', tenant: a, costTokens: 1 }, 100);
     queue.enqueue({ tier: 'paid', tenant: b, costTokens: 1 }, 250);
-    expect(queue.load()).toEqual({ vip: { depth: 0, oldestEnqueuedAtMs: undefined }, paid: { depth: 2, oldestEnqueuedAtMs: 100 }, free: { depth: 0, oldestEnqueuedAtMs: undefined } });
+    expect(queue.load()).toEqual({
+      vip: { depth: 0, oldestEnqueuedAtMs: undefined },
+      paid: { depth: 2, oldestEnqueuedAtMs: 100 },
+      free: { depth: 0, oldestEnqueuedAtMs: undefined },
+    });
     expect(early.ok && queue.cancel(early.value.ticket)).toBe(true);
     expect(queue.load().paid).toEqual({ depth: 1, oldestEnqueuedAtMs: 250 });
   });

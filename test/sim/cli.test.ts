@@ -49,7 +49,13 @@ const passed: SimResult = {
   wallMs: 20_000,
   stats: { requests: 600_000, framesDelivered: 1_234_567, framesDropped: 12_345, bytesDelivered: 45_600_000, events: 9_876_543 },
   durability: { commits: 123_456, commitsRefused: 0, restarts: 1, interrupted: 17, settlementsLost: 3, undispatched: 2, refusedDiskFailing: 0 },
-  record: { regions: ['us-east', 'us-west', 'eu-west', 'ap-northeast', 'ap-southeast'], sampleEveryMs: 1_000, samples: [], faults: scenario.faults, healedAtMs: 600_000 },
+  record: {
+    regions: ['us-east', 'us-west', 'eu-west', 'ap-northeast', 'ap-southeast'],
+    sampleEveryMs: 1_000,
+    samples: [],
+    faults: scenario.faults,
+    healedAtMs: 600_000,
+  },
   replay: 'npm run sim -- --scenario partition-heal --regions 5 --seed 42 --duration 600000',
 };
 
@@ -110,7 +116,26 @@ describe('parseArgs', () => {
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
-    expect(parsed(['--scenario', 'isolate', '--regions', '3', '--seed=42', '--duration', '10m', '--swarm', '20', '--workers', '3', '--report=out.html', '--quiet', '--list', '--table', '--help'])).toEqual({
+    expect(
+      parsed([
+        '--scenario',
+        'isolate',
+        '--regions',
+        '3',
+        '--seed=42',
+        '--duration',
+        '10m',
+        '--swarm',
+        '20',
+        '--workers',
+        '3',
+        '--report=out.html',
+        '--quiet',
+        '--list',
+        '--table',
+        '--help',
+      ]),
+    ).toEqual({
       scenario: 'isolate',
       regions: 3,
       seed: 42,
@@ -186,7 +211,9 @@ describe('formatting', () => {
     expect(summary).toMatch(/^requests +600,000$/m);
     expect(summary).toContain('1,234,567 delivered (45.6 MB), 12,345 dropped');
     expect(summary).toContain('majority after 320ms, crash after 1.2s');
-    expect(summary).toContain('123,456 commits, 1 restart from disk; 17 requests interrupted (charged their estimate; 3 of them had settled), 2 admitted but never dispatched');
+    expect(summary).toContain(
+      '123,456 commits, 1 restart from disk; 17 requests interrupted (charged their estimate; 3 of them had settled), 2 admitted but never dispatched',
+    );
     expect(summary).toMatch(/^trace hash +9f1c0ffee$/m);
     expect(summary).not.toContain('replay');
     expect(summary).not.toContain('failures');
@@ -206,7 +233,9 @@ describe('formatting', () => {
     const line = formatSwarmLine(passed);
     expect(line).not.toContain('\n');
     expect(line).toMatch(/^seed 42 +PASS +30\.5× +3 faults: crash, crash\/durable, partition\/majority$/);
-    expect(formatSwarmLine(failed)).toMatch(/^seed 7 +FAIL [^\n]+\n {4}convergence at 10m5s: us-east reads 10 tokens, the oracle 12\n {4}final-read at 10m10s: eu-west never converged$/);
+    expect(formatSwarmLine(failed)).toMatch(
+      /^seed 7 +FAIL [^\n]+\n {4}convergence at 10m5s: us-east reads 10 tokens, the oracle 12\n {4}final-read at 10m10s: eu-west never converged$/,
+    );
     expect(formatSwarmCrash(9, scenario, 'AssertionError: boom')).toMatch(/^seed 9 +CRASH[^\n]+\n {4}AssertionError: boom$/);
   });
 
@@ -231,7 +260,9 @@ describe('formatting', () => {
     const shorter: Scenario = { ...scenario, durationMs: 35_000, faults: [{ ...partition! }, { ...durable! }] };
     expect(formatOverrideNote(scenario, shorter)).toBe('note: the --regions/--duration overrides dropped 1 fault of partition-heal (3 faults in the file)');
     const clipped: Scenario = { ...shorter, durationMs: 32_000, faults: [partition!, { ...durable!, durationMs: 2_000 }] };
-    expect(formatOverrideNote(scenario, clipped)).toBe('note: the --regions/--duration overrides dropped 1 fault and cut 1 fault short of partition-heal (3 faults in the file)');
+    expect(formatOverrideNote(scenario, clipped)).toBe(
+      'note: the --regions/--duration overrides dropped 1 fault and cut 1 fault short of partition-heal (3 faults in the file)',
+    );
   });
 
   it('lists scenarios with the default marked', () => {

@@ -19,7 +19,10 @@ describe('a node whose disk refuses writes', () => {
       return undefined;
     };
     let disk: RefusingStore | undefined;
-    const result = runScenario(scenario, 1, { checkers: [clock], store: (inner, node) => (node === 1 ? (disk = new RefusingStore(inner, () => full)) : inner) });
+    const result = runScenario(scenario, 1, {
+      checkers: [clock],
+      store: (inner, node) => (node === 1 ? (disk = new RefusingStore(inner, () => full)) : inner),
+    });
 
     // No peer ever held what its disk did not (checked at every step), limits held, replicas
     // converged, and every request was charged once with its one usage row.

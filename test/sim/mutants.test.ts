@@ -32,7 +32,8 @@ async function run(swarm: MutantSwarm, durationMs: number | undefined, seed: num
   return result.failures.map((failure) => `${failure.checker}: ${failure.message}`);
 }
 
-const caughtBy = (mutant: Mutant, failures: readonly string[]): boolean => failures.some((failure) => mutant.caughtBy.some((checker) => failure.startsWith(`${checker}: `)));
+const caughtBy = (mutant: Mutant, failures: readonly string[]): boolean =>
+  failures.some((failure) => mutant.caughtBy.some((checker) => failure.startsWith(`${checker}: `)));
 
 describe('the mutant catalogue', () => {
   it('holds the seven mutants of the audit and more, each with a swarm', () => {
@@ -43,30 +44,39 @@ describe('the mutant catalogue', () => {
   for (const mutant of mutants) {
     if (fullBudget === undefined) {
       const witness = mutant.witness;
-      it.skipIf(witness === undefined)(`catches ${mutant.name} on ${mutant.swarm} seed ${witness ?? '(none yet)'}, which the real code passes`, async () => {
-        const seed = witness as number;
-        const failures = await run(mutant.swarm, mutant.durationMs, seed, mutant);
-        expect(caughtBy(mutant, failures), failures.join('\n') || 'no failure').toBe(true);
-        expect(await run(mutant.swarm, mutant.durationMs, seed, undefined)).toEqual([]);
-      }, 60_000);
+      it.skipIf(witness === undefined)(
+        `catches ${mutant.name} on ${mutant.swarm} seed ${witness ?? '(none yet)'}, which the real code passes`,
+        async () => {
+          const seed = witness as number;
+          const failures = await run(mutant.swarm, mutant.durationMs, seed, mutant);
+          expect(caughtBy(mutant, failures), failures.join('\n') || 'no failure').toBe(true);
+          expect(await run(mutant.swarm, mutant.durationMs, seed, undefined)).toEqual([]);
+        },
+        60_000,
+      );
     } else {
       it(`catches ${mutant.name} within ${fullBudget} seeds of ${mutant.swarm}`, async () => {
         let caught: number | undefined;
-        for (let seed = 1; seed <= fullBudget && caught === undefined; seed++) if (caughtBy(mutant, await run(mutant.swarm, mutant.durationMs, seed, mutant))) caught = seed;
+        for (let seed = 1; seed <= fullBudget && caught === undefined; seed++)
+          if (caughtBy(mutant, await run(mutant.swarm, mutant.durationMs, seed, mutant))) caught = seed;
         expect(caught, `${mutant.name} survived ${fullBudget} seeds`).toBeDefined();
       }, 3_600_000);
     }
   }
 
-  it.runIf(fullBudget !== undefined)(`passes seeds 1 to ${fullBudget ?? 0} of every swarm with the real code`, async () => {
-    const failed: string[] = [];
-    const swarms = new Map(mutants.map((mutant) => [`${mutant.swarm}/${mutant.durationMs ?? ''}`, mutant]));
-    for (const { swarm, durationMs } of swarms.values()) {
-      for (let seed = 1; seed <= (fullBudget ?? 0); seed++) {
-        const failures = await run(swarm, durationMs, seed, undefined);
-        if (failures.length > 0) failed.push(`${swarm} seed ${seed}: ${failures[0] ?? ''}`);
+  it.runIf(fullBudget !== undefined)(
+    `passes seeds 1 to ${fullBudget ?? 0} of every swarm with the real code`,
+    async () => {
+      const failed: string[] = [];
+      const swarms = new Map(mutants.map((mutant) => [`${mutant.swarm}/${mutant.durationMs ?? ''}`, mutant]));
+      for (const { swarm, durationMs } of swarms.values()) {
+        for (let seed = 1; seed <= (fullBudget ?? 0); seed++) {
+          const failures = await run(swarm, durationMs, seed, undefined);
+          if (failures.length > 0) failed.push(`${swarm} seed ${seed}: ${failures[0] ?? ''}`);
+        }
       }
-    }
-    expect(failed).toEqual([]);
-  }, 3_600_000);
+      expect(failed).toEqual([]);
+    },
+    3_600_000,
+  );
 });

@@ -18,7 +18,10 @@ describe('the simulated request path over seeds', () => {
         fc.integer({ min: 1, max: 8 }),
         (seed, regions, requestsPerSecond, tokensPerDay, faultPerMille, concurrencyMax) => {
           const base = defaultRequestRunConfig({ regions });
-          const shape = { ...(base.accounts[0] as (typeof base.accounts)[number]), faults: { overloaded: faultPerMille, serverError: Math.floor(faultPerMille / 2), rateLimited: faultPerMille, cutStream: faultPerMille } };
+          const shape = {
+            ...(base.accounts[0] as (typeof base.accounts)[number]),
+            faults: { overloaded: faultPerMille, serverError: Math.floor(faultPerMille / 2), rateLimited: faultPerMille, cutStream: faultPerMille },
+          };
           const config = {
             ...base,
             durationMs: 2_000,
@@ -29,7 +32,8 @@ describe('the simulated request path over seeds', () => {
           const result = runRequestPaths(config, seed);
           if (!result.ok) throw new Error(`seed ${seed}: ${result.failures.map((f) => `[${f.checker}] ${f.message}`).join('\n')}`);
           const { figures } = result;
-          if (figures.settled + figures.withdrawn !== figures.admitted) throw new Error(`seed ${seed}: ${figures.admitted} admitted, ${figures.settled} settled, ${figures.withdrawn} withdrawn`);
+          if (figures.settled + figures.withdrawn !== figures.admitted)
+            throw new Error(`seed ${seed}: ${figures.admitted} admitted, ${figures.settled} settled, ${figures.withdrawn} withdrawn`);
         },
       ),
       25,

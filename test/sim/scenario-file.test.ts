@@ -93,7 +93,10 @@ describe('shipped scenarios', () => {
     for (const kind of ['isolate', 'majority', 'ring', 'bridge', 'one-way'] as const) {
       const faults = await faultsOf(kind);
       expect(faults.length, kind).toBeGreaterThan(0);
-      expect(faults.every((f) => f.kind === 'partition' && f.partition === kind), kind).toBe(true);
+      expect(
+        faults.every((f) => f.kind === 'partition' && f.partition === kind),
+        kind,
+      ).toBe(true);
     }
     // "Several faults overlapping": some pair of mixed's faults is active at the same moment.
     const mixed = await faultsOf('mixed');

@@ -7,7 +7,6 @@ import { loadScenario, withOverrides } from '../../sim/scenario-file.js';
 import { runScenario } from '../../sim/simulator.js';
 import { smallScenario } from '../support/scenarios.js';
 
-
 describe('simulator', () => {
   const scenario = smallScenario([
     { kind: 'partition', atMs: 2_000, durationMs: 2_000, partition: 'isolate', node: 1 },
@@ -40,7 +39,18 @@ describe('simulator', () => {
     expect(result.failures).toEqual([]);
     expect(result.stats.requests).toBeGreaterThan(1_000);
     const labels = result.convergence.map((c) => c.fault);
-    for (const label of ['partition:majority', 'partition:ring', 'partition:bridge', 'partition:one-way', 'crash:durable', 'crash:amnesia', 'pause', 'skew', 'strobe', 'final']) {
+    for (const label of [
+      'partition:majority',
+      'partition:ring',
+      'partition:bridge',
+      'partition:one-way',
+      'crash:durable',
+      'crash:amnesia',
+      'pause',
+      'skew',
+      'strobe',
+      'final',
+    ]) {
       expect(labels).toContain(label);
     }
     for (const figure of result.convergence) expect(figure.convergedAfterMs).toBeLessThan(5_000);
@@ -89,7 +99,10 @@ describe('simulator', () => {
     expect(steady.quota?.admitted).toBeGreaterThan(0);
     expect(steady.quota?.rejected).toBeGreaterThan(0);
     expect(steady.quota!.overshootTokensMax).toBeLessThanOrEqual(steady.quota!.overshootBoundTokens);
-    const split = runScenario(smallScenario([{ kind: 'partition', atMs: 500, durationMs: 8_000, partition: 'isolate', node: 0 }], { regions: 3, durationMs: 10_000, workload }), 4);
+    const split = runScenario(
+      smallScenario([{ kind: 'partition', atMs: 500, durationMs: 8_000, partition: 'isolate', node: 0 }], { regions: 3, durationMs: 10_000, workload }),
+      4,
+    );
     expect(split.failures).toEqual([]);
     expect(split.quota!.overshootTokensMax).toBeGreaterThan(split.quota!.overshootBoundTokens);
   });

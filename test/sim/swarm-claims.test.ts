@@ -19,7 +19,10 @@ describe('request-id claims swarm', () => {
     const totals = { granted: 0, heldElsewhere: 0, dispatched: 0, withdrawn: 0, retries: 0 };
     for (let seed = 1; seed <= seeds; seed++) {
       const result = runScenario(randomScenario(seed, base), seed);
-      if (!result.ok) failed.push(`seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message} (replay: ${swarmReplayCommand({ scenario: base.name, regions: undefined, durationMs: base.durationMs }, seed)})`);
+      if (!result.ok)
+        failed.push(
+          `seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message} (replay: ${swarmReplayCommand({ scenario: base.name, regions: undefined, durationMs: base.durationMs }, seed)})`,
+        );
       for (const name of Object.keys(totals) as (keyof typeof totals)[]) totals[name] += result.claims?.[name] ?? 0;
     }
     expect(failed).toEqual([]);

@@ -16,13 +16,24 @@ describe('durability swarm', () => {
   it(`passes ${seeds} random seeds of crashes with and without state`, async () => {
     const base = await quotaSwarmBase('durable');
     const failed: string[] = [];
-    const totals: { -readonly [K in keyof DurabilityFigures]: number } = { commits: 0, commitsRefused: 0, restarts: 0, interrupted: 0, settlementsLost: 0, undispatched: 0, refusedDiskFailing: 0 };
+    const totals: { -readonly [K in keyof DurabilityFigures]: number } = {
+      commits: 0,
+      commitsRefused: 0,
+      restarts: 0,
+      interrupted: 0,
+      settlementsLost: 0,
+      undispatched: 0,
+      refusedDiskFailing: 0,
+    };
     let amnesia = 0;
     for (let seed = 1; seed <= seeds; seed++) {
       const scenario = randomScenario(seed, base);
       amnesia += scenario.faults.filter((fault) => fault.kind === 'crash' && !fault.durable).length;
       const result = runScenario(scenario, seed);
-      if (!result.ok) failed.push(`seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message} (replay: ${swarmReplayCommand({ scenario: base.name, regions: undefined, durationMs: base.durationMs }, seed)})`);
+      if (!result.ok)
+        failed.push(
+          `seed ${seed}: ${result.failures[0]?.checker}: ${result.failures[0]?.message} (replay: ${swarmReplayCommand({ scenario: base.name, regions: undefined, durationMs: base.durationMs }, seed)})`,
+        );
       for (const name of Object.keys(totals) as (keyof DurabilityFigures)[]) totals[name] += result.durability[name];
     }
     expect(failed).toEqual([]);

@@ -7,7 +7,15 @@ import { runSwarmSeeds, type SwarmOutcome } from '../../sim/swarm-pool.js';
 function verdict(outcome: SwarmOutcome): unknown {
   if (outcome.kind === 'crash') return { seed: outcome.seed, crash: outcome.error.split('\n')[0] };
   const { result } = outcome;
-  return { seed: outcome.seed, scenario: outcome.scenario.name, ok: result.ok, traceHash: result.traceHash, failures: result.failures, stats: result.stats, quota: result.quota };
+  return {
+    seed: outcome.seed,
+    scenario: outcome.scenario.name,
+    ok: result.ok,
+    traceHash: result.traceHash,
+    failures: result.failures,
+    stats: result.stats,
+    quota: result.quota,
+  };
 }
 
 describe('swarm pool', () => {

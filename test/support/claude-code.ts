@@ -143,7 +143,9 @@ export function claudeCodeAvailability(): { readonly binary: string; readonly ve
     availability =
       probe.status === 0 && version !== undefined
         ? { binary, version }
-        : { reason: `${binary} --version failed (status ${String(probe.status)}${probe.error ? `, ${probe.error.message}` : ''}): ${probe.stderr.slice(0, 500)}` };
+        : {
+            reason: `${binary} --version failed (status ${String(probe.status)}${probe.error ? `, ${probe.error.message}` : ''}): ${probe.stderr.slice(0, 500)}`,
+          };
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
@@ -189,7 +191,13 @@ function runEnv(options: ClaudeCodeOptions, home: ClaudeCodeHome): Record<string
   return { ...env, ...options.env };
 }
 
-function spawnBounded(binary: string, args: readonly string[], home: ClaudeCodeHome, env: Record<string, string>, timeoutMs: number): Promise<ClaudeCodeResult> {
+function spawnBounded(
+  binary: string,
+  args: readonly string[],
+  home: ClaudeCodeHome,
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<ClaudeCodeResult> {
   const startedMs = Date.now();
   // Its own process group, so that a timeout kills whatever it started as well.
   const child = spawn(binary, args, { cwd: home.workDir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

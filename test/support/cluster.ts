@@ -94,7 +94,8 @@ export class Cluster {
   static async start(size: number, options: { settle?: boolean } = {}): Promise<Cluster> {
     for (let attempt = 1; ; attempt++) {
       const nodes: ClusterNode[] = [];
-      for (let i = 0; i < size; i++) nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), testPort: await freePort(), process: undefined, output: '' });
+      for (let i = 0; i < size; i++)
+        nodes.push({ id: `n${i}`, meshPort: await freePort(), adminPort: await freePort(), testPort: await freePort(), process: undefined, output: '' });
       const cluster = new Cluster(nodes);
       for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) cluster.proxies.set(`${i}-${j}`, await LoopbackProxy.start(nodes[j]!.meshPort));
       for (let i = 0; i < size; i++) cluster.writeConfig(i);
@@ -137,10 +138,14 @@ export class Cluster {
   async spawn(i: number): Promise<void> {
     const node = this.nodes[i]!;
     node.output = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/test-node.ts', '--config', this.configPath(i), '--test-port', String(node.testPort)], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/support/test-node.ts', '--config', this.configPath(i), '--test-port', String(node.testPort)],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (node.output += chunk.toString()));
     node.process = child;
@@ -213,14 +218,18 @@ export class Cluster {
   /** A POST to node i's test-only counter routes (`/counters`, `/admission/admit`, `/admission/settle`). */
   async testRequest(i: number, path: string, body: unknown): Promise<unknown> {
     const response = await this.testFetch(i, path, body);
-    const json = (await response.json());
+    const json = await response.json();
     if (!response.ok) throw new Error(`POST ${path} → ${response.status} ${JSON.stringify(json)}`);
     return json;
   }
 
   /** The raw answer of a test-only route, for tests that check refusals. */
   testFetch(i: number, path: string, body: unknown): Promise<Response> {
-    return fetch(`http://127.0.0.1:${this.nodes[i]!.testPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return fetch(`http://127.0.0.1:${this.nodes[i]!.testPort}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   }
 
   /** The value at node i; with `atLeast`, waits up to `waitMs` for it. */
@@ -241,7 +250,7 @@ export class Cluster {
       headers: { authorization: `Bearer ${clusterAdminToken}`, ...(method === 'GET' ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    const json = (await response.json());
+    const json = await response.json();
     if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
     return json;
   }

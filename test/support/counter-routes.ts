@@ -89,8 +89,10 @@ function writeCounters(runtime: MeshRuntime, body: unknown): Reply {
     if (typeof key === 'string') return badRequest(key, `updates[${i}]`);
     const amount = fields.amount;
     const refund = fields.refund ?? 0;
-    if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) return badRequest('amount must be a non-negative integer', `updates[${i}].amount`);
-    if (typeof refund !== 'number' || !Number.isSafeInteger(refund) || refund < 0) return badRequest('refund must be a non-negative integer', `updates[${i}].refund`);
+    if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0)
+      return badRequest('amount must be a non-negative integer', `updates[${i}].amount`);
+    if (typeof refund !== 'number' || !Number.isSafeInteger(refund) || refund < 0)
+      return badRequest('refund must be a non-negative integer', `updates[${i}].refund`);
     parsed.push({ key, amount, refund });
   }
   let applied = 0;
@@ -108,7 +110,8 @@ async function admit(runtime: MeshRuntime, body: unknown): Promise<Reply> {
   const { tenant: tenantId, user, requestId, amounts, leaseMs = 60_000 } = fields;
   if (typeof tenantId !== 'string' || !isValidId(tenantId)) return badRequest('tenant must be an id', 'tenant');
   if (typeof requestId !== 'string' || !isValidId(requestId)) return badRequest('requestId must be an id', 'requestId');
-  if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > reservationLeaseMsMax) return badRequest(`leaseMs must be 1 to ${reservationLeaseMsMax}`, 'leaseMs');
+  if (typeof leaseMs !== 'number' || !Number.isSafeInteger(leaseMs) || leaseMs < 1 || leaseMs > reservationLeaseMsMax)
+    return badRequest(`leaseMs must be 1 to ${reservationLeaseMsMax}`, 'leaseMs');
   const parsed = parseAmounts(amounts);
   if (typeof parsed === 'string') return badRequest(parsed, 'amounts');
   if (user !== undefined && typeof user !== 'string') return badRequest('user must be a string', 'user');
@@ -127,7 +130,11 @@ async function admit(runtime: MeshRuntime, body: unknown): Promise<Reply> {
     leaseMs,
   });
   if (decision.ok) return { status: 200, body: { admitted: true } };
-  return { status: rejectionStatus[decision.error.kind].http, headers: { ...retryHeaders(decision.error) }, body: { admitted: false, rejection: decision.error } };
+  return {
+    status: rejectionStatus[decision.error.kind].http,
+    headers: { ...retryHeaders(decision.error) },
+    body: { admitted: false, rejection: decision.error },
+  };
 }
 
 function settle(runtime: MeshRuntime, body: unknown): Reply {

@@ -89,6 +89,12 @@ export function canonicalEntries(delta: CounterDelta): string[] {
 export function canonicalRights(counter: BoundedCounter): string[] {
   return counter
     .state()
-    .map((row) => `${row.owner}|${row.used}|${[...row.cells].map(([to, amount]) => `${to}=${amount}`).sort().join(',')}`)
+    .map(
+      (row) =>
+        `${row.owner}|${row.used}|${[...row.cells]
+          .map(([to, amount]) => `${to}=${amount}`)
+          .sort()
+          .join(',')}`,
+    )
     .sort();
 }

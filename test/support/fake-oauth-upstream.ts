@@ -27,7 +27,10 @@ export interface RefreshRecord {
   readonly outcome: 'ok' | 'invalid_grant';
 }
 
-const expiredBody = JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'OAuth token has expired. Please obtain a new token or refresh your existing token.' } });
+const expiredBody = JSON.stringify({
+  type: 'error',
+  error: { type: 'authentication_error', message: 'OAuth token has expired. Please obtain a new token or refresh your existing token.' },
+});
 
 export class FakeOAuthUpstream {
   readonly refreshes: RefreshRecord[] = [];
@@ -81,7 +84,15 @@ export class FakeOAuthUpstream {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private handle(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: Buffer, res: ServerResponse, emulatorUrl: string, emulatorKey: string): void {
+  private handle(
+    method: string,
+    url: string,
+    headers: Record<string, string | string[] | undefined>,
+    body: Buffer,
+    res: ServerResponse,
+    emulatorUrl: string,
+    emulatorKey: string,
+  ): void {
     if (method === 'POST' && url === '/v1/oauth/token') {
       this.token(body, res);
       return;
@@ -116,6 +127,8 @@ export class FakeOAuthUpstream {
     this.refresh.delete(presented);
     const next = this.issue();
     this.refreshes.push({ atMs: Date.now(), beforeExpiry, outcome: 'ok' });
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: next.accessToken, refresh_token: next.refreshToken, expires_in: this.lifetimeMs / 1000, token_type: 'Bearer' }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ access_token: next.accessToken, refresh_token: next.refreshToken, expires_in: this.lifetimeMs / 1000, token_type: 'Bearer' }));
   }
 }

@@ -88,36 +88,36 @@ const small = fc.integer({ min: 0, max: 100_000 });
  */
 export function arbLedgerRowWithin(spanDays: number): fc.Arbitrary<LedgerRow> {
   return fc
-  .record({
-    requestId: fc.string({ minLength: 1, maxLength: 8 }),
-    role: fc.constantFrom('local' as const, 'origin' as const, 'home' as const),
-    tenant: fc.constantFrom('acme', 'globex', 'initech'),
-    user: fc.option(fc.constantFrom('ada', 'bob'), { nil: null }),
-    apiKeyId: fc.option(fc.constantFrom('acme.k1', 'globex.k2'), { nil: null }),
-    account: fc.option(fc.constantFrom('acct-1', 'acct-2'), { nil: null }),
-    model: fc.constantFrom('claude-sonnet-4-6', 'claude-haiku-4-5'),
-    stream: fc.boolean(),
-    inputTokens: small,
-    outputTokens: small,
-    cacheWriteTokens: small,
-    cacheReadTokens: small,
-    weightedTokens: small,
-    costMicros: fc.option(small, { nil: null }),
-    outcome: fc.constantFrom('ok' as const, 'failed' as const, 'interrupted' as const),
-    estimated: fc.boolean(),
-    clientLeft: fc.boolean(),
-    drained: fc.boolean(),
-    chargedAtMs: fc.integer({ min: day0Ms - spanDays * dayMs, max: day0Ms + spanDays * dayMs }),
-    durationMs: fc.integer({ min: 0, max: 600_000 }),
-  })
-  .map((r) => ({
-    ...r,
-    originRegion: 'eu',
-    servedRegion: r.role === 'home' ? 'us' : 'eu',
-    node: 'eu/node-1',
-    status: r.outcome === 'ok' ? 'ok' : 'UNAVAILABLE',
-    settledAtMs: r.chargedAtMs + r.durationMs,
-  }));
+    .record({
+      requestId: fc.string({ minLength: 1, maxLength: 8 }),
+      role: fc.constantFrom('local' as const, 'origin' as const, 'home' as const),
+      tenant: fc.constantFrom('acme', 'globex', 'initech'),
+      user: fc.option(fc.constantFrom('ada', 'bob'), { nil: null }),
+      apiKeyId: fc.option(fc.constantFrom('acme.k1', 'globex.k2'), { nil: null }),
+      account: fc.option(fc.constantFrom('acct-1', 'acct-2'), { nil: null }),
+      model: fc.constantFrom('claude-sonnet-4-6', 'claude-haiku-4-5'),
+      stream: fc.boolean(),
+      inputTokens: small,
+      outputTokens: small,
+      cacheWriteTokens: small,
+      cacheReadTokens: small,
+      weightedTokens: small,
+      costMicros: fc.option(small, { nil: null }),
+      outcome: fc.constantFrom('ok' as const, 'failed' as const, 'interrupted' as const),
+      estimated: fc.boolean(),
+      clientLeft: fc.boolean(),
+      drained: fc.boolean(),
+      chargedAtMs: fc.integer({ min: day0Ms - spanDays * dayMs, max: day0Ms + spanDays * dayMs }),
+      durationMs: fc.integer({ min: 0, max: 600_000 }),
+    })
+    .map((r) => ({
+      ...r,
+      originRegion: 'eu',
+      servedRegion: r.role === 'home' ? 'us' : 'eu',
+      node: 'eu/node-1',
+      status: r.outcome === 'ok' ? 'ok' : 'UNAVAILABLE',
+      settledAtMs: r.chargedAtMs + r.durationMs,
+    }));
 }
 
 export const arbLedgerRow = arbLedgerRowWithin(100);

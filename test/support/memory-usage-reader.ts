@@ -50,7 +50,10 @@ export class MemoryUsageReader implements UsageReader {
     }
     const ordered: UsageGroup[] = [...groups.values()]
       .sort((a, b) => compareRaws(a.raws, b.raws))
-      .map((group) => ({ key: Object.fromEntries(fields.map((field, i) => [field, formatted(field, group.raws[i] as string | number)])), totals: totalsOf(group.rows) }));
+      .map((group) => ({
+        key: Object.fromEntries(fields.map((field, i) => [field, formatted(field, group.raws[i] as string | number)])),
+        totals: totalsOf(group.rows),
+      }));
     const newestFirst = [...matching].reverse();
     return {
       totals: totalsOf(matching),

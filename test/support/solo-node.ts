@@ -119,7 +119,13 @@ export class SoloNode {
 
   /** The account, the tenant (eventual limits that never bind) and a minted key, at the node's admin endpoint. */
   async applyPolicy(): Promise<void> {
-    const rules = ['requests', 'input_tokens', 'output_tokens', 'weighted_tokens'].map((metric) => ({ metric, window: 'day', sliding: false, limit: 1_000_000_000, mode: 'eventual' }));
+    const rules = ['requests', 'input_tokens', 'output_tokens', 'weighted_tokens'].map((metric) => ({
+      metric,
+      window: 'day',
+      sliding: false,
+      limit: 1_000_000_000,
+      mode: 'eventual',
+    }));
     await this.admin('PUT', '/policy/accounts/acct-solo', { kind: 'api-key', homeRegion: 'solo', weight: 1, concurrencyMax: 32, limits: rules });
     await this.admin('PUT', `/policy/tenants/${soloTenant}`, { tier: 'paid', requireSignature: false, concurrencyMax: 64, limits: rules });
     const minted = (await this.admin('POST', `/policy/tenants/${soloTenant}/keys`, { name: 'test' })) as { apiKey: string };

@@ -89,7 +89,12 @@ export async function startSubscriptionMesh(options: SubscriptionMeshOptions): P
       region: process.region,
       listen: { host: '127.0.0.1', port: port.mesh },
       admin: { host: '127.0.0.1', port: port.admin },
-      members: meshRegions.map((member) => ({ id: nodeOf(member), region: member, url: `ws://127.0.0.1:${ports.get(member)!.mesh}`, grpc: `127.0.0.1:${ports.get(member)!.grpc}` })),
+      members: meshRegions.map((member) => ({
+        id: nodeOf(member),
+        region: member,
+        url: `ws://127.0.0.1:${ports.get(member)!.mesh}`,
+        grpc: `127.0.0.1:${ports.get(member)!.grpc}`,
+      })),
       secret,
       grpc: { host: '127.0.0.1', port: port.grpc },
       http: { host: '127.0.0.1', port: port.http },
@@ -103,7 +108,9 @@ export async function startSubscriptionMesh(options: SubscriptionMeshOptions): P
   }
   const { command, args } = carpoolCommand();
   for (const process of regions) {
-    const child = spawn(command, [...args, 'node', '--config', join(dir, `${process.region}.json`), '--status-every', '3600'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, [...args, 'node', '--config', join(dir, `${process.region}.json`), '--status-every', '3600'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     process.child = child;
     child.stdout?.on('data', (chunk: Buffer) => (process.output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (process.output += chunk.toString()));
@@ -121,7 +128,7 @@ export async function startSubscriptionMesh(options: SubscriptionMeshOptions): P
   };
   const pool = async (region: MeshRegion): Promise<Record<string, unknown>[]> => {
     const answer = await admin(region, 'GET', '/pool');
-    return ((answer.body as { accounts?: Record<string, unknown>[] }).accounts ?? []);
+    return (answer.body as { accounts?: Record<string, unknown>[] }).accounts ?? [];
   };
   const stop = async (): Promise<void> => {
     await Promise.all(
@@ -157,7 +164,13 @@ export async function startSubscriptionMesh(options: SubscriptionMeshOptions): P
       200,
     );
     for (const account of accounts) {
-      const put = await admin('us-east', 'PUT', `/policy/accounts/${account.id}`, { kind: 'oauth', homeRegion: account.homeRegion, weight: 1, concurrencyMax: 8, limits: [] });
+      const put = await admin('us-east', 'PUT', `/policy/accounts/${account.id}`, {
+        kind: 'oauth',
+        homeRegion: account.homeRegion,
+        weight: 1,
+        concurrencyMax: 8,
+        limits: [],
+      });
       if (put.status !== 200) throw new Error(`PUT account ${account.id}: ${put.status} ${JSON.stringify(put.body)}`);
     }
     const put = await admin('us-east', 'PUT', `/policy/tenants/${tenant}`, { tier: 'paid', requireSignature: false, concurrencyMax: 64, limits: [] });

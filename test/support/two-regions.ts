@@ -3,7 +3,14 @@
 // eu-west, so a call made at us-east is forwarded there. Tenants with a minted key each.
 import { usedUnder } from '../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type NodeId, type RegionId, type TenantId } from '../../src/core/ids.js';
-import { type Account, type ClientCancelMode, defaultTokenWeights, type IdempotencyScope, type LimitRule, type Tenant } from '../../src/mesh/policy/policy-schema.js';
+import {
+  type Account,
+  type ClientCancelMode,
+  defaultTokenWeights,
+  type IdempotencyScope,
+  type LimitRule,
+  type Tenant,
+} from '../../src/mesh/policy/policy-schema.js';
 import { CarpoolClient } from '../../src/net/grpc/carpool-client.js';
 import { mintApiKey } from '../../src/node/gateway/api-key-mint.js';
 import type { SettledRequest } from '../../src/node/gateway/carpool-gateway.js';
@@ -76,7 +83,16 @@ export async function startTwoRegions(options: TwoRegionOptions): Promise<TwoReg
   ]);
   const start = async (node: NodeId, region: RegionId, meshPort: number, grpcPort: number, targets: Map<AccountId, UpstreamTarget>): Promise<RegionNode> => {
     const runtime = await MeshRuntime.start({
-      config: { node, region, listen: { host: '127.0.0.1', port: meshPort }, admin: undefined, members, memberGrpc, secret: { kind: 'inline', value: options.secret }, tls: undefined },
+      config: {
+        node,
+        region,
+        listen: { host: '127.0.0.1', port: meshPort },
+        admin: undefined,
+        members,
+        memberGrpc,
+        secret: { kind: 'inline', value: options.secret },
+        tls: undefined,
+      },
       secret: new TextEncoder().encode(options.secret),
     });
     const settled: SettledRequest[] = [];
@@ -85,7 +101,13 @@ export async function startTwoRegions(options: TwoRegionOptions): Promise<TwoReg
   };
   // Only the home region holds the account's credential, as in a real deployment.
   const eastRegion = await start(eastNode, east, eastMesh, eastGrpc, new Map());
-  const westRegion = await start(westNode, west, westMesh, westGrpc, new Map([[westAccount, { baseUrl: emulator.url, credential: { kind: 'api-key', key: emulator.keys[0] as string } }]]));
+  const westRegion = await start(
+    westNode,
+    west,
+    westMesh,
+    westGrpc,
+    new Map([[westAccount, { baseUrl: emulator.url, credential: { kind: 'api-key', key: emulator.keys[0] as string } }]]),
+  );
 
   const account: Account = { id: westAccount, kind: 'api-key', homeRegion: west, weight: 1, concurrencyMax: 8, limits: accountRules };
   if (!eastRegion.runtime.policy.upsertAccount(account).ok) throw new Error('the account does not validate');
@@ -109,7 +131,11 @@ export async function startTwoRegions(options: TwoRegionOptions): Promise<TwoReg
     if (!eastRegion.runtime.policy.upsertTenant(tenant).ok) throw new Error(`tenant ${spec.id} does not validate`);
   }
   const last = options.tenants.at(-1)?.id as TenantId;
-  await until(() => westRegion.runtime.policy.tenant(last) !== undefined && westRegion.runtime.pool.account(westAccount) !== undefined, 'the policy reaches eu-west', 10_000);
+  await until(
+    () => westRegion.runtime.policy.tenant(last) !== undefined && westRegion.runtime.pool.account(westAccount) !== undefined,
+    'the policy reaches eu-west',
+    10_000,
+  );
   await until(() => eastRegion.runtime.node.peerConnected(westNode), 'the mesh link is up', 10_000);
 
   const clients: CarpoolClient[] = [];

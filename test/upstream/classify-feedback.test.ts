@@ -44,7 +44,12 @@ describe('feedbackOfStatus', () => {
     expect(feedback).toEqual({
       kind: 'rate-limited',
       retryAfterMs: 12_000,
-      rateLimits: { requests: undefined, tokens: { limit: undefined, remaining: 0, resetAtMs: nowMs + 12_000 }, inputTokens: undefined, outputTokens: undefined },
+      rateLimits: {
+        requests: undefined,
+        tokens: { limit: undefined, remaining: 0, resetAtMs: nowMs + 12_000 },
+        inputTokens: undefined,
+        outputTokens: undefined,
+      },
     });
   });
 

@@ -10,7 +10,15 @@ const ev = (event: string, data: unknown): SseEvent => ({ event, data: JSON.stri
 const stream: readonly SseEvent[] = [
   ev('message_start', {
     type: 'message_start',
-    message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [], stop_reason: null, usage: { input_tokens: 25, output_tokens: 1, cache_creation_input_tokens: 100, cache_read_input_tokens: 2000 } },
+    message: {
+      id: 'msg_1',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-sonnet-4-5',
+      content: [],
+      stop_reason: null,
+      usage: { input_tokens: 25, output_tokens: 1, cache_creation_input_tokens: 100, cache_read_input_tokens: 2000 },
+    },
   }),
   ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
   ev('ping', { type: 'ping' }),
@@ -101,7 +109,10 @@ describe('MessageStream', () => {
   const bad: [string, readonly SseEvent[]][] = [
     ['data that is not JSON', [{ event: 'message_start', data: '{"type":', id: undefined }]],
     ['a block before message_start', [stream[1]!]],
-    ['a block index out of order', [stream[0]!, ev('content_block_start', { type: 'content_block_start', index: 3, content_block: { type: 'text', text: '' } })]],
+    [
+      'a block index out of order',
+      [stream[0]!, ev('content_block_start', { type: 'content_block_start', index: 3, content_block: { type: 'text', text: '' } })],
+    ],
     ['a delta for a stopped block', [...stream.slice(0, 6), stream[3]!]],
     ['a negative token count', [ev('message_start', { type: 'message_start', message: { id: 'm', usage: { input_tokens: -1 } } })]],
     ['an event after message_stop', [...stream, stream[2]!]],

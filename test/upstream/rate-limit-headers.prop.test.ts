@@ -49,14 +49,23 @@ const arbWindow: fc.Arbitrary<UnifiedWindow | undefined> = fc.option(
   fc.record({
     status: fc.option(fc.constantFrom(...statuses), { nil: undefined }),
     // Ten-thousandths, as a decimal the upstream could print; up to the bound.
-    utilization: fc.option(fc.integer({ min: 0, max: unifiedUtilizationMax * 10_000 }).map((n) => n / 10_000), { nil: undefined }),
-    resetAtMs: fc.option(fc.integer({ min: 0, max: 99_999_999_999 }).map((s) => s * 1_000), { nil: undefined }),
+    utilization: fc.option(
+      fc.integer({ min: 0, max: unifiedUtilizationMax * 10_000 }).map((n) => n / 10_000),
+      { nil: undefined },
+    ),
+    resetAtMs: fc.option(
+      fc.integer({ min: 0, max: 99_999_999_999 }).map((s) => s * 1_000),
+      { nil: undefined },
+    ),
   }),
   { nil: undefined },
 );
 const arbUnified = fc.record({
   status: fc.option(fc.constantFrom(...statuses), { nil: undefined }),
-  resetAtMs: fc.option(fc.integer({ min: 0, max: 99_999_999_999 }).map((s) => s * 1_000), { nil: undefined }),
+  resetAtMs: fc.option(
+    fc.integer({ min: 0, max: 99_999_999_999 }).map((s) => s * 1_000),
+    { nil: undefined },
+  ),
   windows: fc.record({ 'five-hour': arbWindow, 'seven-day': arbWindow }),
 });
 
@@ -77,9 +86,14 @@ function printUnified(limits: UnifiedLimits): Record<string, string> {
 
 /** What the parser must make of `limits`: empty windows absent, and no group at all if nothing is left. */
 function expected(limits: UnifiedLimits): UnifiedLimits | undefined {
-  const empty = (w: UnifiedWindow | undefined): boolean => w === undefined || (w.status === undefined && w.utilization === undefined && w.resetAtMs === undefined);
-  const windows = { 'five-hour': empty(limits.windows['five-hour']) ? undefined : limits.windows['five-hour'], 'seven-day': empty(limits.windows['seven-day']) ? undefined : limits.windows['seven-day'] };
-  if (limits.status === undefined && limits.resetAtMs === undefined && windows['five-hour'] === undefined && windows['seven-day'] === undefined) return undefined;
+  const empty = (w: UnifiedWindow | undefined): boolean =>
+    w === undefined || (w.status === undefined && w.utilization === undefined && w.resetAtMs === undefined);
+  const windows = {
+    'five-hour': empty(limits.windows['five-hour']) ? undefined : limits.windows['five-hour'],
+    'seven-day': empty(limits.windows['seven-day']) ? undefined : limits.windows['seven-day'],
+  };
+  if (limits.status === undefined && limits.resetAtMs === undefined && windows['five-hour'] === undefined && windows['seven-day'] === undefined)
+    return undefined;
   return { ...limits, windows };
 }
 

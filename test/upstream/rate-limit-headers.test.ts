@@ -135,7 +135,8 @@ describe('parseRateLimits: unified subscription windows', () => {
   });
 
   it('takes an RFC 3339 reset too, and follows a reset that changes between answers', () => {
-    const resetOf = (value: string): number | undefined => parseRateLimits({ 'anthropic-ratelimit-unified-7d-reset': value }).unified?.windows['seven-day']?.resetAtMs;
+    const resetOf = (value: string): number | undefined =>
+      parseRateLimits({ 'anthropic-ratelimit-unified-7d-reset': value }).unified?.windows['seven-day']?.resetAtMs;
     expect(resetOf('2026-02-16T00:00:00Z')).toBe(Date.UTC(2026, 1, 16));
     expect(resetOf('1771189200')).toBe(1_771_189_200_000);
     expect(resetOf('1771189200')).toBe(1_771_189_200_000);
@@ -145,8 +146,17 @@ describe('parseRateLimits: unified subscription windows', () => {
   });
 
   it('reads a utilisation only as a plain decimal from 0 to 10', () => {
-    for (const [text, share] of [['0', 0], ['1', 1], ['0.5', 0.5], ['1.000', 1], ['10', 10], ['000.25', 0.25]] as const) expect(parseUtilization(text)).toBe(share);
-    for (const bad of [undefined, '', '-0', '+0.5', '.5', '5.', '1e-3', 'NaN', 'Infinity', '0x1', '10.5', '1234567', '0.5 ', '٠.5']) expect(parseUtilization(bad)).toBeUndefined();
+    for (const [text, share] of [
+      ['0', 0],
+      ['1', 1],
+      ['0.5', 0.5],
+      ['1.000', 1],
+      ['10', 10],
+      ['000.25', 0.25],
+    ] as const)
+      expect(parseUtilization(text)).toBe(share);
+    for (const bad of [undefined, '', '-0', '+0.5', '.5', '5.', '1e-3', 'NaN', 'Infinity', '0x1', '10.5', '1234567', '0.5 ', '٠.5'])
+      expect(parseUtilization(bad)).toBeUndefined();
   });
 });
 

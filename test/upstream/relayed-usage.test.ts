@@ -7,7 +7,10 @@ import { relayedBytesPerToken, relayedUsage } from '../../src/upstream/relayed-u
 import type { SseEvent } from '../../src/upstream/sse-parser.js';
 
 const event = (name: string, data: unknown): SseEvent => ({ event: name, data: JSON.stringify(data), id: undefined });
-const start = event('message_start', { type: 'message_start', message: { id: 'msg_1', model: 'm', usage: { input_tokens: 12, output_tokens: 1, cache_creation_input_tokens: 3, cache_read_input_tokens: 40 } } });
+const start = event('message_start', {
+  type: 'message_start',
+  message: { id: 'msg_1', model: 'm', usage: { input_tokens: 12, output_tokens: 1, cache_creation_input_tokens: 3, cache_read_input_tokens: 40 } },
+});
 
 function fed(...events: SseEvent[]): MessageStream {
   const stream = new MessageStream();
@@ -32,7 +35,10 @@ describe('relayedUsage', () => {
     const bytes = 3 + new TextEncoder().encode('Größe 相乗り 🚗').length + 7;
     expect(stream.contentBytes).toBe(bytes);
     expect(stream.outputTokensReported).toBe(false);
-    expect(relayedUsage(stream, bytes)).toEqual({ usage: { input: 12, output: Math.ceil(bytes / relayedBytesPerToken), cacheWrite: 3, cacheRead: 40 }, estimated: true });
+    expect(relayedUsage(stream, bytes)).toEqual({
+      usage: { input: 12, output: Math.ceil(bytes / relayedBytesPerToken), cacheWrite: 3, cacheRead: 40 },
+      estimated: true,
+    });
     // Only what was relayed counts, not all that was read; message_start's placeholder never does.
     expect(relayedUsage(stream, 0)).toEqual({ usage: { input: 12, output: 0, cacheWrite: 3, cacheRead: 40 }, estimated: true });
     expect(relayedUsage(stream, 9).usage.output).toBe(3);

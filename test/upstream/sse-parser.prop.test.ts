@@ -15,9 +15,9 @@ const arbField = fc.oneof(
   arbValue.map((v) => `id: ${v}`),
   fc.constant('retry: 100'),
 );
-const arbEvent = fc.tuple(fc.array(fc.tuple(arbField, arbLineEnd), { minLength: 1, maxLength: 5 }), arbLineEnd).map(
-  ([lines, end]) => lines.map(([line, lineEnd]) => line + lineEnd).join('') + end,
-);
+const arbEvent = fc
+  .tuple(fc.array(fc.tuple(arbField, arbLineEnd), { minLength: 1, maxLength: 5 }), arbLineEnd)
+  .map(([lines, end]) => lines.map(([line, lineEnd]) => line + lineEnd).join('') + end);
 const arbStream = fc.array(arbEvent, { maxLength: 8 }).map((events) => new TextEncoder().encode(events.join('')));
 
 function parse(stream: Uint8Array, cuts: readonly number[]): SseEvent[] {

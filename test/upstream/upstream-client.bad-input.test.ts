@@ -187,7 +187,9 @@ const cases: readonly Case[] = [
     call: 'stream',
     handler: (_req, res) => {
       streamStart(res);
-      const delta = sseText([{ event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'z'.repeat(256 * 1024) } } }]);
+      const delta = sseText([
+        { event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'z'.repeat(256 * 1024) } } },
+      ]);
       void writeUntilClosed(res, () => delta, 200);
     },
     error: { kind: 'bad-response', usage: startUsage },
@@ -248,7 +250,10 @@ describe('bad upstream input', () => {
       client = new UpstreamClient({ timers });
       const target = { baseUrl: server.baseUrl, credential: { kind: 'api-key', key: 'sk-ant-bad-input' } } as const;
       const options = c.timeouts === undefined ? {} : { timeouts: c.timeouts };
-      const result = c.call === 'complete' ? await client.complete(target, request, options) : await client.stream(target, request, { ...options, onEvent: () => undefined });
+      const result =
+        c.call === 'complete'
+          ? await client.complete(target, request, options)
+          : await client.stream(target, request, { ...options, onEvent: () => undefined });
       expect(result.ok).toBe(false);
       if (result.ok) return;
       expect(result.error).toMatchObject(c.error);

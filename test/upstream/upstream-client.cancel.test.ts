@@ -7,7 +7,17 @@ import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamClient } from '../../src/upstream/upstream-client.js';
 import type { UpstreamTarget } from '../../src/upstream/upstream-request.js';
-import { countingTimers, type LocalUpstream, type RecordedRequest, recordedEvents, recordedMessage, sleep, sseHeaders, sseText, startUpstream } from './local-upstream.js';
+import {
+  countingTimers,
+  type LocalUpstream,
+  type RecordedRequest,
+  recordedEvents,
+  recordedMessage,
+  sleep,
+  sseHeaders,
+  sseText,
+  startUpstream,
+} from './local-upstream.js';
 
 let server: LocalUpstream | undefined;
 let client: UpstreamClient | undefined;

@@ -105,7 +105,14 @@ describe('UpstreamClient.complete', () => {
       expect(result.ok).toBe(false);
       if (result.ok) return;
       const apiError = (body as { error: { type: string; message: string } }).error;
-      expect(result.error).toMatchObject({ kind: 'http-status', status, errorType: apiError.type, message: apiError.message, requestId: `req_${status}`, feedback });
+      expect(result.error).toMatchObject({
+        kind: 'http-status',
+        status,
+        errorType: apiError.type,
+        message: apiError.message,
+        requestId: `req_${status}`,
+        feedback,
+      });
       // A whole error body leaves its connection reusable.
       await nextTurn();
       expect((await client.complete({ baseUrl: server.baseUrl, credential: { kind: 'api-key', key: secret } }, request)).ok).toBe(false);

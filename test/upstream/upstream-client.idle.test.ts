@@ -50,7 +50,9 @@ describe('UpstreamClient.complete idle timeout', () => {
       const timers = countingTimers();
       client = new UpstreamClient({ timers });
       const started = Date.now();
-      const result = await client.complete({ baseUrl: server.baseUrl, credential: { kind: 'api-key', key: 'sk-ant-idle' } }, request, { timeouts: { idleTimeoutMs: 150 } });
+      const result = await client.complete({ baseUrl: server.baseUrl, credential: { kind: 'api-key', key: 'sk-ant-idle' } }, request, {
+        timeouts: { idleTimeoutMs: 150 },
+      });
       expect(result).toMatchObject({ ok: false, error: { kind: 'timeout', phase: 'idle', feedback: { kind: 'network' } } });
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(timers.pending()).toBe(0);
@@ -61,7 +63,10 @@ describe('UpstreamClient.complete idle timeout', () => {
   for (const withLength of [true, false]) {
     it(`reads a slow body whose gaps are each under the idle timeout (${withLength ? 'content-length' : 'chunked'})`, async () => {
       server = await startUpstream(async (_req, res) => {
-        res.writeHead(200, withLength ? { 'content-type': 'application/json', 'content-length': String(messageText.length) } : { 'content-type': 'application/json' });
+        res.writeHead(
+          200,
+          withLength ? { 'content-type': 'application/json', 'content-length': String(messageText.length) } : { 'content-type': 'application/json' },
+        );
         const pieces = 8;
         const size = Math.ceil(messageText.length / pieces);
         for (let i = 0; i < pieces; i++) {
@@ -72,7 +77,9 @@ describe('UpstreamClient.complete idle timeout', () => {
       });
       const timers = countingTimers();
       client = new UpstreamClient({ timers });
-      const result = await client.complete({ baseUrl: server.baseUrl, credential: { kind: 'api-key', key: 'sk-ant-idle' } }, request, { timeouts: { idleTimeoutMs: 300 } });
+      const result = await client.complete({ baseUrl: server.baseUrl, credential: { kind: 'api-key', key: 'sk-ant-idle' } }, request, {
+        timeouts: { idleTimeoutMs: 300 },
+      });
       expect(result).toMatchObject({ ok: true, value: { message: recordedMessage, usage: { input: 30, output: 7 } } });
       expect(timers.pending()).toBe(0);
     });

@@ -17,7 +17,10 @@ afterEach(async () => {
   client = server = undefined;
 });
 
-type Seen = { readonly what: 'headers'; readonly mode: UpstreamMode; readonly ms: number } | { readonly what: 'first-token'; readonly ms: number } | { readonly what: 'call'; readonly mode: UpstreamMode; readonly outcome: UpstreamOutcome; readonly ms: number };
+type Seen =
+  | { readonly what: 'headers'; readonly mode: UpstreamMode; readonly ms: number }
+  | { readonly what: 'first-token'; readonly ms: number }
+  | { readonly what: 'call'; readonly mode: UpstreamMode; readonly outcome: UpstreamOutcome; readonly ms: number };
 
 /** Records what it is told, on the real monotonic clock. */
 function recordingObserver(): UpstreamObserver & { readonly seen: Seen[] } {

@@ -51,7 +51,11 @@ afterAll(async () => {
 async function run(bytes: Uint8Array, cuts: readonly number[]): Promise<{ events: SseEvent[]; result: unknown }> {
   next = { bytes, cuts: [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b) };
   const events: SseEvent[] = [];
-  const result = await client.stream(target, { body: { model: 'claude-sonnet-4-5', max_tokens: 64, messages: [] } }, { onEvent: (event) => void events.push(event) });
+  const result = await client.stream(
+    target,
+    { body: { model: 'claude-sonnet-4-5', max_tokens: 64, messages: [] } },
+    { onEvent: (event) => void events.push(event) },
+  );
   return { events, result };
 }
 

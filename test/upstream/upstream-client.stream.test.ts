@@ -7,7 +7,18 @@ import type { SseEvent } from '../../src/upstream/sse-parser.js';
 import { UpstreamClient } from '../../src/upstream/upstream-client.js';
 import type { UpstreamTarget } from '../../src/upstream/upstream-request.js';
 import { upstreamIdleTimeoutMs } from '../../src/core/limits.js';
-import { countingTimers, type LocalUpstream, nextTurn, recordedEvents, recordedStream, sleep, sseHeaders, sseText, startUpstream, writePieces } from './local-upstream.js';
+import {
+  countingTimers,
+  type LocalUpstream,
+  nextTurn,
+  recordedEvents,
+  recordedStream,
+  sleep,
+  sseHeaders,
+  sseText,
+  startUpstream,
+  writePieces,
+} from './local-upstream.js';
 
 let server: LocalUpstream | undefined;
 let client: UpstreamClient | undefined;
@@ -73,7 +84,9 @@ describe('UpstreamClient.stream', () => {
   it('ends an overloaded_error event mid-stream with a stream-error, overloaded feedback and the usage so far', async () => {
     server = await startUpstream((_req, res) => {
       res.writeHead(200, sseHeaders);
-      res.end(sseText([...recordedEvents.slice(0, 4), { event: 'error', data: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } }]));
+      res.end(
+        sseText([...recordedEvents.slice(0, 4), { event: 'error', data: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } }]),
+      );
     });
     const timers = countingTimers();
     client = new UpstreamClient({ timers });

@@ -84,9 +84,11 @@ export function validateAuditEntry(value: unknown, field: string): Result<AuditE
   if (typeof atMs !== 'number' || !isCount(atMs)) return invalid(`${field}.atMs`, 'must be a non-negative safe integer');
   if (!isText(node)) return invalid(`${field}.node`, `must be 1 to ${auditTextLengthMax} characters`);
   if (!isText(actor)) return invalid(`${field}.actor`, `must be 1 to ${auditTextLengthMax} characters`);
-  if (typeof action !== 'string' || action.length > 32 || !actionPattern.test(action)) return invalid(`${field}.action`, 'must be a dotted lowercase name such as tenant.put');
+  if (typeof action !== 'string' || action.length > 32 || !actionPattern.test(action))
+    return invalid(`${field}.action`, 'must be a dotted lowercase name such as tenant.put');
   if (!isText(target)) return invalid(`${field}.target`, `must be 1 to ${auditTextLengthMax} characters`);
-  if (reason !== undefined && !isValidAuditReason(reason)) return invalid(`${field}.reason`, `must be 1 to ${auditTextLengthMax} characters without control characters`);
+  if (reason !== undefined && !isValidAuditReason(reason))
+    return invalid(`${field}.reason`, `must be 1 to ${auditTextLengthMax} characters without control characters`);
   const checked = detail === undefined ? ok(undefined) : validateDetail(detail, `${field}.detail`);
   if (!checked.ok) return checked;
   const entry: AuditEntry = {
@@ -135,14 +137,21 @@ export function settingsAuditDetail(patch: SettingsPatch): Record<string, AuditD
   if (pool?.strategy !== undefined) detail.poolStrategy = pool.strategy ?? auditDefault;
   if (pool?.sticky !== undefined) detail.poolSticky = pool.sticky ?? auditDefault;
   if (pool?.regionStrategy !== undefined) {
-    const regions = pool.regionStrategy === null ? auditDefault : Object.entries(pool.regionStrategy).map(([region, strategy]) => `${region}=${strategy ?? auditDefault}`).join(' ');
+    const regions =
+      pool.regionStrategy === null
+        ? auditDefault
+        : Object.entries(pool.regionStrategy)
+            .map(([region, strategy]) => `${region}=${strategy ?? auditDefault}`)
+            .join(' ');
     detail.regionStrategy = auditText(regions);
   }
   if (pool?.health === null) detail.health = auditDefault;
   else if (pool?.health !== undefined) for (const [name, value] of Object.entries(pool.health)) if (value !== undefined) detail[name] = value ?? auditDefault;
   if (patch.shed === null) detail.shed = auditDefault;
   else if (patch.shed !== undefined) {
-    const parts = Object.entries(patch.shed).flatMap(([tier, thresholds]) => Object.entries(thresholds ?? {}).map(([name, value]) => `${tier}.${name}=${String(value)}`));
+    const parts = Object.entries(patch.shed).flatMap(([tier, thresholds]) =>
+      Object.entries(thresholds ?? {}).map(([name, value]) => `${tier}.${name}=${String(value)}`),
+    );
     detail.shed = auditText(parts.join(' '));
   }
   return detail;

@@ -134,12 +134,8 @@ export class PolicyDocument {
     this.settingsRoot.observe(() => {
       this.settingsCache = undefined;
     });
-    this.tenantView = new SubjectView(this.tenantsRoot, (id, entry) =>
-      readSubject(entry, 'tenants', id, tenantFieldNames, validateTenant),
-    );
-    this.accountView = new SubjectView(this.accountsRoot, (id, entry) =>
-      readSubject(entry, 'accounts', id, accountFieldNames, validateAccount),
-    );
+    this.tenantView = new SubjectView(this.tenantsRoot, (id, entry) => readSubject(entry, 'tenants', id, tenantFieldNames, validateTenant));
+    this.accountView = new SubjectView(this.accountsRoot, (id, entry) => readSubject(entry, 'accounts', id, accountFieldNames, validateAccount));
     this.doc.on('update', (update: Uint8Array, origin: unknown) => {
       this.changeCount++;
       if (this.unsavedUpdates !== undefined && origin !== this.restoreOrigin) {

@@ -1,14 +1,5 @@
 import { isCount } from '../../core/assert.js';
-import {
-  type AccountId,
-  isValidId,
-  isValidName,
-  parseAccountId,
-  parseRegionId,
-  parseTenantId,
-  type RegionId,
-  type TenantId,
-} from '../../core/ids.js';
+import { type AccountId, isValidId, isValidName, parseAccountId, parseRegionId, parseTenantId, type RegionId, type TenantId } from '../../core/ids.js';
 import {
   accountDedicatedTenantsMax,
   apiKeyNameLengthMax,
@@ -86,9 +77,7 @@ export type AccountKind = (typeof accountKinds)[number];
  * limit never names it.
  */
 export type LimitWindowUnit = Exclude<WindowUnit, 'sec10'>;
-export const limitWindowUnits: readonly LimitWindowUnit[] = windowUnits.filter(
-  (unit): unit is LimitWindowUnit => unit !== 'sec10',
-);
+export const limitWindowUnits: readonly LimitWindowUnit[] = windowUnits.filter((unit): unit is LimitWindowUnit => unit !== 'sec10');
 
 export interface LimitRule {
   /** A counter metric name such as `requests`, `weighted_tokens` or `cost`. */
@@ -198,7 +187,18 @@ export function clientCancelModeOf(tenant: Tenant): ClientCancelMode {
  * have operations of their own. A field this list does not name is refused in an admin write, so
  * a misspelt optional field is an error instead of a silently ignored one.
  */
-export const tenantWritableFields = ['tier', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency', 'poolStrategy'] as const;
+export const tenantWritableFields = [
+  'tier',
+  'requireSignature',
+  'concurrencyMax',
+  'weights',
+  'limits',
+  'userLimits',
+  'userConcurrencyMax',
+  'onClientCancel',
+  'idempotency',
+  'poolStrategy',
+] as const;
 
 /** The fields of an account that an operator writes (PUT /policy/accounts/{id}, PutAccount). */
 export const accountWritableFields = ['kind', 'homeRegion', 'weight', 'concurrencyMax', 'limits', 'dedicatedTenants'] as const;
@@ -477,7 +477,8 @@ export function validateTenant(value: unknown): Result<Tenant, PolicyError> {
   const idempotency = value.idempotency ?? 'mesh';
   if (!isOneOf(idempotencyScopes, idempotency)) return invalid(`${path}.idempotency`, `must be one of ${idempotencyScopes.join(', ')}`);
   const poolStrategy = value.poolStrategy;
-  if (poolStrategy !== undefined && !isOneOf(baseStrategyNames, poolStrategy)) return invalid(`${path}.poolStrategy`, `must be one of ${baseStrategyNames.join(', ')}`);
+  if (poolStrategy !== undefined && !isOneOf(baseStrategyNames, poolStrategy))
+    return invalid(`${path}.poolStrategy`, `must be one of ${baseStrategyNames.join(', ')}`);
   const tenant: Tenant = {
     id: id.value,
     tier: value.tier,
@@ -779,7 +780,11 @@ function validateRegionStrategies(value: unknown, field: string, nulls: boolean)
  * Health timings, each optional; in a patch (`nulls`) a timing may be null, back to its default.
  * Whether they agree with each other is `checkHealthTimings`', once merged with what is stored.
  */
-function validateHealthTimings(value: unknown, field: string, nulls: boolean): Result<Readonly<Partial<Record<keyof HealthTimings, number | null>>>, PolicyError> {
+function validateHealthTimings(
+  value: unknown,
+  field: string,
+  nulls: boolean,
+): Result<Readonly<Partial<Record<keyof HealthTimings, number | null>>>, PolicyError> {
   if (!isFields(value)) return invalid(field, 'must be an object');
   const timings: Partial<Record<keyof HealthTimings, number | null>> = {};
   for (const [name, given] of Object.entries(value)) {
@@ -804,9 +809,24 @@ function validateHealthTimings(value: unknown, field: string, nulls: boolean): R
  */
 export function checkHealthTimings(timings: HealthTimings, field: string, given: ReadonlySet<string> = new Set()): Result<HealthTimings, PolicyError> {
   const pairs: readonly [keyof HealthTimings, keyof HealthTimings, boolean, string][] = [
-    ['throttleShortMsMax', 'rateLimitCooldownMsMax', timings.throttleShortMsMax < timings.rateLimitCooldownMsMax, 'a short throttle must be shorter than the longest cooldown'],
-    ['rateLimitCooldownMs', 'rateLimitCooldownMsMax', timings.rateLimitCooldownMs <= timings.rateLimitCooldownMsMax, 'the default cooldown must not exceed the longest'],
-    ['overloadBackoffMsBase', 'overloadBackoffMsMax', timings.overloadBackoffMsBase <= timings.overloadBackoffMsMax, 'the first overload backoff must not exceed the longest'],
+    [
+      'throttleShortMsMax',
+      'rateLimitCooldownMsMax',
+      timings.throttleShortMsMax < timings.rateLimitCooldownMsMax,
+      'a short throttle must be shorter than the longest cooldown',
+    ],
+    [
+      'rateLimitCooldownMs',
+      'rateLimitCooldownMsMax',
+      timings.rateLimitCooldownMs <= timings.rateLimitCooldownMsMax,
+      'the default cooldown must not exceed the longest',
+    ],
+    [
+      'overloadBackoffMsBase',
+      'overloadBackoffMsMax',
+      timings.overloadBackoffMsBase <= timings.overloadBackoffMsMax,
+      'the first overload backoff must not exceed the longest',
+    ],
     ['circuitOpenMsBase', 'circuitOpenMsMax', timings.circuitOpenMsBase <= timings.circuitOpenMsMax, 'the first circuit opening must not exceed the longest'],
   ];
   for (const [first, second, holds, reason] of pairs) {
@@ -828,7 +848,10 @@ function validateShedPatch(value: unknown, field: string): Result<ShedSettingsPa
     for (const [name, number] of Object.entries(given)) {
       if (number === undefined) continue;
       if (name !== 'depthMax' && name !== 'waitMsMax') return invalid(`${field}.${tier}.${name}`, 'unknown setting');
-      const checked = name === 'depthMax' ? validateIntegerIn(number, `${field}.${tier}.depthMax`, 1, tierQueueDepthMax) : validateIntegerIn(number, `${field}.${tier}.waitMsMax`, 0, tierQueueWaitMsMax);
+      const checked =
+        name === 'depthMax'
+          ? validateIntegerIn(number, `${field}.${tier}.depthMax`, 1, tierQueueDepthMax)
+          : validateIntegerIn(number, `${field}.${tier}.waitMsMax`, 0, tierQueueWaitMsMax);
       if (!checked.ok) return checked;
       thresholds[name] = checked.value;
     }
@@ -855,7 +878,8 @@ export function validateShedSettings(value: unknown, field: string): Result<Shed
     if (given.waitMsMax === undefined) return invalid(`${field}.${tier}.waitMsMax`, 'is required');
     const aboveThresholds = above === undefined ? undefined : thresholds[above];
     if (aboveThresholds !== undefined && given.depthMax > aboveThresholds.depthMax) return invalid(`${field}.${tier}.depthMax`, `must not exceed ${above}'s`);
-    if (aboveThresholds !== undefined && given.waitMsMax > aboveThresholds.waitMsMax) return invalid(`${field}.${tier}.waitMsMax`, `must not exceed ${above}'s`);
+    if (aboveThresholds !== undefined && given.waitMsMax > aboveThresholds.waitMsMax)
+      return invalid(`${field}.${tier}.waitMsMax`, `must not exceed ${above}'s`);
     thresholds[tier] = Object.freeze({ depthMax: given.depthMax, waitMsMax: given.waitMsMax });
     above = tier;
   }
@@ -884,11 +908,23 @@ export function readPoolSettings(stored: StoredSetting): SettingsRead<PoolSettin
     return fallback;
   };
   const strategyEntry = stored(poolSettingKeys.strategy);
-  const strategy = strategyEntry === undefined ? defaultPoolSettings.strategy : keep(isOneOf(baseStrategyNames, strategyEntry) ? ok(strategyEntry) : invalid('settings.pool.strategy', `must be one of ${baseStrategyNames.join(', ')}`), defaultPoolSettings.strategy);
+  const strategy =
+    strategyEntry === undefined
+      ? defaultPoolSettings.strategy
+      : keep(
+          isOneOf(baseStrategyNames, strategyEntry) ? ok(strategyEntry) : invalid('settings.pool.strategy', `must be one of ${baseStrategyNames.join(', ')}`),
+          defaultPoolSettings.strategy,
+        );
   const stickyEntry = stored(poolSettingKeys.sticky);
-  const sticky = stickyEntry === undefined ? defaultPoolSettings.sticky : keep(typeof stickyEntry === 'boolean' ? ok(stickyEntry) : invalid('settings.pool.sticky', 'must be a boolean'), defaultPoolSettings.sticky);
+  const sticky =
+    stickyEntry === undefined
+      ? defaultPoolSettings.sticky
+      : keep(typeof stickyEntry === 'boolean' ? ok(stickyEntry) : invalid('settings.pool.sticky', 'must be a boolean'), defaultPoolSettings.sticky);
   const regionsEntry = stored(poolSettingKeys.regionStrategy);
-  const regionStrategy = regionsEntry === undefined ? defaultPoolSettings.regionStrategy : keep(validateRegionStrategies(regionsEntry, 'settings.pool.regionStrategy', false), defaultPoolSettings.regionStrategy);
+  const regionStrategy =
+    regionsEntry === undefined
+      ? defaultPoolSettings.regionStrategy
+      : keep(validateRegionStrategies(regionsEntry, 'settings.pool.regionStrategy', false), defaultPoolSettings.regionStrategy);
   const healthEntry = stored(poolSettingKeys.health);
   let health = defaultHealthTimings;
   if (healthEntry !== undefined) {
@@ -957,7 +993,10 @@ function healthWrite(stored: StoredSetting, patch: NonNullable<PoolSettingsPatch
 }
 
 /** The policy's whole thresholds after `patch`: merged over the stored ones, complete, ordered. */
-function shedWrite(stored: StoredSetting, patch: ShedSettingsPatch | null): Result<Record<string, { depthMax: number; waitMsMax: number }> | undefined, PolicyError> {
+function shedWrite(
+  stored: StoredSetting,
+  patch: ShedSettingsPatch | null,
+): Result<Record<string, { depthMax: number; waitMsMax: number }> | undefined, PolicyError> {
   if (patch === null) return ok(undefined);
   const current = readShedSettings(stored).settings;
   const merged: Record<string, Partial<ShedTierSettings>> = {};

@@ -225,8 +225,7 @@ function decodeOrThrow(bytes: Uint8Array): Frame {
   if (bytes[0] !== frameMagic) fail('bad-magic', `first byte ${bytes[0]}`);
   if (bytes[1] !== frameVersion) fail('bad-version', `envelope version ${bytes[1]}`);
   const end = bytes.length - checksumBytes;
-  const expected =
-    ((bytes[end] as number) | ((bytes[end + 1] as number) << 8) | ((bytes[end + 2] as number) << 16) | ((bytes[end + 3] as number) << 24)) >>> 0;
+  const expected = ((bytes[end] as number) | ((bytes[end + 1] as number) << 8) | ((bytes[end + 2] as number) << 16) | ((bytes[end + 3] as number) << 24)) >>> 0;
   if (crc32c(bytes, 0, end) !== expected) fail('checksum', 'CRC-32C mismatch');
   const reader = new ProtoReader(bytes, headerBytes, end);
   let frame: Frame | undefined;

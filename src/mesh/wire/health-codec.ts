@@ -120,7 +120,8 @@ function readRow(reader: ProtoReader): HealthRecord {
 }
 
 function checkRow(raw: RawRow): HealthRecord {
-  for (const id of [raw.account, raw.node, raw.region]) if (id === undefined || !isValidId(id)) fail('bad-string', 'a health row needs an account, a node and a region');
+  for (const id of [raw.account, raw.node, raw.region])
+    if (id === undefined || !isValidId(id)) fail('bad-string', 'a health row needs an account, a node and a region');
   const stamp: HlcStamp = { wallMs: raw.wallMs, logical: raw.logical, node: raw.node as NodeId };
   return { account: raw.account as AccountId, health: healthOf(raw), stamp, region: raw.region as RegionId };
 }

@@ -106,7 +106,7 @@ export class ProtoWriter {
     let denseSize = 0;
     let runsSize = 0;
     const runs: number[] = [];
-    for (let i = 0; i < values.length; ) {
+    for (let i = 0; i < values.length;) {
       const value = values[i] as number;
       let end = i + 1;
       while (end < values.length && values[end] === value) end++;

@@ -123,7 +123,7 @@ export function readQuorumRead(reader: ProtoReader): QuorumRead {
     } else reader.skipField(wireType);
   }
   if (keys.length > 0 && (since !== undefined || relay !== undefined)) fail('inconsistent', 'QuorumRead with keys carries no probe fields');
-  if (relay !== undefined && since === undefined) fail('inconsistent', 'a relayed QuorumRead carries the prober\'s digest');
+  if (relay !== undefined && since === undefined) fail('inconsistent', "a relayed QuorumRead carries the prober's digest");
   return { round: checkRound(round, 'QuorumRead'), keys, ...(since === undefined ? {} : { since }), ...(relay === undefined ? {} : { relay }) };
 }
 

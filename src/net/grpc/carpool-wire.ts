@@ -430,7 +430,8 @@ const wireOfConsistency: Readonly<Record<Consistency, string>> = Object.freeze({
 
 /** Refuses an enum value this version does not know: proto3 enums are open, the handler's are not. */
 export function decodeGetUsageRequest(wire: WireGetUsageRequest): Result<GetUsageRequest, InvalidRequest> {
-  const consistency = typeof wire.consistency === 'string' && Object.hasOwn(consistencyOfWire, wire.consistency) ? consistencyOfWire[wire.consistency] : undefined;
+  const consistency =
+    typeof wire.consistency === 'string' && Object.hasOwn(consistencyOfWire, wire.consistency) ? consistencyOfWire[wire.consistency] : undefined;
   if (consistency === undefined) return err({ kind: 'invalid', field: 'consistency', reason: `unknown value ${String(wire.consistency)}` });
   return ok({ consistency, user: wire.user });
 }
@@ -510,7 +511,16 @@ export function decodeEnableAccountRequest(wire: WireEnableAccountRequest): Enab
 }
 
 export function decodeAdjustUsageRequest(wire: WireAdjustUsageRequest): AdjustUsageRequest {
-  return { scope: wire.scope, subject: wire.subject, metric: wire.metric, window: wire.window, index: wire.index, kind: wire.kind, amount: wire.amount, reason: wire.reason };
+  return {
+    scope: wire.scope,
+    subject: wire.subject,
+    metric: wire.metric,
+    window: wire.window,
+    index: wire.index,
+    kind: wire.kind,
+    amount: wire.amount,
+    reason: wire.reason,
+  };
 }
 
 export function decodeGetAuditRequest(wire: WireGetAuditRequest): GetAuditRequest {
@@ -570,7 +580,8 @@ function encodeUsageTotals(totals: UsageTotals, field: string): WireUsageTotals 
 }
 
 function decodeUsageTotals(wire: WireUsageTotals | null | undefined): UsageTotals {
-  if (wire === null || wire === undefined) return { requests: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, weightedTokens: 0, costMicros: 0 };
+  if (wire === null || wire === undefined)
+    return { requests: 0, inputTokens: 0, outputTokens: 0, cacheWriteTokens: 0, cacheReadTokens: 0, weightedTokens: 0, costMicros: 0 };
   return {
     requests: wire.requests,
     inputTokens: wire.input_tokens,
@@ -584,7 +595,17 @@ function decodeUsageTotals(wire: WireUsageTotals | null | undefined): UsageTotal
 
 /** A row on the wire: a missing user, key, account or price is '' (or -1 for the price), as proto3 has no null. */
 function encodeUsageRow(row: LedgerRow): WireUsageRow {
-  for (const name of ['inputTokens', 'outputTokens', 'cacheWriteTokens', 'cacheReadTokens', 'weightedTokens', 'chargedAtMs', 'settledAtMs', 'durationMs'] as const) assertCount(row[name], `rows.${name}`);
+  for (const name of [
+    'inputTokens',
+    'outputTokens',
+    'cacheWriteTokens',
+    'cacheReadTokens',
+    'weightedTokens',
+    'chargedAtMs',
+    'settledAtMs',
+    'durationMs',
+  ] as const)
+    assertCount(row[name], `rows.${name}`);
   assert(row.costMicros === null || isCount(row.costMicros), 'rows.costMicros is a count or null');
   return {
     request_id: row.requestId,
@@ -658,12 +679,26 @@ export function encodeApiKeyInfo(info: ApiKeyInfo): WireApiKeyInfo {
   assertCount(info.createdAtMs, 'created_at_ms');
   assertCount(info.expiresAtMs, 'expires_at_ms');
   assertCount(info.revokedAtMs, 'revoked_at_ms');
-  return { key_id: info.keyId, name: info.name, created_at_ms: info.createdAtMs, expires_at_ms: info.expiresAtMs, revoked_at_ms: info.revokedAtMs, state: info.state };
+  return {
+    key_id: info.keyId,
+    name: info.name,
+    created_at_ms: info.createdAtMs,
+    expires_at_ms: info.expiresAtMs,
+    revoked_at_ms: info.revokedAtMs,
+    state: info.state,
+  };
 }
 
 export function decodeApiKeyInfo(wire: WireApiKeyInfo | null | undefined): ApiKeyInfo {
   if (wire === null || wire === undefined) return { keyId: '', name: '', createdAtMs: 0, expiresAtMs: 0, revokedAtMs: 0, state: '' };
-  return { keyId: wire.key_id, name: wire.name, createdAtMs: wire.created_at_ms, expiresAtMs: wire.expires_at_ms, revokedAtMs: wire.revoked_at_ms, state: wire.state };
+  return {
+    keyId: wire.key_id,
+    name: wire.name,
+    createdAtMs: wire.created_at_ms,
+    expiresAtMs: wire.expires_at_ms,
+    revokedAtMs: wire.revoked_at_ms,
+    state: wire.state,
+  };
 }
 
 export function encodeCreateApiKeyResponse(response: CreateApiKeyResponse): WireCreateApiKeyResponse {
@@ -693,7 +728,15 @@ export function encodeGetAuditResponse(response: GetAuditResponse): WireGetAudit
   return {
     entries: response.entries.map((entry) => {
       assertCount(entry.atMs, 'entries.at_ms');
-      return { at_ms: entry.atMs, node: entry.node, actor: entry.actor, action: entry.action, target: entry.target, reason: entry.reason, detail_json: entry.detailJson };
+      return {
+        at_ms: entry.atMs,
+        node: entry.node,
+        actor: entry.actor,
+        action: entry.action,
+        target: entry.target,
+        reason: entry.reason,
+        detail_json: entry.detailJson,
+      };
     }),
     invalid_entries: response.invalidEntries,
   };

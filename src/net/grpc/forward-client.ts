@@ -36,7 +36,12 @@ export class ForwardClient {
   private readonly channels = new Map<string, Client>();
   private closed = false;
 
-  async execute(address: string, request: ForwardRequest, proof: ForwardProof, options: ForwardExecuteOptions): Promise<Result<ForwardResult, ForwardTransportError>> {
+  async execute(
+    address: string,
+    request: ForwardRequest,
+    proof: ForwardProof,
+    options: ForwardExecuteOptions,
+  ): Promise<Result<ForwardResult, ForwardTransportError>> {
     if (this.closed) return err({ kind: 'transport', code: 'CANCELLED', detail: 'the forward client is closed', eventsSeen: 0 });
     const client = this.channelFor(address);
     const metadata = new Metadata();

@@ -234,14 +234,23 @@ export function decodeFeedback(bytes: Uint8Array): AccountFeedback | undefined {
 function decodeRateLimits(value: unknown): RateLimitSnapshot | undefined {
   // JSON drops undefined fields, so a snapshot with no windows arrives as {}.
   if (!isRecord(value)) return undefined;
-  const windows: Record<Exclude<keyof RateLimitSnapshot, 'unified'>, RateLimitWindow | undefined> = { requests: undefined, tokens: undefined, inputTokens: undefined, outputTokens: undefined };
+  const windows: Record<Exclude<keyof RateLimitSnapshot, 'unified'>, RateLimitWindow | undefined> = {
+    requests: undefined,
+    tokens: undefined,
+    inputTokens: undefined,
+    outputTokens: undefined,
+  };
   for (const name of Object.keys(windows) as (keyof typeof windows)[]) {
     const window = value[name];
     if (window === undefined) continue;
     if (!isRecord(window)) return undefined;
     const fields = [window.limit, window.remaining, window.resetAtMs];
     if (!fields.every((field) => field === undefined || (typeof field === 'number' && Number.isFinite(field) && field >= 0))) return undefined;
-    windows[name] = { limit: window.limit as number | undefined, remaining: window.remaining as number | undefined, resetAtMs: window.resetAtMs as number | undefined };
+    windows[name] = {
+      limit: window.limit as number | undefined,
+      remaining: window.remaining as number | undefined,
+      resetAtMs: window.resetAtMs as number | undefined,
+    };
   }
   if (value.unified === undefined) return { ...windows, unified: undefined };
   const unified = decodeUnified(value.unified);

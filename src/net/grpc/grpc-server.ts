@@ -26,10 +26,27 @@ import {
   grpcStreamsPerConnectionMax,
 } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
-import type { AdminCall, AdminError, AdminServiceHandler, CallContext, CarpoolCredentials, CarpoolHandler, GatewayError, GetPolicyRequest, ServiceError } from './carpool-handler.js';
+import type {
+  AdminCall,
+  AdminError,
+  AdminServiceHandler,
+  CallContext,
+  CarpoolCredentials,
+  CarpoolHandler,
+  GatewayError,
+  GetPolicyRequest,
+  ServiceError,
+} from './carpool-handler.js';
 import type { SseEvent } from '../../upstream/sse-parser.js';
 import { openCall } from './call-context.js';
-import { carpoolProtoPath, forwardProtoPath, forwardServiceOf, loadCarpoolProto, type AdminServiceMethods, type CarpoolServiceMethods } from './carpool-proto.js';
+import {
+  carpoolProtoPath,
+  forwardProtoPath,
+  forwardServiceOf,
+  loadCarpoolProto,
+  type AdminServiceMethods,
+  type CarpoolServiceMethods,
+} from './carpool-proto.js';
 import type { ForwardHandler, ForwardResult } from './forward-handler.js';
 import {
   decodeForwardProof,
@@ -286,7 +303,12 @@ export class CarpoolGrpcServer {
         if (!credentials.ok) return credentials;
         const request = decodeGetUsageRequest(wire);
         if (!request.ok) return request;
-        const result = await handler.getUsage({ ...context, request: request.value, credentials: credentials.value, signedContent: signed(context, emptyBody) });
+        const result = await handler.getUsage({
+          ...context,
+          request: request.value,
+          credentials: credentials.value,
+          signedContent: signed(context, emptyBody),
+        });
         return result.ok ? ok(encodeGetUsageResponse(result.value)) : result;
       }),
     };
@@ -328,8 +350,16 @@ export class CarpoolGrpcServer {
         return result.ok ? ok(encode(result.value)) : result;
       });
     const methods: { readonly [K in keyof AdminServiceMethods]: UntypedHandleCall } = {
-      GetPolicy: method((): GetPolicyRequest => ({}), (call) => handler.getPolicy(call), encodePolicyJson),
-      GetPool: method((): GetPolicyRequest => ({}), (call) => handler.getPool(call), encodePolicyJson),
+      GetPolicy: method(
+        (): GetPolicyRequest => ({}),
+        (call) => handler.getPolicy(call),
+        encodePolicyJson,
+      ),
+      GetPool: method(
+        (): GetPolicyRequest => ({}),
+        (call) => handler.getPool(call),
+        encodePolicyJson,
+      ),
       PutTenant: method(decodePutSubjectRequest, (call) => handler.putTenant(call), encodePolicyJson),
       RemoveTenant: method(decodeRemoveSubjectRequest, (call) => handler.removeTenant(call), encodeRemoveSubjectResponse),
       PutAccount: method(decodePutSubjectRequest, (call) => handler.putAccount(call), encodePolicyJson),

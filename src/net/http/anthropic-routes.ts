@@ -74,7 +74,10 @@ function peek(bytes: Uint8Array): BodyPeek | undefined {
 }
 
 /** The common start of the two POST routes: content type, body, headers. Answers and returns undefined on a refusal. */
-async function readPost(exchange: HttpExchange, models: ModelCatalogue): Promise<{ body: Uint8Array; peeked: BodyPeek | undefined; version: string; beta: string } | undefined> {
+async function readPost(
+  exchange: HttpExchange,
+  models: ModelCatalogue,
+): Promise<{ body: Uint8Array; peeked: BodyPeek | undefined; version: string; beta: string } | undefined> {
   if (!isJson(exchange.req.headers['content-type'])) {
     // The body is not read: the connection closes after the answer.
     exchange.sendError(415, 'content-type must be application/json', { connection: 'close' });

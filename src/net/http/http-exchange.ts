@@ -126,7 +126,12 @@ export class HttpExchange {
   send(status: number, body: string | Uint8Array, contentType: string, headers: OutgoingHttpHeaders = {}): void {
     const res = this.res;
     if (res.headersSent || res.destroyed) return;
-    res.writeHead(status, { ...this.headers, ...headers, 'content-type': contentType, 'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length });
+    res.writeHead(status, {
+      ...this.headers,
+      ...headers,
+      'content-type': contentType,
+      'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
+    });
     res.end(body);
   }
 

@@ -128,7 +128,10 @@ export class HttpFrontDoor {
     this.bounds = { ...defaultHttpBounds, ...options.bounds };
     const b = this.bounds;
     assert(Number.isSafeInteger(b.bodyBytesMax) && b.bodyBytesMax >= 1 && b.bodyBytesMax <= httpBodyBytesMax, 'bodyBytesMax is 1 to httpBodyBytesMax');
-    assert(Number.isSafeInteger(b.connectionsMax) && b.connectionsMax >= 1 && b.connectionsMax <= httpConnectionsMax, 'connectionsMax is 1 to httpConnectionsMax');
+    assert(
+      Number.isSafeInteger(b.connectionsMax) && b.connectionsMax >= 1 && b.connectionsMax <= httpConnectionsMax,
+      'connectionsMax is 1 to httpConnectionsMax',
+    );
     assert(b.headersTimeoutMs >= 1 && b.headersTimeoutMs <= b.requestTimeoutMs && b.keepAliveTimeoutMs >= 1, 'the head arrives within the request timeout');
     this.callsInFlightMax = options.callsInFlightMax ?? httpCallsInFlightMax;
     assert(this.callsInFlightMax >= 1 && this.callsInFlightMax <= httpCallsInFlightMax, 'callsInFlightMax is 1 to httpCallsInFlightMax');
@@ -136,7 +139,8 @@ export class HttpFrontDoor {
     this.serverHeaders = options.serverHeaders ?? {};
     this.log = options.log ?? ((line) => console.error(line));
     this.onHandlerError =
-      options.onHandlerError ?? ((error, path) => this.log(`http: ${path} handler failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));
+      options.onHandlerError ??
+      ((error, path) => this.log(`http: ${path} handler failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));
     for (const route of options.routes ?? []) this.addRoute(route);
     this.server = createServer(
       {
@@ -157,7 +161,10 @@ export class HttpFrontDoor {
   addRoute(route: HttpRoute): void {
     assert(!this.started, 'routes are added before the server starts');
     const segments = splitPath(route.path);
-    assert(segments !== undefined && !segments.includes('') && !this.routes.some((r) => r.route.method === route.method && r.route.path === route.path), `one route per method and path: ${route.method} ${route.path}`);
+    assert(
+      segments !== undefined && !segments.includes('') && !this.routes.some((r) => r.route.method === route.method && r.route.path === route.path),
+      `one route per method and path: ${route.method} ${route.path}`,
+    );
     this.routes.push({ route, segments });
   }
 
@@ -236,13 +243,22 @@ export class HttpFrontDoor {
     if (segments === undefined) return exchange.sendError(400, 'the request path is not valid percent-encoding', { connection: 'close' });
     if (match?.kind !== 'route') {
       this.unrouted++;
-      if (match?.kind === 'method') return exchange.sendError(405, `${req.method ?? ''} is not allowed on ${url.pathname}; use ${match.allow.join(', ')}`, { allow: match.allow.join(', '), connection: 'close' });
+      if (match?.kind === 'method')
+        return exchange.sendError(405, `${req.method ?? ''} is not allowed on ${url.pathname}; use ${match.allow.join(', ')}`, {
+          allow: match.allow.join(', '),
+          connection: 'close',
+        });
       return exchange.sendError(404, `no route ${req.method ?? ''} ${url.pathname}; this endpoint serves ${this.routeList()}`, { connection: 'close' });
     }
     if (this.inFlight >= this.callsInFlightMax) {
       this.refusedInFlight++;
       const seconds = String(Math.ceil(httpCallsInFlightRetryAfterMs / 1000));
-      return exchange.sendError(503, 'the region is overloaded', { 'retry-after': seconds, 'retry-after-ms': String(httpCallsInFlightRetryAfterMs), 'x-should-retry': 'true', connection: 'close' });
+      return exchange.sendError(503, 'the region is overloaded', {
+        'retry-after': seconds,
+        'retry-after-ms': String(httpCallsInFlightRetryAfterMs),
+        'x-should-retry': 'true',
+        connection: 'close',
+      });
     }
     this.inFlight++;
     void this.run(match.route, exchange);
@@ -301,7 +317,9 @@ export class HttpFrontDoor {
           ? [408, 'Request Timeout', 'the request did not arrive in time']
           : [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
     const body = anthropicErrorBody(status, message);
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   }
 }
 

@@ -53,5 +53,9 @@ function withHint(status: number, message: string, retryable: boolean, hint: Ret
  * is the request itself, so `max_tokens` is what its author wrote.
  */
 export function httpWording(message: string): string {
-  return message.replace(/\brequest_json\./g, '').replace(/\brequest_json\b/g, 'request body').replace(/\bStreamComplete\b/g, '"stream": true').replace(/\bComplete\b/g, '"stream": false');
+  return message
+    .replace(/\brequest_json\./g, '')
+    .replace(/\brequest_json\b/g, 'request body')
+    .replace(/\bStreamComplete\b/g, '"stream": true')
+    .replace(/\bComplete\b/g, '"stream": false');
 }

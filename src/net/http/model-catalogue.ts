@@ -39,7 +39,10 @@ export interface ModelEntry {
 
 export function modelCatalogueOf(configured: readonly ModelEntry[] | undefined): ModelCatalogue {
   const entries: readonly ModelEntry[] = configured ?? defaultModelIds.map((id) => ({ id }));
-  return { models: entries.map((entry) => ({ id: entry.id, displayName: entry.displayName ?? entry.id, createdAt: createdAtOf(entry.id) })), exact: configured !== undefined };
+  return {
+    models: entries.map((entry) => ({ id: entry.id, displayName: entry.displayName ?? entry.id, createdAt: createdAtOf(entry.id) })),
+    exact: configured !== undefined,
+  };
 }
 
 /** Whether a request may name `model`. */
@@ -73,7 +76,10 @@ export function modelPage(catalogue: ModelCatalogue, query: URLSearchParams): { 
   let end = models.length;
   if (after !== null) start = models.findIndex((m) => m.id === after) + 1;
   if (before !== null) {
-    end = Math.max(0, models.findIndex((m) => m.id === before));
+    end = Math.max(
+      0,
+      models.findIndex((m) => m.id === before),
+    );
     start = Math.max(0, end - limit);
   }
   const page = models.slice(start, Math.min(end, start + limit));

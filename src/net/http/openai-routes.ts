@@ -83,7 +83,12 @@ async function chatCompletions(exchange: HttpExchange, options: OpenAiRoutesOpti
   if (!translated.ok) return exchange.sendJson(400, JSON.stringify(translationErrorBody(translated.error)), { 'x-should-retry': 'false' });
   const { messagesBody, model, stream, includeUsage, endUser } = translated.value;
   if (!acceptsModel(options.models, model)) {
-    return sendFailure(exchange, { status: 404, message: `The model \`${model.slice(0, 128)}\` is not served here (GET /v1/models lists the models that are)`, param: 'model', code: 'model_not_found' });
+    return sendFailure(exchange, {
+      status: 404,
+      message: `The model \`${model.slice(0, 128)}\` is not served here (GET /v1/models lists the models that are)`,
+      param: 'model',
+      code: 'model_not_found',
+    });
   }
   const id = exchange.requestId;
   if (id.kind === 'bad-key') return sendFailure(exchange, { status: 400, message: id.reason });

@@ -26,7 +26,8 @@ export function quotaHeadersOf(limits: readonly LimitUsage[]): Record<string, st
   for (const row of limits) {
     if (!headerSafeMetric.test(row.metric)) continue;
     const held = binding.get(row.metric);
-    if (held === undefined || row.remaining < held.remaining || (row.remaining === held.remaining && row.resetsAtMs > held.resetsAtMs)) binding.set(row.metric, row);
+    if (held === undefined || row.remaining < held.remaining || (row.remaining === held.remaining && row.resetsAtMs > held.resetsAtMs))
+      binding.set(row.metric, row);
   }
   const headers: Record<string, string> = {};
   for (const [metric, row] of binding) {

@@ -40,7 +40,8 @@ export function requestIdOf(values: readonly string[] | undefined): RequestIdCho
   if (values.length !== 1) return bad('Idempotency-Key was sent more than once');
   const key = values[0] as string;
   if (!isValidRequestId(key)) return bad('Idempotency-Key must be 1 to 64 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"');
-  if (key.startsWith(assignedIdPrefix)) return bad(`Idempotency-Key may not begin with "${assignedIdPrefix}": such ids are assigned by the node; choose a key of your own`);
+  if (key.startsWith(assignedIdPrefix))
+    return bad(`Idempotency-Key may not begin with "${assignedIdPrefix}": such ids are assigned by the node; choose a key of your own`);
   return { kind: 'client', id: key };
 }
 

@@ -34,7 +34,14 @@ import { limitUsages, readKeysOf, type UsageSubject } from '../gateway/usage-rep
 import { formatKeyText, parseKeyText } from './counter-key-text.js';
 import { checkExpiry, checkGrace, findKey, keyIdTaken, type KeyProblem, type KeyView, keyView, withKey, withRevoked } from './key-lifecycle.js';
 import { parseUsageAdjustment, type UsageAdjustment } from './usage-adjustment.js';
-import { parseUsageExport, parseUsageQuery, type UsageExportRequest, type UsageParamNames, type UsageParams, usageQueryParamNames } from './usage-query-params.js';
+import {
+  parseUsageExport,
+  parseUsageQuery,
+  type UsageExportRequest,
+  type UsageParamNames,
+  type UsageParams,
+  usageQueryParamNames,
+} from './usage-query-params.js';
 
 /**
  * Every admin operation of a node, once, for both admin surfaces: the HTTP routes
@@ -387,7 +394,11 @@ export class AdminService {
     const made = this.addKey(tenant.value, options.name, options.expiresAtMs, nowMs, given.value);
     if (!made.ok) return made;
     const view = keyView(tenant.value.id, made.value.record, nowMs);
-    const detail = { name: view.name, ...(view.expiresAtMs === undefined ? {} : { expiresAtMs: view.expiresAtMs }), ...(given.value === undefined ? {} : { imported: true }) };
+    const detail = {
+      name: view.name,
+      ...(view.expiresAtMs === undefined ? {} : { expiresAtMs: view.expiresAtMs }),
+      ...(given.value === undefined ? {} : { imported: true }),
+    };
     this.record(caller, 'key.create', `key/${view.keyId}`, checkedReason.value, detail);
     return ok({ apiKey: made.value.apiKey, key: view });
   }
@@ -431,7 +442,12 @@ export class AdminService {
     const grace = checkGrace(options.graceMs);
     if (!grace.ok) return invalidKey(grace.error);
     const revokedAtMs = nowMs + grace.value;
-    const made = this.addKey(withRevoked(tenant, record.hash, revokedAtMs), options.name ?? (record.name === '' ? 'rotated' : record.name), options.expiresAtMs, nowMs);
+    const made = this.addKey(
+      withRevoked(tenant, record.hash, revokedAtMs),
+      options.name ?? (record.name === '' ? 'rotated' : record.name),
+      options.expiresAtMs,
+      nowMs,
+    );
     if (!made.ok) return made;
     const view = keyView(tenant.id, made.value.record, nowMs);
     const previous = keyView(tenant.id, { ...record, revokedAtMs }, nowMs);
@@ -458,17 +474,24 @@ export class AdminService {
    * if it was disabled for its credential: a refused renewal, or a 401 or 403 from the upstream.
    * The audit entry and the answer name the account and the kind, never the credential.
    */
-  async replaceCredential(caller: AdminPrincipal, id: string, body: Readonly<Record<string, unknown>>, reason: string | undefined): Promise<Result<CredentialView, AdminFailure>> {
+  async replaceCredential(
+    caller: AdminPrincipal,
+    id: string,
+    body: Readonly<Record<string, unknown>>,
+    reason: string | undefined,
+  ): Promise<Result<CredentialView, AdminFailure>> {
     const checkedReason = checkReason(reason);
     if (!checkedReason.ok) return checkedReason;
     const parsed = parseAccountId(id);
     if (!parsed.ok) return invalid('account', 'must be an account id');
     const accountId = parsed.value;
-    if (this.credentials === undefined) return invalid('account', 'this node calls no upstream (no upstream in its config): its credentials live on the account\'s home node');
+    if (this.credentials === undefined)
+      return invalid('account', "this node calls no upstream (no upstream in its config): its credentials live on the account's home node");
     const held = parseCredentialBody(body);
     if (!held.ok) return invalid(held.error.field, held.error.reason);
     const account = this.runtime.policy.account(accountId);
-    if (account !== undefined && (account.kind === 'api-key') !== (held.value.kind === 'api-key')) return invalid('kind', `account ${accountId} is of kind ${account.kind} in the policy`);
+    if (account !== undefined && (account.kind === 'api-key') !== (held.value.kind === 'api-key'))
+      return invalid('kind', `account ${accountId} is of kind ${account.kind} in the policy`);
     const kept = await this.credentials.replace(accountId, held.value);
     if (!kept.ok) return invalid('account', `the credential could not be kept: ${kept.error}`);
     const status = this.runtime.pool.status(this.now()).find((entry) => entry.id === accountId);
@@ -496,7 +519,11 @@ export class AdminService {
       return invalid('amount', `a credit may not exceed the counter's current value, ${Math.max(0, before)}`);
     }
     const applied = adjustment.kind === 'charge' ? counter.increment(key, amount) : counter.decrement(key, amount);
-    if (!applied.ok) return invalid('index', applied.error.kind === 'window-expired' ? 'names a window past the counters\' expiry horizon' : 'the counter holds as many keys as it may');
+    if (!applied.ok)
+      return invalid(
+        'index',
+        applied.error.kind === 'window-expired' ? "names a window past the counters' expiry horizon" : 'the counter holds as many keys as it may',
+      );
     if (adjustment.kind === 'credit') {
       const settled = await this.settleCredit(key, amount);
       if (!settled.ok) return settled;
@@ -525,7 +552,10 @@ export class AdminService {
     const undone = this.runtime.counter.increment(key, amount);
     if (!undone.ok) return invalid('index', 'the window expired while the credit was checked');
     if (!round.ok) return err({ kind: 'no-quorum', retryAfterMs: noQuorumRetryAfterMs, operation: 'credit' });
-    return invalid('amount', `a credit may not exceed the counter's value, ${Math.max(0, after + amount)} after a quorum read (other credits were made at the same time)`);
+    return invalid(
+      'amount',
+      `a credit may not exceed the counter's value, ${Math.max(0, after + amount)} after a quorum read (other credits were made at the same time)`,
+    );
   }
 
   /** An existing key to register: well-formed, of this tenant, and not one of its keys yet. */
@@ -534,7 +564,7 @@ export class AdminService {
     const parts = parseApiKey(apiKey);
     if (!parts.ok || parts.value.tenant !== tenant.id) return invalid('apiKey', `must be a key cp_${tenant.id}_<secret> of 32 to 128 base62 characters`);
     const keyHashHex = apiKeyHashHex(this.crypto, apiKey);
-    if (tenant.apiKeys.some((record) => record.hash === keyHashHex)) return invalid('apiKey', 'is one of the tenant\'s keys already');
+    if (tenant.apiKeys.some((record) => record.hash === keyHashHex)) return invalid('apiKey', "is one of the tenant's keys already");
     if (keyIdTaken(tenant, keyHashHex)) return invalid('apiKey', 'has the key id of another key of the tenant; mint a new key instead');
     return ok({ apiKey, keyHashHex, keyId: formatKeyId(tenant.id, keyHashHex) });
   }
@@ -580,7 +610,13 @@ export class AdminService {
     return ok({ tenant: tenant.value, record: record.value });
   }
 
-  private record(caller: AdminPrincipal, action: AuditAction, target: string, reason: string | undefined, detail?: Readonly<Record<string, AuditDetailValue>>): void {
+  private record(
+    caller: AdminPrincipal,
+    action: AuditAction,
+    target: string,
+    reason: string | undefined,
+    detail?: Readonly<Record<string, AuditDetailValue>>,
+  ): void {
     const entry: AuditEntry = {
       atMs: this.now(),
       node: this.runtime.config.node,
@@ -607,7 +643,8 @@ function subjectFields(value: unknown, id: string, path: string, writable: reado
   if (fields.id !== undefined && fields.id !== id) return invalid(`${path}.id`, 'differs from the id the request names; leave it out');
   delete fields.id;
   for (const name of Object.keys(fields)) {
-    if (keyFieldNames.includes(name)) return invalid(`${path}.${name}`, 'keys are managed with the key operations (create, revoke, rotate); leave this field out');
+    if (keyFieldNames.includes(name))
+      return invalid(`${path}.${name}`, 'keys are managed with the key operations (create, revoke, rotate); leave this field out');
     if (!writable.includes(name)) return invalid(`${path}.${name.slice(0, 64)}`, `unknown field; the fields are ${writable.join(', ')}`);
   }
   return ok(fields);

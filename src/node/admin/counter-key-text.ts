@@ -20,7 +20,8 @@ export function parseKeyText(text: string): Result<CounterKey, string> {
   const [metric, window] = parts.slice(-2) as [string, string];
   const subject = parts.slice(1, -2).join('/');
   const [unit, indexText, ...rest] = window.split(':');
-  if (rest.length > 0 || unit === undefined || indexText === undefined || !(windowUnits as readonly string[]).includes(unit)) return err(`${shape}; the unit is one of ${windowUnits.join(', ')}`);
+  if (rest.length > 0 || unit === undefined || indexText === undefined || !(windowUnits as readonly string[]).includes(unit))
+    return err(`${shape}; the unit is one of ${windowUnits.join(', ')}`);
   if (!/^\d{1,15}$/.test(indexText)) return err(`${shape}; the index is a whole number`);
   const parsedWindow = { unit: unit as WindowUnit, index: Number(indexText) };
   if (!isValidKeyParts(scope, subject, metric, parsedWindow)) return err(`${shape}; scope and metric are lowercase names, the subject an id`);

@@ -54,7 +54,8 @@ export function findKey(tenant: Tenant, keyId: string): Result<ApiKeyRecord, Key
   }
   const named = tenant.apiKeys.filter((record) => record.hash.startsWith(prefix));
   if (named.length === 0) return err({ field: 'keyId', reason: `names no key of tenant ${tenant.id}` });
-  if (named.length > 1) return err({ field: 'keyId', reason: `names ${named.length} imported keys of tenant ${tenant.id}; revoke them by rotating the others first` });
+  if (named.length > 1)
+    return err({ field: 'keyId', reason: `names ${named.length} imported keys of tenant ${tenant.id}; revoke them by rotating the others first` });
   return ok(named[0] as ApiKeyRecord);
 }
 
@@ -67,8 +68,10 @@ export function keyIdTaken(tenant: Tenant, hash: string): boolean {
 /** An expiry given by an operator: after now, and within `apiKeyLifetimeMsMax` of it. */
 export function checkExpiry(expiresAtMs: number | undefined, nowMs: number): Result<number | undefined, KeyProblem> {
   if (expiresAtMs === undefined) return ok(undefined);
-  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs <= nowMs) return err({ field: 'expiresAtMs', reason: 'must be a time in the future (ms since the epoch)' });
-  if (expiresAtMs - nowMs > apiKeyLifetimeMsMax) return err({ field: 'expiresAtMs', reason: `must be at most ${apiKeyLifetimeMsMax} ms (about five years) from now` });
+  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs <= nowMs)
+    return err({ field: 'expiresAtMs', reason: 'must be a time in the future (ms since the epoch)' });
+  if (expiresAtMs - nowMs > apiKeyLifetimeMsMax)
+    return err({ field: 'expiresAtMs', reason: `must be at most ${apiKeyLifetimeMsMax} ms (about five years) from now` });
   return ok(expiresAtMs);
 }
 

@@ -43,11 +43,7 @@ export interface UsageAdjustment {
 const fieldNames = ['scope', 'subject', 'metric', 'window', 'index', 'kind', 'amount', 'reason'];
 const scopes: readonly QuotaScope[] = ['tenant', 'user', 'account'];
 
-export function parseUsageAdjustment(
-  value: unknown,
-  policy: Pick<PolicyDocument, 'tenant' | 'account'>,
-  nowMs: number,
-): Result<UsageAdjustment, KeyProblem> {
+export function parseUsageAdjustment(value: unknown, policy: Pick<PolicyDocument, 'tenant' | 'account'>, nowMs: number): Result<UsageAdjustment, KeyProblem> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return problem('(body)', 'must be a JSON object');
   const fields = value as Record<string, unknown>;
   const unknown = Object.keys(fields).find((name) => !fieldNames.includes(name));
@@ -64,7 +60,12 @@ export function parseUsageAdjustment(
   if (!isValidAuditReason(reason)) return problem('reason', 'is required: say why, in 1 to 512 characters');
   const metrics = [...new Set(rules.value.map((rule) => rule.metric))];
   if (typeof metric !== 'string' || !metrics.includes(metric)) {
-    return problem('metric', metrics.length === 0 ? `${scope} ${subject} has no limits, so no counter to adjust` : `must be a metric of ${scope} ${subject}'s limits: ${metrics.join(', ')}`);
+    return problem(
+      'metric',
+      metrics.length === 0
+        ? `${scope} ${subject} has no limits, so no counter to adjust`
+        : `must be a metric of ${scope} ${subject}'s limits: ${metrics.join(', ')}`,
+    );
   }
   const units = [...new Set(rules.value.filter((rule) => rule.metric === metric).map(countedUnit))];
   if (typeof window !== 'string' || !(units as readonly string[]).includes(window)) {
@@ -74,7 +75,7 @@ export function parseUsageAdjustment(
   if (index !== undefined && (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0 || index > current)) {
     return problem('index', `must be a window index from 0 to the current one, ${current}`);
   }
-  const key = counterKey(scope, subject, metric, { unit: window as WindowUnit, index: (index) ?? current });
+  const key = counterKey(scope, subject, metric, { unit: window as WindowUnit, index: index ?? current });
   return ok({ key, kind, amount, reason });
 }
 

@@ -81,7 +81,8 @@ export function usageParamsOf(query: URLSearchParams, kind: 'query' | 'export'):
   const allowed = kind === 'query' ? queryParams : exportParams;
   const params: Record<string, string> = {};
   for (const [name, value] of query) {
-    if (!(allowed as readonly string[]).includes(name)) return problem(name.slice(0, 64), `unknown parameter; ${kind === 'query' ? 'a usage query' : 'an export'} takes ${allowed.join(', ')}`);
+    if (!(allowed as readonly string[]).includes(name))
+      return problem(name.slice(0, 64), `unknown parameter; ${kind === 'query' ? 'a usage query' : 'an export'} takes ${allowed.join(', ')}`);
     if (params[name] !== undefined) return problem(name, 'is given twice');
     params[name] = value;
   }
@@ -98,7 +99,11 @@ export function parseUsageQuery(params: UsageParams, names: UsageParamNames = us
   return ok({ filter: filter.value, ...(groupBy.value.length === 0 ? {} : { groupBy: groupBy.value }), rowsLimit: rows.value });
 }
 
-export function parseUsageExport(params: UsageParams, nowMs: number, names: UsageParamNames = usageQueryParamNames): Result<UsageExportRequest, UsageParamProblem> {
+export function parseUsageExport(
+  params: UsageParams,
+  nowMs: number,
+  names: UsageParamNames = usageQueryParamNames,
+): Result<UsageExportRequest, UsageParamProblem> {
   const filter = parseUsageFilter(params, names);
   if (!filter.ok) return filter;
   const { sinceMs, untilMs = nowMs } = filter.value;
@@ -113,11 +118,18 @@ export function parseUsageFilter(params: UsageParams, names: UsageParamNames = u
   const side = params.side === undefined || params.side === '' ? 'tenant' : params.side;
   if (side !== 'tenant' && side !== 'account') return problem(names.side, 'must be tenant or account');
   const filter: { -readonly [K in keyof UsageFilter]: UsageFilter[K] } = { side };
-  for (const [param, field] of [['tenant', 'tenant'], ['user', 'user'], ['apiKey', 'apiKeyId'], ['model', 'model'], ['account', 'account']] as const) {
+  for (const [param, field] of [
+    ['tenant', 'tenant'],
+    ['user', 'user'],
+    ['apiKey', 'apiKeyId'],
+    ['model', 'model'],
+    ['account', 'account'],
+  ] as const) {
     const value = params[param];
     if (value === undefined || value === '') continue;
     if (!isValidId(value)) return problem(names[param], 'must be 1 to 64 printable ASCII characters without spaces');
-    if (param === 'apiKey' && value.startsWith('cp_')) return problem(names.apiKey, 'takes a key id (<tenant>:<8 hex>, as keys list shows it), never the key itself');
+    if (param === 'apiKey' && value.startsWith('cp_'))
+      return problem(names.apiKey, 'takes a key id (<tenant>:<8 hex>, as keys list shows it), never the key itself');
     filter[field] = value;
   }
   const since = params.since === undefined || params.since === '' ? ok(undefined) : parseTime(params.since, names.since);

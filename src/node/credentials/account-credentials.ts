@@ -46,7 +46,10 @@ export interface AccountCredentialsOptions {
   readonly endpoint: TokenEndpoint;
   readonly vault: CredentialVault;
   /** Where a refused refresh disables the account. */
-  readonly pool: { disable(accountId: AccountId, reason: DisableReason, nowMs: number): FeedbackReport | undefined; enable(accountId: AccountId, nowMs: number): boolean };
+  readonly pool: {
+    disable(accountId: AccountId, reason: DisableReason, nowMs: number): FeedbackReport | undefined;
+    enable(accountId: AccountId, nowMs: number): boolean;
+  };
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: (line: string) => void;
@@ -185,7 +188,11 @@ export class AccountCredentials {
    */
   async replace(accountId: AccountId, held: HeldCredential, origin?: string): Promise<Result<KeptIn, string>> {
     const existing = this.entries.get(accountId);
-    const vault: VaultEntry = { held, origin: origin ?? existing?.vault.origin ?? fingerprintOf(undefined), ...(existing?.vault.file === undefined ? {} : { file: existing.vault.file }) };
+    const vault: VaultEntry = {
+      held,
+      origin: origin ?? existing?.vault.origin ?? fingerprintOf(undefined),
+      ...(existing?.vault.file === undefined ? {} : { file: existing.vault.file }),
+    };
     const kept = await this.options.vault.keep(accountId, vault);
     if (!kept.ok) return kept;
     const entry = existing ?? this.add(accountId, vault);
@@ -276,12 +283,15 @@ export class AccountCredentials {
     const generation = entry.generation;
     const answer = await this.options.endpoint.refresh(held.credential.refreshToken);
     // Replaced (or closed) while the request ran: the answer is for a credential no longer held.
-    if (generation !== entry.generation || this.entries.get(entry.accountId) !== entry) return { kind: 'failed', detail: 'the credential was replaced during the refresh' };
+    if (generation !== entry.generation || this.entries.get(entry.accountId) !== entry)
+      return { kind: 'failed', detail: 'the credential was replaced during the refresh' };
     if (!answer.ok) return this.failed(entry, answer.error);
     const renewed: VaultEntry = { ...entry.vault, held: { kind: 'oauth', credential: answer.value } };
     const kept = await this.options.vault.keep(entry.accountId, renewed);
     if (!kept.ok) {
-      this.options.log(`account ${entry.accountId}: the renewed credential could not be kept (${kept.error}); it is used from memory, and a restart will need a new credential`);
+      this.options.log(
+        `account ${entry.accountId}: the renewed credential could not be kept (${kept.error}); it is used from memory, and a restart will need a new credential`,
+      );
     }
     if (generation !== entry.generation) return { kind: 'failed', detail: 'the credential was replaced during the refresh' };
     entry.failures = 0;
@@ -302,7 +312,9 @@ export class AccountCredentials {
     const detail = `refresh refused: ${failure.code}`;
     entry.refused = true;
     this.stats.count(entry.accountId, 'refused');
-    this.options.log(`account ${entry.accountId}: credential ${detail} (HTTP ${failure.status}); the account is disabled until its credential is replaced (PUT /pool/accounts/${entry.accountId}/credential, or a new one in its file and SIGHUP)`);
+    this.options.log(
+      `account ${entry.accountId}: credential ${detail} (HTTP ${failure.status}); the account is disabled until its credential is replaced (PUT /pool/accounts/${entry.accountId}/credential, or a new one in its file and SIGHUP)`,
+    );
     const report = this.options.pool.disable(entry.accountId, { kind: 'credential', detail }, this.options.clock.nowMs());
     if (report?.alert !== undefined) this.options.onAlert?.(report);
     return { kind: 'refused', detail };

@@ -58,7 +58,8 @@ export class CredentialVault {
    */
   initial(accountId: string, configured: SourcedCredential | undefined): Result<VaultEntry | undefined, string> {
     const origin = fingerprintOf(configured?.held);
-    const fromConfig: VaultEntry | undefined = configured === undefined ? undefined : { held: configured.held, origin, ...(configured.file === undefined ? {} : { file: configured.file }) };
+    const fromConfig: VaultEntry | undefined =
+      configured === undefined ? undefined : { held: configured.held, origin, ...(configured.file === undefined ? {} : { file: configured.file }) };
     if (this.table === undefined) return ok(fromConfig);
     const row = this.table.credential(accountId);
     if (!row.ok) return err(`the store could not be read (${row.error.kind}): ${row.error.message}`);
@@ -71,7 +72,13 @@ export class CredentialVault {
   /** Keeps `entry` where this node keeps credentials; returns where, or why it could not. */
   async keep(accountId: string, entry: VaultEntry): Promise<Result<{ readonly kept: KeptIn; readonly file?: VaultEntry['file'] }, string>> {
     if (this.table !== undefined) {
-      const put = this.table.putCredential({ account: accountId, kind: entry.held.kind, json: rowJsonOf(entry.held), origin: entry.origin, updatedMs: this.nowMs() });
+      const put = this.table.putCredential({
+        account: accountId,
+        kind: entry.held.kind,
+        json: rowJsonOf(entry.held),
+        origin: entry.origin,
+        updatedMs: this.nowMs(),
+      });
       return put.ok ? ok({ kept: 'store' }) : err(`the store refused the write (${put.error.kind}): ${put.error.message}`);
     }
     if (entry.file !== undefined && entry.held.kind === 'oauth') {

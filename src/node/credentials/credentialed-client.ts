@@ -58,7 +58,11 @@ export class CredentialedClient implements AccountCallClient {
     return this.call(target, options, (snapshot, callOptions) => this.inner.stream(snapshot, request, callOptions));
   }
 
-  private async call<T, O extends CallOptions>(target: UpstreamTarget, options: O, send: (target: UpstreamTarget, options: O) => Promise<Result<T, UpstreamError>>): Promise<Result<T, UpstreamError>> {
+  private async call<T, O extends CallOptions>(
+    target: UpstreamTarget,
+    options: O,
+    send: (target: UpstreamTarget, options: O) => Promise<Result<T, UpstreamError>>,
+  ): Promise<Result<T, UpstreamError>> {
     const accountId = this.credentials.accountOf(target);
     if (accountId === undefined || !this.credentials.renewable(accountId)) return send(target, options);
     // One read of the live credential: the call and its error handling agree on the token sent.
@@ -69,7 +73,8 @@ export class CredentialedClient implements AccountCallClient {
     const expired = result.error;
     const sent = first.credential.kind === 'oauth' ? first.credential.token : undefined;
     const renewed = await this.credentials.refresh(accountId, sent);
-    if (renewed.kind === 'failed') return { ok: false, error: { ...expired, feedback: networkFeedback(`the credential could not be renewed: ${renewed.detail}`) } };
+    if (renewed.kind === 'failed')
+      return { ok: false, error: { ...expired, feedback: networkFeedback(`the credential could not be renewed: ${renewed.detail}`) } };
     if (renewed.kind !== 'renewed') return result;
     const retryOptions = withDeadlineLeft(options, this.clock.nowMs() - startedMs);
     if (retryOptions === undefined) return result;

@@ -61,8 +61,10 @@ export function parseCredentialObject(raw: unknown): Result<OAuthCredential, Cre
   const inner = nested ? raw.claudeAiOauth : raw;
   const prefix = nested ? 'claudeAiOauth.' : '';
   if (!isRecord(inner)) return err({ field: 'claudeAiOauth', reason: 'must be an object with accessToken, refreshToken and expiresAt' });
-  if (!isTokenText(inner.accessToken)) return err({ field: `${prefix}accessToken`, reason: `must be 1 to ${oauthTokenLengthMax} printable ASCII characters without spaces` });
-  if (!isTokenText(inner.refreshToken)) return err({ field: `${prefix}refreshToken`, reason: `must be 1 to ${oauthTokenLengthMax} printable ASCII characters without spaces` });
+  if (!isTokenText(inner.accessToken))
+    return err({ field: `${prefix}accessToken`, reason: `must be 1 to ${oauthTokenLengthMax} printable ASCII characters without spaces` });
+  if (!isTokenText(inner.refreshToken))
+    return err({ field: `${prefix}refreshToken`, reason: `must be 1 to ${oauthTokenLengthMax} printable ASCII characters without spaces` });
   if (inner.accessToken === inner.refreshToken) return err({ field: `${prefix}refreshToken`, reason: 'must differ from accessToken' });
   const expiresAt = inner.expiresAt;
   if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt <= 0) {
@@ -79,7 +81,8 @@ export function parseCredentialObject(raw: unknown): Result<OAuthCredential, Cre
 export function credentialJson(credential: OAuthCredential, previous: unknown): string {
   const fields = { accessToken: credential.accessToken, refreshToken: credential.refreshToken, expiresAt: credential.expiresAtMs };
   // A file in the bare shape stays bare.
-  if (isRecord(previous) && previous.claudeAiOauth === undefined && previous.accessToken !== undefined) return `${JSON.stringify({ ...previous, ...fields }, null, 2)}\n`;
+  if (isRecord(previous) && previous.claudeAiOauth === undefined && previous.accessToken !== undefined)
+    return `${JSON.stringify({ ...previous, ...fields }, null, 2)}\n`;
   const outer = isRecord(previous) ? previous : {};
   const inner = isRecord(outer.claudeAiOauth) ? { ...outer.claudeAiOauth, ...fields } : fields;
   return `${JSON.stringify({ ...outer, claudeAiOauth: inner }, null, 2)}\n`;

@@ -25,8 +25,7 @@ import { isTokenText, type OAuthCredential } from './oauth-credential.js';
  * No detail ever carries a token, and an error description from the endpoint is not passed on.
  */
 export type RefreshFailure =
-  | { readonly kind: 'transient'; readonly detail: string }
-  | { readonly kind: 'refused'; readonly status: number; readonly code: string };
+  { readonly kind: 'transient'; readonly detail: string } | { readonly kind: 'refused'; readonly status: number; readonly code: string };
 
 export interface TokenEndpoint {
   refresh(refreshToken: string): Promise<Result<OAuthCredential, RefreshFailure>>;
@@ -126,7 +125,8 @@ function credentialOf(text: string, sentRefreshToken: string, sentMs: number): R
   if (!isTokenText(fields.access_token)) return err({ kind: 'transient', detail: 'the token endpoint answered 200 without a usable access_token' });
   if (!isTokenText(refreshToken)) return err({ kind: 'transient', detail: 'the token endpoint answered 200 with an unusable refresh_token' });
   const expiresIn = fields.expires_in;
-  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) return err({ kind: 'transient', detail: 'the token endpoint answered 200 without a positive expires_in' });
+  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0)
+    return err({ kind: 'transient', detail: 'the token endpoint answered 200 without a positive expires_in' });
   // From when the request left: the token's life started at most then, so this errs early.
   return ok({ accessToken: fields.access_token, refreshToken, expiresAtMs: sentMs + Math.floor(expiresIn * 1000) });
 }

@@ -77,35 +77,40 @@ export type ForwardLedger = AnswerLedger<StoredAnswer>;
  */
 export function storedAnswerCodec(region: RegionId): AnswerCodec<StoredAnswer> {
   return {
-  encode: (answer) => encodeStored({ ...answer, result: { ...answer.result, feedback: undefined } }),
-  decode: (json) => {
-    const raw = decodeStored(json);
-    if (!isRecord(raw) || !isRecord(raw.result) || typeof raw.answerKept !== 'boolean' || typeof raw.stream !== 'boolean') return undefined;
-    const result = raw.result;
-    if (typeof result.outcome !== 'string' || !isRecord(result.usage) || typeof result.servedRegion !== 'string') return undefined;
-    if (raw.events !== undefined && !Array.isArray(raw.events)) return undefined;
-    return { result: { ...(result as unknown as ForwardResult), feedback: undefined }, events: raw.events as SseEvent[] | undefined, answerKept: raw.answerKept, stream: raw.stream };
-  },
-  interrupted: () => ({
-    result: {
-      outcome: 'network',
-      usage: zeroUsage,
-      feedback: undefined,
-      messageJson: undefined,
-      upstreamRequestId: undefined,
-      status: 0,
-      errorType: '',
-      detail: 'the home node restarted while this call ran',
-      cancelled: false,
-      estimated: false,
-      replayed: true,
-      settledElsewhere: false,
-      servedRegion: region,
+    encode: (answer) => encodeStored({ ...answer, result: { ...answer.result, feedback: undefined } }),
+    decode: (json) => {
+      const raw = decodeStored(json);
+      if (!isRecord(raw) || !isRecord(raw.result) || typeof raw.answerKept !== 'boolean' || typeof raw.stream !== 'boolean') return undefined;
+      const result = raw.result;
+      if (typeof result.outcome !== 'string' || !isRecord(result.usage) || typeof result.servedRegion !== 'string') return undefined;
+      if (raw.events !== undefined && !Array.isArray(raw.events)) return undefined;
+      return {
+        result: { ...(result as unknown as ForwardResult), feedback: undefined },
+        events: raw.events as SseEvent[] | undefined,
+        answerKept: raw.answerKept,
+        stream: raw.stream,
+      };
     },
-    events: undefined,
-    answerKept: false,
-    stream: false,
-  }),
+    interrupted: () => ({
+      result: {
+        outcome: 'network',
+        usage: zeroUsage,
+        feedback: undefined,
+        messageJson: undefined,
+        upstreamRequestId: undefined,
+        status: 0,
+        errorType: '',
+        detail: 'the home node restarted while this call ran',
+        cancelled: false,
+        estimated: false,
+        replayed: true,
+        settledElsewhere: false,
+        servedRegion: region,
+      },
+      events: undefined,
+      answerKept: false,
+      stream: false,
+    }),
   };
 }
 
@@ -194,7 +199,6 @@ export class ForwardExecutorStats {
   chargeFailures = 0;
 }
 
-
 export class ForwardExecutor implements ForwardHandler {
   readonly stats = new ForwardExecutorStats();
   private running = 0;
@@ -210,7 +214,14 @@ export class ForwardExecutor implements ForwardHandler {
     const { request, proof } = call;
     const { options } = this;
     const nowMs = options.clock.nowMs();
-    const proven = verifyForward(options.crypto, options.secret, options.isMember, proof, { requestId: request.requestId, accountId: request.accountId, body: request.requestJson }, nowMs);
+    const proven = verifyForward(
+      options.crypto,
+      options.secret,
+      options.isMember,
+      proof,
+      { requestId: request.requestId, accountId: request.accountId, body: request.requestJson },
+      nowMs,
+    );
     if (!proven.ok) {
       this.stats.unauthenticated++;
       options.log?.(`forward from ${proof.member} refused: ${proven.error}`);
@@ -270,7 +281,11 @@ export class ForwardExecutor implements ForwardHandler {
       case 'full':
         return { kind: 'refused', result: this.refused('the forward ledger is full of running calls') };
       case 'done':
-        return { kind: 'replayed', result: await this.replay(begun.answer, begun.owner === run.origin, run.stream, run.onEvent), events: begun.answer.events ?? [] };
+        return {
+          kind: 'replayed',
+          result: await this.replay(begun.answer, begun.owner === run.origin, run.stream, run.onEvent),
+          events: begun.answer.events ?? [],
+        };
       case 'new':
         break;
     }
@@ -281,7 +296,10 @@ export class ForwardExecutor implements ForwardHandler {
       if (!admitted.ok) {
         options.ledger.abandon(key);
         const feedback: AccountFeedback = { kind: 'rate-limited', retryAfterMs: admitted.retryAfterMs, rateLimits: emptyRateLimits };
-        return { kind: 'refused', result: { ...this.refused(`account ${account.id} cannot take calls now (paused, disabled, or its probe is out)`), feedback } };
+        return {
+          kind: 'refused',
+          result: { ...this.refused(`account ${account.id} cannot take calls now (paused, disabled, or its probe is out)`), feedback },
+        };
       }
     }
     // A forwarded call's ledger entry is on disk before the upstream sees the call: a home node
@@ -336,7 +354,15 @@ export class ForwardExecutor implements ForwardHandler {
       const answerKept = !run.stream || events !== undefined;
       options.ledger.finish(key, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
       if (forwarded !== undefined && charged && run.forwardedFor !== undefined) {
-        forwarded.appendRow(homeRowOf(run, run.forwardedFor, usage, result, { node: options.self ?? '', region: options.region, chargedAtMs, startedMs, endedMs: options.clock.nowMs() }));
+        forwarded.appendRow(
+          homeRowOf(run, run.forwardedFor, usage, result, {
+            node: options.self ?? '',
+            region: options.region,
+            chargedAtMs,
+            startedMs,
+            endedMs: options.clock.nowMs(),
+          }),
+        );
       }
       // The account's charge and the kept answer are on disk before the origin hears of them.
       if (forwarded !== undefined && !(await forwarded.durable()).ok) return { kind: 'refused', result: this.refused("the home node's store refused a write") };
@@ -391,7 +417,8 @@ export class ForwardExecutor implements ForwardHandler {
 
   /** The upstream client's options for a run: its signal with the run's cancel mode, its deadline from now. */
   private callOptionsOf(run: AccountRun): { signal?: AbortSignal; onCancel?: 'abort' | 'drain'; timeouts?: { deadlineMs: number } } {
-    const deadline = run.deadlineMs === undefined ? undefined : Math.min(upstreamDeadlineMs, Math.max(1, Math.ceil(run.deadlineMs - this.options.clock.nowMs())));
+    const deadline =
+      run.deadlineMs === undefined ? undefined : Math.min(upstreamDeadlineMs, Math.max(1, Math.ceil(run.deadlineMs - this.options.clock.nowMs())));
     return {
       ...(run.signal === undefined ? {} : { signal: run.signal, onCancel: run.abortOnCancel ? ('abort' as const) : ('drain' as const) }),
       ...(deadline === undefined ? {} : { timeouts: { deadlineMs: deadline } }),
@@ -455,7 +482,11 @@ export class ForwardExecutor implements ForwardHandler {
 
 const utf8 = new TextEncoder();
 
-function resultOf(result: { ok: true; value: Completion | StreamCompletion } | { ok: false; error: UpstreamError }, stream: boolean, region: RegionId): ForwardResult {
+function resultOf(
+  result: { ok: true; value: Completion | StreamCompletion } | { ok: false; error: UpstreamError },
+  stream: boolean,
+  region: RegionId,
+): ForwardResult {
   // Built field by field, without spreads: this runs for every call on a local account too.
   if (result.ok) {
     const value = result.value;
@@ -499,7 +530,21 @@ function forwardResult(
   estimated: boolean,
   servedRegion: RegionId,
 ): ForwardResult {
-  return { outcome, usage, feedback, messageJson, upstreamRequestId, status, errorType, detail, cancelled, estimated, replayed: false, settledElsewhere: false, servedRegion };
+  return {
+    outcome,
+    usage,
+    feedback,
+    messageJson,
+    upstreamRequestId,
+    status,
+    errorType,
+    detail,
+    cancelled,
+    estimated,
+    replayed: false,
+    settledElsewhere: false,
+    servedRegion,
+  };
 }
 
 /**

@@ -160,7 +160,11 @@ export class ForwardRouter {
       const nowMs = this.options.clock.nowMs();
       const proof = signForward(this.options.crypto, this.options.secret, this.options.self, nowMs, { requestId: call.requestId, accountId, body });
       const deadlineMs = Math.min(nowMs + forwardDeadlineMs, (call.deadlineMs ?? Number.POSITIVE_INFINITY) + forwardHopMarginMs);
-      const result = await this.options.transport.execute(member.address, request, proof, { deadlineMs, onEvent, ...(aborting === undefined ? {} : { signal: aborting }) });
+      const result = await this.options.transport.execute(member.address, request, proof, {
+        deadlineMs,
+        onEvent,
+        ...(aborting === undefined ? {} : { signal: aborting }),
+      });
       if (result.ok) {
         if (result.value.replayed) this.stats.replays++;
         return upstreamResultOf(result.value, call.stream, stream, call.signal?.aborted === true || !delivering);
@@ -184,7 +188,12 @@ export class ForwardRouter {
 }
 
 /** The home node's result as the upstream client would have answered it. */
-export function upstreamResultOf(result: ForwardResult, streamed: boolean, stream: MessageStream | undefined, cancelled: boolean): Result<Completion | StreamCompletion, UpstreamError> {
+export function upstreamResultOf(
+  result: ForwardResult,
+  streamed: boolean,
+  stream: MessageStream | undefined,
+  cancelled: boolean,
+): Result<Completion | StreamCompletion, UpstreamError> {
   const usage = result.usage;
   const requestId = result.upstreamRequestId;
   const feedback = result.feedback;
@@ -192,7 +201,14 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
   const settledElsewhere = result.settledElsewhere;
   switch (result.outcome) {
     case 'ok': {
-      if (feedback === undefined) return err({ kind: 'bad-response', detail: 'a forwarded success without feedback', usage, requestId, feedback: networkFeedback('forward: no feedback') });
+      if (feedback === undefined)
+        return err({
+          kind: 'bad-response',
+          detail: 'a forwarded success without feedback',
+          usage,
+          requestId,
+          feedback: networkFeedback('forward: no feedback'),
+        });
       if (streamed) {
         const message = stream?.message();
         if (message === undefined) return err({ kind: 'truncated', detail: 'the forwarded stream ended before message_stop', usage, requestId, feedback });
@@ -204,8 +220,17 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
       } catch {
         message = undefined;
       }
-      if (typeof message !== 'object' || message === null) return err({ kind: 'bad-response', detail: 'a forwarded message that is not JSON', usage, requestId, feedback });
-      return ok({ message: message as Record<string, unknown>, ...(result.messageJson === undefined ? {} : { bodyJson: result.messageJson }), usage, requestId, feedback, cancelled: cancelled || result.cancelled, settledElsewhere });
+      if (typeof message !== 'object' || message === null)
+        return err({ kind: 'bad-response', detail: 'a forwarded message that is not JSON', usage, requestId, feedback });
+      return ok({
+        message: message as Record<string, unknown>,
+        ...(result.messageJson === undefined ? {} : { bodyJson: result.messageJson }),
+        usage,
+        requestId,
+        feedback,
+        cancelled: cancelled || result.cancelled,
+        settledElsewhere,
+      });
     }
     case 'http-status':
       return err({
@@ -233,7 +258,13 @@ export function upstreamResultOf(result: ForwardResult, streamed: boolean, strea
       // The home node could not call the account (closing, full, misconfigured, or the pair is
       // running elsewhere): the account is unavailable from here for now. A home that turned the
       // call away for the account's health says for how long, as a 429 would.
-      return err({ kind: 'network', detail: `home node: ${result.outcome}: ${result.detail}`, usage, requestId, feedback: feedback ?? networkFeedback(`home node ${result.outcome}`) });
+      return err({
+        kind: 'network',
+        detail: `home node: ${result.outcome}: ${result.detail}`,
+        usage,
+        requestId,
+        feedback: feedback ?? networkFeedback(`home node ${result.outcome}`),
+      });
   }
 }
 

@@ -123,7 +123,11 @@ export class AdminGateway implements AdminServiceHandler {
   createApiKey(call: AdminCall<CreateApiKeyRequest>): Promise<Result<CreateApiKeyResponse, AdminError>> {
     return this.admin(call, 'createApiKey', (caller, { tenant, name, expiresAtMs, reason }) => {
       const options = { name: name === '' ? 'unnamed' : name, ...(expiresAtMs === 0 ? {} : { expiresAtMs }) };
-      const created = this.mapped(this.service.createKey(caller, tenant, options, reason), (made) => ({ apiKey: made.apiKey, keyId: made.key.keyId, key: infoOf(made.key) }));
+      const created = this.mapped(this.service.createKey(caller, tenant, options, reason), (made) => ({
+        apiKey: made.apiKey,
+        keyId: made.key.keyId,
+        key: infoOf(made.key),
+      }));
       if (created.ok) this.stats.keysCreated++;
       return created;
     });
@@ -140,14 +144,20 @@ export class AdminGateway implements AdminServiceHandler {
   rotateApiKey(call: AdminCall<RotateApiKeyRequest>): Promise<Result<RotateApiKeyResponse, AdminError>> {
     return this.admin(call, 'rotateApiKey', (caller, { keyId, graceMs, name, expiresAtMs, reason }) => {
       const options = { graceMs, ...(name === '' ? {} : { name }), ...(expiresAtMs === 0 ? {} : { expiresAtMs }) };
-      const rotated = this.mapped(this.service.rotateKey(caller, keyId, options, reason), (made) => ({ apiKey: made.apiKey, key: infoOf(made.key), previous: infoOf(made.previous) }));
+      const rotated = this.mapped(this.service.rotateKey(caller, keyId, options, reason), (made) => ({
+        apiKey: made.apiKey,
+        key: infoOf(made.key),
+        previous: infoOf(made.previous),
+      }));
       if (rotated.ok) this.stats.keysCreated++;
       return rotated;
     });
   }
 
   enableAccount(call: AdminCall<EnableAccountRequest>): Promise<Result<EnableAccountResponse, AdminError>> {
-    return this.admin(call, 'enableAccount', (caller, { account, reason }) => this.mapped(this.service.enableAccount(caller, account, reason), (value) => value));
+    return this.admin(call, 'enableAccount', (caller, { account, reason }) =>
+      this.mapped(this.service.enableAccount(caller, account, reason), (value) => value),
+    );
   }
 
   adjustUsage(call: AdminCall<AdjustUsageRequest>): Promise<Result<AdjustUsageResponse, AdminError>> {
@@ -179,7 +189,8 @@ export class AdminGateway implements AdminServiceHandler {
     return this.admin(call, 'queryUsage', (_caller, request) => {
       // The repeated field joins into the query's list; an element that is empty or holds the
       // separator would split differently, so it is refused here by its own name.
-      if (request.groupBy.some((field) => field.length === 0 || field.includes(','))) return this.invalid('group_by', 'each field is one name, such as tenant or window:day');
+      if (request.groupBy.some((field) => field.length === 0 || field.includes(',')))
+        return this.invalid('group_by', 'each field is one name, such as tenant or window:day');
       const params = {
         side: request.side,
         tenant: request.tenant,
@@ -231,7 +242,8 @@ export class AdminGateway implements AdminServiceHandler {
     if (result.ok) return ok(to(result.value));
     const failure = result.error;
     if (failure.kind === 'invalid') this.stats.invalid++;
-    if (failure.kind === 'no-quorum') return err({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: failure.operation, retryAfterMs: failure.retryAfterMs } });
+    if (failure.kind === 'no-quorum')
+      return err({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: failure.operation, retryAfterMs: failure.retryAfterMs } });
     return err(failure);
   }
 
@@ -271,5 +283,12 @@ function jsonOf(value: unknown): PolicyJson {
 }
 
 function infoOf(view: KeyView): ApiKeyInfo {
-  return { keyId: view.keyId, name: view.name, createdAtMs: view.createdAtMs, expiresAtMs: view.expiresAtMs ?? 0, revokedAtMs: view.revokedAtMs ?? 0, state: view.state };
+  return {
+    keyId: view.keyId,
+    name: view.name,
+    createdAtMs: view.createdAtMs,
+    expiresAtMs: view.expiresAtMs ?? 0,
+    revokedAtMs: view.revokedAtMs ?? 0,
+    state: view.state,
+  };
 }

@@ -100,7 +100,10 @@ export class AnswerStore {
               return 0;
           }
         },
-        withoutAnswer: (answer) => ({ kind: 'not-kept', method: answer.kind === 'failed' || answer.kind === 'not-kept' ? answer.method : answer.kind === 'message' ? 'complete' : 'stream' }),
+        withoutAnswer: (answer) => ({
+          kind: 'not-kept',
+          method: answer.kind === 'failed' || answer.kind === 'not-kept' ? answer.method : answer.kind === 'message' ? 'complete' : 'stream',
+        }),
       },
       bounds,
     );
@@ -231,10 +234,12 @@ export async function replayAnswer(answer: ServedAnswer, method: ServedMethod, s
   const done = (reason: string): Result<never, Rejection> => err({ kind: 'request-done', reason });
   switch (answer.kind) {
     case 'message':
-      if (method !== 'complete') return done(`this request id already completed as ${methodNames.complete}; retry it with ${methodNames.complete} for its answer`);
+      if (method !== 'complete')
+        return done(`this request id already completed as ${methodNames.complete}; retry it with ${methodNames.complete} for its answer`);
       return ok({ kind: 'message', response: answer.response });
     case 'stream':
-      if (method !== 'stream' || sink === undefined) return done(`this request id already completed as ${methodNames.stream}; retry it with ${methodNames.stream} for its answer`);
+      if (method !== 'stream' || sink === undefined)
+        return done(`this request id already completed as ${methodNames.stream}; retry it with ${methodNames.stream} for its answer`);
       // Bounded by the kept events, at most answerBytesMax of them.
       for (const event of answer.events) {
         try {

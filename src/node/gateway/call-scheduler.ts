@@ -32,7 +32,8 @@ export interface CallSlot {
   release(): void;
 }
 
-export type SchedulerRefusal = QueueFull | { readonly kind: 'queue-timeout'; readonly waitedMs: number } | { readonly kind: 'cancelled' } | { readonly kind: 'closed' };
+export type SchedulerRefusal =
+  QueueFull | { readonly kind: 'queue-timeout'; readonly waitedMs: number } | { readonly kind: 'cancelled' } | { readonly kind: 'closed' };
 
 interface Parked {
   readonly resolve: (outcome: Result<CallSlot, SchedulerRefusal>) => void;

@@ -147,7 +147,11 @@ export interface GatewayRuntime {
 }
 
 /** The count_tokens call; `countTokensCall` of src/upstream/count-tokens-call.ts in production. */
-export type CountTokensFn = (target: UpstreamTarget, request: CountTokensCallRequest, options: CountTokensCallOptions) => Promise<Result<CountedTokens, CountTokensCallError>>;
+export type CountTokensFn = (
+  target: UpstreamTarget,
+  request: CountTokensCallRequest,
+  options: CountTokensCallOptions,
+) => Promise<Result<CountedTokens, CountTokensCallError>>;
 
 export interface CarpoolGatewayOptions {
   readonly runtime: GatewayRuntime;
@@ -310,7 +314,10 @@ export class CarpoolGateway implements CarpoolHandler {
     this.targets = options.targets;
     this.countTokensCall = options.countTokens;
     this.settings = options.settings ?? defaultGatewaySettings;
-    assert(Number.isSafeInteger(this.settings.drainGraceMs) && this.settings.drainGraceMs >= 1 && this.settings.drainGraceMs <= upstreamDrainGraceMs, 'the drain grace is 1 ms to upstreamDrainGraceMs');
+    assert(
+      Number.isSafeInteger(this.settings.drainGraceMs) && this.settings.drainGraceMs >= 1 && this.settings.drainGraceMs <= upstreamDrainGraceMs,
+      'the drain grace is 1 ms to upstreamDrainGraceMs',
+    );
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => {});
     this.observer = options.observer ?? noopObserver;
@@ -383,13 +390,23 @@ export class CarpoolGateway implements CarpoolHandler {
       const tenant = this.authenticate(call, nowMs);
       if (!tenant.ok) return tenant;
       const user = call.request.user;
-      if (user !== '' && !isValidId(`${tenant.value.id}:${user}`)) return this.refuse({ kind: 'invalid', field: 'user', reason: 'joined to the tenant id as <tenant>:<user>, must be at most 64 printable ASCII characters' });
+      if (user !== '' && !isValidId(`${tenant.value.id}:${user}`))
+        return this.refuse({
+          kind: 'invalid',
+          field: 'user',
+          reason: 'joined to the tenant id as <tenant>:<user>, must be at most 64 printable ASCII characters',
+        });
       const subjects = subjectsOf(tenant.value, user === '' ? undefined : user);
       if (call.request.consistency === 'quorum') {
         // Joins R members' states of every key the rows read, so the rows include every strict
         // admission that completed anywhere (W + R > N). The rows are then read locally.
         const round = await this.runtime.readRound(readKeysOf(this.runtime.counter, subjects, nowMs));
-        if (!round.ok) return this.refuse(round.reason === 'no-quorum' ? { kind: 'no-quorum', operation: 'read', retryAfterMs: quorumReadRetryAfterMs } : { kind: 'shed', retryAfterMs: quorumReadRetryAfterMs });
+        if (!round.ok)
+          return this.refuse(
+            round.reason === 'no-quorum'
+              ? { kind: 'no-quorum', operation: 'read', retryAfterMs: quorumReadRetryAfterMs }
+              : { kind: 'shed', retryAfterMs: quorumReadRetryAfterMs },
+          );
       }
       const readAtMs = this.clock.nowMs();
       const last = this.recentUsage.lastMinute(tenant.value.id, readAtMs);
@@ -422,7 +439,12 @@ export class CarpoolGateway implements CarpoolHandler {
     const tenant = this.authenticate(call, nowMs);
     if (!tenant.ok) return tenant;
     const userSubject = input.user === undefined ? tenant.value.id : `${tenant.value.id}:${input.user}`;
-    if (!isValidId(userSubject)) return this.refuse({ kind: 'invalid', field: 'user', reason: 'joined to the tenant id as <tenant>:<user>, must be at most 64 printable ASCII characters' });
+    if (!isValidId(userSubject))
+      return this.refuse({
+        kind: 'invalid',
+        field: 'user',
+        reason: 'joined to the tenant id as <tenant>:<user>, must be at most 64 printable ASCII characters',
+      });
     const method: ServedMethod = sink === undefined ? 'complete' : 'stream';
     // An id the transport made itself cannot come again: its request runs without a kept answer.
     if (input.requestIdAssigned) return this.run(call, input, tenant.value, userSubject as UserId, this.answers.unkept(input.requestId), sink);
@@ -468,7 +490,13 @@ export class CarpoolGateway implements CarpoolHandler {
       if (!slot.ok) {
         const error = slot.error;
         // A full table is this node's capacity, not the tenant's cap: shed, as concurrency.ts asks.
-        return this.refuse(error.kind === 'concurrency-full' ? { kind: 'shed', retryAfterMs: accountBusyRetryAfterMs } : error.kind === 'concurrency' ? { kind: 'concurrency', retryAfterMs: error.retryAfterMs } : error);
+        return this.refuse(
+          error.kind === 'concurrency-full'
+            ? { kind: 'shed', retryAfterMs: accountBusyRetryAfterMs }
+            : error.kind === 'concurrency'
+              ? { kind: 'concurrency', retryAfterMs: error.retryAfterMs }
+              : error,
+        );
       }
       try {
         return await this.admitted(call, input, tenant, nowMs, record, sink);
@@ -534,12 +562,18 @@ export class CarpoolGateway implements CarpoolHandler {
         return ok(outcome.claim);
       case 'held-here':
         // This node ran the id, and its answer store no longer holds the answer.
-        return this.refuse({ kind: 'request-done', reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id' });
+        return this.refuse({
+          kind: 'request-done',
+          reason: 'this request id already completed; the answer is no longer kept, and a new request needs a new id',
+        });
       case 'held-elsewhere': {
         const node = nodeOfReplica(outcome.holder);
         const region = this.regionOf(node);
         const where = region === undefined ? `node ${node}` : `region ${region} (node ${node})`;
-        return this.refuse({ kind: 'request-done', reason: `this request id already ran at ${where}; send the retry there for its answer, or use a new id for a new request` });
+        return this.refuse({
+          kind: 'request-done',
+          reason: `this request id already ran at ${where}; send the retry there for its answer, or use a new id for a new request`,
+        });
       }
       case 'no-quorum':
         return this.refuse({ kind: 'no-quorum', operation: 'claim', retryAfterMs: outcome.retryAfterMs });
@@ -567,10 +601,17 @@ export class CarpoolGateway implements CarpoolHandler {
       return { result: this.refuse({ kind: 'shed', retryAfterMs: storeFailingRetryAfterMs }), keepClaim: false };
     }
     const facts: RequestFacts = { input, tenant, apiKeyId: this.keyIds.get(call) ?? null, admittedAtMs: nowMs, stream: sink !== undefined };
-    const context = this.runtime.keepsState !== true ? undefined : encodeRequestContext({ user: input.user ?? null, apiKeyId: facts.apiKeyId, model: modelOf(input), stream: facts.stream, admittedAtMs: nowMs });
-    const decision = await this.runtime.admit({ requestId: input.requestId, tenant: tenant.id, subjects, amounts, leaseMs: span.leaseMs, ...(context === undefined ? {} : { context }) }, nowMs);
+    const context =
+      this.runtime.keepsState !== true
+        ? undefined
+        : encodeRequestContext({ user: input.user ?? null, apiKeyId: facts.apiKeyId, model: modelOf(input), stream: facts.stream, admittedAtMs: nowMs });
+    const decision = await this.runtime.admit(
+      { requestId: input.requestId, tenant: tenant.id, subjects, amounts, leaseMs: span.leaseMs, ...(context === undefined ? {} : { context }) },
+      nowMs,
+    );
     this.observer.admission(decision.ok ? 'admitted' : 'refused', this.observer.nowMs() - admitStartedMs);
-    if (call.onLimits !== undefined && (decision.ok || decision.error.kind === 'quota')) call.onLimits(limitUsages(this.runtime.counter, subjects, this.clock.nowMs()));
+    if (call.onLimits !== undefined && (decision.ok || decision.error.kind === 'quota'))
+      call.onLimits(limitUsages(this.runtime.counter, subjects, this.clock.nowMs()));
     if (!decision.ok) return { result: this.refuse(decision.error), keepClaim: false };
     // The reservation is on disk before anything may reach an upstream: a node that dies now
     // comes back knowing the request was admitted, and charges its estimate.
@@ -583,7 +624,15 @@ export class CarpoolGateway implements CarpoolHandler {
     // From here the request holds a reservation: every way out below settles or withdraws it once.
     const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record, admittedAtMs: nowMs };
     // What ends it if `execute` throws (a bug): nothing reached the model as far as anyone knows.
-    let executed: Executed = { result: err(queueErrorOf({ kind: 'closed' })), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region, account: null };
+    let executed: Executed = {
+      result: err(queueErrorOf({ kind: 'closed' })),
+      usage: zeroUsage,
+      reachedModel: false,
+      answered: false,
+      estimated: false,
+      servedRegion: this.region,
+      account: null,
+    };
     try {
       executed = await this.execute(call, admitted, sink);
     } finally {
@@ -609,7 +658,16 @@ export class CarpoolGateway implements CarpoolHandler {
   private async execute(call: CarpoolCall<CompleteRequest>, admitted: Admitted, sink: StreamSink | undefined): Promise<Executed> {
     const { input, tenant, record } = admitted;
     const slot = await this.scheduler.acquire({ tier: tenant.tier, tenant: tenant.id, costTokens: admitted.estimateTokens }, call.signal);
-    if (!slot.ok) return { result: err(queueErrorOf(slot.error)), usage: zeroUsage, reachedModel: false, answered: false, estimated: false, servedRegion: this.region, account: null };
+    if (!slot.ok)
+      return {
+        result: err(queueErrorOf(slot.error)),
+        usage: zeroUsage,
+        reachedModel: false,
+        answered: false,
+        estimated: false,
+        servedRegion: this.region,
+        account: null,
+      };
     const releaseSlot = (): void => slot.value.release();
     call.signal.addEventListener('abort', releaseSlot, { once: true });
     try {
@@ -643,7 +701,15 @@ export class CarpoolGateway implements CarpoolHandler {
       const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(outcome.usage) : !isZero(outcome.usage);
       const answered = outcome.attempts.some((attempt) => attempt.outcome === 'success');
       const account = result.ok ? result.value.accountId : (outcome.attempts.at(-1)?.accountId ?? null);
-      return { result: result.ok ? result : err(gatewayErrorOfCall(result.error)), usage: outcome.usage, reachedModel, answered, estimated: outcome.estimated, servedRegion: outcome.servedRegion ?? this.region, account };
+      return {
+        result: result.ok ? result : err(gatewayErrorOfCall(result.error)),
+        usage: outcome.usage,
+        reachedModel,
+        answered,
+        estimated: outcome.estimated,
+        servedRegion: outcome.servedRegion ?? this.region,
+        account,
+      };
     } finally {
       call.signal.removeEventListener('abort', releaseSlot);
       releaseSlot();
@@ -749,7 +815,9 @@ export class CarpoolGateway implements CarpoolHandler {
     else if (served.ok && served.value.kind === 'message') record.answeredMessage(served.value.response, nowMs);
     else if (served.ok && served.value.kind === 'stream') record.answeredStream(served.value.summary, nowMs);
     else if (!served.ok) {
-      const status = executed.estimated ? 'its client cancelled the stream, and it was charged its input and the output relayed so far (an estimate)' : gatewayStatusOf(served.error).details;
+      const status = executed.estimated
+        ? 'its client cancelled the stream, and it was charged its input and the output relayed so far (an estimate)'
+        : gatewayStatusOf(served.error).details;
       record.failed(method, status, nowMs);
     }
   }
@@ -771,7 +839,8 @@ export class CarpoolGateway implements CarpoolHandler {
       const picked = pool.acquire({ tenant, deadlineMs: nowMs, excluded, localRegion: this.region }, nowMs);
       if (!picked.ok) {
         const error = picked.error;
-        const retryAfterMs = error.kind === 'no-account' ? (error.retryAfterMs ?? noAccountRetryAfterMsMin) : error.kind === 'busy' ? error.retryAfterMs : accountBusyRetryAfterMs;
+        const retryAfterMs =
+          error.kind === 'no-account' ? (error.retryAfterMs ?? noAccountRetryAfterMsMin) : error.kind === 'busy' ? error.retryAfterMs : accountBusyRetryAfterMs;
         return this.refuse({ kind: 'shed', retryAfterMs });
       }
       if (picked.value.kind === 'queued') {

@@ -13,7 +13,10 @@ export function redactTenant(tenant: Tenant, nowMs: number): unknown {
   return { ...settings, keys: apiKeys.map((record) => keyView(tenant.id, record, nowMs)) };
 }
 
-export function policyView(policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'> & Partial<Pick<PolicyDocument, 'poolSettings' | 'shedSettings'>>, nowMs: number): unknown {
+export function policyView(
+  policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'> & Partial<Pick<PolicyDocument, 'poolSettings' | 'shedSettings'>>,
+  nowMs: number,
+): unknown {
   return {
     tenants: [...policy.tenants().values()].map((tenant) => redactTenant(tenant, nowMs)),
     accounts: [...policy.accounts().values()],

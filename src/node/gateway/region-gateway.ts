@@ -124,12 +124,17 @@ export class RegionGateway {
     const clock: Clock = systemClock;
     const client = new UpstreamClient(options.observer === undefined ? {} : { observer: options.observer });
     const credentials = options.credentials;
-    const target = credentials === undefined ? (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId) : (accountId: AccountId): UpstreamTarget | undefined => credentials.target(accountId) ?? targets.get(accountId);
+    const target =
+      credentials === undefined
+        ? (accountId: AccountId): UpstreamTarget | undefined => targets.get(accountId)
+        : (accountId: AccountId): UpstreamTarget | undefined => credentials.target(accountId) ?? targets.get(accountId);
     // The home node's calls on its accounts, its own and forwarded ones, go through the renewal.
     const credentialed = credentials === undefined ? undefined : new CredentialedClient(client, credentials, clock);
     const callClient: AccountCallClient = credentialed ?? client;
     const onAlert = (report: FeedbackReport): void =>
-      log(`account ${report.accountId} disabled (${report.alert === undefined ? 'refused' : disableReasonText(report.alert)}): re-enable it with EnableAccount once fixed`);
+      log(
+        `account ${report.accountId} disabled (${report.alert === undefined ? 'refused' : disableReasonText(report.alert)}): re-enable it with EnableAccount once fixed`,
+      );
     const forwardClient = new ForwardClient();
     const router = new ForwardRouter({
       self: config.node,
@@ -267,10 +272,24 @@ export class RegionGateway {
 }
 
 /** The front door over the gateway: the Anthropic routes, the OpenAI-compatible one, then any the node adds. */
-async function startHttp(options: RegionHttpOptions, carpool: CarpoolGateway, region: string, log: (line: string) => void): Promise<{ server: HttpFrontDoor; port: number }> {
+async function startHttp(
+  options: RegionHttpOptions,
+  carpool: CarpoolGateway,
+  region: string,
+  log: (line: string) => void,
+): Promise<{ server: HttpFrontDoor; port: number }> {
   const models = modelCatalogueOf(options.models);
-  const routes = [...anthropicRoutes({ carpool, identify: (call) => carpool.identify(call), models }), ...openAiRoutes({ carpool, models }), ...(options.routes?.(carpool) ?? [])];
-  const server = new HttpFrontDoor({ routes, serverHeaders: { 'carpool-region': region }, log, ...(options.bounds === undefined ? {} : { bounds: options.bounds }) });
+  const routes = [
+    ...anthropicRoutes({ carpool, identify: (call) => carpool.identify(call), models }),
+    ...openAiRoutes({ carpool, models }),
+    ...(options.routes?.(carpool) ?? []),
+  ];
+  const server = new HttpFrontDoor({
+    routes,
+    serverHeaders: { 'carpool-region': region },
+    log,
+    ...(options.bounds === undefined ? {} : { bounds: options.bounds }),
+  });
   const port = await server.start(options.listen);
   return { server, port };
 }

@@ -64,8 +64,10 @@ export function parseCompleteRequest(request: CompleteRequest): Result<Completio
   const body = json.value;
   if (typeof body.model !== 'string' || body.model.length === 0) return invalid('request_json.model', 'is required: a non-empty string');
   const maxTokens = body.max_tokens;
-  if (typeof maxTokens !== 'number' || !Number.isSafeInteger(maxTokens) || maxTokens < 1) return invalid('request_json.max_tokens', 'is required: a positive integer');
-  if (maxTokens > gatewayMaxTokensMax) return invalid('request_json.max_tokens', `is ${maxTokens}, over the bound of ${gatewayMaxTokensMax} (the largest output window of current models)`);
+  if (typeof maxTokens !== 'number' || !Number.isSafeInteger(maxTokens) || maxTokens < 1)
+    return invalid('request_json.max_tokens', 'is required: a positive integer');
+  if (maxTokens > gatewayMaxTokensMax)
+    return invalid('request_json.max_tokens', `is ${maxTokens}, over the bound of ${gatewayMaxTokensMax} (the largest output window of current models)`);
   if (!Array.isArray(body.messages) || body.messages.length === 0) return invalid('request_json.messages', 'is required: a non-empty array');
   return ok({
     requestId: request.requestId as RequestId,
@@ -88,7 +90,10 @@ export function parseCountTokensRequest(request: CountTokensRequest): Result<Cou
   return ok({ body: request.requestJson, ...headers.value });
 }
 
-function parseHeaders(request: { readonly anthropicVersion: string; readonly anthropicBeta: string }): Result<Pick<CompletionInput, 'anthropicVersion' | 'anthropicBeta'>, InvalidRequest> {
+function parseHeaders(request: {
+  readonly anthropicVersion: string;
+  readonly anthropicBeta: string;
+}): Result<Pick<CompletionInput, 'anthropicVersion' | 'anthropicBeta'>, InvalidRequest> {
   if (request.anthropicVersion !== '' && !headerValuePattern.test(request.anthropicVersion)) return invalid('anthropic_version', 'must be printable ASCII');
   if (request.anthropicBeta !== '' && !headerValuePattern.test(request.anthropicBeta)) return invalid('anthropic_beta', 'must be printable ASCII');
   return ok({
@@ -103,7 +108,8 @@ function parseHeaders(request: { readonly anthropicVersion: string; readonly ant
  */
 function parseJsonObject(bytes: Uint8Array): Result<Readonly<Record<string, unknown>>, InvalidRequest> {
   if (bytes.length === 0) return invalid('request_json', 'is required: the Messages API request body as JSON');
-  if (bytes.length > gatewayRequestJsonBytesMax) return invalid('request_json', `is ${bytes.length} bytes, over the bound of ${gatewayRequestJsonBytesMax} bytes a request may carry`);
+  if (bytes.length > gatewayRequestJsonBytesMax)
+    return invalid('request_json', `is ${bytes.length} bytes, over the bound of ${gatewayRequestJsonBytesMax} bytes a request may carry`);
   let text: string;
   try {
     text = strictUtf8.decode(bytes);

@@ -37,7 +37,10 @@ export interface SourcedCredential {
 }
 
 /** Every configured account's credential as its source holds it now. */
-export async function readAccountCredentials(upstream: UpstreamConfig | undefined, options: ResolveOptions): Promise<Result<ReadonlyMap<AccountId, SourcedCredential>, ConfigError>> {
+export async function readAccountCredentials(
+  upstream: UpstreamConfig | undefined,
+  options: ResolveOptions,
+): Promise<Result<ReadonlyMap<AccountId, SourcedCredential>, ConfigError>> {
   const credentials = new Map<AccountId, SourcedCredential>();
   if (upstream === undefined) return ok(credentials);
   for (const [id, account] of upstream.accounts) {
@@ -49,7 +52,10 @@ export async function readAccountCredentials(upstream: UpstreamConfig | undefine
 }
 
 /** Each account's base URL and the credential its source holds now (no renewal): for tools that only read. */
-export async function resolveUpstreamTargets(upstream: UpstreamConfig | undefined, options: ResolveOptions): Promise<Result<ReadonlyMap<AccountId, UpstreamTarget>, ConfigError>> {
+export async function resolveUpstreamTargets(
+  upstream: UpstreamConfig | undefined,
+  options: ResolveOptions,
+): Promise<Result<ReadonlyMap<AccountId, UpstreamTarget>, ConfigError>> {
   const read = await readAccountCredentials(upstream, options);
   if (!read.ok) return read;
   const targets = new Map<AccountId, UpstreamTarget>();
@@ -57,7 +63,11 @@ export async function resolveUpstreamTargets(upstream: UpstreamConfig | undefine
   return ok(targets);
 }
 
-export async function readAccountCredential(id: AccountId, account: UpstreamAccountConfig, options: ResolveOptions): Promise<Result<SourcedCredential, ConfigError>> {
+export async function readAccountCredential(
+  id: AccountId,
+  account: UpstreamAccountConfig,
+  options: ResolveOptions,
+): Promise<Result<SourcedCredential, ConfigError>> {
   const field = `upstream.accounts.${id}`;
   const renewable = account.format === 'renewable';
   const source = account.credential;
@@ -102,7 +112,8 @@ async function readSourceFile(path: string, shown: string, renewable: boolean, f
     if (renewable) {
       const mode = await modeOf(path);
       // The refresh token must not be readable by anyone but the node's user.
-      if ((mode & 0o077) !== 0) return bad(field, `${shown} is readable or writable by group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): chmod 600 ${shown}`);
+      if ((mode & 0o077) !== 0)
+        return bad(field, `${shown} is readable or writable by group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): chmod 600 ${shown}`);
     }
     const text = await readText(path);
     if (renewable && text.length > oauthCredentialBytesMax) return bad(field, `${shown} is larger than ${oauthCredentialBytesMax} bytes`);

@@ -151,7 +151,8 @@ export function parseAccountsFile(raw: unknown): Result<AccountsFile, ConfigErro
 function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, ConfigError> {
   if (!isJson(raw)) return bad(field, 'must be an object with a key');
   for (const name of Object.keys(raw)) {
-    if (!['key', 'kind', 'requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute', 'faults', 'oauth', 'windows'].includes(name)) return bad(`${field}.${name}`, 'unknown field');
+    if (!['key', 'kind', 'requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute', 'faults', 'oauth', 'windows'].includes(name))
+      return bad(`${field}.${name}`, 'unknown field');
   }
   const key = raw.key;
   if (typeof key !== 'string' || key.length < keyLengthMin || key.length > keyLengthMax || !keyPattern.test(key)) {
@@ -162,7 +163,8 @@ function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, Conf
   const limit = (name: keyof AccountLimits): Result<number, ConfigError> => {
     const value = raw[name];
     if (value === undefined) return ok(defaultAccountLimits[name]);
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > perMinuteMax) return bad(`${field}.${name}`, `must be an integer from 1 to ${perMinuteMax}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > perMinuteMax)
+      return bad(`${field}.${name}`, `must be an integer from 1 to ${perMinuteMax}`);
     return ok(value);
   };
   const requestsPerMinute = limit('requestsPerMinute');
@@ -176,7 +178,11 @@ function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, Conf
     if (!Array.isArray(raw.faults)) return bad(`${field}.faults`, 'must be an array of faults');
     for (const [i, entry] of (raw.faults as unknown[]).entries()) {
       const fault = parseFault(entry, `${field}.faults[${i}]`, key);
-      if (!fault.ok) return bad(fault.error.kind === 'bad-fault' ? fault.error.field : `${field}.faults`, fault.error.kind === 'bad-fault' ? fault.error.reason : 'too many faults');
+      if (!fault.ok)
+        return bad(
+          fault.error.kind === 'bad-fault' ? fault.error.field : `${field}.faults`,
+          fault.error.kind === 'bad-fault' ? fault.error.reason : 'too many faults',
+        );
       faults.push(fault.value);
     }
   }
@@ -191,7 +197,11 @@ function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, Conf
   return ok({
     key,
     kind,
-    limits: { requestsPerMinute: requestsPerMinute.value, inputTokensPerMinute: inputTokensPerMinute.value, outputTokensPerMinute: outputTokensPerMinute.value },
+    limits: {
+      requestsPerMinute: requestsPerMinute.value,
+      inputTokensPerMinute: inputTokensPerMinute.value,
+      outputTokensPerMinute: outputTokensPerMinute.value,
+    },
     faults,
     oauth: oauth.value,
     windows: windows.value,
@@ -202,7 +212,8 @@ function parseAccount(raw: unknown, field: string): Result<EmulatorAccount, Conf
 function wholeNumber(raw: Record<string, unknown>, name: string, field: string, min: number, max: number, fallback?: number): Result<number, ConfigError> {
   const value = raw[name];
   if (value === undefined && fallback !== undefined) return ok(fallback);
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) return bad(`${field}.${name}`, `must be an integer from ${min} to ${max}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
+    return bad(`${field}.${name}`, `must be an integer from ${min} to ${max}`);
   return ok(value);
 }
 

@@ -27,7 +27,14 @@ import { type Headers, rateLimitHeaders, retryAfterSeconds, throttledState, unif
 import { AccountRateLimiter } from './rate-limiter.js';
 import { inputCharge, outputCharge, SubscriptionWindows, type WindowName } from './subscription-windows.js';
 import { parseTokenRequest, type TokenError, tokenErrorBody } from './token-request.js';
-import { invalidRequestMessage, type MessagesRequest, type RequestBetas, requestBetas, validateCountTokensRequest, validateMessagesRequest } from './request-validation.js';
+import {
+  invalidRequestMessage,
+  type MessagesRequest,
+  type RequestBetas,
+  requestBetas,
+  validateCountTokensRequest,
+  validateMessagesRequest,
+} from './request-validation.js';
 import { generateText } from './text-generator.js';
 
 /**
@@ -200,11 +207,17 @@ class EmulatorServer implements Emulator {
     assert(Number.isFinite(this.ttftMs) && this.ttftMs >= 0, 'ttftMs is a duration');
     assert(Number.isFinite(this.tokensPerSecond) && this.tokensPerSecond >= 0, 'tokensPerSecond is a rate');
     assert(
-      Number.isSafeInteger(this.outputTokensMin) && this.outputTokensMin >= 1 && this.outputTokensMin <= this.outputTokensMax && this.outputTokensMax <= emulatorOutputTokensMax,
+      Number.isSafeInteger(this.outputTokensMin) &&
+        this.outputTokensMin >= 1 &&
+        this.outputTokensMin <= this.outputTokensMax &&
+        this.outputTokensMax <= emulatorOutputTokensMax,
       'output lengths are within 1 to emulatorOutputTokensMax',
     );
     assert(this.requestBytesMax >= 1 && this.requestBytesMax <= emulatorRequestBytesMax, 'the body bound is within emulatorRequestBytesMax');
-    assert(this.responsesInFlightMax >= 1 && this.responsesInFlightMax <= emulatorResponsesInFlightMax, 'the in-flight bound is within emulatorResponsesInFlightMax');
+    assert(
+      this.responsesInFlightMax >= 1 && this.responsesInFlightMax <= emulatorResponsesInFlightMax,
+      'the in-flight bound is within emulatorResponsesInFlightMax',
+    );
     const nowMs = this.clock.nowMs();
     const configured: Fault[] = [];
     this.tokens = new OAuthTokens(this.seed);
@@ -392,7 +405,8 @@ class EmulatorServer implements Emulator {
       stopSequences: request.stopSequences,
     });
     const outcome: MessageOutcome = { id: this.ids.next('msg_'), model: request.model, usage: cachePlan.usage, generated };
-    const midStream = fault !== undefined && (fault.kind === 'drop-mid-stream' || fault.kind === 'stall-mid-stream' || fault.kind === 'error-event') ? fault : undefined;
+    const midStream =
+      fault !== undefined && (fault.kind === 'drop-mid-stream' || fault.kind === 'stall-mid-stream' || fault.kind === 'error-event') ? fault : undefined;
     row.messages += 1;
 
     const jsonWaitMs = this.ttftMs + this.paceMs(generated.outputTokens);
@@ -563,7 +577,12 @@ class EmulatorServer implements Emulator {
     if (!body.ok) {
       if (body.error === 'aborted') return undefined;
       // The rest of the body is not read: the connection closes after this answer.
-      this.sendError(res, requestId, apiError('request_too_large', `Request exceeds the maximum allowed number of bytes. The maximum request size is ${this.requestBytesMax} bytes.`), { connection: 'close' });
+      this.sendError(
+        res,
+        requestId,
+        apiError('request_too_large', `Request exceeds the maximum allowed number of bytes. The maximum request size is ${this.requestBytesMax} bytes.`),
+        { connection: 'close' },
+      );
       return undefined;
     }
     const state = this.authenticate(req);
@@ -584,7 +603,11 @@ class EmulatorServer implements Emulator {
     try {
       json = JSON.parse(body.value.toString('utf8'));
     } catch (error) {
-      this.sendError(res, requestId, apiError('invalid_request_error', `There was an issue with your request body: ${error instanceof Error ? error.message : 'not JSON'}`));
+      this.sendError(
+        res,
+        requestId,
+        apiError('invalid_request_error', `There was an issue with your request body: ${error instanceof Error ? error.message : 'not JSON'}`),
+      );
       return undefined;
     }
     // Some betas change what a body may hold (mid-conversation system messages, request-validation.ts).
@@ -636,7 +659,12 @@ class EmulatorServer implements Emulator {
     const body = await readBody(req, emulatorTokenRequestBytesMax);
     if (!body.ok) {
       if (body.error === 'aborted') return;
-      this.send(res, 413, { ...headers(), connection: 'close' }, JSON.stringify(tokenErrorBody({ error: 'invalid_request', description: `The request body exceeds ${emulatorTokenRequestBytesMax} bytes.` })));
+      this.send(
+        res,
+        413,
+        { ...headers(), connection: 'close' },
+        JSON.stringify(tokenErrorBody({ error: 'invalid_request', description: `The request body exceeds ${emulatorTokenRequestBytesMax} bytes.` })),
+      );
       return;
     }
     const request = parseTokenRequest(req.headers['content-type'], body.value.toString('utf8'));
@@ -694,7 +722,10 @@ class EmulatorServer implements Emulator {
       const faults = parseFaults(json);
       const queued = faults.ok ? this.plan.add(faults.value) : faults;
       if (!queued.ok) {
-        return refuse(400, queued.error.kind === 'bad-fault' ? `${queued.error.field}: ${queued.error.reason}` : `at most ${queued.error.faultsMax} faults may be queued`);
+        return refuse(
+          400,
+          queued.error.kind === 'bad-fault' ? `${queued.error.field}: ${queued.error.reason}` : `at most ${queued.error.faultsMax} faults may be queued`,
+        );
       }
       return reply(200, { queued: queued.value });
     }
@@ -702,7 +733,12 @@ class EmulatorServer implements Emulator {
   }
 
   /** The test hooks on OAuth accounts: revoke a refresh token, expire access tokens, spend a window. */
-  private async hook(req: IncomingMessage, path: string, reply: (status: number, body: unknown) => void, refuse: (status: number, message: string) => void): Promise<void> {
+  private async hook(
+    req: IncomingMessage,
+    path: string,
+    reply: (status: number, body: unknown) => void,
+    refuse: (status: number, message: string) => void,
+  ): Promise<void> {
     const body = await readBody(req, emulatorControlBytesMax);
     if (!body.ok) return body.error === 'aborted' ? undefined : refuse(413, `a hook request is at most ${emulatorControlBytesMax} bytes`);
     let json: unknown;
@@ -722,7 +758,8 @@ class EmulatorServer implements Emulator {
     const window = fields.window === '5h' ? 'five_hour' : fields.window === '7d' ? 'seven_day' : undefined;
     if (window === undefined) return refuse(400, 'window: must be "5h" or "7d"');
     const resetInMs = fields.resetInMs;
-    if (typeof resetInMs !== 'number' || !Number.isSafeInteger(resetInMs) || resetInMs < 1) return refuse(400, 'resetInMs: must be a positive whole number of milliseconds');
+    if (typeof resetInMs !== 'number' || !Number.isSafeInteger(resetInMs) || resetInMs < 1)
+      return refuse(400, 'resetInMs: must be a positive whole number of milliseconds');
     if (!this.exhaustWindow(account, window, resetInMs)) return refuse(400, 'account: is not an OAuth account, or resetInMs is longer than the window');
     return reply(200, { account, window: fields.window, resetAtMs: this.clock.nowMs() + resetInMs });
   }

@@ -48,8 +48,7 @@ export interface Fault {
 }
 
 export type FaultPlanError =
-  | { readonly kind: 'bad-fault'; readonly field: string; readonly reason: string }
-  | { readonly kind: 'faults-full'; readonly faultsMax: number };
+  { readonly kind: 'bad-fault'; readonly field: string; readonly reason: string } | { readonly kind: 'faults-full'; readonly faultsMax: number };
 
 /** Retry hints a fault may carry: up to an hour, as no real reset is further away. */
 const retryAfterSecondsMax = 3_600;
@@ -58,7 +57,17 @@ const afterEventsMax = 1_000_000;
 
 const bad = (field: string, reason: string): Result<never, FaultPlanError> => err({ kind: 'bad-fault', field, reason });
 
-const kinds = ['rate-limit', 'overloaded', 'server-error', 'unauthorized', 'forbidden', 'drop-before-headers', 'drop-mid-stream', 'stall-mid-stream', 'error-event'] as const;
+const kinds = [
+  'rate-limit',
+  'overloaded',
+  'server-error',
+  'unauthorized',
+  'forbidden',
+  'drop-before-headers',
+  'drop-mid-stream',
+  'stall-mid-stream',
+  'error-event',
+] as const;
 
 export function isMidStream(action: FaultAction): boolean {
   return action.kind === 'drop-mid-stream' || action.kind === 'stall-mid-stream' || action.kind === 'error-event';

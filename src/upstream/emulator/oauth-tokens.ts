@@ -31,9 +31,7 @@ export interface OAuthAccountConfig {
 }
 
 export type AccessTokenLookup =
-  | { readonly kind: 'live'; readonly account: string }
-  | { readonly kind: 'expired'; readonly account: string }
-  | { readonly kind: 'unknown' };
+  { readonly kind: 'live'; readonly account: string } | { readonly kind: 'expired'; readonly account: string } | { readonly kind: 'unknown' };
 
 export interface IssuedTokens {
   readonly account: string;

@@ -50,7 +50,10 @@ export class PromptCache {
     private readonly entriesMax: number = emulatorCacheEntriesMax,
   ) {
     assert(Number.isSafeInteger(minTokens) && minTokens >= 0, 'the minimum prefix is a count');
-    assert(Number.isSafeInteger(entriesMax) && entriesMax >= 1 && entriesMax <= emulatorCacheEntriesMax, 'the cache holds 1 to emulatorCacheEntriesMax entries');
+    assert(
+      Number.isSafeInteger(entriesMax) && entriesMax >= 1 && entriesMax <= emulatorCacheEntriesMax,
+      'the cache holds 1 to emulatorCacheEntriesMax entries',
+    );
   }
 
   get size(): number {
@@ -69,7 +72,11 @@ export class PromptCache {
     for (const segment of segments) {
       totalTokens += segment.tokens;
       if (segment.cacheTtl === undefined || totalTokens < this.minTokens) continue;
-      breakpoints.push({ key: `${scope}\u0000${segment.prefixHash}`, prefixTokens: totalTokens, ttlMs: segment.cacheTtl === '1h' ? cacheTtl1hMs : cacheTtl5mMs });
+      breakpoints.push({
+        key: `${scope}\u0000${segment.prefixHash}`,
+        prefixTokens: totalTokens,
+        ttlMs: segment.cacheTtl === '1h' ? cacheTtl1hMs : cacheTtl5mMs,
+      });
     }
     let hit = -1;
     for (let i = breakpoints.length - 1; i >= 0; i--) {

@@ -1,9 +1,4 @@
-import {
-  emulatorCacheBreakpointsMax,
-  emulatorMaxTokensMax,
-  emulatorMessagesMax,
-  emulatorStopSequencesMax,
-} from '../../core/limits.js';
+import { emulatorCacheBreakpointsMax, emulatorMaxTokensMax, emulatorMessagesMax, emulatorStopSequencesMax } from '../../core/limits.js';
 import { err, ok, type Result } from '../../core/result.js';
 import { isJson, type Json } from './token-count.js';
 
@@ -216,7 +211,10 @@ function checkSystemPlacement(messages: readonly MessageParam[], i: number): Res
   const after = messages[i + 1];
   const followsUser = before?.role === 'user' || (before?.role === 'assistant' && endsInServerToolResult(before));
   if (!followsUser) {
-    return invalid(`messages.${i}`, `role 'system' must follow a 'user' message or an 'assistant' message ending in a server tool result; ${systemPlacementNote}`);
+    return invalid(
+      `messages.${i}`,
+      `role 'system' must follow a 'user' message or an 'assistant' message ending in a server tool result; ${systemPlacementNote}`,
+    );
   }
   if (after !== undefined && after.role !== 'assistant') {
     return invalid(`messages.${i}`, `role 'system' must precede an 'assistant' message or end the array; ${systemPlacementNote}`);

@@ -72,7 +72,10 @@ const weightsPerMille = { input: 1000, cacheWrite: 1250, cacheRead: 100, output:
 /** The whole units a request's input costs in `unit`; requests cost 1 whatever their size. */
 export function inputCharge(unit: WindowUnit, usage: { inputTokens: number; cacheCreationInputTokens: number; cacheReadInputTokens: number }): number {
   if (unit === 'requests') return 1;
-  const perMille = usage.inputTokens * weightsPerMille.input + usage.cacheCreationInputTokens * weightsPerMille.cacheWrite + usage.cacheReadInputTokens * weightsPerMille.cacheRead;
+  const perMille =
+    usage.inputTokens * weightsPerMille.input +
+    usage.cacheCreationInputTokens * weightsPerMille.cacheWrite +
+    usage.cacheReadInputTokens * weightsPerMille.cacheRead;
   return Math.ceil(perMille / 1000);
 }
 

@@ -38,11 +38,70 @@ export interface GeneratedText {
 }
 
 const words = [
-  'the', 'a', 'pool', 'mesh', 'car', 'ride', 'lane', 'road', 'share', 'seat', 'key', 'limit', 'quota', 'token', 'node',
-  'peer', 'delta', 'merge', 'count', 'fair', 'queue', 'tier', 'paid', 'free', 'burst', 'rate', 'cache', 'hit', 'miss',
-  'write', 'read', 'of', 'to', 'and', 'in', 'on', 'with', 'from', 'every', 'each', 'one', 'two', 'many', 'few', 'more',
-  'less', 'now', 'then', 'soon', 'late', 'early', 'fast', 'slow', 'calm', 'even', 'safe', 'sure', 'clear', 'plain',
-  'small', 'large', 'is', 'was', 'will',
+  'the',
+  'a',
+  'pool',
+  'mesh',
+  'car',
+  'ride',
+  'lane',
+  'road',
+  'share',
+  'seat',
+  'key',
+  'limit',
+  'quota',
+  'token',
+  'node',
+  'peer',
+  'delta',
+  'merge',
+  'count',
+  'fair',
+  'queue',
+  'tier',
+  'paid',
+  'free',
+  'burst',
+  'rate',
+  'cache',
+  'hit',
+  'miss',
+  'write',
+  'read',
+  'of',
+  'to',
+  'and',
+  'in',
+  'on',
+  'with',
+  'from',
+  'every',
+  'each',
+  'one',
+  'two',
+  'many',
+  'few',
+  'more',
+  'less',
+  'now',
+  'then',
+  'soon',
+  'late',
+  'early',
+  'fast',
+  'slow',
+  'calm',
+  'even',
+  'safe',
+  'sure',
+  'clear',
+  'plain',
+  'small',
+  'large',
+  'is',
+  'was',
+  'will',
 ] as const;
 
 /**
@@ -60,7 +119,10 @@ const sentenceWordsMax = 14;
 export function generateText(options: GenerationOptions): GeneratedText {
   const { maxTokens, lengthMin, lengthMax, stopSequences } = options;
   assert(Number.isSafeInteger(maxTokens) && maxTokens >= 1, 'max_tokens is validated before generation');
-  assert(Number.isSafeInteger(lengthMin) && lengthMin >= 1 && lengthMin <= lengthMax && lengthMax <= emulatorOutputTokensMax, 'lengths are within 1 to emulatorOutputTokensMax');
+  assert(
+    Number.isSafeInteger(lengthMin) && lengthMin >= 1 && lengthMin <= lengthMax && lengthMax <= emulatorOutputTokensMax,
+    'lengths are within 1 to emulatorOutputTokensMax',
+  );
   const random = new SeededRandom((options.seed * 0x9e3779b1 + options.promptSeed) % Number.MAX_SAFE_INTEGER);
   const natural = lengthMin + random.int(lengthMax - lengthMin + 1);
   const length = Math.min(maxTokens, natural);

@@ -76,7 +76,7 @@ export function countTextTokens(text: string): number {
   let tokens = 0;
   let run: CharClass | undefined;
   let runLength = 0;
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const unit = text.charCodeAt(i);
     let cls: CharClass;
     if (unit < 0x100) {

@@ -67,7 +67,11 @@ export function parseTokenRequest(contentType: string | undefined, body: string)
   };
   const grantType = field('grant_type');
   if (!grantType.ok) return grantType;
-  if (grantType.value !== 'refresh_token') return err({ error: 'unsupported_grant_type', description: `Grant type ${JSON.stringify(grantType.value).slice(0, 64)} is not supported here; use refresh_token.` });
+  if (grantType.value !== 'refresh_token')
+    return err({
+      error: 'unsupported_grant_type',
+      description: `Grant type ${JSON.stringify(grantType.value).slice(0, 64)} is not supported here; use refresh_token.`,
+    });
   const refreshToken = field('refresh_token');
   if (!refreshToken.ok) return refreshToken;
   const clientId = field('client_id');

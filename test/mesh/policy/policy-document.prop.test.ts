@@ -45,7 +45,14 @@ const arbTenant = (id: TenantId): fc.Arbitrary<Tenant> =>
       apiKeys: fc
         .uniqueArray(fc.constantFrom(...keyHashes), { maxLength: 3 })
         .chain((hashes) =>
-          fc.tuple(...hashes.map((hash) => fc.record({ hash: fc.constant(hash), name: fc.constantFrom('', 'ci', 'laptop'), createdAtMs: fc.nat(1_000), revokedAtMs: fc.nat(2_000) }, { requiredKeys: ['hash', 'name', 'createdAtMs'] }))),
+          fc.tuple(
+            ...hashes.map((hash) =>
+              fc.record(
+                { hash: fc.constant(hash), name: fc.constantFrom('', 'ci', 'laptop'), createdAtMs: fc.nat(1_000), revokedAtMs: fc.nat(2_000) },
+                { requiredKeys: ['hash', 'name', 'createdAtMs'] },
+              ),
+            ),
+          ),
         ),
       requireSignature: fc.boolean(),
       concurrencyMax: fc.nat(64),
@@ -84,7 +91,18 @@ const arbSettings: fc.Arbitrary<Partial<MeshSettings>> = fc.record(
   { requiredKeys: [] },
 );
 
-const editableFields = ['tier', 'apiKeys', 'requireSignature', 'concurrencyMax', 'weights', 'limits', 'userLimits', 'userConcurrencyMax', 'onClientCancel', 'idempotency'] as const;
+const editableFields = [
+  'tier',
+  'apiKeys',
+  'requireSignature',
+  'concurrencyMax',
+  'weights',
+  'limits',
+  'userLimits',
+  'userConcurrencyMax',
+  'onClientCancel',
+  'idempotency',
+] as const;
 
 type Op =
   | { readonly kind: 'upsert-tenant'; readonly at: number; readonly tenant: Tenant }

@@ -122,11 +122,7 @@ describe('PolicyDocument edits and reads', () => {
     ],
     ['a negative limit', { ...acme, limits: [{ ...acme.limits[0], limit: -1 }] }, 'tenants.acme.limits[0].limit'],
     ['a fractional limit', { ...acme, limits: [{ ...acme.limits[0], limit: 1.5 }] }, 'tenants.acme.limits[0].limit'],
-    [
-      'a sec10 window',
-      { ...acme, limits: [...acme.limits.slice(0, 2), { ...acme.limits[2], window: 'sec10' }] },
-      'tenants.acme.limits[2].window',
-    ],
+    ['a sec10 window', { ...acme, limits: [...acme.limits.slice(0, 2), { ...acme.limits[2], window: 'sec10' }] }, 'tenants.acme.limits[2].window'],
     ['an unknown window', { ...acme, limits: [{ ...acme.limits[0], window: 'year' }] }, 'tenants.acme.limits[0].window'],
     ['a sliding day', { ...acme, limits: [{ ...acme.limits[0], window: 'day', sliding: true }] }, 'tenants.acme.limits[0].sliding'],
     ['a bad metric', { ...acme, limits: [{ ...acme.limits[0], metric: 'Requests' }] }, 'tenants.acme.limits[0].metric'],
@@ -454,9 +450,7 @@ describe('PolicyDocument sync', () => {
         return copy;
       });
     const randomBytes = fc.uint8Array({ maxLength: 64 });
-    const framedRandom = fc
-      .tuple(fc.constantFrom(0, 1, 2), fc.uint8Array({ maxLength: 64 }))
-      .map(([type, payload]) => updateMessage(payload, type));
+    const framedRandom = fc.tuple(fc.constantFrom(0, 1, 2), fc.uint8Array({ maxLength: 64 })).map(([type, payload]) => updateMessage(payload, type));
     checkProperty(
       fc.property(fc.oneof(mutated, randomBytes, framedRandom), (message) => {
         const { doc } = populated();

@@ -64,7 +64,15 @@ describe('key records in the tenant schema', () => {
     expect(fieldOf({ ...base, apiKeys: [{ hash, name: 'x', createdAtMs: -1 }] })).toBe('tenants.acme.apiKeys[0].createdAtMs');
     expect(fieldOf({ ...base, apiKeys: [{ hash, name: 'x', createdAtMs: 0, expiresAtMs: 'soon' }] })).toBe('tenants.acme.apiKeys[0].expiresAtMs');
     expect(fieldOf({ ...base, apiKeys: [{ hash, name: 'x', createdAtMs: 0, revokedAtMs: 1.5 }] })).toBe('tenants.acme.apiKeys[0].revokedAtMs');
-    expect(fieldOf({ ...base, apiKeys: [{ hash, name: 'a', createdAtMs: 0 }, { hash, name: 'b', createdAtMs: 0 }] })).toBe('tenants.acme.apiKeys[1]');
+    expect(
+      fieldOf({
+        ...base,
+        apiKeys: [
+          { hash, name: 'a', createdAtMs: 0 },
+          { hash, name: 'b', createdAtMs: 0 },
+        ],
+      }),
+    ).toBe('tenants.acme.apiKeys[1]');
     const many = Array.from({ length: tenantKeyRecordsMax + 1 }, (_, i) => ({ hash: i.toString(16).padStart(64, '0'), name: 'k', createdAtMs: 0 }));
     expect(fieldOf({ ...base, apiKeys: many })).toBe('tenants.acme.apiKeys');
   });

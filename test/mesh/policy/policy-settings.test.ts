@@ -102,7 +102,11 @@ describe('pool and shedding settings: validation names the bad field', () => {
     ['an unknown health timing', { pool: { health: { cooldownMs: 5 } } }, 'settings.pool.health.cooldownMs'],
     ['a cap below the default cooldown', { pool: { health: { rateLimitCooldownMsMax: 5_000 } } }, 'settings.pool.health.rateLimitCooldownMsMax'],
     ['a default cooldown above the cap', { pool: { health: { rateLimitCooldownMs: 7 * 3_600_000 } } }, 'settings.pool.health.rateLimitCooldownMs'],
-    ['a short throttle as long as the cap', { pool: { health: { throttleShortMsMax: 60_000, rateLimitCooldownMsMax: 60_000 } } }, 'settings.pool.health.throttleShortMsMax'],
+    [
+      'a short throttle as long as the cap',
+      { pool: { health: { throttleShortMsMax: 60_000, rateLimitCooldownMsMax: 60_000 } } },
+      'settings.pool.health.throttleShortMsMax',
+    ],
     ['an overload base above its cap', { pool: { health: { overloadBackoffMsBase: 120_000 } } }, 'settings.pool.health.overloadBackoffMsBase'],
     ['a circuit cap below its base', { pool: { health: { circuitOpenMsMax: 1_000 } } }, 'settings.pool.health.circuitOpenMsMax'],
     ['shed that is not an object', { shed: [1, 2] }, 'settings.shed'],
@@ -139,7 +143,16 @@ describe('pool and shedding settings: validation names the bad field', () => {
   });
 
   it("refuses a tenant's unknown pool strategy, naming it", () => {
-    const tenant = { id: 'acme', tier: 'paid', apiKeys: [], requireSignature: false, concurrencyMax: 4, weights: defaultTokenWeights, limits: [], poolStrategy: 'fastest' };
+    const tenant = {
+      id: 'acme',
+      tier: 'paid',
+      apiKeys: [],
+      requireSignature: false,
+      concurrencyMax: 4,
+      weights: defaultTokenWeights,
+      limits: [],
+      poolStrategy: 'fastest',
+    };
     expect(validateTenant(tenant)).toMatchObject({ ok: false, error: { field: 'tenants.acme.poolStrategy' } });
     expect(validateTenant({ ...tenant, poolStrategy: 'least-loaded' })).toMatchObject({ ok: true, value: { poolStrategy: 'least-loaded' } });
     const without = validateTenant({ ...tenant, poolStrategy: undefined });
@@ -167,7 +180,12 @@ describe('pool and shedding settings: partial updates merge', () => {
     expect(refusedField(doc, { pool: { health: { rateLimitCooldownMsMax: 30_000 } } })).toBe('settings.pool.health.rateLimitCooldownMsMax');
 
     expect(doc.updateSettings(loose({ pool: { regionStrategy: { 'eu-west': null }, health: { rateLimitCooldownMs: null }, strategy: null } })).ok).toBe(true);
-    expect(doc.poolSettings()).toEqual({ ...expected, strategy: 'round-robin', regionStrategy: { 'us-east': 'weighted' }, health: { ...defaultHealthTimings, rateLimitCooldownMsMax: 3_600_000 } });
+    expect(doc.poolSettings()).toEqual({
+      ...expected,
+      strategy: 'round-robin',
+      regionStrategy: { 'us-east': 'weighted' },
+      health: { ...defaultHealthTimings, rateLimitCooldownMsMax: 3_600_000 },
+    });
     expect(doc.updateSettings({ pool: { health: null, regionStrategy: null, sticky: null } }).ok).toBe(true);
     expect(doc.poolSettings()).toEqual(defaultPoolSettings);
     // The mesh timings were never touched.
@@ -225,7 +243,12 @@ describe('pool and shedding settings across replicas', () => {
     expect(doc.onSyncMessage(encoding.toUint8Array(encoder)).ok).toBe(true);
     expect(doc.poolSettings()).toEqual(defaultPoolSettings);
     expect(doc.shedSettings()).toBeUndefined();
-    expect(doc.invalidEntries().map((error) => error.field).sort()).toEqual(['settings.pool.health.rateLimitCooldownMs', 'settings.pool.strategy', 'settings.shed.paid.depthMax']);
+    expect(
+      doc
+        .invalidEntries()
+        .map((error) => error.field)
+        .sort(),
+    ).toEqual(['settings.pool.health.rateLimitCooldownMs', 'settings.pool.strategy', 'settings.shed.paid.depthMax']);
     // An operator's valid update replaces the garbage.
     expect(doc.updateSettings({ pool: { strategy: 'weighted', health: { rateLimitCooldownMsMax: 60_000 } } }).ok).toBe(true);
     expect(doc.poolSettings()).toMatchObject({ strategy: 'weighted', health: { rateLimitCooldownMs: 60_000, rateLimitCooldownMsMax: 60_000 } });
@@ -253,7 +276,18 @@ describe('strategyFor', () => {
 
   it("is the tenant's own as the policy stores it", () => {
     const doc = new PolicyDocument(1);
-    const acme: Tenant = { id: asTenantId('acme'), tier: 'paid', apiKeys: [], requireSignature: false, concurrencyMax: 4, weights: defaultTokenWeights, limits: [], userLimits: [], userConcurrencyMax: 4, poolStrategy: 'least-loaded' };
+    const acme: Tenant = {
+      id: asTenantId('acme'),
+      tier: 'paid',
+      apiKeys: [],
+      requireSignature: false,
+      concurrencyMax: 4,
+      weights: defaultTokenWeights,
+      limits: [],
+      userLimits: [],
+      userConcurrencyMax: 4,
+      poolStrategy: 'least-loaded',
+    };
     expect(doc.upsertTenant(acme).ok).toBe(true);
     expect(strategyFor(doc.poolSettings(), 'us-east', doc.tenant(acme.id))).toBe('least-loaded');
     const withoutOwn: Tenant = { ...acme };

@@ -13,10 +13,10 @@ import { arbHealthRecord } from '../../support/health-records.js';
 
 const arbDelta: fc.Arbitrary<CounterDelta> = fc
   .record({
-    entries: fc.uniqueArray(
-      fc.record({ key: arbKey, replica: arbReplica, p: arbCount, n: arbCount, version: arbVersion }),
-      { selector: (e) => `${e.key.id}|${e.replica}`, maxLength: 40 },
-    ),
+    entries: fc.uniqueArray(fc.record({ key: arbKey, replica: arbReplica, p: arbCount, n: arbCount, version: arbVersion }), {
+      selector: (e) => `${e.key.id}|${e.replica}`,
+      maxLength: 40,
+    }),
     ranges: fc.uniqueArray(
       fc.tuple(arbReplica, arbVersion, arbVersion).map(([replica, x, y]) => ({ replica, from: Math.min(x, y), to: Math.max(x, y) })),
       { selector: (r) => r.replica, maxLength: 5 },
@@ -28,15 +28,17 @@ const arbDigest: fc.Arbitrary<Digest> = fc
   .uniqueArray(fc.tuple(arbReplica, arbVersion), { selector: ([r]) => r, maxLength: 8 })
   .map((pairs) => new Map<ReplicaId, number>(pairs));
 
-const arbRights: fc.Arbitrary<KeyedRightsRow[]> = fc.uniqueArray(
-  fc.record({
-    key: arbKey,
-    owner: arbReplica,
-    used: arbCount,
-    cells: fc.uniqueArray(fc.tuple(arbReplica, arbCount), { selector: ([to]) => to, maxLength: 5 }),
-  }),
-  { selector: (row) => `${row.key.id}|${row.owner}`, maxLength: 10 },
-).map((rows) => rows.map(({ key, owner, used, cells }) => ({ key, row: { owner, used, cells: new Map(cells) } })));
+const arbRights: fc.Arbitrary<KeyedRightsRow[]> = fc
+  .uniqueArray(
+    fc.record({
+      key: arbKey,
+      owner: arbReplica,
+      used: arbCount,
+      cells: fc.uniqueArray(fc.tuple(arbReplica, arbCount), { selector: ([to]) => to, maxLength: 5 }),
+    }),
+    { selector: (row) => `${row.key.id}|${row.owner}`, maxLength: 10 },
+  )
+  .map((rows) => rows.map(({ key, owner, used, cells }) => ({ key, row: { owner, used, cells: new Map(cells) } })));
 
 const arbNonce = fc.uint8Array({ minLength: 16, maxLength: 64 });
 const arbProof = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -54,7 +56,9 @@ const arbFrame: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ kind: fc.constant('delta-ack' as const), replica: arbReplica, version: arbVersion }),
   fc.constant({ kind: 'heartbeat' as const }),
   fc.record({ kind: fc.constant('policy-sync' as const), message: fc.uint8Array({ maxLength: 300 }) }),
-  fc.tuple(fc.constantFrom('quorum-write' as const, 'quorum-reply' as const), arbRound, arbDelta).map(([kind, round, delta]) => ({ kind, round, entries: delta.entries })),
+  fc
+    .tuple(fc.constantFrom('quorum-write' as const, 'quorum-reply' as const), arbRound, arbDelta)
+    .map(([kind, round, delta]) => ({ kind, round, entries: delta.entries })),
   fc.tuple(arbRound, arbDelta, arbMember).map(([round, delta, relayed]) => ({ kind: 'quorum-reply' as const, round, entries: delta.entries, relayed })),
   fc.record({ kind: fc.constant('quorum-ack' as const), round: arbRound }),
   fc.record({ kind: fc.constant('quorum-read' as const), round: arbRound, keys: fc.uniqueArray(arbKey, { selector: (key) => key.id, maxLength: 12 }) }),
@@ -81,9 +85,7 @@ function render(frame: Frame): unknown {
     case 'digest':
       return [...frame.digest].sort(([x], [y]) => (x < y ? -1 : 1));
     case 'rights-delta':
-      return frame.rows
-        .map(({ key, row }) => `${key.id}|${row.owner}|${row.used}|${[...row.cells].map(([to, amount]) => `${to}=${amount}`).join(',')}`)
-        .sort();
+      return frame.rows.map(({ key, row }) => `${key.id}|${row.owner}|${row.used}|${[...row.cells].map(([to, amount]) => `${to}=${amount}`).join(',')}`).sort();
     case 'quorum-write':
       return { round: frame.round, entries: canonicalEntries({ entries: frame.entries, ranges: [] }) };
     case 'quorum-reply':
@@ -152,16 +154,20 @@ describe('frame codec', () => {
 
   it('never throws on arbitrary bytes, even behind a valid envelope and checksum', () => {
     checkProperty(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), arbFrame.map(encode)), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }), (seed, edits) => {
-        // Mutate the body, then re-seal it so the checksum passes and the parser itself is tested.
-        const bytes = Uint8Array.from([0xca, 0x01, ...seed.subarray(2, Math.max(2, seed.length - 4)), 0, 0, 0, 0]);
-        const bodyLength = bytes.length - 6;
-        for (const [at, value] of edits) if (bodyLength > 0) bytes[2 + (at % bodyLength)] = value;
-        const crc = crc32c(bytes, 0, bytes.length - 4);
-        new DataView(bytes.buffer).setUint32(bytes.length - 4, crc, true);
-        const decoded = decodeFrame(bytes);
-        if (!decoded.ok) expect(decoded.error.reason).not.toBe('internal');
-      }),
+      fc.property(
+        fc.oneof(fc.uint8Array({ maxLength: 200 }), arbFrame.map(encode)),
+        fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }),
+        (seed, edits) => {
+          // Mutate the body, then re-seal it so the checksum passes and the parser itself is tested.
+          const bytes = Uint8Array.from([0xca, 0x01, ...seed.subarray(2, Math.max(2, seed.length - 4)), 0, 0, 0, 0]);
+          const bodyLength = bytes.length - 6;
+          for (const [at, value] of edits) if (bodyLength > 0) bytes[2 + (at % bodyLength)] = value;
+          const crc = crc32c(bytes, 0, bytes.length - 4);
+          new DataView(bytes.buffer).setUint32(bytes.length - 4, crc, true);
+          const decoded = decodeFrame(bytes);
+          if (!decoded.ok) expect(decoded.error.reason).not.toBe('internal');
+        },
+      ),
       1000,
     );
   });

@@ -94,7 +94,16 @@ describe('frame envelope', () => {
     const dangling = FrameType.encode(
       FrameType.fromObject({
         counterDelta: {
-          table: { replicas: ['a'], strings: ['tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] },
+          table: {
+            replicas: ['a'],
+            strings: ['tenant', 'acme', 'requests'],
+            windowUnits: [4],
+            windowIndexes: [1],
+            keyScopes: [0],
+            keySubjects: [1],
+            keyMetrics: [2],
+            keyWindows: [0],
+          },
           entryReplicas: [3],
           entryP: [1],
           entryN: [0],
@@ -107,7 +116,16 @@ describe('frame envelope', () => {
     const badScope = FrameType.encode(
       FrameType.fromObject({
         counterDelta: {
-          table: { replicas: ['a'], strings: ['Tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] },
+          table: {
+            replicas: ['a'],
+            strings: ['Tenant', 'acme', 'requests'],
+            windowUnits: [4],
+            windowIndexes: [1],
+            keyScopes: [0],
+            keySubjects: [1],
+            keyMetrics: [2],
+            keyWindows: [0],
+          },
           entryReplicas: [0],
           entryP: [1],
           entryN: [0],
@@ -163,12 +181,23 @@ describe('wire compatibility with protobufjs', () => {
     };
     expect(read.quorumRead).toMatchObject({ round: 41, since: { replicas: ['us-east-1'], versions: [9] }, relay: 'eu-west' });
     const reply = encode({ kind: 'quorum-reply', round: 41, entries: [], relayed: asNodeId('eu-west') });
-    const answered = FrameType.toObject(FrameType.decode(reply.subarray(2, reply.length - 4)), { longs: Number }) as { quorumReply: { round: number; relayed: string } };
+    const answered = FrameType.toObject(FrameType.decode(reply.subarray(2, reply.length - 4)), { longs: Number }) as {
+      quorumReply: { round: number; relayed: string };
+    };
     expect(answered.quorumReply).toMatchObject({ round: 41, relayed: 'eu-west' });
     const decoded = decodeFrame(reply);
     expect(decoded.ok && decoded.value).toEqual({ kind: 'quorum-reply', round: 41, entries: [], relayed: 'eu-west' });
     // A read with keys is no probe; a relay needs the prober's digest (its answer is what the prober lacks).
-    const keys = { replicas: [], strings: ['tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] };
+    const keys = {
+      replicas: [],
+      strings: ['tenant', 'acme', 'requests'],
+      windowUnits: [4],
+      windowIndexes: [1],
+      keyScopes: [0],
+      keySubjects: [1],
+      keyMetrics: [2],
+      keyWindows: [0],
+    };
     const read1 = FrameType.encode(FrameType.fromObject({ quorumRead: { round: 1, keys } })).finish();
     expect(reason(envelope(read1))).toBe('ok');
     const withKeys = FrameType.encode(FrameType.fromObject({ quorumRead: { round: 1, keys, since: { replicas: ['a'], versions: [1] } } })).finish();
@@ -219,7 +248,13 @@ describe('wire compatibility with protobufjs', () => {
     }));
     const bytes = encode({ kind: 'counter-delta', delta: { entries: owner, ranges: [{ replica: a, from: 6, to: 7 }] } });
     const object = FrameType.toObject(FrameType.decode(bytes.subarray(2, bytes.length - 4)), { longs: Number, arrays: true }) as {
-      counterDelta: { entryReplicas: number[]; entryReplicasRuns: number[]; entryNRuns: number[]; entryVersionLagsRuns: number[]; table: { keyScopesRuns: number[] } };
+      counterDelta: {
+        entryReplicas: number[];
+        entryReplicasRuns: number[];
+        entryNRuns: number[];
+        entryVersionLagsRuns: number[];
+        table: { keyScopesRuns: number[] };
+      };
     };
     expect(object.counterDelta.entryReplicas).toEqual([]);
     expect(object.counterDelta.entryReplicasRuns).toEqual([0, 100]);
@@ -231,7 +266,16 @@ describe('wire compatibility with protobufjs', () => {
   });
 
   it('rejects a column written both dense and as runs, and runs that expand too far', () => {
-    const table = { replicas: ['a'], strings: ['tenant', 'acme', 'requests'], windowUnits: [4], windowIndexes: [1], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] };
+    const table = {
+      replicas: ['a'],
+      strings: ['tenant', 'acme', 'requests'],
+      windowUnits: [4],
+      windowIndexes: [1],
+      keyScopes: [0],
+      keySubjects: [1],
+      keyMetrics: [2],
+      keyWindows: [0],
+    };
     const both = FrameType.encode(
       FrameType.fromObject({ counterDelta: { table, entryReplicas: [0], entryReplicasRuns: [0, 1], entryP: [1], entryN: [0], entryVersionLags: [0] } }),
     ).finish();
@@ -246,7 +290,16 @@ describe('wire compatibility with protobufjs', () => {
     const body = FrameType.encode(
       FrameType.fromObject({
         rightsDelta: {
-          table: { replicas: ['a', 'b'], strings: ['tenant', 'acme', 'requests'], windowUnits: [6], windowIndexes: [680], keyScopes: [0], keySubjects: [1], keyMetrics: [2], keyWindows: [0] },
+          table: {
+            replicas: ['a', 'b'],
+            strings: ['tenant', 'acme', 'requests'],
+            windowUnits: [6],
+            windowIndexes: [680],
+            keyScopes: [0],
+            keySubjects: [1],
+            keyMetrics: [2],
+            keyWindows: [0],
+          },
           rowKeys: [0],
           rowOwners: [0],
           rowUsed: [40],

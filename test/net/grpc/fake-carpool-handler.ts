@@ -1,14 +1,7 @@
 // An in-memory CarpoolHandler for the gRPC adapter's tests: it records every call and answers
 // with canned results that any test can override per method.
 import { ok } from '../../../src/core/result.js';
-import type {
-  CarpoolCall,
-  CarpoolHandler,
-  CompleteRequest,
-  SseEvent,
-  StreamSink,
-  Usage,
-} from '../../../src/net/grpc/carpool-handler.js';
+import type { CarpoolCall, CarpoolHandler, CompleteRequest, SseEvent, StreamSink, Usage } from '../../../src/net/grpc/carpool-handler.js';
 import { CarpoolGrpcServer, type CarpoolGrpcServerOptions } from '../../../src/net/grpc/grpc-server.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
 

@@ -25,7 +25,11 @@ const window: fc.Arbitrary<RateLimitWindow | undefined> = fc.option(
 );
 const status = fc.option(fc.constantFrom('allowed' as const, 'allowed_warning' as const, 'rejected' as const), { nil: undefined });
 const unifiedWindow: fc.Arbitrary<UnifiedWindow | undefined> = fc.option(
-  fc.record({ status, utilization: fc.option(fc.double({ min: 0, max: 10, noNaN: true }), { nil: undefined }), resetAtMs: fc.option(count, { nil: undefined }) }),
+  fc.record({
+    status,
+    utilization: fc.option(fc.double({ min: 0, max: 10, noNaN: true }), { nil: undefined }),
+    resetAtMs: fc.option(count, { nil: undefined }),
+  }),
   { nil: undefined },
 );
 const unified: fc.Arbitrary<UnifiedLimits | undefined> = fc.option(
@@ -80,7 +84,8 @@ describe('forward wire', () => {
         const mutated = text.slice(0, cut) + insert + text.slice(cut + 1);
         const decoded = decodeFeedback(utf8.encode(mutated));
         // Either a refusal, or a well-formed feedback of a known kind.
-        if (decoded !== undefined) expect(['success', 'rate-limited', 'overloaded', 'auth-failed', 'server-error', 'client-error', 'network']).toContain(decoded.kind);
+        if (decoded !== undefined)
+          expect(['success', 'rate-limited', 'overloaded', 'auth-failed', 'server-error', 'client-error', 'network']).toContain(decoded.kind);
       }),
       300,
     );
@@ -130,7 +135,17 @@ describe('forward wire', () => {
   });
 
   it('reads a request from a member that sends no abort_on_cancel as draining', () => {
-    const request = { requestId: 'r1' as RequestId, accountId: 'a1' as AccountId, tenant: 't1' as TenantId, requestJson: utf8.encode('{}'), anthropicVersion: undefined, anthropicBeta: undefined, stream: true, originRegion: 'us-east' as RegionId, abortOnCancel: true };
+    const request = {
+      requestId: 'r1' as RequestId,
+      accountId: 'a1' as AccountId,
+      tenant: 't1' as TenantId,
+      requestJson: utf8.encode('{}'),
+      anthropicVersion: undefined,
+      anthropicBeta: undefined,
+      stream: true,
+      originRegion: 'us-east' as RegionId,
+      abortOnCancel: true,
+    };
     const wire = encodeForwardRequest(request);
     expect(decodeForwardRequest(wire)).toEqual({ ok: true, value: request });
     const older: Record<string, unknown> = { ...wire };

@@ -42,7 +42,9 @@ describe('gatewayStatusOf', () => {
   it('tells a request that can never fit from one over quota, and says which limit and by how much', () => {
     const status = gatewayStatusOf({ kind: 'rejected', rejection: rejections['exceeds-limit'] });
     expect(status.code).toBe(grpcStatusCodes.FAILED_PRECONDITION);
-    expect(status.details).toBe("the request can never fit: its estimate of 5000 weighted_tokens is over the tenant's limit of 1000 per day; lower max_tokens or shorten the request");
+    expect(status.details).toBe(
+      "the request can never fit: its estimate of 5000 weighted_tokens is over the tenant's limit of 1000 per day; lower max_tokens or shorten the request",
+    );
     expect(status.pushbackMs).toBeUndefined();
   });
 
@@ -92,19 +94,27 @@ describe('gatewayStatusOf', () => {
 
   it('says when to retry as a duration, while the pushback stays exact milliseconds', () => {
     const quota = gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'quota', metric: 'requests', limit: 5, window: 'day', retryAfterMs: 1_218_008 } });
-    expect(quota).toEqual({ code: grpcStatusCodes.RESOURCE_EXHAUSTED, details: 'quota reached: requests is limited to 5 per day; retry in 20 min', pushbackMs: '1218008' });
+    expect(quota).toEqual({
+      code: grpcStatusCodes.RESOURCE_EXHAUSTED,
+      details: 'quota reached: requests is limited to 5 per day; retry in 20 min',
+      pushbackMs: '1218008',
+    });
     expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'shed', retryAfterMs: 1_500 } }).details).toBe('the region is overloaded; retry in 1.5 s');
     expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'admission', retryAfterMs: 250 } }).details).toBe(
       'too few regions answered the quorum round a strict or escrowed limit needs; retry in 250 ms',
     );
-    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'credit', retryAfterMs: 2_000 } }).details).toBe('too few regions answered the quorum round a credit needs; retry in 2 s');
+    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'no-quorum', operation: 'credit', retryAfterMs: 2_000 } }).details).toBe(
+      'too few regions answered the quorum round a credit needs; retry in 2 s',
+    );
     for (const rejection of Object.values(rejections)) {
       expect(gatewayStatusOf({ kind: 'rejected', rejection }).details).not.toMatch(/\d{4,} ?ms/);
     }
   });
 
   it('words an admin token refusal for the admin surface, and maps the admin refusals', () => {
-    expect(gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: 'unknown-admin-token', credential: 'admin-token' } }).details).toBe('missing or unknown admin token');
+    expect(
+      gatewayStatusOf({ kind: 'rejected', rejection: { kind: 'unauthenticated', reason: 'unknown-admin-token', credential: 'admin-token' } }).details,
+    ).toBe('missing or unknown admin token');
     expect(gatewayStatusOf({ kind: 'forbidden', reason: 'the token grafana has the role viewer; this method needs admin' })).toEqual({
       code: grpcStatusCodes.PERMISSION_DENIED,
       details: 'the token grafana has the role viewer; this method needs admin',
@@ -117,4 +127,3 @@ describe('gatewayStatusOf', () => {
     });
   });
 });
-

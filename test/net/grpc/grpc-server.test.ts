@@ -7,10 +7,28 @@ import { Client, credentials as grpcCredentials, Metadata, type MethodDefinition
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rejection } from '../../../src/admission/outcome.js';
 import { err, ok } from '../../../src/core/result.js';
-import type { AdminCall, AdminServiceHandler, ApiKeyInfo, CarpoolCall, CompleteRequest, GatewayError, StreamEvent } from '../../../src/net/grpc/carpool-handler.js';
+import type {
+  AdminCall,
+  AdminServiceHandler,
+  ApiKeyInfo,
+  CarpoolCall,
+  CompleteRequest,
+  GatewayError,
+  StreamEvent,
+} from '../../../src/net/grpc/carpool-handler.js';
 import type { StreamItem } from '../../../src/net/grpc/carpool-client.js';
 import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
-import { cannedEvents, cannedUsage, completeRequest, fakeCarpoolHandler, fromUtf8, type Running, startLoopback, testApiKey, utf8 } from './fake-carpool-handler.js';
+import {
+  cannedEvents,
+  cannedUsage,
+  completeRequest,
+  fakeCarpoolHandler,
+  fromUtf8,
+  type Running,
+  startLoopback,
+  testApiKey,
+  utf8,
+} from './fake-carpool-handler.js';
 import { ledgerRow } from '../../support/memory-usage-reader.js';
 
 let running: Running | undefined;
@@ -32,7 +50,8 @@ const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i);
 describe('Carpool round trips', () => {
   it('Complete: the handler sees the request, credentials, signed content and context; the client gets the response', async () => {
     const handler = fakeCarpoolHandler({
-      complete: (call) => Promise.resolve(ok({ requestId: call.request.requestId, messageJson: call.request.requestJson, usage: cannedUsage, servedRegion: 'us-east' })),
+      complete: (call) =>
+        Promise.resolve(ok({ requestId: call.request.requestId, messageJson: call.request.requestJson, usage: cannedUsage, servedRegion: 'us-east' })),
     });
     running = await startLoopback({ carpool: handler });
     const deadlineMs = Date.now() + 10_000;
@@ -204,7 +223,13 @@ const errorCases: readonly ErrorCase[] = [
   { name: 'rate', error: rejected({ kind: 'rate', retryAfterMs: 120.4 }), codeName: 'RESOURCE_EXHAUSTED', details: () => {}, pushbackMs: 121 },
   { name: 'concurrency', error: rejected({ kind: 'concurrency', retryAfterMs: 1_000 }), codeName: 'RESOURCE_EXHAUSTED', details: () => {}, pushbackMs: 1_000 },
   { name: 'shed', error: rejected({ kind: 'shed', retryAfterMs: 750 }), codeName: 'UNAVAILABLE', details: () => {}, pushbackMs: 750 },
-  { name: 'no quorum', error: rejected({ kind: 'no-quorum', operation: 'admission', retryAfterMs: 250 }), codeName: 'UNAVAILABLE', details: () => {}, pushbackMs: 250 },
+  {
+    name: 'no quorum',
+    error: rejected({ kind: 'no-quorum', operation: 'admission', retryAfterMs: 250 }),
+    codeName: 'UNAVAILABLE',
+    details: () => {},
+    pushbackMs: 250,
+  },
   {
     name: 'unauthenticated',
     error: rejected({ kind: 'unauthenticated', reason: 'bad-signature' }),
@@ -297,24 +322,55 @@ describe('Admin service', () => {
     removeTenant: (call) => (recorded.push(call), Promise.resolve(ok({ removed: call.request.id === 'acme' }))),
     putAccount: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'invalid', field: 'json.limits', reason: 'not a list' }))),
     removeAccount: (call) => (recorded.push(call), Promise.resolve(ok({ removed: false }))),
-    createApiKey: (call) =>
-      (recorded.push(call),
-      Promise.resolve(ok({ apiKey: `cp_${call.request.tenant}_secret`, keyId: `${call.request.tenant}:0badf00d`, key: { ...keyInfo, keyId: `${call.request.tenant}:0badf00d`, name: call.request.name } }))),
+    createApiKey: (call) => (
+      recorded.push(call),
+      Promise.resolve(
+        ok({
+          apiKey: `cp_${call.request.tenant}_secret`,
+          keyId: `${call.request.tenant}:0badf00d`,
+          key: { ...keyInfo, keyId: `${call.request.tenant}:0badf00d`, name: call.request.name },
+        }),
+      )
+    ),
     listApiKeys: (call) => (recorded.push(call), Promise.resolve(ok({ keys: [keyInfo] }))),
     revokeApiKey: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'not-found', field: 'keyId', reason: 'names no key of tenant acme' }))),
-    rotateApiKey: (call) => (recorded.push(call), Promise.resolve(ok({ apiKey: 'cp_acme_new', key: keyInfo, previous: { ...keyInfo, revokedAtMs: 5, state: 'revoked' } }))),
+    rotateApiKey: (call) => (
+      recorded.push(call),
+      Promise.resolve(ok({ apiKey: 'cp_acme_new', key: keyInfo, previous: { ...keyInfo, revokedAtMs: 5, state: 'revoked' } }))
+    ),
     enableAccount: (call) => (recorded.push(call), Promise.resolve(ok({ enabled: true }))),
-    adjustUsage: (call) => (recorded.push(call), Promise.resolve(ok({ key: 'tenant/acme/requests/day:1', kind: call.request.kind, amount: call.request.amount, before: 3, after: -1, node: 'n1' }))),
-    getAudit: (call) => (recorded.push(call), Promise.resolve(err({ kind: 'forbidden', reason: 'the token grafana has the role viewer; this method needs admin' }))),
+    adjustUsage: (call) => (
+      recorded.push(call),
+      Promise.resolve(ok({ key: 'tenant/acme/requests/day:1', kind: call.request.kind, amount: call.request.amount, before: 3, after: -1, node: 'n1' }))
+    ),
+    getAudit: (call) => (
+      recorded.push(call),
+      Promise.resolve(err({ kind: 'forbidden', reason: 'the token grafana has the role viewer; this method needs admin' }))
+    ),
     queryUsage: (call) => {
       recorded.push(call);
       if (call.request.tenant === 'ghost') return Promise.resolve(err({ kind: 'no-ledger', reason: 'this node keeps no usage ledger (no dataDir)' }));
       const totals = { requests: 1, inputTokens: 10, outputTokens: 20, cacheWriteTokens: 3, cacheReadTokens: 4, weightedTokens: 115, costMicros: 0 };
-      return Promise.resolve(ok({ node: 'n1', side: 'tenant', totals, groups: [{ key: { model: 'claude-sonnet-4-6' }, totals }], groupsTruncated: false, rows: [ledgerRow({ requestId: 'r1', costMicros: null })], fromAggregates: 0 }));
+      return Promise.resolve(
+        ok({
+          node: 'n1',
+          side: 'tenant',
+          totals,
+          groups: [{ key: { model: 'claude-sonnet-4-6' }, totals }],
+          groupsTruncated: false,
+          rows: [ledgerRow({ requestId: 'r1', costMicros: null })],
+          fromAggregates: 0,
+        }),
+      );
     },
   };
 
-  function adminCall(port: number, method: keyof AdminServiceMethods, request: object, metadata: Record<string, string>): Promise<{ error: ServiceError | null; response: unknown }> {
+  function adminCall(
+    port: number,
+    method: keyof AdminServiceMethods,
+    request: object,
+    metadata: Record<string, string>,
+  ): Promise<{ error: ServiceError | null; response: unknown }> {
     const definition = loadCarpoolProto().admin[method] as MethodDefinition<object, unknown>;
     const raw = new Client(`127.0.0.1:${port}`, grpcCredentials.createInsecure());
     const md = new Metadata();
@@ -336,7 +392,11 @@ describe('Admin service', () => {
     expect(recorded[0]).toMatchObject({ adminToken: 'admin-token-1', methodPath: '/carpool.v1.Admin/PutTenant', request: { id: 'acme' } });
 
     const key = await adminCall(running.port, 'CreateApiKey', { tenant: 'acme', name: 'ci' }, { authorization: 'Bearer admin-token-1' });
-    expect(key.response).toEqual({ api_key: 'cp_acme_secret', key_id: 'acme:0badf00d', key: { key_id: 'acme:0badf00d', name: 'ci', created_at_ms: 1, expires_at_ms: 0, revoked_at_ms: 0, state: 'active' } });
+    expect(key.response).toEqual({
+      api_key: 'cp_acme_secret',
+      key_id: 'acme:0badf00d',
+      key: { key_id: 'acme:0badf00d', name: 'ci', created_at_ms: 1, expires_at_ms: 0, revoked_at_ms: 0, state: 'active' },
+    });
     const adjusted = await adminCall(running.port, 'AdjustUsage', { kind: 'credit', amount: 4 }, { authorization: 'Bearer admin-token-1' });
     // `after` is an int64: a counter may read below zero.
     expect(adjusted.response).toMatchObject({ kind: 'credit', amount: 4, before: 3, after: -1 });
@@ -345,12 +405,42 @@ describe('Admin service', () => {
     const denied = await adminCall(running.port, 'GetAudit', {}, { authorization: 'Bearer admin-token-1' });
     expect(denied.error?.code).toBe(status.PERMISSION_DENIED);
 
-    const usage = await adminCall(running.port, 'QueryUsage', { tenant: 'acme', group_by: ['model'], since_ms: 5, rows: 1 }, { authorization: 'Bearer admin-token-1' });
-    expect(recorded.at(-1)?.request).toEqual({ side: '', tenant: 'acme', user: '', apiKeyId: '', model: '', account: '', sinceMs: 5, untilMs: 0, groupBy: ['model'], rows: 1 });
+    const usage = await adminCall(
+      running.port,
+      'QueryUsage',
+      { tenant: 'acme', group_by: ['model'], since_ms: 5, rows: 1 },
+      { authorization: 'Bearer admin-token-1' },
+    );
+    expect(recorded.at(-1)?.request).toEqual({
+      side: '',
+      tenant: 'acme',
+      user: '',
+      apiKeyId: '',
+      model: '',
+      account: '',
+      sinceMs: 5,
+      untilMs: 0,
+      groupBy: ['model'],
+      rows: 1,
+    });
     const wireTotals = { requests: 1, input_tokens: 10, output_tokens: 20, cache_write_tokens: 3, cache_read_tokens: 4, weighted_tokens: 115, cost_micros: 0 };
-    expect(usage.response).toMatchObject({ node: 'n1', side: 'tenant', totals: wireTotals, groups: [{ key: { model: 'claude-sonnet-4-6' }, totals: wireTotals }], from_aggregates: 0 });
+    expect(usage.response).toMatchObject({
+      node: 'n1',
+      side: 'tenant',
+      totals: wireTotals,
+      groups: [{ key: { model: 'claude-sonnet-4-6' }, totals: wireTotals }],
+      from_aggregates: 0,
+    });
     // proto3 has no null: a row without a user, key or price says so with '' and -1.
-    expect((usage.response as { rows: unknown[] }).rows[0]).toMatchObject({ request_id: 'r1', role: 'local', user: '', api_key_id: '', account: 'acct-1', cost_micros: -1, estimated: false });
+    expect((usage.response as { rows: unknown[] }).rows[0]).toMatchObject({
+      request_id: 'r1',
+      role: 'local',
+      user: '',
+      api_key_id: '',
+      account: 'acct-1',
+      cost_micros: -1,
+      estimated: false,
+    });
     const noLedger = await adminCall(running.port, 'QueryUsage', { tenant: 'ghost' }, { authorization: 'Bearer admin-token-1' });
     expect([noLedger.error?.code, noLedger.error?.details]).toEqual([status.FAILED_PRECONDITION, 'this node keeps no usage ledger (no dataDir)']);
 

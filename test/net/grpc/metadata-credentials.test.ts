@@ -16,7 +16,14 @@ describe('carpoolCredentialsOf', () => {
   it('reads x-api-key, or a Bearer token in any letter case, or both when they agree', () => {
     expect(carpoolCredentialsOf(metadataOf([['x-api-key', key]]))).toEqual({ ok: true, value: { apiKey: key, signature: undefined } });
     expect(carpoolCredentialsOf(metadataOf([['authorization', `bearer  ${key}`]]))).toEqual({ ok: true, value: { apiKey: key, signature: undefined } });
-    expect(carpoolCredentialsOf(metadataOf([['x-api-key', key], ['authorization', `Bearer ${key}`]]))).toEqual({
+    expect(
+      carpoolCredentialsOf(
+        metadataOf([
+          ['x-api-key', key],
+          ['authorization', `Bearer ${key}`],
+        ]),
+      ),
+    ).toEqual({
       ok: true,
       value: { apiKey: key, signature: undefined },
     });
@@ -41,11 +48,32 @@ describe('carpoolCredentialsOf', () => {
   });
 
   it('refuses repeated, conflicting and non-Bearer credentials', () => {
-    expect(carpoolCredentialsOf(metadataOf([['x-api-key', key], ['x-api-key', key]]))).toEqual({ ok: false, error: 'repeated-credential' });
-    expect(carpoolCredentialsOf(metadataOf([['x-api-key', key], ['authorization', 'Bearer cp_other_x']]))).toEqual({ ok: false, error: 'conflicting-keys' });
+    expect(
+      carpoolCredentialsOf(
+        metadataOf([
+          ['x-api-key', key],
+          ['x-api-key', key],
+        ]),
+      ),
+    ).toEqual({ ok: false, error: 'repeated-credential' });
+    expect(
+      carpoolCredentialsOf(
+        metadataOf([
+          ['x-api-key', key],
+          ['authorization', 'Bearer cp_other_x'],
+        ]),
+      ),
+    ).toEqual({ ok: false, error: 'conflicting-keys' });
     expect(carpoolCredentialsOf(metadataOf([['authorization', 'Basic dXNlcjpwYXNz']]))).toEqual({ ok: false, error: 'unsupported-authorization' });
     expect(carpoolCredentialsOf(metadataOf([['authorization', 'Bearer']]))).toEqual({ ok: false, error: 'unsupported-authorization' });
-    expect(carpoolCredentialsOf(metadataOf([['x-carpool-nonce', 'a'], ['x-carpool-nonce', 'b']]))).toEqual({ ok: false, error: 'repeated-credential' });
+    expect(
+      carpoolCredentialsOf(
+        metadataOf([
+          ['x-carpool-nonce', 'a'],
+          ['x-carpool-nonce', 'b'],
+        ]),
+      ),
+    ).toEqual({ ok: false, error: 'repeated-credential' });
   });
 });
 

@@ -16,7 +16,9 @@ const script = fileURLToPath(new URL('../../python/complete_client.py', import.m
  * version manager (pyenv) shadows it, so both are tried; CARPOOL_PYTHON overrides.
  */
 function findPython(): string | undefined {
-  const candidates = [process.env.CARPOOL_PYTHON, 'python3', '/usr/bin/python3'].filter((candidate): candidate is string => candidate !== undefined && candidate !== '');
+  const candidates = [process.env.CARPOOL_PYTHON, 'python3', '/usr/bin/python3'].filter(
+    (candidate): candidate is string => candidate !== undefined && candidate !== '',
+  );
   for (const candidate of candidates) {
     const probe = spawnSync(candidate, ['-c', 'import grpc, grpc_tools.protoc'], { stdio: 'ignore', timeout: 10_000 });
     if (probe.status === 0) return candidate;
@@ -63,7 +65,13 @@ describe('Python client', () => {
         Promise.resolve(
           ok({
             requestId: call.request.requestId,
-            messageJson: utf8.encode(JSON.stringify({ type: 'message', content: [{ type: 'text', text: 'hé ✓' }], echo: JSON.parse(fromUtf8.decode(call.request.requestJson)) as unknown })),
+            messageJson: utf8.encode(
+              JSON.stringify({
+                type: 'message',
+                content: [{ type: 'text', text: 'hé ✓' }],
+                echo: JSON.parse(fromUtf8.decode(call.request.requestJson)) as unknown,
+              }),
+            ),
             usage: cannedUsage,
             servedRegion: 'ap-south',
           }),
@@ -89,7 +97,8 @@ describe('Python client', () => {
 
   it.skipIf(python === undefined)('sees a quota rejection as RESOURCE_EXHAUSTED with its pushback', async () => {
     const handler = fakeCarpoolHandler({
-      complete: () => Promise.resolve(err({ kind: 'rejected', rejection: { kind: 'quota', metric: 'requests', limit: 10, window: 'minute', retryAfterMs: 60_000 } })),
+      complete: () =>
+        Promise.resolve(err({ kind: 'rejected', rejection: { kind: 'quota', metric: 'requests', limit: 10, window: 'minute', retryAfterMs: 60_000 } })),
     });
     running = await startLoopback({ carpool: handler });
     const run = await runClient(running.port, ['--request-id', 'py-2', '--request-json', '{}']);

@@ -85,7 +85,11 @@ describe('GrpcStreamSink', () => {
     await sink.send(event);
     sink.finish(summary);
     expect(call.written.at(-1)).toEqual({
-      summary: { request_id: 'r', usage: { input_tokens: 1, output_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }, served_region: 'eu' },
+      summary: {
+        request_id: 'r',
+        usage: { input_tokens: 1, output_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+        served_region: 'eu',
+      },
     });
     await expect(sink.send(event)).rejects.toMatchObject({ reason: 'finished' });
 

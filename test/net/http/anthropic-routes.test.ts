@@ -13,7 +13,12 @@ import { until } from '../../support/wait.js';
 
 afterEach(closeAll);
 
-const body = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ model, max_tokens: 64, messages: [{ role: 'user', content: 'Share a ride to the station?' }], ...extra });
+const body = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  model,
+  max_tokens: 64,
+  messages: [{ role: 'user', content: 'Share a ride to the station?' }],
+  ...extra,
+});
 
 function post(h: Harness, path: string, json: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${h.httpUrl}${path}`, {
@@ -24,7 +29,11 @@ function post(h: Harness, path: string, json: unknown, headers: Record<string, s
 }
 
 async function settled(h: Harness): Promise<void> {
-  await until(() => h.runtime.reservations.openCount === 0 && h.emulator.stats().responsesInFlight === 0 && h.gateway.carpool.inFlight === 0, 'every call settled', 10_000);
+  await until(
+    () => h.runtime.reservations.openCount === 0 && h.emulator.stats().responsesInFlight === 0 && h.gateway.carpool.inFlight === 0,
+    'every call settled',
+    10_000,
+  );
 }
 
 /** The tenant's counters hold exactly what the emulator counted. */
@@ -52,14 +61,24 @@ function framesOf(text: string): SseFrame[] {
     .filter((block) => block.length > 0)
     .map((block) => {
       const lines = block.split('\n');
-      return { event: (lines[0] ?? '').replace(/^event: /, ''), data: lines.slice(1).map((line) => line.replace(/^data: /, '')).join('\n') };
+      return {
+        event: (lines[0] ?? '').replace(/^event: /, ''),
+        data: lines
+          .slice(1)
+          .map((line) => line.replace(/^data: /, ''))
+          .join('\n'),
+      };
     });
 }
 
 describe('POST /v1/messages', () => {
   it('answers JSON with a node-assigned request id that is not claimed, the quota headers, and nothing of the upstream head', async () => {
     const h = await startHarness({ http: {} });
-    const response = await post(h, '/v1/messages?beta=true', body({ metadata: { user_id: 'user_'.padEnd(120, 'a') } }), { 'x-app': 'cli', 'user-agent': 'claude-cli/2.1 (external, cli)', 'anthropic-beta': 'oauth-2025-04-20' });
+    const response = await post(h, '/v1/messages?beta=true', body({ metadata: { user_id: 'user_'.padEnd(120, 'a') } }), {
+      'x-app': 'cli',
+      'user-agent': 'claude-cli/2.1 (external, cli)',
+      'anthropic-beta': 'oauth-2025-04-20',
+    });
     expect(response.status).toBe(200);
     const message = (await response.json()) as { type: string; content: { text: string }[]; usage: { output_tokens: number } };
     expect(message.type).toBe('message');
@@ -141,16 +160,20 @@ describe('POST /v1/messages', () => {
   it('drains a stream whose client leaves after two deltas and charges it in full', async () => {
     const h = await startHarness({ http: {}, emulator: { outputTokensMin: 120, outputTokensMax: 120, tokensPerSecond: 200 } });
     const seen = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${h.httpUrl}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': h.keys.get('acme') ?? '' } }, (res) => {
-        let deltas = 0;
-        res.on('data', (chunk: Buffer) => {
-          deltas += chunk.toString().split('event: content_block_delta').length - 1;
-          if (deltas >= 2) {
-            req.destroy();
-            resolve(deltas);
-          }
-        });
-      });
+      const req = httpRequest(
+        `${h.httpUrl}/v1/messages`,
+        { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': h.keys.get('acme') ?? '' } },
+        (res) => {
+          let deltas = 0;
+          res.on('data', (chunk: Buffer) => {
+            deltas += chunk.toString().split('event: content_block_delta').length - 1;
+            if (deltas >= 2) {
+              req.destroy();
+              resolve(deltas);
+            }
+          });
+        },
+      );
       req.on('error', () => {});
       req.once('error', reject);
       req.end(JSON.stringify(body({ stream: true, max_tokens: 200 })));
@@ -172,14 +195,21 @@ describe('count_tokens and models', () => {
     expect(((await counted.json()) as { input_tokens: number }).input_tokens).toBeGreaterThan(0);
     const key = { 'x-api-key': h.keys.get('acme') ?? '' };
     const list = await fetch(`${h.httpUrl}/v1/models?limit=1`, { headers: key });
-    expect(await list.json()).toEqual({ data: [{ type: 'model', id: model, display_name: 'Sonnet', created_at: '1970-01-01T00:00:00Z' }], has_more: true, first_id: model, last_id: model });
+    expect(await list.json()).toEqual({
+      data: [{ type: 'model', id: model, display_name: 'Sonnet', created_at: '1970-01-01T00:00:00Z' }],
+      has_more: true,
+      first_id: model,
+      last_id: model,
+    });
     const next = await fetch(`${h.httpUrl}/v1/models?limit=1&after_id=${model}`, { headers: { authorization: `Bearer ${h.keys.get('acme') ?? ''}` } });
     expect(((await next.json()) as { data: { id: string }[]; has_more: boolean }).data.map((m) => m.id)).toEqual(['claude-haiku-4-5']);
     const one = await fetch(`${h.httpUrl}/v1/models/claude-haiku-4-5`, { headers: key });
     expect(one.status).toBe(200);
     expect(await errorOf(await fetch(`${h.httpUrl}/v1/models/claude-nope`, { headers: key }))).toMatchObject({ status: 404, type: 'not_found_error' });
     expect(await errorOf(await fetch(`${h.httpUrl}/v1/models`))).toEqual({ status: 401, type: 'authentication_error', message: 'missing or unknown API key' });
-    expect(await errorOf(await post(h, '/v1/messages/count_tokens', { model, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': 'cp_acme_nope' }))).toMatchObject({ status: 401 });
+    expect(
+      await errorOf(await post(h, '/v1/messages/count_tokens', { model, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': 'cp_acme_nope' })),
+    ).toMatchObject({ status: 401 });
     expect(h.emulatorUsage().requests).toBe(0);
   });
 });

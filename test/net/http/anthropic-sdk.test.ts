@@ -14,11 +14,20 @@ afterEach(closeAll);
 const request = { model, max_tokens: 64, messages: [{ role: 'user' as const, content: 'Tell me about carpools.' }] };
 
 function sdk(h: Harness, options: { maxRetries?: number; timeout?: number; apiKey?: string } = {}): Anthropic {
-  return new Anthropic({ apiKey: options.apiKey ?? h.keys.get('acme') ?? '', baseURL: h.httpUrl, maxRetries: options.maxRetries ?? 0, timeout: options.timeout ?? 10_000 });
+  return new Anthropic({
+    apiKey: options.apiKey ?? h.keys.get('acme') ?? '',
+    baseURL: h.httpUrl,
+    maxRetries: options.maxRetries ?? 0,
+    timeout: options.timeout ?? 10_000,
+  });
 }
 
 async function reconciled(h: Harness): Promise<void> {
-  await until(() => h.runtime.reservations.openCount === 0 && h.emulator.stats().responsesInFlight === 0 && h.gateway.carpool.inFlight === 0, 'every call settled', 10_000);
+  await until(
+    () => h.runtime.reservations.openCount === 0 && h.emulator.stats().responsesInFlight === 0 && h.gateway.carpool.inFlight === 0,
+    'every call settled',
+    10_000,
+  );
   const upstream = h.emulatorUsage();
   expect(h.tenantUsed('acme', 'requests')).toBe(upstream.requests);
   expect(h.tenantUsed('acme', 'output_tokens')).toBe(upstream.output);
@@ -59,7 +68,10 @@ describe('the official SDK against the front door', () => {
   });
 
   it('raises AuthenticationError for an unknown key and RateLimitError over the rate, with the hint', async () => {
-    const h = await startHarness({ http: {}, settings: { rateLimits: { client: { rate: 1000, periodMs: 1000, burst: 1000 }, tenant: { rate: 1, periodMs: 2_000, burst: 1 } } } });
+    const h = await startHarness({
+      http: {},
+      settings: { rateLimits: { client: { rate: 1000, periodMs: 1000, burst: 1000 }, tenant: { rate: 1, periodMs: 2_000, burst: 1 } } },
+    });
     const bad = sdk(h, { apiKey: 'cp_acme_0000000000000000000000000000000000000000' });
     const refused = await bad.messages.create(request).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(AuthenticationError);
@@ -76,7 +88,10 @@ describe('the official SDK against the front door', () => {
   });
 
   it('retries a 429 after the retry-after it was told, and the retry passes', async () => {
-    const h = await startHarness({ http: {}, settings: { rateLimits: { client: { rate: 1000, periodMs: 1000, burst: 1000 }, tenant: { rate: 1, periodMs: 1_500, burst: 1 } } } });
+    const h = await startHarness({
+      http: {},
+      settings: { rateLimits: { client: { rate: 1000, periodMs: 1000, burst: 1000 }, tenant: { rate: 1, periodMs: 1_500, burst: 1 } } },
+    });
     const client = sdk(h, { maxRetries: 2 });
     await client.messages.create(request);
     const startedMs = Date.now();

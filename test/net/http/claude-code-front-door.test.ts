@@ -11,7 +11,8 @@ import { until } from '../../support/wait.js';
 afterEach(closeAll);
 
 const available = claudeCodeAvailability();
-const title = 'reason' in available ? `Claude Code through the front door (skipped: ${available.reason})` : `Claude Code ${available.version} through the front door`;
+const title =
+  'reason' in available ? `Claude Code through the front door (skipped: ${available.reason})` : `Claude Code ${available.version} through the front door`;
 
 function expectSuccess(run: ClaudeCodeResult): NonNullable<ClaudeCodeResult['report']> {
   const context = `exit ${String(run.exitCode)} timed out ${String(run.timedOut)}\nstdout: ${run.stdout.slice(0, 2000)}\nstderr: ${run.stderr.slice(0, 2000)}`;
@@ -29,7 +30,12 @@ describe.skipIf('reason' in available)(title, () => {
       const report = expectSuccess(await runClaudeCode({ baseUrl: h.httpUrl, token: h.keys.get('acme') as string, auth, prompt: 'Say hello' }));
       await until(() => h.runtime.reservations.openCount === 0 && h.gateway.carpool.inFlight === 0, 'the call to settle', 10_000);
       const upstream = h.emulatorUsage();
-      expect(report.usage).toEqual({ inputTokens: upstream.input, outputTokens: upstream.output, cacheCreationInputTokens: upstream.cacheWrite, cacheReadInputTokens: upstream.cacheRead });
+      expect(report.usage).toEqual({
+        inputTokens: upstream.input,
+        outputTokens: upstream.output,
+        cacheCreationInputTokens: upstream.cacheWrite,
+        cacheReadInputTokens: upstream.cacheRead,
+      });
       expect(h.tenantUsed('acme', 'requests')).toBe(upstream.requests);
       expect(h.tenantUsed('acme', 'output_tokens')).toBe(upstream.output);
       expect(h.tenantUsed('acme', 'weighted_tokens')).toBe(weighted(upstream));

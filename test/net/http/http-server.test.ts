@@ -47,7 +47,9 @@ function routes(held: { release?: () => void; signals: AbortSignal[] }): HttpRou
   ];
 }
 
-async function start(options: ConstructorParameters<typeof HttpFrontDoor>[0] = {}): Promise<{ server: HttpFrontDoor; port: number; held: { release?: () => void; signals: AbortSignal[] } }> {
+async function start(
+  options: ConstructorParameters<typeof HttpFrontDoor>[0] = {},
+): Promise<{ server: HttpFrontDoor; port: number; held: { release?: () => void; signals: AbortSignal[] } }> {
   const held: { release?: () => void; signals: AbortSignal[] } = { signals: [] };
   const server = new HttpFrontDoor({ routes: routes(held), log: () => {}, onHandlerError: () => {}, ...options });
   servers.push(server);
@@ -109,7 +111,11 @@ describe('what a client sends cannot crash the server', () => {
     expect(answered.text).toMatch(/^HTTP\/1\.1 431 /);
     expect(answered.text).toContain('{"type":"error","error":{"type":"invalid_request_error","message":"the request head is over the bound of 32768 bytes"}}');
 
-    for (const garbage of [Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x0d, 0x0a, 0x0d, 0x0a]), Buffer.from('NOT HTTP AT ALL\r\n\r\n'), Buffer.from('POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n')]) {
+    for (const garbage of [
+      Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x0d, 0x0a, 0x0d, 0x0a]),
+      Buffer.from('NOT HTTP AT ALL\r\n\r\n'),
+      Buffer.from('POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n'),
+    ]) {
       const socket = await open(port);
       const reply = readAll(socket);
       socket.write(garbage);

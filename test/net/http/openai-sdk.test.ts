@@ -17,7 +17,11 @@ function sdk(h: Harness, apiKey = h.keys.get('acme') ?? ''): OpenAI {
 }
 
 async function settled(h: Harness): Promise<void> {
-  await until(() => h.runtime.reservations.openCount === 0 && h.emulator.stats().responsesInFlight === 0 && h.gateway.carpool.inFlight === 0, 'every call settled', 10_000);
+  await until(
+    () => h.runtime.reservations.openCount === 0 && h.emulator.stats().responsesInFlight === 0 && h.gateway.carpool.inFlight === 0,
+    'every call settled',
+    10_000,
+  );
 }
 
 async function reconciled(h: Harness): Promise<void> {
@@ -54,7 +58,12 @@ describe('the official openai SDK against the front door', () => {
     const first = h.emulatorUsage();
     expect(answer.usage).toMatchObject({ prompt_tokens: first.input + first.cacheWrite + first.cacheRead, completion_tokens: first.output });
 
-    const stream = client.chat.completions.stream({ model, max_completion_tokens: 64, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Stream me a sentence.' }] });
+    const stream = client.chat.completions.stream({
+      model,
+      max_completion_tokens: 64,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'Stream me a sentence.' }],
+    });
     const deltas: string[] = [];
     stream.on('content.delta', ({ delta }) => deltas.push(delta));
     const final = await stream.finalChatCompletion();
@@ -71,7 +80,16 @@ describe('the official openai SDK against the front door', () => {
     const answer = await client.chat.completions.create({
       model,
       max_tokens: 64,
-      tools: [{ type: 'function', function: { name: 'seats', description: 'Free seats of a ride', parameters: { type: 'object', properties: { ride: { type: 'string' } }, required: ['ride'] } } }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'seats',
+            description: 'Free seats of a ride',
+            parameters: { type: 'object', properties: { ride: { type: 'string' } }, required: ['ride'] },
+          },
+        },
+      ],
       tool_choice: 'auto',
       messages: [
         {
@@ -84,11 +102,15 @@ describe('the official openai SDK against the front door', () => {
       ],
     });
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
-    const refused = await client.chat.completions.create({ model, max_tokens: 16, n: 2, messages: [{ role: 'user', content: 'Twice, please.' }] }).catch((error: unknown) => error);
+    const refused = await client.chat.completions
+      .create({ model, max_tokens: 16, n: 2, messages: [{ role: 'user', content: 'Twice, please.' }] })
+      .catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(BadRequestError);
     expect((refused as BadRequestError).param).toBe('n');
     expect((refused as BadRequestError).code).toBe('unsupported_parameter');
-    const unknown = await client.chat.completions.create({ model: 'gpt-4o', max_tokens: 16, messages: [{ role: 'user', content: 'Hi' }] }).catch((error: unknown) => error);
+    const unknown = await client.chat.completions
+      .create({ model: 'gpt-4o', max_tokens: 16, messages: [{ role: 'user', content: 'Hi' }] })
+      .catch((error: unknown) => error);
     // Without an exact model list every name goes on to the upstream, which refuses a non-Claude one.
     expect(unknown).toBeInstanceOf(NotFoundError);
     expect(h.emulatorUsage().requests).toBe(1);
@@ -96,7 +118,10 @@ describe('the official openai SDK against the front door', () => {
   });
 
   it('raises AuthenticationError for an unknown key, RateLimitError at the quota, and charges an Idempotency-Key retry once', async () => {
-    const h = await startHarness({ http: {}, tenants: [{ id: 'acme', limits: [...rulesOf({ requests: 2 }), ...rulesOf({ weighted_tokens: 1_000_000_000, output_tokens: 1_000_000_000 })] }] });
+    const h = await startHarness({
+      http: {},
+      tenants: [{ id: 'acme', limits: [...rulesOf({ requests: 2 }), ...rulesOf({ weighted_tokens: 1_000_000_000, output_tokens: 1_000_000_000 })] }],
+    });
     const bad = await sdk(h, 'cp_acme_0000000000000000000000000000000000000000')
       .chat.completions.create({ model, max_tokens: 16, messages: [{ role: 'user', content: 'Hi' }] })
       .catch((error: unknown) => error);

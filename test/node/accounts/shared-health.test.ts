@@ -31,7 +31,11 @@ function client(region: MeshRegion): Anthropic {
 }
 
 async function ask(region: MeshRegion): Promise<void> {
-  const message = await client(region).messages.create({ model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: `hello from ${region}` }] });
+  const message = await client(region).messages.create({
+    model: 'claude-sonnet-4-5',
+    max_tokens: 16,
+    messages: [{ role: 'user', content: `hello from ${region}` }],
+  });
   expect(message.usage.output_tokens).toBeGreaterThan(0);
 }
 
@@ -104,7 +108,9 @@ describe('account health shared by the mesh (real processes)', () => {
     await ask('eu-west');
     await everyRegionHolds('sub-eu', 'disabled');
     for (const region of meshRegions) expect((await accountIn(region, 'sub-eu')).disabledReason).toBe('the upstream answered 401');
-    const metrics = await (await fetch(`${mesh.region('ap-south').admin}/metrics`, { headers: { authorization: 'Bearer subscription-mesh-admin-token' } })).text();
+    const metrics = await (
+      await fetch(`${mesh.region('ap-south').admin}/metrics`, { headers: { authorization: 'Bearer subscription-mesh-admin-token' } })
+    ).text();
     expect(metrics).toMatch(/carpool_account_disabled\{[^}]*account="sub-eu"[^}]*reason="auth-failed"[^}]*\} 1/);
     // The operator re-enables it once, at ap-south (a region that does not even hold its credential).
     const enabled = await mesh.admin('ap-south', 'POST', '/pool/accounts/sub-eu/enable', { reason: 'credential fixed' });

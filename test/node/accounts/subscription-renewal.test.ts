@@ -56,52 +56,62 @@ function keyStats(id: string) {
 }
 
 describe('subscription logins kept alive (real processes)', () => {
-  it('serves load across token expiries with one refresh per account per period, from its home region only', async () => {
-    const failures: string[] = [];
-    let served = 0;
-    let reportedOutput = 0;
-    const endAtMs = Date.now() + loadMs;
-    const worker = async (region: MeshRegion, n: number): Promise<void> => {
-      const client = new Anthropic({ apiKey: mesh.apiKey, baseURL: mesh.region(region).http, maxRetries: 0 });
-      for (let i = 0; i < requestsPerWorkerMax && Date.now() < endAtMs; i++) {
-        try {
-          const message = await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 12, messages: [{ role: 'user', content: `${region} ${n} ${i}` }] });
-          served++;
-          reportedOutput += message.usage.output_tokens;
-        } catch (error) {
-          failures.push(`${region}: ${(error as Error).message}`);
+  it(
+    'serves load across token expiries with one refresh per account per period, from its home region only',
+    async () => {
+      const failures: string[] = [];
+      let served = 0;
+      let reportedOutput = 0;
+      const endAtMs = Date.now() + loadMs;
+      const worker = async (region: MeshRegion, n: number): Promise<void> => {
+        const client = new Anthropic({ apiKey: mesh.apiKey, baseURL: mesh.region(region).http, maxRetries: 0 });
+        for (let i = 0; i < requestsPerWorkerMax && Date.now() < endAtMs; i++) {
+          try {
+            const message = await client.messages.create({
+              model: 'claude-sonnet-4-5',
+              max_tokens: 12,
+              messages: [{ role: 'user', content: `${region} ${n} ${i}` }],
+            });
+            served++;
+            reportedOutput += message.usage.output_tokens;
+          } catch (error) {
+            failures.push(`${region}: ${(error as Error).message}`);
+          }
+          await sleep(20);
         }
-        await sleep(20);
-      }
-    };
-    await Promise.all(meshRegions.flatMap((region) => Array.from({ length: workersPerRegion }, (_, n) => worker(region, n))));
-    const elapsedMs = Date.now() - startedAtMs;
+      };
+      await Promise.all(meshRegions.flatMap((region) => Array.from({ length: workersPerRegion }, (_, n) => worker(region, n))));
+      const elapsedMs = Date.now() - startedAtMs;
 
-    const refreshes = mesh.accounts.map((a) => `${a.id} ${keyStats(a.id).refreshes}`).join(', ');
-    console.log(`renewal: ${served} requests served in ${loadMs / 1000} s from 3 regions, ${failures.length} failed; refreshes over ${(elapsedMs / 1000).toFixed(1)} s (${(elapsedMs / periodMs).toFixed(1)} periods): ${refreshes}`);
-    expect(failures.slice(0, 5)).toEqual([]);
-    expect(served).toBeGreaterThan(loadMs / 200);
-    for (const account of mesh.accounts) {
-      const stats = keyStats(account.id);
-      // No call met an expired token: each was refreshed before it expired.
-      expect(stats.expiredTokenRefusals, account.id).toBe(0);
-      // A second refresher (another region, or two at once) would present a rotated-away token.
-      expect(stats.refreshesRefused, account.id).toBe(0);
-      // One refresh per period over the mesh's life, give or take the first and the one in flight.
-      const expected = elapsedMs / periodMs;
-      expect(stats.refreshes, `${account.id} refreshed ${stats.refreshes} times in ${elapsedMs} ms`).toBeGreaterThanOrEqual(Math.floor(expected) - 2);
-      expect(stats.refreshes, `${account.id} refreshed ${stats.refreshes} times in ${elapsedMs} ms`).toBeLessThanOrEqual(Math.ceil(expected) + 1);
-      expect(stats.messages, account.id).toBeGreaterThan(0);
-    }
-    expect(mesh.emulator.stats().refreshesRefusedUnknown).toBe(0);
-    // Every token accounted: what clients were told, what the tenant was charged, what the emulator counted.
-    await untilAsync(async () => (await mesh.charged()).requests >= served, 'the ledgers to settle', 5_000);
-    const charged = await mesh.charged();
-    const counted = mesh.counted();
-    expect(charged.output).toBe(counted.output);
-    expect(charged.input).toBe(counted.input);
-    expect(reportedOutput).toBe(counted.output);
-  }, loadMs + 60_000);
+      const refreshes = mesh.accounts.map((a) => `${a.id} ${keyStats(a.id).refreshes}`).join(', ');
+      console.log(
+        `renewal: ${served} requests served in ${loadMs / 1000} s from 3 regions, ${failures.length} failed; refreshes over ${(elapsedMs / 1000).toFixed(1)} s (${(elapsedMs / periodMs).toFixed(1)} periods): ${refreshes}`,
+      );
+      expect(failures.slice(0, 5)).toEqual([]);
+      expect(served).toBeGreaterThan(loadMs / 200);
+      for (const account of mesh.accounts) {
+        const stats = keyStats(account.id);
+        // No call met an expired token: each was refreshed before it expired.
+        expect(stats.expiredTokenRefusals, account.id).toBe(0);
+        // A second refresher (another region, or two at once) would present a rotated-away token.
+        expect(stats.refreshesRefused, account.id).toBe(0);
+        // One refresh per period over the mesh's life, give or take the first and the one in flight.
+        const expected = elapsedMs / periodMs;
+        expect(stats.refreshes, `${account.id} refreshed ${stats.refreshes} times in ${elapsedMs} ms`).toBeGreaterThanOrEqual(Math.floor(expected) - 2);
+        expect(stats.refreshes, `${account.id} refreshed ${stats.refreshes} times in ${elapsedMs} ms`).toBeLessThanOrEqual(Math.ceil(expected) + 1);
+        expect(stats.messages, account.id).toBeGreaterThan(0);
+      }
+      expect(mesh.emulator.stats().refreshesRefusedUnknown).toBe(0);
+      // Every token accounted: what clients were told, what the tenant was charged, what the emulator counted.
+      await untilAsync(async () => (await mesh.charged()).requests >= served, 'the ledgers to settle', 5_000);
+      const charged = await mesh.charged();
+      const counted = mesh.counted();
+      expect(charged.output).toBe(counted.output);
+      expect(charged.input).toBe(counted.input);
+      expect(reportedOutput).toBe(counted.output);
+    },
+    loadMs + 60_000,
+  );
 
   it('a refresh token revoked upstream disables its account in every region, the reason in GET /pool and the metrics', async () => {
     const sub = mesh.accounts.find((a) => a.id === 'sub-ap')!;
@@ -123,12 +133,15 @@ describe('subscription logins kept alive (real processes)', () => {
       const status = (await mesh.pool(region)).find((a) => a.id === 'sub-ap')!;
       expect(status.disabledReason).toMatch(/^credential: refresh refused: invalid_grant/);
     }
-    const metrics = await (await fetch(`${mesh.region('eu-west').admin}/metrics`, { headers: { authorization: 'Bearer subscription-mesh-admin-token' } })).text();
+    const metrics = await (
+      await fetch(`${mesh.region('eu-west').admin}/metrics`, { headers: { authorization: 'Bearer subscription-mesh-admin-token' } })
+    ).text();
     expect(metrics).toMatch(/carpool_account_disabled\{[^}]*account="sub-ap"[^}]*reason="credential"[^}]*\} 1/);
     // Calls go on, on the other accounts, from every region.
     const client = new Anthropic({ apiKey: mesh.apiKey, baseURL: mesh.region('ap-south').http, maxRetries: 0 });
     const messagesBefore = keyStats('sub-ap').messages;
-    for (let i = 0; i < 3; i++) await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: `after ${i}` }] });
+    for (let i = 0; i < 3; i++)
+      await client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: `after ${i}` }] });
     expect(keyStats('sub-ap').messages).toBe(messagesBefore);
     await untilAsync(async () => (await mesh.charged()).output === mesh.counted().output, 'the ledgers to settle', 5_000);
   }, 60_000);

@@ -63,7 +63,15 @@ afterAll(async () => {
 });
 
 const used = (side: Node): number => usedUnder(side.runtime.counter, 'tenant', 'acme', dayRule, Date.now());
-const adjustment = (kind: 'charge' | 'credit', amount: number, reason: string): Record<string, unknown> => ({ scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day', kind, amount, reason });
+const adjustment = (kind: 'charge' | 'credit', amount: number, reason: string): Record<string, unknown> => ({
+  scope: 'tenant',
+  subject: 'acme',
+  metric: 'requests',
+  window: 'day',
+  kind,
+  amount,
+  reason,
+});
 
 describe('admin writes across nodes', () => {
   it('replicates an adjustment and its audit entry to the other node', async () => {
@@ -74,7 +82,11 @@ describe('admin writes across nodes', () => {
     const credited = await westSide.service.adjustUsage(operator, adjustment('credit', 15, 'refund for incident 42'));
     expect(credited).toMatchObject({ ok: true, value: { before: before + 40, after: before + 25, node: 'euw-1' } });
     await until(() => used(eastSide) === before + 25, 'the credit reaches us-east', 5_000);
-    await until(() => eastSide.runtime.policy.auditEntries().entries.some((entry) => entry.reason === 'refund for incident 42'), 'the audit entry reaches us-east', 5_000);
+    await until(
+      () => eastSide.runtime.policy.auditEntries().entries.some((entry) => entry.reason === 'refund for incident 42'),
+      'the audit entry reaches us-east',
+      5_000,
+    );
     const entry = eastSide.runtime.policy.auditEntries().entries.find((e) => e.reason === 'refund for incident 42');
     expect(entry).toMatchObject({ node: 'euw-1', actor: 'oncall', action: 'usage.adjust', target: 'tenant/acme', detail: { kind: 'credit', amount: 15 } });
   });
@@ -119,7 +131,10 @@ describe('admin writes across nodes', () => {
       expect(refusedAt).toBeDefined();
       expect((refusedAt as number) - revokedAt).toBeLessThanOrEqual(defaultMeshSettings.gossipIntervalMs + slackMs);
       const answer = await client.getUsage({ consistency: 'local', user: '' });
-      expect(!answer.ok && answer.error.kind === 'status' && [answer.error.codeName, answer.error.details]).toEqual(['UNAUTHENTICATED', 'missing or unknown API key']);
+      expect(!answer.ok && answer.error.kind === 'status' && [answer.error.codeName, answer.error.details]).toEqual([
+        'UNAUTHENTICATED',
+        'missing or unknown API key',
+      ]);
     } finally {
       client.close();
     }

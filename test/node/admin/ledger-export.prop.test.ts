@@ -25,7 +25,9 @@ describe('export slices', () => {
           const untilMs = sinceMs + spanMs;
           const slices = [...ledgerSlices(reader, { side, sinceMs, untilMs }, sliceRowsMax)];
           const roles = side === 'tenant' ? ['local', 'origin'] : ['local', 'home'];
-          const expected = rows.filter((row) => roles.includes(row.role) && row.chargedAtMs >= sinceMs && row.chargedAtMs < untilMs).sort((a, b) => a.chargedAtMs - b.chargedAtMs);
+          const expected = rows
+            .filter((row) => roles.includes(row.role) && row.chargedAtMs >= sinceMs && row.chargedAtMs < untilMs)
+            .sort((a, b) => a.chargedAtMs - b.chargedAtMs);
           expect(slices.flat().map((row) => row.requestId)).toEqual(expected.map((row) => row.requestId));
           for (const slice of slices) {
             expect(slice.length).toBeGreaterThan(0);

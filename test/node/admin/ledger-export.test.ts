@@ -46,13 +46,32 @@ describe('CSV', () => {
   });
 
   it('quotes a field that holds a comma, a quote, CR or LF, doubles its quotes, and leaves nulls empty', () => {
-    const row = ledgerRow({ requestId: 'r,1', user: 'say "hi"', apiKeyId: null, account: null, status: 'line\nbreak', model: 'cr\rhere', costMicros: null, estimated: true });
+    const row = ledgerRow({
+      requestId: 'r,1',
+      user: 'say "hi"',
+      apiKeyId: null,
+      account: null,
+      status: 'line\nbreak',
+      model: 'cr\rhere',
+      costMicros: null,
+      estimated: true,
+    });
     const line = csvLine(row);
     expect(line.endsWith('\r\n')).toBe(true);
     expect(line.startsWith('"r,1",local,acme,"say ""hi""",,,')).toBe(true);
     const [header, fields] = parseCsvRecords(csvHeader() + line);
     const byName = Object.fromEntries((header as string[]).map((name, i) => [name, (fields as string[])[i]]));
-    expect(byName).toMatchObject({ requestId: 'r,1', user: 'say "hi"', apiKeyId: '', account: '', status: 'line\nbreak', model: 'cr\rhere', costMicros: '', estimated: 'true', inputTokens: '10' });
+    expect(byName).toMatchObject({
+      requestId: 'r,1',
+      user: 'say "hi"',
+      apiKeyId: '',
+      account: '',
+      status: 'line\nbreak',
+      model: 'cr\rhere',
+      costMicros: '',
+      estimated: 'true',
+      inputTokens: '10',
+    });
   });
 });
 
@@ -94,10 +113,16 @@ describe('an export', () => {
     const reader = new MemoryUsageReader(rowsAt(Array.from({ length: 20 }, (_, i) => i * 100)));
     const seen: { readonly eachRow: number; readonly chunk: string }[] = [];
     let release: () => void = () => {};
-    const written = writeExport(reader, { side: 'tenant', sinceMs: 0, untilMs: 2_000 }, 'jsonl', async (chunk) => {
-      seen.push({ eachRow: reader.calls.eachRow, chunk });
-      await new Promise<void>((resolve) => (release = resolve));
-    }, 5);
+    const written = writeExport(
+      reader,
+      { side: 'tenant', sinceMs: 0, untilMs: 2_000 },
+      'jsonl',
+      async (chunk) => {
+        seen.push({ eachRow: reader.calls.eachRow, chunk });
+        await new Promise<void>((resolve) => (release = resolve));
+      },
+      5,
+    );
     for (let slice = 1; slice <= 4; slice++) {
       await new Promise((resolve) => setImmediate(resolve));
       // The writer holds slice `slice`; nothing more was read while it waits.
@@ -105,13 +130,19 @@ describe('an export', () => {
       release();
     }
     expect(await written).toBe(20);
-    const lines = seen.map((entry) => entry.chunk).join('').trimEnd().split('\n');
+    const lines = seen
+      .map((entry) => entry.chunk)
+      .join('')
+      .trimEnd()
+      .split('\n');
     expect(lines.map((line) => (JSON.parse(line) as LedgerRow).requestId)).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
   });
 
   it('starts a CSV with its header, even when no row matches', async () => {
     const chunks: string[] = [];
-    expect(await writeExport(new MemoryUsageReader(), { side: 'tenant', sinceMs: 0, untilMs: 10 }, 'csv', (chunk) => Promise.resolve(void chunks.push(chunk)))).toBe(0);
+    expect(
+      await writeExport(new MemoryUsageReader(), { side: 'tenant', sinceMs: 0, untilMs: 10 }, 'csv', (chunk) => Promise.resolve(void chunks.push(chunk))),
+    ).toBe(0);
     expect(chunks).toEqual([csvHeader()]);
   });
 });

@@ -16,11 +16,22 @@ const fieldOf = (result: { ok: boolean; error?: { field: string } }): string | u
 
 describe('a usage query', () => {
   it('reads every parameter into the filter, the groups and the row count', () => {
-    const parsed = query('side=account&tenant=acme&user=u-1&apiKey=acme:0badf00d&model=claude-sonnet-4-6&account=acct-1&since=2027-01-31&until=2027-02-01T00:00:00Z&groupBy=model,window:day&rows=5');
+    const parsed = query(
+      'side=account&tenant=acme&user=u-1&apiKey=acme:0badf00d&model=claude-sonnet-4-6&account=acct-1&since=2027-01-31&until=2027-02-01T00:00:00Z&groupBy=model,window:day&rows=5',
+    );
     expect(parsed).toEqual({
       ok: true,
       value: {
-        filter: { side: 'account', tenant: 'acme', user: 'u-1', apiKeyId: 'acme:0badf00d', model: 'claude-sonnet-4-6', account: 'acct-1', sinceMs: Date.UTC(2027, 0, 31), untilMs: Date.UTC(2027, 1, 1) },
+        filter: {
+          side: 'account',
+          tenant: 'acme',
+          user: 'u-1',
+          apiKeyId: 'acme:0badf00d',
+          model: 'claude-sonnet-4-6',
+          account: 'acct-1',
+          sinceMs: Date.UTC(2027, 0, 31),
+          untilMs: Date.UTC(2027, 1, 1),
+        },
         groupBy: ['model', 'window:day'],
         rowsLimit: 5,
       },
@@ -45,7 +56,10 @@ describe('a usage query', () => {
       ['groupBy=window:fortnight', 'groupBy'],
       ['groupBy=model,model', 'groupBy'],
       ['groupBy=', 'none'],
-      [`groupBy=${['tenant', 'user', 'apiKeyId', 'model', 'account', 'day', 'hour', 'window:day', 'window:minute'].slice(0, usageQueryGroupFieldsMax + 1).join(',')}`, 'groupBy'],
+      [
+        `groupBy=${['tenant', 'user', 'apiKeyId', 'model', 'account', 'day', 'hour', 'window:day', 'window:minute'].slice(0, usageQueryGroupFieldsMax + 1).join(',')}`,
+        'groupBy',
+      ],
       [`rows=${usageQueryRowsMax + 1}`, 'rows'],
       ['rows=-1', 'rows'],
       ['rows=1.5', 'rows'],
@@ -71,7 +85,20 @@ describe('times', () => {
   });
 
   it('refuse what is not a time, a date that does not exist, and a time without an offset', () => {
-    for (const text of ['', 'now', '-5', '1e12', '2026-1-1', '2026-02-30', '2026-13-01', '2026-01-01T24:00Z', '2026-01-01T12:60Z', '2026-01-01T12:00', '2026-01-01 12:00Z', '99999999999999999']) {
+    for (const text of [
+      '',
+      'now',
+      '-5',
+      '1e12',
+      '2026-1-1',
+      '2026-02-30',
+      '2026-13-01',
+      '2026-01-01T24:00Z',
+      '2026-01-01T12:60Z',
+      '2026-01-01T12:00',
+      '2026-01-01 12:00Z',
+      '99999999999999999',
+    ]) {
       expect([text, parseTime(text, 'until').ok]).toEqual([text, false]);
     }
     expect(parseTime(-1, 'until').ok).toBe(false);
@@ -89,7 +116,10 @@ describe('an export', () => {
 
   it('needs since and a format, and ends now unless told', () => {
     expect(exportOf('since=1000&format=csv')).toEqual({ ok: true, value: { filter: { side: 'tenant', sinceMs: 1_000, untilMs: nowMs }, format: 'csv' } });
-    expect(exportOf('since=1000&until=2000&format=jsonl&side=account&tenant=acme')).toEqual({ ok: true, value: { filter: { side: 'account', tenant: 'acme', sinceMs: 1_000, untilMs: 2_000 }, format: 'jsonl' } });
+    expect(exportOf('since=1000&until=2000&format=jsonl&side=account&tenant=acme')).toEqual({
+      ok: true,
+      value: { filter: { side: 'account', tenant: 'acme', sinceMs: 1_000, untilMs: 2_000 }, format: 'jsonl' },
+    });
     expect(fieldOf(exportOf('format=csv'))).toBe('since');
     expect(fieldOf(exportOf('since=1000'))).toBe('format');
     expect(fieldOf(exportOf('since=1000&format=xlsx'))).toBe('format');

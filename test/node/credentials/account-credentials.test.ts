@@ -133,7 +133,9 @@ describe('AccountCredentials', () => {
     await vi.advanceTimersByTimeAsync(0);
     // The same target object now carries the new token, and the store had it first.
     expect(target?.credential).toEqual({ kind: 'oauth', token: 'access-2' });
-    expect(table.writes.map((json) => JSON.parse(json) as unknown)).toEqual([{ accessToken: 'access-2', refreshToken: 'refresh-2', expiresAt: clock.nowMs() + 10_000 }]);
+    expect(table.writes.map((json) => JSON.parse(json) as unknown)).toEqual([
+      { accessToken: 'access-2', refreshToken: 'refresh-2', expiresAt: clock.nowMs() + 10_000 },
+    ]);
     expect(credentials.stats.refreshes.get(acct)).toEqual({ ok: 1, transient: 0, refused: 0 });
     await advance(9_000);
     expect(endpoint.calls).toEqual(['refresh-1', 'refresh-2']);
@@ -210,7 +212,13 @@ describe('AccountCredentials', () => {
   it('starts from the stored credential while the configuration holds what it came from, and from the configuration once it changes', () => {
     // What a refresh would have kept: the rotated credential, with the fingerprint of refresh-1.
     const vault = new CredentialVault(table, () => clock.nowMs());
-    table.putCredential({ account: acct, kind: 'oauth', json: JSON.stringify({ accessToken: 'access-2', refreshToken: 'refresh-2', expiresAt: start + 7_200_000 }), origin: fingerprint(credential(1, 0)), updatedMs: start });
+    table.putCredential({
+      account: acct,
+      kind: 'oauth',
+      json: JSON.stringify({ accessToken: 'access-2', refreshToken: 'refresh-2', expiresAt: start + 7_200_000 }),
+      origin: fingerprint(credential(1, 0)),
+      updatedMs: start,
+    });
     const kept = vault.initial(acct, sourced(credential(1, start + 3_600_000)));
     expect(kept.ok && kept.value?.held).toEqual({ kind: 'oauth', credential: credential(2, start + 7_200_000) });
     const pasted = vault.initial(acct, sourced(credential(7, start + 3_600_000)));

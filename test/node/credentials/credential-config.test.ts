@@ -23,18 +23,36 @@ const fieldOf = (raw: unknown): string | undefined => {
   const parsed = parseNodeConfig(raw);
   return parsed.ok ? undefined : parsed.error.field;
 };
-const claudeFile = { claudeAiOauth: { accessToken: 'sk-ant-oat01-secret-access', refreshToken: 'sk-ant-ort01-secret-refresh', expiresAt: 1_900_000_000_000, scopes: ['user:inference'] } };
+const claudeFile = {
+  claudeAiOauth: {
+    accessToken: 'sk-ant-oat01-secret-access',
+    refreshToken: 'sk-ant-ort01-secret-refresh',
+    expiresAt: 1_900_000_000_000,
+    scopes: ['user:inference'],
+  },
+};
 
 describe('renewable OAuth credentials in the node config', () => {
   it('reads credentialsFile and credentialsEnv with the oauth defaults, and names each mistake', () => {
-    const parsed = parseNodeConfig(withUpstream({ baseUrl: 'https://api.anthropic.com', accounts: { a: { kind: 'oauth', credentialsFile: 'a.json' }, b: { kind: 'oauth', credentialsEnv: 'B_CRED' } } }));
+    const parsed = parseNodeConfig(
+      withUpstream({
+        baseUrl: 'https://api.anthropic.com',
+        accounts: { a: { kind: 'oauth', credentialsFile: 'a.json' }, b: { kind: 'oauth', credentialsEnv: 'B_CRED' } },
+      }),
+    );
     expect(parsed.ok && parsed.value.upstream?.oauth).toEqual(defaultOAuthSettings);
     expect(parsed.ok && [...(parsed.value.upstream?.accounts.values() ?? [])].map((account) => account.format)).toEqual(['renewable', 'renewable']);
     expect(defaultOAuthSettings.clientId).toBe('9d1c250a-e61b-44d9-88ed-5944d1962f5e');
     const accounts = { a: { kind: 'oauth', credentialsFile: 'a.json' } };
-    expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'api-key', credentialsFile: 'a.json' } } }))).toBe('upstream.accounts.a.credentialsFile');
-    expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'oauth', credentialsEnv: '1X' } } }))).toBe('upstream.accounts.a.credentialsEnv');
-    expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'oauth', credentialsFile: 'a.json', keyFile: 'a.token' } } }))).toBe('upstream.accounts.a');
+    expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'api-key', credentialsFile: 'a.json' } } }))).toBe(
+      'upstream.accounts.a.credentialsFile',
+    );
+    expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'oauth', credentialsEnv: '1X' } } }))).toBe(
+      'upstream.accounts.a.credentialsEnv',
+    );
+    expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'oauth', credentialsFile: 'a.json', keyFile: 'a.token' } } }))).toBe(
+      'upstream.accounts.a',
+    );
     expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts, oauth: { tokenUrl: 'ftp://x' } }))).toBe('upstream.oauth.tokenUrl');
     expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts, oauth: { clientId: 'has space' } }))).toBe('upstream.oauth.clientId');
     expect(fieldOf(withUpstream({ baseUrl: 'https://x', accounts, oauth: { refreshLeadMs: 10 } }))).toBe('upstream.oauth.refreshLeadMs');
@@ -49,13 +67,22 @@ describe('renewable OAuth credentials in the node config', () => {
       const parsed = parseNodeConfig(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'oauth', credentialsFile: 'a.json' } } }));
       if (!parsed.ok) throw new Error(parsed.error.reason);
       const open = await readAccountCredentials(parsed.value.upstream, { baseDir: dir, env: {} });
-      expect(open.ok ? undefined : open.error).toMatchObject({ field: 'upstream.accounts.a.credentialsFile', reason: expect.stringContaining('chmod 600 a.json') as unknown });
+      expect(open.ok ? undefined : open.error).toMatchObject({
+        field: 'upstream.accounts.a.credentialsFile',
+        reason: expect.stringContaining('chmod 600 a.json') as unknown,
+      });
       await chmod(join(dir, 'a.json'), 0o600);
       const read = await readAccountCredentials(parsed.value.upstream, { baseDir: dir, env: {} });
-      expect(read.ok && read.value.get('a' as AccountId)?.held).toEqual({ kind: 'oauth', credential: { accessToken: 'sk-ant-oat01-secret-access', refreshToken: 'sk-ant-ort01-secret-refresh', expiresAtMs: 1_900_000_000_000 } });
+      expect(read.ok && read.value.get('a' as AccountId)?.held).toEqual({
+        kind: 'oauth',
+        credential: { accessToken: 'sk-ant-oat01-secret-access', refreshToken: 'sk-ant-ort01-secret-refresh', expiresAtMs: 1_900_000_000_000 },
+      });
       const fromEnv = parseNodeConfig(withUpstream({ baseUrl: 'https://x', accounts: { a: { kind: 'oauth', credentialsEnv: 'A_CRED' } } }));
       if (!fromEnv.ok) throw new Error(fromEnv.error.reason);
-      const badEnv = await readAccountCredentials(fromEnv.value.upstream, { baseDir: dir, env: { A_CRED: '{"accessToken": "sk-ant-oat01-leak", "refreshToken": 5' } });
+      const badEnv = await readAccountCredentials(fromEnv.value.upstream, {
+        baseDir: dir,
+        env: { A_CRED: '{"accessToken": "sk-ant-oat01-leak", "refreshToken": 5' },
+      });
       expect(badEnv.ok ? undefined : badEnv.error.field).toBe('upstream.accounts.a.credentialsEnv');
       expect(JSON.stringify(badEnv)).not.toContain('sk-ant-oat01-leak');
     } finally {
@@ -66,7 +93,10 @@ describe('renewable OAuth credentials in the node config', () => {
   it('reads both shapes, names the bad field, and writes back keeping the other fields', () => {
     const bare = parseCredentialJson(JSON.stringify({ accessToken: 'a1', refreshToken: 'r1', expiresAt: 5 }));
     expect(bare).toEqual({ ok: true, value: { accessToken: 'a1', refreshToken: 'r1', expiresAtMs: 5 } });
-    expect(parseCredentialJson(JSON.stringify({ claudeAiOauth: { ...claudeFile.claudeAiOauth, expiresAt: 'soon' } }))).toMatchObject({ ok: false, error: { field: 'claudeAiOauth.expiresAt' } });
+    expect(parseCredentialJson(JSON.stringify({ claudeAiOauth: { ...claudeFile.claudeAiOauth, expiresAt: 'soon' } }))).toMatchObject({
+      ok: false,
+      error: { field: 'claudeAiOauth.expiresAt' },
+    });
     const written = JSON.parse(credentialJson({ accessToken: 'a2', refreshToken: 'r2', expiresAtMs: 9 }, claudeFile)) as typeof claudeFile;
     expect(written).toEqual({ claudeAiOauth: { accessToken: 'a2', refreshToken: 'r2', expiresAt: 9, scopes: ['user:inference'] } });
   });

@@ -17,7 +17,10 @@ import type { SseEvent } from '../../../src/upstream/sse-parser.js';
 import { UpstreamClient } from '../../../src/upstream/upstream-client.js';
 import { type LocalUpstream, recordedMessage, recordedStream, sseHeaders, startUpstream } from '../../upstream/local-upstream.js';
 
-const expiredBody = JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'OAuth token has expired. Please obtain a new token or refresh your existing token.' } });
+const expiredBody = JSON.stringify({
+  type: 'error',
+  error: { type: 'authentication_error', message: 'OAuth token has expired. Please obtain a new token or refresh your existing token.' },
+});
 const invalidBody = JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'Invalid bearer token' } });
 const request = { body: { model: 'claude-sonnet-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'Hi' }] } };
 const acct = 'acct-1' as AccountId;
@@ -112,7 +115,7 @@ describe('CredentialedClient', () => {
     expect(bearersSent()).toEqual(['access-1', 'access-2', 'access-2']);
   });
 
-  it('does the same for a stream: the caller sees only the retried stream\'s events', async () => {
+  it("does the same for a stream: the caller sees only the retried stream's events", async () => {
     const events: SseEvent[] = [];
     const result = await credentialed.stream(target(acct), request, { onEvent: (event) => void events.push(event) });
     expect(result.ok).toBe(true);
@@ -133,7 +136,10 @@ describe('CredentialedClient', () => {
       return ok(issued(2));
     };
     const result = await credentialed.complete(target(acct), request);
-    expect(!result.ok && result.error.kind === 'http-status' && [result.error.status, result.error.feedback]).toEqual([401, { kind: 'auth-failed', status: 401 }]);
+    expect(!result.ok && result.error.kind === 'http-status' && [result.error.status, result.error.feedback]).toEqual([
+      401,
+      { kind: 'auth-failed', status: 401 },
+    ]);
     expect(refreshes).toEqual(['refresh-1']);
     expect(upstream.requests).toHaveLength(2);
   });

@@ -32,8 +32,15 @@ async function endpointAnswering(status: number, body: string, seen: string[] = 
 describe('HttpTokenEndpoint', () => {
   it('sends the refresh grant as JSON and reads the rotated credential', async () => {
     const seen: string[] = [];
-    const endpoint = await endpointAnswering(200, JSON.stringify({ access_token: 'new-access', refresh_token: 'new-refresh', expires_in: 28_800, token_type: 'Bearer' }), seen);
-    expect(await endpoint.refresh('old-refresh')).toEqual({ ok: true, value: { accessToken: 'new-access', refreshToken: 'new-refresh', expiresAtMs: 1_000 + 28_800_000 } });
+    const endpoint = await endpointAnswering(
+      200,
+      JSON.stringify({ access_token: 'new-access', refresh_token: 'new-refresh', expires_in: 28_800, token_type: 'Bearer' }),
+      seen,
+    );
+    expect(await endpoint.refresh('old-refresh')).toEqual({
+      ok: true,
+      value: { accessToken: 'new-access', refreshToken: 'new-refresh', expiresAtMs: 1_000 + 28_800_000 },
+    });
     expect(seen).toEqual(['application/json {"grant_type":"refresh_token","refresh_token":"old-refresh","client_id":"client-1"}']);
   });
 
@@ -44,12 +51,24 @@ describe('HttpTokenEndpoint', () => {
 
   it('reads invalid_grant as a refusal, and a 503, a 429 or a bad answer as passing, never echoing a token', async () => {
     const cases: [number, string, unknown][] = [
-      [400, JSON.stringify({ error: 'invalid_grant', error_description: 'Refresh token old-refresh is revoked' }), { kind: 'refused', status: 400, code: 'invalid_grant' }],
+      [
+        400,
+        JSON.stringify({ error: 'invalid_grant', error_description: 'Refresh token old-refresh is revoked' }),
+        { kind: 'refused', status: 400, code: 'invalid_grant' },
+      ],
       [401, 'not json old-refresh', { kind: 'refused', status: 401, code: 'http-401' }],
       [503, 'overloaded', { kind: 'transient', detail: 'the token endpoint answered 503' }],
       [429, '{}', { kind: 'transient', detail: 'the token endpoint answered 429' }],
-      [200, JSON.stringify({ access_token: 'has space', expires_in: 60 }), { kind: 'transient', detail: 'the token endpoint answered 200 without a usable access_token' }],
-      [200, 'x'.repeat(oauthTokenResponseBytesMax + 1), { kind: 'transient', detail: `the token endpoint's answer is over ${oauthTokenResponseBytesMax} bytes` }],
+      [
+        200,
+        JSON.stringify({ access_token: 'has space', expires_in: 60 }),
+        { kind: 'transient', detail: 'the token endpoint answered 200 without a usable access_token' },
+      ],
+      [
+        200,
+        'x'.repeat(oauthTokenResponseBytesMax + 1),
+        { kind: 'transient', detail: `the token endpoint's answer is over ${oauthTokenResponseBytesMax} bytes` },
+      ],
     ];
     for (const [status, body, expected] of cases) {
       const endpoint = await endpointAnswering(status, body);

@@ -60,7 +60,11 @@ function upstream(): TokenUsage & { readonly requests: number; readonly clientCl
  * arrived; an aborted one does not wait for the home node, whose charge the test waits for.
  */
 async function settled(what: string, timeoutMs = 8_000): Promise<void> {
-  await until(() => eastRegion.runtime.reservations.openCount === 0 && emulator.stats().responsesInFlight === 0 && eastRegion.gateway.carpool.inFlight === 0, what, timeoutMs);
+  await until(
+    () => eastRegion.runtime.reservations.openCount === 0 && emulator.stats().responsesInFlight === 0 && eastRegion.gateway.carpool.inFlight === 0,
+    what,
+    timeoutMs,
+  );
 }
 
 /** The deltas of what the emulator counted since `before`. */
@@ -100,7 +104,11 @@ async function leaveStream(tenant: string, req: CompleteRequest, leaveAfter: num
 
 function textOf(items: readonly StreamItem[]): string {
   return items
-    .map((item) => (item.kind === 'event' && item.event.type === 'content_block_delta' ? ((JSON.parse(fromUtf8.decode(item.event.dataJson)) as { delta: { text?: string } }).delta.text ?? '') : ''))
+    .map((item) =>
+      item.kind === 'event' && item.event.type === 'content_block_delta'
+        ? ((JSON.parse(fromUtf8.decode(item.event.dataJson)) as { delta: { text?: string } }).delta.text ?? '')
+        : '',
+    )
     .join('');
 }
 
@@ -108,7 +116,10 @@ beforeAll(async () => {
   regions = await startTwoRegions({
     secret: 'forward-cancel-test-mesh-secret',
     emulator: { seed: 11, outputTokensMin: outputTokens, outputTokensMax: outputTokens, tokensPerSecond: 15 },
-    tenants: [{ id: 'acme', onClientCancel: 'drain' }, { id: 'quitter', onClientCancel: 'abort' }],
+    tenants: [
+      { id: 'acme', onClientCancel: 'drain' },
+      { id: 'quitter', onClientCancel: 'abort' },
+    ],
     tenantRules,
   });
   ({ emulator, east: eastRegion, west: westRegion } = regions);

@@ -35,7 +35,10 @@ let westRegion: Region;
 let apiKey = '';
 let nextId = 0;
 
-function request(stream = false, maxTokens = 32): { requestId: string; requestJson: Uint8Array; anthropicVersion: string; anthropicBeta: string; user: string } {
+function request(
+  stream = false,
+  maxTokens = 32,
+): { requestId: string; requestJson: Uint8Array; anthropicVersion: string; anthropicBeta: string; user: string } {
   const body = { model: 'claude-sonnet-4-6', max_tokens: maxTokens, messages: [{ role: 'user', content: `Forward me ${stream ? 'a stream' : 'a message'}` }] };
   return { requestId: `fwd-${++nextId}`, requestJson: utf8.encode(JSON.stringify(body)), anthropicVersion: '', anthropicBeta: '', user: '' };
 }
@@ -47,7 +50,12 @@ function used(region: Region, scope: 'tenant' | 'account', subject: string, metr
 function upstreamUsage(): { input: number; output: number; cacheWrite: number; cacheRead: number } {
   const rows = Object.values(emulator.stats().keys);
   const sum = (pick: (row: (typeof rows)[number]) => number): number => rows.reduce((total, row) => total + pick(row), 0);
-  return { input: sum((r) => r.inputTokens), output: sum((r) => r.outputTokens), cacheWrite: sum((r) => r.cacheCreationInputTokens), cacheRead: sum((r) => r.cacheReadInputTokens) };
+  return {
+    input: sum((r) => r.inputTokens),
+    output: sum((r) => r.outputTokens),
+    cacheWrite: sum((r) => r.cacheCreationInputTokens),
+    cacheRead: sum((r) => r.cacheReadInputTokens),
+  };
 }
 
 function upstreamRequests(): number {
@@ -84,7 +92,11 @@ describe('forwarding to the home region', () => {
     expect(upstreamRequests()).toBe(before + 1);
     expect(eastRegion.gateway.router.stats.forwards).toBeGreaterThanOrEqual(1);
     // The tenant is charged by the origin, the account by the home node; each once, everywhere.
-    await until(() => used(westRegion, 'tenant', 'acme', 'requests') === 1 && used(eastRegion, 'account', westAccount, 'requests') === 1, 'both counters converge', 5_000);
+    await until(
+      () => used(westRegion, 'tenant', 'acme', 'requests') === 1 && used(eastRegion, 'account', westAccount, 'requests') === 1,
+      'both counters converge',
+      5_000,
+    );
     expect(used(eastRegion, 'tenant', 'acme', 'requests')).toBe(1);
     expect(used(westRegion, 'account', westAccount, 'requests')).toBe(1);
     expect(used(westRegion, 'account', westAccount, 'output_tokens')).toBe(answer.value.usage.outputTokens);
@@ -111,9 +123,20 @@ describe('forwarding to the home region', () => {
     try {
       const body = utf8.encode(JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'once only' }] }));
       const requestId = `fwd-direct-${++nextId}` as RequestId;
-      const wire = { requestId, accountId: westAccount, tenant: 'acme' as TenantId, requestJson: body, anthropicVersion: undefined, anthropicBeta: undefined, stream: false, originRegion: east, abortOnCancel: false };
+      const wire = {
+        requestId,
+        accountId: westAccount,
+        tenant: 'acme' as TenantId,
+        requestJson: body,
+        anthropicVersion: undefined,
+        anthropicBeta: undefined,
+        stream: false,
+        originRegion: east,
+        abortOnCancel: false,
+      };
       const address = `127.0.0.1:${westRegion.gateway.port}`;
-      const sign = (): ReturnType<typeof signForward> => signForward(nodeAuthCrypto, utf8.encode(secret), eastNode, Date.now(), { requestId, accountId: westAccount, body });
+      const sign = (): ReturnType<typeof signForward> =>
+        signForward(nodeAuthCrypto, utf8.encode(secret), eastNode, Date.now(), { requestId, accountId: westAccount, body });
       const before = upstreamRequests();
       const first = await forward.execute(address, wire, sign(), { deadlineMs: Date.now() + 10_000 });
       const second = await forward.execute(address, wire, sign(), { deadlineMs: Date.now() + 10_000 });
@@ -174,10 +197,27 @@ describe('forwarding to the home region', () => {
     }
     expect(seen).not.toContain('message_stop');
     // The origin reads the forward on to its result, so the reservation settles with all 300 tokens.
-    await until(() => eastRegion.runtime.reservations.openCount === 0 && upstreamUsage().output === before.output + 300, `the drained forward to settle`, 5_000).catch((e: unknown) => { throw new Error(`${String(e)} open=${eastRegion.runtime.reservations.openCount} out=${upstreamUsage().output - before.output} inflight=${emulator.stats().responsesInFlight}`); });
+    await until(
+      () => eastRegion.runtime.reservations.openCount === 0 && upstreamUsage().output === before.output + 300,
+      `the drained forward to settle`,
+      5_000,
+    ).catch((e: unknown) => {
+      throw new Error(
+        `${String(e)} open=${eastRegion.runtime.reservations.openCount} out=${upstreamUsage().output - before.output} inflight=${emulator.stats().responsesInFlight}`,
+      );
+    });
     const after = upstreamUsage();
-    const delta = { input: after.input - before.input, output: after.output - before.output, cacheWrite: after.cacheWrite - before.cacheWrite, cacheRead: after.cacheRead - before.cacheRead };
-    await until(() => used(eastRegion, 'tenant', 'acme', 'weighted_tokens') === weightedBefore + weightedTokens(delta, defaultTokenWeights), 'the tenant charged in full', 3_000);
+    const delta = {
+      input: after.input - before.input,
+      output: after.output - before.output,
+      cacheWrite: after.cacheWrite - before.cacheWrite,
+      cacheRead: after.cacheRead - before.cacheRead,
+    };
+    await until(
+      () => used(eastRegion, 'tenant', 'acme', 'weighted_tokens') === weightedBefore + weightedTokens(delta, defaultTokenWeights),
+      'the tenant charged in full',
+      3_000,
+    );
     expect(eastRegion.gateway.carpool.stats.cancelled).toBeGreaterThanOrEqual(1);
   });
 
@@ -189,7 +229,9 @@ describe('forwarding to the home region', () => {
     const answer = await eastRegion.client.complete(request(), { metadata: { 'x-api-key': apiKey } });
     expect(!answer.ok && answer.error.kind === 'status' && { code: answer.error.codeName, details: answer.error.details }).toEqual({
       code: 'UNAVAILABLE',
-      details: expect.stringMatching(/^too few regions answered the quorum round that claims this request id mesh-wide \(a region that reaches most of the mesh can\); retry in \d/) as string,
+      details: expect.stringMatching(
+        /^too few regions answered the quorum round that claims this request id mesh-wide \(a region that reaches most of the mesh can\); retry in \d/,
+      ) as string,
     });
     expect(upstreamRequests()).toBe(upstreamBefore);
     expect(eastRegion.runtime.reservations.openCount).toBe(0);
@@ -198,7 +240,9 @@ describe('forwarding to the home region', () => {
   it('passes over an account whose home region is unreachable, and says when to retry', async () => {
     // West is down since the test above. Ids guarded by the answering node alone need no
     // majority, so this tenant's call reaches the pool, which has no account to call.
-    expect(eastRegion.runtime.policy.upsertTenant({ ...(eastRegion.runtime.policy.tenant('acme' as TenantId) as Tenant), idempotency: 'region' }).ok).toBe(true);
+    expect(eastRegion.runtime.policy.upsertTenant({ ...(eastRegion.runtime.policy.tenant('acme' as TenantId) as Tenant), idempotency: 'region' }).ok).toBe(
+      true,
+    );
     const upstreamBefore = upstreamRequests();
     const answer = await eastRegion.client.complete(request(), { metadata: { 'x-api-key': apiKey } });
     expect(answer.ok).toBe(false);

@@ -18,7 +18,12 @@ afterEach(closeAll);
 describe('the Admin service', () => {
   it('creates an API key that a completion can use at once', async () => {
     const h = await startHarness();
-    const tenant = { tier: 'free', requireSignature: false, concurrencyMax: 10, limits: [{ metric: 'requests', window: 'day30', sliding: false, limit: 100, mode: 'eventual' }] };
+    const tenant = {
+      tier: 'free',
+      requireSignature: false,
+      concurrencyMax: 10,
+      limits: [{ metric: 'requests', window: 'day30', sliding: false, limit: 100, mode: 'eventual' }],
+    };
     const put = await adminCall(h.port, 'PutTenant', { id: 'newco', json: Buffer.from(JSON.stringify(tenant)) }, adminToken);
     expect(put.error).toBeNull();
     const created = await adminCall(h.port, 'CreateApiKey', { tenant: 'newco' }, adminToken);
@@ -61,7 +66,12 @@ describe('the Admin service', () => {
 
   it('names the field of a bad policy edit, and removes and re-enables by id', async () => {
     const h = await startHarness();
-    const badWindow = { tier: 'paid', requireSignature: false, concurrencyMax: 1, limits: [{ metric: 'requests', window: 'fortnight', sliding: false, limit: 1, mode: 'eventual' }] };
+    const badWindow = {
+      tier: 'paid',
+      requireSignature: false,
+      concurrencyMax: 1,
+      limits: [{ metric: 'requests', window: 'fortnight', sliding: false, limit: 1, mode: 'eventual' }],
+    };
     const refused = await adminCall(h.port, 'PutTenant', { id: 'acme', json: Buffer.from(JSON.stringify(badWindow)) }, adminToken);
     expect(refused.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(refused.error?.details).toContain('tenants.acme.limits[0].window');
@@ -102,7 +112,11 @@ describe('the Admin service', () => {
       const access = adminMethodAccess[(method[0]!.toLowerCase() + method.slice(1)) as keyof typeof adminMethodAccess];
       const answer = await adminCall(h.port, method, requests[method]!, viewerToken);
       if (access === 'write') {
-        expect([method, answer.error?.code, answer.error?.details]).toEqual([method, status.PERMISSION_DENIED, 'the token grafana has the role viewer; this method needs admin']);
+        expect([method, answer.error?.code, answer.error?.details]).toEqual([
+          method,
+          status.PERMISSION_DENIED,
+          'the token grafana has the role viewer; this method needs admin',
+        ]);
       } else {
         expect([method, answer.error]).toEqual([method, null]);
       }
@@ -112,7 +126,7 @@ describe('the Admin service', () => {
     expect(h.runtime.policy.auditEntries().entries).toEqual([]);
   });
 
-  it('answers QueryUsage from the node\'s ledger with the node named, refuses a bad parameter by its proto name, and says when the node keeps no ledger', async () => {
+  it("answers QueryUsage from the node's ledger with the node named, refuses a bad parameter by its proto name, and says when the node keeps no ledger", async () => {
     const rows = [
       ledgerRow({ requestId: 'r1', tenant: 'acme', model: 'claude-sonnet-4-6', chargedAtMs: 1_000 }),
       ledgerRow({ requestId: 'r2', tenant: 'acme', model: 'claude-haiku-4-5', chargedAtMs: 2_000, inputTokens: 5 }),
@@ -122,8 +136,17 @@ describe('the Admin service', () => {
     const answer = await adminCall(h.port, 'QueryUsage', { tenant: 'acme', group_by: ['model'], rows: 1 }, viewerToken);
     expect(answer.error).toBeNull();
     // The home row is the account's side of a forwarded call: not a tenant charge.
-    expect(answer.response).toMatchObject({ node: 'gw0', side: 'tenant', totals: { requests: 2, input_tokens: 15 }, groups_truncated: false, from_aggregates: 0 });
-    expect((answer.response as { groups: { key: Record<string, string> }[] }).groups.map((g) => g.key.model)).toEqual(['claude-haiku-4-5', 'claude-sonnet-4-6']);
+    expect(answer.response).toMatchObject({
+      node: 'gw0',
+      side: 'tenant',
+      totals: { requests: 2, input_tokens: 15 },
+      groups_truncated: false,
+      from_aggregates: 0,
+    });
+    expect((answer.response as { groups: { key: Record<string, string> }[] }).groups.map((g) => g.key.model)).toEqual([
+      'claude-haiku-4-5',
+      'claude-sonnet-4-6',
+    ]);
     expect((answer.response as { rows: { request_id: string }[] }).rows.map((r) => r.request_id)).toEqual(['r2']);
     const accountSide = await adminCall(h.port, 'QueryUsage', { side: 'account', since_ms: 1_500 }, viewerToken);
     expect(accountSide.response).toMatchObject({ side: 'account', totals: { requests: 2 } });
@@ -163,11 +186,29 @@ describe('the Admin service', () => {
     } finally {
       client.close();
     }
-    const charged = await adminCall(h.port, 'AdjustUsage', { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'charge', amount: 3, reason: 'manual' }, adminToken);
+    const charged = await adminCall(
+      h.port,
+      'AdjustUsage',
+      { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'charge', amount: 3, reason: 'manual' },
+      adminToken,
+    );
     expect(charged.response).toMatchObject({ kind: 'charge', amount: 3, before: 0, after: 3, node: 'gw0' });
-    const overCredit = await adminCall(h.port, 'AdjustUsage', { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'credit', amount: 4, reason: 'too much' }, adminToken);
-    expect([overCredit.error?.code, overCredit.error?.details]).toEqual([status.INVALID_ARGUMENT, "invalid amount: a credit may not exceed the counter's current value, 3"]);
-    const misspelt = await adminCall(h.port, 'AdjustUsage', { scope: 'tenant', subject: 'acme', metric: 'reqs', window: 'day30', kind: 'credit', amount: 1, reason: 'typo' }, adminToken);
+    const overCredit = await adminCall(
+      h.port,
+      'AdjustUsage',
+      { scope: 'tenant', subject: 'acme', metric: 'requests', window: 'day30', kind: 'credit', amount: 4, reason: 'too much' },
+      adminToken,
+    );
+    expect([overCredit.error?.code, overCredit.error?.details]).toEqual([
+      status.INVALID_ARGUMENT,
+      "invalid amount: a credit may not exceed the counter's current value, 3",
+    ]);
+    const misspelt = await adminCall(
+      h.port,
+      'AdjustUsage',
+      { scope: 'tenant', subject: 'acme', metric: 'reqs', window: 'day30', kind: 'credit', amount: 1, reason: 'typo' },
+      adminToken,
+    );
     expect(misspelt.error?.details).toMatch(/^invalid metric: must be a metric of tenant acme's limits/);
     const audit = await adminCall(h.port, 'GetAudit', { limit: 10 }, viewerToken);
     const entries = (audit.response as { entries: { actor: string; action: string; target: string; reason: string; detail_json: Uint8Array }[] }).entries;

@@ -81,7 +81,11 @@ describe('AnswerStore', () => {
     if (done.kind !== 'done') throw new Error(done.kind);
     expect(await replayAnswer(done.answer, 'complete', undefined)).toEqual({
       ok: false,
-      error: { kind: 'request-done', reason: 'this request id already ran and failed (upstream 529 overloaded_error: Overloaded); it was charged what it used, and a new request needs a new id' },
+      error: {
+        kind: 'request-done',
+        reason:
+          'this request id already ran and failed (upstream 529 overloaded_error: Overloaded); it was charged what it used, and a new request needs a new id',
+      },
     });
   });
 });

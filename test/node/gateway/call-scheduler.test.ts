@@ -87,7 +87,10 @@ describe('CallScheduler', () => {
     expect(await scheduler.acquire({ tier: 'vip', tenant, costTokens: 1 }, aborted.signal)).toEqual({ ok: false, error: { kind: 'cancelled' } });
     await scheduler.acquire({ tier: 'vip', tenant, costTokens: 1 }, new AbortController().signal);
     const parked = [1, 2, 3, 4].map(() => scheduler.acquire({ tier: 'vip', tenant, costTokens: 1 }, new AbortController().signal));
-    expect(await scheduler.acquire({ tier: 'vip', tenant, costTokens: 1 }, new AbortController().signal)).toMatchObject({ ok: false, error: { kind: 'queue-full', scope: 'tier' } });
+    expect(await scheduler.acquire({ tier: 'vip', tenant, costTokens: 1 }, new AbortController().signal)).toMatchObject({
+      ok: false,
+      error: { kind: 'queue-full', scope: 'tier' },
+    });
     scheduler.close();
     for (const outcome of await Promise.all(parked)) expect(outcome).toEqual({ ok: false, error: { kind: 'closed' } });
     expect(await scheduler.acquire({ tier: 'vip', tenant, costTokens: 1 }, new AbortController().signal)).toEqual({ ok: false, error: { kind: 'closed' } });

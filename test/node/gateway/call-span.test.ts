@@ -18,7 +18,10 @@ describe('callSpanOf', () => {
     expect(span.leaseMs).toBe(tierQueueWaitMsMax + gatewayAccountWaitMsMax + upstreamDeadlineMs + reservationSettleMarginMs);
     expect(span.leaseMs).toBeLessThanOrEqual(reservationLeaseMsMax);
     // A deadline further out than any call can run is bounded by the longest call.
-    expect(callSpanOf(0, 10 * reservationLeaseMsMax, settings)).toEqual({ upstreamEndByMs: tierQueueWaitMsMax + gatewayAccountWaitMsMax + upstreamDeadlineMs, leaseMs: span.leaseMs });
+    expect(callSpanOf(0, 10 * reservationLeaseMsMax, settings)).toEqual({
+      upstreamEndByMs: tierQueueWaitMsMax + gatewayAccountWaitMsMax + upstreamDeadlineMs,
+      leaseMs: span.leaseMs,
+    });
   });
 
   it('still gives a request whose deadline already passed the grace and the margin', () => {

@@ -29,13 +29,22 @@ describe('Complete and StreamComplete', () => {
     const result = await within(h.client('acme').complete(completion()), 'a completion', 5_000);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    const message = JSON.parse(fromUtf8.decode(result.value.messageJson)) as { type: string; content: { type: string; text: string }[]; usage: { output_tokens: number } };
+    const message = JSON.parse(fromUtf8.decode(result.value.messageJson)) as {
+      type: string;
+      content: { type: string; text: string }[];
+      usage: { output_tokens: number };
+    };
     expect(message.type).toBe('message');
     expect(message.content[0]?.text.length).toBeGreaterThan(0);
     expect(result.value.servedRegion).toBe(region);
     const upstream = h.emulatorUsage();
     expect(upstream.requests).toBe(1);
-    expect(result.value.usage).toEqual({ inputTokens: upstream.input, outputTokens: upstream.output, cacheCreationInputTokens: upstream.cacheWrite, cacheReadInputTokens: upstream.cacheRead });
+    expect(result.value.usage).toEqual({
+      inputTokens: upstream.input,
+      outputTokens: upstream.output,
+      cacheCreationInputTokens: upstream.cacheWrite,
+      cacheReadInputTokens: upstream.cacheRead,
+    });
     expect(message.usage.output_tokens).toBe(upstream.output);
     expect(h.tenantUsed('acme', 'requests')).toBe(1);
     expect(h.tenantUsed('acme', 'weighted_tokens')).toBe(weighted(upstream));
@@ -99,7 +108,12 @@ describe('signed requests', () => {
     const request = completion();
     const signatureOf = (body: Uint8Array, nonce: string): Record<string, string> => {
       const fields = signRequest(nodeAuthCrypto, apiKey, { method: 'POST', path: carpoolMethodPaths.complete, body }, Date.now(), nonce);
-      return { 'x-carpool-key-id': fields.keyId, 'x-carpool-timestamp': fields.timestamp, 'x-carpool-nonce': fields.nonce, 'x-carpool-signature': fields.signature };
+      return {
+        'x-carpool-key-id': fields.keyId,
+        'x-carpool-timestamp': fields.timestamp,
+        'x-carpool-nonce': fields.nonce,
+        'x-carpool-signature': fields.signature,
+      };
     };
     const signed = await h.client('acme').complete(request, { metadata: signatureOf(request.requestJson, 'nonce-0123456789abcdef') });
     expect(signed.ok).toBe(true);
@@ -146,7 +160,10 @@ describe('refusals count nothing', () => {
     const client = h.client('acme');
     const cases = [
       { request: completion({ requestJson: utf8.encode('{"model": ') }), field: 'request_json' },
-      { request: completion({ requestJson: utf8.encode(JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })) }), field: 'request_json.max_tokens' },
+      {
+        request: completion({ requestJson: utf8.encode(JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })) }),
+        field: 'request_json.max_tokens',
+      },
       { request: completion({ requestId: 'has space' }), field: 'request_id' },
     ];
     for (const { request, field } of cases) {
@@ -174,10 +191,23 @@ describe('GetUsage and CountTokens', () => {
       if (!usage.ok) return;
       expect(usage.value.tenant).toBe('acme');
       const byMetric = new Map(usage.value.limits.map((row) => [row.metric, row]));
-      expect(byMetric.get('requests')).toMatchObject({ scope: 'tenant', window: 'day30', sliding: false, mode: 'eventual', limit: roomyTenantLimits.requests, used: 1, remaining: roomyTenantLimits.requests - 1 });
+      expect(byMetric.get('requests')).toMatchObject({
+        scope: 'tenant',
+        window: 'day30',
+        sliding: false,
+        mode: 'eventual',
+        limit: roomyTenantLimits.requests,
+        used: 1,
+        remaining: roomyTenantLimits.requests - 1,
+      });
       expect(byMetric.get('weighted_tokens')).toMatchObject({ used: weighted(upstream), remaining: roomyTenantLimits.weighted_tokens - weighted(upstream) });
       expect(byMetric.get('requests')?.resetsAtMs).toBeGreaterThan(Date.now());
-      expect(usage.value.lastMinute).toEqual({ inputTokens: upstream.input, outputTokens: upstream.output, cacheCreationInputTokens: upstream.cacheWrite, cacheReadInputTokens: upstream.cacheRead });
+      expect(usage.value.lastMinute).toEqual({
+        inputTokens: upstream.input,
+        outputTokens: upstream.output,
+        cacheCreationInputTokens: upstream.cacheWrite,
+        cacheReadInputTokens: upstream.cacheRead,
+      });
     }
   });
 
@@ -200,7 +230,9 @@ describe('GetUsage and CountTokens', () => {
 
   it('answers the upstream count_tokens count, and refuses a body without messages', async () => {
     const h = await startHarness();
-    const body = utf8.encode(JSON.stringify({ model, messages: [{ role: 'user', content: 'How many tokens is a carpool of twelve words in one short sentence?' }] }));
+    const body = utf8.encode(
+      JSON.stringify({ model, messages: [{ role: 'user', content: 'How many tokens is a carpool of twelve words in one short sentence?' }] }),
+    );
     const counted = await h.client('acme').countTokens({ requestJson: body, anthropicVersion: '', anthropicBeta: '' });
     const direct = await fetch(`${h.emulator.url}/v1/messages/count_tokens`, {
       method: 'POST',

@@ -171,7 +171,10 @@ describe('a stream whose client leaves', () => {
   it('aborts for a tenant that asks: the upstream is cancelled and the charge is the input plus the relayed output, flagged estimated', async () => {
     // 60 output tokens at 15 a second: a delta of 3 tokens every 200 ms, so the client's leaving
     // reaches the upstream before the next one and what was relayed is what the client saw.
-    const h = await startHarness({ tenants: [{ id: 'quitter', onClientCancel: 'abort' }], emulator: { outputTokensMin: 60, outputTokensMax: 60, tokensPerSecond: 15 } });
+    const h = await startHarness({
+      tenants: [{ id: 'quitter', onClientCancel: 'abort' }],
+      emulator: { outputTokensMin: 60, outputTokensMax: 60, tokensPerSecond: 15 },
+    });
     const request = completion({ maxTokens: 200 });
     const seen = await leaveStream(h, 'quitter', request, 3);
     await settled(h, 'the aborted stream to settle', 3_000);

@@ -6,7 +6,15 @@ import { AdminTokens } from '../../../src/admission/admin-access.js';
 import { type TokenUsage, weightedTokens } from '../../../src/admission/estimate.js';
 import { usedUnder } from '../../../src/admission/quota.js';
 import { type AccountId, asNodeId, asRegionId, type RegionId, type TenantId } from '../../../src/core/ids.js';
-import { type Account, type ClientCancelMode, type IdempotencyScope, defaultTokenWeights, type LimitRule, type Tenant, type Tier } from '../../../src/mesh/policy/policy-schema.js';
+import {
+  type Account,
+  type ClientCancelMode,
+  type IdempotencyScope,
+  defaultTokenWeights,
+  type LimitRule,
+  type Tenant,
+  type Tier,
+} from '../../../src/mesh/policy/policy-schema.js';
 import { CarpoolClient } from '../../../src/net/grpc/carpool-client.js';
 import type { CompleteRequest } from '../../../src/net/grpc/carpool-handler.js';
 import { type AdminServiceMethods, loadCarpoolProto } from '../../../src/net/grpc/carpool-proto.js';
@@ -111,7 +119,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       listen: { host: '127.0.0.1', port: 0 },
       admin: undefined,
       // Absent members listen nowhere (port 1 refuses): their links never come up.
-      members: [{ id: node, region, url: 'ws://127.0.0.1:1' }, ...Array.from({ length: options.absentMembers ?? 0 }, (_, i) => ({ id: asNodeId(`gone${i}`), region, url: 'ws://127.0.0.1:1' }))],
+      members: [
+        { id: node, region, url: 'ws://127.0.0.1:1' },
+        ...Array.from({ length: options.absentMembers ?? 0 }, (_, i) => ({ id: asNodeId(`gone${i}`), region, url: 'ws://127.0.0.1:1' })),
+      ],
       secret: { kind: 'inline', value: secret },
       tls: undefined,
     },
@@ -145,7 +156,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     if (!saved.ok) throw new Error(saved.error.reason);
     keys.set(spec.id, minted.apiKey);
   }
-  const targets = new Map<AccountId, UpstreamTarget>(accountIds.map((id) => [id, { baseUrl: emulator.url, credential: { kind: 'api-key', key: keyByAccount.get(id) as string } }]));
+  const targets = new Map<AccountId, UpstreamTarget>(
+    accountIds.map((id) => [id, { baseUrl: emulator.url, credential: { kind: 'api-key', key: keyByAccount.get(id) as string } }]),
+  );
   const settled: SettledRequest[] = [];
   const gateway = await RegionGateway.start({
     runtime,

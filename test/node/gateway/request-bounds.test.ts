@@ -55,7 +55,9 @@ describe('requests past a bound', () => {
     if (refused.ok) return;
     const status = statusOf(refused.error);
     expect(status.codeName).toBe('FAILED_PRECONDITION');
-    expect(status.details).toMatch(/^the request can never fit: its estimate of \d+ weighted_tokens is over the tenant's limit of 5000 per day30; lower max_tokens or shorten the request$/);
+    expect(status.details).toMatch(
+      /^the request can never fit: its estimate of \d+ weighted_tokens is over the tenant's limit of 5000 per day30; lower max_tokens or shorten the request$/,
+    );
     expect(status.pushbackMs).toBeUndefined();
     expect(h.emulator.stats().requests).toBe(0);
     expect(h.tenantUsed('small', 'weighted_tokens')).toBe(0);

@@ -55,7 +55,9 @@ describe('parseCompleteRequest', () => {
       const parsed = parseCompleteRequest(candidate);
       return parsed.ok ? '' : `${parsed.error.field}: ${parsed.error.reason}`;
     };
-    expect(reasonOf(request({ json: { ...body, max_tokens: 1e9 } }))).toBe(`request_json.max_tokens: is 1000000000, over the bound of ${gatewayMaxTokensMax} (the largest output window of current models)`);
+    expect(reasonOf(request({ json: { ...body, max_tokens: 1e9 } }))).toBe(
+      `request_json.max_tokens: is 1000000000, over the bound of ${gatewayMaxTokensMax} (the largest output window of current models)`,
+    );
     expect(parseCompleteRequest(request({ json: { ...body, max_tokens: gatewayMaxTokensMax } })).ok).toBe(true);
     const padded = (bytes: number): CompleteRequest => {
       const json = JSON.stringify({ ...body, system: '' });
@@ -63,11 +65,17 @@ describe('parseCompleteRequest', () => {
     };
     expect(padded(gatewayRequestJsonBytesMax).requestJson.length).toBe(gatewayRequestJsonBytesMax);
     expect(parseCompleteRequest(padded(gatewayRequestJsonBytesMax)).ok).toBe(true);
-    expect(reasonOf(padded(10 * 1024 * 1024))).toBe(`request_json: is ${10 * 1024 * 1024} bytes, over the bound of ${gatewayRequestJsonBytesMax} bytes a request may carry`);
+    expect(reasonOf(padded(10 * 1024 * 1024))).toBe(
+      `request_json: is ${10 * 1024 * 1024} bytes, over the bound of ${gatewayRequestJsonBytesMax} bytes a request may carry`,
+    );
   });
 
   it('checks count_tokens bodies for model and messages', () => {
-    const ok = parseCountTokensRequest({ requestJson: utf8.encode(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] })), anthropicVersion: '', anthropicBeta: '' });
+    const ok = parseCountTokensRequest({
+      requestJson: utf8.encode(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] })),
+      anthropicVersion: '',
+      anthropicBeta: '',
+    });
     expect(ok.ok).toBe(true);
     const bad = parseCountTokensRequest({ requestJson: utf8.encode('{"model":"m"}'), anthropicVersion: '', anthropicBeta: '' });
     expect(bad.ok ? undefined : bad.error.field).toBe('request_json.messages');

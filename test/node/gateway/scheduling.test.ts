@@ -77,10 +77,16 @@ describe('the admission queue in the gateway', () => {
   it("sheds by the policy's thresholds while the policy sets them, and by the node's own again once they are removed", async () => {
     // 300 output tokens at 500 a second: every call holds the slot for about 600 ms, long enough
     // for the requests below to find the second one still queued.
-    const h = await startHarness({ tenants: [{ id: 'free-co', tier: 'free' }], emulator: { outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 500 }, settings: oneSlot });
+    const h = await startHarness({
+      tenants: [{ id: 'free-co', tier: 'free' }],
+      emulator: { outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 500 },
+      settings: oneSlot,
+    });
     const queue = h.gateway.carpool.scheduler.queue;
     // The node's own thresholds let a free tier queue hundreds; the policy's shed it at one queued request.
-    const updated = h.runtime.policy.updateSettings({ shed: { vip: { depthMax: 8, waitMsMax: 30_000 }, paid: { depthMax: 4, waitMsMax: 30_000 }, free: { depthMax: 1, waitMsMax: 30_000 } } });
+    const updated = h.runtime.policy.updateSettings({
+      shed: { vip: { depthMax: 8, waitMsMax: 30_000 }, paid: { depthMax: 4, waitMsMax: 30_000 }, free: { depthMax: 1, waitMsMax: 30_000 } },
+    });
     expect(updated.ok).toBe(true);
     const first = h.client('free-co').complete(completion({ maxTokens: 300 }));
     await until(() => queue.inFlight === 1, 'the first call to hold the slot');

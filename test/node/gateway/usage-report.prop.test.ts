@@ -52,7 +52,13 @@ describe('limitUsages over any counter state', () => {
           expect(Number.isSafeInteger(row.used) && row.used >= 0).toBe(true);
           expect(row.remaining).toBe(Math.max(0, row.limit - row.used));
         }
-        expect(() => encodeGetUsageResponse({ tenant: 'acme', limits: rows, lastMinute: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 } })).not.toThrow();
+        expect(() =>
+          encodeGetUsageResponse({
+            tenant: 'acme',
+            limits: rows,
+            lastMinute: { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 },
+          }),
+        ).not.toThrow();
       }),
     );
   });

@@ -60,8 +60,7 @@ function syntheticResult(build: Build = {}): SimResult {
   };
 }
 
-const failing = (): SimResult =>
-  syntheticResult({ name: 'lossy', seed: 7, failures: [{ checker: 'final-read', atMs: 29_000, message: hostileMessage }] });
+const failing = (): SimResult => syntheticResult({ name: 'lossy', seed: 7, failures: [{ checker: 'final-read', atMs: 29_000, message: hostileMessage }] });
 
 function count(haystack: string, needle: string): number {
   return haystack.split(needle).length - 1;
@@ -160,8 +159,19 @@ describe('renderReport', () => {
     const labels = [...svg.matchAll(/<text [^>]*fill="#555">([^<]*)<\/text>/g)].map((m) => m[1]);
     // 29.9 s of samples reaching 2,990: value ticks every 500, time ticks every 5 s.
     expect(labels).toEqual(['0', '500', '1k', '1.5k', '2k', '2.5k', '3k', '0', '5 s', '10 s', '15 s', '20 s', '25 s']);
-    expect([formatCompact(0), formatCompact(950), formatCompact(12_500), formatCompact(3_000_000), formatCompact(-2_000)]).toEqual(['0', '950', '12.5k', '3M', '-2k']);
-    expect([formatDuration(850), formatDuration(1_250), formatDuration(245_000), formatDuration(7_380_000)]).toEqual(['850 ms', '1.25 s', '4 min 05 s', '2 h 03 min']);
+    expect([formatCompact(0), formatCompact(950), formatCompact(12_500), formatCompact(3_000_000), formatCompact(-2_000)]).toEqual([
+      '0',
+      '950',
+      '12.5k',
+      '3M',
+      '-2k',
+    ]);
+    expect([formatDuration(850), formatDuration(1_250), formatDuration(245_000), formatDuration(7_380_000)]).toEqual([
+      '850 ms',
+      '1.25 s',
+      '4 min 05 s',
+      '2 h 03 min',
+    ]);
   });
 
   it('bounds the points drawn for 100,000 samples and keeps a one-sample spike', () => {

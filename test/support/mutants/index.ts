@@ -32,7 +32,8 @@ export const mutants: readonly Mutant[] = [
   {
     name: 'single-round',
     witness: 5,
-    change: 'strict rounds apply the write and read in the same round trip (test/support/unsafe-rounds.ts): three concurrent batches can each see only one other',
+    change:
+      'strict rounds apply the write and read in the same round trip (test/support/unsafe-rounds.ts): three concurrent batches can each see only one other',
     swarm: 'swarm-hot-strict',
     caughtBy: ['quota', 'quorum'],
     options: () => ({ rounds: (parts) => new SingleRoundApplyAndRead(parts) }),
@@ -40,7 +41,8 @@ export const mutants: readonly Mutant[] = [
   {
     name: 'recovery-fence-off',
     witness: undefined,
-    change: 'a node that starts without the state of its earlier incarnation serves quorum reads at once instead of recovering first (MeshNodeOptions.recovering false)',
+    change:
+      'a node that starts without the state of its earlier incarnation serves quorum reads at once instead of recovering first (MeshNodeOptions.recovering false)',
     swarm: 'swarm-hot-strict',
     caughtBy: ['quota', 'quorum'],
     options: () => ({ mesh: (options) => new MeshNode({ ...options, recovering: false, syncPeers: true }) }),
@@ -64,7 +66,8 @@ export const mutants: readonly Mutant[] = [
   {
     name: 'no-held-repair',
     witness: undefined,
-    change: 'the digest exchange no longer repairs entries held above a peer’s digest (MeshNode.heldAbove always false, test/support/mutants/no-held-repair.ts)',
+    change:
+      'the digest exchange no longer repairs entries held above a peer’s digest (MeshNode.heldAbove always false, test/support/mutants/no-held-repair.ts)',
     swarm: 'swarm-hot-mesh',
     caughtBy: ['convergence', 'final-read', 'invariant'],
     options: () => ({ mesh: (options) => new NoHeldRepair(options) }),
@@ -81,7 +84,8 @@ export const mutants: readonly Mutant[] = [
   {
     name: 'lagging-disk',
     witness: 1,
-    change: 'the disk acknowledges a commit before it is durable (test/support/lagging-store.ts): a restarted node resumes its replica after losing what it sent',
+    change:
+      'the disk acknowledges a commit before it is durable (test/support/lagging-store.ts): a restarted node resumes its replica after losing what it sent',
     swarm: 'swarm-hot-durable',
     caughtBy: ['durability', 'invariant', 'quota', 'escrow', 'accounting'],
     options: () => ({ store: (disk) => new LaggingStore(disk) }),

@@ -10,7 +10,8 @@ import { claudeCodeAvailability, claudeCodeHome, type ClaudeCodeResult, type Cla
 
 const key = 'sk-ant-api03-claude-code-test-key';
 const available = claudeCodeAvailability();
-const title = 'reason' in available ? `Claude Code against the emulator (skipped: ${available.reason})` : `Claude Code ${available.version} against the emulator`;
+const title =
+  'reason' in available ? `Claude Code against the emulator (skipped: ${available.reason})` : `Claude Code ${available.version} against the emulator`;
 
 let emulator: Emulator;
 
@@ -38,7 +39,12 @@ function expectSuccess(run: ClaudeCodeResult): NonNullable<ClaudeCodeResult['rep
 /** What the emulator counted for the key since the last reset, in Claude Code's terms. */
 function counted(): ClaudeCodeUsage {
   const row = emulator.stats().keys[key]!;
-  return { inputTokens: row.inputTokens, outputTokens: row.outputTokens, cacheCreationInputTokens: row.cacheCreationInputTokens, cacheReadInputTokens: row.cacheReadInputTokens };
+  return {
+    inputTokens: row.inputTokens,
+    outputTokens: row.outputTokens,
+    cacheCreationInputTokens: row.cacheCreationInputTokens,
+    cacheReadInputTokens: row.cacheReadInputTokens,
+  };
 }
 
 describe.skipIf('reason' in available)(title, () => {
@@ -63,7 +69,9 @@ describe.skipIf('reason' in available)(title, () => {
       expect(emulator.stats().statuses).toEqual({ '200': 1 });
       expect(first.usage).toEqual(counted());
       emulator.resetStats();
-      const second = expectSuccess(await runClaudeCode({ baseUrl: emulator.url, token: key, auth: 'api-key', prompt: 'And another one', home, resume: first.sessionId }));
+      const second = expectSuccess(
+        await runClaudeCode({ baseUrl: emulator.url, token: key, auth: 'api-key', prompt: 'And another one', home, resume: first.sessionId }),
+      );
       expect(second.sessionId).toBe(first.sessionId);
       expect(emulator.stats().statuses).toEqual({ '200': 1 });
       expect(second.usage).toEqual(counted());

@@ -3,7 +3,13 @@
 // generated keys are deterministic in the seed, and the model check is permissive by default.
 import { describe, expect, it } from 'vitest';
 import { emulatorFaultsMax } from '../../../src/core/limits.js';
-import { defaultAccountLimits, defaultSubscriptionLimits, generatedAccounts, isServedModel, parseAccountsFile } from '../../../src/upstream/emulator/emulator-config.js';
+import {
+  defaultAccountLimits,
+  defaultSubscriptionLimits,
+  generatedAccounts,
+  isServedModel,
+  parseAccountsFile,
+} from '../../../src/upstream/emulator/emulator-config.js';
 import { fiveHourMs, sevenDayMs } from '../../../src/upstream/emulator/subscription-windows.js';
 
 function fieldOf(raw: unknown): string | undefined {
@@ -22,7 +28,12 @@ describe('parseAccountsFile', () => {
     });
     expect(parsed.ok).toBe(true);
     if (!parsed.ok) return;
-    expect(parsed.value.accounts[0]).toEqual({ key: 'sk-ant-api03-first', kind: 'api-key', limits: { ...defaultAccountLimits, requestsPerMinute: 50 }, faults: [] });
+    expect(parsed.value.accounts[0]).toEqual({
+      key: 'sk-ant-api03-first',
+      kind: 'api-key',
+      limits: { ...defaultAccountLimits, requestsPerMinute: 50 },
+      faults: [],
+    });
     expect(parsed.value.accounts[1]!.faults).toEqual([{ key: 'sk-ant-oat01-second', count: 2, action: { kind: 'overloaded' } }]);
     expect(parsed.value.models).toEqual(['claude-sonnet-4-6']);
   });
@@ -41,7 +52,14 @@ describe('parseAccountsFile', () => {
     expect(fieldOf({ accounts: [{ key: 'sk-ant-valid-1' }], models: ['bad model'] })).toBe('models[0]');
     expect(fieldOf({ accounts: [{ key: 'sk-ant-valid-1' }], region: 'eu' })).toBe('region');
     const manyFaults = Array.from({ length: emulatorFaultsMax }, () => ({ kind: 'overloaded' }));
-    expect(fieldOf({ accounts: [{ key: 'sk-ant-valid-1', faults: manyFaults }, { key: 'sk-ant-valid-2', faults: [{ kind: 'overloaded' }] }] })).toBe('accounts');
+    expect(
+      fieldOf({
+        accounts: [
+          { key: 'sk-ant-valid-1', faults: manyFaults },
+          { key: 'sk-ant-valid-2', faults: [{ kind: 'overloaded' }] },
+        ],
+      }),
+    ).toBe('accounts');
   });
 });
 
@@ -57,9 +75,20 @@ describe('parseAccountsFile: subscription logins and windows', () => {
       windows: { unit: 'requests', fiveHour: { budget: 200, lengthMs: fiveHourMs }, sevenDay: { budget: 2000, lengthMs: sevenDayMs }, warningUtilization: 0.8 },
     });
     const custom = parseAccountsFile({
-      accounts: [{ key: 'sk-ant-oat01-third', kind: 'oauth', windows: { unit: 'weighted-tokens', fiveHourBudget: 1, sevenDayBudget: 2, fiveHourMs: 1000, sevenDayMs: 2000, warningUtilization: 0.5 } }],
+      accounts: [
+        {
+          key: 'sk-ant-oat01-third',
+          kind: 'oauth',
+          windows: { unit: 'weighted-tokens', fiveHourBudget: 1, sevenDayBudget: 2, fiveHourMs: 1000, sevenDayMs: 2000, warningUtilization: 0.5 },
+        },
+      ],
     });
-    expect(custom.ok && custom.value.accounts[0]!.windows).toEqual({ unit: 'weighted-tokens', fiveHour: { budget: 1, lengthMs: 1000 }, sevenDay: { budget: 2, lengthMs: 2000 }, warningUtilization: 0.5 });
+    expect(custom.ok && custom.value.accounts[0]!.windows).toEqual({
+      unit: 'weighted-tokens',
+      fiveHour: { budget: 1, lengthMs: 1000 },
+      sevenDay: { budget: 2, lengthMs: 2000 },
+      warningUtilization: 0.5,
+    });
     expect(defaultSubscriptionLimits.fiveHour.lengthMs).toBe(fiveHourMs);
   });
 
@@ -77,7 +106,11 @@ describe('parseAccountsFile: subscription logins and windows', () => {
     expect(fieldOf(account({ windows: { fiveHourBudget: 1, sevenDayBudget: 1, warningUtilization: 1.5 } }))).toBe('accounts[0].windows.warningUtilization');
     expect(fieldOf(account({ windows: { fiveHourBudget: 1, sevenDayBudget: 1, fiveHourMs: 10 } }))).toBe('accounts[0].windows.fiveHourMs');
     expect(fieldOf({ accounts: [{ key: 'sk-ant-oat01-third', kind: 'oauth', oauth }, { key: 'sk-ant-ort01-third' }] })).toBe('accounts[1].key');
-    expect(fieldOf({ accounts: [{ key: 'sk-ant-api03-first' }, { key: 'sk-ant-oat01-third', kind: 'oauth', oauth: { ...oauth, refreshToken: 'sk-ant-api03-first' } }] })).toBe('accounts[1].oauth.refreshToken');
+    expect(
+      fieldOf({
+        accounts: [{ key: 'sk-ant-api03-first' }, { key: 'sk-ant-oat01-third', kind: 'oauth', oauth: { ...oauth, refreshToken: 'sk-ant-api03-first' } }],
+      }),
+    ).toBe('accounts[1].oauth.refreshToken');
   });
 });
 

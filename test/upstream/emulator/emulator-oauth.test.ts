@@ -97,7 +97,8 @@ describe('the OAuth token endpoint', () => {
 
   it('answers a malformed token request 400 with the reason', async () => {
     const emulator = await start(new ManualClock(startMs));
-    const post = (contentType: string, payload: string): Promise<Response> => fetch(`${emulator.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': contentType }, body: payload });
+    const post = (contentType: string, payload: string): Promise<Response> =>
+      fetch(`${emulator.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': contentType }, body: payload });
     const missing = await post('application/json', JSON.stringify({ grant_type: 'refresh_token', client_id: 'x' }));
     expect(missing.status).toBe(400);
     expect(await missing.json()).toEqual({ error: 'invalid_request', error_description: 'Missing required parameter: refresh_token.' });
@@ -144,7 +145,12 @@ describe('expired and unknown access tokens', () => {
 describe('subscription windows on the wire', () => {
   it('reports rising utilisation, warns, then refuses 429 with retry-after until the 5-hour window really ends', async () => {
     const clock = new ManualClock(startMs);
-    const windows = { unit: 'requests' as const, fiveHour: { budget: 5, lengthMs: fiveHourMs }, sevenDay: { budget: 100, lengthMs: 7 * 24 * 3_600_000 }, warningUtilization: 0.8 };
+    const windows = {
+      unit: 'requests' as const,
+      fiveHour: { budget: 5, lengthMs: fiveHourMs },
+      sevenDay: { budget: 100, lengthMs: 7 * 24 * 3_600_000 },
+      warningUtilization: 0.8,
+    };
     // A login that outlives the test, so only the windows speak.
     const emulator = await start(clock, windows, 30 * 24 * 3_600_000);
     const firstMs = clock.nowMs();
@@ -155,7 +161,11 @@ describe('subscription windows on the wire', () => {
       const response = await message(emulator, staticToken);
       expect(response.status).toBe(200);
       outputTokens += ((await response.json()) as { usage: { output_tokens: number } }).usage.output_tokens;
-      seen.push({ status: response.headers.get('anthropic-ratelimit-unified-status'), utilization: response.headers.get('anthropic-ratelimit-unified-5h-utilization'), window: response.headers.get('anthropic-ratelimit-unified-5h-status') });
+      seen.push({
+        status: response.headers.get('anthropic-ratelimit-unified-status'),
+        utilization: response.headers.get('anthropic-ratelimit-unified-5h-utilization'),
+        window: response.headers.get('anthropic-ratelimit-unified-5h-status'),
+      });
       expect(response.headers.get('anthropic-ratelimit-unified-5h-reset')).toBe(resetSeconds);
       expect(response.headers.get('anthropic-ratelimit-unified-representative-claim')).toBe('five_hour');
       clock.advance(60_000);
@@ -166,7 +176,11 @@ describe('subscription windows on the wire', () => {
     for (let i = 0; i < 5; i++) {
       const response = await message(emulator, renewable);
       outputTokens += ((await response.json()) as { usage: { output_tokens: number } }).usage.output_tokens;
-      seen.push({ status: response.headers.get('anthropic-ratelimit-unified-status'), utilization: response.headers.get('anthropic-ratelimit-unified-5h-utilization'), window: response.headers.get('anthropic-ratelimit-unified-5h-status') });
+      seen.push({
+        status: response.headers.get('anthropic-ratelimit-unified-status'),
+        utilization: response.headers.get('anthropic-ratelimit-unified-5h-utilization'),
+        window: response.headers.get('anthropic-ratelimit-unified-5h-status'),
+      });
     }
     expect(seen.map((s) => s.utilization)).toEqual(['0.2', '0.4', '0.6', '0.8', '1']);
     expect(seen.map((s) => s.status)).toEqual(['allowed', 'allowed', 'allowed', 'allowed_warning', 'rejected']);
@@ -180,7 +194,10 @@ describe('subscription windows on the wire', () => {
     expect(refused.headers.get('anthropic-ratelimit-unified-status')).toBe('rejected');
     expect(refused.headers.get('anthropic-ratelimit-unified-reset')).toBe(String(Math.ceil((windowStartMs + fiveHourMs) / 1000)));
     expect(refused.headers.get('anthropic-ratelimit-unified-7d-status')).toBe('allowed');
-    expect(((await refused.json()) as { error: { type: string; message: string } }).error).toEqual({ type: 'rate_limit_error', message: "This request would exceed your account's rate limit. Please try again later." });
+    expect(((await refused.json()) as { error: { type: string; message: string } }).error).toEqual({
+      type: 'rate_limit_error',
+      message: "This request would exceed your account's rate limit. Please try again later.",
+    });
 
     clock.set(windowStartMs + fiveHourMs - 1);
     expect((await message(emulator, renewable)).status).toBe(429);
@@ -235,11 +252,20 @@ describe('the test hooks', () => {
 
   it('refuses a hook that names no suitable account or a bad window', async () => {
     const emulator = await start(new ManualClock(startMs));
-    const messageOf = async (response: Response): Promise<[number, string]> => [response.status, ((await response.json()) as { error: { message: string } }).error.message];
-    expect(await messageOf(await hook(emulator, 'oauth/revoke', { account: 'sk-ant-oat01-nobody' }))).toEqual([400, 'account: must be the key of a configured account']);
+    const messageOf = async (response: Response): Promise<[number, string]> => [
+      response.status,
+      ((await response.json()) as { error: { message: string } }).error.message,
+    ];
+    expect(await messageOf(await hook(emulator, 'oauth/revoke', { account: 'sk-ant-oat01-nobody' }))).toEqual([
+      400,
+      'account: must be the key of a configured account',
+    ]);
     expect((await messageOf(await hook(emulator, 'oauth/revoke', { account: staticToken })))[0]).toBe(400);
     expect((await messageOf(await hook(emulator, 'windows/exhaust', { account: apiKey, window: '5h', resetInMs: 1_000 })))[0]).toBe(400);
-    expect(await messageOf(await hook(emulator, 'windows/exhaust', { account: staticToken, window: '1d', resetInMs: 1_000 }))).toEqual([400, 'window: must be "5h" or "7d"']);
+    expect(await messageOf(await hook(emulator, 'windows/exhaust', { account: staticToken, window: '1d', resetInMs: 1_000 }))).toEqual([
+      400,
+      'window: must be "5h" or "7d"',
+    ]);
     expect((await messageOf(await hook(emulator, 'windows/exhaust', { account: staticToken, window: '5h', resetInMs: fiveHourMs + 1 })))[0]).toBe(400);
     expect((await fetch(`${emulator.url}/_emulator/windows/exhaust`)).status).toBe(404);
   });

@@ -1,14 +1,7 @@
 // Proves the official Anthropic SDK works against the emulator as against the real API: JSON and
 // streamed messages with matching text and usage, token counting, prompt caching, typed errors,
 // its own retries on 429, 529 and dropped connections, OAuth tokens, and mid-stream errors.
-import Anthropic, {
-  APIError,
-  AuthenticationError,
-  BadRequestError,
-  NotFoundError,
-  PermissionDeniedError,
-  RateLimitError,
-} from '@anthropic-ai/sdk';
+import Anthropic, { APIError, AuthenticationError, BadRequestError, NotFoundError, PermissionDeniedError, RateLimitError } from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EmulatorAccount } from '../../../src/upstream/emulator/emulator-config.js';
 import { defaultAccountLimits } from '../../../src/upstream/emulator/emulator-config.js';

@@ -35,7 +35,12 @@ async function start(options: Partial<EmulatorOptions> = {}, account: Partial<Em
 }
 
 function post(emulator: Emulator, path: string, payload: unknown, extra: Record<string, string> = headers, signal?: AbortSignal): Promise<Response> {
-  return fetch(`${emulator.url}${path}`, { method: 'POST', headers: extra, body: typeof payload === 'string' ? payload : JSON.stringify(payload), signal: signal ?? null });
+  return fetch(`${emulator.url}${path}`, {
+    method: 'POST',
+    headers: extra,
+    body: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    signal: signal ?? null,
+  });
 }
 
 async function errorOf(response: Response): Promise<{ status: number; type: string; message: string; requestId: string | null }> {
@@ -79,7 +84,12 @@ describe('the emulator on the wire', () => {
     const { raw, events, failed } = await readStream(response);
     expect(failed).toBe(false);
     expect(raw).toMatch(/^event: message_start\ndata: \{.*\}\n\n/);
-    expect(raw.split('\n\n').filter((frame) => frame !== '').every((frame) => /^event: [a-z_]+\ndata: \{.*\}$/.test(frame))).toBe(true);
+    expect(
+      raw
+        .split('\n\n')
+        .filter((frame) => frame !== '')
+        .every((frame) => /^event: [a-z_]+\ndata: \{.*\}$/.test(frame)),
+    ).toBe(true);
     const types = events.map((e) => e.event);
     expect(types.slice(0, 3)).toEqual(['message_start', 'content_block_start', 'ping']);
     expect(types.slice(-3)).toEqual(['content_block_stop', 'message_delta', 'message_stop']);
@@ -95,7 +105,10 @@ describe('the emulator on the wire', () => {
     const message = new MessageStream();
     for (const event of events) expect(message.onEvent(event).ok).toBe(true);
     const rebuilt = message.message()!;
-    const whole = (await (await post(emulator, '/v1/messages', body)).json()) as { content: { text: string }[]; usage: { output_tokens: number; input_tokens: number } };
+    const whole = (await (await post(emulator, '/v1/messages', body)).json()) as {
+      content: { text: string }[];
+      usage: { output_tokens: number; input_tokens: number };
+    };
     expect(rebuilt.content[0]!.text).toBe(whole.content[0]!.text);
     expect(rebuilt.usage).toEqual({ input: whole.usage.input_tokens, output: whole.usage.output_tokens, cacheWrite: 0, cacheRead: 0 });
     expect(delta.usage.output_tokens).toBe(whole.usage.output_tokens);
@@ -105,7 +118,8 @@ describe('the emulator on the wire', () => {
     // Pinned so that work on the emulator's speed cannot change what a client receives.
     const emulator = await start({ clock: new ManualClock(Date.UTC(2025, 0, 1)), seed: 7, outputTokensMin: 7, outputTokensMax: 7 });
     const pinned = { model, max_tokens: 40, messages: [{ role: 'user', content: 'Pin these bytes, "please".' }] };
-    const usage = '"usage":{"input_tokens":16,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0}';
+    const usage =
+      '"usage":{"input_tokens":16,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0}';
     const json = await post(emulator, '/v1/messages', pinned);
     expect(await json.text()).toBe(
       '{"id":"msg_01j9vq93hY34LgQrwdOV7TKW","type":"message","role":"assistant","model":"claude-sonnet-4-6","content":[{"type":"text","text":"Delta the then even fair a."}],' +
@@ -127,7 +141,8 @@ describe('the emulator on the wire', () => {
       'content-length': '423',
       'content-type': 'application/json',
     });
-    const delta = (text: string): string => `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${text}"}}\n\n`;
+    const delta = (text: string): string =>
+      `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${text}"}}\n\n`;
     const { raw } = await readStream(await post(emulator, '/v1/messages', { ...pinned, stream: true }));
     expect(raw).toBe(
       'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_01RoXF6LIpdls37oRTGVCjAh","type":"message","role":"assistant","model":"claude-sonnet-4-6",' +
@@ -151,7 +166,10 @@ describe('the emulator on the wire', () => {
       type: 'authentication_error',
       message: 'x-api-key header is required',
     });
-    expect(await errorOf(await post(emulator, '/v1/messages', body, { ...headers, 'x-api-key': 'sk-ant-nope-0000' }))).toMatchObject({ status: 401, type: 'authentication_error' });
+    expect(await errorOf(await post(emulator, '/v1/messages', body, { ...headers, 'x-api-key': 'sk-ant-nope-0000' }))).toMatchObject({
+      status: 401,
+      type: 'authentication_error',
+    });
     // An OAuth token is a bearer token only.
     expect(await errorOf(await post(emulator, '/v1/messages', body, { ...headers, 'x-api-key': oauthToken }))).toMatchObject({ status: 401 });
     const bearer = await post(emulator, '/v1/messages', body, { 'anthropic-version': '2023-06-01', authorization: `Bearer ${oauthToken}` });
@@ -168,7 +186,11 @@ describe('the emulator on the wire', () => {
       status: 400,
       message: "messages.0.role: Input should be 'user', 'assistant' or 'system'",
     });
-    expect(await errorOf(await post(emulator, '/v1/messages', { ...body, model: 'claude-haiku-4-5' }))).toMatchObject({ status: 404, type: 'not_found_error', message: 'model: claude-haiku-4-5' });
+    expect(await errorOf(await post(emulator, '/v1/messages', { ...body, model: 'claude-haiku-4-5' }))).toMatchObject({
+      status: 404,
+      type: 'not_found_error',
+      message: 'model: claude-haiku-4-5',
+    });
     expect(await errorOf(await post(emulator, '/v1/complete', body))).toMatchObject({ status: 404, type: 'not_found_error' });
     const counted = await post(emulator, '/v1/messages/count_tokens', { model, messages: body.messages });
     expect(await counted.json()).toEqual({ input_tokens: expect.any(Number) as number });
@@ -243,7 +265,10 @@ describe('the emulator on the wire', () => {
 
   it('charges output tokens as produced and refuses while they are owed', async () => {
     const clock = new ManualClock(0);
-    const emulator = await start({ clock, outputTokensMin: 30, outputTokensMax: 30 }, { limits: { requestsPerMinute: 100, inputTokensPerMinute: 100_000, outputTokensPerMinute: 20 } });
+    const emulator = await start(
+      { clock, outputTokensMin: 30, outputTokensMax: 30 },
+      { limits: { requestsPerMinute: 100, inputTokensPerMinute: 100_000, outputTokensPerMinute: 20 } },
+    );
     const first = (await (await post(emulator, '/v1/messages', body)).json()) as { usage: { output_tokens: number } };
     expect(first.usage.output_tokens).toBe(30);
     const refused = await post(emulator, '/v1/messages', body);
@@ -307,7 +332,15 @@ describe('the emulator on the wire', () => {
   });
 
   it('answers a 429 fault as a spent window or as a short throttle', async () => {
-    const emulator = await start({}, { faults: [{ key, count: 1, action: { kind: 'rate-limit', retryAfterSeconds: 7, remaining: 0 } }, { key, count: 1, action: { kind: 'rate-limit', retryAfterSeconds: 2, remaining: 5 } }] });
+    const emulator = await start(
+      {},
+      {
+        faults: [
+          { key, count: 1, action: { kind: 'rate-limit', retryAfterSeconds: 7, remaining: 0 } },
+          { key, count: 1, action: { kind: 'rate-limit', retryAfterSeconds: 2, remaining: 5 } },
+        ],
+      },
+    );
     const spent = await post(emulator, '/v1/messages', body);
     expect(spent.status).toBe(429);
     expect(spent.headers.get('retry-after')).toBe('7');

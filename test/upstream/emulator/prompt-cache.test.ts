@@ -12,7 +12,13 @@ const longText = (word: string, words: number): string => Array.from({ length: w
 function segments(question: string, options: { systemWords?: number; model?: string; ttl?: '5m' | '1h' } = {}): readonly PromptSegment[] {
   const request: PromptRequest = {
     model: options.model ?? 'claude-sonnet-4-6',
-    system: [{ type: 'text', text: longText('rule', options.systemWords ?? 2_000), cache_control: { type: 'ephemeral', ...(options.ttl === undefined ? {} : { ttl: options.ttl }) } }],
+    system: [
+      {
+        type: 'text',
+        text: longText('rule', options.systemWords ?? 2_000),
+        cache_control: { type: 'ephemeral', ...(options.ttl === undefined ? {} : { ttl: options.ttl }) },
+      },
+    ],
     messages: [{ role: 'user', content: question }],
     tools: [],
     cacheControl: undefined,

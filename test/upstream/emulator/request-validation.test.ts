@@ -33,11 +33,18 @@ const system = (text: string, extra: Record<string, unknown> = {}): unknown => (
 const perTurnControl = requestBetas('claude-code-20250219,per-turn-control-2026-07-01');
 const mustFollow =
   "role 'system' must follow a 'user' message or an 'assistant' message ending in a server tool result; the directive-only form (content: [] with output_config) is accepted at any position";
-const mustPrecede = "role 'system' must precede an 'assistant' message or end the array; the directive-only form (content: [] with output_config) is accepted at any position";
+const mustPrecede =
+  "role 'system' must precede an 'assistant' message or end the array; the directive-only form (content: [] with output_config) is accepted at any position";
 
 describe('validateMessagesRequest', () => {
   it('accepts a minimal body and reads its fields', () => {
-    const result = validateMessagesRequest({ ...valid, stream: true, stop_sequences: ['END'], metadata: { user_id: 'u1' }, system: [{ type: 'text', text: 'sys' }] });
+    const result = validateMessagesRequest({
+      ...valid,
+      stream: true,
+      stop_sequences: ['END'],
+      metadata: { user_id: 'u1' },
+      system: [{ type: 'text', text: 'sys' }],
+    });
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.value).toMatchObject({ model: 'claude-sonnet-4-6', maxTokens: 100, stream: true, stopSequences: ['END'], userId: 'u1' });
@@ -58,8 +65,24 @@ describe('validateMessagesRequest', () => {
     expect(fieldOf({ ...valid, max_tokens: emulatorMaxTokensMax + 1 })).toBe('max_tokens');
     expect(fieldOf({ ...valid, messages: [] })).toBe('messages');
     expect(fieldOf({ ...valid, messages: 'hi' })).toBe('messages');
-    expect(fieldOf({ ...valid, messages: [{ role: 'user', content: 'a' }, { role: 'robot', content: 'b' }] })).toBe('messages.1.role');
-    expect(fieldOf({ ...valid, messages: [{ role: 'user', content: 'a' }, { role: 'developer', content: 'b' }] })).toBe('messages.1.role');
+    expect(
+      fieldOf({
+        ...valid,
+        messages: [
+          { role: 'user', content: 'a' },
+          { role: 'robot', content: 'b' },
+        ],
+      }),
+    ).toBe('messages.1.role');
+    expect(
+      fieldOf({
+        ...valid,
+        messages: [
+          { role: 'user', content: 'a' },
+          { role: 'developer', content: 'b' },
+        ],
+      }),
+    ).toBe('messages.1.role');
     expect(fieldOf({ ...valid, messages: [{ role: 'user' }] })).toBe('messages.0.content');
     expect(fieldOf({ ...valid, messages: [{ role: 'user', content: '' }] })).toBe('messages.0.content');
     expect(fieldOf({ ...valid, messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text' }] }] })).toBe('messages.0.content.1.text');
@@ -72,14 +95,18 @@ describe('validateMessagesRequest', () => {
     expect(fieldOf({ ...valid, temperature: 1.5 })).toBe('temperature');
     expect(fieldOf({ ...valid, top_k: -1 })).toBe('top_k');
     expect(fieldOf({ ...valid, tools: [{ input_schema: {} }] })).toBe('tools.0.name');
-    expect(fieldOf({ ...valid, messages: [{ role: 'user', content: [{ type: 'text', text: 'a', cache_control: { type: 'forever' } }] }] })).toBe('messages.0.content.0.cache_control.type');
+    expect(fieldOf({ ...valid, messages: [{ role: 'user', content: [{ type: 'text', text: 'a', cache_control: { type: 'forever' } }] }] })).toBe(
+      'messages.0.content.0.cache_control.type',
+    );
     expect(fieldOf({ ...valid, cache_control: { type: 'ephemeral', ttl: '2h' } })).toBe('cache_control.ttl');
   });
 
   it(`allows at most ${emulatorCacheBreakpointsMax} cache breakpoints`, () => {
     const marked = (n: number): unknown[] => Array.from({ length: n }, (_, i) => ({ type: 'text', text: `b${i}`, cache_control: { type: 'ephemeral' } }));
     expect(validateMessagesRequest({ ...valid, messages: [{ role: 'user', content: marked(emulatorCacheBreakpointsMax) }] }).ok).toBe(true);
-    expect(fieldOf({ ...valid, messages: [{ role: 'user', content: marked(emulatorCacheBreakpointsMax) }], cache_control: { type: 'ephemeral' } })).toBe('cache_control');
+    expect(fieldOf({ ...valid, messages: [{ role: 'user', content: marked(emulatorCacheBreakpointsMax) }], cache_control: { type: 'ephemeral' } })).toBe(
+      'cache_control',
+    );
   });
 
   it('formats the message as the API does: the field, a colon, the reason', () => {
@@ -106,7 +133,13 @@ describe('mid-conversation system messages', () => {
   it('accepts one before an assistant turn, or after an assistant turn that ends in a server tool result', () => {
     expect(verdictOf([user('a'), system('b')])).toBe('ok');
     expect(verdictOf([user('a'), { role: 'system', content: 'b' }, assistant('c'), user('d')])).toBe('ok');
-    const searched = { role: 'assistant', content: [{ type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: {} }, { type: 'web_search_tool_result', tool_use_id: 'srvtoolu_1', content: [] }] };
+    const searched = {
+      role: 'assistant',
+      content: [
+        { type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: {} },
+        { type: 'web_search_tool_result', tool_use_id: 'srvtoolu_1', content: [] },
+      ],
+    };
     expect(verdictOf([user('a'), searched, system('b')])).toBe('ok');
   });
 
@@ -133,7 +166,9 @@ describe('mid-conversation system messages', () => {
     expect(verdictOf([user('a'), system('b', effort)], perTurnControl)).toBe('ok');
     expect(verdictOf([user('a'), assistant('b'), { role: 'system', content: [], ...effort }, user('c')], perTurnControl)).toBe('ok');
     expect(verdictOf([{ role: 'system', ...effort }, user('a')], perTurnControl)).toBe('ok');
-    expect(verdictOf([user('a'), assistant('b'), { role: 'system', content: [], ...effort }, user('c')])).toBe('messages.2.output_config: Extra inputs are not permitted');
+    expect(verdictOf([user('a'), assistant('b'), { role: 'system', content: [], ...effort }, user('c')])).toBe(
+      'messages.2.output_config: Extra inputs are not permitted',
+    );
     expect(verdictOf([user('a'), { role: 'system', content: [] }], perTurnControl)).toBe('messages.1.content: at least one content block is required');
     expect(verdictOf([user('a'), { role: 'system' }], perTurnControl)).toBe('messages.1.content: Field required');
     expect(verdictOf([user('a'), system('b', { output_config: { effort: 'extreme' } })], perTurnControl)).toBe(
@@ -150,8 +185,13 @@ describe('mid-conversation system messages', () => {
 
   it('counts cache breakpoints in system messages toward the bound', () => {
     const marked = { type: 'text', text: 'x', cache_control: { type: 'ephemeral' } };
-    const messages = [{ role: 'user', content: [marked, marked, marked] }, { role: 'system', content: [marked, marked] }];
-    expect(verdictOf(messages)).toBe(`messages.1.content.1.cache_control: A maximum of ${emulatorCacheBreakpointsMax} blocks with cache_control may be provided. Found 5.`);
+    const messages = [
+      { role: 'user', content: [marked, marked, marked] },
+      { role: 'system', content: [marked, marked] },
+    ];
+    expect(verdictOf(messages)).toBe(
+      `messages.1.content.1.cache_control: A maximum of ${emulatorCacheBreakpointsMax} blocks with cache_control may be provided. Found 5.`,
+    );
   });
 
   it('reads the betas from the anthropic-beta header, however it is split', () => {
@@ -170,7 +210,10 @@ describe('validateCountTokensRequest', () => {
   });
 
   it('applies the same rules to system messages, betas included', () => {
-    const messages = [{ role: 'user', content: 'Hi' }, { role: 'system', content: 'Be brief.', output_config: { effort: 'low' } }];
+    const messages = [
+      { role: 'user', content: 'Hi' },
+      { role: 'system', content: 'Be brief.', output_config: { effort: 'low' } },
+    ];
     expect(validateCountTokensRequest({ model: 'claude-sonnet-4-6', messages }, perTurnControl).ok).toBe(true);
     const refused = validateCountTokensRequest({ model: 'claude-sonnet-4-6', messages });
     expect(refused.ok ? undefined : refused.error.field).toBe('messages.1.output_config');

@@ -5,7 +5,14 @@
 // the unified headers carry the real names and formats.
 import { describe, expect, it } from 'vitest';
 import { unifiedHeaders, utilizationText } from '../../../src/upstream/emulator/rate-limit-headers.js';
-import { fiveHourMs, inputCharge, outputCharge, sevenDayMs, type SubscriptionLimits, SubscriptionWindows } from '../../../src/upstream/emulator/subscription-windows.js';
+import {
+  fiveHourMs,
+  inputCharge,
+  outputCharge,
+  sevenDayMs,
+  type SubscriptionLimits,
+  SubscriptionWindows,
+} from '../../../src/upstream/emulator/subscription-windows.js';
 
 const startMs = 1_790_000_000_000;
 const limits = (fiveHourBudget: number, sevenDayBudget: number, warningUtilization = 0.8): SubscriptionLimits => ({

@@ -21,14 +21,32 @@ describe('parseTokenRequest', () => {
       const parsed = parseTokenRequest(contentType, body);
       return parsed.ok ? undefined : parsed.error;
     };
-    expect(refused(undefined, JSON.stringify(good))).toEqual({ error: 'invalid_request', description: 'The content type must be application/json or application/x-www-form-urlencoded.' });
+    expect(refused(undefined, JSON.stringify(good))).toEqual({
+      error: 'invalid_request',
+      description: 'The content type must be application/json or application/x-www-form-urlencoded.',
+    });
     expect(refused(json, '{not json')).toEqual({ error: 'invalid_request', description: 'The request body is not valid JSON.' });
     expect(refused(json, '[1]')).toEqual({ error: 'invalid_request', description: 'The request body must be a JSON object.' });
-    expect(refused(json, JSON.stringify({ ...good, grant_type: undefined }))).toEqual({ error: 'invalid_request', description: 'Missing required parameter: grant_type.' });
-    expect(refused(json, JSON.stringify({ ...good, refresh_token: '' }))).toEqual({ error: 'invalid_request', description: 'Missing required parameter: refresh_token.' });
-    expect(refused(json, JSON.stringify({ ...good, refresh_token: 42 }))).toEqual({ error: 'invalid_request', description: 'Parameter refresh_token must be a string.' });
-    expect(refused(json, JSON.stringify({ ...good, client_id: undefined }))).toEqual({ error: 'invalid_request', description: 'Missing required parameter: client_id.' });
-    expect(refused(form, `${new URLSearchParams(good).toString()}&refresh_token=again`)).toEqual({ error: 'invalid_request', description: 'Parameter refresh_token is included more than once.' });
+    expect(refused(json, JSON.stringify({ ...good, grant_type: undefined }))).toEqual({
+      error: 'invalid_request',
+      description: 'Missing required parameter: grant_type.',
+    });
+    expect(refused(json, JSON.stringify({ ...good, refresh_token: '' }))).toEqual({
+      error: 'invalid_request',
+      description: 'Missing required parameter: refresh_token.',
+    });
+    expect(refused(json, JSON.stringify({ ...good, refresh_token: 42 }))).toEqual({
+      error: 'invalid_request',
+      description: 'Parameter refresh_token must be a string.',
+    });
+    expect(refused(json, JSON.stringify({ ...good, client_id: undefined }))).toEqual({
+      error: 'invalid_request',
+      description: 'Missing required parameter: client_id.',
+    });
+    expect(refused(form, `${new URLSearchParams(good).toString()}&refresh_token=again`)).toEqual({
+      error: 'invalid_request',
+      description: 'Parameter refresh_token is included more than once.',
+    });
   });
 
   it('refuses any other grant with unsupported_grant_type', () => {
@@ -37,6 +55,9 @@ describe('parseTokenRequest', () => {
   });
 
   it('writes errors in the RFC 6749 shape', () => {
-    expect(tokenErrorBody({ error: 'invalid_grant', description: 'Refresh token not found or invalid' })).toEqual({ error: 'invalid_grant', error_description: 'Refresh token not found or invalid' });
+    expect(tokenErrorBody({ error: 'invalid_grant', description: 'Refresh token not found or invalid' })).toEqual({
+      error: 'invalid_grant',
+      error_description: 'Refresh token not found or invalid',
+    });
   });
 });

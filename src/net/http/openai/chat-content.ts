@@ -123,7 +123,10 @@ function documentBlockOf(part: Fields, param: string, cache: CacheControl | unde
   const fileUnknown = unknownKey(file, ['file_data', 'file_id', 'filename']);
   if (fileUnknown !== undefined) return unsupported(`${param}.file.${fileUnknown}`, unknownKeyMessage(`${param}.file`, fileUnknown));
   if (!isAbsent(file.file_id)) {
-    return unsupported(`${param}.file.file_id`, `'${param}.file.file_id' refers to OpenAI's file store, which this endpoint does not have; send the file inline as file_data.`);
+    return unsupported(
+      `${param}.file.file_id`,
+      `'${param}.file.file_id' refers to OpenAI's file store, which this endpoint does not have; send the file inline as file_data.`,
+    );
   }
   const data = file.file_data;
   const dataParam = `${param}.file.file_data`;

@@ -61,14 +61,21 @@ function addMessage(builder: ConversationBuilder, message: unknown, param: strin
   if (!isFields(message)) return invalid(param, `'${param}' must be a message object.`);
   const role = message.role;
   if (role === 'function') {
-    return unsupported(`${param}.role`, `'${param}' is a legacy function message; this endpoint translates tools: send the result as a 'tool' message with its tool_call_id.`);
+    return unsupported(
+      `${param}.role`,
+      `'${param}' is a legacy function message; this endpoint translates tools: send the result as a 'tool' message with its tool_call_id.`,
+    );
   }
   const known = typeof role === 'string' && Object.hasOwn(knownKeys, role) ? knownKeys[role] : undefined;
-  if (known === undefined) return invalid(`${param}.role`, `'${param}.role' must be 'system', 'developer', 'user', 'assistant' or 'tool'; got ${describe(role)}.`);
+  if (known === undefined)
+    return invalid(`${param}.role`, `'${param}.role' must be 'system', 'developer', 'user', 'assistant' or 'tool'; got ${describe(role)}.`);
   const unknown = unknownKey(message, known);
   if (unknown !== undefined) return unsupported(`${param}.${unknown}`, unknownKeyMessage(param, unknown));
   if (!isAbsent(message.name)) {
-    return unsupported(`${param}.name`, `'${param}.name' names a participant, which the Anthropic Messages API has no place for; put the name in the content instead.`);
+    return unsupported(
+      `${param}.name`,
+      `'${param}.name' names a participant, which the Anthropic Messages API has no place for; put the name in the content instead.`,
+    );
   }
   switch (role) {
     case 'system':
@@ -81,7 +88,8 @@ function addMessage(builder: ConversationBuilder, message: unknown, param: strin
     case 'user': {
       const blocks = userBlocksOf(message.content, `${param}.content`);
       if (!blocks.ok) return blocks;
-      if (blocks.value.length === 0) return unsupported(`${param}.content`, `'${param}.content' is empty; the Anthropic Messages API takes no empty user turn.`);
+      if (blocks.value.length === 0)
+        return unsupported(`${param}.content`, `'${param}.content' is empty; the Anthropic Messages API takes no empty user turn.`);
       return builder.addUser(blocks.value, param);
     }
     case 'assistant':
@@ -128,7 +136,8 @@ function toolUsesOf(raw: unknown, param: string): Result<ToolUseBlock[], Transla
   for (const [i, call] of (raw as unknown[]).entries()) {
     const use = toolUseOf(call, `${param}[${i}]`);
     if (!use.ok) return use;
-    if (uses.some((other) => other.id === use.value.id)) return invalid(`${param}[${i}].id`, `'${param}[${i}].id' repeats the id of an earlier tool call of this message.`);
+    if (uses.some((other) => other.id === use.value.id))
+      return invalid(`${param}[${i}].id`, `'${param}[${i}].id' repeats the id of an earlier tool call of this message.`);
     uses.push(use.value);
   }
   return ok(uses);
@@ -142,13 +151,17 @@ function toolUseOf(call: unknown, param: string): Result<ToolUseBlock, Translati
   if (unknown !== undefined) return unsupported(`${param}.${unknown}`, unknownKeyMessage(param, unknown));
   if (typeof call.id !== 'string' || call.id.length === 0) return invalid(`${param}.id`, `'${param}.id' must be a non-empty string.`);
   const fn = call.function;
-  if (!isFields(fn) || typeof fn.name !== 'string' || fn.name.length === 0) return invalid(`${param}.function.name`, `'${param}.function.name' must be a non-empty string.`);
+  if (!isFields(fn) || typeof fn.name !== 'string' || fn.name.length === 0)
+    return invalid(`${param}.function.name`, `'${param}.function.name' must be a non-empty string.`);
   const args = fn.arguments;
   const argsParam = `${param}.function.arguments`;
   if (typeof args !== 'string') return invalid(argsParam, `'${argsParam}' must be a string of JSON.`);
   const input = argumentsObjectOf(args);
   if (input === undefined) {
-    return unsupported(argsParam, `'${argsParam}' is not a JSON object; Anthropic tool input is an object, so only calls whose arguments are one can be sent back.`);
+    return unsupported(
+      argsParam,
+      `'${argsParam}' is not a JSON object; Anthropic tool input is an object, so only calls whose arguments are one can be sent back.`,
+    );
   }
   return ok({ type: 'tool_use', id: call.id, name: fn.name, input });
 }
@@ -169,7 +182,8 @@ function addTool(builder: ConversationBuilder, message: Fields, param: string): 
   if (typeof id !== 'string' || id.length === 0) return invalid(`${param}.tool_call_id`, `'${param}.tool_call_id' must be a non-empty string.`);
   const blocks = textBlocksOf(message.content, `${param}.content`);
   if (!blocks.ok) return blocks;
-  const result: ToolResultBlock = blocks.value.length === 0 ? { type: 'tool_result', tool_use_id: id } : { type: 'tool_result', tool_use_id: id, content: blocks.value };
+  const result: ToolResultBlock =
+    blocks.value.length === 0 ? { type: 'tool_result', tool_use_id: id } : { type: 'tool_result', tool_use_id: id, content: blocks.value };
   return builder.addToolResult(result, param);
 }
 
@@ -211,7 +225,10 @@ class ConversationBuilder {
     const pending = this.pending;
     const at = pending === undefined ? -1 : pending.ids.indexOf(result.tool_use_id);
     if (pending === undefined || at < 0) {
-      return invalid(`${param}.tool_call_id`, `'${param}.tool_call_id' is ${describe(result.tool_use_id)}, which answers no tool call of the assistant message before it.`);
+      return invalid(
+        `${param}.tool_call_id`,
+        `'${param}.tool_call_id' is ${describe(result.tool_use_id)}, which answers no tool call of the assistant message before it.`,
+      );
     }
     pending.ids.splice(at, 1);
     if (pending.ids.length === 0) this.pending = undefined;
@@ -235,7 +252,10 @@ class ConversationBuilder {
     if (this.pending === undefined) return ok(undefined);
     const ids = this.pending.ids.map((id) => describe(id)).join(', ');
     const where = param === undefined ? '' : ` before '${param}'`;
-    return invalid(param ?? this.pending.param, `The tool calls of '${this.pending.param}' (${ids}) have no tool message answering them${where}; every tool call needs one.`);
+    return invalid(
+      param ?? this.pending.param,
+      `The tool calls of '${this.pending.param}' (${ids}) have no tool message answering them${where}; every tool call needs one.`,
+    );
   }
 
   private userTurn(): UserBlock[] {

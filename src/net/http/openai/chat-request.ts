@@ -201,7 +201,8 @@ function checkOtherParameters(body: Fields): Result<void, TranslationError> {
     if (translatedParameters.has(name) || isAbsent(value)) continue;
     const rule = otherParameters.get(name);
     // The empty key is a key too; a param must name something a reader can see.
-    if (rule === undefined) return unsupported(name.length > 0 ? name : '""', `'${name}' is not a Chat Completions parameter this endpoint knows; leave it out.`);
+    if (rule === undefined)
+      return unsupported(name.length > 0 ? name : '""', `'${name}' is not a Chat Completions parameter this endpoint knows; leave it out.`);
     const refusal = rule(value, name);
     if (refusal !== undefined) return err(refusal);
   }
@@ -233,7 +234,8 @@ function maxTokensOf(body: Fields, options: ChatTranslationOptions): Result<numb
   const value = completion ?? legacy;
   const name = completion === undefined ? 'max_tokens' : 'max_completion_tokens';
   if (value === undefined) return ok(options.maxTokensDefault);
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) return invalid(name, `'${name}' must be a positive integer; got ${describe(value)}.`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    return invalid(name, `'${name}' must be a positive integer; got ${describe(value)}.`);
   if (value > options.maxTokensMax) return invalid(name, `'${name}' is ${value}, over this endpoint's bound of ${options.maxTokensMax} output tokens.`);
   return ok(value);
 }
@@ -243,7 +245,8 @@ type Sampling = Pick<MessagesBody, 'temperature' | 'top_p' | 'stop_sequences'>;
 function samplingOf(body: Fields): Result<Sampling, TranslationError> {
   const { temperature, top_p: topP } = body;
   if (!isAbsent(temperature)) {
-    if (typeof temperature !== 'number' || !(temperature >= 0 && temperature <= 2)) return invalid('temperature', "'temperature' must be a number from 0 to 2.");
+    if (typeof temperature !== 'number' || !(temperature >= 0 && temperature <= 2))
+      return invalid('temperature', "'temperature' must be a number from 0 to 2.");
     if (temperature > 1) {
       return unsupported('temperature', `'temperature' is ${temperature}, but the Anthropic Messages API takes 0 to 1; send a temperature of at most 1.`);
     }
@@ -262,7 +265,8 @@ function stopSequencesOf(stop: unknown): Result<string[], TranslationError> {
   if (isAbsent(stop)) return ok([]);
   const sequences: unknown[] = typeof stop === 'string' ? [stop] : Array.isArray(stop) ? stop : [undefined];
   if (!sequences.every((s) => typeof s === 'string')) return invalid('stop', "'stop' must be a string or an array of strings.");
-  if (sequences.some((s) => s.length === 0)) return unsupported('stop', "'stop' holds an empty string, which the Anthropic Messages API does not take as a stop sequence.");
+  if (sequences.some((s) => s.length === 0))
+    return unsupported('stop', "'stop' holds an empty string, which the Anthropic Messages API does not take as a stop sequence.");
   return ok(sequences);
 }
 
@@ -272,7 +276,10 @@ function endUserOf(body: Fields): Result<string | undefined, TranslationError> {
   if (!isAbsent(safetyId) && typeof safetyId !== 'string') return invalid('safety_identifier', "'safety_identifier' must be a string.");
   const named = [user, safetyId].filter((id): id is string => typeof id === 'string' && id.length > 0);
   if (named.length === 2 && named[0] !== named[1]) {
-    return unsupported('safety_identifier', "'user' and 'safety_identifier' name different end users, but the Anthropic Messages API takes one (metadata.user_id); send one of them.");
+    return unsupported(
+      'safety_identifier',
+      "'user' and 'safety_identifier' name different end users, but the Anthropic Messages API takes one (metadata.user_id); send one of them.",
+    );
   }
   return ok(named[0]);
 }

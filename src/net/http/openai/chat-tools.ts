@@ -54,7 +54,8 @@ function toolsOf(raw: unknown): Result<MessagesTool[], TranslationError> {
 
 function toolOf(tool: unknown, param: string): Result<MessagesTool, TranslationError> {
   if (!isFields(tool)) return invalid(param, `'${param}' must be an object.`);
-  if (tool.type === 'custom') return unsupported(`${param}.type`, `'${param}' is a custom tool; the Anthropic Messages API behind this endpoint takes function tools only.`);
+  if (tool.type === 'custom')
+    return unsupported(`${param}.type`, `'${param}' is a custom tool; the Anthropic Messages API behind this endpoint takes function tools only.`);
   if (tool.type !== 'function') return invalid(`${param}.type`, `'${param}.type' must be 'function'; got ${describe(tool.type)}.`);
   const unknown = unknownKey(tool, ['type', 'function']);
   if (unknown !== undefined) return unsupported(`${param}.${unknown}`, unknownKeyMessage(param, unknown));
@@ -66,7 +67,10 @@ function toolOf(tool: unknown, param: string): Result<MessagesTool, TranslationE
   if (typeof fn.name !== 'string' || fn.name.length === 0) return invalid(`${fnParam}.name`, `'${fnParam}.name' must be a non-empty string.`);
   if (!isAbsent(fn.description) && typeof fn.description !== 'string') return invalid(`${fnParam}.description`, `'${fnParam}.description' must be a string.`);
   if (fn.strict === true) {
-    return unsupported(`${fnParam}.strict`, `'${fnParam}.strict' is true, but the Anthropic Messages API behind this endpoint does not hold tool arguments to the schema; leave strict out or set it to false.`);
+    return unsupported(
+      `${fnParam}.strict`,
+      `'${fnParam}.strict' is true, but the Anthropic Messages API behind this endpoint does not hold tool arguments to the schema; leave strict out or set it to false.`,
+    );
   }
   if (!isAbsent(fn.strict) && fn.strict !== false) return invalid(`${fnParam}.strict`, `'${fnParam}.strict' must be a boolean.`);
   const schema = inputSchemaOf(fn.parameters, `${fnParam}.parameters`);
@@ -80,7 +84,10 @@ function inputSchemaOf(parameters: unknown, param: string): Result<MessagesTool[
   if (!isFields(parameters)) return invalid(param, `'${param}' must be a JSON Schema object.`);
   if (parameters.type === undefined) return ok({ type: 'object', ...parameters });
   if (parameters.type !== 'object') {
-    return unsupported(`${param}.type`, `'${param}.type' is ${describe(parameters.type)}; the Anthropic Messages API takes tool arguments as an object, so the schema's type must be 'object'.`);
+    return unsupported(
+      `${param}.type`,
+      `'${param}.type' is ${describe(parameters.type)}; the Anthropic Messages API takes tool arguments as an object, so the schema's type must be 'object'.`,
+    );
   }
   return ok(parameters as MessagesTool['input_schema']);
 }
@@ -97,14 +104,19 @@ function toolChoiceOf(raw: unknown, names: readonly string[]): Result<MessagesTo
       if (noTools) return invalid('tool_choice', "'tool_choice' is 'required', but the request declares no tools.");
       return ok({ type: 'any' });
   }
-  if (!isFields(raw)) return invalid('tool_choice', `'tool_choice' must be 'none', 'auto', 'required' or {"type": "function", "function": {"name": ...}}; got ${describe(raw)}.`);
+  if (!isFields(raw))
+    return invalid('tool_choice', `'tool_choice' must be 'none', 'auto', 'required' or {"type": "function", "function": {"name": ...}}; got ${describe(raw)}.`);
   if (raw.type === 'allowed_tools' || raw.type === 'custom') {
-    return unsupported('tool_choice.type', `'tool_choice.type' is '${raw.type}'; this endpoint translates 'none', 'auto', 'required' and a named function only.`);
+    return unsupported(
+      'tool_choice.type',
+      `'tool_choice.type' is '${raw.type}'; this endpoint translates 'none', 'auto', 'required' and a named function only.`,
+    );
   }
   const fn = raw.function;
   if (raw.type !== 'function' || !isFields(fn) || typeof fn.name !== 'string') {
     return invalid('tool_choice', `'tool_choice' must be 'none', 'auto', 'required' or {"type": "function", "function": {"name": ...}}.`);
   }
-  if (!names.includes(fn.name)) return invalid('tool_choice.function.name', `'tool_choice.function.name' is ${describe(fn.name)}, which is not one of the request's tools.`);
+  if (!names.includes(fn.name))
+    return invalid('tool_choice.function.name', `'tool_choice.function.name' is ${describe(fn.name)}, which is not one of the request's tools.`);
   return ok({ type: 'tool', name: fn.name });
 }

@@ -18,8 +18,7 @@ export interface TextBlock {
 export type ImageMediaType = 'image/jpeg' | 'image/png' | 'image/gif' | 'image/webp';
 
 export type ImageSource =
-  | { readonly type: 'base64'; readonly media_type: ImageMediaType; readonly data: string }
-  | { readonly type: 'url'; readonly url: string };
+  { readonly type: 'base64'; readonly media_type: ImageMediaType; readonly data: string } | { readonly type: 'url'; readonly url: string };
 
 export interface ImageBlock {
   readonly type: 'image';

@@ -108,10 +108,15 @@ describe('messageToChatCompletion', () => {
     const bare = { type: 'message', content: [{ type: 'text', text: 'x' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 4 } };
     const completion = complete(bare).value;
     expect(completion.model).toBe('asked-model');
-    expect(completion.usage).toMatchObject({ prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 } });
+    expect(completion.usage).toMatchObject({
+      prompt_tokens: 3,
+      completion_tokens: 4,
+      total_tokens: 7,
+      prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
+    });
   });
 
-  it('translates the emulator\'s answers', () => {
+  it("translates the emulator's answers", () => {
     const generated = generateText({ seed: 1, promptSeed: 2, maxTokens: 50, lengthMin: 5, lengthMax: 20, stopSequences: [] });
     const body = messageBody({
       id: 'msg_e',
@@ -123,7 +128,12 @@ describe('messageToChatCompletion', () => {
     expect(completion.choices[0].message.content).toBe(generated.text);
     expect(completion.choices[0].finish_reason).toBe('stop');
     const output = generated.outputTokens;
-    expect(completion.usage).toMatchObject({ prompt_tokens: 12, completion_tokens: output, total_tokens: 12 + output, prompt_tokens_details: { cached_tokens: 3, cache_write_tokens: 2 } });
+    expect(completion.usage).toMatchObject({
+      prompt_tokens: 12,
+      completion_tokens: output,
+      total_tokens: 12 + output,
+      prompt_tokens_details: { cached_tokens: 3, cache_write_tokens: 2 },
+    });
   });
 
   it('refuses what is not a message', () => {

@@ -29,7 +29,10 @@ describe('OpenAI error bodies', () => {
   });
 
   it('takes a param and a code of the caller', () => {
-    expect(chatErrorBody({ status: 429, message: 'm', code: 'insufficient_quota', param: 'max_tokens' }).error).toMatchObject({ code: 'insufficient_quota', param: 'max_tokens' });
+    expect(chatErrorBody({ status: 429, message: 'm', code: 'insufficient_quota', param: 'max_tokens' }).error).toMatchObject({
+      code: 'insufficient_quota',
+      param: 'max_tokens',
+    });
   });
 
   it('maps Anthropic error types to their statuses, an unknown one to 500', () => {

@@ -29,7 +29,11 @@ const arbUserContent = fc.oneof(
     { minLength: 1, maxLength: 3 },
   ),
 );
-const arbArgs = fc.dictionary(fc.string({ maxLength: 5 }).filter((key) => key !== '__proto__'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
+const arbArgs = fc.dictionary(
+  fc.string({ maxLength: 5 }).filter((key) => key !== '__proto__'),
+  fc.jsonValue({ maxDepth: 2 }),
+  { maxKeys: 3 },
+);
 
 /** One step of a conversation; tool calls come with their answers, in any order. */
 const arbStep = fc.oneof(
@@ -46,7 +50,14 @@ const arbStep = fc.oneof(
 
 /** A conversation: system steps, a user message, then any steps. */
 const arbConversation = fc
-  .tuple(fc.array(arbStep.filter((step) => step.kind === 'system'), { maxLength: 2 }), arbUserContent, fc.array(arbStep, { maxLength: 8 }))
+  .tuple(
+    fc.array(
+      arbStep.filter((step) => step.kind === 'system'),
+      { maxLength: 2 },
+    ),
+    arbUserContent,
+    fc.array(arbStep, { maxLength: 8 }),
+  )
   .map(([lead, first, rest]) => {
     const messages: ChatMessage[] = [];
     for (const step of lead) if (step.kind === 'system') messages.push({ role: step.role, content: step.text });
@@ -88,7 +99,7 @@ function requestOf(r: GeneratedRequest): Record<string, unknown> {
 function brokenLaw(body: MessagesBody): string | undefined {
   const validation = validateMessagesRequest(body);
   if (!validation.ok) return `the emulator refuses it: ${validation.error.field}: ${validation.error.message}`;
-  if (body.messages[0]?.role !== 'user') return 'the first turn is not the user\'s';
+  if (body.messages[0]?.role !== 'user') return "the first turn is not the user's";
   for (let i = 0; i < body.messages.length; i++) {
     const turn = body.messages[i]!;
     if (i > 0 && body.messages[i - 1]!.role === turn.role) return `turns ${i - 1} and ${i} are both ${turn.role}`;
@@ -96,8 +107,10 @@ function brokenLaw(body: MessagesBody): string | undefined {
     const uses = turn.role === 'assistant' ? turn.content.flatMap((block) => (block.type === 'tool_use' ? [block.id] : [])) : [];
     const next = body.messages[i + 1];
     const results = next?.role === 'user' ? next.content.flatMap((block) => (block.type === 'tool_result' ? [block.tool_use_id] : [])) : [];
-    if (turn.role === 'assistant' && [...uses].sort().join() !== [...results].sort().join()) return `turn ${i + 1} does not answer exactly the tool calls of turn ${i}`;
-    if (next?.role === 'user' && next.content.slice(0, results.length).some((block) => block.type !== 'tool_result')) return `the tool results of turn ${i + 1} do not lead it`;
+    if (turn.role === 'assistant' && [...uses].sort().join() !== [...results].sort().join())
+      return `turn ${i + 1} does not answer exactly the tool calls of turn ${i}`;
+    if (next?.role === 'user' && next.content.slice(0, results.length).some((block) => block.type !== 'tool_result'))
+      return `the tool results of turn ${i + 1} do not lead it`;
     if (turn.role === 'user' && i === 0 && turn.content.some((block) => block.type === 'tool_result')) return 'the first turn holds a tool result';
   }
   return undefined;
@@ -136,11 +149,19 @@ describe('chatRequestToMessages, over generated conversations', () => {
   });
 
   it('never throws on a mangled request, and lets through only valid bodies', () => {
-    const arbMangled = fc.tuple(arbRequest, fc.array(arbMutation, { minLength: 1, maxLength: 3 })).map(([r, mutations]) => mutations.reduce(mangle, requestOf(r) as unknown));
+    const arbMangled = fc
+      .tuple(arbRequest, fc.array(arbMutation, { minLength: 1, maxLength: 3 }))
+      .map(([r, mutations]) => mutations.reduce(mangle, requestOf(r) as unknown));
     // Whole messages moved, repeated and removed: well-typed requests whose conversations break
     // the pairing and order rules in every way.
     const arbReordered = fc
-      .tuple(arbRequest, fc.array(fc.record({ op: fc.constantFrom('remove' as const, 'repeat' as const, 'move' as const), at: fc.nat(), to: fc.nat() }), { minLength: 1, maxLength: 3 }))
+      .tuple(
+        arbRequest,
+        fc.array(fc.record({ op: fc.constantFrom('remove' as const, 'repeat' as const, 'move' as const), at: fc.nat(), to: fc.nat() }), {
+          minLength: 1,
+          maxLength: 3,
+        }),
+      )
       .map(([r, ops]) => {
         const request = requestOf(r);
         const messages = [...(request.messages as unknown[])];
@@ -153,14 +174,17 @@ describe('chatRequestToMessages, over generated conversations', () => {
         return { ...request, messages };
       });
     checkProperty(
-      fc.property(fc.oneof({ arbitrary: arbReordered, weight: 3 }, { arbitrary: arbMangled, weight: 2 }, { arbitrary: fc.jsonValue({ maxDepth: 4 }), weight: 1 }), (body) => {
-        const translated = chatRequestToMessages(body);
-        if (translated.ok) expect(brokenLaw(translated.value.messagesBody)).toBeUndefined();
-        else {
-          expect(translated.error.param.length).toBeGreaterThan(0);
-          expect(translated.error.message.length).toBeGreaterThan(0);
-        }
-      }),
+      fc.property(
+        fc.oneof({ arbitrary: arbReordered, weight: 3 }, { arbitrary: arbMangled, weight: 2 }, { arbitrary: fc.jsonValue({ maxDepth: 4 }), weight: 1 }),
+        (body) => {
+          const translated = chatRequestToMessages(body);
+          if (translated.ok) expect(brokenLaw(translated.value.messagesBody)).toBeUndefined();
+          else {
+            expect(translated.error.param.length).toBeGreaterThan(0);
+            expect(translated.error.message.length).toBeGreaterThan(0);
+          }
+        },
+      ),
       1_000,
     );
   });
@@ -171,10 +195,16 @@ describe('chatRequestToMessages, over generated conversations', () => {
  * slot removed, or an array's element repeated or moved, which reorders, duplicates and drops
  * messages, tool calls and tool answers.
  */
-type Mutation = { readonly kind: 'set'; readonly at: number; readonly value: unknown } | { readonly kind: 'remove' | 'repeat' | 'move'; readonly at: number; readonly to: number };
+type Mutation =
+  | { readonly kind: 'set'; readonly at: number; readonly value: unknown }
+  | { readonly kind: 'remove' | 'repeat' | 'move'; readonly at: number; readonly to: number };
 
 const arbMutation: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('', 'x', 0, 1, true, false, null, [], {})) }),
+  fc.record({
+    kind: fc.constant('set' as const),
+    at: fc.nat(),
+    value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('', 'x', 0, 1, true, false, null, [], {})),
+  }),
   fc.record({ kind: fc.constantFrom('remove' as const, 'repeat' as const, 'move' as const), at: fc.nat(), to: fc.nat() }),
 );
 
@@ -182,7 +212,11 @@ function mangle(request: unknown, mutation: Mutation): unknown {
   const copy = structuredClone(request);
   const slots: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
   const visit = (node: unknown): void => {
-    const children: [string | number, unknown][] = Array.isArray(node) ? node.map((child, i) => [i, child]) : typeof node === 'object' && node !== null ? Object.entries(node) : [];
+    const children: [string | number, unknown][] = Array.isArray(node)
+      ? node.map((child, i) => [i, child])
+      : typeof node === 'object' && node !== null
+        ? Object.entries(node)
+        : [];
     for (const [key, child] of children) {
       slots.push({ parent: node as Record<string, unknown> | unknown[], key });
       visit(child);

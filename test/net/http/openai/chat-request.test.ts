@@ -3,12 +3,7 @@
 // dropped.
 import { describe, expect, it } from 'vitest';
 import { gatewayMaxTokensMax } from '../../../../src/core/limits.js';
-import {
-  chatMaxTokensDefault,
-  chatRequestToMessages,
-  type TranslatedChatRequest,
-  type TranslationError,
-} from '../../../../src/net/http/openai/index.js';
+import { chatMaxTokensDefault, chatRequestToMessages, type TranslatedChatRequest, type TranslationError } from '../../../../src/net/http/openai/index.js';
 
 const model = 'claude-sonnet-4-6';
 const hello = [{ role: 'user', content: 'Hello' }];
@@ -168,7 +163,13 @@ describe('chatRequestToMessages: messages', () => {
       messages: [
         { role: 'system', content: 'Be brief.' },
         { role: 'user', content: 'Hi' },
-        { role: 'developer', content: [{ type: 'text', text: 'Answer in French.' }, { type: 'text', text: '' }] },
+        {
+          role: 'developer',
+          content: [
+            { type: 'text', text: 'Answer in French.' },
+            { type: 'text', text: '' },
+          ],
+        },
       ],
     }).messagesBody;
     expect(body.system).toEqual([
@@ -184,14 +185,33 @@ describe('chatRequestToMessages: messages', () => {
         { role: 'user', content: 'One' },
         { role: 'user', content: 'Two' },
         { role: 'assistant', content: 'Three' },
-        { role: 'assistant', content: [{ type: 'text', text: 'Four' }, { type: 'refusal', refusal: 'No.' }] },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'text', text: 'Four' },
+            { type: 'refusal', refusal: 'No.' },
+          ],
+        },
         { role: 'assistant', content: null },
         { role: 'user', content: 'Five' },
       ],
     }).messagesBody;
     expect(body.messages).toEqual([
-      { role: 'user', content: [{ type: 'text', text: 'One' }, { type: 'text', text: 'Two' }] },
-      { role: 'assistant', content: [{ type: 'text', text: 'Three' }, { type: 'text', text: 'Four' }, { type: 'text', text: 'No.' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'One' },
+          { type: 'text', text: 'Two' },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'Three' },
+          { type: 'text', text: 'Four' },
+          { type: 'text', text: 'No.' },
+        ],
+      },
       { role: 'user', content: [{ type: 'text', text: 'Five' }] },
     ]);
   });
@@ -210,7 +230,12 @@ describe('chatRequestToMessages: messages', () => {
   });
 
   it('takes null fields as absent', () => {
-    const body = translate({ messages: [{ role: 'user', content: 'Hi', name: null }, { role: 'assistant', content: 'Yo', tool_calls: null, function_call: null, audio: null, refusal: null }] }).messagesBody;
+    const body = translate({
+      messages: [
+        { role: 'user', content: 'Hi', name: null },
+        { role: 'assistant', content: 'Yo', tool_calls: null, function_call: null, audio: null, refusal: null },
+      ],
+    }).messagesBody;
     expect(body.messages).toHaveLength(2);
   });
 });
@@ -250,12 +275,24 @@ describe('chatRequestToMessages: content parts', () => {
 
   it('refuses parts it cannot translate, naming the part', () => {
     const content = (part: unknown): TranslationError => refusal({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, part] }] });
-    expect(content({ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } })).toMatchObject({ kind: 'unsupported', param: 'messages[0].content[1].type' });
-    expect(content({ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } })).toMatchObject({ kind: 'unsupported', param: 'messages[0].content[1].image_url.url' });
-    expect(content({ type: 'image_url', image_url: { url: 'ftp://example.com/a.png' } })).toMatchObject({ kind: 'invalid', param: 'messages[0].content[1].image_url.url' });
+    expect(content({ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } })).toMatchObject({
+      kind: 'unsupported',
+      param: 'messages[0].content[1].type',
+    });
+    expect(content({ type: 'image_url', image_url: { url: 'data:image/tiff;base64,AAAA' } })).toMatchObject({
+      kind: 'unsupported',
+      param: 'messages[0].content[1].image_url.url',
+    });
+    expect(content({ type: 'image_url', image_url: { url: 'ftp://example.com/a.png' } })).toMatchObject({
+      kind: 'invalid',
+      param: 'messages[0].content[1].image_url.url',
+    });
     expect(content({ type: 'image_url', image_url: { url: 'data:image/png,rawbytes' } })).toMatchObject({ kind: 'invalid' });
     expect(content({ type: 'file', file: { file_id: 'file-abc' } })).toMatchObject({ kind: 'unsupported', param: 'messages[0].content[1].file.file_id' });
-    expect(content({ type: 'file', file: { file_data: 'data:text/plain;base64,AAAA' } })).toMatchObject({ kind: 'unsupported', param: 'messages[0].content[1].file.file_data' });
+    expect(content({ type: 'file', file: { file_data: 'data:text/plain;base64,AAAA' } })).toMatchObject({
+      kind: 'unsupported',
+      param: 'messages[0].content[1].file.file_data',
+    });
     expect(content({ type: 'text', text: 'x', prompt_cache_breakpoint: { mode: 'sometimes' } })).toMatchObject({ kind: 'invalid' });
     expect(content({ type: 'video' })).toMatchObject({ kind: 'invalid', param: 'messages[0].content[1].type' });
     expect(content({ type: 'text', text: 3 })).toMatchObject({ kind: 'invalid', param: 'messages[0].content[1].text' });
@@ -267,11 +304,20 @@ describe('chatRequestToMessages: content parts', () => {
   });
 });
 
-const weather = { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
+const weather = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
 
 describe('chatRequestToMessages: tools', () => {
   it('translates function tools into Messages tools', () => {
-    const body = translate({ tools: [weather, { type: 'function', function: { name: 'now' } }, { type: 'function', function: { name: 'bare', parameters: { properties: {} } } }] }).messagesBody;
+    const body = translate({
+      tools: [weather, { type: 'function', function: { name: 'now' } }, { type: 'function', function: { name: 'bare', parameters: { properties: {} } } }],
+    }).messagesBody;
     expect(body.tools).toEqual([
       { name: 'get_weather', description: 'Weather of a city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
       { name: 'now', input_schema: { type: 'object', properties: {} } },
@@ -285,14 +331,20 @@ describe('chatRequestToMessages: tools', () => {
     ['none', { type: 'none' }],
     ['auto', { type: 'auto' }],
     ['required', { type: 'any' }],
-    [{ type: 'function', function: { name: 'get_weather' } }, { type: 'tool', name: 'get_weather' }],
+    [
+      { type: 'function', function: { name: 'get_weather' } },
+      { type: 'tool', name: 'get_weather' },
+    ],
   ])('translates tool_choice %j', (choice, expected) => {
     expect(translate({ tools: [weather], tool_choice: choice }).messagesBody.tool_choice).toEqual(expected);
   });
 
   it('turns parallel_tool_calls: false into disable_parallel_tool_use', () => {
     expect(translate({ tools: [weather], parallel_tool_calls: false }).messagesBody.tool_choice).toEqual({ type: 'auto', disable_parallel_tool_use: true });
-    expect(translate({ tools: [weather], tool_choice: 'required', parallel_tool_calls: false }).messagesBody.tool_choice).toEqual({ type: 'any', disable_parallel_tool_use: true });
+    expect(translate({ tools: [weather], tool_choice: 'required', parallel_tool_calls: false }).messagesBody.tool_choice).toEqual({
+      type: 'any',
+      disable_parallel_tool_use: true,
+    });
     expect(translate({ tools: [weather], tool_choice: 'none', parallel_tool_calls: false }).messagesBody.tool_choice).toEqual({ type: 'none' });
     expect(translate({ tools: [weather], parallel_tool_calls: true }).messagesBody.tool_choice).toBeUndefined();
     expect(translate({ parallel_tool_calls: false }).messagesBody.tool_choice).toBeUndefined();
@@ -300,11 +352,19 @@ describe('chatRequestToMessages: tools', () => {
 
   it('refuses tools and tool choices it cannot honour', () => {
     expect(refusal({ tools: [{ type: 'custom', custom: { name: 'c' } }] })).toMatchObject({ kind: 'unsupported', param: 'tools[0].type' });
-    expect(refusal({ tools: [{ type: 'function', function: { ...weather.function, strict: true } }] })).toMatchObject({ kind: 'unsupported', param: 'tools[0].function.strict' });
-    expect(refusal({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'array' } } }] })).toMatchObject({ kind: 'unsupported', param: 'tools[0].function.parameters.type' });
+    expect(refusal({ tools: [{ type: 'function', function: { ...weather.function, strict: true } }] })).toMatchObject({
+      kind: 'unsupported',
+      param: 'tools[0].function.strict',
+    });
+    expect(refusal({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'array' } } }] })).toMatchObject({
+      kind: 'unsupported',
+      param: 'tools[0].function.parameters.type',
+    });
     expect(refusal({ tools: [{ type: 'function', function: { name: '' } }] }).param).toBe('tools[0].function.name');
     expect(refusal({ tools: [weather], tool_choice: { type: 'function', function: { name: 'other' } } }).param).toBe('tool_choice.function.name');
-    expect(refusal({ tools: [weather], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [] } } })).toMatchObject({ kind: 'unsupported' });
+    expect(refusal({ tools: [weather], tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [] } } })).toMatchObject({
+      kind: 'unsupported',
+    });
     expect(refusal({ tool_choice: 'required' }).param).toBe('tool_choice');
     expect(refusal({ tools: [weather], tool_choice: 'sometimes' }).param).toBe('tool_choice');
     expect(translate({ tool_choice: 'auto' }).messagesBody.tool_choice).toBeUndefined();
@@ -347,27 +407,52 @@ describe('chatRequestToMessages: tool calls and tool results', () => {
   });
 
   it('takes empty arguments as no arguments, and an empty tool answer as a result without content', () => {
-    const body = translate({ messages: [...hello, { role: 'assistant', content: '', tool_calls: [call('c', '')] }, { role: 'tool', tool_call_id: 'c', content: '' }] }).messagesBody;
+    const body = translate({
+      messages: [...hello, { role: 'assistant', content: '', tool_calls: [call('c', '')] }, { role: 'tool', tool_call_id: 'c', content: '' }],
+    }).messagesBody;
     expect(body.messages[1]).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'c', name: 'get_weather', input: {} }] });
     expect(body.messages[2]).toEqual({ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'c' }] });
   });
 
   it('refuses a conversation whose tool calls and tool messages do not pair up', () => {
-    const unanswered = refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a'), call('b')] }, { role: 'tool', tool_call_id: 'a', content: 'x' }, { role: 'user', content: 'y' }] });
+    const unanswered = refusal({
+      messages: [
+        ...hello,
+        { role: 'assistant', tool_calls: [call('a'), call('b')] },
+        { role: 'tool', tool_call_id: 'a', content: 'x' },
+        { role: 'user', content: 'y' },
+      ],
+    });
     expect(unanswered).toMatchObject({ kind: 'invalid', param: 'messages[3]' });
     expect(unanswered.message).toContain('"b"');
     expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a')] }] })).toMatchObject({ kind: 'invalid', param: 'messages[1]' });
     expect(refusal({ messages: [...hello, { role: 'tool', tool_call_id: 'a', content: 'x' }] }).param).toBe('messages[1].tool_call_id');
-    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a')] }, { role: 'tool', tool_call_id: 'z', content: 'x' }] }).param).toBe('messages[2].tool_call_id');
+    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a')] }, { role: 'tool', tool_call_id: 'z', content: 'x' }] }).param).toBe(
+      'messages[2].tool_call_id',
+    );
     expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a'), call('a')] }] }).param).toBe('messages[1].tool_calls[1].id');
-    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a', '[1]')] }] })).toMatchObject({ kind: 'unsupported', param: 'messages[1].tool_calls[0].function.arguments' });
-    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a', '{bad')] }] }).param).toBe('messages[1].tool_calls[0].function.arguments');
-    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [{ id: 'a', type: 'custom', custom: { name: 'c', input: 'x' } }] }] })).toMatchObject({ kind: 'unsupported' });
+    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a', '[1]')] }] })).toMatchObject({
+      kind: 'unsupported',
+      param: 'messages[1].tool_calls[0].function.arguments',
+    });
+    expect(refusal({ messages: [...hello, { role: 'assistant', tool_calls: [call('a', '{bad')] }] }).param).toBe(
+      'messages[1].tool_calls[0].function.arguments',
+    );
+    expect(
+      refusal({ messages: [...hello, { role: 'assistant', tool_calls: [{ id: 'a', type: 'custom', custom: { name: 'c', input: 'x' } }] }] }),
+    ).toMatchObject({ kind: 'unsupported' });
     expect(refusal({ messages: [...hello, { role: 'tool', content: 'x' }] }).param).toBe('messages[1].tool_call_id');
   });
 
   it('lets system messages stand between tool calls and their answers (they go to system)', () => {
-    const body = translate({ messages: [...hello, { role: 'assistant', tool_calls: [call('a')] }, { role: 'system', content: 'Note.' }, { role: 'tool', tool_call_id: 'a', content: 'x' }] }).messagesBody;
+    const body = translate({
+      messages: [
+        ...hello,
+        { role: 'assistant', tool_calls: [call('a')] },
+        { role: 'system', content: 'Note.' },
+        { role: 'tool', tool_call_id: 'a', content: 'x' },
+      ],
+    }).messagesBody;
     expect(body.messages.map((turn) => turn.role)).toEqual(['user', 'assistant', 'user']);
     expect(body.system).toEqual([{ type: 'text', text: 'Note.' }]);
   });

@@ -103,13 +103,21 @@ describe('ChatStreamTranslator', () => {
   it('sends a tool input that a start already holds as the arguments', () => {
     const translator = new ChatStreamTranslator(context);
     translator.push({ type: 'message_start', data: { message: { model: 'm', usage: {} } } });
-    const head = parseChunks(translator.push({ type: 'content_block_start', data: { index: 0, content_block: { type: 'tool_use', id: 't', name: 'f', input: { x: 1 } } } })).chunks;
+    const head = parseChunks(
+      translator.push({ type: 'content_block_start', data: { index: 0, content_block: { type: 'tool_use', id: 't', name: 'f', input: { x: 1 } } } }),
+    ).chunks;
     expect(deltasOf(head)).toEqual([{ tool_calls: [{ index: 0, id: 't', type: 'function', function: { name: 'f', arguments: '{"x":1}' } }] }]);
     expect(translator.push({ type: 'content_block_stop', data: { index: 0 } })).toEqual([]);
   });
 
   it('leaves out thinking blocks, pings, unknown events and data it cannot read', () => {
-    const answer: Answer = { ...textAnswer, content: [{ type: 'thinking', thinking: 'Let me think', signature: 'sig' }, { type: 'text', text: 'Hi' }] };
+    const answer: Answer = {
+      ...textAnswer,
+      content: [
+        { type: 'thinking', thinking: 'Let me think', signature: 'sig' },
+        { type: 'text', text: 'Hi' },
+      ],
+    };
     const translator = new ChatStreamTranslator(context);
     const out: string[] = [];
     for (const event of streamEventsOf(answer, { cuts: [[4], []], jsonIndent: 0, deltaRepeatsInput: false })) out.push(...translator.push(event));
@@ -132,13 +140,17 @@ describe('ChatStreamTranslator', () => {
   });
 
   it('maps the stop reason of message_delta', () => {
-    for (const [stopReason, finish] of [['max_tokens', 'length'], ['refusal', 'content_filter'], ['stop_sequence', 'stop']] as const) {
+    for (const [stopReason, finish] of [
+      ['max_tokens', 'length'],
+      ['refusal', 'content_filter'],
+      ['stop_sequence', 'stop'],
+    ] as const) {
       const { chunks } = parseChunks(run({ ...textAnswer, stop_reason: stopReason }));
       expect(finishOf(chunks).at(-1)).toBe(finish);
     }
   });
 
-  it('renders an upstream error event in OpenAI\'s shape and sends nothing after it', () => {
+  it("renders an upstream error event in OpenAI's shape and sends nothing after it", () => {
     const translator = new ChatStreamTranslator(context);
     translator.push({ type: 'message_start', data: { message: { model: 'm' } } });
     const out = translator.push({ type: 'error', data: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } });
@@ -180,7 +192,7 @@ describe('ChatStreamTranslator', () => {
     expect(parseChunks(translator.end()).done).toBe(true);
   });
 
-  it('translates the emulator\'s stream to its text', () => {
+  it("translates the emulator's stream to its text", () => {
     const generated = generateText({ seed: 3, promptSeed: 4, maxTokens: 40, lengthMin: 10, lengthMax: 30, stopSequences: [] });
     const usage = { inputTokens: 7, cacheCreationInputTokens: 0, cacheReadInputTokens: 0, cacheCreation5mInputTokens: 0, cacheCreation1hInputTokens: 0 };
     const translator = new ChatStreamTranslator({ ...context, includeUsage: true });
@@ -188,7 +200,9 @@ describe('ChatStreamTranslator', () => {
     for (const event of streamEvents({ id: 'msg_e', model: 'claude-haiku-4-5', usage, generated })) out.push(...translator.push(event));
     out.push(...translator.end());
     const { chunks } = parseChunks(out);
-    const text = deltasOf(chunks).map((delta) => (delta as { content?: string } | undefined)?.content ?? '').join('');
+    const text = deltasOf(chunks)
+      .map((delta) => (delta as { content?: string } | undefined)?.content ?? '')
+      .join('');
     expect(text).toBe(generated.text);
     expect(chunks.at(-1)!.usage).toMatchObject({ prompt_tokens: 7, completion_tokens: generated.outputTokens });
   });

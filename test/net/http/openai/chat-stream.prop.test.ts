@@ -5,18 +5,20 @@
 // its end.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  type ChatCompletion,
-  type ChatContext,
-  ChatStreamTranslator,
-  messageToChatCompletion,
-} from '../../../../src/net/http/openai/index.js';
+import { type ChatCompletion, type ChatContext, ChatStreamTranslator, messageToChatCompletion } from '../../../../src/net/http/openai/index.js';
 import { chatUsageOf } from '../../../../src/net/http/openai/chat-usage.js';
 import { checkProperty } from '../../../support/property.js';
 import { type Answer, type AnswerBlock, messageJson, parseChunks, type StreamShape, streamEventsOf } from './messages-events.js';
 
-const arbText = fc.oneof(fc.string({ maxLength: 30, unit: fc.constantFrom('a', ' ', '\n', '"', '\\', 'é', '🚗', '\u2028') }), fc.string({ maxLength: 20, unit: 'binary' }));
-const arbInput = fc.dictionary(fc.string({ maxLength: 6 }).filter((key) => key !== '__proto__'), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 4 });
+const arbText = fc.oneof(
+  fc.string({ maxLength: 30, unit: fc.constantFrom('a', ' ', '\n', '"', '\\', 'é', '🚗', '\u2028') }),
+  fc.string({ maxLength: 20, unit: 'binary' }),
+);
+const arbInput = fc.dictionary(
+  fc.string({ maxLength: 6 }).filter((key) => key !== '__proto__'),
+  fc.jsonValue({ maxDepth: 3 }),
+  { maxKeys: 4 },
+);
 const arbCount = fc.nat({ max: 1_000_000 });
 
 const arbAnswer: fc.Arbitrary<Answer> = fc
@@ -24,7 +26,9 @@ const arbAnswer: fc.Arbitrary<Answer> = fc
     blocks: fc.array(
       fc.oneof(
         arbText.map((text): AnswerBlock => ({ type: 'text', text })),
-        fc.record({ name: fc.constantFrom('get_weather', 'now', 'search'), input: arbInput }).map(({ name, input }): Omit<Extract<AnswerBlock, { type: 'tool_use' }>, 'id'> => ({ type: 'tool_use', name, input })),
+        fc
+          .record({ name: fc.constantFrom('get_weather', 'now', 'search'), input: arbInput })
+          .map(({ name, input }): Omit<Extract<AnswerBlock, { type: 'tool_use' }>, 'id'> => ({ type: 'tool_use', name, input })),
         arbText.map((thinking): AnswerBlock => ({ type: 'thinking', thinking, signature: 'sig' })),
       ),
       { maxLength: 5 },
@@ -128,12 +132,39 @@ describe('ChatStreamTranslator, over generated answers', () => {
 
   it('never throws on broken event sequences, writes only SSE data lines, and nothing after its end', () => {
     const arbEvent = fc.record({
-      type: fc.constantFrom('message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop', 'ping', 'error', 'other'),
+      type: fc.constantFrom(
+        'message_start',
+        'content_block_start',
+        'content_block_delta',
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+        'ping',
+        'error',
+        'other',
+      ),
       data: fc.oneof(
         fc.jsonValue({ maxDepth: 4 }),
-        fc.record({ index: fc.nat({ max: 3 }), content_block: fc.constantFrom({ type: 'text', text: 'x' }, { type: 'tool_use', id: 't', name: 'f', input: {} }, { type: 'tool_use', id: 't', name: 'f', input: { a: 1 } }) }),
-        fc.record({ index: fc.nat({ max: 3 }), delta: fc.constantFrom({ type: 'text_delta', text: 'y' }, { type: 'input_json_delta', partial_json: '{"a"' }, { type: 'input_json_delta', partial_json: ':1}' }) }),
-        fc.record({ delta: fc.record({ stop_reason: fc.constantFrom('end_turn', 'tool_use', 7, null) }), usage: fc.record({ output_tokens: fc.oneof(arbCount, fc.constant(-1)) }) }),
+        fc.record({
+          index: fc.nat({ max: 3 }),
+          content_block: fc.constantFrom(
+            { type: 'text', text: 'x' },
+            { type: 'tool_use', id: 't', name: 'f', input: {} },
+            { type: 'tool_use', id: 't', name: 'f', input: { a: 1 } },
+          ),
+        }),
+        fc.record({
+          index: fc.nat({ max: 3 }),
+          delta: fc.constantFrom(
+            { type: 'text_delta', text: 'y' },
+            { type: 'input_json_delta', partial_json: '{"a"' },
+            { type: 'input_json_delta', partial_json: ':1}' },
+          ),
+        }),
+        fc.record({
+          delta: fc.record({ stop_reason: fc.constantFrom('end_turn', 'tool_use', 7, null) }),
+          usage: fc.record({ output_tokens: fc.oneof(arbCount, fc.constant(-1)) }),
+        }),
         fc.string().map((text) => new TextEncoder().encode(text)),
       ),
     });

@@ -32,7 +32,16 @@ export interface StreamShape {
 }
 
 export function messageJson(answer: Answer): Record<string, unknown> {
-  return { id: answer.id, type: 'message', role: 'assistant', model: answer.model, content: answer.content, stop_reason: answer.stop_reason, stop_sequence: answer.stop_sequence, usage: answer.usage };
+  return {
+    id: answer.id,
+    type: 'message',
+    role: 'assistant',
+    model: answer.model,
+    content: answer.content,
+    stop_reason: answer.stop_reason,
+    stop_sequence: answer.stop_sequence,
+    usage: answer.usage,
+  };
 }
 
 export interface AnswerEvent {
@@ -71,7 +80,10 @@ export function streamEventsOf(answer: Answer, shape: StreamShape): AnswerEvent[
     events.push(event('content_block_stop', {}));
   });
   const deltaUsage = shape.deltaRepeatsInput ? usage : { output_tokens: usage.output_tokens };
-  events.push({ type: 'message_delta', data: { type: 'message_delta', delta: { stop_reason: answer.stop_reason, stop_sequence: answer.stop_sequence }, usage: deltaUsage } });
+  events.push({
+    type: 'message_delta',
+    data: { type: 'message_delta', delta: { stop_reason: answer.stop_reason, stop_sequence: answer.stop_sequence }, usage: deltaUsage },
+  });
   events.push({ type: 'message_stop', data: { type: 'message_stop' } });
   return events;
 }

@@ -29,7 +29,17 @@ function answerTo(body: MessagesBody): Answer {
   const answered = last.role === 'user' && last.content.some((block) => block.type === 'tool_result');
   const tool = body.tools?.[0];
   if (tool !== undefined && !answered && body.tool_choice?.type !== 'none') {
-    return { id: 'msg_t', model, content: [{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: 'toolu_01', name: tool.name, input: { city: 'Paris', days: [1, 2] } }], stop_reason: 'tool_use', stop_sequence: null, usage };
+    return {
+      id: 'msg_t',
+      model,
+      content: [
+        { type: 'text', text: 'Let me look.' },
+        { type: 'tool_use', id: 'toolu_01', name: tool.name, input: { city: 'Paris', days: [1, 2] } },
+      ],
+      stop_reason: 'tool_use',
+      stop_sequence: null,
+      usage,
+    };
   }
   const results = last.content.flatMap((block) => (block.type === 'tool_result' ? (block.content ?? []).map((text) => text.text) : []));
   const text = results.length > 0 ? `The tool said: ${results.join(' ')}` : 'Carpools share rides, élan 🚗.';
@@ -55,8 +65,16 @@ function respond(requestBody: string, log: MessagesBody[], failAfter: number | u
     return Response.json(completion.value, { headers: { 'x-request-id': 'req-1' } });
   }
   const translator = new ChatStreamTranslator(context);
-  let events: AnswerEvent[] = streamEventsOf(answer, { cuts: [[2, 7], [1, 5, 12]], jsonIndent: 1, deltaRepeatsInput: false });
-  if (failAfter !== undefined) events = [...events.slice(0, failAfter), { type: 'error', data: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } }];
+  let events: AnswerEvent[] = streamEventsOf(answer, {
+    cuts: [
+      [2, 7],
+      [1, 5, 12],
+    ],
+    jsonIndent: 1,
+    deltaRepeatsInput: false,
+  });
+  if (failAfter !== undefined)
+    events = [...events.slice(0, failAfter), { type: 'error', data: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } }];
   const sse = events.flatMap((event) => translator.push(event));
   sse.push(...translator.end());
   return new Response(sse.join(''), { headers: { 'content-type': 'text/event-stream', 'x-request-id': 'req-1' } });
@@ -68,7 +86,11 @@ function client(log: MessagesBody[] = [], failAfter?: number): OpenAI {
 
 const weatherTool: OpenAI.ChatCompletionFunctionTool = {
   type: 'function',
-  function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'array', items: { type: 'integer' } } } } },
+  function: {
+    name: 'get_weather',
+    description: 'Weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'array', items: { type: 'integer' } } } },
+  },
 };
 
 describe('requests built with the openai SDK types', () => {
@@ -80,7 +102,13 @@ describe('requests built with the openai SDK types', () => {
         { role: 'developer', content: [{ type: 'text', text: 'Use French.' }] },
         { role: 'user', content: 'Hi' },
         { role: 'assistant', content: 'Bonjour.' },
-        { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail: 'low' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is this?' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail: 'low' } },
+          ],
+        },
       ],
       max_completion_tokens: 100,
       temperature: 0.5,
@@ -93,7 +121,11 @@ describe('requests built with the openai SDK types', () => {
       model,
       messages: [
         { role: 'user', content: 'Weather?' },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+        },
         { role: 'tool', tool_call_id: 'call_1', content: 'Sunny' },
       ],
       tools: [weatherTool],
@@ -105,7 +137,13 @@ describe('requests built with the openai SDK types', () => {
     'a PDF and a cache breakpoint': {
       model,
       messages: [
-        { role: 'user', content: [{ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0=', filename: 'doc.pdf' } }, { type: 'text', text: 'Summarise.', prompt_cache_breakpoint: { mode: 'explicit' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0=', filename: 'doc.pdf' } },
+            { type: 'text', text: 'Summarise.', prompt_cache_breakpoint: { mode: 'explicit' } },
+          ],
+        },
       ],
       max_tokens: 50,
     },
@@ -133,7 +171,12 @@ describe('the openai SDK against translated answers', () => {
   });
 
   it('streams chunks the SDK parses, ending with the usage chunk', async () => {
-    const stream = await client().chat.completions.create({ model, messages: [{ role: 'user', content: 'Hi' }], stream: true, stream_options: { include_usage: true } });
+    const stream = await client().chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'Hi' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks: OpenAI.ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toBe('Carpools share rides, élan 🚗.');
@@ -144,7 +187,9 @@ describe('the openai SDK against translated answers', () => {
   it('accumulates a streamed tool call with its own helper into the non-streamed completion', async () => {
     const request = { model, messages: [{ role: 'user' as const, content: 'Weather in Paris?' }], tools: [weatherTool] };
     const whole = await client().chat.completions.create(request);
-    const final = await client().chat.completions.stream({ ...request, stream_options: { include_usage: true } }).finalChatCompletion();
+    const final = await client()
+      .chat.completions.stream({ ...request, stream_options: { include_usage: true } })
+      .finalChatCompletion();
     expect(final.choices[0]!.finish_reason).toBe('tool_calls');
     expect(final.choices[0]!.message.content).toBe(whole.choices[0]!.message.content);
     const streamedCalls = final.choices[0]!.message.tool_calls!;
@@ -157,7 +202,7 @@ describe('the openai SDK against translated answers', () => {
     expect(final.usage).toEqual(whole.usage);
   });
 
-  it('runs a tool round trip with the SDK\'s tool runner: the messages it sends back translate', async () => {
+  it("runs a tool round trip with the SDK's tool runner: the messages it sends back translate", async () => {
     const log: MessagesBody[] = [];
     const cities: string[] = [];
     const runner = client(log).chat.completions.runTools({
@@ -203,8 +248,9 @@ describe('the openai SDK against translated answers', () => {
     expect(seen.join('')).not.toBe('');
   });
 
-  it('raises the body of a gateway refusal as the SDK\'s class for its status', async () => {
-    const refusal: typeof fetch = () => Promise.resolve(Response.json(chatErrorBody({ status: 429, message: 'Quota exhausted', code: 'insufficient_quota' }), { status: 429 }));
+  it("raises the body of a gateway refusal as the SDK's class for its status", async () => {
+    const refusal: typeof fetch = () =>
+      Promise.resolve(Response.json(chatErrorBody({ status: 429, message: 'Quota exhausted', code: 'insufficient_quota' }), { status: 429 }));
     const sdk = new OpenAI({ apiKey: 'k', baseURL: 'http://carpool.test/v1', fetch: refusal, maxRetries: 0 });
     await expect(sdk.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hi' }] })).rejects.toMatchObject({
       constructor: RateLimitError,
@@ -215,10 +261,13 @@ describe('the openai SDK against translated answers', () => {
   });
 });
 
-describe('the translated shapes are the SDK\'s types', () => {
-  it('compiles: a completion, a chunk and an error body assign to the SDK\'s own types', () => {
+describe("the translated shapes are the SDK's types", () => {
+  it("compiles: a completion, a chunk and an error body assign to the SDK's own types", () => {
     const context: ChatContext = { id: 'chatcmpl-x', created: 1, model, includeUsage: true };
-    const completion = messageToChatCompletion(messageJson(answerTo({ model, max_tokens: 1, messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }] }], stream: false })), context);
+    const completion = messageToChatCompletion(
+      messageJson(answerTo({ model, max_tokens: 1, messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }] }], stream: false })),
+      context,
+    );
     if (!completion.ok) throw new Error(completion.error.detail);
     const typedCompletion: OpenAI.ChatCompletion = completion.value;
     const chunk: ChatCompletionChunk = {
@@ -226,7 +275,14 @@ describe('the translated shapes are the SDK\'s types', () => {
       object: 'chat.completion.chunk',
       created: 1,
       model,
-      choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 't', type: 'function', function: { name: 'f', arguments: '' } }] }, finish_reason: null, logprobs: null }],
+      choices: [
+        {
+          index: 0,
+          delta: { tool_calls: [{ index: 0, id: 't', type: 'function', function: { name: 'f', arguments: '' } }] },
+          finish_reason: null,
+          logprobs: null,
+        },
+      ],
       usage: completion.value.usage,
     };
     const typedChunk: OpenAI.ChatCompletionChunk = chunk;
