@@ -23,6 +23,86 @@ const impureGlobals = [
   'require',
 ].map((name) => ({ name, message: 'Sans-I/O core: take time and scheduling as arguments or through an injected Clock.' }));
 
+/**
+ * The function-length ratchet (STYLE.md: functions under about 70 lines): a function longer than
+ * `functionLinesMax` lines of code (blank and comment-only lines not counted) is an error unless
+ * it is in `longFunctionsAllowed`, and an entry there whose function got short enough (or went)
+ * is an error too, so the list may only shrink. A function is named `path:Class.method`,
+ * `path:name` or, for an anonymous one, `path:(anonymous in <enclosing name>)`. The list is the
+ * functions over the bound when the ratchet came in (issue 17), after the Prettier format.
+ */
+const functionLinesMax = 70;
+const longFunctionsAllowed = new Set([
+  'sim/report/html-report.ts:renderChart',
+  'sim/scenario-file.ts:parseScenario',
+  'sim/simulator.ts:Simulation.createNode',
+  'src/local/local-mesh.ts:launch',
+  'src/mesh/wire/counter-delta-codec.ts:readCounterDelta',
+  'src/mesh/wire/key-table.ts:readKeyTable',
+  'src/node/account-caller.ts:AccountCaller.call',
+  'src/node/forward/forward-executor.ts:ForwardExecutor.run',
+  'src/node/forward/forward-route.ts:upstreamResultOf',
+  'src/node/gateway/region-gateway.ts:RegionGateway.start',
+  'src/node/node-config.ts:parseNodeConfig',
+  'src/node/run-node.ts:startNode',
+  'src/upstream/emulator/emulator-server.ts:EmulatorServer.messages',
+]);
+
+function functionName(node) {
+  const parent = node.parent;
+  if (parent?.type === 'MethodDefinition' || parent?.type === 'Property' || parent?.type === 'PropertyDefinition') {
+    const key = parent.key?.name ?? parent.key?.value ?? '(computed)';
+    const owner = parent.parent?.parent?.id?.name;
+    return owner === undefined ? key : `${owner}.${key}`;
+  }
+  if (node.id?.name !== undefined) return node.id.name;
+  if (parent?.type === 'VariableDeclarator' && parent.id?.name !== undefined) return parent.id.name;
+  for (let up = parent; up !== undefined && up !== null; up = up.parent) {
+    if (up.type === 'FunctionDeclaration' || up.type === 'FunctionExpression' || up.type === 'ArrowFunctionExpression')
+      return `(anonymous in ${functionName(up)})`;
+  }
+  return '(anonymous)';
+}
+
+const houseRules = {
+  rules: {
+    'function-length': {
+      meta: { type: 'suggestion', schema: [] },
+      create(context) {
+        const source = context.sourceCode;
+        const path = context.filename.slice(import.meta.dirname.length + 1);
+        const codeLines = new Set();
+        for (const token of source.ast.tokens) for (let line = token.loc.start.line; line <= token.loc.end.line; line++) codeLines.add(line);
+        const seenLong = new Set();
+        const check = (node) => {
+          let lines = 0;
+          for (let line = node.loc.start.line; line <= node.loc.end.line; line++) if (codeLines.has(line)) lines++;
+          if (lines <= functionLinesMax) return;
+          const name = `${path}:${functionName(node)}`;
+          seenLong.add(name);
+          if (!longFunctionsAllowed.has(name))
+            context.report({ node, message: `${name} has ${lines} lines of code, over ${functionLinesMax}: split it (STYLE.md).` });
+        };
+        return {
+          FunctionDeclaration: check,
+          FunctionExpression: check,
+          ArrowFunctionExpression: check,
+          'Program:exit'(program) {
+            for (const name of longFunctionsAllowed) {
+              if (name.startsWith(`${path}:`) && !seenLong.has(name)) {
+                context.report({
+                  node: program,
+                  message: `${name} is in longFunctionsAllowed but is no longer over ${functionLinesMax} lines: remove it from the list (it may only shrink).`,
+                });
+              }
+            }
+          },
+        };
+      },
+    },
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
   ...tseslint.configs.recommendedTypeChecked,
@@ -30,7 +110,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
-    plugins: { 'import-x': importX },
+    plugins: { 'import-x': importX, house: houseRules },
     settings: {
       ...importX.flatConfigs.typescript.settings,
       'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
@@ -92,6 +172,11 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  // The product's code, not the tests: a test file's describe block is one long function by nature.
+  {
+    files: ['src/**/*.ts', 'sim/**/*.ts'],
+    rules: { 'house/function-length': 'error' },
   },
   {
     files: ['test/**/*.ts', 'sim/**/*.ts'],
