@@ -14,7 +14,7 @@ import { defaultTierQueueLimits, TierQueue, type TierQueueLimits } from '../src/
 import { EventQueue } from './event-queue.js';
 import { type GatePort, RequestBooks } from './request-books.js';
 import { type PathEvent, type PathRequest, type PoolPort, RequestPath } from './request-path.js';
-import type { CheckFailure } from './sim-result.js';
+import type { CheckFailure, RequestPathCounts } from './sim-result.js';
 import { type SimAccountSpec, SimUpstream, type UpstreamStats } from './upstream-accounts.js';
 
 /**
@@ -67,21 +67,7 @@ export interface RequestRunHooks {
   readonly upstreamSpecs?: (specs: readonly SimAccountSpec[]) => readonly SimAccountSpec[];
 }
 
-export interface RequestRunFigures {
-  readonly submitted: number;
-  readonly admitted: number;
-  readonly refusedQuota: number;
-  readonly queueFull: number;
-  readonly completed: number;
-  readonly failed: number;
-  readonly settled: number;
-  readonly withdrawn: number;
-  readonly attempts: number;
-  readonly retries: number;
-  readonly forwards: number;
-  readonly forwardsRefused: number;
-  readonly noAccount: number;
-  readonly permitExpired: number;
+export interface RequestRunFigures extends RequestPathCounts {
   readonly upstream: Readonly<UpstreamStats>;
   readonly producedTokens: { readonly input: number; readonly output: number };
   readonly events: number;

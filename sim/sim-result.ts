@@ -98,8 +98,8 @@ export interface DurabilityFigures {
   readonly refusedDiskFailing: number;
 }
 
-/** What the request path did over every node (sim/sim-requests.ts). */
-export interface RequestPathFigures {
+/** What requests did on the request path (sim/request-path.ts), summed over the regions. */
+export interface RequestPathCounts {
   readonly submitted: number;
   readonly admitted: number;
   readonly refusedQuota: number;
@@ -114,6 +114,10 @@ export interface RequestPathFigures {
   readonly forwardsRefused: number;
   readonly noAccount: number;
   readonly permitExpired: number;
+}
+
+/** What the request path did over every node (sim/sim-requests.ts). */
+export interface RequestPathFigures extends RequestPathCounts {
   /** Calls the simulated upstream took, and the input and output tokens they produced. */
   readonly upstreamAccepted: number;
   readonly producedTokens: { readonly input: number; readonly output: number };
