@@ -1,5 +1,5 @@
 import type { Random } from '../src/core/random.js';
-import { type Fault, rttMatrixMs, type Scenario, type SlowLink, type Workload } from './scenario.js';
+import { type Fault, type MutedLink, rttMatrixMs, type Scenario, type SlowLink, type Workload } from './scenario.js';
 
 /**
  * Aiming a swarm at the dangerous interleavings, in the spirit of FoundationDB's BUGGIFY: a
@@ -18,7 +18,15 @@ import { type Fault, rttMatrixMs, type Scenario, type SlowLink, type Workload } 
  * - **amnesia in rounds**: short crashes without state early in the run, while the limits bind
  *   and the rounds race;
  * - **a bridged amnesia**: a bridge partition around one node that crashes without state inside
- *   it, so the halves meet only through a node that forgot what it held;
+ *   it, so the halves meet only through a node that forgot what it held, and one edge comes
+ *   back late (isolated for a moment from the restart on), so the restarted bridge hears the
+ *   other edge first: only the recovery fence stops it from answering that edge's reads before
+ *   it holds what the late edge wrote through it;
+ * - **lost last words**: a node's gossip is lost to all its peers for a moment (the connections
+ *   stay up) and then to one of them, and it crashes without state, for the rest of the traffic,
+ *   before anything lost is resent: its peers hold the same versions of it contiguously but
+ *   the others hold its last batch above that, so only the held-versions repair of the digest
+ *   exchange spreads that batch once its owner is gone (no new link, no lag, masks it);
  * - **even round trips**: every pair of regions slowed to the farthest pair's round trip, with
  *   jitter, so which peer answers a round first changes from round to round and concurrent
  *   rounds can each hear a different peer (else, half the time, **slow links**: one or two
@@ -44,6 +52,26 @@ export const buggifySlowLinkMsMax = 300;
 export const buggifyEvenJitterMsMin = 10;
 export const buggifyEvenJitterMsMax = 60;
 export const buggifyLossMin = 0.2;
+/** A late edge: isolated for this long from the bridge's restart on. */
+export const buggifyLateEdgeMsMin = 100;
+export const buggifyLateEdgeMsMax = 600;
+/**
+ * Lost last words: the node's gossip is lost to every peer from this long before its crash to
+ * `tail` before it, and to one peer from then on; the crash comes within a resend timeout
+ * (`deltaAckTimeoutMsMin`, 250 ms) of the first lost batch, so nothing lost is ever resent.
+ */
+export const buggifyLastWordsLeadMsMin = 110;
+export const buggifyLastWordsLeadMsMax = 240;
+export const buggifyLastWordsTailMsMin = 50;
+/** At least one gossip batch's worth of time in each part of the lost last words. */
+export const buggifyGossipWindowMs = 50;
+/**
+ * The lost last words come near the end of the traffic, `quiet` to `quiet + span` before it, and
+ * the crash lasts to its end: the gap then outlives the last digest exchange that traffic in
+ * flight makes look behind, which would repair it as a side effect.
+ */
+export const buggifyLastWordsQuietMs = 100;
+export const buggifyLastWordsSpanMs = 300;
 export const buggifyLossMax = 0.6;
 
 export function buggify(random: Random, scenario: Scenario): Scenario {
@@ -72,31 +100,22 @@ export function buggify(random: Random, scenario: Scenario): Scenario {
     knobs.push('amnesia in rounds');
   }
   if (on() && scenario.regions >= 3) {
-    const bridge = random.int(scenario.regions);
-    const crash = earlyAmnesia(random, scenario, bridge);
-    const lead = 50 + random.int(500);
-    const atMs = Math.max(0, crash.atMs - lead);
-    faults.push({
-      kind: 'partition',
-      partition: 'bridge',
-      node: bridge,
-      atMs,
-      durationMs: Math.min(scenario.durationMs - atMs, lead + crash.durationMs + random.int(2_000)),
-    });
-    faults.push(crash);
+    bridgedAmnesia(random, scenario, faults);
     knobs.push('bridged amnesia');
   }
   if (on() && scenario.regions >= 3) {
-    // Every pair as far apart as the farthest, give or take the jitter: which peer answers a
-    // round first is then a coin toss per round, and three rounds can each hear a different one.
-    const slowLinks: SlowLink[] = [];
-    let farthest = 0;
-    for (let i = 0; i < scenario.regions; i++) for (let j = 0; j < scenario.regions; j++) if (i !== j) farthest = Math.max(farthest, rttOf(i, j));
-    for (let i = 0; i < scenario.regions; i++) {
-      for (let j = 0; j < scenario.regions; j++)
-        if (i !== j && rttOf(i, j) < farthest) slowLinks.push({ from: i, to: j, extraMs: Math.floor((farthest - rttOf(i, j)) / 2) });
-    }
-    network = { ...network, slowLinks, jitterMs: buggifyEvenJitterMsMin + random.int(buggifyEvenJitterMsMax - buggifyEvenJitterMsMin + 1) };
+    const words = lostLastWords(random, scenario);
+    network = { ...network, mutedLinks: [...(network.mutedLinks ?? []), ...words.muted] };
+    faults.push(words.crash);
+    if (oneAmnesiaAtATime(scenario)) keepAmnesiaClear(faults, words.crash);
+    knobs.push('lost last words');
+  }
+  if (on() && scenario.regions >= 3) {
+    network = {
+      ...network,
+      slowLinks: evenRoundTrips(scenario.regions),
+      jitterMs: buggifyEvenJitterMsMin + random.int(buggifyEvenJitterMsMax - buggifyEvenJitterMsMin + 1),
+    };
     knobs.push('even round trips');
   } else if (on() && scenario.regions >= 2) {
     const slowLinks: SlowLink[] = [];
@@ -116,6 +135,79 @@ export function buggify(random: Random, scenario: Scenario): Scenario {
   faults.sort((a, b) => a.atMs - b.atMs);
   const aimed = knobs.length === 0 ? 'no knob' : knobs.join(', ');
   return { ...scenario, workload, network, faults, description: `${scenario.description} Buggified: ${aimed}.` };
+}
+
+/**
+ * A bridge partition around one node that crashes without state inside it, and one edge cut
+ * off for a moment from the restart on (pushed onto `faults`).
+ */
+function bridgedAmnesia(random: Random, scenario: Scenario, faults: Fault[]): void {
+  const bridge = random.int(scenario.regions);
+  const crash = earlyAmnesia(random, scenario, bridge);
+  const lead = 200 + random.int(400);
+  const atMs = Math.max(0, crash.atMs - lead);
+  faults.push({
+    kind: 'partition',
+    partition: 'bridge',
+    node: bridge,
+    atMs,
+    durationMs: Math.min(scenario.durationMs - atMs, lead + crash.durationMs + random.int(2_000)),
+  });
+  faults.push(crash);
+  if (oneAmnesiaAtATime(scenario)) keepAmnesiaClear(faults, crash);
+  const edge = (bridge + 1 + random.int(scenario.regions - 1)) % scenario.regions;
+  const restartMs = crash.atMs + crash.durationMs;
+  const lateMs = Math.min(scenario.durationMs - restartMs, buggifyLateEdgeMsMin + random.int(buggifyLateEdgeMsMax - buggifyLateEdgeMsMin + 1));
+  if (lateMs > 0) faults.push({ kind: 'partition', partition: 'isolate', node: edge, atMs: restartMs, durationMs: lateMs });
+}
+
+/** A node's last gossip lost to all its peers, then to one, and its crash to the end of the traffic. */
+function lostLastWords(random: Random, scenario: Scenario): { readonly muted: MutedLink[]; readonly crash: Fault } {
+  const node = random.int(scenario.regions);
+  const leadMs = buggifyLastWordsLeadMsMin + random.int(buggifyLastWordsLeadMsMax - buggifyLastWordsLeadMsMin + 1);
+  const tailMs = buggifyLastWordsTailMsMin + random.int(leadMs - buggifyLastWordsTailMsMin - buggifyGossipWindowMs + 1);
+  const atMs = Math.max(leadMs, scenario.durationMs - buggifyLastWordsQuietMs - random.int(buggifyLastWordsSpanMs + 1));
+  const deaf = (node + 1 + random.int(scenario.regions - 1)) % scenario.regions;
+  const muted: MutedLink[] = [];
+  for (let to = 0; to < scenario.regions; to++) if (to !== node) muted.push({ from: node, to, fromMs: atMs - leadMs, toMs: atMs - tailMs });
+  muted.push({ from: node, to: deaf, fromMs: atMs - tailMs, toMs: atMs });
+  return { muted, crash: { kind: 'crash', atMs, durationMs: scenario.durationMs - atMs, node, durable: false } };
+}
+
+/**
+ * Every pair as far apart as the farthest, give or take the jitter: which peer answers a round
+ * first is then a coin toss per round, and three rounds can each hear a different one.
+ */
+function evenRoundTrips(regions: number): SlowLink[] {
+  const slowLinks: SlowLink[] = [];
+  let farthest = 0;
+  for (let i = 0; i < regions; i++) for (let j = 0; j < regions; j++) if (i !== j) farthest = Math.max(farthest, rttOf(i, j));
+  for (let i = 0; i < regions; i++) {
+    for (let j = 0; j < regions; j++)
+      if (i !== j && rttOf(i, j) < farthest) slowLinks.push({ from: i, to: j, extraMs: Math.floor((farthest - rttOf(i, j)) / 2) });
+  }
+  return slowLinks;
+}
+
+/**
+ * Strict and escrow swarms keep one amnesia at a time (sim/swarm.ts): a crash without state that
+ * starts within `amnesiaRecoveryMs` of another's end is made durable, the earlier one winning.
+ * The aimed crash must stay an amnesia, so the others near it are made durable here instead.
+ */
+export const amnesiaRecoveryMs = 1_000;
+
+/** Whether the swarm keeps one amnesia at a time for this scenario (sim/swarm.ts). */
+export function oneAmnesiaAtATime(scenario: Scenario): boolean {
+  return (scenario.workload.quota !== undefined && scenario.workload.quota.mode !== 'eventual') || scenario.workload.claims !== undefined;
+}
+
+function keepAmnesiaClear(faults: Fault[], aimed: Fault): void {
+  for (let i = 0; i < faults.length; i++) {
+    const fault = faults[i] as Fault;
+    if (fault === aimed || fault.kind !== 'crash' || fault.durable) continue;
+    const apart = fault.atMs >= aimed.atMs + aimed.durationMs + amnesiaRecoveryMs || aimed.atMs >= fault.atMs + fault.durationMs + amnesiaRecoveryMs;
+    if (!apart) faults[i] = { ...fault, durable: true };
+  }
 }
 
 function rttOf(i: number, j: number): number {

@@ -69,8 +69,12 @@ export class SimNetwork {
     return extra;
   }
 
-  /** Whether a droppable frame is lost, and whether it is duplicated, drawn in that order. */
-  dropDroppable(): boolean {
+  /**
+   * Whether a droppable frame sent now from i to j is lost: always on a muted link
+   * (`NetworkProfile.mutedLinks`), else drawn; then whether it is duplicated, drawn in that order.
+   */
+  dropDroppable(nowMs: number, i: number, j: number): boolean {
+    for (const link of this.profile.mutedLinks ?? []) if (link.from === i && link.to === j && nowMs >= link.fromMs && nowMs < link.toMs) return true;
     return this.profile.loss > 0 && this.random.float() < this.profile.loss;
   }
 

@@ -115,6 +115,18 @@ export interface NetworkProfile {
   readonly bytesPerMs: number;
   /** Extra one-way delay on some directed links (from → to), which reorders what crosses them (sim/buggify.ts). */
   readonly slowLinks?: readonly SlowLink[];
+  /**
+   * Directed links that lose every droppable frame sent in a window while the connection stays
+   * up, as a socket queue that drops under pressure does (sim/buggify.ts, "lost last words").
+   */
+  readonly mutedLinks?: readonly MutedLink[];
+}
+
+export interface MutedLink {
+  readonly from: number;
+  readonly to: number;
+  readonly fromMs: number;
+  readonly toMs: number;
 }
 
 export interface SlowLink {

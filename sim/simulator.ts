@@ -669,7 +669,7 @@ class Simulation {
         this.stats.framesDropped++;
         continue;
       }
-      if (out.droppable && this.network.dropDroppable()) {
+      if (out.droppable && this.network.dropDroppable(this.nowMs, node.index, to)) {
         this.stats.framesDropped++;
         continue;
       }

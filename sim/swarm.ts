@@ -1,7 +1,7 @@
 import { assert } from '../src/core/assert.js';
 import { SeededRandom } from '../src/core/random.js';
 import type { Fault, NetworkProfile, PartitionKind, Scenario } from './scenario.js';
-import { buggify } from './buggify.js';
+import { amnesiaRecoveryMs, buggify, oneAmnesiaAtATime } from './buggify.js';
 import { faultKinds, faultsMax, frameProbabilityMax, partitionKinds, partitionRegionsMin } from './scenario-file.js';
 
 /**
@@ -73,7 +73,7 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
   // Strict rounds, escrow claims and request-id claims all assume at most N − W members lose
   // their state at once (src/mesh/quorum.ts); beyond that no protocol can count what was lost.
   const kept = [...aimed.faults];
-  if ((aimed.workload.quota !== undefined && aimed.workload.quota.mode !== 'eventual') || aimed.workload.claims !== undefined) keepOneAmnesiaAtATime(kept);
+  if (oneAmnesiaAtATime(aimed)) keepOneAmnesiaAtATime(kept);
   return { ...aimed, faults: kept };
 }
 
@@ -108,10 +108,9 @@ function randomFault(random: SeededRandom, kind: Fault['kind'], partitions: read
  * without state that starts while another one is down, or recovering (a second), is made
  * durable instead. Durable crashes, partitions and everything else still overlap freely: a disk
  * keeps every replica's entries its node had acknowledged, so restarts with state lose nothing
- * a quorum counted.
+ * a quorum counted. The window after an amnesia's end is `amnesiaRecoveryMs` (sim/buggify.ts,
+ * which keeps its aimed crashes clear of the others).
  */
-const amnesiaRecoveryMs = 1_000;
-
 function keepOneAmnesiaAtATime(faults: Fault[]): void {
   let busyUntilMs = -Infinity;
   for (let i = 0; i < faults.length; i++) {

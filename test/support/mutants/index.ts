@@ -31,7 +31,7 @@ export interface Mutant {
 export const mutants: readonly Mutant[] = [
   {
     name: 'single-round',
-    witness: 5,
+    witness: 8,
     change:
       'strict rounds apply the write and read in the same round trip (test/support/unsafe-rounds.ts): three concurrent batches can each see only one other',
     swarm: 'swarm-hot-strict',
@@ -40,7 +40,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'recovery-fence-off',
-    witness: undefined,
+    witness: 8,
     change:
       'a node that starts without the state of its earlier incarnation serves quorum reads at once instead of recovering first (MeshNodeOptions.recovering false)',
     swarm: 'swarm-hot-strict',
@@ -65,7 +65,7 @@ export const mutants: readonly Mutant[] = [
   },
   {
     name: 'no-held-repair',
-    witness: undefined,
+    witness: 50,
     change:
       'the digest exchange no longer repairs entries held above a peer’s digest (MeshNode.heldAbove always false, test/support/mutants/no-held-repair.ts)',
     swarm: 'swarm-hot-mesh',
