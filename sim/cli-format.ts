@@ -73,7 +73,7 @@ export function formatClaims(claims: ClaimFigures): string {
 /** The request path: what was admitted and how it ended, the calls, forwards and tokens. */
 export function formatRequestPath(path: RequestPathFigures): string {
   return (
-    `${formatCount(path.submitted)} submitted, ${formatCount(path.admitted)} admitted (${formatCount(path.refusedQuota)} over quota, ${formatCount(path.queueFull)} queue full); ` +
+    `${formatCount(path.submitted)} submitted, ${formatCount(path.admitted)} admitted (${formatCount(path.refusedQuota)} over quota, ${formatCount(path.queueFull)} queue full, ${formatCount(path.closed)} closed unserved); ` +
     `${formatCount(path.completed)} completed, ${formatCount(path.failed)} failed; ${formatCount(path.settled)} settled, ${formatCount(path.withdrawn)} withdrawn; ` +
     `${formatCount(path.attempts)} calls (${formatCount(path.retries)} retries, ${formatCount(path.forwards)} forwarded, ${formatCount(path.forwardsRefused)} forwards refused), ` +
     `${formatCount(path.upstreamAccepted)} taken upstream, ${formatCount(path.producedTokens.input + path.producedTokens.output)} tokens produced`

@@ -36,9 +36,17 @@ import type { CallId, SimUpstream, UpstreamAnswer, UpstreamCall } from './upstre
  *         plan.after ─ retry ─▶ loop
  *       end: gate.settle with what the calls produced, or gate.withdraw if nothing reached a
  *       model; queue.finish frees the slot
+ *   close ─ every request still queued (and any admitted later) is withdrawn; running ones go on
  *
  * The order is production's: the gateway admits before it queues (a request holds its
  * reservation while it waits for a slot), not the other way round.
+ *
+ * `close` is the gateway's shutdown (src/node/gateway/region-gateway.ts `shutDown`, then
+ * `CarpoolGateway.close`): no new request comes in, every request parked in the queue ends
+ * `closed` and is withdrawn (it reached no model), and the running ones finish their calls and
+ * settle. Without it, a run that ends with a backlog leaves its queued requests admitted for
+ * ever: under overload the queue holds minutes of work that the slots (`inFlightMax`) drain
+ * only a few calls at a time.
  *
  * Sans-I/O and synchronous: time comes in as `nowMs` on every entry point, and whatever must
  * happen later is handed to `schedule` as a `PathEvent` for the owner's event queue, which
@@ -134,6 +142,8 @@ export class PathStats {
   permitExpired = 0;
   evicted = 0;
   orphanGrants = 0;
+  /** Admitted, then withdrawn unserved because the path closed while they waited for a slot (or for their decision). */
+  closed = 0;
 }
 
 export class RequestPath {
@@ -145,11 +155,17 @@ export class RequestPath {
   private readonly tickets = new Map<Ticket, RequestId>();
   private nowMs = 0;
   private pumping = false;
+  /** Set by `close`: nothing new is queued or started. */
+  private closed = false;
 
   constructor(private readonly options: RequestPathOptions) {}
 
   get region(): RegionId {
     return this.options.region;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Requests between submission and end. */
@@ -158,6 +174,7 @@ export class RequestPath {
   }
 
   submit(request: PathRequest, nowMs: number): void {
+    assert(!this.closed, 'no request is submitted to a closed path');
     this.nowMs = nowMs;
     this.stats.submitted++;
     if (this.flights.size >= pathFlightsMax || this.flights.has(request.requestId)) {
@@ -210,6 +227,23 @@ export class RequestPath {
     this.drainPool();
   }
 
+  /**
+   * Shuts the path down as the gateway does: every request waiting in the queue is withdrawn,
+   * and one admitted from now on is withdrawn at its decision. Requests holding a slot go on to
+   * their end, so once they have, every admitted request is settled or withdrawn and every
+   * permit released. Idempotent.
+   */
+  close(nowMs: number): void {
+    this.nowMs = nowMs;
+    this.closed = true;
+    // Ending a queued request frees no slot, so nothing else starts meanwhile (and `pumpQueue` is off once closed).
+    for (const requestId of [...this.tickets.values()]) {
+      const flight = this.flights.get(requestId);
+      assert(flight !== undefined && flight.phase.kind === 'queued' && isZero(flight.usage), 'a queued request is open and reached no model');
+      this.end(flight, 'closed');
+    }
+  }
+
   /** The pool changed outside the path (a health record joined from the mesh, a policy update): its outcomes are drained. */
   poolChanged(nowMs: number): void {
     this.nowMs = nowMs;
@@ -226,6 +260,13 @@ export class RequestPath {
     }
     this.stats.admitted++;
     const { request } = flight;
+    if (this.closed) {
+      // As the scheduler of a closed gateway answers `closed` at once: the reservation goes.
+      this.stats.closed++;
+      this.options.gate.withdraw(request.requestId);
+      this.flights.delete(request.requestId);
+      return;
+    }
     const queued = this.options.queue.enqueue({ tier: request.tier, tenant: request.tenant, costTokens: request.inputTokens + request.maxTokens }, this.nowMs);
     if (!queued.ok) {
       this.stats.queueFull++;
@@ -244,7 +285,7 @@ export class RequestPath {
    * pump per ending request would stack as deep as the queue.
    */
   private pumpQueue(): void {
-    if (this.pumping) return;
+    if (this.pumping || this.closed) return;
     this.pumping = true;
     try {
       for (;;) {
@@ -349,7 +390,7 @@ export class RequestPath {
   }
 
   /** Settles with what the calls produced, or withdraws a request that reached no model; frees its slot. */
-  private end(flight: Flight, outcome: 'completed' | 'failed'): void {
+  private end(flight: Flight, outcome: 'completed' | 'failed' | 'closed'): void {
     const { request } = flight;
     if (isZero(flight.usage)) this.options.gate.withdraw(request.requestId);
     else this.options.gate.settle(request.requestId, settledAmounts(flight.usage, defaultTokenWeights, true));

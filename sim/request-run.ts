@@ -298,6 +298,7 @@ function figuresOf(regions: readonly Region[], books: RequestBooks, upstream: Si
     admitted: sum((r) => r.path.stats.admitted),
     refusedQuota: sum((r) => r.path.stats.refusedQuota),
     queueFull: sum((r) => r.path.stats.queueFull),
+    closed: sum((r) => r.path.stats.closed),
     completed: sum((r) => r.path.stats.completed),
     failed: sum((r) => r.path.stats.failed),
     settled: books.settled,

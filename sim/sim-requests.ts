@@ -150,6 +150,20 @@ export class SimRequests {
     this.enter(index, localMs, nowMs).path.handle(event, localMs);
   }
 
+  /**
+   * The end of the safety phase: node `index`'s gateway shuts down as production's does (see
+   * `RequestPath.close`), so the liveness phase waits for the calls running, not for a backlog
+   * that the slots would take minutes to work through.
+   */
+  close(index: number, localMs: number, nowMs: number): void {
+    this.enter(index, localMs, nowMs).path.close(localMs);
+  }
+
+  /** Whether node `index`'s path has closed. */
+  closed(index: number): boolean {
+    return this.nodes[index]?.path.isClosed ?? false;
+  }
+
   /** On the node's tick: permit waiters past their deadline, and what health records changed in the pool. */
   tick(index: number, localMs: number, nowMs: number): void {
     this.enter(index, localMs, nowMs).path.tick(localMs);
@@ -185,6 +199,7 @@ export class SimRequests {
       admitted: sum((p) => p.stats.admitted),
       refusedQuota: sum((p) => p.stats.refusedQuota),
       queueFull: sum((p) => p.stats.queueFull),
+      closed: sum((p) => p.stats.closed),
       completed: sum((p) => p.stats.completed),
       failed: sum((p) => p.stats.failed),
       settled: this.books.settled,

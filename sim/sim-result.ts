@@ -104,6 +104,8 @@ export interface RequestPathCounts {
   readonly admitted: number;
   readonly refusedQuota: number;
   readonly queueFull: number;
+  /** Admitted, then withdrawn unserved when the path closed at the end of the arrivals. */
+  readonly closed: number;
   readonly completed: number;
   readonly failed: number;
   readonly settled: number;

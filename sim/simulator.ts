@@ -774,8 +774,9 @@ class Simulation {
   private traffic(index: number): void {
     const node = this.nodes[index] as SimNode;
     const tickIndex = Math.floor(this.nowMs / trafficTickMs);
-    // New requests stop with the safety phase; settlements of earlier ones still come due.
-    if (this.nowMs < this.scenario.durationMs || node.settlements.size > 0) {
+    // New requests stop with the safety phase; settlements of earlier ones still come due, and a
+    // request path still closes (below) on a node paused at the end.
+    if (this.nowMs < this.scenario.durationMs || node.settlements.size > 0 || this.requests?.closed(index) === false) {
       this.queue.push(this.nowMs + trafficTickMs, { kind: 'traffic', node: index });
     }
     if (!node.up || this.nowMs < node.pausedUntilMs) {
@@ -798,6 +799,11 @@ class Simulation {
       // measures convergence alone, not the tail of the workload.
       for (const list of node.settlements.values()) for (const pending of list) this.settle(node, pending);
       node.settlements.clear();
+      // The request path's gateway shuts down: its queued requests are withdrawn, its running ones finish.
+      if (this.requests !== undefined) {
+        this.requests.close(index, this.localNow(node), this.nowMs);
+        this.flush(node);
+      }
       return;
     }
     const { workload } = this.scenario;

@@ -1,10 +1,14 @@
 // Proves the request path's books pass on the production cores and catch each break of the path.
 import { describe, expect, it } from 'vitest';
-import type { RegionId, RequestId } from '../../src/core/ids.js';
-import type { GatePort } from '../../sim/request-books.js';
-import type { PoolPort } from '../../sim/request-path.js';
-import { defaultRequestRunConfig, type RequestRunResult, runRequestPaths, simAccounts } from '../../sim/request-run.js';
-import type { SimAccountSpec } from '../../sim/upstream-accounts.js';
+import type { QuotaDecision } from '../../src/admission/quota-gate.js';
+import { asNodeId, asRegionId, asTenantId, type RegionId, type RequestId } from '../../src/core/ids.js';
+import { SeededRandom } from '../../src/core/random.js';
+import { AccountPool } from '../../src/pool/account-pool.js';
+import { defaultTierQueueLimits, TierQueue } from '../../src/schedule/tier-queue.js';
+import { type GatePort, RequestBooks } from '../../sim/request-books.js';
+import { type PathEvent, type PoolPort, RequestPath } from '../../sim/request-path.js';
+import { defaultAccountShape, defaultRequestRunConfig, type RequestRunResult, runRequestPaths, simAccounts } from '../../sim/request-run.js';
+import { type SimAccountSpec, SimUpstream } from '../../sim/upstream-accounts.js';
 
 /** A short, busy run: every fault on, forwards to every home, retries and cut streams. */
 const config = defaultRequestRunConfig({ durationMs: 8_000, requestsPerSecond: 120 });
@@ -150,5 +154,70 @@ describe('the simulated request path', () => {
     const result = runRequestPaths(config, 1, { gate: withdrawsCutStreams });
     expect(checkersOf(result)).toEqual(['charges']);
     expect(result.failures[0]?.message).toMatch(/was charged \d+ input and \d+ output tokens; the upstream produced/);
+  });
+});
+
+describe('a request path that closes (the gateway shutting down)', () => {
+  it('withdraws what waits for a slot and what is admitted after, and lets the running call settle', () => {
+    // One account without faults, one slot: the first request runs, the second waits in the queue.
+    const region = asRegionId('us-east');
+    const specs = simAccounts(1, 1, { ...defaultAccountShape, faults: { overloaded: 0, serverError: 0, rateLimited: 0, cutStream: 0 } }, 4);
+    const books = new RequestBooks(specs);
+    const upstream = new SimUpstream(specs, new SeededRandom(1), books);
+    const pool = new AccountPool({ random: new SeededRandom(2), shared: { node: asNodeId('us-east'), region } });
+    pool.update(specs.map((spec) => spec.account));
+    const queue = new TierQueue({ ...defaultTierQueueLimits, tierDepthMax: 10, totalDepthMax: 10, inFlightMax: 1 });
+    // A gate whose decisions wait for the test, and which records how each request ended.
+    const decisions = new Map<RequestId, (decision: QuotaDecision) => void>();
+    const ended = new Map<RequestId, 'settled' | 'withdrawn'>();
+    const gate: GatePort = {
+      admit: (request, _nowMs, done) => void decisions.set(request.requestId, done),
+      settle: (requestId) => (ended.set(requestId, 'settled'), []),
+      withdraw: (requestId) => (ended.set(requestId, 'withdrawn'), true),
+      tick: () => {},
+    };
+    const events: { atMs: number; event: PathEvent }[] = [];
+    const path = new RequestPath({
+      region,
+      gate,
+      pool,
+      queue,
+      upstream,
+      books,
+      subjectsOf: () => [],
+      homeOf: () => undefined,
+      delayMs: () => 10,
+      schedule: (atMs, event) => void events.push({ atMs, event }),
+      accountWaitMs: 2_000,
+      leaseMs: 600_000,
+    });
+    const run = (): void => {
+      for (let next = events.shift(); next !== undefined; next = events.shift()) path.handle(next.event, next.atMs);
+    };
+    const ids = ['r1', 'r2', 'r3'] as RequestId[];
+    for (const requestId of ids) path.submit({ requestId, tenant: asTenantId('t'), tier: 'paid', inputTokens: 100, maxTokens: 50 }, 0);
+    decisions.get(ids[0] as RequestId)?.({ ok: true, value: undefined });
+    decisions.get(ids[1] as RequestId)?.({ ok: true, value: undefined });
+    // The two decisions: r1 takes the slot and calls, r2 queues behind it.
+    for (let i = 0; i < 2; i++) path.handle((events.shift() as { event: PathEvent }).event, 0);
+    expect([queue.inFlight, queue.depth, pool.totals().held]).toEqual([1, 1, 1]);
+
+    path.close(1);
+    expect(ended.get(ids[1] as RequestId)).toBe('withdrawn');
+    expect(queue.depth).toBe(0);
+    // Admitted after the close: withdrawn at its decision, never queued.
+    decisions.get(ids[2] as RequestId)?.({ ok: true, value: undefined });
+    run();
+    expect(ended).toEqual(
+      new Map([
+        [ids[1], 'withdrawn'],
+        [ids[2], 'withdrawn'],
+        [ids[0], 'settled'],
+      ]),
+    );
+    expect(path.stats.closed).toBe(2);
+    expect(path.stats.completed).toBe(1);
+    expect([path.flightsOpen, queue.inFlight, queue.depth, pool.totals().held, pool.totals().waiting]).toEqual([0, 0, 0, 0, 0]);
+    expect(() => path.submit({ requestId: 'r4' as RequestId, tenant: asTenantId('t'), tier: 'paid', inputTokens: 1, maxTokens: 1 }, 2)).toThrow(/closed path/);
   });
 });

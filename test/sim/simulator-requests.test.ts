@@ -85,6 +85,41 @@ describe('the simulator with a request-path workload', () => {
     }
   });
 
+  it('ends every request and releases every permit when the arrivals outrun the slots (the gateway shuts down)', async () => {
+    // Five regions at 200 requests/s each with long answers: far more than the 32 slots of a
+    // region serve, so each queue holds about a minute of work when the arrivals end, more than
+    // the 10 s liveness budget. Before the shutdown, every seed ended with requests left open.
+    const base = await requestsScenario();
+    const scenario: Scenario = {
+      ...base,
+      regions: 5,
+      durationMs: 3_000,
+      convergenceBudgetMs: 10_000,
+      faults: [],
+      workload: {
+        ...base.workload,
+        tenants: 20,
+        requestsPerSecond: 200,
+        maxTokens: 4_096,
+        requestPath: { accountsPerRegion: 3, concurrencyMax: 8, inputTokensMax: 2_000, accountWaitMs: 2_000 },
+      },
+    };
+    for (const seed of [1, 2]) {
+      const result = runScenario(scenario, seed);
+      expect(result.failures, `seed ${seed}`).toEqual([]);
+      const path = result.requestPath;
+      expect(path).toBeDefined();
+      if (path === undefined) return;
+      // The queued backlog was withdrawn unserved when the arrivals ended, the running calls
+      // settled, and the run converged inside its budget.
+      expect(path.closed).toBeGreaterThan(0);
+      expect(path.completed).toBeGreaterThan(0);
+      expect(path.settled + path.withdrawn).toBe(path.admitted);
+      expect(path.completed + path.failed + path.queueFull + path.closed).toBe(path.admitted);
+      expect(result.simulatedMs).toBeLessThan(scenario.durationMs + scenario.convergenceBudgetMs);
+    }
+  });
+
   it('refuses crash faults with a request path', async () => {
     const scenario = await requestsScenario();
     const file = { ...scenario, swarmFaults: ['partition'] };
