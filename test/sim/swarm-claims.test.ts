@@ -1,7 +1,7 @@
 // Proves no request id reaches the upstream twice over a swarm of random fault mixes.
 // The mixes hold partitions of every kind, crashes with and without state, pauses, skew, strobe,
 // loss and duplication, while a third of the arrivals retry a recent id at whichever region they
-// reach. The runs are seeds 1 to 40 of `npm run sim -- --scenario swarm-claims --duration 5000
+// reach. The runs are seeds 1 to 20 of `npm run sim -- --scenario swarm-claims --duration 5000
 // --swarm N`; `--swarm 2000` is the long version.
 import { describe, expect, it } from 'vitest';
 import { swarmReplayCommand } from '../../sim/cli-format.js';
@@ -10,7 +10,7 @@ import { randomScenario } from '../../sim/swarm.js';
 import { quotaSwarmBase } from '../support/scenarios.js';
 
 /** About 10 s on one core of the 2-core CI machine; the sim CLI runs the thousands. */
-const seeds = 40;
+const seeds = 20;
 
 describe('request-id claims swarm', () => {
   it(`passes ${seeds} random seeds without an id reaching the upstream twice`, async () => {

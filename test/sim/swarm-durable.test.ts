@@ -1,7 +1,7 @@
 // Proves the recovery rules of durable nodes with the real cores over a 40-seed crash swarm.
 // The swarm crashes nodes with and without state (slow disks, lossy networks): escrow limits hold,
 // replicas converge, each admitted request is charged exactly once and has its one usage row. The
-// runs are seeds 1 to 40 of `npm run sim -- --scenario swarm-durable --duration 5000 --swarm N`.
+// runs are seeds 1 to 25 of `npm run sim -- --scenario swarm-durable --duration 5000 --swarm N`.
 import { describe, expect, it } from 'vitest';
 import { swarmReplayCommand } from '../../sim/cli-format.js';
 import type { DurabilityFigures } from '../../sim/sim-result.js';
@@ -10,7 +10,7 @@ import { randomScenario } from '../../sim/swarm.js';
 import { quotaSwarmBase } from '../support/scenarios.js';
 
 /** About 5 s on one core of the 2-core CI machine; `--swarm 2000` is the long version. */
-const seeds = 40;
+const seeds = 25;
 
 describe('durability swarm', () => {
   it(`passes ${seeds} random seeds of crashes with and without state`, async () => {
