@@ -21,7 +21,8 @@ import type { DiskProfile, Fault, NetworkProfile, PartitionKind, RequestPathWork
  *
  * The workload may add `"quota": {"mode", "tokensPerDay"}` (admission under a daily limit),
  * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide) or
- * `"requestPath": {"accountsPerRegion", "concurrencyMax", "inputTokensMax", "accountWaitMs"}`
+ * `"requestPath": {"accountsPerRegion", "concurrencyMax", "inputTokensMax", "accountWaitMs"}`, with
+ * optional `"slotsPerRegion"`
  * (the whole request path over simulated upstream accounts; no crash faults, no claims). A
  * scenario meant as a swarm's base may name the fault kinds its swarm draws from in
  * `"swarmFaults": ["crash", "pause"]` (all kinds when left out), and any scenario may give its
@@ -60,6 +61,8 @@ export const tenantsMax = 100_000;
 /** A request path's accounts per region (the books sum at most 256 accounts) and permits per account. */
 export const requestPathAccountsPerRegionMax = 50;
 export const requestPathConcurrencyMax = 1_000;
+/** Calls a region's tier queue runs at once under simulation (`requestPath.slotsPerRegion`): the queue's own bound. */
+export const requestPathSlotsPerRegionMax = 8_192;
 /** Largest simulated daily quota per tenant, in weighted tokens. */
 export const quotaTokensPerDayMax = 1_000_000_000_000;
 /** Per region: at the maximum duration this is already 8.6 billion simulated requests. */
@@ -260,7 +263,7 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
 }
 
 function parseRequestPath(raw: unknown): Result<RequestPathWorkload, ScenarioError> {
-  const fields = record(raw, 'workload.requestPath', ['accountsPerRegion', 'concurrencyMax', 'inputTokensMax', 'accountWaitMs']);
+  const fields = record(raw, 'workload.requestPath', ['accountsPerRegion', 'concurrencyMax', 'inputTokensMax', 'accountWaitMs', 'slotsPerRegion']);
   if (!fields.ok) return fields;
   const p = fields.value;
   const accountsPerRegion = integer(p.accountsPerRegion, 'workload.requestPath.accountsPerRegion', 1, requestPathAccountsPerRegionMax);
@@ -271,11 +274,14 @@ function parseRequestPath(raw: unknown): Result<RequestPathWorkload, ScenarioErr
   if (!inputTokensMax.ok) return inputTokensMax;
   const accountWaitMs = integer(p.accountWaitMs, 'workload.requestPath.accountWaitMs', 0, convergenceBudgetMsMax);
   if (!accountWaitMs.ok) return accountWaitMs;
+  const slots = p.slotsPerRegion === undefined ? undefined : integer(p.slotsPerRegion, 'workload.requestPath.slotsPerRegion', 1, requestPathSlotsPerRegionMax);
+  if (slots !== undefined && !slots.ok) return slots;
   return ok({
     accountsPerRegion: accountsPerRegion.value,
     concurrencyMax: concurrencyMax.value,
     inputTokensMax: inputTokensMax.value,
     accountWaitMs: accountWaitMs.value,
+    ...(slots === undefined ? {} : { slotsPerRegion: slots.value }),
   });
 }
 

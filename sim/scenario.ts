@@ -89,6 +89,11 @@ export interface RequestPathWorkload {
   readonly inputTokensMax: number;
   /** How long a request waits for a permit (the gateway's `accountWaitMs`). */
   readonly accountWaitMs: number;
+  /**
+   * Calls each region's tier queue lets run at once (its `inFlightMax`; 32 when left out). The
+   * queue then holds 12.5 times as many waiting (within its bounds), as 32 slots and 400 places do.
+   */
+  readonly slotsPerRegion?: number;
 }
 
 export interface ClaimWorkload {

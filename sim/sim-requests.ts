@@ -7,6 +7,7 @@ import type { NodeCore } from '../src/engine/node-core.js';
 import type { PolicyDocument } from '../src/mesh/policy/policy-document.js';
 import { type LimitRule, tiers } from '../src/mesh/policy/policy-schema.js';
 import { type TierQueueLimits } from '../src/schedule/tier-queue.js';
+import { tierQueueDepthMax, tierQueueTotalDepthMax } from '../src/core/limits.js';
 import { type GatePort, RequestBooks } from './request-books.js';
 import { type PathEvent, type PathRequest, type PoolPort, RequestPath } from './request-path.js';
 import { defaultAccountShape, defaultRequestRunConfig, simAccounts } from './request-run.js';
@@ -82,7 +83,13 @@ export class SimRequests {
   ) {
     const defaults = defaultRequestRunConfig({ regions: scenario.regions });
     this.specs = simAccounts(scenario.regions, workload.accountsPerRegion, defaultAccountShape, workload.concurrencyMax);
-    this.queueLimits = defaults.queue;
+    const slots = workload.slotsPerRegion;
+    // Places for 12.5 times the slots, half of them per tier, as the default 32 slots and 400 places: within the queue's bounds.
+    const places = Math.min(tierQueueTotalDepthMax, Math.ceil(slots ?? 0) * 12.5);
+    this.queueLimits =
+      slots === undefined
+        ? defaults.queue
+        : { ...defaults.queue, inFlightMax: slots, totalDepthMax: places, tierDepthMax: Math.min(tierQueueDepthMax, Math.ceil(places / 2)) };
     this.books = new RequestBooks(this.specs);
     this.upstream = new SimUpstream(this.specs, random.fork(), this.books);
     // Long enough that settlement, never lease expiry, ends every request of the run.

@@ -165,6 +165,19 @@ describe('parseScenario', () => {
     expect(fieldOf(withFields({ workload: { ...valid.workload, claims: { retryShare: 0.5 } } }))).toBe('workload.claims.dispatchShare');
     expect(fieldOf(withFields({ workload: { ...valid.workload, claims: { retryShare: 0.5, dispatchShare: 1, retries: 2 } } }))).toBe('workload.claims.retries');
     expect(parseScenario({ ...valid, workload: { ...valid.workload, claims: { retryShare: 0.5, dispatchShare: 0.9 } } }).ok).toBe(true);
+    const requestPath = { accountsPerRegion: 3, concurrencyMax: 8, inputTokensMax: 2_000, accountWaitMs: 2_000 };
+    const pathScenario = (extra: object): unknown => ({
+      ...valid,
+      faults: [],
+      swarmFaults: ['partition'],
+      workload: { ...valid.workload, requestPath: { ...requestPath, ...extra } },
+    });
+    expect(fieldOf(pathScenario({ slotsPerRegion: 0 }))).toBe('workload.requestPath.slotsPerRegion');
+    expect(fieldOf(pathScenario({ slotsPerRegion: 8_193 }))).toBe('workload.requestPath.slotsPerRegion');
+    const slotted = parseScenario(pathScenario({ slotsPerRegion: 256 }));
+    expect(slotted.ok && slotted.value.workload.requestPath?.slotsPerRegion).toBe(256);
+    const unslotted = parseScenario(pathScenario({}));
+    expect(unslotted.ok && unslotted.value.workload.requestPath).toEqual(requestPath);
     expect(fieldOf(withFields({ workload: { ...valid.workload, maxTokens: 1_000_001 } }))).toBe('workload.maxTokens');
     expect(fieldOf(withFields({ workload: { ...valid.workload, tokens: 1 } }))).toBe('workload.tokens');
     expect(fieldOf(withFields({ network: { ...valid.network, jitterMs: 10_001 } }))).toBe('network.jitterMs');

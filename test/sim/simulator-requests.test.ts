@@ -120,6 +120,37 @@ describe('the simulator with a request-path workload', () => {
     }
   });
 
+  it('runs as many calls at once as the workload gives each region slots', async () => {
+    const base = await requestsScenario();
+    const scenario = (slotsPerRegion: number | undefined): Scenario => ({
+      ...base,
+      regions: 3,
+      durationMs: 2_000,
+      convergenceBudgetMs: 10_000,
+      faults: [],
+      workload: {
+        ...base.workload,
+        requestsPerSecond: 200,
+        maxTokens: 256,
+        requestPath: {
+          accountsPerRegion: 8,
+          concurrencyMax: 32,
+          inputTokensMax: 2_000,
+          accountWaitMs: 2_000,
+          ...(slotsPerRegion === undefined ? {} : { slotsPerRegion }),
+        },
+      },
+    });
+    const few = runScenario(scenario(undefined), 1);
+    const many = runScenario(scenario(256), 1);
+    expect(few.failures).toEqual([]);
+    expect(many.failures).toEqual([]);
+    // 32 slots (the default) close a backlog when the arrivals end; 256 serve the same arrivals as they come.
+    expect(few.requestPath?.closed).toBeGreaterThan(0);
+    expect(many.requestPath?.closed).toBe(0);
+    expect(many.requestPath?.completed).toBeGreaterThan(few.requestPath?.completed ?? 0);
+  });
+
   it('refuses crash faults with a request path', async () => {
     const scenario = await requestsScenario();
     const file = { ...scenario, swarmFaults: ['partition'] };
