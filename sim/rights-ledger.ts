@@ -1,5 +1,5 @@
 import type { ReplicaId } from '../src/core/ids.js';
-import type { KeyedRightsRow, RightsRow } from '../src/crdt/bounded-counter.js';
+import { type KeyedRightsRow, type RightsRow, rightsOf } from '../src/crdt/bounded-counter.js';
 import type { CounterKey } from '../src/crdt/counter-key.js';
 
 /**
@@ -116,18 +116,4 @@ function maxRow(a: RightsRow, b: RightsRow): RightsRow {
   const cells = new Map(a.cells);
   for (const [to, amount] of b.cells) cells.set(to, Math.max(cells.get(to) ?? 0, amount));
   return { owner: a.owner, cells, used: Math.max(a.used, b.used) };
-}
-
-/** rights(r) = R[r][r] + Σ_{j≠r} R[j][r] − Σ_{j≠r} R[r][j] − U[r] (src/crdt/bounded-counter.ts). */
-function rightsOf(owners: ReadonlyMap<ReplicaId, RightsRow>, replica: ReplicaId): number {
-  let rights = 0;
-  for (const [owner, row] of owners) {
-    if (owner === replica) {
-      for (const [to, amount] of row.cells) rights += to === owner ? amount : -amount;
-      rights -= row.used;
-    } else {
-      rights += row.cells.get(replica) ?? 0;
-    }
-  }
-  return rights;
 }

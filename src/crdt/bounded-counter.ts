@@ -54,6 +54,24 @@ interface MutableRow {
   used: number;
 }
 
+/**
+ * A replica's rights in a view of the rows, by owner: rights(r) = R[r][r] + Σ_{j≠r} R[j][r] −
+ * Σ_{j≠r} R[r][j] − U[r]. Exported for the simulator's conservation checker, which reads it
+ * off the largest row of each owner any node held (sim/rights-ledger.ts).
+ */
+export function rightsOf(rows: ReadonlyMap<ReplicaId, Pick<RightsRow, 'cells' | 'used'>>, replica: ReplicaId): number {
+  let rights = 0;
+  for (const [owner, row] of rows) {
+    if (owner === replica) {
+      for (const [to, amount] of row.cells) rights += to === owner ? amount : -amount;
+      rights -= row.used;
+    } else {
+      rights += row.cells.get(replica) ?? 0;
+    }
+  }
+  return rights;
+}
+
 export class BoundedCounter {
   private readonly rows = new Map<ReplicaId, MutableRow>();
   /**
@@ -124,16 +142,7 @@ export class BoundedCounter {
   }
 
   private rightsInView(replica: ReplicaId): number {
-    let rights = 0;
-    for (const [owner, row] of this.rows) {
-      if (owner === replica) {
-        for (const [to, amount] of row.cells) rights += to === owner ? amount : -amount;
-        rights -= row.used;
-      } else {
-        rights += row.cells.get(replica) ?? 0;
-      }
-    }
-    return rights;
+    return rightsOf(this.rows, replica);
   }
 
   /** Rights created minus rights used, across all replicas in this view. */
