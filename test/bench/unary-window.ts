@@ -215,7 +215,9 @@ function printTable(rate: number, windows: RateWindows, figures: ReadonlyMap<Pat
   const { durationS } = windows.get('direct')!;
   console.log(`  at ${rateText(rate)} offered, one continuous window of ${durationS} s per path (ms; added = p50 / p99 / p99.9 / max minus the baseline's):`);
   for (const [path, f] of figures) {
-    const over = (base: PathFigures, name: string): string => (f === base ? '' : `; added over ${name} ${addedText(f, base)}`);
+    // The direct path is the floor of both others; the proxy's figures are only read against it.
+    const over = (base: PathFigures, name: string): string =>
+      f === base || (base === proxy && path === 'direct') ? '' : `; added over ${name} ${addedText(f, base)}`;
     const cpu =
       path === 'direct'
         ? `emulator ${((windows.get(path)!.emulatorCpuMs * 1000) / Math.max(1, f.answered)).toFixed(0)} µs CPU per call`
