@@ -11,6 +11,8 @@ const drainMsMax = 10_000;
 export interface OpenLoopRun {
   /** Latency of every request that answered with a success, from the moment it was sent, in ms. */
   readonly latenciesMs: number[];
+  /** When each of `latenciesMs` ended, in ms since the run's start (same order): its place in a timeline. */
+  readonly finishedAtMs: number[];
   /** How late each request was sent against its schedule, in ms: the generator's own lag. */
   readonly lagsMs: number[];
   /** Requests that answered with a failure or threw. */
@@ -30,6 +32,7 @@ export interface OpenLoopRun {
  */
 export async function openLoop(ratePerSecond: number, count: number, send: (i: number) => Promise<boolean>): Promise<OpenLoopRun> {
   const latenciesMs: number[] = [];
+  const finishedAtMs: number[] = [];
   const lagsMs: number[] = [];
   let failed = 0;
   let skipped = 0;
@@ -55,8 +58,13 @@ export async function openLoop(ratePerSecond: number, count: number, send: (i: n
       send(i)
         .then(
           (ok) => {
-            if (ok) latenciesMs.push(performance.now() - sentAt);
-            else failed++;
+            if (!ok) {
+              failed++;
+              return;
+            }
+            const now = performance.now();
+            latenciesMs.push(now - sentAt);
+            finishedAtMs.push(now - start);
           },
           () => failed++,
         )
@@ -73,7 +81,7 @@ export async function openLoop(ratePerSecond: number, count: number, send: (i: n
     await Promise.race([new Promise<void>((resolve) => (wake = resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMsMax)))]);
     clearTimeout(timer);
   }
-  return { latenciesMs, lagsMs, failed, skipped, abandoned: outstanding, elapsedMs: performance.now() - start };
+  return { latenciesMs, finishedAtMs, lagsMs, failed, skipped, abandoned: outstanding, elapsedMs: performance.now() - start };
 }
 
 /** The p-th percentile (0 to 100) of values sorted ascending; NaN when empty. */

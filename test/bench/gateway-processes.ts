@@ -41,7 +41,7 @@ const hasTaskset = (() => {
 
 /** Which core each process is pinned to, for the report. */
 export function pinning(): string {
-  return hasTaskset ? 'node on CPU 0, emulator on CPU 1, load generator unpinned' : 'no taskset: processes unpinned';
+  return hasTaskset ? 'node (or the passthrough proxy, in turn) on CPU 0, emulator on CPU 1, load generator unpinned' : 'no taskset: processes unpinned';
 }
 
 /** `node args…` on `cpu` when taskset exists (it execs, so the pid is node's). */
