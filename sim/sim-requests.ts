@@ -64,6 +64,12 @@ interface NodePath {
   offsetMs: number;
 }
 
+/** `slots` calls at once and places for 12.5 times as many waiting, half per tier, as the default 32 slots and 400 places: within the queue's bounds. */
+export function slottedQueue(defaults: TierQueueLimits, slots: number): TierQueueLimits {
+  const places = Math.min(tierQueueTotalDepthMax, Math.ceil(slots * 12.5));
+  return { ...defaults, inFlightMax: slots, totalDepthMax: places, tierDepthMax: Math.min(tierQueueDepthMax, Math.ceil(places / 2)) };
+}
+
 export class SimRequests {
   readonly books: RequestBooks;
   readonly upstream: SimUpstream;
@@ -83,13 +89,7 @@ export class SimRequests {
   ) {
     const defaults = defaultRequestRunConfig({ regions: scenario.regions });
     this.specs = simAccounts(scenario.regions, workload.accountsPerRegion, defaultAccountShape, workload.concurrencyMax);
-    const slots = workload.slotsPerRegion;
-    // Places for 12.5 times the slots, half of them per tier, as the default 32 slots and 400 places: within the queue's bounds.
-    const places = Math.min(tierQueueTotalDepthMax, Math.ceil(slots ?? 0) * 12.5);
-    this.queueLimits =
-      slots === undefined
-        ? defaults.queue
-        : { ...defaults.queue, inFlightMax: slots, totalDepthMax: places, tierDepthMax: Math.min(tierQueueDepthMax, Math.ceil(places / 2)) };
+    this.queueLimits = workload.slotsPerRegion === undefined ? defaults.queue : slottedQueue(defaults.queue, workload.slotsPerRegion);
     this.books = new RequestBooks(this.specs);
     this.upstream = new SimUpstream(this.specs, random.fork(), this.books);
     // Long enough that settlement, never lease expiry, ends every request of the run.

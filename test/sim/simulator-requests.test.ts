@@ -7,6 +7,8 @@ import { loadScenario, parseScenario, withOverrides } from '../../sim/scenario-f
 import type { Scenario } from '../../sim/scenario.js';
 import type { SimResult } from '../../sim/sim-result.js';
 import { runScenario } from '../../sim/simulator.js';
+import { slottedQueue } from '../../sim/sim-requests.js';
+import { defaultTierQueueLimits, TierQueue } from '../../src/schedule/tier-queue.js';
 import { randomScenario } from '../../sim/swarm.js';
 
 /** The shipped `requests` scenario cut to 7 simulated seconds: the isolation and part of the bridge partition. */
@@ -149,6 +151,16 @@ describe('the simulator with a request-path workload', () => {
     expect(few.requestPath?.closed).toBeGreaterThan(0);
     expect(many.requestPath?.closed).toBe(0);
     expect(many.requestPath?.completed).toBeGreaterThan(few.requestPath?.completed ?? 0);
+  });
+
+  it('gives a queue of any slot count whole places within its bounds', () => {
+    for (const slots of [1, 33, 255, 8_192]) {
+      const limits = slottedQueue(defaultTierQueueLimits, slots);
+      expect(limits.inFlightMax).toBe(slots);
+      for (const depth of [limits.totalDepthMax, limits.tierDepthMax]) expect(Number.isInteger(depth) && depth >= 1, `${slots} slots`).toBe(true);
+      expect(limits.tierDepthMax).toBeLessThanOrEqual(limits.totalDepthMax);
+      expect(() => new TierQueue(limits)).not.toThrow();
+    }
   });
 
   it('refuses crash faults with a request path', async () => {
