@@ -21,6 +21,9 @@ export class SimNetwork {
   /** Per directed pair: when the link is free again (bandwidth) and the last delivery time (FIFO). */
   private readonly busyUntil: number[][];
   private readonly lastDelivery: number[][];
+  /** The profile's slow and muted links, read for every frame: kept once rather than defaulted per call. */
+  private readonly slowLinks: NonNullable<NetworkProfile['slowLinks']>;
+  private readonly mutedLinks: NonNullable<NetworkProfile['mutedLinks']>;
 
   constructor(
     readonly size: number,
@@ -30,6 +33,8 @@ export class SimNetwork {
     this.blocked = matrix(size, false);
     this.busyUntil = matrix(size, 0);
     this.lastDelivery = matrix(size, 0);
+    this.slowLinks = profile.slowLinks ?? [];
+    this.mutedLinks = profile.mutedLinks ?? [];
   }
 
   reachable(i: number, j: number): boolean {
@@ -65,7 +70,7 @@ export class SimNetwork {
   /** The scenario's extra one-way delay from i to j (`NetworkProfile.slowLinks`). */
   private extraMs(i: number, j: number): number {
     let extra = 0;
-    for (const link of this.profile.slowLinks ?? []) if (link.from === i && link.to === j) extra += link.extraMs;
+    for (const link of this.slowLinks) if (link.from === i && link.to === j) extra += link.extraMs;
     return extra;
   }
 
@@ -74,7 +79,7 @@ export class SimNetwork {
    * (`NetworkProfile.mutedLinks`), else drawn; then whether it is duplicated, drawn in that order.
    */
   dropDroppable(nowMs: number, i: number, j: number): boolean {
-    for (const link of this.profile.mutedLinks ?? []) if (link.from === i && link.to === j && nowMs >= link.fromMs && nowMs < link.toMs) return true;
+    for (const link of this.mutedLinks) if (link.from === i && link.to === j && nowMs >= link.fromMs && nowMs < link.toMs) return true;
     return this.profile.loss > 0 && this.random.float() < this.profile.loss;
   }
 
