@@ -160,6 +160,8 @@ function inactiveReason(record: ApiKeyRecord, nowMs: number): 'revoked-key' | 'e
 export class RequestAuthenticator {
   private readonly nonces: NonceWindow;
   private readonly failureCounts = new Map<AuthFailureReason, number>();
+  /** Stored key digests as bytes, by record (`storedDigest`); gone with the record. */
+  private readonly storedDigests = new WeakMap<ApiKeyRecord, Uint8Array>();
   private authenticatedCount = 0;
   private authenticatedSignedCount = 0;
   /**
@@ -215,6 +217,19 @@ export class RequestAuthenticator {
     return ok({ tenant: tenant.id, keyId: formatKeyId(tenant.id, keyHashHex), signed: false });
   }
 
+  /**
+   * A stored key's digest as bytes, decoded from its hex once per record: policy records are
+   * immutable, and a changed key is a new record, so the cache can never answer for a stale one.
+   */
+  private storedDigest(record: ApiKeyRecord): Uint8Array {
+    let bytes = this.storedDigests.get(record);
+    if (bytes === undefined) {
+      bytes = hexToBytes(record.hash);
+      this.storedDigests.set(record, bytes);
+    }
+    return bytes;
+  }
+
   private matchApiKey(apiKey: string, nowMs: number): Result<KeyMatch, AuthFailureReason> {
     // The parser refuses an over-long key before anything else, so hashing is bounded.
     const parts = parseApiKey(apiKey);
@@ -227,7 +242,7 @@ export class RequestAuthenticator {
     // Every stored digest is compared, even after a match, so timing does not tell which
     // position matched (or how many keys the tenant has before the match).
     for (const record of tenant.apiKeys) {
-      if (constantTimeEqual(digest, hexToBytes(record.hash)) && matched === undefined) matched = record;
+      if (constantTimeEqual(digest, this.storedDigest(record)) && matched === undefined) matched = record;
     }
     if (matched === undefined) return err('wrong-key');
     const inactive = inactiveReason(matched, nowMs);
