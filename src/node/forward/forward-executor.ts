@@ -352,7 +352,7 @@ export class ForwardExecutor implements ForwardHandler {
       options.ledger.release(heldBytes);
       heldBytes = 0;
       const answerKept = !run.stream || events !== undefined;
-      options.ledger.finish(key, { result, events, answerKept, stream: run.stream }, options.clock.nowMs());
+      options.ledger.finish(key, { result: keptResultOf(result), events, answerKept, stream: run.stream }, options.clock.nowMs());
       if (forwarded !== undefined && charged && run.forwardedFor !== undefined) {
         forwarded.appendRow(
           homeRowOf(run, run.forwardedFor, usage, result, {
@@ -515,6 +515,19 @@ function resultOf(
     case 'cancelled':
       return failed(0, '', '', true, error.estimated);
   }
+}
+
+/**
+ * The result as the ledger keeps it for a replay: the feedback without its rate-limit snapshot.
+ * A replay comes later, when the headers it read are stale (the pool must not move the account's
+ * windows back to them), and a snapshot is about half a kilobyte of frozen objects that would
+ * otherwise stay in the heap for each of the ledger's entries; the feedback's kind stays, for the
+ * origin's retry decision.
+ */
+function keptResultOf(result: ForwardResult): ForwardResult {
+  const feedback = result.feedback;
+  if (feedback === undefined || (feedback.kind !== 'success' && feedback.kind !== 'rate-limited') || feedback.rateLimits === emptyRateLimits) return result;
+  return { ...result, feedback: { ...feedback, rateLimits: emptyRateLimits } };
 }
 
 function forwardResult(

@@ -148,6 +148,13 @@ describe('forwarding to the home region', () => {
       expect(second.value.usage).toEqual(first.value.usage);
       expect(fromUtf8.decode(second.value.messageJson)).toBe(fromUtf8.decode(first.value.messageJson));
       expect(upstreamRequests()).toBe(before + 1);
+      // The replay keeps what the account said, not the rate-limit headers it said it with: by
+      // now they are stale, and the origin's pool must not move the account's windows back.
+      const feedbacks = [first.value.feedback, second.value.feedback];
+      expect(feedbacks.map((f) => f?.kind)).toEqual(['success', 'success']);
+      const limitsOf = (f: (typeof feedbacks)[number]): unknown => (f?.kind === 'success' ? f.rateLimits.requests : 'not a success');
+      expect(limitsOf(first.value.feedback)).toBeDefined();
+      expect(limitsOf(second.value.feedback)).toBeUndefined();
 
       const forged = await forward.execute(address, wire, { ...sign(), mac: 'f'.repeat(64) }, { deadlineMs: Date.now() + 10_000 });
       expect(forged.ok).toBe(false);
