@@ -97,6 +97,8 @@ export class MeshRuntime {
   private readonly transport: WsTransport;
   private readonly log: (line: string) => void;
   private timer: NodeJS.Timeout | undefined;
+  /** When `timer` fires (Date.now() milliseconds); infinite when none is set. */
+  private timerDueMs = Number.POSITIVE_INFINITY;
   private immediate: NodeJS.Immediate | undefined;
   private waiters = new Set<Waiter>();
   private stopped = false;
@@ -342,10 +344,19 @@ export class MeshRuntime {
     this.core.tick(Date.now());
     this.flush();
     this.checkWaiters();
-    if (this.timer !== undefined) clearTimeout(this.timer);
     const later = Date.now();
-    const delay = Math.max(1, this.core.nextTickMs(later) - later);
-    this.timer = setTimeout(() => this.pump(), delay);
+    const dueMs = later + Math.max(1, this.core.nextTickMs(later) - later);
+    // A timer already due no later is kept: firing early only pumps once more, which reschedules.
+    // The pump runs after nearly every call, and a timer set anew each time was a Timeout object
+    // and two timer-list operations per call.
+    if (this.timer !== undefined && this.timerDueMs <= dueMs && this.timerDueMs >= later) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerDueMs = dueMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerDueMs = Number.POSITIVE_INFINITY;
+      this.pump();
+    }, dueMs - later);
   }
 
   private keepAnswers(snapshot: NodeSnapshot): void {
