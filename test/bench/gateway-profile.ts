@@ -113,11 +113,54 @@ function lineMapper(esbuild: Esbuild | undefined): (frame: CallFrame) => string 
 
 /** `file:///…/src/`: frames of our own code (grpc-js has a `build/src/` too). */
 const srcUrl = new URL('../../src/', import.meta.url).href;
+/** `file:///…/dist/`: our own code as the tsc build runs it (GATEWAY_BENCH_COMPILED=1). */
+const distUrl = new URL('../../dist/', import.meta.url).href;
+
+/** The path of our own source file a frame runs (`node/mesh-runtime`), or undefined for anyone else's. */
+function ownPath(url: string): string | undefined {
+  const base = url.startsWith(srcUrl) ? srcUrl : url.startsWith(distUrl) ? distUrl : undefined;
+  return base === undefined ? undefined : url.slice(base.length).replace(/\.(ts|js)$/, '');
+}
+
+/**
+ * The part of the request path a file of ours belongs to, for the profile's breakdown by
+ * component (issue 18 asks what the node costs beyond a bare proxy, and where). First match wins.
+ */
+const components: readonly (readonly [RegExp, string])[] = [
+  [
+    /^(admission\/(request-auth|api-key|auth-crypto|request-signature|nonce-window|admin-access)|node\/node-auth-crypto|net\/grpc\/metadata-credentials)$/,
+    'auth',
+  ],
+  [/^admission\/(gcra|concurrency|shedder)$/, 'rate limits, concurrency, shedding'],
+  [/^(admission\/|node\/gateway\/claim-subject$)/, 'admission (quotas, reservations, id claims)'],
+  [/^crdt\//, 'counters (CRDT)'],
+  [/^(mesh\/|engine\/|node\/mesh-runtime$)/, 'mesh runtime'],
+  [/^(schedule\/|node\/gateway\/call-scheduler$)/, 'queue (tiers)'],
+  [/^(pool\/|node\/account-caller$|node\/forward\/)/, 'pool, account calls, forward ledger'],
+  [/^upstream\//, 'upstream client (ours, with the undici work it calls)'],
+  [/^observe\//, 'metrics (ours, with prom-client)'],
+  [/^net\//, 'gRPC / HTTP surface (ours, with the grpc-js or node:http work it calls)'],
+  [/^(node\/gateway\/|node\/answer-ledger$)/, 'gateway (validation, answers, settlement)'],
+  [/^ledger\//, 'usage ledger'],
+];
+
+function componentOf(path: string): string {
+  for (const [pattern, name] of components) if (pattern.test(path)) return name;
+  return `other src (${path.split('/')[0]})`;
+}
+
+/** Where a sample with no frame of ours on its stack goes: the library or runtime layer that ran it alone. */
+function unownedComponentOf(layer: string): string {
+  if (layer === 'grpc-js' || layer === 'node http2') return 'gRPC transport on its own (grpc-js, http2)';
+  if (layer.startsWith('undici')) return 'upstream HTTP client on its own (undici)';
+  if (layer === 'prom-client') return 'metrics (ours, with prom-client)';
+  return `${layer} on its own`;
+}
 
 /** The layer a sampled frame's own time belongs to. */
 function layerOf(frame: CallFrame): string {
   const { url, functionName } = frame;
-  if (url.startsWith(srcUrl)) return 'our code (src/)';
+  if (ownPath(url) !== undefined) return 'our code (src/)';
   if (url.includes('@grpc/')) return 'grpc-js';
   if (url.includes('/undici/')) return 'undici';
   if (url.includes('prom-client')) return 'prom-client';
@@ -129,8 +172,12 @@ function layerOf(frame: CallFrame): string {
   return 'other';
 }
 
-/** Prints the summary of `path`, skipping the first `skipMs` of the profile (start-up, warm-up). */
-export async function printProfileSummary(path: string, skipMs: number, top: number): Promise<void> {
+/**
+ * Prints the summary of `path`, skipping the first `skipMs` of the profile (start-up, warm-up).
+ * With `completions` (those the node served over the profiled time) the breakdown by component
+ * is given per completion as well.
+ */
+export async function printProfileSummary(path: string, skipMs: number, top: number, completions?: number): Promise<void> {
   const esbuild = (await import('esbuild').catch(() => undefined)) as Esbuild | undefined;
   const where = lineMapper(esbuild);
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
@@ -150,6 +197,7 @@ export async function printProfileSummary(path: string, skipMs: number, top: num
   const self = new Map<string, number>();
   const ours = new Map<string, number>();
   const layers = new Map<string, number>();
+  const byComponent = new Map<string, number>();
   let busyMs = 0;
   let idleMs = 0;
   let atUs = 0;
@@ -168,12 +216,19 @@ export async function printProfileSummary(path: string, skipMs: number, top: num
     const layer = layerOf(nodes.get(id)!.callFrame);
     layers.set(layer, (layers.get(layer) ?? 0) + ms);
     let owner = leaf === '(garbage collector)' || leaf === '(program)' ? leaf : undefined;
+    let component = owner;
     // Bounded by the stack's depth: every step goes to the parent, and the root has none.
     for (let at: number | undefined = id; owner === undefined && at !== undefined; at = parents.get(at)) {
-      if (nodes.get(at)!.callFrame.url.startsWith(srcUrl)) owner = nameOf(at);
+      const own = ownPath(nodes.get(at)!.callFrame.url);
+      if (own !== undefined) {
+        owner = nameOf(at);
+        component = componentOf(own);
+      }
     }
     owner ??= '(no src/ frame on the stack: grpc-js, undici or node internals on their own)';
+    component ??= unownedComponentOf(layer);
     ours.set(owner, (ours.get(owner) ?? 0) + ms);
+    byComponent.set(component, (byComponent.get(component) ?? 0) + ms);
   }
   const print = (title: string, table: Map<string, number>): void => {
     console.log(`    ${title}:`);
@@ -185,4 +240,11 @@ export async function printProfileSummary(path: string, skipMs: number, top: num
   print('self time by layer', layers);
   print('top self time', self);
   print('busy time by the nearest src/ function on the stack', ours);
+  console.log(
+    `    busy time by component (the nearest src/ file on the stack decides; work no file of ours called is its library's)${completions === undefined ? '' : `, per completion over ${completions} completions`}:`,
+  );
+  for (const [name, ms] of [...byComponent].sort((a, b) => b[1] - a[1])) {
+    const perCompletion = completions === undefined || completions === 0 ? '' : `  ${((ms * 1000) / completions).toFixed(0).padStart(5)} µs`;
+    console.log(`      ${((ms / busyMs) * 100).toFixed(1).padStart(5)}%  ${ms.toFixed(0).padStart(6)} ms${perCompletion}  ${name}`);
+  }
 }

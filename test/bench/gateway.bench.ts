@@ -43,6 +43,8 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
   /** Milliseconds from the node's start to its first measured window: what its profile skips. */
   let warmMs = 0;
   let nodePid = 0;
+  /** Completions the node served after its warm-up: what its profile covers. */
+  let profiled = 0;
   try {
     console.log(
       `unary completions (${unaryTokens} output tokens, no think time; ${accounts} accounts; ${pinning()}; one continuous window of ${durationS} s per path and rate, open loop):`,
@@ -55,7 +57,11 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
       await warmUp(ctx, viaGrpc, 'through the node over gRPC', () => node.output());
       warmMs = performance.now() - node.spawnedAtMs;
       nodePid = node.pid;
-      for (const rate of rates) windows.get(rate)!.set('grpc', await measureWindow(rate, durationS, viaGrpc, node.pid, emulator, node));
+      for (const rate of rates) {
+        const window = await measureWindow(rate, durationS, viaGrpc, node.pid, emulator, node);
+        windows.get(rate)!.set('grpc', window);
+        profiled += window.run.latenciesMs.length + window.run.failed;
+      }
     } finally {
       client.close();
       await node.stop();
@@ -70,7 +76,7 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
   }
   const profile = profileDir === undefined ? undefined : mainThreadProfile(profileDir, nodePid);
   if (profileDir !== undefined && profile === undefined) console.log(`  (no .cpuprofile in ${profileDir}: the node did not exit cleanly)`);
-  if (profile !== undefined) await printProfileSummary(profile, warmMs, 30);
+  if (profile !== undefined) await printProfileSummary(profile, warmMs, 30, profiled);
 }
 
 // ---- Streams ----

@@ -52,6 +52,8 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
   const emulator = await startEmulatorChild({ accounts, outputTokens: unaryTokens, ttftMs: 0, tokensPerSecond: 0 });
   let warmMs = 0;
   let nodePid = 0;
+  /** Completions the node served after its HTTP warm-up (the HTTP window, then the gRPC warm-up and window): what its profile covers. */
+  let profiled = 0;
   let windows: RateWindows;
   try {
     console.log(
@@ -73,10 +75,13 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
       await warmUp(ctx, viaHttp, 'through the node over HTTP', () => node.output());
       warmMs = performance.now() - node.spawnedAtMs;
       nodePid = node.pid;
-      windows.set('http', await measureWindow(rate, durationS, viaHttp, node.pid, emulator, node));
+      const viaHttpWindow = await measureWindow(rate, durationS, viaHttp, node.pid, emulator, node);
+      windows.set('http', viaHttpWindow);
       const viaGrpc = grpcSender(grpc);
-      await warmUp(ctx, viaGrpc, 'through the node over gRPC', () => node.output());
-      windows.set('grpc', await measureWindow(rate, durationS, viaGrpc, node.pid, emulator, node));
+      const grpcWarmUp = await warmUp(ctx, viaGrpc, 'through the node over gRPC', () => node.output());
+      const viaGrpcWindow = await measureWindow(rate, durationS, viaGrpc, node.pid, emulator, node);
+      windows.set('grpc', viaGrpcWindow);
+      profiled = [viaHttpWindow, viaGrpcWindow].reduce((sum, w) => sum + w.run.latenciesMs.length + w.run.failed, grpcWarmUp);
     } finally {
       grpc.close();
       await viaHttpPool.close();
@@ -87,7 +92,7 @@ async function unary(ctx: BenchContext, profileDir: string | undefined): Promise
   }
   console.log(`    (${machineLoad()})`);
   const profile = profileDir === undefined ? undefined : mainThreadProfile(profileDir, nodePid);
-  if (profile !== undefined) await printProfileSummary(profile, warmMs, 30);
+  if (profile !== undefined) await printProfileSummary(profile, warmMs, 30, profiled);
   return windows;
 }
 
