@@ -131,22 +131,22 @@ export interface PassthroughChild {
   stop(): Promise<void>;
 }
 
-/** The bare passthrough proxy of test/bench/passthrough-process.ts, on the node's core. */
-export async function startPassthroughChild(emulator: EmulatorChild): Promise<PassthroughChild> {
+/** A bare passthrough proxy of test/bench/passthrough-process.ts (`front`: its HTTP or its gRPC one), on the node's core. */
+export async function startPassthroughChild(emulator: EmulatorChild, front: 'http' | 'grpc' = 'http'): Promise<PassthroughChild> {
   const child = spawnPinned(
     0,
-    ['--import', 'tsx', 'test/bench/passthrough-process.ts', JSON.stringify({ upstream: emulator.url, key: emulator.keys[0] })],
+    ['--import', 'tsx', 'test/bench/passthrough-process.ts', JSON.stringify({ upstream: emulator.url, key: emulator.keys[0], front })],
     'inherit',
   );
   try {
     const lines = createInterface({ input: child.stdout! });
     const first = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the passthrough proxy did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
+      const timer = setTimeout(() => reject(new Error(`the ${front} passthrough proxy did not start within ${startTimeoutMs} ms`)), startTimeoutMs);
       lines.once('line', (line) => {
         clearTimeout(timer);
         resolve(line);
       });
-      child.once('exit', (code) => reject(new Error(`the passthrough proxy exited with ${code}`)));
+      child.once('exit', (code) => reject(new Error(`the ${front} passthrough proxy exited with ${code}`)));
     });
     const { port } = JSON.parse(first) as { port: number };
     return { pid: child.pid!, port, stop: () => stop(child) };

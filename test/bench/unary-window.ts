@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import type { CarpoolClient } from '../../src/net/grpc/carpool-client.js';
+import { CarpoolClient } from '../../src/net/grpc/carpool-client.js';
 import { type BenchContext, report } from './harness.js';
 import { type OpenLoopRun, openLoop, percentile, sortedCopy } from './gateway-load.js';
 import { type EmulatorChild, type NodeChild, nodeMetricsText, ownCpuMs, processCpuMs, startPassthroughChild } from './gateway-processes.js';
@@ -36,10 +36,11 @@ const fromUtf8 = new TextDecoder();
 export const machineLoad = (): string => `machine load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`;
 
 /** The paths a window goes through: the two baselines, and the node's endpoints. */
-export type PathName = 'direct' | 'passthrough' | 'grpc' | 'http';
+export type PathName = 'direct' | 'passthrough' | 'grpcPassthrough' | 'grpc' | 'http';
 const labels: Record<PathName, string> = {
   direct: 'direct to the emulator',
   passthrough: 'bare passthrough proxy',
+  grpcPassthrough: 'bare gRPC proxy',
   grpc: 'node over gRPC',
   http: 'node over HTTP',
 };
@@ -58,7 +59,7 @@ export interface UnaryWindow {
   readonly gcMs: number | undefined;
 }
 
-/** The windows of one rate, by path; `direct` and `passthrough` are always there. */
+/** The windows of one rate, by path; `direct`, `passthrough` and `grpcPassthrough` are always there. */
 export type RateWindows = Map<PathName, UnaryWindow>;
 
 /** The sum of a family's samples in a Prometheus exposition (every label set), in its own unit. */
@@ -141,9 +142,11 @@ export async function warmUp(ctx: BenchContext, send: (i: number) => Promise<boo
 }
 
 /**
- * The two baselines at every rate: a window per rate straight at the emulator, then one per rate
- * through the passthrough proxy, which is stopped afterwards so that it never shares its core
- * with the node that follows.
+ * The baselines at every rate: a window per rate straight at the emulator, then one per rate
+ * through the bare HTTP passthrough proxy (the floor issue 18's CPU target is read against), then
+ * one per rate through the bare gRPC proxy (grpc-js with the node's contract and options: the
+ * floor under the node's gRPC endpoint). Each proxy is stopped afterwards so that it never shares
+ * its core with what follows.
  */
 export async function baselineWindows(
   ctx: BenchContext,
@@ -160,7 +163,7 @@ export async function baselineWindows(
   } finally {
     await direct.close();
   }
-  const proxy = await startPassthroughChild(emulator);
+  const proxy = await startPassthroughChild(emulator, 'http');
   const viaProxyPool = new Pool(`http://127.0.0.1:${proxy.port}`, { connections: 64 });
   try {
     const viaProxy = httpSender(viaProxyPool, () => 'unused-by-the-proxy');
@@ -169,6 +172,16 @@ export async function baselineWindows(
   } finally {
     await viaProxyPool.close();
     await proxy.stop();
+  }
+  const grpcProxy = await startPassthroughChild(emulator, 'grpc');
+  const grpcClient = new CarpoolClient({ target: `127.0.0.1:${grpcProxy.port}`, apiKey: 'unused-by-the-proxy' });
+  try {
+    const viaGrpcProxy = grpcSender(grpcClient);
+    await warmUp(ctx, viaGrpcProxy, 'through the gRPC passthrough proxy');
+    for (const rate of rates) windows.get(rate)!.set('grpcPassthrough', await measureWindow(rate, durationS, viaGrpcProxy, grpcProxy.pid, emulator, undefined));
+  } finally {
+    grpcClient.close();
+    await grpcProxy.stop();
   }
   return windows;
 }
@@ -219,9 +232,9 @@ function printTable(rate: number, windows: RateWindows, figures: ReadonlyMap<Pat
   const { durationS } = windows.get('direct')!;
   console.log(`  at ${rateText(rate)} offered, one continuous window of ${durationS} s per path (ms; added = p50 / p99 / p99.9 / max minus the baseline's):`);
   for (const [path, f] of figures) {
-    // The direct path is the floor of both others; the proxy's figures are only read against it.
+    // The direct path is the floor of all others; the proxies' figures are only read against it.
     const over = (base: PathFigures, name: string): string =>
-      f === base || (base === proxy && path === 'direct') ? '' : `; added over ${name} ${addedText(f, base)}`;
+      f === base || (base === proxy && (path === 'direct' || path === 'grpcPassthrough')) ? '' : `; added over ${name} ${addedText(f, base)}`;
     const cpu =
       path === 'direct'
         ? `emulator ${((windows.get(path)!.emulatorCpuMs * 1000) / Math.max(1, f.answered)).toFixed(0)} µs CPU per call`
@@ -280,6 +293,14 @@ function reportNodePath(rate: number, path: PathName, windows: RateWindows, figu
       baseline: `the proxy ${proxy.frontUs.toFixed(0)} µs per completion at the same rate; the emulator ${((windows.get('direct')!.emulatorCpuMs * 1000) / Math.max(1, direct.answered)).toFixed(0)} µs per direct call; load generator ${((w.ownCpuMs * 1000) / Math.max(1, f.answered)).toFixed(0)} µs per call`,
     },
   );
+  // The node's gRPC endpoint beside the same front end with nothing behind it: what grpc-js and
+  // HTTP/2 cost here before any feature, itself a multiple of the HTTP proxy's.
+  const grpcProxy = figures.get('grpcPassthrough');
+  if (path === 'grpc' && grpcProxy !== undefined) {
+    report(`${name}: node CPU per completion over the bare gRPC proxy's`, f.frontUs / grpcProxy.frontUs, '×', 'reported', true, {
+      baseline: `the bare gRPC proxy ${grpcProxy.frontUs.toFixed(0)} µs per completion, ${(grpcProxy.frontUs / proxy.frontUs).toFixed(2)}× the HTTP proxy's; its p50 ${msText(grpcProxy.p50)}, p99 ${msText(grpcProxy.p99)} (the node adds ${signed(f.p50 - grpcProxy.p50)} / ${signed(f.p99 - grpcProxy.p99)} ms over it)`,
+    });
+  }
   const share = t.completionsShare;
   report(`${name}: completions/s`, f.perSecond, '/s', goal(share, `≥ ${rateText(rate * (share ?? 1))} (99% of offered)`), f.perSecond >= rate * (share ?? 0), {
     baseline: `${f.answered} answered (${f.problems}); direct ${direct.perSecond.toFixed(0)}/s, proxy ${proxy.perSecond.toFixed(0)}/s`,
@@ -290,7 +311,7 @@ function reportNodePath(rate: number, path: PathName, windows: RateWindows, figu
 export function reportRate(rate: number, windows: RateWindows, targeted: PathName): void {
   const figures = new Map([...windows].map(([path, w]) => [path, figuresOf(w)]));
   printTable(rate, windows, figures);
-  for (const path of windows.keys()) if (path !== 'direct' && path !== 'passthrough') reportNodePath(rate, path, windows, figures, path === targeted);
+  for (const path of windows.keys()) if (path === 'grpc' || path === 'http') reportNodePath(rate, path, windows, figures, path === targeted);
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   Server,
   ServerCredentials,
   type ServerErrorResponse,
+  type ServerOptions,
   type ServerUnaryCall,
   type ServerWritableStream,
   type UntypedHandleCall,
@@ -161,6 +162,23 @@ const carpoolServiceName = 'carpool.v1.Carpool';
 const adminServiceName = 'carpool.v1.Admin';
 const healthServiceName = 'grpc.health.v1.Health';
 
+/**
+ * The grpc-js server options of a node's endpoint; the gateway benchmark's bare gRPC proxy
+ * (test/bench/passthrough-process.ts) runs with the same ones, so its floor is this server's.
+ */
+export function grpcServerOptions(receiveBytesMax = grpcReceiveMessageBytesMax, sendBytesMax = grpcSendMessageBytesMax): ServerOptions {
+  return {
+    'grpc.max_receive_message_length': receiveBytesMax,
+    'grpc.max_send_message_length': sendBytesMax,
+    'grpc.keepalive_time_ms': grpcKeepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': grpcKeepaliveTimeoutMs,
+    'grpc.max_concurrent_streams': grpcStreamsPerConnectionMax,
+    'grpc.max_connection_idle_ms': grpcConnectionIdleMsMax,
+    // channelz stays on (clients turn it off): with it off, grpc-js 1.14's forceShutdown no
+    // longer cancels running calls (test/net/grpc/grpc-server.lifecycle.test.ts catches it).
+  };
+}
+
 export class CarpoolGrpcServer {
   private readonly server: Server;
   private readonly credentials: ServerCredentials;
@@ -193,16 +211,7 @@ export class CarpoolGrpcServer {
       options.onHandlerError ??
       ((error, methodPath) => this.log(`grpc: ${methodPath} handler failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));
 
-    this.server = new Server({
-      'grpc.max_receive_message_length': receiveBytesMax,
-      'grpc.max_send_message_length': sendBytesMax,
-      'grpc.keepalive_time_ms': grpcKeepaliveTimeMs,
-      'grpc.keepalive_timeout_ms': grpcKeepaliveTimeoutMs,
-      'grpc.max_concurrent_streams': grpcStreamsPerConnectionMax,
-      'grpc.max_connection_idle_ms': grpcConnectionIdleMsMax,
-      // channelz stays on (clients turn it off): with it off, grpc-js 1.14's forceShutdown no
-      // longer cancels running calls (test/net/grpc/grpc-server.lifecycle.test.ts catches it).
-    });
+    this.server = new Server(grpcServerOptions(receiveBytesMax, sendBytesMax));
     this.credentials = options.credentials ?? ServerCredentials.createInsecure();
 
     // The health proto is loaded with the contract only so that reflection describes it too.
