@@ -1,7 +1,9 @@
 // The emulator of the upstream and gateway benchmarks, in a process of its own so that it has one
 // core to itself and neither the load generator nor the node bills it. Options come as one JSON
 // argument (the gateway's streams add pacing: time to first token, tokens per second); the
-// process prints `{"url": …, "keys": […]}` on one line once it listens and closes on SIGTERM.
+// process prints `{"url": …, "keys": […]}` on one line once it listens and closes on SIGTERM,
+// or when its standard input ends: the harness holds it open, so a harness killed mid-run
+// (SIGKILL, `timeout`) leaves no emulator behind holding a core and the harness's pipes.
 import { generatedAccounts } from '../../src/upstream/emulator/emulator-config.js';
 import { startEmulator } from '../../src/upstream/emulator/emulator-server.js';
 
@@ -26,8 +28,12 @@ const emulator = await startEmulator({
   log: (line) => console.error(line),
 });
 console.log(JSON.stringify({ url: emulator.url, keys: emulator.keys }));
+let stopping = false;
 const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
   void emulator.close().then(() => process.exit(0));
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
+process.stdin.once('end', stop).resume();

@@ -44,9 +44,13 @@ export function pinning(): string {
   return hasTaskset ? 'node (or the passthrough proxy, in turn) on CPU 0, emulator on CPU 1, load generator unpinned' : 'no taskset: processes unpinned';
 }
 
-/** `node args…` on `cpu` when taskset exists (it execs, so the pid is node's). */
+/**
+ * `node args…` on `cpu` when taskset exists (it execs, so the pid is node's). Its standard input
+ * is a pipe this process holds open: the emulator and the proxies stop when it ends, so a
+ * harness killed mid-run (SIGKILL, `timeout`) leaves none of them behind.
+ */
 function spawnPinned(cpu: number, args: readonly string[], output: 'pipe' | 'inherit'): ChildProcess {
-  const stdio: ['ignore', 'pipe', 'pipe' | 'inherit'] = ['ignore', 'pipe', output];
+  const stdio: ['pipe', 'pipe', 'pipe' | 'inherit'] = ['pipe', 'pipe', output];
   return hasTaskset
     ? spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { cwd: repoRoot, stdio })
     : spawn(process.execPath, args, { cwd: repoRoot, stdio });

@@ -7,7 +7,8 @@
 //         `request_json` upstream and answers the body as `message_json` (the gRPC endpoint's
 //         floor: what grpc-js and HTTP/2 cost on this machine before any feature).
 // Options come as one JSON argument `{"upstream": URL, "key": KEY, "front": "http" | "grpc"}`;
-// the process prints `{"port": N}` on one line once it listens and closes on SIGTERM.
+// the process prints `{"port": N}` on one line once it listens and closes on SIGTERM, or when
+// its standard input ends (the harness holds it open: a killed harness leaves no proxy behind).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
@@ -92,10 +93,14 @@ async function startGrpc(): Promise<number> {
 const stoppers: Array<() => Promise<void>> = [];
 const port = await (options.front === 'grpc' ? startGrpc() : startHttp());
 console.log(JSON.stringify({ port }));
+let stopping = false;
 const stop = (): void => {
+  if (stopping) return;
+  stopping = true;
   void Promise.all(stoppers.map((stopper) => stopper()))
     .then(() => pool.close())
     .then(() => process.exit(0));
 };
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);
+process.stdin.once('end', stop).resume();
