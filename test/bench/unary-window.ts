@@ -35,7 +35,7 @@ const fromUtf8 = new TextDecoder();
  */
 export const machineLoad = (): string => `machine load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`;
 
-/** The paths a window goes through: the two baselines, and the node's endpoints. */
+/** The paths a window goes through: the three baselines (direct, the HTTP and the gRPC passthrough), and the node's endpoints. */
 export type PathName = 'direct' | 'passthrough' | 'grpcPassthrough' | 'grpc' | 'http';
 const labels: Record<PathName, string> = {
   direct: 'direct to the emulator',
