@@ -289,7 +289,7 @@ export class RequestPath {
     this.pumping = true;
     try {
       for (;;) {
-        const next = this.options.queue.dequeue();
+        const next = this.options.queue.dequeue(this.nowMs);
         if (next === undefined) return;
         const flight = this.flightOfTicket(next.ticket);
         flight.phase = { kind: 'running', ticket: next.ticket };

@@ -1056,11 +1056,22 @@ export const tierQueueTotalDepthMax = 8_192;
 export const gatewayCallsInFlightMax = 8_192;
 
 /**
- * The deficit round robin quantum of the admission queue, in weighted tokens: how much estimated
- * work one tenant may start per turn within its tier. A request costing more counts as one
- * quantum, so every turn starts at least one request and a dequeue never loops.
+ * The most one request counts for fairness in the admission queue, in weighted tokens: a request
+ * estimated above it advances its tenant's virtual counter by this much only. It is the `U` of
+ * the queue's fairness bound (src/schedule/tier-queue.ts): two backlogged tenants of one tier and
+ * level are never more than 2U apart in the work they started.
  */
 export const tierQueueQuantumTokens = 16_384;
+
+/**
+ * Tenants whose virtual counters an admission queue keeps: every tenant with queued work, and as
+ * many recently served ones as fit, least recently served forgotten first (a forgotten tenant
+ * comes back at the lowest counter of its tier, as a newcomer does).
+ */
+export const tierQueueCountersMax = 16_384;
+
+/** Models one degrade rule maps to cheaper ones. */
+export const degradeModelMapMax = 32;
 
 /** Longest a request waits in the admission queue before it is refused as shed. */
 export const tierQueueWaitMsMax = 60_000;

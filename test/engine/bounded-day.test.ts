@@ -14,6 +14,7 @@ import {
   reservationLeaseSlackMax,
   reservationsOpenMax,
   reservationsSettledRememberedMax,
+  tierQueueCountersMax,
   tierQueueTotalDepthMax,
   unackedBatchesMax,
 } from '../../src/core/limits.js';
@@ -76,6 +77,7 @@ const bounds: Record<string, number> = {
   'queue.queued': tierQueueTotalDepthMax,
   'queue.lanes': tierQueueTotalDepthMax,
   'queue.running': 8_192,
+  'queue.counters': tierQueueCountersMax,
   'pool.accounts': 4,
   'pool.held': 4 * 4,
   'pool.waiting': 1_024,
@@ -157,7 +159,7 @@ describe('the cores of a node over a simulated day', () => {
           outcomes.admitted++;
           const queued = node.queue.enqueue({ tier: 'paid', tenant, costTokens: tokens }, network.nowMs);
           if (!queued.ok) return refuse(node, requestId, undefined);
-          const entry = node.queue.dequeue();
+          const entry = node.queue.dequeue(network.nowMs);
           if (entry === undefined) return refuse(node, requestId, queued.value.ticket);
           const selection = node.pool.acquire({ tenant, deadlineMs: network.nowMs }, network.nowMs);
           if (!selection.ok || selection.value.kind !== 'granted') return refuse(node, requestId, entry.ticket);

@@ -1,12 +1,16 @@
 // Proves the tier queue keeps bounds, order and fairness, and starves no tier, under random use.
-// Under random enqueue/dequeue/cancel/finish sequences the queue never exceeds its bounds, serves
-// the highest non-empty tier, keeps each tenant's requests FIFO, leaks no slot on cancel, and
-// serves a lower tier's queued request within a bound once higher tiers are empty, even while other
-// tenants keep arriving.
+// Under random enqueue/dequeue/cancel/finish sequences and random schedule settings the queue never
+// exceeds its bounds, keeps each tenant's requests FIFO, serves the highest non-empty tier except
+// by an escape of aged work, which happens at most once in any escapeEvery starts (the inversion
+// bound), starts requests in arrival order in fifo mode, and leaks no slot on cancel. Two tenants
+// of one tier that stay queued start work within 2U of each other (the fairness bound); an aged
+// free request starts within escapeEvery starts under a flood of vip work; and a queued request
+// starts within a bound while other tenants keep arriving in its tier.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { TenantId } from '../../src/core/ids.js';
 import type { Tier } from '../../src/mesh/policy/policy-schema.js';
+import { defaultScheduleSettings, type ScheduleSettings } from '../../src/mesh/policy/schedule-schema.js';
 import { type QueuedRequest, type Ticket, TierQueue, type TierQueueLimits } from '../../src/schedule/tier-queue.js';
 import { checkProperty } from '../support/property.js';
 
@@ -43,12 +47,30 @@ const arbLimits: fc.Arbitrary<TierQueueLimits> = fc
   })
   .map(({ tierDepthMax, extra, inFlightMax, quantumTokens }) => ({ tierDepthMax, totalDepthMax: tierDepthMax + extra, inFlightMax, quantumTokens }));
 
+const arbSettings: fc.Arbitrary<ScheduleSettings> = fc
+  .record({
+    mode: fc.constantFrom('dynamic' as const, 'dynamic' as const, 'fifo' as const),
+    levels: fc.integer({ min: 1, max: 4 }),
+    depthPerLevel: fc.integer({ min: 1, max: 3 }),
+    agingMs: fc.integer({ min: 100, max: 400 }),
+    escapeEvery: fc.constantFrom(0, 2, 3, 5),
+    escapeAfterMs: fc.integer({ min: 0, max: 60 }),
+    levelTokensPerMinute: fc.integer({ min: 1, max: 5_000 }),
+  })
+  .map((fields) => ({ ...defaultScheduleSettings, ...fields }));
+
+/** Per-tenant usage per minute, as the replicated counters would report it. */
+const arbUsage = fc.array(fc.integer({ min: 0, max: 40_000 }), { minLength: tenants.length, maxLength: tenants.length });
+
 /** The reference: which tickets are queued (in order) and running, kept as plainly as possible. */
 interface Model {
   queued: QueuedRequest[];
   running: QueuedRequest[];
   /** Every ticket ever issued, for picking cancels and finishes of any state. */
   issued: Ticket[];
+  readonly settings: ScheduleSettings;
+  /** For each start, whether a higher tier than the started one had work queued. */
+  readonly inversions: boolean[];
 }
 
 function checkInvariants(queue: TierQueue, model: Model, limits: TierQueueLimits): void {
@@ -83,16 +105,30 @@ function apply(queue: TierQueue, model: Model, limits: TierQueueLimits, op: Op, 
       return;
     }
     case 'dequeue': {
-      const entry = queue.dequeue();
+      const escapesBefore = queue.stats.escapes;
+      const entry = queue.dequeue(nowMs);
       if (model.running.length >= limits.inFlightMax || model.queued.length === 0) {
         expect(entry).toBeUndefined();
         return;
       }
       expect(entry).toBeDefined();
       if (entry === undefined) return;
-      // Strict priority: no higher tier had anything queued.
       const highest = tierNames.find((tier) => model.queued.some((queued) => queued.tier === tier));
-      expect(entry.tier).toBe(highest);
+      const inverted = entry.tier !== highest;
+      if (model.settings.mode === 'fifo') {
+        expect(entry.ticket).toBe(model.queued[0]?.ticket);
+      } else if (inverted) {
+        // Only an escape starts a lower tier, and only for work that waited escapeAfterMs.
+        expect(queue.stats.escapes).toBe(escapesBefore + 1);
+        const oldest = model.queued.find((queued) => queued.tier === entry.tier);
+        expect(nowMs - (oldest?.enqueuedAtMs ?? nowMs)).toBeGreaterThanOrEqual(model.settings.escapeAfterMs);
+        model.inversions.push(true);
+        const window = model.inversions.slice(-Math.max(1, model.settings.escapeEvery));
+        expect(model.settings.escapeEvery).toBeGreaterThan(0);
+        expect(window.filter(Boolean).length).toBe(1);
+      } else {
+        model.inversions.push(false);
+      }
       // FIFO within a tenant: nothing of the same tenant and tier was queued before it.
       const first = model.queued.find((queued) => queued.tier === entry.tier && queued.tenant === entry.tenant);
       expect(entry.ticket).toBe(first?.ticket);
@@ -123,13 +159,14 @@ function apply(queue: TierQueue, model: Model, limits: TierQueueLimits, op: Op, 
 }
 
 describe('TierQueue properties', () => {
-  it('matches the model, stays within its bounds, and leaks nothing once everything is cancelled and finished', () => {
+  it('matches the model, keeps the inversion bound, stays within its bounds, and leaks nothing once everything is cancelled and finished', () => {
     checkProperty(
-      fc.property(arbLimits, fc.array(arbOp, { maxLength: 120 }), (limits, ops) => {
-        const queue = new TierQueue(limits);
-        const model: Model = { queued: [], running: [], issued: [] };
+      fc.property(arbLimits, arbSettings, arbUsage, fc.array(arbOp, { maxLength: 120 }), (limits, settings, usage, ops) => {
+        const perMinute = new Map(tenants.map((tenant, index) => [tenant, usage[index] ?? 0]));
+        const queue = new TierQueue(limits, { settings, usage: { tokensOver: (tenant, spanMs) => ((perMinute.get(tenant) ?? 0) * spanMs) / 60_000 } });
+        const model: Model = { queued: [], running: [], issued: [], settings, inversions: [] };
         ops.forEach((op, step) => {
-          apply(queue, model, limits, op, 1_000 + step);
+          apply(queue, model, limits, op, 1_000 + step * 7);
           checkInvariants(queue, model, limits);
         });
         for (const entry of model.queued) expect(queue.cancel(entry.ticket)).toBe(true);
@@ -143,13 +180,87 @@ describe('TierQueue properties', () => {
         }
         expect(accepted).toBe(Math.min(limits.totalDepthMax, 3 * limits.tierDepthMax));
         let started = 0;
-        while (queue.dequeue() !== undefined) started++;
+        while (queue.dequeue(5_000) !== undefined) started++;
         expect(started).toBe(Math.min(accepted, limits.inFlightMax));
       }),
     );
   });
 
-  it('serves a lower tier once higher tiers are empty, within a bound, while other tenants keep arriving', () => {
+  it('keeps two tenants that stay queued in one tier within 2U of each other in work started', () => {
+    checkProperty(
+      fc.property(
+        fc.integer({ min: 1, max: 2_000 }),
+        fc.array(fc.record({ tenant: fc.nat(tenants.length - 1), cost: fc.integer({ min: 0, max: 3_000 }) }), { minLength: 1, maxLength: 200 }),
+        fc.array(fc.nat(60), { minLength: tenants.length, maxLength: tenants.length }),
+        fc.constantFrom<Tier>('vip', 'paid', 'free'),
+        (quantumTokens, arrivals, joinAt, tier) => {
+          const limits: TierQueueLimits = { tierDepthMax: 512, totalDepthMax: 512, inFlightMax: 1, quantumTokens };
+          const queue = new TierQueue(limits, { settings: { ...defaultScheduleSettings, levels: 1 } });
+          const costs = new Map<TenantId, number[]>(tenants.map((tenant) => [tenant, []]));
+          for (const arrival of arrivals) costs.get(tenants[arrival.tenant] as TenantId)?.push(arrival.cost);
+          /** Work each tenant started since it joined, and what each other tenant had started when it joined. */
+          const started = new Map<TenantId, number>();
+          const atJoin = new Map<TenantId, Map<TenantId, number>>();
+          /** Keeps each tenant that joined queued: one more of its requests for each that starts. */
+          const refill = (tenant: TenantId, step: number): void => {
+            const own = costs.get(tenant) ?? [];
+            const cost = own.length === 0 ? 1 : (own[step % own.length] as number);
+            expect(queue.enqueue({ tier, tenant, costTokens: cost }, step).ok).toBe(true);
+          };
+          for (let step = 0; step < 400; step++) {
+            tenants.forEach((tenant, index) => {
+              if (step !== joinAt[index]) return;
+              atJoin.set(tenant, new Map(started));
+              started.set(tenant, 0);
+              // Two queued, and one more after each start: the lane never empties (backlogged throughout).
+              refill(tenant, step);
+              refill(tenant, step + 1);
+            });
+            const entry = queue.dequeue(step);
+            if (entry === undefined) continue;
+            queue.finish(entry.ticket);
+            started.set(entry.tenant, (started.get(entry.tenant) ?? 0) + Math.min(Math.max(1, entry.costTokens), quantumTokens));
+            refill(entry.tenant, step);
+            // Every pair queued together: what each started since the later of the two joined.
+            for (const [later, before] of atJoin)
+              for (const [earlier, then] of before) {
+                const sinceJoin = (started.get(earlier) ?? 0) - then;
+                expect(Math.abs((started.get(later) ?? 0) - sinceJoin)).toBeLessThanOrEqual(2 * quantumTokens);
+              }
+          }
+        },
+      ),
+    );
+  });
+
+  it('starts aged free requests once in every escapeEvery starts, no more and no less, under an endless flood of vip work', () => {
+    checkProperty(
+      fc.property(fc.integer({ min: 2, max: 20 }), fc.integer({ min: 0, max: 100 }), fc.nat(30), (escapeEvery, escapeAfterMs, vipAhead) => {
+        const queue = new TierQueue({ tierDepthMax: 64, totalDepthMax: 128, inFlightMax: 1, quantumTokens: 100 }, {
+          settings: { ...defaultScheduleSettings, escapeEvery, escapeAfterMs },
+        });
+        for (let i = 0; i < vipAhead; i++) queue.enqueue({ tier: 'vip', tenant: tenants[i % 4] as TenantId, costTokens: 50 }, 0);
+        for (let i = 0; i < 3; i++) queue.enqueue({ tier: 'free', tenant: 'watched' as TenantId, costTokens: 50 }, 0);
+        const freeStarts: number[] = [];
+        let startsSinceAged = 0;
+        for (let step = 0; step < 10_000 && freeStarts.length < 3; step++) {
+          queue.enqueue({ tier: 'vip', tenant: tenants[step % 4] as TenantId, costTokens: 50 }, step);
+          const entry = queue.dequeue(step);
+          expect(entry).toBeDefined();
+          queue.finish(entry!.ticket);
+          if (entry!.tier === 'free') freeStarts.push(step);
+          else if (step >= escapeAfterMs && freeStarts.length === 0) startsSinceAged++;
+          // The first aged start comes within escapeEvery starts; then one in every escapeEvery exactly.
+          expect(startsSinceAged).toBeLessThan(escapeEvery);
+        }
+        expect(freeStarts).toHaveLength(3);
+        expect(freeStarts[1]! - freeStarts[0]!).toBe(escapeEvery);
+        expect(freeStarts[2]! - freeStarts[1]!).toBe(escapeEvery);
+      }),
+    );
+  });
+
+  it('starts a queued request within a bound while other tenants keep arriving in its tier', () => {
     checkProperty(
       fc.property(
         fc.array(fc.record({ tenant: fc.nat(tenants.length - 1), cost: fc.integer({ min: 100, max: 3_000 }) }), { minLength: 1, maxLength: 30 }),
@@ -157,7 +268,7 @@ describe('TierQueue properties', () => {
         fc.array(fc.record({ tier: fc.nat(2), tenant: fc.nat(tenants.length - 1), cost: fc.integer({ min: 100, max: 3_000 }) }), { maxLength: 40 }),
         (arrivals, aheadInLane, backlog) => {
           const limits: TierQueueLimits = { tierDepthMax: 16, totalDepthMax: 48, inFlightMax: 1, quantumTokens: 1_000 };
-          const queue = new TierQueue(limits);
+          const queue = new TierQueue(limits, { settings: { ...defaultScheduleSettings, levels: 1, escapeEvery: 0 } });
           // A backlog in every tier, then the watched request behind `aheadInLane` of its own tenant in free.
           for (const item of backlog) queue.enqueue({ tier: tierNames[item.tier] as Tier, tenant: tenants[item.tenant] as TenantId, costTokens: item.cost }, 0);
           const watched = 'watched' as TenantId;
@@ -165,13 +276,14 @@ describe('TierQueue properties', () => {
           const target = queue.enqueue({ tier: 'free', tenant: watched, costTokens: 500 }, 0);
           if (!target.ok) return;
           // Serve one request at a time; after each, another tenant arrives in free (when there is room).
-          // Per round each of at most 5 lanes starts at most quantum / 100 = 10 requests, so the
-          // target starts within (aheadInLane + 1) rounds once vip and paid are empty.
+          // The watched lane's counter stays put while it waits, and every other lane's counter is
+          // within U of the smallest and grows by at least 100 per start: each of the 4 others
+          // starts at most U / 100 + 1 = 11 requests per request of the watched lane.
           const higher = queue.depthOf('vip') + queue.depthOf('paid');
           const bound = higher + (aheadInLane + 1) * 5 * 11;
           let served = false;
           for (let step = 0; step < bound + 1 && !served; step++) {
-            const entry = queue.dequeue();
+            const entry = queue.dequeue(step);
             expect(entry).toBeDefined();
             if (entry === undefined) break;
             if (entry.tier !== 'vip' && entry.tier !== 'paid') expect(queue.depthOf('vip') + queue.depthOf('paid')).toBe(0);

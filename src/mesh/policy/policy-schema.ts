@@ -21,7 +21,8 @@ import {
   upstreamRetryAfterMsMax,
   windowExpiryHorizonMs,
 } from '../../core/limits.js';
-import { err, ok, type Err, type Result } from '../../core/result.js';
+import { ok, type Result } from '../../core/result.js';
+import { invalid, isFields, isOneOf, type PolicyError, unsignedZero, validateIntegerIn } from './field-checks.js';
 import { windowLengthMs, windowUnits, type WindowUnit } from '../../crdt/window.js';
 import { type BaseStrategyName, baseStrategyNames } from '../../pool/strategies.js';
 
@@ -228,12 +229,7 @@ export interface MeshSettings {
   readonly heartbeatIntervalMs: number;
 }
 
-export interface PolicyError {
-  readonly kind: 'invalid-policy';
-  /** Path of the bad field, e.g. `tenants.acme.limits[2].window`. */
-  readonly field: string;
-  readonly reason: string;
-}
+export type { PolicyError } from './field-checks.js';
 
 /** Defaults mirror price ratios: output costs five times input, cache reads a tenth, cache writes 1.25. */
 export const defaultTokenWeights: TokenWeights = Object.freeze({
@@ -270,22 +266,6 @@ export const meshSettingNames = Object.keys(meshSettingsBounds) as readonly (key
 
 const sha256HexPattern = /^[0-9a-f]{64}$/;
 
-function invalid(field: string, reason: string): Err<PolicyError> {
-  return err({ kind: 'invalid-policy', field, reason });
-}
-
-type Fields = Readonly<Record<string, unknown>>;
-
-function isFields(value: unknown): value is Fields {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isOneOf<T extends string>(options: readonly T[], value: unknown): value is T {
-  return typeof value === 'string' && (options as readonly string[]).includes(value);
-}
-
-/** Doubles carry a sign on zero; a stored `-0` would compare unequal to `0` in some places. */
-const unsignedZero = (value: number): number => (value === 0 ? 0 : value);
 
 /**
  * The path of a subject (tenant or account). Ids may hold any printable ASCII, so an id that is
@@ -303,12 +283,6 @@ function validateCount(value: unknown, field: string): Result<number, PolicyErro
   return ok(unsignedZero(value));
 }
 
-function validateIntegerIn(value: unknown, field: string, min: number, max: number): Result<number, PolicyError> {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    return invalid(field, `must be an integer from ${min} to ${max}`);
-  }
-  return ok(unsignedZero(value));
-}
 
 export function validateLimitRule(value: unknown, field: string): Result<LimitRule, PolicyError> {
   if (!isFields(value)) return invalid(field, 'must be an object');

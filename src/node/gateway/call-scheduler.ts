@@ -92,7 +92,7 @@ export class CallScheduler {
     const ticket = queued.value.ticket;
     // Nobody waits and a slot is free: the request starts now, without a timer or a listener.
     if (this.parked.size === 0 && this.queue.inFlight < this.queue.limits.inFlightMax) {
-      const entry = this.queue.dequeue();
+      const entry = this.queue.dequeue(this.clock.nowMs());
       assert(entry?.ticket === ticket, 'with nobody waiting, the request just queued is the next one');
       this.observer.queueWait(request.tier, 'granted', 0);
       return Promise.resolve(ok(this.slotOf(ticket)));
@@ -118,7 +118,7 @@ export class CallScheduler {
   private pump(): void {
     // Bounded: each turn starts one request, and at most `inFlightMax` run at once.
     for (let turn = 0; turn < this.queue.limits.inFlightMax; turn++) {
-      const entry = this.queue.dequeue();
+      const entry = this.queue.dequeue(this.clock.nowMs());
       if (entry === undefined) return;
       const parked = this.parked.get(entry.ticket);
       assert(parked !== undefined, 'every queued request has a parked caller');
