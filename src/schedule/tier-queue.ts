@@ -55,7 +55,7 @@ import { defaultScheduleSettings, type ScheduleSettings } from '../mesh/policy/s
  *
  * Everything is bounded: queued requests per tier and in total, calls in flight, lanes (at most
  * one per queued request) and counters (`tierQueueCountersMax`, least recently served forgotten
- * first, never one with a lane). Nothing here reads a clock: `nowMs` comes with each enqueue and
+ * first, never one with a lane; and idle ones that carry nothing as soon as they are seen). Nothing here reads a clock: `nowMs` comes with each enqueue and
  * dequeue. A dequeue looks at every lane of one tier: O(queued tenants of that tier).
  */
 export type Ticket = Brand<number, 'Ticket'>;
@@ -158,8 +158,8 @@ export class TierQueue {
   private readonly usage: TenantUsage;
   private readonly tiers: Readonly<Record<Tier, TierState>>;
   private readonly running = new Map<Ticket, Running>();
-  /** Virtual token counters by tenant, least recently served first. */
-  private readonly counters = new Map<TenantId, number>();
+  /** Virtual token counters by tenant, least recently served first, with the tier each counts in. */
+  private readonly counters = new Map<TenantId, { readonly value: number; readonly tier: Tier }>();
   /** Starts of the highest queued tier since the last escape. */
   private sinceEscape = 0;
   private queuedCount = 0;
@@ -229,7 +229,7 @@ export class TierQueue {
     let lane = tier.lanes.get(request.tenant);
     if (lane === undefined) {
       lane = { tenant: request.tenant, entries: new Map(), rateLevel: this.rateLevelOf(request.tenant, request.tier, nowMs) };
-      this.lift(tier, request.tenant);
+      this.lift(tier, request.tier, request.tenant);
       tier.lanes.set(request.tenant, lane);
     }
     lane.entries.set(entry.ticket, entry);
@@ -255,9 +255,10 @@ export class TierQueue {
     state.queued.delete(head.ticket);
     this.queuedCount--;
     const charged = Math.min(Math.max(1, head.costTokens), this.limits.quantumTokens);
-    const counter = this.counters.get(head.tenant) ?? state.virtualTime;
+    const counter = this.counters.get(head.tenant)?.value ?? state.virtualTime;
     state.virtualTime = counter;
-    this.setCounter(head.tenant, counter + charged / this.settings.tierWeights[tier]);
+    this.setCounter(head.tenant, tier, counter + charged / this.settings.tierWeights[tier]);
+    this.forgetIdle();
     if (lane.entries.size === 0) state.lanes.delete(head.tenant);
     else lane.rateLevel = this.rateLevelOf(head.tenant, tier, nowMs);
     this.running.set(head.ticket, { ...head, charged });
@@ -297,7 +298,7 @@ export class TierQueue {
       assert(Number.isFinite(usedTokens) && usedTokens >= 0, 'tokens used are a finite count');
       const counter = this.counters.get(entry.tenant);
       const used = Math.min(usedTokens, this.limits.quantumTokens);
-      if (counter !== undefined) this.counters.set(entry.tenant, counter + (used - entry.charged) / this.settings.tierWeights[entry.tier]);
+      if (counter !== undefined) this.counters.set(entry.tenant, { value: counter.value + (used - entry.charged) / this.settings.tierWeights[entry.tier], tier: counter.tier });
     }
     return true;
   }
@@ -315,7 +316,7 @@ export class TierQueue {
 
   /** A tenant's virtual token counter; undefined when it has none (new, or forgotten). */
   counterOf(tenant: TenantId): number | undefined {
-    return this.counters.get(tenant);
+    return this.counters.get(tenant)?.value;
   }
 
   /** The level a tenant's queued lane in `tier` has at `nowMs`; undefined when it has none. */
@@ -363,7 +364,7 @@ export class TierQueue {
     for (const lane of state.lanes.values()) {
       const level = this.levelOfLane(lane, nowMs);
       if (level > bestLevel) continue;
-      const counter = this.counters.get(lane.tenant) ?? state.virtualTime;
+      const counter = this.counters.get(lane.tenant)?.value ?? state.virtualTime;
       if (level === bestLevel && counter >= bestCounter) continue;
       best = lane;
       bestLevel = level;
@@ -398,24 +399,47 @@ export class TierQueue {
   }
 
   /** A tenant that starts queueing in a tier: lifted to the tier's smallest queued counter, so idle time banks nothing. */
-  private lift(state: TierState, tenant: TenantId): void {
+  private lift(state: TierState, tier: Tier, tenant: TenantId): void {
     let floor = Number.POSITIVE_INFINITY;
-    for (const lane of state.lanes.values()) floor = Math.min(floor, this.counters.get(lane.tenant) ?? state.virtualTime);
+    for (const lane of state.lanes.values()) floor = Math.min(floor, this.counters.get(lane.tenant)?.value ?? state.virtualTime);
     if (floor === Number.POSITIVE_INFINITY) floor = state.virtualTime;
     const own = this.counters.get(tenant);
-    if (own === undefined || own < floor) this.setCounter(tenant, floor);
+    if (own === undefined || own.value < floor || own.tier !== tier) this.setCounter(tenant, tier, Math.max(floor, own?.tier === tier ? own.value : floor));
   }
 
   /** Sets a counter as the most recently served; forgets the least recently served tenant without a lane past the bound. */
-  private setCounter(tenant: TenantId, value: number): void {
+  private setCounter(tenant: TenantId, tier: Tier, value: number): void {
     this.counters.delete(tenant);
-    this.counters.set(tenant, value);
+    this.counters.set(tenant, { value, tier });
     if (this.counters.size <= tierQueueCountersMax) return;
     // Lanes are at most `tierQueueTotalDepthMax` < the bound, so one without a lane is found.
     for (const other of this.counters.keys()) {
       if (tiers.some((tier) => this.tiers[tier].lanes.has(other))) continue;
       this.counters.delete(other);
       return;
+    }
+  }
+
+  /**
+   * Forgets the least recently served counters that carry nothing: a tenant with nothing queued
+   * whose counter is at or below its tier's virtual time would be lifted at least that far when it
+   * queues again. Two looks per start keep it O(1) and the table as small as the active tenants.
+   */
+  private forgetIdle(): void {
+    for (let look = 0; look < 2; look++) {
+      const first = this.counters.entries().next().value;
+      if (first === undefined) return;
+      const [tenant, counter] = first;
+      const state = this.tiers[counter.tier];
+      if (state.lanes.has(tenant)) {
+        // Queued: never forgotten; it goes to the back so that the look passes on.
+        this.counters.delete(tenant);
+        this.counters.set(tenant, counter);
+      } else if (counter.value <= state.virtualTime) {
+        this.counters.delete(tenant);
+      } else {
+        return;
+      }
     }
   }
 
