@@ -467,7 +467,9 @@ class Simulation {
       randoms: { gate: gateRandom, claims: claimsRandom, pool: new SeededRandom(index + 1) },
       store: { store, snapshot, nowMs: this.clockAt(skewMs, strobe) },
       decode: this.decode,
-      ...(this.requests === undefined ? {} : { queueLimits: this.requests.queueLimits }),
+      ...(this.requests === undefined
+        ? {}
+        : { queueLimits: this.requests.queueLimits, queueOptions: (counter: WindowedCounter) => (this.requests as SimRequests).queueOptions(counter) }),
       ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
       escrowBook: (replica, counter) => this.observedEscrow(this.options.escrow?.(replica, counter) ?? new EscrowBook(replica, counter)),
       meshNode: (options) => this.observedRounds(this.options.mesh?.(options) ?? new MeshNode(options), options.counter),
