@@ -116,6 +116,8 @@ export class SimRequests {
   private readonly cumulative: readonly number[] | undefined;
   /** Each arrival's tenant and sizes: apart from the path's own draws, so arms of a comparison see the same requests. */
   private readonly arrivals: SeededRandom;
+  /** How many requests arrive at each traffic tick, drawn by the simulator: apart from the network's draws, for the same reason. */
+  readonly arrivalDraws: SeededRandom;
   private readonly subjects = new Map<TenantId, readonly QuotaSubject[]>();
   private readonly nodes: (NodePath | undefined)[] = [];
   private readonly leaseMs: number;
@@ -142,6 +144,7 @@ export class SimRequests {
     });
     this.upstream = new SimUpstream(this.specs, random.fork(), this.books);
     this.arrivals = random.fork();
+    this.arrivalDraws = random.fork();
     this.tenants = pathTenants(scenario.workload.tenants, workload.tenantMix);
     let sum = 0;
     this.cumulative = workload.tenantMix === undefined ? undefined : this.tenants.map(({ weight }) => (sum += weight));
