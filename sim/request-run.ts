@@ -39,8 +39,8 @@ import { type SimAccountSpec, SimUpstream, type UpstreamStats } from './upstream
  * heard by the regions that forward to it).
  *
  * Each region's tier queue runs `schedule` and reads each tenant's usage from what the
- * settlements of every region charged, seen `replicationDelayMs` later (sim/settled-usage.ts):
- * the regions' gates have no replicated counter to read it from. The schedule books
+ * settlements of every region charged, its own at once and the others' `replicationDelayMs`
+ * later (sim/settled-usage.ts): the regions' gates have no replicated counter to read it from. The schedule books
  * (sim/schedule-books.ts) check every queue's starts.
  *
  * What it leaves out, for the NodeCore simulator to add: the mesh itself (each region's eventual
@@ -207,14 +207,15 @@ function buildRegions(shared: Shared): Region[] {
     const gate = books.observeGate(newGate(id, config.regions, random.fork()));
     const pool = new AccountPool({ random: random.fork(), shared: { node: asNodeId(id), region: id } });
     pool.update(accounts);
-    const tierQueue = new TierQueue(config.queue, { settings: config.schedule, usage });
+    const tierQueue = new TierQueue(config.queue, { settings: config.schedule, usage: usage.viewFor(id) });
     const path = new RequestPath({
       region: id,
       gate: hooks.gate?.(gate, id) ?? gate,
       pool: hooks.pool?.(pool, id) ?? pool,
       queue: schedule.observeQueue(hooks.queue?.(tierQueue, id) ?? tierQueue, id),
       countersBy: config.countersBy,
-      observer: { ended: (request, _outcome, _submittedAtMs, nowMs, used) => usage.charge(request.tenant, used, nowMs) },
+      // As the gateway charges ScheduleUsage at each settlement.
+      observer: { ended: (request, _outcome, _submittedAtMs, nowMs, used) => usage.charge(id, request.tenant, used, nowMs) },
       upstream,
       books,
       subjectsOf: (tenant) => subjects.get(tenant) ?? [],

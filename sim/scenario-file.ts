@@ -174,6 +174,12 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
   if (!swarmFaults.ok) return swarmFaults;
   const accountsTotal = workload.value.requestPath?.accountsTotal;
   const accountsMade = regions.value * (workload.value.requestPath?.accountsPerRegion ?? 0);
+  const mix = workload.value.requestPath?.tenantMix;
+  if (mix?.homed === true && workload.value.tenants < regions.value)
+    return bad(
+      'workload.requestPath.tenantMix.homed',
+      `needs a tenant homed in each of the ${regions.value} regions; the workload has ${workload.value.tenants}`,
+    );
   if (accountsTotal !== undefined && accountsTotal > accountsMade)
     return bad(
       'workload.requestPath.accountsTotal',
@@ -344,7 +350,7 @@ function parseSchedule(raw: unknown): Result<ScheduleWorkload, ScenarioError> {
 
 function parseTenantMix(raw: unknown): Result<TenantMix, ScenarioError> {
   const field = 'workload.requestPath.tenantMix';
-  const fields = record(raw, field, ['vip', 'paid', 'free', 'heavyPerTier', 'heavyFactor']);
+  const fields = record(raw, field, ['vip', 'paid', 'free', 'heavyPerTier', 'heavyFactor', 'homed']);
   if (!fields.ok) return fields;
   const counts: number[] = [];
   for (const name of ['vip', 'paid', 'free', 'heavyPerTier']) {
@@ -355,7 +361,9 @@ function parseTenantMix(raw: unknown): Result<TenantMix, ScenarioError> {
   const heavyFactor = integer(fields.value.heavyFactor, `${field}.heavyFactor`, 1, heavyFactorMax);
   if (!heavyFactor.ok) return heavyFactor;
   const [vip, paid, free, heavyPerTier] = counts as [number, number, number, number];
-  return ok({ vip, paid, free, heavyPerTier, heavyFactor: heavyFactor.value });
+  const homed = fields.value.homed;
+  if (homed !== undefined && typeof homed !== 'boolean') return bad(`${field}.homed`, 'must be true (each tenant sends from one region) or false');
+  return ok({ vip, paid, free, heavyPerTier, heavyFactor: heavyFactor.value, ...(homed === true ? { homed } : {}) });
 }
 
 function parseNetwork(raw: unknown): Result<NetworkProfile, ScenarioError> {

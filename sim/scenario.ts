@@ -139,6 +139,12 @@ export interface TenantMix {
   readonly free: number;
   readonly heavyPerTier: number;
   readonly heavyFactor: number;
+  /**
+   * Each tenant sends from one region only (tenant i from region i mod regions), as tenants near
+   * one region do; otherwise every tenant arrives at every region. The queue's fairness bound
+   * holds per node for tenants no other node serves (sim/schedule-books.ts).
+   */
+  readonly homed?: boolean;
 }
 
 export interface ClaimWorkload {

@@ -27,7 +27,11 @@ import type { CheckFailure } from './sim-result.js';
  *    by at most 2U. With levels > 1 a tenant's level moves with its usage and a lower level
  *    rightly waits, and with counters corrected to the tokens used a tenant whose calls used
  *    less than estimated is rightly owed the difference: the queue states no span bound there,
- *    so neither does this checker.
+ *    so neither does this checker. Across regions the queue orders a level by counter plus what
+ *    other nodes served the tenant (`TenantUsage.othersOver`, gossiped), so a node keeps the
+ *    bound for tenants no other node serves: a tenant queued at a second region leaves the check
+ *    for good (counted as untracked). The scenarios where it runs home each tenant in one region
+ *    (`tenantMix.homed`).
  *    Exact and cheap: for each pair of co-queued tenants the books keep the range (max − min)
  *    of the difference of their started work since both were queued; every span's difference
  *    is a difference of two points of it, so the bound holds over every span if and only if the
@@ -38,6 +42,8 @@ import type { CheckFailure } from './sim-result.js';
 
 /** Tenants of one tier at one region whose pairs the fairness checker tracks at once (sim only). */
 export const fairnessTenantsMax = 256;
+/** Tenants whose home region the fairness checker follows (sim only). */
+export const fairnessHomesMax = 100_000;
 /** Failures kept, as the request books: the first few say what broke. */
 export const scheduleFailuresMax = 50;
 
@@ -75,8 +81,8 @@ interface LaneBook {
   queued: number;
   /** Work started since the lane formed, in weighted tokens capped per request at U. */
   work: number;
-  /** Whether the fairness checker tracks this lane (room was left when it formed). */
-  readonly tracked: boolean;
+  /** Whether the fairness checker tracks this lane (room was left when it formed, and its tenant is served at one region). */
+  tracked: boolean;
   /** Per other tracked lane of the tier: min and max of (own work − its work) since both were queued. */
   readonly pairs: Map<TenantId, { min: number; max: number }>;
 }
@@ -95,6 +101,8 @@ export class ScheduleBooks {
   readonly failures: CheckFailure[] = [];
   private failuresDropped = 0;
   private readonly regions: RegionBook[] = [];
+  /** For the fairness checker: the one region each tenant has queued at, or `roaming` once it queued at two. */
+  private readonly homes = new Map<TenantId, RegionBook | 'roaming'>();
   private starts = 0;
   private escapes = 0;
   private spreadMax = 0;
@@ -158,8 +166,9 @@ export class ScheduleBooks {
       lane.queued++;
       return;
     }
-    const tracked = this.fairness && book.tracked[shadow.tier] < fairnessTenantsMax;
-    if (this.fairness && !tracked) this.untracked++;
+    const homed = this.fairness && this.homeAt(book, shadow.tenant);
+    const tracked = homed && book.tracked[shadow.tier] < fairnessTenantsMax;
+    if (homed && !tracked) this.untracked++;
     const fresh: LaneBook = { queued: 1, work: 0, tracked, pairs: new Map() };
     if (tracked) {
       book.tracked[shadow.tier]++;
@@ -209,6 +218,30 @@ export class ScheduleBooks {
       for (const other of lane.pairs.keys()) lanes.get(other)?.pairs.delete(shadow.tenant);
       return;
     }
+  }
+
+  /** Whether `tenant` has queued only at `book`'s region; the first time it queues at another, its lanes leave the check. */
+  private homeAt(book: RegionBook, tenant: TenantId): boolean {
+    const home = this.homes.get(tenant);
+    if (home === book) return true;
+    if (home === 'roaming') return false;
+    if (home === undefined) {
+      assert(this.homes.size < fairnessHomesMax, 'the books follow a bounded set of tenants');
+      this.homes.set(tenant, book);
+      return true;
+    }
+    this.homes.set(tenant, 'roaming');
+    this.untracked++;
+    for (const tier of tiers) {
+      const lanes = home.lanes[tier];
+      const lane = lanes.get(tenant);
+      if (lane === undefined || !lane.tracked) continue;
+      lane.tracked = false;
+      home.tracked[tier]--;
+      for (const other of lane.pairs.keys()) lanes.get(other)?.pairs.delete(tenant);
+      lane.pairs.clear();
+    }
+    return false;
   }
 
   // ---- Checkers ----

@@ -8,6 +8,7 @@ import type { PolicyDocument } from '../src/mesh/policy/policy-document.js';
 import type { WindowedCounter } from '../src/crdt/windowed-counter.js';
 import { type LimitRule, type Tier, tiers } from '../src/mesh/policy/policy-schema.js';
 import { defaultScheduleSettings, type ScheduleSettings } from '../src/mesh/policy/schedule-schema.js';
+import { ScheduleUsage } from '../src/node/gateway/schedule-usage.js';
 import type { TierQueueLimits, TierQueueOptions } from '../src/schedule/tier-queue.js';
 import { tierQueueDepthMax, tierQueueTotalDepthMax } from '../src/core/limits.js';
 import { type GatePort, RequestBooks } from './request-books.js';
@@ -42,13 +43,12 @@ import { type SimAccountSpec, SimUpstream } from './upstream-accounts.js';
  *
  *  - Scheduling: each node's tier queue runs the scenario's schedule settings
  *    (`requestPath.schedule`, the policy's defaults for what it leaves out) and reads each
- *    tenant's usage from the node's replicated counter, as the gateway does: every tenant's rules
- *    carry two weighted-token rules that never bind, one sliding over a minute (10-second
- *    buckets) and one per fixed minute (minute buckets), so the counter holds exactly the
- *    buckets `TenantUsage` reads, gossiped to every region. What it sums is what the gates
- *    charged: reservations of requests in flight at their estimate, settled ones at their use.
- *    A request's end hands the queue the weighted tokens it used (`finish(ticket, used)`),
- *    unless the schedule says its counters keep estimates (`countersBy`).
+ *    tenant's usage from the node's replicated counter through production's `ScheduleUsage`
+ *    (src/node/gateway/schedule-usage.ts), which the path charges at every settlement as the
+ *    gateway does; the mesh gossips those keys like any other, so a tenant served in one region
+ *    is heavy in every region a gossip later. A request's end hands the queue the weighted
+ *    tokens it used (`finish(ticket, used)`), unless the schedule says its counters keep
+ *    estimates (`countersBy`).
  *
  * At the end the books' checkers (`settled-once`, `account-limits`, `charges`, see
  * sim/request-books.ts) and the schedule's (`tier-inversion`, `fairness`, see
@@ -112,14 +112,16 @@ export class SimRequests {
   readonly schedule: ScheduleSettings;
   private readonly specs: readonly SimAccountSpec[];
   private readonly tenants: ReturnType<typeof pathTenants>;
-  /** Cumulative arrival weights of `tenants`, for a tenant mix; undefined: the default skew. */
-  private readonly cumulative: readonly number[] | undefined;
+  /** Per region, the indexes of the tenants that arrive there and their cumulative weights, for a tenant mix; undefined: the default skew. */
+  private readonly arriving: readonly { readonly indexes: readonly number[]; readonly cumulative: readonly number[] }[] | undefined;
   /** Each arrival's tenant and sizes: apart from the path's own draws, so arms of a comparison see the same requests. */
   private readonly arrivals: SeededRandom;
   /** How many requests arrive at each traffic tick, drawn by the simulator: apart from the network's draws, for the same reason. */
   readonly arrivalDraws: SeededRandom;
   private readonly subjects = new Map<TenantId, readonly QuotaSubject[]>();
   private readonly nodes: (NodePath | undefined)[] = [];
+  /** Each node's schedule usage, by its counter (made with the node's queue, before the path is attached). */
+  private readonly usages = new Map<WindowedCounter, ScheduleUsage>();
   private readonly leaseMs: number;
   private nextRequest = 0;
 
@@ -146,22 +148,21 @@ export class SimRequests {
     this.arrivals = random.fork();
     this.arrivalDraws = random.fork();
     this.tenants = pathTenants(scenario.workload.tenants, workload.tenantMix);
-    let sum = 0;
-    this.cumulative = workload.tenantMix === undefined ? undefined : this.tenants.map(({ weight }) => (sum += weight));
+    const mix = workload.tenantMix;
+    this.arriving =
+      mix === undefined
+        ? undefined
+        : Array.from({ length: scenario.regions }, (_, region) => {
+            const indexes = this.tenants.map((_, t) => t).filter((t) => mix.homed !== true || t % scenario.regions === region);
+            let sum = 0;
+            return { indexes, cumulative: indexes.map((t) => (sum += (this.tenants[t] as { weight: number }).weight)) };
+          });
     this.tierFigures = new TierFigures(this.tenants, this.schedule.tierWeights, scenario.durationMs);
     // Long enough that settlement, never lease expiry, ends every request of the run.
     this.leaseMs = Math.min(reservationLeaseMsMax, scenario.durationMs + scenario.convergenceBudgetMs + 60_000);
     const rule = (metric: string, limit: number): LimitRule => ({ metric, window: 'day', sliding: false, limit, mode: 'eventual' });
     const weighted = scenario.workload.quota?.tokensPerDay ?? Number.MAX_SAFE_INTEGER;
-    const never = Number.MAX_SAFE_INTEGER;
-    const rules = [
-      rule('weighted_tokens', weighted),
-      rule('input_tokens', never),
-      rule('output_tokens', never),
-      // The buckets the queue's usage reads (see the file comment): 10-second and minute ones.
-      { metric: 'weighted_tokens', window: 'minute', sliding: true, limit: never, mode: 'eventual' } as const,
-      { metric: 'weighted_tokens', window: 'minute', sliding: false, limit: never, mode: 'eventual' } as const,
-    ];
+    const rules = [rule('weighted_tokens', weighted), rule('input_tokens', Number.MAX_SAFE_INTEGER), rule('output_tokens', Number.MAX_SAFE_INTEGER)];
     for (let t = 0; t < scenario.workload.tenants; t++) this.subjects.set(tenantName(t), [{ scope: 'tenant', subject: tenantName(t), rules }]);
   }
 
@@ -178,12 +179,11 @@ export class SimRequests {
     policy.takeUpdates();
   }
 
-  /** Node queues' settings and usage: the scenario's schedule, and the weighted tokens the node's replicated counter holds per tenant. */
+  /** A node queue's settings and usage: the scenario's schedule, and production's usage over the node's replicated counter. */
   queueOptions(counter: WindowedCounter): TierQueueOptions {
-    return {
-      settings: this.schedule,
-      usage: { tokensOver: (tenant, spanMs, bucket, nowMs) => counter.slidingSum('tenant', tenant, 'weighted_tokens', spanMs, nowMs, bucket) },
-    };
+    const usage = new ScheduleUsage(counter);
+    this.usages.set(counter, usage);
+    return { settings: this.schedule, usage };
   }
 
   /** Node `index`'s path over the cores of its (only) incarnation. */
@@ -194,6 +194,8 @@ export class SimRequests {
     const gate = this.books.observeGate(core.gate);
     const pool: PoolPort = core.pool;
     const queue = this.scheduleBooks.observeQueue(this.hooks.queue?.(core.queue, region) ?? core.queue, region);
+    const usage = this.usages.get(core.counter);
+    assert(usage !== undefined, "the node's queue was made with the simulator's usage");
     const path = new RequestPath({
       region,
       gate: this.hooks.gate?.(gate, region) ?? gate,
@@ -202,8 +204,11 @@ export class SimRequests {
       countersBy: this.workload.schedule?.countersBy ?? 'used',
       observer: {
         // Latency on the node's clock; the end on the run's, for the served rate's window.
-        ended: (request, outcome, submittedAtMs, nowMs, used) =>
-          this.tierFigures.ended(request, outcome, nowMs - submittedAtMs, nowMs - (this.nodes[index] as NodePath).offsetMs, used),
+        ended: (request, outcome, submittedAtMs, nowMs, used) => {
+          // As the gateway charges its ScheduleUsage at each settlement (a request that reached no model used nothing).
+          usage.charge(request.tenant, used, nowMs);
+          this.tierFigures.ended(request, outcome, nowMs - submittedAtMs, nowMs - (this.nodes[index] as NodePath).offsetMs, used);
+        },
       },
       upstream: this.upstream,
       books: this.books,
@@ -225,7 +230,9 @@ export class SimRequests {
     const node = this.enter(index, localMs, nowMs);
     const { tenants, maxTokens } = this.scenario.workload;
     for (let i = 0; i < count; i++) {
-      const t = this.cumulative === undefined ? Math.floor(tenants * this.arrivals.float() ** 2) : this.drawWeighted(this.cumulative);
+      const arriving = this.arriving?.[index];
+      const t =
+        arriving === undefined ? Math.floor(tenants * this.arrivals.float() ** 2) : (arriving.indexes[this.drawWeighted(arriving.cumulative)] as number);
       const tenant = this.tenants[t];
       assert(tenant !== undefined, 'an arrival names a tenant of the workload');
       const request: PathRequest = {

@@ -213,6 +213,16 @@ describe('parseScenario', () => {
     expect(fieldOf(mix({ heavyFactor: 0 }))).toBe('workload.requestPath.tenantMix.heavyFactor');
     expect(fieldOf(mix({ vip: -1 }))).toBe('workload.requestPath.tenantMix.vip');
     expect(fieldOf(mix({ light: 1 }))).toBe('workload.requestPath.tenantMix.light');
+    expect(fieldOf(mix({ homed: 'yes' }))).toBe('workload.requestPath.tenantMix.homed');
+    const few = parseScenario({
+      ...(pathScenario({ tenantMix: { vip: 1, paid: 1, free: 2, heavyPerTier: 0, heavyFactor: 1, homed: true } }) as object),
+      workload: {
+        ...valid.workload,
+        tenants: 4,
+        requestPath: { ...requestPath, tenantMix: { vip: 1, paid: 1, free: 2, heavyPerTier: 0, heavyFactor: 1, homed: true } },
+      },
+    });
+    expect(few.ok ? undefined : few.error.reason).toBe('needs a tenant homed in each of the 5 regions; the workload has 4');
     expect(fieldOf(pathScenario({ strategy: 'random' }))).toBe('workload.requestPath.strategy');
     expect(parseScenario(pathScenario({ strategy: 'least-loaded', accountsTotal: 15 })).ok).toBe(true);
     // `valid` has 5 regions of 3 accounts.

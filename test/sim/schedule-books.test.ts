@@ -148,6 +148,21 @@ describe('the fairness checker', () => {
     port.cancel(again);
   });
 
+  it('leaves out for good a tenant that queues at a second region, which other nodes then serve', () => {
+    const books = new ScheduleBooks({ settings: settings({ levels: 1 }), quantumTokens: 10, countersBy: 'estimate' });
+    const [east, west] = [new ScriptedQueue(), new ScriptedQueue()];
+    const [atEast, atWest] = [books.observeQueue(east, region), books.observeQueue(west, asRegionId('us-west'))];
+    enqueue(atEast, 'paid', 'b', 10, 0);
+    const a = [0, 1, 2].map(() => enqueue(atEast, 'paid', 'a', 10, 0));
+    start(east, atEast, a[0] as Ticket, 1);
+    enqueue(atWest, 'paid', 'a', 10, 2); // a roams: what us-west serves it moves its order at us-east
+    start(east, atEast, a[1] as Ticket, 3);
+    start(east, atEast, a[2] as Ticket, 4);
+    expect(books.failures).toEqual([]);
+    expect(books.figures().fairnessUntracked).toBe(1);
+    expect(books.figures().fairnessSpreadMax).toBe(10);
+  });
+
   it('runs only where the queue states the bound: dynamic, one level, counters by estimate', () => {
     expect(new ScheduleBooks({ settings: settings({ levels: 1 }), quantumTokens: 10, countersBy: 'estimate' }).figures().fairnessChecked).toBe(true);
     expect(new ScheduleBooks({ settings: settings({ levels: 2 }), quantumTokens: 10, countersBy: 'estimate' }).figures().fairnessChecked).toBe(false);
@@ -218,7 +233,7 @@ function misconfigured(scenario: Scenario, change: Partial<ScheduleSettings>): S
 const undercharges: SimRequestHooks = {
   queue: (queue) => ({
     enqueue: (request, nowMs) =>
-      queue.enqueue(request.tenant === 'path-tenant-2' ? { ...request, costTokens: Math.ceil(request.costTokens / 4) } : request, nowMs),
+      queue.enqueue(request.tenant === 'path-tenant-3' ? { ...request, costTokens: Math.ceil(request.costTokens / 4) } : request, nowMs),
     dequeue: (nowMs) => queue.dequeue(nowMs),
     cancel: (ticket) => queue.cancel(ticket),
     finish: (ticket, used) => queue.finish(ticket, used),
@@ -267,7 +282,7 @@ describe('the simulator with a scheduling workload', () => {
   it('fails fairness, and only it, on a queue that charges one tenant a quarter of its cost', async () => {
     const result = runScenario(await fairScenario(), 1, { requests: undercharges });
     expect(checkers(result)).toEqual(['fairness']);
-    expect(result.failures[0]?.message).toMatch(/path-tenant-2 started \d+ weighted tokens more than path-tenant-\d+ .* the bound is 2U = 4096$/);
+    expect(result.failures[0]?.message).toMatch(/path-tenant-3 started \d+ weighted tokens more than path-tenant-\d+ .* the bound is 2U = 4096$/);
   });
 
   it('passes swarm runs of swarm-sched, whose schedule is drawn per seed', async () => {
