@@ -74,7 +74,7 @@ export type PathEvent =
   | { readonly kind: 'forward-answer'; readonly requestId: RequestId; readonly answer: UpstreamAnswer };
 
 /** The tier queue as the path uses it (the schedule books observe it through this seam; a test may put a broken one under them). */
-export type QueuePort = Pick<TierQueue, 'enqueue' | 'dequeue' | 'cancel' | 'finish'>;
+export type QueuePort = Pick<TierQueue, 'enqueue' | 'dequeue' | 'cancel' | 'finish' | 'setInFlightCap'>;
 
 /** How a request ended, for the per-tier figures: refused at once, or after admission. */
 export type PathOutcome = 'completed' | 'failed' | 'closed' | 'refused-quota' | 'queue-full' | 'path-full';
@@ -85,7 +85,8 @@ export interface PathObserver {
 }
 
 /** The pool as the path uses it (a test may wrap it with a broken one). */
-export type PoolPort = Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'tick' | 'takeEvents' | 'onFeedback' | 'account' | 'totals'>;
+export type PoolPort = Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'tick' | 'takeEvents' | 'onFeedback' | 'account' | 'totals'> &
+  Partial<Pick<AccountPool, 'capacity'>>;
 
 /** A region the path forwards to: its pool decides whether the account may take the call. */
 export interface ForwardHome {
@@ -103,6 +104,12 @@ export interface RequestPathOptions {
    * counter keeps the estimate it was charged at the start).
    */
   readonly countersBy?: 'used' | 'estimate';
+  /**
+   * Whether the queue's running calls are capped, at each submission, at the permits the pool's
+   * accounts offer now, as the gateway does in dynamic mode: work beyond what the accounts take
+   * waits in the priority queue rather than in the pool's first-come permit queues.
+   */
+  readonly capToPool?: boolean;
   readonly observer?: PathObserver;
   readonly upstream: SimUpstream;
   readonly books: RequestBooks;
@@ -178,6 +185,8 @@ export class RequestPath {
   private pumping = false;
   /** Set by `close`: nothing new is queued or started. */
   private closed = false;
+  /** The queue's in-flight cap last set (`capToPool`). */
+  private cap = Number.POSITIVE_INFINITY;
 
   constructor(private readonly options: RequestPathOptions) {}
 
@@ -203,6 +212,7 @@ export class RequestPath {
       this.options.observer?.ended(request, 'path-full', nowMs, nowMs, 0);
       return;
     }
+    this.capQueue(nowMs);
     this.flights.set(request.requestId, {
       request,
       phase: { kind: 'admitting' },
@@ -281,6 +291,18 @@ export class RequestPath {
   }
 
   // ---- Steps ----
+
+  /** As the gateway on each request: the queue may run as many calls as the pool's serving accounts take now; a raised cap starts waiters. */
+  private capQueue(nowMs: number): void {
+    if (this.options.capToPool !== true) return;
+    const capacity = this.options.pool.capacity?.(nowMs);
+    const cap = capacity === undefined ? Number.POSITIVE_INFINITY : Math.max(1, capacity.permits);
+    if (cap === this.cap) return;
+    const raised = cap > this.cap;
+    this.cap = cap;
+    this.options.queue.setInFlightCap(cap);
+    if (raised) this.pumpQueue();
+  }
 
   private decided(flight: Flight, decision: QuotaDecision): void {
     if (!decision.ok) {

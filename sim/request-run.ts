@@ -214,6 +214,7 @@ function buildRegions(shared: Shared): Region[] {
       pool: hooks.pool?.(pool, id) ?? pool,
       queue: schedule.observeQueue(hooks.queue?.(tierQueue, id) ?? tierQueue, id),
       countersBy: config.countersBy,
+      capToPool: config.schedule.mode === 'dynamic',
       // As the gateway charges ScheduleUsage at each settlement.
       observer: { ended: (request, _outcome, _submittedAtMs, nowMs, used) => usage.charge(id, request.tenant, used, nowMs) },
       upstream,

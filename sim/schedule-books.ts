@@ -144,6 +144,7 @@ export class ScheduleBooks {
         return cancelled;
       },
       finish: (ticket, usedTokens) => queue.finish(ticket, usedTokens),
+      setInFlightCap: (cap) => queue.setInFlightCap(cap),
     };
   }
 

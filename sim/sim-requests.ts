@@ -202,6 +202,7 @@ export class SimRequests {
       pool: this.hooks.pool?.(pool, region) ?? pool,
       queue,
       countersBy: this.workload.schedule?.countersBy ?? 'used',
+      capToPool: this.schedule.mode === 'dynamic',
       observer: {
         // Latency on the node's clock; the end on the run's, for the served rate's window.
         ended: (request, outcome, submittedAtMs, nowMs, used) => {

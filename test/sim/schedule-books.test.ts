@@ -46,6 +46,8 @@ class ScriptedQueue implements QueuePort {
   finish(): boolean {
     return true;
   }
+
+  setInFlightCap(): void {}
 }
 
 function scripted(rules: Partial<ScheduleRules> & { readonly settings: ScheduleSettings }): { books: ScheduleBooks; queue: ScriptedQueue; port: QueuePort } {
@@ -237,6 +239,7 @@ const undercharges: SimRequestHooks = {
     dequeue: (nowMs) => queue.dequeue(nowMs),
     cancel: (ticket) => queue.cancel(ticket),
     finish: (ticket, used) => queue.finish(ticket, used),
+    setInFlightCap: (cap) => queue.setInFlightCap(cap),
   }),
 };
 
