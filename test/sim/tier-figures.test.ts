@@ -1,4 +1,4 @@
-// Proves the per-tier figures of the scheduling comparison count each request once and compute their percentiles and Jain's index.
+// Proves the comparison's per-tier figures: each request counted once, percentiles, Jain's index.
 import { describe, expect, it } from 'vitest';
 import { asTenantId, type RequestId } from '../../src/core/ids.js';
 import type { Tier } from '../../src/mesh/policy/policy-schema.js';
