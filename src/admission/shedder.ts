@@ -99,8 +99,12 @@ export class Shedder {
     this.current = checkedCopy(thresholds);
   }
 
-  /** Admits or sheds a request of `priority` given the queues' load at `nowMs`. */
-  decide(priority: Tier, load: ShedLoad, nowMs: number): ShedDecision {
+  /**
+   * Admits or sheds a request of `priority` given the queues' load at `nowMs`. A degraded request
+   * (src/schedule/degrade.ts) may wait up to `waitMs`, when longer than its tier's threshold: the
+   * policy chose a longer wait for it over a refusal; its depth threshold still holds.
+   */
+  decide(priority: Tier, load: ShedLoad, nowMs: number, waitMs?: number): ShedDecision {
     let depthAhead = 0;
     let waitAheadMs = 0;
     // `tiers` runs from the highest priority down: sum the queues served before or with this one.
@@ -112,7 +116,8 @@ export class Shedder {
       if (queue.oldestEnqueuedAtMs !== undefined) waitAheadMs = Math.max(waitAheadMs, nowMs - queue.oldestEnqueuedAtMs);
       if (tier === priority) break;
     }
-    const { depthMax, waitMsMax } = this.current[priority];
+    const { depthMax } = this.current[priority];
+    const waitMsMax = Math.max(this.current[priority].waitMsMax, waitMs ?? 0);
     const overWait = waitAheadMs > waitMsMax;
     const overDepth = depthAhead >= depthMax;
     if (!overWait && !overDepth) {

@@ -1,3 +1,5 @@
+import { degradableTiers } from '../mesh/policy/schedule-schema.js';
+import { degradeActions } from '../schedule/degrade.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type LabelValues, Registry } from 'prom-client';
 import type { TokenUsage } from '../admission/estimate.js';
 import { assert } from '../core/assert.js';
@@ -488,6 +490,36 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     for (const [name, help, read] of poolCounters) this.counter(name, help, [], (add) => add(read(pool.stats)));
   }
 
+  /** The admission queue's levels and escapes, and the degraded mode. */
+  private registerSchedule(carpool: NonNullable<GatewayParts['carpool']>): void {
+    const { stats } = carpool;
+    const queue = carpool.scheduler.queue;
+    this.counter(
+      'carpool_queue_starts_total',
+      'Requests the admission queue started in dynamic mode, by the feedback level of their tenant at the start (0 is the top).',
+      ['level'],
+      (add) => {
+        queue.stats.startsByLevel.forEach((count, level) => {
+          if (count > 0 || level === 0) add(count, { level: String(level) });
+        });
+      },
+    );
+    this.counter('carpool_queue_escapes_total', "Starts of a lower tier's aged request ahead of a higher tier's queued work (bounded by settings.schedule.escapeEvery).", [], (add) =>
+      add(queue.stats.escapes),
+    );
+    this.counter('carpool_degraded_requests_total', 'Requests served degraded because the pool was short, by tier (see settings.degrade).', ['tier'], (add) => {
+      for (const tier of degradableTiers) add(stats.degradedRequests[tier], { tier });
+    });
+    this.counter(
+      'carpool_degraded_actions_total',
+      'Actions applied to degraded requests, by tier and action (max-tokens, model, wait); a request may take several.',
+      ['tier', 'action'],
+      (add) => {
+        for (const tier of degradableTiers) for (const action of degradeActions) add(stats.degraded[tier][action], { tier, action });
+      },
+    );
+  }
+
   private registerCarpool(carpool: NonNullable<GatewayParts['carpool']>): void {
     const stats = carpool.stats;
     const queue = carpool.scheduler.queue;
@@ -544,6 +576,7 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     this.counter('carpool_queue_refused_full_total', 'Requests refused because the admission queue was full, by tier.', ['tier'], (add) => {
       for (const tier of tiers) add(queue.stats.refusedFull[tier], { tier });
     });
+    this.registerSchedule(carpool);
     this.gauge('carpool_token_usage_rate', 'Tokens per second used at this node over the last minute, by kind.', ['kind'], (set) => {
       const nowMs = this.clock.nowMs();
       const total = carpool.recentUsage.lastMinuteTotal(nowMs);

@@ -96,6 +96,16 @@ export interface PoolConfig {
   readonly timings: HealthTimings;
 }
 
+/** See `AccountPool.capacity`. */
+export interface PoolCapacity {
+  /** Permits of the accounts that can serve now. */
+  readonly permits: number;
+  /** Calls holding a permit or waiting for one. */
+  readonly busy: number;
+  /** Accounts (with a non-zero cap) that cannot serve now. */
+  readonly paused: number;
+}
+
 export interface AccountRequest {
   readonly tenant: TenantId;
   /** Absolute time until which the request may wait for a permit; at or before now: no waiting. */
@@ -529,6 +539,22 @@ export class AccountPool {
   }
 
   /** Permits held, waiters queued and outcomes undrained, across accounts: for leak checks and gauges. */
+  /**
+   * How short the pool is, for the degraded mode (src/schedule/degrade.ts): the permits of the
+   * accounts that can serve now, the calls holding or waiting for one, and the accounts that
+   * cannot serve (cooling down, circuit open, paused or disabled by the mesh). O(accounts).
+   */
+  capacity(nowMs: number): PoolCapacity {
+    let permits = 0;
+    let paused = 0;
+    for (const entry of this.entries.values()) {
+      if (entry.concurrencyMax === 0) continue;
+      if (this.canServe(entry, nowMs)) permits += entry.concurrencyMax;
+      else paused++;
+    }
+    return { permits, busy: this.permits.heldCount + this.permits.waitingCount, paused };
+  }
+
   totals(): { readonly held: number; readonly waiting: number; readonly pendingEvents: number } {
     return { held: this.permits.heldCount, waiting: this.permits.waitingCount, pendingEvents: this.permits.pendingEvents };
   }

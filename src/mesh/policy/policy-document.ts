@@ -1,3 +1,4 @@
+import { type DegradeSettings, readDegradeSettings, readScheduleSettings, type ScheduleSettings } from './schedule-schema.js';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import * as syncProtocol from 'y-protocols/sync';
@@ -112,7 +113,15 @@ export class PolicyDocument {
    * The pool and shedding settings as last read, dropped whenever the settings map changes: the
    * gateway reads them on every request, and an unchanged object tells it nothing moved.
    */
-  private settingsCache: { readonly pool: PoolSettings; readonly shed: ShedSettings | undefined; readonly errors: readonly PolicyError[] } | undefined;
+  private settingsCache:
+    | {
+        readonly pool: PoolSettings;
+        readonly shed: ShedSettings | undefined;
+        readonly schedule: ScheduleSettings;
+        readonly degrade: DegradeSettings | undefined;
+        readonly errors: readonly PolicyError[];
+      }
+    | undefined;
 
   /**
    * `clientId` is this incarnation's Yjs client id, a u32 the caller derives from the replica id.
@@ -284,6 +293,16 @@ export class PolicyDocument {
     return this.readSettings().shed;
   }
 
+  /** How admission queues order requests, defaults filled; the same object until the settings change. */
+  scheduleSettings(): ScheduleSettings {
+    return this.readSettings().schedule;
+  }
+
+  /** When lower tiers are served degraded, or undefined when the policy never degrades; the same object until the settings change. */
+  degradeSettings(): DegradeSettings | undefined {
+    return this.readSettings().degrade;
+  }
+
   /**
    * Entries present in the document that fail validation (written by a peer on another schema
    * version, or by a bug), which the typed reads leave out or replace by defaults.
@@ -438,7 +457,15 @@ export class PolicyDocument {
       const stored = (key: string): unknown => this.settingsRoot.get(key);
       const pool = readPoolSettings(stored);
       const shed = readShedSettings(stored);
-      this.settingsCache = { pool: pool.settings, shed: shed.settings, errors: [...pool.errors, ...shed.errors] };
+      const schedule = readScheduleSettings(stored);
+      const degrade = readDegradeSettings(stored);
+      this.settingsCache = {
+        pool: pool.settings,
+        shed: shed.settings,
+        schedule: schedule.settings,
+        degrade: degrade.settings,
+        errors: [...pool.errors, ...shed.errors, ...schedule.errors, ...degrade.errors],
+      };
     }
     return this.settingsCache;
   }

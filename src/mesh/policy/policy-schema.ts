@@ -23,6 +23,15 @@ import {
 } from '../../core/limits.js';
 import { ok, type Result } from '../../core/result.js';
 import { invalid, isFields, isOneOf, type PolicyError, unsignedZero, validateIntegerIn } from './field-checks.js';
+import {
+  type DegradeSettingsPatch,
+  degradeSettingKey,
+  degradeWrite,
+  type ScheduleSettingsPatch,
+  scheduleSettingKey,
+  scheduleWrite,
+  validateSettingsObjectPatch,
+} from './schedule-schema.js';
 import { windowLengthMs, windowUnits, type WindowUnit } from '../../crdt/window.js';
 import { type BaseStrategyName, baseStrategyNames } from '../../pool/strategies.js';
 
@@ -665,6 +674,10 @@ export const shedSettingKey = 'shed';
 export interface SettingsPatch extends Partial<MeshSettings> {
   readonly pool?: PoolSettingsPatch;
   readonly shed?: ShedSettingsPatch | null;
+  /** How the admission queue orders requests (src/mesh/policy/schedule-schema.ts). */
+  readonly schedule?: ScheduleSettingsPatch | null;
+  /** When lower tiers are served degraded (src/mesh/policy/schedule-schema.ts). */
+  readonly degrade?: DegradeSettingsPatch | null;
 }
 
 export interface PoolSettingsPatch {
@@ -694,6 +707,10 @@ export function validateSettingsPatch(value: unknown): Result<SettingsPatch, Pol
       const shed = given === null ? ok(null) : validateShedPatch(given, 'settings.shed');
       if (!shed.ok) return shed;
       patch.shed = shed.value;
+    } else if (name === 'schedule' || name === 'degrade') {
+      const checked = validateSettingsObjectPatch(given, `settings.${name}`);
+      if (!checked.ok) return checked;
+      patch[name] = checked.value;
     } else {
       if (!isOneOf(meshSettingNames, name)) return invalid(`settings.${name}`, 'unknown setting');
       const checked = validateMeshSetting(name, given);
@@ -949,6 +966,16 @@ export function settingsWrites(stored: StoredSetting, patch: SettingsPatch): Res
     const shed = shedWrite(stored, patch.shed);
     if (!shed.ok) return shed;
     writes.push([shedSettingKey, shed.value]);
+  }
+  if (patch.schedule !== undefined) {
+    const schedule = scheduleWrite(stored, patch.schedule);
+    if (!schedule.ok) return schedule;
+    writes.push([scheduleSettingKey, schedule.value as StoredValue | undefined]);
+  }
+  if (patch.degrade !== undefined) {
+    const degrade = degradeWrite(stored, patch.degrade);
+    if (!degrade.ok) return degrade;
+    writes.push([degradeSettingKey, degrade.value as StoredValue | undefined]);
   }
   return ok(writes);
 }

@@ -1,6 +1,7 @@
 import { degradeModelMapMax, gatewayMaxTokensMax, policyAccountsMax, tierQueueDepthMax, tierQueueWaitMsMax } from '../../core/limits.js';
 import { ok, type Result } from '../../core/result.js';
 import { invalid, isFields, isOneOf, type PolicyError, validateIntegerIn } from './field-checks.js';
+import type { SettingsRead } from './policy-schema.js';
 
 /**
  * The policy's scheduling settings: how a node's admission queue (src/schedule/tier-queue.ts)
@@ -182,4 +183,64 @@ function validateDegradeRule(value: unknown, path: string): Result<DegradeRule, 
   }
   if (Object.keys(rule).length === 0) return invalid(path, 'names no action; give maxTokens, models or waitMs');
   return ok(Object.freeze(rule));
+}
+
+// ---- Storage and updates ----
+
+/** The document's `settings` entries of the two (see policy-schema.ts "Storage"). */
+export const scheduleSettingKey = 'schedule';
+export const degradeSettingKey = 'degrade';
+
+/** Degrade settings as they start when a first update names only some fields: no tier degraded yet. */
+export const defaultDegradeSettings: DegradeSettings = Object.freeze({ utilisationPercent: 85, pausedAccounts: 1, tiers: Object.freeze({}) });
+
+/**
+ * An update (PATCH /policy/settings): given fields merge over what is stored (or the defaults),
+ * `tierWeights` field by field, and the result must validate whole; `null` drops the entry. A
+ * degrade update's `tiers` replaces the stored rules whole, so a rule is removed by leaving it out.
+ */
+export type ScheduleSettingsPatch = Readonly<Record<string, unknown>>;
+export type DegradeSettingsPatch = Readonly<Record<string, unknown>>;
+
+/** Only the shape of a patch; `scheduleWrite` and `degradeWrite` check the merged result. */
+export function validateSettingsObjectPatch(value: unknown, field: string): Result<Readonly<Record<string, unknown>> | null, PolicyError> {
+  if (value === null) return ok(null);
+  if (!isFields(value)) return invalid(field, 'must be an object, or null to return to the defaults');
+  return ok(Object.freeze({ ...value }));
+}
+
+/** The policy's schedule settings, defaults when it sets none or stores an invalid entry (reported). */
+export function readScheduleSettings(stored: (key: string) => unknown): SettingsRead<ScheduleSettings> {
+  const entry = stored(scheduleSettingKey);
+  if (entry === undefined) return { settings: defaultScheduleSettings, errors: [] };
+  const checked = validateScheduleSettings(entry, 'settings.schedule');
+  return checked.ok ? { settings: checked.value, errors: [] } : { settings: defaultScheduleSettings, errors: [checked.error] };
+}
+
+/** The policy's degrade settings, or undefined (nothing is ever degraded) when it sets none or an invalid entry (reported). */
+export function readDegradeSettings(stored: (key: string) => unknown): SettingsRead<DegradeSettings | undefined> {
+  const entry = stored(degradeSettingKey);
+  if (entry === undefined) return { settings: undefined, errors: [] };
+  const checked = validateDegradeSettings(entry, 'settings.degrade');
+  return checked.ok ? { settings: checked.value, errors: [] } : { settings: undefined, errors: [checked.error] };
+}
+
+/** The whole schedule entry after `patch`, validated; undefined drops it. */
+export function scheduleWrite(stored: (key: string) => unknown, patch: ScheduleSettingsPatch | null): Result<object | undefined, PolicyError> {
+  if (patch === null) return ok(undefined);
+  const current = readScheduleSettings(stored).settings;
+  const weights = patch.tierWeights;
+  const merged = { ...current, ...patch, tierWeights: isFields(weights) ? { ...current.tierWeights, ...weights } : (weights ?? current.tierWeights) };
+  const checked = validateScheduleSettings(merged, 'settings.schedule');
+  if (!checked.ok) return checked;
+  return ok(JSON.parse(JSON.stringify(checked.value)) as object);
+}
+
+/** The whole degrade entry after `patch`, validated; undefined drops it. */
+export function degradeWrite(stored: (key: string) => unknown, patch: DegradeSettingsPatch | null): Result<object | undefined, PolicyError> {
+  if (patch === null) return ok(undefined);
+  const current = readDegradeSettings(stored).settings ?? defaultDegradeSettings;
+  const checked = validateDegradeSettings({ ...current, ...patch }, 'settings.degrade');
+  if (!checked.ok) return checked;
+  return ok(JSON.parse(JSON.stringify(checked.value)) as object);
 }

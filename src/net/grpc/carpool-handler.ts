@@ -337,6 +337,12 @@ export interface CarpoolCall<Request> extends CallContext {
    * quota (the HTTP front door's `carpool-ratelimit-*` headers) sets it; gRPC does not.
    */
   readonly onLimits?: (limits: readonly LimitUsage[]) => void;
+  /**
+   * Told, at most once and before any reply, that the request is served degraded
+   * (src/schedule/degrade.ts), with the `carpool-degraded` value: the HTTP front door sends it as a
+   * header, the gRPC endpoint as response metadata.
+   */
+  readonly onDegraded?: (value: string) => void;
 }
 
 export interface AdminCall<Request> extends CallContext {

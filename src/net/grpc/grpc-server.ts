@@ -1,3 +1,4 @@
+import { degradedHeader } from '../../schedule/degrade.js';
 import {
   type handleServerStreamingCall,
   type handleUnaryCall,
@@ -292,11 +293,17 @@ export class CarpoolGrpcServer {
   private carpoolService(handler: CarpoolHandler): UntypedServiceImplementation {
     const streamComplete: handleServerStreamingCall<WireCompleteRequest, WireStreamEvent> = (call) => void this.streamComplete(handler, call);
     const methods: { readonly [K in keyof CarpoolServiceMethods]: UntypedHandleCall } = {
-      Complete: this.unary(async (wire: WireCompleteRequest, metadata, context) => {
+      Complete: this.unary(async (wire: WireCompleteRequest, metadata, context, call) => {
         const credentials = this.carpoolCredentials(metadata);
         if (!credentials.ok) return credentials;
         const request = decodeCompleteRequest(wire);
-        const result = await handler.complete({ ...context, request, credentials: credentials.value, signedContent: signed(context, request.requestJson) });
+        const result = await handler.complete({
+          ...context,
+          request,
+          credentials: credentials.value,
+          signedContent: signed(context, request.requestJson),
+          onDegraded: degradedMetadataSender(call),
+        });
         return result.ok ? ok(encodeCompleteResponse(result.value)) : result;
       }),
       StreamComplete: streamComplete,
@@ -329,7 +336,10 @@ export class CarpoolGrpcServer {
       const credentials = this.carpoolCredentials(call.metadata);
       if (!credentials.ok) return credentials;
       const request = decodeCompleteRequest(call.request);
-      return handler.streamComplete({ ...context, request, credentials: credentials.value, signedContent: signed(context, request.requestJson) }, sink);
+      return handler.streamComplete(
+        { ...context, request, credentials: credentials.value, signedContent: signed(context, request.requestJson), onDegraded: degradedMetadataSender(call) },
+        sink,
+      );
     });
   }
 
@@ -443,7 +453,7 @@ export class CarpoolGrpcServer {
 
   /** A unary grpc-js handler around `invoke`: the in-flight bound, the context, errors to statuses. */
   private unary<Wire, Reply>(
-    invoke: (wire: Wire, metadata: Metadata, context: CallContext) => Promise<Result<Reply, ServiceError>>,
+    invoke: (wire: Wire, metadata: Metadata, context: CallContext, call: MetadataSender) => Promise<Result<Reply, ServiceError>>,
   ): handleUnaryCall<Wire, Reply> {
     return (call, callback) => void this.runUnary(call, callback, invoke);
   }
@@ -451,7 +461,7 @@ export class CarpoolGrpcServer {
   private async runUnary<Wire, Reply>(
     call: ServerUnaryCall<Wire, Reply>,
     callback: sendUnaryData<Reply>,
-    invoke: (wire: Wire, metadata: Metadata, context: CallContext) => Promise<Result<Reply, ServiceError>>,
+    invoke: (wire: Wire, metadata: Metadata, context: CallContext, call: MetadataSender) => Promise<Result<Reply, ServiceError>>,
   ): Promise<void> {
     if (!this.enter()) {
       callback(this.errorResponse(inFlightRefusal));
@@ -459,7 +469,7 @@ export class CarpoolGrpcServer {
     }
     const opened = openCall(call);
     try {
-      const result = await invoke(call.request, call.metadata, opened.context);
+      const result = await invoke(call.request, call.metadata, opened.context, call);
       opened.close();
       if (result.ok) callback(null, result.value);
       else callback(this.errorResponse(result.error));
@@ -511,6 +521,24 @@ export class CarpoolGrpcServer {
 }
 
 const emptyBody = new Uint8Array(0);
+
+/** What sends a call's response headers: a unary call or a server stream, before its first message. */
+interface MetadataSender {
+  sendMetadata(metadata: Metadata): void;
+}
+
+/**
+ * Sends `carpool-degraded` as response metadata: the gateway tells it before the reply or the
+ * first event, so it goes out as the call's headers (grpc-js sends them with the first message
+ * otherwise, and takes them once).
+ */
+function degradedMetadataSender(call: MetadataSender): (value: string) => void {
+  return (value) => {
+    const metadata = new Metadata();
+    metadata.set(degradedHeader, value);
+    call.sendMetadata(metadata);
+  };
+}
 
 const forwardStreamEncoding: StreamEncoding<SseEvent, ForwardResult, WireForwardReply> = Object.freeze({ event: encodeForwardEvent, end: encodeForwardResult });
 

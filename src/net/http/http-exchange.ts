@@ -1,3 +1,4 @@
+import { degradedHeader } from '../../schedule/degrade.js';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Result } from '../../core/result.js';
 import { type CallContext, CallEndedError, type CarpoolCall, type CarpoolCredentials, type GatewayError, type LimitUsage } from '../grpc/carpool-handler.js';
@@ -114,6 +115,7 @@ export class HttpExchange {
       credentials,
       signedContent: { method: this.req.method ?? 'GET', path: this.req.url ?? '/', body },
       onLimits: (limits: readonly LimitUsage[]) => Object.assign(this.headers, quotaHeadersOf(limits)),
+      onDegraded: (value: string) => Object.assign(this.headers, { [degradedHeader]: value }),
     };
   }
 

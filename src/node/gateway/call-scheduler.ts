@@ -28,8 +28,11 @@ import { systemTimers, type Timers } from '../../upstream/call-guard.js';
  */
 export interface CallSlot {
   readonly ticket: Ticket;
-  /** Frees the slot and starts the next queued request; idempotent. */
-  release(): void;
+  /**
+   * Frees the slot and starts the next queued request; idempotent. Given the weighted tokens the
+   * request used, the queue's fairness counts them in place of the estimate.
+   */
+  release(usedTokens?: number): void;
 }
 
 export type SchedulerRefusal =
@@ -82,8 +85,9 @@ export class CallScheduler {
     return this.queue.load();
   }
 
-  /** Waits for a call slot; see the file comment. */
-  acquire(request: QueueRequest, signal: AbortSignal): Promise<Result<CallSlot, SchedulerRefusal>> {
+  /** Waits for a call slot, at most `waitMs` (the scheduler's own wait when undefined); see the file comment. */
+  acquire(request: QueueRequest, signal: AbortSignal, waitMs?: number): Promise<Result<CallSlot, SchedulerRefusal>> {
+    assert(waitMs === undefined || (Number.isSafeInteger(waitMs) && waitMs >= 1 && waitMs <= tierQueueWaitMsMax), 'waitMs is 1 to tierQueueWaitMsMax');
     if (this.closed) return Promise.resolve(err({ kind: 'closed' }));
     if (signal.aborted) return Promise.resolve(err({ kind: 'cancelled' }));
     const nowMs = this.clock.nowMs();
@@ -99,7 +103,7 @@ export class CallScheduler {
     }
     const outcome = new Promise<Result<CallSlot, SchedulerRefusal>>((resolve) => {
       const onAbort = (): void => this.leave(ticket, { kind: 'cancelled' });
-      const timer = this.timers.start(() => this.leave(ticket, { kind: 'queue-timeout', waitedMs: this.clock.nowMs() - nowMs }), this.waitMs);
+      const timer = this.timers.start(() => this.leave(ticket, { kind: 'queue-timeout', waitedMs: this.clock.nowMs() - nowMs }), waitMs ?? this.waitMs);
       this.parked.set(ticket, { resolve, timer, signal, onAbort, tier: request.tier, parkedAtMs: this.observer.nowMs() });
       signal.addEventListener('abort', onAbort, { once: true });
     });
@@ -132,10 +136,10 @@ export class CallScheduler {
     let released = false;
     return {
       ticket,
-      release: () => {
+      release: (usedTokens?: number) => {
         if (released) return;
         released = true;
-        this.queue.finish(ticket);
+        this.queue.finish(ticket, usedTokens);
         this.pump();
       },
     };

@@ -45,6 +45,10 @@ import { type GatewayObserver, noopObserver } from '../../observe/gateway-observ
 import { type AccountFeedback, emptyRateLimits } from '../../pool/account-feedback.js';
 import type { AccountPool } from '../../pool/account-pool.js';
 import { TierQueue } from '../../schedule/tier-queue.js';
+import { type DegradeAction, type Degraded, degradeFor, degradedHeaderOf, actionsOf } from '../../schedule/degrade.js';
+import { type DegradableTier, defaultScheduleSettings } from '../../mesh/policy/schedule-schema.js';
+import type { PoolCapacity } from '../../pool/account-pool.js';
+import { ScheduleUsage } from './schedule-usage.js';
 import { systemTimers, type Timers } from '../../upstream/call-guard.js';
 import { feedbackOfStatus, networkFeedback } from '../../upstream/classify-feedback.js';
 import type { CountedTokens, CountTokensCallError, CountTokensCallOptions, CountTokensCallRequest } from '../../upstream/count-tokens-call.js';
@@ -119,9 +123,10 @@ import { limitUsages, readKeysOf, type UsageSubject } from './usage-report.js';
 /** What the gateway needs of the node: `MeshRuntime` provides all of it. */
 export interface GatewayRuntime {
   /** `shedSettings`, when present, puts the policy's shedding thresholds over the node's own. */
-  readonly policy: Pick<PolicyDocument, 'tenant'> & Partial<Pick<PolicyDocument, 'shedSettings'>>;
+  readonly policy: Pick<PolicyDocument, 'tenant'> & Partial<Pick<PolicyDocument, 'shedSettings' | 'scheduleSettings' | 'degradeSettings'>>;
   readonly counter: WindowedCounter;
-  readonly pool: Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'onFeedback'>;
+  /** `capacity`, when present, lets the degraded mode see how short the pool is (without it, nothing is degraded). */
+  readonly pool: Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'onFeedback'> & Partial<Pick<AccountPool, 'capacity'>>;
   /** `nowMs` picks the windows the request is charged in: its usage row names the same time. */
   admit(request: QuotaRequest, nowMs: number): Promise<QuotaDecision>;
   settle(requestId: RequestId, used: ReadonlyMap<string, number>): Settlement[];
@@ -208,6 +213,13 @@ export class GatewayStats {
   withdrawn = 0;
   /** Requests answered from the answer store: a kept answer, or the status of a used id. */
   replayed = 0;
+  /** Requests served degraded (src/schedule/degrade.ts), by tier and action: one request may count under several actions. */
+  readonly degraded: Record<DegradableTier, Record<DegradeAction, number>> = {
+    paid: { 'max-tokens': 0, model: 0, wait: 0 },
+    free: { 'max-tokens': 0, model: 0, wait: 0 },
+  };
+  /** Requests served degraded, by tier (each once). */
+  readonly degradedRequests: Record<DegradableTier, number> = { paid: 0, free: 0 };
   /** Requests refused, or answers withheld, because the node's store refused a write. */
   storeRefusals = 0;
 }
@@ -220,6 +232,8 @@ interface Admitted {
   readonly span: CallSpan;
   readonly record: AnswerRecord;
   readonly admittedAtMs: number;
+  /** A degraded request's longer wait in the queue; undefined: the node's. */
+  readonly queueWaitMs: number | undefined;
 }
 
 /** What one admitted request's call came to, however it ended. */
@@ -283,6 +297,8 @@ export class CarpoolGateway implements CarpoolHandler {
   readonly answers: AnswerStore;
 
   private readonly runtime: GatewayRuntime;
+  /** Mesh-wide usage per tenant, for the queue's levels. */
+  private readonly scheduleUsage: ScheduleUsage;
   private readonly region: RegionId;
   private readonly node: string;
   private readonly regionOf: (node: NodeId) => RegionId | undefined;
@@ -325,8 +341,9 @@ export class CarpoolGateway implements CarpoolHandler {
     this.answers = new AnswerStore(this.settings.answers);
     this.shedder = new Shedder(this.settings.shed);
     this.rateLimits = new RequestRateLimits(this.settings.rateLimits);
+    this.scheduleUsage = new ScheduleUsage(this.runtime.counter);
     this.scheduler = new CallScheduler({
-      queue: new TierQueue(this.settings.queue),
+      queue: new TierQueue(this.settings.queue, { settings: this.runtime.policy.scheduleSettings?.() ?? defaultScheduleSettings, usage: this.scheduleUsage }),
       waitMs: this.settings.queueWaitMs,
       clock: this.clock,
       timers: options.timers ?? systemTimers,
@@ -525,29 +542,51 @@ export class CarpoolGateway implements CarpoolHandler {
 
   private async admitted(
     call: CarpoolCall<CompleteRequest>,
-    input: CompletionInput,
+    given: CompletionInput,
     tenant: Tenant,
     nowMs: number,
     record: AnswerRecord,
     sink: StreamSink | undefined,
   ): Promise<Result<Served, GatewayError>> {
-    const shed = this.currentShedder().decide(tenant.tier, this.scheduler.load(), nowMs);
+    const schedule = this.runtime.policy.scheduleSettings?.();
+    if (schedule !== undefined) this.scheduler.queue.configure(schedule);
+    // Degraded before shedding: a degraded request's longer wait is what its shedding threshold allows.
+    const degraded = degradeFor(this.runtime.policy.degradeSettings?.(), { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () =>
+      this.poolCapacity(nowMs),
+    );
+    const shed = this.currentShedder().decide(tenant.tier, this.scheduler.load(), nowMs, degraded?.waitMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
+    const input = degraded === undefined ? given : degradedInput(given, degraded);
+    if (degraded !== undefined) {
+      this.countDegraded(degraded);
+      call.onDegraded?.(degradedHeaderOf(degraded));
+    }
+    const waitMs = degraded?.waitMs;
     // A tenant whose ids need only this node's answer store skips the mesh-wide claim, and so does
     // an id this node assigned: unique by construction, no other request can ever carry it.
-    if (idempotencyOf(tenant) === 'region' || input.requestIdAssigned) return (await this.reserveAndCall(call, input, tenant, record, sink)).result;
+    if (idempotencyOf(tenant) === 'region' || input.requestIdAssigned) return (await this.reserveAndCall(call, input, tenant, record, sink, waitMs)).result;
     const claimed = await this.claimId(input.requestId, tenant);
     if (!claimed.ok) return claimed;
     // The claim is kept once a model may have run for the id; otherwise it is given back, so that
     // a retry anywhere may run it.
     let keepClaim = false;
     try {
-      const served = await this.reserveAndCall(call, input, tenant, record, sink);
+      const served = await this.reserveAndCall(call, input, tenant, record, sink, waitMs);
       keepClaim = served.keepClaim;
       return served.result;
     } finally {
       if (!keepClaim) this.runtime.withdrawClaim(claimed.value);
     }
+  }
+
+  /** The pool's shortage, for the degraded mode; a pool that cannot tell reads as not short. */
+  private poolCapacity(nowMs: number): PoolCapacity {
+    return this.runtime.pool.capacity?.(nowMs) ?? { permits: 1, busy: 0, paused: 0 };
+  }
+
+  private countDegraded(degraded: Degraded): void {
+    this.stats.degradedRequests[degraded.tier]++;
+    for (const action of actionsOf(degraded)) this.stats.degraded[degraded.tier][action]++;
   }
 
   /**
@@ -589,10 +628,12 @@ export class CarpoolGateway implements CarpoolHandler {
     tenant: Tenant,
     record: AnswerRecord,
     sink: StreamSink | undefined,
+    queueWaitMs: number | undefined,
   ): Promise<{ readonly result: Result<Served, GatewayError>; readonly keepClaim: boolean }> {
     const nowMs = this.clock.nowMs();
     const amounts = estimatedAmounts(input.inputTokensEstimate, input.maxTokens, tenant.weights);
-    const span = callSpanOf(nowMs, call.deadlineMs, this.settings);
+    const waitMs = Math.max(this.settings.queueWaitMs, queueWaitMs ?? 0);
+    const span = callSpanOf(nowMs, call.deadlineMs, { ...this.settings, queueWaitMs: waitMs });
     const admitStartedMs = this.observer.nowMs();
     const subjects = subjectsOf(tenant, input.user);
     // A node whose disk refuses writes takes no work: what it would charge could not be kept.
@@ -622,7 +663,7 @@ export class CarpoolGateway implements CarpoolHandler {
     }
 
     // From here the request holds a reservation: every way out below settles or withdraws it once.
-    const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record, admittedAtMs: nowMs };
+    const admitted: Admitted = { input, tenant, estimateTokens: amounts.get('weighted_tokens') ?? 0, span, record, admittedAtMs: nowMs, queueWaitMs };
     // What ends it if `execute` throws (a bug): nothing reached the model as far as anyone knows.
     let executed: Executed = {
       result: err(queueErrorOf({ kind: 'closed' })),
@@ -657,7 +698,7 @@ export class CarpoolGateway implements CarpoolHandler {
    */
   private async execute(call: CarpoolCall<CompleteRequest>, admitted: Admitted, sink: StreamSink | undefined): Promise<Executed> {
     const { input, tenant, record } = admitted;
-    const slot = await this.scheduler.acquire({ tier: tenant.tier, tenant: tenant.id, costTokens: admitted.estimateTokens }, call.signal);
+    const slot = await this.scheduler.acquire({ tier: tenant.tier, tenant: tenant.id, costTokens: admitted.estimateTokens }, call.signal, admitted.queueWaitMs);
     if (!slot.ok)
       return {
         result: err(queueErrorOf(slot.error)),
@@ -668,7 +709,9 @@ export class CarpoolGateway implements CarpoolHandler {
         servedRegion: this.region,
         account: null,
       };
-    const releaseSlot = (): void => slot.value.release();
+    // What the call used, once known: the queue's fairness counts it in place of the estimate.
+    let usedTokens: number | undefined;
+    const releaseSlot = (): void => slot.value.release(usedTokens);
     call.signal.addEventListener('abort', releaseSlot, { once: true });
     try {
       const nowMs = this.clock.nowMs();
@@ -696,6 +739,7 @@ export class CarpoolGateway implements CarpoolHandler {
         inputTokensEstimate: input.inputTokensEstimate,
       });
       const outcome = result.ok ? result.value : result.error;
+      usedTokens = settledAmounts(outcome.usage, tenant.weights, true).get('weighted_tokens');
       // A call that failed without any usage never reached the model on any account; one that
       // another region already ran and settled is not counted again.
       const reachedModel = result.ok ? !result.value.settledElsewhere || !isZero(outcome.usage) : !isZero(outcome.usage);
@@ -735,6 +779,7 @@ export class CarpoolGateway implements CarpoolHandler {
     if (executed.estimated) this.stats.settlementsEstimated++;
     const nowMs = this.clock.nowMs();
     this.recentUsage.add(tenant.id, executed.usage, nowMs);
+    this.scheduleUsage.charge(tenant.id, amounts.get('weighted_tokens') ?? 0, nowMs);
     this.observer.tokens(executed.usage);
     // A lease that ran out first charged the estimate: the row says what the counters hold.
     const byLease = settlements.some((settlement) => settlement.by === 'lease');
@@ -990,4 +1035,15 @@ function probeFeedbackOf(counted: Result<CountedTokens, CountTokensCallError>, n
     case 'invalid-request':
       return undefined;
   }
+}
+
+/** The request as it is served degraded: `max_tokens` cut and the model mapped, in the body the upstream gets too. */
+function degradedInput(input: CompletionInput, degraded: Degraded): CompletionInput {
+  const maxTokens = degraded.maxTokens?.to ?? input.maxTokens;
+  const body = {
+    ...input.body,
+    ...(degraded.maxTokens === undefined ? {} : { max_tokens: maxTokens }),
+    ...(degraded.model === undefined ? {} : { model: degraded.model.to }),
+  };
+  return { ...input, body, maxTokens };
 }

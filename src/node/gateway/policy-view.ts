@@ -14,7 +14,7 @@ export function redactTenant(tenant: Tenant, nowMs: number): unknown {
 }
 
 export function policyView(
-  policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'> & Partial<Pick<PolicyDocument, 'poolSettings' | 'shedSettings'>>,
+  policy: Pick<PolicyDocument, 'tenants' | 'accounts' | 'settings' | 'invalidEntries'> & Partial<Pick<PolicyDocument, ViewedSettings>>,
   nowMs: number,
 ): unknown {
   return {
@@ -25,11 +25,22 @@ export function policyView(
   };
 }
 
+type ViewedSettings = 'poolSettings' | 'shedSettings' | 'scheduleSettings' | 'degradeSettings';
+
 /**
- * Every setting as it is in effect, defaults filled: the mesh timings, `pool`, and `shed` when the
- * policy sets thresholds (absent: each node uses its own).
+ * Every setting as it is in effect, defaults filled: the mesh timings, `pool`, `schedule`, `shed`
+ * when the policy sets thresholds (absent: each node uses its own) and `degrade` when the policy
+ * degrades any tier (absent: nothing is ever degraded).
  */
-export function settingsView(policy: Pick<PolicyDocument, 'settings'> & Partial<Pick<PolicyDocument, 'poolSettings' | 'shedSettings'>>): unknown {
+export function settingsView(policy: Pick<PolicyDocument, 'settings'> & Partial<Pick<PolicyDocument, ViewedSettings>>): unknown {
   const shed = policy.shedSettings?.();
-  return { ...policy.settings(), pool: poolSettingsOf(policy), ...(shed === undefined ? {} : { shed }) };
+  const schedule = policy.scheduleSettings?.();
+  const degrade = policy.degradeSettings?.();
+  return {
+    ...policy.settings(),
+    pool: poolSettingsOf(policy),
+    ...(schedule === undefined ? {} : { schedule }),
+    ...(shed === undefined ? {} : { shed }),
+    ...(degrade === undefined ? {} : { degrade }),
+  };
 }
