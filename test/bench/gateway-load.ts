@@ -36,12 +36,7 @@ export interface OpenLoopRun {
  * 1 ms timer: a request goes out at the first tick at or after its time (at 2,000/s, two per
  * tick), and its latency counts from when it went out; `lagsMs` says how far behind that was.
  */
-export async function openLoop(
-  ratePerSecond: number,
-  count: number,
-  send: (i: number) => Promise<boolean>,
-  bounds: OpenLoopBounds = {},
-): Promise<OpenLoopRun> {
+export async function openLoop(ratePerSecond: number, count: number, send: (i: number) => Promise<boolean>, bounds: OpenLoopBounds = {}): Promise<OpenLoopRun> {
   const outstandingMax = bounds.outstandingMax ?? outstandingMaxDefault;
   const drainMsMax = bounds.drainMsMax ?? drainMsMaxDefault;
   const latenciesMs: number[] = [];
