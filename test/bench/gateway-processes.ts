@@ -46,8 +46,9 @@ export function pinning(): string {
 
 /**
  * `node args…` on `cpu` when taskset exists (it execs, so the pid is node's). Its standard input
- * is a pipe this process holds open: the emulator and the proxies stop when it ends, so a
- * harness killed mid-run (SIGKILL, `timeout`) leaves none of them behind.
+ * is a pipe this process holds open: the emulator, the proxies and the node (through
+ * ./node-process.ts) stop when it ends, so a harness killed mid-run (SIGKILL, `timeout`) leaves
+ * none of them behind.
  */
 function spawnPinned(cpu: number, args: readonly string[], output: 'pipe' | 'inherit'): ChildProcess {
   const stdio: ['pipe', 'pipe', 'pipe' | 'inherit'] = ['pipe', 'pipe', output];
@@ -257,10 +258,12 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
   const spawnedAtMs = performance.now();
   // GATEWAY_BENCH_COMPILED=1 runs the tsc build (`npm run build` first) instead of tsx, whose
   // esbuild transform names every inner closure at run time (about a microsecond each).
-  const entry = process.env.GATEWAY_BENCH_COMPILED === '1' ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
-  if (entry[0] === 'dist/cli.js' && !existsSync(join(repoRoot, 'dist/cli.js')))
+  const entry = process.env.GATEWAY_BENCH_COMPILED === '1' ? 'dist/cli.js' : 'src/cli.ts';
+  if (entry === 'dist/cli.js' && !existsSync(join(repoRoot, 'dist/cli.js')))
     throw new Error('GATEWAY_BENCH_COMPILED=1 needs the build: run npm run build first');
-  const child = spawnPinned(0, [...profile, ...entry, 'node', '--config', configPath, '--status-every', '3600'], 'pipe');
+  // Through ./node-process.ts, which stops the node (and removes `dir`) when this harness goes.
+  const wrapper = ['--import', 'tsx', 'test/bench/node-process.ts', dir, entry];
+  const child = spawnPinned(0, [...profile, ...wrapper, 'node', '--config', configPath, '--status-every', '3600'], 'pipe');
   let output = '';
   const outputMax = 64 * 1024;
   const keep = (chunk: Buffer): void => {
