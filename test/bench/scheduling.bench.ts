@@ -29,8 +29,11 @@ export function schedulingSetup(quick: boolean, windowS?: number): SchedulingSet
     warmS: quick ? 2 : 5,
     windowS: windowS ?? (quick ? 10 : 60),
     seed: 19,
-    clientDeadlineMs: 30_000,
-    outstandingMax: 4_096,
+    // Past the node's longest wait for an account (30 s) and the call, so that the node, not the
+    // client, decides when a request waited too long; and room for everything the node may hold
+    // meanwhile (250/s × 30 s), so every request of the schedule is sent.
+    clientDeadlineMs: 45_000,
+    outstandingMax: 8_192,
   };
 }
 
