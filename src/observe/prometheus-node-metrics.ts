@@ -504,8 +504,11 @@ export class PrometheusNodeMetrics implements GatewayObserver {
         });
       },
     );
-    this.counter('carpool_queue_escapes_total', "Starts of a lower tier's aged request ahead of a higher tier's queued work (bounded by settings.schedule.escapeEvery).", [], (add) =>
-      add(queue.stats.escapes),
+    this.counter(
+      'carpool_queue_escapes_total',
+      "Starts of a lower tier's aged request ahead of a higher tier's queued work (bounded by settings.schedule.escapeEvery).",
+      [],
+      (add) => add(queue.stats.escapes),
     );
     this.counter('carpool_degraded_requests_total', 'Requests served degraded because the pool was short, by tier (see settings.degrade).', ['tier'], (add) => {
       for (const tier of degradableTiers) add(stats.degradedRequests[tier], { tier });

@@ -298,7 +298,8 @@ export class TierQueue {
       assert(Number.isFinite(usedTokens) && usedTokens >= 0, 'tokens used are a finite count');
       const counter = this.counters.get(entry.tenant);
       const used = Math.min(usedTokens, this.limits.quantumTokens);
-      if (counter !== undefined) this.counters.set(entry.tenant, { value: counter.value + (used - entry.charged) / this.settings.tierWeights[entry.tier], tier: counter.tier });
+      if (counter !== undefined)
+        this.counters.set(entry.tenant, { value: counter.value + (used - entry.charged) / this.settings.tierWeights[entry.tier], tier: counter.tier });
     }
     return true;
   }
@@ -444,7 +445,7 @@ export class TierQueue {
   }
 
   private oldestOf(state: TierState): QueuedRequest | undefined {
-    return state.queued.size === 0 ? undefined : (state.queued.values().next().value);
+    return state.queued.size === 0 ? undefined : state.queued.values().next().value;
   }
 
   /** The tier holding the oldest queued request (tickets grow with each enqueue). */

@@ -236,9 +236,12 @@ describe('TierQueue properties', () => {
   it('starts aged free requests once in every escapeEvery starts, no more and no less, under an endless flood of vip work', () => {
     checkProperty(
       fc.property(fc.integer({ min: 2, max: 20 }), fc.integer({ min: 0, max: 100 }), fc.nat(30), (escapeEvery, escapeAfterMs, vipAhead) => {
-        const queue = new TierQueue({ tierDepthMax: 64, totalDepthMax: 128, inFlightMax: 1, quantumTokens: 100 }, {
-          settings: { ...defaultScheduleSettings, escapeEvery, escapeAfterMs },
-        });
+        const queue = new TierQueue(
+          { tierDepthMax: 64, totalDepthMax: 128, inFlightMax: 1, quantumTokens: 100 },
+          {
+            settings: { ...defaultScheduleSettings, escapeEvery, escapeAfterMs },
+          },
+        );
         for (let i = 0; i < vipAhead; i++) queue.enqueue({ tier: 'vip', tenant: tenants[i % 4] as TenantId, costTokens: 50 }, 0);
         for (let i = 0; i < 3; i++) queue.enqueue({ tier: 'free', tenant: 'watched' as TenantId, costTokens: 50 }, 0);
         const freeStarts: number[] = [];

@@ -58,7 +58,10 @@ describe('TierQueue', () => {
   it('drops a tenant whose recent usage is over its tier share below a light one, and ages it back', () => {
     const settings: ScheduleSettings = { ...defaultScheduleSettings, levels: 4, levelTokensPerMinute: 1_000, agingMs: 1_000, escapeEvery: 0 };
     // a used 5x its free-tier share (level 3 of 0..3), c 1.5x (level 1), b nothing.
-    const queue = new TierQueue({ tierDepthMax: 8, totalDepthMax: 16, inFlightMax: 1, quantumTokens: 100 }, { settings, usage: usageOf({ [a]: 5_000, [c]: 1_500 }) });
+    const queue = new TierQueue(
+      { tierDepthMax: 8, totalDepthMax: 16, inFlightMax: 1, quantumTokens: 100 },
+      { settings, usage: usageOf({ [a]: 5_000, [c]: 1_500 }) },
+    );
     queue.enqueue({ tier: 'free', tenant: a, costTokens: 10 }, 0);
     queue.enqueue({ tier: 'free', tenant: c, costTokens: 10 }, 0);
     queue.enqueue({ tier: 'free', tenant: b, costTokens: 10 }, 0);

@@ -275,7 +275,6 @@ export const meshSettingNames = Object.keys(meshSettingsBounds) as readonly (key
 
 const sha256HexPattern = /^[0-9a-f]{64}$/;
 
-
 /**
  * The path of a subject (tenant or account). Ids may hold any printable ASCII, so an id that is
  * itself invalid is quoted and cut to a bounded length: paths end up in logs and error replies.
@@ -291,7 +290,6 @@ function validateCount(value: unknown, field: string): Result<number, PolicyErro
   if (typeof value !== 'number' || !isCount(value)) return invalid(field, 'must be a non-negative safe integer');
   return ok(unsignedZero(value));
 }
-
 
 export function validateLimitRule(value: unknown, field: string): Result<LimitRule, PolicyError> {
   if (!isFields(value)) return invalid(field, 'must be an object');

@@ -120,7 +120,8 @@ export function validateScheduleSettings(value: unknown, field: string): Result<
   }
   if (numbers.rateWindowMs! % 10_000 !== 0) return invalid(`${field}.rateWindowMs`, 'must be a whole number of 10-second buckets');
   if (numbers.historyWindowMs! % 60_000 !== 0) return invalid(`${field}.historyWindowMs`, 'must be a whole number of minutes');
-  if (numbers.escapeEvery === 1) return invalid(`${field}.escapeEvery`, 'must be 0 (strict tiers) or at least 2: 1 would let every start skip the higher tiers');
+  if (numbers.escapeEvery === 1)
+    return invalid(`${field}.escapeEvery`, 'must be 0 (strict tiers) or at least 2: 1 would let every start skip the higher tiers');
   const weights = value.tierWeights;
   if (!isFields(weights)) return invalid(`${field}.tierWeights`, 'must be an object of tier to weight');
   const tierWeights: Partial<Record<Tier, number>> = {};
@@ -132,7 +133,13 @@ export function validateScheduleSettings(value: unknown, field: string): Result<
     if (above !== undefined && weight.value > above) return invalid(`${field}.tierWeights.${tier}`, 'must not exceed the weight of the tier above');
     tierWeights[tier] = above = weight.value;
   }
-  return ok(Object.freeze({ ...(numbers as Omit<ScheduleSettings, 'mode' | 'tierWeights'>), mode: value.mode, tierWeights: Object.freeze(tierWeights as Record<Tier, number>) }));
+  return ok(
+    Object.freeze({
+      ...(numbers as Omit<ScheduleSettings, 'mode' | 'tierWeights'>),
+      mode: value.mode,
+      tierWeights: Object.freeze(tierWeights as Record<Tier, number>),
+    }),
+  );
 }
 
 /** Whole degrade settings: the shortage thresholds and a rule for each tier named (vip refused). */

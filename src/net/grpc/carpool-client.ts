@@ -58,6 +58,8 @@ export interface CarpoolCallOptions {
   readonly signal?: AbortSignal;
   /** Extra metadata (signature fields, a different key); replaces the client's `x-api-key`. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** Told the server's response headers (such as `carpool-degraded`), when they arrive. */
+  readonly onMetadata?: (metadata: Metadata) => void;
 }
 
 export type ClientError =
@@ -125,6 +127,7 @@ export class CarpoolClient {
       callOptionsOf(options),
     );
     const cancel = (): void => call.cancel();
+    if (options.onMetadata !== undefined) call.on('metadata', options.onMetadata);
     options.signal?.addEventListener('abort', cancel, { once: true });
     if (options.signal?.aborted === true) cancel();
     try {
@@ -171,6 +174,7 @@ export class CarpoolClient {
         },
       );
       const cancel = (): void => call.cancel();
+      if (options.onMetadata !== undefined) call.on('metadata', options.onMetadata);
       options.signal?.addEventListener('abort', cancel, { once: true });
       if (options.signal?.aborted === true) cancel();
     });
