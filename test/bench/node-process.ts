@@ -13,6 +13,9 @@ const [dir, entry, ...args] = process.argv.slice(2);
 if (dir === undefined || !isAbsolute(dir) || entry === undefined) throw new Error('usage: node-process.ts ABSOLUTE-TEMP-DIR ENTRY-MODULE CARPOOL-ARGS…');
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 process.stdin.once('end', () => process.kill(process.pid, 'SIGTERM')).resume();
+// Unreferenced, the pipe does not keep the process alive: the node exits by itself once it has
+// stopped, as it does without this entry, and the pipe still tells while anything else runs.
+(process.stdin as { unref?: () => void }).unref?.();
 // The CLI reads its command line from process.argv, after the script's own path.
 process.argv = [process.argv[0]!, resolve(entry), ...args];
 await import(pathToFileURL(resolve(entry)).href);

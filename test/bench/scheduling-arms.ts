@@ -15,6 +15,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { type OpenLoopRun, openLoop } from './gateway-load.js';
+import { mainThreadProfile } from './gateway-profile.js';
 import { type EmulatorChild, type NodeChild, nodeMetricsText, processCpuMs, startEmulatorChild, startNodeChild } from './gateway-processes.js';
 import { arrivalTenants, type MixTenant, requestBody, tenantMix } from './scheduling-mix.js';
 import { type ClientSideSums, type Reconciliation, reconcileDirect, reconcileNode } from './scheduling-reconcile.js';
@@ -104,6 +105,8 @@ export interface ArmRun {
   /** CPU ms the node used over the measured window; undefined for direct. */
   readonly nodeCpuMs: number | undefined;
   readonly reconciliation: Reconciliation;
+  /** With SCHEDULING_BENCH_CPU_PROFILE: the node's CPU profile, and how much of it came before the window. */
+  readonly profile?: { readonly path: string; readonly skipMs: number } | undefined;
 }
 
 const jsonHeaders = { 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
@@ -287,7 +290,9 @@ export async function runNodeArm(arm: Exclude<ArmName, 'direct'>, setup: Schedul
       tenants: tenants.map(({ id, tier }) => ({ id, tier })),
       accountLimits: [{ metric: 'requests', window: 'minute', sliding: true, limit: benchPool.requestsPerMinute, mode: 'eventual' }],
       settings: armSettings(arm),
+      cpuProfileDir: profileDir(),
     });
+    let result: ArmRun | undefined;
     try {
       const picks = arrivalTenants(tenants, scheduleCount(setup), setup.seed);
       const keys = tenants.map((t) => node.apiKeys[t.id]!);
@@ -301,15 +306,26 @@ export async function runNodeArm(arm: Exclude<ArmName, 'direct'>, setup: Schedul
       const { run, measuredFrom, startedAtMs } = await drive(setup, probes, (i) => post(pool, keys[picks[i]!]!, i, records));
       await pool.destroy();
       const reconciliation = await reconcileNode(node, emulator, tenants, clientSums(tenants, picks, records));
-      return { arm, setup, tenants, picks, records, measuredFrom, startedAtMs, run, ...(await probes.figures()), reconciliation };
+      result = { arm, setup, tenants, picks, records, measuredFrom, startedAtMs, run, ...(await probes.figures()), reconciliation };
     } catch (error) {
       throw new Error(`${String(error)}\nthe node's output:\n${node.output()}`);
     } finally {
+      // The node writes its profile as it exits.
       await node.stop();
     }
+    const dir = profileDir();
+    const path = dir === undefined ? undefined : mainThreadProfile(dir, node.pid);
+    const windowStartMs = result.startedAtMs + (result.measuredFrom * 1000) / setup.rate;
+    return path === undefined ? result : { ...result, profile: { path, skipMs: windowStartMs - node.spawnedAtMs } };
   } finally {
     await emulator.stop();
   }
+}
+
+/** SCHEDULING_BENCH_CPU_PROFILE=DIR profiles the node of each arm (as GATEWAY_BENCH_CPU_PROFILE does the gateway's). */
+function profileDir(): string | undefined {
+  const dir = process.env.SCHEDULING_BENCH_CPU_PROFILE;
+  return dir === undefined || dir === '' ? undefined : dir;
 }
 
 /** What the clients were told they used, per tenant, over every request of the run (warm-up included), and how many got no answer. */

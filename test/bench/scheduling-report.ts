@@ -4,6 +4,7 @@
 // share served degraded; per arm Jain's fairness index, the longest event-loop stalls, and the
 // design's published figures beside the measured ones; then each arm's books.
 import { percentile, sortedCopy } from './gateway-load.js';
+import { finiteRange, perSecondPercentile, sparkline, worstSecond } from './latency-timeline.js';
 import { type ArmName, type ArmRun, noAnswer, notSent, refusedByClient } from './scheduling-arms.js';
 import { benchTiers, type BenchTier, fairnessWeights, jainIndex } from './scheduling-mix.js';
 
@@ -176,6 +177,34 @@ export function detailLines(figures: readonly ArmFigures[], runs: readonly ArmRu
     );
     const perTenant = run.tenants.map((t, k) => `${t.id} ${num(f.servedPerTenantPerS[k]!)}`);
     lines.push(`    served/s per tenant: ${perTenant.join(', ')}`);
+  }
+  return lines;
+}
+
+/**
+ * The p99 of each second of each arm's window, of the requests sent in it and served, by the
+ * second they finished in: a stall every few seconds shows as a spike there, where a window's p99
+ * hides it. One line per arm, on one log scale.
+ */
+export function timelineLines(runs: readonly ArmRun[]): string[] {
+  const series = runs.map((run) => {
+    const windowStartMs = run.startedAtMs + (run.measuredFrom * 1000) / run.setup.rate;
+    const finishedAtMs: number[] = [];
+    const latenciesMs: number[] = [];
+    for (let i = run.measuredFrom; i < run.picks.length; i++) {
+      if (run.records.status[i] !== 200) continue;
+      finishedAtMs.push(run.records.sentAtMs[i]! + run.records.latencyMs[i]! - windowStartMs);
+      latenciesMs.push(run.records.latencyMs[i]!);
+    }
+    return { arm: run.arm, valuesMs: perSecondPercentile(finishedAtMs, latenciesMs, 99) };
+  });
+  const { low, high } = finiteRange(series.map((s) => s.valuesMs));
+  const lines = [`  p99 per second (a character a second from the window's start, log scale from ▁ ${ms(low)} ms to █ ${ms(high)} ms; · nothing finished):`];
+  for (const s of series) {
+    const worst = worstSecond(s.valuesMs);
+    lines.push(
+      `    ${armLabels[s.arm].padEnd(17)} ${sparkline(s.valuesMs, low, high)}  ${worst === undefined ? 'no answers' : `worst second ${worst}: ${ms(s.valuesMs[worst]!)} ms`}`,
+    );
   }
   return lines;
 }

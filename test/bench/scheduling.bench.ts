@@ -11,12 +11,15 @@
 // per arm Jain's fairness index, the longest event-loop stalls and the design's figures; then
 // each arm's books: what the clients were told, the node's ledger and the emulator's counts.
 // Full run: 5 s of warm-up and a 60 s window per arm (about 5 minutes); `--quick`: 10 s windows;
-// `BENCH_SCHEDULING_SECONDS=N` sets the window (for development; tails want 60 s).
+// `BENCH_SCHEDULING_SECONDS=N` sets the window (for development; tails want 60 s);
+// `SCHEDULING_BENCH_CPU_PROFILE=DIR` profiles the node of each node arm and prints its hottest
+// functions and its busy time by component (test/bench/gateway-profile.ts).
 import { availableParallelism } from 'node:os';
 import { type BenchContext, report } from './harness.js';
 import { pinning } from './gateway-processes.js';
+import { printProfileSummary } from './gateway-profile.js';
 import { type ArmRun, benchPacing, benchPool, freeDegradeRule, runDirect, runNodeArm, type SchedulingSetup } from './scheduling-arms.js';
-import { type ArmFigures, armFigures, armLabels, comparisonTable, detailLines, tierTable } from './scheduling-report.js';
+import { type ArmFigures, armFigures, armLabels, comparisonTable, detailLines, tierTable, timelineLines } from './scheduling-report.js';
 import { defaultMixShape, fairnessWeights, tenantMix } from './scheduling-mix.js';
 import { machineLoad } from './unary-window.js';
 
@@ -87,6 +90,13 @@ export async function runScheduling(setup: SchedulingSetup, log: (line: string) 
       `thousands of requests/s of the design's 8 cores: compare the ratios to direct, the tails per tier and the refusals, not the absolute requests/s.`,
   );
   for (const line of detailLines(figures, runs)) log(line);
+  for (const line of timelineLines(runs)) log(line);
+  for (const run of runs) {
+    if (run.profile === undefined) continue;
+    log(`  ${armLabels[run.arm]}: the node's CPU profile over the window and the drain (${run.profile.path}):`);
+    const served = run.records.status.reduce((n, status, i) => (i >= run.measuredFrom && status === 200 ? n + 1 : n), 0);
+    await printProfileSummary(run.profile.path, run.profile.skipMs, 25, served);
+  }
   log(`the books, per arm (everything sent, warm-up included, once nothing ran any more):`);
   for (const run of runs) {
     log(`  ${armLabels[run.arm]}: ${run.reconciliation.holds ? 'reconciled' : 'NOT RECONCILED'}`);
