@@ -8,9 +8,9 @@ import { armLabels } from '../bench/scheduling-report.js';
 
 it('prints a row per arm and tier, degrades only free requests of the dynamic arm, and reconciles every arm', async () => {
   const lines: string[] = [];
-  // Half a second of warm-up and a 2 s window at 150/s: just above the pool's ~130/s, so the
+  // Half a second of warm-up and a 2 s window at 80/s: just above the pool's ~65/s, so the
   // dynamic arm's pool runs short, and its queue drains within a second or two.
-  const outcome = await runScheduling({ ...schedulingSetup(true, 2), warmS: 0.5, rate: 150 }, (line) => lines.push(line));
+  const outcome = await runScheduling({ ...schedulingSetup(true, 2), warmS: 0.5, rate: 80 }, (line) => lines.push(line));
   const output = lines.join('\n');
   expect(outcome.reconciled, output).toBe(true);
 
