@@ -46,6 +46,13 @@ import { defaultScheduleSettings, type ScheduleSettings } from '../mesh/policy/s
  * start work within 2U weighted tokens of each other (each counter stays within U of the
  * smallest while queued; the test is test/schedule/tier-queue.prop.test.ts).
  *
+ * Across regions. The order within a level is by counter plus what other nodes served the tenant
+ * over `rateWindowMs` (over its tier's weight), read from the replicated counters through
+ * `TenantUsage.othersOver`: a tenant that other regions already serve heavily waits behind one they
+ * do not, so tenants backlogged at several nodes even out mesh-wide, not only per node. The 2U
+ * bound then holds for counter plus that figure, up to what gossip has not yet delivered (the
+ * tokens settled elsewhere in the last gossip interval) and what left the window.
+ *
  * Tiers and the escape. Without the escape, priority between tiers is strict, which is what the
  * Shedder (src/admission/shedder.ts) assumes when it judges a request by the queues at and above
  * its tier. The escape bounds how long a lower tier can wait and how much a higher tier loses:
@@ -85,9 +92,11 @@ export const defaultTierQueueLimits: TierQueueLimits = Object.freeze({
  */
 export interface TenantUsage {
   tokensOver(tenant: TenantId, spanMs: number, bucket: 'sec10' | 'minute', nowMs: number): number;
+  /** Of that, over 10-second buckets, what other nodes served: this node's counters hold its own. */
+  othersOver(tenant: TenantId, spanMs: number, nowMs: number): number;
 }
 
-const idleUsage: TenantUsage = Object.freeze({ tokensOver: () => 0 });
+const idleUsage: TenantUsage = Object.freeze({ tokensOver: () => 0, othersOver: () => 0 });
 
 export interface QueueRequest {
   readonly tier: Tier;
@@ -130,6 +139,8 @@ interface Lane {
   readonly entries: Map<Ticket, QueuedRequest>;
   /** The rate level, from `TenantUsage`: read when the lane forms and after each start from it. */
   rateLevel: number;
+  /** What other nodes served the tenant over `rateWindowMs`, over its tier's weight; read with `rateLevel`. */
+  elsewhere: number;
 }
 
 interface TierState {
@@ -189,7 +200,7 @@ export class TierQueue {
     if (settings === this.settings) return;
     this.settings = settings;
     // Levels read from usage were judged by the old thresholds.
-    for (const tier of tiers) for (const lane of this.tiers[tier].lanes.values()) lane.rateLevel = this.rateLevelOf(lane.tenant, tier, undefined);
+    for (const tier of tiers) for (const lane of this.tiers[tier].lanes.values()) this.readUsage(lane, tier, undefined);
   }
 
   get schedule(): ScheduleSettings {
@@ -228,7 +239,8 @@ export class TierQueue {
     const entry: QueuedRequest = Object.freeze({ ...request, ticket: this.nextTicket++ as Ticket, enqueuedAtMs: nowMs });
     let lane = tier.lanes.get(request.tenant);
     if (lane === undefined) {
-      lane = { tenant: request.tenant, entries: new Map(), rateLevel: this.rateLevelOf(request.tenant, request.tier, nowMs) };
+      lane = { tenant: request.tenant, entries: new Map(), rateLevel: 0, elsewhere: 0 };
+      this.readUsage(lane, request.tier, nowMs);
       this.lift(tier, request.tier, request.tenant);
       tier.lanes.set(request.tenant, lane);
     }
@@ -260,7 +272,7 @@ export class TierQueue {
     this.setCounter(head.tenant, tier, counter + charged / this.settings.tierWeights[tier]);
     this.forgetIdle();
     if (lane.entries.size === 0) state.lanes.delete(head.tenant);
-    else lane.rateLevel = this.rateLevelOf(head.tenant, tier, nowMs);
+    else this.readUsage(lane, tier, nowMs);
     this.running.set(head.ticket, { ...head, charged });
     this.stats.dequeued[tier]++;
     return head;
@@ -365,7 +377,7 @@ export class TierQueue {
     for (const lane of state.lanes.values()) {
       const level = this.levelOfLane(lane, nowMs);
       if (level > bestLevel) continue;
-      const counter = this.counters.get(lane.tenant)?.value ?? state.virtualTime;
+      const counter = (this.counters.get(lane.tenant)?.value ?? state.virtualTime) + lane.elsewhere;
       if (level === bestLevel && counter >= bestCounter) continue;
       best = lane;
       bestLevel = level;
@@ -386,17 +398,26 @@ export class TierQueue {
   }
 
   /**
-   * 0 while the tenant's weighted tokens per minute over both windows stay within the tier's
-   * threshold, then one per doubling; `nowMs` undefined (a settings change) keeps level 0 until
-   * the lane's next start reads usage again.
+   * The lane's rate level — 0 while the tenant's weighted tokens per minute over both windows stay
+   * within the tier's threshold, then one per doubling — and what other nodes served it. `nowMs`
+   * undefined (a settings change) reads both as 0 until the lane's next start reads usage again.
    */
-  private rateLevelOf(tenant: TenantId, tier: Tier, nowMs: number | undefined): number {
+  private readUsage(lane: Lane, tier: Tier, nowMs: number | undefined): void {
     const { levels, rateWindowMs, historyWindowMs, levelTokensPerMinute, tierWeights } = this.settings;
-    if (levels === 1 || nowMs === undefined) return 0;
-    const rate = (this.usage.tokensOver(tenant, rateWindowMs, 'sec10', nowMs) * 60_000) / rateWindowMs;
-    const history = (this.usage.tokensOver(tenant, historyWindowMs, 'minute', nowMs) * 60_000) / historyWindowMs;
+    if (nowMs === undefined) {
+      lane.rateLevel = 0;
+      lane.elsewhere = 0;
+      return;
+    }
+    lane.elsewhere = this.usage.othersOver(lane.tenant, rateWindowMs, nowMs) / tierWeights[tier];
+    if (levels === 1) {
+      lane.rateLevel = 0;
+      return;
+    }
+    const rate = (this.usage.tokensOver(lane.tenant, rateWindowMs, 'sec10', nowMs) * 60_000) / rateWindowMs;
+    const history = (this.usage.tokensOver(lane.tenant, historyWindowMs, 'minute', nowMs) * 60_000) / historyWindowMs;
     const ratio = Math.max(rate, history) / (levelTokensPerMinute * tierWeights[tier]);
-    return ratio <= 1 ? 0 : Math.min(levels - 1, Math.ceil(Math.log2(ratio)));
+    lane.rateLevel = ratio <= 1 ? 0 : Math.min(levels - 1, Math.ceil(Math.log2(ratio)));
   }
 
   /** A tenant that starts queueing in a tier: lifted to the tier's smallest queued counter, so idle time banks nothing. */

@@ -163,7 +163,10 @@ describe('TierQueue properties', () => {
     checkProperty(
       fc.property(arbLimits, arbSettings, arbUsage, fc.array(arbOp, { maxLength: 120 }), (limits, settings, usage, ops) => {
         const perMinute = new Map(tenants.map((tenant, index) => [tenant, usage[index] ?? 0]));
-        const queue = new TierQueue(limits, { settings, usage: { tokensOver: (tenant, spanMs) => ((perMinute.get(tenant) ?? 0) * spanMs) / 60_000 } });
+        const queue = new TierQueue(limits, {
+          settings,
+          usage: { tokensOver: (tenant, spanMs) => ((perMinute.get(tenant) ?? 0) * spanMs) / 60_000, othersOver: () => 0 },
+        });
         const model: Model = { queued: [], running: [], issued: [], settings, inversions: [] };
         ops.forEach((op, step) => {
           apply(queue, model, limits, op, 1_000 + step * 7);

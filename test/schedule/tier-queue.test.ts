@@ -27,8 +27,8 @@ function drain(queue: TierQueue, nowMs = 0): QueuedRequest[] {
 }
 
 /** Usage as the replicated counters would report it: tokens per tenant over any window. */
-function usageOf(perMinute: Record<string, number>): TenantUsage {
-  return { tokensOver: (tenant, spanMs) => ((perMinute[tenant] ?? 0) * spanMs) / 60_000 };
+function usageOf(perMinute: Record<string, number>, elsewhere: Record<string, number> = {}): TenantUsage {
+  return { tokensOver: (tenant, spanMs) => ((perMinute[tenant] ?? 0) * spanMs) / 60_000, othersOver: (tenant) => elsewhere[tenant] ?? 0 };
 }
 
 describe('TierQueue', () => {
@@ -111,6 +111,22 @@ describe('TierQueue', () => {
     expect(queue.counterOf(a)).toBe(100);
     expect(queue.counterOf(b)).toBe(800);
     expect(drain1(queue, 1).tenant).toBe(a);
+  });
+
+  it('puts a tenant other regions served lately behind one they did not, within a level', () => {
+    // Same level for both (usage under the threshold); b got 3,000 weighted tokens at other nodes.
+    const queue = new TierQueue(
+      { tierDepthMax: 64, totalDepthMax: 64, inFlightMax: 1, quantumTokens: 1_000 },
+      { settings: strict, usage: usageOf({}, { [b]: 3_000 }) },
+    );
+    for (let i = 0; i < 4; i++) queue.enqueue({ tier: 'free', tenant: b, costTokens: 1_000 }, 0);
+    for (let i = 0; i < 4; i++) queue.enqueue({ tier: 'free', tenant: a, costTokens: 1_000 }, 0);
+    // a starts three requests (3,000 tokens) before b's counter plus what it got elsewhere is the smaller.
+    expect(
+      drain(queue)
+        .map((entry) => (entry.tenant === a ? 'a' : 'b'))
+        .join(''),
+    ).toBe('aaababbb');
   });
 
   it('lifts a returning tenant to the smallest queued counter: idle time banks nothing', () => {

@@ -1,6 +1,6 @@
 // Proves the degraded mode end to end: while the pool is short, a free tenant's request is served
 // degraded (max_tokens cut, a cheaper model) and told so — the `carpool-degraded` header through
-// the official SDK on the HTTP front door, response metadata on gRPC — while a paid tenant's
+// the official SDK on the HTTP front door (JSON and a stream's head), response metadata on gRPC — while a paid tenant's
 // request at the same moment is served in full and told nothing; with the pool idle again the
 // free tenant gets full service. Every token reconciles with what the emulator counted.
 import Anthropic from '@anthropic-ai/sdk';
@@ -34,14 +34,14 @@ async function reconciled(h: Harness): Promise<void> {
 
 describe('the degraded mode', () => {
   it('serves a free tenant degraded, not refused, while the pool is short, and a paid tenant in full', async () => {
-    // One account of 4 permits; calls of 300 output tokens at 1,000 a second hold one for ~300 ms.
+    // One account of 4 permits; calls of 300 output tokens at 150 a second hold one for 2 s.
     const h = await startHarness({
       accounts: 1,
       tenants: [
         { id: 'free-co', tier: 'free' },
         { id: 'paid-co', tier: 'paid' },
       ],
-      emulator: { outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 1_000 },
+      emulator: { outputTokensMin: 300, outputTokensMax: 300, tokensPerSecond: 150 },
       http: {},
     });
     const updated = h.runtime.policy.updateSettings({
@@ -57,32 +57,39 @@ describe('the degraded mode', () => {
     expect(idle.data.model).toBe(model);
     expect(idle.data.usage.output_tokens).toBe(300);
 
-    // Two paid calls hold half of the account's permits: the pool is short.
+    // Two paid calls hold half of the account's permits (for 2 s): the pool is short. Everything
+    // below is sent at once, so each is judged while they hold.
     const holders = [0, 1].map(() => h.client('paid-co').complete(completion({ maxTokens: 400 })));
     await until(() => h.gateway.carpool.scheduler.queue.inFlight === 2, 'two calls to hold their permits');
-
-    const free = await sdk(h, 'free-co')
-      .messages.create({ model, max_tokens: 400, messages: [{ role: 'user', content: 'hello' }] })
-      .withResponse();
-    expect(free.response.headers.get(degradedHeader)).toBe(`reason=utilisation; max-tokens=400->32; model=${model}->${cheaper}`);
+    const ask = { model, max_tokens: 400, messages: [{ role: 'user' as const, content: 'hello' }] };
+    let grpcHeaders: Metadata | undefined;
+    const [free, streamed, grpcFree, paid] = await Promise.all([
+      sdk(h, 'free-co').messages.create(ask).withResponse(),
+      sdk(h, 'free-co')
+        .messages.create({ ...ask, stream: true })
+        .withResponse(),
+      h.client('free-co').complete(completion({ maxTokens: 400 }), { onMetadata: (metadata) => (grpcHeaders = metadata) }),
+      sdk(h, 'paid-co').messages.create(ask).withResponse(),
+    ]);
+    const told = `reason=utilisation; max-tokens=400->32; model=${model}->${cheaper}`;
+    expect(free.response.headers.get(degradedHeader)).toBe(told);
     expect(free.data.model).toBe(cheaper);
     expect(free.data.usage.output_tokens).toBeLessThanOrEqual(32);
-
-    let grpcHeaders: Metadata | undefined;
-    const grpcFree = await h.client('free-co').complete(completion({ maxTokens: 400 }), { onMetadata: (metadata) => (grpcHeaders = metadata) });
+    // A stream's head carries it too.
+    expect(streamed.response.headers.get(degradedHeader)).toBe(told);
+    let streamedModel = '';
+    for await (const event of streamed.data) if (event.type === 'message_start') streamedModel = event.message.model;
+    expect(streamedModel).toBe(cheaper);
     expect(grpcFree.ok).toBe(true);
-    expect(grpcHeaders?.get(degradedHeader)).toEqual([`reason=utilisation; max-tokens=400->32; model=${model}->${cheaper}`]);
-
-    const paid = await sdk(h, 'paid-co')
-      .messages.create({ model, max_tokens: 400, messages: [{ role: 'user', content: 'hello' }] })
-      .withResponse();
+    expect(grpcHeaders?.get(degradedHeader)).toEqual([told]);
+    // The paid tenant, at the same moment: in full, and told nothing.
     expect(paid.response.headers.get(degradedHeader)).toBeNull();
     expect(paid.data.model).toBe(model);
     expect(paid.data.usage.output_tokens).toBe(300);
 
     for (const held of await Promise.all(holders)) expect(held.ok).toBe(true);
-    expect(h.gateway.carpool.stats.degradedRequests).toEqual({ free: 2, paid: 0 });
-    expect(h.gateway.carpool.stats.degraded.free).toEqual({ 'max-tokens': 2, model: 2, wait: 0 });
+    expect(h.gateway.carpool.stats.degradedRequests).toEqual({ free: 3, paid: 0 });
+    expect(h.gateway.carpool.stats.degraded.free).toEqual({ 'max-tokens': 3, model: 3, wait: 0 });
     await reconciled(h);
   });
 
@@ -93,7 +100,7 @@ describe('the degraded mode', () => {
         { id: 'free-co', tier: 'free' },
         { id: 'paid-co', tier: 'paid' },
       ],
-      emulator: { outputTokensMin: 64, outputTokensMax: 64, tokensPerSecond: 200 },
+      emulator: { outputTokensMin: 64, outputTokensMax: 64, tokensPerSecond: 64 },
     });
     const vip = h.runtime.policy.updateSettings({ degrade: { utilisationPercent: 1, pausedAccounts: 0, tiers: { vip: { maxTokens: 1 } } } });
     expect(vip).toMatchObject({ ok: false, error: { field: 'settings.degrade.tiers.vip', reason: 'vip is never degraded' } });

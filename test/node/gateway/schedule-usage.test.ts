@@ -1,6 +1,7 @@
 // Proves the queue's usage figure is mesh-wide: what one node's settlements charge reaches another
-// node's TenantUsage through the counter's deltas, in both the 10-second and the minute series, and
-// a tenant heavy at one node drops a level in the other node's queue.
+// node's TenantUsage through the counter's deltas, in both the 10-second and the minute series; what
+// other nodes served a tenant excludes the node's own charges; and a tenant heavy at one node drops
+// a level in the other node's queue.
 import { describe, expect, it } from 'vitest';
 import { asReplicaId, type TenantId } from '../../../src/core/ids.js';
 import { WindowedCounter } from '../../../src/crdt/windowed-counter.js';
@@ -24,6 +25,12 @@ describe('ScheduleUsage', () => {
     west.join(east.takeDelta());
     expect(westUsage.tokensOver(heavy, 60_000, 'sec10', nowMs)).toBe(400_000);
     expect(westUsage.tokensOver(heavy, 900_000, 'minute', nowMs)).toBe(400_000);
+    // What other nodes served: all of it seen from west, none of it from east (its own).
+    westUsage.charge(heavy, 5_000, nowMs);
+    expect(westUsage.othersOver(heavy, 60_000, nowMs)).toBe(400_000);
+    expect(eastUsage.othersOver(heavy, 60_000, nowMs)).toBe(0);
+    east.join(west.takeDelta());
+    expect(eastUsage.othersOver(heavy, 60_000, nowMs)).toBe(5_000);
     const queue = new TierQueue(undefined, { settings: defaultScheduleSettings, usage: westUsage });
     queue.enqueue({ tier: 'free', tenant: heavy, costTokens: 100 }, nowMs);
     queue.enqueue({ tier: 'free', tenant: light, costTokens: 100 }, nowMs);
