@@ -12,7 +12,7 @@ import { defaultScheduleSettings, type ScheduleSettings } from '../mesh/policy/s
  *
  *   enqueue ─ tier or total bound reached ─▶ refused (`queue-full`; the caller sheds it)
  *      └ queued in its tier, in its tenant's lane (FIFO)
- *   dequeue(now) ─ while calls in flight < inFlightMax, by the policy's `settings.schedule`:
+ *   dequeue(now) ─ while calls in flight < the in-flight limit, by the policy's `settings.schedule`:
  *      dynamic: 1. the tier: the highest with anything queued (vip > paid > free), except that
  *                  once in every `escapeEvery` starts a lower tier whose oldest request waited
  *                  `escapeAfterMs` goes first (the escape);
@@ -175,6 +175,7 @@ export class TierQueue {
   private sinceEscape = 0;
   private queuedCount = 0;
   private nextTicket = 1;
+  private inFlightCap = Number.POSITIVE_INFINITY;
 
   constructor(limits: TierQueueLimits = defaultTierQueueLimits, options: TierQueueOptions = {}) {
     const { tierDepthMax, totalDepthMax, inFlightMax, quantumTokens } = limits;
@@ -223,6 +224,21 @@ export class TierQueue {
     return { queued: this.queuedCount, lanes, running: this.running.size, counters: this.counters.size };
   }
 
+  /**
+   * Requests that may run at once: `inFlightMax`, or less while the owner caps it to what the
+   * upstream can take now (`setInFlightCap`): work beyond it waits here, in priority order,
+   * rather than in the account pool's first-come queues.
+   */
+  get inFlightLimit(): number {
+    return Math.min(this.limits.inFlightMax, this.inFlightCap);
+  }
+
+  /** Caps the requests running at once (at least 1); running ones above a lowered cap finish as they are. */
+  setInFlightCap(cap: number): void {
+    assert(cap >= 1, 'a cap lets one request run at least');
+    this.inFlightCap = cap;
+  }
+
   /** Requests running (dequeued and not finished). */
   get inFlight(): number {
     return this.running.size;
@@ -257,7 +273,7 @@ export class TierQueue {
    */
   dequeue(nowMs: number): QueuedRequest | undefined {
     assert(Number.isFinite(nowMs), 'the clock reads a finite time');
-    if (this.running.size >= this.limits.inFlightMax || this.queuedCount === 0) return undefined;
+    if (this.running.size >= this.inFlightLimit || this.queuedCount === 0) return undefined;
     const tier = this.settings.mode === 'fifo' ? this.oldestTier() : this.tierToServe(nowMs);
     const state = this.tiers[tier];
     const lane = this.settings.mode === 'fifo' ? this.laneOfOldest(state) : this.laneToServe(state, tier, nowMs);

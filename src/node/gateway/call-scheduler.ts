@@ -66,6 +66,7 @@ export class CallScheduler {
   private readonly observer: QueueObserver;
   private readonly parked = new Map<Ticket, Parked>();
   private closed = false;
+  private capacity = Number.POSITIVE_INFINITY;
 
   constructor(options: CallSchedulerOptions) {
     this.queue = options.queue;
@@ -95,7 +96,7 @@ export class CallScheduler {
     if (!queued.ok) return Promise.resolve(queued);
     const ticket = queued.value.ticket;
     // Nobody waits and a slot is free: the request starts now, without a timer or a listener.
-    if (this.parked.size === 0 && this.queue.inFlight < this.queue.limits.inFlightMax) {
+    if (this.parked.size === 0 && this.queue.inFlight < this.queue.inFlightLimit) {
       const entry = this.queue.dequeue(this.clock.nowMs());
       assert(entry?.ticket === ticket, 'with nobody waiting, the request just queued is the next one');
       this.observer.queueWait(request.tier, 'granted', 0);
@@ -116,6 +117,17 @@ export class CallScheduler {
     if (this.closed) return;
     this.closed = true;
     for (const ticket of [...this.parked.keys()]) this.leave(ticket, { kind: 'closed' });
+  }
+
+  /**
+   * Lets at most `cap` requests run at once (the queue's `setInFlightCap`), `Infinity` for the
+   * queue's own bound; a raised cap starts waiting requests at once.
+   */
+  setCapacity(cap: number): void {
+    if (cap === this.capacity) return;
+    this.capacity = cap;
+    this.queue.setInFlightCap(cap);
+    this.pump();
   }
 
   /** Starts queued requests while the queue has free slots. */

@@ -548,12 +548,15 @@ export class CarpoolGateway implements CarpoolHandler {
     record: AnswerRecord,
     sink: StreamSink | undefined,
   ): Promise<Result<Served, GatewayError>> {
-    const schedule = this.runtime.policy.scheduleSettings?.();
-    if (schedule !== undefined) this.scheduler.queue.configure(schedule);
+    const schedule = this.runtime.policy.scheduleSettings?.() ?? defaultScheduleSettings;
+    this.scheduler.queue.configure(schedule);
+    const capacity = this.poolCapacity(nowMs);
+    // In dynamic mode work beyond what the accounts take now waits in the priority queue, not in
+    // the pool's first-come permit queues, where its priority would be lost.
+    this.scheduler.setCapacity(schedule.mode === 'dynamic' && capacity !== undefined ? Math.max(1, capacity.permits) : Number.POSITIVE_INFINITY);
     // Degraded before shedding: a degraded request's longer wait is what its shedding threshold allows.
-    const degraded = degradeFor(this.runtime.policy.degradeSettings?.(), { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () =>
-      this.poolCapacity(nowMs),
-    );
+    const degraded =
+      capacity === undefined ? undefined : degradeFor(this.runtime.policy.degradeSettings?.(), { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () => capacity);
     const shed = this.currentShedder().decide(tenant.tier, this.scheduler.load(), nowMs, degraded?.waitMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
     const input = degraded === undefined ? given : degradedInput(given, degraded);
@@ -579,9 +582,9 @@ export class CarpoolGateway implements CarpoolHandler {
     }
   }
 
-  /** The pool's shortage, for the degraded mode; a pool that cannot tell reads as not short. */
-  private poolCapacity(nowMs: number): PoolCapacity {
-    return this.runtime.pool.capacity?.(nowMs) ?? { permits: 1, busy: 0, paused: 0 };
+  /** What the pool can take now, for the queue's cap and the degraded mode; undefined when the pool cannot tell. */
+  private poolCapacity(nowMs: number): PoolCapacity | undefined {
+    return this.runtime.pool.capacity?.(nowMs);
   }
 
   private countDegraded(degraded: Degraded): void {

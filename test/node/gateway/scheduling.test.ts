@@ -1,5 +1,7 @@
 // Proves the node's admission queue in the running gateway.
-// With one call slot, a waiting paid request starts before a free one that waited longer; a client
+// With one call slot, a waiting paid request starts before a free one that waited longer; in
+// dynamic mode work beyond the accounts' permits waits in the priority queue (a paid request sent
+// last starts before queued free ones), in fifo mode at the pool's permits; a client
 // that cancels mid-stream frees its slot at once while the drained call is still settled with its
 // full usage; and the policy's shedding thresholds replace the node's own while set.
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,6 +44,56 @@ describe('the admission queue in the gateway', () => {
     await within(Promise.all([first, second, third]), 'all three calls', 5_000);
     expect(finished).toEqual(['free-1', 'paid-1', 'free-2']);
     expect(queue.stats.dequeued).toMatchObject({ paid: 1, free: 2 });
+  });
+
+  it('holds work beyond what the accounts take in its priority queue, not in the pool, in dynamic mode, and not in fifo mode', async () => {
+    // One account of 4 permits; 200 output tokens at 400 a second hold a permit for ~500 ms.
+    const h = await startHarness({
+      accounts: 1,
+      tenants: [
+        { id: 'free-co', tier: 'free' },
+        { id: 'paid-co', tier: 'paid' },
+      ],
+      emulator: { outputTokensMin: 200, outputTokensMax: 200, tokensPerSecond: 400 },
+    });
+    const queue = h.gateway.carpool.scheduler.queue;
+    const pool = h.runtime.pool;
+    const finished: string[] = [];
+    const send = (tenant: string, name: string): Promise<void> =>
+      h
+        .client(tenant)
+        .complete(completion({ maxTokens: 300 }))
+        .then((result) => {
+          expect(result.ok).toBe(true);
+          finished.push(name);
+        });
+    // The order requests start in, as the queue hands them out.
+    const started: string[] = [];
+    const dequeue = queue.dequeue.bind(queue);
+    queue.dequeue = (nowMs) => {
+      const entry = dequeue(nowMs);
+      if (entry !== undefined) started.push(entry.tier);
+      return entry;
+    };
+    const calls = [0, 1, 2, 3, 4, 5].map((i) => send('free-co', `free-${i}`));
+    await until(() => queue.inFlight === 4 && queue.depthOf('free') === 2, 'four running, two queued');
+    expect(pool.totals().waiting).toBe(0);
+    // A paid request arriving last starts before the two free ones queued ahead of it.
+    calls.push(send('paid-co', 'paid'));
+    await until(() => queue.depthOf('paid') === 1, 'the paid request to queue');
+    await within(Promise.all(calls), 'all calls', 10_000);
+    expect(started).toEqual(['free', 'free', 'free', 'free', 'paid', 'free', 'free']);
+    expect(finished).toHaveLength(7);
+
+    // fifo mode: no cap, the extra requests wait for the account's permits instead.
+    expect(h.runtime.policy.updateSettings({ schedule: { mode: 'fifo' } }).ok).toBe(true);
+    const fifo = [0, 1, 2, 3, 4, 5].map((i) => send('free-co', `fifo-${i}`));
+    await until(() => queue.inFlight === 6 && pool.totals().waiting === 2, 'six running, two of them waiting for a permit');
+    await within(Promise.all(fifo), 'the fifo calls', 10_000);
+    await until(() => h.runtime.reservations.openCount === 0, 'every call settled', 3_000);
+    const upstream = h.emulatorUsage();
+    expect(h.tenantUsed('free-co', 'weighted_tokens') + h.tenantUsed('paid-co', 'weighted_tokens')).toBe(weighted(upstream));
+    expect(h.tenantUsed('free-co', 'requests') + h.tenantUsed('paid-co', 'requests')).toBe(upstream.requests);
   });
 
   it('frees the slot of a client that cancels mid-stream, and settles the drained call with its full usage', async () => {
