@@ -25,6 +25,7 @@ const processTests = [
   'test/node/accounts/subscription-renewal.test.ts',
   'test/node/oauth-credentials-process.test.ts',
   'test/node/store-failures.test.ts',
+  'test/schedule/scheduling-bench.test.ts',
   'test/upstream/emulator/emulate-command.test.ts',
   'test/upstream/emulator/emulator-claude-code.test.ts',
 ];

@@ -6,6 +6,7 @@
 // (SIGKILL, `timeout`) leaves no emulator behind holding a core and the harness's pipes.
 import { generatedAccounts } from '../../src/upstream/emulator/emulator-config.js';
 import { startEmulator } from '../../src/upstream/emulator/emulator-server.js';
+import type { AccountLimits } from '../../src/upstream/emulator/rate-limiter.js';
 
 export interface EmulatorChildOptions {
   readonly accounts: number;
@@ -13,12 +14,15 @@ export interface EmulatorChildOptions {
   readonly outputTokensMax: number;
   readonly ttftMs?: number;
   readonly tokensPerSecond?: number;
+  /** Per-minute limits of every account (the scheduling benchmark's pool); left out, none the benchmark can reach. */
+  readonly limits?: AccountLimits;
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as EmulatorChildOptions;
-// Limits far above anything the benchmark can reach: it measures the emulator, not its 429s.
+// Unless the options set them, limits far above anything the benchmark can reach: it measures
+// the emulator, not its 429s.
 const unlimited = { requestsPerMinute: 1_000_000_000, inputTokensPerMinute: 1_000_000_000, outputTokensPerMinute: 1_000_000_000 };
-const accounts = generatedAccounts(options.accounts, 1).map((account) => ({ ...account, limits: unlimited }));
+const accounts = generatedAccounts(options.accounts, 1).map((account) => ({ ...account, limits: options.limits ?? unlimited }));
 const emulator = await startEmulator({
   accounts,
   outputTokensMin: options.outputTokensMin,

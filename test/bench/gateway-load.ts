@@ -4,9 +4,15 @@
 // slower client. Every run is bounded in count, in time and in requests outstanding.
 
 /** Requests one run keeps outstanding; past it a due request is skipped and counted. */
-const outstandingMax = 4_096;
+const outstandingMaxDefault = 4_096;
 /** How long a run waits for its last answers after its schedule ended. */
-const drainMsMax = 10_000;
+const drainMsMaxDefault = 10_000;
+
+/** A run's bounds, when a benchmark's answers may take longer than the defaults allow (the scheduling one's queue). */
+export interface OpenLoopBounds {
+  readonly outstandingMax?: number;
+  readonly drainMsMax?: number;
+}
 
 export interface OpenLoopRun {
   /** Latency of every request that answered with a success, from the moment it was sent, in ms. */
@@ -30,7 +36,9 @@ export interface OpenLoopRun {
  * 1 ms timer: a request goes out at the first tick at or after its time (at 2,000/s, two per
  * tick), and its latency counts from when it went out; `lagsMs` says how far behind that was.
  */
-export async function openLoop(ratePerSecond: number, count: number, send: (i: number) => Promise<boolean>): Promise<OpenLoopRun> {
+export async function openLoop(ratePerSecond: number, count: number, send: (i: number) => Promise<boolean>, bounds: OpenLoopBounds = {}): Promise<OpenLoopRun> {
+  const outstandingMax = bounds.outstandingMax ?? outstandingMaxDefault;
+  const drainMsMax = bounds.drainMsMax ?? drainMsMaxDefault;
   const latenciesMs: number[] = [];
   const finishedAtMs: number[] = [];
   const lagsMs: number[] = [];

@@ -46,8 +46,9 @@ export function pinning(): string {
 
 /**
  * `node args…` on `cpu` when taskset exists (it execs, so the pid is node's). Its standard input
- * is a pipe this process holds open: the emulator and the proxies stop when it ends, so a
- * harness killed mid-run (SIGKILL, `timeout`) leaves none of them behind.
+ * is a pipe this process holds open: the emulator, the proxies and the node (through
+ * ./node-process.ts) stop when it ends, so a harness killed mid-run (SIGKILL, `timeout`) leaves
+ * none of them behind.
  */
 function spawnPinned(cpu: number, args: readonly string[], output: 'pipe' | 'inherit'): ChildProcess {
   const stdio: ['pipe', 'pipe', 'pipe' | 'inherit'] = ['pipe', 'pipe', output];
@@ -94,21 +95,28 @@ export interface EmulatorChild {
   stop(): Promise<void>;
 }
 
-/** Every answer exactly `outputTokens` long (the natural length pinned), so both paths do the same work. */
+/**
+ * Every answer exactly `outputTokens` long (the natural length pinned), so both paths do the same
+ * work; or, with `outputTokensMin`, a natural length drawn from that range per request.
+ */
 export interface GatewayEmulatorOptions {
   readonly accounts: number;
   readonly outputTokens: number;
+  readonly outputTokensMin?: number;
   readonly ttftMs: number;
   readonly tokensPerSecond: number;
+  /** Per-minute limits of every account; left out, none a benchmark reaches. */
+  readonly limits?: EmulatorChildOptions['limits'];
 }
 
 export async function startEmulatorChild(options: GatewayEmulatorOptions): Promise<EmulatorChild> {
   const childOptions: EmulatorChildOptions = {
     accounts: options.accounts,
-    outputTokensMin: options.outputTokens,
+    outputTokensMin: options.outputTokensMin ?? options.outputTokens,
     outputTokensMax: options.outputTokens,
     ttftMs: options.ttftMs,
     tokensPerSecond: options.tokensPerSecond,
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
   };
   const child = spawnPinned(1, ['--import', 'tsx', 'test/bench/emulator-process.ts', JSON.stringify(childOptions)], 'inherit');
   try {
@@ -177,6 +185,17 @@ export interface NodeChildOptions {
   readonly cpuProfileDir?: string | undefined;
   /** Serve the HTTP front door too (`httpPort` of the child). */
   readonly http?: boolean;
+  /**
+   * The tenants, each with its tier and an API key of its own (`apiKeys`); left out, one tenant
+   * `bench` of `tier`. Every tenant gets the same roomy quotas, weights and `tenantConcurrencyMax`.
+   */
+  readonly tenants?: readonly { readonly id: string; readonly tier: 'vip' | 'paid' | 'free' }[];
+  /** The accounts' quota rules in the policy; left out, quotas no run uses up. */
+  readonly accountLimits?: readonly object[];
+  /** Policy settings set before any request (PATCH /policy/settings), e.g. `{ pool: { strategy } }`. */
+  readonly settings?: object;
+  /** Give the node a durable store (and so its usage ledger) in its temporary folder, as BENCH_DURABLE=1 does. */
+  readonly durable?: boolean;
 }
 
 export interface NodeChild {
@@ -188,6 +207,8 @@ export interface NodeChild {
   /** The admin HTTP endpoint (`GET /pool`, `GET /status`), for diagnostics. */
   readonly adminPort: number;
   readonly apiKey: string;
+  /** Every tenant's API key, by tenant id (`apiKey` is the first tenant's). */
+  readonly apiKeys: Readonly<Record<string, string>>;
   /** `performance.now()` when the process was spawned: where its CPU profile's clock starts, about. */
   readonly spawnedAtMs: number;
   /** What the node printed, for a failure message. */
@@ -227,7 +248,7 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
     upstream: { baseUrl: emulator.url, accounts },
     rateLimits: { client: unlimitedRate, tenant: unlimitedRate },
     // BENCH_DURABLE=1 gives the node its durable store, to measure what the group commits cost.
-    ...(process.env.BENCH_DURABLE === '1' ? { dataDir: 'data' } : {}),
+    ...(process.env.BENCH_DURABLE === '1' || options.durable === true ? { dataDir: 'data' } : {}),
   };
   const configPath = join(dir, 'node.json');
   writeFileSync(configPath, JSON.stringify(config));
@@ -237,10 +258,12 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
   const spawnedAtMs = performance.now();
   // GATEWAY_BENCH_COMPILED=1 runs the tsc build (`npm run build` first) instead of tsx, whose
   // esbuild transform names every inner closure at run time (about a microsecond each).
-  const entry = process.env.GATEWAY_BENCH_COMPILED === '1' ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
-  if (entry[0] === 'dist/cli.js' && !existsSync(join(repoRoot, 'dist/cli.js')))
+  const entry = process.env.GATEWAY_BENCH_COMPILED === '1' ? 'dist/cli.js' : 'src/cli.ts';
+  if (entry === 'dist/cli.js' && !existsSync(join(repoRoot, 'dist/cli.js')))
     throw new Error('GATEWAY_BENCH_COMPILED=1 needs the build: run npm run build first');
-  const child = spawnPinned(0, [...profile, ...entry, 'node', '--config', configPath, '--status-every', '3600'], 'pipe');
+  // Through ./node-process.ts, which stops the node (and removes `dir`) when this harness goes.
+  const wrapper = ['--import', 'tsx', 'test/bench/node-process.ts', dir, entry];
+  const child = spawnPinned(0, [...profile, ...wrapper, 'node', '--config', configPath, '--status-every', '3600'], 'pipe');
   let output = '';
   const outputMax = 64 * 1024;
   const keep = (chunk: Buffer): void => {
@@ -258,26 +281,42 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the node did not start: ${output}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const put = async (path: string, body: unknown): Promise<void> => {
-      const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      const text = await res.text();
-      if (res.status !== 200) throw new Error(`PUT ${path} answered ${res.status}: ${text}`);
-    };
-    for (const id of Object.keys(accounts)) {
-      await put(`/policy/accounts/${id}`, {
-        kind: 'api-key',
-        homeRegion: 'us-east',
-        weight: 1,
-        concurrencyMax: options.accountConcurrencyMax,
-        limits: roomyLimits,
-      });
-    }
-    await put(`/policy/tenants/${tenantId}`, {
-      tier: options.tier,
+    const apiKeys = await putPolicy(options, adminPort, grpcPort, Object.keys(accounts));
+    const apiKey = Object.values(apiKeys)[0]!;
+    return { process: child, pid: child.pid!, grpcPort, httpPort, adminPort, apiKey, apiKeys, spawnedAtMs, output: () => output, stop: stopNode };
+  } catch (error) {
+    await stopNode();
+    throw error;
+  }
+}
+
+/** A request to the node's admin HTTP endpoint with the benchmark's admin token; throws unless it answers 200. */
+async function adminRequest(adminPort: number, method: 'PUT' | 'PATCH', path: string, body: unknown): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${method} ${path} answered ${res.status}: ${text}`);
+}
+
+/** The accounts, the settings and the tenants into the node's policy, and an API key minted per tenant: the keys by tenant. */
+async function putPolicy(options: NodeChildOptions, adminPort: number, grpcPort: number, accountIds: readonly string[]): Promise<Record<string, string>> {
+  for (const id of accountIds) {
+    await adminRequest(adminPort, 'PUT', `/policy/accounts/${id}`, {
+      kind: 'api-key',
+      homeRegion: 'us-east',
+      weight: 1,
+      concurrencyMax: options.accountConcurrencyMax,
+      limits: options.accountLimits ?? roomyLimits,
+    });
+  }
+  if (options.settings !== undefined) await adminRequest(adminPort, 'PATCH', '/policy/settings', options.settings);
+  const apiKeys: Record<string, string> = {};
+  for (const { id, tier } of options.tenants ?? [{ id: tenantId, tier: options.tier }]) {
+    await adminRequest(adminPort, 'PUT', `/policy/tenants/${id}`, {
+      tier,
       // BENCH_IDEMPOTENCY=region spares the tenant's ids the mesh-wide claim, to measure what it costs.
       ...(process.env.BENCH_IDEMPOTENCY === 'region' ? { idempotency: 'region' } : {}),
       requireSignature: false,
@@ -285,14 +324,17 @@ export async function startNodeChild(options: NodeChildOptions): Promise<NodeChi
       weights: { input: 1000, output: 5000, cacheWrite: 1250, cacheRead: 100 },
       limits: roomyLimits,
     });
-    const minted = await adminCall(grpcPort, 'CreateApiKey', { tenant: tenantId }, adminToken);
-    if (minted.error !== null) throw new Error(`CreateApiKey failed: ${minted.error.message}`);
-    const apiKey = (minted.response as { api_key: string }).api_key;
-    return { process: child, pid: child.pid!, grpcPort, httpPort, adminPort, apiKey, spawnedAtMs, output: () => output, stop: stopNode };
-  } catch (error) {
-    await stopNode();
-    throw error;
+    const minted = await adminCall(grpcPort, 'CreateApiKey', { tenant: id }, adminToken);
+    if (minted.error !== null) throw new Error(`CreateApiKey for ${id} failed: ${minted.error.message}`);
+    apiKeys[id] = (minted.response as { api_key: string }).api_key;
   }
+  return apiKeys;
+}
+
+/** GET `path` of the node's admin HTTP endpoint with the benchmark's admin token: its status and JSON body. */
+export async function nodeAdminGet(node: NodeChild, path: string): Promise<{ readonly status: number; readonly body: unknown }> {
+  const res = await fetch(`http://127.0.0.1:${node.adminPort}${path}`, { headers: { authorization: `Bearer ${adminToken}` } });
+  return { status: res.status, body: await res.json() };
 }
 
 /**

@@ -1,4 +1,4 @@
-// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: admission, crdt, gateway, http, ledger, mesh, sim, upstream.
+// Entry point of `npm run bench -- [suite…] [--quick] [--runs N]`. Suites: admission, crdt, gateway, http, ledger, mesh, scheduling, sim, upstream.
 import { admissionBench } from './admission.bench.js';
 import { crdtBench } from './crdt.bench.js';
 import { gatewayBench } from './gateway.bench.js';
@@ -6,6 +6,7 @@ import { type BenchContext, missedTargets } from './harness.js';
 import { httpBench } from './http.bench.js';
 import { ledgerBench } from './ledger.bench.js';
 import { meshBench } from './mesh.bench.js';
+import { schedulingBench } from './scheduling.bench.js';
 import { simBench } from './sim.bench.js';
 import { upstreamBench } from './upstream.bench.js';
 
@@ -16,6 +17,7 @@ const suites: Record<string, (ctx: BenchContext) => void | Promise<void>> = {
   http: httpBench,
   ledger: ledgerBench,
   mesh: meshBench,
+  scheduling: schedulingBench,
   sim: simBench,
   upstream: upstreamBench,
 };

@@ -63,7 +63,7 @@ export interface UnaryWindow {
 export type RateWindows = Map<PathName, UnaryWindow>;
 
 /** The sum of a family's samples in a Prometheus exposition (every label set), in its own unit. */
-function sampleSum(text: string, name: string): number {
+export function sampleSum(text: string, name: string): number {
   let total = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
