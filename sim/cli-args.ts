@@ -14,9 +14,15 @@ export const defaultSeed = 1;
 export const swarmRunsMax = 100_000;
 
 export const usage = `usage: tsx sim/cli.ts [options]
+       tsx sim/cli.ts compare SCENARIO [--seed N] [--duration D] [--regions N] [--quiet]
 
 Runs the mesh under the deterministic partition simulator and checks that every replica
 converges to the oracle's value once the faults heal.
+
+compare SCENARIO runs a request-path scenario (for example sched-overload) three times on one
+seed, as direct (one account), round-robin pool (fifo queue) and dynamic priority (dynamic
+queue, least-loaded accounts), and prints served requests/s, p50/p99 latency and refusals per
+tier and Jain's fairness index for each, beside the design's published figures.
 
 options:
   --scenario NAME|PATH  a scenario from sim/scenarios (see --list) or a .json file
@@ -59,6 +65,36 @@ const valueFlags = ['scenario', 'regions', 'seed', 'duration', 'swarm', 'workers
 const switchFlags = ['list', 'table', 'quiet', 'help'] as const;
 type ValueFlag = (typeof valueFlags)[number];
 type SwitchFlag = (typeof switchFlags)[number];
+
+/** `compare SCENARIO` and the flags that go with it. */
+export interface CompareCliOptions {
+  readonly scenario: string;
+  readonly seed: number;
+  readonly durationMs: number | undefined;
+  readonly regions: number | undefined;
+  readonly quiet: boolean;
+}
+
+/** Parses what follows `compare`: one scenario, and only the flags that shape a run. */
+export function parseCompareArgs(argv: readonly string[]): Result<CompareCliOptions, string> {
+  const scenarios = argv.filter((arg, i) => !arg.startsWith('-') && (i === 0 || !isValueFlag(argv[i - 1] as string)));
+  if (scenarios.length !== 1) return err(`compare takes one scenario (for example "compare sched-overload"), not ${scenarios.length}`);
+  const scenario = scenarios[0] as string;
+  const flags = argv.filter((arg) => arg !== scenario);
+  const parsed = parseArgs(flags);
+  if (!parsed.ok) return parsed;
+  const options = parsed.value;
+  const stray = (['swarm', 'workers', 'report', 'list', 'table', 'help'] as const).find((flag) =>
+    typeof options[flag] === 'boolean' ? options[flag] : options[flag] !== undefined,
+  );
+  if (stray !== undefined || flags.some((flag) => flag === '--scenario' || flag.startsWith('--scenario=')))
+    return err(`compare takes --seed, --duration, --regions and --quiet, not --${stray ?? 'scenario'}`);
+  return ok({ scenario, seed: options.seed, durationMs: options.durationMs, regions: options.regions, quiet: options.quiet });
+}
+
+function isValueFlag(arg: string): boolean {
+  return arg.startsWith('--') && !arg.includes('=') && (valueFlags as readonly string[]).includes(arg.slice(2));
+}
 
 /** Parses `process.argv.slice(2)`. Accepts `--flag value` and `--flag=value`. */
 export function parseArgs(argv: readonly string[]): Result<CliOptions, string> {

@@ -40,6 +40,7 @@ export function formatSummary(result: SimResult): string {
     ...(result.quota === undefined ? [] : [['quota', formatQuota(result.quota)] as [string, string]]),
     ...(result.claims === undefined ? [] : [['request ids', formatClaims(result.claims)] as [string, string]]),
     ...(result.requestPath === undefined ? [] : [['request path', formatRequestPath(result.requestPath)] as [string, string]]),
+    ...(result.requestPath === undefined ? [] : [['schedule', formatSchedule(result.requestPath)] as [string, string]]),
     ['disks', formatDurability(result.durability)],
     ['trace hash', result.traceHash],
   ];
@@ -78,6 +79,16 @@ export function formatRequestPath(path: RequestPathFigures): string {
     `${formatCount(path.attempts)} calls (${formatCount(path.retries)} retries, ${formatCount(path.forwards)} forwarded, ${formatCount(path.forwardsRefused)} forwards refused), ` +
     `${formatCount(path.upstreamAccepted)} taken upstream, ${formatCount(path.producedTokens.input + path.producedTokens.output)} tokens produced`
   );
+}
+
+/** The tier queues' starts as the schedule books saw them, and what each tier was served. */
+export function formatSchedule(path: RequestPathFigures): string {
+  const { schedule, tiers } = path;
+  const served = (['vip', 'paid', 'free'] as const)
+    .map((tier) => `${tier} ${formatCount(tiers.tiers[tier].served)}/${formatCount(tiers.tiers[tier].submitted)}`)
+    .join(', ');
+  const fairness = schedule.fairnessChecked ? `; fairness spread at most ${formatCount(schedule.fairnessSpreadMax)} weighted tokens` : '';
+  return `${formatCount(schedule.starts)} starts, ${formatCount(schedule.escapes)} escapes of a lower tier; served ${served}${fairness}`;
 }
 
 /** The nodes' disks: commits, restarts from them, and the requests those restarts caught. */

@@ -4,7 +4,7 @@
 // I/O: read scenarios, run them, print, write the report, and set the exit status.
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { type CliOptions, defaultScenario, parseArgs, usage } from './cli-args.js';
+import { type CliOptions, type CompareCliOptions, defaultScenario, parseArgs, parseCompareArgs, usage } from './cli-args.js';
 import {
   formatOverrideNote,
   formatProgress,
@@ -17,6 +17,7 @@ import {
   type SwarmRun,
   swarmReplayCommand,
 } from './cli-format.js';
+import { formatCompareProgress, formatComparison, runComparison } from './compare.js';
 import { formatModeTable, modeTable, tableSeedsDefault } from './mode-table.js';
 import { renderReport } from './report/index.js';
 import type { Scenario } from './scenario.js';
@@ -33,6 +34,7 @@ const exitFailed = 1;
 const exitUsage = 2;
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'compare') return runCompare(argv.slice(1));
   const parsed = parseArgs(argv);
   if (!parsed.ok) {
     console.error(`sim: ${parsed.error}`);
@@ -128,6 +130,45 @@ function runTable(options: CliOptions): number {
   });
   console.log(`\n${formatModeTable(cells, seeds, durationMs)}`);
   return cells.every((cell) => cell.failedRuns === 0) ? exitPassed : exitFailed;
+}
+
+/** `compare SCENARIO`: the three arms of the scheduling comparison and their table; fails if any arm failed a check. */
+async function runCompare(argv: readonly string[]): Promise<number> {
+  const parsed = parseCompareArgs(argv);
+  if (!parsed.ok) {
+    console.error(`sim: ${parsed.error}`);
+    return exitUsage;
+  }
+  const options: CompareCliOptions = parsed.value;
+  const loaded = await loadScenario(options.scenario);
+  if (!loaded.ok) {
+    console.error(`sim: compare ${options.scenario}: ${describeScenarioError(loaded.error)}`);
+    return exitUsage;
+  }
+  const scenario = withOverrides(loaded.value, {
+    ...(options.regions === undefined ? {} : { regions: options.regions }),
+    ...(options.durationMs === undefined ? {} : { durationMs: options.durationMs }),
+  });
+  if (!scenario.ok) {
+    console.error(`sim: --regions/--duration: ${describeScenarioError(scenario.error)}`);
+    return exitUsage;
+  }
+  let printedAtMs = performance.now();
+  const progress = options.quiet
+    ? undefined
+    : (arm: Parameters<typeof formatCompareProgress>[2], index: number, simulatedMs: number, totalMs: number): void => {
+        const nowMs = performance.now();
+        if (nowMs - printedAtMs < progressEveryMs) return;
+        printedAtMs = nowMs;
+        console.log(formatCompareProgress(scenario.value.name, options.seed, arm, index, simulatedMs, totalMs));
+      };
+  const results = runComparison(scenario.value, options.seed, progress);
+  if (!results.ok) {
+    console.error(`sim: compare ${options.scenario}: ${describeScenarioError(results.error)}`);
+    return exitUsage;
+  }
+  console.log(formatComparison(scenario.value, options.seed, results.value));
+  return results.value.every((result) => result.ok) ? exitPassed : exitFailed;
 }
 
 /** A progress callback that prints at most once per `progressEveryMs` of wall time. */

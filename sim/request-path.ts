@@ -10,6 +10,7 @@ import { estimateAccountAmounts } from '../src/pool/account-usage.js';
 import { AttemptPlan } from '../src/pool/attempt-plan.js';
 import type { Permit, WaiterId } from '../src/pool/permits.js';
 import type { Ticket, TierQueue } from '../src/schedule/tier-queue.js';
+import { estimateWeightedTokens, weightedTokens } from '../src/admission/estimate.js';
 import { estimatedAmounts, settledAmounts } from '../src/admission/request-amounts.js';
 import type { GatePort, RequestBooks } from './request-books.js';
 import type { CallId, SimUpstream, UpstreamAnswer, UpstreamCall } from './upstream-accounts.js';
@@ -72,8 +73,20 @@ export type PathEvent =
   /** The home's answer reaches the origin. */
   | { readonly kind: 'forward-answer'; readonly requestId: RequestId; readonly answer: UpstreamAnswer };
 
+/** The tier queue as the path uses it (the schedule books observe it through this seam; a test may put a broken one under them). */
+export type QueuePort = Pick<TierQueue, 'enqueue' | 'dequeue' | 'cancel' | 'finish' | 'setInFlightCap'>;
+
+/** How a request ended, for the per-tier figures: refused at once, or after admission. */
+export type PathOutcome = 'completed' | 'failed' | 'closed' | 'refused-quota' | 'queue-full' | 'path-full';
+
+/** Hears every submitted request end once (sim/tier-figures.ts): its outcome, when, and the weighted tokens it used. */
+export interface PathObserver {
+  ended(request: PathRequest, outcome: PathOutcome, submittedAtMs: number, nowMs: number, usedWeightedTokens: number): void;
+}
+
 /** The pool as the path uses it (a test may wrap it with a broken one). */
-export type PoolPort = Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'tick' | 'takeEvents' | 'onFeedback' | 'account' | 'totals'>;
+export type PoolPort = Pick<AccountPool, 'acquire' | 'release' | 'cancel' | 'tick' | 'takeEvents' | 'onFeedback' | 'account' | 'totals'> &
+  Partial<Pick<AccountPool, 'capacity'>>;
 
 /** A region the path forwards to: its pool decides whether the account may take the call. */
 export interface ForwardHome {
@@ -84,7 +97,20 @@ export interface RequestPathOptions {
   readonly region: RegionId;
   readonly gate: GatePort;
   readonly pool: PoolPort;
-  readonly queue: TierQueue;
+  readonly queue: QueuePort;
+  /**
+   * What a request's end tells the queue: the weighted tokens it used (`used`, as the gateway
+   * does, so the tenant's virtual counter follows its real use), or nothing (`estimate`: the
+   * counter keeps the estimate it was charged at the start).
+   */
+  readonly countersBy?: 'used' | 'estimate';
+  /**
+   * Whether the queue's running calls are capped, at each submission, at the permits the pool's
+   * accounts offer now, as the gateway does in dynamic mode: work beyond what the accounts take
+   * waits in the priority queue rather than in the pool's first-come permit queues.
+   */
+  readonly capToPool?: boolean;
+  readonly observer?: PathObserver;
   readonly upstream: SimUpstream;
   readonly books: RequestBooks;
   /** The tenant's quota subjects (its rules), for the gate. */
@@ -123,6 +149,8 @@ interface Flight {
   readonly skipped: Set<AccountId>;
   usage: TokenUsage;
   turns: number;
+  /** The path's clock at submission, for the latency figures. */
+  readonly submittedAtMs: number;
 }
 
 export class PathStats {
@@ -157,6 +185,8 @@ export class RequestPath {
   private pumping = false;
   /** Set by `close`: nothing new is queued or started. */
   private closed = false;
+  /** The queue's in-flight cap last set (`capToPool`). */
+  private cap = Number.POSITIVE_INFINITY;
 
   constructor(private readonly options: RequestPathOptions) {}
 
@@ -179,9 +209,19 @@ export class RequestPath {
     this.stats.submitted++;
     if (this.flights.size >= pathFlightsMax || this.flights.has(request.requestId)) {
       this.stats.refusedFull++;
+      this.options.observer?.ended(request, 'path-full', nowMs, nowMs, 0);
       return;
     }
-    this.flights.set(request.requestId, { request, phase: { kind: 'admitting' }, plan: new AttemptPlan(), skipped: new Set(), usage: zeroUsage, turns: 0 });
+    this.capQueue(nowMs);
+    this.flights.set(request.requestId, {
+      request,
+      phase: { kind: 'admitting' },
+      plan: new AttemptPlan(),
+      skipped: new Set(),
+      usage: zeroUsage,
+      turns: 0,
+      submittedAtMs: nowMs,
+    });
     const amounts = estimatedAmounts(request.inputTokens, request.maxTokens, defaultTokenWeights);
     const quota = {
       requestId: request.requestId,
@@ -252,10 +292,23 @@ export class RequestPath {
 
   // ---- Steps ----
 
+  /** As the gateway on each request: the queue may run as many calls as the pool's serving accounts take now; a raised cap starts waiters. */
+  private capQueue(nowMs: number): void {
+    if (this.options.capToPool !== true) return;
+    const capacity = this.options.pool.capacity?.(nowMs);
+    const cap = capacity === undefined ? Number.POSITIVE_INFINITY : Math.max(1, capacity.permits);
+    if (cap === this.cap) return;
+    const raised = cap > this.cap;
+    this.cap = cap;
+    this.options.queue.setInFlightCap(cap);
+    if (raised) this.pumpQueue();
+  }
+
   private decided(flight: Flight, decision: QuotaDecision): void {
     if (!decision.ok) {
       this.stats.refusedQuota++;
       this.flights.delete(flight.request.requestId);
+      this.options.observer?.ended(flight.request, 'refused-quota', flight.submittedAtMs, this.nowMs, 0);
       return;
     }
     this.stats.admitted++;
@@ -265,13 +318,17 @@ export class RequestPath {
       this.stats.closed++;
       this.options.gate.withdraw(request.requestId);
       this.flights.delete(request.requestId);
+      this.options.observer?.ended(request, 'closed', flight.submittedAtMs, this.nowMs, 0);
       return;
     }
-    const queued = this.options.queue.enqueue({ tier: request.tier, tenant: request.tenant, costTokens: request.inputTokens + request.maxTokens }, this.nowMs);
+    // The cost for fairness is the estimate the gate reserved, in weighted tokens, as the gateway's.
+    const costTokens = estimateWeightedTokens(request.inputTokens, request.maxTokens, defaultTokenWeights);
+    const queued = this.options.queue.enqueue({ tier: request.tier, tenant: request.tenant, costTokens }, this.nowMs);
     if (!queued.ok) {
       this.stats.queueFull++;
       this.options.gate.withdraw(request.requestId);
       this.flights.delete(request.requestId);
+      this.options.observer?.ended(request, 'queue-full', flight.submittedAtMs, this.nowMs, 0);
       return;
     }
     flight.phase = { kind: 'queued', ticket: queued.value.ticket };
@@ -392,14 +449,19 @@ export class RequestPath {
   /** Settles with what the calls produced, or withdraws a request that reached no model; frees its slot. */
   private end(flight: Flight, outcome: 'completed' | 'failed' | 'closed'): void {
     const { request } = flight;
+    const used = isZero(flight.usage) ? 0 : weightedTokens(flight.usage, defaultTokenWeights);
     if (isZero(flight.usage)) this.options.gate.withdraw(request.requestId);
     else this.options.gate.settle(request.requestId, settledAmounts(flight.usage, defaultTokenWeights, true));
     if (flight.phase.kind === 'queued') {
       this.options.queue.cancel(flight.phase.ticket);
       this.tickets.delete(flight.phase.ticket);
-    } else if (flight.phase.kind !== 'admitting') this.options.queue.finish(flight.phase.ticket);
+    } else if (flight.phase.kind !== 'admitting') {
+      if (this.options.countersBy === 'estimate') this.options.queue.finish(flight.phase.ticket);
+      else this.options.queue.finish(flight.phase.ticket, used);
+    }
     this.stats[outcome]++;
     this.flights.delete(request.requestId);
+    this.options.observer?.ended(request, outcome, flight.submittedAtMs, this.nowMs, used);
     this.pumpQueue();
   }
 

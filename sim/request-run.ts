@@ -10,10 +10,13 @@ import type { Account, LimitRule } from '../src/mesh/policy/policy-schema.js';
 import { tiers } from '../src/mesh/policy/policy-schema.js';
 import { AccountPool } from '../src/pool/account-pool.js';
 import type { HealthRecord } from '../src/pool/health-register.js';
+import { defaultScheduleSettings, type ScheduleSettings } from '../src/mesh/policy/schedule-schema.js';
 import { defaultTierQueueLimits, TierQueue, type TierQueueLimits } from '../src/schedule/tier-queue.js';
 import { EventQueue } from './event-queue.js';
 import { type GatePort, RequestBooks } from './request-books.js';
-import { type PathEvent, type PathRequest, type PoolPort, RequestPath } from './request-path.js';
+import { type PathEvent, type PathRequest, type PoolPort, type QueuePort, RequestPath } from './request-path.js';
+import { ScheduleBooks } from './schedule-books.js';
+import { SettledUsage } from './settled-usage.js';
 import type { CheckFailure, RequestPathCounts } from './sim-result.js';
 import { type SimAccountSpec, SimUpstream, type UpstreamStats } from './upstream-accounts.js';
 
@@ -34,6 +37,11 @@ import { type SimAccountSpec, SimUpstream, type UpstreamStats } from './upstream
  * The pools' health registers replicate as the mesh would carry them: what one region's register
  * changed reaches every other one network delay later (a pause decided at an account's home is
  * heard by the regions that forward to it).
+ *
+ * Each region's tier queue runs `schedule` and reads each tenant's usage from what the
+ * settlements of every region charged, its own at once and the others' `replicationDelayMs`
+ * later (sim/settled-usage.ts): the regions' gates have no replicated counter to read it from. The schedule books
+ * (sim/schedule-books.ts) check every queue's starts.
  *
  * What it leaves out, for the NodeCore simulator to add: the mesh itself (each region's eventual
  * counter sees only its own admissions, and health records are never lost), strict and
@@ -57,6 +65,11 @@ export interface RequestRunConfig {
   readonly accountWaitMs: number;
   readonly drainBudgetMs: number;
   readonly queue: TierQueueLimits;
+  readonly schedule: ScheduleSettings;
+  /** What a finished request tells its queue (see `RequestPathOptions.countersBy`). */
+  readonly countersBy: 'used' | 'estimate';
+  /** How late a settlement is seen by every region's queue: a gossip interval. */
+  readonly replicationDelayMs: number;
 }
 
 /** Test-only substitutions: a broken gate or pool wrapped above the books' seam, to prove the checkers fail. */
@@ -65,6 +78,8 @@ export interface RequestRunHooks {
   readonly pool?: (pool: PoolPort, region: RegionId) => PoolPort;
   /** The limits the simulated upstream enforces, in place of the accounts' own (which the books keep checking). */
   readonly upstreamSpecs?: (specs: readonly SimAccountSpec[]) => readonly SimAccountSpec[];
+  /** Below the schedule books' seam: a broken queue in place of the region's. */
+  readonly queue?: (queue: QueuePort, region: RegionId) => QueuePort;
 }
 
 export interface RequestRunFigures extends RequestPathCounts {
@@ -149,6 +164,9 @@ export function defaultRequestRunConfig(overrides: Partial<RequestRunConfig> = {
     accountWaitMs: 2_000,
     drainBudgetMs: 120_000,
     queue: { ...defaultTierQueueLimits, tierDepthMax: 200, totalDepthMax: 400, inFlightMax: 32 },
+    schedule: defaultScheduleSettings,
+    countersBy: 'used',
+    replicationDelayMs: 50,
     ...overrides,
   };
 }
@@ -169,13 +187,15 @@ interface Shared {
   readonly random: SeededRandom;
   readonly network: SeededRandom;
   readonly books: RequestBooks;
+  readonly schedule: ScheduleBooks;
+  readonly usage: SettledUsage;
   readonly upstream: SimUpstream;
   readonly queue: EventQueue<RunEvent>;
 }
 
 /** Each region's gate, pool, queue and path, in region order (their draws forked in that order). */
 function buildRegions(shared: Shared): Region[] {
-  const { config, hooks, random, network, books, upstream, queue } = shared;
+  const { config, hooks, random, network, books, schedule, usage, upstream, queue } = shared;
   const accounts = config.accounts.map((spec) => spec.account);
   const subjects = tenantSubjects(config);
   // Long enough that settlement, never lease expiry, ends every request of the run.
@@ -187,12 +207,16 @@ function buildRegions(shared: Shared): Region[] {
     const gate = books.observeGate(newGate(id, config.regions, random.fork()));
     const pool = new AccountPool({ random: random.fork(), shared: { node: asNodeId(id), region: id } });
     pool.update(accounts);
-    const tierQueue = new TierQueue(config.queue);
+    const tierQueue = new TierQueue(config.queue, { settings: config.schedule, usage: usage.viewFor(id) });
     const path = new RequestPath({
       region: id,
       gate: hooks.gate?.(gate, id) ?? gate,
       pool: hooks.pool?.(pool, id) ?? pool,
-      queue: tierQueue,
+      queue: schedule.observeQueue(hooks.queue?.(tierQueue, id) ?? tierQueue, id),
+      countersBy: config.countersBy,
+      capToPool: config.schedule.mode === 'dynamic',
+      // As the gateway charges ScheduleUsage at each settlement.
+      observer: { ended: (request, _outcome, _submittedAtMs, nowMs, used) => usage.charge(id, request.tenant, used, nowMs) },
       upstream,
       books,
       subjectsOf: (tenant) => subjects.get(tenant) ?? [],
@@ -218,9 +242,10 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
   const workload = random.fork();
   const network = random.fork();
   const books = new RequestBooks(config.accounts);
+  const schedule = new ScheduleBooks({ settings: config.schedule, quantumTokens: config.queue.quantumTokens, countersBy: config.countersBy });
   const upstream = new SimUpstream(hooks.upstreamSpecs?.(config.accounts) ?? config.accounts, random.fork(), books);
   const queue = new EventQueue<RunEvent>();
-  const regions = buildRegions({ config, hooks, random, network, books, upstream, queue });
+  const regions = buildRegions({ config, hooks, random, network, books, schedule, usage: new SettledUsage(config.replicationDelayMs), upstream, queue });
   let nowMs = requestEpochMs;
 
   const endArrivalsMs = requestEpochMs + config.durationMs;
@@ -268,7 +293,7 @@ export function runRequestPaths(config: RequestRunConfig, seed: number, hooks: R
       flightsOpen: region.path.flightsOpen,
     })),
   );
-  const failures = books.failures.map((failure) => ({ ...failure, atMs: failure.atMs - requestEpochMs }));
+  const failures = [...books.failures, ...schedule.failures].map((failure) => ({ ...failure, atMs: failure.atMs - requestEpochMs }));
   return {
     ok: failures.length === 0,
     seed,

@@ -2,7 +2,10 @@ import { readFile, readdir } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { err, ok, type Result } from '../src/core/result.js';
-import type { DiskProfile, Fault, NetworkProfile, PartitionKind, RequestPathWorkload, Scenario, Workload } from './scenario.js';
+import { tierQueueQuantumTokens } from '../src/core/limits.js';
+import { defaultScheduleSettings, validateScheduleSettings } from '../src/mesh/policy/schedule-schema.js';
+import { baseStrategyNames, type BaseStrategyName } from '../src/pool/strategies.js';
+import type { DiskProfile, Fault, NetworkProfile, PartitionKind, RequestPathWorkload, Scenario, ScheduleWorkload, TenantMix, Workload } from './scenario.js';
 
 /**
  * Reading and validating scenario files (sim/scenarios/*.json). A scenario file is the JSON form
@@ -22,7 +25,11 @@ import type { DiskProfile, Fault, NetworkProfile, PartitionKind, RequestPathWork
  * The workload may add `"quota": {"mode", "tokensPerDay"}` (admission under a daily limit),
  * `"claims": {"retryShare", "dispatchShare"}` (client-chosen request ids claimed mesh-wide) or
  * `"requestPath": {"accountsPerRegion", "concurrencyMax", "inputTokensMax", "accountWaitMs"}`, with
- * optional `"slotsPerRegion"`
+ * optional `"slotsPerRegion"`, `"strategy"` (the pools' account strategy), `"accountsTotal"` (only
+ * the first N accounts), `"schedule": {"mode", "levels", "escapeEvery", "escapeAfterMs",
+ * "agingMs", "levelTokensPerMinute", "quantumTokens", "countersBy"}` (the tier queue's settings, each optional,
+ * checked by the policy's own validation) and `"tenantMix": {"vip", "paid", "free",
+ * "heavyPerTier", "heavyFactor"}` (tiers and heavy tenants)
  * (the whole request path over simulated upstream accounts; no crash faults, no claims). A
  * scenario meant as a swarm's base may name the fault kinds its swarm draws from in
  * `"swarmFaults": ["crash", "pause"]` (all kinds when left out), and any scenario may give its
@@ -63,6 +70,8 @@ export const requestPathAccountsPerRegionMax = 50;
 export const requestPathConcurrencyMax = 1_000;
 /** Calls a region's tier queue runs at once under simulation (`requestPath.slotsPerRegion`): the queue's own bound. */
 export const requestPathSlotsPerRegionMax = 8_192;
+/** How many times as many requests a heavy tenant sends as a light one (`requestPath.tenantMix.heavyFactor`). */
+export const heavyFactorMax = 1_000;
 /** Largest simulated daily quota per tenant, in weighted tokens. */
 export const quotaTokensPerDayMax = 1_000_000_000_000;
 /** Per region: at the maximum duration this is already 8.6 billion simulated requests. */
@@ -163,6 +172,19 @@ export function parseScenario(raw: unknown): Result<Scenario, ScenarioError> {
   }
   const swarmFaults = parseSwarmFaults(r.swarmFaults);
   if (!swarmFaults.ok) return swarmFaults;
+  const accountsTotal = workload.value.requestPath?.accountsTotal;
+  const accountsMade = regions.value * (workload.value.requestPath?.accountsPerRegion ?? 0);
+  const mix = workload.value.requestPath?.tenantMix;
+  if (mix?.homed === true && workload.value.tenants < regions.value)
+    return bad(
+      'workload.requestPath.tenantMix.homed',
+      `needs a tenant homed in each of the ${regions.value} regions; the workload has ${workload.value.tenants}`,
+    );
+  if (accountsTotal !== undefined && accountsTotal > accountsMade)
+    return bad(
+      'workload.requestPath.accountsTotal',
+      `must be at most the ${accountsMade} accounts the regions have (regions × accountsPerRegion), not ${accountsTotal}`,
+    );
   if (workload.value.requestPath !== undefined) {
     // A crashed node's open requests would end by lease or a successor's release, which the
     // request books do not model yet (sim/sim-requests.ts).
@@ -249,6 +271,9 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
     const requestPath = parseRequestPath(w.requestPath);
     if (!requestPath.ok) return requestPath;
     if (w.claims !== undefined) return bad('workload.requestPath', 'runs without claims for now');
+    const mix = requestPath.value.tenantMix;
+    if (mix !== undefined && mix.vip + mix.paid + mix.free !== tenants.value)
+      return bad('workload.requestPath.tenantMix', `vip + paid + free must equal workload.tenants (${tenants.value}), not ${mix.vip + mix.paid + mix.free}`);
     base = { ...base, requestPath: requestPath.value };
   }
   if (w.quota === undefined) return ok(base);
@@ -263,7 +288,17 @@ function parseWorkload(raw: unknown): Result<Workload, ScenarioError> {
 }
 
 function parseRequestPath(raw: unknown): Result<RequestPathWorkload, ScenarioError> {
-  const fields = record(raw, 'workload.requestPath', ['accountsPerRegion', 'concurrencyMax', 'inputTokensMax', 'accountWaitMs', 'slotsPerRegion']);
+  const fields = record(raw, 'workload.requestPath', [
+    'accountsPerRegion',
+    'concurrencyMax',
+    'inputTokensMax',
+    'accountWaitMs',
+    'slotsPerRegion',
+    'schedule',
+    'tenantMix',
+    'strategy',
+    'accountsTotal',
+  ]);
   if (!fields.ok) return fields;
   const p = fields.value;
   const accountsPerRegion = integer(p.accountsPerRegion, 'workload.requestPath.accountsPerRegion', 1, requestPathAccountsPerRegionMax);
@@ -276,13 +311,59 @@ function parseRequestPath(raw: unknown): Result<RequestPathWorkload, ScenarioErr
   if (!accountWaitMs.ok) return accountWaitMs;
   const slots = p.slotsPerRegion === undefined ? undefined : integer(p.slotsPerRegion, 'workload.requestPath.slotsPerRegion', 1, requestPathSlotsPerRegionMax);
   if (slots !== undefined && !slots.ok) return slots;
+  const schedule = p.schedule === undefined ? undefined : parseSchedule(p.schedule);
+  if (schedule !== undefined && !schedule.ok) return schedule;
+  const tenantMix = p.tenantMix === undefined ? undefined : parseTenantMix(p.tenantMix);
+  if (tenantMix !== undefined && !tenantMix.ok) return tenantMix;
+  if (p.strategy !== undefined && !(baseStrategyNames as readonly unknown[]).includes(p.strategy))
+    return bad('workload.requestPath.strategy', `must be one of ${baseStrategyNames.map((name) => `"${name}"`).join(', ')}`);
+  const accountsTotal =
+    p.accountsTotal === undefined ? undefined : integer(p.accountsTotal, 'workload.requestPath.accountsTotal', 1, regionsMax * requestPathAccountsPerRegionMax);
+  if (accountsTotal !== undefined && !accountsTotal.ok) return accountsTotal;
   return ok({
     accountsPerRegion: accountsPerRegion.value,
     concurrencyMax: concurrencyMax.value,
     inputTokensMax: inputTokensMax.value,
     accountWaitMs: accountWaitMs.value,
     ...(slots === undefined ? {} : { slotsPerRegion: slots.value }),
+    ...(schedule === undefined ? {} : { schedule: schedule.value }),
+    ...(tenantMix === undefined ? {} : { tenantMix: tenantMix.value }),
+    ...(p.strategy === undefined ? {} : { strategy: p.strategy as BaseStrategyName }),
+    ...(accountsTotal === undefined ? {} : { accountsTotal: accountsTotal.value }),
   });
+}
+
+/** The queue's knobs over the policy's defaults, checked by the policy's own validation so the bounds are the same. */
+function parseSchedule(raw: unknown): Result<ScheduleWorkload, ScenarioError> {
+  const field = 'workload.requestPath.schedule';
+  const fields = record(raw, field, ['mode', 'levels', 'escapeEvery', 'escapeAfterMs', 'agingMs', 'levelTokensPerMinute', 'quantumTokens', 'countersBy']);
+  if (!fields.ok) return fields;
+  const { countersBy = 'used', quantumTokens: quantum = tierQueueQuantumTokens, ...knobs } = fields.value;
+  if (countersBy !== 'used' && countersBy !== 'estimate') return bad(`${field}.countersBy`, 'must be "used" or "estimate"');
+  const quantumTokens = integer(quantum, `${field}.quantumTokens`, 1, tierQueueQuantumTokens);
+  if (!quantumTokens.ok) return quantumTokens;
+  const settings = validateScheduleSettings({ ...defaultScheduleSettings, ...knobs }, field);
+  if (!settings.ok) return bad(settings.error.field, settings.error.reason);
+  const { mode, levels, escapeEvery, escapeAfterMs, agingMs, levelTokensPerMinute } = settings.value;
+  return ok({ mode, levels, escapeEvery, escapeAfterMs, agingMs, levelTokensPerMinute, quantumTokens: quantumTokens.value, countersBy });
+}
+
+function parseTenantMix(raw: unknown): Result<TenantMix, ScenarioError> {
+  const field = 'workload.requestPath.tenantMix';
+  const fields = record(raw, field, ['vip', 'paid', 'free', 'heavyPerTier', 'heavyFactor', 'homed']);
+  if (!fields.ok) return fields;
+  const counts: number[] = [];
+  for (const name of ['vip', 'paid', 'free', 'heavyPerTier']) {
+    const count = integer(fields.value[name], `${field}.${name}`, 0, tenantsMax);
+    if (!count.ok) return count;
+    counts.push(count.value);
+  }
+  const heavyFactor = integer(fields.value.heavyFactor, `${field}.heavyFactor`, 1, heavyFactorMax);
+  if (!heavyFactor.ok) return heavyFactor;
+  const [vip, paid, free, heavyPerTier] = counts as [number, number, number, number];
+  const homed = fields.value.homed;
+  if (homed !== undefined && typeof homed !== 'boolean') return bad(`${field}.homed`, 'must be true (each tenant sends from one region) or false');
+  return ok({ vip, paid, free, heavyPerTier, heavyFactor: heavyFactor.value, ...(homed === true ? { homed } : {}) });
 }
 
 function parseNetwork(raw: unknown): Result<NetworkProfile, ScenarioError> {

@@ -1,4 +1,6 @@
 import type { ConsistencyMode } from '../src/mesh/policy/policy-schema.js';
+import type { ScheduleMode } from '../src/mesh/policy/schedule-schema.js';
+import type { BaseStrategyName } from '../src/pool/strategies.js';
 
 /**
  * A scenario is data: which regions run, what traffic they serve, which faults strike when, and
@@ -94,6 +96,55 @@ export interface RequestPathWorkload {
    * queue then holds 12.5 times as many waiting (within its bounds), as 32 slots and 400 places do.
    */
   readonly slotsPerRegion?: number;
+  /** How each region's tier queue orders its requests; the policy's defaults when left out. */
+  readonly schedule?: ScheduleWorkload;
+  /** Tenants by tier, and heavy ones among them; when left out, tenant t is of tier t mod 3 and a few tenants carry most requests. */
+  readonly tenantMix?: TenantMix;
+  /** How each pool picks among its accounts (the policy's `settings.pool.strategy`); round-robin when left out. */
+  readonly strategy?: BaseStrategyName;
+  /** Only the first this many accounts (in region order) are in the policy: 1 is the "direct" baseline of one account. */
+  readonly accountsTotal?: number;
+}
+
+/**
+ * The knobs of the tier queue's schedule (src/mesh/policy/schedule-schema.ts) a scenario sets;
+ * the rest of the settings are the policy's defaults. Complete once parsed.
+ */
+export interface ScheduleWorkload {
+  readonly mode: ScheduleMode;
+  readonly levels: number;
+  readonly escapeEvery: number;
+  readonly escapeAfterMs: number;
+  readonly agingMs: number;
+  readonly levelTokensPerMinute: number;
+  /** U, the most one request counts for fairness, in weighted tokens (the queue's `quantumTokens` limit). */
+  readonly quantumTokens: number;
+  /**
+   * What a finished request charges its tenant's virtual counter: `used`, the weighted tokens its
+   * calls used (as the gateway does), or `estimate`, what it was charged when it started. The
+   * queue's fairness bound is stated for counters charged by estimates, so the `fairness`
+   * checker runs only with `estimate` (sim/schedule-books.ts).
+   */
+  readonly countersBy: 'used' | 'estimate';
+}
+
+/**
+ * Tenants by tier, in this order (vip first), summing to `workload.tenants`. In each tier the
+ * first `heavyPerTier` tenants are heavy: each sends `heavyFactor` times as many requests as a
+ * light tenant of any tier.
+ */
+export interface TenantMix {
+  readonly vip: number;
+  readonly paid: number;
+  readonly free: number;
+  readonly heavyPerTier: number;
+  readonly heavyFactor: number;
+  /**
+   * Each tenant sends from one region only (tenant i from region i mod regions), as tenants near
+   * one region do; otherwise every tenant arrives at every region. The queue's fairness bound
+   * holds per node for tenants no other node serves (sim/schedule-books.ts).
+   */
+  readonly homed?: boolean;
 }
 
 export interface ClaimWorkload {

@@ -1,5 +1,7 @@
 import type { ConsistencyMode } from '../src/mesh/policy/policy-schema.js';
 import type { Fault, Scenario } from './scenario.js';
+import type { ScheduleFigures } from './schedule-books.js';
+import type { TierFiguresSummary } from './tier-figures.js';
 
 /**
  * What one simulator run produces: the verdict, the figures for the summary table, and a record
@@ -123,6 +125,10 @@ export interface RequestPathFigures extends RequestPathCounts {
   /** Calls the simulated upstream took, and the input and output tokens they produced. */
   readonly upstreamAccepted: number;
   readonly producedTokens: { readonly input: number; readonly output: number };
+  /** What the schedule books saw of the tier queues' starts (sim/schedule-books.ts). */
+  readonly schedule: ScheduleFigures;
+  /** Served, refused and latencies per tier, and tokens per tenant (sim/tier-figures.ts). */
+  readonly tiers: TierFiguresSummary;
 }
 
 export interface SimResult {

@@ -467,7 +467,9 @@ class Simulation {
       randoms: { gate: gateRandom, claims: claimsRandom, pool: new SeededRandom(index + 1) },
       store: { store, snapshot, nowMs: this.clockAt(skewMs, strobe) },
       decode: this.decode,
-      ...(this.requests === undefined ? {} : { queueLimits: this.requests.queueLimits }),
+      ...(this.requests === undefined
+        ? {}
+        : { queueLimits: this.requests.queueLimits, queueOptions: (counter: WindowedCounter) => (this.requests as SimRequests).queueOptions(counter) }),
       ...(this.options.rounds === undefined ? {} : { rounds: this.options.rounds }),
       escrowBook: (replica, counter) => this.observedEscrow(this.options.escrow?.(replica, counter) ?? new EscrowBook(replica, counter)),
       meshNode: (options) => this.observedRounds(this.options.mesh?.(options) ?? new MeshNode(options), options.counter),
@@ -808,9 +810,11 @@ class Simulation {
     }
     const { workload } = this.scenario;
     const mean = (workload.requestsPerSecond * trafficTickMs) / 1000;
+    // A request path draws its arrivals apart from the network's draws, so runs that differ only in how they serve see the same load.
+    const draws = this.requests?.arrivalDraws ?? this.random;
     let arrivals: number;
-    if (workload.arrivals === 'poisson') arrivals = poisson(this.random, mean);
-    else arrivals = this.random.float() < mean / workload.burstSize ? workload.burstSize : 0;
+    if (workload.arrivals === 'poisson') arrivals = poisson(draws, mean);
+    else arrivals = draws.float() < mean / workload.burstSize ? workload.burstSize : 0;
     if (node.journal.failing !== undefined) {
       // The gateway refuses work while its disk refuses writes: nothing it admitted could be kept.
       this.durability.refusedDiskFailing += arrivals;

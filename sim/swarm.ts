@@ -74,7 +74,40 @@ export function randomScenario(seed: number, base: Scenario): Scenario {
   // their state at once (src/mesh/quorum.ts); beyond that no protocol can count what was lost.
   const kept = [...aimed.faults];
   if (oneAmnesiaAtATime(aimed)) keepOneAmnesiaAtATime(kept);
-  return { ...aimed, faults: kept };
+  // Drawn last, and only for a base with a schedule, so every other swarm draws what it drew before.
+  return withDrawnSchedule(random, { ...aimed, faults: kept });
+}
+
+/** Escape periods, escape ages, levels and aging times a scheduling swarm draws from: the edges (off, every other start, no wait) and the defaults. */
+export const swarmEscapeEvery = [0, 2, 3, 5, 10] as const;
+export const swarmEscapeAfterMs = [0, 100, 500, 2_000] as const;
+export const swarmLevels = [1, 2, 4] as const;
+export const swarmAgingMs = [100, 500, 2_000] as const;
+
+/**
+ * A request-path base with a `schedule` gets its tier queues' knobs drawn per seed, so the
+ * schedule books judge the escape and the counters under many settings: with one level the
+ * counters are charged by estimates (where the fairness bound is stated, and checked), with more
+ * they follow the tokens used, as the gateway's do.
+ */
+function withDrawnSchedule(random: SeededRandom, scenario: Scenario): Scenario {
+  const path = scenario.workload.requestPath;
+  if (path?.schedule === undefined) return scenario;
+  const levels = pick(random, swarmLevels);
+  const schedule = {
+    ...path.schedule,
+    escapeEvery: pick(random, swarmEscapeEvery),
+    escapeAfterMs: pick(random, swarmEscapeAfterMs),
+    levels,
+    agingMs: pick(random, swarmAgingMs),
+    countersBy: levels === 1 ? ('estimate' as const) : ('used' as const),
+  };
+  const knobs = `escapes every ${schedule.escapeEvery} after ${schedule.escapeAfterMs} ms, ${levels} level${levels === 1 ? '' : 's'} aging ${schedule.agingMs} ms`;
+  return {
+    ...scenario,
+    description: `${scenario.description} Schedule: ${knobs}.`,
+    workload: { ...scenario.workload, requestPath: { ...path, schedule } },
+  };
 }
 
 function randomFault(random: SeededRandom, kind: Fault['kind'], partitions: readonly PartitionKind[], base: Scenario): Fault {

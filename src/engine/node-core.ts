@@ -23,7 +23,7 @@ import type { RoundOutcome } from '../mesh/quorum.js';
 import { AccountPool } from '../pool/account-pool.js';
 import { AccountUsage } from '../pool/account-usage.js';
 import type { BaseStrategyName } from '../pool/strategies.js';
-import { TierQueue, type TierQueueLimits } from '../schedule/tier-queue.js';
+import { TierQueue, type TierQueueLimits, type TierQueueOptions } from '../schedule/tier-queue.js';
 import { replicaIdentity } from './replica-identity.js';
 
 /**
@@ -75,6 +75,8 @@ export interface NodeCoreOptions {
   readonly poolStrategy?: BaseStrategyName;
   /** A tier queue for the request path, with these limits; none unless given. */
   readonly queueLimits?: TierQueueLimits;
+  /** The queue's schedule settings and tenant usage, which may read the node's replicated counter; defaults unless given. */
+  readonly queueOptions?: (counter: WindowedCounter) => TierQueueOptions;
   /** Reads a monotonic clock in ms, for the journal's commit timings only. */
   readonly journalElapsedMs?: () => number;
   /** Whether the start recovers before serving quorum reads (see src/mesh/quorum.ts); true unless a test starts every node fresh at once. */
@@ -192,7 +194,7 @@ export class NodeCore {
       room: this.accountUsage,
       shared: { node: options.self, region: options.region },
     });
-    this.queue = options.queueLimits === undefined ? undefined : new TierQueue(options.queueLimits);
+    this.queue = options.queueLimits === undefined ? undefined : new TierQueue(options.queueLimits, options.queueOptions?.(this.counter));
     const meshOptions: MeshNodeOptions = {
       membership: membership.value,
       replica: this.replica,

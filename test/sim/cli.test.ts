@@ -1,7 +1,7 @@
 // Proves the simulator CLI parses its flags and formats runs, without running a simulation.
 // Every mistake is refused naming its flag.
 import { describe, expect, it } from 'vitest';
-import { type CliOptions, parseArgs, parseDuration } from '../../sim/cli-args.js';
+import { type CliOptions, parseArgs, parseCompareArgs, parseDuration } from '../../sim/cli-args.js';
 import {
   faultKindsOf,
   formatCount,
@@ -176,6 +176,32 @@ describe('parseArgs', () => {
     ];
     for (const [argv, flag] of cases) expect(errorOf(argv), argv.join(' ')).toContain(flag);
     expect(errorOf(['isolate'])).toContain('"isolate"');
+  });
+});
+
+describe('parseCompareArgs', () => {
+  it('takes one scenario and the flags that shape a run, in any order', () => {
+    expect(parseCompareArgs(['sched-overload'])).toEqual({
+      ok: true,
+      value: { scenario: 'sched-overload', seed: 1, durationMs: undefined, regions: undefined, quiet: false },
+    });
+    expect(parseCompareArgs(['--seed', '7', 'sched-overload', '--duration=30s', '--regions', '3', '--quiet'])).toEqual({
+      ok: true,
+      value: { scenario: 'sched-overload', seed: 7, durationMs: 30_000, regions: 3, quiet: true },
+    });
+  });
+
+  it('refuses no scenario, two, and flags that do not go with it', () => {
+    const error = (argv: string[]): string | undefined => {
+      const parsed = parseCompareArgs(argv);
+      return parsed.ok ? undefined : parsed.error;
+    };
+    expect(error([])).toBe('compare takes one scenario (for example "compare sched-overload"), not 0');
+    expect(error(['a', 'b'])).toBe('compare takes one scenario (for example "compare sched-overload"), not 2');
+    expect(error(['sched-overload', '--swarm', '3'])).toBe('compare takes --seed, --duration, --regions and --quiet, not --swarm');
+    expect(error(['sched-overload', '--table'])).toBe('compare takes --seed, --duration, --regions and --quiet, not --table');
+    expect(error(['sched-overload', '--scenario', 'x'])).toBe('compare takes --seed, --duration, --regions and --quiet, not --scenario');
+    expect(error(['sched-overload', '--seed', 'x'])).toMatch(/^--seed takes an integer/);
   });
 });
 

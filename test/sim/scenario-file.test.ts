@@ -56,6 +56,8 @@ const expectedScenarios = [
   'quota-strict',
   'requests',
   'ring',
+  'sched-fair',
+  'sched-overload',
   'steady',
   'strobe',
   'swarm-claims',
@@ -66,6 +68,7 @@ const expectedScenarios = [
   'swarm-hot-mesh',
   'swarm-hot-strict',
   'swarm-mesh',
+  'swarm-sched',
   'swarm-strict',
 ];
 
@@ -178,6 +181,53 @@ describe('parseScenario', () => {
     expect(slotted.ok && slotted.value.workload.requestPath?.slotsPerRegion).toBe(256);
     const unslotted = parseScenario(pathScenario({}));
     expect(unslotted.ok && unslotted.value.workload.requestPath).toEqual(requestPath);
+    // The schedule's knobs are the policy's settings, checked by the policy's own validation; the rest default.
+    const scheduled = parseScenario(pathScenario({ schedule: { mode: 'fifo', levels: 2 } }));
+    expect(scheduled.ok && scheduled.value.workload.requestPath?.schedule).toEqual({
+      mode: 'fifo',
+      levels: 2,
+      escapeEvery: 10,
+      escapeAfterMs: 5_000,
+      agingMs: 2_000,
+      levelTokensPerMinute: 50_000,
+      quantumTokens: 16_384,
+      countersBy: 'used',
+    });
+    const schedule = (knobs: object): unknown => pathScenario({ schedule: knobs });
+    expect(fieldOf(schedule({ mode: 'strict' }))).toBe('workload.requestPath.schedule.mode');
+    expect(fieldOf(schedule({ levels: 9 }))).toBe('workload.requestPath.schedule.levels');
+    expect(fieldOf(schedule({ escapeEvery: 1 }))).toBe('workload.requestPath.schedule.escapeEvery');
+    expect(fieldOf(schedule({ agingMs: 10 }))).toBe('workload.requestPath.schedule.agingMs');
+    expect(fieldOf(schedule({ quantumTokens: 0 }))).toBe('workload.requestPath.schedule.quantumTokens');
+    expect(fieldOf(schedule({ countersBy: 'tokens' }))).toBe('workload.requestPath.schedule.countersBy');
+    expect(fieldOf(schedule({ tierWeights: { vip: 1, paid: 1, free: 1 } }))).toBe('workload.requestPath.schedule.tierWeights');
+    // Tenants by tier must add up to the workload's tenants (20 in `valid`).
+    const mix = (fields: object): unknown => pathScenario({ tenantMix: { vip: 2, paid: 6, free: 12, heavyPerTier: 1, heavyFactor: 5, ...fields } });
+    expect(parseScenario(mix({})).ok).toBe(true);
+    const mismatch = parseScenario(mix({ free: 11 }));
+    expect(mismatch.ok ? undefined : mismatch.error).toEqual({
+      kind: 'bad-scenario',
+      field: 'workload.requestPath.tenantMix',
+      reason: 'vip + paid + free must equal workload.tenants (20), not 19',
+    });
+    expect(fieldOf(mix({ heavyFactor: 0 }))).toBe('workload.requestPath.tenantMix.heavyFactor');
+    expect(fieldOf(mix({ vip: -1 }))).toBe('workload.requestPath.tenantMix.vip');
+    expect(fieldOf(mix({ light: 1 }))).toBe('workload.requestPath.tenantMix.light');
+    expect(fieldOf(mix({ homed: 'yes' }))).toBe('workload.requestPath.tenantMix.homed');
+    const few = parseScenario({
+      ...(pathScenario({ tenantMix: { vip: 1, paid: 1, free: 2, heavyPerTier: 0, heavyFactor: 1, homed: true } }) as object),
+      workload: {
+        ...valid.workload,
+        tenants: 4,
+        requestPath: { ...requestPath, tenantMix: { vip: 1, paid: 1, free: 2, heavyPerTier: 0, heavyFactor: 1, homed: true } },
+      },
+    });
+    expect(few.ok ? undefined : few.error.reason).toBe('needs a tenant homed in each of the 5 regions; the workload has 4');
+    expect(fieldOf(pathScenario({ strategy: 'random' }))).toBe('workload.requestPath.strategy');
+    expect(parseScenario(pathScenario({ strategy: 'least-loaded', accountsTotal: 15 })).ok).toBe(true);
+    // `valid` has 5 regions of 3 accounts.
+    expect(fieldOf(pathScenario({ accountsTotal: 16 }))).toBe('workload.requestPath.accountsTotal');
+    expect(fieldOf(pathScenario({ accountsTotal: 0 }))).toBe('workload.requestPath.accountsTotal');
     expect(fieldOf(withFields({ workload: { ...valid.workload, maxTokens: 1_000_001 } }))).toBe('workload.maxTokens');
     expect(fieldOf(withFields({ workload: { ...valid.workload, tokens: 1 } }))).toBe('workload.tokens');
     expect(fieldOf(withFields({ network: { ...valid.network, jitterMs: 10_001 } }))).toBe('network.jitterMs');

@@ -4,12 +4,24 @@ import type { RequestId } from '../../src/core/ids.js';
 import type { GatePort } from '../../sim/request-books.js';
 import { MeshNode, type MeshNodeOptions } from '../../src/mesh/mesh-node.js';
 import { loadScenario, parseScenario, withOverrides } from '../../sim/scenario-file.js';
-import type { Scenario } from '../../sim/scenario.js';
+import type { Scenario, ScheduleWorkload } from '../../sim/scenario.js';
 import type { SimResult } from '../../sim/sim-result.js';
 import { runScenario } from '../../sim/simulator.js';
 import { slottedQueue } from '../../sim/sim-requests.js';
 import { defaultTierQueueLimits, TierQueue } from '../../src/schedule/tier-queue.js';
 import { randomScenario } from '../../sim/swarm.js';
+
+/** The fifo schedule (the plain relay's baseline), the policy's defaults otherwise. */
+const fifo: ScheduleWorkload = {
+  mode: 'fifo',
+  levels: 4,
+  escapeEvery: 10,
+  escapeAfterMs: 5_000,
+  agingMs: 2_000,
+  levelTokensPerMinute: 50_000,
+  quantumTokens: 16_384,
+  countersBy: 'used',
+};
 
 /** The shipped `requests` scenario cut to 7 simulated seconds: the isolation and part of the bridge partition. */
 async function requestsScenario(): Promise<Scenario> {
@@ -123,6 +135,8 @@ describe('the simulator with a request-path workload', () => {
   });
 
   it('runs as many calls at once as the workload gives each region slots', async () => {
+    // In fifo mode: the dynamic mode caps the running calls lower still, at the permits the
+    // pool's serving accounts offer (as the gateway does; the next test).
     const base = await requestsScenario();
     const scenario = (slotsPerRegion: number | undefined): Scenario => ({
       ...base,
@@ -139,6 +153,7 @@ describe('the simulator with a request-path workload', () => {
           concurrencyMax: 32,
           inputTokensMax: 2_000,
           accountWaitMs: 2_000,
+          schedule: fifo,
           ...(slotsPerRegion === undefined ? {} : { slotsPerRegion }),
         },
       },
@@ -151,6 +166,32 @@ describe('the simulator with a request-path workload', () => {
     expect(few.requestPath?.closed).toBeGreaterThan(0);
     expect(many.requestPath?.closed).toBe(0);
     expect(many.requestPath?.completed).toBeGreaterThan(few.requestPath?.completed ?? 0);
+  });
+
+  it('caps the running calls in dynamic mode at the permits the pool offers, so the backlog waits in the tier queue', async () => {
+    // 8 accounts of 2 permits per node against 256 slots: without the cap every request would
+    // leave the tier queue at once and wait, tier-blind, for a permit.
+    const base = await requestsScenario();
+    const scenario = (mode: 'fifo' | 'dynamic'): Scenario => ({
+      ...base,
+      regions: 2,
+      durationMs: 2_000,
+      convergenceBudgetMs: 10_000,
+      faults: [],
+      workload: {
+        ...base.workload,
+        requestsPerSecond: 200,
+        requestPath: { accountsPerRegion: 4, concurrencyMax: 2, inputTokensMax: 2_000, accountWaitMs: 2_000, slotsPerRegion: 256, schedule: { ...fifo, mode } },
+      },
+    });
+    const capped = runScenario(scenario('dynamic'), 1);
+    const open = runScenario(scenario('fifo'), 1);
+    expect(capped.failures).toEqual([]);
+    expect(open.failures).toEqual([]);
+    // Capped, requests wait for a slot, not for a permit: none expires in the pool's queue, and the backlog stays queued.
+    expect(capped.requestPath?.permitExpired).toBe(0);
+    expect(open.requestPath?.permitExpired).toBeGreaterThan(0);
+    expect(capped.requestPath?.closed).toBeGreaterThan(open.requestPath?.closed ?? 0);
   });
 
   it('gives a queue of any slot count whole places within its bounds', () => {
