@@ -556,7 +556,9 @@ export class CarpoolGateway implements CarpoolHandler {
     this.scheduler.setCapacity(schedule.mode === 'dynamic' && capacity !== undefined ? Math.max(1, capacity.permits) : Number.POSITIVE_INFINITY);
     // Degraded before shedding: a degraded request's longer wait is what its shedding threshold allows.
     const degraded =
-      capacity === undefined ? undefined : degradeFor(this.runtime.policy.degradeSettings?.(), { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () => capacity);
+      capacity === undefined
+        ? undefined
+        : degradeFor(this.runtime.policy.degradeSettings?.(), { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () => capacity);
     const shed = this.currentShedder().decide(tenant.tier, this.scheduler.load(), nowMs, degraded?.waitMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
     const input = degraded === undefined ? given : degradedInput(given, degraded);

@@ -19,13 +19,14 @@ const oneSlot = { queue: { ...defaultTierQueueLimits, inFlightMax: 1 } };
 
 describe('the admission queue in the gateway', () => {
   it('starts a waiting paid request before a free one that queued first', async () => {
-    // 150 output tokens at 1,500 a second: every call holds the slot for about 100 ms.
+    // 150 output tokens at 500 a second: every call holds the slot for about 300 ms, time enough
+    // to queue the next two behind it on a loaded machine.
     const h = await startHarness({
       tenants: [
         { id: 'free-co', tier: 'free' },
         { id: 'paid-co', tier: 'paid' },
       ],
-      emulator: { outputTokensMin: 150, outputTokensMax: 150, tokensPerSecond: 1_500 },
+      emulator: { outputTokensMin: 150, outputTokensMax: 150, tokensPerSecond: 500 },
       settings: oneSlot,
     });
     const queue = h.gateway.carpool.scheduler.queue;
