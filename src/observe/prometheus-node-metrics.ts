@@ -68,7 +68,7 @@ import {
 /** What the binding reads of the node's runtime; `MeshRuntime` provides all of it. */
 export interface MetricsRuntime {
   readonly node: Pick<MeshNode, 'stats' | 'peerViews'>;
-  readonly pool: Pick<AccountPool, 'status' | 'stateCounts' | 'totals' | 'stats'>;
+  readonly pool: Pick<AccountPool, 'status' | 'stateCounts' | 'totals' | 'stats'> & Partial<Pick<AccountPool, 'capacity'>>;
   readonly counter: Pick<WindowedCounter, 'size' | 'replicaCount'>;
   /** Request-id claims (src/admission/request-claims.ts). */
   readonly claims: { readonly stats: ClaimStats; readonly pendingCount: number };
@@ -164,7 +164,7 @@ const meshCounters: readonly (readonly [string, string, Read<MeshStats>])[] = [
   ['carpool_mesh_repair_entries_sent_total', 'Counter entries sent in repairs.', (s) => s.repairEntriesSent],
   ['carpool_mesh_full_state_transfers_total', 'Repairs that sent the full state.', (s) => s.fullStateTransfers],
   ['carpool_mesh_inbound_frames_dropped_total', "Inbound frames dropped because a link's queue was full.", (s) => s.inboundDropped],
-  ['carpool_mesh_counter_entries_overflowed_total', 'Counter entries a join could not hold (key or replica bound).', (s) => s.entriesOverflowed],
+  ['carpool_mesh_crdt_entries_overflowed_total', 'Counter entries a join could not hold (key or replica bound).', (s) => s.entriesOverflowed],
   ['carpool_mesh_policy_messages_sent_total', 'Policy document sync messages sent.', (s) => s.policyMessagesSent],
   ['carpool_mesh_policy_messages_received_total', 'Policy document sync messages received.', (s) => s.policyMessagesReceived],
   ['carpool_mesh_policy_messages_too_large_total', 'Policy sync messages too large for a frame, not sent.', (s) => s.policyMessagesTooLarge],
@@ -401,8 +401,13 @@ export class PrometheusNodeMetrics implements GatewayObserver {
     this.gauge('carpool_mesh_peer_connected', 'Whether each configured peer has an open, authenticated link (1) or not (0).', ['peer'], (set) => {
       for (const view of node.peerViews(this.clock.nowMs())) set(view.connected ? 1 : 0, { peer: view.peer });
     });
-    this.gauge('carpool_counter_keys', 'Counter keys held by this replica.', [], (set) => set(counter.size));
-    this.gauge('carpool_counter_replicas', 'Replicas with entries in this counter.', [], (set) => set(counter.replicaCount));
+    this.gauge(
+      'carpool_crdt_keys',
+      'PN-counter keys held by this replica (named crdt, not counter: promtool reserves the word for the metric type).',
+      [],
+      (set) => set(counter.size),
+    );
+    this.gauge('carpool_crdt_replicas', 'Replicas with entries in this PN-counter store.', [], (set) => set(counter.replicaCount));
     for (const [name, help, read] of transportCounters) this.counter(name, help, [], (add) => add(read(this.runtime.transportStats())));
   }
 
@@ -486,6 +491,15 @@ export class PrometheusNodeMetrics implements GatewayObserver {
       },
     );
     this.gauge('carpool_pool_permits_held', 'Account permits held, over all accounts.', [], (set) => set(pool.totals().held));
+    this.gauge(
+      'carpool_pool_utilization',
+      "The pool's load: calls holding or waiting for a permit over the permits of the accounts that can serve now (1 when none can); above 1 while calls wait. The degraded mode's shortage figure.",
+      [],
+      (set) => {
+        const capacity = pool.capacity?.(this.clock.nowMs());
+        if (capacity !== undefined) set(capacity.permits === 0 ? 1 : capacity.busy / capacity.permits);
+      },
+    );
     this.gauge('carpool_pool_waiters', 'Requests queued for an account permit, over all accounts.', [], (set) => set(pool.totals().waiting));
     for (const [name, help, read] of poolCounters) this.counter(name, help, [], (add) => add(read(pool.stats)));
   }

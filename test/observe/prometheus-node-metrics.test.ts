@@ -206,6 +206,7 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_queue_enqueued_total: ['counter', ['tier']],
   carpool_queue_refused_full_total: ['counter', ['tier']],
   carpool_queue_starts_total: ['counter', ['level']],
+  carpool_pool_utilization: ['gauge', []],
   carpool_queue_escapes_total: ['counter', []],
   carpool_degraded_requests_total: ['counter', ['tier']],
   carpool_degraded_actions_total: ['counter', ['tier', 'action']],
@@ -232,8 +233,8 @@ const expectedFamilies: Readonly<Record<string, readonly [string, readonly strin
   carpool_mesh_peers: ['gauge', []],
   carpool_mesh_peers_connected: ['gauge', []],
   carpool_mesh_peer_connected: ['gauge', ['peer']],
-  carpool_counter_keys: ['gauge', []],
-  carpool_counter_replicas: ['gauge', []],
+  carpool_crdt_keys: ['gauge', []],
+  carpool_crdt_replicas: ['gauge', []],
   carpool_request_claims_total: ['counter', ['outcome']],
   carpool_request_claims_withdrawn_total: ['counter', []],
   carpool_request_claims_pending: ['gauge', []],
@@ -480,7 +481,7 @@ describe('PrometheusNodeMetrics', () => {
     f.mesh.recordLag(30_000);
     const { families } = await scrape(f.metrics);
     expect(sampleOf(families, 'carpool_mesh_peers_connected')).toBe(1);
-    expect(sampleOf(families, 'carpool_counter_keys')).toBe(12);
+    expect(sampleOf(families, 'carpool_crdt_keys')).toBe(12);
     expect(sampleOf(families, 'carpool_mesh_convergence_lag_seconds_bucket', { le: '0.002' })).toBe(0);
     expect(sampleOf(families, 'carpool_mesh_convergence_lag_seconds_bucket', { le: '0.005' })).toBe(1);
     expect(sampleOf(families, 'carpool_mesh_convergence_lag_seconds_bucket', { le: '5' })).toBe(1);
