@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `carpool` command. Subcommands are added as the parts they drive land.
+import { checkHealth } from './net/grpc/health-probe.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminUsage, parseAdminArgs } from './admin-cli/admin-args.js';
 import { auditUsage, parseAuditArgs } from './admin-cli/audit-args.js';
@@ -46,6 +47,10 @@ commands:
   node --config FILE [--status-every SECONDS]
       run one mesh node: WebSocket mesh endpoint, optional authenticated admin HTTP endpoint
       (the config format is documented in src/node/node-config.ts and README.md)
+  health [--target HOST:PORT] [--service NAME] [--timeout-ms N]
+      one grpc.health.v1 check of a node's gRPC endpoint (default 127.0.0.1:9401, the overall
+      status): prints the status and exits 0 on SERVING, 1 otherwise; what a container
+      HEALTHCHECK and a Kubernetes probe run
   emulate --accounts COUNT|FILE [--port N] [--host H] [--ttft-ms N] [--tokens-per-second N] [--seed N]
       run an Anthropic Messages API emulator until SIGINT/SIGTERM; prints its URL and keys
       (the accounts file format is documented in src/upstream/emulator/emulator-config.ts)
@@ -98,6 +103,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (command === 'audit') return auditCommand(rest);
   if (command === 'node') return nodeCommand(rest);
   if (command === 'emulate') return emulateCommand(rest);
+  if (command === 'health') return healthCommand(rest);
   if (command !== 'demo') {
     console.error(`carpool: unknown command "${command}"\n\n${usage}`);
     return 2;
@@ -305,3 +311,28 @@ async function emulateCommand(args: readonly string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+
+/** `carpool health`: exit 0 when the node's gRPC endpoint answers SERVING, 1 otherwise, 2 on bad flags. */
+async function healthCommand(args: readonly string[]): Promise<number> {
+  const flags = parseFlags(args);
+  if (typeof flags === 'string') {
+    console.error(`carpool health: ${flags}`);
+    return 2;
+  }
+  for (const name of Object.keys(flags)) {
+    if (name !== 'target' && name !== 'service' && name !== 'timeout-ms') {
+      console.error(`carpool health: unknown option --${name}`);
+      return 2;
+    }
+  }
+  const target = flags.target ?? '127.0.0.1:9401';
+  const service = flags.service ?? '';
+  const timeoutMs = flags['timeout-ms'] === undefined ? 2_000 : Number(flags['timeout-ms']);
+  if (typeof target !== 'string' || typeof service !== 'string' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) {
+    console.error('carpool health: --target HOST:PORT, --service NAME and --timeout-ms 1 to 60000 take a value');
+    return 2;
+  }
+  const answer = await checkHealth(target, service, timeoutMs);
+  console.log(answer);
+  return answer === 'SERVING' ? 0 : 1;
+}
