@@ -550,7 +550,9 @@ export class CarpoolGateway implements CarpoolHandler {
   ): Promise<Result<Served, GatewayError>> {
     const schedule = this.runtime.policy.scheduleSettings?.() ?? defaultScheduleSettings;
     this.scheduler.queue.configure(schedule);
-    const capacity = this.poolCapacity(nowMs);
+    const degradeSettings = this.runtime.policy.degradeSettings?.();
+    // O(accounts): read only when the queue's cap or a degrade rule needs it.
+    const capacity = schedule.mode === 'dynamic' || degradeSettings !== undefined ? this.poolCapacity(nowMs) : undefined;
     // In dynamic mode work beyond what the accounts take now waits in the priority queue, not in
     // the pool's first-come permit queues, where its priority would be lost.
     this.scheduler.setCapacity(schedule.mode === 'dynamic' && capacity !== undefined ? Math.max(1, capacity.permits) : Number.POSITIVE_INFINITY);
@@ -558,7 +560,7 @@ export class CarpoolGateway implements CarpoolHandler {
     const degraded =
       capacity === undefined
         ? undefined
-        : degradeFor(this.runtime.policy.degradeSettings?.(), { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () => capacity);
+        : degradeFor(degradeSettings, { tier: tenant.tier, maxTokens: given.maxTokens, model: modelOf(given) }, () => capacity);
     const shed = this.currentShedder().decide(tenant.tier, this.scheduler.load(), nowMs, degraded?.waitMs);
     if (!shed.admit) return this.refuse({ kind: 'shed', retryAfterMs: shed.retryAfterMs });
     const input = degraded === undefined ? given : degradedInput(given, degraded);
