@@ -1,12 +1,12 @@
-// Proves the container image's recipe without a Docker engine (there is none here): deploy/Dockerfile
-// keeps its rules (two stages on Node 20 slim, the runtime stage non-root with /data a volume, a
-// health check through `carpool health` on the exposed gRPC port, every COPY source present and
-// not excluded by .dockerignore), and what the image runs works as plain processes laid out as the
-// image lays them out (/app: dist/ compiled by the build's own command, proto/, node_modules,
-// package.json): `node dist/cli.js node --config FILE` with NODE_ENV=production serves, its health
-// check answers NOT_SERVING or nothing until it does and SERVING once it does, writes nothing
-// outside its data directory, and stops cleanly on SIGTERM; the health command fails on a port
-// where nothing listens and refuses bad flags.
+// Proves the container image's recipe and entrypoint without a Docker engine (there is none here).
+// deploy/Dockerfile keeps its rules (two stages on Node 20 slim, the runtime stage non-root with
+// /data a volume, a health check through `carpool health` on the exposed gRPC port, every COPY
+// source present and not excluded by .dockerignore), and what the image runs works as plain
+// processes laid out as the image lays them out (/app: dist/ compiled by the build's own command,
+// proto/, node_modules, package.json): `node dist/cli.js node --config FILE` with
+// NODE_ENV=production serves, its health check answers NOT_SERVING or nothing until it does and
+// SERVING once it does, it writes nothing outside its data directory, and it stops cleanly on
+// SIGTERM; the health command fails on a port where nothing listens and refuses bad flags.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
