@@ -85,6 +85,21 @@ function numberFlag(flags: Flags, name: string, fallback: number, min: number, m
   return value;
 }
 
+/** The command's flags, or undefined after saying why not: a malformed list, or an option the command does not take. */
+function knownFlags(command: string, args: readonly string[], allowed: readonly string[]): Flags | undefined {
+  const flags = parseFlags(args);
+  if (typeof flags === 'string') {
+    console.error(`carpool ${command}: ${flags}\n\n${usage}`);
+    return undefined;
+  }
+  const unknown = Object.keys(flags).find((name) => !allowed.includes(name));
+  if (unknown !== undefined) {
+    console.error(`carpool ${command}: unknown option --${unknown}\n\n${usage}`);
+    return undefined;
+  }
+  return flags;
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   // Without a command, the usage: starting four processes is too much for a bare `carpool`.
@@ -108,17 +123,8 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`carpool: unknown command "${command}"\n\n${usage}`);
     return 2;
   }
-  const flags = parseFlags(rest);
-  if (typeof flags === 'string') {
-    console.error(`carpool demo: ${flags}`);
-    return 2;
-  }
-  for (const name of Object.keys(flags)) {
-    if (!['seed', 'ticks', 'loss', 'fast'].includes(name)) {
-      console.error(`carpool demo: unknown option --${name}\n\n${usage}`);
-      return 2;
-    }
-  }
+  const flags = knownFlags('demo', rest, ['seed', 'ticks', 'loss', 'fast']);
+  if (flags === undefined) return 2;
   const seed = numberFlag(flags, 'seed', 42, 0, Number.MAX_SAFE_INTEGER);
   const ticks = numberFlag(flags, 'ticks', 60, 1, 100_000);
   const loss = numberFlag(flags, 'loss', 0.2, 0, 0.99);
@@ -240,17 +246,8 @@ async function auditCommand(args: readonly string[]): Promise<number> {
 }
 
 async function nodeCommand(args: readonly string[]): Promise<number> {
-  const flags = parseFlags(args);
-  if (typeof flags === 'string') {
-    console.error(`carpool node: ${flags}`);
-    return 2;
-  }
-  for (const name of Object.keys(flags)) {
-    if (!['config', 'status-every'].includes(name)) {
-      console.error(`carpool node: unknown option --${name}\n\n${usage}`);
-      return 2;
-    }
-  }
+  const flags = knownFlags('node', args, ['config', 'status-every']);
+  if (flags === undefined) return 2;
   const configPath = flags.config;
   if (typeof configPath !== 'string') {
     console.error('carpool node: --config FILE is required');
@@ -265,17 +262,8 @@ async function nodeCommand(args: readonly string[]): Promise<number> {
 }
 
 async function emulateCommand(args: readonly string[]): Promise<number> {
-  const flags = parseFlags(args);
-  if (typeof flags === 'string') {
-    console.error(`carpool emulate: ${flags}\n\n${usage}`);
-    return 2;
-  }
-  for (const name of Object.keys(flags)) {
-    if (!['accounts', 'port', 'host', 'ttft-ms', 'tokens-per-second', 'seed'].includes(name)) {
-      console.error(`carpool emulate: unknown option --${name}\n\n${usage}`);
-      return 2;
-    }
-  }
+  const flags = knownFlags('emulate', args, ['accounts', 'port', 'host', 'ttft-ms', 'tokens-per-second', 'seed']);
+  if (flags === undefined) return 2;
   const accounts = flags.accounts;
   if (typeof accounts !== 'string') {
     console.error(`carpool emulate: --accounts COUNT|FILE is required\n\n${usage}`);
@@ -310,21 +298,10 @@ async function emulateCommand(args: readonly string[]): Promise<number> {
   });
 }
 
-process.exitCode = await main(process.argv.slice(2));
-
 /** `carpool health`: exit 0 when the node's gRPC endpoint answers SERVING, 1 otherwise, 2 on bad flags. */
 async function healthCommand(args: readonly string[]): Promise<number> {
-  const flags = parseFlags(args);
-  if (typeof flags === 'string') {
-    console.error(`carpool health: ${flags}`);
-    return 2;
-  }
-  for (const name of Object.keys(flags)) {
-    if (name !== 'target' && name !== 'service' && name !== 'timeout-ms') {
-      console.error(`carpool health: unknown option --${name}`);
-      return 2;
-    }
-  }
+  const flags = knownFlags('health', args, ['target', 'service', 'timeout-ms']);
+  if (flags === undefined) return 2;
   const target = flags.target ?? '127.0.0.1:9401';
   const service = flags.service ?? '';
   const timeoutMs = flags['timeout-ms'] === undefined ? 2_000 : Number(flags['timeout-ms']);
@@ -336,3 +313,5 @@ async function healthCommand(args: readonly string[]): Promise<number> {
   console.log(answer);
   return answer === 'SERVING' ? 0 : 1;
 }
+
+process.exitCode = await main(process.argv.slice(2));
