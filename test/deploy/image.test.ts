@@ -1,9 +1,9 @@
 // Proves the container image's recipe and entrypoint without a Docker engine (there is none here).
 // deploy/Dockerfile keeps its rules (two stages on Node 20 slim, the runtime stage non-root with
 // /data a volume, a health check through `carpool health` on the exposed gRPC port, every COPY
-// source present and not excluded by .dockerignore), and what the image runs works as plain
-// processes laid out as the image lays them out (/app: dist/ compiled by the build's own command,
-// proto/, node_modules, package.json): `node dist/cli.js node --config FILE` with
+// source present and not excluded by deploy/Dockerfile.dockerignore), and what the image runs
+// works as plain processes laid out as the image lays them out (/app: dist/ compiled by the build's
+// own command, proto/, node_modules, package.json): `node dist/cli.js node --config FILE` with
 // NODE_ENV=production serves, its health check answers NOT_SERVING or nothing until it does and
 // SERVING once it does, it writes nothing outside its data directory, and it stops cleanly on
 // SIGTERM; the health command fails on a port where nothing listens and refuses bad flags.
@@ -19,7 +19,7 @@ import { sleep } from '../support/wait.js';
 
 const run = promisify(execFile);
 const dockerfile = readFileSync(join(packageRoot, 'deploy', 'Dockerfile'), 'utf8');
-const ignored = readFileSync(join(packageRoot, '.dockerignore'), 'utf8')
+const ignored = readFileSync(join(packageRoot, 'deploy', 'Dockerfile.dockerignore'), 'utf8')
   .split('\n')
   .map((line) => line.trim())
   .filter((line) => line !== '' && !line.startsWith('#'));
@@ -56,7 +56,7 @@ describe('deploy/Dockerfile', () => {
     expect(exposed).toContain(port);
   });
 
-  it('copies only what exists and what .dockerignore lets into the context', () => {
+  it('copies only what exists and what the ignore file lets into the context', () => {
     for (const must of ['node_modules', 'dist', '.git', '.carpool']) expect(ignored).toContain(must);
     const sources = instructions
       .filter((line) => line.startsWith('COPY ') && !line.includes('--from='))
