@@ -42,6 +42,11 @@ export interface LocalChildOptions {
   readonly name: string;
   /** The arguments after `carpool`. */
   readonly args: readonly string[];
+  /**
+   * A command that runs `carpool` in turn, such as `ip netns exec NS` (the WAN chaos run puts each
+   * node in a network namespace). It must exec rather than fork, so the process id is the child's.
+   */
+  readonly commandPrefix?: readonly string[];
   readonly logFile: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Append to the log file (a restart) instead of starting it afresh (a new run). */
@@ -80,7 +85,9 @@ export class LocalChild {
     this.log = createWriteStream(options.logFile, { flags: options.appendLog === true ? 'a' : 'w', mode: 0o600 });
     if (options.logHeader !== undefined) this.log.write(`${options.logHeader}\n`);
     const { command, args } = carpoolCommand();
-    this.process = spawn(command, [...args, ...options.args], {
+    const [prefixCommand, ...prefixArgs] = options.commandPrefix ?? [];
+    const argv = [...prefixArgs, ...(prefixCommand === undefined ? [] : [command]), ...args, ...options.args];
+    this.process = spawn(prefixCommand ?? command, argv, {
       cwd: packageRoot,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

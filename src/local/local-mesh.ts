@@ -19,6 +19,7 @@ import {
   logFileName,
   nodeConfigFileName,
   nodeConfigOf,
+  type NodePlacement,
   secretFileName,
   tenantPolicyOf,
 } from './local-plan.js';
@@ -85,6 +86,8 @@ export interface StartLocalMeshOptions {
   readonly onChildEvent?: (event: ChildEvent) => void;
   /** How restarts back off; the defaults of src/local/restart-backoff.ts otherwise. */
   readonly restartPolicy?: RestartPolicy;
+  /** Where each node runs and how the others reach it; every endpoint on `config.host` otherwise. */
+  readonly placement?: NodePlacement;
 }
 
 export interface LocalMeshRegion extends RegionEndpoints {
@@ -188,11 +191,14 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
 
   // 4. The nodes, all at once: each dials the others and retries until they listen.
   const accountKeys = new Map<AccountId, string>(config.emulator.accounts.map((account, i) => [account.id, keys[i] as string]));
+  const { placement } = context.options;
   const nodes: SupervisedChild[] = [];
   for (const region of config.regions) {
     const configFile = join(stateDir, nodeConfigFileName(region));
-    await writeFile(configFile, `${JSON.stringify(nodeConfigOf(config, region, { emulatorUrl, accountKeys }), null, 2)}\n`, { mode: 0o600 });
-    nodes.push(startChild(context, region.name, ['node', '--config', configFile, '--status-every', '3600'], nodeReadyPattern));
+    const nodeConfig = nodeConfigOf(config, region, { emulatorUrl, accountKeys, ...(placement === undefined ? {} : { placement }) });
+    await writeFile(configFile, `${JSON.stringify(nodeConfig, null, 2)}\n`, { mode: 0o600 });
+    const args = ['node', '--config', configFile, '--status-every', '3600'];
+    nodes.push(startChild(context, region.name, args, nodeReadyPattern, undefined, placement?.commandPrefix(region)));
   }
   const ready = await Promise.all(nodes.map((node) => node.waitUntilReady()));
   for (const [i, answer] of ready.entries()) {
@@ -201,12 +207,13 @@ async function launch(context: LaunchContext): Promise<Result<LocalMesh, string>
   if (interrupted()) return abandon('interrupted');
   print('nodes listening; waiting for the mesh links…');
   const regions: LocalMeshRegion[] = config.regions.map((region) => {
-    const admin = adminUrl(config.host, region.adminPort);
+    const host = placement?.hostOf(region) ?? config.host;
+    const admin = adminUrl(host, region.adminPort);
     return {
       region: region.name,
       node: region.node,
-      grpc: grpcTarget(config.host, region.grpcPort),
-      http: httpBaseUrl(config.host, region.httpPort),
+      grpc: grpcTarget(host, region.grpcPort),
+      http: httpBaseUrl(host, region.httpPort),
       admin,
       metrics: `${admin}/metrics`,
       config: region,
@@ -278,6 +285,7 @@ function startChild(
   args: readonly string[],
   readyPattern: RegExp,
   checkReady?: (match: RegExpMatchArray) => string | undefined,
+  commandPrefix?: readonly string[],
 ): SupervisedChild {
   const child = SupervisedChild.start({
     name,
@@ -289,6 +297,7 @@ function startChild(
     killWaitMs: childKillWaitMs,
     ...(context.options.restartPolicy === undefined ? {} : { restartPolicy: context.options.restartPolicy }),
     ...(checkReady === undefined ? {} : { checkReady }),
+    ...(commandPrefix === undefined ? {} : { commandPrefix }),
     onEvent: (event) => context.onChildEvent?.(event),
   });
   context.children.push(child);

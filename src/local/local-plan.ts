@@ -35,10 +35,33 @@ export interface NodeConfigInputs {
   readonly emulatorUrl: string;
   /** The emulator key of each account, by account id. */
   readonly accountKeys: ReadonlyMap<AccountId, string>;
+  /** Where the nodes run when not all on `config.host`. */
+  readonly placement?: NodePlacement;
+}
+
+/**
+ * Where each node runs and how the others reach it, when not every endpoint is on `config.host`:
+ * the WAN chaos run (test/chaos/wan-run.ts) puts each node in its own network namespace and routes
+ * each link between two nodes through a proxy that delays, holds or cuts it.
+ */
+export interface NodePlacement {
+  /** Runs the region's node through this command, such as `ip netns exec NS` (LocalChildOptions). */
+  readonly commandPrefix: (region: LocalRegion) => readonly string[];
+  /** The address the region's node binds every endpoint to; the launcher and clients reach it there. */
+  readonly hostOf: (region: LocalRegion) => string;
+  /** The mesh URL and gRPC target by which the node of `from` reaches the node of `to`. */
+  readonly routeOf: (from: LocalRegion, to: LocalRegion) => { readonly url: string; readonly grpc: string };
+  /** The emulator's base URL as the node of `region` reaches it. */
+  readonly emulatorUrlFor: (region: LocalRegion) => string;
 }
 
 export function nodeConfigOf(config: LocalConfig, region: LocalRegion, inputs: NodeConfigInputs): Record<string, unknown> {
-  const { host } = config;
+  const { placement } = inputs;
+  const host = placement?.hostOf(region) ?? config.host;
+  const route = (member: LocalRegion): { url: string; grpc: string } =>
+    placement === undefined || member === region
+      ? { url: `ws://${host}:${member.meshPort}`, grpc: grpcTarget(host, member.grpcPort) }
+      : placement.routeOf(region, member);
   const accounts: Record<string, unknown> = {};
   for (const account of config.emulator.accounts) {
     if (account.homeRegion !== region.name) continue;
@@ -51,17 +74,12 @@ export function nodeConfigOf(config: LocalConfig, region: LocalRegion, inputs: N
     region: region.name,
     listen: { host, port: region.meshPort },
     admin: { host, port: region.adminPort },
-    members: config.regions.map((member) => ({
-      id: member.node,
-      region: member.name,
-      url: `ws://${host}:${member.meshPort}`,
-      grpc: grpcTarget(host, member.grpcPort),
-    })),
+    members: config.regions.map((member) => ({ id: member.node, region: member.name, ...route(member) })),
     secretFile: secretFileName,
     grpc: { host, port: region.grpcPort },
     http: { host, port: region.httpPort },
     adminTokenFile: adminTokenFileName,
-    upstream: { baseUrl: inputs.emulatorUrl, accounts },
+    upstream: { baseUrl: placement?.emulatorUrlFor(region) ?? inputs.emulatorUrl, accounts },
     // Each node's durable store, beside its config: a restarted node resumes with its state.
     dataDir: `${dataDirName}/${region.node}`,
   };

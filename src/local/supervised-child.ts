@@ -65,6 +65,8 @@ export interface SupervisedChildOptions {
   readonly logFile: string;
   /** The arguments after `carpool`; the same for every start. */
   readonly args: readonly string[];
+  /** Runs `carpool` through this command, as `ip netns exec NS` (LocalChildOptions). */
+  readonly commandPrefix?: readonly string[];
   /** The output line that says the child serves. */
   readonly readyPattern: RegExp;
   readonly startTimeoutMs: number;
@@ -100,7 +102,11 @@ export class SupervisedChild {
     this.backoff = new RestartBackoff(options.restartPolicy ?? defaultRestartPolicy);
     this.spawn = options.spawn ?? ((childOptions) => LocalChild.start(childOptions));
     this.now = options.now ?? Date.now;
-    this.current = this.spawn({ name: options.name, logFile: options.logFile, args: options.args });
+    this.current = this.spawn({ name: options.name, logFile: options.logFile, args: options.args, ...this.prefix() });
+  }
+
+  private prefix(): Pick<LocalChildOptions, 'commandPrefix'> {
+    return this.options.commandPrefix === undefined ? {} : { commandPrefix: this.options.commandPrefix };
   }
 
   /** Starts the child once; nothing restarts it until `supervise()`. */
@@ -179,6 +185,7 @@ export class SupervisedChild {
         name: this.name,
         logFile: this.logFile,
         args: this.options.args,
+        ...this.prefix(),
         appendLog: true,
         logHeader: `--- ${new Date(this.now()).toISOString()} restarted by carpool local after ${describeExit(exit)} ---`,
       });

@@ -32,6 +32,31 @@ describe('nodeConfigOf', () => {
     const raw = nodeConfigOf(config, config.regions[0]!, { emulatorUrl: 'http://127.0.0.1:17400', accountKeys });
     expect((raw.members as { grpc: string }[]).map((m) => m.grpc)).toEqual(['127.0.0.1:17412', '127.0.0.1:17422', '127.0.0.1:17432']);
   });
+
+  it('places a node where a placement says: its own host, a route to each other member, its upstream', () => {
+    const index = (name: string): number => config.regions.findIndex((r) => r.name === name);
+    const placement = {
+      commandPrefix: () => [],
+      hostOf: (region: { name: string }) => `10.9.${index(region.name)}.2`,
+      routeOf: (from: { name: string }, to: { name: string }) => ({
+        url: `ws://10.9.${index(from.name)}.1:${5000 + index(to.name)}`,
+        grpc: `10.9.${index(from.name)}.1:${6000 + index(to.name)}`,
+      }),
+      emulatorUrlFor: () => 'http://10.9.250.1:17400',
+    };
+    const region = config.regions[1]!;
+    const parsed = parseNodeConfig(nodeConfigOf(config, region, { emulatorUrl: 'http://127.0.0.1:17400', accountKeys, placement }));
+    expect(parsed.ok, JSON.stringify(!parsed.ok && parsed.error)).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.value.listen).toEqual({ host: '10.9.1.2', port: region.meshPort });
+    expect(parsed.value.grpc).toEqual({ host: '10.9.1.2', port: region.grpcPort });
+    expect(parsed.value.members.map((m) => [m.url, parsed.value.memberGrpc?.get(m.id)])).toEqual([
+      ['ws://10.9.1.1:5000', '10.9.1.1:6000'],
+      [`ws://10.9.1.2:${region.meshPort}`, `10.9.1.2:${region.grpcPort}`],
+      ['ws://10.9.1.1:5002', '10.9.1.1:6002'],
+    ]);
+    expect(parsed.value.upstream?.baseUrl).toBe('http://10.9.250.1:17400');
+  });
 });
 
 describe('policy entries', () => {
