@@ -11,7 +11,7 @@ export const chaosTenants = ['riders', 'strict-co', 'escrow-co'] as const;
 export type ChaosTenant = (typeof chaosTenants)[number];
 
 export interface BindingLimit {
-  readonly tenant: ChaosTenant;
+  readonly tenant: string;
   readonly mode: 'strict' | 'escrow';
   readonly metric: 'requests';
   readonly window: 'minute';

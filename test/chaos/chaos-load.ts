@@ -8,15 +8,15 @@ import { CarpoolClient, type ClientError } from '../../src/net/grpc/carpool-clie
 import type { CompleteRequest, Usage } from '../../src/net/grpc/carpool-handler.js';
 import { countTextTokens, messageOverheadTokens, requestOverheadTokens } from '../../src/upstream/emulator/token-count.js';
 import { sleep } from '../support/wait.js';
-import { type ChaosRegion, chaosRegions, type ChaosTenant, chaosTenants } from './chaos-config.js';
+import { chaosTenants } from './chaos-config.js';
 
 export type Transport = 'grpc' | 'http';
 
 /** What a client saw of one request id, over all its attempts. */
 export interface SentRequest {
   readonly id: string;
-  readonly tenant: ChaosTenant;
-  readonly region: ChaosRegion;
+  readonly tenant: string;
+  readonly region: string;
   readonly transport: Transport;
   readonly stream: boolean;
   /** The body's max_tokens: the most output the upstream may have produced for it. */
@@ -37,7 +37,7 @@ export interface SentRequest {
 }
 
 export interface LoadEndpoint {
-  readonly region: ChaosRegion;
+  readonly region: string;
   /** host:port of the region's gRPC endpoint. */
   readonly grpc: string;
   /** The base URL of its HTTP front door. */
@@ -47,6 +47,8 @@ export interface LoadEndpoint {
 export interface ChaosLoadOptions {
   readonly endpoints: readonly LoadEndpoint[];
   readonly apiKeys: Readonly<Record<string, string>>;
+  /** The tenants requests are sent for, drawn alike; the crash run's three by default. */
+  readonly tenants?: readonly string[];
   readonly seed: number;
   readonly workers: number;
   /** Prefix of every request id: ids must not repeat across runs on one mesh. */
@@ -114,8 +116,9 @@ export class ChaosLoad {
   private async work(worker: number, random: SeededRandom): Promise<void> {
     while (!this.stopping && this.next < this.options.requestsMax) {
       const id = `${this.options.idPrefix}-${this.next++}`;
-      const tenant = chaosTenants[random.int(chaosTenants.length)] as ChaosTenant;
-      const region = chaosRegions[random.int(chaosRegions.length)] as ChaosRegion;
+      const tenants = this.options.tenants ?? chaosTenants;
+      const tenant = tenants[random.int(tenants.length)] as string;
+      const region = (this.options.endpoints[random.int(this.options.endpoints.length)] as LoadEndpoint).region;
       const transport: Transport = random.float() < 0.6 ? 'grpc' : 'http';
       const stream = random.float() < 0.5;
       const body: MessageBody = {
@@ -205,7 +208,7 @@ export class ChaosLoad {
     }
   }
 
-  private grpcClient(region: ChaosRegion, tenant: ChaosTenant): CarpoolClient {
+  private grpcClient(region: string, tenant: string): CarpoolClient {
     const name = `${region}/${tenant}`;
     let client = this.grpcClients.get(name);
     if (client === undefined) {
@@ -215,7 +218,7 @@ export class ChaosLoad {
     return client;
   }
 
-  private httpClient(region: ChaosRegion, tenant: ChaosTenant): Anthropic {
+  private httpClient(region: string, tenant: string): Anthropic {
     const name = `${region}/${tenant}`;
     let client = this.httpClients.get(name);
     if (client === undefined) {
@@ -231,7 +234,7 @@ export class ChaosLoad {
     return client;
   }
 
-  private endpoint(region: ChaosRegion): LoadEndpoint {
+  private endpoint(region: string): LoadEndpoint {
     const found = this.options.endpoints.find((endpoint) => endpoint.region === region);
     if (found === undefined) throw new Error(`no endpoint for ${region}`);
     return found;
@@ -246,7 +249,7 @@ interface MessageBody {
 }
 
 /** A request about to be sent, with what the emulator will count of its input. */
-export function sentRequest(id: string, tenant: ChaosTenant, region: ChaosRegion, maxTokens: number, content: string): SentRequest {
+export function sentRequest(id: string, tenant: string, region: string, maxTokens: number, content: string): SentRequest {
   return {
     id,
     tenant,

@@ -155,7 +155,7 @@ async function killRounds(mesh: LocalMesh, load: ChaosLoad, random: SeededRandom
   return report;
 }
 
-function readLedgers(mesh: LocalMesh): LedgerRow[] {
+export function readLedgers(mesh: LocalMesh): LedgerRow[] {
   return mesh.regions.flatMap((region) => readLedgerFile(join(mesh.stateDir, dataDirName, region.node, storeFileName)));
 }
 
@@ -163,7 +163,7 @@ function readLedgers(mesh: LocalMesh): LedgerRow[] {
  * `carpool audit --json` as a user runs it against the local mesh: its state file names the nodes
  * and the emulator. The report's lines, or the output when there is no report.
  */
-async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<{ exitCode: number | null; lines: AuditJsonLine[] | undefined; output: string }> {
+export async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<{ exitCode: number | null; lines: AuditJsonLine[] | undefined; output: string }> {
   const { command, args } = carpoolCommand();
   const child = spawn(command, [...args, 'audit', '--json', '--state', mesh.stateFile, '--since', String(sinceMs - 60_000)], {
     cwd: packageRoot,
@@ -184,18 +184,18 @@ async function runAudit(mesh: LocalMesh, sinceMs: number): Promise<{ exitCode: n
 }
 
 /** Upstream answers whose caller closed the connection mid-way: with drain the default, only a node's death does. */
-async function callsCutByDeath(mesh: LocalMesh): Promise<number> {
+export async function callsCutByDeath(mesh: LocalMesh): Promise<number> {
   const stats = (await (await fetch(`${mesh.emulator.url}/_emulator/stats`)).json()) as { keys: Record<string, { clientClosed: number }> };
   return Object.values(stats.keys).reduce((sum, key) => sum + key.clientClosed, 0);
 }
 
-function countsOf(sent: readonly SentRequest[]): Record<SentRequest['outcome'], number> {
+export function countsOf(sent: readonly SentRequest[]): Record<SentRequest['outcome'], number> {
   const counts = { completed: 0, refused: 0, failed: 0, running: 0 };
   for (const request of sent) counts[request.outcome]++;
   return counts;
 }
 
-function failureCodesOf(sent: readonly SentRequest[]): [string, number][] {
+export function failureCodesOf(sent: readonly SentRequest[]): [string, number][] {
   const counts = new Map<string, number>();
   for (const request of sent) for (const code of request.codes) if (code !== 'OK') counts.set(code, (counts.get(code) ?? 0) + 1);
   return [...counts].sort((a, b) => b[1] - a[1]);

@@ -1,6 +1,6 @@
 // Bounded waits on a local mesh whose nodes were killed: until the launcher restarted them, and
 // until each reports SERVING on gRPC health (it reaches a majority and its store takes writes).
-import type { LocalMesh, LocalMeshRegion } from '../../src/local/local-mesh.js';
+import type { LocalMesh } from '../../src/local/local-mesh.js';
 import { healthOf } from '../support/grpc-health.js';
 import { sleep } from '../support/wait.js';
 
@@ -25,16 +25,12 @@ export async function waitRestarted(mesh: LocalMesh, before: ReadonlyMap<string,
 export async function waitAllServing(mesh: LocalMesh, deadline: number): Promise<string | undefined> {
   for (const region of mesh.regions) {
     let status = '';
-    while ((status = await healthOf(grpcPortOf(region), '')) !== 'SERVING') {
+    while ((status = await healthOf(region.grpc, '')) !== 'SERVING') {
       if (Date.now() > deadline) return `${region.region} reports ${status}, not SERVING: ${mesh.outputOf(region.region)}`;
       await sleep(100);
     }
   }
   return undefined;
-}
-
-export function grpcPortOf(region: LocalMeshRegion): number {
-  return Number(region.grpc.slice(region.grpc.lastIndexOf(':') + 1));
 }
 
 /** SIGKILL to each victim at once, then the waits above; how long until all served again. */
