@@ -11,6 +11,7 @@ const processTests = [
   'test/admin-cli/audit-e2e.test.ts',
   'test/admin-cli/run-admin.test.ts',
   'test/chaos/crash-mesh.test.ts',
+  'test/chaos/wan-mesh.test.ts',
   'test/deploy/image.test.ts',
   'test/deploy/observability.test.ts',
   'test/ledger/sqlite-store-processes.test.ts',

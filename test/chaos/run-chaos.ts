@@ -1,11 +1,13 @@
-// Entry point of `npm run chaos -- [--seed N] [--rounds N] [--workers N] [--gap-ms MIN,MAX]`: the
-// long crash run (chaos-run.ts) with a progress line per kill round and a closing summary with
-// its figures. Exit 0 when every rule held, 1 when one broke (the seed is printed to replay its
-// choices), 2 for a bad command line. Its temporary state directory is removed at the end.
+// Entry point of `npm run chaos`: the WAN chaos run (wan-run.ts, run-wan-chaos.ts) by default, or
+// with `-- crash [--seed N] [--rounds N] [--workers N] [--gap-ms MIN,MAX]` the long crash run
+// (chaos-run.ts) with a progress line per kill round and a closing summary with its figures.
+// Exit 0 when every rule held, 1 when one broke (the seed is printed to replay its choices), 2
+// for a bad command line. Its temporary state directory is removed at the end.
 import { formatSummary } from './chaos-summary.js';
 import { type ChaosRunOptions, runChaos } from './chaos-run.js';
+import { wanMain } from './run-wan-chaos.js';
 
-const usage = `usage: npm run chaos -- [options]
+const usage = `usage: npm run chaos -- crash [options]
   --seed N          the seed of every random choice (default: from the clock); printed at the start
   --rounds N        kill rounds, each of one random region node (default 12, at least 10 for the
                     issue's figure); round N/2 kills all three at once
@@ -58,7 +60,8 @@ function parse(argv: readonly string[]): ChaosRunOptions | string {
 const startedMs = Date.now();
 
 async function main(argv: readonly string[]): Promise<number> {
-  const options = parse(argv);
+  if (argv[0] !== 'crash') return wanMain(argv[0] === 'wan' ? argv.slice(1) : argv, startedMs);
+  const options = parse(argv.slice(1));
   if (typeof options === 'string') {
     console.error(options);
     return options === usage ? 0 : 2;
@@ -67,7 +70,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const summary = await runChaos(options);
   console.log(formatSummary(summary));
   if (summary.problems.length > 0 || (summary.audit.exitCode !== 0 && summary.audit.exitCode !== 1)) {
-    console.log(`FAILED; replay its choices with: npm run chaos -- --seed ${options.seed} --rounds ${options.rounds} --workers ${options.workers}`);
+    console.log(`FAILED; replay its choices with: npm run chaos -- crash --seed ${options.seed} --rounds ${options.rounds} --workers ${options.workers}`);
     return 1;
   }
   console.log('passed');
