@@ -145,7 +145,7 @@ export async function readAccountKeys(files: readonly string[], emulatorUrl: str
     } catch (error) {
       return err(`cannot read the node config ${file}: ${(error as Error).message}`);
     }
-    const config = parseNodeConfig(raw);
+    const config = parseNodeConfig(raw, env);
     if (!config.ok) return err(`${file}: field ${config.error.field}: ${config.error.reason}`);
     const targets = await resolveUpstreamTargets(config.value.upstream, { baseDir: dirname(resolve(file)), env });
     if (!targets.ok) return err(`${file}: field ${targets.error.field}: ${targets.error.reason}`);

@@ -25,7 +25,9 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  *
  * ```json
  * {
- *   "node": "us-east-1",                  // this node's member id (1-48 printable ASCII chars)
+ *   "node": "us-east-1",                  // this node's member id (1-48 printable ASCII chars),
+ *                                         // or { "env": "POD_NAME" }: the id is the value of that
+ *                                         // environment variable when the node starts
  *   "region": "us-east",                  // its region id
  *   "listen": { "host": "127.0.0.1", "port": 7401 },   // mesh WebSocket endpoint
  *   "admin": { "host": "127.0.0.1", "port": 8401,      // optional admin/status HTTP endpoint;
@@ -104,6 +106,13 @@ import { defaultRateLimitSettings, type RateLimitSettings } from './gateway/gate
  * (src/node/credentials/). Its file must not be readable by group or others (mode 0600 or
  * stricter). A bare token (`key`, `keyEnv`, `keyFile` on an `oauth` account) is used as it is and
  * never renewed: when it expires the account is disabled until an operator replaces it.
+ *
+ * The member id from the environment: one file then serves several nodes whose only difference is
+ * their id, as a Kubernetes StatefulSet's pods (`carpool-us-east-0`, `-1`, ...) share one
+ * ConfigMap and each gets its pod name in `POD_NAME` (deploy/k8s/). The parser stays pure: it is
+ * handed the environment (`loadNodeConfig` passes the process's), and a variable that is unset,
+ * empty or not a member id is an error naming the field `node` and the variable; the id must still
+ * be one of `members`.
  *
  * A top-level `"$comment"` (a string or an array of strings) is ignored, so a file can say what
  * it is for; any other unknown field is an error naming it. Every error names the field it is
@@ -263,7 +272,15 @@ export function isValidAdminToken(text: string): boolean {
   return text.length >= adminTokenLengthMin && text.length <= adminTokenLengthMax && tokenPattern.test(text);
 }
 
-export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
+/** The environment variables the parser may read: only those a config names (`"node": { "env": ... }`). */
+export type NodeConfigEnv = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Checks a parsed JSON config. `env` is where `"node": { "env": NAME }` looks its id up; it is
+ * passed in, not read here, so parsing stays a function of its arguments. Without it such a
+ * config is refused for the missing variable.
+ */
+export function parseNodeConfig(raw: unknown, env: NodeConfigEnv = {}): Result<NodeConfig, ConfigError> {
   if (!isRecord(raw)) return bad('(root)', 'the configuration must be a JSON object');
   for (const [field, value] of Object.entries(raw)) {
     // A note for people, as the local config allows (src/local/local-config.ts); only at the top,
@@ -275,10 +292,9 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     }
     if (!knownFields.includes(field)) return bad(field, `unknown field (known: ${knownFields.join(', ')}, ${commentField})`);
   }
-  const node = raw.node;
-  if (typeof node !== 'string' || !isValidId(node) || node.length > nodeIdLengthMax) {
-    return bad('node', `must be 1 to ${nodeIdLengthMax} printable ASCII characters without spaces`);
-  }
+  const nodeField = parseNodeId(raw.node, env);
+  if (!nodeField.ok) return nodeField;
+  const { id: node, from } = nodeField.value;
   const region = raw.region;
   if (typeof region !== 'string' || !isValidId(region)) return bad('region', 'must be a printable ASCII id');
   const listen = parseEndpoint(raw.listen, 'listen');
@@ -310,7 +326,7 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     if (unknown !== undefined) return bad(`${field}.${unknown}`, 'unknown field');
   }
   const self = members.find((m) => m.id === node);
-  if (self === undefined) return bad('members', `must include this node "${node}"`);
+  if (self === undefined) return bad('members', `must include this node "${node}"${from === undefined ? '' : ` (the value of ${from})`}`);
   if (self.region !== region) return bad('region', `differs from this node's entry in members ("${self.region}")`);
   let secret: NodeConfig['secret'];
   if (raw.secret !== undefined && raw.secretFile !== undefined) return bad('secret', 'give either secret or secretFile, not both');
@@ -351,6 +367,29 @@ export function parseNodeConfig(raw: unknown): Result<NodeConfig, ConfigError> {
     ...gateway.value,
     ...stored.value,
   });
+}
+
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const nodeIdRule = `1 to ${nodeIdLengthMax} printable ASCII characters without spaces`;
+
+/** `node`: the member id, given or taken from an environment variable; `from` names the variable. */
+function parseNodeId(raw: unknown, env: NodeConfigEnv): Result<{ id: string; from: string | undefined }, ConfigError> {
+  if (typeof raw === 'string') {
+    if (!isValidId(raw) || raw.length > nodeIdLengthMax) return bad('node', `must be ${nodeIdRule}, or { "env": NAME }`);
+    return ok({ id: raw, from: undefined });
+  }
+  if (!isRecord(raw)) return bad('node', `must be a member id (${nodeIdRule}) or { "env": NAME }`);
+  const unknown = Object.keys(raw).find((key) => key !== 'env');
+  if (unknown !== undefined) return bad(`node.${unknown}`, 'unknown field (known: env)');
+  const name = raw.env;
+  if (typeof name !== 'string' || !envNamePattern.test(name)) return bad('node.env', 'must be an environment variable name');
+  const value = env[name];
+  if (value === undefined) return bad('node', `takes the member id from the environment variable ${name}, which is not set`);
+  if (value === '') return bad('node', `takes the member id from the environment variable ${name}, which is empty`);
+  if (!isValidId(value) || value.length > nodeIdLengthMax) {
+    return bad('node', `the environment variable ${name} holds "${value.slice(0, 64)}", which is not a member id (${nodeIdRule})`);
+  }
+  return ok({ id: value, from: `the environment variable ${name}` });
 }
 
 /** `dataDir` and `store`: where and how the node keeps its state. */
@@ -535,7 +574,6 @@ function parseNames(raw: unknown, field: string, pattern: RegExp, what: string):
   return ok(names);
 }
 
-const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const printablePattern = /^[\x21-\x7e]+$/;
 
 function parseUpstream(raw: unknown): Result<UpstreamConfig, ConfigError> {

@@ -280,8 +280,13 @@ async function rollUpLedger(store: SqliteStore, print: (line: string) => void, o
   }
 }
 
-/** Reads and checks a node config and what it refers to; a message naming the field otherwise. */
-export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | string> {
+/**
+ * Reads and checks a node config and what it refers to; a message naming the field otherwise.
+ * `env` is where the member id (`"node": { "env": ... }`), `CARPOOL_MESH_SECRET` and the accounts'
+ * `keyEnv` / `credentialsEnv` are looked up: the process's environment unless a caller (a test of
+ * a deployment's configs) hands another.
+ */
+export async function loadNodeConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedNodeConfig | string> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -294,14 +299,14 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
   } catch (error) {
     return `the config file ${path} is not JSON: ${(error as Error).message}`;
   }
-  const parsed = parseNodeConfig(raw);
+  const parsed = parseNodeConfig(raw, env);
   if (!parsed.ok) return `${path}: field ${parsed.error.field}: ${parsed.error.reason}`;
   const config = parsed.value;
   const base = dirname(resolve(path));
   let secretText: string;
   if (config.secret.kind === 'inline') secretText = config.secret.value;
   else if (config.secret.kind === 'env') {
-    const fromEnv = process.env.CARPOOL_MESH_SECRET;
+    const fromEnv = env.CARPOOL_MESH_SECRET;
     if (fromEnv === undefined || fromEnv.length < 16)
       return 'no mesh secret: set "secret" or "secretFile" in the config, or CARPOOL_MESH_SECRET (at least 16 characters)';
     secretText = fromEnv;
@@ -326,7 +331,7 @@ export async function loadNodeConfig(path: string): Promise<LoadedNodeConfig | s
   }
   const adminTokens = await resolveAdminTokens(config, base);
   if (typeof adminTokens === 'string') return adminTokens;
-  const credentials = await readAccountCredentials(config.upstream, { baseDir: base, env: process.env });
+  const credentials = await readAccountCredentials(config.upstream, { baseDir: base, env });
   if (!credentials.ok) return `${path}: field ${credentials.error.field}: ${credentials.error.reason}`;
   const targets = new Map<AccountId, UpstreamTarget>();
   for (const [id, sourced] of credentials.value) targets.set(id, { baseUrl: config.upstream?.baseUrl ?? '', credential: upstreamCredentialOf(sourced.held) });

@@ -1,6 +1,7 @@
 // Proves the node configuration parser accepts a valid file and names the field of every mistake.
 // The gateway's fields are covered too (gRPC endpoint, admin token, upstream credentials, rate
-// limits), and credentials resolve from inline text, the environment and files.
+// limits), and credentials resolve from inline text, the environment and files. The member id may
+// come from an environment variable handed to the parser (a StatefulSet pod's name).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,5 +241,56 @@ describe('parseNodeConfig: the admin surface', () => {
     expect(fieldOf({ ...valid, admin: { ...valid.admin, allowedHosts: ['evil host'] } })).toBe('admin.allowedHosts[0]');
     expect(fieldOf({ ...valid, admin: { ...valid.admin, allowedOrigins: ['ops.example.com'] } })).toBe('admin.allowedOrigins[0]');
     expect(fieldOf({ ...valid, admin: { ...valid.admin, cors: true } })).toBe('admin.cors');
+  });
+});
+
+describe('parseNodeConfig: the member id from the environment', () => {
+  // One config for every pod of a StatefulSet (deploy/k8s/): each takes its id from POD_NAME.
+  const shared = {
+    ...valid,
+    node: { env: 'POD_NAME' },
+    members: [
+      { id: 'carpool-r1-0', region: 'r1', url: 'ws://carpool-r1-0.carpool-mesh:7401' },
+      { id: 'carpool-r1-1', region: 'r1', url: 'ws://carpool-r1-1.carpool-mesh:7401' },
+      { id: 'carpool-r2-0', region: 'r2', url: 'ws://carpool-r2-0.carpool-mesh:7401' },
+    ],
+  };
+
+  function refusal(raw: unknown, env: Record<string, string | undefined>): { field: string; reason: string } | undefined {
+    const parsed = parseNodeConfig(raw, env);
+    return parsed.ok ? undefined : { field: parsed.error.field, reason: parsed.error.reason };
+  }
+
+  it('takes the id from the named variable, each pod its own', () => {
+    for (const pod of ['carpool-r1-0', 'carpool-r1-1']) {
+      const parsed = parseNodeConfig(shared, { POD_NAME: pod, OTHER: 'carpool-r2-0' });
+      expect(parsed.ok && parsed.value.node).toBe(pod);
+    }
+    // The id must still be a member of this region: the region check runs on the id from the environment.
+    expect(refusal(shared, { POD_NAME: 'carpool-r2-0' })).toMatchObject({ field: 'region' });
+  });
+
+  it('refuses an unset, empty or invalid variable, naming the field and the variable', () => {
+    expect(refusal(shared, {})).toEqual({ field: 'node', reason: 'takes the member id from the environment variable POD_NAME, which is not set' });
+    // Without an environment handed in, the parser reads none: the same refusal.
+    expect(refusal(shared, undefined as unknown as Record<string, string>)?.reason).toMatch(/POD_NAME, which is not set/);
+    expect(refusal(shared, { POD_NAME: '' })).toEqual({ field: 'node', reason: 'takes the member id from the environment variable POD_NAME, which is empty' });
+    expect(refusal(shared, { POD_NAME: 'has space' })?.reason).toMatch(/^the environment variable POD_NAME holds "has space", which is not a member id/);
+    expect(refusal(shared, { POD_NAME: 'x'.repeat(49) })).toMatchObject({ field: 'node' });
+  });
+
+  it('refuses an id from the environment that is not one of members, saying where it came from', () => {
+    expect(refusal(shared, { POD_NAME: 'carpool-r1-7' })).toEqual({
+      field: 'members',
+      reason: 'must include this node "carpool-r1-7" (the value of the environment variable POD_NAME)',
+    });
+  });
+
+  it('checks the form of the object', () => {
+    expect(refusal({ ...shared, node: { env: 'not a name' } }, { POD_NAME: 'carpool-r1-0' })).toMatchObject({ field: 'node.env' });
+    expect(refusal({ ...shared, node: { env: 'POD_NAME', fallback: 'n1' } }, { POD_NAME: 'carpool-r1-0' })).toMatchObject({ field: 'node.fallback' });
+    expect(refusal({ ...shared, node: {} }, { POD_NAME: 'carpool-r1-0' })).toMatchObject({ field: 'node.env' });
+    expect(refusal({ ...shared, node: ['POD_NAME'] }, { POD_NAME: 'carpool-r1-0' })).toMatchObject({ field: 'node' });
+    expect(refusal({ ...shared, node: 7 }, {})).toMatchObject({ field: 'node' });
   });
 });

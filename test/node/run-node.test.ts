@@ -1,7 +1,8 @@
 // Proves a node config's admin tokens load as one set.
 // `adminToken` loads as the admin named `admin`, each `adminTokens` entry with its name and role,
 // token files are read relative to the config, and a token file that is unreadable, too short, or
-// holds a token another name already has is refused with the field named.
+// holds a token another name already has is refused with the field named. The member id, the mesh
+// secret and account keys come from the environment loadNodeConfig is handed (a pod's, in tests).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,5 +68,28 @@ describe('loadNodeConfig: admin tokens', () => {
   ])('refuses %s, naming the field', async (_name, fields, files, message) => {
     const loaded = await loadNodeConfig(await configWith(fields, files));
     expect(loaded).toMatch(message);
+  });
+});
+
+describe('loadNodeConfig: the environment it is handed', () => {
+  it('takes the member id, the mesh secret and account keys from it, not from the process', async () => {
+    const path = await configWith(
+      {
+        node: { env: 'POD_NAME' },
+        admin: undefined,
+        secret: undefined,
+        upstream: { baseUrl: 'https://api.anthropic.com', accounts: { 'acct-1': { kind: 'api-key', keyEnv: 'ACCT1_KEY' } } },
+      },
+      {},
+    );
+    const env = { POD_NAME: 'n1', CARPOOL_MESH_SECRET: 'a-mesh-secret-of-the-pod', ACCT1_KEY: 'sk-ant-test-key' };
+    const loaded = await loadNodeConfig(path, env);
+    if (typeof loaded === 'string') throw new Error(loaded);
+    expect(loaded.config.node).toBe('n1');
+    expect(new TextDecoder().decode(loaded.secret)).toBe(env.CARPOOL_MESH_SECRET);
+    expect([...loaded.credentials.keys()]).toEqual(['acct-1']);
+    expect(await loadNodeConfig(path, { ...env, POD_NAME: undefined })).toMatch(
+      /field node: takes the member id from the environment variable POD_NAME, which is not set/,
+    );
   });
 });
