@@ -29,14 +29,22 @@ export interface WanNamespaces {
   remove(): Promise<void>;
 }
 
-/** Why namespaces cannot be made here, or undefined when they can. */
+/**
+ * Why namespaces cannot be made here, or undefined when they can: it makes and removes a probe
+ * namespace with a veth pair, as a container without the capability to would refuse.
+ */
 export async function netnsUnavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'network namespaces need root';
+  const probe = `${netnsPrefix}${process.pid}-probe`;
+  const end = `cw${String(process.pid).slice(-7)}p`;
   try {
-    await run('ip', ['netns', 'list']);
+    await ip('netns', 'add', probe);
+    await ip('link', 'add', end, 'type', 'veth', 'peer', 'name', `${end}n`, 'netns', probe);
     return undefined;
   } catch (error) {
-    return `\`ip netns\` does not work here: ${(error as Error).message}`;
+    return `network namespaces cannot be made here: ${(error as Error).message}`;
+  } finally {
+    await run('ip', ['netns', 'del', probe]).catch(() => undefined);
   }
 }
 
