@@ -3,6 +3,7 @@
 // (chaos-run.ts) with a progress line per kill round and a closing summary with its figures.
 // Exit 0 when every rule held, 1 when one broke (the seed is printed to replay its choices), 2
 // for a bad command line. Its temporary state directory is removed at the end.
+import { parseChaosOptions } from './chaos-options.js';
 import { formatSummary } from './chaos-summary.js';
 import { type ChaosRunOptions, runChaos } from './chaos-run.js';
 import { wanMain } from './run-wan-chaos.js';
@@ -15,22 +16,13 @@ const usage = `usage: npm run chaos -- crash [options]
   --gap-ms MIN,MAX  load between two kills, in ms (default 2000,6000)`;
 
 function parse(argv: readonly string[]): ChaosRunOptions | string {
-  const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--help') return usage;
-    if (!['--seed', '--rounds', '--workers', '--gap-ms'].includes(arg) || i + 1 >= argv.length) return `unknown option or missing value: ${arg}\n${usage}`;
-    given.set(arg, argv[++i] as string);
-  }
-  const integer = (name: string, fallback: number, min: number, max: number): number | undefined => {
-    const text = given.get(name);
-    const value = text === undefined ? fallback : Number(text);
-    return Number.isSafeInteger(value) && value >= min && value <= max ? value : undefined;
-  };
+  const options = parseChaosOptions(argv, ['--seed', '--rounds', '--workers', '--gap-ms'], usage);
+  if (typeof options === 'string') return options;
+  const { integer } = options;
   const seed = integer('--seed', Date.now() % 1_000_000, 0, Number.MAX_SAFE_INTEGER);
   const rounds = integer('--rounds', 12, 1, 1_000);
   const workers = integer('--workers', 8, 1, 64);
-  const [gapMin, gapMax] = (given.get('--gap-ms') ?? '2000,6000').split(',').map(Number);
+  const [gapMin, gapMax] = (options.text('--gap-ms') ?? '2000,6000').split(',').map(Number);
   if (seed === undefined || rounds === undefined || workers === undefined)
     return `--seed, --rounds and --workers take whole numbers (rounds 1-1000, workers 1-64)\n${usage}`;
   if (

@@ -1,6 +1,7 @@
 // `npm run chaos [-- [wan] [--seed N] [--regions 3-5] [--seconds N] [--workers N]]`: the WAN chaos
 // run (wan-run.ts) with a progress line per fault and a closing table. Needs root (network
 // namespaces); says so and exits 2 otherwise.
+import { parseChaosOptions } from './chaos-options.js';
 import { netnsUnavailable } from './wan-netns.js';
 import { runWanChaos, type WanRunOptions } from './wan-run.js';
 import { formatWanSummary } from './wan-summary.js';
@@ -9,21 +10,13 @@ const usage = `usage: npm run chaos -- [wan] [options]
   --seed N      the seed of the fault schedule and the load (default: from the clock)
   --regions N   region nodes, each in its own network namespace: 3 to 5 (default 5)
   --seconds N   how long the load and the faults last, 20 to 3600 (default 150)
-  --workers N   concurrent clients, 1 to 64 (default 10)`;
+  --workers N   concurrent clients, 1 to 64 (default 10)
+npm run chaos -- crash --help: the crash run on loopback (no root needed)`;
 
 function parse(argv: readonly string[], startedMs: number): WanRunOptions | string {
-  const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--help') return usage;
-    if (!['--seed', '--regions', '--seconds', '--workers'].includes(arg) || i + 1 >= argv.length) return `unknown option or missing value: ${arg}\n${usage}`;
-    given.set(arg, argv[++i] as string);
-  }
-  const integer = (name: string, fallback: number, min: number, max: number): number | undefined => {
-    const text = given.get(name);
-    const value = text === undefined ? fallback : Number(text);
-    return Number.isSafeInteger(value) && value >= min && value <= max ? value : undefined;
-  };
+  const parsed = parseChaosOptions(argv, ['--seed', '--regions', '--seconds', '--workers'], usage);
+  if (typeof parsed === 'string') return parsed;
+  const { integer } = parsed;
   const seed = integer('--seed', Date.now() % 1_000_000, 0, Number.MAX_SAFE_INTEGER);
   const regions = integer('--regions', 5, 3, 5);
   const secondsTotal = integer('--seconds', 150, 20, 3_600);

@@ -1,4 +1,5 @@
 // The closing table of a WAN chaos run, as `npm run chaos` prints it and a failing test shows it.
+import { verdictLines } from './chaos-summary.js';
 import type { WanSummary } from './wan-run.js';
 
 export function formatWanSummary(summary: WanSummary): string {
@@ -27,12 +28,8 @@ export function formatWanSummary(summary: WanSummary): string {
         (l) =>
           `             ${`${l.from} → ${l.to}`.padEnd(24)} ${String(l.rttMs).padStart(6)}  ${`${l.delayMsMin}/${l.delayMsMax}`.padStart(18)}  ${String(l.connections).padStart(11)}  ${String(l.resets).padStart(6)}  ${String(l.heldChunks).padStart(11)}  ${l.bytes}`,
       ),
-    `  audit      carpool audit exited ${summary.audit.exitCode}: ${summary.audit.note}`,
-    summary.problems.length === 0
-      ? '  verdict    no rule broken'
-      : `  verdict    ${summary.problems.length} problem(s):\n${summary.problems.map((p) => `    - ${p}`).join('\n')}`,
+    ...verdictLines(summary.audit, summary.problems),
   ];
-  if (summary.audit.output !== '') lines.push('  audit output:', ...summary.audit.output.split('\n').map((line) => `    ${line}`));
   return lines.join('\n');
 }
 
